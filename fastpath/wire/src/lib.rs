@@ -19,6 +19,8 @@ pub mod arp;
 pub mod checksum;
 pub mod esp;
 pub mod ethernet;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod icmpv4;
 pub mod ipv4;
 pub mod ipv6;

@@ -1,0 +1,117 @@
+//! Packets waiting for their SA: the first packets of a flow whose proxy-ID
+//! has no SA yet are kept (a few per proxy-ID, a bounded pool per worker)
+//! and sent when the SA is installed, so that the packet that triggered
+//! the negotiation is not lost. Storage is allocated once, at start.
+
+use std::time::{Duration, Instant};
+
+use crate::VpnId;
+use esprit_policy::ProxyId;
+
+/// Bytes of one held frame (a 2 KiB UMEM frame holds at most this much).
+pub(crate) const HOLD_FRAME: usize = 2048;
+
+#[derive(Debug)]
+pub(crate) struct HoldPool {
+    data: Vec<u8>,
+    len: Vec<u16>,
+    owner: Vec<Option<(VpnId, ProxyId)>>,
+    since: Vec<Option<Instant>>,
+    free: Vec<u16>,
+    released: Vec<u16>,
+    per_proxy_id: usize,
+}
+
+impl HoldPool {
+    pub(crate) fn new(slots: usize, per_proxy_id: usize) -> HoldPool {
+        let slots = slots.min(usize::from(u16::MAX));
+        HoldPool {
+            data: vec![0; slots * HOLD_FRAME],
+            len: vec![0; slots],
+            owner: vec![None; slots],
+            since: vec![None; slots],
+            free: (0..slots as u16).rev().collect(),
+            released: Vec::with_capacity(slots),
+            per_proxy_id,
+        }
+    }
+
+    /// Keeps a copy of `frame`; false when the pool or the proxy-ID's share
+    /// of it is full (or the frame is too big to hold).
+    pub(crate) fn hold(&mut self, vpn: VpnId, proxy_id: &ProxyId, frame: &[u8], now: Instant) -> bool {
+        if frame.len() > HOLD_FRAME || self.per_proxy_id == 0 {
+            return false;
+        }
+        let held =
+            self.owner.iter().filter(|o| matches!(o, Some((v, p)) if *v == vpn && p == proxy_id)).count();
+        if held >= self.per_proxy_id {
+            return false;
+        }
+        let Some(slot) = self.free.pop() else { return false };
+        let i = usize::from(slot);
+        self.data[i * HOLD_FRAME..i * HOLD_FRAME + frame.len()].copy_from_slice(frame);
+        self.len[i] = frame.len() as u16;
+        self.owner[i] = Some((vpn, *proxy_id));
+        self.since[i] = Some(now);
+        true
+    }
+
+    /// The proxy-ID got its SA: its held frames are ready to go, oldest first.
+    pub(crate) fn release(&mut self, vpn: VpnId, proxy_id: &ProxyId) {
+        let mut mine: Vec<(Instant, u16)> = Vec::new();
+        for (i, o) in self.owner.iter_mut().enumerate() {
+            if matches!(o, Some((v, p)) if *v == vpn && p == proxy_id) {
+                *o = None;
+                mine.push((self.since[i].unwrap_or_else(Instant::now), i as u16));
+            }
+        }
+        mine.sort();
+        self.released.extend(mine.into_iter().map(|(_, i)| i));
+    }
+
+    /// Forgets frames held longer than `max_age`; returns how many.
+    pub(crate) fn expire(&mut self, now: Instant, max_age: Duration) -> u64 {
+        let mut n = 0;
+        for i in 0..self.owner.len() {
+            if self.owner[i].is_some() && self.since[i].is_some_and(|t| now.duration_since(t) > max_age) {
+                self.owner[i] = None;
+                self.since[i] = None;
+                self.free.push(i as u16);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Drops what a removed VPN held; returns how many.
+    pub(crate) fn discard_vpn(&mut self, vpn: VpnId) -> u64 {
+        let mut n = 0;
+        for i in 0..self.owner.len() {
+            if matches!(self.owner[i], Some((v, _)) if v == vpn) {
+                self.owner[i] = None;
+                self.free.push(i as u16);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    pub(crate) fn has_released(&self) -> bool {
+        !self.released.is_empty()
+    }
+
+    /// Hands every released frame to `f`, then frees its slot.
+    pub(crate) fn drain_released(&mut self, mut f: impl FnMut(&[u8])) {
+        for k in 0..self.released.len() {
+            let i = usize::from(self.released[k]);
+            f(&self.data[i * HOLD_FRAME..i * HOLD_FRAME + usize::from(self.len[i])]);
+            self.since[i] = None;
+            self.free.push(i as u16);
+        }
+        self.released.clear();
+    }
+
+    pub(crate) fn held(&self) -> usize {
+        self.owner.iter().filter(|o| o.is_some()).count()
+    }
+}

@@ -1,0 +1,72 @@
+//! The worker's SA slots: per-SA contexts from `esprit-esp`, with the
+//! counters that drive volume lifetimes and `get sa id N`.
+
+use std::time::Instant;
+
+use esprit_esp::{InboundSa, OutboundSa};
+use esprit_policy::InboundSelector;
+
+use crate::{SaId, TunnelId, VpnId, WorkerId};
+
+/// Volume lifetime of an SA in bytes (RFC 2409 §4.5 "kilobytes", RFC 4301
+/// §4.4.2.1 soft and hard). 0 = unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lifetime {
+    /// Past this, the control plane is told to rekey (once).
+    pub soft_bytes: u64,
+    /// Past this, the SA carries no more traffic.
+    pub hard_bytes: u64,
+}
+
+/// Traffic an SA has carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SaCounters {
+    pub packets: u64,
+    /// Bytes of inner packets (what lifetimes count).
+    pub bytes: u64,
+    /// Packets refused by this SA (replay, ICV, policy).
+    pub errors: u64,
+}
+
+/// An outbound SA installed on this worker.
+#[derive(Debug)]
+pub(crate) struct OutEntry {
+    pub id: SaId,
+    pub sa: OutboundSa,
+    pub life: Lifetime,
+    pub counters: SaCounters,
+    pub soft_reported: bool,
+    pub hard_reported: bool,
+    pub last_used: Option<Instant>,
+}
+
+/// Where a proxy-ID's outbound traffic goes.
+#[derive(Debug)]
+pub(crate) enum OutSlot {
+    /// No SA yet: acquire sent at `last_acquire` (rate-limits the next).
+    Empty { last_acquire: Option<Instant> },
+    /// This worker owns the SA.
+    Local(Box<OutEntry>),
+    /// Another worker owns it: hand the packet off.
+    Remote { owner: WorkerId, id: SaId },
+}
+
+/// An inbound SA installed on this worker.
+#[derive(Debug)]
+pub(crate) struct InEntry {
+    pub id: SaId,
+    pub sa: InboundSa,
+    pub vpn: VpnId,
+    pub tunnel: TunnelId,
+    pub selector: InboundSelector,
+    pub life: Lifetime,
+    pub counters: SaCounters,
+    pub soft_reported: bool,
+    pub last_used: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub(crate) enum InSlot {
+    Local(Box<InEntry>),
+    Remote { owner: WorkerId },
+}

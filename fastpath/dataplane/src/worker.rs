@@ -1,0 +1,996 @@
+//! One worker's tables and its burst pipeline.
+
+use core::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use esprit_esp::{DecapError, EncapError, Payload};
+use esprit_policy::{FlowKey, ProxyIdIndex, Verdict};
+use esprit_wire::ethernet::{self, ethertype, MacAddr};
+use esprit_wire::udp_encap::{self, Encapsulated as Encap};
+use esprit_wire::{esp, icmpv4, ip_proto, ipv4, udp};
+
+use crate::drop::{DropCounters, DropReason};
+use crate::fasthash::FastMap;
+use crate::flow::flow_key_v4;
+use crate::hold::HoldPool;
+use crate::sa::{InEntry, InSlot, OutEntry, OutSlot};
+use crate::update::{
+    Event, ExpireReason, PortInfo, Retired, SaStats, TunnelConf, Update, VpnConf, WorkerOutput, WorkerStats,
+};
+use crate::{NeighborTable, NextHop, PortId, RouteTable, SaId, TunnelId, VpnId, WorkerId, MAX_BURST};
+
+/// A frame the pipeline works on: the whole buffer (headroom and tailroom
+/// included) and where the packet sits in it. The pipeline moves the
+/// packet's start backwards to prepend headers and its end forwards to
+/// append the ESP trailer.
+pub trait Frame {
+    fn buffer(&mut self) -> &mut [u8];
+    fn head(&self) -> usize;
+    fn len(&self) -> usize;
+    fn set_packet(&mut self, head: usize, len: usize);
+}
+
+/// A frame in a `Vec` (tests, benches, re-injected held packets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VecFrame {
+    pub buf: Vec<u8>,
+    pub head: usize,
+    pub len: usize,
+}
+
+impl VecFrame {
+    /// A `capacity`-byte frame holding `packet` at offset `headroom`.
+    pub fn new(capacity: usize, headroom: usize, packet: &[u8]) -> VecFrame {
+        let mut buf = vec![0; capacity.max(headroom + packet.len())];
+        buf[headroom..headroom + packet.len()].copy_from_slice(packet);
+        VecFrame { buf, head: headroom, len: packet.len() }
+    }
+
+    pub fn packet(&self) -> &[u8] {
+        &self.buf[self.head..self.head + self.len]
+    }
+}
+
+impl Frame for VecFrame {
+    fn buffer(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+    fn head(&self) -> usize {
+        self.head
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn set_packet(&mut self, head: usize, len: usize) {
+        self.head = head;
+        self.len = len;
+    }
+}
+
+/// What becomes of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Transmit the (rewritten) frame on this port.
+    Tx(PortId),
+    /// Drop it (and recycle the frame); already counted.
+    Drop(DropReason),
+    /// A copy waits in the hold queue for its SA; recycle the frame.
+    Held,
+    /// Its SA belongs to another worker: pass the frame to it unchanged.
+    HandOff(WorkerId),
+}
+
+/// Tunables of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub id: WorkerId,
+    /// Frames the hold queue keeps in all (allocated at start).
+    pub hold_slots: usize,
+    /// Frames one proxy-ID may hold.
+    pub hold_per_proxy_id: usize,
+    /// How long a held frame waits for its SA.
+    pub hold_timeout: Duration,
+    /// Least time between two acquires for one proxy-ID.
+    pub acquire_interval: Duration,
+    /// Least time between two neighbour-miss events for one next hop.
+    pub neighbor_miss_interval: Duration,
+    /// ICMP errors sent per 100 ms at most (RFC 1812 §4.3.2.8 rate limit).
+    pub icmp_per_100ms: u32,
+}
+
+impl WorkerConfig {
+    pub fn new(id: WorkerId) -> WorkerConfig {
+        WorkerConfig {
+            id,
+            hold_slots: 256,
+            hold_per_proxy_id: 4,
+            hold_timeout: Duration::from_secs(3),
+            acquire_interval: Duration::from_millis(500),
+            neighbor_miss_interval: Duration::from_millis(200),
+            icmp_per_100ms: 100,
+        }
+    }
+}
+
+/// Traffic counters of one worker (drops are in [`DropCounters`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Clear packets routed port to port.
+    pub forwarded: u64,
+    pub encrypted: u64,
+    pub decrypted: u64,
+    pub held: u64,
+    pub released: u64,
+    pub handed_off: u64,
+    pub acquires: u64,
+    pub icmp_errors: u64,
+    /// Held frames whose SA did not come in time.
+    pub hold_expired: u64,
+}
+
+struct VpnState {
+    conf: VpnConf,
+    /// One per proxy-ID, by `ProxyIdIndex`.
+    slots: Vec<OutSlot>,
+}
+
+/// What the first pass decided for a packet.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Done,
+    /// Into a tunnel: classify (batch) then encrypt. `l3` is the IPv4
+    /// header offset, `len` the IP total length.
+    Tunnel {
+        l3: usize,
+        len: usize,
+        tunnel: TunnelId,
+        vpn: VpnId,
+    },
+}
+
+/// One fast-path worker: its tables, SA contexts and counters.
+pub struct Worker {
+    cfg: WorkerConfig,
+    ports: Vec<PortInfo>,
+    local: Vec<Ipv4Addr>,
+    routes: Arc<RouteTable>,
+    neighbors: Arc<NeighborTable>,
+    tunnels: FastMap<u32, TunnelConf>,
+    vpns: FastMap<u32, VpnState>,
+    inbound: FastMap<u32, InSlot>,
+    /// Outbound SA id -> where its slot is.
+    outbound_ids: FastMap<u64, (VpnId, ProxyIdIndex)>,
+    hold: HoldPool,
+    counters: WorkerCounters,
+    drops: DropCounters,
+    /// Direct-mapped (next hop -> last miss event) for rate limiting.
+    miss_cache: [(u64, Option<Instant>); 64],
+    icmp_window: (Option<Instant>, u32),
+    stages: Vec<Stage>,
+    keys: Vec<FlowKey>,
+    verdicts: Vec<Verdict>,
+    key_owner: Vec<u8>,
+}
+
+impl core::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.cfg.id)
+            .field("ports", &self.ports.len())
+            .field("tunnels", &self.tunnels.len())
+            .field("vpns", &self.vpns.len())
+            .field("inbound_sas", &self.inbound.len())
+            .field("outbound_sas", &self.outbound_ids.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    pub fn new(cfg: WorkerConfig) -> Worker {
+        let hold = HoldPool::new(cfg.hold_slots, cfg.hold_per_proxy_id);
+        Worker {
+            cfg,
+            ports: Vec::new(),
+            local: Vec::new(),
+            routes: Arc::new(RouteTable::default()),
+            neighbors: Arc::new(NeighborTable::default()),
+            tunnels: FastMap::default(),
+            vpns: FastMap::default(),
+            inbound: FastMap::default(),
+            outbound_ids: FastMap::default(),
+            hold,
+            counters: WorkerCounters::default(),
+            drops: DropCounters::default(),
+            miss_cache: [(0, None); 64],
+            icmp_window: (None, 0),
+            stages: Vec::with_capacity(MAX_BURST),
+            keys: Vec::with_capacity(MAX_BURST),
+            verdicts: Vec::with_capacity(MAX_BURST),
+            key_owner: Vec::with_capacity(MAX_BURST),
+        }
+    }
+
+    pub fn id(&self) -> WorkerId {
+        self.cfg.id
+    }
+
+    pub fn counters(&self) -> &WorkerCounters {
+        &self.counters
+    }
+
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// Frames waiting in the hold queue.
+    pub fn held(&self) -> usize {
+        self.hold.held()
+    }
+
+    // ------------------------------------------------------------------
+    // Updates (between bursts)
+
+    /// Applies one table update. Replaced or removed SA contexts go to
+    /// `out.retire`; events (stats) to `out.event`.
+    pub fn apply(&mut self, update: Update, out: &mut impl WorkerOutput) {
+        match update {
+            Update::Ports(p) => {
+                self.local = p.iter().flat_map(|p| p.addrs.iter().copied()).collect();
+                self.ports = p;
+            }
+            Update::Routes(r) => self.routes = r,
+            Update::Neighbors(n) => self.neighbors = n,
+            Update::Tunnel(t) => {
+                self.tunnels.insert(t.id.0, t);
+            }
+            Update::RemoveTunnel(id) => {
+                self.tunnels.remove(&id.0);
+            }
+            Update::Vpn(conf) => self.set_vpn(conf, out),
+            Update::RemoveVpn(id) => {
+                if let Some(v) = self.vpns.remove(&id.0) {
+                    for slot in v.slots {
+                        self.retire_slot(slot, out);
+                    }
+                    self.outbound_ids.retain(|_, (vpn, _)| *vpn != id);
+                    self.counters.hold_expired += self.hold.discard_vpn(id);
+                }
+            }
+            Update::Outbound(ins) => {
+                let Some(vpn) = self.vpns.get_mut(&ins.vpn.0) else {
+                    // The VPN went away meanwhile: nothing to attach it to.
+                    if let Some(sa) = ins.sa {
+                        out.retire(Retired::Outbound(sa));
+                    }
+                    return;
+                };
+                let Some(index) = vpn.conf.table.proxy_ids().iter().position(|p| *p == ins.proxy_id) else {
+                    if let Some(sa) = ins.sa {
+                        out.retire(Retired::Outbound(sa));
+                    }
+                    return;
+                };
+                let new = match ins.sa {
+                    Some(sa) if ins.owner == self.cfg.id => OutSlot::Local(Box::new(OutEntry {
+                        id: ins.id,
+                        sa: *sa,
+                        life: ins.life,
+                        counters: Default::default(),
+                        soft_reported: false,
+                        hard_reported: false,
+                        last_used: None,
+                    })),
+                    Some(sa) => {
+                        out.retire(Retired::Outbound(sa));
+                        OutSlot::Remote { owner: ins.owner, id: ins.id }
+                    }
+                    None => OutSlot::Remote { owner: ins.owner, id: ins.id },
+                };
+                let old = core::mem::replace(&mut vpn.slots[index], new);
+                let index = ProxyIdIndex::new(index as u32);
+                if let OutSlot::Local(e) = &old {
+                    self.outbound_ids.remove(&e.id.0);
+                }
+                if let OutSlot::Remote { id, .. } = &old {
+                    self.outbound_ids.remove(&id.0);
+                }
+                self.outbound_ids.insert(ins.id.0, (ins.vpn, index));
+                self.retire_slot(old, out);
+                // Whatever waited for this proxy-ID may go now (on the
+                // owning worker, or handed off there by the next pass).
+                self.hold.release(ins.vpn, &ins.proxy_id);
+            }
+            Update::Inbound(ins) => {
+                let selector = esprit_policy::InboundSelector::new(&ins.proxy_id);
+                let slot = match ins.sa {
+                    Some(sa) if ins.owner == self.cfg.id => InSlot::Local(Box::new(InEntry {
+                        id: ins.id,
+                        sa: *sa,
+                        vpn: ins.vpn,
+                        tunnel: ins.tunnel,
+                        selector,
+                        life: ins.life,
+                        counters: Default::default(),
+                        soft_reported: false,
+                        last_used: None,
+                    })),
+                    Some(sa) => {
+                        out.retire(Retired::Inbound(sa));
+                        InSlot::Remote { owner: ins.owner }
+                    }
+                    None => InSlot::Remote { owner: ins.owner },
+                };
+                if let Some(InSlot::Local(old)) = self.inbound.insert(ins.spi, slot) {
+                    out.retire(Retired::Inbound(Box::new(old.sa)));
+                }
+            }
+            Update::RemoveOutbound(id) => {
+                if let Some((vpn, index)) = self.outbound_ids.remove(&id.0) {
+                    if let Some(v) = self.vpns.get_mut(&vpn.0) {
+                        if let Some(slot) = v.slots.get_mut(index.get()) {
+                            let old = core::mem::replace(slot, OutSlot::Empty { last_acquire: None });
+                            self.retire_slot(old, out);
+                        }
+                    }
+                }
+            }
+            Update::RemoveInbound { spi } => {
+                if let Some(InSlot::Local(old)) = self.inbound.remove(&spi) {
+                    out.retire(Retired::Inbound(Box::new(old.sa)));
+                }
+            }
+            Update::Stats(tag) => out.event(Event::Stats(Box::new(self.stats(tag)))),
+        }
+    }
+
+    fn set_vpn(&mut self, conf: VpnConf, out: &mut impl WorkerOutput) {
+        let mut old = self.vpns.remove(&conf.id.0);
+        let mut slots = Vec::with_capacity(conf.table.len());
+        for (i, p) in conf.table.proxy_ids().iter().enumerate() {
+            // Keep the SA of a proxy-ID that stays (matched by value).
+            let kept = old.as_mut().and_then(|o| {
+                let j = o.conf.table.proxy_ids().iter().position(|q| q == p)?;
+                Some(core::mem::replace(&mut o.slots[j], OutSlot::Empty { last_acquire: None }))
+            });
+            let slot = kept.unwrap_or(OutSlot::Empty { last_acquire: None });
+            match &slot {
+                OutSlot::Local(e) => {
+                    self.outbound_ids.insert(e.id.0, (conf.id, ProxyIdIndex::new(i as u32)));
+                }
+                OutSlot::Remote { id, .. } => {
+                    self.outbound_ids.insert(id.0, (conf.id, ProxyIdIndex::new(i as u32)));
+                }
+                OutSlot::Empty { .. } => {}
+            }
+            slots.push(slot);
+        }
+        if let Some(o) = old {
+            for slot in o.slots {
+                if let OutSlot::Local(e) = &slot {
+                    self.outbound_ids.remove(&e.id.0);
+                }
+                if let OutSlot::Remote { id, .. } = &slot {
+                    self.outbound_ids.remove(&id.0);
+                }
+                self.retire_slot(slot, out);
+            }
+        }
+        self.vpns.insert(conf.id.0, VpnState { conf, slots });
+    }
+
+    fn retire_slot(&mut self, slot: OutSlot, out: &mut impl WorkerOutput) {
+        if let OutSlot::Local(e) = slot {
+            out.retire(Retired::Outbound(Box::new(e.sa)));
+        }
+    }
+
+    /// A snapshot of the counters, tagged.
+    pub fn stats(&self, tag: u64) -> WorkerStats {
+        let mut sas = Vec::new();
+        for v in self.vpns.values() {
+            for s in &v.slots {
+                if let OutSlot::Local(e) = s {
+                    sas.push(SaStats {
+                        id: e.id,
+                        spi: e.sa.spi(),
+                        outbound: true,
+                        binding: None,
+                        counters: e.counters,
+                        seq: e.sa.last_seq(),
+                    });
+                }
+            }
+        }
+        for (spi, s) in &self.inbound {
+            if let InSlot::Local(e) = s {
+                sas.push(SaStats {
+                    id: e.id,
+                    spi: *spi,
+                    outbound: false,
+                    binding: Some((e.vpn, e.tunnel)),
+                    counters: e.counters,
+                    seq: e.sa.replay_window().top(),
+                });
+            }
+        }
+        WorkerStats { tag, worker: self.cfg.id, counters: self.counters, drops: self.drops.clone(), sas }
+    }
+
+    /// Housekeeping between bursts: expires held frames.
+    pub fn tick(&mut self, now: Instant) {
+        self.counters.hold_expired += self.hold.expire(now, self.cfg.hold_timeout);
+    }
+
+    /// True when held frames were released by an SA install.
+    pub fn has_released(&self) -> bool {
+        self.hold.has_released()
+    }
+
+    /// Hands every released held frame (Ethernet frame as received) to `f`,
+    /// which re-injects it through [`Worker::process_burst`].
+    pub fn drain_released(&mut self, mut f: impl FnMut(&[u8])) {
+        let mut n = 0;
+        self.hold.drain_released(|b| {
+            n += 1;
+            f(b)
+        });
+        self.counters.released += n;
+    }
+
+    // ------------------------------------------------------------------
+    // The burst pipeline
+
+    /// Processes a burst of frames received on `rx_port`; `actions[i]` says
+    /// what to do with `frames[i]`. At most [`MAX_BURST`] frames are
+    /// processed; `actions` must be at least as long as `frames`.
+    pub fn process_burst<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        frames: &mut [F],
+        actions: &mut [Action],
+        out: &mut impl WorkerOutput,
+    ) {
+        let n = frames.len().min(actions.len()).min(MAX_BURST);
+        self.stages.clear();
+        self.keys.clear();
+        self.verdicts.clear();
+        self.key_owner.clear();
+
+        // Pass 1: parse, deliver ESP to the decrypt path, route clear
+        // traffic; packets bound for a tunnel wait for pass 2.
+        for i in 0..n {
+            let f = &mut frames[i];
+            self.counters.rx_packets += 1;
+            self.counters.rx_bytes += f.len() as u64;
+            let (stage, action) = self.first_pass(now, rx_port, f, out);
+            if let Stage::Tunnel { l3, .. } = stage {
+                let head = f.head();
+                let b = &f.buffer()[head + l3..];
+                let key = match ipv4::Packet::new_checked(b) {
+                    Ok(p) => flow_key_v4(&p),
+                    // first_pass checked it; unreachable in practice.
+                    Err(_) => FlowKey::v4(Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, 0, 0, 0),
+                };
+                self.keys.push(key);
+                self.key_owner.push(i as u8);
+            }
+            self.stages.push(stage);
+            actions[i] = action;
+        }
+
+        // Pass 2: classify the tunnel-bound packets in runs of one VPN.
+        self.verdicts.resize(self.keys.len(), Verdict::NoMatch);
+        let mut k = 0;
+        while k < self.keys.len() {
+            let Stage::Tunnel { vpn, .. } = self.stages[usize::from(self.key_owner[k])] else { break };
+            let mut end = k + 1;
+            while end < self.keys.len()
+                && matches!(self.stages[usize::from(self.key_owner[end])], Stage::Tunnel { vpn: v, .. } if v == vpn)
+            {
+                end += 1;
+            }
+            if let Some(v) = self.vpns.get(&vpn.0) {
+                v.conf.table.classify(&self.keys[k..end], &mut self.verdicts[k..end]);
+            }
+            k = end;
+        }
+
+        // Pass 3: encrypt.
+        for k in 0..self.keys.len() {
+            let i = usize::from(self.key_owner[k]);
+            let Stage::Tunnel { l3, len, tunnel, vpn } = self.stages[i] else { continue };
+            let verdict = self.verdicts[k];
+            let key = self.keys[k];
+            actions[i] =
+                self.to_tunnel(now, rx_port, &mut frames[i], l3, len, tunnel, vpn, verdict, key, out);
+        }
+
+        for a in &actions[..n] {
+            match a {
+                Action::Drop(r) => self.drops.count(*r),
+                Action::Tx(_) => self.counters.tx_packets += 1,
+                Action::Held => self.counters.held += 1,
+                Action::HandOff(_) => self.counters.handed_off += 1,
+            }
+        }
+    }
+
+    /// Parse and route one frame. Returns the stage (tunnel-bound packets
+    /// continue in pass 2) and the action if the packet is done.
+    fn first_pass<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        f: &mut F,
+        out: &mut impl WorkerOutput,
+    ) -> (Stage, Action) {
+        let done = |a| (Stage::Done, a);
+        let head = f.head();
+        let len = f.len();
+        let buf = f.buffer();
+        let Some(pkt) = buf.get(head..head + len) else { return done(Action::Drop(DropReason::NotIp)) };
+        let Ok(eth) = ethernet::Frame::new_checked(pkt) else { return done(Action::Drop(DropReason::NotIp)) };
+        match eth.ethertype() {
+            ethertype::IPV4 => {}
+            ethertype::IPV6 => return done(Action::Drop(DropReason::Ipv6NotRouted)),
+            _ => return done(Action::Drop(DropReason::NotIp)),
+        }
+        let l3 = ethernet::HEADER_LEN;
+        let ip = match ipv4::Packet::new_checked(&pkt[l3..]) {
+            Ok(p) => p,
+            Err(_) => return done(Action::Drop(DropReason::Ipv4Malformed)),
+        };
+        if !ip.verify_checksum() {
+            return done(Action::Drop(DropReason::Ipv4BadChecksum));
+        }
+        let ip_len = usize::from(ip.total_len());
+        let dst = ip.dst_addr();
+        if self.local.contains(&dst) {
+            return done(self.inbound_esp(now, rx_port, f, l3, ip_len, out));
+        }
+        if ip.ttl() <= 1 {
+            let a = self.icmp_error(
+                now,
+                rx_port,
+                f,
+                l3,
+                ip_len,
+                icmpv4::Repr::TimeExceeded,
+                DropReason::TtlExceeded,
+            );
+            return done(a);
+        }
+        match self.routes.lookup(dst) {
+            None => done(Action::Drop(DropReason::NoRoute)),
+            Some(NextHop::Tunnel(t)) => match self.tunnels.get(&t.0).and_then(|t| t.vpn) {
+                Some(vpn) => {
+                    (Stage::Tunnel { l3, len: ip_len, tunnel: t, vpn }, Action::Drop(DropReason::NoSa))
+                }
+                None => done(Action::Drop(DropReason::TunnelUnbound)),
+            },
+            Some(nh) => {
+                let a = self.forward_clear(now, f, l3, ip_len, nh, out);
+                if matches!(a, Action::Tx(_)) {
+                    self.counters.forwarded += 1;
+                }
+                done(a)
+            }
+        }
+    }
+
+    /// Routes a clear IPv4 packet at `f[head+l3..]` out of a port: TTL, MAC
+    /// rewrite. The Ethernet header goes right before `l3`.
+    fn forward_clear<F: Frame>(
+        &mut self,
+        now: Instant,
+        f: &mut F,
+        l3: usize,
+        ip_len: usize,
+        nh: NextHop,
+        out: &mut impl WorkerOutput,
+    ) -> Action {
+        let (port, hop) = match nh {
+            NextHop::Connected { port } => {
+                let head = f.head();
+                let b = &f.buffer()[head + l3..];
+                (port, ipv4::Packet::new_unchecked(b).dst_addr())
+            }
+            NextHop::Gateway { port, gateway } => (port, gateway),
+            NextHop::Tunnel(_) => return Action::Drop(DropReason::NoRoute),
+        };
+        let Some(mac) = self.neighbor(now, port, hop, out) else {
+            return Action::Drop(DropReason::NoNeighbor);
+        };
+        let Some(src_mac) = self.ports.get(usize::from(port.0)).map(|p| p.mac) else {
+            return Action::Drop(DropReason::NoRoute);
+        };
+        let head = f.head();
+        let buf = f.buffer();
+        ipv4::Packet::new_unchecked(&mut buf[head + l3..head + l3 + ip_len]).decrement_ttl();
+        self.emit_eth(f, head + l3 - ethernet::HEADER_LEN, ip_len, mac, src_mac);
+        Action::Tx(port)
+    }
+
+    fn emit_eth<F: Frame>(&mut self, f: &mut F, at: usize, ip_len: usize, dst: MacAddr, src: MacAddr) {
+        let buf = f.buffer();
+        ethernet::Repr { src_addr: src, dst_addr: dst, ethertype: ethertype::IPV4 }
+            .emit(&mut ethernet::Frame::new_unchecked(&mut buf[at..at + ethernet::HEADER_LEN]));
+        let len = ethernet::HEADER_LEN + ip_len;
+        f.set_packet(at, len);
+        self.counters.tx_bytes += len as u64;
+    }
+
+    fn neighbor(
+        &mut self,
+        now: Instant,
+        port: PortId,
+        addr: Ipv4Addr,
+        out: &mut impl WorkerOutput,
+    ) -> Option<MacAddr> {
+        if let Some(m) = self.neighbors.lookup(port, addr) {
+            return Some(m);
+        }
+        let key = u64::from(port.0) << 32 | u64::from(u32::from(addr));
+        let slot = &mut self.miss_cache[(key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize];
+        let due =
+            slot.0 != key || slot.1.is_none_or(|t| now.duration_since(t) >= self.cfg.neighbor_miss_interval);
+        if due {
+            *slot = (key, Some(now));
+            out.event(Event::NeighborMiss { port, addr });
+        }
+        None
+    }
+
+    /// The tunnel path of one packet after classification.
+    #[allow(clippy::too_many_arguments)]
+    fn to_tunnel<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        f: &mut F,
+        l3: usize,
+        ip_len: usize,
+        tunnel: TunnelId,
+        vpn_id: VpnId,
+        verdict: Verdict,
+        key: FlowKey,
+        out: &mut impl WorkerOutput,
+    ) -> Action {
+        let Verdict::Match(index) = verdict else { return Action::Drop(DropReason::ProxyIdMismatch) };
+        let Some(vpn) = self.vpns.get_mut(&vpn_id.0) else { return Action::Drop(DropReason::TunnelUnbound) };
+        let Some(slot) = vpn.slots.get_mut(index.get()) else {
+            return Action::Drop(DropReason::ProxyIdMismatch);
+        };
+        let entry = match slot {
+            OutSlot::Local(e) => e,
+            OutSlot::Remote { owner, .. } => return Action::HandOff(*owner),
+            OutSlot::Empty { last_acquire } => {
+                let proxy_id = vpn.conf.table.proxy_ids()[index.get()];
+                if last_acquire.is_none_or(|t| now.duration_since(t) >= self.cfg.acquire_interval) {
+                    *last_acquire = Some(now);
+                    self.counters.acquires += 1;
+                    out.event(Event::Acquire { vpn: vpn_id, tunnel, proxy_id, index, flow: key });
+                }
+                let head = f.head();
+                let len = f.len();
+                let frame = &f.buffer()[head..head + len];
+                return if self.hold.hold(vpn_id, &proxy_id, frame, now) {
+                    Action::Held
+                } else if self.cfg.hold_per_proxy_id == 0 {
+                    Action::Drop(DropReason::NoSa)
+                } else {
+                    Action::Drop(DropReason::HoldQueueFull)
+                };
+            }
+        };
+        if entry.life.hard_bytes != 0 && entry.counters.bytes >= entry.life.hard_bytes {
+            return Action::Drop(DropReason::SaExpired);
+        }
+        // Outer route and neighbour first: no sequence number is spent on a
+        // packet that cannot leave.
+        let dst = entry.sa.outer_dst();
+        let (port, hop) = match self.routes.lookup(dst) {
+            Some(NextHop::Connected { port }) => (port, dst),
+            Some(NextHop::Gateway { port, gateway }) => (port, gateway),
+            _ => return Action::Drop(DropReason::NoRoute),
+        };
+        let Some(pinfo) = self.ports.get(usize::from(port.0)) else {
+            return Action::Drop(DropReason::NoRoute);
+        };
+        let src_mac = pinfo.mac;
+        let tunnel_mtu = self.tunnels.get(&tunnel.0).map_or(1500, |t| usize::from(t.mtu));
+        let max_inner = tunnel_mtu.min(entry.sa.max_inner_len(usize::from(pinfo.mtu)));
+        if ip_len > max_inner {
+            let head = f.head();
+            if ipv4::Packet::new_unchecked(&f.buffer()[head + l3..]).dont_frag() {
+                let next_hop_mtu = u16::try_from(max_inner).unwrap_or(u16::MAX);
+                let repr = icmpv4::Repr::FragNeeded { next_hop_mtu };
+                return self.icmp_error(now, rx_port, f, l3, ip_len, repr, DropReason::TooBigDf);
+            }
+            return Action::Drop(DropReason::TooBig);
+        }
+        let Some(mac) = self.neighbors.lookup(port, hop) else {
+            self.neighbor(now, port, hop, out);
+            return Action::Drop(DropReason::NoNeighbor);
+        };
+        let head = f.head();
+        let inner = head + l3..head + l3 + ip_len;
+        // The inner packet is forwarded by this gateway (RFC 4301 §5.1.2):
+        // its TTL goes down by one before it is sealed.
+        ipv4::Packet::new_unchecked(&mut f.buffer()[inner.clone()]).decrement_ttl();
+        let res = entry.sa.encapsulate(f.buffer(), inner);
+        let enc = match res {
+            Ok(e) => e,
+            Err(EncapError::SequenceExhausted) => {
+                // Reported once; the control plane replaces the SA.
+                if !entry.hard_reported {
+                    entry.hard_reported = true;
+                    out.event(Event::HardExpire { sa: entry.id, reason: ExpireReason::Sequence });
+                }
+                return Action::Drop(DropReason::SeqExhausted);
+            }
+            Err(EncapError::Headroom { .. } | EncapError::Tailroom { .. } | EncapError::TooBig) => {
+                return Action::Drop(DropReason::EncapNoRoom)
+            }
+            Err(_) => return Action::Drop(DropReason::Ipv4Malformed),
+        };
+        entry.counters.packets += 1;
+        entry.counters.bytes += ip_len as u64;
+        entry.last_used = Some(now);
+        if !entry.soft_reported {
+            if enc.soft_limit_crossed {
+                entry.soft_reported = true;
+                out.event(Event::SoftExpire { sa: entry.id, reason: ExpireReason::Sequence });
+            } else if entry.life.soft_bytes != 0 && entry.counters.bytes >= entry.life.soft_bytes {
+                entry.soft_reported = true;
+                out.event(Event::SoftExpire { sa: entry.id, reason: ExpireReason::Bytes });
+            }
+        }
+        if !entry.hard_reported && entry.life.hard_bytes != 0 && entry.counters.bytes >= entry.life.hard_bytes
+        {
+            entry.hard_reported = true;
+            out.event(Event::HardExpire { sa: entry.id, reason: ExpireReason::Bytes });
+        }
+        if enc.outer.start < ethernet::HEADER_LEN {
+            return Action::Drop(DropReason::EncapNoRoom);
+        }
+        self.counters.encrypted += 1;
+        let outer_len = enc.outer.len();
+        self.emit_eth(f, enc.outer.start - ethernet::HEADER_LEN, outer_len, mac, src_mac);
+        Action::Tx(port)
+    }
+
+    /// ESP (or anything else) addressed to the gateway.
+    fn inbound_esp<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        f: &mut F,
+        l3: usize,
+        ip_len: usize,
+        out: &mut impl WorkerOutput,
+    ) -> Action {
+        let head = f.head();
+        let ip_range = head + l3..head + l3 + ip_len;
+        let (protocol, hl) = {
+            let p = ipv4::Packet::new_unchecked(&f.buffer()[ip_range.clone()]);
+            if p.is_fragment() {
+                // Reassembly of ESP fragments is the kernel's job in a later
+                // release; today they are not ours.
+                return Action::Drop(DropReason::LocalNotEsp);
+            }
+            (p.protocol(), p.header_len())
+        };
+        let esp_start = match protocol {
+            ip_proto::ESP => ip_range.start + hl,
+            ip_proto::UDP => {
+                let b = &f.buffer()[ip_range.start + hl..ip_range.end];
+                let Ok(u) = udp::Packet::new_checked(b) else { return Action::Drop(DropReason::LocalNotEsp) };
+                if u.dst_port() != udp_encap::NAT_T_PORT {
+                    return Action::Drop(DropReason::LocalNotEsp);
+                }
+                match udp_encap::classify(u.payload()) {
+                    Encap::Esp => ip_range.start + hl + udp::HEADER_LEN,
+                    Encap::Keepalive => return Action::Drop(DropReason::NatKeepalive),
+                    Encap::Ike | Encap::Invalid => return Action::Drop(DropReason::LocalNotEsp),
+                }
+            }
+            _ => return Action::Drop(DropReason::LocalNotEsp),
+        };
+        let esp_range = esp_start..ip_range.end;
+        let spi = match esp::Packet::new_checked(&f.buffer()[esp_range.clone()]) {
+            Ok(e) => e.spi(),
+            Err(_) => return Action::Drop(DropReason::EspMalformed),
+        };
+        let entry = match self.inbound.get_mut(&spi) {
+            None => return Action::Drop(DropReason::EspUnknownSpi),
+            Some(InSlot::Remote { owner }) => return Action::HandOff(*owner),
+            Some(InSlot::Local(e)) => e,
+        };
+        if entry.life.hard_bytes != 0 && entry.counters.bytes >= entry.life.hard_bytes {
+            return Action::Drop(DropReason::SaExpired);
+        }
+        let dec = match entry.sa.decapsulate(f.buffer(), esp_range) {
+            Ok(d) => d,
+            Err(e) => {
+                entry.counters.errors += 1;
+                return Action::Drop(decap_reason(e));
+            }
+        };
+        let inner = match dec.payload {
+            Payload::Ipv4(r) => r,
+            Payload::Ipv6(_) => return Action::Drop(DropReason::Ipv6NotRouted),
+            Payload::Dummy => return Action::Drop(DropReason::DummyPacket),
+        };
+        let inner_len = inner.len();
+        let (key, dst, ttl) = match ipv4::Packet::new_checked(&f.buffer()[inner.clone()]) {
+            Ok(p) => (flow_key_v4(&p), p.dst_addr(), p.ttl()),
+            Err(_) => return Action::Drop(DropReason::InnerMalformed),
+        };
+        // RFC 4301 §5.2 step 4: the packet must be one its SA may carry.
+        if !entry.selector.admits(&key) {
+            entry.counters.errors += 1;
+            return Action::Drop(DropReason::InboundPolicy);
+        }
+        entry.counters.packets += 1;
+        entry.counters.bytes += inner_len as u64;
+        entry.last_used = Some(now);
+        let sa_id = entry.id;
+        if !entry.soft_reported && entry.life.soft_bytes != 0 && entry.counters.bytes >= entry.life.soft_bytes
+        {
+            entry.soft_reported = true;
+            out.event(Event::SoftExpire { sa: sa_id, reason: ExpireReason::Bytes });
+        }
+        self.counters.decrypted += 1;
+        // From here the inner packet is an ordinary packet in the frame.
+        let l3 = inner.start - head;
+        f.set_packet(head, l3 + inner_len);
+        if ttl <= 1 {
+            return self.icmp_error(
+                now,
+                rx_port,
+                f,
+                l3,
+                inner_len,
+                icmpv4::Repr::TimeExceeded,
+                DropReason::TtlExceeded,
+            );
+        }
+        match self.routes.lookup(dst) {
+            None => Action::Drop(DropReason::NoRoute),
+            Some(NextHop::Tunnel(t)) => {
+                // Hub and spoke: straight into another tunnel.
+                let Some(vpn) = self.tunnels.get(&t.0).and_then(|t| t.vpn) else {
+                    return Action::Drop(DropReason::TunnelUnbound);
+                };
+                let verdict = match self.vpns.get(&vpn.0) {
+                    Some(v) => v.conf.table.classify_one(&key),
+                    None => Verdict::NoMatch,
+                };
+                self.to_tunnel(now, rx_port, f, l3, inner_len, t, vpn, verdict, key, out)
+            }
+            Some(nh) => self.forward_clear(now, f, l3, inner_len, nh, out),
+        }
+    }
+
+    /// Turns the packet at `l3` into an ICMP error back to its source
+    /// (RFC 792: the offending IP header and 8 bytes of its payload), or
+    /// drops it where RFC 1122 §3.2.2 forbids an error or the rate limit
+    /// is spent. `reason` is counted either way by the caller's action.
+    #[allow(clippy::too_many_arguments)]
+    fn icmp_error<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        f: &mut F,
+        l3: usize,
+        ip_len: usize,
+        repr: icmpv4::Repr,
+        reason: DropReason,
+    ) -> Action {
+        let head = f.head();
+        let mut quote = [0u8; 68];
+        let (qlen, orig_src) = {
+            let b = &f.buffer()[head + l3..head + l3 + ip_len];
+            let p = ipv4::Packet::new_unchecked(b);
+            let hl = p.header_len();
+            // Never about an ICMP error, a non-first fragment, or a packet
+            // from nowhere (RFC 1122 §3.2.2).
+            let payload = p.payload();
+            let is_icmp_error = p.protocol() == ip_proto::ICMP
+                && payload.first().is_some_and(|t| !matches!(*t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18));
+            let src = p.src_addr();
+            if is_icmp_error
+                || p.frag_offset() != 0
+                || src.is_unspecified()
+                || src.is_broadcast()
+                || src.is_multicast()
+            {
+                return Action::Drop(reason);
+            }
+            let qlen = (hl + 8).min(ip_len).min(quote.len());
+            quote[..qlen].copy_from_slice(&b[..qlen]);
+            (qlen, src)
+        };
+        // Rate limit (RFC 1812 §4.3.2.8).
+        let (start, sent) = &mut self.icmp_window;
+        if start.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(100)) {
+            *start = Some(now);
+            *sent = 0;
+        }
+        if *sent >= self.cfg.icmp_per_100ms {
+            return Action::Drop(reason);
+        }
+        let Some(src) = self
+            .ports
+            .get(usize::from(rx_port.0))
+            .and_then(|p| p.addrs.first().copied())
+            .or_else(|| self.local.first().copied())
+        else {
+            return Action::Drop(reason);
+        };
+        let (port, hop) = match self.routes.lookup(orig_src) {
+            Some(NextHop::Connected { port }) => (port, orig_src),
+            Some(NextHop::Gateway { port, gateway }) => (port, gateway),
+            _ => return Action::Drop(reason),
+        };
+        let Some(mac) = self.neighbors.lookup(port, hop) else { return Action::Drop(reason) };
+        let Some(src_mac) = self.ports.get(usize::from(port.0)).map(|p| p.mac) else {
+            return Action::Drop(reason);
+        };
+        let total = ipv4::HEADER_LEN + icmpv4::HEADER_LEN + qlen;
+        let at = head + l3;
+        let buf = f.buffer();
+        if buf.len() < at + total {
+            return Action::Drop(reason);
+        }
+        ipv4::Repr {
+            src_addr: src,
+            dst_addr: orig_src,
+            protocol: ip_proto::ICMP,
+            ttl: 64,
+            tos: 0,
+            ident: 0,
+            dont_frag: false,
+            payload_len: (icmpv4::HEADER_LEN + qlen) as u16,
+        }
+        .emit(&mut buf[at..at + ipv4::HEADER_LEN]);
+        let msg = &mut buf[at + ipv4::HEADER_LEN..at + total];
+        repr.emit_with_data(msg, &quote[..qlen]);
+        self.icmp_window.1 += 1;
+        self.counters.icmp_errors += 1;
+        // The drop reason is counted; the frame goes out as the ICMP error.
+        self.drops.count(reason);
+        self.emit_eth(f, at - ethernet::HEADER_LEN, total, mac, src_mac);
+        Action::Tx(port)
+    }
+
+    /// The outbound SA id of a proxy-ID, if installed on any worker.
+    pub fn outbound_sa(&self, vpn: VpnId, index: ProxyIdIndex) -> Option<SaId> {
+        match self.vpns.get(&vpn.0)?.slots.get(index.get())? {
+            OutSlot::Local(e) => Some(e.id),
+            OutSlot::Remote { id, .. } => Some(*id),
+            OutSlot::Empty { .. } => None,
+        }
+    }
+}
+
+fn decap_reason(e: DecapError) -> DropReason {
+    match e {
+        DecapError::BadRange | DecapError::Truncated | DecapError::BadLength => DropReason::EspTruncated,
+        DecapError::SpiMismatch => DropReason::EspUnknownSpi,
+        DecapError::ReplayTooOld => DropReason::ReplayTooOld,
+        DecapError::ReplayDuplicate => DropReason::ReplayDuplicate,
+        DecapError::IcvMismatch => DropReason::IcvMismatch,
+        DecapError::BadPadding => DropReason::BadPadding,
+        DecapError::BadNextHeader => DropReason::BadNextHeader,
+        DecapError::InnerMalformed => DropReason::InnerMalformed,
+        _ => DropReason::EspMalformed,
+    }
+}

@@ -1,0 +1,300 @@
+//! The pipeline end to end in memory: two lab gateways (the seed's
+//! topology) pass frames to each other through their bursts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use esprit_dataplane::lab::{self, LabOptions, Side, LAN, TUNNEL, VPN, WAN};
+use esprit_dataplane::{
+    Action, DropReason, Event, Lifetime, OutboundInstall, SaId, Update, VecFrame, VecOutput, Worker, WorkerId,
+};
+use esprit_esp::Suite;
+use esprit_wire::ethernet::{self, ethertype};
+use esprit_wire::{esp, icmpv4, ip_proto, ipv4, udp};
+
+fn run(
+    w: &mut Worker,
+    port: esprit_dataplane::PortId,
+    frames: Vec<Vec<u8>>,
+) -> (Vec<VecFrame>, Vec<Action>, VecOutput) {
+    let mut fs: Vec<VecFrame> = frames.iter().map(|f| VecFrame::new(2048, 256, f)).collect();
+    let mut actions = vec![Action::Held; fs.len()];
+    let mut out = VecOutput::default();
+    w.process_burst(Instant::now(), port, &mut fs, &mut actions, &mut out);
+    (fs, actions, out)
+}
+
+/// SPI of an ESP frame as sent on the WAN (ESP or ESP-in-UDP).
+fn wire_spi(frame: &[u8]) -> u32 {
+    let ip = ipv4::Packet::new_checked(&frame[14..]).unwrap();
+    match ip.protocol() {
+        ip_proto::ESP => esp::Packet::new_checked(ip.payload()).unwrap().spi(),
+        ip_proto::UDP => {
+            let u = udp::Packet::new_checked(ip.payload()).unwrap();
+            assert_eq!((u.src_port(), u.dst_port()), (4500, 4500));
+            esp::Packet::new_checked(u.payload()).unwrap().spi()
+        }
+        p => panic!("not ESP: protocol {p}"),
+    }
+}
+
+fn pairs() -> Vec<(u8, u8)> {
+    vec![(1, 1), (1, 2), (2, 1), (2, 2)]
+}
+
+#[test]
+fn each_subnet_pair_crosses_on_its_own_sa_for_every_suite() {
+    for suite in Suite::ALL {
+        for udp_encap in [false, true] {
+            let opts = LabOptions { suite, udp_encap, ..Default::default() };
+            let mut a = lab::gateway(Side::A, &opts);
+            let mut b = lab::gateway(Side::B, &opts);
+            // One burst with all four pairs: classification is batched.
+            let originals: Vec<Vec<u8>> = pairs()
+                .iter()
+                .map(|&(l, r)| lab::lan_frame(Side::A, Side::A.host(l), Side::B.host(r), 100))
+                .collect();
+            let (fs, actions, _) = run(&mut a, LAN, originals.clone());
+            assert!(actions.iter().all(|a| *a == Action::Tx(WAN)), "{suite} udp={udp_encap}: {actions:?}");
+            let spis: Vec<u32> = fs.iter().map(|f| wire_spi(f.packet())).collect();
+            assert_eq!(spis, (0..4).map(|i| lab::spi(Side::A, i)).collect::<Vec<_>>(), "{suite}");
+            for f in &fs {
+                let e = ethernet::Frame::new_checked(f.packet()).unwrap();
+                assert_eq!((e.src_addr(), e.dst_addr()), (Side::A.wan_mac(), Side::B.wan_mac()));
+            }
+            let wan: Vec<Vec<u8>> = fs.iter().map(|f| f.packet().to_vec()).collect();
+            let (fs, actions, _) = run(&mut b, WAN, wan);
+            assert!(actions.iter().all(|a| *a == Action::Tx(LAN)), "{suite} udp={udp_encap}: {actions:?}");
+            for (f, orig) in fs.iter().zip(&originals) {
+                let got = f.packet();
+                let e = ethernet::Frame::new_checked(got).unwrap();
+                assert_eq!(
+                    e.dst_addr(),
+                    Side::B.host_mac(ipv4::Packet::new_checked(&got[14..]).unwrap().dst_addr().octets()[2])
+                );
+                // The inner packet is the original, two routers further
+                // (TTL 64 -> 62, checksum patched).
+                let mut want = orig[14..].to_vec();
+                let mut p = ipv4::Packet::new_checked(&mut want[..]).unwrap();
+                p.decrement_ttl();
+                p.decrement_ttl();
+                assert_eq!(&got[14..], &want[..], "{suite} udp={udp_encap}");
+            }
+            assert_eq!(a.counters().encrypted, 4);
+            assert_eq!(b.counters().decrypted, 4);
+            assert_eq!(a.drops().total() + b.drops().total(), 0);
+        }
+    }
+}
+
+#[test]
+fn unmatched_traffic_into_the_tunnel_is_dropped_and_counted() {
+    let mut a = lab::gateway(Side::A, &LabOptions::default());
+    // 10.2.3.0/24 is routed into tunnel.1 but no proxy-ID covers it.
+    let f = lab::lan_frame(Side::A, Side::A.host(1), "10.2.3.10".parse().unwrap(), 10);
+    let (_, actions, out) = run(&mut a, LAN, vec![f]);
+    assert_eq!(actions, vec![Action::Drop(DropReason::ProxyIdMismatch)]);
+    assert_eq!(a.drops().get(DropReason::ProxyIdMismatch), 1);
+    assert!(out.events.is_empty());
+}
+
+#[test]
+fn check_off_with_one_proxy_id_sends_everything_on_it() {
+    let mut a = lab::gateway(Side::A, &LabOptions { check: false, ..Default::default() });
+    // Four proxy-IDs force the check even when it is off (KB16008).
+    let f = lab::lan_frame(Side::A, Side::A.host(1), "10.2.3.10".parse().unwrap(), 10);
+    let (_, actions, _) = run(&mut a, LAN, vec![f]);
+    assert_eq!(actions, vec![Action::Drop(DropReason::ProxyIdMismatch)]);
+}
+
+#[test]
+fn decrypted_packet_outside_its_proxy_id_is_dropped() {
+    let opts = LabOptions::default();
+    let mut b = lab::gateway(Side::B, &opts);
+    // A packet of pair (1,1) sealed on the SA of pair (1,2): B's SA for
+    // 10.1.1.0/24 <-> 10.2.2.0/24 must refuse 10.1.1.10 -> 10.2.1.10.
+    let (mut sa, _) = lab::sa_pair(Side::A, 1, &opts);
+    let orig = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 20);
+    let mut buf = vec![0u8; 2048];
+    buf[256..256 + orig.len() - 14].copy_from_slice(&orig[14..]);
+    let enc = sa.encapsulate(&mut buf, 256..256 + orig.len() - 14).unwrap();
+    let mut frame = vec![0u8; 14];
+    ethernet::Repr { src_addr: Side::A.wan_mac(), dst_addr: Side::B.wan_mac(), ethertype: ethertype::IPV4 }
+        .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
+    frame.extend_from_slice(&buf[enc.outer]);
+    let (_, actions, _) = run(&mut b, WAN, vec![frame]);
+    assert_eq!(actions, vec![Action::Drop(DropReason::InboundPolicy)]);
+    assert_eq!(b.drops().get(DropReason::InboundPolicy), 1);
+}
+
+#[test]
+fn replayed_tampered_and_unknown_esp_are_dropped() {
+    let opts = LabOptions::default();
+    let mut a = lab::gateway(Side::A, &opts);
+    let mut b = lab::gateway(Side::B, &opts);
+    let (fs, _, _) = run(&mut a, LAN, vec![lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 50)]);
+    let wire = fs[0].packet().to_vec();
+    let mut tampered = wire.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let mut unknown = wire.clone();
+    unknown[34..38].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+    let (_, actions, _) = run(&mut b, WAN, vec![tampered, wire.clone(), wire, unknown]);
+    assert_eq!(
+        actions,
+        vec![
+            Action::Drop(DropReason::IcvMismatch),
+            Action::Tx(LAN),
+            Action::Drop(DropReason::ReplayDuplicate),
+            Action::Drop(DropReason::EspUnknownSpi),
+        ]
+    );
+}
+
+#[test]
+fn acquire_hold_and_release_when_the_sa_arrives() {
+    let opts = LabOptions { installed: vec![0, 1, 2], ..Default::default() };
+    let mut a = lab::gateway(Side::A, &opts);
+    let first = lab::lan_frame(Side::A, Side::A.host(2), Side::B.host(2), 30);
+    let (_, actions, out) = run(&mut a, LAN, vec![first.clone(), first.clone()]);
+    assert_eq!(actions, vec![Action::Held, Action::Held]);
+    // One acquire, rate-limited for the second packet.
+    let acquires: Vec<&Event> = out.events.iter().filter(|e| matches!(e, Event::Acquire { .. })).collect();
+    assert_eq!(acquires.len(), 1);
+    let Event::Acquire { vpn, tunnel, proxy_id, .. } = acquires[0] else { unreachable!() };
+    assert_eq!((*vpn, *tunnel), (VPN, TUNNEL));
+    assert_eq!(proxy_id.to_string(), "local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 ANY");
+    assert_eq!(a.held(), 2);
+
+    // The control plane negotiated the SA and installs it.
+    let (sa, _) = lab::sa_pair(Side::A, 3, &opts);
+    let mut sink = VecOutput::default();
+    a.apply(
+        Update::Outbound(OutboundInstall {
+            id: SaId(99),
+            vpn: VPN,
+            proxy_id: *proxy_id,
+            owner: WorkerId(0),
+            sa: Some(Box::new(sa)),
+            life: Lifetime::default(),
+        }),
+        &mut sink,
+    );
+    assert!(a.has_released());
+    let mut released = Vec::new();
+    a.drain_released(|f| released.push(f.to_vec()));
+    assert_eq!(released, vec![first.clone(), first]);
+    let (fs, actions, _) = run(&mut a, LAN, released);
+    assert_eq!(actions, vec![Action::Tx(WAN), Action::Tx(WAN)]);
+    assert!(fs.iter().all(|f| wire_spi(f.packet()) == lab::spi(Side::A, 3)));
+    assert_eq!(a.held(), 0);
+}
+
+#[test]
+fn hold_queue_overflow_and_timeout_are_counted() {
+    let opts = LabOptions { installed: vec![], ..Default::default() };
+    let mut a = lab::gateway(Side::A, &opts);
+    let f = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 30);
+    let (_, actions, _) = run(&mut a, LAN, vec![f; 6]);
+    assert_eq!(actions.iter().filter(|a| **a == Action::Held).count(), 4);
+    assert_eq!(a.drops().get(DropReason::HoldQueueFull), 2);
+    a.tick(Instant::now() + Duration::from_secs(10));
+    assert_eq!(a.held(), 0);
+    assert_eq!(a.counters().hold_expired, 4);
+}
+
+#[test]
+fn sa_owned_by_another_worker_is_handed_off() {
+    let opts = LabOptions { installed: vec![], ..Default::default() };
+    let mut a = lab::gateway(Side::A, &opts);
+    let (sa, _) = lab::sa_pair(Side::A, 0, &opts);
+    let mut sink = VecOutput::default();
+    a.apply(
+        Update::Outbound(OutboundInstall {
+            id: SaId(7),
+            vpn: VPN,
+            proxy_id: lab::seed_proxy_ids(Side::A)[0],
+            owner: WorkerId(1),
+            sa: Some(Box::new(sa)),
+            life: Lifetime::default(),
+        }),
+        &mut sink,
+    );
+    // The context went back to be dropped: this worker is not the owner.
+    assert_eq!(sink.retired.len(), 1);
+    let f = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 30);
+    let (fs, actions, _) = run(&mut a, LAN, vec![f.clone()]);
+    assert_eq!(actions, vec![Action::HandOff(WorkerId(1))]);
+    assert_eq!(fs[0].packet(), &f[..], "handed off unchanged");
+}
+
+#[test]
+fn too_big_with_df_gets_icmp_fragmentation_needed() {
+    let opts = LabOptions { tunnel_mtu: 1400, ..Default::default() };
+    let mut a = lab::gateway(Side::A, &opts);
+    let f = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 1401 - 28);
+    let (fs, actions, _) = run(&mut a, LAN, vec![f]);
+    assert_eq!(actions, vec![Action::Tx(LAN)]);
+    let p = fs[0].packet();
+    let ip = ipv4::Packet::new_checked(&p[14..]).unwrap();
+    assert_eq!((ip.src_addr(), ip.dst_addr()), ("10.1.1.1".parse().unwrap(), Side::A.host(1)));
+    let icmp = icmpv4::Packet::new_checked(ip.payload()).unwrap();
+    assert!(icmp.verify_checksum());
+    assert_eq!(icmpv4::Repr::parse(&icmp).unwrap(), icmpv4::Repr::FragNeeded { next_hop_mtu: 1400 });
+    assert_eq!(a.drops().get(DropReason::TooBigDf), 1);
+    // A packet of exactly the tunnel MTU goes through.
+    let f = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 1400 - 28);
+    let (_, actions, _) = run(&mut a, LAN, vec![f]);
+    assert_eq!(actions, vec![Action::Tx(WAN)]);
+}
+
+#[test]
+fn ttl_one_gets_time_exceeded() {
+    let mut a = lab::gateway(Side::A, &LabOptions::default());
+    let mut f = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 10);
+    let mut ip = ipv4::Packet::new_checked(&mut f[14..]).unwrap();
+    ip.set_ttl(1);
+    ip.fill_checksum();
+    let (fs, actions, _) = run(&mut a, LAN, vec![f]);
+    assert_eq!(actions, vec![Action::Tx(LAN)]);
+    let ip = ipv4::Packet::new_checked(&fs[0].packet()[14..]).unwrap();
+    let icmp = icmpv4::Packet::new_checked(ip.payload()).unwrap();
+    assert_eq!(icmpv4::Repr::parse(&icmp).unwrap(), icmpv4::Repr::TimeExceeded);
+    assert_eq!(a.drops().get(DropReason::TtlExceeded), 1);
+}
+
+#[test]
+fn missing_neighbor_asks_the_control_plane_once() {
+    let mut a = lab::gateway(Side::A, &LabOptions::default());
+    let mut sink = VecOutput::default();
+    a.apply(Update::Neighbors(Arc::new(Default::default())), &mut sink);
+    let f = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 10);
+    let (_, actions, out) = run(&mut a, LAN, vec![f.clone(), f]);
+    assert_eq!(actions, vec![Action::Drop(DropReason::NoNeighbor); 2]);
+    let misses: Vec<_> = out.events.iter().filter(|e| matches!(e, Event::NeighborMiss { .. })).collect();
+    assert_eq!(misses, vec![&Event::NeighborMiss { port: WAN, addr: Side::B.wan_addr() }]);
+    // No sequence number was spent on them.
+    assert_eq!(a.stats(0).sas.iter().filter(|s| s.outbound).map(|s| s.seq).sum::<u64>(), 0);
+}
+
+#[test]
+fn malformed_frames_are_counted_not_panicked_on() {
+    let mut a = lab::gateway(Side::A, &LabOptions::default());
+    let good = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 10);
+    let mut bad_sum = good.clone();
+    bad_sum[24] ^= 0xff;
+    let mut v6 = good.clone();
+    v6[12..14].copy_from_slice(&ethertype::IPV6.to_be_bytes());
+    let frames = vec![vec![], good[..20].to_vec(), bad_sum, v6, good[..13].to_vec()];
+    let (_, actions, _) = run(&mut a, LAN, frames);
+    assert_eq!(
+        actions,
+        vec![
+            Action::Drop(DropReason::NotIp),
+            Action::Drop(DropReason::Ipv4Malformed),
+            Action::Drop(DropReason::Ipv4BadChecksum),
+            Action::Drop(DropReason::Ipv6NotRouted),
+            Action::Drop(DropReason::NotIp),
+        ]
+    );
+}

@@ -1,0 +1,40 @@
+# Shared shell helpers for esprit's scripts. Source it; it sets nothing global
+# except ESPRIT_ROOT and the functions below.
+
+ESPRIT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export ESPRIT_ROOT
+
+log() { printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "${ESPRIT_SCRIPT:-esprit}" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+need_root() {
+    [ "$(id -u)" = 0 ] || die "this needs root (network namespaces, AF_XDP, XDP programs); run it with sudo"
+}
+
+# apt_install PKG...: installs the Debian packages that are missing, running
+# 'apt-get update' at most once per script run. Idempotent and quiet when
+# everything is already there.
+_ESPRIT_APT_UPDATED=
+apt_install() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing Debian packages: ${missing[*]}"
+    if [ -z "$_ESPRIT_APT_UPDATED" ]; then
+        apt-get update -qq || die "apt-get update failed"
+        _ESPRIT_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
+}
+
+# The Debian packages every esprit build and test needs.
+ESPRIT_BUILD_PACKAGES=(clang llvm libbpf-dev libelf-dev pkg-config)
+ESPRIT_TEST_PACKAGES=(python3-scapy python3-cryptography iproute2 ethtool tcpdump iputils-ping procps)
+
+need_cargo() {
+    command -v cargo >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/cargo" ] || die "cargo not found: install Rust (rustup) first"
+    command -v cargo >/dev/null 2>&1 || export PATH="$HOME/.cargo/bin:$PATH"
+}

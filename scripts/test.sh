@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs every esprit test: formatting and lints, unit and integration tests
+# (scapy ESP cross-checks, network-namespace tests on AF_XDP), and a short
+# fuzzing pass. Needs root on a Debian machine; installs what it needs.
+#
+#   scripts/test.sh            everything
+#   ESPRIT_FUZZ_SECONDS=N      seconds per fuzz target (default 15; 0 = replay corpora only)
+set -euo pipefail
+ESPRIT_SCRIPT=test
+source "$(dirname "$0")/lib/common.sh"
+cd "$ESPRIT_ROOT"
+
+need_root
+need_cargo
+apt_install "${ESPRIT_BUILD_PACKAGES[@]}" "${ESPRIT_TEST_PACKAGES[@]}"
+
+passed=0
+failed=0
+failed_names=()
+stage() {
+    local name=$1
+    shift
+    log "== $name"
+    local t0=$SECONDS
+    if "$@"; then
+        passed=$((passed + 1))
+        log "== $name: ok ($((SECONDS - t0)) s)"
+    else
+        failed=$((failed + 1))
+        failed_names+=("$name")
+        log "== $name: FAILED ($((SECONDS - t0)) s)"
+    fi
+}
+
+# The tests must not skip what they exist to prove.
+export ESPRIT_REQUIRE_SCAPY=1 ESPRIT_REQUIRE_ROOT=1
+export CARGO_TERM_COLOR=never
+
+stage "format" cargo fmt --all -- --check
+stage "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+stage "cargo test" cargo test --workspace --locked
+stage "fuzz smoke" scripts/fuzz.sh "${ESPRIT_FUZZ_SECONDS:-15}"
+
+echo
+if [ "$failed" -gt 0 ]; then
+    log "failed stages: ${failed_names[*]}"
+fi
+echo "stages: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
