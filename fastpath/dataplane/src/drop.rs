@@ -94,8 +94,10 @@ drop_reasons! {
     NatKeepalive = "nat-keepalive", "NAT-keepalive consumed (RFC 3948 §2.3)";
     /// Hand-off to the SA's owning worker failed: its inbox was full.
     HandoffFull = "handoff-full", "the SA's worker inbox was full";
-    /// No free frame to send on.
-    NoFrame = "no-frame", "no free frame for transmission";
+    /// No free frame to copy a held or handed-off packet into.
+    NoFrame = "no-frame", "no free UMEM frame for a held or handed-off packet";
+    /// The port's transmit ring was full.
+    TxRingFull = "tx-ring-full", "transmit ring full (port saturated)";
 }
 
 /// How many reasons there are (the length of a counter array).

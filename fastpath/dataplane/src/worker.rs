@@ -29,6 +29,9 @@ pub trait Frame {
     fn head(&self) -> usize;
     fn len(&self) -> usize;
     fn set_packet(&mut self, head: usize, len: usize);
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A frame in a `Vec` (tests, benches, re-injected held packets).
@@ -225,6 +228,12 @@ impl Worker {
 
     pub fn drops(&self) -> &DropCounters {
         &self.drops
+    }
+
+    /// Counts a drop the I/O shell decided (ring full, no frame, hand-off
+    /// inbox full): the counters have one writer, this worker's thread.
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.drops.count(reason);
     }
 
     /// Frames waiting in the hold queue.
@@ -508,7 +517,7 @@ impl Worker {
             let verdict = self.verdicts[k];
             let key = self.keys[k];
             actions[i] =
-                self.to_tunnel(now, rx_port, &mut frames[i], l3, len, tunnel, vpn, verdict, key, out);
+                self.seal_for_tunnel(now, rx_port, &mut frames[i], l3, len, tunnel, vpn, verdict, key, out);
         }
 
         for a in &actions[..n] {
@@ -649,7 +658,7 @@ impl Worker {
 
     /// The tunnel path of one packet after classification.
     #[allow(clippy::too_many_arguments)]
-    fn to_tunnel<F: Frame>(
+    fn seal_for_tunnel<F: Frame>(
         &mut self,
         now: Instant,
         rx_port: PortId,
@@ -873,7 +882,7 @@ impl Worker {
                     Some(v) => v.conf.table.classify_one(&key),
                     None => Verdict::NoMatch,
                 };
-                self.to_tunnel(now, rx_port, f, l3, inner_len, t, vpn, verdict, key, out)
+                self.seal_for_tunnel(now, rx_port, f, l3, inner_len, t, vpn, verdict, key, out)
             }
             Some(nh) => self.forward_clear(now, f, l3, inner_len, nh, out),
         }

@@ -1,5 +1,6 @@
 //! The pipeline end to end in memory: two lab gateways (the seed's
 //! topology) pass frames to each other through their bursts.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,0 +1,492 @@
+//! The typed command model: what one `set` or `unset` line means, before it
+//! meets the rest of the configuration.
+//!
+//! Values in a command are already checked on their own (a [`Prefix`] is a
+//! valid canonical prefix, a [`Cipher`] is one esprit implements, a manual
+//! key has the right length); whether the objects they name exist is the
+//! business of [`crate::Config`].
+
+use core::fmt;
+use std::net::IpAddr;
+
+use esprit_policy::{Prefix, Service};
+
+use crate::error::ParseError;
+use crate::proposal::{Cipher, Hash, P1Proposal, P2Proposal, ProposalChoice};
+use crate::secret::Secret;
+
+/// One configuration line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// A `set` line.
+    Set(SetCommand),
+    /// An `unset` line.
+    Unset(UnsetCommand),
+}
+
+/// An interface name, lowercased (`ethernet0/2`, `tunnel.1`). Interface
+/// names are case-insensitive, as in ScreenOS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InterfaceName(String);
+
+/// Longest interface name accepted.
+pub const MAX_INTERFACE_NAME: usize = 32;
+
+impl InterfaceName {
+    /// Checks and lowercases a name: 1 to 32 characters of `a-z 0-9 . / : _ -`;
+    /// a `tunnel.` name must be `tunnel.N` with N from 1 to 9999, no leading
+    /// zero.
+    pub fn new(name: &str) -> Result<InterfaceName, ParseError> {
+        let bad = |reason: &str| ParseError::BadValue {
+            what: "interface name",
+            word: name.into(),
+            reason: reason.into(),
+        };
+        let lower = name.to_ascii_lowercase();
+        if lower.is_empty() || lower.len() > MAX_INTERFACE_NAME {
+            return Err(bad("expected 1 to 32 characters"));
+        }
+        if !lower
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b':' | b'_' | b'-'))
+        {
+            return Err(bad("expected letters, digits and . / : _ -"));
+        }
+        if let Some(n) = lower.strip_prefix("tunnel.") {
+            let ok = !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0');
+            if !ok {
+                return Err(bad("a tunnel interface is tunnel.N with N from 1 to 9999"));
+            }
+        }
+        Ok(InterfaceName(lower))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// True for `tunnel.N`.
+    pub fn is_tunnel(&self) -> bool {
+        self.0.starts_with("tunnel.")
+    }
+
+    /// N of `tunnel.N`.
+    pub fn tunnel_number(&self) -> Option<u32> {
+        self.0.strip_prefix("tunnel.").and_then(|n| n.parse().ok())
+    }
+}
+
+impl fmt::Display for InterfaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An interface address with its subnet length (`198.51.100.1/24`); host
+/// bits are allowed, unlike a [`Prefix`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InterfaceAddress {
+    /// The address of the interface.
+    pub addr: IpAddr,
+    /// The subnet length.
+    pub len: u8,
+}
+
+impl InterfaceAddress {
+    /// The connected subnet.
+    pub fn subnet(&self) -> Option<Prefix> {
+        Prefix::new_masked(self.addr, self.len).ok()
+    }
+}
+
+impl fmt::Display for InterfaceAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// An IKE identity (`local-id`, `peer-id`, `dynamic`), typed from its text:
+/// an IP address, `user@fqdn`, or an FQDN.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Identity {
+    /// ID_IPV4_ADDR / ID_IPV6_ADDR.
+    Ip(IpAddr),
+    /// ID_USER_FQDN (contains `@`).
+    UserFqdn(String),
+    /// ID_FQDN.
+    Fqdn(String),
+}
+
+impl Identity {
+    /// Types an identity from its text.
+    pub fn from_text(text: &str) -> Identity {
+        if let Ok(a) = text.parse() {
+            Identity::Ip(a)
+        } else if text.contains('@') {
+            Identity::UserFqdn(text.into())
+        } else {
+            Identity::Fqdn(text.into())
+        }
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Ip(a) => write!(f, "{a}"),
+            Identity::UserFqdn(s) | Identity::Fqdn(s) => f.write_str(s),
+        }
+    }
+}
+
+/// How the peer of an IKE gateway is found.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// `address A`: a static peer.
+    Address(IpAddr),
+    /// `dialup NAME`: a dialup user or user group (defined outside this
+    /// language for now).
+    Dialup(String),
+    /// `dynamic ID`: a peer with a dynamic address known by its IKE ID.
+    Dynamic(Identity),
+}
+
+/// IKEv1 phase-1 mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IkeMode {
+    /// `Main` (the default).
+    #[default]
+    Main,
+    /// `Aggr`.
+    Aggressive,
+}
+
+impl IkeMode {
+    /// ScreenOS word.
+    pub const fn word(self) -> &'static str {
+        match self {
+            IkeMode::Main => "Main",
+            IkeMode::Aggressive => "Aggr",
+        }
+    }
+}
+
+/// `set interface NAME ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterfaceSetting {
+    /// `zone ZONE`.
+    Zone(String),
+    /// `ip A/L`.
+    Ip(InterfaceAddress),
+    /// `ip unnumbered interface IF` (tunnel interfaces only).
+    Unnumbered(InterfaceName),
+    /// `mtu N`.
+    Mtu(u16),
+    /// `port NETDEV` (esprit): the Linux network device of this port.
+    Port(String),
+    /// `manage ...`: accepted and ignored with a warning.
+    Manage(Vec<String>),
+}
+
+/// A static route: `set route P interface IF [gateway A] [metric N]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// Destination.
+    pub prefix: Prefix,
+    /// Outgoing interface (a tunnel interface for VPN traffic).
+    pub interface: InterfaceName,
+    /// Next hop, if any.
+    pub gateway: Option<IpAddr>,
+    /// Preference (lower wins); 1 when not given, as in ScreenOS.
+    pub metric: u32,
+}
+
+/// Default route metric.
+pub const DEFAULT_METRIC: u32 = 1;
+
+/// NAT traversal settings of a gateway (RFC 3947, RFC 3948).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NatTraversal {
+    /// `udp-checksum`: compute UDP checksums on ESP-in-UDP.
+    pub udp_checksum: bool,
+    /// `keepalive-frequency N`, seconds (RFC 3948 §4); 0 = none.
+    pub keepalive_secs: u16,
+}
+
+/// Default NAT-T keepalive interval (ScreenOS default), seconds.
+pub const DEFAULT_NAT_KEEPALIVE_SECS: u16 = 5;
+
+/// Dead peer detection settings (RFC 3706).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Dpd {
+    /// `interval N`, seconds; 0 = off.
+    pub interval_secs: u16,
+    /// `retry N`: unanswered probes before the peer is declared dead.
+    pub retry: u16,
+}
+
+/// Default DPD retry count (ScreenOS default).
+pub const DEFAULT_DPD_RETRY: u16 = 5;
+
+/// One setting of a `set ike gateway NAME ...` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewaySetting {
+    /// `address A`, `dialup NAME`, `dynamic ID`.
+    Peer(Peer),
+    /// `Main` / `Aggr`.
+    Mode(IkeMode),
+    /// `outgoing-interface IF`.
+    OutgoingInterface(InterfaceName),
+    /// `preshare "KEY"`.
+    Preshare(Secret),
+    /// `sec-level WORD` / `proposal NAME...`.
+    Proposals(ProposalChoice),
+    /// `nat-traversal [udp-checksum] [keepalive-frequency N]`.
+    NatTraversal {
+        /// `udp-checksum` was given.
+        udp_checksum: bool,
+        /// `keepalive-frequency N` if given.
+        keepalive_secs: Option<u16>,
+    },
+    /// `dpd-liveness [interval N] [retry N]`.
+    Dpd {
+        /// `interval N` if given.
+        interval_secs: Option<u16>,
+        /// `retry N` if given.
+        retry: Option<u16>,
+    },
+    /// `local-id ID`.
+    LocalId(Identity),
+    /// `peer-id ID`.
+    PeerId(Identity),
+}
+
+/// `set vpn NAME gateway GW ...`: an AutoKey IKE VPN.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AutoKey {
+    /// The IKE gateway.
+    pub gateway: String,
+    /// Anti-replay (RFC 4303 §3.4.3); on unless `no-replay`.
+    pub replay: bool,
+    /// `idletime N`, minutes without traffic before the SAs are deleted; 0 = never.
+    pub idletime_mins: u32,
+    /// Phase-2 proposals.
+    pub proposals: ProposalChoice,
+}
+
+/// `set vpn NAME manual ...`: a manual-key VPN (lab and benchmark use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualKey {
+    /// SPI of the inbound SA (the peer sends with it), the first SPI.
+    pub local_spi: u32,
+    /// SPI of the outbound SA (we send with it), the second SPI.
+    pub remote_spi: u32,
+    /// The peer's address.
+    pub gateway: IpAddr,
+    /// Interface whose address is our end of the tunnel.
+    pub outgoing_interface: InterfaceName,
+    /// Cipher.
+    pub cipher: Cipher,
+    /// Encryption key (lowercase hex), for GCM followed by the 4-byte salt.
+    pub encryption_key: Secret,
+    /// HMAC and its key (lowercase hex); `None` for GCM.
+    pub auth: Option<(Hash, Secret)>,
+}
+
+/// `set vpn NAME monitor ...`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Monitor {
+    /// `source-interface IF`.
+    pub source_interface: Option<InterfaceName>,
+    /// `destination-ip A`: a host behind the peer (needed with non-ScreenOS peers).
+    pub destination: Option<IpAddr>,
+    /// `optimized`.
+    pub optimized: bool,
+    /// `rekey`: keep the SAs up (negotiate without waiting for traffic).
+    pub rekey: bool,
+}
+
+/// One proxy-ID as written: prefixes and a service *name* (resolved
+/// against predefined and custom services by [`crate::Config`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProxyIdSpec {
+    /// `local-ip P`.
+    pub local: Prefix,
+    /// `remote-ip P`.
+    pub remote: Prefix,
+    /// The service name; predefined names in their canonical spelling
+    /// (`ANY`, `HTTP`).
+    pub service: String,
+}
+
+impl ProxyIdSpec {
+    /// Same selectors, service names compared case-insensitively.
+    pub fn same_as(&self, other: &ProxyIdSpec) -> bool {
+        self.local == other.local && self.remote == other.remote && self.service.eq_ignore_ascii_case(&other.service)
+    }
+}
+
+impl fmt::Display for ProxyIdSpec {
+    /// `local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 "ANY"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "local-ip {} remote-ip {} \"{}\"",
+            self.local, self.remote, self.service
+        )
+    }
+}
+
+/// One setting of a `set vpn NAME ...` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VpnSetting {
+    /// `gateway GW ...`: creates or updates an AutoKey IKE VPN.
+    AutoKey(AutoKey),
+    /// `manual ...`: creates or updates a manual-key VPN.
+    Manual(ManualKey),
+    /// `monitor ...`: replaces the VPN monitor settings.
+    Monitor(Monitor),
+    /// `[id N] [bind interface IF]`.
+    Bind {
+        /// `id N`.
+        id: Option<u32>,
+        /// `bind interface IF`.
+        interface: Option<InterfaceName>,
+    },
+    /// `proxy-id check`.
+    ProxyIdCheck,
+    /// `proxy-id local-ip P remote-ip P SERVICE`.
+    ProxyId(ProxyIdSpec),
+}
+
+/// A `set` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetCommand {
+    /// `set interface NAME ...`.
+    Interface {
+        /// The interface.
+        name: InterfaceName,
+        /// What is set.
+        setting: InterfaceSetting,
+    },
+    /// `set route ...`.
+    Route(Route),
+    /// `set ike gateway NAME ...` (one or more settings).
+    IkeGateway {
+        /// The gateway.
+        name: String,
+        /// The settings in line order.
+        settings: Vec<GatewaySetting>,
+    },
+    /// `set ike p1-proposal ...`.
+    P1Proposal(P1Proposal),
+    /// `set ike p2-proposal ...`.
+    P2Proposal(P2Proposal),
+    /// `set vpn NAME ...`.
+    Vpn {
+        /// The VPN.
+        name: String,
+        /// What is set.
+        setting: VpnSetting,
+    },
+    /// `set service NAME protocol ...` (`add` false) or
+    /// `set service NAME + ...` (`add` true).
+    Service {
+        /// The service.
+        name: String,
+        /// The member.
+        member: Service,
+        /// `+`: add a member to an existing service.
+        add: bool,
+    },
+}
+
+/// What `unset interface NAME ...` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterfaceItem {
+    /// `zone`.
+    Zone,
+    /// `ip` (address or unnumbered).
+    Ip,
+    /// `mtu`.
+    Mtu,
+    /// `port`.
+    Port,
+    /// `manage ...` (ignored with a warning).
+    Manage,
+}
+
+/// What `unset ike gateway NAME ...` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayItem {
+    /// `nat-traversal`.
+    NatTraversal,
+    /// `dpd-liveness`.
+    Dpd,
+    /// `local-id`.
+    LocalId,
+    /// `peer-id`.
+    PeerId,
+}
+
+/// What `unset vpn NAME ...` removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VpnItem {
+    /// `monitor`.
+    Monitor,
+    /// `bind interface` (the binding and the id).
+    Bind,
+    /// `proxy-id check`.
+    ProxyIdCheck,
+    /// `proxy-id local-ip P remote-ip P SERVICE`.
+    ProxyId(ProxyIdSpec),
+    /// `proxy-id`: every proxy-ID.
+    AllProxyIds,
+}
+
+/// An `unset` line. `item: None` removes the whole object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnsetCommand {
+    /// `unset interface NAME [ITEM]`.
+    Interface {
+        /// The interface.
+        name: InterfaceName,
+        /// What to remove; `None` for the interface.
+        item: Option<InterfaceItem>,
+    },
+    /// `unset route P [interface IF [gateway A]]`: every route that matches.
+    Route {
+        /// Destination.
+        prefix: Prefix,
+        /// Only routes through this interface.
+        interface: Option<InterfaceName>,
+        /// Only routes through this next hop.
+        gateway: Option<IpAddr>,
+    },
+    /// `unset ike gateway NAME [ITEM]`.
+    IkeGateway {
+        /// The gateway.
+        name: String,
+        /// What to remove; `None` for the gateway.
+        item: Option<GatewayItem>,
+    },
+    /// `unset ike p1-proposal NAME`.
+    P1Proposal(String),
+    /// `unset ike p2-proposal NAME`.
+    P2Proposal(String),
+    /// `unset vpn NAME [ITEM]`.
+    Vpn {
+        /// The VPN.
+        name: String,
+        /// What to remove; `None` for the VPN.
+        item: Option<VpnItem>,
+    },
+    /// `unset service NAME [+ MEMBER]`.
+    Service {
+        /// The service.
+        name: String,
+        /// The member to remove; `None` for the service.
+        member: Option<Service>,
+    },
+}

@@ -1,0 +1,1021 @@
+//! The parser: one line of words into a [`Command`].
+//!
+//! Guarantee: [`parse_line`] never panics, on any input; it either returns a
+//! command whose values are all valid on their own, or a [`ParseError`]
+//! naming the offending word, the words before it and what was expected.
+//! Keywords are case-insensitive and may be quoted; names keep their case.
+
+use std::net::IpAddr;
+
+use esprit_policy::{PolicyError, PortRange, Prefix, Service};
+
+use crate::error::{q, ParseError};
+use crate::lexer::{lex, Token};
+use crate::model::*;
+use crate::proposal::{
+    is_p1_predefined_shape, is_p2_predefined_shape, Cipher, DhGroup, EspTransform, Hash, P1Proposal, P1Suite,
+    P2Proposal, P2Suite, ProposalChoice, SecLevel,
+};
+use crate::secret::Secret;
+
+/// Longest object name (VPN, gateway, service, proposal, zone, dialup).
+pub const MAX_NAME: usize = 63;
+/// Most proposals in one `proposal` list (as in ScreenOS).
+pub const MAX_PROPOSALS: usize = 4;
+
+/// Parses one line. Blank lines and comments give `Ok(None)`.
+pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
+    let tokens = lex(line)?;
+    if tokens.is_empty() {
+        return Ok(None);
+    }
+    let mut c = Cursor::new(&tokens);
+    let command = match c.keyword(&["set", "unset"])? {
+        "set" => Command::Set(parse_set(&mut c)?),
+        _ => Command::Unset(parse_unset(&mut c)?),
+    };
+    c.end()?;
+    Ok(Some(command))
+}
+
+fn one_of(options: &[&str]) -> String {
+    match options {
+        [one] => (*one).to_string(),
+        _ => format!("one of {}", options.join(", ")),
+    }
+}
+
+fn one_of_or_end(options: &[&str]) -> String {
+    format!("one of {}, or end of line", options.join(", "))
+}
+
+struct Cursor<'t, 'a> {
+    tokens: &'t [Token<'a>],
+    pos: usize,
+    secret: Vec<bool>,
+}
+
+impl<'t, 'a> Cursor<'t, 'a> {
+    fn new(tokens: &'t [Token<'a>]) -> Self {
+        Cursor {
+            tokens,
+            pos: 0,
+            secret: vec![false; tokens.len()],
+        }
+    }
+
+    /// The words consumed so far, secrets redacted.
+    fn after(&self) -> String {
+        let mut out = String::new();
+        for (i, t) in self.tokens.iter().take(self.pos).enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            if self.secret.get(i).copied().unwrap_or(true) {
+                out.push_str("<secret>");
+            } else {
+                out.push_str(t.text);
+            }
+        }
+        out
+    }
+
+    fn peek(&self) -> Option<&'t Token<'a>> {
+        self.tokens.get(self.pos)
+    }
+
+    fn missing(&self, expected: impl Into<String>) -> ParseError {
+        ParseError::MissingArgument {
+            after: self.after(),
+            expected: expected.into(),
+        }
+    }
+
+    fn unknown(&self, word: &str, expected: impl Into<String>) -> ParseError {
+        ParseError::UnknownWord {
+            word: word.into(),
+            after: self.after(),
+            expected: expected.into(),
+        }
+    }
+
+    /// The next word, whatever it is.
+    fn word(&mut self, expected: &str) -> Result<&'a str, ParseError> {
+        let t = self.peek().ok_or_else(|| self.missing(expected))?;
+        self.pos += 1;
+        Ok(t.text)
+    }
+
+    /// The next word, which must be one of `options`.
+    fn keyword(&mut self, options: &[&'static str]) -> Result<&'static str, ParseError> {
+        let t = self.peek().ok_or_else(|| self.missing(one_of(options)))?;
+        match options.iter().find(|o| o.eq_ignore_ascii_case(t.text)) {
+            Some(k) => {
+                self.pos += 1;
+                Ok(k)
+            }
+            None => Err(self.unknown(t.text, one_of(options))),
+        }
+    }
+
+    /// The next word if it is one of `options`.
+    fn try_keyword(&mut self, options: &[&'static str]) -> Option<&'static str> {
+        let t = self.peek()?;
+        let k = options.iter().find(|o| o.eq_ignore_ascii_case(t.text))?;
+        self.pos += 1;
+        Some(k)
+    }
+
+    /// The next word of an options loop: one of `options`, or `None` at the
+    /// end of the line.
+    fn option(&mut self, options: &[&'static str]) -> Result<Option<&'static str>, ParseError> {
+        match self.peek() {
+            None => Ok(None),
+            Some(t) => match self.try_keyword(options) {
+                Some(k) => Ok(Some(k)),
+                None => Err(self.unknown(t.text, one_of_or_end(options))),
+            },
+        }
+    }
+
+    fn end(&self) -> Result<(), ParseError> {
+        match self.peek() {
+            None => Ok(()),
+            Some(t) => Err(self.unknown(t.text, "end of line")),
+        }
+    }
+
+    /// The next word, checked by `f`.
+    fn value<T>(&mut self, expected: &str, f: impl FnOnce(&str) -> Result<T, ParseError>) -> Result<T, ParseError> {
+        let w = self.word(expected)?;
+        f(w)
+    }
+
+    /// The next word, a secret: never echoed in errors.
+    fn secret(&mut self, expected: &str) -> Result<&'a str, ParseError> {
+        let t = self.peek().ok_or_else(|| self.missing(expected))?;
+        if let Some(s) = self.secret.get_mut(self.pos) {
+            *s = true;
+        }
+        self.pos += 1;
+        Ok(t.text)
+    }
+
+    fn name(&mut self, what: &'static str) -> Result<String, ParseError> {
+        self.value(what, |w| check_name(what, w))
+    }
+
+    fn interface(&mut self) -> Result<InterfaceName, ParseError> {
+        self.value("an interface name", InterfaceName::new)
+    }
+
+    fn number(&mut self, what: &'static str, min: u32, max: u32) -> Result<u32, ParseError> {
+        let expected = format!("{} {what} from {min} to {max}", article(what));
+        self.value(&expected, |w| decimal(what, w, min, max))
+    }
+
+    fn address(&mut self, what: &'static str) -> Result<IpAddr, ParseError> {
+        self.value("an IPv4 or IPv6 address", |w| address(what, w))
+    }
+
+    /// Records a setting keyword of an options loop; refuses it twice.
+    fn once(&self, seen: &mut Vec<&'static str>, group: &'static str) -> Result<(), ParseError> {
+        if seen.contains(&group) {
+            let word = self.pos.checked_sub(1).and_then(|i| self.tokens.get(i)).map_or(group, |t| t.text);
+            return Err(ParseError::Repeated { word: word.into() });
+        }
+        seen.push(group);
+        Ok(())
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    match word.bytes().next() {
+        Some(b'a' | b'e' | b'i' | b'o' | b'u' | b'M') => "an",
+        _ => "a",
+    }
+}
+
+fn check_name(what: &'static str, w: &str) -> Result<String, ParseError> {
+    if w.is_empty() || w.chars().count() > MAX_NAME || w.chars().any(char::is_control) {
+        return Err(ParseError::BadValue {
+            what,
+            word: w.into(),
+            reason: format!("expected 1 to {MAX_NAME} printable characters"),
+        });
+    }
+    Ok(w.into())
+}
+
+fn decimal(what: &'static str, w: &str, min: u32, max: u32) -> Result<u32, ParseError> {
+    let bad = |reason: String| ParseError::BadValue {
+        what,
+        word: w.into(),
+        reason,
+    };
+    if w.is_empty() || w.len() > 10 || !w.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("not a decimal number".into()));
+    }
+    match w.parse::<u64>() {
+        Ok(n) if n >= u64::from(min) && n <= u64::from(max) => u32::try_from(n).map_err(|_| bad("too large".into())),
+        _ => Err(bad(format!("expected a number from {min} to {max}"))),
+    }
+}
+
+fn hex_u32(what: &'static str, w: &str, min: u32) -> Result<u32, ParseError> {
+    let digits = w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")).unwrap_or(w);
+    let bad = |reason: String| ParseError::BadValue {
+        what,
+        word: w.into(),
+        reason,
+    };
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad("expected a hexadecimal number of at most 8 digits".into()));
+    }
+    let n = u32::from_str_radix(digits, 16).map_err(|_| bad("not hexadecimal".into()))?;
+    if n < min {
+        return Err(bad(format!("expected at least {min:#x}")));
+    }
+    Ok(n)
+}
+
+fn address(what: &'static str, w: &str) -> Result<IpAddr, ParseError> {
+    w.parse().map_err(|_| ParseError::BadValue {
+        what,
+        word: w.into(),
+        reason: "expected an IPv4 or IPv6 address (esprit does not resolve names)".into(),
+    })
+}
+
+/// Reads a prefix (`10.1.1.0/24`; a bare address is a host prefix).
+pub(crate) fn prefix(w: &str) -> Result<Prefix, ParseError> {
+    let bad = |reason: String| ParseError::BadValue {
+        what: "prefix",
+        word: w.into(),
+        reason,
+    };
+    if let Some((a, l)) = w.split_once('/') {
+        if !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_digit()) {
+            let n: u32 = l.parse().unwrap_or(0);
+            let max = match a.parse::<IpAddr>() {
+                Ok(IpAddr::V4(_)) => 32,
+                Ok(IpAddr::V6(_)) => 128,
+                Err(_) => u32::MAX,
+            };
+            if n > max {
+                return Err(bad(format!("prefix length {n} exceeds {max}")));
+            }
+        }
+    }
+    w.parse::<Prefix>().map_err(|e| match e {
+        PolicyError::InvalidPrefix { reason, .. } => bad(reason.into()),
+        PolicyError::HostBitsSet { canonical, .. } => bad(format!("host bits set: did you mean {canonical}?")),
+        other => bad(other.to_string()),
+    })
+}
+
+fn interface_address(w: &str) -> Result<InterfaceAddress, ParseError> {
+    let bad = |reason: String| ParseError::BadValue {
+        what: "interface address",
+        word: w.into(),
+        reason,
+    };
+    let (a, l) = w
+        .split_once('/')
+        .ok_or_else(|| bad("expected ADDRESS/LENGTH, e.g. 198.51.100.1/24".into()))?;
+    let addr: IpAddr = a.parse().map_err(|_| bad("not an IPv4 or IPv6 address".into()))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if l.is_empty() || l.len() > 3 || !l.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("the length is not a number".into()));
+    }
+    let len: u32 = l.parse().unwrap_or(u32::MAX);
+    if len > max {
+        return Err(bad(format!("prefix length {len} exceeds {max}")));
+    }
+    Ok(InterfaceAddress {
+        addr,
+        len: u8::try_from(len).unwrap_or(0),
+    })
+}
+
+fn netdev(w: &str) -> Result<String, ParseError> {
+    // Linux dev_valid_name(): at most 15 bytes (IFNAMSIZ - 1), not "." or
+    // "..", no '/', ':' or whitespace.
+    if w.is_empty() || w.len() > 15 || w == "." || w == ".." || w.bytes().any(|b| b == b'/' || b == b':' || b <= b' ' || b == 0x7f) {
+        return Err(ParseError::BadValue {
+            what: "Linux network device",
+            word: w.into(),
+            reason: "expected 1 to 15 characters without '/', ':' or spaces".into(),
+        });
+    }
+    Ok(w.into())
+}
+
+fn parse_set(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    match c.keyword(&["interface", "route", "ike", "vpn", "service"])? {
+        "interface" => set_interface(c),
+        "route" => Ok(SetCommand::Route(set_route(c)?)),
+        "ike" => match c.keyword(&["gateway", "p1-proposal", "p2-proposal"])? {
+            "gateway" => set_gateway(c),
+            "p1-proposal" => set_p1_proposal(c),
+            _ => set_p2_proposal(c),
+        },
+        "vpn" => set_vpn(c),
+        _ => set_service(c),
+    }
+}
+
+fn set_interface(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    let name = c.interface()?;
+    let setting = match c.keyword(&["zone", "ip", "mtu", "port", "manage"])? {
+        "zone" => InterfaceSetting::Zone(c.name("zone name")?),
+        "ip" => {
+            if c.try_keyword(&["unnumbered"]).is_some() {
+                c.keyword(&["interface"])?;
+                InterfaceSetting::Unnumbered(c.interface()?)
+            } else {
+                InterfaceSetting::Ip(c.value("an address A.B.C.D/L or unnumbered", interface_address)?)
+            }
+        }
+        "mtu" => InterfaceSetting::Mtu(u16::try_from(c.number("MTU", 576, 9216)?).unwrap_or(1500)),
+        "port" => InterfaceSetting::Port(c.value("a Linux network device name", netdev)?),
+        _ => {
+            let mut words = Vec::new();
+            while let Some(t) = c.peek() {
+                words.push(t.text.to_string());
+                c.pos += 1;
+            }
+            InterfaceSetting::Manage(words)
+        }
+    };
+    Ok(SetCommand::Interface { name, setting })
+}
+
+fn set_route(c: &mut Cursor<'_, '_>) -> Result<Route, ParseError> {
+    let prefix = c.value("a prefix A.B.C.D/L", prefix)?;
+    let (mut interface, mut gateway, mut metric) = (None, None, None);
+    let mut seen = Vec::new();
+    while let Some(k) = c.option(&["interface", "gateway", "metric"])? {
+        c.once(&mut seen, k)?;
+        match k {
+            "interface" => interface = Some(c.interface()?),
+            "gateway" => gateway = Some(c.address("gateway")?),
+            _ => metric = Some(c.number("metric", 1, 65535)?),
+        }
+    }
+    let interface = interface.ok_or_else(|| c.missing("interface"))?;
+    Ok(Route {
+        prefix,
+        interface,
+        gateway,
+        metric: metric.unwrap_or(DEFAULT_METRIC),
+    })
+}
+
+const GATEWAY_WORDS: [&str; 14] = [
+    "address",
+    "dialup",
+    "dynamic",
+    "Main",
+    "Aggr",
+    "outgoing-interface",
+    "preshare",
+    "sec-level",
+    "proposal",
+    "nat-traversal",
+    "dpd-liveness",
+    "local-id",
+    "peer-id",
+    "proposal",
+];
+
+fn sec_level(c: &mut Cursor<'_, '_>) -> Result<SecLevel, ParseError> {
+    Ok(match c.keyword(&["standard", "compatible", "basic"])? {
+        "standard" => SecLevel::Standard,
+        "compatible" => SecLevel::Compatible,
+        _ => SecLevel::Basic,
+    })
+}
+
+/// `proposal "A" ["B" ...]`: names up to the end or the next keyword of
+/// `stop`.
+fn proposal_list(c: &mut Cursor<'_, '_>, stop: &[&str]) -> Result<Vec<String>, ParseError> {
+    let mut names = Vec::new();
+    while let Some(t) = c.peek() {
+        if !t.quoted && stop.iter().any(|s| s.eq_ignore_ascii_case(t.text)) {
+            break;
+        }
+        if names.len() == MAX_PROPOSALS {
+            return Err(c.unknown(t.text, format!("at most {MAX_PROPOSALS} proposals")));
+        }
+        names.push(c.name("proposal name")?);
+    }
+    if names.is_empty() {
+        return Err(c.missing("a proposal name"));
+    }
+    Ok(names)
+}
+
+fn set_gateway(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    let name = c.name("gateway name")?;
+    let mut settings = Vec::new();
+    let mut seen = Vec::new();
+    let words = &GATEWAY_WORDS[..13];
+    loop {
+        let k = if settings.is_empty() {
+            c.keyword(words)?
+        } else {
+            match c.option(words)? {
+                Some(k) => k,
+                None => break,
+            }
+        };
+        let setting = match k {
+            "address" | "dialup" | "dynamic" => {
+                c.once(&mut seen, "peer")?;
+                GatewaySetting::Peer(match k {
+                    "address" => Peer::Address(c.address("peer address")?),
+                    "dialup" => Peer::Dialup(c.name("dialup user or group")?),
+                    _ => Peer::Dynamic(Identity::from_text(&c.name("peer identity")?)),
+                })
+            }
+            "Main" | "Aggr" => {
+                c.once(&mut seen, "mode")?;
+                GatewaySetting::Mode(if k == "Main" { IkeMode::Main } else { IkeMode::Aggressive })
+            }
+            "outgoing-interface" => {
+                c.once(&mut seen, k)?;
+                GatewaySetting::OutgoingInterface(c.interface()?)
+            }
+            "preshare" => {
+                c.once(&mut seen, k)?;
+                let key = c.secret("a pre-shared key")?;
+                if key.is_empty() {
+                    return Err(ParseError::BadValue {
+                        what: "pre-shared key",
+                        word: String::new(),
+                        reason: "empty".into(),
+                    });
+                }
+                GatewaySetting::Preshare(Secret::new(key))
+            }
+            "sec-level" | "proposal" => {
+                c.once(&mut seen, "proposals")?;
+                GatewaySetting::Proposals(if k == "sec-level" {
+                    ProposalChoice::SecLevel(sec_level(c)?)
+                } else {
+                    ProposalChoice::Named(proposal_list(c, words)?)
+                })
+            }
+            "nat-traversal" => {
+                c.once(&mut seen, k)?;
+                let (mut udp_checksum, mut keepalive_secs) = (false, None);
+                loop {
+                    match c.try_keyword(&["udp-checksum", "keepalive-frequency"]) {
+                        Some("udp-checksum") => udp_checksum = true,
+                        Some(_) => {
+                            keepalive_secs = Some(u16::try_from(c.number("keepalive interval", 0, 300)?).unwrap_or(0))
+                        }
+                        None => break,
+                    }
+                }
+                GatewaySetting::NatTraversal {
+                    udp_checksum,
+                    keepalive_secs,
+                }
+            }
+            "dpd-liveness" => {
+                c.once(&mut seen, k)?;
+                let (mut interval_secs, mut retry) = (None, None);
+                loop {
+                    match c.try_keyword(&["interval", "retry"]) {
+                        Some("interval") => interval_secs = Some(u16::try_from(c.number("interval", 0, 3600)?).unwrap_or(0)),
+                        Some(_) => retry = Some(u16::try_from(c.number("retry count", 1, 128)?).unwrap_or(1)),
+                        None => break,
+                    }
+                }
+                if interval_secs.is_none() && retry.is_none() {
+                    return Err(match c.peek() {
+                        Some(t) => c.unknown(t.text, "interval or retry"),
+                        None => c.missing("interval or retry"),
+                    });
+                }
+                GatewaySetting::Dpd { interval_secs, retry }
+            }
+            "local-id" => {
+                c.once(&mut seen, k)?;
+                GatewaySetting::LocalId(Identity::from_text(&c.name("local identity")?))
+            }
+            _ => {
+                c.once(&mut seen, k)?;
+                GatewaySetting::PeerId(Identity::from_text(&c.name("peer identity")?))
+            }
+        };
+        settings.push(setting);
+    }
+    Ok(SetCommand::IkeGateway { name, settings })
+}
+
+fn group_word(c: &mut Cursor<'_, '_>, no_pfs: bool) -> Result<Option<DhGroup>, ParseError> {
+    let expected = if no_pfs { "no-pfs or groupN" } else { "groupN (group14, ...)" };
+    let t = c.peek().ok_or_else(|| c.missing(expected))?;
+    if no_pfs && t.text.eq_ignore_ascii_case("no-pfs") {
+        c.pos += 1;
+        return Ok(None);
+    }
+    let lower = t.text.to_ascii_lowercase();
+    let Some(digits) = lower.strip_prefix("group") else {
+        return Err(c.unknown(t.text, expected));
+    };
+    c.pos += 1;
+    let n = decimal("DH group", t.text, 0, 999).map_err(|_| ParseError::BadValue {
+        what: "DH group",
+        word: t.text.into(),
+        reason: "expected groupN".into(),
+    });
+    let n = match digits.parse::<u16>() {
+        Ok(n) if !digits.starts_with('+') => n,
+        _ => return Err(n.err().unwrap_or(ParseError::BadValue {
+            what: "DH group",
+            word: t.text.into(),
+            reason: "expected groupN".into(),
+        })),
+    };
+    DhGroup::from_number(n, t.text).map(Some)
+}
+
+fn lifetime_secs(c: &mut Cursor<'_, '_>, unit: &str) -> Result<u32, ParseError> {
+    let (per, max) = match unit {
+        "second" => (1, 2_592_000),
+        "minute" => (60, 43_200),
+        "hour" => (3600, 720),
+        _ => (86_400, 30),
+    };
+    Ok(c.number("lifetime", 1, max)? * per)
+}
+
+fn set_p1_proposal(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    let name = c.name("proposal name")?;
+    if is_p1_predefined_shape(&name) {
+        return Err(ParseError::BadValue {
+            what: "proposal name",
+            word: name,
+            reason: "names of the form pre-gN-... are predefined proposals; choose another name".into(),
+        });
+    }
+    let subject = format!("p1-proposal {}", q(&name));
+    if c.keyword(&["preshare", "rsa-sig", "dsa-sig"])? != "preshare" {
+        return Err(ParseError::Unsupported {
+            what: "certificate authentication".into(),
+            reason: "esprit authenticates IKE with pre-shared keys only: use preshare".into(),
+        });
+    }
+    let group = group_word(c, false)
+        .map_err(|e| retitle(e, &subject))?
+        .unwrap_or(DhGroup::Modp2048);
+    c.keyword(&["esp"])?;
+    let cipher = c.value("a cipher (aes128, aes256)", |w| Cipher::parse(w, false)).map_err(|e| retitle(e, &subject))?;
+    let hash = c.value("a hash (sha-1, sha2-256)", Hash::parse).map_err(|e| retitle(e, &subject))?;
+    let mut lifetime = crate::proposal::DEFAULT_P1_LIFETIME_SECS;
+    if let Some(unit) = c.option(&["second", "minute", "hour", "day"])? {
+        lifetime = lifetime_secs(c, unit)?;
+    }
+    Ok(SetCommand::P1Proposal(P1Proposal {
+        name,
+        suite: P1Suite {
+            group,
+            cipher,
+            hash,
+            lifetime_secs: lifetime,
+        },
+    }))
+}
+
+/// Names the proposal in an `Insecure` error about one of its words.
+fn retitle(e: ParseError, subject: &str) -> ParseError {
+    match e {
+        ParseError::Insecure {
+            algorithm, rfc, hint, ..
+        } => ParseError::Insecure {
+            subject: subject.into(),
+            algorithm,
+            rfc,
+            hint,
+        },
+        other => other,
+    }
+}
+
+fn set_p2_proposal(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    let name = c.name("proposal name")?;
+    if is_p2_predefined_shape(&name) {
+        return Err(ParseError::BadValue {
+            what: "proposal name",
+            word: name,
+            reason: "names of the form gN-esp-... or nopfs-esp-... are predefined proposals; choose another name"
+                .into(),
+        });
+    }
+    let subject = format!("p2-proposal {}", q(&name));
+    let pfs = group_word(c, true).map_err(|e| retitle(e, &subject))?;
+    c.keyword(&["esp"])?;
+    let cipher = c
+        .value("a cipher (aes128, aes256, aes128gcm, aes256gcm)", |w| Cipher::parse(w, true))
+        .map_err(|e| retitle(e, &subject))?;
+    let integrity = if cipher.is_aead() {
+        c.try_keyword(&["null"]);
+        None
+    } else {
+        let t = c.peek().ok_or_else(|| c.missing("a hash (sha-1, sha2-256)"))?;
+        if t.text.eq_ignore_ascii_case("null") {
+            return Err(ParseError::Insecure {
+                subject,
+                algorithm: "a CBC cipher without integrity",
+                rfc: "RFC 8221",
+                hint: ": use sha-1 or sha2-256, or aes128gcm".into(),
+            });
+        }
+        Some(c.value("a hash (sha-1, sha2-256)", Hash::parse).map_err(|e| retitle(e, &subject))?)
+    };
+    let mut lifetime = crate::proposal::DEFAULT_P2_LIFETIME_SECS;
+    let mut kbytes = None;
+    let mut seen = Vec::new();
+    while let Some(k) = c.option(&["second", "minute", "hour", "day", "kbyte"])? {
+        if k == "kbyte" {
+            c.once(&mut seen, k)?;
+            kbytes = Some(c.number("lifetime in kilobytes", 1, u32::MAX)?);
+        } else {
+            c.once(&mut seen, "lifetime")?;
+            lifetime = lifetime_secs(c, k)?;
+        }
+    }
+    Ok(SetCommand::P2Proposal(P2Proposal {
+        name,
+        suite: P2Suite {
+            pfs,
+            esp: EspTransform { cipher, integrity },
+            lifetime_secs: lifetime,
+            lifetime_kbytes: kbytes,
+        },
+    }))
+}
+
+/// The keywords after `set vpn NAME`, in the order of the reference page.
+const VPN_WORDS: [&str; 6] = ["gateway", "proxy-id", "monitor", "id", "bind", "manual"];
+
+fn set_vpn(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    let name = c.name("vpn name")?;
+    let setting = match c.keyword(&VPN_WORDS)? {
+        "gateway" => VpnSetting::AutoKey(vpn_autokey(c)?),
+        "manual" => VpnSetting::Manual(vpn_manual(c)?),
+        "monitor" => {
+            let mut m = Monitor::default();
+            let mut seen = Vec::new();
+            while let Some(k) = c.option(&["source-interface", "destination-ip", "optimized", "rekey"])? {
+                c.once(&mut seen, k)?;
+                match k {
+                    "source-interface" => m.source_interface = Some(c.interface()?),
+                    "destination-ip" => m.destination = Some(c.address("destination-ip")?),
+                    "optimized" => m.optimized = true,
+                    _ => m.rekey = true,
+                }
+            }
+            VpnSetting::Monitor(m)
+        }
+        "id" => {
+            let id = c.value("a VPN id (0x1 ...)", |w| vpn_id(w))?;
+            let interface = match c.option(&["bind"])? {
+                Some(_) => {
+                    c.keyword(&["interface"])?;
+                    Some(c.interface()?)
+                }
+                None => None,
+            };
+            VpnSetting::Bind {
+                id: Some(id),
+                interface,
+            }
+        }
+        "bind" => {
+            c.keyword(&["interface"])?;
+            VpnSetting::Bind {
+                id: None,
+                interface: Some(c.interface()?),
+            }
+        }
+        _ => match c.keyword(&["check", "local-ip"])? {
+            "check" => VpnSetting::ProxyIdCheck,
+            _ => VpnSetting::ProxyId(proxy_id_rest(c)?),
+        },
+    };
+    Ok(SetCommand::Vpn { name, setting })
+}
+
+fn vpn_id(w: &str) -> Result<u32, ParseError> {
+    let id = if w.starts_with("0x") || w.starts_with("0X") {
+        hex_u32("VPN id", w, 1)?
+    } else {
+        decimal("VPN id", w, 1, u32::MAX)?
+    };
+    Ok(id)
+}
+
+/// `P remote-ip P SERVICE`, after `local-ip`.
+fn proxy_id_rest(c: &mut Cursor<'_, '_>) -> Result<ProxyIdSpec, ParseError> {
+    let local = c.value("a prefix A.B.C.D/L", prefix)?;
+    c.keyword(&["remote-ip"])?;
+    let remote = c.value("a prefix A.B.C.D/L", prefix)?;
+    let service = c.name("a service name (ANY, HTTP, ... or a custom service)")?;
+    if local.is_ipv4() != remote.is_ipv4() {
+        return Err(ParseError::BadValue {
+            what: "proxy-id",
+            word: format!("local-ip {local} remote-ip {remote}"),
+            reason: "local-ip and remote-ip are of different address families".into(),
+        });
+    }
+    let service = match Service::named(&service).and_then(|s| s.name()) {
+        Some(canonical) => canonical.to_string(),
+        None => service,
+    };
+    Ok(ProxyIdSpec { local, remote, service })
+}
+
+fn vpn_autokey(c: &mut Cursor<'_, '_>) -> Result<AutoKey, ParseError> {
+    let gateway = c.name("gateway name")?;
+    let (mut replay, mut idletime, mut proposals) = (true, 0, None);
+    let mut seen = Vec::new();
+    let words = ["replay", "no-replay", "tunnel", "transport", "idletime", "sec-level", "proposal"];
+    while let Some(k) = c.option(&words)? {
+        match k {
+            "replay" | "no-replay" => {
+                c.once(&mut seen, "replay")?;
+                replay = k == "replay";
+            }
+            "tunnel" => c.once(&mut seen, k)?,
+            "transport" => {
+                return Err(ParseError::Unsupported {
+                    what: "transport mode".into(),
+                    reason: "esprit VPNs are tunnel mode (route-based)".into(),
+                })
+            }
+            "idletime" => {
+                c.once(&mut seen, k)?;
+                idletime = c.number("idle time in minutes", 0, 65535)?;
+            }
+            _ => {
+                c.once(&mut seen, "proposals")?;
+                proposals = Some(if k == "sec-level" {
+                    ProposalChoice::SecLevel(sec_level(c)?)
+                } else {
+                    ProposalChoice::Named(proposal_list(c, &words)?)
+                });
+            }
+        }
+    }
+    let proposals = proposals.ok_or_else(|| c.missing("sec-level or proposal"))?;
+    Ok(AutoKey {
+        gateway,
+        replay,
+        idletime_mins: idletime,
+        proposals,
+    })
+}
+
+fn hex_key(c: &mut Cursor<'_, '_>, cipher_or_hash: &str, len: usize) -> Result<Secret, ParseError> {
+    let t = c.peek().ok_or_else(|| c.missing("key"))?;
+    if t.text.eq_ignore_ascii_case("password") {
+        return Err(ParseError::Unsupported {
+            what: "password".into(),
+            reason: "give manual keys in hexadecimal with key HEX".into(),
+        });
+    }
+    c.keyword(&["key"])?;
+    let k = c.secret("a key in hexadecimal")?;
+    let digits = k.strip_prefix("0x").unwrap_or(k);
+    let bad = |reason: String| ParseError::BadValue {
+        what: "key",
+        word: "<secret>".into(),
+        reason,
+    };
+    if !digits.bytes().all(|b| b.is_ascii_hexdigit()) || digits.len() % 2 != 0 {
+        return Err(bad("expected an even number of hexadecimal digits".into()));
+    }
+    if digits.len() != 2 * len {
+        return Err(bad(format!(
+            "{cipher_or_hash} needs {len} bytes ({} hexadecimal digits), got {}",
+            2 * len,
+            digits.len() / 2
+        )));
+    }
+    Ok(Secret::new(digits.to_ascii_lowercase()))
+}
+
+fn vpn_manual(c: &mut Cursor<'_, '_>) -> Result<ManualKey, ParseError> {
+    // RFC 4303 §2.1: SPIs 1-255 are reserved by IANA, 0 is never sent.
+    let local_spi = c.value("the local SPI in hexadecimal", |w| hex_u32("SPI", w, 0x100))?;
+    let remote_spi = c.value("the remote SPI in hexadecimal", |w| hex_u32("SPI", w, 0x100))?;
+    c.keyword(&["gateway"])?;
+    let gateway = c.address("gateway")?;
+    c.keyword(&["outgoing-interface"])?;
+    let outgoing_interface = c.interface()?;
+    c.keyword(&["esp"])?;
+    let cipher = c.value("a cipher (aes128, aes256, aes128gcm, aes256gcm)", |w| Cipher::parse(w, true))?;
+    let encryption_key = hex_key(c, cipher.word(), cipher.key_len())?;
+    let auth = if cipher.is_aead() {
+        if let Some(t) = c.peek() {
+            if t.text.eq_ignore_ascii_case("auth") {
+                return Err(ParseError::BadValue {
+                    what: "auth",
+                    word: t.text.into(),
+                    reason: format!("{} carries its own integrity: drop auth", cipher.word()),
+                });
+            }
+        }
+        None
+    } else {
+        c.keyword(&["auth"])?;
+        let hash = c.value("a hash (sha-1, sha2-256)", Hash::parse)?;
+        let key = hex_key(c, hash.word(), hash.key_len())?;
+        Some((hash, key))
+    };
+    Ok(ManualKey {
+        local_spi,
+        remote_spi,
+        gateway,
+        outgoing_interface,
+        cipher,
+        encryption_key,
+        auth,
+    })
+}
+
+/// `PROTO [selectors]` after `protocol` or `+`.
+fn service_member(c: &mut Cursor<'_, '_>) -> Result<Service, ParseError> {
+    let pw = c.word("a protocol (tcp, udp, icmp, icmp6, sctp or a number)")?;
+    let proto: u8 = match pw.to_ascii_lowercase().as_str() {
+        "tcp" => 6,
+        "udp" => 17,
+        "icmp" => 1,
+        "icmp6" | "ipv6-icmp" => 58,
+        "sctp" => 132,
+        other => u8::try_from(decimal("protocol", other, 0, 255).map_err(|_| ParseError::BadValue {
+            what: "protocol",
+            word: pw.into(),
+            reason: "expected tcp, udp, icmp, icmp6, sctp or a number from 0 to 255".into(),
+        })?)
+        .unwrap_or(0),
+    };
+    let ports = matches!(proto, 6 | 17 | 132);
+    let icmp = matches!(proto, 1 | 58);
+    let words: &[&'static str] = if ports {
+        &["src-port", "dst-port"]
+    } else if icmp {
+        &["type", "code"]
+    } else {
+        &[]
+    };
+    let (mut src, mut dst, mut itype, mut icode) = (PortRange::ANY, PortRange::ANY, None, None);
+    let mut seen = Vec::new();
+    while let Some(k) = c.option(words).map_err(|e| match e {
+        ParseError::UnknownWord { word, after, .. } if words.is_empty() => ParseError::UnknownWord {
+            word,
+            after,
+            expected: "end of line (this protocol has no ports)".into(),
+        },
+        e => e,
+    })? {
+        c.once(&mut seen, k)?;
+        match k {
+            "src-port" | "dst-port" => {
+                let r = c.value("a port range A-B", |w| {
+                    w.parse::<PortRange>().map_err(|e| ParseError::BadValue {
+                        what: "port range",
+                        word: w.into(),
+                        reason: match e {
+                            PolicyError::InvalidPortRange { reason, .. } => reason.into(),
+                            other => other.to_string(),
+                        },
+                    })
+                })?;
+                if k == "src-port" {
+                    src = r;
+                } else {
+                    dst = r;
+                }
+            }
+            "type" => itype = Some(c.number("ICMP type", 0, 255)?),
+            _ => icode = Some(c.number("ICMP code", 0, 255)?),
+        }
+    }
+    if icmp {
+        match (itype, icode) {
+            (Some(t), Some(code)) => dst = PortRange::single(u16::try_from(t << 8 | code).unwrap_or(0)),
+            (Some(t), None) => {
+                let first = u16::try_from(t << 8).unwrap_or(0);
+                dst = PortRange::new(first, first | 0xff).unwrap_or(PortRange::ANY);
+            }
+            (None, Some(_)) => return Err(c.missing("type (code needs a type)")),
+            (None, None) => {}
+        }
+    }
+    Service::with_ports(proto, src, dst).map_err(|e| ParseError::BadValue {
+        what: "service",
+        word: pw.into(),
+        reason: e.to_string(),
+    })
+}
+
+fn service_name(c: &mut Cursor<'_, '_>) -> Result<String, ParseError> {
+    let name = c.name("service name")?;
+    if let Some(canonical) = Service::named(&name).and_then(|s| s.name()) {
+        return Err(ParseError::BadValue {
+            what: "service name",
+            word: name,
+            reason: format!("{canonical} is a predefined service"),
+        });
+    }
+    Ok(name)
+}
+
+fn set_service(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    let name = service_name(c)?;
+    let add = c.keyword(&["protocol", "+"])? == "+";
+    let member = service_member(c)?;
+    Ok(SetCommand::Service { name, member, add })
+}
+
+fn parse_unset(c: &mut Cursor<'_, '_>) -> Result<UnsetCommand, ParseError> {
+    Ok(match c.keyword(&["interface", "route", "ike", "vpn", "service"])? {
+        "interface" => {
+            let name = c.interface()?;
+            let item = match c.option(&["zone", "ip", "mtu", "port", "manage"])? {
+                None => None,
+                Some("zone") => Some(InterfaceItem::Zone),
+                Some("ip") => Some(InterfaceItem::Ip),
+                Some("mtu") => Some(InterfaceItem::Mtu),
+                Some("port") => Some(InterfaceItem::Port),
+                Some(_) => {
+                    c.pos = c.tokens.len();
+                    Some(InterfaceItem::Manage)
+                }
+            };
+            UnsetCommand::Interface { name, item }
+        }
+        "route" => {
+            let prefix = c.value("a prefix A.B.C.D/L", prefix)?;
+            let mut interface = None;
+            let mut gateway = None;
+            if c.option(&["interface"])?.is_some() {
+                interface = Some(c.interface()?);
+                if c.option(&["gateway"])?.is_some() {
+                    gateway = Some(c.address("gateway")?);
+                }
+            }
+            UnsetCommand::Route {
+                prefix,
+                interface,
+                gateway,
+            }
+        }
+        "ike" => match c.keyword(&["gateway", "p1-proposal", "p2-proposal"])? {
+            "gateway" => {
+                let name = c.name("gateway name")?;
+                let item = match c.option(&["nat-traversal", "dpd-liveness", "local-id", "peer-id"])? {
+                    None => None,
+                    Some("nat-traversal") => Some(GatewayItem::NatTraversal),
+                    Some("dpd-liveness") => Some(GatewayItem::Dpd),
+                    Some("local-id") => Some(GatewayItem::LocalId),
+                    Some(_) => Some(GatewayItem::PeerId),
+                };
+                UnsetCommand::IkeGateway { name, item }
+            }
+            "p1-proposal" => UnsetCommand::P1Proposal(c.name("proposal name")?),
+            _ => UnsetCommand::P2Proposal(c.name("proposal name")?),
+        },
+        "vpn" => {
+            let name = c.name("vpn name")?;
+            let item = match c.option(&["monitor", "bind", "proxy-id"])? {
+                None => None,
+                Some("monitor") => Some(VpnItem::Monitor),
+                Some("bind") => {
+                    c.keyword(&["interface"])?;
+                    Some(VpnItem::Bind)
+                }
+                Some(_) => match c.option(&["check", "local-ip"])? {
+                    None => Some(VpnItem::AllProxyIds),
+                    Some("check") => Some(VpnItem::ProxyIdCheck),
+                    Some(_) => Some(VpnItem::ProxyId(proxy_id_rest(c)?)),
+                },
+            };
+            UnsetCommand::Vpn { name, item }
+        }
+        _ => {
+            let name = c.name("service name")?;
+            let member = match c.option(&["+"])? {
+                Some(_) => Some(service_member(c)?),
+                None => None,
+            };
+            UnsetCommand::Service { name, member }
+        }
+    })
+}

@@ -1,0 +1,182 @@
+//! Printing a [`Config`] back as canonical `set` lines (what `get config`
+//! and `save` show).
+//!
+//! Guarantee: the lines load back into an equal configuration, in the order
+//! printed even with [`Config::apply`] (objects are printed before what
+//! refers to them: ports, tunnel interfaces, services, proposals, gateways,
+//! VPNs, routes). Names are quoted as ScreenOS prints them; secrets are
+//! printed as given, since this is the configuration file — never log it.
+
+use core::fmt::Write;
+
+use crate::config::{member_words, Config, InterfaceIp, VpnKind};
+use crate::model::{Peer, DEFAULT_METRIC};
+use crate::proposal::ProposalChoice;
+
+fn quoted(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
+fn choice(c: &ProposalChoice) -> String {
+    match c {
+        ProposalChoice::SecLevel(l) => format!("sec-level {}", l.word()),
+        ProposalChoice::Named(names) => {
+            let names: Vec<String> = names.iter().map(|n| quoted(n)).collect();
+            format!("proposal {}", names.join(" "))
+        }
+    }
+}
+
+impl Config {
+    /// The configuration as canonical `set` lines.
+    pub fn to_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut interfaces: Vec<_> = self.interfaces().collect();
+        interfaces.sort_by_key(|i| (i.name.is_tunnel(), i.name.tunnel_number(), i.name.clone()));
+        for i in interfaces {
+            let head = format!("set interface {}", quoted(i.name.as_str()));
+            if let Some(z) = &i.zone {
+                out.push(format!("{head} zone {}", quoted(z)));
+            }
+            match &i.ip {
+                Some(InterfaceIp::Address(a)) => out.push(format!("{head} ip {a}")),
+                Some(InterfaceIp::Unnumbered(t)) => out.push(format!("{head} ip unnumbered interface {t}")),
+                None => {}
+            }
+            if let Some(m) = i.mtu {
+                out.push(format!("{head} mtu {m}"));
+            }
+            if let Some(p) = &i.port {
+                out.push(format!("{head} port {}", quoted(p)));
+            }
+        }
+        for s in self.services() {
+            for (n, m) in s.members.iter().enumerate() {
+                let verb = if n == 0 { "protocol" } else { "+" };
+                out.push(format!("set service {} {verb} {}", quoted(&s.name), member_words(m)));
+            }
+        }
+        for p in self.p1_proposals() {
+            let s = &p.suite;
+            out.push(format!(
+                "set ike p1-proposal {} preshare {} esp {} {} second {}",
+                quoted(&p.name),
+                s.group,
+                s.cipher.word(),
+                s.hash.word(),
+                s.lifetime_secs
+            ));
+        }
+        for p in self.p2_proposals() {
+            let s = &p.suite;
+            let mut line = format!("set ike p2-proposal {} ", quoted(&p.name));
+            match s.pfs {
+                Some(g) => line.push_str(&g.to_string()),
+                None => line.push_str("no-pfs"),
+            }
+            let _ = write!(line, " esp {}", s.esp.cipher.word());
+            if let Some(h) = s.esp.integrity {
+                let _ = write!(line, " {}", h.word());
+            }
+            let _ = write!(line, " second {}", s.lifetime_secs);
+            if let Some(k) = s.lifetime_kbytes {
+                let _ = write!(line, " kbyte {k}");
+            }
+            out.push(line);
+        }
+        for g in self.gateways() {
+            let head = format!("set ike gateway {}", quoted(&g.name));
+            let peer = match &g.peer {
+                Peer::Address(a) => format!("address {a}"),
+                Peer::Dialup(d) => format!("dialup {}", quoted(d)),
+                Peer::Dynamic(id) => format!("dynamic {}", quoted(&id.to_string())),
+            };
+            out.push(format!(
+                "{head} {peer} {} outgoing-interface {} preshare {} {}",
+                g.mode.word(),
+                quoted(g.outgoing_interface.as_str()),
+                quoted(g.preshare.expose()),
+                choice(&g.proposals)
+            ));
+            if let Some(n) = g.nat_traversal {
+                let udp = if n.udp_checksum { " udp-checksum" } else { "" };
+                out.push(format!("{head} nat-traversal{udp} keepalive-frequency {}", n.keepalive_secs));
+            }
+            if let Some(d) = g.dpd {
+                out.push(format!("{head} dpd-liveness interval {} retry {}", d.interval_secs, d.retry));
+            }
+            if let Some(id) = &g.local_id {
+                out.push(format!("{head} local-id {}", quoted(&id.to_string())));
+            }
+            if let Some(id) = &g.peer_id {
+                out.push(format!("{head} peer-id {}", quoted(&id.to_string())));
+            }
+        }
+        for v in self.vpns() {
+            let head = format!("set vpn {}", quoted(&v.name));
+            match &v.kind {
+                VpnKind::AutoKey(a) => out.push(format!(
+                    "{head} gateway {} {} tunnel idletime {} {}",
+                    quoted(&a.gateway),
+                    if a.replay { "replay" } else { "no-replay" },
+                    a.idletime_mins,
+                    choice(&a.proposals)
+                )),
+                VpnKind::Manual(m) => {
+                    let mut line = format!(
+                        "{head} manual {:x} {:x} gateway {} outgoing-interface {} esp {} key {}",
+                        m.local_spi,
+                        m.remote_spi,
+                        m.gateway,
+                        quoted(m.outgoing_interface.as_str()),
+                        m.cipher.word(),
+                        m.encryption_key.expose()
+                    );
+                    if let Some((h, k)) = &m.auth {
+                        let _ = write!(line, " auth {} key {}", h.word(), k.expose());
+                    }
+                    out.push(line);
+                }
+            }
+            if let Some(m) = &v.monitor {
+                let mut line = format!("{head} monitor");
+                if let Some(s) = &m.source_interface {
+                    let _ = write!(line, " source-interface {}", quoted(s.as_str()));
+                }
+                if let Some(d) = m.destination {
+                    let _ = write!(line, " destination-ip {d}");
+                }
+                if m.optimized {
+                    line.push_str(" optimized");
+                }
+                if m.rekey {
+                    line.push_str(" rekey");
+                }
+                out.push(line);
+            }
+            match (v.id, &v.bind) {
+                (Some(id), Some(t)) => out.push(format!("{head} id {id:#x} bind interface {t}")),
+                (Some(id), None) => out.push(format!("{head} id {id:#x}")),
+                (None, Some(t)) => out.push(format!("{head} bind interface {t}")),
+                (None, None) => {}
+            }
+            if v.proxy_id_check {
+                out.push(format!("{head} proxy-id check"));
+            }
+            for p in &v.proxy_ids {
+                out.push(format!("{head} proxy-id {p}"));
+            }
+        }
+        for r in self.routes() {
+            let mut line = format!("set route {} interface {}", r.prefix, r.interface);
+            if let Some(g) = r.gateway {
+                let _ = write!(line, " gateway {g}");
+            }
+            if r.metric != DEFAULT_METRIC {
+                let _ = write!(line, " metric {}", r.metric);
+            }
+            out.push(line);
+        }
+        out
+    }
+}

@@ -1,0 +1,292 @@
+//! What the operator configures for one IKE gateway (ScreenOS `set ike
+//! gateway` + `set vpn ... proxy-id`), in protocol terms.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use esprit_policy::ProxyId;
+use zeroize::Zeroizing;
+
+use crate::crypto::{Cipher, HashAlg};
+use crate::DhGroup;
+
+/// A phase-1 proposal: cipher, hash (and its HMAC as PRF), DH group.
+/// Authentication is always pre-shared key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IkeProposal {
+    /// AES-CBC key size.
+    pub cipher: Cipher,
+    /// Hash / PRF.
+    pub hash: HashAlg,
+    /// DH group.
+    pub group: DhGroup,
+}
+
+impl IkeProposal {
+    /// strongSwan-style name, `aes128-sha1-modp2048`.
+    pub fn name(&self) -> String {
+        let c = match self.cipher {
+            Cipher::Aes128Cbc => "aes128",
+            Cipher::Aes256Cbc => "aes256",
+        };
+        let h = match self.hash {
+            HashAlg::Sha1 => "sha1",
+            HashAlg::Sha256 => "sha256",
+        };
+        format!("{c}-{h}-{}", group_name(self.group))
+    }
+}
+
+/// strongSwan name of a DH group.
+pub fn group_name(g: DhGroup) -> &'static str {
+    match g {
+        DhGroup::Modp1024 => "modp1024",
+        DhGroup::Modp1536 => "modp1536",
+        DhGroup::Modp2048 => "modp2048",
+        DhGroup::Ecp256 => "ecp256",
+        DhGroup::Ecp384 => "ecp384",
+    }
+}
+
+/// ESP suites, named as in `esprit-esp` (and strongSwan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EspSuite {
+    /// AES-128-GCM, 16-byte ICV (RFC 4106).
+    Aes128Gcm16,
+    /// AES-256-GCM, 16-byte ICV.
+    Aes256Gcm16,
+    /// AES-128-CBC + HMAC-SHA1-96.
+    Aes128Sha1,
+    /// AES-256-CBC + HMAC-SHA1-96.
+    Aes256Sha1,
+    /// AES-128-CBC + HMAC-SHA2-256-128 (RFC 4868).
+    Aes128Sha256,
+    /// AES-256-CBC + HMAC-SHA2-256-128.
+    Aes256Sha256,
+}
+
+impl EspSuite {
+    /// Every suite.
+    pub const ALL: [EspSuite; 6] = [
+        EspSuite::Aes128Gcm16,
+        EspSuite::Aes256Gcm16,
+        EspSuite::Aes128Sha1,
+        EspSuite::Aes256Sha1,
+        EspSuite::Aes128Sha256,
+        EspSuite::Aes256Sha256,
+    ];
+
+    /// The name (`aes128gcm16`, `aes128-sha1`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            EspSuite::Aes128Gcm16 => "aes128gcm16",
+            EspSuite::Aes256Gcm16 => "aes256gcm16",
+            EspSuite::Aes128Sha1 => "aes128-sha1",
+            EspSuite::Aes256Sha1 => "aes256-sha1",
+            EspSuite::Aes128Sha256 => "aes128-sha256",
+            EspSuite::Aes256Sha256 => "aes256-sha256",
+        }
+    }
+
+    /// From the name.
+    pub fn from_name(s: &str) -> Option<EspSuite> {
+        EspSuite::ALL.into_iter().find(|e| e.name() == s)
+    }
+
+    /// IPsec DOI ESP transform ID (RFC 2407 §4.4.4; ESP_AES = 12,
+    /// ESP_AES_GCM_16 = 20 per RFC 4106 §9).
+    pub fn transform_id(self) -> u8 {
+        match self {
+            EspSuite::Aes128Gcm16 | EspSuite::Aes256Gcm16 => 20,
+            _ => 12,
+        }
+    }
+
+    /// Key length attribute (bits, salt excluded).
+    pub fn key_bits(self) -> u16 {
+        match self {
+            EspSuite::Aes128Gcm16 | EspSuite::Aes128Sha1 | EspSuite::Aes128Sha256 => 128,
+            _ => 256,
+        }
+    }
+
+    /// Authentication algorithm attribute (RFC 2407 §4.5: HMAC-SHA = 2;
+    /// HMAC-SHA2-256 = 5, RFC 4868 §... ); none for GCM.
+    pub fn auth_alg(self) -> Option<u16> {
+        match self {
+            EspSuite::Aes128Sha1 | EspSuite::Aes256Sha1 => Some(2),
+            EspSuite::Aes128Sha256 | EspSuite::Aes256Sha256 => Some(5),
+            _ => None,
+        }
+    }
+
+    /// Encryption key material length: key, plus the 4-byte salt for GCM
+    /// (RFC 4106 §8.1).
+    pub fn enc_key_len(self) -> usize {
+        let k = usize::from(self.key_bits()) / 8;
+        if self.transform_id() == 20 {
+            k + 4
+        } else {
+            k
+        }
+    }
+
+    /// Authentication key length (0 for GCM).
+    pub fn auth_key_len(self) -> usize {
+        match self.auth_alg() {
+            Some(2) => 20,
+            Some(_) => 32,
+            None => 0,
+        }
+    }
+
+    /// The suite of a transform ID, key length and auth algorithm.
+    pub fn from_transform(id: u8, key_bits: Option<u64>, auth: Option<u64>) -> Option<EspSuite> {
+        EspSuite::ALL.into_iter().find(|s| {
+            s.transform_id() == id
+                && Some(u64::from(s.key_bits())) == key_bits
+                && s.auth_alg().map(u64::from) == auth
+        })
+    }
+}
+
+/// SA lifetimes; 0 = not limited by that measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    /// Seconds.
+    pub seconds: u32,
+    /// Kilobytes.
+    pub kilobytes: u32,
+}
+
+impl Lifetime {
+    /// The lower of two lifetimes, measure by measure (0 = unlimited).
+    pub fn min(self, other: Lifetime) -> Lifetime {
+        fn m(a: u32, b: u32) -> u32 {
+            match (a, b) {
+                (0, x) | (x, 0) => x,
+                (a, b) => a.min(b),
+            }
+        }
+        Lifetime { seconds: m(self.seconds, other.seconds), kilobytes: m(self.kilobytes, other.kilobytes) }
+    }
+}
+
+/// A phase-1 identity (RFC 2407 §4.6.2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// ID_IPV4_ADDR / ID_IPV6_ADDR.
+    Address(IpAddr),
+    /// ID_FQDN.
+    Fqdn(String),
+    /// ID_USER_FQDN.
+    UserFqdn(String),
+    /// ID_KEY_ID.
+    KeyId(Vec<u8>),
+}
+
+/// Retransmission policy (strongSwan's defaults are 4 s x 1.8^n, 5 tries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retransmit {
+    /// Delay before the first retransmission.
+    pub initial: Duration,
+    /// Retransmissions before giving up; the delay doubles each time.
+    pub tries: u32,
+}
+
+impl Default for Retransmit {
+    fn default() -> Retransmit {
+        Retransmit { initial: Duration::from_secs(2), tries: 5 }
+    }
+}
+
+/// One IKE gateway.
+#[derive(Clone)]
+pub struct PeerConfig {
+    /// Name (the ScreenOS gateway name), used in errors and events.
+    pub name: String,
+    /// Our address (port 500).
+    pub local: SocketAddr,
+    /// The peer's address (port 500).
+    pub remote: SocketAddr,
+    /// Pre-shared key.
+    pub psk: Zeroizing<Vec<u8>>,
+    /// Our phase-1 identity.
+    pub local_id: Identity,
+    /// The identity the peer must present (None: any).
+    pub remote_id: Option<Identity>,
+    /// Use Aggressive Mode (dialup peers) instead of Main Mode as initiator.
+    pub aggressive: bool,
+    /// Phase-1 proposals, in preference order.
+    pub ike_proposals: Vec<IkeProposal>,
+    /// Phase-1 lifetime in seconds.
+    pub ike_lifetime: u32,
+    /// Phase-2 suites, in preference order.
+    pub esp_suites: Vec<EspSuite>,
+    /// PFS group for Quick Mode (None: no PFS).
+    pub pfs: Option<DhGroup>,
+    /// Phase-2 lifetime we propose / the most we accept.
+    pub child_lifetime: Lifetime,
+    /// Configured proxy-IDs: a responder accepts these (or narrower).
+    pub proxy_ids: Vec<ProxyId>,
+    /// Send a fake NAT-D so that the peer sees a NAT and both sides use
+    /// UDP encapsulation (strongSwan's `encap = yes`).
+    pub force_encap: bool,
+    /// Send DPD R-U-THERE after this much idle time (None: never).
+    pub dpd_delay: Option<std::time::Duration>,
+    /// Send INITIAL-CONTACT in MM5 / AM3.
+    pub initial_contact: bool,
+    /// Retransmission policy.
+    pub retransmit: Retransmit,
+    /// Quick Modes we run at once as initiator; the others wait. strongSwan
+    /// runs one exchange at a time per IKE SA and tracks only a few IVs:
+    /// four concurrent Quick Modes make it lose the IV of the first ones.
+    pub max_quick_modes: usize,
+}
+
+impl core::fmt::Debug for PeerConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PeerConfig")
+            .field("name", &self.name)
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .field("psk", &"<hidden>")
+            .field("ike_proposals", &self.ike_proposals)
+            .field("esp_suites", &self.esp_suites)
+            .field("pfs", &self.pfs)
+            .field("proxy_ids", &self.proxy_ids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerConfig {
+    /// A configuration with esprit's defaults: Main Mode,
+    /// aes128-sha1-modp2048 and aes256-sha256-modp2048, ESP aes128gcm16
+    /// then aes128-sha1, no PFS, 28800 s / 3600 s lifetimes, the local
+    /// address as identity, INITIAL-CONTACT sent.
+    pub fn new(name: &str, local: SocketAddr, remote: SocketAddr, psk: &[u8]) -> PeerConfig {
+        PeerConfig {
+            name: name.to_owned(),
+            local,
+            remote,
+            psk: Zeroizing::new(psk.to_vec()),
+            local_id: Identity::Address(local.ip()),
+            remote_id: None,
+            aggressive: false,
+            ike_proposals: vec![
+                IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Modp2048 },
+                IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Modp2048 },
+            ],
+            ike_lifetime: 28800,
+            esp_suites: vec![EspSuite::Aes128Gcm16, EspSuite::Aes128Sha1],
+            pfs: None,
+            child_lifetime: Lifetime { seconds: 3600, kilobytes: 0 },
+            proxy_ids: Vec::new(),
+            force_encap: false,
+            dpd_delay: None,
+            initial_contact: true,
+            retransmit: Retransmit::default(),
+            max_quick_modes: 1,
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! What the state machine tells its owner.
+
+use std::net::SocketAddr;
+
+use esprit_policy::ProxyId;
+
+use crate::child::ChildSa;
+use crate::wire::NotifyType;
+
+/// Which exchange an event or error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchange {
+    /// Main Mode.
+    MainMode,
+    /// Aggressive Mode.
+    AggressiveMode,
+    /// Quick Mode (message ID).
+    QuickMode(u32),
+    /// Informational.
+    Informational,
+}
+
+impl core::fmt::Display for Exchange {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Exchange::MainMode => write!(f, "Main Mode"),
+            Exchange::AggressiveMode => write!(f, "Aggressive Mode"),
+            Exchange::QuickMode(id) => write!(f, "Quick Mode {id:08x}"),
+            Exchange::Informational => write!(f, "Informational"),
+        }
+    }
+}
+
+/// Why an IKE SA or a child went down or failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The peer sent a Delete.
+    DeletedByPeer,
+    /// We deleted it (API call).
+    DeletedLocally,
+    /// No answer after every retransmission.
+    Timeout,
+    /// DPD got no answer.
+    DpdTimeout,
+    /// The peer refused with this notification.
+    PeerNotify(NotifyType),
+    /// We refused (proposal, proxy-ID, authentication).
+    Refused(NotifyType),
+}
+
+/// An event for the owner of a [`crate::Peer`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The ISAKMP SA is established.
+    IkeSaUp {
+        /// Initiator cookie.
+        icookie: [u8; 8],
+        /// Responder cookie.
+        rcookie: [u8; 8],
+        /// We initiated it.
+        initiator: bool,
+        /// Negotiated proposal (`aes128-sha1-modp2048`).
+        proposal: String,
+        /// NAT detected (or forced): UDP encapsulation on port 4500.
+        nat: bool,
+        /// Our address in use (port 4500 after floating).
+        local: SocketAddr,
+        /// The peer's address in use.
+        remote: SocketAddr,
+    },
+    /// The ISAKMP SA is gone (or never came up).
+    IkeSaDown {
+        /// Why.
+        reason: Reason,
+    },
+    /// A child SA pair is ready to install.
+    ChildSaUp(Box<ChildSa>),
+    /// A child SA pair is gone.
+    ChildSaDown {
+        /// Its proxy-ID.
+        proxy_id: ProxyId,
+        /// Inbound SPI.
+        spi_in: u32,
+        /// Outbound SPI.
+        spi_out: u32,
+        /// Why.
+        reason: Reason,
+    },
+    /// A Quick Mode we initiated failed.
+    ChildSaFailed {
+        /// The proxy-ID asked for.
+        proxy_id: ProxyId,
+        /// Why.
+        reason: Reason,
+    },
+    /// No proposal of the peer was acceptable, or the peer accepted none
+    /// of ours; says what was offered.
+    ProposalMismatch {
+        /// Exchange.
+        exchange: Exchange,
+        /// What the peer proposed (or what we proposed, when the peer
+        /// refused), in strongSwan notation.
+        proposed: Vec<String>,
+        /// What we are configured with.
+        configured: Vec<String>,
+    },
+    /// A Quick Mode asked for a proxy-ID we are not configured with
+    /// (answered with INVALID-ID-INFORMATION).
+    ProxyIdMismatch {
+        /// Message ID of the Quick Mode.
+        message_id: u32,
+        /// What the peer proposed, from our side (local = its IDcr).
+        proposed: String,
+        /// The proxy-IDs configured for this peer.
+        configured: Vec<ProxyId>,
+    },
+    /// Authentication failed (wrong pre-shared key or identity).
+    AuthFailed {
+        /// Exchange.
+        exchange: Exchange,
+        /// Detail.
+        detail: String,
+    },
+    /// DPD got no answer; the IKE SA is considered dead.
+    DpdTimeout,
+    /// A notification from the peer that is not handled otherwise.
+    Notify {
+        /// Type.
+        kind: NotifyType,
+        /// Exchange it came in.
+        exchange: Exchange,
+    },
+}

@@ -1,0 +1,252 @@
+//! Aggressive Mode with pre-shared keys (RFC 2409 §5), for dialup peers
+//! whose address does not identify them: identities travel in clear.
+//!
+//! ```text
+//! Initiator                                        Responder
+//! AM1  HDR, SA, KE, Ni, IDii, VID(NAT-T), VID(DPD) -->
+//!                   <-- AM2  HDR, SA, KE, Nr, IDir, HASH_R, VID..., NAT-D, NAT-D
+//! AM3  HDR, HASH_I, NAT-D, NAT-D                    -->
+//! ```
+//!
+//! AM3 is sent in clear as RFC 2409 writes it; an encrypted AM3 (some
+//! peers send one) is accepted too. One DH group only can be offered (KE
+//! is in the first message): the first configured proposal's.
+
+use std::time::Instant;
+
+use crate::crypto::ct_eq;
+use crate::crypto::dh::DhSecret;
+use crate::error::{Error, ErrorKind};
+use crate::event::{Event, Exchange, Reason};
+use crate::exchange::phase1::{
+    self, find, find_all, payloads, Mode, Phase1, Step, VID_DPD, VID_NATT_RFC3947,
+};
+use crate::peer::Peer;
+use crate::wire::{ExchangeType, Header, MessageBuilder, NotifyType, PayloadType, SaPayload, HEADER_LEN};
+use crate::Random;
+
+const NONCE_LEN: usize = 32;
+
+impl<R: Random> Peer<R> {
+    /// AM1.
+    pub(crate) fn start_aggressive_mode(&mut self, now: Instant) {
+        let Some(group) = self.cfg.ike_proposals.first().map(|p| p.group) else {
+            self.fail_phase1(Reason::Refused(NotifyType::NoProposalChosen));
+            return;
+        };
+        let icookie = self.cookie();
+        let mut p1 = Phase1::new(Mode::Aggressive, true, icookie, now);
+        p1.sai_b = phase1::offer(&self.cfg, Some(group));
+        let dh = DhSecret::generate(group, &mut self.rng);
+        p1.gxi = dh.public().to_vec();
+        p1.dh = Some(dh);
+        p1.ni = self.random(NONCE_LEN);
+        p1.id_b = phase1::identity_body(&self.cfg.local_id);
+        let mut b = MessageBuilder::new(icookie, [0; 8], ExchangeType::Aggressive, 0);
+        b.push(PayloadType::Sa, &p1.sai_b)
+            .push(PayloadType::KeyExchange, &p1.gxi)
+            .push(PayloadType::Nonce, &p1.ni)
+            .push(PayloadType::Id, &p1.id_b)
+            .push(PayloadType::VendorId, &VID_NATT_RFC3947)
+            .push(PayloadType::VendorId, &VID_DPD);
+        p1.step = 1;
+        p1.pending = self.send(now, b.finish(), true);
+        self.phase1 = Some(p1);
+    }
+
+    pub(crate) fn on_aggressive_mode(&mut self, now: Instant, h: &Header, bytes: &[u8]) -> Result<(), Error> {
+        let ex = Exchange::AggressiveMode;
+        if h.rcookie == [0; 8] {
+            let mut p1 = Phase1::new(Mode::Aggressive, false, h.icookie, now);
+            let r = self.am1(now, &mut p1, h, bytes);
+            return match r {
+                Ok(Step::Continue) => {
+                    self.phase1 = Some(p1);
+                    Ok(())
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+        if !self.phase1_matches(Mode::Aggressive, h) {
+            return Err(self.err(ex, ErrorKind::NoExchange));
+        }
+        let Some(mut p1) = self.phase1.take() else {
+            return Err(self.err(ex, ErrorKind::NoExchange));
+        };
+        let r = match (p1.initiator, p1.step) {
+            (true, 1) => self.am2(now, &mut p1, h, bytes),
+            (false, 2) => self.am3(now, &mut p1, h, bytes),
+            _ => Err(self.err(ex, ErrorKind::Unexpected("Aggressive Mode message out of order"))),
+        };
+        self.finish_phase1_step(now, p1, r)
+    }
+
+    fn am1(&mut self, now: Instant, p1: &mut Phase1, h: &Header, bytes: &[u8]) -> Result<Step, Error> {
+        let ex = Exchange::AggressiveMode;
+        let list =
+            payloads(&bytes[HEADER_LEN..], h.next_payload, false).map_err(|e| self.err(ex, e.into()))?;
+        let sa_b =
+            find(&list, PayloadType::Sa).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("SA")))?;
+        let idii =
+            find(&list, PayloadType::Id).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("ID")))?;
+        let sa = SaPayload::parse(sa_b).map_err(|e| self.err(ex, e.into()))?;
+        let (number, prop, life) = match phase1::select(&self.cfg, &sa) {
+            Ok(x) => x,
+            Err(offered) => {
+                let answer = self.send_clear_notify(now, h.icookie, [0; 8], NotifyType::NoProposalChosen);
+                self.remember(bytes, Some(answer));
+                self.events.push_back(Event::ProposalMismatch {
+                    exchange: ex,
+                    proposed: offered,
+                    configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+                });
+                return Ok(Step::Abort(Reason::Refused(NotifyType::NoProposalChosen)));
+            }
+        };
+        if !phase1::identity_matches(self.cfg.remote_id.as_ref(), idii) {
+            p1.rcookie = self.cookie();
+            return Ok(self.auth_failed(now, p1, bytes, ex, "peer identity is not the configured one"));
+        }
+        p1.rcookie = self.cookie();
+        p1.sai_b = sa_b.to_vec();
+        p1.chosen = Some((prop, life));
+        let vids = find_all(&list, PayloadType::VendorId);
+        p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
+        p1.peer_dpd = vids.contains(&&VID_DPD[..]);
+        p1.id_b = idii.to_vec();
+        self.take_ke_nonce(p1, &list, ex)?;
+        let my_id = phase1::identity_body(&self.cfg.local_id);
+        let Some(keys) = p1.keys.as_ref() else {
+            return Err(self.err(ex, ErrorKind::NoExchange));
+        };
+        let hash_r = keys.hash_r(&p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, &my_id);
+        let mut b = MessageBuilder::new(p1.icookie, p1.rcookie, ExchangeType::Aggressive, 0);
+        b.push(PayloadType::Sa, &phase1::answer(number, &prop, life))
+            .push(PayloadType::KeyExchange, &p1.gxr)
+            .push(PayloadType::Nonce, &p1.nr)
+            .push(PayloadType::Id, &my_id)
+            .push(PayloadType::Hash, &hash_r);
+        if p1.peer_natt {
+            b.push(PayloadType::VendorId, &VID_NATT_RFC3947);
+        }
+        b.push(PayloadType::VendorId, &VID_DPD);
+        if p1.peer_natt {
+            for d in self.natd_payloads(p1) {
+                b.push(PayloadType::NatD, &d);
+            }
+        }
+        let out = b.finish();
+        self.send(now, out.clone(), false);
+        self.remember(bytes, Some(out));
+        p1.step = 2;
+        Ok(Step::Continue)
+    }
+
+    fn am2(&mut self, now: Instant, p1: &mut Phase1, h: &Header, bytes: &[u8]) -> Result<Step, Error> {
+        let ex = Exchange::AggressiveMode;
+        let list =
+            payloads(&bytes[HEADER_LEN..], h.next_payload, false).map_err(|e| self.err(ex, e.into()))?;
+        let sa_b =
+            find(&list, PayloadType::Sa).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("SA")))?;
+        let idir =
+            find(&list, PayloadType::Id).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("ID")))?;
+        let hash =
+            find(&list, PayloadType::Hash).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("HASH")))?;
+        let sa = SaPayload::parse(sa_b).map_err(|e| self.err(ex, e.into()))?;
+        let Some((prop, life)) = phase1::accept(&self.cfg, &sa) else {
+            self.events.push_back(Event::ProposalMismatch {
+                exchange: ex,
+                proposed: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+                configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+            });
+            return Ok(Step::Abort(Reason::Refused(NotifyType::NoProposalChosen)));
+        };
+        p1.rcookie = h.rcookie;
+        p1.chosen = Some((prop, life));
+        let vids = find_all(&list, PayloadType::VendorId);
+        p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
+        p1.peer_dpd = vids.contains(&&VID_DPD[..]);
+        self.take_ke_nonce(p1, &list, ex)?;
+        let Some(keys) = p1.keys.as_ref() else {
+            return Err(self.err(ex, ErrorKind::NoExchange));
+        };
+        let want = keys.hash_r(&p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, idir);
+        if !ct_eq(&want, hash) {
+            return Ok(self.auth_failed(
+                now,
+                p1,
+                bytes,
+                ex,
+                "HASH_R does not verify: pre-shared key mismatch",
+            ));
+        }
+        if !phase1::identity_matches(self.cfg.remote_id.as_ref(), idir) {
+            return Ok(self.auth_failed(now, p1, bytes, ex, "peer identity is not the configured one"));
+        }
+        let hash_i = keys.hash_i(&p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, &p1.id_b);
+        if p1.nat {
+            self.float();
+        }
+        let mut b = MessageBuilder::new(p1.icookie, p1.rcookie, ExchangeType::Aggressive, 0);
+        b.push(PayloadType::Hash, &hash_i);
+        if p1.peer_natt {
+            for d in self.natd_payloads(p1) {
+                b.push(PayloadType::NatD, &d);
+            }
+        }
+        let out = b.finish();
+        self.send(now, out.clone(), false);
+        self.remember(bytes, Some(out));
+        Ok(self.make_ike_sa(now, p1))
+    }
+
+    fn am3(&mut self, now: Instant, p1: &mut Phase1, h: &Header, bytes: &[u8]) -> Result<Step, Error> {
+        let ex = Exchange::AggressiveMode;
+        let Some(keys) = p1.keys.as_ref() else {
+            return Err(self.err(ex, ErrorKind::NoExchange));
+        };
+        let hash = if h.encrypted() {
+            let (plain, next_iv) = crate::ike_sa::open(keys, &p1.iv, bytes).map_err(|k| self.err(ex, k))?;
+            let hash = payloads(&plain, h.next_payload, true)
+                .ok()
+                .and_then(|l| find(&l, PayloadType::Hash).map(<[u8]>::to_vec));
+            match hash {
+                Some(hsh) => {
+                    p1.iv = next_iv;
+                    hsh
+                }
+                None => {
+                    return Ok(self.auth_failed(
+                        now,
+                        p1,
+                        bytes,
+                        ex,
+                        "AM3 does not decrypt: pre-shared key mismatch?",
+                    ))
+                }
+            }
+        } else {
+            let list =
+                payloads(&bytes[HEADER_LEN..], h.next_payload, false).map_err(|e| self.err(ex, e.into()))?;
+            find(&list, PayloadType::Hash)
+                .ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("HASH")))?
+                .to_vec()
+        };
+        let Some(keys) = p1.keys.as_ref() else {
+            return Err(self.err(ex, ErrorKind::NoExchange));
+        };
+        let want = keys.hash_i(&p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, &p1.id_b);
+        if !ct_eq(&want, &hash) {
+            return Ok(self.auth_failed(
+                now,
+                p1,
+                bytes,
+                ex,
+                "HASH_I does not verify: pre-shared key mismatch",
+            ));
+        }
+        self.remember(bytes, None);
+        Ok(self.make_ike_sa(now, p1))
+    }
+}

@@ -1,0 +1,421 @@
+//! Main Mode with pre-shared keys (RFC 2409 §5, RFC 3947 for NAT-T):
+//!
+//! ```text
+//! Initiator                                   Responder
+//! MM1  HDR, SA, VID(NAT-T), VID(DPD)      -->
+//!                                         <-- MM2  HDR, SA, VID...
+//! MM3  HDR, KE, Ni, NAT-D, NAT-D          -->
+//!                                         <-- MM4  HDR, KE, Nr, NAT-D, NAT-D
+//!      (NAT seen: both float to 4500)
+//! MM5  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)] -->
+//!                                         <-- MM6  HDR*, IDir, HASH_R
+//! ```
+//!
+//! Only the initiator retransmits; the responder answers repeats from
+//! its replay memory.
+
+use std::time::Instant;
+
+use crate::crypto::ct_eq;
+use crate::crypto::dh::DhSecret;
+use crate::error::{Error, ErrorKind};
+use crate::event::{Event, Exchange, Reason};
+use crate::exchange::phase1::{
+    self, detect_nat, find, find_all, payloads, Mode, Phase1, Step, VID_DPD, VID_NATT_RFC3947,
+};
+use crate::ike_sa::{open, seal, IkeSa};
+use crate::peer::Peer;
+use crate::wire::{
+    ExchangeType, Header, MessageBuilder, NotifyPayload, NotifyType, PayloadType, SaPayload, HEADER_LEN,
+};
+use crate::Random;
+
+const NONCE_LEN: usize = 32;
+
+/// ID and HASH bodies of an authentication message, or the step that
+/// ends phase 1 when it does not authenticate.
+pub(crate) type Authenticated = Result<(Vec<u8>, Vec<u8>), Step>;
+
+impl<R: Random> Peer<R> {
+    /// MM1.
+    pub(crate) fn start_main_mode(&mut self, now: Instant) {
+        let icookie = self.cookie();
+        let mut p1 = Phase1::new(Mode::Main, true, icookie, now);
+        p1.sai_b = phase1::offer(&self.cfg, None);
+        let mut b = MessageBuilder::new(icookie, [0; 8], ExchangeType::MainMode, 0);
+        b.push(PayloadType::Sa, &p1.sai_b)
+            .push(PayloadType::VendorId, &VID_NATT_RFC3947)
+            .push(PayloadType::VendorId, &VID_DPD);
+        p1.step = 1;
+        p1.pending = self.send(now, b.finish(), true);
+        self.phase1 = Some(p1);
+    }
+
+    pub(crate) fn on_main_mode(&mut self, now: Instant, h: &Header, bytes: &[u8]) -> Result<(), Error> {
+        let ex = Exchange::MainMode;
+        if h.rcookie == [0; 8] {
+            return self.mm_respond_1(now, h, bytes);
+        }
+        if !self.phase1_matches(Mode::Main, h) {
+            return Err(self.err(ex, ErrorKind::NoExchange));
+        }
+        let Some(mut p1) = self.phase1.take() else {
+            return Err(self.err(ex, ErrorKind::NoExchange));
+        };
+        let r = match (p1.initiator, p1.step) {
+            (true, 1) => self.mm2(now, &mut p1, h, bytes),
+            (true, 3) => self.mm4(now, &mut p1, h, bytes),
+            (true, 5) => self.mm6(now, &mut p1, h, bytes),
+            (false, 2) => self.mm3(now, &mut p1, h, bytes),
+            (false, 4) => self.mm5(now, &mut p1, h, bytes),
+            _ => Err(self.err(ex, ErrorKind::Unexpected("Main Mode message out of order"))),
+        };
+        self.finish_phase1_step(now, p1, r)
+    }
+
+    /// Applies the outcome of a phase-1 handler.
+    pub(crate) fn finish_phase1_step(
+        &mut self,
+        now: Instant,
+        p1: Phase1,
+        r: Result<Step, Error>,
+    ) -> Result<(), Error> {
+        match r {
+            Ok(Step::Continue) => {
+                self.phase1 = Some(p1);
+                Ok(())
+            }
+            Ok(Step::Done(ike)) => {
+                self.established(now, ike);
+                Ok(())
+            }
+            Ok(Step::Abort(reason)) => {
+                self.fail_phase1(reason);
+                Ok(())
+            }
+            Err(e) => {
+                // A bad message does not end the exchange: keep waiting
+                // (the peer may retransmit a good one).
+                self.phase1 = Some(p1);
+                Err(e)
+            }
+        }
+    }
+
+    fn mm_respond_1(&mut self, now: Instant, h: &Header, bytes: &[u8]) -> Result<(), Error> {
+        let ex = Exchange::MainMode;
+        let list =
+            payloads(&bytes[HEADER_LEN..], h.next_payload, false).map_err(|e| self.err(ex, e.into()))?;
+        if let Some(t) = phase1::unknown_payload(&list) {
+            self.send_clear_notify(now, h.icookie, [0; 8], NotifyType::InvalidPayloadType);
+            return Err(self.err(ex, ErrorKind::UnexpectedPayload(t)));
+        }
+        let sa_b =
+            find(&list, PayloadType::Sa).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("SA")))?;
+        let sa = SaPayload::parse(sa_b).map_err(|e| self.err(ex, e.into()))?;
+        let (number, prop, life) = match phase1::select(&self.cfg, &sa) {
+            Ok(x) => x,
+            Err(offered) => {
+                let answer = self.send_clear_notify(now, h.icookie, [0; 8], NotifyType::NoProposalChosen);
+                self.remember(bytes, Some(answer));
+                self.events.push_back(Event::ProposalMismatch {
+                    exchange: ex,
+                    proposed: offered,
+                    configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+                });
+                return Ok(());
+            }
+        };
+        let rcookie = self.cookie();
+        let mut p1 = Phase1::new(Mode::Main, false, h.icookie, now);
+        p1.rcookie = rcookie;
+        p1.sai_b = sa_b.to_vec();
+        p1.chosen = Some((prop, life));
+        let vids = find_all(&list, PayloadType::VendorId);
+        p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
+        p1.peer_dpd = vids.contains(&&VID_DPD[..]);
+        let mut b = MessageBuilder::new(h.icookie, rcookie, ExchangeType::MainMode, 0);
+        let sa = phase1::answer(number, &prop, life);
+        b.push(PayloadType::Sa, &sa);
+        if p1.peer_natt {
+            b.push(PayloadType::VendorId, &VID_NATT_RFC3947);
+        }
+        b.push(PayloadType::VendorId, &VID_DPD);
+        let out = b.finish();
+        self.send(now, out.clone(), false);
+        self.remember(bytes, Some(out));
+        p1.step = 2;
+        self.phase1 = Some(p1);
+        Ok(())
+    }
+
+    fn mm2(&mut self, now: Instant, p1: &mut Phase1, h: &Header, bytes: &[u8]) -> Result<Step, Error> {
+        let ex = Exchange::MainMode;
+        let list =
+            payloads(&bytes[HEADER_LEN..], h.next_payload, false).map_err(|e| self.err(ex, e.into()))?;
+        let sa_b =
+            find(&list, PayloadType::Sa).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("SA")))?;
+        let sa = SaPayload::parse(sa_b).map_err(|e| self.err(ex, e.into()))?;
+        let Some((prop, life)) = phase1::accept(&self.cfg, &sa) else {
+            self.events.push_back(Event::ProposalMismatch {
+                exchange: ex,
+                proposed: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+                configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+            });
+            return Ok(Step::Abort(Reason::Refused(NotifyType::NoProposalChosen)));
+        };
+        p1.rcookie = h.rcookie;
+        p1.chosen = Some((prop, life));
+        let vids = find_all(&list, PayloadType::VendorId);
+        p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
+        p1.peer_dpd = vids.contains(&&VID_DPD[..]);
+        let dh = DhSecret::generate(prop.group, &mut self.rng);
+        p1.ni = self.random(NONCE_LEN);
+        p1.gxi = dh.public().to_vec();
+        p1.dh = Some(dh);
+        let out = self.ke_nonce_natd(p1, &p1.gxi.clone(), &p1.ni.clone(), ExchangeType::MainMode);
+        p1.pending = self.send(now, out, true);
+        p1.step = 3;
+        Ok(Step::Continue)
+    }
+
+    /// KE, NONCE and (when the peer speaks NAT-T) the two NAT-D payloads.
+    fn ke_nonce_natd(&mut self, p1: &Phase1, ke: &[u8], nonce: &[u8], exchange: ExchangeType) -> Vec<u8> {
+        let mut b = MessageBuilder::new(p1.icookie, p1.rcookie, exchange, 0);
+        b.push(PayloadType::KeyExchange, ke).push(PayloadType::Nonce, nonce);
+        if p1.peer_natt {
+            for d in self.natd_payloads(p1) {
+                b.push(PayloadType::NatD, &d);
+            }
+        }
+        b.finish()
+    }
+
+    /// Our NAT-D payloads: the peer's address, then ours (a random one
+    /// with `force_encap`, so that the peer sees a NAT).
+    pub(crate) fn natd_payloads(&mut self, p1: &Phase1) -> [Vec<u8>; 2] {
+        let hash = p1.chosen.map_or(crate::crypto::HashAlg::Sha1, |(p, _)| p.hash);
+        let remote = phase1::nat_d(hash, &p1.icookie, &p1.rcookie, self.remote);
+        let local = if self.cfg.force_encap {
+            self.random(hash.output_len())
+        } else {
+            phase1::nat_d(hash, &p1.icookie, &p1.rcookie, self.local)
+        };
+        [remote, local]
+    }
+
+    /// Reads the peer's KE and nonce, derives the keys, detects NAT.
+    pub(crate) fn take_ke_nonce(
+        &mut self,
+        p1: &mut Phase1,
+        list: &[crate::wire::RawPayload<'_>],
+        ex: Exchange,
+    ) -> Result<(), Error> {
+        let ke = find(list, PayloadType::KeyExchange)
+            .ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("KE")))?;
+        let nonce =
+            find(list, PayloadType::Nonce).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("NONCE")))?;
+        if nonce.len() < 8 || nonce.len() > 256 {
+            return Err(self.err(ex, ErrorKind::Unexpected("nonce length outside 8..256 (RFC 2409 §5)")));
+        }
+        if p1.initiator {
+            p1.gxr = ke.to_vec();
+            p1.nr = nonce.to_vec();
+        } else {
+            let group = p1.chosen.map(|(p, _)| p.group).ok_or_else(|| self.err(ex, ErrorKind::NoExchange))?;
+            let dh = DhSecret::generate(group, &mut self.rng);
+            p1.gxr = dh.public().to_vec();
+            p1.dh = Some(dh);
+            p1.gxi = ke.to_vec();
+            p1.ni = nonce.to_vec();
+            p1.nr = self.random(NONCE_LEN);
+        }
+        let peer_ke = if p1.initiator { &p1.gxr } else { &p1.gxi };
+        let gxy = match &p1.dh {
+            Some(dh) => dh.agree(peer_ke).map_err(|e| self.err(ex, e.into()))?,
+            None => return Err(self.err(ex, ErrorKind::NoExchange)),
+        };
+        p1.derive(&self.cfg.psk, &gxy);
+        let natd = find_all(list, PayloadType::NatD);
+        if p1.peer_natt && !natd.is_empty() {
+            let hash = p1.chosen.map_or(crate::crypto::HashAlg::Sha1, |(p, _)| p.hash);
+            p1.nat = self.cfg.force_encap
+                || detect_nat(hash, &p1.icookie, &p1.rcookie, &natd, self.rx_local, self.rx_remote);
+        }
+        Ok(())
+    }
+
+    fn mm3(&mut self, now: Instant, p1: &mut Phase1, h: &Header, bytes: &[u8]) -> Result<Step, Error> {
+        let ex = Exchange::MainMode;
+        let list =
+            payloads(&bytes[HEADER_LEN..], h.next_payload, false).map_err(|e| self.err(ex, e.into()))?;
+        self.take_ke_nonce(p1, &list, ex)?;
+        let out = self.ke_nonce_natd(p1, &p1.gxr.clone(), &p1.nr.clone(), ExchangeType::MainMode);
+        self.send(now, out.clone(), false);
+        self.remember(bytes, Some(out));
+        p1.step = 4;
+        Ok(Step::Continue)
+    }
+
+    fn mm4(&mut self, now: Instant, p1: &mut Phase1, h: &Header, bytes: &[u8]) -> Result<Step, Error> {
+        let ex = Exchange::MainMode;
+        let list =
+            payloads(&bytes[HEADER_LEN..], h.next_payload, false).map_err(|e| self.err(ex, e.into()))?;
+        self.take_ke_nonce(p1, &list, ex)?;
+        if p1.nat {
+            self.float();
+        }
+        let id_b = phase1::identity_body(&self.cfg.local_id);
+        let Some(keys) = p1.keys.as_ref() else {
+            return Err(self.err(ex, ErrorKind::NoExchange));
+        };
+        let hash_i = keys.hash_i(&p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, &id_b);
+        let mut b = MessageBuilder::new(p1.icookie, p1.rcookie, ExchangeType::MainMode, 0);
+        b.push(PayloadType::Id, &id_b).push(PayloadType::Hash, &hash_i);
+        if self.cfg.initial_contact {
+            let mut spi = p1.icookie.to_vec();
+            spi.extend_from_slice(&p1.rcookie);
+            let n =
+                NotifyPayload { doi: 1, protocol: 1, spi: &spi, kind: NotifyType::InitialContact, data: &[] };
+            b.push(PayloadType::Notify, &n.emit());
+        }
+        let out = seal(keys, &mut p1.iv, b);
+        p1.pending = self.send(now, out, true);
+        p1.step = 5;
+        Ok(Step::Continue)
+    }
+
+    /// Decrypts and checks an MM5/MM6 (or encrypted AM3): returns ID body
+    /// and HASH body, or reports an authentication failure (a wrong
+    /// pre-shared key shows up as garbage after decryption).
+    pub(crate) fn open_auth(
+        &mut self,
+        now: Instant,
+        p1: &mut Phase1,
+        h: &Header,
+        bytes: &[u8],
+        ex: Exchange,
+    ) -> Result<Authenticated, Error> {
+        if !h.encrypted() {
+            return Err(self.err(ex, ErrorKind::Unexpected("authentication message not encrypted")));
+        }
+        let Some(keys) = p1.keys.as_ref() else {
+            return Err(self.err(ex, ErrorKind::NoExchange));
+        };
+        let (plain, next_iv) = open(keys, &p1.iv, bytes).map_err(|k| self.err(ex, k))?;
+        let parsed = payloads(&plain, h.next_payload, true).ok().and_then(|list| {
+            let id = find(&list, PayloadType::Id)?.to_vec();
+            let hash = find(&list, PayloadType::Hash)?.to_vec();
+            let ic = list.iter().any(|p| {
+                p.kind == PayloadType::Notify
+                    && NotifyPayload::parse(p.body).is_ok_and(|n| n.kind == NotifyType::InitialContact)
+            });
+            Some((id, hash, ic))
+        });
+        let Some((id, hash, initial_contact)) = parsed else {
+            return Ok(Err(self.auth_failed(
+                now,
+                p1,
+                bytes,
+                ex,
+                "message does not decrypt to ID and HASH: pre-shared key mismatch?",
+            )));
+        };
+        if initial_contact {
+            self.events.push_back(Event::Notify { kind: NotifyType::InitialContact, exchange: ex });
+        }
+        p1.iv = next_iv;
+        Ok(Ok((id, hash)))
+    }
+
+    /// Reports an authentication failure and tells the peer.
+    pub(crate) fn auth_failed(
+        &mut self,
+        now: Instant,
+        p1: &Phase1,
+        bytes: &[u8],
+        ex: Exchange,
+        detail: &str,
+    ) -> Step {
+        let answer = self.send_clear_notify(now, p1.icookie, p1.rcookie, NotifyType::AuthenticationFailed);
+        self.remember(bytes, Some(answer));
+        self.events.push_back(Event::AuthFailed { exchange: ex, detail: detail.to_owned() });
+        Step::Abort(Reason::Refused(NotifyType::AuthenticationFailed))
+    }
+
+    fn mm5(&mut self, now: Instant, p1: &mut Phase1, h: &Header, bytes: &[u8]) -> Result<Step, Error> {
+        let ex = Exchange::MainMode;
+        let (id_b, hash) = match self.open_auth(now, p1, h, bytes, ex)? {
+            Ok(x) => x,
+            Err(step) => return Ok(step),
+        };
+        let Some(keys) = p1.keys.as_ref() else {
+            return Err(self.err(ex, ErrorKind::NoExchange));
+        };
+        let want = keys.hash_i(&p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, &id_b);
+        if !ct_eq(&want, &hash) {
+            return Ok(self.auth_failed(
+                now,
+                p1,
+                bytes,
+                ex,
+                "HASH_I does not verify: pre-shared key mismatch",
+            ));
+        }
+        if !phase1::identity_matches(self.cfg.remote_id.as_ref(), &id_b) {
+            return Ok(self.auth_failed(now, p1, bytes, ex, "peer identity is not the configured one"));
+        }
+        let my_id = phase1::identity_body(&self.cfg.local_id);
+        let hash_r = keys.hash_r(&p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, &my_id);
+        let mut b = MessageBuilder::new(p1.icookie, p1.rcookie, ExchangeType::MainMode, 0);
+        b.push(PayloadType::Id, &my_id).push(PayloadType::Hash, &hash_r);
+        let out = seal(keys, &mut p1.iv, b);
+        self.send(now, out.clone(), false);
+        self.remember(bytes, Some(out));
+        Ok(self.make_ike_sa(now, p1))
+    }
+
+    fn mm6(&mut self, now: Instant, p1: &mut Phase1, h: &Header, bytes: &[u8]) -> Result<Step, Error> {
+        let ex = Exchange::MainMode;
+        let (id_b, hash) = match self.open_auth(now, p1, h, bytes, ex)? {
+            Ok(x) => x,
+            Err(step) => return Ok(step),
+        };
+        let Some(keys) = p1.keys.as_ref() else {
+            return Err(self.err(ex, ErrorKind::NoExchange));
+        };
+        let want = keys.hash_r(&p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, &id_b);
+        if !ct_eq(&want, &hash) {
+            return Ok(self.auth_failed(
+                now,
+                p1,
+                bytes,
+                ex,
+                "HASH_R does not verify: pre-shared key mismatch",
+            ));
+        }
+        if !phase1::identity_matches(self.cfg.remote_id.as_ref(), &id_b) {
+            return Ok(self.auth_failed(now, p1, bytes, ex, "peer identity is not the configured one"));
+        }
+        self.remember(bytes, None);
+        Ok(self.make_ike_sa(now, p1))
+    }
+
+    /// Turns a finished phase 1 into the ISAKMP SA.
+    pub(crate) fn make_ike_sa(&mut self, now: Instant, p1: &mut Phase1) -> Step {
+        let (Some(keys), Some((proposal, _))) = (p1.keys.take(), p1.chosen) else {
+            return Step::Abort(Reason::Timeout);
+        };
+        Step::Done(IkeSa {
+            icookie: p1.icookie,
+            rcookie: p1.rcookie,
+            initiator: p1.initiator,
+            keys,
+            p1_iv: p1.iv.clone(),
+            proposal,
+            nat: p1.nat,
+            peer_dpd: p1.peer_dpd,
+            established: now,
+        })
+    }
+}

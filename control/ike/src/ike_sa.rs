@@ -1,0 +1,66 @@
+//! An established ISAKMP SA: its keys, the phase-1 IV that seeds every
+//! later exchange's IV (RFC 2409 Appendix B), and what was negotiated.
+
+use std::time::Instant;
+
+use zeroize::Zeroizing;
+
+use crate::config::IkeProposal;
+use crate::crypto::keys::Phase1Keys;
+use crate::crypto::BLOCK;
+use crate::error::ErrorKind;
+use crate::wire::{MessageBuilder, HEADER_LEN};
+
+/// An established ISAKMP SA.
+#[derive(Debug)]
+pub(crate) struct IkeSa {
+    pub icookie: [u8; 8],
+    pub rcookie: [u8; 8],
+    pub initiator: bool,
+    pub keys: Phase1Keys,
+    /// Last CBC block of phase 1 (the IV seed of Quick Mode and
+    /// Informational exchanges).
+    pub p1_iv: Vec<u8>,
+    pub proposal: IkeProposal,
+    pub nat: bool,
+    pub peer_dpd: bool,
+    #[allow(dead_code)]
+    pub established: Instant,
+}
+
+/// Encrypts the payloads of `b` with `iv` and chains `iv` to the last
+/// ciphertext block (RFC 2409 Appendix B).
+pub(crate) fn seal(keys: &Phase1Keys, iv: &mut Vec<u8>, b: MessageBuilder) -> Vec<u8> {
+    let ct = keys.cipher.encrypt(&keys.enc_key, iv, b.payloads());
+    if ct.len() >= BLOCK {
+        *iv = ct[ct.len() - BLOCK..].to_vec();
+    }
+    b.finish_encrypted(&ct)
+}
+
+/// Decrypts an encrypted message with `iv`; returns the plaintext (with
+/// the sender's padding) and the IV that follows it. The caller adopts
+/// that IV only once the message has been authenticated.
+pub(crate) fn open(
+    keys: &Phase1Keys,
+    iv: &[u8],
+    msg: &[u8],
+) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), ErrorKind> {
+    let ct = msg.get(HEADER_LEN..).unwrap_or(&[]);
+    let plain = keys
+        .cipher
+        .decrypt(&keys.enc_key, iv, ct)
+        .map_err(|_| ErrorKind::Integrity("ciphertext not a multiple of the block"))?;
+    let next = ct[ct.len() - BLOCK..].to_vec();
+    Ok((plain, next))
+}
+
+impl IkeSa {
+    /// The cookies as the 16-byte ISAKMP SPI.
+    pub(crate) fn spi(&self) -> [u8; 16] {
+        let mut s = [0u8; 16];
+        s[..8].copy_from_slice(&self.icookie);
+        s[8..].copy_from_slice(&self.rcookie);
+        s
+    }
+}

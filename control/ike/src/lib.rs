@@ -1,0 +1,56 @@
+//! esprit-ike: IKEv1 (RFC 2407, 2408, 2409) with pre-shared keys, as a
+//! sans-IO library in the quinn-proto / rustls style.
+//!
+//! A [`Peer`] is one configured gateway. It takes datagrams and time
+//! ([`Peer::handle_datagram`], [`Peer::handle_timeout`]) and requests
+//! ([`Peer::initiate_child`], [`Peer::delete_child`]); it gives datagrams
+//! ([`Peer::poll_transmit`]), events ([`Peer::poll_event`]: IKE SA up,
+//! child SAs with their keys, proposal and proxy-ID mismatches, ...) and
+//! its next deadline ([`Peer::poll_timeout`]). It opens no socket, reads no
+//! clock and draws randomness only from the caller's [`Random`].
+//!
+//! Layout: [`wire`] (ISAKMP views), [`crypto`] (PRF, AES-CBC, SKEYID,
+//! KEYMAT, DH), `exchange/` (one file per exchange: Main Mode, Aggressive
+//! Mode, Quick Mode, Informational), [`proxy`] (proxy-IDs as Quick Mode
+//! IDs and the responder's check).
+#![forbid(unsafe_code)]
+
+mod child;
+mod config;
+pub mod crypto;
+mod error;
+mod event;
+mod exchange;
+mod ike_sa;
+mod peer;
+pub mod proxy;
+pub mod wire;
+
+pub use child::{ChildSa, DirectionKeys, UdpEncap};
+pub use config::{group_name, EspSuite, Identity, IkeProposal, Lifetime, PeerConfig, Retransmit};
+pub use crypto::dh::DhGroup;
+pub use crypto::{Cipher, HashAlg};
+pub use error::{Error, ErrorKind};
+pub use event::{Event, Exchange, Reason};
+pub use peer::{Peer, Transmit, IKE_PORT, NATT_PORT};
+
+/// Source of randomness, implemented by the caller (the OS generator in
+/// production, fixed bytes in tests): cookies, nonces, DH secrets, SPIs
+/// and message IDs all come from here.
+pub trait Random {
+    /// Fills `dest` with random bytes.
+    fn fill(&mut self, dest: &mut [u8]);
+
+    /// An inbound SPI for a new child SA (RFC 4303 §2.1: 1-255 are
+    /// reserved). Override to hand out SPIs from the fast path's allocator.
+    fn spi(&mut self) -> u32 {
+        loop {
+            let mut b = [0u8; 4];
+            self.fill(&mut b);
+            let v = u32::from_be_bytes(b);
+            if v > 255 {
+                return v;
+            }
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! [`Peer`]: the sans-IO IKEv1 endpoint for one configured gateway.
+//!
+//! Bytes and time go in ([`Peer::handle_datagram`], [`Peer::handle_timeout`],
+//! [`Peer::initiate_child`]); datagrams, events and the next deadline come
+//! out ([`Peer::poll_transmit`], [`Peer::poll_event`], [`Peer::poll_timeout`]).
+//! No sockets, no clock, no randomness of its own ([`Random`]).
+//!
+//! Retransmission: whoever waits for an answer resends its last message
+//! after `retransmit.initial`, doubling the delay, `retransmit.tries`
+//! times, then gives up with an event. A message identical to one already
+//! answered is answered again with the same bytes, never reprocessed
+//! (RFC 2408 §5: a retransmitted message must not change state).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use esprit_policy::ProxyId;
+
+use crate::config::PeerConfig;
+use crate::error::{Error, ErrorKind};
+use crate::event::{Event, Exchange, Reason};
+use crate::exchange::phase1::{Mode, Phase1};
+use crate::exchange::quick_mode::QuickMode;
+use crate::ike_sa::IkeSa;
+use crate::wire::{ExchangeType, Header};
+use crate::Random;
+
+/// UDP port of IKE.
+pub const IKE_PORT: u16 = 500;
+/// UDP port of NAT-T (RFC 3947 §4): IKE with a 4-byte zero non-ESP marker,
+/// and ESP in UDP. The I/O shell adds and strips the marker.
+pub const NATT_PORT: u16 = 4500;
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Source address (port 4500: prepend the non-ESP marker).
+    pub local: SocketAddr,
+    /// Destination.
+    pub remote: SocketAddr,
+    /// The ISAKMP message.
+    pub bytes: Vec<u8>,
+}
+
+/// A message waiting for its answer, with its retransmission schedule.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub bytes: Vec<u8>,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub next: Instant,
+    pub interval: Duration,
+    pub tries_left: u32,
+}
+
+/// A message already answered: its bytes and our answer (None: it
+/// needed none).
+#[derive(Debug, Clone)]
+pub(crate) struct Replay {
+    pub received: Vec<u8>,
+    pub answer: Option<Vec<u8>>,
+}
+
+/// A child SA pair we know of (to match Deletes).
+#[derive(Debug, Clone)]
+pub(crate) struct ChildRecord {
+    pub proxy_id: ProxyId,
+    pub spi_in: u32,
+    pub spi_out: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Dpd {
+    pub seq: u32,
+    pub pending: Option<Pending>,
+}
+
+const REPLAY_MEMORY: usize = 64;
+
+/// The IKEv1 endpoint for one configured gateway; see the module doc.
+#[derive(Debug)]
+pub struct Peer<R: Random> {
+    pub(crate) cfg: PeerConfig,
+    pub(crate) rng: R,
+    /// Addresses in use (port 4500 once NAT-T floated).
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+    pub(crate) phase1: Option<Phase1>,
+    pub(crate) ike: Option<IkeSa>,
+    pub(crate) quick: Vec<QuickMode>,
+    pub(crate) children: Vec<ChildRecord>,
+    pub(crate) queued: Vec<ProxyId>,
+    pub(crate) replays: VecDeque<Replay>,
+    pub(crate) dpd: Dpd,
+    pub(crate) last_heard: Option<Instant>,
+    /// Addresses of the datagram being handled (NAT-D checks them).
+    pub(crate) rx_local: SocketAddr,
+    pub(crate) rx_remote: SocketAddr,
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<Event>,
+}
+
+impl<R: Random> Peer<R> {
+    /// An endpoint for `cfg`; nothing is sent until asked or spoken to.
+    pub fn new(cfg: PeerConfig, rng: R) -> Peer<R> {
+        Peer {
+            rx_local: cfg.local,
+            rx_remote: cfg.remote,
+            local: cfg.local,
+            remote: cfg.remote,
+            cfg,
+            rng,
+            phase1: None,
+            ike: None,
+            quick: Vec::new(),
+            children: Vec::new(),
+            queued: Vec::new(),
+            replays: VecDeque::new(),
+            dpd: Dpd { seq: 0, pending: None },
+            last_heard: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PeerConfig {
+        &self.cfg
+    }
+
+    /// True when the ISAKMP SA is established.
+    pub fn is_established(&self) -> bool {
+        self.ike.is_some()
+    }
+
+    /// Addresses in use (local, remote); port 4500 after NAT-T floated.
+    pub fn addresses(&self) -> (SocketAddr, SocketAddr) {
+        (self.local, self.remote)
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    pub(crate) fn err(&self, exchange: Exchange, kind: ErrorKind) -> Error {
+        Error { peer: self.cfg.name.clone(), exchange, kind }
+    }
+
+    /// Sends `bytes` now; with `wait`, keeps them for retransmission.
+    pub(crate) fn send(&mut self, now: Instant, bytes: Vec<u8>, wait: bool) -> Option<Pending> {
+        self.transmits.push_back(Transmit { local: self.local, remote: self.remote, bytes: bytes.clone() });
+        wait.then(|| Pending {
+            bytes,
+            local: self.local,
+            remote: self.remote,
+            next: now + self.cfg.retransmit.initial,
+            interval: self.cfg.retransmit.initial,
+            tries_left: self.cfg.retransmit.tries,
+        })
+    }
+
+    /// Remembers that `received` was answered with `answer`.
+    pub(crate) fn remember(&mut self, received: &[u8], answer: Option<Vec<u8>>) {
+        if self.replays.len() == REPLAY_MEMORY {
+            self.replays.pop_front();
+        }
+        self.replays.push_back(Replay { received: received.to_vec(), answer });
+    }
+
+    /// Moves to port 4500 (RFC 3947 §4).
+    pub(crate) fn float(&mut self) {
+        self.local.set_port(NATT_PORT);
+        if self.remote.port() == IKE_PORT {
+            self.remote.set_port(NATT_PORT);
+        }
+    }
+
+    /// Fresh bytes from the random source.
+    pub(crate) fn random(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.rng.fill(&mut v);
+        v
+    }
+
+    pub(crate) fn cookie(&mut self) -> [u8; 8] {
+        let mut c = [0u8; 8];
+        while c == [0; 8] {
+            self.rng.fill(&mut c);
+        }
+        c
+    }
+
+    /// Processes one received datagram (the non-ESP marker already
+    /// stripped). `local` is the address it arrived on, `remote` its
+    /// source. Errors say why it was dropped; outcomes are events.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        if remote.ip() != self.cfg.remote.ip() {
+            return Err(self.err(Exchange::Informational, ErrorKind::WrongPeer(remote)));
+        }
+        self.rx_local = local;
+        self.rx_remote = remote;
+        let header = Header::parse(bytes).map_err(|e| self.err(Exchange::Informational, e.into()))?;
+        // Retransmission by the peer: answer again, do not reprocess.
+        if let Some(r) = self.replays.iter().rev().find(|r| r.received == bytes) {
+            if let Some(answer) = r.answer.clone() {
+                self.transmits.push_back(Transmit { local: self.local, remote: self.remote, bytes: answer });
+            }
+            return Ok(());
+        }
+        // NAT-T: the peer's address and port as last seen on 4500.
+        if local.port() == NATT_PORT {
+            self.local = local;
+            self.remote = remote;
+        }
+        let result = match header.exchange {
+            ExchangeType::MainMode => self.on_main_mode(now, &header, bytes),
+            ExchangeType::Aggressive => self.on_aggressive_mode(now, &header, bytes),
+            ExchangeType::QuickMode => self.on_quick_mode(now, &header, bytes),
+            ExchangeType::Informational => self.on_informational(now, &header, bytes),
+            ExchangeType::Other(v) => Err(self.err(
+                Exchange::Informational,
+                ErrorKind::Unexpected(if v == 34 { "IKEv2 message" } else { "unknown exchange type" }),
+            )),
+        };
+        if result.is_ok() {
+            self.last_heard = Some(now);
+        }
+        self.next_quick_modes(now);
+        result
+    }
+
+    /// Asks for a child SA pair for `proxy_id` (one Quick Mode per
+    /// proxy-ID). Without an ISAKMP SA, starts phase 1 first and runs the
+    /// Quick Mode when it is up.
+    pub fn initiate_child(&mut self, now: Instant, proxy_id: ProxyId) -> Result<(), Error> {
+        crate::proxy::selectors(&proxy_id).map_err(|why| {
+            self.err(Exchange::QuickMode(0), ErrorKind::ProxyIdNotExpressible(proxy_id.to_string(), why))
+        })?;
+        if self.ike.is_some() {
+            self.queued.push(proxy_id);
+            self.next_quick_modes(now);
+            Ok(())
+        } else {
+            self.queued.push(proxy_id);
+            if self.phase1.is_none() {
+                if self.cfg.aggressive {
+                    self.start_aggressive_mode(now);
+                } else {
+                    self.start_main_mode(now);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Rekey hook: make-before-break is "negotiate a new pair for the same
+    /// proxy-ID, install it, then [`Peer::delete_child`] the old one" (the
+    /// SA manager decides when, from the lifetimes in [`crate::ChildSa`]).
+    pub fn rekey_child(&mut self, now: Instant, proxy_id: ProxyId) -> Result<(), Error> {
+        self.initiate_child(now, proxy_id)
+    }
+
+    /// Deletes the child SA pair whose inbound SPI is `spi_in`: sends a
+    /// Delete for it (RFC 2408 §3.15) and reports ChildSaDown.
+    pub fn delete_child(&mut self, now: Instant, spi_in: u32) -> Result<(), Error> {
+        let Some(pos) = self.children.iter().position(|c| c.spi_in == spi_in) else {
+            return Err(self.err(
+                Exchange::Informational,
+                ErrorKind::Refused(format!("no child SA with inbound SPI {spi_in:08x}")),
+            ));
+        };
+        let c = self.children.remove(pos);
+        self.send_delete_esp(now, &[c.spi_in])?;
+        self.events.push_back(Event::ChildSaDown {
+            proxy_id: c.proxy_id,
+            spi_in: c.spi_in,
+            spi_out: c.spi_out,
+            reason: Reason::DeletedLocally,
+        });
+        Ok(())
+    }
+
+    /// Deletes the ISAKMP SA (children stay installed until deleted or
+    /// expired, as in IKEv1).
+    pub fn delete_ike(&mut self, now: Instant) -> Result<(), Error> {
+        self.send_delete_isakmp(now)?;
+        self.ike = None;
+        self.quick.clear();
+        self.events.push_back(Event::IkeSaDown { reason: Reason::DeletedLocally });
+        Ok(())
+    }
+
+    /// Tells DPD that the peer is alive (e.g. ESP arrived from it).
+    pub fn note_peer_alive(&mut self, now: Instant) {
+        self.last_heard = Some(now);
+    }
+
+    /// The earliest time [`Peer::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut take = |x: Instant| t = Some(t.map_or(x, |y| y.min(x)));
+        if let Some(p) = self.phase1.as_ref().and_then(|p| p.pending.as_ref()) {
+            take(p.next);
+        }
+        for q in &self.quick {
+            if let Some(p) = &q.pending {
+                take(p.next);
+            }
+        }
+        if let Some(p) = &self.dpd.pending {
+            take(p.next);
+        } else if let Some(next) = self.dpd_due() {
+            take(next);
+        }
+        t
+    }
+
+    fn dpd_due(&self) -> Option<Instant> {
+        let ike = self.ike.as_ref()?;
+        let delay = self.cfg.dpd_delay?;
+        if !ike.peer_dpd {
+            return None;
+        }
+        Some(self.last_heard? + delay)
+    }
+
+    /// Retransmits what is due, gives up what has run out of tries, and
+    /// sends DPD probes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Phase 1.
+        let mut p1_failed = false;
+        if let Some(p) = self.phase1.as_mut().and_then(|p| p.pending.as_mut()) {
+            if p.next <= now {
+                if p.tries_left == 0 {
+                    p1_failed = true;
+                } else {
+                    p.tries_left -= 1;
+                    p.interval *= 2;
+                    p.next = now + p.interval;
+                    self.transmits.push_back(Transmit {
+                        local: p.local,
+                        remote: p.remote,
+                        bytes: p.bytes.clone(),
+                    });
+                }
+            }
+        }
+        if p1_failed {
+            self.fail_phase1(Reason::Timeout);
+        }
+        // Quick Modes.
+        let mut failed = Vec::new();
+        for (i, q) in self.quick.iter_mut().enumerate() {
+            if let Some(p) = q.pending.as_mut() {
+                if p.next <= now {
+                    if p.tries_left == 0 {
+                        failed.push(i);
+                    } else {
+                        p.tries_left -= 1;
+                        p.interval *= 2;
+                        p.next = now + p.interval;
+                        self.transmits.push_back(Transmit {
+                            local: p.local,
+                            remote: p.remote,
+                            bytes: p.bytes.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for i in failed.into_iter().rev() {
+            let q = self.quick.remove(i);
+            if q.initiator {
+                self.events.push_back(Event::ChildSaFailed { proxy_id: q.proxy_id, reason: Reason::Timeout });
+            }
+        }
+        self.dpd_timeout(now);
+        self.next_quick_modes(now);
+    }
+
+    /// Abandons phase 1 and the Quick Modes waiting for it.
+    pub(crate) fn fail_phase1(&mut self, reason: Reason) {
+        self.phase1 = None;
+        for p in self.queued.drain(..) {
+            self.events.push_back(Event::ChildSaFailed { proxy_id: p, reason: reason.clone() });
+        }
+        self.events.push_back(Event::IkeSaDown { reason });
+    }
+
+    /// Phase 1 is done: the ISAKMP SA exists; run queued Quick Modes.
+    pub(crate) fn established(&mut self, now: Instant, ike: IkeSa) {
+        self.events.push_back(Event::IkeSaUp {
+            icookie: ike.icookie,
+            rcookie: ike.rcookie,
+            initiator: ike.initiator,
+            proposal: ike.proposal.name(),
+            nat: ike.nat,
+            local: self.local,
+            remote: self.remote,
+        });
+        self.ike = Some(ike);
+        self.phase1 = None;
+        self.last_heard = Some(now);
+        self.next_quick_modes(now);
+    }
+
+    /// Starts queued Quick Modes while fewer than `max_quick_modes` of
+    /// ours are in flight.
+    pub(crate) fn next_quick_modes(&mut self, now: Instant) {
+        while self.ike.is_some() && !self.queued.is_empty() {
+            let in_flight = self.quick.iter().filter(|q| q.initiator).count();
+            if in_flight >= self.cfg.max_quick_modes.max(1) {
+                return;
+            }
+            let p = self.queued.remove(0);
+            if self.start_quick_mode(now, p).is_err() {
+                self.events.push_back(Event::ChildSaFailed {
+                    proxy_id: p,
+                    reason: Reason::Refused(crate::wire::NotifyType::InvalidIdInformation),
+                });
+            }
+        }
+    }
+
+    /// Whether phase 1 of this mode is in progress with these cookies.
+    pub(crate) fn phase1_matches(&self, mode: Mode, h: &Header) -> bool {
+        self.phase1.as_ref().is_some_and(|p| {
+            p.mode == mode && p.icookie == h.icookie && (p.rcookie == h.rcookie || p.rcookie == [0; 8])
+        })
+    }
+}

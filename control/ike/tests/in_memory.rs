@@ -1,0 +1,630 @@
+//! Two esprit-ike endpoints exchanging messages through an in-memory
+//! queue (quinn-proto / strongSwan unit-test style). Each message is drawn
+//! where the test depends on it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use esprit_ike::wire::{ExchangeType, Header, NotifyType};
+use esprit_ike::{
+    ChildSa, Cipher, DhGroup, EspSuite, Event, HashAlg, IkeProposal, Peer, PeerConfig, Random, Reason,
+    Transmit,
+};
+use esprit_policy::ProxyId;
+
+/// Deterministic randomness: xorshift bytes; SPIs base + n.
+struct FixedRng {
+    state: u64,
+    spi_base: u32,
+    spis: u32,
+}
+
+impl Random for FixedRng {
+    fn fill(&mut self, dest: &mut [u8]) {
+        for b in dest {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            *b = (self.state >> 24) as u8;
+        }
+    }
+    fn spi(&mut self) -> u32 {
+        self.spis += 1;
+        self.spi_base + self.spis
+    }
+}
+
+const A: &str = "198.51.100.1:500";
+const B: &str = "203.0.113.1:500";
+
+fn pid(s: &str) -> ProxyId {
+    s.parse().unwrap()
+}
+
+/// The seed's four proxy-IDs from A's side.
+fn seed_proxy_ids() -> Vec<ProxyId> {
+    let mut v = Vec::new();
+    for l in ["10.1.1.0/24", "10.1.2.0/24"] {
+        for r in ["10.2.1.0/24", "10.2.2.0/24"] {
+            v.push(pid(&format!("local-ip {l} remote-ip {r} ANY")));
+        }
+    }
+    v
+}
+
+/// The same proxy-ID seen from the peer: prefixes and ports swapped.
+fn mirror(p: &ProxyId) -> ProxyId {
+    let s = match p.service.ip_protocol() {
+        None => p.service,
+        Some(proto) => {
+            esprit_policy::Service::with_ports(proto, p.service.dst_ports(), p.service.src_ports()).unwrap()
+        }
+    };
+    ProxyId::new(p.remote, p.local, s).unwrap()
+}
+
+fn configs() -> (PeerConfig, PeerConfig) {
+    let a: SocketAddr = A.parse().unwrap();
+    let b: SocketAddr = B.parse().unwrap();
+    let mut ca = PeerConfig::new("gw-b", a, b, b"seed-psk-0123456789");
+    let mut cb = PeerConfig::new("gw-a", b, a, b"seed-psk-0123456789");
+    ca.proxy_ids = seed_proxy_ids();
+    cb.proxy_ids = seed_proxy_ids().iter().map(mirror).collect();
+    (ca, cb)
+}
+
+fn peers(ca: PeerConfig, cb: PeerConfig) -> (Peer<FixedRng>, Peer<FixedRng>) {
+    (
+        Peer::new(ca, FixedRng { state: 0x1234_5678_9abc_def1, spi_base: 0xa100_0000, spis: 0 }),
+        Peer::new(cb, FixedRng { state: 0x0fed_cba9_8765_4321, spi_base: 0xb200_0000, spis: 0 }),
+    )
+}
+
+/// A message on the wire: who sent it, its exchange, and its bytes.
+#[derive(Debug, Clone)]
+struct Wire {
+    from_a: bool,
+    exchange: ExchangeType,
+    t: Transmit,
+}
+
+fn deliver(now: Instant, to: &mut Peer<FixedRng>, t: &Transmit) {
+    let _ = to.handle_datagram(now, t.remote, t.local, &t.bytes);
+}
+
+/// Moves messages both ways until both are quiet; returns the log.
+fn pump(now: Instant, a: &mut Peer<FixedRng>, b: &mut Peer<FixedRng>) -> Vec<Wire> {
+    let mut log = Vec::new();
+    loop {
+        let mut moved = false;
+        while let Some(t) = a.poll_transmit() {
+            log.push(Wire {
+                from_a: true,
+                exchange: Header::parse(&t.bytes).unwrap().exchange,
+                t: t.clone(),
+            });
+            deliver(now, b, &t);
+            moved = true;
+        }
+        while let Some(t) = b.poll_transmit() {
+            log.push(Wire {
+                from_a: false,
+                exchange: Header::parse(&t.bytes).unwrap().exchange,
+                t: t.clone(),
+            });
+            deliver(now, a, &t);
+            moved = true;
+        }
+        if !moved {
+            return log;
+        }
+    }
+}
+
+fn events(p: &mut Peer<FixedRng>) -> Vec<Event> {
+    std::iter::from_fn(|| p.poll_event()).collect()
+}
+
+fn children(ev: Vec<Event>) -> Vec<ChildSa> {
+    split(ev).0
+}
+
+/// Child SAs, and the other events.
+fn split(ev: Vec<Event>) -> (Vec<ChildSa>, Vec<Event>) {
+    let mut c = Vec::new();
+    let mut rest = Vec::new();
+    for e in ev {
+        match e {
+            Event::ChildSaUp(x) => c.push(*x),
+            other => rest.push(other),
+        }
+    }
+    (c, rest)
+}
+
+/// Every child of A has a twin in B with mirrored SPIs, keys, proxy-ID.
+fn assert_mirrored(ca: &[ChildSa], cb: &[ChildSa]) {
+    assert_eq!(ca.len(), cb.len());
+    for x in ca {
+        let y = cb.iter().find(|y| y.spi_in == x.spi_out).expect("twin child");
+        assert_eq!(y.spi_out, x.spi_in);
+        assert_eq!(x.suite, y.suite);
+        assert_eq!(*x.keys_in.encryption, *y.keys_out.encryption);
+        assert_eq!(*x.keys_in.integrity, *y.keys_out.integrity);
+        assert_eq!(*x.keys_out.encryption, *y.keys_in.encryption);
+        assert_eq!(*x.keys_out.integrity, *y.keys_in.integrity);
+        assert_ne!(*x.keys_in.encryption, *x.keys_out.encryption);
+        assert_eq!(x.keys_in.encryption.len(), x.suite.enc_key_len());
+        assert_eq!(x.keys_in.integrity.len(), x.suite.auth_key_len());
+        assert_eq!(mirror(&x.proxy_id), y.proxy_id);
+        assert_eq!(x.lifetime, y.lifetime);
+        assert_eq!(x.pfs, y.pfs);
+        assert!(x.initiator && !y.initiator);
+    }
+}
+
+struct Outcome {
+    xa: Vec<ChildSa>,
+    xb: Vec<ChildSa>,
+    log: Vec<Wire>,
+    /// Other events of A and B.
+    ea: Vec<Event>,
+    eb: Vec<Event>,
+}
+
+fn run(a: &mut Peer<FixedRng>, b: &mut Peer<FixedRng>, proxy_ids: &[ProxyId]) -> Outcome {
+    let now = Instant::now();
+    for p in proxy_ids {
+        a.initiate_child(now, *p).unwrap();
+    }
+    let log = pump(now, a, b);
+    let (xa, ea) = split(events(a));
+    let (xb, eb) = split(events(b));
+    Outcome { xa, xb, log, ea, eb }
+}
+
+fn up(
+    a: &mut Peer<FixedRng>,
+    b: &mut Peer<FixedRng>,
+    proxy_ids: &[ProxyId],
+) -> (Vec<ChildSa>, Vec<ChildSa>, Vec<Wire>) {
+    let o = run(a, b, proxy_ids);
+    (o.xa, o.xb, o.log)
+}
+
+/// ```text
+///   A (initiator)                          B (responder)
+///   MM1 SA, VID, VID               -->
+///                                  <--     MM2 SA, VID, VID
+///   MM3 KE, Ni, NAT-D, NAT-D       -->
+///                                  <--     MM4 KE, Nr, NAT-D, NAT-D
+///   MM5* IDii, HASH_I, N(IC)       -->
+///                                  <--     MM6* IDir, HASH_R
+///   QM1* x4 (one per proxy-ID)     -->
+///                                  <--     QM2* x4
+///   QM3* x4                        -->
+/// ```
+#[test]
+fn main_mode_and_four_quick_modes_for_the_seed_proxy_ids() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let (xa, xb, log) = up(&mut a, &mut b, &seed_proxy_ids());
+    let kinds: Vec<(bool, ExchangeType)> = log.iter().map(|w| (w.from_a, w.exchange)).collect();
+    let mm = ExchangeType::MainMode;
+    let qm = ExchangeType::QuickMode;
+    assert_eq!(&kinds[..6], &[(true, mm), (false, mm), (true, mm), (false, mm), (true, mm), (false, mm)]);
+    assert_eq!(kinds.iter().filter(|k| **k == (true, qm)).count(), 8);
+    assert_eq!(kinds.iter().filter(|k| **k == (false, qm)).count(), 4);
+    assert_eq!(xa.len(), 4);
+    assert_mirrored(&xa, &xb);
+    let mut got: Vec<ProxyId> = xa.iter().map(|c| c.proxy_id).collect();
+    got.sort();
+    let mut want = seed_proxy_ids();
+    want.sort();
+    assert_eq!(got, want);
+    for c in &xa {
+        assert_eq!(c.suite, EspSuite::Aes128Gcm16);
+        assert_eq!(c.keys_in.encryption.len(), 20, "GCM key || salt");
+        assert!(c.encap.is_none(), "no NAT: plain ESP");
+        assert!(!format!("{c:?}").contains(&format!("{:?}", &c.keys_in.encryption[..4])));
+    }
+    assert!(a.is_established() && b.is_established());
+}
+
+#[test]
+fn every_ike_group_and_every_pfs_group() {
+    for g in [DhGroup::Modp1024, DhGroup::Modp1536, DhGroup::Modp2048, DhGroup::Ecp256, DhGroup::Ecp384] {
+        let (mut ca, mut cb) = configs();
+        let prop = IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: g };
+        ca.ike_proposals = vec![prop];
+        cb.ike_proposals = vec![prop];
+        ca.pfs = Some(g);
+        cb.pfs = Some(g);
+        ca.esp_suites = vec![EspSuite::Aes256Sha256];
+        cb.esp_suites = EspSuite::ALL.to_vec();
+        let (mut a, mut b) = peers(ca, cb);
+        let (xa, xb, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+        assert_eq!(xa.len(), 1, "group {g:?}");
+        assert!(xa[0].pfs);
+        assert_eq!(xa[0].suite, EspSuite::Aes256Sha256);
+        assert_eq!(xa[0].keys_in.integrity.len(), 32);
+        assert_mirrored(&xa, &xb);
+    }
+}
+
+#[test]
+fn every_esp_suite() {
+    for s in EspSuite::ALL {
+        let (mut ca, mut cb) = configs();
+        ca.esp_suites = vec![s];
+        cb.esp_suites = EspSuite::ALL.to_vec();
+        let (mut a, mut b) = peers(ca, cb);
+        let (xa, xb, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+        assert_eq!(xa[0].suite, s);
+        assert_mirrored(&xa, &xb);
+    }
+}
+
+/// ```text
+///   AM1 SA, KE, Ni, IDii, VID, VID      -->
+///                   <--  AM2 SA, KE, Nr, IDir, HASH_R, VID, VID, NAT-D, NAT-D
+///   AM3 HASH_I, NAT-D, NAT-D            -->
+///   QM1* / QM2* / QM3*
+/// ```
+#[test]
+fn aggressive_mode() {
+    let (mut ca, mut cb) = configs();
+    ca.aggressive = true;
+    ca.local_id = esprit_ike::Identity::Fqdn("dialup.example".into());
+    cb.remote_id = Some(esprit_ike::Identity::Fqdn("dialup.example".into()));
+    let (mut a, mut b) = peers(ca, cb);
+    let (xa, xb, log) = up(&mut a, &mut b, &seed_proxy_ids()[..2]);
+    assert_eq!(log.iter().filter(|w| w.exchange == ExchangeType::Aggressive).count(), 3);
+    assert_eq!(xa.len(), 2);
+    assert_mirrored(&xa, &xb);
+}
+
+#[test]
+fn aggressive_mode_wrong_identity_refused() {
+    let (mut ca, mut cb) = configs();
+    ca.aggressive = true;
+    ca.local_id = esprit_ike::Identity::Fqdn("intruder.example".into());
+    cb.remote_id = Some(esprit_ike::Identity::Fqdn("dialup.example".into()));
+    let (mut a, mut b) = peers(ca, cb);
+    let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    assert!(xa.is_empty());
+    assert!(!b.is_established());
+}
+
+#[test]
+fn wrong_psk_is_authentication_failed() {
+    let (ca, mut cb) = configs();
+    cb.psk = zeroize::Zeroizing::new(b"another-key".to_vec());
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    pump(now, &mut a, &mut b);
+    let eb = events(&mut b);
+    assert!(eb.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{eb:?}");
+    let ea = events(&mut a);
+    assert!(ea.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{ea:?}");
+    assert!(ea.iter().any(|e| matches!(e, Event::ChildSaFailed { .. })));
+    assert!(ea.iter().any(|e| matches!(
+        e,
+        Event::IkeSaDown { reason: Reason::PeerNotify(NotifyType::AuthenticationFailed) }
+    )));
+    assert!(!a.is_established() && !b.is_established());
+}
+
+#[test]
+fn phase1_no_proposal_chosen() {
+    let (mut ca, mut cb) = configs();
+    ca.ike_proposals =
+        vec![IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Ecp384 }];
+    cb.ike_proposals =
+        vec![IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Modp2048 }];
+    let (mut a, mut b) = peers(ca, cb);
+    let Outcome { xa, ea, eb, .. } = run(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    assert!(xa.is_empty());
+    match &eb[..] {
+        [Event::ProposalMismatch { proposed, configured, .. }] => {
+            assert_eq!(proposed, &["aes256-sha256-ecp384".to_owned()]);
+            assert_eq!(configured, &["aes128-sha1-modp2048".to_owned()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        ea.iter().any(|e| matches!(
+            e,
+            Event::IkeSaDown { reason: Reason::PeerNotify(NotifyType::NoProposalChosen) }
+        )),
+        "{ea:?}"
+    );
+}
+
+/// 3DES / MD5 offers (RFC 8221) are never chosen.
+#[test]
+fn legacy_phase1_proposal_refused() {
+    use esprit_ike::wire::{emit_sa, MessageBuilder, PayloadType, ProposalRepr, TransformRepr};
+    let (_, cb) = configs();
+    let (_, mut b) = peers(configs().0, cb);
+    let sa = emit_sa(&[ProposalRepr {
+        number: 1,
+        protocol: 1,
+        spi: vec![],
+        transforms: vec![
+            TransformRepr { number: 1, id: 1, attributes: vec![(1, 5), (2, 2), (3, 1), (4, 14)] },
+            TransformRepr { number: 2, id: 1, attributes: vec![(1, 7), (14, 128), (2, 1), (3, 1), (4, 14)] },
+        ],
+    }]);
+    let mut m = MessageBuilder::new([9; 8], [0; 8], ExchangeType::MainMode, 0);
+    m.push(PayloadType::Sa, &sa);
+    let now = Instant::now();
+    b.handle_datagram(now, B.parse().unwrap(), A.parse().unwrap(), &m.finish()).unwrap();
+    let t = b.poll_transmit().unwrap();
+    assert_eq!(Header::parse(&t.bytes).unwrap().exchange, ExchangeType::Informational);
+    match events(&mut b).as_slice() {
+        [Event::ProposalMismatch { proposed, .. }] => {
+            assert_eq!(proposed, &["3des-sha1-group14-auth1", "aes128-md5-group14-auth1"])
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn phase2_no_proposal_chosen() {
+    let (mut ca, mut cb) = configs();
+    ca.esp_suites = vec![EspSuite::Aes256Gcm16];
+    cb.esp_suites = vec![EspSuite::Aes128Sha1];
+    let (mut a, mut b) = peers(ca, cb);
+    let Outcome { xa, ea, eb, .. } = run(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    assert!(xa.is_empty());
+    assert!(eb.iter().any(|e| matches!(e, Event::ProposalMismatch { proposed, .. } if proposed == &["aes256gcm16".to_owned()])), "{eb:?}");
+    assert!(
+        ea.iter().any(|e| matches!(
+            e,
+            Event::ChildSaFailed { reason: Reason::PeerNotify(NotifyType::NoProposalChosen), .. }
+        )),
+        "{ea:?}"
+    );
+}
+
+#[test]
+fn unknown_proxy_id_is_invalid_id_information_and_lists_configured() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let wrong = pid("local-ip 10.1.1.0/24 remote-ip 10.9.9.0/24 ANY");
+    let wider = pid("local-ip 10.1.0.0/16 remote-ip 10.2.1.0/24 ANY");
+    let Outcome { xa, ea, eb, .. } = run(&mut a, &mut b, &[wrong, wider]);
+    assert!(xa.is_empty());
+    let mism: Vec<_> = eb
+        .iter()
+        .filter_map(|e| match e {
+            Event::ProxyIdMismatch { proposed, configured, .. } => {
+                Some((proposed.clone(), configured.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(mism.len(), 2);
+    assert_eq!(mism[0].0, "local-ip 10.9.9.0/24 remote-ip 10.1.1.0/24 ANY");
+    assert_eq!(mism[0].1.len(), 4);
+    assert_eq!(mism[1].0, "local-ip 10.2.1.0/24 remote-ip 10.1.0.0/16 ANY");
+    assert_eq!(
+        ea.iter()
+            .filter(|e| matches!(
+                e,
+                Event::ChildSaFailed { reason: Reason::PeerNotify(NotifyType::InvalidIdInformation), .. }
+            ))
+            .count(),
+        2,
+        "{ea:?}"
+    );
+}
+
+#[test]
+fn narrower_proxy_id_accepted_as_proposed() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let narrow = pid("local-ip 10.1.1.128/25 remote-ip 10.2.1.5/32 HTTP");
+    let (xa, xb, _) = up(&mut a, &mut b, &[narrow]);
+    assert_eq!(xa[0].proxy_id, narrow);
+    assert_mirrored(&xa, &xb);
+}
+
+#[test]
+fn port_ranges_cannot_be_ikev1_ids() {
+    let (ca, cb) = configs();
+    let (mut a, _) = peers(ca, cb);
+    let r = pid("local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 protocol tcp dst-port 1000-2000");
+    assert!(a.initiate_child(Instant::now(), r).is_err());
+}
+
+/// A repeated MM3 is answered with the same MM4 and not reprocessed; a
+/// repeated QM1 gets the same QM2 and makes no second child.
+#[test]
+fn retransmitted_messages_answered_not_reprocessed() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let mm1 = a.poll_transmit().unwrap();
+    deliver(now, &mut b, &mm1);
+    let mm2 = b.poll_transmit().unwrap();
+    deliver(now, &mut b, &mm1);
+    assert_eq!(b.poll_transmit().unwrap().bytes, mm2.bytes, "MM1 repeat -> same MM2");
+    deliver(now, &mut a, &mm2);
+    let mm3 = a.poll_transmit().unwrap();
+    deliver(now, &mut b, &mm3);
+    let mm4 = b.poll_transmit().unwrap();
+    deliver(now, &mut b, &mm3);
+    assert_eq!(b.poll_transmit().unwrap().bytes, mm4.bytes, "MM3 repeat -> same MM4");
+    deliver(now, &mut a, &mm4);
+    let mm5 = a.poll_transmit().unwrap();
+    deliver(now, &mut b, &mm5);
+    let mm6 = b.poll_transmit().unwrap();
+    deliver(now, &mut b, &mm5);
+    assert_eq!(b.poll_transmit().unwrap().bytes, mm6.bytes, "MM5 repeat -> same MM6");
+    deliver(now, &mut a, &mm6);
+    let qm1 = a.poll_transmit().unwrap();
+    deliver(now, &mut b, &qm1);
+    let qm2 = b.poll_transmit().unwrap();
+    deliver(now, &mut b, &qm1);
+    assert_eq!(b.poll_transmit().unwrap().bytes, qm2.bytes, "QM1 repeat -> same QM2");
+    deliver(now, &mut a, &qm2);
+    let qm3 = a.poll_transmit().unwrap();
+    // QM3 lost: B retransmits QM2, A answers with the same QM3.
+    deliver(now, &mut a, &qm2);
+    assert_eq!(a.poll_transmit().unwrap().bytes, qm3.bytes, "QM2 repeat -> same QM3");
+    deliver(now, &mut b, &qm3);
+    deliver(now, &mut b, &qm3);
+    assert!(b.poll_transmit().is_none());
+    assert_eq!(children(events(&mut a)).len(), 1);
+    let eb = events(&mut b);
+    assert_eq!(eb.iter().filter(|e| matches!(e, Event::IkeSaUp { .. })).count(), 1);
+    assert_eq!(children(eb).len(), 1);
+}
+
+/// Everything A sends is lost: MM1 is retransmitted after 2, 4, 8, 16,
+/// 32 s (doubling), then A gives up.
+#[test]
+fn lost_messages_back_off_then_give_up() {
+    let (ca, cb) = configs();
+    let (mut a, _) = peers(ca, cb);
+    let t0 = Instant::now();
+    a.initiate_child(t0, seed_proxy_ids()[0]).unwrap();
+    let first = a.poll_transmit().unwrap();
+    let mut at = Vec::new();
+    while let Some(t) = a.poll_timeout() {
+        a.handle_timeout(t);
+        if let Some(x) = a.poll_transmit() {
+            assert_eq!(x.bytes, first.bytes);
+            at.push(t.duration_since(t0));
+        }
+    }
+    let secs: Vec<u64> = at.iter().map(Duration::as_secs).collect();
+    assert_eq!(secs, [2, 6, 14, 30, 62]);
+    let ea = events(&mut a);
+    assert!(ea.iter().any(|e| matches!(e, Event::ChildSaFailed { reason: Reason::Timeout, .. })));
+    assert!(ea.iter().any(|e| matches!(e, Event::IkeSaDown { reason: Reason::Timeout })));
+}
+
+/// Quick Mode responses lost: QM1 retransmitted, then the child fails.
+#[test]
+fn lost_quick_mode_gives_up() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    a.initiate_child(now, seed_proxy_ids()[1]).unwrap();
+    let mut sent = 0;
+    while a.poll_transmit().is_some() {
+        sent += 1;
+    }
+    while let Some(t) = a.poll_timeout() {
+        a.handle_timeout(t);
+        while a.poll_transmit().is_some() {
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 6);
+    assert!(events(&mut a).iter().any(|e| matches!(e, Event::ChildSaFailed { reason: Reason::Timeout, .. })));
+}
+
+/// Every truncation and an extension of every message of a full exchange
+/// is refused without a panic, an answer or an event.
+#[test]
+fn truncated_and_oversized_datagrams_at_every_length() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let (_, _, log) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    events(&mut a);
+    events(&mut b);
+    let now = Instant::now();
+    for w in &log {
+        let to = if w.from_a { &mut b } else { &mut a };
+        for n in 0..w.t.bytes.len() {
+            assert!(to.handle_datagram(now, w.t.remote, w.t.local, &w.t.bytes[..n]).is_err());
+        }
+        let mut long = w.t.bytes.clone();
+        long.push(0);
+        assert!(to.handle_datagram(now, w.t.remote, w.t.local, &long).is_err());
+        // Length field and datagram agree but the payload chain overruns.
+        let mut bad = w.t.bytes.clone();
+        if bad.len() > 31 && bad[19] & 1 == 0 {
+            bad[30] = 0xff;
+            bad[31] = 0xff;
+            assert!(to.handle_datagram(now, w.t.remote, w.t.local, &bad).is_err());
+        }
+        assert!(to.poll_transmit().is_none());
+        assert!(to.poll_event().is_none());
+    }
+}
+
+#[test]
+fn dpd_probe_answered_then_timeout() {
+    let (mut ca, mut cb) = configs();
+    ca.dpd_delay = Some(Duration::from_secs(30));
+    cb.dpd_delay = Some(Duration::from_secs(30));
+    let (mut a, mut b) = peers(ca, cb);
+    up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    let t = a.poll_timeout().unwrap();
+    a.handle_timeout(t);
+    let probe = a.poll_transmit().unwrap();
+    assert_eq!(Header::parse(&probe.bytes).unwrap().exchange, ExchangeType::Informational);
+    deliver(t, &mut b, &probe);
+    let ack = b.poll_transmit().unwrap();
+    deliver(t, &mut a, &ack);
+    assert!(a.poll_timeout().unwrap() >= t + Duration::from_secs(30));
+    // Now B is gone.
+    while let Some(t) = a.poll_timeout() {
+        a.handle_timeout(t);
+        while a.poll_transmit().is_some() {}
+        if !a.is_established() {
+            break;
+        }
+    }
+    let ea = events(&mut a);
+    assert!(ea.iter().any(|e| matches!(e, Event::DpdTimeout)));
+    assert!(!a.is_established());
+}
+
+#[test]
+fn delete_child_and_ike() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..2]);
+    let now = Instant::now();
+    events(&mut b);
+    a.delete_child(now, xa[0].spi_in).unwrap();
+    pump(now, &mut a, &mut b);
+    let eb = events(&mut b);
+    assert!(
+        matches!(&eb[..], [Event::ChildSaDown { spi_out, reason: Reason::DeletedByPeer, .. }] if *spi_out == xa[0].spi_in),
+        "{eb:?}"
+    );
+    a.delete_ike(now).unwrap();
+    pump(now, &mut a, &mut b);
+    assert!(events(&mut b).iter().any(|e| matches!(e, Event::IkeSaDown { reason: Reason::DeletedByPeer })));
+    assert!(!b.is_established());
+}
+
+/// NAT-T forced (as strongSwan's libipsec does): both float to 4500 after
+/// MM4, Quick Mode negotiates UDP-Encapsulated-Tunnel, children carry the
+/// encapsulation ports.
+#[test]
+fn nat_t_floats_to_4500_and_encapsulates() {
+    let (mut ca, cb) = configs();
+    ca.force_encap = true;
+    let (mut a, mut b) = peers(ca, cb);
+    let (xa, xb, log) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    assert_eq!(log[4].t.local.port(), 4500, "MM5 from 4500");
+    assert_eq!(log[5].t.local.port(), 4500, "MM6 from 4500");
+    assert!(log[6..].iter().all(|w| w.t.local.port() == 4500 && w.t.remote.port() == 4500));
+    for c in xa.iter().chain(&xb) {
+        let e = c.encap.unwrap();
+        assert_eq!((e.local_port, e.remote_port), (4500, 4500));
+    }
+    assert_mirrored(&xa, &xb);
+}

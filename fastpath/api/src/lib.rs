@@ -1,0 +1,297 @@
+//! The control API of fastpathd, defined once and used by both ends.
+//!
+//! Transport: a Unix stream socket (mode 0600, path given to fastpathd on
+//! its command line) carrying one JSON object per line. The client sends
+//! [`Envelope`]s holding a [`Request`]; fastpathd answers each with a
+//! [`ServerMessage::Reply`] carrying the same `id`, and, on connections that
+//! sent [`Request::Subscribe`], interleaves [`ServerMessage::Event`]s.
+//!
+//! Versioning: the first request on a connection is [`Request::Hello`]
+//! with [`PROTOCOL_VERSION`]; fastpathd refuses other versions with an
+//! error naming both. Fields are only ever added with `#[serde(default)]`,
+//! so an older peer's messages still parse.
+//!
+//! Secrets: SA keys travel as [`Key`], hex on the wire, redacted in
+//! `Debug`, zeroized on drop. The socket's mode keeps them to root.
+
+use core::fmt;
+use core::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+mod client;
+pub use client::{Client, ClientError};
+
+/// Version of this protocol.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A request with its correlation number.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: u64,
+    pub request: Request,
+}
+
+/// What a client asks fastpathd to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Request {
+    /// First message: the protocol version the client speaks.
+    Hello {
+        version: u32,
+        client: String,
+    },
+    /// The ports fastpathd owns (names, MACs, addresses, MTUs, queues).
+    Ports,
+    /// Replaces the whole route table.
+    SetRoutes {
+        routes: Vec<RouteSpec>,
+    },
+    /// Adds or changes a tunnel interface.
+    SetTunnel {
+        tunnel: u32,
+        mtu: u16,
+        vpn: Option<u32>,
+    },
+    RemoveTunnel {
+        tunnel: u32,
+    },
+    /// Adds or changes a VPN's proxy-ID table. Proxy-IDs in ScreenOS words
+    /// (`local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY`); their SAs stay
+    /// with them across changes.
+    SetVpn {
+        vpn: u32,
+        check: bool,
+        proxy_ids: Vec<String>,
+    },
+    RemoveVpn {
+        vpn: u32,
+    },
+    /// Installs an SA (outbound: replaces the proxy-ID's current one,
+    /// make-before-break; inbound: coexists with older SAs of the same
+    /// proxy-ID until they are removed).
+    AddSa(Box<SaSpec>),
+    RemoveSa {
+        id: u64,
+    },
+    /// Counters of every worker and SA.
+    Stats,
+    /// Everything fastpathd holds (for resynchronisation after a restart).
+    Dump,
+    /// Removes every route, tunnel, VPN and SA.
+    Reset,
+    /// Send events on this connection from now on.
+    Subscribe,
+}
+
+/// A route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSpec {
+    /// `10.2.1.0/24`.
+    pub prefix: String,
+    pub next_hop: NextHopSpec,
+}
+
+/// Where a route points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum NextHopSpec {
+    /// Out of a port (a netdev name), to `gateway` or directly connected.
+    Port { port: String, gateway: Option<Ipv4Addr> },
+    /// Into `tunnel.N`.
+    Tunnel { tunnel: u32 },
+}
+
+/// Direction of an SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// Key material: hex on the wire, never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Key(pub Zeroizing<Vec<u8>>);
+
+impl Key {
+    pub fn new(bytes: Vec<u8>) -> Key {
+        Key(Zeroizing::new(bytes))
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} key bytes>", self.0.len())
+    }
+}
+
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text = Zeroizing::new(hex::encode(&*self.0));
+        s.serialize_str(&text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        let text = Zeroizing::new(String::deserialize(d)?);
+        hex::decode(&*text)
+            .map(Key::new)
+            .map_err(|e| serde::de::Error::custom(format!("key is not hex: {e}")))
+    }
+}
+
+/// Everything that defines one SA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaSpec {
+    /// The control plane's number for this SA (unique per direction).
+    pub id: u64,
+    pub direction: Direction,
+    pub spi: u32,
+    /// `aes128gcm16`, `aes256gcm16`, `aes128-sha1`, `aes256-sha1`,
+    /// `aes128-sha256`, `aes256-sha256`.
+    pub suite: String,
+    /// Encryption key (GCM: key || 4-byte salt).
+    pub encr_key: Key,
+    /// Integrity key (empty for GCM).
+    #[serde(default)]
+    pub integ_key: Key,
+    /// Outbound CBC SAs: 16 random bytes for IV derivation (fastpathd
+    /// draws them itself when absent).
+    #[serde(default)]
+    pub iv_key: Option<Key>,
+    /// This gateway's address (outer source of outbound packets).
+    pub local: Ipv4Addr,
+    /// The peer's address (outer destination of outbound packets).
+    pub peer: Ipv4Addr,
+    /// RFC 3948 UDP encapsulation: (local port, peer port).
+    #[serde(default)]
+    pub udp_encap: Option<(u16, u16)>,
+    #[serde(default)]
+    pub esn: bool,
+    /// Anti-replay window in packets (0 = off), inbound only.
+    #[serde(default = "default_replay_window")]
+    pub replay_window: u32,
+    pub vpn: u32,
+    pub tunnel: u32,
+    /// The proxy-ID this SA carries, in ScreenOS words.
+    pub proxy_id: String,
+    /// Soft and hard volume lifetimes in bytes (0 = none).
+    #[serde(default)]
+    pub soft_bytes: u64,
+    #[serde(default)]
+    pub hard_bytes: u64,
+    /// Outbound: sequence number to resume from (0 for a new SA).
+    #[serde(default)]
+    pub last_seq: u64,
+}
+
+fn default_replay_window() -> u32 {
+    64
+}
+
+/// What fastpathd sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerMessage {
+    Reply { id: u64, result: Result<Reply, String> },
+    Event { event: Event },
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reply {
+    Ok,
+    Hello { version: u32, server: String },
+    Ports { ports: Vec<PortView> },
+    Stats(Box<Stats>),
+    Dump(Box<Dump>),
+}
+
+/// A port of fastpathd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortView {
+    pub name: String,
+    pub mac: String,
+    pub mtu: u16,
+    pub addrs: Vec<Ipv4Addr>,
+    pub queues: u32,
+    /// `skb` or `driver`.
+    pub xdp_mode: String,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub workers: Vec<WorkerStatsView>,
+    pub sas: Vec<SaStatsView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStatsView {
+    pub worker: u16,
+    pub core: Option<usize>,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub forwarded: u64,
+    pub encrypted: u64,
+    pub decrypted: u64,
+    pub held: u64,
+    pub released: u64,
+    pub handed_off: u64,
+    pub acquires: u64,
+    pub icmp_errors: u64,
+    pub hold_expired: u64,
+    /// Non-zero drop counters by reason name.
+    pub drops: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaStatsView {
+    pub id: u64,
+    pub spi: u32,
+    pub direction: Option<Direction>,
+    pub worker: u16,
+    pub packets: u64,
+    pub bytes: u64,
+    pub errors: u64,
+    /// Outbound: last sequence number sent; inbound: highest received.
+    pub seq: u64,
+}
+
+/// Everything installed (keys excluded).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dump {
+    pub routes: Vec<RouteSpec>,
+    pub tunnels: Vec<(u32, u16, Option<u32>)>,
+    pub vpns: Vec<(u32, bool, Vec<String>)>,
+    /// (id, direction, spi, vpn, proxy-ID)
+    pub sas: Vec<(u64, Direction, u32, u32, String)>,
+}
+
+/// Something the control plane must hear about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Event {
+    /// Traffic matched a proxy-ID that has no SA.
+    Acquire { vpn: u32, tunnel: u32, proxy_id: String, src: String, dst: String, protocol: u8 },
+    /// Rekey this SA (volume or sequence threshold passed).
+    SoftExpire { sa: u64, reason: String },
+    /// This SA no longer carries traffic.
+    HardExpire { sa: u64, reason: String },
+}
+
+/// Serializes a message as one line (with the newline).
+pub fn to_line<T: Serialize>(msg: &T) -> Result<String, serde_json::Error> {
+    let mut s = serde_json::to_string(msg)?;
+    s.push('\n');
+    Ok(s)
+}

@@ -1,0 +1,534 @@
+//! The management thread: owns the ports, starts the workers, serves the
+//! control socket, builds SA contexts (key schedules) and pushes table
+//! updates to the workers over crossbeam queues; receives their events
+//! (acquires, expiries, neighbour misses) and retired SA contexts, which it
+//! drops off the packet path (keys zeroized).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{bounded, select, Receiver, Sender};
+use esprit_dataplane::{
+    Event as DpEvent, ExpireReason, InboundInstall, Lifetime, NeighborTable, NextHop, OutboundInstall,
+    PortId, PortInfo, Route, RouteTable, SaId, TunnelConf, TunnelId, Update, VpnConf, VpnId,
+    Worker as Pipeline, WorkerConfig as PipelineConfig, WorkerId, WorkerStats,
+};
+use esprit_esp::{InboundConfig, InboundSa, OutboundConfig, OutboundSa, Suite, UdpEncap};
+use esprit_fastpath_api::{
+    Direction, Dump, Envelope, Event, NextHopSpec, PortView, Reply, Request, RouteSpec, SaSpec, SaStatsView,
+    ServerMessage, Stats, WorkerStatsView, PROTOCOL_VERSION,
+};
+use esprit_policy::{ProxyId, ProxyIdTable};
+use esprit_xdp::{AttachMode, BindMode, Port, Worker as Rings, WorkerConfig as RingsConfig};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::control::{self, Incoming, Writer};
+use crate::handoff::Handoffs;
+use crate::host;
+use crate::worker::{FromWorker, SocketMap, WorkerThread};
+use crate::{Args, Bind, XdpMode};
+
+struct SaRecord {
+    direction: Direction,
+    spi: u32,
+    vpn: u32,
+    proxy_id: String,
+}
+
+struct State {
+    ports: Vec<PortInfo>,
+    port_views: Vec<PortView>,
+    routes: Vec<RouteSpec>,
+    tunnels: BTreeMap<u32, (u16, Option<u32>)>,
+    vpns: BTreeMap<u32, (bool, Vec<String>)>,
+    sas: BTreeMap<u64, SaRecord>,
+    neighbors: NeighborTable,
+    workers: Vec<Sender<Update>>,
+    cores: Vec<Option<usize>>,
+    subscribers: Vec<Writer>,
+    rng: SystemRandom,
+}
+
+/// Runs fastpathd until SIGINT/SIGTERM.
+pub(crate) fn run(args: Args) -> Result<(), String> {
+    if args.workers == 0 || args.workers > 64 {
+        return Err(format!("--workers {}: must be 1..=64", args.workers));
+    }
+    let queues = args.queues.unwrap_or(args.workers as u32);
+    if (queues as usize) < args.workers {
+        return Err(format!(
+            "--queues {queues} is fewer than --workers {}: a worker would have nothing",
+            args.workers
+        ));
+    }
+    let mode = match args.xdp_mode {
+        XdpMode::Driver => AttachMode::Driver,
+        XdpMode::Skb => AttachMode::Skb,
+    };
+    let bind = match args.bind {
+        Bind::Auto => BindMode::Auto,
+        Bind::Copy => BindMode::Copy,
+        Bind::Zerocopy => BindMode::ZeroCopy,
+    };
+
+    // Ports: facts from the host, then our XDP program on each.
+    let mut ports = Vec::new();
+    let mut infos = Vec::new();
+    let mut views = Vec::new();
+    for name in &args.ports {
+        let i = host::interface(name)?;
+        let mut p = Port::open(name, mode).map_err(|e| format!("port {name}: {e}"))?;
+        for a in &i.addrs {
+            p.add_local_addr((*a).into()).map_err(|e| format!("port {name}: local address {a}: {e}"))?;
+        }
+        views.push(PortView {
+            name: name.clone(),
+            mac: i.mac.to_string(),
+            mtu: i.mtu,
+            addrs: i.addrs.clone(),
+            queues,
+            xdp_mode: format!("{:?}", args.xdp_mode).to_lowercase(),
+        });
+        infos.push(PortInfo { name: name.clone(), mac: i.mac, mtu: i.mtu, addrs: i.addrs });
+        ports.push(p);
+    }
+
+    // Workers: one UMEM each, sockets for their queues on every port.
+    let stop = Arc::new(AtomicBool::new(false));
+    let handoffs = Arc::new(Handoffs::new(args.workers, 1024));
+    let (to_mgmt, from_workers) = bounded::<FromWorker>(65_536);
+    let core_ids = core_affinity::get_core_ids().unwrap_or_default();
+    let mut update_txs = Vec::new();
+    let mut threads = Vec::new();
+    let mut cores = Vec::new();
+    for w in 0..args.workers {
+        let mut rings = Rings::new(RingsConfig { bind, ..RingsConfig::default() })
+            .map_err(|e| format!("worker {w}: UMEM: {e}"))?;
+        let mut rx = Vec::new();
+        let mut tx = Vec::new();
+        for (pi, port) in ports.iter_mut().enumerate() {
+            let mut first = None;
+            for q in (w as u32..queues).step_by(args.workers) {
+                let id =
+                    rings.bind(port, q).map_err(|e| format!("worker {w}: {} queue {q}: {e}", port.name()))?;
+                rx.push((id, PortId(pi as u8)));
+                first.get_or_insert(id);
+            }
+            tx.push(first.ok_or_else(|| format!("worker {w} has no queue on {}", port.name()))?);
+        }
+        let core_index = args.cores.get(w).copied().unwrap_or(w);
+        let core = core_ids.iter().find(|c| c.id == core_index).copied();
+        cores.push(core.map(|c| c.id));
+        let mut pcfg = PipelineConfig::new(WorkerId(w as u16));
+        pcfg.hold_slots = args.hold_slots;
+        let mut pipeline = Pipeline::new(pcfg);
+        let mut sink = esprit_dataplane::VecOutput::default();
+        pipeline.apply(Update::Ports(infos.clone()), &mut sink);
+        let (utx, urx) = bounded::<Update>(65_536);
+        update_txs.push(utx);
+        let t = WorkerThread {
+            index: w as u16,
+            core,
+            rings,
+            pipeline,
+            sockets: SocketMap { rx, tx },
+            updates: urx,
+            to_mgmt: to_mgmt.clone(),
+            handoffs: handoffs.clone(),
+            stop: stop.clone(),
+            busy_poll: args.busy_poll,
+            idle_sleep: Duration::from_micros(args.idle_sleep_us),
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{w}"))
+                .spawn(move || t.run())
+                .map_err(|e| format!("worker {w}: {e}"))?,
+        );
+    }
+
+    let (ctl_tx, ctl_rx) = bounded::<Incoming>(1024);
+    let socket = control::serve(&args.socket, ctl_tx)?;
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, term.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    }
+    eprintln!(
+        "fastpathd: {} port(s) [{}], {} worker(s), {} queue(s) per port, control socket {}",
+        ports.len(),
+        args.ports.join(", "),
+        args.workers,
+        queues,
+        socket.display()
+    );
+
+    let mut st = State {
+        ports: infos,
+        port_views: views,
+        routes: Vec::new(),
+        tunnels: BTreeMap::new(),
+        vpns: BTreeMap::new(),
+        sas: BTreeMap::new(),
+        neighbors: NeighborTable::default(),
+        workers: update_txs,
+        cores,
+        subscribers: Vec::new(),
+        rng: SystemRandom::new(),
+    };
+    st.refresh_neighbors();
+    let mut last_neigh = Instant::now();
+    while !term.load(Ordering::Relaxed) {
+        select! {
+            recv(ctl_rx) -> m => if let Ok(m) = m { st.handle(m, &from_workers) },
+            recv(from_workers) -> m => if let Ok(m) = m { st.on_worker_message(m, None) },
+            default(Duration::from_millis(50)) => {},
+        }
+        if last_neigh.elapsed() >= Duration::from_millis(100) {
+            st.refresh_neighbors();
+            last_neigh = Instant::now();
+        }
+    }
+    eprintln!("fastpathd: stopping");
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    drop(ports); // detaches the XDP programs
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+fn parse_prefix(text: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (a, l) = text.split_once('/').ok_or_else(|| format!("route prefix {text:?}: expected A.B.C.D/L"))?;
+    let addr = a.parse().map_err(|_| format!("route prefix {text:?}: bad address"))?;
+    let len: u8 = l.parse().map_err(|_| format!("route prefix {text:?}: bad length"))?;
+    if len > 32 {
+        return Err(format!("route prefix {text:?}: length {len} exceeds 32"));
+    }
+    Ok((addr, len))
+}
+
+impl State {
+    fn broadcast(&self, make: impl Fn() -> Update) {
+        for w in &self.workers {
+            let _ = w.send(make());
+        }
+    }
+
+    fn port_id(&self, name: &str) -> Result<PortId, String> {
+        self.ports
+            .iter()
+            .position(|p| p.name == name)
+            .map(|i| PortId(i as u8))
+            .ok_or_else(|| format!("no port {name:?} (fastpathd has {})", self.port_names()))
+    }
+
+    fn port_names(&self) -> String {
+        self.ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
+
+    fn refresh_neighbors(&mut self) {
+        let mut t = NeighborTable::default();
+        for n in host::neighbors() {
+            if let Some(i) = self.ports.iter().position(|p| p.name == n.device) {
+                t.insert(PortId(i as u8), n.addr, n.mac);
+            }
+        }
+        if t != self.neighbors {
+            self.neighbors = t;
+            let arc = Arc::new(self.neighbors.clone());
+            self.broadcast(|| Update::Neighbors(arc.clone()));
+        }
+    }
+
+    fn owner_of(&self, vpn: u32, proxy_id: &ProxyId) -> u16 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (vpn, proxy_id).hash(&mut h);
+        (h.finish() % self.workers.len() as u64) as u16
+    }
+
+    fn handle(&mut self, m: Incoming, from_workers: &Receiver<FromWorker>) {
+        let Envelope { id, request } = m.envelope;
+        let result = match request {
+            Request::Hello { version, .. } if version == PROTOCOL_VERSION => {
+                Ok(Reply::Hello { version, server: format!("fastpathd {}", env!("CARGO_PKG_VERSION")) })
+            }
+            Request::Hello { version, .. } => {
+                Err(format!("protocol version {version} not supported: fastpathd speaks {PROTOCOL_VERSION}"))
+            }
+            Request::Ports => Ok(Reply::Ports { ports: self.port_views.clone() }),
+            Request::SetRoutes { routes } => self.set_routes(routes).map(|()| Reply::Ok),
+            Request::SetTunnel { tunnel, mtu, vpn } => {
+                self.tunnels.insert(tunnel, (mtu, vpn));
+                self.broadcast(|| {
+                    Update::Tunnel(TunnelConf { id: TunnelId(tunnel), mtu, vpn: vpn.map(VpnId) })
+                });
+                Ok(Reply::Ok)
+            }
+            Request::RemoveTunnel { tunnel } => {
+                self.tunnels.remove(&tunnel);
+                self.broadcast(|| Update::RemoveTunnel(TunnelId(tunnel)));
+                Ok(Reply::Ok)
+            }
+            Request::SetVpn { vpn, check, proxy_ids } => {
+                self.set_vpn(vpn, check, proxy_ids).map(|()| Reply::Ok)
+            }
+            Request::RemoveVpn { vpn } => {
+                self.vpns.remove(&vpn);
+                self.sas.retain(|_, s| s.vpn != vpn);
+                self.broadcast(|| Update::RemoveVpn(VpnId(vpn)));
+                Ok(Reply::Ok)
+            }
+            Request::AddSa(spec) => self.add_sa(*spec).map(|()| Reply::Ok),
+            Request::RemoveSa { id } => match self.sas.remove(&id) {
+                Some(r) => {
+                    match r.direction {
+                        Direction::Outbound => self.broadcast(|| Update::RemoveOutbound(SaId(id))),
+                        Direction::Inbound => self.broadcast(|| Update::RemoveInbound { spi: r.spi }),
+                    }
+                    Ok(Reply::Ok)
+                }
+                None => Err(format!("no SA {id}")),
+            },
+            Request::Stats => Ok(Reply::Stats(Box::new(self.stats(from_workers)))),
+            Request::Dump => Ok(Reply::Dump(Box::new(self.dump()))),
+            Request::Reset => {
+                for id in self.sas.keys().copied().collect::<Vec<_>>() {
+                    if let Some(r) = self.sas.remove(&id) {
+                        match r.direction {
+                            Direction::Outbound => self.broadcast(|| Update::RemoveOutbound(SaId(id))),
+                            Direction::Inbound => self.broadcast(|| Update::RemoveInbound { spi: r.spi }),
+                        }
+                    }
+                }
+                for v in std::mem::take(&mut self.vpns).into_keys() {
+                    self.broadcast(|| Update::RemoveVpn(VpnId(v)));
+                }
+                for t in std::mem::take(&mut self.tunnels).into_keys() {
+                    self.broadcast(|| Update::RemoveTunnel(TunnelId(t)));
+                }
+                self.set_routes(Vec::new()).map(|()| Reply::Ok)
+            }
+            Request::Subscribe => {
+                self.subscribers.push(m.writer.clone());
+                Ok(Reply::Ok)
+            }
+        };
+        let _ = m.reply.send(ServerMessage::Reply { id, result });
+    }
+
+    fn set_routes(&mut self, specs: Vec<RouteSpec>) -> Result<(), String> {
+        let mut routes = Vec::new();
+        for s in &specs {
+            let (prefix, len) = parse_prefix(&s.prefix)?;
+            let next_hop = match &s.next_hop {
+                NextHopSpec::Port { port, gateway: None } => NextHop::Connected { port: self.port_id(port)? },
+                NextHopSpec::Port { port, gateway: Some(g) } => {
+                    NextHop::Gateway { port: self.port_id(port)?, gateway: *g }
+                }
+                NextHopSpec::Tunnel { tunnel } => NextHop::Tunnel(TunnelId(*tunnel)),
+            };
+            routes.push(Route { prefix, len, next_hop });
+        }
+        let table = Arc::new(RouteTable::new(routes).map_err(|e| format!("routes: {e}"))?);
+        self.routes = specs;
+        self.broadcast(|| Update::Routes(table.clone()));
+        Ok(())
+    }
+
+    fn set_vpn(&mut self, vpn: u32, check: bool, texts: Vec<String>) -> Result<(), String> {
+        let mut pids = Vec::new();
+        for t in &texts {
+            pids.push(t.parse::<ProxyId>().map_err(|e| format!("vpn {vpn}: proxy-ID {t:?}: {e}"))?);
+        }
+        let table = Arc::new(ProxyIdTable::new(pids, check).map_err(|e| format!("vpn {vpn}: {e}"))?);
+        self.vpns.insert(vpn, (check, texts));
+        self.broadcast(|| Update::Vpn(VpnConf { id: VpnId(vpn), table: table.clone() }));
+        Ok(())
+    }
+
+    fn add_sa(&mut self, s: SaSpec) -> Result<(), String> {
+        let suite: Suite = s.suite.parse().map_err(|e| format!("SA {}: {e}", s.id))?;
+        let proxy_id: ProxyId =
+            s.proxy_id.parse().map_err(|e| format!("SA {}: proxy-ID {:?}: {e}", s.id, s.proxy_id))?;
+        if !self.vpns.contains_key(&s.vpn) {
+            return Err(format!("SA {}: no VPN {}", s.id, s.vpn));
+        }
+        let owner = self.owner_of(s.vpn, &proxy_id);
+        let life = Lifetime { soft_bytes: s.soft_bytes, hard_bytes: s.hard_bytes };
+        match s.direction {
+            Direction::Outbound => {
+                let mut cfg = OutboundConfig::new(s.spi, suite, s.local, s.peer);
+                cfg.esn = s.esn;
+                cfg.last_seq = s.last_seq;
+                cfg.udp_encap = s.udp_encap.map(|(src_port, dst_port)| UdpEncap { src_port, dst_port });
+                let mut iv_key = [0u8; 16];
+                match &s.iv_key {
+                    Some(k) if k.as_bytes().len() == 16 => iv_key.copy_from_slice(k.as_bytes()),
+                    Some(k) => {
+                        return Err(format!(
+                            "SA {}: iv_key is {} bytes, expected 16",
+                            s.id,
+                            k.as_bytes().len()
+                        ))
+                    }
+                    None => {
+                        self.rng.fill(&mut iv_key).map_err(|_| "no randomness for the IV key".to_owned())?
+                    }
+                }
+                let sa = OutboundSa::new(&cfg, s.encr_key.as_bytes(), s.integ_key.as_bytes(), &iv_key)
+                    .map_err(|e| format!("SA {}: {e}", s.id))?;
+                let mut sa = Some(Box::new(sa));
+                for (w, tx) in self.workers.iter().enumerate() {
+                    let mine = w as u16 == owner;
+                    let _ = tx.send(Update::Outbound(OutboundInstall {
+                        id: SaId(s.id),
+                        vpn: VpnId(s.vpn),
+                        proxy_id,
+                        owner: WorkerId(owner),
+                        sa: if mine { sa.take() } else { None },
+                        life,
+                    }));
+                }
+            }
+            Direction::Inbound => {
+                let mut cfg = InboundConfig::new(s.spi, suite);
+                cfg.esn = s.esn;
+                cfg.replay_window = s.replay_window;
+                let sa = InboundSa::new(&cfg, s.encr_key.as_bytes(), s.integ_key.as_bytes())
+                    .map_err(|e| format!("SA {}: {e}", s.id))?;
+                let mut sa = Some(Box::new(sa));
+                for (w, tx) in self.workers.iter().enumerate() {
+                    let mine = w as u16 == owner;
+                    let _ = tx.send(Update::Inbound(InboundInstall {
+                        id: SaId(s.id),
+                        spi: s.spi,
+                        vpn: VpnId(s.vpn),
+                        tunnel: TunnelId(s.tunnel),
+                        proxy_id,
+                        owner: WorkerId(owner),
+                        sa: if mine { sa.take() } else { None },
+                        life,
+                    }));
+                }
+            }
+        }
+        self.sas.insert(
+            s.id,
+            SaRecord { direction: s.direction, spi: s.spi, vpn: s.vpn, proxy_id: proxy_id.to_string() },
+        );
+        Ok(())
+    }
+
+    fn stats(&mut self, from_workers: &Receiver<FromWorker>) -> Stats {
+        static TAG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let tag = TAG.fetch_add(1, Ordering::Relaxed);
+        self.broadcast(|| Update::Stats(tag));
+        let mut got: Vec<WorkerStats> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while got.len() < self.workers.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match from_workers.recv_timeout(left) {
+                Ok(m) => self.on_worker_message(m, Some((tag, &mut got))),
+                Err(_) => break,
+            }
+        }
+        got.sort_by_key(|w| w.worker);
+        let mut stats = Stats::default();
+        for w in got {
+            let c = w.counters;
+            stats.workers.push(WorkerStatsView {
+                worker: w.worker.0,
+                core: self.cores.get(usize::from(w.worker.0)).copied().flatten(),
+                rx_packets: c.rx_packets,
+                rx_bytes: c.rx_bytes,
+                tx_packets: c.tx_packets,
+                tx_bytes: c.tx_bytes,
+                forwarded: c.forwarded,
+                encrypted: c.encrypted,
+                decrypted: c.decrypted,
+                held: c.held,
+                released: c.released,
+                handed_off: c.handed_off,
+                acquires: c.acquires,
+                icmp_errors: c.icmp_errors,
+                hold_expired: c.hold_expired,
+                drops: w.drops.nonzero().map(|(r, n)| (r.name().to_owned(), n)).collect(),
+            });
+            for s in w.sas {
+                stats.sas.push(SaStatsView {
+                    id: s.id.0,
+                    spi: s.spi,
+                    direction: Some(if s.outbound { Direction::Outbound } else { Direction::Inbound }),
+                    worker: w.worker.0,
+                    packets: s.counters.packets,
+                    bytes: s.counters.bytes,
+                    errors: s.counters.errors,
+                    seq: s.seq,
+                });
+            }
+        }
+        stats.sas.sort_by_key(|s| s.id);
+        stats
+    }
+
+    fn dump(&self) -> Dump {
+        Dump {
+            routes: self.routes.clone(),
+            tunnels: self.tunnels.iter().map(|(t, (m, v))| (*t, *m, *v)).collect(),
+            vpns: self.vpns.iter().map(|(v, (c, p))| (*v, *c, p.clone())).collect(),
+            sas: self
+                .sas
+                .iter()
+                .map(|(id, r)| (*id, r.direction, r.spi, r.vpn, r.proxy_id.clone()))
+                .collect(),
+        }
+    }
+
+    fn on_worker_message(&mut self, m: FromWorker, mut collect: Option<(u64, &mut Vec<WorkerStats>)>) {
+        let (_w, e) = match m {
+            FromWorker::Retired(r) => {
+                drop(r); // zeroized on drop, here, off the packet path
+                return;
+            }
+            FromWorker::Event(w, e) => (w, e),
+        };
+        let api = match e {
+            DpEvent::Stats(s) => {
+                if let Some((tag, got)) = collect.as_mut() {
+                    if s.tag == *tag {
+                        got.push(*s);
+                    }
+                }
+                return;
+            }
+            DpEvent::NeighborMiss { addr, .. } => {
+                host::resolve(addr);
+                return;
+            }
+            DpEvent::Acquire { vpn, tunnel, proxy_id, flow, .. } => Event::Acquire {
+                vpn: vpn.0,
+                tunnel: tunnel.0,
+                proxy_id: proxy_id.to_string(),
+                src: flow.src().to_string(),
+                dst: flow.dst().to_string(),
+                protocol: flow.protocol(),
+            },
+            DpEvent::SoftExpire { sa, reason } => Event::SoftExpire { sa: sa.0, reason: reason_name(reason) },
+            DpEvent::HardExpire { sa, reason } => Event::HardExpire { sa: sa.0, reason: reason_name(reason) },
+        };
+        let msg = ServerMessage::Event { event: api };
+        self.subscribers.retain(|w| control::send(w, &msg));
+    }
+}
+
+fn reason_name(r: ExpireReason) -> String {
+    match r {
+        ExpireReason::Bytes => "bytes".into(),
+        ExpireReason::Sequence => "sequence".into(),
+    }
+}
