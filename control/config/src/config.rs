@@ -58,13 +58,7 @@ pub struct Interface {
 
 impl Interface {
     fn new(name: InterfaceName) -> Interface {
-        Interface {
-            name,
-            zone: None,
-            ip: None,
-            mtu: None,
-            port: None,
-        }
+        Interface { name, zone: None, ip: None, mtu: None, port: None }
     }
 
     fn is_empty(&self) -> bool {
@@ -159,6 +153,7 @@ enum Site {
     VpnAutoKey(String),
     VpnManual(String),
     VpnBind(String),
+    VpnId(String),
     VpnMonitor(String),
     VpnProxyId(String, ProxyIdSpec),
 }
@@ -174,7 +169,9 @@ impl Site {
             (Site::Port(n), SetCommand::Interface { name, setting }) => {
                 n == name && matches!(setting, InterfaceSetting::Port(_))
             }
-            (Site::Route(p, i, g), SetCommand::Route(r)) => *p == r.prefix && *i == r.interface && *g == r.gateway,
+            (Site::Route(p, i, g), SetCommand::Route(r)) => {
+                *p == r.prefix && *i == r.interface && *g == r.gateway
+            }
             (Site::GatewayInterface(n), SetCommand::IkeGateway { name, settings }) => {
                 n == name && settings.iter().any(|s| matches!(s, GatewaySetting::OutgoingInterface(_)))
             }
@@ -189,6 +186,9 @@ impl Site {
             }
             (Site::VpnBind(n), SetCommand::Vpn { name, setting }) => {
                 n == name && matches!(setting, VpnSetting::Bind { interface: Some(_), .. })
+            }
+            (Site::VpnId(n), SetCommand::Vpn { name, setting }) => {
+                n == name && matches!(setting, VpnSetting::Bind { id: Some(_), .. })
             }
             (Site::VpnMonitor(n), SetCommand::Vpn { name, setting }) => {
                 n == name && matches!(setting, VpnSetting::Monitor(_))
@@ -223,11 +223,7 @@ fn conflict(message: String) -> ErrorKind {
 }
 
 fn no_such(kind: &'static str, name: &str, hint: &str) -> ErrorKind {
-    ErrorKind::NoSuchObject {
-        kind,
-        name: name.into(),
-        hint: hint.into(),
-    }
+    ErrorKind::NoSuchObject { kind, name: name.into(), hint: hint.into() }
 }
 
 const VPN_HINT: &str = ": create it first with set vpn NAME gateway GW ... or set vpn NAME manual ...";
@@ -246,9 +242,7 @@ impl Config {
             return Ok(Vec::new());
         };
         let mut candidate = self.clone();
-        let messages = candidate
-            .apply_command(&command)
-            .map_err(|e| ConfigError::new(None, line, e))?;
+        let messages = candidate.apply_command(&command).map_err(|e| ConfigError::new(None, line, e))?;
         candidate.validate().map_err(|(_, e)| {
             let e = match command {
                 Command::Unset(_) => ErrorKind::InUse(Box::new(e)),
@@ -257,10 +251,7 @@ impl Config {
             ConfigError::new(None, line, e)
         })?;
         *self = candidate;
-        Ok(messages
-            .into_iter()
-            .map(|message| Warning { line: None, message })
-            .collect())
+        Ok(messages.into_iter().map(|message| Warning { line: None, message }).collect())
     }
 
     /// Loads a whole configuration file: applies every line in order, then
@@ -275,9 +266,7 @@ impl Config {
             let Some(command) = parse_line(line).map_err(|e| ConfigError::new(Some(n), line, e))? else {
                 continue;
             };
-            let messages = config
-                .apply_command(&command)
-                .map_err(|e| ConfigError::new(Some(n), line, e))?;
+            let messages = config.apply_command(&command).map_err(|e| ConfigError::new(Some(n), line, e))?;
             warnings.extend(messages.into_iter().map(|message| Warning { line: Some(n), message }));
             commands.push((n, line, command));
         }
@@ -374,9 +363,9 @@ impl Config {
     /// The phase-2 suites an AutoKey VPN proposes, in preference order.
     pub fn p2_suites(&self, vpn: &str) -> Vec<P2Suite> {
         match self.vpns.get(vpn).map(|v| &v.kind) {
-            Some(VpnKind::AutoKey(a)) => resolve_p2(&a.proposals, &self.p2_proposals)
-                .map(|r| r.suites)
-                .unwrap_or_default(),
+            Some(VpnKind::AutoKey(a)) => {
+                resolve_p2(&a.proposals, &self.p2_proposals).map(|r| r.suites).unwrap_or_default()
+            }
             _ => Vec::new(),
         }
     }
@@ -391,20 +380,12 @@ impl Config {
             return Vec::new();
         }
         if v.proxy_ids.is_empty() {
-            return vec![ProxyId {
-                local: Prefix::ANY_V4,
-                remote: Prefix::ANY_V4,
-                service: Service::ANY,
-            }];
+            return vec![ProxyId { local: Prefix::ANY_V4, remote: Prefix::ANY_V4, service: Service::ANY }];
         }
         v.proxy_ids
             .iter()
             .filter_map(|p| {
-                Some(ProxyId {
-                    local: p.local,
-                    remote: p.remote,
-                    service: self.resolve_service(&p.service)?,
-                })
+                Some(ProxyId { local: p.local, remote: p.remote, service: self.resolve_service(&p.service)? })
             })
             .collect()
     }
@@ -456,10 +437,7 @@ impl Config {
                     }
                     _ => {}
                 }
-                let i = self
-                    .interfaces
-                    .entry(name.clone())
-                    .or_insert_with(|| Interface::new(name.clone()));
+                let i = self.interfaces.entry(name.clone()).or_insert_with(|| Interface::new(name.clone()));
                 match setting {
                     InterfaceSetting::Zone(z) => i.zone = Some(z.clone()),
                     InterfaceSetting::Ip(a) => i.ip = Some(InterfaceIp::Address(*a)),
@@ -593,9 +571,7 @@ impl Config {
                         });
                     }
                 }
-                self.gateways
-                    .get_mut(name)
-                    .ok_or_else(|| no_such("ike gateway", name, ""))?
+                self.gateways.get_mut(name).ok_or_else(|| no_such("ike gateway", name, ""))?
             }
         };
         for s in settings {
@@ -605,10 +581,7 @@ impl Config {
                 GatewaySetting::OutgoingInterface(i) => gateway.outgoing_interface = i.clone(),
                 GatewaySetting::Preshare(k) => gateway.preshare = k.clone(),
                 GatewaySetting::Proposals(p) => gateway.proposals = p.clone(),
-                GatewaySetting::NatTraversal {
-                    udp_checksum,
-                    keepalive_secs,
-                } => {
+                GatewaySetting::NatTraversal { udp_checksum, keepalive_secs } => {
                     let nat = gateway.nat_traversal.get_or_insert(NatTraversal {
                         udp_checksum: false,
                         keepalive_secs: DEFAULT_NAT_KEEPALIVE_SECS,
@@ -619,10 +592,7 @@ impl Config {
                     }
                 }
                 GatewaySetting::Dpd { interval_secs, retry } => {
-                    let dpd = gateway.dpd.get_or_insert(Dpd {
-                        interval_secs: 0,
-                        retry: DEFAULT_DPD_RETRY,
-                    });
+                    let dpd = gateway.dpd.get_or_insert(Dpd { interval_secs: 0, retry: DEFAULT_DPD_RETRY });
                     if let Some(i) = interval_secs {
                         dpd.interval_secs = *i;
                     }
@@ -640,10 +610,7 @@ impl Config {
     fn set_vpn(&mut self, name: &str, setting: &VpnSetting) -> Result<Vec<String>, ErrorKind> {
         let mut warnings = Vec::new();
         let kind_conflict = |is: &str, want: &str| {
-            conflict(format!(
-                "vpn {} is {is}: unset it before making it {want}",
-                q(name)
-            ))
+            conflict(format!("vpn {} is {is}: unset it before making it {want}", q(name)))
         };
         match setting {
             VpnSetting::AutoKey(a) => {
@@ -702,10 +669,7 @@ impl Config {
             VpnSetting::ProxyIdCheck => vpn.proxy_id_check = true,
             VpnSetting::ProxyId(spec) => {
                 if vpn.proxy_ids.iter().any(|p| p.same_as(spec)) {
-                    return Err(ErrorKind::DuplicateProxyId {
-                        vpn: name.into(),
-                        proxy_id: spec.to_string(),
-                    });
+                    return Err(ErrorKind::DuplicateProxyId { vpn: name.into(), proxy_id: spec.to_string() });
                 }
                 if vpn.proxy_ids.len() >= MAX_PROXY_IDS {
                     return Err(conflict(format!(
@@ -728,10 +692,8 @@ impl Config {
                     warnings.push(format!("interface {}: manage is ignored", q(name.as_str())));
                     return Ok(warnings);
                 }
-                let i = self
-                    .interfaces
-                    .get_mut(name)
-                    .ok_or_else(|| no_such("interface", name.as_str(), ""))?;
+                let i =
+                    self.interfaces.get_mut(name).ok_or_else(|| no_such("interface", name.as_str(), ""))?;
                 match item {
                     None => {
                         self.interfaces.remove(name);
@@ -749,11 +711,7 @@ impl Config {
                     self.interfaces.remove(name);
                 }
             }
-            UnsetCommand::Route {
-                prefix,
-                interface,
-                gateway,
-            } => {
+            UnsetCommand::Route { prefix, interface, gateway } => {
                 let before = self.routes.len();
                 self.routes.retain(|r| {
                     !(r.prefix == *prefix
@@ -768,17 +726,11 @@ impl Config {
                     if let Some(g) = gateway {
                         item.push_str(&format!(" gateway {g}"));
                     }
-                    return Err(ErrorKind::NoSuchItem {
-                        object: "the route table".into(),
-                        item,
-                    });
+                    return Err(ErrorKind::NoSuchItem { object: "the route table".into(), item });
                 }
             }
             UnsetCommand::IkeGateway { name, item } => {
-                let g = self
-                    .gateways
-                    .get_mut(name)
-                    .ok_or_else(|| no_such("ike gateway", name, ""))?;
+                let g = self.gateways.get_mut(name).ok_or_else(|| no_such("ike gateway", name, ""))?;
                 match item {
                     None => {
                         self.gateways.remove(name);
@@ -790,14 +742,10 @@ impl Config {
                 }
             }
             UnsetCommand::P1Proposal(name) => {
-                self.p1_proposals
-                    .remove(name)
-                    .ok_or_else(|| no_such("p1-proposal", name, ""))?;
+                self.p1_proposals.remove(name).ok_or_else(|| no_such("p1-proposal", name, ""))?;
             }
             UnsetCommand::P2Proposal(name) => {
-                self.p2_proposals
-                    .remove(name)
-                    .ok_or_else(|| no_such("p2-proposal", name, ""))?;
+                self.p2_proposals.remove(name).ok_or_else(|| no_such("p2-proposal", name, ""))?;
             }
             UnsetCommand::Vpn { name, item } => {
                 let v = self.vpns.get_mut(name).ok_or_else(|| no_such("vpn", name, ""))?;
@@ -826,10 +774,7 @@ impl Config {
             }
             UnsetCommand::Service { name, member } => {
                 let key = name.to_ascii_lowercase();
-                let s = self
-                    .services
-                    .get_mut(&key)
-                    .ok_or_else(|| no_such("service", name, ""))?;
+                let s = self.services.get_mut(&key).ok_or_else(|| no_such("service", name, ""))?;
                 match member {
                     None => {
                         self.services.remove(&key);
@@ -889,6 +834,7 @@ impl Config {
 
     /// Checks the configuration as a whole; the error comes with the site
     /// that made the bad reference.
+    #[allow(clippy::result_large_err)] // private, and only on the error path
     fn validate(&self) -> Result<(), (Site, ErrorKind)> {
         let mut ports: BTreeMap<&str, &InterfaceName> = BTreeMap::new();
         for i in self.interfaces.values() {
@@ -896,7 +842,10 @@ impl Config {
                 let site = || Site::Unnumbered(i.name.clone());
                 let referrer = format!("interface {} ip unnumbered", q(i.name.as_str()));
                 self.require_port(referrer.clone(), t).map_err(|e| (site(), e))?;
-                if !matches!(self.interfaces.get(t).and_then(|x| x.ip.as_ref()), Some(InterfaceIp::Address(_))) {
+                if !matches!(
+                    self.interfaces.get(t).and_then(|x| x.ip.as_ref()),
+                    Some(InterfaceIp::Address(_))
+                ) {
                     return Err((
                         site(),
                         ErrorKind::WrongReference {
@@ -925,8 +874,11 @@ impl Config {
                 .map_err(|e| (Site::Route(r.prefix, r.interface.clone(), r.gateway), e))?;
         }
         for g in self.gateways.values() {
-            self.require_port(format!("ike gateway {} outgoing-interface", q(&g.name)), &g.outgoing_interface)
-                .map_err(|e| (Site::GatewayInterface(g.name.clone()), e))?;
+            self.require_port(
+                format!("ike gateway {} outgoing-interface", q(&g.name)),
+                &g.outgoing_interface,
+            )
+            .map_err(|e| (Site::GatewayInterface(g.name.clone()), e))?;
             let site = || Site::GatewayProposals(g.name.clone());
             let r = resolve_p1(&g.proposals, &self.p1_proposals).map_err(|e| (site(), e.into()))?;
             if let Some(unknown) = r.unknown.first() {
@@ -981,8 +933,7 @@ impl Config {
             }
             if let Some(t) = &v.bind {
                 let site = || Site::VpnBind(v.name.clone());
-                self.require_interface(format!("vpn {vq} bind interface"), t)
-                    .map_err(|e| (site(), e))?;
+                self.require_interface(format!("vpn {vq} bind interface"), t).map_err(|e| (site(), e))?;
                 if let Some(other) = bound.insert(t, &v.name) {
                     return Err((
                         site(),
@@ -999,7 +950,7 @@ impl Config {
             if let Some(id) = v.id {
                 if let Some(other) = ids.insert(id, &v.name) {
                     return Err((
-                        Site::VpnBind(v.name.clone()),
+                        Site::VpnId(v.name.clone()),
                         conflict(format!("vpn id {id:#x} is already used by vpn {}", q(other))),
                     ));
                 }
@@ -1046,11 +997,7 @@ impl Config {
                         },
                     },
                 };
-                let id = ProxyId {
-                    local: p.local,
-                    remote: p.remote,
-                    service,
-                };
+                let id = ProxyId { local: p.local, remote: p.remote, service };
                 if let Some(first) = resolved.insert(id, p) {
                     return Err((
                         site(),

@@ -220,17 +220,13 @@ pub struct ConfigError {
     pub line: Option<usize>,
     /// The line, trimmed, secrets redacted.
     pub text: String,
-    /// What is wrong.
-    pub kind: ErrorKind,
+    /// What is wrong (boxed: keeps `Result<_, ConfigError>` small).
+    pub kind: Box<ErrorKind>,
 }
 
 impl ConfigError {
     pub(crate) fn new(line: Option<usize>, raw: &str, kind: impl Into<ErrorKind>) -> ConfigError {
-        ConfigError {
-            line,
-            text: crate::lexer::redact(raw),
-            kind: kind.into(),
-        }
+        ConfigError { line, text: crate::lexer::redact(raw), kind: Box::new(kind.into()) }
     }
 }
 
@@ -239,13 +235,17 @@ impl fmt::Display for ConfigError {
         if let Some(n) = self.line {
             write!(f, "line {n}: ")?;
         }
-        write!(f, "{}: {}", q(&self.text), self.kind)
+        if self.text.is_empty() {
+            write!(f, "{}", self.kind)
+        } else {
+            write!(f, "{}: {}", q(&self.text), self.kind)
+        }
     }
 }
 
 impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.kind)
+        Some(&*self.kind)
     }
 }
 

@@ -85,24 +85,15 @@ fn lex_inner(line: &str, lenient: bool) -> Result<Vec<Token<'_>>, ParseError> {
                     });
                     break;
                 }
-                return Err(ParseError::UnclosedQuote {
-                    column: column(line, start),
-                });
+                return Err(ParseError::UnclosedQuote { column: column(line, start) });
             };
             let end = close + 1;
             if let Some(&(next, c)) = chars.peek() {
                 if !c.is_whitespace() && !lenient {
-                    return Err(ParseError::TextAfterQuote {
-                        column: column(line, next),
-                    });
+                    return Err(ParseError::TextAfterQuote { column: column(line, next) });
                 }
             }
-            tokens.push(Token {
-                text: line.get(body_start..close).unwrap_or(""),
-                quoted: true,
-                start,
-                end,
-            });
+            tokens.push(Token { text: line.get(body_start..close).unwrap_or(""), quoted: true, start, end });
             continue;
         }
         let mut end = line.len();
@@ -112,18 +103,11 @@ fn lex_inner(line: &str, lenient: bool) -> Result<Vec<Token<'_>>, ParseError> {
                 break;
             }
             if c == '"' && !lenient {
-                return Err(ParseError::QuoteInWord {
-                    column: column(line, i),
-                });
+                return Err(ParseError::QuoteInWord { column: column(line, i) });
             }
             chars.next();
         }
-        tokens.push(Token {
-            text: line.get(start..end).unwrap_or(""),
-            quoted: false,
-            start,
-            end,
-        });
+        tokens.push(Token { text: line.get(start..end).unwrap_or(""), quoted: false, start, end });
     }
     Ok(tokens)
 }
@@ -131,11 +115,8 @@ fn lex_inner(line: &str, lenient: bool) -> Result<Vec<Token<'_>>, ParseError> {
 /// Words after which the next word is a secret. In a `p1-proposal` line
 /// `preshare` is the authentication method, not a key.
 fn introduces_secret(word: &str, p1_proposal: bool) -> bool {
-    let secret_words: &[&str] = if p1_proposal {
-        &["key", "password"]
-    } else {
-        &["preshare", "key", "password"]
-    };
+    let secret_words: &[&str] =
+        if p1_proposal { &["key", "password"] } else { &["preshare", "key", "password"] };
     secret_words.iter().any(|k| k.eq_ignore_ascii_case(word))
 }
 
@@ -175,10 +156,7 @@ mod tests {
             words(r#"set interface "tunnel.1" zone "Untrust""#),
             [("set", false), ("interface", false), ("tunnel.1", true), ("zone", false), ("Untrust", true)]
         );
-        assert_eq!(
-            words("  set\tvpn  test \r"),
-            [("set", false), ("vpn", false), ("test", false)]
-        );
+        assert_eq!(words("  set\tvpn  test \r"), [("set", false), ("vpn", false), ("test", false)]);
         assert_eq!(words(r##"preshare "#A B" x"##), [("preshare", false), ("#A B", true), ("x", false)]);
         assert_eq!(words(r#"name """#), [("name", false), ("", true)]);
         assert_eq!(words("preshare #ABC123"), [("preshare", false), ("#ABC123", false)]);

@@ -46,14 +46,13 @@ impl InterfaceName {
         if lower.is_empty() || lower.len() > MAX_INTERFACE_NAME {
             return Err(bad("expected 1 to 32 characters"));
         }
-        if !lower
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b':' | b'_' | b'-'))
+        if !lower.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b':' | b'_' | b'-'))
         {
             return Err(bad("expected letters, digits and . / : _ -"));
         }
         if let Some(n) = lower.strip_prefix("tunnel.") {
-            let ok = !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0');
+            let ok =
+                !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0');
             if !ok {
                 return Err(bad("a tunnel interface is tunnel.N with N from 1 to 9999"));
             }
@@ -323,18 +322,16 @@ pub struct ProxyIdSpec {
 impl ProxyIdSpec {
     /// Same selectors, service names compared case-insensitively.
     pub fn same_as(&self, other: &ProxyIdSpec) -> bool {
-        self.local == other.local && self.remote == other.remote && self.service.eq_ignore_ascii_case(&other.service)
+        self.local == other.local
+            && self.remote == other.remote
+            && self.service.eq_ignore_ascii_case(&other.service)
     }
 }
 
 impl fmt::Display for ProxyIdSpec {
     /// `local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 "ANY"`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "local-ip {} remote-ip {} \"{}\"",
-            self.local, self.remote, self.service
-        )
+        write!(f, "local-ip {} remote-ip {} \"{}\"", self.local, self.remote, self.service)
     }
 }
 

@@ -57,11 +57,7 @@ struct Cursor<'t, 'a> {
 
 impl<'t, 'a> Cursor<'t, 'a> {
     fn new(tokens: &'t [Token<'a>]) -> Self {
-        Cursor {
-            tokens,
-            pos: 0,
-            secret: vec![false; tokens.len()],
-        }
+        Cursor { tokens, pos: 0, secret: vec![false; tokens.len()] }
     }
 
     /// The words consumed so far, secrets redacted.
@@ -85,18 +81,11 @@ impl<'t, 'a> Cursor<'t, 'a> {
     }
 
     fn missing(&self, expected: impl Into<String>) -> ParseError {
-        ParseError::MissingArgument {
-            after: self.after(),
-            expected: expected.into(),
-        }
+        ParseError::MissingArgument { after: self.after(), expected: expected.into() }
     }
 
     fn unknown(&self, word: &str, expected: impl Into<String>) -> ParseError {
-        ParseError::UnknownWord {
-            word: word.into(),
-            after: self.after(),
-            expected: expected.into(),
-        }
+        ParseError::UnknownWord { word: word.into(), after: self.after(), expected: expected.into() }
     }
 
     /// The next word, whatever it is.
@@ -146,7 +135,11 @@ impl<'t, 'a> Cursor<'t, 'a> {
     }
 
     /// The next word, checked by `f`.
-    fn value<T>(&mut self, expected: &str, f: impl FnOnce(&str) -> Result<T, ParseError>) -> Result<T, ParseError> {
+    fn value<T>(
+        &mut self,
+        expected: &str,
+        f: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Result<T, ParseError> {
         let w = self.word(expected)?;
         f(w)
     }
@@ -208,27 +201,21 @@ fn check_name(what: &'static str, w: &str) -> Result<String, ParseError> {
 }
 
 fn decimal(what: &'static str, w: &str, min: u32, max: u32) -> Result<u32, ParseError> {
-    let bad = |reason: String| ParseError::BadValue {
-        what,
-        word: w.into(),
-        reason,
-    };
+    let bad = |reason: String| ParseError::BadValue { what, word: w.into(), reason };
     if w.is_empty() || w.len() > 10 || !w.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad("not a decimal number".into()));
     }
     match w.parse::<u64>() {
-        Ok(n) if n >= u64::from(min) && n <= u64::from(max) => u32::try_from(n).map_err(|_| bad("too large".into())),
+        Ok(n) if n >= u64::from(min) && n <= u64::from(max) => {
+            u32::try_from(n).map_err(|_| bad("too large".into()))
+        }
         _ => Err(bad(format!("expected a number from {min} to {max}"))),
     }
 }
 
 fn hex_u32(what: &'static str, w: &str, min: u32) -> Result<u32, ParseError> {
     let digits = w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")).unwrap_or(w);
-    let bad = |reason: String| ParseError::BadValue {
-        what,
-        word: w.into(),
-        reason,
-    };
+    let bad = |reason: String| ParseError::BadValue { what, word: w.into(), reason };
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad("expected a hexadecimal number of at most 8 digits".into()));
     }
@@ -249,11 +236,7 @@ fn address(what: &'static str, w: &str) -> Result<IpAddr, ParseError> {
 
 /// Reads a prefix (`10.1.1.0/24`; a bare address is a host prefix).
 pub(crate) fn prefix(w: &str) -> Result<Prefix, ParseError> {
-    let bad = |reason: String| ParseError::BadValue {
-        what: "prefix",
-        word: w.into(),
-        reason,
-    };
+    let bad = |reason: String| ParseError::BadValue { what: "prefix", word: w.into(), reason };
     if let Some((a, l)) = w.split_once('/') {
         if !l.is_empty() && l.len() <= 3 && l.bytes().all(|b| b.is_ascii_digit()) {
             let n: u32 = l.parse().unwrap_or(0);
@@ -269,20 +252,17 @@ pub(crate) fn prefix(w: &str) -> Result<Prefix, ParseError> {
     }
     w.parse::<Prefix>().map_err(|e| match e {
         PolicyError::InvalidPrefix { reason, .. } => bad(reason.into()),
-        PolicyError::HostBitsSet { canonical, .. } => bad(format!("host bits set: did you mean {canonical}?")),
+        PolicyError::HostBitsSet { canonical, .. } => {
+            bad(format!("host bits set: did you mean {canonical}?"))
+        }
         other => bad(other.to_string()),
     })
 }
 
 fn interface_address(w: &str) -> Result<InterfaceAddress, ParseError> {
-    let bad = |reason: String| ParseError::BadValue {
-        what: "interface address",
-        word: w.into(),
-        reason,
-    };
-    let (a, l) = w
-        .split_once('/')
-        .ok_or_else(|| bad("expected ADDRESS/LENGTH, e.g. 198.51.100.1/24".into()))?;
+    let bad = |reason: String| ParseError::BadValue { what: "interface address", word: w.into(), reason };
+    let (a, l) =
+        w.split_once('/').ok_or_else(|| bad("expected ADDRESS/LENGTH, e.g. 198.51.100.1/24".into()))?;
     let addr: IpAddr = a.parse().map_err(|_| bad("not an IPv4 or IPv6 address".into()))?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     if l.is_empty() || l.len() > 3 || !l.bytes().all(|b| b.is_ascii_digit()) {
@@ -292,16 +272,18 @@ fn interface_address(w: &str) -> Result<InterfaceAddress, ParseError> {
     if len > max {
         return Err(bad(format!("prefix length {len} exceeds {max}")));
     }
-    Ok(InterfaceAddress {
-        addr,
-        len: u8::try_from(len).unwrap_or(0),
-    })
+    Ok(InterfaceAddress { addr, len: u8::try_from(len).unwrap_or(0) })
 }
 
 fn netdev(w: &str) -> Result<String, ParseError> {
     // Linux dev_valid_name(): at most 15 bytes (IFNAMSIZ - 1), not "." or
     // "..", no '/', ':' or whitespace.
-    if w.is_empty() || w.len() > 15 || w == "." || w == ".." || w.bytes().any(|b| b == b'/' || b == b':' || b <= b' ' || b == 0x7f) {
+    if w.is_empty()
+        || w.len() > 15
+        || w == "."
+        || w == ".."
+        || w.bytes().any(|b| b == b'/' || b == b':' || b <= b' ' || b == 0x7f)
+    {
         return Err(ParseError::BadValue {
             what: "Linux network device",
             word: w.into(),
@@ -364,15 +346,10 @@ fn set_route(c: &mut Cursor<'_, '_>) -> Result<Route, ParseError> {
         }
     }
     let interface = interface.ok_or_else(|| c.missing("interface"))?;
-    Ok(Route {
-        prefix,
-        interface,
-        gateway,
-        metric: metric.unwrap_or(DEFAULT_METRIC),
-    })
+    Ok(Route { prefix, interface, gateway, metric: metric.unwrap_or(DEFAULT_METRIC) })
 }
 
-const GATEWAY_WORDS: [&str; 14] = [
+const GATEWAY_WORDS: [&str; 13] = [
     "address",
     "dialup",
     "dynamic",
@@ -386,7 +363,6 @@ const GATEWAY_WORDS: [&str; 14] = [
     "dpd-liveness",
     "local-id",
     "peer-id",
-    "proposal",
 ];
 
 fn sec_level(c: &mut Cursor<'_, '_>) -> Result<SecLevel, ParseError> {
@@ -420,7 +396,7 @@ fn set_gateway(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
     let name = c.name("gateway name")?;
     let mut settings = Vec::new();
     let mut seen = Vec::new();
-    let words = &GATEWAY_WORDS[..13];
+    let words = &GATEWAY_WORDS;
     loop {
         let k = if settings.is_empty() {
             c.keyword(words)?
@@ -474,22 +450,22 @@ fn set_gateway(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
                     match c.try_keyword(&["udp-checksum", "keepalive-frequency"]) {
                         Some("udp-checksum") => udp_checksum = true,
                         Some(_) => {
-                            keepalive_secs = Some(u16::try_from(c.number("keepalive interval", 0, 300)?).unwrap_or(0))
+                            keepalive_secs =
+                                Some(u16::try_from(c.number("keepalive interval", 0, 300)?).unwrap_or(0))
                         }
                         None => break,
                     }
                 }
-                GatewaySetting::NatTraversal {
-                    udp_checksum,
-                    keepalive_secs,
-                }
+                GatewaySetting::NatTraversal { udp_checksum, keepalive_secs }
             }
             "dpd-liveness" => {
                 c.once(&mut seen, k)?;
                 let (mut interval_secs, mut retry) = (None, None);
                 loop {
                     match c.try_keyword(&["interval", "retry"]) {
-                        Some("interval") => interval_secs = Some(u16::try_from(c.number("interval", 0, 3600)?).unwrap_or(0)),
+                        Some("interval") => {
+                            interval_secs = Some(u16::try_from(c.number("interval", 0, 3600)?).unwrap_or(0))
+                        }
                         Some(_) => retry = Some(u16::try_from(c.number("retry count", 1, 128)?).unwrap_or(1)),
                         None => break,
                     }
@@ -535,11 +511,13 @@ fn group_word(c: &mut Cursor<'_, '_>, no_pfs: bool) -> Result<Option<DhGroup>, P
     });
     let n = match digits.parse::<u16>() {
         Ok(n) if !digits.starts_with('+') => n,
-        _ => return Err(n.err().unwrap_or(ParseError::BadValue {
-            what: "DH group",
-            word: t.text.into(),
-            reason: "expected groupN".into(),
-        })),
+        _ => {
+            return Err(n.err().unwrap_or(ParseError::BadValue {
+                what: "DH group",
+                word: t.text.into(),
+                reason: "expected groupN".into(),
+            }))
+        }
     };
     DhGroup::from_number(n, t.text).map(Some)
 }
@@ -570,11 +548,11 @@ fn set_p1_proposal(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
             reason: "esprit authenticates IKE with pre-shared keys only: use preshare".into(),
         });
     }
-    let group = group_word(c, false)
-        .map_err(|e| retitle(e, &subject))?
-        .unwrap_or(DhGroup::Modp2048);
+    let group = group_word(c, false).map_err(|e| retitle(e, &subject))?.unwrap_or(DhGroup::Modp2048);
     c.keyword(&["esp"])?;
-    let cipher = c.value("a cipher (aes128, aes256)", |w| Cipher::parse(w, false)).map_err(|e| retitle(e, &subject))?;
+    let cipher = c
+        .value("a cipher (aes128, aes256)", |w| Cipher::parse(w, false))
+        .map_err(|e| retitle(e, &subject))?;
     let hash = c.value("a hash (sha-1, sha2-256)", Hash::parse).map_err(|e| retitle(e, &subject))?;
     let mut lifetime = crate::proposal::DEFAULT_P1_LIFETIME_SECS;
     if let Some(unit) = c.option(&["second", "minute", "hour", "day"])? {
@@ -582,26 +560,16 @@ fn set_p1_proposal(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
     }
     Ok(SetCommand::P1Proposal(P1Proposal {
         name,
-        suite: P1Suite {
-            group,
-            cipher,
-            hash,
-            lifetime_secs: lifetime,
-        },
+        suite: P1Suite { group, cipher, hash, lifetime_secs: lifetime },
     }))
 }
 
 /// Names the proposal in an `Insecure` error about one of its words.
 fn retitle(e: ParseError, subject: &str) -> ParseError {
     match e {
-        ParseError::Insecure {
-            algorithm, rfc, hint, ..
-        } => ParseError::Insecure {
-            subject: subject.into(),
-            algorithm,
-            rfc,
-            hint,
-        },
+        ParseError::Insecure { algorithm, rfc, hint, .. } => {
+            ParseError::Insecure { subject: subject.into(), algorithm, rfc, hint }
+        }
         other => other,
     }
 }
@@ -612,8 +580,9 @@ fn set_p2_proposal(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
         return Err(ParseError::BadValue {
             what: "proposal name",
             word: name,
-            reason: "names of the form gN-esp-... or nopfs-esp-... are predefined proposals; choose another name"
-                .into(),
+            reason:
+                "names of the form gN-esp-... or nopfs-esp-... are predefined proposals; choose another name"
+                    .into(),
         });
     }
     let subject = format!("p2-proposal {}", q(&name));
@@ -683,7 +652,7 @@ fn set_vpn(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
             VpnSetting::Monitor(m)
         }
         "id" => {
-            let id = c.value("a VPN id (0x1 ...)", |w| vpn_id(w))?;
+            let id = c.value("a VPN id (0x1 ...)", vpn_id)?;
             let interface = match c.option(&["bind"])? {
                 Some(_) => {
                     c.keyword(&["interface"])?;
@@ -691,17 +660,11 @@ fn set_vpn(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
                 }
                 None => None,
             };
-            VpnSetting::Bind {
-                id: Some(id),
-                interface,
-            }
+            VpnSetting::Bind { id: Some(id), interface }
         }
         "bind" => {
             c.keyword(&["interface"])?;
-            VpnSetting::Bind {
-                id: None,
-                interface: Some(c.interface()?),
-            }
+            VpnSetting::Bind { id: None, interface: Some(c.interface()?) }
         }
         _ => match c.keyword(&["check", "local-ip"])? {
             "check" => VpnSetting::ProxyIdCheck,
@@ -773,12 +736,7 @@ fn vpn_autokey(c: &mut Cursor<'_, '_>) -> Result<AutoKey, ParseError> {
         }
     }
     let proposals = proposals.ok_or_else(|| c.missing("sec-level or proposal"))?;
-    Ok(AutoKey {
-        gateway,
-        replay,
-        idletime_mins: idletime,
-        proposals,
-    })
+    Ok(AutoKey { gateway, replay, idletime_mins: idletime, proposals })
 }
 
 fn hex_key(c: &mut Cursor<'_, '_>, cipher_or_hash: &str, len: usize) -> Result<Secret, ParseError> {
@@ -792,11 +750,7 @@ fn hex_key(c: &mut Cursor<'_, '_>, cipher_or_hash: &str, len: usize) -> Result<S
     c.keyword(&["key"])?;
     let k = c.secret("a key in hexadecimal")?;
     let digits = k.strip_prefix("0x").unwrap_or(k);
-    let bad = |reason: String| ParseError::BadValue {
-        what: "key",
-        word: "<secret>".into(),
-        reason,
-    };
+    let bad = |reason: String| ParseError::BadValue { what: "key", word: "<secret>".into(), reason };
     if !digits.bytes().all(|b| b.is_ascii_hexdigit()) || digits.len() % 2 != 0 {
         return Err(bad("expected an even number of hexadecimal digits".into()));
     }
@@ -838,15 +792,7 @@ fn vpn_manual(c: &mut Cursor<'_, '_>) -> Result<ManualKey, ParseError> {
         let key = hex_key(c, hash.word(), hash.key_len())?;
         Some((hash, key))
     };
-    Ok(ManualKey {
-        local_spi,
-        remote_spi,
-        gateway,
-        outgoing_interface,
-        cipher,
-        encryption_key,
-        auth,
-    })
+    Ok(ManualKey { local_spi, remote_spi, gateway, outgoing_interface, cipher, encryption_key, auth })
 }
 
 /// `PROTO [selectors]` after `protocol` or `+`.
@@ -971,11 +917,7 @@ fn parse_unset(c: &mut Cursor<'_, '_>) -> Result<UnsetCommand, ParseError> {
                     gateway = Some(c.address("gateway")?);
                 }
             }
-            UnsetCommand::Route {
-                prefix,
-                interface,
-                gateway,
-            }
+            UnsetCommand::Route { prefix, interface, gateway }
         }
         "ike" => match c.keyword(&["gateway", "p1-proposal", "p2-proposal"])? {
             "gateway" => {
@@ -1018,4 +960,143 @@ fn parse_unset(c: &mut Cursor<'_, '_>) -> Result<UnsetCommand, ParseError> {
             UnsetCommand::Service { name, member }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(line: &str) -> SetCommand {
+        match parse_line(line) {
+            Ok(Some(Command::Set(s))) => s,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    fn unset(line: &str) -> UnsetCommand {
+        match parse_line(line) {
+            Ok(Some(Command::Unset(u))) => u,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    fn ifname(s: &str) -> InterfaceName {
+        InterfaceName::new(s).unwrap()
+    }
+
+    #[test]
+    fn typed_set_commands() {
+        assert_eq!(
+            set("set interface tunnel.1 ip unnumbered interface ethernet0/2"),
+            SetCommand::Interface {
+                name: ifname("tunnel.1"),
+                setting: InterfaceSetting::Unnumbered(ifname("ethernet0/2")),
+            }
+        );
+        assert_eq!(
+            set("set route 10.2.1.0/24 interface tunnel.1 gateway 10.0.0.2 metric 3"),
+            SetCommand::Route(Route {
+                prefix: "10.2.1.0/24".parse().unwrap(),
+                interface: ifname("tunnel.1"),
+                gateway: Some("10.0.0.2".parse().unwrap()),
+                metric: 3,
+            })
+        );
+        let SetCommand::IkeGateway { name, settings } = set(
+            r##"set ike gateway "test" address 203.0.113.2 Main outgoing-interface "ethernet0/2" preshare "#ABC123" sec-level standard"##,
+        ) else {
+            panic!()
+        };
+        assert_eq!(name, "test");
+        assert_eq!(settings.len(), 5);
+        assert_eq!(settings[4], GatewaySetting::Proposals(ProposalChoice::SecLevel(SecLevel::Standard)));
+        assert!(matches!(&settings[3], GatewaySetting::Preshare(k) if k.expose() == "#ABC123"));
+        assert_eq!(
+            set(r#"set vpn "test" gateway "test" no-replay tunnel idletime 0 sec-level standard"#),
+            SetCommand::Vpn {
+                name: "test".into(),
+                setting: VpnSetting::AutoKey(AutoKey {
+                    gateway: "test".into(),
+                    replay: false,
+                    idletime_mins: 0,
+                    proposals: ProposalChoice::SecLevel(SecLevel::Standard),
+                }),
+            }
+        );
+        assert_eq!(
+            set(r#"set vpn "test" id 0x1 bind interface tunnel.1"#),
+            SetCommand::Vpn {
+                name: "test".into(),
+                setting: VpnSetting::Bind { id: Some(1), interface: Some(ifname("tunnel.1")) },
+            }
+        );
+        assert_eq!(
+            set("set vpn test proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any"),
+            SetCommand::Vpn {
+                name: "test".into(),
+                setting: VpnSetting::ProxyId(ProxyIdSpec {
+                    local: "10.1.1.0/24".parse().unwrap(),
+                    remote: "10.2.1.0/24".parse().unwrap(),
+                    service: "ANY".into(),
+                }),
+            }
+        );
+        assert_eq!(
+            set("set service web + tcp dst-port 80"),
+            SetCommand::Service {
+                name: "web".into(),
+                member: Service::tcp(PortRange::single(80)),
+                add: true,
+            }
+        );
+        assert!(matches!(
+            set("set ike p2-proposal x no-pfs esp aes128gcm kbyte 10"),
+            SetCommand::P2Proposal(P2Proposal {
+                suite: P2Suite { pfs: None, lifetime_kbytes: Some(10), .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn typed_unset_commands() {
+        assert_eq!(
+            unset("unset route 10.2.1.0/24 interface tunnel.1"),
+            UnsetCommand::Route {
+                prefix: "10.2.1.0/24".parse().unwrap(),
+                interface: Some(ifname("tunnel.1")),
+                gateway: None,
+            }
+        );
+        assert_eq!(unset("unset vpn test"), UnsetCommand::Vpn { name: "test".into(), item: None });
+        assert_eq!(
+            unset("unset vpn test proxy-id check"),
+            UnsetCommand::Vpn { name: "test".into(), item: Some(VpnItem::ProxyIdCheck) }
+        );
+        assert_eq!(
+            unset("unset interface ethernet0/2 port"),
+            UnsetCommand::Interface { name: ifname("ethernet0/2"), item: Some(InterfaceItem::Port) }
+        );
+        assert_eq!(
+            unset("unset ike gateway gw dpd-liveness"),
+            UnsetCommand::IkeGateway { name: "gw".into(), item: Some(GatewayItem::Dpd) }
+        );
+        assert_eq!(unset("unset ike p2-proposal x"), UnsetCommand::P2Proposal("x".into()));
+        assert_eq!(unset("unset service web"), UnsetCommand::Service { name: "web".into(), member: None });
+    }
+
+    #[test]
+    fn blank_and_comment_lines_are_nothing() {
+        assert_eq!(parse_line(""), Ok(None));
+        assert_eq!(parse_line("  # set vpn x"), Ok(None));
+    }
+
+    #[test]
+    fn the_error_after_a_secret_does_not_show_it() {
+        let e = parse_line(r#"set ike gateway g preshare "hush" bogus"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"unknown word "bogus" after "set ike gateway g preshare <secret>": expected one of address, dialup, dynamic, Main, Aggr, outgoing-interface, preshare, sec-level, proposal, nat-traversal, dpd-liveness, local-id, peer-id, or end of line"#
+        );
+    }
 }

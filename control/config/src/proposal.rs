@@ -273,13 +273,7 @@ pub struct P1Suite {
 impl fmt::Display for P1Suite {
     /// Predefined-style name: `pre-g14-aes128-sha`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "pre-g{}-{}-{}",
-            self.group.number(),
-            self.cipher.word(),
-            self.hash.name_word()
-        )
+        write!(f, "pre-g{}-{}-{}", self.group.number(), self.cipher.word(), self.hash.name_word())
     }
 }
 
@@ -385,11 +379,7 @@ pub(crate) fn is_p2_predefined_shape(name: &str) -> bool {
 }
 
 fn bad_name(name: &str, reason: &str) -> ParseError {
-    ParseError::BadValue {
-        what: "proposal",
-        word: name.into(),
-        reason: reason.into(),
-    }
+    ParseError::BadValue { what: "proposal", word: name.into(), reason: reason.into() }
 }
 
 fn proposal_insecure(name: &str, e: ParseError, hint: &str) -> ParseError {
@@ -430,12 +420,7 @@ pub(crate) fn parse_p1_name(name: &str) -> Result<Option<P1Suite>, ParseError> {
     let cipher = Cipher::parse(cipher, false).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
     let hash = Hash::parse(hash).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
     let group = DhGroup::from_number(n, name).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
-    Ok(Some(P1Suite {
-        group,
-        cipher,
-        hash,
-        lifetime_secs: DEFAULT_P1_LIFETIME_SECS,
-    }))
+    Ok(Some(P1Suite { group, cipher, hash, lifetime_secs: DEFAULT_P1_LIFETIME_SECS }))
 }
 
 /// Reads a predefined-style phase-2 name. `Ok(None)` when `name` does not
@@ -518,10 +503,7 @@ fn sec_level_p1(level: SecLevel) -> Result<(P1Suite, String), ParseError> {
 fn sec_level_p2(level: SecLevel) -> Result<(P2Suite, String), ParseError> {
     let suite = P2Suite {
         pfs: Some(DhGroup::Modp1024),
-        esp: EspTransform {
-            cipher: Cipher::Aes128,
-            integrity: Some(Hash::Sha1),
-        },
+        esp: EspTransform { cipher: Cipher::Aes128, integrity: Some(Hash::Sha1) },
         lifetime_secs: DEFAULT_P2_LIFETIME_SECS,
         lifetime_kbytes: None,
     };
@@ -596,11 +578,7 @@ fn resolve<T: SecLevelSuite>(
     choice: &ProposalChoice,
     lookup: impl Fn(&str) -> Result<Option<T>, ParseError>,
 ) -> Result<Resolved<T>, ParseError> {
-    let mut out = Resolved {
-        suites: Vec::new(),
-        warnings: Vec::new(),
-        unknown: Vec::new(),
-    };
+    let mut out = Resolved { suites: Vec::new(), warnings: Vec::new(), unknown: Vec::new() };
     match choice {
         ProposalChoice::SecLevel(level) => {
             let (suite, warning) = T::for_level(*level)?;
@@ -623,10 +601,7 @@ fn resolve<T: SecLevelSuite>(
                 }
             } else {
                 for e in refused {
-                    if let ParseError::Insecure {
-                        subject, algorithm, rfc, ..
-                    } = e
-                    {
+                    if let ParseError::Insecure { subject, algorithm, rfc, .. } = e {
                         out.warnings.push(format!(
                             "{subject} uses {algorithm}, which esprit refuses ({rfc}): it is left out of the negotiation"
                         ));
@@ -691,7 +666,10 @@ mod tests {
         ] {
             assert_eq!(parse_p1_name(name).unwrap_err().to_string(), msg);
         }
-        assert!(matches!(parse_p2_name("nopfs-esp-3des-md5"), Err(ParseError::Insecure { algorithm: "3DES", .. })));
+        assert!(matches!(
+            parse_p2_name("nopfs-esp-3des-md5"),
+            Err(ParseError::Insecure { algorithm: "3DES", .. })
+        ));
         assert!(matches!(parse_p2_name("g2-ah-aes128-sha"), Err(ParseError::Unsupported { .. })));
         assert!(matches!(parse_p2_name("g2-esp-aes128"), Err(ParseError::BadValue { .. })));
         assert!(matches!(parse_p2_name("g2-esp-aes128gcm-sha"), Err(ParseError::BadValue { .. })));

@@ -1,6 +1,8 @@
 //! Every command form, `set` and `unset`: what it does to the
 //! configuration, how it prints back, and that it round-trips.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use esprit_config::model::{Identity, IkeMode, Peer};
 use esprit_config::proposal::{Cipher, DhGroup, Hash};
 use esprit_config::{Config, InterfaceIp, VpnKind};
@@ -153,13 +155,13 @@ fn ike_gateways() {
     assert_eq!(g.local_id, Some(Identity::Ip("198.51.100.1".parse().unwrap())));
     assert_eq!(g.peer_id, Some(Identity::UserFqdn("peer@example.net".into())));
     assert_eq!(c.gateway("dial").unwrap().peer, Peer::Dialup("road-warriors".into()));
-    assert_eq!(
-        c.gateway("dyn").unwrap().peer,
-        Peer::Dynamic(Identity::Fqdn("branch.example.net".into()))
-    );
+    assert_eq!(c.gateway("dyn").unwrap().peer, Peer::Dynamic(Identity::Fqdn("branch.example.net".into())));
     let suites = c.p1_suites("dyn");
     assert_eq!(suites.len(), 2);
-    assert_eq!((suites[0].group, suites[0].cipher, suites[0].hash), (DhGroup::Ecp256, Cipher::Aes256, Hash::Sha256));
+    assert_eq!(
+        (suites[0].group, suites[0].cipher, suites[0].hash),
+        (DhGroup::Ecp256, Cipher::Aes256, Hash::Sha256)
+    );
     assert_eq!(c.p1_suites("dial")[0].to_string(), "pre-g2-aes128-sha");
     assert_eq!(
         printed(&c, "set ike gateway \"gw\""),
@@ -332,10 +334,7 @@ fn services() {
         "set vpn v proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 echo",
         "set vpn v proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 gre",
     ]);
-    assert_eq!(
-        c.resolve_service("web"),
-        Some(Service::tcp(PortRange::new(8080, 8081).unwrap()))
-    );
+    assert_eq!(c.resolve_service("web"), Some(Service::tcp(PortRange::new(8080, 8081).unwrap())));
     assert_eq!(c.resolve_service("multi"), None, "two members: not one selector");
     assert_eq!(c.resolve_service("unreach"), Some(Service::icmp_type(3)));
     assert_eq!(c.resolve_service("gre"), Some(Service::protocol(47)));
@@ -395,9 +394,7 @@ fn many_proxy_ids_on_one_vpn() {
     assert_eq!(c.proxy_ids("v").len(), 512);
     assert!(c.vpn("v").unwrap().enforces_proxy_ids());
     c.apply("set vpn v proxy-id local-ip 10.9.9.9/32 remote-ip 10.2.0.0/16 any").unwrap();
-    let e = c
-        .apply("set vpn v proxy-id local-ip 10.1.1.255/32 remote-ip 10.2.0.0/16 ANY")
-        .unwrap_err();
+    let e = c.apply("set vpn v proxy-id local-ip 10.1.1.255/32 remote-ip 10.2.0.0/16 ANY").unwrap_err();
     assert!(e.to_string().contains("already has proxy-id"), "{e}");
     round_trip(&c);
 }

@@ -1,6 +1,8 @@
 //! The corpus of malformed lines: each is refused with its exact message,
 //! and a refused line leaves the configuration exactly as it was.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use esprit_config::{Config, ErrorKind, ParseError};
 
 const GATEWAY1: &str = include_str!("data/seed-gateway1.conf");
@@ -441,12 +443,15 @@ fn error_kinds_are_typed() {
     let mut c = seed();
     let e = c.apply("set vpn test tunel").unwrap_err();
     assert!(matches!(
-        &e.kind,
+        &*e.kind,
         ErrorKind::Parse(ParseError::UnknownWord { word, after, .. }) if word == "tunel" && after == "set vpn test"
     ));
     let e = c
         .apply(r#"set ike gateway "g2" address 192.0.2.9 Main outgoing-interface "ethernet0/2" preshare "k" sec-level basic"#)
         .unwrap_err();
-    assert!(matches!(&e.kind, ErrorKind::Parse(ParseError::Insecure { algorithm: "DES", rfc: "RFC 8221", .. })));
+    assert!(matches!(
+        &*e.kind,
+        ErrorKind::Parse(ParseError::Insecure { algorithm: "DES", rfc: "RFC 8221", .. })
+    ));
     assert!(std::error::Error::source(&e).is_some());
 }

@@ -1,6 +1,8 @@
 //! The seed's sample configuration (KB16008), with its addresses filled in,
 //! loads unchanged, means what the seed says, and prints back canonically.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use esprit_config::{Config, VpnKind};
 use esprit_policy::{ProxyId, Service};
 
@@ -8,11 +10,7 @@ const GATEWAY1: &str = include_str!("data/seed-gateway1.conf");
 const GATEWAY2: &str = include_str!("data/seed-gateway2.conf");
 
 fn pid(local: &str, remote: &str) -> ProxyId {
-    ProxyId {
-        local: local.parse().unwrap(),
-        remote: remote.parse().unwrap(),
-        service: Service::ANY,
-    }
+    ProxyId { local: local.parse().unwrap(), remote: remote.parse().unwrap(), service: Service::ANY }
 }
 
 #[test]
@@ -91,11 +89,7 @@ fn gateway2_is_the_mirror_image() {
     let mirrored: Vec<ProxyId> = c1
         .proxy_ids("test")
         .iter()
-        .map(|p| ProxyId {
-            local: p.remote,
-            remote: p.local,
-            service: p.service,
-        })
+        .map(|p| ProxyId { local: p.remote, remote: p.local, service: p.service })
         .collect();
     let mut theirs = c2.proxy_ids("test");
     let mut ours = mirrored;
