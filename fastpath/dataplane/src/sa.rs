@@ -6,7 +6,9 @@ use std::time::Instant;
 use esprit_esp::{InboundSa, OutboundSa};
 use esprit_policy::InboundSelector;
 
-use crate::{SaId, TunnelId, VpnId, WorkerId};
+use esprit_wire::ethernet::MacAddr;
+
+use crate::{PortId, SaId, TunnelId, VpnId, WorkerId};
 
 /// Volume lifetime of an SA in bytes (RFC 2409 §4.5 "kilobytes", RFC 4301
 /// §4.4.2.1 soft and hard). 0 = unlimited.
@@ -38,6 +40,18 @@ pub(crate) struct OutEntry {
     pub soft_reported: bool,
     pub hard_reported: bool,
     pub last_used: Option<Instant>,
+    /// Where this SA's packets leave, resolved once per table generation.
+    pub outer_hop: Option<OuterHop>,
+}
+
+/// An SA's resolved outer next hop (see `Worker::seal_for_tunnel`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OuterHop {
+    pub generation: u64,
+    pub port: PortId,
+    pub dst_mac: MacAddr,
+    pub src_mac: MacAddr,
+    pub max_inner: usize,
 }
 
 /// Where a proxy-ID's outbound traffic goes.

@@ -14,7 +14,7 @@ use crate::drop::{DropCounters, DropReason};
 use crate::fasthash::FastMap;
 use crate::flow::flow_key_v4;
 use crate::hold::HoldPool;
-use crate::sa::{InEntry, InSlot, OutEntry, OutSlot};
+use crate::sa::{InEntry, InSlot, OutEntry, OutSlot, OuterHop};
 use crate::update::{
     Event, ExpireReason, PortInfo, Retired, SaStats, TunnelConf, Update, VpnConf, WorkerOutput, WorkerStats,
 };
@@ -174,6 +174,9 @@ pub struct Worker {
     /// Direct-mapped (next hop -> last miss event) for rate limiting.
     miss_cache: [(u64, Option<Instant>); 64],
     icmp_window: (Option<Instant>, u32),
+    /// Bumped by every change of ports, routes, neighbours or tunnels:
+    /// SAs' cached outer next hops from an older generation are stale.
+    generation: u64,
     stages: Vec<Stage>,
     keys: Vec<FlowKey>,
     verdicts: Vec<Verdict>,
@@ -211,6 +214,7 @@ impl Worker {
             drops: DropCounters::default(),
             miss_cache: [(0, None); 64],
             icmp_window: (None, 0),
+            generation: 1,
             stages: Vec::with_capacity(MAX_BURST),
             keys: Vec::with_capacity(MAX_BURST),
             verdicts: Vec::with_capacity(MAX_BURST),
@@ -247,6 +251,12 @@ impl Worker {
     /// Applies one table update. Replaced or removed SA contexts go to
     /// `out.retire`; events (stats) to `out.event`.
     pub fn apply(&mut self, update: Update, out: &mut impl WorkerOutput) {
+        if matches!(
+            update,
+            Update::Ports(_) | Update::Routes(_) | Update::Neighbors(_) | Update::Tunnel(_) | Update::RemoveTunnel(_)
+        ) {
+            self.generation += 1;
+        }
         match update {
             Update::Ports(p) => {
                 self.local = p.iter().flat_map(|p| p.addrs.iter().copied()).collect();
@@ -293,6 +303,7 @@ impl Worker {
                         soft_reported: false,
                         hard_reported: false,
                         last_used: None,
+                        outer_hop: None,
                     })),
                     Some(sa) => {
                         out.retire(Retired::Outbound(sa));
@@ -702,32 +713,41 @@ impl Worker {
             return Action::Drop(DropReason::SaExpired);
         }
         // Outer route and neighbour first: no sequence number is spent on a
-        // packet that cannot leave.
-        let dst = entry.sa.outer_dst();
-        let (port, hop) = match self.routes.lookup(dst) {
-            Some(NextHop::Connected { port }) => (port, dst),
-            Some(NextHop::Gateway { port, gateway }) => (port, gateway),
-            _ => return Action::Drop(DropReason::NoRoute),
+        // packet that cannot leave. They are resolved once per table
+        // generation and cached in the SA (the per-packet cost is a compare).
+        let hop = match entry.outer_hop {
+            Some(h) if h.generation == self.generation => h,
+            _ => match resolve_outer(
+                &self.routes,
+                &self.ports,
+                &self.tunnels,
+                &self.neighbors,
+                tunnel,
+                entry.sa.outer_dst(),
+                |mtu| entry.sa.max_inner_len(mtu),
+                self.generation,
+            ) {
+                Ok(h) => {
+                    entry.outer_hop = Some(h);
+                    h
+                }
+                Err(Unresolved::Route) => return Action::Drop(DropReason::NoRoute),
+                Err(Unresolved::Neighbor(port, addr)) => {
+                    self.neighbor(now, port, addr, out);
+                    return Action::Drop(DropReason::NoNeighbor);
+                }
+            },
         };
-        let Some(pinfo) = self.ports.get(usize::from(port.0)) else {
-            return Action::Drop(DropReason::NoRoute);
-        };
-        let src_mac = pinfo.mac;
-        let tunnel_mtu = self.tunnels.get(&tunnel.0).map_or(1500, |t| usize::from(t.mtu));
-        let max_inner = tunnel_mtu.min(entry.sa.max_inner_len(usize::from(pinfo.mtu)));
-        if ip_len > max_inner {
+        if ip_len > hop.max_inner {
             let head = f.head();
             if ipv4::Packet::new_unchecked(&f.buffer()[head + l3..]).dont_frag() {
-                let next_hop_mtu = u16::try_from(max_inner).unwrap_or(u16::MAX);
+                let next_hop_mtu = u16::try_from(hop.max_inner).unwrap_or(u16::MAX);
                 let repr = icmpv4::Repr::FragNeeded { next_hop_mtu };
                 return self.icmp_error(now, rx_port, f, l3, ip_len, repr, DropReason::TooBigDf);
             }
             return Action::Drop(DropReason::TooBig);
         }
-        let Some(mac) = self.neighbors.lookup(port, hop) else {
-            self.neighbor(now, port, hop, out);
-            return Action::Drop(DropReason::NoNeighbor);
-        };
+        let (port, mac, src_mac) = (hop.port, hop.dst_mac, hop.src_mac);
         let head = f.head();
         let inner = head + l3..head + l3 + ip_len;
         // The inner packet is forwarded by this gateway (RFC 4301 §5.1.2):
@@ -988,6 +1008,38 @@ impl Worker {
             OutSlot::Empty { .. } => None,
         }
     }
+}
+
+/// Why an SA's outer next hop could not be resolved.
+enum Unresolved {
+    Route,
+    Neighbor(PortId, Ipv4Addr),
+}
+
+/// The outer next hop of an SA: the port and MACs its packets leave with,
+/// and the largest inner packet that fits both the tunnel interface's MTU
+/// and the port's MTU after encapsulation.
+#[allow(clippy::too_many_arguments)]
+fn resolve_outer(
+    routes: &RouteTable,
+    ports: &[PortInfo],
+    tunnels: &FastMap<u32, TunnelConf>,
+    neighbors: &NeighborTable,
+    tunnel: TunnelId,
+    dst: Ipv4Addr,
+    max_inner_for: impl Fn(usize) -> usize,
+    generation: u64,
+) -> Result<OuterHop, Unresolved> {
+    let (port, hop) = match routes.lookup(dst) {
+        Some(NextHop::Connected { port }) => (port, dst),
+        Some(NextHop::Gateway { port, gateway }) => (port, gateway),
+        _ => return Err(Unresolved::Route),
+    };
+    let pinfo = ports.get(usize::from(port.0)).ok_or(Unresolved::Route)?;
+    let tunnel_mtu = tunnels.get(&tunnel.0).map_or(1500, |t| usize::from(t.mtu));
+    let max_inner = tunnel_mtu.min(max_inner_for(usize::from(pinfo.mtu)));
+    let dst_mac = neighbors.lookup(port, hop).ok_or(Unresolved::Neighbor(port, hop))?;
+    Ok(OuterHop { generation, port, dst_mac, src_mac: pinfo.mac, max_inner })
 }
 
 fn decap_reason(e: DecapError) -> DropReason {

@@ -299,3 +299,20 @@ fn malformed_frames_are_counted_not_panicked_on() {
         ]
     );
 }
+
+#[test]
+fn a_new_neighbor_table_reaches_sas_already_in_use() {
+    let mut a = lab::gateway(Side::A, &LabOptions::default());
+    let f = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 10);
+    let (fs, _, _) = run(&mut a, LAN, vec![f.clone()]);
+    assert_eq!(ethernet::Frame::new_checked(fs[0].packet()).unwrap().dst_addr(), Side::B.wan_mac());
+    // The peer's MAC changes (a new router, a failover): the SA's cached
+    // next hop must follow.
+    let moved = esprit_wire::ethernet::MacAddr([2, 0, 0, 0, 9, 9]);
+    let mut n = esprit_dataplane::NeighborTable::default();
+    n.insert(WAN, Side::B.wan_addr(), moved);
+    a.apply(Update::Neighbors(Arc::new(n)), &mut VecOutput::default());
+    let (fs, actions, _) = run(&mut a, LAN, vec![f]);
+    assert_eq!(actions, vec![Action::Tx(WAN)]);
+    assert_eq!(ethernet::Frame::new_checked(fs[0].packet()).unwrap().dst_addr(), moved);
+}
