@@ -205,7 +205,7 @@ check "no SPI on the wire but the 8 + 10 installed ones" test "$(wc -l <"$WORK/s
 
 for g in 1 2; do
     fpctl "$g" request '{"type":"stats"}' >"$WORK/stats$g.json"
-    log "gw$g counters: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print([{k: w[k] for k in ("worker","rx_packets","encrypted","decrypted","handed_off","drops")} for w in s["workers"]])' "$WORK/stats$g.json")"
+    log "gw$g counters: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print([{k: w[k] for k in ("worker","rx_packets","encrypted","decrypted","handed_off","drops","sockets")} for w in s["workers"]])' "$WORK/stats$g.json")"
 done
 
 # 7. Clean exit: SIGTERM, programs detached.

@@ -252,6 +252,18 @@ pub struct WorkerStatsView {
     pub hold_expired: u64,
     /// Non-zero drop counters by reason name.
     pub drops: Vec<(String, u64)>,
+    /// AF_XDP counters of each socket (port, queue): non-zero values by
+    /// name, the kernel's own (`XDP_STATISTICS`) prefixed `kernel-`.
+    #[serde(default)]
+    pub sockets: Vec<SocketStatsView>,
+}
+
+/// One AF_XDP socket's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketStatsView {
+    pub port: String,
+    pub queue: u32,
+    pub counters: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ use esprit_dataplane::{
 use esprit_esp::{InboundConfig, InboundSa, OutboundConfig, OutboundSa, Suite, UdpEncap};
 use esprit_fastpath_api::{
     Direction, Dump, Envelope, Event, NextHopSpec, PortView, Reply, Request, RouteSpec, SaSpec, SaStatsView,
-    ServerMessage, Stats, WorkerStatsView, PROTOCOL_VERSION,
+    ServerMessage, SocketStatsView, Stats, WorkerStatsView, PROTOCOL_VERSION,
 };
 use esprit_policy::{ProxyId, ProxyIdTable};
 use esprit_xdp::{AttachMode, BindMode, Port, Worker as Rings, WorkerConfig as RingsConfig};
@@ -429,10 +429,14 @@ impl State {
         let tag = TAG.fetch_add(1, Ordering::Relaxed);
         self.broadcast(|| Update::Stats(tag));
         let mut got: Vec<WorkerStats> = Vec::new();
+        let mut sockets: BTreeMap<u16, Vec<SocketStatsView>> = BTreeMap::new();
         let deadline = Instant::now() + Duration::from_secs(2);
-        while got.len() < self.workers.len() {
+        while got.len() < self.workers.len() || sockets.len() < self.workers.len() {
             let left = deadline.saturating_duration_since(Instant::now());
             match from_workers.recv_timeout(left) {
+                Ok(FromWorker::Sockets(t, w, v)) if t == tag => {
+                    sockets.insert(w, v);
+                }
                 Ok(m) => self.on_worker_message(m, Some((tag, &mut got))),
                 Err(_) => break,
             }
@@ -458,6 +462,7 @@ impl State {
                 icmp_errors: c.icmp_errors,
                 hold_expired: c.hold_expired,
                 drops: w.drops.nonzero().map(|(r, n)| (r.name().to_owned(), n)).collect(),
+                sockets: sockets.remove(&w.worker.0).unwrap_or_default(),
             });
             for s in w.sas {
                 stats.sas.push(SaStatsView {
@@ -496,6 +501,8 @@ impl State {
                 return;
             }
             FromWorker::Event(w, e) => (w, e),
+            // A late answer to a stats request that timed out.
+            FromWorker::Sockets(..) => return,
         };
         let api = match e {
             DpEvent::Stats(s) => {

@@ -13,6 +13,7 @@ use esprit_dataplane::{
     Action, DropReason, Event, Frame as DpFrame, PortId, Retired, Update, Worker as Pipeline, WorkerOutput,
     MAX_BURST,
 };
+use esprit_fastpath_api::SocketStatsView;
 use esprit_xdp::{Burst, Frame, SocketId, Worker as Rings};
 
 use crate::handoff::Handoffs;
@@ -22,6 +23,8 @@ use crate::handoff::Handoffs;
 pub(crate) enum FromWorker {
     Event(u16, Event),
     Retired(Retired),
+    /// AF_XDP counters, answering the stats request with this tag.
+    Sockets(u64, u16, Vec<SocketStatsView>),
 }
 
 /// A worker's sockets: for each, the port it belongs to.
@@ -126,6 +129,9 @@ impl WorkerThread {
             let mut work = 0usize;
             // Table updates, between bursts.
             while let Ok(u) = self.updates.try_recv() {
+                if let Update::Stats(tag) = u {
+                    let _ = self.to_mgmt.try_send(FromWorker::Sockets(tag, self.index, self.socket_stats()));
+                }
                 self.pipeline.apply(u, &mut out);
                 work += 1;
             }
@@ -238,6 +244,41 @@ impl WorkerThread {
 }
 
 impl WorkerThread {
+    /// Non-zero AF_XDP counters of every socket of this worker.
+    fn socket_stats(&self) -> Vec<SocketStatsView> {
+        let mut v = Vec::new();
+        for (id, info) in self.rings.sockets() {
+            let c = self.rings.counters(id);
+            let mut counters = vec![
+                ("rx-packets", c.rx_packets),
+                ("tx-packets", c.tx_packets),
+                ("tx-completed", c.tx_completed),
+                ("tx-ring-full", c.tx_ring_full),
+                ("fill-starved", c.fill_starved),
+                ("kick-errors", c.kick_errors),
+            ];
+            if let Ok(k) = self.rings.kernel_stats(id) {
+                counters.extend([
+                    ("kernel-rx-dropped", k.rx_dropped),
+                    ("kernel-rx-ring-full", k.rx_ring_full),
+                    ("kernel-rx-fill-ring-empty", k.rx_fill_ring_empty_descs),
+                    ("kernel-rx-invalid-descs", k.rx_invalid_descs),
+                    ("kernel-tx-invalid-descs", k.tx_invalid_descs),
+                ]);
+            }
+            v.push(SocketStatsView {
+                port: info.port,
+                queue: info.queue,
+                counters: counters
+                    .into_iter()
+                    .filter(|(_, n)| *n != 0)
+                    .map(|(k, n)| (k.to_owned(), n))
+                    .collect(),
+            });
+        }
+        v
+    }
+
     /// Transmits a port's burst. What the ring could not take is dropped
     /// and counted: a full tx ring means the port is saturated.
     fn flush(&mut self, port: PortId, burst: &mut Burst) {

@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Whole-system throughput of esprit against kernel IPv4 forwarding, in the
+# seed topology (scripts/lib/topo.sh), with the AF_XDP generator and sink
+# of bench/src/bin/pktgen.rs:
+#
+#   h11 (pktgen tx) -lan1- gw1 -wan0- inet -wan0- gw2 -lan1- h21 (pktgen rx)
+#
+# Paths, each at every size (IPv4/UDP 10.1.1.10 -> 10.2.1.10, pair 11's
+# proxy-ID, --flows UDP source ports):
+#   kernel-3hop   gw1, inet, gw2 forward in their kernels; sink in h21
+#   kernel-1hop   gw1's kernel forwards; sink on inet's i1 (facing gw1)
+#   esprit        fastpathd on gw1 (encrypt) and gw2 (decrypt), AES-128-GCM
+#                 manual-key SAs; inet forwards ESP; sink in h21 checks it
+#                 receives the original UDP (size, destination, sequence)
+#   esprit-encrypt fastpathd on gw1 only does work; sink on inet's i1
+#                 counts ESP (sequence numbers from the ESP header)
+# Ratios: esprit / kernel-3hop, esprit-encrypt / kernel-1hop, same run.
+#
+#   scripts/bench-throughput.sh            (root; ~2 minutes)
+# Environment: ESPRIT_BENCH_SECONDS (3) per run, ESPRIT_BENCH_SIZES
+# ("64 1400"), ESPRIT_BENCH_FLOWS (16), ESPRIT_BENCH_BUSY_POLL (0: gateways
+# nap when idle), ESPRIT_BENCH_GW_CORES ("0 1": gw1's and gw2's worker
+# cores), ESPRIT_BENCH_TX_CPU / ESPRIT_BENCH_RX_CPU (pin generator / sink;
+# unpinned by default), ESPRIT_BENCH_PATHS (all four), ESPRIT_BIN (directory with
+# pktgen, fastpathd, fpctl; built with --profile bench when absent),
+# ESPRIT_BENCH_JSON (file to append the result lines to).
+set -euo pipefail
+ESPRIT_SCRIPT=bench-throughput
+source "$(dirname "$0")/lib/common.sh"
+source "$ESPRIT_ROOT/scripts/lib/topo.sh"
+need_root
+
+SECS=${ESPRIT_BENCH_SECONDS:-3}
+SIZES=${ESPRIT_BENCH_SIZES:-64 1400}
+FLOWS=${ESPRIT_BENCH_FLOWS:-16}
+BUSY=${ESPRIT_BENCH_BUSY_POLL:-0}
+read -r GW1_CORE GW2_CORE <<<"${ESPRIT_BENCH_GW_CORES:-0 1}"
+PATHS=${ESPRIT_BENCH_PATHS:-kernel-3hop kernel-1hop esprit esprit-encrypt}
+TX_CPU=${ESPRIT_BENCH_TX_CPU:-} # pin the generator / sink (taskset -c); default: unpinned
+RX_CPU=${ESPRIT_BENCH_RX_CPU:-}
+LIMIT=${ESPRIT_BENCH_LIMIT:-240} # hard bound on the whole script, seconds
+CONF="python3 $ESPRIT_ROOT/scripts/lib/fpconf.py"
+
+if [ -z "${ESPRIT_BIN:-}" ]; then
+    need_cargo
+    TGT=${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}
+    # Cargo puts the `bench` profile's binaries in release/.
+    ESPRIT_BIN=$TGT/release
+    log "building pktgen and fastpathd (--profile bench) into $TGT"
+    (cd "$ESPRIT_ROOT" && CARGO_TARGET_DIR=$TGT cargo build -q --profile bench -p esprit-bench --bin pktgen \
+        && CARGO_TARGET_DIR=$TGT cargo build -q --profile bench -p esprit-fastpathd) || die "build failed"
+fi
+BIN=$ESPRIT_BIN
+for b in pktgen fastpathd fpctl; do [ -x "$BIN/$b" ] || die "$BIN/$b missing"; done
+
+WORK=$(mktemp -d /tmp/esprit-bench.XXXXXX)
+PIDS=()
+GW_PIDS=()
+cleanup() {
+    local p
+    trap - EXIT INT TERM
+    for p in "${PIDS[@]}" "${GW_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}" "${GW_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [ -n "${WATCHDOG:-}" ]; then kill "$WATCHDOG" 2>/dev/null; wait "$WATCHDOG" 2>/dev/null; fi
+    topo_down
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "time limit (${LIMIT}s) reached or terminated"; exit 143' TERM
+# Bound the whole run: the watchdog TERMs this shell, whose trap cleans up.
+# It holds no output open, and takes its sleep with it when killed.
+(
+    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+    sleep "$LIMIT" &
+    nap=$!
+    wait "$nap" && kill -TERM $$
+) >/dev/null 2>&1 &
+WATCHDOG=$!
+
+topo_up "ebt$$" 1
+mac() { ip netns exec "$TOPO-$1" cat "/sys/class/net/$2/address"; }
+H11_MAC=$(mac h11 eth0)
+GW1_LAN_MAC=$(mac gw1 lan1)
+log "topology $TOPO; $SECS s per run, sizes $SIZES, $FLOWS flows, busy-poll=$BUSY, gateway cores $GW1_CORE/$GW2_CORE, $(nproc) CPUs"
+
+# ---------------------------------------------------------------- helpers
+
+# sink NS IF ARGS...: starts pktgen rx in the background, waits until our
+# XDP program is on IF, leaves its PID in SINK_PID.
+sink() {
+    local ns=$1 ifc=$2
+    shift 2
+    nsx_bg "$ns" timeout $((SECS + 20)) ${RX_CPU:+taskset -c "$RX_CPU"} "$BIN/pktgen" rx --port "$ifc" --seconds $((SECS + 15)) \
+        --idle-exit-ms 1000 "$@" >"$WORK/rx.json" 2>"$WORK/rx.err"
+    SINK_PID=$!
+    PIDS+=("$SINK_PID")
+    for _ in $(seq 100); do
+        nsx "$ns" ip link show "$ifc" | grep -q xdp && return 0
+        kill -0 "$SINK_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    cat "$WORK/rx.err" >&2
+    die "sink on $ns/$ifc did not start"
+}
+
+# generate SIZE: pktgen tx in h11 towards 10.2.1.10 via gw1, in the foreground.
+generate() {
+    nsx h11 timeout $((SECS + 10)) ${TX_CPU:+taskset -c "$TX_CPU"} "$BIN/pktgen" tx --port eth0 --src-mac "$H11_MAC" --dst-mac "$GW1_LAN_MAC" \
+        --src 10.1.1.10 --dst 10.2.1.10 --size "$1" --seconds "$SECS" --flows "$FLOWS" \
+        >"$WORK/tx.json" 2>"$WORK/tx.err" || { cat "$WORK/tx.err" >&2; die "generator failed"; }
+}
+
+gw_stats() { # gw_stats G FILE
+    "$BIN/fpctl" --socket "$WORK/gw$1.sock" request '{"type":"stats"}' >"$2" 2>/dev/null || echo '{}' >"$2"
+}
+
+# run_one PATH SIZE SINK_NS SINK_IF SINK_ARGS...: one measurement, one result line.
+run_one() {
+    local path=$1 size=$2 ns=$3 ifc=$4
+    shift 4
+    sink "$ns" "$ifc" "$@"
+    local g
+    for g in 1 2; do [ -S "$WORK/gw$g.sock" ] && gw_stats "$g" "$WORK/gw$g.before"; done
+    generate "$size"
+    wait "$SINK_PID" || { cat "$WORK/rx.err" >&2; die "sink failed"; }
+    for g in 1 2; do [ -S "$WORK/gw$g.sock" ] && gw_stats "$g" "$WORK/gw$g.after"; done
+    sed 's/^/    /' "$WORK/tx.err" "$WORK/rx.err" >&2
+    python3 - "$path" "$size" "$WORK" >>"$WORK/results.jsonl" <<'PY'
+import json, os, sys
+path, size, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+tx = json.load(open(f"{work}/tx.json"))
+rx = json.load(open(f"{work}/rx.json"))
+line = {"path": path, "size": size, "tx": tx, "rx": rx}
+for g in (1, 2):
+    b, a = f"{work}/gw{g}.before", f"{work}/gw{g}.after"
+    if not (os.path.exists(b) and os.path.exists(a)):
+        continue
+    sb, sa = json.load(open(b)), json.load(open(a))
+    def tot(s, k):
+        return sum(w.get(k, 0) for w in s.get("workers", []))
+    def drops(s):
+        d = {}
+        for w in s.get("workers", []):
+            for r, n in w.get("drops", []):
+                d[r] = d.get(r, 0) + n
+        return d
+    db, da = drops(sb), drops(sa)
+    line[f"gw{g}"] = {k: tot(sa, k) - tot(sb, k) for k in ("rx_packets", "tx_packets", "encrypted", "decrypted")}
+    line[f"gw{g}"]["drops"] = {r: n - db.get(r, 0) for r, n in da.items() if n - db.get(r, 0)}
+print(json.dumps(line))
+PY
+    rm -f "$WORK"/gw?.before "$WORK"/gw?.after
+}
+
+want() { [[ " $PATHS " == *" $1 "* ]]; }
+
+# ------------------------------------------------ kernel forwarding baseline
+
+if want kernel-3hop || want kernel-1hop; then
+    for g in 1 2; do nsx "gw$g" sysctl -qw net.ipv4.ip_forward=1; done
+    nsx inet ip route add 10.1.0.0/16 via 198.51.100.1
+    nsx inet ip route add 10.2.0.0/16 via 203.0.113.2
+    topo_arp_warm
+    nsx h11 ping -q -c 1 -W 2 10.2.1.10 >/dev/null || die "kernel path h11 -> h21 does not forward"
+    for size in $SIZES; do
+        if want kernel-3hop; then
+            log "kernel-3hop, $size B"
+            run_one kernel-3hop "$size" h21 eth0 --size "$size" --dst 10.2.1.10
+        fi
+        if want kernel-1hop; then
+            log "kernel-1hop, $size B"
+            run_one kernel-1hop "$size" inet i1 --size "$size" --dst 10.2.1.10
+        fi
+    done
+    for g in 1 2; do nsx "gw$g" sysctl -qw net.ipv4.ip_forward=0; done
+fi
+
+# ------------------------------------------------------ esprit, two gateways
+
+if want esprit || want esprit-encrypt; then
+    busy_flag=
+    [ "$BUSY" = 1 ] && busy_flag=--busy-poll
+    for g in 1 2; do
+        core=$GW1_CORE
+        [ "$g" = 2 ] && core=$GW2_CORE
+        nsx_bg "gw$g" "$BIN/fastpathd" --port lan1 --port lan2 --port wan0 --workers 1 --cores "$core" \
+            --xdp-mode driver --socket "$WORK/gw$g.sock" $busy_flag >"$WORK/gw$g.log" 2>&1
+        GW_PIDS+=($!)
+    done
+    for g in 1 2; do
+        for _ in $(seq 100); do [ -S "$WORK/gw$g.sock" ] && break; sleep 0.1; done
+        [ -S "$WORK/gw$g.sock" ] || { cat "$WORK/gw$g.log" >&2; die "fastpathd gw$g did not start"; }
+        $CONF base "$g" | "$BIN/fpctl" --socket "$WORK/gw$g.sock" batch >/dev/null
+        $CONF sas "$g" 11 --suite aes128gcm16 | "$BIN/fpctl" --socket "$WORK/gw$g.sock" batch >/dev/null
+    done
+    topo_arp_warm
+    # The fast path mirrors the kernels' neighbour tables every 100 ms.
+    sleep 0.3
+    nsx h11 ping -q -c 3 -i 0.1 -W 2 10.2.1.10 >/dev/null || die "esprit path h11 -> h21 does not work"
+    for size in $SIZES; do
+        if want esprit; then
+            log "esprit (gw1 encrypt, gw2 decrypt), $size B"
+            run_one esprit "$size" h21 eth0 --size "$size" --dst 10.2.1.10
+        fi
+        if want esprit-encrypt; then
+            log "esprit-encrypt (gw1 only, sink on the WAN), $size B"
+            run_one esprit-encrypt "$size" inet i1 --expect esp
+        fi
+    done
+fi
+
+# ------------------------------------------------------------------ report
+
+[ -n "${ESPRIT_BENCH_JSON:-}" ] && cat "$WORK/results.jsonl" >>"$ESPRIT_BENCH_JSON"
+python3 - "$WORK/results.jsonl" "$SECS" "$FLOWS" "$BUSY" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+base = {"esprit": "kernel-3hop", "esprit-encrypt": "kernel-1hop"}
+rate = {(r["path"], r["size"]): r["rx"]["mpps"] for r in rows}
+print(f"\nthroughput at the sink ({sys.argv[2]} s per run, {sys.argv[3]} flows, gateways busy-poll={sys.argv[4]}; "
+      "Gbit/s of frame bytes without FCS; for esprit-encrypt: of ESP frames on the WAN)")
+print(f"{'path':<15} {'size':>5} {'sent Mpps':>9} {'Mpps':>7} {'Gbit/s':>7} {'ratio':>6} {'delivered':>9}  drops / notes")
+bad = 0
+for r in rows:
+    tx, rx = r["tx"], r["rx"]
+    ref = rate.get((base.get(r["path"], r["path"]), r["size"]))
+    ratio = f"{rx['mpps'] / ref:.2f}" if ref else "-"
+    delivered = rx["good"] / tx["packets"] if tx["packets"] else 0.0
+    notes = []
+    for g in ("gw1", "gw2"):
+        if g in r:
+            d = r[g]["drops"]
+            notes.append(f"{g} enc {r[g]['encrypted']} dec {r[g]['decrypted']}" + (f" drops {d}" if d else ""))
+    if rx["mangled"] or rx["foreign"]:
+        notes.append(f"sink: {rx['mangled']} mangled, {rx['foreign']} foreign")
+    if rx["xsk_rx_dropped"] or rx["xsk_rx_ring_full"]:
+        notes.append(f"sink socket dropped {rx['xsk_rx_dropped']} (ring full {rx['xsk_rx_ring_full']})")
+    notes.append(f"{rx['lost_by_seq']} missing by seq")
+    print(f"{r['path']:<15} {r['size']:>5} {tx['mpps']:>9.3f} {rx['mpps']:>7.3f} {rx['gbps']:>7.3f} {ratio:>6} "
+          f"{delivered:>8.1%}  {'; '.join(notes)}")
+    # Sanity: the sink must see a real share of what was sent, and nothing
+    # mangled (for esprit: the decrypted inner packets, byte-exact headers).
+    if rx["good"] < 0.05 * tx["packets"] or rx["mangled"]:
+        bad += 1
+        print(f"  ^ SUSPICIOUS: {rx['good']} good of {tx['packets']} sent, {rx['mangled']} mangled")
+sys.exit(1 if bad else 0)
+PY
