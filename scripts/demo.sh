@@ -64,7 +64,7 @@ echo
 echo "traffic between every subnet pair (5 pings each):"
 for pair in "h11 10.2.1.10" "h11 10.2.2.10" "h12 10.2.1.10"; do
     set -- $pair
-    r=$(nsx "$1" ping -q -c 5 -i 0.1 -W 2 "$2" | grep -o '[0-9]* received')
+    r=$(nsx "$1" ping -q -c 5 -i 0.1 -w 5 "$2" | grep -o '[0-9]* received')
     printf '  %s -> %-10s %s\n' "$1" "$2" "$r"
 done
 echo "  h12 -> 10.2.2.10  (no SA yet: first packet held, acquire sent to the control plane)"

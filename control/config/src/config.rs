@@ -8,7 +8,8 @@
 //!   the configuration exactly as it was.
 //! * A [`Config`] obtained from [`Config::default`], [`Config::apply`] or
 //!   [`Config::load`] is always valid as a whole: every name it refers to
-//!   exists and is of the right kind, no tunnel interface has two VPNs, no
+//!   exists and is of the right kind, no tunnel interface has two VPNs
+//!   (except manual-key VPNs with distinct proxy-IDs, esprit's extension), no
 //!   VPN has a duplicate proxy-ID, every proposal resolves to suites esprit
 //!   implements.
 //! * [`Config::load`] accepts forward references (a file may bind a VPN to
@@ -115,7 +116,7 @@ pub struct Vpn {
     pub monitor: Option<Monitor>,
     /// `proxy-id check`.
     pub proxy_id_check: bool,
-    /// The configured proxy-IDs, in order (AutoKey VPNs only).
+    /// The configured proxy-IDs, in order (a manual-key VPN has at most one).
     pub proxy_ids: Vec<ProxyIdSpec>,
 }
 
@@ -370,15 +371,12 @@ impl Config {
         }
     }
 
-    /// The resolved proxy-IDs of an AutoKey VPN, in configuration order.
-    /// A VPN without proxy-IDs has the route-based default
-    /// `local-ip 0.0.0.0/0 remote-ip 0.0.0.0/0 ANY` (as ScreenOS). Empty for
-    /// manual-key VPNs and unknown names.
+    /// The resolved proxy-IDs of a VPN, in configuration order (one for a
+    /// manual-key VPN: its SA's selectors). A VPN without proxy-IDs has the
+    /// route-based default `local-ip 0.0.0.0/0 remote-ip 0.0.0.0/0 ANY` (as
+    /// ScreenOS). Empty for unknown names.
     pub fn proxy_ids(&self, vpn: &str) -> Vec<ProxyId> {
         let Some(v) = self.vpns.get(vpn) else { return Vec::new() };
-        if v.is_manual() {
-            return Vec::new();
-        }
         if v.proxy_ids.is_empty() {
             return vec![ProxyId { local: Prefix::ANY_V4, remote: Prefix::ANY_V4, service: Service::ANY }];
         }
@@ -663,8 +661,15 @@ impl Config {
                     vpn.id = *id;
                 }
             }
-            VpnSetting::ProxyIdCheck | VpnSetting::ProxyId(_) if vpn.is_manual() => {
-                return Err(ErrorKind::ProxyIdOnManualVpn { vpn: name.into() });
+            // esprit's extension: a manual-key VPN carries exactly one
+            // proxy-ID (ScreenOS refuses proxy-id on manual VPNs).
+            VpnSetting::ProxyId(spec)
+                if vpn.is_manual() && vpn.proxy_ids.iter().any(|p| !p.same_as(spec)) =>
+            {
+                return Err(ErrorKind::ProxyIdOnManualVpn {
+                    vpn: name.into(),
+                    existing: vpn.proxy_ids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                });
             }
             VpnSetting::ProxyIdCheck => vpn.proxy_id_check = true,
             VpnSetting::ProxyId(spec) => {
@@ -894,7 +899,7 @@ impl Config {
                 ));
             }
         }
-        let mut bound: BTreeMap<&InterfaceName, &str> = BTreeMap::new();
+        let mut bound: BTreeMap<&InterfaceName, Vec<&Vpn>> = BTreeMap::new();
         let mut ids: BTreeMap<u32, &str> = BTreeMap::new();
         for v in self.vpns.values() {
             let vq = q(&v.name).to_string();
@@ -934,18 +939,38 @@ impl Config {
             if let Some(t) = &v.bind {
                 let site = || Site::VpnBind(v.name.clone());
                 self.require_interface(format!("vpn {vq} bind interface"), t).map_err(|e| (site(), e))?;
-                if let Some(other) = bound.insert(t, &v.name) {
+                let others = bound.entry(t).or_default();
+                if let Some(other) = others.iter().find(|o| !(o.is_manual() && v.is_manual())) {
                     return Err((
                         site(),
                         conflict(format!(
                             "interface {} is already bound to vpn {}: esprit binds one VPN per tunnel interface (no NHTB); \
                              add the proxy-ids to vpn {} or bind vpn {vq} to another tunnel interface",
                             q(t.as_str()),
-                            q(other),
-                            q(other)
+                            q(&other.name),
+                            q(&other.name)
                         )),
                     ));
                 }
+                // esprit's extension: several manual-key VPNs may share a
+                // tunnel interface, whose proxy-ID table is then the union
+                // of theirs (one each); the union has no duplicate.
+                let mine = self.proxy_ids(&v.name);
+                if let Some(other) =
+                    others.iter().find(|o| self.proxy_ids(&o.name).iter().any(|p| mine.contains(p)))
+                {
+                    let shown = mine.first().map(|p| p.to_string()).unwrap_or_default();
+                    return Err((
+                        site(),
+                        conflict(format!(
+                            "interface {} already carries proxy-id {shown} of vpn {}: manual-key VPNs sharing a tunnel \
+                             interface need distinct proxy-ids (give vpn {vq} its proxy-id before binding it)",
+                            q(t.as_str()),
+                            q(&other.name)
+                        )),
+                    ));
+                }
+                others.push(v);
             }
             if let Some(id) = v.id {
                 if let Some(other) = ids.insert(id, &v.name) {

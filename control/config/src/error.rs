@@ -171,11 +171,14 @@ pub enum ErrorKind {
     /// The line conflicts with what is configured.
     #[error("{0}")]
     Conflict(String),
-    /// A manual-key VPN was given a proxy-ID.
-    #[error("vpn {} is a manual-key VPN: manual-key VPNs take no proxy-id (as in ScreenOS); use an AutoKey IKE VPN (set vpn NAME gateway ...) for proxy-IDs", q(.vpn))]
+    /// A manual-key VPN was given a second proxy-ID (esprit lets a
+    /// manual-key VPN carry exactly one: its SA's selectors).
+    #[error("vpn {} is a manual-key VPN and already has proxy-id {existing}: a manual-key VPN carries exactly one proxy-id, its SA's selectors (esprit; ScreenOS takes none); unset it first, or use an AutoKey IKE VPN (set vpn NAME gateway ...) for several", q(.vpn))]
     ProxyIdOnManualVpn {
         /// The VPN.
         vpn: String,
+        /// The proxy-ID it has, in ScreenOS words.
+        existing: String,
     },
     /// A VPN already has this proxy-ID.
     #[error("vpn {} already has proxy-id {proxy_id}", q(.vpn))]

@@ -16,7 +16,7 @@
 //!   [`parse_line`] and [`Config::apply`]);
 //! * a failing [`Config::apply`] leaves the configuration unchanged;
 //! * every [`Config`] value reachable through the API is valid as a whole
-//!   (references resolve, one VPN per tunnel interface, no duplicate
+//!   (references resolve, one AutoKey VPN per tunnel interface, no duplicate
 //!   proxy-ID, only algorithms esprit implements);
 //! * errors name the line, the word and what was expected, and never contain
 //!   a secret; [`Secret`] never prints its value in `Debug` or `Display`;
@@ -26,6 +26,8 @@
 
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod lexer;
 pub mod model;
 pub mod parse;

@@ -154,18 +154,25 @@ impl Config {
                 }
                 out.push(line);
             }
+            let mut proxy_lines = Vec::new();
+            if v.proxy_id_check {
+                proxy_lines.push(format!("{head} proxy-id check"));
+            }
+            for p in &v.proxy_ids {
+                proxy_lines.push(format!("{head} proxy-id {p}"));
+            }
+            // A manual-key VPN that shares its tunnel interface must have its
+            // proxy-ID before it is bound (the union has no duplicate).
+            if v.is_manual() {
+                out.append(&mut proxy_lines);
+            }
             match (v.id, &v.bind) {
                 (Some(id), Some(t)) => out.push(format!("{head} id {id:#x} bind interface {t}")),
                 (Some(id), None) => out.push(format!("{head} id {id:#x}")),
                 (None, Some(t)) => out.push(format!("{head} bind interface {t}")),
                 (None, None) => {}
             }
-            if v.proxy_id_check {
-                out.push(format!("{head} proxy-id check"));
-            }
-            for p in &v.proxy_ids {
-                out.push(format!("{head} proxy-id {p}"));
-            }
+            out.append(&mut proxy_lines);
         }
         for r in self.routes() {
             let mut line = format!("set route {} interface {}", r.prefix, r.interface);

@@ -308,7 +308,7 @@ fn manual_key_vpns() {
     assert_eq!(k.cipher, Cipher::Aes128);
     assert_eq!(k.encryption_key.to_bytes().unwrap().len(), 16);
     assert_eq!(k.auth.as_ref().unwrap().0, Hash::Sha1);
-    assert!(c.proxy_ids("m").is_empty());
+    assert_eq!(c.proxy_ids("m")[0].to_string(), "local-ip 0.0.0.0/0 remote-ip 0.0.0.0/0 ANY");
     let VpnKind::Manual(g) = &c.vpn("g").unwrap().kind else { panic!() };
     assert_eq!(g.encryption_key.to_bytes().unwrap().len(), 36);
     assert!(g.auth.is_none());
@@ -396,5 +396,42 @@ fn many_proxy_ids_on_one_vpn() {
     c.apply("set vpn v proxy-id local-ip 10.9.9.9/32 remote-ip 10.2.0.0/16 any").unwrap();
     let e = c.apply("set vpn v proxy-id local-ip 10.1.1.255/32 remote-ip 10.2.0.0/16 ANY").unwrap_err();
     assert!(e.to_string().contains("already has proxy-id"), "{e}");
+    round_trip(&c);
+}
+
+/// esprit's extension: a manual-key VPN carries one proxy-ID, and several
+/// manual-key VPNs share a tunnel interface (the union of their proxy-IDs).
+#[test]
+fn manual_key_vpns_share_a_tunnel_interface() {
+    let key = "000102030405060708090a0b0c0d0e0f10111213";
+    let mut lines = vec!["set interface tunnel.2 zone Untrust".to_string()];
+    for (i, (l, r)) in [(1, 1), (1, 2), (2, 1), (2, 2)].into_iter().enumerate() {
+        lines.push(format!(
+            "set vpn p{l}{r} manual {:x} {:x} gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key {key}",
+            0x2000 + i,
+            0x1000 + i
+        ));
+        lines.push(format!("set vpn p{l}{r} proxy-id local-ip 10.1.{l}.0/24 remote-ip 10.2.{r}.0/24 any"));
+        lines.push(format!("set vpn p{l}{r} id {} bind interface tunnel.2", i + 10));
+    }
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let mut c = with(&refs);
+    assert_eq!(c.proxy_ids("p12")[0].to_string(), "local-ip 10.1.1.0/24 remote-ip 10.2.2.0/24 ANY");
+    // The proxy-ID comes before the binding when printed, so that the
+    // lines apply one by one.
+    let p11 = printed(&c, "set vpn \"p11\"");
+    assert!(p11[1].contains("proxy-id local-ip"), "{p11:?}");
+    assert!(p11[2].contains("bind interface tunnel.2"), "{p11:?}");
+    // A second proxy-ID is refused; proxy-id check is accepted.
+    assert!(c.apply("set vpn p11 proxy-id local-ip 10.1.9.0/24 remote-ip 10.2.9.0/24 any").is_err());
+    c.apply("set vpn p11 proxy-id check").unwrap();
+    // Unsetting a VPN leaves the others bound.
+    let mut again = Config::new();
+    for line in c.to_lines() {
+        again.apply(&line).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(again, c);
+    c.apply("unset vpn p21").unwrap();
+    assert_eq!(c.vpns().filter(|v| v.bind.as_ref().is_some_and(|b| b.as_str() == "tunnel.2")).count(), 3);
     round_trip(&c);
 }

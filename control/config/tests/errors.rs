@@ -414,14 +414,31 @@ fn load_reports_the_line() {
         (
             "set interface ethernet0/2 ip 198.51.100.1/24\n\
              set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213\n\
-             set vpn m proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 any\n",
-            r#"line 3: "set vpn m proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 any": vpn "m" is a manual-key VPN: manual-key VPNs take no proxy-id (as in ScreenOS); use an AutoKey IKE VPN (set vpn NAME gateway ...) for proxy-IDs"#,
+             set vpn m proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 any\n\
+             set vpn m proxy-id local-ip 10.1.0.0/16 remote-ip 10.3.0.0/16 any\n",
+            r#"line 4: "set vpn m proxy-id local-ip 10.1.0.0/16 remote-ip 10.3.0.0/16 any": vpn "m" is a manual-key VPN and already has proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 "ANY": a manual-key VPN carries exactly one proxy-id, its SA's selectors (esprit; ScreenOS takes none); unset it first, or use an AutoKey IKE VPN (set vpn NAME gateway ...) for several"#,
         ),
         (
             "set interface ethernet0/2 ip 198.51.100.1/24\n\
+             set interface tunnel.1 ip unnumbered interface ethernet0/2\n\
+             set vpn a manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213\n\
+             set vpn a proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 any\n\
+             set vpn a bind interface tunnel.1\n\
+             set vpn b manual 3001 4001 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213\n\
+             set vpn b proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 any\n\
+             set vpn b bind interface tunnel.1\n",
+            r#"line 8: "set vpn b bind interface tunnel.1": interface "tunnel.1" already carries proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 ANY of vpn "a": manual-key VPNs sharing a tunnel interface need distinct proxy-ids (give vpn "b" its proxy-id before binding it)"#,
+        ),
+        (
+            "set interface ethernet0/2 ip 198.51.100.1/24\n\
+             set interface tunnel.1 ip unnumbered interface ethernet0/2\n\
+             set ike gateway g address 203.0.113.2 Main outgoing-interface ethernet0/2 preshare \"k\" proposal pre-g14-aes128-sha\n\
+             set vpn a gateway g proposal g14-esp-aes128-sha\n\
+             set vpn a bind interface tunnel.1\n\
              set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213\n\
-             set vpn m proxy-id check\n",
-            r#"line 3: "set vpn m proxy-id check": vpn "m" is a manual-key VPN: manual-key VPNs take no proxy-id (as in ScreenOS); use an AutoKey IKE VPN (set vpn NAME gateway ...) for proxy-IDs"#,
+             set vpn m proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 any\n\
+             set vpn m bind interface tunnel.1\n",
+            r#"line 8: "set vpn m bind interface tunnel.1": interface "tunnel.1" is already bound to vpn "a": esprit binds one VPN per tunnel interface (no NHTB); add the proxy-ids to vpn "a" or bind vpn "m" to another tunnel interface"#,
         ),
         (
             "set interface ethernet0/2 ip 198.51.100.1/24\n\

@@ -1,0 +1,360 @@
+//! controld's core: the running configuration, what fastpathd should hold,
+//! the SA manager, and the operator commands. No sockets, no clock: the
+//! fast path is a [`FastPath`] passed in (the real client in the daemon, a
+//! fake in tests), so every behaviour here is tested in memory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use esprit_config::Config;
+use esprit_fastpath_api::{Client, ClientError, Reply, Request, Stats};
+
+use crate::ids::assign_hex_ids;
+use crate::plan::Plan;
+use crate::sa::SaManager;
+use crate::state::State;
+use crate::translate::{translate, Desired, TranslateError};
+
+/// Why a request to fastpathd failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FastPathError {
+    /// fastpathd answered with an error.
+    #[error("fastpathd refused {what}: {reason}")]
+    Refused { what: String, reason: String },
+    /// The connection is gone (fastpathd stopped or restarted).
+    #[error("fastpathd connection lost: {0}")]
+    Lost(String),
+}
+
+/// Something that answers control requests like fastpathd.
+pub trait FastPath {
+    /// Sends one request and waits for its reply.
+    fn request(&mut self, request: Request) -> Result<Reply, FastPathError>;
+}
+
+impl FastPath for Client {
+    fn request(&mut self, request: Request) -> Result<Reply, FastPathError> {
+        let what = describe(&request);
+        Client::request(self, request).map_err(|e| match e {
+            ClientError::Refused(reason) => FastPathError::Refused { what, reason },
+            other => FastPathError::Lost(other.to_string()),
+        })
+    }
+}
+
+/// A request in a few words, for logs and errors (never keys).
+pub fn describe(r: &Request) -> String {
+    match r {
+        Request::AddSa(s) => format!("add-sa {:#x} spi {:08x} ({:?})", s.id, s.spi, s.direction),
+        Request::RemoveSa { id } => format!("remove-sa {id:#x}"),
+        Request::SetVpn { vpn, proxy_ids, check } => {
+            format!("set-vpn {vpn} ({} proxy-ids, check {check})", proxy_ids.len())
+        }
+        Request::SetTunnel { tunnel, mtu, vpn } => {
+            format!("set-tunnel tunnel.{tunnel} mtu {mtu} vpn {vpn:?}")
+        }
+        Request::SetRoutes { routes } => format!("set-routes ({} routes)", routes.len()),
+        Request::RemoveTunnel { tunnel } => format!("remove-tunnel tunnel.{tunnel}"),
+        Request::RemoveVpn { vpn } => format!("remove-vpn {vpn}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// What one synchronisation did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// SAs fastpathd already held (adopted, not re-installed).
+    pub kept: usize,
+    /// SAs installed.
+    pub added: usize,
+    /// SAs removed.
+    pub removed: usize,
+    /// Requests sent in all.
+    pub requests: usize,
+}
+
+/// The answer to an operator command: output lines, then success or the
+/// error message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// What to print.
+    pub output: Vec<String>,
+    /// `Err(message)` when the command failed.
+    pub result: Result<(), String>,
+}
+
+impl Response {
+    fn ok(output: Vec<String>) -> Response {
+        Response { output, result: Ok(()) }
+    }
+    fn err(message: impl Into<String>) -> Response {
+        Response { output: Vec::new(), result: Err(message.into()) }
+    }
+}
+
+/// The running controld.
+#[derive(Debug)]
+pub struct Controller {
+    config: Config,
+    config_path: Option<PathBuf>,
+    port_map: BTreeMap<String, String>,
+    hex_ids: BTreeMap<String, u32>,
+    desired: Desired,
+    sa: SaManager,
+    log: Vec<String>,
+    lost: bool,
+}
+
+impl Controller {
+    /// Starts from a loaded configuration and the persisted state. Fails if
+    /// fastpathd could not be programmed from the configuration.
+    pub fn new(
+        config: Config,
+        config_path: Option<PathBuf>,
+        port_map: BTreeMap<String, String>,
+        state: State,
+    ) -> Result<Controller, TranslateError> {
+        let hex_ids = assign_hex_ids(&config, &state.hex_ids);
+        let t = translate(&config, &port_map, &hex_ids)?;
+        let mut c = Controller {
+            config,
+            config_path,
+            port_map,
+            hex_ids,
+            desired: t.desired,
+            sa: SaManager::new(state.sas),
+            log: Vec::new(),
+            lost: false,
+        };
+        c.log.extend(t.warnings.into_iter().map(|w| format!("warning: {w}")));
+        Ok(c)
+    }
+
+    /// Log lines produced since the last call.
+    pub fn take_log(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.log)
+    }
+
+    /// The running configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// What fastpathd should hold.
+    pub fn desired(&self) -> &Desired {
+        &self.desired
+    }
+
+    /// The SA manager.
+    pub fn sas(&self) -> &SaManager {
+        &self.sa
+    }
+
+    /// What to persist.
+    pub fn state(&self) -> State {
+        State { version: 1, hex_ids: self.hex_ids.clone(), sas: self.sa.records().clone() }
+    }
+
+    /// True (once) when the persisted state changed.
+    pub fn take_dirty(&mut self) -> bool {
+        self.sa.take_dirty()
+    }
+
+    /// The connection to fastpathd dropped.
+    pub fn fastpath_lost(&mut self) {
+        self.sa.fastpath_lost();
+    }
+
+    /// True (once) when a command found the fastpathd connection gone: the
+    /// caller drops it and reconnects.
+    pub fn take_lost(&mut self) -> bool {
+        std::mem::take(&mut self.lost)
+    }
+
+    /// Brings fastpathd to the desired state: `Dump`, plan the difference,
+    /// send it. Adopts what fastpathd already holds (a restart of controld
+    /// re-installs nothing); re-installs everything into an empty fastpathd.
+    pub fn sync(&mut self, fp: &mut dyn FastPath) -> Result<SyncReport, FastPathError> {
+        let dump = match fp.request(Request::Dump)? {
+            Reply::Dump(d) => *d,
+            other => {
+                return Err(FastPathError::Lost(format!("unexpected answer to dump: {other:?}")));
+            }
+        };
+        let plan = self.sa.plan(&dump, &self.desired);
+        self.execute(plan, fp)
+    }
+
+    fn execute(&mut self, plan: Plan, fp: &mut dyn FastPath) -> Result<SyncReport, FastPathError> {
+        let mut report =
+            SyncReport { kept: plan.kept.len(), requests: plan.requests.len(), ..SyncReport::default() };
+        for id in &plan.kept {
+            self.sa.note_kept(*id);
+        }
+        let fingerprints: BTreeMap<u64, &String> = plan.added.iter().map(|(id, f)| (*id, f)).collect();
+        for r in plan.requests {
+            let what = describe(&r);
+            match &r {
+                Request::AddSa(spec) => {
+                    let spec = spec.clone();
+                    fp.request(r)?;
+                    if let Some(f) = fingerprints.get(&spec.id) {
+                        self.sa.note_added(&spec, f);
+                    }
+                    report.added += 1;
+                }
+                Request::RemoveSa { id } => {
+                    let id = *id;
+                    match fp.request(r) {
+                        Ok(_) => {}
+                        // Gone already (removed with its VPN): what we wanted.
+                        Err(FastPathError::Refused { reason, .. }) if reason.starts_with("no SA") => {}
+                        Err(e) => return Err(e),
+                    }
+                    self.sa.note_removed(id);
+                    if !fingerprints.contains_key(&id) {
+                        report.removed += 1;
+                    }
+                }
+                _ => {
+                    fp.request(r)?;
+                }
+            }
+            self.log.push(format!("fastpathd: {what}"));
+        }
+        Ok(report)
+    }
+
+    /// Reads fastpathd's counters into the SA manager.
+    pub fn poll_stats(&mut self, fp: &mut dyn FastPath) -> Result<(), FastPathError> {
+        match fp.request(Request::Stats)? {
+            Reply::Stats(s) => {
+                self.observe(&s);
+                Ok(())
+            }
+            other => Err(FastPathError::Lost(format!("unexpected answer to stats: {other:?}"))),
+        }
+    }
+
+    /// Takes in counters (see [`SaManager::observe`]).
+    pub fn observe(&mut self, stats: &Stats) {
+        self.sa.observe(stats);
+    }
+
+    /// Runs one operator command (one line). `fp` is `None` while fastpathd
+    /// is not connected: changes are kept and programmed on reconnection.
+    pub fn command(&mut self, line: &str, fp: Option<&mut dyn FastPath>) -> Response {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] => Response::ok(Vec::new()),
+            ["get", "sa"] => Response::ok(self.sa.render(&self.desired).lines().map(str::to_owned).collect()),
+            ["get", "config"] => Response::ok(self.config.to_lines()),
+            ["set", ..] | ["unset", ..] => {
+                let mut candidate = self.config.clone();
+                match candidate.apply(line) {
+                    Ok(warnings) => {
+                        let output = warnings.iter().map(|w| w.to_string()).collect();
+                        self.change(candidate, output, fp)
+                    }
+                    Err(e) => Response::err(e.to_string()),
+                }
+            }
+            ["exec", "reload"] => {
+                let Some(path) = self.config_path.clone() else {
+                    return Response::err("exec reload: controld has no configuration file");
+                };
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    Err(e) => return Response::err(format!("exec reload: {}: {e}", path.display())),
+                };
+                match Config::load(&text) {
+                    Ok((candidate, warnings)) => {
+                        let output = warnings.iter().map(|w| format!("{}: {w}", path.display())).collect();
+                        self.change(candidate, output, fp)
+                    }
+                    Err(e) => Response::err(format!("exec reload: {}: {e}", path.display())),
+                }
+            }
+            ["save"] => match &self.config_path {
+                None => Response::err("save: controld has no configuration file"),
+                Some(path) => match save_config(path, &self.config) {
+                    Ok(()) => Response::ok(vec![format!("configuration saved to {}", path.display())]),
+                    Err(e) => Response::err(format!("save: {}: {e}", path.display())),
+                },
+            },
+            _ => Response::err(format!(
+                "unknown command {line:?}: expected get sa, get config, set ..., unset ..., exec reload, save"
+            )),
+        }
+    }
+
+    /// Makes `candidate` the running configuration and programs only the
+    /// difference. If fastpathd refuses part of it, the previous
+    /// configuration is restored (and re-programmed).
+    fn change(
+        &mut self,
+        candidate: Config,
+        mut output: Vec<String>,
+        fp: Option<&mut dyn FastPath>,
+    ) -> Response {
+        let hex_ids = assign_hex_ids(&candidate, &self.hex_ids);
+        let t = match translate(&candidate, &self.port_map, &hex_ids) {
+            Ok(t) => t,
+            Err(e) => return Response::err(e.to_string()),
+        };
+        output.extend(t.warnings.iter().map(|w| format!("warning: {w}")));
+        let old = (
+            std::mem::replace(&mut self.config, candidate),
+            std::mem::replace(&mut self.hex_ids, hex_ids),
+            std::mem::replace(&mut self.desired, t.desired),
+        );
+        self.sa_dirty_for_ids();
+        let Some(fp) = fp else {
+            output.push("fastpathd is not connected: the change is programmed when it is".into());
+            return Response::ok(output);
+        };
+        match self.sync(fp) {
+            Ok(r) => {
+                if r.requests > 0 {
+                    output.push(format!(
+                        "fastpathd: {} request(s): {} SA(s) added, {} removed, {} unchanged",
+                        r.requests, r.added, r.removed, r.kept
+                    ));
+                }
+                Response::ok(output)
+            }
+            Err(e @ FastPathError::Refused { .. }) => {
+                (self.config, self.hex_ids, self.desired) = old;
+                let back = match self.sync(fp) {
+                    Ok(_) => "the previous configuration is restored".to_owned(),
+                    Err(e2) => format!("restoring the previous configuration failed too: {e2}"),
+                };
+                Response::err(format!("{e}; {back}"))
+            }
+            Err(e) => {
+                self.fastpath_lost();
+                self.lost = true;
+                output.push(format!("{e}: the change is programmed when fastpathd is back"));
+                Response::ok(output)
+            }
+        }
+    }
+
+    fn sa_dirty_for_ids(&mut self) {
+        // HEX IDs may have been assigned: persist them with the next save.
+        self.sa.note_ids_changed();
+    }
+}
+
+/// Writes the configuration file atomically, mode 0600 (it holds keys).
+fn save_config(path: &Path, config: &Config) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut text = config.to_lines().join("\n");
+    text.push('\n');
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,301 @@
+//! The I/O shell of controld: the fastpathd connections (one for requests,
+//! one for events), the operator socket, the clock, signals and the state
+//! directory. Everything it decides is the [`Controller`]'s.
+//!
+//! Threads: the main loop owns the controller and the request connection;
+//! an events thread keeps a subscribed connection and forwards events; the
+//! operator socket has an accept thread and one thread per client, which
+//! hand each command line to the main loop and wait for its answer.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use esprit_config::Config;
+use esprit_fastpath_api::{Client, Event, Request};
+
+use crate::controller::{Controller, FastPath, FastPathError, Response};
+use crate::operator::write_response;
+use crate::sa::STATS_INTERVAL_SECS;
+use crate::state::State;
+
+/// First wait before reconnecting to fastpathd; it doubles up to
+/// [`BACKOFF_MAX`].
+pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// Longest wait between two connection attempts.
+pub const BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// How often fastpathd is compared with the desired state even when
+/// nothing changed (it may have been reset behind controld's back).
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(2);
+/// Shortest interval between two writes of the state file.
+pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// controld's command line, resolved.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration file.
+    pub config: PathBuf,
+    /// fastpathd's control socket.
+    pub fastpath: PathBuf,
+    /// The operator socket to create.
+    pub socket: PathBuf,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// ScreenOS port name -> Linux device.
+    pub port_map: BTreeMap<String, String>,
+}
+
+enum Msg {
+    Command(String, Sender<Response>),
+    Event(Event),
+}
+
+struct Log {
+    start: Instant,
+}
+
+impl Log {
+    fn line(&self, text: &str) {
+        eprintln!("controld [{:9.3}] {text}", self.start.elapsed().as_secs_f64());
+    }
+}
+
+/// Runs controld until SIGINT/SIGTERM. fastpathd is left programmed when
+/// controld stops: its SAs keep forwarding, and the next controld adopts
+/// them.
+pub fn run(opts: Options) -> Result<(), String> {
+    let log = Log { start: Instant::now() };
+    let text =
+        std::fs::read_to_string(&opts.config).map_err(|e| format!("{}: {e}", opts.config.display()))?;
+    let (config, warnings) = Config::load(&text).map_err(|e| format!("{}: {e}", opts.config.display()))?;
+    for w in warnings {
+        log.line(&format!("{}: {w}", opts.config.display()));
+    }
+    let state = State::load(&opts.state_dir).map_err(|e| e.to_string())?;
+    let mut ctl = Controller::new(config, Some(opts.config.clone()), opts.port_map.clone(), state)
+        .map_err(|e| format!("{}: {e}", opts.config.display()))?;
+    ctl.state().save(&opts.state_dir).map_err(|e| e.to_string())?;
+    for l in ctl.take_log() {
+        log.line(&l);
+    }
+
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, term.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    }
+    let (tx, rx) = channel::<Msg>();
+    serve_operator(&opts.socket, tx.clone())?;
+    spawn_events(opts.fastpath.clone(), tx, term.clone())?;
+    log.line(&format!(
+        "running: configuration {}, fastpathd {}, operator socket {}, state {}",
+        opts.config.display(),
+        opts.fastpath.display(),
+        opts.socket.display(),
+        opts.state_dir.display()
+    ));
+
+    let mut fp: Option<Client> = None;
+    let mut backoff = BACKOFF_MIN;
+    let mut next_connect = Instant::now();
+    let mut announced_down = false;
+    let mut last_stats = Instant::now();
+    let mut last_sync = Instant::now();
+    let mut last_save = Instant::now();
+    while !term.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if fp.is_none() && now >= next_connect {
+            match Client::connect(&opts.fastpath, "controld") {
+                Ok(mut c) => {
+                    log.line("fastpathd connected: synchronising");
+                    backoff = BACKOFF_MIN;
+                    announced_down = false;
+                    match ctl.sync(&mut c) {
+                        Ok(r) => {
+                            log.line(&format!(
+                                "fastpathd synchronised: {} request(s), {} SA(s) adopted, {} installed, {} removed",
+                                r.requests, r.kept, r.added, r.removed
+                            ));
+                            fp = Some(c);
+                        }
+                        Err(e @ FastPathError::Refused { .. }) => {
+                            log.line(&format!("error: {e} (retrying in {}s)", RESYNC_INTERVAL.as_secs()));
+                            fp = Some(c);
+                        }
+                        Err(e) => {
+                            log.line(&format!("{e}"));
+                            ctl.fastpath_lost();
+                        }
+                    }
+                    last_sync = Instant::now();
+                }
+                Err(e) => {
+                    if !announced_down {
+                        log.line(&format!("waiting for fastpathd: {e}"));
+                        announced_down = true;
+                    }
+                    next_connect = now + backoff;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+        for l in ctl.take_log() {
+            log.line(&l);
+        }
+
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Msg::Command(line, reply)) => {
+                let resp = ctl.command(&line, fp.as_mut().map(|c| c as &mut dyn FastPath));
+                match &resp.result {
+                    Ok(()) => log.line(&format!("operator: {}: ok", esprit_config::lexer::redact(&line))),
+                    Err(e) => log.line(&format!("operator: {}: {e}", esprit_config::lexer::redact(&line))),
+                }
+                let _ = reply.send(resp);
+                if ctl.take_lost() {
+                    fp = None;
+                    next_connect = Instant::now();
+                }
+            }
+            Ok(Msg::Event(e)) => log.line(&describe_event(&e)),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+
+        if let Some(c) = fp.as_mut() {
+            let mut result = Ok(());
+            if last_stats.elapsed() >= Duration::from_secs(STATS_INTERVAL_SECS) {
+                result = ctl.poll_stats(c);
+                last_stats = Instant::now();
+            }
+            if result.is_ok() && last_sync.elapsed() >= RESYNC_INTERVAL {
+                result = ctl.sync(c).map(|r| {
+                    if r.requests > 0 {
+                        log.line(&format!(
+                            "fastpathd differed from the configuration: {} request(s), {} SA(s) installed, {} removed",
+                            r.requests, r.added, r.removed
+                        ));
+                    }
+                });
+                last_sync = Instant::now();
+            }
+            match result {
+                Ok(()) => {}
+                Err(e @ FastPathError::Refused { .. }) => log.line(&format!("error: {e}")),
+                Err(e) => {
+                    log.line(&format!("{e}: reconnecting"));
+                    fp = None;
+                    ctl.fastpath_lost();
+                    next_connect = Instant::now();
+                }
+            }
+        }
+        if last_save.elapsed() >= SAVE_INTERVAL && ctl.take_dirty() {
+            if let Err(e) = ctl.state().save(&opts.state_dir) {
+                log.line(&format!("error: {e}"));
+            }
+            last_save = Instant::now();
+        }
+    }
+    log.line("stopping: fastpathd keeps its SAs");
+    ctl.state().save(&opts.state_dir).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&opts.socket);
+    Ok(())
+}
+
+fn describe_event(e: &Event) -> String {
+    match e {
+        Event::Acquire { vpn, tunnel, proxy_id, src, dst, protocol } => format!(
+            "acquire: tunnel.{tunnel} (fastpathd vpn {vpn}) proxy-id {proxy_id}: {src} -> {dst} protocol {protocol} \
+             (no SA yet: IKE is not implemented in controld yet)"
+        ),
+        Event::SoftExpire { sa, reason } => format!("soft expire of SA {sa:#x} ({reason})"),
+        Event::HardExpire { sa, reason } => format!("hard expire of SA {sa:#x} ({reason})"),
+    }
+}
+
+/// Binds the operator socket (mode 0600, replacing a stale one) and serves
+/// it on threads.
+fn serve_operator(path: &Path, tx: Sender<Msg>) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("operator socket directory {}: {e}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(format!("operator socket {} is in use by another controld", path.display()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let listener =
+        UnixListener::bind(path).map_err(|e| format!("operator socket {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("operator socket {}: chmod 0600: {e}", path.display()))?;
+    std::thread::Builder::new()
+        .name("operator".into())
+        .spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let tx = tx.clone();
+                let _ =
+                    std::thread::Builder::new().name("operator-conn".into()).spawn(move || client(conn, tx));
+            }
+        })
+        .map_err(|e| format!("operator thread: {e}"))?;
+    Ok(())
+}
+
+fn client(conn: UnixStream, tx: Sender<Msg>) {
+    let Ok(mut w) = conn.try_clone() else { return };
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let (rtx, rrx) = channel();
+        if tx.send(Msg::Command(line.trim_end().to_owned(), rtx)).is_err() {
+            return;
+        }
+        let Ok(resp) = rrx.recv() else { return };
+        if write_response(&mut w, &resp).is_err() {
+            return;
+        }
+    }
+}
+
+/// Keeps a subscribed connection to fastpathd and forwards its events.
+fn spawn_events(path: PathBuf, tx: Sender<Msg>, term: Arc<AtomicBool>) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("fastpath-events".into())
+        .spawn(move || {
+            while !term.load(Ordering::Relaxed) {
+                let Ok(mut c) = Client::connect(&path, "controld-events") else {
+                    std::thread::sleep(BACKOFF_MAX);
+                    continue;
+                };
+                if c.request(Request::Subscribe).is_err() {
+                    continue;
+                }
+                loop {
+                    match c.next_event(Duration::from_millis(500)) {
+                        Ok(Some(e)) => {
+                            if tx.send(Msg::Event(e)).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) if term.load(Ordering::Relaxed) => return,
+                        Ok(None) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("events thread: {e}"))
+}

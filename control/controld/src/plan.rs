@@ -1,0 +1,158 @@
+//! The difference between what fastpathd holds and what it should hold, as
+//! the shortest list of control requests: a pure function.
+//!
+//! [`plan`] compares fastpathd's [`Dump`] with the [`Desired`] state and
+//! issues only what changed, so that **SAs unaffected by a change keep
+//! forwarding**: an SA is kept (adopted) when fastpathd holds an SA with the
+//! same id, direction, SPI, VPN and proxy-ID *and* the SA manager's record
+//! says the SA installed under that id had the same keys (a
+//! [`fingerprint`]: the Dump carries no keys). Everything else is installed,
+//! replaced or removed.
+//!
+//! Order of the requests (each step needs the previous ones):
+//!
+//! 1. `RemoveSa` of SAs no longer wanted, or wanted with other keys/SPI;
+//! 2. `SetVpn` of new or changed proxy-ID tables (an SA's proxy-ID must be
+//!    in its VPN's table when it is added; SAs of proxy-IDs that stay are
+//!    kept by fastpathd across the change);
+//! 3. `SetTunnel` of new or changed tunnel interfaces;
+//! 4. `AddSa`: every inbound SA first, then the outbound ones, so that the
+//!    peer's traffic is accepted before ours is sent (make-before-break);
+//! 5. `SetRoutes` if the table changed;
+//! 6. `RemoveTunnel`, then `RemoveVpn`, of what is gone (after the routes
+//!    stopped pointing at them).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use esprit_fastpath_api::{Direction, Dump, Request, SaSpec};
+use sha2::{Digest, Sha256};
+
+use crate::translate::Desired;
+
+/// A one-way digest of everything that defines an SA (keys included), to
+/// tell after a restart whether the SA fastpathd holds under an id is the
+/// one the configuration wants. SHA-256 of full-entropy keys: it reveals
+/// nothing usable about them, and the state directory is root's anyway.
+pub fn fingerprint(spec: &SaSpec) -> String {
+    let mut s = spec.clone();
+    s.last_seq = 0;
+    s.iv_key = None;
+    let mut h = Sha256::new();
+    h.update(b"esprit-controld SA fingerprint v1\0");
+    // Serializing a SaSpec cannot fail (plain fields, keys as hex).
+    h.update(serde_json::to_vec(&s).unwrap_or_default());
+    hex::encode(h.finalize())
+}
+
+/// The requests that bring fastpathd from its dump to the desired state,
+/// and what they do to the SAs.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// The requests, in order.
+    pub requests: Vec<Request>,
+    /// SAs kept as they are (no request).
+    pub kept: Vec<u64>,
+    /// SAs installed (new or replaced), with their fingerprints.
+    pub added: Vec<(u64, String)>,
+    /// SAs removed and not re-added.
+    pub removed: Vec<u64>,
+}
+
+impl Plan {
+    /// True when fastpathd already holds the desired state.
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+}
+
+/// Plans the change from `current` (fastpathd's dump) to `desired`.
+/// `known` gives, per SA id, the fingerprint of the SA last installed under
+/// that id; `last_seq` the sequence number an outbound SA resumes from
+/// (given its id and fingerprint; 0 for a brand-new SA).
+pub fn plan(
+    current: &Dump,
+    desired: &Desired,
+    known: &BTreeMap<u64, String>,
+    last_seq: impl Fn(u64, &str) -> u64,
+) -> Plan {
+    let mut p = Plan::default();
+    let held: BTreeMap<u64, (Direction, u32, u32, &str)> =
+        current.sas.iter().map(|(id, dir, spi, vpn, pid)| (*id, (*dir, *spi, *vpn, pid.as_str()))).collect();
+
+    // 1. Removals.
+    let mut replace = BTreeSet::new();
+    for (id, (dir, spi, vpn, pid)) in &held {
+        match desired.sas.get(id) {
+            None => {
+                p.requests.push(Request::RemoveSa { id: *id });
+                p.removed.push(*id);
+            }
+            Some(d) => {
+                let s = &d.spec;
+                let same = s.direction == *dir
+                    && s.spi == *spi
+                    && s.vpn == *vpn
+                    && s.proxy_id == *pid
+                    && known.get(id).is_some_and(|f| *f == fingerprint(s));
+                if same {
+                    p.kept.push(*id);
+                } else {
+                    p.requests.push(Request::RemoveSa { id: *id });
+                    replace.insert(*id);
+                }
+            }
+        }
+    }
+
+    // 2. Proxy-ID tables.
+    let vpns_now: BTreeMap<u32, (bool, &Vec<String>)> =
+        current.vpns.iter().map(|(v, c, ids)| (*v, (*c, ids))).collect();
+    for (vpn, (check, ids)) in &desired.vpns {
+        if vpns_now.get(vpn) != Some(&(*check, ids)) {
+            p.requests.push(Request::SetVpn { vpn: *vpn, check: *check, proxy_ids: ids.clone() });
+        }
+    }
+
+    // 3. Tunnel interfaces.
+    let tunnels_now: BTreeMap<u32, (u16, Option<u32>)> =
+        current.tunnels.iter().map(|(t, m, v)| (*t, (*m, *v))).collect();
+    for (tunnel, (mtu, vpn)) in &desired.tunnels {
+        if tunnels_now.get(tunnel) != Some(&(*mtu, *vpn)) {
+            p.requests.push(Request::SetTunnel { tunnel: *tunnel, mtu: *mtu, vpn: *vpn });
+        }
+    }
+
+    // 4. SAs: inbound, then outbound.
+    for direction in [Direction::Inbound, Direction::Outbound] {
+        for (id, d) in &desired.sas {
+            if d.spec.direction != direction || (held.contains_key(id) && !replace.contains(id)) {
+                continue;
+            }
+            let f = fingerprint(&d.spec);
+            let mut spec = d.spec.clone();
+            if direction == Direction::Outbound {
+                spec.last_seq = last_seq(*id, &f);
+            }
+            p.requests.push(Request::AddSa(Box::new(spec)));
+            p.added.push((*id, f));
+        }
+    }
+
+    // 5. Routes.
+    if current.routes != desired.routes {
+        p.requests.push(Request::SetRoutes { routes: desired.routes.clone() });
+    }
+
+    // 6. What is gone.
+    for tunnel in tunnels_now.keys() {
+        if !desired.tunnels.contains_key(tunnel) {
+            p.requests.push(Request::RemoveTunnel { tunnel: *tunnel });
+        }
+    }
+    for vpn in vpns_now.keys() {
+        if !desired.vpns.contains_key(vpn) {
+            p.requests.push(Request::RemoveVpn { vpn: *vpn });
+        }
+    }
+    p
+}

@@ -1,0 +1,485 @@
+//! controld in memory: the configuration programs a fake fastpathd that
+//! keeps state the way fastpathd's management thread does
+//! (`fastpath/fastpathd/src/mgmt.rs`), and every test reads the requests
+//! that crossed the control socket.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use esprit_config::Config;
+use esprit_fastpath_api::{Direction, Dump, NextHopSpec, Reply, Request, RouteSpec, SaStatsView, Stats};
+
+use crate::controller::{Controller, FastPath, FastPathError};
+use crate::sa::SEQ_MARGIN;
+use crate::state::State;
+use crate::translate::{sa_id, translate, TranslateError};
+
+/// A fastpathd in memory.
+#[derive(Debug, Default)]
+struct FakeFastPath {
+    ports: Vec<String>,
+    dump: Dump,
+    /// Every request but `Dump` and `Stats`, in order.
+    log: Vec<Request>,
+    /// Outbound sequence numbers reported by `Stats`.
+    seqs: BTreeMap<u64, u64>,
+}
+
+impl FakeFastPath {
+    fn new() -> FakeFastPath {
+        FakeFastPath { ports: vec!["lan1".into(), "lan2".into(), "wan0".into()], ..Default::default() }
+    }
+
+    fn take_log(&mut self) -> Vec<Request> {
+        std::mem::take(&mut self.log)
+    }
+}
+
+fn refused(reason: impl Into<String>) -> FastPathError {
+    FastPathError::Refused { what: "test".into(), reason: reason.into() }
+}
+
+impl FastPath for FakeFastPath {
+    fn request(&mut self, r: Request) -> Result<Reply, FastPathError> {
+        if !matches!(r, Request::Dump | Request::Stats) {
+            self.log.push(r.clone());
+        }
+        let d = &mut self.dump;
+        match r {
+            Request::Dump => return Ok(Reply::Dump(Box::new(d.clone()))),
+            Request::Stats => {
+                let sas = d
+                    .sas
+                    .iter()
+                    .map(|(id, dir, spi, _, _)| SaStatsView {
+                        id: *id,
+                        spi: *spi,
+                        direction: Some(*dir),
+                        seq: self.seqs.get(id).copied().unwrap_or(0),
+                        ..SaStatsView::default()
+                    })
+                    .collect();
+                return Ok(Reply::Stats(Box::new(Stats { workers: Vec::new(), sas })));
+            }
+            Request::SetRoutes { routes } => {
+                for r in &routes {
+                    if let NextHopSpec::Port { port, .. } = &r.next_hop {
+                        if !self.ports.contains(port) {
+                            return Err(refused(format!("no port {port:?}")));
+                        }
+                    }
+                }
+                d.routes = routes;
+            }
+            Request::SetTunnel { tunnel, mtu, vpn } => {
+                d.tunnels.retain(|t| t.0 != tunnel);
+                d.tunnels.push((tunnel, mtu, vpn));
+                d.tunnels.sort();
+            }
+            Request::RemoveTunnel { tunnel } => d.tunnels.retain(|t| t.0 != tunnel),
+            Request::SetVpn { vpn, check, proxy_ids } => {
+                d.vpns.retain(|v| v.0 != vpn);
+                d.vpns.push((vpn, check, proxy_ids));
+                d.vpns.sort();
+            }
+            Request::RemoveVpn { vpn } => {
+                d.vpns.retain(|v| v.0 != vpn);
+                d.sas.retain(|s| s.3 != vpn);
+            }
+            Request::AddSa(s) => {
+                let Some(v) = d.vpns.iter().find(|v| v.0 == s.vpn) else {
+                    return Err(refused(format!("SA {}: no VPN {}", s.id, s.vpn)));
+                };
+                if !v.2.contains(&s.proxy_id) {
+                    return Err(refused(format!(
+                        "SA {}: proxy-ID {} not in VPN {}",
+                        s.id, s.proxy_id, s.vpn
+                    )));
+                }
+                d.sas.retain(|x| x.0 != s.id);
+                d.sas.push((s.id, s.direction, s.spi, s.vpn, s.proxy_id.clone()));
+                d.sas.sort_by_key(|x| x.0);
+            }
+            Request::RemoveSa { id } => {
+                let before = d.sas.len();
+                d.sas.retain(|x| x.0 != id);
+                if d.sas.len() == before {
+                    return Err(refused(format!("no SA {id}")));
+                }
+            }
+            Request::Reset => *d = Dump::default(),
+            _ => {}
+        }
+        Ok(Reply::Ok)
+    }
+}
+
+const GCM_KEY: &str = "000102030405060708090a0b0c0d0e0f10111213";
+const AES_KEY: &str = "000102030405060708090a0b0c0d0e0f";
+const SHA1_KEY: &str = "101112131415161718191a1b1c1d1e1f20212223";
+
+/// The manual-key VPN line of subnet pair `lr` on gateway 1 (p11 and p22
+/// GCM, p12 and p21 AES-CBC/HMAC-SHA1).
+fn manual_line(l: u8, r: u8) -> String {
+    let (inbound, outbound) =
+        (0x2000 + 16 * u32::from(l) + u32::from(r), 0x1000 + 16 * u32::from(l) + u32::from(r));
+    let esp = if l == r {
+        format!("esp aes128gcm key {GCM_KEY}")
+    } else {
+        format!("esp aes128 key {AES_KEY} auth sha-1 key {SHA1_KEY}")
+    };
+    format!("set vpn p{l}{r} manual {inbound:x} {outbound:x} gateway 203.0.113.2 outgoing-interface ethernet0/2 {esp}")
+}
+
+/// Gateway 1 of the seed topology with four manual-key VPNs on tunnel.1.
+fn gateway1() -> String {
+    let mut lines = vec![
+        "set interface ethernet0/1 zone Trust".to_string(),
+        "set interface ethernet0/1 ip 10.1.1.1/24".into(),
+        "set interface ethernet0/1 port lan1".into(),
+        "set interface ethernet0/3 zone Trust".into(),
+        "set interface ethernet0/3 ip 10.1.2.1/24".into(),
+        "set interface ethernet0/3 port lan2".into(),
+        "set interface ethernet0/2 zone Untrust".into(),
+        "set interface ethernet0/2 ip 198.51.100.1/24".into(),
+        "set interface ethernet0/2 port wan0".into(),
+        "set interface tunnel.1 zone Untrust".into(),
+        "set interface tunnel.1 ip unnumbered interface ethernet0/2".into(),
+        "set route 0.0.0.0/0 interface ethernet0/2 gateway 198.51.100.254".into(),
+    ];
+    for (i, (l, r)) in [(1, 1), (1, 2), (2, 1), (2, 2)].into_iter().enumerate() {
+        lines.push(manual_line(l, r));
+        lines.push(format!("set vpn p{l}{r} proxy-id local-ip 10.1.{l}.0/24 remote-ip 10.2.{r}.0/24 any"));
+        lines.push(format!("set vpn p{l}{r} id {:#x} bind interface tunnel.1", i + 1));
+    }
+    lines.push("set route 10.2.1.0/24 interface tunnel.1".into());
+    lines.push("set route 10.2.2.0/24 interface tunnel.1".into());
+    lines.join("\n")
+}
+
+fn controller(text: &str, state: State) -> Controller {
+    let (config, _) = Config::load(text).unwrap_or_else(|e| panic!("{e}"));
+    Controller::new(config, None, BTreeMap::new(), state).unwrap()
+}
+
+fn names(log: &[Request]) -> Vec<String> {
+    log.iter().map(crate::controller::describe).collect()
+}
+
+fn pid(l: u8, r: u8) -> String {
+    format!("local-ip 10.1.{l}.0/24 remote-ip 10.2.{r}.0/24 ANY")
+}
+
+#[test]
+fn manual_vpns_program_routes_tunnel_table_and_sas() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    let r = c.sync(&mut fp).unwrap();
+    assert_eq!((r.added, r.kept, r.removed), (8, 0, 0));
+    let log = fp.take_log();
+    assert_eq!(
+        names(&log),
+        [
+            "set-vpn 1 (4 proxy-ids, check true)",
+            "set-tunnel tunnel.1 mtu 1400 vpn Some(1)",
+            "add-sa 0x100000000 spi 00002011 (Inbound)",
+            "add-sa 0x200000000 spi 00002012 (Inbound)",
+            "add-sa 0x300000000 spi 00002021 (Inbound)",
+            "add-sa 0x400000000 spi 00002022 (Inbound)",
+            "add-sa 0x180000000 spi 00001011 (Outbound)",
+            "add-sa 0x280000000 spi 00001012 (Outbound)",
+            "add-sa 0x380000000 spi 00001021 (Outbound)",
+            "add-sa 0x480000000 spi 00001022 (Outbound)",
+            "set-routes (6 routes)",
+        ]
+    );
+    let Request::SetVpn { proxy_ids, .. } = &log[0] else { panic!() };
+    assert_eq!(proxy_ids, &[pid(1, 1), pid(1, 2), pid(2, 1), pid(2, 2)]);
+    let port = |p: &str, gateway: Option<&str>| NextHopSpec::Port {
+        port: p.into(),
+        gateway: gateway.map(|g| g.parse().unwrap()),
+    };
+    let route = |prefix: &str, next_hop| RouteSpec { prefix: prefix.into(), next_hop };
+    let Request::SetRoutes { routes } = &log[10] else { panic!() };
+    assert_eq!(
+        routes,
+        &[
+            route("10.1.1.0/24", port("lan1", None)),
+            route("198.51.100.0/24", port("wan0", None)),
+            route("10.1.2.0/24", port("lan2", None)),
+            route("0.0.0.0/0", port("wan0", Some("198.51.100.254"))),
+            route("10.2.1.0/24", NextHopSpec::Tunnel { tunnel: 1 }),
+            route("10.2.2.0/24", NextHopSpec::Tunnel { tunnel: 1 }),
+        ]
+    );
+    // The SA of pair 12: CBC with HMAC-SHA1, our WAN address to the peer's,
+    // its own proxy-ID.
+    let Request::AddSa(s) = &log[7] else { panic!() };
+    assert_eq!(s.suite, "aes128-sha1");
+    assert_eq!((s.local.to_string(), s.peer.to_string()), ("198.51.100.1".into(), "203.0.113.2".into()));
+    assert_eq!(s.proxy_id, pid(1, 2));
+    assert_eq!(s.encr_key.as_bytes().len(), 16);
+    assert_eq!(s.integ_key.as_bytes().len(), 20);
+    assert_eq!((s.vpn, s.tunnel, s.last_seq), (1, 1, 0));
+    let Request::AddSa(s) = &log[2] else { panic!() };
+    assert_eq!((s.suite.as_str(), s.encr_key.as_bytes().len(), s.replay_window), ("aes128gcm16", 20, 64));
+    // Nothing changed: nothing sent.
+    assert_eq!(c.sync(&mut fp).unwrap().requests, 0);
+}
+
+#[test]
+fn a_restarted_controld_adopts_what_fastpathd_holds() {
+    let mut fp = FakeFastPath::new();
+    let mut first = controller(&gateway1(), State::default());
+    first.sync(&mut fp).unwrap();
+    fp.take_log();
+    let state = first.state();
+    drop(first);
+    let mut second = controller(&gateway1(), state.clone());
+    let r = second.sync(&mut fp).unwrap();
+    assert_eq!((r.kept, r.added, r.requests), (8, 0, 0), "{:?}", names(&fp.log));
+    assert!(second.sas().is_installed(sa_id(1, Direction::Outbound, 0)));
+
+    // Without the state directory controld cannot know the keys behind the
+    // SAs it finds: it replaces them (outbound SAs resume past the
+    // sequence numbers fastpathd reports, see below).
+    let mut blind = controller(&gateway1(), State::default());
+    let r = blind.sync(&mut fp).unwrap();
+    assert_eq!((r.kept, r.added), (0, 8));
+
+    // New keys for one VPN: only its two SAs are replaced.
+    let mut c = controller(&gateway1(), state);
+    c.sync(&mut fp).unwrap();
+    fp.take_log();
+    let r = c.command(
+        &manual_line(1, 1).replace(GCM_KEY, "ff0102030405060708090a0b0c0d0e0f10111213"),
+        Some(&mut fp),
+    );
+    assert_eq!(r.result, Ok(()));
+    assert_eq!(
+        names(&fp.take_log()),
+        [
+            "remove-sa 0x100000000",
+            "remove-sa 0x180000000",
+            "add-sa 0x100000000 spi 00002011 (Inbound)",
+            "add-sa 0x180000000 spi 00001011 (Outbound)",
+        ]
+    );
+}
+
+#[test]
+fn unset_and_set_touch_only_their_vpn() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    fp.take_log();
+    // Pair 22 has sent 1000 packets.
+    fp.seqs.insert(sa_id(4, Direction::Outbound, 0), 1000);
+    c.poll_stats(&mut fp).unwrap();
+
+    let r = c.command("unset vpn p22", Some(&mut fp));
+    assert_eq!(r.result, Ok(()));
+    let log = fp.take_log();
+    assert_eq!(
+        names(&log),
+        ["remove-sa 0x400000000", "remove-sa 0x480000000", "set-vpn 1 (3 proxy-ids, check true)"]
+    );
+    assert!(c.command("get sa", None).output[0].ends_with(": 3"));
+
+    for line in
+        [manual_line(2, 2), "set vpn p22 proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any".to_string()]
+    {
+        assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));
+    }
+    // Not bound yet: nothing to program.
+    assert!(fp.take_log().is_empty());
+    assert_eq!(c.command("set vpn p22 id 4 bind interface tunnel.1", Some(&mut fp)).result, Ok(()));
+    let log = fp.take_log();
+    assert_eq!(
+        names(&log),
+        [
+            "set-vpn 1 (4 proxy-ids, check true)",
+            "add-sa 0x400000000 spi 00002022 (Inbound)",
+            "add-sa 0x480000000 spi 00001022 (Outbound)",
+        ]
+    );
+    // The peer kept its inbound SA and its replay window: the same keys
+    // resume past the numbers already used.
+    let Request::AddSa(s) = &log[2] else { panic!() };
+    assert_eq!(s.last_seq, 1000 + SEQ_MARGIN);
+}
+
+#[test]
+fn unset_of_one_proxy_id_keeps_the_others_sas() {
+    // An AutoKey-style table is changed by unset vpn X proxy-id: with
+    // manual-key VPNs the proxy-ID goes with its VPN; here p11 loses its
+    // proxy-ID and becomes the route-based default (its SAs re-keyed to
+    // the new selectors), the other three stay untouched.
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    fp.take_log();
+    let r = c.command("unset vpn p11 proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any", Some(&mut fp));
+    assert_eq!(r.result, Ok(()));
+    let log = names(&fp.take_log());
+    assert_eq!(
+        log,
+        [
+            "remove-sa 0x100000000",
+            "remove-sa 0x180000000",
+            "set-vpn 1 (4 proxy-ids, check true)",
+            "add-sa 0x100000000 spi 00002011 (Inbound)",
+            "add-sa 0x180000000 spi 00001011 (Outbound)",
+        ]
+    );
+}
+
+#[test]
+fn a_restarted_fastpathd_is_reprogrammed_with_sequence_numbers_ahead() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    fp.seqs.insert(sa_id(2, Direction::Outbound, 0), 5000);
+    fp.seqs.insert(sa_id(2, Direction::Inbound, 0), 9000);
+    c.poll_stats(&mut fp).unwrap();
+    assert!(c.take_dirty(), "new sequence numbers are persisted");
+
+    // fastpathd restarts: the connection drops, the new one holds nothing.
+    c.fastpath_lost();
+    assert!(c.command("get sa", None).output.iter().skip(2).all(|l| l.contains(" I/- ")));
+    let mut fresh = FakeFastPath::new();
+    let r = c.sync(&mut fresh).unwrap();
+    assert_eq!((r.added, r.kept), (8, 0));
+    let seqs: BTreeMap<u64, u64> = fresh
+        .take_log()
+        .iter()
+        .filter_map(|r| match r {
+            Request::AddSa(s) if s.direction == Direction::Outbound => Some((s.id, s.last_seq)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs[&sa_id(2, Direction::Outbound, 0)], 5000 + SEQ_MARGIN);
+    // Never sampled, but installed before: the margin alone.
+    assert_eq!(seqs[&sa_id(1, Direction::Outbound, 0)], SEQ_MARGIN);
+    assert!(c.command("get sa", None).output.iter().skip(2).all(|l| l.contains(" A/- ")));
+
+    // The same after a restart of both daemons, from the state directory.
+    let mut again = controller(&gateway1(), c.state());
+    let mut third = FakeFastPath::new();
+    again.sync(&mut third).unwrap();
+    let resumed = third.take_log().iter().find_map(|r| match r {
+        Request::AddSa(s) if s.id == sa_id(2, Direction::Outbound, 0) => Some(s.last_seq),
+        _ => None,
+    });
+    assert_eq!(resumed, Some(5000 + 2 * SEQ_MARGIN));
+}
+
+#[test]
+fn get_sa_prints_the_seed_table() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    let r = c.command("get sa", Some(&mut fp));
+    assert_eq!(
+        r.output.join("\n"),
+        "\
+total configured sa: 4
+HEX ID    Gateway         Port Algorithm     SPI      Life:sec kb Sta   PID vsys
+00000001<     203.0.113.2  500 esp:aes128gcm 00002011  expir unlim A/-    -1 0
+00000001>     203.0.113.2  500 esp:aes128gcm 00001011  expir unlim A/-    -1 0
+00000002<     203.0.113.2  500 esp:aes128/sha1 00002012  expir unlim A/-    -1 0
+00000002>     203.0.113.2  500 esp:aes128/sha1 00001012  expir unlim A/-    -1 0
+00000003<     203.0.113.2  500 esp:aes128/sha1 00002021  expir unlim A/-    -1 0
+00000003>     203.0.113.2  500 esp:aes128/sha1 00001021  expir unlim A/-    -1 0
+00000004<     203.0.113.2  500 esp:aes128gcm 00002022  expir unlim A/-    -1 0
+00000004>     203.0.113.2  500 esp:aes128gcm 00001022  expir unlim A/-    -1 0"
+    );
+}
+
+#[test]
+fn the_seed_autokey_vpn_gets_its_table_and_no_sa() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/tests/data/seed-gateway1.conf"
+    ))
+    .unwrap()
+    .replace("port lan0", "port lan1");
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&text, State::default());
+    c.sync(&mut fp).unwrap();
+    let log = fp.take_log();
+    assert_eq!(
+        names(&log)[..2],
+        ["set-vpn 1 (4 proxy-ids, check true)", "set-tunnel tunnel.1 mtu 1400 vpn Some(1)"]
+    );
+    assert!(!log.iter().any(|r| matches!(r, Request::AddSa(_))));
+    let out = c.command("get sa", None).output;
+    assert_eq!(out[0], "total configured sa: 4");
+    assert_eq!(out[2], "00000001<     203.0.113.2  500 esp:aes128/sha1 00000000      0 unlim I/-    -1 0");
+}
+
+#[test]
+fn errors_are_the_configuration_crates_and_change_nothing() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    fp.take_log();
+    let before = c.config().clone();
+    let r = c.command("unset vpn nothere", Some(&mut fp));
+    assert_eq!(r.result, Err(r#""unset vpn nothere": vpn "nothere" does not exist"#.into()));
+    let r = c.command("set vpn p11 proxy-id local-ip 10.1.9.0/24 remote-ip 10.2.9.0/24 any", Some(&mut fp));
+    assert!(r.result.unwrap_err().contains("already has proxy-id"));
+    // Valid for the language, refused by fastpathd (no such device): the
+    // previous configuration is restored.
+    let r = c.command("set interface ethernet0/3 port lan9", Some(&mut fp));
+    assert!(r.result.as_ref().unwrap_err().contains("no port \"lan9\""), "{r:?}");
+    assert_eq!(c.config(), &before);
+    assert_eq!(fp.dump.routes.iter().filter(|r| r.prefix == "10.1.2.0/24").count(), 1);
+    assert_eq!(
+        c.command("frobnicate", None).result.unwrap_err().split(':').next(),
+        Some("unknown command \"frobnicate\"")
+    );
+}
+
+#[test]
+fn translation_errors_name_what_and_where() {
+    let text = gateway1().replace("set interface ethernet0/2 port wan0", "");
+    let (config, _) = Config::load(&text).unwrap();
+    let ids4: BTreeMap<String, u32> =
+        ["p11", "p12", "p21", "p22"].iter().enumerate().map(|(i, n)| (n.to_string(), i as u32 + 1)).collect();
+    let e = translate(&config, &BTreeMap::new(), &ids4).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "route 0.0.0.0/0 interface ethernet0/2: interface \"ethernet0/2\" has no Linux device: add set interface ethernet0/2 port NETDEV, or controld --port-map ethernet0/2=NETDEV"
+    );
+    // --port-map supplies it.
+    let map = BTreeMap::from([("ethernet0/2".to_string(), "wan0".to_string())]);
+    assert!(translate(&config, &map, &ids4).is_ok());
+    // Two manual-key VPNs with one inbound SPI.
+    let text = gateway1().replace("manual 2012 1012", "manual 2011 1012");
+    let (config, _) = Config::load(&text).unwrap();
+    assert_eq!(
+        translate(&config, &BTreeMap::new(), &ids4).unwrap_err(),
+        TranslateError::SpiCollision { vpn: "p12".into(), spi: 0x2011, other: "p11".into() }
+    );
+}
+
+#[test]
+fn one_manual_vpn_on_a_tunnel_keeps_its_check_setting() {
+    let mut text = gateway1();
+    for (p, id) in [("p12", 2), ("p21", 3), ("p22", 4)] {
+        text = text.replace(
+            &format!("set vpn {p} id {id:#x} bind interface tunnel.1"),
+            &format!("set vpn {p} id {id:#x}"),
+        );
+    }
+    let (config, _) = Config::load(&text).unwrap();
+    let ids: BTreeMap<String, u32> =
+        ["p11", "p12", "p21", "p22"].iter().enumerate().map(|(i, n)| (n.to_string(), i as u32 + 1)).collect();
+    let t = translate(&config, &BTreeMap::new(), &ids).unwrap();
+    // Only p11 is bound: its own check setting (off), its one proxy-ID.
+    assert_eq!(t.desired.vpns[&1], (false, vec![pid(1, 1)]));
+    assert_eq!(t.desired.sas.len(), 2);
+    assert_eq!(t.warnings.len(), 3, "{:?}", t.warnings);
+}
