@@ -142,6 +142,20 @@ struct VpnState {
     slots: Vec<OutSlot>,
 }
 
+/// A destination's route and, for port next hops, its resolved link
+/// layer: a direct-mapped cache in front of the route and neighbour tables,
+/// valid for one table generation.
+#[derive(Debug, Clone, Copy, Default)]
+struct DestEntry {
+    dst: u32,
+    generation: u64,
+    next_hop: Option<NextHop>,
+    /// (port, next hop's MAC, port's MAC)
+    l2: Option<(PortId, MacAddr, MacAddr)>,
+}
+
+const DEST_CACHE_SLOTS: usize = 1024;
+
 /// What the first pass decided for a packet.
 #[derive(Debug, Clone, Copy)]
 enum Stage {
@@ -177,6 +191,7 @@ pub struct Worker {
     /// Bumped by every change of ports, routes, neighbours or tunnels:
     /// SAs' cached outer next hops from an older generation are stale.
     generation: u64,
+    dest_cache: Box<[DestEntry]>,
     stages: Vec<Stage>,
     keys: Vec<FlowKey>,
     verdicts: Vec<Verdict>,
@@ -215,6 +230,7 @@ impl Worker {
             miss_cache: [(0, None); 64],
             icmp_window: (None, 0),
             generation: 1,
+            dest_cache: vec![DestEntry::default(); DEST_CACHE_SLOTS].into_boxed_slice(),
             stages: Vec::with_capacity(MAX_BURST),
             keys: Vec::with_capacity(MAX_BURST),
             verdicts: Vec::with_capacity(MAX_BURST),
@@ -253,7 +269,11 @@ impl Worker {
     pub fn apply(&mut self, update: Update, out: &mut impl WorkerOutput) {
         if matches!(
             update,
-            Update::Ports(_) | Update::Routes(_) | Update::Neighbors(_) | Update::Tunnel(_) | Update::RemoveTunnel(_)
+            Update::Ports(_)
+                | Update::Routes(_)
+                | Update::Neighbors(_)
+                | Update::Tunnel(_)
+                | Update::RemoveTunnel(_)
         ) {
             self.generation += 1;
         }
@@ -586,7 +606,7 @@ impl Worker {
             );
             return done(a);
         }
-        match self.routes.lookup(dst) {
+        match self.dest(dst).next_hop {
             None => done(Action::Drop(DropReason::NoRoute)),
             Some(NextHop::Tunnel(t)) => match self.tunnels.get(&t.0).and_then(|t| t.vpn) {
                 Some(vpn) => {
@@ -615,20 +635,29 @@ impl Worker {
         nh: NextHop,
         out: &mut impl WorkerOutput,
     ) -> Action {
-        let (port, hop) = match nh {
-            NextHop::Connected { port } => {
-                let head = f.head();
-                let b = &f.buffer()[head + l3..];
-                (port, ipv4::Packet::new_unchecked(b).dst_addr())
+        let head = f.head();
+        let dst = ipv4::Packet::new_unchecked(&f.buffer()[head + l3..]).dst_addr();
+        let (port, mac, src_mac) = match self.dest(dst).l2 {
+            Some(l2) => l2,
+            None => {
+                let (port, hop) = match nh {
+                    NextHop::Connected { port } => (port, dst),
+                    NextHop::Gateway { port, gateway } => (port, gateway),
+                    NextHop::Tunnel(_) => return Action::Drop(DropReason::NoRoute),
+                };
+                let Some(mac) = self.neighbor(now, port, hop, out) else {
+                    return Action::Drop(DropReason::NoNeighbor);
+                };
+                let Some(src_mac) = self.ports.get(usize::from(port.0)).map(|p| p.mac) else {
+                    return Action::Drop(DropReason::NoRoute);
+                };
+                // Only a destination whose route is this next hop caches it.
+                let e = self.dest(dst);
+                if e.next_hop == Some(nh) {
+                    e.l2 = Some((port, mac, src_mac));
+                }
+                (port, mac, src_mac)
             }
-            NextHop::Gateway { port, gateway } => (port, gateway),
-            NextHop::Tunnel(_) => return Action::Drop(DropReason::NoRoute),
-        };
-        let Some(mac) = self.neighbor(now, port, hop, out) else {
-            return Action::Drop(DropReason::NoNeighbor);
-        };
-        let Some(src_mac) = self.ports.get(usize::from(port.0)).map(|p| p.mac) else {
-            return Action::Drop(DropReason::NoRoute);
         };
         let head = f.head();
         let buf = f.buffer();
@@ -644,6 +673,23 @@ impl Worker {
         let len = ethernet::HEADER_LEN + ip_len;
         f.set_packet(at, len);
         self.counters.tx_bytes += len as u64;
+    }
+
+    /// The cache entry of `dst`, filled from the route table on a miss.
+    #[inline]
+    fn dest(&mut self, dst: Ipv4Addr) -> &mut DestEntry {
+        let d = u32::from(dst);
+        let i = (d.wrapping_mul(0x9e37_79b1) >> 22) as usize % DEST_CACHE_SLOTS;
+        let e = &mut self.dest_cache[i];
+        if e.generation != self.generation || e.dst != d {
+            *e = DestEntry {
+                dst: d,
+                generation: self.generation,
+                next_hop: self.routes.lookup(dst),
+                l2: None,
+            };
+        }
+        e
     }
 
     fn neighbor(
@@ -891,7 +937,7 @@ impl Worker {
                 DropReason::TtlExceeded,
             );
         }
-        match self.routes.lookup(dst) {
+        match self.dest(dst).next_hop {
             None => Action::Drop(DropReason::NoRoute),
             Some(NextHop::Tunnel(t)) => {
                 // Hub and spoke: straight into another tunnel.
