@@ -21,6 +21,8 @@ pub mod crypto;
 mod error;
 mod event;
 mod exchange;
+#[doc(hidden)]
+pub mod fuzz;
 mod ike_sa;
 mod peer;
 pub mod proxy;

@@ -87,6 +87,8 @@
 
 mod error;
 mod flow;
+#[doc(hidden)]
+pub mod fuzz;
 mod inbound;
 mod matcher;
 mod prefix;
