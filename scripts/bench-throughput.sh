@@ -21,7 +21,9 @@
 # ("64 1400"), ESPRIT_BENCH_FLOWS (16), ESPRIT_BENCH_BUSY_POLL (0: gateways
 # nap when idle), ESPRIT_BENCH_GW_CORES ("0 1": gw1's and gw2's worker
 # cores), ESPRIT_BENCH_TX_CPU / ESPRIT_BENCH_RX_CPU (pin generator / sink;
-# unpinned by default), ESPRIT_BENCH_PATHS (all four), ESPRIT_BIN (directory with
+# unpinned by default), ESPRIT_BENCH_RATE (pps; default full blast),
+# ESPRIT_BENCH_LATENCY=1 (one-way latency, best with a low RATE: the
+# generator stamps one time per burst), ESPRIT_BENCH_PATHS (all four), ESPRIT_BIN (directory with
 # pktgen, fastpathd, fpctl; built with --profile bench when absent),
 # ESPRIT_BENCH_JSON (file to append the result lines to).
 set -euo pipefail
@@ -38,6 +40,8 @@ read -r GW1_CORE GW2_CORE <<<"${ESPRIT_BENCH_GW_CORES:-0 1}"
 PATHS=${ESPRIT_BENCH_PATHS:-kernel-3hop kernel-1hop esprit esprit-encrypt}
 TX_CPU=${ESPRIT_BENCH_TX_CPU:-} # pin the generator / sink (taskset -c); default: unpinned
 RX_CPU=${ESPRIT_BENCH_RX_CPU:-}
+RATE=${ESPRIT_BENCH_RATE:-}     # pace the generator (pps); default: as fast as it can
+LATENCY=${ESPRIT_BENCH_LATENCY:-0} # 1: one-way latency percentiles (use with a low RATE)
 LIMIT=${ESPRIT_BENCH_LIMIT:-240} # hard bound on the whole script, seconds
 CONF="python3 $ESPRIT_ROOT/scripts/lib/fpconf.py"
 
@@ -53,6 +57,8 @@ fi
 BIN=$ESPRIT_BIN
 for b in pktgen fastpathd fpctl; do [ -x "$BIN/$b" ] || die "$BIN/$b missing"; done
 
+LAT_FLAG=
+[ "$LATENCY" = 1 ] && LAT_FLAG=--latency
 WORK=$(mktemp -d /tmp/esprit-bench.XXXXXX)
 PIDS=()
 GW_PIDS=()
@@ -92,7 +98,7 @@ sink() {
     local ns=$1 ifc=$2
     shift 2
     nsx_bg "$ns" timeout $((SECS + 20)) ${RX_CPU:+taskset -c "$RX_CPU"} "$BIN/pktgen" rx --port "$ifc" --seconds $((SECS + 15)) \
-        --idle-exit-ms 1000 "$@" >"$WORK/rx.json" 2>"$WORK/rx.err"
+        --idle-exit-ms 1000 ${LAT_FLAG} "$@" >"$WORK/rx.json" 2>"$WORK/rx.err"
     SINK_PID=$!
     PIDS+=("$SINK_PID")
     for _ in $(seq 100); do
@@ -107,7 +113,7 @@ sink() {
 # generate SIZE: pktgen tx in h11 towards 10.2.1.10 via gw1, in the foreground.
 generate() {
     nsx h11 timeout $((SECS + 10)) ${TX_CPU:+taskset -c "$TX_CPU"} "$BIN/pktgen" tx --port eth0 --src-mac "$H11_MAC" --dst-mac "$GW1_LAN_MAC" \
-        --src 10.1.1.10 --dst 10.2.1.10 --size "$1" --seconds "$SECS" --flows "$FLOWS" \
+        --src 10.1.1.10 --dst 10.2.1.10 --size "$1" --seconds "$SECS" --flows "$FLOWS" ${RATE:+--rate "$RATE"} ${LAT_FLAG} \
         >"$WORK/tx.json" 2>"$WORK/tx.err" || { cat "$WORK/tx.err" >&2; die "generator failed"; }
 }
 
@@ -213,12 +219,13 @@ fi
 # ------------------------------------------------------------------ report
 
 [ -n "${ESPRIT_BENCH_JSON:-}" ] && cat "$WORK/results.jsonl" >>"$ESPRIT_BENCH_JSON"
-python3 - "$WORK/results.jsonl" "$SECS" "$FLOWS" "$BUSY" <<'PY'
+python3 - "$WORK/results.jsonl" "$SECS" "$FLOWS" "$BUSY" "$RATE" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 base = {"esprit": "kernel-3hop", "esprit-encrypt": "kernel-1hop"}
 rate = {(r["path"], r["size"]): r["rx"]["mpps"] for r in rows}
-print(f"\nthroughput at the sink ({sys.argv[2]} s per run, {sys.argv[3]} flows, gateways busy-poll={sys.argv[4]}; "
+print(f"\nthroughput at the sink ({sys.argv[2]} s per run, {sys.argv[3]} flows, gateways busy-poll={sys.argv[4]}, "
+      f"generator {sys.argv[5] + ' pps' if sys.argv[5] else 'full blast'}; "
       "Gbit/s of frame bytes without FCS; for esprit-encrypt: of ESP frames on the WAN)")
 print(f"{'path':<15} {'size':>5} {'sent Mpps':>9} {'Mpps':>7} {'Gbit/s':>7} {'ratio':>6} {'delivered':>9}  drops / notes")
 bad = 0
@@ -237,6 +244,9 @@ for r in rows:
     if rx["xsk_rx_dropped"] or rx["xsk_rx_ring_full"]:
         notes.append(f"sink socket dropped {rx['xsk_rx_dropped']} (ring full {rx['xsk_rx_ring_full']})")
     notes.append(f"{rx['lost_by_seq']} missing by seq")
+    lat = rx.get("latency_ns")
+    if lat:
+        notes.append(f"latency p50 {lat['p50'] / 1e3:.1f} us p99 {lat['p99'] / 1e3:.1f} us max {lat['max'] / 1e3:.1f} us")
     print(f"{r['path']:<15} {r['size']:>5} {tx['mpps']:>9.3f} {rx['mpps']:>7.3f} {rx['gbps']:>7.3f} {ratio:>6} "
           f"{delivered:>8.1%}  {'; '.join(notes)}")
     # Sanity: the sink must see a real share of what was sent, and nothing
