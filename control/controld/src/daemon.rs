@@ -215,6 +215,7 @@ fn describe_event(e: &Event) -> String {
         ),
         Event::SoftExpire { sa, reason } => format!("soft expire of SA {sa:#x} ({reason})"),
         Event::HardExpire { sa, reason } => format!("hard expire of SA {sa:#x} ({reason})"),
+        Event::Idle { sa } => format!("SA {sa:#x} idle"),
     }
 }
 

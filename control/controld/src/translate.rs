@@ -312,6 +312,8 @@ pub fn translate(
                         proxy_id: proxy_id.clone(),
                         soft_bytes: 0,
                         hard_bytes: 0,
+                        // Manual keys never expire; idle time is for IKE SAs.
+                        idle_secs: 0,
                         last_seq: 0,
                     };
                     desired.sas.insert(

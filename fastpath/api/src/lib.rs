@@ -186,6 +186,9 @@ pub struct SaSpec {
     pub soft_bytes: u64,
     #[serde(default)]
     pub hard_bytes: u64,
+    /// Seconds without traffic before an `idle` event (0 = never).
+    #[serde(default)]
+    pub idle_secs: u32,
     /// Outbound: sequence number to resume from (0 for a new SA).
     #[serde(default)]
     pub last_seq: u64,
@@ -299,6 +302,8 @@ pub enum Event {
     SoftExpire { sa: u64, reason: String },
     /// This SA no longer carries traffic.
     HardExpire { sa: u64, reason: String },
+    /// This SA carried nothing for its idle time.
+    Idle { sa: u64 },
 }
 
 /// Serializes a message as one line (with the newline).

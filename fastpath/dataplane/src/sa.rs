@@ -18,6 +18,9 @@ pub struct Lifetime {
     pub soft_bytes: u64,
     /// Past this, the SA carries no more traffic.
     pub hard_bytes: u64,
+    /// Seconds without traffic after which the control plane hears
+    /// `Event::Idle` (ScreenOS `idletime`); 0 = never.
+    pub idle_secs: u32,
 }
 
 /// Traffic an SA has carried.
@@ -40,6 +43,7 @@ pub(crate) struct OutEntry {
     pub soft_reported: bool,
     pub hard_reported: bool,
     pub last_used: Option<Instant>,
+    pub idle_reported: bool,
     /// Where this SA's packets leave, resolved once per table generation.
     pub outer_hop: Option<OuterHop>,
 }
@@ -77,6 +81,7 @@ pub(crate) struct InEntry {
     pub counters: SaCounters,
     pub soft_reported: bool,
     pub last_used: Option<Instant>,
+    pub idle_reported: bool,
 }
 
 #[derive(Debug)]

@@ -110,6 +110,9 @@ pub enum Event {
     SoftExpire { sa: SaId, reason: ExpireReason },
     /// An SA passed its hard lifetime: it no longer carries traffic.
     HardExpire { sa: SaId, reason: ExpireReason },
+    /// An SA carried nothing for its idle time (reported once per idle
+    /// period).
+    Idle { sa: SaId },
     /// A next hop has no MAC address: ask the kernel to resolve it.
     NeighborMiss { port: PortId, addr: Ipv4Addr },
     /// Answer to [`Update::Stats`].

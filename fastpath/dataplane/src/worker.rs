@@ -11,7 +11,7 @@ use esprit_wire::udp_encap::{self, Encapsulated as Encap};
 use esprit_wire::{esp, icmpv4, ip_proto, ipv4, udp};
 
 use crate::drop::{DropCounters, DropReason};
-use crate::fasthash::FastMap;
+use crate::fasthash::{FastMap, IdMap};
 use crate::flow::flow_key_v4;
 use crate::hold::HoldPool;
 use crate::sa::{InEntry, InSlot, OutEntry, OutSlot, OuterHop};
@@ -161,12 +161,13 @@ const DEST_CACHE_SLOTS: usize = 1024;
 enum Stage {
     Done,
     /// Into a tunnel: classify (batch) then encrypt. `l3` is the IPv4
-    /// header offset, `len` the IP total length.
+    /// header offset, `len` the IP total length, `key` its selectors.
     Tunnel {
         l3: usize,
         len: usize,
         tunnel: TunnelId,
         vpn: VpnId,
+        key: FlowKey,
     },
 }
 
@@ -177,8 +178,8 @@ pub struct Worker {
     local: Vec<Ipv4Addr>,
     routes: Arc<RouteTable>,
     neighbors: Arc<NeighborTable>,
-    tunnels: FastMap<u32, TunnelConf>,
-    vpns: FastMap<u32, VpnState>,
+    tunnels: IdMap<TunnelConf>,
+    vpns: IdMap<VpnState>,
     inbound: FastMap<u32, InSlot>,
     /// Outbound SA id -> where its slot is.
     outbound_ids: FastMap<u64, (VpnId, ProxyIdIndex)>,
@@ -191,6 +192,7 @@ pub struct Worker {
     /// Bumped by every change of ports, routes, neighbours or tunnels:
     /// SAs' cached outer next hops from an older generation are stale.
     generation: u64,
+    last_idle_scan: Option<Instant>,
     dest_cache: Box<[DestEntry]>,
     stages: Vec<Stage>,
     keys: Vec<FlowKey>,
@@ -220,8 +222,8 @@ impl Worker {
             local: Vec::new(),
             routes: Arc::new(RouteTable::default()),
             neighbors: Arc::new(NeighborTable::default()),
-            tunnels: FastMap::default(),
-            vpns: FastMap::default(),
+            tunnels: IdMap::default(),
+            vpns: IdMap::default(),
             inbound: FastMap::default(),
             outbound_ids: FastMap::default(),
             hold,
@@ -230,6 +232,7 @@ impl Worker {
             miss_cache: [(0, None); 64],
             icmp_window: (None, 0),
             generation: 1,
+            last_idle_scan: None,
             dest_cache: vec![DestEntry::default(); DEST_CACHE_SLOTS].into_boxed_slice(),
             stages: Vec::with_capacity(MAX_BURST),
             keys: Vec::with_capacity(MAX_BURST),
@@ -323,6 +326,7 @@ impl Worker {
                         soft_reported: false,
                         hard_reported: false,
                         last_used: None,
+                        idle_reported: false,
                         outer_hop: None,
                     })),
                     Some(sa) => {
@@ -358,6 +362,7 @@ impl Worker {
                         counters: Default::default(),
                         soft_reported: false,
                         last_used: None,
+                        idle_reported: false,
                     })),
                     Some(sa) => {
                         out.retire(Retired::Inbound(sa));
@@ -461,9 +466,42 @@ impl Worker {
         WorkerStats { tag, worker: self.cfg.id, counters: self.counters, drops: self.drops.clone(), sas }
     }
 
-    /// Housekeeping between bursts: expires held frames.
-    pub fn tick(&mut self, now: Instant) {
+    /// Housekeeping between bursts: expires held frames; about once a
+    /// second, reports SAs idle past their idle time.
+    pub fn tick(&mut self, now: Instant, out: &mut impl WorkerOutput) {
         self.counters.hold_expired += self.hold.expire(now, self.cfg.hold_timeout);
+        if self.last_idle_scan.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            return;
+        }
+        self.last_idle_scan = Some(now);
+        let idle = |idle_secs: u32, last: &mut Option<Instant>, reported: &mut bool| {
+            // An SA never used counts from the first scan that sees it.
+            let t = *last.get_or_insert(now);
+            if idle_secs != 0
+                && !*reported
+                && now.duration_since(t) >= Duration::from_secs(u64::from(idle_secs))
+            {
+                *reported = true;
+                return true;
+            }
+            false
+        };
+        for v in self.vpns.values_mut() {
+            for slot in &mut v.slots {
+                if let OutSlot::Local(e) = slot {
+                    if idle(e.life.idle_secs, &mut e.last_used, &mut e.idle_reported) {
+                        out.event(Event::Idle { sa: e.id });
+                    }
+                }
+            }
+        }
+        for slot in self.inbound.values_mut() {
+            if let InSlot::Local(e) = slot {
+                if idle(e.life.idle_secs, &mut e.last_used, &mut e.idle_reported) {
+                    out.event(Event::Idle { sa: e.id });
+                }
+            }
+        }
     }
 
     /// True when held frames were released by an SA install.
@@ -509,14 +547,7 @@ impl Worker {
             self.counters.rx_packets += 1;
             self.counters.rx_bytes += f.len() as u64;
             let (stage, action) = self.first_pass(now, rx_port, f, out);
-            if let Stage::Tunnel { l3, .. } = stage {
-                let head = f.head();
-                let b = &f.buffer()[head + l3..];
-                let key = match ipv4::Packet::new_checked(b) {
-                    Ok(p) => flow_key_v4(&p),
-                    // first_pass checked it; unreachable in practice.
-                    Err(_) => FlowKey::v4(Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, 0, 0, 0),
-                };
+            if let Stage::Tunnel { key, .. } = stage {
                 self.keys.push(key);
                 self.key_owner.push(i as u8);
             }
@@ -544,7 +575,7 @@ impl Worker {
         // Pass 3: encrypt.
         for k in 0..self.keys.len() {
             let i = usize::from(self.key_owner[k]);
-            let Stage::Tunnel { l3, len, tunnel, vpn } = self.stages[i] else { continue };
+            let Stage::Tunnel { l3, len, tunnel, vpn, .. } = self.stages[i] else { continue };
             let verdict = self.verdicts[k];
             let key = self.keys[k];
             actions[i] =
@@ -610,7 +641,8 @@ impl Worker {
             None => done(Action::Drop(DropReason::NoRoute)),
             Some(NextHop::Tunnel(t)) => match self.tunnels.get(&t.0).and_then(|t| t.vpn) {
                 Some(vpn) => {
-                    (Stage::Tunnel { l3, len: ip_len, tunnel: t, vpn }, Action::Drop(DropReason::NoSa))
+                    let key = flow_key_v4(&ip);
+                    (Stage::Tunnel { l3, len: ip_len, tunnel: t, vpn, key }, Action::Drop(DropReason::NoSa))
                 }
                 None => done(Action::Drop(DropReason::TunnelUnbound)),
             },
@@ -818,6 +850,7 @@ impl Worker {
         entry.counters.packets += 1;
         entry.counters.bytes += ip_len as u64;
         entry.last_used = Some(now);
+        entry.idle_reported = false;
         if !entry.soft_reported {
             if enc.soft_limit_crossed {
                 entry.soft_reported = true;
@@ -916,6 +949,7 @@ impl Worker {
         entry.counters.packets += 1;
         entry.counters.bytes += inner_len as u64;
         entry.last_used = Some(now);
+        entry.idle_reported = false;
         let sa_id = entry.id;
         if !entry.soft_reported && entry.life.soft_bytes != 0 && entry.counters.bytes >= entry.life.soft_bytes
         {
@@ -1069,7 +1103,7 @@ enum Unresolved {
 fn resolve_outer(
     routes: &RouteTable,
     ports: &[PortInfo],
-    tunnels: &FastMap<u32, TunnelConf>,
+    tunnels: &IdMap<TunnelConf>,
     neighbors: &NeighborTable,
     tunnel: TunnelId,
     dst: Ipv4Addr,

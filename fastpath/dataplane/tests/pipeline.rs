@@ -199,7 +199,7 @@ fn hold_queue_overflow_and_timeout_are_counted() {
     let (_, actions, _) = run(&mut a, LAN, vec![f; 6]);
     assert_eq!(actions.iter().filter(|a| **a == Action::Held).count(), 4);
     assert_eq!(a.drops().get(DropReason::HoldQueueFull), 2);
-    a.tick(Instant::now() + Duration::from_secs(10));
+    a.tick(Instant::now() + Duration::from_secs(10), &mut VecOutput::default());
     assert_eq!(a.held(), 0);
     assert_eq!(a.counters().hold_expired, 4);
 }
@@ -315,4 +315,30 @@ fn a_new_neighbor_table_reaches_sas_already_in_use() {
     let (fs, actions, _) = run(&mut a, LAN, vec![f]);
     assert_eq!(actions, vec![Action::Tx(WAN)]);
     assert_eq!(ethernet::Frame::new_checked(fs[0].packet()).unwrap().dst_addr(), moved);
+}
+
+#[test]
+fn an_sa_without_traffic_for_its_idle_time_is_reported_once() {
+    let opts = LabOptions { installed: vec![], ..Default::default() };
+    let mut a = lab::gateway(Side::A, &opts);
+    let (sa, _) = lab::sa_pair(Side::A, 0, &opts);
+    let mut out = VecOutput::default();
+    a.apply(
+        Update::Outbound(OutboundInstall {
+            id: SaId(5),
+            vpn: VPN,
+            proxy_id: lab::seed_proxy_ids(Side::A)[0],
+            owner: WorkerId(0),
+            sa: Some(Box::new(sa)),
+            life: Lifetime { idle_secs: 30, ..Default::default() },
+        }),
+        &mut out,
+    );
+    let t0 = Instant::now();
+    a.tick(t0, &mut out);
+    a.tick(t0 + Duration::from_secs(20), &mut out);
+    assert!(out.events.is_empty(), "not idle yet: {:?}", out.events);
+    a.tick(t0 + Duration::from_secs(31), &mut out);
+    a.tick(t0 + Duration::from_secs(45), &mut out);
+    assert_eq!(out.events, vec![Event::Idle { sa: SaId(5) }]);
 }

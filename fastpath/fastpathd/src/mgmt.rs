@@ -359,7 +359,7 @@ impl State {
             return Err(format!("SA {}: no VPN {}", s.id, s.vpn));
         }
         let owner = self.owner_of(s.vpn, &proxy_id);
-        let life = Lifetime { soft_bytes: s.soft_bytes, hard_bytes: s.hard_bytes };
+        let life = Lifetime { soft_bytes: s.soft_bytes, hard_bytes: s.hard_bytes, idle_secs: s.idle_secs };
         match s.direction {
             Direction::Outbound => {
                 let mut cfg = OutboundConfig::new(s.spi, suite, s.local, s.peer);
@@ -527,6 +527,7 @@ impl State {
             },
             DpEvent::SoftExpire { sa, reason } => Event::SoftExpire { sa: sa.0, reason: reason_name(reason) },
             DpEvent::HardExpire { sa, reason } => Event::HardExpire { sa: sa.0, reason: reason_name(reason) },
+            DpEvent::Idle { sa } => Event::Idle { sa: sa.0 },
         };
         let msg = ServerMessage::Event { event: api };
         self.subscribers.retain(|w| control::send(w, &msg));

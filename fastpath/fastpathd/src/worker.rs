@@ -198,7 +198,7 @@ impl WorkerThread {
 
             let now = Instant::now();
             if now.duration_since(last_tick) >= Duration::from_millis(10) {
-                self.pipeline.tick(now);
+                self.pipeline.tick(now, &mut out);
                 last_tick = now;
             }
             if work == 0 {

@@ -31,7 +31,7 @@ enum Cmd {
     Request { json: String },
     /// Send requests read from stdin, one JSON object per line.
     Batch,
-    /// Wait for an event of this kind (acquire, soft-expire, hard-expire).
+    /// Wait for an event of this kind (acquire, soft-expire, hard-expire, idle).
     WaitEvent {
         kind: String,
         #[arg(long, default_value_t = 5.0)]
@@ -98,6 +98,7 @@ fn wait(c: &mut Client, kind: &str, timeout: Duration) -> Result<(), String> {
                     Event::Acquire { .. } => "acquire",
                     Event::SoftExpire { .. } => "soft-expire",
                     Event::HardExpire { .. } => "hard-expire",
+                    Event::Idle { .. } => "idle",
                 };
                 if k == kind {
                     println!("{}", serde_json::to_string(&e).map_err(|e| e.to_string())?);
