@@ -50,9 +50,11 @@ stage "fastpath: 1 worker, generic XDP, aes128-sha256" scripts/tests/fastpath-ne
 # controld programming two fastpathd gateways from ScreenOS configuration
 # files (manual keys), with live set/unset and kill -9 restarts of both.
 stage "controld: seed topology, manual-key VPNs, restarts" scripts/tests/controld-netns.sh driver
-# IKEv1 against strongSwan (control plane only; ESP through fastpathd follows).
-stage "IKEv1 vs strongSwan" env IKE_PEER="$ESPRIT_ROOT/target/debug/examples/ike_peer" \
+# IKEv1 against strongSwan: the protocol core alone (both ways, 4 proxy-IDs),
+# then the whole gateway (controld + fastpathd, on demand, ESP traffic).
+stage "IKEv1 core vs strongSwan" env IKE_PEER="$ESPRIT_ROOT/target/debug/examples/ike_peer" \
     bash control/ike/tests/strongswan-ikev1.sh
+stage "interop: esprit vs strongSwan, IKEv1, ESP through fastpathd" scripts/interop.sh strongswan ikev1
 stage "fuzz smoke" scripts/fuzz.sh "${ESPRIT_FUZZ_SECONDS:-15}"
 
 echo

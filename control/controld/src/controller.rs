@@ -13,7 +13,7 @@ use crate::ids::assign_hex_ids;
 use crate::plan::Plan;
 use crate::sa::SaManager;
 use crate::state::State;
-use crate::translate::{translate, Desired, TranslateError};
+use crate::translate::{translate, Desired, DesiredSa, TranslateError};
 
 /// Why a request to fastpathd failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +100,10 @@ pub struct Controller {
     port_map: BTreeMap<String, String>,
     hex_ids: BTreeMap<String, u32>,
     desired: Desired,
+    /// SAs negotiated by IKE (installed in addition to `desired.sas`).
+    ike_sas: BTreeMap<u64, DesiredSa>,
+    /// Seconds of lifetime left per IKE SA, as last told (`get sa`).
+    ike_life: BTreeMap<u64, u64>,
     sa: SaManager,
     log: Vec<String>,
     lost: bool,
@@ -122,6 +126,8 @@ impl Controller {
             port_map,
             hex_ids,
             desired: t.desired,
+            ike_sas: BTreeMap::new(),
+            ike_life: BTreeMap::new(),
             sa: SaManager::new(state.sas),
             log: Vec::new(),
             lost: false,
@@ -143,6 +149,60 @@ impl Controller {
     /// What fastpathd should hold.
     pub fn desired(&self) -> &Desired {
         &self.desired
+    }
+
+    /// VPN name -> HEX ID.
+    pub fn hex_ids(&self) -> &BTreeMap<String, u32> {
+        &self.hex_ids
+    }
+
+    /// What fastpathd should hold: the configuration's state plus the SAs
+    /// IKE negotiated (their proxy-IDs are no longer pending).
+    pub fn wanted(&self) -> Desired {
+        let mut d = self.desired.clone();
+        if self.ike_sas.is_empty() {
+            return d;
+        }
+        d.pending.retain(|p| {
+            !self
+                .ike_sas
+                .values()
+                .any(|s| crate::translate::hex_id_of(s.spec.id) == p.hex_id && s.spec.proxy_id == p.proxy_id)
+        });
+        d.sas.extend(self.ike_sas.iter().map(|(id, s)| (*id, s.clone())));
+        d
+    }
+
+    /// IKE negotiated or lost SAs: records the change and, when fastpathd
+    /// is connected, programs it (inbound SAs before outbound ones). Without
+    /// fastpathd the change is programmed at the next synchronisation.
+    pub fn ike_update(
+        &mut self,
+        add: Vec<DesiredSa>,
+        remove: &[u64],
+        fp: Option<&mut dyn FastPath>,
+    ) -> Result<SyncReport, FastPathError> {
+        for id in remove {
+            self.ike_sas.remove(id);
+            self.ike_life.remove(id);
+        }
+        for s in add {
+            self.ike_sas.insert(s.spec.id, s);
+        }
+        let Some(fp) = fp else { return Ok(SyncReport::default()) };
+        let r = self.sync(fp);
+        for id in remove {
+            // Negotiated keys never come back: forget their records.
+            if !self.sa.is_installed(*id) {
+                self.sa.forget(*id);
+            }
+        }
+        r
+    }
+
+    /// The seconds of lifetime left of IKE SAs (shown by `get sa`).
+    pub fn set_ike_life(&mut self, life: BTreeMap<u64, u64>) {
+        self.ike_life = life;
     }
 
     /// The SA manager.
@@ -181,7 +241,7 @@ impl Controller {
                 return Err(FastPathError::Lost(format!("unexpected answer to dump: {other:?}")));
             }
         };
-        let plan = self.sa.plan(&dump, &self.desired);
+        let plan = self.sa.plan(&dump, &self.wanted());
         self.execute(plan, fp)
     }
 
@@ -247,7 +307,9 @@ impl Controller {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             [] => Response::ok(Vec::new()),
-            ["get", "sa"] => Response::ok(self.sa.render(&self.desired).lines().map(str::to_owned).collect()),
+            ["get", "sa"] => Response::ok(
+                self.sa.render_with_life(&self.wanted(), &self.ike_life).lines().map(str::to_owned).collect(),
+            ),
             ["get", "config"] => Response::ok(self.config.to_lines()),
             ["set", ..] | ["unset", ..] => {
                 let mut candidate = self.config.clone();
@@ -309,6 +371,11 @@ impl Controller {
             std::mem::replace(&mut self.desired, t.desired),
         );
         self.sa_dirty_for_ids();
+        // IKE SAs of VPNs that are gone (or no longer AutoKey) go with them.
+        let config = &self.config;
+        self.ike_sas.retain(|_, s| {
+            config.vpn(&s.vpn_name).is_some_and(|v| matches!(v.kind, esprit_config::VpnKind::AutoKey(_)))
+        });
         let Some(fp) = fp else {
             output.push("fastpathd is not connected: the change is programmed when it is".into());
             return Response::ok(output);

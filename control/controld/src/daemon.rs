@@ -18,11 +18,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use esprit_config::Config;
-use esprit_fastpath_api::{Client, Event, Request};
+use esprit_fastpath_api::{Client, Direction, Event, Request};
 
 use crate::controller::{Controller, FastPath, FastPathError, Response};
+use crate::ike::{ike_gateways, IkeAction, IkeManager};
+use crate::ike_io::{system_random, Datagram, IkeSockets};
 use crate::operator::write_response;
 use crate::sa::STATS_INTERVAL_SECS;
+use crate::spi::SpiAllocator;
 use crate::state::State;
 
 /// First wait before reconnecting to fastpathd; it doubles up to
@@ -33,6 +36,8 @@ pub const BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// How often fastpathd is compared with the desired state even when
 /// nothing changed (it may have been reset behind controld's back).
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest wait of the main loop for a message (timers are checked after).
+const MAX_WAIT: Duration = Duration::from_millis(100);
 /// Shortest interval between two writes of the state file.
 pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -54,6 +59,7 @@ pub struct Options {
 enum Msg {
     Command(String, Sender<Response>),
     Event(Event),
+    Ike(Datagram),
 }
 
 struct Log {
@@ -91,6 +97,28 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
     let (tx, rx) = channel::<Msg>();
     serve_operator(&opts.socket, tx.clone())?;
+
+    // IKE: one peer per AutoKey gateway, sockets on its local address.
+    let (gateways, warnings) = ike_gateways(ctl.config(), ctl.hex_ids());
+    for w in warnings {
+        log.line(&format!("warning: {w}"));
+    }
+    let mut spis = SpiAllocator::new();
+    for s in ctl.desired().sas.values() {
+        if s.spec.direction == Direction::Inbound {
+            let _ = spis.reserve(s.spec.spi);
+        }
+    }
+    let mut ike = IkeManager::new(gateways, spis, system_random());
+    let ike_tx = tx.clone();
+    let (mut sockets, errors) = IkeSockets::bind(&ike.local_addresses(), &tx, Msg::Ike);
+    for e in errors {
+        log.line(&format!("error: {e}"));
+    }
+    if !ike.is_empty() {
+        let addrs: Vec<String> = ike.local_addresses().iter().map(|a| a.to_string()).collect();
+        log.line(&format!("IKE: listening on {} (UDP 500 and 4500)", addrs.join(", ")));
+    }
     spawn_events(opts.fastpath.clone(), tx, term.clone())?;
     log.line(&format!(
         "running: configuration {}, fastpathd {}, operator socket {}, state {}",
@@ -107,6 +135,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     let mut last_stats = Instant::now();
     let mut last_sync = Instant::now();
     let mut last_save = Instant::now();
+    let mut pending_ike: Vec<IkeAction> = Vec::new();
     while !term.load(Ordering::Relaxed) {
         let now = Instant::now();
         if fp.is_none() && now >= next_connect {
@@ -148,9 +177,27 @@ pub fn run(opts: Options) -> Result<(), String> {
             log.line(&l);
         }
 
-        match rx.recv_timeout(Duration::from_millis(100)) {
+        let wait = ike
+            .poll_timeout()
+            .map_or(MAX_WAIT, |t| t.saturating_duration_since(Instant::now()).min(MAX_WAIT));
+        match rx.recv_timeout(wait) {
             Ok(Msg::Command(line, reply)) => {
+                if line.trim_start().starts_with("get") {
+                    ctl.set_ike_life(ike.life_remaining(Instant::now()));
+                }
                 let resp = ctl.command(&line, fp.as_mut().map(|c| c as &mut dyn FastPath));
+                let changes = ["set", "unset", "exec"].iter().any(|w| line.trim_start().starts_with(w));
+                if changes && resp.result.is_ok() {
+                    // IKE follows the running configuration.
+                    let (gateways, warnings) = ike_gateways(ctl.config(), ctl.hex_ids());
+                    for w in warnings {
+                        log.line(&format!("warning: {w}"));
+                    }
+                    pending_ike.extend(ike.reconfigure(Instant::now(), gateways));
+                    for e in sockets.add(&ike.local_addresses(), &ike_tx, Msg::Ike) {
+                        log.line(&format!("error: {e}"));
+                    }
+                }
                 match &resp.result {
                     Ok(()) => log.line(&format!("operator: {}: ok", esprit_config::lexer::redact(&line))),
                     Err(e) => log.line(&format!("operator: {}: {e}", esprit_config::lexer::redact(&line))),
@@ -161,9 +208,69 @@ pub fn run(opts: Options) -> Result<(), String> {
                     next_connect = Instant::now();
                 }
             }
-            Ok(Msg::Event(e)) => log.line(&describe_event(&e)),
+            Ok(Msg::Event(e)) => {
+                log.line(&describe_event(&e));
+                match &e {
+                    Event::Acquire { tunnel, proxy_id, .. } => {
+                        log.line(&ike.acquire(Instant::now(), *tunnel, proxy_id));
+                    }
+                    Event::HardExpire { sa, .. } => {
+                        if let Some(l) = ike.sa_expired(Instant::now(), *sa) {
+                            log.line(&l);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(Msg::Ike(d)) => {
+                if let Err(e) = ike.handle_datagram(Instant::now(), d.local, d.remote, &d.bytes) {
+                    log.line(&format!("IKE: dropped a datagram from {}: {e}", d.remote));
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+
+        // IKE: timers, then what the peers produced.
+        ike.handle_timeout(Instant::now());
+        pending_ike.extend(ike.poll(Instant::now()));
+        for action in std::mem::take(&mut pending_ike) {
+            let (add, remove) = match action {
+                IkeAction::Send(t) => {
+                    if let Err(e) = sockets.send(&t) {
+                        log.line(&e);
+                    }
+                    continue;
+                }
+                IkeAction::Log(l) => {
+                    log.line(&l);
+                    continue;
+                }
+                IkeAction::Install(sas) => (sas, Vec::new()),
+                IkeAction::Remove(ids) => (Vec::new(), ids),
+            };
+            let what = if add.is_empty() {
+                format!("remove SAs {remove:x?}")
+            } else {
+                let ids: Vec<String> = add.iter().map(|s| format!("{:#x}", s.spec.id)).collect();
+                format!("install SAs {}", ids.join(", "))
+            };
+            match ctl.ike_update(add, &remove, fp.as_mut().map(|c| c as &mut dyn FastPath)) {
+                Ok(r) => log.line(&format!(
+                    "IKE: {what}: {} request(s), {} SA(s) installed, {} removed",
+                    r.requests, r.added, r.removed
+                )),
+                Err(e @ FastPathError::Refused { .. }) => log.line(&format!("IKE: {what}: error: {e}")),
+                Err(e) => {
+                    log.line(&format!("IKE: {what}: {e}: reconnecting"));
+                    fp = None;
+                    ctl.fastpath_lost();
+                    next_connect = Instant::now();
+                }
+            }
+        }
+        for l in ctl.take_log() {
+            log.line(&l);
         }
 
         if let Some(c) = fp.as_mut() {
@@ -211,7 +318,7 @@ fn describe_event(e: &Event) -> String {
     match e {
         Event::Acquire { vpn, tunnel, proxy_id, src, dst, protocol } => format!(
             "acquire: tunnel.{tunnel} (fastpathd vpn {vpn}) proxy-id {proxy_id}: {src} -> {dst} protocol {protocol} \
-             (no SA yet: IKE is not implemented in controld yet)"
+             (no SA yet)"
         ),
         Event::SoftExpire { sa, reason } => format!("soft expire of SA {sa:#x} ({reason})"),
         Event::HardExpire { sa, reason } => format!("hard expire of SA {sa:#x} ({reason})"),

@@ -23,6 +23,8 @@
 pub mod controller;
 pub mod daemon;
 pub mod ids;
+pub mod ike;
+pub mod ike_io;
 pub mod operator;
 pub mod plan;
 pub mod sa;

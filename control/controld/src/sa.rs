@@ -100,6 +100,13 @@ impl SaManager {
         self.dirty = true;
     }
 
+    /// Forgets the record of an SA whose keys can never come back (IKE).
+    pub fn forget(&mut self, id: u64) {
+        if self.records.remove(&id).is_some() {
+            self.dirty = true;
+        }
+    }
+
     /// fastpathd removed this SA. Its record stays: the same keys may come
     /// back, and must not reuse sequence numbers.
     pub fn note_removed(&mut self, id: u64) {
@@ -134,6 +141,12 @@ impl SaManager {
     /// SPIs (`A/-` when fastpathd holds them, `I/-` when not), AutoKey
     /// proxy-IDs as inactive entries until IKE negotiates them.
     pub fn render(&self, desired: &Desired) -> String {
+        self.render_with_life(desired, &BTreeMap::new())
+    }
+
+    /// `get sa` with the seconds of lifetime left of negotiated SAs
+    /// (serial not 0): they show `A/U` when fastpathd holds them.
+    pub fn render_with_life(&self, desired: &Desired, life: &BTreeMap<u64, u64>) -> String {
         let mut out = String::new();
         let mut rows: Vec<(u32, u8, String)> = Vec::new();
         for (id, d) in &desired.sas {
@@ -142,18 +155,35 @@ impl SaManager {
                 Direction::Inbound => ('<', 0),
                 Direction::Outbound => ('>', 1),
             };
-            let sta = if self.installed.contains(id) { "A/-" } else { "I/-" };
+            let negotiated = id & 0x7fff_ffff != 0;
+            let sta = match (self.installed.contains(id), negotiated) {
+                (true, true) => "A/U",
+                (true, false) => "A/-",
+                (false, _) => "I/-",
+            };
+            let secs = life.get(id).map(|s| s.to_string());
+            let life_word = secs.as_deref().unwrap_or(if negotiated { "-" } else { "expir" });
             rows.push((
                 hex_id_of(*id),
                 order,
-                row(hex_id_of(*id), mark, &s.peer.to_string(), &d.algorithm, s.spi, "expir", sta),
+                row(
+                    hex_id_of(*id),
+                    mark,
+                    &s.peer.to_string(),
+                    // NAT-T: the peer's port of ESP in UDP (4500).
+                    s.udp_encap.map_or(500, |(_, port)| port),
+                    &d.algorithm,
+                    s.spi,
+                    life_word,
+                    sta,
+                ),
             ));
         }
         let pairs = desired.sas.len() / 2;
         for p in &desired.pending {
             let peer = p.peer.map(|a| a.to_string()).unwrap_or_else(|| "0.0.0.0".into());
-            rows.push((p.hex_id, 0, row(p.hex_id, '<', &peer, &p.algorithm, 0, "0", "I/-")));
-            rows.push((p.hex_id, 1, row(p.hex_id, '>', &peer, &p.algorithm, 0, "0", "I/-")));
+            rows.push((p.hex_id, 0, row(p.hex_id, '<', &peer, 500, &p.algorithm, 0, "0", "I/-")));
+            rows.push((p.hex_id, 1, row(p.hex_id, '>', &peer, 500, &p.algorithm, 0, "0", "I/-")));
         }
         rows.sort_by_key(|r| (r.0, r.1));
         let _ = writeln!(out, "total configured sa: {}", pairs + desired.pending.len());
@@ -171,9 +201,19 @@ impl SaManager {
     }
 }
 
-fn row(hex_id: u32, mark: char, gateway: &str, algorithm: &str, spi: u32, life: &str, sta: &str) -> String {
+#[allow(clippy::too_many_arguments)]
+fn row(
+    hex_id: u32,
+    mark: char,
+    gateway: &str,
+    port: u16,
+    algorithm: &str,
+    spi: u32,
+    life: &str,
+    sta: &str,
+) -> String {
     format!(
-        "{hex_id:08x}{mark}{gateway:>16}{:>5} {algorithm} {spi:08x} {life:>6} unlim {sta} {:>5} 0",
-        500, -1
+        "{hex_id:08x}{mark}{gateway:>16}{port:>5} {algorithm} {spi:08x} {life:>6} unlim {sta} {:>5} 0",
+        -1
     )
 }

@@ -3,17 +3,30 @@
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// Adds `data` to a running ones'-complement sum (not yet folded).
+///
+/// Sums 32-bit big-endian words into a 64-bit accumulator and folds once at
+/// the end: the ones'-complement sum is the same in any word size because
+/// 2^16 = 1 (mod 2^16 - 1) (RFC 1071 §2(A), "deferred carries").
 #[inline]
-pub fn sum(mut acc: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
+pub fn sum(acc: u32, data: &[u8]) -> u32 {
+    let mut wide = u64::from(acc);
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        wide += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
     }
-    if let [last] = chunks.remainder() {
-        acc += u32::from(*last) << 8;
+    // The tail starts at a multiple of 4, so 16-bit pairs stay aligned.
+    match *words.remainder() {
+        [a, b, c] => wide += u64::from(u16::from_be_bytes([a, b])) + (u64::from(c) << 8),
+        [a, b] => wide += u64::from(u16::from_be_bytes([a, b])),
+        [a] => wide += u64::from(a) << 8,
+        _ => {}
     }
-    // Fold early so that very long inputs cannot overflow u32.
-    (acc & 0xffff) + (acc >> 16)
+    while wide > 0xffff_ffff {
+        wide = (wide & 0xffff_ffff) + (wide >> 32);
+    }
+    let folded = (wide & 0xffff) + (wide >> 16);
+    // At most 0x1fffe: fits, and `finish` folds the last carry.
+    folded as u32
 }
 
 /// Folds a running sum to 16 bits and complements it.
@@ -68,6 +81,28 @@ mod tests {
     #[test]
     fn odd_length_pads_with_zero() {
         assert_eq!(checksum(&[0x12, 0x34, 0x56]), checksum(&[0x12, 0x34, 0x56, 0x00]));
+    }
+
+    #[test]
+    fn wide_sum_matches_a_plain_16_bit_sum() {
+        fn reference(data: &[u8]) -> u16 {
+            let mut acc: u32 = 0;
+            for c in data.chunks(2) {
+                acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            !(acc as u16)
+        }
+        let mut x: u32 = 0x1234_5678;
+        let mut data = Vec::new();
+        for len in 0..300usize {
+            assert_eq!(checksum(&data), reference(&data), "length {len}");
+            assert_eq!(finish(sum(0xffff, &data)), finish(sum(0, &data) + 0xffff), "length {len}");
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            data.push(if len % 7 == 0 { 0xff } else { x as u8 });
+        }
     }
 
     #[test]

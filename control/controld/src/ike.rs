@@ -1,0 +1,860 @@
+//! IKE in controld, without I/O: the configuration as `esprit_ike`
+//! [`PeerConfig`]s, negotiated child SAs as fastpathd SA pairs, and the
+//! [`IkeManager`] that owns one sans-IO [`Peer`] per AutoKey gateway.
+//!
+//! Time and randomness come from the caller (`ike_io` and the daemon give
+//! the clock, kernel UDP sockets and `ring`'s system generator), so all of
+//! it runs in memory in tests.
+//!
+//! * **On demand**: fastpathd's `Acquire` for a proxy-ID of an AutoKey VPN
+//!   becomes [`Peer::initiate_child`] (Main Mode first if there is no
+//!   ISAKMP SA); a proxy-ID already negotiating or up is not asked for
+//!   again (fastpathd repeats acquires while it holds packets).
+//! * **Responder**: Quick Modes from the peer for configured proxy-IDs are
+//!   accepted by the `Peer` itself (its `proxy_ids`).
+//! * **ChildSaUp** becomes an [`IkeAction::Install`] of an inbound and an
+//!   outbound [`DesiredSa`] (ids: the VPN's HEX ID, the direction, and a
+//!   serial per negotiation, from 1: serial 0 is the manual-key SA's);
+//!   **ChildSaDown** an [`IkeAction::Remove`] of both.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use esprit_config::model::{Identity as CfgIdentity, IkeMode, Peer as CfgPeer};
+use esprit_config::proposal::{Cipher as CfgCipher, DhGroup as CfgGroup, Hash as CfgHash};
+use esprit_config::{Config, InterfaceIp, VpnKind};
+use esprit_fastpath_api::{Direction, Key, SaSpec};
+use esprit_ike::{
+    ChildSa, Cipher, DhGroup, EspSuite, Event, HashAlg, Identity, IkeProposal, Lifetime, Peer, PeerConfig,
+    Random, Reason, Transmit, IKE_PORT,
+};
+use esprit_policy::ProxyId;
+
+use crate::spi::SpiAllocator;
+use crate::translate::{algorithm_words, sa_id, DesiredSa};
+
+/// Anti-replay window of IKE inbound SAs, in packets (RFC 4303 §3.4.3;
+/// strongSwan's libipsec uses 128).
+pub const IKE_REPLAY_WINDOW: u32 = 128;
+
+/// An acquire for a proxy-ID that has been negotiating longer than this
+/// starts a new negotiation (the previous one is presumed lost).
+pub const RENEGOTIATE_AFTER: Duration = Duration::from_secs(30);
+
+/// When we initiated a Quick Mode, our outbound SA is installed this long
+/// after the inbound one. RFC 2409 §5.5: the responder installs its SAs
+/// only once QM3 arrives, and the initiator may send as soon as it sent
+/// QM3, so the first ESP packet (the one fastpathd held) can overtake QM3's
+/// processing. Measured against strongSwan 5.9.8 with libipsec here: the
+/// held packet arrived 2.3 ms after QM3 and was dropped about one time in
+/// eight. The commit bit (RFC 2408 §4.6.3) would say it exactly, but
+/// strongSwan does not implement it.
+pub const INITIATOR_OUTBOUND_DELAY: Duration = Duration::from_millis(50);
+
+/// The soft volume lifetime, as a fraction of the hard one (per mille).
+const SOFT_PER_MILLE: u64 = 900;
+
+/// An AutoKey VPN as IKE sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeVpn {
+    /// The VPN's name.
+    pub name: String,
+    /// Its HEX ID.
+    pub hex_id: u32,
+    /// Its tunnel interface's number (= fastpathd's VPN number).
+    pub tunnel: u32,
+    /// Its proxy-IDs.
+    pub proxy_ids: Vec<ProxyId>,
+    /// Anti-replay on.
+    pub replay: bool,
+    /// Idle time in seconds (0 = never).
+    pub idle_secs: u32,
+}
+
+/// An AutoKey gateway: its `PeerConfig` and the VPNs that use it.
+#[derive(Debug, Clone)]
+pub struct IkeGateway {
+    /// The IKE peer's configuration.
+    pub config: PeerConfig,
+    /// The VPNs through this gateway (their proxy-IDs make up
+    /// `config.proxy_ids`).
+    pub vpns: Vec<IkeVpn>,
+}
+
+fn group(g: CfgGroup) -> Option<DhGroup> {
+    match g {
+        CfgGroup::Modp1024 => Some(DhGroup::Modp1024),
+        CfgGroup::Modp1536 => Some(DhGroup::Modp1536),
+        CfgGroup::Modp2048 => Some(DhGroup::Modp2048),
+        CfgGroup::Ecp256 => Some(DhGroup::Ecp256),
+        CfgGroup::Ecp384 => Some(DhGroup::Ecp384),
+        // Modp3072, and what the configuration language may add.
+        _ => None,
+    }
+}
+
+fn identity(i: &CfgIdentity) -> Identity {
+    match i {
+        CfgIdentity::Ip(a) => Identity::Address(*a),
+        CfgIdentity::Fqdn(s) => Identity::Fqdn(s.clone()),
+        CfgIdentity::UserFqdn(s) => Identity::UserFqdn(s.clone()),
+    }
+}
+
+/// The IKE gateways of a configuration: every gateway with a static peer
+/// address that an AutoKey VPN bound to a tunnel interface uses. What
+/// cannot be expressed (dialup peers, IPv6, DH group 15) is left out with
+/// a warning.
+pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<IkeGateway>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut by_gateway: BTreeMap<String, Vec<IkeVpn>> = BTreeMap::new();
+    for v in config.vpns() {
+        let VpnKind::AutoKey(a) = &v.kind else { continue };
+        let Some(tunnel) = v.bind.as_ref().and_then(|b| b.tunnel_number()) else { continue };
+        let Some(&hex_id) = hex_ids.get(&v.name) else { continue };
+        by_gateway.entry(a.gateway.clone()).or_default().push(IkeVpn {
+            name: v.name.clone(),
+            hex_id,
+            tunnel,
+            proxy_ids: config.proxy_ids(&v.name),
+            replay: a.replay,
+            idle_secs: a.idletime_mins.saturating_mul(60),
+        });
+    }
+    let mut out = Vec::new();
+    for (name, vpns) in by_gateway {
+        let Some(g) = config.gateway(&name) else { continue };
+        let remote = match &g.peer {
+            CfgPeer::Address(a @ IpAddr::V4(_)) => *a,
+            CfgPeer::Address(a) => {
+                warnings.push(format!("ike gateway \"{name}\": peer {a} is IPv6: IKE is not run for it"));
+                continue;
+            }
+            CfgPeer::Dialup(_) | CfgPeer::Dynamic(_) => {
+                warnings.push(format!(
+                    "ike gateway \"{name}\": dialup and dynamic peers are not negotiated by controld yet"
+                ));
+                continue;
+            }
+        };
+        let local = match config.interface(g.outgoing_interface.as_str()).and_then(|i| i.ip.clone()) {
+            Some(InterfaceIp::Address(a)) if a.addr.is_ipv4() => a.addr,
+            _ => {
+                warnings.push(format!(
+                    "ike gateway \"{name}\": outgoing-interface {} has no IPv4 address: IKE is not run for it",
+                    g.outgoing_interface
+                ));
+                continue;
+            }
+        };
+        let mut cfg = PeerConfig::new(
+            &name,
+            SocketAddr::new(local, IKE_PORT),
+            SocketAddr::new(remote, IKE_PORT),
+            g.preshare.expose().as_bytes(),
+        );
+        cfg.aggressive = g.mode == IkeMode::Aggressive;
+        if let Some(id) = &g.local_id {
+            cfg.local_id = identity(id);
+        }
+        cfg.remote_id = g.peer_id.as_ref().map(identity);
+        let p1 = config.p1_suites(&name);
+        cfg.ike_proposals = p1
+            .iter()
+            .filter_map(|s| {
+                let cipher = match s.cipher {
+                    CfgCipher::Aes128 => Cipher::Aes128Cbc,
+                    CfgCipher::Aes256 => Cipher::Aes256Cbc,
+                    _ => return None,
+                };
+                let hash = match s.hash {
+                    CfgHash::Sha1 => HashAlg::Sha1,
+                    CfgHash::Sha256 => HashAlg::Sha256,
+                    _ => return None,
+                };
+                match group(s.group) {
+                    Some(group) => Some(IkeProposal { cipher, hash, group }),
+                    None => {
+                        warnings.push(format!(
+                            "ike gateway \"{name}\": phase-1 proposal {s} is left out (DH group 15 is not implemented by esprit-ike)"
+                        ));
+                        None
+                    }
+                }
+            })
+            .collect();
+        if cfg.ike_proposals.is_empty() {
+            warnings
+                .push(format!("ike gateway \"{name}\": no usable phase-1 proposal: IKE is not run for it"));
+            continue;
+        }
+        if let Some(s) = p1.first() {
+            cfg.ike_lifetime = s.lifetime_secs;
+        }
+        // Phase 2: one PeerConfig per gateway, so the first VPN's proposals
+        // (ScreenOS gateways usually carry one VPN).
+        let p2 = config.p2_suites(&vpns[0].name);
+        if vpns.len() > 1 {
+            warnings.push(format!(
+                "ike gateway \"{name}\": {} VPNs use it; phase-2 proposals are VPN \"{}\"'s for all",
+                vpns.len(),
+                vpns[0].name
+            ));
+        }
+        cfg.esp_suites = Vec::new();
+        for s in &p2 {
+            if let Some(e) = EspSuite::from_name(s.esp.suite_name()) {
+                if !cfg.esp_suites.contains(&e) {
+                    cfg.esp_suites.push(e);
+                }
+            }
+        }
+        if cfg.esp_suites.is_empty() {
+            warnings
+                .push(format!("ike gateway \"{name}\": no usable phase-2 proposal: IKE is not run for it"));
+            continue;
+        }
+        if let Some(s) = p2.first() {
+            cfg.pfs = s.pfs.and_then(group);
+            if s.pfs.is_some() && cfg.pfs.is_none() {
+                warnings.push(format!("vpn \"{}\": PFS group 15 is not implemented: no PFS", vpns[0].name));
+            }
+            cfg.child_lifetime =
+                Lifetime { seconds: s.lifetime_secs, kilobytes: s.lifetime_kbytes.unwrap_or(0) };
+        }
+        cfg.proxy_ids = vpns.iter().flat_map(|v| v.proxy_ids.iter().copied()).collect();
+        cfg.dpd_delay =
+            g.dpd.filter(|d| d.interval_secs > 0).map(|d| Duration::from_secs(u64::from(d.interval_secs)));
+        out.push(IkeGateway { config: cfg, vpns });
+    }
+    (out, warnings)
+}
+
+/// The fastpathd SA pair (inbound first) of a negotiated child SA of `vpn`,
+/// under `serial`.
+pub fn child_sa_pair(vpn: &IkeVpn, child: &ChildSa, serial: u32) -> Result<[DesiredSa; 2], String> {
+    let v4 = |a: SocketAddr| match a.ip() {
+        IpAddr::V4(x) => Ok(x),
+        IpAddr::V6(x) => Err(format!("vpn \"{}\": child SA with IPv6 address {x}", vpn.name)),
+    };
+    let (local, peer) = (v4(child.local)?, v4(child.remote)?);
+    let hard_bytes = u64::from(child.lifetime.kilobytes) * 1024;
+    let algorithm = algorithm_words_of(child.suite);
+    let mk = |direction: Direction, spi: u32, keys: &esprit_ike::DirectionKeys| {
+        let spec = SaSpec {
+            id: sa_id(vpn.hex_id, direction, serial),
+            direction,
+            spi,
+            suite: child.suite.name().into(),
+            encr_key: Key::new(keys.encryption.to_vec()),
+            integ_key: Key::new(keys.integrity.to_vec()),
+            iv_key: None,
+            local,
+            peer,
+            udp_encap: child.encap.map(|e| (e.local_port, e.remote_port)),
+            esn: false,
+            replay_window: if vpn.replay { IKE_REPLAY_WINDOW } else { 0 },
+            vpn: vpn.tunnel,
+            tunnel: vpn.tunnel,
+            proxy_id: child.proxy_id.to_string(),
+            soft_bytes: hard_bytes / 1000 * SOFT_PER_MILLE,
+            hard_bytes,
+            idle_secs: vpn.idle_secs,
+            last_seq: 0,
+        };
+        DesiredSa { spec, vpn_name: vpn.name.clone(), algorithm: algorithm.clone() }
+    };
+    Ok([
+        mk(Direction::Inbound, child.spi_in, &child.keys_in),
+        mk(Direction::Outbound, child.spi_out, &child.keys_out),
+    ])
+}
+
+/// `esp:aes128/sha1` etc. of an ESP suite (as `get sa` shows manual keys).
+pub fn algorithm_words_of(s: EspSuite) -> String {
+    use esprit_config::proposal::{Cipher as C, Hash as H};
+    let (c, h) = match s {
+        EspSuite::Aes128Gcm16 => (C::Aes128Gcm, None),
+        EspSuite::Aes256Gcm16 => (C::Aes256Gcm, None),
+        EspSuite::Aes128Sha1 => (C::Aes128, Some(H::Sha1)),
+        EspSuite::Aes256Sha1 => (C::Aes256, Some(H::Sha1)),
+        EspSuite::Aes128Sha256 => (C::Aes128, Some(H::Sha256)),
+        EspSuite::Aes256Sha256 => (C::Aes256, Some(H::Sha256)),
+    };
+    algorithm_words(c, h)
+}
+
+/// A source of random bytes: fills the buffer it is given.
+pub type RandomFill = Rc<dyn Fn(&mut [u8])>;
+
+/// Randomness for the IKE peers: bytes from the caller's source, inbound
+/// SPIs from controld's [`SpiAllocator`] (shared by every gateway).
+#[derive(Clone)]
+pub struct IkeRandom {
+    fill: RandomFill,
+    spis: Rc<RefCell<SpiAllocator>>,
+}
+
+impl core::fmt::Debug for IkeRandom {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "IkeRandom {{ spis in use: {} }}", self.spis.borrow().len())
+    }
+}
+
+impl IkeRandom {
+    /// `fill` fills a buffer with random bytes (the system generator in the
+    /// daemon, a fixed sequence in tests).
+    pub fn new(fill: RandomFill, spis: Rc<RefCell<SpiAllocator>>) -> IkeRandom {
+        IkeRandom { fill, spis }
+    }
+}
+
+impl Random for IkeRandom {
+    fn fill(&mut self, dest: &mut [u8]) {
+        (self.fill)(dest);
+    }
+
+    fn spi(&mut self) -> u32 {
+        let fill = self.fill.clone();
+        let draw = move || {
+            let mut b = [0u8; 4];
+            fill(&mut b);
+            u32::from_be_bytes(b)
+        };
+        let got = self.spis.borrow_mut().allocate(draw.clone());
+        match got {
+            Ok(spi) => spi,
+            // Astronomically unlikely (see SpiAllocator): a plain draw.
+            Err(_) => draw().max(crate::spi::MIN_SPI),
+        }
+    }
+}
+
+/// What the daemon must do for IKE.
+#[derive(Debug)]
+pub enum IkeAction {
+    /// Send a datagram (port 4500: with the non-ESP marker).
+    Send(Transmit),
+    /// Install SAs in fastpathd (inbound ones first).
+    Install(Vec<DesiredSa>),
+    /// Remove these SAs from fastpathd.
+    Remove(Vec<u64>),
+    /// A line for the log.
+    Log(String),
+}
+
+#[derive(Debug)]
+struct ChildRecord {
+    vpn: usize,
+    proxy_id: ProxyId,
+    ids: [u64; 2],
+    /// When the lifetime in seconds runs out (None: no limit).
+    expires: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct GatewayState {
+    vpns: Vec<IkeVpn>,
+    peer: Peer<IkeRandom>,
+    /// Proxy-IDs asked for, with when the acquire came.
+    negotiating: BTreeMap<ProxyId, Instant>,
+    /// Child SAs up, by inbound SPI.
+    children: BTreeMap<u32, ChildRecord>,
+}
+
+/// Every IKE peer of controld.
+pub struct IkeManager {
+    gateways: Vec<GatewayState>,
+    spis: Rc<RefCell<SpiAllocator>>,
+    serials: BTreeMap<u32, u32>,
+    /// SAs to remove that no peer event will report.
+    orphans: Vec<u64>,
+    /// Outbound SAs waiting for [`INITIATOR_OUTBOUND_DELAY`].
+    delayed: Vec<(Instant, DesiredSa)>,
+    fill: RandomFill,
+}
+
+impl core::fmt::Debug for IkeManager {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("IkeManager")
+            .field("gateways", &self.gateways)
+            .field("serials", &self.serials)
+            .field("orphans", &self.orphans)
+            .finish_non_exhaustive()
+    }
+}
+
+/// True when two peer configurations negotiate the same way.
+fn same_peer(a: &PeerConfig, b: &PeerConfig) -> bool {
+    a.name == b.name
+        && a.local == b.local
+        && a.remote == b.remote
+        && a.psk[..] == b.psk[..]
+        && a.local_id == b.local_id
+        && a.remote_id == b.remote_id
+        && a.aggressive == b.aggressive
+        && a.ike_proposals == b.ike_proposals
+        && a.ike_lifetime == b.ike_lifetime
+        && a.esp_suites == b.esp_suites
+        && a.pfs == b.pfs
+        && a.child_lifetime == b.child_lifetime
+        && a.proxy_ids == b.proxy_ids
+        && a.dpd_delay == b.dpd_delay
+}
+
+impl IkeManager {
+    /// One peer per gateway; `spis` holds the SPIs already in use (manual
+    /// keys); `fill` is the random source.
+    pub fn new(gateways: Vec<IkeGateway>, spis: SpiAllocator, fill: RandomFill) -> IkeManager {
+        let mut m = IkeManager {
+            gateways: Vec::new(),
+            spis: Rc::new(RefCell::new(spis)),
+            fill,
+            serials: BTreeMap::new(),
+            orphans: Vec::new(),
+            delayed: Vec::new(),
+        };
+        m.gateways = gateways.into_iter().map(|g| m.gateway_state(g)).collect();
+        m
+    }
+
+    fn gateway_state(&self, g: IkeGateway) -> GatewayState {
+        GatewayState {
+            peer: Peer::new(g.config, IkeRandom::new(self.fill.clone(), self.spis.clone())),
+            vpns: g.vpns,
+            negotiating: BTreeMap::new(),
+            children: BTreeMap::new(),
+        }
+    }
+
+    /// The configuration changed: gateways whose peer configuration or
+    /// VPNs are unchanged keep their state and SAs; the others start
+    /// afresh. A gateway that changed or is gone has its child SAs and
+    /// ISAKMP SA deleted (Delete sent to the peer, SAs removed from
+    /// fastpathd): esprit-ike cannot change a running peer's
+    /// configuration, and the next packet negotiates under the new one.
+    pub fn reconfigure(&mut self, now: Instant, gateways: Vec<IkeGateway>) -> Vec<IkeAction> {
+        let mut out = Vec::new();
+        let mut old = std::mem::take(&mut self.gateways);
+        for g in gateways {
+            let same = old.iter().position(|o| same_peer(o.peer.config(), &g.config) && o.vpns == g.vpns);
+            match same {
+                Some(i) => self.gateways.push(old.remove(i)),
+                None => {
+                    out.push(IkeAction::Log(format!("gateway {}: configured", g.config.name)));
+                    let st = self.gateway_state(g);
+                    self.gateways.push(st);
+                }
+            }
+        }
+        for mut o in old {
+            let name = o.peer.config().name.clone();
+            let spis: Vec<u32> = o.children.keys().copied().collect();
+            for spi in spis {
+                let _ = o.peer.delete_child(now, spi);
+                self.spis.borrow_mut().release(spi);
+            }
+            if o.peer.is_established() {
+                let _ = o.peer.delete_ike(now);
+            }
+            while let Some(t) = o.peer.poll_transmit() {
+                out.push(IkeAction::Send(t));
+            }
+            let ids: Vec<u64> = o.children.values().flat_map(|c| c.ids).collect();
+            out.push(IkeAction::Log(format!(
+                "gateway {name}: its configuration changed or is gone: {} child SA(s) and the ISAKMP SA deleted",
+                ids.len() / 2
+            )));
+            if !ids.is_empty() {
+                self.delayed.retain(|(_, s)| !ids.contains(&s.spec.id));
+                out.push(IkeAction::Remove(ids));
+            }
+        }
+        out
+    }
+
+    /// True when there is no gateway to run.
+    pub fn is_empty(&self) -> bool {
+        self.gateways.is_empty()
+    }
+
+    /// The local addresses to bind (ports 500 and 4500).
+    pub fn local_addresses(&self) -> BTreeSet<IpAddr> {
+        self.gateways.iter().map(|g| g.peer.config().local.ip()).collect()
+    }
+
+    /// fastpathd's acquire: traffic for `proxy_id` (ScreenOS words) in
+    /// tunnel.`tunnel` has no SA. Returns a line for the log.
+    pub fn acquire(&mut self, now: Instant, tunnel: u32, proxy_id: &str) -> String {
+        let Ok(pid) = proxy_id.parse::<ProxyId>() else {
+            return format!("acquire: tunnel.{tunnel}: unreadable proxy-id {proxy_id:?}");
+        };
+        let Some(g) = self.gateways.iter_mut().find(|g| g.vpns.iter().any(|v| v.tunnel == tunnel)) else {
+            return format!("acquire: tunnel.{tunnel} proxy-id {pid}: no AutoKey VPN on this tunnel");
+        };
+        let name = g.peer.config().name.clone();
+        if g.children.values().any(|c| c.proxy_id == pid) {
+            return format!("acquire: gateway {name} proxy-id {pid}: SA already up (being installed)");
+        }
+        if let Some(t) = g.negotiating.get(&pid) {
+            if now.saturating_duration_since(*t) < RENEGOTIATE_AFTER {
+                return format!("acquire: gateway {name} proxy-id {pid}: already negotiating");
+            }
+        }
+        match g.peer.initiate_child(now, pid) {
+            Ok(()) => {
+                g.negotiating.insert(pid, now);
+                let phase = if g.peer.is_established() { "Quick Mode" } else { "Main Mode, then Quick Mode" };
+                format!("acquire: gateway {name} proxy-id {pid}: negotiating ({phase})")
+            }
+            Err(e) => format!("acquire: gateway {name} proxy-id {pid}: {e}"),
+        }
+    }
+
+    /// A datagram for IKE (non-ESP marker stripped). Returns why it was
+    /// dropped, if it was.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), String> {
+        let Some(g) = self.gateways.iter_mut().find(|g| {
+            let c = g.peer.config();
+            c.remote.ip() == remote.ip() && c.local.ip() == local.ip()
+        }) else {
+            return Err(format!("IKE datagram from {remote} to {local}: no gateway for this peer"));
+        };
+        g.peer.handle_datagram(now, local, remote, bytes).map_err(|e| e.to_string())
+    }
+
+    /// The earliest deadline of any peer or child SA lifetime.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let peers = self.gateways.iter().filter_map(|g| g.peer.poll_timeout());
+        let lives = self.gateways.iter().flat_map(|g| g.children.values().filter_map(|c| c.expires));
+        let delayed = self.delayed.iter().map(|(t, _)| *t);
+        peers.chain(lives).chain(delayed).min()
+    }
+
+    /// Runs the timers that are due: retransmissions, DPD, and child SAs
+    /// whose lifetime ran out (deleted with the peer; there is no rekey
+    /// yet, the next packet negotiates a new pair).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for g in &mut self.gateways {
+            if g.peer.poll_timeout().is_some_and(|t| t <= now) {
+                g.peer.handle_timeout(now);
+            }
+            let expired: Vec<u32> = g
+                .children
+                .iter()
+                .filter(|(_, c)| c.expires.is_some_and(|t| t <= now))
+                .map(|(spi, _)| *spi)
+                .collect();
+            for spi in expired {
+                if g.peer.delete_child(now, spi).is_err() {
+                    // The peer no longer knows it: drop it ourselves.
+                    if let Some(c) = g.children.remove(&spi) {
+                        self.orphans.extend(c.ids);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Seconds of lifetime left per installed IKE SA id (`get sa`).
+    pub fn life_remaining(&self, now: Instant) -> BTreeMap<u64, u64> {
+        let mut out = BTreeMap::new();
+        for c in self.gateways.iter().flat_map(|g| g.children.values()) {
+            if let Some(t) = c.expires {
+                for id in c.ids {
+                    out.insert(id, t.saturating_duration_since(now).as_secs());
+                }
+            }
+        }
+        out
+    }
+
+    /// fastpathd reports an SA expired (volume): delete its pair with the
+    /// peer. Returns a line for the log if the SA is an IKE one.
+    pub fn sa_expired(&mut self, now: Instant, sa: u64) -> Option<String> {
+        for g in &mut self.gateways {
+            let spi = g.children.iter().find(|(_, c)| c.ids.contains(&sa)).map(|(s, _)| *s);
+            if let Some(spi) = spi {
+                let name = g.peer.config().name.clone();
+                return Some(match g.peer.delete_child(now, spi) {
+                    Ok(()) => format!("gateway {name}: SA {sa:#x} expired: child SA {spi:08x} deleted"),
+                    Err(e) => format!("gateway {name}: SA {sa:#x} expired: {e}"),
+                });
+            }
+        }
+        None
+    }
+
+    /// Everything the peers produced: datagrams, SAs to install or remove,
+    /// log lines.
+    pub fn poll(&mut self, now: Instant) -> Vec<IkeAction> {
+        let mut out = Vec::new();
+        if !self.orphans.is_empty() {
+            let ids = std::mem::take(&mut self.orphans);
+            self.delayed.retain(|(_, s)| !ids.contains(&s.spec.id));
+            out.push(IkeAction::Remove(ids));
+        }
+        if self.delayed.iter().any(|(t, _)| *t <= now) {
+            let (due, wait): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.delayed).into_iter().partition(|(t, _)| *t <= now);
+            self.delayed = wait;
+            out.push(IkeAction::Install(due.into_iter().map(|(_, s)| s).collect()));
+        }
+        for gi in 0..self.gateways.len() {
+            while let Some(t) = self.gateways[gi].peer.poll_transmit() {
+                out.push(IkeAction::Send(t));
+            }
+            while let Some(e) = self.gateways[gi].peer.poll_event() {
+                self.on_event(gi, now, e, &mut out);
+            }
+            // Events may have queued more datagrams (none today, cheap).
+            while let Some(t) = self.gateways[gi].peer.poll_transmit() {
+                out.push(IkeAction::Send(t));
+            }
+        }
+        out
+    }
+
+    fn on_event(&mut self, gi: usize, now: Instant, e: Event, out: &mut Vec<IkeAction>) {
+        let g = &mut self.gateways[gi];
+        let name = g.peer.config().name.clone();
+        let mut log = |s: String| out.push(IkeAction::Log(s));
+        match e {
+            Event::IkeSaUp { initiator, proposal, nat, local, remote, .. } => log(format!(
+                "gateway {name}: phase 1 up ({}, {proposal}, NAT-T {}, {local} <-> {remote})",
+                if initiator { "we initiated" } else { "the peer initiated" },
+                if nat { "on: ESP in UDP 4500" } else { "off" }
+            )),
+            Event::IkeSaDown { reason } => {
+                g.negotiating.clear();
+                log(format!("gateway {name}: phase 1 down: {}", reason_words(&reason)));
+            }
+            Event::ChildSaUp(c) => {
+                let vi = g.vpns.iter().position(|v| v.proxy_ids.contains(&c.proxy_id)).unwrap_or(0);
+                let waited = g.negotiating.remove(&c.proxy_id).map(|t| now.saturating_duration_since(t));
+                let vpn = g.vpns[vi].clone();
+                let serial = self.serials.entry(vpn.hex_id).or_insert(0);
+                *serial = (*serial % 0x7fff_ffff) + 1;
+                let serial = *serial;
+                let g = &mut self.gateways[gi];
+                match child_sa_pair(&vpn, &c, serial) {
+                    Ok(pair) => {
+                        g.children.insert(
+                            c.spi_in,
+                            ChildRecord {
+                                vpn: vi,
+                                proxy_id: c.proxy_id,
+                                ids: [pair[0].spec.id, pair[1].spec.id],
+                                expires: (c.lifetime.seconds > 0)
+                                    .then(|| now + Duration::from_secs(u64::from(c.lifetime.seconds))),
+                            },
+                        );
+                        out.push(IkeAction::Log(format!(
+                            "gateway {name} vpn {} proxy-id {}: child SA up ({}, Quick Mode {:08x}): SPI in {:08x} out {:08x}, {}, {}, lifetime {} s{}",
+                            vpn.name,
+                            c.proxy_id,
+                            if c.initiator { "we initiated" } else { "the peer initiated" },
+                            c.message_id,
+                            c.spi_in,
+                            c.spi_out,
+                            c.suite.name(),
+                            c.encap.map_or("ESP".to_owned(), |e| format!("ESP in UDP {}/{}", e.local_port, e.remote_port)),
+                            c.lifetime.seconds,
+                            waited.map_or(String::new(), |w| format!(", {:.1} ms after the acquire", w.as_secs_f64() * 1e3)),
+                        )));
+                        let [inbound, outbound] = pair;
+                        if c.initiator {
+                            out.push(IkeAction::Install(vec![inbound]));
+                            self.delayed.push((now + INITIATOR_OUTBOUND_DELAY, outbound));
+                        } else {
+                            out.push(IkeAction::Install(vec![inbound, outbound]));
+                        }
+                    }
+                    Err(e) => out.push(IkeAction::Log(format!("gateway {name}: child SA not installed: {e}"))),
+                }
+            }
+            Event::ChildSaDown { proxy_id, spi_in, spi_out, reason } => {
+                self.spis.borrow_mut().release(spi_in);
+                let rec = g.children.remove(&spi_in);
+                let ids = rec.as_ref().map(|c| c.ids.to_vec()).unwrap_or_default();
+                let vpn = rec.and_then(|c| g.vpns.get(c.vpn)).map(|v| format!(" vpn {}", v.name)).unwrap_or_default();
+                log(format!(
+                    "gateway {name}{vpn} proxy-id {proxy_id}: child SA down (SPI in {spi_in:08x} out {spi_out:08x}): {}",
+                    reason_words(&reason)
+                ));
+                if !ids.is_empty() {
+                    self.delayed.retain(|(_, s)| !ids.contains(&s.spec.id));
+                    out.push(IkeAction::Remove(ids));
+                }
+            }
+            Event::ChildSaFailed { proxy_id, reason } => {
+                g.negotiating.remove(&proxy_id);
+                log(format!("gateway {name} proxy-id {proxy_id}: Quick Mode failed: {}", reason_words(&reason)));
+            }
+            Event::ProposalMismatch { exchange, proposed, configured } => log(format!(
+                "gateway {name}: {exchange}: no proposal in common: offered {}; configured {}",
+                proposed.join(", "),
+                configured.join(", ")
+            )),
+            Event::ProxyIdMismatch { message_id, proposed, configured } => log(format!(
+                "gateway {name}: Quick Mode {message_id:08x}: the peer asked for proxy-id {proposed}, which is not configured (configured: {}): refused with INVALID-ID-INFORMATION",
+                configured.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
+            )),
+            Event::AuthFailed { exchange, detail } => {
+                log(format!("gateway {name}: {exchange}: authentication failed: {detail}"))
+            }
+            Event::DpdTimeout => log(format!("gateway {name}: dead peer detection: no answer, peer declared dead")),
+            Event::Notify { kind, exchange } => log(format!("gateway {name}: {exchange}: notification {kind:?}")),
+            other => log(format!("gateway {name}: {other:?}")),
+        }
+    }
+}
+
+fn reason_words(r: &Reason) -> String {
+    match r {
+        Reason::DeletedByPeer => "deleted by the peer".into(),
+        Reason::DeletedLocally => "deleted by us".into(),
+        Reason::Timeout => "no answer after every retransmission".into(),
+        Reason::DpdTimeout => "dead peer detection timed out".into(),
+        Reason::PeerNotify(n) => format!("the peer refused ({n:?})"),
+        Reason::Refused(n) => format!("we refused ({n:?})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use esprit_ike::{DirectionKeys, UdpEncap};
+    use zeroize::Zeroizing;
+
+    const CONF: &str = r#"set interface ethernet0/2 zone Untrust
+set interface ethernet0/2 ip 198.51.100.1/24
+set interface tunnel.1 zone Untrust
+set interface tunnel.1 ip unnumbered interface ethernet0/2
+set ike gateway "gw2" address 203.0.113.2 Main outgoing-interface "ethernet0/2" preshare "s3cret-psk" proposal "pre-g14-aes128-sha"
+set vpn "v" gateway "gw2" no-replay tunnel idletime 0 proposal "nopfs-esp-aes128gcm" "nopfs-esp-aes128-sha"
+set vpn "v" id 0x5 bind interface tunnel.1
+set vpn "v" proxy-id check
+set vpn "v" proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any
+set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
+"#;
+
+    fn gateways() -> Vec<IkeGateway> {
+        let (config, _) = Config::load(CONF).unwrap();
+        let ids = BTreeMap::from([("v".to_string(), 5)]);
+        let (g, warnings) = ike_gateways(&config, &ids);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        g
+    }
+
+    #[test]
+    fn config_becomes_a_peer_config() {
+        let g = gateways();
+        assert_eq!(g.len(), 1);
+        let c = &g[0].config;
+        assert_eq!(c.name, "gw2");
+        assert_eq!(c.local, "198.51.100.1:500".parse().unwrap());
+        assert_eq!(c.remote, "203.0.113.2:500".parse().unwrap());
+        assert_eq!(&c.psk[..], b"s3cret-psk");
+        assert!(!c.aggressive);
+        assert_eq!(
+            c.ike_proposals,
+            vec![IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Modp2048 }]
+        );
+        assert_eq!(c.esp_suites, vec![EspSuite::Aes128Gcm16, EspSuite::Aes128Sha1]);
+        assert_eq!(c.pfs, None);
+        assert_eq!(c.child_lifetime, Lifetime { seconds: 3600, kilobytes: 0 });
+        let pids: Vec<String> = c.proxy_ids.iter().map(|p| p.to_string()).collect();
+        assert_eq!(pids.len(), 2);
+        assert!(pids[0].contains("10.1.1.0/24") && pids[0].contains("10.2.1.0/24"), "{pids:?}");
+        let v = &g[0].vpns[0];
+        assert_eq!((v.name.as_str(), v.hex_id, v.tunnel, v.replay), ("v", 5, 1, false));
+    }
+
+    fn child(proxy_id: ProxyId) -> ChildSa {
+        ChildSa {
+            proxy_id,
+            suite: EspSuite::Aes128Sha1,
+            spi_in: 0xc100_0001,
+            spi_out: 0xc200_0002,
+            keys_in: DirectionKeys {
+                encryption: Zeroizing::new(vec![1; 16]),
+                integrity: Zeroizing::new(vec![2; 20]),
+            },
+            keys_out: DirectionKeys {
+                encryption: Zeroizing::new(vec![3; 16]),
+                integrity: Zeroizing::new(vec![4; 20]),
+            },
+            lifetime: Lifetime { seconds: 3600, kilobytes: 1000 },
+            encap: Some(UdpEncap { local_port: 4500, remote_port: 4501 }),
+            local: "198.51.100.1:4500".parse().unwrap(),
+            remote: "203.0.113.2:4501".parse().unwrap(),
+            initiator: true,
+            message_id: 7,
+            pfs: false,
+        }
+    }
+
+    #[test]
+    fn child_sa_up_becomes_an_inbound_then_outbound_pair() {
+        let g = gateways();
+        let vpn = &g[0].vpns[0];
+        let pid = vpn.proxy_ids[1];
+        let [i, o] = child_sa_pair(vpn, &child(pid), 3).unwrap();
+        assert_eq!(i.spec.direction, Direction::Inbound);
+        assert_eq!(i.spec.id, sa_id(5, Direction::Inbound, 3));
+        assert_eq!(o.spec.id, sa_id(5, Direction::Outbound, 3));
+        assert_eq!((i.spec.spi, o.spec.spi), (0xc100_0001, 0xc200_0002));
+        assert_eq!(i.spec.encr_key.as_bytes(), &[1; 16]);
+        assert_eq!(i.spec.integ_key.as_bytes(), &[2; 20]);
+        assert_eq!(o.spec.encr_key.as_bytes(), &[3; 16]);
+        assert_eq!(o.spec.integ_key.as_bytes(), &[4; 20]);
+        assert_eq!(i.spec.suite, "aes128-sha1");
+        assert_eq!(i.spec.udp_encap, Some((4500, 4501)));
+        assert_eq!(o.spec.peer.to_string(), "203.0.113.2");
+        assert_eq!(o.spec.local.to_string(), "198.51.100.1");
+        assert_eq!((i.spec.vpn, i.spec.tunnel), (1, 1));
+        assert_eq!(i.spec.proxy_id, pid.to_string());
+        assert_eq!(i.spec.hard_bytes, 1000 * 1024);
+        assert!(i.spec.soft_bytes < i.spec.hard_bytes && i.spec.soft_bytes > 0);
+        assert_eq!(i.spec.replay_window, 0, "no-replay");
+        assert_eq!(i.algorithm, "esp:aes128/sha1");
+    }
+
+    #[test]
+    fn acquire_starts_main_mode_once() {
+        let g = gateways();
+        let pid = g[0].vpns[0].proxy_ids[0].to_string();
+        let fill: RandomFill =
+            Rc::new(|b: &mut [u8]| b.iter_mut().enumerate().for_each(|(i, x)| *x = i as u8 | 1));
+        let mut m = IkeManager::new(g, SpiAllocator::new(), fill);
+        let now = Instant::now();
+        assert!(m.acquire(now, 1, &pid).contains("Main Mode"));
+        assert!(m.acquire(now, 1, &pid).contains("already negotiating"));
+        assert!(m.acquire(now, 2, &pid).contains("no AutoKey VPN"));
+        let sends = m.poll(now).into_iter().filter(|a| matches!(a, IkeAction::Send(_))).count();
+        assert_eq!(sends, 1, "MM1");
+
+        // The same configuration again: nothing happens, Main Mode goes on.
+        assert!(m.reconfigure(now, gateways()).is_empty());
+        assert!(m.acquire(now, 1, &pid).contains("already negotiating"));
+        // One more proxy-ID: the gateway starts afresh.
+        let mut changed = gateways();
+        let extra: ProxyId = "local-ip 10.1.3.0/24 remote-ip 10.2.3.0/24 ANY".parse().unwrap();
+        changed[0].config.proxy_ids.push(extra);
+        changed[0].vpns[0].proxy_ids.push(extra);
+        let actions = m.reconfigure(now, changed);
+        assert!(actions.iter().any(|a| matches!(a, IkeAction::Log(l) if l.contains("configured"))));
+        assert!(m.acquire(now, 1, &pid).contains("Main Mode"));
+    }
+}

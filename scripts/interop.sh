@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# Interoperability of esprit (fastpathd + controld running IKEv1) with an
+# independent implementation, in the seed topology (scripts/lib/topo.sh).
+#
+#   scripts/interop.sh strongswan ikev1
+#
+# gw1 = fastpathd + controld, configured in ScreenOS syntax with one AutoKey
+# VPN (gateway "swan", Main Mode, PSK) bound to tunnel.1 with the seed's
+# four proxy-IDs and `proxy-id check`; gw2 = strongSwan charon with
+# kernel-libipsec (scripts/lib/strongswan.sh), one child per proxy-ID.
+# For each ESP suite (ESPS, default "aes128-sha1 aes128gcm16"):
+#
+#  1. esprit initiates on demand: the first ping h11 -> h21 makes fastpathd
+#     acquire, controld runs Main Mode + Quick Mode, installs the pair, and
+#     the held packet is delivered (the first ping is answered); then the
+#     three other pairs the same way;
+#  2. each pair crosses the WAN on its own SPI pair: tcpdump on inet's i1
+#     (UDP 4500, ESP in UDP), packets counted per SPI, 8 SPIs, all of them
+#     the ones `esprit get sa` shows;
+#     a route added with `esprit set` keeps the SAs; a proxy-ID added
+#     renegotiates the gateway (SAs deleted, the next packet negotiates);
+#  3. strongSwan initiates (`swanctl --initiate --child` x4), esprit
+#     responds; every pair pings; a fifth child whose selectors are not
+#     esprit's is refused (INVALID-ID-INFORMATION) and logged in words.
+#
+# Ends with "N passed, M failed". Needs root. Bounded by $ESPRIT_TIMEOUT
+# seconds (default 420). INITIATORS="esprit strongswan" (the default)
+# selects the scenarios. Cleans up (processes by PID, namespaces) on any
+# exit. Binaries from $ESPRIT_BIN (default $CARGO_TARGET_DIR or target,
+# /debug), built if missing. ESPRIT_KEEP=1 keeps the logs.
+set -uo pipefail
+ESPRIT_SCRIPT=interop
+source "$(dirname "$0")/lib/common.sh"
+source "$ESPRIT_ROOT/scripts/lib/topo.sh"
+source "$ESPRIT_ROOT/scripts/lib/strongswan.sh"
+need_root
+
+[ "${1:-}" = strongswan ] && [ "${2:-}" = ikev1 ] || die "usage: scripts/interop.sh strongswan ikev1"
+LIMIT=${ESPRIT_TIMEOUT:-420}
+ESPS=${ESPS:-"aes128-sha1 aes128gcm16"}
+BIN=${ESPRIT_BIN:-${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug}
+PSK="esprit-interop-psk-0123456789"
+START=$(date +%s)
+
+swan_packages
+apt_install tcpdump iproute2 ethtool iputils-ping
+for b in fastpathd controld esprit; do
+    [ -x "$BIN/$b" ] || {
+        need_cargo
+        (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd) || die "build failed"
+        BIN=${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug
+        break
+    }
+done
+
+WORK=$(mktemp -d /tmp/esprit-interop.XXXXXX)
+declare -A PID=()
+EXTRA=()
+stop_pids() {
+    local p
+    for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PID[@]}"; do wait "$p" 2>/dev/null || true; done
+    PID=()
+}
+cleanup() {
+    local p
+    stop_pids
+    swan_stop
+    for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
+    topo_down
+    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+(
+    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+    sleep "$LIMIT" &
+    sp=$!
+    wait "$sp" && log "timeout after $LIMIT s" && kill -TERM $$
+) 2>/dev/null &
+EXTRA+=($!)
+trap 'exit 124' TERM INT
+
+pass=0
+fail=0
+check() { # check DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    if "$@"; then
+        pass=$((pass + 1))
+        log "ok   $what"
+    else
+        fail=$((fail + 1))
+        log "FAIL $what"
+    fi
+}
+
+PAIRS="11 12 21 22"
+P2_NAME() { case $1 in aes128-sha1) echo nopfs-esp-aes128-sha ;; aes128gcm16) echo nopfs-esp-aes128gcm ;; *) die "ESP suite $1?" ;; esac; }
+
+write_gw1_config() { # write_gw1_config ESP
+    local p
+    {
+        echo "set interface ethernet0/1 zone Trust"
+        echo "set interface ethernet0/1 ip 10.1.1.1/24"
+        echo "set interface ethernet0/1 port lan1"
+        echo "set interface ethernet0/3 zone Trust"
+        echo "set interface ethernet0/3 ip 10.1.2.1/24"
+        echo "set interface ethernet0/3 port lan2"
+        echo "set interface ethernet0/2 zone Untrust"
+        echo "set interface ethernet0/2 ip 198.51.100.1/24"
+        echo "set interface ethernet0/2 port wan0"
+        echo "set interface tunnel.1 zone Untrust"
+        echo "set interface tunnel.1 ip unnumbered interface ethernet0/2"
+        echo "set route 0.0.0.0/0 interface ethernet0/2 gateway 198.51.100.254"
+        echo "set ike gateway \"swan\" address 203.0.113.2 Main outgoing-interface \"ethernet0/2\" preshare \"$PSK\" proposal \"pre-g14-aes128-sha\""
+        echo "set vpn \"vpn1\" gateway \"swan\" replay tunnel idletime 0 proposal \"$(P2_NAME "$1")\""
+        echo "set vpn \"vpn1\" id 0x1 bind interface tunnel.1"
+        echo "set vpn \"vpn1\" proxy-id check"
+        for p in $PAIRS; do
+            echo "set vpn \"vpn1\" proxy-id local-ip 10.1.${p:0:1}.0/24 remote-ip 10.2.${p:1:1}.0/24 any"
+        done
+        echo "set route 10.2.1.0/24 interface tunnel.1"
+        echo "set route 10.2.2.0/24 interface tunnel.1"
+    } >"$WORK/gw1.conf"
+    chmod 600 "$WORK/gw1.conf"
+}
+
+write_swanctl() { # write_swanctl ESP
+    local p
+    {
+        cat <<EOC
+connections {
+  esprit {
+    version = 1
+    local_addrs = 203.0.113.2
+    remote_addrs = 198.51.100.1
+    proposals = aes128-sha1-modp2048
+    aggressive = no
+    keyingtries = 1
+    local  { auth = psk
+             id = 203.0.113.2 }
+    remote { auth = psk
+             id = 198.51.100.1 }
+    children {
+EOC
+        for p in $PAIRS; do
+            cat <<EOC
+      p$p { local_ts = 10.2.${p:1:1}.0/24
+            remote_ts = 10.1.${p:0:1}.0/24
+            mode = tunnel
+            esp_proposals = $1
+            life_time = 66m
+            start_action = none }
+EOC
+        done
+        # Not one of esprit's proxy-IDs: esprit must refuse it, in words.
+        cat <<EOC
+      pbad { local_ts = 10.2.9.0/24
+             remote_ts = 10.1.1.0/24
+             mode = tunnel
+             esp_proposals = $1
+             start_action = none }
+    }
+  }
+}
+secrets { ike-esprit { id-a = 198.51.100.1
+                       id-b = 203.0.113.2
+                       secret = "$PSK" } }
+EOC
+    } >"$SWAN_DIR/swanctl.conf"
+}
+
+wait_socket() { # wait_socket PATH LOG WHAT
+    local _
+    for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
+    cat "$2" >&2
+    die "$3 did not start"
+}
+esprit() { "$BIN/esprit" --socket "$RUN/cd.sock" "$@"; }
+# active N: controld reports N negotiated SAs active (A/U) within 15 s.
+active() {
+    local _
+    for _ in $(seq 150); do
+        [ "$(esprit get sa 2>/dev/null | grep -c ' A/U ')" = "$1" ] && return 0
+        sleep 0.1
+    done
+    esprit get sa >&2 || true
+    return 1
+}
+ping_ok() { # ping_ok FROM_NS DST COUNT
+    nsx "$1" ping -q -c "$3" -i 0.1 -w 10 "$2" >"$RUN/ping.out" 2>&1 && grep -q " 0% packet loss" "$RUN/ping.out"
+}
+# first_ping FROM DST: one echo request, answered (it was held while IKE ran).
+first_ping() {
+    nsx "$1" ping -c 1 -W 8 "$2" >"$RUN/first-$1-$2.out" 2>&1 || { cat "$RUN/first-$1-$2.out" >&2; return 1; }
+    log "    $(grep -o 'time=[0-9.]* ms' "$RUN/first-$1-$2.out") for the first packet $1 -> $2 (IKE included)"
+}
+swan_installed() { # swan_installed N: strongSwan lists N CHILD_SAs INSTALLED
+    local _
+    for _ in $(seq 50); do
+        [ "$(swan_ctl --list-sas 2>/dev/null | grep -c INSTALLED)" = "$1" ] && return 0
+        sleep 0.1
+    done
+    swan_ctl --list-sas >&2
+    return 1
+}
+# spis_each_pair: the capture shows 8 SPIs, each with at least 5 packets,
+# and they are exactly the 8 SPIs of `esprit get sa`.
+spis_each_pair() {
+    local got want
+    tcpdump -r "$RUN/wan.pcap" -n 'udp port 4500' 2>/dev/null | grep -o 'spi=0x[0-9a-f]*' |
+        sed 's/spi=0x//' | sort | uniq -c >"$RUN/spis.txt"
+    sed 's/^/    packets per SPI: /' "$RUN/spis.txt" >&2
+    got=$(awk '$1 >= 5 { print $2 }' "$RUN/spis.txt" | sort | tr '\n' ' ')
+    want=$(esprit get sa | awk '/ A\/U / { print $5 }' | sort | tr '\n' ' ')
+    [ "$(echo "$got" | wc -w)" = 8 ] && [ "$got" = "$want" ] || {
+        log "    capture SPIs: $got"
+        log "    get sa SPIs:  $want"
+        return 1
+    }
+}
+
+scenario() { # scenario ESP esprit|strongswan
+    local esp=$1 who=$2 p
+    RUN=$WORK/$esp-$who
+    mkdir -p "$RUN"
+    log "=== ESP $esp, $who initiates"
+    topo_up "ei$$"
+    # gw2 is a plain Linux router with strongSwan: its kernel forwards.
+    nsx gw2 sysctl -qw net.ipv4.ip_forward=1
+    nsx gw2 sysctl -qw net.ipv4.conf.all.rp_filter=0
+    swan_start "$TOPO-gw2" "$RUN/swan" || die "charon did not start"
+    write_swanctl "$esp"
+    swan_ctl --load-all --clear --noprompt --file "$SWAN_DIR/swanctl.conf" >"$RUN/swan-load.log" 2>&1 ||
+        { cat "$RUN/swan-load.log" >&2; die "swanctl --load-all failed"; }
+
+    write_gw1_config "$esp"
+    check "controld --check accepts the AutoKey configuration" "$BIN/controld" --check "$WORK/gw1.conf"
+    nsx_bg gw1 "$BIN/fastpathd" --port lan1 --port lan2 --port wan0 --xdp-mode "${XDP_MODE:-driver}" \
+        --socket "$RUN/fp.sock" >"$RUN/fp.log" 2>&1
+    PID[fp]=$!
+    wait_socket "$RUN/fp.sock" "$RUN/fp.log" "fastpathd"
+    nsx_bg gw1 "$BIN/controld" --config "$WORK/gw1.conf" --fastpath "$RUN/fp.sock" \
+        --socket "$RUN/cd.sock" --state-dir "$RUN/state" >"$RUN/cd.log" 2>&1
+    PID[cd]=$!
+    wait_socket "$RUN/cd.sock" "$RUN/cd.log" "controld"
+    topo_arp_warm
+    nsx gw2 ping -c 1 -W 2 198.51.100.1 >/dev/null 2>&1 || true
+    nsx_bg inet tcpdump -n -i i1 -w "$RUN/wan.pcap" -U 'udp port 4500' >/dev/null 2>&1
+    PID[tcpdump]=$!
+    for _ in $(seq 50); do [ -s "$RUN/wan.pcap" ] && break; sleep 0.1; done
+
+    if [ "$who" = esprit ]; then
+        check "$esp: pair 11 on demand: the first ping h11 -> 10.2.1.10 is answered (Main Mode + Quick Mode)" \
+            first_ping h11 10.2.1.10
+        for p in 12 21 22; do
+            check "$esp: pair $p on demand: the first ping h1${p:0:1} -> 10.2.${p:1:1}.10 is answered (Quick Mode)" \
+                first_ping "h1${p:0:1}" "10.2.${p:1:1}.10"
+        done
+    else
+        for p in $PAIRS; do
+            swan_ctl --initiate --child "p$p" --timeout 15 >"$RUN/initiate-$p.log" 2>&1 ||
+                { log "    swanctl --initiate --child p$p failed"; tail -5 "$RUN/initiate-$p.log" >&2; }
+        done
+    fi
+    if [ "$who" = strongswan ]; then
+        swan_ctl --initiate --child pbad --timeout 10 >"$RUN/initiate-bad.log" 2>&1 || true
+        check "$esp/$who: a Quick Mode for an unconfigured proxy-id is refused and logged in words" \
+            grep -q "asked for proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.9.0/24 ANY, which is not configured" "$RUN/cd.log"
+    fi
+    check "$esp/$who: esprit get sa shows 8 SAs A/U" active 8
+    check "$esp/$who: strongSwan has 4 CHILD_SAs INSTALLED" swan_installed 4
+    for p in $PAIRS; do
+        check "$esp/$who: pair $p: 10 pings h1${p:0:1} -> 10.2.${p:1:1}.10" ping_ok "h1${p:0:1}" "10.2.${p:1:1}.10" 10
+    done
+    sleep 0.3
+    kill "${PID[tcpdump]}" 2>/dev/null; wait "${PID[tcpdump]}" 2>/dev/null; unset 'PID[tcpdump]'
+    check "$esp/$who: each pair on its own SPI pair on the WAN (8 SPIs, as get sa)" spis_each_pair
+    esprit get sa | sed 's/^/    /' >&2
+
+    if [ "$who" = esprit ]; then
+        local before after
+        before=$(esprit get sa | awk '/ A\/U / { print $5 }' | sort | tr '\n' ' ')
+        esprit set route 192.0.2.0/24 interface ethernet0/2 gateway 198.51.100.254 >/dev/null
+        after=$(esprit get sa | awk '/ A\/U / { print $5 }' | sort | tr '\n' ' ')
+        check "$esp/$who: a change elsewhere in the configuration (a route) keeps the 8 SAs" \
+            test "$before" = "$after" -a -n "$after"
+        esprit set vpn vpn1 proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.9.0/24 any >/dev/null
+        check "$esp/$who: a new proxy-id renegotiates the gateway: its SAs are deleted" active 0
+        check "$esp/$who: ... and the next packet negotiates again (first ping h11 -> 10.2.1.10 answered)" \
+            first_ping h11 10.2.1.10
+        check "$esp/$who: ... with a new SPI pair" \
+            bash -c "[ \"\$('$BIN/esprit' --socket '$RUN/cd.sock' get sa | grep -c ' A/U ')\" = 2 ]"
+    fi
+    grep -E "after the acquire|phase 1 up|child SA up|mismatch|not configured|failed|error" "$RUN/cd.log" |
+        sed 's/^/    /' >&2 || true
+
+    stop_pids
+    swan_stop
+    topo_down
+}
+
+for esp in $ESPS; do
+    for who in ${INITIATORS:-esprit strongswan}; do
+        scenario "$esp" "$who"
+    done
+done
+
+log "runtime $(($(date +%s) - START)) s"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
