@@ -13,7 +13,7 @@ use crate::ids::assign_hex_ids;
 use crate::plan::Plan;
 use crate::sa::SaManager;
 use crate::state::State;
-use crate::translate::{translate, Desired, DesiredSa, TranslateError};
+use crate::translate::{translate_with_serials, Desired, DesiredSa, ManualSerials, TranslateError};
 
 /// Why a request to fastpathd failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +99,8 @@ pub struct Controller {
     config_path: Option<PathBuf>,
     port_map: BTreeMap<String, String>,
     hex_ids: BTreeMap<String, u32>,
+    /// The serials of the manual-key SAs (persisted).
+    serials: ManualSerials,
     desired: Desired,
     /// SAs negotiated by IKE (installed in addition to `desired.sas`).
     ike_sas: BTreeMap<u64, DesiredSa>,
@@ -119,12 +121,13 @@ impl Controller {
         state: State,
     ) -> Result<Controller, TranslateError> {
         let hex_ids = assign_hex_ids(&config, &state.hex_ids);
-        let t = translate(&config, &port_map, &hex_ids)?;
+        let t = translate_with_serials(&config, &port_map, &hex_ids, &state.manual_serials)?;
         let mut c = Controller {
             config,
             config_path,
             port_map,
             hex_ids,
+            serials: t.serials,
             desired: t.desired,
             ike_sas: BTreeMap::new(),
             ike_life: BTreeMap::new(),
@@ -212,7 +215,12 @@ impl Controller {
 
     /// What to persist.
     pub fn state(&self) -> State {
-        State { version: 1, hex_ids: self.hex_ids.clone(), sas: self.sa.records().clone() }
+        State {
+            version: 1,
+            hex_ids: self.hex_ids.clone(),
+            sas: self.sa.records().clone(),
+            manual_serials: self.serials.clone(),
+        }
     }
 
     /// True (once) when the persisted state changed.
@@ -360,7 +368,7 @@ impl Controller {
         fp: Option<&mut dyn FastPath>,
     ) -> Response {
         let hex_ids = assign_hex_ids(&candidate, &self.hex_ids);
-        let t = match translate(&candidate, &self.port_map, &hex_ids) {
+        let t = match translate_with_serials(&candidate, &self.port_map, &hex_ids, &self.serials) {
             Ok(t) => t,
             Err(e) => return Response::err(e.to_string()),
         };
@@ -369,6 +377,7 @@ impl Controller {
             std::mem::replace(&mut self.config, candidate),
             std::mem::replace(&mut self.hex_ids, hex_ids),
             std::mem::replace(&mut self.desired, t.desired),
+            std::mem::replace(&mut self.serials, t.serials),
         );
         self.sa_dirty_for_ids();
         // IKE SAs of VPNs that are gone (or no longer AutoKey) go with them.
@@ -391,7 +400,7 @@ impl Controller {
                 Response::ok(output)
             }
             Err(e @ FastPathError::Refused { .. }) => {
-                (self.config, self.hex_ids, self.desired) = old;
+                (self.config, self.hex_ids, self.desired, self.serials) = old;
                 let back = match self.sync(fp) {
                     Ok(_) => "the previous configuration is restored".to_owned(),
                     Err(e2) => format!("restoring the previous configuration failed too: {e2}"),

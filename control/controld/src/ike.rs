@@ -265,7 +265,7 @@ pub fn child_sa_pair(vpn: &IkeVpn, child: &ChildSa, serial: u32) -> Result<[Desi
             idle_secs: vpn.idle_secs,
             last_seq: 0,
         };
-        DesiredSa { spec, vpn_name: vpn.name.clone(), algorithm: algorithm.clone() }
+        DesiredSa { spec, vpn_name: vpn.name.clone(), algorithm: algorithm.clone(), manual: false }
     };
     Ok([
         mk(Direction::Inbound, child.spi_in, &child.keys_in),

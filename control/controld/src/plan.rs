@@ -11,15 +11,28 @@
 //!
 //! Order of the requests (each step needs the previous ones):
 //!
-//! 1. `RemoveSa` of SAs no longer wanted, or wanted with other keys/SPI;
+//! 1. `RemoveSa` of SAs no longer wanted, or wanted under the same id with
+//!    other keys/SPI — except the superseded ones (step 5);
 //! 2. `SetVpn` of new or changed proxy-ID tables (an SA's proxy-ID must be
 //!    in its VPN's table when it is added; SAs of proxy-IDs that stay are
 //!    kept by fastpathd across the change);
 //! 3. `SetTunnel` of new or changed tunnel interfaces;
 //! 4. `AddSa`: every inbound SA first, then the outbound ones, so that the
 //!    peer's traffic is accepted before ours is sent (make-before-break);
-//! 5. `SetRoutes` if the table changed;
-//! 6. `RemoveTunnel`, then `RemoveVpn`, of what is gone (after the routes
+//! 5. `RemoveSa` of the superseded SAs: an SA no longer wanted whose VPN
+//!    (HEX ID) gets an SA in the same direction under a new id in step 4 —
+//!    a manual SA whose SPI changed ([`crate::translate::ManualSerials`]),
+//!    an IKE rekey. This is make-before-break: the new inbound SA accepts
+//!    the peer's new SPI next to the old one, the new outbound SA replaces
+//!    the old one of its proxy-ID atomically in fastpathd (whose workers
+//!    then forget the old id: its `RemoveSa` only drops fastpathd's record
+//!    and cannot touch the new SA), and only then the old inbound SA goes.
+//!    fastpathd removes an inbound SA by SPI, so an old inbound SA with the
+//!    SPI of an SA added in step 4 is removed in step 1 instead (a
+//!    key-only change of a manual SA keeps its id anyway: remove, then add;
+//!    true make-before-break needs a new SPI);
+//! 6. `SetRoutes` if the table changed;
+//! 7. `RemoveTunnel`, then `RemoveVpn`, of what is gone (after the routes
 //!    stopped pointing at them).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +40,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use esprit_fastpath_api::{Direction, Dump, Request, SaSpec};
 use sha2::{Digest, Sha256};
 
-use crate::translate::Desired;
+use crate::translate::{hex_id_of, Desired};
 
 /// A one-way digest of everything that defines an SA (keys included), to
 /// tell after a restart whether the SA fastpathd holds under an id is the
@@ -79,12 +92,33 @@ pub fn plan(
     let held: BTreeMap<u64, (Direction, u32, u32, &str)> =
         current.sas.iter().map(|(id, dir, spi, vpn, pid)| (*id, (*dir, *spi, *vpn, pid.as_str()))).collect();
 
+    // SAs that step 4 adds under an id fastpathd does not hold: (HEX ID,
+    // direction) and the inbound SPIs.
+    let mut fresh: BTreeSet<(u32, bool)> = BTreeSet::new();
+    let mut fresh_inbound_spis: BTreeSet<u32> = BTreeSet::new();
+    for (id, d) in &desired.sas {
+        if !held.contains_key(id) {
+            fresh.insert((hex_id_of(*id), d.spec.direction == Direction::Outbound));
+            if d.spec.direction == Direction::Inbound {
+                fresh_inbound_spis.insert(d.spec.spi);
+            }
+        }
+    }
+
     // 1. Removals.
     let mut replace = BTreeSet::new();
+    let mut superseded = Vec::new();
     for (id, (dir, spi, vpn, pid)) in &held {
         match desired.sas.get(id) {
             None => {
-                p.requests.push(Request::RemoveSa { id: *id });
+                let outbound = *dir == Direction::Outbound;
+                if fresh.contains(&(hex_id_of(*id), outbound))
+                    && (outbound || !fresh_inbound_spis.contains(spi))
+                {
+                    superseded.push((*id, outbound));
+                } else {
+                    p.requests.push(Request::RemoveSa { id: *id });
+                }
                 p.removed.push(*id);
             }
             Some(d) => {
@@ -138,12 +172,20 @@ pub fn plan(
         }
     }
 
-    // 5. Routes.
+    // 5. Superseded SAs: the old inbound ones, then the records of the
+    // old outbound ones (already replaced in the workers).
+    for outbound in [false, true] {
+        for (id, _) in superseded.iter().filter(|(_, o)| *o == outbound) {
+            p.requests.push(Request::RemoveSa { id: *id });
+        }
+    }
+
+    // 6. Routes.
     if current.routes != desired.routes {
         p.requests.push(Request::SetRoutes { routes: desired.routes.clone() });
     }
 
-    // 6. What is gone.
+    // 7. What is gone.
     for tunnel in tunnels_now.keys() {
         if !desired.tunnels.contains_key(tunnel) {
             p.requests.push(Request::RemoveTunnel { tunnel: *tunnel });

@@ -155,7 +155,7 @@ impl SaManager {
                 Direction::Inbound => ('<', 0),
                 Direction::Outbound => ('>', 1),
             };
-            let negotiated = id & 0x7fff_ffff != 0;
+            let negotiated = !d.manual;
             let sta = match (self.installed.contains(id), negotiated) {
                 (true, true) => "A/U",
                 (true, false) => "A/-",

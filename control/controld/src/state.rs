@@ -44,6 +44,10 @@ pub struct State {
     /// SA id -> record.
     #[serde(default)]
     pub sas: BTreeMap<u64, SaRecord>,
+    /// Manual-key SAs: serial-0 id -> (SPI, serial) (see
+    /// [`crate::translate::ManualSerials`]).
+    #[serde(default)]
+    pub manual_serials: BTreeMap<u64, (u32, u32)>,
 }
 
 /// Why the state could not be read or written.

@@ -483,3 +483,91 @@ fn one_manual_vpn_on_a_tunnel_keeps_its_check_setting() {
     assert_eq!(t.desired.sas.len(), 2);
     assert_eq!(t.warnings.len(), 3, "{:?}", t.warnings);
 }
+
+#[test]
+fn a_new_spi_is_made_before_the_old_sa_is_broken() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    fp.take_log();
+    fp.seqs.insert(sa_id(1, Direction::Outbound, 0), 1000);
+    c.poll_stats(&mut fp).unwrap();
+
+    // Pair 11 gets new SPIs (and keys): new ids, inbound first, the new
+    // outbound replaces the old one in fastpathd, then the old SAs go. The
+    // old outbound's remove-sa comes after the new outbound: fastpathd's
+    // workers already dropped that id, it only clears the record.
+    let line = manual_line(1, 1).replace("2011 1011", "3011 4011").replace(GCM_KEY, &"ab".repeat(20));
+    assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));
+    let log = fp.take_log();
+    assert_eq!(
+        names(&log),
+        [
+            "add-sa 0x100000001 spi 00003011 (Inbound)",
+            "add-sa 0x180000001 spi 00004011 (Outbound)",
+            "remove-sa 0x100000000",
+            "remove-sa 0x180000000",
+        ]
+    );
+    // New keys under a new id: the new outbound starts afresh.
+    let Request::AddSa(s) = &log[1] else { panic!() };
+    assert_eq!(s.last_seq, 0);
+    let sa = c.command("get sa", None).output;
+    assert!(
+        sa.iter().any(|l| l.starts_with("00000001<") && l.contains("00003011") && l.contains("A/-")),
+        "{sa:?}"
+    );
+    assert_eq!(c.sync(&mut fp).unwrap().requests, 0);
+
+    // A restarted controld computes the same ids and adopts everything.
+    let state = c.state();
+    let mut second = controller(&gateway1().replace(&manual_line(1, 1), &line), state.clone());
+    let r = second.sync(&mut fp).unwrap();
+    assert_eq!((r.kept, r.added, r.requests), (8, 0, 0), "{:?}", names(&fp.log));
+    assert!(second.sas().is_installed(sa_id(1, Direction::Inbound, 1)));
+
+    // Only the remote SPI changes: only the outbound SA moves on.
+    let line2 = line.replace("3011 4011", "3011 5011");
+    assert_eq!(second.command(&line2, Some(&mut fp)).result, Ok(()));
+    assert_eq!(
+        names(&fp.take_log()),
+        ["add-sa 0x180000002 spi 00005011 (Outbound)", "remove-sa 0x180000001"]
+    );
+
+    // Back to the first SPIs and keys: another new id pair (the SPIs of an
+    // id never change), still make-before-break.
+    assert_eq!(second.command(&manual_line(1, 1), Some(&mut fp)).result, Ok(()));
+    assert_eq!(
+        names(&fp.take_log()),
+        [
+            "add-sa 0x100000002 spi 00002011 (Inbound)",
+            "add-sa 0x180000003 spi 00001011 (Outbound)",
+            "remove-sa 0x100000001",
+            "remove-sa 0x180000002",
+        ]
+    );
+}
+
+#[test]
+fn a_removed_inbound_sa_with_the_spi_of_a_new_one_goes_first() {
+    // fastpathd removes inbound SAs by SPI: an old SA under another id with
+    // the SPI of a new one (here: state lost, serial moved) must go before
+    // the new one comes, or its removal would take the new one.
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    fp.take_log();
+    let mut state = c.state();
+    for (_, serial) in state.manual_serials.values_mut() {
+        *serial = 6;
+    }
+    for (spi, _) in state.manual_serials.values_mut() {
+        *spi ^= 0x10_0000;
+    }
+    let mut c = controller(&gateway1(), state);
+    c.sync(&mut fp).unwrap();
+    let log = names(&fp.take_log());
+    let pos = |s: &str| log.iter().position(|l| l == s).unwrap_or_else(|| panic!("{s} not in {log:?}"));
+    assert!(pos("remove-sa 0x100000000") < pos("add-sa 0x100000007 spi 00002011 (Inbound)"));
+    assert!(pos("add-sa 0x180000007 spi 00001011 (Outbound)") < pos("remove-sa 0x180000000"));
+}

@@ -14,8 +14,8 @@
 //!   one (esprit's extension, `control/config/REFERENCE.md` §6.3) and their
 //!   proxy-IDs make up the table.
 //! * an SA's id is [`sa_id`]: the VPN's HEX ID (the `id` of `get sa`), the
-//!   direction and a serial number (0 for manual keys; IKE will count
-//!   rekeys there).
+//!   direction and a serial number (IKE counts rekeys there; a manual-key
+//!   SA's serial moves on when its SPI changes, [`ManualSerials`]).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -58,6 +58,8 @@ pub struct DesiredSa {
     pub vpn_name: String,
     /// `esp:aes128/sha1`, `esp:aes128gcm`.
     pub algorithm: String,
+    /// A manual-key SA (from the configuration), not one IKE negotiated.
+    pub manual: bool,
 }
 
 /// A proxy-ID of an AutoKey VPN: programmed in the table, no SA until IKE
@@ -123,6 +125,28 @@ pub struct Translation {
     pub desired: Desired,
     /// Things left out, worth a line in the log.
     pub warnings: Vec<String>,
+    /// The serials of the manual-key SAs (see [`ManualSerials`]): persist
+    /// them, and pass them to the next translation.
+    pub serials: ManualSerials,
+}
+
+/// The serial of every manual-key SA: `sa_id(HEX ID, direction, 0)` ->
+/// (SPI, serial). A manual SA keeps its serial while its SPI stays; a new
+/// SPI takes the next serial, so the new SA has a new id and can be
+/// installed next to the old one (make-before-break, [`crate::plan`]). Kept
+/// in the state directory, so a restarted controld computes the same ids
+/// and adopts what fastpathd holds. A VPN seen for the first time has
+/// serial 0.
+pub type ManualSerials = BTreeMap<u64, (u32, u32)>;
+
+/// The serial of a manual SA with SPI `spi` whose previous (SPI, serial)
+/// was `previous`.
+pub fn manual_serial(previous: Option<(u32, u32)>, spi: u32) -> u32 {
+    match previous {
+        None => 0,
+        Some((old_spi, serial)) if old_spi == spi => serial,
+        Some((_, serial)) => (serial + 1) & 0x7fff_ffff,
+    }
 }
 
 /// `esp:aes128/sha1`, `esp:aes256/sha256`, `esp:aes128gcm` (as `get sa`).
@@ -149,6 +173,20 @@ pub fn translate(
     port_map: &BTreeMap<String, String>,
     hex_ids: &BTreeMap<String, u32>,
 ) -> Result<Translation, TranslateError> {
+    translate_with_serials(config, port_map, hex_ids, &ManualSerials::new())
+}
+
+/// [`translate`], given the serials of the manual SAs of the previous
+/// translation (or the state directory).
+pub fn translate_with_serials(
+    config: &Config,
+    port_map: &BTreeMap<String, String>,
+    hex_ids: &BTreeMap<String, u32>,
+    previous_serials: &ManualSerials,
+) -> Result<Translation, TranslateError> {
+    // Entries of VPNs that are gone stay: a VPN unset and set again with
+    // the same SPI gets its id back, and with it its sequence number record.
+    let mut serials = previous_serials.clone();
     let mut warnings = Vec::new();
     let mut desired = Desired::default();
     let device = |name: &InterfaceName| -> Option<String> {
@@ -293,7 +331,10 @@ pub fn translate(
                 for (direction, spi) in
                     [(Direction::Inbound, m.local_spi), (Direction::Outbound, m.remote_spi)]
                 {
-                    let id = sa_id(hex_id, direction, 0);
+                    let base = sa_id(hex_id, direction, 0);
+                    let serial = manual_serial(previous_serials.get(&base).copied(), spi);
+                    serials.insert(base, (spi, serial));
+                    let id = sa_id(hex_id, direction, serial);
                     let spec = SaSpec {
                         id,
                         direction,
@@ -322,11 +363,12 @@ pub fn translate(
                             spec,
                             vpn_name: v.name.clone(),
                             algorithm: algorithm_words(m.cipher, transform.integrity),
+                            manual: true,
                         },
                     );
                 }
             }
         }
     }
-    Ok(Translation { desired, warnings })
+    Ok(Translation { desired, warnings, serials })
 }

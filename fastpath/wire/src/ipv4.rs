@@ -178,17 +178,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// incrementally (RFC 1624), as routers do (RFC 1812 §5.3.1). Returns
     /// the new TTL; the caller drops the packet (and may send ICMP time
     /// exceeded) when the old TTL was 1 or 0 — this does not underflow.
+    #[inline]
     pub fn decrement_ttl(&mut self) -> u8 {
-        let b = self.buffer.as_ref();
-        let ttl = b[field::TTL];
+        // One bounds check for the whole header, then plain byte access.
+        let b = &mut self.buffer.as_mut()[..HEADER_LEN];
+        let (ttl, protocol) = (b[field::TTL], b[field::PROTOCOL]);
         if ttl == 0 {
             return 0;
         }
-        let old = be16(b, field::TTL);
-        let check = self.checksum();
-        self.set_ttl(ttl - 1);
-        let new = be16(self.buffer.as_ref(), field::TTL);
-        self.set_checksum(checksum::update16(check, old, new));
+        b[field::TTL] = ttl - 1;
+        // TTL is the high byte of the word it shares with the protocol.
+        let old = u16::from_be_bytes([ttl, protocol]);
+        let new = u16::from_be_bytes([ttl - 1, protocol]);
+        let check = u16::from_be_bytes([b[field::CHECKSUM.start], b[field::CHECKSUM.start + 1]]);
+        let c = checksum::update16(check, old, new);
+        b[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
         ttl - 1
     }
 
