@@ -14,7 +14,13 @@
 #                 receives the original UDP (size, destination, sequence)
 #   esprit-encrypt fastpathd on gw1 only does work; sink on inet's i1
 #                 counts ESP (sequence numbers from the ESP header)
-# Ratios: esprit / kernel-3hop, esprit-encrypt / kernel-1hop, same run.
+#   strongswan    strongSwan charon with kernel-libipsec (userspace ESP in
+#                 UDP 4500, TUN ipsec0) on gw1 and gw2, IKEv2 PSK, one child
+#                 10.1.1.0/24 <-> 10.2.1.0/24, ESP aes128gcm16, initiated
+#                 with swanctl; gw1's and gw2's kernels forward into and out
+#                 of ipsec0; inet forwards the ESP; sink in h21 as for esprit
+# Ratios: esprit / kernel-3hop, esprit-encrypt / kernel-1hop, strongswan /
+# kernel-3hop, and esprit / strongswan (second table), same run.
 #
 #   scripts/bench-throughput.sh            (root; ~2 minutes)
 # Environment: ESPRIT_BENCH_SECONDS (3) per run, ESPRIT_BENCH_SIZES
@@ -23,13 +29,14 @@
 # cores), ESPRIT_BENCH_TX_CPU / ESPRIT_BENCH_RX_CPU (pin generator / sink;
 # unpinned by default), ESPRIT_BENCH_RATE (pps; default full blast),
 # ESPRIT_BENCH_LATENCY=1 (one-way latency, best with a low RATE: the
-# generator stamps one time per burst), ESPRIT_BENCH_PATHS (all four), ESPRIT_BIN (directory with
+# generator stamps one time per burst), ESPRIT_BENCH_PATHS (all five), ESPRIT_BIN (directory with
 # pktgen, fastpathd, fpctl; built with --profile bench when absent),
 # ESPRIT_BENCH_JSON (file to append the result lines to).
 set -euo pipefail
 ESPRIT_SCRIPT=bench-throughput
 source "$(dirname "$0")/lib/common.sh"
 source "$ESPRIT_ROOT/scripts/lib/topo.sh"
+source "$ESPRIT_ROOT/scripts/lib/strongswan.sh"
 need_root
 
 SECS=${ESPRIT_BENCH_SECONDS:-3}
@@ -37,7 +44,7 @@ SIZES=${ESPRIT_BENCH_SIZES:-64 1400}
 FLOWS=${ESPRIT_BENCH_FLOWS:-16}
 BUSY=${ESPRIT_BENCH_BUSY_POLL:-0}
 read -r GW1_CORE GW2_CORE <<<"${ESPRIT_BENCH_GW_CORES:-0 1}"
-PATHS=${ESPRIT_BENCH_PATHS:-kernel-3hop kernel-1hop esprit esprit-encrypt}
+PATHS=${ESPRIT_BENCH_PATHS:-kernel-3hop kernel-1hop strongswan esprit esprit-encrypt}
 TX_CPU=${ESPRIT_BENCH_TX_CPU:-} # pin the generator / sink (taskset -c); default: unpinned
 RX_CPU=${ESPRIT_BENCH_RX_CPU:-}
 RATE=${ESPRIT_BENCH_RATE:-}     # pace the generator (pps); default: as fast as it can
@@ -62,11 +69,13 @@ LAT_FLAG=
 WORK=$(mktemp -d /tmp/esprit-bench.XXXXXX)
 PIDS=()
 GW_PIDS=()
+SWAN_PIDS=() # charons (strongswan path), stopped by PID
 cleanup() {
     local p
     trap - EXIT INT TERM
     for p in "${PIDS[@]}" "${GW_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}" "${GW_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    for p in "${SWAN_PIDS[@]}"; do swan_stop_pid "$p"; done
     if [ -n "${WATCHDOG:-}" ]; then kill "$WATCHDOG" 2>/dev/null; wait "$WATCHDOG" 2>/dev/null; fi
     topo_down
     rm -rf "$WORK"
@@ -128,9 +137,11 @@ run_one() {
     sink "$ns" "$ifc" "$@"
     local g
     for g in 1 2; do [ -S "$WORK/gw$g.sock" ] && gw_stats "$g" "$WORK/gw$g.before"; done
+    [ "$path" = strongswan ] && swan_counters "$WORK/swan.before"
     generate "$size"
     wait "$SINK_PID" || { cat "$WORK/rx.err" >&2; die "sink failed"; }
     for g in 1 2; do [ -S "$WORK/gw$g.sock" ] && gw_stats "$g" "$WORK/gw$g.after"; done
+    [ "$path" = strongswan ] && swan_counters "$WORK/swan.after"
     sed 's/^/    /' "$WORK/tx.err" "$WORK/rx.err" >&2
     python3 - "$path" "$size" "$WORK" >>"$WORK/results.jsonl" <<'PY'
 import json, os, sys
@@ -154,9 +165,26 @@ for g in (1, 2):
     db, da = drops(sb), drops(sa)
     line[f"gw{g}"] = {k: tot(sa, k) - tot(sb, k) for k in ("rx_packets", "tx_packets", "encrypted", "decrypted")}
     line[f"gw{g}"]["drops"] = {r: n - db.get(r, 0) for r, n in da.items() if n - db.get(r, 0)}
+if os.path.exists(f"{work}/swan.before") and os.path.exists(f"{work}/swan.after"):
+    b, a = json.load(open(f"{work}/swan.before")), json.load(open(f"{work}/swan.after"))
+    line["swan"] = {k: a[k] - b.get(k, 0) for k in a}
 print(json.dumps(line))
 PY
-    rm -f "$WORK"/gw?.before "$WORK"/gw?.after
+    rm -f "$WORK"/gw?.before "$WORK"/gw?.after "$WORK"/swan.before "$WORK"/swan.after
+}
+
+# swan_counters FILE: ipsec0 (libipsec's TUN) counters of gw1 (tx: packets
+# the kernel handed to charon to encrypt) and gw2 (rx: decrypted packets
+# charon wrote back), and gw2's UDP receive-buffer drops (ESP in UDP 4500).
+swan_counters() {
+    local g k out=""
+    for g in 1 2; do
+        for k in rx_packets tx_packets tx_dropped; do
+            out+="\"gw${g}_$k\": $(nsx "gw$g" cat "/sys/class/net/ipsec0/statistics/$k" 2>/dev/null || echo 0), "
+        done
+    done
+    out+="\"gw2_udp_rcvbuf_errors\": $(nsx gw2 awk '/^Udp:/ { if (n++) print $6 }' /proc/net/snmp)"
+    echo "{$out}" >"$1"
 }
 
 want() { [[ " $PATHS " == *" $1 "* ]]; }
@@ -179,6 +207,46 @@ if want kernel-3hop || want kernel-1hop; then
             run_one kernel-1hop "$size" inet i1 --size "$size" --dst 10.2.1.10
         fi
     done
+    for g in 1 2; do nsx "gw$g" sysctl -qw net.ipv4.ip_forward=0; done
+fi
+
+# ------------------------------------- strongSwan (charon + kernel-libipsec)
+
+if want strongswan; then
+    swan_packages
+    PSK="esprit-bench-psk-0123456789"
+    for g in 1 2; do
+        o=$((3 - g))
+        nsx "gw$g" sysctl -qw net.ipv4.ip_forward=1
+        nsx "gw$g" sysctl -qw net.ipv4.conf.all.rp_filter=0
+        swan_start "$TOPO-gw$g" "$WORK/swan$g" || {
+            p=$(cat "$WORK/swan$g/run/charon.pid" 2>/dev/null || true)
+            [ -n "$p" ] && SWAN_PIDS+=("$p")
+            cat "$WORK/swan$g/charon.stdout" "$WORK/swan$g/charon.log" >&2 2>/dev/null || true
+            die "charon gw$g did not start"
+        }
+        SWAN_PIDS+=("$SWAN_PID")
+        swan_psk_tunnel "$SWAN_DIR/swanctl.conf" bench "$(gw_wan "$g")" "$(gw_wan "$o")" \
+            "10.$g.1.0/24" "10.$o.1.0/24" aes128gcm16 "$PSK"
+        swan_ctl --load-all --clear --noprompt --file "$SWAN_DIR/swanctl.conf" >"$WORK/swan$g/load.log" 2>&1 ||
+            { cat "$WORK/swan$g/load.log" >&2; die "swanctl --load-all failed on gw$g"; }
+    done
+    topo_arp_warm
+    SWAN_DIR=$WORK/swan1
+    # Trap (on-demand) never fires with libipsec: initiate from gw1.
+    swan_ctl --initiate --child bench --timeout 15 >"$WORK/swan1/initiate.log" 2>&1 ||
+        { tail -20 "$WORK/swan1/initiate.log" >&2; die "swanctl --initiate failed"; }
+    nsx h11 ping -q -c 3 -i 0.1 -W 2 10.2.1.10 >/dev/null ||
+        { swan_ctl --list-sas >&2 || true; die "strongswan path h11 -> h21 does not work"; }
+    for size in $SIZES; do
+        log "strongswan (charon + kernel-libipsec on gw1 and gw2), $size B"
+        run_one strongswan "$size" h21 eth0 --size "$size" --dst 10.2.1.10
+    done
+    swan_ctl --list-sas 2>&1 | grep -E 'bytes_|bytes,|packets' | sed 's/^ */    gw1 child SA: /' >&2 || true
+    # Stop both charons (their routes and ipsec0 go with them) before the
+    # other paths, and give the gateways back their non-forwarding kernels.
+    for p in "${SWAN_PIDS[@]}"; do swan_stop_pid "$p"; done
+    SWAN_PIDS=()
     for g in 1 2; do nsx "gw$g" sysctl -qw net.ipv4.ip_forward=0; done
 fi
 
@@ -222,7 +290,7 @@ fi
 python3 - "$WORK/results.jsonl" "$SECS" "$FLOWS" "$BUSY" "$RATE" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-base = {"esprit": "kernel-3hop", "esprit-encrypt": "kernel-1hop"}
+base = {"esprit": "kernel-3hop", "esprit-encrypt": "kernel-1hop", "strongswan": "kernel-3hop"}
 rate = {(r["path"], r["size"]): r["rx"]["mpps"] for r in rows}
 print(f"\nthroughput at the sink ({sys.argv[2]} s per run, {sys.argv[3]} flows, gateways busy-poll={sys.argv[4]}, "
       f"generator {sys.argv[5] + ' pps' if sys.argv[5] else 'full blast'}; "
@@ -239,6 +307,10 @@ for r in rows:
         if g in r:
             d = r[g]["drops"]
             notes.append(f"{g} enc {r[g]['encrypted']} dec {r[g]['decrypted']}" + (f" drops {d}" if d else ""))
+    if "swan" in r:
+        s = r["swan"]
+        notes.append(f"gw1 ipsec0 tx {s['gw1_tx_packets']} (dropped {s['gw1_tx_dropped']}), gw2 ipsec0 rx {s['gw2_rx_packets']}, "
+                     f"gw2 UDP rcvbuf drops {s['gw2_udp_rcvbuf_errors']}")
     if rx["mangled"] or rx["foreign"]:
         notes.append(f"sink: {rx['mangled']} mangled, {rx['foreign']} foreign")
     if rx["xsk_rx_dropped"] or rx["xsk_rx_ring_full"]:
@@ -251,8 +323,21 @@ for r in rows:
           f"{delivered:>8.1%}  {'; '.join(notes)}")
     # Sanity: the sink must see a real share of what was sent, and nothing
     # mangled (for esprit: the decrypted inner packets, byte-exact headers).
-    if rx["good"] < 0.05 * tx["packets"] or rx["mangled"]:
+    if r["path"] == "strongswan" and not rx["mangled"] and rx["good"] < 0.05 * tx["packets"]:
+        # The path was checked with ping before: strongSwan collapsing under
+        # load is a result, not a broken bench.
+        print(f"  ^ strongSwan delivered {rx['good']} of {tx['packets']}: collapsed; pace with ESPRIT_BENCH_RATE")
+    elif rx["good"] < 0.05 * tx["packets"] or rx["mangled"]:
         bad += 1
         print(f"  ^ SUSPICIOUS: {rx['good']} good of {tx['packets']} sent, {rx['mangled']} mangled")
+by = {(r["path"], r["size"]): r["rx"] for r in rows}
+pairs = [r["size"] for r in rows if r["path"] == "esprit" and ("strongswan", r["size"]) in by]
+if pairs:
+    print("\nesprit vs strongSwan (charon + kernel-libipsec), both gateways, sink in h21, same run")
+    print(f"{'size':>5} {'esprit Mpps':>11} {'Gbit/s':>7} {'swan Mpps':>9} {'Gbit/s':>7} {'esprit/strongswan':>17}")
+    for size in pairs:
+        e, s = by[("esprit", size)], by[("strongswan", size)]
+        ratio = f"{e['mpps'] / s['mpps']:.1f}" if s["mpps"] else "-"
+        print(f"{size:>5} {e['mpps']:>11.3f} {e['gbps']:>7.3f} {s['mpps']:>9.3f} {s['gbps']:>7.3f} {ratio:>17}")
 sys.exit(1 if bad else 0)
 PY

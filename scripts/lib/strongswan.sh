@@ -60,3 +60,52 @@ swan_stop() {
     for _ in $(seq 25); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
     kill -9 "$pid" 2>/dev/null || true
 }
+
+# Several charons at once (one per gateway): swan_start leaves the last
+# one's SWAN_DIR/SWAN_PID; keep each pair and point SWAN_DIR at the one
+# to talk to before swan_ctl, and stop each by its PID:
+#
+#   swan_stop_pid PID         TERM, then KILL after 5 s (no-op if gone)
+#   swan_psk_tunnel FILE NAME LOCAL REMOTE LOCAL_TS REMOTE_TS ESP PSK
+#                             writes a swanctl.conf: IKEv2, PSK (ids = the
+#                             addresses), IKE aes128-sha256-x25519, one
+#                             tunnel-mode child NAME, ESP proposal ESP,
+#                             started by hand (swanctl --initiate)
+
+swan_stop_pid() {
+    local pid=$1 _
+    [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 25); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+swan_psk_tunnel() {
+    local file=$1 name=$2 local_addr=$3 remote_addr=$4 local_ts=$5 remote_ts=$6 esp=$7 psk=$8
+    cat >"$file" <<EOC
+connections {
+  $name {
+    version = 2
+    local_addrs = $local_addr
+    remote_addrs = $remote_addr
+    proposals = aes128-sha256-x25519
+    keyingtries = 1
+    unique = never
+    local  { auth = psk
+             id = $local_addr }
+    remote { auth = psk
+             id = $remote_addr }
+    children {
+      $name { local_ts = $local_ts
+              remote_ts = $remote_ts
+              mode = tunnel
+              esp_proposals = $esp
+              start_action = none }
+    }
+  }
+}
+secrets { ike-$name { id-a = $local_addr
+                      id-b = $remote_addr
+                      secret = "$psk" } }
+EOC
+}
