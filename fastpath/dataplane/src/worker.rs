@@ -161,13 +161,13 @@ const DEST_CACHE_SLOTS: usize = 1024;
 enum Stage {
     Done,
     /// Into a tunnel: classify (batch) then encrypt. `l3` is the IPv4
-    /// header offset, `len` the IP total length, `key` its selectors.
+    /// header offset, `len` the IP total length; its selectors are in
+    /// `Worker::keys`.
     Tunnel {
         l3: usize,
         len: usize,
         tunnel: TunnelId,
         vpn: VpnId,
-        key: FlowKey,
     },
 }
 
@@ -547,8 +547,8 @@ impl Worker {
             self.counters.rx_packets += 1;
             self.counters.rx_bytes += f.len() as u64;
             let (stage, action) = self.first_pass(now, rx_port, f, out);
-            if let Stage::Tunnel { key, .. } = stage {
-                self.keys.push(key);
+            if let Stage::Tunnel { .. } = stage {
+                // first_pass pushed its key.
                 self.key_owner.push(i as u8);
             }
             self.stages.push(stage);
@@ -577,9 +577,8 @@ impl Worker {
             let i = usize::from(self.key_owner[k]);
             let Stage::Tunnel { l3, len, tunnel, vpn, .. } = self.stages[i] else { continue };
             let verdict = self.verdicts[k];
-            let key = self.keys[k];
             actions[i] =
-                self.seal_for_tunnel(now, rx_port, &mut frames[i], l3, len, tunnel, vpn, verdict, key, out);
+                self.seal_for_tunnel(now, rx_port, &mut frames[i], l3, len, tunnel, vpn, verdict, k, out);
         }
 
         for a in &actions[..n] {
@@ -637,17 +636,18 @@ impl Worker {
             );
             return done(a);
         }
-        match self.dest(dst).next_hop {
+        let d = *self.dest(dst);
+        match d.next_hop {
             None => done(Action::Drop(DropReason::NoRoute)),
             Some(NextHop::Tunnel(t)) => match self.tunnels.get(&t.0).and_then(|t| t.vpn) {
                 Some(vpn) => {
-                    let key = flow_key_v4(&ip);
-                    (Stage::Tunnel { l3, len: ip_len, tunnel: t, vpn, key }, Action::Drop(DropReason::NoSa))
+                    self.keys.push(flow_key_v4(&ip));
+                    (Stage::Tunnel { l3, len: ip_len, tunnel: t, vpn }, Action::Drop(DropReason::NoSa))
                 }
                 None => done(Action::Drop(DropReason::TunnelUnbound)),
             },
             Some(nh) => {
-                let a = self.forward_clear(now, f, l3, ip_len, nh, out);
+                let a = self.forward_clear(now, f, l3, ip_len, dst, (nh, d.l2), out);
                 if matches!(a, Action::Tx(_)) {
                     self.counters.forwarded += 1;
                 }
@@ -658,18 +658,21 @@ impl Worker {
 
     /// Routes a clear IPv4 packet at `f[head+l3..]` out of a port: TTL, MAC
     /// rewrite. The Ethernet header goes right before `l3`.
+    /// `route` is the destination's next hop and, when the destination
+    /// cache had it, the resolved link layer.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn forward_clear<F: Frame>(
         &mut self,
         now: Instant,
         f: &mut F,
         l3: usize,
         ip_len: usize,
-        nh: NextHop,
+        dst: Ipv4Addr,
+        route: (NextHop, Option<(PortId, MacAddr, MacAddr)>),
         out: &mut impl WorkerOutput,
     ) -> Action {
-        let head = f.head();
-        let dst = ipv4::Packet::new_unchecked(&f.buffer()[head + l3..]).dst_addr();
-        let (port, mac, src_mac) = match self.dest(dst).l2 {
+        let (nh, l2) = route;
+        let (port, mac, src_mac) = match l2 {
             Some(l2) => l2,
             None => {
                 let (port, hop) = match nh {
@@ -757,7 +760,7 @@ impl Worker {
         tunnel: TunnelId,
         vpn_id: VpnId,
         verdict: Verdict,
-        key: FlowKey,
+        key_index: usize,
         out: &mut impl WorkerOutput,
     ) -> Action {
         let Verdict::Match(index) = verdict else { return Action::Drop(DropReason::ProxyIdMismatch) };
@@ -773,7 +776,14 @@ impl Worker {
                 if last_acquire.is_none_or(|t| now.duration_since(t) >= self.cfg.acquire_interval) {
                     *last_acquire = Some(now);
                     self.counters.acquires += 1;
-                    out.event(Event::Acquire { vpn: vpn_id, tunnel, proxy_id, index, flow: key });
+                    let flow = self.keys.get(key_index).copied().unwrap_or(FlowKey::v4(
+                        Ipv4Addr::UNSPECIFIED,
+                        Ipv4Addr::UNSPECIFIED,
+                        0,
+                        0,
+                        0,
+                    ));
+                    out.event(Event::Acquire { vpn: vpn_id, tunnel, proxy_id, index, flow });
                 }
                 let head = f.head();
                 let len = f.len();
@@ -971,7 +981,8 @@ impl Worker {
                 DropReason::TtlExceeded,
             );
         }
-        match self.dest(dst).next_hop {
+        let d = *self.dest(dst);
+        match d.next_hop {
             None => Action::Drop(DropReason::NoRoute),
             Some(NextHop::Tunnel(t)) => {
                 // Hub and spoke: straight into another tunnel.
@@ -982,9 +993,14 @@ impl Worker {
                     Some(v) => v.conf.table.classify_one(&key),
                     None => Verdict::NoMatch,
                 };
-                self.seal_for_tunnel(now, rx_port, f, l3, inner_len, t, vpn, verdict, key, out)
+                // The key goes on the burst's key list only for this call.
+                self.keys.push(key);
+                let k = self.keys.len() - 1;
+                let action = self.seal_for_tunnel(now, rx_port, f, l3, inner_len, t, vpn, verdict, k, out);
+                self.keys.pop();
+                action
             }
-            Some(nh) => self.forward_clear(now, f, l3, inner_len, nh, out),
+            Some(nh) => self.forward_clear(now, f, l3, inner_len, dst, (nh, d.l2), out),
         }
     }
 

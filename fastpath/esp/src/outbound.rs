@@ -150,7 +150,6 @@ struct Hot {
     udp_src: u16,
     udp_dst: u16,
     ident: u16,
-    ttl: u8,
     udp: bool,
     esn: bool,
     df: DfPolicy,
@@ -170,6 +169,8 @@ const _: () = assert!(core::mem::size_of::<Hot>() <= 64);
 /// fallback key schedules of `aes`, the IV key, the keyed HMAC state).
 pub struct OutboundSa {
     hot: Hot,
+    /// The outer IPv4 header with its fixed fields and their partial sum.
+    outer: ipv4::HeaderTemplate,
     sealer: Sealer,
 }
 
@@ -218,7 +219,10 @@ impl OutboundSa {
             Some(u) => (true, u.src_port, u.dst_port),
             None => (false, 0, 0),
         };
+        let protocol = if udp { ip_proto::UDP } else { ip_proto::ESP };
+        let outer = ipv4::HeaderTemplate::new(cfg.src, cfg.dst, protocol, cfg.ttl);
         Ok(OutboundSa {
+            outer,
             hot: Hot {
                 seq: cfg.last_seq,
                 seq_max,
@@ -229,7 +233,6 @@ impl OutboundSa {
                 udp_src,
                 udp_dst,
                 ident: 0,
-                ttl: cfg.ttl,
                 udp,
                 esn: cfg.esn,
                 df: cfg.df,
@@ -353,18 +356,15 @@ impl OutboundSa {
             DfPolicy::Set => true,
             DfPolicy::Clear => false,
         };
-        ipv4::Repr {
-            src_addr: h.src,
-            dst_addr: h.dst,
-            protocol: if h.udp { ip_proto::UDP } else { ip_proto::ESP },
-            ttl: h.ttl,
-            // DSCP and ECN copied: RFC 4301 §5.1.2.1, RFC 6040 §4.1.
+        // DSCP and ECN copied: RFC 4301 §5.1.2.1, RFC 6040 §4.1. The fixed
+        // fields come from the SA's template (addresses, protocol, TTL).
+        self.outer.emit(
+            &mut buf[outer_start..outer_start + IPV4_HEADER_LEN],
             tos,
-            ident: h.ident,
+            outer_len as u16,
+            h.ident,
             dont_frag,
-            payload_len: (outer_len - IPV4_HEADER_LEN) as u16,
-        }
-        .emit(&mut buf[outer_start..outer_start + IPV4_HEADER_LEN]);
+        );
 
         h.ident = h.ident.wrapping_add(1);
         h.seq = seq;
