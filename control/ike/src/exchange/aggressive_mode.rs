@@ -153,20 +153,9 @@ impl<R: Random> Peer<R> {
             find(&list, PayloadType::Id).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("ID")))?;
         let hash =
             find(&list, PayloadType::Hash).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("HASH")))?;
-        let sa = SaPayload::parse(sa_b).map_err(|e| self.err(ex, e.into()))?;
-        let Some((prop, life)) = phase1::accept(&self.cfg, &sa) else {
-            self.events.push_back(Event::ProposalMismatch {
-                exchange: ex,
-                proposed: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
-                configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
-            });
+        if self.accept_responder_sa(p1, h, &list, sa_b, ex)?.is_none() {
             return Ok(Step::Abort(Reason::Refused(NotifyType::NoProposalChosen)));
-        };
-        p1.rcookie = h.rcookie;
-        p1.chosen = Some((prop, life));
-        let vids = find_all(&list, PayloadType::VendorId);
-        p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
-        p1.peer_dpd = vids.contains(&&VID_DPD[..]);
+        }
         self.take_ke_nonce(p1, &list, ex)?;
         let Some(keys) = p1.keys.as_ref() else {
             return Err(self.err(ex, ErrorKind::NoExchange));

@@ -155,20 +155,9 @@ impl<R: Random> Peer<R> {
             payloads(&bytes[HEADER_LEN..], h.next_payload, false).map_err(|e| self.err(ex, e.into()))?;
         let sa_b =
             find(&list, PayloadType::Sa).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("SA")))?;
-        let sa = SaPayload::parse(sa_b).map_err(|e| self.err(ex, e.into()))?;
-        let Some((prop, life)) = phase1::accept(&self.cfg, &sa) else {
-            self.events.push_back(Event::ProposalMismatch {
-                exchange: ex,
-                proposed: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
-                configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
-            });
+        let Some(prop) = self.accept_responder_sa(p1, h, &list, sa_b, ex)? else {
             return Ok(Step::Abort(Reason::Refused(NotifyType::NoProposalChosen)));
         };
-        p1.rcookie = h.rcookie;
-        p1.chosen = Some((prop, life));
-        let vids = find_all(&list, PayloadType::VendorId);
-        p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
-        p1.peer_dpd = vids.contains(&&VID_DPD[..]);
         let dh = DhSecret::generate(prop.group, &mut self.rng);
         p1.ni = self.random(NONCE_LEN);
         p1.gxi = dh.public().to_vec();
@@ -180,6 +169,35 @@ impl<R: Random> Peer<R> {
     }
 
     /// KE, NONCE and (when the peer speaks NAT-T) the two NAT-D payloads.
+    /// Initiator, on the responder's first answer (MM2 or AM2): takes the
+    /// proposal it chose (RFC 2409 §5: exactly one of ours), its cookie
+    /// and its vendor IDs (NAT-T, DPD). `None`: the choice is not one we
+    /// offered; an event says so and the exchange is to be refused.
+    pub(crate) fn accept_responder_sa(
+        &mut self,
+        p1: &mut Phase1,
+        h: &Header,
+        list: &[crate::wire::RawPayload<'_>],
+        sa_body: &[u8],
+        ex: Exchange,
+    ) -> Result<Option<crate::IkeProposal>, Error> {
+        let sa = SaPayload::parse(sa_body).map_err(|e| self.err(ex, e.into()))?;
+        let Some((prop, life)) = phase1::accept(&self.cfg, &sa) else {
+            self.events.push_back(Event::ProposalMismatch {
+                exchange: ex,
+                proposed: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+                configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+            });
+            return Ok(None);
+        };
+        p1.rcookie = h.rcookie;
+        p1.chosen = Some((prop, life));
+        let vids = find_all(list, PayloadType::VendorId);
+        p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
+        p1.peer_dpd = vids.contains(&&VID_DPD[..]);
+        Ok(Some(prop))
+    }
+
     fn ke_nonce_natd(&mut self, p1: &Phase1, ke: &[u8], nonce: &[u8], exchange: ExchangeType) -> Vec<u8> {
         let mut b = MessageBuilder::new(p1.icookie, p1.rcookie, exchange, 0);
         b.push(PayloadType::KeyExchange, ke).push(PayloadType::Nonce, nonce);
