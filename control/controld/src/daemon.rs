@@ -214,6 +214,11 @@ pub fn run(opts: Options) -> Result<(), String> {
                     Event::Acquire { tunnel, proxy_id, .. } => {
                         log.line(&ike.acquire(Instant::now(), *tunnel, proxy_id));
                     }
+                    Event::SoftExpire { sa, .. } => {
+                        if let Some(l) = ike.sa_soft_expired(Instant::now(), *sa) {
+                            log.line(&l);
+                        }
+                    }
                     Event::HardExpire { sa, .. } => {
                         if let Some(l) = ike.sa_expired(Instant::now(), *sa) {
                             log.line(&l);

@@ -42,6 +42,10 @@ pub enum Reason {
     Timeout,
     /// DPD got no answer.
     DpdTimeout,
+    /// Its lifetime ran out (and it was not rekeyed).
+    Expired,
+    /// Replaced by a newer SA (rekey, make-before-break).
+    Rekeyed,
     /// The peer refused with this notification.
     PeerNotify(NotifyType),
     /// We refused (proposal, proxy-ID, authentication).
@@ -68,6 +72,12 @@ pub enum Event {
         local: SocketAddr,
         /// The peer's address in use.
         remote: SocketAddr,
+    },
+    /// A phase 1 started to replace the ISAKMP SA failed; the current
+    /// one stays until its lifetime ends.
+    Phase1RekeyFailed {
+        /// Why.
+        reason: Reason,
     },
     /// The ISAKMP SA is gone (or never came up).
     IkeSaDown {
