@@ -31,7 +31,16 @@
 #     ISAKMP SA replaced at 90%; new SPIs in `get sa` and on strongSwan;
 #  5. strongSwan rekeys: it initiated the children with rekey_time 15 s
 #     (life_time 40 s, proposed to esprit, which rekeys only at 95%);
-#     esprit installs each new pair and removes the old on its Delete.
+#     esprit installs each new pair and removes the old after the grace
+#     period (strongSwan sends no Delete for a rekeyed IKEv1 child).
+#
+# And (AGGR=0 skips it) Aggressive Mode with FQDN identities, PFS group 14
+# and DPD every 2 s on both sides (ESP aes128-sha1):
+#  6. esprit initiates on demand in Aggressive Mode, the Quick Mode has PFS;
+#     each side's R-U-THERE is answered;
+#  7. strongSwan stops: esprit declares it dead after 3 unanswered probes
+#     and removes the gateway's SAs; strongSwan back, the next packet
+#     negotiates again.
 #
 # Ends with "N passed, M failed". Needs root. Bounded by $ESPRIT_TIMEOUT
 # seconds (default 420). INITIATORS="esprit strongswan" (the default)
@@ -392,11 +401,70 @@ rekey_scenario() { # rekey_scenario esprit|strongswan
     topo_down
 }
 
+aggr_scenario() {
+    log "=== Aggressive Mode, FQDN identities, PFS group 14, DPD"
+    SWAN_EXTRA="i_dont_care_about_security_and_use_aggressive_mode_psk = yes"
+    bring_up aes128-sha1 aggr
+    SWAN_EXTRA=""
+    # The same VPN, in Aggressive Mode with FQDN identities, PFS and DPD.
+    sed -i -e 's/ Main outgoing-interface/ Aggr outgoing-interface/' \
+        -e 's/proposal "nopfs-esp-aes128-sha"/proposal "pfs14-aes128-sha"/' "$WORK/gw1.conf"
+    {
+        echo 'set ike p2-proposal "pfs14-aes128-sha" group14 esp aes128 sha-1 second 3600'
+        echo 'set ike gateway "swan" local-id esprit.example.net'
+        echo 'set ike gateway "swan" peer-id swan.example.net'
+        echo 'set ike gateway "swan" dpd-liveness interval 2 retry 3'
+    } >>"$WORK/gw1.conf"
+    sed -i -e 's/aggressive = no/aggressive = yes\n    dpd_delay = 2s/' \
+        -e 's/id = 203.0.113.2/id = swan.example.net/; s/id = 198.51.100.1/id = esprit.example.net/' \
+        -e 's/id-a = 198.51.100.1/id-a = esprit.example.net/; s/id-b = 203.0.113.2/id-b = swan.example.net/' \
+        -e 's/esp_proposals = aes128-sha1$/esp_proposals = aes128-sha1-modp2048/' "$SWAN_DIR/swanctl.conf"
+    swan_ctl --load-all --clear --noprompt --file "$SWAN_DIR/swanctl.conf" >"$RUN/swan-load.log" 2>&1 ||
+        { cat "$RUN/swan-load.log" >&2; die "swanctl --load-all failed"; }
+    esprit exec reload >/dev/null || { cat "$RUN/cd.log" >&2; die "exec reload of the Aggressive Mode configuration failed"; }
+    check "aggr: the first ping h11 -> 10.2.1.10 is answered (Aggressive Mode + Quick Mode with PFS)" \
+        first_ping h11 10.2.1.10
+    check "aggr: strongSwan saw Aggressive Mode" grep -q "parsed AGGRESSIVE request" "$RUN/swan/charon.log"
+    check "aggr: the child SA has PFS modp2048" grep -q "child SA up .*PFS modp2048" "$RUN/cd.log"
+    check "aggr: 10 pings" ping_ok h11 10.2.1.10 10
+    local _ ok=1
+    for _ in $(seq 100); do
+        grep -q "parsed INFORMATIONAL_V1 request .*N(DPD)" "$RUN/swan/charon.log" &&
+            grep -q "parsed INFORMATIONAL_V1 request .*N(DPD_ACK)" "$RUN/swan/charon.log" && ok=0 && break
+        sleep 0.1
+    done
+    check "aggr: DPD: strongSwan received esprit's R-U-THERE and esprit's answer to its own" test "$ok" = 0
+    # Gone without a word (kill -9: no Delete), as a crashed or cut-off peer.
+    local t0=$SECONDS
+    kill -9 "$SWAN_PID" 2>/dev/null
+    SWAN_PID=""
+    ok=1
+    for _ in $(seq 250); do
+        grep -q "dead peer detection" "$RUN/cd.log" && ok=0 && break
+        sleep 0.1
+    done
+    log "    peer declared dead $((SECONDS - t0)) s after strongSwan stopped"
+    check "aggr: strongSwan gone: esprit declares the peer dead (DPD, 3 probes 2 s apart)" test "$ok" = 0
+    check "aggr: ... and removes the gateway's SAs" active 0
+    SWAN_EXTRA="i_dont_care_about_security_and_use_aggressive_mode_psk = yes"
+    swan_start "$TOPO-gw2" "$RUN/swan2" || die "charon did not start again"
+    SWAN_EXTRA=""
+    cp "$RUN/swan/swanctl.conf" "$SWAN_DIR/swanctl.conf"
+    swan_ctl --load-all --clear --noprompt --file "$SWAN_DIR/swanctl.conf" >"$RUN/swan-load2.log" 2>&1 ||
+        { cat "$RUN/swan-load2.log" >&2; die "swanctl --load-all failed"; }
+    check "aggr: strongSwan back: the next packet negotiates again (first ping answered)" first_ping h11 10.2.1.10
+    grep -E "phase 1|child SA|dead peer|failed|error" "$RUN/cd.log" | sed 's/^/    /' >&2 || true
+    stop_pids
+    swan_stop
+    topo_down
+}
+
 for esp in $ESPS; do
     for who in ${INITIATORS:-esprit strongswan}; do
         scenario "$esp" "$who"
     done
 done
+[ "${AGGR:-1}" != 0 ] && aggr_scenario
 if [ "${REKEY:-1}" != 0 ]; then
     rekey_scenario esprit
     rekey_scenario strongswan

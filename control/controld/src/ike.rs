@@ -252,6 +252,9 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
         cfg.proxy_ids = vpns.iter().flat_map(|v| v.proxy_ids.iter().copied()).collect();
         cfg.dpd_delay =
             g.dpd.filter(|d| d.interval_secs > 0).map(|d| Duration::from_secs(u64::from(d.interval_secs)));
+        if let Some(d) = g.dpd {
+            cfg.dpd_retries = u32::from(d.retry.max(1));
+        }
         out.push(IkeGateway { config: cfg, vpns });
     }
     (out, warnings)
@@ -461,6 +464,7 @@ fn same_peer(a: &PeerConfig, b: &PeerConfig) -> bool {
         && a.child_lifetime == b.child_lifetime
         && a.proxy_ids == b.proxy_ids
         && a.dpd_delay == b.dpd_delay
+        && a.dpd_retries == b.dpd_retries
 }
 
 impl IkeManager {
@@ -811,7 +815,7 @@ impl IkeManager {
                             )));
                         }
                         out.push(IkeAction::Log(format!(
-                            "gateway {name} vpn {} proxy-id {}: child SA up ({}, Quick Mode {:08x}): SPI in {:08x} out {:08x}, {}, {}, lifetime {} s{}",
+                            "gateway {name} vpn {} proxy-id {}: child SA up ({}, Quick Mode {:08x}): SPI in {:08x} out {:08x}, {}{}, {}, lifetime {} s{}",
                             vpn.name,
                             c.proxy_id,
                             if c.initiator { "we initiated" } else { "the peer initiated" },
@@ -819,6 +823,11 @@ impl IkeManager {
                             c.spi_in,
                             c.spi_out,
                             c.suite.name(),
+                            if c.pfs {
+                                g.peer.config().pfs.map_or(", PFS".to_owned(), |p| format!(", PFS {}", esprit_ike::group_name(p)))
+                            } else {
+                                String::new()
+                            },
                             c.encap.map_or("ESP".to_owned(), |e| format!("ESP in UDP {}/{}", e.local_port, e.remote_port)),
                             c.lifetime.seconds,
                             waited.map_or(String::new(), |w| format!(", {:.1} ms after the acquire", w.as_secs_f64() * 1e3)),

@@ -578,16 +578,30 @@ fn dpd_probe_answered_then_timeout() {
     let ack = b.poll_transmit().unwrap();
     deliver(t, &mut a, &ack);
     assert!(a.poll_timeout().unwrap() >= t + Duration::from_secs(30));
-    // Now B is gone.
+    // Now B is gone: `dpd_retries` probes, `dpd_delay` apart, each with a
+    // new sequence number, then the peer is dead with its child SAs.
+    let mut probes = Vec::new();
     while let Some(t) = a.poll_timeout() {
         a.handle_timeout(t);
-        while a.poll_transmit().is_some() {}
+        while let Some(p) = a.poll_transmit() {
+            probes.push((t, p.bytes));
+        }
         if !a.is_established() {
             break;
         }
     }
+    assert_eq!(probes.len(), 5, "dpd_retries (default 5) probes");
+    for w in probes.windows(2) {
+        assert_eq!(w[1].0 - w[0].0, Duration::from_secs(30), "one every dpd_delay");
+        assert_ne!(w[0].1, w[1].1, "a new sequence number each");
+    }
     let ea = events(&mut a);
     assert!(ea.iter().any(|e| matches!(e, Event::DpdTimeout)));
+    assert!(
+        ea.iter().any(|e| matches!(e, Event::ChildSaDown { reason: Reason::DpdTimeout, .. })),
+        "the dead peer's child SAs are gone: {ea:?}"
+    );
+    assert!(ea.iter().any(|e| matches!(e, Event::IkeSaDown { reason: Reason::DpdTimeout })));
     assert!(!a.is_established());
 }
 
