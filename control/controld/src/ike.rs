@@ -868,8 +868,12 @@ impl IkeManager {
                 }
                 log(format!("gateway {name} proxy-id {proxy_id}: Quick Mode failed: {}", reason_words(&reason)));
             }
-            Event::ProposalMismatch { exchange, proposed, configured } => log(format!(
-                "gateway {name}: {exchange}: no proposal in common: offered {}; configured {}",
+            Event::ProposalMismatch { exchange, proposed, peer_refused: true, .. } => log(format!(
+                "gateway {name}: {exchange}: the peer accepted none of our proposals ({}): NO-PROPOSAL-CHOSEN",
+                proposed.join(", ")
+            )),
+            Event::ProposalMismatch { exchange, proposed, configured, .. } => log(format!(
+                "gateway {name}: {exchange}: no proposal in common: the peer offered {}; configured {}",
                 proposed.join(", "),
                 configured.join(", ")
             )),

@@ -109,11 +109,13 @@ pub enum Event {
     ProposalMismatch {
         /// Exchange.
         exchange: Exchange,
-        /// What the peer proposed (or what we proposed, when the peer
-        /// refused), in strongSwan notation.
+        /// What the peer proposed or chose; when `peer_refused`, what we
+        /// proposed. In strongSwan notation.
         proposed: Vec<String>,
         /// What we are configured with.
         configured: Vec<String>,
+        /// The peer answered NO-PROPOSAL-CHOSEN to our proposals.
+        peer_refused: bool,
     },
     /// A Quick Mode asked for a proxy-ID we are not configured with
     /// (answered with INVALID-ID-INFORMATION).

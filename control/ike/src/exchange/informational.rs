@@ -122,6 +122,7 @@ impl<R: Random> Peer<R> {
                             exchange: phase1_ex,
                             proposed: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
                             configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+                            peer_refused: true,
                         });
                         self.fail_phase1(Reason::PeerNotify(n.kind));
                     }

@@ -122,6 +122,7 @@ impl<R: Random> Peer<R> {
                     exchange: ex,
                     proposed: offered,
                     configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+                    peer_refused: false,
                 });
                 return Ok(());
             }
@@ -182,13 +183,18 @@ impl<R: Random> Peer<R> {
         ex: Exchange,
     ) -> Result<Option<crate::IkeProposal>, Error> {
         let sa = SaPayload::parse(sa_body).map_err(|e| self.err(ex, e.into()))?;
-        let Some((prop, life)) = phase1::accept(&self.cfg, &sa) else {
-            self.events.push_back(Event::ProposalMismatch {
-                exchange: ex,
-                proposed: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
-                configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
-            });
-            return Ok(None);
+        let (prop, life) = match phase1::accept(&self.cfg, &sa) {
+            Ok(x) => x,
+            Err(chosen) => {
+                // The responder answered with something we did not offer.
+                self.events.push_back(Event::ProposalMismatch {
+                    exchange: ex,
+                    proposed: vec![chosen],
+                    configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+                    peer_refused: false,
+                });
+                return Ok(None);
+            }
         };
         p1.rcookie = h.rcookie;
         p1.chosen = Some((prop, life));
