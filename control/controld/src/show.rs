@@ -1,0 +1,1069 @@
+//! The operator's `get` and `clear` commands, in ScreenOS 6.3's words:
+//! pure renderings of the controller's state (configuration, SAs,
+//! fastpathd's last counters, the last IKE view, the event log). No clock
+//! is read here: lifetimes come from the IKE view the daemon hands over,
+//! event times from the event log.
+//!
+//! Commands: `get sa`, `get sa active`, `get sa stat`, `get sa id HEX-ID`,
+//! `get ike cookies`, `get vpn [NAME]`, `get interface [NAME]`,
+//! `get route`, `get counter`, `get event`, `get config`; `clear sa [HEX-ID]`.
+//!
+//! **JSON.** The word `--json` anywhere after `get` (`get sa --json`;
+//! `esprit get sa --json` or `esprit --json get sa`) answers with one JSON
+//! document (pretty-printed, so on several lines) instead of the table.
+//! Field names are stable (snake_case); HEX IDs and SPIs are strings of 8
+//! hex digits as in the tables, SA ids strings `0x...`, counters numbers,
+//! absent values `null`:
+//!
+//! * `get sa` / `get sa active`: `{"total_configured", "sas": [{"hex_id",
+//!   "id", "direction" ("in"|"out"), "gateway", "port", "algorithm",
+//!   "spi", "life", "life_secs", "state" ("A/U"|"A/-"|"I/-"), "active",
+//!   "vpn", "proxy_id", "manual"}]}`;
+//! * `get sa stat`: `{"sas": [{"hex_id", "vpn", "proxy_id", "gateway",
+//!   "inbound", "outbound"}], "drops": {REASON: packets}}`, each direction
+//!   `{"id", "spi", "packets", "bytes", "errors", "seq"}` or `null`;
+//! * `get sa id N`: `{"hex_id", "vpn", "mode" ("autokey"|"manual"),
+//!   "gateway", "peer", "interface", "pairs": [{"proxy_id",
+//!   "state" ("up"|"down"), "algorithm", "port", "replay_window", "life_secs",
+//!   "inbound", "outbound"}]}`, each direction as above plus
+//!   `"installed", "kb_left"` (`null`: no volume limit), `"next_seq"`
+//!   (outbound);
+//! * `get ike cookies`: `{"active", "negotiating", "total", "sas":
+//!   [{"gateway", "local", "remote", "state", "initiator_cookie",
+//!   "responder_cookie", "initiator", "proposal", "nat_t",
+//!   "lifetime_secs", "remaining_secs", "children"}],
+//!   "negotiating_proxy_ids": [{"gateway", "proxy_id"}]}`;
+//! * `get vpn [NAME]`: `{"vpns": [{"name", "gateway", "peer", "mode",
+//!   "interface", "proxy_id_check", "proxy_ids": [{"hex_id", "proxy_id",
+//!   "state" ("UP"|"DOWN"), "packets_in", "packets_out", "drops"}]}]}`;
+//! * `get interface [NAME]`: `{"interfaces": [{"name", "zone", "ip",
+//!   "mtu", "device", "status" ("UP"|"READY"|"DOWN"|null for ports),
+//!   "vpns"}]}`;
+//! * `get route`: `{"routes": [{"prefix", "interface", "gateway", "type"
+//!   ("connected"|"static"), "metric", "device", "installed"}]}`;
+//! * `get counter`: `{"workers": [{"worker", "core", "rx_packets",
+//!   "rx_bytes", "tx_packets", "tx_bytes", "forwarded", "encrypted",
+//!   "decrypted", "held", "released", "acquires", "drops": {REASON:
+//!   packets}}], "drops": {REASON: packets}}`;
+//! * `get event`: `{"total", "capacity", "events": [...]}`, newest first,
+//!   each as [`crate::events::EventRecord`];
+//! * `get config`: `{"lines": [...]}`.
+
+use std::collections::BTreeMap;
+
+use esprit_config::model::Peer as CfgPeer;
+use esprit_config::{InterfaceIp, VpnKind};
+use esprit_fastpath_api::{Direction, NextHopSpec};
+use serde_json::{json, Value};
+
+use super::{Controller, Response};
+use crate::events::{EventKind, Severity, EVENT_CAPACITY};
+use crate::ike::IsakmpState;
+use crate::sa::SaRow;
+use crate::translate::hex_id_of;
+
+/// What `get` understands, for error messages.
+const GET_WORDS: &str = "sa, ike cookies, vpn, interface, route, counter, event, config";
+
+/// One direction of an SA pair, with its last counters.
+#[derive(Debug, Clone)]
+struct Side {
+    id: u64,
+    spi: u32,
+    installed: bool,
+    packets: u64,
+    bytes: u64,
+    errors: u64,
+    seq: u64,
+    replay_window: u32,
+    hard_bytes: u64,
+}
+
+/// The SA pair of one proxy-ID (AutoKey: none until negotiated).
+#[derive(Debug, Clone)]
+struct Pair {
+    hex_id: u32,
+    vpn: String,
+    proxy_id: String,
+    peer: String,
+    port: u16,
+    algorithm: String,
+    manual: bool,
+    life_secs: Option<u64>,
+    inbound: Option<Side>,
+    outbound: Option<Side>,
+}
+
+impl Pair {
+    /// Both SAs held by fastpathd.
+    fn up(&self) -> bool {
+        self.inbound.as_ref().is_some_and(|s| s.installed)
+            && self.outbound.as_ref().is_some_and(|s| s.installed)
+    }
+
+    fn state_word(&self) -> &'static str {
+        if self.up() {
+            "UP"
+        } else {
+            "DOWN"
+        }
+    }
+
+    fn packets(&self) -> (u64, u64, u64) {
+        let p = |s: &Option<Side>| s.as_ref().map_or(0, |s| s.packets);
+        let e = |s: &Option<Side>| s.as_ref().map_or(0, |s| s.errors);
+        (p(&self.inbound), p(&self.outbound), e(&self.inbound) + e(&self.outbound))
+    }
+}
+
+fn lines(text: String) -> Vec<String> {
+    text.lines().map(str::to_owned).collect()
+}
+
+fn json_response(v: &Value) -> Response {
+    match serde_json::to_string_pretty(v) {
+        Ok(t) => Response::ok(lines(t)),
+        Err(e) => Response::err(format!("JSON: {e}")),
+    }
+}
+
+/// `0x1`, `1`, `00000001` -> 1.
+fn parse_hex(word: &str) -> Option<u64> {
+    let digits = word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")).unwrap_or(word);
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
+}
+
+/// A HEX ID (`get sa` column), or a full SA id (`0x180000000`, as in the
+/// log): the HEX ID is its high 32 bits.
+fn parse_sa_word(command: &str, word: &str) -> Result<u32, String> {
+    match parse_hex(word) {
+        Some(v) if v > u64::from(u32::MAX) => Ok(hex_id_of(v)),
+        Some(v) => Ok(v as u32),
+        None => Err(format!(
+            "{command}: {word:?} is not a HEX ID (hexadecimal, as the first column of get sa: 00000001 or 0x1)"
+        )),
+    }
+}
+
+fn side_json(s: &Option<Side>) -> Value {
+    match s {
+        None => Value::Null,
+        Some(s) => json!({
+            "id": format!("{:#x}", s.id),
+            "spi": format!("{:08x}", s.spi),
+            "packets": s.packets,
+            "bytes": s.bytes,
+            "errors": s.errors,
+            "seq": s.seq,
+        }),
+    }
+}
+
+fn opt_num<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("-".to_owned(), |v| v.to_string())
+}
+
+impl Controller {
+    /// `get ...` (the words after `get`).
+    pub(super) fn get(&self, words: &[&str]) -> Response {
+        let json = words.contains(&"--json");
+        let words: Vec<&str> = words.iter().copied().filter(|w| *w != "--json").collect();
+        let command = format!("get {}", words.join(" "));
+        let command = command.trim_end();
+        let unknown = |word: &str, expected: &str| {
+            Response::err(format!("{command}: unknown word {word:?}: expected {expected}"))
+        };
+        match words.as_slice() {
+            [] => Response::err(format!("get: what? expected {GET_WORDS}")),
+            ["sa"] => self.get_sa(false, json),
+            ["sa", "active"] => self.get_sa(true, json),
+            ["sa", "stat"] => self.get_sa_stat(json),
+            ["sa", "id"] => Response::err(format!("{command}: give a HEX ID (the first column of get sa)")),
+            ["sa", "id", n] => match parse_sa_word(command, n) {
+                Ok(h) => self.get_sa_id(command, h, json),
+                Err(e) => Response::err(e),
+            },
+            ["sa", "id", _, extra, ..] => unknown(extra, "nothing after the HEX ID"),
+            ["sa", w, ..] => unknown(w, "active, stat, or id HEX-ID"),
+            ["ike", "cookies"] => self.get_ike_cookies(json),
+            ["ike"] => Response::err(format!("{command}: expected cookies")),
+            ["ike", "cookies", extra, ..] => unknown(extra, "nothing more"),
+            ["ike", w, ..] => unknown(w, "cookies"),
+            ["vpn"] => self.get_vpn(command, None, json),
+            ["vpn", name] => self.get_vpn(command, Some(name), json),
+            ["interface"] => self.get_interface(command, None, json),
+            ["interface", name] => self.get_interface(command, Some(name), json),
+            ["route"] => self.get_route(json),
+            ["counter"] => self.get_counter(json),
+            ["event"] => self.get_event(json),
+            ["config"] if json => json_response(&json!({ "lines": self.config.to_lines() })),
+            ["config"] => Response::ok(self.config.to_lines()),
+            ["vpn" | "interface", _, extra, ..] | ["route" | "counter" | "event" | "config", extra, ..] => {
+                unknown(extra, "nothing more")
+            }
+            [w, ..] => unknown(w, GET_WORDS),
+        }
+    }
+
+    /// Every proxy-ID's SA pair, by HEX ID, then configuration order.
+    fn pairs(&self) -> Vec<Pair> {
+        let wanted = self.wanted();
+        let mut by_key: BTreeMap<(u32, usize, String), Pair> = BTreeMap::new();
+        let order = |vpn: &str, pid: &str| {
+            self.config.proxy_ids(vpn).iter().position(|p| p.to_string() == pid).unwrap_or(usize::MAX)
+        };
+        for (id, d) in &wanted.sas {
+            let s = &d.spec;
+            let (packets, bytes, errors, seq) = self.counters(*id);
+            let side = Side {
+                id: *id,
+                spi: s.spi,
+                installed: self.sa.is_installed(*id),
+                packets,
+                bytes,
+                errors,
+                seq,
+                replay_window: s.replay_window,
+                hard_bytes: s.hard_bytes,
+            };
+            let key = (hex_id_of(*id), order(&d.vpn_name, &s.proxy_id), s.proxy_id.clone());
+            let pair = by_key.entry(key).or_insert_with(|| Pair {
+                hex_id: hex_id_of(*id),
+                vpn: d.vpn_name.clone(),
+                proxy_id: s.proxy_id.clone(),
+                peer: s.peer.to_string(),
+                port: s.udp_encap.map_or(500, |(_, p)| p),
+                algorithm: d.algorithm.clone(),
+                manual: d.manual,
+                life_secs: None,
+                inbound: None,
+                outbound: None,
+            });
+            if let Some(l) = self.ike_life.get(id) {
+                pair.life_secs = Some(*l);
+            }
+            match s.direction {
+                Direction::Inbound => pair.inbound = Some(side),
+                Direction::Outbound => pair.outbound = Some(side),
+            }
+        }
+        for p in &wanted.pending {
+            let key = (p.hex_id, order(&p.vpn_name, &p.proxy_id), p.proxy_id.clone());
+            by_key.entry(key).or_insert_with(|| Pair {
+                hex_id: p.hex_id,
+                vpn: p.vpn_name.clone(),
+                proxy_id: p.proxy_id.clone(),
+                peer: p.peer.map_or("0.0.0.0".to_owned(), |a| a.to_string()),
+                port: 500,
+                algorithm: p.algorithm.clone(),
+                manual: false,
+                life_secs: None,
+                inbound: None,
+                outbound: None,
+            });
+        }
+        by_key.into_values().collect()
+    }
+
+    /// (packets, bytes, errors, sequence number) of an SA at the last
+    /// reading, summed over workers.
+    fn counters(&self, id: u64) -> (u64, u64, u64, u64) {
+        self.stats
+            .sas
+            .iter()
+            .filter(|s| s.id == id)
+            .fold((0, 0, 0, 0), |a, s| (a.0 + s.packets, a.1 + s.bytes, a.2 + s.errors, a.3.max(s.seq)))
+    }
+
+    /// Drops by reason over all workers.
+    fn drops(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for w in &self.stats.workers {
+            for (reason, n) in &w.drops {
+                *out.entry(reason.clone()).or_insert(0) += n;
+            }
+        }
+        out
+    }
+
+    fn get_sa(&self, active_only: bool, json: bool) -> Response {
+        let wanted = self.wanted();
+        let rows: Vec<SaRow> = self
+            .sa
+            .rows(&wanted, &self.ike_life)
+            .into_iter()
+            .filter(|r| !active_only || r.is_active())
+            .collect();
+        let total = wanted.sas.len() / 2 + wanted.pending.len();
+        let active_pairs = {
+            let mut keys: Vec<(u32, &str)> =
+                rows.iter().filter(|r| r.is_active()).map(|r| (r.hex_id, r.proxy_id.as_str())).collect();
+            keys.dedup();
+            keys.sort();
+            keys.dedup();
+            keys.len()
+        };
+        if json {
+            let sas: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "hex_id": format!("{:08x}", r.hex_id),
+                        "id": r.id.map(|i| format!("{i:#x}")),
+                        "direction": if r.direction == Direction::Inbound { "in" } else { "out" },
+                        "gateway": r.gateway,
+                        "port": r.port,
+                        "algorithm": r.algorithm,
+                        "spi": format!("{:08x}", r.spi),
+                        "life": r.life,
+                        "life_secs": r.life.parse::<u64>().ok().filter(|_| r.id.is_some()),
+                        "state": r.sta,
+                        "active": r.is_active(),
+                        "vpn": r.vpn,
+                        "proxy_id": r.proxy_id,
+                        "manual": r.manual,
+                    })
+                })
+                .collect();
+            let mut v = json!({ "total_configured": total, "sas": sas });
+            if active_only {
+                v["total_active"] = json!(active_pairs);
+            }
+            return json_response(&v);
+        }
+        if !active_only {
+            return Response::ok(lines(self.sa.render_with_life(&wanted, &self.ike_life)));
+        }
+        let mut out = vec![format!("total active sa: {active_pairs}"), crate::sa::SA_HEADER.to_owned()];
+        out.extend(rows.iter().map(SaRow::line));
+        Response::ok(out)
+    }
+
+    fn get_sa_stat(&self, json: bool) -> Response {
+        let pairs = self.pairs();
+        let drops = self.drops();
+        if json {
+            let sas: Vec<Value> = pairs
+                .iter()
+                .map(|p| {
+                    json!({
+                        "hex_id": format!("{:08x}", p.hex_id),
+                        "vpn": p.vpn,
+                        "proxy_id": p.proxy_id,
+                        "gateway": p.peer,
+                        "inbound": side_json(&p.inbound),
+                        "outbound": side_json(&p.outbound),
+                    })
+                })
+                .collect();
+            return json_response(&json!({ "sas": sas, "drops": drops }));
+        }
+        let mut out = vec![
+            format!("total configured sa: {}", pairs.len()),
+            format!(
+                "{:<9} {:<15} {:<46} {:>10} {:>12} {:>10} {:>12} {:>7} {:>7}",
+                "HEX ID",
+                "Gateway",
+                "Proxy-ID",
+                "In pkts",
+                "In bytes",
+                "Out pkts",
+                "Out bytes",
+                "In err",
+                "Out err"
+            ),
+        ];
+        for p in &pairs {
+            let f = |s: &Option<Side>, k: fn(&Side) -> u64| {
+                s.as_ref().map_or("-".to_owned(), |s| k(s).to_string())
+            };
+            out.push(format!(
+                "{:08x}  {:<15} {:<46} {:>10} {:>12} {:>10} {:>12} {:>7} {:>7}",
+                p.hex_id,
+                p.peer,
+                p.proxy_id,
+                f(&p.inbound, |s| s.packets),
+                f(&p.inbound, |s| s.bytes),
+                f(&p.outbound, |s| s.packets),
+                f(&p.outbound, |s| s.bytes),
+                f(&p.inbound, |s| s.errors),
+                f(&p.outbound, |s| s.errors),
+            ));
+        }
+        out.push(String::new());
+        // fastpathd counts drop reasons per worker, not per SA.
+        out.push("drops by reason (all workers, see get counter):".into());
+        if drops.is_empty() {
+            out.push("  none".into());
+        }
+        out.extend(drops.iter().map(|(r, n)| format!("  {r:<28} {n:>10}")));
+        Response::ok(out)
+    }
+
+    /// The gateway name and peer of a VPN, and its mode word.
+    fn vpn_gateway(&self, vpn: &str) -> (String, String, &'static str) {
+        match self.config.vpn(vpn).map(|v| &v.kind) {
+            Some(VpnKind::AutoKey(a)) => {
+                let peer = match self.config.gateway(&a.gateway).map(|g| &g.peer) {
+                    Some(CfgPeer::Address(x)) => x.to_string(),
+                    Some(CfgPeer::Dialup(n)) => format!("dialup {n}"),
+                    Some(CfgPeer::Dynamic(id)) => format!("dynamic {id}"),
+                    None => "-".into(),
+                };
+                (a.gateway.clone(), peer, "AutoKey")
+            }
+            Some(VpnKind::Manual(m)) => (m.gateway.to_string(), m.gateway.to_string(), "Manual"),
+            None => ("-".into(), "-".into(), "-"),
+        }
+    }
+
+    /// `AutoKey IKE, gateway G (peer P)` or `manual key, peer P`.
+    fn vpn_words(&self, vpn: &str) -> String {
+        let (gateway, peer, mode) = self.vpn_gateway(vpn);
+        match mode {
+            "AutoKey" => format!("AutoKey IKE, gateway {gateway} (peer {peer})"),
+            _ => format!("manual key, peer {peer}"),
+        }
+    }
+
+    fn vpn_interface(&self, vpn: &str) -> String {
+        self.config.vpn(vpn).and_then(|v| v.bind.as_ref()).map_or("-".to_owned(), |b| b.to_string())
+    }
+
+    fn get_sa_id(&self, command: &str, hex_id: u32, json: bool) -> Response {
+        let pairs: Vec<Pair> = self.pairs().into_iter().filter(|p| p.hex_id == hex_id).collect();
+        let Some(first) = pairs.first() else {
+            return Response::err(format!("{command}: no SA with HEX ID {hex_id:08x} (see get sa)"));
+        };
+        let vpn = first.vpn.clone();
+        let (gateway, peer, mode) = self.vpn_gateway(&vpn);
+        let interface = self.vpn_interface(&vpn);
+        let kb_left = |s: &Side| (s.hard_bytes > 0).then(|| s.hard_bytes.saturating_sub(s.bytes) / 1024);
+        if json {
+            let dir = |s: &Option<Side>, outbound: bool| match s {
+                None => Value::Null,
+                Some(s) => {
+                    let mut v = side_json(&Some(s.clone()));
+                    v["installed"] = json!(s.installed);
+                    v["kb_left"] = json!(kb_left(s));
+                    if outbound {
+                        v["next_seq"] = json!(s.seq + 1);
+                    }
+                    v
+                }
+            };
+            let list: Vec<Value> = pairs
+                .iter()
+                .map(|p| {
+                    json!({
+                        "proxy_id": p.proxy_id,
+                        "state": if p.up() { "up" } else { "down" },
+                        "algorithm": p.algorithm,
+                        "port": p.port,
+                        "replay_window": p.inbound.as_ref().map(|s| s.replay_window),
+                        "life_secs": p.life_secs,
+                        "inbound": dir(&p.inbound, false),
+                        "outbound": dir(&p.outbound, true),
+                    })
+                })
+                .collect();
+            return json_response(&json!({
+                "hex_id": format!("{hex_id:08x}"),
+                "vpn": vpn,
+                "mode": mode.to_ascii_lowercase(),
+                "gateway": gateway,
+                "peer": peer,
+                "interface": interface,
+                "pairs": list,
+            }));
+        }
+        let mut out =
+            vec![format!("HEX ID {hex_id:08x}: vpn \"{vpn}\", {}, {interface}", self.vpn_words(&vpn))];
+        for p in &pairs {
+            out.push(format!("  proxy-id {}: {}", p.proxy_id, p.state_word()));
+            if p.inbound.is_none() && p.outbound.is_none() {
+                out.push("    no SA: negotiated when traffic matches the proxy-id".into());
+                continue;
+            }
+            let replay = match p.inbound.as_ref().map(|s| s.replay_window) {
+                Some(0) => "anti-replay off".to_owned(),
+                Some(w) => format!("anti-replay window {w} packets"),
+                None => "anti-replay -".to_owned(),
+            };
+            let life = match (p.manual, p.life_secs) {
+                (true, _) => "lifetime unlimited (manual key)".to_owned(),
+                (false, Some(s)) => format!("lifetime left {s} sec"),
+                (false, None) => "lifetime left - sec".to_owned(),
+            };
+            out.push(format!("    algorithm {}, peer port {}, {replay}, {life}", p.algorithm, p.port));
+            for (word, s, outbound) in [("inbound ", &p.inbound, false), ("outbound", &p.outbound, true)] {
+                let Some(s) = s else {
+                    out.push(format!("    {word} none yet"));
+                    continue;
+                };
+                let seq = if outbound {
+                    format!("next sequence {}", s.seq + 1)
+                } else {
+                    format!("highest sequence {}", s.seq)
+                };
+                out.push(format!(
+                    "    {word} SA {:#x} spi {:08x} {}: {} packets, {} bytes, {} errors, {seq}, {} kB left",
+                    s.id,
+                    s.spi,
+                    if s.installed { "installed" } else { "not installed" },
+                    s.packets,
+                    s.bytes,
+                    s.errors,
+                    kb_left(s).map_or("unlimited".to_owned(), |k| k.to_string()),
+                ));
+            }
+        }
+        Response::ok(out)
+    }
+
+    fn get_ike_cookies(&self, json: bool) -> Response {
+        let v = &self.ike_view;
+        let active = v.gateways.iter().filter(|g| g.state == IsakmpState::Established).count();
+        let negotiating = v.gateways.iter().filter(|g| g.state == IsakmpState::Negotiating).count();
+        if json {
+            return json_response(&json!({
+                "active": active,
+                "negotiating": negotiating,
+                "total": v.gateways.len(),
+                "sas": v.gateways,
+                "negotiating_proxy_ids": v.negotiating.iter().map(|(g, p)| json!({ "gateway": g, "proxy_id": p })).collect::<Vec<_>>(),
+            }));
+        }
+        let mut out = vec![
+            format!("IKEv1 SA -- Active: {active}, Negotiating: {negotiating}, Total {}", v.gateways.len()),
+            String::new(),
+            format!(
+                "{:<33} {:<12} {:<21} {:<21} {:<11} {:<9} {:<21} {:<5} {:>8} {:>5}",
+                "Cookies (initiator/responder)",
+                "Gateway",
+                "Local",
+                "Peer",
+                "State",
+                "Role",
+                "Proposal",
+                "NAT-T",
+                "Life:sec",
+                "Child"
+            ),
+        ];
+        for g in &v.gateways {
+            let cookies = match (&g.initiator_cookie, &g.responder_cookie) {
+                (Some(i), Some(r)) => format!("{i}/{r}"),
+                _ => "-".into(),
+            };
+            let role = match g.initiator {
+                Some(true) => "initiator",
+                Some(false) => "responder",
+                None => "-",
+            };
+            let nat = match g.nat_t {
+                Some(true) => "on",
+                Some(false) => "off",
+                None => "-",
+            };
+            out.push(format!(
+                "{cookies:<33} {:<12} {:<21} {:<21} {:<11} {role:<9} {:<21} {nat:<5} {:>8} {:>5}",
+                g.gateway,
+                g.local.to_string(),
+                g.remote.to_string(),
+                g.state.word(),
+                g.proposal.as_deref().unwrap_or("-"),
+                opt_num(g.remaining_secs),
+                g.children
+            ));
+        }
+        for (g, p) in &v.negotiating {
+            out.push(format!("  gateway {g}: negotiating proxy-id {p}"));
+        }
+        Response::ok(out)
+    }
+
+    fn get_vpn(&self, command: &str, name: Option<&str>, json: bool) -> Response {
+        let vpns: Vec<&esprit_config::Vpn> = match name {
+            Some(n) => match self.config.vpn(n) {
+                Some(v) => vec![v],
+                None => {
+                    let names: Vec<&str> = self.config.vpns().map(|v| v.name.as_str()).collect();
+                    return Response::err(format!(
+                        "{command}: no vpn {n:?} (configured: {})",
+                        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                    ));
+                }
+            },
+            None => self.config.vpns().collect(),
+        };
+        let pairs = self.pairs();
+        let of = |vpn: &str| pairs.iter().filter(|p| p.vpn == vpn).collect::<Vec<_>>();
+        if json {
+            let list: Vec<Value> = vpns
+                .iter()
+                .map(|v| {
+                    let (gateway, peer, mode) = self.vpn_gateway(&v.name);
+                    let pids: Vec<Value> = of(&v.name)
+                        .iter()
+                        .map(|p| {
+                            let (i, o, d) = p.packets();
+                            json!({
+                                "hex_id": format!("{:08x}", p.hex_id),
+                                "proxy_id": p.proxy_id,
+                                "state": p.state_word(),
+                                "packets_in": i,
+                                "packets_out": o,
+                                "drops": d,
+                            })
+                        })
+                        .collect();
+                    json!({
+                        "name": v.name,
+                        "gateway": gateway,
+                        "peer": peer,
+                        "mode": mode,
+                        "interface": self.vpn_interface(&v.name),
+                        "proxy_id_check": v.enforces_proxy_ids(),
+                        "proxy_ids": pids,
+                    })
+                })
+                .collect();
+            return json_response(&json!({ "vpns": list }));
+        }
+        let mut out = Vec::new();
+        if name.is_none() {
+            out.push(format!(
+                "{:<15} {:<15} {:<8} {:<11} {:<14} {:>9} {:>3}",
+                "Name", "Gateway", "Mode", "Interface", "Proxy-ID check", "Proxy-IDs", "Up"
+            ));
+            for v in &vpns {
+                let (gateway, _, mode) = self.vpn_gateway(&v.name);
+                let p = of(&v.name);
+                out.push(format!(
+                    "{:<15} {:<15} {:<8} {:<11} {:<14} {:>9} {:>3}",
+                    v.name,
+                    gateway,
+                    mode,
+                    self.vpn_interface(&v.name),
+                    if v.enforces_proxy_ids() { "on" } else { "off" },
+                    p.len(),
+                    p.iter().filter(|p| p.up()).count()
+                ));
+            }
+        }
+        for v in &vpns {
+            if !out.is_empty() {
+                out.push(String::new());
+            }
+            out.push(format!(
+                "vpn \"{}\": {}, {}, proxy-id check {}",
+                v.name,
+                self.vpn_words(&v.name),
+                self.vpn_interface(&v.name),
+                if v.enforces_proxy_ids() { "on" } else { "off" }
+            ));
+            out.push(format!(
+                "  {:<9} {:<46} {:<5} {:>10} {:>11} {:>7}",
+                "HEX ID", "Proxy-ID", "State", "Packets in", "Packets out", "Drops"
+            ));
+            for p in of(&v.name) {
+                let (i, o, d) = p.packets();
+                out.push(format!(
+                    "  {:08x}  {:<46} {:<5} {i:>10} {o:>11} {d:>7}",
+                    p.hex_id,
+                    p.proxy_id,
+                    p.state_word()
+                ));
+            }
+        }
+        Response::ok(out)
+    }
+
+    /// UP if one SA pair of the tunnel's VPNs is up, READY if it has SAs
+    /// (or proxy-IDs waiting for IKE) but none up, DOWN if none.
+    fn tunnel_status(&self, name: &str, pairs: &[Pair]) -> &'static str {
+        let vpns: Vec<&str> = self.bound_vpns(name);
+        let mine: Vec<&Pair> = pairs.iter().filter(|p| vpns.contains(&p.vpn.as_str())).collect();
+        if mine.iter().any(|p| p.up()) {
+            "UP"
+        } else if !mine.is_empty() {
+            "READY"
+        } else {
+            "DOWN"
+        }
+    }
+
+    fn bound_vpns(&self, interface: &str) -> Vec<&str> {
+        self.config
+            .vpns()
+            .filter(|v| v.bind.as_ref().is_some_and(|b| b.as_str() == interface))
+            .map(|v| v.name.as_str())
+            .collect()
+    }
+
+    fn device(&self, interface: &str) -> Option<String> {
+        self.port_map.get(interface).cloned().or_else(|| self.config.interface(interface)?.port.clone())
+    }
+
+    fn get_interface(&self, command: &str, name: Option<&str>, json: bool) -> Response {
+        let list: Vec<&esprit_config::Interface> = match name {
+            Some(n) => match self.config.interface(n) {
+                Some(i) => vec![i],
+                None => {
+                    let names: Vec<String> = self.config.interfaces().map(|i| i.name.to_string()).collect();
+                    return Response::err(format!(
+                        "{command}: no interface {n:?} (configured: {})",
+                        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                    ));
+                }
+            },
+            None => self.config.interfaces().collect(),
+        };
+        let pairs = self.pairs();
+        struct Row {
+            name: String,
+            zone: String,
+            ip: String,
+            mtu: Option<u16>,
+            device: Option<String>,
+            status: Option<&'static str>,
+            vpns: Vec<String>,
+        }
+        let rows: Vec<Row> = list
+            .iter()
+            .map(|i| {
+                let tunnel = i.name.is_tunnel();
+                let name = i.name.to_string();
+                Row {
+                    zone: i.zone.clone().unwrap_or_else(|| "-".into()),
+                    ip: match &i.ip {
+                        Some(InterfaceIp::Address(a)) => a.to_string(),
+                        Some(InterfaceIp::Unnumbered(u)) => format!("unnumbered {u}"),
+                        None => "-".into(),
+                    },
+                    mtu: if tunnel {
+                        Some(i.mtu.unwrap_or(crate::translate::DEFAULT_TUNNEL_MTU))
+                    } else {
+                        i.mtu
+                    },
+                    device: if tunnel { None } else { self.device(&name) },
+                    status: tunnel.then(|| self.tunnel_status(&name, &pairs)),
+                    vpns: self.bound_vpns(&name).into_iter().map(str::to_owned).collect(),
+                    name,
+                }
+            })
+            .collect();
+        if json {
+            let list: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "name": r.name, "zone": r.zone, "ip": r.ip, "mtu": r.mtu,
+                        "device": r.device, "status": r.status, "vpns": r.vpns,
+                    })
+                })
+                .collect();
+            return json_response(&json!({ "interfaces": list }));
+        }
+        let mut out = Vec::new();
+        if name.is_none() {
+            out.push("U - Up, R - Ready (SAs, none active), D - Down (no SA)".to_owned());
+            out.push(format!(
+                "{:<13} {:<24} {:<9} {:>5} {:<8} {:<6} VPNs",
+                "Name", "IP Address", "Zone", "MTU", "Device", "State"
+            ));
+            for r in &rows {
+                out.push(format!(
+                    "{:<13} {:<24} {:<9} {:>5} {:<8} {:<6} {}",
+                    r.name,
+                    r.ip,
+                    r.zone,
+                    opt_num(r.mtu),
+                    r.device.as_deref().unwrap_or("-"),
+                    r.status.unwrap_or("-"),
+                    if r.vpns.is_empty() { "-".to_owned() } else { r.vpns.join(", ") }
+                ));
+            }
+            return Response::ok(out);
+        }
+        for r in &rows {
+            out.push(format!("Interface {}:", r.name));
+            out.push(format!("  zone {}, ip {}, mtu {}", r.zone, r.ip, opt_num(r.mtu)));
+            if let Some(d) = &r.device {
+                out.push(format!("  device {d}"));
+            }
+            if let Some(status) = r.status {
+                let mine: Vec<&Pair> = pairs.iter().filter(|p| r.vpns.contains(&p.vpn)).collect();
+                out.push(format!(
+                    "  status {status}: {} of {} SA pair(s) active",
+                    mine.iter().filter(|p| p.up()).count(),
+                    mine.len()
+                ));
+            }
+            if r.status.is_some() && r.vpns.is_empty() {
+                out.push("  no vpn bound".to_owned());
+            }
+            for v in &r.vpns {
+                let (gateway, _, mode) = self.vpn_gateway(v);
+                let n = self.config.proxy_ids(v).len();
+                out.push(format!("  bound vpn {v} ({mode}, gateway {gateway}, {n} proxy-id(s))"));
+            }
+        }
+        Response::ok(out)
+    }
+
+    fn get_route(&self, json: bool) -> Response {
+        struct Row {
+            prefix: String,
+            interface: String,
+            gateway: Option<String>,
+            kind: &'static str,
+            metric: u32,
+            device: Option<String>,
+            installed: bool,
+        }
+        let routes = &self.desired.routes;
+        let installed =
+            |prefix: &str, hop: &NextHopSpec| routes.iter().any(|r| r.prefix == prefix && &r.next_hop == hop);
+        let mut rows = Vec::new();
+        for i in self.config.interfaces() {
+            if i.name.is_tunnel() {
+                continue;
+            }
+            let Some(InterfaceIp::Address(a)) = &i.ip else { continue };
+            let Some(subnet) = a.subnet() else { continue };
+            let device = self.device(i.name.as_str());
+            let prefix = subnet.to_string();
+            let inst = device
+                .as_ref()
+                .is_some_and(|d| installed(&prefix, &NextHopSpec::Port { port: d.clone(), gateway: None }));
+            rows.push(Row {
+                prefix,
+                interface: i.name.to_string(),
+                gateway: None,
+                kind: "connected",
+                metric: 0,
+                device,
+                installed: inst,
+            });
+        }
+        for r in self.config.routes() {
+            let prefix = r.prefix.to_string();
+            let (device, hop) = match r.interface.tunnel_number() {
+                Some(tunnel) => (Some(r.interface.to_string()), Some(NextHopSpec::Tunnel { tunnel })),
+                None => {
+                    let d = self.device(r.interface.as_str());
+                    let gw = match r.gateway {
+                        Some(std::net::IpAddr::V4(g)) => Some(g),
+                        _ => None,
+                    };
+                    let hop = d.clone().map(|port| NextHopSpec::Port { port, gateway: gw });
+                    (d, hop)
+                }
+            };
+            rows.push(Row {
+                installed: hop.is_some_and(|h| installed(&prefix, &h)),
+                prefix,
+                interface: r.interface.to_string(),
+                gateway: r.gateway.map(|g| g.to_string()),
+                kind: "static",
+                metric: r.metric,
+                device,
+            });
+        }
+        if json {
+            let list: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "prefix": r.prefix, "interface": r.interface, "gateway": r.gateway,
+                        "type": r.kind, "metric": r.metric, "device": r.device, "installed": r.installed,
+                    })
+                })
+                .collect();
+            return json_response(&json!({ "routes": list }));
+        }
+        let mut out = vec![
+            format!(
+                "IPv4 routes: {} ({} installed in fastpathd, marked *)",
+                rows.len(),
+                rows.iter().filter(|r| r.installed).count()
+            ),
+            format!(
+                "  {:<19} {:<13} {:<16} {:<10} {:>6} {}",
+                "IP-Prefix", "Interface", "Gateway", "Type", "Metric", "Device"
+            ),
+        ];
+        for r in &rows {
+            out.push(format!(
+                "{} {:<19} {:<13} {:<16} {:<10} {:>6} {}",
+                if r.installed { '*' } else { ' ' },
+                r.prefix,
+                r.interface,
+                r.gateway.as_deref().unwrap_or("-"),
+                r.kind,
+                r.metric,
+                r.device.as_deref().unwrap_or("-")
+            ));
+        }
+        Response::ok(out)
+    }
+
+    fn get_counter(&self, json: bool) -> Response {
+        let workers = &self.stats.workers;
+        let drops = self.drops();
+        if json {
+            let list: Vec<Value> = workers
+                .iter()
+                .map(|w| {
+                    let d: BTreeMap<&str, u64> = w.drops.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+                    json!({
+                        "worker": w.worker, "core": w.core,
+                        "rx_packets": w.rx_packets, "rx_bytes": w.rx_bytes,
+                        "tx_packets": w.tx_packets, "tx_bytes": w.tx_bytes,
+                        "forwarded": w.forwarded, "encrypted": w.encrypted, "decrypted": w.decrypted,
+                        "held": w.held, "released": w.released, "acquires": w.acquires,
+                        "drops": d,
+                    })
+                })
+                .collect();
+            return json_response(&json!({ "workers": list, "drops": drops }));
+        }
+        let header = format!(
+            "{:<6} {:>4} {:>11} {:>13} {:>11} {:>13} {:>10} {:>10} {:>10} {:>7} {:>8} {:>8}",
+            "Worker",
+            "Core",
+            "Rx packets",
+            "Rx bytes",
+            "Tx packets",
+            "Tx bytes",
+            "Forwarded",
+            "Encrypted",
+            "Decrypted",
+            "Held",
+            "Released",
+            "Acquires"
+        );
+        let mut out = vec![header];
+        if workers.is_empty() {
+            out.push("(no counters: fastpathd not read yet)".into());
+        }
+        for w in workers {
+            out.push(format!(
+                "{:<6} {:>4} {:>11} {:>13} {:>11} {:>13} {:>10} {:>10} {:>10} {:>7} {:>8} {:>8}",
+                w.worker,
+                opt_num(w.core),
+                w.rx_packets,
+                w.rx_bytes,
+                w.tx_packets,
+                w.tx_bytes,
+                w.forwarded,
+                w.encrypted,
+                w.decrypted,
+                w.held,
+                w.released,
+                w.acquires
+            ));
+        }
+        out.push(String::new());
+        out.push(format!("{:<28} {:>10}  per worker", "Drops by reason", "Packets"));
+        if drops.is_empty() {
+            out.push("none".into());
+        }
+        for (reason, n) in &drops {
+            let per: Vec<String> = workers
+                .iter()
+                .filter_map(|w| {
+                    w.drops.iter().find(|(r, _)| r == reason).map(|(_, k)| format!("{}: {k}", w.worker))
+                })
+                .collect();
+            out.push(format!("{reason:<28} {n:>10}  {}", per.join(", ")));
+        }
+        Response::ok(out)
+    }
+
+    fn get_event(&self, json: bool) -> Response {
+        let events: Vec<_> = self.events.iter().rev().collect();
+        if json {
+            return json_response(&json!({
+                "total": events.len(),
+                "capacity": EVENT_CAPACITY,
+                "events": events,
+            }));
+        }
+        let mut out = vec![
+            format!("total events: {} (the last {EVENT_CAPACITY} are kept), newest first", events.len()),
+            format!("{:<20} {:<7} {:<17} {:<15} {}", "Time (UTC)", "Level", "Kind", "Peer", "Description"),
+        ];
+        for e in events {
+            out.push(e.line());
+            if e.kind == EventKind::ProxyIdMismatch {
+                if let Some(p) = &e.proposed {
+                    out.push(format!("    proposed:   {p}"));
+                }
+                for (i, c) in e.configured.iter().enumerate() {
+                    out.push(format!("    {}{c}", if i == 0 { "configured: " } else { "            " }));
+                }
+            }
+        }
+        Response::ok(out)
+    }
+
+    /// `clear sa [HEX-ID]` (the words after `clear`).
+    pub(super) fn clear(&mut self, words: &[&str]) -> Response {
+        let command = format!("clear {}", words.join(" "));
+        let command = command.trim_end().to_owned();
+        let hex_id = match words {
+            ["sa"] => None,
+            ["sa", id] => match parse_sa_word(&command, id) {
+                Ok(h) => Some(h),
+                Err(e) => return Response::err(e),
+            },
+            ["sa", _, extra, ..] => {
+                return Response::err(format!(
+                    "{command}: unknown word {extra:?}: expected nothing after the HEX ID"
+                ))
+            }
+            [] => return Response::err("clear: what? expected sa [HEX-ID]".to_owned()),
+            [w, ..] => return Response::err(format!("{command}: unknown word {w:?}: expected sa [HEX-ID]")),
+        };
+        let pairs = self.pairs();
+        let out = match hex_id {
+            None => {
+                let n = pairs
+                    .iter()
+                    .filter(|p| !p.manual && (p.inbound.is_some() || p.outbound.is_some()))
+                    .count();
+                let manual = pairs.iter().filter(|p| p.manual).count();
+                let mut out = vec![format!("clearing {n} IKE SA pair(s)")];
+                if manual > 0 {
+                    out.push(format!(
+                        "{manual} manual-key SA pair(s) left as they are: manual-key SAs cannot be cleared"
+                    ));
+                }
+                out
+            }
+            Some(h) => {
+                let mine: Vec<&Pair> = pairs.iter().filter(|p| p.hex_id == h).collect();
+                let Some(first) = mine.first() else {
+                    return Response::err(format!("{command}: no SA with HEX ID {h:08x} (see get sa)"));
+                };
+                if first.manual {
+                    return Response::err(format!(
+                        "{command}: HEX ID {h:08x} is vpn \"{}\"'s manual-key SA pair: manual-key SAs cannot be cleared (change or unset the vpn instead)",
+                        first.vpn
+                    ));
+                }
+                let n = mine.iter().filter(|p| p.inbound.is_some() || p.outbound.is_some()).count();
+                vec![format!("HEX ID {h:08x} (vpn \"{}\"): clearing {n} IKE SA pair(s)", first.vpn)]
+            }
+        };
+        self.clears.push(hex_id);
+        self.note_event(Severity::Notice, EventKind::Config, format!("operator: {command}"));
+        Response::ok(out)
+    }
+}
