@@ -315,6 +315,8 @@ fn classify(line: &str) -> (EventKind, Severity) {
         (EventKind::QuickModeFailed, Severity::Warning)
     } else if has("dead peer detection") {
         (EventKind::DeadPeer, Severity::Warning)
+    } else if line.ends_with(": configured") || has("its configuration changed or is gone") {
+        (EventKind::Config, Severity::Info)
     } else if line.starts_with("acquire: ") {
         (EventKind::Acquire, Severity::Info)
     } else if has("expired") {

@@ -233,6 +233,44 @@ set vpn "v" proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any
     }
 
     #[test]
+    fn clear_deletes_the_pairs_of_its_hex_id_only() {
+        use esprit_fastpath_api::Direction;
+
+        use super::super::ChildRecord;
+        use crate::translate::sa_id;
+
+        let mut m = manager();
+        let now = Instant::now();
+        let pid: ProxyId = "local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY".parse().unwrap();
+        let ids = [sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1)];
+        m.gateways[0].children.insert(
+            0xc100_0001,
+            ChildRecord { vpn: 0, proxy_id: pid, ids, expires: Some(now + Duration::from_secs(100)) },
+        );
+        let v = m.view(now);
+        assert_eq!(v.gateways[0].children, 1);
+        assert_eq!(v.children[0].remaining_secs, Some(100));
+        assert_eq!((v.children[0].vpn.as_str(), v.children[0].ids), ("v", ids));
+        assert!(m.clear(now, Some(6)).is_empty(), "another HEX ID");
+        // The peer never negotiated it (test): removed locally, and the
+        // next poll takes both SAs out of fastpathd.
+        let lines = m.clear(now, Some(5));
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].starts_with("SA 00000005 (ids 0x500000001/0x580000001) proxy-id"), "{lines:?}");
+        assert!(m.gateways[0].children.is_empty());
+        let removed: Vec<u64> = m
+            .poll(now)
+            .into_iter()
+            .filter_map(|a| match a {
+                IkeAction::Remove(ids) => Some(ids),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(removed, ids);
+    }
+
+    #[test]
     fn the_proxy_id_mismatch_line_becomes_an_event_with_fields() {
         // The exact line ike.rs logs, parsed by the event log: if one
         // changes, this test says so.

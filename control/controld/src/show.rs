@@ -212,9 +212,22 @@ impl Controller {
     fn pairs(&self) -> Vec<Pair> {
         let wanted = self.wanted();
         let mut by_key: BTreeMap<(u32, usize, String), Pair> = BTreeMap::new();
-        let order = |vpn: &str, pid: &str| {
-            self.config.proxy_ids(vpn).iter().position(|p| p.to_string() == pid).unwrap_or(usize::MAX)
-        };
+        // Configuration order of each VPN's proxy-IDs, computed once (a
+        // tunnel may carry thousands).
+        let positions: BTreeMap<(&str, String), usize> = self
+            .config
+            .vpns()
+            .flat_map(|v| {
+                self.config
+                    .proxy_ids(&v.name)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| ((v.name.as_str(), p.to_string()), i))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let order =
+            |vpn: &str, pid: &str| positions.get(&(vpn, pid.to_owned())).copied().unwrap_or(usize::MAX);
         for (id, d) in &wanted.sas {
             let s = &d.spec;
             let (packets, bytes, errors, seq) = self.counters(*id);
@@ -1058,8 +1071,13 @@ impl Controller {
                         first.vpn
                     ));
                 }
-                let n = mine.iter().filter(|p| p.inbound.is_some() || p.outbound.is_some()).count();
-                vec![format!("HEX ID {h:08x} (vpn \"{}\"): clearing {n} IKE SA pair(s)", first.vpn)]
+                match mine.iter().filter(|p| p.inbound.is_some() || p.outbound.is_some()).count() {
+                    0 => vec![format!(
+                        "HEX ID {h:08x} (vpn \"{}\"): no IKE SA pair is up, nothing to clear",
+                        first.vpn
+                    )],
+                    n => vec![format!("HEX ID {h:08x} (vpn \"{}\"): clearing {n} IKE SA pair(s)", first.vpn)],
+                }
             }
         };
         self.clears.push(hex_id);
