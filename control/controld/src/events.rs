@@ -321,6 +321,8 @@ fn classify(line: &str) -> (EventKind, Severity) {
         (EventKind::Acquire, Severity::Info)
     } else if has("expired") {
         (EventKind::SaExpire, Severity::Notice)
+    } else if has("not installed") || has("error") {
+        (EventKind::Ike, Severity::Warning)
     } else {
         (EventKind::Ike, Severity::Info)
     }

@@ -39,6 +39,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut line = join_words(&args.command);
+    if args.json && args.command.first().is_some_and(|w| w != "get") {
+        eprintln!("esprit: --json applies to get commands only");
+        return ExitCode::from(1);
+    }
     if args.json && !args.command.iter().any(|w| w == "--json") {
         line.push_str(" --json");
     }
