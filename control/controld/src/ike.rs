@@ -36,6 +36,10 @@ use esprit_policy::ProxyId;
 use crate::spi::SpiAllocator;
 use crate::translate::{algorithm_words, sa_id, DesiredSa};
 
+#[path = "ike_view.rs"]
+mod view;
+pub use view::{ChildSaView, IkeView, IsakmpSaView, IsakmpState};
+
 /// Anti-replay window of IKE inbound SAs, in packets (RFC 4303 §3.4.3;
 /// strongSwan's libipsec uses 128).
 pub const IKE_REPLAY_WINDOW: u32 = 128;

@@ -510,3 +510,23 @@ impl<R: Random> Peer<R> {
         })
     }
 }
+
+/// Read-only views for the operator (`get ike cookies`): what phase 1
+/// is, never keys.
+impl<R: Random> Peer<R> {
+    /// The cookies (initiator, responder) of the ISAKMP SA, or of the
+    /// phase 1 in progress (the responder cookie is zero until known).
+    pub fn ike_cookies(&self) -> Option<([u8; 8], [u8; 8])> {
+        match (&self.ike, &self.phase1) {
+            (Some(s), _) => Some((s.icookie, s.rcookie)),
+            (None, Some(p)) => Some((p.icookie, p.rcookie)),
+            (None, None) => None,
+        }
+    }
+
+    /// The established ISAKMP SA: (we initiated it, the proposal agreed,
+    /// NAT-T in use, when it was established).
+    pub fn isakmp_sa_summary(&self) -> Option<(bool, crate::config::IkeProposal, bool, Instant)> {
+        self.ike.as_ref().map(|s| (s.initiator, s.proposal, s.nat, s.established))
+    }
+}

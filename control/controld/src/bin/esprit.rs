@@ -7,6 +7,7 @@
 //! esprit unset vpn p22
 //! esprit exec reload
 //! esprit save
+//! esprit get vpn test --json      # or: esprit --json get vpn test
 //! ```
 //!
 //! Prints the output on stdout; on failure prints the error on stderr and
@@ -27,14 +28,24 @@ struct Args {
     /// controld's operator socket.
     #[arg(long, default_value = "/run/esprit/controld.sock")]
     socket: PathBuf,
-    /// The command: get sa | get config | set ... | unset ... | exec reload | save
+    /// Answer a `get` with one JSON document (sent as the word `--json`).
+    #[arg(long)]
+    json: bool,
+    /// The command: get sa|ike cookies|vpn|interface|route|counter|event|config, clear sa, set ..., unset ..., exec reload, save
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let line = join_words(&args.command);
+    let mut line = join_words(&args.command);
+    if args.json && args.command.first().is_some_and(|w| w != "get") {
+        eprintln!("esprit: --json applies to get commands only");
+        return ExitCode::from(1);
+    }
+    if args.json && !args.command.iter().any(|w| w == "--json") {
+        line.push_str(" --json");
+    }
     let result = (|| -> std::io::Result<_> {
         let mut s = UnixStream::connect(&args.socket)?;
         s.write_all(format!("{line}\n").as_bytes())?;
