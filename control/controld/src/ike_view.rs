@@ -245,7 +245,16 @@ set vpn "v" proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any
         let ids = [sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1)];
         m.gateways[0].children.insert(
             0xc100_0001,
-            ChildRecord { vpn: 0, proxy_id: pid, ids, expires: Some(now + Duration::from_secs(100)) },
+            ChildRecord {
+                vpn: 0,
+                proxy_id: pid,
+                ids,
+                initiator: true,
+                expires: Some(now + Duration::from_secs(100)),
+                rekey_at: None,
+                rekeying: false,
+                superseded: None,
+            },
         );
         let v = m.view(now);
         assert_eq!(v.gateways[0].children, 1);
