@@ -177,17 +177,18 @@ fi
 section "gw1-> get sa"
 gw_cli 1 get sa | sed 's/^/  /'
 section "gw1-> get interface tunnel.1"
-gw_cli 1 get interface tunnel.1 2>&1 | sed 's/^/  /'
-section "gw1 fast path: packets and drops per worker"
-"$BIN/fpctl" --socket "$WORK/fp1.sock" request '{"type":"stats"}' | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-for w in s["workers"]:
-    print("  worker %(worker)d: rx %(rx_packets)d, tx %(tx_packets)d, encrypted %(encrypted)d, decrypted %(decrypted)d, held %(held)d, released %(released)d, acquires %(acquires)d" % w)
-    for r, n in w["drops"]:
-        print("    dropped %5d  %s" % (n, r))' | tee "$WORK/stats.txt"
+gw_cli 1 get interface tunnel.1 | tee "$WORK/interface.txt" | sed 's/^/  /'
+check "tunnel.1 is UP with its 4 SA pairs active (the seed's status rule)" \
+    grep -q "status UP: 4 of 4 SA pair(s) active" "$WORK/interface.txt"
+section "gw1-> get vpn test   (a status per proxy-ID: beyond ScreenOS)"
+gw_cli 1 get vpn test | tee "$WORK/vpn.txt" | sed 's/^/  /'
+check "each of the 4 proxy-IDs is UP" test "$(grep -c ' ANY UP ' "$WORK/vpn.txt")" = 4
+section "gw1-> get counter   (the fast path's workers: packets, and drops by reason)"
+gw_cli 1 get counter | tee "$WORK/counter.txt" | sed 's/^/  /'
 check "the unmatched flow is counted as proxy-id-mismatch (3 packets)" \
-    bash -c "awk '/proxy-id-mismatch/ { n += \$2 } END { exit !(n == 3) }' $WORK/stats.txt"
+    bash -c "awk '\$1 == \"proxy-id-mismatch\" { n = \$2 } END { exit !(n == 3) }' $WORK/counter.txt"
+section "gw1-> get event   (newest first; the negotiations the traffic started)"
+gw_cli 1 get event | head -12 | sed 's/^/  /'
 
 echo
 echo "demo: $pass checks passed, $fail failed"
