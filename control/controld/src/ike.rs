@@ -903,6 +903,7 @@ fn reason_words(r: &Reason) -> String {
         Reason::DpdTimeout => "dead peer detection timed out".into(),
         Reason::Expired => "its lifetime ran out".into(),
         Reason::Rekeyed => "replaced by a rekey".into(),
+        Reason::PeerRestarted => "the peer restarted (INITIAL-CONTACT)".into(),
         Reason::PeerNotify(n) => format!("the peer refused ({n:?})"),
         Reason::Refused(n) => format!("we refused ({n:?})"),
     }

@@ -460,15 +460,37 @@ impl<R: Random> Peer<R> {
         // A phase-1 rekey (ours or the peer's): the old ISAKMP SA is
         // deleted with the peer now that the new one carries exchanges.
         // Quick Modes still running under the old keys cannot finish.
+        // After INITIAL-CONTACT the peer has forgotten the old one: no
+        // Delete for it.
         if self.ike.as_ref().is_some_and(|old| old.icookie != ike.icookie || old.rcookie != ike.rcookie) {
-            let _ = self.send_delete_isakmp(now);
+            if !ike.peer_initial_contact {
+                let _ = self.send_delete_isakmp(now);
+            }
             for q in std::mem::take(&mut self.quick) {
                 if q.initiator {
                     self.queued.push(q.proxy_id);
                 }
             }
             self.dpd.pending = None;
-            self.events.push_back(Event::IkeSaDown { reason: Reason::Rekeyed });
+            let reason = if ike.peer_initial_contact { Reason::PeerRestarted } else { Reason::Rekeyed };
+            self.events.push_back(Event::IkeSaDown { reason });
+        }
+        if ike.peer_initial_contact {
+            // RFC 2407 §4.6.3.3: the peer has no SA with us but this one
+            // (it restarted): every older SA with it is gone, whatever
+            // their lifetimes say.
+            self.events.push_back(Event::Notify {
+                kind: crate::wire::NotifyType::InitialContact,
+                exchange: Exchange::MainMode,
+            });
+            for c in std::mem::take(&mut self.children) {
+                self.events.push_back(Event::ChildSaDown {
+                    proxy_id: c.proxy_id,
+                    spi_in: c.spi_in,
+                    spi_out: c.spi_out,
+                    reason: Reason::PeerRestarted,
+                });
+            }
         }
         self.events.push_back(Event::IkeSaUp {
             icookie: ike.icookie,

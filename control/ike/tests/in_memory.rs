@@ -750,3 +750,36 @@ fn failed_phase1_rekey_keeps_the_current_sa() {
     let (x2, y2, _) = up(&mut a, &mut b, &seed_proxy_ids()[1..2]);
     assert_mirrored(&x2, &y2);
 }
+
+/// INITIAL-CONTACT (RFC 2407 §4.6.3.3): B restarts and negotiates again;
+/// A forgets every SA it had with B (children and ISAKMP SA) once B has
+/// authenticated, and sends no Delete for them.
+#[test]
+fn initial_contact_from_a_restarted_peer_clears_its_old_sas() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb.clone());
+    let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..2]);
+    assert_eq!(xa.len(), 2);
+    // B restarts: a fresh endpoint, other randomness.
+    let mut b2 = Peer::new(cb, FixedRng { state: 0x5555_aaaa_1234_9876, spi_base: 0xb300_0000, spis: 0 });
+    let now = Instant::now();
+    b2.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
+    let log = pump(now, &mut b2, &mut a);
+    let ea = events(&mut a);
+    let gone: Vec<u32> = ea
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaDown { spi_in, reason: Reason::PeerRestarted, .. } => Some(*spi_in),
+            _ => None,
+        })
+        .collect();
+    let mut want: Vec<u32> = xa.iter().map(|c| c.spi_in).collect();
+    want.sort_unstable();
+    let mut got = gone.clone();
+    got.sort_unstable();
+    assert_eq!(got, want, "{ea:?}");
+    assert!(ea.iter().any(|e| matches!(e, Event::IkeSaDown { reason: Reason::PeerRestarted })));
+    assert_eq!(children(ea).len(), 1, "the new child is up");
+    // No Delete went to the restarted peer for what it forgot.
+    assert!(!log.iter().any(|w| !w.from_a && w.exchange == ExchangeType::Informational), "{}", log.len());
+}
