@@ -8,14 +8,16 @@
 //! carry a port range, so a proxy-ID with a range other than one port or
 //! all ports cannot be negotiated and is refused before anything is sent.
 //!
-//! Responder policy (decided here, the brief left it open): a proposal
-//! equal to a configured proxy-ID is accepted; a proposal strictly inside
-//! one (narrower prefixes, a protocol or port of an ANY service) is
-//! accepted *as proposed* and the SA carries the narrower selectors; a
-//! proposal wider than or overlapping but not inside every configured one
-//! is refused with INVALID-ID-INFORMATION. We never install a superset of
-//! what the operator configured, and we do not narrow (an IKEv1 initiator
-//! need not accept narrowed IDs, and ScreenOS does not narrow either).
+//! Responder policy: only a proposal *equal* to a configured proxy-ID is
+//! accepted (as ScreenOS does). A narrower one (a subnet inside, one
+//! protocol or port of an ANY service) is refused like a wider or
+//! unrelated one, with INVALID-ID-INFORMATION and an event that lists the
+//! configured proxy-IDs: the fast path sends each configured proxy-ID's
+//! traffic on its one SA, and an SA with narrower selectors would carry
+//! traffic the peer then drops (the very failure the seed is about). So
+//! esprit never installs a superset of what the operator configured, nor
+//! a subset it cannot keep to. As initiator, the IDs of QM2 must be the
+//! ones proposed (RFC 2409 §5.5 has no narrowing in IKEv1).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -187,13 +189,9 @@ pub fn inside(inner: &ProxyId, outer: &ProxyId) -> bool {
         && service_inside(&inner.service, &outer.service)
 }
 
-/// The responder's check: the proposal, if it equals or is inside a
-/// configured proxy-ID (exact matches first).
+/// The responder's check: the proposal, if it is a configured proxy-ID.
 pub fn check(configured: &[ProxyId], proposed: &ProxyId) -> Option<ProxyId> {
-    if configured.contains(proposed) {
-        return Some(*proposed);
-    }
-    configured.iter().any(|c| inside(proposed, c)).then_some(*proposed)
+    configured.contains(proposed).then_some(*proposed)
 }
 
 #[cfg(test)]
@@ -234,11 +232,12 @@ mod tests {
     }
 
     #[test]
-    fn responder_accepts_exact_and_narrower_only() {
+    fn responder_accepts_exact_proxy_ids_only() {
         let conf = vec![p("local-ip 10.2.1.0/24 remote-ip 10.1.1.0/24 ANY")];
         assert!(check(&conf, &conf[0]).is_some());
         let narrow = p("local-ip 10.2.1.0/25 remote-ip 10.1.1.9/32 HTTP");
-        assert_eq!(check(&conf, &narrow), Some(narrow));
+        assert!(inside(&narrow, &conf[0]));
+        assert_eq!(check(&conf, &narrow), None);
         assert!(check(&conf, &p("local-ip 10.2.0.0/16 remote-ip 10.1.1.0/24 ANY")).is_none());
         assert!(check(&conf, &p("local-ip 10.9.1.0/24 remote-ip 10.1.1.0/24 ANY")).is_none());
     }

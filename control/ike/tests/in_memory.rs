@@ -424,13 +424,20 @@ fn unknown_proxy_id_is_invalid_id_information_and_lists_configured() {
 }
 
 #[test]
-fn narrower_proxy_id_accepted_as_proposed() {
+fn narrower_proxy_id_refused_like_any_unconfigured_one() {
     let (ca, cb) = configs();
     let (mut a, mut b) = peers(ca, cb);
     let narrow = pid("local-ip 10.1.1.128/25 remote-ip 10.2.1.5/32 HTTP");
-    let (xa, xb, _) = up(&mut a, &mut b, &[narrow]);
-    assert_eq!(xa[0].proxy_id, narrow);
-    assert_mirrored(&xa, &xb);
+    let o = run(&mut a, &mut b, &[narrow]);
+    assert!(o.xa.is_empty() && o.xb.is_empty());
+    assert!(o
+        .eb
+        .iter()
+        .any(|e| matches!(e, Event::ProxyIdMismatch { configured, .. } if configured.len() == 4)));
+    assert!(o.ea.iter().any(|e| matches!(
+        e,
+        Event::ChildSaFailed { reason: Reason::PeerNotify(NotifyType::InvalidIdInformation), .. }
+    )));
 }
 
 #[test]

@@ -515,7 +515,7 @@ impl<R: Random> Peer<R> {
             (None, None) => None,
             _ => return Err(NotifyType::InvalidKeyInformation),
         };
-        // The responder may return narrower IDs; never accept wider ones.
+        // The responder must answer with the IDs we proposed (see proxy.rs).
         let ids = find_all(list, PayloadType::Id);
         let proxy_id = match ids.as_slice() {
             [] => q.proxy_id,
@@ -525,7 +525,7 @@ impl<R: Random> Peer<R> {
                 let l = proxy::decode(&ci).map_err(|_| NotifyType::InvalidIdInformation)?;
                 let r = proxy::decode(&cr).map_err(|_| NotifyType::InvalidIdInformation)?;
                 let got = proxy::proxy_id(l, r).map_err(|_| NotifyType::InvalidIdInformation)?;
-                if !proxy::inside(&got, &q.proxy_id) {
+                if got != q.proxy_id {
                     return Err(NotifyType::InvalidIdInformation);
                 }
                 got
