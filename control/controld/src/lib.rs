@@ -11,6 +11,7 @@
 //! * [`controller`]: the core that ties them together and runs operator
 //!   commands, against any [`controller::FastPath`];
 //! * [`operator`]: the operator socket's line protocol;
+//! * [`shell`]: the interactive shell of `esprit` (completion, history);
 //! * [`daemon`]: the thin I/O shell (sockets, threads, clock, signals).
 //!
 //! Guarantees: a restart of controld re-installs nothing that fastpathd
@@ -28,6 +29,7 @@ pub mod ike_io;
 pub mod operator;
 pub mod plan;
 pub mod sa;
+pub mod shell;
 pub mod spi;
 pub mod state;
 pub mod translate;
