@@ -53,6 +53,8 @@ stage "controld: seed topology, manual-key VPNs, restarts" scripts/tests/control
 # The interactive esprit shell in a pseudo-terminal (completion, history,
 # errors, controld restarting) against controld and fastpathd.
 stage "esprit shell in a pseudo-terminal" scripts/tests/cli-shell.sh
+# scripts/install.sh into a staging root; the systemd units verified.
+stage "install layout and systemd units" scripts/tests/install-layout.sh
 # IKEv1 against strongSwan: the protocol core alone (both ways, 4 proxy-IDs),
 # then the whole gateway (controld + fastpathd, on demand, ESP traffic).
 stage "IKEv1 core vs strongSwan" env IKE_PEER="$ESPRIT_ROOT/target/debug/examples/ike_peer" \
