@@ -11,6 +11,7 @@
 //! * [`controller`]: the core that ties them together and runs operator
 //!   commands, against any [`controller::FastPath`];
 //! * [`operator`]: the operator socket's line protocol;
+//! * [`metrics`]: the optional Prometheus endpoint (`--metrics`);
 //! * [`shell`]: the interactive shell of `esprit` (completion, history);
 //! * [`daemon`]: the thin I/O shell (sockets, threads, clock, signals).
 //!
@@ -26,6 +27,7 @@ pub mod daemon;
 pub mod ids;
 pub mod ike;
 pub mod ike_io;
+pub mod metrics;
 pub mod operator;
 pub mod plan;
 pub mod sa;

@@ -41,6 +41,11 @@ struct Args {
     /// overrides `set interface NAME port NETDEV`. Repeatable.
     #[arg(long = "port-map", value_name = "PORT=NETDEV", value_parser = parse_port_map)]
     port_map: Vec<(String, String)>,
+    /// Serve fastpathd's counters in the Prometheus text format at
+    /// http://ADDR:PORT/metrics (off unless given; no authentication: bind
+    /// it to loopback or a management address).
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "check")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn parse_port_map(text: &str) -> Result<(String, String), String> {
@@ -86,7 +91,7 @@ fn main() -> ExitCode {
     let result = match (args.check, args.config, args.fastpath, args.socket, args.state_dir) {
         (Some(file), ..) => check(&file, &port_map),
         (None, Some(config), Some(fastpath), Some(socket), Some(state_dir)) => {
-            run(Options { config, fastpath, socket, state_dir, port_map })
+            run(Options { config, fastpath, socket, state_dir, port_map, metrics: args.metrics })
         }
         _ => Err("give --check FILE, or --config, --fastpath, --socket and --state-dir".into()),
     };

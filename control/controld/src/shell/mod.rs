@@ -154,7 +154,7 @@ pub enum Local {
 
 /// True when `?` at the end of `line` is outside quotes.
 fn ends_with_question_mark(line: &str) -> bool {
-    line.ends_with('?') && line.matches('"').count() % 2 == 0
+    line.ends_with('?') && line.matches('"').count().is_multiple_of(2)
 }
 
 /// Decides what a typed line is.
