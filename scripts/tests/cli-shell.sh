@@ -5,6 +5,8 @@
 # VPN names), history recall with the up arrow, an error that leaves the
 # shell usable, `?`, controld stopping and coming back, `exit` with status 0,
 # the history file (scripts/lib/pty_shell.py does the typing and checking).
+# Also: one-shot mode's exit statuses, commands from a pipe, and
+# controld's --metrics endpoint (Prometheus text, scraped in the namespace).
 #
 #   scripts/tests/cli-shell.sh
 # Needs root. Binaries from $ESPRIT_BIN (default target/debug), built if
@@ -80,7 +82,7 @@ ip netns exec "$NS" "$BIN/fastpathd" --port wan0 --xdp-mode skb --socket "$WORK/
 PIDS+=($!)
 wait_socket "$WORK/fp.sock" "$WORK/fp.log" fastpathd
 CONTROLD=(ip netns exec "$NS" "$BIN/controld" --config "$WORK/gw.conf" --fastpath "$WORK/fp.sock"
-    --socket "$WORK/cd.sock" --state-dir "$WORK/state")
+    --socket "$WORK/cd.sock" --state-dir "$WORK/state" --metrics 127.0.0.1:9425)
 "${CONTROLD[@]}" >"$WORK/cd.log" 2>&1 &
 cd_pid=$!
 PIDS+=("$cd_pid")
@@ -102,6 +104,32 @@ check "one-shot: a bad command exits 1" status_is 1 "$BIN/esprit" --socket "$WOR
 check "one-shot: no controld exits 2" status_is 2 "$BIN/esprit" --socket "$WORK/none.sock" get sa
 batch() { printf 'get sa\nget nonsense\n' | "$BIN/esprit" --socket "$WORK/cd.sock" >"$WORK/batch.out" 2>&1; }
 check "without a terminal, commands are read from stdin (status 1: one failed)" status_is 1 batch
+
+# The Prometheus endpoint of that controld (loopback of the namespace).
+scrape() {
+    ip netns exec "$NS" python3 -c '
+import sys, urllib.request, urllib.error
+print(urllib.request.urlopen("http://127.0.0.1:9425/metrics", timeout=5).read().decode())
+try:
+    urllib.request.urlopen("http://127.0.0.1:9425/", timeout=5)
+except urllib.error.HTTPError as e:
+    print("status of /:", e.code)' >"$WORK/metrics.txt"
+}
+metrics_ok() {
+    local _
+    for _ in $(seq 30); do
+        scrape && grep -q '^esprit_fastpath_up 1$' "$WORK/metrics.txt" && break
+        sleep 0.2
+    done
+    grep -q '^esprit_fastpath_up 1$' "$WORK/metrics.txt" \
+        && grep -q '^esprit_sa_packets_total{sa="0x0000001180000000",spi="0x00001011",direction="outbound",vpn="lab-vpn"} ' "$WORK/metrics.txt" \
+        && grep -q '^esprit_worker_rx_packets_total{worker="0"} ' "$WORK/metrics.txt" \
+        && grep -q '^esprit_ike_events_total{event="phase1-up"} 0$' "$WORK/metrics.txt" \
+        && grep -q '^status of /: 404$' "$WORK/metrics.txt" \
+        && ! grep -qi "$key" "$WORK/metrics.txt" \
+        || { cat "$WORK/metrics.txt" >&2; return 1; }
+}
+check "controld --metrics: the SA, worker and IKE counters at GET /metrics, 404 elsewhere, no key" metrics_ok
 
 shell_run() {
     timeout --kill-after=5 60 python3 "$ESPRIT_ROOT/scripts/lib/pty_shell.py" "$BIN/esprit" "$WORK/cd.sock" \

@@ -307,6 +307,9 @@ pub fn run(opts: Options) -> Result<(), String> {
                 }
             }
         }
+        if let Some(m) = &metrics {
+            m.publish_ike(ike.events());
+        }
         if last_save.elapsed() >= SAVE_INTERVAL && ctl.take_dirty() {
             if let Err(e) = ctl.state().save(&opts.state_dir) {
                 log.line(&format!("error: {e}"));

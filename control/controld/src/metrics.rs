@@ -43,6 +43,60 @@ pub struct Snapshot {
     pub last_ok: bool,
     /// VPN HEX ID -> VPN name, for the `vpn` label of SAs.
     pub vpn_names: BTreeMap<u32, String>,
+    /// IKE events so far.
+    pub ike: IkeCounters,
+}
+
+/// The kinds of IKE events counted, as the `event` label shows them:
+/// exchanges that completed (`phase1-up`: Main or Aggressive Mode;
+/// `phase2-up`: Quick Mode) and the ways they fail or end.
+pub const IKE_EVENTS: [&str; 11] = [
+    "phase1-up",
+    "phase1-down",
+    "phase2-up",
+    "phase2-down",
+    "phase2-failed",
+    "no-proposal-chosen",
+    "proxy-id-mismatch",
+    "auth-failed",
+    "dpd-timeout",
+    "notify",
+    "other",
+];
+
+/// IKE events since controld started, by kind ([`IKE_EVENTS`]): counted by
+/// the IKE manager as the peers report them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IkeCounters {
+    counts: [u64; IKE_EVENTS.len()],
+}
+
+impl IkeCounters {
+    /// Counts one event.
+    pub fn record(&mut self, e: &esprit_ike::Event) {
+        use esprit_ike::Event as E;
+        let i = match e {
+            E::IkeSaUp { .. } => 0,
+            E::IkeSaDown { .. } => 1,
+            E::ChildSaUp(_) => 2,
+            E::ChildSaDown { .. } => 3,
+            E::ChildSaFailed { .. } => 4,
+            E::ProposalMismatch { .. } => 5,
+            E::ProxyIdMismatch { .. } => 6,
+            E::AuthFailed { .. } => 7,
+            E::DpdTimeout => 8,
+            E::Notify { .. } => 9,
+            _ => 10,
+        };
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
+        }
+    }
+
+    /// (kind, count) for every kind, in [`IKE_EVENTS`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        IKE_EVENTS.iter().copied().zip(self.counts.iter().copied())
+    }
 }
 
 /// The endpoint: the shared snapshot and the address it serves on.
@@ -72,6 +126,11 @@ impl Metrics {
         s.read_at = Some(now);
         s.last_ok = true;
         s.vpn_names = vpn_names;
+    }
+
+    /// Publishes the IKE event counts (cheap: a copy of a small array).
+    pub fn publish_ike(&self, ike: &IkeCounters) {
+        lock(&self.shared).ike = *ike;
     }
 
     /// Records a failed reading.
@@ -168,6 +227,11 @@ pub fn render(s: &Snapshot, now: Instant) -> String {
     let up = s.last_ok && age.is_some_and(|a| a <= STALE_AFTER);
     header(&mut out, "esprit_fastpath_up", "gauge", "1 when fastpathd's counters were read in the last 3 s.");
     let _ = writeln!(out, "esprit_fastpath_up {}", u8::from(up));
+    let name = "esprit_ike_events_total";
+    header(&mut out, name, "counter", "IKE exchanges completed, failed or ended, by kind.");
+    for (kind, n) in s.ike.iter() {
+        let _ = writeln!(out, "{name}{{event=\"{kind}\"}} {n}");
+    }
     let (Some(stats), Some(age)) = (&s.stats, age) else { return out };
     header(&mut out, "esprit_stats_age_seconds", "gauge", "Seconds since fastpathd's counters were read.");
     let _ = writeln!(out, "esprit_stats_age_seconds {:.3}", age.as_secs_f64());
@@ -393,6 +457,7 @@ mod tests {
             read_at: Some(t0),
             last_ok: true,
             vpn_names: [(0x11, "lab vpn".to_owned())].into(),
+            ike: IkeCounters { counts: [1, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0] },
         }
     }
 
@@ -403,6 +468,19 @@ mod tests {
         let want = r#"# HELP esprit_fastpath_up 1 when fastpathd's counters were read in the last 3 s.
 # TYPE esprit_fastpath_up gauge
 esprit_fastpath_up 1
+# HELP esprit_ike_events_total IKE exchanges completed, failed or ended, by kind.
+# TYPE esprit_ike_events_total counter
+esprit_ike_events_total{event="phase1-up"} 1
+esprit_ike_events_total{event="phase1-down"} 0
+esprit_ike_events_total{event="phase2-up"} 2
+esprit_ike_events_total{event="phase2-down"} 0
+esprit_ike_events_total{event="phase2-failed"} 0
+esprit_ike_events_total{event="no-proposal-chosen"} 0
+esprit_ike_events_total{event="proxy-id-mismatch"} 0
+esprit_ike_events_total{event="auth-failed"} 0
+esprit_ike_events_total{event="dpd-timeout"} 1
+esprit_ike_events_total{event="notify"} 0
+esprit_ike_events_total{event="other"} 0
 # HELP esprit_stats_age_seconds Seconds since fastpathd's counters were read.
 # TYPE esprit_stats_age_seconds gauge
 esprit_stats_age_seconds 0.500
@@ -459,13 +537,24 @@ esprit_sa_errors_total{sa="0x0000001100000000",spi="0x00002011",direction="inbou
     #[test]
     fn stale_or_missing_counters_are_not_up() {
         let t0 = Instant::now();
-        assert!(render(&Snapshot::default(), t0).ends_with("esprit_fastpath_up 0\n"));
+        let empty = render(&Snapshot::default(), t0);
+        assert!(empty.contains("esprit_fastpath_up 0\n"), "{empty}");
+        assert!(empty.ends_with("esprit_ike_events_total{event=\"other\"} 0\n"), "{empty}");
         let stale = render(&snapshot(t0), t0 + Duration::from_secs(4));
         assert!(
             stale.contains("esprit_fastpath_up 0\n") && stale.contains("esprit_stats_age_seconds 4.000\n")
         );
         let failed = Snapshot { last_ok: false, ..snapshot(t0) };
         assert!(render(&failed, t0).contains("esprit_fastpath_up 0\n"));
+    }
+
+    #[test]
+    fn ike_events_are_counted_by_kind() {
+        let mut c = IkeCounters::default();
+        c.record(&esprit_ike::Event::DpdTimeout);
+        c.record(&esprit_ike::Event::DpdTimeout);
+        assert_eq!(c.iter().find(|(k, _)| *k == "dpd-timeout"), Some(("dpd-timeout", 2)));
+        assert_eq!(c.iter().map(|(_, n)| n).sum::<u64>(), 2);
     }
 
     #[test]
@@ -493,7 +582,8 @@ esprit_sa_errors_total{sa="0x0000001100000000",spi="0x00002011",direction="inbou
         let r = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
         assert!(r.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"), "{r}");
-        assert!(r.ends_with("\r\n\r\n# HELP esprit_fastpath_up 1 when fastpathd's counters were read in the last 3 s.\n# TYPE esprit_fastpath_up gauge\nesprit_fastpath_up 0\n"), "{r}");
+        assert!(r.contains("\r\n\r\n# HELP esprit_fastpath_up 1 when fastpathd's counters were read in the last 3 s.\n# TYPE esprit_fastpath_up gauge\nesprit_fastpath_up 0\n"), "{r}");
+        assert!(!r.contains("esprit_worker"), "{r}");
 
         m.publish(stats(), [(0x11, "lab vpn".to_owned())].into(), Instant::now());
         let r = exchange(addr, b"GET /metrics?x=1 HTTP/1.0\n\n");
