@@ -23,7 +23,7 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
-use rustyline::{Context, Editor};
+use rustyline::{CompletionType, Context, Editor};
 
 use crate::controller::Response;
 use crate::operator::read_response;
@@ -290,7 +290,11 @@ pub fn run(opts: &Options) -> u8 {
         .max_history_size(HISTORY_SIZE)
         .and_then(|b| b.history_ignore_dups(true))
     {
-        Ok(b) => b.history_ignore_space(true).auto_add_history(false).build(),
+        // List, as bash and ScreenOS: Tab completes as far as the words
+        // agree, a second Tab lists them.
+        Ok(b) => {
+            b.history_ignore_space(true).auto_add_history(false).completion_type(CompletionType::List).build()
+        }
         Err(e) => {
             eprintln!("esprit: line editor: {e}");
             return 1;
