@@ -8,7 +8,9 @@ prints an error and the shell stays usable; `?` lists what may follow;
 VPN names complete from the running configuration; when controld stops
 the shell says so, and once it is back (RESTART_CMD, its PID written to
 PIDFILE for the caller's cleanup) the next line works again; `exit` ends
-the shell with status 0; the history file holds the commands, mode 0600.
+the shell with status 0, and so does Ctrl-D (in a second shell, whose
+prompt is set with --prompt); the history file holds the commands, mode
+0600.
 Prints one line per check; exits 1 on the first failure, after showing the
 end of the screen (keys masked).
 """
@@ -31,15 +33,19 @@ RESTART = sys.argv[sys.argv.index("--") + 1:]
 PROMPT = "esprit-> "
 CSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
-pid, fd = pty.fork()
-if pid == 0:
-    os.environ.update(HOME=HOME, TERM="xterm")
-    os.execv(ESPRIT, [ESPRIT, "--socket", SOCKET])
-fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
 
+def spawn(*args):
+    child, master = pty.fork()
+    if child == 0:
+        os.environ.update(HOME=HOME, TERM="xterm")
+        os.execv(ESPRIT, [ESPRIT, "--socket", SOCKET, *args])
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
+    return child, master
+
+
+pid, fd = spawn()
 raw = b""
 seen = 0  # how much of the cleaned screen text the checks have consumed
-exit_status = None
 
 
 def text():
@@ -176,6 +182,22 @@ _, status = os.waitpid(pid, 0)
 if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
     fail(f"exit: status {status:#x}, expected a normal exit with status 0")
 ok("'exit' ends the shell with status 0")
+
+# A second shell, with its own prompt name: Ctrl-D on an empty line leaves.
+pid, fd = spawn("--prompt", "gw1")
+raw, seen = b"", 0
+expect(re.escape("gw1-> "), "the prompt carries the --prompt name")
+send("\x04")
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    try:
+        pump(0.2)
+    except EOFError:
+        break
+_, status = os.waitpid(pid, 0)
+if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+    fail(f"Ctrl-D: status {status:#x}, expected a normal exit with status 0")
+ok("--prompt gw1 gives 'gw1-> '; Ctrl-D ends the shell with status 0")
 
 hist = os.path.join(HOME, ".esprit_history")
 try:
