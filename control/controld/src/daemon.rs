@@ -52,10 +52,10 @@ pub struct Options {
     pub socket: PathBuf,
     /// The state directory.
     pub state_dir: PathBuf,
-    /// ScreenOS port name -> Linux device.
-    pub port_map: BTreeMap<String, String>,
     /// Where to serve the Prometheus endpoint (`--metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// ScreenOS port name -> Linux device.
+    pub port_map: BTreeMap<String, String>,
 }
 
 enum Msg {

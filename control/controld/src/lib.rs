@@ -8,11 +8,11 @@
 //! * [`spi`]: inbound SPI allocation without collisions;
 //! * [`ids`]: VPN HEX IDs, stable across restarts;
 //! * [`state`]: what survives a restart of controld (`--state-dir`);
+//! * [`metrics`]: the optional Prometheus endpoint (`--metrics`);
+//! * [`shell`]: the interactive shell of `esprit` (completion, history);
 //! * [`controller`]: the core that ties them together and runs operator
 //!   commands, against any [`controller::FastPath`];
 //! * [`operator`]: the operator socket's line protocol;
-//! * [`metrics`]: the optional Prometheus endpoint (`--metrics`);
-//! * [`shell`]: the interactive shell of `esprit` (completion, history);
 //! * [`daemon`]: the thin I/O shell (sockets, threads, clock, signals).
 //!
 //! Guarantees: a restart of controld re-installs nothing that fastpathd

@@ -37,15 +37,15 @@ struct Args {
     /// Where controld keeps what must survive its restart.
     #[arg(long, value_name = "DIR", required_unless_present = "check")]
     state_dir: Option<PathBuf>,
-    /// Binds a ScreenOS port to a Linux device (`ethernet0/2=wan0`);
-    /// overrides `set interface NAME port NETDEV`. Repeatable.
-    #[arg(long = "port-map", value_name = "PORT=NETDEV", value_parser = parse_port_map)]
-    port_map: Vec<(String, String)>,
     /// Serve fastpathd's counters in the Prometheus text format at
     /// http://ADDR:PORT/metrics (off unless given; no authentication: bind
     /// it to loopback or a management address).
     #[arg(long, value_name = "ADDR:PORT", conflicts_with = "check")]
     metrics: Option<std::net::SocketAddr>,
+    /// Binds a ScreenOS port to a Linux device (`ethernet0/2=wan0`);
+    /// overrides `set interface NAME port NETDEV`. Repeatable.
+    #[arg(long = "port-map", value_name = "PORT=NETDEV", value_parser = parse_port_map)]
+    port_map: Vec<(String, String)>,
 }
 
 fn parse_port_map(text: &str) -> Result<(String, String), String> {

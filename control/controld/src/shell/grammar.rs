@@ -259,24 +259,36 @@ const UNSET: &[Node] = &[
     kw("service", &[name(NameKind::Service, true, &[kw("+", ONE_VALUE_END)])]),
 ];
 
+/// `--json` after a whole `get` command: one JSON document instead of the
+/// table.
+const JSON: &[Node] = &[end("--json", &[])];
+
 /// Every command the shell knows, as a tree of words.
 pub static COMMANDS: &[Node] = &[
     kw(
         "get",
         &[
-            end("sa", &[end("active", &[]), end("stat", &[]), kw("id", &[val("<HEX ID>", true, &[])])]),
-            kw("ike", &[end("cookies", &[])]),
-            end("vpn", &[]),
-            end("interface", &[]),
-            end("route", &[]),
-            end("counter", &[]),
-            end("event", &[]),
-            end("config", &[]),
+            end(
+                "sa",
+                &[
+                    end("active", JSON),
+                    end("stat", JSON),
+                    kw("id", &[val("<HEX ID>", true, JSON)]),
+                    end("--json", &[]),
+                ],
+            ),
+            kw("ike", &[end("cookies", JSON)]),
+            end("vpn", &[name(NameKind::Vpn, true, JSON), end("--json", &[])]),
+            end("interface", &[name(NameKind::Interface, true, JSON), end("--json", &[])]),
+            end("route", JSON),
+            end("counter", JSON),
+            end("event", JSON),
+            end("config", JSON),
         ],
     ),
     kw("set", SET),
     kw("unset", UNSET),
-    kw("clear", &[end("sa", &[])]),
+    kw("clear", &[end("sa", &[val("<HEX ID>", true, &[])])]),
     end("save", &[]),
     kw("exec", &[end("reload", &[])]),
     end("exit", &[]),
@@ -572,7 +584,10 @@ mod tests {
         assert_eq!(complete("get s", 5, &Names::default()), (4, vec!["sa ".to_owned()]));
         assert_eq!(c("g"), ["get "]);
         assert_eq!(c("s"), ["set", "save"]);
-        assert_eq!(c("get sa "), ["active", "stat", "id"]);
+        assert_eq!(c("get sa "), ["active", "stat", "id", "--json"]);
+        assert_eq!(c("get vpn "), ["p11", "p12", "west", "--json"]);
+        assert_eq!(c("get vpn west -"), ["--json "]);
+        assert_eq!(c("get route --"), ["--json "]);
         assert_eq!(c("get ike c"), ["cookies "]);
         assert_eq!(c("GET SA ST"), ["stat "]);
         assert_eq!(c("exec r"), ["reload "]);
@@ -607,7 +622,8 @@ mod tests {
 
     #[test]
     fn question_mark_lists_what_comes_next() {
-        assert_eq!(possible("get sa ").unwrap(), ["active", "stat", "id", "<cr>"]);
+        assert_eq!(possible("get sa ").unwrap(), ["active", "stat", "id", "--json", "<cr>"]);
+        assert_eq!(possible("get vpn ").unwrap(), ["<vpn>", "--json", "<cr>"]);
         assert_eq!(possible("get i").unwrap(), ["ike", "interface"]);
         assert_eq!(possible("set vpn ").unwrap(), ["<vpn>"]);
         assert!(possible("frobnicate ").is_err());
@@ -617,9 +633,10 @@ mod tests {
     fn help_lists_every_command() {
         let h = help();
         for want in [
-            "get sa [active | stat | id <HEX ID>]",
-            "get ike cookies",
-            "clear sa",
+            "get sa [active [--json] | stat [--json] | id <HEX ID> [--json] | --json]",
+            "get ike cookies [--json]",
+            "get vpn [<vpn> [--json] | --json]",
+            "clear sa [<HEX ID>]",
             "exec reload",
             "save",
             "exit",

@@ -425,7 +425,7 @@ mod tests {
         assert!(matches!(interpret("help"), Local::Print(_)));
         assert_eq!(
             interpret("get sa ?"),
-            Local::Print(vec!["active".into(), "stat".into(), "id".into(), "<cr>".into()])
+            Local::Print(vec!["active".into(), "stat".into(), "id".into(), "--json".into(), "<cr>".into()])
         );
         assert!(matches!(interpret("bogus ?"), Local::Error(_)));
         assert_eq!(interpret(" get sa "), Local::Send("get sa".into()));
