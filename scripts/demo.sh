@@ -1,101 +1,195 @@
 #!/usr/bin/env bash
-# The seed's scenario (KB16008 §III) end to end in network namespaces: two
-# gateways, two subnets behind each, one tunnel interface (tunnel.1) with
-# four proxy-IDs and proxy-id check. Each subnet pair's traffic crosses the
-# WAN on its own SA; traffic routed into the tunnel that matches no
-# proxy-ID is dropped and counted; the fourth pair's SA is added when its
-# first packet asks for it (acquire), and that packet is delivered.
+# The seed's scenario (KB16008, "Multiple Proxy ID support on a Route-Based
+# VPN") end to end in network namespaces:
 #
-# Today the SAs are keyed by hand through fastpathd's control API; with
-# controld and IKE they are negotiated (see README.md, Status).
-set -euo pipefail
+#   h11 10.1.1.10 -\                                   /- h21 10.2.1.10
+#                   gw1 -- 198.51.100.0/24 -- 203.0.113.0/24 -- gw2
+#   h12 10.1.2.10 -/   (esprit)                     (esprit | strongSwan)  \- h22 10.2.2.10
+#
+# Each gateway runs fastpathd and controld, configured from the seed's own
+# sample (control/config/tests/data/seed-gateway*.conf: tunnel.1, four
+# proxy-IDs, `proxy-id check`, IKEv1 Main Mode with a pre-shared key). The
+# first packet between each subnet pair makes the fast path hold it and ask
+# controld, which negotiates that proxy-ID's SA pair (Main Mode once, then a
+# Quick Mode per proxy-ID); the held packet is then delivered. Every pair
+# crosses the WAN on its own SPIs; traffic routed into tunnel.1 that
+# matches no proxy-ID is dropped and counted.
+#
+#   scripts/demo.sh [--peer esprit|strongswan]
+#
+# Prints what an operator would look at, checks it (the last line is
+# "demo: N checks passed, M failed"; exit status 1 if any failed), and
+# tears everything down. Needs root. Binaries from $ESPRIT_BIN (default
+# target/debug), built if missing.
+set -uo pipefail
 ESPRIT_SCRIPT=demo
 source "$(dirname "$0")/lib/common.sh"
 source "$ESPRIT_ROOT/scripts/lib/topo.sh"
+source "$ESPRIT_ROOT/scripts/lib/gateway.sh"
+source "$ESPRIT_ROOT/scripts/lib/strongswan.sh"
 need_root
-need_cargo
+
+PEER=esprit
+while [ $# -gt 0 ]; do
+    case $1 in
+    --peer) PEER=${2:-}; shift 2 ;;
+    --peer=*) PEER=${1#--peer=}; shift ;;
+    *) die "usage: scripts/demo.sh [--peer esprit|strongswan]" ;;
+    esac
+done
+case $PEER in esprit | strongswan) ;; *) die "--peer: esprit or strongswan, not '$PEER'" ;; esac
+
 apt_install "${ESPRIT_BUILD_PACKAGES[@]}" "${ESPRIT_TEST_PACKAGES[@]}"
-cd "$ESPRIT_ROOT"
-log "building"
-cargo build -q --release -p esprit-fastpathd
-BIN=$ESPRIT_ROOT/target/release
-CONF="python3 $ESPRIT_ROOT/scripts/lib/fpconf.py"
+[ "$PEER" = strongswan ] && swan_packages
+BIN=${ESPRIT_BIN:-${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug}
+for b in fastpathd fpctl controld esprit; do
+    [ -x "$BIN/$b" ] || {
+        need_cargo
+        log "building"
+        (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd) || die "build failed"
+        BIN=${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug
+        break
+    }
+done
 
 WORK=$(mktemp -d /tmp/esprit-demo.XXXXXX)
-PIDS=()
+EXTRA=()
 cleanup() {
     local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    gw_stop
+    swan_stop
+    for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${EXTRA[@]}"; do wait "$p" 2>/dev/null || true; done
     topo_down
-    rm -rf "$WORK"
+    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-fpctl() { local g=$1; shift; "$BIN/fpctl" --socket "$WORK/gw$g.sock" "$@"; }
+trap 'exit 124' TERM INT
 
+pass=0
+fail=0
+check() { # check DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    if "$@" >/dev/null 2>&1; then
+        pass=$((pass + 1))
+        echo "  [ok]   $what"
+    else
+        fail=$((fail + 1))
+        echo "  [FAIL] $what"
+    fi
+}
+section() { printf '\n== %s\n' "$*"; }
+
+# strongSwan as gateway 2: the seed's GATEWAY-2 (a non-Juniper peer that
+# builds one SA per proxy-ID), with the proposals `sec-level standard`
+# stands for in esprit (AES-128, SHA-1, DH group 2, PFS group 2).
+swan_gw2() {
+    local l r
+    nsx gw2 sysctl -qw net.ipv4.ip_forward=1
+    nsx gw2 sysctl -qw net.ipv4.conf.all.rp_filter=0
+    swan_start "$TOPO-gw2" "$WORK/swan" || die "charon did not start"
+    {
+        echo 'connections { test { version = 1
+    local_addrs = 203.0.113.2
+    remote_addrs = 198.51.100.1
+    proposals = aes128-sha1-modp1024
+    local { auth = psk
+            id = 203.0.113.2 }
+    remote { auth = psk
+             id = 198.51.100.1 }
+    children {'
+        for l in 1 2; do
+            for r in 1 2; do
+                echo "      p$r$l { local_ts = 10.2.$l.0/24
+              remote_ts = 10.1.$r.0/24
+              esp_proposals = aes128-sha1-modp1024
+              start_action = none }"
+            done
+        done
+        echo '} } }
+secrets { ike-test { id-a = 198.51.100.1
+                     id-b = 203.0.113.2
+                     secret = "#ABC123" } }'
+    } >"$WORK/swanctl.conf"
+    swan_ctl --load-all --clear --noprompt --file "$WORK/swanctl.conf" >"$WORK/swan-load.log" 2>&1 ||
+        { cat "$WORK/swan-load.log" >&2; die "swanctl --load-all failed"; }
+}
+
+section "the seed's topology in network namespaces; gateway 2 is $PEER"
 topo_up "demo$$"
-for g in 1 2; do
-    nsx_bg "gw$g" "$BIN/fastpathd" --port lan1 --port lan2 --port wan0 --socket "$WORK/gw$g.sock" \
-        >"$WORK/gw$g.log" 2>&1
-    PIDS+=($!)
-done
-for g in 1 2; do
-    for _ in $(seq 100); do [ -S "$WORK/gw$g.sock" ] && break; sleep 0.1; done
-    [ -S "$WORK/gw$g.sock" ] || { cat "$WORK/gw$g.log"; die "fastpathd on gw$g did not start"; }
-    $CONF base "$g" | fpctl "$g" batch >/dev/null
-done
+for g in 1 2; do gw_config "$g" >"$WORK/gw$g.conf"; chmod 600 "$WORK/gw$g.conf"; done
+echo "gateway 1 configuration ($WORK/gw1.conf, the seed's sample and two lines), its VPN part:"
+grep -E '^set (ike gateway|vpn|route 10)' "$WORK/gw1.conf" | sed 's/preshare "[^"]*"/preshare "********"/; s/^/  /'
+check "controld --check accepts gateway 1's configuration" "$BIN/controld" --check "$WORK/gw1.conf"
+gw_start 1
+if [ "$PEER" = esprit ]; then
+    check "controld --check accepts gateway 2's configuration" "$BIN/controld" --check "$WORK/gw2.conf"
+    gw_start 2
+else
+    swan_gw2
+fi
 topo_arp_warm
-$CONF sas 1 11 12 21 | fpctl 1 batch >/dev/null
-$CONF sas 2 11 12 21 | fpctl 2 batch >/dev/null
-echo
-echo "gw1 tunnel.1 proxy-IDs (proxy-id check on):"
-fpctl 1 request '{"type":"dump"}' | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-for vpn, check, pids in d["vpns"]:
-    for p in pids:
-        print("  set vpn test proxy-id", p)'
-
 nsx_bg inet tcpdump -n -i i1 -w "$WORK/wan.pcap" -U 'esp or udp port 4500' >/dev/null 2>&1
-PIDS+=($!)
+EXTRA+=($!)
 for _ in $(seq 50); do [ -s "$WORK/wan.pcap" ] && break; sleep 0.1; done
 
-echo
-echo "traffic between every subnet pair (5 pings each):"
-for pair in "h11 10.2.1.10" "h11 10.2.2.10" "h12 10.2.1.10"; do
-    set -- $pair
-    r=$(nsx "$1" ping -q -c 5 -i 0.1 -w 5 "$2" | grep -o '[0-9]* received')
-    printf '  %s -> %-10s %s\n' "$1" "$2" "$r"
+section "traffic between every subnet pair: the first packet negotiates that proxy-ID's SA"
+first_ping() { # first_ping FROM DST: one echo, held while IKE runs, answered
+    nsx "$1" ping -c 1 -W 8 "$2" >"$WORK/first-$1-$2.out" 2>&1
+}
+pings() { # pings FROM DST N: N echoes, all answered
+    nsx "$1" ping -q -c "$3" -i 0.1 -w 10 "$2" >"$WORK/ping-$1-$2.out" 2>&1 &&
+        grep -q " 0% packet loss" "$WORK/ping-$1-$2.out"
+}
+for p in 11 12 21 22; do
+    h=h1${p:0:1}
+    dst=10.2.${p:1:1}.10
+    check "$h 10.1.${p:0:1}.10 -> $dst: the first packet is answered" first_ping "$h" "$dst"
+    echo "         round trip $(grep -o 'time=[0-9.]* ms' "$WORK/first-$h-$dst.out" || echo '(none)') (IKE included)"
+    check "$h -> $dst: 10 more pings, all answered" pings "$h" "$dst" 10
 done
-echo "  h12 -> 10.2.2.10  (no SA yet: first packet held, acquire sent to the control plane)"
-"$BIN/fpctl" --socket "$WORK/gw1.sock" wait-event acquire --timeout 10 >"$WORK/acq" 2>"$WORK/acq.err" &
-W=$!
-for _ in $(seq 100); do grep -q subscribed "$WORK/acq.err" 2>/dev/null && break; sleep 0.05; done
-nsx h12 ping -c 1 -W 8 10.2.2.10 >"$WORK/first.out" 2>&1 &
-P=$!
-wait "$W"
-echo "    acquire: $(cat "$WORK/acq")"
-$CONF sas 2 22 | fpctl 2 batch >/dev/null
-$CONF sas 1 22 | fpctl 1 batch >/dev/null
-wait "$P" && echo "    SA added; the held packet was delivered: $(grep -o 'time=.*' "$WORK/first.out")"
-echo "  h11 -> 10.2.3.10  (routed into tunnel.1, matches no proxy-ID)"
-nsx h11 ping -q -c 3 -i 0.1 -W 1 10.2.3.10 >/dev/null 2>&1 || true
+echo "what controld logged (first packet to SA up):"
+grep -o 'proxy-id .*: child SA up.*after the acquire' "$WORK/cd1.log" |
+    sed -E 's/: child SA up \(([^,]*), Quick Mode [0-9a-f]*\): /: \1: /; s/, ESP.*, lifetime [0-9]* s, / ... /; s/^/  /'
+check "h11 -> 10.2.3.10 (routed into tunnel.1, matches no proxy-ID): nothing answered" \
+    bash -c "! ip netns exec $TOPO-h11 ping -c 3 -i 0.1 -W 1 10.2.3.10"
+sleep 0.3
+kill "${EXTRA[0]}" 2>/dev/null
+wait "${EXTRA[0]}" 2>/dev/null
+EXTRA=()
 
-kill "${PIDS[2]}" 2>/dev/null; wait "${PIDS[2]}" 2>/dev/null || true
+section "ESP on the WAN, packets per SPI (each subnet pair on its own SA pair)"
+tcpdump -n -r "$WORK/wan.pcap" 2>/dev/null | grep -o 'spi=0x[0-9a-f]*' | sed 's/spi=0x//' | sort | uniq -c |
+    tee "$WORK/spis.txt" | awk '{ printf "  %s  %5d packets\n", $2, $1 }'
+wan=$(awk '$1 >= 10 { print $2 }' "$WORK/spis.txt" | sort | tr '\n' ' ')
+check "8 SAs active on gateway 1" gw_active 1 8
+sa1=$(gw_spis 1)
+check "the WAN carried 8 SPIs (>= 10 packets each), exactly those of gateway 1's get sa" \
+    test "$(echo "$wan" | wc -w)" = 8 -a "$wan" = "$sa1"
+if [ "$PEER" = esprit ]; then
+    check "gateway 2 has the same 8 SAs" test "$(gw_spis 2)" = "$sa1"
+else
+    check "strongSwan has 4 CHILD_SAs INSTALLED" \
+        bash -c "[ \"\$(STRONGSWAN_CONF=$SWAN_DIR/strongswan.conf swanctl --list-sas | grep -c INSTALLED)\" = 4 ]"
+fi
+
+section "gw1-> get sa"
+gw_cli 1 get sa | sed 's/^/  /'
+section "gw1-> get interface tunnel.1"
+gw_cli 1 get interface tunnel.1 | tee "$WORK/interface.txt" | sed 's/^/  /'
+check "tunnel.1 is UP with its 4 SA pairs active (the seed's status rule)" \
+    grep -q "status UP: 4 of 4 SA pair(s) active" "$WORK/interface.txt"
+section "gw1-> get vpn test   (a status per proxy-ID: beyond ScreenOS)"
+gw_cli 1 get vpn test | tee "$WORK/vpn.txt" | sed 's/^/  /'
+check "each of the 4 proxy-IDs is UP" test "$(grep -c ' ANY UP ' "$WORK/vpn.txt")" = 4
+section "gw1-> get counter   (the fast path's workers: packets, and drops by reason)"
+gw_cli 1 get counter | tee "$WORK/counter.txt" | sed 's/^/  /'
+check "the unmatched flow is counted as proxy-id-mismatch (3 packets)" \
+    bash -c "awk '\$1 == \"proxy-id-mismatch\" { n = \$2 } END { exit !(n == 3) }' $WORK/counter.txt"
+section "gw1-> get event   (newest first; the negotiations the traffic started)"
+gw_cli 1 get event | head -12 | sed 's/^/  /'
+
 echo
-echo "ESP packets on the WAN, per SPI (each pair on its own SA, each direction its own SPI):"
-tcpdump -n -r "$WORK/wan.pcap" 2>/dev/null | grep -o 'spi=0x[0-9a-f]*' | sort | uniq -c | sed 's/^/  /'
-echo
-echo "gw1 counters:"
-fpctl 1 request '{"type":"stats"}' | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-for w in s["workers"]:
-    print("  worker %(worker)d: rx %(rx_packets)d, encrypted %(encrypted)d, decrypted %(decrypted)d, held %(held)d, acquires %(acquires)d" % w)
-    for r, n in w["drops"]:
-        print("    dropped %d x %s" % (n, r))
-print("  SAs:")
-for sa in s["sas"]:
-    print("    id %(id)6d %(direction)-8s spi 0x%(spi)08x packets %(packets)4d bytes %(bytes)6d" % sa)'
-echo
-log "done; tearing down"
+echo "demo: $pass checks passed, $fail failed"
+[ "$fail" = 0 ]

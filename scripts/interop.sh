@@ -23,6 +23,25 @@
 #     responds; every pair pings; a fifth child whose selectors are not
 #     esprit's is refused (INVALID-ID-INFORMATION) and logged in words.
 #
+# Then, with ESP aes128gcm16 (REKEY=0 skips it), rekeys under continuous
+# traffic (pings every 20 ms on two pairs, none may be lost):
+#  4. esprit rekeys: child lifetime 24 s and phase-1 lifetime 40 s on
+#     esprit (strongSwan's are long); esprit's children are rekeyed at
+#     85-90% (make-before-break), the old pairs deleted 10 s later, the
+#     ISAKMP SA replaced at 90%; new SPIs in `get sa` and on strongSwan;
+#  5. strongSwan rekeys: it initiated the children with rekey_time 15 s
+#     (life_time 40 s, proposed to esprit, which rekeys only at 95%);
+#     esprit installs each new pair and removes the old after the grace
+#     period (strongSwan sends no Delete for a rekeyed IKEv1 child).
+#
+# And (AGGR=0 skips it) Aggressive Mode with FQDN identities, PFS group 14
+# and DPD every 2 s on both sides (ESP aes128-sha1):
+#  6. esprit initiates on demand in Aggressive Mode, the Quick Mode has PFS;
+#     each side's R-U-THERE is answered;
+#  7. strongSwan stops: esprit declares it dead after 3 unanswered probes
+#     and removes the gateway's SAs; strongSwan back, the next packet
+#     negotiates again.
+#
 # Ends with "N passed, M failed". Needs root. Bounded by $ESPRIT_TIMEOUT
 # seconds (default 420). INITIATORS="esprit strongswan" (the default)
 # selects the scenarios. Cleans up (processes by PID, namespaces) on any
@@ -36,7 +55,7 @@ source "$ESPRIT_ROOT/scripts/lib/strongswan.sh"
 need_root
 
 [ "${1:-}" = strongswan ] && [ "${2:-}" = ikev1 ] || die "usage: scripts/interop.sh strongswan ikev1"
-LIMIT=${ESPRIT_TIMEOUT:-420}
+LIMIT=${ESPRIT_TIMEOUT:-600}
 ESPS=${ESPS:-"aes128-sha1 aes128gcm16"}
 BIN=${ESPRIT_BIN:-${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug}
 PSK="esprit-interop-psk-0123456789"
@@ -97,9 +116,19 @@ check() { # check DESCRIPTION COMMAND...
 PAIRS="11 12 21 22"
 P2_NAME() { case $1 in aes128-sha1) echo nopfs-esp-aes128-sha ;; aes128gcm16) echo nopfs-esp-aes128gcm ;; *) die "ESP suite $1?" ;; esac; }
 
-write_gw1_config() { # write_gw1_config ESP
-    local p
+write_gw1_config() { # write_gw1_config ESP [P2_LIFE_SECS P1_LIFE_SECS]
+    local p p2 p1=pre-g14-aes128-sha
+    p2=$(P2_NAME "$1")
     {
+        if [ -n "${2:-}" ]; then
+            p2=short-p2
+            p1=short-p1
+            echo "set ike p1-proposal \"short-p1\" preshare group14 esp aes128 sha-1 second $3"
+            case $1 in
+            aes128gcm16) echo "set ike p2-proposal \"short-p2\" no-pfs esp aes128gcm second $2" ;;
+            *) echo "set ike p2-proposal \"short-p2\" no-pfs esp aes128 sha-1 second $2" ;;
+            esac
+        fi
         echo "set interface ethernet0/1 zone Trust"
         echo "set interface ethernet0/1 ip 10.1.1.1/24"
         echo "set interface ethernet0/1 port lan1"
@@ -112,8 +141,8 @@ write_gw1_config() { # write_gw1_config ESP
         echo "set interface tunnel.1 zone Untrust"
         echo "set interface tunnel.1 ip unnumbered interface ethernet0/2"
         echo "set route 0.0.0.0/0 interface ethernet0/2 gateway 198.51.100.254"
-        echo "set ike gateway \"swan\" address 203.0.113.2 Main outgoing-interface \"ethernet0/2\" preshare \"$PSK\" proposal \"pre-g14-aes128-sha\""
-        echo "set vpn \"vpn1\" gateway \"swan\" replay tunnel idletime 0 proposal \"$(P2_NAME "$1")\""
+        echo "set ike gateway \"swan\" address 203.0.113.2 Main outgoing-interface \"ethernet0/2\" preshare \"$PSK\" proposal \"$p1\""
+        echo "set vpn \"vpn1\" gateway \"swan\" replay tunnel idletime 0 proposal \"$p2\""
         echo "set vpn \"vpn1\" id 0x1 bind interface tunnel.1"
         echo "set vpn \"vpn1\" proxy-id check"
         for p in $PAIRS; do
@@ -125,8 +154,8 @@ write_gw1_config() { # write_gw1_config ESP
     chmod 600 "$WORK/gw1.conf"
 }
 
-write_swanctl() { # write_swanctl ESP
-    local p
+write_swanctl() { # write_swanctl ESP [CHILD_TIMES]
+    local p times=${2:-"life_time = 66m"}
     {
         cat <<EOC
 connections {
@@ -149,7 +178,7 @@ EOC
             remote_ts = 10.1.${p:0:1}.0/24
             mode = tunnel
             esp_proposals = $1
-            life_time = 66m
+            $times
             start_action = none }
 EOC
         done
@@ -220,21 +249,22 @@ spis_each_pair() {
     }
 }
 
-scenario() { # scenario ESP esprit|strongswan
-    local esp=$1 who=$2 p
-    RUN=$WORK/$esp-$who
+# bring_up ESP RUN_NAME [P2_LIFE P1_LIFE [SWAN_CHILD_TIMES]]: the topology,
+# strongSwan on gw2, fastpathd + controld on gw1, a capture on the WAN.
+bring_up() {
+    local esp=$1
+    RUN=$WORK/$2
     mkdir -p "$RUN"
-    log "=== ESP $esp, $who initiates"
     topo_up "ei$$"
     # gw2 is a plain Linux router with strongSwan: its kernel forwards.
     nsx gw2 sysctl -qw net.ipv4.ip_forward=1
     nsx gw2 sysctl -qw net.ipv4.conf.all.rp_filter=0
     swan_start "$TOPO-gw2" "$RUN/swan" || die "charon did not start"
-    write_swanctl "$esp"
+    write_swanctl "$esp" "${5:-}"
     swan_ctl --load-all --clear --noprompt --file "$SWAN_DIR/swanctl.conf" >"$RUN/swan-load.log" 2>&1 ||
         { cat "$RUN/swan-load.log" >&2; die "swanctl --load-all failed"; }
 
-    write_gw1_config "$esp"
+    write_gw1_config "$esp" "${3:-}" "${4:-}"
     check "controld --check accepts the AutoKey configuration" "$BIN/controld" --check "$WORK/gw1.conf"
     nsx_bg gw1 "$BIN/fastpathd" --port lan1 --port lan2 --port wan0 --xdp-mode "${XDP_MODE:-driver}" \
         --socket "$RUN/fp.sock" >"$RUN/fp.log" 2>&1
@@ -249,6 +279,12 @@ scenario() { # scenario ESP esprit|strongswan
     nsx_bg inet tcpdump -n -i i1 -w "$RUN/wan.pcap" -U 'udp port 4500' >/dev/null 2>&1
     PID[tcpdump]=$!
     for _ in $(seq 50); do [ -s "$RUN/wan.pcap" ] && break; sleep 0.1; done
+}
+
+scenario() { # scenario ESP esprit|strongswan
+    local esp=$1 who=$2 p
+    log "=== ESP $esp, $who initiates"
+    bring_up "$esp" "$esp-$who"
 
     if [ "$who" = esprit ]; then
         check "$esp: pair 11 on demand: the first ping h11 -> 10.2.1.10 is answered (Main Mode + Quick Mode)" \
@@ -300,11 +336,139 @@ scenario() { # scenario ESP esprit|strongswan
     topo_down
 }
 
+# The SPIs `esprit get sa` shows as active, sorted, on one line.
+active_spis() { esprit get sa | awk '/ A\/U / { print $5 }' | sort | tr '\n' ' '; }
+# steady_pings SECONDS: pings every 20 ms h11 -> 10.2.1.10 and
+# h12 -> 10.2.2.10 for SECONDS, in the background; steady_done checks
+# that every one was answered.
+steady_pings() {
+    local n=$(($1 * 50))
+    nsx_bg h11 ping -q -i 0.02 -c "$n" -w $(($1 + 15)) 10.2.1.10 >"$RUN/steady-11.out" 2>&1
+    STEADY=($!)
+    nsx_bg h12 ping -q -i 0.02 -c "$n" -w $(($1 + 15)) 10.2.2.10 >"$RUN/steady-22.out" 2>&1
+    STEADY+=($!)
+}
+steady_done() {
+    local p
+    for p in "${STEADY[@]}"; do wait "$p" || true; done
+    for p in 11 22; do
+        log "    pair $p: $(grep -o '[0-9]* packets transmitted.*loss' "$RUN/steady-$p.out")"
+        grep -q " 0% packet loss" "$RUN/steady-$p.out" || return 1
+    done
+}
+count_lines() { grep -c "$1" "$RUN/cd.log" || true; }
+
+rekey_scenario() { # rekey_scenario esprit|strongswan
+    local who=$1 before after n
+    if [ "$who" = esprit ]; then
+        log "=== rekeys under traffic: esprit rekeys (child 24 s, phase 1 40 s)"
+        bring_up aes128gcm16 rekey-esprit 24 40 "life_time = 10m
+            rekey_time = 9m"
+        for p in 11 22; do
+            check "rekey/esprit: pair $p up on demand" first_ping "h1${p:0:1}" "10.2.${p:1:1}.10"
+        done
+    else
+        log "=== rekeys under traffic: strongSwan rekeys (rekey_time 15 s, life_time 40 s)"
+        bring_up aes128gcm16 rekey-swan "" "" "life_time = 40s
+            rekey_time = 15s
+            rand_time = 0s"
+        for p in 11 22; do
+            swan_ctl --initiate --child "p$p" --timeout 15 >"$RUN/initiate-$p.log" 2>&1 ||
+                { log "    swanctl --initiate --child p$p failed"; tail -5 "$RUN/initiate-$p.log" >&2; }
+        done
+    fi
+    check "rekey/$who: 4 SAs A/U" active 4
+    before=$(active_spis)
+    steady_pings 40
+    check "rekey/$who: 2 x 2000 pings every 20 ms across the rekeys, none lost" steady_done
+    after=$(active_spis)
+    log "    SPIs before: $before"
+    log "    SPIs after:  $after"
+    check "rekey/$who: every active SPI is new" \
+        bash -c "for s in $before; do case ' $after ' in *\" \$s \"*) exit 1;; esac; done; [ -n '$after' ]"
+    n=$(count_lines "rekeyed: child SA")
+    log "    $n child rekeys logged"
+    check "rekey/$who: both children were rekeyed (make-before-break logged)" test "$n" -ge 2
+    if [ "$who" = esprit ]; then
+        check "rekey/esprit: the ISAKMP SA was rekeyed (phase 1 before its 40 s)" \
+            grep -q "phase 1 rekeyed" "$RUN/cd.log"
+    fi
+    check "rekey/$who: strongSwan still has the children (new ones INSTALLED)" \
+        bash -c "[ \"\$(STRONGSWAN_CONF='$SWAN_DIR/strongswan.conf' swanctl --list-sas | grep -c INSTALLED)\" -ge 2 ]"
+    grep -E "rekey|phase 1|child SA (up|down)|failed|error" "$RUN/cd.log" | sed 's/^/    /' >&2 || true
+    stop_pids
+    swan_stop
+    topo_down
+}
+
+aggr_scenario() {
+    log "=== Aggressive Mode, FQDN identities, PFS group 14, DPD"
+    SWAN_EXTRA="i_dont_care_about_security_and_use_aggressive_mode_psk = yes"
+    bring_up aes128-sha1 aggr
+    SWAN_EXTRA=""
+    # The same VPN, in Aggressive Mode with FQDN identities, PFS and DPD.
+    sed -i -e 's/ Main outgoing-interface/ Aggr outgoing-interface/' \
+        -e 's/proposal "nopfs-esp-aes128-sha"/proposal "pfs14-aes128-sha"/' "$WORK/gw1.conf"
+    {
+        echo 'set ike p2-proposal "pfs14-aes128-sha" group14 esp aes128 sha-1 second 3600'
+        echo 'set ike gateway "swan" local-id esprit.example.net'
+        echo 'set ike gateway "swan" peer-id swan.example.net'
+        echo 'set ike gateway "swan" dpd-liveness interval 2 retry 3'
+    } >>"$WORK/gw1.conf"
+    sed -i -e 's/aggressive = no/aggressive = yes\n    dpd_delay = 2s/' \
+        -e 's/id = 203.0.113.2/id = swan.example.net/; s/id = 198.51.100.1/id = esprit.example.net/' \
+        -e 's/id-a = 198.51.100.1/id-a = esprit.example.net/; s/id-b = 203.0.113.2/id-b = swan.example.net/' \
+        -e 's/esp_proposals = aes128-sha1$/esp_proposals = aes128-sha1-modp2048/' "$SWAN_DIR/swanctl.conf"
+    swan_ctl --load-all --clear --noprompt --file "$SWAN_DIR/swanctl.conf" >"$RUN/swan-load.log" 2>&1 ||
+        { cat "$RUN/swan-load.log" >&2; die "swanctl --load-all failed"; }
+    esprit exec reload >/dev/null || { cat "$RUN/cd.log" >&2; die "exec reload of the Aggressive Mode configuration failed"; }
+    check "aggr: the first ping h11 -> 10.2.1.10 is answered (Aggressive Mode + Quick Mode with PFS)" \
+        first_ping h11 10.2.1.10
+    check "aggr: strongSwan saw Aggressive Mode" grep -q "parsed AGGRESSIVE request" "$RUN/swan/charon.log"
+    check "aggr: the child SA has PFS modp2048" grep -q "child SA up .*PFS modp2048" "$RUN/cd.log"
+    check "aggr: 10 pings" ping_ok h11 10.2.1.10 10
+    local _ ok=1
+    for _ in $(seq 100); do
+        grep -q "parsed INFORMATIONAL_V1 request .*N(DPD)" "$RUN/swan/charon.log" &&
+            grep -q "parsed INFORMATIONAL_V1 request .*N(DPD_ACK)" "$RUN/swan/charon.log" && ok=0 && break
+        sleep 0.1
+    done
+    check "aggr: DPD: strongSwan received esprit's R-U-THERE and esprit's answer to its own" test "$ok" = 0
+    # Gone without a word (kill -9: no Delete), as a crashed or cut-off peer.
+    local t0=$SECONDS
+    kill -9 "$SWAN_PID" 2>/dev/null
+    SWAN_PID=""
+    ok=1
+    for _ in $(seq 250); do
+        grep -q "dead peer detection" "$RUN/cd.log" && ok=0 && break
+        sleep 0.1
+    done
+    log "    peer declared dead $((SECONDS - t0)) s after strongSwan stopped"
+    check "aggr: strongSwan gone: esprit declares the peer dead (DPD, 3 probes 2 s apart)" test "$ok" = 0
+    check "aggr: ... and removes the gateway's SAs" active 0
+    SWAN_EXTRA="i_dont_care_about_security_and_use_aggressive_mode_psk = yes"
+    swan_start "$TOPO-gw2" "$RUN/swan2" || die "charon did not start again"
+    SWAN_EXTRA=""
+    cp "$RUN/swan/swanctl.conf" "$SWAN_DIR/swanctl.conf"
+    swan_ctl --load-all --clear --noprompt --file "$SWAN_DIR/swanctl.conf" >"$RUN/swan-load2.log" 2>&1 ||
+        { cat "$RUN/swan-load2.log" >&2; die "swanctl --load-all failed"; }
+    check "aggr: strongSwan back: the next packet negotiates again (first ping answered)" first_ping h11 10.2.1.10
+    grep -E "phase 1|child SA|dead peer|failed|error" "$RUN/cd.log" | sed 's/^/    /' >&2 || true
+    stop_pids
+    swan_stop
+    topo_down
+}
+
 for esp in $ESPS; do
     for who in ${INITIATORS:-esprit strongswan}; do
         scenario "$esp" "$who"
     done
 done
+[ "${AGGR:-1}" != 0 ] && aggr_scenario
+if [ "${REKEY:-1}" != 0 ]; then
+    rekey_scenario esprit
+    rekey_scenario strongswan
+fi
 
 log "runtime $(($(date +%s) - START)) s"
 echo "$pass passed, $fail failed"

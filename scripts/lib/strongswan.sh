@@ -11,7 +11,8 @@
 # * libipsec installs a route for each SA's remote_ts into ipsec0 with a
 #   source address from local_ts: the namespace needs such an address.
 #
-#   swan_start NETNS DIR      writes DIR/strongswan.conf, starts charon;
+#   swan_start NETNS DIR      writes DIR/strongswan.conf (plus the charon
+#                             settings in $SWAN_EXTRA), starts charon;
 #                             sets SWAN_DIR and SWAN_PID
 #   swan_ctl ARGS...          swanctl against that charon (bounded)
 #   swan_stop                 stops charon by its PID (TERM, then KILL)
@@ -32,9 +33,11 @@ charon {
   load = random nonce openssl aes sha1 sha2 hmac gcm gmp kdf curve25519 pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici updown
   spi_min = 0xc2000000
   spi_max = 0xc2ffffff
+  ${SWAN_EXTRA:-}
   plugins { vici { socket = unix://$SWAN_DIR/charon.vici } }
   filelog { f { path = $SWAN_DIR/charon.log
                 time_format = %H:%M:%S
+                flush_line = yes
                 default = 1
                 ike = 2
                 cfg = 2

@@ -5,15 +5,22 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use esprit_config::Config;
-use esprit_fastpath_api::{Client, ClientError, Reply, Request, Stats};
+use esprit_fastpath_api::{Client, ClientError, Event, Reply, Request, Stats};
+
+use crate::events::{EventKind, EventLog, EventRecord, Severity};
+use crate::ike::IkeView;
 
 use crate::ids::assign_hex_ids;
 use crate::plan::Plan;
 use crate::sa::SaManager;
 use crate::state::State;
 use crate::translate::{translate_with_serials, Desired, DesiredSa, ManualSerials, TranslateError};
+
+#[path = "show.rs"]
+mod show;
 
 /// Why a request to fastpathd failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +116,16 @@ pub struct Controller {
     sa: SaManager,
     log: Vec<String>,
     lost: bool,
+    /// IKE as last seen (`get ike cookies`, `get sa id`, `get vpn`).
+    ike_view: IkeView,
+    /// fastpathd's counters at the last reading (`get sa stat`, `get counter`).
+    stats: Stats,
+    /// `get event`.
+    events: EventLog,
+    /// The wall clock of events (injected: tests fix it).
+    clock: fn() -> SystemTime,
+    /// HEX IDs whose IKE SAs `clear sa` asked to delete (`None`: all).
+    clears: Vec<Option<u32>>,
 }
 
 impl Controller {
@@ -134,6 +151,11 @@ impl Controller {
             sa: SaManager::new(state.sas),
             log: Vec::new(),
             lost: false,
+            ike_view: IkeView::default(),
+            stats: Stats::default(),
+            events: EventLog::default(),
+            clock: SystemTime::now,
+            clears: Vec::new(),
         };
         c.log.extend(t.warnings.into_iter().map(|w| format!("warning: {w}")));
         Ok(c)
@@ -208,6 +230,73 @@ impl Controller {
         self.ike_life = life;
     }
 
+    /// IKE as it is now (`get` commands): also the lifetimes of `get sa`.
+    pub fn set_ike_view(&mut self, view: IkeView) {
+        self.ike_life = view
+            .children
+            .iter()
+            .filter_map(|c| c.remaining_secs.map(|s| (c.ids, s)))
+            .flat_map(|(ids, s)| ids.map(|id| (id, s)))
+            .collect();
+        self.ike_view = view;
+    }
+
+    /// Sets the wall clock of events (tests fix it).
+    pub fn set_clock(&mut self, clock: fn() -> SystemTime) {
+        self.clock = clock;
+    }
+
+    /// The event log.
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// The event log, to attach the system log to it.
+    pub fn events_mut(&mut self) -> &mut EventLog {
+        &mut self.events
+    }
+
+    /// Records an event now.
+    pub fn note_event(&mut self, severity: Severity, kind: EventKind, message: impl Into<String>) {
+        self.events.push((self.clock)(), EventRecord::new(severity, kind, message));
+    }
+
+    /// Records a line IKE logged (see [`EventLog::record_ike`]): the peer
+    /// address comes from the configuration's gateway.
+    pub fn record_ike_log(&mut self, line: &str) {
+        let config = &self.config;
+        let peer_of = |name: &str| match config.gateway(name).map(|g| &g.peer) {
+            Some(esprit_config::model::Peer::Address(a)) => Some(a.to_string()),
+            _ => None,
+        };
+        self.events.record_ike((self.clock)(), line, peer_of);
+    }
+
+    /// Records a fastpathd event (expiry, idle; acquires are recorded from
+    /// IKE's answer to them) with the SA's VPN, proxy-ID and peer.
+    pub fn record_fastpath_event(&mut self, e: &Event) {
+        let (sa, severity, what) = match e {
+            Event::SoftExpire { sa, reason } => (*sa, Severity::Info, format!("soft expire ({reason})")),
+            Event::HardExpire { sa, reason } => (*sa, Severity::Notice, format!("hard expire ({reason})")),
+            Event::Idle { sa } => (*sa, Severity::Info, "idle".to_owned()),
+            Event::Acquire { .. } => return,
+        };
+        let mut r = EventRecord::new(severity, EventKind::SaExpire, format!("SA {sa:#x}: {what}"));
+        if let Some(d) = self.wanted().sas.get(&sa) {
+            r.vpn = Some(d.vpn_name.clone());
+            r.proxy_id = Some(d.spec.proxy_id.clone());
+            r.peer = Some(d.spec.peer.to_string());
+            r.message = format!("vpn {} proxy-id {}: SA {sa:#x}: {what}", d.vpn_name, d.spec.proxy_id);
+        }
+        self.events.push((self.clock)(), r);
+    }
+
+    /// What `clear sa` asked of IKE since the last call: HEX IDs whose
+    /// child SA pairs to delete (`None`: all of them).
+    pub fn take_clears(&mut self) -> Vec<Option<u32>> {
+        std::mem::take(&mut self.clears)
+    }
+
     /// The SA manager.
     pub fn sas(&self) -> &SaManager {
         &self.sa
@@ -231,6 +320,8 @@ impl Controller {
     /// The connection to fastpathd dropped.
     pub fn fastpath_lost(&mut self) {
         self.sa.fastpath_lost();
+        self.stats = Stats::default();
+        self.note_event(Severity::Warning, EventKind::FastPath, "fastpathd connection lost: reconnecting");
     }
 
     /// True (once) when a command found the fastpathd connection gone: the
@@ -307,18 +398,17 @@ impl Controller {
     /// Takes in counters (see [`SaManager::observe`]).
     pub fn observe(&mut self, stats: &Stats) {
         self.sa.observe(stats);
+        self.stats = stats.clone();
     }
 
     /// Runs one operator command (one line). `fp` is `None` while fastpathd
     /// is not connected: changes are kept and programmed on reconnection.
     pub fn command(&mut self, line: &str, fp: Option<&mut dyn FastPath>) -> Response {
         let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
+        let resp = match words.as_slice() {
             [] => Response::ok(Vec::new()),
-            ["get", "sa"] => Response::ok(
-                self.sa.render_with_life(&self.wanted(), &self.ike_life).lines().map(str::to_owned).collect(),
-            ),
-            ["get", "config"] => Response::ok(self.config.to_lines()),
+            ["get", rest @ ..] => self.get(rest),
+            ["clear", rest @ ..] => self.clear(rest),
             ["set", ..] | ["unset", ..] => {
                 let mut candidate = self.config.clone();
                 match candidate.apply(line) {
@@ -353,9 +443,15 @@ impl Controller {
                 },
             },
             _ => Response::err(format!(
-                "unknown command {line:?}: expected get sa, get config, set ..., unset ..., exec reload, save"
+                "unknown command {line:?}: expected get ..., clear sa, set ..., unset ..., exec reload, save"
             )),
+        };
+        if resp.result.is_ok() && matches!(words.first(), Some(&("set" | "unset" | "exec"))) {
+            // Redacted: keys and pre-shared keys never reach the log.
+            let what = esprit_config::lexer::redact(line);
+            self.note_event(Severity::Info, EventKind::Config, format!("configuration changed: {what}"));
         }
+        resp
     }
 
     /// Makes `candidate` the running configuration and programs only the

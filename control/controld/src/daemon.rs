@@ -21,6 +21,7 @@ use esprit_config::Config;
 use esprit_fastpath_api::{Client, Direction, Event, Request};
 
 use crate::controller::{Controller, FastPath, FastPathError, Response};
+use crate::events::{EventKind, Severity, Syslog, SYSLOG_PATH};
 use crate::ike::{ike_gateways, IkeAction, IkeManager};
 use crate::ike_io::{system_random, Datagram, IkeSockets};
 use crate::operator::write_response;
@@ -56,6 +57,8 @@ pub struct Options {
     pub metrics: Option<std::net::SocketAddr>,
     /// ScreenOS port name -> Linux device.
     pub port_map: BTreeMap<String, String>,
+    /// Write events to the system log (`/dev/log`) too.
+    pub syslog: bool,
 }
 
 enum Msg {
@@ -89,6 +92,9 @@ pub fn run(opts: Options) -> Result<(), String> {
     let mut ctl = Controller::new(config, Some(opts.config.clone()), opts.port_map.clone(), state)
         .map_err(|e| format!("{}: {e}", opts.config.display()))?;
     ctl.state().save(&opts.state_dir).map_err(|e| e.to_string())?;
+    if opts.syslog {
+        ctl.events_mut().set_syslog(Syslog::open(Path::new(SYSLOG_PATH)));
+    }
     for l in ctl.take_log() {
         log.line(&l);
     }
@@ -148,6 +154,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             match Client::connect(&opts.fastpath, "controld") {
                 Ok(mut c) => {
                     log.line("fastpathd connected: synchronising");
+                    ctl.note_event(Severity::Info, EventKind::FastPath, "fastpathd connected");
                     backoff = BACKOFF_MIN;
                     announced_down = false;
                     match ctl.sync(&mut c) {
@@ -188,10 +195,13 @@ pub fn run(opts: Options) -> Result<(), String> {
             .map_or(MAX_WAIT, |t| t.saturating_duration_since(Instant::now()).min(MAX_WAIT));
         match rx.recv_timeout(wait) {
             Ok(Msg::Command(line, reply)) => {
-                if line.trim_start().starts_with("get") {
-                    ctl.set_ike_life(ike.life_remaining(Instant::now()));
+                if line.trim_start().starts_with("get") || line.trim_start().starts_with("clear") {
+                    ctl.set_ike_view(ike.view(Instant::now()));
                 }
-                let resp = ctl.command(&line, fp.as_mut().map(|c| c as &mut dyn FastPath));
+                let mut resp = ctl.command(&line, fp.as_mut().map(|c| c as &mut dyn FastPath));
+                for hex_id in ctl.take_clears() {
+                    resp.output.extend(ike.clear(Instant::now(), hex_id));
+                }
                 let changes = ["set", "unset", "exec"].iter().any(|w| line.trim_start().starts_with(w));
                 if changes && resp.result.is_ok() {
                     // IKE follows the running configuration.
@@ -218,7 +228,14 @@ pub fn run(opts: Options) -> Result<(), String> {
                 log.line(&describe_event(&e));
                 match &e {
                     Event::Acquire { tunnel, proxy_id, .. } => {
-                        log.line(&ike.acquire(Instant::now(), *tunnel, proxy_id));
+                        let l = ike.acquire(Instant::now(), *tunnel, proxy_id);
+                        log.line(&l);
+                        ctl.record_ike_log(&l);
+                    }
+                    Event::SoftExpire { sa, .. } => {
+                        if let Some(l) = ike.sa_soft_expired(Instant::now(), *sa) {
+                            log.line(&l);
+                        }
                     }
                     Event::HardExpire { sa, .. } => {
                         if let Some(l) = ike.sa_expired(Instant::now(), *sa) {
@@ -227,6 +244,7 @@ pub fn run(opts: Options) -> Result<(), String> {
                     }
                     _ => {}
                 }
+                ctl.record_fastpath_event(&e);
             }
             Ok(Msg::Ike(d)) => {
                 if let Err(e) = ike.handle_datagram(Instant::now(), d.local, d.remote, &d.bytes) {
@@ -250,6 +268,7 @@ pub fn run(opts: Options) -> Result<(), String> {
                 }
                 IkeAction::Log(l) => {
                     log.line(&l);
+                    ctl.record_ike_log(&l);
                     continue;
                 }
                 IkeAction::Install(sas) => (sas, Vec::new()),

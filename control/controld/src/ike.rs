@@ -36,6 +36,10 @@ use esprit_policy::ProxyId;
 use crate::spi::SpiAllocator;
 use crate::translate::{algorithm_words, sa_id, DesiredSa};
 
+#[path = "ike_view.rs"]
+mod view;
+pub use view::{ChildSaView, IkeView, IsakmpSaView, IsakmpState};
+
 /// Anti-replay window of IKE inbound SAs, in packets (RFC 4303 §3.4.3;
 /// strongSwan's libipsec uses 128).
 pub const IKE_REPLAY_WINDOW: u32 = 128;
@@ -56,6 +60,30 @@ pub const INITIATOR_OUTBOUND_DELAY: Duration = Duration::from_millis(50);
 
 /// The soft volume lifetime, as a fraction of the hard one (per mille).
 const SOFT_PER_MILLE: u64 = 900;
+
+/// Rekey by time (make-before-break): the side that initiated a child SA
+/// starts its successor between 85% and 90% of the lifetime (spread at
+/// random, so that many SAs negotiated together are not rekeyed in one
+/// burst), the responder at 95% — only if the initiator did not. A peer
+/// that rekeys first (strongSwan: `rekey_time`) supersedes ours.
+const REKEY_INITIATOR_PER_MILLE: (u64, u64) = (850, 900);
+const REKEY_RESPONDER_PER_MILLE: u64 = 950;
+
+/// After a rekey, the old pair's inbound SA stays installed this long for
+/// packets already on their way (its outbound is replaced at once), then
+/// the side that ran the rekey deletes it (Delete to the peer). The other
+/// side waits twice as long for that Delete before deleting it itself.
+/// Never beyond the old SA's own lifetime.
+pub const REKEY_GRACE: Duration = Duration::from_secs(10);
+
+/// A rekey that failed is tried again after this long (while the SA
+/// lives).
+pub const REKEY_RETRY: Duration = Duration::from_secs(10);
+
+/// On a soft volume expiry, the child's responder waits this long for the
+/// initiator's rekey before starting one itself (both sides see the same
+/// volume at almost the same time).
+pub const SOFT_VOLUME_RESPONDER_DELAY: Duration = Duration::from_secs(2);
 
 /// An AutoKey VPN as IKE sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,9 +256,28 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
         cfg.proxy_ids = vpns.iter().flat_map(|v| v.proxy_ids.iter().copied()).collect();
         cfg.dpd_delay =
             g.dpd.filter(|d| d.interval_secs > 0).map(|d| Duration::from_secs(u64::from(d.interval_secs)));
+        if let Some(d) = g.dpd {
+            cfg.dpd_retries = u32::from(d.retry.max(1));
+        }
         out.push(IkeGateway { config: cfg, vpns });
     }
     (out, warnings)
+}
+
+/// Starts the rekey of the child SA `spi` of `g` (a Quick Mode for its
+/// proxy-ID), unless one runs or it was superseded.
+fn start_rekey(g: &mut GatewayState, now: Instant, spi: u32) {
+    let Some(c) = g.children.get_mut(&spi) else { return };
+    c.rekey_at = None;
+    if c.rekeying || c.superseded.is_some() {
+        return;
+    }
+    c.rekeying = true;
+    let pid = c.proxy_id;
+    if g.peer.rekey_child(now, pid).is_err() {
+        c.rekeying = false;
+        c.rekey_at = Some(now + REKEY_RETRY);
+    }
 }
 
 /// The fastpathd SA pair (inbound first) of a negotiated child SA of `vpn`,
@@ -351,8 +398,25 @@ struct ChildRecord {
     vpn: usize,
     proxy_id: ProxyId,
     ids: [u64; 2],
+    /// We ran the Quick Mode that made it.
+    initiator: bool,
     /// When the lifetime in seconds runs out (None: no limit).
     expires: Option<Instant>,
+    /// When to start its successor (None: no time limit, or the successor
+    /// is negotiating or up).
+    rekey_at: Option<Instant>,
+    /// Its successor's Quick Mode is running.
+    rekeying: bool,
+    /// A newer pair for the same proxy-ID is up: this one's inbound is
+    /// deleted at this time (see [`REKEY_GRACE`]).
+    superseded: Option<Instant>,
+}
+
+impl ChildRecord {
+    /// The next time something is due for it.
+    fn deadline(&self) -> Option<Instant> {
+        [self.expires, self.rekey_at, self.superseded].into_iter().flatten().min()
+    }
 }
 
 #[derive(Debug)]
@@ -372,8 +436,9 @@ pub struct IkeManager {
     serials: BTreeMap<u32, u32>,
     /// SAs to remove that no peer event will report.
     orphans: Vec<u64>,
-    /// Outbound SAs waiting for [`INITIATOR_OUTBOUND_DELAY`].
-    delayed: Vec<(Instant, DesiredSa)>,
+    /// Outbound SAs waiting for [`INITIATOR_OUTBOUND_DELAY`], with the
+    /// ids of the outbound SAs they replace (removed once they are in).
+    delayed: Vec<(Instant, DesiredSa, Vec<u64>)>,
     fill: RandomFill,
     /// Events of the peers, counted for the metrics endpoint.
     events: crate::metrics::IkeCounters,
@@ -405,6 +470,7 @@ fn same_peer(a: &PeerConfig, b: &PeerConfig) -> bool {
         && a.child_lifetime == b.child_lifetime
         && a.proxy_ids == b.proxy_ids
         && a.dpd_delay == b.dpd_delay
+        && a.dpd_retries == b.dpd_retries
 }
 
 impl IkeManager {
@@ -472,7 +538,7 @@ impl IkeManager {
                 ids.len() / 2
             )));
             if !ids.is_empty() {
-                self.delayed.retain(|(_, s)| !ids.contains(&s.spec.id));
+                self.delayed.retain(|(_, s, _)| !ids.contains(&s.spec.id));
                 out.push(IkeAction::Remove(ids));
             }
         }
@@ -538,23 +604,33 @@ impl IkeManager {
     /// The earliest deadline of any peer or child SA lifetime.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let peers = self.gateways.iter().filter_map(|g| g.peer.poll_timeout());
-        let lives = self.gateways.iter().flat_map(|g| g.children.values().filter_map(|c| c.expires));
-        let delayed = self.delayed.iter().map(|(t, _)| *t);
+        let lives = self.gateways.iter().flat_map(|g| g.children.values().filter_map(|c| c.deadline()));
+        let delayed = self.delayed.iter().map(|(t, _, _)| *t);
         peers.chain(lives).chain(delayed).min()
     }
 
-    /// Runs the timers that are due: retransmissions, DPD, and child SAs
-    /// whose lifetime ran out (deleted with the peer; there is no rekey
-    /// yet, the next packet negotiates a new pair).
+    /// Runs the timers that are due: retransmissions, DPD, rekeys of child
+    /// SAs, deletion of the pairs a rekey superseded, and of child SAs
+    /// whose lifetime ran out (deleted with the peer; the next packet
+    /// negotiates a new pair).
     pub fn handle_timeout(&mut self, now: Instant) {
         for g in &mut self.gateways {
             if g.peer.poll_timeout().is_some_and(|t| t <= now) {
                 g.peer.handle_timeout(now);
             }
+            let rekey: Vec<u32> = g
+                .children
+                .iter()
+                .filter(|(_, c)| c.rekey_at.is_some_and(|t| t <= now))
+                .map(|(spi, _)| *spi)
+                .collect();
+            for spi in rekey {
+                start_rekey(g, now, spi);
+            }
             let expired: Vec<u32> = g
                 .children
                 .iter()
-                .filter(|(_, c)| c.expires.is_some_and(|t| t <= now))
+                .filter(|(_, c)| [c.expires, c.superseded].into_iter().flatten().any(|t| t <= now))
                 .map(|(spi, _)| *spi)
                 .collect();
             for spi in expired {
@@ -581,6 +657,32 @@ impl IkeManager {
         out
     }
 
+    /// fastpathd reports an SA's soft limit (volume, or sequence numbers
+    /// running out): rekey its pair — the child's initiator now, its
+    /// responder after [`SOFT_VOLUME_RESPONDER_DELAY`] unless the peer's
+    /// rekey came first. Returns a line for the log if the SA is an IKE
+    /// one.
+    pub fn sa_soft_expired(&mut self, now: Instant, sa: u64) -> Option<String> {
+        for g in &mut self.gateways {
+            let Some((&spi, c)) = g.children.iter_mut().find(|(_, c)| c.ids.contains(&sa)) else { continue };
+            let name = g.peer.config().name.clone();
+            if c.rekeying || c.superseded.is_some() {
+                return Some(format!("gateway {name}: SA {sa:#x} soft limit: already rekeyed or rekeying"));
+            }
+            if c.initiator {
+                c.rekey_at = Some(now);
+                start_rekey(g, now, spi);
+                return Some(format!("gateway {name}: SA {sa:#x} soft limit: rekeying child SA {spi:08x}"));
+            }
+            let at = now + SOFT_VOLUME_RESPONDER_DELAY;
+            c.rekey_at = Some(c.rekey_at.map_or(at, |t| t.min(at)));
+            return Some(format!(
+                "gateway {name}: SA {sa:#x} soft limit: rekeying child SA {spi:08x} unless the peer does first"
+            ));
+        }
+        None
+    }
+
     /// fastpathd reports an SA expired (volume): delete its pair with the
     /// peer. Returns a line for the log if the SA is an IKE one.
     pub fn sa_expired(&mut self, now: Instant, sa: u64) -> Option<String> {
@@ -603,14 +705,18 @@ impl IkeManager {
         let mut out = Vec::new();
         if !self.orphans.is_empty() {
             let ids = std::mem::take(&mut self.orphans);
-            self.delayed.retain(|(_, s)| !ids.contains(&s.spec.id));
+            self.delayed.retain(|(_, s, _)| !ids.contains(&s.spec.id));
             out.push(IkeAction::Remove(ids));
         }
-        if self.delayed.iter().any(|(t, _)| *t <= now) {
+        if self.delayed.iter().any(|(t, _, _)| *t <= now) {
             let (due, wait): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut self.delayed).into_iter().partition(|(t, _)| *t <= now);
+                std::mem::take(&mut self.delayed).into_iter().partition(|(t, _, _)| *t <= now);
             self.delayed = wait;
-            out.push(IkeAction::Install(due.into_iter().map(|(_, s)| s).collect()));
+            let replaced: Vec<u64> = due.iter().flat_map(|(_, _, r)| r.iter().copied()).collect();
+            out.push(IkeAction::Install(due.into_iter().map(|(_, s, _)| s).collect()));
+            if !replaced.is_empty() {
+                out.push(IkeAction::Remove(replaced));
+            }
         }
         for gi in 0..self.gateways.len() {
             while let Some(t) = self.gateways[gi].peer.poll_transmit() {
@@ -643,10 +749,23 @@ impl IkeManager {
                 if initiator { "we initiated" } else { "the peer initiated" },
                 if nat { "on: ESP in UDP 4500" } else { "off" }
             )),
+            Event::IkeSaDown { reason: Reason::Rekeyed } => {
+                log(format!("gateway {name}: phase 1 rekeyed: the previous ISAKMP SA is deleted"))
+            }
             Event::IkeSaDown { reason } => {
                 g.negotiating.clear();
+                for c in g.children.values_mut() {
+                    if c.rekeying {
+                        c.rekeying = false;
+                        c.rekey_at = Some(now + REKEY_RETRY);
+                    }
+                }
                 log(format!("gateway {name}: phase 1 down: {}", reason_words(&reason)));
             }
+            Event::Phase1RekeyFailed { reason } => log(format!(
+                "gateway {name}: phase-1 rekey failed ({}): the current ISAKMP SA stays until its lifetime ends",
+                reason_words(&reason)
+            )),
             Event::ChildSaUp(c) => {
                 let vi = g.vpns.iter().position(|v| v.proxy_ids.contains(&c.proxy_id)).unwrap_or(0);
                 let waited = g.negotiating.remove(&c.proxy_id).map(|t| now.saturating_duration_since(t));
@@ -657,18 +776,59 @@ impl IkeManager {
                 let g = &mut self.gateways[gi];
                 match child_sa_pair(&vpn, &c, serial) {
                     Ok(pair) => {
+                        // Make-before-break: older pairs of this proxy-ID
+                        // are superseded; their outbound SAs are replaced
+                        // by this one's, their inbound ones stay a while.
+                        let grace = if c.initiator { REKEY_GRACE } else { REKEY_GRACE * 2 };
+                        let mut replaced = Vec::new();
+                        let mut rekeyed = Vec::new();
+                        for (spi, old) in g.children.iter_mut() {
+                            if old.proxy_id == c.proxy_id && old.superseded.is_none() {
+                                let at = now + grace;
+                                old.superseded = Some(old.expires.map_or(at, |e| e.min(at)));
+                                old.rekey_at = None;
+                                old.rekeying = false;
+                                replaced.push(old.ids[1]);
+                                rekeyed.push(format!("{spi:08x}"));
+                            }
+                        }
+                        let rekey_at = (c.lifetime.seconds > 0).then(|| {
+                            let per_mille = if c.initiator {
+                                let (lo, hi) = REKEY_INITIATOR_PER_MILLE;
+                                let mut b = [0u8; 2];
+                                (self.fill)(&mut b);
+                                lo + u64::from(u16::from_be_bytes(b)) % (hi - lo + 1)
+                            } else {
+                                REKEY_RESPONDER_PER_MILLE
+                            };
+                            now + Duration::from_millis(u64::from(c.lifetime.seconds) * per_mille)
+                        });
                         g.children.insert(
                             c.spi_in,
                             ChildRecord {
                                 vpn: vi,
                                 proxy_id: c.proxy_id,
                                 ids: [pair[0].spec.id, pair[1].spec.id],
+                                initiator: c.initiator,
                                 expires: (c.lifetime.seconds > 0)
                                     .then(|| now + Duration::from_secs(u64::from(c.lifetime.seconds))),
+                                rekey_at,
+                                rekeying: false,
+                                superseded: None,
                             },
                         );
+                        if !rekeyed.is_empty() {
+                            out.push(IkeAction::Log(format!(
+                                "gateway {name} vpn {} proxy-id {}: rekeyed: child SA {} superseded by {:08x} (its inbound SA stays {} s)",
+                                vpn.name,
+                                c.proxy_id,
+                                rekeyed.join(", "),
+                                c.spi_in,
+                                grace.as_secs()
+                            )));
+                        }
                         out.push(IkeAction::Log(format!(
-                            "gateway {name} vpn {} proxy-id {}: child SA up ({}, Quick Mode {:08x}): SPI in {:08x} out {:08x}, {}, {}, lifetime {} s{}",
+                            "gateway {name} vpn {} proxy-id {}: child SA up ({}, Quick Mode {:08x}): SPI in {:08x} out {:08x}, {}{}, {}, lifetime {} s{}",
                             vpn.name,
                             c.proxy_id,
                             if c.initiator { "we initiated" } else { "the peer initiated" },
@@ -676,6 +836,11 @@ impl IkeManager {
                             c.spi_in,
                             c.spi_out,
                             c.suite.name(),
+                            if c.pfs {
+                                g.peer.config().pfs.map_or(", PFS".to_owned(), |p| format!(", PFS {}", esprit_ike::group_name(p)))
+                            } else {
+                                String::new()
+                            },
                             c.encap.map_or("ESP".to_owned(), |e| format!("ESP in UDP {}/{}", e.local_port, e.remote_port)),
                             c.lifetime.seconds,
                             waited.map_or(String::new(), |w| format!(", {:.1} ms after the acquire", w.as_secs_f64() * 1e3)),
@@ -683,9 +848,12 @@ impl IkeManager {
                         let [inbound, outbound] = pair;
                         if c.initiator {
                             out.push(IkeAction::Install(vec![inbound]));
-                            self.delayed.push((now + INITIATOR_OUTBOUND_DELAY, outbound));
+                            self.delayed.push((now + INITIATOR_OUTBOUND_DELAY, outbound, replaced));
                         } else {
                             out.push(IkeAction::Install(vec![inbound, outbound]));
+                            if !replaced.is_empty() {
+                                out.push(IkeAction::Remove(replaced));
+                            }
                         }
                     }
                     Err(e) => out.push(IkeAction::Log(format!("gateway {name}: child SA not installed: {e}"))),
@@ -701,16 +869,24 @@ impl IkeManager {
                     reason_words(&reason)
                 ));
                 if !ids.is_empty() {
-                    self.delayed.retain(|(_, s)| !ids.contains(&s.spec.id));
+                    self.delayed.retain(|(_, s, _)| !ids.contains(&s.spec.id));
                     out.push(IkeAction::Remove(ids));
                 }
             }
             Event::ChildSaFailed { proxy_id, reason } => {
                 g.negotiating.remove(&proxy_id);
+                for c in g.children.values_mut().filter(|c| c.proxy_id == proxy_id && c.rekeying) {
+                    c.rekeying = false;
+                    c.rekey_at = Some(now + REKEY_RETRY);
+                }
                 log(format!("gateway {name} proxy-id {proxy_id}: Quick Mode failed: {}", reason_words(&reason)));
             }
-            Event::ProposalMismatch { exchange, proposed, configured } => log(format!(
-                "gateway {name}: {exchange}: no proposal in common: offered {}; configured {}",
+            Event::ProposalMismatch { exchange, proposed, peer_refused: true, .. } => log(format!(
+                "gateway {name}: {exchange}: the peer accepted none of our proposals ({}): NO-PROPOSAL-CHOSEN",
+                proposed.join(", ")
+            )),
+            Event::ProposalMismatch { exchange, proposed, configured, .. } => log(format!(
+                "gateway {name}: {exchange}: no proposal in common: the peer offered {}; configured {}",
                 proposed.join(", "),
                 configured.join(", ")
             )),
@@ -734,6 +910,8 @@ fn reason_words(r: &Reason) -> String {
         Reason::DeletedLocally => "deleted by us".into(),
         Reason::Timeout => "no answer after every retransmission".into(),
         Reason::DpdTimeout => "dead peer detection timed out".into(),
+        Reason::Expired => "its lifetime ran out".into(),
+        Reason::Rekeyed => "replaced by a rekey".into(),
         Reason::PeerNotify(n) => format!("the peer refused ({n:?})"),
         Reason::Refused(n) => format!("we refused ({n:?})"),
     }
@@ -865,5 +1043,179 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         let actions = m.reconfigure(now, changed);
         assert!(actions.iter().any(|a| matches!(a, IkeAction::Log(l) if l.contains("configured"))));
         assert!(m.acquire(now, 1, &pid).contains("Main Mode"));
+    }
+
+    const CONF_B: &str = r#"set interface ethernet0/2 zone Untrust
+set interface ethernet0/2 ip 203.0.113.2/24
+set interface tunnel.1 zone Untrust
+set interface tunnel.1 ip unnumbered interface ethernet0/2
+set ike gateway "gw1" address 198.51.100.1 Main outgoing-interface "ethernet0/2" preshare "s3cret-psk" proposal "pre-g14-aes128-sha"
+set vpn "v" gateway "gw1" no-replay tunnel idletime 0 proposal "nopfs-esp-aes128gcm" "nopfs-esp-aes128-sha"
+set vpn "v" id 0x5 bind interface tunnel.1
+set vpn "v" proxy-id check
+set vpn "v" proxy-id local-ip 10.2.1.0/24 remote-ip 10.1.1.0/24 any
+set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
+"#;
+
+    /// The child lifetime of both sides set to `secs`.
+    fn manager(conf: &str, secs: u32, seed: u8) -> IkeManager {
+        let (config, _) = Config::load(conf).unwrap();
+        let ids = BTreeMap::from([("v".to_string(), 5)]);
+        let (mut g, warnings) = ike_gateways(&config, &ids);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        g[0].config.child_lifetime = Lifetime { seconds: secs, kilobytes: 0 };
+        let state = Rc::new(RefCell::new(u64::from(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1));
+        let fill: RandomFill = Rc::new(move |b: &mut [u8]| {
+            let mut x = state.borrow_mut();
+            for v in b {
+                *x ^= *x << 13;
+                *x ^= *x >> 7;
+                *x ^= *x << 17;
+                *v = (*x >> 24) as u8;
+            }
+        });
+        IkeManager::new(g, SpiAllocator::new(), fill)
+    }
+
+    /// What one side did to fastpathd, in order.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Fp {
+        Install(Vec<u64>),
+        Remove(Vec<u64>),
+    }
+
+    /// Runs both managers at `now` until neither has anything to send;
+    /// returns what each asked of its fastpathd, and their log lines.
+    fn pump(now: Instant, a: &mut IkeManager, b: &mut IkeManager) -> (Vec<Fp>, Vec<Fp>, Vec<String>) {
+        let (mut fa, mut fb, mut logs) = (Vec::new(), Vec::new(), Vec::new());
+        fn step(
+            now: Instant,
+            from: &mut IkeManager,
+            to: &mut IkeManager,
+            fp: &mut Vec<Fp>,
+            logs: &mut Vec<String>,
+        ) -> bool {
+            let mut moved = false;
+            for act in from.poll(now) {
+                match act {
+                    IkeAction::Send(t) => {
+                        moved = true;
+                        let _ = to.handle_datagram(now, t.remote, t.local, &t.bytes);
+                    }
+                    IkeAction::Install(s) => fp.push(Fp::Install(s.iter().map(|d| d.spec.id).collect())),
+                    IkeAction::Remove(ids) => fp.push(Fp::Remove(ids)),
+                    IkeAction::Log(l) => logs.push(l),
+                }
+            }
+            moved
+        }
+        loop {
+            let moved_a = step(now, a, b, &mut fa, &mut logs);
+            let moved_b = step(now, b, a, &mut fb, &mut logs);
+            if !moved_a && !moved_b {
+                return (fa, fb, logs);
+            }
+        }
+    }
+
+    /// Runs every timer of both up to `until`, pumping after each.
+    fn run_until(
+        now: &mut Instant,
+        until: Instant,
+        a: &mut IkeManager,
+        b: &mut IkeManager,
+    ) -> (Vec<Fp>, Vec<Fp>) {
+        let (mut fa, mut fb) = (Vec::new(), Vec::new());
+        loop {
+            let next = [a.poll_timeout(), b.poll_timeout()].into_iter().flatten().min();
+            let Some(t) = next.filter(|t| *t <= until) else { break };
+            *now = t.max(*now);
+            a.handle_timeout(*now);
+            b.handle_timeout(*now);
+            let (x, y, _) = pump(*now, a, b);
+            fa.extend(x);
+            fb.extend(y);
+        }
+        *now = until;
+        (fa, fb)
+    }
+
+    /// Child rekey by time between two controlds, make-before-break:
+    /// the initiator's new inbound, then its new outbound (which replaces
+    /// the old one: the old outbound id is removed only after), the
+    /// responder's new pair, and only after the grace period the old
+    /// pair's inbound SAs go, on both sides, with one Delete.
+    #[test]
+    fn child_rekey_by_time_is_make_before_break() {
+        let mut a = manager(CONF, 100, 1);
+        let mut b = manager(CONF_B, 100, 2);
+        let pid = a.gateways[0].vpns[0].proxy_ids[0].to_string();
+        let t0 = Instant::now();
+        let mut now = t0;
+        assert!(a.acquire(now, 1, &pid).contains("Main Mode"));
+        let (fa, fb, _) = pump(now, &mut a, &mut b);
+        let (in1, out1) = (sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1));
+        assert_eq!(fa, vec![Fp::Install(vec![in1])], "initiator: inbound first");
+        assert_eq!(fb, vec![Fp::Install(vec![in1, out1])], "responder: both at QM3");
+        let (fa, fb) = run_until(&mut now, t0 + INITIATOR_OUTBOUND_DELAY, &mut a, &mut b);
+        assert_eq!((fa, fb), (vec![Fp::Install(vec![out1])], vec![]));
+
+        // Nothing until 85% of the lifetime; the rekey by 90%.
+        let (fa, fb) = run_until(&mut now, t0 + Duration::from_secs(84), &mut a, &mut b);
+        assert_eq!((fa, fb), (vec![], vec![]));
+        let (fa, fb) = run_until(&mut now, t0 + Duration::from_secs(91), &mut a, &mut b);
+        let (in2, out2) = (sa_id(5, Direction::Inbound, 2), sa_id(5, Direction::Outbound, 2));
+        assert_eq!(
+            fa,
+            vec![Fp::Install(vec![in2]), Fp::Install(vec![out2]), Fp::Remove(vec![out1])],
+            "new inbound, new outbound, then the old outbound goes"
+        );
+        assert_eq!(fb, vec![Fp::Install(vec![in2, out2]), Fp::Remove(vec![out1])]);
+        assert_eq!(a.gateways[0].children.len(), 2, "the old pair's inbound SA stays for the grace period");
+
+        // Grace: the rekeying side deletes the old pair (one Delete), the
+        // peer removes its copy on that Delete. Nothing else happens.
+        let (fa, fb) = run_until(&mut now, t0 + Duration::from_secs(99), &mut a, &mut b);
+        assert_eq!(fa, vec![Fp::Remove(vec![in1, out1])]);
+        assert_eq!(fb, vec![Fp::Remove(vec![in1, out1])]);
+        assert_eq!((a.gateways[0].children.len(), b.gateways[0].children.len()), (1, 1));
+        // The old lifetime's end passes without any effect; the new pair
+        // is rekeyed in turn at 85-90% of ITS lifetime.
+        let t_rekey2 = now;
+        let (fa, fb) = run_until(&mut now, t_rekey2 + Duration::from_secs(70), &mut a, &mut b);
+        assert_eq!((fa, fb), (vec![], vec![]));
+        let (fa, _) = run_until(&mut now, t_rekey2 + Duration::from_secs(95), &mut a, &mut b);
+        assert!(fa.contains(&Fp::Install(vec![sa_id(5, Direction::Inbound, 3)])), "{fa:?}");
+    }
+
+    /// A soft volume limit on the child's initiator rekeys at once; on the
+    /// responder, only if the initiator has not rekeyed within the delay.
+    #[test]
+    fn soft_volume_limit_rekeys() {
+        let mut a = manager(CONF, 0, 3);
+        let mut b = manager(CONF_B, 0, 4);
+        let pid = a.gateways[0].vpns[0].proxy_ids[1].to_string();
+        let t0 = Instant::now();
+        let mut now = t0;
+        a.acquire(now, 1, &pid);
+        pump(now, &mut a, &mut b);
+        run_until(&mut now, t0 + Duration::from_secs(1), &mut a, &mut b);
+        let (in1, out1) = (sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1));
+        // The responder sees it first: it waits.
+        assert!(b.sa_soft_expired(now, out1).unwrap().contains("unless the peer does first"));
+        let (_, fb, _) = pump(now, &mut a, &mut b);
+        assert!(fb.is_empty());
+        // The initiator rekeys at once.
+        assert!(a.sa_soft_expired(now, out1).unwrap().contains("rekeying"));
+        let (fa, fb, _) = pump(now, &mut a, &mut b);
+        let (in2, out2) = (sa_id(5, Direction::Inbound, 2), sa_id(5, Direction::Outbound, 2));
+        assert_eq!(fa, vec![Fp::Install(vec![in2])]);
+        assert_eq!(fb, vec![Fp::Install(vec![in2, out2]), Fp::Remove(vec![out1])]);
+        assert!(a.sa_soft_expired(now, in1).unwrap().contains("already"));
+        // The responder's delayed rekey does not happen: superseded.
+        let (fa, fb) = run_until(&mut now, t0 + Duration::from_secs(15), &mut a, &mut b);
+        assert_eq!(fa, vec![Fp::Install(vec![out2]), Fp::Remove(vec![out1]), Fp::Remove(vec![in1, out1])]);
+        assert_eq!(fb, vec![Fp::Remove(vec![in1, out1])]);
+        assert_eq!(b.gateways[0].children.len(), 1);
     }
 }

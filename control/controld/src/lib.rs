@@ -13,6 +13,7 @@
 //! * [`controller`]: the core that ties them together and runs operator
 //!   commands, against any [`controller::FastPath`];
 //! * [`operator`]: the operator socket's line protocol;
+//! * [`events`]: the event log of `get event` and the system log;
 //! * [`daemon`]: the thin I/O shell (sockets, threads, clock, signals).
 //!
 //! Guarantees: a restart of controld re-installs nothing that fastpathd
@@ -24,6 +25,7 @@
 
 pub mod controller;
 pub mod daemon;
+pub mod events;
 pub mod ids;
 pub mod ike;
 pub mod ike_io;

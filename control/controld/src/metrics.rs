@@ -143,34 +143,41 @@ impl Metrics {
     }
 }
 
-/// Reads fastpathd's counters into the controller (as
-/// [`Controller::poll_stats`]) and, when the endpoint is on, publishes them.
+/// Passes requests through, and keeps a copy of a `Stats` reply.
+struct Recording<'a> {
+    inner: &'a mut dyn FastPath,
+    stats: Option<Stats>,
+}
+
+impl FastPath for Recording<'_> {
+    fn request(&mut self, request: Request) -> Result<Reply, FastPathError> {
+        let reply = self.inner.request(request)?;
+        if let Reply::Stats(s) = &reply {
+            self.stats = Some((**s).clone());
+        }
+        Ok(reply)
+    }
+}
+
+/// [`Controller::poll_stats`], and, when the endpoint is on, the same
+/// counters published to it (read through the controller's own polling,
+/// so both always see one reading).
 pub fn poll_stats(
     ctl: &mut Controller,
     fp: &mut dyn FastPath,
     metrics: Option<&Metrics>,
 ) -> Result<(), FastPathError> {
-    let stats = match fp.request(Request::Stats) {
-        Ok(Reply::Stats(s)) => *s,
-        Ok(other) => {
-            if let Some(m) = metrics {
-                m.publish_failure();
-            }
-            return Err(FastPathError::Lost(format!("unexpected answer to stats: {other:?}")));
+    let Some(m) = metrics else { return ctl.poll_stats(fp) };
+    let mut rec = Recording { inner: fp, stats: None };
+    let result = ctl.poll_stats(&mut rec);
+    match (&result, rec.stats) {
+        (Ok(()), Some(stats)) => {
+            let names = ctl.hex_ids().iter().map(|(name, id)| (*id, name.clone())).collect();
+            m.publish(stats, names, Instant::now());
         }
-        Err(e) => {
-            if let Some(m) = metrics {
-                m.publish_failure();
-            }
-            return Err(e);
-        }
-    };
-    ctl.observe(&stats);
-    if let Some(m) = metrics {
-        let names = ctl.hex_ids().iter().map(|(name, id)| (*id, name.clone())).collect();
-        m.publish(stats, names, Instant::now());
+        _ => m.publish_failure(),
     }
-    Ok(())
+    result
 }
 
 /// A label value, escaped as the text format wants (`\\`, `\"`, `\n`).
@@ -555,6 +562,38 @@ esprit_sa_errors_total{sa="0x0000001100000000",spi="0x00002011",direction="inbou
         c.record(&esprit_ike::Event::DpdTimeout);
         assert_eq!(c.iter().find(|(k, _)| *k == "dpd-timeout"), Some(("dpd-timeout", 2)));
         assert_eq!(c.iter().map(|(_, n)| n).sum::<u64>(), 2);
+    }
+
+    /// Answers `Stats` with fixed counters, or fails as a lost connection.
+    struct FakeFastPath(Option<Stats>);
+
+    impl FastPath for FakeFastPath {
+        fn request(&mut self, request: Request) -> Result<Reply, FastPathError> {
+            match (&request, &self.0) {
+                (Request::Stats, Some(s)) => Ok(Reply::Stats(Box::new(s.clone()))),
+                _ => Err(FastPathError::Lost("gone".into())),
+            }
+        }
+    }
+
+    #[test]
+    fn polling_feeds_the_controller_and_the_endpoint_one_reading() {
+        let config = esprit_config::Config::new();
+        let mut ctl = Controller::new(config, None, BTreeMap::new(), crate::state::State::default()).unwrap();
+        let m = Metrics {
+            shared: Arc::new(Mutex::new(Snapshot::default())),
+            addr: "127.0.0.1:1".parse().unwrap(),
+        };
+        poll_stats(&mut ctl, &mut FakeFastPath(Some(stats())), Some(&m)).unwrap();
+        let snap = m.snapshot();
+        assert_eq!(snap.stats.as_deref(), Some(&stats()));
+        assert!(snap.last_ok);
+        // The fastpathd connection drops: not up, the last counters kept.
+        assert!(poll_stats(&mut ctl, &mut FakeFastPath(None), Some(&m)).is_err());
+        assert!(!m.snapshot().last_ok);
+        assert!(render(&m.snapshot(), Instant::now()).contains("esprit_fastpath_up 0\n"));
+        // Without the endpoint, the controller's own polling.
+        poll_stats(&mut ctl, &mut FakeFastPath(Some(stats())), None).unwrap();
     }
 
     #[test]

@@ -8,6 +8,14 @@
 //! crate's exact error for `set`/`unset`). An output line that starts with
 //! `%` is sent with one more `%` in front, so the status line is never
 //! ambiguous. Several commands may follow on one connection.
+//!
+//! **JSON**: a `get` command with the word `--json` among its words
+//! (`get sa --json`, `get vpn test --json`) answers with one JSON document
+//! instead of the table, pretty-printed over several output lines, then
+//! `%ok` as always; errors stay `%error MESSAGE`. `esprit --json get sa`
+//! and `esprit get sa --json` both send `get sa --json`. The documents and
+//! their field names are listed in the module doc of
+//! `control/controld/src/show.rs` (the `get` commands of the controller).
 
 use std::io::{self, BufRead, Write};
 

@@ -148,12 +148,26 @@ impl SaManager {
     /// (serial not 0): they show `A/U` when fastpathd holds them.
     pub fn render_with_life(&self, desired: &Desired, life: &BTreeMap<u64, u64>) -> String {
         let mut out = String::new();
-        let mut rows: Vec<(u32, u8, String)> = Vec::new();
+        let pairs = desired.sas.len() / 2;
+        let _ = writeln!(out, "total configured sa: {}", pairs + desired.pending.len());
+        out.push_str(SA_HEADER);
+        out.push('\n');
+        for r in self.rows(desired, life) {
+            out.push_str(&r.line());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The rows of `get sa`, in its order (HEX ID, inbound before
+    /// outbound): one per SA, two per AutoKey proxy-ID not negotiated.
+    pub fn rows(&self, desired: &Desired, life: &BTreeMap<u64, u64>) -> Vec<SaRow> {
+        let mut rows: Vec<(u32, u8, SaRow)> = Vec::new();
         for (id, d) in &desired.sas {
             let s = &d.spec;
-            let (mark, order) = match s.direction {
-                Direction::Inbound => ('<', 0),
-                Direction::Outbound => ('>', 1),
+            let order = match s.direction {
+                Direction::Inbound => 0,
+                Direction::Outbound => 1,
             };
             let negotiated = !d.manual;
             let sta = match (self.installed.contains(id), negotiated) {
@@ -162,37 +176,53 @@ impl SaManager {
                 (false, _) => "I/-",
             };
             let secs = life.get(id).map(|s| s.to_string());
-            let life_word = secs.as_deref().unwrap_or(if negotiated { "-" } else { "expir" });
+            let life_word = secs.unwrap_or_else(|| if negotiated { "-" } else { "expir" }.to_owned());
             rows.push((
                 hex_id_of(*id),
                 order,
-                row(
-                    hex_id_of(*id),
-                    mark,
-                    &s.peer.to_string(),
+                SaRow {
+                    hex_id: hex_id_of(*id),
+                    id: Some(*id),
+                    direction: s.direction,
+                    gateway: s.peer.to_string(),
                     // NAT-T: the peer's port of ESP in UDP (4500).
-                    s.udp_encap.map_or(500, |(_, port)| port),
-                    &d.algorithm,
-                    s.spi,
-                    life_word,
+                    port: s.udp_encap.map_or(500, |(_, port)| port),
+                    algorithm: d.algorithm.clone(),
+                    spi: s.spi,
+                    life: life_word,
                     sta,
-                ),
+                    vpn: d.vpn_name.clone(),
+                    proxy_id: s.proxy_id.clone(),
+                    manual: d.manual,
+                },
             ));
         }
-        let pairs = desired.sas.len() / 2;
         for p in &desired.pending {
             let peer = p.peer.map(|a| a.to_string()).unwrap_or_else(|| "0.0.0.0".into());
-            rows.push((p.hex_id, 0, row(p.hex_id, '<', &peer, 500, &p.algorithm, 0, "0", "I/-")));
-            rows.push((p.hex_id, 1, row(p.hex_id, '>', &peer, 500, &p.algorithm, 0, "0", "I/-")));
+            for (order, direction) in [(0, Direction::Inbound), (1, Direction::Outbound)] {
+                rows.push((
+                    p.hex_id,
+                    order,
+                    SaRow {
+                        hex_id: p.hex_id,
+                        id: None,
+                        direction,
+                        gateway: peer.clone(),
+                        port: 500,
+                        algorithm: p.algorithm.clone(),
+                        spi: 0,
+                        life: "0".into(),
+                        sta: "I/-",
+                        vpn: p.vpn_name.clone(),
+                        proxy_id: p.proxy_id.clone(),
+                        manual: false,
+                    },
+                ));
+            }
         }
+        // Stable: rows of one HEX ID keep the order above.
         rows.sort_by_key(|r| (r.0, r.1));
-        let _ = writeln!(out, "total configured sa: {}", pairs + desired.pending.len());
-        out.push_str("HEX ID    Gateway         Port Algorithm     SPI      Life:sec kb Sta   PID vsys\n");
-        for (_, _, r) in rows {
-            out.push_str(&r);
-            out.push('\n');
-        }
-        out
+        rows.into_iter().map(|(_, _, r)| r).collect()
     }
 
     /// Packets and bytes of an SA at the last reading of the counters.
@@ -201,19 +231,54 @@ impl SaManager {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn row(
-    hex_id: u32,
-    mark: char,
-    gateway: &str,
-    port: u16,
-    algorithm: &str,
-    spi: u32,
-    life: &str,
-    sta: &str,
-) -> String {
-    format!(
-        "{hex_id:08x}{mark}{gateway:>16}{port:>5} {algorithm} {spi:08x} {life:>6} unlim {sta} {:>5} 0",
-        -1
-    )
+/// The header of `get sa`.
+pub const SA_HEADER: &str =
+    "HEX ID    Gateway         Port Algorithm     SPI      Life:sec kb Sta   PID vsys";
+
+/// One row of `get sa`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaRow {
+    /// The VPN's HEX ID.
+    pub hex_id: u32,
+    /// The SA id (`None`: an AutoKey proxy-ID not negotiated yet).
+    pub id: Option<u64>,
+    /// Inbound (`<`) or outbound (`>`).
+    pub direction: Direction,
+    /// The peer's address.
+    pub gateway: String,
+    /// The peer's port (4500 with NAT-T).
+    pub port: u16,
+    /// `esp:aes128/sha1`.
+    pub algorithm: String,
+    /// The SPI (0 when not negotiated).
+    pub spi: u32,
+    /// Seconds of lifetime left, `expir` (manual keys) or `-`.
+    pub life: String,
+    /// `A/U` (negotiated, installed), `A/-` (manual, installed), `I/-`.
+    pub sta: &'static str,
+    /// The VPN.
+    pub vpn: String,
+    /// The proxy-ID in ScreenOS words.
+    pub proxy_id: String,
+    /// A manual-key SA.
+    pub manual: bool,
+}
+
+impl SaRow {
+    /// True when fastpathd holds the SA.
+    pub fn is_active(&self) -> bool {
+        self.sta.starts_with('A')
+    }
+
+    /// The line of `get sa` (the format scripts parse: do not change it).
+    pub fn line(&self) -> String {
+        let mark = match self.direction {
+            Direction::Inbound => '<',
+            Direction::Outbound => '>',
+        };
+        format!(
+            "{:08x}{mark}{:>16}{:>5} {} {:08x} {:>6} unlim {} {:>5} 0",
+            self.hex_id, self.gateway, self.port, self.algorithm, self.spi, self.life, self.sta, -1
+        )
+    }
 }

@@ -15,6 +15,9 @@ use crate::sa::SEQ_MARGIN;
 use crate::state::State;
 use crate::translate::{sa_id, translate, TranslateError};
 
+#[path = "golden.rs"]
+mod golden;
+
 /// A fastpathd in memory.
 #[derive(Debug, Default)]
 struct FakeFastPath {

@@ -234,6 +234,9 @@ pub struct PeerConfig {
     pub force_encap: bool,
     /// Send DPD R-U-THERE after this much idle time (None: never).
     pub dpd_delay: Option<std::time::Duration>,
+    /// R-U-THERE probes sent, `dpd_delay` apart, before the peer is
+    /// declared dead (ScreenOS `dpd-liveness retry`).
+    pub dpd_retries: u32,
     /// Send INITIAL-CONTACT in MM5 / AM3.
     pub initial_contact: bool,
     /// Retransmission policy.
@@ -284,6 +287,7 @@ impl PeerConfig {
             proxy_ids: Vec::new(),
             force_encap: false,
             dpd_delay: None,
+            dpd_retries: 5,
             initial_contact: true,
             retransmit: Retransmit::default(),
             max_quick_modes: 1,

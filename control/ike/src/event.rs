@@ -42,6 +42,10 @@ pub enum Reason {
     Timeout,
     /// DPD got no answer.
     DpdTimeout,
+    /// Its lifetime ran out (and it was not rekeyed).
+    Expired,
+    /// Replaced by a newer SA (rekey, make-before-break).
+    Rekeyed,
     /// The peer refused with this notification.
     PeerNotify(NotifyType),
     /// We refused (proposal, proxy-ID, authentication).
@@ -68,6 +72,12 @@ pub enum Event {
         local: SocketAddr,
         /// The peer's address in use.
         remote: SocketAddr,
+    },
+    /// A phase 1 started to replace the ISAKMP SA failed; the current
+    /// one stays until its lifetime ends.
+    Phase1RekeyFailed {
+        /// Why.
+        reason: Reason,
     },
     /// The ISAKMP SA is gone (or never came up).
     IkeSaDown {
@@ -99,11 +109,13 @@ pub enum Event {
     ProposalMismatch {
         /// Exchange.
         exchange: Exchange,
-        /// What the peer proposed (or what we proposed, when the peer
-        /// refused), in strongSwan notation.
+        /// What the peer proposed or chose; when `peer_refused`, what we
+        /// proposed. In strongSwan notation.
         proposed: Vec<String>,
         /// What we are configured with.
         configured: Vec<String>,
+        /// The peer answered NO-PROPOSAL-CHOSEN to our proposals.
+        peer_refused: bool,
     },
     /// A Quick Mode asked for a proxy-ID we are not configured with
     /// (answered with INVALID-ID-INFORMATION).

@@ -24,8 +24,9 @@ pub(crate) struct IkeSa {
     pub proposal: IkeProposal,
     pub nat: bool,
     pub peer_dpd: bool,
-    #[allow(dead_code)]
     pub established: Instant,
+    /// Negotiated lifetime in seconds (0: none).
+    pub lifetime: u32,
 }
 
 /// Encrypts the payloads of `b` with `iv` and chains `iv` to the last
@@ -56,6 +57,23 @@ pub(crate) fn open(
 }
 
 impl IkeSa {
+    /// When the lifetime runs out (None: no lifetime).
+    pub(crate) fn expires(&self) -> Option<Instant> {
+        (self.lifetime > 0)
+            .then(|| self.established + std::time::Duration::from_secs(u64::from(self.lifetime)))
+    }
+
+    /// When to start a new phase 1 (make-before-break, RFC 2409 §4 leaves
+    /// the policy to the implementation): the ISAKMP SA's initiator at 90%
+    /// of the lifetime, its responder at 95% (so the two sides do not
+    /// usually both start one; the responder steps in if the initiator
+    /// did not).
+    pub(crate) fn rekey_at(&self) -> Option<Instant> {
+        let per_mille: u64 = if self.initiator { 900 } else { 950 };
+        let ms = u64::from(self.lifetime) * per_mille;
+        (self.lifetime > 0).then(|| self.established + std::time::Duration::from_millis(ms))
+    }
+
     /// The cookies as the 16-byte ISAKMP SPI.
     pub(crate) fn spi(&self) -> [u8; 16] {
         let mut s = [0u8; 16];

@@ -94,6 +94,9 @@ pub struct Peer<R: Random> {
     pub(crate) replays: VecDeque<Replay>,
     pub(crate) dpd: Dpd,
     pub(crate) last_heard: Option<Instant>,
+    /// The ISAKMP SA (its initiator cookie) whose rekey we started: one
+    /// attempt per SA; if it fails, the SA lives out its lifetime.
+    pub(crate) rekey_started_for: Option<[u8; 8]>,
     /// Addresses of the datagram being handled (NAT-D checks them).
     pub(crate) rx_local: SocketAddr,
     pub(crate) rx_remote: SocketAddr,
@@ -119,6 +122,7 @@ impl<R: Random> Peer<R> {
             replays: VecDeque::new(),
             dpd: Dpd { seq: 0, pending: None },
             last_heard: None,
+            rekey_started_for: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -325,7 +329,51 @@ impl<R: Random> Peer<R> {
         } else if let Some(next) = self.dpd_due() {
             take(next);
         }
+        if let Some(ike) = &self.ike {
+            if let Some(x) = ike.expires() {
+                take(x);
+            }
+            if let Some(x) = self.phase1_rekey_due(ike) {
+                take(x);
+            }
+        }
         t
+    }
+
+    /// When a new phase 1 should start for `ike`: only while there are
+    /// child SAs to negotiate or rekey under it, and not while one runs.
+    fn phase1_rekey_due(&self, ike: &IkeSa) -> Option<Instant> {
+        if self.phase1.is_some()
+            || (self.children.is_empty() && self.queued.is_empty())
+            || self.rekey_started_for == Some(ike.icookie)
+        {
+            return None;
+        }
+        ike.rekey_at()
+    }
+
+    /// The ISAKMP SA's lifetime: a new phase 1 before it runs out
+    /// (make-before-break: the old SA carries exchanges until the new one
+    /// is up, then is deleted), and deletion when it ran out anyway.
+    /// Child SAs are not affected (IKEv1: they live their own lifetimes).
+    fn phase1_lifetime(&mut self, now: Instant) {
+        let Some(ike) = &self.ike else { return };
+        if ike.expires().is_some_and(|t| t <= now) {
+            let _ = self.send_delete_isakmp(now);
+            self.ike = None;
+            self.quick.clear();
+            self.dpd.pending = None;
+            self.events.push_back(Event::IkeSaDown { reason: Reason::Expired });
+            return;
+        }
+        if self.phase1_rekey_due(ike).is_some_and(|t| t <= now) {
+            self.rekey_started_for = Some(ike.icookie);
+            if self.cfg.aggressive {
+                self.start_aggressive_mode(now);
+            } else {
+                self.start_main_mode(now);
+            }
+        }
     }
 
     fn dpd_due(&self) -> Option<Instant> {
@@ -388,12 +436,19 @@ impl<R: Random> Peer<R> {
             }
         }
         self.dpd_timeout(now);
+        self.phase1_lifetime(now);
         self.next_quick_modes(now);
     }
 
     /// Abandons phase 1 and the Quick Modes waiting for it.
     pub(crate) fn fail_phase1(&mut self, reason: Reason) {
         self.phase1 = None;
+        if self.ike.is_some() {
+            // A failed rekey: the current ISAKMP SA goes on until its
+            // lifetime ends, and so do the Quick Modes waiting on it.
+            self.events.push_back(Event::Phase1RekeyFailed { reason });
+            return;
+        }
         for p in self.queued.drain(..) {
             self.events.push_back(Event::ChildSaFailed { proxy_id: p, reason: reason.clone() });
         }
@@ -402,6 +457,19 @@ impl<R: Random> Peer<R> {
 
     /// Phase 1 is done: the ISAKMP SA exists; run queued Quick Modes.
     pub(crate) fn established(&mut self, now: Instant, ike: IkeSa) {
+        // A phase-1 rekey (ours or the peer's): the old ISAKMP SA is
+        // deleted with the peer now that the new one carries exchanges.
+        // Quick Modes still running under the old keys cannot finish.
+        if self.ike.as_ref().is_some_and(|old| old.icookie != ike.icookie || old.rcookie != ike.rcookie) {
+            let _ = self.send_delete_isakmp(now);
+            for q in std::mem::take(&mut self.quick) {
+                if q.initiator {
+                    self.queued.push(q.proxy_id);
+                }
+            }
+            self.dpd.pending = None;
+            self.events.push_back(Event::IkeSaDown { reason: Reason::Rekeyed });
+        }
         self.events.push_back(Event::IkeSaUp {
             icookie: ike.icookie,
             rcookie: ike.rcookie,
@@ -440,5 +508,25 @@ impl<R: Random> Peer<R> {
         self.phase1.as_ref().is_some_and(|p| {
             p.mode == mode && p.icookie == h.icookie && (p.rcookie == h.rcookie || p.rcookie == [0; 8])
         })
+    }
+}
+
+/// Read-only views for the operator (`get ike cookies`): what phase 1
+/// is, never keys.
+impl<R: Random> Peer<R> {
+    /// The cookies (initiator, responder) of the ISAKMP SA, or of the
+    /// phase 1 in progress (the responder cookie is zero until known).
+    pub fn ike_cookies(&self) -> Option<([u8; 8], [u8; 8])> {
+        match (&self.ike, &self.phase1) {
+            (Some(s), _) => Some((s.icookie, s.rcookie)),
+            (None, Some(p)) => Some((p.icookie, p.rcookie)),
+            (None, None) => None,
+        }
+    }
+
+    /// The established ISAKMP SA: (we initiated it, the proposal agreed,
+    /// NAT-T in use, when it was established).
+    pub fn isakmp_sa_summary(&self) -> Option<(bool, crate::config::IkeProposal, bool, Instant)> {
+        self.ike.as_ref().map(|s| (s.initiator, s.proposal, s.nat, s.established))
     }
 }

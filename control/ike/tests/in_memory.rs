@@ -522,7 +522,8 @@ fn lost_quick_mode_gives_up() {
     while a.poll_transmit().is_some() {
         sent += 1;
     }
-    while let Some(t) = a.poll_timeout() {
+    // (Until long before the ISAKMP SA's own rekey time.)
+    while let Some(t) = a.poll_timeout().filter(|t| *t < now + Duration::from_secs(3600)) {
         a.handle_timeout(t);
         while a.poll_transmit().is_some() {
             sent += 1;
@@ -577,16 +578,30 @@ fn dpd_probe_answered_then_timeout() {
     let ack = b.poll_transmit().unwrap();
     deliver(t, &mut a, &ack);
     assert!(a.poll_timeout().unwrap() >= t + Duration::from_secs(30));
-    // Now B is gone.
+    // Now B is gone: `dpd_retries` probes, `dpd_delay` apart, each with a
+    // new sequence number, then the peer is dead with its child SAs.
+    let mut probes = Vec::new();
     while let Some(t) = a.poll_timeout() {
         a.handle_timeout(t);
-        while a.poll_transmit().is_some() {}
+        while let Some(p) = a.poll_transmit() {
+            probes.push((t, p.bytes));
+        }
         if !a.is_established() {
             break;
         }
     }
+    assert_eq!(probes.len(), 5, "dpd_retries (default 5) probes");
+    for w in probes.windows(2) {
+        assert_eq!(w[1].0 - w[0].0, Duration::from_secs(30), "one every dpd_delay");
+        assert_ne!(w[0].1, w[1].1, "a new sequence number each");
+    }
     let ea = events(&mut a);
     assert!(ea.iter().any(|e| matches!(e, Event::DpdTimeout)));
+    assert!(
+        ea.iter().any(|e| matches!(e, Event::ChildSaDown { reason: Reason::DpdTimeout, .. })),
+        "the dead peer's child SAs are gone: {ea:?}"
+    );
+    assert!(ea.iter().any(|e| matches!(e, Event::IkeSaDown { reason: Reason::DpdTimeout })));
     assert!(!a.is_established());
 }
 
@@ -627,4 +642,111 @@ fn nat_t_floats_to_4500_and_encapsulates() {
         assert_eq!((e.local_port, e.remote_port), (4500, 4500));
     }
     assert_mirrored(&xa, &xb);
+}
+
+/// Phase-1 rekey, make-before-break: at 90% of its lifetime the ISAKMP
+/// SA's initiator runs a new Main Mode (no INITIAL-CONTACT: the children
+/// stay), both sides delete the old ISAKMP SA, the children live on, and
+/// a further Quick Mode runs under the new SA.
+#[test]
+fn phase1_rekey_before_expiry_keeps_children() {
+    let (mut ca, mut cb) = configs();
+    ca.ike_lifetime = 100;
+    cb.ike_lifetime = 100;
+    let (mut a, mut b) = peers(ca, cb);
+    let t0 = Instant::now();
+    let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    // Nothing before 90 s (A initiated: 90%; B would wait for 95%).
+    let due = a.poll_timeout().unwrap();
+    assert!(due >= t0 + Duration::from_secs(90) && due <= t0 + Duration::from_secs(91), "{:?}", due - t0);
+    assert!(b.poll_timeout().unwrap() >= t0 + Duration::from_secs(95));
+    let t = t0 + Duration::from_secs(91);
+    a.handle_timeout(t);
+    let log = pump(t, &mut a, &mut b);
+    let mm: Vec<&Wire> = log.iter().filter(|w| w.exchange == ExchangeType::MainMode).collect();
+    assert_eq!(mm.len(), 6, "a whole new Main Mode");
+    let ea = events(&mut a);
+    let eb = events(&mut b);
+    for e in [&ea, &eb] {
+        assert!(e.iter().any(|e| matches!(e, Event::IkeSaDown { reason: Reason::Rekeyed })), "{e:?}");
+        assert!(e.iter().any(|e| matches!(e, Event::IkeSaUp { .. })), "{e:?}");
+        assert!(!e.iter().any(|e| matches!(e, Event::ChildSaDown { .. })), "children stay: {e:?}");
+        assert!(
+            !e.iter().any(|e| matches!(e, Event::Notify { kind: NotifyType::InitialContact, .. })),
+            "no INITIAL-CONTACT on a rekey: {e:?}"
+        );
+    }
+    // The old SA's Deletes were sent (one each) and harmed nothing.
+    assert!(a.is_established() && b.is_established());
+    // Quick Mode and Delete work under the new ISAKMP SA.
+    let (x2, y2, _) = up(&mut a, &mut b, &seed_proxy_ids()[1..2]);
+    assert_mirrored(&x2, &y2);
+    a.delete_child(t, xa[0].spi_in).unwrap();
+    pump(t, &mut a, &mut b);
+    let eb = events(&mut b);
+    assert!(
+        eb.iter().any(|e| matches!(e, Event::ChildSaDown { reason: Reason::DeletedByPeer, .. })),
+        "{eb:?}"
+    );
+    // The new SA is not rekeyed again before ITS 90%.
+    assert!(a.poll_timeout().unwrap() >= t + Duration::from_secs(89));
+}
+
+/// An ISAKMP SA with no children is not rekeyed: it expires, is deleted
+/// with the peer, and the next child negotiates a new one.
+#[test]
+fn phase1_without_children_expires() {
+    let (mut ca, mut cb) = configs();
+    ca.ike_lifetime = 100;
+    cb.ike_lifetime = 100;
+    let (mut a, mut b) = peers(ca, cb);
+    let t0 = Instant::now();
+    let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    a.delete_child(t0, xa[0].spi_in).unwrap();
+    pump(t0, &mut a, &mut b);
+    events(&mut a);
+    events(&mut b);
+    let due = a.poll_timeout().unwrap();
+    assert!(due >= t0 + Duration::from_secs(100), "{:?}", due - t0);
+    let t = t0 + Duration::from_secs(101);
+    a.handle_timeout(t);
+    pump(t, &mut a, &mut b);
+    assert!(events(&mut a).iter().any(|e| matches!(e, Event::IkeSaDown { reason: Reason::Expired })));
+    assert!(events(&mut b).iter().any(|e| matches!(e, Event::IkeSaDown { reason: Reason::DeletedByPeer })));
+    assert!(!a.is_established() && !b.is_established());
+    let (x2, y2, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    assert_mirrored(&x2, &y2);
+}
+
+/// A phase-1 rekey that gets no answer leaves the current ISAKMP SA in
+/// place (children keep negotiating) and is not retried in a loop.
+#[test]
+fn failed_phase1_rekey_keeps_the_current_sa() {
+    let (mut ca, mut cb) = configs();
+    ca.ike_lifetime = 10_000;
+    cb.ike_lifetime = 10_000;
+    let (mut a, mut b) = peers(ca, cb);
+    let t0 = Instant::now();
+    up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    let mut t = t0 + Duration::from_secs(9001);
+    a.handle_timeout(t);
+    assert!(a.poll_transmit().is_some(), "MM1 of the rekey");
+    // Every MM1 (and its retransmissions) is lost.
+    for _ in 0..20 {
+        while a.poll_transmit().is_some() {}
+        match a.poll_timeout() {
+            Some(x) if x < t0 + Duration::from_secs(10_000) => {
+                t = x;
+                a.handle_timeout(t);
+            }
+            _ => break,
+        }
+    }
+    let ea = events(&mut a);
+    assert!(ea.iter().any(|e| matches!(e, Event::Phase1RekeyFailed { reason: Reason::Timeout })), "{ea:?}");
+    assert!(!ea.iter().any(|e| matches!(e, Event::IkeSaDown { .. })), "{ea:?}");
+    assert!(a.is_established());
+    // Still usable until it expires.
+    let (x2, y2, _) = up(&mut a, &mut b, &seed_proxy_ids()[1..2]);
+    assert_mirrored(&x2, &y2);
 }

@@ -46,6 +46,10 @@ struct Args {
     /// overrides `set interface NAME port NETDEV`. Repeatable.
     #[arg(long = "port-map", value_name = "PORT=NETDEV", value_parser = parse_port_map)]
     port_map: Vec<(String, String)>,
+    /// Do not write events to the system log (`/dev/log`); `get event`
+    /// still has them.
+    #[arg(long)]
+    no_syslog: bool,
 }
 
 fn parse_port_map(text: &str) -> Result<(String, String), String> {
@@ -90,9 +94,15 @@ fn main() -> ExitCode {
     let port_map: BTreeMap<String, String> = args.port_map.into_iter().collect();
     let result = match (args.check, args.config, args.fastpath, args.socket, args.state_dir) {
         (Some(file), ..) => check(&file, &port_map),
-        (None, Some(config), Some(fastpath), Some(socket), Some(state_dir)) => {
-            run(Options { config, fastpath, socket, state_dir, port_map, metrics: args.metrics })
-        }
+        (None, Some(config), Some(fastpath), Some(socket), Some(state_dir)) => run(Options {
+            config,
+            fastpath,
+            socket,
+            state_dir,
+            port_map,
+            metrics: args.metrics,
+            syslog: !args.no_syslog,
+        }),
         _ => Err("give --check FILE, or --config, --fastpath, --socket and --state-dir".into()),
     };
     match result {

@@ -9,6 +9,7 @@
 //! esprit unset vpn p22
 //! esprit exec reload
 //! esprit save
+//! esprit get vpn test --json      # or: esprit --json get vpn test
 //! ```
 //!
 //! One command: prints the output on stdout; on failure prints the error on
@@ -35,7 +36,10 @@ struct Args {
     /// The shell's prompt is NAME-> (as a ScreenOS hostname).
     #[arg(long, value_name = "NAME", default_value = "esprit")]
     prompt: String,
-    /// The command: get sa | get config | set ... | unset ... | exec reload | save;
+    /// Answer a `get` with one JSON document (sent as the word `--json`).
+    #[arg(long)]
+    json: bool,
+    /// The command: get sa|ike cookies|vpn|interface|route|counter|event|config, clear sa, set ..., unset ..., exec reload, save;
     /// none (or `shell`) opens the interactive shell.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -43,6 +47,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.json && (args.command.is_empty() || args.command == ["shell"]) {
+        eprintln!("esprit: --json applies to get commands only, not to the shell");
+        return ExitCode::from(1);
+    }
     if args.command.is_empty() || args.command == ["shell"] {
         return ExitCode::from(shell::run(&shell::Options {
             socket: args.socket,
@@ -50,7 +58,14 @@ fn main() -> ExitCode {
             history: shell::Options::default_history(),
         }));
     }
-    let line = join_words(&args.command);
+    let mut line = join_words(&args.command);
+    if args.json && args.command.first().is_some_and(|w| w != "get") {
+        eprintln!("esprit: --json applies to get commands only");
+        return ExitCode::from(1);
+    }
+    if args.json && !args.command.iter().any(|w| w == "--json") {
+        line.push_str(" --json");
+    }
     let result = (|| -> std::io::Result<_> {
         let mut s = UnixStream::connect(&args.socket)?;
         s.write_all(format!("{line}\n").as_bytes())?;

@@ -100,6 +100,7 @@ impl<R: Random> Peer<R> {
                     exchange: ex,
                     proposed: offered,
                     configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+                    peer_refused: false,
                 });
                 return Ok(Step::Abort(Reason::Refused(NotifyType::NoProposalChosen)));
             }

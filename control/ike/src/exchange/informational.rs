@@ -122,6 +122,7 @@ impl<R: Random> Peer<R> {
                             exchange: phase1_ex,
                             proposed: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
                             configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+                            peer_refused: true,
                         });
                         self.fail_phase1(Reason::PeerNotify(n.kind));
                     }
@@ -253,57 +254,64 @@ impl<R: Random> Peer<R> {
     }
 
     /// DPD probes and their timeout (called from handle_timeout).
+    /// DPD (RFC 3706 §5): after `dpd_delay` without hearing from the
+    /// peer, an R-U-THERE; unanswered, another every `dpd_delay` (each
+    /// with a new sequence number, §7), `dpd_retries` in all; then the
+    /// peer is dead: its ISAKMP SA and its child SAs are gone (§5.5: the
+    /// SAs with a dead peer are deleted; there is no one to send a Delete
+    /// to), and the next packet for it negotiates afresh.
     pub(crate) fn dpd_timeout(&mut self, now: Instant) {
-        let due = match &self.dpd.pending {
-            Some(p) => p.next <= now,
-            None => false,
-        };
-        if due {
-            let tries_left = self.dpd.pending.as_ref().map_or(0, |p| p.tries_left);
-            if tries_left == 0 {
+        let Some(delay) = self.cfg.dpd_delay else { return };
+        if let Some(p) = &self.dpd.pending {
+            if p.next > now {
+                return;
+            }
+            if p.tries_left == 0 {
                 self.dpd.pending = None;
                 self.ike = None;
                 self.quick.clear();
                 self.events.push_back(Event::DpdTimeout);
+                for c in std::mem::take(&mut self.children) {
+                    self.events.push_back(Event::ChildSaDown {
+                        proxy_id: c.proxy_id,
+                        spi_in: c.spi_in,
+                        spi_out: c.spi_out,
+                        reason: Reason::DpdTimeout,
+                    });
+                }
                 self.events.push_back(Event::IkeSaDown { reason: Reason::DpdTimeout });
                 return;
             }
-            let interval = self.dpd.pending.as_ref().map_or(self.cfg.retransmit.initial, |p| p.interval * 2);
-            if self.send_r_u_there(now).is_ok() {
-                if let Some(p) = self.dpd.pending.as_mut() {
-                    p.tries_left = tries_left - 1;
-                    p.interval = interval;
-                    p.next = now + interval;
-                }
-            }
+            let left = p.tries_left - 1;
+            let _ = self.send_r_u_there(now, delay, left);
             return;
         }
-        if self.dpd.pending.is_none() {
-            let idle_since = match (self.ike.as_ref(), self.cfg.dpd_delay, self.last_heard) {
-                (Some(ike), Some(delay), Some(t)) if ike.peer_dpd => t + delay,
-                _ => return,
-            };
-            if idle_since <= now && self.send_r_u_there(now).is_ok() {
-                if let Some(p) = self.dpd.pending.as_mut() {
-                    p.tries_left = self.cfg.retransmit.tries;
-                }
-            }
+        let idle_since = match (self.ike.as_ref(), self.last_heard) {
+            (Some(ike), Some(t)) if ike.peer_dpd => t + delay,
+            _ => return,
+        };
+        if idle_since <= now {
+            let _ = self.send_r_u_there(now, delay, self.cfg.dpd_retries.max(1) - 1);
         }
     }
 
-    fn send_r_u_there(&mut self, now: Instant) -> Result<(), Error> {
+    fn send_r_u_there(
+        &mut self,
+        now: Instant,
+        delay: std::time::Duration,
+        tries_left: u32,
+    ) -> Result<(), Error> {
         self.dpd.seq = self.dpd.seq.wrapping_add(1);
         let seq = self.dpd.seq.to_be_bytes();
         let spi = self.ike.as_ref().map(|i| i.spi()).unwrap_or([0; 16]);
         let out = self.send_notify(now, NotifyType::RUThere, PROTO_ISAKMP, &spi, &seq)?;
-        let keep = self.dpd.pending.take();
         self.dpd.pending = Some(Pending {
             bytes: out,
             local: self.local,
             remote: self.remote,
-            next: now + self.cfg.retransmit.initial,
-            interval: keep.as_ref().map_or(self.cfg.retransmit.initial, |p| p.interval),
-            tries_left: keep.map_or(self.cfg.retransmit.tries, |p| p.tries_left),
+            next: now + delay,
+            interval: delay,
+            tries_left,
         });
         Ok(())
     }

@@ -122,6 +122,7 @@ impl<R: Random> Peer<R> {
                     exchange: ex,
                     proposed: offered,
                     configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+                    peer_refused: false,
                 });
                 return Ok(());
             }
@@ -182,13 +183,18 @@ impl<R: Random> Peer<R> {
         ex: Exchange,
     ) -> Result<Option<crate::IkeProposal>, Error> {
         let sa = SaPayload::parse(sa_body).map_err(|e| self.err(ex, e.into()))?;
-        let Some((prop, life)) = phase1::accept(&self.cfg, &sa) else {
-            self.events.push_back(Event::ProposalMismatch {
-                exchange: ex,
-                proposed: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
-                configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
-            });
-            return Ok(None);
+        let (prop, life) = match phase1::accept(&self.cfg, &sa) {
+            Ok(x) => x,
+            Err(chosen) => {
+                // The responder answered with something we did not offer.
+                self.events.push_back(Event::ProposalMismatch {
+                    exchange: ex,
+                    proposed: vec![chosen],
+                    configured: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
+                    peer_refused: false,
+                });
+                return Ok(None);
+            }
         };
         p1.rcookie = h.rcookie;
         p1.chosen = Some((prop, life));
@@ -290,7 +296,9 @@ impl<R: Random> Peer<R> {
         let hash_i = keys.hash_i(&p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, &id_b);
         let mut b = MessageBuilder::new(p1.icookie, p1.rcookie, ExchangeType::MainMode, 0);
         b.push(PayloadType::Id, &id_b).push(PayloadType::Hash, &hash_i);
-        if self.cfg.initial_contact {
+        // INITIAL-CONTACT says "forget every SA of mine" (RFC 2407
+        // §4.6.3.3): never on a phase-1 rekey, whose children stay.
+        if self.cfg.initial_contact && self.ike.is_none() && self.children.is_empty() {
             let mut spi = p1.icookie.to_vec();
             spi.extend_from_slice(&p1.rcookie);
             let n =
@@ -421,7 +429,7 @@ impl<R: Random> Peer<R> {
 
     /// Turns a finished phase 1 into the ISAKMP SA.
     pub(crate) fn make_ike_sa(&mut self, now: Instant, p1: &mut Phase1) -> Step {
-        let (Some(keys), Some((proposal, _))) = (p1.keys.take(), p1.chosen) else {
+        let (Some(keys), Some((proposal, lifetime))) = (p1.keys.take(), p1.chosen) else {
             return Step::Abort(Reason::Timeout);
         };
         Step::Done(IkeSa {
@@ -434,6 +442,7 @@ impl<R: Random> Peer<R> {
             nat: p1.nat,
             peer_dpd: p1.peer_dpd,
             established: now,
+            lifetime,
         })
     }
 }

@@ -214,13 +214,18 @@ pub(crate) fn select(cfg: &PeerConfig, sa: &SaPayload<'_>) -> Result<(u8, IkePro
 }
 
 /// Initiator: the responder's answer must be one transform we offered.
-pub(crate) fn accept(cfg: &PeerConfig, sa: &SaPayload<'_>) -> Option<(IkeProposal, u32)> {
-    let p = sa.proposals.first()?;
+/// Err says what the responder chose instead.
+pub(crate) fn accept(cfg: &PeerConfig, sa: &SaPayload<'_>) -> Result<(IkeProposal, u32), String> {
+    let shape = || format!("{} proposal(s) instead of one transform", sa.proposals.len());
+    let p = sa.proposals.first().ok_or_else(shape)?;
     if sa.proposals.len() != 1 || p.transforms.len() != 1 || p.protocol != PROTO_ISAKMP {
-        return None;
+        return Err(shape());
     }
-    let (prop, life) = read_transform(&p.transforms[0]).ok()?;
-    cfg.ike_proposals.contains(&prop).then_some((prop, if life == 0 { cfg.ike_lifetime } else { life }))
+    let (prop, life) = read_transform(&p.transforms[0])?;
+    if !cfg.ike_proposals.contains(&prop) {
+        return Err(prop.name());
+    }
+    Ok((prop, if life == 0 { cfg.ike_lifetime } else { life }))
 }
 
 /// NAT-D hash: HASH(CKY-I | CKY-R | IP | port) with the negotiated hash.

@@ -383,6 +383,7 @@ impl<R: Random> Peer<R> {
                         None => s.name().to_owned(),
                     })
                     .collect(),
+                peer_refused: false,
             });
             return Ok(());
         };

@@ -1,0 +1,414 @@
+//! `get vpn`, `get interface`, `get route`, `get counter`: the VPNs,
+//! interfaces and routes of the configuration with what fastpathd holds
+//! and counts (the JSON documents are listed in the parent module).
+
+use std::collections::BTreeMap;
+
+use esprit_config::InterfaceIp;
+use esprit_fastpath_api::NextHopSpec;
+use serde_json::{json, Value};
+
+use super::{json_response, opt_num, Pair};
+use crate::controller::{Controller, Response};
+
+impl Controller {
+    pub(super) fn get_vpn(&self, command: &str, name: Option<&str>, json: bool) -> Response {
+        let vpns: Vec<&esprit_config::Vpn> = match name {
+            Some(n) => match self.config.vpn(n) {
+                Some(v) => vec![v],
+                None => {
+                    let names: Vec<&str> = self.config.vpns().map(|v| v.name.as_str()).collect();
+                    return Response::err(format!(
+                        "{command}: no vpn {n:?} (configured: {})",
+                        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                    ));
+                }
+            },
+            None => self.config.vpns().collect(),
+        };
+        let pairs = self.pairs();
+        let of = |vpn: &str| pairs.iter().filter(|p| p.vpn == vpn).collect::<Vec<_>>();
+        if json {
+            let list: Vec<Value> = vpns
+                .iter()
+                .map(|v| {
+                    let (gateway, peer, mode) = self.vpn_gateway(&v.name);
+                    let pids: Vec<Value> = of(&v.name)
+                        .iter()
+                        .map(|p| {
+                            let (i, o, d) = p.packets();
+                            json!({
+                                "hex_id": format!("{:08x}", p.hex_id),
+                                "proxy_id": p.proxy_id,
+                                "state": p.state_word(),
+                                "packets_in": i,
+                                "packets_out": o,
+                                "drops": d,
+                            })
+                        })
+                        .collect();
+                    json!({
+                        "name": v.name,
+                        "gateway": gateway,
+                        "peer": peer,
+                        "mode": mode,
+                        "interface": self.vpn_interface(&v.name),
+                        "proxy_id_check": v.enforces_proxy_ids(),
+                        "proxy_ids": pids,
+                    })
+                })
+                .collect();
+            return json_response(&json!({ "vpns": list }));
+        }
+        let mut out = Vec::new();
+        if name.is_none() {
+            out.push(format!(
+                "{:<15} {:<15} {:<8} {:<11} {:<14} {:>9} {:>3}",
+                "Name", "Gateway", "Mode", "Interface", "Proxy-ID check", "Proxy-IDs", "Up"
+            ));
+            for v in &vpns {
+                let (gateway, _, mode) = self.vpn_gateway(&v.name);
+                let p = of(&v.name);
+                out.push(format!(
+                    "{:<15} {:<15} {:<8} {:<11} {:<14} {:>9} {:>3}",
+                    v.name,
+                    gateway,
+                    mode,
+                    self.vpn_interface(&v.name),
+                    if v.enforces_proxy_ids() { "on" } else { "off" },
+                    p.len(),
+                    p.iter().filter(|p| p.up()).count()
+                ));
+            }
+        }
+        for v in &vpns {
+            if !out.is_empty() {
+                out.push(String::new());
+            }
+            out.push(format!(
+                "vpn \"{}\": {}, {}, proxy-id check {}",
+                v.name,
+                self.vpn_words(&v.name),
+                self.vpn_interface(&v.name),
+                if v.enforces_proxy_ids() { "on" } else { "off" }
+            ));
+            out.push(format!(
+                "  {:<9} {:<46} {:<5} {:>10} {:>11} {:>7}",
+                "HEX ID", "Proxy-ID", "State", "Packets in", "Packets out", "Drops"
+            ));
+            for p in of(&v.name) {
+                let (i, o, d) = p.packets();
+                out.push(format!(
+                    "  {:08x}  {:<46} {:<5} {i:>10} {o:>11} {d:>7}",
+                    p.hex_id,
+                    p.proxy_id,
+                    p.state_word()
+                ));
+            }
+        }
+        Response::ok(out)
+    }
+
+    /// UP if one SA pair of the tunnel's VPNs is up, READY if it has SAs
+    /// (or proxy-IDs waiting for IKE) but none up, DOWN if none.
+    fn tunnel_status(&self, name: &str, pairs: &[Pair]) -> &'static str {
+        let vpns: Vec<&str> = self.bound_vpns(name);
+        let mine: Vec<&Pair> = pairs.iter().filter(|p| vpns.contains(&p.vpn.as_str())).collect();
+        if mine.iter().any(|p| p.up()) {
+            "UP"
+        } else if !mine.is_empty() {
+            "READY"
+        } else {
+            "DOWN"
+        }
+    }
+
+    fn bound_vpns(&self, interface: &str) -> Vec<&str> {
+        self.config
+            .vpns()
+            .filter(|v| v.bind.as_ref().is_some_and(|b| b.as_str() == interface))
+            .map(|v| v.name.as_str())
+            .collect()
+    }
+
+    fn device(&self, interface: &str) -> Option<String> {
+        self.port_map.get(interface).cloned().or_else(|| self.config.interface(interface)?.port.clone())
+    }
+
+    pub(super) fn get_interface(&self, command: &str, name: Option<&str>, json: bool) -> Response {
+        let list: Vec<&esprit_config::Interface> = match name {
+            Some(n) => match self.config.interface(n) {
+                Some(i) => vec![i],
+                None => {
+                    let names: Vec<String> = self.config.interfaces().map(|i| i.name.to_string()).collect();
+                    return Response::err(format!(
+                        "{command}: no interface {n:?} (configured: {})",
+                        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                    ));
+                }
+            },
+            None => self.config.interfaces().collect(),
+        };
+        let pairs = self.pairs();
+        struct Row {
+            name: String,
+            zone: String,
+            ip: String,
+            mtu: Option<u16>,
+            device: Option<String>,
+            status: Option<&'static str>,
+            vpns: Vec<String>,
+        }
+        let rows: Vec<Row> = list
+            .iter()
+            .map(|i| {
+                let tunnel = i.name.is_tunnel();
+                let name = i.name.to_string();
+                Row {
+                    zone: i.zone.clone().unwrap_or_else(|| "-".into()),
+                    ip: match &i.ip {
+                        Some(InterfaceIp::Address(a)) => a.to_string(),
+                        Some(InterfaceIp::Unnumbered(u)) => format!("unnumbered {u}"),
+                        None => "-".into(),
+                    },
+                    mtu: if tunnel {
+                        Some(i.mtu.unwrap_or(crate::translate::DEFAULT_TUNNEL_MTU))
+                    } else {
+                        i.mtu
+                    },
+                    device: if tunnel { None } else { self.device(&name) },
+                    status: tunnel.then(|| self.tunnel_status(&name, &pairs)),
+                    vpns: self.bound_vpns(&name).into_iter().map(str::to_owned).collect(),
+                    name,
+                }
+            })
+            .collect();
+        if json {
+            let list: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "name": r.name, "zone": r.zone, "ip": r.ip, "mtu": r.mtu,
+                        "device": r.device, "status": r.status, "vpns": r.vpns,
+                    })
+                })
+                .collect();
+            return json_response(&json!({ "interfaces": list }));
+        }
+        let mut out = Vec::new();
+        if name.is_none() {
+            out.push("U - Up, R - Ready (SAs, none active), D - Down (no SA)".to_owned());
+            out.push(format!(
+                "{:<13} {:<24} {:<9} {:>5} {:<8} {:<6} VPNs",
+                "Name", "IP Address", "Zone", "MTU", "Device", "State"
+            ));
+            for r in &rows {
+                out.push(format!(
+                    "{:<13} {:<24} {:<9} {:>5} {:<8} {:<6} {}",
+                    r.name,
+                    r.ip,
+                    r.zone,
+                    opt_num(r.mtu),
+                    r.device.as_deref().unwrap_or("-"),
+                    r.status.unwrap_or("-"),
+                    if r.vpns.is_empty() { "-".to_owned() } else { r.vpns.join(", ") }
+                ));
+            }
+            return Response::ok(out);
+        }
+        for r in &rows {
+            out.push(format!("Interface {}:", r.name));
+            out.push(format!("  zone {}, ip {}, mtu {}", r.zone, r.ip, opt_num(r.mtu)));
+            if let Some(d) = &r.device {
+                out.push(format!("  device {d}"));
+            }
+            if let Some(status) = r.status {
+                let mine: Vec<&Pair> = pairs.iter().filter(|p| r.vpns.contains(&p.vpn)).collect();
+                out.push(format!(
+                    "  status {status}: {} of {} SA pair(s) active",
+                    mine.iter().filter(|p| p.up()).count(),
+                    mine.len()
+                ));
+            }
+            if r.status.is_some() && r.vpns.is_empty() {
+                out.push("  no vpn bound".to_owned());
+            }
+            for v in &r.vpns {
+                let (gateway, _, mode) = self.vpn_gateway(v);
+                let n = self.config.proxy_ids(v).len();
+                out.push(format!("  bound vpn {v} ({mode}, gateway {gateway}, {n} proxy-id(s))"));
+            }
+        }
+        Response::ok(out)
+    }
+
+    pub(super) fn get_route(&self, json: bool) -> Response {
+        struct Row {
+            prefix: String,
+            interface: String,
+            gateway: Option<String>,
+            kind: &'static str,
+            metric: u32,
+            device: Option<String>,
+            installed: bool,
+        }
+        let routes = &self.desired.routes;
+        let installed =
+            |prefix: &str, hop: &NextHopSpec| routes.iter().any(|r| r.prefix == prefix && &r.next_hop == hop);
+        let mut rows = Vec::new();
+        for i in self.config.interfaces() {
+            if i.name.is_tunnel() {
+                continue;
+            }
+            let Some(InterfaceIp::Address(a)) = &i.ip else { continue };
+            let Some(subnet) = a.subnet() else { continue };
+            let device = self.device(i.name.as_str());
+            let prefix = subnet.to_string();
+            let inst = device
+                .as_ref()
+                .is_some_and(|d| installed(&prefix, &NextHopSpec::Port { port: d.clone(), gateway: None }));
+            rows.push(Row {
+                prefix,
+                interface: i.name.to_string(),
+                gateway: None,
+                kind: "connected",
+                metric: 0,
+                device,
+                installed: inst,
+            });
+        }
+        for r in self.config.routes() {
+            let prefix = r.prefix.to_string();
+            let (device, hop) = match r.interface.tunnel_number() {
+                Some(tunnel) => (Some(r.interface.to_string()), Some(NextHopSpec::Tunnel { tunnel })),
+                None => {
+                    let d = self.device(r.interface.as_str());
+                    let gw = match r.gateway {
+                        Some(std::net::IpAddr::V4(g)) => Some(g),
+                        _ => None,
+                    };
+                    let hop = d.clone().map(|port| NextHopSpec::Port { port, gateway: gw });
+                    (d, hop)
+                }
+            };
+            rows.push(Row {
+                installed: hop.is_some_and(|h| installed(&prefix, &h)),
+                prefix,
+                interface: r.interface.to_string(),
+                gateway: r.gateway.map(|g| g.to_string()),
+                kind: "static",
+                metric: r.metric,
+                device,
+            });
+        }
+        if json {
+            let list: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "prefix": r.prefix, "interface": r.interface, "gateway": r.gateway,
+                        "type": r.kind, "metric": r.metric, "device": r.device, "installed": r.installed,
+                    })
+                })
+                .collect();
+            return json_response(&json!({ "routes": list }));
+        }
+        let mut out = vec![
+            format!(
+                "IPv4 routes: {} ({} installed in fastpathd, marked *)",
+                rows.len(),
+                rows.iter().filter(|r| r.installed).count()
+            ),
+            format!(
+                "  {:<19} {:<13} {:<16} {:<10} {:>6} {}",
+                "IP-Prefix", "Interface", "Gateway", "Type", "Metric", "Device"
+            ),
+        ];
+        for r in &rows {
+            out.push(format!(
+                "{} {:<19} {:<13} {:<16} {:<10} {:>6} {}",
+                if r.installed { '*' } else { ' ' },
+                r.prefix,
+                r.interface,
+                r.gateway.as_deref().unwrap_or("-"),
+                r.kind,
+                r.metric,
+                r.device.as_deref().unwrap_or("-")
+            ));
+        }
+        Response::ok(out)
+    }
+
+    pub(super) fn get_counter(&self, json: bool) -> Response {
+        let workers = &self.stats.workers;
+        let drops = self.drops();
+        if json {
+            let list: Vec<Value> = workers
+                .iter()
+                .map(|w| {
+                    let d: BTreeMap<&str, u64> = w.drops.iter().map(|(r, n)| (r.as_str(), *n)).collect();
+                    json!({
+                        "worker": w.worker, "core": w.core,
+                        "rx_packets": w.rx_packets, "rx_bytes": w.rx_bytes,
+                        "tx_packets": w.tx_packets, "tx_bytes": w.tx_bytes,
+                        "forwarded": w.forwarded, "encrypted": w.encrypted, "decrypted": w.decrypted,
+                        "held": w.held, "released": w.released, "acquires": w.acquires,
+                        "drops": d,
+                    })
+                })
+                .collect();
+            return json_response(&json!({ "workers": list, "drops": drops }));
+        }
+        let header = format!(
+            "{:<6} {:>4} {:>11} {:>13} {:>11} {:>13} {:>10} {:>10} {:>10} {:>7} {:>8} {:>8}",
+            "Worker",
+            "Core",
+            "Rx packets",
+            "Rx bytes",
+            "Tx packets",
+            "Tx bytes",
+            "Forwarded",
+            "Encrypted",
+            "Decrypted",
+            "Held",
+            "Released",
+            "Acquires"
+        );
+        let mut out = vec![header];
+        if workers.is_empty() {
+            out.push("(no counters: fastpathd not read yet)".into());
+        }
+        for w in workers {
+            out.push(format!(
+                "{:<6} {:>4} {:>11} {:>13} {:>11} {:>13} {:>10} {:>10} {:>10} {:>7} {:>8} {:>8}",
+                w.worker,
+                opt_num(w.core),
+                w.rx_packets,
+                w.rx_bytes,
+                w.tx_packets,
+                w.tx_bytes,
+                w.forwarded,
+                w.encrypted,
+                w.decrypted,
+                w.held,
+                w.released,
+                w.acquires
+            ));
+        }
+        out.push(String::new());
+        out.push(format!("{:<28} {:>10}  per worker", "Drops by reason", "Packets"));
+        if drops.is_empty() {
+            out.push("none".into());
+        }
+        for (reason, n) in &drops {
+            let per: Vec<String> = workers
+                .iter()
+                .filter_map(|w| {
+                    w.drops.iter().find(|(r, _)| r == reason).map(|(_, k)| format!("{}: {k}", w.worker))
+                })
+                .collect();
+            out.push(format!("{reason:<28} {n:>10}  {}", per.join(", ")));
+        }
+        Response::ok(out)
+    }
+}
