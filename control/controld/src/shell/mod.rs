@@ -189,11 +189,11 @@ fn changes_names(line: &str) -> bool {
 
 /// The line editor's hooks: completion from the command table.
 #[derive(Debug, Default)]
-struct ShellHelper {
+struct EditorHooks {
     names: Names,
 }
 
-impl Completer for ShellHelper {
+impl Completer for EditorHooks {
     type Candidate = String;
 
     fn complete(
@@ -206,27 +206,28 @@ impl Completer for ShellHelper {
     }
 }
 
-impl Hinter for ShellHelper {
+impl Hinter for EditorHooks {
     type Hint = String;
 }
 
-impl Highlighter for ShellHelper {
+impl Highlighter for EditorHooks {
     fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
         Cow::Borrowed(prompt)
     }
 }
 
-impl Validator for ShellHelper {}
+impl Validator for EditorHooks {}
 
-impl rustyline::Helper for ShellHelper {}
+impl rustyline::Helper for EditorHooks {}
 
-/// One session of the shell: the link and the names known for completion.
-struct Session {
+/// The shell's side of controld: the link, and whether the names known
+/// for completion may be out of date.
+struct Client {
     link: Link,
     names_stale: bool,
 }
 
-impl Session {
+impl Client {
     /// Runs one line against controld and prints the answer. Returns false
     /// when the line failed (error, or controld unreachable).
     fn run_line(&mut self, line: &str) -> Result<bool, ()> {
@@ -300,14 +301,14 @@ pub fn run(opts: &Options) -> u8 {
             return 1;
         }
     };
-    let mut editor: Editor<ShellHelper, DefaultHistory> = match Editor::with_config(config) {
+    let mut editor: Editor<EditorHooks, DefaultHistory> = match Editor::with_config(config) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("esprit: line editor: {e}");
             return 1;
         }
     };
-    editor.set_helper(Some(ShellHelper::default()));
+    editor.set_helper(Some(EditorHooks::default()));
     if let Some(h) = &opts.history {
         match editor.load_history(h) {
             Ok(()) => {}
@@ -316,7 +317,7 @@ pub fn run(opts: &Options) -> u8 {
         }
     }
 
-    let mut s = Session { link: Link::new(opts.socket.clone()), names_stale: true };
+    let mut s = Client { link: Link::new(opts.socket.clone()), names_stale: true };
     println!(
         "esprit shell, controld at {}. Tab completes, ? lists what may follow, help lists the commands; \
          exit or Ctrl-D leaves.",
@@ -367,7 +368,7 @@ pub fn run(opts: &Options) -> u8 {
     0
 }
 
-fn save_history(editor: &mut Editor<ShellHelper, DefaultHistory>, path: Option<&Path>) {
+fn save_history(editor: &mut Editor<EditorHooks, DefaultHistory>, path: Option<&Path>) {
     if let Some(p) = path {
         // Appends what is new, and trims the file to HISTORY_SIZE entries.
         if let Err(e) = editor.append_history(p) {
@@ -381,7 +382,7 @@ fn save_history(editor: &mut Editor<ShellHelper, DefaultHistory>, path: Option<&
 /// every command succeeded, 1 when one failed, 2 when controld could not
 /// be reached.
 pub fn run_batch(opts: &Options) -> u8 {
-    let mut s = Session { link: Link::new(opts.socket.clone()), names_stale: false };
+    let mut s = Client { link: Link::new(opts.socket.clone()), names_stale: false };
     let mut status = 0;
     for line in io::stdin().lock().lines() {
         let line = match line {
