@@ -155,15 +155,26 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
     let mut out = Vec::new();
     for (name, vpns) in by_gateway {
         let Some(g) = config.gateway(&name) else { continue };
-        let remote = match &g.peer {
-            CfgPeer::Address(a @ IpAddr::V4(_)) => *a,
+        let (remote, dynamic) = match &g.peer {
+            CfgPeer::Address(a @ IpAddr::V4(_)) => (*a, None),
             CfgPeer::Address(a) => {
                 warnings.push(format!("ike gateway \"{name}\": peer {a} is IPv6: IKE is not run for it"));
                 continue;
             }
-            CfgPeer::Dialup(_) | CfgPeer::Dynamic(_) => {
+            // The address is learnt when the peer opens an Aggressive Mode
+            // with this identity (esprit_ike::PeerConfig::dynamic).
+            CfgPeer::Dynamic(id) if g.mode == IkeMode::Aggressive => {
+                (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), Some(identity(id)))
+            }
+            CfgPeer::Dynamic(_) => {
                 warnings.push(format!(
-                    "ike gateway \"{name}\": dialup and dynamic peers are not negotiated by controld yet"
+                    "ike gateway \"{name}\": a dynamic peer with a pre-shared key needs Aggressive Mode (Main Mode would have to choose the key before knowing who the peer is): IKE is not run for it"
+                ));
+                continue;
+            }
+            CfgPeer::Dialup(_) => {
+                warnings.push(format!(
+                    "ike gateway \"{name}\": dialup users and groups are not negotiated by controld yet (use a dynamic peer)"
                 ));
                 continue;
             }
@@ -189,6 +200,10 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
             cfg.local_id = identity(id);
         }
         cfg.remote_id = g.peer_id.as_ref().map(identity);
+        if let Some(id) = dynamic {
+            cfg.dynamic = true;
+            cfg.remote_id = cfg.remote_id.or(Some(id));
+        }
         let p1 = config.p1_suites(&name);
         cfg.ike_proposals = p1
             .iter()
@@ -458,7 +473,8 @@ impl core::fmt::Debug for IkeManager {
 fn same_peer(a: &PeerConfig, b: &PeerConfig) -> bool {
     a.name == b.name
         && a.local == b.local
-        && a.remote == b.remote
+        // A dynamic peer's running configuration holds the address learnt.
+        && (a.dynamic || a.remote == b.remote)
         && a.psk[..] == b.psk[..]
         && a.local_id == b.local_id
         && a.remote_id == b.remote_id
@@ -471,6 +487,7 @@ fn same_peer(a: &PeerConfig, b: &PeerConfig) -> bool {
         && a.proxy_ids == b.proxy_ids
         && a.dpd_delay == b.dpd_delay
         && a.dpd_retries == b.dpd_retries
+        && a.dynamic == b.dynamic
 }
 
 impl IkeManager {
@@ -592,10 +609,18 @@ impl IkeManager {
         remote: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), String> {
-        let Some(g) = self.gateways.iter_mut().find(|g| {
+        let known = self.gateways.iter().position(|g| {
             let c = g.peer.config();
             c.remote.ip() == remote.ip() && c.local.ip() == local.ip()
-        }) else {
+        });
+        // A dynamic peer from an address not (yet) its own: the gateway
+        // whose identity its Aggressive Mode presents.
+        let found = known.or_else(|| {
+            self.gateways
+                .iter()
+                .position(|g| g.peer.config().local.ip() == local.ip() && g.peer.accepts_new_address(bytes))
+        });
+        let Some(g) = found.map(|i| &mut self.gateways[i]) else {
             return Err(format!("IKE datagram from {remote} to {local}: no gateway for this peer"));
         };
         g.peer.handle_datagram(now, local, remote, bytes).map_err(|e| e.to_string())
@@ -912,6 +937,7 @@ fn reason_words(r: &Reason) -> String {
         Reason::DpdTimeout => "dead peer detection timed out".into(),
         Reason::Expired => "its lifetime ran out".into(),
         Reason::Rekeyed => "replaced by a rekey".into(),
+        Reason::PeerRestarted => "the peer restarted (INITIAL-CONTACT)".into(),
         Reason::PeerNotify(n) => format!("the peer refused ({n:?})"),
         Reason::Refused(n) => format!("we refused ({n:?})"),
     }
@@ -1217,5 +1243,42 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert_eq!(fa, vec![Fp::Install(vec![out2]), Fp::Remove(vec![out1]), Fp::Remove(vec![in1, out1])]);
         assert_eq!(fb, vec![Fp::Remove(vec![in1, out1])]);
         assert_eq!(b.gateways[0].children.len(), 1);
+    }
+
+    /// A dynamic peer (`dynamic ID Aggr`): unknown until it connects; its
+    /// Aggressive Mode is routed to the gateway by its identity, and the
+    /// pair is installed; before, an acquire says why nothing happens.
+    #[test]
+    fn dynamic_peer_is_found_by_its_identity() {
+        let hq = CONF.replace(r#"address 203.0.113.2 Main"#, r#"dynamic road.example.net Aggr"#).replace(
+            "set vpn \"v\" gateway",
+            "set ike gateway \"gw2\" local-id hq.example.net\nset vpn \"v\" gateway",
+        );
+        let road = CONF_B.replace(" Main ", " Aggr ").replace(
+            "set vpn \"v\" gateway",
+            "set ike gateway \"gw1\" local-id road.example.net\nset vpn \"v\" gateway",
+        );
+        let mut a = manager(&hq, 3600, 5);
+        let mut b = manager(&road, 3600, 6);
+        assert!(a.gateways[0].peer.config().dynamic);
+        let now = Instant::now();
+        let pid_a = a.gateways[0].vpns[0].proxy_ids[0].to_string();
+        assert!(a.acquire(now, 1, &pid_a).contains("not known yet"), "no address to send to");
+        let pid_b = b.gateways[0].vpns[0].proxy_ids[0].to_string();
+        assert!(b.acquire(now, 1, &pid_b).contains("Main Mode, then Quick Mode"));
+        let (fa, fb, logs) = pump(now, &mut a, &mut b);
+        let (in1, out1) = (sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1));
+        assert_eq!(fa, vec![Fp::Install(vec![in1, out1])], "{logs:?}");
+        assert_eq!(fb, vec![Fp::Install(vec![in1])]);
+        assert_eq!(a.gateways[0].peer.addresses().1, "203.0.113.2:500".parse().unwrap());
+        // A datagram from a stranger that is no Aggressive Mode with that
+        // identity finds no gateway.
+        let err = a.handle_datagram(
+            now,
+            "198.51.100.1:500".parse().unwrap(),
+            "192.0.2.9:500".parse().unwrap(),
+            &[0; 28],
+        );
+        assert!(err.unwrap_err().contains("no gateway for this peer"));
     }
 }

@@ -245,6 +245,13 @@ pub struct PeerConfig {
     /// runs one exchange at a time per IKE SA and tracks only a few IVs:
     /// four concurrent Quick Modes make it lose the IV of the first ones.
     pub max_quick_modes: usize,
+    /// A peer with a dynamic address (ScreenOS `dynamic ID`): `remote` is
+    /// unknown until the peer opens an Aggressive Mode whose identity is
+    /// `remote_id` (which must be set); from then on it is the address
+    /// that message came from. Main Mode cannot serve such a peer with a
+    /// pre-shared key: the key would have to be chosen before the peer's
+    /// identity is known (RFC 2409 §5.4).
+    pub dynamic: bool,
 }
 
 impl core::fmt::Debug for PeerConfig {
@@ -291,6 +298,7 @@ impl PeerConfig {
             initial_contact: true,
             retransmit: Retransmit::default(),
             max_quick_modes: 1,
+            dynamic: false,
         }
     }
 }

@@ -46,6 +46,8 @@ pub enum Reason {
     Expired,
     /// Replaced by a newer SA (rekey, make-before-break).
     Rekeyed,
+    /// The peer said INITIAL-CONTACT: it restarted and has forgotten it.
+    PeerRestarted,
     /// The peer refused with this notification.
     PeerNotify(NotifyType),
     /// We refused (proposal, proxy-ID, authentication).

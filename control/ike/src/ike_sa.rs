@@ -27,6 +27,8 @@ pub(crate) struct IkeSa {
     pub established: Instant,
     /// Negotiated lifetime in seconds (0: none).
     pub lifetime: u32,
+    /// The peer sent INITIAL-CONTACT in phase 1.
+    pub peer_initial_contact: bool,
 }
 
 /// Encrypts the payloads of `b` with `iv` and chains `iv` to the last

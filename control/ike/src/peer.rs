@@ -97,6 +97,9 @@ pub struct Peer<R: Random> {
     /// The ISAKMP SA (its initiator cookie) whose rekey we started: one
     /// attempt per SA; if it fails, the SA lives out its lifetime.
     pub(crate) rekey_started_for: Option<[u8; 8]>,
+    /// A dynamic peer's previous addresses (local, remote) while an
+    /// exchange from its new address is not yet authenticated.
+    pub(crate) moved_from: Option<(SocketAddr, SocketAddr)>,
     /// Addresses of the datagram being handled (NAT-D checks them).
     pub(crate) rx_local: SocketAddr,
     pub(crate) rx_remote: SocketAddr,
@@ -123,6 +126,7 @@ impl<R: Random> Peer<R> {
             dpd: Dpd { seq: 0, pending: None },
             last_heard: None,
             rekey_started_for: None,
+            moved_from: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -211,12 +215,15 @@ impl<R: Random> Peer<R> {
         remote: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), Error> {
+        let header = Header::parse(bytes).map_err(|e| self.err(Exchange::Informational, e.into()))?;
         if remote.ip() != self.cfg.remote.ip() {
-            return Err(self.err(Exchange::Informational, ErrorKind::WrongPeer(remote)));
+            if !self.accepts_new_address(bytes) {
+                return Err(self.err(Exchange::Informational, ErrorKind::WrongPeer(remote)));
+            }
+            self.learn_address(local, remote);
         }
         self.rx_local = local;
         self.rx_remote = remote;
-        let header = Header::parse(bytes).map_err(|e| self.err(Exchange::Informational, e.into()))?;
         // Retransmission by the peer: answer again, do not reprocess.
         if let Some(r) = self.replays.iter().rev().find(|r| r.received == bytes) {
             if let Some(answer) = r.answer.clone() {
@@ -246,6 +253,65 @@ impl<R: Random> Peer<R> {
         result
     }
 
+    /// For a dynamic peer: whether `bytes` (from an address that is not
+    /// the peer's) opens an Aggressive Mode with the identity the peer must
+    /// present. Its HASH_I still has to authenticate it (AM3).
+    pub fn accepts_new_address(&self, bytes: &[u8]) -> bool {
+        if !self.cfg.dynamic || self.cfg.remote_id.is_none() {
+            return false;
+        }
+        let Ok(h) = Header::parse(bytes) else { return false };
+        if h.exchange != ExchangeType::Aggressive || h.rcookie != [0; 8] || h.encrypted() {
+            return false;
+        }
+        let Some(body) = bytes.get(crate::wire::HEADER_LEN..) else { return false };
+        let Ok(list) = crate::exchange::phase1::payloads(body, h.next_payload, false) else { return false };
+        crate::exchange::phase1::find(&list, crate::wire::PayloadType::Id)
+            .is_some_and(|id| crate::exchange::phase1::identity_matches(self.cfg.remote_id.as_ref(), id))
+    }
+
+    /// A dynamic peer speaks from a new address: the Aggressive Mode runs
+    /// with it. Only once the peer has authenticated does the new address
+    /// replace the old one for good (and what we had at the old one is
+    /// forgotten, see `established`); if the exchange fails, the old
+    /// address comes back: an unauthenticated message (the identity is no
+    /// secret) must not cut a working tunnel.
+    fn learn_address(&mut self, local: SocketAddr, remote: SocketAddr) {
+        if !self.cfg.remote.ip().is_unspecified() && self.moved_from.is_none() {
+            self.moved_from = Some((self.local, self.remote));
+        }
+        self.cfg.remote = remote;
+        self.remote = remote;
+        self.local = local;
+        self.phase1 = None;
+    }
+
+    /// The dynamic peer's new address is authenticated: the child SAs at
+    /// its old address are gone (it restarted, or got a new address).
+    fn settle_address(&mut self) {
+        if self.moved_from.take().is_none() {
+            return;
+        }
+        for c in std::mem::take(&mut self.children) {
+            self.events.push_back(Event::ChildSaDown {
+                proxy_id: c.proxy_id,
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+                reason: Reason::PeerRestarted,
+            });
+        }
+    }
+
+    /// The exchange with a dynamic peer's new address failed: back to the
+    /// address that worked.
+    pub(crate) fn revert_address(&mut self) {
+        if let Some((local, remote)) = self.moved_from.take() {
+            self.cfg.remote = remote;
+            self.remote = remote;
+            self.local = local;
+        }
+    }
+
     /// Asks for a child SA pair for `proxy_id` (one Quick Mode per
     /// proxy-ID). Without an ISAKMP SA, starts phase 1 first and runs the
     /// Quick Mode when it is up.
@@ -253,6 +319,14 @@ impl<R: Random> Peer<R> {
         crate::proxy::selectors(&proxy_id).map_err(|why| {
             self.err(Exchange::QuickMode(0), ErrorKind::ProxyIdNotExpressible(proxy_id.to_string(), why))
         })?;
+        if self.cfg.remote.ip().is_unspecified() {
+            return Err(self.err(
+                Exchange::QuickMode(0),
+                ErrorKind::Refused(
+                    "the peer's address is dynamic and not known yet: it must connect first".to_owned(),
+                ),
+            ));
+        }
         if self.ike.is_some() {
             self.queued.push(proxy_id);
             self.next_quick_modes(now);
@@ -443,6 +517,7 @@ impl<R: Random> Peer<R> {
     /// Abandons phase 1 and the Quick Modes waiting for it.
     pub(crate) fn fail_phase1(&mut self, reason: Reason) {
         self.phase1 = None;
+        self.revert_address();
         if self.ike.is_some() {
             // A failed rekey: the current ISAKMP SA goes on until its
             // lifetime ends, and so do the Quick Modes waiting on it.
@@ -457,18 +532,41 @@ impl<R: Random> Peer<R> {
 
     /// Phase 1 is done: the ISAKMP SA exists; run queued Quick Modes.
     pub(crate) fn established(&mut self, now: Instant, ike: IkeSa) {
+        self.settle_address();
         // A phase-1 rekey (ours or the peer's): the old ISAKMP SA is
         // deleted with the peer now that the new one carries exchanges.
         // Quick Modes still running under the old keys cannot finish.
+        // After INITIAL-CONTACT the peer has forgotten the old one: no
+        // Delete for it.
         if self.ike.as_ref().is_some_and(|old| old.icookie != ike.icookie || old.rcookie != ike.rcookie) {
-            let _ = self.send_delete_isakmp(now);
+            if !ike.peer_initial_contact {
+                let _ = self.send_delete_isakmp(now);
+            }
             for q in std::mem::take(&mut self.quick) {
                 if q.initiator {
                     self.queued.push(q.proxy_id);
                 }
             }
             self.dpd.pending = None;
-            self.events.push_back(Event::IkeSaDown { reason: Reason::Rekeyed });
+            let reason = if ike.peer_initial_contact { Reason::PeerRestarted } else { Reason::Rekeyed };
+            self.events.push_back(Event::IkeSaDown { reason });
+        }
+        if ike.peer_initial_contact {
+            // RFC 2407 §4.6.3.3: the peer has no SA with us but this one
+            // (it restarted): every older SA with it is gone, whatever
+            // their lifetimes say.
+            self.events.push_back(Event::Notify {
+                kind: crate::wire::NotifyType::InitialContact,
+                exchange: Exchange::MainMode,
+            });
+            for c in std::mem::take(&mut self.children) {
+                self.events.push_back(Event::ChildSaDown {
+                    proxy_id: c.proxy_id,
+                    spi_in: c.spi_in,
+                    spi_out: c.spi_out,
+                    reason: Reason::PeerRestarted,
+                });
+            }
         }
         self.events.push_back(Event::IkeSaUp {
             icookie: ike.icookie,

@@ -750,3 +750,110 @@ fn failed_phase1_rekey_keeps_the_current_sa() {
     let (x2, y2, _) = up(&mut a, &mut b, &seed_proxy_ids()[1..2]);
     assert_mirrored(&x2, &y2);
 }
+
+/// INITIAL-CONTACT (RFC 2407 §4.6.3.3): B restarts and negotiates again;
+/// A forgets every SA it had with B (children and ISAKMP SA) once B has
+/// authenticated, and sends no Delete for them.
+#[test]
+fn initial_contact_from_a_restarted_peer_clears_its_old_sas() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb.clone());
+    let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..2]);
+    assert_eq!(xa.len(), 2);
+    // B restarts: a fresh endpoint, other randomness.
+    let mut b2 = Peer::new(cb, FixedRng { state: 0x5555_aaaa_1234_9876, spi_base: 0xb300_0000, spis: 0 });
+    let now = Instant::now();
+    b2.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
+    let log = pump(now, &mut b2, &mut a);
+    let ea = events(&mut a);
+    let gone: Vec<u32> = ea
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaDown { spi_in, reason: Reason::PeerRestarted, .. } => Some(*spi_in),
+            _ => None,
+        })
+        .collect();
+    let mut want: Vec<u32> = xa.iter().map(|c| c.spi_in).collect();
+    want.sort_unstable();
+    let mut got = gone.clone();
+    got.sort_unstable();
+    assert_eq!(got, want, "{ea:?}");
+    assert!(ea.iter().any(|e| matches!(e, Event::IkeSaDown { reason: Reason::PeerRestarted })));
+    assert_eq!(children(ea).len(), 1, "the new child is up");
+    // No Delete went to the restarted peer for what it forgot.
+    assert!(!log.iter().any(|w| !w.from_a && w.exchange == ExchangeType::Informational), "{}", log.len());
+}
+
+/// A responder configured for a dynamic peer (ScreenOS `dynamic ID`):
+/// the address is learnt from an authenticated Aggressive Mode with the
+/// right identity; before that it cannot initiate, and a wrong identity
+/// is not answered from the new address. A later Aggressive Mode from
+/// another address replaces the old address only once authenticated.
+#[test]
+fn dynamic_peer_learns_its_address_from_aggressive_mode() {
+    let (mut ca, mut cb) = configs();
+    // A: waits for "road.example.net" from anywhere.
+    ca.remote = "0.0.0.0:500".parse().unwrap();
+    ca.dynamic = true;
+    ca.aggressive = true;
+    ca.remote_id = Some(esprit_ike::Identity::Fqdn("road.example.net".into()));
+    cb.aggressive = true;
+    cb.local_id = esprit_ike::Identity::Fqdn("road.example.net".into());
+    let (mut a, mut b) = peers(ca, cb.clone());
+    let now = Instant::now();
+    assert!(a.initiate_child(now, seed_proxy_ids()[0]).is_err(), "no address yet");
+    let (xb, xa, _) = {
+        let o = run(&mut b, &mut a, &[mirror(&seed_proxy_ids()[0])]);
+        (o.xa, o.xb, o.log)
+    };
+    assert_eq!((xa.len(), xb.len()), (1, 1));
+    assert_eq!(a.addresses().1, B.parse().unwrap(), "learnt");
+    // Now A can initiate to it.
+    let (x2, y2, _) = up(&mut a, &mut b, &seed_proxy_ids()[1..2]);
+    assert_mirrored(&x2, &y2);
+
+    // Somebody else claims the identity from 192.0.2.66 without the key:
+    // the tunnel stays where it is.
+    let mut cm = cb.clone();
+    cm.local = "192.0.2.66:500".parse().unwrap();
+    cm.psk = zeroize::Zeroizing::new(b"not-the-key".to_vec());
+    let mut m = Peer::new(cm, FixedRng { state: 77, spi_base: 0xd000_0000, spis: 0 });
+    m.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
+    pump(now, &mut m, &mut a);
+    let ea = events(&mut a);
+    assert!(!ea.iter().any(|e| matches!(e, Event::ChildSaDown { .. })), "{ea:?}");
+    assert_eq!(a.addresses().1, B.parse().unwrap(), "back to the address that works");
+    assert!(a.is_established());
+
+    // The real peer comes back from 192.0.2.77 (a new lease): once it has
+    // authenticated, the children at the old address are gone.
+    let mut cn = cb;
+    cn.local = "192.0.2.77:500".parse().unwrap();
+    let mut n = Peer::new(cn, FixedRng { state: 99, spi_base: 0xe000_0000, spis: 0 });
+    n.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
+    pump(now, &mut n, &mut a);
+    let ea = events(&mut a);
+    let down =
+        ea.iter().filter(|e| matches!(e, Event::ChildSaDown { reason: Reason::PeerRestarted, .. })).count();
+    assert_eq!(down, 2, "{ea:?}");
+    assert_eq!(children(ea).len(), 1);
+    assert_eq!(a.addresses().1, "192.0.2.77:500".parse().unwrap());
+}
+
+/// NAT-T in Aggressive Mode (RFC 3947 §3.2): the responder learns of the
+/// NAT from the NAT-D payloads of AM3, so its own Quick Modes encapsulate
+/// too (strongSwan's libipsec always fakes a NAT).
+#[test]
+fn aggressive_mode_responder_detects_nat_from_am3() {
+    let (mut ca, mut cb) = configs();
+    ca.aggressive = true;
+    ca.force_encap = true;
+    cb.aggressive = true;
+    let (mut a, mut b) = peers(ca, cb);
+    let (xa, xb, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    assert!(xa[0].encap.is_some() && xb[0].encap.is_some());
+    // Now B (the responder of phase 1) runs a Quick Mode of its own.
+    let (yb, ya, _) = up(&mut b, &mut a, &[mirror(&seed_proxy_ids()[1])]);
+    assert_mirrored(&yb, &ya);
+    assert!(yb[0].encap.is_some(), "B saw the NAT in AM3: {:?}", yb[0].encap);
+}

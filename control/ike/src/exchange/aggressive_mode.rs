@@ -64,8 +64,14 @@ impl<R: Random> Peer<R> {
                     self.phase1 = Some(p1);
                     Ok(())
                 }
-                Ok(_) => Ok(()),
-                Err(e) => Err(e),
+                Ok(_) => {
+                    self.revert_address();
+                    Ok(())
+                }
+                Err(e) => {
+                    self.revert_address();
+                    Err(e)
+                }
             };
         }
         if !self.phase1_matches(Mode::Aggressive, h) {
@@ -196,12 +202,16 @@ impl<R: Random> Peer<R> {
         let Some(keys) = p1.keys.as_ref() else {
             return Err(self.err(ex, ErrorKind::NoExchange));
         };
-        let hash = if h.encrypted() {
+        // AM3 carries HASH_I and, with NAT-T, the initiator's NAT-D
+        // payloads (RFC 3947 §3.2: messages 2 and 3 in Aggressive Mode).
+        let (hash, natd) = if h.encrypted() {
             let (plain, next_iv) = crate::ike_sa::open(keys, &p1.iv, bytes).map_err(|k| self.err(ex, k))?;
-            let hash = payloads(&plain, h.next_payload, true)
-                .ok()
-                .and_then(|l| find(&l, PayloadType::Hash).map(<[u8]>::to_vec));
-            match hash {
+            let found = payloads(&plain, h.next_payload, true).ok().and_then(|l| {
+                let natd: Vec<Vec<u8>> =
+                    find_all(&l, PayloadType::NatD).into_iter().map(<[u8]>::to_vec).collect();
+                find(&l, PayloadType::Hash).map(|h| (h.to_vec(), natd))
+            });
+            match found {
                 Some(hsh) => {
                     p1.iv = next_iv;
                     hsh
@@ -219,9 +229,10 @@ impl<R: Random> Peer<R> {
         } else {
             let list =
                 payloads(&bytes[HEADER_LEN..], h.next_payload, false).map_err(|e| self.err(ex, e.into()))?;
-            find(&list, PayloadType::Hash)
+            let hash = find(&list, PayloadType::Hash)
                 .ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("HASH")))?
-                .to_vec()
+                .to_vec();
+            (hash, find_all(&list, PayloadType::NatD).into_iter().map(<[u8]>::to_vec).collect())
         };
         let Some(keys) = p1.keys.as_ref() else {
             return Err(self.err(ex, ErrorKind::NoExchange));
@@ -235,6 +246,22 @@ impl<R: Random> Peer<R> {
                 ex,
                 "HASH_I does not verify: pre-shared key mismatch",
             ));
+        }
+        if p1.peer_natt {
+            let natd: Vec<&[u8]> = natd.iter().map(Vec::as_slice).collect();
+            let hash = p1.chosen.map_or(crate::crypto::HashAlg::Sha1, |(p, _)| p.hash);
+            // An initiator that floated to 4500 for AM3 saw a NAT too.
+            p1.nat = self.cfg.force_encap
+                || self.rx_local.port() == crate::peer::NATT_PORT
+                || (!natd.is_empty()
+                    && phase1::detect_nat(
+                        hash,
+                        &p1.icookie,
+                        &p1.rcookie,
+                        &natd,
+                        self.rx_local,
+                        self.rx_remote,
+                    ));
         }
         self.remember(bytes, None);
         Ok(self.make_ike_sa(now, p1))

@@ -347,9 +347,8 @@ impl<R: Random> Peer<R> {
                 "message does not decrypt to ID and HASH: pre-shared key mismatch?",
             )));
         };
-        if initial_contact {
-            self.events.push_back(Event::Notify { kind: NotifyType::InitialContact, exchange: ex });
-        }
+        // Acted upon once the peer is authenticated (`Peer::established`).
+        p1.initial_contact |= initial_contact;
         p1.iv = next_iv;
         Ok(Ok((id, hash)))
     }
@@ -443,6 +442,7 @@ impl<R: Random> Peer<R> {
             peer_dpd: p1.peer_dpd,
             established: now,
             lifetime,
+            peer_initial_contact: p1.initial_contact,
         })
     }
 }

@@ -64,6 +64,8 @@ pub(crate) struct Phase1 {
     pub iv: Vec<u8>,
     pub peer_natt: bool,
     pub peer_dpd: bool,
+    /// The peer's authentication message carried INITIAL-CONTACT.
+    pub initial_contact: bool,
     pub nat: bool,
     /// Aggressive Mode initiator: our IDii_b until HASH_I is sent.
     pub id_b: Vec<u8>,
@@ -89,6 +91,7 @@ impl Phase1 {
             iv: Vec::new(),
             peer_natt: false,
             peer_dpd: false,
+            initial_contact: false,
             nat: false,
             id_b: Vec::new(),
             pending: None,
