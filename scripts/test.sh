@@ -50,6 +50,12 @@ stage "fastpath: 1 worker, generic XDP, aes128-sha256" scripts/tests/fastpath-ne
 # controld programming two fastpathd gateways from ScreenOS configuration
 # files (manual keys), with live set/unset and kill -9 restarts of both.
 stage "controld: seed topology, manual-key VPNs, restarts" scripts/tests/controld-netns.sh driver
+# The interactive esprit shell in a pseudo-terminal (completion, history,
+# errors, controld restarting) against controld and fastpathd; controld's
+# Prometheus endpoint.
+stage "esprit shell in a pseudo-terminal, controld --metrics" scripts/tests/cli-shell.sh
+# scripts/install.sh into a staging root; the systemd units verified.
+stage "install layout and systemd units" scripts/tests/install-layout.sh
 # IKEv1 against strongSwan: the protocol core alone (both ways, 4 proxy-IDs),
 # then the whole gateway (controld + fastpathd, on demand, ESP traffic).
 stage "IKEv1 core vs strongSwan" env IKE_PEER="$ESPRIT_ROOT/target/debug/examples/ike_peer" \

@@ -53,6 +53,8 @@ pub struct Options {
     pub socket: PathBuf,
     /// The state directory.
     pub state_dir: PathBuf,
+    /// Where to serve the Prometheus endpoint (`--metrics`), if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
     /// ScreenOS port name -> Linux device.
     pub port_map: BTreeMap<String, String>,
     /// Write events to the system log (`/dev/log`) too.
@@ -103,6 +105,10 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
     let (tx, rx) = channel::<Msg>();
     serve_operator(&opts.socket, tx.clone())?;
+    let metrics = opts.metrics.map(crate::metrics::serve).transpose()?;
+    if let Some(m) = &metrics {
+        log.line(&format!("metrics: http://{}/metrics", m.local_addr()));
+    }
 
     // IKE: one peer per AutoKey gateway, sockets on its local address.
     let (gateways, warnings) = ike_gateways(ctl.config(), ctl.hex_ids());
@@ -295,7 +301,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         if let Some(c) = fp.as_mut() {
             let mut result = Ok(());
             if last_stats.elapsed() >= Duration::from_secs(STATS_INTERVAL_SECS) {
-                result = ctl.poll_stats(c);
+                result = crate::metrics::poll_stats(&mut ctl, c, metrics.as_ref());
                 last_stats = Instant::now();
             }
             if result.is_ok() && last_sync.elapsed() >= RESYNC_INTERVAL {
@@ -319,6 +325,9 @@ pub fn run(opts: Options) -> Result<(), String> {
                     next_connect = Instant::now();
                 }
             }
+        }
+        if let Some(m) = &metrics {
+            m.publish_ike(ike.events());
         }
         if last_save.elapsed() >= SAVE_INTERVAL && ctl.take_dirty() {
             if let Err(e) = ctl.state().save(&opts.state_dir) {

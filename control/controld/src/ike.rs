@@ -455,6 +455,8 @@ pub struct IkeManager {
     /// ids of the outbound SAs they replace (removed once they are in).
     delayed: Vec<(Instant, DesiredSa, Vec<u64>)>,
     fill: RandomFill,
+    /// Events of the peers, counted for the metrics endpoint.
+    events: crate::metrics::IkeCounters,
 }
 
 impl core::fmt::Debug for IkeManager {
@@ -499,6 +501,7 @@ impl IkeManager {
             serials: BTreeMap::new(),
             orphans: Vec::new(),
             delayed: Vec::new(),
+            events: crate::metrics::IkeCounters::default(),
         };
         m.gateways = gateways.into_iter().map(|g| m.gateway_state(g)).collect();
         m
@@ -755,7 +758,13 @@ impl IkeManager {
         out
     }
 
+    /// The peers' events counted so far (exchanges completed and failed).
+    pub fn events(&self) -> &crate::metrics::IkeCounters {
+        &self.events
+    }
+
     fn on_event(&mut self, gi: usize, now: Instant, e: Event, out: &mut Vec<IkeAction>) {
+        self.events.record(&e);
         let g = &mut self.gateways[gi];
         let name = g.peer.config().name.clone();
         let mut log = |s: String| out.push(IkeAction::Log(s));

@@ -8,6 +8,8 @@
 //! * [`spi`]: inbound SPI allocation without collisions;
 //! * [`ids`]: VPN HEX IDs, stable across restarts;
 //! * [`state`]: what survives a restart of controld (`--state-dir`);
+//! * [`metrics`]: the optional Prometheus endpoint (`--metrics`);
+//! * [`shell`]: the interactive shell of `esprit` (completion, history);
 //! * [`controller`]: the core that ties them together and runs operator
 //!   commands, against any [`controller::FastPath`];
 //! * [`operator`]: the operator socket's line protocol;
@@ -27,9 +29,11 @@ pub mod events;
 pub mod ids;
 pub mod ike;
 pub mod ike_io;
+pub mod metrics;
 pub mod operator;
 pub mod plan;
 pub mod sa;
+pub mod shell;
 pub mod spi;
 pub mod state;
 pub mod translate;

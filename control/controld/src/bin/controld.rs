@@ -37,6 +37,11 @@ struct Args {
     /// Where controld keeps what must survive its restart.
     #[arg(long, value_name = "DIR", required_unless_present = "check")]
     state_dir: Option<PathBuf>,
+    /// Serve fastpathd's counters in the Prometheus text format at
+    /// http://ADDR:PORT/metrics (off unless given; no authentication: bind
+    /// it to loopback or a management address).
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "check")]
+    metrics: Option<std::net::SocketAddr>,
     /// Binds a ScreenOS port to a Linux device (`ethernet0/2=wan0`);
     /// overrides `set interface NAME port NETDEV`. Repeatable.
     #[arg(long = "port-map", value_name = "PORT=NETDEV", value_parser = parse_port_map)]
@@ -89,9 +94,15 @@ fn main() -> ExitCode {
     let port_map: BTreeMap<String, String> = args.port_map.into_iter().collect();
     let result = match (args.check, args.config, args.fastpath, args.socket, args.state_dir) {
         (Some(file), ..) => check(&file, &port_map),
-        (None, Some(config), Some(fastpath), Some(socket), Some(state_dir)) => {
-            run(Options { config, fastpath, socket, state_dir, port_map, syslog: !args.no_syslog })
-        }
+        (None, Some(config), Some(fastpath), Some(socket), Some(state_dir)) => run(Options {
+            config,
+            fastpath,
+            socket,
+            state_dir,
+            port_map,
+            metrics: args.metrics,
+            syslog: !args.no_syslog,
+        }),
         _ => Err("give --check FILE, or --config, --fastpath, --socket and --state-dir".into()),
     };
     match result {

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The interactive esprit shell through a pseudo-terminal, against a real
+# controld programming a real fastpathd (one veth port in a network
+# namespace this script creates): Tab completion (`get s<Tab>` -> `get sa`,
+# VPN names), history recall with the up arrow, an error that leaves the
+# shell usable, `?`, controld stopping and coming back, `exit` with status 0,
+# the history file (scripts/lib/pty_shell.py does the typing and checking).
+# Also: one-shot mode's exit statuses, commands from a pipe, and
+# controld's --metrics endpoint (Prometheus text, scraped in the namespace).
+#
+#   scripts/tests/cli-shell.sh
+# Needs root. Binaries from $ESPRIT_BIN (default target/debug), built if
+# missing. Bounded by $ESPRIT_TIMEOUT seconds (default 120).
+set -euo pipefail
+ESPRIT_SCRIPT=cli-shell
+source "$(dirname "$0")/../lib/common.sh"
+need_root
+
+LIMIT=${ESPRIT_TIMEOUT:-120}
+BIN=${ESPRIT_BIN:-$ESPRIT_ROOT/target/debug}
+for b in fastpathd controld esprit; do
+    [ -x "$BIN/$b" ] || { (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd); break; }
+done
+
+WORK=$(mktemp -d /tmp/esprit-shell.XXXXXX)
+NS="esprit-sh$$"
+PIDS=()
+cleanup() {
+    local p
+    [ -s "$WORK/controld-2.pid" ] && PIDS+=("$(cat "$WORK/controld-2.pid")")
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    # The restarted controld is not this shell's child: wait for it by polling.
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    done
+    ip netns del "$NS" 2>/dev/null || true
+    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+# Bounded: the watchdog ends the script (and so runs cleanup) after $LIMIT s.
+(
+    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+    sleep "$LIMIT" &
+    sp=$!
+    wait "$sp" && log "timeout after $LIMIT s" && kill -TERM $$
+) 2>/dev/null &
+PIDS+=($!)
+trap 'exit 124' TERM
+
+# One gateway port: wan0, its veth peer in the same namespace.
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+ip -n "$NS" link add wan0 type veth peer name wan0-peer
+ip -n "$NS" link set wan0 up
+ip -n "$NS" link set wan0-peer up
+ip -n "$NS" addr add 198.51.100.1/24 dev wan0
+ip -n "$NS" addr add 198.51.100.2/24 dev wan0-peer
+
+key=$(printf 'esprit-lab shell' | sha256sum | cut -c1-40)
+cat >"$WORK/gw.conf" <<EOF
+# one manual-key VPN, enough for get sa and name completion
+set interface ethernet0/2 zone Untrust
+set interface ethernet0/2 ip 198.51.100.1/24
+set interface ethernet0/2 port wan0
+set interface tunnel.1 zone Untrust
+set interface tunnel.1 ip unnumbered interface ethernet0/2
+set vpn "lab-vpn" manual 2011 1011 gateway 198.51.100.2 outgoing-interface "ethernet0/2" esp aes128gcm key $key
+set vpn "lab-vpn" proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any
+set vpn "lab-vpn" id 0x11 bind interface tunnel.1
+set route 10.2.1.0/24 interface tunnel.1
+EOF
+chmod 600 "$WORK/gw.conf"
+
+wait_socket() { # wait_socket PATH LOG WHAT
+    local _
+    for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
+    cat "$2" >&2
+    die "$3 did not start"
+}
+ip netns exec "$NS" "$BIN/fastpathd" --port wan0 --xdp-mode skb --socket "$WORK/fp.sock" >"$WORK/fp.log" 2>&1 &
+PIDS+=($!)
+wait_socket "$WORK/fp.sock" "$WORK/fp.log" fastpathd
+CONTROLD=(ip netns exec "$NS" "$BIN/controld" --config "$WORK/gw.conf" --fastpath "$WORK/fp.sock"
+    --socket "$WORK/cd.sock" --state-dir "$WORK/state" --metrics 127.0.0.1:9425)
+"${CONTROLD[@]}" >"$WORK/cd.log" 2>&1 &
+cd_pid=$!
+PIDS+=("$cd_pid")
+wait_socket "$WORK/cd.sock" "$WORK/cd.log" controld
+for _ in $(seq 50); do "$BIN/esprit" --socket "$WORK/cd.sock" get sa 2>/dev/null | grep -q ' A/- ' && break; sleep 0.1; done
+
+# One-shot mode is unchanged: exit status 1 on a refused command, 2 when
+# controld cannot be reached.
+pass=0
+fail=0
+check() { # check DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    if "$@"; then pass=$((pass + 1)); log "ok   $what"; else fail=$((fail + 1)); log "FAIL $what"; fi
+}
+status_is() { local want=$1; shift; local rc=0; "$@" >/dev/null 2>&1 || rc=$?; [ "$rc" = "$want" ]; }
+check "one-shot: get sa succeeds" status_is 0 "$BIN/esprit" --socket "$WORK/cd.sock" get sa
+check "one-shot: a bad command exits 1" status_is 1 "$BIN/esprit" --socket "$WORK/cd.sock" get nonsense
+check "one-shot: no controld exits 2" status_is 2 "$BIN/esprit" --socket "$WORK/none.sock" get sa
+batch() { printf 'get sa\nget nonsense\n' | "$BIN/esprit" --socket "$WORK/cd.sock" >"$WORK/batch.out" 2>&1; }
+check "without a terminal, commands are read from stdin (status 1: one failed)" status_is 1 batch
+
+# The Prometheus endpoint of that controld (loopback of the namespace).
+scrape() {
+    ip netns exec "$NS" python3 -c '
+import sys, urllib.request, urllib.error
+print(urllib.request.urlopen("http://127.0.0.1:9425/metrics", timeout=5).read().decode())
+try:
+    urllib.request.urlopen("http://127.0.0.1:9425/", timeout=5)
+except urllib.error.HTTPError as e:
+    print("status of /:", e.code)' >"$WORK/metrics.txt"
+}
+metrics_ok() {
+    local _
+    for _ in $(seq 30); do
+        scrape && grep -q '^esprit_fastpath_up 1$' "$WORK/metrics.txt" && break
+        sleep 0.2
+    done
+    grep -q '^esprit_fastpath_up 1$' "$WORK/metrics.txt" \
+        && grep -q '^esprit_sa_packets_total{sa="0x0000001180000000",spi="0x00001011",direction="outbound",vpn="lab-vpn"} ' "$WORK/metrics.txt" \
+        && grep -q '^esprit_worker_rx_packets_total{worker="0"} ' "$WORK/metrics.txt" \
+        && grep -q '^esprit_ike_events_total{event="phase1-up"} 0$' "$WORK/metrics.txt" \
+        && grep -q '^status of /: 404$' "$WORK/metrics.txt" \
+        && ! grep -qi "$key" "$WORK/metrics.txt" \
+        || { cat "$WORK/metrics.txt" >&2; return 1; }
+}
+check "controld --metrics: the SA, worker and IKE counters at GET /metrics, 404 elsewhere, no key" metrics_ok
+
+shell_run() {
+    timeout --kill-after=5 60 python3 "$ESPRIT_ROOT/scripts/lib/pty_shell.py" "$BIN/esprit" "$WORK/cd.sock" \
+        "$WORK" "$cd_pid" "$WORK/controld-2.pid" -- "${CONTROLD[@]}" >"$WORK/pty.out" || { cat "$WORK/pty.out"; return 1; }
+    sed 's/^/    /' "$WORK/pty.out" >&2
+}
+check "the interactive shell in a pseudo-terminal" shell_run
+
+echo "cli-shell: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
