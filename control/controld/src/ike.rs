@@ -527,8 +527,46 @@ impl IkeManager {
         let mut old = std::mem::take(&mut self.gateways);
         for g in gateways {
             let same = old.iter().position(|o| same_peer(o.peer.config(), &g.config) && o.vpns == g.vpns);
+            // Only proxy-IDs added or removed: the gateway keeps running;
+            // the SAs of the proxy-IDs that stay keep flowing.
+            let same_but_proxy_ids = || {
+                old.iter().position(|o| {
+                    let mut c = g.config.clone();
+                    c.proxy_ids = o.peer.config().proxy_ids.clone();
+                    same_peer(o.peer.config(), &c)
+                        && o.vpns.len() == g.vpns.len()
+                        && o.vpns.iter().zip(&g.vpns).all(|(a, b)| {
+                            (&a.name, a.hex_id, a.tunnel, a.replay, a.idle_secs)
+                                == (&b.name, b.hex_id, b.tunnel, b.replay, b.idle_secs)
+                        })
+                })
+            };
             match same {
                 Some(i) => self.gateways.push(old.remove(i)),
+                None if let Some(i) = same_but_proxy_ids() => {
+                    let mut st = old.remove(i);
+                    let keep = g.config.proxy_ids.clone();
+                    let gone: Vec<u32> = st
+                        .children
+                        .iter()
+                        .filter(|(_, c)| !keep.contains(&c.proxy_id))
+                        .map(|(s, _)| *s)
+                        .collect();
+                    st.peer.set_proxy_ids(keep.clone());
+                    st.negotiating.retain(|p, _| keep.contains(p));
+                    st.vpns = g.vpns;
+                    for spi in &gone {
+                        // ChildSaDown follows (poll): the pair is removed.
+                        let _ = st.peer.delete_child(now, *spi);
+                    }
+                    out.push(IkeAction::Log(format!(
+                        "gateway {}: proxy-IDs changed: {} now, {} child SA(s) of removed ones deleted, the others kept",
+                        g.config.name,
+                        keep.len(),
+                        gone.len()
+                    )));
+                    self.gateways.push(st);
+                }
                 None => {
                     out.push(IkeAction::Log(format!("gateway {}: configured", g.config.name)));
                     let st = self.gateway_state(g);
@@ -1061,11 +1099,19 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         // The same configuration again: nothing happens, Main Mode goes on.
         assert!(m.reconfigure(now, gateways()).is_empty());
         assert!(m.acquire(now, 1, &pid).contains("already negotiating"));
-        // One more proxy-ID: the gateway starts afresh.
+        // One more proxy-ID: the gateway goes on (Main Mode included).
         let mut changed = gateways();
         let extra: ProxyId = "local-ip 10.1.3.0/24 remote-ip 10.2.3.0/24 ANY".parse().unwrap();
         changed[0].config.proxy_ids.push(extra);
         changed[0].vpns[0].proxy_ids.push(extra);
+        let actions = m.reconfigure(now, changed.clone());
+        assert!(
+            matches!(&actions[..], [IkeAction::Log(l)] if l.contains("proxy-IDs changed: 3 now, 0 child SA(s)")),
+            "{actions:?}"
+        );
+        assert!(m.acquire(now, 1, &pid).contains("already negotiating"));
+        // Another pre-shared key: the gateway starts afresh.
+        changed[0].config.psk = zeroize::Zeroizing::new(b"another-key".to_vec());
         let actions = m.reconfigure(now, changed);
         assert!(actions.iter().any(|a| matches!(a, IkeAction::Log(l) if l.contains("configured"))));
         assert!(m.acquire(now, 1, &pid).contains("Main Mode"));
@@ -1280,5 +1326,41 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
             &[0; 28],
         );
         assert!(err.unwrap_err().contains("no gateway for this peer"));
+    }
+
+    /// Removing one proxy-ID deletes only its pair (a Delete to the peer,
+    /// which removes its copy); the other pair and the ISAKMP SA stay.
+    #[test]
+    fn removing_a_proxy_id_deletes_only_its_sas() {
+        let mut a = manager(CONF, 3600, 7);
+        let mut b = manager(CONF_B, 3600, 8);
+        let t0 = Instant::now();
+        let mut now = t0;
+        for pid in a.gateways[0].vpns[0].proxy_ids.clone() {
+            a.acquire(now, 1, &pid.to_string());
+            pump(now, &mut a, &mut b);
+        }
+        run_until(&mut now, t0 + Duration::from_secs(1), &mut a, &mut b);
+        assert_eq!((a.gateways[0].children.len(), b.gateways[0].children.len()), (2, 2));
+        let kept = a.gateways[0].vpns[0].proxy_ids[0];
+        let mut g = {
+            let (config, _) = Config::load(CONF).unwrap();
+            ike_gateways(&config, &BTreeMap::from([("v".to_string(), 5)])).0
+        };
+        g[0].config.child_lifetime = Lifetime { seconds: 3600, kilobytes: 0 };
+        g[0].config.proxy_ids.truncate(1);
+        g[0].vpns[0].proxy_ids.truncate(1);
+        let log = a.reconfigure(now, g);
+        assert!(
+            matches!(&log[..], [IkeAction::Log(l)] if l.contains("1 child SA(s) of removed ones deleted")),
+            "{log:?}"
+        );
+        let (fa, fb, _) = pump(now, &mut a, &mut b);
+        let gone = sa_id(5, Direction::Inbound, 2);
+        assert_eq!(fa, vec![Fp::Remove(vec![gone, sa_id(5, Direction::Outbound, 2)])]);
+        assert_eq!(fb, vec![Fp::Remove(vec![gone, sa_id(5, Direction::Outbound, 2)])]);
+        assert_eq!(a.gateways[0].children.len(), 1);
+        assert!(a.gateways[0].children.values().all(|c| c.proxy_id == kept));
+        assert!(a.gateways[0].peer.is_established());
     }
 }

@@ -137,6 +137,15 @@ impl<R: Random> Peer<R> {
         &self.cfg
     }
 
+    /// The operator changed the proxy-IDs only: from now on the responder
+    /// accepts these, and queued Quick Modes for the others are dropped.
+    /// The ISAKMP SA and the child SAs stay; deleting the children of
+    /// proxy-IDs that are gone is the owner's call ([`Peer::delete_child`]).
+    pub fn set_proxy_ids(&mut self, proxy_ids: Vec<ProxyId>) {
+        self.queued.retain(|p| proxy_ids.contains(p));
+        self.cfg.proxy_ids = proxy_ids;
+    }
+
     /// True when the ISAKMP SA is established.
     pub fn is_established(&self) -> bool {
         self.ike.is_some()
