@@ -18,6 +18,9 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
+ESPRIT_SCRIPT=strongswan-ikev1
+source "$ROOT/scripts/lib/common.sh"
+source "$ROOT/scripts/lib/strongswan.sh"
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 2; }
 NE=esprit-ike-e
 NS=esprit-ike-s
@@ -29,18 +32,10 @@ W=$(mktemp -d /tmp/esprit-ike-swan.XXXXXX)
 PEER_PIDS=()
 FAIL=0
 
-log() { echo "### $*"; }
 
 cleanup() {
   for p in "${PEER_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
-  for f in "$W/run/charon.pid" "$W/charon.launcher.pid"; do
-    [ -f "$f" ] || continue
-    pid=$(cat "$f")
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-      kill "$pid"; for _ in $(seq 25); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-      kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-    fi
-  done
+  swan_stop
   for ns in $NE $NS; do
     for _ in $(seq 20); do [ -e /run/netns/$ns ] || break; ip netns del $ns 2>/dev/null || sleep 0.3; done
   done
@@ -50,11 +45,7 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 # ---------------------------------------------------------------- packages
-PKGS="strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins"
-if ! dpkg -s $PKGS >/dev/null 2>&1; then
-  log "installing $PKGS"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $PKGS >/dev/null || { echo "apt-get failed"; exit 2; }
-fi
+swan_packages
 
 # ---------------------------------------------------------------- build
 if [ -z "${IKE_PEER:-}" ]; then
@@ -79,24 +70,7 @@ ip -n $NS addr add 10.2.2.1/32 dev lo
 ip netns exec $NE ping -c1 -W2 $S_ADDR >/dev/null || { echo "veth not up"; exit 1; }
 
 # ---------------------------------------------------------------- charon
-mkdir -p $W/run
-cat > $W/strongswan.conf <<EOC
-charon {
-  load = random nonce openssl aes sha1 sha2 hmac gcm gmp kdf curve25519 pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici updown
-  spi_min = 0xc2000000
-  spi_max = 0xc2ffffff
-  plugins { vici { socket = unix://$W/charon.vici } }
-  filelog { f { path = $W/charon.log
-                time_format = %H:%M:%S
-                default = 1
-                ike = 2
-                cfg = 2
-                knl = 1 } }
-  syslog { daemon { default = -1 } auth { default = -1 } }
-}
-swanctl { socket = unix://$W/charon.vici }
-EOC
-sw() { STRONGSWAN_CONF=$W/strongswan.conf timeout 30 swanctl "$@"; }
+sw() { swan_ctl "$@"; }
 
 write_swanctl() {
   local esp=$1
@@ -137,14 +111,8 @@ EOC
   } > $W/swanctl.conf
 }
 
-rm -f $W/run/charon.pid $W/charon.vici
-setsid ip netns exec $NS unshare -m --propagation private \
-  sh -c "mount --bind $W/run /run && exec env STRONGSWAN_CONF=$W/strongswan.conf /usr/lib/ipsec/charon" \
-  > $W/charon.stdout 2>&1 < /dev/null &
-echo $! > $W/charon.launcher.pid
-for _ in $(seq 50); do [ -S $W/charon.vici ] && break; sleep 0.2; done
-[ -S $W/charon.vici ] || { echo "charon failed to start"; cat $W/charon.stdout; exit 1; }
-log "charon pid $(cat $W/run/charon.pid)"
+swan_start $NS $W || { echo "charon failed to start"; cat $W/charon.stdout; exit 1; }
+log "charon pid $SWAN_PID"
 
 PROXIES=()
 for l in 1 2; do for r in 1 2; do PROXIES+=(--proxy "local-ip 10.1.$l.0/24 remote-ip 10.2.$r.0/24 ANY"); done; done
