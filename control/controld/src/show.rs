@@ -60,6 +60,8 @@ use super::{Controller, Response};
 
 #[path = "show_net.rs"]
 mod net;
+#[path = "status.rs"]
+mod status;
 use crate::events::{EventKind, Severity, EVENT_CAPACITY};
 use crate::ike::IsakmpState;
 use crate::sa::SaRow;
