@@ -328,7 +328,10 @@ pub const MAX_VPNMONITOR_THRESHOLD: u32 = 65535;
 
 impl Default for VpnMonitorTiming {
     fn default() -> Self {
-        VpnMonitorTiming { interval_secs: DEFAULT_VPNMONITOR_INTERVAL, threshold: DEFAULT_VPNMONITOR_THRESHOLD }
+        VpnMonitorTiming {
+            interval_secs: DEFAULT_VPNMONITOR_INTERVAL,
+            threshold: DEFAULT_VPNMONITOR_THRESHOLD,
+        }
     }
 }
 

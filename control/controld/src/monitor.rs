@@ -246,7 +246,9 @@ impl Monitor {
                     }
                 }
             }
-            let (Some(src), Some(dst), None) = (m.target.src, m.target.dst, &m.target.problem) else { continue };
+            let (Some(src), Some(dst), None) = (m.target.src, m.target.dst, &m.target.problem) else {
+                continue;
+            };
             // Traffic received since the last interval proves the path
             // (`optimized`): no probe needed.
             let fresh_traffic = f.sa_up && m.last_inbound.is_some_and(|n| f.inbound_packets > n);
@@ -319,11 +321,15 @@ mod tests {
     }
 
     fn probes(a: &[MonitorAction]) -> Vec<u16> {
-        a.iter().filter_map(|a| if let MonitorAction::Probe { seq, .. } = a { Some(*seq) } else { None }).collect()
+        a.iter()
+            .filter_map(|a| if let MonitorAction::Probe { seq, .. } = a { Some(*seq) } else { None })
+            .collect()
     }
 
     fn changes(a: &[MonitorAction]) -> Vec<MonitorStatus> {
-        a.iter().filter_map(|a| if let MonitorAction::Changed { to, .. } = a { Some(*to) } else { None }).collect()
+        a.iter()
+            .filter_map(|a| if let MonitorAction::Changed { to, .. } = a { Some(*to) } else { None })
+            .collect()
     }
 
     const WALL: SystemTime = SystemTime::UNIX_EPOCH;

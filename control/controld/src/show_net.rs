@@ -134,7 +134,9 @@ impl Controller {
             format!("  vpn monitor {}{since}: {src} -> {dst}", m.status.word()),
             format!(
                 "    proxy-id {}",
-                t.proxy_id.as_deref().unwrap_or("none matches the destination: the probe follows the route table")
+                t.proxy_id
+                    .as_deref()
+                    .unwrap_or("none matches the destination: the probe follows the route table")
             ),
             format!(
                 "    interval {} s, threshold {}, rekey {}, optimized {}",

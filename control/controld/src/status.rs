@@ -76,9 +76,9 @@ impl Controller {
                     "source interface {} has no IPv4 address",
                     source_interface.as_deref().unwrap_or("-")
                 )),
-                (_, None) => {
-                    Some("no IPv4 destination: give destination-ip (the peer has no static IPv4 address)".into())
-                }
+                (_, None) => Some(
+                    "no IPv4 destination: give destination-ip (the peer has no static IPv4 address)".into(),
+                ),
                 _ => None,
             };
             // The proxy-ID an echo request from src to dst matches, chosen
@@ -138,10 +138,11 @@ impl Controller {
     /// prefix among the static routes and the ports' subnets.
     fn route_interface(&self, dst: Ipv4Addr) -> Option<String> {
         let dst = IpAddr::V4(dst);
-        let connected = self.config.interfaces().filter(|i| !i.name.is_tunnel()).filter_map(|i| match &i.ip {
-            Some(InterfaceIp::Address(a)) => a.subnet().map(|s| (s, i.name.to_string(), 0)),
-            _ => None,
-        });
+        let connected =
+            self.config.interfaces().filter(|i| !i.name.is_tunnel()).filter_map(|i| match &i.ip {
+                Some(InterfaceIp::Address(a)) => a.subnet().map(|s| (s, i.name.to_string(), 0)),
+                _ => None,
+            });
         let routes = self.config.routes().iter().map(|r| (r.prefix, r.interface.to_string(), r.metric));
         connected
             .chain(routes)
@@ -174,7 +175,11 @@ impl Controller {
             Facts {
                 sa_up: up.is_some(),
                 inbound_packets: mine.iter().map(|p| p.packets().0).sum(),
-                outbound_sa: if t.proxy_id.is_some() { up.and_then(|p| p.outbound.as_ref().map(|s| s.id)) } else { None },
+                outbound_sa: if t.proxy_id.is_some() {
+                    up.and_then(|p| p.outbound.as_ref().map(|s| s.id))
+                } else {
+                    None
+                },
             }
         };
         let actions = self.monitor.tick(now, (self.clock)(), facts);
@@ -192,7 +197,9 @@ impl Controller {
                     }
                 }
                 MonitorAction::Renegotiate { vpn, sa } => {
-                    self.log.push(format!("vpn monitor {vpn}: DOWN with SA {sa:#x} installed: renegotiating (rekey)"));
+                    self.log.push(format!(
+                        "vpn monitor {vpn}: DOWN with SA {sa:#x} installed: renegotiating (rekey)"
+                    ));
                     renegotiate.push(sa);
                 }
                 change @ MonitorAction::Changed { .. } => self.note_monitor_change(change),
@@ -248,9 +255,10 @@ impl Controller {
     /// for the first rule set (any SA), the VPN for the second (its
     /// monitor's proxy-ID alone).
     pub(super) fn tunnel_status_of(&self, vpns: &[&str], pairs: &[Pair]) -> (&'static str, Option<String>) {
-        let decider = vpns.iter().filter_map(|v| self.monitor.get(v)).find(|m| {
-            m.target.explicit_destination && m.target.proxy_id.is_some()
-        });
+        let decider = vpns
+            .iter()
+            .filter_map(|v| self.monitor.get(v))
+            .find(|m| m.target.explicit_destination && m.target.proxy_id.is_some());
         if let Some(m) = decider {
             let pair = pairs
                 .iter()
@@ -332,7 +340,11 @@ impl Controller {
                     r.proxy_id = Some(pid.clone());
                     r
                 }
-                None => EventRecord::new(severity, EventKind::Status, format!("interface {who}: {to} (was {from})")),
+                None => EventRecord::new(
+                    severity,
+                    EventKind::Status,
+                    format!("interface {who}: {to} (was {from})"),
+                ),
             };
             if let Some(v) = &r.vpn {
                 r.peer = Some(self.vpn_gateway(v).1).filter(|p| p != "-");

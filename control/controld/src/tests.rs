@@ -592,7 +592,8 @@ fn monitor_down_takes_the_tunnel_interface_down_and_back() {
         let out = c.command(cmd, None).output;
         out.iter().find(|l| l.trim_start().starts_with(start)).cloned().unwrap_or_else(|| panic!("{out:?}"))
     };
-    assert!(line(&mut c, "get interface tunnel.1", "status").starts_with("  status UP: decided by vpn test's monitor"));
+    assert!(line(&mut c, "get interface tunnel.1", "status")
+        .starts_with("  status UP: decided by vpn test's monitor"));
 
     // Probe 1 was answered (golden state); probes 2, 3, 4 are not.
     let t0 = Instant::now();
@@ -613,7 +614,8 @@ fn monitor_down_takes_the_tunnel_interface_down_and_back() {
     );
     assert!(line(&mut c, "get vpn test", "00000001  local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY")
         .contains(" ANY DOWN "));
-    assert!(line(&mut c, "get vpn test", "vpn monitor").starts_with("  vpn monitor DOWN since 2026-11-27T15:43:38Z"));
+    assert!(line(&mut c, "get vpn test", "vpn monitor")
+        .starts_with("  vpn monitor DOWN since 2026-11-27T15:43:38Z"));
     assert!(line(&mut c, "get vpn test", "probes").contains("probes sent 5, answered 1"));
     let events = c.command("get event", None).output.join("\n");
     for e in [
@@ -647,5 +649,7 @@ fn monitor_down_takes_the_tunnel_interface_down_and_back() {
         line(&mut c, "get vpn test", "no probes"),
         "    no probes: destination 203.0.113.2 is not routed into tunnel.1: give destination-ip, a host behind the peer"
     );
-    assert!(line(&mut c, "get interface tunnel.1", "status").starts_with("  status UP: 2 of 4 SA pair(s) active"));
+    assert!(
+        line(&mut c, "get interface tunnel.1", "status").starts_with("  status UP: 2 of 4 SA pair(s) active")
+    );
 }

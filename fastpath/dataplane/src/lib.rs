@@ -42,8 +42,8 @@ pub use neighbor::NeighborTable;
 pub use route::{NextHop, Route, RouteTable};
 pub use sa::{Lifetime, SaCounters};
 pub use update::{
-    Event, ExpireReason, InboundInstall, OutboundInstall, PortInfo, Probe, Retired, SaStats, TunnelConf, Update,
-    VecOutput, VpnConf, WorkerOutput, WorkerStats,
+    Event, ExpireReason, InboundInstall, OutboundInstall, PortInfo, Probe, Retired, SaStats, TunnelConf,
+    Update, VecOutput, VpnConf, WorkerOutput, WorkerStats,
 };
 pub use worker::{Action, Frame, VecFrame, Worker, WorkerConfig, WorkerCounters};
 

@@ -451,8 +451,12 @@ impl Worker {
             let frame = &mut self.probe_frame;
             frame.clear();
             frame.resize(ethernet::HEADER_LEN + ip_len, 0);
-            ethernet::Repr { src_addr: MacAddr([0; 6]), dst_addr: MacAddr([0; 6]), ethertype: ethertype::IPV4 }
-                .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..ethernet::HEADER_LEN]));
+            ethernet::Repr {
+                src_addr: MacAddr([0; 6]),
+                dst_addr: MacAddr([0; 6]),
+                ethertype: ethertype::IPV4,
+            }
+            .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..ethernet::HEADER_LEN]));
             let l3 = ethernet::HEADER_LEN;
             ipv4::Repr {
                 src_addr: p.src,
@@ -482,7 +486,7 @@ impl Worker {
     /// A decrypted packet addressed to the gateway: a VPN monitor echo
     /// reply (one of our identifiers) is reported and consumed; anything
     /// else has nowhere to go.
-    fn to_self<F: Frame>(
+    fn addressed_to_self<F: Frame>(
         &mut self,
         f: &mut F,
         inner: core::ops::Range<usize>,
@@ -1089,7 +1093,7 @@ impl Worker {
         }
         self.counters.decrypted += 1;
         if self.local.contains(&dst) {
-            return self.to_self(f, inner, via, out);
+            return self.addressed_to_self(f, inner, via, out);
         }
         // From here the inner packet is an ordinary packet in the frame.
         let l3 = inner.start - head;

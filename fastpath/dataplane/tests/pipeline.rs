@@ -354,7 +354,13 @@ fn send_probes(w: &mut Worker) -> (Vec<Vec<u8>>, Vec<VecFrame>, Vec<Action>, Vec
 }
 
 /// A host's echo reply (RFC 792) as it arrives on `side`'s LAN port.
-fn echo_reply_frame(side: Side, src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, ident: u16, seq: u16) -> Vec<u8> {
+fn echo_reply_frame(
+    side: Side,
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    ident: u16,
+    seq: u16,
+) -> Vec<u8> {
     let icmp_len = icmpv4::HEADER_LEN + 8;
     let mut f = vec![0u8; 14 + ipv4::HEADER_LEN + icmp_len];
     ethernet::Repr { src_addr: side.host_mac(1), dst_addr: side.lan_mac(), ethertype: ethertype::IPV4 }
@@ -402,7 +408,10 @@ fn a_probe_is_encrypted_on_the_sa_of_its_destinations_proxy_id() {
     let got = fs[0].packet();
     let ip = ipv4::Packet::new_checked(&got[14..]).unwrap();
     assert!(ip.verify_checksum());
-    assert_eq!((ip.src_addr(), ip.dst_addr(), ip.protocol()), (MONITOR_SRC.into(), Side::B.host(1), ip_proto::ICMP));
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr(), ip.protocol()),
+        (MONITOR_SRC.into(), Side::B.host(1), ip_proto::ICMP)
+    );
     let icmp = icmpv4::Packet::new_checked(ip.payload()).unwrap();
     assert!(icmp.verify_checksum());
     assert_eq!(icmpv4::Repr::parse(&icmp).unwrap(), icmpv4::Repr::EchoRequest { ident: 0xe5e5, seq: 1 });
@@ -437,10 +446,7 @@ fn a_monitor_reply_is_consumed_and_reported_other_traffic_to_self_is_dropped() {
     assert_eq!(actions, vec![Action::Tx(WAN), Action::Tx(WAN)]);
     let wan: Vec<Vec<u8>> = fs.iter().map(|f| f.packet().to_vec()).collect();
     let (_, actions, out) = run(&mut a, WAN, wan);
-    assert_eq!(
-        actions,
-        vec![Action::Drop(DropReason::MonitorReply), Action::Drop(DropReason::TunnelToSelf)]
-    );
+    assert_eq!(actions, vec![Action::Drop(DropReason::MonitorReply), Action::Drop(DropReason::TunnelToSelf)]);
     let replies: Vec<&Event> = out.events.iter().filter(|e| matches!(e, Event::ProbeReply { .. })).collect();
     assert_eq!(
         replies,

@@ -323,7 +323,9 @@ impl State {
                 self.subscribers.push(m.writer.clone());
                 Ok(Reply::Ok)
             }
-            Request::Probe { src, dst, ident, seq, size } => self.probe(src, dst, ident, seq, size).map(|()| Reply::Ok),
+            Request::Probe { src, dst, ident, seq, size } => {
+                self.probe(src, dst, ident, seq, size).map(|()| Reply::Ok)
+            }
         };
         let _ = m.reply.send(ServerMessage::Reply { id, result });
     }
