@@ -211,6 +211,12 @@ impl Monitor {
         self.vpns.values()
     }
 
+    /// True when a monitor has something to do at `now` (the caller skips
+    /// gathering facts otherwise).
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.vpns.values().any(|m| m.next_at.is_none_or(|t| now >= t))
+    }
+
     /// True when no VPN is monitored.
     pub fn is_empty(&self) -> bool {
         self.vpns.is_empty()
@@ -342,7 +348,9 @@ mod tests {
         assert_eq!(probes(&a), [1]);
         assert_eq!(m.get("test").unwrap().status, MonitorStatus::Undecided);
         // Not due again before the interval.
+        assert!(!m.is_due(t0 + Duration::from_secs(1)));
         assert!(m.tick(t0 + Duration::from_secs(1), WALL, |_| up()).is_empty());
+        assert!(m.is_due(t0 + Duration::from_secs(2)));
         // A reply from elsewhere or to another probe does not count.
         assert!(m.reply(WALL, 1, Ipv4Addr::new(10, 2, 1, 11), 1).is_empty());
         assert!(m.reply(WALL, 2, Ipv4Addr::new(10, 2, 1, 10), 1).is_empty());
