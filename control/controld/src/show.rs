@@ -50,7 +50,8 @@
 //!   ("connected"|"static"), "metric", "device", "installed"}]}`;
 //! * `get counter`: `{"workers": [{"worker", "core", "rx_packets",
 //!   "rx_bytes", "tx_packets", "tx_bytes", "forwarded", "encrypted",
-//!   "decrypted", "held", "released", "acquires", "drops": {REASON:
+//!   "decrypted", "held", "released", "acquires", "probes" (VPN monitor
+//!   probes sent), "probe_replies", "drops": {REASON:
 //!   packets}}], "drops": {REASON: packets}}`;
 //! * `get event`: `{"total", "capacity", "events": [...]}`, newest first,
 //!   each as [`crate::events::EventRecord`];

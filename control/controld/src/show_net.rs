@@ -440,6 +440,7 @@ impl Controller {
                         "tx_packets": w.tx_packets, "tx_bytes": w.tx_bytes,
                         "forwarded": w.forwarded, "encrypted": w.encrypted, "decrypted": w.decrypted,
                         "held": w.held, "released": w.released, "acquires": w.acquires,
+                        "probes": w.probes, "probe_replies": w.probe_replies,
                         "drops": d,
                     })
                 })
