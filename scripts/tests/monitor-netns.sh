@@ -17,7 +17,10 @@
 #     event log has them; the monitor brings pair 11 back by itself;
 #  c. gw2 drops the proxy-ID (unset vpn test proxy-id ...): gw1's probes go
 #     unanswered and tunnel.1 goes DOWN within interval x threshold (plus
-#     slack); gw2 takes it back: rekey renegotiates and tunnel.1 is UP.
+#     slack); gw2 takes it back: rekey renegotiates and tunnel.1 is UP;
+#  d. the path breaks without a word (ESP dropped on the way, the SAs stay):
+#     tunnel.1 goes DOWN, and rekey deletes the silent pair with the peer
+#     and negotiates a new one; when ESP passes again tunnel.1 is UP.
 #
 # Ends with "N passed, M failed". Needs root. Bounded by $ESPRIT_TIMEOUT
 # seconds (default 240). Binaries from $ESPRIT_BIN (default
@@ -183,6 +186,27 @@ check "c: rekey renegotiates: tunnel.1 on gw1 UP again" \
     until_line 30 1 "get interface tunnel.1" "$(monitor_line UP UP)"
 check "c: the event log has tunnel.1 UP (was DOWN)" \
     has_line 1 "get event" "status +- +interface tunnel\.1: UP \(was DOWN\)$"
+
+log "=== d. the path breaks silently (ESP dropped between the gateways, no Delete)"
+SPIS_BEFORE=$(gw_spis 1)
+# The router blackholes ESP from gw1 (IKE on UDP 500 still passes).
+nsx inet ip rule add iif i1 ipproto 50 blackhole
+check "d: tunnel.1 on gw1 DOWN within interval x threshold + slack" \
+    until_line $((INTERVAL * THRESHOLD + 8)) 1 "get interface tunnel.1" "$(monitor_line DOWN DOWN)"
+check "d: rekey: gw1 deleted the silent pair with the peer to renegotiate it" \
+    grep -q "vpn monitor test: DOWN with SA 0x[0-9a-f]* installed: renegotiating (rekey)" "$WORK/cd1.log"
+nsx inet ip rule del iif i1 ipproto 50 blackhole
+check "d: ESP passes again: tunnel.1 on gw1 UP" \
+    until_line 30 1 "get interface tunnel.1" "$(monitor_line UP UP)"
+new_spis() { # no SPI active before the break is active now
+    local s now
+    gw_active 1 2 || return 1
+    now=$(gw_spis 1)
+    log "    SPIs before: $SPIS_BEFORE; now: $now"
+    for s in $SPIS_BEFORE; do case " $now " in *" $s "*) return 1 ;; esac; done
+}
+check "d: pair 11 is UP on a new SA pair" new_spis
+
 gw_cli 1 get interface tunnel.1 | sed 's/^/    /' >&2
 gw_cli 1 get vpn test | sed 's/^/    /' >&2
 gw_cli 1 get event | grep -E "vpn-monitor|status " | head -12 | sed 's/^/    /' >&2
