@@ -145,10 +145,10 @@ pub struct WorkerCounters {
 /// more than this between two loops of the worker are dropped and counted).
 const MAX_PENDING_PROBES: usize = 64;
 /// ICMP identifiers the worker recognises as VPN monitor replies.
-const MAX_PROBE_IDENTS: usize = 8;
+pub const MAX_PROBE_IDENTS: usize = 8;
 /// Largest echo data of a probe (the frame must fit a 2 KiB UMEM chunk
 /// with the ESP overhead).
-pub(crate) const MAX_PROBE_DATA: u16 = 1400;
+pub const MAX_PROBE_DATA: u16 = 1400;
 
 struct VpnState {
     conf: VpnConf,

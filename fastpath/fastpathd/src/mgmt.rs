@@ -14,7 +14,8 @@ use crossbeam::channel::{bounded, select, Receiver, Sender};
 use esprit_dataplane::{
     Event as DpEvent, ExpireReason, InboundInstall, Lifetime, NeighborTable, NextHop, OutboundInstall,
     PortId, PortInfo, Probe, Route, RouteTable, SaId, TunnelConf, TunnelId, Update, VpnConf, VpnId,
-    Worker as Pipeline, WorkerConfig as PipelineConfig, WorkerId, WorkerStats,
+    Worker as Pipeline, WorkerConfig as PipelineConfig, WorkerId, WorkerStats, MAX_PROBE_DATA,
+    MAX_PROBE_IDENTS,
 };
 use esprit_esp::{InboundConfig, InboundSa, OutboundConfig, OutboundSa, Suite, UdpEncap};
 use esprit_fastpath_api::{
@@ -337,10 +338,14 @@ impl State {
         if !self.ports.iter().any(|p| p.addrs.contains(&src)) {
             return Err(format!("probe: source {src} is not an address of a fastpathd port"));
         }
-        if size > 1400 {
-            return Err(format!("probe: size {size} exceeds 1400 bytes"));
+        if size > MAX_PROBE_DATA {
+            return Err(format!("probe: size {size} exceeds {MAX_PROBE_DATA} bytes"));
         }
         if !self.probe_idents.contains(&ident) {
+            // The workers keep the newest few, and so does this list.
+            if self.probe_idents.len() == MAX_PROBE_IDENTS {
+                self.probe_idents.remove(0);
+            }
             self.probe_idents.push(ident);
             self.broadcast(|| Update::ProbeIdent(ident));
         }
