@@ -653,3 +653,40 @@ fn monitor_down_takes_the_tunnel_interface_down_and_back() {
         line(&mut c, "get interface tunnel.1", "status").starts_with("  status UP: 2 of 4 SA pair(s) active")
     );
 }
+
+/// What the monitor probes from and to, and through which proxy-ID, from
+/// `set vpn NAME monitor ...`: the defaults, and what it refuses to probe.
+#[test]
+fn monitor_targets_from_the_configuration() {
+    let mut c = golden::golden_controller();
+    let line = |c: &mut Controller, start: &str| {
+        let out = c.command("get vpn test", None).output;
+        out.iter().find(|l| l.trim_start().starts_with(start)).cloned().unwrap_or_else(|| panic!("{out:?}"))
+    };
+    // No source-interface: the outgoing interface's address, which no
+    // proxy-ID covers.
+    assert!(c.command("set vpn test monitor destination-ip 10.2.2.10", None).result.is_ok());
+    assert_eq!(line(&mut c, "vpn monitor"), "  vpn monitor -: 198.51.100.1 (ethernet0/2) -> 10.2.2.10");
+    assert_eq!(
+        line(&mut c, "no probes"),
+        "    no probes: an echo request from 198.51.100.1 to 10.2.2.10 matches none of the vpn's proxy-IDs"
+    );
+    // From the second LAN to a host behind the peer's second LAN: pair 2-2.
+    let set = "set vpn test monitor source-interface ethernet0/3 destination-ip 10.2.2.10 optimized";
+    assert!(c.command(set, None).result.is_ok());
+    assert_eq!(line(&mut c, "vpn monitor"), "  vpn monitor -: 10.1.2.1 (ethernet0/3) -> 10.2.2.10");
+    assert_eq!(line(&mut c, "proxy-id"), "    proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 ANY");
+    assert_eq!(line(&mut c, "interval"), "    interval 2 s, threshold 3, rekey off, optimized on");
+    assert!(line(&mut c, "00000001  local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24").ends_with("(monitored)"));
+    // A destination routed out of a port, not into tunnel.1.
+    assert!(c.command("set vpn test monitor destination-ip 192.0.2.7", None).result.is_ok());
+    assert_eq!(
+        line(&mut c, "no probes"),
+        "    no probes: destination 192.0.2.7 is not routed into tunnel.1: give destination-ip, a host behind the peer"
+    );
+    // Gone with `unset`.
+    assert!(c.command("unset vpn test monitor", None).result.is_ok());
+    assert!(!c.command("get vpn test", None).output.iter().any(|l| l.contains("vpn monitor")));
+    let json = c.command("get vpn test --json", None).output.join("\n");
+    assert!(json.contains("\"monitor\": null"), "{json}");
+}
