@@ -217,6 +217,8 @@ pub struct Config {
     vpns: BTreeMap<String, Vpn>,
     /// Keyed by lowercased name: service names are case-insensitive.
     services: BTreeMap<String, CustomService>,
+    /// `set vpnmonitor ...`.
+    vpnmonitor: VpnMonitorTiming,
 }
 
 fn conflict(message: String) -> ErrorKind {
@@ -323,6 +325,11 @@ impl Config {
     pub fn vpn_bound_to(&self, interface: &str) -> Option<&Vpn> {
         let name = InterfaceName::new(interface).ok()?;
         self.vpns.values().find(|v| v.bind.as_ref() == Some(&name))
+    }
+
+    /// The VPN monitor's interval and threshold (`set vpnmonitor`).
+    pub fn vpnmonitor(&self) -> VpnMonitorTiming {
+        self.vpnmonitor
     }
 
     /// Custom phase-1 proposals.
@@ -466,6 +473,14 @@ impl Config {
             }
             SetCommand::Vpn { name, setting } => {
                 warnings.extend(self.set_vpn(name, setting)?);
+            }
+            SetCommand::VpnMonitor { interval_secs, threshold } => {
+                if let Some(i) = interval_secs {
+                    self.vpnmonitor.interval_secs = *i;
+                }
+                if let Some(t) = threshold {
+                    self.vpnmonitor.threshold = *t;
+                }
             }
             SetCommand::Service { name, member, add } => {
                 let key = name.to_ascii_lowercase();
@@ -775,6 +790,15 @@ impl Config {
                             });
                         }
                     }
+                }
+            }
+            UnsetCommand::VpnMonitor { interval, threshold } => {
+                let d = VpnMonitorTiming::default();
+                if *interval {
+                    self.vpnmonitor.interval_secs = d.interval_secs;
+                }
+                if *threshold {
+                    self.vpnmonitor.threshold = d.threshold;
                 }
             }
             UnsetCommand::Service { name, member } => {

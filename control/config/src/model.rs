@@ -306,6 +306,35 @@ pub struct Monitor {
     pub rekey: bool,
 }
 
+/// `set vpnmonitor ...`: the VPN monitor's timing, shared by every VPN
+/// with `monitor` (ScreenOS's global setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VpnMonitorTiming {
+    /// `interval N`: seconds between two probes of a VPN.
+    pub interval_secs: u32,
+    /// `threshold N`: consecutive unanswered probes before the VPN's
+    /// monitor status goes DOWN.
+    pub threshold: u32,
+}
+
+/// ScreenOS's default VPN monitor interval, seconds.
+pub const DEFAULT_VPNMONITOR_INTERVAL: u32 = 10;
+/// ScreenOS's default VPN monitor threshold, probes.
+pub const DEFAULT_VPNMONITOR_THRESHOLD: u32 = 10;
+/// Longest VPN monitor interval accepted, seconds.
+pub const MAX_VPNMONITOR_INTERVAL: u32 = 3600;
+/// Largest VPN monitor threshold accepted.
+pub const MAX_VPNMONITOR_THRESHOLD: u32 = 65535;
+
+impl Default for VpnMonitorTiming {
+    fn default() -> Self {
+        VpnMonitorTiming {
+            interval_secs: DEFAULT_VPNMONITOR_INTERVAL,
+            threshold: DEFAULT_VPNMONITOR_THRESHOLD,
+        }
+    }
+}
+
 /// One proxy-ID as written: prefixes and a service *name* (resolved
 /// against predefined and custom services by [`crate::Config`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -386,6 +415,13 @@ pub enum SetCommand {
         name: String,
         /// What is set.
         setting: VpnSetting,
+    },
+    /// `set vpnmonitor [interval N] [threshold N]` (at least one).
+    VpnMonitor {
+        /// `interval N`.
+        interval_secs: Option<u32>,
+        /// `threshold N`.
+        threshold: Option<u32>,
     },
     /// `set service NAME protocol ...` (`add` false) or
     /// `set service NAME + ...` (`add` true).
@@ -478,6 +514,14 @@ pub enum UnsetCommand {
         name: String,
         /// What to remove; `None` for the VPN.
         item: Option<VpnItem>,
+    },
+    /// `unset vpnmonitor [interval | threshold]`: back to the default
+    /// (both when neither is named).
+    VpnMonitor {
+        /// Reset the interval.
+        interval: bool,
+        /// Reset the threshold.
+        threshold: bool,
     },
     /// `unset service NAME [+ MEMBER]`.
     Service {

@@ -293,8 +293,11 @@ fn netdev(w: &str) -> Result<String, ParseError> {
     Ok(w.into())
 }
 
+/// The words after `set` and `unset`.
+const TOP_WORDS: [&str; 6] = ["interface", "route", "ike", "vpn", "vpnmonitor", "service"];
+
 fn parse_set(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
-    match c.keyword(&["interface", "route", "ike", "vpn", "service"])? {
+    match c.keyword(&TOP_WORDS)? {
         "interface" => set_interface(c),
         "route" => Ok(SetCommand::Route(set_route(c)?)),
         "ike" => match c.keyword(&["gateway", "p1-proposal", "p2-proposal"])? {
@@ -303,8 +306,27 @@ fn parse_set(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
             _ => set_p2_proposal(c),
         },
         "vpn" => set_vpn(c),
+        "vpnmonitor" => set_vpnmonitor(c),
         _ => set_service(c),
     }
+}
+
+/// `set vpnmonitor [interval N] [threshold N]`, in any order, each once.
+fn set_vpnmonitor(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    let (mut interval_secs, mut threshold) = (None, None);
+    let mut seen = Vec::new();
+    let words = ["interval", "threshold"];
+    if c.peek().is_none() {
+        return Err(c.missing(one_of(&words)));
+    }
+    while let Some(k) = c.option(&words)? {
+        c.once(&mut seen, k)?;
+        match k {
+            "interval" => interval_secs = Some(c.number("interval", 1, MAX_VPNMONITOR_INTERVAL)?),
+            _ => threshold = Some(c.number("threshold", 1, MAX_VPNMONITOR_THRESHOLD)?),
+        }
+    }
+    Ok(SetCommand::VpnMonitor { interval_secs, threshold })
 }
 
 fn set_interface(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
@@ -891,7 +913,12 @@ fn set_service(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
 }
 
 fn parse_unset(c: &mut Cursor<'_, '_>) -> Result<UnsetCommand, ParseError> {
-    Ok(match c.keyword(&["interface", "route", "ike", "vpn", "service"])? {
+    Ok(match c.keyword(&TOP_WORDS)? {
+        "vpnmonitor" => match c.option(&["interval", "threshold"])? {
+            None => UnsetCommand::VpnMonitor { interval: true, threshold: true },
+            Some("interval") => UnsetCommand::VpnMonitor { interval: true, threshold: false },
+            Some(_) => UnsetCommand::VpnMonitor { interval: false, threshold: true },
+        },
         "interface" => {
             let name = c.interface()?;
             let item = match c.option(&["zone", "ip", "mtu", "port", "manage"])? {

@@ -10,7 +10,7 @@
 use core::fmt::Write;
 
 use crate::config::{member_words, Config, InterfaceIp, VpnKind};
-use crate::model::{Peer, DEFAULT_METRIC};
+use crate::model::{Peer, VpnMonitorTiming, DEFAULT_METRIC};
 use crate::proposal::ProposalChoice;
 
 fn quoted(s: &str) -> String {
@@ -173,6 +173,11 @@ impl Config {
                 (None, None) => {}
             }
             out.append(&mut proxy_lines);
+        }
+        // The VPN monitor's timing, when not ScreenOS's default.
+        let m = self.vpnmonitor();
+        if m != VpnMonitorTiming::default() {
+            out.push(format!("set vpnmonitor interval {} threshold {}", m.interval_secs, m.threshold));
         }
         for r in self.routes() {
             let mut line = format!("set route {} interface {}", r.prefix, r.interface);

@@ -435,3 +435,28 @@ fn manual_key_vpns_share_a_tunnel_interface() {
     assert_eq!(c.vpns().filter(|v| v.bind.as_ref().is_some_and(|b| b.as_str() == "tunnel.2")).count(), 3);
     round_trip(&c);
 }
+
+#[test]
+fn vpnmonitor_timing() {
+    use esprit_config::model::VpnMonitorTiming;
+    let mut c = with(&[]);
+    // ScreenOS's defaults, not printed.
+    assert_eq!(c.vpnmonitor(), VpnMonitorTiming { interval_secs: 10, threshold: 10 });
+    assert!(printed(&c, "set vpnmonitor").is_empty());
+    c.apply("set vpnmonitor interval 2 threshold 3").unwrap();
+    assert_eq!(c.vpnmonitor(), VpnMonitorTiming { interval_secs: 2, threshold: 3 });
+    assert_eq!(printed(&c, "set vpnmonitor"), ["set vpnmonitor interval 2 threshold 3"]);
+    round_trip(&c);
+    // Either alone, in any order, keywords in any case.
+    c.apply("SET VPNMONITOR threshold 7").unwrap();
+    assert_eq!(c.vpnmonitor(), VpnMonitorTiming { interval_secs: 2, threshold: 7 });
+    c.apply("set vpnmonitor threshold 4 interval 5").unwrap();
+    assert_eq!(c.vpnmonitor(), VpnMonitorTiming { interval_secs: 5, threshold: 4 });
+    c.apply("unset vpnmonitor interval").unwrap();
+    assert_eq!(c.vpnmonitor(), VpnMonitorTiming { interval_secs: 10, threshold: 4 });
+    c.apply("unset vpnmonitor threshold").unwrap();
+    assert_eq!(c.vpnmonitor(), VpnMonitorTiming::default());
+    c.apply("set vpnmonitor interval 60").unwrap();
+    c.apply("unset vpnmonitor").unwrap();
+    assert_eq!(c.vpnmonitor(), VpnMonitorTiming::default());
+}

@@ -23,7 +23,7 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     // --- unknown words ---
     ("frob vpn test", r#""frob vpn test": unknown word "frob": expected one of set, unset"#),
-    ("set vpm test", r#""set vpm test": unknown word "vpm" after "set": expected one of interface, route, ike, vpn, service"#),
+    ("set vpm test", r#""set vpm test": unknown word "vpm" after "set": expected one of interface, route, ike, vpn, vpnmonitor, service"#),
     (
         "set vpn test tunel",
         r#""set vpn test tunel": unknown word "tunel" after "set vpn test": expected one of gateway, proxy-id, monitor, id, bind, manual"#,
@@ -45,7 +45,7 @@ const CORPUS: &[(&str, &str)] = &[
         r#""set ike gateway test address 192.0.2.1 address 192.0.2.2": "address" given twice in one line"#,
     ),
     // --- missing arguments ---
-    ("set", r#""set": missing argument after "set": expected one of interface, route, ike, vpn, service"#),
+    ("set", r#""set": missing argument after "set": expected one of interface, route, ike, vpn, vpnmonitor, service"#),
     ("set vpn", r#""set vpn": missing argument after "set vpn": expected vpn name"#),
     (
         "set vpn test",
@@ -76,6 +76,23 @@ const CORPUS: &[(&str, &str)] = &[
         r#""set ike gateway "g2" address 192.0.2.9": ike gateway "g2" does not exist and the line does not create it: missing outgoing-interface; preshare; sec-level or proposal"#,
     ),
     // --- bad values ---
+    (
+        "set vpnmonitor interval 0",
+        r#""set vpnmonitor interval 0": bad interval "0": expected a number from 1 to 3600"#,
+    ),
+    (
+        "set vpnmonitor threshold 70000",
+        r#""set vpnmonitor threshold 70000": bad threshold "70000": expected a number from 1 to 65535"#,
+    ),
+    ("set vpnmonitor", r#""set vpnmonitor": missing argument after "set vpnmonitor": expected one of interval, threshold"#),
+    (
+        "set vpnmonitor interval 5 interval 6",
+        r#""set vpnmonitor interval 5 interval 6": "interval" given twice in one line"#,
+    ),
+    (
+        "set vpnmonitor rekey",
+        r#""set vpnmonitor rekey": unknown word "rekey" after "set vpnmonitor": expected one of interval, threshold, or end of line"#,
+    ),
     (
         "set vpn test proxy-id local-ip 10.1.1.0/33 remote-ip 10.2.1.0/24 any",
         r#""set vpn test proxy-id local-ip 10.1.1.0/33 remote-ip 10.2.1.0/24 any": bad prefix "10.1.1.0/33": prefix length 33 exceeds 32"#,

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::monitor::Monitor;
+
 use esprit_config::Config;
 use esprit_fastpath_api::{Client, ClientError, Event, Reply, Request, Stats};
 
@@ -126,6 +128,11 @@ pub struct Controller {
     clock: fn() -> SystemTime,
     /// HEX IDs whose IKE SAs `clear sa` asked to delete (`None`: all).
     clears: Vec<Option<u32>>,
+    /// The VPN monitors.
+    monitor: Monitor,
+    /// Last status of each proxy-ID ((VPN, proxy-ID)) and tunnel interface
+    /// (("", tunnel.N)), and when it last changed.
+    status_seen: BTreeMap<(String, String), (&'static str, Option<SystemTime>)>,
 }
 
 impl Controller {
@@ -156,7 +163,10 @@ impl Controller {
             events: EventLog::default(),
             clock: SystemTime::now,
             clears: Vec::new(),
+            monitor: Monitor::default(),
+            status_seen: BTreeMap::new(),
         };
+        c.reconfigure_monitor();
         c.log.extend(t.warnings.into_iter().map(|w| format!("warning: {w}")));
         Ok(c)
     }
@@ -222,6 +232,7 @@ impl Controller {
                 self.sa.forget(*id);
             }
         }
+        self.refresh_status();
         r
     }
 
@@ -280,6 +291,10 @@ impl Controller {
             Event::HardExpire { sa, reason } => (*sa, Severity::Notice, format!("hard expire ({reason})")),
             Event::Idle { sa } => (*sa, Severity::Info, "idle".to_owned()),
             Event::Acquire { .. } => return,
+            Event::ProbeReply { sa, src, seq, .. } => {
+                self.monitor_reply(*sa, *src, *seq);
+                return;
+            }
         };
         let mut r = EventRecord::new(severity, EventKind::SaExpire, format!("SA {sa:#x}: {what}"));
         if let Some(d) = self.wanted().sas.get(&sa) {
@@ -399,6 +414,7 @@ impl Controller {
     pub fn observe(&mut self, stats: &Stats) {
         self.sa.observe(stats);
         self.stats = stats.clone();
+        self.refresh_status();
     }
 
     /// Runs one operator command (one line). `fp` is `None` while fastpathd
@@ -476,6 +492,7 @@ impl Controller {
             std::mem::replace(&mut self.serials, t.serials),
         );
         self.sa_dirty_for_ids();
+        self.reconfigure_monitor();
         // IKE SAs of VPNs that are gone (or no longer AutoKey) go with them.
         let config = &self.config;
         self.ike_sas.retain(|_, s| {
@@ -497,6 +514,7 @@ impl Controller {
             }
             Err(e @ FastPathError::Refused { .. }) => {
                 (self.config, self.hex_ids, self.desired, self.serials) = old;
+                self.reconfigure_monitor();
                 let back = match self.sync(fp) {
                     Ok(_) => "the previous configuration is restored".to_owned(),
                     Err(e2) => format!("restoring the previous configuration failed too: {e2}"),

@@ -225,7 +225,9 @@ pub fn run(opts: Options) -> Result<(), String> {
                 }
             }
             Ok(Msg::Event(e)) => {
-                log.line(&describe_event(&e));
+                if !matches!(e, Event::ProbeReply { .. }) {
+                    log.line(&describe_event(&e));
+                }
                 match &e {
                     Event::Acquire { tunnel, proxy_id, .. } => {
                         let l = ike.acquire(Instant::now(), *tunnel, proxy_id);
@@ -304,6 +306,16 @@ pub fn run(opts: Options) -> Result<(), String> {
                 result = crate::metrics::poll_stats(&mut ctl, c, metrics.as_ref());
                 last_stats = Instant::now();
             }
+            if result.is_ok() {
+                // VPN monitor probes; `rekey` renegotiates a pair it found DOWN.
+                result = ctl.monitor_tick(Instant::now(), c).map(|renegotiate| {
+                    for sa in renegotiate {
+                        if let Some(l) = ike.sa_expired(Instant::now(), sa) {
+                            log.line(&l);
+                        }
+                    }
+                });
+            }
             if result.is_ok() && last_sync.elapsed() >= RESYNC_INTERVAL {
                 result = ctl.sync(c).map(|r| {
                     if r.requests > 0 {
@@ -351,6 +363,7 @@ fn describe_event(e: &Event) -> String {
         Event::SoftExpire { sa, reason } => format!("soft expire of SA {sa:#x} ({reason})"),
         Event::HardExpire { sa, reason } => format!("hard expire of SA {sa:#x} ({reason})"),
         Event::Idle { sa } => format!("SA {sa:#x} idle"),
+        Event::ProbeReply { sa, src, seq, .. } => format!("vpn monitor reply {seq} from {src} (SA {sa:#x})"),
     }
 }
 

@@ -88,6 +88,10 @@ pub enum EventKind {
     FastPath,
     /// Anything else IKE said.
     Ike,
+    /// A VPN monitor's status changed (UP/DOWN).
+    VpnMonitor,
+    /// A proxy-ID's or tunnel interface's status changed (UP/READY/DOWN).
+    Status,
 }
 
 impl EventKind {
@@ -108,6 +112,8 @@ impl EventKind {
             EventKind::Config => "config",
             EventKind::FastPath => "fastpath",
             EventKind::Ike => "ike",
+            EventKind::VpnMonitor => "vpn-monitor",
+            EventKind::Status => "status",
         }
     }
 }

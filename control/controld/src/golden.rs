@@ -58,6 +58,8 @@ set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 
 set vpn lab id 0x10 bind interface tunnel.2
 set vpn lab proxy-id local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 any
 set route 10.3.0.0/16 interface tunnel.2
+set vpnmonitor interval 2 threshold 3
+set vpn test monitor source-interface ethernet0/1 destination-ip 10.2.1.10 rekey
 "
     )
 }
@@ -214,6 +216,17 @@ pub(super) fn golden_controller() -> Controller {
         sa: id(1, Direction::Outbound, 2),
         reason: "volume".into(),
     });
+    // The VPN monitor's first probe went out through pair 1-1 and came back.
+    c.monitor_tick(std::time::Instant::now(), &mut fp).unwrap();
+    c.record_fastpath_event(&Event::ProbeReply {
+        vpn: 1,
+        tunnel: 1,
+        sa: id(1, Direction::Inbound, 1),
+        src: "10.2.1.10".parse().unwrap(),
+        dst: "10.1.1.1".parse().unwrap(),
+        ident: crate::monitor::MONITOR_IDENT,
+        seq: 1,
+    });
     c
 }
 
@@ -227,6 +240,7 @@ pub(super) const COMMANDS: &[(&str, &str)] = &[
     ("get ike cookies", "get-ike-cookies"),
     ("get vpn", "get-vpn"),
     ("get vpn lab", "get-vpn-lab"),
+    ("get vpn test", "get-vpn-test"),
     ("get interface", "get-interface"),
     ("get interface tunnel.1", "get-interface-tunnel.1"),
     ("get interface tunnel.3", "get-interface-tunnel.3"),

@@ -14,6 +14,7 @@
 //!   commands, against any [`controller::FastPath`];
 //! * [`operator`]: the operator socket's line protocol;
 //! * [`events`]: the event log of `get event` and the system log;
+//! * [`monitor`]: the VPN monitor (probes through the tunnels, sans-IO);
 //! * [`daemon`]: the thin I/O shell (sockets, threads, clock, signals).
 //!
 //! Guarantees: a restart of controld re-installs nothing that fastpathd
@@ -30,6 +31,7 @@ pub mod ids;
 pub mod ike;
 pub mod ike_io;
 pub mod metrics;
+pub mod monitor;
 pub mod operator;
 pub mod plan;
 pub mod sa;

@@ -35,15 +35,23 @@
 //!   "negotiating_proxy_ids": [{"gateway", "proxy_id"}]}`;
 //! * `get vpn [NAME]`: `{"vpns": [{"name", "gateway", "peer", "mode",
 //!   "interface", "proxy_id_check", "proxy_ids": [{"hex_id", "proxy_id",
-//!   "state" ("UP"|"DOWN"), "packets_in", "packets_out", "drops"}]}]}`;
+//!   "state" ("UP"|"DOWN"), "changed" (time or null), "monitored",
+//!   "packets_in", "packets_out", "drops"}], "monitor": null or {"status"
+//!   ("up"|"down"|null), "changed", "source", "source_interface",
+//!   "destination", "proxy_id", "interval_secs", "threshold", "rekey",
+//!   "optimized", "probes_sent", "probes_answered", "probes_skipped",
+//!   "lost_in_row", "problem"}}]}`;
 //! * `get interface [NAME]`: `{"interfaces": [{"name", "zone", "ip",
 //!   "mtu", "device", "status" ("UP"|"READY"|"DOWN"|null for ports),
-//!   "vpns"}]}`;
+//!   "vpns", "changed" (time or null), "monitor" (null, or the VPN monitor
+//!   that decided the status: {"vpn", "status", "proxy_id",
+//!   "destination"})}]}`;
 //! * `get route`: `{"routes": [{"prefix", "interface", "gateway", "type"
 //!   ("connected"|"static"), "metric", "device", "installed"}]}`;
 //! * `get counter`: `{"workers": [{"worker", "core", "rx_packets",
 //!   "rx_bytes", "tx_packets", "tx_bytes", "forwarded", "encrypted",
-//!   "decrypted", "held", "released", "acquires", "drops": {REASON:
+//!   "decrypted", "held", "released", "acquires", "probes" (VPN monitor
+//!   probes sent), "probe_replies", "drops": {REASON:
 //!   packets}}], "drops": {REASON: packets}}`;
 //! * `get event`: `{"total", "capacity", "events": [...]}`, newest first,
 //!   each as [`crate::events::EventRecord`];
@@ -60,6 +68,8 @@ use super::{Controller, Response};
 
 #[path = "show_net.rs"]
 mod net;
+#[path = "status.rs"]
+mod status;
 use crate::events::{EventKind, Severity, EVENT_CAPACITY};
 use crate::ike::IsakmpState;
 use crate::sa::SaRow;

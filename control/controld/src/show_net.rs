@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 
 use super::{json_response, opt_num, Pair};
 use crate::controller::{Controller, Response};
+use crate::events::rfc3339;
+use crate::monitor::VpnMonitor;
 
 impl Controller {
     pub(super) fn get_vpn(&self, command: &str, name: Option<&str>, json: bool) -> Response {
@@ -40,7 +42,9 @@ impl Controller {
                             json!({
                                 "hex_id": format!("{:08x}", p.hex_id),
                                 "proxy_id": p.proxy_id,
-                                "state": p.state_word(),
+                                "state": self.pair_status(p),
+                                "changed": self.status_since(&p.vpn, &p.proxy_id).map(rfc3339),
+                                "monitored": self.monitored(p).is_some(),
                                 "packets_in": i,
                                 "packets_out": o,
                                 "drops": d,
@@ -55,6 +59,7 @@ impl Controller {
                         "interface": self.vpn_interface(&v.name),
                         "proxy_id_check": v.enforces_proxy_ids(),
                         "proxy_ids": pids,
+                        "monitor": self.monitor.get(&v.name).map(|m| self.monitor_json(m)),
                     })
                 })
                 .collect();
@@ -77,7 +82,7 @@ impl Controller {
                     self.vpn_interface(&v.name),
                     if v.enforces_proxy_ids() { "on" } else { "off" },
                     p.len(),
-                    p.iter().filter(|p| p.up()).count()
+                    p.iter().filter(|p| self.pair_status(p) == "UP").count()
                 ));
             }
         }
@@ -93,37 +98,92 @@ impl Controller {
                 if v.enforces_proxy_ids() { "on" } else { "off" }
             ));
             out.push(format!(
-                "  {:<9} {:<46} {:<5} {:>10} {:>11} {:>7}",
+                "  {:<9} {:<46} {:<5} {:>10} {:>11} {:>7}  Changed",
                 "HEX ID", "Proxy-ID", "State", "Packets in", "Packets out", "Drops"
             ));
             for p in of(&v.name) {
                 let (i, o, d) = p.packets();
+                let changed = self.status_since(&p.vpn, &p.proxy_id).map_or("-".to_owned(), rfc3339);
+                let mark = if self.monitored(p).is_some() { " (monitored)" } else { "" };
                 out.push(format!(
-                    "  {:08x}  {:<46} {:<5} {i:>10} {o:>11} {d:>7}",
+                    "  {:08x}  {:<46} {:<5} {i:>10} {o:>11} {d:>7}  {changed}{mark}",
                     p.hex_id,
                     p.proxy_id,
-                    p.state_word()
+                    self.pair_status(p)
                 ));
+            }
+            if let Some(m) = self.monitor.get(&v.name) {
+                out.extend(self.monitor_lines(m));
             }
         }
         Response::ok(out)
     }
 
-    /// UP if one SA pair of the tunnel's VPNs is up, READY if it has SAs
-    /// (or proxy-IDs waiting for IKE) but none up, DOWN if none.
-    fn tunnel_status(&self, name: &str, pairs: &[Pair]) -> &'static str {
-        let vpns: Vec<&str> = self.bound_vpns(name);
-        let mine: Vec<&Pair> = pairs.iter().filter(|p| vpns.contains(&p.vpn.as_str())).collect();
-        if mine.iter().any(|p| p.up()) {
-            "UP"
-        } else if !mine.is_empty() {
-            "READY"
-        } else {
-            "DOWN"
+    /// `get vpn NAME`'s lines about the VPN monitor.
+    fn monitor_lines(&self, m: &VpnMonitor) -> Vec<String> {
+        let t = &m.target;
+        let timing = self.monitor.timing();
+        let since = m.changed_at.map_or(String::new(), |s| format!(" since {}", rfc3339(s)));
+        let src = match (t.src, &t.source_interface) {
+            (Some(a), Some(i)) => format!("{a} ({i})"),
+            (None, Some(i)) => format!("- ({i})"),
+            _ => "-".to_owned(),
+        };
+        let dst = t.dst.map_or("-".to_owned(), |d| d.to_string());
+        let mut out = vec![
+            format!("  vpn monitor {}{since}: {src} -> {dst}", m.status.word()),
+            format!(
+                "    proxy-id {}",
+                t.proxy_id
+                    .as_deref()
+                    .unwrap_or("none matches the destination: the probe follows the route table")
+            ),
+            format!(
+                "    interval {} s, threshold {}, rekey {}, optimized {}",
+                timing.interval_secs,
+                timing.threshold,
+                if t.rekey { "on" } else { "off" },
+                if t.optimized { "on" } else { "off" }
+            ),
+            format!(
+                "    probes sent {}, answered {}, skipped {} (traffic), lost in a row {}",
+                m.sent, m.answered, m.skipped, m.lost_in_row
+            ),
+        ];
+        if let Some(p) = &t.problem {
+            out.push(format!("    no probes: {p}"));
         }
+        out
     }
 
-    fn bound_vpns(&self, interface: &str) -> Vec<&str> {
+    fn monitor_json(&self, m: &VpnMonitor) -> Value {
+        let t = &m.target;
+        let timing = self.monitor.timing();
+        json!({
+            "status": m.status.json(),
+            "changed": m.changed_at.map(rfc3339),
+            "source": t.src.map(|a| a.to_string()),
+            "source_interface": t.source_interface,
+            "destination": t.dst.map(|a| a.to_string()),
+            "proxy_id": t.proxy_id,
+            "interval_secs": timing.interval_secs,
+            "threshold": timing.threshold,
+            "rekey": t.rekey,
+            "optimized": t.optimized,
+            "probes_sent": m.sent,
+            "probes_answered": m.answered,
+            "probes_skipped": m.skipped,
+            "lost_in_row": m.lost_in_row,
+            "problem": t.problem,
+        })
+    }
+
+    /// The seed's status of a tunnel interface (see the status module).
+    fn tunnel_status(&self, name: &str, pairs: &[Pair]) -> &'static str {
+        self.tunnel_status_of(&self.bound_vpns(name), pairs).0
+    }
+
+    pub(super) fn bound_vpns(&self, interface: &str) -> Vec<&str> {
         self.config
             .vpns()
             .filter(|v| v.bind.as_ref().is_some_and(|b| b.as_str() == interface))
@@ -187,9 +247,22 @@ impl Controller {
             let list: Vec<Value> = rows
                 .iter()
                 .map(|r| {
+                    let decided_by = r.status.and_then(|_| {
+                        let vpns: Vec<&str> = r.vpns.iter().map(String::as_str).collect();
+                        self.tunnel_status_of(&vpns, &pairs).1
+                    });
+                    let monitor = decided_by.as_ref().and_then(|v| self.monitor.get(v)).map(|m| {
+                        json!({
+                            "vpn": m.target.vpn, "status": m.status.json(),
+                            "proxy_id": m.target.proxy_id,
+                            "destination": m.target.dst.map(|a| a.to_string()),
+                        })
+                    });
                     json!({
                         "name": r.name, "zone": r.zone, "ip": r.ip, "mtu": r.mtu,
                         "device": r.device, "status": r.status, "vpns": r.vpns,
+                        "changed": r.status.and_then(|_| self.status_since("", &r.name)).map(rfc3339),
+                        "monitor": monitor,
                     })
                 })
                 .collect();
@@ -224,11 +297,25 @@ impl Controller {
             }
             if let Some(status) = r.status {
                 let mine: Vec<&Pair> = pairs.iter().filter(|p| r.vpns.contains(&p.vpn)).collect();
-                out.push(format!(
-                    "  status {status}: {} of {} SA pair(s) active",
-                    mine.iter().filter(|p| p.up()).count(),
-                    mine.len()
-                ));
+                let vpns: Vec<&str> = r.vpns.iter().map(String::as_str).collect();
+                let changed = self
+                    .status_since("", &r.name)
+                    .map_or(String::new(), |t| format!(" (changed {})", rfc3339(t)));
+                match self.tunnel_status_of(&vpns, &pairs).1.and_then(|v| self.monitor.get(&v)) {
+                    // KB16008's second rule set: the monitored proxy-ID alone.
+                    Some(m) => out.push(format!(
+                        "  status {status}: decided by vpn {}'s monitor (monitor {}, destination {}, proxy-id {}){changed}",
+                        m.target.vpn,
+                        m.status.word(),
+                        m.target.dst.map_or("-".to_owned(), |d| d.to_string()),
+                        m.target.proxy_id.as_deref().unwrap_or("-")
+                    )),
+                    None => out.push(format!(
+                        "  status {status}: {} of {} SA pair(s) active{changed}",
+                        mine.iter().filter(|p| self.pair_status(p) == "UP").count(),
+                        mine.len()
+                    )),
+                }
             }
             if r.status.is_some() && r.vpns.is_empty() {
                 out.push("  no vpn bound".to_owned());
@@ -353,6 +440,7 @@ impl Controller {
                         "tx_packets": w.tx_packets, "tx_bytes": w.tx_bytes,
                         "forwarded": w.forwarded, "encrypted": w.encrypted, "decrypted": w.decrypted,
                         "held": w.held, "released": w.released, "acquires": w.acquires,
+                        "probes": w.probes, "probe_replies": w.probe_replies,
                         "drops": d,
                     })
                 })

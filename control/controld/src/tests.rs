@@ -574,3 +574,119 @@ fn a_removed_inbound_sa_with_the_spi_of_a_new_one_goes_first() {
     assert!(pos("remove-sa 0x100000000") < pos("add-sa 0x100000007 spi 00002011 (Inbound)"));
     assert!(pos("add-sa 0x180000007 spi 00001011 (Outbound)") < pos("remove-sa 0x180000000"));
 }
+
+/// The VPN monitor of the golden state (vpn test, destination 10.2.1.10
+/// behind pair 1-1, interval 2 s, threshold 3, rekey) loses its probes:
+/// the monitored proxy-ID and tunnel.1 go DOWN (KB16008's second rule set:
+/// pair 2-2 being up does not count), IKE is asked to renegotiate the pair,
+/// and one answer brings both back.
+#[test]
+fn monitor_down_takes_the_tunnel_interface_down_and_back() {
+    use std::time::{Duration, Instant};
+
+    let mut c = golden::golden_controller();
+    let mut fp = FakeFastPath::new();
+    c.sync(&mut fp).unwrap();
+    fp.take_log();
+    let line = |c: &mut Controller, cmd: &str, start: &str| {
+        let out = c.command(cmd, None).output;
+        out.iter().find(|l| l.trim_start().starts_with(start)).cloned().unwrap_or_else(|| panic!("{out:?}"))
+    };
+    assert!(line(&mut c, "get interface tunnel.1", "status")
+        .starts_with("  status UP: decided by vpn test's monitor"));
+
+    // Probe 1 was answered (golden state); probes 2, 3, 4 are not.
+    let t0 = Instant::now();
+    let mut renegotiate = Vec::new();
+    for k in 1..=4 {
+        renegotiate.extend(c.monitor_tick(t0 + Duration::from_secs(2 * k), &mut fp).unwrap());
+    }
+    let probes: Vec<u16> = fp
+        .take_log()
+        .into_iter()
+        .filter_map(|r| if let Request::Probe { seq, .. } = r { Some(seq) } else { None })
+        .collect();
+    assert_eq!(probes, [2, 3, 4, 5]);
+    assert_eq!(renegotiate, [sa_id(1, Direction::Outbound, 1)]);
+    assert_eq!(
+        line(&mut c, "get interface tunnel.1", "status"),
+        "  status DOWN: decided by vpn test's monitor (monitor DOWN, destination 10.2.1.10, proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY) (changed 2026-11-27T15:43:38Z)"
+    );
+    assert!(line(&mut c, "get vpn test", "00000001  local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY")
+        .contains(" ANY DOWN "));
+    assert!(line(&mut c, "get vpn test", "vpn monitor")
+        .starts_with("  vpn monitor DOWN since 2026-11-27T15:43:38Z"));
+    assert!(line(&mut c, "get vpn test", "probes").contains("probes sent 5, answered 1"));
+    let events = c.command("get event", None).output.join("\n");
+    for e in [
+        "vpn test: vpn monitor DOWN (was UP): 3 probe(s) in a row unanswered",
+        "vpn test proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY: DOWN (was UP)",
+        "interface tunnel.1: DOWN (was UP)",
+    ] {
+        assert!(events.contains(e), "{e}\n{events}");
+    }
+
+    // The answer to probe 5 (a late one for probe 4 does not count).
+    let reply = |seq| esprit_fastpath_api::Event::ProbeReply {
+        vpn: 1,
+        tunnel: 1,
+        sa: sa_id(1, Direction::Inbound, 1),
+        src: "10.2.1.10".parse().unwrap(),
+        dst: "10.1.1.1".parse().unwrap(),
+        ident: crate::monitor::MONITOR_IDENT,
+        seq,
+    };
+    c.record_fastpath_event(&reply(4));
+    assert!(line(&mut c, "get interface tunnel.1", "status").starts_with("  status DOWN"));
+    c.record_fastpath_event(&reply(5));
+    assert!(line(&mut c, "get interface tunnel.1", "status").starts_with("  status UP"));
+    assert!(c.command("get event", None).output.join("\n").contains("interface tunnel.1: UP (was DOWN)"));
+
+    // Without destination-ip the peer gateway is the destination: it is not
+    // behind the tunnel, so esprit does not probe it, and says why.
+    assert!(c.command("set vpn test monitor rekey", None).result.is_ok());
+    assert_eq!(
+        line(&mut c, "get vpn test", "no probes"),
+        "    no probes: destination 203.0.113.2 is not routed into tunnel.1: give destination-ip, a host behind the peer"
+    );
+    assert!(
+        line(&mut c, "get interface tunnel.1", "status").starts_with("  status UP: 2 of 4 SA pair(s) active")
+    );
+}
+
+/// What the monitor probes from and to, and through which proxy-ID, from
+/// `set vpn NAME monitor ...`: the defaults, and what it refuses to probe.
+#[test]
+fn monitor_targets_from_the_configuration() {
+    let mut c = golden::golden_controller();
+    let line = |c: &mut Controller, start: &str| {
+        let out = c.command("get vpn test", None).output;
+        out.iter().find(|l| l.trim_start().starts_with(start)).cloned().unwrap_or_else(|| panic!("{out:?}"))
+    };
+    // No source-interface: the outgoing interface's address, which no
+    // proxy-ID covers.
+    assert!(c.command("set vpn test monitor destination-ip 10.2.2.10", None).result.is_ok());
+    assert_eq!(line(&mut c, "vpn monitor"), "  vpn monitor -: 198.51.100.1 (ethernet0/2) -> 10.2.2.10");
+    assert_eq!(
+        line(&mut c, "no probes"),
+        "    no probes: an echo request from 198.51.100.1 to 10.2.2.10 matches none of the vpn's proxy-IDs"
+    );
+    // From the second LAN to a host behind the peer's second LAN: pair 2-2.
+    let set = "set vpn test monitor source-interface ethernet0/3 destination-ip 10.2.2.10 optimized";
+    assert!(c.command(set, None).result.is_ok());
+    assert_eq!(line(&mut c, "vpn monitor"), "  vpn monitor -: 10.1.2.1 (ethernet0/3) -> 10.2.2.10");
+    assert_eq!(line(&mut c, "proxy-id"), "    proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 ANY");
+    assert_eq!(line(&mut c, "interval"), "    interval 2 s, threshold 3, rekey off, optimized on");
+    assert!(line(&mut c, "00000001  local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24").ends_with("(monitored)"));
+    // A destination routed out of a port, not into tunnel.1.
+    assert!(c.command("set vpn test monitor destination-ip 192.0.2.7", None).result.is_ok());
+    assert_eq!(
+        line(&mut c, "no probes"),
+        "    no probes: destination 192.0.2.7 is not routed into tunnel.1: give destination-ip, a host behind the peer"
+    );
+    // Gone with `unset`.
+    assert!(c.command("unset vpn test monitor", None).result.is_ok());
+    assert!(!c.command("get vpn test", None).output.iter().any(|l| l.contains("vpn monitor")));
+    let json = c.command("get vpn test --json", None).output.join("\n");
+    assert!(json.contains("\"monitor\": null"), "{json}");
+}

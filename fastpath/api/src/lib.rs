@@ -83,6 +83,25 @@ pub enum Request {
     Reset,
     /// Send events on this connection from now on.
     Subscribe,
+    /// VPN monitor: send an ICMP echo request from `src` (one of the
+    /// gateway's addresses) to `dst` through the fast path, as if it came
+    /// from the LAN: routed into its tunnel, sealed on the SA of the
+    /// proxy-ID it matches, or held with an acquire when that proxy-ID has
+    /// no SA. Echo replies with `ident` that come back decrypted are
+    /// reported as [`Event::ProbeReply`].
+    Probe {
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        ident: u16,
+        seq: u16,
+        /// Bytes of echo data (at most 1400).
+        #[serde(default = "default_probe_size")]
+        size: u16,
+    },
+}
+
+fn default_probe_size() -> u16 {
+    56
 }
 
 /// A route.
@@ -253,6 +272,11 @@ pub struct WorkerStatsView {
     pub acquires: u64,
     pub icmp_errors: u64,
     pub hold_expired: u64,
+    /// VPN monitor probes sent and replies received.
+    #[serde(default)]
+    pub probes: u64,
+    #[serde(default)]
+    pub probe_replies: u64,
     /// Non-zero drop counters by reason name.
     pub drops: Vec<(String, u64)>,
     /// AF_XDP counters of each socket (port, queue): non-zero values by
@@ -304,6 +328,9 @@ pub enum Event {
     HardExpire { sa: u64, reason: String },
     /// This SA carried nothing for its idle time.
     Idle { sa: u64 },
+    /// A VPN monitor echo reply came back decrypted by inbound SA `sa` of
+    /// `vpn` (on `tunnel`): from `src` (the probed host) to `dst` (ours).
+    ProbeReply { vpn: u32, tunnel: u32, sa: u64, src: Ipv4Addr, dst: Ipv4Addr, ident: u16, seq: u16 },
 }
 
 /// Serializes a message as one line (with the newline).

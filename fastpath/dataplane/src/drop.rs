@@ -92,6 +92,15 @@ drop_reasons! {
     InboundPolicy = "inbound-policy", "decrypted packet outside its SA's proxy-ID (RFC 4301 §5.2)";
     /// A NAT-keepalive on UDP 4500 (RFC 3948 §2.3): consumed, not an error.
     NatKeepalive = "nat-keepalive", "NAT-keepalive consumed (RFC 3948 §2.3)";
+    /// A VPN monitor echo reply (ours, decrypted, addressed to the
+    /// gateway): consumed and reported to the control plane, not an error.
+    MonitorReply = "monitor-reply", "VPN monitor echo reply consumed (reported to the control plane)";
+    /// Decrypted, addressed to the gateway, and not a VPN monitor reply:
+    /// the fast path has nowhere to deliver it (the kernel never sees
+    /// tunnel traffic).
+    TunnelToSelf = "tunnel-to-self", "decrypted packet addressed to the gateway that is not a VPN monitor reply";
+    /// More VPN monitor probes arrived than a worker keeps between loops.
+    ProbeQueueFull = "probe-queue-full", "VPN monitor probe not sent: the worker's probe queue was full";
     /// Hand-off to the SA's owning worker failed: its inbox was full.
     HandoffFull = "handoff-full", "the SA's worker inbox was full";
     /// No free frame to copy a held or handed-off packet into.

@@ -4,11 +4,14 @@ use std::time::Instant;
 
 use crate::lab::{self, LabOptions, Side};
 use crate::update::VecOutput;
-use crate::{Action, VecFrame, Worker};
+use crate::{Action, Update, VecFrame, Worker};
 
-/// A gateway of the lab with SAs installed, built once per fuzz process.
+/// A gateway of the lab with SAs installed, built once per fuzz process;
+/// it takes VPN monitor replies (identifier 0x6573, controld's) too.
 pub fn lab_gateway() -> Worker {
-    lab::gateway(Side::B, &LabOptions::default())
+    let mut w = lab::gateway(Side::B, &LabOptions::default());
+    w.apply(Update::ProbeIdent(0x6573), &mut VecOutput::default());
+    w
 }
 
 /// Feeds `data` as one Ethernet frame to `w`, first as if received on

@@ -42,10 +42,12 @@ pub use neighbor::NeighborTable;
 pub use route::{NextHop, Route, RouteTable};
 pub use sa::{Lifetime, SaCounters};
 pub use update::{
-    Event, ExpireReason, InboundInstall, OutboundInstall, PortInfo, Retired, SaStats, TunnelConf, Update,
-    VecOutput, VpnConf, WorkerOutput, WorkerStats,
+    Event, ExpireReason, InboundInstall, OutboundInstall, PortInfo, Probe, Retired, SaStats, TunnelConf,
+    Update, VecOutput, VpnConf, WorkerOutput, WorkerStats,
 };
-pub use worker::{Action, Frame, VecFrame, Worker, WorkerConfig, WorkerCounters};
+pub use worker::{
+    Action, Frame, VecFrame, Worker, WorkerConfig, WorkerCounters, MAX_PROBE_DATA, MAX_PROBE_IDENTS,
+};
 
 /// Most frames in one burst (DESIGN.md §2).
 pub const MAX_BURST: usize = 64;

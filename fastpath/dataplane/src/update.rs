@@ -98,6 +98,27 @@ pub enum Update {
     },
     /// Report counters as an [`Event::Stats`] tagged with this number.
     Stats(u64),
+    /// Send a VPN monitor echo request (built by the worker, then through
+    /// the pipeline like any packet from the LAN).
+    Probe(Probe),
+    /// Echo replies with this ICMP identifier, decrypted and addressed to
+    /// the gateway, are VPN monitor replies: consumed and reported as
+    /// [`Event::ProbeReply`]. Every worker gets it (the reply is decrypted
+    /// by the inbound SA's owner).
+    ProbeIdent(u16),
+}
+
+/// A VPN monitor probe: an ICMP echo request from one of the gateway's
+/// addresses to a host behind the peer, sent through the tunnel its
+/// destination is routed into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub ident: u16,
+    pub seq: u16,
+    /// Bytes of echo data after the ICMP header.
+    pub size: u16,
 }
 
 /// Something the control plane must hear about.
@@ -117,6 +138,8 @@ pub enum Event {
     NeighborMiss { port: PortId, addr: Ipv4Addr },
     /// Answer to [`Update::Stats`].
     Stats(Box<WorkerStats>),
+    /// A VPN monitor echo reply came back through the tunnel.
+    ProbeReply { vpn: VpnId, tunnel: TunnelId, sa: SaId, src: Ipv4Addr, dst: Ipv4Addr, ident: u16, seq: u16 },
 }
 
 /// Why an SA expired.

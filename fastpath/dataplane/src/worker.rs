@@ -16,7 +16,8 @@ use crate::flow::flow_key_v4;
 use crate::hold::HoldPool;
 use crate::sa::{InEntry, InSlot, OutEntry, OutSlot, OuterHop};
 use crate::update::{
-    Event, ExpireReason, PortInfo, Retired, SaStats, TunnelConf, Update, VpnConf, WorkerOutput, WorkerStats,
+    Event, ExpireReason, PortInfo, Probe, Retired, SaStats, TunnelConf, Update, VpnConf, WorkerOutput,
+    WorkerStats,
 };
 use crate::{NeighborTable, NextHop, PortId, RouteTable, SaId, TunnelId, VpnId, WorkerId, MAX_BURST};
 
@@ -134,7 +135,20 @@ pub struct WorkerCounters {
     pub icmp_errors: u64,
     /// Held frames whose SA did not come in time.
     pub hold_expired: u64,
+    /// VPN monitor echo requests built and sent into the pipeline.
+    pub probes: u64,
+    /// VPN monitor echo replies taken out of the tunnel and reported.
+    pub probe_replies: u64,
 }
+
+/// Probes waiting to be built (the control plane sends a few a second;
+/// more than this between two loops of the worker are dropped and counted).
+const MAX_PENDING_PROBES: usize = 64;
+/// ICMP identifiers the worker recognises as VPN monitor replies.
+pub const MAX_PROBE_IDENTS: usize = 8;
+/// Largest echo data of a probe (the frame must fit a 2 KiB UMEM chunk
+/// with the ESP overhead).
+pub const MAX_PROBE_DATA: u16 = 1400;
 
 struct VpnState {
     conf: VpnConf,
@@ -198,6 +212,13 @@ pub struct Worker {
     keys: Vec<FlowKey>,
     verdicts: Vec<Verdict>,
     key_owner: Vec<u8>,
+    /// VPN monitor probes to build (`Update::Probe`).
+    probes: Vec<Probe>,
+    /// Echo identifiers of VPN monitor replies (`Update::ProbeIdent`), a
+    /// small ring: the newest replaces the oldest.
+    probe_idents: [Option<u16>; MAX_PROBE_IDENTS],
+    probe_ident_next: usize,
+    probe_frame: Vec<u8>,
 }
 
 impl core::fmt::Debug for Worker {
@@ -238,6 +259,10 @@ impl Worker {
             keys: Vec::with_capacity(MAX_BURST),
             verdicts: Vec::with_capacity(MAX_BURST),
             key_owner: Vec::with_capacity(MAX_BURST),
+            probes: Vec::with_capacity(MAX_PENDING_PROBES),
+            probe_idents: [None; MAX_PROBE_IDENTS],
+            probe_ident_next: 0,
+            probe_frame: Vec::with_capacity(2048),
         }
     }
 
@@ -390,7 +415,106 @@ impl Worker {
                 }
             }
             Update::Stats(tag) => out.event(Event::Stats(Box::new(self.stats(tag)))),
+            Update::Probe(p) => {
+                if self.probes.len() < MAX_PENDING_PROBES {
+                    self.probes.push(p);
+                } else {
+                    self.drops.count(DropReason::ProbeQueueFull);
+                }
+            }
+            Update::ProbeIdent(ident) => {
+                if !self.probe_idents.contains(&Some(ident)) {
+                    self.probe_idents[self.probe_ident_next] = Some(ident);
+                    self.probe_ident_next = (self.probe_ident_next + 1) % MAX_PROBE_IDENTS;
+                }
+            }
         }
+    }
+
+    /// True when VPN monitor probes wait to be sent.
+    pub fn has_probes(&self) -> bool {
+        !self.probes.is_empty()
+    }
+
+    /// Builds every waiting VPN monitor probe — an Ethernet frame holding
+    /// an ICMP echo request (RFC 792) from the gateway's address — and
+    /// hands it to `f`, which sends it through [`Worker::process_burst`]
+    /// like a packet from the LAN: route, tunnel, proxy-ID, SA, or hold and
+    /// acquire when the proxy-ID has no SA (how `monitor rekey` brings an SA
+    /// up). The Ethernet addresses are zero: the pipeline rewrites them.
+    pub fn drain_probes(&mut self, mut f: impl FnMut(&[u8])) {
+        let mut probes = core::mem::take(&mut self.probes);
+        for p in probes.drain(..) {
+            let data_len = usize::from(p.size.min(MAX_PROBE_DATA));
+            let icmp_len = icmpv4::HEADER_LEN + data_len;
+            let ip_len = ipv4::HEADER_LEN + icmp_len;
+            let frame = &mut self.probe_frame;
+            frame.clear();
+            frame.resize(ethernet::HEADER_LEN + ip_len, 0);
+            ethernet::Repr {
+                src_addr: MacAddr([0; 6]),
+                dst_addr: MacAddr([0; 6]),
+                ethertype: ethertype::IPV4,
+            }
+            .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..ethernet::HEADER_LEN]));
+            let l3 = ethernet::HEADER_LEN;
+            ipv4::Repr {
+                src_addr: p.src,
+                dst_addr: p.dst,
+                protocol: ip_proto::ICMP,
+                ttl: 64,
+                tos: 0,
+                ident: p.seq,
+                dont_frag: false,
+                payload_len: icmp_len as u16,
+            }
+            .emit(&mut frame[l3..l3 + ipv4::HEADER_LEN]);
+            let msg = &mut frame[l3 + ipv4::HEADER_LEN..];
+            // Recognisable data, as ping's: bytes counting up.
+            for (i, b) in msg[icmpv4::HEADER_LEN..].iter_mut().enumerate() {
+                *b = i as u8;
+            }
+            icmpv4::Repr::EchoRequest { ident: p.ident, seq: p.seq }.emit_header(msg);
+            icmpv4::Packet::new_unchecked(&mut msg[..]).fill_checksum();
+            self.counters.probes += 1;
+            f(&self.probe_frame);
+        }
+        // Keep the allocation for the next probes.
+        self.probes = probes;
+    }
+
+    /// A decrypted packet addressed to the gateway: a VPN monitor echo
+    /// reply (one of our identifiers) is reported and consumed; anything
+    /// else has nowhere to go.
+    fn addressed_to_self<F: Frame>(
+        &mut self,
+        f: &mut F,
+        inner: core::ops::Range<usize>,
+        via: (VpnId, TunnelId, SaId),
+        out: &mut impl WorkerOutput,
+    ) -> Action {
+        let Ok(ip) = ipv4::Packet::new_checked(&f.buffer()[inner]) else {
+            return Action::Drop(DropReason::InnerMalformed);
+        };
+        if ip.protocol() != ip_proto::ICMP || ip.is_fragment() {
+            return Action::Drop(DropReason::TunnelToSelf);
+        }
+        let Ok(icmp) = icmpv4::Packet::new_checked(ip.payload()) else {
+            return Action::Drop(DropReason::TunnelToSelf);
+        };
+        if !icmp.verify_checksum() {
+            return Action::Drop(DropReason::TunnelToSelf);
+        }
+        let Ok(icmpv4::Repr::EchoReply { ident, seq }) = icmpv4::Repr::parse(&icmp) else {
+            return Action::Drop(DropReason::TunnelToSelf);
+        };
+        if !self.probe_idents.contains(&Some(ident)) {
+            return Action::Drop(DropReason::TunnelToSelf);
+        }
+        self.counters.probe_replies += 1;
+        let (vpn, tunnel, sa) = via;
+        out.event(Event::ProbeReply { vpn, tunnel, sa, src: ip.src_addr(), dst: ip.dst_addr(), ident, seq });
+        Action::Drop(DropReason::MonitorReply)
     }
 
     fn set_vpn(&mut self, conf: VpnConf, out: &mut impl WorkerOutput) {
@@ -961,12 +1085,16 @@ impl Worker {
         entry.last_used = Some(now);
         entry.idle_reported = false;
         let sa_id = entry.id;
+        let via = (entry.vpn, entry.tunnel, entry.id);
         if !entry.soft_reported && entry.life.soft_bytes != 0 && entry.counters.bytes >= entry.life.soft_bytes
         {
             entry.soft_reported = true;
             out.event(Event::SoftExpire { sa: sa_id, reason: ExpireReason::Bytes });
         }
         self.counters.decrypted += 1;
+        if self.local.contains(&dst) {
+            return self.addressed_to_self(f, inner, via, out);
+        }
         // From here the inner packet is an ordinary packet in the frame.
         let l3 = inner.start - head;
         f.set_packet(head, l3 + inner_len);

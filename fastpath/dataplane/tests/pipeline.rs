@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use esprit_dataplane::lab::{self, LabOptions, Side, LAN, TUNNEL, VPN, WAN};
 use esprit_dataplane::{
-    Action, DropReason, Event, Lifetime, OutboundInstall, SaId, Update, VecFrame, VecOutput, Worker, WorkerId,
+    Action, DropReason, Event, Lifetime, OutboundInstall, Probe, SaId, Update, VecFrame, VecOutput, Worker,
+    WorkerId,
 };
 use esprit_esp::Suite;
 use esprit_wire::ethernet::{self, ethertype};
@@ -341,4 +342,136 @@ fn an_sa_without_traffic_for_its_idle_time_is_reported_once() {
     a.tick(t0 + Duration::from_secs(31), &mut out);
     a.tick(t0 + Duration::from_secs(45), &mut out);
     assert_eq!(out.events, vec![Event::Idle { sa: SaId(5) }]);
+}
+
+/// Sends the worker's waiting probes through its pipeline (what fastpathd's
+/// worker loop does with them).
+fn send_probes(w: &mut Worker) -> (Vec<Vec<u8>>, Vec<VecFrame>, Vec<Action>, VecOutput) {
+    let mut built = Vec::new();
+    w.drain_probes(|f| built.push(f.to_vec()));
+    let (fs, actions, out) = run(w, LAN, built.clone());
+    (built, fs, actions, out)
+}
+
+/// A host's echo reply (RFC 792) as it arrives on `side`'s LAN port.
+fn echo_reply_frame(
+    side: Side,
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    ident: u16,
+    seq: u16,
+) -> Vec<u8> {
+    let icmp_len = icmpv4::HEADER_LEN + 8;
+    let mut f = vec![0u8; 14 + ipv4::HEADER_LEN + icmp_len];
+    ethernet::Repr { src_addr: side.host_mac(1), dst_addr: side.lan_mac(), ethertype: ethertype::IPV4 }
+        .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+    ipv4::Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: ip_proto::ICMP,
+        ttl: 64,
+        tos: 0,
+        ident: 9,
+        dont_frag: false,
+        payload_len: icmp_len as u16,
+    }
+    .emit(&mut f[14..34]);
+    icmpv4::Repr::EchoReply { ident, seq }.emit_with_data(&mut f[34..], &[7; 8]);
+    f
+}
+
+const MONITOR_SRC: [u8; 4] = [10, 1, 1, 1];
+
+fn probe(seq: u16) -> Probe {
+    Probe { src: MONITOR_SRC.into(), dst: Side::B.host(1), ident: 0xe5e5, seq, size: 56 }
+}
+
+#[test]
+fn a_probe_is_encrypted_on_the_sa_of_its_destinations_proxy_id() {
+    let opts = LabOptions::default();
+    let mut a = lab::gateway(Side::A, &opts);
+    let mut b = lab::gateway(Side::B, &opts);
+    let mut sink = VecOutput::default();
+    a.apply(Update::Probe(probe(1)), &mut sink);
+    assert!(a.has_probes());
+    let (built, fs, actions, _) = send_probes(&mut a);
+    assert!(!a.has_probes());
+    assert_eq!(actions, vec![Action::Tx(WAN)]);
+    // 10.1.1.1 -> 10.2.1.10 is proxy-ID 0 (10.1.1.0/24 <-> 10.2.1.0/24).
+    assert_eq!(wire_spi(fs[0].packet()), lab::spi(Side::A, 0));
+    assert_eq!(a.counters().probes, 1);
+    assert_eq!(a.counters().encrypted, 1);
+
+    // The peer decrypts it into an ordinary echo request for its host.
+    let (fs, actions, _) = run(&mut b, WAN, vec![fs[0].packet().to_vec()]);
+    assert_eq!(actions, vec![Action::Tx(LAN)]);
+    let got = fs[0].packet();
+    let ip = ipv4::Packet::new_checked(&got[14..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr(), ip.protocol()),
+        (MONITOR_SRC.into(), Side::B.host(1), ip_proto::ICMP)
+    );
+    let icmp = icmpv4::Packet::new_checked(ip.payload()).unwrap();
+    assert!(icmp.verify_checksum());
+    assert_eq!(icmpv4::Repr::parse(&icmp).unwrap(), icmpv4::Repr::EchoRequest { ident: 0xe5e5, seq: 1 });
+    assert_eq!(icmp.data().len(), 56);
+    assert_eq!(&got[34..], &built[0][34..], "the ICMP message crosses unchanged");
+}
+
+#[test]
+fn a_probe_without_an_sa_is_held_and_asks_for_one() {
+    // Proxy-ID 0 has no SA: the probe is what brings it up (monitor rekey).
+    let opts = LabOptions { installed: vec![1, 2, 3], ..Default::default() };
+    let mut a = lab::gateway(Side::A, &opts);
+    let mut sink = VecOutput::default();
+    a.apply(Update::Probe(probe(1)), &mut sink);
+    let (_, _, actions, out) = send_probes(&mut a);
+    assert_eq!(actions, vec![Action::Held]);
+    let Some(Event::Acquire { proxy_id, flow, .. }) = out.events.first() else { panic!("{:?}", out.events) };
+    assert_eq!(proxy_id.to_string(), "local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY");
+    assert_eq!((flow.src(), flow.protocol()), (std::net::IpAddr::from(MONITOR_SRC), ip_proto::ICMP));
+}
+
+#[test]
+fn a_monitor_reply_is_consumed_and_reported_other_traffic_to_self_is_dropped() {
+    let opts = LabOptions::default();
+    let mut a = lab::gateway(Side::A, &opts);
+    let mut b = lab::gateway(Side::B, &opts);
+    let mut sink = VecOutput::default();
+    a.apply(Update::ProbeIdent(0xe5e5), &mut sink);
+    // The peer's host answers; the peer seals the reply on its SA.
+    let reply = |ident, seq| echo_reply_frame(Side::B, Side::B.host(1), MONITOR_SRC.into(), ident, seq);
+    let (fs, actions, _) = run(&mut b, LAN, vec![reply(0xe5e5, 1), reply(0x1234, 2)]);
+    assert_eq!(actions, vec![Action::Tx(WAN), Action::Tx(WAN)]);
+    let wan: Vec<Vec<u8>> = fs.iter().map(|f| f.packet().to_vec()).collect();
+    let (_, actions, out) = run(&mut a, WAN, wan);
+    assert_eq!(actions, vec![Action::Drop(DropReason::MonitorReply), Action::Drop(DropReason::TunnelToSelf)]);
+    let replies: Vec<&Event> = out.events.iter().filter(|e| matches!(e, Event::ProbeReply { .. })).collect();
+    assert_eq!(
+        replies,
+        vec![&Event::ProbeReply {
+            vpn: VPN,
+            tunnel: TUNNEL,
+            sa: SaId(u64::from(lab::spi(Side::B, 0))),
+            src: Side::B.host(1),
+            dst: MONITOR_SRC.into(),
+            ident: 0xe5e5,
+            seq: 1,
+        }]
+    );
+    assert_eq!(a.counters().probe_replies, 1);
+    assert_eq!(a.drops().get(DropReason::TunnelToSelf), 1);
+    // A truncated echo reply (4 bytes of ICMP) is never taken for ours.
+    let mut short = reply(0xe5e5, 3);
+    short.truncate(14 + 20 + 4);
+    let total = (20 + 4) as u16;
+    short[16..18].copy_from_slice(&total.to_be_bytes());
+    let mut ip = ipv4::Packet::new_checked(&mut short[14..]).unwrap();
+    ip.fill_checksum();
+    let (fs, actions, _) = run(&mut b, LAN, vec![short]);
+    assert_eq!(actions, vec![Action::Tx(WAN)]);
+    let (_, actions, out) = run(&mut a, WAN, vec![fs[0].packet().to_vec()]);
+    assert_eq!(actions, vec![Action::Drop(DropReason::TunnelToSelf)]);
+    assert!(out.events.is_empty());
 }

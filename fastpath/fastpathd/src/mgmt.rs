@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{bounded, select, Receiver, Sender};
 use esprit_dataplane::{
     Event as DpEvent, ExpireReason, InboundInstall, Lifetime, NeighborTable, NextHop, OutboundInstall,
-    PortId, PortInfo, Route, RouteTable, SaId, TunnelConf, TunnelId, Update, VpnConf, VpnId,
-    Worker as Pipeline, WorkerConfig as PipelineConfig, WorkerId, WorkerStats,
+    PortId, PortInfo, Probe, Route, RouteTable, SaId, TunnelConf, TunnelId, Update, VpnConf, VpnId,
+    Worker as Pipeline, WorkerConfig as PipelineConfig, WorkerId, WorkerStats, MAX_PROBE_DATA,
+    MAX_PROBE_IDENTS,
 };
 use esprit_esp::{InboundConfig, InboundSa, OutboundConfig, OutboundSa, Suite, UdpEncap};
 use esprit_fastpath_api::{
@@ -50,6 +51,10 @@ struct State {
     cores: Vec<Option<usize>>,
     subscribers: Vec<Writer>,
     rng: SystemRandom,
+    /// ICMP identifiers of VPN monitor probes the workers know.
+    probe_idents: Vec<u16>,
+    /// The worker that sends the next probe (round robin).
+    next_prober: usize,
 }
 
 /// Runs fastpathd until SIGINT/SIGTERM.
@@ -177,6 +182,8 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         cores,
         subscribers: Vec::new(),
         rng: SystemRandom::new(),
+        probe_idents: Vec::new(),
+        next_prober: 0,
     };
     st.refresh_neighbors();
     let mut last_neigh = Instant::now();
@@ -317,8 +324,36 @@ impl State {
                 self.subscribers.push(m.writer.clone());
                 Ok(Reply::Ok)
             }
+            Request::Probe { src, dst, ident, seq, size } => {
+                self.probe(src, dst, ident, seq, size).map(|()| Reply::Ok)
+            }
         };
         let _ = m.reply.send(ServerMessage::Reply { id, result });
+    }
+
+    /// Hands a VPN monitor probe to a worker (any: the pipeline hands it
+    /// to its SA's owner). Every worker learns its identifier first, since
+    /// the reply is decrypted by the inbound SA's owner.
+    fn probe(&mut self, src: Ipv4Addr, dst: Ipv4Addr, ident: u16, seq: u16, size: u16) -> Result<(), String> {
+        if !self.ports.iter().any(|p| p.addrs.contains(&src)) {
+            return Err(format!("probe: source {src} is not an address of a fastpathd port"));
+        }
+        if size > MAX_PROBE_DATA {
+            return Err(format!("probe: size {size} exceeds {MAX_PROBE_DATA} bytes"));
+        }
+        if !self.probe_idents.contains(&ident) {
+            // The workers keep the newest few, and so does this list.
+            if self.probe_idents.len() == MAX_PROBE_IDENTS {
+                self.probe_idents.remove(0);
+            }
+            self.probe_idents.push(ident);
+            self.broadcast(|| Update::ProbeIdent(ident));
+        }
+        let w = self.next_prober % self.workers.len().max(1);
+        self.next_prober = self.next_prober.wrapping_add(1);
+        let tx = self.workers.get(w).ok_or("probe: no worker")?;
+        tx.try_send(Update::Probe(Probe { src, dst, ident, seq, size }))
+            .map_err(|_| format!("probe: worker {w}'s queue is full"))
     }
 
     fn set_routes(&mut self, specs: Vec<RouteSpec>) -> Result<(), String> {
@@ -461,6 +496,8 @@ impl State {
                 acquires: c.acquires,
                 icmp_errors: c.icmp_errors,
                 hold_expired: c.hold_expired,
+                probes: c.probes,
+                probe_replies: c.probe_replies,
                 drops: w.drops.nonzero().map(|(r, n)| (r.name().to_owned(), n)).collect(),
                 sockets: sockets.remove(&w.worker.0).unwrap_or_default(),
             });
@@ -528,6 +565,9 @@ impl State {
             DpEvent::SoftExpire { sa, reason } => Event::SoftExpire { sa: sa.0, reason: reason_name(reason) },
             DpEvent::HardExpire { sa, reason } => Event::HardExpire { sa: sa.0, reason: reason_name(reason) },
             DpEvent::Idle { sa } => Event::Idle { sa: sa.0 },
+            DpEvent::ProbeReply { vpn, tunnel, sa, src, dst, ident, seq } => {
+                Event::ProbeReply { vpn: vpn.0, tunnel: tunnel.0, sa: sa.0, src, dst, ident, seq }
+            }
         };
         let msg = ServerMessage::Event { event: api };
         self.subscribers.retain(|w| control::send(w, &msg));

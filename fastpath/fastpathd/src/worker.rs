@@ -163,6 +163,33 @@ impl WorkerThread {
                     work += n;
                 }
             }
+            // VPN monitor probes: built here, then the pipeline like any
+            // packet from the LAN (port 0, as released frames).
+            if self.pipeline.has_probes() {
+                let (rings, pipeline) = (&mut self.rings, &mut self.pipeline);
+                let mut lost = 0;
+                pipeline.drain_probes(|bytes| match copy_in(rings, headroom, bytes) {
+                    Some(f) => held.push(f),
+                    None => lost += 1,
+                });
+                for _ in 0..lost {
+                    self.pipeline.count_drop(DropReason::NoFrame);
+                }
+                while !held.is_empty() {
+                    let take = held.len().min(MAX_BURST);
+                    opened.extend(held.drain(..take).map(Open::new));
+                    let n = opened.len();
+                    self.pipeline.process_burst(
+                        Instant::now(),
+                        PortId(0),
+                        &mut opened,
+                        &mut actions[..n],
+                        &mut out,
+                    );
+                    self.dispatch(&mut opened, &actions, PortId(0), &mut tx);
+                    work += n;
+                }
+            }
             while let Some(h) = self.handoffs.recv(usize::from(self.index)) {
                 let port = PortId(h.rx_port);
                 let f = copy_in(&mut self.rings, headroom, &h.buf[..usize::from(h.len)]);

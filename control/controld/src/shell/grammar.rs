@@ -202,6 +202,13 @@ const SET: &[Node] = &[
     ),
     kw("vpn", &[name(NameKind::Vpn, false, VPN_SETTINGS)]),
     kw("service", &[val("<name>", false, &[kw("protocol", ONE_VALUE_END), kw("+", ONE_VALUE_END)])]),
+    kw(
+        "vpnmonitor",
+        &[
+            opt("interval", &[val("<seconds>", true, &[])]),
+            opt("threshold", &[val("<lost probes>", true, &[])]),
+        ],
+    ),
 ];
 
 const UNSET: &[Node] = &[
@@ -257,6 +264,7 @@ const UNSET: &[Node] = &[
         )],
     ),
     kw("service", &[name(NameKind::Service, true, &[kw("+", ONE_VALUE_END)])]),
+    end("vpnmonitor", &[end("interval", &[]), end("threshold", &[])]),
 ];
 
 /// `--json` after a whole `get` command: one JSON document instead of the

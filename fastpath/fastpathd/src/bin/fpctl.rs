@@ -99,6 +99,7 @@ fn wait(c: &mut Client, kind: &str, timeout: Duration) -> Result<(), String> {
                     Event::SoftExpire { .. } => "soft-expire",
                     Event::HardExpire { .. } => "hard-expire",
                     Event::Idle { .. } => "idle",
+                    Event::ProbeReply { .. } => "probe-reply",
                 };
                 if k == kind {
                     println!("{}", serde_json::to_string(&e).map_err(|e| e.to_string())?);

@@ -1,0 +1,365 @@
+//! The status of proxy-IDs and tunnel interfaces, and the VPN monitor's
+//! side of the controller: its targets from the configuration, its probes
+//! to fastpathd, the replies fastpathd reports, and the status changes it
+//! records in the event log.
+//!
+//! Status rules (KB16008, "VPN Monitor"):
+//!
+//! * a proxy-ID is UP when its SA pair is installed — and, if it is the
+//!   proxy-ID the VPN monitor probes through, the monitor is not DOWN;
+//!   otherwise DOWN;
+//! * a tunnel interface is UP if one of its proxy-IDs is UP, READY if it has
+//!   proxy-IDs (SAs or proxy-IDs waiting for IKE) none of which is UP, DOWN
+//!   if it has none (the first rule set);
+//! * with a VPN monitor whose `destination-ip` matches one of the VPN's
+//!   proxy-IDs (a host behind a non-ScreenOS peer), only that proxy-ID
+//!   decides: UP if it is UP, DOWN if the monitor is DOWN, READY otherwise
+//!   (the second rule set: the other proxy-IDs' tunnels would drop the
+//!   probe, so their state says nothing).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Instant, SystemTime};
+
+use esprit_config::model::Peer as CfgPeer;
+use esprit_config::{InterfaceIp, VpnKind};
+use esprit_fastpath_api::Request;
+use esprit_policy::FlowKey;
+
+use super::{Controller, Pair};
+use crate::controller::FastPathError;
+use crate::events::{EventKind, EventRecord, Severity};
+use crate::monitor::{Facts, MonitorAction, MonitorStatus, Target, MONITOR_IDENT, PROBE_SIZE};
+
+/// ICMP protocol number.
+const ICMP: u8 = 1;
+
+impl Controller {
+    /// The IPv4 address of an interface (a tunnel interface's is the one of
+    /// the port it borrows from).
+    fn interface_v4(&self, name: &str) -> Option<Ipv4Addr> {
+        match &self.config.interface(name)?.ip {
+            Some(InterfaceIp::Address(a)) => match a.addr {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            },
+            Some(InterfaceIp::Unnumbered(port)) => self.interface_v4(port.as_str()),
+            None => None,
+        }
+    }
+
+    /// What each VPN with `monitor` watches. Defaults as ScreenOS: the
+    /// destination is the peer gateway, the source the outgoing
+    /// interface's address.
+    pub(crate) fn monitor_targets(&self) -> Vec<Target> {
+        let mut out = Vec::new();
+        for v in self.config.vpns() {
+            let Some(m) = &v.monitor else { continue };
+            let (peer, outgoing) = match &v.kind {
+                VpnKind::AutoKey(a) => {
+                    let g = self.config.gateway(&a.gateway);
+                    let peer = match g.map(|g| &g.peer) {
+                        Some(CfgPeer::Address(x)) => Some(*x),
+                        _ => None,
+                    };
+                    (peer, g.map(|g| g.outgoing_interface.to_string()))
+                }
+                VpnKind::Manual(k) => (Some(k.gateway), Some(k.outgoing_interface.to_string())),
+            };
+            let source_interface = m.source_interface.as_ref().map(|i| i.to_string()).or(outgoing);
+            let src = source_interface.as_deref().and_then(|i| self.interface_v4(i));
+            let dst = match m.destination.or(peer) {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            };
+            let mut problem = match (src, dst) {
+                (None, _) => Some(format!(
+                    "source interface {} has no IPv4 address",
+                    source_interface.as_deref().unwrap_or("-")
+                )),
+                (_, None) => Some(
+                    "no IPv4 destination: give destination-ip (the peer has no static IPv4 address)".into(),
+                ),
+                _ => None,
+            };
+            // The proxy-ID an echo request from src to dst matches, chosen
+            // as the fast path's classifier does: most specific wins.
+            let mut proxy_id = match (src, dst) {
+                (Some(s), Some(d)) => {
+                    let key = FlowKey::v4(s, d, ICMP, 0, FlowKey::icmp_type_code(8, 0));
+                    self.config
+                        .proxy_ids(&v.name)
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(_, p)| p.matches_outbound(&key))
+                        .max_by_key(|(i, p)| (p.remote.len(), p.local.len(), std::cmp::Reverse(*i)))
+                        .map(|(_, p)| p.to_string())
+                }
+                _ => None,
+            };
+            // The probe follows the route table (it is a packet from the
+            // LAN to the fast path): a destination not routed into the
+            // VPN's tunnel, or matching none of its proxy-IDs, would leave
+            // in clear or be dropped. ScreenOS's default destination, the
+            // peer gateway, is such an address: esprit does not probe it.
+            if let (None, Some(d)) = (&problem, dst) {
+                let tunnel = v.bind.as_ref().map(|b| b.to_string());
+                if self.route_interface(d) != tunnel || tunnel.is_none() {
+                    problem = Some(format!(
+                        "destination {d} is not routed into {}: give destination-ip, a host behind the peer",
+                        tunnel.as_deref().unwrap_or("a tunnel interface (the vpn is not bound)")
+                    ));
+                } else if proxy_id.is_none() {
+                    problem = Some(format!(
+                        "an echo request from {} to {d} matches none of the vpn's proxy-IDs",
+                        src.map_or("-".to_owned(), |s| s.to_string())
+                    ));
+                }
+            }
+            if problem.is_some() {
+                proxy_id = None;
+            }
+            out.push(Target {
+                vpn: v.name.clone(),
+                hex_id: self.hex_ids.get(&v.name).copied().unwrap_or(0),
+                src,
+                source_interface,
+                dst,
+                explicit_destination: m.destination.is_some(),
+                proxy_id,
+                optimized: m.optimized,
+                rekey: m.rekey,
+                problem,
+            });
+        }
+        out
+    }
+
+    /// The interface the configuration routes `dst` through: the longest
+    /// prefix among the static routes and the ports' subnets.
+    fn route_interface(&self, dst: Ipv4Addr) -> Option<String> {
+        let dst = IpAddr::V4(dst);
+        let connected =
+            self.config.interfaces().filter(|i| !i.name.is_tunnel()).filter_map(|i| match &i.ip {
+                Some(InterfaceIp::Address(a)) => a.subnet().map(|s| (s, i.name.to_string(), 0)),
+                _ => None,
+            });
+        let routes = self.config.routes().iter().map(|r| (r.prefix, r.interface.to_string(), r.metric));
+        connected
+            .chain(routes)
+            .filter(|(p, _, _)| p.contains(dst))
+            .max_by_key(|(p, _, metric)| (p.len(), std::cmp::Reverse(*metric)))
+            .map(|(_, i, _)| i)
+    }
+
+    /// Follows the configuration (at start and after every change).
+    pub(crate) fn reconfigure_monitor(&mut self) {
+        let targets = self.monitor_targets();
+        self.monitor.configure(self.config.vpnmonitor(), targets);
+    }
+
+    /// The VPN monitor's turn (the daemon calls it often; monitors act at
+    /// their interval): sends the probes that are due to fastpathd.
+    /// Returns the SA ids whose pairs IKE must renegotiate (`rekey`, the
+    /// monitor went DOWN).
+    pub fn monitor_tick(&mut self, now: Instant, fp: &mut dyn FastPath) -> Result<Vec<u64>, FastPathError> {
+        // The daemon calls often; the pairs are gathered only when a
+        // monitor is due (a tunnel may carry thousands of proxy-IDs).
+        if !self.monitor.is_due(now) {
+            return Ok(Vec::new());
+        }
+        let pairs = self.pairs();
+        let facts = |t: &Target| {
+            let mine: Vec<&Pair> = pairs
+                .iter()
+                .filter(|p| p.vpn == t.vpn && t.proxy_id.as_ref().is_none_or(|id| *id == p.proxy_id))
+                .collect();
+            let up = mine.iter().find(|p| p.up());
+            Facts {
+                sa_up: up.is_some(),
+                inbound_packets: mine.iter().map(|p| p.packets().0).sum(),
+                outbound_sa: if t.proxy_id.is_some() {
+                    up.and_then(|p| p.outbound.as_ref().map(|s| s.id))
+                } else {
+                    None
+                },
+            }
+        };
+        let actions = self.monitor.tick(now, (self.clock)(), facts);
+        let mut renegotiate = Vec::new();
+        for a in actions {
+            match a {
+                MonitorAction::Probe { vpn, src, dst, seq } => {
+                    let r = Request::Probe { src, dst, ident: MONITOR_IDENT, seq, size: PROBE_SIZE };
+                    match fp.request(r) {
+                        Ok(_) => {}
+                        Err(FastPathError::Refused { reason, .. }) => {
+                            self.log.push(format!("vpn monitor {vpn}: probe {seq} not sent: {reason}"));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                MonitorAction::Renegotiate { vpn, sa } => {
+                    self.log.push(format!(
+                        "vpn monitor {vpn}: DOWN with SA {sa:#x} installed: renegotiating (rekey)"
+                    ));
+                    renegotiate.push(sa);
+                }
+                change @ MonitorAction::Changed { .. } => self.note_monitor_change(change),
+            }
+        }
+        self.refresh_status();
+        Ok(renegotiate)
+    }
+
+    /// fastpathd reported an echo reply of ours.
+    pub(crate) fn monitor_reply(&mut self, sa: u64, src: Ipv4Addr, seq: u16) {
+        let hex_id = crate::translate::hex_id_of(sa);
+        for change in self.monitor.reply((self.clock)(), hex_id, src, seq) {
+            self.note_monitor_change(change);
+        }
+        self.refresh_status();
+    }
+
+    fn note_monitor_change(&mut self, change: MonitorAction) {
+        let MonitorAction::Changed { vpn, from, to, why } = change else { return };
+        let target = self.monitor.get(&vpn).map(|m| m.target.clone());
+        let severity = if to == MonitorStatus::Down { Severity::Warning } else { Severity::Notice };
+        let dst = target.as_ref().and_then(|t| t.dst).map_or("-".to_owned(), |d| d.to_string());
+        let mut r = EventRecord::new(
+            severity,
+            EventKind::VpnMonitor,
+            format!("vpn {vpn}: vpn monitor {} (was {}): {why}, destination {dst}", to.word(), from.word()),
+        );
+        r.vpn = Some(vpn.clone());
+        r.proxy_id = target.and_then(|t| t.proxy_id);
+        r.peer = Some(self.vpn_gateway(&vpn).1).filter(|p| p != "-");
+        self.events.push((self.clock)(), r);
+    }
+
+    /// The monitor's state for the proxy-ID of `p`, when the VPN monitor
+    /// probes through it.
+    pub(super) fn monitored(&self, p: &Pair) -> Option<MonitorStatus> {
+        let m = self.monitor.get(&p.vpn)?;
+        (m.target.proxy_id.as_deref() == Some(p.proxy_id.as_str())).then_some(m.status)
+    }
+
+    /// UP or DOWN: the SA pair is installed, and the VPN monitor (if it
+    /// probes through this proxy-ID) is not DOWN.
+    pub(super) fn pair_status(&self, p: &Pair) -> &'static str {
+        if p.up() && self.monitored(p) != Some(MonitorStatus::Down) {
+            "UP"
+        } else {
+            "DOWN"
+        }
+    }
+
+    /// The tunnel interface's status and the rule that decided it: `None`
+    /// for the first rule set (any SA), the VPN for the second (its
+    /// monitor's proxy-ID alone).
+    pub(super) fn tunnel_status_of(&self, vpns: &[&str], pairs: &[Pair]) -> (&'static str, Option<String>) {
+        let decider = vpns
+            .iter()
+            .filter_map(|v| self.monitor.get(v))
+            .find(|m| m.target.explicit_destination && m.target.proxy_id.is_some());
+        if let Some(m) = decider {
+            let pair = pairs
+                .iter()
+                .find(|p| p.vpn == m.target.vpn && Some(&p.proxy_id) == m.target.proxy_id.as_ref());
+            let status = match pair {
+                _ if m.status == MonitorStatus::Down => "DOWN",
+                Some(p) if self.pair_status(p) == "UP" => "UP",
+                Some(_) => "READY",
+                None => "DOWN",
+            };
+            return (status, Some(m.target.vpn.clone()));
+        }
+        let mine: Vec<&Pair> = pairs.iter().filter(|p| vpns.contains(&p.vpn.as_str())).collect();
+        let status = if mine.iter().any(|p| self.pair_status(p) == "UP") {
+            "UP"
+        } else if !mine.is_empty() {
+            "READY"
+        } else {
+            "DOWN"
+        };
+        (status, None)
+    }
+
+    /// Notes every proxy-ID's and tunnel interface's status; a change is
+    /// recorded in the event log with its time (shown by `get vpn`). The
+    /// first sight of a proxy-ID is not a change.
+    pub fn refresh_status(&mut self) {
+        let pairs = self.pairs();
+        let now = (self.clock)();
+        let mut seen = std::collections::BTreeMap::new();
+        let mut changes = Vec::new();
+        for p in &pairs {
+            let key = (p.vpn.clone(), p.proxy_id.clone());
+            let word = self.pair_status(p);
+            match self.status_seen.get(&key) {
+                Some((w, since)) if *w == word => {
+                    seen.insert(key, (word, *since));
+                }
+                Some((w, _)) => {
+                    changes.push((p.vpn.clone(), Some(p.proxy_id.clone()), *w, word));
+                    seen.insert(key, (word, Some(now)));
+                }
+                None => {
+                    seen.insert(key, (word, None));
+                }
+            }
+        }
+        let tunnels: Vec<String> =
+            self.config.interfaces().filter(|i| i.name.is_tunnel()).map(|i| i.name.to_string()).collect();
+        for t in tunnels {
+            let vpns: Vec<String> = self.bound_vpns(&t).into_iter().map(str::to_owned).collect();
+            let vpn_refs: Vec<&str> = vpns.iter().map(String::as_str).collect();
+            let (word, _) = self.tunnel_status_of(&vpn_refs, &pairs);
+            let key = (String::new(), t.clone());
+            match self.status_seen.get(&key) {
+                Some((w, since)) if *w == word => {
+                    seen.insert(key, (word, *since));
+                }
+                Some((w, _)) => {
+                    changes.push((t.clone(), None, *w, word));
+                    seen.insert(key, (word, Some(now)));
+                }
+                None => {
+                    seen.insert(key, (word, None));
+                }
+            }
+        }
+        self.status_seen = seen;
+        for (who, proxy_id, from, to) in changes {
+            let severity = if to == "UP" { Severity::Notice } else { Severity::Warning };
+            let mut r = match &proxy_id {
+                Some(pid) => {
+                    let mut r = EventRecord::new(
+                        severity,
+                        EventKind::Status,
+                        format!("vpn {who} proxy-id {pid}: {to} (was {from})"),
+                    );
+                    r.vpn = Some(who.clone());
+                    r.proxy_id = Some(pid.clone());
+                    r
+                }
+                None => EventRecord::new(
+                    severity,
+                    EventKind::Status,
+                    format!("interface {who}: {to} (was {from})"),
+                ),
+            };
+            if let Some(v) = &r.vpn {
+                r.peer = Some(self.vpn_gateway(v).1).filter(|p| p != "-");
+            }
+            self.events.push(now, r);
+        }
+    }
+
+    /// When the status of a proxy-ID (or, with `vpn` empty, of a tunnel
+    /// interface) last changed, if it did since controld started.
+    pub(super) fn status_since(&self, vpn: &str, what: &str) -> Option<SystemTime> {
+        self.status_seen.get(&(vpn.to_owned(), what.to_owned())).and_then(|(_, t)| *t)
+    }
+}
+
+use crate::controller::FastPath;
