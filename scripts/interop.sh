@@ -54,6 +54,7 @@
 set -uo pipefail
 ESPRIT_SCRIPT=interop
 source "$(dirname "$0")/lib/common.sh"
+source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 source "$ESPRIT_ROOT/scripts/lib/topo.sh"
 source "$ESPRIT_ROOT/scripts/lib/strongswan.sh"
 need_root
@@ -61,20 +62,12 @@ need_root
 [ "${1:-}" = strongswan ] && [ "${2:-}" = ikev1 ] || die "usage: scripts/interop.sh strongswan ikev1"
 LIMIT=${ESPRIT_TIMEOUT:-600}
 ESPS=${ESPS:-"aes128-sha1 aes128gcm16"}
-BIN=${ESPRIT_BIN:-${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug}
 PSK="esprit-interop-psk-0123456789"
 START=$(date +%s)
 
 swan_packages
 apt_install tcpdump iproute2 ethtool iputils-ping
-for b in fastpathd controld esprit; do
-    [ -x "$BIN/$b" ] || {
-        need_cargo
-        (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd) || die "build failed"
-        BIN=${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug
-        break
-    }
-done
+esprit_bin_dir
 
 WORK=$(mktemp -d /tmp/esprit-interop.XXXXXX)
 declare -A PID=()
@@ -94,28 +87,8 @@ cleanup() {
     if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-(
-    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-    sleep "$LIMIT" &
-    sp=$!
-    wait "$sp" && log "timeout after $LIMIT s" && kill -TERM $$
-) 2>/dev/null &
-EXTRA+=($!)
-trap 'exit 124' TERM INT
+watchdog "$LIMIT"
 
-pass=0
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then
-        pass=$((pass + 1))
-        log "ok   $what"
-    else
-        fail=$((fail + 1))
-        log "FAIL $what"
-    fi
-}
 
 PAIRS="11 12 21 22"
 P2_NAME() { case $1 in aes128-sha1) echo nopfs-esp-aes128-sha ;; aes128gcm16) echo nopfs-esp-aes128gcm ;; *) die "ESP suite $1?" ;; esac; }
@@ -521,5 +494,4 @@ if [ "${REKEY:-1}" != 0 ]; then
 fi
 
 log "runtime $(($(date +%s) - START)) s"
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+summary

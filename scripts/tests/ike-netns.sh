@@ -18,21 +18,14 @@
 set -uo pipefail
 ESPRIT_SCRIPT=ike-netns
 source "$(dirname "$0")/../lib/common.sh"
+source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 source "$ESPRIT_ROOT/scripts/lib/topo.sh"
 source "$ESPRIT_ROOT/scripts/lib/gateway.sh"
 need_root
 apt_install "${ESPRIT_TEST_PACKAGES[@]}"
 
 LIMIT=${ESPRIT_TIMEOUT:-300}
-BIN=${ESPRIT_BIN:-${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug}
-for b in fastpathd controld esprit; do
-    [ -x "$BIN/$b" ] || {
-        need_cargo
-        (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd) || die "build failed"
-        BIN=${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug
-        break
-    }
-done
+esprit_bin_dir
 
 WORK=$(mktemp -d /tmp/esprit-ike-netns.XXXXXX)
 EXTRA=()
@@ -44,28 +37,8 @@ cleanup() {
     if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-(
-    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-    sleep "$LIMIT" &
-    sp=$!
-    wait "$sp" && log "timeout after $LIMIT s" && kill -TERM $$
-) 2>/dev/null &
-EXTRA+=($!)
-trap 'exit 124' TERM INT
+watchdog "$LIMIT"
 
-pass=0
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then
-        pass=$((pass + 1))
-        log "ok   $what"
-    else
-        fail=$((fail + 1))
-        log "FAIL $what"
-    fi
-}
 
 first_ping() { nsx "$1" ping -c 1 -W 8 "$2" >/dev/null 2>&1; }
 # steady SECONDS SIZE: pings every 20 ms (SIZE bytes of payload) h11 ->
@@ -142,5 +115,4 @@ run() {
 run time "second 24" 40 40 56
 run volume "kbyte 300" 28800 20 1000
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+summary

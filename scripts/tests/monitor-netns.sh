@@ -28,21 +28,14 @@
 set -uo pipefail
 ESPRIT_SCRIPT=monitor-netns
 source "$(dirname "$0")/../lib/common.sh"
+source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 source "$ESPRIT_ROOT/scripts/lib/topo.sh"
 source "$ESPRIT_ROOT/scripts/lib/gateway.sh"
 need_root
 apt_install "${ESPRIT_TEST_PACKAGES[@]}"
 
 LIMIT=${ESPRIT_TIMEOUT:-240}
-BIN=${ESPRIT_BIN:-${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug}
-for b in fastpathd controld esprit; do
-    [ -x "$BIN/$b" ] || {
-        need_cargo
-        (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd) || die "build failed"
-        BIN=${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug
-        break
-    }
-done
+esprit_bin_dir
 
 WORK=$(mktemp -d /tmp/esprit-monitor-netns.XXXXXX)
 EXTRA=()
@@ -54,28 +47,8 @@ cleanup() {
     if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-(
-    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-    sleep "$LIMIT" &
-    sp=$!
-    wait "$sp" && log "timeout after $LIMIT s" && kill -TERM $$
-) 2>/dev/null &
-EXTRA+=($!)
-trap 'exit 124' TERM INT
+watchdog "$LIMIT"
 
-pass=0
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then
-        pass=$((pass + 1))
-        log "ok   $what"
-    else
-        fail=$((fail + 1))
-        log "FAIL $what"
-    fi
-}
 
 INTERVAL=2
 THRESHOLD=3
@@ -211,5 +184,4 @@ gw_cli 1 get interface tunnel.1 | sed 's/^/    /' >&2
 gw_cli 1 get vpn test | sed 's/^/    /' >&2
 gw_cli 1 get event | grep -E "vpn-monitor|status " | head -12 | sed 's/^/    /' >&2
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+summary

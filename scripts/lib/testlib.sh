@@ -1,0 +1,54 @@
+# What esprit's test scripts share. Source it after common.sh.
+#
+#   check DESCRIPTION COMMAND...   runs COMMAND, counts and logs ok/FAIL
+#   summary                        prints "N passed, M failed"; false if any failed
+#   esprit_bin_dir                 sets BIN: $ESPRIT_BIN, or $CARGO_TARGET_DIR
+#                                  (or target)/debug, building fastpathd,
+#                                  fpctl, controld and esprit if missing
+#   watchdog SECONDS               the script is sent TERM after SECONDS (its
+#                                  EXIT trap still cleans up); the timer's PID
+#                                  is added to EXTRA, which cleanup must kill
+
+pass=0
+fail=0
+check() { # check DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    if "$@"; then
+        pass=$((pass + 1))
+        log "ok   $what"
+    else
+        fail=$((fail + 1))
+        log "FAIL $what"
+    fi
+}
+
+summary() {
+    echo "$pass passed, $fail failed"
+    [ "$fail" = 0 ]
+}
+
+esprit_bin_dir() {
+    local b
+    BIN=${ESPRIT_BIN:-${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug}
+    for b in fastpathd fpctl controld esprit; do
+        [ -x "$BIN/$b" ] || {
+            need_cargo
+            (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd) || die "build failed"
+            BIN=${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug
+            return 0
+        }
+    done
+}
+
+watchdog() {
+    local limit=$1
+    (
+        trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+        sleep "$limit" &
+        sp=$!
+        wait "$sp" && log "timeout after $limit s" && kill -TERM $$
+    ) 2>/dev/null &
+    EXTRA+=($!)
+    trap 'exit 124' TERM INT
+}
