@@ -366,6 +366,8 @@ rekey_scenario() { # rekey_scenario esprit|strongswan
     before=$(active_spis)
     steady_pings 40
     check "rekey/$who: 2 x 2000 pings every 20 ms across the rekeys, none lost" steady_done
+    check "rekey/$who: fastpathd dropped no ESP for an unknown SPI (each side's new SA was in before it was used)" \
+        bash -c "! '$BIN/esprit' --socket '$RUN/cd.sock' get counter | grep -E 'esp-unknown-spi|replay-'"
     after=$(active_spis)
     log "    SPIs before: $before"
     log "    SPIs after:  $after"

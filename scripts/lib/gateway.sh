@@ -83,5 +83,17 @@ gw_active() {
     return 1
 }
 
+# gw_diag: both gateways' counters and the end of their controld logs (on
+# stderr), when a check failed.
+gw_diag() {
+    local g
+    for g in 1 2; do
+        log "gw$g get counter:"
+        gw_cli "$g" get counter 2>&1 | sed 's/^/    /' >&2 || true
+        log "gw$g controld log (end):"
+        tail -n 15 "$WORK/cd$g.log" | sed 's/^/    /' >&2 || true
+    done
+}
+
 # gw_spis G: the SPIs gateway G shows active, sorted, on one line.
 gw_spis() { gw_cli "$1" get sa | awk '/ A\/U / { print $5 }' | sort | tr '\n' ' '; }

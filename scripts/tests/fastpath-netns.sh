@@ -182,6 +182,19 @@ for gen in 1 2 3 4 5; do
     $CONF remove 2 12 --gen $((gen - 1)) --only inbound | fpctl 2 batch >/dev/null
 done
 log "churn: $lines control requests and 5 rekeys in $((SECONDS - t0)) s"
+# Stop the traffic only once the last generation carried it both ways
+# (the workers apply the installs asynchronously; on a loaded machine the
+# last burst could otherwise end before them).
+sa_used() { # sa_used G SPI: gateway G counted packets on SPI
+    fpctl "$1" request '{"type":"stats"}' | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+sys.exit(0 if any(x["spi"] == int(sys.argv[1], 0) and x["packets"] > 0 for x in s["sas"]) else 1)' "$2"
+}
+for _ in $(seq 100); do
+    sa_used 1 0x51012 && sa_used 2 0x52012 && break
+    sleep 0.1
+done
 rm -f "$WORK/churning"
 wait "$T11" "$T12"
 read -r n11 bad11 <"$WORK/traffic-11"

@@ -40,7 +40,13 @@ trap cleanup EXIT
 watchdog "$LIMIT"
 
 
-first_ping() { nsx "$1" ping -c 1 -W 8 "$2" >/dev/null 2>&1; }
+# first_ping FROM DST: the first packet (held while IKE runs) is answered;
+# if not, what both gateways counted and logged, to tell why.
+first_ping() {
+    nsx "$1" ping -c 1 -W 8 "$2" >/dev/null 2>&1 && return 0
+    gw_diag
+    return 1
+}
 # steady SECONDS SIZE: pings every 20 ms (SIZE bytes of payload) h11 ->
 # 10.2.1.10 and h12 -> 10.2.2.10 for SECONDS; true if none was lost.
 steady() {
@@ -89,6 +95,10 @@ run() {
     check "$name: gw1 shows 4 SAs A/U" gw_active 1 4
     before=$(gw_spis 1)
     check "$name: 2 x $(($4 * 50)) pings across the rekeys, none lost" steady "$4" "$5"
+    for g in 1 2; do
+        check "$name: gw$g dropped no ESP for an unknown SPI or as a replay" \
+            bash -c "! '$BIN/esprit' --socket '$WORK/cd$g.sock' get counter | grep -E 'esp-unknown-spi|replay-'"
+    done
     after=$(gw_spis 1)
     log "    SPIs before: $before"
     log "    SPIs after:  $after"

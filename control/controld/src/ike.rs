@@ -425,6 +425,9 @@ struct ChildRecord {
     /// A newer pair for the same proxy-ID is up: this one's inbound is
     /// deleted at this time (see [`REKEY_GRACE`]).
     superseded: Option<Instant>,
+    /// Responder between QM2 and QM3: the inbound SA is installed, the
+    /// outbound one waits for QM3 (`Event::ChildSaInbound`).
+    pending_outbound: Option<Box<DesiredSa>>,
 }
 
 impl ChildRecord {
@@ -829,16 +832,59 @@ impl IkeManager {
                 "gateway {name}: phase-1 rekey failed ({}): the current ISAKMP SA stays until its lifetime ends",
                 reason_words(&reason)
             )),
-            Event::ChildSaUp(c) => {
+            Event::ChildSaInbound(c) => {
+                // Responder, QM2 sent: the inbound SA now, so that what
+                // the initiator sends before our QM3 arrives is not lost;
+                // the outbound SA waits for QM3.
                 let vi = g.vpns.iter().position(|v| v.proxy_ids.contains(&c.proxy_id)).unwrap_or(0);
-                let waited = g.negotiating.remove(&c.proxy_id).map(|t| now.saturating_duration_since(t));
                 let vpn = g.vpns[vi].clone();
                 let serial = self.serials.entry(vpn.hex_id).or_insert(0);
                 *serial = (*serial % 0x7fff_ffff) + 1;
                 let serial = *serial;
                 let g = &mut self.gateways[gi];
                 match child_sa_pair(&vpn, &c, serial) {
-                    Ok(pair) => {
+                    Ok([inbound, outbound]) => {
+                        g.children.insert(
+                            c.spi_in,
+                            ChildRecord {
+                                vpn: vi,
+                                proxy_id: c.proxy_id,
+                                ids: [inbound.spec.id, outbound.spec.id],
+                                initiator: false,
+                                expires: None,
+                                rekey_at: None,
+                                rekeying: false,
+                                superseded: None,
+                                pending_outbound: Some(Box::new(outbound)),
+                            },
+                        );
+                        out.push(IkeAction::Install(vec![inbound]));
+                    }
+                    Err(e) => out.push(IkeAction::Log(format!("gateway {name}: child SA not installed: {e}"))),
+                }
+            }
+            Event::ChildSaUp(c) => {
+                let vi = g.vpns.iter().position(|v| v.proxy_ids.contains(&c.proxy_id)).unwrap_or(0);
+                let waited = g.negotiating.remove(&c.proxy_id).map(|t| now.saturating_duration_since(t));
+                let vpn = g.vpns[vi].clone();
+                // As responder, the inbound SA is in since QM2: only the
+                // outbound one is left (its ids were chosen then).
+                let prepared = g
+                    .children
+                    .get_mut(&c.spi_in)
+                    .and_then(|r| r.pending_outbound.take().map(|o| (r.ids[0], *o)));
+                let pair = match prepared {
+                    Some((inbound_id, outbound)) => Ok((inbound_id, None, outbound)),
+                    None => {
+                        let serial = self.serials.entry(vpn.hex_id).or_insert(0);
+                        *serial = (*serial % 0x7fff_ffff) + 1;
+                        let serial = *serial;
+                        child_sa_pair(&vpn, &c, serial).map(|[i, o]| (i.spec.id, Some(i), o))
+                    }
+                };
+                let g = &mut self.gateways[gi];
+                match pair {
+                    Ok((inbound_id, inbound, outbound)) => {
                         // Make-before-break: older pairs of this proxy-ID
                         // are superseded; their outbound SAs are replaced
                         // by this one's, their inbound ones stay a while.
@@ -846,7 +892,7 @@ impl IkeManager {
                         let mut replaced = Vec::new();
                         let mut rekeyed = Vec::new();
                         for (spi, old) in g.children.iter_mut() {
-                            if old.proxy_id == c.proxy_id && old.superseded.is_none() {
+                            if *spi != c.spi_in && old.proxy_id == c.proxy_id && old.superseded.is_none() {
                                 let at = now + grace;
                                 old.superseded = Some(old.expires.map_or(at, |e| e.min(at)));
                                 old.rekey_at = None;
@@ -871,13 +917,14 @@ impl IkeManager {
                             ChildRecord {
                                 vpn: vi,
                                 proxy_id: c.proxy_id,
-                                ids: [pair[0].spec.id, pair[1].spec.id],
+                                ids: [inbound_id, outbound.spec.id],
                                 initiator: c.initiator,
                                 expires: (c.lifetime.seconds > 0)
                                     .then(|| now + Duration::from_secs(u64::from(c.lifetime.seconds))),
                                 rekey_at,
                                 rekeying: false,
                                 superseded: None,
+                                pending_outbound: None,
                             },
                         );
                         if !rekeyed.is_empty() {
@@ -908,12 +955,11 @@ impl IkeManager {
                             c.lifetime.seconds,
                             waited.map_or(String::new(), |w| format!(", {:.1} ms after the acquire", w.as_secs_f64() * 1e3)),
                         )));
-                        let [inbound, outbound] = pair;
                         if c.initiator {
-                            out.push(IkeAction::Install(vec![inbound]));
+                            out.push(IkeAction::Install(inbound.into_iter().collect()));
                             self.delayed.push((now + INITIATOR_OUTBOUND_DELAY, outbound, replaced));
                         } else {
-                            out.push(IkeAction::Install(vec![inbound, outbound]));
+                            out.push(IkeAction::Install(inbound.into_iter().chain([outbound]).collect()));
                             if !replaced.is_empty() {
                                 out.push(IkeAction::Remove(replaced));
                             }
@@ -1228,7 +1274,11 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         let (fa, fb, _) = pump(now, &mut a, &mut b);
         let (in1, out1) = (sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1));
         assert_eq!(fa, vec![Fp::Install(vec![in1])], "initiator: inbound first");
-        assert_eq!(fb, vec![Fp::Install(vec![in1, out1])], "responder: both at QM3");
+        assert_eq!(
+            fb,
+            vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])],
+            "responder: inbound at QM2, outbound at QM3"
+        );
         let (fa, fb) = run_until(&mut now, t0 + INITIATOR_OUTBOUND_DELAY, &mut a, &mut b);
         assert_eq!((fa, fb), (vec![Fp::Install(vec![out1])], vec![]));
 
@@ -1242,7 +1292,7 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
             vec![Fp::Install(vec![in2]), Fp::Install(vec![out2]), Fp::Remove(vec![out1])],
             "new inbound, new outbound, then the old outbound goes"
         );
-        assert_eq!(fb, vec![Fp::Install(vec![in2, out2]), Fp::Remove(vec![out1])]);
+        assert_eq!(fb, vec![Fp::Install(vec![in2]), Fp::Install(vec![out2]), Fp::Remove(vec![out1])]);
         assert_eq!(a.gateways[0].children.len(), 2, "the old pair's inbound SA stays for the grace period");
 
         // Grace: the rekeying side deletes the old pair (one Delete), the
@@ -1282,7 +1332,7 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         let (fa, fb, _) = pump(now, &mut a, &mut b);
         let (in2, out2) = (sa_id(5, Direction::Inbound, 2), sa_id(5, Direction::Outbound, 2));
         assert_eq!(fa, vec![Fp::Install(vec![in2])]);
-        assert_eq!(fb, vec![Fp::Install(vec![in2, out2]), Fp::Remove(vec![out1])]);
+        assert_eq!(fb, vec![Fp::Install(vec![in2]), Fp::Install(vec![out2]), Fp::Remove(vec![out1])]);
         assert!(a.sa_soft_expired(now, in1).unwrap().contains("already"));
         // The responder's delayed rekey does not happen: superseded.
         let (fa, fb) = run_until(&mut now, t0 + Duration::from_secs(15), &mut a, &mut b);
@@ -1314,7 +1364,7 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert!(b.acquire(now, 1, &pid_b).contains("Main Mode, then Quick Mode"));
         let (fa, fb, logs) = pump(now, &mut a, &mut b);
         let (in1, out1) = (sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1));
-        assert_eq!(fa, vec![Fp::Install(vec![in1, out1])], "{logs:?}");
+        assert_eq!(fa, vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])], "{logs:?}");
         assert_eq!(fb, vec![Fp::Install(vec![in1])]);
         assert_eq!(a.gateways[0].peer.addresses().1, "203.0.113.2:500".parse().unwrap());
         // A datagram from a stranger that is no Aggressive Mode with that

@@ -254,6 +254,7 @@ set vpn "v" proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any
                 rekey_at: None,
                 rekeying: false,
                 superseded: None,
+                pending_outbound: None,
             },
         );
         let v = m.view(now);

@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 use crate::config::{EspSuite, Lifetime};
 
 /// Key material of one direction. `Debug` never shows the bytes.
+#[derive(Clone)]
 pub struct DirectionKeys {
     /// Encryption key; for GCM suites key || 4-byte salt (RFC 4106 §8.1).
     pub encryption: Zeroizing<Vec<u8>>,
@@ -36,10 +37,10 @@ pub struct UdpEncap {
 }
 
 /// One negotiated child SA pair (inbound and outbound ESP SAs).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ChildSa {
-    /// The proxy-ID the SAs carry, from this gateway's side (the one
-    /// agreed: equal to or narrower than the configured one).
+    /// The proxy-ID the SAs carry, from this gateway's side (a configured
+    /// one, see `proxy`).
     pub proxy_id: ProxyId,
     /// ESP suite.
     pub suite: EspSuite,

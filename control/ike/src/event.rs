@@ -86,6 +86,12 @@ pub enum Event {
         /// Why.
         reason: Reason,
     },
+    /// Responder: QM2 is sent, so the keys are known — and the initiator
+    /// may send on them as soon as it has QM2 (strongSwan does, before
+    /// its QM3 has reached us). Install the inbound SA now; `ChildSaUp`
+    /// with the same SPIs follows when QM3 arrives, or `ChildSaDown` if it
+    /// never does.
+    ChildSaInbound(Box<ChildSa>),
     /// A child SA pair is ready to install.
     ChildSaUp(Box<ChildSa>),
     /// A child SA pair is gone.

@@ -516,6 +516,14 @@ impl<R: Random> Peer<R> {
             let q = self.quick.remove(i);
             if q.initiator {
                 self.events.push_back(Event::ChildSaFailed { proxy_id: q.proxy_id, reason: Reason::Timeout });
+            } else if let Some(c) = q.child {
+                // Its inbound SA was announced at QM2; QM3 never came.
+                self.events.push_back(Event::ChildSaDown {
+                    proxy_id: c.proxy_id,
+                    spi_in: c.spi_in,
+                    spi_out: c.spi_out,
+                    reason: Reason::Timeout,
+                });
             }
         }
         self.dpd_timeout(now);

@@ -864,3 +864,53 @@ fn aggressive_mode_responder_detects_nat_from_am3() {
     assert_mirrored(&yb, &ya);
     assert!(yb[0].encap.is_some(), "B saw the NAT in AM3: {:?}", yb[0].encap);
 }
+
+/// The responder announces the inbound half of a child when it sends QM2
+/// (the initiator may use the SA from then on), the whole child at QM3;
+/// when QM3 never comes, the announced child goes down after the
+/// retransmissions of QM2.
+#[test]
+fn responder_announces_the_inbound_sa_at_qm2() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[1]).unwrap();
+    let qm1 = a.poll_transmit().unwrap();
+    deliver(now, &mut b, &qm1);
+    let eb = events(&mut b);
+    let announced = match &eb[..] {
+        [Event::ChildSaInbound(c)] => c.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(!announced.initiator);
+    // QM2 reaches A; A's QM3 is lost. B retransmits QM2, then gives up.
+    let qm2 = b.poll_transmit().unwrap();
+    deliver(now, &mut a, &qm2);
+    let xa = children(events(&mut a));
+    assert_eq!(xa[0].spi_out, announced.spi_in, "A sends on the SA B announced");
+    assert_eq!(*xa[0].keys_out.encryption, *announced.keys_in.encryption);
+    while a.poll_transmit().is_some() {}
+    while let Some(t) = b.poll_timeout().filter(|t| *t < now + Duration::from_secs(3600)) {
+        b.handle_timeout(t);
+        while b.poll_transmit().is_some() {}
+    }
+    let eb = events(&mut b);
+    assert!(
+        matches!(&eb[..], [Event::ChildSaDown { spi_in, reason: Reason::Timeout, .. }] if *spi_in == announced.spi_in),
+        "{eb:?}"
+    );
+
+    // With QM3: ChildSaUp with the very same SPIs and keys.
+    a.initiate_child(now, seed_proxy_ids()[2]).unwrap();
+    let log = pump(now, &mut a, &mut b);
+    assert_eq!(log.iter().filter(|w| w.exchange == ExchangeType::QuickMode).count(), 3);
+    let eb = events(&mut b);
+    match &eb[..] {
+        [Event::ChildSaInbound(i), Event::ChildSaUp(u)] => {
+            assert_eq!((i.spi_in, i.spi_out), (u.spi_in, u.spi_out));
+            assert_eq!(*i.keys_in.encryption, *u.keys_in.encryption);
+        }
+        other => panic!("{other:?}"),
+    }
+}

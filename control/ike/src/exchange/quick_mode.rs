@@ -11,7 +11,9 @@
 //! (RFC 2409 Appendix B). The initiator retransmits QM1 until QM2; the
 //! responder retransmits QM2 until QM3 (the initiator answers a repeated
 //! QM2 with its QM3 from the replay memory). The initiator reports the
-//! child up when it sends QM3, the responder when QM3 arrives.
+//! child up when it sends QM3. The responder announces the inbound half
+//! when it sends QM2 (`ChildSaInbound`: the initiator may send on the new
+//! SA as soon as it has QM2) and the whole child when QM3 arrives.
 
 use std::time::Instant;
 
@@ -447,6 +449,7 @@ impl<R: Random> Peer<R> {
         };
         let pending = self.send(now, out.clone(), true);
         self.remember(bytes, Some(out));
+        self.events.push_back(Event::ChildSaInbound(Box::new(child.clone())));
         self.quick.push(QuickMode {
             msgid,
             initiator: false,
