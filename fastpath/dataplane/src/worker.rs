@@ -171,6 +171,22 @@ enum Stage {
     },
 }
 
+/// A packet pass 1 sent towards a tunnel, as passes 2 and 3 need it: 12
+/// bytes, at the same position in `Worker::pending` as its flow key in
+/// `Worker::keys`, so that the later passes walk two short arrays in step
+/// instead of going through a per-frame stage array.
+#[derive(Debug, Clone, Copy)]
+struct TunnelBound {
+    /// Position of the frame in the burst (< `MAX_BURST`).
+    frame: u8,
+    /// IPv4 header offset in the packet (the Ethernet header's length).
+    l3: u16,
+    /// IP total length (a 16-bit field).
+    len: u16,
+    tunnel: TunnelId,
+    vpn: VpnId,
+}
+
 /// One fast-path worker: its tables, SA contexts and counters.
 pub struct Worker {
     cfg: WorkerConfig,
@@ -194,10 +210,11 @@ pub struct Worker {
     generation: u64,
     last_idle_scan: Option<Instant>,
     dest_cache: Box<[DestEntry]>,
-    stages: Vec<Stage>,
+    /// Tunnel-bound packets of the burst being processed, their flow
+    /// keys and verdicts, index for index.
+    pending: Vec<TunnelBound>,
     keys: Vec<FlowKey>,
     verdicts: Vec<Verdict>,
-    key_owner: Vec<u8>,
 }
 
 impl core::fmt::Debug for Worker {
@@ -234,10 +251,9 @@ impl Worker {
             generation: 1,
             last_idle_scan: None,
             dest_cache: vec![DestEntry::default(); DEST_CACHE_SLOTS].into_boxed_slice(),
-            stages: Vec::with_capacity(MAX_BURST),
+            pending: Vec::with_capacity(MAX_BURST),
             keys: Vec::with_capacity(MAX_BURST),
             verdicts: Vec::with_capacity(MAX_BURST),
-            key_owner: Vec::with_capacity(MAX_BURST),
         }
     }
 
@@ -535,10 +551,9 @@ impl Worker {
         out: &mut impl WorkerOutput,
     ) {
         let n = frames.len().min(actions.len()).min(MAX_BURST);
-        self.stages.clear();
+        self.pending.clear();
         self.keys.clear();
         self.verdicts.clear();
-        self.key_owner.clear();
 
         // Pass 1: parse, deliver ESP to the decrypt path, route clear
         // traffic; packets bound for a tunnel wait for pass 2.
@@ -547,25 +562,27 @@ impl Worker {
             self.counters.rx_packets += 1;
             self.counters.rx_bytes += f.len() as u64;
             let (stage, action) = self.first_pass(now, rx_port, f, out);
-            if let Stage::Tunnel { .. } = stage {
-                // first_pass pushed its key.
-                self.key_owner.push(i as u8);
+            if let Stage::Tunnel { l3, len, tunnel, vpn } = stage {
+                // first_pass pushed its key. `i` < MAX_BURST; `l3` is 14
+                // and `len` an IPv4 total length: all fit.
+                self.pending.push(TunnelBound {
+                    frame: i as u8,
+                    l3: l3 as u16,
+                    len: len as u16,
+                    tunnel,
+                    vpn,
+                });
             }
-            self.stages.push(stage);
             actions[i] = action;
         }
 
         // Pass 2: classify the tunnel-bound packets in runs of one VPN.
-        self.verdicts.resize(self.keys.len(), Verdict::NoMatch);
+        let bound = self.keys.len().min(self.pending.len());
+        self.verdicts.resize(bound, Verdict::NoMatch);
         let mut k = 0;
-        while k < self.keys.len() {
-            let Stage::Tunnel { vpn, .. } = self.stages[usize::from(self.key_owner[k])] else { break };
-            let mut end = k + 1;
-            while end < self.keys.len()
-                && matches!(self.stages[usize::from(self.key_owner[end])], Stage::Tunnel { vpn: v, .. } if v == vpn)
-            {
-                end += 1;
-            }
+        while k < bound {
+            let vpn = self.pending[k].vpn;
+            let end = k + self.pending[k..bound].iter().take_while(|p| p.vpn == vpn).count();
             if let Some(v) = self.vpns.get(&vpn.0) {
                 v.conf.table.classify(&self.keys[k..end], &mut self.verdicts[k..end]);
             }
@@ -573,12 +590,22 @@ impl Worker {
         }
 
         // Pass 3: encrypt.
-        for k in 0..self.keys.len() {
-            let i = usize::from(self.key_owner[k]);
-            let Stage::Tunnel { l3, len, tunnel, vpn, .. } = self.stages[i] else { continue };
+        for k in 0..bound {
+            let TunnelBound { frame, l3, len, tunnel, vpn } = self.pending[k];
+            let i = usize::from(frame);
             let verdict = self.verdicts[k];
-            actions[i] =
-                self.seal_for_tunnel(now, rx_port, &mut frames[i], l3, len, tunnel, vpn, verdict, k, out);
+            actions[i] = self.seal_for_tunnel(
+                now,
+                rx_port,
+                &mut frames[i],
+                usize::from(l3),
+                usize::from(len),
+                tunnel,
+                vpn,
+                verdict,
+                k,
+                out,
+            );
         }
 
         for a in &actions[..n] {
