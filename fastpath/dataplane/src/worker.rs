@@ -663,6 +663,16 @@ impl Worker {
             );
             return done(a);
         }
+        // A run of packets to one destination: the route and tunnel of the
+        // tunnel-bound packet before (the tables change only between
+        // bursts, so they are the same).
+        if let (Some(FlowKey::V4(k)), Some(p)) = (self.keys.last(), self.pending.last()) {
+            if k.dst == dst {
+                let (tunnel, vpn) = (p.tunnel, p.vpn);
+                self.keys.push(flow_key_v4(&ip));
+                return (Stage::Tunnel { l3, len: ip_len, tunnel, vpn }, Action::Drop(DropReason::NoSa));
+            }
+        }
         let d = *self.dest(dst);
         match d.next_hop {
             None => done(Action::Drop(DropReason::NoRoute)),
