@@ -56,9 +56,8 @@
 //!
 //! The common VPNs (one proxy-ID, the seed's four, 10,000 `/24` pairs) have
 //! one shape, so a packet costs one hash and one bucket whatever the table
-//! size; a 10,000-pair table takes 320 KB. In a batch, a key equal to the
-//! one before it takes its verdict without a lookup (runs of one flow).
-//! A packet that matches nothing visits every shape (at most 33 × 33 for IPv4). Proxy-IDs sharing both
+//! size; a 10,000-pair table takes 320 KB. A packet that matches nothing
+//! visits every shape (at most 33 × 33 for IPv4). Proxy-IDs sharing both
 //! prefixes are checked in rank order, so that part is linear in how many
 //! services one prefix pair has. Building is `O(n log n)`, done once per
 //! change, off the packet path.

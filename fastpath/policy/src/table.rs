@@ -108,22 +108,10 @@ impl ProxyIdTable {
                 // touch its buckets was measured 1.5 ns per packet slower
                 // at every table size, 10,000 proxy-IDs included (and
                 // again 0.5 ns slower with the tables evicted between
-                // bursts).
-                //
-                // A burst often carries runs of one flow (a TCP window, a
-                // UDP stream): a key equal to the one before gets its
-                // verdict without a lookup, as VPP looks an SA up once per
-                // run of packets on it. The compare costs ~0.4 ns per key
-                // when no two neighbours are equal; the lookup it saves,
-                // ~5 ns (and a cache miss in a large table).
-                let mut last: Option<(&FlowKey, Verdict)> = None;
+                // bursts). Runs of one flow are the caller's to fold: the
+                // worker classifies such a run once.
                 for (o, key) in out.iter_mut().zip(keys) {
-                    let verdict = match last {
-                        Some((k, v)) if k == key => v,
-                        _ => self.lookup(key),
-                    };
-                    *o = verdict;
-                    last = Some((key, verdict));
+                    *o = self.lookup(key);
                 }
             }
         }
@@ -301,13 +289,6 @@ mod tests {
         }
         assert!(out.iter().any(|v| v.index().is_some()));
         assert!(out.contains(&Verdict::NoMatch));
-        // Runs of one flow (the verdict is reused), and a run that ends.
-        let runs: Vec<FlowKey> = keys.iter().flat_map(|k| [*k, *k, *k]).collect();
-        let mut out = [m(99); 192];
-        t.classify(&runs, &mut out);
-        for (k, v) in runs.iter().zip(out) {
-            assert_eq!(v, t.classify_one(k));
-        }
         // Mismatched lengths: only the common part is written.
         let mut short = [m(99); 3];
         t.classify(&keys[..2], &mut short);
