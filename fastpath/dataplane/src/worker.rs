@@ -675,9 +675,8 @@ impl Worker {
             return done(a);
         }
         // A run of packets to one destination: the route and tunnel of the
-        // tunnel-bound packet before (the tables change only between
-        // bursts, so they are the same).
-        // The last key is that packet's.
+        // tunnel-bound packet before, whose key is the last one (the
+        // tables change only between bursts, so they are the same).
         if let (Some(FlowKey::V4(k)), Some(p)) = (self.keys.last(), self.pending.last()) {
             if k.dst == dst {
                 let (tunnel, vpn) = (p.tunnel, p.vpn);
