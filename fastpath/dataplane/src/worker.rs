@@ -175,14 +175,36 @@ const DEST_CACHE_SLOTS: usize = 1024;
 enum Stage {
     Done,
     /// Into a tunnel: classify (batch) then encrypt. `l3` is the IPv4
-    /// header offset, `len` the IP total length; its selectors are in
-    /// `Worker::keys`.
+    /// header offset, `len` the IP total length; its selectors are at
+    /// `key` in `Worker::keys`.
     Tunnel {
         l3: usize,
         len: usize,
         tunnel: TunnelId,
         vpn: VpnId,
+        key: usize,
     },
+}
+
+/// A packet pass 1 sent towards a tunnel, as passes 2 and 3 need it (16
+/// bytes), in `Worker::pending`; the later passes walk that short array
+/// instead of a per-frame stage array.
+#[derive(Debug, Clone, Copy)]
+struct TunnelBound {
+    /// Position of the frame in the burst (< `MAX_BURST`).
+    frame: u8,
+    /// Its flow key's position in `Worker::keys`. A packet of the same
+    /// flow as the tunnel-bound packet before it shares that one's key,
+    /// so a run of one flow is classified once (as VPP looks an SA up
+    /// once per run of packets on it). Keys are pushed in `pending`
+    /// order, so the keys of a run of one VPN are contiguous.
+    key: u8,
+    /// IPv4 header offset in the packet (the Ethernet header's length).
+    l3: u16,
+    /// IP total length (a 16-bit field).
+    len: u16,
+    tunnel: TunnelId,
+    vpn: VpnId,
 }
 
 /// One fast-path worker: its tables, SA contexts and counters.
@@ -208,10 +230,11 @@ pub struct Worker {
     generation: u64,
     last_idle_scan: Option<Instant>,
     dest_cache: Box<[DestEntry]>,
-    stages: Vec<Stage>,
+    /// Tunnel-bound packets of the burst being processed; their flow
+    /// keys (one per run of one flow) and the keys' verdicts.
+    pending: Vec<TunnelBound>,
     keys: Vec<FlowKey>,
     verdicts: Vec<Verdict>,
-    key_owner: Vec<u8>,
     /// VPN monitor probes to build (`Update::Probe`).
     probes: Vec<Probe>,
     /// Echo identifiers of VPN monitor replies (`Update::ProbeIdent`), a
@@ -255,10 +278,9 @@ impl Worker {
             generation: 1,
             last_idle_scan: None,
             dest_cache: vec![DestEntry::default(); DEST_CACHE_SLOTS].into_boxed_slice(),
-            stages: Vec::with_capacity(MAX_BURST),
+            pending: Vec::with_capacity(MAX_BURST),
             keys: Vec::with_capacity(MAX_BURST),
             verdicts: Vec::with_capacity(MAX_BURST),
-            key_owner: Vec::with_capacity(MAX_BURST),
             probes: Vec::with_capacity(MAX_PENDING_PROBES),
             probe_idents: [None; MAX_PROBE_IDENTS],
             probe_ident_next: 0,
@@ -659,10 +681,9 @@ impl Worker {
         out: &mut impl WorkerOutput,
     ) {
         let n = frames.len().min(actions.len()).min(MAX_BURST);
-        self.stages.clear();
+        self.pending.clear();
         self.keys.clear();
         self.verdicts.clear();
-        self.key_owner.clear();
 
         // Pass 1: parse, deliver ESP to the decrypt path, route clear
         // traffic; packets bound for a tunnel wait for pass 2.
@@ -671,38 +692,55 @@ impl Worker {
             self.counters.rx_packets += 1;
             self.counters.rx_bytes += f.len() as u64;
             let (stage, action) = self.first_pass(now, rx_port, f, out);
-            if let Stage::Tunnel { .. } = stage {
-                // first_pass pushed its key.
-                self.key_owner.push(i as u8);
+            if let Stage::Tunnel { l3, len, tunnel, vpn, key } = stage {
+                // `i` and `key` < MAX_BURST; `l3` is 14 and `len` an IPv4
+                // total length: all fit.
+                self.pending.push(TunnelBound {
+                    frame: i as u8,
+                    key: key as u8,
+                    l3: l3 as u16,
+                    len: len as u16,
+                    tunnel,
+                    vpn,
+                });
             }
-            self.stages.push(stage);
             actions[i] = action;
         }
 
-        // Pass 2: classify the tunnel-bound packets in runs of one VPN.
+        // Pass 2: classify the tunnel-bound packets' keys in runs of one
+        // VPN.
         self.verdicts.resize(self.keys.len(), Verdict::NoMatch);
         let mut k = 0;
-        while k < self.keys.len() {
-            let Stage::Tunnel { vpn, .. } = self.stages[usize::from(self.key_owner[k])] else { break };
-            let mut end = k + 1;
-            while end < self.keys.len()
-                && matches!(self.stages[usize::from(self.key_owner[end])], Stage::Tunnel { vpn: v, .. } if v == vpn)
+        while k < self.pending.len() {
+            let vpn = self.pending[k].vpn;
+            let end = k + self.pending[k..].iter().take_while(|p| p.vpn == vpn).count();
+            let keys = usize::from(self.pending[k].key)..=usize::from(self.pending[end - 1].key);
+            if let (Some(v), Some(keys), Some(verdicts)) =
+                (self.vpns.get(&vpn.0), self.keys.get(keys.clone()), self.verdicts.get_mut(keys))
             {
-                end += 1;
-            }
-            if let Some(v) = self.vpns.get(&vpn.0) {
-                v.conf.table.classify(&self.keys[k..end], &mut self.verdicts[k..end]);
+                v.conf.table.classify(keys, verdicts);
             }
             k = end;
         }
 
         // Pass 3: encrypt.
-        for k in 0..self.keys.len() {
-            let i = usize::from(self.key_owner[k]);
-            let Stage::Tunnel { l3, len, tunnel, vpn, .. } = self.stages[i] else { continue };
-            let verdict = self.verdicts[k];
-            actions[i] =
-                self.seal_for_tunnel(now, rx_port, &mut frames[i], l3, len, tunnel, vpn, verdict, k, out);
+        for k in 0..self.pending.len() {
+            let TunnelBound { frame, key, l3, len, tunnel, vpn } = self.pending[k];
+            let i = usize::from(frame);
+            let key = usize::from(key);
+            let verdict = self.verdicts.get(key).copied().unwrap_or(Verdict::NoMatch);
+            actions[i] = self.seal_for_tunnel(
+                now,
+                rx_port,
+                &mut frames[i],
+                usize::from(l3),
+                usize::from(len),
+                tunnel,
+                vpn,
+                verdict,
+                key,
+                out,
+            );
         }
 
         for a in &actions[..n] {
@@ -760,13 +798,30 @@ impl Worker {
             );
             return done(a);
         }
+        // A run of packets to one destination: the route and tunnel of the
+        // tunnel-bound packet before, whose key is the last one (the
+        // tables change only between bursts, so they are the same).
+        if let (Some(FlowKey::V4(k)), Some(p)) = (self.keys.last(), self.pending.last()) {
+            if k.dst == dst {
+                let (tunnel, vpn) = (p.tunnel, p.vpn);
+                let key = flow_key_v4(&ip);
+                // Same flow too: same verdict, so the same key (pass 2
+                // classifies it once).
+                if self.keys.last() != Some(&key) {
+                    self.keys.push(key);
+                }
+                let key = self.keys.len() - 1;
+                return (Stage::Tunnel { l3, len: ip_len, tunnel, vpn, key }, Action::Drop(DropReason::NoSa));
+            }
+        }
         let d = *self.dest(dst);
         match d.next_hop {
             None => done(Action::Drop(DropReason::NoRoute)),
             Some(NextHop::Tunnel(t)) => match self.tunnels.get(&t.0).and_then(|t| t.vpn) {
                 Some(vpn) => {
                     self.keys.push(flow_key_v4(&ip));
-                    (Stage::Tunnel { l3, len: ip_len, tunnel: t, vpn }, Action::Drop(DropReason::NoSa))
+                    let key = self.keys.len() - 1;
+                    (Stage::Tunnel { l3, len: ip_len, tunnel: t, vpn, key }, Action::Drop(DropReason::NoSa))
                 }
                 None => done(Action::Drop(DropReason::TunnelUnbound)),
             },

@@ -90,6 +90,35 @@ fn each_subnet_pair_crosses_on_its_own_sa_for_every_suite() {
 }
 
 #[test]
+fn runs_of_one_flow_or_one_destination_keep_their_own_sa() {
+    // Runs of one flow, runs of one destination from different sources
+    // (proxy-IDs 0 and 2 share 10.2.1.0/24), a TTL-expiring packet and one
+    // matching no proxy-ID inside a run to the same destination: each
+    // gets what it would get alone.
+    let opts = LabOptions::default();
+    let mut a = lab::gateway(Side::A, &opts);
+    let frame = |l: u8, r: u8| lab::lan_frame(Side::A, Side::A.host(l), Side::B.host(r), 40);
+    let mut ttl_one = frame(1, 1);
+    {
+        let mut p = ipv4::Packet::new_checked(&mut ttl_one[14..]).unwrap();
+        p.set_ttl(1);
+        p.fill_checksum();
+    }
+    let stranger = lab::lan_frame(Side::A, "10.1.9.9".parse().unwrap(), Side::B.host(1), 40);
+    let burst =
+        vec![frame(1, 1), frame(1, 1), frame(2, 1), ttl_one, frame(2, 1), stranger, frame(1, 1), frame(1, 2)];
+    let alone: Vec<Action> = burst.iter().map(|f| run(&mut a, LAN, vec![f.clone()]).1[0]).collect();
+    assert_eq!(alone[3], Action::Tx(LAN), "TTL 1: time exceeded back to the LAN");
+    assert_eq!(alone[5], Action::Drop(DropReason::ProxyIdMismatch));
+    let (fs, actions, _) = run(&mut a, LAN, burst);
+    assert_eq!(actions, alone);
+    let spis: Vec<Option<u32>> =
+        fs.iter().zip(&actions).map(|(f, a)| (*a == Action::Tx(WAN)).then(|| wire_spi(f.packet()))).collect();
+    let sa = |i| Some(lab::spi(Side::A, i));
+    assert_eq!(spis, vec![sa(0), sa(0), sa(2), None, sa(2), None, sa(0), sa(1)]);
+}
+
+#[test]
 fn unmatched_traffic_into_the_tunnel_is_dropped_and_counted() {
     let mut a = lab::gateway(Side::A, &LabOptions::default());
     // 10.2.3.0/24 is routed into tunnel.1 but no proxy-ID covers it.
