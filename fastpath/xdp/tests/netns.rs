@@ -164,6 +164,15 @@ impl Lab {
         out.contains("xdp")
     }
 
+    /// Waits (5 s at most) until no XDP program is attached to `devs`:
+    /// the kernel releases a bpf_link when its last file goes, which the
+    /// closing of the AF_XDP sockets can defer past `stop()`'s return.
+    fn wait_xdp_detached(&self, devs: &[&str]) {
+        wait_for("the XDP program detached", Duration::from_secs(5), || {
+            devs.iter().all(|d| !self.link_has_xdp(d)).then_some(())
+        })
+    }
+
     fn ping(&self, ns: &str, dst: Ipv4Addr, count: u32) -> bool {
         let c = count.to_string();
         run_ok(&[
@@ -528,7 +537,7 @@ fn exercise(mode: AttachMode) {
 
     // 5. Stopping detaches everything.
     fwd.stop();
-    assert!(!lab.link_has_xdp("ga") && !lab.link_has_xdp("gb"), "XDP program left attached");
+    lab.wait_xdp_detached(&["ga", "gb"]);
 }
 
 #[test]
@@ -577,7 +586,7 @@ fn driver_mode_two_queues() {
     assert_eq!(per_queue.iter().sum::<u64>(), FLOWS as u64);
     assert!(per_queue.iter().all(|&n| n > 0), "a queue saw no traffic: {per_queue:?}");
     fwd.stop();
-    assert!(!lab.link_has_xdp("ga") && !lab.link_has_xdp("gb"));
+    lab.wait_xdp_detached(&["ga", "gb"]);
 }
 
 /// Rough rate of the test forwarder (not a benchmark: the generator is a
