@@ -1,12 +1,25 @@
 //! Packets waiting for their SA: the first packets of a flow whose proxy-ID
 //! has no SA yet are kept (a few per proxy-ID, a bounded pool per worker)
 //! and sent when the SA is installed, so that the packet that triggered
-//! the negotiation is not lost. Storage is allocated once, at start.
+//! the negotiation is not lost. Packets waiting for a next hop's MAC
+//! address are kept the same way (a few per next hop) and sent again when
+//! the neighbour table changes, as the kernel's ARP queue does. Storage is
+//! allocated once, at start.
 
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use crate::VpnId;
+use crate::{PortId, VpnId};
 use esprit_policy::ProxyId;
+
+/// What a held frame waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HoldKey {
+    /// An SA for this proxy-ID of this VPN.
+    Sa(VpnId, ProxyId),
+    /// The MAC address of this next hop.
+    Neighbor(PortId, Ipv4Addr),
+}
 
 /// Bytes of one held frame (a 2 KiB UMEM frame holds at most this much).
 pub(crate) const HOLD_FRAME: usize = 2048;
@@ -15,7 +28,7 @@ pub(crate) const HOLD_FRAME: usize = 2048;
 pub(crate) struct HoldPool {
     data: Vec<u8>,
     len: Vec<u16>,
-    owner: Vec<Option<(VpnId, ProxyId)>>,
+    owner: Vec<Option<HoldKey>>,
     since: Vec<Option<Instant>>,
     free: Vec<u16>,
     released: Vec<u16>,
@@ -36,31 +49,47 @@ impl HoldPool {
         }
     }
 
-    /// Keeps a copy of `frame`; false when the pool or the proxy-ID's share
-    /// of it is full (or the frame is too big to hold).
-    pub(crate) fn hold(&mut self, vpn: VpnId, proxy_id: &ProxyId, frame: &[u8], now: Instant) -> bool {
-        if frame.len() > HOLD_FRAME || self.per_proxy_id == 0 {
+    /// Keeps a copy of the frame made of `parts` (consecutive) until `key`
+    /// is released; false when the pool or the key's share of it is full
+    /// (or the frame is too big).
+    pub(crate) fn hold_parts(&mut self, key: HoldKey, parts: &[&[u8]], now: Instant) -> bool {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total > HOLD_FRAME || self.per_proxy_id == 0 {
             return false;
         }
-        let held =
-            self.owner.iter().filter(|o| matches!(o, Some((v, p)) if *v == vpn && p == proxy_id)).count();
+        let held = self.owner.iter().filter(|o| **o == Some(key)).count();
         if held >= self.per_proxy_id {
             return false;
         }
         let Some(slot) = self.free.pop() else { return false };
         let i = usize::from(slot);
-        self.data[i * HOLD_FRAME..i * HOLD_FRAME + frame.len()].copy_from_slice(frame);
-        self.len[i] = frame.len() as u16;
-        self.owner[i] = Some((vpn, *proxy_id));
+        let mut at = i * HOLD_FRAME;
+        for p in parts {
+            self.data[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        self.len[i] = total as u16;
+        self.owner[i] = Some(key);
         self.since[i] = Some(now);
         true
     }
 
     /// The proxy-ID got its SA: its held frames are ready to go, oldest first.
     pub(crate) fn release(&mut self, vpn: VpnId, proxy_id: &ProxyId) {
+        self.release_where(|k| *k == HoldKey::Sa(vpn, *proxy_id));
+    }
+
+    /// The neighbour table changed: every frame waiting for a MAC address
+    /// goes through the pipeline again (held again, once more, if its next
+    /// hop is still unknown; the hold timeout bounds the waiting).
+    pub(crate) fn release_neighbors(&mut self) {
+        self.release_where(|k| matches!(k, HoldKey::Neighbor(..)));
+    }
+
+    fn release_where(&mut self, wanted: impl Fn(&HoldKey) -> bool) {
         let mut mine: Vec<(Instant, u16)> = Vec::new();
         for (i, o) in self.owner.iter_mut().enumerate() {
-            if matches!(o, Some((v, p)) if *v == vpn && p == proxy_id) {
+            if o.as_ref().is_some_and(&wanted) {
                 *o = None;
                 mine.push((self.since[i].unwrap_or_else(Instant::now), i as u16));
             }
@@ -87,7 +116,7 @@ impl HoldPool {
     pub(crate) fn discard_vpn(&mut self, vpn: VpnId) -> u64 {
         let mut n = 0;
         for i in 0..self.owner.len() {
-            if matches!(self.owner[i], Some((v, _)) if v == vpn) {
+            if matches!(self.owner[i], Some(HoldKey::Sa(v, _)) if v == vpn) {
                 self.owner[i] = None;
                 self.free.push(i as u16);
                 n += 1;

@@ -13,7 +13,7 @@ use esprit_wire::{esp, icmpv4, ip_proto, ipv4, udp};
 use crate::drop::{DropCounters, DropReason};
 use crate::fasthash::{FastMap, IdMap};
 use crate::flow::flow_key_v4;
-use crate::hold::HoldPool;
+use crate::hold::{HoldKey, HoldPool};
 use crate::sa::{InEntry, InSlot, OutEntry, OutSlot, OuterHop};
 use crate::update::{
     Event, ExpireReason, PortInfo, Probe, Retired, SaStats, TunnelConf, Update, VpnConf, WorkerOutput,
@@ -333,7 +333,10 @@ impl Worker {
                 self.ports = p;
             }
             Update::Routes(r) => self.routes = r,
-            Update::Neighbors(n) => self.neighbors = n,
+            Update::Neighbors(n) => {
+                self.neighbors = n;
+                self.hold.release_neighbors();
+            }
             Update::Tunnel(t) => {
                 self.tunnels.insert(t.id.0, t);
             }
@@ -650,6 +653,47 @@ impl Worker {
         }
     }
 
+    /// The next hop's MAC address is being resolved: a copy of the frame
+    /// (not yet changed by this hop: TTL and addresses are rewritten after
+    /// the neighbour lookup) waits for the neighbour table to change.
+    #[allow(clippy::too_many_arguments)]
+    fn hold_for_neighbor<F: Frame>(
+        &mut self,
+        now: Instant,
+        f: &mut F,
+        l3: usize,
+        ip_len: usize,
+        port: PortId,
+        hop: Ipv4Addr,
+    ) -> Action {
+        if self.hold_packet(HoldKey::Neighbor(port, hop), now, f, l3, ip_len) {
+            Action::Held
+        } else {
+            Action::Drop(DropReason::NoNeighbor)
+        }
+    }
+
+    /// Keeps a copy of the packet as a frame from the LAN: its Ethernet
+    /// header, then the IP packet (a decrypted one sits after the outer
+    /// headers it arrived in, which must not go with it).
+    fn hold_packet<F: Frame>(
+        &mut self,
+        key: HoldKey,
+        now: Instant,
+        f: &mut F,
+        l3: usize,
+        ip_len: usize,
+    ) -> bool {
+        let head = f.head();
+        let b = f.buffer();
+        let (Some(eth), Some(ip)) =
+            (b.get(head..head + ethernet::HEADER_LEN), b.get(head + l3..head + l3 + ip_len))
+        else {
+            return false;
+        };
+        self.hold.hold_parts(key, &[eth, ip], now)
+    }
+
     /// True when held frames were released by an SA install.
     pub fn has_released(&self) -> bool {
         self.hold.has_released()
@@ -860,7 +904,7 @@ impl Worker {
                     NextHop::Tunnel(_) => return Action::Drop(DropReason::NoRoute),
                 };
                 let Some(mac) = self.neighbor(now, port, hop, out) else {
-                    return Action::Drop(DropReason::NoNeighbor);
+                    return self.hold_for_neighbor(now, f, l3, ip_len, port, hop);
                 };
                 let Some(src_mac) = self.ports.get(usize::from(port.0)).map(|p| p.mac) else {
                     return Action::Drop(DropReason::NoRoute);
@@ -964,10 +1008,7 @@ impl Worker {
                     ));
                     out.event(Event::Acquire { vpn: vpn_id, tunnel, proxy_id, index, flow });
                 }
-                let head = f.head();
-                let len = f.len();
-                let frame = &f.buffer()[head..head + len];
-                return if self.hold.hold(vpn_id, &proxy_id, frame, now) {
+                return if self.hold_packet(HoldKey::Sa(vpn_id, proxy_id), now, f, l3, ip_len) {
                     Action::Held
                 } else if self.cfg.hold_per_proxy_id == 0 {
                     Action::Drop(DropReason::NoSa)
@@ -1001,7 +1042,7 @@ impl Worker {
                 Err(Unresolved::Route) => return Action::Drop(DropReason::NoRoute),
                 Err(Unresolved::Neighbor(port, addr)) => {
                     self.neighbor(now, port, addr, out);
-                    return Action::Drop(DropReason::NoNeighbor);
+                    return self.hold_for_neighbor(now, f, l3, ip_len, port, addr);
                 }
             },
         };

@@ -295,17 +295,82 @@ fn ttl_one_gets_time_exceeded() {
 }
 
 #[test]
-fn missing_neighbor_asks_the_control_plane_once() {
+fn missing_neighbor_asks_the_control_plane_once_and_holds_the_packets() {
     let mut a = lab::gateway(Side::A, &LabOptions::default());
     let mut sink = VecOutput::default();
     a.apply(Update::Neighbors(Arc::new(Default::default())), &mut sink);
     let f = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 10);
-    let (_, actions, out) = run(&mut a, LAN, vec![f.clone(), f]);
-    assert_eq!(actions, vec![Action::Drop(DropReason::NoNeighbor); 2]);
+    let six = vec![f.clone(); 6];
+    let (_, actions, out) = run(&mut a, LAN, six);
+    // A few per next hop wait for its MAC address (as the kernel's ARP
+    // queue does); beyond that they are dropped and counted.
+    let mut want = vec![Action::Held; 4];
+    want.extend([Action::Drop(DropReason::NoNeighbor); 2]);
+    assert_eq!(actions, want);
     let misses: Vec<_> = out.events.iter().filter(|e| matches!(e, Event::NeighborMiss { .. })).collect();
     assert_eq!(misses, vec![&Event::NeighborMiss { port: WAN, addr: Side::B.wan_addr() }]);
     // No sequence number was spent on them.
     assert_eq!(a.stats(0).sas.iter().filter(|s| s.outbound).map(|s| s.seq).sum::<u64>(), 0);
+    assert!(!a.has_released());
+
+    // The neighbour is learnt: the held packets go through the pipeline
+    // again, are encrypted on their SA, in order, and leave on the WAN.
+    let mut n = esprit_dataplane::NeighborTable::default();
+    n.insert(WAN, Side::B.wan_addr(), Side::B.wan_mac());
+    a.apply(Update::Neighbors(Arc::new(n)), &mut sink);
+    assert!(a.has_released());
+    let mut again = Vec::new();
+    a.drain_released(|b| again.push(b.to_vec()));
+    assert_eq!(again, vec![f; 4], "the frames as they were held");
+    let (out_frames, actions, _) = run(&mut a, LAN, again);
+    assert_eq!(actions, vec![Action::Tx(WAN); 4]);
+    let spi = wire_spi(out_frames[0].packet());
+    assert!(out_frames.iter().all(|fr| wire_spi(fr.packet()) == spi), "one SA");
+    let seqs: Vec<u32> = out_frames
+        .iter()
+        .map(|fr| {
+            let ip = ipv4::Packet::new_checked(&fr.packet()[14..]).unwrap();
+            assert_eq!(ip.protocol(), ip_proto::ESP, "the lab's SAs are plain ESP");
+            esp::Packet::new_checked(ip.payload()).unwrap().seq()
+        })
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+}
+
+/// A decrypted packet whose LAN host's MAC address is not known yet waits
+/// for the neighbour table too, held as a plain LAN frame (without the
+/// outer headers it arrived in), and reaches the host once it is learnt:
+/// the same bytes as when the host was known from the start.
+#[test]
+fn decrypted_packet_waits_for_its_lan_neighbor() {
+    for udp_encap in [false, true] {
+        let opts = LabOptions { udp_encap, ..Default::default() };
+        let mut a = lab::gateway(Side::A, &opts);
+        let mut b = lab::gateway(Side::B, &opts);
+        let mut known = lab::gateway(Side::B, &opts);
+        let orig = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 100);
+        let (fs, _, _) = run(&mut a, LAN, vec![orig.clone(), orig]);
+        let wan: Vec<Vec<u8>> = fs.iter().map(|f| f.packet().to_vec()).collect();
+        let (want, actions, _) = run(&mut known, WAN, vec![wan[0].clone()]);
+        assert_eq!(actions, vec![Action::Tx(LAN)]);
+
+        // B knows its WAN peer but not the LAN host yet.
+        let mut n = esprit_dataplane::NeighborTable::default();
+        n.insert(WAN, Side::A.wan_addr(), Side::A.wan_mac());
+        let mut sink = VecOutput::default();
+        b.apply(Update::Neighbors(Arc::new(n.clone())), &mut sink);
+        let (_, actions, _) = run(&mut b, WAN, vec![wan[0].clone()]);
+        assert_eq!(actions, vec![Action::Held], "udp={udp_encap}");
+        n.insert(LAN, Side::B.host(1), Side::B.host_mac(1));
+        b.apply(Update::Neighbors(Arc::new(n)), &mut sink);
+        let mut again = Vec::new();
+        b.drain_released(|f| again.push(f.to_vec()));
+        assert_eq!(again.len(), 1);
+        let (got, actions, _) = run(&mut b, LAN, again);
+        assert_eq!(actions, vec![Action::Tx(LAN)], "udp={udp_encap}");
+        assert_eq!(got[0].packet(), want[0].packet(), "udp={udp_encap}");
+        assert_eq!(b.drops().total(), 0);
+    }
 }
 
 #[test]
