@@ -14,6 +14,7 @@
 set -euo pipefail
 ESPRIT_SCRIPT=cli-shell
 source "$(dirname "$0")/../lib/common.sh"
+source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 need_root
 
 LIMIT=${ESPRIT_TIMEOUT:-120}
@@ -91,13 +92,6 @@ for _ in $(seq 50); do "$BIN/esprit" --socket "$WORK/cd.sock" get sa 2>/dev/null
 
 # One-shot mode is unchanged: exit status 1 on a refused command, 2 when
 # controld cannot be reached.
-pass=0
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then pass=$((pass + 1)); log "ok   $what"; else fail=$((fail + 1)); log "FAIL $what"; fi
-}
 status_is() { local want=$1; shift; local rc=0; "$@" >/dev/null 2>&1 || rc=$?; [ "$rc" = "$want" ]; }
 check "one-shot: get sa succeeds" status_is 0 "$BIN/esprit" --socket "$WORK/cd.sock" get sa
 check "one-shot: a bad command exits 1" status_is 1 "$BIN/esprit" --socket "$WORK/cd.sock" get nonsense

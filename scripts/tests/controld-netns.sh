@@ -23,6 +23,7 @@
 set -euo pipefail
 ESPRIT_SCRIPT=controld-netns
 source "$(dirname "$0")/../lib/common.sh"
+source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 source "$ESPRIT_ROOT/scripts/lib/topo.sh"
 need_root
 
@@ -54,19 +55,6 @@ trap cleanup EXIT
 EXTRA+=($!)
 trap 'exit 124' TERM
 
-pass=0
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then
-        pass=$((pass + 1))
-        log "ok   $what"
-    else
-        fail=$((fail + 1))
-        log "FAIL $what"
-    fi
-}
 
 topo_up "ectl$$"
 log "topology $TOPO: xdp=$MODE, work directory $WORK"

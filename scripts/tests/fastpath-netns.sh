@@ -17,6 +17,7 @@
 set -euo pipefail
 ESPRIT_SCRIPT=fastpath-netns
 source "$(dirname "$0")/../lib/common.sh"
+source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 source "$ESPRIT_ROOT/scripts/lib/topo.sh"
 need_root
 
@@ -40,19 +41,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pass=0
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then
-        pass=$((pass + 1))
-        log "ok   $what"
-    else
-        fail=$((fail + 1))
-        log "FAIL $what"
-    fi
-}
 
 topo_up "efp$$" "$WORKERS"
 encap_flag=

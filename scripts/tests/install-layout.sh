@@ -10,6 +10,7 @@
 set -euo pipefail
 ESPRIT_SCRIPT=install-layout
 source "$(dirname "$0")/../lib/common.sh"
+source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 
 BIN=${ESPRIT_BIN:-$ESPRIT_ROOT/target/debug}
 for b in fastpathd fpctl controld esprit; do
@@ -18,13 +19,6 @@ done
 D=$(mktemp -d /tmp/esprit-install.XXXXXX)
 trap 'rm -rf "$D"' EXIT
 
-pass=0
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then pass=$((pass + 1)); log "ok   $what"; else fail=$((fail + 1)); log "FAIL $what"; fi
-}
 mode_is() { [ "$(stat -c %a "$2")" = "$1" ] || { log "$2: mode $(stat -c %a "$2"), expected $1"; return 1; }; }
 
 DESTDIR=$D/a "$ESPRIT_ROOT/scripts/install.sh" --bin-from "$BIN" 2>"$D/a.log"

@@ -138,40 +138,17 @@ impl WorkerThread {
             // Frames released from the hold queue, and frames handed off to
             // us by other workers, go through the pipeline again.
             let headroom = self.rings.config().umem.headroom as usize;
-            if self.pipeline.has_released() {
+            // VPN monitor probes are built here and go the same way, as
+            // packets from the LAN (port 0).
+            if self.pipeline.has_released() || self.pipeline.has_probes() {
                 let (rings, pipeline) = (&mut self.rings, &mut self.pipeline);
                 let mut lost = 0;
-                pipeline.drain_released(|bytes| match copy_in(rings, headroom, bytes) {
+                let mut take_in = |bytes: &[u8]| match copy_in(rings, headroom, bytes) {
                     Some(f) => held.push(f),
                     None => lost += 1,
-                });
-                for _ in 0..lost {
-                    self.pipeline.count_drop(DropReason::NoFrame);
-                }
-                while !held.is_empty() {
-                    let take = held.len().min(MAX_BURST);
-                    opened.extend(held.drain(..take).map(Open::new));
-                    let n = opened.len();
-                    self.pipeline.process_burst(
-                        Instant::now(),
-                        PortId(0),
-                        &mut opened,
-                        &mut actions[..n],
-                        &mut out,
-                    );
-                    self.dispatch(&mut opened, &actions, PortId(0), &mut tx);
-                    work += n;
-                }
-            }
-            // VPN monitor probes: built here, then the pipeline like any
-            // packet from the LAN (port 0, as released frames).
-            if self.pipeline.has_probes() {
-                let (rings, pipeline) = (&mut self.rings, &mut self.pipeline);
-                let mut lost = 0;
-                pipeline.drain_probes(|bytes| match copy_in(rings, headroom, bytes) {
-                    Some(f) => held.push(f),
-                    None => lost += 1,
-                });
+                };
+                pipeline.drain_released(&mut take_in);
+                pipeline.drain_probes(&mut take_in);
                 for _ in 0..lost {
                     self.pipeline.count_drop(DropReason::NoFrame);
                 }
