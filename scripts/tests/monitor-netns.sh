@@ -20,7 +20,14 @@
 #     slack); gw2 takes it back: rekey renegotiates and tunnel.1 is UP;
 #  d. the path breaks without a word (ESP dropped on the way, the SAs stay):
 #     tunnel.1 goes DOWN, and rekey deletes the silent pair with the peer
-#     and negotiates a new one; when ESP passes again tunnel.1 is UP.
+#     and negotiates a new one; when ESP passes again tunnel.1 is UP;
+#  e. route withdrawal per proxy-ID: gw1 adds `set vpn test withdraw-routes`
+#     and a null route behind 10.2.2.0/24. Pair 22, DOWN since b, is
+#     renegotiated by controld at once (no traffic) and UP; gw2 drops pair
+#     22's proxy-ID: gw1 withdraws 10.2.2.0/24 from tunnel.1 (`get route`),
+#     h12 -> h22 is dropped as null-route (never leaves in clear) while
+#     pair 11 keeps flowing; gw2 takes the proxy-ID back: gw1's retry
+#     brings pair 22 UP and the route back, and h12 -> h22 crosses again.
 #
 # Ends with "N passed, M failed". Needs root. Bounded by $ESPRIT_TIMEOUT
 # seconds (default 240). Binaries from $ESPRIT_BIN (default
@@ -84,6 +91,7 @@ until_line() {
     done
 }
 quiet() { "$@" >/dev/null; }
+not() { ! "$@" >/dev/null; }
 has_line() { # has_line G COMMAND REGEX: one look, no waiting
     local out
     # shellcheck disable=SC2086
@@ -112,7 +120,8 @@ check "a: get vpn test shows the monitor UP from 10.1.1.1 (ethernet0/1)" \
     has_line 1 "get vpn test" "^  vpn monitor UP since [0-9T:Z-]+: 10\.1\.1\.1 \(ethernet0/1\) -> 10\.2\.1\.10$"
 check "a: pair 11 UP and monitored" \
     has_line 1 "get vpn test" "^  00000001  ${P11} UP +[0-9]+ +[0-9]+ +[0-9]+  [0-9T:Z-]+ \(monitored\)$"
-check "a: pair 22 DOWN, never changed" has_line 1 "get vpn test" "^  00000001  ${P22} DOWN +0 +0 +0  -$"
+check "a: pair 22 READY (never negotiated), never changed" \
+    has_line 1 "get vpn test" "^  00000001  ${P22} READY +0 +0 +0  -$"
 check "a: 2 SAs A/U (pair 11 only)" gw_active 1 2
 check "a: the SA came from the monitor's probe (acquire of 10.1.1.1 -> 10.2.1.10 protocol 1)" \
     grep -q "acquire: tunnel.1 .* 10.1.1.1 -> 10.2.1.10 protocol 1" "$WORK/cd1.log"
@@ -125,8 +134,8 @@ log "=== b. pair 22: UP with its traffic, DOWN when its SA is cleared"
 check "b: h12 -> h22 crosses (pair 22 negotiated)" quiet nsx h12 ping -c 1 -W 8 10.2.2.10
 check "b: get vpn test shows pair 22 UP with the time it changed" \
     until_line 5 1 "get vpn test" "^  00000001  ${P22} UP +[0-9]+ +[0-9]+ +[0-9]+  [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$"
-check "b: the event log has pair 22 UP (was DOWN)" \
-    until_line 5 1 "get event" "status +203\.0\.113\.2 +vpn test proxy-id ${P22}: UP \(was DOWN\)$"
+check "b: the event log has pair 22 UP (was READY)" \
+    until_line 5 1 "get event" "status +203\.0\.113\.2 +vpn test proxy-id ${P22}: UP \(was READY\)$"
 gw_cli 1 clear sa >/dev/null
 check "b: after clear sa, pair 22 DOWN with the time it changed" \
     until_line 5 1 "get vpn test" "^  00000001  ${P22} DOWN +[0-9]+ +[0-9]+ +[0-9]+  [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$"
@@ -183,5 +192,43 @@ check "d: pair 11 is UP on a new SA pair" new_spis
 gw_cli 1 get interface tunnel.1 | sed 's/^/    /' >&2
 gw_cli 1 get vpn test | sed 's/^/    /' >&2
 gw_cli 1 get event | grep -E "vpn-monitor|status " | head -12 | sed 's/^/    /' >&2
+
+log "=== e. withdraw-routes: pair 22's route follows its status"
+P22_RE="${P22//./\\.}"
+null_drops() { gw_cli 1 get counter | awk '$1 == "null-route" { print $2 }'; }
+check "e: gw1 takes a null route behind 10.2.2.0/24 and withdraw-routes" \
+    quiet gw_cli 1 set route 10.2.2.0/24 interface null metric 250
+check "e: ... (set vpn test withdraw-routes)" quiet gw_cli 1 set vpn test withdraw-routes
+check "e: pair 22 (DOWN since b) is renegotiated by controld itself: UP, no traffic" \
+    until_line 15 1 "get vpn test" "^  00000001  ${P22_RE} UP "
+check "e: the event log has its routes withdrawn, then restored" \
+    has_line 1 "get event" "vpn test proxy-id ${P22_RE} DOWN: route\(s\) withdrawn: 10\.2\.2\.0/24 interface tunnel\.1$"
+check "e: ... restored" \
+    until_line 5 1 "get event" "vpn test proxy-id ${P22_RE} no longer DOWN: route\(s\) restored: 10\.2\.2\.0/24 interface tunnel\.1$"
+check "e: gw2 drops pair 22's proxy-ID" \
+    quiet gw_cli 2 unset vpn test proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
+check "e: gw1 withdraws 10.2.2.0/24 from tunnel.1 (get route, exact line)" \
+    until_line 10 1 "get route" "^  10\.2\.2\.0/24 +tunnel\.1 +- +static +1 tunnel\.1  withdrawn: vpn test proxy-id ${P22_RE} DOWN$"
+check "e: ... and installs the null route" has_line 1 "get route" "^\* 10\.2\.2\.0/24 +null +- +static +250 -$"
+check "e: get vpn test marks pair 22 DOWN, routes withdrawn" \
+    has_line 1 "get vpn test" "^  00000001  ${P22_RE} DOWN .*\(routes withdrawn\)$"
+NULL_BEFORE=$(null_drops)
+check "e: h12 -> h22 gets no answer" not nsx h12 ping -c 2 -i 0.3 -W 1 10.2.2.10
+drops_grew() {
+    local now
+    now=$(null_drops)
+    log "    null-route drops: ${NULL_BEFORE:-0} -> ${now:-0}"
+    [ "${now:-0}" -ge $((${NULL_BEFORE:-0} + 2)) ]
+}
+check "e: ... dropped by gw1 as null-route (not sent in clear)" drops_grew
+check "e: pair 11 keeps flowing (h11 -> h21)" quiet nsx h11 ping -c 1 -W 3 10.2.1.10
+check "e: gw2 takes the proxy-ID back" \
+    quiet gw_cli 2 set vpn test proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
+check "e: gw1's retry brings pair 22 UP (10 s retries; a refused Quick Mode may take its time out)" \
+    until_line 40 1 "get vpn test" "^  00000001  ${P22_RE} UP "
+check "e: the tunnel route is back in fastpathd" \
+    until_line 5 1 "get route" "^\* 10\.2\.2\.0/24 +tunnel\.1 +- +static +1 tunnel\.1$"
+check "e: h12 -> h22 crosses again" quiet nsx h12 ping -c 1 -W 3 10.2.2.10
+gw_cli 1 get route | sed 's/^/    /' >&2
 
 summary

@@ -118,6 +118,10 @@ pub struct Vpn {
     pub proxy_id_check: bool,
     /// The configured proxy-IDs, in order (a manual-key VPN has at most one).
     pub proxy_ids: Vec<ProxyIdSpec>,
+    /// `withdraw-routes` (esprit): while one of the proxy-IDs is DOWN, the
+    /// routes into the bound tunnel interface that lie inside its remote
+    /// prefix are withdrawn (controld decides; see its README).
+    pub withdraw_routes: bool,
 }
 
 impl Vpn {
@@ -687,6 +691,7 @@ impl Config {
                 });
             }
             VpnSetting::ProxyIdCheck => vpn.proxy_id_check = true,
+            VpnSetting::WithdrawRoutes => vpn.withdraw_routes = true,
             VpnSetting::ProxyId(spec) => {
                 if vpn.proxy_ids.iter().any(|p| p.same_as(spec)) {
                     return Err(ErrorKind::DuplicateProxyId { vpn: name.into(), proxy_id: spec.to_string() });
@@ -779,6 +784,7 @@ impl Config {
                         v.id = None;
                     }
                     Some(VpnItem::ProxyIdCheck) => v.proxy_id_check = false,
+                    Some(VpnItem::WithdrawRoutes) => v.withdraw_routes = false,
                     Some(VpnItem::AllProxyIds) => v.proxy_ids.clear(),
                     Some(VpnItem::ProxyId(spec)) => {
                         let before = v.proxy_ids.len();
@@ -850,7 +856,7 @@ impl Config {
     }
 
     fn require_interface(&self, referrer: String, name: &InterfaceName) -> Result<(), ErrorKind> {
-        if self.interfaces.contains_key(name) {
+        if self.interfaces.contains_key(name) || name.is_null() {
             return Ok(());
         }
         Err(ErrorKind::UnknownReference {
@@ -1071,6 +1077,7 @@ fn new_vpn(name: &str, kind: VpnKind) -> Vpn {
         monitor: None,
         proxy_id_check: false,
         proxy_ids: Vec::new(),
+        withdraw_routes: false,
     }
 }
 

@@ -32,6 +32,9 @@ pub struct InterfaceName(String);
 /// Longest interface name accepted.
 pub const MAX_INTERFACE_NAME: usize = 32;
 
+/// The name of the null interface.
+pub const NULL_INTERFACE: &str = "null";
+
 impl InterfaceName {
     /// Checks and lowercases a name: 1 to 32 characters of `a-z 0-9 . / : _ -`;
     /// a `tunnel.` name must be `tunnel.N` with N from 1 to 9999, no leading
@@ -63,6 +66,12 @@ impl InterfaceName {
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// True for `null`, the blackhole a route may point at (ScreenOS's
+    /// `set route ... interface null`); no `set interface` line defines it.
+    pub fn is_null(&self) -> bool {
+        self.0 == NULL_INTERFACE
     }
 
     /// True for `tunnel.N`.
@@ -384,6 +393,8 @@ pub enum VpnSetting {
     ProxyIdCheck,
     /// `proxy-id local-ip P remote-ip P SERVICE`.
     ProxyId(ProxyIdSpec),
+    /// `withdraw-routes` (esprit).
+    WithdrawRoutes,
 }
 
 /// A `set` line.
@@ -476,6 +487,8 @@ pub enum VpnItem {
     ProxyId(ProxyIdSpec),
     /// `proxy-id`: every proxy-ID.
     AllProxyIds,
+    /// `withdraw-routes`.
+    WithdrawRoutes,
 }
 
 /// An `unset` line. `item: None` removes the whole object.

@@ -331,6 +331,15 @@ fn set_vpnmonitor(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
 
 fn set_interface(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
     let name = c.interface()?;
+    if name.is_null() {
+        return Err(ParseError::BadValue {
+            what: "interface name",
+            word: name.to_string(),
+            reason:
+                "null is the blackhole routes may point at (set route P interface null); it has no settings"
+                    .into(),
+        });
+    }
     let setting = match c.keyword(&["zone", "ip", "mtu", "port", "manage"])? {
         "zone" => InterfaceSetting::Zone(c.name("zone name")?),
         "ip" => {
@@ -368,6 +377,13 @@ fn set_route(c: &mut Cursor<'_, '_>) -> Result<Route, ParseError> {
         }
     }
     let interface = interface.ok_or_else(|| c.missing("interface"))?;
+    if interface.is_null() && gateway.is_some() {
+        return Err(ParseError::BadValue {
+            what: "gateway",
+            word: gateway.map(|g| g.to_string()).unwrap_or_default(),
+            reason: "a route to interface null drops its packets: it has no gateway".into(),
+        });
+    }
     Ok(Route { prefix, interface, gateway, metric: metric.unwrap_or(DEFAULT_METRIC) })
 }
 
@@ -652,7 +668,7 @@ fn set_p2_proposal(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
 }
 
 /// The keywords after `set vpn NAME`, in the order of the reference page.
-const VPN_WORDS: [&str; 6] = ["gateway", "proxy-id", "monitor", "id", "bind", "manual"];
+const VPN_WORDS: [&str; 7] = ["gateway", "proxy-id", "monitor", "id", "bind", "manual", "withdraw-routes"];
 
 fn set_vpn(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
     let name = c.name("vpn name")?;
@@ -688,6 +704,7 @@ fn set_vpn(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
             c.keyword(&["interface"])?;
             VpnSetting::Bind { id: None, interface: Some(c.interface()?) }
         }
+        "withdraw-routes" => VpnSetting::WithdrawRoutes,
         _ => match c.keyword(&["check", "local-ip"])? {
             "check" => VpnSetting::ProxyIdCheck,
             _ => VpnSetting::ProxyId(proxy_id_rest(c)?),
@@ -963,9 +980,10 @@ fn parse_unset(c: &mut Cursor<'_, '_>) -> Result<UnsetCommand, ParseError> {
         },
         "vpn" => {
             let name = c.name("vpn name")?;
-            let item = match c.option(&["monitor", "bind", "proxy-id"])? {
+            let item = match c.option(&["monitor", "bind", "proxy-id", "withdraw-routes"])? {
                 None => None,
                 Some("monitor") => Some(VpnItem::Monitor),
+                Some("withdraw-routes") => Some(VpnItem::WithdrawRoutes),
                 Some("bind") => {
                     c.keyword(&["interface"])?;
                     Some(VpnItem::Bind)

@@ -154,6 +154,9 @@ impl Config {
                 }
                 out.push(line);
             }
+            if v.withdraw_routes {
+                out.push(format!("{head} withdraw-routes"));
+            }
             let mut proxy_lines = Vec::new();
             if v.proxy_id_check {
                 proxy_lines.push(format!("{head} proxy-id check"));

@@ -132,6 +132,30 @@ fn routes() {
 }
 
 #[test]
+fn null_routes_and_withdraw_routes() {
+    // The ScreenOS backstop: a null route behind a VPN route, for when the
+    // VPN route is withdrawn.
+    let c = with(&[
+        "set route 10.2.1.0/24 interface tunnel.1",
+        "set route 10.2.1.0/24 interface NULL metric 250",
+        "set vpn v withdraw-routes",
+    ]);
+    assert_eq!(
+        printed(&c, "set route"),
+        ["set route 10.2.1.0/24 interface tunnel.1", "set route 10.2.1.0/24 interface null metric 250"]
+    );
+    assert!(c.routes()[1].interface.is_null());
+    assert!(c.vpn("v").unwrap().withdraw_routes);
+    assert_eq!(printed(&c, "set vpn \"v\" withdraw"), [r#"set vpn "v" withdraw-routes"#]);
+    let mut c = c;
+    c.apply("unset vpn v withdraw-routes").unwrap();
+    assert!(!c.vpn("v").unwrap().withdraw_routes);
+    c.apply("unset route 10.2.1.0/24 interface null").unwrap();
+    assert_eq!(printed(&c, "set route"), ["set route 10.2.1.0/24 interface tunnel.1"]);
+    round_trip(&c);
+}
+
+#[test]
 fn ike_gateways() {
     let c = with(&[
         r#"set ike gateway "dial" dialup "road-warriors" Aggr outgoing-interface "ethernet0/2" preshare "k1" sec-level compatible"#,

@@ -26,7 +26,7 @@ const CORPUS: &[(&str, &str)] = &[
     ("set vpm test", r#""set vpm test": unknown word "vpm" after "set": expected one of interface, route, ike, vpn, vpnmonitor, service"#),
     (
         "set vpn test tunel",
-        r#""set vpn test tunel": unknown word "tunel" after "set vpn test": expected one of gateway, proxy-id, monitor, id, bind, manual"#,
+        r#""set vpn test tunel": unknown word "tunel" after "set vpn test": expected one of gateway, proxy-id, monitor, id, bind, manual, withdraw-routes"#,
     ),
     (
         "set vpn test proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any extra",
@@ -49,7 +49,7 @@ const CORPUS: &[(&str, &str)] = &[
     ("set vpn", r#""set vpn": missing argument after "set vpn": expected vpn name"#),
     (
         "set vpn test",
-        r#""set vpn test": missing argument after "set vpn test": expected one of gateway, proxy-id, monitor, id, bind, manual"#,
+        r#""set vpn test": missing argument after "set vpn test": expected one of gateway, proxy-id, monitor, id, bind, manual, withdraw-routes"#,
     ),
     (
         "set vpn test proxy-id local-ip",
@@ -116,6 +116,14 @@ const CORPUS: &[(&str, &str)] = &[
     (
         "set route 10.9.0.0/16 interface tunnel.x",
         r#""set route 10.9.0.0/16 interface tunnel.x": bad interface name "tunnel.x": a tunnel interface is tunnel.N with N from 1 to 9999"#,
+    ),
+    (
+        "set route 10.9.0.0/16 interface null gateway 198.51.100.9",
+        r#""set route 10.9.0.0/16 interface null gateway 198.51.100.9": bad gateway "198.51.100.9": a route to interface null drops its packets: it has no gateway"#,
+    ),
+    (
+        "set interface null zone Untrust",
+        r#""set interface null zone Untrust": bad interface name "null": null is the blackhole routes may point at (set route P interface null); it has no settings"#,
     ),
     (
         "set route 10.9.0.0/16 interface ethernet0/2 metric 0",
@@ -329,7 +337,7 @@ const CORPUS: &[(&str, &str)] = &[
     ("unset ike p1-proposal nope", r#""unset ike p1-proposal nope": p1-proposal "nope" does not exist"#),
     (
         "unset vpn test tunel",
-        r#""unset vpn test tunel": unknown word "tunel" after "unset vpn test": expected one of monitor, bind, proxy-id, or end of line"#,
+        r#""unset vpn test tunel": unknown word "tunel" after "unset vpn test": expected one of monitor, bind, proxy-id, withdraw-routes, or end of line"#,
     ),
 ];
 
@@ -385,7 +393,7 @@ fn load_reports_the_line() {
     let cases: &[(&str, &str)] = &[
         (
             "set interface ethernet0/2 zone Untrust\n\n# comment\nset vpn test tunel\n",
-            r#"line 4: "set vpn test tunel": unknown word "tunel" after "set vpn test": expected one of gateway, proxy-id, monitor, id, bind, manual"#,
+            r#"line 4: "set vpn test tunel": unknown word "tunel" after "set vpn test": expected one of gateway, proxy-id, monitor, id, bind, manual, withdraw-routes"#,
         ),
         (
             "set interface ethernet0/2 ip 198.51.100.1/24\nset route 10.2.0.0/16 interface tunnel.1\nset interface tunnel.2 zone Untrust\n",

@@ -23,6 +23,8 @@ use crate::translate::{translate_with_serials, Desired, DesiredSa, ManualSerials
 
 #[path = "show.rs"]
 mod show;
+#[cfg(test)]
+pub(crate) use show::WITHDRAWN_RETRY;
 
 /// Why a request to fastpathd failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -133,6 +135,11 @@ pub struct Controller {
     /// Last status of each proxy-ID ((VPN, proxy-ID)) and tunnel interface
     /// (("", tunnel.N)), and when it last changed.
     status_seen: BTreeMap<(String, String), (&'static str, Option<SystemTime>)>,
+    /// DOWN proxy-IDs ((VPN, proxy-ID)) whose routes are withdrawn
+    /// (`withdraw-routes`).
+    withdrawn: BTreeMap<(String, String), show::Withdrawal>,
+    /// The withdrawals changed since fastpathd's routes were programmed.
+    routes_pending: bool,
 }
 
 impl Controller {
@@ -165,6 +172,8 @@ impl Controller {
             clears: Vec::new(),
             monitor: Monitor::default(),
             status_seen: BTreeMap::new(),
+            withdrawn: BTreeMap::new(),
+            routes_pending: false,
         };
         c.reconfigure_monitor();
         c.log.extend(t.warnings.into_iter().map(|w| format!("warning: {w}")));
@@ -195,6 +204,9 @@ impl Controller {
     /// IKE negotiated (their proxy-IDs are no longer pending).
     pub fn wanted(&self) -> Desired {
         let mut d = self.desired.clone();
+        if !self.withdrawn.is_empty() {
+            d.routes = self.routes_in_effect();
+        }
         if self.ike_sas.is_empty() {
             return d;
         }
@@ -493,6 +505,9 @@ impl Controller {
         );
         self.sa_dirty_for_ids();
         self.reconfigure_monitor();
+        // Withdrawals follow the new configuration before it is programmed.
+        self.refresh_status();
+        self.routes_pending = false;
         // IKE SAs of VPNs that are gone (or no longer AutoKey) go with them.
         let config = &self.config;
         self.ike_sas.retain(|_, s| {
@@ -515,6 +530,7 @@ impl Controller {
             Err(e @ FastPathError::Refused { .. }) => {
                 (self.config, self.hex_ids, self.desired, self.serials) = old;
                 self.reconfigure_monitor();
+                self.refresh_status();
                 let back = match self.sync(fp) {
                     Ok(_) => "the previous configuration is restored".to_owned(),
                     Err(e2) => format!("restoring the previous configuration failed too: {e2}"),

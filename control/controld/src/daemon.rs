@@ -257,6 +257,17 @@ pub fn run(opts: Options) -> Result<(), String> {
             Err(RecvTimeoutError::Disconnected) => break,
         }
 
+        // `withdraw-routes`: traffic no longer reaches a withdrawn
+        // proxy-ID, so controld renegotiates it itself.
+        // The event log has the first try; the log has every one.
+        for (tunnel, proxy_id, first) in ctl.withdrawn_to_negotiate(Instant::now()) {
+            let l = ike.acquire(Instant::now(), tunnel, &proxy_id);
+            log.line(&format!("withdrawn proxy-id: {l}"));
+            if first {
+                ctl.record_ike_log(&l);
+            }
+        }
+
         // IKE: timers, then what the peers produced.
         ike.handle_timeout(Instant::now());
         pending_ike.extend(ike.poll(Instant::now()));
@@ -315,6 +326,11 @@ pub fn run(opts: Options) -> Result<(), String> {
                         }
                     }
                 });
+            }
+            if result.is_ok() && ctl.take_routes_pending() {
+                // A proxy-ID's routes were withdrawn or restored.
+                result =
+                    ctl.sync(c).map(|r| log.line(&format!("routes reprogrammed: {} request(s)", r.requests)));
             }
             if result.is_ok() && last_sync.elapsed() >= RESYNC_INTERVAL {
                 result = ctl.sync(c).map(|r| {

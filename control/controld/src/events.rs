@@ -92,6 +92,8 @@ pub enum EventKind {
     VpnMonitor,
     /// A proxy-ID's or tunnel interface's status changed (UP/READY/DOWN).
     Status,
+    /// Routes withdrawn or restored with a proxy-ID (`withdraw-routes`).
+    Route,
 }
 
 impl EventKind {
@@ -114,6 +116,7 @@ impl EventKind {
             EventKind::Ike => "ike",
             EventKind::VpnMonitor => "vpn-monitor",
             EventKind::Status => "status",
+            EventKind::Route => "route",
         }
     }
 }

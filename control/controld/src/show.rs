@@ -34,9 +34,10 @@
 //!   "lifetime_secs", "remaining_secs", "children"}],
 //!   "negotiating_proxy_ids": [{"gateway", "proxy_id"}]}`;
 //! * `get vpn [NAME]`: `{"vpns": [{"name", "gateway", "peer", "mode",
-//!   "interface", "proxy_id_check", "proxy_ids": [{"hex_id", "proxy_id",
-//!   "state" ("UP"|"DOWN"), "changed" (time or null), "monitored",
-//!   "packets_in", "packets_out", "drops"}], "monitor": null or {"status"
+//!   "interface", "proxy_id_check", "withdraw_routes", "proxy_ids":
+//!   [{"hex_id", "proxy_id", "state" ("UP"|"READY"|"DOWN"), "changed"
+//!   (time or null), "monitored", "routes_withdrawn", "packets_in",
+//!   "packets_out", "drops"}], "monitor": null or {"status"
 //!   ("up"|"down"|null), "changed", "source", "source_interface",
 //!   "destination", "proxy_id", "interval_secs", "threshold", "rekey",
 //!   "optimized", "probes_sent", "probes_answered", "probes_skipped",
@@ -47,7 +48,9 @@
 //!   that decided the status: {"vpn", "status", "proxy_id",
 //!   "destination"})}]}`;
 //! * `get route`: `{"routes": [{"prefix", "interface", "gateway", "type"
-//!   ("connected"|"static"), "metric", "device", "installed"}]}`;
+//!   ("connected"|"static"|"monitor": a VPN monitor destination's host
+//!   route while its proxy-ID's routes are withdrawn), "metric", "device",
+//!   "installed", "withdrawn_by" (null, or {"vpn", "proxy_id"})}]}`;
 //! * `get counter`: `{"workers": [{"worker", "core", "rx_packets",
 //!   "rx_bytes", "tx_packets", "tx_bytes", "forwarded", "encrypted",
 //!   "decrypted", "held", "released", "acquires", "probes" (VPN monitor
@@ -70,10 +73,15 @@ use super::{Controller, Response};
 mod net;
 #[path = "status.rs"]
 mod status;
+#[path = "withdraw.rs"]
+mod withdraw;
 use crate::events::{EventKind, Severity, EVENT_CAPACITY};
 use crate::ike::IsakmpState;
 use crate::sa::SaRow;
 use crate::translate::hex_id_of;
+pub(crate) use withdraw::Withdrawal;
+#[cfg(test)]
+pub(crate) use withdraw::RETRY as WITHDRAWN_RETRY;
 
 /// What `get` understands, for error messages.
 const GET_WORDS: &str = "sa, ike cookies, vpn, interface, route, counter, event, config";

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use esprit_config::InterfaceIp;
-use esprit_fastpath_api::NextHopSpec;
+use esprit_fastpath_api::{NextHopSpec, RouteSpec};
 use serde_json::{json, Value};
 
 use super::{json_response, opt_num, Pair};
@@ -45,6 +45,7 @@ impl Controller {
                                 "state": self.pair_status(p),
                                 "changed": self.status_since(&p.vpn, &p.proxy_id).map(rfc3339),
                                 "monitored": self.monitored(p).is_some(),
+                                "routes_withdrawn": self.is_withdrawn(p),
                                 "packets_in": i,
                                 "packets_out": o,
                                 "drops": d,
@@ -58,6 +59,7 @@ impl Controller {
                         "mode": mode,
                         "interface": self.vpn_interface(&v.name),
                         "proxy_id_check": v.enforces_proxy_ids(),
+                        "withdraw_routes": v.withdraw_routes,
                         "proxy_ids": pids,
                         "monitor": self.monitor.get(&v.name).map(|m| self.monitor_json(m)),
                     })
@@ -91,11 +93,12 @@ impl Controller {
                 out.push(String::new());
             }
             out.push(format!(
-                "vpn \"{}\": {}, {}, proxy-id check {}",
+                "vpn \"{}\": {}, {}, proxy-id check {}{}",
                 v.name,
                 self.vpn_words(&v.name),
                 self.vpn_interface(&v.name),
-                if v.enforces_proxy_ids() { "on" } else { "off" }
+                if v.enforces_proxy_ids() { "on" } else { "off" },
+                if v.withdraw_routes { ", withdraw-routes on" } else { "" }
             ));
             out.push(format!(
                 "  {:<9} {:<46} {:<5} {:>10} {:>11} {:>7}  Changed",
@@ -104,7 +107,10 @@ impl Controller {
             for p in of(&v.name) {
                 let (i, o, d) = p.packets();
                 let changed = self.status_since(&p.vpn, &p.proxy_id).map_or("-".to_owned(), rfc3339);
-                let mark = if self.monitored(p).is_some() { " (monitored)" } else { "" };
+                let mut mark = if self.monitored(p).is_some() { " (monitored)" } else { "" }.to_owned();
+                if self.is_withdrawn(p) {
+                    mark.push_str(" (routes withdrawn)");
+                }
                 out.push(format!(
                     "  {:08x}  {:<46} {:<5} {i:>10} {o:>11} {d:>7}  {changed}{mark}",
                     p.hex_id,
@@ -338,8 +344,10 @@ impl Controller {
             metric: u32,
             device: Option<String>,
             installed: bool,
+            /// (VPN, proxy-ID) whose DOWN status withdrew it.
+            withdrawn_by: Option<(String, String)>,
         }
-        let routes = &self.desired.routes;
+        let routes = &self.routes_in_effect();
         let installed =
             |prefix: &str, hop: &NextHopSpec| routes.iter().any(|r| r.prefix == prefix && &r.next_hop == hop);
         let mut rows = Vec::new();
@@ -362,12 +370,14 @@ impl Controller {
                 metric: 0,
                 device,
                 installed: inst,
+                withdrawn_by: None,
             });
         }
         for r in self.config.routes() {
             let prefix = r.prefix.to_string();
             let (device, hop) = match r.interface.tunnel_number() {
                 Some(tunnel) => (Some(r.interface.to_string()), Some(NextHopSpec::Tunnel { tunnel })),
+                None if r.interface.is_null() => (None, Some(NextHopSpec::Null)),
                 None => {
                     let d = self.device(r.interface.as_str());
                     let gw = match r.gateway {
@@ -378,6 +388,10 @@ impl Controller {
                     (d, hop)
                 }
             };
+            let withdrawn_by = hop
+                .as_ref()
+                .and_then(|h| self.withdrawn_by(&RouteSpec { prefix: prefix.clone(), next_hop: h.clone() }))
+                .cloned();
             rows.push(Row {
                 installed: hop.is_some_and(|h| installed(&prefix, &h)),
                 prefix,
@@ -386,15 +400,38 @@ impl Controller {
                 kind: "static",
                 metric: r.metric,
                 device,
+                withdrawn_by,
+            });
+        }
+        // Routes controld adds: a VPN monitor destination's host route
+        // while its proxy-ID's routes are withdrawn.
+        for r in routes.iter() {
+            let NextHopSpec::Tunnel { tunnel } = r.next_hop else { continue };
+            let name = format!("tunnel.{tunnel}");
+            if rows.iter().any(|x| x.prefix == r.prefix && x.interface == name) {
+                continue;
+            }
+            rows.push(Row {
+                prefix: r.prefix.clone(),
+                interface: name.clone(),
+                gateway: None,
+                kind: "monitor",
+                metric: 0,
+                device: Some(name),
+                installed: true,
+                withdrawn_by: None,
             });
         }
         if json {
             let list: Vec<Value> = rows
                 .iter()
                 .map(|r| {
+                    let withdrawn_by =
+                        r.withdrawn_by.as_ref().map(|(vpn, pid)| json!({ "vpn": vpn, "proxy_id": pid }));
                     json!({
                         "prefix": r.prefix, "interface": r.interface, "gateway": r.gateway,
                         "type": r.kind, "metric": r.metric, "device": r.device, "installed": r.installed,
+                        "withdrawn_by": withdrawn_by,
                     })
                 })
                 .collect();
@@ -412,7 +449,7 @@ impl Controller {
             ),
         ];
         for r in &rows {
-            out.push(format!(
+            let mut line = format!(
                 "{} {:<19} {:<13} {:<16} {:<10} {:>6} {}",
                 if r.installed { '*' } else { ' ' },
                 r.prefix,
@@ -421,7 +458,11 @@ impl Controller {
                 r.kind,
                 r.metric,
                 r.device.as_deref().unwrap_or("-")
-            ));
+            );
+            if let Some((vpn, pid)) = &r.withdrawn_by {
+                line.push_str(&format!("  withdrawn: vpn {vpn} proxy-id {pid} DOWN"));
+            }
+            out.push(line);
         }
         Response::ok(out)
     }

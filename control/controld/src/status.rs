@@ -3,19 +3,25 @@
 //! to fastpathd, the replies fastpathd reports, and the status changes it
 //! records in the event log.
 //!
-//! Status rules (KB16008, "VPN Monitor"):
+//! Status rules (KB16008, "VPN Monitor", whose SA states are active,
+//! inactive and down):
 //!
 //! * a proxy-ID is UP when its SA pair is installed — and, if it is the
 //!   proxy-ID the VPN monitor probes through, the monitor is not DOWN;
-//!   otherwise DOWN;
-//! * a tunnel interface is UP if one of its proxy-IDs is UP, READY if it has
-//!   proxy-IDs (SAs or proxy-IDs waiting for IKE) none of which is UP, DOWN
-//!   if it has none (the first rule set);
+//!   DOWN when that monitor is DOWN or when it lost its SA pair (it was UP
+//!   and has none now: the peer deleted it, DPD declared the peer dead, it
+//!   expired, `clear sa`); READY (inactive) when it was never negotiated:
+//!   waiting for traffic or IKE. The distinction is esprit's: ScreenOS
+//!   shows a lost SA as inactive again, but an operator (and
+//!   `withdraw-routes`, withdraw.rs) needs to tell "not needed yet" from
+//!   "broken";
+//! * a tunnel interface is UP if one of its proxy-IDs is UP, READY if one
+//!   is READY, DOWN if all are DOWN or it has none (the first rule set);
 //! * with a VPN monitor whose `destination-ip` matches one of the VPN's
 //!   proxy-IDs (a host behind a non-ScreenOS peer), only that proxy-ID
-//!   decides: UP if it is UP, DOWN if the monitor is DOWN, READY otherwise
-//!   (the second rule set: the other proxy-IDs' tunnels would drop the
-//!   probe, so their state says nothing).
+//!   decides: DOWN if the monitor is DOWN, otherwise that proxy-ID's
+//!   status (the second rule set: the other proxy-IDs' tunnels would drop
+//!   the probe, so their state says nothing).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Instant, SystemTime};
@@ -243,14 +249,26 @@ impl Controller {
         (m.target.proxy_id.as_deref() == Some(p.proxy_id.as_str())).then_some(m.status)
     }
 
-    /// UP or DOWN: the SA pair is installed, and the VPN monitor (if it
-    /// probes through this proxy-ID) is not DOWN.
+    /// UP: the SA pair is installed, and the VPN monitor (if it probes
+    /// through this proxy-ID) is not DOWN. DOWN: that monitor is DOWN, or
+    /// the proxy-ID was UP (or DOWN) at the last look and has no SA pair
+    /// now — it lost its SAs (peer's Delete, dead peer, expiry, `clear
+    /// sa`). READY: inactive, never negotiated since controld started (or
+    /// since the proxy-ID was configured): waiting for traffic or IKE.
     pub(super) fn pair_status(&self, p: &Pair) -> &'static str {
-        if p.up() && self.monitored(p) != Some(MonitorStatus::Down) {
+        let monitor_down = self.monitored(p) == Some(MonitorStatus::Down);
+        if p.up() && !monitor_down {
             "UP"
-        } else {
+        } else if monitor_down || matches!(self.status_word(&p.vpn, &p.proxy_id), Some("UP" | "DOWN")) {
             "DOWN"
+        } else {
+            "READY"
         }
+    }
+
+    /// The status of a proxy-ID at the last [`Controller::refresh_status`].
+    pub(super) fn status_word(&self, vpn: &str, proxy_id: &str) -> Option<&'static str> {
+        self.status_seen.get(&(vpn.to_owned(), proxy_id.to_owned())).map(|(w, _)| *w)
     }
 
     /// The tunnel interface's status and the rule that decided it: `None`
@@ -267,16 +285,16 @@ impl Controller {
                 .find(|p| p.vpn == m.target.vpn && Some(&p.proxy_id) == m.target.proxy_id.as_ref());
             let status = match pair {
                 _ if m.status == MonitorStatus::Down => "DOWN",
-                Some(p) if self.pair_status(p) == "UP" => "UP",
-                Some(_) => "READY",
+                Some(p) => self.pair_status(p),
                 None => "DOWN",
             };
             return (status, Some(m.target.vpn.clone()));
         }
-        let mine: Vec<&Pair> = pairs.iter().filter(|p| vpns.contains(&p.vpn.as_str())).collect();
-        let status = if mine.iter().any(|p| self.pair_status(p) == "UP") {
+        let mine: Vec<&str> =
+            pairs.iter().filter(|p| vpns.contains(&p.vpn.as_str())).map(|p| self.pair_status(p)).collect();
+        let status = if mine.contains(&"UP") {
             "UP"
-        } else if !mine.is_empty() {
+        } else if mine.contains(&"READY") {
             "READY"
         } else {
             "DOWN"
@@ -329,6 +347,7 @@ impl Controller {
             }
         }
         self.status_seen = seen;
+        self.update_withdrawals(&pairs);
         for (who, proxy_id, from, to) in changes {
             let severity = if to == "UP" { Severity::Notice } else { Severity::Warning };
             let mut r = match &proxy_id {

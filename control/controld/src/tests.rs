@@ -690,3 +690,112 @@ fn monitor_targets_from_the_configuration() {
     let json = c.command("get vpn test --json", None).output.join("\n");
     assert!(json.contains("\"monitor\": null"), "{json}");
 }
+
+/// `withdraw-routes` on the golden state: pair 2-2 loses its SAs, so its
+/// route (10.2.2.0/24 into tunnel.1) leaves fastpathd's table and the null
+/// route behind it takes over; controld asks IKE for the pair at once and
+/// every RETRY; the SAs come back and so does the route. READY proxy-IDs
+/// (never negotiated) keep their routes. A withdrawn monitored proxy-ID
+/// keeps a host route for the monitor's destination.
+#[test]
+fn withdraw_routes_follows_the_proxy_id_status() {
+    use std::time::{Duration, Instant};
+
+    const P11: &str = "local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY";
+    const P22: &str = "local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 ANY";
+    let mut c = golden::golden_controller();
+    let mut fp = FakeFastPath::new();
+    c.sync(&mut fp).unwrap();
+    fp.take_log();
+    let routes_sent = |fp: &mut FakeFastPath| -> Option<Vec<String>> {
+        fp.take_log().into_iter().rev().find_map(|r| match r {
+            Request::SetRoutes { routes } => {
+                Some(routes.iter().map(|r| format!("{} {:?}", r.prefix, r.next_hop)).collect())
+            }
+            _ => None,
+        })
+    };
+    let tunnel1 = |p: &str| format!("{p} Tunnel {{ tunnel: 1 }}");
+    let null = |p: &str| format!("{p} Null");
+    let route_line = |c: &mut Controller, start: &str| {
+        let out = c.command("get route", None).output;
+        out.into_iter().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("no {start}"))
+    };
+
+    assert_eq!(c.command("set route 10.2.2.0/24 interface null metric 250", Some(&mut fp)).result, Ok(()));
+    assert_eq!(c.command("set vpn test withdraw-routes", Some(&mut fp)).result, Ok(()));
+    // Nothing is DOWN (READY pairs keep their routes): the tunnel route
+    // wins, the null route waits behind it and fastpathd's table is as it was.
+    assert_eq!(routes_sent(&mut fp), None);
+    assert!(route_line(&mut c, "  10.2.2.0/24").contains(" null "), "the null route is not installed");
+    assert!(!c.take_routes_pending());
+    assert!(c.command("get vpn test", None).output[0].ends_with("proxy-id check on, withdraw-routes on"));
+
+    // Pair 2-2 loses its SAs (say the peer deleted them).
+    let ids22: Vec<u64> =
+        c.wanted().sas.iter().filter(|(_, s)| s.spec.proxy_id == P22).map(|(id, _)| *id).collect();
+    let sas22: Vec<_> = ids22.iter().map(|id| c.wanted().sas[id].clone()).collect();
+    assert_eq!(ids22.len(), 2);
+    c.ike_update(Vec::new(), &ids22, Some(&mut fp)).unwrap();
+    assert!(c.take_routes_pending(), "the withdrawal asks for programming");
+    c.sync(&mut fp).unwrap();
+    let sent = routes_sent(&mut fp).expect("routes reprogrammed");
+    assert!(sent.contains(&null("10.2.2.0/24")) && !sent.contains(&tunnel1("10.2.2.0/24")), "{sent:?}");
+    assert!(sent.contains(&tunnel1("10.2.1.0/24")), "pair 1-1's route stays: {sent:?}");
+    assert_eq!(
+        route_line(&mut c, "  10.2.2.0/24"),
+        format!(
+            "  10.2.2.0/24         tunnel.1      -                static          1 tunnel.1  withdrawn: vpn test proxy-id {P22} DOWN"
+        )
+    );
+    assert!(route_line(&mut c, "* 10.2.2.0/24").contains(" null "), "the null route is installed");
+    let vpn = c.command("get vpn test", None).output.join("\n");
+    assert!(vpn.contains(&format!("{P22} DOWN ")) && vpn.contains("(routes withdrawn)"), "{vpn}");
+    let events = c.command("get event", None).output.join("\n");
+    assert!(
+        events.contains(&format!(
+            "vpn test proxy-id {P22} DOWN: route(s) withdrawn: 10.2.2.0/24 interface tunnel.1"
+        )),
+        "{events}"
+    );
+    let json = c.command("get route --json", None).output.join("\n");
+    assert!(json.contains(&format!("\"proxy_id\": \"{P22}\"")), "{json}");
+
+    // controld renegotiates it: at once, then every RETRY.
+    let t0 = Instant::now();
+    assert_eq!(c.withdrawn_to_negotiate(t0), [(1, P22.to_owned(), true)]);
+    assert!(c.withdrawn_to_negotiate(t0 + Duration::from_secs(1)).is_empty());
+    assert_eq!(
+        c.withdrawn_to_negotiate(t0 + crate::controller::WITHDRAWN_RETRY),
+        [(1, P22.to_owned(), false)]
+    );
+
+    // Back up: the route comes back.
+    c.ike_update(sas22, &[], Some(&mut fp)).unwrap();
+    assert!(c.take_routes_pending());
+    c.sync(&mut fp).unwrap();
+    let sent = routes_sent(&mut fp).expect("routes reprogrammed");
+    assert!(sent.contains(&tunnel1("10.2.2.0/24")), "{sent:?}");
+    assert!(c.withdrawn_to_negotiate(t0 + Duration::from_secs(60)).is_empty());
+    let events = c.command("get event", None).output.join("\n");
+    assert!(
+        events.contains(&format!("vpn test proxy-id {P22} no longer DOWN: route(s) restored")),
+        "{events}"
+    );
+
+    // The monitored pair 1-1 goes: its route goes, without a null route
+    // behind it, but the monitor's destination keeps a host route.
+    let ids11: Vec<u64> =
+        c.wanted().sas.iter().filter(|(_, s)| s.spec.proxy_id == P11).map(|(id, _)| *id).collect();
+    c.ike_update(Vec::new(), &ids11, Some(&mut fp)).unwrap();
+    c.sync(&mut fp).unwrap();
+    let sent = routes_sent(&mut fp).expect("routes reprogrammed");
+    assert!(!sent.iter().any(|r| r.starts_with("10.2.1.0/24")), "{sent:?}");
+    assert!(sent.contains(&tunnel1("10.2.1.10/32")), "{sent:?}");
+    assert!(route_line(&mut c, "* 10.2.1.10/32").contains(" monitor "));
+
+    // `unset vpn test withdraw-routes` puts every route back.
+    assert_eq!(c.command("unset vpn test withdraw-routes", Some(&mut fp)).result, Ok(()));
+    let sent = routes_sent(&mut fp).expect("routes reprogrammed");
+    assert!(sent.contains(&tunnel1("10.2.1.0/24")) && !sent.iter().any(|r| r.contains("/32")), "{sent:?}");
+}

@@ -81,8 +81,13 @@ pub struct PendingProxyId {
 /// Everything fastpathd should hold for a configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Desired {
-    /// The whole route table, in a fixed order.
+    /// The whole route table, in a fixed order: per prefix, the candidate
+    /// of lowest metric (see [`select_routes`]).
     pub routes: Vec<RouteSpec>,
+    /// Every route the configuration gives (connected subnets, then static
+    /// routes, in order) with its metric: the losers of [`Desired::routes`]
+    /// take over when a winner is withdrawn (`withdraw-routes`).
+    pub route_candidates: Vec<(u32, RouteSpec)>,
     /// tunnel number -> (MTU, fastpathd VPN number).
     pub tunnels: BTreeMap<u32, (u16, Option<u32>)>,
     /// fastpathd VPN number -> (proxy-id check, proxy-IDs in ScreenOS words).
@@ -91,6 +96,30 @@ pub struct Desired {
     pub sas: BTreeMap<u64, DesiredSa>,
     /// AutoKey proxy-IDs waiting for IKE.
     pub pending: Vec<PendingProxyId>,
+}
+
+/// The route table fastpathd gets: per prefix, the candidate of lowest
+/// metric (the first of equals) that is not `withdrawn`; a prefix whose
+/// candidates are all withdrawn has no route. In the candidates' order.
+pub fn select_routes(
+    candidates: &[(u32, RouteSpec)],
+    withdrawn: impl Fn(&RouteSpec) -> bool,
+) -> Vec<RouteSpec> {
+    let mut best: BTreeMap<&str, (u32, usize)> = BTreeMap::new();
+    for (i, (metric, spec)) in candidates.iter().enumerate() {
+        if withdrawn(spec) {
+            continue;
+        }
+        match best.get(spec.prefix.as_str()) {
+            Some((m, _)) if *m <= *metric => {}
+            _ => {
+                best.insert(&spec.prefix, (*metric, i));
+            }
+        }
+    }
+    let mut chosen: Vec<usize> = best.into_values().map(|(_, i)| i).collect();
+    chosen.sort_unstable();
+    chosen.into_iter().map(|i| candidates[i].1.clone()).collect()
 }
 
 /// What [`translate`] found wrong: the configuration is valid, but
@@ -195,18 +224,9 @@ pub fn translate_with_serials(
 
     // Routes: connected subnets of the ports (metric 0), then static routes;
     // one route per prefix, the lowest metric wins (fastpathd has no metric).
-    let mut by_prefix: BTreeMap<String, (u32, usize, RouteSpec)> = BTreeMap::new();
-    let mut order = 0usize;
-    let mut add_route =
-        |metric: u32, spec: RouteSpec, map: &mut BTreeMap<String, (u32, usize, RouteSpec)>| {
-            order += 1;
-            match map.get(&spec.prefix) {
-                Some((m, _, _)) if *m <= metric => {}
-                _ => {
-                    map.insert(spec.prefix.clone(), (metric, order, spec));
-                }
-            }
-        };
+    let mut candidates: Vec<(u32, RouteSpec)> = Vec::new();
+    let add_route =
+        |metric: u32, spec: RouteSpec, list: &mut Vec<(u32, RouteSpec)>| list.push((metric, spec));
     for i in config.interfaces() {
         if i.name.is_tunnel() {
             continue;
@@ -222,7 +242,7 @@ pub fn translate_with_serials(
             Some(port) => add_route(
                 0,
                 RouteSpec { prefix: subnet.to_string(), next_hop: NextHopSpec::Port { port, gateway: None } },
-                &mut by_prefix,
+                &mut candidates,
             ),
             None => warnings.push(format!(
                 "interface {}: no Linux device (set interface {} port NETDEV): its connected route {subnet} is not programmed",
@@ -238,6 +258,7 @@ pub fn translate_with_serials(
         }
         let next_hop = match r.interface.tunnel_number() {
             Some(tunnel) => NextHopSpec::Tunnel { tunnel },
+            None if r.interface.is_null() => NextHopSpec::Null,
             None => {
                 let port = device(&r.interface).ok_or_else(|| TranslateError::NoDevice {
                     what: what(),
@@ -247,11 +268,10 @@ pub fn translate_with_serials(
                 NextHopSpec::Port { port, gateway }
             }
         };
-        add_route(r.metric, RouteSpec { prefix: r.prefix.to_string(), next_hop }, &mut by_prefix);
+        add_route(r.metric, RouteSpec { prefix: r.prefix.to_string(), next_hop }, &mut candidates);
     }
-    let mut routes: Vec<(usize, RouteSpec)> = by_prefix.into_values().map(|(_, o, s)| (o, s)).collect();
-    routes.sort_by_key(|(o, _)| *o);
-    desired.routes = routes.into_iter().map(|(_, s)| s).collect();
+    desired.routes = select_routes(&candidates, |_| false);
+    desired.route_candidates = candidates;
 
     // Tunnel interfaces.
     for i in config.interfaces() {

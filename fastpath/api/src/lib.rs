@@ -23,8 +23,9 @@ use zeroize::Zeroizing;
 mod client;
 pub use client::{Client, ClientError};
 
-/// Version of this protocol.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of this protocol: 2 added [`Request::Probe`] and
+/// [`NextHopSpec::Null`] (a version-1 fastpathd would refuse both).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A request with its correlation number.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +121,10 @@ pub enum NextHopSpec {
     Port { port: String, gateway: Option<Ipv4Addr> },
     /// Into `tunnel.N`.
     Tunnel { tunnel: u32 },
+    /// Nowhere: the packet is dropped and counted (`null-route`). ScreenOS's
+    /// `interface null`, the backstop route that keeps traffic of a
+    /// withdrawn VPN route from leaving in clear by a wider route.
+    Null,
 }
 
 /// Direction of an SA.

@@ -107,6 +107,9 @@ drop_reasons! {
     NoFrame = "no-frame", "no free UMEM frame for a held or handed-off packet";
     /// The port's transmit ring was full.
     TxRingFull = "tx-ring-full", "transmit ring full (port saturated)";
+    /// The destination's route is a null route (`interface null`: the
+    /// backstop of a withdrawn VPN route).
+    NullRoute = "null-route", "destination routed to the null interface";
 }
 
 /// How many reasons there are (the length of a counter array).

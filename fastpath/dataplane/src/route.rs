@@ -1,6 +1,6 @@
 //! The IPv4 forwarding table: longest-prefix match over connected and
-//! static routes whose next hop is a port (with or without a gateway) or a
-//! tunnel interface. Built by the management thread, read by the workers;
+//! static routes whose next hop is a port (with or without a gateway), a
+//! tunnel interface or nothing (a null route). Built by the management thread, read by the workers;
 //! immutable once built (a change builds a new table).
 
 use core::net::Ipv4Addr;
@@ -17,6 +17,8 @@ pub enum NextHop {
     Gateway { port: PortId, gateway: Ipv4Addr },
     /// Into a tunnel interface (`tunnel.N`): the VPN bound to it decides.
     Tunnel(TunnelId),
+    /// A blackhole: matching packets are dropped (`null-route`).
+    Null,
 }
 
 /// One route.

@@ -861,6 +861,7 @@ impl Worker {
         let d = *self.dest(dst);
         match d.next_hop {
             None => done(Action::Drop(DropReason::NoRoute)),
+            Some(NextHop::Null) => done(Action::Drop(DropReason::NullRoute)),
             Some(NextHop::Tunnel(t)) => match self.tunnels.get(&t.0).and_then(|t| t.vpn) {
                 Some(vpn) => {
                     self.keys.push(flow_key_v4(&ip));
@@ -902,6 +903,7 @@ impl Worker {
                     NextHop::Connected { port } => (port, dst),
                     NextHop::Gateway { port, gateway } => (port, gateway),
                     NextHop::Tunnel(_) => return Action::Drop(DropReason::NoRoute),
+                    NextHop::Null => return Action::Drop(DropReason::NullRoute),
                 };
                 let Some(mac) = self.neighbor(now, port, hop, out) else {
                     return self.hold_for_neighbor(now, f, l3, ip_len, port, hop);
@@ -1208,6 +1210,7 @@ impl Worker {
         let d = *self.dest(dst);
         match d.next_hop {
             None => Action::Drop(DropReason::NoRoute),
+            Some(NextHop::Null) => Action::Drop(DropReason::NullRoute),
             Some(NextHop::Tunnel(t)) => {
                 // Hub and spoke: straight into another tunnel.
                 let Some(vpn) = self.tunnels.get(&t.0).and_then(|t| t.vpn) else {

@@ -130,6 +130,24 @@ fn unmatched_traffic_into_the_tunnel_is_dropped_and_counted() {
 }
 
 #[test]
+fn a_null_route_drops_and_counts() {
+    use esprit_dataplane::{NextHop, Route, RouteTable};
+    let mut a = lab::gateway(Side::A, &LabOptions::default());
+    // 10.2.2.0/24's tunnel route withdrawn, the null route behind it.
+    let routes = RouteTable::new([
+        Route { prefix: "10.2.2.0".parse().unwrap(), len: 24, next_hop: NextHop::Null },
+        Route { prefix: "0.0.0.0".parse().unwrap(), len: 0, next_hop: NextHop::Connected { port: WAN } },
+    ])
+    .unwrap();
+    a.apply(Update::Routes(Arc::new(routes)), &mut VecOutput::default());
+    let f = lab::lan_frame(Side::A, Side::A.host(1), "10.2.2.10".parse().unwrap(), 10);
+    let (_, actions, out) = run(&mut a, LAN, vec![f]);
+    assert_eq!(actions, vec![Action::Drop(DropReason::NullRoute)]);
+    assert_eq!(a.drops().get(DropReason::NullRoute), 1);
+    assert!(out.events.is_empty(), "no acquire, nothing sent");
+}
+
+#[test]
 fn check_off_with_one_proxy_id_sends_everything_on_it() {
     let mut a = lab::gateway(Side::A, &LabOptions { check: false, ..Default::default() });
     // Four proxy-IDs force the check even when it is off (KB16008).

@@ -366,6 +366,7 @@ impl State {
                     NextHop::Gateway { port: self.port_id(port)?, gateway: *g }
                 }
                 NextHopSpec::Tunnel { tunnel } => NextHop::Tunnel(TunnelId(*tunnel)),
+                NextHopSpec::Null => NextHop::Null,
             };
             routes.push(Route { prefix, len, next_hop });
         }

@@ -168,6 +168,7 @@ const VPN_SETTINGS: &[Node] = &[
             )],
         )],
     ),
+    end("withdraw-routes", &[]),
 ];
 
 const INTERFACE_SETTINGS: &[Node] = &[
@@ -260,6 +261,7 @@ const UNSET: &[Node] = &[
                 end("monitor", &[]),
                 kw("bind", &[end("interface", &[])]),
                 end("proxy-id", &[end("check", &[]), kw("local-ip", PROXY_ID_REST)]),
+                end("withdraw-routes", &[]),
             ],
         )],
     ),

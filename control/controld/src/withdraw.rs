@@ -1,0 +1,194 @@
+//! Route withdrawal per proxy-ID (`set vpn NAME withdraw-routes`, esprit's
+//! extension): the routes into a VPN's tunnel interface that lie inside the
+//! remote prefix of one of its DOWN proxy-IDs leave fastpathd's table, so a
+//! less preferred route to the same prefix (a backup VPN, or `interface
+//! null` so that nothing leaves in clear) or a wider route takes that
+//! traffic; they come back when the proxy-ID is UP again.
+//!
+//! ScreenOS and Junos withdraw routes per tunnel interface, when the VPN
+//! monitor declares the whole tunnel down; a tunnel carrying many
+//! proxy-IDs (the seed's point) then loses every subnet for one bad
+//! selector. Here each proxy-ID answers for its own remote subnets.
+//!
+//! * Only DOWN withdraws (status.rs: the proxy-ID was UP and lost its SA
+//!   pair, or the VPN monitor probing through it is DOWN). A proxy-ID that
+//!   was never negotiated is READY and keeps its routes: its first packet
+//!   is what negotiates it on demand.
+//! * A route is withdrawn when its prefix lies inside the remote prefix;
+//!   a wider route (10.2.0.0/16 over the proxy-IDs' 10.2.1.0/24 and
+//!   10.2.2.0/24) also carries the UP proxy-IDs and stays.
+//! * Traffic no longer reaches a withdrawn proxy-ID to renegotiate it, so
+//!   controld does: at once, then every [`RETRY`] while it is DOWN
+//!   without an SA pair.
+//! * The VPN monitor's destination keeps a host route into the tunnel
+//!   while its route is withdrawn: its probes are what brings a monitored
+//!   proxy-ID back.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use esprit_fastpath_api::{NextHopSpec, RouteSpec};
+use esprit_policy::Prefix;
+
+use super::Pair;
+use crate::controller::Controller;
+use crate::events::{EventKind, EventRecord, Severity};
+use crate::translate::select_routes;
+
+/// How often controld renegotiates a withdrawn proxy-ID that has no SA.
+pub(crate) const RETRY: Duration = Duration::from_secs(10);
+
+/// A DOWN proxy-ID whose routes are withdrawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Withdrawal {
+    /// N of the VPN's `tunnel.N`.
+    pub(crate) tunnel: u32,
+    /// The proxy-ID's remote prefix.
+    pub(crate) remote: Prefix,
+    /// When controld next asks IKE for it (`None`: now).
+    pub(crate) next_try: Option<Instant>,
+}
+
+/// True when `inner` lies inside `outer` (same family, at least as long).
+fn within(inner: &Prefix, outer: &Prefix) -> bool {
+    inner.len() >= outer.len() && outer.contains(inner.addr())
+}
+
+impl Controller {
+    /// Follows the proxy-IDs' status (after [`Controller::refresh_status`]):
+    /// the DOWN proxy-IDs of VPNs with `withdraw-routes` are withdrawn, the
+    /// others restored; each change is an event naming the routes, and
+    /// marks the route table for programming.
+    pub(super) fn update_withdrawals(&mut self, pairs: &[Pair]) {
+        let mut down: BTreeMap<(String, String), (u32, Prefix)> = BTreeMap::new();
+        for v in self.config.vpns().filter(|v| v.withdraw_routes) {
+            let Some(tunnel) = v.bind.as_ref().and_then(|b| b.tunnel_number()) else { continue };
+            let remotes: BTreeMap<String, Prefix> =
+                self.config.proxy_ids(&v.name).iter().map(|p| (p.to_string(), p.remote)).collect();
+            for p in pairs.iter().filter(|p| p.vpn == v.name) {
+                if self.status_word(&p.vpn, &p.proxy_id) != Some("DOWN") {
+                    continue;
+                }
+                if let Some(remote) = remotes.get(&p.proxy_id) {
+                    down.insert((p.vpn.clone(), p.proxy_id.clone()), (tunnel, *remote));
+                }
+            }
+        }
+        let gone: Vec<(String, String)> =
+            self.withdrawn.keys().filter(|k| !down.contains_key(*k)).cloned().collect();
+        let mut changed = false;
+        for key in gone {
+            if let Some(w) = self.withdrawn.remove(&key) {
+                let routes = self.routes_of(w.tunnel, &w.remote);
+                self.note_withdrawal(&key, false, &routes);
+                changed = true;
+            }
+        }
+        for (key, (tunnel, remote)) in down {
+            if self.withdrawn.get(&key).is_some_and(|w| w.tunnel == tunnel && w.remote == remote) {
+                continue;
+            }
+            let routes = self.routes_of(tunnel, &remote);
+            self.note_withdrawal(&key, true, &routes);
+            self.withdrawn.insert(key, Withdrawal { tunnel, remote, next_try: None });
+            changed = true;
+        }
+        if changed {
+            self.routes_pending = true;
+        }
+    }
+
+    /// The configured routes into `tunnel.N` inside `remote`, in words.
+    fn routes_of(&self, tunnel: u32, remote: &Prefix) -> Vec<String> {
+        self.config
+            .routes()
+            .iter()
+            .filter(|r| r.interface.tunnel_number() == Some(tunnel) && within(&r.prefix, remote))
+            .map(|r| format!("{} interface {}", r.prefix, r.interface))
+            .collect()
+    }
+
+    fn note_withdrawal(&mut self, (vpn, proxy_id): &(String, String), withdrawn: bool, routes: &[String]) {
+        let what = if routes.is_empty() {
+            "no route lies inside its remote prefix".to_owned()
+        } else if withdrawn {
+            format!("route(s) withdrawn: {}", routes.join(", "))
+        } else {
+            format!("route(s) restored: {}", routes.join(", "))
+        };
+        let state = if withdrawn { "DOWN" } else { "no longer DOWN" };
+        let mut r = EventRecord::new(
+            if withdrawn { Severity::Warning } else { Severity::Notice },
+            EventKind::Route,
+            format!("vpn {vpn} proxy-id {proxy_id} {state}: {what}"),
+        );
+        r.vpn = Some(vpn.clone());
+        r.proxy_id = Some(proxy_id.clone());
+        r.peer = Some(self.vpn_gateway(vpn).1).filter(|p| p != "-");
+        self.events.push((self.clock)(), r);
+        self.log.push(format!("vpn {vpn} proxy-id {proxy_id} {state}: {what}"));
+    }
+
+    /// True when the proxy-ID of `p` has its routes withdrawn.
+    pub(super) fn is_withdrawn(&self, p: &Pair) -> bool {
+        self.withdrawn.contains_key(&(p.vpn.clone(), p.proxy_id.clone()))
+    }
+
+    /// The (VPN, proxy-ID) whose withdrawal takes `spec` out of the table.
+    pub(super) fn withdrawn_by(&self, spec: &RouteSpec) -> Option<&(String, String)> {
+        let NextHopSpec::Tunnel { tunnel } = spec.next_hop else { return None };
+        let prefix: Prefix = spec.prefix.parse().ok()?;
+        self.withdrawn.iter().find(|(_, w)| w.tunnel == tunnel && within(&prefix, &w.remote)).map(|(k, _)| k)
+    }
+
+    /// The route table fastpathd gets: the configuration's, less the
+    /// withdrawn routes (a less preferred candidate of the same prefix
+    /// takes over), plus a host route into the tunnel for each VPN
+    /// monitor destination whose route is withdrawn.
+    pub(crate) fn routes_in_effect(&self) -> Vec<RouteSpec> {
+        let candidates = &self.desired.route_candidates;
+        if self.withdrawn.is_empty() {
+            return self.desired.routes.clone();
+        }
+        let mut routes = select_routes(candidates, |s| self.withdrawn_by(s).is_some());
+        for m in self.monitor.iter().map(|m| &m.target) {
+            let (Some(dst), Some(pid)) = (m.dst, m.proxy_id.as_ref()) else { continue };
+            let Some(w) = self.withdrawn.get(&(m.vpn.clone(), pid.clone())) else { continue };
+            let host = Prefix::host(IpAddr::V4(dst)).to_string();
+            if w.remote.contains(IpAddr::V4(dst)) && !candidates.iter().any(|(_, c)| c.prefix == host) {
+                routes.push(RouteSpec { prefix: host, next_hop: NextHopSpec::Tunnel { tunnel: w.tunnel } });
+            }
+        }
+        routes
+    }
+
+    /// True once after a withdrawal or restoration: the daemon then
+    /// programs fastpathd ([`Controller::sync`]).
+    pub fn take_routes_pending(&mut self) -> bool {
+        std::mem::take(&mut self.routes_pending)
+    }
+
+    /// The withdrawn proxy-IDs IKE should negotiate now, as (tunnel number,
+    /// proxy-ID in ScreenOS words, first try since the withdrawal): those
+    /// without an SA pair whose retry is due. The next retry is [`RETRY`]
+    /// later.
+    pub fn withdrawn_to_negotiate(&mut self, now: Instant) -> Vec<(u32, String, bool)> {
+        if self.withdrawn.is_empty() {
+            return Vec::new();
+        }
+        let pairs = self.pairs();
+        let mut out = Vec::new();
+        for ((vpn, pid), w) in &mut self.withdrawn {
+            if w.next_try.is_some_and(|t| now < t) {
+                continue;
+            }
+            let up = pairs.iter().any(|p| p.vpn == *vpn && p.proxy_id == *pid && p.up());
+            if !up {
+                out.push((w.tunnel, pid.clone(), w.next_try.is_none()));
+            }
+            w.next_try = Some(now + RETRY);
+        }
+        out
+    }
+}
