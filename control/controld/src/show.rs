@@ -79,6 +79,7 @@ use crate::events::{EventKind, Severity, EVENT_CAPACITY};
 use crate::ike::IsakmpState;
 use crate::sa::SaRow;
 use crate::translate::hex_id_of;
+use withdraw::withdrawn_by;
 pub(crate) use withdraw::Withdrawal;
 #[cfg(test)]
 pub(crate) use withdraw::RETRY as WITHDRAWN_RETRY;

@@ -348,6 +348,7 @@ impl Controller {
             withdrawn_by: Option<(String, String)>,
         }
         let routes = &self.routes_in_effect();
+        let withdrawals = self.withdrawal_index();
         let installed =
             |prefix: &str, hop: &NextHopSpec| routes.iter().any(|r| r.prefix == prefix && &r.next_hop == hop);
         let mut rows = Vec::new();
@@ -390,7 +391,12 @@ impl Controller {
             };
             let withdrawn_by = hop
                 .as_ref()
-                .and_then(|h| self.withdrawn_by(&RouteSpec { prefix: prefix.clone(), next_hop: h.clone() }))
+                .and_then(|h| {
+                    super::withdrawn_by(
+                        &withdrawals,
+                        &RouteSpec { prefix: prefix.clone(), next_hop: h.clone() },
+                    )
+                })
                 .cloned();
             rows.push(Row {
                 installed: hop.is_some_and(|h| installed(&prefix, &h)),

@@ -50,6 +50,27 @@ pub(crate) struct Withdrawal {
     pub(crate) next_try: Option<Instant>,
 }
 
+/// Withdrawn proxy-IDs ((VPN, proxy-ID)) by (tunnel, remote prefix).
+pub(super) type WithdrawalIndex<'a> = BTreeMap<(u32, Prefix), &'a (String, String)>;
+
+/// The (VPN, proxy-ID) whose withdrawal takes `spec` out of the table: one
+/// whose remote prefix, on the route's tunnel, holds the route's prefix.
+/// One look per prefix length, whatever the number of withdrawals.
+pub(super) fn withdrawn_by<'a>(
+    index: &WithdrawalIndex<'a>,
+    spec: &RouteSpec,
+) -> Option<&'a (String, String)> {
+    let NextHopSpec::Tunnel { tunnel } = spec.next_hop else { return None };
+    if index.is_empty() {
+        return None;
+    }
+    let prefix: Prefix = spec.prefix.parse().ok()?;
+    (0..=prefix.len()).rev().find_map(|len| {
+        let outer = Prefix::new_masked(prefix.addr(), len).ok()?;
+        index.get(&(tunnel, outer)).copied()
+    })
+}
+
 /// True when `inner` lies inside `outer` (same family, at least as long).
 fn within(inner: &Prefix, outer: &Prefix) -> bool {
     inner.len() >= outer.len() && outer.contains(inner.addr())
@@ -135,11 +156,14 @@ impl Controller {
         self.withdrawn.contains_key(&(p.vpn.clone(), p.proxy_id.clone()))
     }
 
-    /// The (VPN, proxy-ID) whose withdrawal takes `spec` out of the table.
-    pub(super) fn withdrawn_by(&self, spec: &RouteSpec) -> Option<&(String, String)> {
-        let NextHopSpec::Tunnel { tunnel } = spec.next_hop else { return None };
-        let prefix: Prefix = spec.prefix.parse().ok()?;
-        self.withdrawn.iter().find(|(_, w)| w.tunnel == tunnel && within(&prefix, &w.remote)).map(|(k, _)| k)
+    /// The withdrawals by (tunnel, remote prefix), for [`withdrawn_by`]: a
+    /// dead peer may take thousands of proxy-IDs, each with its route.
+    pub(super) fn withdrawal_index(&self) -> WithdrawalIndex<'_> {
+        let mut index = BTreeMap::new();
+        for (key, w) in &self.withdrawn {
+            index.entry((w.tunnel, w.remote)).or_insert(key);
+        }
+        index
     }
 
     /// The route table fastpathd gets: the configuration's, less the
@@ -151,7 +175,8 @@ impl Controller {
         if self.withdrawn.is_empty() {
             return self.desired.routes.clone();
         }
-        let mut routes = select_routes(candidates, |s| self.withdrawn_by(s).is_some());
+        let index = self.withdrawal_index();
+        let mut routes = select_routes(candidates, |s| withdrawn_by(&index, s).is_some());
         for m in self.monitor.iter().map(|m| &m.target) {
             let (Some(dst), Some(pid)) = (m.dst, m.proxy_id.as_ref()) else { continue };
             let Some(w) = self.withdrawn.get(&(m.vpn.clone(), pid.clone())) else { continue };
@@ -190,5 +215,31 @@ impl Controller {
             w.next_try = Some(now + RETRY);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_is_withdrawn_when_it_lies_inside_a_withdrawn_remote_prefix_on_its_tunnel() {
+        let key = ("test".to_owned(), "local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 ANY".to_owned());
+        let mut index: WithdrawalIndex<'_> = BTreeMap::new();
+        index.insert((1, "10.2.2.0/24".parse().unwrap()), &key);
+        let route = |prefix: &str, next_hop: NextHopSpec| RouteSpec { prefix: prefix.into(), next_hop };
+        let t = |tunnel| NextHopSpec::Tunnel { tunnel };
+        assert_eq!(withdrawn_by(&index, &route("10.2.2.0/24", t(1))), Some(&key));
+        assert_eq!(withdrawn_by(&index, &route("10.2.2.128/25", t(1))), Some(&key), "narrower");
+        assert_eq!(withdrawn_by(&index, &route("10.2.2.7/32", t(1))), Some(&key), "a host");
+        assert_eq!(withdrawn_by(&index, &route("10.2.0.0/16", t(1))), None, "wider: other proxy-IDs use it");
+        assert_eq!(withdrawn_by(&index, &route("10.2.3.0/24", t(1))), None, "beside");
+        assert_eq!(withdrawn_by(&index, &route("10.2.2.0/24", t(2))), None, "another tunnel");
+        assert_eq!(
+            withdrawn_by(&index, &route("10.2.2.0/24", NextHopSpec::Null)),
+            None,
+            "the backstop stays"
+        );
+        assert_eq!(withdrawn_by(&index, &route("not a prefix", t(1))), None);
     }
 }
