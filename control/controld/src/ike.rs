@@ -784,14 +784,17 @@ impl IkeManager {
                 out.push(IkeAction::Remove(replaced));
             }
         }
+        // Events before datagrams: the SAs a message's events install must
+        // be in fastpathd before the message that lets the peer use them
+        // leaves (the daemon carries out the actions in order). The QM3 an
+        // initiator sends and the QM2 a responder sends come with the
+        // inbound SA the peer may send on as soon as it has them (RFC 2409
+        // §5.5); sent first, the peer's first packets on the new SA could
+        // beat the install and be dropped as esp-unknown-spi.
         for gi in 0..self.gateways.len() {
-            while let Some(t) = self.gateways[gi].peer.poll_transmit() {
-                out.push(IkeAction::Send(t));
-            }
             while let Some(e) = self.gateways[gi].peer.poll_event() {
                 self.on_event(gi, now, e, &mut out);
             }
-            // Events may have queued more datagrams (none today, cheap).
             while let Some(t) = self.gateways[gi].peer.poll_transmit() {
                 out.push(IkeAction::Send(t));
             }
@@ -1308,6 +1311,55 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert_eq!((fa, fb), (vec![], vec![]));
         let (fa, _) = run_until(&mut now, t_rekey2 + Duration::from_secs(95), &mut a, &mut b);
         assert!(fa.contains(&Fp::Install(vec![sa_id(5, Direction::Inbound, 3)])), "{fa:?}");
+    }
+
+    /// Each side's new inbound SA is asked of fastpathd before the Quick
+    /// Mode message that lets the peer send on it (QM3 from the
+    /// initiator, QM2 from the responder) leaves.
+    #[test]
+    fn inbound_sas_are_installed_before_the_message_that_enables_them_leaves() {
+        let mut a = manager(CONF, 3600, 1);
+        let mut b = manager(CONF_B, 3600, 2);
+        let pid = a.gateways[0].vpns[0].proxy_ids[0].to_string();
+        let now = Instant::now();
+        assert!(a.acquire(now, 1, &pid).contains("Main Mode"));
+        // Each poll's actions as letters: S(end), I(nstall), R(emove), L(og).
+        let word = |acts: &[IkeAction]| -> String {
+            acts.iter()
+                .map(|a| match a {
+                    IkeAction::Send(_) => 'S',
+                    IkeAction::Install(_) => 'I',
+                    IkeAction::Remove(_) => 'R',
+                    IkeAction::Log(_) => 'L',
+                })
+                .collect()
+        };
+        let mut polls: Vec<(char, String)> = Vec::new();
+        let mut step = |side: char, from: &mut IkeManager, to: &mut IkeManager| -> bool {
+            let acts = from.poll(now);
+            polls.push((side, word(&acts)));
+            let mut moved = false;
+            for act in acts {
+                if let IkeAction::Send(t) = act {
+                    moved = true;
+                    let _ = to.handle_datagram(now, t.remote, t.local, &t.bytes);
+                }
+            }
+            moved
+        };
+        for _ in 0..20 {
+            let moved_a = step('a', &mut a, &mut b);
+            let moved_b = step('b', &mut b, &mut a);
+            if !moved_a && !moved_b {
+                break;
+            }
+        }
+        let installs: Vec<&(char, String)> = polls.iter().filter(|(_, w)| w.contains('I')).collect();
+        assert_eq!(installs.len(), 3, "a: inbound at QM2; b: inbound at QM2, outbound at QM3: {polls:?}");
+        for (side, w) in installs {
+            let (i, s) = (w.find('I'), w.find('S'));
+            assert!(s.is_none() || s > i, "{side}: a message left before the install: {w}");
+        }
     }
 
     /// A soft volume limit on the child's initiator rekeys at once; on the
