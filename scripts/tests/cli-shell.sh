@@ -119,6 +119,8 @@ metrics_ok() {
         && grep -q '^esprit_sa_packets_total{sa="0x0000001180000000",spi="0x00001011",direction="outbound",vpn="lab-vpn"} ' "$WORK/metrics.txt" \
         && grep -q '^esprit_worker_rx_packets_total{worker="0"} ' "$WORK/metrics.txt" \
         && grep -q '^esprit_ike_events_total{event="phase1-up"} 0$' "$WORK/metrics.txt" \
+        && grep -q '^esprit_proxy_id_status{vpn="lab-vpn",proxy_id="local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY",status="up"} 1$' "$WORK/metrics.txt" \
+        && grep -q '^esprit_proxy_id_routes_withdrawn{vpn="lab-vpn",proxy_id="local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY"} 0$' "$WORK/metrics.txt" \
         && grep -q '^status of /: 404$' "$WORK/metrics.txt" \
         && ! grep -qi "$key" "$WORK/metrics.txt" \
         || { cat "$WORK/metrics.txt" >&2; return 1; }

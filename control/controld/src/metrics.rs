@@ -45,6 +45,20 @@ pub struct Snapshot {
     pub vpn_names: BTreeMap<u32, String>,
     /// IKE events so far.
     pub ike: IkeCounters,
+    /// Each proxy-ID's status.
+    pub proxy_ids: Arc<Vec<ProxyIdStatus>>,
+}
+
+/// A proxy-ID's status for the gauges (see `get vpn`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyIdStatus {
+    pub vpn: String,
+    /// In ScreenOS words.
+    pub proxy_id: String,
+    /// `UP`, `READY` or `DOWN`.
+    pub status: &'static str,
+    /// Its routes are withdrawn (`withdraw-routes`).
+    pub routes_withdrawn: bool,
 }
 
 /// The kinds of IKE events counted, as the `event` label shows them:
@@ -128,6 +142,12 @@ impl Metrics {
         s.vpn_names = vpn_names;
     }
 
+    /// Publishes the proxy-IDs' status (built outside the lock).
+    pub fn publish_status(&self, proxy_ids: Vec<ProxyIdStatus>) {
+        let proxy_ids = Arc::new(proxy_ids);
+        lock(&self.shared).proxy_ids = proxy_ids;
+    }
+
     /// Publishes the IKE event counts (cheap: a copy of a small array).
     pub fn publish_ike(&self, ike: &IkeCounters) {
         lock(&self.shared).ike = *ike;
@@ -174,6 +194,7 @@ pub fn poll_stats(
         (Ok(()), Some(stats)) => {
             let names = ctl.hex_ids().iter().map(|(name, id)| (*id, name.clone())).collect();
             m.publish(stats, names, Instant::now());
+            m.publish_status(ctl.proxy_id_statuses());
         }
         _ => m.publish_failure(),
     }
@@ -238,6 +259,38 @@ pub fn render(s: &Snapshot, now: Instant) -> String {
     header(&mut out, name, "counter", "IKE exchanges completed, failed or ended, by kind.");
     for (kind, n) in s.ike.iter() {
         let _ = writeln!(out, "{name}{{event=\"{kind}\"}} {n}");
+    }
+    if !s.proxy_ids.is_empty() {
+        // One-hot per status, the usual shape of an enum in Prometheus.
+        let name = "esprit_proxy_id_status";
+        header(
+            &mut out,
+            name,
+            "gauge",
+            "1 for the proxy-ID's status: up (SA pair installed), ready (never negotiated), down (lost, or VPN monitor DOWN).",
+        );
+        for p in s.proxy_ids.iter() {
+            for word in ["up", "ready", "down"] {
+                let _ = writeln!(
+                    out,
+                    "{name}{{vpn=\"{}\",proxy_id=\"{}\",status=\"{word}\"}} {}",
+                    escape(&p.vpn),
+                    escape(&p.proxy_id),
+                    u8::from(p.status.eq_ignore_ascii_case(word))
+                );
+            }
+        }
+        let name = "esprit_proxy_id_routes_withdrawn";
+        header(&mut out, name, "gauge", "1 while the proxy-ID's routes are withdrawn (withdraw-routes).");
+        for p in s.proxy_ids.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{vpn=\"{}\",proxy_id=\"{}\"}} {}",
+                escape(&p.vpn),
+                escape(&p.proxy_id),
+                u8::from(p.routes_withdrawn)
+            );
+        }
     }
     let (Some(stats), Some(age)) = (&s.stats, age) else { return out };
     header(&mut out, "esprit_stats_age_seconds", "gauge", "Seconds since fastpathd's counters were read.");
@@ -465,6 +518,12 @@ mod tests {
             last_ok: true,
             vpn_names: [(0x11, "lab vpn".to_owned())].into(),
             ike: IkeCounters { counts: [1, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0] },
+            proxy_ids: Arc::new(vec![ProxyIdStatus {
+                vpn: "lab vpn".into(),
+                proxy_id: "local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 ANY".into(),
+                status: "DOWN",
+                routes_withdrawn: true,
+            }]),
         }
     }
 
@@ -488,6 +547,14 @@ esprit_ike_events_total{event="auth-failed"} 0
 esprit_ike_events_total{event="dpd-timeout"} 1
 esprit_ike_events_total{event="notify"} 0
 esprit_ike_events_total{event="other"} 0
+# HELP esprit_proxy_id_status 1 for the proxy-ID's status: up (SA pair installed), ready (never negotiated), down (lost, or VPN monitor DOWN).
+# TYPE esprit_proxy_id_status gauge
+esprit_proxy_id_status{vpn="lab vpn",proxy_id="local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 ANY",status="up"} 0
+esprit_proxy_id_status{vpn="lab vpn",proxy_id="local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 ANY",status="ready"} 0
+esprit_proxy_id_status{vpn="lab vpn",proxy_id="local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 ANY",status="down"} 1
+# HELP esprit_proxy_id_routes_withdrawn 1 while the proxy-ID's routes are withdrawn (withdraw-routes).
+# TYPE esprit_proxy_id_routes_withdrawn gauge
+esprit_proxy_id_routes_withdrawn{vpn="lab vpn",proxy_id="local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 ANY"} 1
 # HELP esprit_stats_age_seconds Seconds since fastpathd's counters were read.
 # TYPE esprit_stats_age_seconds gauge
 esprit_stats_age_seconds 0.500

@@ -374,6 +374,21 @@ impl Controller {
         }
     }
 
+    /// Every proxy-ID's status (`UP`, `READY`, `DOWN`) and whether its
+    /// routes are withdrawn, as (VPN, proxy-ID, status, withdrawn): the
+    /// Prometheus endpoint's gauges.
+    pub fn proxy_id_statuses(&self) -> Vec<crate::metrics::ProxyIdStatus> {
+        self.pairs()
+            .iter()
+            .map(|p| crate::metrics::ProxyIdStatus {
+                vpn: p.vpn.clone(),
+                proxy_id: p.proxy_id.clone(),
+                status: self.pair_status(p),
+                routes_withdrawn: self.is_withdrawn(p),
+            })
+            .collect()
+    }
+
     /// When the status of a proxy-ID (or, with `vpn` empty, of a tunnel
     /// interface) last changed, if it did since controld started.
     pub(super) fn status_since(&self, vpn: &str, what: &str) -> Option<SystemTime> {
