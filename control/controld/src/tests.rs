@@ -723,7 +723,17 @@ fn withdraw_routes_follows_the_proxy_id_status() {
     };
 
     assert_eq!(c.command("set route 10.2.2.0/24 interface null metric 250", Some(&mut fp)).result, Ok(()));
-    assert_eq!(c.command("set vpn test withdraw-routes", Some(&mut fp)).result, Ok(()));
+    let r = c.command("set vpn test withdraw-routes", Some(&mut fp));
+    assert_eq!(r.result, Ok(()));
+    // 10.2.1.0/24 has nothing behind it: while withdrawn, the default
+    // route would carry its traffic in clear. 10.2.2.0/24 has the null route.
+    let warnings: Vec<&String> = r.output.iter().filter(|l| l.contains("withdraw-routes")).collect();
+    assert_eq!(
+        warnings,
+        ["warning: vpn \"test\" withdraw-routes: route 10.2.1.0/24 interface tunnel.1 has no other route to fall back on: while it is withdrawn its traffic follows a wider route, in clear if that leaves by a port (add set route 10.2.1.0/24 interface null metric 250)"],
+        "{:?}",
+        r.output
+    );
     // Nothing is DOWN (READY pairs keep their routes): the tunnel route
     // wins, the null route waits behind it and fastpathd's table is as it was.
     assert_eq!(routes_sent(&mut fp), None);

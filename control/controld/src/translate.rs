@@ -122,6 +122,28 @@ pub fn select_routes(
     chosen.into_iter().map(|i| candidates[i].1.clone()).collect()
 }
 
+/// `withdraw-routes` without a fallback: a route that may be withdrawn and
+/// has no other route to its prefix hands its traffic to a wider route —
+/// in clear if that one leaves by a port (the default route, usually).
+fn withdrawal_warnings(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in config.vpns().filter(|v| v.withdraw_routes) {
+        let Some(tunnel) = &v.bind else { continue };
+        let remotes: Vec<_> = config.proxy_ids(&v.name).iter().map(|p| p.remote).collect();
+        for r in config.routes().iter().filter(|r| &r.interface == tunnel) {
+            let inside = remotes.iter().any(|m| r.prefix.len() >= m.len() && m.contains(r.prefix.addr()));
+            let fallback = config.routes().iter().any(|o| o.prefix == r.prefix && &o.interface != tunnel);
+            if inside && !fallback {
+                out.push(format!(
+                    "vpn \"{}\" withdraw-routes: route {} interface {tunnel} has no other route to fall back on: while it is withdrawn its traffic follows a wider route, in clear if that leaves by a port (add set route {} interface null metric 250)",
+                    v.name, r.prefix, r.prefix
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// What [`translate`] found wrong: the configuration is valid, but
 /// fastpathd cannot be programmed from it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -272,6 +294,7 @@ pub fn translate_with_serials(
     }
     desired.routes = select_routes(&candidates, |_| false);
     desired.route_candidates = candidates;
+    warnings.extend(withdrawal_warnings(config));
 
     // Tunnel interfaces.
     for i in config.interfaces() {
