@@ -30,6 +30,9 @@ use crate::{grid_table, inner_packet, keys_hitting, lan_frame, mixed_table, Burs
 /// Target length of one timed window.
 const WINDOW: Duration = Duration::from_micros(30);
 
+/// How long each workload runs before its window length is calibrated.
+const CALIBRATION_WARMUP: Duration = Duration::from_millis(2);
+
 /// One thing to time: `run` does one unit of work covering `packets`
 /// packets.
 pub struct Workload {
@@ -226,18 +229,28 @@ pub fn workloads() -> Vec<Workload> {
 /// Runs `rounds` rounds of one window per workload, in turn; returns the
 /// fastest window of each, in ns per packet.
 pub fn measure(ws: &mut [Workload], rounds: usize) -> Vec<f64> {
-    // Calibrate: units per window, from a warm-up run of each.
+    // Calibrate: units per window, timed warm. The first runs of a
+    // workload are its slowest (cold caches, first touch of its pages);
+    // calibrated on ten of them, a workload whose cold and warm speeds
+    // differ a lot (classify at 10,000 proxy-IDs: ~15 bursts instead of
+    // ~70) got windows of a fraction of WINDOW, too short for the untimed
+    // window to bring back what the timed one reads.
     let reps: Vec<u32> = ws
         .iter_mut()
         .map(|wl| {
-            for _ in 0..10 {
+            let start = Instant::now();
+            let mut n = 0u32;
+            while n < 10 || start.elapsed() < CALIBRATION_WARMUP {
                 (wl.run)();
+                n += 1;
             }
             let t = Instant::now();
-            for _ in 0..10 {
+            let mut n = 0u32;
+            while n < 10 || t.elapsed() < WINDOW {
                 (wl.run)();
+                n += 1;
             }
-            let per = t.elapsed() / 10;
+            let per = t.elapsed() / n;
             (WINDOW.as_nanos() / per.as_nanos().max(1)).clamp(1, 100_000) as u32
         })
         .collect();
