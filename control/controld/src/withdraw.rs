@@ -199,7 +199,9 @@ impl Controller {
     /// without an SA pair whose retry is due. The next retry is [`RETRY`]
     /// later.
     pub fn withdrawn_to_negotiate(&mut self, now: Instant) -> Vec<(u32, String, bool)> {
-        if self.withdrawn.is_empty() {
+        // The daemon asks every loop; the pairs (thousands, maybe) are
+        // gathered only when a retry is due.
+        if !self.withdrawn.values().any(|w| w.next_try.is_none_or(|t| now >= t)) {
             return Vec::new();
         }
         let pairs = self.pairs();
