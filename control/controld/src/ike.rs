@@ -807,6 +807,13 @@ impl IkeManager {
         &self.events
     }
 
+    /// The next SA serial of a VPN (1 to 2^31 - 1, then round again).
+    fn next_serial(&mut self, hex_id: u32) -> u32 {
+        let serial = self.serials.entry(hex_id).or_insert(0);
+        *serial = (*serial % 0x7fff_ffff) + 1;
+        *serial
+    }
+
     fn on_event(&mut self, gi: usize, now: Instant, e: Event, out: &mut Vec<IkeAction>) {
         self.events.record(&e);
         let g = &mut self.gateways[gi];
@@ -841,9 +848,7 @@ impl IkeManager {
                 // the outbound SA waits for QM3.
                 let vi = g.vpns.iter().position(|v| v.proxy_ids.contains(&c.proxy_id)).unwrap_or(0);
                 let vpn = g.vpns[vi].clone();
-                let serial = self.serials.entry(vpn.hex_id).or_insert(0);
-                *serial = (*serial % 0x7fff_ffff) + 1;
-                let serial = *serial;
+                let serial = self.next_serial(vpn.hex_id);
                 let g = &mut self.gateways[gi];
                 match child_sa_pair(&vpn, &c, serial) {
                     Ok([inbound, outbound]) => {
@@ -878,12 +883,8 @@ impl IkeManager {
                     .and_then(|r| r.pending_outbound.take().map(|o| (r.ids[0], *o)));
                 let pair = match prepared {
                     Some((inbound_id, outbound)) => Ok((inbound_id, None, outbound)),
-                    None => {
-                        let serial = self.serials.entry(vpn.hex_id).or_insert(0);
-                        *serial = (*serial % 0x7fff_ffff) + 1;
-                        let serial = *serial;
-                        child_sa_pair(&vpn, &c, serial).map(|[i, o]| (i.spec.id, Some(i), o))
-                    }
+                    None => child_sa_pair(&vpn, &c, self.next_serial(vpn.hex_id))
+                        .map(|[i, o]| (i.spec.id, Some(i), o)),
                 };
                 let g = &mut self.gateways[gi];
                 match pair {
@@ -1205,38 +1206,52 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         Remove(Vec<u64>),
     }
 
+    /// Runs both managers at `now` until neither has anything to send,
+    /// delivering the datagrams; `seen` gets each poll's actions, with the
+    /// side (`false`: a, `true`: b).
+    fn exchange(
+        now: Instant,
+        a: &mut IkeManager,
+        b: &mut IkeManager,
+        mut seen: impl FnMut(bool, Vec<IkeAction>),
+    ) {
+        let mut step = |side: bool, from: &mut IkeManager, to: &mut IkeManager| -> bool {
+            let acts = from.poll(now);
+            let mut moved = false;
+            for act in &acts {
+                if let IkeAction::Send(t) = act {
+                    moved = true;
+                    let _ = to.handle_datagram(now, t.remote, t.local, &t.bytes);
+                }
+            }
+            seen(side, acts);
+            moved
+        };
+        loop {
+            let moved_a = step(false, a, b);
+            let moved_b = step(true, b, a);
+            if !moved_a && !moved_b {
+                return;
+            }
+        }
+    }
+
     /// Runs both managers at `now` until neither has anything to send;
     /// returns what each asked of its fastpathd, and their log lines.
     fn pump(now: Instant, a: &mut IkeManager, b: &mut IkeManager) -> (Vec<Fp>, Vec<Fp>, Vec<String>) {
         let (mut fa, mut fb, mut logs) = (Vec::new(), Vec::new(), Vec::new());
-        fn step(
-            now: Instant,
-            from: &mut IkeManager,
-            to: &mut IkeManager,
-            fp: &mut Vec<Fp>,
-            logs: &mut Vec<String>,
-        ) -> bool {
-            let mut moved = false;
-            for act in from.poll(now) {
+        exchange(now, a, b, |side, acts| {
+            let fp = if side { &mut fb } else { &mut fa };
+            for act in acts {
                 match act {
-                    IkeAction::Send(t) => {
-                        moved = true;
-                        let _ = to.handle_datagram(now, t.remote, t.local, &t.bytes);
-                    }
+                    IkeAction::Send(_) => {}
                     IkeAction::Install(s) => fp.push(Fp::Install(s.iter().map(|d| d.spec.id).collect())),
                     IkeAction::Remove(ids) => fp.push(Fp::Remove(ids)),
                     IkeAction::Log(l) => logs.push(l),
                 }
             }
-            moved
-        }
-        loop {
-            let moved_a = step(now, a, b, &mut fa, &mut logs);
-            let moved_b = step(now, b, a, &mut fb, &mut logs);
-            if !moved_a && !moved_b {
-                return (fa, fb, logs);
-            }
-        }
+        });
+        (fa, fb, logs)
     }
 
     /// Runs every timer of both up to `until`, pumping after each.
@@ -1335,25 +1350,7 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
                 .collect()
         };
         let mut polls: Vec<(char, String)> = Vec::new();
-        let mut step = |side: char, from: &mut IkeManager, to: &mut IkeManager| -> bool {
-            let acts = from.poll(now);
-            polls.push((side, word(&acts)));
-            let mut moved = false;
-            for act in acts {
-                if let IkeAction::Send(t) = act {
-                    moved = true;
-                    let _ = to.handle_datagram(now, t.remote, t.local, &t.bytes);
-                }
-            }
-            moved
-        };
-        for _ in 0..20 {
-            let moved_a = step('a', &mut a, &mut b);
-            let moved_b = step('b', &mut b, &mut a);
-            if !moved_a && !moved_b {
-                break;
-            }
-        }
+        exchange(now, &mut a, &mut b, |side, acts| polls.push((if side { 'b' } else { 'a' }, word(&acts))));
         let installs: Vec<&(char, String)> = polls.iter().filter(|(_, w)| w.contains('I')).collect();
         assert_eq!(installs.len(), 3, "a: inbound at QM2; b: inbound at QM2, outbound at QM3: {polls:?}");
         for (side, w) in installs {

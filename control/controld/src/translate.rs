@@ -131,7 +131,7 @@ fn withdrawal_warnings(config: &Config) -> Vec<String> {
         let Some(tunnel) = &v.bind else { continue };
         let remotes: Vec<_> = config.proxy_ids(&v.name).iter().map(|p| p.remote).collect();
         for r in config.routes().iter().filter(|r| &r.interface == tunnel) {
-            let inside = remotes.iter().any(|m| r.prefix.len() >= m.len() && m.contains(r.prefix.addr()));
+            let inside = remotes.iter().any(|m| m.covers(&r.prefix));
             let fallback = config.routes().iter().any(|o| o.prefix == r.prefix && &o.interface != tunnel);
             if inside && !fallback {
                 out.push(format!(

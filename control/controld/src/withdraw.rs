@@ -71,11 +71,6 @@ pub(super) fn withdrawn_by<'a>(
     })
 }
 
-/// True when `inner` lies inside `outer` (same family, at least as long).
-fn within(inner: &Prefix, outer: &Prefix) -> bool {
-    inner.len() >= outer.len() && outer.contains(inner.addr())
-}
-
 impl Controller {
     /// Follows the proxy-IDs' status (after [`Controller::refresh_status`]):
     /// the DOWN proxy-IDs of VPNs with `withdraw-routes` are withdrawn, the
@@ -125,7 +120,7 @@ impl Controller {
         self.config
             .routes()
             .iter()
-            .filter(|r| r.interface.tunnel_number() == Some(tunnel) && within(&r.prefix, remote))
+            .filter(|r| r.interface.tunnel_number() == Some(tunnel) && remote.covers(&r.prefix))
             .map(|r| format!("{} interface {}", r.prefix, r.interface))
             .collect()
     }

@@ -165,10 +165,6 @@ pub fn decode(id: &IdPayload<'_>) -> Result<IdSelector, &'static str> {
     Ok(IdSelector { prefix, protocol: id.protocol, port: id.port })
 }
 
-fn prefix_inside(inner: &Prefix, outer: &Prefix) -> bool {
-    inner.is_ipv4() == outer.is_ipv4() && inner.len() >= outer.len() && outer.contains(inner.addr())
-}
-
 fn range_inside(inner: PortRange, outer: PortRange) -> bool {
     outer.first() <= inner.first() && inner.last() <= outer.last()
 }
@@ -184,8 +180,8 @@ fn service_inside(inner: &Service, outer: &Service) -> bool {
 
 /// True when `inner` asks for nothing outside `outer`.
 pub fn inside(inner: &ProxyId, outer: &ProxyId) -> bool {
-    prefix_inside(&inner.local, &outer.local)
-        && prefix_inside(&inner.remote, &outer.remote)
+    outer.local.covers(&inner.local)
+        && outer.remote.covers(&inner.remote)
         && service_inside(&inner.service, &outer.service)
 }
 

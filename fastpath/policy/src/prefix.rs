@@ -122,6 +122,12 @@ impl Prefix {
         }
     }
 
+    /// True when `other` lies inside the prefix: same family, at least as
+    /// long, its network address inside.
+    pub fn covers(&self, other: &Prefix) -> bool {
+        other.len >= self.len && self.contains(other.addr)
+    }
+
     /// The network address and length as integers, when IPv4.
     pub(crate) fn v4_bits(&self) -> Option<(u32, u8)> {
         match self.addr {
@@ -251,6 +257,18 @@ mod tests {
         assert!(Prefix::new(a, 24).is_err());
         assert_eq!(Prefix::new_masked(a, 24).unwrap(), p("10.1.1.0/24"));
         assert!(Prefix::new_masked(a, 33).is_err());
+    }
+
+    #[test]
+    fn covers() {
+        let net = p("10.1.0.0/16");
+        assert!(net.covers(&net));
+        assert!(net.covers(&p("10.1.2.0/24")));
+        assert!(net.covers(&p("10.1.2.3/32")));
+        assert!(!net.covers(&p("10.0.0.0/8")), "wider");
+        assert!(!net.covers(&p("10.2.0.0/24")), "beside");
+        assert!(!Prefix::ANY_V4.covers(&p("2001:db8::/32")), "other family");
+        assert!(Prefix::ANY_V4.covers(&p("0.0.0.0/0")));
     }
 
     #[test]
