@@ -19,8 +19,11 @@
 #                 10.1.1.0/24 <-> 10.2.1.0/24, ESP aes128gcm16, initiated
 #                 with swanctl; gw1's and gw2's kernels forward into and out
 #                 of ipsec0; inet forwards the ESP; sink in h21 as for esprit
+#   strongswan-encrypt the same SA, gw1's charon only does work; sink on
+#                 inet's i1 counts ESP, as for esprit-encrypt
 # Ratios: esprit / kernel-3hop, esprit-encrypt / kernel-1hop, strongswan /
-# kernel-3hop, and esprit / strongswan (second table), same run.
+# kernel-3hop, strongswan-encrypt / kernel-1hop, and esprit / strongswan
+# with esprit-encrypt / strongswan-encrypt (second table), same run.
 #
 #   scripts/bench-throughput.sh            (root; ~2 minutes)
 # Environment: ESPRIT_BENCH_SECONDS (3) per run, ESPRIT_BENCH_SIZES
@@ -29,7 +32,7 @@
 # cores), ESPRIT_BENCH_TX_CPU / ESPRIT_BENCH_RX_CPU (pin generator / sink;
 # unpinned by default), ESPRIT_BENCH_RATE (pps; default full blast),
 # ESPRIT_BENCH_LATENCY=1 (one-way latency, best with a low RATE: the
-# generator stamps one time per burst), ESPRIT_BENCH_PATHS (all five), ESPRIT_BIN (directory with
+# generator stamps one time per burst), ESPRIT_BENCH_PATHS (all six), ESPRIT_BIN (directory with
 # pktgen, fastpathd, fpctl; built with --profile bench when absent),
 # ESPRIT_BENCH_JSON (file to append the result lines to).
 set -euo pipefail
@@ -44,7 +47,7 @@ SIZES=${ESPRIT_BENCH_SIZES:-64 1400}
 FLOWS=${ESPRIT_BENCH_FLOWS:-16}
 BUSY=${ESPRIT_BENCH_BUSY_POLL:-0}
 read -r GW1_CORE GW2_CORE <<<"${ESPRIT_BENCH_GW_CORES:-0 1}"
-PATHS=${ESPRIT_BENCH_PATHS:-kernel-3hop kernel-1hop strongswan esprit esprit-encrypt}
+PATHS=${ESPRIT_BENCH_PATHS:-kernel-3hop kernel-1hop strongswan strongswan-encrypt esprit esprit-encrypt}
 TX_CPU=${ESPRIT_BENCH_TX_CPU:-} # pin the generator / sink (taskset -c); default: unpinned
 RX_CPU=${ESPRIT_BENCH_RX_CPU:-}
 RATE=${ESPRIT_BENCH_RATE:-}     # pace the generator (pps); default: as fast as it can
@@ -126,6 +129,16 @@ generate() {
         >"$WORK/tx.json" 2>"$WORK/tx.err" || { cat "$WORK/tx.err" >&2; die "generator failed"; }
 }
 
+# cpu_ticks PID: user and system CPU time of a process, all its threads,
+# in clock ticks, as "USER SYS" (/proc/PID/stat fields 14 and 15; the name
+# in field 2 has no spaces here). Softirq work the kernel does for it in other contexts (the
+# forwarding into strongSwan's ipsec0, the receive side of a veth) is not
+# in it.
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat" 2>/dev/null || echo 0 0; }
+# busy_ticks: all CPUs' non-idle time, in clock ticks (/proc/stat).
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+GW1_PID= # the process doing gw1's work on the current path (fastpathd or charon)
+
 gw_stats() { # gw_stats G FILE
     "$BIN/fpctl" --socket "$WORK/gw$1.sock" request '{"type":"stats"}' >"$2" 2>/dev/null || echo '{}' >"$2"
 }
@@ -137,18 +150,27 @@ run_one() {
     sink "$ns" "$ifc" "$@"
     local g
     for g in 1 2; do [ -S "$WORK/gw$g.sock" ] && gw_stats "$g" "$WORK/gw$g.before"; done
-    [ "$path" = strongswan ] && swan_counters "$WORK/swan.before"
+    [[ $path == strongswan* ]] && swan_counters "$WORK/swan.before"
+    local user0=0 sys0=0 user1=0 sys1=0 busy0
+    [ -n "$GW1_PID" ] && read -r user0 sys0 < <(cpu_ticks "$GW1_PID")
+    busy0=$(busy_ticks)
     generate "$size"
+    [ -n "$GW1_PID" ] && read -r user1 sys1 < <(cpu_ticks "$GW1_PID")
+    local gw_user=$((user1 - user0)) gw_sys=$((sys1 - sys0)) busy=$(($(busy_ticks) - busy0))
     wait "$SINK_PID" || { cat "$WORK/rx.err" >&2; die "sink failed"; }
     for g in 1 2; do [ -S "$WORK/gw$g.sock" ] && gw_stats "$g" "$WORK/gw$g.after"; done
-    [ "$path" = strongswan ] && swan_counters "$WORK/swan.after"
+    [[ $path == strongswan* ]] && swan_counters "$WORK/swan.after"
     sed 's/^/    /' "$WORK/tx.err" "$WORK/rx.err" >&2
-    python3 - "$path" "$size" "$WORK" >>"$WORK/results.jsonl" <<'PY'
+    python3 - "$path" "$size" "$WORK" "$gw_user" "$gw_sys" "$busy" "$(getconf CLK_TCK)" >>"$WORK/results.jsonl" <<'PY'
 import json, os, sys
 path, size, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+gw_user, gw_sys, busy, tck = (int(a) for a in sys.argv[4:8])
 tx = json.load(open(f"{work}/tx.json"))
 rx = json.load(open(f"{work}/rx.json"))
-line = {"path": path, "size": size, "tx": tx, "rx": rx}
+# CPU seconds over the generator's run: gw1's process (0 for the kernel
+# paths) and all CPUs' busy time.
+line = {"path": path, "size": size, "tx": tx, "rx": rx, "gw1_cpu_s": (gw_user + gw_sys) / tck,
+        "gw1_user_s": gw_user / tck, "gw1_sys_s": gw_sys / tck, "busy_cpu_s": busy / tck}
 for g in (1, 2):
     b, a = f"{work}/gw{g}.before", f"{work}/gw{g}.after"
     if not (os.path.exists(b) and os.path.exists(a)):
@@ -212,7 +234,7 @@ fi
 
 # ------------------------------------- strongSwan (charon + kernel-libipsec)
 
-if want strongswan; then
+if want strongswan || want strongswan-encrypt; then
     swan_packages
     PSK="esprit-bench-psk-0123456789"
     for g in 1 2; do
@@ -233,20 +255,30 @@ if want strongswan; then
     done
     topo_arp_warm
     SWAN_DIR=$WORK/swan1
+    GW1_PID=${SWAN_PIDS[0]}
     # Trap (on-demand) never fires with libipsec: initiate from gw1.
     swan_ctl --initiate --child bench --timeout 15 >"$WORK/swan1/initiate.log" 2>&1 ||
         { tail -20 "$WORK/swan1/initiate.log" >&2; die "swanctl --initiate failed"; }
     nsx h11 ping -q -c 3 -i 0.1 -W 2 10.2.1.10 >/dev/null ||
         { swan_ctl --list-sas >&2 || true; die "strongswan path h11 -> h21 does not work"; }
     for size in $SIZES; do
-        log "strongswan (charon + kernel-libipsec on gw1 and gw2), $size B"
-        run_one strongswan "$size" h21 eth0 --size "$size" --dst 10.2.1.10
+        if want strongswan; then
+            log "strongswan (charon + kernel-libipsec on gw1 and gw2), $size B"
+            run_one strongswan "$size" h21 eth0 --size "$size" --dst 10.2.1.10
+        fi
+        if want strongswan-encrypt; then
+            # The sink takes every frame on i1 while it runs, IKE included:
+            # a run is far shorter than any IKE timer of this SA.
+            log "strongswan-encrypt (gw1's charon only, sink on the WAN), $size B"
+            run_one strongswan-encrypt "$size" inet i1 --expect esp
+        fi
     done
     swan_ctl --list-sas 2>&1 | grep -E 'bytes_|bytes,|packets' | sed 's/^ */    gw1 child SA: /' >&2 || true
     # Stop both charons (their routes and ipsec0 go with them) before the
     # other paths, and give the gateways back their non-forwarding kernels.
     for p in "${SWAN_PIDS[@]}"; do swan_stop_pid "$p"; done
     SWAN_PIDS=()
+    GW1_PID=
     for g in 1 2; do nsx "gw$g" sysctl -qw net.ipv4.ip_forward=0; done
 fi
 
@@ -268,6 +300,7 @@ if want esprit || want esprit-encrypt; then
         $CONF base "$g" | "$BIN/fpctl" --socket "$WORK/gw$g.sock" batch >/dev/null
         $CONF sas "$g" 11 --suite aes128gcm16 | "$BIN/fpctl" --socket "$WORK/gw$g.sock" batch >/dev/null
     done
+    GW1_PID=${GW_PIDS[0]}
     topo_arp_warm
     # The fast path mirrors the kernels' neighbour tables every 100 ms.
     sleep 0.3
@@ -288,13 +321,20 @@ fi
 
 [ -n "${ESPRIT_BENCH_JSON:-}" ] && cat "$WORK/results.jsonl" >>"$ESPRIT_BENCH_JSON"
 python3 - "$WORK/results.jsonl" "$SECS" "$FLOWS" "$BUSY" "$RATE" <<'PY'
-import json, sys
+import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-base = {"esprit": "kernel-3hop", "esprit-encrypt": "kernel-1hop", "strongswan": "kernel-3hop"}
+ncpu = os.cpu_count() or 1
+def gw1_us(r, key="gw1_cpu_s"):
+    """gw1's process CPU time (all, or user only) per packet it put on the
+    WAN (-encrypt paths: the sink on the WAN counts every one), in us."""
+    good = r["rx"]["good"]
+    return r[key] / good * 1e6 if good and r.get(key) else 0.0
+base = {"esprit": "kernel-3hop", "esprit-encrypt": "kernel-1hop", "strongswan": "kernel-3hop",
+        "strongswan-encrypt": "kernel-1hop"}
 rate = {(r["path"], r["size"]): r["rx"]["mpps"] for r in rows}
 print(f"\nthroughput at the sink ({sys.argv[2]} s per run, {sys.argv[3]} flows, gateways busy-poll={sys.argv[4]}, "
       f"generator {sys.argv[5] + ' pps' if sys.argv[5] else 'full blast'}; "
-      "Gbit/s of frame bytes without FCS; for esprit-encrypt: of ESP frames on the WAN)")
+      "Gbit/s of frame bytes without FCS; for the -encrypt paths: of ESP frames on the WAN)")
 print(f"{'path':<15} {'size':>5} {'sent Mpps':>9} {'Mpps':>7} {'Gbit/s':>7} {'ratio':>6} {'delivered':>9}  drops / notes")
 bad = 0
 for r in rows:
@@ -316,6 +356,11 @@ for r in rows:
     if rx["xsk_rx_dropped"] or rx["xsk_rx_ring_full"]:
         notes.append(f"sink socket dropped {rx['xsk_rx_dropped']} (ring full {rx['xsk_rx_ring_full']})")
     notes.append(f"{rx['lost_by_seq']} missing by seq")
+    if r.get("gw1_cpu_s"):
+        notes.append(f"gw1 process {r['gw1_cpu_s']:.2f} CPU-s ({r['gw1_user_s']:.2f} user)" +
+                     (f" = {gw1_us(r):.2f} us per ESP packet out" if r["path"].endswith("-encrypt") else ""))
+    if r.get("busy_cpu_s") is not None:
+        notes.append(f"all CPUs {r['busy_cpu_s'] / (ncpu * float(sys.argv[2])):.0%} busy")
     lat = rx.get("latency_ns")
     if lat:
         notes.append(f"latency p50 {lat['p50'] / 1e3:.1f} us p99 {lat['p99'] / 1e3:.1f} us max {lat['max'] / 1e3:.1f} us")
@@ -323,7 +368,7 @@ for r in rows:
           f"{delivered:>8.1%}  {'; '.join(notes)}")
     # Sanity: the sink must see a real share of what was sent, and nothing
     # mangled (for esprit: the decrypted inner packets, byte-exact headers).
-    if r["path"] == "strongswan" and not rx["mangled"] and rx["good"] < 0.05 * tx["packets"]:
+    if r["path"].startswith("strongswan") and not rx["mangled"] and rx["good"] < 0.05 * tx["packets"]:
         # The path was checked with ping before: strongSwan collapsing under
         # load is a result, not a broken bench.
         print(f"  ^ strongSwan delivered {rx['good']} of {tx['packets']}: collapsed; pace with ESPRIT_BENCH_RATE")
@@ -331,13 +376,32 @@ for r in rows:
         bad += 1
         print(f"  ^ SUSPICIOUS: {rx['good']} good of {tx['packets']} sent, {rx['mangled']} mangled")
 by = {(r["path"], r["size"]): r["rx"] for r in rows}
-pairs = [r["size"] for r in rows if r["path"] == "esprit" and ("strongswan", r["size"]) in by]
-if pairs:
-    print("\nesprit vs strongSwan (charon + kernel-libipsec), both gateways, sink in h21, same run")
+rowmap = {(r["path"], r["size"]): r for r in rows}
+# Like against like, same run: both gateways (sink in h21), and the
+# encrypting gateway alone (sink on the WAN, nothing decrypts).
+for ours, theirs, what in (("esprit", "strongswan", "both gateways, sink in h21"),
+                           ("esprit-encrypt", "strongswan-encrypt", "encrypting gateway only, sink on the WAN")):
+    sizes = [r["size"] for r in rows if r["path"] == ours and (theirs, r["size"]) in by]
+    if not sizes:
+        continue
+    print(f"\n{ours} vs {theirs} (charon + kernel-libipsec), {what}, same run")
     print(f"{'size':>5} {'esprit Mpps':>11} {'Gbit/s':>7} {'swan Mpps':>9} {'Gbit/s':>7} {'esprit/strongswan':>17}")
-    for size in pairs:
-        e, s = by[("esprit", size)], by[("strongswan", size)]
+    for size in sizes:
+        e, s = by[(ours, size)], by[(theirs, size)]
         ratio = f"{e['mpps'] / s['mpps']:.1f}" if s["mpps"] else "-"
         print(f"{size:>5} {e['mpps']:>11.3f} {e['gbps']:>7.3f} {s['mpps']:>9.3f} {s['gbps']:>7.3f} {ratio:>17}")
+    if ours == "esprit-encrypt":
+        # Per packet, the encrypting gateway's own CPU time: what each
+        # would do on a core of its own, where the generator and sink
+        # sharing these two CPUs cap both of the rates above.
+        print(f"{'size':>5} {'esprit us/pkt':>13} {'swan us/pkt':>11} {'swan/esprit':>11}  "
+              "(gw1 process CPU per ESP packet out: all / user only)")
+        for size in sizes:
+            cells = []
+            for key in ("gw1_cpu_s", "gw1_user_s"):
+                e, s = gw1_us(rowmap[(ours, size)], key), gw1_us(rowmap[(theirs, size)], key)
+                cells.append((e, s, f"{s / e:.1f}" if e and s else "-"))
+            (e, s, ratio), (eu, su, ratio_u) = cells
+            print(f"{size:>5} {f'{e:.2f} / {eu:.2f}':>13} {f'{s:.2f} / {su:.2f}':>11} {f'{ratio} / {ratio_u}':>11}")
 sys.exit(1 if bad else 0)
 PY
