@@ -211,6 +211,23 @@ swan_counters() {
 
 want() { [[ " $PATHS " == *" $1 "* ]]; }
 
+# gateway_paths NAME WHAT WHAT_ENCRYPT: at every size, NAME (both gateways,
+# sink in h21 checks the decrypted UDP) and NAME-encrypt (sink on inet's
+# i1 counts the ESP leaving gw1), each when wanted.
+gateway_paths() {
+    local size
+    for size in $SIZES; do
+        if want "$1"; then
+            log "$1 ($2), $size B"
+            run_one "$1" "$size" h21 eth0 --size "$size" --dst 10.2.1.10
+        fi
+        if want "$1-encrypt"; then
+            log "$1-encrypt ($3), $size B"
+            run_one "$1-encrypt" "$size" inet i1 --expect esp
+        fi
+    done
+}
+
 # ------------------------------------------------ kernel forwarding baseline
 
 if want kernel-3hop || want kernel-1hop; then
@@ -261,18 +278,9 @@ if want strongswan || want strongswan-encrypt; then
         { tail -20 "$WORK/swan1/initiate.log" >&2; die "swanctl --initiate failed"; }
     nsx h11 ping -q -c 3 -i 0.1 -W 2 10.2.1.10 >/dev/null ||
         { swan_ctl --list-sas >&2 || true; die "strongswan path h11 -> h21 does not work"; }
-    for size in $SIZES; do
-        if want strongswan; then
-            log "strongswan (charon + kernel-libipsec on gw1 and gw2), $size B"
-            run_one strongswan "$size" h21 eth0 --size "$size" --dst 10.2.1.10
-        fi
-        if want strongswan-encrypt; then
-            # The sink takes every frame on i1 while it runs, IKE included:
-            # a run is far shorter than any IKE timer of this SA.
-            log "strongswan-encrypt (gw1's charon only, sink on the WAN), $size B"
-            run_one strongswan-encrypt "$size" inet i1 --expect esp
-        fi
-    done
+    # The sink on i1 takes every frame while it runs, IKE included: a run
+    # is far shorter than any IKE timer of this SA.
+    gateway_paths strongswan "charon + kernel-libipsec on gw1 and gw2" "gw1's charon only, sink on the WAN"
     swan_ctl --list-sas 2>&1 | grep -E 'bytes_|bytes,|packets' | sed 's/^ */    gw1 child SA: /' >&2 || true
     # Stop both charons (their routes and ipsec0 go with them) before the
     # other paths, and give the gateways back their non-forwarding kernels.
@@ -305,16 +313,7 @@ if want esprit || want esprit-encrypt; then
     # The fast path mirrors the kernels' neighbour tables every 100 ms.
     sleep 0.3
     nsx h11 ping -q -c 3 -i 0.1 -W 2 10.2.1.10 >/dev/null || die "esprit path h11 -> h21 does not work"
-    for size in $SIZES; do
-        if want esprit; then
-            log "esprit (gw1 encrypt, gw2 decrypt), $size B"
-            run_one esprit "$size" h21 eth0 --size "$size" --dst 10.2.1.10
-        fi
-        if want esprit-encrypt; then
-            log "esprit-encrypt (gw1 only, sink on the WAN), $size B"
-            run_one esprit-encrypt "$size" inet i1 --expect esp
-        fi
-    done
+    gateway_paths esprit "gw1 encrypt, gw2 decrypt" "gw1 only, sink on the WAN"
 fi
 
 # ------------------------------------------------------------------ report
