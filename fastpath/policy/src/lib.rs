@@ -57,7 +57,7 @@
 //! The common VPNs (one proxy-ID, the seed's four, 10,000 `/24` pairs) have
 //! one shape, so a packet costs one hash and one bucket (for a few keys of
 //! a large table, two) whatever the table size; a 10,000-pair table takes
-//! 178 KB (a load of 9/10). A packet that matches nothing visits every
+//! 229 KB (a load of 7/10). A packet that matches nothing visits every
 //! shape (at most 33 × 33 for IPv4). Proxy-IDs sharing both prefixes are
 //! checked in rank order, so that part is linear in how many services one
 //! prefix pair has. Building is `O(n log n)`, done once per change, off the
