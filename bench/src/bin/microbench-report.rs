@@ -18,9 +18,11 @@
 //! iteration (a copy or a header reset), that restore is benched alone and
 //! subtracted; both figures are shown.
 //!
-//! Goals checked: the whole pipeline costs at most its crypto + 40 ns per
-//! packet; classifying against 10,000 proxy-IDs costs at most 1.2x
-//! classifying against 1.
+//! Goals checked (MET / MISSED): the whole encrypt pipeline (parse,
+//! classify, encrypt) costs at most its crypto + 40 ns per packet;
+//! classifying against 10,000 proxy-IDs costs at most 1.2x classifying
+//! against 1. The decrypt pipeline is held to the same budget as our own
+//! target (within / over, "not a goal").
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -276,11 +278,11 @@ fn report(r: &Results) -> String {
         let s = size.to_string();
         let m = r.get(&id(ids::PIPELINE, ids::ENCRYPT, size));
         let reset = r.get(&id(ids::PIPELINE, ids::RESET_HEADERS, size));
-        let goal = budget(m, reset, seal128(size));
+        let goal = budget(m, reset, seal128(size), Direction::Encrypt);
         t.row("pipeline LAN->WAN encrypt aes128gcm16", &s, m, reset, seal128(size), seal128(size), &goal);
         let m = r.get(&id(ids::PIPELINE, ids::DECRYPT, size));
         let copy = r.get(&id(ids::PIPELINE, ids::COPY_FRAMES, size));
-        let goal = budget(m, copy, open128(size));
+        let goal = budget(m, copy, open128(size), Direction::Decrypt);
         t.row("pipeline WAN->LAN decrypt aes128gcm16", &s, m, copy, seal128(size), open128(size), &goal);
     }
     let mut s = t.0;
@@ -294,11 +296,27 @@ fn report(r: &Results) -> String {
     s
 }
 
-fn budget(measured: Option<f64>, restore: Option<f64>, crypto: Option<f64>) -> String {
+/// Which way a pipeline row goes: the goal is the encrypt pipeline's
+/// (parse + classify + encrypt); decrypt is held to the same budget as
+/// our own target, and its rows say so rather than MET / MISSED.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Encrypt,
+    Decrypt,
+}
+
+fn budget(measured: Option<f64>, restore: Option<f64>, crypto: Option<f64>, way: Direction) -> String {
     match (measured, crypto) {
         (Some(m), Some(c)) => {
             let above = m - restore.unwrap_or(0.0) - c;
-            verdict(above <= PIPELINE_BUDGET_NS, format!("crypto {above:+.0} ns (<= +{PIPELINE_BUDGET_NS})"))
+            let ok = above <= PIPELINE_BUDGET_NS;
+            let detail = format!("crypto {above:+.0} ns (<= +{PIPELINE_BUDGET_NS})");
+            match way {
+                Direction::Encrypt => verdict(ok, detail),
+                Direction::Decrypt => {
+                    format!("{} {detail}, not a goal", if ok { "within" } else { "over" })
+                }
+            }
         }
         _ => String::new(),
     }
@@ -329,11 +347,11 @@ fn interleaved_report(rounds: usize) -> String {
         t.row("esp decap aes128gcm16", &s, get(names::DECAP_COPY, size), copy, seal, open, "");
         let m = get(names::ENCRYPT, size);
         let reset = get(names::RESET, size);
-        let goal = budget(m, reset, seal);
+        let goal = budget(m, reset, seal, Direction::Encrypt);
         t.row("pipeline LAN->WAN encrypt aes128gcm16", &s, m, reset, seal, seal, &goal);
         let m = get(names::DECRYPT, size);
         let copy = get(names::COPY_FRAMES, size);
-        let goal = budget(m, copy, open);
+        let goal = budget(m, copy, open, Direction::Decrypt);
         t.row("pipeline WAN->LAN decrypt aes128gcm16", &s, m, copy, seal, open, &goal);
     }
     let one = get(names::GRID, 1);
