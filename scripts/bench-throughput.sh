@@ -131,9 +131,9 @@ generate() {
 
 # cpu_ticks PID: user and system CPU time of a process, all its threads,
 # in clock ticks, as "USER SYS" (/proc/PID/stat fields 14 and 15; the name
-# in field 2 has no spaces here). Softirq work the kernel does for it in other contexts (the
-# forwarding into strongSwan's ipsec0, the receive side of a veth) is not
-# in it.
+# in field 2 has no spaces here). Softirq work the kernel does for it in
+# other tasks' contexts (the forwarding into strongSwan's ipsec0, the
+# receive side of a veth) is not in it.
 cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat" 2>/dev/null || echo 0 0; }
 # busy_ticks: all CPUs' non-idle time, in clock ticks (/proc/stat).
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
