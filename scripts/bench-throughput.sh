@@ -32,7 +32,8 @@
 # cores), ESPRIT_BENCH_TX_CPU / ESPRIT_BENCH_RX_CPU (pin generator / sink;
 # unpinned by default), ESPRIT_BENCH_RATE (pps; default full blast),
 # ESPRIT_BENCH_LATENCY=1 (one-way latency, best with a low RATE: the
-# generator stamps one time per burst), ESPRIT_BENCH_PATHS (all six), ESPRIT_BIN (directory with
+# generator stamps one time per burst), ESPRIT_BENCH_RING (the gateways'
+# --ring-size), ESPRIT_BENCH_PATHS (all six), ESPRIT_BIN (directory with
 # pktgen, fastpathd, fpctl; built with --profile bench when absent),
 # ESPRIT_BENCH_JSON (file to append the result lines to).
 set -euo pipefail
@@ -52,6 +53,7 @@ TX_CPU=${ESPRIT_BENCH_TX_CPU:-} # pin the generator / sink (taskset -c); default
 RX_CPU=${ESPRIT_BENCH_RX_CPU:-}
 RATE=${ESPRIT_BENCH_RATE:-}     # pace the generator (pps); default: as fast as it can
 LATENCY=${ESPRIT_BENCH_LATENCY:-0} # 1: one-way latency percentiles (use with a low RATE)
+RING=${ESPRIT_BENCH_RING:-}        # fastpathd --ring-size; default: fastpathd's
 LIMIT=${ESPRIT_BENCH_LIMIT:-240} # hard bound on the whole script, seconds
 CONF="python3 $ESPRIT_ROOT/scripts/lib/fpconf.py"
 
@@ -100,7 +102,7 @@ topo_up "ebt$$" 1
 mac() { ip netns exec "$TOPO-$1" cat "/sys/class/net/$2/address"; }
 H11_MAC=$(mac h11 eth0)
 GW1_LAN_MAC=$(mac gw1 lan1)
-log "topology $TOPO; $SECS s per run, sizes $SIZES, $FLOWS flows, busy-poll=$BUSY, gateway cores $GW1_CORE/$GW2_CORE, $(nproc) CPUs"
+log "topology $TOPO; $SECS s per run, sizes $SIZES, $FLOWS flows, busy-poll=$BUSY, gateway cores $GW1_CORE/$GW2_CORE, rings ${RING:-default}, $(nproc) CPUs"
 
 # ---------------------------------------------------------------- helpers
 
@@ -299,7 +301,7 @@ if want esprit || want esprit-encrypt; then
         core=$GW1_CORE
         [ "$g" = 2 ] && core=$GW2_CORE
         nsx_bg "gw$g" "$BIN/fastpathd" --port lan1 --port lan2 --port wan0 --workers 1 --cores "$core" \
-            --xdp-mode driver --socket "$WORK/gw$g.sock" $busy_flag >"$WORK/gw$g.log" 2>&1
+            --xdp-mode driver ${RING:+--ring-size "$RING"} --socket "$WORK/gw$g.sock" $busy_flag >"$WORK/gw$g.log" 2>&1
         GW_PIDS+=($!)
     done
     for g in 1 2; do

@@ -44,8 +44,8 @@ stage "build" cargo build --workspace --bins --examples --locked
 stage "cargo test" cargo test --workspace --locked
 # Two fastpathd gateways in network namespaces (see the script's header).
 stage "fastpath: 1 worker, native XDP, aes128gcm16" scripts/tests/fastpath-netns.sh 1 driver aes128gcm16
-stage "fastpath: 2 workers x 2 queues, aes256-sha1, UDP-encapsulated" \
-    scripts/tests/fastpath-netns.sh 2 driver aes256-sha1 encap
+stage "fastpath: 2 workers x 2 queues, aes256-sha1, UDP-encapsulated, rings of 4096" \
+    env ESPRIT_FP_RING=4096 scripts/tests/fastpath-netns.sh 2 driver aes256-sha1 encap
 stage "fastpath: 1 worker, generic XDP, aes128-sha256" scripts/tests/fastpath-netns.sh 1 skb aes128-sha256
 # controld programming two fastpathd gateways from ScreenOS configuration
 # files (manual keys), with live set/unset and kill -9 restarts of both.

@@ -13,7 +13,8 @@
 #    of the SAs that stay installed.
 #
 #   scripts/tests/fastpath-netns.sh [WORKERS] [XDP_MODE] [SUITE] [encap]
-# Needs root. Builds the binaries (debug) if needed.
+# Needs root. Builds the binaries (debug) if needed. ESPRIT_FP_RING sets
+# the gateways' --ring-size (default: fastpathd's).
 set -euo pipefail
 ESPRIT_SCRIPT=fastpath-netns
 source "$(dirname "$0")/../lib/common.sh"
@@ -26,6 +27,7 @@ MODE=${2:-driver}
 SUITE=${3:-aes128gcm16}
 ENCAP=${4:-}
 CHURN=${ESPRIT_CHURN:-10000}
+RING=${ESPRIT_FP_RING:-}
 BIN=${ESPRIT_BIN:-$ESPRIT_ROOT/target/debug}
 CONF="python3 $ESPRIT_ROOT/scripts/lib/fpconf.py"
 [ -x "$BIN/fastpathd" ] && [ -x "$BIN/fpctl" ] || (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-fastpathd)
@@ -45,17 +47,18 @@ trap cleanup EXIT
 topo_up "efp$$" "$WORKERS"
 encap_flag=
 [ "$ENCAP" = encap ] && encap_flag=--encap
-log "topology $TOPO: workers=$WORKERS xdp=$MODE suite=$SUITE ${ENCAP:-esp}"
+log "topology $TOPO: workers=$WORKERS xdp=$MODE suite=$SUITE ${ENCAP:-esp}${RING:+ rings=$RING}"
 
 fpctl() { local g=$1; shift; "$BIN/fpctl" --socket "$WORK/gw$g.sock" "$@"; }
 for g in 1 2; do
     nsx_bg "gw$g" "$BIN/fastpathd" --port lan1 --port lan2 --port wan0 --workers "$WORKERS" \
-        --xdp-mode "$MODE" --socket "$WORK/gw$g.sock" >"$WORK/gw$g.log" 2>&1
+        --xdp-mode "$MODE" ${RING:+--ring-size "$RING"} --socket "$WORK/gw$g.sock" >"$WORK/gw$g.log" 2>&1
     PIDS+=($!)
 done
 for g in 1 2; do
     for _ in $(seq 100); do [ -S "$WORK/gw$g.sock" ] && break; sleep 0.1; done
     [ -S "$WORK/gw$g.sock" ] || { cat "$WORK/gw$g.log" >&2; die "fastpathd gw$g did not start"; }
+    [ -z "$RING" ] || grep -q "rings of $RING," "$WORK/gw$g.log" || { cat "$WORK/gw$g.log" >&2; die "gw$g: not running rings of $RING"; }
     $CONF base "$g" | fpctl "$g" batch >/dev/null
 done
 topo_arp_warm

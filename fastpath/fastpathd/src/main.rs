@@ -54,6 +54,13 @@ pub(crate) struct Args {
     /// Frames a worker holds for proxy-IDs waiting for their SA.
     #[arg(long, default_value_t = 256)]
     pub(crate) hold_slots: usize,
+    /// Entries of every AF_XDP ring (rx, tx, fill, completion) of every
+    /// socket: a power of two, 64 to 16384. Larger rings ride out longer
+    /// stalls of a worker (a core shared with other work, a burst at line
+    /// rate) for memory: each worker's UMEM holds (sockets + 1) x this
+    /// many 2 KB frames, one socket per port and queue it serves.
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) ring_size: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

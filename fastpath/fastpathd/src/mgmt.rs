@@ -23,7 +23,9 @@ use esprit_fastpath_api::{
     ServerMessage, SocketStatsView, Stats, WorkerStatsView, PROTOCOL_VERSION,
 };
 use esprit_policy::{ProxyId, ProxyIdTable};
-use esprit_xdp::{AttachMode, BindMode, Port, Worker as Rings, WorkerConfig as RingsConfig};
+use esprit_xdp::{
+    AttachMode, BindMode, Port, RingConfig, UmemConfig, Worker as Rings, WorkerConfig as RingsConfig,
+};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::control::{self, Incoming, Writer};
@@ -57,6 +59,40 @@ struct State {
     next_prober: usize,
 }
 
+/// Bounds of `--ring-size`: below 64 a ring holds one burst; 16384 is
+/// where the kernel's own limits on ring memory start to matter.
+const MIN_RING: u32 = 64;
+const MAX_RING: u32 = 16_384;
+
+/// `--ring-size`, checked.
+fn ring_size(ring: u32) -> Result<u32, String> {
+    if ring.is_power_of_two() && (MIN_RING..=MAX_RING).contains(&ring) {
+        Ok(ring)
+    } else {
+        Err(format!("--ring-size {ring}: must be a power of two from {MIN_RING} to {MAX_RING}"))
+    }
+}
+
+/// A worker's UMEM and rings for `sockets` sockets of `ring` entries per
+/// ring. Frames: every socket's fill ring kept full, plus one ring's worth
+/// in flight (tx rings, completion, the burst being processed); a frame
+/// forwarded goes out in the buffer it came in, so tx needs no more.
+fn rings_config(bind: BindMode, ring: u32, sockets: usize) -> RingsConfig {
+    let frames = (sockets as u32).saturating_add(1).saturating_mul(ring);
+    RingsConfig {
+        bind,
+        rings: RingConfig {
+            rx: ring,
+            tx: ring,
+            fill: ring,
+            completion: ring,
+            fill_target: ring,
+            need_wakeup: true,
+        },
+        umem: UmemConfig { frame_count: frames, ..UmemConfig::default() },
+    }
+}
+
 /// Runs fastpathd until SIGINT/SIGTERM.
 pub(crate) fn run(args: Args) -> Result<(), String> {
     if args.workers == 0 || args.workers > 64 {
@@ -69,6 +105,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
             args.workers
         ));
     }
+    let ring = ring_size(args.ring_size)?;
     let mode = match args.xdp_mode {
         XdpMode::Driver => AttachMode::Driver,
         XdpMode::Skb => AttachMode::Skb,
@@ -110,8 +147,9 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     let mut threads = Vec::new();
     let mut cores = Vec::new();
     for w in 0..args.workers {
-        let mut rings = Rings::new(RingsConfig { bind, ..RingsConfig::default() })
-            .map_err(|e| format!("worker {w}: UMEM: {e}"))?;
+        let sockets = ports.len() * (w as u32..queues).step_by(args.workers).count();
+        let mut rings =
+            Rings::new(rings_config(bind, ring, sockets)).map_err(|e| format!("worker {w}: UMEM: {e}"))?;
         let mut rx = Vec::new();
         let mut tx = Vec::new();
         for (pi, port) in ports.iter_mut().enumerate() {
@@ -162,7 +200,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         signal_hook::flag::register(sig, term.clone()).map_err(|e| format!("signal handler: {e}"))?;
     }
     eprintln!(
-        "fastpathd: {} port(s) [{}], {} worker(s), {} queue(s) per port, control socket {}",
+        "fastpathd: {} port(s) [{}], {} worker(s), {} queue(s) per port, rings of {ring}, control socket {}",
         ports.len(),
         args.ports.join(", "),
         args.workers,
@@ -579,5 +617,41 @@ fn reason_name(r: ExpireReason) -> String {
     match r {
         ExpireReason::Bytes => "bytes".into(),
         ExpireReason::Sequence => "sequence".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_size_is_a_power_of_two_in_range() {
+        for ok in [64, 1024, 4096, 16_384] {
+            assert_eq!(ring_size(ok), Ok(ok));
+        }
+        for bad in [0, 32, 1000, 32_768] {
+            let e = ring_size(bad).unwrap_err();
+            assert_eq!(e, format!("--ring-size {bad}: must be a power of two from 64 to 16384"));
+        }
+    }
+
+    #[test]
+    fn the_default_ring_size_keeps_the_library_defaults() {
+        // Three ports, one queue each: what fastpathd always ran with.
+        let cfg = rings_config(BindMode::Auto, 1024, 3);
+        assert_eq!(cfg, RingsConfig { bind: BindMode::Auto, ..RingsConfig::default() });
+    }
+
+    #[test]
+    fn frames_cover_every_fill_ring_and_one_in_flight() {
+        let cfg = rings_config(BindMode::Copy, 4096, 2);
+        assert_eq!(cfg.umem.frame_count, 3 * 4096);
+        assert_eq!(
+            (cfg.rings.rx, cfg.rings.tx, cfg.rings.fill, cfg.rings.completion),
+            (4096, 4096, 4096, 4096)
+        );
+        assert_eq!(cfg.rings.fill_target, 4096);
+        // Six ports, two queues each.
+        assert_eq!(rings_config(BindMode::Copy, 1024, 12).umem.frame_count, 13 * 1024);
     }
 }
