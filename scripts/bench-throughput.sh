@@ -376,8 +376,7 @@ for r in rows:
     elif rx["good"] < 0.05 * tx["packets"] or rx["mangled"]:
         bad += 1
         print(f"  ^ SUSPICIOUS: {rx['good']} good of {tx['packets']} sent, {rx['mangled']} mangled")
-by = {(r["path"], r["size"]): r["rx"] for r in rows}
-rowmap = {(r["path"], r["size"]): r for r in rows}
+by = {(r["path"], r["size"]): r for r in rows}
 # Like against like, same run: both gateways (sink in h21), and the
 # encrypting gateway alone (sink on the WAN, nothing decrypts).
 for ours, theirs, what in (("esprit", "strongswan", "both gateways, sink in h21"),
@@ -388,7 +387,7 @@ for ours, theirs, what in (("esprit", "strongswan", "both gateways, sink in h21"
     print(f"\n{ours} vs {theirs} (charon + kernel-libipsec), {what}, same run")
     print(f"{'size':>5} {'esprit Mpps':>11} {'Gbit/s':>7} {'swan Mpps':>9} {'Gbit/s':>7} {'esprit/strongswan':>17}")
     for size in sizes:
-        e, s = by[(ours, size)], by[(theirs, size)]
+        e, s = by[(ours, size)]["rx"], by[(theirs, size)]["rx"]
         ratio = f"{e['mpps'] / s['mpps']:.1f}" if s["mpps"] else "-"
         print(f"{size:>5} {e['mpps']:>11.3f} {e['gbps']:>7.3f} {s['mpps']:>9.3f} {s['gbps']:>7.3f} {ratio:>17}")
     if ours == "esprit-encrypt":
@@ -400,7 +399,7 @@ for ours, theirs, what in (("esprit", "strongswan", "both gateways, sink in h21"
         for size in sizes:
             cells = []
             for key in ("gw1_cpu_s", "gw1_user_s"):
-                e, s = gw1_us(rowmap[(ours, size)], key), gw1_us(rowmap[(theirs, size)], key)
+                e, s = gw1_us(by[(ours, size)], key), gw1_us(by[(theirs, size)], key)
                 cells.append((e, s, f"{s / e:.1f}" if e and s else "-"))
             (e, s, ratio), (eu, su, ratio_u) = cells
             print(f"{size:>5} {f'{e:.2f} / {eu:.2f}':>13} {f'{s:.2f} / {su:.2f}':>11} {f'{ratio} / {ratio_u}':>11}")

@@ -81,16 +81,15 @@ fn rings_config(bind: BindMode, ring: u32, sockets: usize) -> RingsConfig {
     let frames = (sockets as u32).saturating_add(1).saturating_mul(ring);
     RingsConfig {
         bind,
-        rings: RingConfig {
-            rx: ring,
-            tx: ring,
-            fill: ring,
-            completion: ring,
-            fill_target: ring,
-            need_wakeup: true,
-        },
+        rings: RingConfig::uniform(ring),
         umem: UmemConfig { frame_count: frames, ..UmemConfig::default() },
     }
+}
+
+/// The queues of each port worker `w` of `workers` serves: `w`,
+/// `w + workers`, ... below `queues`.
+fn worker_queues(w: usize, workers: usize, queues: u32) -> impl Iterator<Item = u32> {
+    (w as u32..queues).step_by(workers)
 }
 
 /// Runs fastpathd until SIGINT/SIGTERM.
@@ -147,14 +146,14 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     let mut threads = Vec::new();
     let mut cores = Vec::new();
     for w in 0..args.workers {
-        let sockets = ports.len() * (w as u32..queues).step_by(args.workers).count();
+        let sockets = ports.len() * worker_queues(w, args.workers, queues).count();
         let mut rings =
             Rings::new(rings_config(bind, ring, sockets)).map_err(|e| format!("worker {w}: UMEM: {e}"))?;
         let mut rx = Vec::new();
         let mut tx = Vec::new();
         for (pi, port) in ports.iter_mut().enumerate() {
             let mut first = None;
-            for q in (w as u32..queues).step_by(args.workers) {
+            for q in worker_queues(w, args.workers, queues) {
                 let id =
                     rings.bind(port, q).map_err(|e| format!("worker {w}: {} queue {q}: {e}", port.name()))?;
                 rx.push((id, PortId(pi as u8)));

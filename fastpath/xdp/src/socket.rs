@@ -59,9 +59,23 @@ pub struct RingConfig {
     pub need_wakeup: bool,
 }
 
+impl RingConfig {
+    /// Every ring `entries` long, the fill ring kept full, need-wakeup on.
+    pub const fn uniform(entries: u32) -> Self {
+        Self {
+            rx: entries,
+            tx: entries,
+            fill: entries,
+            completion: entries,
+            fill_target: entries,
+            need_wakeup: true,
+        }
+    }
+}
+
 impl Default for RingConfig {
     fn default() -> Self {
-        Self { rx: 1024, tx: 1024, fill: 1024, completion: 1024, fill_target: 1024, need_wakeup: true }
+        Self::uniform(1024)
     }
 }
 
