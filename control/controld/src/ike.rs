@@ -39,6 +39,8 @@ use crate::translate::{algorithm_words, sa_id, DesiredSa};
 #[path = "ike_view.rs"]
 mod view;
 pub use view::{ChildSaView, IkeView, IsakmpSaView, IsakmpState};
+#[path = "ike_state.rs"]
+pub mod persist;
 
 /// Anti-replay window of IKE inbound SAs, in packets (RFC 4303 §3.4.3;
 /// strongSwan's libipsec uses 128).
@@ -460,6 +462,9 @@ pub struct IkeManager {
     fill: RandomFill,
     /// Events of the peers, counted for the metrics endpoint.
     events: crate::metrics::IkeCounters,
+    /// An exchange completed or failed since the state was last saved
+    /// ([`IkeManager::take_changed`]).
+    changed: bool,
 }
 
 impl core::fmt::Debug for IkeManager {
@@ -505,6 +510,7 @@ impl IkeManager {
             orphans: Vec::new(),
             delayed: Vec::new(),
             events: crate::metrics::IkeCounters::default(),
+            changed: false,
         };
         m.gateways = gateways.into_iter().map(|g| m.gateway_state(g)).collect();
         m
@@ -816,6 +822,7 @@ impl IkeManager {
 
     fn on_event(&mut self, gi: usize, now: Instant, e: Event, out: &mut Vec<IkeAction>) {
         self.events.record(&e);
+        self.changed = true;
         let g = &mut self.gateways[gi];
         let name = g.peer.config().name.clone();
         let mut log = |s: String| out.push(IkeAction::Log(s));

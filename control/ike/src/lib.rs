@@ -25,6 +25,7 @@ mod exchange;
 pub mod fuzz;
 mod ike_sa;
 mod peer;
+pub mod persist;
 pub mod proxy;
 pub mod wire;
 
@@ -35,6 +36,7 @@ pub use crypto::{Cipher, HashAlg};
 pub use error::{Error, ErrorKind};
 pub use event::{Event, Exchange, Reason};
 pub use peer::{Peer, Transmit, IKE_PORT, NATT_PORT};
+pub use persist::{ChildState, IsakmpState, PeerState, PersistError, Secret, WallClock};
 
 /// Source of randomness, implemented by the caller (the OS generator in
 /// production, fixed bytes in tests): cookies, nonces, DH secrets, SPIs

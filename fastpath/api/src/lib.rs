@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 mod client;
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, REQUEST_TIMEOUT};
 
 /// Version of this protocol: 2 added [`Request::Probe`] and
 /// [`NextHopSpec::Null`] (a version-1 fastpathd would refuse both).

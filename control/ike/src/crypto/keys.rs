@@ -25,7 +25,7 @@ pub struct Phase1Keys {
     pub hash: HashAlg,
     /// Negotiated cipher.
     pub cipher: Cipher,
-    skeyid: Zeroizing<Vec<u8>>,
+    pub(crate) skeyid: Zeroizing<Vec<u8>>,
     /// SKEYID_d: keys phase 2.
     pub skeyid_d: Zeroizing<Vec<u8>>,
     /// SKEYID_a: authenticates phase-2 and informational messages.
