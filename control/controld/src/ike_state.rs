@@ -206,7 +206,8 @@ pub fn save(dir: &Path, file: &IkeStateFile) -> Result<(), IkeStateError> {
     );
     // A leftover temporary file may have another mode: start from none.
     let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
+    let mut f =
+        fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
     // The umask can only narrow the mode; make sure it is exactly 0600.
     f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io(&tmp))?;
     f.write_all(&bytes).map_err(io(&tmp))?;
@@ -384,5 +385,322 @@ impl IkeManager {
     /// carried out.
     pub fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::{Duration, SystemTime};
+
+    use esprit_config::Config;
+    use esprit_fastpath_api::Direction;
+
+    use super::super::{ike_gateways, IkeAction, IkeManager, RandomFill};
+    use super::*;
+    use crate::spi::SpiAllocator;
+    use crate::translate::sa_id;
+
+    const CONF_A: &str = r#"set interface ethernet0/2 zone Untrust
+set interface ethernet0/2 ip 198.51.100.1/24
+set interface tunnel.1 zone Untrust
+set interface tunnel.1 ip unnumbered interface ethernet0/2
+set ike gateway "gw2" address 203.0.113.2 Main outgoing-interface "ethernet0/2" preshare "s3cret-psk" proposal "pre-g14-aes128-sha"
+set vpn "v" gateway "gw2" no-replay tunnel idletime 0 proposal "nopfs-esp-aes128gcm" "nopfs-esp-aes128-sha"
+set vpn "v" id 0x5 bind interface tunnel.1
+set vpn "v" proxy-id check
+set vpn "v" proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any
+set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
+"#;
+
+    fn conf_b() -> String {
+        CONF_A
+            .replace("198.51.100.1/24", "203.0.113.2/24")
+            .replace("\"gw2\" address 203.0.113.2", "\"gw1\" address 198.51.100.1")
+            .replace("gateway \"gw2\" no-replay", "gateway \"gw1\" no-replay")
+            .replace(
+                "local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24",
+                "local-ip 10.2.1.0/24 remote-ip 10.1.1.0/24",
+            )
+            .replace(
+                "local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24",
+                "local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24",
+            )
+    }
+
+    /// Child SAs of 100 s, an ISAKMP SA of 300 s, DPD every 10 s.
+    fn manager(conf: &str, seed: u64) -> IkeManager {
+        let (config, _) = Config::load(conf).unwrap();
+        let ids = BTreeMap::from([("v".to_string(), 5)]);
+        let (mut g, warnings) = ike_gateways(&config, &ids);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        g[0].config.child_lifetime = esprit_ike::Lifetime { seconds: 100, kilobytes: 0 };
+        g[0].config.ike_lifetime = 300;
+        g[0].config.dpd_delay = Some(Duration::from_secs(10));
+        g[0].config.dpd_retries = 3;
+        let state = Rc::new(RefCell::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1));
+        let fill: RandomFill = Rc::new(move |b: &mut [u8]| {
+            let mut x = state.borrow_mut();
+            for v in b {
+                *x ^= *x << 13;
+                *x ^= *x >> 7;
+                *x ^= *x << 17;
+                *v = (*x >> 24) as u8;
+            }
+        });
+        IkeManager::new(g, SpiAllocator::new(), fill)
+    }
+
+    /// One controld: its manager, the IKE SAs its fastpathd holds, what
+    /// it asked of fastpathd and logged, and what it sent.
+    struct Side {
+        m: IkeManager,
+        sas: BTreeMap<u64, DesiredSa>,
+        fp: Vec<String>,
+        logs: Vec<String>,
+        sent: usize,
+    }
+
+    impl Side {
+        fn new(m: IkeManager) -> Side {
+            Side { m, sas: BTreeMap::new(), fp: Vec::new(), logs: Vec::new(), sent: 0 }
+        }
+        fn take(&mut self, acts: Vec<IkeAction>, to: &mut Side, now: Instant) -> bool {
+            let mut moved = false;
+            for a in acts {
+                match a {
+                    IkeAction::Send(t) => {
+                        moved = true;
+                        self.sent += 1;
+                        let _ = to.m.handle_datagram(now, t.remote, t.local, &t.bytes);
+                    }
+                    IkeAction::Install(s) => {
+                        self.fp
+                            .push(format!("install {:?}", s.iter().map(|d| d.spec.id).collect::<Vec<_>>()));
+                        self.sas.extend(s.into_iter().map(|d| (d.spec.id, d)));
+                    }
+                    IkeAction::Remove(ids) => {
+                        self.fp.push(format!("remove {ids:?}"));
+                        ids.iter().for_each(|id| {
+                            self.sas.remove(id);
+                        });
+                    }
+                    IkeAction::Log(l) => self.logs.push(l),
+                }
+            }
+            moved
+        }
+    }
+
+    fn pump(now: Instant, a: &mut Side, b: &mut Side) {
+        loop {
+            let acts = a.m.poll(now);
+            let ma = a.take(acts, b, now);
+            let acts = b.m.poll(now);
+            let mb = b.take(acts, a, now);
+            if !ma && !mb {
+                return;
+            }
+        }
+    }
+
+    fn run_until(now: &mut Instant, until: Instant, a: &mut Side, b: &mut Side) {
+        loop {
+            let next = [a.m.poll_timeout(), b.m.poll_timeout()].into_iter().flatten().min();
+            let Some(t) = next.filter(|t| *t <= until) else { break };
+            *now = t.max(*now);
+            a.m.handle_timeout(*now);
+            b.m.handle_timeout(*now);
+            pump(*now, a, b);
+        }
+        *now = until;
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("controld-ike-state-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn cookies(m: &IkeManager, now: Instant) -> Vec<(Option<String>, Option<String>)> {
+        m.view(now)
+            .gateways
+            .iter()
+            .map(|g| (g.initiator_cookie.clone(), g.responder_cookie.clone()))
+            .collect()
+    }
+
+    /// Two controlds up with two child pairs; one is snapshotted through
+    /// the file, dropped and built again from it (another random seed:
+    /// nothing may depend on the old process). The other side is never
+    /// touched: DPD is answered, a child rekey, a phase-1 rekey and a
+    /// Delete all work, with no renegotiation.
+    #[test]
+    fn a_restored_manager_carries_on_with_an_unchanged_peer() {
+        let mut a = Side::new(manager(CONF_A, 1));
+        let mut b = Side::new(manager(&conf_b(), 2));
+        let t0 = Instant::now();
+        let mut now = t0;
+        for pid in a.m.gateways[0].vpns[0].proxy_ids.clone() {
+            a.m.acquire(now, 1, &pid.to_string());
+            pump(now, &mut a, &mut b);
+        }
+        run_until(&mut now, t0 + Duration::from_secs(2), &mut a, &mut b);
+        assert_eq!((a.sas.len(), b.sas.len()), (4, 4), "{:?} {:?}", a.fp, b.logs);
+
+        // Snapshot, through the file.
+        let dir = temp_dir("resume");
+        let clock = WallClock { now, wall: SystemTime::now() };
+        let file = a.m.snapshot(&clock, &a.sas);
+        assert_eq!(file.gateways.len(), 1);
+        assert_eq!(file.gateways[0].children.len(), 2);
+        save(&dir, &file).unwrap();
+        let mode = fs::metadata(dir.join(IKE_STATE_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!dir.join(format!("{IKE_STATE_FILE}.tmp")).exists());
+        let Loaded::State(loaded) = load(&dir) else { panic!("not loaded") };
+        assert_eq!(*loaded, file);
+
+        // A new process: later, another random source.
+        let before_cookies = cookies(&a.m, now);
+        let before_children: Vec<_> =
+            a.m.view(now).children.iter().map(|c| (c.proxy_id.clone(), c.ids)).collect();
+        let before_sas = a.sas.clone();
+        let logs_before = std::mem::take(&mut a.logs);
+        drop(a);
+        b.fp.clear();
+        b.logs.clear();
+        now += Duration::from_secs(1);
+        let mut fresh = manager(CONF_A, 99);
+        let restored = fresh.restore(&loaded, &WallClock { now, wall: clock.wall + Duration::from_secs(1) });
+        assert_eq!((restored.isakmp_sas, restored.children), (1, 2), "{:?}", restored.log);
+        let mut a = Side::new(fresh);
+        a.sas = restored.sas.into_iter().map(|d| (d.spec.id, d)).collect();
+        assert_eq!(a.sas, before_sas, "the same SAs, keys included, for fastpathd to adopt");
+        assert_eq!(cookies(&a.m, now), before_cookies, "get ike cookies as before");
+        let after_children: Vec<_> =
+            a.m.view(now).children.iter().map(|c| (c.proxy_id.clone(), c.ids)).collect();
+        assert_eq!(after_children, before_children);
+        assert!(a.m.acquire(now, 1, &before_children[0].0).contains("already up"), "no renegotiation");
+        pump(now, &mut a, &mut b);
+        assert!(a.fp.is_empty() && b.fp.is_empty(), "nothing renegotiated: {:?} {:?}", a.fp, b.fp);
+
+        // DPD both ways: the restored side answers the peer's R-U-THERE
+        // (under the restored keys and IV) and its own are answered.
+        let (sent_a, sent_b) = (a.sent, b.sent);
+        run_until(&mut now, t0 + Duration::from_secs(45), &mut a, &mut b);
+        assert!(
+            a.sent - sent_a >= 3 && b.sent - sent_b >= 3,
+            "DPD: a sent {}, b sent {}",
+            a.sent - sent_a,
+            b.sent - sent_b
+        );
+        for l in a.logs.iter().chain(&b.logs) {
+            assert!(!l.contains("dead") && !l.contains("phase 1 down") && !l.contains("failed"), "{l}");
+        }
+        assert!(a.fp.is_empty() && b.fp.is_empty(), "{:?} {:?}", a.fp, b.fp);
+
+        // Child rekey by time (a initiated both pairs: 85-90 s).
+        run_until(&mut now, t0 + Duration::from_secs(100), &mut a, &mut b);
+        let (in3, in4) = (sa_id(5, Direction::Inbound, 3), sa_id(5, Direction::Inbound, 4));
+        for s in [&a, &b] {
+            assert!(s.fp.iter().any(|f| f.contains(&format!("install [{in3}]"))), "{:?}", s.fp);
+            assert!(s.fp.iter().any(|f| f.contains(&format!("install [{in4}]"))), "{:?}", s.fp);
+            assert_eq!(s.logs.iter().filter(|l| l.contains("rekeyed: child SA")).count(), 2, "{:?}", s.logs);
+        }
+        run_until(&mut now, t0 + Duration::from_secs(115), &mut a, &mut b);
+        assert_eq!(a.sas.keys().collect::<Vec<_>>(), b.sas.keys().collect::<Vec<_>>());
+        assert_eq!(a.sas.len(), 4, "the superseded pairs are deleted on both sides");
+
+        // Phase-1 rekey (a initiated it: at 90% of 300 s).
+        let p1 = cookies(&a.m, now);
+        run_until(&mut now, t0 + Duration::from_secs(285), &mut a, &mut b);
+        assert!(a.logs.iter().any(|l| l.contains("phase 1 rekeyed")), "{:?}", a.logs);
+        assert!(b.logs.iter().any(|l| l.contains("phase 1 rekeyed")), "{:?}", b.logs);
+        assert_ne!(cookies(&a.m, now), p1);
+        assert_eq!(cookies(&a.m, now), cookies(&b.m, now));
+
+        // A Delete from the restored side removes the pair on both.
+        let id = *a.sas.keys().next().unwrap();
+        assert!(a.m.sa_expired(now, id).unwrap().contains("deleted"));
+        let (na, nb) = (a.fp.len(), b.fp.len());
+        pump(now, &mut a, &mut b);
+        assert!(a.fp[na..].iter().any(|f| f.starts_with("remove")), "{:?}", a.fp);
+        assert!(b.fp[nb..].iter().any(|f| f.starts_with("remove")), "{:?}", b.fp);
+        assert_eq!(a.sas.keys().collect::<Vec<_>>(), b.sas.keys().collect::<Vec<_>>());
+        assert_eq!(a.sas.len(), 2);
+        // Nothing was renegotiated before the rekeys, and no key reached
+        // a log line.
+        assert!(logs_before.iter().chain(&a.logs).all(|l| !l.contains("psk") && !l.contains("s3cret")));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A corrupt or truncated file (or one of another version) is moved
+    /// aside with an error that names it; controld starts without IKE
+    /// state, and the next save works.
+    #[test]
+    fn corrupt_or_truncated_file_is_set_aside() {
+        let dir = temp_dir("corrupt");
+        assert!(matches!(load(&dir), Loaded::Absent));
+        let m = manager(CONF_A, 3);
+        let clock = WallClock::read();
+        let good = serde_json::to_vec(&m.snapshot(&clock, &BTreeMap::new())).unwrap();
+        let mut other_version: serde_json::Value = serde_json::from_slice(&good).unwrap();
+        other_version["version"] = 7.into();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (good[..good.len() / 2].to_vec(), "not IKE state (EOF while parsing"),
+            (b"\x00\xff garbage".to_vec(), "not IKE state (expected value"),
+            (b"{\"version\":1}".to_vec(), "not IKE state (missing field"),
+            (serde_json::to_vec(&other_version).unwrap(), "format version 7, this controld reads 1"),
+        ];
+        for (bytes, want) in cases {
+            fs::write(dir.join(IKE_STATE_FILE), &bytes).unwrap();
+            let Loaded::Discarded(e) = load(&dir) else { panic!("{want}: not discarded") };
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!("IKE state file {}", dir.join(IKE_STATE_FILE).display())),
+                "{text}"
+            );
+            assert!(text.contains(want), "{text} does not say {want}");
+            assert!(!dir.join(IKE_STATE_FILE).exists());
+            assert_eq!(fs::read(dir.join(format!("{IKE_STATE_FILE}.bad"))).unwrap(), bytes);
+            assert!(matches!(load(&dir), Loaded::Absent));
+        }
+        save(&dir, &m.snapshot(&clock, &BTreeMap::new())).unwrap();
+        assert!(matches!(load(&dir), Loaded::State(_)));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A saved ISAKMP SA with a damaged key, or a gateway that is gone,
+    /// starts that gateway afresh (logged, no panic); keys never appear
+    /// in what is logged.
+    #[test]
+    fn a_state_that_does_not_fit_starts_the_gateway_afresh() {
+        let mut a = Side::new(manager(CONF_A, 4));
+        let mut b = Side::new(manager(&conf_b(), 5));
+        let now = Instant::now();
+        let pid = a.m.gateways[0].vpns[0].proxy_ids[0].to_string();
+        a.m.acquire(now, 1, &pid);
+        pump(now, &mut a, &mut b);
+        let clock = WallClock { now, wall: SystemTime::now() };
+        let file = a.m.snapshot(&clock, &a.sas);
+        let mut broken = file.clone();
+        broken.gateways[0].peer.isakmp.as_mut().unwrap().skeyid_a.0.truncate(5);
+        let mut fresh = manager(CONF_A, 6);
+        let r = fresh.restore(&broken, &clock);
+        assert_eq!((r.isakmp_sas, r.children, r.sas.len()), (0, 0, 0));
+        assert!(r.log[0].contains("peer gw2: saved state: ISAKMP SA: SKEYID_a is 5 bytes"), "{:?}", r.log);
+        assert!(!fresh.gateways[0].peer.is_established());
+        let mut renamed = file.clone();
+        renamed.gateways[0].peer.name = "gone".into();
+        let r = manager(CONF_A, 7).restore(&renamed, &clock);
+        assert!(r.log[0].contains("gateway gone is no longer configured"), "{:?}", r.log);
+        let text = serde_json::to_string(&file).unwrap();
+        let key = hex::encode(a.sas.values().next().unwrap().spec.encr_key.as_bytes());
+        assert!(text.contains(&key), "the file holds the keys");
+        assert!(r.log.iter().all(|l| !l.contains(&key)));
     }
 }

@@ -266,7 +266,11 @@ impl<R: Random> Peer<R> {
             children: self
                 .children
                 .iter()
-                .map(|c| ChildState { proxy_id: c.proxy_id.to_string(), spi_in: c.spi_in, spi_out: c.spi_out })
+                .map(|c| ChildState {
+                    proxy_id: c.proxy_id.to_string(),
+                    spi_in: c.spi_in,
+                    spi_out: c.spi_out,
+                })
                 .collect(),
             dpd_seq: self.dpd.seq,
         }
@@ -291,12 +295,17 @@ impl<R: Random> Peer<R> {
             });
         }
         if s.local.ip() != self.cfg.local.ip() {
-            return Err(invalid(format!("local address {} is not the configured {}", s.local, self.cfg.local)));
+            return Err(invalid(format!(
+                "local address {} is not the configured {}",
+                s.local, self.cfg.local
+            )));
         }
         let mut children = Vec::with_capacity(s.children.len());
         for c in &s.children {
-            let proxy_id =
-                c.proxy_id.parse().map_err(|e| invalid(format!("child SA {:08x}: proxy-id: {e}", c.spi_in)))?;
+            let proxy_id = c
+                .proxy_id
+                .parse()
+                .map_err(|e| invalid(format!("child SA {:08x}: proxy-id: {e}", c.spi_in)))?;
             if c.spi_in <= 255 || c.spi_out <= 255 {
                 // RFC 4303 §2.1: 1-255 are reserved, 0 is never an SPI.
                 return Err(invalid(format!("child SA {:08x}/{:08x}: reserved SPI", c.spi_in, c.spi_out)));
@@ -335,7 +344,8 @@ fn isakmp_sa(i: &IsakmpState, clock: &WallClock) -> Result<IkeSa, String> {
     let cipher = Cipher::from_key_bits(u64::from(i.cipher_bits))
         .ok_or_else(|| format!("unknown cipher key size {}", i.cipher_bits))?;
     let hash = HashAlg::from_value(u64::from(i.hash)).ok_or_else(|| format!("unknown hash {}", i.hash))?;
-    let group = DhGroup::from_number(u64::from(i.group)).ok_or_else(|| format!("unknown DH group {}", i.group))?;
+    let group =
+        DhGroup::from_number(u64::from(i.group)).ok_or_else(|| format!("unknown DH group {}", i.group))?;
     if i.icookie == [0; 8] || i.rcookie == [0; 8] {
         return Err("zero cookie".into());
     }
