@@ -122,6 +122,8 @@ pub struct Controller {
     lost: bool,
     /// IKE as last seen (`get ike cookies`, `get sa id`, `get vpn`).
     ike_view: IkeView,
+    /// IKE datagrams dropped on the way in, as last read (`get counter`).
+    ike_ingest: crate::ingest::IngestCounters,
     /// fastpathd's counters at the last reading (`get sa stat`, `get counter`).
     stats: Stats,
     /// `get event`.
@@ -166,6 +168,7 @@ impl Controller {
             log: Vec::new(),
             lost: false,
             ike_view: IkeView::default(),
+            ike_ingest: Default::default(),
             stats: Stats::default(),
             events: EventLog::default(),
             clock: SystemTime::now,
@@ -246,6 +249,16 @@ impl Controller {
         }
         self.refresh_status();
         r
+    }
+
+    /// The SAs IKE negotiated, as fastpathd should hold them.
+    pub fn ike_sas(&self) -> &BTreeMap<u64, DesiredSa> {
+        &self.ike_sas
+    }
+
+    /// IKE's ingest drop counters (`get counter`).
+    pub fn set_ike_ingest(&mut self, c: crate::ingest::IngestCounters) {
+        self.ike_ingest = c;
     }
 
     /// The seconds of lifetime left of IKE SAs (shown by `get sa`).

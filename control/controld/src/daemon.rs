@@ -5,7 +5,22 @@
 //! Threads: the main loop owns the controller and the request connection;
 //! an events thread keeps a subscribed connection and forwards events; the
 //! operator socket has an accept thread and one thread per client, which
-//! hand each command line to the main loop and wait for its answer.
+//! hand each command line to the main loop and wait for its answer; each
+//! IKE socket has a receiving thread. They reach the main loop through
+//! three bounded queues ([`crate::ingest`]): operator commands and
+//! fastpathd events are served first at every turn, then at most
+//! [`IKE_BUDGET`] IKE datagrams, so no IKE flood starves them.
+//!
+//! **The IKE state file** (`ike.json`, [`crate::ike::persist`]) is written
+//! before the actions of an IKE change are carried out: when an exchange
+//! completed or failed (an ISAKMP SA up or down, a child SA up, rekeyed or
+//! deleted), the file holds the new state before its SAs go to fastpathd
+//! and before the message that tells the peer leaves, so a controld killed
+//! at any instant restarts with every SA the peer may use (the one window
+//! IKEv1 leaves: a Quick Mode responder killed after QM3 arrived and before
+//! the file was written; QM3 has no answer to hold back). Changes that
+//! complete no exchange (the DPD sequence number) are written at most once
+//! a [`SAVE_INTERVAL`], and only if something changed.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -13,17 +28,20 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use esprit_config::Config;
 use esprit_fastpath_api::{Client, Direction, Event, Request};
+use esprit_ike::WallClock;
 
 use crate::controller::{Controller, FastPath, FastPathError, Response};
 use crate::events::{EventKind, Severity, Syslog, SYSLOG_PATH};
+use crate::ike::persist::{self as ike_state, IkeStateFile, Loaded};
 use crate::ike::{ike_gateways, IkeAction, IkeManager};
-use crate::ike_io::{system_random, Datagram, IkeSockets};
+use crate::ike_io::{system_random, IkeSockets};
+use crate::ingest::{IkeDrop, IkeLogLimiter, Inbox, WaitingSender, Work, IKE_BUDGET};
 use crate::operator::write_response;
 use crate::sa::STATS_INTERVAL_SECS;
 use crate::spi::SpiAllocator;
@@ -61,11 +79,8 @@ pub struct Options {
     pub syslog: bool,
 }
 
-enum Msg {
-    Command(String, Sender<Response>),
-    Event(Event),
-    Ike(Datagram),
-}
+/// An operator command line and where its answer goes.
+type Command = (String, Sender<Response>);
 
 struct Log {
     start: Instant,
@@ -103,8 +118,8 @@ pub fn run(opts: Options) -> Result<(), String> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, term.clone()).map_err(|e| format!("signal handler: {e}"))?;
     }
-    let (tx, rx) = channel::<Msg>();
-    serve_operator(&opts.socket, tx.clone())?;
+    let (mut inbox, senders) = Inbox::<Command, Event>::new();
+    serve_operator(&opts.socket, senders.commands.clone())?;
     let metrics = opts.metrics.map(crate::metrics::serve).transpose()?;
     if let Some(m) = &metrics {
         log.line(&format!("metrics: http://{}/metrics", m.local_addr()));
@@ -122,8 +137,34 @@ pub fn run(opts: Options) -> Result<(), String> {
         }
     }
     let mut ike = IkeManager::new(gateways, spis, system_random());
-    let ike_tx = tx.clone();
-    let (mut sockets, errors) = IkeSockets::bind(&ike.local_addresses(), &tx, Msg::Ike);
+    // What IKE negotiated before a restart: resumed, and its SAs wanted
+    // again, so the first synchronisation adopts fastpathd's copies.
+    match ike_state::load(&opts.state_dir) {
+        Loaded::Absent => {}
+        Loaded::Discarded(e) => {
+            let l = format!(
+                "error: {e}: moved to {}.bad; starting without IKE state (the peers renegotiate)",
+                ike_state::IKE_STATE_FILE
+            );
+            log.line(&l);
+            ctl.note_event(Severity::Warning, EventKind::FastPath, l);
+        }
+        Loaded::State(f) => {
+            let r = ike.restore(&f, &WallClock::read());
+            for l in &r.log {
+                log.line(l);
+            }
+            let _ = ctl.ike_update(r.sas, &[], None);
+        }
+    }
+    // Monotonic times are written relative to one reading of both clocks,
+    // so an unchanged state gives the same file.
+    let clock = WallClock::read();
+    let mut ike_saved: Option<IkeStateFile> = None;
+    let mut last_ike_save = Instant::now();
+    let ike_tx = senders.ike.clone();
+    let mut limiter = IkeLogLimiter::new(Instant::now());
+    let (mut sockets, errors) = IkeSockets::bind(&ike.local_addresses(), &senders.ike);
     for e in errors {
         log.line(&format!("error: {e}"));
     }
@@ -131,7 +172,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         let addrs: Vec<String> = ike.local_addresses().iter().map(|a| a.to_string()).collect();
         log.line(&format!("IKE: listening on {} (UDP 500 and 4500)", addrs.join(", ")));
     }
-    spawn_events(opts.fastpath.clone(), tx, term.clone())?;
+    spawn_events(opts.fastpath.clone(), senders.events, term.clone())?;
     log.line(&format!(
         "running: configuration {}, fastpathd {}, operator socket {}, state {}",
         opts.config.display(),
@@ -193,68 +234,78 @@ pub fn run(opts: Options) -> Result<(), String> {
         let wait = ike
             .poll_timeout()
             .map_or(MAX_WAIT, |t| t.saturating_duration_since(Instant::now()).min(MAX_WAIT));
-        match rx.recv_timeout(wait) {
-            Ok(Msg::Command(line, reply)) => {
-                if line.trim_start().starts_with("get") || line.trim_start().starts_with("clear") {
-                    ctl.set_ike_view(ike.view(Instant::now()));
-                }
-                let mut resp = ctl.command(&line, fp.as_mut().map(|c| c as &mut dyn FastPath));
-                for hex_id in ctl.take_clears() {
-                    resp.output.extend(ike.clear(Instant::now(), hex_id));
-                }
-                let changes = ["set", "unset", "exec"].iter().any(|w| line.trim_start().starts_with(w));
-                if changes && resp.result.is_ok() {
-                    // IKE follows the running configuration.
-                    let (gateways, warnings) = ike_gateways(ctl.config(), ctl.hex_ids());
-                    for w in warnings {
-                        log.line(&format!("warning: {w}"));
+        inbox.wait(wait);
+        for work in inbox.next_batch(IKE_BUDGET) {
+            match work {
+                Work::Command((line, reply)) => {
+                    if line.trim_start().starts_with("get") || line.trim_start().starts_with("clear") {
+                        ctl.set_ike_view(ike.view(Instant::now()));
+                        ctl.set_ike_ingest(inbox.counters());
                     }
-                    pending_ike.extend(ike.reconfigure(Instant::now(), gateways));
-                    for e in sockets.add(&ike.local_addresses(), &ike_tx, Msg::Ike) {
-                        log.line(&format!("error: {e}"));
+                    let mut resp = ctl.command(&line, fp.as_mut().map(|c| c as &mut dyn FastPath));
+                    for hex_id in ctl.take_clears() {
+                        resp.output.extend(ike.clear(Instant::now(), hex_id));
                     }
-                }
-                match &resp.result {
-                    Ok(()) => log.line(&format!("operator: {}: ok", esprit_config::lexer::redact(&line))),
-                    Err(e) => log.line(&format!("operator: {}: {e}", esprit_config::lexer::redact(&line))),
-                }
-                let _ = reply.send(resp);
-                if ctl.take_lost() {
-                    fp = None;
-                    next_connect = Instant::now();
-                }
-            }
-            Ok(Msg::Event(e)) => {
-                if !matches!(e, Event::ProbeReply { .. }) {
-                    log.line(&describe_event(&e));
-                }
-                match &e {
-                    Event::Acquire { tunnel, proxy_id, .. } => {
-                        let l = ike.acquire(Instant::now(), *tunnel, proxy_id);
-                        log.line(&l);
-                        ctl.record_ike_log(&l);
-                    }
-                    Event::SoftExpire { sa, .. } => {
-                        if let Some(l) = ike.sa_soft_expired(Instant::now(), *sa) {
-                            log.line(&l);
+                    let changes = ["set", "unset", "exec"].iter().any(|w| line.trim_start().starts_with(w));
+                    if changes && resp.result.is_ok() {
+                        // IKE follows the running configuration.
+                        let (gateways, warnings) = ike_gateways(ctl.config(), ctl.hex_ids());
+                        for w in warnings {
+                            log.line(&format!("warning: {w}"));
+                        }
+                        pending_ike.extend(ike.reconfigure(Instant::now(), gateways));
+                        for e in sockets.add(&ike.local_addresses(), &ike_tx) {
+                            log.line(&format!("error: {e}"));
                         }
                     }
-                    Event::HardExpire { sa, .. } => {
-                        if let Some(l) = ike.sa_expired(Instant::now(), *sa) {
-                            log.line(&l);
+                    match &resp.result {
+                        Ok(()) => log.line(&format!("operator: {}: ok", esprit_config::lexer::redact(&line))),
+                        Err(e) => {
+                            log.line(&format!("operator: {}: {e}", esprit_config::lexer::redact(&line)))
                         }
                     }
-                    _ => {}
+                    let _ = reply.send(resp);
+                    if ctl.take_lost() {
+                        fp = None;
+                        next_connect = Instant::now();
+                    }
                 }
-                ctl.record_fastpath_event(&e);
-            }
-            Ok(Msg::Ike(d)) => {
-                if let Err(e) = ike.handle_datagram(Instant::now(), d.local, d.remote, &d.bytes) {
-                    log.line(&format!("IKE: dropped a datagram from {}: {e}", d.remote));
+                Work::Event(e) => {
+                    if !matches!(e, Event::ProbeReply { .. }) {
+                        log.line(&describe_event(&e));
+                    }
+                    match &e {
+                        Event::Acquire { tunnel, proxy_id, .. } => {
+                            let l = ike.acquire(Instant::now(), *tunnel, proxy_id);
+                            log.line(&l);
+                            ctl.record_ike_log(&l);
+                        }
+                        Event::SoftExpire { sa, .. } => {
+                            if let Some(l) = ike.sa_soft_expired(Instant::now(), *sa) {
+                                log.line(&l);
+                            }
+                        }
+                        Event::HardExpire { sa, .. } => {
+                            if let Some(l) = ike.sa_expired(Instant::now(), *sa) {
+                                log.line(&l);
+                            }
+                        }
+                        _ => {}
+                    }
+                    ctl.record_fastpath_event(&e);
+                }
+                Work::Ike(d) => {
+                    if let Err(e) = ike.handle_datagram(Instant::now(), d.local, d.remote, &d.bytes) {
+                        // Never a line per datagram: counted, and the
+                        // latest reason goes in the summary line.
+                        inbox.count(IkeDrop::Rejected);
+                        limiter.rejected(format!("from {}: {e}", d.remote));
+                    }
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(l) = limiter.summary(Instant::now(), inbox.counters()) {
+            log.line(&l);
         }
 
         // `withdraw-routes`: traffic no longer reaches a withdrawn
@@ -271,6 +322,22 @@ pub fn run(opts: Options) -> Result<(), String> {
         // IKE: timers, then what the peers produced.
         ike.handle_timeout(Instant::now());
         pending_ike.extend(ike.poll(Instant::now()));
+        // The state file first (see the module doc): an exchange that
+        // completed is on disk before its SAs and messages go out.
+        let urgent = ike.take_changed();
+        if urgent || last_ike_save.elapsed() >= SAVE_INTERVAL {
+            let mut file = ike.snapshot(&clock, &ike_state::after_actions(ctl.ike_sas(), &pending_ike));
+            if ike_saved.as_ref() != Some(&file) {
+                let unchanged = file.clone();
+                file.written_unix_ms = WallClock::read().to_unix_ms(Instant::now());
+                match ike_state::save(&opts.state_dir, &file) {
+                    Ok(()) => ike_saved = Some(unchanged),
+                    Err(e) => log.line(&format!("error: {e}")),
+                }
+            }
+            last_ike_save = Instant::now();
+        }
+        let mut sas_changed = false;
         for action in std::mem::take(&mut pending_ike) {
             let (add, remove) = match action {
                 IkeAction::Send(t) => {
@@ -280,13 +347,18 @@ pub fn run(opts: Options) -> Result<(), String> {
                     continue;
                 }
                 IkeAction::Log(l) => {
-                    log.line(&l);
-                    ctl.record_ike_log(&l);
+                    // The one rate limiter of IKE's lines (a stranger's
+                    // datagrams can make the peers log).
+                    if limiter.allow(Instant::now()) {
+                        log.line(&l);
+                        ctl.record_ike_log(&l);
+                    }
                     continue;
                 }
                 IkeAction::Install(sas) => (sas, Vec::new()),
                 IkeAction::Remove(ids) => (Vec::new(), ids),
             };
+            sas_changed = true;
             let what = if add.is_empty() {
                 format!("remove SAs {remove:x?}")
             } else {
@@ -356,8 +428,11 @@ pub fn run(opts: Options) -> Result<(), String> {
         }
         if let Some(m) = &metrics {
             m.publish_ike(ike.events());
+            m.publish_ike_ingest(inbox.counters());
         }
-        if last_save.elapsed() >= SAVE_INTERVAL && ctl.take_dirty() {
+        // After IKE installed SAs their sequence-number records are saved
+        // at once (a restart of both daemons must not reuse them).
+        if (sas_changed || last_save.elapsed() >= SAVE_INTERVAL) && ctl.take_dirty() {
             if let Err(e) = ctl.state().save(&opts.state_dir) {
                 log.line(&format!("error: {e}"));
             }
@@ -366,6 +441,8 @@ pub fn run(opts: Options) -> Result<(), String> {
     }
     log.line("stopping: fastpathd keeps its SAs");
     ctl.state().save(&opts.state_dir).map_err(|e| e.to_string())?;
+    let file = ike.snapshot(&clock, ctl.ike_sas());
+    ike_state::save(&opts.state_dir, &file).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&opts.socket);
     Ok(())
 }
@@ -385,7 +462,7 @@ fn describe_event(e: &Event) -> String {
 
 /// Binds the operator socket (mode 0600, replacing a stale one) and serves
 /// it on threads.
-fn serve_operator(path: &Path, tx: Sender<Msg>) -> Result<(), String> {
+fn serve_operator(path: &Path, tx: WaitingSender<Command>) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("operator socket directory {}: {e}", dir.display()))?;
@@ -413,7 +490,7 @@ fn serve_operator(path: &Path, tx: Sender<Msg>) -> Result<(), String> {
     Ok(())
 }
 
-fn client(conn: UnixStream, tx: Sender<Msg>) {
+fn client(conn: UnixStream, tx: WaitingSender<Command>) {
     let Ok(mut w) = conn.try_clone() else { return };
     let mut reader = BufReader::new(conn);
     let mut line = String::new();
@@ -424,7 +501,7 @@ fn client(conn: UnixStream, tx: Sender<Msg>) {
             Ok(_) => {}
         }
         let (rtx, rrx) = channel();
-        if tx.send(Msg::Command(line.trim_end().to_owned(), rtx)).is_err() {
+        if !tx.send((line.trim_end().to_owned(), rtx)) {
             return;
         }
         let Ok(resp) = rrx.recv() else { return };
@@ -435,7 +512,7 @@ fn client(conn: UnixStream, tx: Sender<Msg>) {
 }
 
 /// Keeps a subscribed connection to fastpathd and forwards its events.
-fn spawn_events(path: PathBuf, tx: Sender<Msg>, term: Arc<AtomicBool>) -> Result<(), String> {
+fn spawn_events(path: PathBuf, tx: WaitingSender<Event>, term: Arc<AtomicBool>) -> Result<(), String> {
     std::thread::Builder::new()
         .name("fastpath-events".into())
         .spawn(move || {
@@ -450,7 +527,7 @@ fn spawn_events(path: PathBuf, tx: Sender<Msg>, term: Arc<AtomicBool>) -> Result
                 loop {
                     match c.next_event(Duration::from_millis(500)) {
                         Ok(Some(e)) => {
-                            if tx.send(Msg::Event(e)).is_err() {
+                            if !tx.send(e) {
                                 return;
                             }
                         }

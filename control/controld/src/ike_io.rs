@@ -10,11 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::rc::Rc;
-use std::sync::mpsc::Sender;
 
 use esprit_ike::{Transmit, IKE_PORT, NATT_PORT};
 
 use crate::ike::RandomFill;
+use crate::ingest::IkeSender;
 use ring::rand::{SecureRandom, SystemRandom};
 
 /// The RFC 3948 §2.2 non-ESP marker.
@@ -39,26 +39,18 @@ pub struct IkeSockets {
 
 impl IkeSockets {
     /// Binds ports 500 and 4500 of every address and starts one receiving
-    /// thread per socket, which hands datagrams to `tx` (wrapped by
-    /// `wrap`). Addresses that cannot be bound are reported, not fatal.
-    pub fn bind<T: Send + 'static>(
-        addrs: &BTreeSet<IpAddr>,
-        tx: &Sender<T>,
-        wrap: fn(Datagram) -> T,
-    ) -> (IkeSockets, Vec<String>) {
+    /// thread per socket, which hands datagrams to `tx` (the bounded IKE
+    /// queue: it never waits). Addresses that cannot be bound are
+    /// reported, not fatal.
+    pub fn bind(addrs: &BTreeSet<IpAddr>, tx: &IkeSender) -> (IkeSockets, Vec<String>) {
         let mut s = IkeSockets::default();
-        let errors = s.add(addrs, tx, wrap);
+        let errors = s.add(addrs, tx);
         (s, errors)
     }
 
     /// Binds the addresses not bound yet (see [`IkeSockets::bind`]); the
     /// sockets of addresses no longer used stay open.
-    pub fn add<T: Send + 'static>(
-        &mut self,
-        addrs: &BTreeSet<IpAddr>,
-        tx: &Sender<T>,
-        wrap: fn(Datagram) -> T,
-    ) -> Vec<String> {
+    pub fn add(&mut self, addrs: &BTreeSet<IpAddr>, tx: &IkeSender) -> Vec<String> {
         let s = self;
         let mut errors = Vec::new();
         for ip in addrs {
@@ -84,7 +76,7 @@ impl IkeSockets {
                 let tx = tx.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("ike-{port}"))
-                    .spawn(move || receive(rx, local, tx, wrap));
+                    .spawn(move || receive(rx, local, tx));
                 if let Err(e) = spawned {
                     errors.push(format!("IKE socket {local}: thread: {e}"));
                     continue;
@@ -113,7 +105,9 @@ impl IkeSockets {
     }
 }
 
-fn receive<T>(sock: UdpSocket, local: SocketAddr, tx: Sender<T>, wrap: fn(Datagram) -> T) {
+/// One socket's thread: every datagram goes to the bounded queue, which
+/// drops and counts what it cannot take (see `ingest`).
+pub fn receive(sock: UdpSocket, local: SocketAddr, tx: IkeSender) {
     let mut buf = vec![0u8; 65536];
     loop {
         let Ok((n, remote)) = sock.recv_from(&mut buf) else { continue };
@@ -127,7 +121,7 @@ fn receive<T>(sock: UdpSocket, local: SocketAddr, tx: Sender<T>, wrap: fn(Datagr
         } else {
             data.to_vec()
         };
-        if tx.send(wrap(Datagram { local, remote, bytes })).is_err() {
+        if !tx.deliver(Datagram { local, remote, bytes }) {
             return;
         }
     }

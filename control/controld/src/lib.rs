@@ -7,7 +7,9 @@
 //!   (fingerprints, sequence numbers across restarts, `get sa`);
 //! * [`spi`]: inbound SPI allocation without collisions;
 //! * [`ids`]: VPN HEX IDs, stable across restarts;
-//! * [`state`]: what survives a restart of controld (`--state-dir`);
+//! * [`state`]: what survives a restart of controld (`--state-dir`), and
+//!   `ike::persist`: the IKE state that does (`ike.json`);
+//! * [`ingest`]: the main loop's bounded queues (IKE, operator, fastpathd);
 //! * [`metrics`]: the optional Prometheus endpoint (`--metrics`);
 //! * [`shell`]: the interactive shell of `esprit` (completion, history);
 //! * [`controller`]: the core that ties them together and runs operator
@@ -30,6 +32,7 @@ pub mod events;
 pub mod ids;
 pub mod ike;
 pub mod ike_io;
+pub mod ingest;
 pub mod metrics;
 pub mod monitor;
 pub mod operator;

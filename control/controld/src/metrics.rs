@@ -45,6 +45,8 @@ pub struct Snapshot {
     pub vpn_names: BTreeMap<u32, String>,
     /// IKE events so far.
     pub ike: IkeCounters,
+    /// IKE datagrams dropped before a peer took them, by reason.
+    pub ike_ingest: crate::ingest::IngestCounters,
     /// Each proxy-ID's status.
     pub proxy_ids: Arc<Vec<ProxyIdStatus>>,
 }
@@ -153,6 +155,11 @@ impl Metrics {
         lock(&self.shared).ike = *ike;
     }
 
+    /// Publishes the IKE ingest drop counts (a copy of a small array).
+    pub fn publish_ike_ingest(&self, c: crate::ingest::IngestCounters) {
+        lock(&self.shared).ike_ingest = c;
+    }
+
     /// Records a failed reading.
     pub fn publish_failure(&self) {
         lock(&self.shared).last_ok = false;
@@ -259,6 +266,11 @@ pub fn render(s: &Snapshot, now: Instant) -> String {
     header(&mut out, name, "counter", "IKE exchanges completed, failed or ended, by kind.");
     for (kind, n) in s.ike.iter() {
         let _ = writeln!(out, "{name}{{event=\"{kind}\"}} {n}");
+    }
+    let name = "esprit_ike_ingest_dropped_total";
+    header(&mut out, name, "counter", "IKE datagrams dropped before an IKE peer took them, by reason.");
+    for (reason, n) in s.ike_ingest.iter() {
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
     }
     if !s.proxy_ids.is_empty() {
         // One-hot per status, the usual shape of an enum in Prometheus.
@@ -518,6 +530,14 @@ mod tests {
             last_ok: true,
             vpn_names: [(0x11, "lab vpn".to_owned())].into(),
             ike: IkeCounters { counts: [1, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0] },
+            ike_ingest: {
+                let c = crate::ingest::SharedCounters::default();
+                for _ in 0..3 {
+                    c.count(crate::ingest::IkeDrop::QueueFull);
+                }
+                c.count(crate::ingest::IkeDrop::Rejected);
+                c.read()
+            },
             proxy_ids: Arc::new(vec![ProxyIdStatus {
                 vpn: "lab vpn".into(),
                 proxy_id: "local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 ANY".into(),
@@ -547,6 +567,13 @@ esprit_ike_events_total{event="auth-failed"} 0
 esprit_ike_events_total{event="dpd-timeout"} 1
 esprit_ike_events_total{event="notify"} 0
 esprit_ike_events_total{event="other"} 0
+# HELP esprit_ike_ingest_dropped_total IKE datagrams dropped before an IKE peer took them, by reason.
+# TYPE esprit_ike_ingest_dropped_total counter
+esprit_ike_ingest_dropped_total{reason="queue-full"} 3
+esprit_ike_ingest_dropped_total{reason="too-large"} 0
+esprit_ike_ingest_dropped_total{reason="too-short"} 0
+esprit_ike_ingest_dropped_total{reason="not-ikev1"} 0
+esprit_ike_ingest_dropped_total{reason="rejected"} 1
 # HELP esprit_proxy_id_status 1 for the proxy-ID's status: up (SA pair installed), ready (never negotiated), down (lost, or VPN monitor DOWN).
 # TYPE esprit_proxy_id_status gauge
 esprit_proxy_id_status{vpn="lab vpn",proxy_id="local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 ANY",status="up"} 0
@@ -613,7 +640,8 @@ esprit_sa_errors_total{sa="0x0000001100000000",spi="0x00002011",direction="inbou
         let t0 = Instant::now();
         let empty = render(&Snapshot::default(), t0);
         assert!(empty.contains("esprit_fastpath_up 0\n"), "{empty}");
-        assert!(empty.ends_with("esprit_ike_events_total{event=\"other\"} 0\n"), "{empty}");
+        assert!(empty.contains("esprit_ike_events_total{event=\"other\"} 0\n"), "{empty}");
+        assert!(empty.ends_with("esprit_ike_ingest_dropped_total{reason=\"rejected\"} 0\n"), "{empty}");
         let stale = render(&snapshot(t0), t0 + Duration::from_secs(4));
         assert!(
             stale.contains("esprit_fastpath_up 0\n") && stale.contains("esprit_stats_age_seconds 4.000\n")

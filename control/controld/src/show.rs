@@ -55,7 +55,9 @@
 //!   "rx_bytes", "tx_packets", "tx_bytes", "forwarded", "encrypted",
 //!   "decrypted", "held", "released", "acquires", "probes" (VPN monitor
 //!   probes sent), "probe_replies", "drops": {REASON:
-//!   packets}}], "drops": {REASON: packets}}`;
+//!   packets}}], "drops": {REASON: packets}, "ike_ingest_dropped":
+//!   {REASON: datagrams} (IKE datagrams dropped on the way in, see
+//!   `crate::ingest::IkeDrop`)}`;
 //! * `get event`: `{"total", "capacity", "events": [...]}`, newest first,
 //!   each as [`crate::events::EventRecord`];
 //! * `get config`: `{"lines": [...]}`.

@@ -492,7 +492,8 @@ impl Controller {
                     })
                 })
                 .collect();
-            return json_response(&json!({ "workers": list, "drops": drops }));
+            let ike: BTreeMap<&str, u64> = self.ike_ingest.iter().collect();
+            return json_response(&json!({ "workers": list, "drops": drops, "ike_ingest_dropped": ike }));
         }
         let header = format!(
             "{:<6} {:>4} {:>11} {:>13} {:>11} {:>13} {:>10} {:>10} {:>10} {:>7} {:>8} {:>8}",
@@ -543,6 +544,11 @@ impl Controller {
                 })
                 .collect();
             out.push(format!("{reason:<28} {n:>10}  {}", per.join(", ")));
+        }
+        out.push(String::new());
+        out.push(format!("{:<28} {:>10}", "IKE datagrams dropped", "Datagrams"));
+        for (reason, n) in self.ike_ingest.iter() {
+            out.push(format!("{reason:<28} {n:>10}"));
         }
         Response::ok(out)
     }

@@ -436,7 +436,8 @@ mod tests {
     fn malformed_isakmp_state_is_refused() {
         let c = WallClock::read();
         assert!(isakmp_sa(&isakmp(), &c).is_ok());
-        let cases: Vec<(Box<dyn Fn(&mut IsakmpState)>, &str)> = vec![
+        type Breaks = Box<dyn Fn(&mut IsakmpState)>;
+        let cases: Vec<(Breaks, &str)> = vec![
             (Box::new(|s| s.cipher_bits = 100), "unknown cipher key size 100"),
             (Box::new(|s| s.hash = 99), "unknown hash 99"),
             (Box::new(|s| s.group = 15), "unknown DH group 15"),
