@@ -62,6 +62,7 @@ stage "IKEv1 core vs strongSwan" env IKE_PEER="$ESPRIT_ROOT/target/debug/example
     bash control/ike/tests/strongswan-ikev1.sh
 stage "interop: esprit vs strongSwan, IKEv1, ESP through fastpathd" scripts/interop.sh strongswan ikev1
 stage "IKE rekeys esprit vs esprit under traffic" scripts/tests/ike-netns.sh
+stage "restart: controld kill -9 loses nothing" scripts/tests/restart.sh
 stage "VPN monitor: tunnel.1 status esprit vs esprit" scripts/tests/monitor-netns.sh
 stage "demo (peer esprit)" scripts/demo.sh
 stage "demo (peer strongSwan)" scripts/demo.sh --peer strongswan

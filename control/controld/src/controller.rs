@@ -256,6 +256,23 @@ impl Controller {
         &self.ike_sas
     }
 
+    /// IKE SAs resumed from the IKE state file at start, before the first
+    /// synchronisation: wanted again, so fastpathd's copies are adopted.
+    /// An SA whose record did not reach `controld.json` before the crash
+    /// (it is written just after the install) gets one now, at sequence
+    /// number 0: if fastpathd holds it, it is adopted as the same SA; if
+    /// fastpathd restarted too, it resumes [`crate::sa::SEQ_MARGIN`] past
+    /// 0, never at 0 under keys that may have carried traffic.
+    pub fn resume_ike_sas(&mut self, sas: Vec<DesiredSa>) {
+        for s in sas {
+            if !self.sa.records().contains_key(&s.spec.id) {
+                self.sa.note_added(&s.spec, &crate::plan::fingerprint(&s.spec));
+                self.sa.note_removed(s.spec.id);
+            }
+            self.ike_sas.insert(s.spec.id, s);
+        }
+    }
+
     /// IKE's ingest drop counters (`get counter`).
     pub fn set_ike_ingest(&mut self, c: crate::ingest::IngestCounters) {
         self.ike_ingest = c;

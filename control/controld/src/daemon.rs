@@ -147,14 +147,14 @@ pub fn run(opts: Options) -> Result<(), String> {
                 ike_state::IKE_STATE_FILE
             );
             log.line(&l);
-            ctl.note_event(Severity::Warning, EventKind::FastPath, l);
+            ctl.note_event(Severity::Warning, EventKind::Ike, l);
         }
         Loaded::State(f) => {
             let r = ike.restore(&f, &WallClock::read());
             for l in &r.log {
                 log.line(l);
             }
-            let _ = ctl.ike_update(r.sas, &[], None);
+            ctl.resume_ike_sas(r.sas);
         }
     }
     // Monotonic times are written relative to one reading of both clocks,

@@ -521,4 +521,49 @@ mod tests {
         assert_eq!(lim.summary(now + Duration::from_secs(5), shared.read()), None, "nothing new, no line");
         assert!(lim.allow(now + Duration::from_secs(5)), "the bucket refilled");
     }
+
+    /// A real UDP socket on loopback with its receiving thread
+    /// (`ike_io::receive`) and nobody draining the queue: 20,000 datagrams
+    /// leave at most the bound queued, the rest are counted (or dropped by
+    /// the kernel's socket buffer), and an operator command is still
+    /// served first.
+    #[test]
+    fn a_socket_flood_is_bounded_and_counted() {
+        use std::net::UdpSocket;
+        let bound = 256;
+        let (mut inbox, tx) = Inbox::<&str, u32>::with_bounds(bound, 4, 4);
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = sock.local_addr().unwrap();
+        let ike = tx.ike.clone();
+        let rx = std::thread::spawn(move || crate::ike_io::receive(sock, local, ike));
+        let from = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let msg = mm1(120);
+        let sent = 20_000u64;
+        for _ in 0..sent {
+            from.send_to(&msg, local).unwrap();
+        }
+        // The receiving thread has taken all it will when the counters
+        // stop moving (bounded wait).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last = inbox.counters();
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = inbox.counters();
+            if (now == last && now.get(IkeDrop::QueueFull) > 0) || Instant::now() > deadline {
+                break;
+            }
+            last = now;
+        }
+        let full = inbox.counters().get(IkeDrop::QueueFull);
+        assert!(tx.commands.send("get counter"));
+        let batch = inbox.next_batch(usize::MAX);
+        assert!(matches!(batch[0], Work::Command("get counter")));
+        let queued = batch.iter().filter(|w| matches!(w, Work::Ike(_))).count() as u64;
+        assert_eq!(queued, bound as u64, "the queue held exactly its bound");
+        assert!(full > 0 && queued + full <= sent, "queue-full {full}, queued {queued} of {sent}");
+        // The thread ends once the inbox is gone and a datagram comes.
+        drop(inbox);
+        from.send_to(&msg, local).unwrap();
+        rx.join().unwrap();
+    }
 }
