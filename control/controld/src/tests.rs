@@ -809,3 +809,52 @@ fn withdraw_routes_follows_the_proxy_id_status() {
     let sent = routes_sent(&mut fp).expect("routes reprogrammed");
     assert!(sent.contains(&tunnel1("10.2.1.0/24")) && !sent.iter().any(|r| r.contains("/32")), "{sent:?}");
 }
+
+/// A controld killed after IKE installed a pair and before `controld.json`
+/// recorded it: resumed from the IKE state at start, the pair fastpathd
+/// still holds is adopted (no request); if fastpathd restarted too, the
+/// outbound SA goes back past sequence number 0, never at 0 under keys
+/// that may have carried traffic (DESIGN.md §7).
+#[test]
+fn resumed_ike_sas_are_adopted_even_without_their_records() {
+    let mut fp = FakeFastPath::new();
+    let first = golden::golden_controller();
+    let ike: Vec<_> = first.ike_sas().values().cloned().collect();
+    assert_eq!(ike.len(), 4);
+    // fastpathd holds them as the first controld installed them.
+    let config = first.config().clone();
+    let mut c = Controller::new(config.clone(), None, BTreeMap::new(), State::default()).unwrap();
+    c.sync(&mut fp).unwrap();
+    for s in &ike {
+        fp.request(Request::AddSa(Box::new(s.spec.clone()))).unwrap();
+    }
+    fp.take_log();
+    // The crash: controld.json without the IKE SAs' records.
+    let state = c.state();
+    assert!(ike.iter().all(|s| !state.sas.contains_key(&s.spec.id)));
+    let mut second = Controller::new(config.clone(), None, BTreeMap::new(), state.clone()).unwrap();
+    second.resume_ike_sas(ike.clone());
+    let r = second.sync(&mut fp).unwrap();
+    assert_eq!((r.added, r.removed), (0, 0), "{:?}", names(&fp.log));
+    assert!(names(&fp.take_log()).is_empty(), "nothing re-installed");
+    assert!(ike.iter().all(|s| second.sas().is_installed(s.spec.id)));
+
+    // Both daemons restarted: the outbound SAs resume past 0.
+    let mut third = Controller::new(config, None, BTreeMap::new(), state).unwrap();
+    third.resume_ike_sas(ike.clone());
+    let mut empty = FakeFastPath::new();
+    third.sync(&mut empty).unwrap();
+    let outbound: Vec<u64> = empty
+        .take_log()
+        .iter()
+        .filter_map(|r| match r {
+            Request::AddSa(s)
+                if s.direction == Direction::Outbound && ike.iter().any(|i| i.spec.id == s.id) =>
+            {
+                Some(s.last_seq)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outbound, vec![SEQ_MARGIN, SEQ_MARGIN]);
+}
