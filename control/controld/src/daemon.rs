@@ -299,7 +299,8 @@ pub fn run(opts: Options) -> Result<(), String> {
                         // Never a line per datagram: counted, and the
                         // latest reason goes in the summary line.
                         inbox.count(IkeDrop::Rejected);
-                        limiter.rejected(format!("from {}: {e}", d.remote));
+                        let remote = d.remote.to_string();
+                        limiter.rejected(if e.contains(&remote) { e } else { format!("from {remote}: {e}") });
                     }
                 }
             }
@@ -341,8 +342,11 @@ pub fn run(opts: Options) -> Result<(), String> {
         for action in std::mem::take(&mut pending_ike) {
             let (add, remove) = match action {
                 IkeAction::Send(t) => {
+                    // An answer to a stranger can fail per datagram too.
                     if let Err(e) = sockets.send(&t) {
-                        log.line(&e);
+                        if limiter.allow(Instant::now()) {
+                            log.line(&e);
+                        }
                     }
                     continue;
                 }
