@@ -20,7 +20,8 @@
 # only an idle peer, so its own R-U-THERE is checked once the pings are
 # over); then the child
 # rekeys (85-90% of 40 s) and the phase-1 rekey (90% of 60 s) succeed
-# under the resumed timers; ike.json is mode 0600 in a 0700 directory.
+# under the resumed timers, and the superseded pairs are deleted with the
+# peer (Delete); ike.json is mode 0600 in a 0700 directory.
 #
 # Ends with "N passed, M failed". Needs root. Bounded by $ESPRIT_TIMEOUT
 # seconds (default 360). PEERS="esprit strongswan" (the default) selects
@@ -242,6 +243,12 @@ run() {
         test "$(grep -c 'rekeyed: child SA' "$newlog")" -ge 2
     check "$peer: the ISAKMP SA rekeyed by the resumed controld (phase 1 before its 60 s)" \
         grep -q "phase 1 rekeyed" "$newlog"
+    check "$peer: the resumed controld deleted both superseded pairs with the peer (Delete)" \
+        test "$(grep -c 'child SA down .*: deleted by us' "$newlog")" -ge 2
+    if [ "$peer" = esprit ]; then
+        check "$peer: ... and the peer removed its copies on those Deletes" \
+            test "$(grep -c 'child SA down .*: deleted by the peer' "$WORK/cd2.log")" -ge 2
+    fi
     check "$peer: no renegotiation (every child SA up after the restart is a rekey)" no_renegotiation "$newlog"
     check "$peer: fastpathd dropped no ESP for an unknown SPI or as a replay" \
         bash -c "! '$BIN/esprit' --socket '$WORK/cd1.sock' get counter | grep -E 'esp-unknown-spi|replay-'"
