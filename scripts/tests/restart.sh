@@ -246,8 +246,10 @@ run() {
     check "$peer: the resumed controld deleted both superseded pairs with the peer (Delete)" \
         test "$(grep -c 'child SA down .*: deleted by us' "$newlog")" -ge 2
     if [ "$peer" = esprit ]; then
-        check "$peer: ... and the peer removed its copies on those Deletes" \
-            test "$(grep -c 'child SA down .*: deleted by the peer' "$WORK/cd2.log")" -ge 2
+        # On the Delete, or at the old pair's lifetime end if that came
+        # first (a pair rekeyed late in its life is deleted at its expiry).
+        check "$peer: ... and the peer removed its copies of both" \
+            test "$(grep -c 'child SA down .*: deleted by' "$WORK/cd2.log")" -ge 2
     fi
     check "$peer: no renegotiation (every child SA up after the restart is a rekey)" no_renegotiation "$newlog"
     check "$peer: fastpathd dropped no ESP for an unknown SPI or as a replay" \
