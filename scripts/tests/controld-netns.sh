@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Two gateways of the seed topology (scripts/lib/topo.sh), each a fastpathd
 # programmed by a controld from a configuration file in ScreenOS syntax:
-# four manual-key VPNs (the seed's four subnet pairs; p11 and p22 AES-GCM,
-# p12 and p21 AES-CBC/HMAC-SHA1) bound to tunnel.1, each with its one
+# four manual-key VPNs (the seed's four subnet pairs; p11 and p22
+# AES-256-CBC/HMAC-SHA-256, p12 and p21 AES-CBC/HMAC-SHA1: manual keys never
+# use GCM, RFC 4106 §8.1) bound to tunnel.1, each with its one
 # proxy-ID (esprit's extension, control/config/REFERENCE.md §6.2-6.3).
 #  - every pair pings, and crosses the WAN on its own SPIs (tcpdump on the
 #    router's i1);
@@ -73,7 +74,7 @@ vpn_lines() {
         in=$(spi 0x1000 "$p") out=$(spi 0x2000 "$p") peer=$(gw_wan 1) local=10.2.$r.0/24 remote=10.1.$l.0/24
     fi
     if [ "$l" = "$r" ]; then
-        esp="esp aes128gcm key $(key "$p" encr 40)"
+        esp="esp aes256 key $(key "$p" encr 64) auth sha2-256 key $(key "$p" auth 64)"
     else
         esp="esp aes128 key $(key "$p" encr 32) auth sha-1 key $(key "$p" auth 40)"
     fi

@@ -35,7 +35,8 @@ fn fixed_clock() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_795_794_218)
 }
 
-const LAB_KEY: &str = "000102030405060708090a0b0c0d0e0f10111213";
+const LAB_KEY: &str = "000102030405060708090a0b0c0d0e0f";
+const LAB_AUTH_KEY: &str = "c3c3c3c3c4c4c4c4c5c5c5c5c6c6c6c6c7c7c7c7c8c8c8c8c9c9c9c9cacacaca";
 
 fn config_text() -> String {
     let seed = std::fs::read_to_string(concat!(
@@ -54,7 +55,7 @@ set interface tunnel.2 ip unnumbered interface ethernet0/2
 set interface tunnel.2 mtu 1380
 set interface tunnel.3 zone Untrust
 set interface tunnel.3 ip unnumbered interface ethernet0/2
-set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128gcm key {LAB_KEY}
+set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128 key {LAB_KEY} auth sha2-256 key {LAB_AUTH_KEY}
 set vpn lab id 0x10 bind interface tunnel.2
 set vpn lab proxy-id local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 any
 set route 10.3.0.0/16 interface tunnel.2
@@ -267,7 +268,7 @@ fn golden_outputs_of_every_get_in_text_and_json() {
             if ext == "json" {
                 serde_json::from_str::<serde_json::Value>(&got).unwrap_or_else(|e| panic!("{line}: {e}"));
             }
-            for secret in ["#ABC123", LAB_KEY, "a1a1a1a1", "b2b2b2b2"] {
+            for secret in ["#ABC123", LAB_KEY, LAB_AUTH_KEY, "a1a1a1a1", "b2b2b2b2"] {
                 assert!(!got.contains(secret), "{line} shows a secret");
             }
             let path = golden_dir().join(format!("{file}.{ext}"));
@@ -367,7 +368,7 @@ fn clear_sa_asks_ike_for_its_hex_id_or_all() {
 #[test]
 fn configuration_changes_are_events_without_secrets() {
     let mut c = golden_controller();
-    let line = format!("set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128gcm key {}", "ff".repeat(20));
+    let line = format!("set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128 key {} auth sha2-256 key {}", "ff".repeat(16), "ee".repeat(32));
     assert_eq!(c.command(&line, None).result, Ok(()));
     let e = c.events().iter().last().unwrap();
     assert_eq!(e.kind, EventKind::Config);

@@ -118,17 +118,19 @@ impl FastPath for FakeFastPath {
     }
 }
 
-const GCM_KEY: &str = "000102030405060708090a0b0c0d0e0f10111213";
+const AES256_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const SHA256_KEY: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
 const AES_KEY: &str = "000102030405060708090a0b0c0d0e0f";
 const SHA1_KEY: &str = "101112131415161718191a1b1c1d1e1f20212223";
 
 /// The manual-key VPN line of subnet pair `lr` on gateway 1 (p11 and p22
-/// GCM, p12 and p21 AES-CBC/HMAC-SHA1).
+/// AES-256-CBC/HMAC-SHA-256, p12 and p21 AES-128-CBC/HMAC-SHA1; manual keys
+/// never use GCM, RFC 4106 §8.1).
 fn manual_line(l: u8, r: u8) -> String {
     let (inbound, outbound) =
         (0x2000 + 16 * u32::from(l) + u32::from(r), 0x1000 + 16 * u32::from(l) + u32::from(r));
     let esp = if l == r {
-        format!("esp aes128gcm key {GCM_KEY}")
+        format!("esp aes256 key {AES256_KEY} auth sha2-256 key {SHA256_KEY}")
     } else {
         format!("esp aes128 key {AES_KEY} auth sha-1 key {SHA1_KEY}")
     };
@@ -226,7 +228,7 @@ fn manual_vpns_program_routes_tunnel_table_and_sas() {
     assert_eq!(s.integ_key.as_bytes().len(), 20);
     assert_eq!((s.vpn, s.tunnel, s.last_seq), (1, 1, 0));
     let Request::AddSa(s) = &log[2] else { panic!() };
-    assert_eq!((s.suite.as_str(), s.encr_key.as_bytes().len(), s.replay_window), ("aes128gcm16", 20, 64));
+    assert_eq!((s.suite.as_str(), s.encr_key.as_bytes().len(), s.replay_window), ("aes256-sha256", 32, 64));
     // Nothing changed: nothing sent.
     assert_eq!(c.sync(&mut fp).unwrap().requests, 0);
 }
@@ -255,10 +257,8 @@ fn a_restarted_controld_adopts_what_fastpathd_holds() {
     let mut c = controller(&gateway1(), state);
     c.sync(&mut fp).unwrap();
     fp.take_log();
-    let r = c.command(
-        &manual_line(1, 1).replace(GCM_KEY, "ff0102030405060708090a0b0c0d0e0f10111213"),
-        Some(&mut fp),
-    );
+    let r =
+        c.command(&manual_line(1, 1).replace(AES256_KEY, &format!("ff{}", &AES256_KEY[2..])), Some(&mut fp));
     assert_eq!(r.result, Ok(()));
     assert_eq!(
         names(&fp.take_log()),
@@ -389,14 +389,14 @@ fn get_sa_prints_the_seed_table() {
         "\
 total configured sa: 4
 HEX ID    Gateway         Port Algorithm     SPI      Life:sec kb Sta   PID vsys
-00000001<     203.0.113.2  500 esp:aes128gcm 00002011  expir unlim A/-    -1 0
-00000001>     203.0.113.2  500 esp:aes128gcm 00001011  expir unlim A/-    -1 0
+00000001<     203.0.113.2  500 esp:aes256/sha256 00002011  expir unlim A/-    -1 0
+00000001>     203.0.113.2  500 esp:aes256/sha256 00001011  expir unlim A/-    -1 0
 00000002<     203.0.113.2  500 esp:aes128/sha1 00002012  expir unlim A/-    -1 0
 00000002>     203.0.113.2  500 esp:aes128/sha1 00001012  expir unlim A/-    -1 0
 00000003<     203.0.113.2  500 esp:aes128/sha1 00002021  expir unlim A/-    -1 0
 00000003>     203.0.113.2  500 esp:aes128/sha1 00001021  expir unlim A/-    -1 0
-00000004<     203.0.113.2  500 esp:aes128gcm 00002022  expir unlim A/-    -1 0
-00000004>     203.0.113.2  500 esp:aes128gcm 00001022  expir unlim A/-    -1 0"
+00000004<     203.0.113.2  500 esp:aes256/sha256 00002022  expir unlim A/-    -1 0
+00000004>     203.0.113.2  500 esp:aes256/sha256 00001022  expir unlim A/-    -1 0"
     );
 }
 
@@ -500,7 +500,7 @@ fn a_new_spi_is_made_before_the_old_sa_is_broken() {
     // outbound replaces the old one in fastpathd, then the old SAs go. The
     // old outbound's remove-sa comes after the new outbound: fastpathd's
     // workers already dropped that id, it only clears the record.
-    let line = manual_line(1, 1).replace("2011 1011", "3011 4011").replace(GCM_KEY, &"ab".repeat(20));
+    let line = manual_line(1, 1).replace("2011 1011", "3011 4011").replace(AES256_KEY, &"ab".repeat(32));
     assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));
     let log = fp.take_log();
     assert_eq!(
