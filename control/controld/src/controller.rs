@@ -162,7 +162,7 @@ impl Controller {
             desired: t.desired,
             ike_sas: BTreeMap::new(),
             ike_life: BTreeMap::new(),
-            sa: SaManager::new(state.sas),
+            sa: SaManager::with_seqs(state.sas, state.seqs, digest_secret(&state.digest_key)),
             log: Vec::new(),
             lost: false,
             ike_view: IkeView::default(),
@@ -177,6 +177,15 @@ impl Controller {
         };
         c.reconfigure_monitor();
         c.log.extend(t.warnings.into_iter().map(|w| format!("warning: {w}")));
+        if state.lost {
+            c.sa.state_lost(&c.desired);
+            for d in c.desired.sas.values().filter(|d| c.sa.is_unconfirmed(&d.spec)) {
+                c.log.push(format!(
+                    "error: vpn \"{}\": SA {:#x} (SPI {:08x}) is not installed: the state directory lost controld.json, so the sequence numbers these manual keys already used are unknown (the peer would drop our packets, and its old packets could be replayed to us); give the VPN new SPIs and keys on both gateways, or confirm with exec confirm manual-keys",
+                    d.vpn_name, d.spec.id, d.spec.spi
+                ));
+            }
+        }
         Ok(c)
     }
 
@@ -336,6 +345,9 @@ impl Controller {
             hex_ids: self.hex_ids.clone(),
             sas: self.sa.records().clone(),
             manual_serials: self.serials.clone(),
+            seqs: self.sa.seqs().clone(),
+            digest_key: hex::encode(self.sa.secret()),
+            lost: false,
         }
     }
 
@@ -463,6 +475,24 @@ impl Controller {
                     Err(e) => Response::err(format!("exec reload: {}: {e}", path.display())),
                 }
             }
+            ["exec", "confirm", "manual-keys"] => {
+                let n = self.sa.confirm(&self.desired);
+                if n == 0 {
+                    return Response::ok(vec!["no manual-key SA waits for confirmation".into()]);
+                }
+                self.note_event(
+                    Severity::Warning,
+                    EventKind::Config,
+                    format!("operator confirmed {n} manual-key SA(s) without sequence-number records"),
+                );
+                let mut out = vec![format!("{n} manual-key SA(s) confirmed: installed from sequence number 0")];
+                if let Some(fp) = fp {
+                    if let Err(e) = self.sync(fp) {
+                        out.push(format!("{e}: programmed when fastpathd is back"));
+                    }
+                }
+                return Response::ok(out);
+            }
             ["save"] => match &self.config_path {
                 None => Response::err("save: controld has no configuration file"),
                 Some(path) => match save_config(path, &self.config) {
@@ -471,7 +501,7 @@ impl Controller {
                 },
             },
             _ => Response::err(format!(
-                "unknown command {line:?}: expected get ..., clear sa, set ..., unset ..., exec reload, save"
+                "unknown command {line:?}: expected get ..., clear sa, set ..., unset ..., exec reload, exec confirm manual-keys, save"
             )),
         };
         if resp.result.is_ok() && matches!(words.first(), Some(&("set" | "unset" | "exec"))) {
@@ -549,6 +579,21 @@ impl Controller {
     fn sa_dirty_for_ids(&mut self) {
         // HEX IDs may have been assigned: persist them with the next save.
         self.sa.note_ids_changed();
+    }
+}
+
+/// The secret of the key digests: the state's, or 32 fresh random bytes
+/// for a new state (then saved with it).
+fn digest_secret(hex_key: &str) -> Vec<u8> {
+    match hex::decode(hex_key) {
+        Ok(k) if k.len() == 32 => k,
+        _ => {
+            let mut k = vec![0u8; 32];
+            // The system's randomness fails only on a broken system; a
+            // digest under a zero key is still a digest (no secret leaks).
+            let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k);
+            k
+        }
     }
 }
 

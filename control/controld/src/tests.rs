@@ -11,7 +11,7 @@ use esprit_config::Config;
 use esprit_fastpath_api::{Direction, Dump, NextHopSpec, Reply, Request, RouteSpec, SaStatsView, Stats};
 
 use crate::controller::{Controller, FastPath, FastPathError};
-use crate::sa::SEQ_MARGIN;
+use crate::sa::{inbound_margin, INBOUND_MARGIN_MIN, SEQ_MARGIN};
 use crate::state::State;
 use crate::translate::{sa_id, translate, TranslateError};
 
@@ -376,6 +376,139 @@ fn a_restarted_fastpathd_is_reprogrammed_with_sequence_numbers_ahead() {
         _ => None,
     });
     assert_eq!(resumed, Some(5000 + 2 * SEQ_MARGIN));
+}
+
+/// The `last_seq` of every SA added, by id.
+fn added_seqs(log: &[Request]) -> BTreeMap<u64, u64> {
+    log.iter()
+        .filter_map(|r| match r {
+            Request::AddSa(s) => Some((s.id, s.last_seq)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// #12: ESP captured before a fastpathd restart is not accepted after it.
+/// Re-installed inbound SAs resume above the highest number accepted at
+/// the last reading plus a margin of four times their busiest interval.
+#[test]
+fn a_restarted_fastpathd_resumes_inbound_windows_above_what_was_accepted() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    let busy = sa_id(2, Direction::Inbound, 0);
+    let quiet = sa_id(3, Direction::Inbound, 0);
+    for (b, q) in [(1000, 5), (1500, 6), (10_000, 7), (10_100, 7)] {
+        fp.seqs.insert(busy, b);
+        fp.seqs.insert(quiet, q);
+        c.poll_stats(&mut fp).unwrap();
+    }
+    c.fastpath_lost();
+    let mut fresh = FakeFastPath::new();
+    c.sync(&mut fresh).unwrap();
+    let seqs = added_seqs(&fresh.take_log());
+    // Busiest interval 8,500 packets: the window starts 34,000 above.
+    assert_eq!(seqs[&busy], 10_100 + 4 * 8_500);
+    assert_eq!(inbound_margin(8_500), 34_000);
+    assert_eq!(seqs[&quiet], 7 + INBOUND_MARGIN_MIN);
+    // Installed before, nothing received yet: still not an empty window
+    // (packets may have arrived after the last reading).
+    assert_eq!(seqs[&sa_id(1, Direction::Inbound, 0)], INBOUND_MARGIN_MIN);
+
+    // A second restart resumes above the first resume point.
+    c.fastpath_lost();
+    let mut third = FakeFastPath::new();
+    c.sync(&mut third).unwrap();
+    assert_eq!(added_seqs(&third.take_log())[&busy], 10_100 + 4 * 8_500 + 4 * 8_500);
+
+    // Without ESN the resume point never passes 2^32 - 1 (the SA is then
+    // exhausted, fail closed, instead of refused by fastpathd).
+    fp.seqs.insert(sa_id(2, Direction::Outbound, 0), u64::from(u32::MAX) - 5);
+    let mut d = controller(&gateway1(), State::default());
+    let mut fourth = FakeFastPath::new();
+    d.sync(&mut fourth).unwrap();
+    fourth.seqs.insert(sa_id(2, Direction::Outbound, 0), u64::from(u32::MAX) - 5);
+    d.poll_stats(&mut fourth).unwrap();
+    d.fastpath_lost();
+    let mut fifth = FakeFastPath::new();
+    d.sync(&mut fifth).unwrap();
+    assert_eq!(added_seqs(&fifth.take_log())[&sa_id(2, Direction::Outbound, 0)], u64::from(u32::MAX));
+}
+
+/// #12: the sequence numbers of a set of keys are found by the keys, not
+/// by the SA id: a VPN renamed (new HEX ID, new SA ids), moved to another
+/// proxy-ID, or put back to keys it had before resumes past them.
+#[test]
+fn the_same_keys_never_restart_their_sequence_numbers() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    fp.seqs.insert(sa_id(4, Direction::Outbound, 0), 7000);
+    fp.seqs.insert(sa_id(4, Direction::Inbound, 0), 3000);
+    c.poll_stats(&mut fp).unwrap();
+    fp.take_log();
+
+    // p22 is unset and comes back as "q22" (another HEX ID, so other SA
+    // ids) with another proxy-ID, with the same SPIs and keys.
+    assert_eq!(c.command("unset vpn p22", Some(&mut fp)).result, Ok(()));
+    let line = manual_line(2, 2).replace("vpn p22", "vpn q22");
+    for l in [
+        line.clone(),
+        "set vpn q22 proxy-id local-ip 10.1.2.0/25 remote-ip 10.2.2.0/24 any".to_string(),
+        "set vpn q22 id 9 bind interface tunnel.1".to_string(),
+    ] {
+        assert_eq!(c.command(&l, Some(&mut fp)).result, Ok(()), "{l}");
+    }
+    let seqs = added_seqs(&fp.take_log());
+    assert_eq!(seqs[&sa_id(9, Direction::Outbound, 0)], 7000 + SEQ_MARGIN);
+    assert_eq!(seqs[&sa_id(9, Direction::Inbound, 0)], 3000 + INBOUND_MARGIN_MIN);
+
+    // New keys (same SPIs), then back to the earlier keys: the earlier
+    // keys' numbers are still known although the record of the id moved on.
+    let other = line.replace(AES256_KEY, &"cd".repeat(32));
+    assert_eq!(c.command(&other, Some(&mut fp)).result, Ok(()));
+    assert_eq!(added_seqs(&fp.take_log())[&sa_id(9, Direction::Outbound, 0)], 0, "new keys start afresh");
+    assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));
+    let seqs = added_seqs(&fp.take_log());
+    assert_eq!(seqs[&sa_id(9, Direction::Outbound, 0)], 7000 + 2 * SEQ_MARGIN);
+    assert_eq!(seqs[&sa_id(9, Direction::Inbound, 0)], 3000 + 2 * INBOUND_MARGIN_MIN);
+
+    // The state file keeps digests, never keys.
+    let text = serde_json::to_string(&c.state()).unwrap();
+    assert!(!text.contains(&AES256_KEY[..16]) && !text.contains(&SHA256_KEY[..16]), "{text}");
+}
+
+/// A state directory that lost its state file: the manual-key SAs of the
+/// configuration are refused until new keys are given or the operator
+/// confirms; AutoKey is not concerned.
+#[test]
+fn a_lost_state_file_holds_back_manual_keys_until_confirmed() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State { lost: true, ..State::default() });
+    let log = c.take_log();
+    assert_eq!(log.iter().filter(|l| l.contains("lost controld.json")).count(), 8, "{log:?}");
+    assert!(log[0].contains("exec confirm manual-keys") && !log[0].contains(&AES256_KEY[..16]), "{log:?}");
+    let r = c.sync(&mut fp).unwrap();
+    assert_eq!(r.added, 0);
+    fp.take_log();
+    assert!(c.command("get sa", None).output.iter().skip(2).all(|l| l.contains(" I/- ")));
+
+    // New SPIs and keys for p11: installed at once.
+    let line = manual_line(1, 1).replace("2011 1011", "3011 4011").replace(AES256_KEY, &"ab".repeat(32));
+    assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));
+    assert_eq!(
+        names(&fp.take_log()),
+        ["add-sa 0x100000001 spi 00003011 (Inbound)", "add-sa 0x180000001 spi 00004011 (Outbound)"]
+    );
+
+    // The operator confirms the others.
+    let r = c.command("exec confirm manual-keys", Some(&mut fp));
+    assert_eq!(r.output, ["6 manual-key SA(s) confirmed: installed from sequence number 0"]);
+    assert_eq!(added_seqs(&fp.take_log()).len(), 6);
+    assert_eq!(
+        c.command("exec confirm manual-keys", Some(&mut fp)).output,
+        ["no manual-key SA waits for confirmation"]
+    );
 }
 
 #[test]

@@ -300,7 +300,7 @@ pub static COMMANDS: &[Node] = &[
     kw("unset", UNSET),
     kw("clear", &[end("sa", &[val("<HEX ID>", true, &[])])]),
     end("save", &[]),
-    kw("exec", &[end("reload", &[])]),
+    kw("exec", &[end("reload", &[]), kw("confirm", &[end("manual-keys", &[])])]),
     end("exit", &[]),
     end("quit", &[]),
     end("help", &[]),
