@@ -177,8 +177,11 @@ impl Controller {
         };
         c.reconfigure_monitor();
         c.log.extend(t.warnings.into_iter().map(|w| format!("warning: {w}")));
+        c.sa.hold_back(state.unconfirmed);
         if state.lost {
             c.sa.state_lost(&c.desired);
+        }
+        if !c.sa.unconfirmed().is_empty() {
             for d in c.desired.sas.values().filter(|d| c.sa.is_unconfirmed(&d.spec)) {
                 c.log.push(format!(
                     "error: vpn \"{}\": SA {:#x} (SPI {:08x}) is not installed: the state directory lost controld.json, so the sequence numbers these manual keys already used are unknown (the peer would drop our packets, and its old packets could be replayed to us); give the VPN new SPIs and keys on both gateways, or confirm with exec confirm manual-keys",
@@ -347,6 +350,7 @@ impl Controller {
             manual_serials: self.serials.clone(),
             seqs: self.sa.seqs().clone(),
             digest_key: hex::encode(self.sa.secret()),
+            unconfirmed: self.sa.unconfirmed().clone(),
             lost: false,
         }
     }

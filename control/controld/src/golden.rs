@@ -248,6 +248,7 @@ pub(super) const COMMANDS: &[(&str, &str)] = &[
     ("get route", "get-route"),
     ("get counter", "get-counter"),
     ("get event", "get-event"),
+    ("get config", "get-config"),
 ];
 
 fn golden_dir() -> PathBuf {
@@ -363,6 +364,51 @@ fn clear_sa_asks_ike_for_its_hex_id_or_all() {
     assert_eq!(c.take_clears(), [Some(1), Some(1), None]);
     let last = c.events().iter().last().unwrap();
     assert_eq!((last.kind, last.message.as_str()), (EventKind::Config, "operator: clear sa"));
+}
+
+/// #12: the keys appear only when the operator names them.
+#[test]
+fn secrets_show_only_in_get_config_secrets() {
+    let mut c = golden_controller();
+    let secrets = ["#ABC123", LAB_KEY, LAB_AUTH_KEY];
+    for line in ["get config", "get config --json"] {
+        let text = c.command(line, None).output.join("\n");
+        for s in secrets {
+            assert!(!text.contains(s), "{line} shows a secret: {text}");
+        }
+        assert!(
+            text.contains(r#"preshare \"********\""#) || text.contains(r#"preshare "********""#),
+            "{text}"
+        );
+    }
+    let masked = c.command("get config", None).output;
+    assert!(
+        masked.iter().any(|l| l.ends_with(r#"esp aes128 key "********" auth sha2-256 key "********""#)),
+        "{masked:?}"
+    );
+    for line in ["get config secrets", "get config secrets --json"] {
+        let text = c.command(line, None).output.join("\n");
+        for s in secrets {
+            assert!(text.contains(s), "{line} lacks {s}");
+        }
+    }
+    assert_eq!(
+        c.command("get config secret", None).result,
+        Err(r#"get config secret: unknown word "secret": expected secrets, or nothing"#.into())
+    );
+    // Every other get, in text and JSON, and the event log: no secret.
+    for (command, _) in COMMANDS {
+        for line in [command.to_string(), format!("{command} --json")] {
+            let text = c.command(&line, None).output.join("\n");
+            for s in secrets {
+                assert!(!text.contains(s), "{line} shows a secret");
+            }
+        }
+    }
+    let line = "set ike gateway test address 203.0.113.2 Main outgoing-interface ethernet0/2 preshare \"s3cr3t-psk\" sec-level standard";
+    assert_eq!(c.command(line, None).result, Ok(()));
+    let events = c.command("get event --json", None).output.join("\n");
+    assert!(!events.contains("s3cr3t-psk"), "{events}");
 }
 
 #[test]

@@ -134,6 +134,16 @@ impl SaManager {
         SaManager { records, seqs, secret, ..SaManager::default() }
     }
 
+    /// Key digests held back (see [`SaManager::state_lost`]): persisted.
+    pub fn unconfirmed(&self) -> &BTreeSet<String> {
+        &self.unconfirmed
+    }
+
+    /// Holds back these key digests again (from the state directory).
+    pub fn hold_back(&mut self, digests: BTreeSet<String>) {
+        self.unconfirmed.extend(digests);
+    }
+
     /// The secret of the key digests (persisted with the state).
     pub fn secret(&self) -> &[u8] {
         &self.secret

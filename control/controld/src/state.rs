@@ -81,6 +81,11 @@ pub struct State {
     /// offline without it.
     #[serde(default)]
     pub digest_key: String,
+    /// Key digests of manual-key SAs held back after a lost state file,
+    /// until new keys or `exec confirm manual-keys` (a restart of controld
+    /// in between must not install them).
+    #[serde(default)]
+    pub unconfirmed: std::collections::BTreeSet<String>,
     /// Not persisted: the state directory shows that it held a state file
     /// that is now gone ([`STARTED_MARK`] without [`STATE_FILE`]).
     #[serde(skip)]

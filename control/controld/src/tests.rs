@@ -493,6 +493,12 @@ fn a_lost_state_file_holds_back_manual_keys_until_confirmed() {
     fp.take_log();
     assert!(c.command("get sa", None).output.iter().skip(2).all(|l| l.contains(" I/- ")));
 
+    // A restart of controld before the confirmation holds them back too
+    // (the new state file has no record of them either).
+    let mut again = controller(&gateway1(), c.state());
+    assert_eq!(again.take_log().iter().filter(|l| l.contains("lost controld.json")).count(), 8);
+    assert_eq!(again.sync(&mut FakeFastPath::new()).unwrap().added, 0);
+
     // New SPIs and keys for p11: installed at once.
     let line = manual_line(1, 1).replace("2011 1011", "3011 4011").replace(AES256_KEY, &"ab".repeat(32));
     assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));

@@ -293,7 +293,7 @@ pub static COMMANDS: &[Node] = &[
             end("route", JSON),
             end("counter", JSON),
             end("event", JSON),
-            end("config", JSON),
+            end("config", &[end("secrets", &[end("--json", &[])]), end("--json", &[])]),
         ],
     ),
     kw("set", SET),
