@@ -72,7 +72,7 @@ pub fn describe(r: &Request) -> String {
 }
 
 /// What one synchronisation did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
     /// SAs fastpathd already held (adopted, not re-installed).
     pub kept: usize,
@@ -82,6 +82,10 @@ pub struct SyncReport {
     pub removed: usize,
     /// Requests sent in all.
     pub requests: usize,
+    /// IKE SAs re-installed over keys that already carried traffic (a
+    /// fastpathd restart): their windows resume, and IKE rekeys them at
+    /// once (#12, [`crate::ike::IkeManager::rekey_now`]).
+    pub resumed_ike: Vec<u64>,
 }
 
 /// The answer to an operator command: output lines, then success or the
@@ -400,6 +404,9 @@ impl Controller {
                 Request::AddSa(spec) => {
                     let spec = spec.clone();
                     fp.request(r)?;
+                    if spec.last_seq > 0 && self.ike_sas.contains_key(&spec.id) {
+                        report.resumed_ike.push(spec.id);
+                    }
                     if let Some(f) = fingerprints.get(&spec.id) {
                         self.sa.note_added(&spec, f);
                     }

@@ -165,6 +165,11 @@ pub fn run(opts: Options) -> Result<(), String> {
                                 "fastpathd synchronised: {} request(s), {} SA(s) adopted, {} installed, {} removed",
                                 r.requests, r.kept, r.added, r.removed
                             ));
+                            for id in &r.resumed_ike {
+                                if let Some(l) = ike.rekey_now(Instant::now(), *id) {
+                                    log.line(&l);
+                                }
+                            }
                             fp = Some(c);
                         }
                         Err(e @ FastPathError::Refused { .. }) => {

@@ -366,6 +366,29 @@ fn clear_sa_asks_ike_for_its_hex_id_or_all() {
     assert_eq!((last.kind, last.message.as_str()), (EventKind::Config, "operator: clear sa"));
 }
 
+/// #12: a restarted fastpathd gets the IKE SAs back with their windows
+/// resumed, and controld is told which to rekey at once (not the manual
+/// ones: they cannot be).
+#[test]
+fn a_fastpathd_restart_lists_the_ike_sas_to_rekey() {
+    let mut c = golden_controller();
+    c.fastpath_lost();
+    let mut fresh = FakeFastPath::new();
+    let r = c.sync(&mut fresh).unwrap();
+    let mut ike: Vec<u64> = r.resumed_ike.clone();
+    ike.sort_unstable();
+    let want: Vec<u64> = [(1, 1), (1, 2)]
+        .iter()
+        .flat_map(|&(hex, serial)| {
+            [sa_id(hex, Direction::Inbound, serial), sa_id(hex, Direction::Outbound, serial)]
+        })
+        .collect::<std::collections::BTreeSet<u64>>()
+        .into_iter()
+        .collect();
+    assert_eq!(ike, want);
+    assert_eq!(r.added, 6, "the manual pair too, without a rekey");
+}
+
 /// #12: the keys appear only when the operator names them.
 #[test]
 fn secrets_show_only_in_get_config_secrets() {

@@ -34,6 +34,9 @@
 //!   those seconds; a margin of [`SEQ_MARGIN`] would black-hole a quiet
 //!   manual-key SA for hours. What it does not cover: a burst of more than
 //!   four times an SA's busiest second in the second before a crash.
+//!   AutoKey SAs re-installed this way are also rekeyed at once
+//!   ([`crate::controller::SyncReport::resumed_ike`]), so their old keys
+//!   only live until the new pair is up.
 //! * **Sequence space.** Without ESN a resume point is capped at 2^32 - 1:
 //!   the SA is then exhausted (sends nothing, accepts nothing) rather than
 //!   wrapping; IKE rekeys it at its soft limit.
@@ -62,9 +65,9 @@ use crate::translate::{hex_id_of, Desired};
 /// re-installed (see the module documentation).
 pub const SEQ_MARGIN: u64 = 1 << 22;
 
-/// The least an inbound window resumes above the last number seen: a
-/// burst of 64 KiB-window traffic.
-pub const INBOUND_MARGIN_MIN: u64 = 1 << 12;
+/// The least an inbound window resumes above the last number seen: four
+/// default replay windows (RFC 4303 §3.4.3).
+pub const INBOUND_MARGIN_MIN: u64 = 256;
 
 /// How often controld reads fastpathd's counters.
 pub const STATS_INTERVAL_SECS: u64 = 1;
