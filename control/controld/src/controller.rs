@@ -23,6 +23,7 @@ use crate::translate::{translate_with_serials, Desired, DesiredSa, ManualSerials
 
 #[path = "show.rs"]
 mod show;
+#[cfg(test)]
 pub(crate) use show::masked_lines;
 #[cfg(test)]
 pub(crate) use show::WITHDRAWN_RETRY;
