@@ -473,6 +473,12 @@ fn the_same_keys_never_restart_their_sequence_numbers() {
     assert_eq!(seqs[&sa_id(9, Direction::Outbound, 0)], 7000 + 2 * SEQ_MARGIN);
     assert_eq!(seqs[&sa_id(9, Direction::Inbound, 0)], 3000 + 2 * INBOUND_MARGIN_MIN);
 
+    // Another peer address (same SPIs and keys): still the same numbers.
+    let moved = line.replace("203.0.113.2", "203.0.113.9");
+    assert_eq!(c.command(&moved, Some(&mut fp)).result, Ok(()));
+    let seqs = added_seqs(&fp.take_log());
+    assert_eq!(seqs[&sa_id(9, Direction::Outbound, 0)], 7000 + 3 * SEQ_MARGIN);
+
     // The state file keeps digests, never keys.
     let text = serde_json::to_string(&c.state()).unwrap();
     assert!(!text.contains(&AES256_KEY[..16]) && !text.contains(&SHA256_KEY[..16]), "{text}");
