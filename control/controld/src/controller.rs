@@ -389,15 +389,23 @@ impl Controller {
                 return Err(FastPathError::Lost(format!("unexpected answer to dump: {other:?}")));
             }
         };
-        let plan = self.sa.plan(&dump, &self.wanted());
-        self.execute(plan, fp)
+        let wanted = self.wanted();
+        let plan = self.sa.plan(&dump, &wanted);
+        self.execute(plan, &wanted, fp)
     }
 
-    fn execute(&mut self, plan: Plan, fp: &mut dyn FastPath) -> Result<SyncReport, FastPathError> {
+    fn execute(
+        &mut self,
+        plan: Plan,
+        wanted: &Desired,
+        fp: &mut dyn FastPath,
+    ) -> Result<SyncReport, FastPathError> {
         let mut report =
             SyncReport { kept: plan.kept.len(), requests: plan.requests.len(), ..SyncReport::default() };
         for id in &plan.kept {
-            self.sa.note_kept(*id);
+            if let Some(d) = wanted.sas.get(id) {
+                self.sa.note_kept(&d.spec);
+            }
         }
         let fingerprints: BTreeMap<u64, &String> = plan.added.iter().map(|(id, f)| (*id, f)).collect();
         for r in plan.requests {

@@ -211,7 +211,18 @@ impl SaManager {
     /// inbound, the last one accepted plus [`inbound_margin`]; never above
     /// what the SA can carry.
     pub fn resume_seq(&self, spec: &SaSpec) -> u64 {
-        let Some(m) = self.seqs.get(&self.digest(spec)) else { return 0 };
+        let legacy;
+        let m = match self.seqs.get(&self.digest(spec)) {
+            Some(m) => m,
+            // A state file of an earlier esprit: records by SA id only.
+            None => match self.records.get(&spec.id) {
+                Some(r) if r.keys.is_empty() && r.fingerprint == crate::plan::fingerprint(spec) => {
+                    legacy = SeqMark { seq: r.seq, peak: 0 };
+                    &legacy
+                }
+                _ => return 0,
+            },
+        };
         let margin = match spec.direction {
             Direction::Outbound => SEQ_MARGIN,
             Direction::Inbound => inbound_margin(m.peak),
@@ -232,9 +243,17 @@ impl SaManager {
         plan(dump, &d, &known, |s| self.resume_seq(s))
     }
 
-    /// fastpathd holds this SA as planned (adopted, nothing sent).
-    pub fn note_kept(&mut self, id: u64) {
-        self.installed.insert(id);
+    /// fastpathd holds this SA as planned (adopted, nothing sent). A record
+    /// from an earlier esprit's state file gets its key digest here.
+    pub fn note_kept(&mut self, spec: &SaSpec) {
+        self.installed.insert(spec.id);
+        let digest = self.digest(spec);
+        if let Some(r) = self.records.get_mut(&spec.id).filter(|r| r.keys.is_empty()) {
+            r.keys = digest.clone();
+            let mark = self.seqs.entry(digest).or_default();
+            mark.seq = mark.seq.max(r.seq);
+            self.dirty = true;
+        }
     }
 
     /// fastpathd accepted this SA.
@@ -280,7 +299,7 @@ impl SaManager {
             if s.direction.is_none() || !self.installed.contains(&s.id) {
                 continue;
             }
-            let Some(r) = self.records.get_mut(&s.id) else { continue };
+            let Some(r) = self.records.get_mut(&s.id).filter(|r| !r.keys.is_empty()) else { continue };
             let previous = self.last_reading.insert(s.id, s.seq);
             if s.seq > r.seq {
                 r.seq = s.seq;

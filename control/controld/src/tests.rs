@@ -484,6 +484,32 @@ fn the_same_keys_never_restart_their_sequence_numbers() {
     assert!(!text.contains(&AES256_KEY[..16]) && !text.contains(&SHA256_KEY[..16]), "{text}");
 }
 
+/// A state file of an earlier esprit (records by SA id, no key digests):
+/// adopted SAs get their digests, and a re-installed outbound SA still
+/// resumes past its recorded number.
+#[test]
+fn a_state_file_without_key_digests_still_resumes() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    let mut old = c.state();
+    old.seqs.clear();
+    for r in old.sas.values_mut() {
+        r.keys.clear();
+        r.seq = 500;
+    }
+    // fastpathd restarted too: nothing to adopt.
+    let mut again = controller(&gateway1(), old.clone());
+    let mut fresh = FakeFastPath::new();
+    again.sync(&mut fresh).unwrap();
+    assert_eq!(added_seqs(&fresh.take_log())[&sa_id(2, Direction::Outbound, 0)], 500 + SEQ_MARGIN);
+    // controld alone restarted: the adopted SAs get digests and marks.
+    let mut adopt = controller(&gateway1(), old);
+    assert_eq!(adopt.sync(&mut fp).unwrap().kept, 8);
+    let state = adopt.state();
+    assert!(state.sas.values().all(|r| !r.keys.is_empty() && state.seqs[&r.keys].seq == 500));
+}
+
 /// A state directory that lost its state file: the manual-key SAs of the
 /// configuration are refused until new keys are given or the operator
 /// confirms; AutoKey is not concerned.
