@@ -58,7 +58,8 @@ ip -n "$NS" link set wan0-peer up
 ip -n "$NS" addr add 198.51.100.1/24 dev wan0
 ip -n "$NS" addr add 198.51.100.2/24 dev wan0-peer
 
-key=$(printf 'esprit-lab shell' | sha256sum | cut -c1-40)
+key=$(printf 'esprit-lab shell' | sha256sum | cut -c1-32)
+auth=$(printf 'esprit-lab shell auth' | sha256sum | cut -c1-40)
 cat >"$WORK/gw.conf" <<EOF
 # one manual-key VPN, enough for get sa and name completion
 set interface ethernet0/2 zone Untrust
@@ -66,7 +67,7 @@ set interface ethernet0/2 ip 198.51.100.1/24
 set interface ethernet0/2 port wan0
 set interface tunnel.1 zone Untrust
 set interface tunnel.1 ip unnumbered interface ethernet0/2
-set vpn "lab-vpn" manual 2011 1011 gateway 198.51.100.2 outgoing-interface "ethernet0/2" esp aes128gcm key $key
+set vpn "lab-vpn" manual 2011 1011 gateway 198.51.100.2 outgoing-interface "ethernet0/2" esp aes128 key $key auth sha-1 key $auth
 set vpn "lab-vpn" proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any
 set vpn "lab-vpn" id 0x11 bind interface tunnel.1
 set route 10.2.1.0/24 interface tunnel.1

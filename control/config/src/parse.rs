@@ -803,6 +803,25 @@ fn hex_key(c: &mut Cursor<'_, '_>, cipher_or_hash: &str, len: usize) -> Result<S
     Ok(Secret::new(digits.to_ascii_lowercase()))
 }
 
+/// The cipher of a manual-key SA: CBC only. A counter mode (AES-GCM here;
+/// CTR and GMAC likewise) must never run under a statically configured key
+/// (RFC 4106 §8.1, RFC 3686 §2.1, RFC 4543 §6): one key and salt serve both
+/// directions and both gateways count from sequence number 1, so packet n
+/// of each direction shares (key, nonce) with the other, which gives away
+/// the XOR of the plaintexts and the GHASH key. Only IKE gives fresh keys.
+fn manual_cipher(word: &str) -> Result<Cipher, ParseError> {
+    let cipher = Cipher::parse(word, true)?;
+    if cipher.is_aead() {
+        return Err(ParseError::Insecure {
+            subject: format!("manual-key cipher {}", q(word)),
+            algorithm: "AES-GCM, a counter mode, with a static key",
+            rfc: "RFC 4106 §8.1",
+            hint: ": both directions would repeat (key, nonce) from sequence number 1; use esp aes128 or aes256 with auth sha2-256, or an AutoKey IKE VPN (set vpn NAME gateway ...)".into(),
+        });
+    }
+    Ok(cipher)
+}
+
 fn vpn_manual(c: &mut Cursor<'_, '_>) -> Result<ManualKey, ParseError> {
     // RFC 4303 §2.1: SPIs 1-255 are reserved by IANA, 0 is never sent.
     let local_spi = c.value("the local SPI in hexadecimal", |w| hex_u32("SPI", w, 0x100))?;
@@ -812,25 +831,12 @@ fn vpn_manual(c: &mut Cursor<'_, '_>) -> Result<ManualKey, ParseError> {
     c.keyword(&["outgoing-interface"])?;
     let outgoing_interface = c.interface()?;
     c.keyword(&["esp"])?;
-    let cipher = c.value("a cipher (aes128, aes256, aes128gcm, aes256gcm)", |w| Cipher::parse(w, true))?;
+    let cipher = c.value("a cipher (aes128, aes256)", manual_cipher)?;
     let encryption_key = hex_key(c, cipher.word(), cipher.key_len())?;
-    let auth = if cipher.is_aead() {
-        if let Some(t) = c.peek() {
-            if t.text.eq_ignore_ascii_case("auth") {
-                return Err(ParseError::BadValue {
-                    what: "auth",
-                    word: t.text.into(),
-                    reason: format!("{} carries its own integrity: drop auth", cipher.word()),
-                });
-            }
-        }
-        None
-    } else {
-        c.keyword(&["auth"])?;
-        let hash = c.value("a hash (sha-1, sha2-256)", Hash::parse)?;
-        let key = hex_key(c, hash.word(), hash.key_len())?;
-        Some((hash, key))
-    };
+    c.keyword(&["auth"])?;
+    let hash = c.value("a hash (sha-1, sha2-256)", Hash::parse)?;
+    let key = hex_key(c, hash.word(), hash.key_len())?;
+    let auth = Some((hash, key));
     Ok(ManualKey { local_spi, remote_spi, gateway, outgoing_interface, cipher, encryption_key, auth })
 }
 

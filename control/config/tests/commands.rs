@@ -323,7 +323,7 @@ fn manual_key_vpns() {
         "set interface tunnel.3 zone Untrust",
         "set vpn m manual 3000 0x4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090A0B0C0D0E0F auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213",
         "set vpn m bind interface tunnel.2",
-        "set vpn g manual 5000 6000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes256gcm key 000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f01020304",
+        "set vpn g manual 5000 6000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes256 key 000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f auth sha2-256 key 000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f",
         "set vpn g id 7 bind interface tunnel.3",
     ]);
     let m = c.vpn("m").unwrap();
@@ -334,8 +334,8 @@ fn manual_key_vpns() {
     assert_eq!(k.auth.as_ref().unwrap().0, Hash::Sha1);
     assert_eq!(c.proxy_ids("m")[0].to_string(), "local-ip 0.0.0.0/0 remote-ip 0.0.0.0/0 ANY");
     let VpnKind::Manual(g) = &c.vpn("g").unwrap().kind else { panic!() };
-    assert_eq!(g.encryption_key.to_bytes().unwrap().len(), 36);
-    assert!(g.auth.is_none());
+    assert_eq!(g.encryption_key.to_bytes().unwrap().len(), 32);
+    assert_eq!(g.auth.as_ref().unwrap().0, Hash::Sha256);
     assert_eq!(
         printed(&c, "set vpn \"m\"")[0],
         r#"set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface "ethernet0/2" esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213"#
@@ -427,11 +427,11 @@ fn many_proxy_ids_on_one_vpn() {
 /// manual-key VPNs share a tunnel interface (the union of their proxy-IDs).
 #[test]
 fn manual_key_vpns_share_a_tunnel_interface() {
-    let key = "000102030405060708090a0b0c0d0e0f10111213";
+    let key = "000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213";
     let mut lines = vec!["set interface tunnel.2 zone Untrust".to_string()];
     for (i, (l, r)) in [(1, 1), (1, 2), (2, 1), (2, 2)].into_iter().enumerate() {
         lines.push(format!(
-            "set vpn p{l}{r} manual {:x} {:x} gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key {key}",
+            "set vpn p{l}{r} manual {:x} {:x} gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key {key}",
             0x2000 + i,
             0x1000 + i
         ));

@@ -231,7 +231,21 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     (
         r#"set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213 auth sha-1 key 00"#,
-        r#""set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key <secret> auth sha-1 key <secret>": bad auth "auth": aes128gcm carries its own integrity: drop auth"#,
+        r#""set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key <secret> auth sha-1 key <secret>": manual-key cipher "aes128gcm" uses AES-GCM, a counter mode, with a static key, which esprit refuses (RFC 4106 §8.1): both directions would repeat (key, nonce) from sequence number 1; use esp aes128 or aes256 with auth sha2-256, or an AutoKey IKE VPN (set vpn NAME gateway ...)"#,
+    ),
+    // A counter mode under a static key repeats nonces (RFC 4106 §8.1):
+    // refused whatever follows the cipher, the key never echoed.
+    (
+        r#"set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213"#,
+        r#""set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key <secret>": manual-key cipher "aes128gcm" uses AES-GCM, a counter mode, with a static key, which esprit refuses (RFC 4106 §8.1): both directions would repeat (key, nonce) from sequence number 1; use esp aes128 or aes256 with auth sha2-256, or an AutoKey IKE VPN (set vpn NAME gateway ...)"#,
+    ),
+    (
+        r#"set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp AES256GCM key 000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f01020304"#,
+        r#""set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp AES256GCM key <secret>": manual-key cipher "AES256GCM" uses AES-GCM, a counter mode, with a static key, which esprit refuses (RFC 4106 §8.1): both directions would repeat (key, nonce) from sequence number 1; use esp aes128 or aes256 with auth sha2-256, or an AutoKey IKE VPN (set vpn NAME gateway ...)"#,
+    ),
+    (
+        r#"set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090a0b0c0d0e0f"#,
+        r#""set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key <secret>": missing argument after "set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key <secret>": expected auth"#,
     ),
     // --- conflicts with what is configured ---
     (
@@ -243,8 +257,8 @@ const CORPUS: &[(&str, &str)] = &[
         r#""set vpn nothere monitor rekey": vpn "nothere" does not exist: create it first with set vpn NAME gateway GW ... or set vpn NAME manual ..."#,
     ),
     (
-        "set vpn test manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213",
-        r#""set vpn test manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key <secret>": vpn "test" is an AutoKey IKE VPN: unset it before making it a manual-key VPN"#,
+        "set vpn test manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213",
+        r#""set vpn test manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key <secret> auth sha-1 key <secret>": vpn "test" is an AutoKey IKE VPN: unset it before making it a manual-key VPN"#,
     ),
     (
         "set interface ethernet0/3 ip unnumbered interface ethernet0/2",
@@ -392,6 +406,11 @@ fn errors_never_show_secrets() {
 fn load_reports_the_line() {
     let cases: &[(&str, &str)] = &[
         (
+            "set interface ethernet0/2 ip 198.51.100.1/24\n\
+             set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213\n",
+            r#"line 2: "set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key <secret>": manual-key cipher "aes128gcm" uses AES-GCM, a counter mode, with a static key, which esprit refuses (RFC 4106 §8.1): both directions would repeat (key, nonce) from sequence number 1; use esp aes128 or aes256 with auth sha2-256, or an AutoKey IKE VPN (set vpn NAME gateway ...)"#,
+        ),
+        (
             "set interface ethernet0/2 zone Untrust\n\n# comment\nset vpn test tunel\n",
             r#"line 4: "set vpn test tunel": unknown word "tunel" after "set vpn test": expected one of gateway, proxy-id, monitor, id, bind, manual, withdraw-routes"#,
         ),
@@ -438,7 +457,7 @@ fn load_reports_the_line() {
         ),
         (
             "set interface ethernet0/2 ip 198.51.100.1/24\n\
-             set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213\n\
+             set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213\n\
              set vpn m proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 any\n\
              set vpn m proxy-id local-ip 10.1.0.0/16 remote-ip 10.3.0.0/16 any\n",
             r#"line 4: "set vpn m proxy-id local-ip 10.1.0.0/16 remote-ip 10.3.0.0/16 any": vpn "m" is a manual-key VPN and already has proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 "ANY": a manual-key VPN carries exactly one proxy-id, its SA's selectors (esprit; ScreenOS takes none); unset it first, or use an AutoKey IKE VPN (set vpn NAME gateway ...) for several"#,
@@ -446,10 +465,10 @@ fn load_reports_the_line() {
         (
             "set interface ethernet0/2 ip 198.51.100.1/24\n\
              set interface tunnel.1 ip unnumbered interface ethernet0/2\n\
-             set vpn a manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213\n\
+             set vpn a manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213\n\
              set vpn a proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 any\n\
              set vpn a bind interface tunnel.1\n\
-             set vpn b manual 3001 4001 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213\n\
+             set vpn b manual 3001 4001 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213\n\
              set vpn b proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 any\n\
              set vpn b bind interface tunnel.1\n",
             r#"line 8: "set vpn b bind interface tunnel.1": interface "tunnel.1" already carries proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 ANY of vpn "a": manual-key VPNs sharing a tunnel interface need distinct proxy-ids (give vpn "b" its proxy-id before binding it)"#,
@@ -460,7 +479,7 @@ fn load_reports_the_line() {
              set ike gateway g address 203.0.113.2 Main outgoing-interface ethernet0/2 preshare \"k\" proposal pre-g14-aes128-sha\n\
              set vpn a gateway g proposal g14-esp-aes128-sha\n\
              set vpn a bind interface tunnel.1\n\
-             set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213\n\
+             set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213\n\
              set vpn m proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 any\n\
              set vpn m bind interface tunnel.1\n",
             r#"line 8: "set vpn m bind interface tunnel.1": interface "tunnel.1" is already bound to vpn "a": esprit binds one VPN per tunnel interface (no NHTB); add the proxy-ids to vpn "a" or bind vpn "m" to another tunnel interface"#,

@@ -24,6 +24,8 @@ use crate::translate::{translate_with_serials, Desired, DesiredSa, ManualSerials
 #[path = "show.rs"]
 mod show;
 #[cfg(test)]
+pub(crate) use show::masked_lines;
+#[cfg(test)]
 pub(crate) use show::WITHDRAWN_RETRY;
 
 /// Why a request to fastpathd failed.
@@ -72,7 +74,7 @@ pub fn describe(r: &Request) -> String {
 }
 
 /// What one synchronisation did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
     /// SAs fastpathd already held (adopted, not re-installed).
     pub kept: usize,
@@ -82,6 +84,10 @@ pub struct SyncReport {
     pub removed: usize,
     /// Requests sent in all.
     pub requests: usize,
+    /// IKE SAs re-installed over keys that already carried traffic (a
+    /// fastpathd restart): their windows resume, and IKE rekeys them at
+    /// once (#12, [`crate::ike::IkeManager::rekey_now`]).
+    pub resumed_ike: Vec<u64>,
 }
 
 /// The answer to an operator command: output lines, then success or the
@@ -164,7 +170,7 @@ impl Controller {
             desired: t.desired,
             ike_sas: BTreeMap::new(),
             ike_life: BTreeMap::new(),
-            sa: SaManager::new(state.sas),
+            sa: SaManager::with_seqs(state.sas, state.seqs, digest_secret(&state.digest_key)),
             log: Vec::new(),
             lost: false,
             ike_view: IkeView::default(),
@@ -180,6 +186,18 @@ impl Controller {
         };
         c.reconfigure_monitor();
         c.log.extend(t.warnings.into_iter().map(|w| format!("warning: {w}")));
+        c.sa.hold_back(state.unconfirmed);
+        if state.lost {
+            c.sa.state_lost(&c.desired);
+        }
+        if !c.sa.unconfirmed().is_empty() {
+            for d in c.desired.sas.values().filter(|d| c.sa.is_unconfirmed(&d.spec)) {
+                c.log.push(format!(
+                    "error: vpn \"{}\": SA {:#x} (SPI {:08x}) is not installed: the state directory lost controld.json, so the sequence numbers these manual keys already used are unknown (the peer would drop our packets, and its old packets could be replayed to us); give the VPN new SPIs and keys on both gateways, or confirm with exec confirm manual-keys",
+                    d.vpn_name, d.spec.id, d.spec.spi
+                ));
+            }
+        }
         Ok(c)
     }
 
@@ -366,6 +384,10 @@ impl Controller {
             hex_ids: self.hex_ids.clone(),
             sas: self.sa.records().clone(),
             manual_serials: self.serials.clone(),
+            seqs: self.sa.seqs().clone(),
+            digest_key: hex::encode(self.sa.secret()),
+            unconfirmed: self.sa.unconfirmed().clone(),
+            lost: false,
         }
     }
 
@@ -397,15 +419,23 @@ impl Controller {
                 return Err(FastPathError::Lost(format!("unexpected answer to dump: {other:?}")));
             }
         };
-        let plan = self.sa.plan(&dump, &self.wanted());
-        self.execute(plan, fp)
+        let wanted = self.wanted();
+        let plan = self.sa.plan(&dump, &wanted);
+        self.execute(plan, &wanted, fp)
     }
 
-    fn execute(&mut self, plan: Plan, fp: &mut dyn FastPath) -> Result<SyncReport, FastPathError> {
+    fn execute(
+        &mut self,
+        plan: Plan,
+        wanted: &Desired,
+        fp: &mut dyn FastPath,
+    ) -> Result<SyncReport, FastPathError> {
         let mut report =
             SyncReport { kept: plan.kept.len(), requests: plan.requests.len(), ..SyncReport::default() };
         for id in &plan.kept {
-            self.sa.note_kept(*id);
+            if let Some(d) = wanted.sas.get(id) {
+                self.sa.note_kept(&d.spec);
+            }
         }
         let fingerprints: BTreeMap<u64, &String> = plan.added.iter().map(|(id, f)| (*id, f)).collect();
         for r in plan.requests {
@@ -414,6 +444,9 @@ impl Controller {
                 Request::AddSa(spec) => {
                     let spec = spec.clone();
                     fp.request(r)?;
+                    if spec.last_seq > 0 && self.ike_sas.contains_key(&spec.id) {
+                        report.resumed_ike.push(spec.id);
+                    }
                     if let Some(f) = fingerprints.get(&spec.id) {
                         self.sa.note_added(&spec, f);
                     }
@@ -493,6 +526,24 @@ impl Controller {
                     Err(e) => Response::err(format!("exec reload: {}: {e}", path.display())),
                 }
             }
+            ["exec", "confirm", "manual-keys"] => {
+                let n = self.sa.confirm(&self.desired);
+                if n == 0 {
+                    return Response::ok(vec!["no manual-key SA waits for confirmation".into()]);
+                }
+                self.note_event(
+                    Severity::Warning,
+                    EventKind::Config,
+                    format!("operator confirmed {n} manual-key SA(s) without sequence-number records"),
+                );
+                let mut out = vec![format!("{n} manual-key SA(s) confirmed: installed from sequence number 0")];
+                if let Some(fp) = fp {
+                    if let Err(e) = self.sync(fp) {
+                        out.push(format!("{e}: programmed when fastpathd is back"));
+                    }
+                }
+                return Response::ok(out);
+            }
             ["save"] => match &self.config_path {
                 None => Response::err("save: controld has no configuration file"),
                 Some(path) => match save_config(path, &self.config) {
@@ -501,7 +552,7 @@ impl Controller {
                 },
             },
             _ => Response::err(format!(
-                "unknown command {line:?}: expected get ..., clear sa, set ..., unset ..., exec reload, save"
+                "unknown command {line:?}: expected get ..., clear sa, set ..., unset ..., exec reload, exec confirm manual-keys, save"
             )),
         };
         if resp.result.is_ok() && matches!(words.first(), Some(&("set" | "unset" | "exec"))) {
@@ -579,6 +630,21 @@ impl Controller {
     fn sa_dirty_for_ids(&mut self) {
         // HEX IDs may have been assigned: persist them with the next save.
         self.sa.note_ids_changed();
+    }
+}
+
+/// The secret of the key digests: the state's, or 32 fresh random bytes
+/// for a new state (then saved with it).
+fn digest_secret(hex_key: &str) -> Vec<u8> {
+    match hex::decode(hex_key) {
+        Ok(k) if k.len() == 32 => k,
+        _ => {
+            let mut k = vec![0u8; 32];
+            // The system's randomness fails only on a broken system; a
+            // digest under a zero key is still a digest (no secret leaks).
+            let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k);
+            k
+        }
     }
 }
 

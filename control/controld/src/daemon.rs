@@ -23,9 +23,8 @@
 //! a [`SAVE_INTERVAL`], and only if something changed.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::BufReader;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
@@ -77,6 +76,9 @@ pub struct Options {
     pub port_map: BTreeMap<String, String>,
     /// Write events to the system log (`/dev/log`) too.
     pub syslog: bool,
+    /// `--socket-group`: this group's members may use the operator socket
+    /// (mode 0660) besides root.
+    pub socket_group: Option<u32>,
 }
 
 /// An operator command line and where its answer goes.
@@ -119,7 +121,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         signal_hook::flag::register(sig, term.clone()).map_err(|e| format!("signal handler: {e}"))?;
     }
     let (mut inbox, senders) = Inbox::<Command, Event>::new();
-    serve_operator(&opts.socket, senders.commands.clone())?;
+    serve_operator(&opts.socket, opts.socket_group, senders.commands.clone())?;
     let metrics = opts.metrics.map(crate::metrics::serve).transpose()?;
     if let Some(m) = &metrics {
         log.line(&format!("metrics: http://{}/metrics", m.local_addr()));
@@ -204,6 +206,11 @@ pub fn run(opts: Options) -> Result<(), String> {
                                 "fastpathd synchronised: {} request(s), {} SA(s) adopted, {} installed, {} removed",
                                 r.requests, r.kept, r.added, r.removed
                             ));
+                            for id in &r.resumed_ike {
+                                if let Some(l) = ike.rekey_now(Instant::now(), *id) {
+                                    log.line(&l);
+                                }
+                            }
                             fp = Some(c);
                         }
                         Err(e @ FastPathError::Refused { .. }) => {
@@ -466,7 +473,7 @@ fn describe_event(e: &Event) -> String {
 
 /// Binds the operator socket (mode 0600, replacing a stale one) and serves
 /// it on threads.
-fn serve_operator(path: &Path, tx: WaitingSender<Command>) -> Result<(), String> {
+fn serve_operator(path: &Path, group: Option<u32>, tx: WaitingSender<Command>) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("operator socket directory {}: {e}", dir.display()))?;
@@ -477,14 +484,23 @@ fn serve_operator(path: &Path, tx: WaitingSender<Command>) -> Result<(), String>
         }
         let _ = std::fs::remove_file(path);
     }
-    let listener =
-        UnixListener::bind(path).map_err(|e| format!("operator socket {}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("operator socket {}: chmod 0600: {e}", path.display()))?;
+    let listener = crate::operator::bind_operator_socket(path, group)?;
+    let own_uid = nix::unistd::geteuid().as_raw();
     std::thread::Builder::new()
         .name("operator".into())
         .spawn(move || {
-            for conn in listener.incoming().flatten() {
+            for mut conn in listener.incoming().flatten() {
+                // #12: root, controld's user or the socket group only.
+                match crate::operator::peer_of(&conn) {
+                    Ok(p) if crate::operator::peer_allowed(&p, own_uid, group) => {}
+                    refused => {
+                        crate::operator::COUNTERS.peers_refused.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(p) = refused {
+                            let _ = write_response(&mut conn, &crate::operator::refused_response(&p));
+                        }
+                        continue;
+                    }
+                }
                 let tx = tx.clone();
                 let _ =
                     std::thread::Builder::new().name("operator-conn".into()).spawn(move || client(conn, tx));
@@ -497,13 +513,24 @@ fn serve_operator(path: &Path, tx: WaitingSender<Command>) -> Result<(), String>
 fn client(conn: UnixStream, tx: WaitingSender<Command>) {
     let Ok(mut w) = conn.try_clone() else { return };
     let mut reader = BufReader::new(conn);
-    let mut line = String::new();
     loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+        use crate::operator::{read_request_line, RequestLine, COUNTERS, MAX_REQUEST_LINE};
+        let line = match read_request_line(&mut reader, MAX_REQUEST_LINE) {
+            Ok(RequestLine::Line(l)) => l,
+            Ok(RequestLine::TooLong) => {
+                COUNTERS.lines_too_long.fetch_add(1, Ordering::Relaxed);
+                let _ = write_response(&mut w, &crate::operator::too_long_response());
+                return;
+            }
+            Ok(RequestLine::NotUtf8) => {
+                COUNTERS.lines_not_utf8.fetch_add(1, Ordering::Relaxed);
+                if write_response(&mut w, &crate::operator::not_utf8_response()).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Ok(RequestLine::End) | Err(_) => return,
+        };
         let (rtx, rrx) = channel();
         if !tx.send((line.trim_end().to_owned(), rtx)) {
             return;

@@ -35,7 +35,8 @@ fn fixed_clock() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_795_794_218)
 }
 
-const LAB_KEY: &str = "000102030405060708090a0b0c0d0e0f10111213";
+const LAB_KEY: &str = "000102030405060708090a0b0c0d0e0f";
+const LAB_AUTH_KEY: &str = "c3c3c3c3c4c4c4c4c5c5c5c5c6c6c6c6c7c7c7c7c8c8c8c8c9c9c9c9cacacaca";
 
 fn config_text() -> String {
     let seed = std::fs::read_to_string(concat!(
@@ -54,7 +55,7 @@ set interface tunnel.2 ip unnumbered interface ethernet0/2
 set interface tunnel.2 mtu 1380
 set interface tunnel.3 zone Untrust
 set interface tunnel.3 ip unnumbered interface ethernet0/2
-set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128gcm key {LAB_KEY}
+set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128 key {LAB_KEY} auth sha2-256 key {LAB_AUTH_KEY}
 set vpn lab id 0x10 bind interface tunnel.2
 set vpn lab proxy-id local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 any
 set route 10.3.0.0/16 interface tunnel.2
@@ -247,6 +248,7 @@ pub(super) const COMMANDS: &[(&str, &str)] = &[
     ("get route", "get-route"),
     ("get counter", "get-counter"),
     ("get event", "get-event"),
+    ("get config", "get-config"),
 ];
 
 fn golden_dir() -> PathBuf {
@@ -267,7 +269,7 @@ fn golden_outputs_of_every_get_in_text_and_json() {
             if ext == "json" {
                 serde_json::from_str::<serde_json::Value>(&got).unwrap_or_else(|e| panic!("{line}: {e}"));
             }
-            for secret in ["#ABC123", LAB_KEY, "a1a1a1a1", "b2b2b2b2"] {
+            for secret in ["#ABC123", LAB_KEY, LAB_AUTH_KEY, "a1a1a1a1", "b2b2b2b2"] {
                 assert!(!got.contains(secret), "{line} shows a secret");
             }
             let path = golden_dir().join(format!("{file}.{ext}"));
@@ -364,10 +366,78 @@ fn clear_sa_asks_ike_for_its_hex_id_or_all() {
     assert_eq!((last.kind, last.message.as_str()), (EventKind::Config, "operator: clear sa"));
 }
 
+/// #12: a restarted fastpathd gets the IKE SAs back with their windows
+/// resumed, and controld is told which to rekey at once (not the manual
+/// ones: they cannot be).
+#[test]
+fn a_fastpathd_restart_lists_the_ike_sas_to_rekey() {
+    let mut c = golden_controller();
+    c.fastpath_lost();
+    let mut fresh = FakeFastPath::new();
+    let r = c.sync(&mut fresh).unwrap();
+    let mut ike: Vec<u64> = r.resumed_ike.clone();
+    ike.sort_unstable();
+    let want: Vec<u64> = [(1, 1), (1, 2)]
+        .iter()
+        .flat_map(|&(hex, serial)| {
+            [sa_id(hex, Direction::Inbound, serial), sa_id(hex, Direction::Outbound, serial)]
+        })
+        .collect::<std::collections::BTreeSet<u64>>()
+        .into_iter()
+        .collect();
+    assert_eq!(ike, want);
+    assert_eq!(r.added, 6, "the manual pair too, without a rekey");
+}
+
+/// #12: the keys appear only when the operator names them.
+#[test]
+fn secrets_show_only_in_get_config_secrets() {
+    let mut c = golden_controller();
+    let secrets = ["#ABC123", LAB_KEY, LAB_AUTH_KEY];
+    for line in ["get config", "get config --json"] {
+        let text = c.command(line, None).output.join("\n");
+        for s in secrets {
+            assert!(!text.contains(s), "{line} shows a secret: {text}");
+        }
+        assert!(
+            text.contains(r#"preshare \"********\""#) || text.contains(r#"preshare "********""#),
+            "{text}"
+        );
+    }
+    let masked = c.command("get config", None).output;
+    assert!(
+        masked.iter().any(|l| l.ends_with(r#"esp aes128 key "********" auth sha2-256 key "********""#)),
+        "{masked:?}"
+    );
+    for line in ["get config secrets", "get config secrets --json"] {
+        let text = c.command(line, None).output.join("\n");
+        for s in secrets {
+            assert!(text.contains(s), "{line} lacks {s}");
+        }
+    }
+    assert_eq!(
+        c.command("get config secret", None).result,
+        Err(r#"get config secret: unknown word "secret": expected secrets, or nothing"#.into())
+    );
+    // Every other get, in text and JSON, and the event log: no secret.
+    for (command, _) in COMMANDS {
+        for line in [command.to_string(), format!("{command} --json")] {
+            let text = c.command(&line, None).output.join("\n");
+            for s in secrets {
+                assert!(!text.contains(s), "{line} shows a secret");
+            }
+        }
+    }
+    let line = "set ike gateway test address 203.0.113.2 Main outgoing-interface ethernet0/2 preshare \"s3cr3t-psk\" sec-level standard";
+    assert_eq!(c.command(line, None).result, Ok(()));
+    let events = c.command("get event --json", None).output.join("\n");
+    assert!(!events.contains("s3cr3t-psk"), "{events}");
+}
+
 #[test]
 fn configuration_changes_are_events_without_secrets() {
     let mut c = golden_controller();
-    let line = format!("set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128gcm key {}", "ff".repeat(20));
+    let line = format!("set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128 key {} auth sha2-256 key {}", "ff".repeat(16), "ee".repeat(32));
     assert_eq!(c.command(&line, None).result, Ok(()));
     let e = c.events().iter().last().unwrap();
     assert_eq!(e.kind, EventKind::Config);

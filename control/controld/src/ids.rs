@@ -46,13 +46,14 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    const KEY: &str = "000102030405060708090a0b0c0d0e0f10111213";
+    const KEY: &str =
+        "000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213";
 
     fn config(extra: &[&str]) -> Config {
         let mut text = String::from("set interface ethernet0/2 ip 198.51.100.1/24\n");
         for (i, name) in ["a", "b", "c"].iter().enumerate() {
             text.push_str(&format!(
-                "set vpn {name} manual {:x} {:x} gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key {KEY}\n",
+                "set vpn {name} manual {:x} {:x} gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key {KEY}\n",
                 0x1000 + i,
                 0x2000 + i
             ));

@@ -755,6 +755,24 @@ impl IkeManager {
         None
     }
 
+    /// The SA `sa` was re-installed into a restarted fastpathd (#12): its
+    /// keys carried traffic whose replay window was lost, so its child SA
+    /// is rekeyed now (new SPIs and keys), whichever side initiated it.
+    /// Returns a line for the log if the SA is an IKE one.
+    pub fn rekey_now(&mut self, now: Instant, sa: u64) -> Option<String> {
+        for g in &mut self.gateways {
+            let Some(spi) = g.children.iter().find(|(_, c)| c.ids.contains(&sa)).map(|(s, _)| *s) else {
+                continue;
+            };
+            let name = g.peer.config().name.clone();
+            start_rekey(g, now, spi);
+            return Some(format!(
+                "gateway {name}: SA {sa:#x} re-installed after a fastpathd restart: rekeying child SA {spi:08x}"
+            ));
+        }
+        None
+    }
+
     /// fastpathd reports an SA expired (volume): delete its pair with the
     /// peer. Returns a line for the log if the SA is an IKE one.
     pub fn sa_expired(&mut self, now: Instant, sa: u64) -> Option<String> {
@@ -1395,6 +1413,34 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert_eq!(fa, vec![Fp::Install(vec![out2]), Fp::Remove(vec![out1]), Fp::Remove(vec![in1, out1])]);
         assert_eq!(fb, vec![Fp::Remove(vec![in1, out1])]);
         assert_eq!(b.gateways[0].children.len(), 1);
+    }
+
+    /// #12: after a fastpathd restart the re-installed pair is rekeyed at
+    /// once, also from the child's responder (new SPIs and keys).
+    #[test]
+    fn a_reinstalled_pair_is_rekeyed_at_once_by_either_side() {
+        let mut a = manager(CONF, 3600, 5);
+        let mut b = manager(CONF_B, 3600, 6);
+        let pid = a.gateways[0].vpns[0].proxy_ids[0].to_string();
+        let t0 = Instant::now();
+        let mut now = t0;
+        a.acquire(now, 1, &pid);
+        pump(now, &mut a, &mut b);
+        run_until(&mut now, t0 + Duration::from_secs(1), &mut a, &mut b);
+        let (in1, out1) = (sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1));
+        // b (the responder) restarted its fastpathd: it rekeys now.
+        let line = b.rekey_now(now, in1).unwrap();
+        assert!(line.contains("re-installed after a fastpathd restart: rekeying child SA"), "{line}");
+        assert!(b.rekey_now(now, out1).is_some(), "the pair's other SA: no second Quick Mode");
+        let (fa, fb, _) = pump(now, &mut a, &mut b);
+        let (in2, out2) = (sa_id(5, Direction::Inbound, 2), sa_id(5, Direction::Outbound, 2));
+        assert_eq!(fb, vec![Fp::Install(vec![in2])], "{fb:?}");
+        assert_eq!(
+            fa,
+            vec![Fp::Install(vec![in2]), Fp::Install(vec![out2]), Fp::Remove(vec![out1])],
+            "{fa:?}"
+        );
+        assert!(b.rekey_now(now, sa_id(9, Direction::Inbound, 1)).is_none(), "not an IKE SA");
     }
 
     /// A dynamic peer (`dynamic ID Aggr`): unknown until it connects; its

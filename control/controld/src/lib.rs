@@ -29,6 +29,7 @@
 pub mod controller;
 pub mod daemon;
 pub mod events;
+pub mod fuzz;
 pub mod ids;
 pub mod ike;
 pub mod ike_io;

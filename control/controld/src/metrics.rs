@@ -375,7 +375,11 @@ fn handle(conn: &mut TcpStream, m: &Metrics) -> io::Result<()> {
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
     let (status, body) = match read_head(conn)? {
-        Head::Complete(head) => route(&head, || render(&m.snapshot(), Instant::now())),
+        Head::Complete(head) => route(&head, || {
+            let mut text = render(&m.snapshot(), Instant::now());
+            render_operator(&mut text, &crate::operator::COUNTERS.iter());
+            text
+        }),
         Head::TooLarge => (431, "request too large\n".to_owned()),
         Head::Closed => return Ok(()),
     };
@@ -437,8 +441,35 @@ fn head_end(buf: &[u8]) -> Option<usize> {
     }
 }
 
+/// The operator socket's refusals (#12), by reason.
+pub fn render_operator(out: &mut String, counters: &[(&'static str, u64)]) {
+    header(
+        out,
+        "esprit_operator_refused_total",
+        "counter",
+        "Operator socket requests refused: peer not allowed, line too long, line not UTF-8.",
+    );
+    for (reason, n) in counters {
+        let _ = writeln!(out, "esprit_operator_refused_total{{reason=\"{reason}\"}} {n}");
+    }
+}
+
+/// The whole answer to what a client sent (at most [`MAX_REQUEST`] bytes
+/// read): status and body, a pure function over bytes (the fuzz target
+/// `prometheus_http` runs it). `metrics` renders the text.
+pub fn answer(request: &[u8], metrics: impl FnOnce() -> String) -> (u16, String) {
+    match head_end(request) {
+        Some(end) => route(request.get(..end).unwrap_or(request), metrics),
+        None if request.len() >= MAX_REQUEST => (431, "request too large\n".to_owned()),
+        None => (400, "incomplete request head\n".to_owned()),
+    }
+}
+
 /// The status and body for a request head; `metrics` renders the text.
-fn route(head: &[u8], metrics: impl FnOnce() -> String) -> (u16, String) {
+/// Nothing but counters is served: a path that asks for the configuration
+/// or its secrets gets 403 (they are for `esprit get config secrets` on
+/// the operator socket only).
+pub fn route(head: &[u8], metrics: impl FnOnce() -> String) -> (u16, String) {
     let Ok(text) = std::str::from_utf8(head) else { return (400, "request is not UTF-8\n".to_owned()) };
     let line = text.lines().next().unwrap_or("");
     let mut parts = line.split(' ');
@@ -451,8 +482,11 @@ fn route(head: &[u8], metrics: impl FnOnce() -> String) -> (u16, String) {
         return (400, "bad request line: expected METHOD TARGET HTTP/1.x\n".to_owned());
     }
     let path = target.split('?').next().unwrap_or(target);
-    if method == "GET" && path == "/metrics" {
+    let lower = target.to_ascii_lowercase();
+    if method == "GET" && path == "/metrics" && !lower.contains("secret") {
         (200, metrics())
+    } else if lower.contains("config") || lower.contains("secret") {
+        (403, "forbidden: the configuration and its secrets are never served over HTTP (esprit get config secrets, on the operator socket)\n".to_owned())
     } else {
         (404, "not found: only GET /metrics is served\n".to_owned())
     }
@@ -462,6 +496,7 @@ fn respond(w: &mut impl Write, status: u16, body: &str) -> io::Result<()> {
     let (reason, content_type) = match status {
         200 => ("OK", "text/plain; version=0.0.4; charset=utf-8"),
         400 => ("Bad Request", "text/plain; charset=utf-8"),
+        403 => ("Forbidden", "text/plain; charset=utf-8"),
         431 => ("Request Header Fields Too Large", "text/plain; charset=utf-8"),
         _ => ("Not Found", "text/plain; charset=utf-8"),
     };
@@ -692,6 +727,18 @@ esprit_sa_errors_total{sa="0x0000001100000000",spi="0x00002011",direction="inbou
     }
 
     #[test]
+    fn the_answer_is_a_function_of_the_bytes() {
+        let m = || "text".to_owned();
+        assert_eq!(answer(b"GET /metrics HTTP/1.1\r\n\r\n", m), (200, "text".into()));
+        assert_eq!(answer(b"GET /metrics HTTP/1.1\r\n", m).0, 400);
+        assert_eq!(answer(&vec![b'a'; MAX_REQUEST], m).0, 431);
+        assert_eq!(answer(b"GET /config HTTP/1.1\n\n", m).0, 403);
+        let mut out = String::new();
+        render_operator(&mut out, &[("peer-refused", 2), ("line-too-long", 1)]);
+        assert!(out.ends_with("esprit_operator_refused_total{reason=\"peer-refused\"} 2\nesprit_operator_refused_total{reason=\"line-too-long\"} 1\n"), "{out}");
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
     }
@@ -734,6 +781,9 @@ esprit_sa_errors_total{sa="0x0000001100000000",spi="0x00002011",direction="inbou
             (b"GET /metrics SPDY/3\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"),
             (b"GET metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"),
             (b"\xff\xfe /metrics HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n"),
+            (b"GET /config HTTP/1.1\r\n\r\n", "HTTP/1.1 403 Forbidden\r\n"),
+            (b"GET /get/config/secrets HTTP/1.1\r\n\r\n", "HTTP/1.1 403 Forbidden\r\n"),
+            (b"GET /metrics?get=config%20secrets HTTP/1.1\r\n\r\n", "HTTP/1.1 403 Forbidden\r\n"),
         ] {
             let r = exchange(addr, request);
             assert!(r.starts_with(want), "{:?}: {r}", String::from_utf8_lossy(request));

@@ -80,13 +80,14 @@ impl Plan {
 
 /// Plans the change from `current` (fastpathd's dump) to `desired`.
 /// `known` gives, per SA id, the fingerprint of the SA last installed under
-/// that id; `last_seq` the sequence number an outbound SA resumes from
-/// (given its id and fingerprint; 0 for a brand-new SA).
+/// that id; `last_seq` the sequence number an SA resumes from (outbound:
+/// the next one sent follows it; inbound: its replay window starts above
+/// it; 0 for keys never used, see [`crate::sa`]).
 pub fn plan(
     current: &Dump,
     desired: &Desired,
     known: &BTreeMap<u64, String>,
-    last_seq: impl Fn(u64, &str) -> u64,
+    last_seq: impl Fn(&SaSpec) -> u64,
 ) -> Plan {
     let mut p = Plan::default();
     let held: BTreeMap<u64, (Direction, u32, u32, &str)> =
@@ -164,9 +165,7 @@ pub fn plan(
             }
             let f = fingerprint(&d.spec);
             let mut spec = d.spec.clone();
-            if direction == Direction::Outbound {
-                spec.last_seq = last_seq(*id, &f);
-            }
+            spec.last_seq = last_seq(&spec);
             p.requests.push(Request::AddSa(Box::new(spec)));
             p.added.push((*id, f));
         }

@@ -1,54 +1,189 @@
 //! The SA manager: controld's single source of truth about SAs.
 //!
 //! It knows, for every SA id, the fingerprint of the SA last installed
-//! under it and the highest outbound sequence number used with those keys
-//! (persisted, [`crate::state`]), and which SAs the connected fastpathd
-//! holds right now (learnt from `Dump` at every synchronisation, forgotten
-//! when the connection drops — a restarted fastpathd holds nothing).
+//! under it, and for every set of keys (a [`key_digest`] of direction, SPI
+//! and keys) the highest sequence number used with them (persisted,
+//! [`crate::state`]), and which SAs the connected fastpathd holds right now
+//! (learnt from `Dump` at every synchronisation, forgotten when the
+//! connection drops — a restarted fastpathd holds nothing).
 //!
-//! **Sequence numbers across a fastpathd restart.** A manual-key SA cannot
-//! be renegotiated, and the peer's inbound SA keeps its anti-replay window
-//! (RFC 4303 §3.4.3): if our re-installed outbound SA started again at 1,
-//! the peer would drop everything as replayed until we passed the highest
-//! number it saw. So an outbound SA that was installed before resumes at
-//! the last sequence number seen in fastpathd's `Stats` plus
-//! [`SEQ_MARGIN`]. Stats are read every second ([`STATS_INTERVAL_SECS`]),
-//! so the margin must exceed what one SA can send between two readings
-//! (and between two writes of the state file, for a restart of both
-//! daemons): 2^22 packets covers 4 Mpps for one second, more than a
-//! gateway core does, and costs 1/1024 of the 32-bit sequence space per
-//! restart. The same record makes an SA removed by `unset` and restored by
-//! `set` resume past its old numbers, since the peer kept its SA.
+//! **A (key, sequence number) pair is used once** (DESIGN §7). The record
+//! is found by the keys, not by the SA id: an SA removed by `unset` and
+//! restored by `set`, moved to another proxy-ID or address, or a manual
+//! VPN put back to keys it had before, all find the numbers already used.
+//!
+//! * **Outbound.** A manual-key SA cannot be renegotiated, and the peer's
+//!   inbound SA keeps its anti-replay window (RFC 4303 §3.4.3): an SA
+//!   installed before resumes at the last sequence number seen in
+//!   fastpathd's `Stats` plus [`SEQ_MARGIN`]. Stats are read every second
+//!   ([`STATS_INTERVAL_SECS`]), so the margin must exceed what one SA can
+//!   send between two readings (and between two writes of the state file,
+//!   for a restart of both daemons): 2^22 packets covers 4 Mpps for one
+//!   second, more than a gateway core does, and costs 1/1024 of the 32-bit
+//!   sequence space per restart.
+//! * **Inbound** (#12: no replay after a fastpathd restart). A re-installed
+//!   inbound SA does not start with an empty window, or ESP captured
+//!   before the restart would be accepted again: its window resumes
+//!   ([`esprit_fastpath_api::SaSpec::last_seq`]) above the highest number
+//!   accepted at the last reading plus [`inbound_margin`], every number up
+//!   to there counted as received. The margin is what the SA could have
+//!   accepted since that reading: four times the most it accepted between
+//!   two readings, at least [`INBOUND_MARGIN_MIN`], at most [`SEQ_MARGIN`].
+//!   Packets the peer sent while fastpathd was down are lost anyway, so a
+//!   margin of a few seconds' traffic costs the peer only the packets of
+//!   those seconds; a margin of [`SEQ_MARGIN`] would black-hole a quiet
+//!   manual-key SA for hours. What it does not cover: a burst of more than
+//!   four times an SA's busiest second in the second before a crash.
+//!   AutoKey SAs re-installed this way are also rekeyed at once
+//!   ([`crate::controller::SyncReport::resumed_ike`]), so their old keys
+//!   only live until the new pair is up.
+//! * **Sequence space.** Without ESN a resume point is capped at 2^32 - 1:
+//!   the SA is then exhausted (sends nothing, accepts nothing) rather than
+//!   wrapping; IKE rekeys it at its soft limit.
+//! * **A lost state file.** If the state directory shows that it had a
+//!   state file ([`crate::state::STARTED_MARK`]) that is gone, the keys of
+//!   the manual-key VPNs configured at start have no record: they may have
+//!   carried traffic, so installing them would restart both directions at
+//!   0 (our packets dropped by the peer's window, the peer's old packets
+//!   accepted again by ours). Those SAs are refused (`get sa` shows them
+//!   `I/-`, the log says why) until the operator changes their SPIs and
+//!   keys, or confirms with `exec confirm manual-keys`. New keys given
+//!   after the start (a `set` or a reload) are installed as usual. AutoKey
+//!   SAs are not concerned: IKE negotiates fresh keys.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use esprit_fastpath_api::{Direction, Dump, SaSpec, Stats};
+use ring::hmac;
 
 use crate::plan::{plan, Plan};
-use crate::state::SaRecord;
+use crate::state::{SaRecord, SeqMark};
 use crate::translate::{hex_id_of, Desired};
 
 /// Packets added to the last sequence number seen when an outbound SA is
 /// re-installed (see the module documentation).
 pub const SEQ_MARGIN: u64 = 1 << 22;
 
+/// The least an inbound window resumes above the last number seen: four
+/// default replay windows (RFC 4303 §3.4.3).
+pub const INBOUND_MARGIN_MIN: u64 = 256;
+
 /// How often controld reads fastpathd's counters.
 pub const STATS_INTERVAL_SECS: u64 = 1;
+
+/// What an inbound window adds above the last number seen, given the most
+/// packets the SA accepted between two readings (module documentation).
+pub fn inbound_margin(peak: u64) -> u64 {
+    peak.saturating_mul(4).clamp(INBOUND_MARGIN_MIN, SEQ_MARGIN)
+}
+
+/// The highest sequence number an SA can carry (RFC 4303 §2.2: 32 bits
+/// without ESN).
+fn seq_max(spec: &SaSpec) -> u64 {
+    if spec.esn {
+        u64::MAX
+    } else {
+        u64::from(u32::MAX)
+    }
+}
+
+/// A keyed one-way digest of what makes a (key, sequence number) pair:
+/// direction, SPI, suite and keys (HMAC-SHA-256 under the state's secret,
+/// so a weak manual key cannot be tried offline against a copy of the
+/// state file). Nothing else: a proxy-ID, an address, an SA id do not
+/// change the keys.
+pub fn key_digest(secret: &[u8], spec: &SaSpec) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(b"esprit-controld key digest v1\0");
+    ctx.update(&[u8::from(spec.direction == Direction::Outbound)]);
+    ctx.update(&spec.spi.to_be_bytes());
+    for part in [spec.suite.as_bytes(), spec.encr_key.as_bytes(), spec.integ_key.as_bytes()] {
+        ctx.update(&(part.len() as u32).to_be_bytes());
+        ctx.update(part);
+    }
+    hex::encode(ctx.sign().as_ref())
+}
 
 /// What controld knows about SAs.
 #[derive(Debug, Clone, Default)]
 pub struct SaManager {
     records: BTreeMap<u64, SaRecord>,
+    seqs: BTreeMap<String, SeqMark>,
+    secret: Vec<u8>,
     installed: BTreeSet<u64>,
     packets: BTreeMap<u64, (u64, u64)>,
+    /// The sequence number of each SA at the last reading (for the peak).
+    last_reading: BTreeMap<u64, u64>,
+    /// Key digests refused until confirmed (a lost state file).
+    unconfirmed: BTreeSet<String>,
     dirty: bool,
 }
 
 impl SaManager {
     /// A manager that remembers `records` (from the state directory).
     pub fn new(records: BTreeMap<u64, SaRecord>) -> SaManager {
-        SaManager { records, ..SaManager::default() }
+        SaManager::with_seqs(records, BTreeMap::new(), Vec::new())
+    }
+
+    /// A manager that remembers `records` and the sequence numbers of
+    /// `seqs`, with the secret of the key digests.
+    pub fn with_seqs(
+        records: BTreeMap<u64, SaRecord>,
+        seqs: BTreeMap<String, SeqMark>,
+        secret: Vec<u8>,
+    ) -> SaManager {
+        SaManager { records, seqs, secret, ..SaManager::default() }
+    }
+
+    /// Key digests held back (see [`SaManager::state_lost`]): persisted.
+    pub fn unconfirmed(&self) -> &BTreeSet<String> {
+        &self.unconfirmed
+    }
+
+    /// Holds back these key digests again (from the state directory).
+    pub fn hold_back(&mut self, digests: BTreeSet<String>) {
+        self.unconfirmed.extend(digests);
+    }
+
+    /// The secret of the key digests (persisted with the state).
+    pub fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+
+    /// The sequence numbers by key digest (persisted).
+    pub fn seqs(&self) -> &BTreeMap<String, SeqMark> {
+        &self.seqs
+    }
+
+    /// The key digest of an SA under this manager's secret.
+    pub fn digest(&self, spec: &SaSpec) -> String {
+        key_digest(&self.secret, spec)
+    }
+
+    /// The state file was lost: refuse the manual-key SAs of `desired`
+    /// whose keys have no record until [`SaManager::confirm`].
+    pub fn state_lost(&mut self, desired: &Desired) {
+        for d in desired.sas.values().filter(|d| d.manual) {
+            let digest = self.digest(&d.spec);
+            if !self.seqs.contains_key(&digest) {
+                self.unconfirmed.insert(digest);
+            }
+        }
+    }
+
+    /// True when this SA waits for the operator (see [`SaManager::state_lost`]).
+    pub fn is_unconfirmed(&self, spec: &SaSpec) -> bool {
+        !self.unconfirmed.is_empty() && self.unconfirmed.contains(&self.digest(spec))
+    }
+
+    /// The operator confirms the keys: install them from sequence number 0.
+    /// Returns how many SAs of `desired` were waiting.
+    pub fn confirm(&mut self, desired: &Desired) -> usize {
+        let n = desired.sas.values().filter(|d| self.is_unconfirmed(&d.spec)).count();
+        self.unconfirmed.clear();
+        n
     }
 
     /// The persistent records.
@@ -71,38 +206,72 @@ impl SaManager {
         self.installed.contains(&id)
     }
 
-    /// The sequence number a re-installed outbound SA resumes from: 0 for
-    /// keys never installed under this id, else the last one seen plus
-    /// [`SEQ_MARGIN`].
-    pub fn resume_seq(&self, id: u64, fingerprint: &str) -> u64 {
-        match self.records.get(&id) {
-            Some(r) if r.fingerprint == fingerprint => r.seq.saturating_add(SEQ_MARGIN),
-            _ => 0,
-        }
+    /// The sequence number an SA resumes from (its `last_seq`): 0 for keys
+    /// never installed; outbound, the last one used plus [`SEQ_MARGIN`];
+    /// inbound, the last one accepted plus [`inbound_margin`]; never above
+    /// what the SA can carry.
+    pub fn resume_seq(&self, spec: &SaSpec) -> u64 {
+        let legacy;
+        let m = match self.seqs.get(&self.digest(spec)) {
+            Some(m) => m,
+            // A state file of an earlier esprit: records by SA id only.
+            None => match self.records.get(&spec.id) {
+                Some(r) if r.keys.is_empty() && r.fingerprint == crate::plan::fingerprint(spec) => {
+                    legacy = SeqMark { seq: r.seq, peak: 0 };
+                    &legacy
+                }
+                _ => return 0,
+            },
+        };
+        let margin = match spec.direction {
+            Direction::Outbound => SEQ_MARGIN,
+            Direction::Inbound => inbound_margin(m.peak),
+        };
+        m.seq.saturating_add(margin).min(seq_max(spec))
     }
 
     /// Plans the synchronisation of fastpathd (its `dump`) with `desired`.
+    /// Manual-key SAs waiting for confirmation are left out.
     pub fn plan(&self, dump: &Dump, desired: &Desired) -> Plan {
         let known: BTreeMap<u64, String> =
             self.records.iter().map(|(id, r)| (*id, r.fingerprint.clone())).collect();
-        plan(dump, desired, &known, |id, f| self.resume_seq(id, f))
+        if self.unconfirmed.is_empty() {
+            return plan(dump, desired, &known, |s| self.resume_seq(s));
+        }
+        let mut d = desired.clone();
+        d.sas.retain(|_, s| !self.is_unconfirmed(&s.spec));
+        plan(dump, &d, &known, |s| self.resume_seq(s))
     }
 
-    /// fastpathd holds this SA as planned (adopted, nothing sent).
-    pub fn note_kept(&mut self, id: u64) {
-        self.installed.insert(id);
+    /// fastpathd holds this SA as planned (adopted, nothing sent). A record
+    /// from an earlier esprit's state file gets its key digest here.
+    pub fn note_kept(&mut self, spec: &SaSpec) {
+        self.installed.insert(spec.id);
+        let digest = self.digest(spec);
+        if let Some(r) = self.records.get_mut(&spec.id).filter(|r| r.keys.is_empty()) {
+            r.keys = digest.clone();
+            let mark = self.seqs.entry(digest).or_default();
+            mark.seq = mark.seq.max(r.seq);
+            self.dirty = true;
+        }
     }
 
     /// fastpathd accepted this SA.
     pub fn note_added(&mut self, spec: &SaSpec, fingerprint: &str) {
         self.installed.insert(spec.id);
-        self.records.insert(spec.id, SaRecord { fingerprint: fingerprint.to_owned(), seq: spec.last_seq });
+        self.last_reading.remove(&spec.id);
+        let keys = self.digest(spec);
+        let mark = self.seqs.entry(keys.clone()).or_default();
+        mark.seq = mark.seq.max(spec.last_seq);
+        self.records
+            .insert(spec.id, SaRecord { fingerprint: fingerprint.to_owned(), seq: spec.last_seq, keys });
         self.dirty = true;
     }
 
     /// Forgets the record of an SA whose keys can never come back (IKE).
     pub fn forget(&mut self, id: u64) {
-        if self.records.remove(&id).is_some() {
+        if let Some(r) = self.records.remove(&id) {
+            self.seqs.remove(&r.keys);
             self.dirty = true;
         }
     }
@@ -118,21 +287,35 @@ impl SaManager {
     pub fn fastpath_lost(&mut self) {
         self.installed.clear();
         self.packets.clear();
+        self.last_reading.clear();
     }
 
-    /// Takes in fastpathd's counters: outbound sequence numbers move
-    /// forward (never back), packet counts are kept for display.
+    /// Takes in fastpathd's counters: the sequence numbers of both
+    /// directions move forward (never back), with the most packets seen
+    /// between two readings; packet counts are kept for display.
     pub fn observe(&mut self, stats: &Stats) {
         for s in &stats.sas {
             self.packets.insert(s.id, (s.packets, s.bytes));
-            if s.direction != Some(Direction::Outbound) || !self.installed.contains(&s.id) {
+            if s.direction.is_none() || !self.installed.contains(&s.id) {
                 continue;
             }
-            if let Some(r) = self.records.get_mut(&s.id) {
-                if s.seq > r.seq {
-                    r.seq = s.seq;
+            let Some(r) = self.records.get_mut(&s.id).filter(|r| !r.keys.is_empty()) else { continue };
+            let previous = self.last_reading.insert(s.id, s.seq);
+            if s.seq > r.seq {
+                r.seq = s.seq;
+                self.dirty = true;
+            }
+            let mark = self.seqs.entry(r.keys.clone()).or_default();
+            if let Some(p) = previous {
+                let step = s.seq.saturating_sub(p);
+                if step > mark.peak {
+                    mark.peak = step;
                     self.dirty = true;
                 }
+            }
+            if s.seq > mark.seq {
+                mark.seq = s.seq;
+                self.dirty = true;
             }
         }
     }

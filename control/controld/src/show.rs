@@ -6,7 +6,15 @@
 //!
 //! Commands: `get sa`, `get sa active`, `get sa stat`, `get sa id HEX-ID`,
 //! `get ike cookies`, `get vpn [NAME]`, `get interface [NAME]`,
-//! `get route`, `get counter`, `get event`, `get config`; `clear sa [HEX-ID]`.
+//! `get route`, `get counter`, `get event`, `get config`,
+//! `get config secrets`; `clear sa [HEX-ID]`.
+//!
+//! **Secrets** (#12). No rendering shows a pre-shared key or a manual key
+//! (`get config` masks them as `"********"`; the other commands never carry
+//! them), except `get config secrets`, which the operator asks for by name
+//! on the operator socket (mode 0600, root or `--socket-group`). The
+//! Prometheus endpoint serves counters only and refuses any path that asks
+//! for configuration or secrets.
 //!
 //! **JSON.** The word `--json` anywhere after `get` (`get sa --json`;
 //! `esprit get sa --json` or `esprit --json get sa`) answers with one JSON
@@ -60,7 +68,8 @@
 //!   `crate::ingest::IkeDrop`)}`;
 //! * `get event`: `{"total", "capacity", "events": [...]}`, newest first,
 //!   each as [`crate::events::EventRecord`];
-//! * `get config`: `{"lines": [...]}`.
+//! * `get config`: `{"lines": [...]}`, secrets masked; `get config secrets`
+//!   the same with them.
 
 use std::collections::BTreeMap;
 
@@ -88,6 +97,15 @@ pub(crate) use withdraw::RETRY as WITHDRAWN_RETRY;
 
 /// What `get` understands, for error messages.
 const GET_WORDS: &str = "sa, ike cookies, vpn, interface, route, counter, event, config";
+
+/// What a masked secret shows (as the demo prints a pre-shared key).
+pub(crate) const MASK: &str = "\"********\"";
+
+/// The configuration's lines with every secret (the word after
+/// `preshare`, `key`, `password`) masked: `get config` and its JSON.
+pub(crate) fn masked_lines(config: &esprit_config::Config) -> Vec<String> {
+    config.to_lines().iter().map(|l| esprit_config::lexer::redact(l).replace("<secret>", MASK)).collect()
+}
 
 /// One direction of an SA pair, with its last counters.
 #[derive(Debug, Clone)]
@@ -223,9 +241,15 @@ impl Controller {
             ["route"] => self.get_route(json),
             ["counter"] => self.get_counter(json),
             ["event"] => self.get_event(json),
-            ["config"] if json => json_response(&json!({ "lines": self.config.to_lines() })),
-            ["config"] => Response::ok(self.config.to_lines()),
-            ["vpn" | "interface", _, extra, ..] | ["route" | "counter" | "event" | "config", extra, ..] => {
+            ["config"] if json => json_response(&json!({ "lines": masked_lines(&self.config) })),
+            ["config"] => Response::ok(masked_lines(&self.config)),
+            // The operator asks for the keys by name (#12): the only
+            // rendering that shows them, on the operator socket only.
+            ["config", "secrets"] if json => json_response(&json!({ "lines": self.config.to_lines() })),
+            ["config", "secrets"] => Response::ok(self.config.to_lines()),
+            ["config", "secrets", extra, ..] => unknown(extra, "nothing more"),
+            ["config", extra, ..] => unknown(extra, "secrets, or nothing"),
+            ["vpn" | "interface", _, extra, ..] | ["route" | "counter" | "event", extra, ..] => {
                 unknown(extra, "nothing more")
             }
             [w, ..] => unknown(w, GET_WORDS),

@@ -11,7 +11,7 @@ use esprit_config::Config;
 use esprit_fastpath_api::{Direction, Dump, NextHopSpec, Reply, Request, RouteSpec, SaStatsView, Stats};
 
 use crate::controller::{Controller, FastPath, FastPathError};
-use crate::sa::SEQ_MARGIN;
+use crate::sa::{inbound_margin, INBOUND_MARGIN_MIN, SEQ_MARGIN};
 use crate::state::State;
 use crate::translate::{sa_id, translate, TranslateError};
 
@@ -118,17 +118,19 @@ impl FastPath for FakeFastPath {
     }
 }
 
-const GCM_KEY: &str = "000102030405060708090a0b0c0d0e0f10111213";
+const AES256_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const SHA256_KEY: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
 const AES_KEY: &str = "000102030405060708090a0b0c0d0e0f";
 const SHA1_KEY: &str = "101112131415161718191a1b1c1d1e1f20212223";
 
 /// The manual-key VPN line of subnet pair `lr` on gateway 1 (p11 and p22
-/// GCM, p12 and p21 AES-CBC/HMAC-SHA1).
+/// AES-256-CBC/HMAC-SHA-256, p12 and p21 AES-128-CBC/HMAC-SHA1; manual keys
+/// never use GCM, RFC 4106 §8.1).
 fn manual_line(l: u8, r: u8) -> String {
     let (inbound, outbound) =
         (0x2000 + 16 * u32::from(l) + u32::from(r), 0x1000 + 16 * u32::from(l) + u32::from(r));
     let esp = if l == r {
-        format!("esp aes128gcm key {GCM_KEY}")
+        format!("esp aes256 key {AES256_KEY} auth sha2-256 key {SHA256_KEY}")
     } else {
         format!("esp aes128 key {AES_KEY} auth sha-1 key {SHA1_KEY}")
     };
@@ -226,7 +228,7 @@ fn manual_vpns_program_routes_tunnel_table_and_sas() {
     assert_eq!(s.integ_key.as_bytes().len(), 20);
     assert_eq!((s.vpn, s.tunnel, s.last_seq), (1, 1, 0));
     let Request::AddSa(s) = &log[2] else { panic!() };
-    assert_eq!((s.suite.as_str(), s.encr_key.as_bytes().len(), s.replay_window), ("aes128gcm16", 20, 64));
+    assert_eq!((s.suite.as_str(), s.encr_key.as_bytes().len(), s.replay_window), ("aes256-sha256", 32, 64));
     // Nothing changed: nothing sent.
     assert_eq!(c.sync(&mut fp).unwrap().requests, 0);
 }
@@ -255,10 +257,8 @@ fn a_restarted_controld_adopts_what_fastpathd_holds() {
     let mut c = controller(&gateway1(), state);
     c.sync(&mut fp).unwrap();
     fp.take_log();
-    let r = c.command(
-        &manual_line(1, 1).replace(GCM_KEY, "ff0102030405060708090a0b0c0d0e0f10111213"),
-        Some(&mut fp),
-    );
+    let r =
+        c.command(&manual_line(1, 1).replace(AES256_KEY, &format!("ff{}", &AES256_KEY[2..])), Some(&mut fp));
     assert_eq!(r.result, Ok(()));
     assert_eq!(
         names(&fp.take_log()),
@@ -378,6 +378,177 @@ fn a_restarted_fastpathd_is_reprogrammed_with_sequence_numbers_ahead() {
     assert_eq!(resumed, Some(5000 + 2 * SEQ_MARGIN));
 }
 
+/// The `last_seq` of every SA added, by id.
+fn added_seqs(log: &[Request]) -> BTreeMap<u64, u64> {
+    log.iter()
+        .filter_map(|r| match r {
+            Request::AddSa(s) => Some((s.id, s.last_seq)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// #12: ESP captured before a fastpathd restart is not accepted after it.
+/// Re-installed inbound SAs resume above the highest number accepted at
+/// the last reading plus a margin of four times their busiest interval.
+#[test]
+fn a_restarted_fastpathd_resumes_inbound_windows_above_what_was_accepted() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    let busy = sa_id(2, Direction::Inbound, 0);
+    let quiet = sa_id(3, Direction::Inbound, 0);
+    for (b, q) in [(1000, 5), (1500, 6), (10_000, 7), (10_100, 7)] {
+        fp.seqs.insert(busy, b);
+        fp.seqs.insert(quiet, q);
+        c.poll_stats(&mut fp).unwrap();
+    }
+    c.fastpath_lost();
+    let mut fresh = FakeFastPath::new();
+    c.sync(&mut fresh).unwrap();
+    let seqs = added_seqs(&fresh.take_log());
+    // Busiest interval 8,500 packets: the window starts 34,000 above.
+    assert_eq!(seqs[&busy], 10_100 + 4 * 8_500);
+    assert_eq!(inbound_margin(8_500), 34_000);
+    assert_eq!(seqs[&quiet], 7 + INBOUND_MARGIN_MIN);
+    // Installed before, nothing received yet: still not an empty window
+    // (packets may have arrived after the last reading).
+    assert_eq!(seqs[&sa_id(1, Direction::Inbound, 0)], INBOUND_MARGIN_MIN);
+
+    // A second restart resumes above the first resume point.
+    c.fastpath_lost();
+    let mut third = FakeFastPath::new();
+    c.sync(&mut third).unwrap();
+    assert_eq!(added_seqs(&third.take_log())[&busy], 10_100 + 4 * 8_500 + 4 * 8_500);
+
+    // Without ESN the resume point never passes 2^32 - 1 (the SA is then
+    // exhausted, fail closed, instead of refused by fastpathd).
+    fp.seqs.insert(sa_id(2, Direction::Outbound, 0), u64::from(u32::MAX) - 5);
+    let mut d = controller(&gateway1(), State::default());
+    let mut fourth = FakeFastPath::new();
+    d.sync(&mut fourth).unwrap();
+    fourth.seqs.insert(sa_id(2, Direction::Outbound, 0), u64::from(u32::MAX) - 5);
+    d.poll_stats(&mut fourth).unwrap();
+    d.fastpath_lost();
+    let mut fifth = FakeFastPath::new();
+    d.sync(&mut fifth).unwrap();
+    assert_eq!(added_seqs(&fifth.take_log())[&sa_id(2, Direction::Outbound, 0)], u64::from(u32::MAX));
+}
+
+/// #12: the sequence numbers of a set of keys are found by the keys, not
+/// by the SA id: a VPN renamed (new HEX ID, new SA ids), moved to another
+/// proxy-ID, or put back to keys it had before resumes past them.
+#[test]
+fn the_same_keys_never_restart_their_sequence_numbers() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    fp.seqs.insert(sa_id(4, Direction::Outbound, 0), 7000);
+    fp.seqs.insert(sa_id(4, Direction::Inbound, 0), 3000);
+    c.poll_stats(&mut fp).unwrap();
+    fp.take_log();
+
+    // p22 is unset and comes back as "q22" (another HEX ID, so other SA
+    // ids) with another proxy-ID, with the same SPIs and keys.
+    assert_eq!(c.command("unset vpn p22", Some(&mut fp)).result, Ok(()));
+    let line = manual_line(2, 2).replace("vpn p22", "vpn q22");
+    for l in [
+        line.clone(),
+        "set vpn q22 proxy-id local-ip 10.1.2.0/25 remote-ip 10.2.2.0/24 any".to_string(),
+        "set vpn q22 id 9 bind interface tunnel.1".to_string(),
+    ] {
+        assert_eq!(c.command(&l, Some(&mut fp)).result, Ok(()), "{l}");
+    }
+    let seqs = added_seqs(&fp.take_log());
+    assert_eq!(seqs[&sa_id(9, Direction::Outbound, 0)], 7000 + SEQ_MARGIN);
+    assert_eq!(seqs[&sa_id(9, Direction::Inbound, 0)], 3000 + INBOUND_MARGIN_MIN);
+
+    // New keys (same SPIs), then back to the earlier keys: the earlier
+    // keys' numbers are still known although the record of the id moved on.
+    let other = line.replace(AES256_KEY, &"cd".repeat(32));
+    assert_eq!(c.command(&other, Some(&mut fp)).result, Ok(()));
+    assert_eq!(added_seqs(&fp.take_log())[&sa_id(9, Direction::Outbound, 0)], 0, "new keys start afresh");
+    assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));
+    let seqs = added_seqs(&fp.take_log());
+    assert_eq!(seqs[&sa_id(9, Direction::Outbound, 0)], 7000 + 2 * SEQ_MARGIN);
+    assert_eq!(seqs[&sa_id(9, Direction::Inbound, 0)], 3000 + 2 * INBOUND_MARGIN_MIN);
+
+    // Another peer address (same SPIs and keys): still the same numbers.
+    let moved = line.replace("203.0.113.2", "203.0.113.9");
+    assert_eq!(c.command(&moved, Some(&mut fp)).result, Ok(()));
+    let seqs = added_seqs(&fp.take_log());
+    assert_eq!(seqs[&sa_id(9, Direction::Outbound, 0)], 7000 + 3 * SEQ_MARGIN);
+
+    // The state file keeps digests, never keys.
+    let text = serde_json::to_string(&c.state()).unwrap();
+    assert!(!text.contains(&AES256_KEY[..16]) && !text.contains(&SHA256_KEY[..16]), "{text}");
+}
+
+/// A state file of an earlier esprit (records by SA id, no key digests):
+/// adopted SAs get their digests, and a re-installed outbound SA still
+/// resumes past its recorded number.
+#[test]
+fn a_state_file_without_key_digests_still_resumes() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    let mut old = c.state();
+    old.seqs.clear();
+    for r in old.sas.values_mut() {
+        r.keys.clear();
+        r.seq = 500;
+    }
+    // fastpathd restarted too: nothing to adopt.
+    let mut again = controller(&gateway1(), old.clone());
+    let mut fresh = FakeFastPath::new();
+    again.sync(&mut fresh).unwrap();
+    assert_eq!(added_seqs(&fresh.take_log())[&sa_id(2, Direction::Outbound, 0)], 500 + SEQ_MARGIN);
+    // controld alone restarted: the adopted SAs get digests and marks.
+    let mut adopt = controller(&gateway1(), old);
+    assert_eq!(adopt.sync(&mut fp).unwrap().kept, 8);
+    let state = adopt.state();
+    assert!(state.sas.values().all(|r| !r.keys.is_empty() && state.seqs[&r.keys].seq == 500));
+}
+
+/// A state directory that lost its state file: the manual-key SAs of the
+/// configuration are refused until new keys are given or the operator
+/// confirms; AutoKey is not concerned.
+#[test]
+fn a_lost_state_file_holds_back_manual_keys_until_confirmed() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State { lost: true, ..State::default() });
+    let log = c.take_log();
+    assert_eq!(log.iter().filter(|l| l.contains("lost controld.json")).count(), 8, "{log:?}");
+    assert!(log[0].contains("exec confirm manual-keys") && !log[0].contains(&AES256_KEY[..16]), "{log:?}");
+    let r = c.sync(&mut fp).unwrap();
+    assert_eq!(r.added, 0);
+    fp.take_log();
+    assert!(c.command("get sa", None).output.iter().skip(2).all(|l| l.contains(" I/- ")));
+
+    // A restart of controld before the confirmation holds them back too
+    // (the new state file has no record of them either).
+    let mut again = controller(&gateway1(), c.state());
+    assert_eq!(again.take_log().iter().filter(|l| l.contains("lost controld.json")).count(), 8);
+    assert_eq!(again.sync(&mut FakeFastPath::new()).unwrap().added, 0);
+
+    // New SPIs and keys for p11: installed at once.
+    let line = manual_line(1, 1).replace("2011 1011", "3011 4011").replace(AES256_KEY, &"ab".repeat(32));
+    assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));
+    assert_eq!(
+        names(&fp.take_log()),
+        ["add-sa 0x100000001 spi 00003011 (Inbound)", "add-sa 0x180000001 spi 00004011 (Outbound)"]
+    );
+
+    // The operator confirms the others.
+    let r = c.command("exec confirm manual-keys", Some(&mut fp));
+    assert_eq!(r.output, ["6 manual-key SA(s) confirmed: installed from sequence number 0"]);
+    assert_eq!(added_seqs(&fp.take_log()).len(), 6);
+    assert_eq!(
+        c.command("exec confirm manual-keys", Some(&mut fp)).output,
+        ["no manual-key SA waits for confirmation"]
+    );
+}
+
 #[test]
 fn get_sa_prints_the_seed_table() {
     let mut fp = FakeFastPath::new();
@@ -389,14 +560,14 @@ fn get_sa_prints_the_seed_table() {
         "\
 total configured sa: 4
 HEX ID    Gateway         Port Algorithm     SPI      Life:sec kb Sta   PID vsys
-00000001<     203.0.113.2  500 esp:aes128gcm 00002011  expir unlim A/-    -1 0
-00000001>     203.0.113.2  500 esp:aes128gcm 00001011  expir unlim A/-    -1 0
+00000001<     203.0.113.2  500 esp:aes256/sha256 00002011  expir unlim A/-    -1 0
+00000001>     203.0.113.2  500 esp:aes256/sha256 00001011  expir unlim A/-    -1 0
 00000002<     203.0.113.2  500 esp:aes128/sha1 00002012  expir unlim A/-    -1 0
 00000002>     203.0.113.2  500 esp:aes128/sha1 00001012  expir unlim A/-    -1 0
 00000003<     203.0.113.2  500 esp:aes128/sha1 00002021  expir unlim A/-    -1 0
 00000003>     203.0.113.2  500 esp:aes128/sha1 00001021  expir unlim A/-    -1 0
-00000004<     203.0.113.2  500 esp:aes128gcm 00002022  expir unlim A/-    -1 0
-00000004>     203.0.113.2  500 esp:aes128gcm 00001022  expir unlim A/-    -1 0"
+00000004<     203.0.113.2  500 esp:aes256/sha256 00002022  expir unlim A/-    -1 0
+00000004>     203.0.113.2  500 esp:aes256/sha256 00001022  expir unlim A/-    -1 0"
     );
 }
 
@@ -500,7 +671,7 @@ fn a_new_spi_is_made_before_the_old_sa_is_broken() {
     // outbound replaces the old one in fastpathd, then the old SAs go. The
     // old outbound's remove-sa comes after the new outbound: fastpathd's
     // workers already dropped that id, it only clears the record.
-    let line = manual_line(1, 1).replace("2011 1011", "3011 4011").replace(GCM_KEY, &"ab".repeat(20));
+    let line = manual_line(1, 1).replace("2011 1011", "3011 4011").replace(AES256_KEY, &"ab".repeat(32));
     assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));
     let log = fp.take_log();
     assert_eq!(

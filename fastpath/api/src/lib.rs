@@ -214,6 +214,9 @@ pub struct SaSpec {
     #[serde(default)]
     pub idle_secs: u32,
     /// Outbound: sequence number to resume from (0 for a new SA).
+    /// Inbound: the replay window starts above it, every number up to it
+    /// counted as received (0: an empty window), so that packets accepted
+    /// before a restart are not accepted again (RFC 4303 §3.4.3).
     #[serde(default)]
     pub last_seq: u64,
 }

@@ -472,6 +472,8 @@ impl State {
                 let mut cfg = InboundConfig::new(s.spi, suite);
                 cfg.esn = s.esn;
                 cfg.replay_window = s.replay_window;
+                // A re-installed SA: its window starts above last_seq (#12).
+                cfg.last_seq = s.last_seq;
                 let sa = InboundSa::new(&cfg, s.encr_key.as_bytes(), s.integ_key.as_bytes())
                     .map_err(|e| format!("SA {}: {e}", s.id))?;
                 let mut sa = Some(Box::new(sa));

@@ -31,7 +31,8 @@ struct Args {
     /// fastpathd's control socket.
     #[arg(long, value_name = "SOCKET", required_unless_present = "check")]
     fastpath: Option<PathBuf>,
-    /// The operator socket to create (mode 0600), used by `esprit`.
+    /// The operator socket to create (mode 0600, root only, unless
+    /// --socket-group), used by `esprit`.
     #[arg(long, value_name = "CLI_SOCKET", required_unless_present = "check")]
     socket: Option<PathBuf>,
     /// Where controld keeps what must survive its restart.
@@ -50,6 +51,19 @@ struct Args {
     /// still has them.
     #[arg(long)]
     no_syslog: bool,
+    /// Members of this group may use the operator socket too (it is then
+    /// mode 0660, owned by this group); without it, root only.
+    #[arg(long, value_name = "NAME", conflicts_with = "check")]
+    socket_group: Option<String>,
+}
+
+/// The gid of `--socket-group NAME`.
+fn socket_group(name: &str) -> Result<u32, String> {
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("--socket-group {name:?}: no such group")),
+        Err(e) => Err(format!("--socket-group {name:?}: {e}")),
+    }
 }
 
 fn parse_port_map(text: &str) -> Result<(String, String), String> {
@@ -92,9 +106,17 @@ fn check(path: &PathBuf, port_map: &BTreeMap<String, String>) -> Result<(), Stri
 fn main() -> ExitCode {
     let args = Args::parse();
     let port_map: BTreeMap<String, String> = args.port_map.into_iter().collect();
+    let group = match args.socket_group.as_deref().map(socket_group).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("controld: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match (args.check, args.config, args.fastpath, args.socket, args.state_dir) {
         (Some(file), ..) => check(&file, &port_map),
         (None, Some(config), Some(fastpath), Some(socket), Some(state_dir)) => run(Options {
+            socket_group: group,
             config,
             fastpath,
             socket,

@@ -39,7 +39,7 @@ struct Args {
     /// Answer a `get` with one JSON document (sent as the word `--json`).
     #[arg(long)]
     json: bool,
-    /// The command: get sa|ike cookies|vpn|interface|route|counter|event|config, clear sa, set ..., unset ..., exec reload, save;
+    /// The command: get sa|ike cookies|vpn|interface|route|counter|event|config [secrets], clear sa, set ..., unset ..., exec reload, exec confirm manual-keys, save;
     /// none (or `shell`) opens the interactive shell.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,

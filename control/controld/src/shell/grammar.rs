@@ -293,14 +293,14 @@ pub static COMMANDS: &[Node] = &[
             end("route", JSON),
             end("counter", JSON),
             end("event", JSON),
-            end("config", JSON),
+            end("config", &[end("secrets", &[end("--json", &[])]), end("--json", &[])]),
         ],
     ),
     kw("set", SET),
     kw("unset", UNSET),
     kw("clear", &[end("sa", &[val("<HEX ID>", true, &[])])]),
     end("save", &[]),
-    kw("exec", &[end("reload", &[])]),
+    kw("exec", &[end("reload", &[]), kw("confirm", &[end("manual-keys", &[])])]),
     end("exit", &[]),
     end("quit", &[]),
     end("help", &[]),
@@ -326,13 +326,31 @@ impl Names {
         Names { names }
     }
 
-    /// The names of `get config` output lines; none if they do not load
-    /// (the shell then completes keywords only).
+    /// The names in `get config` output lines, read from the words that
+    /// name an object (`set vpn NAME ...`): the output has its keys masked
+    /// (#12), so it does not load as a configuration, and the shell never
+    /// asks for them. A line that does not lex is skipped.
     pub fn from_config_lines(lines: &[String]) -> Names {
-        match Config::load(&lines.join("\n")) {
-            Ok((config, _)) => Names::from_config(&config),
-            Err(_) => Names::default(),
+        let mut names = BTreeSet::new();
+        names.insert((NameKind::Service, "ANY".to_owned()));
+        for line in lines {
+            let Ok(tokens) = esprit_config::lexer::lex(line) else { continue };
+            let words: Vec<String> = tokens.iter().map(|t| t.text.to_owned()).collect();
+            let lower: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+            let (kind, at) = match lower.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                ["set", "vpn", _, ..] => (NameKind::Vpn, 2),
+                ["set", "interface", _, ..] => (NameKind::Interface, 2),
+                ["set", "service", _, ..] => (NameKind::Service, 2),
+                ["set", "ike", "gateway", _, ..] => (NameKind::Gateway, 3),
+                ["set", "ike", "p1-proposal", _, ..] => (NameKind::P1Proposal, 3),
+                ["set", "ike", "p2-proposal", _, ..] => (NameKind::P2Proposal, 3),
+                _ => continue,
+            };
+            if let Some(name) = words.get(at) {
+                names.insert((kind, name.clone()));
+            }
         }
+        Names { names }
     }
 
     fn of(&self, kind: NameKind) -> impl Iterator<Item = &str> {
@@ -587,6 +605,26 @@ mod tests {
 
     fn c(line: &str) -> Vec<String> {
         complete(line, line.len(), &names()).1
+    }
+
+    /// The shell learns the names from `get config`, whose keys are
+    /// masked (#12): every name is found all the same.
+    #[test]
+    fn names_come_from_masked_config_lines() {
+        let (config, _) = Config::load(
+            "set interface ethernet0/2 ip 198.51.100.1/24\n\
+             set interface tunnel.1 zone Untrust\n\
+             set ike gateway \"to gw2\" address 203.0.113.2 Main outgoing-interface ethernet0/2 preshare \"k\" sec-level standard\n\
+             set ike p2-proposal \"my p2\" no-pfs esp aes128gcm second 3600\n\
+             set service web protocol tcp src-port 0-65535 dst-port 80-80\n\
+             set vpn west gateway \"to gw2\" proposal \"my p2\"\n\
+             set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213\n",
+        )
+        .unwrap();
+        let masked = crate::controller::masked_lines(&config);
+        assert!(masked.iter().any(|l| l.contains("key \"********\"")), "{masked:?}");
+        assert_eq!(Names::from_config_lines(&masked), Names::from_config(&config));
+        assert_eq!(Names::from_config_lines(&["set vpn \"unclosed".to_owned()]).of(NameKind::Vpn).count(), 0);
     }
 
     #[test]
