@@ -252,6 +252,8 @@ pub struct PeerConfig {
     /// pre-shared key: the key would have to be chosen before the peer's
     /// identity is known (RFC 2409 §5.4).
     pub dynamic: bool,
+    /// What strangers can make the responder hold ([`crate::guard`]).
+    pub half_open: crate::HalfOpenLimits,
 }
 
 impl core::fmt::Debug for PeerConfig {
@@ -299,6 +301,7 @@ impl PeerConfig {
             retransmit: Retransmit::default(),
             max_quick_modes: 1,
             dynamic: false,
+            half_open: crate::HalfOpenLimits::default(),
         }
     }
 }

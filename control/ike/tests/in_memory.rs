@@ -122,6 +122,23 @@ fn pump(now: Instant, a: &mut Peer<FixedRng>, b: &mut Peer<FixedRng>) -> Vec<Wir
     }
 }
 
+/// Runs A's retransmissions (delivered to B) until A has given up or ten
+/// minutes have passed; returns A's events.
+fn give_up(mut now: Instant, a: &mut Peer<FixedRng>, b: &mut Peer<FixedRng>) -> Vec<Event> {
+    let end = now + Duration::from_secs(600);
+    let mut ev = Vec::new();
+    while let Some(t) = a.poll_timeout().filter(|t| *t <= end) {
+        now = now.max(t);
+        a.handle_timeout(now);
+        pump(now, a, b);
+        ev.extend(events(a));
+        if ev.iter().any(|e| matches!(e, Event::IkeSaDown { .. })) {
+            break;
+        }
+    }
+    ev
+}
+
 fn events(p: &mut Peer<FixedRng>) -> Vec<Event> {
     std::iter::from_fn(|| p.poll_event()).collect()
 }
@@ -278,6 +295,7 @@ fn aggressive_mode() {
     ca.aggressive = true;
     ca.local_id = esprit_ike::Identity::Fqdn("dialup.example".into());
     cb.remote_id = Some(esprit_ike::Identity::Fqdn("dialup.example".into()));
+    cb.aggressive = true;
     let (mut a, mut b) = peers(ca, cb);
     let (xa, xb, log) = up(&mut a, &mut b, &seed_proxy_ids()[..2]);
     assert_eq!(log.iter().filter(|w| w.exchange == ExchangeType::Aggressive).count(), 3);
@@ -291,6 +309,7 @@ fn aggressive_mode_wrong_identity_refused() {
     ca.aggressive = true;
     ca.local_id = esprit_ike::Identity::Fqdn("intruder.example".into());
     cb.remote_id = Some(esprit_ike::Identity::Fqdn("dialup.example".into()));
+    cb.aggressive = true;
     let (mut a, mut b) = peers(ca, cb);
     let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
     assert!(xa.is_empty());
@@ -307,7 +326,12 @@ fn wrong_psk_is_authentication_failed() {
     pump(now, &mut a, &mut b);
     let eb = events(&mut b);
     assert!(eb.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{eb:?}");
+    // B's AUTHENTICATION-FAILED is unauthenticated: A notes it and goes on
+    // waiting for an authenticated MM6 (RFC 2408 §5), then gives up with it
+    // as the reason.
     let ea = events(&mut a);
+    assert!(!ea.iter().any(|e| matches!(e, Event::IkeSaDown { .. })), "{ea:?}");
+    let ea = give_up(now, &mut a, &mut b);
     assert!(ea.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{ea:?}");
     assert!(ea.iter().any(|e| matches!(e, Event::ChildSaFailed { .. })));
     assert!(ea.iter().any(|e| matches!(
