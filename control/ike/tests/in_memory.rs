@@ -938,3 +938,292 @@ fn responder_announces_the_inbound_sa_at_qm2() {
         other => panic!("{other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------
+// Strangers on the internet (#13): half-open state, Aggressive Mode
+// policy, addresses that only authenticated messages move, replays.
+// ---------------------------------------------------------------------
+
+/// Moves messages both ways until both are quiet, letting `tamper` see
+/// (and change) each one first: `tamper(from_a, n, bytes)` where `n`
+/// counts the messages of that exchange type from that side (1 = first).
+fn pump_tampered(
+    now: Instant,
+    a: &mut Peer<FixedRng>,
+    b: &mut Peer<FixedRng>,
+    tamper: &mut dyn FnMut(bool, ExchangeType, usize, &mut Vec<u8>),
+) -> Vec<Wire> {
+    let mut log = Vec::new();
+    let mut seen: Vec<(bool, ExchangeType)> = Vec::new();
+    loop {
+        let mut moved = false;
+        for from_a in [true, false] {
+            let (src, dst) = if from_a { (&mut *a, &mut *b) } else { (&mut *b, &mut *a) };
+            while let Some(mut t) = src.poll_transmit() {
+                let exchange = Header::parse(&t.bytes).unwrap().exchange;
+                seen.push((from_a, exchange));
+                let n = seen.iter().filter(|s| **s == (from_a, exchange)).count();
+                tamper(from_a, exchange, n, &mut t.bytes);
+                log.push(Wire { from_a, exchange, t: t.clone() });
+                deliver(now, dst, &t);
+                moved = true;
+            }
+        }
+        if !moved {
+            return log;
+        }
+    }
+}
+
+/// Flips one bit of the first byte of the second ciphertext block: with
+/// CBC, the second plaintext block becomes garbage and the third gets
+/// the bit flipped. With SHA-256 as PRF, both blocks lie inside the HASH
+/// payload of every message below (HASH first, or after a 12-byte IPv4
+/// ID): the message still decrypts and parses, the keys are right, only
+/// the HASH is wrong.
+fn flip_hash(bytes: &mut [u8]) {
+    bytes[esprit_ike::wire::HEADER_LEN + 16] ^= 0x01;
+}
+
+fn sha256_configs() -> (PeerConfig, PeerConfig) {
+    let (mut ca, mut cb) = configs();
+    let p = IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha256, group: DhGroup::Ecp256 };
+    ca.ike_proposals = vec![p];
+    cb.ike_proposals = vec![p];
+    (ca, cb)
+}
+
+fn ike_up(ev: &[Event]) -> bool {
+    ev.iter().any(|e| matches!(e, Event::IkeSaUp { .. }))
+}
+
+fn child_up(ev: &[Event]) -> bool {
+    ev.iter().any(|e| matches!(e, Event::ChildSaUp(_) | Event::ChildSaInbound(_)))
+}
+
+/// HASH_I wrong, keys right: B must refuse MM5 (AUTHENTICATION-FAILED).
+#[test]
+fn main_mode_hash_i_wrong_is_refused() {
+    let (ca, cb) = sha256_configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if from_a && x == ExchangeType::MainMode && n == 3 {
+            flip_hash(m);
+        }
+    });
+    let eb = events(&mut b);
+    assert!(!ike_up(&eb) && !b.is_established(), "{eb:?}");
+    assert!(eb.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{eb:?}");
+}
+
+/// The SA body B saw is not the one A offered (a man in the middle
+/// changed MM1's lifetime, which B's choice does not depend on): same
+/// PSK, same keys, but HASH_I covers SAi_b (RFC 2409 §5), so B refuses.
+#[test]
+fn main_mode_tampered_sa_body_is_refused_by_hash_i() {
+    let (mut ca, mut cb) = sha256_configs();
+    ca.ike_lifetime = 0x1000;
+    cb.ike_lifetime = 0x0800;
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let mut changed = false;
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if from_a && x == ExchangeType::MainMode && n == 1 {
+            // LIFE_DURATION in TV form: 0x800c 0x1000 -> 0x800c 0x2000.
+            let at = m.windows(4).position(|w| w == [0x80, 0x0c, 0x10, 0x00]).unwrap();
+            m[at + 2] = 0x20;
+            changed = true;
+        }
+    });
+    assert!(changed);
+    let eb = events(&mut b);
+    assert!(!ike_up(&eb) && !b.is_established(), "{eb:?}");
+    assert!(eb.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{eb:?}");
+    assert!(!a.is_established());
+}
+
+/// HASH_R wrong, keys right: A must refuse MM6.
+#[test]
+fn main_mode_hash_r_wrong_is_refused() {
+    let (ca, cb) = sha256_configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if !from_a && x == ExchangeType::MainMode && n == 3 {
+            flip_hash(m);
+        }
+    });
+    let ea = events(&mut a);
+    assert!(!ike_up(&ea) && !a.is_established(), "{ea:?}");
+    assert!(ea.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{ea:?}");
+}
+
+fn aggressive_configs() -> (PeerConfig, PeerConfig) {
+    let (mut ca, mut cb) = sha256_configs();
+    ca.aggressive = true;
+    cb.aggressive = true;
+    ca.local_id = esprit_ike::Identity::Fqdn("dialup.example".into());
+    cb.local_id = esprit_ike::Identity::Fqdn("hub.example".into());
+    (ca, cb)
+}
+
+/// Replaces the identity `from` by `to` (same length) in a clear message.
+fn swap_identity(m: &mut [u8], from: &[u8], to: &[u8]) {
+    let at = m.windows(from.len()).position(|w| w == from).unwrap();
+    m[at..at + to.len()].copy_from_slice(to);
+}
+
+/// Aggressive Mode identities travel in clear: a man in the middle that
+/// changes IDii (B checks no identity here) is caught by HASH_I in AM3.
+#[test]
+fn aggressive_mode_tampered_identity_is_refused_by_hash_i() {
+    let (ca, cb) = aggressive_configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if from_a && x == ExchangeType::Aggressive && n == 1 {
+            swap_identity(m, b"dialup.example", b"dialup.exampl3");
+        }
+    });
+    let eb = events(&mut b);
+    assert!(!ike_up(&eb) && !b.is_established(), "{eb:?}");
+    assert!(eb.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{eb:?}");
+}
+
+/// ... and one that changes IDir (A checks no identity here) by HASH_R.
+#[test]
+fn aggressive_mode_tampered_identity_is_refused_by_hash_r() {
+    let (ca, cb) = aggressive_configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if !from_a && x == ExchangeType::Aggressive && n == 1 {
+            swap_identity(m, b"hub.example", b"hub.exampl3");
+        }
+    });
+    let ea = events(&mut a);
+    assert!(!ike_up(&ea) && !a.is_established(), "{ea:?}");
+    assert!(ea.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{ea:?}");
+}
+
+/// Brings phase 1 up (SHA-256 PRF), then runs one Quick Mode with the
+/// message `(from_a, n)` of it tampered; returns A's and B's events.
+fn quick_mode_tampered(from: bool, nth: usize) -> (Vec<Event>, Vec<Event>) {
+    let (ca, cb) = sha256_configs();
+    let (mut a, mut b) = peers(ca, cb);
+    up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[1]).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if from_a == from && x == ExchangeType::QuickMode && n == nth {
+            flip_hash(m);
+        }
+    });
+    (events(&mut a), events(&mut b))
+}
+
+#[test]
+fn quick_mode_hash1_wrong_is_refused() {
+    let (_, eb) = quick_mode_tampered(true, 1);
+    assert!(!child_up(&eb), "{eb:?}");
+}
+
+#[test]
+fn quick_mode_hash2_wrong_is_refused() {
+    let (ea, _) = quick_mode_tampered(false, 1);
+    assert!(!child_up(&ea), "{ea:?}");
+}
+
+#[test]
+fn quick_mode_hash3_wrong_is_refused() {
+    let (_, eb) = quick_mode_tampered(true, 2);
+    assert!(eb.iter().any(|e| matches!(e, Event::ChildSaInbound(_))), "QM1 was fine: {eb:?}");
+    assert!(!eb.iter().any(|e| matches!(e, Event::ChildSaUp(_))), "{eb:?}");
+}
+
+/// An Informational (a Delete) with a wrong HASH(1) deletes nothing.
+#[test]
+fn informational_hash_wrong_is_ignored() {
+    let (ca, cb) = sha256_configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    let now = Instant::now();
+    a.delete_child(now, xa[0].spi_in).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, _, m| {
+        if from_a && x == ExchangeType::Informational {
+            flip_hash(m);
+        }
+    });
+    let eb = events(&mut b);
+    assert!(!eb.iter().any(|e| matches!(e, Event::ChildSaDown { .. })), "{eb:?}");
+}
+
+/// An MM1 with another initiator cookie (anyone can send one from the
+/// peer's address).
+fn spoofed_mm1(mm1: &[u8], n: u32) -> Vec<u8> {
+    let mut m = mm1.to_vec();
+    m[..4].copy_from_slice(&n.to_be_bytes());
+    m[4..8].copy_from_slice(&[0x5a; 4]);
+    m
+}
+
+/// Spoofed first messages from the initiator's own address, between every
+/// message of a real Main Mode (fewer per round trip than a source's
+/// share), and a flood once it has shown its address: the real exchange
+/// completes; B holds no more than its bounds.
+#[test]
+fn spoofed_first_messages_never_displace_the_exchange_in_progress() {
+    let (ca, mut cb) = configs();
+    cb.half_open.per_source = 8;
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    let src: SocketAddr = A.parse().unwrap();
+    let dst: SocketAddr = B.parse().unwrap();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let mm1 = a.poll_transmit().unwrap();
+    let mut n = 0u32;
+    let mut spoof = |b: &mut Peer<FixedRng>, count: u32| {
+        for _ in 0..count {
+            n += 1;
+            let _ = b.handle_datagram(now, dst, src, &spoofed_mm1(&mm1.bytes, n));
+        }
+        while b.poll_transmit().is_some() {}
+    };
+    spoof(&mut b, 1000);
+    deliver(now, &mut b, &mm1);
+    let mm2 = b.poll_transmit().unwrap();
+    spoof(&mut b, 5);
+    // The same initiator cookie with other bytes changes nothing.
+    let mut other = mm1.bytes.clone();
+    *other.last_mut().unwrap() ^= 1;
+    assert!(b.handle_datagram(now, dst, src, &other).is_err());
+    deliver(now, &mut a, &mm2);
+    let mm3 = a.poll_transmit().unwrap();
+    deliver(now, &mut b, &mm3);
+    // A has shown its address: never displaced, whatever comes.
+    spoof(&mut b, 1000);
+    assert!(b.half_open() <= 8);
+    let mm4 = b.poll_transmit();
+    assert!(mm4.is_none(), "spoof() drained it");
+    // MM4 went out before the flood (spoof() drained it): MM3 again is
+    // answered from the exchange's memory with the same MM4.
+    deliver(now, &mut b, &mm3);
+    let mm4 = b.poll_transmit().unwrap();
+    deliver(now, &mut a, &mm4);
+    pump(now, &mut a, &mut b);
+    assert!(a.is_established() && b.is_established());
+    assert_eq!(children(events(&mut a)).len(), 1);
+    let d = b.discards();
+    assert_eq!(d.get(esprit_ike::Discard::HalfOpenLimitSource), 2005 - 8 + 1);
+    // Half-open exchanges time out.
+    let later = now + Duration::from_secs(31);
+    b.handle_timeout(later);
+    assert_eq!(b.half_open(), 0);
+    assert_eq!(b.discards().get(esprit_ike::Discard::HalfOpenTimedOut), 7);
+}
