@@ -1227,3 +1227,227 @@ fn spoofed_first_messages_never_displace_the_exchange_in_progress() {
     assert_eq!(b.half_open(), 0);
     assert_eq!(b.discards().get(esprit_ike::Discard::HalfOpenTimedOut), 7);
 }
+
+/// A gateway configured for Main Mode never answers an Aggressive Mode
+/// request (any AM2 carries HASH_R: an offline dictionary attack on the
+/// PSK for anyone who sees it).
+#[test]
+fn aggressive_mode_to_a_main_mode_gateway_gets_no_answer() {
+    let (mut ca, cb) = configs();
+    ca.aggressive = true;
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let am1 = a.poll_transmit().unwrap();
+    assert_eq!(Header::parse(&am1.bytes).unwrap().exchange, ExchangeType::Aggressive);
+    assert!(b.handle_datagram(now, am1.remote, am1.local, &am1.bytes).is_err());
+    assert_eq!(b.poll_transmit(), None, "not a byte back");
+    assert!(b.poll_event().is_none());
+    assert_eq!(b.discards().get(esprit_ike::Discard::AggressiveNotConfigured), 1);
+}
+
+/// Where configured, new Aggressive Modes are rate-limited (each costs a
+/// DH before any proof of address): a burst of 20, then 10 a second.
+#[test]
+fn aggressive_mode_requests_are_rate_limited() {
+    let (mut ca, mut cb) = configs();
+    ca.aggressive = true;
+    cb.aggressive = true;
+    cb.half_open.per_source = 100;
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let am1 = a.poll_transmit().unwrap();
+    let mut answered = 0;
+    for n in 0..50u32 {
+        let _ = b.handle_datagram(now, am1.remote, am1.local, &spoofed_mm1(&am1.bytes, n));
+        while b.poll_transmit().is_some() {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 20);
+    assert_eq!(b.discards().get(esprit_ike::Discard::AggressiveRateLimited), 30);
+    let later = now + Duration::from_millis(1000);
+    let _ = b.handle_datagram(later, am1.remote, am1.local, &spoofed_mm1(&am1.bytes, 99));
+    assert!(b.poll_transmit().is_some(), "refilled");
+}
+
+/// NAT-T (RFC 3947 §4/§5): the peer's port on 4500 follows only messages
+/// that authenticate. A datagram from the peer's address to 4500 from
+/// another port moves nothing; the peer's own DPD from there does.
+#[test]
+fn nat_t_port_moves_only_with_an_authenticated_message() {
+    let (mut ca, mut cb) = configs();
+    ca.force_encap = true;
+    ca.dpd_delay = Some(Duration::from_secs(10));
+    cb.dpd_delay = Some(Duration::from_secs(10));
+    let (mut a, mut b) = peers(ca, cb);
+    up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    let (b_local, a_addr) = b.addresses();
+    assert_eq!((b_local.port(), a_addr.port()), (4500, 4500));
+    let hijack: SocketAddr = "198.51.100.1:40000".parse().unwrap();
+    let now = Instant::now();
+    // Garbage with the ISAKMP SA's cookies, a replay of an old message,
+    // and an MM1: none of them authenticates.
+    let (icookie, rcookie) = b.ike_cookies().unwrap();
+    let mut junk = icookie.to_vec();
+    junk.extend_from_slice(&rcookie);
+    junk.extend_from_slice(&[0x08, 0x10, 0x05, 0x01, 0, 0, 0, 7, 0, 0, 0, 60]);
+    junk.resize(60, 0xaa);
+    let _ = b.handle_datagram(now, b_local, hijack, &junk);
+    assert_eq!(b.addresses(), (b_local, a_addr), "unauthenticated: nothing moved");
+    // A's R-U-THERE, really from A, arriving through a NAT that moved.
+    let t = a.poll_timeout().unwrap();
+    a.handle_timeout(t);
+    let probe = a.poll_transmit().unwrap();
+    b.handle_datagram(t, b_local, hijack, &probe.bytes).unwrap();
+    assert_eq!(b.addresses(), (b_local, hijack), "authenticated: the port follows");
+    let ack = b.poll_transmit().unwrap();
+    assert_eq!(ack.remote, hijack);
+}
+
+/// A dynamic peer's address changes only once a phase 1 from the new
+/// address authenticates: an Aggressive Mode from there with the right
+/// identity (no secret) but not the key moves nothing, even while it runs.
+#[test]
+fn dynamic_peer_does_not_move_before_the_new_address_authenticates() {
+    let (mut ca, mut cb) = configs();
+    ca.remote = "0.0.0.0:500".parse().unwrap();
+    ca.dynamic = true;
+    ca.aggressive = true;
+    ca.remote_id = Some(esprit_ike::Identity::Fqdn("road.example.net".into()));
+    cb.aggressive = true;
+    cb.local_id = esprit_ike::Identity::Fqdn("road.example.net".into());
+    let (mut a, mut b) = peers(ca, cb.clone());
+    run(&mut b, &mut a, &[mirror(&seed_proxy_ids()[0])]);
+    let before = a.addresses();
+    assert_eq!(before.1, B.parse().unwrap());
+    let mut cm = cb;
+    cm.local = "192.0.2.66:500".parse().unwrap();
+    cm.psk = zeroize::Zeroizing::new(b"not-the-key".to_vec());
+    let mut m = Peer::new(cm, FixedRng { state: 77, spi_base: 0xd000_0000, spis: 0 });
+    let now = Instant::now();
+    m.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
+    let am1 = m.poll_transmit().unwrap();
+    deliver(now, &mut a, &am1);
+    assert_eq!(a.addresses(), before, "AM1 from a new address moved nothing");
+    let am2 = a.poll_transmit().unwrap();
+    assert_eq!(am2.remote, am1.local, "answered where it came from");
+    assert!(a.is_established());
+    // A's own traffic to B still goes to B.
+    a.initiate_child(now, seed_proxy_ids()[1]).unwrap();
+    let qm1 = a.poll_transmit().unwrap();
+    assert_eq!(qm1.remote, before.1);
+}
+
+/// A Quick Mode's QM1 replayed after the exchange completed is dropped
+/// and counted: no second child SA from it.
+#[test]
+fn replayed_quick_mode_is_dropped_and_counted() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let (xa, xb, log) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    assert_eq!((xa.len(), xb.len()), (1, 1));
+    let qm1 = log.iter().find(|w| w.from_a && w.exchange == ExchangeType::QuickMode).unwrap();
+    let qm3 = log.iter().filter(|w| w.from_a && w.exchange == ExchangeType::QuickMode).nth(1).unwrap();
+    let now = Instant::now();
+    assert!(b.handle_datagram(now, qm1.t.remote, qm1.t.local, &qm1.t.bytes).is_err());
+    assert_eq!(b.poll_transmit(), None);
+    assert!(!child_up(&events(&mut b)));
+    assert_eq!(b.discards().get(esprit_ike::Discard::ReplayedMessageId), 1);
+    // QM3 again: a copy of a message that needed no answer.
+    let _ = b.handle_datagram(now, qm3.t.remote, qm3.t.local, &qm3.t.bytes);
+    assert_eq!(b.poll_transmit(), None);
+    assert_eq!(b.discards().get(esprit_ike::Discard::ReplayedMessage), 1);
+}
+
+/// RFC 3706 §5: an R-U-THERE-ACK clears the probe only with the
+/// outstanding sequence number. An ACK that arrives after its probe
+/// series was answered proves nothing about the next one.
+#[test]
+fn dpd_ack_must_carry_the_outstanding_sequence_number() {
+    let (mut ca, mut cb) = configs();
+    ca.dpd_delay = Some(Duration::from_secs(30));
+    cb.dpd_delay = Some(Duration::from_secs(3600));
+    let (mut a, mut b) = peers(ca, cb);
+    up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    // Probe 1: B's ACK held back; A retransmits (probe 2), whose ACK
+    // arrives.
+    let t1 = a.poll_timeout().unwrap();
+    a.handle_timeout(t1);
+    let p1 = a.poll_transmit().unwrap();
+    deliver(t1, &mut b, &p1);
+    let ack1 = b.poll_transmit().unwrap();
+    let t2 = a.poll_timeout().unwrap();
+    a.handle_timeout(t2);
+    let p2 = a.poll_transmit().unwrap();
+    deliver(t2, &mut b, &p2);
+    let ack2 = b.poll_transmit().unwrap();
+    deliver(t2, &mut a, &ack2);
+    // Probe 3, a new series: the held-back ACK of probe 1 comes now.
+    let t3 = a.poll_timeout().unwrap();
+    a.handle_timeout(t3);
+    let _p3 = a.poll_transmit().unwrap();
+    deliver(t3, &mut a, &ack1);
+    assert_eq!(a.discards().get(esprit_ike::Discard::DpdAckStale), 1);
+    // Still outstanding: A retransmits at the next deadline.
+    let t4 = a.poll_timeout().unwrap();
+    assert_eq!(t4, t3 + Duration::from_secs(30));
+    a.handle_timeout(t4);
+    assert!(a.poll_transmit().is_some(), "the probe is still outstanding");
+}
+
+/// An unauthenticated AUTHENTICATION-FAILED with the exchange's cookies
+/// (anyone on the path sees them) does not end a Main Mode past its first
+/// message (RFC 2408 §5): the exchange completes.
+#[test]
+fn unauthenticated_notify_does_not_abort_main_mode() {
+    use esprit_ike::wire::{MessageBuilder, NotifyPayload, PayloadType};
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let mut step = |from: &mut Peer<FixedRng>, to: &mut Peer<FixedRng>| {
+        let t = from.poll_transmit().unwrap();
+        deliver(now, to, &t);
+        t
+    };
+    step(&mut a, &mut b); // MM1
+    step(&mut b, &mut a); // MM2
+    step(&mut a, &mut b); // MM3
+    let mm4 = step(&mut b, &mut a);
+    let h = Header::parse(&mm4.bytes).unwrap();
+    let n = NotifyPayload { doi: 1, protocol: 1, spi: &[], kind: NotifyType::AuthenticationFailed, data: &[] };
+    let mut f = MessageBuilder::new(h.icookie, h.rcookie, ExchangeType::Informational, 0);
+    f.push(PayloadType::Notify, &n.emit());
+    let forged = f.finish();
+    a.handle_datagram(now, mm4.remote, mm4.local, &forged).unwrap();
+    let ea = events(&mut a);
+    assert!(!ea.iter().any(|e| matches!(e, Event::IkeSaDown { .. })), "{ea:?}");
+    assert_eq!(a.discards().get(esprit_ike::Discard::UnauthenticatedNotify), 1);
+    step(&mut a, &mut b); // MM5
+    step(&mut b, &mut a); // MM6
+    assert!(a.is_established() && b.is_established());
+}
+
+/// As initiator, a responder's lifetime longer than ours is never
+/// adopted (RFC 2407 §4.6.3.1): a man in the middle that raises it in MM2
+/// (the responder's SA is not covered by HASH_R) gains nothing.
+#[test]
+fn longer_responder_lifetime_is_not_adopted() {
+    let (mut ca, mut cb) = configs();
+    ca.ike_lifetime = 3600;
+    cb.ike_lifetime = 3600;
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if !from_a && x == ExchangeType::MainMode && n == 1 {
+            let at = m.windows(4).position(|w| w == [0x80, 0x0c, 0x0e, 0x10]).unwrap();
+            m[at + 2..at + 4].copy_from_slice(&[0xff, 0xff]);
+        }
+    });
+    assert!(a.is_established());
+    let next = a.poll_timeout().unwrap();
+    assert!(next <= now + Duration::from_secs(3600), "{:?}", next - now);
+}
