@@ -492,7 +492,9 @@ impl Controller {
                     })
                 })
                 .collect();
-            return json_response(&json!({ "workers": list, "drops": drops }));
+            let ike: BTreeMap<&str, u64> =
+                self.ike_view.discards.iter().map(|(d, n)| (d.name(), n)).collect();
+            return json_response(&json!({ "workers": list, "drops": drops, "ike_discards": ike }));
         }
         let header = format!(
             "{:<6} {:>4} {:>11} {:>13} {:>11} {:>13} {:>10} {:>10} {:>10} {:>7} {:>8} {:>8}",
@@ -543,6 +545,16 @@ impl Controller {
                 })
                 .collect();
             out.push(format!("{reason:<28} {n:>10}  {}", per.join(", ")));
+        }
+        // IKE's own: datagrams controld discarded unanswered (#13).
+        out.push(String::new());
+        out.push(format!("{:<28} {:>10}", "IKE discards by reason", "Datagrams"));
+        let ike: Vec<_> = self.ike_view.discards.iter().filter(|(_, n)| *n > 0).collect();
+        if ike.is_empty() {
+            out.push("none".into());
+        }
+        for (d, n) in ike {
+            out.push(format!("{:<28} {n:>10}  {}", d.name(), d.description()));
         }
         Response::ok(out)
     }

@@ -274,12 +274,7 @@ impl<R: Random> Peer<R> {
         let header = Header::parse(bytes).map_err(|e| self.err(Exchange::Informational, e.into()))?;
         // A dynamic peer may speak from a new address, but nothing of the
         // peer changes until a message from there authenticates.
-        if remote.ip() != self.cfg.remote.ip()
-            && !self.accepts_new_address(bytes)
-            && !self.responders.iter().any(|p| {
-                p.remote.ip() == remote.ip() && p.icookie == header.icookie && p.rcookie == header.rcookie
-            })
-        {
+        if remote.ip() != self.cfg.remote.ip() && !self.expects_from(remote, bytes) {
             return Err(self.err(Exchange::Informational, ErrorKind::WrongPeer(remote)));
         }
         self.rx_local = local;
@@ -327,6 +322,21 @@ impl<R: Random> Peer<R> {
         if self.cfg.dynamic {
             self.cfg.remote = remote;
         }
+    }
+
+    /// For a dynamic peer: whether `bytes` from `remote` (not the peer's
+    /// address) is for us: an Aggressive Mode that presents the peer's
+    /// identity, or a later message of one running from there.
+    pub fn expects_from(&self, remote: SocketAddr, bytes: &[u8]) -> bool {
+        if self.accepts_new_address(bytes) {
+            return true;
+        }
+        let Ok(h) = Header::parse(bytes) else { return false };
+        self.cfg.dynamic
+            && self
+                .responders
+                .iter()
+                .any(|p| p.remote.ip() == remote.ip() && p.icookie == h.icookie && p.rcookie == h.rcookie)
     }
 
     /// For a dynamic peer: whether `bytes` (from an address that is not

@@ -251,7 +251,14 @@ fn main_mode_and_four_quick_modes_for_the_seed_proxy_ids() {
 
 #[test]
 fn every_ike_group_and_every_pfs_group() {
-    for g in [DhGroup::Modp1024, DhGroup::Modp1536, DhGroup::Modp2048, DhGroup::Ecp256, DhGroup::Ecp384] {
+    for g in [
+        DhGroup::Modp1024,
+        DhGroup::Modp1536,
+        DhGroup::Modp2048,
+        DhGroup::Modp3072,
+        DhGroup::Ecp256,
+        DhGroup::Ecp384,
+    ] {
         let (mut ca, mut cb) = configs();
         let prop = IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: g };
         ca.ike_proposals = vec![prop];
@@ -944,6 +951,9 @@ fn responder_announces_the_inbound_sa_at_qm2() {
 // policy, addresses that only authenticated messages move, replays.
 // ---------------------------------------------------------------------
 
+/// A man in the middle: (from A, exchange type, n-th of its kind, bytes).
+type Tamper<'a> = dyn FnMut(bool, ExchangeType, usize, &mut Vec<u8>) + 'a;
+
 /// Moves messages both ways until both are quiet, letting `tamper` see
 /// (and change) each one first: `tamper(from_a, n, bytes)` where `n`
 /// counts the messages of that exchange type from that side (1 = first).
@@ -951,7 +961,7 @@ fn pump_tampered(
     now: Instant,
     a: &mut Peer<FixedRng>,
     b: &mut Peer<FixedRng>,
-    tamper: &mut dyn FnMut(bool, ExchangeType, usize, &mut Vec<u8>),
+    tamper: &mut Tamper<'_>,
 ) -> Vec<Wire> {
     let mut log = Vec::new();
     let mut seen: Vec<(bool, ExchangeType)> = Vec::new();
@@ -1407,7 +1417,7 @@ fn unauthenticated_notify_does_not_abort_main_mode() {
     let (mut a, mut b) = peers(ca, cb);
     let now = Instant::now();
     a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
-    let mut step = |from: &mut Peer<FixedRng>, to: &mut Peer<FixedRng>| {
+    let step = |from: &mut Peer<FixedRng>, to: &mut Peer<FixedRng>| {
         let t = from.poll_transmit().unwrap();
         deliver(now, to, &t);
         t
@@ -1417,7 +1427,8 @@ fn unauthenticated_notify_does_not_abort_main_mode() {
     step(&mut a, &mut b); // MM3
     let mm4 = step(&mut b, &mut a);
     let h = Header::parse(&mm4.bytes).unwrap();
-    let n = NotifyPayload { doi: 1, protocol: 1, spi: &[], kind: NotifyType::AuthenticationFailed, data: &[] };
+    let n =
+        NotifyPayload { doi: 1, protocol: 1, spi: &[], kind: NotifyType::AuthenticationFailed, data: &[] };
     let mut f = MessageBuilder::new(h.icookie, h.rcookie, ExchangeType::Informational, 0);
     f.push(PayloadType::Notify, &n.emit());
     let forged = f.finish();

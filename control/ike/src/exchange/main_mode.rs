@@ -136,7 +136,7 @@ impl<R: Random> Peer<R> {
         match r {
             Ok(Step::Continue) | Err(_) if !initiator => self.responders.push(p1),
             Ok(Step::Continue) => self.phase1 = Some(p1),
-            Ok(Step::Done(ike)) => self.established(now, ike),
+            Ok(Step::Done(ike)) => self.established(now, *ike),
             Ok(Step::Abort(reason)) if !initiator => self.fail_responder(reason),
             Ok(Step::Abort(reason)) => self.fail_phase1(reason),
             // A bad message does not end the exchange: keep waiting
@@ -522,7 +522,7 @@ impl<R: Random> Peer<R> {
         let (Some(keys), Some((proposal, lifetime))) = (p1.keys.take(), p1.chosen) else {
             return Step::Abort(Reason::Timeout);
         };
-        Step::Done(IkeSa {
+        Step::Done(Box::new(IkeSa {
             icookie: p1.icookie,
             rcookie: p1.rcookie,
             initiator: p1.initiator,
@@ -535,6 +535,6 @@ impl<R: Random> Peer<R> {
             lifetime,
             peer_initial_contact: p1.initial_contact,
             msgids: crate::guard::MessageIds::default(),
-        })
+        }))
     }
 }

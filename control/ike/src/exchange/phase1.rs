@@ -309,7 +309,7 @@ pub(crate) enum Step {
     /// Wait for the next message.
     Continue,
     /// The ISAKMP SA is up.
-    Done(crate::ike_sa::IkeSa),
+    Done(Box<crate::ike_sa::IkeSa>),
     /// Abandoned (events already queued).
     Abort(crate::event::Reason),
 }
