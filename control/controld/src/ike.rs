@@ -698,6 +698,11 @@ impl IkeManager {
         self.gateways.iter().map(|g| g.peer.half_open()).sum()
     }
 
+    /// Per gateway: (half-open exchanges, the most from one source).
+    pub fn half_open_by_gateway(&self) -> Vec<(usize, usize)> {
+        self.gateways.iter().map(|g| (g.peer.half_open(), g.peer.half_open_per_source_max())).collect()
+    }
+
     /// Discards so far: the manager's and every peer's.
     pub fn discards(&self) -> esprit_ike::Discards {
         let mut d = self.discards;

@@ -29,6 +29,8 @@ pub mod daemon;
 pub mod events;
 pub mod ids;
 pub mod ike;
+#[doc(hidden)]
+pub mod ike_fuzz;
 pub mod ike_io;
 pub mod metrics;
 pub mod monitor;

@@ -196,6 +196,15 @@ impl<R: Random> Peer<R> {
         self.responders.len()
     }
 
+    /// The most half-open responder exchanges any one source address has.
+    pub fn half_open_per_source_max(&self) -> usize {
+        let mut most = 0;
+        for p in &self.responders {
+            most = most.max(self.responders.iter().filter(|q| q.remote.ip() == p.remote.ip()).count());
+        }
+        most
+    }
+
     /// Counts a discarded datagram (the owner's own reasons, e.g. the
     /// half-open limit across peers).
     pub fn count_discard(&mut self, d: Discard) {
