@@ -659,7 +659,10 @@ impl IkeManager {
     }
 
     /// A datagram for IKE (non-ESP marker stripped). Returns why it was
-    /// dropped, if it was.
+    /// dropped, if it was, for the log; what strangers can send at will
+    /// (from an address no gateway knows, or what a peer counted as a
+    /// discard: half-open limits, replays, Aggressive Mode refused, ...)
+    /// is counted instead (`get counter`), never one log line each.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -679,18 +682,22 @@ impl IkeManager {
                 .position(|g| g.peer.config().local.ip() == local.ip() && g.peer.expects_from(remote, bytes))
         });
         let Some(gi) = found else {
-            return Err(format!("IKE datagram from {remote} to {local}: no gateway for this peer"));
+            self.discards.add(esprit_ike::Discard::NoGateway);
+            return Ok(());
         };
         // Half-open exchanges are bounded across the peers too (each
         // peer bounds its own, and per source address).
         if self.gateways[gi].peer.opens_exchange(bytes) && self.half_open() >= HALF_OPEN_GLOBAL {
             self.discards.add(esprit_ike::Discard::HalfOpenLimitGlobal);
-            return Err(format!(
-                "IKE datagram from {remote} to {local}: {HALF_OPEN_GLOBAL} half-open exchanges in all: not opened"
-            ));
+            return Ok(());
         }
         let g = &mut self.gateways[gi];
-        g.peer.handle_datagram(now, local, remote, bytes).map_err(|e| e.to_string())
+        let counted = g.peer.discards().iter().map(|(_, n)| n).sum::<u64>();
+        let r = g.peer.handle_datagram(now, local, remote, bytes);
+        if g.peer.discards().iter().map(|(_, n)| n).sum::<u64>() > counted {
+            return Ok(());
+        }
+        r.map_err(|e| e.to_string())
     }
 
     /// Responder exchanges not yet authenticated, over every peer.
@@ -1479,14 +1486,15 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert_eq!(fb, vec![Fp::Install(vec![in1])]);
         assert_eq!(a.gateways[0].peer.addresses().1, "203.0.113.2:500".parse().unwrap());
         // A datagram from a stranger that is no Aggressive Mode with that
-        // identity finds no gateway.
-        let err = a.handle_datagram(
+        // identity finds no gateway: counted, not logged.
+        let r = a.handle_datagram(
             now,
             "198.51.100.1:500".parse().unwrap(),
             "192.0.2.9:500".parse().unwrap(),
             &[0; 28],
         );
-        assert!(err.unwrap_err().contains("no gateway for this peer"));
+        assert!(r.is_ok());
+        assert_eq!(a.discards().get(esprit_ike::Discard::NoGateway), 1);
     }
 
     /// Removing one proxy-ID deletes only its pair (a Delete to the peer,

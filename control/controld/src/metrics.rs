@@ -587,6 +587,7 @@ esprit_ike_discards_total{reason="replayed-message"} 0
 esprit_ike_discards_total{reason="dpd-ack-stale"} 0
 esprit_ike_discards_total{reason="unauthenticated-notify"} 0
 esprit_ike_discards_total{reason="oversized-sa"} 0
+esprit_ike_discards_total{reason="no-gateway"} 0
 # HELP esprit_proxy_id_status 1 for the proxy-ID's status: up (SA pair installed), ready (never negotiated), down (lost, or VPN monitor DOWN).
 # TYPE esprit_proxy_id_status gauge
 esprit_proxy_id_status{vpn="lab vpn",proxy_id="local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 ANY",status="up"} 0
@@ -653,7 +654,7 @@ esprit_sa_errors_total{sa="0x0000001100000000",spi="0x00002011",direction="inbou
         let t0 = Instant::now();
         let empty = render(&Snapshot::default(), t0);
         assert!(empty.contains("esprit_fastpath_up 0\n"), "{empty}");
-        assert!(empty.ends_with("esprit_ike_discards_total{reason=\"oversized-sa\"} 0\n"), "{empty}");
+        assert!(empty.ends_with("esprit_ike_discards_total{reason=\"no-gateway\"} 0\n"), "{empty}");
         let stale = render(&snapshot(t0), t0 + Duration::from_secs(4));
         assert!(
             stale.contains("esprit_fastpath_up 0\n") && stale.contains("esprit_stats_age_seconds 4.000\n")

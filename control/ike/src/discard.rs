@@ -35,11 +35,14 @@ pub enum Discard {
     /// A first message whose SA payload is larger than a half-open
     /// exchange may keep.
     OversizedSa,
+    /// From an address no gateway is configured for (counted by the
+    /// owner of the peers).
+    NoGateway,
 }
 
 impl Discard {
     /// Every reason, in counter order.
-    pub const ALL: [Discard; 11] = [
+    pub const ALL: [Discard; 12] = [
         Discard::HalfOpenLimitGlobal,
         Discard::HalfOpenLimitSource,
         Discard::HalfOpenTimedOut,
@@ -51,6 +54,7 @@ impl Discard {
         Discard::DpdAckStale,
         Discard::UnauthenticatedNotify,
         Discard::OversizedSa,
+        Discard::NoGateway,
     ];
 
     /// The counter's name.
@@ -67,6 +71,7 @@ impl Discard {
             Discard::DpdAckStale => "dpd-ack-stale",
             Discard::UnauthenticatedNotify => "unauthenticated-notify",
             Discard::OversizedSa => "oversized-sa",
+            Discard::NoGateway => "no-gateway",
         }
     }
 
@@ -90,6 +95,7 @@ impl Discard {
             Discard::DpdAckStale => "R-U-THERE-ACK without the outstanding sequence number",
             Discard::UnauthenticatedNotify => "unauthenticated notification that may not end an exchange",
             Discard::OversizedSa => "first message with an SA payload too large to keep",
+            Discard::NoGateway => "from an address no gateway is configured for",
         }
     }
 }
