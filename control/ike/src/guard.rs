@@ -11,12 +11,17 @@
 //!   message still waiting for its second (a spoofed flood from a peer's
 //!   own address then cycles through the share, while the real peer's
 //!   message 3 arrives within a round trip, long before its entry is the
-//!   oldest). The anchor is strongSwan's `block_threshold` (5 half-open
-//!   IKE SAs per source address, then drop), `cookie_threshold` (10
-//!   half-open in all, then IKEv2 COOKIEs) and `init_limit_half_open` (0:
-//!   no global limit), with `half_open_timeout` 30 s. esprit's share per
-//!   source is larger because it displaces instead of dropping, and its
-//!   global bound is a fixed number because IKEv1 has no COOKIE exchange.
+//!   oldest). The anchor is strongSwan 5.9's charon: `block_threshold`
+//!   (5 half-open IKE SAs per source address, then new ones are dropped),
+//!   `cookie_threshold` (30 half-open in all, 10 before 5.9; with
+//!   `cookie_threshold_ip` 3 per source, then IKEv2 COOKIEs are demanded)
+//!   and `init_limit_half_open` (0: no limit in all), with
+//!   `half_open_timeout` 30 s. esprit keeps the 30 s; its share per source
+//!   (32) is larger because it displaces instead of dropping (dropping
+//!   would let a flood from the peer's own address lock the peer out, the
+//!   attack of #13), and it bounds the whole (1,024) because IKEv1 has no
+//!   COOKIE exchange to fall back on: every entry holds an SA payload of
+//!   at most 4 KiB, so at most about 5 MiB are held for strangers.
 //! * **Responder cookies** are derived from a secret, the initiator cookie
 //!   and both addresses (RFC 2408 §2.5.3, RFC 2522 §2.1.1): message 3 of a
 //!   Main Mode is checked before any table is searched or any

@@ -1462,3 +1462,23 @@ fn longer_responder_lifetime_is_not_adopted() {
     let next = a.poll_timeout().unwrap();
     assert!(next <= now + Duration::from_secs(3600), "{:?}", next - now);
 }
+
+/// The half-open bound in all: beyond it, a first message opens nothing
+/// (and is counted); below it, every source gets its share.
+#[test]
+fn half_open_exchanges_are_bounded_in_all() {
+    let (ca, mut cb) = configs();
+    cb.half_open.global = 8;
+    cb.half_open.per_source = 100;
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let mm1 = a.poll_transmit().unwrap();
+    for n in 0..20 {
+        let _ = b.handle_datagram(now, mm1.remote, mm1.local, &spoofed_mm1(&mm1.bytes, n));
+    }
+    assert_eq!(b.half_open(), 8);
+    assert_eq!(b.discards().get(esprit_ike::Discard::HalfOpenLimitGlobal), 12);
+    let answers = std::iter::from_fn(|| b.poll_transmit()).count();
+    assert_eq!(answers, 8, "only the exchanges opened are answered");
+}

@@ -134,7 +134,14 @@ impl<R: Random> Peer<R> {
             Err(e) => Err(e.clone()),
         };
         match r {
-            Ok(Step::Continue) | Err(_) if !initiator => self.responders.push(p1),
+            Ok(Step::Continue) if !initiator => self.responders.push(p1),
+            // A bad message does not end a responder exchange under way;
+            // a first message that failed leaves nothing behind.
+            Err(_) if !initiator => {
+                if p1.step > 0 {
+                    self.responders.push(p1);
+                }
+            }
             Ok(Step::Continue) => self.phase1 = Some(p1),
             Ok(Step::Done(ike)) => self.established(now, *ike),
             Ok(Step::Abort(reason)) if !initiator => self.fail_responder(reason),
