@@ -61,6 +61,7 @@ stage "install layout and systemd units" scripts/tests/install-layout.sh
 stage "IKEv1 core vs strongSwan" env IKE_PEER="$ESPRIT_ROOT/target/debug/examples/ike_peer" \
     bash control/ike/tests/strongswan-ikev1.sh
 stage "interop: esprit vs strongSwan, IKEv1, ESP through fastpathd" scripts/interop.sh strongswan ikev1
+stage "attacks: IKE" scripts/tests/attacks-ike.sh
 stage "IKE rekeys esprit vs esprit under traffic" scripts/tests/ike-netns.sh
 stage "restart: controld kill -9 loses nothing" scripts/tests/restart.sh
 stage "VPN monitor: tunnel.1 status esprit vs esprit" scripts/tests/monitor-netns.sh

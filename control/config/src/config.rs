@@ -29,7 +29,9 @@ use esprit_policy::{Prefix, ProxyId, Service, MAX_PROXY_IDS};
 use crate::error::{q, ConfigError, ErrorKind, Warning};
 use crate::model::*;
 use crate::parse::parse_line;
-use crate::proposal::{resolve_p1, resolve_p2, P1Proposal, P1Suite, P2Proposal, P2Suite, ProposalChoice};
+use crate::proposal::{
+    resolve_p1, resolve_p2, DhGroup, P1Proposal, P1Suite, P2Proposal, P2Suite, ProposalChoice,
+};
 use crate::secret::Secret;
 
 /// The address of an interface.
@@ -234,6 +236,17 @@ fn no_such(kind: &'static str, name: &str, hint: &str) -> ErrorKind {
 }
 
 const VPN_HINT: &str = ": create it first with set vpn NAME gateway GW ... or set vpn NAME manual ...";
+
+/// Pre-shared keys shorter than this are warned about: 20 random
+/// characters are about 120 bits, out of reach of an offline search of a
+/// recorded exchange; words an operator types are far fewer.
+pub const MIN_PRESHARE_CHARS: usize = 20;
+
+/// DH group 2 is accepted (ScreenOS peers often speak nothing else), and
+/// said to be weak.
+const GROUP2_WARNING: &str =
+    "DH group 2 (MODP 1024) is accepted for ScreenOS compatibility, but RFC 8247 §2.4 says \
+     it SHOULD NOT be used (under 80 bits of strength, within reach of precomputation): use group 14 or 19";
 
 impl Config {
     /// An empty configuration.
@@ -534,6 +547,21 @@ impl Config {
             if let GatewaySetting::Proposals(choice) = s {
                 let r = resolve_p1(choice, &self.p1_proposals)?;
                 warnings.extend(r.warnings.into_iter().map(|w| format!("ike gateway {}: {w}", q(name))));
+                for s in r.suites.iter().filter(|s| s.group == DhGroup::Modp1024) {
+                    warnings.push(format!("ike gateway {}: {s}: {GROUP2_WARNING}", q(name)));
+                }
+            }
+            if let GatewaySetting::Preshare(key) = s {
+                // Only the length is said: the key never reaches a log.
+                let n = key.expose().chars().count();
+                if n < MIN_PRESHARE_CHARS {
+                    warnings.push(format!(
+                        "ike gateway {}: preshare is {n} characters, under {MIN_PRESHARE_CHARS}: whoever records one \
+                         exchange (any Aggressive Mode answer carries HASH_R in clear; Main Mode to an active \
+                         attacker) can search a short key offline: use {MIN_PRESHARE_CHARS} or more random characters",
+                        q(name)
+                    ));
+                }
             }
         }
         let gateway = match self.gateways.get_mut(name) {
@@ -633,6 +661,9 @@ impl Config {
             VpnSetting::AutoKey(a) => {
                 let r = resolve_p2(&a.proposals, &self.p2_proposals)?;
                 warnings.extend(r.warnings.into_iter().map(|w| format!("vpn {}: {w}", q(name))));
+                for s in r.suites.iter().filter(|s| s.pfs == Some(DhGroup::Modp1024)) {
+                    warnings.push(format!("vpn {}: {s}: {GROUP2_WARNING}", q(name)));
+                }
                 match self.vpns.get_mut(name) {
                     Some(v) => match &mut v.kind {
                         VpnKind::AutoKey(existing) => *existing = a.clone(),

@@ -16,7 +16,7 @@ set interface ethernet0/2 zone Untrust
 set interface ethernet0/2 ip 198.51.100.1/24
 set interface tunnel.1 zone Untrust
 set interface tunnel.1 ip unnumbered interface ethernet0/2
-set ike gateway gw address 203.0.113.2 Main outgoing-interface ethernet0/2 preshare "s3cret key" proposal pre-g14-aes128-sha
+set ike gateway gw address 203.0.113.2 Main outgoing-interface ethernet0/2 preshare "s3cret key of 20+ chars" proposal pre-g14-aes128-sha
 set vpn v gateway gw replay tunnel idletime 0 proposal g14-esp-aes128-sha
 set vpn v bind interface tunnel.1
 "#;
@@ -190,7 +190,7 @@ fn ike_gateways() {
     assert_eq!(
         printed(&c, "set ike gateway \"gw\""),
         [
-            r#"set ike gateway "gw" address 203.0.113.2 Aggr outgoing-interface "ethernet0/2" preshare "s3cret key" proposal "pre-g14-aes128-sha""#,
+            r#"set ike gateway "gw" address 203.0.113.2 Aggr outgoing-interface "ethernet0/2" preshare "s3cret key of 20+ chars" proposal "pre-g14-aes128-sha""#,
             r#"set ike gateway "gw" nat-traversal udp-checksum keepalive-frequency 20"#,
             r#"set ike gateway "gw" dpd-liveness interval 10 retry 3"#,
             r#"set ike gateway "gw" local-id "198.51.100.1""#,

@@ -34,16 +34,25 @@ fn the_seed_lines_are_in_the_file_verbatim() {
 }
 
 #[test]
-fn gateway1_loads_with_sec_level_warnings_only() {
+fn gateway1_loads_with_sec_level_group2_and_short_key_warnings() {
     let (c, warnings) = Config::load(GATEWAY1).unwrap();
     let text: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
     assert_eq!(
         text,
         [
+            "line 21: warning: ike gateway \"test\": preshare is 7 characters, under 20: whoever records one exchange \
+             (any Aggressive Mode answer carries HASH_R in clear; Main Mode to an active attacker) can search a short \
+             key offline: use 20 or more random characters",
             "line 21: warning: ike gateway \"test\": sec-level standard is pre-g2-3des-sha and pre-g2-aes128-sha in ScreenOS; \
              esprit refuses 3DES (RFC 8221) and proposes only pre-g2-aes128-sha: consider proposal \"pre-g14-aes128-sha\"",
+            "line 21: warning: ike gateway \"test\": pre-g2-aes128-sha: DH group 2 (MODP 1024) is accepted for ScreenOS \
+             compatibility, but RFC 8247 §2.4 says it SHOULD NOT be used (under 80 bits of strength, within reach of \
+             precomputation): use group 14 or 19",
             "line 23: warning: vpn \"test\": sec-level standard is g2-esp-3des-sha and g2-esp-aes128-sha in ScreenOS; \
              esprit refuses 3DES (RFC 8221) and proposes only g2-esp-aes128-sha: consider proposal \"g14-esp-aes128-sha\"",
+            "line 23: warning: vpn \"test\": g2-esp-aes128-sha: DH group 2 (MODP 1024) is accepted for ScreenOS \
+             compatibility, but RFC 8247 §2.4 says it SHOULD NOT be used (under 80 bits of strength, within reach of \
+             precomputation): use group 14 or 19",
         ]
     );
 
@@ -85,7 +94,7 @@ fn gateway1_loads_with_sec_level_warnings_only() {
 fn gateway2_is_the_mirror_image() {
     let (c1, _) = Config::load(GATEWAY1).unwrap();
     let (c2, w) = Config::load(GATEWAY2).unwrap();
-    assert_eq!(w.len(), 2);
+    assert_eq!(w.len(), 5);
     let mirrored: Vec<ProxyId> = c1
         .proxy_ids("test")
         .iter()

@@ -198,6 +198,14 @@ pub(super) fn golden_controller() -> Controller {
             },
         ],
         negotiating: vec![("test".into(), pid(1, 2).to_string())],
+        discards: {
+            let mut d = esprit_ike::Discards::default();
+            for _ in 0..3 {
+                d.add(esprit_ike::Discard::HalfOpenLimitSource);
+            }
+            d.add(esprit_ike::Discard::ReplayedMessageId);
+            d
+        },
     });
 
     c.note_event(Severity::Info, EventKind::FastPath, "fastpathd connected");

@@ -82,6 +82,11 @@ pub const REKEY_GRACE: Duration = Duration::from_secs(10);
 /// lives).
 pub const REKEY_RETRY: Duration = Duration::from_secs(10);
 
+/// Half-open responder exchanges in all, over every gateway: the same
+/// bound a single peer applies to itself ([`esprit_ike::HalfOpenLimits`],
+/// 1,024: at most about 5 MiB held for strangers).
+pub const HALF_OPEN_GLOBAL: usize = 1024;
+
 /// On a soft volume expiry, the child's responder waits this long for the
 /// initiator's rekey before starting one itself (both sides see the same
 /// volume at almost the same time).
@@ -121,7 +126,9 @@ fn group(g: CfgGroup) -> Option<DhGroup> {
         CfgGroup::Modp2048 => Some(DhGroup::Modp2048),
         CfgGroup::Ecp256 => Some(DhGroup::Ecp256),
         CfgGroup::Ecp384 => Some(DhGroup::Ecp384),
-        // Modp3072, and what the configuration language may add.
+        CfgGroup::Modp3072 => Some(DhGroup::Modp3072),
+        // What the configuration language may add.
+        #[allow(unreachable_patterns)]
         _ => None,
     }
 }
@@ -136,8 +143,9 @@ fn identity(i: &CfgIdentity) -> Identity {
 
 /// The IKE gateways of a configuration: every gateway with a static peer
 /// address that an AutoKey VPN bound to a tunnel interface uses. What
-/// cannot be expressed (dialup peers, IPv6, DH group 15) is left out with
-/// a warning.
+/// cannot be expressed (dialup peers, IPv6) is left out with
+/// a warning. A DH group esprit-ike cannot compute is refused with the
+/// gateway or VPN named, never dropped silently.
 pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<IkeGateway>, Vec<String>) {
     let mut warnings = Vec::new();
     let mut by_gateway: BTreeMap<String, Vec<IkeVpn>> = BTreeMap::new();
@@ -224,7 +232,7 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
                     Some(group) => Some(IkeProposal { cipher, hash, group }),
                     None => {
                         warnings.push(format!(
-                            "ike gateway \"{name}\": phase-1 proposal {s} is left out (DH group 15 is not implemented by esprit-ike)"
+                            "ike gateway \"{name}\": phase-1 proposal {s} is left out (its DH group is not implemented by esprit-ike)"
                         ));
                         None
                     }
@@ -265,7 +273,12 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
         if let Some(s) = p2.first() {
             cfg.pfs = s.pfs.and_then(group);
             if s.pfs.is_some() && cfg.pfs.is_none() {
-                warnings.push(format!("vpn \"{}\": PFS group 15 is not implemented: no PFS", vpns[0].name));
+                // Never "no PFS" in place of the group asked for.
+                warnings.push(format!(
+                    "vpn \"{}\": its PFS group is not implemented by esprit-ike: IKE is not run for gateway \"{name}\"",
+                    vpns[0].name
+                ));
+                continue;
             }
             cfg.child_lifetime =
                 Lifetime { seconds: s.lifetime_secs, kilobytes: s.lifetime_kbytes.unwrap_or(0) };
@@ -465,6 +478,9 @@ pub struct IkeManager {
     /// An exchange completed or failed since the state was last saved
     /// ([`IkeManager::take_changed`]).
     changed: bool,
+    /// Discards that are the manager's own (the half-open limit across
+    /// peers); the peers count theirs.
+    discards: esprit_ike::Discards,
 }
 
 impl core::fmt::Debug for IkeManager {
@@ -511,6 +527,7 @@ impl IkeManager {
             delayed: Vec::new(),
             events: crate::metrics::IkeCounters::default(),
             changed: false,
+            discards: esprit_ike::Discards::default(),
         };
         m.gateways = gateways.into_iter().map(|g| m.gateway_state(g)).collect();
         m
@@ -648,7 +665,10 @@ impl IkeManager {
     }
 
     /// A datagram for IKE (non-ESP marker stripped). Returns why it was
-    /// dropped, if it was.
+    /// dropped, if it was, for the log; what strangers can send at will
+    /// (from an address no gateway knows, or what a peer counted as a
+    /// discard: half-open limits, replays, Aggressive Mode refused, ...)
+    /// is counted instead (`get counter`), never one log line each.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -665,12 +685,44 @@ impl IkeManager {
         let found = known.or_else(|| {
             self.gateways
                 .iter()
-                .position(|g| g.peer.config().local.ip() == local.ip() && g.peer.accepts_new_address(bytes))
+                .position(|g| g.peer.config().local.ip() == local.ip() && g.peer.expects_from(remote, bytes))
         });
-        let Some(g) = found.map(|i| &mut self.gateways[i]) else {
-            return Err(format!("IKE datagram from {remote} to {local}: no gateway for this peer"));
+        let Some(gi) = found else {
+            self.discards.add(esprit_ike::Discard::NoGateway);
+            return Ok(());
         };
-        g.peer.handle_datagram(now, local, remote, bytes).map_err(|e| e.to_string())
+        // Half-open exchanges are bounded across the peers too (each
+        // peer bounds its own, and per source address).
+        if self.gateways[gi].peer.opens_exchange(bytes) && self.half_open() >= HALF_OPEN_GLOBAL {
+            self.discards.add(esprit_ike::Discard::HalfOpenLimitGlobal);
+            return Ok(());
+        }
+        let g = &mut self.gateways[gi];
+        let counted = g.peer.discards().iter().map(|(_, n)| n).sum::<u64>();
+        let r = g.peer.handle_datagram(now, local, remote, bytes);
+        if g.peer.discards().iter().map(|(_, n)| n).sum::<u64>() > counted {
+            return Ok(());
+        }
+        r.map_err(|e| e.to_string())
+    }
+
+    /// Responder exchanges not yet authenticated, over every peer.
+    pub fn half_open(&self) -> usize {
+        self.gateways.iter().map(|g| g.peer.half_open()).sum()
+    }
+
+    /// Per gateway: (half-open exchanges, the most from one source).
+    pub fn half_open_by_gateway(&self) -> Vec<(usize, usize)> {
+        self.gateways.iter().map(|g| (g.peer.half_open(), g.peer.half_open_per_source_max())).collect()
+    }
+
+    /// Discards so far: the manager's and every peer's.
+    pub fn discards(&self) -> esprit_ike::Discards {
+        let mut d = self.discards;
+        for g in &self.gateways {
+            d.merge(g.peer.discards());
+        }
+        d
     }
 
     /// The earliest deadline of any peer or child SA lifetime.
@@ -823,10 +875,13 @@ impl IkeManager {
                 out.push(IkeAction::Send(t));
             }
         }
+        let d = self.discards();
+        self.events.set_discards(d);
         out
     }
 
-    /// The peers' events counted so far (exchanges completed and failed).
+    /// The peers' events counted so far (exchanges completed and failed),
+    /// and the discards as of the last [`IkeManager::poll`].
     pub fn events(&self) -> &crate::metrics::IkeCounters {
         &self.events
     }
@@ -1081,6 +1136,20 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         let (g, warnings) = ike_gateways(&config, &ids);
         assert!(warnings.is_empty(), "{warnings:?}");
         g
+    }
+
+    /// DH group 15 (MODP 3072) is negotiated as configured, in phase 1
+    /// and as PFS: never dropped to "no PFS".
+    #[test]
+    fn group_15_is_kept_in_phase_1_and_as_pfs() {
+        let conf = CONF
+            .replace("pre-g14-aes128-sha", "pre-g15-aes128-sha")
+            .replace(r#""nopfs-esp-aes128gcm" "nopfs-esp-aes128-sha""#, r#""g15-esp-aes128-sha""#);
+        let (config, _) = Config::load(&conf).unwrap();
+        let (g, warnings) = ike_gateways(&config, &BTreeMap::from([("v".to_string(), 5)]));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(g[0].config.ike_proposals[0].group, DhGroup::Modp3072);
+        assert_eq!(g[0].config.pfs, Some(DhGroup::Modp3072));
     }
 
     #[test]
@@ -1470,14 +1539,15 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert_eq!(fb, vec![Fp::Install(vec![in1])]);
         assert_eq!(a.gateways[0].peer.addresses().1, "203.0.113.2:500".parse().unwrap());
         // A datagram from a stranger that is no Aggressive Mode with that
-        // identity finds no gateway.
-        let err = a.handle_datagram(
+        // identity finds no gateway: counted, not logged.
+        let r = a.handle_datagram(
             now,
             "198.51.100.1:500".parse().unwrap(),
             "192.0.2.9:500".parse().unwrap(),
             &[0; 28],
         );
-        assert!(err.unwrap_err().contains("no gateway for this peer"));
+        assert!(r.is_ok());
+        assert_eq!(a.discards().get(esprit_ike::Discard::NoGateway), 1);
     }
 
     /// Removing one proxy-ID deletes only its pair (a Delete to the peer,

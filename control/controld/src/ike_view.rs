@@ -89,6 +89,9 @@ pub struct IkeView {
     pub children: Vec<ChildSaView>,
     /// Proxy-IDs being negotiated: (gateway, proxy-ID).
     pub negotiating: Vec<(String, String)>,
+    /// IKE datagrams discarded unanswered, by reason (`get counter`).
+    #[serde(skip)]
+    pub discards: esprit_ike::Discards,
 }
 
 fn hex8(b: [u8; 8]) -> String {
@@ -98,7 +101,7 @@ fn hex8(b: [u8; 8]) -> String {
 impl IkeManager {
     /// What the operator sees of IKE at `now`.
     pub fn view(&self, now: Instant) -> IkeView {
-        let mut v = IkeView::default();
+        let mut v = IkeView { discards: self.discards(), ..IkeView::default() };
         for g in &self.gateways {
             let cfg = g.peer.config();
             let (local, remote) = g.peer.addresses();

@@ -32,6 +32,8 @@ pub mod events;
 pub mod fuzz;
 pub mod ids;
 pub mod ike;
+#[doc(hidden)]
+pub mod ike_fuzz;
 pub mod ike_io;
 pub mod ingest;
 pub mod metrics;

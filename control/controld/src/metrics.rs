@@ -85,6 +85,9 @@ pub const IKE_EVENTS: [&str; 11] = [
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IkeCounters {
     counts: [u64; IKE_EVENTS.len()],
+    /// IKE datagrams discarded unanswered (and half-open exchanges
+    /// forgotten), by reason ([`esprit_ike::Discard`]).
+    discards: esprit_ike::Discards,
 }
 
 impl IkeCounters {
@@ -112,6 +115,16 @@ impl IkeCounters {
     /// (kind, count) for every kind, in [`IKE_EVENTS`] order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         IKE_EVENTS.iter().copied().zip(self.counts.iter().copied())
+    }
+
+    /// The discard counts (summed over the peers by the IKE manager).
+    pub fn set_discards(&mut self, d: esprit_ike::Discards) {
+        self.discards = d;
+    }
+
+    /// (reason, count) for every discard reason.
+    pub fn discards(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.discards.iter().map(|(d, n)| (d.name(), n))
     }
 }
 
@@ -270,6 +283,16 @@ pub fn render(s: &Snapshot, now: Instant) -> String {
     let name = "esprit_ike_ingest_dropped_total";
     header(&mut out, name, "counter", "IKE datagrams dropped before an IKE peer took them, by reason.");
     for (reason, n) in s.ike_ingest.iter() {
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
+    }
+    let name = "esprit_ike_discards_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "IKE datagrams discarded unanswered and half-open exchanges forgotten, by reason.",
+    );
+    for (reason, n) in s.ike.discards() {
         let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {n}");
     }
     if !s.proxy_ids.is_empty() {
@@ -564,7 +587,11 @@ mod tests {
             read_at: Some(t0),
             last_ok: true,
             vpn_names: [(0x11, "lab vpn".to_owned())].into(),
-            ike: IkeCounters { counts: [1, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0] },
+            ike: {
+                let mut d = esprit_ike::Discards::default();
+                d.add(esprit_ike::Discard::ReplayedMessageId);
+                IkeCounters { counts: [1, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0], discards: d }
+            },
             ike_ingest: {
                 let c = crate::ingest::SharedCounters::default();
                 for _ in 0..3 {
@@ -609,6 +636,20 @@ esprit_ike_ingest_dropped_total{reason="too-large"} 0
 esprit_ike_ingest_dropped_total{reason="too-short"} 0
 esprit_ike_ingest_dropped_total{reason="not-ikev1"} 0
 esprit_ike_ingest_dropped_total{reason="rejected"} 1
+# HELP esprit_ike_discards_total IKE datagrams discarded unanswered and half-open exchanges forgotten, by reason.
+# TYPE esprit_ike_discards_total counter
+esprit_ike_discards_total{reason="half-open-limit-global"} 0
+esprit_ike_discards_total{reason="half-open-limit-source"} 0
+esprit_ike_discards_total{reason="half-open-timed-out"} 0
+esprit_ike_discards_total{reason="cookie-mismatch"} 0
+esprit_ike_discards_total{reason="aggressive-not-configured"} 0
+esprit_ike_discards_total{reason="aggressive-rate-limited"} 0
+esprit_ike_discards_total{reason="replayed-message-id"} 1
+esprit_ike_discards_total{reason="replayed-message"} 0
+esprit_ike_discards_total{reason="dpd-ack-stale"} 0
+esprit_ike_discards_total{reason="unauthenticated-notify"} 0
+esprit_ike_discards_total{reason="oversized-sa"} 0
+esprit_ike_discards_total{reason="no-gateway"} 0
 # HELP esprit_proxy_id_status 1 for the proxy-ID's status: up (SA pair installed), ready (never negotiated), down (lost, or VPN monitor DOWN).
 # TYPE esprit_proxy_id_status gauge
 esprit_proxy_id_status{vpn="lab vpn",proxy_id="local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 ANY",status="up"} 0
@@ -676,7 +717,8 @@ esprit_sa_errors_total{sa="0x0000001100000000",spi="0x00002011",direction="inbou
         let empty = render(&Snapshot::default(), t0);
         assert!(empty.contains("esprit_fastpath_up 0\n"), "{empty}");
         assert!(empty.contains("esprit_ike_events_total{event=\"other\"} 0\n"), "{empty}");
-        assert!(empty.ends_with("esprit_ike_ingest_dropped_total{reason=\"rejected\"} 0\n"), "{empty}");
+        assert!(empty.contains("esprit_ike_ingest_dropped_total{reason=\"rejected\"} 0\n"), "{empty}");
+        assert!(empty.ends_with("esprit_ike_discards_total{reason=\"no-gateway\"} 0\n"), "{empty}");
         let stale = render(&snapshot(t0), t0 + Duration::from_secs(4));
         assert!(
             stale.contains("esprit_fastpath_up 0\n") && stale.contains("esprit_stats_age_seconds 4.000\n")

@@ -492,8 +492,12 @@ impl Controller {
                     })
                 })
                 .collect();
-            let ike: BTreeMap<&str, u64> = self.ike_ingest.iter().collect();
-            return json_response(&json!({ "workers": list, "drops": drops, "ike_ingest_dropped": ike }));
+            let ingest: BTreeMap<&str, u64> = self.ike_ingest.iter().collect();
+            let ike: BTreeMap<&str, u64> =
+                self.ike_view.discards.iter().map(|(d, n)| (d.name(), n)).collect();
+            return json_response(
+                &json!({ "workers": list, "drops": drops, "ike_ingest_dropped": ingest, "ike_discards": ike }),
+            );
         }
         let header = format!(
             "{:<6} {:>4} {:>11} {:>13} {:>11} {:>13} {:>10} {:>10} {:>10} {:>7} {:>8} {:>8}",
@@ -549,6 +553,16 @@ impl Controller {
         out.push(format!("{:<28} {:>10}", "IKE datagrams dropped", "Datagrams"));
         for (reason, n) in self.ike_ingest.iter() {
             out.push(format!("{reason:<28} {n:>10}"));
+        }
+        // IKE's own: datagrams controld discarded unanswered (#13).
+        out.push(String::new());
+        out.push(format!("{:<28} {:>10}", "IKE discards by reason", "Datagrams"));
+        let ike: Vec<_> = self.ike_view.discards.iter().filter(|(_, n)| *n > 0).collect();
+        if ike.is_empty() {
+            out.push("none".into());
+        }
+        for (d, n) in ike {
+            out.push(format!("{:<28} {n:>10}  {}", d.name(), d.description()));
         }
         Response::ok(out)
     }

@@ -43,6 +43,7 @@ pub fn group_name(g: DhGroup) -> &'static str {
         DhGroup::Modp1024 => "modp1024",
         DhGroup::Modp1536 => "modp1536",
         DhGroup::Modp2048 => "modp2048",
+        DhGroup::Modp3072 => "modp3072",
         DhGroup::Ecp256 => "ecp256",
         DhGroup::Ecp384 => "ecp384",
     }
@@ -252,6 +253,8 @@ pub struct PeerConfig {
     /// pre-shared key: the key would have to be chosen before the peer's
     /// identity is known (RFC 2409 §5.4).
     pub dynamic: bool,
+    /// What strangers can make the responder hold ([`crate::guard`]).
+    pub half_open: crate::HalfOpenLimits,
 }
 
 impl core::fmt::Debug for PeerConfig {
@@ -299,6 +302,7 @@ impl PeerConfig {
             retransmit: Retransmit::default(),
             max_quick_modes: 1,
             dynamic: false,
+            half_open: crate::HalfOpenLimits::default(),
         }
     }
 }

@@ -86,6 +86,8 @@ pub fn configs() -> (PeerConfig, PeerConfig) {
         c.pfs = Some(DhGroup::Ecp256);
         c.dpd_delay = Some(Duration::from_secs(30));
     }
+    // The responder answers Aggressive Mode only where configured.
+    cb.aggressive = true;
     ca.proxy_ids = vec![proxy_id("local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY")];
     cb.proxy_ids = vec![
         proxy_id("local-ip 10.2.1.0/24 remote-ip 10.1.1.0/24 ANY"),

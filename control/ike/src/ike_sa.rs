@@ -29,6 +29,9 @@ pub(crate) struct IkeSa {
     pub lifetime: u32,
     /// The peer sent INITIAL-CONTACT in phase 1.
     pub peer_initial_contact: bool,
+    /// Message IDs used under this SA (Quick Mode, Informational): a
+    /// message with one of them and no exchange in progress is a replay.
+    pub msgids: crate::guard::MessageIds,
 }
 
 /// Encrypts the payloads of `b` with `iv` and chains `iv` to the last

@@ -18,11 +18,13 @@
 mod child;
 mod config;
 pub mod crypto;
+mod discard;
 mod error;
 mod event;
 mod exchange;
 #[doc(hidden)]
 pub mod fuzz;
+mod guard;
 mod ike_sa;
 mod peer;
 pub mod persist;
@@ -33,8 +35,10 @@ pub use child::{ChildSa, DirectionKeys, UdpEncap};
 pub use config::{group_name, EspSuite, Identity, IkeProposal, Lifetime, PeerConfig, Retransmit};
 pub use crypto::dh::DhGroup;
 pub use crypto::{Cipher, HashAlg};
+pub use discard::{Discard, Discards};
 pub use error::{Error, ErrorKind};
 pub use event::{Event, Exchange, Reason};
+pub use guard::HalfOpenLimits;
 pub use peer::{Peer, Transmit, IKE_PORT, NATT_PORT};
 pub use persist::{ChildState, IsakmpState, PeerState, PersistError, Secret, WallClock};
 

@@ -18,10 +18,12 @@ use std::time::{Duration, Instant};
 use esprit_policy::ProxyId;
 
 use crate::config::PeerConfig;
+use crate::discard::{Discard, Discards};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, Exchange, Reason};
 use crate::exchange::phase1::{Mode, Phase1};
 use crate::exchange::quick_mode::QuickMode;
+use crate::guard::{CookieSecret, TokenBucket};
 use crate::ike_sa::IkeSa;
 use crate::wire::{ExchangeType, Header};
 use crate::Random;
@@ -73,6 +75,10 @@ pub(crate) struct ChildRecord {
 #[derive(Debug)]
 pub(crate) struct Dpd {
     pub seq: u32,
+    /// The first sequence number of the outstanding probe (each
+    /// retransmission takes the next number, RFC 3706 §7): an ACK must
+    /// carry one from here to `seq`.
+    pub first: u32,
     pub pending: Option<Pending>,
 }
 
@@ -86,7 +92,15 @@ pub struct Peer<R: Random> {
     /// Addresses in use (port 4500 once NAT-T floated).
     pub(crate) local: SocketAddr,
     pub(crate) remote: SocketAddr,
+    /// The phase 1 we initiated.
     pub(crate) phase1: Option<Phase1>,
+    /// Phase 1s the peer initiated (or strangers claiming to be it),
+    /// keyed by the initiator cookie and our responder cookie; bounded
+    /// and timed out by `cfg.half_open` until one authenticates.
+    pub(crate) responders: Vec<Phase1>,
+    pub(crate) cookie_secret: CookieSecret,
+    pub(crate) aggressive_bucket: TokenBucket,
+    pub(crate) discards: Discards,
     pub(crate) ike: Option<IkeSa>,
     pub(crate) quick: Vec<QuickMode>,
     pub(crate) children: Vec<ChildRecord>,
@@ -97,9 +111,6 @@ pub struct Peer<R: Random> {
     /// The ISAKMP SA (its initiator cookie) whose rekey we started: one
     /// attempt per SA; if it fails, the SA lives out its lifetime.
     pub(crate) rekey_started_for: Option<[u8; 8]>,
-    /// A dynamic peer's previous addresses (local, remote) while an
-    /// exchange from its new address is not yet authenticated.
-    pub(crate) moved_from: Option<(SocketAddr, SocketAddr)>,
     /// Addresses of the datagram being handled (NAT-D checks them).
     pub(crate) rx_local: SocketAddr,
     pub(crate) rx_remote: SocketAddr,
@@ -109,8 +120,14 @@ pub struct Peer<R: Random> {
 
 impl<R: Random> Peer<R> {
     /// An endpoint for `cfg`; nothing is sent until asked or spoken to.
-    pub fn new(cfg: PeerConfig, rng: R) -> Peer<R> {
+    pub fn new(cfg: PeerConfig, mut rng: R) -> Peer<R> {
+        let mut secret = [0u8; 32];
+        rng.fill(&mut secret);
         Peer {
+            responders: Vec::new(),
+            cookie_secret: CookieSecret::new(secret),
+            aggressive_bucket: TokenBucket::new(),
+            discards: Discards::default(),
             rx_local: cfg.local,
             rx_remote: cfg.remote,
             local: cfg.local,
@@ -123,10 +140,9 @@ impl<R: Random> Peer<R> {
             children: Vec::new(),
             queued: Vec::new(),
             replays: VecDeque::new(),
-            dpd: Dpd { seq: 0, pending: None },
+            dpd: Dpd { seq: 0, first: 0, pending: None },
             last_heard: None,
             rekey_started_for: None,
-            moved_from: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -168,6 +184,46 @@ impl<R: Random> Peer<R> {
 
     pub(crate) fn err(&self, exchange: Exchange, kind: ErrorKind) -> Error {
         Error { peer: self.cfg.name.clone(), exchange, kind }
+    }
+
+    /// Datagrams discarded (and half-open exchanges forgotten), by reason.
+    pub fn discards(&self) -> &Discards {
+        &self.discards
+    }
+
+    /// Responder exchanges not yet authenticated.
+    pub fn half_open(&self) -> usize {
+        self.responders.len()
+    }
+
+    /// The most half-open responder exchanges any one source address has.
+    pub fn half_open_per_source_max(&self) -> usize {
+        let mut most = 0;
+        for p in &self.responders {
+            most = most.max(self.responders.iter().filter(|q| q.remote.ip() == p.remote.ip()).count());
+        }
+        most
+    }
+
+    /// Counts a discarded datagram (the owner's own reasons, e.g. the
+    /// half-open limit across peers).
+    pub fn count_discard(&mut self, d: Discard) {
+        self.discards.add(d);
+    }
+
+    /// Whether `bytes` would open a new responder exchange (a first
+    /// Main or Aggressive Mode message that is not a retransmission):
+    /// the owner's global half-open limit applies to these.
+    pub fn opens_exchange(&self, bytes: &[u8]) -> bool {
+        let Ok(h) = Header::parse(bytes) else { return false };
+        matches!(h.exchange, ExchangeType::MainMode | ExchangeType::Aggressive)
+            && h.rcookie == [0; 8]
+            && !self.responders.iter().any(|p| p.icookie == h.icookie)
+    }
+
+    /// Sends a phase-1 answer to where the message came from.
+    pub(crate) fn answer_to(&mut self, p1: &Phase1, bytes: Vec<u8>) {
+        self.transmits.push_back(Transmit { local: p1.local, remote: p1.remote, bytes });
     }
 
     /// Sends `bytes` now; with `wait`, keeps them for retransmission.
@@ -225,25 +281,24 @@ impl<R: Random> Peer<R> {
         bytes: &[u8],
     ) -> Result<(), Error> {
         let header = Header::parse(bytes).map_err(|e| self.err(Exchange::Informational, e.into()))?;
-        if remote.ip() != self.cfg.remote.ip() {
-            if !self.accepts_new_address(bytes) {
-                return Err(self.err(Exchange::Informational, ErrorKind::WrongPeer(remote)));
-            }
-            self.learn_address(local, remote);
+        // A dynamic peer may speak from a new address, but nothing of the
+        // peer changes until a message from there authenticates.
+        if remote.ip() != self.cfg.remote.ip() && !self.expects_from(remote, bytes) {
+            return Err(self.err(Exchange::Informational, ErrorKind::WrongPeer(remote)));
         }
         self.rx_local = local;
         self.rx_remote = remote;
         // Retransmission by the peer: answer again, do not reprocess.
         if let Some(r) = self.replays.iter().rev().find(|r| r.received == bytes) {
-            if let Some(answer) = r.answer.clone() {
-                self.transmits.push_back(Transmit { local: self.local, remote: self.remote, bytes: answer });
+            match r.answer.clone() {
+                Some(answer) => self.transmits.push_back(Transmit {
+                    local: self.local,
+                    remote: self.remote,
+                    bytes: answer,
+                }),
+                None => self.discards.add(Discard::ReplayedMessage),
             }
             return Ok(());
-        }
-        // NAT-T: the peer's address and port as last seen on 4500.
-        if local.port() == NATT_PORT {
-            self.local = local;
-            self.remote = remote;
         }
         let result = match header.exchange {
             ExchangeType::MainMode => self.on_main_mode(now, &header, bytes),
@@ -255,11 +310,42 @@ impl<R: Random> Peer<R> {
                 ErrorKind::Unexpected(if v == 34 { "IKEv2 message" } else { "unknown exchange type" }),
             )),
         };
-        if result.is_ok() {
+        if result.is_ok() && remote.ip() == self.cfg.remote.ip() {
             self.last_heard = Some(now);
         }
         self.next_quick_modes(now);
         result
+    }
+
+    /// The datagram being handled authenticated under the ISAKMP SA (it
+    /// decrypted and its HASH verified): the peer's NAT-T port (RFC 3947
+    /// §4: the peer's port as last seen on 4500), and a dynamic peer's
+    /// address, follow it. Nothing else moves the peer.
+    pub(crate) fn authenticated_from_rx(&mut self) {
+        let (local, remote) = (self.rx_local, self.rx_remote);
+        if (local, remote) == (self.local, self.remote) || local.port() != NATT_PORT {
+            return;
+        }
+        self.local = local;
+        self.remote = remote;
+        if self.cfg.dynamic {
+            self.cfg.remote = remote;
+        }
+    }
+
+    /// For a dynamic peer: whether `bytes` from `remote` (not the peer's
+    /// address) is for us: an Aggressive Mode that presents the peer's
+    /// identity, or a later message of one running from there.
+    pub fn expects_from(&self, remote: SocketAddr, bytes: &[u8]) -> bool {
+        if self.accepts_new_address(bytes) {
+            return true;
+        }
+        let Ok(h) = Header::parse(bytes) else { return false };
+        self.cfg.dynamic
+            && self
+                .responders
+                .iter()
+                .any(|p| p.remote.ip() == remote.ip() && p.icookie == h.icookie && p.rcookie == h.rcookie)
     }
 
     /// For a dynamic peer: whether `bytes` (from an address that is not
@@ -279,26 +365,21 @@ impl<R: Random> Peer<R> {
             .is_some_and(|id| crate::exchange::phase1::identity_matches(self.cfg.remote_id.as_ref(), id))
     }
 
-    /// A dynamic peer speaks from a new address: the Aggressive Mode runs
-    /// with it. Only once the peer has authenticated does the new address
-    /// replace the old one for good (and what we had at the old one is
-    /// forgotten, see `established`); if the exchange fails, the old
-    /// address comes back: an unauthenticated message (the identity is no
-    /// secret) must not cut a working tunnel.
-    fn learn_address(&mut self, local: SocketAddr, remote: SocketAddr) {
-        if !self.cfg.remote.ip().is_unspecified() && self.moved_from.is_none() {
-            self.moved_from = Some((self.local, self.remote));
-        }
-        self.cfg.remote = remote;
-        self.remote = remote;
+    /// A phase 1 authenticated from `(local, remote)`: the peer is there
+    /// now. A dynamic peer that authenticated from a new address has
+    /// restarted or moved: the child SAs at its old address are gone. A
+    /// dynamic peer's Aggressive Mode from a new address runs beside
+    /// whatever the peer has at the old one (the identity it presents is
+    /// no secret): only here, authenticated, does the address change.
+    fn settle_address(&mut self, local: SocketAddr, remote: SocketAddr) {
+        let moved =
+            self.cfg.dynamic && remote.ip() != self.cfg.remote.ip() && !self.cfg.remote.ip().is_unspecified();
         self.local = local;
-        self.phase1 = None;
-    }
-
-    /// The dynamic peer's new address is authenticated: the child SAs at
-    /// its old address are gone (it restarted, or got a new address).
-    fn settle_address(&mut self) {
-        if self.moved_from.take().is_none() {
+        self.remote = remote;
+        if self.cfg.dynamic {
+            self.cfg.remote = remote;
+        }
+        if !moved {
             return;
         }
         for c in std::mem::take(&mut self.children) {
@@ -308,16 +389,6 @@ impl<R: Random> Peer<R> {
                 spi_out: c.spi_out,
                 reason: Reason::PeerRestarted,
             });
-        }
-    }
-
-    /// The exchange with a dynamic peer's new address failed: back to the
-    /// address that worked.
-    pub(crate) fn revert_address(&mut self) {
-        if let Some((local, remote)) = self.moved_from.take() {
-            self.cfg.remote = remote;
-            self.remote = remote;
-            self.local = local;
         }
     }
 
@@ -401,6 +472,9 @@ impl<R: Random> Peer<R> {
         let mut take = |x: Instant| t = Some(t.map_or(x, |y| y.min(x)));
         if let Some(p) = self.phase1.as_ref().and_then(|p| p.pending.as_ref()) {
             take(p.next);
+        }
+        if let Some(oldest) = self.responders.iter().map(|p| p.created).min() {
+            take(oldest + self.cfg.half_open.timeout);
         }
         for q in &self.quick {
             if let Some(p) = &q.pending {
@@ -490,7 +564,26 @@ impl<R: Random> Peer<R> {
             }
         }
         if p1_failed {
-            self.fail_phase1(Reason::Timeout);
+            // An unauthenticated refusal seen meanwhile says why, now
+            // that no authenticated answer came (RFC 2408 §5).
+            let notify = self.phase1.as_ref().and_then(|p| p.peer_notify);
+            match notify {
+                Some(kind) => {
+                    self.events.push_back(Event::AuthFailed {
+                        exchange: Exchange::MainMode,
+                        detail: format!("no answer; the peer said {kind:?} (unauthenticated)"),
+                    });
+                    self.fail_phase1(Reason::PeerNotify(kind));
+                }
+                None => self.fail_phase1(Reason::Timeout),
+            }
+        }
+        // Half-open responder exchanges that did not authenticate in time.
+        let timeout = self.cfg.half_open.timeout;
+        let before = self.responders.len();
+        self.responders.retain(|p| p.created + timeout > now);
+        for _ in self.responders.len()..before {
+            self.discards.add(Discard::HalfOpenTimedOut);
         }
         // Quick Modes.
         let mut failed = Vec::new();
@@ -534,7 +627,6 @@ impl<R: Random> Peer<R> {
     /// Abandons phase 1 and the Quick Modes waiting for it.
     pub(crate) fn fail_phase1(&mut self, reason: Reason) {
         self.phase1 = None;
-        self.revert_address();
         if self.ike.is_some() {
             // A failed rekey: the current ISAKMP SA goes on until its
             // lifetime ends, and so do the Quick Modes waiting on it.
@@ -547,9 +639,30 @@ impl<R: Random> Peer<R> {
         self.events.push_back(Event::IkeSaDown { reason });
     }
 
+    /// A responder exchange ended without authenticating: what we have
+    /// (the ISAKMP SA, our own phase 1) goes on; with nothing else, the
+    /// Quick Modes waiting for a phase 1 fail.
+    pub(crate) fn fail_responder(&mut self, reason: Reason) {
+        if self.ike.is_some() {
+            self.events.push_back(Event::Phase1RekeyFailed { reason });
+            return;
+        }
+        if self.phase1.is_some() {
+            return;
+        }
+        for p in self.queued.drain(..) {
+            self.events.push_back(Event::ChildSaFailed { proxy_id: p, reason: reason.clone() });
+        }
+        self.events.push_back(Event::IkeSaDown { reason });
+    }
+
     /// Phase 1 is done: the ISAKMP SA exists; run queued Quick Modes.
+    /// The message that authenticated it came from the peer's addresses
+    /// (an initiator that floated to 4500 itself keeps its own).
     pub(crate) fn established(&mut self, now: Instant, ike: IkeSa) {
-        self.settle_address();
+        if !ike.initiator || self.rx_local.port() == NATT_PORT {
+            self.settle_address(self.rx_local, self.rx_remote);
+        }
         // A phase-1 rekey (ours or the peer's): the old ISAKMP SA is
         // deleted with the peer now that the new one carries exchanges.
         // Quick Modes still running under the old keys cannot finish.
@@ -635,7 +748,7 @@ impl<R: Random> Peer<R> {
         match (&self.ike, &self.phase1) {
             (Some(s), _) => Some((s.icookie, s.rcookie)),
             (None, Some(p)) => Some((p.icookie, p.rcookie)),
-            (None, None) => None,
+            (None, None) => self.responders.iter().find(|p| p.proven).map(|p| (p.icookie, p.rcookie)),
         }
     }
 

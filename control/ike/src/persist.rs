@@ -185,6 +185,11 @@ pub struct IsakmpState {
     pub lifetime: u32,
     /// The peer sent INITIAL-CONTACT in phase 1.
     pub peer_initial_contact: bool,
+    /// Message IDs already used under this ISAKMP SA, oldest first (a
+    /// Quick Mode or Informational message replayed after a restart is
+    /// still refused: RFC 2408 §3.1).
+    #[serde(default)]
+    pub message_ids: Vec<u32>,
 }
 
 /// A child SA pair the peer knows of.
@@ -255,6 +260,7 @@ impl<R: Random> Peer<R> {
             established_unix_ms: clock.to_unix_ms(s.established),
             lifetime: s.lifetime,
             peer_initial_contact: s.peer_initial_contact,
+            message_ids: s.msgids.iter().collect(),
         });
         PeerState {
             name: self.cfg.name.clone(),
@@ -330,7 +336,7 @@ impl<R: Random> Peer<R> {
         self.quick.clear();
         self.queued.clear();
         self.replays.clear();
-        self.moved_from = None;
+        self.responders.clear();
         self.dpd.seq = s.dpd_seq.wrapping_add(DPD_SEQ_MARGIN);
         self.dpd.pending = None;
         // DPD counts its delay from now: the peer was heard when the state
@@ -379,6 +385,13 @@ fn isakmp_sa(i: &IsakmpState, clock: &WallClock) -> Result<IkeSa, String> {
         established: clock.from_unix_ms(i.established_unix_ms),
         lifetime: i.lifetime,
         peer_initial_contact: i.peer_initial_contact,
+        msgids: {
+            let mut ids = crate::guard::MessageIds::default();
+            for &id in &i.message_ids {
+                ids.insert(id);
+            }
+            ids
+        },
     })
 }
 
@@ -428,6 +441,7 @@ mod tests {
             established_unix_ms: 1_700_000_000_000,
             lifetime: 28800,
             peer_initial_contact: false,
+            message_ids: vec![0x1234_5678],
         }
     }
 

@@ -122,6 +122,23 @@ fn pump(now: Instant, a: &mut Peer<FixedRng>, b: &mut Peer<FixedRng>) -> Vec<Wir
     }
 }
 
+/// Runs A's retransmissions (delivered to B) until A has given up or ten
+/// minutes have passed; returns A's events.
+fn give_up(mut now: Instant, a: &mut Peer<FixedRng>, b: &mut Peer<FixedRng>) -> Vec<Event> {
+    let end = now + Duration::from_secs(600);
+    let mut ev = Vec::new();
+    while let Some(t) = a.poll_timeout().filter(|t| *t <= end) {
+        now = now.max(t);
+        a.handle_timeout(now);
+        pump(now, a, b);
+        ev.extend(events(a));
+        if ev.iter().any(|e| matches!(e, Event::IkeSaDown { .. })) {
+            break;
+        }
+    }
+    ev
+}
+
 fn events(p: &mut Peer<FixedRng>) -> Vec<Event> {
     std::iter::from_fn(|| p.poll_event()).collect()
 }
@@ -234,7 +251,14 @@ fn main_mode_and_four_quick_modes_for_the_seed_proxy_ids() {
 
 #[test]
 fn every_ike_group_and_every_pfs_group() {
-    for g in [DhGroup::Modp1024, DhGroup::Modp1536, DhGroup::Modp2048, DhGroup::Ecp256, DhGroup::Ecp384] {
+    for g in [
+        DhGroup::Modp1024,
+        DhGroup::Modp1536,
+        DhGroup::Modp2048,
+        DhGroup::Modp3072,
+        DhGroup::Ecp256,
+        DhGroup::Ecp384,
+    ] {
         let (mut ca, mut cb) = configs();
         let prop = IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: g };
         ca.ike_proposals = vec![prop];
@@ -278,6 +302,7 @@ fn aggressive_mode() {
     ca.aggressive = true;
     ca.local_id = esprit_ike::Identity::Fqdn("dialup.example".into());
     cb.remote_id = Some(esprit_ike::Identity::Fqdn("dialup.example".into()));
+    cb.aggressive = true;
     let (mut a, mut b) = peers(ca, cb);
     let (xa, xb, log) = up(&mut a, &mut b, &seed_proxy_ids()[..2]);
     assert_eq!(log.iter().filter(|w| w.exchange == ExchangeType::Aggressive).count(), 3);
@@ -291,6 +316,7 @@ fn aggressive_mode_wrong_identity_refused() {
     ca.aggressive = true;
     ca.local_id = esprit_ike::Identity::Fqdn("intruder.example".into());
     cb.remote_id = Some(esprit_ike::Identity::Fqdn("dialup.example".into()));
+    cb.aggressive = true;
     let (mut a, mut b) = peers(ca, cb);
     let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
     assert!(xa.is_empty());
@@ -307,7 +333,12 @@ fn wrong_psk_is_authentication_failed() {
     pump(now, &mut a, &mut b);
     let eb = events(&mut b);
     assert!(eb.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{eb:?}");
+    // B's AUTHENTICATION-FAILED is unauthenticated: A notes it and goes on
+    // waiting for an authenticated MM6 (RFC 2408 §5), then gives up with it
+    // as the reason.
     let ea = events(&mut a);
+    assert!(!ea.iter().any(|e| matches!(e, Event::IkeSaDown { .. })), "{ea:?}");
+    let ea = give_up(now, &mut a, &mut b);
     assert!(ea.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{ea:?}");
     assert!(ea.iter().any(|e| matches!(e, Event::ChildSaFailed { .. })));
     assert!(ea.iter().any(|e| matches!(
@@ -913,4 +944,541 @@ fn responder_announces_the_inbound_sa_at_qm2() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------
+// Strangers on the internet (#13): half-open state, Aggressive Mode
+// policy, addresses that only authenticated messages move, replays.
+// ---------------------------------------------------------------------
+
+/// A man in the middle: (from A, exchange type, n-th of its kind, bytes).
+type Tamper<'a> = dyn FnMut(bool, ExchangeType, usize, &mut Vec<u8>) + 'a;
+
+/// Moves messages both ways until both are quiet, letting `tamper` see
+/// (and change) each one first: `tamper(from_a, n, bytes)` where `n`
+/// counts the messages of that exchange type from that side (1 = first).
+fn pump_tampered(
+    now: Instant,
+    a: &mut Peer<FixedRng>,
+    b: &mut Peer<FixedRng>,
+    tamper: &mut Tamper<'_>,
+) -> Vec<Wire> {
+    let mut log = Vec::new();
+    let mut seen: Vec<(bool, ExchangeType)> = Vec::new();
+    loop {
+        let mut moved = false;
+        for from_a in [true, false] {
+            let (src, dst) = if from_a { (&mut *a, &mut *b) } else { (&mut *b, &mut *a) };
+            while let Some(mut t) = src.poll_transmit() {
+                let exchange = Header::parse(&t.bytes).unwrap().exchange;
+                seen.push((from_a, exchange));
+                let n = seen.iter().filter(|s| **s == (from_a, exchange)).count();
+                tamper(from_a, exchange, n, &mut t.bytes);
+                log.push(Wire { from_a, exchange, t: t.clone() });
+                deliver(now, dst, &t);
+                moved = true;
+            }
+        }
+        if !moved {
+            return log;
+        }
+    }
+}
+
+/// Flips one bit of the first byte of the second ciphertext block: with
+/// CBC, the second plaintext block becomes garbage and the third gets
+/// the bit flipped. With SHA-256 as PRF, both blocks lie inside the HASH
+/// payload of every message below (HASH first, or after a 12-byte IPv4
+/// ID): the message still decrypts and parses, the keys are right, only
+/// the HASH is wrong.
+fn flip_hash(bytes: &mut [u8]) {
+    bytes[esprit_ike::wire::HEADER_LEN + 16] ^= 0x01;
+}
+
+fn sha256_configs() -> (PeerConfig, PeerConfig) {
+    let (mut ca, mut cb) = configs();
+    let p = IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha256, group: DhGroup::Ecp256 };
+    ca.ike_proposals = vec![p];
+    cb.ike_proposals = vec![p];
+    (ca, cb)
+}
+
+fn ike_up(ev: &[Event]) -> bool {
+    ev.iter().any(|e| matches!(e, Event::IkeSaUp { .. }))
+}
+
+fn child_up(ev: &[Event]) -> bool {
+    ev.iter().any(|e| matches!(e, Event::ChildSaUp(_) | Event::ChildSaInbound(_)))
+}
+
+/// HASH_I wrong, keys right: B must refuse MM5 (AUTHENTICATION-FAILED).
+#[test]
+fn main_mode_hash_i_wrong_is_refused() {
+    let (ca, cb) = sha256_configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if from_a && x == ExchangeType::MainMode && n == 3 {
+            flip_hash(m);
+        }
+    });
+    let eb = events(&mut b);
+    assert!(!ike_up(&eb) && !b.is_established(), "{eb:?}");
+    assert!(eb.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{eb:?}");
+}
+
+/// The SA body B saw is not the one A offered (a man in the middle
+/// changed MM1's lifetime, which B's choice does not depend on): same
+/// PSK, same keys, but HASH_I covers SAi_b (RFC 2409 §5), so B refuses.
+#[test]
+fn main_mode_tampered_sa_body_is_refused_by_hash_i() {
+    let (mut ca, mut cb) = sha256_configs();
+    ca.ike_lifetime = 0x1000;
+    cb.ike_lifetime = 0x0800;
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let mut changed = false;
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if from_a && x == ExchangeType::MainMode && n == 1 {
+            // LIFE_DURATION in TV form: 0x800c 0x1000 -> 0x800c 0x2000.
+            let at = m.windows(4).position(|w| w == [0x80, 0x0c, 0x10, 0x00]).unwrap();
+            m[at + 2] = 0x20;
+            changed = true;
+        }
+    });
+    assert!(changed);
+    let eb = events(&mut b);
+    assert!(!ike_up(&eb) && !b.is_established(), "{eb:?}");
+    assert!(eb.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{eb:?}");
+    assert!(!a.is_established());
+}
+
+/// HASH_R wrong, keys right: A must refuse MM6.
+#[test]
+fn main_mode_hash_r_wrong_is_refused() {
+    let (ca, cb) = sha256_configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if !from_a && x == ExchangeType::MainMode && n == 3 {
+            flip_hash(m);
+        }
+    });
+    let ea = events(&mut a);
+    assert!(!ike_up(&ea) && !a.is_established(), "{ea:?}");
+    assert!(ea.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{ea:?}");
+}
+
+fn aggressive_configs() -> (PeerConfig, PeerConfig) {
+    let (mut ca, mut cb) = sha256_configs();
+    ca.aggressive = true;
+    cb.aggressive = true;
+    ca.local_id = esprit_ike::Identity::Fqdn("dialup.example".into());
+    cb.local_id = esprit_ike::Identity::Fqdn("hub.example".into());
+    (ca, cb)
+}
+
+/// Replaces the identity `from` by `to` (same length) in a clear message.
+fn swap_identity(m: &mut [u8], from: &[u8], to: &[u8]) {
+    let at = m.windows(from.len()).position(|w| w == from).unwrap();
+    m[at..at + to.len()].copy_from_slice(to);
+}
+
+/// Aggressive Mode identities travel in clear: a man in the middle that
+/// changes IDii (B checks no identity here) is caught by HASH_I in AM3.
+#[test]
+fn aggressive_mode_tampered_identity_is_refused_by_hash_i() {
+    let (ca, cb) = aggressive_configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if from_a && x == ExchangeType::Aggressive && n == 1 {
+            swap_identity(m, b"dialup.example", b"dialup.exampl3");
+        }
+    });
+    let eb = events(&mut b);
+    assert!(!ike_up(&eb) && !b.is_established(), "{eb:?}");
+    assert!(eb.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{eb:?}");
+}
+
+/// ... and one that changes IDir (A checks no identity here) by HASH_R.
+#[test]
+fn aggressive_mode_tampered_identity_is_refused_by_hash_r() {
+    let (ca, cb) = aggressive_configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if !from_a && x == ExchangeType::Aggressive && n == 1 {
+            swap_identity(m, b"hub.example", b"hub.exampl3");
+        }
+    });
+    let ea = events(&mut a);
+    assert!(!ike_up(&ea) && !a.is_established(), "{ea:?}");
+    assert!(ea.iter().any(|e| matches!(e, Event::AuthFailed { .. })), "{ea:?}");
+}
+
+/// Brings phase 1 up (SHA-256 PRF), then runs one Quick Mode with the
+/// message `(from_a, n)` of it tampered; returns A's and B's events.
+fn quick_mode_tampered(from: bool, nth: usize) -> (Vec<Event>, Vec<Event>) {
+    let (ca, cb) = sha256_configs();
+    let (mut a, mut b) = peers(ca, cb);
+    up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[1]).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if from_a == from && x == ExchangeType::QuickMode && n == nth {
+            flip_hash(m);
+        }
+    });
+    (events(&mut a), events(&mut b))
+}
+
+#[test]
+fn quick_mode_hash1_wrong_is_refused() {
+    let (_, eb) = quick_mode_tampered(true, 1);
+    assert!(!child_up(&eb), "{eb:?}");
+}
+
+#[test]
+fn quick_mode_hash2_wrong_is_refused() {
+    let (ea, _) = quick_mode_tampered(false, 1);
+    assert!(!child_up(&ea), "{ea:?}");
+}
+
+#[test]
+fn quick_mode_hash3_wrong_is_refused() {
+    let (_, eb) = quick_mode_tampered(true, 2);
+    assert!(eb.iter().any(|e| matches!(e, Event::ChildSaInbound(_))), "QM1 was fine: {eb:?}");
+    assert!(!eb.iter().any(|e| matches!(e, Event::ChildSaUp(_))), "{eb:?}");
+}
+
+/// An Informational (a Delete) with a wrong HASH(1) deletes nothing.
+#[test]
+fn informational_hash_wrong_is_ignored() {
+    let (ca, cb) = sha256_configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    let now = Instant::now();
+    a.delete_child(now, xa[0].spi_in).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, _, m| {
+        if from_a && x == ExchangeType::Informational {
+            flip_hash(m);
+        }
+    });
+    let eb = events(&mut b);
+    assert!(!eb.iter().any(|e| matches!(e, Event::ChildSaDown { .. })), "{eb:?}");
+}
+
+/// An MM1 with another initiator cookie (anyone can send one from the
+/// peer's address).
+fn spoofed_mm1(mm1: &[u8], n: u32) -> Vec<u8> {
+    let mut m = mm1.to_vec();
+    m[..4].copy_from_slice(&n.to_be_bytes());
+    m[4..8].copy_from_slice(&[0x5a; 4]);
+    m
+}
+
+/// Spoofed first messages from the initiator's own address, between every
+/// message of a real Main Mode (fewer per round trip than a source's
+/// share), and a flood once it has shown its address: the real exchange
+/// completes; B holds no more than its bounds.
+#[test]
+fn spoofed_first_messages_never_displace_the_exchange_in_progress() {
+    let (ca, mut cb) = configs();
+    cb.half_open.per_source = 8;
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    let src: SocketAddr = A.parse().unwrap();
+    let dst: SocketAddr = B.parse().unwrap();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let mm1 = a.poll_transmit().unwrap();
+    let mut n = 0u32;
+    let mut spoof = |b: &mut Peer<FixedRng>, count: u32| {
+        for _ in 0..count {
+            n += 1;
+            let _ = b.handle_datagram(now, dst, src, &spoofed_mm1(&mm1.bytes, n));
+        }
+        while b.poll_transmit().is_some() {}
+    };
+    spoof(&mut b, 1000);
+    deliver(now, &mut b, &mm1);
+    let mm2 = b.poll_transmit().unwrap();
+    spoof(&mut b, 5);
+    // The same initiator cookie with other bytes changes nothing.
+    let mut other = mm1.bytes.clone();
+    *other.last_mut().unwrap() ^= 1;
+    assert!(b.handle_datagram(now, dst, src, &other).is_err());
+    deliver(now, &mut a, &mm2);
+    let mm3 = a.poll_transmit().unwrap();
+    deliver(now, &mut b, &mm3);
+    // A has shown its address: never displaced, whatever comes.
+    spoof(&mut b, 1000);
+    assert!(b.half_open() <= 8);
+    let mm4 = b.poll_transmit();
+    assert!(mm4.is_none(), "spoof() drained it");
+    // MM4 went out before the flood (spoof() drained it): MM3 again is
+    // answered from the exchange's memory with the same MM4.
+    deliver(now, &mut b, &mm3);
+    let mm4 = b.poll_transmit().unwrap();
+    deliver(now, &mut a, &mm4);
+    pump(now, &mut a, &mut b);
+    assert!(a.is_established() && b.is_established());
+    assert_eq!(children(events(&mut a)).len(), 1);
+    let d = b.discards();
+    assert_eq!(d.get(esprit_ike::Discard::HalfOpenLimitSource), 2005 - 8 + 1);
+    // Half-open exchanges time out.
+    let later = now + Duration::from_secs(31);
+    b.handle_timeout(later);
+    assert_eq!(b.half_open(), 0);
+    assert_eq!(b.discards().get(esprit_ike::Discard::HalfOpenTimedOut), 7);
+}
+
+/// A gateway configured for Main Mode never answers an Aggressive Mode
+/// request (any AM2 carries HASH_R: an offline dictionary attack on the
+/// PSK for anyone who sees it).
+#[test]
+fn aggressive_mode_to_a_main_mode_gateway_gets_no_answer() {
+    let (mut ca, cb) = configs();
+    ca.aggressive = true;
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let am1 = a.poll_transmit().unwrap();
+    assert_eq!(Header::parse(&am1.bytes).unwrap().exchange, ExchangeType::Aggressive);
+    assert!(b.handle_datagram(now, am1.remote, am1.local, &am1.bytes).is_err());
+    assert_eq!(b.poll_transmit(), None, "not a byte back");
+    assert!(b.poll_event().is_none());
+    assert_eq!(b.discards().get(esprit_ike::Discard::AggressiveNotConfigured), 1);
+}
+
+/// Where configured, new Aggressive Modes are rate-limited (each costs a
+/// DH before any proof of address): a burst of 20, then 10 a second.
+#[test]
+fn aggressive_mode_requests_are_rate_limited() {
+    let (mut ca, mut cb) = configs();
+    ca.aggressive = true;
+    cb.aggressive = true;
+    cb.half_open.per_source = 100;
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let am1 = a.poll_transmit().unwrap();
+    let mut answered = 0;
+    for n in 0..50u32 {
+        let _ = b.handle_datagram(now, am1.remote, am1.local, &spoofed_mm1(&am1.bytes, n));
+        while b.poll_transmit().is_some() {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 20);
+    assert_eq!(b.discards().get(esprit_ike::Discard::AggressiveRateLimited), 30);
+    let later = now + Duration::from_millis(1000);
+    let _ = b.handle_datagram(later, am1.remote, am1.local, &spoofed_mm1(&am1.bytes, 99));
+    assert!(b.poll_transmit().is_some(), "refilled");
+}
+
+/// NAT-T (RFC 3947 §4/§5): the peer's port on 4500 follows only messages
+/// that authenticate. A datagram from the peer's address to 4500 from
+/// another port moves nothing; the peer's own DPD from there does.
+#[test]
+fn nat_t_port_moves_only_with_an_authenticated_message() {
+    let (mut ca, mut cb) = configs();
+    ca.force_encap = true;
+    ca.dpd_delay = Some(Duration::from_secs(10));
+    cb.dpd_delay = Some(Duration::from_secs(10));
+    let (mut a, mut b) = peers(ca, cb);
+    up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    let (b_local, a_addr) = b.addresses();
+    assert_eq!((b_local.port(), a_addr.port()), (4500, 4500));
+    let hijack: SocketAddr = "198.51.100.1:40000".parse().unwrap();
+    let now = Instant::now();
+    // Garbage with the ISAKMP SA's cookies, a replay of an old message,
+    // and an MM1: none of them authenticates.
+    let (icookie, rcookie) = b.ike_cookies().unwrap();
+    let mut junk = icookie.to_vec();
+    junk.extend_from_slice(&rcookie);
+    junk.extend_from_slice(&[0x08, 0x10, 0x05, 0x01, 0, 0, 0, 7, 0, 0, 0, 60]);
+    junk.resize(60, 0xaa);
+    let _ = b.handle_datagram(now, b_local, hijack, &junk);
+    assert_eq!(b.addresses(), (b_local, a_addr), "unauthenticated: nothing moved");
+    // A's R-U-THERE, really from A, arriving through a NAT that moved.
+    let t = a.poll_timeout().unwrap();
+    a.handle_timeout(t);
+    let probe = a.poll_transmit().unwrap();
+    b.handle_datagram(t, b_local, hijack, &probe.bytes).unwrap();
+    assert_eq!(b.addresses(), (b_local, hijack), "authenticated: the port follows");
+    let ack = b.poll_transmit().unwrap();
+    assert_eq!(ack.remote, hijack);
+}
+
+/// A dynamic peer's address changes only once a phase 1 from the new
+/// address authenticates: an Aggressive Mode from there with the right
+/// identity (no secret) but not the key moves nothing, even while it runs.
+#[test]
+fn dynamic_peer_does_not_move_before_the_new_address_authenticates() {
+    let (mut ca, mut cb) = configs();
+    ca.remote = "0.0.0.0:500".parse().unwrap();
+    ca.dynamic = true;
+    ca.aggressive = true;
+    ca.remote_id = Some(esprit_ike::Identity::Fqdn("road.example.net".into()));
+    cb.aggressive = true;
+    cb.local_id = esprit_ike::Identity::Fqdn("road.example.net".into());
+    let (mut a, mut b) = peers(ca, cb.clone());
+    run(&mut b, &mut a, &[mirror(&seed_proxy_ids()[0])]);
+    let before = a.addresses();
+    assert_eq!(before.1, B.parse().unwrap());
+    let mut cm = cb;
+    cm.local = "192.0.2.66:500".parse().unwrap();
+    cm.psk = zeroize::Zeroizing::new(b"not-the-key".to_vec());
+    let mut m = Peer::new(cm, FixedRng { state: 77, spi_base: 0xd000_0000, spis: 0 });
+    let now = Instant::now();
+    m.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
+    let am1 = m.poll_transmit().unwrap();
+    deliver(now, &mut a, &am1);
+    assert_eq!(a.addresses(), before, "AM1 from a new address moved nothing");
+    let am2 = a.poll_transmit().unwrap();
+    assert_eq!(am2.remote, am1.local, "answered where it came from");
+    assert!(a.is_established());
+    // A's own traffic to B still goes to B.
+    a.initiate_child(now, seed_proxy_ids()[1]).unwrap();
+    let qm1 = a.poll_transmit().unwrap();
+    assert_eq!(qm1.remote, before.1);
+}
+
+/// A Quick Mode's QM1 replayed after the exchange completed is dropped
+/// and counted: no second child SA from it.
+#[test]
+fn replayed_quick_mode_is_dropped_and_counted() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let (xa, xb, log) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    assert_eq!((xa.len(), xb.len()), (1, 1));
+    let qm1 = log.iter().find(|w| w.from_a && w.exchange == ExchangeType::QuickMode).unwrap();
+    let qm3 = log.iter().filter(|w| w.from_a && w.exchange == ExchangeType::QuickMode).nth(1).unwrap();
+    let now = Instant::now();
+    assert!(b.handle_datagram(now, qm1.t.remote, qm1.t.local, &qm1.t.bytes).is_err());
+    assert_eq!(b.poll_transmit(), None);
+    assert!(!child_up(&events(&mut b)));
+    assert_eq!(b.discards().get(esprit_ike::Discard::ReplayedMessageId), 1);
+    // QM3 again: a copy of a message that needed no answer.
+    let _ = b.handle_datagram(now, qm3.t.remote, qm3.t.local, &qm3.t.bytes);
+    assert_eq!(b.poll_transmit(), None);
+    assert_eq!(b.discards().get(esprit_ike::Discard::ReplayedMessage), 1);
+}
+
+/// RFC 3706 §5: an R-U-THERE-ACK clears the probe only with the
+/// outstanding sequence number. An ACK that arrives after its probe
+/// series was answered proves nothing about the next one.
+#[test]
+fn dpd_ack_must_carry_the_outstanding_sequence_number() {
+    let (mut ca, mut cb) = configs();
+    ca.dpd_delay = Some(Duration::from_secs(30));
+    cb.dpd_delay = Some(Duration::from_secs(3600));
+    let (mut a, mut b) = peers(ca, cb);
+    up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    // Probe 1: B's ACK held back; A retransmits (probe 2), whose ACK
+    // arrives.
+    let t1 = a.poll_timeout().unwrap();
+    a.handle_timeout(t1);
+    let p1 = a.poll_transmit().unwrap();
+    deliver(t1, &mut b, &p1);
+    let ack1 = b.poll_transmit().unwrap();
+    let t2 = a.poll_timeout().unwrap();
+    a.handle_timeout(t2);
+    let p2 = a.poll_transmit().unwrap();
+    deliver(t2, &mut b, &p2);
+    let ack2 = b.poll_transmit().unwrap();
+    deliver(t2, &mut a, &ack2);
+    // Probe 3, a new series: the held-back ACK of probe 1 comes now.
+    let t3 = a.poll_timeout().unwrap();
+    a.handle_timeout(t3);
+    let _p3 = a.poll_transmit().unwrap();
+    deliver(t3, &mut a, &ack1);
+    assert_eq!(a.discards().get(esprit_ike::Discard::DpdAckStale), 1);
+    // Still outstanding: A retransmits at the next deadline.
+    let t4 = a.poll_timeout().unwrap();
+    assert_eq!(t4, t3 + Duration::from_secs(30));
+    a.handle_timeout(t4);
+    assert!(a.poll_transmit().is_some(), "the probe is still outstanding");
+}
+
+/// An unauthenticated AUTHENTICATION-FAILED with the exchange's cookies
+/// (anyone on the path sees them) does not end a Main Mode past its first
+/// message (RFC 2408 §5): the exchange completes.
+#[test]
+fn unauthenticated_notify_does_not_abort_main_mode() {
+    use esprit_ike::wire::{MessageBuilder, NotifyPayload, PayloadType};
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let step = |from: &mut Peer<FixedRng>, to: &mut Peer<FixedRng>| {
+        let t = from.poll_transmit().unwrap();
+        deliver(now, to, &t);
+        t
+    };
+    step(&mut a, &mut b); // MM1
+    step(&mut b, &mut a); // MM2
+    step(&mut a, &mut b); // MM3
+    let mm4 = step(&mut b, &mut a);
+    let h = Header::parse(&mm4.bytes).unwrap();
+    let n =
+        NotifyPayload { doi: 1, protocol: 1, spi: &[], kind: NotifyType::AuthenticationFailed, data: &[] };
+    let mut f = MessageBuilder::new(h.icookie, h.rcookie, ExchangeType::Informational, 0);
+    f.push(PayloadType::Notify, &n.emit());
+    let forged = f.finish();
+    a.handle_datagram(now, mm4.remote, mm4.local, &forged).unwrap();
+    let ea = events(&mut a);
+    assert!(!ea.iter().any(|e| matches!(e, Event::IkeSaDown { .. })), "{ea:?}");
+    assert_eq!(a.discards().get(esprit_ike::Discard::UnauthenticatedNotify), 1);
+    step(&mut a, &mut b); // MM5
+    step(&mut b, &mut a); // MM6
+    assert!(a.is_established() && b.is_established());
+}
+
+/// As initiator, a responder's lifetime longer than ours is never
+/// adopted (RFC 2407 §4.6.3.1): a man in the middle that raises it in MM2
+/// (the responder's SA is not covered by HASH_R) gains nothing.
+#[test]
+fn longer_responder_lifetime_is_not_adopted() {
+    let (mut ca, mut cb) = configs();
+    ca.ike_lifetime = 3600;
+    cb.ike_lifetime = 3600;
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    pump_tampered(now, &mut a, &mut b, &mut |from_a, x, n, m| {
+        if !from_a && x == ExchangeType::MainMode && n == 1 {
+            let at = m.windows(4).position(|w| w == [0x80, 0x0c, 0x0e, 0x10]).unwrap();
+            m[at + 2..at + 4].copy_from_slice(&[0xff, 0xff]);
+        }
+    });
+    assert!(a.is_established());
+    let next = a.poll_timeout().unwrap();
+    assert!(next <= now + Duration::from_secs(3600), "{:?}", next - now);
+}
+
+/// The half-open bound in all: beyond it, a first message opens nothing
+/// (and is counted); below it, every source gets its share.
+#[test]
+fn half_open_exchanges_are_bounded_in_all() {
+    let (ca, mut cb) = configs();
+    cb.half_open.global = 8;
+    cb.half_open.per_source = 100;
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let mm1 = a.poll_transmit().unwrap();
+    for n in 0..20 {
+        let _ = b.handle_datagram(now, mm1.remote, mm1.local, &spoofed_mm1(&mm1.bytes, n));
+    }
+    assert_eq!(b.half_open(), 8);
+    assert_eq!(b.discards().get(esprit_ike::Discard::HalfOpenLimitGlobal), 12);
+    let answers = std::iter::from_fn(|| b.poll_transmit()).count();
+    assert_eq!(answers, 8, "only the exchanges opened are answered");
 }

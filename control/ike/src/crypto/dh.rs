@@ -1,4 +1,4 @@
-//! Diffie-Hellman groups 2, 5, 14 (MODP, RFC 2409 §6.2, RFC 3526 §2-3;
+//! Diffie-Hellman groups 2, 5, 14, 15 (MODP, RFC 2409 §6.2, RFC 3526 §2-4;
 //! generator 2) with `crypto-bigint`'s constant-time Montgomery
 //! exponentiation, and 19, 20 (ECP P-256/P-384, RFC 5903) with RustCrypto
 //! `p256`/`p384`, chosen over `ring` because they accept a given private
@@ -14,7 +14,7 @@
 //! Peer values are checked: 1 < y < p-1 for MODP, on-curve for ECP.
 
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
-use crypto_bigint::{Uint, U1024, U1536, U2048};
+use crypto_bigint::{Uint, U1024, U1536, U2048, U3072};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use zeroize::Zeroizing;
 
@@ -29,6 +29,8 @@ pub enum DhGroup {
     Modp1536,
     /// 2048-bit MODP (group 14).
     Modp2048,
+    /// 3072-bit MODP (group 15, RFC 3526 §4).
+    Modp3072,
     /// 256-bit random ECP (group 19).
     Ecp256,
     /// 384-bit random ECP (group 20).
@@ -66,6 +68,7 @@ pub enum DhError {
 const MODP1024: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF";
 const MODP1536: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804F1746C08CA237327FFFFFFFFFFFFFFFF";
 const MODP2048: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3BE39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6955817183995497CEA956AE515D2261898FA051015728E5A8AACAA68FFFFFFFFFFFFFFFF";
+const MODP3072: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3BE39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6955817183995497CEA956AE515D2261898FA051015728E5A8AAAC42DAD33170D04507A33A85521ABDF1CBA64ECFB850458DBEF0A8AEA71575D060C7DB3970F85A6E1E4C7ABF5AE8CDB0933D71E8C94E04A25619DCEE3D2261AD2EE6BF12FFA06D98A0864D87602733EC86A64521F2B18177B200CBBE117577A615D6C770988C0BAD946E208E24FA074E5AB3143DB5BFCE0FD108E4B82D120A93AD2CAFFFFFFFFFFFFFFFF";
 /// Private exponent size for MODP groups.
 const MODP_EXPONENT_BITS: usize = 256;
 
@@ -76,6 +79,7 @@ impl DhGroup {
             DhGroup::Modp1024 => 2,
             DhGroup::Modp1536 => 5,
             DhGroup::Modp2048 => 14,
+            DhGroup::Modp3072 => 15,
             DhGroup::Ecp256 => 19,
             DhGroup::Ecp384 => 20,
         }
@@ -87,6 +91,7 @@ impl DhGroup {
             2 => Some(DhGroup::Modp1024),
             5 => Some(DhGroup::Modp1536),
             14 => Some(DhGroup::Modp2048),
+            15 => Some(DhGroup::Modp3072),
             19 => Some(DhGroup::Ecp256),
             20 => Some(DhGroup::Ecp384),
             _ => None,
@@ -99,6 +104,7 @@ impl DhGroup {
             DhGroup::Modp1024 => 128,
             DhGroup::Modp1536 => 192,
             DhGroup::Modp2048 => 256,
+            DhGroup::Modp3072 => 384,
             DhGroup::Ecp256 => 64,
             DhGroup::Ecp384 => 96,
         }
@@ -107,7 +113,9 @@ impl DhGroup {
     /// Length of a private value drawn from the random source.
     pub fn secret_len(self) -> usize {
         match self {
-            DhGroup::Modp1024 | DhGroup::Modp1536 | DhGroup::Modp2048 => MODP_EXPONENT_BITS / 8,
+            DhGroup::Modp1024 | DhGroup::Modp1536 | DhGroup::Modp2048 | DhGroup::Modp3072 => {
+                MODP_EXPONENT_BITS / 8
+            }
             DhGroup::Ecp256 => 32,
             DhGroup::Ecp384 => 48,
         }
@@ -218,6 +226,7 @@ impl DhSecret {
             DhGroup::Modp1024 => modp_public(&U1024::from_be_hex(MODP1024), secret),
             DhGroup::Modp1536 => modp_public(&U1536::from_be_hex(MODP1536), secret),
             DhGroup::Modp2048 => modp_public(&U2048::from_be_hex(MODP2048), secret),
+            DhGroup::Modp3072 => modp_public(&U3072::from_be_hex(MODP3072), secret),
             DhGroup::Ecp256 => Some(ecp!(p256, secret, None::<&[u8]>, group)?.to_vec()),
             DhGroup::Ecp384 => Some(ecp!(p384, secret, None::<&[u8]>, group)?.to_vec()),
         }
@@ -242,6 +251,7 @@ impl DhSecret {
             DhGroup::Modp1024 => modp_shared(self.group, &U1024::from_be_hex(MODP1024), s, peer),
             DhGroup::Modp1536 => modp_shared(self.group, &U1536::from_be_hex(MODP1536), s, peer),
             DhGroup::Modp2048 => modp_shared(self.group, &U2048::from_be_hex(MODP2048), s, peer),
+            DhGroup::Modp3072 => modp_shared(self.group, &U3072::from_be_hex(MODP3072), s, peer),
             DhGroup::Ecp256 => ecp!(p256, s, Some(peer), self.group),
             DhGroup::Ecp384 => ecp!(p384, s, Some(peer), self.group),
         }

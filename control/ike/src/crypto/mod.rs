@@ -178,7 +178,10 @@ impl Cipher {
 
 /// Compares two MACs without an early exit.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    // `subtle` compares in time independent of where the bytes differ
+    // (lengths are public: a hash's length is its algorithm's).
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 #[cfg(test)]

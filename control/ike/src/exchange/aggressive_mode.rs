@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use crate::crypto::ct_eq;
 use crate::crypto::dh::DhSecret;
+use crate::discard::Discard;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, Exchange, Reason};
 use crate::exchange::phase1::{
@@ -35,7 +36,7 @@ impl<R: Random> Peer<R> {
             return;
         };
         let icookie = self.cookie();
-        let mut p1 = Phase1::new(Mode::Aggressive, true, icookie, now);
+        let mut p1 = Phase1::new(Mode::Aggressive, true, icookie, now, (self.local, self.remote));
         p1.sai_b = phase1::offer(&self.cfg, Some(group));
         let dh = DhSecret::generate(group, &mut self.rng);
         p1.gxi = dh.public().to_vec();
@@ -56,35 +57,79 @@ impl<R: Random> Peer<R> {
 
     pub(crate) fn on_aggressive_mode(&mut self, now: Instant, h: &Header, bytes: &[u8]) -> Result<(), Error> {
         let ex = Exchange::AggressiveMode;
+        // A gateway configured for Main Mode never answers one: any AM2
+        // carries HASH_R, which lets an eavesdropper search the
+        // pre-shared key offline (RFC 2409 §5 leaves it to policy).
+        if !self.cfg.aggressive {
+            self.discards.add(Discard::AggressiveNotConfigured);
+            return Err(self.err(
+                ex,
+                ErrorKind::Refused(
+                    "Aggressive Mode is not configured for this gateway: not answered".to_owned(),
+                ),
+            ));
+        }
         if h.rcookie == [0; 8] {
-            let mut p1 = Phase1::new(Mode::Aggressive, false, h.icookie, now);
-            let r = self.am1(now, &mut p1, h, bytes);
-            return match r {
-                Ok(Step::Continue) => {
-                    self.phase1 = Some(p1);
-                    Ok(())
-                }
-                Ok(_) => {
-                    self.revert_address();
-                    Ok(())
-                }
-                Err(e) => {
-                    self.revert_address();
-                    Err(e)
-                }
+            return self.am_respond_1(now, h, bytes);
+        }
+        if self.phase1_matches(Mode::Aggressive, h) {
+            let Some(mut p1) = self.phase1.take() else {
+                return Err(self.err(ex, ErrorKind::NoExchange));
             };
+            let r = match p1.step {
+                1 => self.am2(now, &mut p1, h, bytes),
+                _ => Err(self.err(ex, ErrorKind::Unexpected("Aggressive Mode message out of order"))),
+            };
+            return self.finish_phase1_step(now, p1, r);
         }
-        if !self.phase1_matches(Mode::Aggressive, h) {
-            return Err(self.err(ex, ErrorKind::NoExchange));
-        }
-        let Some(mut p1) = self.phase1.take() else {
+        let Some(i) = self.responders.iter().position(|p| {
+            p.mode == Mode::Aggressive
+                && p.icookie == h.icookie
+                && p.rcookie == h.rcookie
+                && p.remote.ip() == self.rx_remote.ip()
+        }) else {
             return Err(self.err(ex, ErrorKind::NoExchange));
         };
-        let r = match (p1.initiator, p1.step) {
-            (true, 1) => self.am2(now, &mut p1, h, bytes),
-            (false, 2) => self.am3(now, &mut p1, h, bytes),
+        let mut p1 = self.responders.remove(i);
+        let r = match p1.step {
+            2 => self.am3(now, &mut p1, h, bytes),
             _ => Err(self.err(ex, ErrorKind::Unexpected("Aggressive Mode message out of order"))),
         };
+        self.finish_phase1_step(now, p1, r)
+    }
+
+    /// AM1: rate-limited (it costs a DH before any proof of address) and
+    /// bounded like every half-open exchange.
+    fn am_respond_1(&mut self, now: Instant, h: &Header, bytes: &[u8]) -> Result<(), Error> {
+        let ex = Exchange::AggressiveMode;
+        let (local, remote) = (self.rx_local, self.rx_remote);
+        if let Some(p) =
+            self.responders.iter().find(|p| p.icookie == h.icookie && p.remote.ip() == remote.ip())
+        {
+            if p.last_in == bytes {
+                if let Some(out) = p.last_out.clone() {
+                    self.transmits.push_back(crate::peer::Transmit {
+                        local: p.local,
+                        remote: p.remote,
+                        bytes: out,
+                    });
+                }
+                return Ok(());
+            }
+            return Err(self.err(ex, ErrorKind::Unexpected("first message for an exchange in progress")));
+        }
+        let lim = self.cfg.half_open;
+        if !self.aggressive_bucket.take(now, lim.aggressive_per_second, lim.aggressive_burst) {
+            self.discards.add(Discard::AggressiveRateLimited);
+            return Err(self.err(ex, ErrorKind::Refused("Aggressive Mode rate limit".to_owned())));
+        }
+        if !self.admit_half_open(remote) {
+            return Err(self.err(ex, ErrorKind::Refused("half-open exchanges at their limit".to_owned())));
+        }
+        let mut p1 = Phase1::new(Mode::Aggressive, false, h.icookie, now, (local, remote));
+        // Its DH is done at once: never displaced by a later first message.
+        p1.proven = true;
+        let r = self.am1(now, &mut p1, h, bytes);
         self.finish_phase1_step(now, p1, r)
     }
 
@@ -100,8 +145,8 @@ impl<R: Random> Peer<R> {
         let (number, prop, life) = match phase1::select(&self.cfg, &sa) {
             Ok(x) => x,
             Err(offered) => {
-                let answer = self.send_clear_notify(now, h.icookie, [0; 8], NotifyType::NoProposalChosen);
-                self.remember(bytes, Some(answer));
+                let answer = self.clear_notify(h.icookie, [0; 8], NotifyType::NoProposalChosen);
+                self.answer_to(p1, answer);
                 self.events.push_back(Event::ProposalMismatch {
                     exchange: ex,
                     proposed: offered,
@@ -111,11 +156,14 @@ impl<R: Random> Peer<R> {
                 return Ok(Step::Abort(Reason::Refused(NotifyType::NoProposalChosen)));
             }
         };
+        if sa_b.len() > self.cfg.half_open.max_sa_bytes {
+            self.discards.add(Discard::OversizedSa);
+            return Ok(Step::Abort(Reason::Refused(NotifyType::PayloadMalformed)));
+        }
+        p1.rcookie = self.cookie_secret.cookie(&h.icookie, self.rx_local, self.rx_remote);
         if !phase1::identity_matches(self.cfg.remote_id.as_ref(), idii) {
-            p1.rcookie = self.cookie();
             return Ok(self.auth_failed(now, p1, bytes, ex, "peer identity is not the configured one"));
         }
-        p1.rcookie = self.cookie();
         p1.sai_b = sa_b.to_vec();
         p1.chosen = Some((prop, life));
         let vids = find_all(&list, PayloadType::VendorId);
@@ -144,8 +192,9 @@ impl<R: Random> Peer<R> {
             }
         }
         let out = b.finish();
-        self.send(now, out.clone(), false);
-        self.remember(bytes, Some(out));
+        self.answer_to(p1, out.clone());
+        p1.last_in = bytes.to_vec();
+        p1.last_out = Some(out);
         p1.step = 2;
         Ok(Step::Continue)
     }

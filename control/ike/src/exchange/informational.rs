@@ -18,6 +18,7 @@
 use std::time::Instant;
 
 use crate::crypto::ct_eq;
+use crate::discard::Discard;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, Exchange, Reason};
 use crate::exchange::phase1::payloads;
@@ -41,12 +42,17 @@ impl<R: Random> Peer<R> {
         rcookie: [u8; 8],
         kind: NotifyType,
     ) -> Vec<u8> {
+        let out = self.clear_notify(icookie, rcookie, kind);
+        self.send(now, out.clone(), false);
+        out
+    }
+
+    /// The bytes of an unencrypted Informational with one notification.
+    pub(crate) fn clear_notify(&self, icookie: [u8; 8], rcookie: [u8; 8], kind: NotifyType) -> Vec<u8> {
         let n = NotifyPayload { doi: 1, protocol: PROTO_ISAKMP, spi: &[], kind, data: &[] };
         let mut b = MessageBuilder::new(icookie, rcookie, ExchangeType::Informational, 0);
         b.push(PayloadType::Notify, &n.emit());
-        let out = b.finish();
-        self.send(now, out.clone(), false);
-        out
+        b.finish()
     }
 
     /// An encrypted Informational carrying `payloads`; returns its bytes.
@@ -60,9 +66,12 @@ impl<R: Random> Peer<R> {
             self.rng.fill(&mut m);
         }
         let msgid = u32::from_be_bytes(m);
-        let Some(ike) = self.ike.as_ref() else {
+        let Some(ike) = self.ike.as_mut() else {
             return Err(self.err(Exchange::Informational, ErrorKind::NoIkeSa));
         };
+        // Ours too: the same message reflected back must not verify as
+        // the peer's (HASH(1) is keyed the same both ways).
+        ike.msgids.insert(msgid);
         let mut iv = ike.keys.exchange_iv(&ike.p1_iv, msgid);
         let (rest_bytes, _) = chain(rest);
         let hash = ike.keys.qm_hash1(msgid, &rest_bytes);
@@ -109,7 +118,16 @@ impl<R: Random> Peer<R> {
         if !h.encrypted() {
             let list =
                 payloads(&bytes[HEADER_LEN..], h.next_payload, false).map_err(|e| self.err(ex, e.into()))?;
-            let in_phase1 = self.phase1.as_ref().is_some_and(|p| p.icookie == h.icookie);
+            // Unauthenticated (RFC 2408 §5): it may end only our own phase
+            // 1 while it waits for the answer to its first message (the
+            // responder has no keys yet to refuse with). Later, it is only
+            // noted: if no authenticated answer comes, the exchange times
+            // out with it as the reason. Responder exchanges and the ISAKMP
+            // SA are never touched by one.
+            let ours = self.phase1.as_ref().filter(|p| p.icookie == h.icookie);
+            let first_answer =
+                ours.is_some_and(|p| p.step == 1 && (h.rcookie == [0; 8] || h.rcookie == p.rcookie));
+            let later = ours.is_some_and(|p| p.step > 1 && h.rcookie == p.rcookie);
             for p in list.iter().filter(|p| p.kind == PayloadType::Notify) {
                 let n = NotifyPayload::parse(p.body).map_err(|e| self.err(ex, e.into()))?;
                 let phase1_ex = match self.phase1.as_ref().map(|p| p.mode) {
@@ -117,7 +135,13 @@ impl<R: Random> Peer<R> {
                     _ => Exchange::MainMode,
                 };
                 match n.kind {
-                    NotifyType::NoProposalChosen if in_phase1 => {
+                    _ if later => {
+                        self.discards.add(Discard::UnauthenticatedNotify);
+                        if let Some(p1) = self.phase1.as_mut() {
+                            p1.peer_notify = Some(n.kind);
+                        }
+                    }
+                    NotifyType::NoProposalChosen if first_answer => {
                         self.events.push_back(Event::ProposalMismatch {
                             exchange: phase1_ex,
                             proposed: self.cfg.ike_proposals.iter().map(|p| p.name()).collect(),
@@ -129,7 +153,7 @@ impl<R: Random> Peer<R> {
                     NotifyType::AuthenticationFailed
                     | NotifyType::InvalidHashInformation
                     | NotifyType::PayloadMalformed
-                        if in_phase1 =>
+                        if first_answer =>
                     {
                         self.events.push_back(Event::AuthFailed {
                             exchange: phase1_ex,
@@ -137,7 +161,7 @@ impl<R: Random> Peer<R> {
                         });
                         self.fail_phase1(Reason::PeerNotify(n.kind));
                     }
-                    kind => self.events.push_back(Event::Notify { kind, exchange: ex }),
+                    _ => self.discards.add(Discard::UnauthenticatedNotify),
                 }
             }
             return Ok(());
@@ -147,6 +171,10 @@ impl<R: Random> Peer<R> {
         };
         if ike.icookie != h.icookie || ike.rcookie != h.rcookie {
             return Err(self.err(ex, ErrorKind::NoExchange));
+        }
+        if ike.msgids.contains(h.message_id) {
+            self.discards.add(Discard::ReplayedMessageId);
+            return Err(self.err(ex, ErrorKind::Unexpected("message ID already used (replay)")));
         }
         let iv = ike.keys.exchange_iv(&ike.p1_iv, h.message_id);
         let (plain, _) = open(&ike.keys, &iv, bytes).map_err(|k| self.err(ex, k))?;
@@ -161,6 +189,10 @@ impl<R: Random> Peer<R> {
         if !ct_eq(&ike.keys.qm_hash1(h.message_id, rest), first.body) {
             return Err(self.err(ex, ErrorKind::Integrity("HASH(1) does not verify")));
         }
+        if let Some(ike) = self.ike.as_mut() {
+            ike.msgids.insert(h.message_id);
+        }
+        self.authenticated_from_rx();
         self.remember(bytes, None);
         for p in &list[1..] {
             match p.kind {
@@ -187,12 +219,18 @@ impl<R: Random> Peer<R> {
                 self.send_notify(now, NotifyType::RUThereAck, PROTO_ISAKMP, &spi, &data)?;
             }
             NotifyType::RUThereAck => {
-                // Any ACK of ours (by sequence number) clears the probe.
-                if n.data.len() == 4 {
-                    let seq = u32::from_be_bytes([n.data[0], n.data[1], n.data[2], n.data[3]]);
-                    if seq <= self.dpd.seq {
-                        self.dpd.pending = None;
-                    }
+                // RFC 3706 §5: the ACK carries the sequence number of the
+                // outstanding R-U-THERE (any of its retransmissions, each
+                // numbered anew, §7); another one proves nothing.
+                let seq = <[u8; 4]>::try_from(n.data).ok().map(u32::from_be_bytes);
+                let outstanding = self.dpd.pending.is_some()
+                    && seq.is_some_and(|s| {
+                        s.wrapping_sub(self.dpd.first) <= self.dpd.seq.wrapping_sub(self.dpd.first)
+                    });
+                if outstanding {
+                    self.dpd.pending = None;
+                } else {
+                    self.discards.add(Discard::DpdAckStale);
                 }
             }
             kind => {
@@ -302,6 +340,9 @@ impl<R: Random> Peer<R> {
         tries_left: u32,
     ) -> Result<(), Error> {
         self.dpd.seq = self.dpd.seq.wrapping_add(1);
+        if self.dpd.pending.is_none() {
+            self.dpd.first = self.dpd.seq;
+        }
         let seq = self.dpd.seq.to_be_bytes();
         let spi = self.ike.as_ref().map(|i| i.spi()).unwrap_or([0; 16]);
         let out = self.send_notify(now, NotifyType::RUThere, PROTO_ISAKMP, &spi, &seq)?;

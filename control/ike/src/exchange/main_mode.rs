@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use crate::crypto::ct_eq;
 use crate::crypto::dh::DhSecret;
+use crate::discard::Discard;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, Exchange, Reason};
 use crate::exchange::phase1::{
@@ -40,7 +41,7 @@ impl<R: Random> Peer<R> {
     /// MM1.
     pub(crate) fn start_main_mode(&mut self, now: Instant) {
         let icookie = self.cookie();
-        let mut p1 = Phase1::new(Mode::Main, true, icookie, now);
+        let mut p1 = Phase1::new(Mode::Main, true, icookie, now, (self.local, self.remote));
         p1.sai_b = phase1::offer(&self.cfg, None);
         let mut b = MessageBuilder::new(icookie, [0; 8], ExchangeType::MainMode, 0);
         b.push(PayloadType::Sa, &p1.sai_b)
@@ -56,21 +57,68 @@ impl<R: Random> Peer<R> {
         if h.rcookie == [0; 8] {
             return self.mm_respond_1(now, h, bytes);
         }
-        if !self.phase1_matches(Mode::Main, h) {
+        if self.phase1_matches(Mode::Main, h) {
+            let Some(mut p1) = self.phase1.take() else {
+                return Err(self.err(ex, ErrorKind::NoExchange));
+            };
+            let r = match p1.step {
+                1 => self.mm2(now, &mut p1, h, bytes),
+                3 => self.mm4(now, &mut p1, h, bytes),
+                5 => self.mm6(now, &mut p1, h, bytes),
+                _ => Err(self.err(ex, ErrorKind::Unexpected("Main Mode message out of order"))),
+            };
+            return self.finish_phase1_step(now, p1, r);
+        }
+        // A responder exchange: the cookie says, before any search or
+        // DH, whether we gave it to this initiator cookie at this address
+        // (RFC 2408 §2.5.3).
+        if h.rcookie != self.cookie_secret.cookie(&h.icookie, self.rx_local, self.rx_remote) {
+            self.discards.add(Discard::CookieMismatch);
             return Err(self.err(ex, ErrorKind::NoExchange));
         }
-        let Some(mut p1) = self.phase1.take() else {
+        let Some(i) = self
+            .responders
+            .iter()
+            .position(|p| p.mode == Mode::Main && p.icookie == h.icookie && p.rcookie == h.rcookie)
+        else {
             return Err(self.err(ex, ErrorKind::NoExchange));
         };
-        let r = match (p1.initiator, p1.step) {
-            (true, 1) => self.mm2(now, &mut p1, h, bytes),
-            (true, 3) => self.mm4(now, &mut p1, h, bytes),
-            (true, 5) => self.mm6(now, &mut p1, h, bytes),
-            (false, 2) => self.mm3(now, &mut p1, h, bytes),
-            (false, 4) => self.mm5(now, &mut p1, h, bytes),
+        if self.responders[i].last_in == bytes {
+            if let Some(out) = self.responders[i].last_out.clone() {
+                let (local, remote) = (self.responders[i].local, self.responders[i].remote);
+                self.transmits.push_back(crate::peer::Transmit { local, remote, bytes: out });
+            }
+            return Ok(());
+        }
+        let mut p1 = self.responders.remove(i);
+        let r = match p1.step {
+            2 => self.mm3(now, &mut p1, h, bytes),
+            4 => self.mm5(now, &mut p1, h, bytes),
             _ => Err(self.err(ex, ErrorKind::Unexpected("Main Mode message out of order"))),
         };
         self.finish_phase1_step(now, p1, r)
+    }
+
+    /// Makes room for a new half-open responder exchange from `remote`
+    /// (see [`crate::guard`]): false when there is none.
+    pub(crate) fn admit_half_open(&mut self, remote: std::net::SocketAddr) -> bool {
+        let lim = self.cfg.half_open;
+        let from_source = self.responders.iter().filter(|p| p.remote.ip() == remote.ip()).count();
+        if from_source >= lim.per_source.max(1) {
+            self.discards.add(Discard::HalfOpenLimitSource);
+            // The source's oldest that has not shown its address.
+            match self.responders.iter().position(|p| p.remote.ip() == remote.ip() && !p.proven) {
+                Some(i) => {
+                    self.responders.remove(i);
+                }
+                None => return false,
+            }
+        }
+        if self.responders.len() >= lim.global.max(1) {
+            self.discards.add(Discard::HalfOpenLimitGlobal);
+            return false;
+        }
+        true
     }
 
     /// Applies the outcome of a phase-1 handler.
@@ -80,30 +128,54 @@ impl<R: Random> Peer<R> {
         p1: Phase1,
         r: Result<Step, Error>,
     ) -> Result<(), Error> {
+        let initiator = p1.initiator;
+        let result = match &r {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.clone()),
+        };
         match r {
-            Ok(Step::Continue) => {
-                self.phase1 = Some(p1);
-                Ok(())
+            Ok(Step::Continue) if !initiator => self.responders.push(p1),
+            // A bad message does not end a responder exchange under way;
+            // a first message that failed leaves nothing behind.
+            Err(_) if !initiator => {
+                if p1.step > 0 {
+                    self.responders.push(p1);
+                }
             }
-            Ok(Step::Done(ike)) => {
-                self.established(now, ike);
-                Ok(())
-            }
-            Ok(Step::Abort(reason)) => {
-                self.fail_phase1(reason);
-                Ok(())
-            }
-            Err(e) => {
-                // A bad message does not end the exchange: keep waiting
-                // (the peer may retransmit a good one).
-                self.phase1 = Some(p1);
-                Err(e)
-            }
+            Ok(Step::Continue) => self.phase1 = Some(p1),
+            Ok(Step::Done(ike)) => self.established(now, *ike),
+            Ok(Step::Abort(reason)) if !initiator => self.fail_responder(reason),
+            Ok(Step::Abort(reason)) => self.fail_phase1(reason),
+            // A bad message does not end the exchange: keep waiting
+            // (the peer may retransmit a good one).
+            Err(_) => self.phase1 = Some(p1),
         }
+        result
     }
 
+    /// MM1 from the peer (or from anyone claiming its address): costs no
+    /// DH; what it leaves is one bounded half-open entry (see
+    /// [`crate::guard`]), and never displaces an exchange in progress.
     fn mm_respond_1(&mut self, now: Instant, h: &Header, bytes: &[u8]) -> Result<(), Error> {
         let ex = Exchange::MainMode;
+        let (local, remote) = (self.rx_local, self.rx_remote);
+        // A retransmitted MM1: the same answer; another MM1 with the
+        // initiator cookie of an exchange in progress changes nothing.
+        if let Some(p) =
+            self.responders.iter().find(|p| p.icookie == h.icookie && p.remote.ip() == remote.ip())
+        {
+            if p.step == 2 && p.last_in == bytes {
+                if let Some(out) = p.last_out.clone() {
+                    self.transmits.push_back(crate::peer::Transmit {
+                        local: p.local,
+                        remote: p.remote,
+                        bytes: out,
+                    });
+                }
+                return Ok(());
+            }
+            return Err(self.err(ex, ErrorKind::Unexpected("first message for an exchange in progress")));
+        }
         let list =
             payloads(&bytes[HEADER_LEN..], h.next_payload, false).map_err(|e| self.err(ex, e.into()))?;
         if let Some(t) = phase1::unknown_payload(&list) {
@@ -112,12 +184,17 @@ impl<R: Random> Peer<R> {
         }
         let sa_b =
             find(&list, PayloadType::Sa).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("SA")))?;
+        if sa_b.len() > self.cfg.half_open.max_sa_bytes {
+            self.discards.add(Discard::OversizedSa);
+            return Err(self.err(ex, ErrorKind::Unexpected("SA payload too large for a half-open exchange")));
+        }
         let sa = SaPayload::parse(sa_b).map_err(|e| self.err(ex, e.into()))?;
         let (number, prop, life) = match phase1::select(&self.cfg, &sa) {
             Ok(x) => x,
             Err(offered) => {
-                let answer = self.send_clear_notify(now, h.icookie, [0; 8], NotifyType::NoProposalChosen);
-                self.remember(bytes, Some(answer));
+                // Answered each time (nothing kept: a stranger can send
+                // these at will).
+                self.send_clear_notify(now, h.icookie, [0; 8], NotifyType::NoProposalChosen);
                 self.events.push_back(Event::ProposalMismatch {
                     exchange: ex,
                     proposed: offered,
@@ -127,8 +204,11 @@ impl<R: Random> Peer<R> {
                 return Ok(());
             }
         };
-        let rcookie = self.cookie();
-        let mut p1 = Phase1::new(Mode::Main, false, h.icookie, now);
+        if !self.admit_half_open(remote) {
+            return Err(self.err(ex, ErrorKind::Refused("half-open exchanges at their limit".to_owned())));
+        }
+        let rcookie = self.cookie_secret.cookie(&h.icookie, local, remote);
+        let mut p1 = Phase1::new(Mode::Main, false, h.icookie, now, (local, remote));
         p1.rcookie = rcookie;
         p1.sai_b = sa_b.to_vec();
         p1.chosen = Some((prop, life));
@@ -143,10 +223,11 @@ impl<R: Random> Peer<R> {
         }
         b.push(PayloadType::VendorId, &VID_DPD);
         let out = b.finish();
-        self.send(now, out.clone(), false);
-        self.remember(bytes, Some(out));
+        self.answer_to(&p1, out.clone());
+        p1.last_in = bytes.to_vec();
+        p1.last_out = Some(out);
         p1.step = 2;
-        self.phase1 = Some(p1);
+        self.responders.push(p1);
         Ok(())
     }
 
@@ -219,11 +300,13 @@ impl<R: Random> Peer<R> {
     /// with `force_encap`, so that the peer sees a NAT).
     pub(crate) fn natd_payloads(&mut self, p1: &Phase1) -> [Vec<u8>; 2] {
         let hash = p1.chosen.map_or(crate::crypto::HashAlg::Sha1, |(p, _)| p.hash);
-        let remote = phase1::nat_d(hash, &p1.icookie, &p1.rcookie, self.remote);
+        // A responder answers where the exchange came from.
+        let (ours, theirs) = if p1.initiator { (self.local, self.remote) } else { (p1.local, p1.remote) };
+        let remote = phase1::nat_d(hash, &p1.icookie, &p1.rcookie, theirs);
         let local = if self.cfg.force_encap {
             self.random(hash.output_len())
         } else {
-            phase1::nat_d(hash, &p1.icookie, &p1.rcookie, self.local)
+            phase1::nat_d(hash, &p1.icookie, &p1.rcookie, ours)
         };
         [remote, local]
     }
@@ -274,9 +357,14 @@ impl<R: Random> Peer<R> {
         let list =
             payloads(&bytes[HEADER_LEN..], h.next_payload, false).map_err(|e| self.err(ex, e.into()))?;
         self.take_ke_nonce(p1, &list, ex)?;
+        // The initiator echoed our cookie from its address: it receives
+        // there (the DH above is the first one this exchange cost).
+        p1.proven = true;
         let out = self.ke_nonce_natd(p1, &p1.gxr.clone(), &p1.nr.clone(), ExchangeType::MainMode);
-        self.send(now, out.clone(), false);
-        self.remember(bytes, Some(out));
+        let _ = now;
+        self.answer_to(p1, out.clone());
+        p1.last_in = bytes.to_vec();
+        p1.last_out = Some(out);
         p1.step = 4;
         Ok(Step::Continue)
     }
@@ -362,8 +450,14 @@ impl<R: Random> Peer<R> {
         ex: Exchange,
         detail: &str,
     ) -> Step {
-        let answer = self.send_clear_notify(now, p1.icookie, p1.rcookie, NotifyType::AuthenticationFailed);
-        self.remember(bytes, Some(answer));
+        if p1.initiator {
+            let answer =
+                self.send_clear_notify(now, p1.icookie, p1.rcookie, NotifyType::AuthenticationFailed);
+            self.remember(bytes, Some(answer));
+        } else {
+            let answer = self.clear_notify(p1.icookie, p1.rcookie, NotifyType::AuthenticationFailed);
+            self.answer_to(p1, answer);
+        }
         self.events.push_back(Event::AuthFailed { exchange: ex, detail: detail.to_owned() });
         Step::Abort(Reason::Refused(NotifyType::AuthenticationFailed))
     }
@@ -395,7 +489,11 @@ impl<R: Random> Peer<R> {
         let mut b = MessageBuilder::new(p1.icookie, p1.rcookie, ExchangeType::MainMode, 0);
         b.push(PayloadType::Id, &my_id).push(PayloadType::Hash, &hash_r);
         let out = seal(keys, &mut p1.iv, b);
-        self.send(now, out.clone(), false);
+        // MM5 authenticated: answer where it came from (with NAT-T, the
+        // initiator's port on 4500).
+        p1.local = self.rx_local;
+        p1.remote = self.rx_remote;
+        self.answer_to(p1, out.clone());
         self.remember(bytes, Some(out));
         Ok(self.make_ike_sa(now, p1))
     }
@@ -431,7 +529,7 @@ impl<R: Random> Peer<R> {
         let (Some(keys), Some((proposal, lifetime))) = (p1.keys.take(), p1.chosen) else {
             return Step::Abort(Reason::Timeout);
         };
-        Step::Done(IkeSa {
+        Step::Done(Box::new(IkeSa {
             icookie: p1.icookie,
             rcookie: p1.rcookie,
             initiator: p1.initiator,
@@ -443,6 +541,7 @@ impl<R: Random> Peer<R> {
             established: now,
             lifetime,
             peer_initial_contact: p1.initial_contact,
-        })
+            msgids: crate::guard::MessageIds::default(),
+        }))
     }
 }

@@ -70,10 +70,34 @@ pub(crate) struct Phase1 {
     /// Aggressive Mode initiator: our IDii_b until HASH_I is sent.
     pub id_b: Vec<u8>,
     pub pending: Option<Pending>,
+    /// Addresses of the exchange (responder: where its messages come
+    /// from; the peer's addresses change only once it authenticates).
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// When it started (half-open exchanges time out, the oldest of a
+    /// source is displaced first).
+    pub created: Instant,
+    /// Responder: the initiator has shown it receives at its address
+    /// (it echoed our cookie in Main Mode message 3; an Aggressive Mode
+    /// responder has done its DH already). Never displaced.
+    pub proven: bool,
+    /// Responder: the last message handled and our answer to it, for
+    /// retransmissions (RFC 2408 §5: answered again, not reprocessed).
+    pub last_in: Vec<u8>,
+    pub last_out: Option<Vec<u8>>,
+    /// Initiator: an unauthenticated error notification naming this
+    /// exchange; reported if the exchange then times out.
+    pub peer_notify: Option<crate::wire::NotifyType>,
 }
 
 impl Phase1 {
-    pub(crate) fn new(mode: Mode, initiator: bool, icookie: [u8; 8], _now: Instant) -> Phase1 {
+    pub(crate) fn new(
+        mode: Mode,
+        initiator: bool,
+        icookie: [u8; 8],
+        now: Instant,
+        (local, remote): (SocketAddr, SocketAddr),
+    ) -> Phase1 {
         Phase1 {
             mode,
             initiator,
@@ -95,6 +119,13 @@ impl Phase1 {
             nat: false,
             id_b: Vec::new(),
             pending: None,
+            local,
+            remote,
+            created: now,
+            proven: false,
+            last_in: Vec::new(),
+            last_out: None,
+            peer_notify: None,
         }
     }
 
@@ -228,7 +259,14 @@ pub(crate) fn accept(cfg: &PeerConfig, sa: &SaPayload<'_>) -> Result<(IkeProposa
     if !cfg.ike_proposals.contains(&prop) {
         return Err(prop.name());
     }
-    Ok((prop, if life == 0 { cfg.ike_lifetime } else { life }))
+    // Never a longer lifetime than we proposed (RFC 2407 §4.6.3.1: the
+    // shorter of the two holds).
+    let life = match (life, cfg.ike_lifetime) {
+        (0, ours) => ours,
+        (theirs, 0) => theirs,
+        (theirs, ours) => theirs.min(ours),
+    };
+    Ok((prop, life))
 }
 
 /// NAT-D hash: HASH(CKY-I | CKY-R | IP | port) with the negotiated hash.
@@ -271,7 +309,7 @@ pub(crate) enum Step {
     /// Wait for the next message.
     Continue,
     /// The ISAKMP SA is up.
-    Done(crate::ike_sa::IkeSa),
+    Done(Box<crate::ike_sa::IkeSa>),
     /// Abandoned (events already queued).
     Abort(crate::event::Reason),
 }

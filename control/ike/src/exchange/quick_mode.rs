@@ -25,6 +25,7 @@ use crate::config::{group_name, EspSuite, Lifetime};
 use crate::crypto::ct_eq;
 use crate::crypto::dh::DhSecret;
 use crate::crypto::keys::Phase1Keys;
+use crate::discard::Discard;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, Exchange, Reason};
 use crate::exchange::phase1::{find, find_all, payloads, unknown_payload};
@@ -38,6 +39,8 @@ use crate::wire::{
 use crate::{DhGroup, Random};
 
 const NONCE_LEN: usize = 32;
+/// Nonce lengths a peer may use (RFC 2409 §5, RFC 2408 §3.13).
+const NONCE_RANGE: std::ops::RangeInclusive<usize> = 8..=256;
 const PROTO_ESP: u8 = 3;
 
 /// Phase-2 attribute types (RFC 2407 §4.5).
@@ -173,7 +176,11 @@ impl<R: Random> Peer<R> {
             let mut b = [0u8; 4];
             self.rng.fill(&mut b);
             let id = u32::from_be_bytes(b);
-            if id != 0 && !self.quick.iter().any(|q| q.msgid == id) {
+            let used = self.ike.as_ref().is_some_and(|i| i.msgids.contains(id));
+            if id != 0 && !used && !self.quick.iter().any(|q| q.msgid == id) {
+                if let Some(ike) = self.ike.as_mut() {
+                    ike.msgids.insert(id);
+                }
                 return id;
             }
         }
@@ -258,6 +265,13 @@ impl<R: Random> Peer<R> {
             return Err(self.err(ex, ErrorKind::Unexpected("Quick Mode message not encrypted")));
         }
         match self.quick.iter().position(|q| q.msgid == h.message_id) {
+            // RFC 2408 §3.1: a message ID names one exchange; a finished
+            // one's ID again is a replay (a retransmission of a message
+            // still in the replay memory was answered before this).
+            None if ike.msgids.contains(h.message_id) => {
+                self.discards.add(Discard::ReplayedMessageId);
+                Err(self.err(ex, ErrorKind::Unexpected("message ID already used (replay)")))
+            }
             None => self.qm_respond(now, h, bytes),
             Some(i) if self.quick[i].initiator => self.qm2(now, i, h, bytes),
             Some(i) => self.qm3(i, h, bytes),
@@ -297,6 +311,10 @@ impl<R: Random> Peer<R> {
         if !ct_eq(&keys.qm_hash1(msgid, rest), hash) {
             return Err(self.err(ex, ErrorKind::Integrity("HASH(1) does not verify")));
         }
+        if let Some(ike) = self.ike.as_mut() {
+            ike.msgids.insert(msgid);
+        }
+        self.authenticated_from_rx();
         if let Some(t) = unknown_payload(&list) {
             let answer = self.send_notify(now, NotifyType::InvalidPayloadType, 1, &[], &[])?;
             self.remember(bytes, Some(answer));
@@ -306,6 +324,9 @@ impl<R: Random> Peer<R> {
             find(&list, PayloadType::Sa).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("SA")))?;
         let ni = find(&list, PayloadType::Nonce)
             .ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("NONCE")))?;
+        if !NONCE_RANGE.contains(&ni.len()) {
+            return Err(self.err(ex, ErrorKind::Unexpected("nonce length outside 8..256 (RFC 2409 §5)")));
+        }
         let ke = find(&list, PayloadType::KeyExchange);
         let ids = find_all(&list, PayloadType::Id);
         let sa = SaPayload::parse(sa_b).map_err(|e| self.err(ex, e.into()))?;
@@ -479,6 +500,7 @@ impl<R: Random> Peer<R> {
         if !ct_eq(&keys.qm_hash2(msgid, &self.quick[i].ni, rest), hash) {
             return Err(self.err(ex, ErrorKind::Integrity("HASH(2) does not verify")));
         }
+        self.authenticated_from_rx();
         let mut q = self.quick.remove(i);
         q.iv = next_iv;
         match self.qm2_accept(now, &mut q, &list, bytes) {
@@ -503,6 +525,9 @@ impl<R: Random> Peer<R> {
     ) -> Result<(), NotifyType> {
         let sa_b = find(list, PayloadType::Sa).ok_or(NotifyType::PayloadMalformed)?;
         let nr = find(list, PayloadType::Nonce).ok_or(NotifyType::PayloadMalformed)?;
+        if !NONCE_RANGE.contains(&nr.len()) {
+            return Err(NotifyType::PayloadMalformed);
+        }
         let sa = SaPayload::parse(sa_b).map_err(|_| NotifyType::PayloadMalformed)?;
         let p = match sa.proposals.as_slice() {
             [p] if p.protocol == PROTO_ESP && p.spi.len() == 4 && p.transforms.len() == 1 => p,
@@ -591,7 +616,11 @@ impl<R: Random> Peer<R> {
         if !ct_eq(&keys.qm_hash3(msgid, &q.ni, &q.nr), hash) {
             return Err(self.err(ex, ErrorKind::Integrity("HASH(3) does not verify")));
         }
+        self.authenticated_from_rx();
         let mut q = self.quick.remove(i);
+        // The exchange is complete: its QM1 is answered no more; a copy
+        // of it is a replay (dropped by message ID).
+        self.replays.retain(|r| Header::parse(&r.received).map(|h| h.message_id) != Ok(msgid));
         self.remember(bytes, None);
         if let Some(child) = q.child.take() {
             self.children.push(ChildRecord {
