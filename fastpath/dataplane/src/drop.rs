@@ -110,6 +110,10 @@ drop_reasons! {
     /// The destination's route is a null route (`interface null`: the
     /// backstop of a withdrawn VPN route).
     NullRoute = "null-route", "destination routed to the null interface";
+    /// A clear packet whose source only a tunnel may deliver: its most
+    /// specific route is a tunnel interface or a null route, or it lies in
+    /// a proxy-ID's remote prefix (`source.rs`).
+    SpoofedSource = "spoofed-source", "clear packet from a source behind a tunnel (routed into a tunnel or null, or a proxy-ID's remote prefix)";
 }
 
 /// How many reasons there are (the length of a counter array).

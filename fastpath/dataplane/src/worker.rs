@@ -15,6 +15,7 @@ use crate::fasthash::{FastMap, IdMap};
 use crate::flow::flow_key_v4;
 use crate::hold::{HoldKey, HoldPool};
 use crate::sa::{InEntry, InSlot, OutEntry, OutSlot, OuterHop};
+use crate::source::SourceFilter;
 use crate::update::{
     Event, ExpireReason, PortInfo, Probe, Retired, SaStats, TunnelConf, Update, VpnConf, WorkerOutput,
     WorkerStats,
@@ -81,8 +82,27 @@ pub enum Action {
     Drop(DropReason),
     /// A copy waits in the hold queue for its SA; recycle the frame.
     Held,
-    /// Its SA belongs to another worker: pass the frame to it unchanged.
+    /// Its SA belongs to another worker: pass the frame to it unchanged
+    /// (it goes through [`Worker::process_burst`] there).
     HandOff(WorkerId),
+    /// Decrypted here, and the SA of its next hop belongs to another
+    /// worker (hub and spoke): the frame now holds an Ethernet header and
+    /// the inner packet, which the other worker takes through
+    /// [`Worker::process_decrypted_burst`] (its inbound selector was
+    /// checked here; the outer headers are gone).
+    HandOffDecrypted(WorkerId),
+}
+
+/// How the frames of a burst entered the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// Received on a port: ESP to decrypt, or clear traffic whose source
+    /// must pass the spoofed-source check.
+    Port,
+    /// Inner packets already decrypted and admitted by their SA's inbound
+    /// selector (handed off by another worker, or released from the hold
+    /// queue), or built by the gateway (VPN monitor probes).
+    Decrypted,
 }
 
 /// Tunables of a worker.
@@ -242,6 +262,16 @@ pub struct Worker {
     probe_idents: [Option<u16>; MAX_PROBE_IDENTS],
     probe_ident_next: usize,
     probe_frame: Vec<u8>,
+    /// The spoofed-source filter (`source.rs`), rebuilt before the next
+    /// burst when routes or VPNs changed.
+    sources: SourceFilter,
+    sources_stale: bool,
+    /// The last source looked up and its verdict: a run of packets from
+    /// one source costs one lookup.
+    last_source: Option<(Ipv4Addr, bool)>,
+    /// The packet being processed was decrypted (here or by the worker
+    /// that handed it off): held copies remember it.
+    decrypted: bool,
 }
 
 impl core::fmt::Debug for Worker {
@@ -285,6 +315,10 @@ impl Worker {
             probe_idents: [None; MAX_PROBE_IDENTS],
             probe_ident_next: 0,
             probe_frame: Vec::with_capacity(2048),
+            sources: SourceFilter::default(),
+            sources_stale: true,
+            last_source: None,
+            decrypted: false,
         }
     }
 
@@ -326,6 +360,9 @@ impl Worker {
                 | Update::RemoveTunnel(_)
         ) {
             self.generation += 1;
+        }
+        if matches!(update, Update::Routes(_) | Update::Vpn(_) | Update::RemoveVpn(_)) {
+            self.sources_stale = true;
         }
         match update {
             Update::Ports(p) => {
@@ -691,7 +728,7 @@ impl Worker {
         else {
             return false;
         };
-        self.hold.hold_parts(key, &[eth, ip], now)
+        self.hold.hold_parts(key, &[eth, ip], now, self.decrypted)
     }
 
     /// True when held frames were released by an SA install.
@@ -699,13 +736,15 @@ impl Worker {
         self.hold.has_released()
     }
 
-    /// Hands every released held frame (Ethernet frame as received) to `f`,
-    /// which re-injects it through [`Worker::process_burst`].
-    pub fn drain_released(&mut self, mut f: impl FnMut(&[u8])) {
+    /// Hands every released held frame (an Ethernet header and the IP
+    /// packet) to `f` with its `decrypted` flag: a decrypted one is
+    /// re-injected through [`Worker::process_decrypted_burst`], any other
+    /// through [`Worker::process_burst`].
+    pub fn drain_released(&mut self, mut f: impl FnMut(&[u8], bool)) {
         let mut n = 0;
-        self.hold.drain_released(|b| {
+        self.hold.drain_released(|b, decrypted| {
             n += 1;
-            f(b)
+            f(b, decrypted)
         });
         self.counters.released += n;
     }
@@ -724,10 +763,71 @@ impl Worker {
         actions: &mut [Action],
         out: &mut impl WorkerOutput,
     ) {
+        self.run_burst(now, rx_port, frames, actions, out, Arrival::Port);
+    }
+
+    /// Processes a burst of inner packets (each an Ethernet header and an
+    /// IPv4 packet) that were decrypted and admitted by their SA's inbound
+    /// selector already: frames another worker handed off with
+    /// [`Action::HandOffDecrypted`], held frames released with their
+    /// `decrypted` flag set, and the gateway's own VPN monitor probes.
+    /// They are routed and sealed like clear packets, without the
+    /// spoofed-source check (their source lies behind a tunnel); one
+    /// addressed to the gateway is dropped (`tunnel-to-self`): the worker
+    /// that decrypted it delivers such packets itself. `rx_port` is the
+    /// port the outer packet arrived on (the source of ICMP errors).
+    pub fn process_decrypted_burst<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        frames: &mut [F],
+        actions: &mut [Action],
+        out: &mut impl WorkerOutput,
+    ) {
+        self.run_burst(now, rx_port, frames, actions, out, Arrival::Decrypted);
+    }
+
+    /// Rebuilds the spoofed-source filter after its routes or VPNs changed
+    /// (once per change, before the burst that follows it).
+    fn refresh_sources(&mut self) {
+        if !self.sources_stale {
+            return;
+        }
+        self.sources_stale = false;
+        self.last_source = None;
+        let remote = self.vpns.values().flat_map(|v| v.conf.table.proxy_ids().iter().map(|p| p.remote));
+        self.sources = SourceFilter::new(&self.routes, remote);
+    }
+
+    /// True when a clear packet from `src` is a spoof (`source.rs`); one
+    /// lookup per run of packets from one source.
+    #[inline]
+    fn spoofed(&mut self, src: Ipv4Addr) -> bool {
+        match self.last_source {
+            Some((s, verdict)) if s == src => verdict,
+            _ => {
+                let verdict = self.sources.is_spoofed(src);
+                self.last_source = Some((src, verdict));
+                verdict
+            }
+        }
+    }
+
+    fn run_burst<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        frames: &mut [F],
+        actions: &mut [Action],
+        out: &mut impl WorkerOutput,
+        arrival: Arrival,
+    ) {
         let n = frames.len().min(actions.len()).min(MAX_BURST);
+        self.refresh_sources();
         self.pending.clear();
         self.keys.clear();
         self.verdicts.clear();
+        let decrypted = arrival == Arrival::Decrypted;
 
         // Pass 1: parse, deliver ESP to the decrypt path, route clear
         // traffic; packets bound for a tunnel wait for pass 2.
@@ -735,6 +835,7 @@ impl Worker {
             let f = &mut frames[i];
             self.counters.rx_packets += 1;
             self.counters.rx_bytes += f.len() as u64;
+            self.decrypted = decrypted;
             let (stage, action) = self.first_pass(now, rx_port, f, out);
             if let Stage::Tunnel { l3, len, tunnel, vpn, key } = stage {
                 // `i` and `key` < MAX_BURST; `l3` is 14 and `len` an IPv4
@@ -773,6 +874,7 @@ impl Worker {
             let i = usize::from(frame);
             let key = usize::from(key);
             let verdict = self.verdicts.get(key).copied().unwrap_or(Verdict::NoMatch);
+            self.decrypted = decrypted;
             actions[i] = self.seal_for_tunnel(
                 now,
                 rx_port,
@@ -787,12 +889,19 @@ impl Worker {
             );
         }
 
-        for a in &actions[..n] {
-            match a {
-                Action::Drop(r) => self.drops.count(*r),
+        self.decrypted = false;
+        for a in &mut actions[..n] {
+            match *a {
+                Action::Drop(r) => self.drops.count(r),
                 Action::Tx(_) => self.counters.tx_packets += 1,
                 Action::Held => self.counters.held += 1,
-                Action::HandOff(_) => self.counters.handed_off += 1,
+                // An inner packet passed on again (the SA moved meanwhile)
+                // stays an inner packet.
+                Action::HandOff(w) if decrypted => {
+                    *a = Action::HandOffDecrypted(w);
+                    self.counters.handed_off += 1;
+                }
+                Action::HandOff(_) | Action::HandOffDecrypted(_) => self.counters.handed_off += 1,
             }
         }
     }
@@ -828,7 +937,16 @@ impl Worker {
         let ip_len = usize::from(ip.total_len());
         let dst = ip.dst_addr();
         if self.local.contains(&dst) {
+            if self.decrypted {
+                // Delivered by the worker that decrypted it; not ESP to open.
+                return done(Action::Drop(DropReason::TunnelToSelf));
+            }
             return done(self.inbound_esp(now, rx_port, f, l3, ip_len, out));
+        }
+        // Before anything answers it (an ICMP error to a forged source
+        // would reflect at the tunnel's hosts): see `source.rs`.
+        if !self.decrypted && self.spoofed(ip.src_addr()) {
+            return done(Action::Drop(DropReason::SpoofedSource));
         }
         if ip.ttl() <= 1 {
             let a = self.icmp_error(
@@ -1196,6 +1314,35 @@ impl Worker {
         // From here the inner packet is an ordinary packet in the frame.
         let l3 = inner.start - head;
         f.set_packet(head, l3 + inner_len);
+        self.decrypted = true;
+        let action = self.route_decrypted(now, rx_port, f, l3, inner_len, (key, dst, ttl), out);
+        self.decrypted = false;
+        if let Action::HandOff(w) = action {
+            // Hub and spoke across workers: the next SA's owner gets the
+            // inner packet behind an Ethernet header (the receiving
+            // worker's Ethernet header goes where the outer headers
+            // ended; the addresses are rewritten on the way out).
+            let at = head + l3 - ethernet::HEADER_LEN;
+            f.buffer().copy_within(head..head + ethernet::HEADER_LEN, at);
+            f.set_packet(at, ethernet::HEADER_LEN + inner_len);
+            return Action::HandOffDecrypted(w);
+        }
+        action
+    }
+
+    /// Routes a decrypted packet at `l3` in the frame: to a port, or
+    /// straight into another tunnel (hub and spoke).
+    #[allow(clippy::too_many_arguments)]
+    fn route_decrypted<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        f: &mut F,
+        l3: usize,
+        inner_len: usize,
+        (key, dst, ttl): (FlowKey, Ipv4Addr, u8),
+        out: &mut impl WorkerOutput,
+    ) -> Action {
         if ttl <= 1 {
             return self.icmp_error(
                 now,
