@@ -126,7 +126,13 @@ impl Default for LabOptions {
 
 /// A worker configured as gateway `side` of the lab.
 pub fn gateway(side: Side, opts: &LabOptions) -> Worker {
-    let mut w = Worker::new(WorkerConfig::new(WorkerId(0)));
+    gateway_with(side, opts, WorkerConfig::new(WorkerId(0)))
+}
+
+/// Gateway `side` as a worker of this configuration (it owns every SA).
+pub fn gateway_with(side: Side, opts: &LabOptions, cfg: WorkerConfig) -> Worker {
+    let me = cfg.id;
+    let mut w = Worker::new(cfg);
     let mut out = VecOutput::default();
     w.apply(
         Update::Ports(vec![
@@ -174,7 +180,7 @@ pub fn gateway(side: Side, opts: &LabOptions) -> Worker {
                 id: SaId(u64::from(spi(side, i))),
                 vpn: VPN,
                 proxy_id: pids[j],
-                owner: WorkerId(0),
+                owner: me,
                 sa: Some(Box::new(out_sa)),
                 life: Lifetime::default(),
             }),
@@ -187,7 +193,7 @@ pub fn gateway(side: Side, opts: &LabOptions) -> Worker {
                 vpn: VPN,
                 tunnel: TUNNEL,
                 proxy_id: pids[j],
-                owner: WorkerId(0),
+                owner: me,
                 sa: Some(Box::new(in_sa)),
                 life: Lifetime::default(),
             }),

@@ -35,6 +35,7 @@ mod hold;
 #[doc(hidden)]
 pub mod lab;
 pub mod neighbor;
+pub mod reassembly;
 pub mod route;
 mod sa;
 pub mod source;

@@ -14,6 +14,7 @@ use crate::drop::{DropCounters, DropReason};
 use crate::fasthash::{FastMap, IdMap};
 use crate::flow::flow_key_v4;
 use crate::hold::{HoldKey, HoldPool};
+use crate::reassembly::{Reassembler, Reassembly, ReassemblyConfig};
 use crate::sa::{InEntry, InSlot, OutEntry, OutSlot, OuterHop};
 use crate::source::SourceFilter;
 use crate::update::{
@@ -91,6 +92,10 @@ pub enum Action {
     /// [`Worker::process_decrypted_burst`] (its inbound selector was
     /// checked here; the outer headers are gone).
     HandOffDecrypted(WorkerId),
+    /// An outer IP fragment was copied into the reassembly buffers; its
+    /// datagram goes on with the fragment that completes it. Recycle the
+    /// frame.
+    Fragment,
 }
 
 /// How the frames of a burst entered the gateway.
@@ -121,6 +126,13 @@ pub struct WorkerConfig {
     pub neighbor_miss_interval: Duration,
     /// ICMP errors sent per 100 ms at most (RFC 1812 §4.3.2.8 rate limit).
     pub icmp_per_100ms: u32,
+    /// Workers sharing the ports: the fragments of one outer datagram are
+    /// reassembled by one of them, chosen by a hash of (source,
+    /// destination, protocol, identification), whatever queue each
+    /// fragment arrived on (RSS may spread them).
+    pub workers: u16,
+    /// Bounds of outer fragment reassembly.
+    pub reassembly: ReassemblyConfig,
 }
 
 impl WorkerConfig {
@@ -133,6 +145,8 @@ impl WorkerConfig {
             acquire_interval: Duration::from_millis(500),
             neighbor_miss_interval: Duration::from_millis(200),
             icmp_per_100ms: 100,
+            workers: 1,
+            reassembly: ReassemblyConfig::default(),
         }
     }
 }
@@ -159,6 +173,10 @@ pub struct WorkerCounters {
     pub probes: u64,
     /// VPN monitor echo replies taken out of the tunnel and reported.
     pub probe_replies: u64,
+    /// Outer fragments (ESP, ESP-in-UDP) taken into reassembly.
+    pub fragments: u64,
+    /// Outer datagrams reassembled from them (RFC 4303 §3.4.1).
+    pub reassembled: u64,
 }
 
 /// Probes waiting to be built (the control plane sends a few a second;
@@ -240,6 +258,7 @@ pub struct Worker {
     /// Outbound SA id -> where its slot is.
     outbound_ids: FastMap<u64, (VpnId, ProxyIdIndex)>,
     hold: HoldPool,
+    reassembly: Reassembler,
     counters: WorkerCounters,
     drops: DropCounters,
     /// Direct-mapped (next hop -> last miss event) for rate limiting.
@@ -290,7 +309,9 @@ impl core::fmt::Debug for Worker {
 impl Worker {
     pub fn new(cfg: WorkerConfig) -> Worker {
         let hold = HoldPool::new(cfg.hold_slots, cfg.hold_per_proxy_id);
+        let reassembly = Reassembler::new(cfg.reassembly);
         Worker {
+            reassembly,
             cfg,
             ports: Vec::new(),
             local: Vec::new(),
@@ -656,6 +677,9 @@ impl Worker {
     /// second, reports SAs idle past their idle time.
     pub fn tick(&mut self, now: Instant, out: &mut impl WorkerOutput) {
         self.counters.hold_expired += self.hold.expire(now, self.cfg.hold_timeout);
+        for _ in 0..self.reassembly.expire(now) {
+            self.drops.count(DropReason::FragTimeout);
+        }
         if self.last_idle_scan.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
             return;
         }
@@ -902,6 +926,7 @@ impl Worker {
                     self.counters.handed_off += 1;
                 }
                 Action::HandOff(_) | Action::HandOffDecrypted(_) => self.counters.handed_off += 1,
+                Action::Fragment => {}
             }
         }
     }
@@ -1239,9 +1264,8 @@ impl Worker {
         let (protocol, hl) = {
             let p = ipv4::Packet::new_unchecked(&f.buffer()[ip_range.clone()]);
             if p.is_fragment() {
-                // Reassembly of ESP fragments is the kernel's job in a later
-                // release; today they are not ours.
-                return Action::Drop(DropReason::LocalNotEsp);
+                let key = (p.src_addr(), p.dst_addr(), p.protocol(), p.ident());
+                return self.outer_fragment(now, rx_port, f, (l3, ip_len), key, out);
             }
             (p.protocol(), p.header_len())
         };
@@ -1375,6 +1399,55 @@ impl Worker {
                 action
             }
             Some(nh) => self.forward_clear(now, f, l3, inner_len, dst, (nh, d.l2), out),
+        }
+    }
+
+    /// An outer fragment addressed to the gateway (RFC 4303 §3.4.1:
+    /// reassembled before ESP processing). The XDP program sends the fast
+    /// path the fragments of ESP and of ESP-in-UDP datagrams only (IKE's
+    /// go to the kernel); anything else here is not ours.
+    fn outer_fragment<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        f: &mut F,
+        (l3, ip_len): (usize, usize),
+        (src, dst, protocol, ident): (Ipv4Addr, Ipv4Addr, u8, u16),
+        out: &mut impl WorkerOutput,
+    ) -> Action {
+        if protocol != ip_proto::ESP && protocol != ip_proto::UDP {
+            return Action::Drop(DropReason::LocalNotEsp);
+        }
+        if self.cfg.workers > 1 {
+            let h = (u64::from(u32::from(src)) << 32 | u64::from(u32::from(dst)))
+                ^ (u64::from(ident) << 8 | u64::from(protocol)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let owner = (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % u64::from(self.cfg.workers);
+            // < workers, a u16.
+            let owner = WorkerId(owner as u16);
+            if owner != self.cfg.id {
+                return Action::HandOff(owner);
+            }
+        }
+        let head = f.head();
+        let ip = head + l3..head + l3 + ip_len;
+        let mut expired = 0;
+        let r = self.reassembly.push(now, f.buffer(), head, ip, &mut expired);
+        for _ in 0..expired {
+            self.drops.count(DropReason::FragTimeout);
+        }
+        match r {
+            Reassembly::Kept => {
+                self.counters.fragments += 1;
+                Action::Fragment
+            }
+            Reassembly::Drop(reason) => Action::Drop(reason),
+            Reassembly::Complete { len } => {
+                self.counters.fragments += 1;
+                self.counters.reassembled += 1;
+                f.set_packet(head, l3 + len);
+                // Whole now: not a fragment any more, so this recurses once.
+                self.inbound_esp(now, rx_port, f, l3, len, out)
+            }
         }
     }
 

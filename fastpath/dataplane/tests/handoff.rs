@@ -163,7 +163,7 @@ impl Hub {
                     self.inbox.push((usize::from(to.0), f.packet().to_vec(), true))
                 }
                 Action::Drop(r) => self.drops.push(r),
-                Action::Held => panic!("nothing should wait"),
+                Action::Held | Action::Fragment => panic!("nothing should wait"),
             }
         }
     }

@@ -268,7 +268,7 @@ impl WorkerThread {
                     }
                     self.rings.recycle(f);
                 }
-                Action::Drop(_) | Action::Held => self.rings.recycle(f),
+                Action::Drop(_) | Action::Held | Action::Fragment => self.rings.recycle(f),
             }
         }
     }
