@@ -178,11 +178,11 @@ topo_arp_warm
 GW1_WAN_MAC=$(nsx gw1 cat /sys/class/net/wan0/address)
 GW1_LAN2_MAC=$(nsx gw1 cat /sys/class/net/lan2/address)
 attack() { nsx "$1" "$PY" "$WORK/attack.py" "${@:2}"; }
-# sa_active GW PREFIX: gateway GW shows an active SA for PREFIX (within 10 s).
+# sa_active GW N: gateway GW shows at least N SAs active (within 10 s).
 sa_active() {
     local _
     for _ in $(seq 100); do
-        gw_cli "$1" get sa 2>/dev/null | grep ' A/U ' | grep -q "$2" && return 0
+        [ "$(gw_cli "$1" get sa 2>/dev/null | grep -c ' A/U ')" -ge "$2" ] && return 0
         sleep 0.1
     done
     gw_cli "$1" get sa >&2 || true
@@ -207,7 +207,7 @@ check "spoof: gw1 counts 3 x $N spoofed-source" expect_delta "$WORK/s0" "$WORK/s
 
 # --- 2. ESP from an AutoKey SA, replayed and tampered ---------------------
 check "pair 11 up on demand (IKE)" bash -c "ip netns exec '$TOPO-h21' ping -c 1 -W 8 10.1.1.10 >/dev/null"
-check "gw1 shows the pair's SAs active" sa_active 1 10.2.1.0
+check "gw1 shows the pair's SAs active" sa_active 1 2
 # gw2's ESP to gw1 stops at inet from now on, and is captured there.
 nsx inet ip route add blackhole 198.51.100.1/32
 capture esp inet i2 "src host 203.0.113.2 and dst host 198.51.100.1 and (ip proto 50 or udp port 4500)"
