@@ -261,3 +261,91 @@ impl Reassembler {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: usize = 64;
+
+    /// A frame buffer holding, at `HEAD`, an Ethernet header and a fragment
+    /// of datagram 0x77 from 192.0.2.2 to 192.0.2.1 (ESP): `data` at byte
+    /// `offset`, IP options of `options` bytes.
+    fn frag(data: &[u8], offset: usize, more: bool, options: usize) -> (Vec<u8>, Range<usize>) {
+        let hl = 20 + options;
+        let mut buf = vec![0u8; 2048];
+        let ip = HEAD + ethernet::HEADER_LEN;
+        let b = &mut buf[ip..ip + hl + data.len()];
+        b[0] = 0x40 | (hl / 4) as u8;
+        b[2..4].copy_from_slice(&((hl + data.len()) as u16).to_be_bytes());
+        b[4..6].copy_from_slice(&0x77u16.to_be_bytes());
+        let flags = (offset / 8) as u16 | if more { 0x2000 } else { 0 };
+        b[6..8].copy_from_slice(&flags.to_be_bytes());
+        b[8] = 64;
+        b[9] = 50;
+        b[12..16].copy_from_slice(&[192, 0, 2, 2]);
+        b[16..20].copy_from_slice(&[192, 0, 2, 1]);
+        for (k, o) in b[20..hl].iter_mut().enumerate() {
+            *o = if k == 0 { 1 } else { 0 }; // NOP, then end of options
+        }
+        b[hl..].copy_from_slice(data);
+        ipv4::Packet::new_checked(&mut b[..]).unwrap().fill_checksum();
+        (buf, ip..ip + hl + data.len())
+    }
+
+    #[test]
+    fn three_pieces_in_any_order_make_the_datagram_with_the_first_ones_header() {
+        let data: Vec<u8> = (0..40u8).collect();
+        let mut r = Reassembler::new(ReassemblyConfig::default());
+        let now = Instant::now();
+        let mut expired = 0;
+        // Middle, last, then the first (with 4 bytes of options).
+        let (mut b, ip) = frag(&data[16..32], 16, true, 0);
+        assert_eq!(r.push(now, &mut b, HEAD, ip, &mut expired), Reassembly::Kept);
+        let (mut b, ip) = frag(&data[32..], 32, false, 0);
+        assert_eq!(r.push(now, &mut b, HEAD, ip, &mut expired), Reassembly::Kept);
+        let (mut b, ip) = frag(&data[..16], 0, true, 4);
+        assert_eq!(r.push(now, &mut b, HEAD, ip.clone(), &mut expired), Reassembly::Complete { len: 64 });
+        let p = ipv4::Packet::new_checked(&b[ip.start..ip.start + 64]).unwrap();
+        assert!(p.verify_checksum() && !p.is_fragment());
+        assert_eq!((p.header_len(), usize::from(p.total_len()), p.ident()), (24, 64, 0x77));
+        assert_eq!(p.payload(), &data[..]);
+        assert_eq!((r.pending(), expired), (0, 0));
+    }
+
+    #[test]
+    fn a_repeated_fragment_is_an_overlap_and_a_late_one_starts_over() {
+        let data = [7u8; 24];
+        let mut r = Reassembler::new(ReassemblyConfig::default());
+        let now = Instant::now();
+        let mut expired = 0;
+        let (mut b, ip) = frag(&data[..16], 0, true, 0);
+        assert_eq!(r.push(now, &mut b, HEAD, ip.clone(), &mut expired), Reassembly::Kept);
+        let again = r.push(now, &mut b, HEAD, ip.clone(), &mut expired);
+        assert_eq!(again, Reassembly::Drop(DropReason::FragOverlap));
+        assert_eq!(r.pending(), 0, "the datagram is gone");
+        assert_eq!(r.push(now, &mut b, HEAD, ip, &mut expired), Reassembly::Kept);
+        assert_eq!(r.expire(now + Duration::from_secs(4)), 1);
+        assert_eq!(r.pending(), 0);
+    }
+
+    #[test]
+    fn a_busy_slot_is_taken_over_only_once_it_timed_out() {
+        let data = [7u8; 24];
+        let mut r = Reassembler::new(ReassemblyConfig { slots: 1, ..Default::default() });
+        let now = Instant::now();
+        let mut expired = 0;
+        let (mut first, ip) = frag(&data[..16], 0, true, 0);
+        assert_eq!(r.push(now, &mut first, HEAD, ip, &mut expired), Reassembly::Kept);
+        // Another datagram (identification 0x78) finds no slot...
+        let (mut other, ip) = frag(&data[16..], 16, false, 0);
+        other[HEAD + ethernet::HEADER_LEN + 5] = 0x78;
+        ipv4::Packet::new_checked(&mut other[ip.clone()]).unwrap().fill_checksum();
+        let busy = r.push(now, &mut other, HEAD, ip.clone(), &mut expired);
+        assert_eq!(busy, Reassembly::Drop(DropReason::FragNoSlot));
+        // ...until the first one's time is up.
+        let later = now + Duration::from_secs(4);
+        assert_eq!(r.push(later, &mut other, HEAD, ip, &mut expired), Reassembly::Kept);
+        assert_eq!((expired, r.pending()), (1, 1));
+    }
+}
