@@ -1405,7 +1405,14 @@ impl Worker {
     /// An outer fragment addressed to the gateway (RFC 4303 §3.4.1:
     /// reassembled before ESP processing). The XDP program sends the fast
     /// path the fragments of ESP and of ESP-in-UDP datagrams only (IKE's
-    /// go to the kernel); anything else here is not ours.
+    /// go to the kernel, judged by their first fragment); anything else
+    /// here is not ours. A reassembled datagram goes through the same
+    /// checks as a whole one: should it be IKE after all (a later fragment
+    /// of an IKE datagram that reused a recent ESP-in-UDP datagram's
+    /// identification and overtook its first fragment, which went to the
+    /// kernel), it cannot complete here and times out, or is dropped as
+    /// `local-not-esp`; the kernel, missing that fragment, drops its copy
+    /// and the peer retransmits (RFC 2409 §5 / RFC 7296 §2.1).
     fn outer_fragment<F: Frame>(
         &mut self,
         now: Instant,
