@@ -47,6 +47,7 @@ stage "fastpath: 1 worker, native XDP, aes128gcm16" scripts/tests/fastpath-netns
 stage "fastpath: 2 workers x 2 queues, aes256-sha1, UDP-encapsulated, rings of 4096" \
     env ESPRIT_FP_RING=4096 scripts/tests/fastpath-netns.sh 2 driver aes256-sha1 encap
 stage "fastpath: 1 worker, generic XDP, aes128-sha256" scripts/tests/fastpath-netns.sh 1 skb aes128-sha256
+stage "attacks: data plane" scripts/tests/attacks-dataplane.sh
 # controld programming two fastpathd gateways from ScreenOS configuration
 # files (manual keys), with live set/unset and kill -9 restarts of both.
 stage "controld: seed topology, manual-key VPNs, restarts" scripts/tests/controld-netns.sh driver

@@ -285,6 +285,12 @@ pub struct WorkerStatsView {
     pub probes: u64,
     #[serde(default)]
     pub probe_replies: u64,
+    /// Outer fragments taken into reassembly, and the datagrams
+    /// reassembled from them (RFC 4303 §3.4.1).
+    #[serde(default)]
+    pub fragments: u64,
+    #[serde(default)]
+    pub reassembled: u64,
     /// Non-zero drop counters by reason name.
     pub drops: Vec<(String, u64)>,
     /// AF_XDP counters of each socket (port, queue): non-zero values by

@@ -110,6 +110,22 @@ drop_reasons! {
     /// The destination's route is a null route (`interface null`: the
     /// backstop of a withdrawn VPN route).
     NullRoute = "null-route", "destination routed to the null interface";
+    /// A clear packet whose source only a tunnel may deliver: its most
+    /// specific route is a tunnel interface or a null route, or it lies in
+    /// a proxy-ID's remote prefix (`source.rs`).
+    SpoofedSource = "spoofed-source", "clear packet from a source behind a tunnel (routed into a tunnel or null, or a proxy-ID's remote prefix)";
+    /// Outer fragments (`reassembly.rs`): a datagram of more fragments
+    /// than the worker keeps per datagram.
+    FragTooMany = "frag-too-many", "fragmented datagram of more fragments than allowed (discarded)";
+    /// Every reassembly slot was busy with another datagram.
+    FragNoSlot = "frag-no-slot", "fragment of a new datagram while every reassembly slot was busy";
+    /// A datagram not complete within the reassembly timeout (counted per
+    /// datagram).
+    FragTimeout = "frag-timeout", "fragmented datagram not complete in time (discarded)";
+    /// Overlapping fragments or offsets that cannot belong to one datagram.
+    FragOverlap = "frag-overlap", "overlapping fragments or inconsistent offsets (datagram discarded, RFC 791 §3.2)";
+    /// A reassembled datagram would exceed the largest one kept.
+    FragTooLarge = "frag-too-large", "fragmented datagram larger than reassembly allows (discarded)";
 }
 
 /// How many reasons there are (the length of a counter array).

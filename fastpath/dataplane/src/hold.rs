@@ -30,6 +30,9 @@ pub(crate) struct HoldPool {
     len: Vec<u16>,
     owner: Vec<Option<HoldKey>>,
     since: Vec<Option<Instant>>,
+    /// The frame is an inner packet already decrypted (not to be checked
+    /// as a clear packet again when released).
+    decrypted: Vec<bool>,
     free: Vec<u16>,
     released: Vec<u16>,
     per_proxy_id: usize,
@@ -43,6 +46,7 @@ impl HoldPool {
             len: vec![0; slots],
             owner: vec![None; slots],
             since: vec![None; slots],
+            decrypted: vec![false; slots],
             free: (0..slots as u16).rev().collect(),
             released: Vec::with_capacity(slots),
             per_proxy_id,
@@ -52,7 +56,13 @@ impl HoldPool {
     /// Keeps a copy of the frame made of `parts` (consecutive) until `key`
     /// is released; false when the pool or the key's share of it is full
     /// (or the frame is too big).
-    pub(crate) fn hold_parts(&mut self, key: HoldKey, parts: &[&[u8]], now: Instant) -> bool {
+    pub(crate) fn hold_parts(
+        &mut self,
+        key: HoldKey,
+        parts: &[&[u8]],
+        now: Instant,
+        decrypted: bool,
+    ) -> bool {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total > HOLD_FRAME || self.per_proxy_id == 0 {
             return false;
@@ -71,6 +81,7 @@ impl HoldPool {
         self.len[i] = total as u16;
         self.owner[i] = Some(key);
         self.since[i] = Some(now);
+        self.decrypted[i] = decrypted;
         true
     }
 
@@ -129,11 +140,12 @@ impl HoldPool {
         !self.released.is_empty()
     }
 
-    /// Hands every released frame to `f`, then frees its slot.
-    pub(crate) fn drain_released(&mut self, mut f: impl FnMut(&[u8])) {
+    /// Hands every released frame and its `decrypted` flag to `f`, then
+    /// frees its slot.
+    pub(crate) fn drain_released(&mut self, mut f: impl FnMut(&[u8], bool)) {
         for k in 0..self.released.len() {
             let i = usize::from(self.released[k]);
-            f(&self.data[i * HOLD_FRAME..i * HOLD_FRAME + usize::from(self.len[i])]);
+            f(&self.data[i * HOLD_FRAME..i * HOLD_FRAME + usize::from(self.len[i])], self.decrypted[i]);
             self.since[i] = None;
             self.free.push(i as u16);
         }

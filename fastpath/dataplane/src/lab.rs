@@ -126,7 +126,13 @@ impl Default for LabOptions {
 
 /// A worker configured as gateway `side` of the lab.
 pub fn gateway(side: Side, opts: &LabOptions) -> Worker {
-    let mut w = Worker::new(WorkerConfig::new(WorkerId(0)));
+    gateway_with(side, opts, WorkerConfig::new(WorkerId(0)))
+}
+
+/// Gateway `side` as a worker of this configuration (it owns every SA).
+pub fn gateway_with(side: Side, opts: &LabOptions, cfg: WorkerConfig) -> Worker {
+    let me = cfg.id;
+    let mut w = Worker::new(cfg);
     let mut out = VecOutput::default();
     w.apply(
         Update::Ports(vec![
@@ -174,7 +180,7 @@ pub fn gateway(side: Side, opts: &LabOptions) -> Worker {
                 id: SaId(u64::from(spi(side, i))),
                 vpn: VPN,
                 proxy_id: pids[j],
-                owner: WorkerId(0),
+                owner: me,
                 sa: Some(Box::new(out_sa)),
                 life: Lifetime::default(),
             }),
@@ -187,7 +193,7 @@ pub fn gateway(side: Side, opts: &LabOptions) -> Worker {
                 vpn: VPN,
                 tunnel: TUNNEL,
                 proxy_id: pids[j],
-                owner: WorkerId(0),
+                owner: me,
                 sa: Some(Box::new(in_sa)),
                 life: Lifetime::default(),
             }),
@@ -239,4 +245,132 @@ pub fn lan_frame(side: Side, src: Ipv4Addr, dst: Ipv4Addr, payload: usize) -> Ve
     let mut u = udp::Packet::new_unchecked(&mut f[34..]);
     u.fill_checksum_v4(src, dst);
     f
+}
+
+/// A hub between two spokes, run by two workers (hub and spoke across
+/// workers, #12): tunnel.1 to spoke A (lab side A, 10.1.0.0/16), tunnel.2
+/// to spoke B (lab side B, 10.2.0.0/16). Worker 0 owns the SAs with A,
+/// worker 1 those with B, so a packet from A to B is decrypted on worker
+/// 0 and sealed on worker 1.
+pub mod hub {
+    use super::*;
+    use crate::WorkerConfig;
+
+    pub const SUITE: Suite = Suite::Aes128Gcm16;
+    /// The hub's WAN address and MAC address.
+    pub const ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 3);
+    pub const MAC: MacAddr = MacAddr([2, 0, 0, 0, 3, 1]);
+    /// SPIs: A -> hub, hub -> B, B -> hub, hub -> A.
+    pub const SPI_FROM_A: u32 = 0x1100;
+    pub const SPI_TO_B: u32 = 0x3200;
+    pub const SPI_FROM_B: u32 = 0x2100;
+    pub const SPI_TO_A: u32 = 0x3100;
+
+    /// The key of the SA with this SPI (GCM: key and salt).
+    pub fn key(spi: u32) -> Vec<u8> {
+        let seed = (spi >> 8) as u8 ^ spi as u8;
+        (0..SUITE.encr_key_len()).map(|k| seed ^ (k as u8).wrapping_mul(7)).collect()
+    }
+
+    /// The hub's proxy-ID towards spoke A (`a`) or spoke B.
+    pub fn proxy_id(a: bool) -> ProxyId {
+        let text = if a {
+            "local-ip 10.2.0.0/16 remote-ip 10.1.0.0/16 ANY"
+        } else {
+            "local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 ANY"
+        };
+        text.parse().expect("hub proxy-ID")
+    }
+
+    /// The hub's worker `me` (0 or 1) of two.
+    pub fn worker(me: u16) -> Worker {
+        let cfg = WorkerConfig { workers: 2, ..WorkerConfig::new(WorkerId(me)) };
+        let mut w = Worker::new(cfg);
+        let mut out = VecOutput::default();
+        w.apply(
+            Update::Ports(vec![
+                PortInfo { name: "lan0".into(), mac: MacAddr([2, 0, 0, 0, 3, 0]), mtu: 1500, addrs: vec![] },
+                PortInfo { name: "wan0".into(), mac: MAC, mtu: 1500, addrs: vec![ADDR] },
+            ]),
+            &mut out,
+        );
+        let routes = RouteTable::new([
+            Route {
+                prefix: Ipv4Addr::new(192, 0, 2, 0),
+                len: 24,
+                next_hop: NextHop::Connected { port: WAN },
+            },
+            Route { prefix: Ipv4Addr::new(10, 1, 0, 0), len: 16, next_hop: NextHop::Tunnel(TunnelId(1)) },
+            Route { prefix: Ipv4Addr::new(10, 2, 0, 0), len: 16, next_hop: NextHop::Tunnel(TunnelId(2)) },
+        ])
+        .expect("hub routes");
+        w.apply(Update::Routes(Arc::new(routes)), &mut out);
+        let mut n = NeighborTable::default();
+        n.insert(WAN, Side::A.wan_addr(), Side::A.wan_mac());
+        n.insert(WAN, Side::B.wan_addr(), Side::B.wan_mac());
+        w.apply(Update::Neighbors(Arc::new(n)), &mut out);
+        for (t, spoke) in [(1u32, Side::A), (2, Side::B)] {
+            let a = spoke == Side::A;
+            w.apply(Update::Tunnel(TunnelConf { id: TunnelId(t), mtu: 1400, vpn: Some(VpnId(t)) }), &mut out);
+            let table = ProxyIdTable::new(vec![proxy_id(a)], true).expect("hub proxy-IDs");
+            w.apply(Update::Vpn(VpnConf { id: VpnId(t), table: Arc::new(table) }), &mut out);
+            let owner = WorkerId(if a { 0 } else { 1 });
+            let mine = owner.0 == me;
+            let (spi_in, spi_out) = if a { (SPI_FROM_A, SPI_TO_A) } else { (SPI_FROM_B, SPI_TO_B) };
+            let in_sa =
+                InboundSa::new(&InboundConfig::new(spi_in, SUITE), &key(spi_in), &[]).expect("hub SA");
+            w.apply(
+                Update::Inbound(InboundInstall {
+                    id: SaId(u64::from(spi_in)),
+                    spi: spi_in,
+                    vpn: VpnId(t),
+                    tunnel: TunnelId(t),
+                    proxy_id: proxy_id(a),
+                    owner,
+                    sa: mine.then(|| Box::new(in_sa)),
+                    life: Lifetime::default(),
+                }),
+                &mut out,
+            );
+            let oc = OutboundConfig::new(spi_out, SUITE, ADDR, spoke.wan_addr());
+            let out_sa = OutboundSa::new(&oc, &key(spi_out), &[], &[0x42; 16]).expect("hub SA");
+            w.apply(
+                Update::Outbound(OutboundInstall {
+                    id: SaId(u64::from(spi_out)),
+                    vpn: VpnId(t),
+                    proxy_id: proxy_id(a),
+                    owner,
+                    sa: mine.then(|| Box::new(out_sa)),
+                    life: Lifetime::default(),
+                }),
+                &mut out,
+            );
+        }
+        w
+    }
+
+    /// Spoke `from`'s SA towards the hub.
+    pub fn spoke_sa(from: Side) -> OutboundSa {
+        let spi = if from == Side::A { SPI_FROM_A } else { SPI_FROM_B };
+        let oc = OutboundConfig::new(spi, SUITE, from.wan_addr(), ADDR);
+        OutboundSa::new(&oc, &key(spi), &[], &[0x42; 16]).expect("spoke SA")
+    }
+
+    /// Spoke `to`'s SA from the hub (to open what the hub sent it).
+    pub fn spoke_inbound(to: Side) -> InboundSa {
+        let spi = if to == Side::A { SPI_TO_A } else { SPI_TO_B };
+        InboundSa::new(&InboundConfig::new(spi, SUITE), &key(spi), &[]).expect("spoke SA")
+    }
+
+    /// `sa` seals the IPv4 packet `ip`: the Ethernet frame the spoke sends
+    /// the hub.
+    pub fn seal(sa: &mut OutboundSa, from: Side, ip: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; 2048];
+        buf[256..256 + ip.len()].copy_from_slice(ip);
+        let enc = sa.encapsulate(&mut buf, 256..256 + ip.len()).expect("spoke seal");
+        let at = enc.outer.start - ethernet::HEADER_LEN;
+        ethernet::Repr { src_addr: from.wan_mac(), dst_addr: MAC, ethertype: ethertype::IPV4 }
+            .emit(&mut ethernet::Frame::new_unchecked(&mut buf[at..enc.outer.start]));
+        buf[at..enc.outer.end].to_vec()
+    }
 }

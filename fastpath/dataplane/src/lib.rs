@@ -11,15 +11,21 @@
 //! 1. parse Ethernet/IPv4 with zero-copy views;
 //! 2. ESP addressed to the gateway: SPI lookup, anti-replay, decrypt in
 //!    place, inbound proxy-ID check (RFC 4301 §5.2), route, transmit;
-//! 3. clear traffic: longest-prefix route; into a tunnel interface: batch
+//! 3. clear traffic: a source that only a tunnel may deliver is a spoof,
+//!    dropped (`source.rs`); then longest-prefix route; into a tunnel interface: batch
 //!    classification against the bound VPN's proxy-IDs, then the matched
 //!    proxy-ID's SA encrypts in place; no SA yet: an acquire event to the
 //!    control plane (rate-limited per proxy-ID) and a bounded hold queue;
 //! 4. every drop is counted under its reason.
 //!
+//! A decrypted packet whose next SA belongs to another worker is handed
+//! off as the inner packet ([`Action::HandOffDecrypted`]) and taken
+//! through [`Worker::process_decrypted_burst`] there.
+//!
 //! Guarantees: no panics on any packet; no allocation, lock or system call
-//! in `process_burst`; tables change only through [`Update`]s applied
-//! between bursts; an SA's sequence numbers and replay window have one
+//! in `process_burst` (but for the spoofed-source filter, rebuilt once
+//! after its routes or VPNs changed, before the next burst); tables change
+//! only through [`Update`]s applied between bursts; an SA's sequence numbers and replay window have one
 //! writer (the worker that owns the SA; others hand its packets off).
 
 pub mod drop;
@@ -29,8 +35,10 @@ mod hold;
 #[doc(hidden)]
 pub mod lab;
 pub mod neighbor;
+pub mod reassembly;
 pub mod route;
 mod sa;
+pub mod source;
 mod update;
 mod worker;
 

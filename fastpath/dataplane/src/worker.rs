@@ -14,7 +14,9 @@ use crate::drop::{DropCounters, DropReason};
 use crate::fasthash::{FastMap, IdMap};
 use crate::flow::flow_key_v4;
 use crate::hold::{HoldKey, HoldPool};
+use crate::reassembly::{Reassembler, Reassembly, ReassemblyConfig};
 use crate::sa::{InEntry, InSlot, OutEntry, OutSlot, OuterHop};
+use crate::source::SourceFilter;
 use crate::update::{
     Event, ExpireReason, PortInfo, Probe, Retired, SaStats, TunnelConf, Update, VpnConf, WorkerOutput,
     WorkerStats,
@@ -81,8 +83,31 @@ pub enum Action {
     Drop(DropReason),
     /// A copy waits in the hold queue for its SA; recycle the frame.
     Held,
-    /// Its SA belongs to another worker: pass the frame to it unchanged.
+    /// Its SA belongs to another worker: pass the frame to it unchanged
+    /// (it goes through [`Worker::process_burst`] there).
     HandOff(WorkerId),
+    /// Decrypted here, and the SA of its next hop belongs to another
+    /// worker (hub and spoke): the frame now holds an Ethernet header and
+    /// the inner packet, which the other worker takes through
+    /// [`Worker::process_decrypted_burst`] (its inbound selector was
+    /// checked here; the outer headers are gone).
+    HandOffDecrypted(WorkerId),
+    /// An outer IP fragment was copied into the reassembly buffers; its
+    /// datagram goes on with the fragment that completes it. Recycle the
+    /// frame.
+    Fragment,
+}
+
+/// How the frames of a burst entered the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// Received on a port: ESP to decrypt, or clear traffic whose source
+    /// must pass the spoofed-source check.
+    Port,
+    /// Inner packets already decrypted and admitted by their SA's inbound
+    /// selector (handed off by another worker, or released from the hold
+    /// queue), or built by the gateway (VPN monitor probes).
+    Decrypted,
 }
 
 /// Tunables of a worker.
@@ -101,6 +126,13 @@ pub struct WorkerConfig {
     pub neighbor_miss_interval: Duration,
     /// ICMP errors sent per 100 ms at most (RFC 1812 §4.3.2.8 rate limit).
     pub icmp_per_100ms: u32,
+    /// Workers sharing the ports: the fragments of one outer datagram are
+    /// reassembled by one of them, chosen by a hash of (source,
+    /// destination, protocol, identification), whatever queue each
+    /// fragment arrived on (RSS may spread them).
+    pub workers: u16,
+    /// Bounds of outer fragment reassembly.
+    pub reassembly: ReassemblyConfig,
 }
 
 impl WorkerConfig {
@@ -113,6 +145,8 @@ impl WorkerConfig {
             acquire_interval: Duration::from_millis(500),
             neighbor_miss_interval: Duration::from_millis(200),
             icmp_per_100ms: 100,
+            workers: 1,
+            reassembly: ReassemblyConfig::default(),
         }
     }
 }
@@ -139,6 +173,10 @@ pub struct WorkerCounters {
     pub probes: u64,
     /// VPN monitor echo replies taken out of the tunnel and reported.
     pub probe_replies: u64,
+    /// Outer fragments (ESP, ESP-in-UDP) taken into reassembly.
+    pub fragments: u64,
+    /// Outer datagrams reassembled from them (RFC 4303 §3.4.1).
+    pub reassembled: u64,
 }
 
 /// Probes waiting to be built (the control plane sends a few a second;
@@ -220,6 +258,7 @@ pub struct Worker {
     /// Outbound SA id -> where its slot is.
     outbound_ids: FastMap<u64, (VpnId, ProxyIdIndex)>,
     hold: HoldPool,
+    reassembly: Reassembler,
     counters: WorkerCounters,
     drops: DropCounters,
     /// Direct-mapped (next hop -> last miss event) for rate limiting.
@@ -242,6 +281,16 @@ pub struct Worker {
     probe_idents: [Option<u16>; MAX_PROBE_IDENTS],
     probe_ident_next: usize,
     probe_frame: Vec<u8>,
+    /// The spoofed-source filter (`source.rs`), rebuilt before the next
+    /// burst when routes or VPNs changed.
+    sources: SourceFilter,
+    sources_stale: bool,
+    /// The last source looked up and its verdict: a run of packets from
+    /// one source costs one lookup.
+    last_source: Option<(Ipv4Addr, bool)>,
+    /// The packet being processed was decrypted (here or by the worker
+    /// that handed it off): held copies remember it.
+    decrypted: bool,
 }
 
 impl core::fmt::Debug for Worker {
@@ -260,7 +309,9 @@ impl core::fmt::Debug for Worker {
 impl Worker {
     pub fn new(cfg: WorkerConfig) -> Worker {
         let hold = HoldPool::new(cfg.hold_slots, cfg.hold_per_proxy_id);
+        let reassembly = Reassembler::new(cfg.reassembly);
         Worker {
+            reassembly,
             cfg,
             ports: Vec::new(),
             local: Vec::new(),
@@ -285,6 +336,10 @@ impl Worker {
             probe_idents: [None; MAX_PROBE_IDENTS],
             probe_ident_next: 0,
             probe_frame: Vec::with_capacity(2048),
+            sources: SourceFilter::default(),
+            sources_stale: true,
+            last_source: None,
+            decrypted: false,
         }
     }
 
@@ -326,6 +381,9 @@ impl Worker {
                 | Update::RemoveTunnel(_)
         ) {
             self.generation += 1;
+        }
+        if matches!(update, Update::Routes(_) | Update::Vpn(_) | Update::RemoveVpn(_)) {
+            self.sources_stale = true;
         }
         match update {
             Update::Ports(p) => {
@@ -619,6 +677,9 @@ impl Worker {
     /// second, reports SAs idle past their idle time.
     pub fn tick(&mut self, now: Instant, out: &mut impl WorkerOutput) {
         self.counters.hold_expired += self.hold.expire(now, self.cfg.hold_timeout);
+        for _ in 0..self.reassembly.expire(now) {
+            self.drops.count(DropReason::FragTimeout);
+        }
         if self.last_idle_scan.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
             return;
         }
@@ -691,7 +752,7 @@ impl Worker {
         else {
             return false;
         };
-        self.hold.hold_parts(key, &[eth, ip], now)
+        self.hold.hold_parts(key, &[eth, ip], now, self.decrypted)
     }
 
     /// True when held frames were released by an SA install.
@@ -699,13 +760,15 @@ impl Worker {
         self.hold.has_released()
     }
 
-    /// Hands every released held frame (Ethernet frame as received) to `f`,
-    /// which re-injects it through [`Worker::process_burst`].
-    pub fn drain_released(&mut self, mut f: impl FnMut(&[u8])) {
+    /// Hands every released held frame (an Ethernet header and the IP
+    /// packet) to `f` with its `decrypted` flag: a decrypted one is
+    /// re-injected through [`Worker::process_decrypted_burst`], any other
+    /// through [`Worker::process_burst`].
+    pub fn drain_released(&mut self, mut f: impl FnMut(&[u8], bool)) {
         let mut n = 0;
-        self.hold.drain_released(|b| {
+        self.hold.drain_released(|b, decrypted| {
             n += 1;
-            f(b)
+            f(b, decrypted)
         });
         self.counters.released += n;
     }
@@ -724,10 +787,71 @@ impl Worker {
         actions: &mut [Action],
         out: &mut impl WorkerOutput,
     ) {
+        self.run_burst(now, rx_port, frames, actions, out, Arrival::Port);
+    }
+
+    /// Processes a burst of inner packets (each an Ethernet header and an
+    /// IPv4 packet) that were decrypted and admitted by their SA's inbound
+    /// selector already: frames another worker handed off with
+    /// [`Action::HandOffDecrypted`], held frames released with their
+    /// `decrypted` flag set, and the gateway's own VPN monitor probes.
+    /// They are routed and sealed like clear packets, without the
+    /// spoofed-source check (their source lies behind a tunnel); one
+    /// addressed to the gateway is dropped (`tunnel-to-self`): the worker
+    /// that decrypted it delivers such packets itself. `rx_port` is the
+    /// port the outer packet arrived on (the source of ICMP errors).
+    pub fn process_decrypted_burst<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        frames: &mut [F],
+        actions: &mut [Action],
+        out: &mut impl WorkerOutput,
+    ) {
+        self.run_burst(now, rx_port, frames, actions, out, Arrival::Decrypted);
+    }
+
+    /// Rebuilds the spoofed-source filter after its routes or VPNs changed
+    /// (once per change, before the burst that follows it).
+    fn refresh_sources(&mut self) {
+        if !self.sources_stale {
+            return;
+        }
+        self.sources_stale = false;
+        self.last_source = None;
+        let remote = self.vpns.values().flat_map(|v| v.conf.table.proxy_ids().iter().map(|p| p.remote));
+        self.sources = SourceFilter::new(&self.routes, remote);
+    }
+
+    /// True when a clear packet from `src` is a spoof (`source.rs`); one
+    /// lookup per run of packets from one source.
+    #[inline]
+    fn spoofed(&mut self, src: Ipv4Addr) -> bool {
+        match self.last_source {
+            Some((s, verdict)) if s == src => verdict,
+            _ => {
+                let verdict = self.sources.is_spoofed(src);
+                self.last_source = Some((src, verdict));
+                verdict
+            }
+        }
+    }
+
+    fn run_burst<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        frames: &mut [F],
+        actions: &mut [Action],
+        out: &mut impl WorkerOutput,
+        arrival: Arrival,
+    ) {
         let n = frames.len().min(actions.len()).min(MAX_BURST);
+        self.refresh_sources();
         self.pending.clear();
         self.keys.clear();
         self.verdicts.clear();
+        let decrypted = arrival == Arrival::Decrypted;
 
         // Pass 1: parse, deliver ESP to the decrypt path, route clear
         // traffic; packets bound for a tunnel wait for pass 2.
@@ -735,6 +859,7 @@ impl Worker {
             let f = &mut frames[i];
             self.counters.rx_packets += 1;
             self.counters.rx_bytes += f.len() as u64;
+            self.decrypted = decrypted;
             let (stage, action) = self.first_pass(now, rx_port, f, out);
             if let Stage::Tunnel { l3, len, tunnel, vpn, key } = stage {
                 // `i` and `key` < MAX_BURST; `l3` is 14 and `len` an IPv4
@@ -773,6 +898,7 @@ impl Worker {
             let i = usize::from(frame);
             let key = usize::from(key);
             let verdict = self.verdicts.get(key).copied().unwrap_or(Verdict::NoMatch);
+            self.decrypted = decrypted;
             actions[i] = self.seal_for_tunnel(
                 now,
                 rx_port,
@@ -787,12 +913,20 @@ impl Worker {
             );
         }
 
-        for a in &actions[..n] {
-            match a {
-                Action::Drop(r) => self.drops.count(*r),
+        self.decrypted = false;
+        for a in &mut actions[..n] {
+            match *a {
+                Action::Drop(r) => self.drops.count(r),
                 Action::Tx(_) => self.counters.tx_packets += 1,
                 Action::Held => self.counters.held += 1,
-                Action::HandOff(_) => self.counters.handed_off += 1,
+                // An inner packet passed on again (the SA moved meanwhile)
+                // stays an inner packet.
+                Action::HandOff(w) if decrypted => {
+                    *a = Action::HandOffDecrypted(w);
+                    self.counters.handed_off += 1;
+                }
+                Action::HandOff(_) | Action::HandOffDecrypted(_) => self.counters.handed_off += 1,
+                Action::Fragment => {}
             }
         }
     }
@@ -828,7 +962,16 @@ impl Worker {
         let ip_len = usize::from(ip.total_len());
         let dst = ip.dst_addr();
         if self.local.contains(&dst) {
+            if self.decrypted {
+                // Delivered by the worker that decrypted it; not ESP to open.
+                return done(Action::Drop(DropReason::TunnelToSelf));
+            }
             return done(self.inbound_esp(now, rx_port, f, l3, ip_len, out));
+        }
+        // Before anything answers it (an ICMP error to a forged source
+        // would reflect at the tunnel's hosts): see `source.rs`.
+        if !self.decrypted && self.spoofed(ip.src_addr()) {
+            return done(Action::Drop(DropReason::SpoofedSource));
         }
         if ip.ttl() <= 1 {
             let a = self.icmp_error(
@@ -1121,9 +1264,8 @@ impl Worker {
         let (protocol, hl) = {
             let p = ipv4::Packet::new_unchecked(&f.buffer()[ip_range.clone()]);
             if p.is_fragment() {
-                // Reassembly of ESP fragments is the kernel's job in a later
-                // release; today they are not ours.
-                return Action::Drop(DropReason::LocalNotEsp);
+                let key = (p.src_addr(), p.dst_addr(), p.protocol(), p.ident());
+                return self.outer_fragment(now, rx_port, f, (l3, ip_len), key, out);
             }
             (p.protocol(), p.header_len())
         };
@@ -1196,6 +1338,35 @@ impl Worker {
         // From here the inner packet is an ordinary packet in the frame.
         let l3 = inner.start - head;
         f.set_packet(head, l3 + inner_len);
+        self.decrypted = true;
+        let action = self.route_decrypted(now, rx_port, f, l3, inner_len, (key, dst, ttl), out);
+        self.decrypted = false;
+        if let Action::HandOff(w) = action {
+            // Hub and spoke across workers: the next SA's owner gets the
+            // inner packet behind an Ethernet header (the receiving
+            // worker's Ethernet header goes where the outer headers
+            // ended; the addresses are rewritten on the way out).
+            let at = head + l3 - ethernet::HEADER_LEN;
+            f.buffer().copy_within(head..head + ethernet::HEADER_LEN, at);
+            f.set_packet(at, ethernet::HEADER_LEN + inner_len);
+            return Action::HandOffDecrypted(w);
+        }
+        action
+    }
+
+    /// Routes a decrypted packet at `l3` in the frame: to a port, or
+    /// straight into another tunnel (hub and spoke).
+    #[allow(clippy::too_many_arguments)]
+    fn route_decrypted<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        f: &mut F,
+        l3: usize,
+        inner_len: usize,
+        (key, dst, ttl): (FlowKey, Ipv4Addr, u8),
+        out: &mut impl WorkerOutput,
+    ) -> Action {
         if ttl <= 1 {
             return self.icmp_error(
                 now,
@@ -1228,6 +1399,62 @@ impl Worker {
                 action
             }
             Some(nh) => self.forward_clear(now, f, l3, inner_len, dst, (nh, d.l2), out),
+        }
+    }
+
+    /// An outer fragment addressed to the gateway (RFC 4303 §3.4.1:
+    /// reassembled before ESP processing). The XDP program sends the fast
+    /// path the fragments of ESP and of ESP-in-UDP datagrams only (IKE's
+    /// go to the kernel, judged by their first fragment); anything else
+    /// here is not ours. A reassembled datagram goes through the same
+    /// checks as a whole one: should it be IKE after all (a later fragment
+    /// of an IKE datagram that reused a recent ESP-in-UDP datagram's
+    /// identification and overtook its first fragment, which went to the
+    /// kernel), it cannot complete here and times out, or is dropped as
+    /// `local-not-esp`; the kernel, missing that fragment, drops its copy
+    /// and the peer retransmits (RFC 2409 §5 / RFC 7296 §2.1).
+    fn outer_fragment<F: Frame>(
+        &mut self,
+        now: Instant,
+        rx_port: PortId,
+        f: &mut F,
+        (l3, ip_len): (usize, usize),
+        (src, dst, protocol, ident): (Ipv4Addr, Ipv4Addr, u8, u16),
+        out: &mut impl WorkerOutput,
+    ) -> Action {
+        if protocol != ip_proto::ESP && protocol != ip_proto::UDP {
+            return Action::Drop(DropReason::LocalNotEsp);
+        }
+        if self.cfg.workers > 1 {
+            let h = (u64::from(u32::from(src)) << 32 | u64::from(u32::from(dst)))
+                ^ (u64::from(ident) << 8 | u64::from(protocol)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let owner = (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % u64::from(self.cfg.workers);
+            // < workers, a u16.
+            let owner = WorkerId(owner as u16);
+            if owner != self.cfg.id {
+                return Action::HandOff(owner);
+            }
+        }
+        let head = f.head();
+        let ip = head + l3..head + l3 + ip_len;
+        let mut expired = 0;
+        let r = self.reassembly.push(now, f.buffer(), head, ip, &mut expired);
+        for _ in 0..expired {
+            self.drops.count(DropReason::FragTimeout);
+        }
+        match r {
+            Reassembly::Kept => {
+                self.counters.fragments += 1;
+                Action::Fragment
+            }
+            Reassembly::Drop(reason) => Action::Drop(reason),
+            Reassembly::Complete { len } => {
+                self.counters.fragments += 1;
+                self.counters.reassembled += 1;
+                f.set_packet(head, l3 + len);
+                // Whole now: not a fragment any more, so this recurses once.
+                self.inbound_esp(now, rx_port, f, l3, len, out)
+            }
         }
     }
 

@@ -136,3 +136,101 @@ fn write_pipeline_burst_seeds() {
         std::fs::write(dir.join(name), data).unwrap();
     }
 }
+
+fn handoff_corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/pipeline_handoff")
+}
+
+/// Replays the kept `pipeline_handoff` corpus (the hub's two workers, the
+/// hand-off between them, reassembly), each input and its prefixes.
+#[test]
+fn replay_pipeline_handoff_corpus() {
+    let dir = handoff_corpus_dir();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus directory") {
+        let data = std::fs::read(entry.expect("entry").path()).expect("corpus file");
+        let mut h = fuzz::HubPair::default();
+        fuzz::hub_bursts(&mut h, &data);
+        for cut in (0..data.len()).step_by(7) {
+            fuzz::hub_bursts(&mut fuzz::HubPair::default(), &data[..cut]);
+        }
+        n += 1;
+    }
+    assert!(n >= 5, "corpus at {} has only {n} inputs", dir.display());
+}
+
+/// One record of a `pipeline_handoff` input (see `fuzz::hub_bursts`).
+fn record(ctl: u8, frame: &[u8]) -> Vec<u8> {
+    let mut r = vec![ctl];
+    r.extend_from_slice(&(frame.len() as u16).to_be_bytes());
+    r.extend_from_slice(frame);
+    r
+}
+
+/// Cuts an Ethernet frame's IPv4 packet in two fragments, the first
+/// carrying `first` bytes of data (a multiple of 8).
+fn two_fragments(frame: &[u8], first: usize, ident: u16) -> [Vec<u8>; 2] {
+    let ip = ipv4::Packet::new_checked(&frame[14..]).unwrap();
+    let hl = ip.header_len();
+    let data = &frame[14 + hl..14 + usize::from(ip.total_len())];
+    let piece = |d: &[u8], offset: usize, more: bool| {
+        let mut f = frame[..14 + hl].to_vec();
+        f.extend_from_slice(d);
+        f[16..18].copy_from_slice(&((hl + d.len()) as u16).to_be_bytes());
+        f[18..20].copy_from_slice(&ident.to_be_bytes());
+        let flags = (offset / 8) as u16 | if more { 0x2000 } else { 0 };
+        f[20..22].copy_from_slice(&flags.to_be_bytes());
+        ipv4::Packet::new_checked(&mut f[14..]).unwrap().fill_checksum();
+        f
+    };
+    [piece(&data[..first], 0, true), piece(&data[first..], first, false)]
+}
+
+/// Writes the `pipeline_handoff` seeds: spoke A's ESP through the hub
+/// (received by the worker that does not own its SA), the same ESP in
+/// fragments received by both workers, fragments whose datagram times
+/// out, overlapping fragments, a spoofed clear packet, an inner packet
+/// handed off, spoke B's ESP.
+///
+/// `cargo test -p esprit-dataplane --test fuzz_corpus -- --ignored`
+#[test]
+#[ignore = "writes fastpath/fuzz/corpus/pipeline_handoff"]
+fn write_pipeline_handoff_seeds() {
+    use esprit_dataplane::lab::hub;
+    // Control bytes: worker 0/1, WAN (2), decrypted (4), 4 s step (0x18),
+    // end of burst (0x20).
+    const W0: u8 = 2;
+    const W1: u8 = 3;
+    let (a, b) = (Side::A, Side::B);
+    let mut from_a = hub::spoke_sa(a);
+    let mut from_b = hub::spoke_sa(b);
+    let inner = |s: Side, d: Side, n| lab::lan_frame(s, s.host(1), d.host(1), n)[14..].to_vec();
+    let esp_a: Vec<Vec<u8>> = (0..3).map(|k| hub::seal(&mut from_a, a, &inner(a, b, 100 + k))).collect();
+    let big = hub::seal(&mut from_a, a, &inner(a, b, 1200));
+    let late = hub::seal(&mut from_a, a, &inner(a, b, 900));
+    let [f1, f2] = two_fragments(&big, 800, 0x77);
+    let [l1, l2] = two_fragments(&late, 512, 0x78);
+    let esp_b = hub::seal(&mut from_b, b, &inner(b, a, 64));
+    let [o1, _] = two_fragments(&big, 800, 0x79);
+    let [o2, _] = two_fragments(&big, 400, 0x79);
+    // (name, input, (reassembled, decrypted, encrypted) on the hub)
+    type Seed = (&'static str, Vec<u8>, (u64, u64, u64));
+    let seeds: Vec<Seed> = vec![
+        ("a-to-b-via-w1", esp_a.iter().flat_map(|f| record(W1, f)).collect(), (0, 3, 3)),
+        ("a-to-b-fragments-on-both", [record(W0, &f1), record(W1, &f2)].concat(), (1, 1, 1)),
+        ("fragments-time-out", [record(W0, &l1), record(W0 | 0x18, &l2)].concat(), (0, 0, 0)),
+        ("fragments-overlap", [record(W1, &o1), record(W1, &o2)].concat(), (0, 0, 0)),
+        ("spoofed-clear", record(W0, &lab::lan_frame(a, a.host(1), b.host(1), 40)), (0, 0, 0)),
+        ("inner-handed-off", record(4, &lab::lan_frame(a, a.host(1), b.host(1), 40)), (0, 0, 1)),
+        ("b-to-a-via-w1", record(W1 | 0x20, &esp_b), (0, 1, 1)),
+    ];
+    let dir = handoff_corpus_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, data, want) in seeds {
+        let mut h = fuzz::HubPair::default();
+        fuzz::hub_bursts(&mut h, &data);
+        // (reassembled, decrypted, encrypted) on the hub.
+        assert_eq!(h.totals(), want, "{name}");
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+}

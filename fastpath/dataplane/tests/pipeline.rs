@@ -231,7 +231,10 @@ fn acquire_hold_and_release_when_the_sa_arrives() {
     );
     assert!(a.has_released());
     let mut released = Vec::new();
-    a.drain_released(|f| released.push(f.to_vec()));
+    a.drain_released(|f, decrypted| {
+        assert!(!decrypted);
+        released.push(f.to_vec())
+    });
     assert_eq!(released, vec![first.clone(), first]);
     let (fs, actions, _) = run(&mut a, LAN, released);
     assert_eq!(actions, vec![Action::Tx(WAN), Action::Tx(WAN)]);
@@ -338,7 +341,10 @@ fn missing_neighbor_asks_the_control_plane_once_and_holds_the_packets() {
     a.apply(Update::Neighbors(Arc::new(n)), &mut sink);
     assert!(a.has_released());
     let mut again = Vec::new();
-    a.drain_released(|b| again.push(b.to_vec()));
+    a.drain_released(|b, decrypted| {
+        assert!(!decrypted, "a LAN packet is released as one");
+        again.push(b.to_vec())
+    });
     assert_eq!(again, vec![f; 4], "the frames as they were held");
     let (out_frames, actions, _) = run(&mut a, LAN, again);
     assert_eq!(actions, vec![Action::Tx(WAN); 4]);
@@ -382,12 +388,23 @@ fn decrypted_packet_waits_for_its_lan_neighbor() {
         n.insert(LAN, Side::B.host(1), Side::B.host_mac(1));
         b.apply(Update::Neighbors(Arc::new(n)), &mut sink);
         let mut again = Vec::new();
-        b.drain_released(|f| again.push(f.to_vec()));
+        b.drain_released(|f, decrypted| {
+            assert!(decrypted, "held as an inner packet");
+            again.push(f.to_vec())
+        });
         assert_eq!(again.len(), 1);
-        let (got, actions, _) = run(&mut b, LAN, again);
+        // As a clear packet from the LAN its source (behind the tunnel)
+        // would be a spoof; as the decrypted packet it is, it goes.
+        let (_, actions, _) = run(&mut b, LAN, again.clone());
+        assert_eq!(actions, vec![Action::Drop(DropReason::SpoofedSource)]);
+        let mut fs: Vec<VecFrame> = again.iter().map(|f| VecFrame::new(2048, 256, f)).collect();
+        let mut actions = vec![Action::Held; 1];
+        b.process_decrypted_burst(Instant::now(), WAN, &mut fs, &mut actions, &mut VecOutput::default());
+        let got = fs;
         assert_eq!(actions, vec![Action::Tx(LAN)], "udp={udp_encap}");
         assert_eq!(got[0].packet(), want[0].packet(), "udp={udp_encap}");
-        assert_eq!(b.drops().total(), 0);
+        assert_eq!(b.drops().total(), 1);
+        assert_eq!(b.drops().get(DropReason::SpoofedSource), 1);
     }
 }
 

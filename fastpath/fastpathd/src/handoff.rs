@@ -2,6 +2,12 @@
 //! sequence number and replay window, DESIGN.md §3); a packet for it that
 //! arrives on another worker is copied into a buffer from a shared pool and
 //! queued to the owner. Lock-free queues, buffers allocated once.
+//!
+//! Two kinds of frame travel: frames as received (ESP for an SA the
+//! receiver owns, clear packets for its outbound SA, IP fragments for the
+//! worker that reassembles their datagram), which the receiver takes
+//! through the whole pipeline, and inner packets decrypted by the sender
+//! (hub and spoke), which it takes through the decrypted path.
 
 use crossbeam::queue::ArrayQueue;
 
@@ -14,6 +20,9 @@ pub(crate) struct Handoff {
     pub(crate) buf: Box<[u8; HANDOFF_FRAME]>,
     pub(crate) len: u16,
     pub(crate) rx_port: u8,
+    /// An inner packet decrypted by the sender
+    /// (`Action::HandOffDecrypted`), not a frame as received.
+    pub(crate) decrypted: bool,
 }
 
 /// The pool of buffers and one inbox per worker.
@@ -34,14 +43,14 @@ impl Handoffs {
 
     /// Copies `frame` to worker `to`; false when no buffer or the inbox is
     /// full (the caller counts the drop).
-    pub(crate) fn send(&self, to: usize, frame: &[u8], rx_port: u8) -> bool {
+    pub(crate) fn send(&self, to: usize, frame: &[u8], rx_port: u8, decrypted: bool) -> bool {
         let Some(inbox) = self.inboxes.get(to) else { return false };
         if frame.len() > HANDOFF_FRAME {
             return false;
         }
         let Some(mut buf) = self.free.pop() else { return false };
         buf[..frame.len()].copy_from_slice(frame);
-        match inbox.push(Handoff { buf, len: frame.len() as u16, rx_port }) {
+        match inbox.push(Handoff { buf, len: frame.len() as u16, rx_port, decrypted }) {
             Ok(()) => true,
             Err(h) => {
                 let _ = self.free.push(h.buf);

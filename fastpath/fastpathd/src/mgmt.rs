@@ -166,6 +166,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         cores.push(core.map(|c| c.id));
         let mut pcfg = PipelineConfig::new(WorkerId(w as u16));
         pcfg.hold_slots = args.hold_slots;
+        pcfg.workers = args.workers as u16;
         let mut pipeline = Pipeline::new(pcfg);
         let mut sink = esprit_dataplane::VecOutput::default();
         pipeline.apply(Update::Ports(infos.clone()), &mut sink);
@@ -538,6 +539,8 @@ impl State {
                 hold_expired: c.hold_expired,
                 probes: c.probes,
                 probe_replies: c.probe_replies,
+                fragments: c.fragments,
+                reassembled: c.reassembled,
                 drops: w.drops.nonzero().map(|(r, n)| (r.name().to_owned(), n)).collect(),
                 sockets: sockets.remove(&w.worker.0).unwrap_or_default(),
             });

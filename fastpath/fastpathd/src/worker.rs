@@ -123,7 +123,8 @@ impl WorkerThread {
         let mut last_tick = Instant::now();
         let to_mgmt = self.to_mgmt.clone();
         let mut out = Output { index: self.index, to_mgmt: &to_mgmt, lost_events: 0 };
-        let mut held: Vec<Frame> = Vec::with_capacity(256);
+        let mut held: Vec<(Frame, bool)> = Vec::with_capacity(256);
+        let mut inbox: Vec<(Frame, (u8, bool))> = Vec::with_capacity(MAX_BURST);
 
         while !self.stop.load(Ordering::Relaxed) {
             let mut work = 0usize;
@@ -140,45 +141,47 @@ impl WorkerThread {
             let headroom = self.rings.config().umem.headroom as usize;
             // VPN monitor probes are built here and go the same way, as
             // packets from the LAN (port 0).
+            // (Released decrypted frames and probes take the decrypted
+            // path: their sources lie behind a tunnel or are the gateway's.)
             if self.pipeline.has_released() || self.pipeline.has_probes() {
                 let (rings, pipeline) = (&mut self.rings, &mut self.pipeline);
                 let mut lost = 0;
-                let mut take_in = |bytes: &[u8]| match copy_in(rings, headroom, bytes) {
-                    Some(f) => held.push(f),
+                let mut take_in = |bytes: &[u8], decrypted: bool| match copy_in(rings, headroom, bytes) {
+                    Some(f) => held.push((f, decrypted)),
                     None => lost += 1,
                 };
                 pipeline.drain_released(&mut take_in);
-                pipeline.drain_probes(&mut take_in);
+                pipeline.drain_probes(|bytes| take_in(bytes, true));
                 for _ in 0..lost {
                     self.pipeline.count_drop(DropReason::NoFrame);
                 }
-                while !held.is_empty() {
-                    let take = held.len().min(MAX_BURST);
-                    opened.extend(held.drain(..take).map(Open::new));
-                    let n = opened.len();
-                    self.pipeline.process_burst(
-                        Instant::now(),
-                        PortId(0),
-                        &mut opened,
-                        &mut actions[..n],
-                        &mut out,
-                    );
-                    self.dispatch(&mut opened, &actions, PortId(0), &mut tx);
-                    work += n;
+                while let Some(&(_, decrypted)) = held.first() {
+                    // A run of one kind, at most a burst.
+                    let take = held.iter().take(MAX_BURST).take_while(|(_, d)| *d == decrypted).count();
+                    opened.extend(held.drain(..take).map(|(f, _)| Open::new(f)));
+                    work +=
+                        self.run_opened(&mut opened, &mut actions, PortId(0), decrypted, &mut out, &mut tx);
                 }
             }
+            // Frames handed off to us, in bursts of one port and kind.
             while let Some(h) = self.handoffs.recv(usize::from(self.index)) {
-                let port = PortId(h.rx_port);
+                let kind = (h.rx_port, h.decrypted);
                 let f = copy_in(&mut self.rings, headroom, &h.buf[..usize::from(h.len)]);
                 self.handoffs.release(h);
-                let Some(f) = f else {
-                    self.pipeline.count_drop(DropReason::NoFrame);
-                    continue;
-                };
-                opened.push(Open::new(f));
-                self.pipeline.process_burst(Instant::now(), port, &mut opened, &mut actions[..1], &mut out);
-                self.dispatch(&mut opened, &actions, port, &mut tx);
-                work += 1;
+                match f {
+                    Some(f) => inbox.push((f, kind)),
+                    None => self.pipeline.count_drop(DropReason::NoFrame),
+                }
+                if inbox.len() == MAX_BURST {
+                    break;
+                }
+            }
+            while let Some(&(_, kind)) = inbox.first() {
+                let take = inbox.iter().take_while(|(_, k)| *k == kind).count();
+                opened.extend(inbox.drain(..take).map(|(f, _)| Open::new(f)));
+                let (port, decrypted) = kind;
+                work +=
+                    self.run_opened(&mut opened, &mut actions, PortId(port), decrypted, &mut out, &mut tx);
             }
 
             for k in 0..self.sockets.rx.len() {
@@ -216,6 +219,29 @@ impl WorkerThread {
         }
     }
 
+    /// Runs the frames in `opened` (at most a burst) through the pipeline,
+    /// as received on `port` or as decrypted inner packets, and sends each
+    /// where its action says. Returns how many there were.
+    fn run_opened(
+        &mut self,
+        opened: &mut Vec<Open>,
+        actions: &mut [Action],
+        port: PortId,
+        decrypted: bool,
+        out: &mut Output<'_>,
+        tx: &mut [Burst],
+    ) -> usize {
+        let n = opened.len();
+        let now = Instant::now();
+        if decrypted {
+            self.pipeline.process_decrypted_burst(now, port, opened, &mut actions[..n], out);
+        } else {
+            self.pipeline.process_burst(now, port, opened, &mut actions[..n], out);
+        }
+        self.dispatch(opened, actions, port, tx);
+        n
+    }
+
     /// Sends each frame where its action says, and empties `opened`.
     fn dispatch(&mut self, opened: &mut Vec<Open>, actions: &[Action], rx_port: PortId, tx: &mut [Burst]) {
         for (o, a) in opened.drain(..).zip(actions.iter()) {
@@ -235,13 +261,14 @@ impl WorkerThread {
                     }
                     None => self.rings.recycle(f),
                 },
-                Action::HandOff(w) => {
-                    if !self.handoffs.send(usize::from(w.0), f.data(), rx_port.0) {
+                Action::HandOff(w) | Action::HandOffDecrypted(w) => {
+                    let decrypted = matches!(*a, Action::HandOffDecrypted(_));
+                    if !self.handoffs.send(usize::from(w.0), f.data(), rx_port.0, decrypted) {
                         self.pipeline.count_drop(DropReason::HandoffFull);
                     }
                     self.rings.recycle(f);
                 }
-                Action::Drop(_) | Action::Held => self.rings.recycle(f),
+                Action::Drop(_) | Action::Held | Action::Fragment => self.rings.recycle(f),
             }
         }
     }

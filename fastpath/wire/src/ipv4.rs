@@ -159,6 +159,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         put16(self.buffer.as_mut(), field::TOTAL_LEN.start, v);
     }
 
+    /// Makes the header that of a whole datagram: MF and the fragment
+    /// offset cleared, DF kept (a reassembled datagram, RFC 791 §3.2).
+    pub fn clear_frag_fields(&mut self) {
+        let b = self.buffer.as_mut();
+        let v = be16(b, field::FLAGS_FRAG.start) & FLAG_DF;
+        put16(b, field::FLAGS_FRAG.start, v);
+    }
+
     pub fn set_ttl(&mut self, v: u8) {
         self.buffer.as_mut()[field::TTL] = v;
     }
@@ -430,5 +438,13 @@ mod tests {
         let p = Packet::new_checked(&b[..]).unwrap();
         assert_eq!(p.frag_offset(), 24);
         assert!(p.is_fragment());
+        // DF | MF | offset 0x1fff units: cleared but for DF.
+        b[6] = 0x7f;
+        b[7] = 0xff;
+        let mut p = Packet::new_checked(&mut b[..]).unwrap();
+        assert_eq!(p.frag_offset(), 0x1fff * 8);
+        p.clear_frag_fields();
+        assert!(!p.is_fragment() && p.dont_frag());
+        assert_eq!(&b[6..8], &[0x40, 0x00]);
     }
 }

@@ -12,7 +12,8 @@
 //   to AF_XDP (redirect)       transit traffic (destination not local) and ESP
 //                              addressed to a local address (IP protocol 50,
 //                              or UDP dst 4500 whose first word, the SPI, is
-//                              not zero: RFC 3948 §2.2).
+//                              not zero: RFC 3948 §2.2), their fragments too
+//                              (the fast path reassembles them).
 //
 // Userspace fills `local_v4` / `local_v6` with the gateway's own addresses and
 // `xsks` with one AF_XDP socket per receive queue. A redirect to a queue with
@@ -162,6 +163,57 @@ static __always_inline int local_udp(struct xdp_md *ctx, struct udp_hdr *udp, vo
 	return to_kernel(V_PASS_LOCAL);
 }
 
+// Outer fragments of ESP-in-UDP datagrams to us: the datagrams whose first
+// fragment was ESP-in-UDP (UDP 4500, SPI not zero), by (source, destination,
+// identification); least recently used entries give way. ESP's own
+// fragments (protocol 50) need no entry: they all go to the fast path.
+struct frag_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct frag_key);
+	__type(value, __u8);
+} esp_udp_frags SEC(".maps");
+
+// A UDP fragment to us. Only the first fragment has the ports: an
+// ESP-in-UDP first fragment goes to the fast path, which reassembles the
+// datagram before ESP processing (RFC 4303 §3.4.1), and leaves its identity
+// for the later fragments to follow it. Every other fragment (IKE's above
+// all: large IKE messages arrive fragmented) goes to the kernel, which
+// reassembles it for controld's socket. A later fragment that arrives
+// before its first one goes to the kernel: that datagram is lost, in both
+// places, to their reassembly timeouts.
+static __always_inline int local_fragment(struct xdp_md *ctx, struct ipv4_hdr *ip, __u32 ihl,
+					  void *data_end)
+{
+	if (ip->protocol != IPPROTO_UDP_)
+		return to_kernel(V_PASS_LOCAL);
+	struct frag_key key = { .saddr = ip->saddr, .daddr = ip->daddr, .id = ip->id, .pad = 0 };
+	if (bpf_ntohs(ip->frag_off) & 0x1fff) {
+		if (bpf_map_lookup_elem(&esp_udp_frags, &key))
+			return to_fast_path(ctx, V_REDIRECT_ESP_UDP);
+		return to_kernel(V_PASS_LOCAL);
+	}
+	struct udp_hdr *udp = (void *)ip + ihl;
+	__u32 *marker = (void *)(udp + 1);
+	if ((void *)(marker + 1) > data_end)
+		return to_kernel(V_PASS_MALFORMED);
+	if (bpf_ntohs(udp->dest) == NATT_PORT && *marker != 0) {
+		__u8 one = 1;
+		bpf_map_update_elem(&esp_udp_frags, &key, &one, BPF_ANY);
+		return to_fast_path(ctx, V_REDIRECT_ESP_UDP);
+	}
+	// An IKE datagram reusing an identification: its fragments are not ours.
+	bpf_map_delete_elem(&esp_udp_frags, &key);
+	return to_kernel(V_PASS_LOCAL);
+}
+
 static __always_inline int handle_ipv4(struct xdp_md *ctx, void *l3, void *data_end)
 {
 	struct ipv4_hdr *ip = l3;
@@ -183,10 +235,9 @@ static __always_inline int handle_ipv4(struct xdp_md *ctx, void *l3, void *data_
 
 	if (ip->protocol == IPPROTO_ESP_)
 		return to_fast_path(ctx, V_REDIRECT_ESP);
-	// A fragment (MF set or offset non-zero) to us: the kernel reassembles
-	// (large IKE messages arrive fragmented).
+	// A fragment (MF set or offset non-zero) to us: see local_fragment.
 	if (bpf_ntohs(ip->frag_off) & 0x3fff)
-		return to_kernel(V_PASS_LOCAL);
+		return local_fragment(ctx, ip, ihl, data_end);
 	if (ip->protocol != IPPROTO_UDP_)
 		return to_kernel(V_PASS_LOCAL);
 
