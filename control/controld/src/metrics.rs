@@ -508,6 +508,7 @@ mod tests {
                     seq: 3,
                 },
             ],
+            ..Stats::default()
         }
     }
 

@@ -1,0 +1,159 @@
+//! A dead worker takes fastpathd down (DESIGN.md §7: no half-alive
+//! process). The management thread watches every worker thread: one that
+//! ended (a panic, or a return while fastpathd runs) or whose polling loop
+//! made no turn for the stall timeout is reported as a [`Death`], and
+//! fastpathd exits non-zero with that one line, so that its service
+//! manager restarts it and controld re-programs it.
+//!
+//! Each worker publishes a heartbeat, the count of its loop turns, with a
+//! plain store once per turn (one writer, no read-modify-write); the
+//! [`Watchdog`] is the sans-IO judge of those counts over time.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A worker's loop-turn count, written by the worker only.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Heartbeat(Arc<AtomicU64>);
+
+impl Heartbeat {
+    /// The worker's side: publishes its turn count.
+    pub(crate) fn beat(&self, turns: u64) {
+        self.0.store(turns, Ordering::Relaxed);
+    }
+
+    pub(crate) fn read(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Why fastpathd must go down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Death {
+    Panicked { worker: usize, message: String },
+    Exited { worker: usize },
+    Stalled { worker: usize, silent: Duration },
+}
+
+impl fmt::Display for Death {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tail = "exiting so that the service manager restarts fastpathd";
+        match self {
+            Death::Panicked { worker, message } => write!(f, "worker {worker} panicked ({message}): {tail}"),
+            Death::Exited { worker } => write!(f, "worker {worker} stopped unexpectedly: {tail}"),
+            Death::Stalled { worker, silent } => {
+                write!(f, "worker {worker} made no progress for {} ms: {tail}", silent.as_millis())
+            }
+        }
+    }
+}
+
+/// Judges heartbeats over time.
+#[derive(Debug)]
+pub(crate) struct Watchdog {
+    limit: Duration,
+    /// Per worker: the last count seen and when it last changed.
+    seen: Vec<(u64, Instant)>,
+}
+
+impl Watchdog {
+    pub(crate) fn new(workers: usize, limit: Duration, now: Instant) -> Watchdog {
+        Watchdog { limit, seen: vec![(0, now); workers] }
+    }
+
+    /// The first worker whose count has not moved for the limit.
+    pub(crate) fn check(&mut self, now: Instant, beats: &[u64]) -> Option<Death> {
+        for (worker, (seen, beat)) in self.seen.iter_mut().zip(beats).enumerate() {
+            if seen.0 != *beat {
+                *seen = (*beat, now);
+                continue;
+            }
+            let silent = now.saturating_duration_since(seen.1);
+            if silent >= self.limit {
+                return Some(Death::Stalled { worker, silent });
+            }
+        }
+        None
+    }
+}
+
+/// The first worker thread that ended, joined (its panic message taken).
+pub(crate) fn ended(threads: &mut [Option<JoinHandle<()>>]) -> Option<Death> {
+    for (worker, slot) in threads.iter_mut().enumerate() {
+        if slot.as_ref().is_some_and(|t| t.is_finished()) {
+            let t = slot.take()?;
+            return Some(match t.join() {
+                Ok(()) => Death::Exited { worker },
+                Err(payload) => Death::Panicked { worker, message: panic_message(payload.as_ref()) },
+            });
+        }
+    }
+    None
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "no message".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_silent_worker_is_stalled_after_the_limit() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(2, Duration::from_secs(2), t0);
+        assert_eq!(w.check(t0 + Duration::from_millis(1500), &[1, 0]), None);
+        // Worker 0 keeps turning; worker 1 never did.
+        assert_eq!(
+            w.check(t0 + Duration::from_millis(2000), &[2, 0]),
+            Some(Death::Stalled { worker: 1, silent: Duration::from_secs(2) })
+        );
+        let mut w = Watchdog::new(1, Duration::from_secs(2), t0);
+        assert_eq!(w.check(t0 + Duration::from_secs(1), &[7]), None);
+        assert_eq!(w.check(t0 + Duration::from_millis(2999), &[7]), None);
+        let d = w.check(t0 + Duration::from_secs(3), &[7]).unwrap();
+        assert_eq!(
+            d.to_string(),
+            "worker 0 made no progress for 2000 ms: exiting so that the service manager restarts fastpathd"
+        );
+    }
+
+    #[test]
+    fn a_panicked_thread_is_found_with_its_message() {
+        let quiet = std::thread::spawn(|| std::thread::sleep(Duration::from_secs(5)));
+        let boom = std::thread::Builder::new()
+            .name("worker-1".into())
+            .spawn(|| {
+                let n: u32 = "not a number".parse().unwrap_or(7);
+                panic!("injected fault after {n} turns");
+            })
+            .unwrap();
+        let mut threads = vec![Some(quiet), Some(boom)];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let death = loop {
+            if let Some(d) = ended(&mut threads) {
+                break d;
+            }
+            assert!(Instant::now() < deadline, "the panic was never seen");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(death, Death::Panicked { worker: 1, message: "injected fault after 7 turns".into() });
+        assert_eq!(
+            death.to_string(),
+            "worker 1 panicked (injected fault after 7 turns): exiting so that the service manager \
+             restarts fastpathd"
+        );
+        assert!(threads[0].is_some() && threads[1].is_none());
+    }
+}
