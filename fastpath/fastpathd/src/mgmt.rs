@@ -173,6 +173,7 @@ pub fn run(args: Args) -> Result<(), String> {
     #[cfg(feature = "fault-injection")]
     let fault = crate::fault::Fault::from_env()?;
     let mut heartbeats = Vec::new();
+    watchdog::quiet_worker_panics();
     let core_ids = core_affinity::get_core_ids().unwrap_or_default();
     let mut update_txs = Vec::new();
     let mut threads = Vec::new();

@@ -12,7 +12,7 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,26 @@ impl Heartbeat {
     pub(crate) fn read(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// Where the last worker panic happened (`file:line`), kept by the hook
+/// [`quiet_worker_panics`] installs.
+static PANIC_AT: Mutex<Option<String>> = Mutex::new(None);
+
+/// Worker panics print nothing themselves: the management thread reports
+/// them in its one line ([`Death`]), with where they happened. Other
+/// threads keep the default report.
+pub(crate) fn quiet_worker_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name().is_some_and(|n| n.starts_with("worker-")) {
+            if let (Ok(mut at), Some(l)) = (PANIC_AT.lock(), info.location()) {
+                *at = Some(format!("{}:{}", l.file(), l.line()));
+            }
+        } else {
+            default(info);
+        }
+    }));
 }
 
 /// Why fastpathd must go down.
@@ -88,7 +108,13 @@ pub(crate) fn ended(threads: &mut [Option<JoinHandle<()>>]) -> Option<Death> {
             let t = slot.take()?;
             return Some(match t.join() {
                 Ok(()) => Death::Exited { worker },
-                Err(payload) => Death::Panicked { worker, message: panic_message(payload.as_ref()) },
+                Err(payload) => {
+                    let mut message = panic_message(payload.as_ref());
+                    if let Some(at) = PANIC_AT.lock().ok().and_then(|mut a| a.take()) {
+                        message = format!("{message}, at {at}");
+                    }
+                    Death::Panicked { worker, message }
+                }
             });
         }
     }

@@ -13,7 +13,11 @@
 #    esp-unknown-spi, N of N;
 #  - bytes: child SAs of "kbyte 50". Traffic past 50 KB ends the SAs:
 #    fastpathd removes them (sa-hard-expired-bytes) and what follows is
-#    dropped and counted the same way.
+#    dropped and counted the same way;
+#  - a worker that panics, or stops polling, takes fastpathd down with one
+#    log line and a non-zero exit (XDP detached, socket gone): played by a
+#    build with the `fault-injection` feature (ESPRIT_FASTPATHD_FAULT),
+#    which release builds do not have.
 #
 #   flock /tmp/esprit-netns.lock bash scripts/tests/attacks/dp-lifetime.sh
 # Needs root; builds the binaries (debug) if missing. Ends with
@@ -178,6 +182,39 @@ PY
     topo_down
     WORK=$WORK_SAVED
 }
+
+# watchdog KIND LINE: a fault build's worker 0 plays KIND 1.5 s after its
+# start; fastpathd must exit non-zero by itself, printing LINE once.
+watchdog_case() {
+    local kind=$1 want=$2 ns="dpl$$-wd" rc=0 t0 took n
+    ip netns add "$ns"
+    ip -n "$ns" link add wd0 type veth peer name wd1
+    ip -n "$ns" link set wd0 up
+    ip -n "$ns" link set wd1 up
+    t0=$(date +%s%N)
+    timeout -k 5 20 env ESPRIT_FASTPATHD_FAULT="$kind:0:1500" ip netns exec "$ns" "$FAULT_BIN" --port wd0 \
+        --xdp-mode driver --socket "$WORK/wd.sock" --stall-timeout-ms 2000 >"$WORK/wd-$kind.log" 2>&1 || rc=$?
+    took=$((($(date +%s%N) - t0) / 1000000))
+    sed 's/^/    /' "$WORK/wd-$kind.log" >&2
+    n=$(grep -cE "$want" "$WORK/wd-$kind.log")
+    check "watchdog $kind: fastpathd exited by itself, status $rc (not 0, not the 124 of timeout), after $took ms" \
+        test "$rc" -ne 0 -a "$rc" -ne 124
+    check "watchdog $kind: one line says why" test "$n" -eq 1
+    check "watchdog $kind: nothing else logged after the start line" test "$(wc -l <"$WORK/wd-$kind.log")" -eq 2
+    check "watchdog $kind: XDP program detached, control socket gone" \
+        bash -c "! ip -n $ns link show wd0 | grep -q xdp && [ ! -e '$WORK/wd.sock' ]"
+    ip netns del "$ns"
+}
+# The fault build is fastpathd's own crate with one more feature; the
+# normal binary is rebuilt right after.
+TARGET=${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}
+FAULT_BIN=$WORK/fastpathd-fault
+need_cargo
+(cd "$ESPRIT_ROOT" && cargo build -q -p esprit-fastpathd --features fault-injection) \
+    && cp "$TARGET/debug/fastpathd" "$FAULT_BIN" \
+    && (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-fastpathd) || die "fault-injection build failed"
+watchdog_case panic "^fastpathd: worker 0 panicked \(injected fault: ESPRIT_FASTPATHD_FAULT=panic, at fastpath/fastpathd/src/fault.rs:[0-9]+\): exiting so that the service manager restarts fastpathd$"
+watchdog_case stall "^fastpathd: worker 0 made no progress for 2[0-9]{3} ms: exiting so that the service manager restarts fastpathd$"
 
 run seconds "second 20"
 [ -n "${DPL_ONLY_SECONDS:-}" ] || run bytes "kbyte 50"
