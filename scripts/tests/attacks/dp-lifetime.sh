@@ -39,6 +39,7 @@ cleanup() {
     local p
     gw_stop
     for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
+    ip netns del "dpl$$-wd" 2>/dev/null || true
     topo_down
     if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
