@@ -27,6 +27,9 @@ pub struct ControlHarness {
     updates: Vec<Receiver<Update>>,
     pipelines: Vec<Pipeline>,
     from_workers: Receiver<FromWorker>,
+    /// The connection's lines (events of a subscription), dropped after
+    /// each input.
+    lines: Arc<Mutex<Vec<u8>>>,
     writer: Writer,
     /// Replies given so far (one per request line that parsed).
     pub replies: u64,
@@ -87,8 +90,9 @@ impl ControlHarness {
         let mut state = State::new(ports, views, txs, vec![None; WORKERS]);
         state.set_stats_wait(Duration::ZERO);
         let (_to_mgmt, from_workers) = bounded(16);
-        let writer: Writer = Arc::new(Mutex::new(Vec::<u8>::new()));
-        ControlHarness { state, updates, pipelines, from_workers, writer, replies: 0, refused: 0 }
+        let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let writer: Writer = lines.clone();
+        ControlHarness { state, updates, pipelines, from_workers, lines, writer, replies: 0, refused: 0 }
     }
 
     /// Feeds `data` as the bytes of one connection. Must never panic;
@@ -127,9 +131,10 @@ impl ControlHarness {
                 p.tick(Instant::now(), &mut out);
             }
             self.state.expire_sas(Instant::now());
-            if let Ok(mut w) = self.writer.lock() {
-                // Events written to a subscribed "connection": keep it small.
-                let _ = std::io::Write::flush(&mut *w);
+            // Events written to a subscribed "connection" are lines of JSON.
+            if let Ok(mut l) = self.lines.lock() {
+                assert!(l.is_empty() || l.ends_with(b"\n"));
+                l.clear();
             }
         }
     }
