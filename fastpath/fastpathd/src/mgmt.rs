@@ -252,6 +252,7 @@ pub fn run(args: Args) -> Result<(), String> {
     st.control = control_counters;
     st.refresh_neighbors();
     let mut last_neigh = Instant::now();
+    let mut last_expiry_scan = Instant::now();
     let mut dog = Watchdog::new(args.workers, Duration::from_millis(args.stall_timeout_ms), Instant::now());
     let mut beats = vec![0u64; args.workers];
     let mut death = None;
@@ -266,7 +267,12 @@ pub fn run(args: Args) -> Result<(), String> {
             default(Duration::from_millis(50)) => {},
         }
         let now = Instant::now();
-        st.expire_sas(now);
+        // Lifetimes are checked ten times a second, not per event: the
+        // scan walks every SA.
+        if now.duration_since(last_expiry_scan) >= Duration::from_millis(100) {
+            st.expire_sas(now);
+            last_expiry_scan = now;
+        }
         if last_neigh.elapsed() >= Duration::from_millis(100) {
             st.refresh_neighbors();
             last_neigh = Instant::now();
