@@ -317,6 +317,10 @@ pub struct WorkerStatsView {
     /// empty or the neighbour-miss channel full).
     #[serde(default)]
     pub neighbor_misses_suppressed: u64,
+    /// Events (expiries, acquires, ...) this worker could not hand to the
+    /// management thread because its channel was full: should stay 0.
+    #[serde(default)]
+    pub events_lost: u64,
 }
 
 /// One AF_XDP socket's counters.

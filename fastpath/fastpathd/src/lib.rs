@@ -26,6 +26,31 @@ mod worker;
 #[doc(hidden)]
 pub mod fuzz;
 
+/// Why fastpathd stopped with an error; it decides the exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The command line, the ports or the environment cannot work as given
+    /// (e.g. a port with fewer rx queues than workers): exit status 2,
+    /// which the systemd unit does not retry (`RestartPreventExitStatus=2`).
+    Refused(String),
+    /// Anything else, a dead worker included: exit status 1, restarted.
+    Failed(String),
+}
+
+impl From<String> for Stop {
+    fn from(s: String) -> Stop {
+        Stop::Failed(s)
+    }
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Refused(m) | Stop::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
 /// esprit's fast path: AF_XDP ports, pinned poll-mode workers, a control socket.
 #[derive(Debug, Parser)]
 #[command(name = "fastpathd", version)]

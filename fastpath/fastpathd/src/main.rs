@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use esprit_fastpathd::{mgmt, Args};
+use esprit_fastpathd::{mgmt, Args, Stop};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -11,7 +11,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fastpathd: {e}");
-            ExitCode::FAILURE
+            match e {
+                Stop::Refused(_) => ExitCode::from(2),
+                Stop::Failed(_) => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -43,7 +43,7 @@ use crate::watchdog::{self, Heartbeat, Watchdog};
 use crate::worker::{
     FromWorker, NeighborMissReport, ShellStats, SocketMap, WorkerThread, EVENT_CHANNEL, NEIGHBOR_MISS_CHANNEL,
 };
-use crate::{Args, Bind, XdpMode};
+use crate::{Args, Bind, Stop, XdpMode};
 
 struct SaRecord {
     direction: Direction,
@@ -117,18 +117,21 @@ fn rings_config(bind: BindMode, ring: u32, sockets: usize) -> RingsConfig {
 }
 
 /// Runs fastpathd until SIGINT/SIGTERM.
-pub fn run(args: Args) -> Result<(), String> {
+pub fn run(args: Args) -> Result<(), Stop> {
     if args.workers == 0 || args.workers > 64 {
-        return Err(format!("--workers {}: must be 1..=64", args.workers));
+        return Err(Stop::Refused(format!("--workers {}: must be 1..=64", args.workers)));
     }
     let mut port_queues = Vec::new();
     for name in &args.ports {
-        port_queues.push(PortQueues { name: name.clone(), rx_queues: host::rx_queues(name)? });
+        port_queues.push(PortQueues {
+            name: name.clone(),
+            rx_queues: host::rx_queues(name).map_err(Stop::Refused)?,
+        });
     }
     // Every rx queue of every port gets a socket, or fastpathd refuses.
-    let queue_plan = queues::plan(&port_queues, args.workers, args.queues)?;
-    let access = Access::new(args.socket_group.as_deref())?;
-    let ring = ring_size(args.ring_size)?;
+    let queue_plan = queues::plan(&port_queues, args.workers, args.queues).map_err(Stop::Refused)?;
+    let access = Access::new(args.socket_group.as_deref()).map_err(Stop::Refused)?;
+    let ring = ring_size(args.ring_size).map_err(Stop::Refused)?;
     let mode = match args.xdp_mode {
         XdpMode::Driver => AttachMode::Driver,
         XdpMode::Skb => AttachMode::Skb,
@@ -171,7 +174,7 @@ pub fn run(args: Args) -> Result<(), String> {
     let (to_mgmt, from_workers) = bounded::<FromWorker>(EVENT_CHANNEL);
     let (misses_tx, misses_rx) = bounded::<NeighborMissReport>(NEIGHBOR_MISS_CHANNEL);
     #[cfg(feature = "fault-injection")]
-    let fault = crate::fault::Fault::from_env()?;
+    let fault = crate::fault::Fault::from_env().map_err(Stop::Refused)?;
     let mut heartbeats = Vec::new();
     watchdog::quiet_worker_panics();
     let core_ids = core_affinity::get_core_ids().unwrap_or_default();
@@ -292,7 +295,7 @@ pub fn run(args: Args) -> Result<(), String> {
         // bpf_links when the process ends.
         drop(st);
         let _ = std::fs::remove_file(&socket);
-        return Err(d.to_string());
+        return Err(Stop::Failed(d.to_string()));
     }
     eprintln!("fastpathd: stopping");
     for t in threads.into_iter().flatten() {
@@ -714,6 +717,7 @@ impl State {
                 drops,
                 sockets,
                 neighbor_misses_suppressed: shell.neighbor_misses_suppressed,
+                events_lost: shell.events_lost,
             });
             for s in w.sas {
                 stats.sas.push(SaStatsView {

@@ -40,6 +40,7 @@ pub(crate) enum FromWorker {
 pub(crate) struct ShellStats {
     pub(crate) sockets: Vec<SocketStatsView>,
     pub(crate) neighbor_misses_suppressed: u64,
+    pub(crate) events_lost: u64,
 }
 
 /// A neighbour miss on its way to the management thread: (worker, port,
@@ -228,6 +229,7 @@ impl WorkerThread {
                     let shell = ShellStats {
                         sockets: self.socket_stats(),
                         neighbor_misses_suppressed: out.limiter.suppressed,
+                        events_lost: out.lost_events,
                     };
                     let _ = self.to_mgmt.try_send(FromWorker::Shell(tag, self.index, shell));
                 }
