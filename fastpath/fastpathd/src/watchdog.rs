@@ -78,15 +78,28 @@ pub(crate) struct Watchdog {
     limit: Duration,
     /// Per worker: the last count seen and when it last changed.
     seen: Vec<(u64, Instant)>,
+    /// When the judge itself last looked.
+    last_check: Instant,
 }
 
 impl Watchdog {
     pub(crate) fn new(workers: usize, limit: Duration, now: Instant) -> Watchdog {
-        Watchdog { limit, seen: vec![(0, now); workers] }
+        Watchdog { limit, seen: vec![(0, now); workers], last_check: now }
     }
 
     /// The first worker whose count has not moved for the limit.
     pub(crate) fn check(&mut self, now: Instant, beats: &[u64]) -> Option<Death> {
+        // The judge was not scheduled for half the limit itself (the whole
+        // process stopped, a suspended machine): the workers were not
+        // either, so the silence says nothing. Start counting again.
+        let gap = now.saturating_duration_since(self.last_check);
+        self.last_check = now;
+        if gap >= self.limit / 2 {
+            for (seen, beat) in self.seen.iter_mut().zip(beats) {
+                *seen = (*beat, now);
+            }
+            return None;
+        }
         for (worker, (seen, beat)) in self.seen.iter_mut().zip(beats).enumerate() {
             if seen.0 != *beat {
                 *seen = (*beat, now);
@@ -135,24 +148,44 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 mod tests {
     use super::*;
 
+    /// Looks every 50 ms from `from` to `to` (ms after `t0`) with fixed beats.
+    fn watch(w: &mut Watchdog, t0: Instant, from: u64, to: u64, beats: &[u64]) -> Option<Death> {
+        (from..=to).step_by(50).find_map(|ms| w.check(t0 + Duration::from_millis(ms), beats))
+    }
+
     #[test]
     fn a_silent_worker_is_stalled_after_the_limit() {
         let t0 = Instant::now();
         let mut w = Watchdog::new(2, Duration::from_secs(2), t0);
-        assert_eq!(w.check(t0 + Duration::from_millis(1500), &[1, 0]), None);
+        assert_eq!(watch(&mut w, t0, 50, 1500, &[1, 0]), None);
         // Worker 0 keeps turning; worker 1 never did.
         assert_eq!(
             w.check(t0 + Duration::from_millis(2000), &[2, 0]),
             Some(Death::Stalled { worker: 1, silent: Duration::from_secs(2) })
         );
         let mut w = Watchdog::new(1, Duration::from_secs(2), t0);
-        assert_eq!(w.check(t0 + Duration::from_secs(1), &[7]), None);
-        assert_eq!(w.check(t0 + Duration::from_millis(2999), &[7]), None);
-        let d = w.check(t0 + Duration::from_secs(3), &[7]).unwrap();
+        // Count 7 first seen at 50 ms, never again.
+        assert_eq!(watch(&mut w, t0, 50, 2000, &[7]), None);
+        let d = w.check(t0 + Duration::from_millis(2050), &[7]).unwrap();
         assert_eq!(
             d.to_string(),
             "worker 0 made no progress for 2000 ms: exiting so that the service manager restarts fastpathd"
         );
+    }
+
+    #[test]
+    fn a_pause_of_the_whole_process_is_not_a_stall() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(1, Duration::from_secs(2), t0);
+        assert_eq!(watch(&mut w, t0, 50, 500, &[3]), None);
+        // Nothing ran for 5 s (SIGSTOP, a suspended VM): no verdict, and
+        // the count starts again from the resume.
+        assert_eq!(w.check(t0 + Duration::from_millis(5500), &[3]), None);
+        assert_eq!(watch(&mut w, t0, 5550, 7450, &[3]), None);
+        assert!(matches!(
+            w.check(t0 + Duration::from_millis(7500), &[3]),
+            Some(Death::Stalled { worker: 0, .. })
+        ));
     }
 
     #[test]
