@@ -163,6 +163,7 @@ pub(super) fn golden_controller() -> Controller {
             sa(id(0x10, Direction::Inbound, 0), 0x3001, 0, 40, 0, 40),
             sa(id(0x10, Direction::Outbound, 0), 0x4001, 1, 50, 0, 50),
         ],
+        ..Stats::default()
     });
 
     let addr = |s: &str| s.parse().unwrap();

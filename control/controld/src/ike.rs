@@ -340,6 +340,9 @@ pub fn child_sa_pair(vpn: &IkeVpn, child: &ChildSa, serial: u32) -> Result<[Desi
             soft_bytes: hard_bytes / 1000 * SOFT_PER_MILLE,
             hard_bytes,
             idle_secs: vpn.idle_secs,
+            // fastpathd removes the SA at its hard lifetime even when
+            // controld is gone (0 = no limit in seconds).
+            hard_secs: child.lifetime.seconds,
             last_seq: 0,
         };
         DesiredSa { spec, vpn_name: vpn.name.clone(), algorithm: algorithm.clone(), manual: false }
@@ -1221,6 +1224,7 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         assert_eq!((i.spec.vpn, i.spec.tunnel), (1, 1));
         assert_eq!(i.spec.proxy_id, pid.to_string());
         assert_eq!(i.spec.hard_bytes, 1000 * 1024);
+        assert_eq!((i.spec.hard_secs, o.spec.hard_secs), (3600, 3600));
         assert!(i.spec.soft_bytes < i.spec.hard_bytes && i.spec.soft_bytes > 0);
         assert_eq!(i.spec.replay_window, 0, "no-replay");
         assert_eq!(i.algorithm, "esp:aes128/sha1");

@@ -578,6 +578,7 @@ mod tests {
                     seq: 3,
                 },
             ],
+            ..Stats::default()
         }
     }
 

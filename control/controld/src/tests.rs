@@ -63,7 +63,7 @@ impl FastPath for FakeFastPath {
                         ..SaStatsView::default()
                     })
                     .collect();
-                return Ok(Reply::Stats(Box::new(Stats { workers: Vec::new(), sas })));
+                return Ok(Reply::Stats(Box::new(Stats { workers: Vec::new(), sas, ..Stats::default() })));
             }
             Request::SetRoutes { routes } => {
                 for r in &routes {

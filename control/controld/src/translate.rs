@@ -398,6 +398,7 @@ pub fn translate_with_serials(
                         hard_bytes: 0,
                         // Manual keys never expire; idle time is for IKE SAs.
                         idle_secs: 0,
+                        hard_secs: 0,
                         last_seq: 0,
                     };
                     desired.sas.insert(

@@ -213,6 +213,12 @@ pub struct SaSpec {
     /// Seconds without traffic before an `idle` event (0 = never).
     #[serde(default)]
     pub idle_secs: u32,
+    /// Hard lifetime in seconds from the install (0 = none): fastpathd
+    /// removes the SA itself when it runs out, with or without a control
+    /// plane (RFC 4301 §4.4.2.1), and reports a `hard-expire` (`seconds`).
+    /// Absent from an older controld's requests: no limit.
+    #[serde(default)]
+    pub hard_secs: u32,
     /// Outbound: sequence number to resume from (0 for a new SA).
     /// Inbound: the replay window starts above it, every number up to it
     /// counted as received (0: an empty window), so that packets accepted
@@ -261,6 +267,25 @@ pub struct PortView {
 pub struct Stats {
     pub workers: Vec<WorkerStatsView>,
     pub sas: Vec<SaStatsView>,
+    /// What the XDP program of each port did.
+    #[serde(default)]
+    pub ports: Vec<PortStatsView>,
+    /// fastpathd's own counters by name (control socket refusals, SAs
+    /// expired by fastpathd, ...), non-zero only.
+    #[serde(default)]
+    pub daemon: Vec<(String, u64)>,
+}
+
+/// The XDP program's counters on one port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatsView {
+    pub port: String,
+    /// Non-zero verdict counters by name (`redirect-transit`, ...).
+    pub verdicts: Vec<(String, u64)>,
+    /// Frames meant for the fast path that arrived on an rx queue with no
+    /// AF_XDP socket, dropped by the XDP program: (queue, frames), non-zero
+    /// only.
+    pub no_socket_drops: Vec<(u32, u64)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +322,14 @@ pub struct WorkerStatsView {
     /// name, the kernel's own (`XDP_STATISTICS`) prefixed `kernel-`.
     #[serde(default)]
     pub sockets: Vec<SocketStatsView>,
+    /// Neighbour misses this worker did not report (its token bucket was
+    /// empty or the neighbour-miss channel full).
+    #[serde(default)]
+    pub neighbor_misses_suppressed: u64,
+    /// Events (expiries, acquires, ...) this worker could not hand to the
+    /// management thread because its channel was full: should stay 0.
+    #[serde(default)]
+    pub events_lost: u64,
 }
 
 /// One AF_XDP socket's counters.

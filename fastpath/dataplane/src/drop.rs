@@ -107,6 +107,9 @@ drop_reasons! {
     NoFrame = "no-frame", "no free UMEM frame for a held or handed-off packet";
     /// The port's transmit ring was full.
     TxRingFull = "tx-ring-full", "transmit ring full (port saturated)";
+    /// Counted by the XDP program, not a worker: transit or ESP on an rx
+    /// queue with no AF_XDP socket, dropped there (it fails closed).
+    XdpNoSocket = "xdp-no-socket", "arrived on an rx queue with no AF_XDP socket (dropped by the XDP program)";
     /// The destination's route is a null route (`interface null`: the
     /// backstop of a withdrawn VPN route).
     NullRoute = "null-route", "destination routed to the null interface";

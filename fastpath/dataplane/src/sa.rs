@@ -80,6 +80,7 @@ pub(crate) struct InEntry {
     pub life: Lifetime,
     pub counters: SaCounters,
     pub soft_reported: bool,
+    pub hard_reported: bool,
     pub last_used: Option<Instant>,
     pub idle_reported: bool,
 }

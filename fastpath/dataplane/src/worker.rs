@@ -469,6 +469,7 @@ impl Worker {
                         life: ins.life,
                         counters: Default::default(),
                         soft_reported: false,
+                        hard_reported: false,
                         last_used: None,
                         idle_reported: false,
                     })),
@@ -1330,6 +1331,12 @@ impl Worker {
         {
             entry.soft_reported = true;
             out.event(Event::SoftExpire { sa: sa_id, reason: ExpireReason::Bytes });
+        }
+        // Reported once, like the outbound side: fastpathd removes the SA.
+        if !entry.hard_reported && entry.life.hard_bytes != 0 && entry.counters.bytes >= entry.life.hard_bytes
+        {
+            entry.hard_reported = true;
+            out.event(Event::HardExpire { sa: sa_id, reason: ExpireReason::Bytes });
         }
         self.counters.decrypted += 1;
         if self.local.contains(&dst) {

@@ -604,3 +604,48 @@ fn a_monitor_reply_is_consumed_and_reported_other_traffic_to_self_is_dropped() {
     assert_eq!(actions, vec![Action::Drop(DropReason::TunnelToSelf)]);
     assert!(out.events.is_empty());
 }
+
+/// #12 item 6: an inbound SA reports its hard byte lifetime once (fastpathd
+/// then removes it) and refuses what comes after as `sa-expired`.
+#[test]
+fn an_inbound_sa_past_its_hard_bytes_reports_once_then_refuses() {
+    let opts = LabOptions::default();
+    let mut a = lab::gateway(Side::A, &opts);
+    let mut b = lab::gateway(Side::B, &opts);
+    let (_, in_sa) = lab::sa_pair(Side::B, 0, &opts);
+    let spi = lab::spi(Side::A, 0);
+    let mut out = VecOutput::default();
+    b.apply(
+        Update::Inbound(esprit_dataplane::InboundInstall {
+            id: SaId(0x51),
+            spi,
+            vpn: VPN,
+            tunnel: TUNNEL,
+            proxy_id: lab::seed_proxy_ids(Side::B)[0],
+            owner: WorkerId(0),
+            sa: Some(Box::new(in_sa)),
+            life: Lifetime { hard_bytes: 300, ..Default::default() },
+        }),
+        &mut out,
+    );
+    let sealed = |a: &mut Worker| {
+        let f = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 200);
+        let (fs, actions, _) = run(a, LAN, vec![f]);
+        assert_eq!(actions[0], Action::Tx(WAN));
+        assert_eq!(wire_spi(fs[0].packet()), spi);
+        fs[0].packet().to_vec()
+    };
+    // 228 bytes, then 456 (past 300): both delivered, the second reports.
+    let (_, actions, out1) = run(&mut b, WAN, vec![sealed(&mut a)]);
+    assert_eq!((actions[0], out1.events.len()), (Action::Tx(LAN), 0));
+    let (_, actions, out2) = run(&mut b, WAN, vec![sealed(&mut a)]);
+    assert_eq!(actions[0], Action::Tx(LAN));
+    assert_eq!(
+        out2.events,
+        vec![Event::HardExpire { sa: SaId(0x51), reason: esprit_dataplane::ExpireReason::Bytes }]
+    );
+    // Past it: refused, and reported no more.
+    let (_, actions, out3) = run(&mut b, WAN, vec![sealed(&mut a)]);
+    assert_eq!(actions[0], Action::Drop(DropReason::SaExpired));
+    assert!(out3.events.is_empty());
+}

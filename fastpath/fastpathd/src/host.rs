@@ -80,6 +80,44 @@ fn parse_proc_arp(text: &str) -> Vec<Neighbor> {
         .collect()
 }
 
+/// The rx queues of an interface (`/sys/class/net/DEV/queues/rx-N`).
+pub(crate) fn rx_queues(name: &str) -> Result<u32, String> {
+    let dir = format!("/sys/class/net/{name}/queues");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("interface {name}: cannot read {dir}: {e}"))?;
+    let n =
+        entries.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count();
+    if n == 0 {
+        return Err(format!("interface {name}: no rx queue in {dir}"));
+    }
+    Ok(n as u32)
+}
+
+/// One warning line when the kernel forwards IPv4 on any of `ports`
+/// (`net.ipv4.conf.{all,DEV}.forwarding = 1`): a frame the fast path does
+/// not take could then be routed by the kernel, in clear.
+pub(crate) fn forwarding_warning(ports: &[String]) -> Option<String> {
+    let read = |dev: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{dev}/forwarding"))
+            .map(|t| t.trim() == "1")
+            .unwrap_or(false)
+    };
+    let all = read("all");
+    let on: Vec<&str> = ports.iter().map(String::as_str).filter(|p| read(p)).collect();
+    forwarding_line(all, &on)
+}
+
+fn forwarding_line(all: bool, on: &[&str]) -> Option<String> {
+    if !all && on.is_empty() {
+        return None;
+    }
+    let which = if all { "all".to_owned() } else { on.join(",") };
+    Some(format!(
+        "warning: the kernel forwards IPv4 on {} (net.ipv4.conf.{which}.forwarding = 1): what the fast path \
+         does not take could be routed by the kernel in clear; set it to 0",
+        if on.is_empty() { "every interface".to_owned() } else { on.join(", ") }
+    ))
+}
+
 /// Makes the kernel resolve `addr`: a datagram to the discard port makes
 /// it ARP for the next hop, whose answer then shows in `/proc/net/arp`.
 pub(crate) fn resolve(addr: Ipv4Addr) {
@@ -91,6 +129,17 @@ pub(crate) fn resolve(addr: Ipv4Addr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarding_is_warned_in_one_line() {
+        assert_eq!(forwarding_line(false, &[]), None);
+        assert_eq!(
+            forwarding_line(true, &["lan0", "wan0"]).unwrap(),
+            "warning: the kernel forwards IPv4 on lan0, wan0 (net.ipv4.conf.all.forwarding = 1): what the \
+             fast path does not take could be routed by the kernel in clear; set it to 0"
+        );
+        assert!(forwarding_line(false, &["wan0"]).unwrap().contains("(net.ipv4.conf.wan0.forwarding = 1)"));
+    }
 
     #[test]
     fn parses_ip_and_arp() {

@@ -3,6 +3,13 @@
 //! updates to the workers over crossbeam queues; receives their events
 //! (acquires, expiries, neighbour misses) and retired SA contexts, which it
 //! drops off the packet path (keys zeroized).
+//!
+//! It also enforces what must hold without a control plane (DESIGN.md §7):
+//! an SA past its hard lifetime (seconds, counted here from its install;
+//! bytes or sequence numbers, reported by its worker) is removed, so its
+//! traffic is dropped and its proxy-ID goes back to "no SA" (the next
+//! packet makes an acquire); and a worker thread that died or stopped
+//! polling takes the process down (see `watchdog`).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -12,36 +19,53 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, select, Receiver, Sender};
 use esprit_dataplane::{
-    Event as DpEvent, ExpireReason, InboundInstall, Lifetime, NeighborTable, NextHop, OutboundInstall,
-    PortId, PortInfo, Probe, Route, RouteTable, SaId, TunnelConf, TunnelId, Update, VpnConf, VpnId,
-    Worker as Pipeline, WorkerConfig as PipelineConfig, WorkerId, WorkerStats, MAX_PROBE_DATA,
+    DropReason, Event as DpEvent, ExpireReason, InboundInstall, Lifetime, NeighborTable, NextHop,
+    OutboundInstall, PortId, PortInfo, Probe, Route, RouteTable, SaId, TunnelConf, TunnelId, Update, VpnConf,
+    VpnId, Worker as Pipeline, WorkerConfig as PipelineConfig, WorkerId, WorkerStats, MAX_PROBE_DATA,
     MAX_PROBE_IDENTS,
 };
 use esprit_esp::{InboundConfig, InboundSa, OutboundConfig, OutboundSa, Suite, UdpEncap};
 use esprit_fastpath_api::{
-    Direction, Dump, Envelope, Event, NextHopSpec, PortView, Reply, Request, RouteSpec, SaSpec, SaStatsView,
-    ServerMessage, SocketStatsView, Stats, WorkerStatsView, PROTOCOL_VERSION,
+    Direction, Dump, Envelope, Event, NextHopSpec, PortStatsView, PortView, Reply, Request, RouteSpec,
+    SaSpec, SaStatsView, ServerMessage, SocketStatsView, Stats, WorkerStatsView, PROTOCOL_VERSION,
 };
 use esprit_policy::{ProxyId, ProxyIdTable};
 use esprit_xdp::{
-    AttachMode, BindMode, Port, RingConfig, UmemConfig, Worker as Rings, WorkerConfig as RingsConfig,
+    AttachMode, BindMode, Port, RingConfig, UmemConfig, Verdict, Worker as Rings, WorkerConfig as RingsConfig,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::control::{self, Incoming, Writer};
+use crate::control::{self, Access, ControlCounters, Incoming, Writer};
 use crate::handoff::Handoffs;
 use crate::host;
-use crate::worker::{FromWorker, SocketMap, WorkerThread};
-use crate::{Args, Bind, XdpMode};
+use crate::queues::{self, worker_queues, PortQueues};
+use crate::watchdog::{self, Heartbeat, Watchdog};
+use crate::worker::{
+    FromWorker, NeighborMissReport, ShellStats, SocketMap, WorkerThread, EVENT_CHANNEL, NEIGHBOR_MISS_CHANNEL,
+};
+use crate::{Args, Bind, Stop, XdpMode};
 
 struct SaRecord {
     direction: Direction,
     spi: u32,
     vpn: u32,
     proxy_id: String,
+    /// When its hard lifetime in seconds runs out (RFC 4301 §4.4.2.1).
+    hard_deadline: Option<Instant>,
 }
 
-struct State {
+/// fastpathd's own counters, by name (`fpctl stats`: `daemon`).
+#[derive(Debug, Default)]
+struct DaemonCounters {
+    /// SAs fastpathd removed at their hard lifetime, by kind.
+    expired_seconds: u64,
+    expired_bytes: u64,
+    expired_sequence: u64,
+    /// Neighbour misses served (a datagram to make the kernel resolve).
+    neighbor_misses: u64,
+}
+
+pub(crate) struct State {
     ports: Vec<PortInfo>,
     port_views: Vec<PortView>,
     routes: Vec<RouteSpec>,
@@ -57,6 +81,12 @@ struct State {
     probe_idents: Vec<u16>,
     /// The worker that sends the next probe (round robin).
     next_prober: usize,
+    /// The ports' XDP programs (their counters); none in memory tests.
+    xdp_ports: Vec<Port>,
+    control: Arc<ControlCounters>,
+    daemon: DaemonCounters,
+    /// How long a stats request waits for the workers' answers.
+    stats_wait: Duration,
 }
 
 /// Bounds of `--ring-size`: below 64 a ring holds one burst; 16384 is
@@ -86,25 +116,22 @@ fn rings_config(bind: BindMode, ring: u32, sockets: usize) -> RingsConfig {
     }
 }
 
-/// The queues of each port worker `w` of `workers` serves: `w`,
-/// `w + workers`, ... below `queues`.
-fn worker_queues(w: usize, workers: usize, queues: u32) -> impl Iterator<Item = u32> {
-    (w as u32..queues).step_by(workers)
-}
-
 /// Runs fastpathd until SIGINT/SIGTERM.
-pub(crate) fn run(args: Args) -> Result<(), String> {
+pub fn run(args: Args) -> Result<(), Stop> {
     if args.workers == 0 || args.workers > 64 {
-        return Err(format!("--workers {}: must be 1..=64", args.workers));
+        return Err(Stop::Refused(format!("--workers {}: must be 1..=64", args.workers)));
     }
-    let queues = args.queues.unwrap_or(args.workers as u32);
-    if (queues as usize) < args.workers {
-        return Err(format!(
-            "--queues {queues} is fewer than --workers {}: a worker would have nothing",
-            args.workers
-        ));
+    let mut port_queues = Vec::new();
+    for name in &args.ports {
+        port_queues.push(PortQueues {
+            name: name.clone(),
+            rx_queues: host::rx_queues(name).map_err(Stop::Refused)?,
+        });
     }
-    let ring = ring_size(args.ring_size)?;
+    // Every rx queue of every port gets a socket, or fastpathd refuses.
+    let queue_plan = queues::plan(&port_queues, args.workers, args.queues).map_err(Stop::Refused)?;
+    let access = Access::new(args.socket_group.as_deref()).map_err(Stop::Refused)?;
+    let ring = ring_size(args.ring_size).map_err(Stop::Refused)?;
     let mode = match args.xdp_mode {
         XdpMode::Driver => AttachMode::Driver,
         XdpMode::Skb => AttachMode::Skb,
@@ -119,7 +146,7 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
     let mut ports = Vec::new();
     let mut infos = Vec::new();
     let mut views = Vec::new();
-    for name in &args.ports {
+    for (name, &queues) in args.ports.iter().zip(&queue_plan) {
         let i = host::interface(name)?;
         let mut p = Port::open(name, mode).map_err(|e| format!("port {name}: {e}"))?;
         for a in &i.addrs {
@@ -137,23 +164,32 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         ports.push(p);
     }
 
+    if let Some(line) = host::forwarding_warning(&args.ports) {
+        eprintln!("fastpathd: {line}");
+    }
+
     // Workers: one UMEM each, sockets for their queues on every port.
     let stop = Arc::new(AtomicBool::new(false));
     let handoffs = Arc::new(Handoffs::new(args.workers, 1024));
-    let (to_mgmt, from_workers) = bounded::<FromWorker>(65_536);
+    let (to_mgmt, from_workers) = bounded::<FromWorker>(EVENT_CHANNEL);
+    let (misses_tx, misses_rx) = bounded::<NeighborMissReport>(NEIGHBOR_MISS_CHANNEL);
+    #[cfg(feature = "fault-injection")]
+    let fault = crate::fault::Fault::from_env().map_err(Stop::Refused)?;
+    let mut heartbeats = Vec::new();
+    watchdog::quiet_worker_panics();
     let core_ids = core_affinity::get_core_ids().unwrap_or_default();
     let mut update_txs = Vec::new();
     let mut threads = Vec::new();
     let mut cores = Vec::new();
     for w in 0..args.workers {
-        let sockets = ports.len() * worker_queues(w, args.workers, queues).count();
+        let sockets: usize = queue_plan.iter().map(|q| worker_queues(w, args.workers, *q).count()).sum();
         let mut rings =
             Rings::new(rings_config(bind, ring, sockets)).map_err(|e| format!("worker {w}: UMEM: {e}"))?;
         let mut rx = Vec::new();
         let mut tx = Vec::new();
         for (pi, port) in ports.iter_mut().enumerate() {
             let mut first = None;
-            for q in worker_queues(w, args.workers, queues) {
+            for q in worker_queues(w, args.workers, queue_plan[pi]) {
                 let id =
                     rings.bind(port, q).map_err(|e| format!("worker {w}: {} queue {q}: {e}", port.name()))?;
                 rx.push((id, PortId(pi as u8)));
@@ -172,6 +208,8 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
         pipeline.apply(Update::Ports(infos.clone()), &mut sink);
         let (utx, urx) = bounded::<Update>(65_536);
         update_txs.push(utx);
+        let heartbeat = Heartbeat::default();
+        heartbeats.push(heartbeat.clone());
         let t = WorkerThread {
             index: w as u16,
             core,
@@ -180,68 +218,91 @@ pub(crate) fn run(args: Args) -> Result<(), String> {
             sockets: SocketMap { rx, tx },
             updates: urx,
             to_mgmt: to_mgmt.clone(),
+            misses: misses_tx.clone(),
             handoffs: handoffs.clone(),
             stop: stop.clone(),
+            heartbeat,
+            #[cfg(feature = "fault-injection")]
+            fault,
             busy_poll: args.busy_poll,
             idle_sleep: Duration::from_micros(args.idle_sleep_us),
         };
-        threads.push(
+        threads.push(Some(
             std::thread::Builder::new()
                 .name(format!("worker-{w}"))
                 .spawn(move || t.run())
                 .map_err(|e| format!("worker {w}: {e}"))?,
-        );
+        ));
     }
 
     let (ctl_tx, ctl_rx) = bounded::<Incoming>(1024);
-    let socket = control::serve(&args.socket, ctl_tx)?;
+    let control_counters = Arc::new(ControlCounters::default());
+    let socket = control::serve(&args.socket, access, control_counters.clone(), ctl_tx)?;
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, term.clone()).map_err(|e| format!("signal handler: {e}"))?;
     }
     eprintln!(
-        "fastpathd: {} port(s) [{}], {} worker(s), {} queue(s) per port, rings of {ring}, control socket {}",
+        "fastpathd: {} port(s) [{}], {} worker(s), rx queues bound per port [{}], rings of {ring}, control socket {}",
         ports.len(),
         args.ports.join(", "),
         args.workers,
-        queues,
+        queue_plan.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
         socket.display()
     );
 
-    let mut st = State {
-        ports: infos,
-        port_views: views,
-        routes: Vec::new(),
-        tunnels: BTreeMap::new(),
-        vpns: BTreeMap::new(),
-        sas: BTreeMap::new(),
-        neighbors: NeighborTable::default(),
-        workers: update_txs,
-        cores,
-        subscribers: Vec::new(),
-        rng: SystemRandom::new(),
-        probe_idents: Vec::new(),
-        next_prober: 0,
-    };
+    let mut st = State::new(infos, views, update_txs, cores);
+    st.xdp_ports = ports;
+    st.control = control_counters;
     st.refresh_neighbors();
     let mut last_neigh = Instant::now();
+    let mut last_expiry_scan = Instant::now();
+    let mut dog = Watchdog::new(args.workers, Duration::from_millis(args.stall_timeout_ms), Instant::now());
+    let mut beats = vec![0u64; args.workers];
+    let mut death = None;
     while !term.load(Ordering::Relaxed) {
         select! {
             recv(ctl_rx) -> m => if let Ok(m) = m { st.handle(m, &from_workers) },
             recv(from_workers) -> m => if let Ok(m) = m { st.on_worker_message(m, None) },
+            recv(misses_rx) -> m => if let Ok((_, _, addr)) = m {
+                st.daemon.neighbor_misses += 1;
+                host::resolve(addr);
+            },
             default(Duration::from_millis(50)) => {},
+        }
+        let now = Instant::now();
+        // Lifetimes are checked ten times a second, not per event: the
+        // scan walks every SA.
+        if now.duration_since(last_expiry_scan) >= Duration::from_millis(100) {
+            st.expire_sas(now);
+            last_expiry_scan = now;
         }
         if last_neigh.elapsed() >= Duration::from_millis(100) {
             st.refresh_neighbors();
             last_neigh = Instant::now();
         }
+        for (b, h) in beats.iter_mut().zip(&heartbeats) {
+            *b = h.read();
+        }
+        death = watchdog::ended(&mut threads).or_else(|| dog.check(now, &beats));
+        if death.is_some() {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Some(d) = death {
+        // No half-alive process: the other workers are left to the exit
+        // (a stalled one would never join); the XDP programs go with their
+        // bpf_links when the process ends.
+        drop(st);
+        let _ = std::fs::remove_file(&socket);
+        return Err(Stop::Failed(d.to_string()));
     }
     eprintln!("fastpathd: stopping");
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
+    for t in threads.into_iter().flatten() {
         let _ = t.join();
     }
-    drop(ports); // detaches the XDP programs
+    drop(st); // detaches the XDP programs
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }
@@ -257,6 +318,77 @@ fn parse_prefix(text: &str) -> Result<(Ipv4Addr, u8), String> {
 }
 
 impl State {
+    /// A management state over these ports and worker queues, nothing
+    /// installed (fastpathd's start; tests and the fuzz target without
+    /// ports).
+    pub(crate) fn new(
+        ports: Vec<PortInfo>,
+        port_views: Vec<PortView>,
+        workers: Vec<Sender<Update>>,
+        cores: Vec<Option<usize>>,
+    ) -> State {
+        State {
+            ports,
+            port_views,
+            routes: Vec::new(),
+            tunnels: BTreeMap::new(),
+            vpns: BTreeMap::new(),
+            sas: BTreeMap::new(),
+            neighbors: NeighborTable::default(),
+            workers,
+            cores,
+            subscribers: Vec::new(),
+            rng: SystemRandom::new(),
+            probe_idents: Vec::new(),
+            next_prober: 0,
+            xdp_ports: Vec::new(),
+            control: Arc::new(ControlCounters::default()),
+            daemon: DaemonCounters::default(),
+            stats_wait: Duration::from_secs(2),
+        }
+    }
+
+    /// How long stats requests wait for the workers (the fuzz target does
+    /// not wait).
+    pub(crate) fn set_stats_wait(&mut self, d: Duration) {
+        self.stats_wait = d;
+    }
+
+    /// Removes the SAs whose hard lifetime in seconds ran out: every worker
+    /// forgets them (outbound: the proxy-ID has no SA again, so its next
+    /// packet makes an acquire; inbound: the SPI is unknown), and the
+    /// control plane, if any, hears a `hard-expire` (`seconds`).
+    pub(crate) fn expire_sas(&mut self, now: Instant) {
+        let due: Vec<u64> = self
+            .sas
+            .iter()
+            .filter(|(_, r)| r.hard_deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if self.remove_sa(id).is_some() {
+                self.daemon.expired_seconds += 1;
+                eprintln!("fastpathd: SA {id:#x} reached its hard lifetime in seconds: removed");
+                self.notify(Event::HardExpire { sa: id, reason: "seconds".into() });
+            }
+        }
+    }
+
+    /// Forgets an SA and has every worker drop it.
+    fn remove_sa(&mut self, id: u64) -> Option<SaRecord> {
+        let r = self.sas.remove(&id)?;
+        match r.direction {
+            Direction::Outbound => self.broadcast(|| Update::RemoveOutbound(SaId(id))),
+            Direction::Inbound => self.broadcast(|| Update::RemoveInbound { spi: r.spi }),
+        }
+        Some(r)
+    }
+
+    fn notify(&mut self, event: Event) {
+        let msg = ServerMessage::Event { event };
+        self.subscribers.retain(|w| control::send(w, &msg));
+    }
+
     fn broadcast(&self, make: impl Fn() -> Update) {
         for w in &self.workers {
             let _ = w.send(make());
@@ -298,7 +430,18 @@ impl State {
 
     fn handle(&mut self, m: Incoming, from_workers: &Receiver<FromWorker>) {
         let Envelope { id, request } = m.envelope;
-        let result = match request {
+        let result = self.handle_request(request, &m.writer, from_workers);
+        let _ = m.reply.send(ServerMessage::Reply { id, result });
+    }
+
+    /// Answers one request (sans-IO: `writer` is only kept by `subscribe`).
+    pub(crate) fn handle_request(
+        &mut self,
+        request: Request,
+        writer: &Writer,
+        from_workers: &Receiver<FromWorker>,
+    ) -> Result<Reply, String> {
+        match request {
             Request::Hello { version, .. } if version == PROTOCOL_VERSION => {
                 Ok(Reply::Hello { version, server: format!("fastpathd {}", env!("CARGO_PKG_VERSION")) })
             }
@@ -329,26 +472,15 @@ impl State {
                 Ok(Reply::Ok)
             }
             Request::AddSa(spec) => self.add_sa(*spec).map(|()| Reply::Ok),
-            Request::RemoveSa { id } => match self.sas.remove(&id) {
-                Some(r) => {
-                    match r.direction {
-                        Direction::Outbound => self.broadcast(|| Update::RemoveOutbound(SaId(id))),
-                        Direction::Inbound => self.broadcast(|| Update::RemoveInbound { spi: r.spi }),
-                    }
-                    Ok(Reply::Ok)
-                }
+            Request::RemoveSa { id } => match self.remove_sa(id) {
+                Some(_) => Ok(Reply::Ok),
                 None => Err(format!("no SA {id}")),
             },
             Request::Stats => Ok(Reply::Stats(Box::new(self.stats(from_workers)))),
             Request::Dump => Ok(Reply::Dump(Box::new(self.dump()))),
             Request::Reset => {
                 for id in self.sas.keys().copied().collect::<Vec<_>>() {
-                    if let Some(r) = self.sas.remove(&id) {
-                        match r.direction {
-                            Direction::Outbound => self.broadcast(|| Update::RemoveOutbound(SaId(id))),
-                            Direction::Inbound => self.broadcast(|| Update::RemoveInbound { spi: r.spi }),
-                        }
-                    }
+                    self.remove_sa(id);
                 }
                 for v in std::mem::take(&mut self.vpns).into_keys() {
                     self.broadcast(|| Update::RemoveVpn(VpnId(v)));
@@ -359,14 +491,16 @@ impl State {
                 self.set_routes(Vec::new()).map(|()| Reply::Ok)
             }
             Request::Subscribe => {
-                self.subscribers.push(m.writer.clone());
+                // One entry per connection, however often it asks.
+                if !self.subscribers.iter().any(|w| Arc::ptr_eq(w, writer)) {
+                    self.subscribers.push(writer.clone());
+                }
                 Ok(Reply::Ok)
             }
             Request::Probe { src, dst, ident, seq, size } => {
                 self.probe(src, dst, ident, seq, size).map(|()| Reply::Ok)
             }
-        };
-        let _ = m.reply.send(ServerMessage::Reply { id, result });
+        }
     }
 
     /// Hands a VPN monitor probe to a worker (any: the pipeline hands it
@@ -434,6 +568,8 @@ impl State {
         }
         let owner = self.owner_of(s.vpn, &proxy_id);
         let life = Lifetime { soft_bytes: s.soft_bytes, hard_bytes: s.hard_bytes, idle_secs: s.idle_secs };
+        let hard_deadline =
+            (s.hard_secs != 0).then(|| Instant::now() + Duration::from_secs(u64::from(s.hard_secs)));
         match s.direction {
             Direction::Outbound => {
                 let mut cfg = OutboundConfig::new(s.spi, suite, s.local, s.peer);
@@ -495,7 +631,13 @@ impl State {
         }
         self.sas.insert(
             s.id,
-            SaRecord { direction: s.direction, spi: s.spi, vpn: s.vpn, proxy_id: proxy_id.to_string() },
+            SaRecord {
+                direction: s.direction,
+                spi: s.spi,
+                vpn: s.vpn,
+                proxy_id: proxy_id.to_string(),
+                hard_deadline,
+            },
         );
         Ok(())
     }
@@ -505,13 +647,13 @@ impl State {
         let tag = TAG.fetch_add(1, Ordering::Relaxed);
         self.broadcast(|| Update::Stats(tag));
         let mut got: Vec<WorkerStats> = Vec::new();
-        let mut sockets: BTreeMap<u16, Vec<SocketStatsView>> = BTreeMap::new();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while got.len() < self.workers.len() || sockets.len() < self.workers.len() {
+        let mut shells: BTreeMap<u16, ShellStats> = BTreeMap::new();
+        let deadline = Instant::now() + self.stats_wait;
+        while got.len() < self.workers.len() || shells.len() < self.workers.len() {
             let left = deadline.saturating_duration_since(Instant::now());
             match from_workers.recv_timeout(left) {
-                Ok(FromWorker::Sockets(t, w, v)) if t == tag => {
-                    sockets.insert(w, v);
+                Ok(FromWorker::Shell(t, w, v)) if t == tag => {
+                    shells.insert(w, v);
                 }
                 Ok(m) => self.on_worker_message(m, Some((tag, &mut got))),
                 Err(_) => break,
@@ -519,8 +661,44 @@ impl State {
         }
         got.sort_by_key(|w| w.worker);
         let mut stats = Stats::default();
+        // The XDP programs' counters; frames dropped on a queue without a
+        // socket are shown under the worker that polls (or would poll) it.
+        let mut xdp_drops: BTreeMap<u16, u64> = BTreeMap::new();
+        let mut xdp_queues: BTreeMap<u16, Vec<SocketStatsView>> = BTreeMap::new();
+        for p in &self.xdp_ports {
+            let mut view = PortStatsView { port: p.name().to_owned(), ..PortStatsView::default() };
+            if let Ok(v) = p.verdicts() {
+                view.verdicts = Verdict::ALL
+                    .iter()
+                    .filter(|x| v.get(**x) != 0)
+                    .map(|x| (x.name().to_owned(), v.get(*x)))
+                    .collect();
+            }
+            if let Ok(q) = p.no_socket_drops() {
+                for &(queue, n) in &q {
+                    let w = queues::owner_of_queue(queue, self.workers.len()) as u16;
+                    *xdp_drops.entry(w).or_default() += n;
+                    xdp_queues.entry(w).or_default().push(SocketStatsView {
+                        port: p.name().to_owned(),
+                        queue,
+                        counters: vec![("xdp-no-socket".to_owned(), n)],
+                    });
+                }
+                view.no_socket_drops = q;
+            }
+            stats.ports.push(view);
+        }
+        stats.daemon = self.daemon_counters();
         for w in got {
             let c = w.counters;
+            let shell = shells.remove(&w.worker.0).unwrap_or_default();
+            let mut drops: Vec<(String, u64)> =
+                w.drops.nonzero().map(|(r, n)| (r.name().to_owned(), n)).collect();
+            if let Some(n) = xdp_drops.remove(&w.worker.0) {
+                drops.push((DropReason::XdpNoSocket.name().to_owned(), n));
+            }
+            let mut sockets = shell.sockets;
+            sockets.extend(xdp_queues.remove(&w.worker.0).unwrap_or_default());
             stats.workers.push(WorkerStatsView {
                 worker: w.worker.0,
                 core: self.cores.get(usize::from(w.worker.0)).copied().flatten(),
@@ -541,8 +719,10 @@ impl State {
                 probe_replies: c.probe_replies,
                 fragments: c.fragments,
                 reassembled: c.reassembled,
-                drops: w.drops.nonzero().map(|(r, n)| (r.name().to_owned(), n)).collect(),
-                sockets: sockets.remove(&w.worker.0).unwrap_or_default(),
+                drops,
+                sockets,
+                neighbor_misses_suppressed: shell.neighbor_misses_suppressed,
+                events_lost: shell.events_lost,
             });
             for s in w.sas {
                 stats.sas.push(SaStatsView {
@@ -559,6 +739,22 @@ impl State {
         }
         stats.sas.sort_by_key(|s| s.id);
         stats
+    }
+
+    fn daemon_counters(&self) -> Vec<(String, u64)> {
+        let d = &self.daemon;
+        let mut v: Vec<(String, u64)> = [
+            ("sa-hard-expired-seconds", d.expired_seconds),
+            ("sa-hard-expired-bytes", d.expired_bytes),
+            ("sa-hard-expired-sequence", d.expired_sequence),
+            ("neighbor-misses-resolved", d.neighbor_misses),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n != 0)
+        .map(|(k, n)| (k.to_owned(), n))
+        .collect();
+        v.extend(self.control.nonzero());
+        v
     }
 
     fn dump(&self) -> Dump {
@@ -582,7 +778,7 @@ impl State {
             }
             FromWorker::Event(w, e) => (w, e),
             // A late answer to a stats request that timed out.
-            FromWorker::Sockets(..) => return,
+            FromWorker::Shell(..) => return,
         };
         let api = match e {
             DpEvent::Stats(s) => {
@@ -593,7 +789,10 @@ impl State {
                 }
                 return;
             }
+            // Neighbour misses come on their own channel; one sent here
+            // anyway is served the same way.
             DpEvent::NeighborMiss { addr, .. } => {
+                self.daemon.neighbor_misses += 1;
                 host::resolve(addr);
                 return;
             }
@@ -606,14 +805,28 @@ impl State {
                 protocol: flow.protocol(),
             },
             DpEvent::SoftExpire { sa, reason } => Event::SoftExpire { sa: sa.0, reason: reason_name(reason) },
-            DpEvent::HardExpire { sa, reason } => Event::HardExpire { sa: sa.0, reason: reason_name(reason) },
+            DpEvent::HardExpire { sa, reason } => {
+                // The worker already drops the SA's traffic; removing it
+                // frees the proxy-ID for an acquire, controld or not.
+                if self.remove_sa(sa.0).is_some() {
+                    match reason {
+                        ExpireReason::Bytes => self.daemon.expired_bytes += 1,
+                        ExpireReason::Sequence => self.daemon.expired_sequence += 1,
+                    }
+                    eprintln!(
+                        "fastpathd: SA {:#x} reached its hard lifetime ({}): removed",
+                        sa.0,
+                        reason_name(reason)
+                    );
+                }
+                Event::HardExpire { sa: sa.0, reason: reason_name(reason) }
+            }
             DpEvent::Idle { sa } => Event::Idle { sa: sa.0 },
             DpEvent::ProbeReply { vpn, tunnel, sa, src, dst, ident, seq } => {
                 Event::ProbeReply { vpn: vpn.0, tunnel: tunnel.0, sa: sa.0, src, dst, ident, seq }
             }
         };
-        let msg = ServerMessage::Event { event: api };
-        self.subscribers.retain(|w| control::send(w, &msg));
+        self.notify(api);
     }
 }
 
@@ -627,6 +840,115 @@ fn reason_name(r: ExpireReason) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use esprit_fastpath_api::Key;
+    use std::sync::Mutex;
+
+    /// Lines written to a subscribed connection.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn sa(id: u64, direction: Direction, spi: u32, hard_secs: u32, hard_bytes: u64) -> Request {
+        Request::AddSa(Box::new(SaSpec {
+            id,
+            direction,
+            spi,
+            suite: "aes128-sha1".into(),
+            encr_key: Key::new(vec![1; 16]),
+            integ_key: Key::new(vec![2; 20]),
+            iv_key: None,
+            local: Ipv4Addr::new(192, 0, 2, 1),
+            peer: Ipv4Addr::new(192, 0, 2, 2),
+            udp_encap: None,
+            esn: false,
+            replay_window: 64,
+            vpn: 1,
+            tunnel: 1,
+            proxy_id: "local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 ANY".into(),
+            soft_bytes: 0,
+            hard_bytes,
+            idle_secs: 0,
+            hard_secs,
+            last_seq: 0,
+        }))
+    }
+
+    /// A management state with one worker queue, a VPN, and a subscriber.
+    fn state() -> (State, Receiver<Update>, Lines, Writer, Receiver<FromWorker>) {
+        let (tx, rx) = bounded(1024);
+        let mut st = State::new(Vec::new(), Vec::new(), vec![tx], vec![None]);
+        let lines = Lines::default();
+        let writer: Writer = Arc::new(std::sync::Mutex::new(lines.clone()));
+        let (_keep, from_workers) = bounded(1);
+        let set_vpn = Request::SetVpn {
+            vpn: 1,
+            check: false,
+            proxy_ids: vec!["local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 ANY".into()],
+        };
+        st.handle_request(set_vpn, &writer, &from_workers).unwrap();
+        st.handle_request(Request::Subscribe, &writer, &from_workers).unwrap();
+        while rx.try_recv().is_ok() {}
+        (st, rx, lines, writer, from_workers)
+    }
+
+    /// #12 item 6: an SA past its hard lifetime in seconds is removed by
+    /// fastpathd itself (no control plane needed), the workers told, and
+    /// a subscriber, if any, hears `hard-expire` (`seconds`).
+    #[test]
+    fn an_sa_past_its_hard_seconds_is_removed_without_the_control_plane() {
+        let (mut st, rx, lines, w, fw) = state();
+        st.handle_request(sa(0x10, Direction::Outbound, 0x1001, 30, 0), &w, &fw).unwrap();
+        st.handle_request(sa(0x11, Direction::Inbound, 0x2001, 30, 0), &w, &fw).unwrap();
+        st.handle_request(sa(0x12, Direction::Inbound, 0x2002, 0, 0), &w, &fw).unwrap();
+        while rx.try_recv().is_ok() {}
+        let t0 = Instant::now();
+        st.expire_sas(t0 + Duration::from_secs(29));
+        assert_eq!(st.sas.len(), 3);
+        assert!(rx.try_recv().is_err());
+        st.expire_sas(t0 + Duration::from_secs(31));
+        // The SA without a limit in seconds stays.
+        assert_eq!(st.sas.keys().copied().collect::<Vec<_>>(), vec![0x12]);
+        let updates: Vec<String> = rx.try_iter().map(|u| format!("{u:?}")).collect();
+        assert_eq!(updates, vec!["RemoveOutbound(SaId(16))", "RemoveInbound { spi: 8193 }"]);
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "{\"type\":\"event\",\"event\":{\"kind\":\"hard-expire\",\"sa\":16,\"reason\":\"seconds\"}}\n\
+             {\"type\":\"event\",\"event\":{\"kind\":\"hard-expire\",\"sa\":17,\"reason\":\"seconds\"}}\n"
+        );
+        assert_eq!(st.daemon_counters(), vec![("sa-hard-expired-seconds".to_owned(), 2)]);
+        // controld's own remove-sa afterwards is answered as before.
+        assert_eq!(st.handle_request(Request::RemoveSa { id: 0x10 }, &w, &fw).unwrap_err(), "no SA 16");
+    }
+
+    /// A worker's hard expiry (bytes) removes the SA too.
+    #[test]
+    fn a_worker_hard_expiry_removes_the_sa() {
+        let (mut st, rx, lines, w, fw) = state();
+        st.handle_request(sa(0x11, Direction::Inbound, 0x2001, 0, 1000), &w, &fw).unwrap();
+        while rx.try_recv().is_ok() {}
+        st.on_worker_message(
+            FromWorker::Event(0, DpEvent::HardExpire { sa: SaId(0x11), reason: ExpireReason::Bytes }),
+            None,
+        );
+        assert!(st.sas.is_empty());
+        assert_eq!(
+            rx.try_iter().map(|u| format!("{u:?}")).collect::<Vec<_>>(),
+            vec!["RemoveInbound { spi: 8193 }"]
+        );
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("\"kind\":\"hard-expire\",\"sa\":17,\"reason\":\"bytes\""), "{text}");
+        assert_eq!(st.daemon_counters(), vec![("sa-hard-expired-bytes".to_owned(), 1)]);
+    }
 
     #[test]
     fn ring_size_is_a_power_of_two_in_range() {

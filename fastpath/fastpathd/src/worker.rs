@@ -3,6 +3,13 @@
 //! between bursts. No locks, no allocation and no system call on this path
 //! other than the ring kicks AF_XDP asks for (and the idle nap, when not
 //! busy-polling).
+//!
+//! Events leave on two channels (#12, DESIGN.md §7): expiries, acquires
+//! and the other events the control plane must hear on `to_mgmt`;
+//! neighbour misses, which any stranger's traffic can cause, on their own
+//! small channel behind a per-worker token bucket ([`MissLimiter`]), so
+//! that a flood of them can neither fill the first channel nor make the
+//! management thread spend more than the bucket allows.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,14 +24,74 @@ use esprit_fastpath_api::SocketStatsView;
 use esprit_xdp::{Burst, Frame, SocketId, Worker as Rings};
 
 use crate::handoff::Handoffs;
+use crate::watchdog::Heartbeat;
 
 /// What a worker sends to the management thread.
 #[derive(Debug)]
 pub(crate) enum FromWorker {
     Event(u16, Event),
     Retired(Retired),
-    /// AF_XDP counters, answering the stats request with this tag.
-    Sockets(u64, u16, Vec<SocketStatsView>),
+    /// The I/O shell's counters, answering the stats request with this tag.
+    Shell(u64, u16, ShellStats),
+}
+
+/// Counters kept by the worker's I/O shell (not the pipeline).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ShellStats {
+    pub(crate) sockets: Vec<SocketStatsView>,
+    pub(crate) neighbor_misses_suppressed: u64,
+    pub(crate) events_lost: u64,
+}
+
+/// A neighbour miss on its way to the management thread: (worker, port,
+/// next hop).
+pub(crate) type NeighborMissReport = (u16, PortId, std::net::Ipv4Addr);
+
+/// Capacity of the event channel (expiries, acquires, stats, retired SA
+/// contexts): no traffic-driven event shares it.
+pub(crate) const EVENT_CHANNEL: usize = 65_536;
+/// Capacity of the neighbour-miss channel.
+pub(crate) const NEIGHBOR_MISS_CHANNEL: usize = 1024;
+/// Neighbour misses a worker reports per second (each costs the
+/// management thread a datagram to make the kernel resolve the address)
+/// and in one burst.
+pub(crate) const NEIGHBOR_MISSES_PER_SEC: u32 = 200;
+pub(crate) const NEIGHBOR_MISS_BURST: u32 = 64;
+
+/// A token bucket for neighbour misses, refilled by the worker's
+/// housekeeping tick (no clock read per miss).
+#[derive(Debug, Clone)]
+pub(crate) struct MissLimiter {
+    tokens: u32,
+    burst: u32,
+    per_sec: u32,
+    /// Refill owed in thousandths of a token (kept between ticks).
+    credit_milli: u64,
+    pub(crate) suppressed: u64,
+}
+
+impl MissLimiter {
+    pub(crate) fn new(per_sec: u32, burst: u32) -> MissLimiter {
+        MissLimiter { tokens: burst, burst, per_sec, credit_milli: 0, suppressed: 0 }
+    }
+
+    /// Adds the tokens `elapsed` earned.
+    pub(crate) fn refill(&mut self, elapsed: Duration) {
+        self.credit_milli += elapsed.as_micros() as u64 * u64::from(self.per_sec) / 1000;
+        let whole = self.credit_milli / 1000;
+        self.credit_milli %= 1000;
+        self.tokens = (u64::from(self.tokens) + whole).min(u64::from(self.burst)) as u32;
+    }
+
+    /// Takes a token; false (and counted) when none is left.
+    pub(crate) fn take(&mut self) -> bool {
+        if self.tokens == 0 {
+            self.suppressed += 1;
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
 }
 
 /// A worker's sockets: for each, the port it belongs to.
@@ -45,10 +112,15 @@ pub(crate) struct WorkerThread {
     pub(crate) sockets: SocketMap,
     pub(crate) updates: Receiver<Update>,
     pub(crate) to_mgmt: Sender<FromWorker>,
+    pub(crate) misses: Sender<NeighborMissReport>,
     pub(crate) handoffs: Arc<Handoffs>,
     pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) heartbeat: Heartbeat,
     pub(crate) busy_poll: bool,
     pub(crate) idle_sleep: Duration,
+    /// Test builds only (`--features fault-injection`): a fault to play.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fault: Option<crate::fault::Fault>,
 }
 
 /// A received frame opened up to its whole chunk, as the pipeline wants it.
@@ -90,14 +162,23 @@ impl DpFrame for Open {
     }
 }
 
-struct Output<'a> {
-    index: u16,
-    to_mgmt: &'a Sender<FromWorker>,
-    lost_events: u64,
+/// Where the pipeline's events and retired SA contexts go.
+pub(crate) struct Output<'a> {
+    pub(crate) index: u16,
+    pub(crate) to_mgmt: &'a Sender<FromWorker>,
+    pub(crate) misses: &'a Sender<NeighborMissReport>,
+    pub(crate) limiter: MissLimiter,
+    pub(crate) lost_events: u64,
 }
 
 impl WorkerOutput for Output<'_> {
     fn event(&mut self, e: Event) {
+        if let Event::NeighborMiss { port, addr } = e {
+            if self.limiter.take() && self.misses.try_send((self.index, port, addr)).is_err() {
+                self.limiter.suppressed += 1;
+            }
+            return;
+        }
         if self.to_mgmt.try_send(FromWorker::Event(self.index, e)).is_err() {
             self.lost_events += 1;
         }
@@ -121,17 +202,37 @@ impl WorkerThread {
         let mut tx: Vec<Burst> = (0..ports).map(|_| Burst::new()).collect();
         let mut idle_loops = 0u32;
         let mut last_tick = Instant::now();
-        let to_mgmt = self.to_mgmt.clone();
-        let mut out = Output { index: self.index, to_mgmt: &to_mgmt, lost_events: 0 };
+        let (to_mgmt, misses) = (self.to_mgmt.clone(), self.misses.clone());
+        let mut out = Output {
+            index: self.index,
+            to_mgmt: &to_mgmt,
+            misses: &misses,
+            limiter: MissLimiter::new(NEIGHBOR_MISSES_PER_SEC, NEIGHBOR_MISS_BURST),
+            lost_events: 0,
+        };
         let mut held: Vec<(Frame, bool)> = Vec::with_capacity(256);
         let mut inbox: Vec<(Frame, (u8, bool))> = Vec::with_capacity(MAX_BURST);
+        let mut turns = 0u64;
+        #[cfg(feature = "fault-injection")]
+        let started = Instant::now();
 
         while !self.stop.load(Ordering::Relaxed) {
+            turns += 1;
+            self.heartbeat.beat(turns);
+            #[cfg(feature = "fault-injection")]
+            if let Some(f) = self.fault {
+                f.play(self.index, started.elapsed());
+            }
             let mut work = 0usize;
             // Table updates, between bursts.
             while let Ok(u) = self.updates.try_recv() {
                 if let Update::Stats(tag) = u {
-                    let _ = self.to_mgmt.try_send(FromWorker::Sockets(tag, self.index, self.socket_stats()));
+                    let shell = ShellStats {
+                        sockets: self.socket_stats(),
+                        neighbor_misses_suppressed: out.limiter.suppressed,
+                        events_lost: out.lost_events,
+                    };
+                    let _ = self.to_mgmt.try_send(FromWorker::Shell(tag, self.index, shell));
                 }
                 self.pipeline.apply(u, &mut out);
                 work += 1;
@@ -206,6 +307,7 @@ impl WorkerThread {
             let now = Instant::now();
             if now.duration_since(last_tick) >= Duration::from_millis(10) {
                 self.pipeline.tick(now, &mut out);
+                out.limiter.refill(now.duration_since(last_tick));
                 last_tick = now;
             }
             if work == 0 {
@@ -337,4 +439,136 @@ fn copy_in(rings: &mut Rings, headroom: usize, bytes: &[u8]) -> Option<Frame> {
     }
     f.data_mut().copy_from_slice(bytes);
     Some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam::channel::bounded;
+    use esprit_dataplane::lab::{self, LabOptions, Side};
+    use esprit_dataplane::{
+        ExpireReason, Lifetime, NextHop, OutboundInstall, Route, RouteTable, SaId, VecFrame, WorkerId,
+    };
+    use std::net::Ipv4Addr;
+
+    /// #12 item 7: a stranger's flood of neighbour misses (transit to
+    /// 70,000 distinct unresolved next hops, more than the event channel
+    /// holds) neither crowds out the expiry and acquire events that follow
+    /// nor reaches the management thread past the token bucket.
+    #[test]
+    fn a_neighbor_miss_flood_loses_no_expiry_and_no_acquire() {
+        let opts = LabOptions { installed: vec![], ..LabOptions::default() };
+        let mut w = lab::gateway(Side::A, &opts);
+        let mut sink = esprit_dataplane::VecOutput::default();
+        // The lab's routes, plus a connected /10 on the WAN: every address
+        // in it is its own, unresolved, next hop.
+        let routes = RouteTable::new([
+            Route {
+                prefix: Ipv4Addr::new(10, 1, 0, 0),
+                len: 16,
+                next_hop: NextHop::Connected { port: lab::LAN },
+            },
+            Route {
+                prefix: Ipv4Addr::new(192, 0, 2, 0),
+                len: 24,
+                next_hop: NextHop::Connected { port: lab::WAN },
+            },
+            Route { prefix: Ipv4Addr::new(10, 2, 0, 0), len: 16, next_hop: NextHop::Tunnel(lab::TUNNEL) },
+            Route {
+                prefix: Ipv4Addr::new(100, 64, 0, 0),
+                len: 10,
+                next_hop: NextHop::Connected { port: lab::WAN },
+            },
+        ])
+        .unwrap();
+        w.apply(Update::Routes(Arc::new(routes)), &mut sink);
+        // Proxy-ID 0 gets an SA whose soft and hard byte lifetimes the
+        // first packet passes; proxy-ID 1 has none (acquire).
+        let (out_sa, _) = lab::sa_pair(Side::A, 0, &opts);
+        let pid0 = lab::seed_proxy_ids(Side::A)[0];
+        w.apply(
+            Update::Outbound(OutboundInstall {
+                id: SaId(0x77),
+                vpn: lab::VPN,
+                proxy_id: pid0,
+                owner: WorkerId(0),
+                sa: Some(Box::new(out_sa)),
+                life: Lifetime { soft_bytes: 1, hard_bytes: 2, idle_secs: 0 },
+            }),
+            &mut sink,
+        );
+
+        let (to_mgmt, events) = bounded::<FromWorker>(EVENT_CHANNEL);
+        let (misses_tx, misses) = bounded::<NeighborMissReport>(NEIGHBOR_MISS_CHANNEL);
+        let mut out = Output {
+            index: 0,
+            to_mgmt: &to_mgmt,
+            misses: &misses_tx,
+            limiter: MissLimiter::new(NEIGHBOR_MISSES_PER_SEC, NEIGHBOR_MISS_BURST),
+            lost_events: 0,
+        };
+        let now = Instant::now();
+        let flood = 70_000u32;
+        let base = u32::from(Ipv4Addr::new(100, 64, 0, 1));
+        let src = Side::A.host(1);
+        let mut sent = 0;
+        while sent < flood {
+            let n = (flood - sent).min(MAX_BURST as u32);
+            let mut frames: Vec<VecFrame> = (0..n)
+                .map(|k| {
+                    let dst = Ipv4Addr::from(base + sent + k);
+                    VecFrame::new(2048, 256, &lab::lan_frame(Side::A, src, dst, 16))
+                })
+                .collect();
+            let mut actions = vec![Action::Held; frames.len()];
+            w.process_burst(now, lab::LAN, &mut frames, &mut actions, &mut out);
+            sent += n;
+        }
+        // Then what the control plane must hear: an expiry and an acquire.
+        for dst in [Side::B.host(1), Side::B.host(2)] {
+            let mut frames = vec![VecFrame::new(2048, 256, &lab::lan_frame(Side::A, src, dst, 16))];
+            let mut actions = [Action::Held];
+            w.process_burst(now, lab::LAN, &mut frames, &mut actions, &mut out);
+        }
+
+        let (mut soft, mut hard, mut acquires) = (0, 0, 0);
+        for m in events.try_iter() {
+            match m {
+                FromWorker::Event(_, Event::SoftExpire { sa: SaId(0x77), reason: ExpireReason::Bytes }) => {
+                    soft += 1
+                }
+                FromWorker::Event(_, Event::HardExpire { sa: SaId(0x77), reason: ExpireReason::Bytes }) => {
+                    hard += 1
+                }
+                FromWorker::Event(_, Event::Acquire { .. }) => acquires += 1,
+                FromWorker::Event(_, Event::NeighborMiss { .. }) => {
+                    panic!("a neighbour miss on the event channel")
+                }
+                _ => {}
+            }
+        }
+        assert_eq!((soft, hard, acquires), (1, 1, 1));
+        assert_eq!(out.lost_events, 0);
+        // The bucket let its burst through and counted the rest.
+        assert_eq!(misses.len(), NEIGHBOR_MISS_BURST as usize);
+        assert_eq!(out.limiter.suppressed, u64::from(flood) - u64::from(NEIGHBOR_MISS_BURST));
+    }
+
+    #[test]
+    fn the_miss_bucket_refills_at_its_rate() {
+        let mut b = MissLimiter::new(200, 4);
+        assert!((0..4).all(|_| b.take()));
+        assert!(!b.take());
+        b.refill(Duration::from_millis(10)); // 2 tokens
+        assert!(b.take() && b.take());
+        assert!(!b.take());
+        b.refill(Duration::from_millis(3)); // 0.6 token, kept
+        assert!(!b.take());
+        b.refill(Duration::from_millis(2)); // 1.0
+        assert!(b.take());
+        b.refill(Duration::from_secs(10));
+        assert!((0..4).all(|_| b.take()));
+        assert!(!b.take());
+        assert_eq!(b.suppressed, 4);
+    }
 }

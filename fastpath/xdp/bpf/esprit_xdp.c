@@ -16,8 +16,10 @@
 //                              (the fast path reassembles them).
 //
 // Userspace fills `local_v4` / `local_v6` with the gateway's own addresses and
-// `xsks` with one AF_XDP socket per receive queue. A redirect to a queue with
-// no socket falls back to XDP_PASS (counted as V_NO_SOCKET).
+// `xsks` with one AF_XDP socket per receive queue. A frame meant for the fast
+// path on a queue with no socket is dropped, never passed to the kernel to
+// forward in clear (DESIGN.md §7), and counted as V_NO_SOCKET and per queue
+// in `no_socket`.
 //
 // Every verdict is counted in the per-CPU array `verdicts`; the indices are
 // mirrored by `esprit_xdp::Verdict` in src/verdict.rs: keep them in step.
@@ -122,6 +124,14 @@ struct {
 	__type(value, __u64);
 } verdicts SEC(".maps");
 
+// Frames dropped for want of a socket, by rx queue (the `xsks` index).
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} no_socket SEC(".maps");
+
 static __always_inline int count(__u32 v, int action)
 {
 	__u64 *c = bpf_map_lookup_elem(&verdicts, &v);
@@ -137,11 +147,15 @@ static __always_inline int to_kernel(__u32 v)
 
 static __always_inline int to_fast_path(struct xdp_md *ctx, __u32 v)
 {
-	// Falls back to XDP_PASS when no socket sits at this queue's index.
-	int action = bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+	// Fails closed: no socket at this queue's index means XDP_DROP.
+	__u32 queue = ctx->rx_queue_index;
+	int action = bpf_redirect_map(&xsks, queue, XDP_DROP);
 	if (action == XDP_REDIRECT)
 		return count(v, XDP_REDIRECT);
-	return count(V_NO_SOCKET, action);
+	__u64 *n = bpf_map_lookup_elem(&no_socket, &queue);
+	if (n)
+		*n += 1;
+	return count(V_NO_SOCKET, XDP_DROP);
 }
 
 // Local traffic on UDP: IKE to the kernel, ESP-in-UDP to the fast path.

@@ -25,7 +25,8 @@ pub struct Port {
 impl Port {
     /// Loads a fresh instance of the XDP program and attaches it to `name`
     /// in `mode`. Until a socket is bound to a queue, that queue's would-be
-    /// redirects go to the kernel (counted as [`crate::Verdict::NoSocket`]).
+    /// redirects are dropped (counted as [`crate::Verdict::NoSocket`] and
+    /// per queue, [`Port::no_socket_drops`]): the program fails closed.
     pub fn open(name: &str, mode: AttachMode) -> Result<Self> {
         let ifindex = sys::if_nametoindex(name)
             .map_err(|source| Error::NoSuchInterface { name: name.to_owned(), source })?;
@@ -63,6 +64,13 @@ impl Port {
     /// (a system call per verdict: not for the packet path).
     pub fn verdicts(&self) -> Result<VerdictCounts> {
         self.program.verdicts()
+    }
+
+    /// Frames meant for the fast path that arrived on an rx queue without
+    /// a socket and were dropped: (queue, frames), non-zero only (a system
+    /// call per queue: not for the packet path).
+    pub fn no_socket_drops(&self) -> Result<Vec<(u32, u64)>> {
+        self.program.no_socket_drops()
     }
 
     pub(crate) fn register_socket(&mut self, queue: u32, fd: std::os::fd::RawFd) -> Result<()> {

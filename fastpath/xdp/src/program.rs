@@ -24,6 +24,9 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/es
 
 const PROGRAM_NAME: &str = "esprit_xdp";
 
+/// Entries of the `xsks` and `no_socket` maps: rx queues a port may have.
+pub(crate) const MAX_QUEUES: u32 = 64;
+
 /// `XDP_FLAGS_SKB_MODE` / `XDP_FLAGS_DRV_MODE` from `<linux/if_link.h>`.
 const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
@@ -63,6 +66,7 @@ pub(crate) struct AttachedProgram {
     local_v4: HashMap<MapData, u32, u8>,
     local_v6: HashMap<MapData, [u8; 16], u8>,
     verdicts: PerCpuArray<MapData, u64>,
+    no_socket: PerCpuArray<MapData, u64>,
     _ebpf: Ebpf,
     name: String,
 }
@@ -107,7 +111,10 @@ impl AttachedProgram {
         let verdicts =
             PerCpuArray::try_from(take("verdicts")?).map_err(|e| map_err("verdicts", e.to_string()))?;
 
-        Ok(Self { link, xsks, local_v4, local_v6, verdicts, _ebpf: ebpf, name: name.to_owned() })
+        let no_socket =
+            PerCpuArray::try_from(take("no_socket")?).map_err(|e| map_err("no_socket", e.to_string()))?;
+
+        Ok(Self { link, xsks, local_v4, local_v6, verdicts, no_socket, _ebpf: ebpf, name: name.to_owned() })
     }
 
     fn map_err(&self, map: &'static str, e: impl std::fmt::Display) -> Error {
@@ -142,6 +149,20 @@ impl AttachedProgram {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(self.map_err("local", e)),
         }
+    }
+
+    /// Frames dropped because their rx queue had no socket: (queue,
+    /// frames) summed over CPUs, non-zero only.
+    pub(crate) fn no_socket_drops(&self) -> Result<Vec<(u32, u64)>> {
+        let mut out = Vec::new();
+        for q in 0..MAX_QUEUES {
+            let per_cpu = self.no_socket.get(&q, 0).map_err(|e| self.map_err("no_socket", e))?;
+            let n: u64 = per_cpu.iter().sum();
+            if n != 0 {
+                out.push((q, n));
+            }
+        }
+        Ok(out)
     }
 
     /// The verdict counters, summed over CPUs.

@@ -30,7 +30,8 @@ pub enum Verdict {
     RedirectEsp = 9,
     /// ESP-in-UDP (UDP 4500, SPI not zero) to a local address, redirected.
     RedirectEspUdp = 10,
-    /// Would have been redirected, but no socket sits at this rx queue: passed.
+    /// Would have been redirected, but no socket sits at this rx queue:
+    /// dropped (the program fails closed), counted per queue too.
     NoSocket = 11,
 }
 
@@ -68,7 +69,25 @@ impl Verdict {
             Verdict::RedirectTransit => "transit traffic, to AF_XDP",
             Verdict::RedirectEsp => "ESP to a local address, to AF_XDP",
             Verdict::RedirectEspUdp => "ESP-in-UDP to a local address, to AF_XDP",
-            Verdict::NoSocket => "meant for AF_XDP but no socket on the queue, to the kernel",
+            Verdict::NoSocket => "meant for AF_XDP but no socket on the rx queue, dropped",
+        }
+    }
+
+    /// The verdict's name in counters (`fpctl stats`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Verdict::PassArp => "pass-arp",
+            Verdict::PassNonIp => "pass-non-ip",
+            Verdict::PassIpv6Control => "pass-ipv6-control",
+            Verdict::PassIke => "pass-ike",
+            Verdict::PassIkeNatt => "pass-ike-natt",
+            Verdict::PassLocal => "pass-local",
+            Verdict::PassMalformed => "pass-malformed",
+            Verdict::PassBroadcastMulticast => "pass-broadcast-multicast",
+            Verdict::RedirectTransit => "redirect-transit",
+            Verdict::RedirectEsp => "redirect-esp",
+            Verdict::RedirectEspUdp => "redirect-esp-udp",
+            Verdict::NoSocket => "drop-no-socket",
         }
     }
 
@@ -120,5 +139,8 @@ mod tests {
         assert!(c.contains(&format!("V_COUNT = {}", Verdict::COUNT)));
         assert!(c.contains("V_REDIRECT_TRANSIT = 8"));
         assert!(c.contains("V_NO_SOCKET = 11"));
+        // Fails closed: no socket on the queue is a drop, never a pass.
+        assert!(c.contains("bpf_redirect_map(&xsks, queue, XDP_DROP)"));
+        assert!(c.contains("return count(V_NO_SOCKET, XDP_DROP);"));
     }
 }
