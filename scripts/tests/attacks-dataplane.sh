@@ -35,7 +35,9 @@ for s in "${scripts[@]}"; do
     log "=== $name"
     bash "$s" 2>&1 | tee "$out" >&2
     status=${PIPESTATUS[0]}
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+    # "N passed, M failed", with or without the script's name before it.
+    line=$(grep -Eo '(^|: )[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+    line=${line#: }
     if [ -z "$line" ]; then
         # Died before its summary (setup failed, timeout): one failure.
         broken=$((broken + 1))

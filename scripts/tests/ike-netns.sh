@@ -116,8 +116,11 @@ run() {
     else
         check "$name: the rekeys came from fastpathd's soft volume limit" grep -q "soft limit: rekeying" "$RUN/cd1.log"
     fi
+    # fastpathd enforces hard lifetimes itself (#12): a superseded pair still
+    # in its grace period may be removed there ('hard expire'); the loss and
+    # new-SPI checks above prove every pair was replaced before that.
     check "$name: no child SA failed or expired unreplaced" \
-        bash -c "! grep -E 'Quick Mode failed|lifetime ran out|hard expire' '$RUN/cd1.log' '$RUN/cd2.log'"
+        bash -c "! grep -E 'Quick Mode failed|lifetime ran out' '$RUN/cd1.log' '$RUN/cd2.log'"
     grep -E "rekey|soft limit|phase 1|child SA down|failed" "$RUN/cd1.log" | sed 's/^/    /' >&2 || true
     gw_stop
     topo_down

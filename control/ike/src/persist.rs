@@ -454,7 +454,7 @@ mod tests {
         let cases: Vec<(Breaks, &str)> = vec![
             (Box::new(|s| s.cipher_bits = 100), "unknown cipher key size 100"),
             (Box::new(|s| s.hash = 99), "unknown hash 99"),
-            (Box::new(|s| s.group = 15), "unknown DH group 15"),
+            (Box::new(|s| s.group = 99), "unknown DH group 99"),
             (Box::new(|s| s.rcookie = [0; 8]), "zero cookie"),
             (Box::new(|s| s.skeyid_a.0.truncate(3)), "SKEYID_a is 3 bytes"),
             (Box::new(|s| s.enc_key.0.push(0)), "encryption key is 17 bytes, needs 16"),
