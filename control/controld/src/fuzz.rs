@@ -23,12 +23,12 @@ use std::sync::OnceLock;
 
 use esprit_config::Config;
 
-use crate::controller::Controller;
+use crate::core::controller::Controller;
+use crate::core::state::State;
+use crate::io::operator::{read_request_line, RequestLine};
 use crate::metrics::answer;
-use crate::operator::{read_request_line, RequestLine};
 use crate::shell::grammar::{complete, possible, Names};
 use crate::shell::interpret;
-use crate::state::State;
 
 /// What the fuzzed endpoint renders for `GET /metrics`.
 const BODY: &str = "esprit_fastpath_up 0\n";

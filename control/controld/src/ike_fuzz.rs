@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use esprit_config::Config;
 use esprit_ike::wire::Header;
 
+use crate::core::spi::SpiAllocator;
 use crate::ike::{ike_gateways, IkeAction, IkeManager, RandomFill, HALF_OPEN_GLOBAL};
-use crate::spi::SpiAllocator;
 
 /// The fuzzed gateway (198.51.100.1): gw-static to 203.0.113.2 in Main
 /// Mode on tunnel.1, gw-dyn for "road.example.net" from anywhere in

@@ -1,23 +1,16 @@
 //! controld: esprit's control plane daemon, and the pieces it is made of.
 //!
-//! * [`translate`]: the configuration into what fastpathd must hold (pure);
-//! * [`plan`]: the difference between two such states as control requests
-//!   (pure), so a change touches only what it changes;
-//! * [`sa`]: the SA manager, the single source of truth about SAs
-//!   (fingerprints, sequence numbers across restarts, `get sa`);
-//! * [`spi`]: inbound SPI allocation without collisions;
-//! * [`ids`]: VPN HEX IDs, stable across restarts;
-//! * [`state`]: what survives a restart of controld (`--state-dir`), and
-//!   `ike::persist`: the IKE state that does (`ike.json`);
-//! * [`ingest`]: the main loop's bounded queues (IKE, operator, fastpathd);
+//! The module tree is the file tree:
+//!
+//! * [`core`]: configuration, plan, SA manager, SPIs, HEX IDs, state file,
+//!   queues, events and the VPN monitor, tied together by
+//!   [`core::controller`] (no I/O, time passed in);
+//! * [`ike`]: IKE (manager, persistence, views, UDP sockets);
+//! * [`status`]: the seed's UP/READY/DOWN rules and route withdrawal;
+//! * [`show`]: what `get` and `clear` print (renders only);
 //! * [`metrics`]: the optional Prometheus endpoint (`--metrics`);
-//! * [`shell`]: the interactive shell of `esprit` (completion, history);
-//! * [`controller`]: the core that ties them together and runs operator
-//!   commands, against any [`controller::FastPath`];
-//! * [`operator`]: the operator socket's line protocol;
-//! * [`events`]: the event log of `get event` and the system log;
-//! * [`monitor`]: the VPN monitor (probes through the tunnels, sans-IO);
-//! * [`daemon`]: the thin I/O shell (sockets, threads, clock, signals).
+//! * [`io`]: the thin I/O shell (daemon loop, operator socket);
+//! * [`shell`]: the interactive shell of `esprit` (completion, history).
 //!
 //! Guarantees: a restart of controld re-installs nothing that fastpathd
 //! already holds as configured; a restart of fastpathd is re-programmed
@@ -26,25 +19,16 @@
 
 #![forbid(unsafe_code)]
 
-pub mod controller;
-pub mod daemon;
-pub mod events;
+pub mod core;
 pub mod fuzz;
-pub mod ids;
 pub mod ike;
 #[doc(hidden)]
 pub mod ike_fuzz;
-pub mod ike_io;
-pub mod ingest;
+pub mod io;
 pub mod metrics;
-pub mod monitor;
-pub mod operator;
-pub mod plan;
-pub mod sa;
 pub mod shell;
-pub mod spi;
-pub mod state;
-pub mod translate;
+pub mod show;
+pub mod status;
 
 #[cfg(test)]
 mod tests;

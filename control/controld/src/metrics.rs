@@ -21,8 +21,10 @@ use std::time::{Duration, Instant};
 
 use esprit_fastpath_api::{Direction, Reply, Request, Stats, WorkerStatsView};
 
-use crate::controller::{Controller, FastPath, FastPathError};
-use crate::translate::hex_id_of;
+use crate::core::controller::{Controller, FastPath, FastPathError};
+use crate::core::translate::hex_id_of;
+pub use crate::ike::counters::{IkeCounters, IKE_EVENTS};
+pub use crate::status::ProxyIdStatus;
 
 /// Longest request head read (request line and headers).
 pub const MAX_REQUEST: usize = 8192;
@@ -46,86 +48,9 @@ pub struct Snapshot {
     /// IKE events so far.
     pub ike: IkeCounters,
     /// IKE datagrams dropped before a peer took them, by reason.
-    pub ike_ingest: crate::ingest::IngestCounters,
+    pub ike_ingest: crate::core::ingest::IngestCounters,
     /// Each proxy-ID's status.
     pub proxy_ids: Arc<Vec<ProxyIdStatus>>,
-}
-
-/// A proxy-ID's status for the gauges (see `get vpn`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyIdStatus {
-    pub vpn: String,
-    /// In ScreenOS words.
-    pub proxy_id: String,
-    /// `UP`, `READY` or `DOWN`.
-    pub status: &'static str,
-    /// Its routes are withdrawn (`withdraw-routes`).
-    pub routes_withdrawn: bool,
-}
-
-/// The kinds of IKE events counted, as the `event` label shows them:
-/// exchanges that completed (`phase1-up`: Main or Aggressive Mode;
-/// `phase2-up`: Quick Mode) and the ways they fail or end.
-pub const IKE_EVENTS: [&str; 11] = [
-    "phase1-up",
-    "phase1-down",
-    "phase2-up",
-    "phase2-down",
-    "phase2-failed",
-    "no-proposal-chosen",
-    "proxy-id-mismatch",
-    "auth-failed",
-    "dpd-timeout",
-    "notify",
-    "other",
-];
-
-/// IKE events since controld started, by kind ([`IKE_EVENTS`]): counted by
-/// the IKE manager as the peers report them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IkeCounters {
-    counts: [u64; IKE_EVENTS.len()],
-    /// IKE datagrams discarded unanswered (and half-open exchanges
-    /// forgotten), by reason ([`esprit_ike::Discard`]).
-    discards: esprit_ike::Discards,
-}
-
-impl IkeCounters {
-    /// Counts one event.
-    pub fn record(&mut self, e: &esprit_ike::Event) {
-        use esprit_ike::Event as E;
-        let i = match e {
-            E::IkeSaUp { .. } => 0,
-            E::IkeSaDown { .. } => 1,
-            E::ChildSaUp(_) => 2,
-            E::ChildSaDown { .. } => 3,
-            E::ChildSaFailed { .. } => 4,
-            E::ProposalMismatch { .. } => 5,
-            E::ProxyIdMismatch { .. } => 6,
-            E::AuthFailed { .. } => 7,
-            E::DpdTimeout => 8,
-            E::Notify { .. } => 9,
-            _ => 10,
-        };
-        if let Some(c) = self.counts.get_mut(i) {
-            *c += 1;
-        }
-    }
-
-    /// (kind, count) for every kind, in [`IKE_EVENTS`] order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        IKE_EVENTS.iter().copied().zip(self.counts.iter().copied())
-    }
-
-    /// The discard counts (summed over the peers by the IKE manager).
-    pub fn set_discards(&mut self, d: esprit_ike::Discards) {
-        self.discards = d;
-    }
-
-    /// (reason, count) for every discard reason.
-    pub fn discards(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.discards.iter().map(|(d, n)| (d.name(), n))
-    }
 }
 
 /// The endpoint: the shared snapshot and the address it serves on.
@@ -169,7 +94,7 @@ impl Metrics {
     }
 
     /// Publishes the IKE ingest drop counts (a copy of a small array).
-    pub fn publish_ike_ingest(&self, c: crate::ingest::IngestCounters) {
+    pub fn publish_ike_ingest(&self, c: crate::core::ingest::IngestCounters) {
         lock(&self.shared).ike_ingest = c;
     }
 
@@ -400,7 +325,7 @@ fn handle(conn: &mut TcpStream, m: &Metrics) -> io::Result<()> {
     let (status, body) = match read_head(conn)? {
         Head::Complete(head) => route(&head, || {
             let mut text = render(&m.snapshot(), Instant::now());
-            render_operator(&mut text, &crate::operator::COUNTERS.iter());
+            render_operator(&mut text, &crate::io::operator::COUNTERS.iter());
             text
         }),
         Head::TooLarge => (431, "request too large\n".to_owned()),
@@ -594,11 +519,11 @@ mod tests {
                 IkeCounters { counts: [1, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0], discards: d }
             },
             ike_ingest: {
-                let c = crate::ingest::SharedCounters::default();
+                let c = crate::core::ingest::SharedCounters::default();
                 for _ in 0..3 {
-                    c.count(crate::ingest::IkeDrop::QueueFull);
+                    c.count(crate::core::ingest::IkeDrop::QueueFull);
                 }
-                c.count(crate::ingest::IkeDrop::Rejected);
+                c.count(crate::core::ingest::IkeDrop::Rejected);
                 c.read()
             },
             proxy_ids: Arc::new(vec![ProxyIdStatus {
@@ -752,7 +677,8 @@ esprit_sa_errors_total{sa="0x0000001100000000",spi="0x00002011",direction="inbou
     #[test]
     fn polling_feeds_the_controller_and_the_endpoint_one_reading() {
         let config = esprit_config::Config::new();
-        let mut ctl = Controller::new(config, None, BTreeMap::new(), crate::state::State::default()).unwrap();
+        let mut ctl =
+            Controller::new(config, None, BTreeMap::new(), crate::core::state::State::default()).unwrap();
         let m = Metrics {
             shared: Arc::new(Mutex::new(Snapshot::default())),
             addr: "127.0.0.1:1".parse().unwrap(),

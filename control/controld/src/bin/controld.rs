@@ -13,9 +13,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use esprit_config::model::InterfaceName;
 use esprit_config::Config;
-use esprit_controld::daemon::{run, Options};
-use esprit_controld::ids::assign_hex_ids;
-use esprit_controld::translate::translate;
+use esprit_controld::core::ids::assign_hex_ids;
+use esprit_controld::core::translate::translate;
+use esprit_controld::io::daemon::{run, Options};
 
 /// esprit's control plane daemon.
 #[derive(Debug, Parser)]

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use esprit_controld::operator::{join_words, read_response};
+use esprit_controld::io::operator::{join_words, read_response};
 use esprit_controld::shell;
 
 /// The operator CLI of esprit.

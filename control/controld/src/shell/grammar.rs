@@ -621,7 +621,7 @@ mod tests {
              set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213\n",
         )
         .unwrap();
-        let masked = crate::controller::masked_lines(&config);
+        let masked = crate::show::masked_lines(&config);
         assert!(masked.iter().any(|l| l.contains("key \"********\"")), "{masked:?}");
         assert_eq!(Names::from_config_lines(&masked), Names::from_config(&config));
         assert_eq!(Names::from_config_lines(&["set vpn \"unclosed".to_owned()]).of(NameKind::Vpn).count(), 0);

@@ -3,7 +3,7 @@
 //! that carry a key are never written), Tab completion of the command
 //! words and of configured names ([`grammar`]), `?` and `help` answered
 //! locally. Every other line goes to controld over the operator protocol
-//! ([`crate::operator`]) on one kept connection; if controld goes away the
+//! ([`crate::io::operator`]) on one kept connection; if controld goes away the
 //! shell says so and connects again for the next line.
 //!
 //! Without a terminal on standard input, the same lines are read from it
@@ -25,8 +25,8 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{CompletionType, Context, Editor};
 
-use crate::controller::Response;
-use crate::operator::read_response;
+use crate::core::controller::Response;
+use crate::io::operator::read_response;
 use grammar::Names;
 
 /// Entries kept in the history (in memory and in the file).
@@ -414,7 +414,7 @@ pub fn run_batch(opts: &Options) -> u8 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::operator::write_response;
+    use crate::io::operator::write_response;
     use std::os::unix::net::UnixListener;
 
     #[test]

@@ -15,7 +15,7 @@
 //! `%ok` as always; errors stay `%error MESSAGE`. `esprit --json get sa`
 //! and `esprit get sa --json` both send `get sa --json`. The documents and
 //! their field names are listed in the module doc of
-//! `control/controld/src/show.rs` (the `get` commands of the controller).
+//! `control/controld/src/show/` (the `get` commands of the controller).
 
 //!
 //! **Who may talk to it** (#12). The socket exists with its final mode from
@@ -35,7 +35,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::controller::Response;
+use crate::core::controller::Response;
 
 /// The longest request line controld reads, in bytes (the newline
 /// included): the longest configuration line is far shorter.

@@ -12,10 +12,10 @@
 //!
 //! Next to it, `controld.started` is created at the first save and never
 //! removed: a directory with it and without `controld.json` lost its state
-//! (see [`crate::sa`] for what controld then refuses).
+//! (see [`crate::core::sa`] for what controld then refuses).
 //!
 //! The sequence numbers are the reason the file is written periodically:
-//! see [`crate::sa::SEQ_MARGIN`].
+//! see [`crate::core::sa::SEQ_MARGIN`].
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -38,7 +38,7 @@ pub struct SaRecord {
     #[serde(default)]
     pub seq: u64,
     /// The key digest of the SA installed under this id (see
-    /// [`crate::sa::key_digest`]): where its sequence numbers are kept.
+    /// [`crate::core::sa::key_digest`]): where its sequence numbers are kept.
     #[serde(default)]
     pub keys: String,
 }
@@ -52,7 +52,7 @@ pub struct SeqMark {
     pub seq: u64,
     /// The most packets seen between two readings of the counters: what
     /// an inbound window adds above `seq` when it resumes (see
-    /// [`crate::sa::inbound_margin`]).
+    /// [`crate::core::sa::inbound_margin`]).
     #[serde(default)]
     pub peak: u64,
 }
@@ -70,7 +70,7 @@ pub struct State {
     #[serde(default)]
     pub sas: BTreeMap<u64, SaRecord>,
     /// Manual-key SAs: serial-0 id -> (SPI, serial) (see
-    /// [`crate::translate::ManualSerials`]).
+    /// [`crate::core::translate::ManualSerials`]).
     #[serde(default)]
     pub manual_serials: BTreeMap<u64, (u32, u32)>,
     /// Key digest -> sequence numbers used with those keys.

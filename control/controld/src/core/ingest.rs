@@ -26,7 +26,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryR
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::ike_io::Datagram;
+use crate::ike::io::Datagram;
 
 /// IKE datagrams waiting for the main loop. A Main Mode exchange has six
 /// messages and a Quick Mode three: 1,024 holds a burst of a hundred peers
@@ -523,7 +523,7 @@ mod tests {
     }
 
     /// A real UDP socket on loopback with its receiving thread
-    /// (`ike_io::receive`) and nobody draining the queue: 20,000 datagrams
+    /// (`ike::io::receive`) and nobody draining the queue: 20,000 datagrams
     /// leave at most the bound queued, the rest are counted (or dropped by
     /// the kernel's socket buffer), and an operator command is still
     /// served first.
@@ -535,7 +535,7 @@ mod tests {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         let local = sock.local_addr().unwrap();
         let ike = tx.ike.clone();
-        let rx = std::thread::spawn(move || crate::ike_io::receive(sock, local, ike));
+        let rx = std::thread::spawn(move || crate::ike::io::receive(sock, local, ike));
         let from = UdpSocket::bind("127.0.0.1:0").unwrap();
         let msg = mm1(120);
         let sent = 20_000u64;

@@ -65,35 +65,26 @@
 //!   probes sent), "probe_replies", "drops": {REASON:
 //!   packets}}], "drops": {REASON: packets}, "ike_ingest_dropped":
 //!   {REASON: datagrams} (IKE datagrams dropped on the way in, see
-//!   `crate::ingest::IkeDrop`)}`;
+//!   `crate::core::ingest::IkeDrop`)}`;
 //! * `get event`: `{"total", "capacity", "events": [...]}`, newest first,
-//!   each as [`crate::events::EventRecord`];
+//!   each as [`crate::core::events::EventRecord`];
 //! * `get config`: `{"lines": [...]}`, secrets masked; `get config secrets`
 //!   the same with them.
 
 use std::collections::BTreeMap;
 
-use esprit_config::model::Peer as CfgPeer;
-use esprit_config::VpnKind;
 use esprit_fastpath_api::Direction;
 use serde_json::{json, Value};
 
-use super::{Controller, Response};
+use crate::core::controller::{Controller, Response};
+use crate::status::{Pair, Side};
 
-#[path = "show_net.rs"]
 mod net;
-#[path = "status.rs"]
-mod status;
-#[path = "withdraw.rs"]
-mod withdraw;
-use crate::events::{EventKind, Severity, EVENT_CAPACITY};
+use crate::core::events::{EventKind, Severity, EVENT_CAPACITY};
+use crate::core::sa::SaRow;
+use crate::core::translate::hex_id_of;
 use crate::ike::IsakmpState;
-use crate::sa::SaRow;
-use crate::translate::hex_id_of;
-use withdraw::withdrawn_by;
-pub(crate) use withdraw::Withdrawal;
-#[cfg(test)]
-pub(crate) use withdraw::RETRY as WITHDRAWN_RETRY;
+use crate::status::withdraw::withdrawn_by;
 
 /// What `get` understands, for error messages.
 const GET_WORDS: &str = "sa, ike cookies, vpn, interface, route, counter, event, config";
@@ -105,57 +96,6 @@ pub(crate) const MASK: &str = "\"********\"";
 /// `preshare`, `key`, `password`) masked: `get config` and its JSON.
 pub(crate) fn masked_lines(config: &esprit_config::Config) -> Vec<String> {
     config.to_lines().iter().map(|l| esprit_config::lexer::redact(l).replace("<secret>", MASK)).collect()
-}
-
-/// One direction of an SA pair, with its last counters.
-#[derive(Debug, Clone)]
-struct Side {
-    id: u64,
-    spi: u32,
-    installed: bool,
-    packets: u64,
-    bytes: u64,
-    errors: u64,
-    seq: u64,
-    replay_window: u32,
-    hard_bytes: u64,
-}
-
-/// The SA pair of one proxy-ID (AutoKey: none until negotiated).
-#[derive(Debug, Clone)]
-struct Pair {
-    hex_id: u32,
-    vpn: String,
-    proxy_id: String,
-    peer: String,
-    port: u16,
-    algorithm: String,
-    manual: bool,
-    life_secs: Option<u64>,
-    inbound: Option<Side>,
-    outbound: Option<Side>,
-}
-
-impl Pair {
-    /// Both SAs held by fastpathd.
-    fn up(&self) -> bool {
-        self.inbound.as_ref().is_some_and(|s| s.installed)
-            && self.outbound.as_ref().is_some_and(|s| s.installed)
-    }
-
-    fn state_word(&self) -> &'static str {
-        if self.up() {
-            "UP"
-        } else {
-            "DOWN"
-        }
-    }
-
-    fn packets(&self) -> (u64, u64, u64) {
-        let p = |s: &Option<Side>| s.as_ref().map_or(0, |s| s.packets);
-        let e = |s: &Option<Side>| s.as_ref().map_or(0, |s| s.errors);
-        (p(&self.inbound), p(&self.outbound), e(&self.inbound) + e(&self.outbound))
-    }
 }
 
 fn lines(text: String) -> Vec<String> {
@@ -210,7 +150,7 @@ fn opt_num<T: std::fmt::Display>(v: Option<T>) -> String {
 
 impl Controller {
     /// `get ...` (the words after `get`).
-    pub(super) fn get(&self, words: &[&str]) -> Response {
+    pub(crate) fn get(&self, words: &[&str]) -> Response {
         let json = words.contains(&"--json");
         let words: Vec<&str> = words.iter().copied().filter(|w| *w != "--json").collect();
         let command = format!("get {}", words.join(" "));
@@ -254,89 +194,6 @@ impl Controller {
             }
             [w, ..] => unknown(w, GET_WORDS),
         }
-    }
-
-    /// Every proxy-ID's SA pair, by HEX ID, then configuration order.
-    fn pairs(&self) -> Vec<Pair> {
-        let wanted = self.wanted();
-        let mut by_key: BTreeMap<(u32, usize, String), Pair> = BTreeMap::new();
-        // Configuration order of each VPN's proxy-IDs, computed once (a
-        // tunnel may carry thousands).
-        let positions: BTreeMap<(&str, String), usize> = self
-            .config
-            .vpns()
-            .flat_map(|v| {
-                self.config
-                    .proxy_ids(&v.name)
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| ((v.name.as_str(), p.to_string()), i))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let order =
-            |vpn: &str, pid: &str| positions.get(&(vpn, pid.to_owned())).copied().unwrap_or(usize::MAX);
-        for (id, d) in &wanted.sas {
-            let s = &d.spec;
-            let (packets, bytes, errors, seq) = self.counters(*id);
-            let side = Side {
-                id: *id,
-                spi: s.spi,
-                installed: self.sa.is_installed(*id),
-                packets,
-                bytes,
-                errors,
-                seq,
-                replay_window: s.replay_window,
-                hard_bytes: s.hard_bytes,
-            };
-            let key = (hex_id_of(*id), order(&d.vpn_name, &s.proxy_id), s.proxy_id.clone());
-            let pair = by_key.entry(key).or_insert_with(|| Pair {
-                hex_id: hex_id_of(*id),
-                vpn: d.vpn_name.clone(),
-                proxy_id: s.proxy_id.clone(),
-                peer: s.peer.to_string(),
-                port: s.udp_encap.map_or(500, |(_, p)| p),
-                algorithm: d.algorithm.clone(),
-                manual: d.manual,
-                life_secs: None,
-                inbound: None,
-                outbound: None,
-            });
-            if let Some(l) = self.ike_life.get(id) {
-                pair.life_secs = Some(*l);
-            }
-            match s.direction {
-                Direction::Inbound => pair.inbound = Some(side),
-                Direction::Outbound => pair.outbound = Some(side),
-            }
-        }
-        for p in &wanted.pending {
-            let key = (p.hex_id, order(&p.vpn_name, &p.proxy_id), p.proxy_id.clone());
-            by_key.entry(key).or_insert_with(|| Pair {
-                hex_id: p.hex_id,
-                vpn: p.vpn_name.clone(),
-                proxy_id: p.proxy_id.clone(),
-                peer: p.peer.map_or("0.0.0.0".to_owned(), |a| a.to_string()),
-                port: 500,
-                algorithm: p.algorithm.clone(),
-                manual: false,
-                life_secs: None,
-                inbound: None,
-                outbound: None,
-            });
-        }
-        by_key.into_values().collect()
-    }
-
-    /// (packets, bytes, errors, sequence number) of an SA at the last
-    /// reading, summed over workers.
-    fn counters(&self, id: u64) -> (u64, u64, u64, u64) {
-        self.stats
-            .sas
-            .iter()
-            .filter(|s| s.id == id)
-            .fold((0, 0, 0, 0), |a, s| (a.0 + s.packets, a.1 + s.bytes, a.2 + s.errors, a.3.max(s.seq)))
     }
 
     /// Drops by reason over all workers.
@@ -398,7 +255,7 @@ impl Controller {
         if !active_only {
             return Response::ok(lines(self.sa.render_with_life(&wanted, &self.ike_life)));
         }
-        let mut out = vec![format!("total active sa: {active_pairs}"), crate::sa::SA_HEADER.to_owned()];
+        let mut out = vec![format!("total active sa: {active_pairs}"), crate::core::sa::SA_HEADER.to_owned()];
         out.extend(rows.iter().map(SaRow::line));
         Response::ok(out)
     }
@@ -462,23 +319,6 @@ impl Controller {
         }
         out.extend(drops.iter().map(|(r, n)| format!("  {r:<28} {n:>10}")));
         Response::ok(out)
-    }
-
-    /// The gateway name and peer of a VPN, and its mode word.
-    fn vpn_gateway(&self, vpn: &str) -> (String, String, &'static str) {
-        match self.config.vpn(vpn).map(|v| &v.kind) {
-            Some(VpnKind::AutoKey(a)) => {
-                let peer = match self.config.gateway(&a.gateway).map(|g| &g.peer) {
-                    Some(CfgPeer::Address(x)) => x.to_string(),
-                    Some(CfgPeer::Dialup(n)) => format!("dialup {n}"),
-                    Some(CfgPeer::Dynamic(id)) => format!("dynamic {id}"),
-                    None => "-".into(),
-                };
-                (a.gateway.clone(), peer, "AutoKey")
-            }
-            Some(VpnKind::Manual(m)) => (m.gateway.to_string(), m.gateway.to_string(), "Manual"),
-            None => ("-".into(), "-".into(), "-"),
-        }
     }
 
     /// `AutoKey IKE, gateway G (peer P)` or `manual key, peer P`.
@@ -675,7 +515,7 @@ impl Controller {
     }
 
     /// `clear sa [HEX-ID]` (the words after `clear`).
-    pub(super) fn clear(&mut self, words: &[&str]) -> Response {
+    pub(crate) fn clear(&mut self, words: &[&str]) -> Response {
         let command = format!("clear {}", words.join(" "));
         let command = command.trim_end().to_owned();
         let hex_id = match words {

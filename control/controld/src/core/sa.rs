@@ -3,7 +3,7 @@
 //! It knows, for every SA id, the fingerprint of the SA last installed
 //! under it, and for every set of keys (a [`key_digest`] of direction, SPI
 //! and keys) the highest sequence number used with them (persisted,
-//! [`crate::state`]), and which SAs the connected fastpathd holds right now
+//! [`crate::core::state`]), and which SAs the connected fastpathd holds right now
 //! (learnt from `Dump` at every synchronisation, forgotten when the
 //! connection drops — a restarted fastpathd holds nothing).
 //!
@@ -35,13 +35,13 @@
 //!   manual-key SA for hours. What it does not cover: a burst of more than
 //!   four times an SA's busiest second in the second before a crash.
 //!   AutoKey SAs re-installed this way are also rekeyed at once
-//!   ([`crate::controller::SyncReport::resumed_ike`]), so their old keys
+//!   ([`crate::core::controller::SyncReport::resumed_ike`]), so their old keys
 //!   only live until the new pair is up.
 //! * **Sequence space.** Without ESN a resume point is capped at 2^32 - 1:
 //!   the SA is then exhausted (sends nothing, accepts nothing) rather than
 //!   wrapping; IKE rekeys it at its soft limit.
 //! * **A lost state file.** If the state directory shows that it had a
-//!   state file ([`crate::state::STARTED_MARK`]) that is gone, the keys of
+//!   state file ([`crate::core::state::STARTED_MARK`]) that is gone, the keys of
 //!   the manual-key VPNs configured at start have no record: they may have
 //!   carried traffic, so installing them would restart both directions at
 //!   0 (our packets dropped by the peer's window, the peer's old packets
@@ -57,9 +57,9 @@ use std::fmt::Write as _;
 use esprit_fastpath_api::{Direction, Dump, SaSpec, Stats};
 use ring::hmac;
 
-use crate::plan::{plan, Plan};
-use crate::state::{SaRecord, SeqMark};
-use crate::translate::{hex_id_of, Desired};
+use crate::core::plan::{plan, Plan};
+use crate::core::state::{SaRecord, SeqMark};
+use crate::core::translate::{hex_id_of, Desired};
 
 /// Packets added to the last sequence number seen when an outbound SA is
 /// re-installed (see the module documentation).
@@ -216,7 +216,7 @@ impl SaManager {
             Some(m) => m,
             // A state file of an earlier esprit: records by SA id only.
             None => match self.records.get(&spec.id) {
-                Some(r) if r.keys.is_empty() && r.fingerprint == crate::plan::fingerprint(spec) => {
+                Some(r) if r.keys.is_empty() && r.fingerprint == crate::core::plan::fingerprint(spec) => {
                     legacy = SeqMark { seq: r.seq, peak: 0 };
                     &legacy
                 }

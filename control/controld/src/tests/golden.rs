@@ -24,11 +24,11 @@ use esprit_policy::ProxyId;
 use zeroize::Zeroizing;
 
 use super::FakeFastPath;
-use crate::controller::Controller;
-use crate::events::{EventKind, Severity};
+use crate::core::controller::Controller;
+use crate::core::events::{EventKind, Severity};
+use crate::core::state::State;
+use crate::core::translate::sa_id;
 use crate::ike::{child_sa_pair, ChildSaView, IkeView, IkeVpn, IsakmpSaView, IsakmpState};
-use crate::state::State;
-use crate::translate::sa_id;
 
 /// 2026-11-27T15:43:38Z.
 fn fixed_clock() -> SystemTime {
@@ -234,7 +234,7 @@ pub(super) fn golden_controller() -> Controller {
         sa: id(1, Direction::Inbound, 1),
         src: "10.2.1.10".parse().unwrap(),
         dst: "10.1.1.1".parse().unwrap(),
-        ident: crate::monitor::MONITOR_IDENT,
+        ident: crate::core::monitor::MONITOR_IDENT,
         seq: 1,
     });
     c

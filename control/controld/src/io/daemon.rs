@@ -7,7 +7,7 @@
 //! operator socket has an accept thread and one thread per client, which
 //! hand each command line to the main loop and wait for its answer; each
 //! IKE socket has a receiving thread. They reach the main loop through
-//! three bounded queues ([`crate::ingest`]): operator commands and
+//! three bounded queues ([`crate::core::ingest`]): operator commands and
 //! fastpathd events are served first at every turn, then at most
 //! [`IKE_BUDGET`] IKE datagrams, so no IKE flood starves them.
 //!
@@ -35,16 +35,16 @@ use esprit_config::Config;
 use esprit_fastpath_api::{Client, Direction, Event, Request};
 use esprit_ike::WallClock;
 
-use crate::controller::{Controller, FastPath, FastPathError, Response};
-use crate::events::{EventKind, Severity, Syslog, SYSLOG_PATH};
+use crate::core::controller::{Controller, FastPath, FastPathError, Response};
+use crate::core::events::{EventKind, Severity, Syslog, SYSLOG_PATH};
+use crate::core::ingest::{IkeDrop, IkeLogLimiter, Inbox, WaitingSender, Work, IKE_BUDGET};
+use crate::core::sa::STATS_INTERVAL_SECS;
+use crate::core::spi::SpiAllocator;
+use crate::core::state::State;
+use crate::ike::io::{system_random, IkeSockets};
 use crate::ike::persist::{self as ike_state, IkeStateFile, Loaded};
 use crate::ike::{ike_gateways, IkeAction, IkeManager};
-use crate::ike_io::{system_random, IkeSockets};
-use crate::ingest::{IkeDrop, IkeLogLimiter, Inbox, WaitingSender, Work, IKE_BUDGET};
-use crate::operator::write_response;
-use crate::sa::STATS_INTERVAL_SECS;
-use crate::spi::SpiAllocator;
-use crate::state::State;
+use crate::io::operator::write_response;
 
 /// First wait before reconnecting to fastpathd; it doubles up to
 /// [`BACKOFF_MAX`].
@@ -484,19 +484,19 @@ fn serve_operator(path: &Path, group: Option<u32>, tx: WaitingSender<Command>) -
         }
         let _ = std::fs::remove_file(path);
     }
-    let listener = crate::operator::bind_operator_socket(path, group)?;
+    let listener = crate::io::operator::bind_operator_socket(path, group)?;
     let own_uid = nix::unistd::geteuid().as_raw();
     std::thread::Builder::new()
         .name("operator".into())
         .spawn(move || {
             for mut conn in listener.incoming().flatten() {
                 // #12: root, controld's user or the socket group only.
-                match crate::operator::peer_of(&conn) {
-                    Ok(p) if crate::operator::peer_allowed(&p, own_uid, group) => {}
+                match crate::io::operator::peer_of(&conn) {
+                    Ok(p) if crate::io::operator::peer_allowed(&p, own_uid, group) => {}
                     refused => {
-                        crate::operator::COUNTERS.peers_refused.fetch_add(1, Ordering::Relaxed);
+                        crate::io::operator::COUNTERS.peers_refused.fetch_add(1, Ordering::Relaxed);
                         if let Ok(p) = refused {
-                            let _ = write_response(&mut conn, &crate::operator::refused_response(&p));
+                            let _ = write_response(&mut conn, &crate::io::operator::refused_response(&p));
                         }
                         continue;
                     }
@@ -514,17 +514,17 @@ fn client(conn: UnixStream, tx: WaitingSender<Command>) {
     let Ok(mut w) = conn.try_clone() else { return };
     let mut reader = BufReader::new(conn);
     loop {
-        use crate::operator::{read_request_line, RequestLine, COUNTERS, MAX_REQUEST_LINE};
+        use crate::io::operator::{read_request_line, RequestLine, COUNTERS, MAX_REQUEST_LINE};
         let line = match read_request_line(&mut reader, MAX_REQUEST_LINE) {
             Ok(RequestLine::Line(l)) => l,
             Ok(RequestLine::TooLong) => {
                 COUNTERS.lines_too_long.fetch_add(1, Ordering::Relaxed);
-                let _ = write_response(&mut w, &crate::operator::too_long_response());
+                let _ = write_response(&mut w, &crate::io::operator::too_long_response());
                 return;
             }
             Ok(RequestLine::NotUtf8) => {
                 COUNTERS.lines_not_utf8.fetch_add(1, Ordering::Relaxed);
-                if write_response(&mut w, &crate::operator::not_utf8_response()).is_err() {
+                if write_response(&mut w, &crate::io::operator::not_utf8_response()).is_err() {
                     return;
                 }
                 continue;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::IkeManager;
-use crate::translate::hex_id_of;
+use crate::core::translate::hex_id_of;
 
 /// The state of a gateway's ISAKMP SA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -197,8 +197,8 @@ mod tests {
 
     use super::super::{ike_gateways, IkeAction, RandomFill};
     use super::*;
-    use crate::events::{EventKind, EventLog};
-    use crate::spi::SpiAllocator;
+    use crate::core::events::{EventKind, EventLog};
+    use crate::core::spi::SpiAllocator;
 
     const CONF: &str = r#"set interface ethernet0/2 zone Untrust
 set interface ethernet0/2 ip 198.51.100.1/24
@@ -240,7 +240,7 @@ set vpn "v" proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any
         use esprit_fastpath_api::Direction;
 
         use super::super::ChildRecord;
-        use crate::translate::sa_id;
+        use crate::core::translate::sa_id;
 
         let mut m = manager();
         let now = Instant::now();

@@ -13,7 +13,7 @@
 //!   expired, `clear sa`); READY (inactive) when it was never negotiated:
 //!   waiting for traffic or IKE. The distinction is esprit's: ScreenOS
 //!   shows a lost SA as inactive again, but an operator (and
-//!   `withdraw-routes`, withdraw.rs) needs to tell "not needed yet" from
+//!   `withdraw-routes`, status/withdraw.rs) needs to tell "not needed yet" from
 //!   "broken";
 //! * a tunnel interface is UP if one of its proxy-IDs is UP, READY if one
 //!   is READY, DOWN if all are DOWN or it has none (the first rule set);
@@ -31,10 +31,15 @@ use esprit_config::{InterfaceIp, VpnKind};
 use esprit_fastpath_api::Request;
 use esprit_policy::FlowKey;
 
-use super::{Controller, Pair};
-use crate::controller::FastPathError;
-use crate::events::{EventKind, EventRecord, Severity};
-use crate::monitor::{Facts, MonitorAction, MonitorStatus, Target, MONITOR_IDENT, PROBE_SIZE};
+pub mod pair;
+pub(crate) mod withdraw;
+
+pub(crate) use pair::{Pair, Side};
+
+use crate::core::controller::Controller;
+use crate::core::controller::FastPathError;
+use crate::core::events::{EventKind, EventRecord, Severity};
+use crate::core::monitor::{Facts, MonitorAction, MonitorStatus, Target, MONITOR_IDENT, PROBE_SIZE};
 
 /// ICMP protocol number.
 const ICMP: u8 = 1;
@@ -219,7 +224,7 @@ impl Controller {
 
     /// fastpathd reported an echo reply of ours.
     pub(crate) fn monitor_reply(&mut self, sa: u64, src: Ipv4Addr, seq: u16) {
-        let hex_id = crate::translate::hex_id_of(sa);
+        let hex_id = crate::core::translate::hex_id_of(sa);
         for change in self.monitor.reply((self.clock)(), hex_id, src, seq) {
             self.note_monitor_change(change);
         }
@@ -244,7 +249,7 @@ impl Controller {
 
     /// The monitor's state for the proxy-ID of `p`, when the VPN monitor
     /// probes through it.
-    pub(super) fn monitored(&self, p: &Pair) -> Option<MonitorStatus> {
+    pub(crate) fn monitored(&self, p: &Pair) -> Option<MonitorStatus> {
         let m = self.monitor.get(&p.vpn)?;
         (m.target.proxy_id.as_deref() == Some(p.proxy_id.as_str())).then_some(m.status)
     }
@@ -255,7 +260,7 @@ impl Controller {
     /// now — it lost its SAs (peer's Delete, dead peer, expiry, `clear
     /// sa`). READY: inactive, never negotiated since controld started (or
     /// since the proxy-ID was configured): waiting for traffic or IKE.
-    pub(super) fn pair_status(&self, p: &Pair) -> &'static str {
+    pub(crate) fn pair_status(&self, p: &Pair) -> &'static str {
         let monitor_down = self.monitored(p) == Some(MonitorStatus::Down);
         if p.up() && !monitor_down {
             "UP"
@@ -267,14 +272,14 @@ impl Controller {
     }
 
     /// The status of a proxy-ID at the last [`Controller::refresh_status`].
-    pub(super) fn status_word(&self, vpn: &str, proxy_id: &str) -> Option<&'static str> {
+    pub(crate) fn status_word(&self, vpn: &str, proxy_id: &str) -> Option<&'static str> {
         self.status_seen.get(&(vpn.to_owned(), proxy_id.to_owned())).map(|(w, _)| *w)
     }
 
     /// The tunnel interface's status and the rule that decided it: `None`
     /// for the first rule set (any SA), the VPN for the second (its
     /// monitor's proxy-ID alone).
-    pub(super) fn tunnel_status_of(&self, vpns: &[&str], pairs: &[Pair]) -> (&'static str, Option<String>) {
+    pub(crate) fn tunnel_status_of(&self, vpns: &[&str], pairs: &[Pair]) -> (&'static str, Option<String>) {
         let decider = vpns
             .iter()
             .filter_map(|v| self.monitor.get(v))
@@ -377,10 +382,10 @@ impl Controller {
     /// Every proxy-ID's status (`UP`, `READY`, `DOWN`) and whether its
     /// routes are withdrawn, as (VPN, proxy-ID, status, withdrawn): the
     /// Prometheus endpoint's gauges.
-    pub fn proxy_id_statuses(&self) -> Vec<crate::metrics::ProxyIdStatus> {
+    pub fn proxy_id_statuses(&self) -> Vec<ProxyIdStatus> {
         self.pairs()
             .iter()
-            .map(|p| crate::metrics::ProxyIdStatus {
+            .map(|p| ProxyIdStatus {
                 vpn: p.vpn.clone(),
                 proxy_id: p.proxy_id.clone(),
                 status: self.pair_status(p),
@@ -391,9 +396,21 @@ impl Controller {
 
     /// When the status of a proxy-ID (or, with `vpn` empty, of a tunnel
     /// interface) last changed, if it did since controld started.
-    pub(super) fn status_since(&self, vpn: &str, what: &str) -> Option<SystemTime> {
+    pub(crate) fn status_since(&self, vpn: &str, what: &str) -> Option<SystemTime> {
         self.status_seen.get(&(vpn.to_owned(), what.to_owned())).and_then(|(_, t)| *t)
     }
 }
 
-use crate::controller::FastPath;
+use crate::core::controller::FastPath;
+
+/// A proxy-ID's status for the gauges (see `get vpn`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyIdStatus {
+    pub vpn: String,
+    /// In ScreenOS words.
+    pub proxy_id: String,
+    /// `UP`, `READY` or `DOWN`.
+    pub status: &'static str,
+    /// Its routes are withdrawn (`withdraw-routes`).
+    pub routes_withdrawn: bool,
+}

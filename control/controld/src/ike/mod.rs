@@ -2,7 +2,7 @@
 //! [`PeerConfig`]s, negotiated child SAs as fastpathd SA pairs, and the
 //! [`IkeManager`] that owns one sans-IO [`Peer`] per AutoKey gateway.
 //!
-//! Time and randomness come from the caller (`ike_io` and the daemon give
+//! Time and randomness come from the caller (`ike::io` and the daemon give
 //! the clock, kernel UDP sockets and `ring`'s system generator), so all of
 //! it runs in memory in tests.
 //!
@@ -33,13 +33,13 @@ use esprit_ike::{
 };
 use esprit_policy::ProxyId;
 
-use crate::spi::SpiAllocator;
-use crate::translate::{algorithm_words, sa_id, DesiredSa};
+use crate::core::spi::SpiAllocator;
+use crate::core::translate::{algorithm_words, sa_id, DesiredSa};
 
-#[path = "ike_view.rs"]
 mod view;
 pub use view::{ChildSaView, IkeView, IsakmpSaView, IsakmpState};
-#[path = "ike_state.rs"]
+pub mod counters;
+pub mod io;
 pub mod persist;
 
 /// Anti-replay window of IKE inbound SAs, in packets (RFC 4303 §3.4.3;
@@ -408,7 +408,7 @@ impl Random for IkeRandom {
         match got {
             Ok(spi) => spi,
             // Astronomically unlikely (see SpiAllocator): a plain draw.
-            Err(_) => draw().max(crate::spi::MIN_SPI),
+            Err(_) => draw().max(crate::core::spi::MIN_SPI),
         }
     }
 }
@@ -477,7 +477,7 @@ pub struct IkeManager {
     delayed: Vec<(Instant, DesiredSa, Vec<u64>)>,
     fill: RandomFill,
     /// Events of the peers, counted for the metrics endpoint.
-    events: crate::metrics::IkeCounters,
+    events: counters::IkeCounters,
     /// An exchange completed or failed since the state was last saved
     /// ([`IkeManager::take_changed`]).
     changed: bool,
@@ -528,7 +528,7 @@ impl IkeManager {
             serials: BTreeMap::new(),
             orphans: Vec::new(),
             delayed: Vec::new(),
-            events: crate::metrics::IkeCounters::default(),
+            events: counters::IkeCounters::default(),
             changed: false,
             discards: esprit_ike::Discards::default(),
         };
@@ -885,7 +885,7 @@ impl IkeManager {
 
     /// The peers' events counted so far (exchanges completed and failed),
     /// and the discards as of the last [`IkeManager::poll`].
-    pub fn events(&self) -> &crate::metrics::IkeCounters {
+    pub fn events(&self) -> &counters::IkeCounters {
         &self.events
     }
 

@@ -7,26 +7,22 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::monitor::Monitor;
+use crate::core::monitor::Monitor;
 
 use esprit_config::Config;
 use esprit_fastpath_api::{Client, ClientError, Event, Reply, Request, Stats};
 
-use crate::events::{EventKind, EventLog, EventRecord, Severity};
+use crate::core::events::{EventKind, EventLog, EventRecord, Severity};
 use crate::ike::IkeView;
 
-use crate::ids::assign_hex_ids;
-use crate::plan::Plan;
-use crate::sa::SaManager;
-use crate::state::State;
-use crate::translate::{translate_with_serials, Desired, DesiredSa, ManualSerials, TranslateError};
+use crate::core::ids::assign_hex_ids;
+use crate::core::plan::Plan;
+use crate::core::sa::SaManager;
+use crate::core::state::State;
+use crate::core::translate::{translate_with_serials, Desired, DesiredSa, ManualSerials, TranslateError};
 
-#[path = "show.rs"]
-mod show;
 #[cfg(test)]
-pub(crate) use show::masked_lines;
-#[cfg(test)]
-pub(crate) use show::WITHDRAWN_RETRY;
+pub(crate) use crate::status::withdraw::RETRY as WITHDRAWN_RETRY;
 
 /// Why a request to fastpathd failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,10 +97,10 @@ pub struct Response {
 }
 
 impl Response {
-    fn ok(output: Vec<String>) -> Response {
+    pub(crate) fn ok(output: Vec<String>) -> Response {
         Response { output, result: Ok(()) }
     }
-    fn err(message: impl Into<String>) -> Response {
+    pub(crate) fn err(message: impl Into<String>) -> Response {
         Response { output: Vec::new(), result: Err(message.into()) }
     }
 }
@@ -112,42 +108,42 @@ impl Response {
 /// The running controld.
 #[derive(Debug)]
 pub struct Controller {
-    config: Config,
-    config_path: Option<PathBuf>,
-    port_map: BTreeMap<String, String>,
-    hex_ids: BTreeMap<String, u32>,
+    pub(crate) config: Config,
+    pub(crate) config_path: Option<PathBuf>,
+    pub(crate) port_map: BTreeMap<String, String>,
+    pub(crate) hex_ids: BTreeMap<String, u32>,
     /// The serials of the manual-key SAs (persisted).
-    serials: ManualSerials,
-    desired: Desired,
+    pub(crate) serials: ManualSerials,
+    pub(crate) desired: Desired,
     /// SAs negotiated by IKE (installed in addition to `desired.sas`).
-    ike_sas: BTreeMap<u64, DesiredSa>,
+    pub(crate) ike_sas: BTreeMap<u64, DesiredSa>,
     /// Seconds of lifetime left per IKE SA, as last told (`get sa`).
-    ike_life: BTreeMap<u64, u64>,
-    sa: SaManager,
-    log: Vec<String>,
-    lost: bool,
+    pub(crate) ike_life: BTreeMap<u64, u64>,
+    pub(crate) sa: SaManager,
+    pub(crate) log: Vec<String>,
+    pub(crate) lost: bool,
     /// IKE as last seen (`get ike cookies`, `get sa id`, `get vpn`).
-    ike_view: IkeView,
+    pub(crate) ike_view: IkeView,
     /// IKE datagrams dropped on the way in, as last read (`get counter`).
-    ike_ingest: crate::ingest::IngestCounters,
+    pub(crate) ike_ingest: crate::core::ingest::IngestCounters,
     /// fastpathd's counters at the last reading (`get sa stat`, `get counter`).
-    stats: Stats,
+    pub(crate) stats: Stats,
     /// `get event`.
-    events: EventLog,
+    pub(crate) events: EventLog,
     /// The wall clock of events (injected: tests fix it).
-    clock: fn() -> SystemTime,
+    pub(crate) clock: fn() -> SystemTime,
     /// HEX IDs whose IKE SAs `clear sa` asked to delete (`None`: all).
-    clears: Vec<Option<u32>>,
+    pub(crate) clears: Vec<Option<u32>>,
     /// The VPN monitors.
-    monitor: Monitor,
+    pub(crate) monitor: Monitor,
     /// Last status of each proxy-ID ((VPN, proxy-ID)) and tunnel interface
     /// (("", tunnel.N)), and when it last changed.
-    status_seen: BTreeMap<(String, String), (&'static str, Option<SystemTime>)>,
+    pub(crate) status_seen: BTreeMap<(String, String), (&'static str, Option<SystemTime>)>,
     /// DOWN proxy-IDs ((VPN, proxy-ID)) whose routes are withdrawn
     /// (`withdraw-routes`).
-    withdrawn: BTreeMap<(String, String), show::Withdrawal>,
+    pub(crate) withdrawn: BTreeMap<(String, String), crate::status::withdraw::Withdrawal>,
     /// The withdrawals changed since fastpathd's routes were programmed.
-    routes_pending: bool,
+    pub(crate) routes_pending: bool,
 }
 
 impl Controller {
@@ -232,10 +228,9 @@ impl Controller {
             return d;
         }
         d.pending.retain(|p| {
-            !self
-                .ike_sas
-                .values()
-                .any(|s| crate::translate::hex_id_of(s.spec.id) == p.hex_id && s.spec.proxy_id == p.proxy_id)
+            !self.ike_sas.values().any(|s| {
+                crate::core::translate::hex_id_of(s.spec.id) == p.hex_id && s.spec.proxy_id == p.proxy_id
+            })
         });
         d.sas.extend(self.ike_sas.iter().map(|(id, s)| (*id, s.clone())));
         d
@@ -279,12 +274,12 @@ impl Controller {
     /// An SA whose record did not reach `controld.json` before the crash
     /// (it is written just after the install) gets one now, at sequence
     /// number 0: if fastpathd holds it, it is adopted as the same SA; if
-    /// fastpathd restarted too, it resumes [`crate::sa::SEQ_MARGIN`] past
+    /// fastpathd restarted too, it resumes [`crate::core::sa::SEQ_MARGIN`] past
     /// 0, never at 0 under keys that may have carried traffic.
     pub fn resume_ike_sas(&mut self, sas: Vec<DesiredSa>) {
         for s in sas {
             if !self.sa.records().contains_key(&s.spec.id) {
-                self.sa.note_added(&s.spec, &crate::plan::fingerprint(&s.spec));
+                self.sa.note_added(&s.spec, &crate::core::plan::fingerprint(&s.spec));
                 self.sa.note_removed(s.spec.id);
             }
             self.ike_sas.insert(s.spec.id, s);
@@ -292,7 +287,7 @@ impl Controller {
     }
 
     /// IKE's ingest drop counters (`get counter`).
-    pub fn set_ike_ingest(&mut self, c: crate::ingest::IngestCounters) {
+    pub fn set_ike_ingest(&mut self, c: crate::core::ingest::IngestCounters) {
         self.ike_ingest = c;
     }
 
@@ -424,7 +419,7 @@ impl Controller {
         self.execute(plan, &wanted, fp)
     }
 
-    fn execute(
+    pub(crate) fn execute(
         &mut self,
         plan: Plan,
         wanted: &Desired,
@@ -566,7 +561,7 @@ impl Controller {
     /// Makes `candidate` the running configuration and programs only the
     /// difference. If fastpathd refuses part of it, the previous
     /// configuration is restored (and re-programmed).
-    fn change(
+    pub(crate) fn change(
         &mut self,
         candidate: Config,
         mut output: Vec<String>,
@@ -627,7 +622,7 @@ impl Controller {
         }
     }
 
-    fn sa_dirty_for_ids(&mut self) {
+    pub(crate) fn sa_dirty_for_ids(&mut self) {
         // HEX IDs may have been assigned: persist them with the next save.
         self.sa.note_ids_changed();
     }

@@ -13,8 +13,8 @@ use std::rc::Rc;
 
 use esprit_ike::{Transmit, IKE_PORT, NATT_PORT};
 
+use crate::core::ingest::IkeSender;
 use crate::ike::RandomFill;
-use crate::ingest::IkeSender;
 use ring::rand::{SecureRandom, SystemRandom};
 
 /// The RFC 3948 §2.2 non-ESP marker.

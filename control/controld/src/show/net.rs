@@ -8,13 +8,14 @@ use esprit_config::InterfaceIp;
 use esprit_fastpath_api::{NextHopSpec, RouteSpec};
 use serde_json::{json, Value};
 
-use super::{json_response, opt_num, Pair};
-use crate::controller::{Controller, Response};
-use crate::events::rfc3339;
-use crate::monitor::VpnMonitor;
+use super::{json_response, opt_num};
+use crate::core::controller::{Controller, Response};
+use crate::core::events::rfc3339;
+use crate::core::monitor::VpnMonitor;
+use crate::status::Pair;
 
 impl Controller {
-    pub(super) fn get_vpn(&self, command: &str, name: Option<&str>, json: bool) -> Response {
+    pub(crate) fn get_vpn(&self, command: &str, name: Option<&str>, json: bool) -> Response {
         let vpns: Vec<&esprit_config::Vpn> = match name {
             Some(n) => match self.config.vpn(n) {
                 Some(v) => vec![v],
@@ -189,7 +190,7 @@ impl Controller {
         self.tunnel_status_of(&self.bound_vpns(name), pairs).0
     }
 
-    pub(super) fn bound_vpns(&self, interface: &str) -> Vec<&str> {
+    pub(crate) fn bound_vpns(&self, interface: &str) -> Vec<&str> {
         self.config
             .vpns()
             .filter(|v| v.bind.as_ref().is_some_and(|b| b.as_str() == interface))
@@ -201,7 +202,7 @@ impl Controller {
         self.port_map.get(interface).cloned().or_else(|| self.config.interface(interface)?.port.clone())
     }
 
-    pub(super) fn get_interface(&self, command: &str, name: Option<&str>, json: bool) -> Response {
+    pub(crate) fn get_interface(&self, command: &str, name: Option<&str>, json: bool) -> Response {
         let list: Vec<&esprit_config::Interface> = match name {
             Some(n) => match self.config.interface(n) {
                 Some(i) => vec![i],
@@ -238,7 +239,7 @@ impl Controller {
                         None => "-".into(),
                     },
                     mtu: if tunnel {
-                        Some(i.mtu.unwrap_or(crate::translate::DEFAULT_TUNNEL_MTU))
+                        Some(i.mtu.unwrap_or(crate::core::translate::DEFAULT_TUNNEL_MTU))
                     } else {
                         i.mtu
                     },
@@ -335,7 +336,7 @@ impl Controller {
         Response::ok(out)
     }
 
-    pub(super) fn get_route(&self, json: bool) -> Response {
+    pub(crate) fn get_route(&self, json: bool) -> Response {
         struct Row {
             prefix: String,
             interface: String,
@@ -473,7 +474,7 @@ impl Controller {
         Response::ok(out)
     }
 
-    pub(super) fn get_counter(&self, json: bool) -> Response {
+    pub(crate) fn get_counter(&self, json: bool) -> Response {
         let workers = &self.stats.workers;
         let drops = self.drops();
         if json {

@@ -10,12 +10,11 @@ use std::collections::BTreeMap;
 use esprit_config::Config;
 use esprit_fastpath_api::{Direction, Dump, NextHopSpec, Reply, Request, RouteSpec, SaStatsView, Stats};
 
-use crate::controller::{Controller, FastPath, FastPathError};
-use crate::sa::{inbound_margin, INBOUND_MARGIN_MIN, SEQ_MARGIN};
-use crate::state::State;
-use crate::translate::{sa_id, translate, TranslateError};
+use crate::core::controller::{Controller, FastPath, FastPathError};
+use crate::core::sa::{inbound_margin, INBOUND_MARGIN_MIN, SEQ_MARGIN};
+use crate::core::state::State;
+use crate::core::translate::{sa_id, translate, TranslateError};
 
-#[path = "golden.rs"]
 mod golden;
 
 /// A fastpathd in memory.
@@ -169,7 +168,7 @@ fn controller(text: &str, state: State) -> Controller {
 }
 
 fn names(log: &[Request]) -> Vec<String> {
-    log.iter().map(crate::controller::describe).collect()
+    log.iter().map(crate::core::controller::describe).collect()
 }
 
 fn pid(l: u8, r: u8) -> String {
@@ -804,7 +803,7 @@ fn monitor_down_takes_the_tunnel_interface_down_and_back() {
         sa: sa_id(1, Direction::Inbound, 1),
         src: "10.2.1.10".parse().unwrap(),
         dst: "10.1.1.1".parse().unwrap(),
-        ident: crate::monitor::MONITOR_IDENT,
+        ident: crate::core::monitor::MONITOR_IDENT,
         seq,
     };
     c.record_fastpath_event(&reply(4));
@@ -947,7 +946,7 @@ fn withdraw_routes_follows_the_proxy_id_status() {
     assert_eq!(c.withdrawn_to_negotiate(t0), [(1, P22.to_owned(), true)]);
     assert!(c.withdrawn_to_negotiate(t0 + Duration::from_secs(1)).is_empty());
     assert_eq!(
-        c.withdrawn_to_negotiate(t0 + crate::controller::WITHDRAWN_RETRY),
+        c.withdrawn_to_negotiate(t0 + crate::core::controller::WITHDRAWN_RETRY),
         [(1, P22.to_owned(), false)]
     );
 

@@ -1,5 +1,5 @@
 //! IKE state that survives a restart of controld: `ike.json` in the state
-//! directory, beside `controld.json` ([`crate::state`]).
+//! directory, beside `controld.json` ([`crate::core::state`]).
 //!
 //! It holds, per gateway, the peer's state ([`esprit_ike::PeerState`]: the
 //! ISAKMP SA with its cookies and SKEYID chain, the phase-1 IV, the child
@@ -20,7 +20,7 @@
 //! power cut): a crash leaves the old file or the new one, never half.
 //!
 //! **When.** The daemon writes it before it carries out what an IKE change
-//! asks for (see `daemon.rs`): an exchange that completed (ISAKMP SA up or
+//! asks for (see `io/daemon.rs`): an exchange that completed (ISAKMP SA up or
 //! down, a child SA up, down, rekeyed or deleted) is on disk before its SAs
 //! go to fastpathd and before the message that tells the peer leaves. What
 //! changes without an exchange completing (the DPD sequence number) is
@@ -47,7 +47,7 @@ use esprit_ike::{PeerState, WallClock};
 use serde::{Deserialize, Serialize};
 
 use super::{ChildRecord, IkeAction, IkeManager};
-use crate::translate::DesiredSa;
+use crate::core::translate::DesiredSa;
 
 /// Name of the IKE state file in the state directory.
 pub const IKE_STATE_FILE: &str = "ike.json";
@@ -400,8 +400,8 @@ mod tests {
 
     use super::super::{ike_gateways, IkeAction, IkeManager, RandomFill};
     use super::*;
-    use crate::spi::SpiAllocator;
-    use crate::translate::sa_id;
+    use crate::core::spi::SpiAllocator;
+    use crate::core::translate::sa_id;
 
     const CONF_A: &str = r#"set interface ethernet0/2 zone Untrust
 set interface ethernet0/2 ip 198.51.100.1/24

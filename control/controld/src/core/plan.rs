@@ -21,7 +21,7 @@
 //!    peer's traffic is accepted before ours is sent (make-before-break);
 //! 5. `RemoveSa` of the superseded SAs: an SA no longer wanted whose VPN
 //!    (HEX ID) gets an SA in the same direction under a new id in step 4 —
-//!    a manual SA whose SPI changed ([`crate::translate::ManualSerials`]),
+//!    a manual SA whose SPI changed ([`crate::core::translate::ManualSerials`]),
 //!    an IKE rekey. This is make-before-break: the new inbound SA accepts
 //!    the peer's new SPI next to the old one, the new outbound SA replaces
 //!    the old one of its proxy-ID atomically in fastpathd (whose workers
@@ -40,7 +40,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use esprit_fastpath_api::{Direction, Dump, Request, SaSpec};
 use sha2::{Digest, Sha256};
 
-use crate::translate::{hex_id_of, Desired};
+use crate::core::translate::{hex_id_of, Desired};
 
 /// A one-way digest of everything that defines an SA (keys included), to
 /// tell after a restart whether the SA fastpathd holds under an id is the
@@ -82,7 +82,7 @@ impl Plan {
 /// `known` gives, per SA id, the fingerprint of the SA last installed under
 /// that id; `last_seq` the sequence number an SA resumes from (outbound:
 /// the next one sent follows it; inbound: its replay window starts above
-/// it; 0 for keys never used, see [`crate::sa`]).
+/// it; 0 for keys never used, see [`crate::core::sa`]).
 pub fn plan(
     current: &Dump,
     desired: &Desired,

@@ -10,7 +10,7 @@
 //! proxy-IDs (the seed's point) then loses every subnet for one bad
 //! selector. Here each proxy-ID answers for its own remote subnets.
 //!
-//! * Only DOWN withdraws (status.rs: the proxy-ID was UP and lost its SA
+//! * Only DOWN withdraws (status/mod.rs: the proxy-ID was UP and lost its SA
 //!   pair, or the VPN monitor probing through it is DOWN). A proxy-ID that
 //!   was never negotiated is READY and keeps its routes: its first packet
 //!   is what negotiates it on demand.
@@ -32,9 +32,9 @@ use esprit_fastpath_api::{NextHopSpec, RouteSpec};
 use esprit_policy::Prefix;
 
 use super::Pair;
-use crate::controller::Controller;
-use crate::events::{EventKind, EventRecord, Severity};
-use crate::translate::select_routes;
+use crate::core::controller::Controller;
+use crate::core::events::{EventKind, EventRecord, Severity};
+use crate::core::translate::select_routes;
 
 /// How often controld renegotiates a withdrawn proxy-ID that has no SA.
 pub(crate) const RETRY: Duration = Duration::from_secs(10);
@@ -51,12 +51,12 @@ pub(crate) struct Withdrawal {
 }
 
 /// Withdrawn proxy-IDs ((VPN, proxy-ID)) by (tunnel, remote prefix).
-pub(super) type WithdrawalIndex<'a> = BTreeMap<(u32, Prefix), &'a (String, String)>;
+pub(crate) type WithdrawalIndex<'a> = BTreeMap<(u32, Prefix), &'a (String, String)>;
 
 /// The (VPN, proxy-ID) whose withdrawal takes `spec` out of the table: one
 /// whose remote prefix, on the route's tunnel, holds the route's prefix.
 /// One look per prefix length, whatever the number of withdrawals.
-pub(super) fn withdrawn_by<'a>(
+pub(crate) fn withdrawn_by<'a>(
     index: &WithdrawalIndex<'a>,
     spec: &RouteSpec,
 ) -> Option<&'a (String, String)> {
@@ -76,7 +76,7 @@ impl Controller {
     /// the DOWN proxy-IDs of VPNs with `withdraw-routes` are withdrawn, the
     /// others restored; each change is an event naming the routes, and
     /// marks the route table for programming.
-    pub(super) fn update_withdrawals(&mut self, pairs: &[Pair]) {
+    pub(crate) fn update_withdrawals(&mut self, pairs: &[Pair]) {
         let mut down: BTreeMap<(String, String), (u32, Prefix)> = BTreeMap::new();
         for v in self.config.vpns().filter(|v| v.withdraw_routes) {
             let Some(tunnel) = v.bind.as_ref().and_then(|b| b.tunnel_number()) else { continue };
@@ -147,13 +147,13 @@ impl Controller {
     }
 
     /// True when the proxy-ID of `p` has its routes withdrawn.
-    pub(super) fn is_withdrawn(&self, p: &Pair) -> bool {
+    pub(crate) fn is_withdrawn(&self, p: &Pair) -> bool {
         self.withdrawn.contains_key(&(p.vpn.clone(), p.proxy_id.clone()))
     }
 
     /// The withdrawals by (tunnel, remote prefix), for [`withdrawn_by`]: a
     /// dead peer may take thousands of proxy-IDs, each with its route.
-    pub(super) fn withdrawal_index(&self) -> WithdrawalIndex<'_> {
+    pub(crate) fn withdrawal_index(&self) -> WithdrawalIndex<'_> {
         let mut index = BTreeMap::new();
         for (key, w) in &self.withdrawn {
             index.entry((w.tunnel, w.remote)).or_insert(key);

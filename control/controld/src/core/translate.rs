@@ -3,7 +3,7 @@
 //! [`translate`] reads a validated [`Config`] and gives the [`Desired`]
 //! state of fastpathd: its route table, tunnel interfaces, per-tunnel
 //! proxy-ID tables and the manual-key SAs, each with the control plane's
-//! SA id. Nothing here does I/O; [`crate::plan`] turns the difference
+//! SA id. Nothing here does I/O; [`crate::core::plan`] turns the difference
 //! between two such states into requests.
 //!
 //! Numbering (stable, so that a restarted controld finds its SAs again):
@@ -25,7 +25,7 @@ use esprit_config::proposal::{Cipher, EspTransform, Hash};
 use esprit_config::{Config, InterfaceIp, VpnKind};
 use esprit_fastpath_api::{Direction, Key, NextHopSpec, RouteSpec, SaSpec};
 
-use crate::spi::SpiAllocator;
+use crate::core::spi::SpiAllocator;
 
 /// MTU of a tunnel interface without `set interface tunnel.N mtu`.
 pub const DEFAULT_TUNNEL_MTU: u16 = 1400;
@@ -164,7 +164,7 @@ pub enum TranslateError {
     /// Two inbound SAs with one SPI: fastpathd could not tell them apart.
     #[error("vpn \"{vpn}\": inbound SPI {spi:x} is already vpn \"{other}\"'s: give each manual-key VPN its own LOCAL-SPI")]
     SpiCollision { vpn: String, spi: u32, other: String },
-    /// A VPN has no HEX ID (the caller assigns them, see [`crate::ids`]).
+    /// A VPN has no HEX ID (the caller assigns them, see [`crate::core::ids`]).
     #[error("vpn \"{0}\" has no HEX ID")]
     NoHexId(String),
 }
@@ -184,7 +184,7 @@ pub struct Translation {
 /// The serial of every manual-key SA: `sa_id(HEX ID, direction, 0)` ->
 /// (SPI, serial). A manual SA keeps its serial while its SPI stays; a new
 /// SPI takes the next serial, so the new SA has a new id and can be
-/// installed next to the old one (make-before-break, [`crate::plan`]). Kept
+/// installed next to the old one (make-before-break, [`crate::core::plan`]). Kept
 /// in the state directory, so a restarted controld computes the same ids
 /// and adopts what fastpathd holds. A VPN seen for the first time has
 /// serial 0.

@@ -1,0 +1,28 @@
+//! The core of controld: what it knows and decides, with no sockets, no
+//! threads and no clock of its own (time is passed in). Nothing here
+//! renders (`show`, `metrics`) or does I/O (`io`).
+//!
+//! * [`translate`]: the configuration into what fastpathd must hold (pure);
+//! * [`plan`]: the difference between two such states as control requests
+//!   (pure), so a change touches only what it changes;
+//! * [`sa`]: the SA manager, the single source of truth about SAs
+//!   (fingerprints, sequence numbers across restarts, `get sa`);
+//! * [`spi`]: inbound SPI allocation without collisions;
+//! * [`ids`]: VPN HEX IDs, stable across restarts;
+//! * [`state`]: what survives a restart of controld (`--state-dir`);
+//! * [`ingest`]: the main loop's bounded queues (IKE, operator, fastpathd);
+//! * [`events`]: the event log of `get event` and the system log;
+//! * [`monitor`]: the VPN monitor (probes through the tunnels);
+//! * [`controller`]: the core that ties them together and runs operator
+//!   commands, against any [`controller::FastPath`].
+
+pub mod controller;
+pub mod events;
+pub mod ids;
+pub mod ingest;
+pub mod monitor;
+pub mod plan;
+pub mod sa;
+pub mod spi;
+pub mod state;
+pub mod translate;
