@@ -138,7 +138,7 @@ pub struct Controller {
     pub(crate) monitor: Monitor,
     /// Last status of each proxy-ID ((VPN, proxy-ID)) and tunnel interface
     /// (("", tunnel.N)), and when it last changed.
-    pub(crate) status_seen: BTreeMap<(String, String), (&'static str, Option<SystemTime>)>,
+    pub(crate) status_seen: BTreeMap<(String, String), (crate::status::Status, Option<SystemTime>)>,
     /// DOWN proxy-IDs ((VPN, proxy-ID)) whose routes are withdrawn
     /// (`withdraw-routes`).
     pub(crate) withdrawn: BTreeMap<(String, String), crate::status::withdraw::Withdrawal>,

@@ -12,7 +12,7 @@ use super::{json_response, opt_num};
 use crate::core::controller::{Controller, Response};
 use crate::core::events::rfc3339;
 use crate::core::monitor::VpnMonitor;
-use crate::status::Pair;
+use crate::status::{Pair, Status};
 
 impl Controller {
     pub(crate) fn get_vpn(&self, command: &str, name: Option<&str>, json: bool) -> Response {
@@ -43,7 +43,7 @@ impl Controller {
                             json!({
                                 "hex_id": format!("{:08x}", p.hex_id),
                                 "proxy_id": p.proxy_id,
-                                "state": self.pair_status(p),
+                                "state": self.pair_status(p).word(),
                                 "changed": self.status_since(&p.vpn, &p.proxy_id).map(rfc3339),
                                 "monitored": self.monitored(p).is_some(),
                                 "routes_withdrawn": self.is_withdrawn(p),
@@ -85,7 +85,7 @@ impl Controller {
                     self.vpn_interface(&v.name),
                     if v.enforces_proxy_ids() { "on" } else { "off" },
                     p.len(),
-                    p.iter().filter(|p| self.pair_status(p) == "UP").count()
+                    p.iter().filter(|p| self.pair_status(p) == Status::Up).count()
                 ));
             }
         }
@@ -187,7 +187,7 @@ impl Controller {
 
     /// The seed's status of a tunnel interface (see the status module).
     fn tunnel_status(&self, name: &str, pairs: &[Pair]) -> &'static str {
-        self.tunnel_status_of(&self.bound_vpns(name), pairs).0
+        self.tunnel_status_of(&self.bound_vpns(name), pairs).0.word()
     }
 
     pub(crate) fn bound_vpns(&self, interface: &str) -> Vec<&str> {
@@ -319,7 +319,7 @@ impl Controller {
                     )),
                     None => out.push(format!(
                         "  status {status}: {} of {} SA pair(s) active{changed}",
-                        mine.iter().filter(|p| self.pair_status(p) == "UP").count(),
+                        mine.iter().filter(|p| self.pair_status(p) == Status::Up).count(),
                         mine.len()
                     )),
                 }

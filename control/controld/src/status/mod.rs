@@ -41,6 +41,38 @@ use crate::core::controller::FastPathError;
 use crate::core::events::{EventKind, EventRecord, Severity};
 use crate::core::monitor::{Facts, MonitorAction, MonitorStatus, Target, MONITOR_IDENT, PROBE_SIZE};
 
+/// The status of a proxy-ID or a tunnel interface (KB16008: active,
+/// inactive, down), by the rules above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Active: the SA pair is installed (and the monitor, if it decides,
+    /// is not DOWN).
+    Up,
+    /// Inactive: never negotiated, waiting for traffic or IKE.
+    Ready,
+    /// Lost its SA pair, or its VPN monitor is DOWN.
+    Down,
+}
+
+impl Status {
+    /// The word the operator sees (`get vpn`, `get interface`, the event
+    /// log, the Prometheus label).
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Up => "UP",
+            Status::Ready => "READY",
+            Status::Down => "DOWN",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so the tables' column widths apply.
+        f.pad(self.word())
+    }
+}
+
 /// ICMP protocol number.
 const ICMP: u8 = 1;
 
@@ -260,26 +292,28 @@ impl Controller {
     /// now — it lost its SAs (peer's Delete, dead peer, expiry, `clear
     /// sa`). READY: inactive, never negotiated since controld started (or
     /// since the proxy-ID was configured): waiting for traffic or IKE.
-    pub(crate) fn pair_status(&self, p: &Pair) -> &'static str {
+    pub(crate) fn pair_status(&self, p: &Pair) -> Status {
         let monitor_down = self.monitored(p) == Some(MonitorStatus::Down);
         if p.up() && !monitor_down {
-            "UP"
-        } else if monitor_down || matches!(self.status_word(&p.vpn, &p.proxy_id), Some("UP" | "DOWN")) {
-            "DOWN"
+            Status::Up
+        } else if monitor_down
+            || matches!(self.status_word(&p.vpn, &p.proxy_id), Some(Status::Up | Status::Down))
+        {
+            Status::Down
         } else {
-            "READY"
+            Status::Ready
         }
     }
 
     /// The status of a proxy-ID at the last [`Controller::refresh_status`].
-    pub(crate) fn status_word(&self, vpn: &str, proxy_id: &str) -> Option<&'static str> {
+    pub(crate) fn status_word(&self, vpn: &str, proxy_id: &str) -> Option<Status> {
         self.status_seen.get(&(vpn.to_owned(), proxy_id.to_owned())).map(|(w, _)| *w)
     }
 
     /// The tunnel interface's status and the rule that decided it: `None`
     /// for the first rule set (any SA), the VPN for the second (its
     /// monitor's proxy-ID alone).
-    pub(crate) fn tunnel_status_of(&self, vpns: &[&str], pairs: &[Pair]) -> (&'static str, Option<String>) {
+    pub(crate) fn tunnel_status_of(&self, vpns: &[&str], pairs: &[Pair]) -> (Status, Option<String>) {
         let decider = vpns
             .iter()
             .filter_map(|v| self.monitor.get(v))
@@ -289,20 +323,20 @@ impl Controller {
                 .iter()
                 .find(|p| p.vpn == m.target.vpn && Some(&p.proxy_id) == m.target.proxy_id.as_ref());
             let status = match pair {
-                _ if m.status == MonitorStatus::Down => "DOWN",
+                _ if m.status == MonitorStatus::Down => Status::Down,
                 Some(p) => self.pair_status(p),
-                None => "DOWN",
+                None => Status::Down,
             };
             return (status, Some(m.target.vpn.clone()));
         }
-        let mine: Vec<&str> =
+        let mine: Vec<Status> =
             pairs.iter().filter(|p| vpns.contains(&p.vpn.as_str())).map(|p| self.pair_status(p)).collect();
-        let status = if mine.contains(&"UP") {
-            "UP"
-        } else if mine.contains(&"READY") {
-            "READY"
+        let status = if mine.contains(&Status::Up) {
+            Status::Up
+        } else if mine.contains(&Status::Ready) {
+            Status::Ready
         } else {
-            "DOWN"
+            Status::Down
         };
         (status, None)
     }
@@ -354,7 +388,7 @@ impl Controller {
         self.status_seen = seen;
         self.update_withdrawals(&pairs);
         for (who, proxy_id, from, to) in changes {
-            let severity = if to == "UP" { Severity::Notice } else { Severity::Warning };
+            let severity = if to == Status::Up { Severity::Notice } else { Severity::Warning };
             let mut r = match &proxy_id {
                 Some(pid) => {
                     let mut r = EventRecord::new(
@@ -388,7 +422,7 @@ impl Controller {
             .map(|p| ProxyIdStatus {
                 vpn: p.vpn.clone(),
                 proxy_id: p.proxy_id.clone(),
-                status: self.pair_status(p),
+                status: self.pair_status(p).word(),
                 routes_withdrawn: self.is_withdrawn(p),
             })
             .collect()

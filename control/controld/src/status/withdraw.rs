@@ -83,7 +83,7 @@ impl Controller {
             let remotes: BTreeMap<String, Prefix> =
                 self.config.proxy_ids(&v.name).iter().map(|p| (p.to_string(), p.remote)).collect();
             for p in pairs.iter().filter(|p| p.vpn == v.name) {
-                if self.status_word(&p.vpn, &p.proxy_id) != Some("DOWN") {
+                if self.status_word(&p.vpn, &p.proxy_id) != Some(super::Status::Down) {
                     continue;
                 }
                 if let Some(remote) = remotes.get(&p.proxy_id) {
