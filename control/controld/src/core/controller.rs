@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use crate::core::monitor::Monitor;
 
 use esprit_config::Config;
-use esprit_fastpath_api::{Client, ClientError, Event, Reply, Request, Stats};
+use esprit_fastpath_api::{Client, ClientError, Dump, Event, Reply, Request, Stats};
 
 use crate::core::events::{EventKind, EventLog, EventRecord, Severity};
 use crate::ike::IkeView;
@@ -115,6 +115,13 @@ pub struct Controller {
     /// The serials of the manual-key SAs (persisted).
     pub(crate) serials: ManualSerials,
     pub(crate) desired: Desired,
+    /// fastpathd holds what was last programmed, and nothing the core
+    /// wants has changed since but through [`Controller::ike_update`]:
+    /// an IKE update then programs only the SAs it touches. Cleared by
+    /// anything else that may change what is wanted or held (operator
+    /// commands, fastpathd events and reconnections, route withdrawals,
+    /// failed requests); set by a whole synchronisation.
+    pub(crate) in_sync: bool,
     /// SAs negotiated by IKE (installed in addition to `desired.sas`).
     pub(crate) ike_sas: BTreeMap<u64, DesiredSa>,
     /// Seconds of lifetime left per IKE SA, as last told (`get sa`).
@@ -164,6 +171,7 @@ impl Controller {
             hex_ids,
             serials: t.serials,
             desired: t.desired,
+            in_sync: false,
             ike_sas: BTreeMap::new(),
             ike_life: BTreeMap::new(),
             sa: SaManager::with_seqs(state.sas, state.seqs, digest_secret(&state.digest_key)),
@@ -227,11 +235,14 @@ impl Controller {
         if self.ike_sas.is_empty() {
             return d;
         }
-        d.pending.retain(|p| {
-            !self.ike_sas.values().any(|s| {
-                crate::core::translate::hex_id_of(s.spec.id) == p.hex_id && s.spec.proxy_id == p.proxy_id
-            })
-        });
+        // One pass over the negotiated SAs, then one look-up per pending
+        // proxy-ID (a VPN may carry thousands of both).
+        let negotiated: std::collections::HashSet<(u32, &str)> = self
+            .ike_sas
+            .values()
+            .map(|s| (crate::core::translate::hex_id_of(s.spec.id), s.spec.proxy_id.as_str()))
+            .collect();
+        d.pending.retain(|p| !negotiated.contains(&(p.hex_id, p.proxy_id.as_str())));
         d.sas.extend(self.ike_sas.iter().map(|(id, s)| (*id, s.clone())));
         d
     }
@@ -245,6 +256,19 @@ impl Controller {
         remove: &[u64],
         fp: Option<&mut dyn FastPath>,
     ) -> Result<SyncReport, FastPathError> {
+        // What fastpathd holds of the SAs this update touches, as last
+        // programmed (read before the update changes it).
+        let mut held = Dump::default();
+        if self.in_sync {
+            for id in remove.iter().chain(add.iter().map(|s| &s.spec.id)) {
+                let was = self.ike_sas.get(id).or_else(|| self.desired.sas.get(id));
+                if let Some(d) = was.filter(|_| self.sa.is_installed(*id)) {
+                    let s = &d.spec;
+                    held.sas.push((s.id, s.direction, s.spi, s.vpn, s.proxy_id.clone()));
+                }
+            }
+        }
+        let touched: Vec<u64> = add.iter().map(|s| s.spec.id).collect();
         for id in remove {
             self.ike_sas.remove(id);
             self.ike_life.remove(id);
@@ -252,8 +276,11 @@ impl Controller {
         for s in add {
             self.ike_sas.insert(s.spec.id, s);
         }
-        let Some(fp) = fp else { return Ok(SyncReport::default()) };
-        let r = self.sync(fp);
+        let Some(fp) = fp else {
+            self.in_sync = false;
+            return Ok(SyncReport::default());
+        };
+        let r = if self.in_sync { self.sync_touched(held, &touched, fp) } else { self.sync(fp) };
         for id in remove {
             // Negotiated keys never come back: forget their records.
             if !self.sa.is_installed(*id) {
@@ -277,6 +304,7 @@ impl Controller {
     /// fastpathd restarted too, it resumes [`crate::core::sa::SEQ_MARGIN`] past
     /// 0, never at 0 under keys that may have carried traffic.
     pub fn resume_ike_sas(&mut self, sas: Vec<DesiredSa>) {
+        self.in_sync = false;
         for s in sas {
             if !self.sa.records().contains_key(&s.spec.id) {
                 self.sa.note_added(&s.spec, &crate::core::plan::fingerprint(&s.spec));
@@ -341,6 +369,11 @@ impl Controller {
     /// Records a fastpathd event (expiry, idle; acquires are recorded from
     /// IKE's answer to them) with the SA's VPN, proxy-ID and peer.
     pub fn record_fastpath_event(&mut self, e: &Event) {
+        if matches!(e, Event::SoftExpire { .. } | Event::HardExpire { .. } | Event::Idle { .. }) {
+            // fastpathd may have dropped the SA itself: the next IKE
+            // update compares everything with fastpathd's dump.
+            self.in_sync = false;
+        }
         let (sa, severity, what) = match e {
             Event::SoftExpire { sa, reason } => (*sa, Severity::Info, format!("soft expire ({reason})")),
             Event::HardExpire { sa, reason } => (*sa, Severity::Notice, format!("hard expire ({reason})")),
@@ -352,7 +385,8 @@ impl Controller {
             }
         };
         let mut r = EventRecord::new(severity, EventKind::SaExpire, format!("SA {sa:#x}: {what}"));
-        if let Some(d) = self.wanted().sas.get(&sa) {
+        // One look-up, not the whole desired set.
+        if let Some(d) = self.ike_sas.get(&sa).or_else(|| self.desired.sas.get(&sa)) {
             r.vpn = Some(d.vpn_name.clone());
             r.proxy_id = Some(d.spec.proxy_id.clone());
             r.peer = Some(d.spec.peer.to_string());
@@ -393,6 +427,7 @@ impl Controller {
 
     /// The connection to fastpathd dropped.
     pub fn fastpath_lost(&mut self) {
+        self.in_sync = false;
         self.sa.fastpath_lost();
         self.stats = Stats::default();
         self.note_event(Severity::Warning, EventKind::FastPath, "fastpathd connection lost: reconnecting");
@@ -416,7 +451,32 @@ impl Controller {
         };
         let wanted = self.wanted();
         let plan = self.sa.plan(&dump, &wanted);
-        self.execute(plan, &wanted, fp)
+        let r = self.execute(plan, &wanted, fp);
+        self.in_sync = r.is_ok();
+        r
+    }
+
+    /// [`Controller::sync`] restricted to the SAs an IKE update touched,
+    /// while fastpathd holds everything else as last programmed
+    /// (`in_sync`): the same requests the whole plan would send, at a
+    /// cost that does not grow with the number of SAs. `held` is what
+    /// fastpathd holds of the touched SAs; `added` the ids IKE added.
+    fn sync_touched(
+        &mut self,
+        held: Dump,
+        added: &[u64],
+        fp: &mut dyn FastPath,
+    ) -> Result<SyncReport, FastPathError> {
+        let mut wanted = Desired::default();
+        for id in added {
+            if let Some(d) = self.ike_sas.get(id) {
+                wanted.sas.insert(*id, d.clone());
+            }
+        }
+        let plan = self.sa.plan(&held, &wanted);
+        let r = self.execute(plan, &wanted, fp);
+        self.in_sync = r.is_ok();
+        r
     }
 
     pub(crate) fn execute(
@@ -491,6 +551,11 @@ impl Controller {
     /// is not connected: changes are kept and programmed on reconnection.
     pub fn command(&mut self, line: &str, fp: Option<&mut dyn FastPath>) -> Response {
         let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() != Some(&"get") {
+            // It may change what is wanted or held: the next IKE update
+            // synchronises everything.
+            self.in_sync = false;
+        }
         let resp = match words.as_slice() {
             [] => Response::ok(Vec::new()),
             ["get", rest @ ..] => self.get(rest),
@@ -567,6 +632,7 @@ impl Controller {
         mut output: Vec<String>,
         fp: Option<&mut dyn FastPath>,
     ) -> Response {
+        self.in_sync = false;
         let hex_ids = assign_hex_ids(&candidate, &self.hex_ids);
         let t = match translate_with_serials(&candidate, &self.port_map, &hex_ids, &self.serials) {
             Ok(t) => t,

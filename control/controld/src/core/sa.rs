@@ -233,8 +233,13 @@ impl SaManager {
     /// Plans the synchronisation of fastpathd (its `dump`) with `desired`.
     /// Manual-key SAs waiting for confirmation are left out.
     pub fn plan(&self, dump: &Dump, desired: &Desired) -> Plan {
-        let known: BTreeMap<u64, String> =
-            self.records.iter().map(|(id, r)| (*id, r.fingerprint.clone())).collect();
+        // The plan consults the fingerprints of the SAs fastpathd holds
+        // only.
+        let known: BTreeMap<u64, String> = dump
+            .sas
+            .iter()
+            .filter_map(|(id, ..)| self.records.get(id).map(|r| (*id, r.fingerprint.clone())))
+            .collect();
         if self.unconfirmed.is_empty() {
             return plan(dump, desired, &known, |s| self.resume_seq(s));
         }

@@ -82,9 +82,17 @@ impl Controller {
             .collect();
         let order =
             |vpn: &str, pid: &str| positions.get(&(vpn, pid.to_owned())).copied().unwrap_or(usize::MAX);
+        // Counters summed per SA over workers in one pass (not one pass
+        // per SA).
+        let mut counters: std::collections::HashMap<u64, (u64, u64, u64, u64)> =
+            std::collections::HashMap::with_capacity(self.stats.sas.len());
+        for s in &self.stats.sas {
+            let a = counters.entry(s.id).or_default();
+            *a = (a.0 + s.packets, a.1 + s.bytes, a.2 + s.errors, a.3.max(s.seq));
+        }
         for (id, d) in &wanted.sas {
             let s = &d.spec;
-            let (packets, bytes, errors, seq) = self.counters(*id);
+            let (packets, bytes, errors, seq) = counters.get(id).copied().unwrap_or_default();
             let side = Side {
                 id: *id,
                 spi: s.spi,
@@ -133,16 +141,6 @@ impl Controller {
             });
         }
         by_key.into_values().collect()
-    }
-
-    /// (packets, bytes, errors, sequence number) of an SA at the last
-    /// reading, summed over workers.
-    pub(crate) fn counters(&self, id: u64) -> (u64, u64, u64, u64) {
-        self.stats
-            .sas
-            .iter()
-            .filter(|s| s.id == id)
-            .fold((0, 0, 0, 0), |a, s| (a.0 + s.packets, a.1 + s.bytes, a.2 + s.errors, a.3.max(s.seq)))
     }
 
     /// The gateway name and peer of a VPN, and its mode word.

@@ -16,6 +16,7 @@ use crate::core::state::State;
 use crate::core::translate::{sa_id, translate, TranslateError};
 
 mod golden;
+mod scale;
 
 /// A fastpathd in memory.
 #[derive(Debug, Default)]
