@@ -235,6 +235,20 @@ impl Controller {
         if self.ike_sas.is_empty() {
             return d;
         }
+        d.pending = self.wanted_pending().into_iter().cloned().collect();
+        d.sas.extend(self.ike_sas.iter().map(|(id, s)| (*id, s.clone())));
+        d
+    }
+
+    /// The SAs of [`Controller::wanted`], borrowed (no copy of every SA
+    /// and its keys): configured SAs, then negotiated ones, each by id.
+    pub(crate) fn wanted_sas(&self) -> impl Iterator<Item = (&u64, &DesiredSa)> {
+        let configured = self.desired.sas.iter().filter(|(id, _)| !self.ike_sas.contains_key(id));
+        configured.chain(self.ike_sas.iter())
+    }
+
+    /// The pending proxy-IDs of [`Controller::wanted`], borrowed.
+    pub(crate) fn wanted_pending(&self) -> Vec<&crate::core::translate::PendingProxyId> {
         // One pass over the negotiated SAs, then one look-up per pending
         // proxy-ID (a VPN may carry thousands of both).
         let negotiated: std::collections::HashSet<(u32, &str)> = self
@@ -242,9 +256,11 @@ impl Controller {
             .values()
             .map(|s| (crate::core::translate::hex_id_of(s.spec.id), s.spec.proxy_id.as_str()))
             .collect();
-        d.pending.retain(|p| !negotiated.contains(&(p.hex_id, p.proxy_id.as_str())));
-        d.sas.extend(self.ike_sas.iter().map(|(id, s)| (*id, s.clone())));
-        d
+        self.desired
+            .pending
+            .iter()
+            .filter(|p| !negotiated.contains(&(p.hex_id, p.proxy_id.as_str())))
+            .collect()
     }
 
     /// IKE negotiated or lost SAs: records the change and, when fastpathd

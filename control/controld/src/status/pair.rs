@@ -64,7 +64,6 @@ impl Pair {
 impl Controller {
     /// Every proxy-ID's SA pair, by HEX ID, then configuration order.
     pub(crate) fn pairs(&self) -> Vec<Pair> {
-        let wanted = self.wanted();
         let mut by_key: BTreeMap<(u32, usize, String), Pair> = BTreeMap::new();
         // Configuration order of each VPN's proxy-IDs, computed once (a
         // tunnel may carry thousands).
@@ -90,7 +89,7 @@ impl Controller {
             let a = counters.entry(s.id).or_default();
             *a = (a.0 + s.packets, a.1 + s.bytes, a.2 + s.errors, a.3.max(s.seq));
         }
-        for (id, d) in &wanted.sas {
+        for (id, d) in self.wanted_sas() {
             let s = &d.spec;
             let (packets, bytes, errors, seq) = counters.get(id).copied().unwrap_or_default();
             let side = Side {
@@ -125,7 +124,7 @@ impl Controller {
                 Direction::Outbound => pair.outbound = Some(side),
             }
         }
-        for p in &wanted.pending {
+        for p in self.wanted_pending() {
             let key = (p.hex_id, order(&p.vpn_name, &p.proxy_id), p.proxy_id.clone());
             by_key.entry(key).or_insert_with(|| Pair {
                 hex_id: p.hex_id,
