@@ -29,6 +29,7 @@
 pub mod controller;
 pub mod daemon;
 pub mod events;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 pub mod ids;
 pub mod ike;
