@@ -27,6 +27,7 @@
 pub mod config;
 pub mod error;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 pub mod lexer;
 pub mod model;

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod core;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 pub mod ike;
 #[doc(hidden)]

@@ -23,6 +23,7 @@ mod error;
 mod event;
 mod exchange;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod guard;
 mod ike_sa;

@@ -33,6 +33,7 @@ pub mod fasthash;
 pub mod flow;
 mod hold;
 #[doc(hidden)]
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod neighbor;
 pub mod reassembly;
@@ -43,6 +44,7 @@ mod update;
 mod worker;
 
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 
 pub use drop::{DropCounters, DropReason, DROP_REASON_COUNT};

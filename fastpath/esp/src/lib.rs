@@ -48,6 +48,7 @@ mod crypto;
 pub mod ecn;
 mod error;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod inbound;
 mod outbound;

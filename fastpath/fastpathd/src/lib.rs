@@ -24,6 +24,7 @@ mod watchdog;
 mod worker;
 
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 
 /// Why fastpathd stopped with an error; it decides the exit status.

@@ -350,6 +350,7 @@ impl State {
 
     /// How long stats requests wait for the workers (the fuzz target does
     /// not wait).
+    #[cfg(feature = "fuzzing")]
     pub(crate) fn set_stats_wait(&mut self, d: Duration) {
         self.stats_wait = d;
     }

@@ -89,6 +89,7 @@
 mod error;
 mod flow;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 mod inbound;
 mod matcher;

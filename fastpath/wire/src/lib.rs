@@ -20,6 +20,7 @@ pub mod checksum;
 pub mod esp;
 pub mod ethernet;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 pub mod icmpv4;
 pub mod ipv4;
