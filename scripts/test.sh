@@ -61,7 +61,7 @@ stage "install layout and systemd units" scripts/tests/install-layout.sh
 # then the whole gateway (controld + fastpathd, on demand, ESP traffic).
 stage "IKEv1 core vs strongSwan" env IKE_PEER="$ESPRIT_ROOT/target/debug/examples/ike_peer" \
     bash control/ike/tests/strongswan-ikev1.sh
-stage "interop: esprit vs strongSwan, IKEv1, ESP through fastpathd" scripts/interop.sh strongswan ikev1
+stage "interop: esprit vs strongSwan, IKEv1, ESP through fastpathd" scripts/tests/interop-strongswan-ikev1.sh
 stage "attacks: IKE" scripts/tests/attacks-ike.sh
 stage "IKE rekeys esprit vs esprit under traffic" scripts/tests/ike-netns.sh
 stage "restart: controld kill -9 loses nothing" scripts/tests/restart.sh
