@@ -59,7 +59,7 @@ stage "esprit shell in a pseudo-terminal, controld --metrics" scripts/tests/cli-
 stage "install layout and systemd units" scripts/tests/install-layout.sh
 # IKEv1 against strongSwan: the protocol core alone (both ways, 4 proxy-IDs),
 # then the whole gateway (controld + fastpathd, on demand, ESP traffic).
-stage "IKEv1 core vs strongSwan" env IKE_PEER="$ESPRIT_ROOT/target/debug/examples/ike_peer" \
+stage "IKEv1 core vs strongSwan" env IKE_PEER="$(esprit_bin examples/ike_peer)" \
     bash control/ike/tests/strongswan-ikev1.sh
 stage "interop: esprit vs strongSwan, IKEv1, ESP through fastpathd" scripts/tests/interop-strongswan-ikev1.sh
 stage "attacks: IKE" scripts/tests/attacks-ike.sh
