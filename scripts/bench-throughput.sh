@@ -59,7 +59,7 @@ CONF="python3 $ESPRIT_ROOT/scripts/lib/fpconf.py"
 
 if [ -z "${ESPRIT_BIN:-}" ]; then
     need_cargo
-    TGT=${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}
+    TGT=$(esprit_target_dir)
     # Cargo puts the `bench` profile's binaries in release/.
     ESPRIT_BIN=$TGT/release
     log "building pktgen and fastpathd (--profile bench) into $TGT"

@@ -20,7 +20,7 @@
 # Prints what an operator would look at, checks it (the last line is
 # "demo: N checks passed, M failed"; exit status 1 if any failed), and
 # tears everything down. Needs root. Binaries from $ESPRIT_BIN (default
-# target/debug), built if missing.
+# $CARGO_TARGET_DIR or target, /debug), built if missing.
 set -uo pipefail
 ESPRIT_SCRIPT=demo
 source "$(dirname "$0")/lib/common.sh"
@@ -41,13 +41,13 @@ case $PEER in esprit | strongswan) ;; *) die "--peer: esprit or strongswan, not 
 
 apt_install "${ESPRIT_BUILD_PACKAGES[@]}" "${ESPRIT_TEST_PACKAGES[@]}"
 [ "$PEER" = strongswan ] && swan_packages
-BIN=${ESPRIT_BIN:-${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug}
+BIN=${ESPRIT_BIN:-$(esprit_target_dir)/debug}
 for b in fastpathd fpctl controld esprit; do
     [ -x "$BIN/$b" ] || {
         need_cargo
         log "building"
         (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd) || die "build failed"
-        BIN=${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug
+        BIN=$(esprit_target_dir)/debug
         break
     }
 done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes every target in fastpath/fuzz for SECONDS each (default 15).
+# Fuzzes every target in fuzz/ for SECONDS each (default 15).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 # Long campaigns: scripts/fuzz.sh 3600 esp_decapsulate
 # Needs the nightly toolchain (libFuzzer's -Z flags). Without it this says
@@ -7,7 +7,7 @@
 set -euo pipefail
 ESPRIT_SCRIPT=fuzz
 source "$(dirname "$0")/lib/common.sh"
-cd "$ESPRIT_ROOT/fastpath/fuzz"
+cd "$ESPRIT_ROOT/fuzz"
 need_cargo
 
 seconds=${1:-15}
@@ -38,7 +38,7 @@ for t in "${targets[@]}"; do
     # New inputs go to the scratch dir; the kept corpus seeds the run.
     if ! cargo +nightly fuzz run --fuzz-dir "$PWD" "$t" "$work/$t" "corpus/$t" -- \
         -max_total_time="$seconds" -print_final_stats=1 >"$work/$t.log" 2>&1; then
-        log "$t FAILED; the crashing input is under fastpath/fuzz/artifacts/$t/"
+        log "$t FAILED; the crashing input is under fuzz/artifacts/$t/"
         tail -n 40 "$work/$t.log" >&2
         status=1
     else

@@ -12,7 +12,7 @@
 #   /etc/default/esprit                                ports and options (kept if present)
 #   /etc/esprit/esprit.conf                            example configuration, 0600 (kept if present)
 #
-# The binaries come from target/release (built here if missing) or from
+# The binaries come from $CARGO_TARGET_DIR (or target)/release (built here if missing) or from
 # --bin-from DIR. --enable (only without DESTDIR) reloads systemd and enables
 # and starts both services. Needs no root with DESTDIR.
 set -euo pipefail
@@ -41,7 +41,7 @@ case "$UNIT_DIR" in /*) ;; *) die "--unit-dir must be an absolute path, not $UNI
 
 BINS=(fastpathd controld esprit fpctl)
 if [ -z "$BIN_FROM" ]; then
-    BIN_FROM=$ESPRIT_ROOT/target/release
+    BIN_FROM=$(esprit_target_dir)/release
     for b in "${BINS[@]}"; do
         if [ ! -x "$BIN_FROM/$b" ]; then
             need_cargo

@@ -7,6 +7,22 @@ export ESPRIT_ROOT
 log() { printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "${ESPRIT_SCRIPT:-esprit}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# Where cargo puts what it builds: $CARGO_TARGET_DIR (relative to the
+# workspace, as cargo reads it) or the workspace's target/. Every script
+# finds binaries through esprit_target_dir or esprit_bin, never by
+# spelling target/debug.
+esprit_target_dir() {
+    case "${CARGO_TARGET_DIR:-}" in
+    "") echo "$ESPRIT_ROOT/target" ;;
+    /*) echo "$CARGO_TARGET_DIR" ;;
+    *) echo "$ESPRIT_ROOT/$CARGO_TARGET_DIR" ;;
+    esac
+}
+
+# esprit_bin NAME [PROFILE]: the path of binary NAME of PROFILE (debug,
+# release; default debug), e.g. esprit_bin examples/ike_peer.
+esprit_bin() { echo "$(esprit_target_dir)/${2:-debug}/$1"; }
+
 need_root() {
     [ "$(id -u)" = 0 ] || die "this needs root (network namespaces, AF_XDP, XDP programs); run it with sudo"
 }

@@ -1,6 +1,6 @@
 # strongSwan (charon + kernel-libipsec) as an interop peer inside a network
 # namespace. Source it after common.sh. The recipe (FACTS.md, "strongSwan
-# as a peer"), used by scripts/interop.sh, scripts/demo.sh and
+# as a peer"), used by scripts/tests/interop-strongswan-ikev1.sh, scripts/demo.sh and
 # control/ike/tests/strongswan-ikev1.sh:
 #
 # * ESP is userspace (kernel-libipsec, TUN ipsec0), listed before

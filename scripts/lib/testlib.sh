@@ -30,12 +30,12 @@ summary() {
 
 esprit_bin_dir() {
     local b
-    BIN=${ESPRIT_BIN:-${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug}
+    BIN=${ESPRIT_BIN:-$(esprit_target_dir)/debug}
     for b in fastpathd fpctl controld esprit; do
         [ -x "$BIN/$b" ] || {
             need_cargo
             (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd) || die "build failed"
-            BIN=${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}/debug
+            BIN=$(esprit_target_dir)/debug
             return 0
         }
     done

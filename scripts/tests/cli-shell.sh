@@ -9,7 +9,7 @@
 # controld's --metrics endpoint (Prometheus text, scraped in the namespace).
 #
 #   scripts/tests/cli-shell.sh
-# Needs root. Binaries from $ESPRIT_BIN (default target/debug), built if
+# Needs root. Binaries from $ESPRIT_BIN (default $CARGO_TARGET_DIR or target, /debug), built if
 # missing. Bounded by $ESPRIT_TIMEOUT seconds (default 120).
 set -euo pipefail
 ESPRIT_SCRIPT=cli-shell
@@ -18,7 +18,7 @@ source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 need_root
 
 LIMIT=${ESPRIT_TIMEOUT:-120}
-BIN=${ESPRIT_BIN:-$ESPRIT_ROOT/target/debug}
+BIN=${ESPRIT_BIN:-$(esprit_target_dir)/debug}
 for b in fastpathd controld esprit; do
     [ -x "$BIN/$b" ] || { (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd); break; }
 done

@@ -19,7 +19,7 @@
 #    that controld --check accepts.
 #
 #   scripts/tests/controld-netns.sh [XDP_MODE]
-# Needs root. Binaries from $ESPRIT_BIN (default target/debug), built if
+# Needs root. Binaries from $ESPRIT_BIN (default $CARGO_TARGET_DIR or target, /debug), built if
 # missing. Bounded by $ESPRIT_TIMEOUT seconds (default 300).
 set -euo pipefail
 ESPRIT_SCRIPT=controld-netns
@@ -30,7 +30,7 @@ need_root
 
 MODE=${1:-driver}
 LIMIT=${ESPRIT_TIMEOUT:-300}
-BIN=${ESPRIT_BIN:-$ESPRIT_ROOT/target/debug}
+BIN=${ESPRIT_BIN:-$(esprit_target_dir)/debug}
 for b in fastpathd fpctl controld esprit; do
     [ -x "$BIN/$b" ] || { (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd); break; }
 done

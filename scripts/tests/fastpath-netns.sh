@@ -28,7 +28,7 @@ SUITE=${3:-aes128gcm16}
 ENCAP=${4:-}
 CHURN=${ESPRIT_CHURN:-10000}
 RING=${ESPRIT_FP_RING:-}
-BIN=${ESPRIT_BIN:-$ESPRIT_ROOT/target/debug}
+BIN=${ESPRIT_BIN:-$(esprit_target_dir)/debug}
 CONF="python3 $ESPRIT_ROOT/scripts/lib/fpconf.py"
 [ -x "$BIN/fastpathd" ] && [ -x "$BIN/fpctl" ] || (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-fastpathd)
 

@@ -6,13 +6,13 @@
 # systemd is installed). Starts nothing; needs no root.
 #
 #   scripts/tests/install-layout.sh
-# Binaries from $ESPRIT_BIN (default target/debug), built if missing.
+# Binaries from $ESPRIT_BIN (default $CARGO_TARGET_DIR or target, /debug), built if missing.
 set -euo pipefail
 ESPRIT_SCRIPT=install-layout
 source "$(dirname "$0")/../lib/common.sh"
 source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 
-BIN=${ESPRIT_BIN:-$ESPRIT_ROOT/target/debug}
+BIN=${ESPRIT_BIN:-$(esprit_target_dir)/debug}
 for b in fastpathd fpctl controld esprit; do
     [ -x "$BIN/$b" ] || { need_cargo; (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd); break; }
 done

@@ -6,7 +6,7 @@ use std::path::Path;
 
 #[test]
 fn replay_config_line_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fastpath/fuzz/corpus/config_line");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/config_line");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus directory") {
         let data = std::fs::read(entry.expect("entry").path()).expect("corpus file");

@@ -1,4 +1,4 @@
-//! Fuzz entry points: what the `fastpath/fuzz` targets `prometheus_http`
+//! Fuzz entry points: what the `fuzz/` targets `prometheus_http`
 //! and `cli_grammar` call, and what this crate's tests replay from the kept
 //! corpora (`tests/fuzz_corpus.rs`). Not an API for anything else.
 //!

@@ -8,7 +8,7 @@ use std::path::Path;
 use esprit_controld::fuzz;
 
 fn replay(target: &str, run: fn(&[u8]), prefixes: bool) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fastpath/fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus directory") {
         let data = std::fs::read(entry.expect("entry").path()).expect("corpus file");

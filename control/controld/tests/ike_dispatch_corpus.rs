@@ -1,5 +1,5 @@
 //! Replays the kept `ike_dispatch` fuzz corpus through the entry point the
-//! fuzzer uses (fastpath/fuzz/fuzz_targets/ike_dispatch.rs), and writes its
+//! fuzzer uses (fuzz/fuzz_targets/ike_dispatch.rs), and writes its
 //! seeds from a real exchange (run the ignored test to regenerate).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +11,7 @@ use esprit_controld::ike::{IkeAction, IkeManager};
 use esprit_controld::ike_fuzz::{self, record};
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fastpath/fuzz/corpus/ike_dispatch")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ike_dispatch")
 }
 
 #[test]
@@ -56,7 +56,7 @@ fn pump(now: Instant, hq: &mut IkeManager, peer: &mut IkeManager, sel: u8, out: 
 }
 
 #[test]
-#[ignore = "writes fastpath/fuzz/corpus/ike_dispatch"]
+#[ignore = "writes fuzz/corpus/ike_dispatch"]
 fn write_ike_dispatch_seeds() {
     let dir = corpus_dir();
     std::fs::create_dir_all(&dir).unwrap();

@@ -9,7 +9,7 @@ use esprit_ike::fuzz;
 use esprit_ike::wire::{ExchangeType, Header};
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fastpath/fuzz/corpus/ike_message")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ike_message")
 }
 
 #[test]
@@ -51,7 +51,7 @@ fn children_up(mut peer: esprit_ike::Peer<fuzz::FuzzRng>, seq: &[u8], initiator:
 }
 
 #[test]
-#[ignore = "writes fastpath/fuzz/corpus/ike_message"]
+#[ignore = "writes fuzz/corpus/ike_message"]
 fn write_ike_message_seeds() {
     let dir = corpus_dir();
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,4 +1,4 @@
-//! Fuzz entry points for the pipeline (see `fastpath/fuzz`).
+//! Fuzz entry points for the pipeline (see `fuzz/`).
 
 use std::time::{Duration, Instant};
 

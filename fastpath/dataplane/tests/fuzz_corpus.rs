@@ -13,7 +13,7 @@ use esprit_wire::ethernet::{self, ethertype};
 use esprit_wire::{ip_proto, ipv4};
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/pipeline_burst")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/pipeline_burst")
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn arp_request() -> Vec<u8> {
 ///
 /// `cargo test -p esprit-dataplane --test fuzz_corpus -- --ignored`
 #[test]
-#[ignore = "writes fastpath/fuzz/corpus/pipeline_burst"]
+#[ignore = "writes fuzz/corpus/pipeline_burst"]
 fn write_pipeline_burst_seeds() {
     let (a, b) = (Side::A, Side::B);
     let mut seeds: Vec<(&str, Vec<u8>)> = vec![
@@ -138,7 +138,7 @@ fn write_pipeline_burst_seeds() {
 }
 
 fn handoff_corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/pipeline_handoff")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/pipeline_handoff")
 }
 
 /// Replays the kept `pipeline_handoff` corpus (the hub's two workers, the
@@ -194,7 +194,7 @@ fn two_fragments(frame: &[u8], first: usize, ident: u16) -> [Vec<u8>; 2] {
 ///
 /// `cargo test -p esprit-dataplane --test fuzz_corpus -- --ignored`
 #[test]
-#[ignore = "writes fastpath/fuzz/corpus/pipeline_handoff"]
+#[ignore = "writes fuzz/corpus/pipeline_handoff"]
 fn write_pipeline_handoff_seeds() {
     use esprit_dataplane::lab::hub;
     // Control bytes: worker 0/1, WAN (2), decrypted (4), 4 s step (0x18),

@@ -1,4 +1,4 @@
-//! Fuzz entry points: what `fastpath/fuzz` targets call, and what this
+//! Fuzz entry points: what `fuzz/` targets call, and what this
 //! crate's tests replay from the kept corpora. Not an API for anything else.
 //!
 //! [`esp_decapsulate`] drives the inbound path three ways from one input:

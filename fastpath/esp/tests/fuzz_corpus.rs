@@ -5,7 +5,7 @@ use std::path::Path;
 
 #[test]
 fn replay_esp_decapsulate_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/esp_decapsulate");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/esp_decapsulate");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus directory") {
         let data = std::fs::read(entry.expect("entry").path()).expect("corpus file");

@@ -1,4 +1,4 @@
-//! Fuzz entry point of the control API (see `fastpath/fuzz`): request
+//! Fuzz entry point of the control API (see `fuzz/`): request
 //! lines in, replies and worker updates out, through the same functions
 //! the control socket and the management thread use (bounded line reader,
 //! request parser, request handler), with no socket and no AF_XDP. The

@@ -7,7 +7,7 @@ use esprit_fastpathd::fuzz::{control_lines, ControlHarness};
 
 #[test]
 fn replay_fastpathd_control_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/fastpathd_control");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/fastpathd_control");
     let mut n = 0;
     // One harness over all inputs, as the fuzz target keeps one per process.
     let mut h = ControlHarness::new();

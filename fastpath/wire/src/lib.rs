@@ -11,7 +11,7 @@
 //! accessor of that view is in bounds: parsing untrusted bytes never panics
 //! and never allocates. `new_unchecked` skips the check and is meant for
 //! buffers the caller built itself (its accessors may panic on a short
-//! buffer). The fuzz targets in `fastpath/fuzz` hold this contract to
+//! buffer). The fuzz targets in `fuzz/` hold this contract to
 //! account.
 #![forbid(unsafe_code)]
 

@@ -208,7 +208,7 @@ watchdog_case() {
 }
 # The fault build is fastpathd's own crate with one more feature; the
 # normal binary is rebuilt right after.
-TARGET=${CARGO_TARGET_DIR:-$ESPRIT_ROOT/target}
+TARGET=$(esprit_target_dir)
 FAULT_BIN=$WORK/fastpathd-fault
 need_cargo
 (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-fastpathd --features fault-injection) \

@@ -18,7 +18,7 @@
 #   flock /tmp/esprit-netns.lock bash scripts/tests/attacks/dp-restart-replay.sh
 # Needs root. Ends with "N passed, M failed" (exit 1 if any failed).
 # Bounded by $ESPRIT_TIMEOUT seconds (default 240). Binaries from
-# $ESPRIT_BIN (default target/debug), built if missing.
+# $ESPRIT_BIN (default $CARGO_TARGET_DIR or target, /debug), built if missing.
 set -uo pipefail
 ESPRIT_SCRIPT=dp-restart-replay
 source "$(dirname "$0")/../../lib/common.sh"

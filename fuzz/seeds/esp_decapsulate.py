@@ -6,7 +6,7 @@ esprit-esp) with the keys of `esprit_esp::fuzz::keys` and SPI
 `esprit_esp::fuzz::SPI`, so that a fresh SA accepts them; plaintexts and
 bare inner packets feed the target's other two modes.
 
-    /usr/bin/python3 fastpath/fuzz/seeds/esp_decapsulate.py
+    /usr/bin/python3 fuzz/seeds/esp_decapsulate.py
 """
 import os
 import sys

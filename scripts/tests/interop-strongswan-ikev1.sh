@@ -2,7 +2,7 @@
 # Interoperability of esprit (fastpathd + controld running IKEv1) with an
 # independent implementation, in the seed topology (scripts/lib/topo.sh).
 #
-#   scripts/interop.sh strongswan ikev1
+#   scripts/tests/interop-strongswan-ikev1.sh
 #
 # gw1 = fastpathd + controld, configured in ScreenOS syntax with one AutoKey
 # VPN (gateway "swan", Main Mode, PSK) bound to tunnel.1 with the seed's
@@ -53,13 +53,13 @@
 # /debug), built if missing. ESPRIT_KEEP=1 keeps the logs.
 set -uo pipefail
 ESPRIT_SCRIPT=interop
-source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/../lib/common.sh"
 source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 source "$ESPRIT_ROOT/scripts/lib/topo.sh"
 source "$ESPRIT_ROOT/scripts/lib/strongswan.sh"
 need_root
 
-[ "${1:-}" = strongswan ] && [ "${2:-}" = ikev1 ] || die "usage: scripts/interop.sh strongswan ikev1"
+[ $# -eq 0 ] || die "usage: scripts/tests/interop-strongswan-ikev1.sh (no arguments; see the header)"
 LIMIT=${ESPRIT_TIMEOUT:-600}
 ESPS=${ESPS:-"aes128-sha1 aes128gcm16"}
 PSK="esprit-interop-psk-0123456789"
