@@ -1,6 +1,6 @@
 //! What fastpathd reads from the host about its ports: MAC, MTU and IPv4
-//! addresses of each interface, and the kernel's neighbour table (the
-//! kernel owns ARP; the fast path mirrors its answers).
+//! addresses of each interface (the neighbour table comes by netlink:
+//! `neigh`).
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -48,38 +48,6 @@ fn parse_ip_addr(text: &str) -> Vec<Ipv4Addr> {
     v
 }
 
-/// One complete entry of the kernel's ARP table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Neighbor {
-    pub(crate) addr: Ipv4Addr,
-    pub(crate) mac: MacAddr,
-    pub(crate) device: String,
-}
-
-/// Complete entries of `/proc/net/arp` (flag ATF_COM).
-pub(crate) fn neighbors() -> Vec<Neighbor> {
-    std::fs::read_to_string("/proc/net/arp").map(|t| parse_proc_arp(&t)).unwrap_or_default()
-}
-
-fn parse_proc_arp(text: &str) -> Vec<Neighbor> {
-    const ATF_COM: u32 = 0x2;
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let flags = u32::from_str_radix(f.get(2)?.trim_start_matches("0x"), 16).ok()?;
-            if flags & ATF_COM == 0 {
-                return None;
-            }
-            Some(Neighbor {
-                addr: f.first()?.parse().ok()?,
-                mac: f.get(3)?.parse().ok()?,
-                device: (*f.get(5)?).to_owned(),
-            })
-        })
-        .collect()
-}
-
 /// The rx queues of an interface (`/sys/class/net/DEV/queues/rx-N`).
 pub(crate) fn rx_queues(name: &str) -> Result<u32, String> {
     let dir = format!("/sys/class/net/{name}/queues");
@@ -119,7 +87,7 @@ fn forwarding_line(all: bool, on: &[&str]) -> Option<String> {
 }
 
 /// Makes the kernel resolve `addr`: a datagram to the discard port makes
-/// it ARP for the next hop, whose answer then shows in `/proc/net/arp`.
+/// it ARP for the next hop, whose answer the kernel then announces by netlink (`neigh`).
 pub(crate) fn resolve(addr: Ipv4Addr) {
     if let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0") {
         let _ = s.send_to(&[], (addr, 9));
@@ -142,20 +110,9 @@ mod tests {
     }
 
     #[test]
-    fn parses_ip_and_arp() {
+    fn parses_ip_addr() {
         let ip = "2: wan0    inet 198.51.100.1/24 brd 198.51.100.255 scope global wan0\\       valid_lft forever\n\
                   2: wan0    inet 198.51.100.9/32 scope global wan0\n";
         assert_eq!(parse_ip_addr(ip), vec![Ipv4Addr::new(198, 51, 100, 1), Ipv4Addr::new(198, 51, 100, 9)]);
-        let arp = "IP address       HW type     Flags       HW address            Mask     Device\n\
-                   198.51.100.2     0x1         0x2         02:00:00:00:02:01     *        wan0\n\
-                   198.51.100.3     0x1         0x0         00:00:00:00:00:00     *        wan0\n";
-        assert_eq!(
-            parse_proc_arp(arp),
-            vec![Neighbor {
-                addr: Ipv4Addr::new(198, 51, 100, 2),
-                mac: "02:00:00:00:02:01".parse().unwrap(),
-                device: "wan0".into()
-            }]
-        );
     }
 }

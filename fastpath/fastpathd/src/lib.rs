@@ -19,6 +19,7 @@ mod fault;
 mod handoff;
 mod host;
 pub mod mgmt;
+mod neigh;
 mod queues;
 mod watchdog;
 mod worker;

@@ -38,6 +38,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use crate::control::{self, Access, ControlCounters, Incoming, Writer};
 use crate::handoff::Handoffs;
 use crate::host;
+use crate::neigh;
 use crate::queues::{self, worker_queues, PortQueues};
 use crate::watchdog::{self, Heartbeat, Watchdog};
 use crate::worker::{
@@ -73,6 +74,8 @@ pub(crate) struct State {
     vpns: BTreeMap<u32, (bool, Vec<String>)>,
     sas: BTreeMap<u64, SaRecord>,
     neighbors: NeighborTable,
+    /// Counters of the neighbour mirror, as it last reported them.
+    neighbor_counters: neigh::MirrorCounters,
     workers: Vec<Sender<Update>>,
     cores: Vec<Option<usize>>,
     subscribers: Vec<Writer>,
@@ -254,8 +257,13 @@ pub fn run(args: Args) -> Result<(), Stop> {
     let mut st = State::new(infos, views, update_txs, cores);
     st.xdp_ports = ports;
     st.control = control_counters;
-    st.refresh_neighbors();
-    let mut last_neigh = Instant::now();
+    // Neighbours follow the kernel's notifications (no polling).
+    let (neigh_tx, neigh_rx) = bounded::<neigh::MirrorReport>(64);
+    let mut neigh_ports = Vec::new();
+    for (i, name) in args.ports.iter().enumerate() {
+        neigh_ports.push((neigh::ifindex(name).map_err(Stop::Refused)?, PortId(i as u8)));
+    }
+    neigh::spawn(neigh_ports, neigh_tx).map_err(Stop::Refused)?;
     let mut last_expiry_scan = Instant::now();
     let mut dog = Watchdog::new(args.workers, Duration::from_millis(args.stall_timeout_ms), Instant::now());
     let mut beats = vec![0u64; args.workers];
@@ -264,6 +272,7 @@ pub fn run(args: Args) -> Result<(), Stop> {
         select! {
             recv(ctl_rx) -> m => if let Ok(m) = m { st.handle(m, &from_workers) },
             recv(from_workers) -> m => if let Ok(m) = m { st.on_worker_message(m, None) },
+            recv(neigh_rx) -> m => if let Ok(m) = m { st.on_neighbors(m) },
             recv(misses_rx) -> m => if let Ok((_, _, addr)) = m {
                 st.daemon.neighbor_misses += 1;
                 host::resolve(addr);
@@ -276,10 +285,6 @@ pub fn run(args: Args) -> Result<(), Stop> {
         if now.duration_since(last_expiry_scan) >= Duration::from_millis(100) {
             st.expire_sas(now);
             last_expiry_scan = now;
-        }
-        if last_neigh.elapsed() >= Duration::from_millis(100) {
-            st.refresh_neighbors();
-            last_neigh = Instant::now();
         }
         for (b, h) in beats.iter_mut().zip(&heartbeats) {
             *b = h.read();
@@ -335,6 +340,7 @@ impl State {
             vpns: BTreeMap::new(),
             sas: BTreeMap::new(),
             neighbors: NeighborTable::default(),
+            neighbor_counters: neigh::MirrorCounters::default(),
             workers,
             cores,
             subscribers: Vec::new(),
@@ -408,17 +414,13 @@ impl State {
         self.ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
     }
 
-    fn refresh_neighbors(&mut self) {
-        let mut t = NeighborTable::default();
-        for n in host::neighbors() {
-            if let Some(i) = self.ports.iter().position(|p| p.name == n.device) {
-                t.insert(PortId(i as u8), n.addr, n.mac);
-            }
-        }
-        if t != self.neighbors {
-            self.neighbors = t;
-            let arc = Arc::new(self.neighbors.clone());
-            self.broadcast(|| Update::Neighbors(arc.clone()));
+    /// A report of the neighbour mirror: a changed table goes to every
+    /// worker as a new copy (they swap it between bursts).
+    fn on_neighbors(&mut self, m: neigh::MirrorReport) {
+        self.neighbor_counters = m.counters;
+        if let Some(t) = m.table {
+            self.neighbors = (*t).clone();
+            self.broadcast(|| Update::Neighbors(t.clone()));
         }
     }
 
@@ -749,6 +751,9 @@ impl State {
             ("sa-hard-expired-bytes", d.expired_bytes),
             ("sa-hard-expired-sequence", d.expired_sequence),
             ("neighbor-misses-resolved", d.neighbor_misses),
+            ("neighbor-events", self.neighbor_counters.events),
+            ("neighbor-redumps", self.neighbor_counters.redumps),
+            ("neighbor-bad-messages", self.neighbor_counters.bad_messages),
         ]
         .into_iter()
         .filter(|(_, n)| *n != 0)
