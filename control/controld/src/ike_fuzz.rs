@@ -20,13 +20,14 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use esprit_config::Config;
 use esprit_ike::wire::Header;
 
 use crate::core::spi::SpiAllocator;
-use crate::ike::{ike_gateways, IkeAction, IkeManager, RandomFill, HALF_OPEN_GLOBAL};
+use crate::ike::{ike_gateways, IkeAction, IkeGateway, IkeManager, RandomFill, HALF_OPEN_GLOBAL};
 
 /// The fuzzed gateway (198.51.100.1): gw-static to 203.0.113.2 in Main
 /// Mode on tunnel.1, gw-dyn for "road.example.net" from anywhere in
@@ -76,12 +77,21 @@ set vpn "v2" proxy-id local-ip 10.3.1.0/24 remote-ip 10.1.2.0/24 any
 /// The fuzzed gateway's address.
 pub const HQ_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 
+/// The IKE gateways of `conf` (VPN ids from their `id`).
+pub fn gateways(conf: &str) -> Vec<IkeGateway> {
+    let (config, _) = Config::load(conf).unwrap();
+    let ids: BTreeMap<String, u32> = config.vpns().map(|v| (v.name.clone(), v.id.unwrap_or(1))).collect();
+    ike_gateways(&config, &ids).0
+}
+
 /// A manager for `conf` (VPN ids from their `id`), with deterministic
 /// randomness from `seed`.
 pub fn manager(conf: &str, seed: u64) -> IkeManager {
-    let (config, _) = Config::load(conf).unwrap();
-    let ids: BTreeMap<String, u32> = config.vpns().map(|v| (v.name.clone(), v.id.unwrap_or(1))).collect();
-    let (g, _warnings) = ike_gateways(&config, &ids);
+    manager_of(gateways(conf), seed)
+}
+
+/// A manager of `g`, with deterministic randomness from `seed`.
+fn manager_of(g: Vec<IkeGateway>, seed: u64) -> IkeManager {
     let state = Rc::new(RefCell::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1));
     let fill: RandomFill = Rc::new(move |b: &mut [u8]| {
         let mut x = state.borrow_mut();
@@ -95,9 +105,12 @@ pub fn manager(conf: &str, seed: u64) -> IkeManager {
     IkeManager::new(g, SpiAllocator::new(), fill)
 }
 
-/// The fuzzed manager.
+/// The fuzzed manager. [`HQ`] is parsed once per process (that was a
+/// sixth of every run); each run gets fresh peers from a clone of its
+/// gateways, so no state carries over between inputs.
 pub fn hq() -> IkeManager {
-    manager(HQ, 1)
+    static HQ_GATEWAYS: OnceLock<Vec<IkeGateway>> = OnceLock::new();
+    manager_of(HQ_GATEWAYS.get_or_init(|| gateways(HQ)).clone(), 1)
 }
 
 /// The source address of a datagram record.
