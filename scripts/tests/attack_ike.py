@@ -6,10 +6,15 @@ IKEv1 datagrams that a stranger on the internet can send to esprit.
                              addresses, as fast as a raw socket takes them
   own DST SRC RATE SECONDS   the same from one address (the real peer's),
                              RATE per second
-  inject-mid IFACE DST SRC   waits for SRC's next Main Mode first message,
-                             then sends two of its own at once: a new
-                             initiator cookie, and SRC's cookie with
-                             other bytes
+  inject-mid PEER_IF OUR_IF DST SRC KIND READY CLI...
+                             between DST's Main Mode message 2 and SRC's
+                             message 3 (held by the caller's nftables rule,
+                             captured on PEER_IF): a spoofed first message
+                             from SRC (KIND new-cookie or same-cookie),
+                             then SRC's message 3 delivered; reports what
+                             DST did with each (answers sniffed on OUR_IF,
+                             counters from CLI get counter --json); creates
+                             READY once sniffing
   aggressive IFACE DST SRC   an Aggressive Mode first message; prints how
                              many datagrams came back with its cookie in 3 s
   hijack DST SRC PORT ICKY RCKY
@@ -20,11 +25,14 @@ IKEv1 datagrams that a stranger on the internet can send to esprit.
                              to DST:4500 captured after time AFTER
 All sources are spoofed; everything stays inside the lab's namespaces.
 """
+import json
 import os
 import random
 import socket
 import struct
+import subprocess
 import sys
+import threading
 import time
 
 from scapy.all import IP, UDP, Raw, AsyncSniffer, rdpcap, conf  # noqa: E402
@@ -122,28 +130,107 @@ def own(dst, src, rate, seconds):
     print(f"own: {n} datagrams from {src} in {seconds} s")
 
 
-def inject_mid(iface, dst, src):
-    def first(p):
-        if UDP not in p or p[IP].src != src or p[UDP].dport != 500:
-            return False
-        b = bytes(p[UDP].payload)
-        return len(b) >= 28 and b[18] == 2 and b[8:16] == bytes(8)
-    sn = AsyncSniffer(iface=iface, filter=f"udp and src host {src}", lfilter=first, count=1, timeout=30)
-    sn.start()
-    time.sleep(0.5)
-    if len(sys.argv) > 5:
-        open(sys.argv[5], "w").close()
-    sn.join()
-    if not sn.results:
-        print("inject-mid: no first message seen")
-        sys.exit(1)
-    real = bytes(sn.results[0][UDP].payload)
-    s = raw_socket()
-    mine = main_mode_1(os.urandom(8))
-    same_cookie = real[:8] + main_mode_1(bytes(8))[8:]
-    for b in (mine, same_cookie):
-        s.sendto(packet(src, dst, 500, 500, b), (dst, 0))
-    print(f"inject-mid: 2 first messages sent after {src}'s (cookie {real[:8].hex()})")
+def isakmp_of(p):
+    """The ISAKMP message in a captured UDP/500 datagram, or None."""
+    if UDP not in p or p[UDP].sport != 500 or p[UDP].dport != 500:
+        return None
+    b = bytes(p[UDP].payload)
+    return b if len(b) >= 28 else None
+
+
+def main_mode_step(b, first_payload):
+    """Whether ISAKMP message b is a clear Main Mode message whose first
+    payload is first_payload (1 SA: MM1/MM2, 4 KE: MM3/MM4)."""
+    return b[18] == 2 and b[16] == first_payload and not b[19] & 1
+
+
+def counters(cli):
+    """(ike_ingest_dropped rejected, ike_discards) from `esprit get counter
+    --json`; zeros for counters a build does not have."""
+    out = subprocess.run(cli + ["get", "counter", "--json"], capture_output=True, text=True, timeout=5)
+    j = json.loads(out.stdout) if out.returncode == 0 else {}
+    return j.get("ike_ingest_dropped", {}).get("rejected", 0), j.get("ike_discards", {})
+
+
+def inject_mid(peer_if, our_if, dst, src, kind, ready, cli):
+    """The moment that matters (RFC 2409 §5): our message 2 is out,
+    SRC's message 3 is on its way. The lab's router drops SRC's message 3
+    (an nftables rule the caller sets); this captures it, sends a spoofed
+    first message of KIND from SRC, waits until DST has handled it (an
+    answer on the wire, or a counter), then delivers the captured message 3
+    unchanged and reports whether DST answers it with message 4."""
+    answers = []
+    answers_up = threading.Event()
+    back = AsyncSniffer(iface=our_if, filter=f"udp and src host {dst} and dst host {src}",
+                        prn=answers.append, store=False, started_callback=answers_up.set)
+    back.start()
+    if not answers_up.wait(10):
+        sys.exit("inject-mid: the sniffer did not start")
+
+    def mm3(p):
+        b = isakmp_of(p)
+        return b is not None and p[IP].src == src and b[8:16] != bytes(8) and main_mode_step(b, 4)
+    held = AsyncSniffer(iface=peer_if, filter=f"udp and src host {src} and dst host {dst}", lfilter=mm3,
+                        count=1, timeout=20, started_callback=lambda: open(ready, "w").close())
+    held.start()
+    held.join()
+    if not held.results:
+        back.stop()
+        sys.exit(f"inject-mid: no message 3 from {src} held in 20 s")
+    mm3_bytes = isakmp_of(held.results[0])
+    icky, rcky = mm3_bytes[:8], mm3_bytes[8:16]
+    print(f"held: {src}'s message 3 (cookies {icky.hex()} {rcky.hex()})")
+
+    # kind new-cookie: another initiator's exchange; same-cookie: SRC's own
+    # initiator cookie with another offer (not a retransmission, which
+    # gets the same answer again).
+    spoof_icky = os.urandom(8) if kind == "new-cookie" else icky
+    spoof = main_mode_1(spoof_icky)
+    rejected0, discards0 = counters(cli)
+    raw_socket().sendto(packet(src, dst, 500, 500, spoof), (dst, 0))
+    print(f"spoof: a first message from {src}, initiator cookie {spoof_icky.hex()} ({kind})")
+
+    def answer_to_spoof():
+        for p in list(answers):
+            b = isakmp_of(p)
+            if b and b[:8] == spoof_icky and b[8:16] != rcky and main_mode_step(b, 1):
+                return b[8:16]
+        return None
+    end = time.time() + 5
+    answered = None
+    while time.time() < end:
+        answered = answer_to_spoof()
+        rejected, discards = counters(cli)
+        moved = {k: v - discards0.get(k, 0) for k, v in discards.items() if v != discards0.get(k, 0)}
+        if answered or rejected != rejected0 or moved:
+            break
+        time.sleep(0.02)
+    else:
+        back.stop()
+        sys.exit(f"inject-mid: {dst} neither answered the spoof nor counted it in 5 s")
+    if answered and kind == "same-cookie":
+        print(f"handled: answered with another responder cookie {answered.hex()} (was {rcky.hex()})")
+    elif answered:
+        print(f"handled: answered with message 2 (responder cookie {answered.hex()})")
+    else:
+        print("handled: refused")
+    print(f"counters: rejected +{rejected - rejected0}, discards {moved}")
+
+    def mm4():
+        for p in list(answers):
+            b = isakmp_of(p)
+            if b and b[:16] == icky + rcky and main_mode_step(b, 4):
+                return True
+        return False
+    t0 = time.time()
+    raw_socket().sendto(packet(src, dst, 500, 500, mm3_bytes), (dst, 0))
+    while time.time() - t0 < 3 and not mm4():
+        time.sleep(0.01)
+    back.stop()
+    if mm4():
+        print(f"message 3: released, answered with message 4 in {time.time() - t0:.2f} s")
+    else:
+        print("message 3: released, unanswered in 3 s")
 
 
 def aggressive(iface, dst, src):
@@ -200,7 +287,7 @@ if __name__ == "__main__":
     elif cmd == "own":
         own(args[0], args[1], float(args[2]), float(args[3]))
     elif cmd == "inject-mid":
-        inject_mid(args[0], args[1], args[2])  # argv[5]: a file created once sniffing
+        inject_mid(args[0], args[1], args[2], args[3], args[4], args[5], args[6:])
     elif cmd == "aggressive":
         aggressive(args[0], args[1], args[2])
     elif cmd == "hijack":
