@@ -176,12 +176,6 @@ EOC
     } >"$SWAN_DIR/swanctl.conf"
 }
 
-wait_socket() { # wait_socket PATH LOG WHAT
-    local _
-    for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
-    cat "$2" >&2
-    die "$3 did not start"
-}
 esprit() { "$BIN/esprit" --socket "$RUN/cd.sock" "$@"; }
 # active N: controld reports N negotiated SAs active (A/U) within 15 s.
 active() {
@@ -192,9 +186,6 @@ active() {
     done
     esprit get sa >&2 || true
     return 1
-}
-ping_ok() { # ping_ok FROM_NS DST COUNT
-    nsx "$1" ping -q -c "$3" -i 0.1 -w 10 "$2" >"$RUN/ping.out" 2>&1 && grep -q " 0% packet loss" "$RUN/ping.out"
 }
 # first_ping FROM DST: one echo request, answered (it was held while IKE ran).
 first_ping() {
