@@ -201,6 +201,16 @@ swan_installed() { # swan_installed N: strongSwan lists N CHILD_SAs INSTALLED
     swan_ctl --list-sas >&2
     return 1
 }
+# wait_capture N: waits up to 10 s until the WAN capture holds N ESP packets.
+wait_capture() {
+    local _
+    for _ in $(seq 100); do
+        [ "$(tcpdump -r "$RUN/wan.pcap" -n 'udp port 4500' 2>/dev/null | grep -c 'spi=0x')" -ge "$1" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # spis_each_pair: the capture shows 8 SPIs, each with at least 5 packets,
 # and they are exactly the 8 SPIs of `esprit get sa`.
 spis_each_pair() {
@@ -277,7 +287,10 @@ scenario() { # scenario ESP esprit|strongswan
     for p in $PAIRS; do
         check "$esp/$who: pair $p: 10 pings h1${p:0:1} -> 10.2.${p:1:1}.10" ping_ok "h1${p:0:1}" "10.2.${p:1:1}.10" 10
     done
-    sleep 0.3
+    # tcpdump may lag behind the pings on a loaded machine: stop it once it
+    # has written them all (4 pairs x 10 pings x 2 directions), not after a
+    # guessed delay.
+    wait_capture 80 || log "    the capture holds fewer than 80 ESP packets after 10 s"
     kill "${PID[tcpdump]}" 2>/dev/null; wait "${PID[tcpdump]}" 2>/dev/null; unset 'PID[tcpdump]'
     check "$esp/$who: each pair on its own SPI pair on the WAN (8 SPIs, as get sa)" spis_each_pair
     esprit get sa | sed 's/^/    /' >&2
