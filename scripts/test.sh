@@ -60,7 +60,7 @@ stage "install layout and systemd units" scripts/tests/install-layout.sh
 # IKEv1 against strongSwan: the protocol core alone (both ways, 4 proxy-IDs),
 # then the whole gateway (controld + fastpathd, on demand, ESP traffic).
 stage "IKEv1 core vs strongSwan" env IKE_PEER="$(esprit_bin examples/ike_peer)" \
-    bash control/ike/tests/strongswan-ikev1.sh
+    scripts/tests/ike-core-strongswan.sh
 stage "interop: esprit vs strongSwan, IKEv1, ESP through fastpathd" scripts/tests/interop-strongswan-ikev1.sh
 stage "attacks: IKE" scripts/tests/attacks-ike.sh
 stage "IKE rekeys esprit vs esprit under traffic" scripts/tests/ike-netns.sh

@@ -23,6 +23,15 @@ esprit_target_dir() {
 # release; default debug), e.g. esprit_bin examples/ike_peer.
 esprit_bin() { echo "$(esprit_target_dir)/${2:-debug}/$1"; }
 
+# wait_socket PATH LOG WHAT: waits up to 10 s for a daemon's socket; if it
+# does not appear, prints the daemon's LOG and dies saying WHAT did not start.
+wait_socket() { # wait_socket PATH LOG WHAT
+    local _
+    for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
+    cat "$2" >&2
+    die "$3 did not start"
+}
+
 need_root() {
     [ "$(id -u)" = 0 ] || die "this needs root (network namespaces, AF_XDP, XDP programs); run it with sudo"
 }

@@ -40,14 +40,6 @@ set route 10.$other.3.0/24 interface tunnel.1
 EOF
 }
 
-# wait_socket PATH LOG WHAT: waits up to 10 s for a daemon's socket.
-wait_socket() {
-    local _
-    for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
-    cat "$2" >&2
-    die "$3 did not start"
-}
-
 # gw_start G: fastpathd on lan1, lan2, wan0 of gwG, then controld with
 # $WORK/gwG.conf (the seed names the first LAN port lan0: mapped to lan1).
 gw_start() {

@@ -1,7 +1,7 @@
 # strongSwan (charon + kernel-libipsec) as an interop peer inside a network
 # namespace. Source it after common.sh. The recipe (FACTS.md, "strongSwan
 # as a peer"), used by scripts/tests/interop-strongswan-ikev1.sh, scripts/demo.sh and
-# control/ike/tests/strongswan-ikev1.sh:
+# scripts/tests/ike-core-strongswan.sh:
 #
 # * ESP is userspace (kernel-libipsec, TUN ipsec0), listed before
 #   kernel-netlink: this kernel has no ESP;

@@ -1,6 +1,14 @@
 # What esprit's test scripts share. Source it after common.sh.
 #
+# Every test script under scripts/tests/ runs under `set -uo pipefail`, not
+# -e: a failed check is counted and the run goes on to the summary, so one
+# report lists every failure; a step the rest cannot do without says
+# `|| die` (wait_socket, in common.sh, dies by itself).
+#
 #   check DESCRIPTION COMMAND...   runs COMMAND, counts and logs ok/FAIL
+#   ping_ok NS DST COUNT [INTERVAL]  COUNT pings from namespace NS to DST,
+#                                  INTERVAL s apart (default 0.1), within 10 s:
+#                                  true only if none was lost
 #   summary                        prints "N passed, M failed"; false if any failed
 #   esprit_bin_dir                 sets BIN: $ESPRIT_BIN, or $CARGO_TARGET_DIR
 #                                  (or target)/debug, building fastpathd,
@@ -21,6 +29,11 @@ check() { # check DESCRIPTION COMMAND...
         fail=$((fail + 1))
         log "FAIL $what"
     fi
+}
+
+ping_ok() {
+    local out
+    out=$(nsx "$1" ping -q -c "$3" -i "${4:-0.1}" -w 10 "$2" 2>&1) && grep -q " 0% packet loss" <<<"$out"
 }
 
 summary() {

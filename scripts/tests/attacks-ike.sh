@@ -70,12 +70,6 @@ cleanup() {
 trap cleanup EXIT
 watchdog "$LIMIT"
 
-wait_socket() { # wait_socket PATH LOG WHAT
-    local _
-    for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
-    cat "$2" >&2
-    die "$3 did not start"
-}
 esprit() { "$BIN/esprit" --socket "$WORK/cd.sock" "$@"; }
 # discard REASON: esprit's count of IKE datagrams discarded for REASON.
 discard() {
@@ -92,9 +86,6 @@ swan_installed() { # swan_installed N: strongSwan lists N CHILD_SAs INSTALLED wi
     done
     swan_ctl --list-sas >&2
     return 1
-}
-ping_ok() { # ping_ok FROM_NS DST COUNT
-    nsx "$1" ping -q -c "$3" -i 0.1 -w 10 "$2" >"$WORK/ping.out" 2>&1 && grep -q " 0% packet loss" "$WORK/ping.out"
 }
 sa_count() { esprit get sa 2>/dev/null | grep -c ' A/U '; }
 

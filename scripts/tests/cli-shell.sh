@@ -11,7 +11,7 @@
 #   scripts/tests/cli-shell.sh
 # Needs root. Binaries from $ESPRIT_BIN (default $CARGO_TARGET_DIR or target, /debug), built if
 # missing. Bounded by $ESPRIT_TIMEOUT seconds (default 120).
-set -euo pipefail
+set -uo pipefail
 ESPRIT_SCRIPT=cli-shell
 source "$(dirname "$0")/../lib/common.sh"
 source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
@@ -74,12 +74,6 @@ set route 10.2.1.0/24 interface tunnel.1
 EOF
 chmod 600 "$WORK/gw.conf"
 
-wait_socket() { # wait_socket PATH LOG WHAT
-    local _
-    for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
-    cat "$2" >&2
-    die "$3 did not start"
-}
 ip netns exec "$NS" "$BIN/fastpathd" --port wan0 --xdp-mode skb --socket "$WORK/fp.sock" >"$WORK/fp.log" 2>&1 &
 PIDS+=($!)
 wait_socket "$WORK/fp.sock" "$WORK/fp.log" fastpathd

@@ -7,7 +7,7 @@
 #
 #   scripts/tests/install-layout.sh
 # Binaries from $ESPRIT_BIN (default $CARGO_TARGET_DIR or target, /debug), built if missing.
-set -euo pipefail
+set -uo pipefail
 ESPRIT_SCRIPT=install-layout
 source "$(dirname "$0")/../lib/common.sh"
 source "$ESPRIT_ROOT/scripts/lib/testlib.sh"

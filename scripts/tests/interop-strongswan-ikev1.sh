@@ -176,12 +176,6 @@ EOC
     } >"$SWAN_DIR/swanctl.conf"
 }
 
-wait_socket() { # wait_socket PATH LOG WHAT
-    local _
-    for _ in $(seq 100); do [ -S "$1" ] && return 0; sleep 0.1; done
-    cat "$2" >&2
-    die "$3 did not start"
-}
 esprit() { "$BIN/esprit" --socket "$RUN/cd.sock" "$@"; }
 # active N: controld reports N negotiated SAs active (A/U) within 15 s.
 active() {
@@ -192,9 +186,6 @@ active() {
     done
     esprit get sa >&2 || true
     return 1
-}
-ping_ok() { # ping_ok FROM_NS DST COUNT
-    nsx "$1" ping -q -c "$3" -i 0.1 -w 10 "$2" >"$RUN/ping.out" 2>&1 && grep -q " 0% packet loss" "$RUN/ping.out"
 }
 # first_ping FROM DST: one echo request, answered (it was held while IKE ran).
 first_ping() {
@@ -210,6 +201,16 @@ swan_installed() { # swan_installed N: strongSwan lists N CHILD_SAs INSTALLED
     swan_ctl --list-sas >&2
     return 1
 }
+# wait_capture N: waits up to 10 s until the WAN capture holds N ESP packets.
+wait_capture() {
+    local _
+    for _ in $(seq 100); do
+        [ "$(tcpdump -r "$RUN/wan.pcap" -n 'udp port 4500' 2>/dev/null | grep -c 'spi=0x')" -ge "$1" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # spis_each_pair: the capture shows 8 SPIs, each with at least 5 packets,
 # and they are exactly the 8 SPIs of `esprit get sa`.
 spis_each_pair() {
@@ -286,7 +287,10 @@ scenario() { # scenario ESP esprit|strongswan
     for p in $PAIRS; do
         check "$esp/$who: pair $p: 10 pings h1${p:0:1} -> 10.2.${p:1:1}.10" ping_ok "h1${p:0:1}" "10.2.${p:1:1}.10" 10
     done
-    sleep 0.3
+    # tcpdump may lag behind the pings on a loaded machine: stop it once it
+    # has written them all (4 pairs x 10 pings x 2 directions), not after a
+    # guessed delay.
+    wait_capture 80 || log "    the capture holds fewer than 80 ESP packets after 10 s"
     kill "${PID[tcpdump]}" 2>/dev/null; wait "${PID[tcpdump]}" 2>/dev/null; unset 'PID[tcpdump]'
     check "$esp/$who: each pair on its own SPI pair on the WAN (8 SPIs, as get sa)" spis_each_pair
     esprit get sa | sed 's/^/    /' >&2

@@ -18,7 +18,7 @@
 #   flock /tmp/esprit-netns.lock bash scripts/tests/attacks/dp-queues.sh
 # Needs root; builds the binaries (debug) if missing. Ends with
 # "N passed, M failed" and exits non-zero on a failure.
-set -euo pipefail
+set -uo pipefail
 ESPRIT_SCRIPT=dp-queues
 source "$(dirname "$0")/../../lib/common.sh"
 source "$ESPRIT_ROOT/scripts/lib/testlib.sh"

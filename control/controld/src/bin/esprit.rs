@@ -73,8 +73,13 @@ fn main() -> ExitCode {
     })();
     match result {
         Ok(r) => {
+            // `esprit get sa | head` closes the pipe early: stop writing,
+            // as a Unix tool does, instead of panicking in println!.
+            let mut out = std::io::stdout().lock();
             for l in &r.output {
-                println!("{l}");
+                if writeln!(out, "{l}").is_err() {
+                    break;
+                }
             }
             match r.result {
                 Ok(()) => ExitCode::SUCCESS,

@@ -204,6 +204,28 @@ macro_rules! ecp {
     }};
 }
 
+/// The public value g^x (MODP) or x*G (ECP, without the 0x04 prefix).
+fn public_value(group: DhGroup, secret: &[u8]) -> Option<Vec<u8>> {
+    match group {
+        DhGroup::Modp1024 => modp_public(&U1024::from_be_hex(MODP1024), secret),
+        DhGroup::Modp1536 => modp_public(&U1536::from_be_hex(MODP1536), secret),
+        DhGroup::Modp2048 => modp_public(&U2048::from_be_hex(MODP2048), secret),
+        DhGroup::Modp3072 => modp_public(&U3072::from_be_hex(MODP3072), secret),
+        DhGroup::Ecp256 => ecp_public!(p256, secret),
+        DhGroup::Ecp384 => ecp_public!(p384, secret),
+    }
+}
+
+/// ECP public value; None for an invalid scalar (zero or >= the order).
+macro_rules! ecp_public {
+    ($krate:ident, $secret:expr) => {
+        $krate::SecretKey::from_slice($secret)
+            .ok()
+            .map(|sk| sk.public_key().to_encoded_point(false).as_bytes()[1..].to_vec())
+    };
+}
+use ecp_public;
+
 impl DhSecret {
     /// A new private value from `rng` (ECP: redrawn until a valid scalar).
     pub fn generate(group: DhGroup, rng: &mut dyn Random) -> DhSecret {
@@ -222,15 +244,9 @@ impl DhSecret {
         if secret.len() != group.secret_len() || secret.iter().all(|b| *b == 0) {
             return Err(bad);
         }
-        let public = match group {
-            DhGroup::Modp1024 => modp_public(&U1024::from_be_hex(MODP1024), secret),
-            DhGroup::Modp1536 => modp_public(&U1536::from_be_hex(MODP1536), secret),
-            DhGroup::Modp2048 => modp_public(&U2048::from_be_hex(MODP2048), secret),
-            DhGroup::Modp3072 => modp_public(&U3072::from_be_hex(MODP3072), secret),
-            DhGroup::Ecp256 => Some(ecp!(p256, secret, None::<&[u8]>, group)?.to_vec()),
-            DhGroup::Ecp384 => Some(ecp!(p384, secret, None::<&[u8]>, group)?.to_vec()),
-        }
-        .ok_or(bad)?;
+        let public =
+            memo::get_or(group, secret, &[], || public_value(group, secret).map(Zeroizing::new).ok_or(bad))?
+                .to_vec();
         Ok(DhSecret { group, secret: Zeroizing::new(secret.to_vec()), public })
     }
 
@@ -247,14 +263,72 @@ impl DhSecret {
     /// The shared secret g^xy with the peer's public value.
     pub fn agree(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, DhError> {
         let s: &[u8] = &self.secret;
-        match self.group {
+        memo::get_or(self.group, s, peer, || match self.group {
             DhGroup::Modp1024 => modp_shared(self.group, &U1024::from_be_hex(MODP1024), s, peer),
             DhGroup::Modp1536 => modp_shared(self.group, &U1536::from_be_hex(MODP1536), s, peer),
             DhGroup::Modp2048 => modp_shared(self.group, &U2048::from_be_hex(MODP2048), s, peer),
             DhGroup::Modp3072 => modp_shared(self.group, &U3072::from_be_hex(MODP3072), s, peer),
             DhGroup::Ecp256 => ecp!(p256, s, Some(peer), self.group),
             DhGroup::Ecp384 => ecp!(p384, s, Some(peer), self.group),
+        })
+    }
+}
+
+/// DH results, memoised in fuzzing builds only. The fuzz targets replay
+/// recorded exchanges, so most runs repeat the same private values and peer
+/// publics, and the curve arithmetic under coverage instrumentation was two
+/// thirds of each run of the IKE dispatch target. The values are the ones
+/// computed the first time: only the cost changes. Bounded: cleared at 4,096.
+#[cfg(feature = "fuzzing")]
+mod memo {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use zeroize::Zeroizing;
+
+    use super::{DhError, DhGroup};
+
+    type Key = (u16, Vec<u8>, Vec<u8>);
+    thread_local! {
+        static MEMO: RefCell<HashMap<Key, Result<Vec<u8>, DhError>>> = RefCell::new(HashMap::new());
+    }
+
+    pub(super) fn get_or(
+        group: DhGroup,
+        secret: &[u8],
+        peer: &[u8],
+        f: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, DhError>,
+    ) -> Result<Zeroizing<Vec<u8>>, DhError> {
+        let key = (group.number(), secret.to_vec(), peer.to_vec());
+        if let Some(r) = MEMO.with(|m| m.borrow().get(&key).cloned()) {
+            return r.map(Zeroizing::new);
         }
+        let r = f();
+        MEMO.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() >= 4096 {
+                m.clear();
+            }
+            m.insert(key, r.as_ref().map(|v| v.to_vec()).map_err(|e| *e));
+        });
+        r
+    }
+}
+
+#[cfg(not(feature = "fuzzing"))]
+mod memo {
+    use zeroize::Zeroizing;
+
+    use super::{DhError, DhGroup};
+
+    #[inline(always)]
+    pub(super) fn get_or(
+        _group: DhGroup,
+        _secret: &[u8],
+        _peer: &[u8],
+        f: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, DhError>,
+    ) -> Result<Zeroizing<Vec<u8>>, DhError> {
+        f()
     }
 }
 

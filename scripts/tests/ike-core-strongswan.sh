@@ -15,10 +15,10 @@
 # step has a timeout. Env: IKE_PEER=path (skip the cargo build),
 # ESPS="aes128-sha1 aes128gcm16", PARALLEL=N (Quick Modes esprit runs at
 # once; default 1, as strongSwan itself does), KEEP=1 (keep the work dir).
-set -u
+set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../../.." && pwd)
-ESPRIT_SCRIPT=strongswan-ikev1
+ROOT=$(cd "$HERE/../.." && pwd)
+ESPRIT_SCRIPT=ike-core-strongswan
 source "$ROOT/scripts/lib/common.sh"
 source "$ROOT/scripts/lib/strongswan.sh"
 [ "$(id -u)" = 0 ] || { echo "needs root"; exit 2; }
@@ -51,7 +51,7 @@ swan_packages
 if [ -z "${IKE_PEER:-}" ]; then
   log "building ike_peer"
   (cd "$ROOT" && timeout 900 cargo build -q -p esprit-ike --example ike_peer) || { echo "build failed"; exit 2; }
-  IKE_PEER=${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/ike_peer
+  IKE_PEER=$(esprit_bin examples/ike_peer)
 fi
 [ -x "$IKE_PEER" ] || { echo "no ike_peer at $IKE_PEER"; exit 2; }
 
@@ -118,7 +118,7 @@ PROXIES=()
 for l in 1 2; do for r in 1 2; do PROXIES+=(--proxy "local-ip 10.1.$l.0/24 remote-ip 10.2.$r.0/24 ANY"); done; done
 
 # check OUT SAS: every "spi_in=X spi_out=Y" of ike_peer is "in Y / out X" at strongSwan.
-check() {
+check_children() { # check_children WHAT IKE_PEER_OUT SWANCTL_SAS
   local what=$1 out=$2 sas=$3 n ok=0
   n=$(grep -c 'INSTALLED' "$sas")
   while read -r line; do
@@ -151,7 +151,7 @@ for ESP in $ESPS; do
   cat $out
   sw --list-sas > $W/sas-init-$ESP.txt 2>&1; cat $W/sas-init-$ESP.txt
   [ $rc = 0 ] || { echo "FAIL ike_peer exited $rc"; FAIL=1; }
-  check "esprit->strongSwan $ESP" $out $W/sas-init-$ESP.txt
+  check_children "esprit->strongSwan $ESP" $out $W/sas-init-$ESP.txt
   terminate_all
 
   log "ESP $ESP: strongSwan initiates (swanctl --initiate --child x4), esprit responds"
@@ -167,7 +167,7 @@ for ESP in $ESPS; do
   cat $out
   sw --list-sas > $W/sas-resp-$ESP.txt 2>&1; cat $W/sas-resp-$ESP.txt
   [ $rc = 0 ] || { echo "FAIL ike_peer exited $rc"; FAIL=1; }
-  check "strongSwan->esprit $ESP" $out $W/sas-resp-$ESP.txt
+  check_children "strongSwan->esprit $ESP" $out $W/sas-resp-$ESP.txt
   terminate_all
 done
 
