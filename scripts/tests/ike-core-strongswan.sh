@@ -8,7 +8,11 @@
 #
 # Checks per ESP suite and direction: 4 CHILD_SAs INSTALLED in
 # `swanctl --list-sas`, and each SPI pair ike_peer printed appears there
-# mirrored (its in = strongSwan's out and the reverse).
+# mirrored (its in = strongSwan's out and the reverse). When strongSwan
+# initiates, it proposes a child lifetime (66 min) longer than esprit's
+# (60 min): each of esprit's four QM2s must carry RESPONDER-LIFETIME
+# (RFC 2407 §4.6.3.1), and strongSwan must parse them (it logs the type
+# by number, N((24576))) and install the CHILD_SAs.
 #
 # Root. Installs the strongSwan packages with apt-get if missing. Cleans up
 # (charon by PID, ike_peer by PID, namespaces) on any exit. Bounded: each
@@ -134,6 +138,9 @@ check_children() { # check_children WHAT IKE_PEER_OUT SWANCTL_SAS
   fi
 }
 
+# QM2s strongSwan parsed with a RESPONDER-LIFETIME in them, so far.
+responder_lifetimes() { grep -c 'parsed QUICK_MODE response .*N((24576))' $W/charon.log || true; }
+
 terminate_all() {
   sw --terminate --ike esprit --force --timeout 5 >/dev/null 2>&1
   sleep 0.5
@@ -159,6 +166,7 @@ for ESP in $ESPS; do
   ip netns exec $NE timeout 50 "$IKE_PEER" --local $E_ADDR --remote $S_ADDR --psk "$PSK" --esp $ESP \
      --expect 4 --timeout 40 "${PROXIES[@]}" > $out 2>&1 &
   pp=$!; PEER_PIDS+=($pp)
+  rl_before=$(responder_lifetimes)
   sleep 0.5
   for c in p1_1 p1_2 p2_1 p2_2; do
     sw --initiate --child $c --timeout 15 > $W/initiate-$c.log 2>&1 || { echo "initiate $c failed:"; tail -5 $W/initiate-$c.log; }
@@ -168,6 +176,12 @@ for ESP in $ESPS; do
   sw --list-sas > $W/sas-resp-$ESP.txt 2>&1; cat $W/sas-resp-$ESP.txt
   [ $rc = 0 ] || { echo "FAIL ike_peer exited $rc"; FAIL=1; }
   check_children "strongSwan->esprit $ESP" $out $W/sas-resp-$ESP.txt
+  rl=$(( $(responder_lifetimes) - rl_before ))
+  if [ "$rl" = 4 ]; then
+    echo "PASS strongSwan->esprit $ESP: 4 QM2s with RESPONDER-LIFETIME parsed by strongSwan"
+  else
+    echo "FAIL strongSwan->esprit $ESP: $rl of 4 QM2s with RESPONDER-LIFETIME parsed by strongSwan"; FAIL=1
+  fi
   terminate_all
 done
 

@@ -575,6 +575,8 @@ esprit_ike_discards_total{reason="replayed-message"} 0
 esprit_ike_discards_total{reason="dpd-ack-stale"} 0
 esprit_ike_discards_total{reason="unauthenticated-notify"} 0
 esprit_ike_discards_total{reason="oversized-sa"} 0
+esprit_ike_discards_total{reason="responder-lifetime-longer"} 0
+esprit_ike_discards_total{reason="responder-lifetime-malformed"} 0
 esprit_ike_discards_total{reason="no-gateway"} 0
 # HELP esprit_proxy_id_status 1 for the proxy-ID's status: up (SA pair installed), ready (never negotiated), down (lost, or VPN monitor DOWN).
 # TYPE esprit_proxy_id_status gauge

@@ -1,4 +1,4 @@
-//! Why a datagram was discarded without an answer, as data (the pattern of
+//! Why a datagram (or a part of one) was discarded without an answer, as data (the pattern of
 //! `fastpath/dataplane/src/drop.rs`): one line per reason with its
 //! description; the owner shows the counts.
 
@@ -35,6 +35,15 @@ pub enum Discard {
     /// A first message whose SA payload is larger than a half-open
     /// exchange may keep.
     OversizedSa,
+    /// A responder's lifetime longer than the one we proposed (in its SA
+    /// payload or a RESPONDER-LIFETIME notification): not adopted (RFC
+    /// 2407 §4.6.3.1 lets a responder shorten a lifetime, never lengthen
+    /// it).
+    LifetimeLonger,
+    /// A RESPONDER-LIFETIME notification that is malformed or names
+    /// another SA: ignored, the exchange goes on (notifications are
+    /// informational, RFC 2408 §3.14).
+    LifetimeNotifyMalformed,
     /// From an address no gateway is configured for (counted by the
     /// owner of the peers).
     NoGateway,
@@ -42,7 +51,7 @@ pub enum Discard {
 
 impl Discard {
     /// Every reason, in counter order.
-    pub const ALL: [Discard; 12] = [
+    pub const ALL: [Discard; 14] = [
         Discard::HalfOpenLimitGlobal,
         Discard::HalfOpenLimitSource,
         Discard::HalfOpenTimedOut,
@@ -54,6 +63,8 @@ impl Discard {
         Discard::DpdAckStale,
         Discard::UnauthenticatedNotify,
         Discard::OversizedSa,
+        Discard::LifetimeLonger,
+        Discard::LifetimeNotifyMalformed,
         Discard::NoGateway,
     ];
 
@@ -71,6 +82,8 @@ impl Discard {
             Discard::DpdAckStale => "dpd-ack-stale",
             Discard::UnauthenticatedNotify => "unauthenticated-notify",
             Discard::OversizedSa => "oversized-sa",
+            Discard::LifetimeLonger => "responder-lifetime-longer",
+            Discard::LifetimeNotifyMalformed => "responder-lifetime-malformed",
             Discard::NoGateway => "no-gateway",
         }
     }
@@ -95,6 +108,10 @@ impl Discard {
             Discard::DpdAckStale => "R-U-THERE-ACK without the outstanding sequence number",
             Discard::UnauthenticatedNotify => "unauthenticated notification that may not end an exchange",
             Discard::OversizedSa => "first message with an SA payload too large to keep",
+            Discard::LifetimeLonger => "responder's lifetime longer than the one proposed (not adopted)",
+            Discard::LifetimeNotifyMalformed => {
+                "RESPONDER-LIFETIME notification malformed or for another SA (ignored)"
+            }
             Discard::NoGateway => "from an address no gateway is configured for",
         }
     }

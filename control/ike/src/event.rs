@@ -144,6 +144,16 @@ pub enum Event {
     },
     /// DPD got no answer; the IKE SA is considered dead.
     DpdTimeout,
+    /// A responder's lifetime not adopted (RFC 2407 §4.6.3.1): longer
+    /// than the one proposed, or a RESPONDER-LIFETIME notification that is
+    /// malformed or names another SA. The exchange goes on with the
+    /// lifetime it had.
+    LifetimeIgnored {
+        /// Exchange.
+        exchange: Exchange,
+        /// What was not adopted and why, in words.
+        detail: String,
+    },
     /// A notification from the peer that is not handled otherwise.
     Notify {
         /// Type.

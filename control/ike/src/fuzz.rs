@@ -27,8 +27,8 @@ use esprit_policy::ProxyId;
 
 use crate::wire::{
     emit_sa, Attribute, AttributeValue, DeletePayload, ExchangeType, Header, IdPayload, IdType,
-    MessageBuilder, NotifyPayload, NotifyType, PayloadIter, PayloadType, ProposalRepr, RawPayload, SaPayload,
-    TransformRepr, DOI_IPSEC, HEADER_LEN,
+    LifeDurations, MessageBuilder, NotifyPayload, NotifyType, PayloadIter, PayloadType, ProposalRepr,
+    RawPayload, SaPayload, TransformRepr, DOI_IPSEC, HEADER_LEN, LIFE_IPSEC, LIFE_ISAKMP,
 };
 use crate::{Cipher, DhGroup, EspSuite, HashAlg, Identity, IkeProposal, Peer, PeerConfig, Random};
 
@@ -285,6 +285,11 @@ fn payload(p: &RawPayload<'_>) {
     if let Ok(n) = NotifyPayload::parse(body) {
         assert_eq!(NotifyType::from_value(n.kind.value()), n.kind);
         assert_eq!(n.emit(), body);
+        // As RESPONDER-LIFETIME data: what parses is written and read back
+        // the same.
+        if let Ok(d) = LifeDurations::parse(n.data, &[LIFE_IPSEC, LIFE_ISAKMP]) {
+            assert_eq!(LifeDurations::parse(&d.emit(LIFE_IPSEC), &[LIFE_IPSEC]), Ok(d));
+        }
     }
     if let Ok(d) = DeletePayload::parse(body) {
         // Emit writes the IPsec DOI, and takes the SPI size from the first

@@ -1095,6 +1095,7 @@ impl IkeManager {
             }
             Event::DpdTimeout => log(format!("gateway {name}: dead peer detection: no answer, peer declared dead")),
             Event::Notify { kind, exchange } => log(format!("gateway {name}: {exchange}: notification {kind:?}")),
+            Event::LifetimeIgnored { exchange, detail } => log(format!("gateway {name}: {exchange}: {detail}")),
             other => log(format!("gateway {name}: {other:?}")),
         }
     }

@@ -8,8 +8,12 @@
 //!                                         <-- MM4  HDR, KE, Nr, NAT-D, NAT-D
 //!      (NAT seen: both float to 4500)
 //! MM5  HDR*, IDii, HASH_I [, N(INITIAL-CONTACT)] -->
-//!                                         <-- MM6  HDR*, IDir, HASH_R
+//!                                         <-- MM6  HDR*, IDir, HASH_R [, N(RESPONDER-LIFETIME)]
 //! ```
+//!
+//! A RESPONDER-LIFETIME in MM6 (RFC 2407 §4.6.3.1, SPI the cookie pair)
+//! shortens the ISAKMP SA's lifetime, never lengthens it; it is read
+//! once HASH_R has verified (see `responder_lifetime`).
 //!
 //! Only the initiator retransmits; the responder answers repeats from
 //! its replay memory.
@@ -24,6 +28,7 @@ use crate::event::{Event, Exchange, Reason};
 use crate::exchange::phase1::{
     self, detect_nat, find, find_all, payloads, Mode, Phase1, Step, VID_DPD, VID_NATT_RFC3947,
 };
+use crate::exchange::responder_lifetime::{notify_type, NamedSa};
 use crate::ike_sa::{open, seal, IkeSa};
 use crate::peer::Peer;
 use crate::wire::{
@@ -424,9 +429,16 @@ impl<R: Random> Peer<R> {
                 p.kind == PayloadType::Notify
                     && NotifyPayload::parse(p.body).is_ok_and(|n| n.kind == NotifyType::InitialContact)
             });
-            Some((id, hash, ic))
+            // Main Mode initiator: MM6 may shorten the lifetime.
+            let lifetimes = list
+                .iter()
+                .filter(|p| p1.initiator && p1.mode == Mode::Main && p.kind == PayloadType::Notify)
+                .filter(|p| notify_type(p.body) == Some(NotifyType::ResponderLifetime))
+                .map(|p| p.body.to_vec())
+                .collect::<Vec<_>>();
+            Some((id, hash, ic, lifetimes))
         });
-        let Some((id, hash, initial_contact)) = parsed else {
+        let Some((id, hash, initial_contact, lifetimes)) = parsed else {
             return Ok(Err(self.auth_failed(
                 now,
                 p1,
@@ -437,6 +449,7 @@ impl<R: Random> Peer<R> {
         };
         // Acted upon once the peer is authenticated (`Peer::established`).
         p1.initial_contact |= initial_contact;
+        p1.responder_lifetimes = lifetimes;
         p1.iv = next_iv;
         Ok(Ok((id, hash)))
     }
@@ -521,6 +534,21 @@ impl<R: Random> Peer<R> {
             return Ok(self.auth_failed(now, p1, bytes, ex, "peer identity is not the configured one"));
         }
         self.remember(bytes, None);
+        if let Some((prop, life)) = p1.chosen {
+            let mut cookies = [0u8; 16];
+            cookies[..8].copy_from_slice(&p1.icookie);
+            cookies[8..].copy_from_slice(&p1.rcookie);
+            let secs = |seconds| crate::Lifetime { seconds, kilobytes: 0 };
+            let notifies = std::mem::take(&mut p1.responder_lifetimes);
+            let life = self.responder_lifetimes(
+                ex,
+                notifies.iter().map(Vec::as_slice),
+                NamedSa::Isakmp { cookies },
+                secs(self.cfg.ike_lifetime),
+                secs(life),
+            );
+            p1.chosen = Some((prop, life.seconds));
+        }
         Ok(self.make_ike_sa(now, p1))
     }
 

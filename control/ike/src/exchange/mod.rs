@@ -6,3 +6,4 @@ pub(crate) mod informational;
 pub(crate) mod main_mode;
 pub(crate) mod phase1;
 pub(crate) mod quick_mode;
+pub(crate) mod responder_lifetime;

@@ -88,6 +88,9 @@ pub(crate) struct Phase1 {
     /// Initiator: an unauthenticated error notification naming this
     /// exchange; reported if the exchange then times out.
     pub peer_notify: Option<crate::wire::NotifyType>,
+    /// Main Mode initiator: RESPONDER-LIFETIME bodies of MM6, applied
+    /// once HASH_R has verified (`responder_lifetime`).
+    pub responder_lifetimes: Vec<Vec<u8>>,
 }
 
 impl Phase1 {
@@ -126,6 +129,7 @@ impl Phase1 {
             last_in: Vec::new(),
             last_out: None,
             peer_notify: None,
+            responder_lifetimes: Vec::new(),
         }
     }
 

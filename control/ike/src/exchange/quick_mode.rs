@@ -4,8 +4,16 @@
 //! Initiator                                              Responder
 //! QM1  HDR*, HASH(1), SA, Ni [, KE] , IDci, IDcr     -->
 //!                                  <-- QM2  HDR*, HASH(2), SA, Nr [, KE], IDci, IDcr
+//!                                           [, N(RESPONDER-LIFETIME)]
 //! QM3  HDR*, HASH(3)                                 -->
 //! ```
+//!
+//! Lifetimes: the responder answers with the lower of the proposed
+//! lifetime and its own, and when that is lower than proposed also says
+//! so in a RESPONDER-LIFETIME notification naming its SPI (RFC 2407
+//! §4.6.3.1; racoon does the same, strongSwan takes the SA payload's and
+//! passes over the notification). The initiator adopts a shorter
+//! lifetime from either, never a longer one (`responder_lifetime`).
 //!
 //! IVs: hash(last phase-1 block | M-ID), then chained within the exchange
 //! (RFC 2409 Appendix B). The initiator retransmits QM1 until QM2; the
@@ -29,12 +37,13 @@ use crate::discard::Discard;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, Exchange, Reason};
 use crate::exchange::phase1::{find, find_all, payloads, unknown_payload};
+use crate::exchange::responder_lifetime::{durations, shorten, NamedSa};
 use crate::ike_sa::{open, seal};
 use crate::peer::{ChildRecord, Peer, Pending};
 use crate::proxy;
 use crate::wire::{
-    chain, emit_sa, ExchangeType, Header, IdPayload, MessageBuilder, NotifyType, PayloadType, ProposalRepr,
-    RawPayload, SaPayload, Transform, TransformRepr,
+    chain, emit_sa, ExchangeType, Header, IdPayload, MessageBuilder, NotifyPayload, NotifyType, PayloadType,
+    ProposalRepr, RawPayload, SaPayload, Transform, TransformRepr, DOI_IPSEC, LIFE_IPSEC,
 };
 use crate::{DhGroup, Random};
 
@@ -411,6 +420,7 @@ impl<R: Random> Peer<R> {
             return Ok(());
         };
         // Lifetimes: the lower of theirs and ours (RFC 2407 §4.5.4).
+        let proposed_lifetime = choice.lifetime;
         choice.lifetime = choice.lifetime.min(self.cfg.child_lifetime);
 
         let spi_in = self.rng.spi();
@@ -435,6 +445,21 @@ impl<R: Random> Peer<R> {
         }
         for id in &ids {
             rest.push((PayloadType::Id, id));
+        }
+        // Ours is lower than proposed: say so for our SA (RFC 2407
+        // §4.6.3.1), after the payloads RFC 2409 §5.5 places.
+        let lifetime_notify = (choice.lifetime != proposed_lifetime).then(|| {
+            NotifyPayload {
+                doi: DOI_IPSEC,
+                protocol: PROTO_ESP,
+                spi: &spi_in.to_be_bytes(),
+                kind: NotifyType::ResponderLifetime,
+                data: &durations(choice.lifetime).emit(LIFE_IPSEC),
+            }
+            .emit()
+        });
+        if let Some(n) = &lifetime_notify {
+            rest.push((PayloadType::Notify, n));
         }
         let (rest_bytes, _) = chain(&rest);
         let Some(ike) = self.ike.as_ref() else {
@@ -560,11 +585,26 @@ impl<R: Random> Peer<R> {
             }
             _ => return Err(NotifyType::InvalidIdInformation),
         };
-        let lifetime = if c.lifetime.seconds == 0 && c.lifetime.kilobytes == 0 {
-            self.cfg.child_lifetime
-        } else {
-            c.lifetime.min(self.cfg.child_lifetime)
-        };
+        // The SA payload's lifetime, then RESPONDER-LIFETIME: shorter is
+        // adopted, longer never (RFC 2407 §4.6.3.1).
+        let ex = Exchange::QuickMode(q.msgid);
+        let proposed = self.cfg.child_lifetime;
+        let (lifetime, longer) = shorten(proposed, proposed, durations(c.lifetime));
+        for l in longer {
+            self.lifetime_ignored(
+                ex,
+                Discard::LifetimeLonger,
+                format!("SA payload lifetime of {l}: longer, not adopted"),
+            );
+        }
+        let notifies = list.iter().filter(|p| p.kind == PayloadType::Notify).map(|p| p.body);
+        let lifetime = self.responder_lifetimes(
+            ex,
+            notifies,
+            NamedSa::Esp { spis: [spi_out, q.spi_in] },
+            proposed,
+            lifetime,
+        );
         let Some(ike) = self.ike.as_ref() else {
             return Err(NotifyType::InvalidCookie);
         };

@@ -13,6 +13,7 @@
 mod attr;
 mod header;
 mod id;
+mod lifetime;
 mod notify;
 mod payload;
 mod sa;
@@ -20,6 +21,7 @@ mod sa;
 pub use attr::{emit_u32, Attribute, AttributeValue};
 pub use header::{ExchangeType, Header, FLAG_COMMIT, FLAG_ENCRYPTION, HEADER_LEN};
 pub use id::{IdPayload, IdType};
+pub use lifetime::{LifeAttributes, LifeDurations, LIFE_IPSEC, LIFE_ISAKMP};
 pub use notify::{DeletePayload, NotifyPayload, NotifyType};
 pub use payload::{chain, MessageBuilder, PayloadIter, PayloadType, RawPayload};
 pub use sa::{
@@ -73,6 +75,14 @@ pub enum WireError {
         count: usize,
         /// Items present.
         found: usize,
+    },
+    /// A structure whose parts are each well formed but do not fit together.
+    #[error("{what}: {why}")]
+    Invalid {
+        /// The structure.
+        what: &'static str,
+        /// What is wrong with it.
+        why: &'static str,
     },
 }
 
