@@ -21,6 +21,7 @@ pub mod events;
 pub mod ids;
 pub mod ingest;
 pub mod monitor;
+pub mod negotiated;
 pub mod plan;
 pub mod sa;
 pub mod spi;
