@@ -17,6 +17,7 @@
 //!   commands, against any [`controller::FastPath`].
 
 pub mod controller;
+pub mod engine;
 pub mod events;
 pub mod ids;
 pub mod ingest;
