@@ -205,10 +205,9 @@ pub fn run(opts: Options) -> Result<(), String> {
             m.publish_ike_ingest(inbox.counters());
         }
     }
-    let (state, mut file) = core.shutdown();
+    let (state, file) = core.shutdown();
     shell.carry_out(&mut core, Some(&mut link), &senders.ike);
     state.save(&opts.state_dir).map_err(|e| e.to_string())?;
-    file.written_unix_ms = WallClock::read().to_unix_ms(Instant::now());
     ike_state::save(&opts.state_dir, &file).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&opts.socket);
     Ok(())
