@@ -4,12 +4,14 @@
 //!
 //! * [`core`]: configuration, plan, SA manager, SPIs, HEX IDs, state file,
 //!   queues, events and the VPN monitor, tied together by
-//!   [`core::controller`] (no I/O, time passed in);
+//!   [`core::controller`], and with IKE by [`core::engine::Core`], the
+//!   sans-IO core the daemon drives (no I/O, time passed in);
 //! * [`ike`]: IKE (manager, persistence, views, UDP sockets);
 //! * [`status`]: the seed's UP/READY/DOWN rules and route withdrawal;
 //! * [`show`]: what `get` and `clear` print (renders only);
 //! * [`metrics`]: the optional Prometheus endpoint (`--metrics`);
-//! * [`io`]: the thin I/O shell (daemon loop, operator socket);
+//! * [`io`]: the thin I/O shell (sockets, queues, files and the clock
+//!   around the core; operator socket);
 //! * [`shell`]: the interactive shell of `esprit` (completion, history).
 //!
 //! Guarantees: a restart of controld re-installs nothing that fastpathd

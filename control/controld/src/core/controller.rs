@@ -123,7 +123,7 @@ pub struct Controller {
     /// failed requests); set by a whole synchronisation.
     pub(crate) in_sync: bool,
     /// SAs negotiated by IKE (installed in addition to `desired.sas`).
-    pub(crate) ike_sas: BTreeMap<u64, DesiredSa>,
+    pub(crate) ike_sas: crate::core::negotiated::NegotiatedSas,
     /// Seconds of lifetime left per IKE SA, as last told (`get sa`).
     pub(crate) ike_life: BTreeMap<u64, u64>,
     pub(crate) sa: SaManager,
@@ -143,9 +143,11 @@ pub struct Controller {
     pub(crate) clears: Vec<Option<u32>>,
     /// The VPN monitors.
     pub(crate) monitor: Monitor,
-    /// Last status of each proxy-ID ((VPN, proxy-ID)) and tunnel interface
-    /// (("", tunnel.N)), and when it last changed.
-    pub(crate) status_seen: BTreeMap<(String, String), (crate::status::Status, Option<SystemTime>)>,
+    /// Last status of each proxy-ID and tunnel interface, and what changed
+    /// since the last refresh.
+    pub(crate) status: crate::status::book::StatusBook,
+    /// The configuration's look-ups of the status rules.
+    pub(crate) index: crate::status::book::ConfigIndex,
     /// DOWN proxy-IDs ((VPN, proxy-ID)) whose routes are withdrawn
     /// (`withdraw-routes`).
     pub(crate) withdrawn: BTreeMap<(String, String), crate::status::withdraw::Withdrawal>,
@@ -172,7 +174,7 @@ impl Controller {
             serials: t.serials,
             desired: t.desired,
             in_sync: false,
-            ike_sas: BTreeMap::new(),
+            ike_sas: Default::default(),
             ike_life: BTreeMap::new(),
             sa: SaManager::with_seqs(state.sas, state.seqs, digest_secret(&state.digest_key)),
             log: Vec::new(),
@@ -184,11 +186,13 @@ impl Controller {
             clock: SystemTime::now,
             clears: Vec::new(),
             monitor: Monitor::default(),
-            status_seen: BTreeMap::new(),
+            status: Default::default(),
+            index: Default::default(),
             withdrawn: BTreeMap::new(),
             routes_pending: false,
         };
         c.reconfigure_monitor();
+        c.reindex();
         c.log.extend(t.warnings.into_iter().map(|w| format!("warning: {w}")));
         c.sa.hold_back(state.unconfirmed);
         if state.lost {
@@ -286,11 +290,14 @@ impl Controller {
         }
         let touched: Vec<u64> = add.iter().map(|s| s.spec.id).collect();
         for id in remove {
-            self.ike_sas.remove(id);
+            if let Some(s) = self.ike_sas.remove(id) {
+                self.status.touch(crate::core::negotiated::key_of(&s));
+            }
             self.ike_life.remove(id);
         }
         for s in add {
-            self.ike_sas.insert(s.spec.id, s);
+            self.status.touch(crate::core::negotiated::key_of(&s));
+            self.ike_sas.insert(s);
         }
         let Some(fp) = fp else {
             self.in_sync = false;
@@ -309,7 +316,7 @@ impl Controller {
 
     /// The SAs IKE negotiated, as fastpathd should hold them.
     pub fn ike_sas(&self) -> &BTreeMap<u64, DesiredSa> {
-        &self.ike_sas
+        self.ike_sas.by_id()
     }
 
     /// IKE SAs resumed from the IKE state file at start, before the first
@@ -326,7 +333,8 @@ impl Controller {
                 self.sa.note_added(&s.spec, &crate::core::plan::fingerprint(&s.spec));
                 self.sa.note_removed(s.spec.id);
             }
-            self.ike_sas.insert(s.spec.id, s);
+            self.status.touch(crate::core::negotiated::key_of(&s));
+            self.ike_sas.insert(s);
         }
     }
 
@@ -445,6 +453,7 @@ impl Controller {
     pub fn fastpath_lost(&mut self) {
         self.in_sync = false;
         self.sa.fastpath_lost();
+        self.status.touch_all();
         self.stats = Stats::default();
         self.note_event(Severity::Warning, EventKind::FastPath, "fastpathd connection lost: reconnecting");
     }
@@ -505,6 +514,9 @@ impl Controller {
             SyncReport { kept: plan.kept.len(), requests: plan.requests.len(), ..SyncReport::default() };
         for id in &plan.kept {
             if let Some(d) = wanted.sas.get(id) {
+                if !self.sa.is_installed(*id) {
+                    self.status.touch(crate::core::negotiated::key_of(d));
+                }
                 self.sa.note_kept(&d.spec);
             }
         }
@@ -521,6 +533,7 @@ impl Controller {
                     if let Some(f) = fingerprints.get(&spec.id) {
                         self.sa.note_added(&spec, f);
                     }
+                    self.touch_sa(spec.id);
                     report.added += 1;
                 }
                 Request::RemoveSa { id } => {
@@ -531,6 +544,7 @@ impl Controller {
                         Err(FastPathError::Refused { reason, .. }) if reason.starts_with("no SA") => {}
                         Err(e) => return Err(e),
                     }
+                    self.touch_sa(id);
                     self.sa.note_removed(id);
                     if !fingerprints.contains_key(&id) {
                         report.removed += 1;
@@ -663,14 +677,18 @@ impl Controller {
         );
         self.sa_dirty_for_ids();
         self.reconfigure_monitor();
+        self.reindex();
         // Withdrawals follow the new configuration before it is programmed.
         self.refresh_status();
         self.routes_pending = false;
         // IKE SAs of VPNs that are gone (or no longer AutoKey) go with them.
         let config = &self.config;
-        self.ike_sas.retain(|_, s| {
+        let gone = self.ike_sas.retain(|s| {
             config.vpn(&s.vpn_name).is_some_and(|v| matches!(v.kind, esprit_config::VpnKind::AutoKey(_)))
         });
+        for key in gone {
+            self.status.touch(key);
+        }
         let Some(fp) = fp else {
             output.push("fastpathd is not connected: the change is programmed when it is".into());
             return Response::ok(output);
@@ -688,6 +706,7 @@ impl Controller {
             Err(e @ FastPathError::Refused { .. }) => {
                 (self.config, self.hex_ids, self.desired, self.serials) = old;
                 self.reconfigure_monitor();
+                self.reindex();
                 self.refresh_status();
                 let back = match self.sync(fp) {
                     Ok(_) => "the previous configuration is restored".to_owned(),
@@ -701,6 +720,22 @@ impl Controller {
                 output.push(format!("{e}: the change is programmed when fastpathd is back"));
                 Response::ok(output)
             }
+        }
+    }
+
+    /// The configuration's look-ups changed with it: every status is
+    /// looked at again at the next refresh.
+    pub(crate) fn reindex(&mut self) {
+        self.index = crate::status::book::ConfigIndex::new(&self.config, &self.desired);
+        self.status.touch_all();
+    }
+
+    /// The installed state of this SA changes: its proxy-ID's status is
+    /// looked at again at the next refresh.
+    fn touch_sa(&mut self, id: u64) {
+        if let Some(d) = self.ike_sas.get(&id).or_else(|| self.desired.sas.get(&id)) {
+            let key = crate::core::negotiated::key_of(d);
+            self.status.touch(key);
         }
     }
 

@@ -13,14 +13,20 @@
 //! * [`ingest`]: the main loop's bounded queues (IKE, operator, fastpathd);
 //! * [`events`]: the event log of `get event` and the system log;
 //! * [`monitor`]: the VPN monitor (probes through the tunnels);
-//! * [`controller`]: the core that ties them together and runs operator
-//!   commands, against any [`controller::FastPath`].
+//! * [`negotiated`]: the SAs IKE negotiated, by id and by proxy-ID;
+//! * [`controller`]: what ties them together and runs operator commands,
+//!   against any [`controller::FastPath`];
+//! * [`engine`]: the [`engine::Core`], the controller and IKE driven by
+//!   events, datagrams and the time, answering with outputs and a
+//!   deadline (what the daemon's loop carries out).
 
 pub mod controller;
+pub mod engine;
 pub mod events;
 pub mod ids;
 pub mod ingest;
 pub mod monitor;
+pub mod negotiated;
 pub mod plan;
 pub mod sa;
 pub mod spi;

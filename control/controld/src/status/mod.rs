@@ -28,9 +28,10 @@ use std::time::{Instant, SystemTime};
 
 use esprit_config::model::Peer as CfgPeer;
 use esprit_config::{InterfaceIp, VpnKind};
-use esprit_fastpath_api::Request;
+use esprit_fastpath_api::{Direction, Request};
 use esprit_policy::FlowKey;
 
+pub(crate) mod book;
 pub mod pair;
 pub(crate) mod withdraw;
 
@@ -266,6 +267,10 @@ impl Controller {
     fn note_monitor_change(&mut self, change: MonitorAction) {
         let MonitorAction::Changed { vpn, from, to, why } = change else { return };
         let target = self.monitor.get(&vpn).map(|m| m.target.clone());
+        // The proxy-ID it probes through (its status follows the monitor's).
+        if let Some(pid) = target.as_ref().and_then(|t| t.proxy_id.clone()) {
+            self.status.touch((vpn.clone(), pid));
+        }
         let severity = if to == MonitorStatus::Down { Severity::Warning } else { Severity::Notice };
         let dst = target.as_ref().and_then(|t| t.dst).map_or("-".to_owned(), |d| d.to_string());
         let mut r = EventRecord::new(
@@ -293,12 +298,20 @@ impl Controller {
     /// sa`). READY: inactive, never negotiated since controld started (or
     /// since the proxy-ID was configured): waiting for traffic or IKE.
     pub(crate) fn pair_status(&self, p: &Pair) -> Status {
-        let monitor_down = self.monitored(p) == Some(MonitorStatus::Down);
-        if p.up() && !monitor_down {
+        self.status_rule(&p.vpn, &p.proxy_id, p.up())
+    }
+
+    /// [`Controller::pair_status`] of the proxy-ID `proxy_id` of `vpn`,
+    /// whose SA pair is installed (`up`) or not.
+    fn status_rule(&self, vpn: &str, proxy_id: &str, up: bool) -> Status {
+        let monitor_down = self
+            .monitor
+            .get(vpn)
+            .filter(|m| m.target.proxy_id.as_deref() == Some(proxy_id))
+            .is_some_and(|m| m.status == MonitorStatus::Down);
+        if up && !monitor_down {
             Status::Up
-        } else if monitor_down
-            || matches!(self.status_word(&p.vpn, &p.proxy_id), Some(Status::Up | Status::Down))
-        {
+        } else if monitor_down || matches!(self.status_word(vpn, proxy_id), Some(Status::Up | Status::Down)) {
             Status::Down
         } else {
             Status::Ready
@@ -307,7 +320,67 @@ impl Controller {
 
     /// The status of a proxy-ID at the last [`Controller::refresh_status`].
     pub(crate) fn status_word(&self, vpn: &str, proxy_id: &str) -> Option<Status> {
-        self.status_seen.get(&(vpn.to_owned(), proxy_id.to_owned())).map(|(w, _)| *w)
+        self.status.get(&(vpn.to_owned(), proxy_id.to_owned())).map(|(w, _)| *w)
+    }
+
+    /// Whether the proxy-ID `key` has its SA pair installed, as
+    /// [`Controller::pairs`] sees it (the newest SA of each direction,
+    /// negotiated before configured), from the indexes: `None` when it
+    /// has no pair at all (neither SAs nor a pending proxy-ID).
+    pub(crate) fn pair_up(&self, key: &crate::core::negotiated::PairKey) -> Option<bool> {
+        let negotiated = self.ike_sas.ids_of(key);
+        let configured = self.index.configured.get(key);
+        let newest = |direction: Direction| {
+            let of = |id: &&u64| {
+                self.ike_sas
+                    .get(id)
+                    .or_else(|| self.desired.sas.get(id))
+                    .is_some_and(|d| d.spec.direction == direction)
+            };
+            negotiated.and_then(|ids| ids.iter().rev().find(of)).or_else(|| {
+                configured
+                    .and_then(|ids| ids.iter().rev().filter(|id| !self.ike_sas.contains_key(id)).find(of))
+            })
+        };
+        let (inbound, outbound) = (newest(Direction::Inbound), newest(Direction::Outbound));
+        let has_configured =
+            configured.is_some_and(|ids| ids.iter().any(|id| !self.ike_sas.contains_key(id)));
+        if negotiated.is_none() && !has_configured && !self.index.pending.contains(key) {
+            return None;
+        }
+        let installed = |id: Option<&u64>| id.is_some_and(|id| self.sa.is_installed(*id));
+        Some(installed(inbound) && installed(outbound))
+    }
+
+    /// The tunnel interface's status by the rules above, from the
+    /// proxy-IDs' last statuses (a count per VPN, not a pass over every
+    /// pair).
+    fn tunnel_status_now(&self, tunnel: &str) -> Status {
+        let vpns = self.index.vpns_of.get(tunnel).map_or(&[][..], Vec::as_slice);
+        let decider = vpns
+            .iter()
+            .filter_map(|v| self.monitor.get(v))
+            .find(|m| m.target.explicit_destination && m.target.proxy_id.is_some());
+        if let Some(m) = decider {
+            if m.status == MonitorStatus::Down {
+                return Status::Down;
+            }
+            let pid = m.target.proxy_id.clone().unwrap_or_default();
+            return self.status_word(&m.target.vpn, &pid).unwrap_or(Status::Down);
+        }
+        let mut counts = [0usize; 3];
+        for v in vpns {
+            for (sum, n) in counts.iter_mut().zip(self.status.counts(v)) {
+                *sum += n;
+            }
+        }
+        if counts[0] > 0 {
+            Status::Up
+        } else if counts[1] > 0 {
+            Status::Ready
+        } else {
+            Status::Down
+        }
     }
 
     /// The tunnel interface's status and the rule that decided it: `None`
@@ -341,52 +414,80 @@ impl Controller {
         (status, None)
     }
 
-    /// Notes every proxy-ID's and tunnel interface's status; a change is
-    /// recorded in the event log with its time (shown by `get vpn`). The
-    /// first sight of a proxy-ID is not a change.
+    /// Notes the status of the proxy-IDs touched since the last call (an
+    /// install, expiry or delete touches its own; a configuration change
+    /// or a lost fastpathd touches all) and of their tunnel interfaces; a
+    /// change is recorded in the event log with its time (shown by `get
+    /// vpn`). The first sight of a proxy-ID is not a change. The work is
+    /// proportional to what was touched, not to the number of proxy-IDs.
     pub fn refresh_status(&mut self) {
-        let pairs = self.pairs();
+        use crate::core::negotiated::PairKey;
+        let touched = self.status.take_touched();
+        let everything = touched.is_none();
+        let mut keys: Vec<PairKey> = match touched {
+            Some(t) if t.is_empty() => return,
+            Some(t) => t.into_iter().collect(),
+            None => {
+                let mut all: std::collections::BTreeSet<PairKey> = self.status.pair_keys().cloned().collect();
+                all.extend(self.index.configured.keys().cloned());
+                all.extend(self.index.pending.iter().cloned());
+                all.extend(self.ike_sas.keys().cloned());
+                all.extend(self.withdrawn.keys().cloned());
+                all.into_iter().collect()
+            }
+        };
+        // The order of `pairs()` (HEX ID, then configuration order), so
+        // the events read the same whatever touched them.
+        keys.sort_by_cached_key(|k| {
+            let hex = self.hex_ids.get(&k.0).copied().unwrap_or(u32::MAX);
+            (hex, self.index.position.get(k).copied().unwrap_or(usize::MAX), k.1.clone())
+        });
         let now = (self.clock)();
-        let mut seen = std::collections::BTreeMap::new();
         let mut changes = Vec::new();
-        for p in &pairs {
-            let key = (p.vpn.clone(), p.proxy_id.clone());
-            let word = self.pair_status(p);
-            match self.status_seen.get(&key) {
-                Some((w, since)) if *w == word => {
-                    seen.insert(key, (word, *since));
-                }
+        for key in &keys {
+            let Some(up) = self.pair_up(key) else {
+                self.status.remove(key);
+                continue;
+            };
+            let word = self.status_rule(&key.0, &key.1, up);
+            match self.status.get(key).copied() {
+                Some((w, _)) if w == word => {}
                 Some((w, _)) => {
-                    changes.push((p.vpn.clone(), Some(p.proxy_id.clone()), *w, word));
-                    seen.insert(key, (word, Some(now)));
+                    changes.push((key.0.clone(), Some(key.1.clone()), w, word));
+                    self.status.set(key.clone(), word, Some(now));
                 }
-                None => {
-                    seen.insert(key, (word, None));
-                }
+                None => self.status.set(key.clone(), word, None),
             }
         }
-        let tunnels: Vec<String> =
-            self.config.interfaces().filter(|i| i.name.is_tunnel()).map(|i| i.name.to_string()).collect();
+        let affected: std::collections::HashSet<&str> =
+            keys.iter().filter_map(|k| self.index.tunnel_of.get(&k.0)).map(String::as_str).collect();
+        let tunnels: Vec<String> = self
+            .config
+            .interfaces()
+            .filter(|i| i.name.is_tunnel())
+            .map(|i| i.name.to_string())
+            .filter(|t| everything || affected.contains(t.as_str()))
+            .collect();
+        if everything {
+            let gone: Vec<PairKey> =
+                self.status.tunnel_keys().filter(|k| !tunnels.contains(&k.1)).cloned().collect();
+            for k in gone {
+                self.status.remove(&k);
+            }
+        }
         for t in tunnels {
-            let vpns: Vec<String> = self.bound_vpns(&t).into_iter().map(str::to_owned).collect();
-            let vpn_refs: Vec<&str> = vpns.iter().map(String::as_str).collect();
-            let (word, _) = self.tunnel_status_of(&vpn_refs, &pairs);
+            let word = self.tunnel_status_now(&t);
             let key = (String::new(), t.clone());
-            match self.status_seen.get(&key) {
-                Some((w, since)) if *w == word => {
-                    seen.insert(key, (word, *since));
-                }
+            match self.status.get(&key).copied() {
+                Some((w, _)) if w == word => {}
                 Some((w, _)) => {
-                    changes.push((t.clone(), None, *w, word));
-                    seen.insert(key, (word, Some(now)));
+                    changes.push((t, None, w, word));
+                    self.status.set(key, word, Some(now));
                 }
-                None => {
-                    seen.insert(key, (word, None));
-                }
+                None => self.status.set(key, word, None),
             }
         }
-        self.status_seen = seen;
-        self.update_withdrawals(&pairs);
+        self.update_withdrawals(&keys);
         for (who, proxy_id, from, to) in changes {
             let severity = if to == Status::Up { Severity::Notice } else { Severity::Warning };
             let mut r = match &proxy_id {
@@ -431,7 +532,7 @@ impl Controller {
     /// When the status of a proxy-ID (or, with `vpn` empty, of a tunnel
     /// interface) last changed, if it did since controld started.
     pub(crate) fn status_since(&self, vpn: &str, what: &str) -> Option<SystemTime> {
-        self.status_seen.get(&(vpn.to_owned(), what.to_owned())).and_then(|(_, t)| *t)
+        self.status.get(&(vpn.to_owned(), what.to_owned())).and_then(|(_, t)| *t)
     }
 }
 

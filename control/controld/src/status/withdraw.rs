@@ -72,27 +72,26 @@ pub(crate) fn withdrawn_by<'a>(
 }
 
 impl Controller {
-    /// Follows the proxy-IDs' status (after [`Controller::refresh_status`]):
-    /// the DOWN proxy-IDs of VPNs with `withdraw-routes` are withdrawn, the
-    /// others restored; each change is an event naming the routes, and
-    /// marks the route table for programming.
-    pub(crate) fn update_withdrawals(&mut self, pairs: &[Pair]) {
+    /// Follows the status of the proxy-IDs `keys` (after
+    /// [`Controller::refresh_status`] noted it): the DOWN proxy-IDs of
+    /// VPNs with `withdraw-routes` are withdrawn, the others restored;
+    /// each change is an event naming the routes, and marks the route
+    /// table for programming.
+    pub(crate) fn update_withdrawals(&mut self, keys: &[(String, String)]) {
         let mut down: BTreeMap<(String, String), (u32, Prefix)> = BTreeMap::new();
-        for v in self.config.vpns().filter(|v| v.withdraw_routes) {
-            let Some(tunnel) = v.bind.as_ref().and_then(|b| b.tunnel_number()) else { continue };
-            let remotes: BTreeMap<String, Prefix> =
-                self.config.proxy_ids(&v.name).iter().map(|p| (p.to_string(), p.remote)).collect();
-            for p in pairs.iter().filter(|p| p.vpn == v.name) {
-                if self.status_word(&p.vpn, &p.proxy_id) != Some(super::Status::Down) {
-                    continue;
+        let mut gone: Vec<(String, String)> = Vec::new();
+        for key in keys {
+            let tunnel = self.index.withdraw_tunnel.get(&key.0).copied();
+            let remote = self.index.remote.get(key).copied();
+            match (tunnel, remote) {
+                (Some(t), Some(r)) if self.status_word(&key.0, &key.1) == Some(super::Status::Down) => {
+                    down.insert(key.clone(), (t, r));
                 }
-                if let Some(remote) = remotes.get(&p.proxy_id) {
-                    down.insert((p.vpn.clone(), p.proxy_id.clone()), (tunnel, *remote));
-                }
+                _ if self.withdrawn.contains_key(key) => gone.push(key.clone()),
+                _ => {}
             }
         }
-        let gone: Vec<(String, String)> =
-            self.withdrawn.keys().filter(|k| !down.contains_key(*k)).cloned().collect();
+        gone.sort();
         let mut changed = false;
         for key in gone {
             if let Some(w) = self.withdrawn.remove(&key) {
@@ -200,14 +199,21 @@ impl Controller {
         if !self.withdrawn.values().any(|w| w.next_try.is_none_or(|t| now >= t)) {
             return Vec::new();
         }
-        let pairs = self.pairs();
+        let due: Vec<(String, String)> = self
+            .withdrawn
+            .iter()
+            .filter(|(_, w)| w.next_try.is_none_or(|t| now >= t))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let up: std::collections::HashSet<(String, String)> =
+            due.into_iter().filter(|k| self.pair_up(k) == Some(true)).collect();
         let mut out = Vec::new();
-        for ((vpn, pid), w) in &mut self.withdrawn {
+        for (key, w) in &mut self.withdrawn {
             if w.next_try.is_some_and(|t| now < t) {
                 continue;
             }
-            let up = pairs.iter().any(|p| p.vpn == *vpn && p.proxy_id == *pid && p.up());
-            if !up {
+            let pid = &key.1;
+            if !up.contains(key) {
                 out.push((w.tunnel, pid.clone(), w.next_try.is_none()));
             }
             w.next_try = Some(now + RETRY);

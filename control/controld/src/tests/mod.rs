@@ -15,6 +15,7 @@ use crate::core::sa::{inbound_margin, INBOUND_MARGIN_MIN, SEQ_MARGIN};
 use crate::core::state::State;
 use crate::core::translate::{sa_id, translate, TranslateError};
 
+mod glue;
 mod golden;
 mod scale;
 

@@ -1,0 +1,510 @@
+//! controld as one sans-IO state machine: the [`Controller`] (configuration,
+//! SA manager, status, VPN monitor) and the [`IkeManager`] tied together by
+//! what used to live in the daemon's loop: acquire -> IKE -> install ->
+//! status -> monitor -> withdrawal -> rekey.
+//!
+//! The [`Core`] owns no socket, thread or clock. The shell hands it
+//! operator commands, fastpathd events, IKE datagrams with their source
+//! address, and the time (an `Instant` passed in); it answers with
+//! [`Output`]s to carry out (datagrams to send, log lines, files to write,
+//! the fastpathd connection to drop) and [`Core::poll_timeout`], the next
+//! instant it wants [`Core::handle_timeout`] called. fastpathd is reached
+//! through a [`FastPath`] port the shell passes to each call that may
+//! program it (the real client, or an in-memory model in tests): its
+//! requests are answered in order, so the core sees each reply before it
+//! decides the next request.
+//!
+//! **The IKE state file** (`ike.json`, [`crate::ike::persist`]) is handed
+//! out ([`Output::SaveIkeState`]) before the actions of an IKE change: when
+//! an exchange completed or failed (an ISAKMP SA up or down, a child SA up,
+//! rekeyed or deleted), the file holds the new state before its SAs go to
+//! fastpathd and before the message that tells the peer leaves, so a
+//! controld killed at any instant restarts with every SA the peer may use
+//! (the one window IKEv1 leaves: a Quick Mode responder killed after QM3
+//! arrived and before the file was written; QM3 has no answer to hold
+//! back). The shell must therefore carry out the outputs in order. Changes
+//! that complete no exchange (the DPD sequence number) are written at most
+//! once a [`SAVE_INTERVAL`], and only if something changed.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use esprit_fastpath_api::{Direction, Event, Reply, Request, Stats};
+use esprit_ike::{Transmit, WallClock};
+
+use crate::core::controller::{Controller, FastPath, FastPathError, Response};
+use crate::core::events::{EventKind, Severity};
+use crate::core::ingest::{IkeLogLimiter, IngestCounters};
+use crate::core::sa::STATS_INTERVAL_SECS;
+use crate::core::spi::SpiAllocator;
+use crate::core::state::State;
+use crate::ike::persist::{self as ike_state, IkeStateFile, Loaded};
+use crate::ike::{ike_gateways, IkeAction, IkeManager, RandomFill};
+
+/// How often fastpathd is compared with the desired state even when
+/// nothing changed (it may have been reset behind controld's back).
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest interval between two turns of [`Core::handle_timeout`]
+/// (fastpathd's counters, the VPN monitor and the resync are checked at
+/// each turn).
+pub const MAX_WAIT: Duration = Duration::from_millis(100);
+/// Shortest interval between two writes of a state file.
+pub const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the shell must do, in this order.
+#[derive(Debug)]
+pub enum Output {
+    /// Send an IKE datagram (port 4500: with the non-ESP marker).
+    Transmit(Transmit),
+    /// A line for controld's log.
+    Log(String),
+    /// Write `controld.json` (sequence numbers, HEX IDs).
+    SaveState(State),
+    /// Write `ike.json`; the shell stamps `written_unix_ms`.
+    SaveIkeState(IkeStateFile),
+    /// fastpathd's connection is broken: drop it and reconnect (the core
+    /// already forgot what fastpathd held).
+    FastPathLost,
+    /// IKE needs sockets on these local addresses (the configuration
+    /// changed): bind those not bound yet.
+    Listen(BTreeSet<IpAddr>),
+    /// fastpathd's counters were read (`None`: the reading failed), for
+    /// the metrics endpoint.
+    Stats(Option<Box<Stats>>),
+}
+
+/// controld's core. See the module documentation.
+pub struct Core {
+    ctl: Controller,
+    ike: IkeManager,
+    /// Monotonic times in `ike.json` are written relative to one reading
+    /// of both clocks, so an unchanged state gives the same file.
+    clock: WallClock,
+    limiter: IkeLogLimiter,
+    /// The IKE state last handed out (without its write time).
+    ike_saved: Option<IkeStateFile>,
+    last_ike_save: Instant,
+    last_stats: Instant,
+    last_sync: Instant,
+    last_save: Instant,
+    /// When the last turn ran.
+    last_turn: Instant,
+    /// IKE actions waiting for the state file to be handed out.
+    pending_ike: Vec<IkeAction>,
+    /// IKE's ingest counters as the shell last told them.
+    ingest: IngestCounters,
+    out: VecDeque<Output>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("ike", &self.ike).finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// A core for `ctl` (configuration and persisted state loaded), with
+    /// IKE resumed from `ike_file` (what `ike.json` held), the random
+    /// source `fill`, and `clock` (both clocks read once by the shell).
+    pub fn new(mut ctl: Controller, ike_file: Loaded, fill: RandomFill, clock: WallClock) -> Core {
+        let now = clock.now;
+        let mut out = VecDeque::new();
+        // IKE: one peer per AutoKey gateway.
+        let (gateways, warnings) = ike_gateways(ctl.config(), ctl.hex_ids());
+        out.extend(warnings.into_iter().map(|w| Output::Log(format!("warning: {w}"))));
+        let mut spis = SpiAllocator::new();
+        for s in ctl.desired().sas.values() {
+            if s.spec.direction == Direction::Inbound {
+                let _ = spis.reserve(s.spec.spi);
+            }
+        }
+        let mut ike = IkeManager::new(gateways, spis, fill);
+        // What IKE negotiated before a restart: resumed, and its SAs wanted
+        // again, so the first synchronisation adopts fastpathd's copies.
+        match ike_file {
+            Loaded::Absent => {}
+            Loaded::Discarded(e) => {
+                let l = format!(
+                    "error: {e}: moved to {}.bad; starting without IKE state (the peers renegotiate)",
+                    ike_state::IKE_STATE_FILE
+                );
+                out.push_back(Output::Log(l.clone()));
+                ctl.note_event(Severity::Warning, EventKind::Ike, l);
+            }
+            Loaded::State(f) => {
+                let r = ike.restore(&f, &clock);
+                out.extend(r.log.into_iter().map(Output::Log));
+                ctl.resume_ike_sas(r.sas);
+            }
+        }
+        Core {
+            ctl,
+            ike,
+            clock,
+            limiter: IkeLogLimiter::new(now),
+            ike_saved: None,
+            last_ike_save: now,
+            last_stats: now,
+            last_sync: now,
+            last_save: now,
+            last_turn: now,
+            pending_ike: Vec::new(),
+            ingest: IngestCounters::default(),
+            out,
+        }
+    }
+
+    /// The controller (status, SAs, configuration).
+    pub fn controller(&self) -> &Controller {
+        &self.ctl
+    }
+
+    /// The controller, to change (tests, the system log).
+    pub fn controller_mut(&mut self) -> &mut Controller {
+        &mut self.ctl
+    }
+
+    /// The IKE manager.
+    pub fn ike(&self) -> &IkeManager {
+        &self.ike
+    }
+
+    /// The local addresses IKE needs sockets on.
+    pub fn local_addresses(&self) -> BTreeSet<IpAddr> {
+        self.ike.local_addresses()
+    }
+
+    /// The next output to carry out.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// IKE's ingest counters, as the shell's queues count them (`get
+    /// counter`, the drop summary line).
+    pub fn set_ingest(&mut self, counters: IngestCounters) {
+        self.ingest = counters;
+    }
+
+    /// When [`Core::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Instant {
+        let tick = self.last_turn + MAX_WAIT;
+        self.ike.poll_timeout().map_or(tick, |t| t.min(tick))
+    }
+
+    fn log(&mut self, line: impl Into<String>) {
+        self.out.push_back(Output::Log(line.into()));
+    }
+
+    fn drain_controller_log(&mut self) {
+        for l in self.ctl.take_log() {
+            self.out.push_back(Output::Log(l));
+        }
+    }
+
+    /// fastpathd is connected (again): bring it to the desired state,
+    /// adopting what it holds. Returns false if the connection broke (the
+    /// shell drops it).
+    pub fn handle_connected(&mut self, now: Instant, fp: &mut dyn FastPath) -> bool {
+        self.log("fastpathd connected: synchronising");
+        self.ctl.note_event(Severity::Info, EventKind::FastPath, "fastpathd connected");
+        let kept = match self.ctl.sync(fp) {
+            Ok(r) => {
+                self.log(format!(
+                    "fastpathd synchronised: {} request(s), {} SA(s) adopted, {} installed, {} removed",
+                    r.requests, r.kept, r.added, r.removed
+                ));
+                for id in &r.resumed_ike {
+                    if let Some(l) = self.ike.rekey_now(now, *id) {
+                        self.log(l);
+                    }
+                }
+                true
+            }
+            Err(e @ FastPathError::Refused { .. }) => {
+                self.log(format!("error: {e} (retrying in {}s)", RESYNC_INTERVAL.as_secs()));
+                true
+            }
+            Err(e) => {
+                self.log(format!("{e}"));
+                self.ctl.fastpath_lost();
+                false
+            }
+        };
+        self.last_sync = now;
+        self.drain_controller_log();
+        kept
+    }
+
+    /// One operator command line. `fp` is `None` while fastpathd is not
+    /// connected. An [`Output::FastPathLost`] follows if the command found
+    /// the connection broken.
+    pub fn handle_command(&mut self, now: Instant, line: &str, fp: Option<&mut dyn FastPath>) -> Response {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if matches!(first, "get" | "clear") {
+            self.ctl.set_ike_view(self.ike.view(now));
+            self.ctl.set_ike_ingest(self.ingest);
+        }
+        let mut resp = self.ctl.command(line, fp);
+        for hex_id in self.ctl.take_clears() {
+            resp.output.extend(self.ike.clear(now, hex_id));
+        }
+        if matches!(first, "set" | "unset" | "exec") && resp.result.is_ok() {
+            // IKE follows the running configuration.
+            let (gateways, warnings) = ike_gateways(self.ctl.config(), self.ctl.hex_ids());
+            for w in warnings {
+                self.log(format!("warning: {w}"));
+            }
+            let actions = self.ike.reconfigure(now, gateways);
+            self.pending_ike.extend(actions);
+            self.out.push_back(Output::Listen(self.ike.local_addresses()));
+        }
+        let redacted = esprit_config::lexer::redact(line);
+        match &resp.result {
+            Ok(()) => self.log(format!("operator: {redacted}: ok")),
+            Err(e) => self.log(format!("operator: {redacted}: {e}")),
+        }
+        if self.ctl.take_lost() {
+            self.out.push_back(Output::FastPathLost);
+        }
+        resp
+    }
+
+    /// A fastpathd event.
+    pub fn handle_event(&mut self, now: Instant, e: &Event) {
+        if !matches!(e, Event::ProbeReply { .. }) {
+            self.log(describe_event(e));
+        }
+        match e {
+            Event::Acquire { tunnel, proxy_id, .. } => {
+                let l = self.ike.acquire(now, *tunnel, proxy_id);
+                self.log(l.clone());
+                self.ctl.record_ike_log(&l);
+            }
+            Event::SoftExpire { sa, .. } => {
+                if let Some(l) = self.ike.sa_soft_expired(now, *sa) {
+                    self.log(l);
+                }
+            }
+            Event::HardExpire { sa, .. } => {
+                if let Some(l) = self.ike.sa_expired(now, *sa) {
+                    self.log(l);
+                }
+            }
+            _ => {}
+        }
+        self.ctl.record_fastpath_event(e);
+    }
+
+    /// An IKE datagram that arrived on `local` from `remote` (non-ESP
+    /// marker stripped). Returns true when IKE rejected it: the shell
+    /// counts it with its ingest drops ([`crate::core::ingest::IkeDrop::Rejected`]).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> bool {
+        match self.ike.handle_datagram(now, local, remote, bytes) {
+            Ok(()) => false,
+            Err(e) => {
+                // Never a line per datagram: counted, and the latest
+                // reason goes in the summary line.
+                let r = remote.to_string();
+                self.limiter.rejected(if e.contains(&r) { e } else { format!("from {r}: {e}") });
+                true
+            }
+        }
+    }
+
+    /// The core's turn: IKE's timers and what the peers produced, the
+    /// state files, fastpathd's counters, the VPN monitor, route
+    /// withdrawals and the periodic resync. Call it after every batch of
+    /// inputs and at [`Core::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant, mut fp: Option<&mut dyn FastPath>) {
+        self.last_turn = now;
+        self.drain_controller_log();
+        if let Some(l) = self.limiter.summary(now, self.ingest) {
+            self.log(l);
+        }
+
+        // `withdraw-routes`: traffic no longer reaches a withdrawn
+        // proxy-ID, so controld renegotiates it itself.
+        // The event log has the first try; the log has every one.
+        for (tunnel, proxy_id, first) in self.ctl.withdrawn_to_negotiate(now) {
+            let l = self.ike.acquire(now, tunnel, &proxy_id);
+            self.log(format!("withdrawn proxy-id: {l}"));
+            if first {
+                self.ctl.record_ike_log(&l);
+            }
+        }
+
+        // IKE: timers, then what the peers produced.
+        self.ike.handle_timeout(now);
+        let produced = self.ike.poll(now);
+        self.pending_ike.extend(produced);
+        // The state file first (see the module doc): an exchange that
+        // completed is on disk before its SAs and messages go out.
+        let urgent = self.ike.take_changed();
+        if urgent || now.saturating_duration_since(self.last_ike_save) >= SAVE_INTERVAL {
+            let after = ike_state::after_actions(self.ctl.ike_sas(), &self.pending_ike);
+            let file = self.ike.snapshot(&self.clock, &after);
+            if self.ike_saved.as_ref() != Some(&file) {
+                self.ike_saved = Some(file.clone());
+                self.out.push_back(Output::SaveIkeState(file));
+            }
+            self.last_ike_save = now;
+        }
+        let mut sas_changed = false;
+        for action in std::mem::take(&mut self.pending_ike) {
+            let (add, remove) = match action {
+                IkeAction::Send(t) => {
+                    self.out.push_back(Output::Transmit(t));
+                    continue;
+                }
+                IkeAction::Log(l) => {
+                    // The one rate limiter of IKE's lines (a stranger's
+                    // datagrams can make the peers log).
+                    if self.limiter.allow(now) {
+                        self.ctl.record_ike_log(&l);
+                        self.log(l);
+                    }
+                    continue;
+                }
+                IkeAction::Install(sas) => (sas, Vec::new()),
+                IkeAction::Remove(ids) => (Vec::new(), ids),
+            };
+            sas_changed = true;
+            let what = if add.is_empty() {
+                format!("remove SAs {remove:x?}")
+            } else {
+                let ids: Vec<String> = add.iter().map(|s| format!("{:#x}", s.spec.id)).collect();
+                format!("install SAs {}", ids.join(", "))
+            };
+            let port = fp.as_mut().map(|c| &mut **c as &mut dyn FastPath);
+            match self.ctl.ike_update(add, &remove, port) {
+                Ok(r) => self.log(format!(
+                    "IKE: {what}: {} request(s), {} SA(s) installed, {} removed",
+                    r.requests, r.added, r.removed
+                )),
+                Err(e @ FastPathError::Refused { .. }) => self.log(format!("IKE: {what}: error: {e}")),
+                Err(e) => {
+                    self.log(format!("IKE: {what}: {e}: reconnecting"));
+                    fp = None;
+                    self.lose_fastpath();
+                }
+            }
+        }
+        self.drain_controller_log();
+
+        if let Some(c) = fp {
+            let result = self.fastpath_turn(now, c);
+            match result {
+                Ok(()) => {}
+                Err(e @ FastPathError::Refused { .. }) => self.log(format!("error: {e}")),
+                Err(e) => {
+                    self.log(format!("{e}: reconnecting"));
+                    self.lose_fastpath();
+                }
+            }
+        }
+        // After IKE installed SAs their sequence-number records are saved
+        // at once (a restart of both daemons must not reuse them).
+        if (sas_changed || now.saturating_duration_since(self.last_save) >= SAVE_INTERVAL)
+            && self.ctl.take_dirty()
+        {
+            self.out.push_back(Output::SaveState(self.ctl.state()));
+            self.last_save = now;
+        }
+        self.drain_controller_log();
+    }
+
+    /// The connection to fastpathd broke.
+    fn lose_fastpath(&mut self) {
+        self.ctl.fastpath_lost();
+        self.out.push_back(Output::FastPathLost);
+    }
+
+    /// Counters, VPN monitor, withdrawn routes, resync.
+    fn fastpath_turn(&mut self, now: Instant, c: &mut dyn FastPath) -> Result<(), FastPathError> {
+        if now.saturating_duration_since(self.last_stats) >= Duration::from_secs(STATS_INTERVAL_SECS) {
+            self.last_stats = now;
+            let mut rec = Recording { inner: c, stats: None };
+            let r = self.ctl.poll_stats(&mut rec);
+            let stats = rec.stats.filter(|_| r.is_ok());
+            self.out.push_back(Output::Stats(stats));
+            r?;
+        }
+        // VPN monitor probes; `rekey` renegotiates a pair it found DOWN.
+        for sa in self.ctl.monitor_tick(now, c)? {
+            if let Some(l) = self.ike.sa_expired(now, sa) {
+                self.log(l);
+            }
+        }
+        if self.ctl.take_routes_pending() {
+            // A proxy-ID's routes were withdrawn or restored.
+            let r = self.ctl.sync(c)?;
+            self.log(format!("routes reprogrammed: {} request(s)", r.requests));
+        }
+        if now.saturating_duration_since(self.last_sync) >= RESYNC_INTERVAL {
+            self.last_sync = now;
+            let r = self.ctl.sync(c)?;
+            if r.requests > 0 {
+                self.log(format!(
+                    "fastpathd differed from the configuration: {} request(s), {} SA(s) installed, {} removed",
+                    r.requests, r.added, r.removed
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A datagram could not be sent: logged within IKE's line budget.
+    pub fn transmit_failed(&mut self, now: Instant, error: String) {
+        if self.limiter.allow(now) {
+            self.log(error);
+        }
+    }
+
+    /// Writing `ike.json` failed: the next turn hands it out again.
+    pub fn ike_save_failed(&mut self) {
+        self.ike_saved = None;
+    }
+
+    /// What to persist when controld stops: both state files.
+    pub fn shutdown(&mut self) -> (State, IkeStateFile) {
+        self.log("stopping: fastpathd keeps its SAs");
+        (self.ctl.state(), self.ike.snapshot(&self.clock, self.ctl.ike_sas()))
+    }
+}
+
+/// A [`FastPath`] that keeps a copy of the counters it passes on.
+struct Recording<'a> {
+    inner: &'a mut dyn FastPath,
+    stats: Option<Box<Stats>>,
+}
+
+impl FastPath for Recording<'_> {
+    fn request(&mut self, request: Request) -> Result<Reply, FastPathError> {
+        let reply = self.inner.request(request)?;
+        if let Reply::Stats(s) = &reply {
+            self.stats = Some(s.clone());
+        }
+        Ok(reply)
+    }
+}
+
+/// A fastpathd event in a few words, for the log.
+pub fn describe_event(e: &Event) -> String {
+    match e {
+        Event::Acquire { vpn, tunnel, proxy_id, src, dst, protocol } => format!(
+            "acquire: tunnel.{tunnel} (fastpathd vpn {vpn}) proxy-id {proxy_id}: {src} -> {dst} protocol {protocol} \
+             (no SA yet)"
+        ),
+        Event::SoftExpire { sa, reason } => format!("soft expire of SA {sa:#x} ({reason})"),
+        Event::HardExpire { sa, reason } => format!("hard expire of SA {sa:#x} ({reason})"),
+        Event::Idle { sa } => format!("SA {sa:#x} idle"),
+        Event::ProbeReply { sa, src, seq, .. } => format!("vpn monitor reply {seq} from {src} (SA {sa:#x})"),
+    }
+}
