@@ -19,7 +19,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use esprit_fastpath_api::{Direction, Reply, Request, Stats, WorkerStatsView};
+use esprit_fastpath_api::{Direction, Reply, Request, Stats, WorkerCounters};
 
 use crate::core::controller::{Controller, FastPath, FastPathError};
 use crate::core::translate::hex_id_of;
@@ -160,26 +160,6 @@ fn escape(value: &str) -> String {
     out
 }
 
-type WorkerCounter = (&'static str, &'static str, fn(&WorkerStatsView) -> u64);
-
-/// The per-worker counters: name, help, value.
-const WORKER_COUNTERS: &[WorkerCounter] = &[
-    ("esprit_worker_rx_packets_total", "Packets received by the worker.", |w| w.rx_packets),
-    ("esprit_worker_rx_bytes_total", "Bytes received by the worker.", |w| w.rx_bytes),
-    ("esprit_worker_tx_packets_total", "Packets sent by the worker.", |w| w.tx_packets),
-    ("esprit_worker_tx_bytes_total", "Bytes sent by the worker.", |w| w.tx_bytes),
-    ("esprit_worker_forwarded_packets_total", "Clear packets forwarded without IPsec.", |w| w.forwarded),
-    ("esprit_worker_encrypted_packets_total", "Packets encrypted into an SA.", |w| w.encrypted),
-    ("esprit_worker_decrypted_packets_total", "Packets decrypted from an SA.", |w| w.decrypted),
-    ("esprit_worker_held_packets_total", "Packets held while their proxy-ID waited for an SA.", |w| w.held),
-    ("esprit_worker_handed_off_packets_total", "Packets handed to the worker that owns their SA.", |w| {
-        w.handed_off
-    }),
-    ("esprit_worker_acquires_total", "Acquire events sent to controld (no SA for a proxy-ID).", |w| {
-        w.acquires
-    }),
-];
-
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -256,10 +236,12 @@ pub fn render(s: &Snapshot, now: Instant) -> String {
     header(&mut out, "esprit_stats_age_seconds", "gauge", "Seconds since fastpathd's counters were read.");
     let _ = writeln!(out, "esprit_stats_age_seconds {:.3}", age.as_secs_f64());
 
-    for (name, help, value) in WORKER_COUNTERS {
-        header(&mut out, name, "counter", help);
+    for (i, c) in WorkerCounters::INFO.iter().enumerate() {
+        let Some(name) = c.metric else { continue };
+        header(&mut out, name, "counter", c.help);
         for w in &stats.workers {
-            let _ = writeln!(out, "{name}{{worker=\"{}\"}} {}", w.worker, value(w));
+            let n = w.counters.values().get(i).copied().unwrap_or(0);
+            let _ = writeln!(out, "{name}{{worker=\"{}\"}} {n}", w.worker);
         }
     }
     let name = "esprit_worker_drops_total";
@@ -461,23 +443,26 @@ fn respond(w: &mut impl Write, status: u16, body: &str) -> io::Result<()> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use esprit_fastpath_api::SaStatsView;
+    use esprit_fastpath_api::{SaStatsView, WorkerStatsView};
 
     fn stats() -> Stats {
         Stats {
             workers: vec![WorkerStatsView {
                 worker: 0,
                 core: Some(1),
-                rx_packets: 10,
-                rx_bytes: 1000,
-                tx_packets: 9,
-                tx_bytes: 1200,
-                forwarded: 1,
-                encrypted: 5,
-                decrypted: 3,
-                held: 2,
-                handed_off: 0,
-                acquires: 1,
+                counters: WorkerCounters {
+                    rx_packets: 10,
+                    rx_bytes: 1000,
+                    tx_packets: 9,
+                    tx_bytes: 1200,
+                    forwarded: 1,
+                    encrypted: 5,
+                    decrypted: 3,
+                    held: 2,
+                    handed_off: 0,
+                    acquires: 1,
+                    ..WorkerCounters::default()
+                },
                 drops: vec![("no-route".into(), 1), ("odd\"name".into(), 2)],
                 ..WorkerStatsView::default()
             }],
