@@ -44,7 +44,9 @@ pub fn prometheus_http(data: &[u8]) {
     assert_eq!(rendered, status == 200, "counters rendered for status {status}");
     if status == 200 {
         assert_eq!(body, BODY);
-        let line = data.split(|b| *b == b'\n').next().unwrap_or_default();
+        // Empty lines before the request line are skipped (RFC 9112 §2.2).
+        let start = data.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(data.len());
+        let line = data.get(start..).unwrap_or_default().split(|b| *b == b'\n').next().unwrap_or_default();
         assert!(line.starts_with(b"GET /metrics"), "200 for {:?}", String::from_utf8_lossy(line));
     }
     let mut r = data;

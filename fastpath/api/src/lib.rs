@@ -22,6 +22,7 @@ use zeroize::Zeroizing;
 
 mod client;
 pub use client::{Client, ClientError, REQUEST_TIMEOUT};
+pub use esprit_dataplane::{CounterInfo, WorkerCounters};
 
 /// Version of this protocol: 2 added [`Request::Probe`] and
 /// [`NextHopSpec::Null`] (a version-1 fastpathd would refuse both).
@@ -292,30 +293,10 @@ pub struct PortStatsView {
 pub struct WorkerStatsView {
     pub worker: u16,
     pub core: Option<usize>,
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_bytes: u64,
-    pub forwarded: u64,
-    pub encrypted: u64,
-    pub decrypted: u64,
-    pub held: u64,
-    pub released: u64,
-    pub handed_off: u64,
-    pub acquires: u64,
-    pub icmp_errors: u64,
-    pub hold_expired: u64,
-    /// VPN monitor probes sent and replies received.
-    #[serde(default)]
-    pub probes: u64,
-    #[serde(default)]
-    pub probe_replies: u64,
-    /// Outer fragments taken into reassembly, and the datagrams
-    /// reassembled from them (RFC 4303 §3.4.1).
-    #[serde(default)]
-    pub fragments: u64,
-    #[serde(default)]
-    pub reassembled: u64,
+    /// The traffic counters, one key each, as the worker declares them
+    /// ([`WorkerCounters::INFO`]).
+    #[serde(flatten)]
+    pub counters: WorkerCounters,
     /// Non-zero drop counters by reason name.
     pub drops: Vec<(String, u64)>,
     /// AF_XDP counters of each socket (port, queue): non-zero values by
@@ -385,4 +366,37 @@ pub fn to_line<T: Serialize>(msg: &T) -> Result<String, serde_json::Error> {
     let mut s = serde_json::to_string(msg)?;
     s.push('\n');
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The worker counters travel as flat keys of the worker's object, in
+    /// declaration order, as they did when each was a field of its own.
+    #[test]
+    fn worker_counters_are_flat_keys_on_the_wire() {
+        let w = WorkerStatsView {
+            worker: 1,
+            core: Some(3),
+            counters: WorkerCounters { rx_packets: 7, reassembled: 2, ..WorkerCounters::default() },
+            drops: vec![("no-route".into(), 4)],
+            ..WorkerStatsView::default()
+        };
+        let line = serde_json::to_string(&w).unwrap();
+        assert_eq!(
+            line,
+            "{\"worker\":1,\"core\":3,\"rx_packets\":7,\"rx_bytes\":0,\"tx_packets\":0,\"tx_bytes\":0,\
+             \"forwarded\":0,\"encrypted\":0,\"decrypted\":0,\"held\":0,\"released\":0,\"handed_off\":0,\
+             \"acquires\":0,\"icmp_errors\":0,\"hold_expired\":0,\"probes\":0,\"probe_replies\":0,\
+             \"fragments\":0,\"reassembled\":2,\"drops\":[[\"no-route\",4]],\"sockets\":[],\
+             \"neighbor_misses_suppressed\":0,\"events_lost\":0}"
+        );
+        assert_eq!(serde_json::from_str::<WorkerStatsView>(&line).unwrap(), w);
+        // An older fastpathd that does not send a counter: it reads as 0.
+        let old = "{\"worker\":0,\"core\":null,\"rx_packets\":5,\"drops\":[]}";
+        let w = serde_json::from_str::<WorkerStatsView>(old).unwrap();
+        assert_eq!((w.counters.rx_packets, w.counters.probes), (5, 0));
+    }
 }

@@ -28,6 +28,7 @@
 //! only through [`Update`]s applied between bursts; an SA's sequence numbers and replay window have one
 //! writer (the worker that owns the SA; others hand its packets off).
 
+pub mod counters;
 pub mod drop;
 pub mod fasthash;
 pub mod flow;
@@ -47,6 +48,7 @@ mod worker;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
 
+pub use counters::{CounterInfo, WorkerCounters};
 pub use drop::{DropCounters, DropReason, DROP_REASON_COUNT};
 pub use neighbor::NeighborTable;
 pub use route::{NextHop, Route, RouteTable};
@@ -55,9 +57,7 @@ pub use update::{
     Event, ExpireReason, InboundInstall, OutboundInstall, PortInfo, Probe, Retired, SaStats, TunnelConf,
     Update, VecOutput, VpnConf, WorkerOutput, WorkerStats,
 };
-pub use worker::{
-    Action, Frame, VecFrame, Worker, WorkerConfig, WorkerCounters, MAX_PROBE_DATA, MAX_PROBE_IDENTS,
-};
+pub use worker::{Action, Frame, VecFrame, Worker, WorkerConfig, MAX_PROBE_DATA, MAX_PROBE_IDENTS};
 
 /// Most frames in one burst (DESIGN.md §2).
 pub const MAX_BURST: usize = 64;

@@ -9,9 +9,9 @@ use esprit_esp::{InboundSa, OutboundSa};
 use esprit_policy::{FlowKey, ProxyId, ProxyIdIndex, ProxyIdTable};
 use esprit_wire::ethernet::MacAddr;
 
+use crate::counters::WorkerCounters;
 use crate::drop::DropCounters;
 use crate::sa::{Lifetime, SaCounters};
-use crate::worker::WorkerCounters;
 use crate::{NeighborTable, PortId, RouteTable, SaId, TunnelId, VpnId, WorkerId};
 
 /// A port as the workers see it.

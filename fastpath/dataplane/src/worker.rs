@@ -10,6 +10,7 @@ use esprit_wire::ethernet::{self, ethertype, MacAddr};
 use esprit_wire::udp_encap::{self, Encapsulated as Encap};
 use esprit_wire::{esp, icmpv4, ip_proto, ipv4, udp};
 
+use crate::counters::WorkerCounters;
 use crate::drop::{DropCounters, DropReason};
 use crate::fasthash::{FastMap, IdMap};
 use crate::flow::flow_key_v4;
@@ -149,34 +150,6 @@ impl WorkerConfig {
             reassembly: ReassemblyConfig::default(),
         }
     }
-}
-
-/// Traffic counters of one worker (drops are in [`DropCounters`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WorkerCounters {
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_bytes: u64,
-    /// Clear packets routed port to port.
-    pub forwarded: u64,
-    pub encrypted: u64,
-    pub decrypted: u64,
-    pub held: u64,
-    pub released: u64,
-    pub handed_off: u64,
-    pub acquires: u64,
-    pub icmp_errors: u64,
-    /// Held frames whose SA did not come in time.
-    pub hold_expired: u64,
-    /// VPN monitor echo requests built and sent into the pipeline.
-    pub probes: u64,
-    /// VPN monitor echo replies taken out of the tunnel and reported.
-    pub probe_replies: u64,
-    /// Outer fragments (ESP, ESP-in-UDP) taken into reassembly.
-    pub fragments: u64,
-    /// Outer datagrams reassembled from them (RFC 4303 §3.4.1).
-    pub reassembled: u64,
 }
 
 /// Probes waiting to be built (the control plane sends a few a second;

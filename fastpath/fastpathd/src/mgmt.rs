@@ -693,7 +693,6 @@ impl State {
         }
         stats.daemon = self.daemon_counters();
         for w in got {
-            let c = w.counters;
             let shell = shells.remove(&w.worker.0).unwrap_or_default();
             let mut drops: Vec<(String, u64)> =
                 w.drops.nonzero().map(|(r, n)| (r.name().to_owned(), n)).collect();
@@ -705,23 +704,7 @@ impl State {
             stats.workers.push(WorkerStatsView {
                 worker: w.worker.0,
                 core: self.cores.get(usize::from(w.worker.0)).copied().flatten(),
-                rx_packets: c.rx_packets,
-                rx_bytes: c.rx_bytes,
-                tx_packets: c.tx_packets,
-                tx_bytes: c.tx_bytes,
-                forwarded: c.forwarded,
-                encrypted: c.encrypted,
-                decrypted: c.decrypted,
-                held: c.held,
-                released: c.released,
-                handed_off: c.handed_off,
-                acquires: c.acquires,
-                icmp_errors: c.icmp_errors,
-                hold_expired: c.hold_expired,
-                probes: c.probes,
-                probe_replies: c.probe_replies,
-                fragments: c.fragments,
-                reassembled: c.reassembled,
+                counters: w.counters,
                 drops,
                 sockets,
                 neighbor_misses_suppressed: shell.neighbor_misses_suppressed,

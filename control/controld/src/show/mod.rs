@@ -59,10 +59,12 @@
 //!   ("connected"|"static"|"monitor": a VPN monitor destination's host
 //!   route while its proxy-ID's routes are withdrawn), "metric", "device",
 //!   "installed", "withdrawn_by" (null, or {"vpn", "proxy_id"})}]}`;
-//! * `get counter`: `{"workers": [{"worker", "core", "rx_packets",
-//!   "rx_bytes", "tx_packets", "tx_bytes", "forwarded", "encrypted",
-//!   "decrypted", "held", "released", "acquires", "probes" (VPN monitor
-//!   probes sent), "probe_replies", "drops": {REASON:
+//! * `get counter`: `{"workers": [{"worker", "core", then each worker
+//!   counter its declaration lists for `--json`
+//!   (`esprit_dataplane::counters`: "rx_packets", "rx_bytes",
+//!   "tx_packets", "tx_bytes", "forwarded", "encrypted", "decrypted",
+//!   "held", "released", "acquires", "probes" (VPN monitor probes sent),
+//!   "probe_replies"), "drops": {REASON:
 //!   packets}}], "drops": {REASON: packets}, "ike_ingest_dropped":
 //!   {REASON: datagrams} (IKE datagrams dropped on the way in, see
 //!   `crate::core::ingest::IkeDrop`)}`;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use esprit_config::InterfaceIp;
-use esprit_fastpath_api::{NextHopSpec, RouteSpec};
+use esprit_fastpath_api::{NextHopSpec, RouteSpec, WorkerCounters};
 use serde_json::{json, Value};
 
 use super::{json_response, opt_num};
@@ -482,15 +482,14 @@ impl Controller {
                 .iter()
                 .map(|w| {
                     let d: BTreeMap<&str, u64> = w.drops.iter().map(|(r, n)| (r.as_str(), *n)).collect();
-                    json!({
-                        "worker": w.worker, "core": w.core,
-                        "rx_packets": w.rx_packets, "rx_bytes": w.rx_bytes,
-                        "tx_packets": w.tx_packets, "tx_bytes": w.tx_bytes,
-                        "forwarded": w.forwarded, "encrypted": w.encrypted, "decrypted": w.decrypted,
-                        "held": w.held, "released": w.released, "acquires": w.acquires,
-                        "probes": w.probes, "probe_replies": w.probe_replies,
-                        "drops": d,
-                    })
+                    let mut m = serde_json::Map::new();
+                    m.insert("worker".into(), json!(w.worker));
+                    m.insert("core".into(), json!(w.core));
+                    for (c, n) in w.counters.iter().filter(|(c, _)| c.json) {
+                        m.insert(c.name.into(), json!(n));
+                    }
+                    m.insert("drops".into(), json!(d));
+                    Value::Object(m)
                 })
                 .collect();
             let ingest: BTreeMap<&str, u64> = self.ike_ingest.iter().collect();
@@ -500,41 +499,25 @@ impl Controller {
                 &json!({ "workers": list, "drops": drops, "ike_ingest_dropped": ingest, "ike_discards": ike }),
             );
         }
-        let header = format!(
-            "{:<6} {:>4} {:>11} {:>13} {:>11} {:>13} {:>10} {:>10} {:>10} {:>7} {:>8} {:>8}",
-            "Worker",
-            "Core",
-            "Rx packets",
-            "Rx bytes",
-            "Tx packets",
-            "Tx bytes",
-            "Forwarded",
-            "Encrypted",
-            "Decrypted",
-            "Held",
-            "Released",
-            "Acquires"
-        );
+        // The columns are the worker counters that declare one.
+        let mut header = format!("{:<6} {:>4}", "Worker", "Core");
+        for c in WorkerCounters::INFO {
+            if let Some((heading, width)) = c.column {
+                header.push_str(&format!(" {heading:>width$}"));
+            }
+        }
         let mut out = vec![header];
         if workers.is_empty() {
             out.push("(no counters: fastpathd not read yet)".into());
         }
         for w in workers {
-            out.push(format!(
-                "{:<6} {:>4} {:>11} {:>13} {:>11} {:>13} {:>10} {:>10} {:>10} {:>7} {:>8} {:>8}",
-                w.worker,
-                opt_num(w.core),
-                w.rx_packets,
-                w.rx_bytes,
-                w.tx_packets,
-                w.tx_bytes,
-                w.forwarded,
-                w.encrypted,
-                w.decrypted,
-                w.held,
-                w.released,
-                w.acquires
-            ));
+            let mut line = format!("{:<6} {:>4}", w.worker, opt_num(w.core));
+            for (c, n) in w.counters.iter() {
+                if let Some((_, width)) = c.column {
+                    line.push_str(&format!(" {n:>width$}"));
+                }
+            }
+            out.push(line);
         }
         out.push(String::new());
         out.push(format!("{:<28} {:>10}  per worker", "Drops by reason", "Packets"));

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use esprit_config::Config;
-use esprit_fastpath_api::{Direction, Event, SaStatsView, Stats, WorkerStatsView};
+use esprit_fastpath_api::{Direction, Event, SaStatsView, Stats, WorkerCounters, WorkerStatsView};
 use esprit_ike::{ChildSa, DirectionKeys, EspSuite, Lifetime, UdpEncap};
 use esprit_policy::ProxyId;
 use zeroize::Zeroizing;
@@ -129,28 +129,34 @@ pub(super) fn golden_controller() -> Controller {
             WorkerStatsView {
                 worker: 0,
                 core: Some(1),
-                rx_packets: 5000,
-                rx_bytes: 600_000,
-                tx_packets: 4900,
-                tx_bytes: 650_000,
-                forwarded: 100,
-                encrypted: 2400,
-                decrypted: 2300,
-                held: 4,
-                released: 3,
-                acquires: 2,
+                counters: WorkerCounters {
+                    rx_packets: 5000,
+                    rx_bytes: 600_000,
+                    tx_packets: 4900,
+                    tx_bytes: 650_000,
+                    forwarded: 100,
+                    encrypted: 2400,
+                    decrypted: 2300,
+                    held: 4,
+                    released: 3,
+                    acquires: 2,
+                    ..WorkerCounters::default()
+                },
                 drops: vec![("no-sa".into(), 1), ("proxy-id-mismatch".into(), 7)],
                 ..WorkerStatsView::default()
             },
             WorkerStatsView {
                 worker: 1,
                 core: Some(2),
-                rx_packets: 3000,
-                rx_bytes: 360_000,
-                tx_packets: 2990,
-                tx_bytes: 390_000,
-                encrypted: 1500,
-                decrypted: 1490,
+                counters: WorkerCounters {
+                    rx_packets: 3000,
+                    rx_bytes: 360_000,
+                    tx_packets: 2990,
+                    tx_bytes: 390_000,
+                    encrypted: 1500,
+                    decrypted: 1490,
+                    ..WorkerCounters::default()
+                },
                 drops: vec![("replay".into(), 2)],
                 ..WorkerStatsView::default()
             },
