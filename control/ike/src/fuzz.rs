@@ -30,7 +30,7 @@ use crate::wire::{
     MessageBuilder, NotifyPayload, NotifyType, PayloadIter, PayloadType, ProposalRepr, RawPayload, SaPayload,
     TransformRepr, DOI_IPSEC, HEADER_LEN,
 };
-use crate::{Cipher, DhGroup, EspSuite, HashAlg, Identity, IkeProposal, Peer, PeerConfig, Random};
+use crate::{Cipher, DhGroup, HashAlg, Identity, IkeProposal, Peer, PeerConfig, Random, Suite};
 
 /// Deterministic randomness: xorshift bytes; SPIs `base + n`.
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ pub fn configs() -> (PeerConfig, PeerConfig) {
             IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Ecp256 },
             IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Modp1024 },
         ];
-        c.esp_suites = vec![EspSuite::Aes128Gcm16, EspSuite::Aes256Sha256];
+        c.esp_suites = vec![Suite::Aes128Gcm16, Suite::Aes256CbcSha256];
         c.pfs = Some(DhGroup::Ecp256);
         c.dpd_delay = Some(Duration::from_secs(30));
     }

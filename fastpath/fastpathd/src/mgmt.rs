@@ -24,7 +24,7 @@ use esprit_dataplane::{
     VpnId, Worker as Pipeline, WorkerConfig as PipelineConfig, WorkerId, WorkerStats, MAX_PROBE_DATA,
     MAX_PROBE_IDENTS,
 };
-use esprit_esp::{InboundConfig, InboundSa, OutboundConfig, OutboundSa, Suite, UdpEncap};
+use esprit_esp::{InboundConfig, InboundSa, OutboundConfig, OutboundSa, UdpEncap};
 use esprit_fastpath_api::{
     Direction, Dump, Envelope, Event, NextHopSpec, PortStatsView, PortView, Reply, Request, RouteSpec,
     SaSpec, SaStatsView, ServerMessage, SocketStatsView, Stats, WorkerStatsView, PROTOCOL_VERSION,
@@ -563,7 +563,7 @@ impl State {
     }
 
     fn add_sa(&mut self, s: SaSpec) -> Result<(), String> {
-        let suite: Suite = s.suite.parse().map_err(|e| format!("SA {}: {e}", s.id))?;
+        let suite = s.suite.suite().map_err(|e| format!("SA {}: {e}", s.id))?;
         let proxy_id: ProxyId =
             s.proxy_id.parse().map_err(|e| format!("SA {}: proxy-ID {:?}: {e}", s.id, s.proxy_id))?;
         if !self.vpns.contains_key(&s.vpn) {
@@ -868,7 +868,7 @@ mod tests {
             id,
             direction,
             spi,
-            suite: "aes128-sha1".into(),
+            suite: esprit_esp::Suite::Aes128CbcSha1.into(),
             encr_key: Key::new(vec![1; 16]),
             integ_key: Key::new(vec![2; 20]),
             iv_key: None,

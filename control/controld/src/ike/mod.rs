@@ -28,8 +28,8 @@ use esprit_config::proposal::{Cipher as CfgCipher, DhGroup as CfgGroup, Hash as 
 use esprit_config::{Config, InterfaceIp, VpnKind};
 use esprit_fastpath_api::{Direction, Key, SaSpec};
 use esprit_ike::{
-    ChildSa, Cipher, DhGroup, EspSuite, Event, HashAlg, Identity, IkeProposal, Lifetime, Peer, PeerConfig,
-    Random, Reason, Transmit, IKE_PORT,
+    ChildSa, Cipher, DhGroup, Event, HashAlg, Identity, IkeProposal, Lifetime, Peer, PeerConfig, Random,
+    Reason, Transmit, IKE_PORT,
 };
 use esprit_policy::ProxyId;
 
@@ -259,10 +259,8 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
         }
         cfg.esp_suites = Vec::new();
         for s in &p2 {
-            if let Some(e) = EspSuite::from_name(s.esp.suite_name()) {
-                if !cfg.esp_suites.contains(&e) {
-                    cfg.esp_suites.push(e);
-                }
+            if !cfg.esp_suites.contains(&s.esp) {
+                cfg.esp_suites.push(s.esp);
             }
         }
         if cfg.esp_suites.is_empty() {
@@ -319,13 +317,13 @@ pub fn child_sa_pair(vpn: &IkeVpn, child: &ChildSa, serial: u32) -> Result<[Desi
     };
     let (local, peer) = (v4(child.local)?, v4(child.remote)?);
     let hard_bytes = u64::from(child.lifetime.kilobytes) * 1024;
-    let algorithm = algorithm_words_of(child.suite);
+    let algorithm = algorithm_words(child.suite);
     let mk = |direction: Direction, spi: u32, keys: &esprit_ike::DirectionKeys| {
         let spec = SaSpec {
             id: sa_id(vpn.hex_id, direction, serial),
             direction,
             spi,
-            suite: child.suite.name().into(),
+            suite: child.suite.into(),
             encr_key: Key::new(keys.encryption.to_vec()),
             integ_key: Key::new(keys.integrity.to_vec()),
             iv_key: None,
@@ -351,20 +349,6 @@ pub fn child_sa_pair(vpn: &IkeVpn, child: &ChildSa, serial: u32) -> Result<[Desi
         mk(Direction::Inbound, child.spi_in, &child.keys_in),
         mk(Direction::Outbound, child.spi_out, &child.keys_out),
     ])
-}
-
-/// `esp:aes128/sha1` etc. of an ESP suite (as `get sa` shows manual keys).
-pub fn algorithm_words_of(s: EspSuite) -> String {
-    use esprit_config::proposal::{Cipher as C, Hash as H};
-    let (c, h) = match s {
-        EspSuite::Aes128Gcm16 => (C::Aes128Gcm, None),
-        EspSuite::Aes256Gcm16 => (C::Aes256Gcm, None),
-        EspSuite::Aes128Sha1 => (C::Aes128, Some(H::Sha1)),
-        EspSuite::Aes256Sha1 => (C::Aes256, Some(H::Sha1)),
-        EspSuite::Aes128Sha256 => (C::Aes128, Some(H::Sha256)),
-        EspSuite::Aes256Sha256 => (C::Aes256, Some(H::Sha256)),
-    };
-    algorithm_words(c, h)
 }
 
 /// A source of random bytes: fills the buffer it is given.
@@ -1118,7 +1102,7 @@ fn reason_words(r: &Reason) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use esprit_ike::{DirectionKeys, UdpEncap};
+    use esprit_ike::{DirectionKeys, Suite, UdpEncap};
     use zeroize::Zeroizing;
 
     const CONF: &str = r#"set interface ethernet0/2 zone Untrust
@@ -1169,7 +1153,7 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
             c.ike_proposals,
             vec![IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Modp2048 }]
         );
-        assert_eq!(c.esp_suites, vec![EspSuite::Aes128Gcm16, EspSuite::Aes128Sha1]);
+        assert_eq!(c.esp_suites, vec![Suite::Aes128Gcm16, Suite::Aes128CbcSha1]);
         assert_eq!(c.pfs, None);
         assert_eq!(c.child_lifetime, Lifetime { seconds: 3600, kilobytes: 0 });
         let pids: Vec<String> = c.proxy_ids.iter().map(|p| p.to_string()).collect();
@@ -1182,7 +1166,7 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
     fn child(proxy_id: ProxyId) -> ChildSa {
         ChildSa {
             proxy_id,
-            suite: EspSuite::Aes128Sha1,
+            suite: Suite::Aes128CbcSha1,
             spi_in: 0xc100_0001,
             spi_out: 0xc200_0002,
             keys_in: DirectionKeys {
@@ -1217,7 +1201,7 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         assert_eq!(i.spec.integ_key.as_bytes(), &[2; 20]);
         assert_eq!(o.spec.encr_key.as_bytes(), &[3; 16]);
         assert_eq!(o.spec.integ_key.as_bytes(), &[4; 20]);
-        assert_eq!(i.spec.suite, "aes128-sha1");
+        assert_eq!(i.spec.suite.name(), "aes128-sha1");
         assert_eq!(i.spec.udp_encap, Some((4500, 4501)));
         assert_eq!(o.spec.peer.to_string(), "203.0.113.2");
         assert_eq!(o.spec.local.to_string(), "198.51.100.1");
