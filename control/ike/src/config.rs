@@ -7,7 +7,7 @@ use std::time::Duration;
 use esprit_policy::ProxyId;
 use zeroize::Zeroizing;
 
-use crate::crypto::{Cipher, HashAlg};
+use crate::crypto::{EncryptionAlg, HashAlg};
 use crate::{DhGroup, Suite};
 
 /// A phase-1 proposal: cipher, hash (and its HMAC as PRF), DH group.
@@ -15,7 +15,7 @@ use crate::{DhGroup, Suite};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IkeProposal {
     /// AES-CBC key size.
-    pub cipher: Cipher,
+    pub cipher: EncryptionAlg,
     /// Hash / PRF.
     pub hash: HashAlg,
     /// DH group.
@@ -26,8 +26,8 @@ impl IkeProposal {
     /// strongSwan-style name, `aes128-sha1-modp2048`.
     pub fn name(&self) -> String {
         let c = match self.cipher {
-            Cipher::Aes128Cbc => "aes128",
-            Cipher::Aes256Cbc => "aes256",
+            EncryptionAlg::Aes128Cbc => "aes128",
+            EncryptionAlg::Aes256Cbc => "aes256",
         };
         let h = match self.hash {
             HashAlg::Sha1 => "sha1",
@@ -185,8 +185,16 @@ impl PeerConfig {
             remote_id: None,
             aggressive: false,
             ike_proposals: vec![
-                IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Modp2048 },
-                IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Modp2048 },
+                IkeProposal {
+                    cipher: EncryptionAlg::Aes128Cbc,
+                    hash: HashAlg::Sha1,
+                    group: DhGroup::Modp2048,
+                },
+                IkeProposal {
+                    cipher: EncryptionAlg::Aes256Cbc,
+                    hash: HashAlg::Sha256,
+                    group: DhGroup::Modp2048,
+                },
             ],
             ike_lifetime: 28800,
             esp_suites: vec![Suite::Aes128Gcm16, Suite::Aes128CbcSha1],

@@ -30,7 +30,7 @@ use crate::wire::{
     MessageBuilder, NotifyPayload, NotifyType, PayloadIter, PayloadType, ProposalRepr, RawPayload, SaPayload,
     TransformRepr, DOI_IPSEC, HEADER_LEN,
 };
-use crate::{Cipher, DhGroup, HashAlg, Identity, IkeProposal, Peer, PeerConfig, Random, Suite};
+use crate::{DhGroup, EncryptionAlg, HashAlg, Identity, IkeProposal, Peer, PeerConfig, Random, Suite};
 
 /// Deterministic randomness: xorshift bytes; SPIs `base + n`.
 #[derive(Debug, Clone)]
@@ -79,8 +79,8 @@ pub fn configs() -> (PeerConfig, PeerConfig) {
     let mut cb = PeerConfig::new("gw-a", b, a, b"fuzz-psk-0123456789");
     for c in [&mut ca, &mut cb] {
         c.ike_proposals = vec![
-            IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Ecp256 },
-            IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Modp1024 },
+            IkeProposal { cipher: EncryptionAlg::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Ecp256 },
+            IkeProposal { cipher: EncryptionAlg::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Modp1024 },
         ];
         c.esp_suites = vec![Suite::Aes128Gcm16, Suite::Aes256CbcSha256];
         c.pfs = Some(DhGroup::Ecp256);

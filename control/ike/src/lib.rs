@@ -35,7 +35,7 @@ pub mod wire;
 pub use child::{ChildSa, DirectionKeys, UdpEncap};
 pub use config::{group_name, Identity, IkeProposal, Lifetime, PeerConfig, Retransmit};
 pub use crypto::dh::DhGroup;
-pub use crypto::{Cipher, HashAlg};
+pub use crypto::{EncryptionAlg, HashAlg};
 pub use discard::{Discard, Discards};
 pub use error::{Error, ErrorKind};
 /// The ESP suite a Quick Mode negotiates (one type with the ESP core's).

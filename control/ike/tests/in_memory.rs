@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use esprit_ike::wire::{ExchangeType, Header, NotifyType};
 use esprit_ike::{
-    ChildSa, Cipher, DhGroup, Event, HashAlg, IkeProposal, Peer, PeerConfig, Random, Reason, Suite, Transmit,
+    ChildSa, DhGroup, EncryptionAlg, Event, HashAlg, IkeProposal, Peer, PeerConfig, Random, Reason, Suite,
+    Transmit,
 };
 use esprit_policy::ProxyId;
 
@@ -259,7 +260,7 @@ fn every_ike_group_and_every_pfs_group() {
         DhGroup::Ecp384,
     ] {
         let (mut ca, mut cb) = configs();
-        let prop = IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: g };
+        let prop = IkeProposal { cipher: EncryptionAlg::Aes256Cbc, hash: HashAlg::Sha256, group: g };
         ca.ike_proposals = vec![prop];
         cb.ike_proposals = vec![prop];
         ca.pfs = Some(g);
@@ -351,9 +352,9 @@ fn wrong_psk_is_authentication_failed() {
 fn phase1_no_proposal_chosen() {
     let (mut ca, mut cb) = configs();
     ca.ike_proposals =
-        vec![IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Ecp384 }];
+        vec![IkeProposal { cipher: EncryptionAlg::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Ecp384 }];
     cb.ike_proposals =
-        vec![IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Modp2048 }];
+        vec![IkeProposal { cipher: EncryptionAlg::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Modp2048 }];
     let (mut a, mut b) = peers(ca, cb);
     let Outcome { xa, ea, eb, .. } = run(&mut a, &mut b, &seed_proxy_ids()[..1]);
     assert!(xa.is_empty());
@@ -996,7 +997,7 @@ fn flip_hash(bytes: &mut [u8]) {
 
 fn sha256_configs() -> (PeerConfig, PeerConfig) {
     let (mut ca, mut cb) = configs();
-    let p = IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha256, group: DhGroup::Ecp256 };
+    let p = IkeProposal { cipher: EncryptionAlg::Aes128Cbc, hash: HashAlg::Sha256, group: DhGroup::Ecp256 };
     ca.ike_proposals = vec![p];
     cb.ike_proposals = vec![p];
     (ca, cb)

@@ -24,12 +24,12 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use esprit_config::model::{Identity as CfgIdentity, IkeMode, Peer as CfgPeer};
-use esprit_config::proposal::{Cipher as CfgCipher, DhGroup as CfgGroup, Hash as CfgHash};
+use esprit_config::proposal::{Cipher, DhGroup as CfgGroup, Hash as CfgHash};
 use esprit_config::{Config, InterfaceIp, VpnKind};
 use esprit_fastpath_api::{Direction, Key, SaSpec};
 use esprit_ike::{
-    ChildSa, Cipher, DhGroup, Event, HashAlg, Identity, IkeProposal, Lifetime, Peer, PeerConfig, Random,
-    Reason, Transmit, IKE_PORT,
+    ChildSa, DhGroup, EncryptionAlg, Event, HashAlg, Identity, IkeProposal, Lifetime, Peer, PeerConfig,
+    Random, Reason, Transmit, IKE_PORT,
 };
 use esprit_policy::ProxyId;
 
@@ -219,8 +219,8 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
             .iter()
             .filter_map(|s| {
                 let cipher = match s.cipher {
-                    CfgCipher::Aes128 => Cipher::Aes128Cbc,
-                    CfgCipher::Aes256 => Cipher::Aes256Cbc,
+                    Cipher::Aes128 => EncryptionAlg::Aes128Cbc,
+                    Cipher::Aes256 => EncryptionAlg::Aes256Cbc,
                     _ => return None,
                 };
                 let hash = match s.hash {
@@ -1151,7 +1151,11 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         assert!(!c.aggressive);
         assert_eq!(
             c.ike_proposals,
-            vec![IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Modp2048 }]
+            vec![IkeProposal {
+                cipher: EncryptionAlg::Aes128Cbc,
+                hash: HashAlg::Sha1,
+                group: DhGroup::Modp2048
+            }]
         );
         assert_eq!(c.esp_suites, vec![Suite::Aes128Gcm16, Suite::Aes128CbcSha1]);
         assert_eq!(c.pfs, None);
