@@ -12,22 +12,18 @@ use esprit_ike::{
     Transmit,
 };
 use esprit_policy::ProxyId;
+use esprit_testrng::TestRng;
 
-/// Deterministic randomness: xorshift bytes; SPIs base + n.
+/// Deterministic randomness: the test generator's bytes; SPIs base + n.
 struct FixedRng {
-    state: u64,
+    bytes: TestRng,
     spi_base: u32,
     spis: u32,
 }
 
 impl Random for FixedRng {
     fn fill(&mut self, dest: &mut [u8]) {
-        for b in dest {
-            self.state ^= self.state << 13;
-            self.state ^= self.state >> 7;
-            self.state ^= self.state << 17;
-            *b = (self.state >> 24) as u8;
-        }
+        self.bytes.fill_bytes(dest);
     }
     fn spi(&mut self) -> u32 {
         self.spis += 1;
@@ -76,8 +72,14 @@ fn configs() -> (PeerConfig, PeerConfig) {
 
 fn peers(ca: PeerConfig, cb: PeerConfig) -> (Peer<FixedRng>, Peer<FixedRng>) {
     (
-        Peer::new(ca, FixedRng { state: 0x1234_5678_9abc_def1, spi_base: 0xa100_0000, spis: 0 }),
-        Peer::new(cb, FixedRng { state: 0x0fed_cba9_8765_4321, spi_base: 0xb200_0000, spis: 0 }),
+        Peer::new(
+            ca,
+            FixedRng { bytes: TestRng::new(0x1234_5678_9abc_def1), spi_base: 0xa100_0000, spis: 0 },
+        ),
+        Peer::new(
+            cb,
+            FixedRng { bytes: TestRng::new(0x0fed_cba9_8765_4321), spi_base: 0xb200_0000, spis: 0 },
+        ),
     )
 }
 
@@ -799,7 +801,10 @@ fn initial_contact_from_a_restarted_peer_clears_its_old_sas() {
     let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..2]);
     assert_eq!(xa.len(), 2);
     // B restarts: a fresh endpoint, other randomness.
-    let mut b2 = Peer::new(cb, FixedRng { state: 0x5555_aaaa_1234_9876, spi_base: 0xb300_0000, spis: 0 });
+    let mut b2 = Peer::new(
+        cb,
+        FixedRng { bytes: TestRng::new(0x5555_aaaa_1234_9876), spi_base: 0xb300_0000, spis: 0 },
+    );
     let now = Instant::now();
     b2.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
     let log = pump(now, &mut b2, &mut a);
@@ -855,7 +860,7 @@ fn dynamic_peer_learns_its_address_from_aggressive_mode() {
     let mut cm = cb.clone();
     cm.local = "192.0.2.66:500".parse().unwrap();
     cm.psk = zeroize::Zeroizing::new(b"not-the-key".to_vec());
-    let mut m = Peer::new(cm, FixedRng { state: 77, spi_base: 0xd000_0000, spis: 0 });
+    let mut m = Peer::new(cm, FixedRng { bytes: TestRng::new(77), spi_base: 0xd000_0000, spis: 0 });
     m.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
     pump(now, &mut m, &mut a);
     let ea = events(&mut a);
@@ -867,7 +872,7 @@ fn dynamic_peer_learns_its_address_from_aggressive_mode() {
     // authenticated, the children at the old address are gone.
     let mut cn = cb;
     cn.local = "192.0.2.77:500".parse().unwrap();
-    let mut n = Peer::new(cn, FixedRng { state: 99, spi_base: 0xe000_0000, spis: 0 });
+    let mut n = Peer::new(cn, FixedRng { bytes: TestRng::new(99), spi_base: 0xe000_0000, spis: 0 });
     n.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
     pump(now, &mut n, &mut a);
     let ea = events(&mut a);
@@ -1335,7 +1340,7 @@ fn dynamic_peer_does_not_move_before_the_new_address_authenticates() {
     let mut cm = cb;
     cm.local = "192.0.2.66:500".parse().unwrap();
     cm.psk = zeroize::Zeroizing::new(b"not-the-key".to_vec());
-    let mut m = Peer::new(cm, FixedRng { state: 77, spi_base: 0xd000_0000, spis: 0 });
+    let mut m = Peer::new(cm, FixedRng { bytes: TestRng::new(77), spi_base: 0xd000_0000, spis: 0 });
     let now = Instant::now();
     m.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
     let am1 = m.poll_transmit().unwrap();
