@@ -557,7 +557,7 @@ fn group_word(c: &mut Cursor<'_, '_>, no_pfs: bool) -> Result<Option<DhGroup>, P
             }))
         }
     };
-    DhGroup::from_number(n, t.text).map(Some)
+    crate::proposal::dh_group(n, t.text).map(Some)
 }
 
 fn lifetime_secs(c: &mut Cursor<'_, '_>, unit: &str) -> Result<u32, ParseError> {

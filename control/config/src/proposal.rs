@@ -30,7 +30,7 @@
 use core::fmt;
 use std::collections::BTreeMap;
 
-pub use esprit_suite::Suite;
+pub use esprit_suite::{DhGroup, Suite};
 
 use crate::error::{q, ParseError};
 
@@ -42,70 +42,26 @@ pub const DEFAULT_P2_LIFETIME_SECS: u32 = 3_600;
 const RFC_8221: &str = "RFC 8221";
 const RFC_8247: &str = "RFC 8247";
 
-/// A Diffie-Hellman group esprit implements (IANA transform type 4 numbers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum DhGroup {
-    /// 1024-bit MODP (RFC 2409 §6.2); kept for ScreenOS `sec-level standard`.
-    Modp1024,
-    /// 1536-bit MODP (RFC 3526 §2).
-    Modp1536,
-    /// 2048-bit MODP (RFC 3526 §3), the RFC 8247 MUST.
-    Modp2048,
-    /// 3072-bit MODP (RFC 3526 §4).
-    Modp3072,
-    /// 256-bit random ECP (RFC 5903).
-    Ecp256,
-    /// 384-bit random ECP (RFC 5903).
-    Ecp384,
-}
-
-impl DhGroup {
-    /// The IANA group number.
-    pub const fn number(self) -> u16 {
-        match self {
-            DhGroup::Modp1024 => 2,
-            DhGroup::Modp1536 => 5,
-            DhGroup::Modp2048 => 14,
-            DhGroup::Modp3072 => 15,
-            DhGroup::Ecp256 => 19,
-            DhGroup::Ecp384 => 20,
+/// The group of an IANA number; `word` names the word for errors. Group 1
+/// is refused citing RFC 8247.
+pub(crate) fn dh_group(n: u16, word: &str) -> Result<DhGroup, ParseError> {
+    if let Some(g) = DhGroup::from_number(n.into()) {
+        return Ok(g);
+    }
+    Err(if n == 1 {
+        ParseError::Insecure {
+            subject: q(word).to_string(),
+            algorithm: "DH group 1 (768-bit MODP)",
+            rfc: RFC_8247,
+            hint: ": use group14".into(),
         }
-    }
-
-    /// The group of an IANA number; `word` names the word for errors.
-    pub(crate) fn from_number(n: u16, word: &str) -> Result<DhGroup, ParseError> {
-        Ok(match n {
-            2 => DhGroup::Modp1024,
-            5 => DhGroup::Modp1536,
-            14 => DhGroup::Modp2048,
-            15 => DhGroup::Modp3072,
-            19 => DhGroup::Ecp256,
-            20 => DhGroup::Ecp384,
-            1 => {
-                return Err(ParseError::Insecure {
-                    subject: q(word).to_string(),
-                    algorithm: "DH group 1 (768-bit MODP)",
-                    rfc: RFC_8247,
-                    hint: ": use group14".into(),
-                })
-            }
-            _ => {
-                return Err(ParseError::BadValue {
-                    what: "DH group",
-                    word: word.into(),
-                    reason: "esprit implements groups 2, 5, 14, 15, 19 and 20".into(),
-                })
-            }
-        })
-    }
-}
-
-impl fmt::Display for DhGroup {
-    /// ScreenOS word: `group14`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "group{}", self.number())
-    }
+    } else {
+        ParseError::BadValue {
+            what: "DH group",
+            word: word.into(),
+            reason: "esprit implements groups 2, 5, 14, 15, 19 and 20".into(),
+        }
+    })
 }
 
 /// A block cipher mode: AES-CBC for IKE and ESP, AES-GCM (ESP only).
@@ -425,7 +381,7 @@ pub(crate) fn parse_p1_name(name: &str) -> Result<Option<P1Suite>, ParseError> {
     // reason is named first (pre-g1-des-md5 is refused for DES).
     let cipher = Cipher::parse(cipher, false).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
     let hash = Hash::parse(hash).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
-    let group = DhGroup::from_number(n, name).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
+    let group = dh_group(n, name).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
     Ok(Some(P1Suite { group, cipher, hash, lifetime_secs: DEFAULT_P1_LIFETIME_SECS }))
 }
 
@@ -456,7 +412,7 @@ pub(crate) fn parse_p2_name(name: &str) -> Result<Option<P2Suite>, ParseError> {
     };
     let pfs = match group_part(pfs) {
         None => None,
-        Some(n) => Some(DhGroup::from_number(n, name).map_err(|e| proposal_insecure(name, e, P2_HINT))?),
+        Some(n) => Some(dh_group(n, name).map_err(|e| proposal_insecure(name, e, P2_HINT))?),
     };
     Ok(Some(P2Suite {
         pfs,

@@ -39,14 +39,7 @@ impl IkeProposal {
 
 /// strongSwan name of a DH group.
 pub fn group_name(g: DhGroup) -> &'static str {
-    match g {
-        DhGroup::Modp1024 => "modp1024",
-        DhGroup::Modp1536 => "modp1536",
-        DhGroup::Modp2048 => "modp2048",
-        DhGroup::Modp3072 => "modp3072",
-        DhGroup::Ecp256 => "ecp256",
-        DhGroup::Ecp384 => "ecp384",
-    }
+    g.name()
 }
 
 /// SA lifetimes; 0 = not limited by that measure.

@@ -253,14 +253,7 @@ fn main_mode_and_four_quick_modes_for_the_seed_proxy_ids() {
 
 #[test]
 fn every_ike_group_and_every_pfs_group() {
-    for g in [
-        DhGroup::Modp1024,
-        DhGroup::Modp1536,
-        DhGroup::Modp2048,
-        DhGroup::Modp3072,
-        DhGroup::Ecp256,
-        DhGroup::Ecp384,
-    ] {
+    for g in DhGroup::ALL {
         let (mut ca, mut cb) = configs();
         let prop = IkeProposal { cipher: EncryptionAlg::Aes256Cbc, hash: HashAlg::Sha256, group: g };
         ca.ike_proposals = vec![prop];

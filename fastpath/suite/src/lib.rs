@@ -22,6 +22,9 @@
 //! Adding a suite starts with a variant here; every match on it then names
 //! the places that must learn it.
 //!
+//! [`DhGroup`] is, likewise, the one Diffie-Hellman group type of IKE and
+//! the configuration.
+//!
 //! This crate has no dependencies beyond `thiserror`, so the control
 //! crates share the type without the fast path's cryptography.
 
@@ -29,6 +32,10 @@ use core::fmt;
 use core::str::FromStr;
 
 use thiserror::Error;
+
+mod dh;
+
+pub use dh::DhGroup;
 
 /// Outer IPv4 header (RFC 791), no options.
 pub const IPV4_HEADER_LEN: usize = 20;
@@ -138,7 +145,7 @@ impl Suite {
     pub const fn icv_len(self) -> usize {
         match self {
             Suite::Aes128CbcSha1 | Suite::Aes256CbcSha1 => 12,
-            _ => 16,
+            Suite::Aes128Gcm16 | Suite::Aes256Gcm16 | Suite::Aes128CbcSha256 | Suite::Aes256CbcSha256 => 16,
         }
     }
 

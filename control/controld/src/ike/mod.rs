@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use esprit_config::model::{Identity as CfgIdentity, IkeMode, Peer as CfgPeer};
-use esprit_config::proposal::{Cipher, DhGroup as CfgGroup, Hash as CfgHash};
+use esprit_config::proposal::{Cipher, Hash as CfgHash};
 use esprit_config::{Config, InterfaceIp, VpnKind};
 use esprit_fastpath_api::{Direction, Key, SaSpec};
 use esprit_ike::{
@@ -119,18 +119,9 @@ pub struct IkeGateway {
     pub vpns: Vec<IkeVpn>,
 }
 
-fn group(g: CfgGroup) -> Option<DhGroup> {
-    match g {
-        CfgGroup::Modp1024 => Some(DhGroup::Modp1024),
-        CfgGroup::Modp1536 => Some(DhGroup::Modp1536),
-        CfgGroup::Modp2048 => Some(DhGroup::Modp2048),
-        CfgGroup::Ecp256 => Some(DhGroup::Ecp256),
-        CfgGroup::Ecp384 => Some(DhGroup::Ecp384),
-        CfgGroup::Modp3072 => Some(DhGroup::Modp3072),
-        // What the configuration language may add.
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
+fn group(g: DhGroup) -> Option<DhGroup> {
+    // One type since the configuration and IKE share esprit-suite's.
+    Some(g)
 }
 
 fn identity(i: &CfgIdentity) -> Identity {
