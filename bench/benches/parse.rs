@@ -19,7 +19,7 @@ use esprit_wire::{esp, ip_proto, ipv4, udp};
 /// header checksum, then the UDP header's ports.
 #[inline]
 fn eth_ipv4_udp(frame: &[u8]) -> Option<(u16, u16)> {
-    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    let eth = ethernet::EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != ethertype::IPV4 {
         return None;
     }
@@ -34,7 +34,7 @@ fn eth_ipv4_udp(frame: &[u8]) -> Option<(u16, u16)> {
 /// Ethernet, IPv4 with checksum, and the classifier's flow key.
 #[inline]
 fn eth_ipv4_flow_key(frame: &[u8]) -> Option<FlowKey> {
-    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    let eth = ethernet::EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != ethertype::IPV4 {
         return None;
     }
@@ -49,7 +49,7 @@ fn eth_ipv4_flow_key(frame: &[u8]) -> Option<FlowKey> {
 /// looks up.
 #[inline]
 fn eth_ipv4_esp(frame: &[u8]) -> Option<u32> {
-    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    let eth = ethernet::EthernetFrame::new_checked(frame).ok()?;
     let ip = ipv4::Packet::new_checked(eth.payload()).ok()?;
     if !ip.verify_checksum() || ip.protocol() != ip_proto::ESP {
         return None;

@@ -3,7 +3,7 @@
 //!
 //! * [`SIZES`] and [`inner_packet`]: the inner IPv4/UDP packets every
 //!   per-packet bench uses (total IP length 64, 512, 1400 B).
-//! * [`XorShift`]: a fixed-seed generator, so every run benches the same
+//! * [`TestRng`]: a fixed-seed generator, so every run benches the same
 //!   keys and tables.
 //! * [`grid_table`], [`mixed_table`], [`keys_hitting`]: proxy-ID tables of
 //!   the classifier benches and keys that hit random entries of them.
@@ -87,31 +87,8 @@ pub fn lan_frame(total_len: usize) -> Vec<u8> {
     lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), payload)
 }
 
-/// Marsaglia's xorshift64, fixed seed: reproducible keys and tables.
-#[derive(Debug, Clone)]
-pub struct XorShift(u64);
-
-impl Default for XorShift {
-    fn default() -> Self {
-        XorShift(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-impl XorShift {
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// A number below `n` (`n > 0`; the modulo bias is irrelevant here).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
+/// The fixed-seed generator of every bench: reproducible keys and tables.
+pub use esprit_testrng::TestRng;
 
 fn v4_prefix(bits: u32, len: u8) -> Prefix {
     Prefix::new_masked(IpAddr::V4(Ipv4Addr::from_bits(bits)), len).expect("IPv4 prefix length <= 32")
@@ -144,7 +121,7 @@ pub fn grid_table(locals: u32, remotes: u32) -> ProxyIdTable {
 /// likewise. Check on.
 pub fn mixed_table(n: usize) -> ProxyIdTable {
     const LENS: [u8; 3] = [16, 24, 32];
-    let mut rng = XorShift::default();
+    let mut rng = TestRng::default();
     let mut draw = |first: u32, len: u8| {
         let a = rng.below(64) as u32;
         let b = rng.below(16) as u32;
@@ -168,12 +145,12 @@ pub fn mixed_table(n: usize) -> ProxyIdTable {
 /// `count` UDP keys, each inside a proxy-ID of `table` picked at random
 /// (random host bits under both prefixes).
 pub fn keys_hitting(table: &ProxyIdTable, count: usize) -> Vec<FlowKey> {
-    let mut rng = XorShift::default();
+    let mut rng = TestRng::default();
     let pids = table.proxy_ids();
     (0..count)
         .map(|_| {
             let p = &pids[rng.below(pids.len() as u64) as usize];
-            let host = |rng: &mut XorShift, pfx: &Prefix| {
+            let host = |rng: &mut TestRng, pfx: &Prefix| {
                 let len = u32::from(pfx.len());
                 let host_mask = u32::MAX.checked_shr(len).unwrap_or(0);
                 Ipv4Addr::from_bits(v4_bits(pfx) | (rng.next_u64() as u32 & host_mask))

@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use esprit_xdp::{AttachMode, Burst, KernelStats, Port, Worker, WorkerConfig};
+use esprit_xdp::{AttachMode, Burst, KernelStats, Port, XdpSockets, XdpSocketsConfig};
 use hdrhistogram::Histogram;
 use serde_json::json;
 
@@ -130,7 +130,7 @@ impl RxReport {
 /// Receives until the plan says stop. Call it in the port's network
 /// namespace, as root.
 pub(crate) fn run(plan: &RxPlan, stop: &AtomicBool) -> Result<RxReport, String> {
-    let mut cfg = WorkerConfig::default();
+    let mut cfg = XdpSocketsConfig::default();
     // Deep rings: the sink naps when idle and must absorb the bursts meanwhile.
     cfg.umem.frame_count = 8192;
     cfg.rings.rx = 4096;
@@ -139,7 +139,7 @@ pub(crate) fn run(plan: &RxPlan, stop: &AtomicBool) -> Result<RxReport, String> 
     cfg.rings.tx = 64;
     cfg.rings.completion = 64;
     let mut port = Port::open(&plan.port, plan.mode).map_err(|e| e.to_string())?;
-    let mut w = Worker::new(cfg).map_err(|e| e.to_string())?;
+    let mut w = XdpSockets::new(cfg).map_err(|e| e.to_string())?;
     let sock = w.bind(&mut port, plan.queue).map_err(|e| e.to_string())?;
     let v0 = port.verdicts().unwrap_or_default();
     let if_rx0 = if_counter(&plan.port, "rx_packets");

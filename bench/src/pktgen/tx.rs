@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use esprit_xdp::{AttachMode, Burst, Port, Worker, WorkerConfig};
+use esprit_xdp::{AttachMode, Burst, Port, XdpSockets, XdpSocketsConfig};
 use serde_json::json;
 
 use super::template::{self, Spec, FIXED};
@@ -89,7 +89,7 @@ impl TxReport {
 /// network namespace, as root.
 pub(crate) fn run(plan: &TxPlan, stop: &AtomicBool) -> Result<TxReport, String> {
     let spec = plan.spec;
-    let mut cfg = WorkerConfig::default();
+    let mut cfg = XdpSocketsConfig::default();
     // The generator receives next to nothing: keep few chunks in the fill
     // ring, the rest serve transmission.
     cfg.rings.fill = 64;
@@ -97,7 +97,7 @@ pub(crate) fn run(plan: &TxPlan, stop: &AtomicBool) -> Result<TxReport, String> 
     spec.check(cfg.umem.max_rx_len())?;
     let mut port = Port::open(&plan.port, plan.mode).map_err(|e| e.to_string())?;
     port.add_local_addr(spec.src.into()).map_err(|e| e.to_string())?;
-    let mut w = Worker::new(cfg).map_err(|e| e.to_string())?;
+    let mut w = XdpSockets::new(cfg).map_err(|e| e.to_string())?;
     let sock = w.bind(&mut port, plan.queue).map_err(|e| e.to_string())?;
 
     // Build the template into every free chunk, once.

@@ -13,8 +13,8 @@ use crate::error::{q, ParseError};
 use crate::lexer::{lex, Token};
 use crate::model::*;
 use crate::proposal::{
-    is_p1_predefined_shape, is_p2_predefined_shape, Cipher, DhGroup, EspTransform, Hash, P1Proposal, P1Suite,
-    P2Proposal, P2Suite, ProposalChoice, SecLevel,
+    is_p1_predefined_shape, is_p2_predefined_shape, Cipher, DhGroup, Hash, P1Proposal, P1Suite, P2Proposal,
+    P2Suite, ProposalChoice, SecLevel,
 };
 use crate::secret::Secret;
 
@@ -557,7 +557,7 @@ fn group_word(c: &mut Cursor<'_, '_>, no_pfs: bool) -> Result<Option<DhGroup>, P
             }))
         }
     };
-    DhGroup::from_number(n, t.text).map(Some)
+    crate::proposal::dh_group(n, t.text).map(Some)
 }
 
 fn lifetime_secs(c: &mut Cursor<'_, '_>, unit: &str) -> Result<u32, ParseError> {
@@ -660,7 +660,7 @@ fn set_p2_proposal(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
         name,
         suite: P2Suite {
             pfs,
-            esp: EspTransform { cipher, integrity },
+            esp: crate::proposal::esp_suite(cipher, integrity),
             lifetime_secs: lifetime,
             lifetime_kbytes: kbytes,
         },

@@ -74,8 +74,9 @@ impl Config {
                 Some(g) => line.push_str(&g.to_string()),
                 None => line.push_str("no-pfs"),
             }
-            let _ = write!(line, " esp {}", s.esp.cipher.word());
-            if let Some(h) = s.esp.integrity {
+            let (cipher, integrity) = crate::proposal::esp_words(s.esp);
+            let _ = write!(line, " esp {}", cipher.word());
+            if let Some(h) = integrity {
                 let _ = write!(line, " {}", h.word());
             }
             let _ = write!(line, " second {}", s.lifetime_secs);

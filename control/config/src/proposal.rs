@@ -30,6 +30,8 @@
 use core::fmt;
 use std::collections::BTreeMap;
 
+pub use esprit_suite::{DhGroup, Suite};
+
 use crate::error::{q, ParseError};
 
 /// Phase-1 lifetime of the predefined proposals (ScreenOS default), seconds.
@@ -40,70 +42,26 @@ pub const DEFAULT_P2_LIFETIME_SECS: u32 = 3_600;
 const RFC_8221: &str = "RFC 8221";
 const RFC_8247: &str = "RFC 8247";
 
-/// A Diffie-Hellman group esprit implements (IANA transform type 4 numbers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum DhGroup {
-    /// 1024-bit MODP (RFC 2409 §6.2); kept for ScreenOS `sec-level standard`.
-    Modp1024,
-    /// 1536-bit MODP (RFC 3526 §2).
-    Modp1536,
-    /// 2048-bit MODP (RFC 3526 §3), the RFC 8247 MUST.
-    Modp2048,
-    /// 3072-bit MODP (RFC 3526 §4).
-    Modp3072,
-    /// 256-bit random ECP (RFC 5903).
-    Ecp256,
-    /// 384-bit random ECP (RFC 5903).
-    Ecp384,
-}
-
-impl DhGroup {
-    /// The IANA group number.
-    pub const fn number(self) -> u16 {
-        match self {
-            DhGroup::Modp1024 => 2,
-            DhGroup::Modp1536 => 5,
-            DhGroup::Modp2048 => 14,
-            DhGroup::Modp3072 => 15,
-            DhGroup::Ecp256 => 19,
-            DhGroup::Ecp384 => 20,
+/// The group of an IANA number; `word` names the word for errors. Group 1
+/// is refused citing RFC 8247.
+pub(crate) fn dh_group(n: u16, word: &str) -> Result<DhGroup, ParseError> {
+    if let Some(g) = DhGroup::from_number(n.into()) {
+        return Ok(g);
+    }
+    Err(if n == 1 {
+        ParseError::Insecure {
+            subject: q(word).to_string(),
+            algorithm: "DH group 1 (768-bit MODP)",
+            rfc: RFC_8247,
+            hint: ": use group14".into(),
         }
-    }
-
-    /// The group of an IANA number; `word` names the word for errors.
-    pub(crate) fn from_number(n: u16, word: &str) -> Result<DhGroup, ParseError> {
-        Ok(match n {
-            2 => DhGroup::Modp1024,
-            5 => DhGroup::Modp1536,
-            14 => DhGroup::Modp2048,
-            15 => DhGroup::Modp3072,
-            19 => DhGroup::Ecp256,
-            20 => DhGroup::Ecp384,
-            1 => {
-                return Err(ParseError::Insecure {
-                    subject: q(word).to_string(),
-                    algorithm: "DH group 1 (768-bit MODP)",
-                    rfc: RFC_8247,
-                    hint: ": use group14".into(),
-                })
-            }
-            _ => {
-                return Err(ParseError::BadValue {
-                    what: "DH group",
-                    word: word.into(),
-                    reason: "esprit implements groups 2, 5, 14, 15, 19 and 20".into(),
-                })
-            }
-        })
-    }
-}
-
-impl fmt::Display for DhGroup {
-    /// ScreenOS word: `group14`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "group{}", self.number())
-    }
+    } else {
+        ParseError::BadValue {
+            what: "DH group",
+            word: word.into(),
+            reason: "esprit implements groups 2, 5, 14, 15, 19 and 20".into(),
+        }
+    })
 }
 
 /// A block cipher mode: AES-CBC for IKE and ESP, AES-GCM (ESP only).
@@ -234,26 +192,29 @@ impl Hash {
     }
 }
 
-/// An ESP transform, named as in `esprit-esp` (`aes128-sha1`, `aes128gcm16`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EspTransform {
-    /// The cipher.
-    pub cipher: Cipher,
-    /// The HMAC; `None` exactly when the cipher is GCM.
-    pub integrity: Option<Hash>,
+/// The ESP suite of a cipher word and a hash word (`esp aes128 sha-1`,
+/// `g2-esp-aes128-sha`). The readers give a hash exactly when the cipher
+/// is CBC; a GCM cipher ignores one, a CBC cipher without one is HMAC-SHA1.
+pub const fn esp_suite(cipher: Cipher, integrity: Option<Hash>) -> Suite {
+    match (cipher, integrity) {
+        (Cipher::Aes128Gcm, _) => Suite::Aes128Gcm16,
+        (Cipher::Aes256Gcm, _) => Suite::Aes256Gcm16,
+        (Cipher::Aes128, Some(Hash::Sha256)) => Suite::Aes128CbcSha256,
+        (Cipher::Aes256, Some(Hash::Sha256)) => Suite::Aes256CbcSha256,
+        (Cipher::Aes128, Some(Hash::Sha1) | None) => Suite::Aes128CbcSha1,
+        (Cipher::Aes256, Some(Hash::Sha1) | None) => Suite::Aes256CbcSha1,
+    }
 }
 
-impl EspTransform {
-    /// The suite name used by `esprit-esp`.
-    pub fn suite_name(&self) -> &'static str {
-        match (self.cipher, self.integrity) {
-            (Cipher::Aes128Gcm, _) => "aes128gcm16",
-            (Cipher::Aes256Gcm, _) => "aes256gcm16",
-            (Cipher::Aes128, Some(Hash::Sha256)) => "aes128-sha256",
-            (Cipher::Aes256, Some(Hash::Sha256)) => "aes256-sha256",
-            (Cipher::Aes256, _) => "aes256-sha1",
-            (Cipher::Aes128, _) => "aes128-sha1",
-        }
+/// The cipher and hash words of an ESP suite: the inverse of [`esp_suite`].
+pub const fn esp_words(suite: Suite) -> (Cipher, Option<Hash>) {
+    match suite {
+        Suite::Aes128Gcm16 => (Cipher::Aes128Gcm, None),
+        Suite::Aes256Gcm16 => (Cipher::Aes256Gcm, None),
+        Suite::Aes128CbcSha1 => (Cipher::Aes128, Some(Hash::Sha1)),
+        Suite::Aes256CbcSha1 => (Cipher::Aes256, Some(Hash::Sha1)),
+        Suite::Aes128CbcSha256 => (Cipher::Aes128, Some(Hash::Sha256)),
+        Suite::Aes256CbcSha256 => (Cipher::Aes256, Some(Hash::Sha256)),
     }
 }
 
@@ -282,8 +243,8 @@ impl fmt::Display for P1Suite {
 pub struct P2Suite {
     /// PFS group; `None` for no PFS.
     pub pfs: Option<DhGroup>,
-    /// ESP transform.
-    pub esp: EspTransform,
+    /// ESP suite.
+    pub esp: Suite,
     /// SA lifetime in seconds.
     pub lifetime_secs: u32,
     /// SA lifetime in kilobytes; `None` for unlimited.
@@ -293,11 +254,12 @@ pub struct P2Suite {
 impl fmt::Display for P2Suite {
     /// Predefined-style name: `g2-esp-aes128-sha`, `g14-esp-aes128gcm`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (cipher, integrity) = esp_words(self.esp);
         match self.pfs {
-            Some(g) => write!(f, "g{}-esp-{}", g.number(), self.esp.cipher.word())?,
-            None => write!(f, "nopfs-esp-{}", self.esp.cipher.word())?,
+            Some(g) => write!(f, "g{}-esp-{}", g.number(), cipher.word())?,
+            None => write!(f, "nopfs-esp-{}", cipher.word())?,
         }
-        match self.esp.integrity {
+        match integrity {
             Some(h) => write!(f, "-{}", h.name_word()),
             None => Ok(()),
         }
@@ -419,7 +381,7 @@ pub(crate) fn parse_p1_name(name: &str) -> Result<Option<P1Suite>, ParseError> {
     // reason is named first (pre-g1-des-md5 is refused for DES).
     let cipher = Cipher::parse(cipher, false).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
     let hash = Hash::parse(hash).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
-    let group = DhGroup::from_number(n, name).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
+    let group = dh_group(n, name).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
     Ok(Some(P1Suite { group, cipher, hash, lifetime_secs: DEFAULT_P1_LIFETIME_SECS }))
 }
 
@@ -450,11 +412,11 @@ pub(crate) fn parse_p2_name(name: &str) -> Result<Option<P2Suite>, ParseError> {
     };
     let pfs = match group_part(pfs) {
         None => None,
-        Some(n) => Some(DhGroup::from_number(n, name).map_err(|e| proposal_insecure(name, e, P2_HINT))?),
+        Some(n) => Some(dh_group(n, name).map_err(|e| proposal_insecure(name, e, P2_HINT))?),
     };
     Ok(Some(P2Suite {
         pfs,
-        esp: EspTransform { cipher: c, integrity },
+        esp: esp_suite(c, integrity),
         lifetime_secs: DEFAULT_P2_LIFETIME_SECS,
         lifetime_kbytes: None,
     }))
@@ -503,7 +465,7 @@ fn sec_level_p1(level: SecLevel) -> Result<(P1Suite, String), ParseError> {
 fn sec_level_p2(level: SecLevel) -> Result<(P2Suite, String), ParseError> {
     let suite = P2Suite {
         pfs: Some(DhGroup::Modp1024),
-        esp: EspTransform { cipher: Cipher::Aes128, integrity: Some(Hash::Sha1) },
+        esp: Suite::Aes128CbcSha1,
         lifetime_secs: DEFAULT_P2_LIFETIME_SECS,
         lifetime_kbytes: None,
     };
@@ -627,12 +589,12 @@ mod tests {
             "pre-g19-aes256-sha256"
         );
         let p = parse_p2_name("g2-esp-aes128-sha").unwrap().unwrap();
-        assert_eq!(p.esp.suite_name(), "aes128-sha1");
+        assert_eq!(p.esp.name(), "aes128-sha1");
         assert_eq!(p.pfs, Some(DhGroup::Modp1024));
         let p = parse_p2_name("nopfs-esp-aes256-sha256").unwrap().unwrap();
-        assert_eq!((p.pfs, p.esp.suite_name()), (None, "aes256-sha256"));
+        assert_eq!((p.pfs, p.esp.name()), (None, "aes256-sha256"));
         let p = parse_p2_name("g14-esp-aes128gcm").unwrap().unwrap();
-        assert_eq!(p.esp.suite_name(), "aes128gcm16");
+        assert_eq!(p.esp.name(), "aes128gcm16");
         assert_eq!(p.to_string(), "g14-esp-aes128gcm");
         assert_eq!(parse_p1_name("my-proposal").unwrap(), None);
         assert_eq!(parse_p2_name("g14-custom").unwrap(), None);

@@ -238,7 +238,7 @@ fn custom_proposals() {
     assert_eq!(p2.len(), 3);
     assert_eq!(p2[0].lifetime_kbytes, Some(1_000_000));
     assert_eq!(p2[1].pfs, None);
-    assert_eq!(p2[1].esp.suite_name(), "aes256gcm16");
+    assert_eq!(p2[1].esp.name(), "aes256gcm16");
     assert_eq!(p2[1].lifetime_secs, 1800);
     assert_eq!(
         printed(&c, "set ike p"),

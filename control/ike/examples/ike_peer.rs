@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use esprit_ike::{DhGroup, EspSuite, Event, Peer, PeerConfig, Random, IKE_PORT, NATT_PORT};
+use esprit_ike::{DhGroup, Event, Peer, PeerConfig, Random, Suite, IKE_PORT, NATT_PORT};
 use esprit_policy::ProxyId;
 
 struct OsRandom(std::fs::File);
@@ -33,7 +33,7 @@ struct Args {
     local: IpAddr,
     remote: IpAddr,
     psk: String,
-    esp: Vec<EspSuite>,
+    esp: Vec<Suite>,
     pfs: Option<DhGroup>,
     initiate: bool,
     expect: usize,
@@ -48,7 +48,7 @@ fn parse_args() -> Result<Args, String> {
         local: IpAddr::from([0, 0, 0, 0]),
         remote: IpAddr::from([0, 0, 0, 0]),
         psk: String::new(),
-        esp: vec![EspSuite::Aes128Gcm16, EspSuite::Aes128Sha1],
+        esp: vec![Suite::Aes128Gcm16, Suite::Aes128CbcSha1],
         pfs: None,
         initiate: false,
         expect: 0,
@@ -65,7 +65,7 @@ fn parse_args() -> Result<Args, String> {
             "--esp" => {
                 a.esp = v()?
                     .split(',')
-                    .map(|s| EspSuite::from_name(s).ok_or(format!("unknown ESP suite {s}")))
+                    .map(|s| s.parse::<Suite>().map_err(|e| e.to_string()))
                     .collect::<Result<_, _>>()?
             }
             "--pfs" => {

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use esprit_policy::ProxyId;
 use zeroize::Zeroizing;
 
-use crate::config::{EspSuite, Lifetime};
+use crate::config::Lifetime;
+use crate::Suite;
 
 /// Key material of one direction. `Debug` never shows the bytes.
 #[derive(Clone)]
@@ -43,7 +44,7 @@ pub struct ChildSa {
     /// one, see `proxy`).
     pub proxy_id: ProxyId,
     /// ESP suite.
-    pub suite: EspSuite,
+    pub suite: Suite,
     /// SPI of the inbound SA (ours).
     pub spi_in: u32,
     /// SPI of the outbound SA (the peer's).

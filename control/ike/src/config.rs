@@ -7,15 +7,15 @@ use std::time::Duration;
 use esprit_policy::ProxyId;
 use zeroize::Zeroizing;
 
-use crate::crypto::{Cipher, HashAlg};
-use crate::DhGroup;
+use crate::crypto::{EncryptionAlg, HashAlg};
+use crate::{DhGroup, Suite};
 
 /// A phase-1 proposal: cipher, hash (and its HMAC as PRF), DH group.
 /// Authentication is always pre-shared key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IkeProposal {
     /// AES-CBC key size.
-    pub cipher: Cipher,
+    pub cipher: EncryptionAlg,
     /// Hash / PRF.
     pub hash: HashAlg,
     /// DH group.
@@ -26,8 +26,8 @@ impl IkeProposal {
     /// strongSwan-style name, `aes128-sha1-modp2048`.
     pub fn name(&self) -> String {
         let c = match self.cipher {
-            Cipher::Aes128Cbc => "aes128",
-            Cipher::Aes256Cbc => "aes256",
+            EncryptionAlg::Aes128Cbc => "aes128",
+            EncryptionAlg::Aes256Cbc => "aes256",
         };
         let h = match self.hash {
             HashAlg::Sha1 => "sha1",
@@ -39,116 +39,7 @@ impl IkeProposal {
 
 /// strongSwan name of a DH group.
 pub fn group_name(g: DhGroup) -> &'static str {
-    match g {
-        DhGroup::Modp1024 => "modp1024",
-        DhGroup::Modp1536 => "modp1536",
-        DhGroup::Modp2048 => "modp2048",
-        DhGroup::Modp3072 => "modp3072",
-        DhGroup::Ecp256 => "ecp256",
-        DhGroup::Ecp384 => "ecp384",
-    }
-}
-
-/// ESP suites, named as in `esprit-esp` (and strongSwan).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EspSuite {
-    /// AES-128-GCM, 16-byte ICV (RFC 4106).
-    Aes128Gcm16,
-    /// AES-256-GCM, 16-byte ICV.
-    Aes256Gcm16,
-    /// AES-128-CBC + HMAC-SHA1-96.
-    Aes128Sha1,
-    /// AES-256-CBC + HMAC-SHA1-96.
-    Aes256Sha1,
-    /// AES-128-CBC + HMAC-SHA2-256-128 (RFC 4868).
-    Aes128Sha256,
-    /// AES-256-CBC + HMAC-SHA2-256-128.
-    Aes256Sha256,
-}
-
-impl EspSuite {
-    /// Every suite.
-    pub const ALL: [EspSuite; 6] = [
-        EspSuite::Aes128Gcm16,
-        EspSuite::Aes256Gcm16,
-        EspSuite::Aes128Sha1,
-        EspSuite::Aes256Sha1,
-        EspSuite::Aes128Sha256,
-        EspSuite::Aes256Sha256,
-    ];
-
-    /// The name (`aes128gcm16`, `aes128-sha1`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            EspSuite::Aes128Gcm16 => "aes128gcm16",
-            EspSuite::Aes256Gcm16 => "aes256gcm16",
-            EspSuite::Aes128Sha1 => "aes128-sha1",
-            EspSuite::Aes256Sha1 => "aes256-sha1",
-            EspSuite::Aes128Sha256 => "aes128-sha256",
-            EspSuite::Aes256Sha256 => "aes256-sha256",
-        }
-    }
-
-    /// From the name.
-    pub fn from_name(s: &str) -> Option<EspSuite> {
-        EspSuite::ALL.into_iter().find(|e| e.name() == s)
-    }
-
-    /// IPsec DOI ESP transform ID (RFC 2407 §4.4.4; ESP_AES = 12,
-    /// ESP_AES_GCM_16 = 20 per RFC 4106 §9).
-    pub fn transform_id(self) -> u8 {
-        match self {
-            EspSuite::Aes128Gcm16 | EspSuite::Aes256Gcm16 => 20,
-            _ => 12,
-        }
-    }
-
-    /// Key length attribute (bits, salt excluded).
-    pub fn key_bits(self) -> u16 {
-        match self {
-            EspSuite::Aes128Gcm16 | EspSuite::Aes128Sha1 | EspSuite::Aes128Sha256 => 128,
-            _ => 256,
-        }
-    }
-
-    /// Authentication algorithm attribute (RFC 2407 §4.5: HMAC-SHA = 2;
-    /// HMAC-SHA2-256 = 5, RFC 4868 §... ); none for GCM.
-    pub fn auth_alg(self) -> Option<u16> {
-        match self {
-            EspSuite::Aes128Sha1 | EspSuite::Aes256Sha1 => Some(2),
-            EspSuite::Aes128Sha256 | EspSuite::Aes256Sha256 => Some(5),
-            _ => None,
-        }
-    }
-
-    /// Encryption key material length: key, plus the 4-byte salt for GCM
-    /// (RFC 4106 §8.1).
-    pub fn enc_key_len(self) -> usize {
-        let k = usize::from(self.key_bits()) / 8;
-        if self.transform_id() == 20 {
-            k + 4
-        } else {
-            k
-        }
-    }
-
-    /// Authentication key length (0 for GCM).
-    pub fn auth_key_len(self) -> usize {
-        match self.auth_alg() {
-            Some(2) => 20,
-            Some(_) => 32,
-            None => 0,
-        }
-    }
-
-    /// The suite of a transform ID, key length and auth algorithm.
-    pub fn from_transform(id: u8, key_bits: Option<u64>, auth: Option<u64>) -> Option<EspSuite> {
-        EspSuite::ALL.into_iter().find(|s| {
-            s.transform_id() == id
-                && Some(u64::from(s.key_bits())) == key_bits
-                && s.auth_alg().map(u64::from) == auth
-        })
-    }
+    g.name()
 }
 
 /// SA lifetimes; 0 = not limited by that measure.
@@ -223,7 +114,7 @@ pub struct PeerConfig {
     /// Phase-1 lifetime in seconds.
     pub ike_lifetime: u32,
     /// Phase-2 suites, in preference order.
-    pub esp_suites: Vec<EspSuite>,
+    pub esp_suites: Vec<Suite>,
     /// PFS group for Quick Mode (None: no PFS).
     pub pfs: Option<DhGroup>,
     /// Phase-2 lifetime we propose / the most we accept.
@@ -287,11 +178,19 @@ impl PeerConfig {
             remote_id: None,
             aggressive: false,
             ike_proposals: vec![
-                IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Modp2048 },
-                IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Modp2048 },
+                IkeProposal {
+                    cipher: EncryptionAlg::Aes128Cbc,
+                    hash: HashAlg::Sha1,
+                    group: DhGroup::Modp2048,
+                },
+                IkeProposal {
+                    cipher: EncryptionAlg::Aes256Cbc,
+                    hash: HashAlg::Sha256,
+                    group: DhGroup::Modp2048,
+                },
             ],
             ike_lifetime: 28800,
-            esp_suites: vec![EspSuite::Aes128Gcm16, EspSuite::Aes128Sha1],
+            esp_suites: vec![Suite::Aes128Gcm16, Suite::Aes128CbcSha1],
             pfs: None,
             child_lifetime: Lifetime { seconds: 3600, kilobytes: 0 },
             proxy_ids: Vec::new(),

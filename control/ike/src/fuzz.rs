@@ -24,30 +24,26 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use esprit_policy::ProxyId;
+use esprit_testrng::TestRng;
 
 use crate::wire::{
     emit_sa, Attribute, AttributeValue, DeletePayload, ExchangeType, Header, IdPayload, IdType,
     LifeDurations, MessageBuilder, NotifyPayload, NotifyType, PayloadIter, PayloadType, ProposalRepr,
     RawPayload, SaPayload, TransformRepr, DOI_IPSEC, HEADER_LEN, LIFE_IPSEC, LIFE_ISAKMP,
 };
-use crate::{Cipher, DhGroup, EspSuite, HashAlg, Identity, IkeProposal, Peer, PeerConfig, Random};
+use crate::{DhGroup, EncryptionAlg, HashAlg, Identity, IkeProposal, Peer, PeerConfig, Random, Suite};
 
-/// Deterministic randomness: xorshift bytes; SPIs `base + n`.
+/// Deterministic randomness: the test generator's bytes; SPIs `base + n`.
 #[derive(Debug, Clone)]
 pub struct FuzzRng {
-    state: u64,
+    bytes: TestRng,
     spi_base: u32,
     spis: u32,
 }
 
 impl Random for FuzzRng {
     fn fill(&mut self, dest: &mut [u8]) {
-        for b in dest {
-            self.state ^= self.state << 13;
-            self.state ^= self.state >> 7;
-            self.state ^= self.state << 17;
-            *b = (self.state >> 24) as u8;
-        }
+        self.bytes.fill_bytes(dest);
     }
 
     fn spi(&mut self) -> u32 {
@@ -79,10 +75,10 @@ pub fn configs() -> (PeerConfig, PeerConfig) {
     let mut cb = PeerConfig::new("gw-a", b, a, b"fuzz-psk-0123456789");
     for c in [&mut ca, &mut cb] {
         c.ike_proposals = vec![
-            IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Ecp256 },
-            IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Modp1024 },
+            IkeProposal { cipher: EncryptionAlg::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Ecp256 },
+            IkeProposal { cipher: EncryptionAlg::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Modp1024 },
         ];
-        c.esp_suites = vec![EspSuite::Aes128Gcm16, EspSuite::Aes256Sha256];
+        c.esp_suites = vec![Suite::Aes128Gcm16, Suite::Aes256CbcSha256];
         c.pfs = Some(DhGroup::Ecp256);
         c.dpd_delay = Some(Duration::from_secs(30));
     }
@@ -97,11 +93,11 @@ pub fn configs() -> (PeerConfig, PeerConfig) {
 }
 
 fn initiator_rng() -> FuzzRng {
-    FuzzRng { state: 0x1234_5678_9abc_def1, spi_base: 0xa100_0000, spis: 0 }
+    FuzzRng { bytes: TestRng::new(0x1234_5678_9abc_def1), spi_base: 0xa100_0000, spis: 0 }
 }
 
 fn responder_rng() -> FuzzRng {
-    FuzzRng { state: 0x0fed_cba9_8765_4321, spi_base: 0xb200_0000, spis: 0 }
+    FuzzRng { bytes: TestRng::new(0x0fed_cba9_8765_4321), spi_base: 0xb200_0000, spis: 0 }
 }
 
 /// The fuzzed responder.

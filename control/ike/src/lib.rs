@@ -33,11 +33,13 @@ pub mod proxy;
 pub mod wire;
 
 pub use child::{ChildSa, DirectionKeys, UdpEncap};
-pub use config::{group_name, EspSuite, Identity, IkeProposal, Lifetime, PeerConfig, Retransmit};
+pub use config::{group_name, Identity, IkeProposal, Lifetime, PeerConfig, Retransmit};
 pub use crypto::dh::DhGroup;
-pub use crypto::{Cipher, HashAlg};
+pub use crypto::{EncryptionAlg, HashAlg};
 pub use discard::{Discard, Discards};
 pub use error::{Error, ErrorKind};
+/// The ESP suite a Quick Mode negotiates (one type with the ESP core's).
+pub use esprit_suite::Suite;
 pub use event::{Event, Exchange, Reason};
 pub use guard::HalfOpenLimits;
 pub use peer::{Peer, Transmit, IKE_PORT, NATT_PORT};

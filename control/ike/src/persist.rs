@@ -32,7 +32,7 @@ use zeroize::Zeroizing;
 use crate::config::IkeProposal;
 use crate::crypto::dh::DhGroup;
 use crate::crypto::keys::Phase1Keys;
-use crate::crypto::{Cipher, HashAlg, BLOCK};
+use crate::crypto::{EncryptionAlg, HashAlg, BLOCK};
 use crate::ike_sa::IkeSa;
 use crate::peer::{ChildRecord, Peer};
 use crate::Random;
@@ -347,7 +347,7 @@ impl<R: Random> Peer<R> {
 }
 
 fn isakmp_sa(i: &IsakmpState, clock: &WallClock) -> Result<IkeSa, String> {
-    let cipher = Cipher::from_key_bits(u64::from(i.cipher_bits))
+    let cipher = EncryptionAlg::from_key_bits(u64::from(i.cipher_bits))
         .ok_or_else(|| format!("unknown cipher key size {}", i.cipher_bits))?;
     let hash = HashAlg::from_value(u64::from(i.hash)).ok_or_else(|| format!("unknown hash {}", i.hash))?;
     let group =

@@ -8,26 +8,22 @@ use std::time::{Duration, Instant};
 
 use esprit_ike::wire::{ExchangeType, Header, NotifyType};
 use esprit_ike::{
-    ChildSa, Cipher, DhGroup, EspSuite, Event, HashAlg, IkeProposal, Peer, PeerConfig, Random, Reason,
+    ChildSa, DhGroup, EncryptionAlg, Event, HashAlg, IkeProposal, Peer, PeerConfig, Random, Reason, Suite,
     Transmit,
 };
 use esprit_policy::ProxyId;
+use esprit_testrng::TestRng;
 
-/// Deterministic randomness: xorshift bytes; SPIs base + n.
+/// Deterministic randomness: the test generator's bytes; SPIs base + n.
 struct FixedRng {
-    state: u64,
+    bytes: TestRng,
     spi_base: u32,
     spis: u32,
 }
 
 impl Random for FixedRng {
     fn fill(&mut self, dest: &mut [u8]) {
-        for b in dest {
-            self.state ^= self.state << 13;
-            self.state ^= self.state >> 7;
-            self.state ^= self.state << 17;
-            *b = (self.state >> 24) as u8;
-        }
+        self.bytes.fill_bytes(dest);
     }
     fn spi(&mut self) -> u32 {
         self.spis += 1;
@@ -76,8 +72,14 @@ fn configs() -> (PeerConfig, PeerConfig) {
 
 fn peers(ca: PeerConfig, cb: PeerConfig) -> (Peer<FixedRng>, Peer<FixedRng>) {
     (
-        Peer::new(ca, FixedRng { state: 0x1234_5678_9abc_def1, spi_base: 0xa100_0000, spis: 0 }),
-        Peer::new(cb, FixedRng { state: 0x0fed_cba9_8765_4321, spi_base: 0xb200_0000, spis: 0 }),
+        Peer::new(
+            ca,
+            FixedRng { bytes: TestRng::new(0x1234_5678_9abc_def1), spi_base: 0xa100_0000, spis: 0 },
+        ),
+        Peer::new(
+            cb,
+            FixedRng { bytes: TestRng::new(0x0fed_cba9_8765_4321), spi_base: 0xb200_0000, spis: 0 },
+        ),
     )
 }
 
@@ -172,8 +174,8 @@ fn assert_mirrored(ca: &[ChildSa], cb: &[ChildSa]) {
         assert_eq!(*x.keys_out.encryption, *y.keys_in.encryption);
         assert_eq!(*x.keys_out.integrity, *y.keys_in.integrity);
         assert_ne!(*x.keys_in.encryption, *x.keys_out.encryption);
-        assert_eq!(x.keys_in.encryption.len(), x.suite.enc_key_len());
-        assert_eq!(x.keys_in.integrity.len(), x.suite.auth_key_len());
+        assert_eq!(x.keys_in.encryption.len(), x.suite.encr_key_len());
+        assert_eq!(x.keys_in.integrity.len(), x.suite.integ_key_len());
         assert_eq!(mirror(&x.proxy_id), y.proxy_id);
         assert_eq!(x.lifetime, y.lifetime);
         assert_eq!(x.pfs, y.pfs);
@@ -241,7 +243,7 @@ fn main_mode_and_four_quick_modes_for_the_seed_proxy_ids() {
     want.sort();
     assert_eq!(got, want);
     for c in &xa {
-        assert_eq!(c.suite, EspSuite::Aes128Gcm16);
+        assert_eq!(c.suite, Suite::Aes128Gcm16);
         assert_eq!(c.keys_in.encryption.len(), 20, "GCM key || salt");
         assert!(c.encap.is_none(), "no NAT: plain ESP");
         assert!(!format!("{c:?}").contains(&format!("{:?}", &c.keys_in.encryption[..4])));
@@ -251,27 +253,20 @@ fn main_mode_and_four_quick_modes_for_the_seed_proxy_ids() {
 
 #[test]
 fn every_ike_group_and_every_pfs_group() {
-    for g in [
-        DhGroup::Modp1024,
-        DhGroup::Modp1536,
-        DhGroup::Modp2048,
-        DhGroup::Modp3072,
-        DhGroup::Ecp256,
-        DhGroup::Ecp384,
-    ] {
+    for g in DhGroup::ALL {
         let (mut ca, mut cb) = configs();
-        let prop = IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: g };
+        let prop = IkeProposal { cipher: EncryptionAlg::Aes256Cbc, hash: HashAlg::Sha256, group: g };
         ca.ike_proposals = vec![prop];
         cb.ike_proposals = vec![prop];
         ca.pfs = Some(g);
         cb.pfs = Some(g);
-        ca.esp_suites = vec![EspSuite::Aes256Sha256];
-        cb.esp_suites = EspSuite::ALL.to_vec();
+        ca.esp_suites = vec![Suite::Aes256CbcSha256];
+        cb.esp_suites = Suite::ALL.to_vec();
         let (mut a, mut b) = peers(ca, cb);
         let (xa, xb, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
         assert_eq!(xa.len(), 1, "group {g:?}");
         assert!(xa[0].pfs);
-        assert_eq!(xa[0].suite, EspSuite::Aes256Sha256);
+        assert_eq!(xa[0].suite, Suite::Aes256CbcSha256);
         assert_eq!(xa[0].keys_in.integrity.len(), 32);
         assert_mirrored(&xa, &xb);
     }
@@ -279,10 +274,10 @@ fn every_ike_group_and_every_pfs_group() {
 
 #[test]
 fn every_esp_suite() {
-    for s in EspSuite::ALL {
+    for s in Suite::ALL {
         let (mut ca, mut cb) = configs();
         ca.esp_suites = vec![s];
-        cb.esp_suites = EspSuite::ALL.to_vec();
+        cb.esp_suites = Suite::ALL.to_vec();
         let (mut a, mut b) = peers(ca, cb);
         let (xa, xb, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
         assert_eq!(xa[0].suite, s);
@@ -352,9 +347,9 @@ fn wrong_psk_is_authentication_failed() {
 fn phase1_no_proposal_chosen() {
     let (mut ca, mut cb) = configs();
     ca.ike_proposals =
-        vec![IkeProposal { cipher: Cipher::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Ecp384 }];
+        vec![IkeProposal { cipher: EncryptionAlg::Aes256Cbc, hash: HashAlg::Sha256, group: DhGroup::Ecp384 }];
     cb.ike_proposals =
-        vec![IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Modp2048 }];
+        vec![IkeProposal { cipher: EncryptionAlg::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Modp2048 }];
     let (mut a, mut b) = peers(ca, cb);
     let Outcome { xa, ea, eb, .. } = run(&mut a, &mut b, &seed_proxy_ids()[..1]);
     assert!(xa.is_empty());
@@ -406,8 +401,8 @@ fn legacy_phase1_proposal_refused() {
 #[test]
 fn phase2_no_proposal_chosen() {
     let (mut ca, mut cb) = configs();
-    ca.esp_suites = vec![EspSuite::Aes256Gcm16];
-    cb.esp_suites = vec![EspSuite::Aes128Sha1];
+    ca.esp_suites = vec![Suite::Aes256Gcm16];
+    cb.esp_suites = vec![Suite::Aes128CbcSha1];
     let (mut a, mut b) = peers(ca, cb);
     let Outcome { xa, ea, eb, .. } = run(&mut a, &mut b, &seed_proxy_ids()[..1]);
     assert!(xa.is_empty());
@@ -799,7 +794,10 @@ fn initial_contact_from_a_restarted_peer_clears_its_old_sas() {
     let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..2]);
     assert_eq!(xa.len(), 2);
     // B restarts: a fresh endpoint, other randomness.
-    let mut b2 = Peer::new(cb, FixedRng { state: 0x5555_aaaa_1234_9876, spi_base: 0xb300_0000, spis: 0 });
+    let mut b2 = Peer::new(
+        cb,
+        FixedRng { bytes: TestRng::new(0x5555_aaaa_1234_9876), spi_base: 0xb300_0000, spis: 0 },
+    );
     let now = Instant::now();
     b2.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
     let log = pump(now, &mut b2, &mut a);
@@ -855,7 +853,7 @@ fn dynamic_peer_learns_its_address_from_aggressive_mode() {
     let mut cm = cb.clone();
     cm.local = "192.0.2.66:500".parse().unwrap();
     cm.psk = zeroize::Zeroizing::new(b"not-the-key".to_vec());
-    let mut m = Peer::new(cm, FixedRng { state: 77, spi_base: 0xd000_0000, spis: 0 });
+    let mut m = Peer::new(cm, FixedRng { bytes: TestRng::new(77), spi_base: 0xd000_0000, spis: 0 });
     m.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
     pump(now, &mut m, &mut a);
     let ea = events(&mut a);
@@ -867,7 +865,7 @@ fn dynamic_peer_learns_its_address_from_aggressive_mode() {
     // authenticated, the children at the old address are gone.
     let mut cn = cb;
     cn.local = "192.0.2.77:500".parse().unwrap();
-    let mut n = Peer::new(cn, FixedRng { state: 99, spi_base: 0xe000_0000, spis: 0 });
+    let mut n = Peer::new(cn, FixedRng { bytes: TestRng::new(99), spi_base: 0xe000_0000, spis: 0 });
     n.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
     pump(now, &mut n, &mut a);
     let ea = events(&mut a);
@@ -997,7 +995,7 @@ fn flip_hash(bytes: &mut [u8]) {
 
 fn sha256_configs() -> (PeerConfig, PeerConfig) {
     let (mut ca, mut cb) = configs();
-    let p = IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha256, group: DhGroup::Ecp256 };
+    let p = IkeProposal { cipher: EncryptionAlg::Aes128Cbc, hash: HashAlg::Sha256, group: DhGroup::Ecp256 };
     ca.ike_proposals = vec![p];
     cb.ike_proposals = vec![p];
     (ca, cb)
@@ -1335,7 +1333,7 @@ fn dynamic_peer_does_not_move_before_the_new_address_authenticates() {
     let mut cm = cb;
     cm.local = "192.0.2.66:500".parse().unwrap();
     cm.psk = zeroize::Zeroizing::new(b"not-the-key".to_vec());
-    let mut m = Peer::new(cm, FixedRng { state: 77, spi_base: 0xd000_0000, spis: 0 });
+    let mut m = Peer::new(cm, FixedRng { bytes: TestRng::new(77), spi_base: 0xd000_0000, spis: 0 });
     let now = Instant::now();
     m.initiate_child(now, mirror(&seed_proxy_ids()[0])).unwrap();
     let am1 = m.poll_transmit().unwrap();

@@ -22,7 +22,9 @@ use esprit_ike::wire::{
     chain, ExchangeType, Header, LifeDurations, MessageBuilder, NotifyPayload, NotifyType, PayloadIter,
     PayloadType, HEADER_LEN, LIFE_IPSEC, LIFE_ISAKMP,
 };
-use esprit_ike::{ChildSa, Cipher, Discard, Event, HashAlg, Lifetime, Peer, PeerConfig, Random, WallClock};
+use esprit_ike::{
+    ChildSa, Discard, EncryptionAlg, Event, HashAlg, Lifetime, Peer, PeerConfig, Random, WallClock,
+};
 use esprit_policy::ProxyId;
 
 /// Deterministic randomness (xorshift); SPIs base + n.
@@ -102,7 +104,7 @@ fn no_tamper() -> impl FnMut(&Peer<Rng>, &[Vec<u8>], &mut Vec<u8>) {
 /// The keys of B's ISAKMP SA, as it exported them.
 struct Keys {
     hash: HashAlg,
-    cipher: Cipher,
+    cipher: EncryptionAlg,
     skeyid_a: Vec<u8>,
     enc_key: Vec<u8>,
     p1_iv: Vec<u8>,
@@ -112,7 +114,7 @@ fn keys(p: &Peer<Rng>) -> Keys {
     let s = p.export_state(&WallClock::read()).isakmp.expect("ISAKMP SA");
     Keys {
         hash: HashAlg::from_value(u64::from(s.hash)).unwrap(),
-        cipher: Cipher::from_key_bits(u64::from(s.cipher_bits)).unwrap(),
+        cipher: EncryptionAlg::from_key_bits(u64::from(s.cipher_bits)).unwrap(),
         skeyid_a: s.skeyid_a.0.to_vec(),
         enc_key: s.enc_key.0.to_vec(),
         p1_iv: s.p1_iv,

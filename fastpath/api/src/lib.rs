@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 mod client;
 pub use client::{Client, ClientError, REQUEST_TIMEOUT};
 pub use esprit_dataplane::{CounterInfo, WorkerCounters};
+pub use esprit_suite::{Suite, SuiteError};
 
 /// Version of this protocol: 2 added [`Request::Probe`] and
 /// [`NextHopSpec::Null`] (a version-1 fastpathd would refuse both).
@@ -171,6 +172,48 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
+/// The ESP suite of an [`SaSpec`] as the JSON carries it: the suite's name.
+///
+/// A name this build refuses (RFC 8221) or does not know still reads, as
+/// the error, so that fastpathd answers that one request with the reason
+/// instead of discarding the line as malformed; it never becomes an SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireSuite(Result<Suite, SuiteError>);
+
+impl WireSuite {
+    /// The suite, or why its name was not accepted.
+    pub fn suite(&self) -> Result<Suite, &SuiteError> {
+        self.0.as_ref().copied()
+    }
+
+    /// The name on the wire: the canonical one, or the refused one as given.
+    pub fn name(&self) -> &str {
+        match &self.0 {
+            Ok(s) => s.name(),
+            Err(e) => e.name(),
+        }
+    }
+}
+
+impl From<Suite> for WireSuite {
+    fn from(s: Suite) -> WireSuite {
+        WireSuite(Ok(s))
+    }
+}
+
+impl Serialize for WireSuite {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for WireSuite {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<WireSuite, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(WireSuite(name.parse()))
+    }
+}
+
 /// Everything that defines one SA.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaSpec {
@@ -178,9 +221,9 @@ pub struct SaSpec {
     pub id: u64,
     pub direction: Direction,
     pub spi: u32,
-    /// `aes128gcm16`, `aes256gcm16`, `aes128-sha1`, `aes256-sha1`,
-    /// `aes128-sha256`, `aes256-sha256`.
-    pub suite: String,
+    /// The ESP suite, carried as its name (`aes128gcm16`, `aes128-sha1`,
+    /// ...).
+    pub suite: WireSuite,
     /// Encryption key (GCM: key || 4-byte salt).
     pub encr_key: Key,
     /// Integrity key (empty for GCM).
@@ -398,5 +441,26 @@ mod tests {
         let old = "{\"worker\":0,\"core\":null,\"rx_packets\":5,\"drops\":[]}";
         let w = serde_json::from_str::<WorkerStatsView>(old).unwrap();
         assert_eq!((w.counters.rx_packets, w.counters.probes), (5, 0));
+    }
+
+    #[test]
+    fn a_suite_travels_as_its_name() {
+        for s in Suite::ALL {
+            let text = serde_json::to_string(&WireSuite::from(s)).unwrap();
+            assert_eq!(text, format!("\"{}\"", s.name()));
+            assert_eq!(serde_json::from_str::<WireSuite>(&text).unwrap().suite(), Ok(s));
+        }
+        let w: WireSuite = serde_json::from_str("\"esp-aes128-sha\"").unwrap();
+        assert_eq!((w.suite(), w.name()), (Ok(Suite::Aes128CbcSha1), "aes128-sha1"));
+    }
+
+    #[test]
+    fn a_refused_suite_reads_as_its_reason() {
+        let w: WireSuite = serde_json::from_str("\"3des-sha1\"").unwrap();
+        let e = w.suite().unwrap_err().to_string();
+        assert!(e.contains("RFC 8221") && e.contains("`3des-sha1`"), "{e}");
+        // Written back as given.
+        assert_eq!(serde_json::to_string(&w).unwrap(), "\"3des-sha1\"");
+        assert!(serde_json::from_str::<WireSuite>("17").is_err());
     }
 }

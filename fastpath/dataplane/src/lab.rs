@@ -226,7 +226,7 @@ pub fn lan_frame(side: Side, src: Ipv4Addr, dst: Ipv4Addr, payload: usize) -> Ve
     let ip_len = ipv4::HEADER_LEN + udp::HEADER_LEN + payload;
     let mut f = vec![0u8; ethernet::HEADER_LEN + ip_len];
     ethernet::Repr { src_addr: side.host_mac(1), dst_addr: side.lan_mac(), ethertype: ethertype::IPV4 }
-        .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+        .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut f[..]));
     ipv4::Repr {
         src_addr: src,
         dst_addr: dst,
@@ -370,7 +370,7 @@ pub mod hub {
         let enc = sa.encapsulate(&mut buf, 256..256 + ip.len()).expect("spoke seal");
         let at = enc.outer.start - ethernet::HEADER_LEN;
         ethernet::Repr { src_addr: from.wan_mac(), dst_addr: MAC, ethertype: ethertype::IPV4 }
-            .emit(&mut ethernet::Frame::new_unchecked(&mut buf[at..enc.outer.start]));
+            .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut buf[at..enc.outer.start]));
         buf[at..enc.outer.end].to_vec()
     }
 }

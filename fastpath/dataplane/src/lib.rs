@@ -54,8 +54,8 @@ pub use neighbor::NeighborTable;
 pub use route::{NextHop, Route, RouteTable};
 pub use sa::{Lifetime, SaCounters};
 pub use update::{
-    Event, ExpireReason, InboundInstall, OutboundInstall, PortInfo, Probe, Retired, SaStats, TunnelConf,
-    Update, VecOutput, VpnConf, WorkerOutput, WorkerStats,
+    ExpireReason, InboundInstall, OutboundInstall, PortInfo, Probe, Retired, SaStats, TunnelConf, Update,
+    VecOutput, VpnConf, WorkerEvent, WorkerOutput, WorkerStats,
 };
 pub use worker::{Action, Frame, VecFrame, Worker, WorkerConfig, MAX_PROBE_DATA, MAX_PROBE_IDENTS};
 

@@ -19,7 +19,7 @@ pub struct Lifetime {
     /// Past this, the SA carries no more traffic.
     pub hard_bytes: u64,
     /// Seconds without traffic after which the control plane hears
-    /// `Event::Idle` (ScreenOS `idletime`); 0 = never.
+    /// `WorkerEvent::Idle` (ScreenOS `idletime`); 0 = never.
     pub idle_secs: u32,
 }
 

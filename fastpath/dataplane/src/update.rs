@@ -96,14 +96,14 @@ pub enum Update {
     RemoveInbound {
         spi: u32,
     },
-    /// Report counters as an [`Event::Stats`] tagged with this number.
+    /// Report counters as a [`WorkerEvent::Stats`] tagged with this number.
     Stats(u64),
     /// Send a VPN monitor echo request (built by the worker, then through
     /// the pipeline like any packet from the LAN).
     Probe(Probe),
     /// Echo replies with this ICMP identifier, decrypted and addressed to
     /// the gateway, are VPN monitor replies: consumed and reported as
-    /// [`Event::ProbeReply`]. Every worker gets it (the reply is decrypted
+    /// [`WorkerEvent::ProbeReply`]. Every worker gets it (the reply is decrypted
     /// by the inbound SA's owner).
     ProbeIdent(u16),
 }
@@ -123,7 +123,7 @@ pub struct Probe {
 
 /// Something the control plane must hear about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum WorkerEvent {
     /// Traffic matched a proxy-ID that has no SA (rate-limited per proxy-ID).
     Acquire { vpn: VpnId, tunnel: TunnelId, proxy_id: ProxyId, index: ProxyIdIndex, flow: FlowKey },
     /// An SA passed its soft volume lifetime or sequence-number threshold:
@@ -183,19 +183,19 @@ pub enum Retired {
 
 /// Where a worker puts what it produces besides frames.
 pub trait WorkerOutput {
-    fn event(&mut self, e: Event);
+    fn event(&mut self, e: WorkerEvent);
     fn retire(&mut self, r: Retired);
 }
 
 /// Collects into vectors (tests, benches, single-threaded use).
 #[derive(Debug, Default)]
 pub struct VecOutput {
-    pub events: Vec<Event>,
+    pub events: Vec<WorkerEvent>,
     pub retired: Vec<Retired>,
 }
 
 impl WorkerOutput for VecOutput {
-    fn event(&mut self, e: Event) {
+    fn event(&mut self, e: WorkerEvent) {
         self.events.push(e);
     }
     fn retire(&mut self, r: Retired) {

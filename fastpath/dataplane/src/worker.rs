@@ -19,7 +19,7 @@ use crate::reassembly::{Reassembler, Reassembly, ReassemblyConfig};
 use crate::sa::{InEntry, InSlot, OutEntry, OutSlot, OuterHop};
 use crate::source::SourceFilter;
 use crate::update::{
-    Event, ExpireReason, PortInfo, Probe, Retired, SaStats, TunnelConf, Update, VpnConf, WorkerOutput,
+    ExpireReason, PortInfo, Probe, Retired, SaStats, TunnelConf, Update, VpnConf, WorkerEvent, WorkerOutput,
     WorkerStats,
 };
 use crate::{NeighborTable, NextHop, PortId, RouteTable, SaId, TunnelId, VpnId, WorkerId, MAX_BURST};
@@ -471,7 +471,7 @@ impl Worker {
                     out.retire(Retired::Inbound(Box::new(old.sa)));
                 }
             }
-            Update::Stats(tag) => out.event(Event::Stats(Box::new(self.stats(tag)))),
+            Update::Stats(tag) => out.event(WorkerEvent::Stats(Box::new(self.stats(tag)))),
             Update::Probe(p) => {
                 if self.probes.len() < MAX_PENDING_PROBES {
                     self.probes.push(p);
@@ -513,7 +513,7 @@ impl Worker {
                 dst_addr: MacAddr([0; 6]),
                 ethertype: ethertype::IPV4,
             }
-            .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..ethernet::HEADER_LEN]));
+            .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut frame[..ethernet::HEADER_LEN]));
             let l3 = ethernet::HEADER_LEN;
             ipv4::Repr {
                 src_addr: p.src,
@@ -570,7 +570,15 @@ impl Worker {
         }
         self.counters.probe_replies += 1;
         let (vpn, tunnel, sa) = via;
-        out.event(Event::ProbeReply { vpn, tunnel, sa, src: ip.src_addr(), dst: ip.dst_addr(), ident, seq });
+        out.event(WorkerEvent::ProbeReply {
+            vpn,
+            tunnel,
+            sa,
+            src: ip.src_addr(),
+            dst: ip.dst_addr(),
+            ident,
+            seq,
+        });
         Action::Drop(DropReason::MonitorReply)
     }
 
@@ -674,7 +682,7 @@ impl Worker {
             for slot in &mut v.slots {
                 if let OutSlot::Local(e) = slot {
                     if idle(e.life.idle_secs, &mut e.last_used, &mut e.idle_reported) {
-                        out.event(Event::Idle { sa: e.id });
+                        out.event(WorkerEvent::Idle { sa: e.id });
                     }
                 }
             }
@@ -682,7 +690,7 @@ impl Worker {
         for slot in self.inbound.values_mut() {
             if let InSlot::Local(e) = slot {
                 if idle(e.life.idle_secs, &mut e.last_used, &mut e.idle_reported) {
-                    out.event(Event::Idle { sa: e.id });
+                    out.event(WorkerEvent::Idle { sa: e.id });
                 }
             }
         }
@@ -919,7 +927,9 @@ impl Worker {
         let len = f.len();
         let buf = f.buffer();
         let Some(pkt) = buf.get(head..head + len) else { return done(Action::Drop(DropReason::NotIp)) };
-        let Ok(eth) = ethernet::Frame::new_checked(pkt) else { return done(Action::Drop(DropReason::NotIp)) };
+        let Ok(eth) = ethernet::EthernetFrame::new_checked(pkt) else {
+            return done(Action::Drop(DropReason::NotIp));
+        };
         match eth.ethertype() {
             ethertype::IPV4 => {}
             ethertype::IPV6 => return done(Action::Drop(DropReason::Ipv6NotRouted)),
@@ -1046,7 +1056,7 @@ impl Worker {
     fn emit_eth<F: Frame>(&mut self, f: &mut F, at: usize, ip_len: usize, dst: MacAddr, src: MacAddr) {
         let buf = f.buffer();
         ethernet::Repr { src_addr: src, dst_addr: dst, ethertype: ethertype::IPV4 }
-            .emit(&mut ethernet::Frame::new_unchecked(&mut buf[at..at + ethernet::HEADER_LEN]));
+            .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut buf[at..at + ethernet::HEADER_LEN]));
         let len = ethernet::HEADER_LEN + ip_len;
         f.set_packet(at, len);
         self.counters.tx_bytes += len as u64;
@@ -1085,7 +1095,7 @@ impl Worker {
             slot.0 != key || slot.1.is_none_or(|t| now.duration_since(t) >= self.cfg.neighbor_miss_interval);
         if due {
             *slot = (key, Some(now));
-            out.event(Event::NeighborMiss { port, addr });
+            out.event(WorkerEvent::NeighborMiss { port, addr });
         }
         None
     }
@@ -1125,7 +1135,7 @@ impl Worker {
                         0,
                         0,
                     ));
-                    out.event(Event::Acquire { vpn: vpn_id, tunnel, proxy_id, index, flow });
+                    out.event(WorkerEvent::Acquire { vpn: vpn_id, tunnel, proxy_id, index, flow });
                 }
                 return if self.hold_packet(HoldKey::Sa(vpn_id, proxy_id), now, f, l3, ip_len) {
                     Action::Held
@@ -1187,7 +1197,7 @@ impl Worker {
                 // Reported once; the control plane replaces the SA.
                 if !entry.hard_reported {
                     entry.hard_reported = true;
-                    out.event(Event::HardExpire { sa: entry.id, reason: ExpireReason::Sequence });
+                    out.event(WorkerEvent::HardExpire { sa: entry.id, reason: ExpireReason::Sequence });
                 }
                 return Action::Drop(DropReason::SeqExhausted);
             }
@@ -1203,16 +1213,16 @@ impl Worker {
         if !entry.soft_reported {
             if enc.soft_limit_crossed {
                 entry.soft_reported = true;
-                out.event(Event::SoftExpire { sa: entry.id, reason: ExpireReason::Sequence });
+                out.event(WorkerEvent::SoftExpire { sa: entry.id, reason: ExpireReason::Sequence });
             } else if entry.life.soft_bytes != 0 && entry.counters.bytes >= entry.life.soft_bytes {
                 entry.soft_reported = true;
-                out.event(Event::SoftExpire { sa: entry.id, reason: ExpireReason::Bytes });
+                out.event(WorkerEvent::SoftExpire { sa: entry.id, reason: ExpireReason::Bytes });
             }
         }
         if !entry.hard_reported && entry.life.hard_bytes != 0 && entry.counters.bytes >= entry.life.hard_bytes
         {
             entry.hard_reported = true;
-            out.event(Event::HardExpire { sa: entry.id, reason: ExpireReason::Bytes });
+            out.event(WorkerEvent::HardExpire { sa: entry.id, reason: ExpireReason::Bytes });
         }
         if enc.outer.start < ethernet::HEADER_LEN {
             return Action::Drop(DropReason::EncapNoRoom);
@@ -1303,13 +1313,13 @@ impl Worker {
         if !entry.soft_reported && entry.life.soft_bytes != 0 && entry.counters.bytes >= entry.life.soft_bytes
         {
             entry.soft_reported = true;
-            out.event(Event::SoftExpire { sa: sa_id, reason: ExpireReason::Bytes });
+            out.event(WorkerEvent::SoftExpire { sa: sa_id, reason: ExpireReason::Bytes });
         }
         // Reported once, like the outbound side: fastpathd removes the SA.
         if !entry.hard_reported && entry.life.hard_bytes != 0 && entry.counters.bytes >= entry.life.hard_bytes
         {
             entry.hard_reported = true;
-            out.event(Event::HardExpire { sa: sa_id, reason: ExpireReason::Bytes });
+            out.event(WorkerEvent::HardExpire { sa: sa_id, reason: ExpireReason::Bytes });
         }
         self.counters.decrypted += 1;
         if self.local.contains(&dst) {

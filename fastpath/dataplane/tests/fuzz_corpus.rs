@@ -56,7 +56,7 @@ fn action(w: &mut Worker, port: esprit_dataplane::PortId, data: &[u8]) -> Action
 fn ping_gateway() -> Vec<u8> {
     let mut f = vec![0u8; 14 + 20 + 8 + 16];
     ethernet::Repr { src_addr: Side::B.host_mac(1), dst_addr: Side::B.lan_mac(), ethertype: ethertype::IPV4 }
-        .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+        .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut f[..]));
     ipv4::Repr {
         src_addr: Side::B.host(1),
         dst_addr: "10.2.1.1".parse().unwrap(),
@@ -85,7 +85,7 @@ fn arp_request() -> Vec<u8> {
         dst_addr: ethernet::MacAddr([0xff; 6]),
         ethertype: ethertype::ARP,
     }
-    .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+    .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut f[..]));
     f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
     f[22..28].copy_from_slice(&Side::A.wan_mac().0);
     f[28..32].copy_from_slice(&Side::A.wan_addr().octets());

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use esprit_dataplane::lab::{self, LabOptions, Side, LAN, TUNNEL, VPN, WAN};
 use esprit_dataplane::{
-    Action, DropReason, Event, Lifetime, OutboundInstall, Probe, SaId, Update, VecFrame, VecOutput, Worker,
-    WorkerId,
+    Action, DropReason, Lifetime, OutboundInstall, Probe, SaId, Update, VecFrame, VecOutput, Worker,
+    WorkerEvent, WorkerId,
 };
 use esprit_esp::Suite;
 use esprit_wire::ethernet::{self, ethertype};
@@ -61,7 +61,7 @@ fn each_subnet_pair_crosses_on_its_own_sa_for_every_suite() {
             let spis: Vec<u32> = fs.iter().map(|f| wire_spi(f.packet())).collect();
             assert_eq!(spis, (0..4).map(|i| lab::spi(Side::A, i)).collect::<Vec<_>>(), "{suite}");
             for f in &fs {
-                let e = ethernet::Frame::new_checked(f.packet()).unwrap();
+                let e = ethernet::EthernetFrame::new_checked(f.packet()).unwrap();
                 assert_eq!((e.src_addr(), e.dst_addr()), (Side::A.wan_mac(), Side::B.wan_mac()));
             }
             let wan: Vec<Vec<u8>> = fs.iter().map(|f| f.packet().to_vec()).collect();
@@ -69,7 +69,7 @@ fn each_subnet_pair_crosses_on_its_own_sa_for_every_suite() {
             assert!(actions.iter().all(|a| *a == Action::Tx(LAN)), "{suite} udp={udp_encap}: {actions:?}");
             for (f, orig) in fs.iter().zip(&originals) {
                 let got = f.packet();
-                let e = ethernet::Frame::new_checked(got).unwrap();
+                let e = ethernet::EthernetFrame::new_checked(got).unwrap();
                 assert_eq!(
                     e.dst_addr(),
                     Side::B.host_mac(ipv4::Packet::new_checked(&got[14..]).unwrap().dst_addr().octets()[2])
@@ -169,7 +169,7 @@ fn decrypted_packet_outside_its_proxy_id_is_dropped() {
     let enc = sa.encapsulate(&mut buf, 256..256 + orig.len() - 14).unwrap();
     let mut frame = vec![0u8; 14];
     ethernet::Repr { src_addr: Side::A.wan_mac(), dst_addr: Side::B.wan_mac(), ethertype: ethertype::IPV4 }
-        .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
+        .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut frame[..]));
     frame.extend_from_slice(&buf[enc.outer]);
     let (_, actions, _) = run(&mut b, WAN, vec![frame]);
     assert_eq!(actions, vec![Action::Drop(DropReason::InboundPolicy)]);
@@ -208,9 +208,10 @@ fn acquire_hold_and_release_when_the_sa_arrives() {
     let (_, actions, out) = run(&mut a, LAN, vec![first.clone(), first.clone()]);
     assert_eq!(actions, vec![Action::Held, Action::Held]);
     // One acquire, rate-limited for the second packet.
-    let acquires: Vec<&Event> = out.events.iter().filter(|e| matches!(e, Event::Acquire { .. })).collect();
+    let acquires: Vec<&WorkerEvent> =
+        out.events.iter().filter(|e| matches!(e, WorkerEvent::Acquire { .. })).collect();
     assert_eq!(acquires.len(), 1);
-    let Event::Acquire { vpn, tunnel, proxy_id, .. } = acquires[0] else { unreachable!() };
+    let WorkerEvent::Acquire { vpn, tunnel, proxy_id, .. } = acquires[0] else { unreachable!() };
     assert_eq!((*vpn, *tunnel), (VPN, TUNNEL));
     assert_eq!(proxy_id.to_string(), "local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 ANY");
     assert_eq!(a.held(), 2);
@@ -328,8 +329,9 @@ fn missing_neighbor_asks_the_control_plane_once_and_holds_the_packets() {
     let mut want = vec![Action::Held; 4];
     want.extend([Action::Drop(DropReason::NoNeighbor); 2]);
     assert_eq!(actions, want);
-    let misses: Vec<_> = out.events.iter().filter(|e| matches!(e, Event::NeighborMiss { .. })).collect();
-    assert_eq!(misses, vec![&Event::NeighborMiss { port: WAN, addr: Side::B.wan_addr() }]);
+    let misses: Vec<_> =
+        out.events.iter().filter(|e| matches!(e, WorkerEvent::NeighborMiss { .. })).collect();
+    assert_eq!(misses, vec![&WorkerEvent::NeighborMiss { port: WAN, addr: Side::B.wan_addr() }]);
     // No sequence number was spent on them.
     assert_eq!(a.stats(0).sas.iter().filter(|s| s.outbound).map(|s| s.seq).sum::<u64>(), 0);
     assert!(!a.has_released());
@@ -435,7 +437,7 @@ fn a_new_neighbor_table_reaches_sas_already_in_use() {
     let mut a = lab::gateway(Side::A, &LabOptions::default());
     let f = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 10);
     let (fs, _, _) = run(&mut a, LAN, vec![f.clone()]);
-    assert_eq!(ethernet::Frame::new_checked(fs[0].packet()).unwrap().dst_addr(), Side::B.wan_mac());
+    assert_eq!(ethernet::EthernetFrame::new_checked(fs[0].packet()).unwrap().dst_addr(), Side::B.wan_mac());
     // The peer's MAC changes (a new router, a failover): the SA's cached
     // next hop must follow.
     let moved = esprit_wire::ethernet::MacAddr([2, 0, 0, 0, 9, 9]);
@@ -444,7 +446,7 @@ fn a_new_neighbor_table_reaches_sas_already_in_use() {
     a.apply(Update::Neighbors(Arc::new(n)), &mut VecOutput::default());
     let (fs, actions, _) = run(&mut a, LAN, vec![f]);
     assert_eq!(actions, vec![Action::Tx(WAN)]);
-    assert_eq!(ethernet::Frame::new_checked(fs[0].packet()).unwrap().dst_addr(), moved);
+    assert_eq!(ethernet::EthernetFrame::new_checked(fs[0].packet()).unwrap().dst_addr(), moved);
 }
 
 #[test]
@@ -470,7 +472,7 @@ fn an_sa_without_traffic_for_its_idle_time_is_reported_once() {
     assert!(out.events.is_empty(), "not idle yet: {:?}", out.events);
     a.tick(t0 + Duration::from_secs(31), &mut out);
     a.tick(t0 + Duration::from_secs(45), &mut out);
-    assert_eq!(out.events, vec![Event::Idle { sa: SaId(5) }]);
+    assert_eq!(out.events, vec![WorkerEvent::Idle { sa: SaId(5) }]);
 }
 
 /// Sends the worker's waiting probes through its pipeline (what fastpathd's
@@ -493,7 +495,7 @@ fn echo_reply_frame(
     let icmp_len = icmpv4::HEADER_LEN + 8;
     let mut f = vec![0u8; 14 + ipv4::HEADER_LEN + icmp_len];
     ethernet::Repr { src_addr: side.host_mac(1), dst_addr: side.lan_mac(), ethertype: ethertype::IPV4 }
-        .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+        .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut f[..]));
     ipv4::Repr {
         src_addr: src,
         dst_addr: dst,
@@ -557,7 +559,9 @@ fn a_probe_without_an_sa_is_held_and_asks_for_one() {
     a.apply(Update::Probe(probe(1)), &mut sink);
     let (_, _, actions, out) = send_probes(&mut a);
     assert_eq!(actions, vec![Action::Held]);
-    let Some(Event::Acquire { proxy_id, flow, .. }) = out.events.first() else { panic!("{:?}", out.events) };
+    let Some(WorkerEvent::Acquire { proxy_id, flow, .. }) = out.events.first() else {
+        panic!("{:?}", out.events)
+    };
     assert_eq!(proxy_id.to_string(), "local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY");
     assert_eq!((flow.src(), flow.protocol()), (std::net::IpAddr::from(MONITOR_SRC), ip_proto::ICMP));
 }
@@ -576,10 +580,11 @@ fn a_monitor_reply_is_consumed_and_reported_other_traffic_to_self_is_dropped() {
     let wan: Vec<Vec<u8>> = fs.iter().map(|f| f.packet().to_vec()).collect();
     let (_, actions, out) = run(&mut a, WAN, wan);
     assert_eq!(actions, vec![Action::Drop(DropReason::MonitorReply), Action::Drop(DropReason::TunnelToSelf)]);
-    let replies: Vec<&Event> = out.events.iter().filter(|e| matches!(e, Event::ProbeReply { .. })).collect();
+    let replies: Vec<&WorkerEvent> =
+        out.events.iter().filter(|e| matches!(e, WorkerEvent::ProbeReply { .. })).collect();
     assert_eq!(
         replies,
-        vec![&Event::ProbeReply {
+        vec![&WorkerEvent::ProbeReply {
             vpn: VPN,
             tunnel: TUNNEL,
             sa: SaId(u64::from(lab::spi(Side::B, 0))),
@@ -642,7 +647,7 @@ fn an_inbound_sa_past_its_hard_bytes_reports_once_then_refuses() {
     assert_eq!(actions[0], Action::Tx(LAN));
     assert_eq!(
         out2.events,
-        vec![Event::HardExpire { sa: SaId(0x51), reason: esprit_dataplane::ExpireReason::Bytes }]
+        vec![WorkerEvent::HardExpire { sa: SaId(0x51), reason: esprit_dataplane::ExpireReason::Bytes }]
     );
     // Past it: refused, and reported no more.
     let (_, actions, out3) = run(&mut b, WAN, vec![sealed(&mut a)]);

@@ -27,7 +27,7 @@ use sha1::Sha1;
 use sha2::Sha256;
 use zeroize::Zeroize;
 
-use crate::suite::{Suite, ESP_HEADER_LEN};
+use esprit_suite::{Suite, ESP_HEADER_LEN};
 
 /// Opening: the ICV did not verify (for GCM, the AEAD open failed), the
 /// packet is not authentic and its bytes must not be used. Sealing: the

@@ -7,7 +7,7 @@
 use thiserror::Error;
 
 use crate::replay::WindowTooLarge;
-use crate::suite::Suite;
+use esprit_suite::Suite;
 
 /// Why an SA context could not be built (control-plane input).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

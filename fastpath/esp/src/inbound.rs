@@ -29,7 +29,7 @@ use crate::crypto::Opener;
 use crate::error::{DecapError, SaError};
 use crate::outbound::check_key_lengths;
 use crate::replay::ReplayWindow;
-use crate::suite::{Suite, ESP_HEADER_LEN, ESP_TRAILER_LEN};
+use esprit_suite::{Suite, ESP_HEADER_LEN, ESP_TRAILER_LEN};
 
 /// Everything but the keys that defines an inbound SA.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,16 +53,15 @@ pub mod fuzz;
 mod inbound;
 mod outbound;
 pub mod replay;
-mod suite;
 
 pub use error::{DecapError, EncapError, SaError};
-pub use inbound::{Decapsulated, InboundConfig, InboundSa, Payload};
-pub use outbound::{DfPolicy, Encapsulated, OutboundConfig, OutboundSa, UdpEncap};
-pub use replay::{ReplayError, ReplayWindow, MAX_REPLAY_WINDOW};
-pub use suite::{
+pub use esprit_suite::{
     Suite, SuiteError, ESP_HEADER_LEN, ESP_TRAILER_LEN, IPV4_HEADER_LEN, MAX_HEADROOM, MAX_TAILROOM,
     UDP_HEADER_LEN,
 };
+pub use inbound::{Decapsulated, InboundConfig, InboundSa, Payload};
+pub use outbound::{DfPolicy, Encapsulated, OutboundConfig, OutboundSa, UdpEncap};
+pub use replay::{ReplayError, ReplayWindow, MAX_REPLAY_WINDOW};
 
 // Contexts are built on the management thread and moved to a worker.
 const _: () = {

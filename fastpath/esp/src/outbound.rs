@@ -36,7 +36,7 @@ use esprit_wire::{esp, ip_proto, ipv4, ipv6, udp};
 
 use crate::crypto::Sealer;
 use crate::error::{EncapError, SaError};
-use crate::suite::{Suite, ESP_HEADER_LEN, ESP_TRAILER_LEN, IPV4_HEADER_LEN, UDP_HEADER_LEN};
+use esprit_suite::{Suite, ESP_HEADER_LEN, ESP_TRAILER_LEN, IPV4_HEADER_LEN, UDP_HEADER_LEN};
 
 /// How the outer DF bit is chosen (RFC 4301 §8.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -53,15 +53,9 @@ fn scapy_available() -> Result<(), String> {
     }
 }
 
-/// Deterministic bytes (a tiny LCG), so failures reproduce.
+/// Deterministic bytes, so failures reproduce.
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (x >> 33) as u8
-        })
-        .collect()
+    esprit_testrng::TestRng::new(seed).bytes(n)
 }
 
 /// An IPv4 packet of `total` bytes, protocol 253 (RFC 3692), with a TOS and

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, Receiver};
-use esprit_dataplane::{PortInfo, Update, VecOutput, Worker as Pipeline, WorkerConfig, WorkerId};
+use esprit_dataplane::{PortInfo, Update, VecOutput, Worker, WorkerConfig, WorkerId};
 use esprit_fastpath_api::{to_line, PortView, ServerMessage};
 
 use crate::control::{parse_request, read_line_bounded, LineRead, Writer, MAX_REQUEST_LINE};
@@ -25,7 +25,7 @@ const WORKERS: usize = 2;
 pub struct ControlHarness {
     state: State,
     updates: Vec<Receiver<Update>>,
-    pipelines: Vec<Pipeline>,
+    pipelines: Vec<Worker>,
     from_workers: Receiver<FromWorker>,
     /// The connection's lines (events of a subscription), dropped after
     /// each input.
@@ -83,7 +83,7 @@ impl ControlHarness {
             let (tx, rx) = bounded(65_536);
             txs.push(tx);
             updates.push(rx);
-            let mut p = Pipeline::new(WorkerConfig::new(WorkerId(w as u16)));
+            let mut p = Worker::new(WorkerConfig::new(WorkerId(w as u16)));
             p.apply(Update::Ports(ports.clone()), &mut VecOutput::default());
             pipelines.push(p);
         }

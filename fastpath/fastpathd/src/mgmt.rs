@@ -19,20 +19,17 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, select, Receiver, Sender};
 use esprit_dataplane::{
-    DropReason, Event as DpEvent, ExpireReason, InboundInstall, Lifetime, NeighborTable, NextHop,
-    OutboundInstall, PortId, PortInfo, Probe, Route, RouteTable, SaId, TunnelConf, TunnelId, Update, VpnConf,
-    VpnId, Worker as Pipeline, WorkerConfig as PipelineConfig, WorkerId, WorkerStats, MAX_PROBE_DATA,
-    MAX_PROBE_IDENTS,
+    DropReason, ExpireReason, InboundInstall, Lifetime, NeighborTable, NextHop, OutboundInstall, PortId,
+    PortInfo, Probe, Route, RouteTable, SaId, TunnelConf, TunnelId, Update, VpnConf, VpnId, Worker,
+    WorkerConfig, WorkerEvent, WorkerId, WorkerStats, MAX_PROBE_DATA, MAX_PROBE_IDENTS,
 };
-use esprit_esp::{InboundConfig, InboundSa, OutboundConfig, OutboundSa, Suite, UdpEncap};
+use esprit_esp::{InboundConfig, InboundSa, OutboundConfig, OutboundSa, UdpEncap};
 use esprit_fastpath_api::{
     Direction, Dump, Envelope, Event, NextHopSpec, PortStatsView, PortView, Reply, Request, RouteSpec,
     SaSpec, SaStatsView, ServerMessage, SocketStatsView, Stats, WorkerStatsView, PROTOCOL_VERSION,
 };
 use esprit_policy::{ProxyId, ProxyIdTable};
-use esprit_xdp::{
-    AttachMode, BindMode, Port, RingConfig, UmemConfig, Verdict, Worker as Rings, WorkerConfig as RingsConfig,
-};
+use esprit_xdp::{AttachMode, BindMode, Port, RingConfig, UmemConfig, Verdict, XdpSockets, XdpSocketsConfig};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::control::{self, Access, ControlCounters, Incoming, Writer};
@@ -110,9 +107,9 @@ fn ring_size(ring: u32) -> Result<u32, String> {
 /// ring. Frames: every socket's fill ring kept full, plus one ring's worth
 /// in flight (tx rings, completion, the burst being processed); a frame
 /// forwarded goes out in the buffer it came in, so tx needs no more.
-fn rings_config(bind: BindMode, ring: u32, sockets: usize) -> RingsConfig {
+fn rings_config(bind: BindMode, ring: u32, sockets: usize) -> XdpSocketsConfig {
     let frames = (sockets as u32).saturating_add(1).saturating_mul(ring);
-    RingsConfig {
+    XdpSocketsConfig {
         bind,
         rings: RingConfig::uniform(ring),
         umem: UmemConfig { frame_count: frames, ..UmemConfig::default() },
@@ -186,8 +183,8 @@ pub fn run(args: Args) -> Result<(), Stop> {
     let mut cores = Vec::new();
     for w in 0..args.workers {
         let sockets: usize = queue_plan.iter().map(|q| worker_queues(w, args.workers, *q).count()).sum();
-        let mut rings =
-            Rings::new(rings_config(bind, ring, sockets)).map_err(|e| format!("worker {w}: UMEM: {e}"))?;
+        let mut rings = XdpSockets::new(rings_config(bind, ring, sockets))
+            .map_err(|e| format!("worker {w}: UMEM: {e}"))?;
         let mut rx = Vec::new();
         let mut tx = Vec::new();
         for (pi, port) in ports.iter_mut().enumerate() {
@@ -203,10 +200,10 @@ pub fn run(args: Args) -> Result<(), Stop> {
         let core_index = args.cores.get(w).copied().unwrap_or(w);
         let core = core_ids.iter().find(|c| c.id == core_index).copied();
         cores.push(core.map(|c| c.id));
-        let mut pcfg = PipelineConfig::new(WorkerId(w as u16));
+        let mut pcfg = WorkerConfig::new(WorkerId(w as u16));
         pcfg.hold_slots = args.hold_slots;
         pcfg.workers = args.workers as u16;
-        let mut pipeline = Pipeline::new(pcfg);
+        let mut pipeline = Worker::new(pcfg);
         let mut sink = esprit_dataplane::VecOutput::default();
         pipeline.apply(Update::Ports(infos.clone()), &mut sink);
         let (utx, urx) = bounded::<Update>(65_536);
@@ -563,7 +560,7 @@ impl State {
     }
 
     fn add_sa(&mut self, s: SaSpec) -> Result<(), String> {
-        let suite: Suite = s.suite.parse().map_err(|e| format!("SA {}: {e}", s.id))?;
+        let suite = s.suite.suite().map_err(|e| format!("SA {}: {e}", s.id))?;
         let proxy_id: ProxyId =
             s.proxy_id.parse().map_err(|e| format!("SA {}: proxy-ID {:?}: {e}", s.id, s.proxy_id))?;
         if !self.vpns.contains_key(&s.vpn) {
@@ -770,7 +767,7 @@ impl State {
             FromWorker::Shell(..) => return,
         };
         let api = match e {
-            DpEvent::Stats(s) => {
+            WorkerEvent::Stats(s) => {
                 if let Some((tag, got)) = collect.as_mut() {
                     if s.tag == *tag {
                         got.push(*s);
@@ -780,12 +777,12 @@ impl State {
             }
             // Neighbour misses come on their own channel; one sent here
             // anyway is served the same way.
-            DpEvent::NeighborMiss { addr, .. } => {
+            WorkerEvent::NeighborMiss { addr, .. } => {
                 self.daemon.neighbor_misses += 1;
                 host::resolve(addr);
                 return;
             }
-            DpEvent::Acquire { vpn, tunnel, proxy_id, flow, .. } => Event::Acquire {
+            WorkerEvent::Acquire { vpn, tunnel, proxy_id, flow, .. } => Event::Acquire {
                 vpn: vpn.0,
                 tunnel: tunnel.0,
                 proxy_id: proxy_id.to_string(),
@@ -793,8 +790,10 @@ impl State {
                 dst: flow.dst().to_string(),
                 protocol: flow.protocol(),
             },
-            DpEvent::SoftExpire { sa, reason } => Event::SoftExpire { sa: sa.0, reason: reason_name(reason) },
-            DpEvent::HardExpire { sa, reason } => {
+            WorkerEvent::SoftExpire { sa, reason } => {
+                Event::SoftExpire { sa: sa.0, reason: reason_name(reason) }
+            }
+            WorkerEvent::HardExpire { sa, reason } => {
                 // The worker already drops the SA's traffic; removing it
                 // frees the proxy-ID for an acquire, controld or not.
                 if self.remove_sa(sa.0).is_some() {
@@ -810,8 +809,8 @@ impl State {
                 }
                 Event::HardExpire { sa: sa.0, reason: reason_name(reason) }
             }
-            DpEvent::Idle { sa } => Event::Idle { sa: sa.0 },
-            DpEvent::ProbeReply { vpn, tunnel, sa, src, dst, ident, seq } => {
+            WorkerEvent::Idle { sa } => Event::Idle { sa: sa.0 },
+            WorkerEvent::ProbeReply { vpn, tunnel, sa, src, dst, ident, seq } => {
                 Event::ProbeReply { vpn: vpn.0, tunnel: tunnel.0, sa: sa.0, src, dst, ident, seq }
             }
         };
@@ -851,7 +850,7 @@ mod tests {
             id,
             direction,
             spi,
-            suite: "aes128-sha1".into(),
+            suite: esprit_esp::Suite::Aes128CbcSha1.into(),
             encr_key: Key::new(vec![1; 16]),
             integ_key: Key::new(vec![2; 20]),
             iv_key: None,
@@ -926,7 +925,7 @@ mod tests {
         st.handle_request(sa(0x11, Direction::Inbound, 0x2001, 0, 1000), &w, &fw).unwrap();
         while rx.try_recv().is_ok() {}
         st.on_worker_message(
-            FromWorker::Event(0, DpEvent::HardExpire { sa: SaId(0x11), reason: ExpireReason::Bytes }),
+            FromWorker::Event(0, WorkerEvent::HardExpire { sa: SaId(0x11), reason: ExpireReason::Bytes }),
             None,
         );
         assert!(st.sas.is_empty());
@@ -954,7 +953,7 @@ mod tests {
     fn the_default_ring_size_keeps_the_library_defaults() {
         // Three ports, one queue each: what fastpathd always ran with.
         let cfg = rings_config(BindMode::Auto, 1024, 3);
-        assert_eq!(cfg, RingsConfig { bind: BindMode::Auto, ..RingsConfig::default() });
+        assert_eq!(cfg, XdpSocketsConfig { bind: BindMode::Auto, ..XdpSocketsConfig::default() });
     }
 
     #[test]

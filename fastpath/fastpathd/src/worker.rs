@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender};
 use esprit_dataplane::{
-    Action, DropReason, Event, Frame as DpFrame, PortId, Retired, Update, Worker as Pipeline, WorkerOutput,
-    MAX_BURST,
+    Action, DropReason, Frame, PortId, Retired, Update, Worker, WorkerEvent, WorkerOutput, MAX_BURST,
 };
 use esprit_fastpath_api::SocketStatsView;
-use esprit_xdp::{Burst, Frame, SocketId, Worker as Rings};
+use esprit_xdp::{Burst, SocketId, UmemFrame, XdpSockets};
 
 use crate::handoff::Handoffs;
 use crate::watchdog::Heartbeat;
@@ -29,7 +28,7 @@ use crate::watchdog::Heartbeat;
 /// What a worker sends to the management thread.
 #[derive(Debug)]
 pub(crate) enum FromWorker {
-    Event(u16, Event),
+    Event(u16, WorkerEvent),
     Retired(Retired),
     /// The I/O shell's counters, answering the stats request with this tag.
     Shell(u64, u16, ShellStats),
@@ -107,8 +106,8 @@ pub(crate) struct SocketMap {
 pub(crate) struct WorkerThread {
     pub(crate) index: u16,
     pub(crate) core: Option<core_affinity::CoreId>,
-    pub(crate) rings: Rings,
-    pub(crate) pipeline: Pipeline,
+    pub(crate) rings: XdpSockets,
+    pub(crate) pipeline: Worker,
     pub(crate) sockets: SocketMap,
     pub(crate) updates: Receiver<Update>,
     pub(crate) to_mgmt: Sender<FromWorker>,
@@ -125,13 +124,13 @@ pub(crate) struct WorkerThread {
 
 /// A received frame opened up to its whole chunk, as the pipeline wants it.
 struct Open {
-    frame: Frame,
+    frame: UmemFrame,
     head: usize,
     len: usize,
 }
 
 impl Open {
-    fn new(mut frame: Frame) -> Open {
+    fn new(mut frame: UmemFrame) -> Open {
         let (head, len, tail) = (frame.headroom(), frame.len(), frame.tailroom());
         // Both cannot fail: exactly the room the frame reports.
         let _ = frame.prepend(head);
@@ -139,14 +138,14 @@ impl Open {
         Open { frame, head, len }
     }
 
-    fn close(mut self) -> Frame {
+    fn close(mut self) -> UmemFrame {
         let _ = self.frame.remove_front(self.head);
         self.frame.truncate(self.len);
         self.frame
     }
 }
 
-impl DpFrame for Open {
+impl Frame for Open {
     fn buffer(&mut self) -> &mut [u8] {
         self.frame.data_mut()
     }
@@ -172,8 +171,8 @@ pub(crate) struct Output<'a> {
 }
 
 impl WorkerOutput for Output<'_> {
-    fn event(&mut self, e: Event) {
-        if let Event::NeighborMiss { port, addr } = e {
+    fn event(&mut self, e: WorkerEvent) {
+        if let WorkerEvent::NeighborMiss { port, addr } = e {
             if self.limiter.take() && self.misses.try_send((self.index, port, addr)).is_err() {
                 self.limiter.suppressed += 1;
             }
@@ -210,8 +209,8 @@ impl WorkerThread {
             limiter: MissLimiter::new(NEIGHBOR_MISSES_PER_SEC, NEIGHBOR_MISS_BURST),
             lost_events: 0,
         };
-        let mut held: Vec<(Frame, bool)> = Vec::with_capacity(256);
-        let mut inbox: Vec<(Frame, (u8, bool))> = Vec::with_capacity(MAX_BURST);
+        let mut held: Vec<(UmemFrame, bool)> = Vec::with_capacity(256);
+        let mut inbox: Vec<(UmemFrame, (u8, bool))> = Vec::with_capacity(MAX_BURST);
         let mut turns = 0u64;
         #[cfg(feature = "fault-injection")]
         let started = Instant::now();
@@ -431,7 +430,7 @@ impl WorkerThread {
 }
 
 /// A fresh frame holding a copy of `bytes` (held or handed-off frames).
-fn copy_in(rings: &mut Rings, headroom: usize, bytes: &[u8]) -> Option<Frame> {
+fn copy_in(rings: &mut XdpSockets, headroom: usize, bytes: &[u8]) -> Option<UmemFrame> {
     let mut f = rings.alloc()?;
     if f.reset(headroom).is_err() || f.append(bytes.len()).is_err() {
         rings.recycle(f);
@@ -534,14 +533,16 @@ mod tests {
         let (mut soft, mut hard, mut acquires) = (0, 0, 0);
         for m in events.try_iter() {
             match m {
-                FromWorker::Event(_, Event::SoftExpire { sa: SaId(0x77), reason: ExpireReason::Bytes }) => {
-                    soft += 1
-                }
-                FromWorker::Event(_, Event::HardExpire { sa: SaId(0x77), reason: ExpireReason::Bytes }) => {
-                    hard += 1
-                }
-                FromWorker::Event(_, Event::Acquire { .. }) => acquires += 1,
-                FromWorker::Event(_, Event::NeighborMiss { .. }) => {
+                FromWorker::Event(
+                    _,
+                    WorkerEvent::SoftExpire { sa: SaId(0x77), reason: ExpireReason::Bytes },
+                ) => soft += 1,
+                FromWorker::Event(
+                    _,
+                    WorkerEvent::HardExpire { sa: SaId(0x77), reason: ExpireReason::Bytes },
+                ) => hard += 1,
+                FromWorker::Event(_, WorkerEvent::Acquire { .. }) => acquires += 1,
+                FromWorker::Event(_, WorkerEvent::NeighborMiss { .. }) => {
                     panic!("a neighbour miss on the event channel")
                 }
                 _ => {}

@@ -11,6 +11,7 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use esprit_policy::{FlowKey, Prefix, ProxyId, ProxyIdTable, Service, Verdict};
+use esprit_testrng::TestRng;
 
 /// Local `10.a.b.0/24`, remote `172.(16+a).b.0/24` for pair `i`.
 fn pair(i: u32) -> (u32, u32) {
@@ -31,15 +32,13 @@ fn table(n: u32) -> ProxyIdTable {
     ProxyIdTable::new(ids, true).unwrap()
 }
 
-/// `count` keys spread over the first `n` pairs (xorshift, fixed seed);
+/// `count` keys spread over the first `n` pairs (fixed seed);
 /// `miss` moves the destination out of every remote prefix.
 fn keys(n: u32, count: usize, miss: bool) -> Vec<FlowKey> {
-    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = TestRng::default();
     (0..count)
         .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next_u64();
             let i = (x % u64::from(n)) as u32;
             let host = (x >> 32) as u32 & 0xff;
             let (l, r) = pair(i);

@@ -77,17 +77,17 @@ impl core::str::FromStr for MacAddr {
 
 /// A view of an Ethernet II frame.
 #[derive(Debug, Clone)]
-pub struct Frame<T: AsRef<[u8]>> {
+pub struct EthernetFrame<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-impl<T: AsRef<[u8]>> Frame<T> {
-    pub const fn new_unchecked(buffer: T) -> Frame<T> {
-        Frame { buffer }
+impl<T: AsRef<[u8]>> EthernetFrame<T> {
+    pub const fn new_unchecked(buffer: T) -> EthernetFrame<T> {
+        EthernetFrame { buffer }
     }
 
-    pub fn new_checked(buffer: T) -> Result<Frame<T>> {
-        let f = Frame::new_unchecked(buffer);
+    pub fn new_checked(buffer: T) -> Result<EthernetFrame<T>> {
+        let f = EthernetFrame::new_unchecked(buffer);
         f.check_len()?;
         Ok(f)
     }
@@ -121,7 +121,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 }
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
+impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     pub fn set_dst_addr(&mut self, a: MacAddr) {
         self.buffer.as_mut()[field::DESTINATION].copy_from_slice(&a.0);
     }
@@ -148,7 +148,7 @@ pub struct Repr {
 }
 
 impl Repr {
-    pub fn parse<T: AsRef<[u8]>>(frame: &Frame<T>) -> Result<Repr> {
+    pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> Result<Repr> {
         frame.check_len()?;
         Ok(Repr { src_addr: frame.src_addr(), dst_addr: frame.dst_addr(), ethertype: frame.ethertype() })
     }
@@ -158,7 +158,7 @@ impl Repr {
     }
 
     /// Writes the header into the first 14 bytes of `frame`.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut Frame<T>) {
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut EthernetFrame<T>) {
         frame.set_dst_addr(self.dst_addr);
         frame.set_src_addr(self.src_addr);
         frame.set_ethertype(self.ethertype);
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn test_deconstruct() {
-        let f = Frame::new_checked(&FRAME[..]).unwrap();
+        let f = EthernetFrame::new_checked(&FRAME[..]).unwrap();
         assert_eq!(f.dst_addr(), "02:00:00:00:00:02".parse().unwrap());
         assert_eq!(f.src_addr().to_string(), "02:00:00:00:00:01");
         assert_eq!(f.ethertype(), ethertype::IPV4);
@@ -187,8 +187,8 @@ mod tests {
     #[test]
     fn test_construct() {
         let mut buf = [0u8; 18];
-        let repr = Repr::parse(&Frame::new_checked(&FRAME[..]).unwrap()).unwrap();
-        let mut f = Frame::new_unchecked(&mut buf[..]);
+        let repr = Repr::parse(&EthernetFrame::new_checked(&FRAME[..]).unwrap()).unwrap();
+        let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
         repr.emit(&mut f);
         f.payload_mut().copy_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
         assert_eq!(buf, FRAME);
@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn truncated() {
         for n in 0..HEADER_LEN {
-            assert_eq!(Frame::new_checked(&FRAME[..n]).unwrap_err(), Error::Truncated);
+            assert_eq!(EthernetFrame::new_checked(&FRAME[..n]).unwrap_err(), Error::Truncated);
         }
     }
 

@@ -10,7 +10,7 @@ use crate::{arp, esp, ethernet, icmpv4, ipv4, ipv6, udp, udp_encap};
 /// the checked views, touching every accessor and round-tripping each
 /// `Repr`. Must never panic, whatever the bytes.
 pub fn parse_frame(data: &[u8]) {
-    let Ok(frame) = ethernet::Frame::new_checked(data) else { return };
+    let Ok(frame) = ethernet::EthernetFrame::new_checked(data) else { return };
     let _ = (frame.src_addr(), frame.dst_addr());
     match frame.ethertype() {
         ethernet::ethertype::ARP => {

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::frame::Frame;
+use crate::frame::UmemFrame;
 
 /// Most frames one `rx_burst` returns or one `tx_burst` call takes per ring
 /// operation (the `xdp` crate's enqueue is all-or-nothing, FACTS.md).
@@ -12,7 +12,7 @@ pub const BURST_MAX: usize = 64;
 /// Up to [`BURST_MAX`] frames, in arrival order.
 #[derive(Debug)]
 pub struct Burst {
-    pub(crate) frames: VecDeque<Frame>,
+    pub(crate) frames: VecDeque<UmemFrame>,
 }
 
 impl Default for Burst {
@@ -47,7 +47,7 @@ impl Burst {
 
     /// Appends a frame; gives it back if the burst is full.
     #[inline]
-    pub fn push(&mut self, frame: Frame) -> Result<(), Frame> {
+    pub fn push(&mut self, frame: UmemFrame) -> Result<(), UmemFrame> {
         if self.frames.len() >= BURST_MAX {
             return Err(frame);
         }
@@ -57,19 +57,19 @@ impl Burst {
 
     /// Takes the oldest frame.
     #[inline]
-    pub fn pop(&mut self) -> Option<Frame> {
+    pub fn pop(&mut self) -> Option<UmemFrame> {
         self.frames.pop_front()
     }
 
     /// The frames, oldest first, for in-place processing.
     #[inline]
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Frame> + '_ {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut UmemFrame> + '_ {
         self.frames.iter_mut()
     }
 
     /// The frames, oldest first.
     #[inline]
-    pub fn iter(&self) -> impl Iterator<Item = &Frame> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = &UmemFrame> + '_ {
         self.frames.iter()
     }
 }

@@ -1,4 +1,4 @@
-//! [`Frame`]: one packet in a UMEM chunk, owned by the worker that received
+//! [`UmemFrame`]: one packet in a UMEM chunk, owned by the worker that received
 //! or allocated it, with room to grow at both ends.
 //!
 //! Chunk layout (copy mode, and zero-copy with our program, which never
@@ -16,8 +16,8 @@
 //! fresh rx frame is exactly `H`, and its tailroom is
 //! `frame_size - 256 - H - len`.
 //!
-//! Guarantees: a `Frame` never exposes bytes outside its own chunk; growing
-//! past either end fails with [`FrameError`] and changes nothing. A `Frame`
+//! Guarantees: a `UmemFrame` never exposes bytes outside its own chunk; growing
+//! past either end fails with [`FrameError`] and changes nothing. A `UmemFrame`
 //! is neither `Send` nor `Clone`: it stays with the worker whose UMEM holds
 //! it, and must go back to that worker (`tx_burst` or `recycle`); dropping
 //! it leaks its chunk until the worker is dropped (memory stays valid).
@@ -38,18 +38,18 @@ pub enum FrameError {
     TooShort { wanted: usize, len: usize },
 }
 
-/// A packet in a UMEM chunk. Derefs to nothing: use [`Frame::data`] /
-/// [`Frame::data_mut`] for the packet bytes (starting at the Ethernet header).
+/// A packet in a UMEM chunk. Derefs to nothing: use [`UmemFrame::data`] /
+/// [`UmemFrame::data_mut`] for the packet bytes (starting at the Ethernet header).
 #[must_use = "a frame must be transmitted or recycled, or its chunk leaks"]
-pub struct Frame {
+pub struct UmemFrame {
     pkt: xdp::Packet,
     /// Bytes between the reachable start of the chunk and the packet start.
     head: u32,
 }
 
-impl fmt::Debug for Frame {
+impl fmt::Debug for UmemFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Frame")
+        f.debug_struct("UmemFrame")
             .field("len", &self.len())
             .field("headroom", &self.headroom())
             .field("tailroom", &self.tailroom())
@@ -57,7 +57,7 @@ impl fmt::Debug for Frame {
     }
 }
 
-impl Frame {
+impl UmemFrame {
     /// Wraps a packet the `xdp` crate produced from our UMEM with its head
     /// at `head` (the configured headroom).
     pub(crate) fn from_packet(pkt: xdp::Packet, head: u32) -> Self {
@@ -98,13 +98,13 @@ impl Frame {
         &mut self.pkt
     }
 
-    /// Bytes that [`Frame::prepend`] can still add in front.
+    /// Bytes that [`UmemFrame::prepend`] can still add in front.
     #[inline]
     pub fn headroom(&self) -> usize {
         self.head as usize
     }
 
-    /// Bytes that [`Frame::append`] can still add at the end.
+    /// Bytes that [`UmemFrame::append`] can still add at the end.
     #[inline]
     pub fn tailroom(&self) -> usize {
         self.pkt.capacity() - self.head as usize - self.pkt.len()
@@ -157,7 +157,7 @@ impl Frame {
 
     /// Empties the frame and places its start `headroom` bytes into the
     /// chunk's reachable area, ready to build a packet from scratch with
-    /// [`Frame::append`]. Fails if `headroom` exceeds the chunk.
+    /// [`UmemFrame::append`]. Fails if `headroom` exceeds the chunk.
     pub fn reset(&mut self, headroom: usize) -> Result<(), FrameError> {
         self.truncate(0);
         let cur = self.head as usize;

@@ -7,10 +7,10 @@
 //!   ARP, IPv6 control, IKE and everything else addressed to the gateway to
 //!   the kernel, and redirects transit traffic and ESP to the AF_XDP socket
 //!   of the receive queue. Its [`Verdict`] counters are readable.
-//! * [`Worker`] (`worker.rs`, `socket.rs`, `umem.rs`): what one fast-path
+//! * [`XdpSockets`] (`worker.rs`, `socket.rs`, `umem.rs`): what one fast-path
 //!   thread owns: one UMEM shared by all its sockets (one per (port, queue)),
 //!   so a frame received on the LAN port leaves on the WAN port uncopied.
-//! * [`Frame`] (`frame.rs`) and [`Burst`] (`burst.rs`): the packet view with
+//! * [`UmemFrame`] (`frame.rs`) and [`Burst`] (`burst.rs`): the packet view with
 //!   headroom and tailroom, and the fixed-size burst the ring calls use.
 //!
 //! A worker's loop, in short:
@@ -18,7 +18,7 @@
 //! ```no_run
 //! # use esprit_xdp::*;
 //! # fn run(mut lan: Port, mut wan: Port) -> Result<()> {
-//! let mut w = Worker::new(WorkerConfig::default())?;
+//! let mut w = XdpSockets::new(XdpSocketsConfig::default())?;
 //! let lan0 = w.bind(&mut lan, 0)?;
 //! let wan0 = w.bind(&mut wan, 0)?;
 //! let (mut rx, mut tx) = (Burst::new(), Burst::new());
@@ -52,18 +52,18 @@ mod worker;
 pub use burst::{Burst, BURST_MAX};
 pub use counters::{KernelStats, QueueCounters};
 pub use error::{Error, Result};
-pub use frame::{Frame, FrameError};
+pub use frame::{FrameError, UmemFrame};
 pub use port::Port;
 pub use program::AttachMode;
 pub use socket::{BindMode, RingConfig};
 pub use umem::{FrameSize, UmemConfig, ESP_TAILROOM, ESP_UDP_ENCAP_HEADROOM, XDP_PACKET_HEADROOM};
 pub use verdict::{Verdict, VerdictCounts};
-pub use worker::{SocketId, SocketInfo, Worker, WorkerConfig, MAX_SOCKETS_PER_WORKER};
+pub use worker::{SocketId, SocketInfo, XdpSockets, XdpSocketsConfig, MAX_SOCKETS_PER_WORKER};
 
 // Workers and ports are built by the management thread (in the ports'
 // network namespace) and then moved to their threads.
 const _: () = {
     const fn assert_send<T: Send>() {}
-    assert_send::<Worker>();
+    assert_send::<XdpSockets>();
     assert_send::<Port>();
 };

@@ -25,7 +25,7 @@ use xdp::slab::Slab;
 use crate::burst::{Burst, BURST_MAX};
 use crate::counters::{KernelStats, QueueCounters};
 use crate::error::{Error, Result};
-use crate::frame::Frame;
+use crate::frame::UmemFrame;
 use crate::sys::{self, Kick, RingFlags, RingKind};
 use crate::umem::Umem;
 
@@ -81,7 +81,7 @@ impl Default for RingConfig {
 
 /// Where rx descriptors land: the back of a caller's burst.
 struct RxSink<'a> {
-    frames: &'a mut VecDeque<Frame>,
+    frames: &'a mut VecDeque<UmemFrame>,
     room: usize,
     headroom: u32,
     bytes: u64,
@@ -103,7 +103,7 @@ impl Slab for RxSink<'_> {
         }
         self.room -= 1;
         self.bytes += packet.len() as u64;
-        self.frames.push_back(Frame::from_packet(packet, self.headroom));
+        self.frames.push_back(UmemFrame::from_packet(packet, self.headroom));
         None
     }
     fn pop_back(&mut self) -> Option<xdp::Packet> {
@@ -115,7 +115,7 @@ impl Slab for RxSink<'_> {
 /// The `xdp` crate asks `len()` first and pops only after it reserved that
 /// many slots, so a refused chunk leaves the burst untouched.
 struct TxSource<'a> {
-    frames: &'a mut VecDeque<Frame>,
+    frames: &'a mut VecDeque<UmemFrame>,
     n: usize,
     bytes: u64,
 }

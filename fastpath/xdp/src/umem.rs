@@ -7,7 +7,7 @@
 //! can be recognised and refused.
 
 use crate::error::{Error, Result};
-use crate::frame::Frame;
+use crate::frame::UmemFrame;
 
 /// Bytes the kernel keeps at the start of every chunk (`XDP_PACKET_HEADROOM`);
 /// rx data never lands there. The `xdp` crate does not let us use them.
@@ -136,28 +136,28 @@ impl Umem {
 
     /// True if `frame` lives in this UMEM.
     #[inline]
-    pub(crate) fn owns(&self, frame: &Frame) -> bool {
+    pub(crate) fn owns(&self, frame: &UmemFrame) -> bool {
         let p = frame.data().as_ptr() as usize;
         p >= self.base && p < self.base + self.len
     }
 
     /// Offset of the frame's first byte from the UMEM start.
-    pub(crate) fn offset_of(&self, frame: &Frame) -> Option<usize> {
+    pub(crate) fn offset_of(&self, frame: &UmemFrame) -> Option<usize> {
         self.owns(frame).then(|| frame.data().as_ptr() as usize - self.base)
     }
 
     /// Takes a free chunk as an empty frame with the configured headroom.
-    pub(crate) fn alloc(&mut self) -> Option<Frame> {
+    pub(crate) fn alloc(&mut self) -> Option<UmemFrame> {
         #[allow(unsafe_code)]
         // SAFETY: the frame points into this UMEM; the worker keeps the UMEM
-        // mapped while any frame it handed out is outstanding (see Worker's
-        // Drop), and `Frame` is !Send so it cannot leave the worker's thread.
+        // mapped while any frame it handed out is outstanding (see XdpSockets's
+        // Drop), and `UmemFrame` is !Send so it cannot leave the worker's thread.
         let pkt = unsafe { self.inner.alloc() }?;
-        Some(Frame::from_packet(pkt, self.cfg.headroom))
+        Some(UmemFrame::from_packet(pkt, self.cfg.headroom))
     }
 
     /// Returns a chunk to the free pool.
-    pub(crate) fn free(&mut self, frame: Frame) {
+    pub(crate) fn free(&mut self, frame: UmemFrame) {
         self.inner.free_packet(frame.into_packet());
     }
 }
@@ -167,7 +167,7 @@ fn learn_base(inner: &mut xdp::Umem, headroom: u32) -> Result<usize> {
     #[allow(unsafe_code)]
     // SAFETY: the packet is returned to the pool below, before `inner` can go.
     let pkt = unsafe { inner.alloc() }.ok_or_else(|| Error::Umem { detail: "no frame to probe".into() })?;
-    let mut frame = Frame::from_packet(pkt, headroom);
+    let mut frame = UmemFrame::from_packet(pkt, headroom);
     let ptr = frame.data().as_ptr() as usize;
     let addr = frame.umem_addr() as usize;
     inner.free_packet(frame.into_packet());

@@ -1,14 +1,14 @@
-//! [`Worker`]: what one fast-path thread owns: one UMEM shared by all its
+//! [`XdpSockets`]: what one fast-path thread owns: one UMEM shared by all its
 //! AF_XDP sockets (one per (port, queue) it serves), so a frame received on
 //! one port is transmitted on another without a copy.
 //!
-//! The packet-path calls ([`Worker::rx_burst`], [`Worker::tx_burst`],
-//! [`Worker::recycle`], [`Worker::alloc`], [`Worker::poll`]) never allocate,
+//! The packet-path calls ([`XdpSockets::rx_burst`], [`XdpSockets::tx_burst`],
+//! [`XdpSockets::recycle`], [`XdpSockets::alloc`], [`XdpSockets::poll`]) never allocate,
 //! never block, never lock; their only system calls are the ring kicks the
 //! kernel asks for.
 //!
 //! Guarantees: a frame from another worker's UMEM is refused (counted in
-//! [`Worker::foreign_frames`]) rather than put on this worker's rings; the
+//! [`XdpSockets::foreign_frames`]) rather than put on this worker's rings; the
 //! UMEM stays mapped while sockets exist, and if frames handed out to the
 //! caller have not come back when the worker is dropped, the mapping is
 //! leaked rather than unmapped under them.
@@ -16,9 +16,9 @@
 use crate::burst::Burst;
 use crate::counters::{KernelStats, QueueCounters};
 use crate::error::{Error, Result};
-use crate::frame::Frame;
 #[cfg(test)]
 use crate::frame::FrameError;
+use crate::frame::UmemFrame;
 use crate::port::Port;
 use crate::socket::{BindMode, RingConfig, XskSocket};
 use crate::umem::{Umem, UmemConfig};
@@ -28,7 +28,7 @@ pub const MAX_SOCKETS_PER_WORKER: usize = 64;
 
 /// How a worker's UMEM and sockets are set up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WorkerConfig {
+pub struct XdpSocketsConfig {
     /// UMEM layout (frame size, count, headroom).
     pub umem: UmemConfig,
     /// Ring sizes and refill policy of every socket.
@@ -38,12 +38,12 @@ pub struct WorkerConfig {
 }
 
 /// Handle of one of a worker's sockets (a (port, queue) pair), returned by
-/// [`Worker::bind`]. Cheap to copy; only meaningful for that worker.
+/// [`XdpSockets::bind`]. Cheap to copy; only meaningful for that worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SocketId(u16);
 
 impl SocketId {
-    /// Position in [`Worker::sockets`] order (0, 1, ...).
+    /// Position in [`XdpSockets::sockets`] order (0, 1, ...).
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -64,17 +64,17 @@ pub struct SocketInfo {
 /// (e.g. the management thread, inside the ports' network namespace), then
 /// move it to its thread.
 #[derive(Debug)]
-pub struct Worker {
+pub struct XdpSockets {
     // Sockets close before the UMEM they registered is unmapped.
     sockets: Vec<XskSocket>,
     umem: std::mem::ManuallyDrop<Umem>,
-    cfg: WorkerConfig,
+    cfg: XdpSocketsConfig,
     /// Frames handed to the caller and not yet given back.
     lent: usize,
     foreign: u64,
 }
 
-impl Drop for Worker {
+impl Drop for XdpSockets {
     fn drop(&mut self) {
         self.sockets.clear();
         if self.lent == 0 {
@@ -88,15 +88,15 @@ impl Drop for Worker {
     }
 }
 
-impl Worker {
-    /// Maps the UMEM. Sockets are added with [`Worker::bind`].
-    pub fn new(cfg: WorkerConfig) -> Result<Self> {
+impl XdpSockets {
+    /// Maps the UMEM. Sockets are added with [`XdpSockets::bind`].
+    pub fn new(cfg: XdpSocketsConfig) -> Result<Self> {
         let umem = Umem::new(cfg.umem)?;
         Ok(Self { sockets: Vec::new(), umem: std::mem::ManuallyDrop::new(umem), cfg, lent: 0, foreign: 0 })
     }
 
     /// The configuration this worker was made with.
-    pub fn config(&self) -> &WorkerConfig {
+    pub fn config(&self) -> &XdpSocketsConfig {
         &self.cfg
     }
 
@@ -141,8 +141,8 @@ impl Worker {
     /// Transmits frames from the front of `burst` on `id`, reclaiming
     /// completions first. Returns how many were queued; frames that did not
     /// fit (tx ring full) stay in `burst`, oldest first, for the caller to
-    /// retry or [`Worker::recycle_burst`]. Frames of another worker's UMEM
-    /// are removed, counted ([`Worker::foreign_frames`]) and never reach the
+    /// retry or [`XdpSockets::recycle_burst`]. Frames of another worker's UMEM
+    /// are removed, counted ([`XdpSockets::foreign_frames`]) and never reach the
     /// ring.
     #[inline]
     pub fn tx_burst(&mut self, id: SocketId, burst: &mut Burst) -> usize {
@@ -155,10 +155,10 @@ impl Worker {
 
     /// Gives a frame back to the free pool (a dropped packet).
     #[inline]
-    pub fn recycle(&mut self, frame: Frame) {
+    pub fn recycle(&mut self, frame: UmemFrame) {
         if !self.umem.owns(&frame) {
             self.foreign += 1;
-            // `Frame` has no destructor: its chunk stays with its owner.
+            // `UmemFrame` has no destructor: its chunk stays with its owner.
             drop(frame);
             return;
         }
@@ -175,10 +175,10 @@ impl Worker {
     }
 
     /// Takes an empty frame from the free pool (to build a packet from
-    /// scratch: [`Frame::append`], headroom as configured). `None` when the
+    /// scratch: [`UmemFrame::append`], headroom as configured). `None` when the
     /// pool is empty.
     #[inline]
-    pub fn alloc(&mut self) -> Option<Frame> {
+    pub fn alloc(&mut self) -> Option<UmemFrame> {
         let f = self.umem.alloc()?;
         self.lent += 1;
         Some(f)
@@ -209,7 +209,7 @@ impl Worker {
     /// Offset of `frame`'s first byte from the start of this worker's UMEM
     /// (`None` for a foreign frame). `offset % frame_size` tells where in
     /// its chunk the kernel put a received packet: `256 + headroom`.
-    pub fn umem_offset(&self, frame: &Frame) -> Option<usize> {
+    pub fn umem_offset(&self, frame: &UmemFrame) -> Option<usize> {
         self.umem.offset_of(frame)
     }
 
@@ -236,7 +236,7 @@ impl Worker {
     fn drop_foreign(&mut self, burst: &mut Burst) {
         let umem = &self.umem;
         let mut foreign = 0;
-        // Dropping a `Frame` only forgets it (its chunk stays with its owner).
+        // Dropping a `UmemFrame` only forgets it (its chunk stays with its owner).
         burst.frames.retain(|f| {
             let ours = umem.owns(f);
             foreign += u64::from(!ours);
@@ -251,10 +251,10 @@ mod tests {
     use super::*;
     use crate::umem::{ESP_TAILROOM, ESP_UDP_ENCAP_HEADROOM, XDP_PACKET_HEADROOM};
 
-    fn worker() -> Worker {
-        let mut cfg = WorkerConfig::default();
+    fn worker() -> XdpSockets {
+        let mut cfg = XdpSocketsConfig::default();
         cfg.umem.frame_count = 64;
-        Worker::new(cfg).unwrap()
+        XdpSockets::new(cfg).unwrap()
     }
 
     #[test]
@@ -325,12 +325,12 @@ mod tests {
 
     #[test]
     fn config_is_checked() {
-        let mut cfg = WorkerConfig::default();
+        let mut cfg = XdpSocketsConfig::default();
         cfg.umem.headroom = 16;
-        assert!(matches!(Worker::new(cfg), Err(Error::Umem { .. })));
+        assert!(matches!(XdpSockets::new(cfg), Err(Error::Umem { .. })));
         cfg.umem.headroom = 512;
-        assert!(matches!(Worker::new(cfg), Err(Error::Umem { .. })));
+        assert!(matches!(XdpSockets::new(cfg), Err(Error::Umem { .. })));
         cfg.umem.frame_size = crate::FrameSize::B4096;
-        assert!(Worker::new(cfg).is_ok());
+        assert!(XdpSockets::new(cfg).is_ok());
     }
 }

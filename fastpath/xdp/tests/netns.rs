@@ -29,8 +29,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use esprit_xdp::{
-    AttachMode, Burst, Error, Frame, Port, QueueCounters, SocketId, Verdict, VerdictCounts, Worker,
-    WorkerConfig, ESP_TAILROOM, ESP_UDP_ENCAP_HEADROOM, XDP_PACKET_HEADROOM,
+    AttachMode, Burst, Error, Port, QueueCounters, SocketId, UmemFrame, Verdict, VerdictCounts, XdpSockets,
+    XdpSocketsConfig, ESP_TAILROOM, ESP_UDP_ENCAP_HEADROOM, XDP_PACKET_HEADROOM,
 };
 
 const A_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -311,7 +311,7 @@ impl Drop for Forwarder {
     }
 }
 
-fn ipv4_dst(f: &Frame) -> Option<Ipv4Addr> {
+fn ipv4_dst(f: &UmemFrame) -> Option<Ipv4Addr> {
     let d = f.data();
     if d.len() < 34 || d[12..14] != [0x08, 0x00] {
         return None;
@@ -326,7 +326,7 @@ fn forward(
     cmd: mpsc::Receiver<Cmd>,
     ready: mpsc::Sender<Result<Ready, String>>,
 ) {
-    type Setup = (Port, Port, Worker, Vec<(SocketId, SocketId)>, String);
+    type Setup = (Port, Port, XdpSockets, Vec<(SocketId, SocketId)>, String);
     let setup = || -> Result<Setup, Error> {
         let mut pa = Port::open("ga", mode)?;
         let mut pb = Port::open("gb", mode)?;
@@ -340,7 +340,7 @@ fn forward(
             Err(e) => format!("unexpected error: {e}"),
             Ok(_) => "second open succeeded".into(),
         };
-        let mut w = Worker::new(WorkerConfig::default())?;
+        let mut w = XdpSockets::new(XdpSocketsConfig::default())?;
         let mut pairs = Vec::new();
         for q in 0..queues {
             let a = w.bind(&mut pa, q)?;
@@ -484,7 +484,7 @@ fn exercise(mode: AttachMode) {
         assert_eq!(s1.sum(port, f) - s0.sum(port, f), 3, "{port} {what}: {:?}", s1.sockets);
     }
     // Where the kernel put the rx data in its chunk: 256 + our headroom.
-    let headroom = WorkerConfig::default().umem.headroom as usize;
+    let headroom = XdpSocketsConfig::default().umem.headroom as usize;
     assert!(!s1.rx_chunk_offsets.is_empty());
     for o in &s1.rx_chunk_offsets {
         assert_eq!(*o, XDP_PACKET_HEADROOM + headroom, "rx data offset in chunk");

@@ -99,7 +99,7 @@ pub fn key_digest(secret: &[u8], spec: &SaSpec) -> String {
     ctx.update(b"esprit-controld key digest v1\0");
     ctx.update(&[u8::from(spec.direction == Direction::Outbound)]);
     ctx.update(&spec.spi.to_be_bytes());
-    for part in [spec.suite.as_bytes(), spec.encr_key.as_bytes(), spec.integ_key.as_bytes()] {
+    for part in [spec.suite.name().as_bytes(), spec.encr_key.as_bytes(), spec.integ_key.as_bytes()] {
         ctx.update(&(part.len() as u32).to_be_bytes());
         ctx.update(part);
     }

@@ -141,14 +141,9 @@ mod tests {
 
     #[test]
     fn many_allocations_never_collide() {
-        // A small xorshift stands in for the system RNG.
-        let mut x = 0x9e37_79b9u32;
-        let mut rng = move || {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x
-        };
+        // The test generator stands in for the system RNG.
+        let mut x = esprit_testrng::TestRng::new(0x9e37_79b9);
+        let mut rng = move || x.next_u32();
         let mut a = SpiAllocator::new();
         let mut seen = BTreeSet::new();
         for _ in 0..10_000 {

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use esprit_config::model::InterfaceName;
-use esprit_config::proposal::{Cipher, EspTransform, Hash};
+use esprit_config::proposal::{esp_suite, esp_words, Hash, Suite};
 use esprit_config::{Config, InterfaceIp, VpnKind};
 use esprit_fastpath_api::{Direction, Key, NextHopSpec, RouteSpec, SaSpec};
 
@@ -201,7 +201,8 @@ pub fn manual_serial(previous: Option<(u32, u32)>, spi: u32) -> u32 {
 }
 
 /// `esp:aes128/sha1`, `esp:aes256/sha256`, `esp:aes128gcm` (as `get sa`).
-pub fn algorithm_words(cipher: Cipher, hash: Option<Hash>) -> String {
+pub fn algorithm_words(suite: Suite) -> String {
+    let (cipher, hash) = esp_words(suite);
     match hash {
         _ if cipher.is_aead() => format!("esp:{}", cipher.word()),
         Some(Hash::Sha256) => format!("esp:{}/sha256", cipher.word()),
@@ -329,7 +330,7 @@ pub fn translate_with_serials(
                 let algorithm = config
                     .p2_suites(&v.name)
                     .first()
-                    .map(|s| algorithm_words(s.esp.cipher, s.esp.integrity))
+                    .map(|s| algorithm_words(s.esp))
                     .unwrap_or_else(|| "esp:-".into());
                 let peer = config.gateway(&a.gateway).and_then(|g| match &g.peer {
                     esprit_config::model::Peer::Address(a) => Some(*a),
@@ -365,8 +366,7 @@ pub fn translate_with_serials(
                     });
                 }
                 spi_owner.insert(m.local_spi, v.name.clone());
-                let transform =
-                    EspTransform { cipher: m.cipher, integrity: m.auth.as_ref().map(|(h, _)| *h) };
+                let suite = esp_suite(m.cipher, m.auth.as_ref().map(|(h, _)| *h));
                 // Zeroizing copies (validated hex, so to_bytes succeeds).
                 let encr = m.encryption_key.to_bytes().unwrap_or_default();
                 let integ = m.auth.as_ref().and_then(|(_, k)| k.to_bytes()).unwrap_or_default();
@@ -382,7 +382,7 @@ pub fn translate_with_serials(
                         id,
                         direction,
                         spi,
-                        suite: transform.suite_name().into(),
+                        suite: suite.into(),
                         encr_key: Key::new(encr.to_vec()),
                         integ_key: Key::new(integ.to_vec()),
                         iv_key: None,
@@ -406,7 +406,7 @@ pub fn translate_with_serials(
                         DesiredSa {
                             spec,
                             vpn_name: v.name.clone(),
-                            algorithm: algorithm_words(m.cipher, transform.integrity),
+                            algorithm: algorithm_words(suite),
                             manual: true,
                         },
                     );

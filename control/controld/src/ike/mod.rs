@@ -24,11 +24,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use esprit_config::model::{Identity as CfgIdentity, IkeMode, Peer as CfgPeer};
-use esprit_config::proposal::{Cipher as CfgCipher, DhGroup as CfgGroup, Hash as CfgHash};
+use esprit_config::proposal::{Cipher, Hash as CfgHash};
 use esprit_config::{Config, InterfaceIp, VpnKind};
 use esprit_fastpath_api::{Direction, Key, SaSpec};
 use esprit_ike::{
-    ChildSa, Cipher, DhGroup, EspSuite, Event, HashAlg, Identity, IkeProposal, Lifetime, Peer, PeerConfig,
+    ChildSa, DhGroup, EncryptionAlg, Event, HashAlg, Identity, IkeProposal, Lifetime, Peer, PeerConfig,
     Random, Reason, Transmit, IKE_PORT,
 };
 use esprit_policy::ProxyId;
@@ -119,18 +119,9 @@ pub struct IkeGateway {
     pub vpns: Vec<IkeVpn>,
 }
 
-fn group(g: CfgGroup) -> Option<DhGroup> {
-    match g {
-        CfgGroup::Modp1024 => Some(DhGroup::Modp1024),
-        CfgGroup::Modp1536 => Some(DhGroup::Modp1536),
-        CfgGroup::Modp2048 => Some(DhGroup::Modp2048),
-        CfgGroup::Ecp256 => Some(DhGroup::Ecp256),
-        CfgGroup::Ecp384 => Some(DhGroup::Ecp384),
-        CfgGroup::Modp3072 => Some(DhGroup::Modp3072),
-        // What the configuration language may add.
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
+fn group(g: DhGroup) -> Option<DhGroup> {
+    // One type since the configuration and IKE share esprit-suite's.
+    Some(g)
 }
 
 fn identity(i: &CfgIdentity) -> Identity {
@@ -219,8 +210,8 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
             .iter()
             .filter_map(|s| {
                 let cipher = match s.cipher {
-                    CfgCipher::Aes128 => Cipher::Aes128Cbc,
-                    CfgCipher::Aes256 => Cipher::Aes256Cbc,
+                    Cipher::Aes128 => EncryptionAlg::Aes128Cbc,
+                    Cipher::Aes256 => EncryptionAlg::Aes256Cbc,
                     _ => return None,
                 };
                 let hash = match s.hash {
@@ -259,10 +250,8 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
         }
         cfg.esp_suites = Vec::new();
         for s in &p2 {
-            if let Some(e) = EspSuite::from_name(s.esp.suite_name()) {
-                if !cfg.esp_suites.contains(&e) {
-                    cfg.esp_suites.push(e);
-                }
+            if !cfg.esp_suites.contains(&s.esp) {
+                cfg.esp_suites.push(s.esp);
             }
         }
         if cfg.esp_suites.is_empty() {
@@ -319,13 +308,13 @@ pub fn child_sa_pair(vpn: &IkeVpn, child: &ChildSa, serial: u32) -> Result<[Desi
     };
     let (local, peer) = (v4(child.local)?, v4(child.remote)?);
     let hard_bytes = u64::from(child.lifetime.kilobytes) * 1024;
-    let algorithm = algorithm_words_of(child.suite);
+    let algorithm = algorithm_words(child.suite);
     let mk = |direction: Direction, spi: u32, keys: &esprit_ike::DirectionKeys| {
         let spec = SaSpec {
             id: sa_id(vpn.hex_id, direction, serial),
             direction,
             spi,
-            suite: child.suite.name().into(),
+            suite: child.suite.into(),
             encr_key: Key::new(keys.encryption.to_vec()),
             integ_key: Key::new(keys.integrity.to_vec()),
             iv_key: None,
@@ -351,20 +340,6 @@ pub fn child_sa_pair(vpn: &IkeVpn, child: &ChildSa, serial: u32) -> Result<[Desi
         mk(Direction::Inbound, child.spi_in, &child.keys_in),
         mk(Direction::Outbound, child.spi_out, &child.keys_out),
     ])
-}
-
-/// `esp:aes128/sha1` etc. of an ESP suite (as `get sa` shows manual keys).
-pub fn algorithm_words_of(s: EspSuite) -> String {
-    use esprit_config::proposal::{Cipher as C, Hash as H};
-    let (c, h) = match s {
-        EspSuite::Aes128Gcm16 => (C::Aes128Gcm, None),
-        EspSuite::Aes256Gcm16 => (C::Aes256Gcm, None),
-        EspSuite::Aes128Sha1 => (C::Aes128, Some(H::Sha1)),
-        EspSuite::Aes256Sha1 => (C::Aes256, Some(H::Sha1)),
-        EspSuite::Aes128Sha256 => (C::Aes128, Some(H::Sha256)),
-        EspSuite::Aes256Sha256 => (C::Aes256, Some(H::Sha256)),
-    };
-    algorithm_words(c, h)
 }
 
 /// A source of random bytes: fills the buffer it is given.
@@ -1119,7 +1094,7 @@ fn reason_words(r: &Reason) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use esprit_ike::{DirectionKeys, UdpEncap};
+    use esprit_ike::{DirectionKeys, Suite, UdpEncap};
     use zeroize::Zeroizing;
 
     const CONF: &str = r#"set interface ethernet0/2 zone Untrust
@@ -1168,9 +1143,13 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         assert!(!c.aggressive);
         assert_eq!(
             c.ike_proposals,
-            vec![IkeProposal { cipher: Cipher::Aes128Cbc, hash: HashAlg::Sha1, group: DhGroup::Modp2048 }]
+            vec![IkeProposal {
+                cipher: EncryptionAlg::Aes128Cbc,
+                hash: HashAlg::Sha1,
+                group: DhGroup::Modp2048
+            }]
         );
-        assert_eq!(c.esp_suites, vec![EspSuite::Aes128Gcm16, EspSuite::Aes128Sha1]);
+        assert_eq!(c.esp_suites, vec![Suite::Aes128Gcm16, Suite::Aes128CbcSha1]);
         assert_eq!(c.pfs, None);
         assert_eq!(c.child_lifetime, Lifetime { seconds: 3600, kilobytes: 0 });
         let pids: Vec<String> = c.proxy_ids.iter().map(|p| p.to_string()).collect();
@@ -1183,7 +1162,7 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
     fn child(proxy_id: ProxyId) -> ChildSa {
         ChildSa {
             proxy_id,
-            suite: EspSuite::Aes128Sha1,
+            suite: Suite::Aes128CbcSha1,
             spi_in: 0xc100_0001,
             spi_out: 0xc200_0002,
             keys_in: DirectionKeys {
@@ -1218,7 +1197,7 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         assert_eq!(i.spec.integ_key.as_bytes(), &[2; 20]);
         assert_eq!(o.spec.encr_key.as_bytes(), &[3; 16]);
         assert_eq!(o.spec.integ_key.as_bytes(), &[4; 20]);
-        assert_eq!(i.spec.suite, "aes128-sha1");
+        assert_eq!(i.spec.suite.name(), "aes128-sha1");
         assert_eq!(i.spec.udp_encap, Some((4500, 4501)));
         assert_eq!(o.spec.peer.to_string(), "203.0.113.2");
         assert_eq!(o.spec.local.to_string(), "198.51.100.1");

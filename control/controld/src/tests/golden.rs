@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use esprit_config::Config;
 use esprit_fastpath_api::{Direction, Event, SaStatsView, Stats, WorkerCounters, WorkerStatsView};
-use esprit_ike::{ChildSa, DirectionKeys, EspSuite, Lifetime, UdpEncap};
+use esprit_ike::{ChildSa, DirectionKeys, Lifetime, Suite, UdpEncap};
 use esprit_policy::ProxyId;
 use zeroize::Zeroizing;
 
@@ -76,7 +76,7 @@ fn child(proxy_id: ProxyId, n: u32, encap: bool, kilobytes: u32) -> ChildSa {
     };
     ChildSa {
         proxy_id,
-        suite: EspSuite::Aes128Sha1,
+        suite: Suite::Aes128CbcSha1,
         spi_in: 0xc100_0000 + n,
         spi_out: 0xc200_0000 + n,
         keys_in: keys(0xa1),

@@ -222,14 +222,14 @@ fn manual_vpns_program_routes_tunnel_table_and_sas() {
     // The SA of pair 12: CBC with HMAC-SHA1, our WAN address to the peer's,
     // its own proxy-ID.
     let Request::AddSa(s) = &log[7] else { panic!() };
-    assert_eq!(s.suite, "aes128-sha1");
+    assert_eq!(s.suite.name(), "aes128-sha1");
     assert_eq!((s.local.to_string(), s.peer.to_string()), ("198.51.100.1".into(), "203.0.113.2".into()));
     assert_eq!(s.proxy_id, pid(1, 2));
     assert_eq!(s.encr_key.as_bytes().len(), 16);
     assert_eq!(s.integ_key.as_bytes().len(), 20);
     assert_eq!((s.vpn, s.tunnel, s.last_seq), (1, 1, 0));
     let Request::AddSa(s) = &log[2] else { panic!() };
-    assert_eq!((s.suite.as_str(), s.encr_key.as_bytes().len(), s.replay_window), ("aes256-sha256", 32, 64));
+    assert_eq!((s.suite.name(), s.encr_key.as_bytes().len(), s.replay_window), ("aes256-sha256", 32, 64));
     // Nothing changed: nothing sent.
     assert_eq!(c.sync(&mut fp).unwrap().requests, 0);
 }

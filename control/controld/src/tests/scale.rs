@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use esprit_config::Config;
 use esprit_fastpath_api::{Direction, Dump, Reply, Request, Stats};
-use esprit_ike::{ChildSa, DirectionKeys, EspSuite, Lifetime};
+use esprit_ike::{ChildSa, DirectionKeys, Lifetime, Suite};
 use esprit_policy::ProxyId;
 use zeroize::Zeroizing;
 
@@ -107,7 +107,7 @@ fn pair(vpn: &IkeVpn, i: u32) -> [DesiredSa; 2] {
     };
     let child = ChildSa {
         proxy_id: proxy_id(i),
-        suite: EspSuite::Aes128Sha1,
+        suite: Suite::Aes128CbcSha1,
         spi_in: 0xc000_0000 + i,
         spi_out: 0xd000_0000 + i,
         keys_in: keys(0xa1),

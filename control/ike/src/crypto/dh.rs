@@ -20,22 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::Random;
 
-/// A Diffie-Hellman group (phase-1 attribute 4, phase-2 attribute 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DhGroup {
-    /// 1024-bit MODP (group 2).
-    Modp1024,
-    /// 1536-bit MODP (group 5).
-    Modp1536,
-    /// 2048-bit MODP (group 14).
-    Modp2048,
-    /// 3072-bit MODP (group 15, RFC 3526 §4).
-    Modp3072,
-    /// 256-bit random ECP (group 19).
-    Ecp256,
-    /// 384-bit random ECP (group 20).
-    Ecp384,
-}
+pub use esprit_suite::DhGroup;
 
 /// Why a DH value was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -72,53 +57,15 @@ const MODP3072: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E08
 /// Private exponent size for MODP groups.
 const MODP_EXPONENT_BITS: usize = 256;
 
-impl DhGroup {
-    /// IANA / RFC 2409 group number.
-    pub fn number(self) -> u16 {
-        match self {
-            DhGroup::Modp1024 => 2,
-            DhGroup::Modp1536 => 5,
-            DhGroup::Modp2048 => 14,
-            DhGroup::Modp3072 => 15,
-            DhGroup::Ecp256 => 19,
-            DhGroup::Ecp384 => 20,
+/// Length of a private value drawn from the random source: MODP
+/// exponents of [`MODP_EXPONENT_BITS`], ECP scalars of the curve's size.
+fn secret_len(group: DhGroup) -> usize {
+    match group {
+        DhGroup::Modp1024 | DhGroup::Modp1536 | DhGroup::Modp2048 | DhGroup::Modp3072 => {
+            MODP_EXPONENT_BITS / 8
         }
-    }
-
-    /// From the group number; group 1 (768-bit) and others are refused.
-    pub fn from_number(n: u64) -> Option<DhGroup> {
-        match n {
-            2 => Some(DhGroup::Modp1024),
-            5 => Some(DhGroup::Modp1536),
-            14 => Some(DhGroup::Modp2048),
-            15 => Some(DhGroup::Modp3072),
-            19 => Some(DhGroup::Ecp256),
-            20 => Some(DhGroup::Ecp384),
-            _ => None,
-        }
-    }
-
-    /// Length of a public value on the wire.
-    pub fn public_len(self) -> usize {
-        match self {
-            DhGroup::Modp1024 => 128,
-            DhGroup::Modp1536 => 192,
-            DhGroup::Modp2048 => 256,
-            DhGroup::Modp3072 => 384,
-            DhGroup::Ecp256 => 64,
-            DhGroup::Ecp384 => 96,
-        }
-    }
-
-    /// Length of a private value drawn from the random source.
-    pub fn secret_len(self) -> usize {
-        match self {
-            DhGroup::Modp1024 | DhGroup::Modp1536 | DhGroup::Modp2048 | DhGroup::Modp3072 => {
-                MODP_EXPONENT_BITS / 8
-            }
-            DhGroup::Ecp256 => 32,
-            DhGroup::Ecp384 => 48,
-        }
+        DhGroup::Ecp256 => 32,
+        DhGroup::Ecp384 => 48,
     }
 }
 
@@ -230,7 +177,7 @@ impl DhSecret {
     /// A new private value from `rng` (ECP: redrawn until a valid scalar).
     pub fn generate(group: DhGroup, rng: &mut dyn Random) -> DhSecret {
         loop {
-            let mut s = Zeroizing::new(vec![0u8; group.secret_len()]);
+            let mut s = Zeroizing::new(vec![0u8; secret_len(group)]);
             rng.fill(&mut s);
             if let Ok(d) = DhSecret::from_secret(group, &s) {
                 return d;
@@ -241,7 +188,7 @@ impl DhSecret {
     /// From a given private value (big-endian exponent or scalar).
     pub fn from_secret(group: DhGroup, secret: &[u8]) -> Result<DhSecret, DhError> {
         let bad = DhError::InvalidSecret { group: group.number() };
-        if secret.len() != group.secret_len() || secret.iter().all(|b| *b == 0) {
+        if secret.len() != secret_len(group) || secret.iter().all(|b| *b == 0) {
             return Err(bad);
         }
         let public =

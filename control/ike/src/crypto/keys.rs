@@ -17,14 +17,14 @@
 
 use zeroize::Zeroizing;
 
-use super::{Cipher, HashAlg, BLOCK};
+use super::{EncryptionAlg, HashAlg, BLOCK};
 
 /// The keys of an ISAKMP SA.
 pub struct Phase1Keys {
     /// Negotiated hash (and HMAC PRF).
     pub hash: HashAlg,
     /// Negotiated cipher.
-    pub cipher: Cipher,
+    pub cipher: EncryptionAlg,
     pub(crate) skeyid: Zeroizing<Vec<u8>>,
     /// SKEYID_d: keys phase 2.
     pub skeyid_d: Zeroizing<Vec<u8>>,
@@ -48,7 +48,7 @@ impl Phase1Keys {
     #[allow(clippy::too_many_arguments)]
     pub fn derive_psk(
         hash: HashAlg,
-        cipher: Cipher,
+        cipher: EncryptionAlg,
         psk: &[u8],
         ni_b: &[u8],
         nr_b: &[u8],
@@ -169,7 +169,16 @@ mod tests {
         let ni = [0xa1; 16];
         let nr = [0xb2; 16];
         let gxy = [0x5c; 128];
-        let k = Phase1Keys::derive_psk(HashAlg::Sha1, Cipher::Aes256Cbc, b"secret", &ni, &nr, &gxy, &ci, &cr);
+        let k = Phase1Keys::derive_psk(
+            HashAlg::Sha1,
+            EncryptionAlg::Aes256Cbc,
+            b"secret",
+            &ni,
+            &nr,
+            &gxy,
+            &ci,
+            &cr,
+        );
         let want = include_str!("../../tests/kat_keys.txt");
         let mut lines = want.lines().map(|l| l.split_once('=').map(|(_, v)| v.trim()).unwrap_or(""));
         assert_eq!(hex::encode(&*k.skeyid), lines.next().unwrap());

@@ -99,7 +99,7 @@ impl HashAlg {
 /// Phase-1 cipher: AES-CBC (attribute 1 value 7, RFC 3602 §5.3) with a
 /// key length attribute of 128 or 256.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cipher {
+pub enum EncryptionAlg {
     /// AES-128-CBC.
     Aes128Cbc,
     /// AES-256-CBC.
@@ -114,12 +114,12 @@ pub const BLOCK: usize = 16;
 #[error("ciphertext of {0} bytes is not a positive multiple of the block")]
 pub struct BadCiphertext(pub usize);
 
-impl Cipher {
+impl EncryptionAlg {
     /// Key length in bytes.
     pub fn key_len(self) -> usize {
         match self {
-            Cipher::Aes128Cbc => 16,
-            Cipher::Aes256Cbc => 32,
+            EncryptionAlg::Aes128Cbc => 16,
+            EncryptionAlg::Aes256Cbc => 32,
         }
     }
 
@@ -129,10 +129,10 @@ impl Cipher {
     }
 
     /// From the key length attribute (bits).
-    pub fn from_key_bits(bits: u64) -> Option<Cipher> {
+    pub fn from_key_bits(bits: u64) -> Option<EncryptionAlg> {
         match bits {
-            128 => Some(Cipher::Aes128Cbc),
-            256 => Some(Cipher::Aes256Cbc),
+            128 => Some(EncryptionAlg::Aes128Cbc),
+            256 => Some(EncryptionAlg::Aes256Cbc),
             _ => None,
         }
     }
@@ -145,10 +145,10 @@ impl Cipher {
         buf.resize(buf.len() + pad, 0);
         let n = buf.len();
         let ok = match self {
-            Cipher::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv)
+            EncryptionAlg::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv)
                 .ok()
                 .and_then(|c| c.encrypt_padded_mut::<NoPadding>(&mut buf, n).ok().map(|_| ())),
-            Cipher::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv)
+            EncryptionAlg::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv)
                 .ok()
                 .and_then(|c| c.encrypt_padded_mut::<NoPadding>(&mut buf, n).ok().map(|_| ())),
         };
@@ -165,10 +165,10 @@ impl Cipher {
         }
         let mut buf = Zeroizing::new(ct.to_vec());
         let ok = match self {
-            Cipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
+            EncryptionAlg::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
                 .ok()
                 .and_then(|c| c.decrypt_padded_mut::<NoPadding>(&mut buf).ok().map(|_| ())),
-            Cipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
+            EncryptionAlg::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
                 .ok()
                 .and_then(|c| c.decrypt_padded_mut::<NoPadding>(&mut buf).ok().map(|_| ())),
         };
@@ -203,10 +203,10 @@ mod tests {
         let key = hex::decode("c286696d887c9aa0611bbb3e2025a45a").unwrap();
         let iv = hex::decode("562e17996d093d28ddb3ba695a2e6f58").unwrap();
         let pt = hex::decode("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f").unwrap();
-        let ct = Cipher::Aes128Cbc.encrypt(&key, &iv, &pt);
+        let ct = EncryptionAlg::Aes128Cbc.encrypt(&key, &iv, &pt);
         assert_eq!(hex::encode(&ct), "d296cd94c2cccf8a3a863028b5e1dc0a7586602d253cfff91b8266bea6d61ab1");
-        assert_eq!(&*Cipher::Aes128Cbc.decrypt(&key, &iv, &ct).unwrap(), &pt[..]);
-        assert!(Cipher::Aes128Cbc.decrypt(&key, &iv, &ct[..31]).is_err());
-        assert!(Cipher::Aes128Cbc.decrypt(&key, &iv, &[]).is_err());
+        assert_eq!(&*EncryptionAlg::Aes128Cbc.decrypt(&key, &iv, &ct).unwrap(), &pt[..]);
+        assert!(EncryptionAlg::Aes128Cbc.decrypt(&key, &iv, &ct[..31]).is_err());
+        assert!(EncryptionAlg::Aes128Cbc.decrypt(&key, &iv, &[]).is_err());
     }
 }

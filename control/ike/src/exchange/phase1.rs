@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::config::{Identity, IkeProposal, PeerConfig};
 use crate::crypto::dh::DhSecret;
 use crate::crypto::keys::Phase1Keys;
-use crate::crypto::{Cipher, HashAlg};
+use crate::crypto::{EncryptionAlg, HashAlg};
 use crate::peer::Pending;
 use crate::wire::{emit_sa, IdPayload, IdType, ProposalRepr, SaPayload, TransformRepr};
 use crate::DhGroup;
@@ -215,7 +215,7 @@ fn read_transform(t: &crate::wire::Transform<'_>) -> Result<(IkeProposal, u32), 
         _ => "hash?",
     };
     let name = format!("{enc_name}-{hash_name}-group{group}-auth{auth}");
-    let cipher = if enc == u64::from(ENC_AES_CBC) { Cipher::from_key_bits(bits) } else { None };
+    let cipher = if enc == u64::from(ENC_AES_CBC) { EncryptionAlg::from_key_bits(bits) } else { None };
     match (cipher, HashAlg::from_value(hash), DhGroup::from_number(group), auth == u64::from(AUTH_PSK)) {
         (Some(cipher), Some(hash), Some(group), true) => {
             let life = if t.attr(attr::LIFE_TYPE) == Some(u64::from(LIFE_SECONDS)) {

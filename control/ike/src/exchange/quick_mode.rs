@@ -29,7 +29,7 @@ use esprit_policy::{Prefix, ProxyId, Service};
 use zeroize::Zeroizing;
 
 use crate::child::{ChildSa, DirectionKeys, UdpEncap};
-use crate::config::{group_name, EspSuite, Lifetime};
+use crate::config::{group_name, Lifetime};
 use crate::crypto::ct_eq;
 use crate::crypto::dh::DhSecret;
 use crate::crypto::keys::Phase1Keys;
@@ -45,6 +45,7 @@ use crate::wire::{
     chain, emit_sa, ExchangeType, Header, IdPayload, MessageBuilder, NotifyPayload, NotifyType, PayloadType,
     ProposalRepr, RawPayload, SaPayload, Transform, TransformRepr, DOI_IPSEC, LIFE_IPSEC,
 };
+use crate::Suite;
 use crate::{DhGroup, Random};
 
 const NONCE_LEN: usize = 32;
@@ -87,7 +88,7 @@ pub(crate) struct QuickMode {
 /// An ESP transform as read from the wire.
 #[derive(Debug, Clone, Copy)]
 struct EspChoice {
-    suite: EspSuite,
+    suite: Suite,
     group: Option<DhGroup>,
     encap: u32,
     lifetime: Lifetime,
@@ -111,7 +112,7 @@ fn read_esp(t: &Transform<'_>) -> Result<EspChoice, String> {
         }
     }
     let group_n = t.attr(attr::GROUP);
-    let suite = EspSuite::from_transform(t.id, t.attr(attr::KEY_LENGTH), t.attr(attr::AUTH));
+    let suite = Suite::from_ikev1_transform(t.id, t.attr(attr::KEY_LENGTH), t.attr(attr::AUTH));
     let name = match suite {
         Some(s) => s.name().to_owned(),
         None => format!(
@@ -148,11 +149,11 @@ fn esp_transform(number: u8, c: &EspChoice) -> TransformRepr {
         a.push((attr::GROUP, u32::from(g.number())));
     }
     a.push((attr::ENCAPSULATION, c.encap));
-    if let Some(auth) = c.suite.auth_alg() {
+    if let Some(auth) = c.suite.ikev1_auth_alg() {
         a.push((attr::AUTH, u32::from(auth)));
     }
     a.push((attr::KEY_LENGTH, u32::from(c.suite.key_bits())));
-    TransformRepr { number, id: c.suite.transform_id(), attributes: a }
+    TransformRepr { number, id: c.suite.ikev1_transform_id(), attributes: a }
 }
 
 fn describe(c: &EspChoice) -> String {
@@ -171,8 +172,8 @@ fn after_hash<'a>(plain: &'a [u8], list: &[RawPayload<'a>]) -> Option<(&'a [u8],
     Some((first.body, plain.get(start..end)?))
 }
 
-fn split_keys(km: Zeroizing<Vec<u8>>, suite: EspSuite) -> DirectionKeys {
-    let e = suite.enc_key_len();
+fn split_keys(km: Zeroizing<Vec<u8>>, suite: Suite) -> DirectionKeys {
+    let e = suite.encr_key_len();
     DirectionKeys {
         encryption: Zeroizing::new(km[..e].to_vec()),
         integrity: Zeroizing::new(km[e..].to_vec()),
@@ -473,7 +474,7 @@ impl<R: Random> Peer<R> {
             b.push(*k, body);
         }
         let out = seal(keys, &mut iv, b);
-        let total = choice.suite.enc_key_len() + choice.suite.auth_key_len();
+        let total = choice.suite.encr_key_len() + choice.suite.integ_key_len();
         let g = gqm.as_ref().map(|z| z.as_slice());
         let keys_in = split_keys(keys.keymat(g, PROTO_ESP, spi_in, ni, &nr, total), choice.suite);
         let keys_out = split_keys(keys.keymat(g, PROTO_ESP, spi_out, ni, &nr, total), choice.suite);
@@ -614,7 +615,7 @@ impl<R: Random> Peer<R> {
         let mut b = MessageBuilder::new(ike.icookie, ike.rcookie, ExchangeType::QuickMode, q.msgid);
         b.push(PayloadType::Hash, &hash3);
         let out = seal(keys, &mut q.iv, b);
-        let total = c.suite.enc_key_len() + c.suite.auth_key_len();
+        let total = c.suite.encr_key_len() + c.suite.integ_key_len();
         let g = gqm.as_ref().map(|z| z.as_slice());
         let keys_in = split_keys(keys.keymat(g, PROTO_ESP, q.spi_in, &q.ni, nr, total), c.suite);
         let keys_out = split_keys(keys.keymat(g, PROTO_ESP, spi_out, &q.ni, nr, total), c.suite);

@@ -14,11 +14,28 @@
 //! proposal keywords, ScreenOS's `sha` for SHA-1). DES, 3DES, MD5 and a
 //! CBC cipher without integrity are refused with an error that cites
 //! RFC 8221, which forbids or deprecates them.
+//!
+//! [`Suite`] is the one ESP suite type of the workspace: the ESP core sizes
+//! frames and builds contexts from it, IKE proposes and accepts it (its
+//! IPsec DOI numbers, [`Suite::ikev1_transform_id`]), the configuration
+//! resolves proposals to it and the control API carries it (as its name).
+//! Adding a suite starts with a variant here; every match on it then names
+//! the places that must learn it.
+//!
+//! [`DhGroup`] is, likewise, the one Diffie-Hellman group type of IKE and
+//! the configuration.
+//!
+//! This crate has no dependencies beyond `thiserror`, so the control
+//! crates share the type without the fast path's cryptography.
 
 use core::fmt;
 use core::str::FromStr;
 
 use thiserror::Error;
+
+mod dh;
+
+pub use dh::DhGroup;
 
 /// Outer IPv4 header (RFC 791), no options.
 pub const IPV4_HEADER_LEN: usize = 20;
@@ -37,8 +54,11 @@ pub const MAX_HEADROOM: usize = IPV4_HEADER_LEN + UDP_HEADER_LEN + ESP_HEADER_LE
 pub const MAX_TAILROOM: usize = 15 + ESP_TRAILER_LEN + 16;
 
 /// An ESP transform: cipher, integrity and their sizes.
+///
+/// Not `#[non_exhaustive]` on purpose: a new suite must break every
+/// exhaustive match on it (the ESP contexts, the configuration words), so
+/// that none of them forgets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
 pub enum Suite {
     /// AES-128-GCM, 16-byte ICV (RFC 4106).
     Aes128Gcm16,
@@ -125,7 +145,7 @@ impl Suite {
     pub const fn icv_len(self) -> usize {
         match self {
             Suite::Aes128CbcSha1 | Suite::Aes256CbcSha1 => 12,
-            _ => 16,
+            Suite::Aes128Gcm16 | Suite::Aes256Gcm16 | Suite::Aes128CbcSha256 | Suite::Aes256CbcSha256 => 16,
         }
     }
 
@@ -186,6 +206,42 @@ impl Suite {
         let aligned = room - room % self.align();
         aligned.saturating_sub(ESP_TRAILER_LEN)
     }
+
+    /// IPsec DOI ESP transform ID (RFC 2407 §4.4.4): ESP_AES = 12
+    /// (RFC 3602 §5.1), ESP_AES_GCM_16 = 20 (RFC 4106 §9).
+    pub const fn ikev1_transform_id(self) -> u8 {
+        if self.is_aead() {
+            20
+        } else {
+            12
+        }
+    }
+
+    /// Key Length attribute (RFC 2407 §4.5), in bits, salt excluded.
+    pub const fn key_bits(self) -> u16 {
+        (self.aes_key_len() * 8) as u16
+    }
+
+    /// IPsec DOI Authentication Algorithm attribute (RFC 2407 §4.5):
+    /// HMAC-SHA = 2, HMAC-SHA2-256 = 5 (IANA IPsec DOI registry, for RFC 4868); none for GCM, which
+    /// carries its own integrity (RFC 4106 §9).
+    pub const fn ikev1_auth_alg(self) -> Option<u16> {
+        match self {
+            Suite::Aes128CbcSha1 | Suite::Aes256CbcSha1 => Some(2),
+            Suite::Aes128CbcSha256 | Suite::Aes256CbcSha256 => Some(5),
+            Suite::Aes128Gcm16 | Suite::Aes256Gcm16 => None,
+        }
+    }
+
+    /// The suite of an IPsec DOI transform: its ID, Key Length and
+    /// Authentication Algorithm attributes (None when absent).
+    pub fn from_ikev1_transform(id: u8, key_bits: Option<u64>, auth: Option<u64>) -> Option<Suite> {
+        Suite::ALL.into_iter().find(|s| {
+            s.ikev1_transform_id() == id
+                && Some(u64::from(s.key_bits())) == key_bits
+                && s.ikev1_auth_alg().map(u64::from) == auth
+        })
+    }
 }
 
 impl fmt::Display for Suite {
@@ -214,6 +270,15 @@ pub enum SuiteError {
          aes128-sha256, aes256-sha256)"
     )]
     Unknown(String),
+}
+
+impl SuiteError {
+    /// The name that was not accepted, as given.
+    pub fn name(&self) -> &str {
+        match self {
+            SuiteError::Refused { name, .. } | SuiteError::Unknown(name) => name,
+        }
+    }
 }
 
 impl FromStr for Suite {
@@ -339,5 +404,33 @@ mod tests {
         // 1500-byte path, the numbers an operator sees.
         assert_eq!(Suite::Aes128Gcm16.max_inner_len(1500, false), 1446);
         assert_eq!(Suite::Aes128CbcSha1.max_inner_len(1500, false), 1438);
+    }
+
+    #[test]
+    fn ikev1_numbers() {
+        let table: Vec<_> =
+            Suite::ALL.iter().map(|s| (s.ikev1_transform_id(), s.key_bits(), s.ikev1_auth_alg())).collect();
+        assert_eq!(
+            table,
+            [
+                (20, 128, None),
+                (20, 256, None),
+                (12, 128, Some(2)),
+                (12, 256, Some(2)),
+                (12, 128, Some(5)),
+                (12, 256, Some(5)),
+            ]
+        );
+        for s in Suite::ALL {
+            let auth = s.ikev1_auth_alg().map(u64::from);
+            assert_eq!(
+                Suite::from_ikev1_transform(s.ikev1_transform_id(), Some(s.key_bits().into()), auth),
+                Some(s)
+            );
+        }
+        // ESP_AES without a Key Length, or GCM with an HMAC: no suite.
+        assert_eq!(Suite::from_ikev1_transform(12, None, Some(2)), None);
+        assert_eq!(Suite::from_ikev1_transform(20, Some(128), Some(2)), None);
+        assert_eq!(Suite::from_ikev1_transform(3, Some(128), Some(2)), None);
     }
 }
