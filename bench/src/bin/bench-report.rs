@@ -285,13 +285,25 @@ fn trials_table(md: &mut String, rows: &[Value]) {
 
 fn latency_table(md: &mut String, rows: &[Value]) {
     let _ = writeln!(md, "## One-way latency, generator to sink, at 10 / 50 / 90 % of the NDR (us)\n");
+    let _ = writeln!(
+        md,
+        "(`-`: a sink behind an encrypting gateway counts ESP; it cannot read the send time.)\n"
+    );
     let _ = writeln!(md, "| path | size B | load | Mpps | p50 | p90 | p99 | p99.9 | max | samples | loss |");
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows.iter().filter(|r| s(r, "kind") == "latency") {
-        let l = |q: &str| f(r, &["rx", "latency_ns", q]) / 1e3;
+        // A sink behind an encrypting gateway sees ESP: no send time to read.
+        let samples = u(r, &["rx", "latency_ns", "count"]);
+        let l = |q: &str| {
+            if samples == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.1}", f(r, &["rx", "latency_ns", q]) / 1e3)
+            }
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} % | {:.3} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.4} % |",
+            "| {} | {} | {} % | {:.3} | {} | {} | {} | {} | {} | {samples} | {:.4} % |",
             s(r, "path"),
             s(r, "size"),
             u(r, &["load_pct"]),
@@ -301,7 +313,6 @@ fn latency_table(md: &mut String, rows: &[Value]) {
             l("p99"),
             l("p999"),
             l("max"),
-            u(r, &["rx", "latency_ns", "count"]),
             trial(r).loss() * 100.0
         );
     }
@@ -452,8 +463,13 @@ fn plot_rates(file: &Path, paths: &[String], sizes: &[String], ndrs: &NdrTable) 
 fn plot_latency(file: &Path, size: &str, paths: &[String], rows: &[Value]) -> PlotResult {
     let root = SVGBackend::new(file, (900, 540)).into_drawing_area();
     root.fill(&WHITE)?;
-    let lat: Vec<&Value> =
-        rows.iter().filter(|r| s(r, "kind") == "latency" && s(r, "size") == size).collect();
+    // Trials without samples (a sink counting ESP) have nothing to plot.
+    let lat: Vec<&Value> = rows
+        .iter()
+        .filter(|r| {
+            s(r, "kind") == "latency" && s(r, "size") == size && u(r, &["rx", "latency_ns", "count"]) > 0
+        })
+        .collect();
     let ymax = lat.iter().map(|r| f(r, &["rx", "latency_ns", "p99"]) / 1e3).fold(0.0, f64::max) * 1.15 + 1.0;
     let mut chart = ChartBuilder::on(&root)
         .caption(format!("one-way latency vs load, {size} B: p50 (solid), p99 (thin)"), ("sans-serif", 22))
