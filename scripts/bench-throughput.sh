@@ -25,7 +25,25 @@
 # kernel-3hop, strongswan-encrypt / kernel-1hop, and esprit / strongswan
 # with esprit-encrypt / strongswan-encrypt (second table), same run.
 #
-#   scripts/bench-throughput.sh            (root; ~2 minutes)
+#   scripts/bench-throughput.sh            (root; ~2 minutes) full blast, one table
+#   scripts/bench-throughput.sh --report   (root; ~8 minutes) NDR/PDR search,
+#       latency at 10/50/90 % of the NDR, CPU per packet, sizes 64 512 1400
+#       imix: report.md and SVG plots in bench/results/throughput/
+#   scripts/bench-throughput.sh --short    (root; < 90 s) the same for 64 B,
+#       kernel-3hop and esprit, a 5-step search; checks the report and plots
+#       exist and hold numbers (scripts/test.sh runs it)
+#
+# The search (bench/src/ndr.rs, asked through bench-report next) is RFC
+# 2544 §26.1's throughput trial series as FD.io CSIT reports it: NDR
+# (0 loss) and PDR (<= 0.1 % loss), bisecting the offered rate from the
+# generator's full blast, ESPRIT_BENCH_TRIALS trials at most (8, the blast
+# included) of ESPRIT_BENCH_SECONDS each (1 with --report), stopping early
+# at ESPRIT_BENCH_PRECISION (0.05 of the rate). Then one trial with
+# one-way latency at each of ESPRIT_BENCH_LOADS ("10 50 90") % of the NDR
+# (of the PDR where the NDR is 0). ESPRIT_BENCH_SAS (1) is the number of SAs
+# (proxy-IDs with one flow each) the esprit paths carry; only 1 today.
+# ESPRIT_BENCH_OUT: the report's folder. ESPRIT_BENCH_ZC_IO_NS (30): the
+# per-packet driver cost assumed by the zero-copy projection (bench-report).
 # Environment: ESPRIT_BENCH_SECONDS (3) per run, ESPRIT_BENCH_SIZES
 # ("64 1400"), ESPRIT_BENCH_FLOWS (16), ESPRIT_BENCH_BUSY_POLL (0: gateways
 # nap when idle), ESPRIT_BENCH_GW_CORES ("0 1": gw1's and gw2's worker
@@ -43,7 +61,33 @@ source "$ESPRIT_ROOT/scripts/lib/topo.sh"
 source "$ESPRIT_ROOT/scripts/lib/strongswan.sh"
 need_root
 
+MODE=blast
+case "${1:-}" in
+"") ;;
+--report) MODE=report ;;
+--short)
+    MODE=report
+    SHORT=1
+    # Six trials: the full blast and five halvings, down to 1/32 of it,
+    # where even debug builds on a loaded box find a lossless rate.
+    : "${ESPRIT_BENCH_SIZES:=64}" "${ESPRIT_BENCH_PATHS:=kernel-3hop esprit}" "${ESPRIT_BENCH_TRIALS:=6}"
+    : "${ESPRIT_BENCH_SECONDS:=0.5}" "${ESPRIT_BENCH_LIMIT:=85}" "${ESPRIT_BENCH_MB_ROUNDS:=30}"
+    : "${ESPRIT_BENCH_OUT:=$ESPRIT_ROOT/bench/results/throughput-short}"
+    ;;
+*) die "usage: $0 [--report | --short]" ;;
+esac
+if [ "$MODE" = report ]; then
+    : "${ESPRIT_BENCH_SECONDS:=1}" "${ESPRIT_BENCH_SIZES:=64 512 1400 imix}" "${ESPRIT_BENCH_LIMIT:=2400}"
+fi
+TRIALS=${ESPRIT_BENCH_TRIALS:-8}
+PRECISION=${ESPRIT_BENCH_PRECISION:-0.05}
+LOADS=${ESPRIT_BENCH_LOADS:-10 50 90}
+SAS=${ESPRIT_BENCH_SAS:-1}
+OUT=${ESPRIT_BENCH_OUT:-$ESPRIT_ROOT/bench/results/throughput}
+[ "$SAS" = 1 ] || die "ESPRIT_BENCH_SAS=$SAS: only 1 SA is wired up so far"
+
 SECS=${ESPRIT_BENCH_SECONDS:-3}
+SECS_CEIL=$(python3 -c "import math, sys; print(math.ceil(float(sys.argv[1])))" "$SECS")
 SIZES=${ESPRIT_BENCH_SIZES:-64 1400}
 FLOWS=${ESPRIT_BENCH_FLOWS:-16}
 BUSY=${ESPRIT_BENCH_BUSY_POLL:-0}
@@ -55,6 +99,8 @@ RATE=${ESPRIT_BENCH_RATE:-}     # pace the generator (pps); default: as fast as 
 LATENCY=${ESPRIT_BENCH_LATENCY:-0} # 1: one-way latency percentiles (use with a low RATE)
 RING=${ESPRIT_BENCH_RING:-}        # fastpathd --ring-size; default: fastpathd's
 LIMIT=${ESPRIT_BENCH_LIMIT:-240} # hard bound on the whole script, seconds
+IDLE_MS=1000                     # the sink stops this long after the last frame
+[ "$MODE" = report ] && IDLE_MS=300
 CONF="python3 $ESPRIT_ROOT/scripts/lib/fpconf.py"
 
 if [ -z "${ESPRIT_BIN:-}" ]; then
@@ -62,15 +108,25 @@ if [ -z "${ESPRIT_BIN:-}" ]; then
     TGT=$(esprit_target_dir)
     # Cargo puts the `bench` profile's binaries in release/.
     ESPRIT_BIN=$TGT/release
-    log "building pktgen and fastpathd (--profile bench) into $TGT"
+    log "building pktgen, bench-report, microbench-report and fastpathd (--profile bench) into $TGT"
     (cd "$ESPRIT_ROOT" && CARGO_TARGET_DIR=$TGT cargo build -q --profile bench -p esprit-bench --bin pktgen \
+        --bin bench-report --bin microbench-report \
         && CARGO_TARGET_DIR=$TGT cargo build -q --profile bench -p esprit-fastpathd) || die "build failed"
 fi
 BIN=$ESPRIT_BIN
 for b in pktgen fastpathd fpctl; do [ -x "$BIN/$b" ] || die "$BIN/$b missing"; done
+if [ "$MODE" = report ]; then
+    for b in bench-report microbench-report; do [ -x "$BIN/$b" ] || die "$BIN/$b missing"; done
+fi
 
 LAT_FLAG=
 [ "$LATENCY" = 1 ] && LAT_FLAG=--latency
+# The current trial: its rate (empty: full blast), latency flag, kind
+# (blast, search, latency) and load (% of the NDR, latency trials).
+TRIAL_RATE=$RATE
+TRIAL_LAT=$LAT_FLAG
+KIND=blast
+LOAD_PCT=0
 WORK=$(mktemp -d /tmp/esprit-bench.XXXXXX)
 PIDS=()
 GW_PIDS=()
@@ -98,11 +154,22 @@ trap 'log "time limit (${LIMIT}s) reached or terminated"; exit 143' TERM
 ) >/dev/null 2>&1 &
 WATCHDOG=$!
 
+if [ "$MODE" = report ]; then
+    # The in-memory pipeline cost per packet, for the per-core projection;
+    # before the topology, on a machine running nothing of ours. No
+    # criterion results: the interleaved checks alone.
+    log "microbench-report --interleaved (pipeline cost for the projection)"
+    "$BIN/microbench-report" --interleaved --rounds "${ESPRIT_BENCH_MB_ROUNDS:-500}" \
+        --criterion-dir "$WORK/no-criterion" >"$WORK/microbench.md" 2>"$WORK/microbench.err" ||
+        { cat "$WORK/microbench.err" >&2; die "microbench-report failed"; }
+fi
+: >"$WORK/results.jsonl"
+
 topo_up "ebt$$" 1
 mac() { ip netns exec "$TOPO-$1" cat "/sys/class/net/$2/address"; }
 H11_MAC=$(mac h11 eth0)
 GW1_LAN_MAC=$(mac gw1 lan1)
-log "topology $TOPO; $SECS s per run, sizes $SIZES, $FLOWS flows, busy-poll=$BUSY, gateway cores $GW1_CORE/$GW2_CORE, rings ${RING:-default}, $(nproc) CPUs"
+log "topology $TOPO; mode $MODE; $SECS s per run, sizes $SIZES, $FLOWS flows, busy-poll=$BUSY, gateway cores $GW1_CORE/$GW2_CORE, rings ${RING:-default}, $(nproc) CPUs"
 
 # ---------------------------------------------------------------- helpers
 
@@ -111,8 +178,8 @@ log "topology $TOPO; $SECS s per run, sizes $SIZES, $FLOWS flows, busy-poll=$BUS
 sink() {
     local ns=$1 ifc=$2
     shift 2
-    nsx_bg "$ns" timeout $((SECS + 20)) ${RX_CPU:+taskset -c "$RX_CPU"} "$BIN/pktgen" rx --port "$ifc" --seconds $((SECS + 15)) \
-        --idle-exit-ms 1000 ${LAT_FLAG} "$@" >"$WORK/rx.json" 2>"$WORK/rx.err"
+    nsx_bg "$ns" timeout $((SECS_CEIL + 20)) ${RX_CPU:+taskset -c "$RX_CPU"} "$BIN/pktgen" rx --port "$ifc" --seconds $((SECS_CEIL + 15)) \
+        --idle-exit-ms "$IDLE_MS" ${TRIAL_LAT} "$@" >"$WORK/rx.json" 2>"$WORK/rx.err"
     SINK_PID=$!
     PIDS+=("$SINK_PID")
     for _ in $(seq 100); do
@@ -126,8 +193,8 @@ sink() {
 
 # generate SIZE: pktgen tx in h11 towards 10.2.1.10 via gw1, in the foreground.
 generate() {
-    nsx h11 timeout $((SECS + 10)) ${TX_CPU:+taskset -c "$TX_CPU"} "$BIN/pktgen" tx --port eth0 --src-mac "$H11_MAC" --dst-mac "$GW1_LAN_MAC" \
-        --src 10.1.1.10 --dst 10.2.1.10 --size "$1" --seconds "$SECS" --flows "$FLOWS" ${RATE:+--rate "$RATE"} ${LAT_FLAG} \
+    nsx h11 timeout $((SECS_CEIL + 10)) ${TX_CPU:+taskset -c "$TX_CPU"} "$BIN/pktgen" tx --port eth0 --src-mac "$H11_MAC" --dst-mac "$GW1_LAN_MAC" \
+        --src 10.1.1.10 --dst 10.2.1.10 --size "$1" --seconds "$SECS" --flows "$FLOWS" ${TRIAL_RATE:+--rate "$TRIAL_RATE"} ${TRIAL_LAT} \
         >"$WORK/tx.json" 2>"$WORK/tx.err" || { cat "$WORK/tx.err" >&2; die "generator failed"; }
 }
 
@@ -156,23 +223,31 @@ run_one() {
     local user0=0 sys0=0 user1=0 sys1=0 busy0
     [ -n "$GW1_PID" ] && read -r user0 sys0 < <(cpu_ticks "$GW1_PID")
     busy0=$(busy_ticks)
+    local t0=$EPOCHREALTIME
     generate "$size"
+    local wall
+    wall=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$t0" "$EPOCHREALTIME")
     [ -n "$GW1_PID" ] && read -r user1 sys1 < <(cpu_ticks "$GW1_PID")
     local gw_user=$((user1 - user0)) gw_sys=$((sys1 - sys0)) busy=$(($(busy_ticks) - busy0))
     wait "$SINK_PID" || { cat "$WORK/rx.err" >&2; die "sink failed"; }
     for g in 1 2; do [ -S "$WORK/gw$g.sock" ] && gw_stats "$g" "$WORK/gw$g.after"; done
     [[ $path == strongswan* ]] && swan_counters "$WORK/swan.after"
     sed 's/^/    /' "$WORK/tx.err" "$WORK/rx.err" >&2
-    python3 - "$path" "$size" "$WORK" "$gw_user" "$gw_sys" "$busy" "$(getconf CLK_TCK)" >>"$WORK/results.jsonl" <<'PY'
+    python3 - "$path" "$size" "$WORK" "$gw_user" "$gw_sys" "$busy" "$(getconf CLK_TCK)" "$KIND" "$LOAD_PCT" "$SAS" "$wall" \
+        >>"$WORK/results.jsonl" <<'PY'
 import json, os, sys
-path, size, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+path, size, work = sys.argv[1], sys.argv[2], sys.argv[3]
 gw_user, gw_sys, busy, tck = (int(a) for a in sys.argv[4:8])
+kind, load_pct, sas, wall = sys.argv[8], int(sys.argv[9]), int(sys.argv[10]), float(sys.argv[11])
 tx = json.load(open(f"{work}/tx.json"))
 rx = json.load(open(f"{work}/rx.json"))
 # CPU seconds over the generator's run: gw1's process (0 for the kernel
 # paths) and all CPUs' busy time.
 line = {"path": path, "size": size, "tx": tx, "rx": rx, "gw1_cpu_s": (gw_user + gw_sys) / tck,
-        "gw1_user_s": gw_user / tck, "gw1_sys_s": gw_sys / tck, "busy_cpu_s": busy / tck}
+        "gw1_user_s": gw_user / tck, "gw1_sys_s": gw_sys / tck, "busy_cpu_s": busy / tck,
+        "ncpu": os.cpu_count() or 1, "kind": kind, "load_pct": load_pct, "sas": sas,
+        # The CPU figures' interval: the generator's whole run, its set-up included.
+        "wall_s": wall}
 for g in (1, 2):
     b, a = f"{work}/gw{g}.before", f"{work}/gw{g}.after"
     if not (os.path.exists(b) and os.path.exists(a)):
@@ -195,6 +270,55 @@ if os.path.exists(f"{work}/swan.before") and os.path.exists(f"{work}/swan.after"
 print(json.dumps(line))
 PY
     rm -f "$WORK"/gw?.before "$WORK"/gw?.after "$WORK"/swan.before "$WORK"/swan.after
+}
+
+# size_arg SIZE: the sink's expected frame size (none for a mix).
+size_arg() { [ "$1" = imix ] || echo "--size $1"; }
+
+# measure PATH SIZE SINK_NS SINK_IF SINK_ARGS...: one full-blast run, or
+# (--report) the NDR/PDR search and the latency trials, each a result line.
+measure() {
+    if [ "$MODE" != report ]; then
+        run_one "$@"
+        return
+    fi
+    local path=$1 size=$2 step ndr pdr n base pct
+    TRIAL_LAT=
+    KIND=search
+    LOAD_PCT=0
+    while :; do
+        step=$("$BIN/bench-report" next --results "$WORK/results.jsonl" --path "$path" --size "$size" \
+            --max-trials "$TRIALS" --precision "$PRECISION") || die "bench-report next failed"
+        case $step in
+        blast) TRIAL_RATE= ;;
+        rate\ *) TRIAL_RATE=${step#rate } ;;
+        done\ *) break ;;
+        *) die "bench-report next: $step" ;;
+        esac
+        log "  $path $size B: trial at ${TRIAL_RATE:-full blast} pps"
+        run_one "$@"
+    done
+    read -r _ ndr pdr n <<<"$step"
+    log "  $path $size B: NDR $ndr pps, PDR $pdr pps ($n trials)"
+    printf '{"kind": "ndr", "path": "%s", "size": "%s", "ndr_pps": %s, "pdr_pps": %s, "trials": %s, "sas": %s}\n' \
+        "$path" "$size" "$ndr" "$pdr" "$n" "$SAS" >>"$WORK/results.jsonl"
+    base=$ndr
+    [ "$base" = 0 ] && base=$pdr
+    if [ "$base" != 0 ]; then
+        KIND=latency
+        TRIAL_LAT=--latency
+        for pct in $LOADS; do
+            TRIAL_RATE=$((base * pct / 100))
+            [ "$TRIAL_RATE" -gt 0 ] || continue
+            LOAD_PCT=$pct
+            log "  $path $size B: latency at $pct % ($TRIAL_RATE pps)"
+            run_one "$@"
+        done
+    fi
+    TRIAL_RATE=$RATE
+    TRIAL_LAT=$LAT_FLAG
+    KIND=blast
+    LOAD_PCT=0
 }
 
 # swan_counters FILE: ipsec0 (libipsec's TUN) counters of gw1 (tx: packets
@@ -221,11 +345,11 @@ gateway_paths() {
     for size in $SIZES; do
         if want "$1"; then
             log "$1 ($2), $size B"
-            run_one "$1" "$size" h21 eth0 --size "$size" --dst 10.2.1.10
+            measure "$1" "$size" h21 eth0 $(size_arg "$size") --dst 10.2.1.10
         fi
         if want "$1-encrypt"; then
             log "$1-encrypt ($3), $size B"
-            run_one "$1-encrypt" "$size" inet i1 --expect esp
+            measure "$1-encrypt" "$size" inet i1 --expect esp
         fi
     done
 }
@@ -241,11 +365,11 @@ if want kernel-3hop || want kernel-1hop; then
     for size in $SIZES; do
         if want kernel-3hop; then
             log "kernel-3hop, $size B"
-            run_one kernel-3hop "$size" h21 eth0 --size "$size" --dst 10.2.1.10
+            measure kernel-3hop "$size" h21 eth0 $(size_arg "$size") --dst 10.2.1.10
         fi
         if want kernel-1hop; then
             log "kernel-1hop, $size B"
-            run_one kernel-1hop "$size" inet i1 --size "$size" --dst 10.2.1.10
+            measure kernel-1hop "$size" inet i1 $(size_arg "$size") --dst 10.2.1.10
         fi
     done
     for g in 1 2; do nsx "gw$g" sysctl -qw net.ipv4.ip_forward=0; done
@@ -321,6 +445,40 @@ fi
 # ------------------------------------------------------------------ report
 
 [ -n "${ESPRIT_BENCH_JSON:-}" ] && cat "$WORK/results.jsonl" >>"$ESPRIT_BENCH_JSON"
+if [ "$MODE" = report ]; then
+    mkdir -p "$OUT"
+    rm -f "$OUT"/*.svg "$OUT"/report.md
+    cp "$WORK/results.jsonl" "$OUT/results.jsonl"
+    cp "$WORK/microbench.md" "$OUT/microbench.md"
+    note="\`scripts/bench-throughput.sh ${1:-}\` on $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average"
+    note+=" $(cut -d' ' -f1-3 /proc/loadavg) at the end; $SECS s per trial, at most $TRIALS trials per search,"
+    note+=" precision $PRECISION; $FLOWS flows; $SAS SA; gateways busy-poll=$BUSY. Sizes are Ethernet frames"
+    note+=" without FCS; imix is 7:4:1 of 64/570/1400 B. gw1 CPU is the encrypting gateway's process"
+    note+=" (fastpathd or charon) user / system time from /proc/PID/stat over the trial, per packet offered."
+    "$BIN/bench-report" render --results "$OUT/results.jsonl" --microbench "$OUT/microbench.md" --out "$OUT" \
+        --zc-io-ns "${ESPRIT_BENCH_ZC_IO_NS:-30}" --note "$note" || die "bench-report render failed"
+    log "report: $OUT/report.md, plots: $OUT/*.svg"
+    if [ -n "${SHORT:-}" ]; then
+        # What must not rot: every path searched, a rate and latencies in
+        # the report, plots with drawn series. Not how fast anything is.
+        for p in $PATHS; do
+            for z in $SIZES; do
+                grep -Eq "^\| $p \| $z \| [0-9]+\.[0-9]{3} \| [0-9.]+ \| [0-9]+\.[0-9]{3} \|" "$OUT/report.md" ||
+                    die "report.md: no NDR row for $p $z B"
+                n=$(grep -Ec "^\| $p \| $z \| [0-9]+ % \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [1-9][0-9]* \|" "$OUT/report.md" || true)
+                [ "$n" = "$(wc -w <<<"$LOADS")" ] || die "report.md: $n latency rows for $p $z B, want $(wc -w <<<"$LOADS")"
+            done
+        done
+        grep -Eq '^\| [0-9a-z]+ \| [0-9.]+ \| [0-9]+\.[0-9]{2} \|' "$OUT/report.md" || die "report.md: no projection row"
+        for f in "$OUT/rate-vs-size.svg" $(for z in $SIZES; do echo "$OUT/latency-vs-load-$z.svg"; done); do
+            [ -s "$f" ] || die "$f missing"
+            # plotters writes each label on the line after its <text>.
+            grep -q '<polyline' "$f" && grep -A1 '<text' "$f" | grep -Eq '^[0-9]+\.[0-9]+$' || die "$f: no series or numbers"
+        done
+        log "short report checked: $(wc -l <"$OUT/results.jsonl") result lines"
+    fi
+    exit 0
+fi
 python3 - "$WORK/results.jsonl" "$SECS" "$FLOWS" "$BUSY" "$RATE" <<'PY'
 import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

@@ -68,6 +68,7 @@ stage "restart: controld kill -9 loses nothing" scripts/tests/restart.sh
 stage "VPN monitor: tunnel.1 status esprit vs esprit" scripts/tests/monitor-netns.sh
 stage "demo (peer esprit)" scripts/demo.sh
 stage "demo (peer strongSwan)" scripts/demo.sh --peer strongswan
+stage "throughput report, short: NDR search, latency, plots" env ESPRIT_BIN="$(esprit_target_dir)/debug" scripts/bench-throughput.sh --short
 stage "fuzz smoke" scripts/fuzz.sh "${ESPRIT_FUZZ_SECONDS:-15}"
 
 echo

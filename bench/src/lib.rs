@@ -13,6 +13,7 @@
 //! * [`interleaved`]: the goal checks' side-by-side timing (all workloads
 //!   in alternating short windows, fastest window kept), robust to a
 //!   shared, loaded machine.
+//! * [`ndr`]: the throughput bench's no-drop-rate search (sans-IO).
 //! * [`ids`]: the criterion benchmark ids, shared by the benches and the
 //!   report so that the two cannot drift apart.
 //!
@@ -31,6 +32,7 @@ use esprit_policy::{FlowKey, Prefix, ProxyId, ProxyIdTable, Service};
 use esprit_wire::{ethernet, ipv4, udp};
 
 pub mod interleaved;
+pub mod ndr;
 
 /// Inner IPv4 packet sizes (total length) of the per-packet benches.
 pub const SIZES: [usize; 3] = [64, 512, 1400];

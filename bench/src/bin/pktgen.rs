@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! pktgen tx --port eth0 --src-mac .. --dst-mac .. --src 10.1.1.10 --dst 10.2.1.10 \
-//!           --size 64 --seconds 3 [--flows 16] [--rate PPS] [--latency]
+//!           --size 64|imix --seconds 3 [--flows 16] [--rate PPS] [--latency]
 //! pktgen rx --port eth0 --seconds 10 [--size 64] [--dst 10.2.1.10] [--latency] [--expect esp]
 //! ```
 //!
@@ -24,7 +24,7 @@ use esprit_xdp::AttachMode;
 #[path = "../pktgen/mod.rs"]
 mod pktgen;
 
-use pktgen::template::{parse_mac, Spec};
+use pktgen::template::{parse_mac, parse_sizes, Spec};
 use pktgen::{rx, tx};
 
 /// AF_XDP traffic generator and sink (IPv4/UDP, prebuilt frames).
@@ -76,9 +76,10 @@ struct TxArgs {
     src: Ipv4Addr,
     #[arg(long)]
     dst: Ipv4Addr,
-    /// Ethernet frame length without FCS (62 ..= 1664).
-    #[arg(long, default_value_t = 64)]
-    size: usize,
+    /// Ethernet frame length without FCS (62 ..= 1664), or `imix`: the
+    /// 7:4:1 mix of 64, 570 and 1400 B, round-robin.
+    #[arg(long, default_value = "64")]
+    size: String,
     /// Flows: distinct UDP source ports from --sport, round-robin.
     #[arg(long, default_value_t = 1)]
     flows: u16,
@@ -167,6 +168,7 @@ fn run_tx(a: TxArgs, stop: &AtomicBool) -> Result<(), String> {
     if a.rate == Some(0) {
         return Err("--rate 0: nothing to send".into());
     }
+    let sizes = parse_sizes(&a.size)?;
     let plan = tx::TxPlan {
         port: a.common.port,
         queue: a.common.queue,
@@ -178,8 +180,9 @@ fn run_tx(a: TxArgs, stop: &AtomicBool) -> Result<(), String> {
             dst: a.dst,
             sport: a.sport,
             dport: a.dport,
-            size: a.size,
+            size: sizes[0],
         },
+        sizes,
         duration: duration(a.common.seconds)?,
         flows: a.flows.max(1),
         rate: a.rate,

@@ -15,6 +15,15 @@
 use std::net::Ipv4Addr;
 use std::ops::Range;
 
+/// The generator's IMIX: the simple 7:4:1 mix of 64, 570 and 1400-byte
+/// frames (without FCS), interleaved so every 12 packets carry the whole
+/// mix (mean 344 B). The classic simple IMIX's large frame is 1518 B with
+/// FCS (a 1500-byte IP packet); tunnel-mode ESP adds some 60 bytes to it,
+/// so with DF set it could not cross a 1500-byte WAN without a "needs
+/// fragmentation" drop: the large frame here is the bench's largest fixed
+/// size instead, so every path carries the same mix.
+pub(crate) const IMIX: [usize; 12] = [64, 570, 64, 64, 570, 64, 1400, 64, 570, 64, 64, 570];
+
 /// Smallest frame that holds the payload header.
 pub(crate) const MIN_FRAME: usize = field::TIME.end;
 /// What the generator compares before reusing a frame as is: Ethernet and
@@ -102,6 +111,15 @@ impl Spec {
         f.truncate(FIXED.end);
         f
     }
+}
+
+/// `--size`: a frame length, or `imix` for [`IMIX`]; the frame lengths of
+/// the run, sent round-robin.
+pub(crate) fn parse_sizes(s: &str) -> Result<Vec<usize>, String> {
+    if s.eq_ignore_ascii_case("imix") {
+        return Ok(IMIX.to_vec());
+    }
+    s.parse::<usize>().map(|n| vec![n]).map_err(|_| format!("--size {s:?}: a frame length in bytes, or imix"))
 }
 
 /// Per packet: the flow (UDP source port), sequence number and send time.
@@ -278,5 +296,18 @@ mod tests {
         assert_eq!(parse_mac("02:0a:FF:00:01:9c").unwrap(), [2, 10, 255, 0, 1, 0x9c]);
         assert!(parse_mac("02:0a:ff:00:01").is_err());
         assert!(parse_mac("02:0a:ff:00:01:zz").is_err());
+    }
+
+    #[test]
+    fn imix_sizes() {
+        assert_eq!(parse_sizes("1400"), Ok(vec![1400]));
+        let imix = parse_sizes("IMIX").unwrap();
+        assert_eq!(imix.len(), 12);
+        for (size, count) in [(64, 7), (570, 4), (1400, 1)] {
+            assert_eq!(imix.iter().filter(|&&s| s == size).count(), count);
+        }
+        assert_eq!(imix.iter().sum::<usize>(), 12 * 344);
+        assert!(parse_sizes("jumbo").unwrap_err().contains("imix"));
+        assert!(parse_sizes("-1").is_err());
     }
 }

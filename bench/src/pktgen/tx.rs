@@ -24,7 +24,10 @@ pub(crate) struct TxPlan {
     pub(crate) port: String,
     pub(crate) queue: u32,
     pub(crate) mode: AttachMode,
+    /// The frame; its `size` is the first of `sizes`.
     pub(crate) spec: Spec,
+    /// Frame lengths sent round-robin (one for a fixed size, [`template::IMIX`]).
+    pub(crate) sizes: Vec<usize>,
     pub(crate) duration: Duration,
     /// Distinct UDP source ports, used round-robin.
     pub(crate) flows: u16,
@@ -34,13 +37,24 @@ pub(crate) struct TxPlan {
     pub(crate) latency: bool,
 }
 
+impl TxPlan {
+    /// The frame length, or `imix`.
+    pub(crate) fn size_label(&self) -> String {
+        match self.sizes.as_slice() {
+            [one] => one.to_string(),
+            _ => "imix".into(),
+        }
+    }
+}
+
 /// What was sent.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TxReport {
     pub(crate) packets: u64,
     pub(crate) bytes: u64,
     pub(crate) elapsed: Duration,
-    /// Frames whose header had to be rebuilt (a chunk reused for receive).
+    /// Frames whose header had to be rebuilt (a chunk reused for receive,
+    /// or, with several sizes, last sent with another length).
     pub(crate) rebuilt: u64,
     /// Frames received on the generator's socket (recycled unseen).
     pub(crate) rx_recycled: u64,
@@ -58,7 +72,7 @@ pub(crate) struct TxReport {
 impl TxReport {
     pub(crate) fn json(&self, plan: &TxPlan) -> serde_json::Value {
         json!({
-            "mode": "tx", "port": plan.port, "size": plan.spec.size, "flows": plan.flows,
+            "mode": "tx", "port": plan.port, "size": plan.size_label(), "flows": plan.flows,
             "rate_pps": plan.rate, "seconds": r3(self.elapsed.as_secs_f64()),
             "packets": self.packets, "bytes": self.bytes,
             "mpps": r3(mpps(self.packets, self.elapsed)), "gbps": r3(gbps(self.bytes, self.elapsed)),
@@ -74,7 +88,7 @@ impl TxReport {
             "tx {}: {} packets of {} B in {:.2} s: {:.3} Mpps, {:.3} Gbit/s ({} flows{}; if tx_dropped {})",
             plan.port,
             self.packets,
-            plan.spec.size,
+            plan.size_label(),
             self.elapsed.as_secs_f64(),
             mpps(self.packets, self.elapsed),
             gbps(self.bytes, self.elapsed),
@@ -94,7 +108,10 @@ pub(crate) fn run(plan: &TxPlan, stop: &AtomicBool) -> Result<TxReport, String> 
     // ring, the rest serve transmission.
     cfg.rings.fill = 64;
     cfg.rings.fill_target = 64;
-    spec.check(cfg.umem.max_rx_len())?;
+    let specs: Vec<Spec> = plan.sizes.iter().map(|&size| Spec { size, ..spec }).collect();
+    for s in &specs {
+        s.check(cfg.umem.max_rx_len())?;
+    }
     let mut port = Port::open(&plan.port, plan.mode).map_err(|e| e.to_string())?;
     port.add_local_addr(spec.src.into()).map_err(|e| e.to_string())?;
     let mut w = XdpSockets::new(cfg).map_err(|e| e.to_string())?;
@@ -118,7 +135,7 @@ pub(crate) fn run(plan: &TxPlan, stop: &AtomicBool) -> Result<TxReport, String> 
     for f in all {
         w.recycle(f);
     }
-    let fixed = spec.fixed();
+    let fixed: Vec<Vec<u8>> = specs.iter().map(Spec::fixed).collect();
     let flows = u64::from(plan.flows.max(1));
 
     let if_tx0 = if_counter(&plan.port, "tx_packets");
@@ -149,12 +166,13 @@ pub(crate) fn run(plan: &TxPlan, stop: &AtomicBool) -> Result<TxReport, String> 
         let time_ns = if plan.latency && want > 0 { mono_ns() } else { 0 };
         for _ in 0..want {
             let Some(mut f) = w.alloc() else { break };
-            let Ok(buf) = f.append(spec.size) else {
+            let k = (seq % specs.len() as u64) as usize;
+            let Ok(buf) = f.append(specs[k].size) else {
                 w.recycle(f);
                 break;
             };
-            if buf[FIXED] != fixed[..] {
-                spec.emit(buf);
+            if buf[FIXED] != fixed[k][..] {
+                specs[k].emit(buf);
                 rep.rebuilt += 1;
             }
             let sport = spec.sport.wrapping_add((seq % flows) as u16);
