@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The data plane's attack suite (#12): runs every scripts/tests/attacks/dp-*.sh
+# The data plane's attack suite: runs every scripts/tests/attacks/dp-*.sh
 # in turn (each a standalone network-namespace test that ends with a line
 # "N passed, M failed" and exits non-zero on a failure), prints each one's
 # result, then the sums as "N passed, M failed"; exits non-zero if any test

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# IKE under attack (#13): esprit (fastpathd + controld) on gw1 and strongSwan
+# IKE under attack: esprit (fastpathd + controld) on gw1 and strongSwan
 # (IKEv1, Main Mode, PSK) on gw2 in the seed topology (scripts/lib/topo.sh);
 # the attacker is scapy (scripts/tests/attack_ike.py, Debian's python3) on
 # the "inet" router between them, spoofing any source it likes.
@@ -20,7 +20,7 @@
 #     and the pair pings; controld's VmRSS and VmHWM stay under
 #     $MEM_BOUND_KB (64 MiB; figures logged); half-open entries displaced
 #     are counted, not logged (under 1,000 log lines for the whole flood).
-#     Without bounded ingest (#13 item 1) the queue in front of controld is
+#     Without bounded ingest the queue in front of controld is
 #     unbounded: these hold while controld keeps up (it does here, about
 #     200,000 datagrams a second offered, most dropped by the kernel).
 #  3. an Aggressive Mode request to this Main Mode gateway: not one
@@ -285,7 +285,7 @@ log "    controld during the flood: $during; after it: $(mem)"
 lines=$(($(wc -l <"$WORK/cd.log") - lines_before))
 log "    controld log: $lines lines; discarded as from no gateway's address: $(discard no-gateway)"
 check "flood: the datagrams from strangers are counted, not logged ($lines lines)" test "$lines" -lt 1000
-# Bounded ingest (#13 item 1) bounds the queue in front of controld too;
+# Bounded ingest bounds the queue in front of controld too;
 # without it these hold as long as controld keeps up with what the kernel
 # lets through (its receive buffers drop the rest), which it does once
 # strangers' datagrams are counted rather than logged.

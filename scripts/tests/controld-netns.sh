@@ -269,7 +269,7 @@ t0=$(date +%s.%N)
 start_fastpathd 1
 t_sock=$(date +%s.%N)
 # gw1's inbound windows resume above what they had accepted plus a margin
-# (#12: nothing accepted before a restart is accepted again;
+# (nothing accepted before a restart is accepted again;
 # control/controld/README.md): gw2's packets stay below it, and are dropped
 # as replays, until gw2's sequence numbers pass it. advance pushes each
 # pair's gw2 -> gw1 direction forward (400 echo requests from gw2's side).

@@ -116,7 +116,7 @@ run() {
     else
         check "$name: the rekeys came from fastpathd's soft volume limit" grep -q "soft limit: rekeying" "$RUN/cd1.log"
     fi
-    # fastpathd enforces hard lifetimes itself (#12): a superseded pair still
+    # fastpathd enforces hard lifetimes itself: a superseded pair still
     # in its grace period may be removed there ('hard expire'); the loss and
     # new-SPI checks above prove every pair was replaced before that.
     check "$name: no child SA failed or expired unreplaced" \

@@ -19,7 +19,7 @@
 //!   `half_open_timeout` 30 s. esprit keeps the 30 s; its share per source
 //!   (32) is larger because it displaces instead of dropping (dropping
 //!   would let a flood from the peer's own address lock the peer out, the
-//!   attack of #13), and it bounds the whole (1,024) because IKEv1 has no
+//!   attack), and it bounds the whole (1,024) because IKEv1 has no
 //!   COOKIE exchange to fall back on: every entry holds an SA payload of
 //!   at most 4 KiB, so at most about 5 MiB are held for strangers.
 //! * **Responder cookies** are derived from a secret, the initiator cookie

@@ -945,7 +945,7 @@ fn responder_announces_the_inbound_sa_at_qm2() {
 }
 
 // ---------------------------------------------------------------------
-// Strangers on the internet (#13): half-open state, Aggressive Mode
+// Strangers on the internet: half-open state, Aggressive Mode
 // policy, addresses that only authenticated messages move, replays.
 // ---------------------------------------------------------------------
 

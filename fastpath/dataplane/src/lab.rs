@@ -248,7 +248,7 @@ pub fn lan_frame(side: Side, src: Ipv4Addr, dst: Ipv4Addr, payload: usize) -> Ve
 }
 
 /// A hub between two spokes, run by two workers (hub and spoke across
-/// workers, #12): tunnel.1 to spoke A (lab side A, 10.1.0.0/16), tunnel.2
+/// workers): tunnel.1 to spoke A (lab side A, 10.1.0.0/16), tunnel.2
 /// to spoke B (lab side B, 10.2.0.0/16). Worker 0 owns the SAs with A,
 /// worker 1 those with B, so a packet from A to B is decrypted on worker
 /// 0 and sealed on worker 1.

@@ -1,4 +1,4 @@
-//! Outer fragment reassembly (#12, RFC 4303 §3.4.1): ESP and ESP-in-UDP
+//! Outer fragment reassembly (RFC 4303 §3.4.1): ESP and ESP-in-UDP
 //! cut into IP fragments on the way are reassembled before ESP processing
 //! and delivered as if they had arrived whole; hostile fragments stay
 //! within the bounds and are counted by reason.

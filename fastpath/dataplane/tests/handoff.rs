@@ -1,4 +1,4 @@
-//! Hub and spoke across workers (#12): spoke A -> hub -> spoke B, where the
+//! Hub and spoke across workers: spoke A -> hub -> spoke B, where the
 //! hub's inbound SA from A belongs to worker 0 and its outbound SA to B to
 //! worker 1. Worker 0 decrypts and hands the inner packet to worker 1,
 //! which seals it for B. The hand-off is modelled as fastpathd does it: a

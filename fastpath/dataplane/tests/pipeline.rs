@@ -610,7 +610,7 @@ fn a_monitor_reply_is_consumed_and_reported_other_traffic_to_self_is_dropped() {
     assert!(out.events.is_empty());
 }
 
-/// #12 item 6: an inbound SA reports its hard byte lifetime once (fastpathd
+/// An inbound SA reports its hard byte lifetime once (fastpathd
 /// then removes it) and refuses what comes after as `sa-expired`.
 #[test]
 fn an_inbound_sa_past_its_hard_bytes_reports_once_then_refuses() {

@@ -1,4 +1,4 @@
-//! The spoofed-source check (#12): a clear packet from a source that only
+//! The spoofed-source check: a clear packet from a source that only
 //! a tunnel may deliver is dropped on every port and counted, whatever the
 //! state of the tunnel's routes; decrypted packets from the same sources
 //! pass.

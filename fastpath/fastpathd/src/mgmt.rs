@@ -609,7 +609,7 @@ impl State {
                 let mut cfg = InboundConfig::new(s.spi, suite);
                 cfg.esn = s.esn;
                 cfg.replay_window = s.replay_window;
-                // A re-installed SA: its window starts above last_seq (#12).
+                // A re-installed SA: its window starts above last_seq.
                 cfg.last_seq = s.last_seq;
                 let sa = InboundSa::new(&cfg, s.encr_key.as_bytes(), s.integ_key.as_bytes())
                     .map_err(|e| format!("SA {}: {e}", s.id))?;
@@ -888,7 +888,7 @@ mod tests {
         (st, rx, lines, writer, from_workers)
     }
 
-    /// #12 item 6: an SA past its hard lifetime in seconds is removed by
+    /// An SA past its hard lifetime in seconds is removed by
     /// fastpathd itself (no control plane needed), the workers told, and
     /// a subscriber, if any, hears `hard-expire` (`seconds`).
     #[test]

@@ -4,7 +4,7 @@
 //! other than the ring kicks AF_XDP asks for (and the idle nap, when not
 //! busy-polling).
 //!
-//! Events leave on two channels (#12, DESIGN.md §7): expiries, acquires
+//! Events leave on two channels (DESIGN.md §7): expiries, acquires
 //! and the other events the control plane must hear on `to_mgmt`;
 //! neighbour misses, which any stranger's traffic can cause, on their own
 //! small channel behind a per-worker token bucket ([`MissLimiter`]), so
@@ -450,7 +450,7 @@ mod tests {
     };
     use std::net::Ipv4Addr;
 
-    /// #12 item 7: a stranger's flood of neighbour misses (transit to
+    /// A stranger's flood of neighbour misses (transit to
     /// 70,000 distinct unresolved next hops, more than the event channel
     /// holds) neither crowds out the expiry and acquire events that follow
     /// nor reaches the management thread past the token bucket.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# #12 item 10, fastpathd's side: its control socket (which carries SA keys).
+# fastpathd's side of the secrets: its control socket (which carries SA keys).
 #  - it exists with mode 0600 (0660 and the group with --socket-group) as
 #    soon as it exists: bound in a private 0700 directory and renamed;
 #  - a peer that is neither root nor in the --socket-group is refused by

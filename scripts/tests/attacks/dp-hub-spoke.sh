@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Hub and spoke across workers (#12): gw1 of the seed topology is a hub
+# Hub and spoke across workers: gw1 of the seed topology is a hub
 # whose fastpathd runs 2 workers on ports of 2 queues, with tunnel.1 to
 # spoke A (198.51.100.11, 10.3.0.0/16 behind it) and tunnel.2 to spoke B
 # (198.51.100.12, 10.4.0.0/16), programmed over the control API with

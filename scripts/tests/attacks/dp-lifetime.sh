@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# #12 item 6: the data plane enforces hard lifetimes itself. Two esprit
+# The data plane enforces hard lifetimes itself. Two esprit
 # gateways (fastpathd + controld each, the seed topology) negotiate pair 11
 # with IKE; then gw1's controld is killed with -9 and gw1's fastpathd is on
 # its own:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# #12, item 1: a manual-key VPN never runs AES-GCM (RFC 4106 §8.1: one key
+# A manual-key VPN never runs AES-GCM (RFC 4106 §8.1: one key
 # and salt for both directions, both gateways counting from 1, repeats every
 # nonce). From outside, against real daemons in a network namespace this
 # script creates (fastpathd on one veth port, controld programming it):
@@ -10,7 +10,7 @@
 #    of the same VPN with aes128gcm and `exec reload` of a file with it are
 #    refused with the same message; controld keeps running its good
 #    configuration (same `get config secrets`, same SA, still installed);
-#  - and (#12, item 10) its operator socket: mode 0600, a 100 KiB request
+#  - and its operator socket: mode 0600, a 100 KiB request
 #    line refused and counted, `get config` masks the keys, `get config
 #    secrets` shows them, the Prometheus endpoint refuses /config.
 #
@@ -119,7 +119,7 @@ check "... and controld keeps running its good configuration" unchanged
 conf "$good_vpn" >"$WORK/gw.conf"
 check "exec reload of the good file succeeds, nothing to change" cli exec reload
 
-# 5. The operator socket and the secrets (#12, item 10).
+# 5. The operator socket and the secrets.
 check "the operator socket is mode 600" test "$(stat -c %a "$WORK/cd.sock")" = 600
 long_line() {
     python3 - "$WORK/cd.sock" <<'PY'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# #12 item 5: the XDP program fails closed and fastpathd binds every rx
+# The XDP program fails closed and fastpathd binds every rx
 # queue. One gateway between a LAN host and an "internet" host, its ports
 # veth with 2 rx queues, one worker, kernel IPv4 forwarding ON in the
 # gateway on purpose (a kernel that forwards is the fail-open to rule out):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# #12, items 2 and 3: ESP accepted before a fastpathd restart is never
+# ESP accepted before a fastpathd restart is never
 # accepted again, from outside. Two esprit gateways in the seed topology
 # (scripts/lib/topo.sh), real traffic h11 -> h21 through gw1 -> gw2:
 #

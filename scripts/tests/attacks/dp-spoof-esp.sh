@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Attacks on the data plane from the WAN (#12), between two esprit gateways
+# Attacks on the data plane from the WAN, between two esprit gateways
 # of the seed topology (scripts/lib/topo.sh, scripts/lib/gateway.sh) whose
 # SAs IKE negotiated (AutoKey, anti-replay on). scapy on "inet", the router
 # between the gateways, is the attacker: it holds no key.

@@ -82,7 +82,7 @@ pub struct SyncReport {
     pub requests: usize,
     /// IKE SAs re-installed over keys that already carried traffic (a
     /// fastpathd restart): their windows resume, and IKE rekeys them at
-    /// once (#12, [`crate::ike::IkeManager::rekey_now`]).
+    /// once ([`crate::ike::IkeManager::rekey_now`]).
     pub resumed_ike: Vec<u64>,
 }
 

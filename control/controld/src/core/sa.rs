@@ -21,7 +21,7 @@
 //!   for a restart of both daemons): 2^22 packets covers 4 Mpps for one
 //!   second, more than a gateway core does, and costs 1/1024 of the 32-bit
 //!   sequence space per restart.
-//! * **Inbound** (#12: no replay after a fastpathd restart). A re-installed
+//! * **Inbound** (no replay after a fastpathd restart). A re-installed
 //!   inbound SA does not start with an empty window, or ESP captured
 //!   before the restart would be accepted again: its window resumes
 //!   ([`esprit_fastpath_api::SaSpec::last_seq`]) above the highest number

@@ -785,7 +785,7 @@ impl IkeManager {
         None
     }
 
-    /// The SA `sa` was re-installed into a restarted fastpathd (#12): its
+    /// The SA `sa` was re-installed into a restarted fastpathd: its
     /// keys carried traffic whose replay window was lost, so its child SA
     /// is rekeyed now (new SPIs and keys), whichever side initiated it.
     /// Returns a line for the log if the SA is an IKE one.
@@ -1468,7 +1468,7 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert_eq!(b.gateways[0].children.len(), 1);
     }
 
-    /// #12: after a fastpathd restart the re-installed pair is rekeyed at
+    /// After a fastpathd restart the re-installed pair is rekeyed at
     /// once, also from the child's responder (new SPIs and keys).
     #[test]
     fn a_reinstalled_pair_is_rekeyed_at_once_by_either_side() {

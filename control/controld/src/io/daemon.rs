@@ -292,7 +292,7 @@ fn serve_operator(path: &Path, group: Option<u32>, tx: WaitingSender<Command>) -
         .name("operator".into())
         .spawn(move || {
             for mut conn in listener.incoming().flatten() {
-                // #12: root, controld's user or the socket group only.
+                // Root, controld's user or the socket group only.
                 match crate::io::operator::peer_of(&conn) {
                     Ok(p) if crate::io::operator::peer_allowed(&p, own_uid, group) => {}
                     refused => {

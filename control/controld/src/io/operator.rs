@@ -18,7 +18,7 @@
 //! `control/controld/src/show/` (the `get` commands of the controller).
 
 //!
-//! **Who may talk to it** (#12). The socket exists with its final mode from
+//! **Who may talk to it**. The socket exists with its final mode from
 //! the moment its name appears ([`bind_operator_socket`]: bound inside a
 //! private directory, mode set, then renamed into place, so there is no
 //! window in which another user could connect). Every connection's peer

@@ -328,7 +328,7 @@ impl Names {
 
     /// The names in `get config` output lines, read from the words that
     /// name an object (`set vpn NAME ...`): the output has its keys masked
-    /// (#12), so it does not load as a configuration, and the shell never
+    /// so it does not load as a configuration, and the shell never
     /// asks for them. A line that does not lex is skipped.
     pub fn from_config_lines(lines: &[String]) -> Names {
         let mut names = BTreeSet::new();
@@ -608,7 +608,7 @@ mod tests {
     }
 
     /// The shell learns the names from `get config`, whose keys are
-    /// masked (#12): every name is found all the same.
+    /// masked: every name is found all the same.
     #[test]
     fn names_come_from_masked_config_lines() {
         let (config, _) = Config::load(

@@ -9,7 +9,7 @@
 //! `get route`, `get counter`, `get event`, `get config`,
 //! `get config secrets`; `clear sa [HEX-ID]`.
 //!
-//! **Secrets** (#12). No rendering shows a pre-shared key or a manual key
+//! **Secrets**. No rendering shows a pre-shared key or a manual key
 //! (`get config` masks them as `"********"`; the other commands never carry
 //! them), except `get config secrets`, which the operator asks for by name
 //! on the operator socket (mode 0600, root or `--socket-group`). The
@@ -185,7 +185,7 @@ impl Controller {
             ["event"] => self.get_event(json),
             ["config"] if json => json_response(&json!({ "lines": masked_lines(&self.config) })),
             ["config"] => Response::ok(masked_lines(&self.config)),
-            // The operator asks for the keys by name (#12): the only
+            // The operator asks for the keys by name: the only
             // rendering that shows them, on the operator socket only.
             ["config", "secrets"] if json => json_response(&json!({ "lines": self.config.to_lines() })),
             ["config", "secrets"] => Response::ok(self.config.to_lines()),

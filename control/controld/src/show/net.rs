@@ -538,7 +538,7 @@ impl Controller {
         for (reason, n) in self.ike_ingest.iter() {
             out.push(format!("{reason:<28} {n:>10}"));
         }
-        // IKE's own: datagrams controld discarded unanswered (#13).
+        // IKE's own: datagrams controld discarded unanswered.
         out.push(String::new());
         out.push(format!("{:<28} {:>10}", "IKE discards by reason", "Datagrams"));
         let ike: Vec<_> = self.ike_view.discards.iter().filter(|(_, n)| *n > 0).collect();

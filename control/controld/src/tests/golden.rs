@@ -381,7 +381,7 @@ fn clear_sa_asks_ike_for_its_hex_id_or_all() {
     assert_eq!((last.kind, last.message.as_str()), (EventKind::Config, "operator: clear sa"));
 }
 
-/// #12: a restarted fastpathd gets the IKE SAs back with their windows
+/// A restarted fastpathd gets the IKE SAs back with their windows
 /// resumed, and controld is told which to rekey at once (not the manual
 /// ones: they cannot be).
 #[test]
@@ -404,7 +404,7 @@ fn a_fastpathd_restart_lists_the_ike_sas_to_rekey() {
     assert_eq!(r.added, 6, "the manual pair too, without a rekey");
 }
 
-/// #12: the keys appear only when the operator names them.
+/// The keys appear only when the operator names them.
 #[test]
 fn secrets_show_only_in_get_config_secrets() {
     let mut c = golden_controller();

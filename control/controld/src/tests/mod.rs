@@ -389,7 +389,7 @@ fn added_seqs(log: &[Request]) -> BTreeMap<u64, u64> {
         .collect()
 }
 
-/// #12: ESP captured before a fastpathd restart is not accepted after it.
+/// ESP captured before a fastpathd restart is not accepted after it.
 /// Re-installed inbound SAs resume above the highest number accepted at
 /// the last reading plus a margin of four times their busiest interval.
 #[test]
@@ -436,7 +436,7 @@ fn a_restarted_fastpathd_resumes_inbound_windows_above_what_was_accepted() {
     assert_eq!(added_seqs(&fifth.take_log())[&sa_id(2, Direction::Outbound, 0)], u64::from(u32::MAX));
 }
 
-/// #12: the sequence numbers of a set of keys are found by the keys, not
+/// The sequence numbers of a set of keys are found by the keys, not
 /// by the SA id: a VPN renamed (new HEX ID, new SA ids), moved to another
 /// proxy-ID, or put back to keys it had before resumes past them.
 #[test]
