@@ -17,20 +17,49 @@ apt_install "${ESPRIT_BUILD_PACKAGES[@]}" "${ESPRIT_TEST_PACKAGES[@]}" "${ESPRIT
 passed=0
 failed=0
 failed_names=()
+failed_logs=()
+# Each stage's output is also kept, so that the summary at the end (the
+# part of a long CI log that is read first) repeats what failed.
+STAGE_LOGS=$(mktemp -d /tmp/esprit-test.XXXXXX)
+trap 'rm -rf "$STAGE_LOGS"' EXIT
 stage() {
     local name=$1
     shift
     log "== $name"
-    local t0=$SECONDS
+    local t0=$SECONDS slog
+    slog="$STAGE_LOGS/$((passed + failed + 1)).log"
     # Every stage is bounded; a hung one fails instead of eating CI's time.
-    if timeout --kill-after=10 "${ESPRIT_STAGE_TIMEOUT:-1200}" "$@"; then
+    # tee runs as a process substitution, not a pipe: a daemon a stage
+    # leaves holding its stdout cannot hold the stage open.
+    local rc=0 tee_pid _
+    # (The braces put the redirection in this shell, so $! is tee's.)
+    { timeout --kill-after=10 "${ESPRIT_STAGE_TIMEOUT:-1200}" "$@"; } > >(tee "$slog") 2>&1 || rc=$?
+    tee_pid=$!
+    # tee ends when the stage's last writer does; bounded, in case a
+    # daemon still holds it.
+    for _ in $(seq 50); do kill -0 "$tee_pid" 2>/dev/null || break; sleep 0.1; done
+    if [ "$rc" -eq 0 ]; then
         passed=$((passed + 1))
         log "== $name: ok ($((SECONDS - t0)) s)"
     else
         failed=$((failed + 1))
         failed_names+=("$name")
+        failed_logs+=("$slog")
         log "== $name: FAILED ($((SECONDS - t0)) s)"
     fi
+}
+
+# failure_summary: for each failed stage, its failed checks and its last
+# lines.
+failure_summary() {
+    local i
+    for i in "${!failed_names[@]}"; do
+        echo
+        echo "---- failed stage: ${failed_names[$i]}"
+        grep -E "FAIL|error|panicked|die|did not" "${failed_logs[$i]}" | tail -n 30 || true
+        echo "---- its last lines:"
+        tail -n 25 "${failed_logs[$i]}"
+    done
 }
 
 # The tests must not skip what they exist to prove.
@@ -73,6 +102,7 @@ stage "fuzz smoke" scripts/fuzz.sh "${ESPRIT_FUZZ_SECONDS:-15}"
 
 echo
 if [ "$failed" -gt 0 ]; then
+    failure_summary
     log "failed stages: ${failed_names[*]}"
 fi
 echo "stages: $passed passed, $failed failed"
