@@ -75,8 +75,14 @@ const REKEY_RESPONDER_PER_MILLE: u64 = 950;
 /// packets already on their way (its outbound is replaced at once), then
 /// the side that ran the rekey deletes it (Delete to the peer). The other
 /// side waits twice as long for that Delete before deleting it itself.
-/// Never beyond the old SA's own lifetime.
+/// Never beyond the old SA's own lifetime, less [`RETIRE_BEFORE_EXPIRY`].
 pub const REKEY_GRACE: Duration = Duration::from_secs(10);
+
+/// A superseded pair is retired this long before its hard lifetime ends:
+/// fastpathd enforces that lifetime on its own clock, and controld, not
+/// the expiry, should end the pair (with a Delete to the peer), even when
+/// its timers run late on a busy machine.
+const RETIRE_BEFORE_EXPIRY: Duration = Duration::from_secs(2);
 
 /// A rekey that failed is tried again after this long (while the SA
 /// lives).
@@ -624,13 +630,16 @@ impl IkeManager {
             return format!("acquire: tunnel.{tunnel} proxy-id {pid}: no AutoKey VPN on this tunnel");
         };
         let name = g.peer.config().name.clone();
-        if g.children.values().any(|c| c.proxy_id == pid) {
-            return format!("acquire: gateway {name} proxy-id {pid}: SA already up (being installed)");
-        }
+        // The negotiating map first: fastpathd repeats an acquire every
+        // 500 ms while a proxy-ID waits, so with thousands negotiating this
+        // lookup, not the scan of every child below, answers most of them.
         if let Some(t) = g.negotiating.get(&pid) {
             if now.saturating_duration_since(*t) < RENEGOTIATE_AFTER {
                 return format!("acquire: gateway {name} proxy-id {pid}: already negotiating");
             }
+        }
+        if g.children.values().any(|c| c.proxy_id == pid) {
+            return format!("acquire: gateway {name} proxy-id {pid}: SA already up (being installed)");
         }
         match g.peer.initiate_child(now, pid) {
             Ok(()) => {
@@ -956,7 +965,8 @@ impl IkeManager {
                         for (spi, old) in g.children.iter_mut() {
                             if *spi != c.spi_in && old.proxy_id == c.proxy_id && old.superseded.is_none() {
                                 let at = now + grace;
-                                old.superseded = Some(old.expires.map_or(at, |e| e.min(at)));
+                                let last = old.expires.map(|e| e.checked_sub(RETIRE_BEFORE_EXPIRY).unwrap_or(e).max(now));
+                                old.superseded = Some(last.map_or(at, |l| l.min(at)));
                                 old.rekey_at = None;
                                 old.rekeying = false;
                                 replaced.push(old.ids[1]);
