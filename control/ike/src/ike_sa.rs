@@ -24,6 +24,8 @@ pub(crate) struct IkeSa {
     pub proposal: IkeProposal,
     pub nat: bool,
     pub peer_dpd: bool,
+    /// The peer sent esprit's vendor ID: it takes many Quick Modes at once.
+    pub peer_esprit: bool,
     pub established: Instant,
     /// Negotiated lifetime in seconds (0: none).
     pub lifetime: u32,

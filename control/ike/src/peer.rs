@@ -104,7 +104,7 @@ pub struct Peer<R: Random> {
     pub(crate) ike: Option<IkeSa>,
     pub(crate) quick: Vec<QuickMode>,
     pub(crate) children: Vec<ChildRecord>,
-    pub(crate) queued: Vec<ProxyId>,
+    pub(crate) queued: VecDeque<ProxyId>,
     pub(crate) replays: VecDeque<Replay>,
     pub(crate) dpd: Dpd,
     pub(crate) last_heard: Option<Instant>,
@@ -138,7 +138,7 @@ impl<R: Random> Peer<R> {
             ike: None,
             quick: Vec::new(),
             children: Vec::new(),
-            queued: Vec::new(),
+            queued: VecDeque::new(),
             replays: VecDeque::new(),
             dpd: Dpd { seq: 0, first: 0, pending: None },
             last_heard: None,
@@ -408,11 +408,11 @@ impl<R: Random> Peer<R> {
             ));
         }
         if self.ike.is_some() {
-            self.queued.push(proxy_id);
+            self.queued.push_back(proxy_id);
             self.next_quick_modes(now);
             Ok(())
         } else {
-            self.queued.push(proxy_id);
+            self.queued.push_back(proxy_id);
             if self.phase1.is_none() {
                 if self.cfg.aggressive {
                     self.start_aggressive_mode(now);
@@ -674,7 +674,7 @@ impl<R: Random> Peer<R> {
             }
             for q in std::mem::take(&mut self.quick) {
                 if q.initiator {
-                    self.queued.push(q.proxy_id);
+                    self.queued.push_back(q.proxy_id);
                 }
             }
             self.dpd.pending = None;
@@ -714,15 +714,24 @@ impl<R: Random> Peer<R> {
     }
 
     /// Starts queued Quick Modes while fewer than `max_quick_modes` of
-    /// ours are in flight.
+    /// ours are in flight ([`crate::exchange::phase1::PARALLEL_QUICK_MODES`]
+    /// towards a peer that sent esprit's vendor ID).
     pub(crate) fn next_quick_modes(&mut self, now: Instant) {
+        let Some(ike) = self.ike.as_ref() else { return };
+        let window = if ike.peer_esprit {
+            crate::exchange::phase1::PARALLEL_QUICK_MODES
+        } else {
+            self.cfg.max_quick_modes.max(1)
+        };
+        let mut in_flight = self.quick.iter().filter(|q| q.initiator).count();
         while self.ike.is_some() && !self.queued.is_empty() {
-            let in_flight = self.quick.iter().filter(|q| q.initiator).count();
-            if in_flight >= self.cfg.max_quick_modes.max(1) {
+            if in_flight >= window {
                 return;
             }
-            let p = self.queued.remove(0);
-            if self.start_quick_mode(now, p).is_err() {
+            let Some(p) = self.queued.pop_front() else { return };
+            if self.start_quick_mode(now, p).is_ok() {
+                in_flight += 1;
+            } else {
                 self.events.push_back(Event::ChildSaFailed {
                     proxy_id: p,
                     reason: Reason::Refused(crate::wire::NotifyType::InvalidIdInformation),

@@ -179,6 +179,9 @@ pub struct IsakmpState {
     pub nat: bool,
     /// The peer supports DPD (RFC 3706).
     pub peer_dpd: bool,
+    /// The peer sent esprit's vendor ID (absent in older files: false).
+    #[serde(default)]
+    pub peer_esprit: bool,
     /// When it was established, in milliseconds since the Unix epoch.
     pub established_unix_ms: u64,
     /// Negotiated lifetime in seconds (0: none).
@@ -257,6 +260,7 @@ impl<R: Random> Peer<R> {
             p1_iv: s.p1_iv.clone(),
             nat: s.nat,
             peer_dpd: s.peer_dpd,
+            peer_esprit: s.peer_esprit,
             established_unix_ms: clock.to_unix_ms(s.established),
             lifetime: s.lifetime,
             peer_initial_contact: s.peer_initial_contact,
@@ -382,6 +386,7 @@ fn isakmp_sa(i: &IsakmpState, clock: &WallClock) -> Result<IkeSa, String> {
         proposal: IkeProposal { cipher, hash, group },
         nat: i.nat,
         peer_dpd: i.peer_dpd,
+        peer_esprit: i.peer_esprit,
         established: clock.from_unix_ms(i.established_unix_ms),
         lifetime: i.lifetime,
         peer_initial_contact: i.peer_initial_contact,
@@ -438,6 +443,7 @@ mod tests {
             p1_iv: vec![7; 16],
             nat: false,
             peer_dpd: true,
+            peer_esprit: true,
             established_unix_ms: 1_700_000_000_000,
             lifetime: 28800,
             peer_initial_contact: false,

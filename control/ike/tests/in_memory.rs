@@ -251,6 +251,28 @@ fn main_mode_and_four_quick_modes_for_the_seed_proxy_ids() {
     assert!(a.is_established() && b.is_established());
 }
 
+/// esprit's vendor ID, MD5("esprit: parallel Quick Modes").
+const VID_ESPRIT: [u8; 16] =
+    [0xc4, 0xf5, 0x8d, 0xdc, 0xd1, 0xe0, 0x5c, 0xc7, 0xc5, 0x82, 0xbb, 0x49, 0xe4, 0x42, 0x4e, 0x94];
+
+/// Both ends sent esprit's vendor ID in phase 1, so A runs its four Quick
+/// Modes at once: all four QM1s leave before B's first QM2 (one at a time,
+/// as towards other peers, would alternate them).
+#[test]
+fn esprit_peers_run_their_quick_modes_at_once() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    let (xa, xb, log) = up(&mut a, &mut b, &seed_proxy_ids());
+    assert_eq!(xa.len(), 4);
+    assert_mirrored(&xa, &xb);
+    for (i, w) in log[..2].iter().enumerate() {
+        assert!(w.t.bytes.windows(16).any(|v| v == VID_ESPRIT), "MM{} carries esprit's vendor ID", i + 1);
+    }
+    let qm: Vec<bool> =
+        log.iter().filter(|w| w.exchange == ExchangeType::QuickMode).map(|w| w.from_a).collect();
+    assert_eq!(&qm[..8], &[true, true, true, true, false, false, false, false], "QM1 x4, then QM2 x4");
+}
+
 #[test]
 fn every_ike_group_and_every_pfs_group() {
     for g in DhGroup::ALL {

@@ -20,7 +20,7 @@ use crate::discard::Discard;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, Exchange, Reason};
 use crate::exchange::phase1::{
-    self, find, find_all, payloads, Mode, Phase1, Step, VID_DPD, VID_NATT_RFC3947,
+    self, find, find_all, payloads, Mode, Phase1, Step, VID_DPD, VID_ESPRIT, VID_NATT_RFC3947,
 };
 use crate::peer::Peer;
 use crate::wire::{ExchangeType, Header, MessageBuilder, NotifyType, PayloadType, SaPayload, HEADER_LEN};
@@ -49,7 +49,8 @@ impl<R: Random> Peer<R> {
             .push(PayloadType::Nonce, &p1.ni)
             .push(PayloadType::Id, &p1.id_b)
             .push(PayloadType::VendorId, &VID_NATT_RFC3947)
-            .push(PayloadType::VendorId, &VID_DPD);
+            .push(PayloadType::VendorId, &VID_DPD)
+            .push(PayloadType::VendorId, &VID_ESPRIT);
         p1.step = 1;
         p1.pending = self.send(now, b.finish(), true);
         self.phase1 = Some(p1);
@@ -169,6 +170,7 @@ impl<R: Random> Peer<R> {
         let vids = find_all(&list, PayloadType::VendorId);
         p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
         p1.peer_dpd = vids.contains(&&VID_DPD[..]);
+        p1.peer_esprit = vids.contains(&&VID_ESPRIT[..]);
         p1.id_b = idii.to_vec();
         self.take_ke_nonce(p1, &list, ex)?;
         let my_id = phase1::identity_body(&self.cfg.local_id);
@@ -185,7 +187,7 @@ impl<R: Random> Peer<R> {
         if p1.peer_natt {
             b.push(PayloadType::VendorId, &VID_NATT_RFC3947);
         }
-        b.push(PayloadType::VendorId, &VID_DPD);
+        b.push(PayloadType::VendorId, &VID_DPD).push(PayloadType::VendorId, &VID_ESPRIT);
         if p1.peer_natt {
             for d in self.natd_payloads(p1) {
                 b.push(PayloadType::NatD, &d);

@@ -26,7 +26,7 @@ use crate::discard::Discard;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, Exchange, Reason};
 use crate::exchange::phase1::{
-    self, detect_nat, find, find_all, payloads, Mode, Phase1, Step, VID_DPD, VID_NATT_RFC3947,
+    self, detect_nat, find, find_all, payloads, Mode, Phase1, Step, VID_DPD, VID_ESPRIT, VID_NATT_RFC3947,
 };
 use crate::exchange::responder_lifetime::{notify_type, NamedSa};
 use crate::ike_sa::{open, seal, IkeSa};
@@ -51,7 +51,8 @@ impl<R: Random> Peer<R> {
         let mut b = MessageBuilder::new(icookie, [0; 8], ExchangeType::MainMode, 0);
         b.push(PayloadType::Sa, &p1.sai_b)
             .push(PayloadType::VendorId, &VID_NATT_RFC3947)
-            .push(PayloadType::VendorId, &VID_DPD);
+            .push(PayloadType::VendorId, &VID_DPD)
+            .push(PayloadType::VendorId, &VID_ESPRIT);
         p1.step = 1;
         p1.pending = self.send(now, b.finish(), true);
         self.phase1 = Some(p1);
@@ -220,13 +221,14 @@ impl<R: Random> Peer<R> {
         let vids = find_all(&list, PayloadType::VendorId);
         p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
         p1.peer_dpd = vids.contains(&&VID_DPD[..]);
+        p1.peer_esprit = vids.contains(&&VID_ESPRIT[..]);
         let mut b = MessageBuilder::new(h.icookie, rcookie, ExchangeType::MainMode, 0);
         let sa = phase1::answer(number, &prop, life);
         b.push(PayloadType::Sa, &sa);
         if p1.peer_natt {
             b.push(PayloadType::VendorId, &VID_NATT_RFC3947);
         }
-        b.push(PayloadType::VendorId, &VID_DPD);
+        b.push(PayloadType::VendorId, &VID_DPD).push(PayloadType::VendorId, &VID_ESPRIT);
         let out = b.finish();
         self.answer_to(&p1, out.clone());
         p1.last_in = bytes.to_vec();
@@ -287,6 +289,7 @@ impl<R: Random> Peer<R> {
         let vids = find_all(list, PayloadType::VendorId);
         p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
         p1.peer_dpd = vids.contains(&&VID_DPD[..]);
+        p1.peer_esprit = vids.contains(&&VID_ESPRIT[..]);
         Ok(Some(prop))
     }
 
@@ -566,6 +569,7 @@ impl<R: Random> Peer<R> {
             proposal,
             nat: p1.nat,
             peer_dpd: p1.peer_dpd,
+            peer_esprit: p1.peer_esprit,
             established: now,
             lifetime,
             peer_initial_contact: p1.initial_contact,

@@ -20,6 +20,20 @@ pub(crate) const VID_NATT_RFC3947: [u8; 16] =
 pub(crate) const VID_DPD: [u8; 16] =
     [0xaf, 0xca, 0xd7, 0x13, 0x68, 0xa1, 0xf1, 0xc9, 0x6b, 0x86, 0x96, 0xfc, 0x77, 0x57, 0x01, 0x00];
 
+/// esprit's own vendor ID (RFC 2408 §3.16), MD5("esprit: parallel Quick
+/// Modes"): the sender runs several Quick Modes of one ISAKMP SA at once,
+/// each with its own IV (RFC 2409 Appendix B), however many there are. A
+/// peer that sent it gets [`PARALLEL_QUICK_MODES`] of ours at once;
+/// others get `max_quick_modes` (strongSwan tracks only a few IVs per
+/// ISAKMP SA).
+pub(crate) const VID_ESPRIT: [u8; 16] =
+    [0xc4, 0xf5, 0x8d, 0xdc, 0xd1, 0xe0, 0x5c, 0xc7, 0xc5, 0x82, 0xbb, 0x49, 0xe4, 0x42, 0x4e, 0x94];
+
+/// Quick Modes we run at once towards a peer that sent [`VID_ESPRIT`]:
+/// enough that bringing up thousands of proxy-IDs is not bound by one
+/// round trip per child.
+pub(crate) const PARALLEL_QUICK_MODES: usize = 64;
+
 /// Phase-1 attribute types (RFC 2409 Appendix A).
 mod attr {
     pub(crate) const ENCRYPTION: u16 = 1;
@@ -64,6 +78,8 @@ pub(crate) struct Phase1 {
     pub iv: Vec<u8>,
     pub peer_natt: bool,
     pub peer_dpd: bool,
+    /// The peer sent [`VID_ESPRIT`].
+    pub peer_esprit: bool,
     /// The peer's authentication message carried INITIAL-CONTACT.
     pub initial_contact: bool,
     pub nat: bool,
@@ -118,6 +134,7 @@ impl Phase1 {
             iv: Vec::new(),
             peer_natt: false,
             peer_dpd: false,
+            peer_esprit: false,
             initial_contact: false,
             nat: false,
             id_b: Vec::new(),
