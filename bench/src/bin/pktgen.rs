@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! pktgen tx --port eth0 --src-mac .. --dst-mac .. --src 10.1.1.10 --dst 10.2.1.10 \
-//!           --size 64|imix --seconds 3 [--flows 16] [--rate PPS] [--latency]
+//!           --size 64|imix --seconds 3 [--count C] [--flows 16] [--dst-count N] [--rate PPS] [--latency]
 //! pktgen rx --port eth0 --seconds 10 [--size 64] [--dst 10.2.1.10] [--latency] [--expect esp]
 //! ```
 //!
@@ -83,6 +83,10 @@ struct TxArgs {
     /// Flows: distinct UDP source ports from --sport, round-robin.
     #[arg(long, default_value_t = 1)]
     flows: u16,
+    /// Destinations: --dst and the next N-1 addresses, round-robin (one
+    /// flow per proxy-ID of a VPN with /32 proxy-IDs).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    dst_count: u32,
     #[arg(long, default_value_t = 10_000)]
     sport: u16,
     #[arg(long, default_value_t = 9)]
@@ -90,6 +94,9 @@ struct TxArgs {
     /// Packets per second (default: as fast as possible).
     #[arg(long)]
     rate: Option<u64>,
+    /// Stop after this many packets (or at --seconds, whichever is first).
+    #[arg(long)]
+    count: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -185,6 +192,8 @@ fn run_tx(a: TxArgs, stop: &AtomicBool) -> Result<(), String> {
         sizes,
         duration: duration(a.common.seconds)?,
         flows: a.flows.max(1),
+        dst_count: a.dst_count,
+        count: a.count,
         rate: a.rate,
         latency: a.common.latency,
     };

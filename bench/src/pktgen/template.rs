@@ -39,6 +39,8 @@ mod field {
     pub(super) const IP_VER_IHL: usize = 14;
     pub(super) const IP_TOTAL_LEN: Range<usize> = 16..18;
     pub(super) const IP_PROTO: usize = 23;
+    pub(super) const IP_CSUM: Range<usize> = 24..26;
+    pub(super) const IP_SRC: Range<usize> = 26..30;
     pub(super) const IP_DST: Range<usize> = 30..34;
     pub(super) const UDP_SPORT: Range<usize> = 34..36;
     pub(super) const UDP_DPORT: Range<usize> = 36..38;
@@ -128,6 +130,24 @@ pub(crate) fn stamp(buf: &mut [u8], sport: u16, seq: u64, time_ns: u64) {
     buf[field::UDP_SPORT].copy_from_slice(&sport.to_be_bytes());
     buf[field::SEQ].copy_from_slice(&seq.to_be_bytes());
     buf[field::TIME].copy_from_slice(&time_ns.to_be_bytes());
+}
+
+/// With several destinations (`--dst-count`): writes the IPv4 destination
+/// and the header checksum that goes with it.
+#[inline]
+pub(crate) fn set_dst(buf: &mut [u8], dst: Ipv4Addr) {
+    buf[field::IP_DST].copy_from_slice(&dst.octets());
+    buf[field::IP_CSUM].copy_from_slice(&[0, 0]);
+    let sum = ipv4_checksum(&buf[field::IP]);
+    buf[field::IP_CSUM].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// With several destinations: the frame's Ethernet and IPv4 headers are
+/// the template's `fixed` bytes, destination and checksum aside.
+#[inline]
+pub(crate) fn same_but_dst(buf: &[u8], fixed: &[u8]) -> bool {
+    let head = 0..field::IP_CSUM.start;
+    buf[head.clone()] == fixed[head] && buf[field::IP_SRC] == fixed[field::IP_SRC]
 }
 
 /// What the sink makes of a received frame.
@@ -268,6 +288,27 @@ mod tests {
             s.emit(&mut g);
             g[..34].to_vec()
         });
+    }
+
+    #[test]
+    fn set_dst_keeps_the_header_checksum_right() {
+        let s = spec(64);
+        let mut f = vec![0; 64];
+        s.emit(&mut f);
+        let fixed = s.fixed();
+        set_dst(&mut f, Ipv4Addr::new(10, 2, 100, 255));
+        assert_eq!(&f[30..34], &[10, 2, 100, 255]);
+        assert_eq!(ipv4_checksum(&f[14..34]), 0, "the header sums to 0xffff");
+        assert!(same_but_dst(&f, &fixed));
+        assert_eq!(
+            inspect(&f, Some(64), Some(Ipv4Addr::new(10, 2, 100, 255))),
+            Seen::Good { seq: 0, time_ns: 0 }
+        );
+        f[8] ^= 1; // the source MAC
+        assert!(!same_but_dst(&f, &fixed));
+        f[8] ^= 1;
+        f[29] ^= 1; // the source address
+        assert!(!same_but_dst(&f, &fixed));
     }
 
     #[test]

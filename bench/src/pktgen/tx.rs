@@ -31,6 +31,10 @@ pub(crate) struct TxPlan {
     pub(crate) duration: Duration,
     /// Distinct UDP source ports, used round-robin.
     pub(crate) flows: u16,
+    /// Distinct destination addresses from `spec.dst` on, round-robin.
+    pub(crate) dst_count: u32,
+    /// Packets to send at most.
+    pub(crate) count: Option<u64>,
     /// Packets per second; `None`: as fast as the ring takes them.
     pub(crate) rate: Option<u64>,
     /// Stamp the send time (one clock read per burst).
@@ -72,7 +76,7 @@ pub(crate) struct TxReport {
 impl TxReport {
     pub(crate) fn json(&self, plan: &TxPlan) -> serde_json::Value {
         json!({
-            "mode": "tx", "port": plan.port, "size": plan.size_label(), "flows": plan.flows,
+            "mode": "tx", "port": plan.port, "size": plan.size_label(), "flows": plan.flows, "dst_count": plan.dst_count,
             "rate_pps": plan.rate, "seconds": r3(self.elapsed.as_secs_f64()),
             "packets": self.packets, "bytes": self.bytes,
             "mpps": r3(mpps(self.packets, self.elapsed)), "gbps": r3(gbps(self.bytes, self.elapsed)),
@@ -137,6 +141,8 @@ pub(crate) fn run(plan: &TxPlan, stop: &AtomicBool) -> Result<TxReport, String> 
     }
     let fixed: Vec<Vec<u8>> = specs.iter().map(Spec::fixed).collect();
     let flows = u64::from(plan.flows.max(1));
+    let dsts = u64::from(plan.dst_count.max(1));
+    let dst0 = u32::from(spec.dst);
 
     let if_tx0 = if_counter(&plan.port, "tx_packets");
     let if_drop0 = if_counter(&plan.port, "tx_dropped");
@@ -151,6 +157,12 @@ pub(crate) fn run(plan: &TxPlan, stop: &AtomicBool) -> Result<TxReport, String> 
             break;
         }
         let mut want = burst.spare() as u64;
+        if let Some(count) = plan.count {
+            if seq >= count && burst.is_empty() {
+                break;
+            }
+            want = want.min(count - seq.min(count));
+        }
         if let Some(rate) = plan.rate {
             let due = ((now - t0).as_secs_f64() * rate as f64) as u64;
             want = want.min(due.saturating_sub(seq));
@@ -171,12 +183,17 @@ pub(crate) fn run(plan: &TxPlan, stop: &AtomicBool) -> Result<TxReport, String> 
                 w.recycle(f);
                 break;
             };
-            if buf[FIXED] != fixed[k][..] {
+            let intact =
+                if dsts > 1 { template::same_but_dst(buf, &fixed[k]) } else { buf[FIXED] == fixed[k][..] };
+            if !intact {
                 specs[k].emit(buf);
                 rep.rebuilt += 1;
             }
             let sport = spec.sport.wrapping_add((seq % flows) as u16);
             template::stamp(buf, sport, seq, time_ns);
+            if dsts > 1 {
+                template::set_dst(buf, dst0.wrapping_add((seq % dsts) as u32).into());
+            }
             seq += 1;
             if let Err(f) = burst.push(f) {
                 w.recycle(f);
