@@ -607,7 +607,8 @@ impl Controller {
             [] => Response::ok(Vec::new()),
             ["get", rest @ ..] => self.get(rest),
             ["clear", rest @ ..] => self.clear(rest),
-            ["set", ..] | ["unset", ..] => {
+            // `exit` closes a ScreenOS policy context (a pasted configuration).
+            ["set", ..] | ["unset", ..] | ["exit"] => {
                 let mut candidate = self.config.clone();
                 match candidate.apply(line) {
                     Ok(warnings) => {
