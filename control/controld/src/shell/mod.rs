@@ -399,7 +399,7 @@ pub fn run(opts: &Options) -> u8 {
         );
     }
     let prompt = format!("{}-> ", opts.prompt_name);
-    loop {
+    'lines: loop {
         if let Some(names) = s.refresh_names() {
             if let Some(h) = editor.helper_mut() {
                 h.names = names;
@@ -415,23 +415,27 @@ pub fn run(opts: &Options) -> u8 {
                 return 1;
             }
         };
-        // A line that carries a key (`preshare`, `key`) never goes into
-        // the history: the file would keep the secret.
-        let trimmed = line.trim();
-        if !trimmed.is_empty() && esprit_config::lexer::redact(trimmed) == trimmed {
-            let _ = editor.add_history_entry(trimmed);
-            save_history(&mut editor, opts.history.as_deref());
-        }
-        match interpret(&line) {
-            Local::Nothing => {}
-            Local::Exit if is_exit(&line) && s.paste.exit_closes_context() => {
-                let _ = s.run_line("exit");
+        // A terminal's bracketed paste arrives as one edited line holding
+        // the pasted lines: each runs on its own, in order.
+        for line in line.split('\n') {
+            // A line that carries a key (`preshare`, `key`) never goes
+            // into the history: the file would keep the secret.
+            let trimmed = line.trim();
+            if !trimmed.is_empty() && esprit_config::lexer::redact(trimmed) == trimmed {
+                let _ = editor.add_history_entry(trimmed);
+                save_history(&mut editor, opts.history.as_deref());
             }
-            Local::Exit => break,
-            Local::Print(lines) => lines.iter().for_each(|l| println!("{l}")),
-            Local::Error(e) => eprintln!("esprit: {e}"),
-            Local::Send(cmd) => {
-                let _ = s.run_line(&cmd);
+            match interpret(line) {
+                Local::Nothing => {}
+                Local::Exit if is_exit(line) && s.paste.exit_closes_context() => {
+                    let _ = s.run_line("exit");
+                }
+                Local::Exit => break 'lines,
+                Local::Print(lines) => lines.iter().for_each(|l| println!("{l}")),
+                Local::Error(e) => eprintln!("esprit: {e}"),
+                Local::Send(cmd) => {
+                    let _ = s.run_line(&cmd);
+                }
             }
         }
     }
