@@ -14,86 +14,17 @@ Prints one line per check; exits 1 on the first failure, after showing the
 end of the screen (keys masked).
 """
 
-import os
-import pty
 import re
-import select
-import signal
-import struct
 import sys
-import time
 
-import fcntl
-import termios
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
+from ptyterm import Term, ok  # noqa: E402
 
 ESPRIT, SOCKET, HOME, CONFIG = sys.argv[1:5]
 PROMPT = "esprit-> "
-CSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
-child, fd = pty.fork()
-if child == 0:
-    os.environ.update(HOME=HOME, TERM="xterm")
-    os.execv(ESPRIT, [ESPRIT, "--socket", SOCKET])
-fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
-raw = b""
-seen = 0
-
-
-def text():
-    return CSI.sub("", raw.decode("utf-8", "replace")).replace("\r", "")
-
-
-def pump(timeout):
-    global raw
-    r, _, _ = select.select([fd], [], [], timeout)
-    if not r:
-        return
-    try:
-        data = os.read(fd, 65536)
-    except OSError:
-        data = b""
-    if not data:
-        raise EOFError
-    if b"\x1b[6n" in data:
-        os.write(fd, b"\x1b[1;1R")
-    raw += data
-
-
-def fail(what):
-    screen = re.sub(r"(key|preshare) +\S+", r"\1 <masked>", text())
-    sys.stderr.write("---- end of the screen ----\n" + screen[-4000:] + "\n----\n")
-    print(f"FAIL {what}")
-    try:
-        os.kill(child, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    sys.exit(1)
-
-
-def expect(pattern, what, timeout=20.0):
-    global seen
-    deadline = time.monotonic() + timeout
-    while True:
-        m = re.compile(pattern).search(text(), seen)
-        if m:
-            seen = m.end()
-            return m
-        left = deadline - time.monotonic()
-        if left <= 0:
-            fail(f"{what} (waited {timeout} s for {pattern!r})")
-        try:
-            pump(min(left, 0.2))
-        except EOFError:
-            fail(f"{what} (the shell ended, waiting for {pattern!r})")
-
-
-def send(keys):
-    os.write(fd, keys.encode())
-
-
-def ok(what):
-    print(f"ok   {what}")
-
+t = Term([ESPRIT, "--socket", SOCKET], HOME)
+expect, send, fail, text = t.expect, t.send, t.fail, t.text
 
 expect(re.escape(PROMPT), "the shell shows its prompt")
 lines = [l for l in open(CONFIG).read().splitlines() if l.strip()]
@@ -122,15 +53,7 @@ expect(r"configuration saved to ", "save")
 expect(re.escape(PROMPT), "prompt after save")
 ok("save")
 send("exit\r")
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline:
-    try:
-        pump(0.2)
-    except EOFError:
-        break
-_, status = os.waitpid(child, 0)
-if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-    fail(f"exit: status {status:#x}, expected a normal exit with status 0")
+t.wait_exit("exit")
 if "never applied" in text():
     fail("a line was never applied")
 ok("'exit' (no context open) ends the shell with status 0")

@@ -412,22 +412,7 @@ fn clear_sa_asks_ike_for_the_pair_of_its_hex_id_or_all() {
 fn get_sa_gives_each_proxy_id_its_own_hex_id_in_aligned_columns() {
     let mut c = golden_controller();
     let out = c.command("get sa", None).output;
-    let ids: Vec<&str> = out[2..].iter().map(|l| &l[..9]).collect();
-    assert_eq!(
-        ids,
-        [
-            "00000001<",
-            "00000001>",
-            "00000002<",
-            "00000002>",
-            "00000003<",
-            "00000003>",
-            "00000004<",
-            "00000004>",
-            "00000010<",
-            "00000010>"
-        ]
-    );
+    assert_eq!(super::hex_id_column(&out), super::hex_id_rows(&[1, 2, 3, 4, 0x10]));
     // Each row of one proxy-ID: 2-2 (NAT-T) under 4, 1-1 under 1.
     assert!(out.iter().any(|l| l.starts_with("00000004< 203.0.113.2      4500 esp:aes128/sha1   c1000002")));
     assert!(out.iter().any(|l| l.starts_with("00000001> 203.0.113.2       500 esp:aes128/sha1   c2000001")));

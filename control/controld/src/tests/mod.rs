@@ -169,6 +169,16 @@ fn controller(text: &str, state: State) -> Controller {
     Controller::new(config, None, BTreeMap::new(), state).unwrap()
 }
 
+/// The first column of `get sa`'s rows: HEX ID and direction.
+pub(super) fn hex_id_column(get_sa: &[String]) -> Vec<String> {
+    get_sa[2..].iter().map(|l| l.chars().take(9).collect()).collect()
+}
+
+/// The rows of these HEX IDs in `get sa`'s first column, inbound first.
+pub(super) fn hex_id_rows(ids: &[u32]) -> Vec<String> {
+    ids.iter().flat_map(|i| [format!("{i:08x}<"), format!("{i:08x}>")]).collect()
+}
+
 fn names(log: &[Request]) -> Vec<String> {
     log.iter().map(crate::core::controller::describe).collect()
 }
@@ -596,20 +606,7 @@ fn the_seed_autokey_vpn_gets_its_table_and_no_sa() {
         "00000001< 203.0.113.2       500 esp:aes128/sha1   00000000        0 unlim I/-    -1 0"
     );
     // One HEX ID per proxy-ID (KB16008), the VPN's (0x1) for the first.
-    let ids: Vec<&str> = out[2..].iter().map(|l| &l[..9]).collect();
-    assert_eq!(
-        ids,
-        [
-            "00000001<",
-            "00000001>",
-            "00000002<",
-            "00000002>",
-            "00000003<",
-            "00000003>",
-            "00000004<",
-            "00000004>"
-        ]
-    );
+    assert_eq!(hex_id_column(&out), hex_id_rows(&[1, 2, 3, 4]));
 }
 
 #[test]
