@@ -461,6 +461,52 @@ fn get_sa_gives_each_proxy_id_its_own_hex_id_in_aligned_columns() {
     assert_eq!(starts(&row.line())[4], hs[4], "{}", row.line());
 }
 
+/// A proxy-ID keeps its HEX ID across a change that does not remove it
+/// (one removed, one added before the others) and across a restart of
+/// controld (the state directory holds the numbers).
+#[test]
+fn hex_ids_of_proxy_ids_survive_reloads_and_restarts() {
+    let mut c = golden_controller();
+    let pid = |l: u8, r: u8| format!("local-ip 10.1.{l}.0/24 remote-ip 10.2.{r}.0/24 any");
+    assert_eq!(c.command(&format!("unset vpn test proxy-id {}", pid(1, 2)), None).result, Ok(()));
+    assert_eq!(c.command(&format!("set vpn test proxy-id {}", pid(2, 3)), None).result, Ok(()));
+    let stat = |c: &mut Controller| -> Vec<String> {
+        c.command("get sa stat", None).output[2..]
+            .iter()
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.split_whitespace().take(6).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let ids = stat(&mut c);
+    assert_eq!(
+        ids,
+        [
+            "00000001 203.0.113.2 local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24",
+            // The removed proxy-ID's number goes to the new one.
+            "00000002 203.0.113.2 local-ip 10.1.2.0/24 remote-ip 10.2.3.0/24",
+            "00000003 203.0.113.2 local-ip 10.1.2.0/24 remote-ip 10.2.1.0/24",
+            "00000004 203.0.113.2 local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24",
+            "00000010 203.0.113.3 local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16",
+        ]
+    );
+    // A restart from the state written (its configuration file lists the
+    // proxy-IDs in another order): the same numbers.
+    let state = c.state();
+    let mut lines = c.config().to_lines();
+    let at: Vec<usize> =
+        (0..lines.len()).filter(|i| lines[*i].starts_with("set vpn \"test\" proxy-id local-ip")).collect();
+    let reversed: Vec<String> = at.iter().rev().map(|i| lines[*i].clone()).collect();
+    for (i, l) in at.iter().zip(reversed) {
+        lines[*i] = l;
+    }
+    let (config, _) = Config::load(&lines.join("\n")).unwrap_or_else(|e| panic!("{e}"));
+    let mut restarted = Controller::new(config, None, BTreeMap::new(), state).unwrap();
+    restarted.set_clock(fixed_clock);
+    let mut again = stat(&mut restarted);
+    again.sort();
+    assert_eq!(again, ids);
+}
+
 /// `get sa id N` shows one proxy-ID's pair with the status word of `get
 /// vpn`; a proxy-ID never negotiated is READY (inactive), as under the
 /// first rule set its tunnel interface would be.
