@@ -13,7 +13,9 @@
 # controld, which negotiates that proxy-ID's SA pair (Main Mode once, then a
 # Quick Mode per proxy-ID); the held packet is then delivered. Every pair
 # crosses the WAN on its own SPIs; traffic routed into tunnel.1 that
-# matches no proxy-ID is dropped and counted.
+# matches no proxy-ID is dropped and counted. Each pair has its own HEX ID:
+# `clear sa N` deletes one pair with the peer while the others carry on, and
+# traffic negotiates it again.
 #
 #   scripts/demo.sh [--peer esprit|strongswan]
 #
