@@ -7,10 +7,11 @@
 //! Traffic is read from fastpathd's per-SA counters, which controld polls
 //! anyway ([`crate::core::sa::STATS_INTERVAL_SECS`]); time is passed in.
 //! A pair has moved when one of its SAs (the rekeyed ones included)
-//! counts more packets than at the last reading, or a new SA of it has
-//! counted any: a rekey alone is no traffic, so an idle pair whose
-//! lifetime is shorter than its idle time still ends. The precision is
-//! the polling interval.
+//! counts other than at the last reading (more; or fewer, a fastpathd
+//! that restarted: its counters start again, and controld cannot tell, so
+//! the pair is given a new idle time), or a new SA of it has counted any: a
+//! rekey alone is no traffic, so an idle pair whose lifetime is shorter
+//! than its idle time still ends. The precision is the polling interval.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -123,9 +124,9 @@ impl Controller {
     }
 }
 
-/// True when one SA counts more than before (a new SA: more than 0).
+/// True when one SA counts other than before (a new SA: other than 0).
 fn moved(before: &BTreeMap<u64, u64>, now: &BTreeMap<u64, u64>) -> bool {
-    now.iter().any(|(id, n)| *n > before.get(id).copied().unwrap_or(0))
+    now.iter().any(|(id, n)| *n != before.get(id).copied().unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -173,6 +174,12 @@ mod tests {
         assert!(t.observe(at(59), reading(&[(1, 5), (3, 1)], 1)).is_empty());
         assert!(t.observe(at(100), reading(&[(1, 5), (3, 1)], 1)).is_empty());
         assert_eq!(t.observe(at(119), reading(&[(1, 5), (3, 1)], 1)), vec![key()]);
+        // Counters that start again (fastpathd restarted) are not idleness.
+        let mut t = IdleTracker::default();
+        assert!(t.observe(at(0), reading(&[(1, 500)], 1)).is_empty());
+        assert!(t.observe(at(59), reading(&[(1, 3)], 1)).is_empty());
+        assert!(t.observe(at(61), reading(&[(1, 3)], 1)).is_empty());
+        assert_eq!(t.observe(at(119), reading(&[(1, 3)], 1)), vec![key()]);
         // idletime 0: never.
         let mut t = IdleTracker::default();
         assert!(t.observe(at(0), reading(&[(1, 5)], 0)).is_empty());
