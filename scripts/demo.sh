@@ -13,7 +13,9 @@
 # controld, which negotiates that proxy-ID's SA pair (Main Mode once, then a
 # Quick Mode per proxy-ID); the held packet is then delivered. Every pair
 # crosses the WAN on its own SPIs; traffic routed into tunnel.1 that
-# matches no proxy-ID is dropped and counted.
+# matches no proxy-ID is dropped and counted. Each pair has its own HEX ID:
+# `clear sa N` deletes one pair with the peer while the others carry on, and
+# traffic negotiates it again.
 #
 #   scripts/demo.sh [--peer esprit|strongswan]
 #
@@ -187,6 +189,34 @@ section "gw1-> get counter   (the fast path's workers: packets, and drops by rea
 gw_cli 1 get counter | tee "$WORK/counter.txt" | sed 's/^/  /'
 check "the unmatched flow is counted as proxy-id-mismatch (3 packets)" \
     bash -c "awk '\$1 == \"proxy-id-mismatch\" { n = \$2 } END { exit !(n == 3) }' $WORK/counter.txt"
+section "gw1-> clear sa N   (one proxy-ID's SA pair: its own HEX ID, as ScreenOS)"
+# The HEX ID of proxy-ID 10.1.1.0/24 <-> 10.2.2.0/24, from get sa stat.
+pid12='local-ip 10.1.1.0/24 remote-ip 10.2.2.0/24 ANY'
+hex=$(gw_cli 1 get sa stat | awk -v p="$pid12" 'index($0, p) { print $1; exit }')
+# The pair's SPIs, and those of the three others, before the clear.
+pair_spis() { gw_cli 1 get sa | awk -v h="$1" '/ A\/U / && substr($1, 1, 8) == h { print $5 }' | sort | tr '\n' ' '; }
+other_spis() { gw_cli 1 get sa | awk -v h="$1" '/ A\/U / && substr($1, 1, 8) != h { print $5 }' | sort | tr '\n' ' '; }
+cleared=$(pair_spis "$hex")
+others=$(other_spis "$hex")
+check "proxy-id $pid12 has its own HEX ID ($hex) with one SA pair" \
+    test -n "$hex" -a "$(echo "$cleared" | wc -w)" = 2
+gw_cli 1 clear sa "$hex" | tee "$WORK/clear.txt" | sed 's/^/  /'
+check "clear sa $hex clears that proxy-ID's pair only" \
+    grep -q "HEX ID $hex (vpn \"test\" proxy-id $pid12): clearing its IKE SA pair" "$WORK/clear.txt"
+check "gateway 1 deletes it (6 SAs active left)" gw_active 1 6
+if [ "$PEER" = esprit ]; then
+    check "... and so does gateway 2, told by a Delete (6 SAs active)" gw_active 2 6
+fi
+check "h11 -> 10.2.1.10 (another pair): 10 pings, all answered" pings h11 10.2.1.10 10
+check "the 3 other pairs kept their SAs throughout" test "$(other_spis "$hex")" = "$others"
+gw_cli 1 get sa id "$hex" | tee "$WORK/cleared.txt" | sed 's/^/  /'
+check "the cleared proxy-ID is DOWN (lost) in get sa id $hex" grep -q "proxy-id $pid12: DOWN" "$WORK/cleared.txt"
+check "h11 -> 10.2.2.10: traffic renegotiates the cleared pair on demand" first_ping h11 10.2.2.10
+check "... 8 SAs active again" gw_active 1 8
+renewed=$(pair_spis "$hex")
+check "the new pair ($renewed) is not the cleared one ($cleared)" \
+    test -n "$renewed" -a "$renewed" != "$cleared"
+
 section "gw1-> get event   (newest first; the negotiations the traffic started)"
 gw_cli 1 get event | head -12 | sed 's/^/  /'
 

@@ -16,95 +16,21 @@ end of the screen (keys masked).
 """
 
 import os
-import pty
 import re
-import select
 import signal
-import struct
 import subprocess
 import sys
 import time
 
-import fcntl
-import termios
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
+from ptyterm import Term, ok  # noqa: E402
 
 ESPRIT, SOCKET, HOME, CONTROLD_PID, PIDFILE = sys.argv[1:6]
 RESTART = sys.argv[sys.argv.index("--") + 1:]
 PROMPT = "esprit-> "
-CSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
-
-def spawn(*args):
-    child, master = pty.fork()
-    if child == 0:
-        os.environ.update(HOME=HOME, TERM="xterm")
-        os.execv(ESPRIT, [ESPRIT, "--socket", SOCKET, *args])
-    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
-    return child, master
-
-
-pid, fd = spawn()
-raw = b""
-seen = 0  # how much of the cleaned screen text the checks have consumed
-
-
-def text():
-    # The screen as plain text: escape sequences and carriage returns out.
-    return CSI.sub("", raw.decode("utf-8", "replace")).replace("\r", "")
-
-
-def pump(timeout):
-    global raw
-    r, _, _ = select.select([fd], [], [], timeout)
-    if not r:
-        return
-    try:
-        data = os.read(fd, 65536)
-    except OSError:
-        data = b""
-    if not data:
-        raise EOFError
-    # The line editor asks where the cursor is; a terminal answers.
-    if b"\x1b[6n" in data:
-        os.write(fd, b"\x1b[1;1R")
-    raw += data
-
-
-def fail(what):
-    screen = re.sub(r"(key|preshare) +\S+", r"\1 <masked>", text())
-    sys.stderr.write("---- end of the screen ----\n" + screen[-3000:] + "\n----\n")
-    print(f"FAIL {what}")
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    sys.exit(1)
-
-
-def expect(pattern, what, timeout=15.0):
-    global seen
-    deadline = time.monotonic() + timeout
-    while True:
-        m = re.compile(pattern).search(text(), seen)
-        if m:
-            seen = m.end()
-            return m
-        left = deadline - time.monotonic()
-        if left <= 0:
-            fail(f"{what} (waited {timeout} s for {pattern!r})")
-        try:
-            pump(min(left, 0.2))
-        except EOFError:
-            fail(f"{what} (the shell ended, waiting for {pattern!r})")
-
-
-def send(keys):
-    os.write(fd, keys.encode())
-
-
-def ok(what):
-    print(f"ok   {what}")
-
+t = Term([ESPRIT, "--socket", SOCKET], HOME)
+expect, send, fail, text = t.expect, t.send, t.fail, t.text
 
 expect(re.escape(PROMPT), "the shell shows its prompt")
 ok("prompt 'esprit-> '")
@@ -172,31 +98,15 @@ expect(re.escape(PROMPT), "prompt")
 ok("the next line connects again to the restarted controld")
 
 send("exit\r")
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline:
-    try:
-        pump(0.2)
-    except EOFError:
-        break
-_, status = os.waitpid(pid, 0)
-if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-    fail(f"exit: status {status:#x}, expected a normal exit with status 0")
+t.wait_exit("exit")
 ok("'exit' ends the shell with status 0")
 
 # A second shell, with its own prompt name: Ctrl-D on an empty line leaves.
-pid, fd = spawn("--prompt", "gw1")
-raw, seen = b"", 0
+t = Term([ESPRIT, "--socket", SOCKET, "--prompt", "gw1"], HOME)
+expect, send, fail, text = t.expect, t.send, t.fail, t.text
 expect(re.escape("gw1-> "), "the prompt carries the --prompt name")
 send("\x04")
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline:
-    try:
-        pump(0.2)
-    except EOFError:
-        break
-_, status = os.waitpid(pid, 0)
-if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-    fail(f"Ctrl-D: status {status:#x}, expected a normal exit with status 0")
+t.wait_exit("Ctrl-D")
 ok("--prompt gw1 gives 'gw1-> '; Ctrl-D ends the shell with status 0")
 
 hist = os.path.join(HOME, ".esprit_history")

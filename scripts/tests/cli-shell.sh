@@ -6,7 +6,12 @@
 # shell usable, `?`, controld stopping and coming back, `exit` with status 0,
 # the history file (scripts/lib/pty_shell.py does the typing and checking).
 # Also: one-shot mode's exit statuses, commands from a pipe, and
-# controld's --metrics endpoint (Prometheus text, scraped in the namespace).
+# controld's --metrics endpoint (Prometheus text, scraped in the namespace);
+# a ScreenOS-saved configuration (zones, addresses, policies, the seed's
+# VPN: control/config/tests/data/screenos-saved.conf) pasted into the shell
+# as a terminal pastes, saved, loaded by controld --check, its zone,
+# address and policy lines saved back in the same words
+# (scripts/lib/pty_paste.py).
 #
 #   scripts/tests/cli-shell.sh
 # Needs root. Binaries from $ESPRIT_BIN (default $CARGO_TARGET_DIR or target, /debug), built if
@@ -128,6 +133,33 @@ shell_run() {
     sed 's/^/    /' "$WORK/pty.out" >&2
 }
 check "the interactive shell in a pseudo-terminal" shell_run
+
+# A ScreenOS-saved configuration pasted into the shell of a controld that
+# starts empty (no fastpathd: the configuration is what is checked).
+SAVED="$ESPRIT_ROOT/control/config/tests/data/screenos-saved.conf"
+: >"$WORK/paste.conf"
+chmod 600 "$WORK/paste.conf"
+ip netns exec "$NS" "$BIN/controld" --config "$WORK/paste.conf" --fastpath "$WORK/no-fastpathd.sock" \
+    --socket "$WORK/paste.sock" --state-dir "$WORK/paste-state" --port-map ethernet0/2=wan0 --no-syslog \
+    >"$WORK/paste-cd.log" 2>&1 &
+PIDS+=($!)
+wait_socket "$WORK/paste.sock" "$WORK/paste-cd.log" controld
+paste_run() {
+    timeout --kill-after=5 90 python3 "$ESPRIT_ROOT/scripts/lib/pty_paste.py" "$BIN/esprit" "$WORK/paste.sock" \
+        "$WORK" "$SAVED" >"$WORK/paste.out" || { cat "$WORK/paste.out"; return 1; }
+    sed 's/^/    /' "$WORK/paste.out" >&2
+}
+check "a ScreenOS-saved configuration pasted into the shell (bracketed paste), then saved" paste_run
+saved_loads() {
+    "$BIN/controld" --check "$WORK/paste.conf" --port-map ethernet0/2=wan0 >"$WORK/check.out" 2>&1 \
+        && grep -q 'configuration OK: 1 VPN(s), 1 tunnel interface(s), .* 4 AutoKey proxy-ID(s)' "$WORK/check.out" \
+        || { cat "$WORK/check.out" >&2; return 1; }
+}
+check "controld --check loads what save wrote" saved_loads
+# The kept lines, blanks made one: the same, in the same order.
+kept_lines() { grep -E '^(un)?set (zone|address|group|policy|clock|hostname|src-address|dst-address) ' "$1" | tr -s ' '; }
+same_words() { diff <(kept_lines "$SAVED") <(kept_lines "$WORK/paste.conf") >&2; }
+check "its zone, address, group and policy lines are saved back in the same words and order" same_words
 
 echo "cli-shell: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -121,7 +121,7 @@ check "a: get vpn test shows the monitor UP from 10.1.1.1 (ethernet0/1)" \
 check "a: pair 11 UP and monitored" \
     has_line 1 "get vpn test" "^  00000001  ${P11} UP +[0-9]+ +[0-9]+ +[0-9]+  [0-9T:Z-]+ \(monitored\)$"
 check "a: pair 22 READY (never negotiated), never changed" \
-    has_line 1 "get vpn test" "^  00000001  ${P22} READY +0 +0 +0  -$"
+    has_line 1 "get vpn test" "^  00000004  ${P22} READY +0 +0 +0  -$"
 check "a: 2 SAs A/U (pair 11 only)" gw_active 1 2
 check "a: the SA came from the monitor's probe (acquire of 10.1.1.1 -> 10.2.1.10 protocol 1)" \
     grep -q "acquire: tunnel.1 .* 10.1.1.1 -> 10.2.1.10 protocol 1" "$WORK/cd1.log"
@@ -133,18 +133,18 @@ gw_cli 1 get vpn test | sed 's/^/    /' >&2
 log "=== b. pair 22: UP with its traffic, DOWN when its SA is cleared"
 check "b: h12 -> h22 crosses (pair 22 negotiated)" quiet nsx h12 ping -c 1 -W 8 10.2.2.10
 check "b: get vpn test shows pair 22 UP with the time it changed" \
-    until_line 5 1 "get vpn test" "^  00000001  ${P22} UP +[0-9]+ +[0-9]+ +[0-9]+  [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$"
+    until_line 5 1 "get vpn test" "^  00000004  ${P22} UP +[0-9]+ +[0-9]+ +[0-9]+  [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$"
 check "b: the event log has pair 22 UP (was READY)" \
     until_line 5 1 "get event" "status +203\.0\.113\.2 +vpn test proxy-id ${P22}: UP \(was READY\)$"
 gw_cli 1 clear sa >/dev/null
 check "b: after clear sa, pair 22 DOWN with the time it changed" \
-    until_line 5 1 "get vpn test" "^  00000001  ${P22} DOWN +[0-9]+ +[0-9]+ +[0-9]+  [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$"
+    until_line 5 1 "get vpn test" "^  00000004  ${P22} DOWN +[0-9]+ +[0-9]+ +[0-9]+  [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$"
 check "b: the event log has pair 22 DOWN (was UP)" \
     until_line 5 1 "get event" "status +203\.0\.113\.2 +vpn test proxy-id ${P22}: DOWN \(was UP\)$"
 check "b: the monitor brought pair 11 back by itself (tunnel.1 UP)" \
     until_line 15 1 "get interface tunnel.1" "$(monitor_line UP UP)"
 check "b: pair 22 stays DOWN (nothing asks for it)" \
-    has_line 1 "get vpn test" "^  00000001  ${P22} DOWN "
+    has_line 1 "get vpn test" "^  00000004  ${P22} DOWN "
 gw_cli 1 get vpn test | sed 's/^/    /' >&2
 
 log "=== c. gw2 drops pair 11's proxy-ID, then takes it back"
@@ -200,7 +200,7 @@ check "e: gw1 takes a null route behind 10.2.2.0/24 and withdraw-routes" \
     quiet gw_cli 1 set route 10.2.2.0/24 interface null metric 250
 check "e: ... (set vpn test withdraw-routes)" quiet gw_cli 1 set vpn test withdraw-routes
 check "e: pair 22 (DOWN since b) is renegotiated by controld itself: UP, no traffic" \
-    until_line 15 1 "get vpn test" "^  00000001  ${P22_RE} UP "
+    until_line 15 1 "get vpn test" "^  00000004  ${P22_RE} UP "
 check "e: the event log has its routes withdrawn, then restored" \
     has_line 1 "get event" "vpn test proxy-id ${P22_RE} DOWN: route\(s\) withdrawn: 10\.2\.2\.0/24 interface tunnel\.1$"
 check "e: ... restored" \
@@ -211,7 +211,7 @@ check "e: gw1 withdraws 10.2.2.0/24 from tunnel.1 (get route, exact line)" \
     until_line 10 1 "get route" "^  10\.2\.2\.0/24 +tunnel\.1 +- +static +1 tunnel\.1  withdrawn: vpn test proxy-id ${P22_RE} DOWN$"
 check "e: ... and installs the null route" has_line 1 "get route" "^\* 10\.2\.2\.0/24 +null +- +static +250 -$"
 check "e: get vpn test marks pair 22 DOWN, routes withdrawn" \
-    has_line 1 "get vpn test" "^  00000001  ${P22_RE} DOWN .*\(routes withdrawn\)$"
+    has_line 1 "get vpn test" "^  00000004  ${P22_RE} DOWN .*\(routes withdrawn\)$"
 NULL_BEFORE=$(null_drops)
 check "e: h12 -> h22 gets no answer" not nsx h12 ping -c 2 -i 0.3 -W 1 10.2.2.10
 drops_grew() {
@@ -225,7 +225,7 @@ check "e: pair 11 keeps flowing (h11 -> h21)" quiet nsx h11 ping -c 1 -W 3 10.2.
 check "e: gw2 takes the proxy-ID back" \
     quiet gw_cli 2 set vpn test proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
 check "e: gw1's retry brings pair 22 UP (10 s retries; a refused Quick Mode may take its time out)" \
-    until_line 40 1 "get vpn test" "^  00000001  ${P22_RE} UP "
+    until_line 40 1 "get vpn test" "^  00000004  ${P22_RE} UP "
 check "e: the tunnel route is back in fastpathd" \
     until_line 5 1 "get route" "^\* 10\.2\.2\.0/24 +tunnel\.1 +- +static +1 tunnel\.1$"
 check "e: h12 -> h22 crosses again" quiet nsx h12 ping -c 1 -W 3 10.2.2.10

@@ -225,6 +225,8 @@ pub struct Config {
     services: BTreeMap<String, CustomService>,
     /// `set vpnmonitor ...`.
     vpnmonitor: VpnMonitorTiming,
+    /// Zones, addresses, policies: kept, not enforced ([`crate::kept`]).
+    pub(crate) kept: crate::kept::Kept,
 }
 
 fn conflict(message: String) -> ErrorKind {
@@ -258,7 +260,7 @@ impl Config {
     /// nothing. Atomic: on error `self` is unchanged. The objects the line
     /// refers to must already exist.
     pub fn apply(&mut self, line: &str) -> Result<Vec<Warning>, ConfigError> {
-        let Some(command) = parse_line(line).map_err(|e| ConfigError::new(None, line, e))? else {
+        let Some(command) = self.parse_in_context(line).map_err(|e| ConfigError::new(None, line, e))? else {
             return Ok(Vec::new());
         };
         let mut candidate = self.clone();
@@ -266,7 +268,7 @@ impl Config {
         candidate.validate().map_err(|(_, e)| {
             let e = match command {
                 Command::Unset(_) => ErrorKind::InUse(Box::new(e)),
-                Command::Set(_) => e,
+                Command::Set(_) | Command::Kept(_) => e,
             };
             ConfigError::new(None, line, e)
         })?;
@@ -283,7 +285,9 @@ impl Config {
         let mut commands = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let n = i + 1;
-            let Some(command) = parse_line(line).map_err(|e| ConfigError::new(Some(n), line, e))? else {
+            let Some(command) =
+                config.parse_in_context(line).map_err(|e| ConfigError::new(Some(n), line, e))?
+            else {
                 continue;
             };
             let messages = config.apply_command(&command).map_err(|e| ConfigError::new(Some(n), line, e))?;
@@ -421,7 +425,27 @@ impl Config {
         match command {
             Command::Set(s) => self.apply_set(s),
             Command::Unset(u) => self.apply_unset(u),
+            Command::Kept(k) => self.kept.apply(k).map_err(conflict),
         }
+    }
+
+    /// [`parse_line`], but inside a policy's context (after `set policy id
+    /// N` alone, until `exit`) every `set` and `unset` line is the
+    /// policy's ([`crate::kept`]).
+    fn parse_in_context(&self, line: &str) -> Result<Option<Command>, crate::error::ParseError> {
+        if self.kept.context.is_some() {
+            let tokens = crate::lexer::lex(line)?;
+            if let Some(k) = crate::kept::parse_policy_setting(&tokens) {
+                return Ok(Some(Command::Kept(k)));
+            }
+        }
+        parse_line(line)
+    }
+
+    /// The lines kept without being enforced (zones, addresses, policies),
+    /// in their order.
+    pub fn kept_lines(&self) -> Vec<String> {
+        self.kept.entries.iter().map(|e| e.line.text()).collect()
     }
 
     fn apply_set(&mut self, set: &SetCommand) -> Result<Vec<String>, ErrorKind> {

@@ -29,6 +29,7 @@ pub mod error;
 #[doc(hidden)]
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
+pub mod kept;
 pub mod lexer;
 pub mod model;
 pub mod parse;

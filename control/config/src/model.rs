@@ -22,6 +22,9 @@ pub enum Command {
     Set(SetCommand),
     /// An `unset` line.
     Unset(UnsetCommand),
+    /// A ScreenOS line kept without being enforced (zones, addresses,
+    /// policies), or accepted and dropped ([`crate::kept`]).
+    Kept(crate::kept::KeptLine),
 }
 
 /// An interface name, lowercased (`ethernet0/2`, `tunnel.1`). Interface

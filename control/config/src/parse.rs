@@ -29,6 +29,9 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
     if tokens.is_empty() {
         return Ok(None);
     }
+    if let Some(k) = crate::kept::parse_kept(&tokens) {
+        return Ok(Some(Command::Kept(k)));
+    }
     let mut c = Cursor::new(&tokens);
     let command = match c.keyword(&["set", "unset"])? {
         "set" => Command::Set(parse_set(&mut c)?),

@@ -30,7 +30,10 @@ fn choice(c: &ProposalChoice) -> String {
 impl Config {
     /// The configuration as canonical `set` lines.
     pub fn to_lines(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        // Lines kept without being enforced stand where ScreenOS saves
+        // them: clock, hostname and zones before the interfaces, the
+        // address book after them, policies after the VPNs.
+        let mut out: Vec<String> = self.kept.lines(&["clock", "hostname", "zone"]).collect();
         let mut interfaces: Vec<_> = self.interfaces().collect();
         interfaces.sort_by_key(|i| (i.name.is_tunnel(), i.name.tunnel_number(), i.name.clone()));
         for i in interfaces {
@@ -50,6 +53,7 @@ impl Config {
                 out.push(format!("{head} port {}", quoted(p)));
             }
         }
+        out.extend(self.kept.lines(&["address", "group"]));
         for s in self.services() {
             for (n, m) in s.members.iter().enumerate() {
                 let verb = if n == 0 { "protocol" } else { "+" };
@@ -178,6 +182,7 @@ impl Config {
             }
             out.append(&mut proxy_lines);
         }
+        out.extend(self.kept.lines(&["policy"]));
         // The VPN monitor's timing, when not ScreenOS's default.
         let m = self.vpnmonitor();
         if m != VpnMonitorTiming::default() {

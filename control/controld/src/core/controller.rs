@@ -15,7 +15,7 @@ use esprit_fastpath_api::{Client, ClientError, Dump, Event, Reply, Request, Stat
 use crate::core::events::{EventKind, EventLog, EventRecord, Severity};
 use crate::ike::IkeView;
 
-use crate::core::ids::assign_hex_ids;
+use crate::core::ids::{assign_ids, TunnelIds};
 use crate::core::plan::Plan;
 use crate::core::sa::SaManager;
 use crate::core::state::State;
@@ -112,6 +112,8 @@ pub struct Controller {
     pub(crate) config_path: Option<PathBuf>,
     pub(crate) port_map: BTreeMap<String, String>,
     pub(crate) hex_ids: BTreeMap<String, u32>,
+    /// The proxy-IDs' tunnel IDs (`get sa`; persisted).
+    pub(crate) tunnel_ids: TunnelIds,
     /// The serials of the manual-key SAs (persisted).
     pub(crate) serials: ManualSerials,
     pub(crate) desired: Desired,
@@ -139,8 +141,9 @@ pub struct Controller {
     pub(crate) events: EventLog,
     /// The wall clock of events (injected: tests fix it).
     pub(crate) clock: fn() -> SystemTime,
-    /// HEX IDs whose IKE SAs `clear sa` asked to delete (`None`: all).
-    pub(crate) clears: Vec<Option<u32>>,
+    /// What `clear sa` asked IKE to delete: the pair of one proxy-ID
+    /// ((VPN HEX ID, proxy-ID)), or every pair (`None`).
+    pub(crate) clears: Vec<Option<(u32, String)>>,
     /// The VPN monitors.
     pub(crate) monitor: Monitor,
     /// Last status of each proxy-ID and tunnel interface, and what changed
@@ -153,6 +156,12 @@ pub struct Controller {
     pub(crate) withdrawn: BTreeMap<(String, String), crate::status::withdraw::Withdrawal>,
     /// The withdrawals changed since fastpathd's routes were programmed.
     pub(crate) routes_pending: bool,
+    /// Proxy-IDs ((VPN, proxy-ID)) whose pair `idletime` deleted: READY,
+    /// not DOWN, until negotiated again.
+    pub(crate) idled: std::collections::HashSet<crate::core::negotiated::PairKey>,
+    /// The traffic of each IKE pair and since when it has not moved
+    /// (`idletime`).
+    pub(crate) idle: crate::core::idle::IdleTracker,
 }
 
 impl Controller {
@@ -164,13 +173,14 @@ impl Controller {
         port_map: BTreeMap<String, String>,
         state: State,
     ) -> Result<Controller, TranslateError> {
-        let hex_ids = assign_hex_ids(&config, &state.hex_ids);
+        let (hex_ids, tunnel_ids) = assign_ids(&config, &state.hex_ids, &state.tunnel_ids);
         let t = translate_with_serials(&config, &port_map, &hex_ids, &state.manual_serials)?;
         let mut c = Controller {
             config,
             config_path,
             port_map,
             hex_ids,
+            tunnel_ids,
             serials: t.serials,
             desired: t.desired,
             in_sync: false,
@@ -190,6 +200,8 @@ impl Controller {
             index: Default::default(),
             withdrawn: BTreeMap::new(),
             routes_pending: false,
+            idled: Default::default(),
+            idle: Default::default(),
         };
         c.reconfigure_monitor();
         c.reindex();
@@ -296,7 +308,10 @@ impl Controller {
             self.ike_life.remove(id);
         }
         for s in add {
-            self.status.touch(crate::core::negotiated::key_of(&s));
+            let key = crate::core::negotiated::key_of(&s);
+            // Negotiated again: a later loss is a loss (`idletime`).
+            self.idled.remove(&key);
+            self.status.touch(key);
             self.ike_sas.insert(s);
         }
         let Some(fp) = fp else {
@@ -419,9 +434,10 @@ impl Controller {
         self.events.push((self.clock)(), r);
     }
 
-    /// What `clear sa` asked of IKE since the last call: HEX IDs whose
-    /// child SA pairs to delete (`None`: all of them).
-    pub fn take_clears(&mut self) -> Vec<Option<u32>> {
+    /// What `clear sa` asked of IKE since the last call: the proxy-IDs
+    /// ((VPN HEX ID, proxy-ID)) whose child SA pairs to delete (`None`:
+    /// all of them).
+    pub fn take_clears(&mut self) -> Vec<Option<(u32, String)>> {
         std::mem::take(&mut self.clears)
     }
 
@@ -435,6 +451,7 @@ impl Controller {
         State {
             version: 1,
             hex_ids: self.hex_ids.clone(),
+            tunnel_ids: self.tunnel_ids.clone(),
             sas: self.sa.records().clone(),
             manual_serials: self.serials.clone(),
             seqs: self.sa.seqs().clone(),
@@ -590,7 +607,8 @@ impl Controller {
             [] => Response::ok(Vec::new()),
             ["get", rest @ ..] => self.get(rest),
             ["clear", rest @ ..] => self.clear(rest),
-            ["set", ..] | ["unset", ..] => {
+            // `exit` closes a ScreenOS policy context (a pasted configuration).
+            ["set", ..] | ["unset", ..] | ["exit"] => {
                 let mut candidate = self.config.clone();
                 match candidate.apply(line) {
                     Ok(warnings) => {
@@ -663,7 +681,7 @@ impl Controller {
         fp: Option<&mut dyn FastPath>,
     ) -> Response {
         self.in_sync = false;
-        let hex_ids = assign_hex_ids(&candidate, &self.hex_ids);
+        let (hex_ids, tunnel_ids) = assign_ids(&candidate, &self.hex_ids, &self.tunnel_ids);
         let t = match translate_with_serials(&candidate, &self.port_map, &hex_ids, &self.serials) {
             Ok(t) => t,
             Err(e) => return Response::err(e.to_string()),
@@ -672,6 +690,7 @@ impl Controller {
         let old = (
             std::mem::replace(&mut self.config, candidate),
             std::mem::replace(&mut self.hex_ids, hex_ids),
+            std::mem::replace(&mut self.tunnel_ids, tunnel_ids),
             std::mem::replace(&mut self.desired, t.desired),
             std::mem::replace(&mut self.serials, t.serials),
         );
@@ -704,7 +723,7 @@ impl Controller {
                 Response::ok(output)
             }
             Err(e @ FastPathError::Refused { .. }) => {
-                (self.config, self.hex_ids, self.desired, self.serials) = old;
+                (self.config, self.hex_ids, self.tunnel_ids, self.desired, self.serials) = old;
                 self.reconfigure_monitor();
                 self.reindex();
                 self.refresh_status();

@@ -246,8 +246,8 @@ impl Core {
             self.ctl.set_ike_ingest(self.ingest);
         }
         let mut resp = self.ctl.command(line, fp);
-        for hex_id in self.ctl.take_clears() {
-            resp.output.extend(self.ike.clear(now, hex_id));
+        for target in self.ctl.take_clears() {
+            resp.output.extend(self.ike.clear(now, target.as_ref().map(|(h, p)| (*h, p.as_str()))));
         }
         if matches!(first, "set" | "unset" | "exec") && resp.result.is_ok() {
             // IKE follows the running configuration.
@@ -435,6 +435,13 @@ impl Core {
             let stats = rec.stats.filter(|_| r.is_ok());
             self.out.push_back(Output::Stats(stats));
             r?;
+            // `idletime`: pairs that carried nothing are deleted with the
+            // peer, like `clear sa` of their HEX ID.
+            for (hex_id, proxy_id) in self.ctl.take_idle_pairs(now) {
+                for l in self.ike.clear(now, Some((hex_id, &proxy_id))) {
+                    self.log(format!("idletime: {l}"));
+                }
+            }
         }
         // VPN monitor probes; `rekey` renegotiates a pair it found DOWN.
         for sa in self.ctl.monitor_tick(now, c)? {

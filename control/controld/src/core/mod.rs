@@ -8,7 +8,9 @@
 //! * [`sa`]: the SA manager, the single source of truth about SAs
 //!   (fingerprints, sequence numbers across restarts, `get sa`);
 //! * [`spi`]: inbound SPI allocation without collisions;
-//! * [`ids`]: VPN HEX IDs, stable across restarts;
+//! * [`ids`]: VPN HEX IDs and the proxy-IDs' tunnel IDs, stable across
+//!   restarts;
+//! * [`idle`]: `idletime`, pairs deleted for want of traffic;
 //! * [`state`]: what survives a restart of controld (`--state-dir`);
 //! * [`ingest`]: the main loop's bounded queues (IKE, operator, fastpathd);
 //! * [`events`]: the event log of `get event` and the system log;
@@ -23,6 +25,7 @@
 pub mod controller;
 pub mod engine;
 pub mod events;
+pub mod idle;
 pub mod ids;
 pub mod ingest;
 pub mod monitor;

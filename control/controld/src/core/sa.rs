@@ -52,14 +52,13 @@
 //!   SAs are not concerned: IKE negotiates fresh keys.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
 use esprit_fastpath_api::{Direction, Dump, SaSpec, Stats};
 use ring::hmac;
 
 use crate::core::plan::{plan, Plan};
 use crate::core::state::{SaRecord, SeqMark};
-use crate::core::translate::{hex_id_of, Desired};
+use crate::core::translate::Desired;
 
 /// Packets added to the last sequence number seen when an outbound SA is
 /// re-installed (see the module documentation).
@@ -325,31 +324,16 @@ impl SaManager {
         }
     }
 
-    /// `get sa`, in ScreenOS's format (KB16008): manual-key SAs with their
-    /// SPIs (`A/-` when fastpathd holds them, `I/-` when not), AutoKey
-    /// proxy-IDs as inactive entries until IKE negotiates them.
-    pub fn render(&self, desired: &Desired) -> String {
-        self.render_with_life(desired, &BTreeMap::new())
-    }
-
-    /// `get sa` with the seconds of lifetime left of negotiated SAs
-    /// (serial not 0): they show `A/U` when fastpathd holds them.
-    pub fn render_with_life(&self, desired: &Desired, life: &BTreeMap<u64, u64>) -> String {
-        let mut out = String::new();
-        let pairs = desired.sas.len() / 2;
-        let _ = writeln!(out, "total configured sa: {}", pairs + desired.pending.len());
-        out.push_str(SA_HEADER);
-        out.push('\n');
-        for r in self.rows(desired, life) {
-            out.push_str(&r.line());
-            out.push('\n');
-        }
-        out
-    }
-
     /// The rows of `get sa`, in its order (HEX ID, inbound before
     /// outbound): one per SA, two per AutoKey proxy-ID not negotiated.
-    pub fn rows(&self, desired: &Desired, life: &BTreeMap<u64, u64>) -> Vec<SaRow> {
+    /// `tunnel_id` gives the HEX ID of a (VPN, proxy-ID): its tunnel ID
+    /// ([`crate::core::ids`]).
+    pub fn rows(
+        &self,
+        desired: &Desired,
+        life: &BTreeMap<u64, u64>,
+        tunnel_id: impl Fn(&str, &str) -> u32,
+    ) -> Vec<SaRow> {
         let mut rows: Vec<(u32, u8, SaRow)> = Vec::new();
         for (id, d) in &desired.sas {
             let s = &d.spec;
@@ -365,11 +349,12 @@ impl SaManager {
             };
             let secs = life.get(id).map(|s| s.to_string());
             let life_word = secs.unwrap_or_else(|| if negotiated { "-" } else { "expir" }.to_owned());
+            let hex_id = tunnel_id(&d.vpn_name, &s.proxy_id);
             rows.push((
-                hex_id_of(*id),
+                hex_id,
                 order,
                 SaRow {
-                    hex_id: hex_id_of(*id),
+                    hex_id,
                     id: Some(*id),
                     direction: s.direction,
                     gateway: s.peer.to_string(),
@@ -387,12 +372,13 @@ impl SaManager {
         }
         for p in &desired.pending {
             let peer = p.peer.map(|a| a.to_string()).unwrap_or_else(|| "0.0.0.0".into());
+            let hex_id = tunnel_id(&p.vpn_name, &p.proxy_id);
             for (order, direction) in [(0, Direction::Inbound), (1, Direction::Outbound)] {
                 rows.push((
-                    p.hex_id,
+                    hex_id,
                     order,
                     SaRow {
-                        hex_id: p.hex_id,
+                        hex_id,
                         id: None,
                         direction,
                         gateway: peer.clone(),
@@ -419,14 +405,16 @@ impl SaManager {
     }
 }
 
-/// The header of `get sa`.
+/// The header of `get sa`: ScreenOS's columns, each label over its
+/// column ([`SaRow::line`]'s widths; the Algorithm column holds the
+/// longest name, `esp:aes256/sha256`).
 pub const SA_HEADER: &str =
-    "HEX ID    Gateway         Port Algorithm     SPI      Life:sec kb Sta   PID vsys";
+    "HEX ID    Gateway          Port Algorithm         SPI      Life:sec    kb Sta   PID vsys";
 
 /// One row of `get sa`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaRow {
-    /// The VPN's HEX ID.
+    /// Its proxy-ID's tunnel ID ([`crate::core::ids`]).
     pub hex_id: u32,
     /// The SA id (`None`: an AutoKey proxy-ID not negotiated yet).
     pub id: Option<u64>,
@@ -458,14 +446,16 @@ impl SaRow {
         self.sta.starts_with('A')
     }
 
-    /// The line of `get sa` (the format scripts parse: do not change it).
+    /// The line of `get sa`, in columns under [`SA_HEADER`]. Scripts
+    /// split it on blanks (HEX ID and direction, gateway, port, algorithm,
+    /// SPI, lifetime, kB, state, PID, vsys): the order of the fields stays.
     pub fn line(&self) -> String {
         let mark = match self.direction {
             Direction::Inbound => '<',
             Direction::Outbound => '>',
         };
         format!(
-            "{:08x}{mark}{:>16}{:>5} {} {:08x} {:>6} unlim {} {:>5} 0",
+            "{:08x}{mark} {:<15} {:>5} {:<17} {:08x} {:>8} unlim {:<3} {:>5} 0",
             self.hex_id, self.gateway, self.port, self.algorithm, self.spi, self.life, self.sta, -1
         )
     }

@@ -3,7 +3,8 @@
 //! One file, `controld.json` (mode 0600, written to a temporary file and
 //! renamed, so a crash leaves the old or the new version, never half):
 //!
-//! * the VPN HEX IDs that were assigned (so VPNs keep their numbers);
+//! * the VPN HEX IDs and the proxy-IDs' tunnel IDs that were assigned (so
+//!   VPNs and proxy-IDs keep their numbers);
 //! * per SA id, the fingerprint of the SA last installed under it and the
 //!   key digest of its keys;
 //! * per key digest, the highest sequence number seen in fastpathd's
@@ -66,6 +67,9 @@ pub struct State {
     /// VPN name -> HEX ID.
     #[serde(default)]
     pub hex_ids: BTreeMap<String, u32>,
+    /// VPN name -> proxy-ID -> tunnel ID (see [`crate::core::ids`]).
+    #[serde(default)]
+    pub tunnel_ids: crate::core::ids::TunnelIds,
     /// SA id -> record.
     #[serde(default)]
     pub sas: BTreeMap<u64, SaRecord>,

@@ -146,29 +146,28 @@ impl IkeManager {
         v
     }
 
-    /// `clear sa [ID]`: deletes the child SA pairs under HEX ID `hex_id`
-    /// (every pair with `None`): a Delete goes to the peer, and the pairs
-    /// come out of fastpathd through the usual ChildSaDown (next
-    /// [`IkeManager::poll`]). Returns one line per pair, for the operator.
-    pub fn clear(&mut self, now: Instant, hex_id: Option<u32>) -> Vec<String> {
+    /// `clear sa [ID]`: deletes the child SA pairs of one proxy-ID
+    /// (`target`: the VPN's HEX ID and the proxy-ID; every pair with
+    /// `None`): a Delete goes to the peer, and the pairs come out of
+    /// fastpathd through the usual ChildSaDown (next [`IkeManager::poll`]).
+    /// Returns one line per pair, for the operator.
+    pub fn clear(&mut self, now: Instant, target: Option<(u32, &str)>) -> Vec<String> {
         let mut out = Vec::new();
         for g in &mut self.gateways {
             let name = g.peer.config().name.clone();
             let spis: Vec<u32> = g
                 .children
                 .iter()
-                .filter(|(_, c)| hex_id.is_none_or(|h| c.ids.iter().any(|id| hex_id_of(*id) == h)))
+                .filter(|(_, c)| {
+                    target.is_none_or(|(h, pid)| {
+                        c.ids.iter().any(|id| hex_id_of(*id) == h) && c.proxy_id.to_string() == pid
+                    })
+                })
                 .map(|(spi, _)| *spi)
                 .collect();
             for spi in spis {
                 let Some(c) = g.children.get(&spi) else { continue };
-                let what = format!(
-                    "SA {:08x} (ids {:#x}/{:#x}) proxy-id {}",
-                    hex_id_of(c.ids[0]),
-                    c.ids[0],
-                    c.ids[1],
-                    c.proxy_id
-                );
+                let what = format!("proxy-id {} (SA ids {:#x}/{:#x})", c.proxy_id, c.ids[0], c.ids[1]);
                 match g.peer.delete_child(now, spi) {
                     Ok(()) => out.push(format!("{what}: cleared, Delete sent to gateway {name}")),
                     Err(e) => {
@@ -236,7 +235,7 @@ set vpn "v" proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any
     }
 
     #[test]
-    fn clear_deletes_the_pairs_of_its_hex_id_only() {
+    fn clear_deletes_the_pair_of_its_proxy_id_only() {
         use esprit_fastpath_api::Direction;
 
         use super::super::ChildRecord;
@@ -264,12 +263,18 @@ set vpn "v" proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any
         assert_eq!(v.gateways[0].children, 1);
         assert_eq!(v.children[0].remaining_secs, Some(100));
         assert_eq!((v.children[0].vpn.as_str(), v.children[0].ids), ("v", ids));
-        assert!(m.clear(now, Some(6)).is_empty(), "another HEX ID");
+        let other = "local-ip 10.1.1.0/24 remote-ip 10.2.2.0/24 ANY";
+        assert!(m.clear(now, Some((6, &pid.to_string()))).is_empty(), "another VPN");
+        assert!(m.clear(now, Some((5, other))).is_empty(), "another proxy-ID of the VPN");
         // The peer never negotiated it (test): removed locally, and the
         // next poll takes both SAs out of fastpathd.
-        let lines = m.clear(now, Some(5));
+        let lines = m.clear(now, Some((5, &pid.to_string())));
         assert_eq!(lines.len(), 1);
-        assert!(lines[0].starts_with("SA 00000005 (ids 0x500000001/0x580000001) proxy-id"), "{lines:?}");
+        assert!(
+            lines[0]
+                .starts_with(&format!("proxy-id {pid} (SA ids 0x500000001/0x580000001): cleared locally")),
+            "{lines:?}"
+        );
         assert!(m.gateways[0].children.is_empty());
         let removed: Vec<u64> = m
             .poll(now)

@@ -8,8 +8,14 @@
 //!
 //! Without a terminal on standard input, the same lines are read from it
 //! without prompt or editing (`esprit < commands`).
+//!
+//! A saved ScreenOS configuration pasted (or piped) line by line works in
+//! its own order: a line that names what a later line defines waits for
+//! it, and `exit` closes ScreenOS's policy and vrouter contexts
+//! ([`paste`]).
 
 pub mod grammar;
+pub mod paste;
 
 use std::borrow::Cow;
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
@@ -220,17 +226,87 @@ impl Validator for EditorHooks {}
 
 impl rustyline::Helper for EditorHooks {}
 
-/// The shell's side of controld: the link, and whether the names known
-/// for completion may be out of date.
+/// The shell's side of controld: the link, whether the names known for
+/// completion may be out of date, and the paste in progress.
 struct Client {
     link: Link,
     names_stale: bool,
+    paste: paste::Paste,
 }
 
 impl Client {
+    fn new(socket: &Path, names_stale: bool) -> Client {
+        Client { link: Link::new(socket.to_owned()), names_stale, paste: paste::Paste::default() }
+    }
+
     /// Runs one line against controld and prints the answer. Returns false
-    /// when the line failed (error, or controld unreachable).
+    /// when the line failed (error, or controld unreachable). A `set` line
+    /// that names what is not defined yet waits ([`paste`]); a line that
+    /// succeeds lets the waiting ones run again.
     fn run_line(&mut self, line: &str) -> Result<bool, ()> {
+        let r = self.ask(line)?;
+        match r {
+            Ok(()) => {
+                self.paste.succeeded(line);
+                self.run_waiting()?;
+                Ok(true)
+            }
+            Err(e) if paste::waits_for_definition(line, &e) => {
+                eprintln!("esprit: {e}");
+                eprintln!("esprit: the line waits: it runs again when what it names is defined");
+                self.paste.waiting.push((line.to_owned(), e));
+                Ok(true)
+            }
+            Err(e) => {
+                eprintln!("esprit: {e}");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Sends the waiting lines again, in order, as long as one succeeds.
+    fn run_waiting(&mut self) -> Result<(), ()> {
+        while !self.paste.waiting.is_empty() {
+            let mut progress = false;
+            let mut i = 0;
+            while i < self.paste.waiting.len() {
+                let line = self.paste.waiting[i].0.clone();
+                match self.ask(&line)? {
+                    Ok(()) => {
+                        eprintln!(
+                            "esprit: applied the line that waited: {}",
+                            esprit_config::lexer::redact(&line)
+                        );
+                        self.paste.waiting.remove(i);
+                        self.paste.succeeded(&line);
+                        progress = true;
+                    }
+                    Err(e) => {
+                        self.paste.waiting[i].1 = e;
+                        i += 1;
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports the lines still waiting when the paste ends: true if there
+    /// were some (they failed).
+    fn finish(&mut self) -> bool {
+        let waiting = std::mem::take(&mut self.paste.waiting);
+        for (_, e) in &waiting {
+            eprintln!("esprit: never applied (what it names was never defined): {e}");
+        }
+        !waiting.is_empty()
+    }
+
+    /// One line to controld, its output printed: its result, or `Err` when
+    /// controld could not be reached.
+    fn ask(&mut self, line: &str) -> Result<Result<(), String>, ()> {
         let path = self.link.path().display().to_string();
         match self.link.request(line) {
             Ok(r) => {
@@ -239,18 +315,10 @@ impl Client {
                     let _ = writeln!(out, "{l}");
                 }
                 let _ = out.flush();
-                match r.result {
-                    Ok(()) => {
-                        if changes_names(line) {
-                            self.names_stale = true;
-                        }
-                        Ok(true)
-                    }
-                    Err(e) => {
-                        eprintln!("esprit: {e}");
-                        Ok(false)
-                    }
+                if r.result.is_ok() && changes_names(line) {
+                    self.names_stale = true;
                 }
+                Ok(r.result)
             }
             Err(LinkError::Unreachable(e)) => {
                 eprintln!("esprit: controld at {path} is not reachable: {e}");
@@ -317,7 +385,7 @@ pub fn run(opts: &Options) -> u8 {
         }
     }
 
-    let mut s = Client { link: Link::new(opts.socket.clone()), names_stale: true };
+    let mut s = Client::new(&opts.socket, true);
     println!(
         "esprit shell, controld at {}. Tab completes, ? lists what may follow, help lists the commands; \
          exit or Ctrl-D leaves.",
@@ -331,7 +399,7 @@ pub fn run(opts: &Options) -> u8 {
         );
     }
     let prompt = format!("{}-> ", opts.prompt_name);
-    loop {
+    'lines: loop {
         if let Some(names) = s.refresh_names() {
             if let Some(h) = editor.helper_mut() {
                 h.names = names;
@@ -347,25 +415,38 @@ pub fn run(opts: &Options) -> u8 {
                 return 1;
             }
         };
-        // A line that carries a key (`preshare`, `key`) never goes into
-        // the history: the file would keep the secret.
-        let trimmed = line.trim();
-        if !trimmed.is_empty() && esprit_config::lexer::redact(trimmed) == trimmed {
-            let _ = editor.add_history_entry(trimmed);
-            save_history(&mut editor, opts.history.as_deref());
-        }
-        match interpret(&line) {
-            Local::Nothing => {}
-            Local::Exit => break,
-            Local::Print(lines) => lines.iter().for_each(|l| println!("{l}")),
-            Local::Error(e) => eprintln!("esprit: {e}"),
-            Local::Send(cmd) => {
-                let _ = s.run_line(&cmd);
+        // A terminal's bracketed paste arrives as one edited line holding
+        // the pasted lines: each runs on its own, in order.
+        for line in line.split('\n') {
+            // A line that carries a key (`preshare`, `key`) never goes
+            // into the history: the file would keep the secret.
+            let trimmed = line.trim();
+            if !trimmed.is_empty() && esprit_config::lexer::redact(trimmed) == trimmed {
+                let _ = editor.add_history_entry(trimmed);
+                save_history(&mut editor, opts.history.as_deref());
+            }
+            match interpret(line) {
+                Local::Nothing => {}
+                Local::Exit if is_exit(line) && s.paste.exit_closes_context() => {
+                    let _ = s.run_line("exit");
+                }
+                Local::Exit => break 'lines,
+                Local::Print(lines) => lines.iter().for_each(|l| println!("{l}")),
+                Local::Error(e) => eprintln!("esprit: {e}"),
+                Local::Send(cmd) => {
+                    let _ = s.run_line(&cmd);
+                }
             }
         }
     }
+    s.finish();
     save_history(&mut editor, opts.history.as_deref());
     0
+}
+
+/// `exit` (not `quit`): it may close a ScreenOS sub-context.
+fn is_exit(line: &str) -> bool {
+    line.trim().eq_ignore_ascii_case("exit")
 }
 
 fn save_history(editor: &mut Editor<EditorHooks, DefaultHistory>, path: Option<&Path>) {
@@ -382,7 +463,7 @@ fn save_history(editor: &mut Editor<EditorHooks, DefaultHistory>, path: Option<&
 /// every command succeeded, 1 when one failed, 2 when controld could not
 /// be reached.
 pub fn run_batch(opts: &Options) -> u8 {
-    let mut s = Client { link: Link::new(opts.socket.clone()), names_stale: false };
+    let mut s = Client::new(&opts.socket, false);
     let mut status = 0;
     for line in io::stdin().lock().lines() {
         let line = match line {
@@ -392,20 +473,29 @@ pub fn run_batch(opts: &Options) -> u8 {
                 return 1;
             }
         };
-        match interpret(&line) {
-            Local::Nothing => {}
+        let cmd = match interpret(&line) {
+            Local::Nothing => continue,
+            Local::Exit if is_exit(&line) && s.paste.exit_closes_context() => "exit".to_owned(),
             Local::Exit => break,
-            Local::Print(lines) => lines.iter().for_each(|l| println!("{l}")),
+            Local::Print(lines) => {
+                lines.iter().for_each(|l| println!("{l}"));
+                continue;
+            }
             Local::Error(e) => {
                 eprintln!("esprit: {e}");
                 status = status.max(1);
+                continue;
             }
-            Local::Send(cmd) => match s.run_line(&cmd) {
-                Ok(true) => {}
-                Ok(false) => status = status.max(1),
-                Err(()) => return 2,
-            },
+            Local::Send(cmd) => cmd,
+        };
+        match s.run_line(&cmd) {
+            Ok(true) => {}
+            Ok(false) => status = status.max(1),
+            Err(()) => return 2,
         }
+    }
+    if s.finish() {
+        status = status.max(1);
     }
     status
 }

@@ -32,7 +32,7 @@
 //!   `{"id", "spi", "packets", "bytes", "errors", "seq"}` or `null`;
 //! * `get sa id N`: `{"hex_id", "vpn", "mode" ("autokey"|"manual"),
 //!   "gateway", "peer", "interface", "pairs": [{"proxy_id",
-//!   "state" ("up"|"down"), "algorithm", "port", "replay_window", "life_secs",
+//!   "state" ("up"|"ready"|"down"), "algorithm", "port", "replay_window", "life_secs",
 //!   "inbound", "outbound"}]}`, each direction as above plus
 //!   `"installed", "kb_left"` (`null`: no volume limit), `"next_seq"`
 //!   (outbound);
@@ -120,15 +120,20 @@ fn parse_hex(word: &str) -> Option<u64> {
     u64::from_str_radix(digits, 16).ok()
 }
 
-/// A HEX ID (`get sa` column), or a full SA id (`0x180000000`, as in the
-/// log): the HEX ID is its high 32 bits.
-fn parse_sa_word(command: &str, word: &str) -> Result<u32, String> {
-    match parse_hex(word) {
-        Some(v) if v > u64::from(u32::MAX) => Ok(hex_id_of(v)),
-        Some(v) => Ok(v as u32),
-        None => Err(format!(
-            "{command}: {word:?} is not a HEX ID (hexadecimal, as the first column of get sa: 00000001 or 0x1)"
-        )),
+impl Controller {
+    /// A HEX ID (`get sa` column), or a full SA id (`0x180000000`, as in
+    /// the log): the HEX ID of its proxy-ID's pair.
+    fn parse_sa_word(&self, command: &str, word: &str) -> Result<u32, String> {
+        match parse_hex(word) {
+            Some(v) if v > u64::from(u32::MAX) => Ok(self
+                .wanted_sas()
+                .find(|(id, _)| **id == v)
+                .map_or(hex_id_of(v), |(_, d)| self.tunnel_id(&d.vpn_name, &d.spec.proxy_id))),
+            Some(v) => Ok(v as u32),
+            None => Err(format!(
+                "{command}: {word:?} is not a HEX ID (hexadecimal, as the first column of get sa: 00000001 or 0x1)"
+            )),
+        }
     }
 }
 
@@ -166,7 +171,7 @@ impl Controller {
             ["sa", "active"] => self.get_sa(true, json),
             ["sa", "stat"] => self.get_sa_stat(json),
             ["sa", "id"] => Response::err(format!("{command}: give a HEX ID (the first column of get sa)")),
-            ["sa", "id", n] => match parse_sa_word(command, n) {
+            ["sa", "id", n] => match self.parse_sa_word(command, n) {
                 Ok(h) => self.get_sa_id(command, h, json),
                 Err(e) => Response::err(e),
             },
@@ -213,7 +218,7 @@ impl Controller {
         let wanted = self.wanted();
         let rows: Vec<SaRow> = self
             .sa
-            .rows(&wanted, &self.ike_life)
+            .rows(&wanted, &self.ike_life, |vpn, proxy_id| self.tunnel_id(vpn, proxy_id))
             .into_iter()
             .filter(|r| !active_only || r.is_active())
             .collect();
@@ -254,10 +259,12 @@ impl Controller {
             }
             return json_response(&v);
         }
-        if !active_only {
-            return Response::ok(lines(self.sa.render_with_life(&wanted, &self.ike_life)));
-        }
-        let mut out = vec![format!("total active sa: {active_pairs}"), crate::core::sa::SA_HEADER.to_owned()];
+        let head = if active_only {
+            format!("total active sa: {active_pairs}")
+        } else {
+            format!("total configured sa: {total}")
+        };
+        let mut out = vec![head, crate::core::sa::SA_HEADER.to_owned()];
         out.extend(rows.iter().map(SaRow::line));
         Response::ok(out)
     }
@@ -363,7 +370,7 @@ impl Controller {
                 .map(|p| {
                     json!({
                         "proxy_id": p.proxy_id,
-                        "state": if p.up() { "up" } else { "down" },
+                        "state": self.pair_status(p).word().to_ascii_lowercase(),
                         "algorithm": p.algorithm,
                         "port": p.port,
                         "replay_window": p.inbound.as_ref().map(|s| s.replay_window),
@@ -386,7 +393,7 @@ impl Controller {
         let mut out =
             vec![format!("HEX ID {hex_id:08x}: vpn \"{vpn}\", {}, {interface}", self.vpn_words(&vpn))];
         for p in &pairs {
-            out.push(format!("  proxy-id {}: {}", p.proxy_id, p.state_word()));
+            out.push(format!("  proxy-id {}: {}", p.proxy_id, self.pair_status(p)));
             if p.inbound.is_none() && p.outbound.is_none() {
                 out.push("    no SA: negotiated when traffic matches the proxy-id".into());
                 continue;
@@ -522,7 +529,7 @@ impl Controller {
         let command = command.trim_end().to_owned();
         let hex_id = match words {
             ["sa"] => None,
-            ["sa", id] => match parse_sa_word(&command, id) {
+            ["sa", id] => match self.parse_sa_word(&command, id) {
                 Ok(h) => Some(h),
                 Err(e) => return Response::err(e),
             },
@@ -535,7 +542,7 @@ impl Controller {
             [w, ..] => return Response::err(format!("{command}: unknown word {w:?}: expected sa [HEX-ID]")),
         };
         let pairs = self.pairs();
-        let out = match hex_id {
+        let (out, target) = match hex_id {
             None => {
                 let n = pairs
                     .iter()
@@ -548,29 +555,31 @@ impl Controller {
                         "{manual} manual-key SA pair(s) left as they are: manual-key SAs cannot be cleared"
                     ));
                 }
-                out
+                (out, None)
             }
             Some(h) => {
-                let mine: Vec<&Pair> = pairs.iter().filter(|p| p.hex_id == h).collect();
-                let Some(first) = mine.first() else {
+                // One tunnel ID, one proxy-ID's pair: the VPN's other
+                // pairs stay up.
+                let Some(p) = pairs.iter().find(|p| p.hex_id == h) else {
                     return Response::err(format!("{command}: no SA with HEX ID {h:08x} (see get sa)"));
                 };
-                if first.manual {
+                if p.manual {
                     return Response::err(format!(
                         "{command}: HEX ID {h:08x} is vpn \"{}\"'s manual-key SA pair: manual-key SAs cannot be cleared (change or unset the vpn instead)",
-                        first.vpn
+                        p.vpn
                     ));
                 }
-                match mine.iter().filter(|p| p.inbound.is_some() || p.outbound.is_some()).count() {
-                    0 => vec![format!(
-                        "HEX ID {h:08x} (vpn \"{}\"): no IKE SA pair is up, nothing to clear",
-                        first.vpn
-                    )],
-                    n => vec![format!("HEX ID {h:08x} (vpn \"{}\"): clearing {n} IKE SA pair(s)", first.vpn)],
-                }
+                let what = format!("HEX ID {h:08x} (vpn \"{}\" proxy-id {})", p.vpn, p.proxy_id);
+                let out = if p.inbound.is_some() || p.outbound.is_some() {
+                    vec![format!("{what}: clearing its IKE SA pair")]
+                } else {
+                    vec![format!("{what}: no IKE SA pair is up, nothing to clear")]
+                };
+                let vpn_hex = self.hex_ids.get(&p.vpn).copied().unwrap_or(0);
+                (out, Some((vpn_hex, p.proxy_id.clone())))
             }
         };
-        self.clears.push(hex_id);
+        self.clears.push(target);
         self.note_event(Severity::Notice, EventKind::Config, format!("operator: {command}"));
         Response::ok(out)
     }

@@ -70,6 +70,7 @@ impl Controller {
         }
         let mut out = Vec::new();
         if name.is_none() {
+            out.push(crate::status::LEGEND.to_owned());
             out.push(format!(
                 "{:<15} {:<15} {:<8} {:<11} {:<14} {:>9} {:>3}",
                 "Name", "Gateway", "Mode", "Interface", "Proxy-ID check", "Proxy-IDs", "Up"
@@ -277,7 +278,7 @@ impl Controller {
         }
         let mut out = Vec::new();
         if name.is_none() {
-            out.push("U - Up, R - Ready (SAs, none active), D - Down (no SA)".to_owned());
+            out.push(crate::status::LEGEND.to_owned());
             out.push(format!(
                 "{:<13} {:<24} {:<9} {:>5} {:<8} {:<6} VPNs",
                 "Name", "IP Address", "Zone", "MTU", "Device", "State"

@@ -4,17 +4,21 @@
 //! records in the event log.
 //!
 //! Status rules (KB16008, "VPN Monitor", whose SA states are active,
-//! inactive and down):
+//! inactive and down). One word means one thing in `get interface`, `get
+//! vpn`, `get sa id`, the event log and the metrics ([`LEGEND`]):
 //!
-//! * a proxy-ID is UP when its SA pair is installed — and, if it is the
-//!   proxy-ID the VPN monitor probes through, the monitor is not DOWN;
-//!   DOWN when that monitor is DOWN or when it lost its SA pair (it was UP
-//!   and has none now: the peer deleted it, DPD declared the peer dead, it
-//!   expired, `clear sa`); READY (inactive) when it was never negotiated:
-//!   waiting for traffic or IKE. The distinction is esprit's: ScreenOS
-//!   shows a lost SA as inactive again, but an operator (and
-//!   `withdraw-routes`, status/withdraw.rs) needs to tell "not needed yet" from
-//!   "broken";
+//! * a proxy-ID is **UP** (active) when its SA pair is installed — and, if
+//!   it is the proxy-ID the VPN monitor probes through, the monitor is not
+//!   DOWN;
+//! * **READY** (inactive) when it has no SA pair and none was lost: never
+//!   negotiated (waiting for traffic or IKE), or deleted for want of
+//!   traffic (`idletime`, [`crate::core::idle`]); traffic negotiates it
+//!   again;
+//! * **DOWN** (lost) when that monitor is DOWN, or when it lost its SA pair
+//!   otherwise (it was UP and has none now: the peer deleted it, DPD
+//!   declared the peer dead, it expired, `clear sa`). ScreenOS shows a
+//!   lost SA as inactive again, but an operator (and `withdraw-routes`,
+//!   status/withdraw.rs) needs to tell "not needed now" from "broken";
 //! * a tunnel interface is UP if one of its proxy-IDs is UP, READY if one
 //!   is READY, DOWN if all are DOWN or it has none (the first rule set);
 //! * with a VPN monitor whose `destination-ip` matches one of the VPN's
@@ -49,11 +53,15 @@ pub enum Status {
     /// Active: the SA pair is installed (and the monitor, if it decides,
     /// is not DOWN).
     Up,
-    /// Inactive: never negotiated, waiting for traffic or IKE.
+    /// Inactive: never negotiated, or gone idle; waiting for traffic or
+    /// IKE.
     Ready,
     /// Lost its SA pair, or its VPN monitor is DOWN.
     Down,
 }
+
+/// What the status words mean, as `get interface` and `get vpn` print it.
+pub const LEGEND: &str = "UP - an SA pair is active; READY - inactive: never negotiated, or gone idle; DOWN - lost: deleted, expired, peer dead, or the VPN monitor is DOWN";
 
 impl Status {
     /// The word the operator sees (`get vpn`, `get interface`, the event
@@ -296,7 +304,8 @@ impl Controller {
     /// the proxy-ID was UP (or DOWN) at the last look and has no SA pair
     /// now — it lost its SAs (peer's Delete, dead peer, expiry, `clear
     /// sa`). READY: inactive, never negotiated since controld started (or
-    /// since the proxy-ID was configured): waiting for traffic or IKE.
+    /// since the proxy-ID was configured), or its pair was deleted for
+    /// want of traffic (`idletime`): waiting for traffic or IKE.
     pub(crate) fn pair_status(&self, p: &Pair) -> Status {
         self.status_rule(&p.vpn, &p.proxy_id, p.up())
     }
@@ -311,7 +320,12 @@ impl Controller {
             .is_some_and(|m| m.status == MonitorStatus::Down);
         if up && !monitor_down {
             Status::Up
-        } else if monitor_down || matches!(self.status_word(vpn, proxy_id), Some(Status::Up | Status::Down)) {
+        } else if monitor_down {
+            Status::Down
+        } else if self.idled.contains(&(vpn.to_owned(), proxy_id.to_owned())) {
+            // Deleted for want of traffic: inactive, not lost.
+            Status::Ready
+        } else if matches!(self.status_word(vpn, proxy_id), Some(Status::Up | Status::Down)) {
             Status::Down
         } else {
             Status::Ready
@@ -447,6 +461,7 @@ impl Controller {
         for key in &keys {
             let Some(up) = self.pair_up(key) else {
                 self.status.remove(key);
+                self.idled.remove(key);
                 continue;
             };
             let word = self.status_rule(&key.0, &key.1, up);

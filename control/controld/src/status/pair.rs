@@ -8,7 +8,6 @@ use esprit_config::VpnKind;
 use esprit_fastpath_api::Direction;
 
 use crate::core::controller::Controller;
-use crate::core::translate::hex_id_of;
 
 /// One direction of an SA pair, with its last counters.
 #[derive(Debug, Clone)]
@@ -27,6 +26,7 @@ pub(crate) struct Side {
 /// The SA pair of one proxy-ID (AutoKey: none until negotiated).
 #[derive(Debug, Clone)]
 pub(crate) struct Pair {
+    /// Its tunnel ID (`get sa`'s HEX ID, [`crate::core::ids`]).
     pub(crate) hex_id: u32,
     pub(crate) vpn: String,
     pub(crate) proxy_id: String,
@@ -46,14 +46,6 @@ impl Pair {
             && self.outbound.as_ref().is_some_and(|s| s.installed)
     }
 
-    pub(crate) fn state_word(&self) -> &'static str {
-        if self.up() {
-            "UP"
-        } else {
-            "DOWN"
-        }
-    }
-
     pub(crate) fn packets(&self) -> (u64, u64, u64) {
         let p = |s: &Option<Side>| s.as_ref().map_or(0, |s| s.packets);
         let e = |s: &Option<Side>| s.as_ref().map_or(0, |s| s.errors);
@@ -62,7 +54,18 @@ impl Pair {
 }
 
 impl Controller {
-    /// Every proxy-ID's SA pair, by HEX ID, then configuration order.
+    /// The tunnel ID of a proxy-ID (`get sa`'s HEX ID): its own, or its
+    /// VPN's for a VPN without proxy-IDs (a manual-key VPN may have none).
+    pub(crate) fn tunnel_id(&self, vpn: &str, proxy_id: &str) -> u32 {
+        self.tunnel_ids
+            .get(vpn)
+            .and_then(|m| m.get(proxy_id))
+            .or_else(|| self.hex_ids.get(vpn))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every proxy-ID's SA pair, by tunnel ID, then configuration order.
     pub(crate) fn pairs(&self) -> Vec<Pair> {
         let mut by_key: BTreeMap<(u32, usize, String), Pair> = BTreeMap::new();
         // Configuration order of each VPN's proxy-IDs, computed once (a
@@ -103,9 +106,10 @@ impl Controller {
                 replay_window: s.replay_window,
                 hard_bytes: s.hard_bytes,
             };
-            let key = (hex_id_of(*id), order(&d.vpn_name, &s.proxy_id), s.proxy_id.clone());
+            let tid = self.tunnel_id(&d.vpn_name, &s.proxy_id);
+            let key = (tid, order(&d.vpn_name, &s.proxy_id), s.proxy_id.clone());
             let pair = by_key.entry(key).or_insert_with(|| Pair {
-                hex_id: hex_id_of(*id),
+                hex_id: tid,
                 vpn: d.vpn_name.clone(),
                 proxy_id: s.proxy_id.clone(),
                 peer: s.peer.to_string(),
@@ -125,9 +129,10 @@ impl Controller {
             }
         }
         for p in self.wanted_pending() {
-            let key = (p.hex_id, order(&p.vpn_name, &p.proxy_id), p.proxy_id.clone());
+            let tid = self.tunnel_id(&p.vpn_name, &p.proxy_id);
+            let key = (tid, order(&p.vpn_name, &p.proxy_id), p.proxy_id.clone());
             by_key.entry(key).or_insert_with(|| Pair {
-                hex_id: p.hex_id,
+                hex_id: tid,
                 vpn: p.vpn_name.clone(),
                 proxy_id: p.proxy_id.clone(),
                 peer: p.peer.map_or("0.0.0.0".to_owned(), |a| a.to_string()),

@@ -349,12 +349,17 @@ impl Gateway {
 
 impl Lab {
     fn new() -> Lab {
+        Lab::with(&config_a(), &config_b())
+    }
+
+    /// A lab whose gateways run `a` and `b`.
+    fn with(a: &str, b: &str) -> Lab {
         let start = Instant::now();
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let clock = WallClock { now: start, wall };
         let mut lab = Lab {
-            a: Gateway::new("A", &config_a(), 1, clock),
-            b: Gateway::new("B", &config_b(), 2, clock),
+            a: Gateway::new("A", a, 1, clock),
+            b: Gateway::new("B", b, 2, clock),
             start,
             wall,
             now: start,
@@ -525,8 +530,14 @@ fn acquire_negotiate_install_monitor_withdraw_rekey_and_restart_in_memory() {
         (3 + lab.probes_carried, 300 + 84 * lab.probes_carried)
     );
     let get_sa = lab.get(true, "get sa");
-    assert!(get_sa.contains(&format!(">{:>16}  500 esp:aes128/sha1 {a_out:08x}", "203.0.113.2")), "{get_sa}");
-    assert!(get_sa.contains(&format!("<{:>16}  500 esp:aes128/sha1 {a_in:08x}", "203.0.113.2")), "{get_sa}");
+    assert!(
+        get_sa.contains(&format!("00000005> 203.0.113.2       500 esp:aes128/sha1   {a_out:08x}")),
+        "{get_sa}"
+    );
+    assert!(
+        get_sa.contains(&format!("00000005< 203.0.113.2       500 esp:aes128/sha1   {a_in:08x}")),
+        "{get_sa}"
+    );
     assert_eq!(tunnel_word(&lab.get(true, "get interface")), "UP");
     assert_eq!(tunnel_word(&lab.get(false, "get interface")), "UP");
 
@@ -615,6 +626,54 @@ fn acquire_negotiate_install_monitor_withdraw_rekey_and_restart_in_memory() {
     assert_eq!(lab.a.fp.take_log(), Vec::<String>::new(), "nothing reinstalled");
     assert_eq!(lab.a.fp.sas.keys().copied().collect::<Vec<_>>(), held);
     lab.run(Duration::from_secs(3));
+    assert!(lab.ping());
+    assert_eq!(tunnel_word(&lab.get(true, "get interface")), "UP");
+}
+
+#[test]
+fn idletime_deletes_a_quiet_pair_with_the_peer_and_traffic_negotiates_it_again() {
+    // A: idletime 2 (minutes), no VPN monitor (its probes are traffic).
+    let quiet: String = config_a()
+        .replace("idletime 0", "idletime 2")
+        .lines()
+        .filter(|l| !l.contains(" monitor ") && !l.contains("withdraw-routes"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut lab = Lab::with(&quiet, &config_b());
+    assert_eq!(tunnel_word(&lab.get(true, "get interface")), "READY", "never negotiated");
+    assert!(!lab.ping(), "the first packet waits for IKE");
+    lab.run(Duration::from_millis(500));
+    assert!(lab.ping());
+    // Traffic every 50 s for 200 s (child rekeys at most 120 s apart
+    // included): the pair stays.
+    for _ in 0..4 {
+        lab.run(Duration::from_secs(50));
+        assert!(lab.ping());
+    }
+    assert_eq!(tunnel_word(&lab.get(true, "get interface")), "UP");
+    assert!(!lab.a.fp.sas.is_empty());
+    // Quiet for 119 s: still there; at 2 minutes (plus the polling
+    // interval) A deletes it, and tells B (Delete): both hold nothing.
+    lab.run(Duration::from_secs(119));
+    assert!(!lab.a.fp.sas.is_empty(), "not idle yet");
+    lab.run(Duration::from_secs(3));
+    assert_eq!((lab.a.fp.sas.len(), lab.b.fp.sas.len()), (0, 0), "deleted on both sides");
+    // Idle is not lost: READY everywhere, not DOWN.
+    let vpn = lab.get(true, "get vpn v");
+    assert!(vpn.contains(&format!("{PID_A} READY ")), "{vpn}");
+    assert_eq!(tunnel_word(&lab.get(true, "get interface")), "READY");
+    assert!(lab.get(true, "get sa id 5").contains(&format!("proxy-id {PID_A}: READY")));
+    let events = lab.get(true, "get event");
+    assert!(
+        events.contains(&format!(
+            "vpn v proxy-id {PID_A}: no traffic for 2 minute(s) (idletime): SA pair deleted"
+        )),
+        "{events}"
+    );
+    assert!(events.contains(&format!("vpn v proxy-id {PID_A}: READY (was UP)")), "{events}");
+    // Traffic negotiates it again, on demand.
+    assert!(!lab.ping(), "waits for IKE again");
+    lab.run(Duration::from_millis(500));
     assert!(lab.ping());
     assert_eq!(tunnel_word(&lab.get(true, "get interface")), "UP");
 }

@@ -1,6 +1,7 @@
 //! Golden tests of every `get` command, text and JSON, on one known state:
-//! the seed's gateway 1 (AutoKey VPN `test`, four proxy-IDs on tunnel.1,
-//! proxy-id check, two of them negotiated), a manual-key VPN `lab` on
+//! the seed's gateway 1 (AutoKey VPN `test` with HEX ID 1, four proxy-IDs
+//! on tunnel.1 with tunnel IDs 1 to 4, proxy-id check, two of them
+//! negotiated), a manual-key VPN `lab` on
 //! tunnel.2, an empty tunnel.3, fixed fastpathd counters, a fixed IKE view
 //! and events at a fixed time.
 //!
@@ -252,6 +253,8 @@ pub(super) const COMMANDS: &[(&str, &str)] = &[
     ("get sa active", "get-sa-active"),
     ("get sa stat", "get-sa-stat"),
     ("get sa id 1", "get-sa-id-1"),
+    ("get sa id 2", "get-sa-id-2"),
+    ("get sa id 4", "get-sa-id-4"),
     ("get sa id 10", "get-sa-id-10"),
     ("get ike cookies", "get-ike-cookies"),
     ("get vpn", "get-vpn"),
@@ -311,8 +314,9 @@ fn get_sa_keeps_the_format_scripts_parse() {
     let up: Vec<&String> = out.iter().filter(|l| l.contains(" A/U ")).collect();
     assert_eq!(up.len(), 4);
     let spis: Vec<&str> = up.iter().map(|l| l.split_whitespace().nth(4).unwrap()).collect();
-    // Inbound rows of a HEX ID first, then outbound (as before).
-    assert_eq!(spis, ["c1000001", "c1000002", "c2000001", "c2000002"]);
+    // One HEX ID per proxy-ID's pair, its inbound row before its
+    // outbound row (as ScreenOS, KB16008).
+    assert_eq!(spis, ["c1000001", "c2000001", "c1000002", "c2000002"]);
     assert_eq!(out.iter().filter(|l| l.contains(" A/- ")).count(), 2);
 }
 
@@ -362,12 +366,28 @@ fn bad_get_and_clear_commands_answer_an_error_naming_the_word() {
 }
 
 #[test]
-fn clear_sa_asks_ike_for_its_hex_id_or_all() {
+fn clear_sa_asks_ike_for_the_pair_of_its_hex_id_or_all() {
     let mut c = golden_controller();
+    let words = |l: u8, r: u8| pid(l, r).to_string();
     let r = c.command("clear sa 1", None);
-    assert_eq!(r.output, ["HEX ID 00000001 (vpn \"test\"): clearing 2 IKE SA pair(s)"]);
-    // A full SA id (as in the log) names its HEX ID.
-    assert_eq!(c.command("clear sa 0x180000002", None).result, Ok(()));
+    assert_eq!(
+        r.output,
+        [format!("HEX ID 00000001 (vpn \"test\" proxy-id {}): clearing its IKE SA pair", words(1, 1))]
+    );
+    // A full SA id (as in the log) names its proxy-ID's HEX ID: 2-2's is 4.
+    let r = c.command("clear sa 0x180000002", None);
+    assert_eq!(
+        r.output,
+        [format!("HEX ID 00000004 (vpn \"test\" proxy-id {}): clearing its IKE SA pair", words(2, 2))]
+    );
+    let r = c.command("clear sa 2", None);
+    assert_eq!(
+        r.output,
+        [format!(
+            "HEX ID 00000002 (vpn \"test\" proxy-id {}): no IKE SA pair is up, nothing to clear",
+            words(1, 2)
+        )]
+    );
     let r = c.command("clear sa", None);
     assert_eq!(
         r.output,
@@ -376,9 +396,135 @@ fn clear_sa_asks_ike_for_its_hex_id_or_all() {
             "1 manual-key SA pair(s) left as they are: manual-key SAs cannot be cleared"
         ]
     );
-    assert_eq!(c.take_clears(), [Some(1), Some(1), None]);
+    // IKE is asked for one proxy-ID of the VPN (HEX ID 1) at a time.
+    assert_eq!(
+        c.take_clears(),
+        [Some((1, words(1, 1))), Some((1, words(2, 2))), Some((1, words(1, 2))), None]
+    );
     let last = c.events().iter().last().unwrap();
     assert_eq!((last.kind, last.message.as_str()), (EventKind::Config, "operator: clear sa"));
+}
+
+/// `get sa`: one HEX ID per proxy-ID's pair (the VPN's own for the first,
+/// 2, 3, 4 for the others), and every label of the header over its column
+/// whatever the algorithm's name.
+#[test]
+fn get_sa_gives_each_proxy_id_its_own_hex_id_in_aligned_columns() {
+    let mut c = golden_controller();
+    let out = c.command("get sa", None).output;
+    assert_eq!(super::hex_id_column(&out), super::hex_id_rows(&[1, 2, 3, 4, 0x10]));
+    // Each row of one proxy-ID: 2-2 (NAT-T) under 4, 1-1 under 1.
+    assert!(out.iter().any(|l| l.starts_with("00000004< 203.0.113.2      4500 esp:aes128/sha1   c1000002")));
+    assert!(out.iter().any(|l| l.starts_with("00000001> 203.0.113.2       500 esp:aes128/sha1   c2000001")));
+    // Columns: a label's first character is where its left-aligned
+    // field starts, its last where a right-aligned field ends.
+    let header = &out[1];
+    let starts = |l: &str| -> Vec<usize> {
+        let b = l.as_bytes();
+        (0..b.len()).filter(|&i| b[i] != b' ' && (i == 0 || b[i - 1] == b' ')).collect()
+    };
+    let ends = |l: &str| -> Vec<usize> {
+        let b = l.as_bytes();
+        (0..b.len()).filter(|&i| b[i] != b' ' && (i + 1 == b.len() || b[i + 1] == b' ')).collect()
+    };
+    let (hs, he) = (starts(header), ends(header));
+    // HEX ID is two words: drop "ID"'s start and "HEX"'s end.
+    let hs: Vec<usize> = hs.into_iter().filter(|&i| i != 4).collect();
+    let he: Vec<usize> = he.into_iter().filter(|&i| i != 2).collect();
+    for row in &out[2..] {
+        let (rs, re) = (starts(row), ends(row));
+        assert_eq!(rs.len(), 10, "{row}");
+        // Left-aligned: HEX ID, Gateway, Algorithm, SPI, Sta, vsys.
+        for k in [0, 1, 3, 4, 7, 9] {
+            assert_eq!(rs[k], hs[k], "column {k} of {row:?} under {header:?}");
+        }
+        // Right-aligned: Port, Life:sec, kb, PID.
+        for k in [2, 5, 6, 8] {
+            assert_eq!(re[k], he[k], "column {k} of {row:?} under {header:?}");
+        }
+    }
+    // The longest algorithm name fits its column.
+    let row = crate::core::sa::SaRow {
+        hex_id: 0x7,
+        id: None,
+        direction: Direction::Inbound,
+        gateway: "203.0.113.254".into(),
+        port: 4500,
+        algorithm: "esp:aes256/sha256".into(),
+        spi: 0xdead_beef,
+        life: "28800".into(),
+        sta: "A/U",
+        vpn: "v".into(),
+        proxy_id: String::new(),
+        manual: false,
+    };
+    assert_eq!(starts(&row.line())[4], hs[4], "{}", row.line());
+}
+
+/// A proxy-ID keeps its HEX ID across a change that does not remove it
+/// (one removed, one added before the others) and across a restart of
+/// controld (the state directory holds the numbers).
+#[test]
+fn hex_ids_of_proxy_ids_survive_reloads_and_restarts() {
+    let mut c = golden_controller();
+    let pid = |l: u8, r: u8| format!("local-ip 10.1.{l}.0/24 remote-ip 10.2.{r}.0/24 any");
+    assert_eq!(c.command(&format!("unset vpn test proxy-id {}", pid(1, 2)), None).result, Ok(()));
+    assert_eq!(c.command(&format!("set vpn test proxy-id {}", pid(2, 3)), None).result, Ok(()));
+    let stat = |c: &mut Controller| -> Vec<String> {
+        c.command("get sa stat", None).output[2..]
+            .iter()
+            .take_while(|l| !l.is_empty())
+            .map(|l| l.split_whitespace().take(6).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let ids = stat(&mut c);
+    assert_eq!(
+        ids,
+        [
+            "00000001 203.0.113.2 local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24",
+            // The removed proxy-ID's number goes to the new one.
+            "00000002 203.0.113.2 local-ip 10.1.2.0/24 remote-ip 10.2.3.0/24",
+            "00000003 203.0.113.2 local-ip 10.1.2.0/24 remote-ip 10.2.1.0/24",
+            "00000004 203.0.113.2 local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24",
+            "00000010 203.0.113.3 local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16",
+        ]
+    );
+    // A restart from the state written (its configuration file lists the
+    // proxy-IDs in another order): the same numbers.
+    let state = c.state();
+    let mut lines = c.config().to_lines();
+    let at: Vec<usize> =
+        (0..lines.len()).filter(|i| lines[*i].starts_with("set vpn \"test\" proxy-id local-ip")).collect();
+    let reversed: Vec<String> = at.iter().rev().map(|i| lines[*i].clone()).collect();
+    for (i, l) in at.iter().zip(reversed) {
+        lines[*i] = l;
+    }
+    let (config, _) = Config::load(&lines.join("\n")).unwrap_or_else(|e| panic!("{e}"));
+    let mut restarted = Controller::new(config, None, BTreeMap::new(), state).unwrap();
+    restarted.set_clock(fixed_clock);
+    let mut again = stat(&mut restarted);
+    again.sort();
+    assert_eq!(again, ids);
+}
+
+/// `get sa id N` shows one proxy-ID's pair with the status word of `get
+/// vpn`; a proxy-ID never negotiated is READY (inactive), as under the
+/// first rule set its tunnel interface would be.
+#[test]
+fn get_sa_id_is_one_pair_and_its_word_is_get_vpns() {
+    let mut c = golden_controller();
+    let out = c.command("get sa id 2", None).output;
+    assert_eq!(
+        out,
+        [
+            "HEX ID 00000002: vpn \"test\", AutoKey IKE, gateway test (peer 203.0.113.2), tunnel.1"
+                .to_owned(),
+            format!("  proxy-id {}: READY", pid(1, 2)),
+            "    no SA: negotiated when traffic matches the proxy-id".to_owned(),
+        ]
+    );
+    let vpn = c.command("get vpn test", None).output.join("\n");
+    assert!(vpn.contains(&format!("00000002  {} READY", pid(1, 2))), "{vpn}");
 }
 
 /// A restarted fastpathd gets the IKE SAs back with their windows

@@ -169,6 +169,16 @@ fn controller(text: &str, state: State) -> Controller {
     Controller::new(config, None, BTreeMap::new(), state).unwrap()
 }
 
+/// The first column of `get sa`'s rows: HEX ID and direction.
+pub(super) fn hex_id_column(get_sa: &[String]) -> Vec<String> {
+    get_sa[2..].iter().map(|l| l.chars().take(9).collect()).collect()
+}
+
+/// The rows of these HEX IDs in `get sa`'s first column, inbound first.
+pub(super) fn hex_id_rows(ids: &[u32]) -> Vec<String> {
+    ids.iter().flat_map(|i| [format!("{i:08x}<"), format!("{i:08x}>")]).collect()
+}
+
 fn names(log: &[Request]) -> Vec<String> {
     log.iter().map(crate::core::controller::describe).collect()
 }
@@ -560,15 +570,15 @@ fn get_sa_prints_the_seed_table() {
         r.output.join("\n"),
         "\
 total configured sa: 4
-HEX ID    Gateway         Port Algorithm     SPI      Life:sec kb Sta   PID vsys
-00000001<     203.0.113.2  500 esp:aes256/sha256 00002011  expir unlim A/-    -1 0
-00000001>     203.0.113.2  500 esp:aes256/sha256 00001011  expir unlim A/-    -1 0
-00000002<     203.0.113.2  500 esp:aes128/sha1 00002012  expir unlim A/-    -1 0
-00000002>     203.0.113.2  500 esp:aes128/sha1 00001012  expir unlim A/-    -1 0
-00000003<     203.0.113.2  500 esp:aes128/sha1 00002021  expir unlim A/-    -1 0
-00000003>     203.0.113.2  500 esp:aes128/sha1 00001021  expir unlim A/-    -1 0
-00000004<     203.0.113.2  500 esp:aes256/sha256 00002022  expir unlim A/-    -1 0
-00000004>     203.0.113.2  500 esp:aes256/sha256 00001022  expir unlim A/-    -1 0"
+HEX ID    Gateway          Port Algorithm         SPI      Life:sec    kb Sta   PID vsys
+00000001< 203.0.113.2       500 esp:aes256/sha256 00002011    expir unlim A/-    -1 0
+00000001> 203.0.113.2       500 esp:aes256/sha256 00001011    expir unlim A/-    -1 0
+00000002< 203.0.113.2       500 esp:aes128/sha1   00002012    expir unlim A/-    -1 0
+00000002> 203.0.113.2       500 esp:aes128/sha1   00001012    expir unlim A/-    -1 0
+00000003< 203.0.113.2       500 esp:aes128/sha1   00002021    expir unlim A/-    -1 0
+00000003> 203.0.113.2       500 esp:aes128/sha1   00001021    expir unlim A/-    -1 0
+00000004< 203.0.113.2       500 esp:aes256/sha256 00002022    expir unlim A/-    -1 0
+00000004> 203.0.113.2       500 esp:aes256/sha256 00001022    expir unlim A/-    -1 0"
     );
 }
 
@@ -591,7 +601,12 @@ fn the_seed_autokey_vpn_gets_its_table_and_no_sa() {
     assert!(!log.iter().any(|r| matches!(r, Request::AddSa(_))));
     let out = c.command("get sa", None).output;
     assert_eq!(out[0], "total configured sa: 4");
-    assert_eq!(out[2], "00000001<     203.0.113.2  500 esp:aes128/sha1 00000000      0 unlim I/-    -1 0");
+    assert_eq!(
+        out[2],
+        "00000001< 203.0.113.2       500 esp:aes128/sha1   00000000        0 unlim I/-    -1 0"
+    );
+    // One HEX ID per proxy-ID (KB16008), the VPN's (0x1) for the first.
+    assert_eq!(hex_id_column(&out), hex_id_rows(&[1, 2, 3, 4]));
 }
 
 #[test]
@@ -849,7 +864,7 @@ fn monitor_targets_from_the_configuration() {
     assert_eq!(line(&mut c, "vpn monitor"), "  vpn monitor -: 10.1.2.1 (ethernet0/3) -> 10.2.2.10");
     assert_eq!(line(&mut c, "proxy-id"), "    proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 ANY");
     assert_eq!(line(&mut c, "interval"), "    interval 2 s, threshold 3, rekey off, optimized on");
-    assert!(line(&mut c, "00000001  local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24").ends_with("(monitored)"));
+    assert!(line(&mut c, "00000004  local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24").ends_with("(monitored)"));
     // A destination routed out of a port, not into tunnel.1.
     assert!(c.command("set vpn test monitor destination-ip 192.0.2.7", None).result.is_ok());
     assert_eq!(
