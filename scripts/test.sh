@@ -80,6 +80,9 @@ stage "attacks: data plane" scripts/tests/attacks-dataplane.sh
 # controld programming two fastpathd gateways from ScreenOS configuration
 # files (manual keys), with live set/unset and kill -9 restarts of both.
 stage "controld: seed topology, manual-key VPNs, restarts" scripts/tests/controld-netns.sh driver
+# TCP through the tunnel at WAN MTUs 1500 and 1400 with set flow tcp-mss on
+# and off; non-DF UDP over the tunnel MTU fragmented before encryption.
+stage "MTU: tcp-mss clamping, fragmentation before encryption, WAN MTU 1500 and 1400" scripts/tests/mtu.sh driver
 # The interactive esprit shell in a pseudo-terminal (completion, history,
 # errors, controld restarting) against controld and fastpathd; controld's
 # Prometheus endpoint.

@@ -227,6 +227,8 @@ pub struct Config {
     vpnmonitor: VpnMonitorTiming,
     /// Zones, addresses, policies: kept, not enforced ([`crate::kept`]).
     pub(crate) kept: crate::kept::Kept,
+    /// `set flow tcp-mss N`.
+    tcp_mss: Option<u16>,
 }
 
 fn conflict(message: String) -> ErrorKind {
@@ -346,6 +348,12 @@ impl Config {
     pub fn vpn_bound_to(&self, interface: &str) -> Option<&Vpn> {
         let name = InterfaceName::new(interface).ok()?;
         self.vpns.values().find(|v| v.bind.as_ref() == Some(&name))
+    }
+
+    /// The MSS limit of TCP SYNs entering a tunnel (`set flow tcp-mss`),
+    /// if set.
+    pub fn tcp_mss(&self) -> Option<u16> {
+        self.tcp_mss
     }
 
     /// The VPN monitor's interval and threshold (`set vpnmonitor`).
@@ -515,6 +523,7 @@ impl Config {
             SetCommand::Vpn { name, setting } => {
                 warnings.extend(self.set_vpn(name, setting)?);
             }
+            SetCommand::FlowTcpMss(mss) => self.tcp_mss = Some(*mss),
             SetCommand::VpnMonitor { interval_secs, threshold } => {
                 if let Some(i) = interval_secs {
                     self.vpnmonitor.interval_secs = *i;
@@ -853,6 +862,7 @@ impl Config {
                     }
                 }
             }
+            UnsetCommand::FlowTcpMss => self.tcp_mss = None,
             UnsetCommand::VpnMonitor { interval, threshold } => {
                 let d = VpnMonitorTiming::default();
                 if *interval {

@@ -329,6 +329,12 @@ pub struct VpnMonitorTiming {
     pub threshold: u32,
 }
 
+/// The MSS of `set flow tcp-mss` without a number (ScreenOS's default:
+/// a 1500-byte path less 40 bytes of TCP/IP headers and up to 80 of ESP).
+pub const DEFAULT_TCP_MSS: u16 = 1380;
+/// Smallest MSS `set flow tcp-mss` accepts (a 104-byte IPv4 packet).
+pub const MIN_TCP_MSS: u16 = 64;
+
 /// ScreenOS's default VPN monitor interval, seconds.
 pub const DEFAULT_VPNMONITOR_INTERVAL: u32 = 10;
 /// ScreenOS's default VPN monitor threshold, probes.
@@ -437,6 +443,8 @@ pub enum SetCommand {
         /// `threshold N`.
         threshold: Option<u32>,
     },
+    /// `set flow tcp-mss [N]`: the MSS limit of TCP SYNs entering a tunnel.
+    FlowTcpMss(u16),
     /// `set service NAME protocol ...` (`add` false) or
     /// `set service NAME + ...` (`add` true).
     Service {
@@ -531,6 +539,8 @@ pub enum UnsetCommand {
         /// What to remove; `None` for the VPN.
         item: Option<VpnItem>,
     },
+    /// `unset flow tcp-mss`: SYNs enter tunnels as they are.
+    FlowTcpMss,
     /// `unset vpnmonitor [interval | threshold]`: back to the default
     /// (both when neither is named).
     VpnMonitor {

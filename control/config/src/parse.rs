@@ -297,7 +297,7 @@ fn netdev(w: &str) -> Result<String, ParseError> {
 }
 
 /// The words after `set` and `unset`.
-const TOP_WORDS: [&str; 6] = ["interface", "route", "ike", "vpn", "vpnmonitor", "service"];
+const TOP_WORDS: [&str; 7] = ["interface", "route", "ike", "vpn", "vpnmonitor", "service", "flow"];
 
 fn parse_set(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
     match c.keyword(&TOP_WORDS)? {
@@ -310,8 +310,19 @@ fn parse_set(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
         },
         "vpn" => set_vpn(c),
         "vpnmonitor" => set_vpnmonitor(c),
+        "flow" => set_flow(c),
         _ => set_service(c),
     }
+}
+
+/// `set flow tcp-mss [N]`: N defaults to 1380, as in ScreenOS.
+fn set_flow(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    c.keyword(&["tcp-mss"])?;
+    let mss = match c.peek() {
+        None => DEFAULT_TCP_MSS,
+        Some(_) => c.number("MSS", u32::from(MIN_TCP_MSS), u32::from(u16::MAX))? as u16,
+    };
+    Ok(SetCommand::FlowTcpMss(mss))
 }
 
 /// `set vpnmonitor [interval N] [threshold N]`, in any order, each once.
@@ -940,6 +951,10 @@ fn set_service(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
 
 fn parse_unset(c: &mut Cursor<'_, '_>) -> Result<UnsetCommand, ParseError> {
     Ok(match c.keyword(&TOP_WORDS)? {
+        "flow" => {
+            c.keyword(&["tcp-mss"])?;
+            UnsetCommand::FlowTcpMss
+        }
         "vpnmonitor" => match c.option(&["interval", "threshold"])? {
             None => UnsetCommand::VpnMonitor { interval: true, threshold: true },
             Some("interval") => UnsetCommand::VpnMonitor { interval: true, threshold: false },

@@ -183,6 +183,9 @@ impl Config {
             out.append(&mut proxy_lines);
         }
         out.extend(self.kept.lines(&["policy"]));
+        if let Some(mss) = self.tcp_mss() {
+            out.push(format!("set flow tcp-mss {mss}"));
+        }
         // The VPN monitor's timing, when not ScreenOS's default.
         let m = self.vpnmonitor();
         if m != VpnMonitorTiming::default() {

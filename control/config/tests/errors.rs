@@ -23,7 +23,7 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     // --- unknown words ---
     ("frob vpn test", r#""frob vpn test": unknown word "frob": expected one of set, unset"#),
-    ("set vpm test", r#""set vpm test": unknown word "vpm" after "set": expected one of interface, route, ike, vpn, vpnmonitor, service"#),
+    ("set vpm test", r#""set vpm test": unknown word "vpm" after "set": expected one of interface, route, ike, vpn, vpnmonitor, service, flow"#),
     (
         "set vpn test tunel",
         r#""set vpn test tunel": unknown word "tunel" after "set vpn test": expected one of gateway, proxy-id, monitor, id, bind, manual, withdraw-routes"#,
@@ -45,7 +45,7 @@ const CORPUS: &[(&str, &str)] = &[
         r#""set ike gateway test address 192.0.2.1 address 192.0.2.2": "address" given twice in one line"#,
     ),
     // --- missing arguments ---
-    ("set", r#""set": missing argument after "set": expected one of interface, route, ike, vpn, vpnmonitor, service"#),
+    ("set", r#""set": missing argument after "set": expected one of interface, route, ike, vpn, vpnmonitor, service, flow"#),
     ("set vpn", r#""set vpn": missing argument after "set vpn": expected vpn name"#),
     (
         "set vpn test",

@@ -26,8 +26,9 @@ pub use esprit_dataplane::{CounterInfo, WorkerCounters};
 pub use esprit_suite::{Suite, SuiteError};
 
 /// Version of this protocol: 2 added [`Request::Probe`] and
-/// [`NextHopSpec::Null`] (a version-1 fastpathd would refuse both).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// [`NextHopSpec::Null`] (a version-1 fastpathd would refuse both); 3
+/// added [`Request::SetFlow`].
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// A request with its correlation number.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +101,13 @@ pub enum Request {
         /// Bytes of echo data (at most 1400).
         #[serde(default = "default_probe_size")]
         size: u16,
+    },
+    /// How packets entering a tunnel are adjusted (`set flow ...`):
+    /// `tcp_mss` is the largest MSS a TCP SYN or SYN-ACK entering a tunnel
+    /// may announce (`set flow tcp-mss N`), `None` to leave SYNs alone.
+    SetFlow {
+        #[serde(default)]
+        tcp_mss: Option<u16>,
     },
 }
 
@@ -385,6 +393,9 @@ pub struct Dump {
     pub vpns: Vec<(u32, bool, Vec<String>)>,
     /// (id, direction, spi, vpn, proxy-ID)
     pub sas: Vec<(u64, Direction, u32, u32, String)>,
+    /// The last [`Request::SetFlow`]'s MSS limit.
+    #[serde(default)]
+    pub tcp_mss: Option<u16>,
 }
 
 /// Something the control plane must hear about.
@@ -433,7 +444,8 @@ mod tests {
             "{\"worker\":1,\"core\":3,\"rx_packets\":7,\"rx_bytes\":0,\"tx_packets\":0,\"tx_bytes\":0,\
              \"forwarded\":0,\"encrypted\":0,\"decrypted\":0,\"held\":0,\"released\":0,\"handed_off\":0,\
              \"acquires\":0,\"icmp_errors\":0,\"hold_expired\":0,\"probes\":0,\"probe_replies\":0,\
-             \"fragments\":0,\"reassembled\":2,\"drops\":[[\"no-route\",4]],\"sockets\":[],\
+             \"fragments\":0,\"reassembled\":2,\"mss_clamped\":0,\"fragmented\":0,\
+             \"fragments_made\":0,\"drops\":[[\"no-route\",4]],\"sockets\":[],\
              \"neighbor_misses_suppressed\":0,\"events_lost\":0}"
         );
         assert_eq!(serde_json::from_str::<WorkerStatsView>(&line).unwrap(), w);

@@ -153,6 +153,26 @@ worker_counters! {
         column: None,
         json: false,
     }
+    /// TCP SYNs entering a tunnel whose MSS option `set flow tcp-mss`
+    /// lowered.
+    mss_clamped: "TCP SYNs entering a tunnel whose MSS was clamped (set flow tcp-mss)." {
+        metric: None,
+        column: None,
+        json: true,
+    }
+    /// Inner datagrams over the tunnel MTU without DF, fragmented before
+    /// encryption (RFC 791 §3.2; RFC 4459 §3 "pre-fragmentation").
+    fragmented: "Datagrams over the tunnel MTU fragmented before encryption." {
+        metric: None,
+        column: None,
+        json: true,
+    }
+    /// The fragments they made, each sealed as its own ESP packet.
+    fragments_made: "Fragments made before encryption, each its own ESP packet." {
+        metric: None,
+        column: None,
+        json: true,
+    }
 }
 
 impl WorkerCounters {

@@ -66,8 +66,10 @@ drop_reasons! {
     EncapNoRoom = "encap-no-room", "frame has no headroom/tailroom for ESP";
     /// Too big for the tunnel with DF set: an ICMP error went back.
     TooBigDf = "too-big-df", "exceeds the tunnel MTU with DF set (ICMP fragmentation-needed sent)";
-    /// Too big for the tunnel and fragmenting is not done here.
-    TooBig = "too-big", "exceeds the tunnel MTU (outer fragmentation not supported)";
+    /// Too big for the tunnel, DF clear, and it cannot be fragmented: more
+    /// fragments than a datagram may make (`worker::MAX_FRAGMENTS`),
+    /// malformed options, or a tunnel MTU below 28 bytes.
+    TooBig = "too-big", "exceeds the tunnel MTU and cannot be fragmented (too many fragments or malformed options)";
     /// ESP header unreadable.
     EspMalformed = "esp-malformed", "ESP packet truncated or SPI 0";
     /// SPI not installed.
@@ -129,6 +131,9 @@ drop_reasons! {
     FragOverlap = "frag-overlap", "overlapping fragments or inconsistent offsets (datagram discarded, RFC 791 §3.2)";
     /// A reassembled datagram would exceed the largest one kept.
     FragTooLarge = "frag-too-large", "fragmented datagram larger than reassembly allows (discarded)";
+    /// Too big for the tunnel, DF clear, and the buffers for its later
+    /// fragments are all waiting to be sent.
+    FragNoBuffer = "frag-no-buffer", "fragmenting before encryption found no free fragment buffer";
 }
 
 /// How many reasons there are (the length of a counter array).

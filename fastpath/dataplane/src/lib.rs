@@ -36,6 +36,7 @@ mod hold;
 #[doc(hidden)]
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod mtu;
 pub mod neighbor;
 pub mod reassembly;
 pub mod route;
@@ -54,8 +55,8 @@ pub use neighbor::NeighborTable;
 pub use route::{NextHop, Route, RouteTable};
 pub use sa::{Lifetime, SaCounters};
 pub use update::{
-    ExpireReason, InboundInstall, OutboundInstall, PortInfo, Probe, Retired, SaStats, TunnelConf, Update,
-    VecOutput, VpnConf, WorkerEvent, WorkerOutput, WorkerStats,
+    ExpireReason, FlowConf, InboundInstall, OutboundInstall, PortInfo, Probe, Retired, SaStats, TunnelConf,
+    Update, VecOutput, VpnConf, WorkerEvent, WorkerOutput, WorkerStats,
 };
 pub use worker::{Action, Frame, VecFrame, Worker, WorkerConfig, MAX_PROBE_DATA, MAX_PROBE_IDENTS};
 

@@ -106,6 +106,16 @@ pub enum Update {
     /// [`WorkerEvent::ProbeReply`]. Every worker gets it (the reply is decrypted
     /// by the inbound SA's owner).
     ProbeIdent(u16),
+    /// Settings of the flow through tunnels (`set flow ...`).
+    Flow(FlowConf),
+}
+
+/// How packets entering a tunnel are adjusted (`set flow ...`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowConf {
+    /// `set flow tcp-mss N`: the largest MSS a TCP SYN or SYN-ACK entering
+    /// a tunnel may announce; `None` leaves SYNs as they are.
+    pub tcp_mss: Option<u16>,
 }
 
 /// A VPN monitor probe: an ICMP echo request from one of the gateway's

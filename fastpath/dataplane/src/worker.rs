@@ -7,20 +7,22 @@ use std::time::{Duration, Instant};
 use esprit_esp::{DecapError, EncapError, Payload};
 use esprit_policy::{FlowKey, ProxyIdIndex, Verdict};
 use esprit_wire::ethernet::{self, ethertype, MacAddr};
+use esprit_wire::ipv4_frag::Plan as FragmentPlan;
 use esprit_wire::udp_encap::{self, Encapsulated as Encap};
-use esprit_wire::{esp, icmpv4, ip_proto, ipv4, udp};
+use esprit_wire::{esp, icmpv4, ip_proto, ipv4, tcp, udp};
 
 use crate::counters::WorkerCounters;
 use crate::drop::{DropCounters, DropReason};
 use crate::fasthash::{FastMap, IdMap};
 use crate::flow::flow_key_v4;
 use crate::hold::{HoldKey, HoldPool};
+use crate::mtu::{FragmentOut, FRAGMENT_HEADROOM, MAX_FRAGMENTS, MAX_FRAGMENT_LEN};
 use crate::reassembly::{Reassembler, Reassembly, ReassemblyConfig};
 use crate::sa::{InEntry, InSlot, OutEntry, OutSlot, OuterHop};
 use crate::source::SourceFilter;
 use crate::update::{
-    ExpireReason, PortInfo, Probe, Retired, SaStats, TunnelConf, Update, VpnConf, WorkerEvent, WorkerOutput,
-    WorkerStats,
+    ExpireReason, FlowConf, PortInfo, Probe, Retired, SaStats, TunnelConf, Update, VpnConf, WorkerEvent,
+    WorkerOutput, WorkerStats,
 };
 use crate::{NeighborTable, NextHop, PortId, RouteTable, SaId, TunnelId, VpnId, WorkerId, MAX_BURST};
 
@@ -264,6 +266,11 @@ pub struct Worker {
     /// The packet being processed was decrypted (here or by the worker
     /// that handed it off): held copies remember it.
     decrypted: bool,
+    /// `set flow ...`.
+    flow: FlowConf,
+    /// Later fragments of datagrams fragmented before encryption, sealed,
+    /// waiting for the I/O shell (`mtu.rs`).
+    fragments: FragmentOut,
 }
 
 impl core::fmt::Debug for Worker {
@@ -313,6 +320,8 @@ impl Worker {
             sources_stale: true,
             last_source: None,
             decrypted: false,
+            flow: FlowConf::default(),
+            fragments: FragmentOut::default(),
         }
     }
 
@@ -479,6 +488,7 @@ impl Worker {
                     self.drops.count(DropReason::ProbeQueueFull);
                 }
             }
+            Update::Flow(conf) => self.flow = conf,
             Update::ProbeIdent(ident) => {
                 if !self.probe_idents.contains(&Some(ident)) {
                     self.probe_idents[self.probe_ident_next] = Some(ident);
@@ -753,6 +763,21 @@ impl Worker {
             f(b, decrypted)
         });
         self.counters.released += n;
+    }
+
+    /// True when later fragments of datagrams fragmented before encryption
+    /// wait to be sent.
+    pub fn has_fragments(&self) -> bool {
+        !self.fragments.is_empty()
+    }
+
+    /// Hands every waiting fragment — a sealed Ethernet frame, ready to
+    /// send — to `f` with the port it leaves by, in the order made (the
+    /// order of their ESP sequence numbers). The I/O shell calls this after
+    /// each burst, once the burst's own frames are queued: the first
+    /// fragment of each datagram left with them.
+    pub fn drain_fragments(&mut self, f: impl FnMut(PortId, &[u8])) {
+        self.fragments.drain(f);
     }
 
     // ------------------------------------------------------------------
@@ -1175,61 +1200,83 @@ impl Worker {
                 }
             },
         };
-        if ip_len > hop.max_inner {
-            let head = f.head();
-            if ipv4::Packet::new_unchecked(&f.buffer()[head + l3..]).dont_frag() {
-                let next_hop_mtu = u16::try_from(hop.max_inner).unwrap_or(u16::MAX);
-                let repr = icmpv4::Repr::FragNeeded { next_hop_mtu };
-                return self.icmp_error(now, rx_port, f, l3, ip_len, repr, DropReason::TooBigDf);
-            }
-            return Action::Drop(DropReason::TooBig);
-        }
-        let (port, mac, src_mac) = (hop.port, hop.dst_mac, hop.src_mac);
         let head = f.head();
         let inner = head + l3..head + l3 + ip_len;
+        let fragment = ip_len > hop.max_inner;
+        if fragment && ipv4::Packet::new_unchecked(&f.buffer()[inner.clone()]).dont_frag() {
+            let next_hop_mtu = u16::try_from(hop.max_inner).unwrap_or(u16::MAX);
+            let repr = icmpv4::Repr::FragNeeded { next_hop_mtu };
+            return self.icmp_error(now, rx_port, f, l3, ip_len, repr, DropReason::TooBigDf);
+        }
+        let (port, mac, src_mac) = (hop.port, hop.dst_mac, hop.src_mac);
         // The inner packet is forwarded by this gateway (RFC 4301 §5.1.2):
-        // its TTL goes down by one before it is sealed.
+        // its TTL goes down by one before it is sealed (or split: the
+        // fragments copy the header).
         ipv4::Packet::new_unchecked(&mut f.buffer()[inner.clone()]).decrement_ttl();
-        let res = entry.sa.encapsulate(f.buffer(), inner);
-        let enc = match res {
-            Ok(e) => e,
-            Err(EncapError::SequenceExhausted) => {
-                // Reported once; the control plane replaces the SA.
-                if !entry.hard_reported {
-                    entry.hard_reported = true;
-                    out.event(WorkerEvent::HardExpire { sa: entry.id, reason: ExpireReason::Sequence });
+        // `set flow tcp-mss`: SYNs entering the tunnel, before encryption
+        // (as ScreenOS: only the gateway that encrypts clamps).
+        if let Some(mss) = self.flow.tcp_mss {
+            if let tcp::MssClamp::Clamped(_) = tcp::clamp_mss(&mut f.buffer()[inner.clone()], mss) {
+                self.counters.mss_clamped += 1;
+            }
+        }
+        let first = if fragment {
+            // Not DF: fragmented before encryption (`mtu.rs`). The later
+            // fragments are copied out before the first is sealed in place
+            // (its trailer overwrites what follows it).
+            let plan = match FragmentPlan::new(&f.buffer()[inner.clone()], hop.max_inner, MAX_FRAGMENTS) {
+                Ok(p) if p.len(0) <= MAX_FRAGMENT_LEN => p,
+                _ => return Action::Drop(DropReason::TooBig),
+            };
+            let later = plan.count() - 1;
+            if later > self.fragments.free() {
+                return Action::Drop(DropReason::FragNoBuffer);
+            }
+            for k in 1..plan.count() {
+                let (datagram, slot) = (&f.buffer()[inner.clone()], self.fragments.free_slot(k - 1));
+                if slot.and_then(|b| plan.emit(datagram, k, &mut b[FRAGMENT_HEADROOM..])).is_none() {
+                    return Action::Drop(DropReason::FragNoBuffer);
                 }
-                return Action::Drop(DropReason::SeqExhausted);
             }
-            Err(EncapError::Headroom { .. } | EncapError::Tailroom { .. } | EncapError::TooBig) => {
-                return Action::Drop(DropReason::EncapNoRoom)
+            let Some(len) = plan.first_in_place(&mut f.buffer()[inner.clone()]) else {
+                return Action::Drop(DropReason::TooBig);
+            };
+            let first = match seal(now, entry, f.buffer(), inner.start..inner.start + len, out) {
+                Ok(r) => r,
+                Err(reason) => return Action::Drop(reason),
+            };
+            self.counters.fragmented += 1;
+            self.counters.fragments_made += 1;
+            for k in 1..plan.count() {
+                let Some(slot) = self.fragments.free_slot(0) else { break };
+                let frag = FRAGMENT_HEADROOM..FRAGMENT_HEADROOM + plan.len(k);
+                // A later fragment that cannot be sealed (its SA just ran
+                // out) ends the datagram: the rest could not be reassembled.
+                let outer = match seal(now, entry, slot, frag, out) {
+                    Ok(r) => r,
+                    Err(reason) => {
+                        self.drops.count(reason);
+                        break;
+                    }
+                };
+                let at = outer.start - ethernet::HEADER_LEN;
+                ethernet::Repr { src_addr: src_mac, dst_addr: mac, ethertype: ethertype::IPV4 }
+                    .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut slot[at..outer.start]));
+                self.fragments.commit(port, at..outer.end);
+                self.counters.fragments_made += 1;
+                self.counters.encrypted += 1;
+                self.counters.tx_packets += 1;
+                self.counters.tx_bytes += (outer.end - at) as u64;
             }
-            Err(_) => return Action::Drop(DropReason::Ipv4Malformed),
+            first
+        } else {
+            match seal(now, entry, f.buffer(), inner, out) {
+                Ok(r) => r,
+                Err(reason) => return Action::Drop(reason),
+            }
         };
-        entry.counters.packets += 1;
-        entry.counters.bytes += ip_len as u64;
-        entry.last_used = Some(now);
-        entry.idle_reported = false;
-        if !entry.soft_reported {
-            if enc.soft_limit_crossed {
-                entry.soft_reported = true;
-                out.event(WorkerEvent::SoftExpire { sa: entry.id, reason: ExpireReason::Sequence });
-            } else if entry.life.soft_bytes != 0 && entry.counters.bytes >= entry.life.soft_bytes {
-                entry.soft_reported = true;
-                out.event(WorkerEvent::SoftExpire { sa: entry.id, reason: ExpireReason::Bytes });
-            }
-        }
-        if !entry.hard_reported && entry.life.hard_bytes != 0 && entry.counters.bytes >= entry.life.hard_bytes
-        {
-            entry.hard_reported = true;
-            out.event(WorkerEvent::HardExpire { sa: entry.id, reason: ExpireReason::Bytes });
-        }
-        if enc.outer.start < ethernet::HEADER_LEN {
-            return Action::Drop(DropReason::EncapNoRoom);
-        }
         self.counters.encrypted += 1;
-        let outer_len = enc.outer.len();
-        self.emit_eth(f, enc.outer.start - ethernet::HEADER_LEN, outer_len, mac, src_mac);
+        self.emit_eth(f, first.start - ethernet::HEADER_LEN, first.len(), mac, src_mac);
         Action::Tx(port)
     }
 
@@ -1548,6 +1595,56 @@ impl Worker {
             OutSlot::Empty { .. } => None,
         }
     }
+}
+
+/// Seals the inner packet at `buf[inner]` on the SA of `entry` and
+/// accounts for it (counters, soft and hard lifetimes); returns the range
+/// of the outer IPv4 packet, which has room for an Ethernet header before
+/// it.
+fn seal(
+    now: Instant,
+    entry: &mut OutEntry,
+    buf: &mut [u8],
+    inner: core::ops::Range<usize>,
+    out: &mut impl WorkerOutput,
+) -> Result<core::ops::Range<usize>, DropReason> {
+    let ip_len = inner.len();
+    let enc = match entry.sa.encapsulate(buf, inner) {
+        Ok(e) => e,
+        Err(EncapError::SequenceExhausted) => {
+            // Reported once; the control plane replaces the SA.
+            if !entry.hard_reported {
+                entry.hard_reported = true;
+                out.event(WorkerEvent::HardExpire { sa: entry.id, reason: ExpireReason::Sequence });
+            }
+            return Err(DropReason::SeqExhausted);
+        }
+        Err(EncapError::Headroom { .. } | EncapError::Tailroom { .. } | EncapError::TooBig) => {
+            return Err(DropReason::EncapNoRoom)
+        }
+        Err(_) => return Err(DropReason::Ipv4Malformed),
+    };
+    entry.counters.packets += 1;
+    entry.counters.bytes += ip_len as u64;
+    entry.last_used = Some(now);
+    entry.idle_reported = false;
+    if !entry.soft_reported {
+        if enc.soft_limit_crossed {
+            entry.soft_reported = true;
+            out.event(WorkerEvent::SoftExpire { sa: entry.id, reason: ExpireReason::Sequence });
+        } else if entry.life.soft_bytes != 0 && entry.counters.bytes >= entry.life.soft_bytes {
+            entry.soft_reported = true;
+            out.event(WorkerEvent::SoftExpire { sa: entry.id, reason: ExpireReason::Bytes });
+        }
+    }
+    if !entry.hard_reported && entry.life.hard_bytes != 0 && entry.counters.bytes >= entry.life.hard_bytes {
+        entry.hard_reported = true;
+        out.event(WorkerEvent::HardExpire { sa: entry.id, reason: ExpireReason::Bytes });
+    }
+    if enc.outer.start < ethernet::HEADER_LEN {
+        return Err(DropReason::EncapNoRoom);
+    }
+    Ok(enc.outer)
 }
 
 /// Why an SA's outer next hop could not be resolved.

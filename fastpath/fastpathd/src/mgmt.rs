@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, select, Receiver, Sender};
 use esprit_dataplane::{
-    DropReason, ExpireReason, InboundInstall, Lifetime, NeighborTable, NextHop, OutboundInstall, PortId,
-    PortInfo, Probe, Route, RouteTable, SaId, TunnelConf, TunnelId, Update, VpnConf, VpnId, Worker,
+    DropReason, ExpireReason, FlowConf, InboundInstall, Lifetime, NeighborTable, NextHop, OutboundInstall,
+    PortId, PortInfo, Probe, Route, RouteTable, SaId, TunnelConf, TunnelId, Update, VpnConf, VpnId, Worker,
     WorkerConfig, WorkerEvent, WorkerId, WorkerStats, MAX_PROBE_DATA, MAX_PROBE_IDENTS,
 };
 use esprit_esp::{InboundConfig, InboundSa, OutboundConfig, OutboundSa, UdpEncap};
@@ -70,6 +70,8 @@ pub(crate) struct State {
     tunnels: BTreeMap<u32, (u16, Option<u32>)>,
     vpns: BTreeMap<u32, (bool, Vec<String>)>,
     sas: BTreeMap<u64, SaRecord>,
+    /// `set flow ...` as the workers have it.
+    flow: FlowConf,
     neighbors: NeighborTable,
     /// Counters of the neighbour mirror, as it last reported them.
     neighbor_counters: neigh::MirrorCounters,
@@ -336,6 +338,7 @@ impl State {
             tunnels: BTreeMap::new(),
             vpns: BTreeMap::new(),
             sas: BTreeMap::new(),
+            flow: FlowConf::default(),
             neighbors: NeighborTable::default(),
             neighbor_counters: neigh::MirrorCounters::default(),
             workers,
@@ -457,6 +460,12 @@ impl State {
                 });
                 Ok(Reply::Ok)
             }
+            Request::SetFlow { tcp_mss } => {
+                self.flow = FlowConf { tcp_mss };
+                let flow = self.flow;
+                self.broadcast(|| Update::Flow(flow));
+                Ok(Reply::Ok)
+            }
             Request::RemoveTunnel { tunnel } => {
                 self.tunnels.remove(&tunnel);
                 self.broadcast(|| Update::RemoveTunnel(TunnelId(tunnel)));
@@ -488,6 +497,8 @@ impl State {
                 for t in std::mem::take(&mut self.tunnels).into_keys() {
                     self.broadcast(|| Update::RemoveTunnel(TunnelId(t)));
                 }
+                self.flow = FlowConf::default();
+                self.broadcast(|| Update::Flow(FlowConf::default()));
                 self.set_routes(Vec::new()).map(|()| Reply::Ok)
             }
             Request::Subscribe => {
@@ -753,6 +764,7 @@ impl State {
                 .iter()
                 .map(|(id, r)| (*id, r.direction, r.spi, r.vpn, r.proxy_id.clone()))
                 .collect(),
+            tcp_mss: self.flow.tcp_mss,
         }
     }
 

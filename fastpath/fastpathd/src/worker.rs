@@ -372,6 +372,40 @@ impl WorkerThread {
                 Action::Drop(_) | Action::Held | Action::Fragment => self.rings.recycle(f),
             }
         }
+        // The later fragments of datagrams fragmented before encryption
+        // follow the burst (its frames hold their first fragments).
+        if self.pipeline.has_fragments() {
+            let headroom = self.rings.config().umem.headroom as usize;
+            let (rings, pipeline, sockets) = (&mut self.rings, &mut self.pipeline, &self.sockets);
+            let (mut no_frame, mut ring_full) = (0, 0);
+            pipeline.drain_fragments(|port, bytes| {
+                let Some(f) = copy_in(rings, headroom, bytes) else {
+                    no_frame += 1;
+                    return;
+                };
+                let p = usize::from(port.0);
+                let (Some(b), Some(&sock)) = (tx.get_mut(p), sockets.tx.get(p)) else {
+                    rings.recycle(f);
+                    return;
+                };
+                let Err(f) = b.push(f) else { return };
+                // A full burst goes out now (as `flush` does), and the
+                // frame joins the next one.
+                rings.tx_burst(sock, b);
+                ring_full += b.len();
+                rings.recycle_burst(b);
+                if let Err(f) = b.push(f) {
+                    rings.recycle(f);
+                    ring_full += 1;
+                }
+            });
+            for _ in 0..no_frame {
+                self.pipeline.count_drop(DropReason::NoFrame);
+            }
+            for _ in 0..ring_full {
+                self.pipeline.count_drop(DropReason::TxRingFull);
+            }
+        }
     }
 }
 

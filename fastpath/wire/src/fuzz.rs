@@ -4,7 +4,7 @@
 // A fuzz body asserts its invariants: a failed one is a finding.
 #![allow(clippy::unwrap_used)]
 
-use crate::{arp, esp, ethernet, icmpv4, ipv4, ipv6, udp, udp_encap};
+use crate::{arp, esp, ethernet, icmpv4, ipv4, ipv4_frag, ipv6, tcp, udp, udp_encap};
 
 /// Parses `data` as an Ethernet frame and walks every header below it with
 /// the checked views, touching every accessor and round-tripping each
@@ -41,6 +41,40 @@ pub fn parse_ipv4(data: &[u8]) {
     }
     if !p.is_fragment() || p.frag_offset() == 0 {
         parse_l4(p.protocol(), p.payload());
+    }
+    fit_to_mtu(data);
+}
+
+/// What the fast path does to a packet entering a tunnel: the MSS clamp
+/// (the result never announces more than the limit) and fragmentation
+/// (every fragment fits, and their data put together is the datagram's).
+fn fit_to_mtu(data: &[u8]) {
+    let mut b = data.to_vec();
+    if let tcp::MssClamp::Clamped(old) = tcp::clamp_mss(&mut b, 536) {
+        assert!(old > 536);
+        assert_eq!(tcp::clamp_mss(&mut b, 536), tcp::MssClamp::Kept(536));
+    }
+    let Ok(p) = ipv4::Packet::new_checked(data) else { return };
+    let payload = p.payload();
+    for mtu in [68, 576, 1400] {
+        let Ok(plan) = ipv4_frag::Plan::new(data, mtu, 64) else { continue };
+        let mut joined = Vec::new();
+        let mut out = [0u8; 2048];
+        for k in 1..plan.count() {
+            let n = plan.emit(data, k, &mut out).unwrap();
+            assert!(n <= mtu && n == plan.len(k));
+            let f = ipv4::Packet::new_checked(&out[..n]).unwrap();
+            assert!(f.verify_checksum());
+            joined.extend_from_slice(f.payload());
+        }
+        let mut first = data.to_vec();
+        let n = plan.first_in_place(&mut first).unwrap();
+        assert!(n <= mtu);
+        let f = ipv4::Packet::new_checked(&first[..n]).unwrap();
+        assert!(f.verify_checksum());
+        let mut all = f.payload().to_vec();
+        all.extend_from_slice(&joined);
+        assert_eq!(all, payload);
     }
 }
 

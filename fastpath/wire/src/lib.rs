@@ -24,7 +24,9 @@ pub mod ethernet;
 pub mod fuzz;
 pub mod icmpv4;
 pub mod ipv4;
+pub mod ipv4_frag;
 pub mod ipv6;
+pub mod tcp;
 pub mod udp;
 pub mod udp_encap;
 

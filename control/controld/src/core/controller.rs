@@ -65,6 +65,8 @@ pub fn describe(r: &Request) -> String {
         Request::SetRoutes { routes } => format!("set-routes ({} routes)", routes.len()),
         Request::RemoveTunnel { tunnel } => format!("remove-tunnel tunnel.{tunnel}"),
         Request::RemoveVpn { vpn } => format!("remove-vpn {vpn}"),
+        Request::SetFlow { tcp_mss: Some(mss) } => format!("set-flow tcp-mss {mss}"),
+        Request::SetFlow { tcp_mss: None } => "set-flow (no tcp-mss)".to_owned(),
         other => format!("{other:?}"),
     }
 }

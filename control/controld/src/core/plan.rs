@@ -31,7 +31,7 @@
 //!    SPI of an SA added in step 4 is removed in step 1 instead (a
 //!    key-only change of a manual SA keeps its id anyway: remove, then add;
 //!    true make-before-break needs a new SPI);
-//! 6. `SetRoutes` if the table changed;
+//! 6. `SetRoutes` if the table changed, `SetFlow` if `set flow` changed;
 //! 7. `RemoveTunnel`, then `RemoveVpn`, of what is gone (after the routes
 //!    stopped pointing at them).
 
@@ -183,6 +183,9 @@ pub fn plan(
     if current.routes != desired.routes {
         p.requests.push(Request::SetRoutes { routes: desired.routes.clone() });
     }
+    if current.tcp_mss != desired.tcp_mss {
+        p.requests.push(Request::SetFlow { tcp_mss: desired.tcp_mss });
+    }
 
     // 7. What is gone.
     for tunnel in tunnels_now.keys() {
@@ -196,4 +199,33 @@ pub fn plan(
         }
     }
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow_requests(current: Option<u16>, desired: Option<u16>) -> Vec<Option<u16>> {
+        let dump = Dump { tcp_mss: current, ..Dump::default() };
+        let want = Desired { tcp_mss: desired, ..Desired::default() };
+        plan(&dump, &want, &BTreeMap::new(), |_| 0)
+            .requests
+            .into_iter()
+            .map(|r| match r {
+                Request::SetFlow { tcp_mss } => tcp_mss,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    /// `set flow tcp-mss` reaches fastpathd when it differs from what
+    /// fastpathd holds, and only then (a restarted fastpathd holds none).
+    #[test]
+    fn set_flow_is_sent_when_it_changed() {
+        assert_eq!(flow_requests(None, Some(1380)), [Some(1380)]);
+        assert_eq!(flow_requests(Some(1380), Some(1200)), [Some(1200)]);
+        assert_eq!(flow_requests(Some(1380), None), [None]);
+        assert!(flow_requests(Some(1380), Some(1380)).is_empty());
+        assert!(flow_requests(None, None).is_empty());
+    }
 }

@@ -96,6 +96,8 @@ pub struct Desired {
     pub sas: BTreeMap<u64, DesiredSa>,
     /// AutoKey proxy-IDs waiting for IKE.
     pub pending: Vec<PendingProxyId>,
+    /// `set flow tcp-mss N`.
+    pub tcp_mss: Option<u16>,
 }
 
 /// The route table fastpathd gets: per prefix, the candidate of lowest
@@ -240,7 +242,7 @@ pub fn translate_with_serials(
     // the same SPI gets its id back, and with it its sequence number record.
     let mut serials = previous_serials.clone();
     let mut warnings = Vec::new();
-    let mut desired = Desired::default();
+    let mut desired = Desired { tcp_mss: config.tcp_mss(), ..Desired::default() };
     let device = |name: &InterfaceName| -> Option<String> {
         port_map.get(name.as_str()).cloned().or_else(|| config.interface(name.as_str())?.port.clone())
     };

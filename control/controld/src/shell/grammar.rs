@@ -210,6 +210,7 @@ const SET: &[Node] = &[
             opt("threshold", &[val("<lost probes>", true, &[])]),
         ],
     ),
+    kw("flow", &[end("tcp-mss", &[val("<64-65535>", true, &[])])]),
 ];
 
 const UNSET: &[Node] = &[
@@ -267,6 +268,7 @@ const UNSET: &[Node] = &[
     ),
     kw("service", &[name(NameKind::Service, true, &[kw("+", ONE_VALUE_END)])]),
     end("vpnmonitor", &[end("interval", &[]), end("threshold", &[])]),
+    kw("flow", &[end("tcp-mss", &[])]),
 ];
 
 /// `--json` after a whole `get` command: one JSON document instead of the
@@ -726,6 +728,8 @@ mod tests {
             "unset vpn v proxy-id",
             "set route 10.0.0.0/8 interface ethernet0/1",
             "set ike gateway g address 192.0.2.1",
+            "set flow",
+            "unset flow",
         ] {
             let words: Vec<&str> = prefix.split(' ').collect();
             let nodes = next_nodes(&words).unwrap();

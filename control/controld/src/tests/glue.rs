@@ -221,6 +221,7 @@ impl ModelFastPath {
                 .iter()
                 .map(|(id, s)| (*id, s.spec.direction, s.spec.spi, s.spec.vpn, s.spec.proxy_id.clone()))
                 .collect(),
+            ..Dump::default()
         }
     }
 }
