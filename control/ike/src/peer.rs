@@ -183,6 +183,13 @@ impl<R: Random> Peer<R> {
         self.cfg.proxy_ids = proxy_ids;
     }
 
+    /// The operator changed the NAT-keepalive interval only: the next
+    /// keepalive, if one is due at all, goes one new interval from now.
+    pub fn set_nat_keepalive(&mut self, now: Instant, every: Option<Duration>) {
+        self.cfg.nat_keepalive = every;
+        self.next_keepalive = self.keepalive_every().map(|d| now + d);
+    }
+
     /// True when the ISAKMP SA is established.
     pub fn is_established(&self) -> bool {
         self.ike.is_some()

@@ -1635,6 +1635,15 @@ fn behind_a_nat_keepalives_keep_the_mapping_at_the_configured_interval() {
     assert_eq!(nat.keepalives.len(), 1);
     assert_eq!(a.poll_timeout(), Some(t0 + Duration::from_secs(19)));
 
+    // The operator changes the frequency: the next one is a new interval
+    // from then, and the rhythm is the new one.
+    a.set_nat_keepalive(now, Some(Duration::from_secs(5)));
+    assert_eq!(a.poll_timeout(), Some(t0 + Duration::from_secs(22)));
+    nat.keepalives.clear();
+    nat.run_until(&mut now, t0 + Duration::from_secs(32), &mut a, &mut b);
+    let at: Vec<Duration> = nat.keepalives.iter().map(|(t, _)| *t - t0).collect();
+    assert_eq!(at, vec![Duration::from_secs(22), Duration::from_secs(27), Duration::from_secs(32)]);
+
     // Every SA with B gone: no more keepalives.
     a.delete_child(now, xa[0].spi_in).unwrap();
     a.delete_ike(now).unwrap();

@@ -547,12 +547,14 @@ impl IkeManager {
         let mut old = std::mem::take(&mut self.gateways);
         for g in gateways {
             let same = old.iter().position(|o| same_peer(o.peer.config(), &g.config) && o.vpns == g.vpns);
-            // Only proxy-IDs added or removed: the gateway keeps running;
-            // the SAs of the proxy-IDs that stay keep flowing.
+            // Only proxy-IDs added or removed, or the NAT-keepalive
+            // frequency changed: the gateway keeps running; the SAs of the
+            // proxy-IDs that stay keep flowing.
             let same_but_proxy_ids = || {
                 old.iter().position(|o| {
                     let mut c = g.config.clone();
                     c.proxy_ids = o.peer.config().proxy_ids.clone();
+                    c.nat_keepalive = o.peer.config().nat_keepalive;
                     same_peer(o.peer.config(), &c)
                         && o.vpns.len() == g.vpns.len()
                         && o.vpns.iter().zip(&g.vpns).all(|(a, b)| {
@@ -572,19 +574,31 @@ impl IkeManager {
                         .filter(|(_, c)| !keep.contains(&c.proxy_id))
                         .map(|(s, _)| *s)
                         .collect();
-                    st.peer.set_proxy_ids(keep.clone());
-                    st.negotiating.retain(|p, _| keep.contains(p));
-                    st.vpns = g.vpns;
-                    for spi in &gone {
-                        // ChildSaDown follows (poll): the pair is removed.
-                        let _ = st.peer.delete_child(now, *spi);
+                    if st.peer.config().nat_keepalive != g.config.nat_keepalive {
+                        st.peer.set_nat_keepalive(now, g.config.nat_keepalive);
+                        out.push(IkeAction::Log(format!(
+                            "gateway {}: NAT-keepalive frequency changed: {}",
+                            g.config.name,
+                            g.config
+                                .nat_keepalive
+                                .map_or("none".to_owned(), |d| format!("{} s", d.as_secs()))
+                        )));
                     }
-                    out.push(IkeAction::Log(format!(
-                        "gateway {}: proxy-IDs changed: {} now, {} child SA(s) of removed ones deleted, the others kept",
-                        g.config.name,
-                        keep.len(),
-                        gone.len()
-                    )));
+                    if st.peer.config().proxy_ids != keep {
+                        st.peer.set_proxy_ids(keep.clone());
+                        st.negotiating.retain(|p, _| keep.contains(p));
+                        for spi in &gone {
+                            // ChildSaDown follows (poll): the pair is removed.
+                            let _ = st.peer.delete_child(now, *spi);
+                        }
+                        out.push(IkeAction::Log(format!(
+                            "gateway {}: proxy-IDs changed: {} now, {} child SA(s) of removed ones deleted, the others kept",
+                            g.config.name,
+                            keep.len(),
+                            gone.len()
+                        )));
+                    }
+                    st.vpns = g.vpns;
                     self.gateways.push(st);
                 }
                 None => {
@@ -1223,6 +1237,18 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         let ids = BTreeMap::from([("v".to_string(), 5)]);
         let (a, b) = (ike_gateways(&off, &ids).0, ike_gateways(&on, &ids).0);
         assert!(!same_peer(&a[0].config, &b[0].config));
+        // Only the keepalive frequency changed: the gateway goes on (no
+        // Delete, no renegotiation) with the new frequency.
+        let fill: RandomFill = Rc::new(|b: &mut [u8]| b.iter_mut().for_each(|x| *x = 7));
+        let mut m = IkeManager::new(b, SpiAllocator::new(), fill);
+        let conf = format!("{CONF}set ike gateway \"gw2\" nat-traversal keepalive-frequency 2\n");
+        let (two, _) = Config::load(&conf).unwrap();
+        let actions = m.reconfigure(Instant::now(), ike_gateways(&two, &ids).0);
+        assert!(
+            matches!(&actions[..], [IkeAction::Log(l)] if l == "gateway gw2: NAT-keepalive frequency changed: 2 s"),
+            "{actions:?}"
+        );
+        assert_eq!(m.gateways[0].peer.config().nat_keepalive, Some(Duration::from_secs(2)));
     }
 
     fn child(proxy_id: ProxyId) -> ChildSa {
