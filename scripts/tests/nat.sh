@@ -30,10 +30,13 @@
 #  6. the NAT's state flushed (`conntrack -F`) with pings running both
 #     ways: esprit's next datagram makes a new mapping (a new random
 #     port), strongSwan's datagrams to the old one are dropped by the NAT;
-#     esprit's R-U-THERE from the new mapping authenticates, strongSwan
-#     moves the IKE SA and its children to the new port (strongSwan IKEv1
-#     takes the peer's address from every authenticated message), and both
-#     directions pass again within 8 s, without a new negotiation.
+#     esprit's next R-U-THERE from the new mapping authenticates, and
+#     strongSwan moves the ISAKMP SA to the new port (strongSwan IKEv1
+#     takes the peer's address from every authenticated message) and
+#     rekeys the child to it (kernel-libipsec cannot move an SA): both
+#     directions pass again within 5 s, without a new phase 1. The flush
+#     comes after the rekey's Delete, so that only DPD can be what moved
+#     strongSwan.
 #
 # Ends with "N passed, M failed". Needs root. Bounded by $ESPRIT_TIMEOUT
 # seconds (default 180). Cleans up (processes by PID, namespaces) on any
