@@ -144,6 +144,7 @@ set interface tunnel.1 ip unnumbered interface ethernet0/2
 set route 0.0.0.0/0 interface ethernet0/2 gateway 198.51.100.254
 set ike gateway "swan" address 203.0.113.2 Main outgoing-interface "ethernet0/2" preshare "$PSK" proposal "pre-g14-aes128-sha"
 set ike gateway "swan" dpd-liveness interval 2 retry 5
+set ike gateway "swan" nat-traversal
 set vpn "vpn1" gateway "swan" replay tunnel idletime 0 proposal "nopfs-esp-aes128gcm"
 set vpn "vpn1" id 0x1 bind interface tunnel.1
 set vpn "vpn1" proxy-id check

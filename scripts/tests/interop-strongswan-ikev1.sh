@@ -119,6 +119,8 @@ write_gw1_config() { # write_gw1_config ESP [P2_LIFE_SECS P1_LIFE_SECS]
         echo "set interface tunnel.1 ip unnumbered interface ethernet0/2"
         echo "set route 0.0.0.0/0 interface ethernet0/2 gateway 198.51.100.254"
         echo "set ike gateway \"swan\" address 203.0.113.2 Main outgoing-interface \"ethernet0/2\" preshare \"$PSK\" proposal \"$p1\""
+        # strongSwan's kernel-libipsec encapsulates ESP in UDP: NAT-T on.
+        echo "set ike gateway \"swan\" nat-traversal"
         echo "set vpn \"vpn1\" gateway \"swan\" replay tunnel idletime 0 proposal \"$p2\""
         echo "set vpn \"vpn1\" id 0x1 bind interface tunnel.1"
         echo "set vpn \"vpn1\" proxy-id check"

@@ -171,6 +171,8 @@ run() {
         # strongSwan probes after 1 s without hearing from esprit, esprit
         # after 3 s: once the pings stop, strongSwan's probe comes first.
         echo 'set ike gateway "test" dpd-liveness interval 3 retry 3' >>"$WORK/gw1.conf"
+        # strongSwan's kernel-libipsec encapsulates ESP in UDP: NAT-T on.
+        echo 'set ike gateway "test" nat-traversal' >>"$WORK/gw1.conf"
         nsx gw2 sysctl -qw net.ipv4.ip_forward=1
         nsx gw2 sysctl -qw net.ipv4.conf.all.rp_filter=0
         swan_start "$TOPO-gw2" "$WORK/swan" || die "charon did not start"

@@ -151,7 +151,11 @@ fn run(args: Args) -> Result<(), String> {
             return Ok(());
         }
         while let Some(t) = peer.poll_transmit() {
-            let r = if t.local.port() == NATT_PORT {
+            // A NAT-keepalive goes as it is (RFC 3948 §2.3), IKE on 4500
+            // behind the non-ESP marker (§2.2).
+            let r = if t.is_nat_keepalive() {
+                s4500.send_to(&t.bytes, t.remote)
+            } else if t.local.port() == NATT_PORT {
                 let mut m = vec![0u8; 4];
                 m.extend_from_slice(&t.bytes);
                 s4500.send_to(&m, t.remote)
@@ -164,8 +168,8 @@ fn run(args: Args) -> Result<(), String> {
         }
         while let Some(ev) = peer.poll_event() {
             match ev {
-                Event::IkeSaUp { icookie, rcookie, proposal, nat, local, remote, initiator } => println!(
-                    "IKE_SA up {}_i {}_r {proposal} nat={nat} {local} <-> {remote} initiator={initiator}",
+                Event::IkeSaUp { icookie, rcookie, proposal, nat, behind_nat, local, remote, initiator } => println!(
+                    "IKE_SA up {}_i {}_r {proposal} nat={nat} behind_nat={behind_nat} {local} <-> {remote} initiator={initiator}",
                     hex(&icookie),
                     hex(&rcookie)
                 ),

@@ -92,6 +92,10 @@ impl Default for Retransmit {
     }
 }
 
+/// NAT-keepalive interval of [`PeerConfig::new`], seconds (RFC 3948 §4
+/// suggests 20).
+pub const DEFAULT_NAT_KEEPALIVE_SECS: u64 = 20;
+
 /// One IKE gateway.
 #[derive(Clone)]
 pub struct PeerConfig {
@@ -121,9 +125,19 @@ pub struct PeerConfig {
     pub child_lifetime: Lifetime,
     /// Configured proxy-IDs: a responder accepts these (or narrower).
     pub proxy_ids: Vec<ProxyId>,
+    /// Speak NAT traversal (RFC 3947): send its vendor ID and NAT-D
+    /// payloads, and float to port 4500 when a NAT is seen. Without it the
+    /// peer's NAT-T vendor ID is ignored, so neither side floats and ESP
+    /// is never encapsulated in UDP.
+    pub nat_traversal: bool,
     /// Send a fake NAT-D so that the peer sees a NAT and both sides use
-    /// UDP encapsulation (strongSwan's `encap = yes`).
+    /// UDP encapsulation (strongSwan's `encap = yes`). Implies
+    /// `nat_traversal`.
     pub force_encap: bool,
+    /// Interval of NAT-keepalives (RFC 3948 §2.3), sent while we are
+    /// behind a NAT (our NAT-D did not match, RFC 3947 §3.2) and an ISAKMP
+    /// SA or a child SA with the peer exists. None or zero: never.
+    pub nat_keepalive: Option<Duration>,
     /// Send DPD R-U-THERE after this much idle time (None: never).
     pub dpd_delay: Option<std::time::Duration>,
     /// R-U-THERE probes sent, `dpd_delay` apart, before the peer is
@@ -159,15 +173,23 @@ impl core::fmt::Debug for PeerConfig {
             .field("esp_suites", &self.esp_suites)
             .field("pfs", &self.pfs)
             .field("proxy_ids", &self.proxy_ids)
+            .field("nat_traversal", &self.nat_traversal)
+            .field("nat_keepalive", &self.nat_keepalive)
             .finish_non_exhaustive()
     }
 }
 
 impl PeerConfig {
+    /// Whether NAT traversal is spoken (configured, or forced).
+    pub fn speaks_nat_traversal(&self) -> bool {
+        self.nat_traversal || self.force_encap
+    }
+
     /// A configuration with esprit's defaults: Main Mode,
     /// aes128-sha1-modp2048 and aes256-sha256-modp2048, ESP aes128gcm16
     /// then aes128-sha1, no PFS, 28800 s / 3600 s lifetimes, the local
-    /// address as identity, INITIAL-CONTACT sent.
+    /// address as identity, INITIAL-CONTACT sent, NAT traversal spoken
+    /// with a NAT-keepalive every 20 s (RFC 3948 §4's suggested default).
     pub fn new(name: &str, local: SocketAddr, remote: SocketAddr, psk: &[u8]) -> PeerConfig {
         PeerConfig {
             name: name.to_owned(),
@@ -194,7 +216,9 @@ impl PeerConfig {
             pfs: None,
             child_lifetime: Lifetime { seconds: 3600, kilobytes: 0 },
             proxy_ids: Vec::new(),
+            nat_traversal: true,
             force_encap: false,
+            nat_keepalive: Some(Duration::from_secs(DEFAULT_NAT_KEEPALIVE_SECS)),
             dpd_delay: None,
             dpd_retries: 5,
             initial_contact: true,

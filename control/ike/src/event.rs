@@ -70,6 +70,9 @@ pub enum Event {
         proposal: String,
         /// NAT detected (or forced): UDP encapsulation on port 4500.
         nat: bool,
+        /// Our own address is translated (RFC 3947 §3.2): we send the
+        /// NAT-keepalives (RFC 3948 §2.3).
+        behind_nat: bool,
         /// Our address in use (port 4500 after floating).
         local: SocketAddr,
         /// The peer's address in use.

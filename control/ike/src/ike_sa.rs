@@ -23,6 +23,8 @@ pub(crate) struct IkeSa {
     pub p1_iv: Vec<u8>,
     pub proposal: IkeProposal,
     pub nat: bool,
+    /// Our address is translated by a NAT (RFC 3947 §3.2).
+    pub behind_nat: bool,
     pub peer_dpd: bool,
     /// The peer sent esprit's vendor ID: it takes many Quick Modes at once.
     pub peer_esprit: bool,

@@ -33,7 +33,9 @@ pub mod proxy;
 pub mod wire;
 
 pub use child::{ChildSa, DirectionKeys, UdpEncap};
-pub use config::{group_name, Identity, IkeProposal, Lifetime, PeerConfig, Retransmit};
+pub use config::{
+    group_name, Identity, IkeProposal, Lifetime, PeerConfig, Retransmit, DEFAULT_NAT_KEEPALIVE_SECS,
+};
 pub use crypto::dh::DhGroup;
 pub use crypto::{EncryptionAlg, HashAlg};
 pub use discard::{Discard, Discards};
@@ -42,7 +44,7 @@ pub use error::{Error, ErrorKind};
 pub use esprit_suite::Suite;
 pub use event::{Event, Exchange, Reason};
 pub use guard::HalfOpenLimits;
-pub use peer::{Peer, Transmit, IKE_PORT, NATT_PORT};
+pub use peer::{Peer, Transmit, IKE_PORT, NATT_PORT, NAT_KEEPALIVE};
 pub use persist::{ChildState, IsakmpState, PeerState, PersistError, Secret, WallClock};
 
 /// Source of randomness, implemented by the caller (the OS generator in

@@ -34,15 +34,28 @@ pub const IKE_PORT: u16 = 500;
 /// and ESP in UDP. The I/O shell adds and strips the marker.
 pub const NATT_PORT: u16 = 4500;
 
+/// The NAT-keepalive payload (RFC 3948 §2.3): one octet, 0xFF.
+pub const NAT_KEEPALIVE: [u8; 1] = [0xff];
+
 /// A datagram to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
-    /// Source address (port 4500: prepend the non-ESP marker).
+    /// Source address (port 4500: prepend the non-ESP marker, except to a
+    /// NAT-keepalive).
     pub local: SocketAddr,
     /// Destination.
     pub remote: SocketAddr,
-    /// The ISAKMP message.
+    /// The ISAKMP message, or [`NAT_KEEPALIVE`].
     pub bytes: Vec<u8>,
+}
+
+impl Transmit {
+    /// Whether this is a NAT-keepalive, sent as it is (no non-ESP marker,
+    /// RFC 3948 §2.3). An ISAKMP message is never one octet long: its
+    /// header alone is 28 (RFC 2408 §3.1).
+    pub fn is_nat_keepalive(&self) -> bool {
+        self.bytes == NAT_KEEPALIVE
+    }
 }
 
 /// A message waiting for its answer, with its retransmission schedule.
@@ -111,6 +124,12 @@ pub struct Peer<R: Random> {
     /// The ISAKMP SA (its initiator cookie) whose rekey we started: one
     /// attempt per SA; if it fails, the SA lives out its lifetime.
     pub(crate) rekey_started_for: Option<[u8; 8]>,
+    /// Our address is translated by a NAT (RFC 3947 §3.2: the peer's
+    /// NAT-D of our address did not match), as of the last phase 1: the
+    /// NAT's mapping needs keepalives while SAs with the peer exist.
+    pub(crate) behind_nat: bool,
+    /// When the next NAT-keepalive is due (see [`Peer::keepalive_every`]).
+    pub(crate) next_keepalive: Option<Instant>,
     /// Addresses of the datagram being handled (NAT-D checks them).
     pub(crate) rx_local: SocketAddr,
     pub(crate) rx_remote: SocketAddr,
@@ -143,6 +162,8 @@ impl<R: Random> Peer<R> {
             dpd: Dpd { seq: 0, first: 0, pending: None },
             last_heard: None,
             rekey_started_for: None,
+            behind_nat: false,
+            next_keepalive: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -160,6 +181,13 @@ impl<R: Random> Peer<R> {
     pub fn set_proxy_ids(&mut self, proxy_ids: Vec<ProxyId>) {
         self.queued.retain(|p| proxy_ids.contains(p));
         self.cfg.proxy_ids = proxy_ids;
+    }
+
+    /// The operator changed the NAT-keepalive interval only: the next
+    /// keepalive, if one is due at all, goes one new interval from now.
+    pub fn set_nat_keepalive(&mut self, now: Instant, every: Option<Duration>) {
+        self.cfg.nat_keepalive = every;
+        self.next_keepalive = self.keepalive_every().map(|d| now + d);
     }
 
     /// True when the ISAKMP SA is established.
@@ -486,6 +514,9 @@ impl<R: Random> Peer<R> {
         } else if let Some(next) = self.dpd_due() {
             take(next);
         }
+        if let Some(next) = self.next_keepalive.filter(|_| self.keepalive_every().is_some()) {
+            take(next);
+        }
         if let Some(ike) = &self.ike {
             if let Some(x) = ike.expires() {
                 take(x);
@@ -531,6 +562,41 @@ impl<R: Random> Peer<R> {
                 self.start_main_mode(now);
             }
         }
+    }
+
+    /// The NAT-keepalive interval, while keepalives are due: we are
+    /// behind a NAT and floated to port 4500 (RFC 3948 §2.3: the peer
+    /// behind the NAT keeps its mapping alive), and an ISAKMP SA or a child
+    /// SA (ESP in UDP) with the peer exists. None: no keepalive (none
+    /// configured, no NAT in front of us, or nothing to keep alive).
+    pub fn keepalive_every(&self) -> Option<Duration> {
+        let every = self.cfg.nat_keepalive.filter(|d| !d.is_zero())?;
+        let alive = self.ike.is_some() || !self.children.is_empty();
+        (self.behind_nat && self.local.port() == NATT_PORT && alive).then_some(every)
+    }
+
+    /// Sends the NAT-keepalive if it is due and schedules the next one,
+    /// `every` after the one due (a late turn does not make a burst: the
+    /// next is then `every` from now). No SA left: the schedule stops.
+    fn keepalive(&mut self, now: Instant) {
+        let Some(every) = self.keepalive_every() else {
+            self.next_keepalive = None;
+            return;
+        };
+        let Some(due) = self.next_keepalive else {
+            self.next_keepalive = Some(now + every);
+            return;
+        };
+        if due > now {
+            return;
+        }
+        self.transmits.push_back(Transmit {
+            local: self.local,
+            remote: self.remote,
+            bytes: NAT_KEEPALIVE.to_vec(),
+        });
+        let next = due + every;
+        self.next_keepalive = Some(if next > now { next } else { now + every });
     }
 
     fn dpd_due(&self) -> Option<Instant> {
@@ -621,6 +687,7 @@ impl<R: Random> Peer<R> {
         }
         self.dpd_timeout(now);
         self.phase1_lifetime(now);
+        self.keepalive(now);
         self.next_quick_modes(now);
     }
 
@@ -704,10 +771,21 @@ impl<R: Random> Peer<R> {
             initiator: ike.initiator,
             proposal: ike.proposal.name(),
             nat: ike.nat,
+            behind_nat: ike.behind_nat,
             local: self.local,
             remote: self.remote,
         });
+        // The first keepalive one interval after phase 1 (which just went
+        // through the NAT); a running schedule (phase-1 rekey) goes on.
+        self.behind_nat = ike.behind_nat;
         self.ike = Some(ike);
+        match self.keepalive_every() {
+            Some(every) if self.next_keepalive.is_none_or(|t| t < now) => {
+                self.next_keepalive = Some(now + every);
+            }
+            Some(_) => {}
+            None => self.next_keepalive = None,
+        }
         self.phase1 = None;
         self.last_heard = Some(now);
         self.next_quick_modes(now);

@@ -225,6 +225,10 @@ pub struct PeerState {
     pub dpd_seq: u32,
     /// The rekey of this ISAKMP SA was started already (one try per SA).
     pub rekey_started: bool,
+    /// Our address is translated by a NAT (RFC 3947 §3.2): NAT-keepalives
+    /// go on after the restart (RFC 3948 §2.3).
+    #[serde(default)]
+    pub behind_nat: bool,
 }
 
 /// Why a saved state cannot be taken in.
@@ -283,6 +287,7 @@ impl<R: Random> Peer<R> {
                 })
                 .collect(),
             dpd_seq: self.dpd.seq,
+            behind_nat: self.behind_nat,
         }
     }
 
@@ -341,6 +346,13 @@ impl<R: Random> Peer<R> {
         self.queued.clear();
         self.replays.clear();
         self.responders.clear();
+        self.behind_nat = s.behind_nat;
+        if let Some(ike) = self.ike.as_mut() {
+            ike.behind_nat = s.behind_nat;
+        }
+        // The NAT may have dropped its mapping while we were away: the
+        // first keepalive goes at once.
+        self.next_keepalive = Some(clock.now);
         self.dpd.seq = s.dpd_seq.wrapping_add(DPD_SEQ_MARGIN);
         self.dpd.pending = None;
         // DPD counts its delay from now: the peer was heard when the state
@@ -385,6 +397,7 @@ fn isakmp_sa(i: &IsakmpState, clock: &WallClock) -> Result<IkeSa, String> {
         p1_iv: i.p1_iv.clone(),
         proposal: IkeProposal { cipher, hash, group },
         nat: i.nat,
+        behind_nat: false,
         peer_dpd: i.peer_dpd,
         peer_esprit: i.peer_esprit,
         established: clock.from_unix_ms(i.established_unix_ms),

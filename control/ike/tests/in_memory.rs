@@ -1502,3 +1502,250 @@ fn half_open_exchanges_are_bounded_in_all() {
     let answers = std::iter::from_fn(|| b.poll_transmit()).count();
     assert_eq!(answers, 8, "only the exchanges opened are answered");
 }
+
+/// A NAT in front of A (RFC 3947 §3.2 sees it; RFC 3948 §2.3 keeps it):
+/// A's datagrams leave from `public` with a port per inside address (500
+/// and 4500 of A each get one, as a masquerading router does), B's answers
+/// to those come back in. `flush` forgets the mappings; the next ones get
+/// new ports. Keepalives are counted, never delivered as IKE (the I/O
+/// shells drop what has no non-ESP marker on 4500).
+struct Nat {
+    public: std::net::IpAddr,
+    next_port: u16,
+    map: Vec<(SocketAddr, SocketAddr)>,
+    /// NAT-keepalives that went through: (when, from outside address).
+    keepalives: Vec<(Instant, SocketAddr)>,
+}
+
+impl Nat {
+    fn new() -> Nat {
+        Nat {
+            public: "192.0.2.7".parse().unwrap(),
+            next_port: 20000,
+            map: Vec::new(),
+            keepalives: Vec::new(),
+        }
+    }
+
+    /// A's and B's configurations, B's peer being the NAT's address.
+    fn configs(&self) -> (PeerConfig, PeerConfig) {
+        let (ca, mut cb) = configs();
+        cb.remote = SocketAddr::new(self.public, 500);
+        (ca, cb)
+    }
+
+    fn outside(&mut self, inside: SocketAddr) -> SocketAddr {
+        if let Some((_, o)) = self.map.iter().find(|(i, _)| *i == inside) {
+            return *o;
+        }
+        let o = SocketAddr::new(self.public, self.next_port);
+        self.next_port += 1;
+        self.map.push((inside, o));
+        o
+    }
+
+    fn inside(&self, outside: SocketAddr) -> Option<SocketAddr> {
+        self.map.iter().find(|(_, o)| *o == outside).map(|(i, _)| *i)
+    }
+
+    /// Moves datagrams both ways through the NAT until both are quiet.
+    fn pump(&mut self, now: Instant, a: &mut Peer<FixedRng>, b: &mut Peer<FixedRng>) {
+        loop {
+            let mut moved = false;
+            while let Some(t) = a.poll_transmit() {
+                moved = true;
+                let from = self.outside(t.local);
+                if t.is_nat_keepalive() {
+                    self.keepalives.push((now, from));
+                    continue;
+                }
+                let _ = b.handle_datagram(now, t.remote, from, &t.bytes);
+            }
+            while let Some(t) = b.poll_transmit() {
+                moved = true;
+                assert!(!t.is_nat_keepalive(), "B is not behind a NAT: no keepalive from it");
+                // Nothing mapped there: the NAT drops it.
+                if let Some(to) = self.inside(t.remote) {
+                    let _ = a.handle_datagram(now, to, t.local, &t.bytes);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Runs both peers' timers up to `until`, pumping after each.
+    fn run_until(
+        &mut self,
+        now: &mut Instant,
+        until: Instant,
+        a: &mut Peer<FixedRng>,
+        b: &mut Peer<FixedRng>,
+    ) {
+        while let Some(t) =
+            [a.poll_timeout(), b.poll_timeout()].into_iter().flatten().min().filter(|t| *t <= until)
+        {
+            *now = t.max(*now);
+            a.handle_timeout(*now);
+            b.handle_timeout(*now);
+            self.pump(*now, a, b);
+        }
+        *now = until;
+    }
+}
+
+/// NAT-T through a NAT in front of A, with NAT-keepalives every 2 s:
+///
+/// ```text
+///   A 198.51.100.1 --- NAT 192.0.2.7 (ports 20000...) --- B 203.0.113.1
+///   MM1..MM4 from A:500 (outside :20000)          NAT-D: A is translated
+///   MM5.. and QM from A:4500 (outside :20001)     both float to 4500
+///   0xFF from A:4500 every 2 s                    B sends none
+/// ```
+///
+/// A sees itself behind the NAT, B sees a NAT on A's side only; B's
+/// children encapsulate to the NAT's port. A's keepalives come from its
+/// 4500 mapping at exactly 2, 4, 6, 8 and 10 s; once every SA with B is
+/// gone, they stop.
+#[test]
+fn behind_a_nat_keepalives_keep_the_mapping_at_the_configured_interval() {
+    let mut nat = Nat::new();
+    let (mut ca, cb) = nat.configs();
+    ca.nat_keepalive = Some(Duration::from_secs(2));
+    let (mut a, mut b) = peers(ca, cb);
+    let t0 = Instant::now();
+    let mut now = t0;
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    nat.pump(now, &mut a, &mut b);
+    let (xa, ea) = split(events(&mut a));
+    let (xb, eb) = split(events(&mut b));
+    assert!(
+        ea.iter().any(|e| matches!(e, Event::IkeSaUp { nat: true, behind_nat: true, .. })),
+        "A: NAT seen, and it is A's: {ea:?}"
+    );
+    assert!(
+        eb.iter().any(|e| matches!(e, Event::IkeSaUp { nat: true, behind_nat: false, .. })),
+        "B: NAT seen on A's side: {eb:?}"
+    );
+    let e = xb[0].encap.unwrap();
+    assert_eq!((e.local_port, e.remote_port), (4500, 20001), "B encapsulates to the NAT's 4500 mapping");
+    let e = xa[0].encap.unwrap();
+    assert_eq!((e.local_port, e.remote_port), (4500, 4500));
+    assert!(nat.keepalives.is_empty(), "none before the first interval");
+    assert_eq!(a.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+
+    nat.run_until(&mut now, t0 + Duration::from_secs(10), &mut a, &mut b);
+    let at: Vec<Duration> = nat.keepalives.iter().map(|(t, _)| *t - t0).collect();
+    assert_eq!(at, (1..=5).map(|n| Duration::from_secs(2 * n)).collect::<Vec<_>>());
+    let public_4500 = nat.outside(
+        A.parse::<SocketAddr>()
+            .map(|mut s| {
+                s.set_port(4500);
+                s
+            })
+            .unwrap(),
+    );
+    assert!(nat.keepalives.iter().all(|(_, from)| *from == public_4500), "{:?}", nat.keepalives);
+
+    // A late turn sends one keepalive, not a burst, and keeps the rhythm
+    // from there.
+    nat.keepalives.clear();
+    now = t0 + Duration::from_secs(17);
+    a.handle_timeout(now);
+    nat.pump(now, &mut a, &mut b);
+    assert_eq!(nat.keepalives.len(), 1);
+    assert_eq!(a.poll_timeout(), Some(t0 + Duration::from_secs(19)));
+
+    // The operator changes the frequency: the next one is a new interval
+    // from then, and the rhythm is the new one.
+    a.set_nat_keepalive(now, Some(Duration::from_secs(5)));
+    assert_eq!(a.poll_timeout(), Some(t0 + Duration::from_secs(22)));
+    nat.keepalives.clear();
+    nat.run_until(&mut now, t0 + Duration::from_secs(32), &mut a, &mut b);
+    let at: Vec<Duration> = nat.keepalives.iter().map(|(t, _)| *t - t0).collect();
+    assert_eq!(at, vec![Duration::from_secs(22), Duration::from_secs(27), Duration::from_secs(32)]);
+
+    // Every SA with B gone: no more keepalives.
+    a.delete_child(now, xa[0].spi_in).unwrap();
+    a.delete_ike(now).unwrap();
+    nat.pump(now, &mut a, &mut b);
+    nat.keepalives.clear();
+    nat.run_until(&mut now, t0 + Duration::from_secs(60), &mut a, &mut b);
+    assert!(nat.keepalives.is_empty(), "{:?}", nat.keepalives);
+    assert_eq!(a.poll_timeout(), None);
+}
+
+/// Keepalive frequency 0 (ScreenOS `keepalive-frequency 0`): NAT-T works
+/// through the NAT, but no keepalive is ever sent. And a peer that is not
+/// behind a NAT sends none either, whatever its frequency.
+#[test]
+fn no_keepalive_at_frequency_zero_or_without_a_nat_in_front() {
+    let mut nat = Nat::new();
+    let (mut ca, cb) = nat.configs();
+    ca.nat_keepalive = Some(Duration::ZERO);
+    let (mut a, mut b) = peers(ca, cb);
+    let t0 = Instant::now();
+    let mut now = t0;
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    nat.pump(now, &mut a, &mut b);
+    assert_eq!(children(events(&mut a)).len(), 1);
+    assert_eq!(a.keepalive_every(), None);
+    nat.run_until(&mut now, t0 + Duration::from_secs(60), &mut a, &mut b);
+    assert!(nat.keepalives.is_empty());
+
+    // No NAT, both floated all the same (forced): no keepalive.
+    let (mut ca, mut cb) = configs();
+    ca.force_encap = true;
+    ca.nat_keepalive = Some(Duration::from_secs(1));
+    cb.nat_keepalive = Some(Duration::from_secs(1));
+    let (mut a, mut b) = peers(ca, cb);
+    let (xa, _, _) = up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    assert!(xa[0].encap.is_some());
+    assert_eq!((a.keepalive_every(), b.keepalive_every()), (None, None));
+    let later = Instant::now() + Duration::from_secs(30);
+    a.handle_timeout(later);
+    b.handle_timeout(later);
+    assert!(a.poll_transmit().is_none() && b.poll_transmit().is_none());
+}
+
+/// NAT traversal not configured (ScreenOS without `nat-traversal`): no
+/// NAT-T vendor ID in MM1, none answered to a peer that sends it, no
+/// NAT-D, no float: through a NAT the children are plain ESP, and no
+/// keepalive goes out.
+#[test]
+fn without_nat_traversal_configured_nat_t_is_not_negotiated() {
+    let vid_natt: [u8; 16] =
+        [0x4a, 0x13, 0x1c, 0x81, 0x07, 0x03, 0x58, 0x45, 0x5c, 0x57, 0x28, 0xf2, 0x0e, 0x95, 0x45, 0x2f];
+    let has_vid = |bytes: &[u8]| bytes.windows(16).any(|w| w == vid_natt);
+    for (off_a, off_b) in [(true, false), (false, true)] {
+        let mut nat = Nat::new();
+        let (mut ca, mut cb) = nat.configs();
+        ca.nat_traversal = !off_a;
+        cb.nat_traversal = !off_b;
+        ca.nat_keepalive = Some(Duration::from_secs(1));
+        let (mut a, mut b) = peers(ca, cb);
+        let t0 = Instant::now();
+        let mut now = t0;
+        a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+        let mm1 = a.poll_transmit().unwrap();
+        assert_eq!(has_vid(&mm1.bytes), !off_a, "MM1 offers NAT-T only if configured");
+        let from = nat.outside(mm1.local);
+        b.handle_datagram(now, mm1.remote, from, &mm1.bytes).unwrap();
+        let mm2 = b.poll_transmit().unwrap();
+        assert!(!has_vid(&mm2.bytes), "MM2 answers NAT-T only when both speak it");
+        a.handle_datagram(now, mm1.local, mm2.local, &mm2.bytes).unwrap();
+        nat.pump(now, &mut a, &mut b);
+        let (xa, ea) = split(events(&mut a));
+        let xb = children(events(&mut b));
+        assert!(
+            ea.iter().any(|e| matches!(e, Event::IkeSaUp { nat: false, behind_nat: false, .. })),
+            "{ea:?}"
+        );
+        assert_eq!((xa.len(), xb.len()), (1, 1));
+        assert!(xa[0].encap.is_none() && xb[0].encap.is_none(), "plain ESP");
+        assert_eq!(a.addresses().0.port(), 500, "no float");
+        nat.run_until(&mut now, t0 + Duration::from_secs(10), &mut a, &mut b);
+        assert!(nat.keepalives.is_empty());
+    }
+}

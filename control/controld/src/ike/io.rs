@@ -5,7 +5,11 @@
 //! non-ESP marker) to the kernel, so ordinary sockets receive it. On 4500
 //! the 4-byte non-ESP marker (RFC 3948 §2.2) is stripped on receive and
 //! added on send; a datagram on 4500 without it is ESP, which belongs to
-//! the fast path and is ignored here.
+//! the fast path, or a NAT-keepalive (RFC 3948 §2.3, one 0xFF octet, sent
+//! by a peer behind a NAT to keep its mapping): both are ignored here,
+//! uncounted (fastpathd's XDP program counts the keepalives it passes as
+//! `pass-ike-natt`). Our own keepalives leave from the 4500 socket as they
+//! are, without the marker.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -87,13 +91,16 @@ impl IkeSockets {
         errors
     }
 
-    /// Sends one datagram from its local address (on 4500 with the marker).
+    /// Sends one datagram from its local address (on 4500 with the marker,
+    /// except a NAT-keepalive).
     pub fn send(&self, t: &Transmit) -> Result<(), String> {
         let sock = self
             .by_local
             .get(&t.local)
             .ok_or_else(|| format!("IKE: no socket on {} to send to {}", t.local, t.remote))?;
-        let r = if t.local.port() == NATT_PORT {
+        let r = if t.is_nat_keepalive() {
+            sock.send_to(&t.bytes, t.remote)
+        } else if t.local.port() == NATT_PORT {
             let mut m = Vec::with_capacity(t.bytes.len() + 4);
             m.extend_from_slice(&NON_ESP_MARKER);
             m.extend_from_slice(&t.bytes);

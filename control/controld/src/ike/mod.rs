@@ -284,6 +284,20 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
         if let Some(d) = g.dpd {
             cfg.dpd_retries = u32::from(d.retry.max(1));
         }
+        // ScreenOS: NAT-T only where `nat-traversal` is configured (no
+        // NAT-T vendor ID otherwise, so no float and plain ESP), with a
+        // keepalive every `keepalive-frequency` seconds (0: none) while
+        // we are behind a NAT.
+        cfg.nat_traversal = g.nat_traversal.is_some();
+        cfg.nat_keepalive = g
+            .nat_traversal
+            .map(|n| Duration::from_secs(u64::from(n.keepalive_secs)))
+            .filter(|d| !d.is_zero());
+        if g.nat_traversal.is_some_and(|n| n.udp_checksum) {
+            warnings.push(format!(
+                "ike gateway \"{name}\": udp-checksum is not implemented: ESP in UDP is sent with a zero UDP checksum (RFC 3948 §2.1 allows it)"
+            ));
+        }
         out.push(IkeGateway { config: cfg, vpns });
     }
     (out, warnings)
@@ -496,6 +510,8 @@ fn same_peer(a: &PeerConfig, b: &PeerConfig) -> bool {
         && a.dpd_delay == b.dpd_delay
         && a.dpd_retries == b.dpd_retries
         && a.dynamic == b.dynamic
+        && a.nat_traversal == b.nat_traversal
+        && a.nat_keepalive == b.nat_keepalive
 }
 
 impl IkeManager {
@@ -537,12 +553,14 @@ impl IkeManager {
         let mut old = std::mem::take(&mut self.gateways);
         for g in gateways {
             let same = old.iter().position(|o| same_peer(o.peer.config(), &g.config) && o.vpns == g.vpns);
-            // Only proxy-IDs added or removed: the gateway keeps running;
-            // the SAs of the proxy-IDs that stay keep flowing.
+            // Only proxy-IDs added or removed, or the NAT-keepalive
+            // frequency changed: the gateway keeps running; the SAs of the
+            // proxy-IDs that stay keep flowing.
             let same_but_proxy_ids = || {
                 old.iter().position(|o| {
                     let mut c = g.config.clone();
                     c.proxy_ids = o.peer.config().proxy_ids.clone();
+                    c.nat_keepalive = o.peer.config().nat_keepalive;
                     same_peer(o.peer.config(), &c)
                         && o.vpns.len() == g.vpns.len()
                         && o.vpns.iter().zip(&g.vpns).all(|(a, b)| {
@@ -562,19 +580,31 @@ impl IkeManager {
                         .filter(|(_, c)| !keep.contains(&c.proxy_id))
                         .map(|(s, _)| *s)
                         .collect();
-                    st.peer.set_proxy_ids(keep.clone());
-                    st.negotiating.retain(|p, _| keep.contains(p));
-                    st.vpns = g.vpns;
-                    for spi in &gone {
-                        // ChildSaDown follows (poll): the pair is removed.
-                        let _ = st.peer.delete_child(now, *spi);
+                    if st.peer.config().nat_keepalive != g.config.nat_keepalive {
+                        st.peer.set_nat_keepalive(now, g.config.nat_keepalive);
+                        out.push(IkeAction::Log(format!(
+                            "gateway {}: NAT-keepalive frequency changed: {}",
+                            g.config.name,
+                            g.config
+                                .nat_keepalive
+                                .map_or("none".to_owned(), |d| format!("{} s", d.as_secs()))
+                        )));
                     }
-                    out.push(IkeAction::Log(format!(
-                        "gateway {}: proxy-IDs changed: {} now, {} child SA(s) of removed ones deleted, the others kept",
-                        g.config.name,
-                        keep.len(),
-                        gone.len()
-                    )));
+                    if st.peer.config().proxy_ids != keep {
+                        st.peer.set_proxy_ids(keep.clone());
+                        st.negotiating.retain(|p, _| keep.contains(p));
+                        for spi in &gone {
+                            // ChildSaDown follows (poll): the pair is removed.
+                            let _ = st.peer.delete_child(now, *spi);
+                        }
+                        out.push(IkeAction::Log(format!(
+                            "gateway {}: proxy-IDs changed: {} now, {} child SA(s) of removed ones deleted, the others kept",
+                            g.config.name,
+                            keep.len(),
+                            gone.len()
+                        )));
+                    }
+                    st.vpns = g.vpns;
                     self.gateways.push(st);
                 }
                 None => {
@@ -887,10 +917,18 @@ impl IkeManager {
         let name = g.peer.config().name.clone();
         let mut log = |s: String| out.push(IkeAction::Log(s));
         match e {
-            Event::IkeSaUp { initiator, proposal, nat, local, remote, .. } => log(format!(
+            Event::IkeSaUp { initiator, proposal, nat, behind_nat, local, remote, .. } => log(format!(
                 "gateway {name}: phase 1 up ({}, {proposal}, NAT-T {}, {local} <-> {remote})",
                 if initiator { "we initiated" } else { "the peer initiated" },
-                if nat { "on: ESP in UDP 4500" } else { "off" }
+                match (nat, behind_nat, g.peer.keepalive_every()) {
+                    (false, _, _) => "off".to_owned(),
+                    (true, false, _) => "on: ESP in UDP 4500".to_owned(),
+                    (true, true, Some(every)) => format!(
+                        "on: ESP in UDP 4500, we are behind a NAT: keepalive every {} s",
+                        every.as_secs()
+                    ),
+                    (true, true, None) => "on: ESP in UDP 4500, we are behind a NAT: no keepalive".to_owned(),
+                }
             )),
             Event::IkeSaDown { reason: Reason::Rekeyed } => {
                 log(format!("gateway {name}: phase 1 rekeyed: the previous ISAKMP SA is deleted"))
@@ -1167,6 +1205,60 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         assert!(pids[0].contains("10.1.1.0/24") && pids[0].contains("10.2.1.0/24"), "{pids:?}");
         let v = &g[0].vpns[0];
         assert_eq!((v.name.as_str(), v.hex_id, v.tunnel, v.replay), ("v", 5, 1, false));
+    }
+
+    /// `nat-traversal` as ScreenOS means it: off unless configured; on,
+    /// keepalives every 5 s by default, every N s with
+    /// `keepalive-frequency N`, none with 0; `udp-checksum` is accepted
+    /// with a warning (zero checksums are sent).
+    #[test]
+    fn nat_traversal_follows_the_configuration() {
+        let with = |line: &str| {
+            let conf = format!("{CONF}{line}\n");
+            let (config, _) = Config::load(&conf).unwrap();
+            let (g, warnings) = ike_gateways(&config, &BTreeMap::from([("v".to_string(), 5)]));
+            (g[0].config.nat_traversal, g[0].config.nat_keepalive.map(|d| d.as_secs()), warnings)
+        };
+        assert_eq!(with(""), (false, None, vec![]), "not configured: no NAT-T");
+        assert_eq!(with(r#"set ike gateway "gw2" nat-traversal"#), (true, Some(5), vec![]));
+        assert_eq!(
+            with(r#"set ike gateway "gw2" nat-traversal keepalive-frequency 2"#),
+            (true, Some(2), vec![])
+        );
+        assert_eq!(
+            with(r#"set ike gateway "gw2" nat-traversal keepalive-frequency 0"#),
+            (true, None, vec![])
+        );
+        let (on, every, warnings) =
+            with(r#"set ike gateway "gw2" nat-traversal udp-checksum keepalive-frequency 20"#);
+        assert_eq!((on, every), (true, Some(20)));
+        assert_eq!(
+            warnings,
+            vec![
+                "ike gateway \"gw2\": udp-checksum is not implemented: ESP in UDP is sent with a zero UDP checksum (RFC 3948 §2.1 allows it)"
+                    .to_string()
+            ]
+        );
+        // Turning NAT-T on or changing the frequency is a new peer
+        // configuration: the gateway starts afresh under it.
+        let (off, _) = Config::load(CONF).unwrap();
+        let conf = format!("{CONF}set ike gateway \"gw2\" nat-traversal\n");
+        let (on, _) = Config::load(&conf).unwrap();
+        let ids = BTreeMap::from([("v".to_string(), 5)]);
+        let (a, b) = (ike_gateways(&off, &ids).0, ike_gateways(&on, &ids).0);
+        assert!(!same_peer(&a[0].config, &b[0].config));
+        // Only the keepalive frequency changed: the gateway goes on (no
+        // Delete, no renegotiation) with the new frequency.
+        let fill: RandomFill = Rc::new(|b: &mut [u8]| b.iter_mut().for_each(|x| *x = 7));
+        let mut m = IkeManager::new(b, SpiAllocator::new(), fill);
+        let conf = format!("{CONF}set ike gateway \"gw2\" nat-traversal keepalive-frequency 2\n");
+        let (two, _) = Config::load(&conf).unwrap();
+        let actions = m.reconfigure(Instant::now(), ike_gateways(&two, &ids).0);
+        assert!(
+            matches!(&actions[..], [IkeAction::Log(l)] if l == "gateway gw2: NAT-keepalive frequency changed: 2 s"),
+            "{actions:?}"
+        );
+        assert_eq!(m.gateways[0].peer.config().nat_keepalive, Some(Duration::from_secs(2)));
     }
 
     fn child(proxy_id: ProxyId) -> ChildSa {

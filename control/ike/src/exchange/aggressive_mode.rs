@@ -47,10 +47,11 @@ impl<R: Random> Peer<R> {
         b.push(PayloadType::Sa, &p1.sai_b)
             .push(PayloadType::KeyExchange, &p1.gxi)
             .push(PayloadType::Nonce, &p1.ni)
-            .push(PayloadType::Id, &p1.id_b)
-            .push(PayloadType::VendorId, &VID_NATT_RFC3947)
-            .push(PayloadType::VendorId, &VID_DPD)
-            .push(PayloadType::VendorId, &VID_ESPRIT);
+            .push(PayloadType::Id, &p1.id_b);
+        if self.cfg.speaks_nat_traversal() {
+            b.push(PayloadType::VendorId, &VID_NATT_RFC3947);
+        }
+        b.push(PayloadType::VendorId, &VID_DPD).push(PayloadType::VendorId, &VID_ESPRIT);
         p1.step = 1;
         p1.pending = self.send(now, b.finish(), true);
         self.phase1 = Some(p1);
@@ -168,7 +169,7 @@ impl<R: Random> Peer<R> {
         p1.sai_b = sa_b.to_vec();
         p1.chosen = Some((prop, life));
         let vids = find_all(&list, PayloadType::VendorId);
-        p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
+        p1.peer_natt = self.cfg.speaks_nat_traversal() && vids.contains(&&VID_NATT_RFC3947[..]);
         p1.peer_dpd = vids.contains(&&VID_DPD[..]);
         p1.peer_esprit = vids.contains(&&VID_ESPRIT[..]);
         p1.id_b = idii.to_vec();
@@ -301,18 +302,11 @@ impl<R: Random> Peer<R> {
         if p1.peer_natt {
             let natd: Vec<&[u8]> = natd.iter().map(Vec::as_slice).collect();
             let hash = p1.chosen.map_or(crate::crypto::HashAlg::Sha1, |(p, _)| p.hash);
+            let seen =
+                phase1::detect_nat(hash, &p1.icookie, &p1.rcookie, &natd, self.rx_local, self.rx_remote);
             // An initiator that floated to 4500 for AM3 saw a NAT too.
-            p1.nat = self.cfg.force_encap
-                || self.rx_local.port() == crate::peer::NATT_PORT
-                || (!natd.is_empty()
-                    && phase1::detect_nat(
-                        hash,
-                        &p1.icookie,
-                        &p1.rcookie,
-                        &natd,
-                        self.rx_local,
-                        self.rx_remote,
-                    ));
+            p1.nat = self.cfg.force_encap || self.rx_local.port() == crate::peer::NATT_PORT || seen.any();
+            p1.behind_nat = seen.here;
         }
         self.remember(bytes, None);
         Ok(self.make_ike_sa(now, p1))

@@ -49,10 +49,11 @@ impl<R: Random> Peer<R> {
         let mut p1 = Phase1::new(Mode::Main, true, icookie, now, (self.local, self.remote));
         p1.sai_b = phase1::offer(&self.cfg, None);
         let mut b = MessageBuilder::new(icookie, [0; 8], ExchangeType::MainMode, 0);
-        b.push(PayloadType::Sa, &p1.sai_b)
-            .push(PayloadType::VendorId, &VID_NATT_RFC3947)
-            .push(PayloadType::VendorId, &VID_DPD)
-            .push(PayloadType::VendorId, &VID_ESPRIT);
+        b.push(PayloadType::Sa, &p1.sai_b);
+        if self.cfg.speaks_nat_traversal() {
+            b.push(PayloadType::VendorId, &VID_NATT_RFC3947);
+        }
+        b.push(PayloadType::VendorId, &VID_DPD).push(PayloadType::VendorId, &VID_ESPRIT);
         p1.step = 1;
         p1.pending = self.send(now, b.finish(), true);
         self.phase1 = Some(p1);
@@ -219,7 +220,9 @@ impl<R: Random> Peer<R> {
         p1.sai_b = sa_b.to_vec();
         p1.chosen = Some((prop, life));
         let vids = find_all(&list, PayloadType::VendorId);
-        p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
+        // NAT-T only as configured: the peer's vendor ID alone never
+        // makes us float (RFC 3947 §3.1: both must send it).
+        p1.peer_natt = self.cfg.speaks_nat_traversal() && vids.contains(&&VID_NATT_RFC3947[..]);
         p1.peer_dpd = vids.contains(&&VID_DPD[..]);
         p1.peer_esprit = vids.contains(&&VID_ESPRIT[..]);
         let mut b = MessageBuilder::new(h.icookie, rcookie, ExchangeType::MainMode, 0);
@@ -287,7 +290,9 @@ impl<R: Random> Peer<R> {
         p1.rcookie = h.rcookie;
         p1.chosen = Some((prop, life));
         let vids = find_all(list, PayloadType::VendorId);
-        p1.peer_natt = vids.contains(&&VID_NATT_RFC3947[..]);
+        // NAT-T only as configured: the peer's vendor ID alone never
+        // makes us float (RFC 3947 §3.1: both must send it).
+        p1.peer_natt = self.cfg.speaks_nat_traversal() && vids.contains(&&VID_NATT_RFC3947[..]);
         p1.peer_dpd = vids.contains(&&VID_DPD[..]);
         p1.peer_esprit = vids.contains(&&VID_ESPRIT[..]);
         Ok(Some(prop))
@@ -354,8 +359,9 @@ impl<R: Random> Peer<R> {
         let natd = find_all(list, PayloadType::NatD);
         if p1.peer_natt && !natd.is_empty() {
             let hash = p1.chosen.map_or(crate::crypto::HashAlg::Sha1, |(p, _)| p.hash);
-            p1.nat = self.cfg.force_encap
-                || detect_nat(hash, &p1.icookie, &p1.rcookie, &natd, self.rx_local, self.rx_remote);
+            let seen = detect_nat(hash, &p1.icookie, &p1.rcookie, &natd, self.rx_local, self.rx_remote);
+            p1.nat = self.cfg.force_encap || seen.any();
+            p1.behind_nat = seen.here;
         }
         Ok(())
     }
@@ -568,6 +574,7 @@ impl<R: Random> Peer<R> {
             p1_iv: p1.iv.clone(),
             proposal,
             nat: p1.nat,
+            behind_nat: p1.behind_nat,
             peer_dpd: p1.peer_dpd,
             peer_esprit: p1.peer_esprit,
             established: now,

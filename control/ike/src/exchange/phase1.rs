@@ -83,6 +83,8 @@ pub(crate) struct Phase1 {
     /// The peer's authentication message carried INITIAL-CONTACT.
     pub initial_contact: bool,
     pub nat: bool,
+    /// The peer's NAT-D of our address did not match: a NAT translates us.
+    pub behind_nat: bool,
     /// Aggressive Mode initiator: our IDii_b until HASH_I is sent.
     pub id_b: Vec<u8>,
     pub pending: Option<Pending>,
@@ -137,6 +139,7 @@ impl Phase1 {
             peer_esprit: false,
             initial_contact: false,
             nat: false,
+            behind_nat: false,
             id_b: Vec::new(),
             pending: None,
             local,
@@ -369,9 +372,26 @@ pub(crate) fn unknown_payload(list: &[crate::wire::RawPayload<'_>]) -> Option<u8
     })
 }
 
+/// What the NAT-D payloads say (RFC 3947 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct NatSeen {
+    /// Our address, as the peer sent to it, is not the one we have: a NAT
+    /// translates us (we keep its mapping alive, RFC 3948 §2.3).
+    pub here: bool,
+    /// The peer's address, as it came to us, is none it hashed.
+    pub there: bool,
+}
+
+impl NatSeen {
+    /// A NAT on either side: both float to port 4500.
+    pub(crate) fn any(self) -> bool {
+        self.here || self.there
+    }
+}
+
 /// NAT detection from the NAT-D payloads received (RFC 3947 §3.2): the
 /// first is the hash of our address as the peer sent to it, the others
-/// the peer's own. Returns true if either side is behind a NAT.
+/// the peer's own. No payload: nothing seen.
 pub(crate) fn detect_nat(
     hash: HashAlg,
     icookie: &[u8; 8],
@@ -379,10 +399,10 @@ pub(crate) fn detect_nat(
     natd: &[&[u8]],
     local: SocketAddr,
     remote: SocketAddr,
-) -> bool {
-    let Some((first, rest)) = natd.split_first() else { return false };
+) -> NatSeen {
+    let Some((first, rest)) = natd.split_first() else { return NatSeen::default() };
     let local_ok = *first == nat_d(hash, icookie, rcookie, local).as_slice();
     let theirs = nat_d(hash, icookie, rcookie, remote);
     let remote_ok = rest.contains(&theirs.as_slice());
-    !local_ok || !remote_ok
+    NatSeen { here: !local_ok, there: !remote_ok }
 }
