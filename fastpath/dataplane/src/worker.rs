@@ -13,7 +13,7 @@ use esprit_wire::{esp, icmpv4, ip_proto, ipv4, udp};
 use crate::counters::WorkerCounters;
 use crate::drop::{DropCounters, DropReason};
 use crate::fasthash::{FastMap, IdMap};
-use crate::flow::flow_key_v4;
+use crate::flow::{flow_key_v4, InboundCheck};
 use crate::hold::{HoldKey, HoldPool};
 use crate::reassembly::{Reassembler, Reassembly, ReassemblyConfig};
 use crate::sa::{InEntry, InSlot, OutEntry, OutSlot, OuterHop};
@@ -382,6 +382,7 @@ impl Worker {
                     }
                     self.outbound_ids.retain(|_, (vpn, _)| *vpn != id);
                     self.counters.hold_expired += self.hold.discard_vpn(id);
+                    self.inbound_checks_follow(id, None);
                 }
             }
             Update::Outbound(ins) => {
@@ -431,14 +432,15 @@ impl Worker {
                 self.hold.release(ins.vpn, &ins.proxy_id);
             }
             Update::Inbound(ins) => {
-                let selector = esprit_policy::InboundSelector::new(&ins.proxy_id);
+                let check =
+                    InboundCheck::new(ins.proxy_id, self.vpns.get(&ins.vpn.0).map(|v| &*v.conf.table));
                 let slot = match ins.sa {
                     Some(sa) if ins.owner == self.cfg.id => InSlot::Local(Box::new(InEntry {
                         id: ins.id,
                         sa: *sa,
                         vpn: ins.vpn,
                         tunnel: ins.tunnel,
-                        selector,
+                        check,
                         life: ins.life,
                         counters: Default::default(),
                         soft_reported: false,
@@ -614,7 +616,20 @@ impl Worker {
                 self.retire_slot(slot, out);
             }
         }
+        self.inbound_checks_follow(conf.id, Some(&conf.table));
         self.vpns.insert(conf.id.0, VpnState { conf, slots });
+    }
+
+    /// The inbound SAs of `vpn` re-read its proxy-ID table (see
+    /// [`InboundCheck`]).
+    fn inbound_checks_follow(&mut self, vpn: VpnId, table: Option<&esprit_policy::ProxyIdTable>) {
+        for slot in self.inbound.values_mut() {
+            if let InSlot::Local(e) = slot {
+                if e.vpn == vpn {
+                    e.check.follow(table);
+                }
+            }
+        }
     }
 
     fn retire_slot(&mut self, slot: OutSlot, out: &mut impl WorkerOutput) {
@@ -636,6 +651,9 @@ impl Worker {
                         binding: None,
                         counters: e.counters,
                         seq: e.sa.last_seq(),
+                        replay_window: 0,
+                        esn: e.sa.esn(),
+                        admits_any: false,
                     });
                 }
             }
@@ -649,6 +667,9 @@ impl Worker {
                     binding: Some((e.vpn, e.tunnel)),
                     counters: e.counters,
                     seq: e.sa.replay_window().top(),
+                    replay_window: e.sa.replay_window().size(),
+                    esn: e.sa.esn(),
+                    admits_any: e.check.admits_any(),
                 });
             }
         }
@@ -1300,7 +1321,7 @@ impl Worker {
             Err(_) => return Action::Drop(DropReason::InnerMalformed),
         };
         // RFC 4301 §5.2 step 4: the packet must be one its SA may carry.
-        if !entry.selector.admits(&key) {
+        if !entry.check.admits(&key) {
             entry.counters.errors += 1;
             return Action::Drop(DropReason::InboundPolicy);
         }

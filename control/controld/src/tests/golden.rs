@@ -123,6 +123,7 @@ pub(super) fn golden_controller() -> Controller {
         bytes: packets * 100,
         errors,
         seq,
+        ..SaStatsView::default()
     };
     c.observe(&Stats {
         workers: vec![
