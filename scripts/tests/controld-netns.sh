@@ -4,7 +4,12 @@
 # four manual-key VPNs (the seed's four subnet pairs; p11 and p22
 # AES-256-CBC/HMAC-SHA-256, p12 and p21 AES-CBC/HMAC-SHA1: manual keys never
 # use GCM, RFC 4106 §8.1) bound to tunnel.1, each with its one
-# proxy-ID (esprit's extension, control/config/REFERENCE.md §6.2-6.3).
+# proxy-ID (esprit's extension, control/config/REFERENCE.md §6.2-6.3);
+# p11 with `replay window 1024 esn` at both ends, the others with the
+# default window of 64 and 32-bit sequence numbers.
+#  - controld --check refuses a window out of range, naming line and word;
+#  - the configured window and ESN reach fastpathd's SAs (fpctl stats) and
+#    `get sa id`;
 #  - every pair pings, and crosses the WAN on its own SPIs (tcpdump on the
 #    router's i1);
 #  - `esprit unset vpn p22` under continuous traffic of the other three
@@ -78,6 +83,7 @@ vpn_lines() {
     else
         esp="esp aes128 key $(key "$p" encr 32) auth sha-1 key $(key "$p" auth 40)"
     fi
+    [ "$p" = 11 ] && esp="$esp replay window 1024 esn"
     echo "set vpn \"p$p\" manual $in $out gateway $peer outgoing-interface \"ethernet0/2\" $esp"
     echo "set vpn \"p$p\" proxy-id local-ip $local remote-ip $remote any"
     echo "set vpn \"p$p\" id 0x$p bind interface tunnel.1"
@@ -153,10 +159,37 @@ for g in 1 2; do
     start_fastpathd "$g"
     start_controld "$g"
 done
+# A window outside 32..4096 is refused with the line and the word.
+sed 's/replay window 1024 esn/replay window 8192 esn/' "$WORK/gw1.conf" >"$WORK/bad.conf"
+chmod 600 "$WORK/bad.conf"
+bad_window() {
+    local line
+    line=$(grep -n 'replay window 8192' "$WORK/bad.conf" | cut -d: -f1)
+    ! "$BIN/controld" --check "$WORK/bad.conf" 2>"$WORK/bad.err" \
+        && grep -q "line $line: .*replay window 8192 esn\": bad replay window in packets \"8192\": expected a number from 32 to 4096" "$WORK/bad.err" \
+        && ! grep -q "$(key 11 encr 64)" "$WORK/bad.err"
+}
+check "controld --check refuses replay window 8192 (line and word named, no key shown)" bad_window
 four_pairs() { active 1 8 && esprit 1 get sa | grep -q 'total configured sa: 4'; }
 check "gw1: get sa shows 4 configured SA pairs, 8 SAs active" four_pairs
 check "gw2: 8 SAs active (devices from --port-map)" active 2 8
 esprit 1 get sa | sed 's/^/    /' >&2
+# sa_view G SPI: "window esn" of gateway G's SA with SPI, as fastpathd's
+# workers hold it.
+sa_view() {
+    fpctl "$1" request '{"type":"stats"}' | python3 -c '
+import json, sys
+s = [x for x in json.load(sys.stdin)["sas"] if x["spi"] == int(sys.argv[1], 16)]
+print(" ".join("%d %s" % (x["replay_window"], str(x["esn"]).lower()) for x in s))' "$2"
+}
+check "gw1: inbound SA of p11 holds window 1024 with ESN" test "$(sa_view 1 2011)" = "1024 true"
+check "gw1: outbound SA of p11 uses ESN" test "$(sa_view 1 1011)" = "0 true"
+check "gw2: inbound SA of p11 holds window 1024 with ESN" test "$(sa_view 2 1011)" = "1024 true"
+check "gw1: inbound SA of p12 holds the default window 64, no ESN" test "$(sa_view 1 2012)" = "64 false"
+check "gw1: get sa id 0x11 shows the window and ESN" \
+    bash -c "'$BIN/esprit' --socket '$WORK/cd1.sock' get sa id 0x11 | grep -q 'anti-replay window 1024 packets, ESN,'"
+check "gw1: get sa id 0x12 shows the default window" \
+    bash -c "'$BIN/esprit' --socket '$WORK/cd1.sock' get sa id 0x12 | grep -q 'anti-replay window 64 packets, lifetime'"
 topo_arp_warm
 
 nsx_bg inet tcpdump -n -i i1 -w "$WORK/wan.pcap" -U esp >/dev/null 2>&1
