@@ -9,6 +9,10 @@
 #    (inbound-policy);
 #  - a proxy-ID without SA raises an acquire event, and the held packet is
 #    delivered once the SA is added;
+#  - proxy-id check off with one proxy-ID (pair 11's): traffic of other
+#    subnets routed into tunnel.1 crosses on that SA pair both ways, and the
+#    decrypted replies are delivered (ScreenOS), not dropped as
+#    inbound-policy;
 #  - ESN (RFC 4303 §2.2.1): SAs installed with a sequence number just below
 #    2^32 carry traffic across it both ways, the window and ESN as the
 #    request gave them;
@@ -255,6 +259,39 @@ read -r n11 bad11 <"$WORK/traffic-11"
 read -r n12 bad12 <"$WORK/traffic-12"
 check "pair 11: $n11 ping bursts during churn, $bad11 with loss" test "$bad11" -eq 0 -a "$n11" -gt 0
 check "pair 12: $n12 ping bursts during 5 rekeys, $bad12 with loss" test "$bad12" -eq 0 -a "$n12" -gt 0
+
+# 5b. proxy-id check off, one proxy-ID: both gateways' VPN keeps pair 11's
+#     proxy-ID only (its SAs stay), check off. h12 -> h22 (10.1.2.0/24 <->
+#     10.2.2.0/24, outside it) then crosses on SPIs 0x1011/0x2011, started
+#     from either side, with nothing dropped as inbound-policy.
+for g in 1 2; do
+    pid=$(python3 -c "import sys; sys.path.insert(0, '$ESPRIT_ROOT/scripts/lib'); import fpconf; print(fpconf.proxy_id($g, '11'))")
+    fpctl "$g" request "{\"type\":\"set-vpn\",\"vpn\":1,\"check\":false,\"proxy_ids\":[\"$pid\"]}" >/dev/null
+done
+sa_packets() { # sa_packets G SPI: packets gateway G counted on SPI
+    fpctl "$1" request '{"type":"stats"}' | python3 -c '
+import json, sys
+print(sum(x["packets"] for x in json.load(sys.stdin)["sas"] if x["spi"] == int(sys.argv[1], 0)))' "$2"
+}
+admits_any() { # admits_any G SPI: G's inbound SA SPI delivers any inner packet
+    fpctl "$1" request '{"type":"stats"}' | python3 -c '
+import json, sys
+s = [x for x in json.load(sys.stdin)["sas"] if x["spi"] == int(sys.argv[1], 0)]
+sys.exit(0 if s and all(x["admits_any"] for x in s) else 1)' "$2"
+}
+check "gw1: inbound SA 0x2011 admits any inner packet (check off, one proxy-ID)" admits_any 1 0x2011
+check "gw2: inbound SA 0x1011 admits any inner packet" admits_any 2 0x1011
+policy1=$(drops 1 inbound-policy)
+policy2=$(drops 2 inbound-policy)
+out1=$(sa_packets 1 0x1011)
+out2=$(sa_packets 2 0x2011)
+check "check off: h12 -> h22 (outside the proxy-ID) both ways" ping_ok h12 10.2.2.10 5 0.05
+check "check off: h22 -> h12 (started from gw2's side)" ping_ok h22 10.1.2.10 5 0.05
+check "gw1 sent them on pair 11's SA 0x1011 ($out1 -> $(sa_packets 1 0x1011) packets)" \
+    test "$(($(sa_packets 1 0x1011) - out1))" -ge 10
+check "gw2 sent them on pair 11's SA 0x2011 ($out2 -> $(sa_packets 2 0x2011) packets)" \
+    test "$(($(sa_packets 2 0x2011) - out2))" -ge 10
+check "no inbound-policy drop on either gateway" test "$(drops 1 inbound-policy)-$(drops 2 inbound-policy)" = "$policy1-$policy2"
 
 # 6. The WAN capture: every pair on its own SPI, each SPI once per direction.
 kill "$TCPDUMP" 2>/dev/null; wait "$TCPDUMP" 2>/dev/null || true
