@@ -147,6 +147,20 @@ fn a_null_route_drops_and_counts() {
     assert!(out.events.is_empty(), "no acquire, nothing sent");
 }
 
+/// `lan`'s IPv4 packet sealed by A on its SA of proxy-ID `i`, whatever A's
+/// classifier would say: the Ethernet frame B receives.
+fn sealed_by_a_on(i: usize, opts: &LabOptions, lan: &[u8]) -> Vec<u8> {
+    let (mut sa, _) = lab::sa_pair(Side::A, i, opts);
+    let mut buf = vec![0u8; 2048];
+    buf[256..256 + lan.len() - 14].copy_from_slice(&lan[14..]);
+    let enc = sa.encapsulate(&mut buf, 256..256 + lan.len() - 14).unwrap();
+    let mut frame = vec![0u8; 14];
+    ethernet::Repr { src_addr: Side::A.wan_mac(), dst_addr: Side::B.wan_mac(), ethertype: ethertype::IPV4 }
+        .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut frame[..]));
+    frame.extend_from_slice(&buf[enc.outer]);
+    frame
+}
+
 /// The inner IPv4 packet of `frame` as it should leave the far gateway:
 /// `orig`'s, two routers further (TTL - 2, checksum patched).
 fn two_hops_later(orig: &[u8]) -> Vec<u8> {
@@ -228,14 +242,7 @@ fn check_on_with_one_proxy_id_enforces_it_both_ways() {
     assert_eq!(actions, vec![Action::Drop(DropReason::ProxyIdMismatch)]);
     // The same packet sealed on the SA anyway (a peer without the check):
     // B refuses it after decryption.
-    let (mut sa, _) = lab::sa_pair(Side::A, 0, &opts);
-    let mut buf = vec![0u8; 2048];
-    buf[256..256 + outside.len() - 14].copy_from_slice(&outside[14..]);
-    let enc = sa.encapsulate(&mut buf, 256..256 + outside.len() - 14).unwrap();
-    let mut frame = vec![0u8; 14];
-    ethernet::Repr { src_addr: Side::A.wan_mac(), dst_addr: Side::B.wan_mac(), ethertype: ethertype::IPV4 }
-        .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut frame[..]));
-    frame.extend_from_slice(&buf[enc.outer]);
+    let frame = sealed_by_a_on(0, &opts, &outside);
     let (_, actions, _) = run(&mut b, WAN, vec![frame]);
     assert_eq!(actions, vec![Action::Drop(DropReason::InboundPolicy)]);
     assert_eq!(inbound_sas(&b), [(lab::spi(Side::A, 0), 64, false, false)]);
@@ -325,15 +332,8 @@ fn decrypted_packet_outside_its_proxy_id_is_dropped() {
     let mut b = lab::gateway(Side::B, &opts);
     // A packet of pair (1,1) sealed on the SA of pair (1,2): B's SA for
     // 10.1.1.0/24 <-> 10.2.2.0/24 must refuse 10.1.1.10 -> 10.2.1.10.
-    let (mut sa, _) = lab::sa_pair(Side::A, 1, &opts);
     let orig = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 20);
-    let mut buf = vec![0u8; 2048];
-    buf[256..256 + orig.len() - 14].copy_from_slice(&orig[14..]);
-    let enc = sa.encapsulate(&mut buf, 256..256 + orig.len() - 14).unwrap();
-    let mut frame = vec![0u8; 14];
-    ethernet::Repr { src_addr: Side::A.wan_mac(), dst_addr: Side::B.wan_mac(), ethertype: ethertype::IPV4 }
-        .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut frame[..]));
-    frame.extend_from_slice(&buf[enc.outer]);
+    let frame = sealed_by_a_on(1, &opts, &orig);
     let (_, actions, _) = run(&mut b, WAN, vec![frame]);
     assert_eq!(actions, vec![Action::Drop(DropReason::InboundPolicy)]);
     assert_eq!(b.drops().get(DropReason::InboundPolicy), 1);
