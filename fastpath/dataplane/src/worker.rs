@@ -1320,7 +1320,8 @@ impl Worker {
             Ok(p) => (flow_key_v4(&p), p.dst_addr(), p.ttl()),
             Err(_) => return Action::Drop(DropReason::InnerMalformed),
         };
-        // RFC 4301 §5.2 step 4: the packet must be one its SA may carry.
+        // RFC 4301 §5.2 step 4: the packet must be one its SA may carry
+        // (any, on a VPN with proxy-id check off and one proxy-ID).
         if !entry.check.admits(&key) {
             entry.counters.errors += 1;
             return Action::Drop(DropReason::InboundPolicy);
