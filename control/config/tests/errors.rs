@@ -432,6 +432,13 @@ fn load_reports_the_line() {
             r#"line 2: "set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key <secret>": manual-key cipher "aes128gcm" uses AES-GCM, a counter mode, with a static key, which esprit refuses (RFC 4106 §8.1): both directions would repeat (key, nonce) from sequence number 1; use esp aes128 or aes256 with auth sha2-256, or an AutoKey IKE VPN (set vpn NAME gateway ...)"#,
         ),
         (
+            "set interface ethernet0/2 ip 198.51.100.1/24\n\
+             set ike gateway g address 203.0.113.2 Main outgoing-interface ethernet0/2 preshare \"k\" proposal pre-g14-aes128-sha\n\
+             # the window is too small for RFC 4303 §3.4.3\n\
+             set vpn a gateway g replay window 31 tunnel idletime 0 sec-level standard\n",
+            r#"line 4: "set vpn a gateway g replay window 31 tunnel idletime 0 sec-level standard": bad replay window in packets "31": expected a number from 32 to 4096"#,
+        ),
+        (
             "set interface ethernet0/2 zone Untrust\n\n# comment\nset vpn test tunel\n",
             r#"line 4: "set vpn test tunel": unknown word "tunel" after "set vpn test": expected one of gateway, proxy-id, monitor, id, bind, manual, withdraw-routes"#,
         ),
