@@ -46,7 +46,7 @@ def key(s, n, what):
     return h[:n].hex()
 
 
-def sa(gw, pair, direction, suite, encap, gen=0, spi_of=None, proxy_of=None, sa_id=None):
+def sa(gw, pair, direction, suite, encap, gen=0, spi_of=None, proxy_of=None, sa_id=None, esn=False, last_seq=0):
     peer = 2 if gw == 1 else 1
     sender = gw if direction == "outbound" else peer
     s = spi(sender, spi_of or pair, gen)
@@ -61,6 +61,12 @@ def sa(gw, pair, direction, suite, encap, gen=0, spi_of=None, proxy_of=None, sa_
         req["iv_key"] = key(s, 16, "iv")
     if encap:
         req["udp_encap"] = [4500, 4500]
+    if esn:
+        req["esn"] = True
+    if last_seq:
+        # Outbound: the first packet carries last_seq + 1; inbound: the
+        # window starts above it.
+        req["last_seq"] = last_seq
     return req
 
 
@@ -76,6 +82,8 @@ def main():
     s.add_argument("--encap", action="store_true")
     s.add_argument("--gen", type=int, default=0)
     s.add_argument("--only", choices=["inbound", "outbound"])
+    s.add_argument("--esn", action="store_true", help="64-bit extended sequence numbers")
+    s.add_argument("--last-seq", type=int, default=0, help="start as if this many packets had crossed")
     o = sub.add_parser("sa", help="one SA, possibly with a proxy-ID that is not its own")
     o.add_argument("gw", type=int)
     o.add_argument("direction", choices=["inbound", "outbound"])
@@ -111,7 +119,7 @@ def main():
             # outbound exists (make-before-break).
             for d in ("inbound", "outbound"):
                 if a.only in (None, d):
-                    out(sa(a.gw, p, d, a.suite, a.encap, a.gen))
+                    out(sa(a.gw, p, d, a.suite, a.encap, a.gen, esn=a.esn, last_seq=a.last_seq))
     elif a.cmd == "sa":
         out(sa(a.gw, a.spi_of, a.direction, a.suite, a.encap, spi_of=a.spi_of, proxy_of=a.proxy_of))
     elif a.cmd == "remove":

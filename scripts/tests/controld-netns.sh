@@ -4,7 +4,12 @@
 # four manual-key VPNs (the seed's four subnet pairs; p11 and p22
 # AES-256-CBC/HMAC-SHA-256, p12 and p21 AES-CBC/HMAC-SHA1: manual keys never
 # use GCM, RFC 4106 §8.1) bound to tunnel.1, each with its one
-# proxy-ID (esprit's extension, control/config/REFERENCE.md §6.2-6.3).
+# proxy-ID (esprit's extension, control/config/REFERENCE.md §6.2-6.3);
+# p11 with `replay window 1024 esn` at both ends, the others with the
+# default window of 64 and 32-bit sequence numbers.
+#  - controld --check refuses a window out of range, naming line and word;
+#  - the configured window and ESN reach fastpathd's SAs (fpctl stats) and
+#    `get sa id`;
 #  - every pair pings, and crosses the WAN on its own SPIs (tcpdump on the
 #    router's i1);
 #  - `esprit unset vpn p22` under continuous traffic of the other three
@@ -15,6 +20,9 @@
 #  - kill -9 of fastpathd: restarted, it is re-programmed by controld and
 #    traffic resumes (the peer's anti-replay windows accept the resumed
 #    sequence numbers); the gap is reported;
+#  - ESN end to end: p11's sequence records are moved to 2^22 + 20 below
+#    2^32 in both state files and both fastpathds restart; controld
+#    resumes p11's SAs there and traffic crosses 2^32 both ways;
 #  - exec reload of an unchanged file sends nothing; save writes a file
 #    that controld --check accepts.
 #
@@ -78,6 +86,7 @@ vpn_lines() {
     else
         esp="esp aes128 key $(key "$p" encr 32) auth sha-1 key $(key "$p" auth 40)"
     fi
+    [ "$p" = 11 ] && esp="$esp replay window 1024 esn"
     echo "set vpn \"p$p\" manual $in $out gateway $peer outgoing-interface \"ethernet0/2\" $esp"
     echo "set vpn \"p$p\" proxy-id local-ip $local remote-ip $remote any"
     echo "set vpn \"p$p\" id 0x$p bind interface tunnel.1"
@@ -153,10 +162,37 @@ for g in 1 2; do
     start_fastpathd "$g"
     start_controld "$g"
 done
+# A window outside 32..4096 is refused with the line and the word.
+sed 's/replay window 1024 esn/replay window 8192 esn/' "$WORK/gw1.conf" >"$WORK/bad.conf"
+chmod 600 "$WORK/bad.conf"
+bad_window() {
+    local line
+    line=$(grep -n 'replay window 8192' "$WORK/bad.conf" | cut -d: -f1)
+    ! "$BIN/controld" --check "$WORK/bad.conf" 2>"$WORK/bad.err" \
+        && grep -q "line $line: .*replay window 8192 esn\": bad replay window in packets \"8192\": expected a number from 32 to 4096" "$WORK/bad.err" \
+        && ! grep -q "$(key 11 encr 64)" "$WORK/bad.err"
+}
+check "controld --check refuses replay window 8192 (line and word named, no key shown)" bad_window
 four_pairs() { active 1 8 && esprit 1 get sa | grep -q 'total configured sa: 4'; }
 check "gw1: get sa shows 4 configured SA pairs, 8 SAs active" four_pairs
 check "gw2: 8 SAs active (devices from --port-map)" active 2 8
 esprit 1 get sa | sed 's/^/    /' >&2
+# sa_view G SPI: "window esn" of gateway G's SA with SPI, as fastpathd's
+# workers hold it.
+sa_view() {
+    fpctl "$1" request '{"type":"stats"}' | python3 -c '
+import json, sys
+s = [x for x in json.load(sys.stdin)["sas"] if x["spi"] == int(sys.argv[1], 16)]
+print(" ".join("%d %s" % (x["replay_window"], str(x["esn"]).lower()) for x in s))' "$2"
+}
+check "gw1: inbound SA of p11 holds window 1024 with ESN" test "$(sa_view 1 2011)" = "1024 true"
+check "gw1: outbound SA of p11 uses ESN" test "$(sa_view 1 1011)" = "0 true"
+check "gw2: inbound SA of p11 holds window 1024 with ESN" test "$(sa_view 2 1011)" = "1024 true"
+check "gw1: inbound SA of p12 holds the default window 64, no ESN" test "$(sa_view 1 2012)" = "64 false"
+check "gw1: get sa id 0x11 shows the window and ESN" \
+    bash -c "'$BIN/esprit' --socket '$WORK/cd1.sock' get sa id 0x11 | grep -q 'anti-replay window 1024 packets, ESN,'"
+check "gw1: get sa id 0x12 shows the default window" \
+    bash -c "'$BIN/esprit' --socket '$WORK/cd1.sock' get sa id 0x12 | grep -q 'anti-replay window 64 packets, lifetime'"
 topo_arp_warm
 
 nsx_bg inet tcpdump -n -i i1 -w "$WORK/wan.pcap" -U esp >/dev/null 2>&1
@@ -299,6 +335,75 @@ for p in $PAIRS; do
     check "pair $p after fastpathd's restart (peer accepts the resumed sequence numbers)" ping_ok "$(src "$p")" "$(dst "$p")" 5 0.05
 done
 check "pair 11 from gw2's side after the restart" ping_ok h21 10.1.1.10 5 0.05
+
+# --- 4b. ESN across 2^32, driven by controld ---
+# As if 2^32 - 2^22 - 20 packets had crossed p11's SAs: both controlds are
+# stopped, p11's records in their state files moved there, both fastpathds
+# restarted. controld resumes p11's outbound SAs 2^22 above the record
+# (2^32 - 20) and its inbound windows at most that far above it
+# (control/controld/README.md), so the first packets are accepted and the
+# next 40 echo requests and replies cross 2^32 on both SAs.
+ESN_MARK=$(((1 << 32) - (1 << 22) - 20))
+for g in 1 2; do
+    kill -9 "${PID[cd$g]}"
+    wait "${PID[cd$g]}" 2>/dev/null || true
+done
+move_p11() { # move_p11 STATEFILE: p11's sequence records to $ESN_MARK
+    python3 - "$1" "$ESN_MARK" <<'PY'
+import json, os, sys
+path, mark = sys.argv[1], int(sys.argv[2])
+st = json.load(open(path))
+moved = 0
+for sa_id, rec in st["sas"].items():
+    if int(sa_id) >> 32 == 0x11 and rec.get("keys") in st["seqs"]:
+        st["seqs"][rec["keys"]]["seq"] = mark
+        moved += 1
+tmp = path + ".tmp"
+with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+    json.dump(st, f)
+os.rename(tmp, path)
+sys.exit(0 if moved == 2 else 1)
+PY
+}
+for g in 1 2; do check "gw$g: p11's two sequence records moved below 2^32" move_p11 "$WORK/state$g/controld.json"; done
+for g in 1 2; do
+    kill -9 "${PID[fp$g]}"
+    wait "${PID[fp$g]}" 2>/dev/null || true
+done
+for g in 1 2; do
+    start_fastpathd "$g"
+    start_controld "$g"
+done
+check "gw1: 8 SAs active after both restarts" active 1 8
+check "gw2: 8 SAs active after both restarts" active 2 8
+check "pair 11 across 2^32 with ESN: 40 pings" ping_ok h11 10.2.1.10 40 0.02
+esn_seq() { # esn_seq G SPI -> "seq esn" of gateway G's SA with SPI
+    fpctl "$1" request '{"type":"stats"}' | python3 -c '
+import json, sys
+s = [x for x in json.load(sys.stdin)["sas"] if x["spi"] == int(sys.argv[1], 16)]
+print(" ".join("%d %s" % (x["seq"], str(x["esn"]).lower()) for x in s))' "$2"
+}
+crossed() { # crossed G SPI: the SA's sequence number passed 2^32 + 10, with ESN
+    local seq e
+    read -r seq e <<<"$(esn_seq "$1" "$2")"
+    log "gw$1 SA $2: sequence $seq, esn $e"
+    [ "${seq:-0}" -gt $(((1 << 32) + 10)) ] && [ "$e" = true ]
+}
+check "gw1 sent p11 past 2^32 (SPI 1011)" crossed 1 1011
+check "gw2 accepted p11 past 2^32 (SPI 1011)" crossed 2 1011
+check "gw2 sent p11 past 2^32 (SPI 2011)" crossed 2 2011
+check "gw1 accepted p11 past 2^32 (SPI 2011)" crossed 1 2011
+# The other pairs resume as after any restart of both fastpathds: a few
+# packets may fall inside the peer's resumed window first (each side's
+# last reading of the counters is up to a second old).
+both_back() {
+    local p _
+    for p in 12 21 22; do
+        for _ in 1 2 3 4 5; do ping_ok "$(src "$p")" "$(dst "$p")" 5 0.05 && continue 2; done
+        return 1
+    done
+}
+check "pairs 12, 21, 22 carry traffic again after both restarts" both_back
 
 # --- 5. reload and save ---
 reload_noop() { local out; out=$(esprit 1 exec reload) && ! grep -q request <<<"$out"; }

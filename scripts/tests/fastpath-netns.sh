@@ -9,6 +9,13 @@
 #    (inbound-policy);
 #  - a proxy-ID without SA raises an acquire event, and the held packet is
 #    delivered once the SA is added;
+#  - proxy-id check off with one proxy-ID (pair 11's): traffic of other
+#    subnets routed into tunnel.1 crosses on that SA pair both ways, and the
+#    decrypted replies are delivered (ScreenOS), not dropped as
+#    inbound-policy;
+#  - ESN (RFC 4303 §2.2.1): SAs installed with a sequence number just below
+#    2^32 carry traffic across it both ways, the window and ESN as the
+#    request gave them;
 #  - SA churn (10,000 adds/removes) and rekeys under traffic lose no packet
 #    of the SAs that stay installed;
 #  - a neighbour change in gw2's kernel (`ip neigh replace`, a new MAC each
@@ -161,6 +168,30 @@ $CONF sas 1 22 --suite "$SUITE" $encap_flag | fpctl 1 batch >/dev/null
 check "held packet delivered once its SA is added" wait "$PINGER"
 check "pair 22 works both ways" ping_ok h22 10.1.2.10 5 0.05
 
+# 4b. ESN: pair 21 moves to generation 7 SAs with ESN that start 6 packets
+#     below 2^32 (as if 2^32 - 6 packets had crossed them); 20 echo
+#     requests and replies cross 2^32 in each direction.
+ESN_START=$(((1 << 32) - 6))
+for g in 1 2; do $CONF sas "$g" 21 --gen 7 --esn --last-seq "$ESN_START" --only inbound --suite "$SUITE" $encap_flag | fpctl "$g" batch >/dev/null; done
+for g in 1 2; do $CONF sas "$g" 21 --gen 7 --esn --last-seq "$ESN_START" --only outbound --suite "$SUITE" $encap_flag | fpctl "$g" batch >/dev/null; done
+check "pair 21 on ESN SAs across 2^32: 20 pings" ping_ok h12 10.2.1.10 20 0.05
+esn_view() { # esn_view G SPI -> "seq window esn" of gateway G's SA with SPI
+    fpctl "$1" request '{"type":"stats"}' | python3 -c '
+import json, sys
+s = [x for x in json.load(sys.stdin)["sas"] if x["spi"] == int(sys.argv[1], 0)]
+print(" ".join("%d %d %s" % (x["seq"], x["replay_window"], str(x["esn"]).lower()) for x in s))' "$2"
+}
+past() { # past G SPI WINDOW: the SA's sequence number passed 2^32 + 13
+    local seq w e
+    read -r seq w e <<<"$(esn_view "$1" "$2")"
+    log "gw$1 SA $2: sequence $seq, window $w, esn $e"
+    [ "${seq:-0}" -gt $(((1 << 32) + 13)) ] && [ "$w" = "$3" ] && [ "$e" = true ]
+}
+check "gw1 sent past 2^32 on SPI 0x71021 (ESN)" past 1 0x71021 0
+check "gw2 accepted past 2^32 on SPI 0x71021 (ESN, window 128)" past 2 0x71021 128
+check "gw2 sent past 2^32 on SPI 0x72021 (ESN)" past 2 0x72021 0
+check "gw1 accepted past 2^32 on SPI 0x72021 (ESN, window 128)" past 1 0x72021 128
+
 # 5. Churn: 10,000 SA adds/removes on other proxy-IDs and 5 rekeys of pair
 #    12, while pairs 11 and 12 carry pings in bursts of 20 for the whole
 #    time: every burst must be loss-free.
@@ -229,6 +260,39 @@ read -r n12 bad12 <"$WORK/traffic-12"
 check "pair 11: $n11 ping bursts during churn, $bad11 with loss" test "$bad11" -eq 0 -a "$n11" -gt 0
 check "pair 12: $n12 ping bursts during 5 rekeys, $bad12 with loss" test "$bad12" -eq 0 -a "$n12" -gt 0
 
+# 5b. proxy-id check off, one proxy-ID: both gateways' VPN keeps pair 11's
+#     proxy-ID only (its SAs stay), check off. h12 -> h22 (10.1.2.0/24 <->
+#     10.2.2.0/24, outside it) then crosses on SPIs 0x1011/0x2011, started
+#     from either side, with nothing dropped as inbound-policy.
+for g in 1 2; do
+    pid=$(python3 -c "import sys; sys.path.insert(0, '$ESPRIT_ROOT/scripts/lib'); import fpconf; print(fpconf.proxy_id($g, '11'))")
+    fpctl "$g" request "{\"type\":\"set-vpn\",\"vpn\":1,\"check\":false,\"proxy_ids\":[\"$pid\"]}" >/dev/null
+done
+sa_packets() { # sa_packets G SPI: packets gateway G counted on SPI
+    fpctl "$1" request '{"type":"stats"}' | python3 -c '
+import json, sys
+print(sum(x["packets"] for x in json.load(sys.stdin)["sas"] if x["spi"] == int(sys.argv[1], 0)))' "$2"
+}
+admits_any() { # admits_any G SPI: G's inbound SA SPI delivers any inner packet
+    fpctl "$1" request '{"type":"stats"}' | python3 -c '
+import json, sys
+s = [x for x in json.load(sys.stdin)["sas"] if x["spi"] == int(sys.argv[1], 0)]
+sys.exit(0 if s and all(x["admits_any"] for x in s) else 1)' "$2"
+}
+check "gw1: inbound SA 0x2011 admits any inner packet (check off, one proxy-ID)" admits_any 1 0x2011
+check "gw2: inbound SA 0x1011 admits any inner packet" admits_any 2 0x1011
+policy1=$(drops 1 inbound-policy)
+policy2=$(drops 2 inbound-policy)
+out1=$(sa_packets 1 0x1011)
+out2=$(sa_packets 2 0x2011)
+check "check off: h12 -> h22 (outside the proxy-ID) both ways" ping_ok h12 10.2.2.10 5 0.05
+check "check off: h22 -> h12 (started from gw2's side)" ping_ok h22 10.1.2.10 5 0.05
+check "gw1 sent them on pair 11's SA 0x1011 ($out1 -> $(sa_packets 1 0x1011) packets)" \
+    test "$(($(sa_packets 1 0x1011) - out1))" -ge 10
+check "gw2 sent them on pair 11's SA 0x2011 ($out2 -> $(sa_packets 2 0x2011) packets)" \
+    test "$(($(sa_packets 2 0x2011) - out2))" -ge 10
+check "no inbound-policy drop on either gateway" test "$(drops 1 inbound-policy)-$(drops 2 inbound-policy)" = "$policy1-$policy2"
+
 # 6. The WAN capture: every pair on its own SPI, each SPI once per direction.
 kill "$TCPDUMP" 2>/dev/null; wait "$TCPDUMP" 2>/dev/null || true
 tcpdump -n -r "$WORK/wan.pcap" 2>/dev/null | grep -o 'spi=0x[0-9a-f]*' | sort | uniq -c >"$WORK/spis.txt"
@@ -244,7 +308,8 @@ for gen in 1 2 3 4 5; do
     check "pair 12 rekey $gen: new SPIs 0x$(printf %x $((0x1012 + gen * 0x10000)))/0x$(printf %x $((0x2012 + gen * 0x10000))) used" \
         bash -c "grep -q 'spi=0x$(printf %08x $((0x1012 + gen * 0x10000)))\$' $WORK/spis.txt && grep -q 'spi=0x$(printf %08x $((0x2012 + gen * 0x10000)))\$' $WORK/spis.txt"
 done
-check "no SPI on the wire but the 8 + 10 installed ones" test "$(wc -l <"$WORK/spis.txt")" -le 18
+for s in 0x71021 0x72021; do check "pair 21 with ESN on SPI $s" spi_seen "$s"; done
+check "no SPI on the wire but the 8 + 10 + 2 installed ones" test "$(wc -l <"$WORK/spis.txt")" -le 20
 
 for g in 1 2; do
     fpctl "$g" request '{"type":"stats"}' >"$WORK/stats$g.json"

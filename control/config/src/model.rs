@@ -280,6 +280,9 @@ pub struct AutoKey {
     pub gateway: String,
     /// Anti-replay (RFC 4303 §3.4.3); on unless `no-replay`.
     pub replay: bool,
+    /// `replay window N`: the inbound window in packets while `replay` is
+    /// on ([`DEFAULT_AUTOKEY_REPLAY_WINDOW`] when not given).
+    pub replay_window: u32,
     /// `idletime N`, minutes without traffic before the SAs are deleted; 0 = never.
     pub idletime_mins: u32,
     /// Phase-2 proposals.
@@ -303,7 +306,26 @@ pub struct ManualKey {
     pub encryption_key: Secret,
     /// HMAC and its key (lowercase hex); `None` for GCM.
     pub auth: Option<(Hash, Secret)>,
+    /// Anti-replay (RFC 4303 §3.4.3); on unless `no-replay`.
+    pub replay: bool,
+    /// `replay window N`: the inbound window in packets while `replay` is
+    /// on ([`DEFAULT_MANUAL_REPLAY_WINDOW`] when not given).
+    pub replay_window: u32,
+    /// `esn`: 64-bit extended sequence numbers (RFC 4303 §2.2.1). IKE
+    /// negotiates it; with manual keys both ends must be configured alike.
+    pub esn: bool,
 }
+
+/// Anti-replay window of an AutoKey VPN without `replay window N`, packets.
+pub const DEFAULT_AUTOKEY_REPLAY_WINDOW: u32 = 128;
+/// Anti-replay window of a manual-key VPN without `replay window N`,
+/// packets (RFC 4303 §3.4.3 recommends 64).
+pub const DEFAULT_MANUAL_REPLAY_WINDOW: u32 = 64;
+/// The smallest window accepted: RFC 4303 §3.4.3 requires receivers to
+/// support 32.
+pub const MIN_REPLAY_WINDOW: u32 = 32;
+/// The largest window the fast path's ESP core keeps.
+pub const MAX_REPLAY_WINDOW: u32 = 4096;
 
 /// `set vpn NAME monitor ...`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]

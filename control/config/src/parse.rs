@@ -759,6 +759,7 @@ fn proxy_id_rest(c: &mut Cursor<'_, '_>) -> Result<ProxyIdSpec, ParseError> {
 fn vpn_autokey(c: &mut Cursor<'_, '_>) -> Result<AutoKey, ParseError> {
     let gateway = c.name("gateway name")?;
     let (mut replay, mut idletime, mut proposals) = (true, 0, None);
+    let mut replay_window = DEFAULT_AUTOKEY_REPLAY_WINDOW;
     let mut seen = Vec::new();
     let words = ["replay", "no-replay", "tunnel", "transport", "idletime", "sec-level", "proposal"];
     while let Some(k) = c.option(&words)? {
@@ -766,6 +767,9 @@ fn vpn_autokey(c: &mut Cursor<'_, '_>) -> Result<AutoKey, ParseError> {
             "replay" | "no-replay" => {
                 c.once(&mut seen, "replay")?;
                 replay = k == "replay";
+                if replay {
+                    replay_window = replay_window_option(c)?.unwrap_or(replay_window);
+                }
             }
             "tunnel" => c.once(&mut seen, k)?,
             "transport" => {
@@ -789,7 +793,16 @@ fn vpn_autokey(c: &mut Cursor<'_, '_>) -> Result<AutoKey, ParseError> {
         }
     }
     let proposals = proposals.ok_or_else(|| c.missing("sec-level or proposal"))?;
-    Ok(AutoKey { gateway, replay, idletime_mins: idletime, proposals })
+    Ok(AutoKey { gateway, replay, replay_window, idletime_mins: idletime, proposals })
+}
+
+/// `window N` after `replay`: the anti-replay window in packets (RFC 4303
+/// §3.4.3: at least 32; the fast path keeps up to 4096).
+fn replay_window_option(c: &mut Cursor<'_, '_>) -> Result<Option<u32>, ParseError> {
+    if c.try_keyword(&["window"]).is_none() {
+        return Ok(None);
+    }
+    c.number("replay window in packets", MIN_REPLAY_WINDOW, MAX_REPLAY_WINDOW).map(Some)
 }
 
 fn hex_key(c: &mut Cursor<'_, '_>, cipher_or_hash: &str, len: usize) -> Result<Secret, ParseError> {
@@ -851,7 +864,35 @@ fn vpn_manual(c: &mut Cursor<'_, '_>) -> Result<ManualKey, ParseError> {
     let hash = c.value("a hash (sha-1, sha2-256)", Hash::parse)?;
     let key = hex_key(c, hash.word(), hash.key_len())?;
     let auth = Some((hash, key));
-    Ok(ManualKey { local_spi, remote_spi, gateway, outgoing_interface, cipher, encryption_key, auth })
+    let (mut replay, mut replay_window, mut esn) = (true, DEFAULT_MANUAL_REPLAY_WINDOW, false);
+    let mut seen = Vec::new();
+    while let Some(k) = c.option(&["replay", "no-replay", "esn"])? {
+        match k {
+            "esn" => {
+                c.once(&mut seen, k)?;
+                esn = true;
+            }
+            _ => {
+                c.once(&mut seen, "replay")?;
+                replay = k == "replay";
+                if replay {
+                    replay_window = replay_window_option(c)?.unwrap_or(replay_window);
+                }
+            }
+        }
+    }
+    Ok(ManualKey {
+        local_spi,
+        remote_spi,
+        gateway,
+        outgoing_interface,
+        cipher,
+        encryption_key,
+        auth,
+        replay,
+        replay_window,
+        esn,
+    })
 }
 
 /// `PROTO [selectors]` after `protocol` or `+`.
@@ -1087,6 +1128,7 @@ mod tests {
                 setting: VpnSetting::AutoKey(AutoKey {
                     gateway: "test".into(),
                     replay: false,
+                    replay_window: DEFAULT_AUTOKEY_REPLAY_WINDOW,
                     idletime_mins: 0,
                     proposals: ProposalChoice::SecLevel(SecLevel::Standard),
                 }),

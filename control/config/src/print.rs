@@ -10,11 +10,22 @@
 use core::fmt::Write;
 
 use crate::config::{member_words, Config, InterfaceIp, VpnKind};
-use crate::model::{Peer, VpnMonitorTiming, DEFAULT_METRIC};
+use crate::model::{
+    Peer, VpnMonitorTiming, DEFAULT_AUTOKEY_REPLAY_WINDOW, DEFAULT_MANUAL_REPLAY_WINDOW, DEFAULT_METRIC,
+};
 use crate::proposal::ProposalChoice;
 
 fn quoted(s: &str) -> String {
     format!("\"{s}\"")
+}
+
+/// `replay`, `replay window N` (a size other than `default`) or `no-replay`.
+fn replay_words(replay: bool, window: u32, default: u32) -> String {
+    match (replay, window == default) {
+        (false, _) => "no-replay".into(),
+        (true, true) => "replay".into(),
+        (true, false) => format!("replay window {window}"),
+    }
 }
 
 fn choice(c: &ProposalChoice) -> String {
@@ -123,7 +134,7 @@ impl Config {
                 VpnKind::AutoKey(a) => out.push(format!(
                     "{head} gateway {} {} tunnel idletime {} {}",
                     quoted(&a.gateway),
-                    if a.replay { "replay" } else { "no-replay" },
+                    replay_words(a.replay, a.replay_window, DEFAULT_AUTOKEY_REPLAY_WINDOW),
                     a.idletime_mins,
                     choice(&a.proposals)
                 )),
@@ -139,6 +150,15 @@ impl Config {
                     );
                     if let Some((h, k)) = &m.auth {
                         let _ = write!(line, " auth {} key {}", h.word(), k.expose());
+                    }
+                    // The defaults (replay, window 64, no ESN) print as
+                    // nothing, as ScreenOS writes a manual-key line.
+                    if !m.replay || m.replay_window != DEFAULT_MANUAL_REPLAY_WINDOW {
+                        line.push(' ');
+                        line.push_str(&replay_words(m.replay, m.replay_window, DEFAULT_MANUAL_REPLAY_WINDOW));
+                    }
+                    if m.esn {
+                        line.push_str(" esn");
                     }
                     out.push(line);
                 }

@@ -345,6 +345,49 @@ fn manual_key_vpns() {
     assert!(!debug.contains("0001020304"), "{debug}");
 }
 
+/// The anti-replay window and ESN: `replay window N` on an AutoKey VPN;
+/// `replay window N`, `no-replay` and `esn` at the end of a manual-key
+/// line. Defaults print as ScreenOS wrote them.
+#[test]
+fn replay_window_and_esn() {
+    const KEYS: &str = "esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213";
+    let c = with(&[
+        "set vpn v gateway gw replay window 1024 tunnel idletime 0 proposal g14-esp-aes128-sha",
+        &format!("set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 {KEYS} replay window 4096 esn"),
+        &format!("set vpn n manual 3001 4001 gateway 203.0.113.2 outgoing-interface ethernet0/2 {KEYS} esn no-replay"),
+        &format!("set vpn d manual 3002 4002 gateway 203.0.113.2 outgoing-interface ethernet0/2 {KEYS} replay window 64"),
+    ]);
+    let VpnKind::AutoKey(a) = &c.vpn("v").unwrap().kind else { panic!() };
+    assert_eq!((a.replay, a.replay_window), (true, 1024));
+    let manual = |name: &str| match &c.vpn(name).unwrap().kind {
+        VpnKind::Manual(k) => (k.replay, k.replay_window, k.esn),
+        VpnKind::AutoKey(_) => panic!("{name}"),
+    };
+    assert_eq!(manual("m"), (true, 4096, true));
+    assert_eq!(manual("n"), (false, 64, true));
+    assert_eq!(manual("d"), (true, 64, false));
+    assert_eq!(
+        printed(&c, "set vpn \"v\" gateway"),
+        [r#"set vpn "v" gateway "gw" replay window 1024 tunnel idletime 0 proposal "g14-esp-aes128-sha""#]
+    );
+    let head = r#"gateway 203.0.113.2 outgoing-interface "ethernet0/2" esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213"#;
+    assert_eq!(
+        printed(&c, "set vpn \"m\"")[0],
+        format!(r#"set vpn "m" manual 3000 4000 {head} replay window 4096 esn"#)
+    );
+    assert_eq!(
+        printed(&c, "set vpn \"n\"")[0],
+        format!(r#"set vpn "n" manual 3001 4001 {head} no-replay esn"#)
+    );
+    assert_eq!(printed(&c, "set vpn \"d\"")[0], format!(r#"set vpn "d" manual 3002 4002 {head}"#));
+    // Back to the default: `replay` alone.
+    let mut c = c;
+    c.apply("set vpn v gateway gw replay tunnel idletime 0 proposal g14-esp-aes128-sha").unwrap();
+    let VpnKind::AutoKey(a) = &c.vpn("v").unwrap().kind else { panic!() };
+    assert_eq!(a.replay_window, 128);
+    round_trip(&c);
+}
+
 #[test]
 fn services() {
     let c = with(&[

@@ -233,6 +233,27 @@ const CORPUS: &[(&str, &str)] = &[
         r#"set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213 auth sha-1 key 00"#,
         r#""set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key <secret> auth sha-1 key <secret>": manual-key cipher "aes128gcm" uses AES-GCM, a counter mode, with a static key, which esprit refuses (RFC 4106 §8.1): both directions would repeat (key, nonce) from sequence number 1; use esp aes128 or aes256 with auth sha2-256, or an AutoKey IKE VPN (set vpn NAME gateway ...)"#,
     ),
+    // --- anti-replay window: 32 (RFC 4303 §3.4.3) to 4096 (the fast path) ---
+    (
+        r#"set vpn "test" gateway "test" replay window 16 tunnel idletime 0 sec-level standard"#,
+        r#""set vpn "test" gateway "test" replay window 16 tunnel idletime 0 sec-level standard": bad replay window in packets "16": expected a number from 32 to 4096"#,
+    ),
+    (
+        r#"set vpn "test" gateway "test" replay window 8192 tunnel sec-level standard"#,
+        r#""set vpn "test" gateway "test" replay window 8192 tunnel sec-level standard": bad replay window in packets "8192": expected a number from 32 to 4096"#,
+    ),
+    (
+        r#"set vpn "test" gateway "test" no-replay window 256 sec-level standard"#,
+        r#""set vpn "test" gateway "test" no-replay window 256 sec-level standard": unknown word "window" after "set vpn test gateway test no-replay": expected one of replay, no-replay, tunnel, transport, idletime, sec-level, proposal, or end of line"#,
+    ),
+    (
+        r#"set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213 replay window 4097"#,
+        r#""set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key <secret> auth sha-1 key <secret> replay window 4097": bad replay window in packets "4097": expected a number from 32 to 4096"#,
+    ),
+    (
+        r#"set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213 esn esn"#,
+        r#""set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key <secret> auth sha-1 key <secret> esn esn": "esn" given twice in one line"#,
+    ),
     // A counter mode under a static key repeats nonces (RFC 4106 §8.1):
     // refused whatever follows the cipher, the key never echoed.
     (
@@ -409,6 +430,13 @@ fn load_reports_the_line() {
             "set interface ethernet0/2 ip 198.51.100.1/24\n\
              set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key 000102030405060708090a0b0c0d0e0f10111213\n",
             r#"line 2: "set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128gcm key <secret>": manual-key cipher "aes128gcm" uses AES-GCM, a counter mode, with a static key, which esprit refuses (RFC 4106 §8.1): both directions would repeat (key, nonce) from sequence number 1; use esp aes128 or aes256 with auth sha2-256, or an AutoKey IKE VPN (set vpn NAME gateway ...)"#,
+        ),
+        (
+            "set interface ethernet0/2 ip 198.51.100.1/24\n\
+             set ike gateway g address 203.0.113.2 Main outgoing-interface ethernet0/2 preshare \"k\" proposal pre-g14-aes128-sha\n\
+             # the window is too small for RFC 4303 §3.4.3\n\
+             set vpn a gateway g replay window 31 tunnel idletime 0 sec-level standard\n",
+            r#"line 4: "set vpn a gateway g replay window 31 tunnel idletime 0 sec-level standard": bad replay window in packets "31": expected a number from 32 to 4096"#,
         ),
         (
             "set interface ethernet0/2 zone Untrust\n\n# comment\nset vpn test tunel\n",

@@ -78,6 +78,8 @@ const WORDS: &[&str] = &[
     "metric",
     "tunnel",
     "no-replay",
+    "window",
+    "esn",
     "idletime",
     "0",
     "test",

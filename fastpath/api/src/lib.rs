@@ -248,9 +248,12 @@ pub struct SaSpec {
     /// RFC 3948 UDP encapsulation: (local port, peer port).
     #[serde(default)]
     pub udp_encap: Option<(u16, u16)>,
+    /// 64-bit extended sequence numbers (RFC 4303 §2.2.1): negotiated by
+    /// IKE, or configured alike on both ends of a manual-key VPN.
     #[serde(default)]
     pub esn: bool,
-    /// Anti-replay window in packets (0 = off), inbound only.
+    /// Anti-replay window in packets (0 = off), inbound only: 0 or
+    /// [`MIN_REPLAY_WINDOW`] to [`MAX_REPLAY_WINDOW`].
     #[serde(default = "default_replay_window")]
     pub replay_window: u32,
     pub vpn: u32,
@@ -282,6 +285,12 @@ pub struct SaSpec {
 fn default_replay_window() -> u32 {
     64
 }
+
+/// The smallest anti-replay window fastpathd installs (RFC 4303 §3.4.3:
+/// receivers support 32 at least).
+pub const MIN_REPLAY_WINDOW: u32 = 32;
+/// The largest anti-replay window fastpathd installs (the ESP core's).
+pub const MAX_REPLAY_WINDOW: u32 = 4096;
 
 /// What fastpathd sends.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -383,6 +392,16 @@ pub struct SaStatsView {
     pub errors: u64,
     /// Outbound: last sequence number sent; inbound: highest received.
     pub seq: u64,
+    /// Inbound: the anti-replay window the SA holds, in packets (0 = off).
+    #[serde(default)]
+    pub replay_window: u32,
+    /// The SA uses 64-bit extended sequence numbers (RFC 4303 §2.2.1).
+    #[serde(default)]
+    pub esn: bool,
+    /// Inbound: delivers any decrypted packet, not only its proxy-ID's
+    /// (`proxy-id check` off on a VPN with one proxy-ID).
+    #[serde(default)]
+    pub admits_any: bool,
 }
 
 /// Everything installed (keys excluded).
@@ -453,6 +472,19 @@ mod tests {
         let old = "{\"worker\":0,\"core\":null,\"rx_packets\":5,\"drops\":[]}";
         let w = serde_json::from_str::<WorkerStatsView>(old).unwrap();
         assert_eq!((w.counters.rx_packets, w.counters.probes), (5, 0));
+    }
+
+    /// The window, ESN and inbound-check fields of an SA's counters: what
+    /// an older fastpathd leaves out reads as 0 / false.
+    #[test]
+    fn sa_stats_carry_window_and_esn() {
+        let v = SaStatsView { id: 7, spi: 0x2011, replay_window: 1024, esn: true, ..SaStatsView::default() };
+        let line = serde_json::to_string(&v).unwrap();
+        assert!(line.ends_with(",\"replay_window\":1024,\"esn\":true,\"admits_any\":false}"), "{line}");
+        assert_eq!(serde_json::from_str::<SaStatsView>(&line).unwrap(), v);
+        let old = r#"{"id":7,"spi":8209,"direction":"inbound","worker":0,"packets":1,"bytes":2,"errors":0,"seq":1}"#;
+        let o = serde_json::from_str::<SaStatsView>(old).unwrap();
+        assert_eq!((o.replay_window, o.esn, o.admits_any), (0, false, false));
     }
 
     #[test]

@@ -1,10 +1,56 @@
-//! From a frame to what the pipeline decides on: the IP header's place and
-//! the flow key the classifier reads (RFC 4301 §4.4.1.1 selectors).
+//! From a frame to what the pipeline decides on: the IP header's place,
+//! the flow key the classifier reads (RFC 4301 §4.4.1.1 selectors), and
+//! the inbound proxy-ID check of a decrypted packet.
 
 use core::net::Ipv4Addr;
 
-use esprit_policy::FlowKey;
+use esprit_policy::{FlowKey, InboundSelector, ProxyId, ProxyIdTable};
 use esprit_wire::{ip_proto, ipv4};
+
+/// The inbound proxy-ID check of one inbound SA (RFC 4301 §5.2 step 4):
+/// a packet decrypted from the SA must match its proxy-ID in reverse.
+///
+/// One exception, ScreenOS's: a VPN with `proxy-id check` off and a single
+/// proxy-ID sends everything routed into its tunnel on that proxy-ID's SA
+/// (the proxy-ID only named the SA to IKE), so the replies of that traffic
+/// come back on the peer's SA with any addresses. Such an SA admits every
+/// inner packet; it is still authenticated ESP from the peer, and the
+/// decrypted packet is routed like any other. The exception follows the
+/// VPN's table: a second proxy-ID or `proxy-id check` makes it strict
+/// again at the next table update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InboundCheck {
+    proxy_id: ProxyId,
+    selector: InboundSelector,
+    any_inner: bool,
+}
+
+impl InboundCheck {
+    /// The check of an SA carrying `proxy_id` of a VPN whose table is
+    /// `table` (`None`: no such VPN on this worker, strict).
+    pub(crate) fn new(proxy_id: ProxyId, table: Option<&ProxyIdTable>) -> InboundCheck {
+        let mut c = InboundCheck { proxy_id, selector: InboundSelector::new(&proxy_id), any_inner: false };
+        c.follow(table);
+        c
+    }
+
+    /// Re-reads the VPN's table after it changed (`None`: removed).
+    pub(crate) fn follow(&mut self, table: Option<&ProxyIdTable>) {
+        self.any_inner =
+            table.is_some_and(|t| !t.enforces() && t.proxy_ids().first() == Some(&self.proxy_id));
+    }
+
+    /// True when a decrypted packet with flow `key` may be delivered.
+    #[inline]
+    pub(crate) fn admits(&self, key: &FlowKey) -> bool {
+        self.any_inner || self.selector.admits(key)
+    }
+
+    /// True when any inner packet is admitted (check off, one proxy-ID).
+    pub(crate) fn admits_any(&self) -> bool {
+        self.any_inner
+    }
+}
 
 /// Reads the selector fields of a checked IPv4 packet. Ports come from the
 /// first four bytes of TCP/UDP/SCTP; ICMP puts type and code in the
@@ -56,6 +102,32 @@ mod tests {
         b[6..8].copy_from_slice(&frag.to_be_bytes());
         b[20..].copy_from_slice(l4);
         b
+    }
+
+    fn table(ids: &[&str], check: bool) -> ProxyIdTable {
+        ProxyIdTable::new(ids.iter().map(|s| s.parse().unwrap()).collect(), check).unwrap()
+    }
+
+    #[test]
+    fn inbound_check_relaxed_only_for_one_proxy_id_with_check_off() {
+        let p11 = "local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY";
+        let p22 = "local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 ANY";
+        let pid: ProxyId = p11.parse().unwrap();
+        // A reply from outside the proxy-ID: 10.2.2.10 -> 10.1.2.10.
+        let outside = FlowKey::v4(Ipv4Addr::new(10, 2, 2, 10), Ipv4Addr::new(10, 1, 2, 10), 17, 5001, 40000);
+        let inside = FlowKey::v4(Ipv4Addr::new(10, 2, 1, 10), Ipv4Addr::new(10, 1, 1, 10), 17, 5001, 40000);
+        let off = table(&[p11], false);
+        let mut c = InboundCheck::new(pid, Some(&off));
+        assert!(c.admits_any() && c.admits(&outside) && c.admits(&inside));
+        // Check on, or a second proxy-ID (the check is then forced), or the
+        // VPN gone: strict.
+        for t in [Some(table(&[p11], true)), Some(table(&[p11, p22], false)), None] {
+            c.follow(t.as_ref());
+            assert!(!c.admits_any() && !c.admits(&outside) && c.admits(&inside), "{t:?}");
+        }
+        // An SA of another proxy-ID than the table's one stays strict.
+        let c = InboundCheck::new(p22.parse().unwrap(), Some(&off));
+        assert!(!c.admits_any() && !c.admits(&inside));
     }
 
     #[test]

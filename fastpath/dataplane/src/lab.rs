@@ -109,6 +109,14 @@ pub struct LabOptions {
     /// Install SAs for these proxy-IDs (A's indices); the rest stay empty.
     pub installed: Vec<usize>,
     pub tunnel_mtu: u16,
+    /// The VPN has only this one of the four proxy-IDs (A's index), and
+    /// only its SAs are installed.
+    pub single: Option<usize>,
+    /// Extended sequence numbers on every SA (RFC 4303 §2.2.1).
+    pub esn: bool,
+    /// The SAs start as if this many packets had crossed each of them:
+    /// outbound counters resume after it, inbound windows above it.
+    pub last_seq: u64,
 }
 
 impl Default for LabOptions {
@@ -120,6 +128,9 @@ impl Default for LabOptions {
             replay_window: 64,
             installed: vec![0, 1, 2, 3],
             tunnel_mtu: 1400,
+            single: None,
+            esn: false,
+            last_seq: 0,
         }
     }
 }
@@ -169,12 +180,16 @@ pub fn gateway_with(side: Side, opts: &LabOptions, cfg: WorkerConfig) -> Worker 
     }
     w.apply(Update::Neighbors(Arc::new(n)), &mut out);
     w.apply(Update::Tunnel(TunnelConf { id: TUNNEL, mtu: opts.tunnel_mtu, vpn: Some(VPN) }), &mut out);
-    let pids = seed_proxy_ids(side);
+    let all = seed_proxy_ids(side);
+    let (pids, installed) = match opts.single {
+        Some(i) => (vec![all[mirror(side, i)]], vec![i]),
+        None => (all, opts.installed.clone()),
+    };
     let table = ProxyIdTable::new(pids.clone(), opts.check).expect("lab proxy-IDs");
     w.apply(Update::Vpn(VpnConf { id: VPN, table: Arc::new(table) }), &mut out);
-    for &i in &opts.installed {
+    for &i in &installed {
         let (out_sa, in_sa) = sa_pair(side, i, opts);
-        let j = mirror(side, i);
+        let j = if opts.single.is_some() { 0 } else { mirror(side, i) };
         w.apply(
             Update::Outbound(OutboundInstall {
                 id: SaId(u64::from(spi(side, i))),
@@ -211,10 +226,16 @@ pub fn sa_pair(side: Side, i: usize, opts: &LabOptions) -> (OutboundSa, InboundS
     if opts.udp_encap {
         oc = oc.with_udp_encap(4500, 4500);
     }
+    if opts.esn {
+        oc = oc.with_esn();
+    }
+    oc.last_seq = opts.last_seq;
     let (e, a) = key_material(opts.suite, side, i);
     let out_sa = OutboundSa::new(&oc, &e, &a, &[0x42; 16]).expect("lab outbound SA");
     let mut ic = InboundConfig::new(spi(peer, i), opts.suite);
     ic.replay_window = opts.replay_window;
+    ic.esn = opts.esn;
+    ic.last_seq = opts.last_seq;
     let (e, a) = key_material(opts.suite, peer, i);
     let in_sa = InboundSa::new(&ic, &e, &a).expect("lab inbound SA");
     (out_sa, in_sa)

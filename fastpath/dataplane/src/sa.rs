@@ -4,10 +4,10 @@
 use std::time::Instant;
 
 use esprit_esp::{InboundSa, OutboundSa};
-use esprit_policy::InboundSelector;
 
 use esprit_wire::ethernet::MacAddr;
 
+use crate::flow::InboundCheck;
 use crate::{PortId, SaId, TunnelId, VpnId, WorkerId};
 
 /// Volume lifetime of an SA in bytes (RFC 2409 §4.5 "kilobytes", RFC 4301
@@ -76,7 +76,8 @@ pub(crate) struct InEntry {
     pub sa: InboundSa,
     pub vpn: VpnId,
     pub tunnel: TunnelId,
-    pub selector: InboundSelector,
+    /// What its decrypted packets must match (RFC 4301 §5.2).
+    pub check: InboundCheck,
     pub life: Lifetime,
     pub counters: SaCounters,
     pub soft_reported: bool,

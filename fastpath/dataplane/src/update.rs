@@ -171,6 +171,13 @@ pub struct SaStats {
     pub counters: SaCounters,
     /// Outbound: last sequence number sent; inbound: highest received.
     pub seq: u64,
+    /// Inbound: the anti-replay window in packets (0 = off); outbound: 0.
+    pub replay_window: u32,
+    /// 64-bit extended sequence numbers (RFC 4303 §2.2.1).
+    pub esn: bool,
+    /// Inbound: decrypted packets are not held to the proxy-ID (`proxy-id
+    /// check` off with one proxy-ID).
+    pub admits_any: bool,
 }
 
 /// A snapshot of one worker's counters.

@@ -14,7 +14,7 @@ use esprit_wire::{esp, icmpv4, ip_proto, ipv4, tcp, udp};
 use crate::counters::WorkerCounters;
 use crate::drop::{DropCounters, DropReason};
 use crate::fasthash::{FastMap, IdMap};
-use crate::flow::flow_key_v4;
+use crate::flow::{flow_key_v4, InboundCheck};
 use crate::hold::{HoldKey, HoldPool};
 use crate::mtu::{FragmentOut, FRAGMENT_HEADROOM, MAX_FRAGMENTS, MAX_FRAGMENT_LEN};
 use crate::reassembly::{Reassembler, Reassembly, ReassemblyConfig};
@@ -391,6 +391,7 @@ impl Worker {
                     }
                     self.outbound_ids.retain(|_, (vpn, _)| *vpn != id);
                     self.counters.hold_expired += self.hold.discard_vpn(id);
+                    self.inbound_checks_follow(id, None);
                 }
             }
             Update::Outbound(ins) => {
@@ -440,14 +441,15 @@ impl Worker {
                 self.hold.release(ins.vpn, &ins.proxy_id);
             }
             Update::Inbound(ins) => {
-                let selector = esprit_policy::InboundSelector::new(&ins.proxy_id);
+                let check =
+                    InboundCheck::new(ins.proxy_id, self.vpns.get(&ins.vpn.0).map(|v| &*v.conf.table));
                 let slot = match ins.sa {
                     Some(sa) if ins.owner == self.cfg.id => InSlot::Local(Box::new(InEntry {
                         id: ins.id,
                         sa: *sa,
                         vpn: ins.vpn,
                         tunnel: ins.tunnel,
-                        selector,
+                        check,
                         life: ins.life,
                         counters: Default::default(),
                         soft_reported: false,
@@ -624,7 +626,20 @@ impl Worker {
                 self.retire_slot(slot, out);
             }
         }
+        self.inbound_checks_follow(conf.id, Some(&conf.table));
         self.vpns.insert(conf.id.0, VpnState { conf, slots });
+    }
+
+    /// The inbound SAs of `vpn` re-read its proxy-ID table (see
+    /// [`InboundCheck`]).
+    fn inbound_checks_follow(&mut self, vpn: VpnId, table: Option<&esprit_policy::ProxyIdTable>) {
+        for slot in self.inbound.values_mut() {
+            if let InSlot::Local(e) = slot {
+                if e.vpn == vpn {
+                    e.check.follow(table);
+                }
+            }
+        }
     }
 
     fn retire_slot(&mut self, slot: OutSlot, out: &mut impl WorkerOutput) {
@@ -646,6 +661,9 @@ impl Worker {
                         binding: None,
                         counters: e.counters,
                         seq: e.sa.last_seq(),
+                        replay_window: 0,
+                        esn: e.sa.esn(),
+                        admits_any: false,
                     });
                 }
             }
@@ -659,6 +677,9 @@ impl Worker {
                     binding: Some((e.vpn, e.tunnel)),
                     counters: e.counters,
                     seq: e.sa.replay_window().top(),
+                    replay_window: e.sa.replay_window().size(),
+                    esn: e.sa.esn(),
+                    admits_any: e.check.admits_any(),
                 });
             }
         }
@@ -1346,8 +1367,9 @@ impl Worker {
             Ok(p) => (flow_key_v4(&p), p.dst_addr(), p.ttl()),
             Err(_) => return Action::Drop(DropReason::InnerMalformed),
         };
-        // RFC 4301 §5.2 step 4: the packet must be one its SA may carry.
-        if !entry.selector.admits(&key) {
+        // RFC 4301 §5.2 step 4: the packet must be one its SA may carry
+        // (any, on a VPN with proxy-id check off and one proxy-ID).
+        if !entry.check.admits(&key) {
             entry.counters.errors += 1;
             return Action::Drop(DropReason::InboundPolicy);
         }

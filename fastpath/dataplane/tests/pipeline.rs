@@ -147,13 +147,183 @@ fn a_null_route_drops_and_counts() {
     assert!(out.events.is_empty(), "no acquire, nothing sent");
 }
 
+/// `lan`'s IPv4 packet sealed by A on its SA of proxy-ID `i`, whatever A's
+/// classifier would say: the Ethernet frame B receives.
+fn sealed_by_a_on(i: usize, opts: &LabOptions, lan: &[u8]) -> Vec<u8> {
+    let (mut sa, _) = lab::sa_pair(Side::A, i, opts);
+    let mut buf = vec![0u8; 2048];
+    buf[256..256 + lan.len() - 14].copy_from_slice(&lan[14..]);
+    let enc = sa.encapsulate(&mut buf, 256..256 + lan.len() - 14).unwrap();
+    let mut frame = vec![0u8; 14];
+    ethernet::Repr { src_addr: Side::A.wan_mac(), dst_addr: Side::B.wan_mac(), ethertype: ethertype::IPV4 }
+        .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut frame[..]));
+    frame.extend_from_slice(&buf[enc.outer]);
+    frame
+}
+
+/// The inner IPv4 packet of `frame` as it should leave the far gateway:
+/// `orig`'s, two routers further (TTL - 2, checksum patched).
+fn two_hops_later(orig: &[u8]) -> Vec<u8> {
+    let mut want = orig[14..].to_vec();
+    let mut p = ipv4::Packet::new_checked(&mut want[..]).unwrap();
+    p.decrement_ttl();
+    p.decrement_ttl();
+    want
+}
+
+/// The inbound SA stats of a worker: (SPI, window, ESN, admits any).
+fn inbound_sas(w: &Worker) -> Vec<(u32, u32, bool, bool)> {
+    let mut v: Vec<_> = w
+        .stats(0)
+        .sas
+        .iter()
+        .filter(|s| !s.outbound)
+        .map(|s| (s.spi, s.replay_window, s.esn, s.admits_any))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// ScreenOS: with `proxy-id check` off and a single proxy-ID, all traffic
+/// routed into the tunnel uses that proxy-ID's SA, and the replies come
+/// back through the peer's SA of it, whatever their addresses.
 #[test]
-fn check_off_with_one_proxy_id_sends_everything_on_it() {
-    let mut a = lab::gateway(Side::A, &LabOptions { check: false, ..Default::default() });
-    // Four proxy-IDs force the check even when it is off (KB16008).
-    let f = lab::lan_frame(Side::A, Side::A.host(1), "10.2.3.10".parse().unwrap(), 10);
-    let (_, actions, _) = run(&mut a, LAN, vec![f]);
+fn check_off_with_one_proxy_id_carries_everything_both_ways() {
+    // The one proxy-ID: 10.1.1.0/24 <-> 10.2.1.0/24; the traffic is
+    // 10.1.2.10 <-> 10.2.2.10, outside it at both ends.
+    let opts = LabOptions { check: false, single: Some(0), ..Default::default() };
+    let mut a = lab::gateway(Side::A, &opts);
+    let mut b = lab::gateway(Side::B, &opts);
+    let there = lab::lan_frame(Side::A, Side::A.host(2), Side::B.host(2), 30);
+    let (fs, actions, _) = run(&mut a, LAN, vec![there.clone()]);
+    assert_eq!(actions, vec![Action::Tx(WAN)]);
+    assert_eq!(wire_spi(fs[0].packet()), lab::spi(Side::A, 0));
+    let (fs, actions, _) = run(&mut b, WAN, vec![fs[0].packet().to_vec()]);
+    assert_eq!(actions, vec![Action::Tx(LAN)]);
+    assert_eq!(&fs[0].packet()[14..], &two_hops_later(&there)[..]);
+
+    let back = lab::lan_frame(Side::B, Side::B.host(2), Side::A.host(2), 30);
+    let (fs, actions, _) = run(&mut b, LAN, vec![back.clone()]);
+    assert_eq!(actions, vec![Action::Tx(WAN)]);
+    assert_eq!(wire_spi(fs[0].packet()), lab::spi(Side::B, 0));
+    let (fs, actions, _) = run(&mut a, WAN, vec![fs[0].packet().to_vec()]);
+    assert_eq!(actions, vec![Action::Tx(LAN)]);
+    assert_eq!(&fs[0].packet()[14..], &two_hops_later(&back)[..]);
+    let e = ethernet::EthernetFrame::new_checked(fs[0].packet()).unwrap();
+    assert_eq!(e.dst_addr(), Side::A.host_mac(2));
+    assert_eq!(a.drops().total() + b.drops().total(), 0);
+    assert_eq!((a.counters().encrypted, a.counters().decrypted), (1, 1));
+    assert_eq!(inbound_sas(&b), [(lab::spi(Side::A, 0), 64, false, true)]);
+
+    // The operator turns `proxy-id check` on at B: its SA is strict from
+    // the next packet on (A still sends everything on the one SA).
+    let pid = lab::seed_proxy_ids(Side::B)[0];
+    let strict = esprit_policy::ProxyIdTable::new(vec![pid], true).unwrap();
+    b.apply(
+        Update::Vpn(esprit_dataplane::VpnConf { id: VPN, table: Arc::new(strict) }),
+        &mut VecOutput::default(),
+    );
+    assert_eq!(inbound_sas(&b), [(lab::spi(Side::A, 0), 64, false, false)]);
+    let inside = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 30);
+    let (fs, actions, _) = run(&mut a, LAN, vec![there, inside]);
+    assert_eq!(actions, vec![Action::Tx(WAN), Action::Tx(WAN)]);
+    let (_, actions, _) = run(&mut b, WAN, fs.iter().map(|f| f.packet().to_vec()).collect());
+    assert_eq!(actions, vec![Action::Drop(DropReason::InboundPolicy), Action::Tx(LAN)]);
+}
+
+/// With `proxy-id check` on, one proxy-ID is enforced both ways.
+#[test]
+fn check_on_with_one_proxy_id_enforces_it_both_ways() {
+    let opts = LabOptions { check: true, single: Some(0), ..Default::default() };
+    let mut a = lab::gateway(Side::A, &opts);
+    let mut b = lab::gateway(Side::B, &opts);
+    let outside = lab::lan_frame(Side::A, Side::A.host(2), Side::B.host(2), 30);
+    let (_, actions, _) = run(&mut a, LAN, vec![outside.clone()]);
     assert_eq!(actions, vec![Action::Drop(DropReason::ProxyIdMismatch)]);
+    // The same packet sealed on the SA anyway (a peer without the check):
+    // B refuses it after decryption.
+    let frame = sealed_by_a_on(0, &opts, &outside);
+    let (_, actions, _) = run(&mut b, WAN, vec![frame]);
+    assert_eq!(actions, vec![Action::Drop(DropReason::InboundPolicy)]);
+    assert_eq!(inbound_sas(&b), [(lab::spi(Side::A, 0), 64, false, false)]);
+}
+
+/// RFC 4303 §3.4.3: with a window of N and N + 1 packets sent, the last
+/// one first, the N - 1 before it are accepted late and the first (N
+/// below the highest) is too old.
+#[test]
+fn a_window_of_n_accepts_n_minus_1_late_packets_and_refuses_the_nth() {
+    for n in [32u32, 1024, 4096] {
+        let opts = LabOptions { replay_window: n, single: Some(0), ..Default::default() };
+        let mut a = lab::gateway(Side::A, &opts);
+        let mut b = lab::gateway(Side::B, &opts);
+        let f = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 8);
+        let mut sealed: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..(n + 1).div_ceil(64) {
+            let k = (n as usize + 1 - sealed.len()).min(64);
+            let (fs, actions, _) = run(&mut a, LAN, vec![f.clone(); k]);
+            assert!(actions.iter().all(|x| *x == Action::Tx(WAN)));
+            sealed.extend(fs.iter().map(|x| x.packet().to_vec()));
+        }
+        assert_eq!(sealed.len(), n as usize + 1);
+        // Sequence numbers 1..=N+1: N+1 first, then N down to 2, then 1.
+        let last = sealed.pop().unwrap();
+        let first = sealed.remove(0);
+        assert_eq!(run(&mut b, WAN, vec![last]).1, vec![Action::Tx(LAN)]);
+        sealed.reverse();
+        let mut late = 0;
+        for chunk in sealed.chunks(64) {
+            let (_, actions, _) = run(&mut b, WAN, chunk.to_vec());
+            late += actions.iter().filter(|x| **x == Action::Tx(LAN)).count();
+        }
+        assert_eq!(late, n as usize - 1, "window {n}");
+        assert_eq!(
+            run(&mut b, WAN, vec![first]).1,
+            vec![Action::Drop(DropReason::ReplayTooOld)],
+            "window {n}"
+        );
+        assert_eq!(b.drops().total(), 1);
+        assert_eq!(inbound_sas(&b), [(lab::spi(Side::A, 0), n, false, false)]);
+    }
+}
+
+/// ESN (RFC 4303 §2.2.1, Appendix A2): an SA whose sequence numbers cross
+/// 2^32 keeps carrying traffic both ways; the same SA without ESN stops at
+/// 2^32 - 1 (RFC 4303 §3.3.3) and must be rekeyed.
+#[test]
+fn esn_sequence_numbers_cross_2_to_the_32() {
+    let start = (1u64 << 32) - 3;
+    let opts = LabOptions { esn: true, last_seq: start, single: Some(0), ..Default::default() };
+    let mut a = lab::gateway(Side::A, &opts);
+    let mut b = lab::gateway(Side::B, &opts);
+    for src in [Side::A, Side::B] {
+        let dst = src.peer();
+        let (from, to) = if src == Side::A { (&mut a, &mut b) } else { (&mut b, &mut a) };
+        // One packet at a time, so each is decrypted knowing the last.
+        for k in 1..=6u64 {
+            let f = lab::lan_frame(src, src.host(1), dst.host(1), 20);
+            let (fs, actions, _) = run(from, LAN, vec![f.clone()]);
+            assert_eq!(actions, vec![Action::Tx(WAN)], "{src:?} packet {k}");
+            let (fs, actions, _) = run(to, WAN, vec![fs[0].packet().to_vec()]);
+            assert_eq!(actions, vec![Action::Tx(LAN)], "{src:?} packet {k}");
+            assert_eq!(&fs[0].packet()[14..], &two_hops_later(&f)[..]);
+        }
+    }
+    for w in [&a, &b] {
+        let st = w.stats(0);
+        let seqs: Vec<(bool, u64, bool)> = st.sas.iter().map(|s| (s.outbound, s.seq, s.esn)).collect();
+        assert!(
+            seqs.contains(&(true, start + 6, true)) && seqs.contains(&(false, start + 6, true)),
+            "{seqs:?}"
+        );
+        assert_eq!(w.drops().total(), 0);
+    }
+
+    let opts = LabOptions { esn: false, ..opts };
+    let mut a = lab::gateway(Side::A, &opts);
+    let f = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 20);
+    let (_, actions, _) = run(&mut a, LAN, vec![f; 3]);
+    assert_eq!(actions, vec![Action::Tx(WAN), Action::Tx(WAN), Action::Drop(DropReason::SeqExhausted)]);
 }
 
 #[test]
@@ -162,15 +332,8 @@ fn decrypted_packet_outside_its_proxy_id_is_dropped() {
     let mut b = lab::gateway(Side::B, &opts);
     // A packet of pair (1,1) sealed on the SA of pair (1,2): B's SA for
     // 10.1.1.0/24 <-> 10.2.2.0/24 must refuse 10.1.1.10 -> 10.2.1.10.
-    let (mut sa, _) = lab::sa_pair(Side::A, 1, &opts);
     let orig = lab::lan_frame(Side::A, Side::A.host(1), Side::B.host(1), 20);
-    let mut buf = vec![0u8; 2048];
-    buf[256..256 + orig.len() - 14].copy_from_slice(&orig[14..]);
-    let enc = sa.encapsulate(&mut buf, 256..256 + orig.len() - 14).unwrap();
-    let mut frame = vec![0u8; 14];
-    ethernet::Repr { src_addr: Side::A.wan_mac(), dst_addr: Side::B.wan_mac(), ethertype: ethertype::IPV4 }
-        .emit(&mut ethernet::EthernetFrame::new_unchecked(&mut frame[..]));
-    frame.extend_from_slice(&buf[enc.outer]);
+    let frame = sealed_by_a_on(1, &opts, &orig);
     let (_, actions, _) = run(&mut b, WAN, vec![frame]);
     assert_eq!(actions, vec![Action::Drop(DropReason::InboundPolicy)]);
     assert_eq!(b.drops().get(DropReason::InboundPolicy), 1);

@@ -260,6 +260,11 @@ impl OutboundSa {
         self.hot.src
     }
 
+    /// Whether extended sequence numbers are in use (RFC 4303 §2.2.1).
+    pub fn esn(&self) -> bool {
+        self.hot.esn
+    }
+
     /// The last sequence number sent (0 before the first packet).
     pub fn last_seq(&self) -> u64 {
         self.hot.seq

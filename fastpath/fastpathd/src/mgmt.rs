@@ -26,8 +26,12 @@ use esprit_dataplane::{
 use esprit_esp::{InboundConfig, InboundSa, OutboundConfig, OutboundSa, UdpEncap};
 use esprit_fastpath_api::{
     Direction, Dump, Envelope, Event, NextHopSpec, PortStatsView, PortView, Reply, Request, RouteSpec,
-    SaSpec, SaStatsView, ServerMessage, SocketStatsView, Stats, WorkerStatsView, PROTOCOL_VERSION,
+    SaSpec, SaStatsView, ServerMessage, SocketStatsView, Stats, WorkerStatsView, MAX_REPLAY_WINDOW,
+    MIN_REPLAY_WINDOW, PROTOCOL_VERSION,
 };
+
+// The API's bound is the ESP core's.
+const _: () = assert!(MAX_REPLAY_WINDOW == esprit_esp::MAX_REPLAY_WINDOW);
 use esprit_policy::{ProxyId, ProxyIdTable};
 use esprit_xdp::{AttachMode, BindMode, Port, RingConfig, UmemConfig, Verdict, XdpSockets, XdpSocketsConfig};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -617,6 +621,13 @@ impl State {
                 }
             }
             Direction::Inbound => {
+                if s.replay_window != 0 && !(MIN_REPLAY_WINDOW..=MAX_REPLAY_WINDOW).contains(&s.replay_window)
+                {
+                    return Err(format!(
+                        "SA {}: replay window {} is outside {MIN_REPLAY_WINDOW}..{MAX_REPLAY_WINDOW} packets (0 = anti-replay off)",
+                        s.id, s.replay_window
+                    ));
+                }
                 let mut cfg = InboundConfig::new(s.spi, suite);
                 cfg.esn = s.esn;
                 cfg.replay_window = s.replay_window;
@@ -728,6 +739,9 @@ impl State {
                     bytes: s.counters.bytes,
                     errors: s.counters.errors,
                     seq: s.seq,
+                    replay_window: s.replay_window,
+                    esn: s.esn,
+                    admits_any: s.admits_any,
                 });
             }
         }
@@ -948,6 +962,32 @@ mod tests {
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("\"kind\":\"hard-expire\",\"sa\":17,\"reason\":\"bytes\""), "{text}");
         assert_eq!(st.daemon_counters(), vec![("sa-hard-expired-bytes".to_owned(), 1)]);
+    }
+
+    /// An inbound window outside 32..4096 (0 = off) is refused with the
+    /// reason, and nothing is installed; the bounds and 0 are taken.
+    #[test]
+    fn an_inbound_replay_window_out_of_range_is_refused() {
+        let (mut st, rx, _lines, w, fw) = state();
+        let with = |id: u64, window: u32| {
+            let Request::AddSa(mut s) = sa(id, Direction::Inbound, 0x3000 + id as u32, 0, 0) else {
+                unreachable!()
+            };
+            s.replay_window = window;
+            Request::AddSa(s)
+        };
+        for bad in [1, 31, 4097, u32::MAX] {
+            let e = st.handle_request(with(0x20, bad), &w, &fw).unwrap_err();
+            assert_eq!(
+                e,
+                format!("SA 32: replay window {bad} is outside 32..4096 packets (0 = anti-replay off)")
+            );
+        }
+        assert!(st.sas.is_empty() && rx.try_recv().is_err());
+        for (id, ok) in [(0x21, 0), (0x22, 32), (0x23, 4096)] {
+            st.handle_request(with(id, ok), &w, &fw).unwrap();
+        }
+        assert_eq!(st.sas.len(), 3);
     }
 
     #[test]

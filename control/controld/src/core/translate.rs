@@ -30,10 +30,6 @@ use crate::core::spi::SpiAllocator;
 /// MTU of a tunnel interface without `set interface tunnel.N mtu`.
 pub const DEFAULT_TUNNEL_MTU: u16 = 1400;
 
-/// Anti-replay window of manual-key inbound SAs, in packets (RFC 4303
-/// §3.4.3: 32 at least, 64 recommended).
-pub const MANUAL_REPLAY_WINDOW: u32 = 64;
-
 /// The control plane's id of an SA: HEX ID in the high 32 bits, then the
 /// direction (bit 31 set for outbound), then a 31-bit serial.
 pub fn sa_id(hex_id: u32, direction: Direction, serial: u32) -> u64 {
@@ -391,8 +387,10 @@ pub fn translate_with_serials(
                         local,
                         peer,
                         udp_encap: None,
-                        esn: false,
-                        replay_window: MANUAL_REPLAY_WINDOW,
+                        // Both ends configure these alike (RFC 4303 §2.2.1:
+                        // nothing tells a manual SA's peer about ESN).
+                        esn: m.esn,
+                        replay_window: if m.replay { m.replay_window } else { 0 },
                         vpn: tunnel,
                         tunnel,
                         proxy_id: proxy_id.clone(),

@@ -42,10 +42,6 @@ pub mod counters;
 pub mod io;
 pub mod persist;
 
-/// Anti-replay window of IKE inbound SAs, in packets (RFC 4303 §3.4.3;
-/// strongSwan's libipsec uses 128).
-pub const IKE_REPLAY_WINDOW: u32 = 128;
-
 /// An acquire for a proxy-ID that has been negotiating longer than this
 /// starts a new negotiation (the previous one is presumed lost).
 pub const RENEGOTIATE_AFTER: Duration = Duration::from_secs(30);
@@ -109,8 +105,9 @@ pub struct IkeVpn {
     pub tunnel: u32,
     /// Its proxy-IDs.
     pub proxy_ids: Vec<ProxyId>,
-    /// Anti-replay on.
-    pub replay: bool,
+    /// Anti-replay window of its inbound SAs in packets (`replay window
+    /// N`, 128 by default); 0 = `no-replay`.
+    pub replay_window: u32,
     /// Idle time in seconds (0 = never).
     pub idle_secs: u32,
 }
@@ -155,7 +152,7 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
             hex_id,
             tunnel,
             proxy_ids: config.proxy_ids(&v.name),
-            replay: a.replay,
+            replay_window: if a.replay { a.replay_window } else { 0 },
             idle_secs: a.idletime_mins.saturating_mul(60),
         });
     }
@@ -341,8 +338,11 @@ pub fn child_sa_pair(vpn: &IkeVpn, child: &ChildSa, serial: u32) -> Result<[Desi
             local,
             peer,
             udp_encap: child.encap.map(|e| (e.local_port, e.remote_port)),
+            // IKEv1 as spoken here does not offer RFC 4304's ESN
+            // attribute: 32-bit sequence numbers, rekeyed before they run
+            // out. A child SA that negotiated ESN sets it here.
             esn: false,
-            replay_window: if vpn.replay { IKE_REPLAY_WINDOW } else { 0 },
+            replay_window: vpn.replay_window,
             vpn: vpn.tunnel,
             tunnel: vpn.tunnel,
             proxy_id: child.proxy_id.to_string(),
@@ -564,8 +564,8 @@ impl IkeManager {
                     same_peer(o.peer.config(), &c)
                         && o.vpns.len() == g.vpns.len()
                         && o.vpns.iter().zip(&g.vpns).all(|(a, b)| {
-                            (&a.name, a.hex_id, a.tunnel, a.replay, a.idle_secs)
-                                == (&b.name, b.hex_id, b.tunnel, b.replay, b.idle_secs)
+                            (&a.name, a.hex_id, a.tunnel, a.replay_window, a.idle_secs)
+                                == (&b.name, b.hex_id, b.tunnel, b.replay_window, b.idle_secs)
                         })
                 })
             };
@@ -1204,7 +1204,7 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         assert_eq!(pids.len(), 2);
         assert!(pids[0].contains("10.1.1.0/24") && pids[0].contains("10.2.1.0/24"), "{pids:?}");
         let v = &g[0].vpns[0];
-        assert_eq!((v.name.as_str(), v.hex_id, v.tunnel, v.replay), ("v", 5, 1, false));
+        assert_eq!((v.name.as_str(), v.hex_id, v.tunnel, v.replay_window), ("v", 5, 1, 0));
     }
 
     /// `nat-traversal` as ScreenOS means it: off unless configured; on,
@@ -1310,6 +1310,20 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         assert!(i.spec.soft_bytes < i.spec.hard_bytes && i.spec.soft_bytes > 0);
         assert_eq!(i.spec.replay_window, 0, "no-replay");
         assert_eq!(i.algorithm, "esp:aes128/sha1");
+    }
+
+    /// `replay` gives the default window, `replay window N` that one.
+    #[test]
+    fn the_configured_replay_window_reaches_the_child_sa() {
+        for (words, want) in [("replay", 128), ("replay window 2048", 2048), ("no-replay", 0)] {
+            let conf = CONF.replace(r#""gw2" no-replay tunnel"#, &format!(r#""gw2" {words} tunnel"#));
+            let (config, _) = Config::load(&conf).unwrap();
+            let (g, _) = ike_gateways(&config, &BTreeMap::from([("v".to_string(), 5)]));
+            let vpn = &g[0].vpns[0];
+            assert_eq!(vpn.replay_window, want, "{words}");
+            let [i, o] = child_sa_pair(vpn, &child(vpn.proxy_ids[0]), 1).unwrap();
+            assert_eq!((i.spec.replay_window, i.spec.esn, o.spec.esn), (want, false, false), "{words}");
+        }
     }
 
     #[test]

@@ -183,6 +183,7 @@ mod tests {
                     bytes: 700,
                     errors: 0,
                     seq: 5,
+                    ..SaStatsView::default()
                 },
                 SaStatsView {
                     id: 0x11_0000_0000,
@@ -193,6 +194,7 @@ mod tests {
                     bytes: 420,
                     errors: 1,
                     seq: 3,
+                    ..SaStatsView::default()
                 },
             ],
             ..Stats::default()

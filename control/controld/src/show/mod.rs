@@ -32,7 +32,8 @@
 //!   `{"id", "spi", "packets", "bytes", "errors", "seq"}` or `null`;
 //! * `get sa id N`: `{"hex_id", "vpn", "mode" ("autokey"|"manual"),
 //!   "gateway", "peer", "interface", "pairs": [{"proxy_id",
-//!   "state" ("up"|"ready"|"down"), "algorithm", "port", "replay_window", "life_secs",
+//!   "state" ("up"|"ready"|"down"), "algorithm", "port", "replay_window", "esn",
+//!   "life_secs",
 //!   "inbound", "outbound"}]}`, each direction as above plus
 //!   `"installed", "kb_left"` (`null`: no volume limit), `"next_seq"`
 //!   (outbound);
@@ -374,6 +375,7 @@ impl Controller {
                         "algorithm": p.algorithm,
                         "port": p.port,
                         "replay_window": p.inbound.as_ref().map(|s| s.replay_window),
+                        "esn": p.inbound.as_ref().map(|s| s.esn),
                         "life_secs": p.life_secs,
                         "inbound": dir(&p.inbound, false),
                         "outbound": dir(&p.outbound, true),
@@ -398,9 +400,10 @@ impl Controller {
                 out.push("    no SA: negotiated when traffic matches the proxy-id".into());
                 continue;
             }
+            let esn = if p.inbound.as_ref().is_some_and(|s| s.esn) { ", ESN" } else { "" };
             let replay = match p.inbound.as_ref().map(|s| s.replay_window) {
-                Some(0) => "anti-replay off".to_owned(),
-                Some(w) => format!("anti-replay window {w} packets"),
+                Some(0) => format!("anti-replay off{esn}"),
+                Some(w) => format!("anti-replay window {w} packets{esn}"),
                 None => "anti-replay -".to_owned(),
             };
             let life = match (p.manual, p.life_secs) {

@@ -20,6 +20,8 @@ pub(crate) struct Side {
     pub(crate) errors: u64,
     pub(crate) seq: u64,
     pub(crate) replay_window: u32,
+    /// 64-bit extended sequence numbers (RFC 4303 §2.2.1).
+    pub(crate) esn: bool,
     pub(crate) hard_bytes: u64,
 }
 
@@ -104,6 +106,7 @@ impl Controller {
                 errors,
                 seq,
                 replay_window: s.replay_window,
+                esn: s.esn,
                 hard_bytes: s.hard_bytes,
             };
             let tid = self.tunnel_id(&d.vpn_name, &s.proxy_id);

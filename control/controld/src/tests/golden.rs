@@ -56,7 +56,7 @@ set interface tunnel.2 ip unnumbered interface ethernet0/2
 set interface tunnel.2 mtu 1380
 set interface tunnel.3 zone Untrust
 set interface tunnel.3 ip unnumbered interface ethernet0/2
-set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128 key {LAB_KEY} auth sha2-256 key {LAB_AUTH_KEY}
+set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128 key {LAB_KEY} auth sha2-256 key {LAB_AUTH_KEY} replay window 256 esn
 set vpn lab id 0x10 bind interface tunnel.2
 set vpn lab proxy-id local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 any
 set route 10.3.0.0/16 interface tunnel.2
@@ -106,7 +106,7 @@ pub(super) fn golden_controller() -> Controller {
         hex_id: 1,
         tunnel: 1,
         proxy_ids: vec![pid(1, 1), pid(1, 2), pid(2, 1), pid(2, 2)],
-        replay: false,
+        replay_window: 0,
         idle_secs: 0,
     };
     let mut add = Vec::new();
@@ -124,6 +124,7 @@ pub(super) fn golden_controller() -> Controller {
         bytes: packets * 100,
         errors,
         seq,
+        ..SaStatsView::default()
     };
     c.observe(&Stats {
         workers: vec![
@@ -567,7 +568,7 @@ fn secrets_show_only_in_get_config_secrets() {
     }
     let masked = c.command("get config", None).output;
     assert!(
-        masked.iter().any(|l| l.ends_with(r#"esp aes128 key "********" auth sha2-256 key "********""#)),
+        masked.iter().any(|l| l.contains(r#"esp aes128 key "********" auth sha2-256 key "********" replay"#)),
         "{masked:?}"
     );
     for line in ["get config secrets", "get config secrets --json"] {

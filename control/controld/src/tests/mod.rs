@@ -13,7 +13,7 @@ use esprit_fastpath_api::{Direction, Dump, NextHopSpec, Reply, Request, RouteSpe
 use crate::core::controller::{Controller, FastPath, FastPathError};
 use crate::core::sa::{inbound_margin, INBOUND_MARGIN_MIN, SEQ_MARGIN};
 use crate::core::state::State;
-use crate::core::translate::{sa_id, translate, TranslateError};
+use crate::core::translate::{hex_id_of, sa_id, translate, TranslateError};
 
 mod glue;
 mod golden;
@@ -242,6 +242,39 @@ fn manual_vpns_program_routes_tunnel_table_and_sas() {
     assert_eq!((s.suite.name(), s.encr_key.as_bytes().len(), s.replay_window), ("aes256-sha256", 32, 64));
     // Nothing changed: nothing sent.
     assert_eq!(c.sync(&mut fp).unwrap().requests, 0);
+}
+
+/// `replay window N`, `no-replay` and `esn` of a manual-key VPN reach
+/// fastpathd's SA specs; the others keep the default window of 64.
+#[test]
+fn manual_replay_window_and_esn_reach_the_sa_specs() {
+    let text = gateway1()
+        .lines()
+        .map(|l| match l {
+            _ if l.starts_with("set vpn p11 manual") => format!("{l} replay window 1024 esn"),
+            _ if l.starts_with("set vpn p12 manual") => format!("{l} no-replay"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&text, State::default());
+    c.sync(&mut fp).unwrap();
+    let mut got: Vec<(u32, Direction, u32, bool)> = fp
+        .take_log()
+        .iter()
+        .filter_map(|r| match r {
+            Request::AddSa(s) => Some((hex_id_of(s.id), s.direction, s.replay_window, s.esn)),
+            _ => None,
+        })
+        .collect();
+    got.sort_by_key(|g| (g.0, g.1 == Direction::Outbound));
+    let inbound: Vec<_> = got.iter().filter(|g| g.1 == Direction::Inbound).map(|g| (g.0, g.2, g.3)).collect();
+    assert_eq!(inbound, [(1, 1024, true), (2, 0, false), (3, 64, false), (4, 64, false)]);
+    let esn_out: Vec<_> = got.iter().filter(|g| g.1 == Direction::Outbound).map(|g| (g.0, g.3)).collect();
+    assert_eq!(esn_out, [(1, true), (2, false), (3, false), (4, false)]);
+    let shown = c.command("get sa id 1", None).output;
+    assert!(shown.iter().any(|l| l.contains("anti-replay window 1024 packets, ESN,")), "{shown:?}");
 }
 
 #[test]

@@ -134,7 +134,7 @@ fn per_install_micros(n: u32) -> f64 {
         hex_id: 1,
         tunnel: 1,
         proxy_ids: (0..n).map(proxy_id).collect(),
-        replay: false,
+        replay_window: 0,
         idle_secs: 0,
     };
     let first = n - TIMED;
@@ -172,7 +172,7 @@ fn touched_sync_sends_what_a_whole_sync_sends() {
         hex_id: 1,
         tunnel: 1,
         proxy_ids: (0..n).map(proxy_id).collect(),
-        replay: false,
+        replay_window: 0,
         idle_secs: 0,
     };
     // Serial s of proxy-ID i: a rekey gives the same proxy-ID a new serial.
