@@ -77,7 +77,10 @@ print(data.decode().strip())
 PY
 client() { $PY "$WORK/client.py" "$@"; }
 as_nobody() { setpriv --reuid nobody --regid nogroup --clear-groups $PY "$WORK/client.py" "$@"; }
-HELLO='{"id":1,"request":{"type":"hello","version":2,"client":"dp-control"}}'
+# The protocol version fastpathd speaks, from the one place it is defined.
+PROTO=$(sed -n 's/^pub const PROTOCOL_VERSION: u32 = \([0-9]*\);/\1/p' "$ESPRIT_ROOT/fastpath/api/src/lib.rs")
+[ -n "$PROTO" ] || die "PROTOCOL_VERSION not found in fastpath/api/src/lib.rs"
+HELLO='{"id":1,"request":{"type":"hello","version":'"$PROTO"',"client":"dp-control"}}'
 counter() { # counter NAME: fastpathd's own counter
     "$BIN/fpctl" --socket "$SOCK" request '{"type":"stats"}' | $PY -c '
 import json, sys
