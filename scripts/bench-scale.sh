@@ -40,6 +40,7 @@ set -euo pipefail
 ESPRIT_SCRIPT=bench-scale
 source "$(dirname "$0")/lib/common.sh"
 source "$ESPRIT_ROOT/scripts/lib/topo.sh"
+source "$ESPRIT_ROOT/scripts/lib/gateway.sh"
 need_root
 apt_install "${ESPRIT_TEST_PACKAGES[@]}"
 
@@ -79,6 +80,7 @@ cleanup() {
     trap - EXIT INT TERM
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    gw_stop
     topo_down
     if [ -n "${ESPRIT_KEEP:-}" ]; then log "work files kept in $WORK"; else rm -rf "$WORK"; fi
 }
@@ -129,18 +131,6 @@ EOF
 
 # --------------------------------------------------------------- helpers
 
-start_gateway() { # start_gateway G
-    local g=$1
-    nsx_bg "gw$g" "$BIN/fastpathd" --port lan1 --port wan0 --socket "$WORK/fp$g.sock" >"$WORK/fp$g.log" 2>&1
-    PIDS+=($!)
-    eval "FP$g=$!"
-    wait_socket "$WORK/fp$g.sock" "$WORK/fp$g.log" "fastpathd on gw$g"
-    nsx_bg "gw$g" "$BIN/controld" --config "$WORK/gw$g.conf" --fastpath "$WORK/fp$g.sock" \
-        --socket "$WORK/cd$g.sock" --state-dir "$WORK/state$g" >"$WORK/cd$g.log" 2>&1
-    PIDS+=($!)
-    eval "CD$g=$!"
-    wait_socket "$WORK/cd$g.sock" "$WORK/cd$g.log" "controld on gw$g"
-}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # sas G DIRECTION: how many SAs of DIRECTION gateway G's fastpathd holds
 # (its dump: no worker is asked). controld's own "child SA up" lines are
@@ -174,7 +164,9 @@ topo_up "esc$$"
 mac() { ip netns exec "$TOPO-$1" cat "/sys/class/net/$2/address"; }
 for g in 1 2; do gateway_config "$g" >"$WORK/gw$g.conf"; done
 "$BIN/controld" --check "$WORK/gw1.conf" >&2 || die "controld --check refused gw1's configuration"
-for g in 1 2; do start_gateway "$g"; done
+for g in 1 2; do gw_start "$g"; done
+# gw_start's PIDs: fastpathd and controld of gw1, then of gw2.
+read -r FP1 CD1 FP2 CD2 <<<"${GW_PIDS[*]}"
 topo_arp_warm
 log "gateways up: $N proxy-IDs each; offering $RATE pps to $N destinations"
 rss0=("$(rss_kb "$CD1")" "$(rss_kb "$FP1")" "$(rss_kb "$CD2")" "$(rss_kb "$FP2")")
@@ -197,7 +189,7 @@ wait "$GEN" 2>/dev/null || true
 if [ "$up" -lt "$N" ]; then
     for g in 1 2; do
         log "gw$g: $(sas "$g" outbound) outbound and $(sas "$g" inbound) inbound SA(s); its counters, UDP errors and last IKE lines:"
-        "$BIN/esprit" --socket "$WORK/cd$g.sock" get counter 2>&1 | grep -v ' 0$' | sed 's/^/    /' >&2 || true
+        gw_cli "$g" get counter 2>&1 | grep -v ' 0$' | sed 's/^/    /' >&2 || true
         nsx "gw$g" nstat -az 2>/dev/null | grep -E "UdpRcvbufErrors|UdpInErrors|UdpSndbufErrors" | sed 's/^/    /' >&2 || true
         grep -vE "child SA up|acquire|add-sa|install SAs" "$WORK/cd$g.log" | tail -n 15 | sed 's/^/    /' >&2 || true
     done
