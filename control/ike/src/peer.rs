@@ -97,6 +97,11 @@ pub(crate) struct Dpd {
 
 const REPLAY_MEMORY: usize = 64;
 
+/// Length of the nonces we send: 32 bytes, as strongSwan's.
+const NONCE_LEN: usize = 32;
+/// Nonce lengths a peer may use (RFC 2409 §5, RFC 2408 §3.13).
+pub(crate) const NONCE_RANGE: std::ops::RangeInclusive<usize> = 8..=256;
+
 /// The IKEv1 endpoint for one configured gateway; see the module doc.
 #[derive(Debug)]
 pub struct Peer<R: Random> {
@@ -133,6 +138,9 @@ pub struct Peer<R: Random> {
     /// Addresses of the datagram being handled (NAT-D checks them).
     pub(crate) rx_local: SocketAddr,
     pub(crate) rx_remote: SocketAddr,
+    /// Length of the nonces we send (NONCE_LEN; only the in-memory tests
+    /// change it, to show that a peer's out-of-range nonce is refused).
+    pub(crate) nonce_len: usize,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
 }
@@ -164,9 +172,18 @@ impl<R: Random> Peer<R> {
             rekey_started_for: None,
             behind_nat: false,
             next_keepalive: None,
+            nonce_len: NONCE_LEN,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// Sends nonces of `len` bytes from now on, in or out of the range a
+    /// peer accepts (RFC 2409 §5): the tests' way to play a peer that
+    /// gets it wrong.
+    #[cfg(feature = "fuzzing")]
+    pub fn set_nonce_len(&mut self, len: usize) {
+        self.nonce_len = len;
     }
 
     /// The configuration.

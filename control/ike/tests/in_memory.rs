@@ -1749,3 +1749,109 @@ fn without_nat_traversal_configured_nat_t_is_not_negotiated() {
         assert!(nat.keepalives.is_empty());
     }
 }
+
+// ---------------------------------------------------------------------
+// Nonce lengths (RFC 2409 §5: 8 to 256 bytes), checked in all four
+// places a peer's nonce arrives: MM3 and MM4 (Ni, Nr), QM1 and QM2.
+// ---------------------------------------------------------------------
+
+/// [`pump`], keeping what each delivery was refused with.
+fn pump_errors(now: Instant, a: &mut Peer<FixedRng>, b: &mut Peer<FixedRng>) -> Vec<String> {
+    let mut errors = Vec::new();
+    loop {
+        let mut moved = false;
+        for from_a in [true, false] {
+            let (src, dst) = if from_a { (&mut *a, &mut *b) } else { (&mut *b, &mut *a) };
+            while let Some(t) = src.poll_transmit() {
+                if let Err(e) = dst.handle_datagram(now, t.remote, t.local, &t.bytes) {
+                    errors.push(e.to_string());
+                }
+                moved = true;
+            }
+        }
+        if !moved {
+            return errors;
+        }
+    }
+}
+
+/// Phase 1 with A (`initiator_sends`) or B sending nonces of `len` bytes:
+/// whether both ends came up, and what was refused.
+fn main_mode_with_nonce(initiator_sends: bool, len: usize) -> (bool, Vec<String>) {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    if initiator_sends { &mut a } else { &mut b }.set_nonce_len(len);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let errors = pump_errors(now, &mut a, &mut b);
+    (a.is_established() && b.is_established(), errors)
+}
+
+/// One Quick Mode after a normal phase 1, with A (`initiator_sends`) or
+/// B sending a nonce of `len` bytes: whether both ends have the child.
+fn quick_mode_with_nonce(initiator_sends: bool, len: usize) -> (bool, Vec<String>) {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca, cb);
+    up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    if initiator_sends { &mut a } else { &mut b }.set_nonce_len(len);
+    let now = Instant::now();
+    a.initiate_child(now, seed_proxy_ids()[1]).unwrap();
+    let errors = pump_errors(now, &mut a, &mut b);
+    let (ea, eb) = (events(&mut a), events(&mut b));
+    let a_up = ea.iter().any(|e| matches!(e, Event::ChildSaUp(_)));
+    let b_up = eb.iter().any(|e| matches!(e, Event::ChildSaUp(_)));
+    (a_up && b_up, errors)
+}
+
+/// Refused for its nonce: by name where the nonce is read on its own
+/// (MM3, MM4, QM1); QM2's checks all answer PAYLOAD-MALFORMED, and the
+/// nonce length is the only thing these tests change.
+fn refused_for_nonce(errors: &[String]) -> bool {
+    errors
+        .iter()
+        .any(|e| e.contains("nonce length outside 8..256") || e.ends_with("QM2 refused: PayloadMalformed"))
+}
+
+#[test]
+fn main_mode_nonce_lengths_8_to_256_are_accepted() {
+    for from_a in [true, false] {
+        for len in [8, 256] {
+            let (up, errors) = main_mode_with_nonce(from_a, len);
+            assert!(up && errors.is_empty(), "from A {from_a}, {len} bytes: {errors:?}");
+        }
+    }
+}
+
+#[test]
+fn main_mode_nonce_lengths_outside_8_to_256_are_refused() {
+    for from_a in [true, false] {
+        for len in [0, 7, 257] {
+            let (up, errors) = main_mode_with_nonce(from_a, len);
+            assert!(!up, "from A {from_a}, {len} bytes: phase 1 came up");
+            assert!(refused_for_nonce(&errors), "from A {from_a}, {len} bytes: {errors:?}");
+        }
+    }
+}
+
+#[test]
+fn quick_mode_nonce_lengths_8_to_256_are_accepted() {
+    for from_a in [true, false] {
+        for len in [8, 256] {
+            let (up, errors) = quick_mode_with_nonce(from_a, len);
+            assert!(up && errors.is_empty(), "from A {from_a}, {len} bytes: {errors:?}");
+        }
+    }
+}
+
+#[test]
+fn quick_mode_nonce_lengths_outside_8_to_256_are_refused() {
+    for from_a in [true, false] {
+        for len in [7, 257] {
+            let (up, errors) = quick_mode_with_nonce(from_a, len);
+            assert!(!up, "from A {from_a}, {len} bytes: the child came up");
+            assert!(refused_for_nonce(&errors), "from A {from_a}, {len} bytes: {errors:?}");
+        }
+        // An empty NONCE payload is malformed before its length is read.
+        assert!(!quick_mode_with_nonce(from_a, 0).0, "from A {from_a}, 0 bytes: the child came up");
+    }
+}

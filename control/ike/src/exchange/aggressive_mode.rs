@@ -26,8 +26,6 @@ use crate::peer::Peer;
 use crate::wire::{ExchangeType, Header, MessageBuilder, NotifyType, PayloadType, SaPayload, HEADER_LEN};
 use crate::Random;
 
-const NONCE_LEN: usize = 32;
-
 impl<R: Random> Peer<R> {
     /// AM1.
     pub(crate) fn start_aggressive_mode(&mut self, now: Instant) {
@@ -41,7 +39,7 @@ impl<R: Random> Peer<R> {
         let dh = DhSecret::generate(group, &mut self.rng);
         p1.gxi = dh.public().to_vec();
         p1.dh = Some(dh);
-        p1.ni = self.random(NONCE_LEN);
+        p1.ni = self.random(self.nonce_len);
         p1.id_b = phase1::identity_body(&self.cfg.local_id);
         let mut b = MessageBuilder::new(icookie, [0; 8], ExchangeType::Aggressive, 0);
         b.push(PayloadType::Sa, &p1.sai_b)

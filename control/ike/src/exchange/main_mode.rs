@@ -30,13 +30,11 @@ use crate::exchange::phase1::{
 };
 use crate::exchange::responder_lifetime::{notify_type, NamedSa};
 use crate::ike_sa::{open, seal, IkeSa};
-use crate::peer::Peer;
+use crate::peer::{Peer, NONCE_RANGE};
 use crate::wire::{
     ExchangeType, Header, MessageBuilder, NotifyPayload, NotifyType, PayloadType, SaPayload, HEADER_LEN,
 };
 use crate::Random;
-
-const NONCE_LEN: usize = 32;
 
 /// ID and HASH bodies of an authentication message, or the step that
 /// ends phase 1 when it does not authenticate.
@@ -251,7 +249,7 @@ impl<R: Random> Peer<R> {
             return Ok(Step::Abort(Reason::Refused(NotifyType::NoProposalChosen)));
         };
         let dh = DhSecret::generate(prop.group, &mut self.rng);
-        p1.ni = self.random(NONCE_LEN);
+        p1.ni = self.random(self.nonce_len);
         p1.gxi = dh.public().to_vec();
         p1.dh = Some(dh);
         let out = self.ke_nonce_natd(p1, &p1.gxi.clone(), &p1.ni.clone(), ExchangeType::MainMode);
@@ -335,7 +333,7 @@ impl<R: Random> Peer<R> {
             .ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("KE")))?;
         let nonce =
             find(list, PayloadType::Nonce).ok_or_else(|| self.err(ex, ErrorKind::MissingPayload("NONCE")))?;
-        if nonce.len() < 8 || nonce.len() > 256 {
+        if !NONCE_RANGE.contains(&nonce.len()) {
             return Err(self.err(ex, ErrorKind::Unexpected("nonce length outside 8..256 (RFC 2409 §5)")));
         }
         if p1.initiator {
@@ -348,7 +346,7 @@ impl<R: Random> Peer<R> {
             p1.dh = Some(dh);
             p1.gxi = ke.to_vec();
             p1.ni = nonce.to_vec();
-            p1.nr = self.random(NONCE_LEN);
+            p1.nr = self.random(self.nonce_len);
         }
         let peer_ke = if p1.initiator { &p1.gxr } else { &p1.gxi };
         let gxy = match &p1.dh {

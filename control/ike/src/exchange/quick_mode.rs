@@ -39,7 +39,7 @@ use crate::event::{Event, Exchange, Reason};
 use crate::exchange::phase1::{find, find_all, payloads, unknown_payload};
 use crate::exchange::responder_lifetime::{durations, shorten, NamedSa};
 use crate::ike_sa::{open, seal};
-use crate::peer::{ChildRecord, Peer, Pending};
+use crate::peer::{ChildRecord, Peer, Pending, NONCE_RANGE};
 use crate::proxy;
 use crate::wire::{
     chain, emit_sa, ExchangeType, Header, IdPayload, MessageBuilder, NotifyPayload, NotifyType, PayloadType,
@@ -48,9 +48,6 @@ use crate::wire::{
 use crate::Suite;
 use crate::{DhGroup, Random};
 
-const NONCE_LEN: usize = 32;
-/// Nonce lengths a peer may use (RFC 2409 §5, RFC 2408 §3.13).
-const NONCE_RANGE: std::ops::RangeInclusive<usize> = 8..=256;
 const PROTO_ESP: u8 = 3;
 
 /// Phase-2 attribute types (RFC 2407 §4.5).
@@ -209,7 +206,7 @@ impl<R: Random> Peer<R> {
         let encap = if ike.nat { ENCAP_UDP_TUNNEL } else { ENCAP_TUNNEL };
         let (icookie, rcookie) = (ike.icookie, ike.rcookie);
         let spi_in = self.rng.spi();
-        let ni = self.random(NONCE_LEN);
+        let ni = self.random(self.nonce_len);
         let dh = self.cfg.pfs.map(|g| DhSecret::generate(g, &mut self.rng));
         let transforms = self
             .cfg
@@ -425,7 +422,7 @@ impl<R: Random> Peer<R> {
         choice.lifetime = choice.lifetime.min(self.cfg.child_lifetime);
 
         let spi_in = self.rng.spi();
-        let nr = self.random(NONCE_LEN);
+        let nr = self.random(self.nonce_len);
         let (dh, gqm) = match (choice.group, ke) {
             (Some(g), Some(ke)) => {
                 let dh = DhSecret::generate(g, &mut self.rng);
