@@ -104,14 +104,14 @@ worker_counters! {
         json: true,
     }
     released: "Held packets sent once their SA came." {
-        metric: None,
+        metric: Some("esprit_worker_released_packets_total"),
         column: Some(("Released", 8)),
         json: true,
     }
     handed_off: "Packets handed to the worker that owns their SA." {
         metric: Some("esprit_worker_handed_off_packets_total"),
         column: None,
-        json: false,
+        json: true,
     }
     acquires: "Acquire events sent to controld (no SA for a proxy-ID)." {
         metric: Some("esprit_worker_acquires_total"),
@@ -119,57 +119,57 @@ worker_counters! {
         json: true,
     }
     icmp_errors: "ICMP errors sent back (fragmentation needed, TTL exceeded)." {
-        metric: None,
+        metric: Some("esprit_worker_icmp_errors_total"),
         column: None,
-        json: false,
+        json: true,
     }
     /// Held frames whose SA did not come in time.
     hold_expired: "Held packets dropped because their SA did not come in time." {
-        metric: None,
+        metric: Some("esprit_worker_hold_expired_packets_total"),
         column: None,
-        json: false,
+        json: true,
     }
     /// VPN monitor echo requests built and sent into the pipeline.
     probes: "VPN monitor probes sent." {
-        metric: None,
+        metric: Some("esprit_worker_monitor_probes_total"),
         column: None,
         json: true,
     }
     /// VPN monitor echo replies taken out of the tunnel and reported.
     probe_replies: "VPN monitor replies received." {
-        metric: None,
+        metric: Some("esprit_worker_monitor_replies_total"),
         column: None,
         json: true,
     }
     /// Outer fragments (ESP, ESP-in-UDP) taken into reassembly.
     fragments: "Outer fragments taken into reassembly." {
-        metric: None,
+        metric: Some("esprit_worker_outer_fragments_total"),
         column: None,
-        json: false,
+        json: true,
     }
     /// Outer datagrams reassembled from them (RFC 4303 §3.4.1).
     reassembled: "Outer datagrams reassembled from fragments (RFC 4303 §3.4.1)." {
-        metric: None,
+        metric: Some("esprit_worker_reassembled_datagrams_total"),
         column: None,
-        json: false,
+        json: true,
     }
     /// TCP SYNs entering a tunnel whose MSS option `set flow tcp-mss`
     /// lowered.
     mss_clamped: "TCP SYNs entering a tunnel whose MSS was clamped (set flow tcp-mss)." {
-        metric: None,
+        metric: Some("esprit_worker_mss_clamped_total"),
         column: None,
         json: true,
     }
     /// Inner datagrams over the tunnel MTU without DF, fragmented before
     /// encryption (RFC 791 §3.2; RFC 4459 §3 "pre-fragmentation").
     fragmented: "Datagrams over the tunnel MTU fragmented before encryption." {
-        metric: None,
+        metric: Some("esprit_worker_fragmented_datagrams_total"),
         column: None,
         json: true,
     }
     /// The fragments they made, each sealed as its own ESP packet.
     fragments_made: "Fragments made before encryption, each its own ESP packet." {
-        metric: None,
+        metric: Some("esprit_worker_fragments_made_total"),
         column: None,
         json: true,
     }

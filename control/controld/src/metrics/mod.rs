@@ -308,12 +308,42 @@ esprit_worker_decrypted_packets_total{worker="0"} 3
 # HELP esprit_worker_held_packets Packets held while their proxy-ID waited for an SA.
 # TYPE esprit_worker_held_packets counter
 esprit_worker_held_packets_total{worker="0"} 2
+# HELP esprit_worker_released_packets Held packets sent once their SA came.
+# TYPE esprit_worker_released_packets counter
+esprit_worker_released_packets_total{worker="0"} 0
 # HELP esprit_worker_handed_off_packets Packets handed to the worker that owns their SA.
 # TYPE esprit_worker_handed_off_packets counter
 esprit_worker_handed_off_packets_total{worker="0"} 0
 # HELP esprit_worker_acquires Acquire events sent to controld (no SA for a proxy-ID).
 # TYPE esprit_worker_acquires counter
 esprit_worker_acquires_total{worker="0"} 1
+# HELP esprit_worker_icmp_errors ICMP errors sent back (fragmentation needed, TTL exceeded).
+# TYPE esprit_worker_icmp_errors counter
+esprit_worker_icmp_errors_total{worker="0"} 0
+# HELP esprit_worker_hold_expired_packets Held packets dropped because their SA did not come in time.
+# TYPE esprit_worker_hold_expired_packets counter
+esprit_worker_hold_expired_packets_total{worker="0"} 0
+# HELP esprit_worker_monitor_probes VPN monitor probes sent.
+# TYPE esprit_worker_monitor_probes counter
+esprit_worker_monitor_probes_total{worker="0"} 0
+# HELP esprit_worker_monitor_replies VPN monitor replies received.
+# TYPE esprit_worker_monitor_replies counter
+esprit_worker_monitor_replies_total{worker="0"} 0
+# HELP esprit_worker_outer_fragments Outer fragments taken into reassembly.
+# TYPE esprit_worker_outer_fragments counter
+esprit_worker_outer_fragments_total{worker="0"} 0
+# HELP esprit_worker_reassembled_datagrams Outer datagrams reassembled from fragments (RFC 4303 §3.4.1).
+# TYPE esprit_worker_reassembled_datagrams counter
+esprit_worker_reassembled_datagrams_total{worker="0"} 0
+# HELP esprit_worker_mss_clamped TCP SYNs entering a tunnel whose MSS was clamped (set flow tcp-mss).
+# TYPE esprit_worker_mss_clamped counter
+esprit_worker_mss_clamped_total{worker="0"} 0
+# HELP esprit_worker_fragmented_datagrams Datagrams over the tunnel MTU fragmented before encryption.
+# TYPE esprit_worker_fragmented_datagrams counter
+esprit_worker_fragmented_datagrams_total{worker="0"} 0
+# HELP esprit_worker_fragments_made Fragments made before encryption, each its own ESP packet.
+# TYPE esprit_worker_fragments_made counter
+esprit_worker_fragments_made_total{worker="0"} 0
 # HELP esprit_worker_drops Packets dropped by the worker, by reason.
 # TYPE esprit_worker_drops counter
 esprit_worker_drops_total{worker="0",reason="no-route"} 1

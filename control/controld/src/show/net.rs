@@ -520,6 +520,18 @@ impl Controller {
             }
             out.push(line);
         }
+        // The counters without a column, summed, with each worker's share.
+        out.push(String::new());
+        out.push(format!("{:<28} {:>10}  per worker", "Other counters", "Count"));
+        for (i, c) in WorkerCounters::INFO.iter().enumerate().filter(|(_, c)| c.column.is_none()) {
+            let per: Vec<(String, u64)> =
+                workers.iter().map(|w| (w.worker.to_string(), w.counters.values()[i])).collect();
+            let total: u64 = per.iter().map(|(_, n)| n).sum();
+            let shares: Vec<String> =
+                per.iter().filter(|(_, n)| *n > 0).map(|(w, n)| format!("{w}: {n}")).collect();
+            let line = format!("{:<28} {total:>10}  {}", c.name.replace('_', "-"), shares.join(", "));
+            out.push(line.trim_end().to_string());
+        }
         out.push(String::new());
         out.push(format!("{:<28} {:>10}  per worker", "Drops by reason", "Packets"));
         if drops.is_empty() {
