@@ -293,8 +293,8 @@ fn serve_operator(path: &Path, group: Option<u32>, tx: WaitingSender<Command>) -
         .spawn(move || {
             for mut conn in listener.incoming().flatten() {
                 // Root, controld's user or the socket group only.
-                match crate::io::operator::peer_of(&conn) {
-                    Ok(p) if crate::io::operator::peer_allowed(&p, own_uid, group) => {}
+                match crate::io::operator::caller_of(&conn) {
+                    Ok(p) if crate::io::operator::caller_allowed(&p, own_uid, group) => {}
                     refused => {
                         crate::io::operator::COUNTERS.peers_refused.fetch_add(1, Ordering::Relaxed);
                         if let Ok(p) = refused {

@@ -22,7 +22,7 @@
 //! the moment its name appears ([`bind_operator_socket`]: bound inside a
 //! private directory, mode set, then renamed into place, so there is no
 //! window in which another user could connect). Every connection's peer
-//! credentials (`SO_PEERCRED`) are checked ([`peer_allowed`]): root,
+//! credentials (`SO_PEERCRED`) are checked ([`caller_allowed`]): root,
 //! controld's own user, or a member of the group given with
 //! `controld --socket-group NAME` (the socket is then mode 0660, that
 //! group's). A request line is at most [`MAX_REQUEST_LINE`] bytes: a longer
@@ -119,21 +119,21 @@ pub fn not_utf8_response() -> Response {
 /// Who is on the other end of a connection (`SO_PEERCRED`), with the
 /// supplementary groups of its process when `/proc` tells them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
+pub struct Caller {
     pub uid: u32,
     pub gid: u32,
     pub pid: i32,
     pub groups: Vec<u32>,
 }
 
-/// The credentials of the peer of `conn`.
-pub fn peer_of(conn: &UnixStream) -> io::Result<Peer> {
+/// The credentials of the process on the other end of `conn`.
+pub fn caller_of(conn: &UnixStream) -> io::Result<Caller> {
     let c = nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials)
         .map_err(io::Error::from)?;
     let groups = std::fs::read_to_string(format!("/proc/{}/status", c.pid()))
         .map(|s| supplementary_groups(&s))
         .unwrap_or_default();
-    Ok(Peer { uid: c.uid(), gid: c.gid(), pid: c.pid(), groups })
+    Ok(Caller { uid: c.uid(), gid: c.gid(), pid: c.pid(), groups })
 }
 
 /// The `Groups:` line of a `/proc/PID/status`.
@@ -145,19 +145,21 @@ fn supplementary_groups(status: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// May this peer use the operator socket: root, controld's own user
+/// May this caller use the operator socket: root, controld's own user
 /// (`own_uid`), or a member of `group` (primary or supplementary).
-pub fn peer_allowed(peer: &Peer, own_uid: u32, group: Option<u32>) -> bool {
-    peer.uid == 0 || peer.uid == own_uid || group.is_some_and(|g| peer.gid == g || peer.groups.contains(&g))
+pub fn caller_allowed(caller: &Caller, own_uid: u32, group: Option<u32>) -> bool {
+    caller.uid == 0
+        || caller.uid == own_uid
+        || group.is_some_and(|g| caller.gid == g || caller.groups.contains(&g))
 }
 
-/// The refusal a peer gets before the connection is closed.
-pub fn refused_response(peer: &Peer) -> Response {
+/// The refusal a caller gets before the connection is closed.
+pub fn refused_response(caller: &Caller) -> Response {
     Response {
         output: Vec::new(),
         result: Err(format!(
             "uid {} (pid {}) may not use the operator socket: root, or a member of controld's --socket-group",
-            peer.uid, peer.pid
+            caller.uid, caller.pid
         )),
     }
 }
@@ -306,14 +308,14 @@ mod tests {
 
     #[test]
     fn only_root_own_user_or_the_socket_group_may_connect() {
-        let peer = |uid, gid, groups: &[u32]| Peer { uid, gid, pid: 1, groups: groups.to_vec() };
-        assert!(peer_allowed(&peer(0, 0, &[]), 1000, None));
-        assert!(peer_allowed(&peer(1000, 1000, &[]), 1000, None));
-        assert!(!peer_allowed(&peer(1001, 1001, &[]), 1000, None));
-        assert!(!peer_allowed(&peer(1001, 50, &[]), 0, None));
-        assert!(peer_allowed(&peer(1001, 50, &[]), 0, Some(50)));
-        assert!(peer_allowed(&peer(1001, 1001, &[7, 50]), 0, Some(50)));
-        assert!(!peer_allowed(&peer(1001, 1001, &[7]), 0, Some(50)));
+        let caller = |uid, gid, groups: &[u32]| Caller { uid, gid, pid: 1, groups: groups.to_vec() };
+        assert!(caller_allowed(&caller(0, 0, &[]), 1000, None));
+        assert!(caller_allowed(&caller(1000, 1000, &[]), 1000, None));
+        assert!(!caller_allowed(&caller(1001, 1001, &[]), 1000, None));
+        assert!(!caller_allowed(&caller(1001, 50, &[]), 0, None));
+        assert!(caller_allowed(&caller(1001, 50, &[]), 0, Some(50)));
+        assert!(caller_allowed(&caller(1001, 1001, &[7, 50]), 0, Some(50)));
+        assert!(!caller_allowed(&caller(1001, 1001, &[7]), 0, Some(50)));
         assert_eq!(supplementary_groups("Name:\tx\nGroups:\t4 24 27 \nNSpid: 1\n"), [4, 24, 27]);
         assert_eq!(supplementary_groups("Groups:\n"), Vec::<u32>::new());
     }
@@ -352,10 +354,10 @@ mod tests {
         let l = bind_operator_socket(&path, None).unwrap();
         let c = UnixStream::connect(&path).unwrap();
         let (s, _) = l.accept().unwrap();
-        let me = peer_of(&s).unwrap();
+        let me = caller_of(&s).unwrap();
         assert_eq!(me.uid, nix::unistd::geteuid().as_raw());
         assert_eq!(me.pid, std::process::id() as i32);
-        assert!(peer_allowed(&me, nix::unistd::geteuid().as_raw(), None));
+        assert!(caller_allowed(&me, nix::unistd::geteuid().as_raw(), None));
         drop(c);
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, [std::ffi::OsString::from("controld.sock")]);
