@@ -44,7 +44,7 @@ pub use error::{Error, ErrorKind};
 pub use esprit_suite::Suite;
 pub use event::{Event, Exchange, Reason};
 pub use guard::HalfOpenLimits;
-pub use peer::{Peer, Transmit, IKE_PORT, NATT_PORT, NAT_KEEPALIVE};
+pub use peer::{IsakmpSaSummary, Peer, Transmit, IKE_PORT, NATT_PORT, NAT_KEEPALIVE};
 pub use persist::{ChildState, IsakmpState, PeerState, PersistError, Secret, WallClock};
 
 /// Source of randomness, implemented by the caller (the OS generator in

@@ -856,9 +856,31 @@ impl<R: Random> Peer<R> {
         }
     }
 
-    /// The established ISAKMP SA: (we initiated it, the proposal agreed,
-    /// NAT-T in use, when it was established).
-    pub fn isakmp_sa_summary(&self) -> Option<(bool, crate::config::IkeProposal, bool, Instant)> {
-        self.ike.as_ref().map(|s| (s.initiator, s.proposal, s.nat, s.established))
+    /// The established ISAKMP SA, as the operator sees it.
+    pub fn isakmp_sa_summary(&self) -> Option<IsakmpSaSummary> {
+        self.ike.as_ref().map(|s| IsakmpSaSummary {
+            initiator: s.initiator,
+            proposal: s.proposal,
+            nat_t: s.nat,
+            established: s.established,
+            lifetime_secs: s.lifetime,
+        })
     }
+}
+
+/// What [`Peer::isakmp_sa_summary`] tells of an ISAKMP SA (never keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IsakmpSaSummary {
+    /// We initiated it.
+    pub initiator: bool,
+    /// The proposal agreed.
+    pub proposal: crate::config::IkeProposal,
+    /// NAT-T in use.
+    pub nat_t: bool,
+    /// When it was established.
+    pub established: Instant,
+    /// Its negotiated lifetime in seconds (0: none): the shorter of ours
+    /// and the peer's (RFC 2409 §4.5 as esprit applies it), which may
+    /// differ from the configured one.
+    pub lifetime_secs: u32,
 }

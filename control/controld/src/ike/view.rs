@@ -57,7 +57,8 @@ pub struct IsakmpSaView {
     pub proposal: Option<String>,
     /// NAT-T in use (ESP in UDP 4500), established only.
     pub nat_t: Option<bool>,
-    /// The configured lifetime of the ISAKMP SA in seconds.
+    /// The ISAKMP SA's lifetime in seconds: as negotiated once it is
+    /// established, as configured before.
     pub lifetime_secs: u32,
     /// Seconds left of it (established only).
     pub remaining_secs: Option<u64>,
@@ -112,9 +113,12 @@ impl IkeManager {
                 (None, Some(_)) => IsakmpState::Negotiating,
                 (None, None) => IsakmpState::Down,
             };
-            let remaining = summary.as_ref().map(|(_, _, _, at)| {
-                let end = *at + Duration::from_secs(u64::from(cfg.ike_lifetime));
-                end.saturating_duration_since(now).as_secs()
+            // The negotiated lifetime (it may be shorter than ours), else
+            // the configured one for an SA still to come.
+            let lifetime_secs = summary.map_or(cfg.ike_lifetime, |s| s.lifetime_secs);
+            let remaining = summary.and_then(|s| {
+                let end = s.established + Duration::from_secs(u64::from(s.lifetime_secs));
+                (s.lifetime_secs > 0).then(|| end.saturating_duration_since(now).as_secs())
             });
             v.gateways.push(IsakmpSaView {
                 gateway: cfg.name.clone(),
@@ -123,10 +127,10 @@ impl IkeManager {
                 state,
                 initiator_cookie: cookies.map(|c| hex8(c.0)),
                 responder_cookie: cookies.map(|c| hex8(c.1)),
-                initiator: summary.as_ref().map(|s| s.0),
-                proposal: summary.as_ref().map(|s| s.1.name()),
-                nat_t: summary.as_ref().map(|s| s.2),
-                lifetime_secs: cfg.ike_lifetime,
+                initiator: summary.map(|s| s.initiator),
+                proposal: summary.map(|s| s.proposal.name()),
+                nat_t: summary.map(|s| s.nat_t),
+                lifetime_secs,
                 remaining_secs: remaining,
                 children: g.children.len(),
             });

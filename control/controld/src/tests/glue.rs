@@ -678,3 +678,21 @@ fn idletime_deletes_a_quiet_pair_with_the_peer_and_traffic_negotiates_it_again()
     assert!(lab.ping());
     assert_eq!(tunnel_word(&lab.get(true, "get interface")), "UP");
 }
+
+#[test]
+fn get_ike_cookies_shows_the_negotiated_isakmp_lifetime() {
+    // B's phase 1 lives 300 s, A's 600 s: the SA lives the shorter on
+    // both sides, and `get ike cookies` says so, not A's configured 600.
+    let short_b = config_b().replace("sha-1 second 600", "sha-1 second 300");
+    let mut lab = Lab::with(&config_a(), &short_b);
+    assert!(!lab.ping(), "the first packet waits for IKE");
+    lab.run(Duration::from_millis(500));
+    assert!(lab.ping());
+    for a in [true, false] {
+        let v: serde_json::Value = serde_json::from_str(&lab.get(a, "get ike cookies --json")).unwrap();
+        let sa = &v["sas"][0];
+        assert_eq!(sa["state"], "established", "{v}");
+        assert_eq!(sa["lifetime_secs"], 300, "side A {a}: {v}");
+        assert!(sa["remaining_secs"].as_u64().is_some_and(|r| (299..=300).contains(&r)), "side A {a}: {v}");
+    }
+}
