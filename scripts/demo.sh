@@ -123,7 +123,9 @@ topo_up "demo$$"
 for g in 1 2; do gw_config "$g" >"$WORK/gw$g.conf"; chmod 600 "$WORK/gw$g.conf"; done
 # strongSwan's kernel-libipsec encapsulates ESP in UDP: NAT-T on.
 if [ "$PEER" = strongswan ]; then echo 'set ike gateway "test" nat-traversal' >>"$WORK/gw1.conf"; fi
-echo "gateway 1 configuration ($WORK/gw1.conf, the seed's sample and two lines), its VPN part:"
+added="a second LAN and a route to 10.2.3.0/24 into tunnel.1"
+[ "$PEER" = strongswan ] && added="$added, and nat-traversal"
+echo "gateway 1 configuration ($WORK/gw1.conf: the seed's sample, plus $added), its VPN part:"
 grep -E '^set (ike gateway|vpn|route 10)' "$WORK/gw1.conf" | sed 's/preshare "[^"]*"/preshare "********"/; s/^/  /'
 check "controld --check accepts gateway 1's configuration" "$BIN/controld" --check "$WORK/gw1.conf"
 gw_start 1
