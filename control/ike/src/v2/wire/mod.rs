@@ -1,0 +1,149 @@
+//! IKEv2 wire format (RFC 7296 §3): the header, the generic payload chain
+//! and every payload body the exchanges use, as zero-copy views that double
+//! as builders.
+//!
+//! Guarantees: parsing never panics on untrusted input and never
+//! allocates, except where a caller asks for an owned copy. Every length
+//! field is checked against the bytes actually present before it is used:
+//! the header's length against the datagram (§3.1), each payload's against
+//! what is left of the message (§3.2), each substructure's against its
+//! payload. A refusal is an [`Error`] that names the structure and the byte
+//! offset where it starts, counted from the first byte of the message (for
+//! the payloads inside an Encrypted payload, from the first byte of its
+//! decrypted plaintext), and maps to the Notify an exchange answers with
+//! ([`Error::notify`]).
+//!
+//! Builders ([`PayloadChain`], [`MessageBuilder`]) append to a `Vec`: IKE
+//! is the control plane, and a message is built once and retransmitted as
+//! the same bytes (§2.1).
+
+mod encrypted;
+mod header;
+mod notify;
+mod payload;
+mod payloads;
+mod sa;
+mod ts;
+
+pub use encrypted::{EncryptedFragment, ENCRYPTED_FRAGMENT_FIXED};
+pub use header::{ExchangeType, Header, FLAG_INITIATOR, FLAG_RESPONSE, FLAG_VERSION, HEADER_LEN};
+pub use notify::{DeletePayload, NotifyPayload, NotifyType, ProtocolId};
+pub use payload::{MessageBuilder, PayloadChain, PayloadIter, PayloadType, RawPayload, GENERIC_HEADER_LEN};
+pub use payloads::{
+    AuthMethod, AuthPayload, CertEncoding, CertPayload, IdPayload, IdType, KePayload, NoncePayload, Payload,
+    VendorIdPayload, NONCE_MAX, NONCE_MIN,
+};
+pub use sa::{
+    transform_id, Attribute, AttributeValue, Proposal, ProposalIter, ProposalRepr, SaPayload, Transform,
+    TransformIter, TransformRepr, TransformType, ATTR_KEY_LENGTH,
+};
+pub use ts::{TrafficSelector, TsAddresses, TsIter, TsPayload, TS_IPV4_ADDR_RANGE, TS_IPV6_ADDR_RANGE};
+
+/// Why bytes were refused as an IKEv2 message or payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Fewer bytes than the structure's fixed part needs.
+    #[error("{what} at byte {at} truncated: needs {need} bytes, {have} present")]
+    Truncated {
+        /// The structure being read.
+        what: &'static str,
+        /// Where it starts.
+        at: usize,
+        /// Bytes it needs.
+        need: usize,
+        /// Bytes present.
+        have: usize,
+    },
+    /// A length field that does not fit the bytes present (too short for
+    /// its own header, or running past its parent).
+    #[error("{what} at byte {at} has length {len}, but {room} bytes are there for it")]
+    BadLength {
+        /// The structure whose length is wrong.
+        what: &'static str,
+        /// Where it starts.
+        at: usize,
+        /// The length it claims.
+        len: usize,
+        /// The room actually left for it.
+        room: usize,
+    },
+    /// A field whose value this implementation refuses.
+    #[error("{what} at byte {at}: value {value} refused")]
+    BadValue {
+        /// The field.
+        what: &'static str,
+        /// Where the structure holding it starts.
+        at: usize,
+        /// Its value.
+        value: u32,
+    },
+    /// A count field that disagrees with the items present.
+    #[error("{what} at byte {at}: count {count}, but {found} present")]
+    BadCount {
+        /// What was counted.
+        what: &'static str,
+        /// Where the structure holding the count starts.
+        at: usize,
+        /// The count field.
+        count: usize,
+        /// Items present.
+        found: usize,
+    },
+    /// A major version other than 2 (RFC 7296 §3.1, §2.5).
+    #[error("IKE major version {major} (only 2 is spoken)")]
+    UnsupportedVersion {
+        /// The major version received.
+        major: u8,
+    },
+    /// A payload of a type not understood, with the critical bit set
+    /// (RFC 7296 §2.5, §3.2): the message is refused.
+    #[error("payload type {kind} at byte {at} is not understood and is marked critical")]
+    UnsupportedCritical {
+        /// Its payload type.
+        kind: u8,
+        /// Where its generic header starts.
+        at: usize,
+    },
+}
+
+impl Error {
+    /// The error Notify an exchange answers a request refused this way
+    /// with (RFC 7296 §3.10.1): UNSUPPORTED_CRITICAL_PAYLOAD (whose data is
+    /// the payload type, §3.10.1), INVALID_MAJOR_VERSION, or INVALID_SYNTAX.
+    pub fn notify(&self) -> NotifyType {
+        match self {
+            Error::UnsupportedCritical { .. } => NotifyType::UnsupportedCriticalPayload,
+            Error::UnsupportedVersion { .. } => NotifyType::InvalidMajorVersion,
+            _ => NotifyType::InvalidSyntax,
+        }
+    }
+}
+
+/// Result of the wire module.
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Refuses `buf` if it is shorter than `n` bytes.
+fn need(what: &'static str, at: usize, buf: &[u8], n: usize) -> Result<()> {
+    if buf.len() < n {
+        Err(Error::Truncated { what, at, need: n, have: buf.len() })
+    } else {
+        Ok(())
+    }
+}
+
+/// Big-endian u16 at `i` (0 past the end: callers check lengths first).
+fn be16(b: &[u8], i: usize) -> u16 {
+    match b.get(i..i + 2) {
+        Some(s) => u16::from_be_bytes([s[0], s[1]]),
+        None => 0,
+    }
+}
+
+/// Big-endian u32 at `i` (0 past the end: callers check lengths first).
+fn be32(b: &[u8], i: usize) -> u32 {
+    match b.get(i..i + 4) {
+        Some(s) => u32::from_be_bytes([s[0], s[1], s[2], s[3]]),
+        None => 0,
+    }
+}
