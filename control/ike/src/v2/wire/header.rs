@@ -25,42 +25,17 @@ pub const FLAG_RESPONSE: u8 = 0x20;
 /// Major version 2, minor 0 (§3.1).
 const VERSION_2_0: u8 = 0x20;
 
-/// Exchange types (RFC 7296 §3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExchangeType {
-    /// IKE_SA_INIT (34, §1.2).
-    IkeSaInit,
-    /// IKE_AUTH (35, §1.2).
-    IkeAuth,
-    /// CREATE_CHILD_SA (36, §1.3).
-    CreateChildSa,
-    /// INFORMATIONAL (37, §1.4).
-    Informational,
-    /// Anything else (an exchange answers it with nothing, §1.5).
-    Other(u8),
-}
-
-impl ExchangeType {
-    /// Wire value.
-    pub fn value(self) -> u8 {
-        match self {
-            ExchangeType::IkeSaInit => 34,
-            ExchangeType::IkeAuth => 35,
-            ExchangeType::CreateChildSa => 36,
-            ExchangeType::Informational => 37,
-            ExchangeType::Other(v) => v,
-        }
-    }
-
-    /// From the wire value.
-    pub fn from_value(v: u8) -> ExchangeType {
-        match v {
-            34 => ExchangeType::IkeSaInit,
-            35 => ExchangeType::IkeAuth,
-            36 => ExchangeType::CreateChildSa,
-            37 => ExchangeType::Informational,
-            other => ExchangeType::Other(other),
-        }
+wire_enum! {
+    /// Exchange types (RFC 7296 §3.1).
+    pub enum ExchangeType: u8 {
+        /// IKE_SA_INIT (34, §1.2).
+        IkeSaInit = 34,
+        /// IKE_AUTH (35, §1.2).
+        IkeAuth = 35,
+        /// CREATE_CHILD_SA (36, §1.3).
+        CreateChildSa = 36,
+        /// INFORMATIONAL (37, §1.4).
+        Informational = 37,
     }
 }
 

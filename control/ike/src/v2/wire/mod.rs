@@ -17,6 +17,44 @@
 //! is the control plane, and a message is built once and retransmitted as
 //! the same bytes (§2.1).
 
+/// A wire enumeration: named values, `Other` for the rest, and the
+/// conversions both ways (every value maps to exactly one variant, so
+/// what is parsed is emitted unchanged).
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident: $repr:ty {
+            $($(#[$doc:meta])* $variant:ident = $value:literal,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$doc])* $variant,)*
+            /// Any other value.
+            Other($repr),
+        }
+
+        impl $name {
+            /// Wire value.
+            pub fn value(self) -> $repr {
+                match self {
+                    $($name::$variant => $value,)*
+                    $name::Other(v) => v,
+                }
+            }
+
+            /// From the wire value.
+            pub fn from_value(v: $repr) -> $name {
+                match v {
+                    $($value => $name::$variant,)*
+                    other => $name::Other(other),
+                }
+            }
+        }
+    };
+}
+
 mod encrypted;
 mod header;
 mod notify;

@@ -7,140 +7,88 @@
 
 use super::{be16, need, Error, Result};
 
-/// Protocol IDs (§3.3.1, §3.10, §3.11).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProtocolId {
-    /// Not about an SA (a Notify's 0).
-    None,
-    /// IKE (1).
-    Ike,
-    /// AH (2).
-    Ah,
-    /// ESP (3).
-    Esp,
-    /// Anything else.
-    Other(u8),
-}
-
-impl ProtocolId {
-    /// Wire value.
-    pub fn value(self) -> u8 {
-        match self {
-            ProtocolId::None => 0,
-            ProtocolId::Ike => 1,
-            ProtocolId::Ah => 2,
-            ProtocolId::Esp => 3,
-            ProtocolId::Other(v) => v,
-        }
-    }
-
-    /// From the wire value.
-    pub fn from_value(v: u8) -> ProtocolId {
-        match v {
-            0 => ProtocolId::None,
-            1 => ProtocolId::Ike,
-            2 => ProtocolId::Ah,
-            3 => ProtocolId::Esp,
-            other => ProtocolId::Other(other),
-        }
+wire_enum! {
+    /// Protocol IDs (§3.3.1, §3.10, §3.11).
+    pub enum ProtocolId: u8 {
+        /// Not about an SA (a Notify's 0).
+        None = 0,
+        /// IKE (1).
+        Ike = 1,
+        /// AH (2).
+        Ah = 2,
+        /// ESP (3).
+        Esp = 3,
     }
 }
 
-macro_rules! notify_types {
-    ($($(#[$doc:meta])* $name:ident = $value:literal,)*) => {
-        /// Notify message types: the error types (below 16384) and status
-        /// types of RFC 7296 §3.10.1, and the status types of the
-        /// extensions spoken here.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum NotifyType {
-            $($(#[$doc])* $name,)*
-            /// Any other type.
-            Other(u16),
-        }
-
-        impl NotifyType {
-            /// Wire value.
-            pub fn value(self) -> u16 {
-                match self {
-                    $(NotifyType::$name => $value,)*
-                    NotifyType::Other(v) => v,
-                }
-            }
-
-            /// From the wire value.
-            pub fn from_value(v: u16) -> NotifyType {
-                match v {
-                    $($value => NotifyType::$name,)*
-                    other => NotifyType::Other(other),
-                }
-            }
-        }
-    };
-}
-
-notify_types! {
-    /// UNSUPPORTED_CRITICAL_PAYLOAD (§3.10.1); data: the payload type.
-    UnsupportedCriticalPayload = 1,
-    /// INVALID_IKE_SPI.
-    InvalidIkeSpi = 4,
-    /// INVALID_MAJOR_VERSION.
-    InvalidMajorVersion = 5,
-    /// INVALID_SYNTAX.
-    InvalidSyntax = 7,
-    /// INVALID_MESSAGE_ID; data: the message ID.
-    InvalidMessageId = 9,
-    /// INVALID_SPI; data: the SPI.
-    InvalidSpi = 11,
-    /// NO_PROPOSAL_CHOSEN.
-    NoProposalChosen = 14,
-    /// INVALID_KE_PAYLOAD; data: the group wanted (§1.3).
-    InvalidKePayload = 17,
-    /// AUTHENTICATION_FAILED.
-    AuthenticationFailed = 24,
-    /// SINGLE_PAIR_REQUIRED.
-    SinglePairRequired = 34,
-    /// NO_ADDITIONAL_SAS.
-    NoAdditionalSas = 35,
-    /// INTERNAL_ADDRESS_FAILURE.
-    InternalAddressFailure = 36,
-    /// FAILED_CP_REQUIRED.
-    FailedCpRequired = 37,
-    /// TS_UNACCEPTABLE.
-    TsUnacceptable = 38,
-    /// INVALID_SELECTORS.
-    InvalidSelectors = 39,
-    /// TEMPORARY_FAILURE (§2.25).
-    TemporaryFailure = 43,
-    /// CHILD_SA_NOT_FOUND (§2.25).
-    ChildSaNotFound = 44,
-    /// INITIAL_CONTACT.
-    InitialContact = 16384,
-    /// SET_WINDOW_SIZE.
-    SetWindowSize = 16385,
-    /// ADDITIONAL_TS_POSSIBLE.
-    AdditionalTsPossible = 16386,
-    /// IPCOMP_SUPPORTED.
-    IpcompSupported = 16387,
-    /// NAT_DETECTION_SOURCE_IP (§2.23).
-    NatDetectionSourceIp = 16388,
-    /// NAT_DETECTION_DESTINATION_IP (§2.23).
-    NatDetectionDestinationIp = 16389,
-    /// COOKIE (§2.6).
-    Cookie = 16390,
-    /// USE_TRANSPORT_MODE.
-    UseTransportMode = 16391,
-    /// HTTP_CERT_LOOKUP_SUPPORTED.
-    HttpCertLookupSupported = 16392,
-    /// REKEY_SA (§2.8).
-    RekeySa = 16393,
-    /// ESP_TFC_PADDING_NOT_SUPPORTED.
-    EspTfcPaddingNotSupported = 16394,
-    /// NON_FIRST_FRAGMENTS_ALSO.
-    NonFirstFragmentsAlso = 16395,
-    /// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
-    FragmentationSupported = 16430,
-    /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4).
-    SignatureHashAlgorithms = 16431,
+wire_enum! {
+    /// Notify message types: the error types (below 16384) and status
+    /// types of RFC 7296 §3.10.1, and the status types of the
+    /// extensions spoken here.
+    pub enum NotifyType: u16 {
+        /// UNSUPPORTED_CRITICAL_PAYLOAD (§3.10.1); data: the payload type.
+        UnsupportedCriticalPayload = 1,
+        /// INVALID_IKE_SPI.
+        InvalidIkeSpi = 4,
+        /// INVALID_MAJOR_VERSION.
+        InvalidMajorVersion = 5,
+        /// INVALID_SYNTAX.
+        InvalidSyntax = 7,
+        /// INVALID_MESSAGE_ID; data: the message ID.
+        InvalidMessageId = 9,
+        /// INVALID_SPI; data: the SPI.
+        InvalidSpi = 11,
+        /// NO_PROPOSAL_CHOSEN.
+        NoProposalChosen = 14,
+        /// INVALID_KE_PAYLOAD; data: the group wanted (§1.3).
+        InvalidKePayload = 17,
+        /// AUTHENTICATION_FAILED.
+        AuthenticationFailed = 24,
+        /// SINGLE_PAIR_REQUIRED.
+        SinglePairRequired = 34,
+        /// NO_ADDITIONAL_SAS.
+        NoAdditionalSas = 35,
+        /// INTERNAL_ADDRESS_FAILURE.
+        InternalAddressFailure = 36,
+        /// FAILED_CP_REQUIRED.
+        FailedCpRequired = 37,
+        /// TS_UNACCEPTABLE.
+        TsUnacceptable = 38,
+        /// INVALID_SELECTORS.
+        InvalidSelectors = 39,
+        /// TEMPORARY_FAILURE (§2.25).
+        TemporaryFailure = 43,
+        /// CHILD_SA_NOT_FOUND (§2.25).
+        ChildSaNotFound = 44,
+        /// INITIAL_CONTACT.
+        InitialContact = 16384,
+        /// SET_WINDOW_SIZE.
+        SetWindowSize = 16385,
+        /// ADDITIONAL_TS_POSSIBLE.
+        AdditionalTsPossible = 16386,
+        /// IPCOMP_SUPPORTED.
+        IpcompSupported = 16387,
+        /// NAT_DETECTION_SOURCE_IP (§2.23).
+        NatDetectionSourceIp = 16388,
+        /// NAT_DETECTION_DESTINATION_IP (§2.23).
+        NatDetectionDestinationIp = 16389,
+        /// COOKIE (§2.6).
+        Cookie = 16390,
+        /// USE_TRANSPORT_MODE.
+        UseTransportMode = 16391,
+        /// HTTP_CERT_LOOKUP_SUPPORTED.
+        HttpCertLookupSupported = 16392,
+        /// REKEY_SA (§2.8).
+        RekeySa = 16393,
+        /// ESP_TFC_PADDING_NOT_SUPPORTED.
+        EspTfcPaddingNotSupported = 16394,
+        /// NON_FIRST_FRAGMENTS_ALSO.
+        NonFirstFragmentsAlso = 16395,
+        /// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
+        FragmentationSupported = 16430,
+        /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4).
+        SignatureHashAlgorithms = 16431,
+    }
 }
 
 impl NotifyType {

@@ -23,96 +23,47 @@ pub const GENERIC_HEADER_LEN: usize = 4;
 /// The critical bit of the generic header's second byte (§3.2).
 const CRITICAL: u8 = 0x80;
 
-/// Payload types (RFC 7296 §3.2, RFC 7383 §2.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayloadType {
-    /// Security Association (33, §3.3).
-    Sa,
-    /// Key Exchange (34, §3.4).
-    Ke,
-    /// Identification - Initiator (35, §3.5).
-    IdI,
-    /// Identification - Responder (36, §3.5).
-    IdR,
-    /// Certificate (37, §3.6).
-    Cert,
-    /// Certificate Request (38, §3.7).
-    CertReq,
-    /// Authentication (39, §3.8).
-    Auth,
-    /// Nonce (40, §3.9).
-    Nonce,
-    /// Notify (41, §3.10).
-    Notify,
-    /// Delete (42, §3.11).
-    Delete,
-    /// Vendor ID (43, §3.12).
-    VendorId,
-    /// Traffic Selector - Initiator (44, §3.13).
-    TsI,
-    /// Traffic Selector - Responder (45, §3.13).
-    TsR,
-    /// Encrypted and Authenticated (46, §3.14).
-    Encrypted,
-    /// Configuration (47, §3.15): named, not understood here.
-    Cp,
-    /// Extensible Authentication (48, §3.16): named, not understood here.
-    Eap,
-    /// Encrypted and Authenticated Fragment (53, RFC 7383 §2.5).
-    EncryptedFragment,
-    /// Anything else.
-    Other(u8),
+wire_enum! {
+    /// Payload types (RFC 7296 §3.2, RFC 7383 §2.5).
+    pub enum PayloadType: u8 {
+        /// Security Association (33, §3.3).
+        Sa = 33,
+        /// Key Exchange (34, §3.4).
+        Ke = 34,
+        /// Identification - Initiator (35, §3.5).
+        IdI = 35,
+        /// Identification - Responder (36, §3.5).
+        IdR = 36,
+        /// Certificate (37, §3.6).
+        Cert = 37,
+        /// Certificate Request (38, §3.7).
+        CertReq = 38,
+        /// Authentication (39, §3.8).
+        Auth = 39,
+        /// Nonce (40, §3.9).
+        Nonce = 40,
+        /// Notify (41, §3.10).
+        Notify = 41,
+        /// Delete (42, §3.11).
+        Delete = 42,
+        /// Vendor ID (43, §3.12).
+        VendorId = 43,
+        /// Traffic Selector - Initiator (44, §3.13).
+        TsI = 44,
+        /// Traffic Selector - Responder (45, §3.13).
+        TsR = 45,
+        /// Encrypted and Authenticated (46, §3.14).
+        Encrypted = 46,
+        /// Configuration (47, §3.15): named, not understood here.
+        Cp = 47,
+        /// Extensible Authentication (48, §3.16): named, not understood here.
+        Eap = 48,
+        /// Encrypted and Authenticated Fragment (53, RFC 7383 §2.5).
+        EncryptedFragment = 53,
+    }
 }
 
 impl PayloadType {
-    /// Wire value.
-    pub fn value(self) -> u8 {
-        match self {
-            PayloadType::Sa => 33,
-            PayloadType::Ke => 34,
-            PayloadType::IdI => 35,
-            PayloadType::IdR => 36,
-            PayloadType::Cert => 37,
-            PayloadType::CertReq => 38,
-            PayloadType::Auth => 39,
-            PayloadType::Nonce => 40,
-            PayloadType::Notify => 41,
-            PayloadType::Delete => 42,
-            PayloadType::VendorId => 43,
-            PayloadType::TsI => 44,
-            PayloadType::TsR => 45,
-            PayloadType::Encrypted => 46,
-            PayloadType::Cp => 47,
-            PayloadType::Eap => 48,
-            PayloadType::EncryptedFragment => 53,
-            PayloadType::Other(v) => v,
-        }
-    }
-
-    /// From the wire value.
-    pub fn from_value(v: u8) -> PayloadType {
-        match v {
-            33 => PayloadType::Sa,
-            34 => PayloadType::Ke,
-            35 => PayloadType::IdI,
-            36 => PayloadType::IdR,
-            37 => PayloadType::Cert,
-            38 => PayloadType::CertReq,
-            39 => PayloadType::Auth,
-            40 => PayloadType::Nonce,
-            41 => PayloadType::Notify,
-            42 => PayloadType::Delete,
-            43 => PayloadType::VendorId,
-            44 => PayloadType::TsI,
-            45 => PayloadType::TsR,
-            46 => PayloadType::Encrypted,
-            47 => PayloadType::Cp,
-            48 => PayloadType::Eap,
-            53 => PayloadType::EncryptedFragment,
-            other => PayloadType::Other(other),
-        }
-    }
-
     /// True for the types this implementation reads. CP and EAP are
     /// known to the RFC but not spoken here, so they count as not
     /// understood (§2.5): skipped, or refused when critical.

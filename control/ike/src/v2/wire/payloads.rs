@@ -44,54 +44,23 @@ impl<'a> KePayload<'a> {
     }
 }
 
-/// Identification types (§3.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IdType {
-    /// ID_IPV4_ADDR (1).
-    Ipv4Addr,
-    /// ID_FQDN (2).
-    Fqdn,
-    /// ID_RFC822_ADDR (3).
-    Rfc822Addr,
-    /// ID_IPV6_ADDR (5).
-    Ipv6Addr,
-    /// ID_DER_ASN1_DN (9).
-    DerAsn1Dn,
-    /// ID_DER_ASN1_GN (10).
-    DerAsn1Gn,
-    /// ID_KEY_ID (11).
-    KeyId,
-    /// Anything else.
-    Other(u8),
-}
-
-impl IdType {
-    /// Wire value.
-    pub fn value(self) -> u8 {
-        match self {
-            IdType::Ipv4Addr => 1,
-            IdType::Fqdn => 2,
-            IdType::Rfc822Addr => 3,
-            IdType::Ipv6Addr => 5,
-            IdType::DerAsn1Dn => 9,
-            IdType::DerAsn1Gn => 10,
-            IdType::KeyId => 11,
-            IdType::Other(v) => v,
-        }
-    }
-
-    /// From the wire value.
-    pub fn from_value(v: u8) -> IdType {
-        match v {
-            1 => IdType::Ipv4Addr,
-            2 => IdType::Fqdn,
-            3 => IdType::Rfc822Addr,
-            5 => IdType::Ipv6Addr,
-            9 => IdType::DerAsn1Dn,
-            10 => IdType::DerAsn1Gn,
-            11 => IdType::KeyId,
-            other => IdType::Other(other),
-        }
+wire_enum! {
+    /// Identification types (§3.5).
+    pub enum IdType: u8 {
+        /// ID_IPV4_ADDR (1).
+        Ipv4Addr = 1,
+        /// ID_FQDN (2).
+        Fqdn = 2,
+        /// ID_RFC822_ADDR (3).
+        Rfc822Addr = 3,
+        /// ID_IPV6_ADDR (5).
+        Ipv6Addr = 5,
+        /// ID_DER_ASN1_DN (9).
+        DerAsn1Dn = 9,
+        /// ID_DER_ASN1_GN (10).
+        DerAsn1Gn = 10,
+        /// ID_KEY_ID (11).
+        KeyId = 11,
     }
 }
 
@@ -142,50 +111,21 @@ impl<'a> IdPayload<'a> {
     }
 }
 
-/// Certificate encodings (§3.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CertEncoding {
-    /// PKCS #7 wrapped X.509 certificate (1).
-    Pkcs7,
-    /// X.509 Certificate - Signature (4).
-    X509Signature,
-    /// Certificate Revocation List (7).
-    Crl,
-    /// Raw RSA Key (11).
-    RawRsaKey,
-    /// Hash and URL of X.509 certificate (12).
-    HashUrlX509,
-    /// Hash and URL of X.509 bundle (13).
-    HashUrlBundle,
-    /// Anything else.
-    Other(u8),
-}
-
-impl CertEncoding {
-    /// Wire value.
-    pub fn value(self) -> u8 {
-        match self {
-            CertEncoding::Pkcs7 => 1,
-            CertEncoding::X509Signature => 4,
-            CertEncoding::Crl => 7,
-            CertEncoding::RawRsaKey => 11,
-            CertEncoding::HashUrlX509 => 12,
-            CertEncoding::HashUrlBundle => 13,
-            CertEncoding::Other(v) => v,
-        }
-    }
-
-    /// From the wire value.
-    pub fn from_value(v: u8) -> CertEncoding {
-        match v {
-            1 => CertEncoding::Pkcs7,
-            4 => CertEncoding::X509Signature,
-            7 => CertEncoding::Crl,
-            11 => CertEncoding::RawRsaKey,
-            12 => CertEncoding::HashUrlX509,
-            13 => CertEncoding::HashUrlBundle,
-            other => CertEncoding::Other(other),
-        }
+wire_enum! {
+    /// Certificate encodings (§3.6).
+    pub enum CertEncoding: u8 {
+        /// PKCS #7 wrapped X.509 certificate (1).
+        Pkcs7 = 1,
+        /// X.509 Certificate - Signature (4).
+        X509Signature = 4,
+        /// Certificate Revocation List (7).
+        Crl = 7,
+        /// Raw RSA Key (11).
+        RawRsaKey = 11,
+        /// Hash and URL of X.509 certificate (12).
+        HashUrlX509 = 12,
+        /// Hash and URL of X.509 bundle (13).
+        HashUrlBundle = 13,
     }
 }
 
@@ -213,54 +153,23 @@ impl<'a> CertPayload<'a> {
     }
 }
 
-/// Authentication methods (§3.8, RFC 7427 §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AuthMethod {
-    /// RSA Digital Signature (1).
-    RsaSignature,
-    /// Shared Key Message Integrity Code (2).
-    SharedKey,
-    /// DSS Digital Signature (3).
-    DssSignature,
-    /// ECDSA with SHA-256 on P-256 (9, RFC 4754).
-    EcdsaP256,
-    /// ECDSA with SHA-384 on P-384 (10, RFC 4754).
-    EcdsaP384,
-    /// ECDSA with SHA-512 on P-521 (11, RFC 4754).
-    EcdsaP521,
-    /// Digital Signature (14, RFC 7427).
-    DigitalSignature,
-    /// Anything else.
-    Other(u8),
-}
-
-impl AuthMethod {
-    /// Wire value.
-    pub fn value(self) -> u8 {
-        match self {
-            AuthMethod::RsaSignature => 1,
-            AuthMethod::SharedKey => 2,
-            AuthMethod::DssSignature => 3,
-            AuthMethod::EcdsaP256 => 9,
-            AuthMethod::EcdsaP384 => 10,
-            AuthMethod::EcdsaP521 => 11,
-            AuthMethod::DigitalSignature => 14,
-            AuthMethod::Other(v) => v,
-        }
-    }
-
-    /// From the wire value.
-    pub fn from_value(v: u8) -> AuthMethod {
-        match v {
-            1 => AuthMethod::RsaSignature,
-            2 => AuthMethod::SharedKey,
-            3 => AuthMethod::DssSignature,
-            9 => AuthMethod::EcdsaP256,
-            10 => AuthMethod::EcdsaP384,
-            11 => AuthMethod::EcdsaP521,
-            14 => AuthMethod::DigitalSignature,
-            other => AuthMethod::Other(other),
-        }
+wire_enum! {
+    /// Authentication methods (§3.8, RFC 7427 §3).
+    pub enum AuthMethod: u8 {
+        /// RSA Digital Signature (1).
+        RsaSignature = 1,
+        /// Shared Key Message Integrity Code (2).
+        SharedKey = 2,
+        /// DSS Digital Signature (3).
+        DssSignature = 3,
+        /// ECDSA with SHA-256 on P-256 (9, RFC 4754).
+        EcdsaP256 = 9,
+        /// ECDSA with SHA-384 on P-384 (10, RFC 4754).
+        EcdsaP384 = 10,
+        /// ECDSA with SHA-512 on P-521 (11, RFC 4754).
+        EcdsaP521 = 11,
+        /// Digital Signature (14, RFC 7427).
+        DigitalSignature = 14,
     }
 }
 

@@ -28,46 +28,19 @@ const AF: u16 = 0x8000;
 /// The Key Length attribute (§3.3.5), always in the short (TV) form.
 pub const ATTR_KEY_LENGTH: u16 = 14;
 
-/// Transform types (§3.3.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransformType {
-    /// Encryption Algorithm (ENCR, 1).
-    Encr,
-    /// Pseudorandom Function (PRF, 2).
-    Prf,
-    /// Integrity Algorithm (INTEG, 3).
-    Integ,
-    /// Diffie-Hellman group (D-H, 4).
-    Dh,
-    /// Extended Sequence Numbers (ESN, 5).
-    Esn,
-    /// Anything else.
-    Other(u8),
-}
-
-impl TransformType {
-    /// Wire value.
-    pub fn value(self) -> u8 {
-        match self {
-            TransformType::Encr => 1,
-            TransformType::Prf => 2,
-            TransformType::Integ => 3,
-            TransformType::Dh => 4,
-            TransformType::Esn => 5,
-            TransformType::Other(v) => v,
-        }
-    }
-
-    /// From the wire value.
-    pub fn from_value(v: u8) -> TransformType {
-        match v {
-            1 => TransformType::Encr,
-            2 => TransformType::Prf,
-            3 => TransformType::Integ,
-            4 => TransformType::Dh,
-            5 => TransformType::Esn,
-            other => TransformType::Other(other),
-        }
+wire_enum! {
+    /// Transform types (§3.3.2).
+    pub enum TransformType: u8 {
+        /// Encryption Algorithm (ENCR, 1).
+        Encr = 1,
+        /// Pseudorandom Function (PRF, 2).
+        Prf = 2,
+        /// Integrity Algorithm (INTEG, 3).
+        Integ = 3,
+        /// Diffie-Hellman group (D-H, 4).
+        Dh = 4,
+        /// Extended Sequence Numbers (ESN, 5).
+        Esn = 5,
     }
 }
 
