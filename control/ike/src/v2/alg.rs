@@ -203,8 +203,8 @@ impl EncrAlg {
     }
 
     /// What payloads, padding and pad length are padded to: the AES block
-    /// for CBC; one byte for GCM, a stream mode (RFC 5282 §3: no padding
-    /// is needed, though a receiver accepts any).
+    /// for CBC; one byte for GCM, a counter mode that needs no alignment
+    /// (a receiver accepts any pad length that aligns, RFC 7296 §3.14).
     pub fn block_len(self) -> usize {
         if self.is_aead() {
             1

@@ -185,3 +185,39 @@ fn be32(b: &[u8], i: usize) -> u32 {
         None => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Errors read as what was refused and where.
+    #[test]
+    fn error_messages_name_what_and_where() {
+        let cases = [
+            (
+                Error::Truncated { what: "KE payload", at: 60, need: 5, have: 4 },
+                "KE payload at byte 60 truncated: needs 5 bytes, 4 present",
+            ),
+            (
+                Error::BadLength { what: "payload", at: 28, len: 300, room: 40 },
+                "payload at byte 28 has length 300, but 40 bytes are there for it",
+            ),
+            (
+                Error::BadValue { what: "proposal number", at: 32, value: 3 },
+                "proposal number at byte 32: value 3 refused",
+            ),
+            (
+                Error::BadCount { what: "traffic selectors", at: 90, count: 2, found: 1 },
+                "traffic selectors at byte 90: count 2, but 1 present",
+            ),
+            (Error::UnsupportedVersion { major: 1 }, "IKE major version 1 (only 2 is spoken)"),
+            (
+                Error::UnsupportedCritical { kind: 47, at: 28 },
+                "payload type 47 at byte 28 is not understood and is marked critical",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+        }
+    }
+}
