@@ -13,6 +13,7 @@
 //! KEYMAT, DH), `exchange/` (one file per exchange: Main Mode, Aggressive
 //! Mode, Quick Mode, Informational), [`proxy`] (proxy-IDs as Quick Mode
 //! IDs and the responder's check).
+//! [`v2`]: IKEv2 (RFC 7296) wire format, key schedule and Encrypted payload.
 #![forbid(unsafe_code)]
 
 mod child;
@@ -30,6 +31,7 @@ mod ike_sa;
 mod peer;
 pub mod persist;
 pub mod proxy;
+pub mod v2;
 pub mod wire;
 
 pub use child::{ChildSa, DirectionKeys, UdpEncap};

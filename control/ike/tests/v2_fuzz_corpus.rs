@@ -1,0 +1,68 @@
+//! Replays the kept `ikev2_message` fuzz corpus through the entry point the
+//! fuzzer uses, so every build on stable re-checks the inputs that once
+//! mattered; and writes the seeds (run the ignored test to regenerate).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use esprit_ike::v2::fuzz;
+use esprit_ike::v2::wire::{Header, Payload, PayloadIter};
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ikev2_message")
+}
+
+#[test]
+fn replay_ikev2_message_corpus() {
+    let dir = corpus_dir();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus directory") {
+        let data = std::fs::read(entry.expect("entry").path()).expect("corpus file");
+        fuzz::ikev2_message(&data);
+        // Every prefix too: truncation is where parsers break.
+        for cut in 0..data.len() {
+            fuzz::ikev2_message(&data[..cut]);
+        }
+        n += 1;
+    }
+    assert!(n >= 8, "corpus at {} has only {n} inputs", dir.display());
+}
+
+/// The seeds are what they claim: each parses (the sealed ones open with
+/// the fuzz body's fixed keys) and its payloads all parse.
+#[test]
+fn seeds_are_real_messages() {
+    let seeds = fuzz::seeds();
+    assert_eq!(seeds.len(), 9);
+    let (mut clear, mut opened) = (0, 0);
+    for (name, msg) in &seeds {
+        let h = Header::parse(msg).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for raw in PayloadIter::of_message(msg, &h) {
+            Payload::parse(&raw.unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        clear += 1;
+        for suite in fuzz::corpus_suites() {
+            if let Ok(o) = fuzz::cipher(suite, false).open(msg) {
+                let mut inner = 0;
+                for raw in o.payloads() {
+                    Payload::parse(&raw.unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+                    inner += 1;
+                }
+                assert!(inner >= 2, "{name}");
+                opened += 1;
+            }
+        }
+    }
+    assert_eq!((clear, opened), (9, 6));
+}
+
+/// `cargo test -p esprit-ike --features fuzzing --test v2_fuzz_corpus -- --ignored`
+#[test]
+#[ignore = "writes fuzz/corpus/ikev2_message"]
+fn write_ikev2_message_seeds() {
+    let dir = corpus_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, msg) in fuzz::seeds() {
+        std::fs::write(dir.join(name), msg).unwrap();
+    }
+}
