@@ -13,7 +13,8 @@
 //!
 //! [`SaPayload::parse`] checks the whole structure once (lengths, the
 //! last/more markers against what follows, the transform counts, proposal
-//! numbers starting at 1 and rising by 0 or 1 (§3.3.1)), so walking the
+//! numbers starting at 1 and rising by 0 or 1, or a lone proposal of any
+//! number but 0, as an answer holds (§3.3.1)), so walking the
 //! views afterwards cannot fail.
 
 use super::{be16, need, Error, ProtocolId, Result};
@@ -60,6 +61,8 @@ pub mod transform_id {
     pub const PRF_HMAC_SHA2_384: u16 = 6;
     /// PRF_HMAC_SHA2_512 (RFC 4868).
     pub const PRF_HMAC_SHA2_512: u16 = 7;
+    /// AUTH_NONE: no integrity transform, with an AEAD cipher (RFC 5282 §8).
+    pub const AUTH_NONE: u16 = 0;
     /// AUTH_HMAC_SHA1_96 (RFC 2404).
     pub const AUTH_HMAC_SHA1_96: u16 = 2;
     /// AUTH_HMAC_SHA2_256_128 (RFC 4868).
@@ -212,8 +215,10 @@ impl<'a> SaPayload<'a> {
         let mut prev_num: Option<u8> = None;
         while pos < body.len() {
             let (p, len) = parse_proposal(&body[pos..], at + pos)?;
+            // §3.3.1: an initiator numbers its first proposal 1; an
+            // answer holds the one proposal accepted, under its number.
             let num_ok = match prev_num {
-                None => p.num == 1,
+                None => p.num == 1 || (p.num != 0 && len == body.len()),
                 Some(prev) => p.num == prev || Some(p.num) == prev.checked_add(1),
             };
             if !num_ok {
@@ -469,12 +474,22 @@ mod tests {
     fn malformed_structures_are_refused_with_place() {
         let mut good = Vec::new();
         ProposalRepr::emit_sa(&[ike_proposal()], &mut good);
-        // Proposal number 2 first (§3.3.1).
+        // Proposal number 2 first of two (§3.3.1); alone it is an answer
+        // accepting proposal 2, but 0 is never a number.
+        let mut two = Vec::new();
+        ProposalRepr::emit_sa(&[ike_proposal(), ike_proposal()], &mut two);
+        two[4] = 2;
+        assert_eq!(
+            SaPayload::parse(&two, 40),
+            Err(Error::BadValue { what: "proposal number", at: 40, value: 2 })
+        );
         let mut b = good.clone();
         b[4] = 2;
+        assert_eq!(SaPayload::parse(&b, 40).unwrap().proposals().next().unwrap().num, 2);
+        b[4] = 0;
         assert_eq!(
             SaPayload::parse(&b, 40),
-            Err(Error::BadValue { what: "proposal number", at: 40, value: 2 })
+            Err(Error::BadValue { what: "proposal number", at: 40, value: 0 })
         );
         // Transform count 5, 4 present.
         let mut b = good.clone();
