@@ -13,7 +13,8 @@
 //! KEYMAT, DH), `exchange/` (one file per exchange: Main Mode, Aggressive
 //! Mode, Quick Mode, Informational), [`proxy`] (proxy-IDs as Quick Mode
 //! IDs and the responder's check).
-//! [`v2`]: IKEv2 (RFC 7296) wire format, key schedule and Encrypted payload.
+//! [`v2`]: IKEv2 (RFC 7296) wire format, key schedule, Encrypted payload and
+//! the IKE_SA_INIT exchange.
 #![forbid(unsafe_code)]
 
 mod child;

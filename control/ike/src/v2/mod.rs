@@ -1,4 +1,4 @@
-//! IKEv2 (RFC 7296): the first layer, beside IKEv1 and sharing only its
+//! IKEv2 (RFC 7296): the wire, the keys and IKE_SA_INIT, beside IKEv1 and sharing only its
 //! Diffie-Hellman groups and the [`crate::Random`] and [`crate::DirectionKeys`]
 //! types.
 //!
@@ -6,10 +6,21 @@
 //! and none does I/O or reads a clock:
 //!
 //! ```text
-//!  exchanges (next)   IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL
-//!                     as state types that consume themselves on each message
-//!                     (InitiatorSentInit -> InitiatorSentAuth -> Established,
-//!                     rustls-style), built from the pieces below
+//!  exchanges (next)   IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL
+//!          |
+//!  initiator          IKE_SA_INIT as states that consume themselves:
+//!                     InitiatorStart -> InitiatorSentInit (again after a
+//!                     COOKIE or INVALID_KE_PAYLOAD) -> InitDone
+//!  responder          InitResponder: one answer or silence per request
+//!                     (COOKIE under load, INVALID_KE_PAYLOAD,
+//!                     NO_PROPOSAL_CHOSEN, INVALID_SYNTAX, ...), the same
+//!                     response to a retransmission, ResponderInitDone
+//!                     held until IKE_AUTH takes it
+//!  init               what both ends share: the payloads read once, NAT
+//!                     detection, InitReason counters, InitExchange (keys,
+//!                     nonces, SPIs, the two messages AUTH signs)
+//!  config             IkeSaProposal, the responder's choice (§2.7) and
+//!                     the initiator's check of it (§3.3.6)
 //!          |
 //!  sk                 SkCipher: seal an inner PayloadChain into a message,
 //!                     open a message into its inner chain (§3.14, RFC 5282)
@@ -26,12 +37,16 @@
 //! [`sk::SkCipher::open`] and [`wire::PayloadIter`], and answers with
 //! [`sk::SkCipher::seal`] over a [`wire::PayloadChain`]; a wire or SK error
 //! names what it refused ([`wire::Error::notify`] says which Notify answers
-//! it). Randomness (IVs, and later nonces and SPIs) is the caller's.
+//! it). Randomness (IVs, nonces, SPIs, DH secrets) and time are the caller's.
 
 pub mod alg;
+pub mod config;
 #[doc(hidden)]
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
+pub mod init;
+pub mod initiator;
 pub mod keys;
+pub mod responder;
 pub mod sk;
 pub mod wire;
