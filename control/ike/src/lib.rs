@@ -13,8 +13,8 @@
 //! KEYMAT, DH), `exchange/` (one file per exchange: Main Mode, Aggressive
 //! Mode, Quick Mode, Informational), [`proxy`] (proxy-IDs as Quick Mode
 //! IDs and the responder's check).
-//! [`v2`]: IKEv2 (RFC 7296) wire format, key schedule, Encrypted payload and
-//! the IKE_SA_INIT exchange.
+//! [`v2`]: IKEv2 (RFC 7296) wire format, key schedule, Encrypted payload,
+//! IKE_SA_INIT and IKE_AUTH with a pre-shared key.
 #![forbid(unsafe_code)]
 
 mod child;

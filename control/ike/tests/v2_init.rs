@@ -2,7 +2,9 @@
 //! responder in memory: keys agreed on both ends, COOKIE (§2.6),
 //! INVALID_KE_PAYLOAD (§1.3), NO_PROPOSAL_CHOSEN (§2.7), tampered
 //! messages answered with the Notify the RFC names or with silence
-//! (§2.21.1), retransmitted requests answered with the same bytes (§2.1).
+//! (§2.21.1), retransmitted requests answered with the same bytes (§2.1);
+//! then IKE_AUTH with a pre-shared key (§2.15): a wrong PSK, a tampered
+//! or unexpected identity and a wrong responder AUTH each fail.
 //! Each exchange is drawn where a test depends on it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,17 +12,21 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use esprit_ike::v2::alg::{EncrAlg, IntegAlg, PrfAlg};
+use esprit_ike::v2::auth::{AuthError, Identity, InitiatorAuthStep, PskAuth, ResponderAuthStep};
 use esprit_ike::v2::config::IkeSaProposal;
 use esprit_ike::v2::init::{nat_hash, InitExchange, InitReason};
 use esprit_ike::v2::initiator::{
     InitDone, InitError, InitiatorConfig, InitiatorSentInit, InitiatorStart, InitiatorStep,
 };
-use esprit_ike::v2::responder::{InitResponder, Reply, ResponderConfig};
+use esprit_ike::v2::responder::{InitResponder, Reply, ResponderConfig, ResponderInitDone};
+use esprit_ike::v2::sk::{SkCipher, SkError};
 use esprit_ike::v2::wire::{
-    Header, NotifyPayload, NotifyType, Payload, PayloadIter, PayloadType, FLAG_RESPONSE, HEADER_LEN,
+    AuthMethod, AuthPayload, ExchangeType, Header, IdPayload, IdType, NotifyPayload, NotifyType, Payload,
+    PayloadChain, PayloadIter, PayloadType, FLAG_RESPONSE, HEADER_LEN,
 };
 use esprit_ike::{DhGroup, Random};
 use esprit_testrng::TestRng;
+use zeroize::Zeroizing;
 
 struct Rng(TestRng);
 
@@ -706,4 +712,160 @@ fn unoffered_choice_and_endless_cookies_fail() {
         InitiatorStep::Failed(e) => assert_eq!(e, InitError::TooManyRetries(4)),
         other => panic!("{other:?}"),
     }
+}
+
+// IKE_AUTH with a pre-shared key (§1.2, §2.15), no child SA yet.
+
+fn id(fqdn: &str) -> Identity {
+    Identity { kind: IdType::Fqdn, data: fqdn.as_bytes().to_vec() }
+}
+
+fn psk(key: &[u8], local: &str, remote: Option<&str>) -> PskAuth {
+    PskAuth { psk: Zeroizing::new(key.to_vec()), local: id(local), remote: remote.map(id) }
+}
+
+/// IKE_SA_INIT run to the end on both sides.
+fn init_pair(seed: u64) -> (InitDone, ResponderInitDone, Rng, Rng) {
+    let p = vec![cbc(&[DhGroup::Ecp256])];
+    let (ini, mut ir) = initiator(p.clone(), seed);
+    let (mut resp, mut rr) = responder(p);
+    let reply = resp.respond(ini.request(), addr(R), addr(I), 0, now(), &mut rr);
+    let d = done(ini.handle_response(reply.answer().unwrap(), &mut ir));
+    let r = resp.take(addr(I), d.spi_i).unwrap();
+    (d, r, ir, rr)
+}
+
+/// The inner payloads of an IKE_AUTH message, opened with `keys` as the
+/// receiving side.
+fn open_inner(keys: &InitExchange, as_initiator: bool, msg: &[u8]) -> Vec<String> {
+    let opened = SkCipher::new(&keys.keys, as_initiator).unwrap().open(msg).unwrap();
+    opened
+        .payloads()
+        .map(|r| match Payload::parse(&r.unwrap()).unwrap() {
+            Payload::Notify(n) => format!("N({:?})", n.kind),
+            Payload::IdI(i) | Payload::IdR(i) => format!("ID({})", String::from_utf8_lossy(i.data)),
+            Payload::Auth(a) => format!("AUTH({:?}, {})", a.method, hex::encode(a.data)),
+            p => format!("{:?}", p.kind()),
+        })
+        .collect()
+}
+
+/// §2.15 computed here from the pieces: prf(prf(psk, "Key Pad for
+/// IKEv2"), message | nonce | prf(SK_p, ID body)).
+fn expected_auth(x: &InitExchange, key: &[u8], initiator: bool, who: &str) -> String {
+    let prf = x.chosen.prf;
+    let id_body = [&[2u8, 0, 0, 0][..], who.as_bytes()].concat();
+    let (msg, nonce, sk_p) =
+        if initiator { (&x.request, &x.nr, &x.keys.sk_pi) } else { (&x.response, &x.ni, &x.keys.sk_pr) };
+    let maced = prf.prf(sk_p, &[&id_body]);
+    let pad = prf.prf(key, &[b"Key Pad for IKEv2"]);
+    hex::encode(&*prf.prf(&pad, &[msg, nonce, &maced]))
+}
+
+/// ```text
+/// HDR(A,B, IKE_AUTH, 1), SK{IDi, IDr, AUTH}  -->
+///                              <--  HDR(A,B), SK{IDr, AUTH}
+/// ```
+#[test]
+fn psk_auth_establishes_both_ends() {
+    let (d, r, mut ir, mut rr) = init_pair(20);
+    let want_i = expected_auth(&d, b"s3cret", true, "west.example");
+    let want_r = expected_auth(&d, b"s3cret", false, "east.example");
+    let sent = d.send_auth(psk(b"s3cret", "west.example", Some("east.example")), &mut ir).unwrap();
+    let h = Header::parse(sent.request()).unwrap();
+    assert_eq!((h.exchange, h.message_id, h.spi_r != 0), (ExchangeType::IkeAuth, 1, true));
+    assert_eq!(shape(sent.request()), ["Encrypted"]);
+    assert_eq!(
+        open_inner(&r, false, sent.request()),
+        ["ID(west.example)".to_string(), "ID(east.example)".into(), format!("AUTH(SharedKey, {want_i})")]
+    );
+    let step = r.handle_auth(sent.request(), &psk(b"s3cret", "east.example", Some("west.example")), &mut rr);
+    let ResponderAuthStep::Established(re) = step else { panic!("{step:?}") };
+    assert_eq!(re.peer, id("west.example"));
+    assert_eq!(
+        open_inner(&re.exchange, true, &re.last_response),
+        ["ID(east.example)".to_string(), format!("AUTH(SharedKey, {want_r})")]
+    );
+    let InitiatorAuthStep::Established(ie) = sent.handle_response(&re.last_response) else { panic!() };
+    assert_eq!(ie.peer, id("east.example"));
+    assert_agree(&ie.exchange, &re.exchange);
+}
+
+/// A wrong PSK: the responder answers SK{N(AUTHENTICATION_FAILED)}
+/// (§2.21.2) and the initiator fails with it.
+#[test]
+fn wrong_psk_is_authentication_failed() {
+    let (d, r, mut ir, mut rr) = init_pair(21);
+    let sent = d.send_auth(psk(b"guess", "west.example", None), &mut ir).unwrap();
+    let step = r.handle_auth(sent.request(), &psk(b"s3cret", "east.example", None), &mut rr);
+    let ResponderAuthStep::Failed { response: Some(answer), error } = step else { panic!("{step:?}") };
+    assert_eq!(error, AuthError::AuthenticationFailed);
+    match sent.handle_response(&answer) {
+        InitiatorAuthStep::Failed(e) => assert_eq!(e, AuthError::AuthenticationFailed),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// AUTH covers the identity: an IDi changed after AUTH was computed
+/// fails, as does a correct AUTH for an identity not configured.
+#[test]
+fn tampered_or_unexpected_identity_is_authentication_failed() {
+    for (claimed, responder_expects) in [("mallory.example", None), ("mallory.example", Some("west.example"))]
+    {
+        let (d, r, mut ir, mut rr) = init_pair(22);
+        // The initiator's keys sealing IDi = claimed, with the AUTH of
+        // west.example (tampered) or of claimed itself (not configured).
+        let auth_for = if responder_expects.is_none() { "west.example" } else { claimed };
+        let mac = hex::decode(expected_auth(&d, b"s3cret", true, auth_for)).unwrap();
+        let mut chain = PayloadChain::new();
+        chain.push_payload(&Payload::IdI(IdPayload { kind: IdType::Fqdn, data: claimed.as_bytes() }));
+        chain.push_payload(&Payload::Auth(AuthPayload { method: AuthMethod::SharedKey, data: &mac }));
+        let header =
+            Header { exchange: ExchangeType::IkeAuth, message_id: 1, ..Header::parse(&d.request).unwrap() };
+        let header = Header { spi_r: d.spi_r, ..header };
+        let msg = SkCipher::new(&d.keys, true).unwrap().seal(&header, &chain, &mut ir).unwrap();
+        let step = r.handle_auth(&msg, &psk(b"s3cret", "east.example", responder_expects), &mut rr);
+        let ResponderAuthStep::Failed { response: Some(answer), error } = step else { panic!("{step:?}") };
+        assert_eq!(error, AuthError::AuthenticationFailed, "{claimed} / {responder_expects:?}");
+        assert_eq!(open_inner(&d, true, &answer), ["N(AuthenticationFailed)"]);
+    }
+}
+
+/// The responder's AUTH is checked too: a response with a wrong one
+/// fails the initiator.
+#[test]
+fn responder_auth_is_checked() {
+    let (d, r, mut ir, mut rr) = init_pair(23);
+    let x_r: &InitExchange = &r;
+    let mut chain = PayloadChain::new();
+    chain.push_payload(&Payload::IdR(IdPayload { kind: IdType::Fqdn, data: b"east.example" }));
+    chain.push_payload(&Payload::Auth(AuthPayload { method: AuthMethod::SharedKey, data: &[0x55; 32] }));
+    let header = Header {
+        flags: FLAG_RESPONSE,
+        exchange: ExchangeType::IkeAuth,
+        message_id: 1,
+        ..Header::parse(&x_r.response).unwrap()
+    };
+    let forged = SkCipher::new(&x_r.keys, false).unwrap().seal(&header, &chain, &mut rr).unwrap();
+    let sent = d.send_auth(psk(b"s3cret", "west.example", None), &mut ir).unwrap();
+    match sent.handle_response(&forged) {
+        InitiatorAuthStep::Failed(e) => assert_eq!(e, AuthError::AuthenticationFailed),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A request altered in flight does not open: dropped, no answer, the
+/// half-open SA waits for the genuine one (§2.21.2).
+#[test]
+fn altered_auth_request_is_dropped() {
+    let (d, r, mut ir, mut rr) = init_pair(24);
+    let sent = d.send_auth(psk(b"s3cret", "west.example", None), &mut ir).unwrap();
+    let mut bad = sent.request().to_vec();
+    let n = bad.len() - 20;
+    bad[n] ^= 1;
+    let conf = psk(b"s3cret", "east.example", None);
+    let step = r.handle_auth(&bad, &conf, &mut rr);
+    let ResponderAuthStep::Ignored(r, e) = step else { panic!("{step:?}") };
+    assert_eq!(e, AuthError::Sk(SkError::BadIcv));
+    let ResponderAuthStep::Established(_) = r.handle_auth(sent.request(), &conf, &mut rr) else { panic!() };
 }

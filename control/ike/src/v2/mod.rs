@@ -1,4 +1,5 @@
-//! IKEv2 (RFC 7296): the wire, the keys and IKE_SA_INIT, beside IKEv1 and sharing only its
+//! IKEv2 (RFC 7296): the wire, the keys, IKE_SA_INIT and IKE_AUTH with a
+//! pre-shared key, beside IKEv1 and sharing only its
 //! Diffie-Hellman groups and the [`crate::Random`] and [`crate::DirectionKeys`]
 //! types.
 //!
@@ -6,8 +7,12 @@
 //! and none does I/O or reads a clock:
 //!
 //! ```text
-//!  exchanges (next)   IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL
+//!  exchanges (next)   children in IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL
 //!          |
+//!  auth               IKE_AUTH with a pre-shared key (§2.15), no child
+//!                     yet: InitDone -> InitiatorSentAuth -> Established;
+//!                     ResponderInitDone -> Established or
+//!                     AUTHENTICATION_FAILED
 //!  initiator          IKE_SA_INIT as states that consume themselves:
 //!                     InitiatorStart -> InitiatorSentInit (again after a
 //!                     COOKIE or INVALID_KE_PAYLOAD) -> InitDone
@@ -40,6 +45,7 @@
 //! it). Randomness (IVs, nonces, SPIs, DH secrets) and time are the caller's.
 
 pub mod alg;
+pub mod auth;
 pub mod config;
 #[doc(hidden)]
 #[cfg(feature = "fuzzing")]

@@ -1,0 +1,348 @@
+//! IKE_AUTH with a pre-shared key (RFC 7296 §1.2, §2.15), the states
+//! after IKE_SA_INIT, without a child SA yet:
+//!
+//! ```text
+//! Initiator                                Responder
+//! InitDone --send_auth-->
+//! HDR(A,B, IKE_AUTH, 1), SK{IDi, [IDr], AUTH}  -->
+//!                                          ResponderInitDone --handle_auth-->
+//!                                 <--  HDR(A,B), SK{IDr, AUTH}
+//!                                 <--  HDR(A,B), SK{N(AUTHENTICATION_FAILED)}
+//! InitiatorSentAuth --handle_response--> Established
+//! ```
+//!
+//! §2.15: AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"),
+//! <SignedOctets>), where the initiator signs RealMessage1 | Nr |
+//! prf(SK_pi, RestOfInitIDPayload) and the responder RealMessage2 | Ni |
+//! prf(SK_pr, RestOfRespIDPayload). A message whose Encrypted payload does
+//! not open under the IKE SA's keys is dropped without an answer (§2.21.2:
+//! it may be forged); a wrong AUTH, or an identity other than the one
+//! configured, is AUTHENTICATION_FAILED (§2.21.2), and the SA is not made.
+//! The AUTH values are compared in constant time and never shown.
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::Random;
+
+use super::init::InitExchange;
+use super::initiator::InitDone;
+use super::responder::ResponderInitDone;
+use super::sk::{SkCipher, SkError};
+use super::wire::{
+    AuthMethod, AuthPayload, ExchangeType, Header, IdPayload, IdType, NotifyPayload, NotifyType, Payload,
+    PayloadChain, ProtocolId, FLAG_INITIATOR, FLAG_RESPONSE,
+};
+
+/// The pad of the shared-key AUTH (§2.15).
+const KEY_PAD: &[u8] = b"Key Pad for IKEv2";
+/// IKE_AUTH is the second exchange: message ID 1 (§2.2).
+const AUTH_MESSAGE_ID: u32 = 1;
+
+/// An identity as carried in IDi / IDr (§3.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// ID type.
+    pub kind: IdType,
+    /// Identification data.
+    pub data: Vec<u8>,
+}
+
+impl Identity {
+    /// The ID payload body, RestOfInitIDPayload / RestOfRespIDPayload of
+    /// §2.15.
+    fn body(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        IdPayload { kind: self.kind, data: &self.data }.emit(&mut out);
+        out
+    }
+}
+
+/// What one side authenticates with and expects.
+#[derive(Clone)]
+pub struct PskAuth {
+    /// The pre-shared key.
+    pub psk: Zeroizing<Vec<u8>>,
+    /// Our identity.
+    pub local: Identity,
+    /// The identity the peer must show (`None`: any).
+    pub remote: Option<Identity>,
+}
+
+impl core::fmt::Debug for PskAuth {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PskAuth")
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why IKE_AUTH failed or a message was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The peer's AUTH does not verify, or its identity is not the one
+    /// configured, or it refused ours (AUTHENTICATION_FAILED).
+    #[error("authentication failed")]
+    AuthenticationFailed,
+    /// The peer refused with another error Notify.
+    #[error("peer refused IKE_AUTH: Notify {0:?}")]
+    Refused(NotifyType),
+    /// A payload the exchange needs is missing or malformed.
+    #[error("IKE_AUTH message lacks {0}")]
+    Missing(&'static str),
+    /// The Encrypted payload did not open (dropped, §2.21.2).
+    #[error("{0}")]
+    Sk(#[from] SkError),
+    /// Not the IKE_AUTH message expected (SPIs, flags, message ID).
+    #[error("not the IKE_AUTH message expected")]
+    NotExpected,
+}
+
+/// AUTH for a shared key (§2.15): prf(prf(psk, "Key Pad for IKEv2"),
+/// message | nonce | prf(SK_p, ID body)).
+fn psk_auth(x: &InitExchange, psk: &[u8], of_initiator: bool, id: &Identity) -> Zeroizing<Vec<u8>> {
+    let prf = x.chosen.prf;
+    let (message, nonce, sk_p) =
+        if of_initiator { (&x.request, &x.nr, &x.keys.sk_pi) } else { (&x.response, &x.ni, &x.keys.sk_pr) };
+    let maced_id = prf.prf(sk_p, &[&id.body()]);
+    let key = prf.prf(psk, &[KEY_PAD]);
+    prf.prf(&key, &[message, nonce, &maced_id])
+}
+
+/// The inner payloads of an IKE_AUTH message.
+#[derive(Default)]
+struct AuthPayloads {
+    id_i: Option<Identity>,
+    id_r: Option<Identity>,
+    auth: Option<(AuthMethod, Vec<u8>)>,
+    error: Option<NotifyType>,
+}
+
+fn read_inner(cipher: &SkCipher, msg: &[u8], header: &Header) -> Result<AuthPayloads, AuthError> {
+    let opened = cipher.open(msg)?;
+    if opened.header != *header {
+        return Err(AuthError::NotExpected);
+    }
+    let mut p = AuthPayloads::default();
+    for raw in opened.payloads() {
+        let raw = raw.map_err(SkError::from)?;
+        match Payload::parse(&raw).map_err(SkError::from)? {
+            Payload::IdI(id) => p.id_i = Some(Identity { kind: id.kind, data: id.data.to_vec() }),
+            Payload::IdR(id) => p.id_r = Some(Identity { kind: id.kind, data: id.data.to_vec() }),
+            Payload::Auth(a) => p.auth = Some((a.method, a.data.to_vec())),
+            Payload::Notify(n) if n.kind.is_error() && p.error.is_none() => p.error = Some(n.kind),
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+/// Checks the peer's identity and AUTH (§2.15).
+fn verify(
+    x: &InitExchange,
+    auth: &PskAuth,
+    of_initiator: bool,
+    id: Option<&Identity>,
+    got: Option<&(AuthMethod, Vec<u8>)>,
+) -> Result<Identity, AuthError> {
+    let id = id.ok_or(AuthError::Missing(if of_initiator { "IDi" } else { "IDr" }))?;
+    let (method, data) = got.ok_or(AuthError::Missing("AUTH"))?;
+    if auth.remote.as_ref().is_some_and(|want| want != id) || *method != AuthMethod::SharedKey {
+        return Err(AuthError::AuthenticationFailed);
+    }
+    let want = psk_auth(x, &auth.psk, of_initiator, id);
+    if !bool::from(want.as_slice().ct_eq(data)) {
+        return Err(AuthError::AuthenticationFailed);
+    }
+    Ok(id.clone())
+}
+
+fn auth_header(x: &InitExchange, response: bool) -> Header {
+    Header {
+        spi_i: x.spi_i,
+        spi_r: x.spi_r,
+        next_payload: 0,
+        exchange: ExchangeType::IkeAuth,
+        flags: if response { FLAG_RESPONSE } else { FLAG_INITIATOR },
+        message_id: AUTH_MESSAGE_ID,
+        length: 0,
+    }
+}
+
+/// True if `h` is the IKE_AUTH message of this SA from the other side.
+fn expected(x: &InitExchange, h: &Header, response: bool) -> bool {
+    h.exchange == ExchangeType::IkeAuth
+        && (h.spi_i, h.spi_r, h.message_id) == (x.spi_i, x.spi_r, AUTH_MESSAGE_ID)
+        && h.is_response() == response
+        && h.from_initiator() != response
+}
+
+/// An authenticated IKE SA.
+pub struct Established {
+    /// What IKE_SA_INIT left (keys, nonces, SPIs, NAT detection).
+    pub exchange: InitExchange,
+    /// Seals this side's messages and opens the peer's.
+    pub cipher: SkCipher,
+    /// The peer's authenticated identity.
+    pub peer: Identity,
+    /// The IKE_AUTH response (the responder resends it for a
+    /// retransmitted request, §2.1).
+    pub last_response: Vec<u8>,
+}
+
+impl core::fmt::Debug for Established {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Established")
+            .field("exchange", &self.exchange)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InitDone {
+    /// Sends IKE_AUTH: SK{IDi, [IDr], AUTH} (§1.2), IVs from `rng`.
+    pub fn send_auth(self, auth: PskAuth, rng: &mut dyn Random) -> Result<InitiatorSentAuth, AuthError> {
+        let x = self.0;
+        let mut cipher = SkCipher::new(&x.keys, true)?;
+        let mut chain = PayloadChain::new();
+        chain.push_payload(&Payload::IdI(IdPayload { kind: auth.local.kind, data: &auth.local.data }));
+        if let Some(r) = &auth.remote {
+            chain.push_payload(&Payload::IdR(IdPayload { kind: r.kind, data: &r.data }));
+        }
+        let mac = psk_auth(&x, &auth.psk, true, &auth.local);
+        chain.push_payload(&Payload::Auth(AuthPayload { method: AuthMethod::SharedKey, data: &mac }));
+        let request = cipher.seal(&auth_header(&x, false), &chain, rng)?;
+        Ok(InitiatorSentAuth { x, auth, cipher, request })
+    }
+}
+
+/// IKE_AUTH sent; waiting for the response.
+pub struct InitiatorSentAuth {
+    x: InitExchange,
+    auth: PskAuth,
+    cipher: SkCipher,
+    request: Vec<u8>,
+}
+
+impl core::fmt::Debug for InitiatorSentAuth {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("InitiatorSentAuth").field("exchange", &self.x).finish_non_exhaustive()
+    }
+}
+
+/// What a response made of IKE_AUTH, on the initiator's side.
+#[derive(Debug)]
+pub enum InitiatorAuthStep {
+    /// Not a response that opens under our keys: dropped, waiting on.
+    Ignored(Box<InitiatorSentAuth>, AuthError),
+    /// The IKE SA is up.
+    Established(Box<Established>),
+    /// Refused, or the responder failed to authenticate.
+    Failed(AuthError),
+}
+
+impl InitiatorSentAuth {
+    /// The request to send and resend (§2.1).
+    pub fn request(&self) -> &[u8] {
+        &self.request
+    }
+
+    /// Takes the responder's answer.
+    pub fn handle_response(self, msg: &[u8]) -> InitiatorAuthStep {
+        let header = match Header::parse(msg) {
+            Ok(h) if expected(&self.x, &h, true) => h,
+            _ => return InitiatorAuthStep::Ignored(Box::new(self), AuthError::NotExpected),
+        };
+        let p = match read_inner(&self.cipher, msg, &header) {
+            Ok(p) => p,
+            Err(e) => return InitiatorAuthStep::Ignored(Box::new(self), e),
+        };
+        if let Some(kind) = p.error {
+            return InitiatorAuthStep::Failed(match kind {
+                NotifyType::AuthenticationFailed => AuthError::AuthenticationFailed,
+                other => AuthError::Refused(other),
+            });
+        }
+        match verify(&self.x, &self.auth, false, p.id_r.as_ref(), p.auth.as_ref()) {
+            Ok(peer) => InitiatorAuthStep::Established(Box::new(Established {
+                exchange: self.x,
+                cipher: self.cipher,
+                peer,
+                last_response: msg.to_vec(),
+            })),
+            Err(e) => InitiatorAuthStep::Failed(e),
+        }
+    }
+}
+
+/// What a request made of IKE_AUTH, on the responder's side.
+#[derive(Debug)]
+pub enum ResponderAuthStep {
+    /// Dropped without an answer (not ours, or not opening under the
+    /// SA's keys, §2.21.2); the half-open SA waits on.
+    Ignored(Box<ResponderInitDone>, AuthError),
+    /// Authenticated: send the response.
+    Established(Box<Established>),
+    /// Refused: send `response` (SK{N(...)}) if there is one; the SA is
+    /// not made.
+    Failed {
+        /// The protected error answer (none if it could not be sealed).
+        response: Option<Vec<u8>>,
+        /// Why.
+        error: AuthError,
+    },
+}
+
+impl ResponderInitDone {
+    /// Takes the initiator's IKE_AUTH request; IVs from `rng`.
+    pub fn handle_auth(self, msg: &[u8], auth: &PskAuth, rng: &mut dyn Random) -> ResponderAuthStep {
+        let header = match Header::parse(msg) {
+            Ok(h) if expected(&self, &h, false) => h,
+            _ => return ResponderAuthStep::Ignored(Box::new(self), AuthError::NotExpected),
+        };
+        let mut cipher = match SkCipher::new(&self.keys, false) {
+            Ok(c) => c,
+            Err(e) => return ResponderAuthStep::Ignored(Box::new(self), e.into()),
+        };
+        let p = match read_inner(&cipher, msg, &header) {
+            Ok(p) => p,
+            Err(e) => return ResponderAuthStep::Ignored(Box::new(self), e),
+        };
+        let x = self.into_exchange();
+        let verified = verify(&x, auth, true, p.id_i.as_ref(), p.auth.as_ref());
+        let mut chain = PayloadChain::new();
+        let outcome = match verified {
+            Ok(peer) => {
+                chain
+                    .push_payload(&Payload::IdR(IdPayload { kind: auth.local.kind, data: &auth.local.data }));
+                let mac = psk_auth(&x, &auth.psk, false, &auth.local);
+                chain.push_payload(&Payload::Auth(AuthPayload { method: AuthMethod::SharedKey, data: &mac }));
+                Ok(peer)
+            }
+            Err(e) => {
+                let kind = match e {
+                    AuthError::Missing(_) => NotifyType::InvalidSyntax,
+                    _ => NotifyType::AuthenticationFailed,
+                };
+                let n = NotifyPayload { protocol: ProtocolId::None, kind, spi: &[], data: &[] };
+                chain.push_payload(&Payload::Notify(n));
+                Err(e)
+            }
+        };
+        let response = match cipher.seal(&auth_header(&x, true), &chain, rng) {
+            Ok(r) => r,
+            Err(e) => return ResponderAuthStep::Failed { response: None, error: e.into() },
+        };
+        match outcome {
+            Ok(peer) => ResponderAuthStep::Established(Box::new(Established {
+                exchange: x,
+                cipher,
+                peer,
+                last_response: response,
+            })),
+            Err(error) => ResponderAuthStep::Failed { response: Some(response), error },
+        }
+    }
+}
