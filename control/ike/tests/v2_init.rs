@@ -714,6 +714,64 @@ fn unoffered_choice_and_endless_cookies_fail() {
     }
 }
 
+/// Every prefix of a real request and every byte of it set to 0, 0xff or
+/// flipped: never a panic, at most one answer, and an answer is always an
+/// IKE_SA_INIT response to the SPIi the bytes carry, either an SA or one
+/// Notify (§2.21.1). The same for the response on the initiator's side.
+#[test]
+fn mutated_messages_never_panic_and_get_one_well_formed_answer() {
+    let p = vec![gcm(&[DhGroup::Ecp256])];
+    let (ini, _) = initiator(p.clone(), 30);
+    let request = ini.request().to_vec();
+    let (mut resp, mut rr) = responder(p.clone());
+    let response = resp.respond(&request, addr(R), addr(I), 0, now(), &mut rr).answer().unwrap().to_vec();
+    let variants = |m: &[u8]| {
+        let mut v: Vec<Vec<u8>> = (0..m.len()).map(|n| m[..n].to_vec()).collect();
+        for i in 0..m.len() {
+            for f in [|_: u8| 0u8, |_: u8| 0xff, |b: u8| b ^ 0x80] {
+                let mut c = m.to_vec();
+                c[i] = f(c[i]);
+                v.push(c);
+            }
+        }
+        v
+    };
+    let (mut opened, mut refused, mut silent) = (0, 0, 0);
+    for m in variants(&request) {
+        let (mut resp, mut rr) = responder(p.clone());
+        match resp.respond(&m, addr(R), addr(I), 0, now(), &mut rr) {
+            Reply::Silent(_) => silent += 1,
+            Reply::Refused(a, _) => {
+                error_notify(&a, u64::from_be_bytes(m[..8].try_into().unwrap()));
+                refused += 1;
+            }
+            Reply::Opened(a, _) => {
+                let h = Header::parse(&a).unwrap();
+                assert_eq!((h.spi_i.to_be_bytes(), h.flags), (m[..8].try_into().unwrap(), FLAG_RESPONSE));
+                assert_eq!(resp.half_open_len(), 1);
+                opened += 1;
+            }
+            Reply::Retransmitted(_) => panic!("nothing to retransmit"),
+        }
+    }
+    // Most single-byte changes land in the KE, nonce or NAT hashes, which
+    // are not checked before the SA is made; the header and structure
+    // ones are refused or dropped.
+    assert!(opened > 0 && refused > 0 && silent > 0, "{opened} {refused} {silent}");
+    let mut outcomes = [0usize; 4];
+    for m in variants(&response) {
+        let (ini, mut ir) = initiator(p.clone(), 30);
+        let k = match ini.handle_response(&m, &mut ir) {
+            InitiatorStep::Ignored(..) => 0,
+            InitiatorStep::Resend(..) => 1,
+            InitiatorStep::Done(_) => 2,
+            InitiatorStep::Failed(_) => 3,
+        };
+        outcomes[k] += 1;
+    }
+    assert!(outcomes[0] > 0 && outcomes[2] > 0 && outcomes[3] > 0, "{outcomes:?}");
+}
+
 // IKE_AUTH with a pre-shared key (§1.2, §2.15), no child SA yet.
 
 fn id(fqdn: &str) -> Identity {
@@ -782,6 +840,9 @@ fn psk_auth_establishes_both_ends() {
     let step = r.handle_auth(sent.request(), &psk(b"s3cret", "east.example", Some("west.example")), &mut rr);
     let ResponderAuthStep::Established(re) = step else { panic!("{step:?}") };
     assert_eq!(re.peer, id("west.example"));
+    // §2.1: the retransmitted request gets the same response.
+    assert_eq!(re.retransmission(sent.request()), Some(&re.last_response[..]));
+    assert_eq!(re.retransmission(&sent.request()[1..]), None);
     assert_eq!(
         open_inner(&re.exchange, true, &re.last_response),
         ["ID(east.example)".to_string(), format!("AUTH(SharedKey, {want_r})")]

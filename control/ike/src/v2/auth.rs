@@ -187,9 +187,19 @@ pub struct Established {
     pub cipher: SkCipher,
     /// The peer's authenticated identity.
     pub peer: Identity,
-    /// The IKE_AUTH response (the responder resends it for a
-    /// retransmitted request, §2.1).
+    /// The IKE_AUTH request.
+    pub last_request: Vec<u8>,
+    /// The IKE_AUTH response.
     pub last_response: Vec<u8>,
+}
+
+impl Established {
+    /// The response to send again if `msg` is a retransmission of the
+    /// last request (§2.1: byte for byte the same; a responder answers it
+    /// from memory, without processing it again).
+    pub fn retransmission(&self, msg: &[u8]) -> Option<&[u8]> {
+        (msg == self.last_request.as_slice()).then_some(self.last_response.as_slice())
+    }
 }
 
 impl core::fmt::Debug for Established {
@@ -270,6 +280,7 @@ impl InitiatorSentAuth {
                 exchange: self.x,
                 cipher: self.cipher,
                 peer,
+                last_request: self.request,
                 last_response: msg.to_vec(),
             })),
             Err(e) => InitiatorAuthStep::Failed(e),
@@ -340,6 +351,7 @@ impl ResponderInitDone {
                 exchange: x,
                 cipher,
                 peer,
+                last_request: msg.to_vec(),
                 last_response: response,
             })),
             Err(error) => ResponderAuthStep::Failed { response: Some(response), error },
