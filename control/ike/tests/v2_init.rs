@@ -622,6 +622,22 @@ fn half_open_bounded_and_timed_out() {
         .collect();
     assert!(matches!(replies[0], Reply::Opened(..)) && matches!(replies[1], Reply::Opened(..)));
     assert_eq!(replies[2], Reply::Silent(InitReason::HalfOpenFull));
+    // A share per source: 198.51.100.1 and 198.51.100.2 one each.
+    let mut config = ResponderConfig::new(p.clone());
+    config.max_half_open_per_source = 1;
+    let mut per = InitResponder::new(config, &mut r).unwrap();
+    let mut from = |per: &mut InitResponder, src: &str, seed| {
+        let (ini, _) = initiator(p.clone(), seed);
+        (per.respond(ini.request(), addr(R), addr(src), 0, t0, &mut r).reason(), ini.spi_i())
+    };
+    let (first, spi) = from(&mut per, I, 110);
+    assert_eq!(first, None);
+    assert_eq!(from(&mut per, "198.51.100.1:4500", 111).0, Some(InitReason::HalfOpenSourceFull));
+    assert_eq!(from(&mut per, "198.51.100.2:500", 112).0, None);
+    assert!(per.take(addr(I), spi).is_some());
+    assert_eq!(from(&mut per, "198.51.100.1:4500", 113).0, None, "taking an SA frees its share");
+    assert_eq!(per.count(InitReason::HalfOpenSourceFull), 1);
+
     assert_eq!(resp.expire(t0 + Duration::from_secs(29)), 0);
     assert_eq!(resp.expire(t0 + Duration::from_secs(30)), 2);
     assert_eq!(resp.count(InitReason::HalfOpenTimedOut), 2);

@@ -74,6 +74,9 @@ pub enum InitReason {
     WrongKeGroup,
     /// The half-open table is full: silence.
     HalfOpenFull,
+    /// The source address's share of the half-open table is full:
+    /// silence.
+    HalfOpenSourceFull,
     /// A different request for an SPIi whose exchange is already half
     /// open from the same address: silence (§2.1 retransmissions are
     /// byte-identical).
@@ -99,7 +102,7 @@ pub enum InitReason {
 
 impl InitReason {
     /// Every reason, in counter order.
-    pub const ALL: [InitReason; 20] = [
+    pub const ALL: [InitReason; 21] = [
         InitReason::Unreadable,
         InitReason::UnsupportedVersion,
         InitReason::NotInitRequest,
@@ -112,6 +115,7 @@ impl InitReason {
         InitReason::NoProposal,
         InitReason::WrongKeGroup,
         InitReason::HalfOpenFull,
+        InitReason::HalfOpenSourceFull,
         InitReason::SpiInUse,
         InitReason::Retransmission,
         InitReason::HalfOpenTimedOut,
@@ -137,6 +141,7 @@ impl InitReason {
             InitReason::NoProposal => "init-no-proposal",
             InitReason::WrongKeGroup => "init-wrong-ke-group",
             InitReason::HalfOpenFull => "init-half-open-full",
+            InitReason::HalfOpenSourceFull => "init-half-open-source-full",
             InitReason::SpiInUse => "init-spi-in-use",
             InitReason::Retransmission => "init-retransmission",
             InitReason::HalfOpenTimedOut => "init-half-open-timed-out",

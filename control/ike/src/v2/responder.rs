@@ -16,7 +16,8 @@
 //!    request without our COOKIE first gets a COOKIE (§2.6), stateless;
 //! 5. proposals: NO_PROPOSAL_CHOSEN, or INVALID_KE_PAYLOAD naming our
 //!    preferred group when the KE is of another (§1.2, §1.3);
-//! 6. the half-open table full: silence; then the Diffie-Hellman, the
+//! 6. the half-open table full, in all or for the source address:
+//!    silence; then the Diffie-Hellman, the
 //!    keys, the response, and a [`ResponderInitDone`] kept under the
 //!    initiator's address and SPIi until IKE_AUTH takes it or it times out.
 //!
@@ -52,19 +53,24 @@ pub struct ResponderConfig {
     pub cookie_threshold: usize,
     /// Half-open exchanges this responder holds at most.
     pub max_half_open: usize,
+    /// Half-open exchanges it holds at most per source address: a peer
+    /// that receives at its address (and so gets past a COOKIE) still
+    /// cannot fill the table alone (DESIGN §7).
+    pub max_half_open_per_source: usize,
     /// A half-open exchange is forgotten after this long.
     pub half_open_timeout: Duration,
 }
 
 impl ResponderConfig {
     /// Accepts `proposals`; COOKIEs from 30 half-open exchanges (strongSwan's
-    /// `cookie_threshold`), at most 1,024 held, 30 s each (as
-    /// [`crate::HalfOpenLimits`]).
+    /// `cookie_threshold`), at most 1,024 held, 32 per source address,
+    /// 30 s each (as [`crate::HalfOpenLimits`]).
     pub fn new(proposals: Vec<IkeSaProposal>) -> ResponderConfig {
         ResponderConfig {
             proposals,
             cookie_threshold: 30,
             max_half_open: 1024,
+            max_half_open_per_source: 32,
             half_open_timeout: Duration::from_secs(30),
         }
     }
@@ -212,6 +218,8 @@ pub struct InitResponder {
     config: ResponderConfig,
     cookies: CookieSecrets,
     half_open: HashMap<(SocketAddr, u64), ResponderInitDone>,
+    /// Entries of `half_open` per source address.
+    per_source: HashMap<IpAddr, usize>,
     counts: [u64; InitReason::ALL.len()],
 }
 
@@ -248,6 +256,7 @@ impl InitResponder {
             config,
             cookies: CookieSecrets::new(rng),
             half_open: HashMap::new(),
+            per_source: HashMap::new(),
             counts: [0; InitReason::ALL.len()],
         })
     }
@@ -270,16 +279,34 @@ impl InitResponder {
     /// Takes the half-open exchange of `remote` and `spi_i` (for
     /// IKE_AUTH).
     pub fn take(&mut self, remote: SocketAddr, spi_i: u64) -> Option<ResponderInitDone> {
-        self.half_open.remove(&(remote, spi_i))
+        let done = self.half_open.remove(&(remote, spi_i))?;
+        self.forget_source(remote.ip());
+        Some(done)
+    }
+
+    fn forget_source(&mut self, ip: IpAddr) {
+        if let Some(n) = self.per_source.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_source.remove(&ip);
+            }
+        }
     }
 
     /// Forgets half-open exchanges older than the timeout; returns how
     /// many.
     pub fn expire(&mut self, now: Instant) -> usize {
         let timeout = self.config.half_open_timeout;
-        let before = self.half_open.len();
-        self.half_open.retain(|_, d| now.saturating_duration_since(d.created) < timeout);
-        let gone = before - self.half_open.len();
+        let old: Vec<(SocketAddr, u64)> = self
+            .half_open
+            .iter()
+            .filter(|(_, d)| now.saturating_duration_since(d.created) >= timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        let gone = old.len();
+        for (remote, spi_i) in old {
+            self.take(remote, spi_i);
+        }
         self.counts[InitReason::HalfOpenTimedOut.index()] += gone as u64;
         gone
     }
@@ -378,6 +405,9 @@ impl InitResponder {
         if self.half_open.len() >= self.config.max_half_open {
             return Reply::Silent(InitReason::HalfOpenFull);
         }
+        if self.per_source.get(&remote.ip()).is_some_and(|n| *n >= self.config.max_half_open_per_source) {
+            return Reply::Silent(InitReason::HalfOpenSourceFull);
+        }
         let dh = DhSecret::generate(chosen.dh, rng);
         let Ok(g_ir) = dh.agree(ke.data) else {
             return refuse(NotifyType::InvalidSyntax, &[], InitReason::BadKePublic);
@@ -413,6 +443,7 @@ impl InitResponder {
             remote,
         };
         self.half_open.insert((remote, spi_i), ResponderInitDone { exchange, created: now });
+        *self.per_source.entry(remote.ip()).or_insert(0) += 1;
         Reply::Opened(response, spi_r)
     }
 }
