@@ -12,7 +12,7 @@
 //! ```
 //!
 //! §2.15: AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"),
-//! <SignedOctets>), where the initiator signs RealMessage1 | Nr |
+//! `<SignedOctets>`), where the initiator signs RealMessage1 | Nr |
 //! prf(SK_pi, RestOfInitIDPayload) and the responder RealMessage2 | Ni |
 //! prf(SK_pr, RestOfRespIDPayload). A message whose Encrypted payload does
 //! not open under the IKE SA's keys is dropped without an answer (§2.21.2:
@@ -212,7 +212,7 @@ impl core::fmt::Debug for Established {
 }
 
 impl InitDone {
-    /// Sends IKE_AUTH: SK{IDi, [IDr], AUTH} (§1.2), IVs from `rng`.
+    /// Sends IKE_AUTH: SK{IDi, \[IDr\], AUTH} (§1.2), IVs from `rng`.
     pub fn send_auth(self, auth: PskAuth, rng: &mut dyn Random) -> Result<InitiatorSentAuth, AuthError> {
         let x = self.0;
         let mut cipher = SkCipher::new(&x.keys, true)?;
