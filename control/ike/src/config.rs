@@ -158,7 +158,7 @@ pub struct PeerConfig {
     /// pre-shared key: the key would have to be chosen before the peer's
     /// identity is known (RFC 2409 §5.4).
     pub dynamic: bool,
-    /// What strangers can make the responder hold ([`crate::guard`]).
+    /// What strangers can make the responder hold (the half-open bounds).
     pub half_open: crate::HalfOpenLimits,
 }
 
