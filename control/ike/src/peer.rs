@@ -11,7 +11,7 @@
 //! answered is answered again with the same bytes, never reprocessed
 //! (RFC 2408 §5: a retransmitted message must not change state).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,54 @@ pub struct Transmit {
     pub remote: SocketAddr,
     /// The ISAKMP message, or [`NAT_KEEPALIVE`].
     pub bytes: Vec<u8>,
+}
+
+/// Proxy-IDs waiting for a Quick Mode, first come first served; each at
+/// most once (fastpathd repeats its acquire while a proxy-ID waits, and
+/// with thousands waiting the check must not be a scan).
+#[derive(Debug, Default)]
+pub(crate) struct ProxyIdQueue {
+    order: VecDeque<ProxyId>,
+    set: BTreeSet<ProxyId>,
+}
+
+impl ProxyIdQueue {
+    /// Queues `p` unless it already waits.
+    pub(crate) fn push_back(&mut self, p: ProxyId) {
+        if self.set.insert(p) {
+            self.order.push_back(p);
+        }
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<ProxyId> {
+        let p = self.order.pop_front()?;
+        self.set.remove(&p);
+        Some(p)
+    }
+
+    pub(crate) fn contains(&self, p: &ProxyId) -> bool {
+        self.set.contains(p)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&ProxyId) -> bool) {
+        self.order.retain(|p| keep(p));
+        self.set.retain(|p| keep(p));
+    }
+
+    /// Everything waiting, in order; the queue is left empty.
+    pub(crate) fn drain(&mut self) -> Vec<ProxyId> {
+        self.set.clear();
+        self.order.drain(..).collect()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.set.clear();
+        self.order.clear();
+    }
 }
 
 impl Transmit {
@@ -122,7 +170,7 @@ pub struct Peer<R: Random> {
     pub(crate) ike: Option<IkeSa>,
     pub(crate) quick: Vec<QuickMode>,
     pub(crate) children: Vec<ChildRecord>,
-    pub(crate) queued: VecDeque<ProxyId>,
+    pub(crate) queued: ProxyIdQueue,
     pub(crate) replays: VecDeque<Replay>,
     pub(crate) dpd: Dpd,
     pub(crate) last_heard: Option<Instant>,
@@ -165,7 +213,7 @@ impl<R: Random> Peer<R> {
             ike: None,
             quick: Vec::new(),
             children: Vec::new(),
-            queued: VecDeque::new(),
+            queued: ProxyIdQueue::default(),
             replays: VecDeque::new(),
             dpd: Dpd { seq: 0, first: 0, pending: None },
             last_heard: None,
@@ -210,6 +258,12 @@ impl<R: Random> Peer<R> {
     /// True when the ISAKMP SA is established.
     pub fn is_established(&self) -> bool {
         self.ike.is_some()
+    }
+
+    /// Whether a Quick Mode of ours for `proxy_id` waits or runs (so a
+    /// repeated acquire must not start another).
+    pub fn is_negotiating(&self, proxy_id: &ProxyId) -> bool {
+        self.queued.contains(proxy_id) || self.quick.iter().any(|q| q.initiator && q.proxy_id == *proxy_id)
     }
 
     /// Addresses in use (local, remote); port 4500 after NAT-T floated.
@@ -717,7 +771,7 @@ impl<R: Random> Peer<R> {
             self.events.push_back(Event::Phase1RekeyFailed { reason });
             return;
         }
-        for p in self.queued.drain(..) {
+        for p in self.queued.drain() {
             self.events.push_back(Event::ChildSaFailed { proxy_id: p, reason: reason.clone() });
         }
         self.events.push_back(Event::IkeSaDown { reason });
@@ -734,7 +788,7 @@ impl<R: Random> Peer<R> {
         if self.phase1.is_some() {
             return;
         }
-        for p in self.queued.drain(..) {
+        for p in self.queued.drain() {
             self.events.push_back(Event::ChildSaFailed { proxy_id: p, reason: reason.clone() });
         }
         self.events.push_back(Event::IkeSaDown { reason });
