@@ -22,7 +22,7 @@ use crate::discard::{Discard, Discards};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, Exchange, Reason};
 use crate::exchange::phase1::{Mode, Phase1};
-use crate::exchange::quick_mode::QuickMode;
+use crate::exchange::quick_mode::{FinishedQuickModes, QuickMode};
 use crate::guard::{CookieSecret, TokenBucket};
 use crate::ike_sa::IkeSa;
 use crate::wire::{ExchangeType, Header};
@@ -169,6 +169,8 @@ pub struct Peer<R: Random> {
     pub(crate) discards: Discards,
     pub(crate) ike: Option<IkeSa>,
     pub(crate) quick: Vec<QuickMode>,
+    /// Our finished Quick Modes whose QM2 may come again.
+    pub(crate) quick_done: FinishedQuickModes,
     pub(crate) children: Vec<ChildRecord>,
     pub(crate) queued: ProxyIdQueue,
     pub(crate) replays: VecDeque<Replay>,
@@ -212,6 +214,7 @@ impl<R: Random> Peer<R> {
             phase1: None,
             ike: None,
             quick: Vec::new(),
+            quick_done: FinishedQuickModes::default(),
             children: Vec::new(),
             queued: ProxyIdQueue::default(),
             replays: VecDeque::new(),
@@ -555,7 +558,7 @@ impl<R: Random> Peer<R> {
     pub fn delete_ike(&mut self, now: Instant) -> Result<(), Error> {
         self.send_delete_isakmp(now)?;
         self.ike = None;
-        self.quick.clear();
+        self.abandon_quick_modes(Reason::DeletedLocally);
         self.events.push_back(Event::IkeSaDown { reason: Reason::DeletedLocally });
         Ok(())
     }
@@ -620,7 +623,7 @@ impl<R: Random> Peer<R> {
         if ike.expires().is_some_and(|t| t <= now) {
             let _ = self.send_delete_isakmp(now);
             self.ike = None;
-            self.quick.clear();
+            self.abandon_quick_modes(Reason::Expired);
             self.dpd.pending = None;
             self.events.push_back(Event::IkeSaDown { reason: Reason::Expired });
             return;
@@ -746,20 +749,49 @@ impl<R: Random> Peer<R> {
             let q = self.quick.remove(i);
             if q.initiator {
                 self.events.push_back(Event::ChildSaFailed { proxy_id: q.proxy_id, reason: Reason::Timeout });
-            } else if let Some(c) = q.child {
+            } else {
                 // Its inbound SA was announced at QM2; QM3 never came.
-                self.events.push_back(Event::ChildSaDown {
-                    proxy_id: c.proxy_id,
-                    spi_in: c.spi_in,
-                    spi_out: c.spi_out,
-                    reason: Reason::Timeout,
-                });
+                self.responder_quick_mode_lost(q, Reason::Timeout);
             }
         }
         self.dpd_timeout(now);
         self.phase1_lifetime(now);
         self.keepalive(now);
         self.next_quick_modes(now);
+    }
+
+    /// The ISAKMP SA is gone, and every Quick Mode under it with it: ours
+    /// are reported failed (the owner may ask again), the peer's that
+    /// announced an inbound SA at QM2 report it down; and unless a phase 1
+    /// runs to carry them, so do the proxy-IDs waiting for their turn.
+    /// Nothing is left waiting for an event that cannot come.
+    pub(crate) fn abandon_quick_modes(&mut self, reason: Reason) {
+        for q in std::mem::take(&mut self.quick) {
+            if q.initiator {
+                self.events.push_back(Event::ChildSaFailed { proxy_id: q.proxy_id, reason: reason.clone() });
+            } else {
+                self.responder_quick_mode_lost(q, reason.clone());
+            }
+        }
+        self.quick_done.clear();
+        if self.phase1.is_none() {
+            for p in self.queued.drain() {
+                self.events.push_back(Event::ChildSaFailed { proxy_id: p, reason: reason.clone() });
+            }
+        }
+    }
+
+    /// A Quick Mode the peer started ends without QM3: the inbound SA
+    /// announced at QM2 (if it got that far) is down.
+    pub(crate) fn responder_quick_mode_lost(&mut self, q: QuickMode, reason: Reason) {
+        if let Some(c) = q.child {
+            self.events.push_back(Event::ChildSaDown {
+                proxy_id: c.proxy_id,
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+                reason,
+            });
+        }
     }
 
     /// Abandons phase 1 and the Quick Modes waiting for it.
@@ -813,8 +845,11 @@ impl<R: Random> Peer<R> {
             for q in std::mem::take(&mut self.quick) {
                 if q.initiator {
                     self.queued.push_back(q.proxy_id);
+                } else {
+                    self.responder_quick_mode_lost(q, Reason::Rekeyed);
                 }
             }
+            self.quick_done.clear();
             self.dpd.pending = None;
             let reason = if ike.peer_initial_contact { Reason::PeerRestarted } else { Reason::Rekeyed };
             self.events.push_back(Event::IkeSaDown { reason });
