@@ -118,7 +118,8 @@ impl FinishedQuickModes {
 
     /// Remembers that QM2 `qm2` of exchange `msgid` was answered with
     /// `qm3`, until `until`.
-    pub(crate) fn insert(&mut self, until: Instant, msgid: u32, qm2: &[u8], qm3: Vec<u8>) {
+    pub(crate) fn insert(&mut self, now: Instant, until: Instant, msgid: u32, qm2: &[u8], qm3: Vec<u8>) {
+        self.forget_expired(now);
         if self.order.len() == Self::CAPACITY {
             if let Some((_, old)) = self.order.pop_front() {
                 self.by_msgid.remove(&old);
@@ -137,11 +138,7 @@ impl FinishedQuickModes {
     /// Our QM3 if `bytes` is a copy of the QM2 that exchange `msgid`
     /// finished with (and it is not too late for one).
     pub(crate) fn answer(&mut self, now: Instant, msgid: u32, bytes: &[u8]) -> Option<Vec<u8>> {
-        while self.order.front().is_some_and(|(t, _)| *t <= now) {
-            if let Some((_, old)) = self.order.pop_front() {
-                self.by_msgid.remove(&old);
-            }
-        }
+        self.forget_expired(now);
         let f = self.by_msgid.get(&msgid)?;
         (f.qm2 == digest(bytes)).then(|| f.qm3.clone())
     }
@@ -149,6 +146,14 @@ impl FinishedQuickModes {
     pub(crate) fn clear(&mut self) {
         self.by_msgid.clear();
         self.order.clear();
+    }
+
+    fn forget_expired(&mut self, now: Instant) {
+        while self.order.front().is_some_and(|(t, _)| *t <= now) {
+            if let Some((_, old)) = self.order.pop_front() {
+                self.by_msgid.remove(&old);
+            }
+        }
     }
 }
 
@@ -722,7 +727,7 @@ impl<R: Random> Peer<R> {
         let nat = ike.nat;
         self.send(now, out.clone(), false);
         let until = now + retransmission_schedule(&self.cfg.retransmit);
-        self.quick_done.insert(until, q.msgid, bytes, out);
+        self.quick_done.insert(now, until, q.msgid, bytes, out);
         self.children.push(ChildRecord { proxy_id, spi_in: q.spi_in, spi_out });
         self.events.push_back(Event::ChildSaUp(Box::new(ChildSa {
             proxy_id,
@@ -773,5 +778,35 @@ impl<R: Random> Peer<R> {
             self.events.push_back(Event::ChildSaUp(Box::new(child)));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy of the QM2 gets the QM3 until the retransmission schedule
+    /// is over; another message with the same ID gets nothing; the oldest
+    /// exchange goes first beyond the capacity.
+    #[test]
+    fn finished_quick_modes_answer_their_qm2_for_the_schedule_only() {
+        let t0 = Instant::now();
+        let schedule = retransmission_schedule(&crate::config::Retransmit::default());
+        assert_eq!(schedule, Duration::from_secs(126), "2 + 4 + 8 + 16 + 32 + 64");
+        let mut f = FinishedQuickModes::default();
+        f.insert(t0, t0 + schedule, 7, b"qm2 of 7", b"qm3 of 7".to_vec());
+        assert_eq!(f.answer(t0 + Duration::from_secs(62), 7, b"qm2 of 7").as_deref(), Some(&b"qm3 of 7"[..]));
+        assert_eq!(f.answer(t0, 7, b"something else"), None);
+        assert_eq!(f.answer(t0, 8, b"qm2 of 7"), None);
+        assert_eq!(f.answer(t0 + schedule, 7, b"qm2 of 7"), None, "the responder has given up");
+        assert!(!f.contains(7));
+
+        for id in 0..=FinishedQuickModes::CAPACITY as u32 {
+            f.insert(t0, t0 + schedule, id, &id.to_be_bytes(), vec![1]);
+        }
+        assert!(!f.contains(0), "the oldest forgotten");
+        assert!(f.contains(1) && f.contains(FinishedQuickModes::CAPACITY as u32));
+        assert_eq!(f.order.len(), FinishedQuickModes::CAPACITY);
+        assert_eq!(f.by_msgid.len(), FinishedQuickModes::CAPACITY);
     }
 }
