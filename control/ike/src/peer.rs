@@ -11,7 +11,7 @@
 //! answered is answered again with the same bytes, never reprocessed
 //! (RFC 2408 §5: a retransmitted message must not change state).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use crate::discard::{Discard, Discards};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, Exchange, Reason};
 use crate::exchange::phase1::{Mode, Phase1};
-use crate::exchange::quick_mode::QuickMode;
+use crate::exchange::quick_mode::{FinishedQuickModes, QuickMode};
 use crate::guard::{CookieSecret, TokenBucket};
 use crate::ike_sa::IkeSa;
 use crate::wire::{ExchangeType, Header};
@@ -47,6 +47,54 @@ pub struct Transmit {
     pub remote: SocketAddr,
     /// The ISAKMP message, or [`NAT_KEEPALIVE`].
     pub bytes: Vec<u8>,
+}
+
+/// Proxy-IDs waiting for a Quick Mode, first come first served; each at
+/// most once (fastpathd repeats its acquire while a proxy-ID waits, and
+/// with thousands waiting the check must not be a scan).
+#[derive(Debug, Default)]
+pub(crate) struct ProxyIdQueue {
+    order: VecDeque<ProxyId>,
+    set: BTreeSet<ProxyId>,
+}
+
+impl ProxyIdQueue {
+    /// Queues `p` unless it already waits.
+    pub(crate) fn push_back(&mut self, p: ProxyId) {
+        if self.set.insert(p) {
+            self.order.push_back(p);
+        }
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<ProxyId> {
+        let p = self.order.pop_front()?;
+        self.set.remove(&p);
+        Some(p)
+    }
+
+    pub(crate) fn contains(&self, p: &ProxyId) -> bool {
+        self.set.contains(p)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&ProxyId) -> bool) {
+        self.order.retain(|p| keep(p));
+        self.set.retain(|p| keep(p));
+    }
+
+    /// Everything waiting, in order; the queue is left empty.
+    pub(crate) fn drain(&mut self) -> Vec<ProxyId> {
+        self.set.clear();
+        self.order.drain(..).collect()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.set.clear();
+        self.order.clear();
+    }
 }
 
 impl Transmit {
@@ -121,8 +169,10 @@ pub struct Peer<R: Random> {
     pub(crate) discards: Discards,
     pub(crate) ike: Option<IkeSa>,
     pub(crate) quick: Vec<QuickMode>,
+    /// Our finished Quick Modes whose QM2 may come again.
+    pub(crate) quick_done: FinishedQuickModes,
     pub(crate) children: Vec<ChildRecord>,
-    pub(crate) queued: VecDeque<ProxyId>,
+    pub(crate) queued: ProxyIdQueue,
     pub(crate) replays: VecDeque<Replay>,
     pub(crate) dpd: Dpd,
     pub(crate) last_heard: Option<Instant>,
@@ -164,8 +214,9 @@ impl<R: Random> Peer<R> {
             phase1: None,
             ike: None,
             quick: Vec::new(),
+            quick_done: FinishedQuickModes::default(),
             children: Vec::new(),
-            queued: VecDeque::new(),
+            queued: ProxyIdQueue::default(),
             replays: VecDeque::new(),
             dpd: Dpd { seq: 0, first: 0, pending: None },
             last_heard: None,
@@ -210,6 +261,12 @@ impl<R: Random> Peer<R> {
     /// True when the ISAKMP SA is established.
     pub fn is_established(&self) -> bool {
         self.ike.is_some()
+    }
+
+    /// Whether a Quick Mode of ours for `proxy_id` waits or runs (so a
+    /// repeated acquire must not start another).
+    pub fn is_negotiating(&self, proxy_id: &ProxyId) -> bool {
+        self.queued.contains(proxy_id) || self.quick.iter().any(|q| q.initiator && q.proxy_id == *proxy_id)
     }
 
     /// Addresses in use (local, remote); port 4500 after NAT-T floated.
@@ -501,7 +558,7 @@ impl<R: Random> Peer<R> {
     pub fn delete_ike(&mut self, now: Instant) -> Result<(), Error> {
         self.send_delete_isakmp(now)?;
         self.ike = None;
-        self.quick.clear();
+        self.abandon_quick_modes(Reason::DeletedLocally);
         self.events.push_back(Event::IkeSaDown { reason: Reason::DeletedLocally });
         Ok(())
     }
@@ -566,7 +623,7 @@ impl<R: Random> Peer<R> {
         if ike.expires().is_some_and(|t| t <= now) {
             let _ = self.send_delete_isakmp(now);
             self.ike = None;
-            self.quick.clear();
+            self.abandon_quick_modes(Reason::Expired);
             self.dpd.pending = None;
             self.events.push_back(Event::IkeSaDown { reason: Reason::Expired });
             return;
@@ -692,20 +749,49 @@ impl<R: Random> Peer<R> {
             let q = self.quick.remove(i);
             if q.initiator {
                 self.events.push_back(Event::ChildSaFailed { proxy_id: q.proxy_id, reason: Reason::Timeout });
-            } else if let Some(c) = q.child {
+            } else {
                 // Its inbound SA was announced at QM2; QM3 never came.
-                self.events.push_back(Event::ChildSaDown {
-                    proxy_id: c.proxy_id,
-                    spi_in: c.spi_in,
-                    spi_out: c.spi_out,
-                    reason: Reason::Timeout,
-                });
+                self.responder_quick_mode_lost(q, Reason::Timeout);
             }
         }
         self.dpd_timeout(now);
         self.phase1_lifetime(now);
         self.keepalive(now);
         self.next_quick_modes(now);
+    }
+
+    /// The ISAKMP SA is gone, and every Quick Mode under it with it: ours
+    /// are reported failed (the owner may ask again), the peer's that
+    /// announced an inbound SA at QM2 report it down; and unless a phase 1
+    /// runs to carry them, so do the proxy-IDs waiting for their turn.
+    /// Nothing is left waiting for an event that cannot come.
+    pub(crate) fn abandon_quick_modes(&mut self, reason: Reason) {
+        for q in std::mem::take(&mut self.quick) {
+            if q.initiator {
+                self.events.push_back(Event::ChildSaFailed { proxy_id: q.proxy_id, reason: reason.clone() });
+            } else {
+                self.responder_quick_mode_lost(q, reason.clone());
+            }
+        }
+        self.quick_done.clear();
+        if self.phase1.is_none() {
+            for p in self.queued.drain() {
+                self.events.push_back(Event::ChildSaFailed { proxy_id: p, reason: reason.clone() });
+            }
+        }
+    }
+
+    /// A Quick Mode the peer started ends without QM3: the inbound SA
+    /// announced at QM2 (if it got that far) is down.
+    pub(crate) fn responder_quick_mode_lost(&mut self, q: QuickMode, reason: Reason) {
+        if let Some(c) = q.child {
+            self.events.push_back(Event::ChildSaDown {
+                proxy_id: c.proxy_id,
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+                reason,
+            });
+        }
     }
 
     /// Abandons phase 1 and the Quick Modes waiting for it.
@@ -717,7 +803,7 @@ impl<R: Random> Peer<R> {
             self.events.push_back(Event::Phase1RekeyFailed { reason });
             return;
         }
-        for p in self.queued.drain(..) {
+        for p in self.queued.drain() {
             self.events.push_back(Event::ChildSaFailed { proxy_id: p, reason: reason.clone() });
         }
         self.events.push_back(Event::IkeSaDown { reason });
@@ -734,7 +820,7 @@ impl<R: Random> Peer<R> {
         if self.phase1.is_some() {
             return;
         }
-        for p in self.queued.drain(..) {
+        for p in self.queued.drain() {
             self.events.push_back(Event::ChildSaFailed { proxy_id: p, reason: reason.clone() });
         }
         self.events.push_back(Event::IkeSaDown { reason });
@@ -759,8 +845,11 @@ impl<R: Random> Peer<R> {
             for q in std::mem::take(&mut self.quick) {
                 if q.initiator {
                     self.queued.push_back(q.proxy_id);
+                } else {
+                    self.responder_quick_mode_lost(q, Reason::Rekeyed);
                 }
             }
+            self.quick_done.clear();
             self.dpd.pending = None;
             let reason = if ike.peer_initial_contact { Reason::PeerRestarted } else { Reason::Rekeyed };
             self.events.push_back(Event::IkeSaDown { reason });

@@ -343,6 +343,7 @@ impl<R: Random> Peer<R> {
         self.children = children;
         self.phase1 = None;
         self.quick.clear();
+        self.quick_done.clear();
         self.queued.clear();
         self.replays.clear();
         self.responders.clear();

@@ -8,28 +8,13 @@ use std::time::{Duration, Instant};
 
 use esprit_ike::wire::{ExchangeType, Header, NotifyType};
 use esprit_ike::{
-    ChildSa, DhGroup, EncryptionAlg, Event, HashAlg, IkeProposal, Peer, PeerConfig, Random, Reason, Suite,
-    Transmit,
+    ChildSa, DhGroup, EncryptionAlg, Event, HashAlg, IkeProposal, Peer, PeerConfig, Reason, Suite, Transmit,
 };
 use esprit_policy::ProxyId;
 use esprit_testrng::TestRng;
 
-/// Deterministic randomness: the test generator's bytes; SPIs base + n.
-struct FixedRng {
-    bytes: TestRng,
-    spi_base: u32,
-    spis: u32,
-}
-
-impl Random for FixedRng {
-    fn fill(&mut self, dest: &mut [u8]) {
-        self.bytes.fill_bytes(dest);
-    }
-    fn spi(&mut self) -> u32 {
-        self.spis += 1;
-        self.spi_base + self.spis
-    }
-}
+mod common;
+use common::FixedRng;
 
 const A: &str = "198.51.100.1:500";
 const B: &str = "203.0.113.1:500";
@@ -586,6 +571,60 @@ fn lost_quick_mode_gives_up() {
     }
     assert_eq!(sent, 6);
     assert!(events(&mut a).iter().any(|e| matches!(e, Event::ChildSaFailed { reason: Reason::Timeout, .. })));
+}
+
+/// The ISAKMP SA deleted while 64 Quick Modes run and 35 wait for their
+/// turn: each is reported failed, none is left waiting for an answer that
+/// cannot come (nothing is due any more); B's 64 Quick Modes, whose inbound
+/// SAs were announced at QM2 (lost here), report those SAs down when the
+/// Delete reaches B.
+#[test]
+fn quick_modes_under_a_deleted_isakmp_sa_are_reported() {
+    let (mut ca, mut cb) = configs();
+    let many: Vec<ProxyId> =
+        (1..=100).map(|k| pid(&format!("local-ip 10.1.1.10/32 remote-ip 10.2.64.{k}/32 ANY"))).collect();
+    ca.proxy_ids = many.clone();
+    cb.proxy_ids = many.iter().map(mirror).collect();
+    let (mut a, mut b) = peers(ca, cb);
+    let now = Instant::now();
+    let (xa, _, _) = up(&mut a, &mut b, &many[..1]);
+    assert_eq!(xa.len(), 1);
+    for p in &many[1..] {
+        a.initiate_child(now, *p).unwrap();
+    }
+    let qm1: Vec<Transmit> = std::iter::from_fn(|| a.poll_transmit()).collect();
+    assert_eq!(qm1.len(), 64, "the window towards an esprit peer");
+    for t in &qm1 {
+        deliver(now, &mut b, t);
+    }
+    assert_eq!(std::iter::from_fn(|| b.poll_transmit()).count(), 64, "QM2s, lost");
+    let inbound = events(&mut b).iter().filter(|e| matches!(e, Event::ChildSaInbound(_))).count();
+    assert_eq!(inbound, 64);
+
+    a.delete_ike(now).unwrap();
+    let ea = events(&mut a);
+    let failed: Vec<ProxyId> = ea
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaFailed { proxy_id, reason: Reason::DeletedLocally } => Some(*proxy_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 99);
+    let mut sorted = failed.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 99, "each once");
+    assert!(matches!(ea.last(), Some(Event::IkeSaDown { reason: Reason::DeletedLocally })));
+    assert_eq!(a.poll_timeout(), None, "no retransmission left");
+
+    let delete = a.poll_transmit().unwrap();
+    deliver(now, &mut b, &delete);
+    let eb = events(&mut b);
+    let down =
+        eb.iter().filter(|e| matches!(e, Event::ChildSaDown { reason: Reason::DeletedByPeer, .. })).count();
+    assert_eq!(down, 64);
+    assert!(matches!(eb.last(), Some(Event::IkeSaDown { reason: Reason::DeletedByPeer })));
 }
 
 /// Every truncation and an extension of every message of a full exchange

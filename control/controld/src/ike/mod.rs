@@ -664,7 +664,10 @@ impl IkeManager {
         // 500 ms while a proxy-ID waits, so with thousands negotiating this
         // lookup, not the scan of every child below, answers most of them.
         if let Some(t) = g.negotiating.get(&pid) {
-            if now.saturating_duration_since(*t) < RENEGOTIATE_AFTER {
+            // Past RENEGOTIATE_AFTER a negotiation is presumed lost, unless
+            // its Quick Mode still waits for its turn or runs (thousands of
+            // proxy-IDs take their turns for longer than that).
+            if now.saturating_duration_since(*t) < RENEGOTIATE_AFTER || g.peer.is_negotiating(&pid) {
                 return format!("acquire: gateway {name} proxy-id {pid}: already negotiating");
             }
         }
@@ -1326,13 +1329,19 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         }
     }
 
-    #[test]
-    fn acquire_starts_main_mode_once() {
+    /// A manager of [`gateways`] with nothing negotiated, and the first
+    /// proxy-ID of its VPN.
+    fn fresh_manager() -> (IkeManager, String) {
         let g = gateways();
         let pid = g[0].vpns[0].proxy_ids[0].to_string();
         let fill: RandomFill =
             Rc::new(|b: &mut [u8]| b.iter_mut().enumerate().for_each(|(i, x)| *x = i as u8 | 1));
-        let mut m = IkeManager::new(g, SpiAllocator::new(), fill);
+        (IkeManager::new(g, SpiAllocator::new(), fill), pid)
+    }
+
+    #[test]
+    fn acquire_starts_main_mode_once() {
+        let (mut m, pid) = fresh_manager();
         let now = Instant::now();
         assert!(m.acquire(now, 1, &pid).contains("Main Mode"));
         assert!(m.acquire(now, 1, &pid).contains("already negotiating"));
@@ -1359,6 +1368,22 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         let actions = m.reconfigure(now, changed);
         assert!(actions.iter().any(|a| matches!(a, IkeAction::Log(l) if l.contains("configured"))));
         assert!(m.acquire(now, 1, &pid).contains("Main Mode"));
+    }
+
+    /// Main Mode never completes here: the proxy-ID stays queued behind
+    /// it. fastpathd's repeated acquire, even past RENEGOTIATE_AFTER, must
+    /// not queue a second Quick Mode for it (at scale, proxy-IDs wait for
+    /// their turn longer than that).
+    #[test]
+    fn a_queued_proxy_id_is_not_negotiated_twice() {
+        let (mut m, pid) = fresh_manager();
+        let now = Instant::now();
+        assert!(m.acquire(now, 1, &pid).contains("Main Mode"));
+        let p: ProxyId = pid.parse().unwrap();
+        assert!(m.gateways[0].peer.is_negotiating(&p));
+        let later = now + RENEGOTIATE_AFTER + Duration::from_secs(1);
+        assert!(m.acquire(later, 1, &pid).contains("already negotiating"));
+        assert!(m.acquire(later, 1, &pid).contains("already negotiating"));
     }
 
     const CONF_B: &str = r#"set interface ethernet0/2 zone Untrust

@@ -282,7 +282,7 @@ impl<R: Random> Peer<R> {
                 let ours = self.ike.as_ref().map(|i| i.spi());
                 if d.spis.iter().any(|s| Some(*s) == ours.as_ref().map(|o| &o[..])) {
                     self.ike = None;
-                    self.quick.clear();
+                    self.abandon_quick_modes(Reason::DeletedByPeer);
                     self.dpd.pending = None;
                     self.events.push_back(Event::IkeSaDown { reason: Reason::DeletedByPeer });
                 }
@@ -307,7 +307,7 @@ impl<R: Random> Peer<R> {
             if p.tries_left == 0 {
                 self.dpd.pending = None;
                 self.ike = None;
-                self.quick.clear();
+                self.abandon_quick_modes(Reason::DpdTimeout);
                 self.events.push_back(Event::DpdTimeout);
                 for c in std::mem::take(&mut self.children) {
                     self.events.push_back(Event::ChildSaDown {

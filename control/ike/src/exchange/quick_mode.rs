@@ -17,13 +17,22 @@
 //!
 //! IVs: hash(last phase-1 block | M-ID), then chained within the exchange
 //! (RFC 2409 Appendix B). The initiator retransmits QM1 until QM2; the
-//! responder retransmits QM2 until QM3 (the initiator answers a repeated
-//! QM2 with its QM3 from the replay memory). The initiator reports the
-//! child up when it sends QM3. The responder announces the inbound half
-//! when it sends QM2 (`ChildSaInbound`: the initiator may send on the new
-//! SA as soon as it has QM2) and the whole child when QM3 arrives.
+//! responder retransmits QM2 until QM3. The initiator reports the child up
+//! when it sends QM3. The responder announces the inbound half when it
+//! sends QM2 (`ChildSaInbound`: the initiator may send on the new SA as
+//! soon as it has QM2) and the whole child when QM3 arrives.
+//!
+//! Retransmissions are answered, never reprocessed (RFC 2408 §5), per
+//! exchange and for as long as the other side may send them, however many
+//! Quick Modes run at once: a copy of QM1 gets the responder's QM2 again
+//! while it waits for QM3, and a copy of QM2 gets the initiator's QM3
+//! again ([`FinishedQuickModes`]) for the whole retransmission schedule.
+//! QM3 is never answered, so a lost QM3 is repaired only this way: were
+//! the copy dropped, the responder would time out a child that the
+//! initiator has up and sends on.
 
-use std::time::Instant;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use esprit_policy::{Prefix, ProxyId, Service};
 use zeroize::Zeroizing;
@@ -80,6 +89,84 @@ pub(crate) struct QuickMode {
     pub pending: Option<Pending>,
     /// Responder: the child, reported when QM3 arrives.
     pub child: Option<ChildSa>,
+    /// Responder: the digest of the QM1 answered (a copy of it gets the
+    /// same QM2 again, from `pending`).
+    pub qm1: Option<[u8; 32]>,
+}
+
+/// Quick Modes we initiated and finished: our QM3 for each, sent again to
+/// a copy of the responder's QM2 (its QM3 was lost) until the responder
+/// has given up retransmitting. Bounded by [`FinishedQuickModes::CAPACITY`]
+/// (about 130 bytes each), so thousands of children at once are covered
+/// and a flood of them costs a bounded amount of memory.
+#[derive(Debug, Default)]
+pub(crate) struct FinishedQuickModes {
+    by_msgid: HashMap<u32, Finished>,
+    /// Message IDs by when they are forgotten, oldest first.
+    order: VecDeque<(Instant, u32)>,
+}
+
+#[derive(Debug)]
+struct Finished {
+    qm2: [u8; 32],
+    qm3: Vec<u8>,
+}
+
+impl FinishedQuickModes {
+    /// 16,384 exchanges: 40 s of children at 400 per second.
+    const CAPACITY: usize = 16_384;
+
+    /// Remembers that QM2 `qm2` of exchange `msgid` was answered with
+    /// `qm3`, until `until`.
+    pub(crate) fn insert(&mut self, now: Instant, until: Instant, msgid: u32, qm2: &[u8], qm3: Vec<u8>) {
+        self.forget_expired(now);
+        if self.order.len() == Self::CAPACITY {
+            if let Some((_, old)) = self.order.pop_front() {
+                self.by_msgid.remove(&old);
+            }
+        }
+        if self.by_msgid.insert(msgid, Finished { qm2: digest(qm2), qm3 }).is_none() {
+            self.order.push_back((until, msgid));
+        }
+    }
+
+    /// Whether exchange `msgid` is one of ours that finished.
+    pub(crate) fn contains(&self, msgid: u32) -> bool {
+        self.by_msgid.contains_key(&msgid)
+    }
+
+    /// Our QM3 if `bytes` is a copy of the QM2 that exchange `msgid`
+    /// finished with (and it is not too late for one).
+    pub(crate) fn answer(&mut self, now: Instant, msgid: u32, bytes: &[u8]) -> Option<Vec<u8>> {
+        self.forget_expired(now);
+        let f = self.by_msgid.get(&msgid)?;
+        (f.qm2 == digest(bytes)).then(|| f.qm3.clone())
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.by_msgid.clear();
+        self.order.clear();
+    }
+
+    fn forget_expired(&mut self, now: Instant) {
+        while self.order.front().is_some_and(|(t, _)| *t <= now) {
+            if let Some((_, old)) = self.order.pop_front() {
+                self.by_msgid.remove(&old);
+            }
+        }
+    }
+}
+
+/// How long a side retransmits before it gives up: `initial`, doubled at
+/// each of `tries` retransmissions, and the wait after the last one (2 s
+/// and 5 tries: 126 s). The peer's schedule is taken to be ours.
+fn retransmission_schedule(r: &crate::config::Retransmit) -> Duration {
+    r.initial.saturating_mul((1u32 << r.tries.min(20)).saturating_mul(2) - 1)
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
 
 /// An ESP transform as read from the wire.
@@ -256,6 +343,7 @@ impl<R: Random> Peer<R> {
             dh,
             pending,
             child: None,
+            qm1: None,
         });
         Ok(())
     }
@@ -271,16 +359,36 @@ impl<R: Random> Peer<R> {
         if !h.encrypted() {
             return Err(self.err(ex, ErrorKind::Unexpected("Quick Mode message not encrypted")));
         }
+        let msgids_used = ike.msgids.contains(h.message_id);
         match self.quick.iter().position(|q| q.msgid == h.message_id) {
+            // The responder's QM2 again: its copy of our QM3 was lost.
+            None if self.quick_done.contains(h.message_id) => {
+                if let Some(qm3) = self.quick_done.answer(now, h.message_id, bytes) {
+                    let t = crate::peer::Transmit { local: self.local, remote: self.remote, bytes: qm3 };
+                    self.transmits.push_back(t);
+                    return Ok(());
+                }
+                self.discards.add(Discard::ReplayedMessageId);
+                Err(self.err(ex, ErrorKind::Unexpected("message ID already used (replay)")))
+            }
             // RFC 2408 §3.1: a message ID names one exchange; a finished
             // one's ID again is a replay (a retransmission of a message
             // still in the replay memory was answered before this).
-            None if ike.msgids.contains(h.message_id) => {
+            None if msgids_used => {
                 self.discards.add(Discard::ReplayedMessageId);
                 Err(self.err(ex, ErrorKind::Unexpected("message ID already used (replay)")))
             }
             None => self.qm_respond(now, h, bytes),
             Some(i) if self.quick[i].initiator => self.qm2(now, i, h, bytes),
+            // QM1 again: QM2 was lost (or is on its way); the same QM2.
+            Some(i) if self.quick[i].qm1 == Some(digest(bytes)) => {
+                if let Some(p) = &self.quick[i].pending {
+                    let t =
+                        crate::peer::Transmit { local: p.local, remote: p.remote, bytes: p.bytes.clone() };
+                    self.transmits.push_back(t);
+                }
+                Ok(())
+            }
             Some(i) => self.qm3(i, h, bytes),
         }
     }
@@ -491,8 +599,7 @@ impl<R: Random> Peer<R> {
             message_id: msgid,
             pfs: gqm.is_some(),
         };
-        let pending = self.send(now, out.clone(), true);
-        self.remember(bytes, Some(out));
+        let pending = self.send(now, out, true);
         self.events.push_back(Event::ChildSaInbound(Box::new(child.clone())));
         self.quick.push(QuickMode {
             msgid,
@@ -505,6 +612,7 @@ impl<R: Random> Peer<R> {
             dh,
             pending,
             child: Some(child),
+            qm1: Some(digest(bytes)),
         });
         Ok(())
     }
@@ -618,7 +726,8 @@ impl<R: Random> Peer<R> {
         let keys_out = split_keys(keys.keymat(g, PROTO_ESP, spi_out, &q.ni, nr, total), c.suite);
         let nat = ike.nat;
         self.send(now, out.clone(), false);
-        self.remember(bytes, Some(out));
+        let until = now + retransmission_schedule(&self.cfg.retransmit);
+        self.quick_done.insert(now, until, q.msgid, bytes, out);
         self.children.push(ChildRecord { proxy_id, spi_in: q.spi_in, spi_out });
         self.events.push_back(Event::ChildSaUp(Box::new(ChildSa {
             proxy_id,
@@ -669,5 +778,35 @@ impl<R: Random> Peer<R> {
             self.events.push_back(Event::ChildSaUp(Box::new(child)));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy of the QM2 gets the QM3 until the retransmission schedule
+    /// is over; another message with the same ID gets nothing; the oldest
+    /// exchange goes first beyond the capacity.
+    #[test]
+    fn finished_quick_modes_answer_their_qm2_for_the_schedule_only() {
+        let t0 = Instant::now();
+        let schedule = retransmission_schedule(&crate::config::Retransmit::default());
+        assert_eq!(schedule, Duration::from_secs(126), "2 + 4 + 8 + 16 + 32 + 64");
+        let mut f = FinishedQuickModes::default();
+        f.insert(t0, t0 + schedule, 7, b"qm2 of 7", b"qm3 of 7".to_vec());
+        assert_eq!(f.answer(t0 + Duration::from_secs(62), 7, b"qm2 of 7").as_deref(), Some(&b"qm3 of 7"[..]));
+        assert_eq!(f.answer(t0, 7, b"something else"), None);
+        assert_eq!(f.answer(t0, 8, b"qm2 of 7"), None);
+        assert_eq!(f.answer(t0 + schedule, 7, b"qm2 of 7"), None, "the responder has given up");
+        assert!(!f.contains(7));
+
+        for id in 0..=FinishedQuickModes::CAPACITY as u32 {
+            f.insert(t0, t0 + schedule, id, &id.to_be_bytes(), vec![1]);
+        }
+        assert!(!f.contains(0), "the oldest forgotten");
+        assert!(f.contains(1) && f.contains(FinishedQuickModes::CAPACITY as u32));
+        assert_eq!(f.order.len(), FinishedQuickModes::CAPACITY);
+        assert_eq!(f.by_msgid.len(), FinishedQuickModes::CAPACITY);
     }
 }
