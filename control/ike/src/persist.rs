@@ -23,8 +23,9 @@
 //! The export is plain data ([`PeerState`]): monotonic [`Instant`]s become
 //! wall-clock milliseconds since the Unix epoch ([`WallClock`]) and back,
 //! keys are hex strings on disk ([`Secret`]: zeroized when dropped, never
-//! shown by `Debug`). The caller stores it (controld: `ike.json`, mode
-//! 0600) and must keep it as secret as the pre-shared key.
+//! shown by `Debug`). The caller stores it (controld: `ike.json` and
+//! `ike.journal`, mode 0600) and must keep it as secret as the pre-shared
+//! key.
 //!
 //! Import never panics on what it reads: every length and number is
 //! checked, and a state that does not fit this peer's configuration is

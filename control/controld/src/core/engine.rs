@@ -365,7 +365,9 @@ impl Core {
         self.pending_ike.extend(produced);
         // The IKE state first (see the module doc): an exchange that
         // completed is on disk before its SAs and messages go out.
-        let urgent = self.ike.take_changed() || self.ike_writer.broken();
+        // After a failed write, the snapshot that repairs it is tried at
+        // the same pace (never at every turn: it costs the whole state).
+        let urgent = self.ike.take_changed();
         let write = urgent || now.saturating_duration_since(self.last_ike_save) >= SAVE_INTERVAL;
         let (ike, clock, sas) = (&mut self.ike, &self.clock, self.ctl.ike_sas());
         if let Some(l) = self.ike_writer.turn(ike, clock, now, sas, &self.pending_ike, write) {

@@ -872,7 +872,7 @@ impl IkeWriter {
         (self.journal_len, self.snapshot_len)
     }
 
-    /// The last write failed: the next turn must write (a snapshot).
+    /// The last write failed: the next write is a snapshot.
     pub fn broken(&self) -> bool {
         self.broken
     }
@@ -903,7 +903,7 @@ impl IkeWriter {
             }
             Err(e) => {
                 self.broken = true;
-                Some(format!("error: {e} (written again at the next turn)"))
+                Some(format!("error: {e} (tried again at the next write)"))
             }
         }
     }
@@ -959,7 +959,7 @@ impl IkeWriter {
             }
             Err(e) => {
                 self.broken = true;
-                Some(format!("error: {e} (a snapshot is written at the next turn)"))
+                Some(format!("error: {e} (the next write is a snapshot)"))
             }
         }
     }
@@ -1992,10 +1992,7 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         a.store.0.borrow_mut().fail = true;
         a.m.dirty.serials.insert(5);
         let line = a.writer.turn(&mut a.m, &a.clock, now, &a.sas, &[], true).unwrap();
-        assert!(
-            line.contains("disk full") && line.contains("a snapshot is written at the next turn"),
-            "{line}"
-        );
+        assert!(line.contains("disk full") && line.contains("the next write is a snapshot"), "{line}");
         assert!(a.writer.broken());
         a.store.0.borrow_mut().fail = false;
         assert_eq!(a.writer.turn(&mut a.m, &a.clock, now, &a.sas, &[], true), None);
