@@ -211,7 +211,7 @@ run() {
     start_controld1 "$newlog"
     log "    controld of gw1 started again (PID $CD1)"
     [ "$peer" = strongswan ] && before_dpd=$(wc -l <"$SWAN_DIR/charon.log")
-    check "$peer: the new controld resumed 1 ISAKMP SA and 2 child SA pairs from ike.json" \
+    check "$peer: the new controld resumed 1 ISAKMP SA and 2 child SA pairs from ike.json and ike.journal" \
         wait_log "$newlog" "IKE state: resumed 1 ISAKMP SA(s) and 2 child SA pair(s)" 5
     check "$peer: ... and adopted fastpathd's 4 SAs (0 installed, 0 removed)" \
         wait_log "$newlog" "fastpathd synchronised: .* 4 SA(s) adopted, 0 installed, 0 removed" 5

@@ -2002,4 +2002,65 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         let want = normalised(a.m.snapshot(&a.clock, &SasAfter::new(&a.sas, &[])));
         assert_eq!(s.gateways, want.gateways);
     }
+
+    /// The journal follows reconfigurations: a proxy-ID removed (its pair
+    /// deleted with the peer), `clear sa`, and the gateway replaced (its
+    /// configuration changed: everything of the old one goes, the new
+    /// one starts afresh); checked against a snapshot after every turn.
+    #[test]
+    fn the_journal_follows_reconfigurations_and_clears() {
+        let mut a = Side::new(manager(CONF_A, 31));
+        let mut b = Side::new(manager(&conf_b(), 32));
+        let t0 = Instant::now();
+        let mut now = t0;
+        for pid in a.m.gateways[0].vpns[0].proxy_ids.clone() {
+            a.m.acquire(now, 1, &pid.to_string());
+            pump(now, &mut a, &mut b);
+        }
+        run_until(&mut now, t0 + Duration::from_secs(1), &mut a, &mut b);
+        assert_eq!(a.sas.len(), 4);
+        let gateways = |psk: &str, keep: usize| {
+            let (config, _) = Config::load(&CONF_A.replace("s3cret-psk", psk)).unwrap();
+            let mut g = ike_gateways(&config, &BTreeMap::from([("v".to_string(), 5)])).0;
+            g[0].config.child_lifetime = esprit_ike::Lifetime { seconds: 100, kilobytes: 0 };
+            g[0].config.ike_lifetime = 300;
+            g[0].config.dpd_delay = Some(Duration::from_secs(10));
+            g[0].config.dpd_retries = 3;
+            g[0].config.proxy_ids.truncate(keep);
+            g[0].vpns[0].proxy_ids.truncate(keep);
+            g
+        };
+        // One proxy-ID removed. (The core writes after the peers' events
+        // are polled: a deletion is written with its ChildSaDown.)
+        let mut acts = a.m.reconfigure(now, gateways("s3cret-psk", 1));
+        acts.extend(a.m.poll(now));
+        a.take(acts, &mut b, now);
+        pump(now, &mut a, &mut b);
+        assert_eq!(a.sas.len(), 2);
+        // `clear sa` of the other: deleted with the peer.
+        let pid = a.m.gateways[0].vpns[0].proxy_ids[0].to_string();
+        assert_eq!(a.m.clear(now, Some((5, &pid))).len(), 1);
+        pump(now, &mut a, &mut b);
+        assert!(a.sas.is_empty());
+        let Loaded::State(s) = a.store.load() else { panic!() };
+        assert!(s.gateways[0].children.is_empty() && s.gateways[0].peer.isakmp.is_some());
+        // Negotiated again, then the gateway replaced: nothing of it stays.
+        a.m.acquire(now, 1, &pid);
+        pump(now, &mut a, &mut b);
+        assert_eq!(a.sas.len(), 1, "the inbound SA; the outbound one is delayed");
+        let checked = a.checked;
+        let mut acts = a.m.reconfigure(now, gateways("another-psk", 1));
+        acts.extend(a.m.poll(now));
+        a.take(acts, &mut b, now);
+        pump(now, &mut a, &mut b);
+        assert!(a.checked > checked);
+        let Loaded::State(s) = a.store.load() else { panic!() };
+        assert!(s.gateways.is_empty() && s.delayed.is_empty(), "{s:?}");
+        let journal = a.store.0.borrow().journal.clone().unwrap();
+        let read = read_journal(&journal).unwrap();
+        assert!(read
+            .records
+            .iter()
+            .any(|r| matches!(r, Record::GatewayGone { gateway } if gateway == "gw2")));
+    }
 }
