@@ -12,7 +12,7 @@
 # h12 -> 10.2.2.10), pings run every 20 ms on both for 62 s, and 3 s in
 # gw1's controld is killed with SIGKILL and started again with the same
 # state directory. Checked: no ping lost; the new controld resumed the
-# ISAKMP SA and both child pairs from ike.json and adopted fastpathd's
+# ISAKMP SA and both child pairs from ike.json and ike.journal and adopted fastpathd's
 # SAs (nothing installed, nothing removed); `esprit get sa` and `get ike
 # cookies` are as before (SPIs, IDs, cookies; the lifetime columns aside);
 # no renegotiation; the peer's DPD is answered and its own probes are
@@ -21,7 +21,7 @@
 # over); then the child
 # rekeys (85-90% of 40 s) and the phase-1 rekey (90% of 60 s) succeed
 # under the resumed timers, and the superseded pairs are deleted with the
-# peer (Delete); ike.json is mode 0600 in a 0700 directory.
+# peer (Delete); ike.json and ike.journal are mode 0600 in a 0700 directory.
 #
 # Ends with "N passed, M failed". Needs root. Bounded by $ESPRIT_TIMEOUT
 # seconds (default 360). PEERS="esprit strongswan" (the default) selects
@@ -193,8 +193,12 @@ run() {
     SA_BEFORE=$(sa_view)
     COOKIES_BEFORE=$(cookie_view)
     echo "$SA_BEFORE" | sed 's/^/    /' >&2
-    check "$peer: ike.json is mode 0600 in a 0700 state directory" \
-        bash -c "[ \"\$(stat -c %a '$WORK/state1/ike.json')\" = 600 ] && [ \"\$(stat -c %a '$WORK/state1')\" = 700 ]"
+    check "$peer: ike.json and ike.journal are mode 0600 in a 0700 state directory" \
+        bash -c "[ \"\$(stat -c %a '$WORK/state1/ike.json')\" = 600 ] && [ \"\$(stat -c %a '$WORK/state1/ike.journal')\" = 600 ] && [ \"\$(stat -c %a '$WORK/state1')\" = 700 ]"
+    # The snapshot is written at start, before any exchange: what the
+    # kill must not lose is in the journal (its records, keys included).
+    check "$peer: the exchanges since controld started are in ike.journal" \
+        bash -c "[ \"\$(stat -c %s '$WORK/state1/ike.journal')\" -gt 2000 ]"
 
     steady_start
     sleep "$KILL_AT"
@@ -207,7 +211,7 @@ run() {
     start_controld1 "$newlog"
     log "    controld of gw1 started again (PID $CD1)"
     [ "$peer" = strongswan ] && before_dpd=$(wc -l <"$SWAN_DIR/charon.log")
-    check "$peer: the new controld resumed 1 ISAKMP SA and 2 child SA pairs from ike.json" \
+    check "$peer: the new controld resumed 1 ISAKMP SA and 2 child SA pairs from ike.json and ike.journal" \
         wait_log "$newlog" "IKE state: resumed 1 ISAKMP SA(s) and 2 child SA pair(s)" 5
     check "$peer: ... and adopted fastpathd's 4 SAs (0 installed, 0 removed)" \
         wait_log "$newlog" "fastpathd synchronised: .* 4 SA(s) adopted, 0 installed, 0 removed" 5

@@ -156,14 +156,15 @@ pub(crate) struct MessageIds {
 impl MessageIds {
     /// 8,192 IDs (32 KiB at most): an ISAKMP SA of 8 hours with a DPD
     /// exchange every 10 s uses 2,880.
-    const CAPACITY: usize = 8192;
+    pub(crate) const CAPACITY: usize = 8192;
 
     pub(crate) fn contains(&self, id: u32) -> bool {
         self.set.contains(&id)
     }
 
-    /// The IDs remembered, oldest first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+    /// The IDs remembered, oldest first (newest first reversed: what
+    /// was added since a given ID is a walk from the back).
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = u32> + '_ {
         self.order.iter().copied()
     }
 

@@ -12,11 +12,20 @@
 //! after its retries; the side that wanted it starts it again. The ISAKMP
 //! SA and the child SAs, which carry traffic, are unaffected.
 //!
+//! The export comes whole ([`Peer::export_state`]) or in parts whose size
+//! does not grow with the number of child SAs, for a caller that writes
+//! only what changed: the peer without its children and message IDs
+//! ([`Peer::export_header`]), the message IDs used since a given one
+//! ([`Peer::message_ids_after`]); the children change only with a
+//! `ChildSaUp` or `ChildSaDown` event, which carries what the caller
+//! needs to follow them.
+//!
 //! The export is plain data ([`PeerState`]): monotonic [`Instant`]s become
 //! wall-clock milliseconds since the Unix epoch ([`WallClock`]) and back,
 //! keys are hex strings on disk ([`Secret`]: zeroized when dropped, never
-//! shown by `Debug`). The caller stores it (controld: `ike.json`, mode
-//! 0600) and must keep it as secret as the pre-shared key.
+//! shown by `Debug`). The caller stores it (controld: `ike.json` and
+//! `ike.journal`, mode 0600) and must keep it as secret as the pre-shared
+//! key.
 //!
 //! Import never panics on what it reads: every length and number is
 //! checked, and a state that does not fit this peer's configuration is
@@ -43,6 +52,10 @@ use crate::Random;
 /// peer may ignore an R-U-THERE whose number is not above the last one
 /// it saw (RFC 3706 §7), so the next one must be well past it.
 pub const DPD_SEQ_MARGIN: u32 = 1024;
+
+/// How many message IDs of an ISAKMP SA are remembered (the oldest are
+/// forgotten first): a saved list longer than this keeps its newest.
+pub const MESSAGE_IDS_KEPT: usize = crate::guard::MessageIds::CAPACITY;
 
 /// The two clocks at one moment: converts monotonic times to wall-clock
 /// milliseconds (on disk) and back.
@@ -250,6 +263,21 @@ impl<R: Random> Peer<R> {
     /// The peer's state as plain data (see the module doc for what is
     /// left out). Key material is in it: store it as secret as the PSK.
     pub fn export_state(&self, clock: &WallClock) -> PeerState {
+        let mut s = self.export_header(clock);
+        if let (Some(i), Some(ike)) = (s.isakmp.as_mut(), self.ike.as_ref()) {
+            i.message_ids = ike.msgids.iter().collect();
+        }
+        s.children = self
+            .children
+            .iter()
+            .map(|c| ChildState { proxy_id: c.proxy_id.to_string(), spi_in: c.spi_in, spi_out: c.spi_out })
+            .collect();
+        s
+    }
+
+    /// [`Peer::export_state`] without the child SAs and the message IDs:
+    /// its size does not depend on how many exchanges ran.
+    pub fn export_header(&self, clock: &WallClock) -> PeerState {
         let isakmp = self.ike.as_ref().map(|s| IsakmpState {
             icookie: s.icookie,
             rcookie: s.rcookie,
@@ -268,7 +296,7 @@ impl<R: Random> Peer<R> {
             established_unix_ms: clock.to_unix_ms(s.established),
             lifetime: s.lifetime,
             peer_initial_contact: s.peer_initial_contact,
-            message_ids: s.msgids.iter().collect(),
+            message_ids: Vec::new(),
         });
         PeerState {
             name: self.cfg.name.clone(),
@@ -277,18 +305,22 @@ impl<R: Random> Peer<R> {
             remote: self.remote,
             rekey_started: isakmp.as_ref().is_some_and(|s| self.rekey_started_for == Some(s.icookie)),
             isakmp,
-            children: self
-                .children
-                .iter()
-                .map(|c| ChildState {
-                    proxy_id: c.proxy_id.to_string(),
-                    spi_in: c.spi_in,
-                    spi_out: c.spi_out,
-                })
-                .collect(),
+            children: Vec::new(),
             dpd_seq: self.dpd.seq,
             behind_nat: self.behind_nat,
         }
+    }
+
+    /// The message IDs of the ISAKMP SA (none: `None`) used since `after`
+    /// (its initiator cookie and the last ID the caller has), oldest
+    /// first, with the SA's initiator cookie. Every ID when `after` is
+    /// another SA's or was forgotten already. Costs what is returned.
+    pub fn message_ids_after(&self, after: Option<([u8; 8], u32)>) -> Option<([u8; 8], Vec<u32>)> {
+        let ike = self.ike.as_ref()?;
+        let last = after.filter(|(c, _)| *c == ike.icookie).map(|(_, id)| id);
+        let mut ids: Vec<u32> = ike.msgids.iter().rev().take_while(|id| Some(*id) != last).collect();
+        ids.reverse();
+        Some((ike.icookie, ids))
     }
 
     /// Takes in a state exported by [`Peer::export_state`] (by this or an

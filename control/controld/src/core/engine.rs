@@ -12,19 +12,24 @@
 //! through a [`FastPath`] port the shell passes to each call that may
 //! program it (the real client, or an in-memory model in tests): its
 //! requests are answered in order, so the core sees each reply before it
-//! decides the next request.
+//! decides the next request. The IKE state goes to an [`IkeStore`] port
+//! the shell gives the core once (the state directory, or memory in
+//! tests), written synchronously like fastpathd's requests.
 //!
-//! **The IKE state file** (`ike.json`, [`crate::ike::persist`]) is handed
-//! out ([`Output::SaveIkeState`]) before the actions of an IKE change: when
-//! an exchange completed or failed (an ISAKMP SA up or down, a child SA up,
-//! rekeyed or deleted), the file holds the new state before its SAs go to
-//! fastpathd and before the message that tells the peer leaves, so a
+//! **The IKE state** (`ike.json` and `ike.journal`,
+//! [`crate::ike::persist`]) is written before the actions of an IKE change
+//! are carried out: when an exchange completed or failed (an ISAKMP SA up
+//! or down, a child SA up, rekeyed or deleted), the records it changed are
+//! appended to the journal (one write, one `fdatasync` per turn) before its
+//! SAs go to fastpathd and before the message that tells the peer leaves
+//! (a datagram is an [`Output`], carried out after the turn), so a
 //! controld killed at any instant restarts with every SA the peer may use
 //! (the one window IKEv1 leaves: a Quick Mode responder killed after QM3
-//! arrived and before the file was written; QM3 has no answer to hold
-//! back). The shell must therefore carry out the outputs in order. Changes
+//! arrived and before the append; QM3 has no answer to hold back). Changes
 //! that complete no exchange (the DPD sequence number) are written at most
-//! once a [`SAVE_INTERVAL`], and only if something changed.
+//! once a [`SAVE_INTERVAL`], and only if something changed. A turn's cost
+//! is what changed in it, plus a snapshot of everything when the journal
+//! has grown past the snapshot (amortised: see the persist module).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -39,7 +44,7 @@ use crate::core::ingest::{IkeLogLimiter, IngestCounters};
 use crate::core::sa::STATS_INTERVAL_SECS;
 use crate::core::spi::SpiAllocator;
 use crate::core::state::State;
-use crate::ike::persist::{self as ike_state, IkeStateFile, Loaded};
+use crate::ike::persist::{self as ike_state, IkeStore, IkeWriter, Loaded, SasAfter};
 use crate::ike::{ike_gateways, IkeAction, IkeManager, RandomFill};
 
 /// How often fastpathd is compared with the desired state even when
@@ -61,8 +66,6 @@ pub enum Output {
     Log(String),
     /// Write `controld.json` (sequence numbers, HEX IDs).
     SaveState(State),
-    /// Write `ike.json`; the shell stamps `written_unix_ms`.
-    SaveIkeState(IkeStateFile),
     /// fastpathd's connection is broken: drop it and reconnect (the core
     /// already forgot what fastpathd held).
     FastPathLost,
@@ -78,12 +81,12 @@ pub enum Output {
 pub struct Core {
     ctl: Controller,
     ike: IkeManager,
-    /// Monotonic times in `ike.json` are written relative to one reading
-    /// of both clocks, so an unchanged state gives the same file.
+    /// Monotonic times in the IKE state are written relative to one
+    /// reading of both clocks, so an unchanged state gives the same bytes.
     clock: WallClock,
     limiter: IkeLogLimiter,
-    /// The IKE state last handed out (without its write time).
-    ike_saved: Option<IkeStateFile>,
+    /// Writes the IKE state (journal and snapshots).
+    ike_writer: IkeWriter,
     last_ike_save: Instant,
     last_stats: Instant,
     last_sync: Instant,
@@ -105,9 +108,17 @@ impl std::fmt::Debug for Core {
 
 impl Core {
     /// A core for `ctl` (configuration and persisted state loaded), with
-    /// IKE resumed from `ike_file` (what `ike.json` held), the random
-    /// source `fill`, and `clock` (both clocks read once by the shell).
-    pub fn new(mut ctl: Controller, ike_file: Loaded, fill: RandomFill, clock: WallClock) -> Core {
+    /// IKE resumed from `ike_file` (what the snapshot and journal held),
+    /// the random source `fill`, `clock` (both clocks read once by the
+    /// shell), and `store` where the IKE state goes. Writes a snapshot of
+    /// what it resumed at once (the journal starts afresh).
+    pub fn new(
+        mut ctl: Controller,
+        ike_file: Loaded,
+        fill: RandomFill,
+        clock: WallClock,
+        store: Box<dyn IkeStore>,
+    ) -> Core {
         let now = clock.now;
         let mut out = VecDeque::new();
         // IKE: one peer per AutoKey gateway.
@@ -122,6 +133,10 @@ impl Core {
         let mut ike = IkeManager::new(gateways, spis, fill);
         // What IKE negotiated before a restart: resumed, and its SAs wanted
         // again, so the first synchronisation adopts fastpathd's copies.
+        let generation = match &ike_file {
+            Loaded::State(f) => f.generation,
+            Loaded::Absent | Loaded::Discarded(_) => 0,
+        };
         match ike_file {
             Loaded::Absent => {}
             Loaded::Discarded(e) => {
@@ -138,12 +153,16 @@ impl Core {
                 ctl.resume_ike_sas(r.sas);
             }
         }
+        let mut ike_writer = IkeWriter::new(store, generation);
+        if let Some(l) = ike_writer.snapshot(&mut ike, &clock, now, &SasAfter::new(ctl.ike_sas(), &[])) {
+            out.push_back(Output::Log(l));
+        }
         Core {
             ctl,
             ike,
             clock,
             limiter: IkeLogLimiter::new(now),
-            ike_saved: None,
+            ike_writer,
             last_ike_save: now,
             last_stats: now,
             last_sync: now,
@@ -344,16 +363,17 @@ impl Core {
         self.ike.handle_timeout(now);
         let produced = self.ike.poll(now);
         self.pending_ike.extend(produced);
-        // The state file first (see the module doc): an exchange that
+        // The IKE state first (see the module doc): an exchange that
         // completed is on disk before its SAs and messages go out.
+        // After a failed write, the snapshot that repairs it is tried at
+        // the same pace (never at every turn: it costs the whole state).
         let urgent = self.ike.take_changed();
-        if urgent || now.saturating_duration_since(self.last_ike_save) >= SAVE_INTERVAL {
-            let after = ike_state::after_actions(self.ctl.ike_sas(), &self.pending_ike);
-            let file = self.ike.snapshot(&self.clock, &after);
-            if self.ike_saved.as_ref() != Some(&file) {
-                self.ike_saved = Some(file.clone());
-                self.out.push_back(Output::SaveIkeState(file));
-            }
+        let write = urgent || now.saturating_duration_since(self.last_ike_save) >= SAVE_INTERVAL;
+        let (ike, clock, sas) = (&mut self.ike, &self.clock, self.ctl.ike_sas());
+        if let Some(l) = self.ike_writer.turn(ike, clock, now, sas, &self.pending_ike, write) {
+            self.log(l);
+        }
+        if write {
             self.last_ike_save = now;
         }
         let mut sas_changed = false;
@@ -474,15 +494,20 @@ impl Core {
         }
     }
 
-    /// Writing `ike.json` failed: the next turn hands it out again.
-    pub fn ike_save_failed(&mut self) {
-        self.ike_saved = None;
+    /// The IKE state's writer (its sizes; tests make it compact sooner).
+    pub fn ike_writer(&mut self) -> &mut IkeWriter {
+        &mut self.ike_writer
     }
 
-    /// What to persist when controld stops: both state files.
-    pub fn shutdown(&mut self) -> (State, IkeStateFile) {
+    /// controld stops: the IKE state is written whole (a snapshot, so the
+    /// next start reads no journal); returns `controld.json`'s state.
+    pub fn shutdown(&mut self, now: Instant) -> State {
         self.log("stopping: fastpathd keeps its SAs");
-        (self.ctl.state(), self.ike.snapshot(&self.clock, self.ctl.ike_sas()))
+        let sas = SasAfter::new(self.ctl.ike_sas(), &self.pending_ike);
+        if let Some(l) = self.ike_writer.snapshot(&mut self.ike, &self.clock, now, &sas) {
+            self.log(l);
+        }
+        self.ctl.state()
     }
 }
 

@@ -304,6 +304,7 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
 /// proxy-ID), unless one runs or it was superseded.
 fn start_rekey(g: &mut GatewayState, now: Instant, spi: u32) {
     let Some(c) = g.children.get_mut(&spi) else { return };
+    g.dirty.children.insert(spi);
     c.rekey_at = None;
     if c.rekeying || c.superseded.is_some() {
         return;
@@ -458,6 +459,8 @@ struct GatewayState {
     negotiating: BTreeMap<ProxyId, Instant>,
     /// Child SAs up, by inbound SPI.
     children: BTreeMap<u32, ChildRecord>,
+    /// What changed since the IKE state was last written.
+    dirty: persist::GatewayDirty,
 }
 
 /// Every IKE peer of controld.
@@ -476,6 +479,8 @@ pub struct IkeManager {
     /// An exchange completed or failed since the state was last saved
     /// ([`IkeManager::take_changed`]).
     changed: bool,
+    /// What changed since the state was last written.
+    dirty: persist::Dirty,
     /// Discards that are the manager's own (the half-open limit across
     /// peers); the peers count theirs.
     discards: esprit_ike::Discards,
@@ -527,6 +532,7 @@ impl IkeManager {
             delayed: Vec::new(),
             events: counters::IkeCounters::default(),
             changed: false,
+            dirty: persist::Dirty::default(),
             discards: esprit_ike::Discards::default(),
         };
         m.gateways = gateways.into_iter().map(|g| m.gateway_state(g)).collect();
@@ -539,6 +545,7 @@ impl IkeManager {
             vpns: g.vpns,
             negotiating: BTreeMap::new(),
             children: BTreeMap::new(),
+            dirty: persist::GatewayDirty::default(),
         }
     }
 
@@ -616,6 +623,7 @@ impl IkeManager {
         }
         for mut o in old {
             let name = o.peer.config().name.clone();
+            self.dirty.gone.push(name.clone());
             let spis: Vec<u32> = o.children.keys().copied().collect();
             for spi in spis {
                 let _ = o.peer.delete_child(now, spi);
@@ -633,7 +641,7 @@ impl IkeManager {
                 ids.len() / 2
             )));
             if !ids.is_empty() {
-                self.delayed.retain(|(_, s, _)| !ids.contains(&s.spec.id));
+                self.drop_delayed(&ids);
                 out.push(IkeAction::Remove(ids));
             }
         }
@@ -781,6 +789,7 @@ impl IkeManager {
                 if g.peer.delete_child(now, spi).is_err() {
                     // The peer no longer knows it: drop it ourselves.
                     if let Some(c) = g.children.remove(&spi) {
+                        g.touch(spi);
                         self.orphans.extend(c.ids);
                     }
                 }
@@ -813,6 +822,7 @@ impl IkeManager {
             if c.rekeying || c.superseded.is_some() {
                 return Some(format!("gateway {name}: SA {sa:#x} soft limit: already rekeyed or rekeying"));
             }
+            g.dirty.children.insert(spi);
             if c.initiator {
                 c.rekey_at = Some(now);
                 start_rekey(g, now, spi);
@@ -867,13 +877,14 @@ impl IkeManager {
         let mut out = Vec::new();
         if !self.orphans.is_empty() {
             let ids = std::mem::take(&mut self.orphans);
-            self.delayed.retain(|(_, s, _)| !ids.contains(&s.spec.id));
+            self.drop_delayed(&ids);
             out.push(IkeAction::Remove(ids));
         }
         if self.delayed.iter().any(|(t, _, _)| *t <= now) {
             let (due, wait): (Vec<_>, Vec<_>) =
                 std::mem::take(&mut self.delayed).into_iter().partition(|(t, _, _)| *t <= now);
             self.delayed = wait;
+            self.dirty.delayed.extend(due.iter().map(|(_, s, _)| s.spec.id));
             let replaced: Vec<u64> = due.iter().flat_map(|(_, _, r)| r.iter().copied()).collect();
             out.push(IkeAction::Install(due.into_iter().map(|(_, s, _)| s).collect()));
             if !replaced.is_empty() {
@@ -908,6 +919,7 @@ impl IkeManager {
 
     /// The next SA serial of a VPN (1 to 2^31 - 1, then round again).
     fn next_serial(&mut self, hex_id: u32) -> u32 {
+        self.dirty.serials.insert(hex_id);
         let serial = self.serials.entry(hex_id).or_insert(0);
         *serial = (*serial % 0x7fff_ffff) + 1;
         *serial
@@ -938,8 +950,9 @@ impl IkeManager {
             }
             Event::IkeSaDown { reason } => {
                 g.negotiating.clear();
-                for c in g.children.values_mut() {
+                for (spi, c) in g.children.iter_mut() {
                     if c.rekeying {
+                        g.dirty.children.insert(*spi);
                         c.rekeying = false;
                         c.rekey_at = Some(now + REKEY_RETRY);
                     }
@@ -980,6 +993,8 @@ impl IkeManager {
                 }
             }
             Event::ChildSaUp(c) => {
+                let known = esprit_ike::ChildState { proxy_id: c.proxy_id.to_string(), spi_in: c.spi_in, spi_out: c.spi_out };
+                g.dirty.peer_children.insert(c.spi_in, Some(known));
                 let vi = g.vpns.iter().position(|v| v.proxy_ids.contains(&c.proxy_id)).unwrap_or(0);
                 let waited = g.negotiating.remove(&c.proxy_id).map(|t| now.saturating_duration_since(t));
                 let vpn = g.vpns[vi].clone();
@@ -1008,6 +1023,7 @@ impl IkeManager {
                                 let at = now + grace;
                                 let last = old.expires.map(|e| e.checked_sub(RETIRE_BEFORE_EXPIRY).unwrap_or(e).max(now));
                                 old.superseded = Some(last.map_or(at, |l| l.min(at)));
+                                g.dirty.children.insert(*spi);
                                 old.rekey_at = None;
                                 old.rekeying = false;
                                 replaced.push(old.ids[1]);
@@ -1025,6 +1041,7 @@ impl IkeManager {
                             };
                             now + Duration::from_millis(u64::from(c.lifetime.seconds) * per_mille)
                         });
+                        g.touch(c.spi_in);
                         g.children.insert(
                             c.spi_in,
                             ChildRecord {
@@ -1070,6 +1087,7 @@ impl IkeManager {
                         )));
                         if c.initiator {
                             out.push(IkeAction::Install(inbound.into_iter().collect()));
+                            self.dirty.delayed.insert(outbound.spec.id);
                             self.delayed.push((now + INITIATOR_OUTBOUND_DELAY, outbound, replaced));
                         } else {
                             out.push(IkeAction::Install(inbound.into_iter().chain([outbound]).collect()));
@@ -1083,6 +1101,8 @@ impl IkeManager {
             }
             Event::ChildSaDown { proxy_id, spi_in, spi_out, reason } => {
                 self.spis.borrow_mut().release(spi_in);
+                g.dirty.peer_children.insert(spi_in, None);
+                g.touch(spi_in);
                 let rec = g.children.remove(&spi_in);
                 let ids = rec.as_ref().map(|c| c.ids.to_vec()).unwrap_or_default();
                 let vpn = rec.and_then(|c| g.vpns.get(c.vpn)).map(|v| format!(" vpn {}", v.name)).unwrap_or_default();
@@ -1091,13 +1111,14 @@ impl IkeManager {
                     reason_words(&reason)
                 ));
                 if !ids.is_empty() {
-                    self.delayed.retain(|(_, s, _)| !ids.contains(&s.spec.id));
+                    self.drop_delayed(&ids);
                     out.push(IkeAction::Remove(ids));
                 }
             }
             Event::ChildSaFailed { proxy_id, reason } => {
                 g.negotiating.remove(&proxy_id);
-                for c in g.children.values_mut().filter(|c| c.proxy_id == proxy_id && c.rekeying) {
+                for (spi, c) in g.children.iter_mut().filter(|(_, c)| c.proxy_id == proxy_id && c.rekeying) {
+                    g.dirty.children.insert(*spi);
                     c.rekeying = false;
                     c.rekey_at = Some(now + REKEY_RETRY);
                 }

@@ -177,6 +177,7 @@ impl IkeManager {
                     Err(e) => {
                         // The peer no longer knows it: remove it ourselves.
                         if let Some(c) = g.children.remove(&spi) {
+                            g.touch(spi);
                             self.orphans.extend(c.ids);
                         }
                         out.push(format!("{what}: cleared locally ({e})"));

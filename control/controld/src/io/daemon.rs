@@ -12,9 +12,11 @@
 //! fastpathd events are served first at every turn, then at most
 //! [`IKE_BUDGET`] IKE datagrams, so no IKE flood starves them.
 //!
-//! The core's outputs are carried out in the order it gives them: the IKE
-//! state file is written before the SAs and messages of the exchange that
-//! changed it (the core's module documentation says why).
+//! The core's outputs are carried out in the order it gives them. The IKE
+//! state is written by the core itself, through the state directory's
+//! store ([`crate::ike::persist::DirStore`]), before the SAs and messages
+//! of the exchange that changed it (the core's module documentation says
+//! why).
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
@@ -154,7 +156,12 @@ pub fn run(opts: Options) -> Result<(), String> {
         log.line(&format!("metrics: http://{}/metrics", m.local_addr()));
     }
 
-    let mut core = Core::new(ctl, ike_state::load(&opts.state_dir), system_random(), WallClock::read());
+    let (ike_file, notes) = ike_state::load(&opts.state_dir);
+    for n in notes {
+        log.line(&n);
+    }
+    let store = Box::new(ike_state::DirStore::new(&opts.state_dir));
+    let mut core = Core::new(ctl, ike_file, system_random(), WallClock::read(), store);
     let (mut sockets, errors) = IkeSockets::bind(&core.local_addresses(), &senders.ike);
     let mut shell = Shell { log: &log, opts: &opts, metrics: metrics.as_ref(), sockets: &mut sockets };
     shell.carry_out(&mut core, None, &senders.ike);
@@ -205,10 +212,9 @@ pub fn run(opts: Options) -> Result<(), String> {
             m.publish_ike_ingest(inbox.counters());
         }
     }
-    let (state, file) = core.shutdown();
+    let state = core.shutdown(Instant::now());
     shell.carry_out(&mut core, Some(&mut link), &senders.ike);
     state.save(&opts.state_dir).map_err(|e| e.to_string())?;
-    ike_state::save(&opts.state_dir, &file).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&opts.socket);
     Ok(())
 }
@@ -236,13 +242,6 @@ impl Shell<'_> {
                 Output::SaveState(s) => {
                     if let Err(e) = s.save(&self.opts.state_dir) {
                         self.log.line(&format!("error: {e}"));
-                    }
-                }
-                Output::SaveIkeState(mut file) => {
-                    file.written_unix_ms = WallClock::read().to_unix_ms(Instant::now());
-                    if let Err(e) = ike_state::save(&self.opts.state_dir, &file) {
-                        self.log.line(&format!("error: {e}"));
-                        core.ike_save_failed();
                     }
                 }
                 Output::FastPathLost => {

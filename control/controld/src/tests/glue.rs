@@ -26,7 +26,7 @@ use esprit_policy::{FlowKey, ProxyId};
 use crate::core::controller::{Controller, FastPath, FastPathError};
 use crate::core::engine::{Core, Output};
 use crate::core::state::State;
-use crate::ike::persist::{IkeStateFile, Loaded};
+use crate::ike::persist::{Loaded, MemStore};
 use crate::ike::RandomFill;
 
 const ICMP: u8 = 1;
@@ -301,7 +301,8 @@ struct Gateway {
     core: Core,
     fp: ModelFastPath,
     state: Option<State>,
-    ike_file: Option<IkeStateFile>,
+    /// Its IKE snapshot and journal.
+    ike_store: MemStore,
     log: Vec<String>,
     /// fastpathd connected.
     connected: bool,
@@ -329,13 +330,15 @@ fn controller(text: &str, state: State) -> Controller {
 
 impl Gateway {
     fn new(name: &'static str, text: &str, seed: u64, clock: WallClock) -> Gateway {
-        let core = Core::new(controller(text, State::default()), Loaded::Absent, random(seed), clock);
+        let ike_store = MemStore::default();
+        let store = Box::new(ike_store.clone());
+        let core = Core::new(controller(text, State::default()), Loaded::Absent, random(seed), clock, store);
         Gateway {
             name,
             core,
             fp: ModelFastPath::default(),
             state: None,
-            ike_file: None,
+            ike_store,
             log: Vec::new(),
             connected: false,
         }
@@ -388,7 +391,6 @@ impl Lab {
                 Output::Transmit(t) => wire.push((to_b, t)),
                 Output::Log(l) => g.log.push(l),
                 Output::SaveState(s) => g.state = Some(s),
-                Output::SaveIkeState(f) => g.ike_file = Some(f),
                 Output::FastPathLost => panic!("{}: the model never breaks the connection", g.name),
                 Output::Listen(_) | Output::Stats(_) => {}
             }
@@ -607,10 +609,13 @@ fn acquire_negotiate_install_monitor_withdraw_rekey_and_restart_in_memory() {
     assert_eq!(lab.a.fp.sas.len(), 2, "one pair, nothing superseded");
     let held: Vec<u64> = lab.a.fp.sas.keys().copied().collect();
     let state = lab.a.state.clone().expect("A saved controld.json");
-    let file = lab.a.ike_file.clone().expect("A saved ike.json");
+    let file = lab.a.ike_store.load();
+    assert!(matches!(file, Loaded::State(_)), "A saved its IKE state: {file:?}");
+    assert!(lab.a.ike_store.0.borrow().appends > 0, "A appended to its journal");
     lab.a.fp.take_log();
     let ctl = controller(&config_a(), state);
-    lab.a.core = Core::new(ctl, Loaded::State(Box::new(file)), random(3), lab.clock());
+    let store = Box::new(lab.a.ike_store.clone());
+    lab.a.core = Core::new(ctl, file, random(3), lab.clock(), store);
     assert!(lab.a.core.handle_connected(lab.now, &mut lab.a.fp));
     Lab::outputs(&mut lab.a, true, &mut lab.wire);
     let sync = lab.a.log.iter().rev().find(|l| l.starts_with("fastpathd synchronised")).cloned();
