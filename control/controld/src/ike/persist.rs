@@ -1177,8 +1177,12 @@ impl IkeManager {
                     (Some(vi), Some(p)) => g.vpns[vi].proxy_ids.contains(&p),
                     _ => false,
                 };
+                // A pair a rekey superseded has only its inbound SA left
+                // (its outbound one was replaced): that is all it needs
+                // until it retires.
                 let whole = c.sas.iter().any(|s| s.spec.id == c.ids[0])
-                    && (c.sas.iter().any(|s| s.spec.id == c.ids[1])
+                    && (c.superseded_unix_ms.is_some()
+                        || c.sas.iter().any(|s| s.spec.id == c.ids[1])
                         || file.delayed.iter().any(|d| d.sa.spec.id == c.ids[1]));
                 let (Some(vi), Some(proxy_id), true, true) = (vpn, pid, fits, whole) else {
                     // No longer configured (or not whole): deleted with
@@ -2062,5 +2066,54 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
             .records
             .iter()
             .any(|r| matches!(r, Record::GatewayGone { gateway } if gateway == "gw2")));
+    }
+
+    /// A restart inside a rekey's grace keeps the superseded pair's
+    /// inbound SA (its outbound one is already replaced): what the peer
+    /// still sends on it is received until it retires as planned.
+    #[test]
+    fn a_superseded_pair_survives_a_restart_in_its_grace() {
+        let mut a = Side::new(manager(CONF_A, 1));
+        let mut b = Side::new(manager(&conf_b(), 2));
+        let t0 = Instant::now();
+        let mut now = t0;
+        for pid in a.m.gateways[0].vpns[0].proxy_ids.clone() {
+            a.m.acquire(now, 1, &pid.to_string());
+            pump(now, &mut a, &mut b);
+        }
+        run_until(&mut now, t0 + Duration::from_secs(2), &mut a, &mut b);
+        // a initiated both pairs and rekeys them at 85-90 s.
+        while a.logs.iter().filter(|l| l.contains("rekeyed: child SA")).count() < 2 {
+            assert!(now < t0 + Duration::from_secs(95), "no rekeys: {:?}", a.logs);
+            let next = now + Duration::from_secs(1);
+            run_until(&mut now, next, &mut a, &mut b);
+        }
+        let superseded: Vec<u64> =
+            a.m.gateways[0].children.values().filter(|c| c.superseded.is_some()).map(|c| c.ids[0]).collect();
+        assert_eq!(superseded.len(), 2);
+        assert!(superseded.iter().all(|id| a.sas.contains_key(id)), "old inbound SAs still installed");
+        let clock = WallClock { now, wall: SystemTime::now() };
+        let file = a.m.snapshot(&clock, &SasAfter::new(&a.sas, &[]));
+        let before_sas = a.sas.clone();
+        drop(a);
+        b.fp.clear();
+        now += Duration::from_secs(1);
+        let mut fresh = manager(CONF_A, 99);
+        let restored = fresh.restore(&file, &WallClock { now, wall: clock.wall + Duration::from_secs(1) });
+        assert_eq!((restored.isakmp_sas, restored.children), (1, 4), "{:?}", restored.log);
+        assert!(!restored.log.iter().any(|l| l.contains("deleted")), "{:?}", restored.log);
+        let mut a = Side::new(fresh);
+        a.sas = restored.sas.into_iter().map(|d| (d.spec.id, d)).collect();
+        // The snapshot a core writes at start, with the SAs resumed.
+        let clock_a = a.clock;
+        assert_eq!(a.writer.snapshot(&mut a.m, &clock_a, now, &SasAfter::new(&a.sas, &[])), None);
+        assert_eq!(a.sas, before_sas, "the superseded inbound SAs are resumed too");
+        pump(now, &mut a, &mut b);
+        assert!(b.fp.is_empty(), "no Delete reached b: {:?}", b.fp);
+        // They retire as planned, on both sides.
+        run_until(&mut now, t0 + Duration::from_secs(115), &mut a, &mut b);
+        assert!(superseded.iter().all(|id| !a.sas.contains_key(id)), "{:?}", a.sas.keys());
+        assert_eq!(a.sas.len(), 4);
+        assert_eq!(a.sas.keys().collect::<Vec<_>>(), b.sas.keys().collect::<Vec<_>>());
     }
 }
