@@ -18,7 +18,9 @@ use std::time::Instant;
 
 use esprit_ike::v2::alg::{EncrAlg, IntegAlg, PrfAlg};
 use esprit_ike::v2::auth::{Established, Identity, InitiatorAuthStep, PskAuth, ResponderAuthStep};
-use esprit_ike::v2::child::{narrow, proxy_selectors, ChildConfig, ChildError, ChildRequest, NewChild};
+use esprit_ike::v2::child::{
+    describe, narrow, proxy_selectors, ChildConfig, ChildError, ChildRequest, NewChild,
+};
 use esprit_ike::v2::config::IkeSaProposal;
 use esprit_ike::v2::create_child::{ChildResponse, ExchangeError, IkeSa, RequestOutcome};
 use esprit_ike::v2::initiator::{InitiatorConfig, InitiatorStart, InitiatorStep};
@@ -147,6 +149,20 @@ fn inner(x: &Established, as_initiator: bool, msg: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// TSi and TSr inside a protected message, in words.
+fn selectors(x: &Established, as_initiator: bool, msg: &[u8]) -> Vec<String> {
+    let opened = SkCipher::new(&x.exchange.keys, as_initiator).unwrap().open(msg).unwrap();
+    let mut out = Vec::new();
+    for r in opened.payloads() {
+        match Payload::parse(&r.unwrap()).unwrap() {
+            Payload::TsI(t) => out.push(format!("TSi {}", describe(&t.selectors().collect::<Vec<_>>()))),
+            Payload::TsR(t) => out.push(format!("TSr {}", describe(&t.selectors().collect::<Vec<_>>()))),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// One CREATE_CHILD_SA from `a` to `b`.
 fn create(
     a: &mut IkeSa,
@@ -176,6 +192,21 @@ fn seed_four_proxy_ids_each_on_its_own_child() {
     assert_eq!(
         inner(&re, false, &re.last_request),
         ["IdI", "IdR", "Auth", "Sa", "TsI", "TsR"].map(String::from)
+    );
+    // §2.9: the packet's own addresses first, then the proxy-ID's ranges.
+    assert_eq!(
+        selectors(&re, false, &re.last_request),
+        [
+            "TSi [10.1.1.7-10.1.1.7 proto 0 ports 0-65535, 10.1.1.0-10.1.1.255 proto 0 ports 0-65535]",
+            "TSr [10.2.1.9-10.2.1.9 proto 0 ports 0-65535, 10.2.1.0-10.2.1.255 proto 0 ports 0-65535]",
+        ]
+    );
+    assert_eq!(
+        selectors(&ie, true, &re.last_response),
+        [
+            "TSi [10.1.1.0-10.1.1.255 proto 0 ports 0-65535]",
+            "TSr [10.2.1.0-10.2.1.255 proto 0 ports 0-65535]"
+        ]
     );
     let (ic, rc) = (ie.child.clone().unwrap(), re.child.clone().unwrap());
     assert_eq!((ic.sa.spi_in, ic.sa.spi_out, ic.esn), (0xa000_0001, 0xb000_0001, true));
@@ -280,10 +311,20 @@ fn retransmitted_request_is_answered_from_memory_without_a_second_child() {
         matches!(out, RequestOutcome::Dropped(ExchangeError::OutOfWindow { got: 7, expected: 3 })),
         "{out:?}"
     );
-    // A response that does not open is ignored; the real one makes the child.
+    // A response under another ID, or that does not open, is ignored; the
+    // real one makes the child.
+    let mut other_id = response.clone();
+    other_id[20..24].copy_from_slice(&9u32.to_be_bytes());
+    let step = a.handle_child_response(pending, &other_id);
+    let ChildResponse::Ignored(pending, ExchangeError::OutOfWindow { got: 9, expected: 2 }) = step else {
+        panic!("{step:?}")
+    };
     let mut bad = response.clone();
     *bad.last_mut().unwrap() ^= 1;
-    let ChildResponse::Ignored(pending, _) = a.handle_child_response(pending, &bad) else { panic!() };
+    let ChildResponse::Ignored(pending, ExchangeError::Sk(_)) = a.handle_child_response(*pending, &bad)
+    else {
+        panic!()
+    };
     let ChildResponse::Created(c) = a.handle_child_response(*pending, &response) else { panic!() };
     assert_eq!((c.sa.spi_in, c.sa.spi_out, c.sa.message_id), (0xa000_0002, 0xb2, 2));
     // The next request goes on under ID 3.
@@ -330,8 +371,15 @@ fn refusals_leave_the_ike_sa_standing() {
     assert!(matches!(child.unwrap_err(), ChildError::NoProposalChosen(_)));
     assert!(matches!(resp, ChildResponse::Failed(ChildError::Refused(NotifyType::NoProposalChosen))));
 
-    // ESN asked for, not configured: NO_PROPOSAL_CHOSEN.
+    // PFS asked for, not configured: the responder does not drop the D-H
+    // transform from a proposal, it refuses (§3.3.6).
     rconf.suites = iconf.suites.clone();
+    rconf.pfs = None;
+    let (_, child, _, _) = create(&mut a, &mut b, req(0, 0xa6), &iconf, &rconf, 0xb6, (&mut ir, &mut rr));
+    assert!(child.unwrap_err().to_string().ends_with("with ESN on, no PFS"));
+    rconf.pfs = Some(DhGroup::Ecp256);
+
+    // ESN asked for, not configured: NO_PROPOSAL_CHOSEN.
     rconf.esn = false;
     let (_, child, _, _) = create(&mut a, &mut b, req(0, 0xa4), &iconf, &rconf, 0xb4, (&mut ir, &mut rr));
     assert!(matches!(child.unwrap_err(), ChildError::NoProposalChosen(_)));
@@ -340,7 +388,7 @@ fn refusals_leave_the_ike_sa_standing() {
     rconf.esn = true;
     let (resp, child, request, _) =
         create(&mut a, &mut b, req(0, 0xa5), &iconf, &rconf, 0xb5, (&mut ir, &mut rr));
-    assert_eq!(Header::parse(&request).unwrap().message_id, 5);
+    assert_eq!(Header::parse(&request).unwrap().message_id, 6);
     let ChildResponse::Created(c) = resp else { panic!("{resp:?}") };
     assert_pair(&c, &child.unwrap());
     assert!(c.sa.pfs);

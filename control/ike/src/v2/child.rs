@@ -612,4 +612,32 @@ mod tests {
         assert!(!covers(&r, &TrafficSelector { start_port: 79, ..r }));
         assert!(!covers(&TrafficSelector { protocol: 17, ..any }, &l));
     }
+
+    /// §3.3.6: the answer is one of our proposals unchanged; a transform
+    /// added (here a D-H group in IKE_AUTH's answer) is refused.
+    #[test]
+    fn answer_must_be_a_proposal_offered() {
+        let config = ChildConfig {
+            suites: vec![Suite::Aes128CbcSha1, Suite::Aes256Gcm16],
+            esn: false,
+            pfs: None,
+            proxy_ids: vec![],
+            lifetime: Lifetime { seconds: 0, kilobytes: 0 },
+        };
+        let answer = |num, t: Vec<TransformRepr>| {
+            let mut out = Vec::new();
+            ProposalRepr::emit_sa(
+                &[ProposalRepr { num, protocol: ProtocolId::Esp, spi: vec![1, 2, 3, 4], transforms: t }],
+                &mut out,
+            );
+            out
+        };
+        let good = answer(2, transforms(Suite::Aes256Gcm16, false, None));
+        let got = check_answer(&SaPayload::parse(&good, 0).unwrap(), &config, DhRule::Ignore).unwrap();
+        assert_eq!((got.num, got.suite, got.spi_peer, got.esn), (2, Suite::Aes256Gcm16, 0x0102_0304, false));
+        let extra = answer(2, transforms(Suite::Aes256Gcm16, false, Some(DhGroup::Ecp256)));
+        assert!(check_answer(&SaPayload::parse(&extra, 0).unwrap(), &config, DhRule::Ignore).is_err());
+        let renumbered = answer(1, transforms(Suite::Aes256Gcm16, false, None));
+        assert!(check_answer(&SaPayload::parse(&renumbered, 0).unwrap(), &config, DhRule::Ignore).is_err());
+    }
 }
