@@ -613,6 +613,31 @@ mod tests {
         assert!(!covers(&TrafficSelector { protocol: 17, ..any }, &l));
     }
 
+    #[test]
+    fn ipv6_ranges_and_packet_selectors() {
+        let p = pid("local-ip 2001:db8:1::/48 remote-ip 2001:db8:2::/64 ANY");
+        let (l, _) = proxy_selectors(&p);
+        let want = TsAddresses::V6 {
+            start: "2001:db8:1::".parse().unwrap(),
+            end: "2001:db8:1:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+        };
+        assert_eq!(l.addresses, want);
+        let src: IpAddr = "2001:db8:1::5".parse().unwrap();
+        let dst: IpAddr = "2001:db8:2::6".parse().unwrap();
+        let (tsi, tsr) =
+            request_selectors(&ChildRequest { proxy_id: p, packet: Some((src, dst)), spi_in: 1 });
+        assert_eq!((tsi.len(), tsr.len()), (2, 2));
+        assert_eq!(tsi[0].addresses, host_range(src));
+        assert!(covers(&tsi[1], &tsi[0]) && covers(&tsr[1], &tsr[0]));
+        // A packet outside the proxy-ID is not sent as a selector.
+        let (tsi, _) = request_selectors(&ChildRequest { proxy_id: p, packet: Some((dst, src)), spi_in: 1 });
+        assert_eq!(tsi, [l]);
+        assert_eq!(
+            narrow(&[l], &[proxy_selectors(&p).1], &[p]).unwrap_err().notify(),
+            NotifyType::TsUnacceptable
+        );
+    }
+
     /// §3.3.6: the answer is one of our proposals unchanged; a transform
     /// added (here a D-H group in IKE_AUTH's answer) is refused.
     #[test]
