@@ -632,6 +632,7 @@ mod tests {
         // A packet outside the proxy-ID is not sent as a selector.
         let (tsi, _) = request_selectors(&ChildRequest { proxy_id: p, packet: Some((dst, src)), spi_in: 1 });
         assert_eq!(tsi, [l]);
+        // The proxy-ID's own sides, not swapped, are not what a peer asks for.
         assert_eq!(
             narrow(&[l], &[proxy_selectors(&p).1], &[p]).unwrap_err().notify(),
             NotifyType::TsUnacceptable
