@@ -1,15 +1,20 @@
 //! IKE_AUTH with a pre-shared key (RFC 7296 §1.2, §2.15), the states
-//! after IKE_SA_INIT, without a child SA yet:
+//! after IKE_SA_INIT, with the first child SA when one is asked for:
 //!
 //! ```text
 //! Initiator                                Responder
-//! InitDone --send_auth-->
-//! HDR(A,B, IKE_AUTH, 1), SK{IDi, [IDr], AUTH}  -->
-//!                                          ResponderInitDone --handle_auth-->
-//!                                 <--  HDR(A,B), SK{IDr, AUTH}
-//!                                 <--  HDR(A,B), SK{N(AUTHENTICATION_FAILED)}
+//! InitDone --send_auth[_with_child]-->
+//! HDR(A,B, IKE_AUTH, 1), SK{IDi, [IDr], AUTH, [SAi2, TSi, TSr]}  -->
+//!                                          ResponderInitDone --handle_auth[_with_child]-->
+//!                   <--  HDR(A,B), SK{IDr, AUTH, [SAr2, TSi, TSr]}
+//!                   <--  HDR(A,B), SK{IDr, AUTH, N(TS_UNACCEPTABLE | NO_PROPOSAL_CHOSEN)}
+//!                   <--  HDR(A,B), SK{N(AUTHENTICATION_FAILED)}
 //! InitiatorSentAuth --handle_response--> Established
 //! ```
+//!
+//! A child that is refused leaves the IKE SA standing (§1.2): Established
+//! then carries the reason instead of the child (see [`super::child`] for
+//! the narrowing rules).
 //!
 //! §2.15: AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"),
 //! `<SignedOctets>`), where the initiator signs RealMessage1 | Nr |
@@ -25,13 +30,17 @@ use zeroize::Zeroizing;
 
 use crate::Random;
 
+use super::child::{
+    check_answer, check_answer_selectors, esp_proposals, make_child, push_answer, push_error, push_selectors,
+    request_selectors, ChildConfig, ChildError, ChildParts, ChildPayloads, ChildRequest, DhRule, NewChild,
+};
 use super::init::InitExchange;
 use super::initiator::InitDone;
 use super::responder::ResponderInitDone;
 use super::sk::{SkCipher, SkError};
 use super::wire::{
     AuthMethod, AuthPayload, ExchangeType, Header, IdPayload, IdType, NotifyPayload, NotifyType, Payload,
-    PayloadChain, ProtocolId, FLAG_INITIATOR, FLAG_RESPONSE,
+    PayloadChain, PayloadType, ProposalRepr, ProtocolId, FLAG_INITIATOR, FLAG_RESPONSE,
 };
 
 /// The pad of the shared-key AUTH (§2.15).
@@ -118,6 +127,7 @@ struct AuthPayloads {
     id_r: Option<Identity>,
     auth: Option<(AuthMethod, Vec<u8>)>,
     error: Option<NotifyType>,
+    child: ChildPayloads,
 }
 
 fn read_inner(cipher: &SkCipher, msg: &[u8], header: &Header) -> Result<AuthPayloads, AuthError> {
@@ -128,7 +138,11 @@ fn read_inner(cipher: &SkCipher, msg: &[u8], header: &Header) -> Result<AuthPayl
     let mut p = AuthPayloads::default();
     for raw in opened.payloads() {
         let raw = raw.map_err(SkError::from)?;
-        match Payload::parse(&raw).map_err(SkError::from)? {
+        let payload = Payload::parse(&raw).map_err(SkError::from)?;
+        if p.child.absorb(&payload, raw.body_at()) {
+            continue;
+        }
+        match payload {
             Payload::IdI(id) => p.id_i = Some(Identity { kind: id.kind, data: id.data.to_vec() }),
             Payload::IdR(id) => p.id_r = Some(Identity { kind: id.kind, data: id.data.to_vec() }),
             Payload::Auth(a) => p.auth = Some((a.method, a.data.to_vec())),
@@ -191,6 +205,12 @@ pub struct Established {
     pub last_request: Vec<u8>,
     /// The IKE_AUTH response.
     pub last_response: Vec<u8>,
+    /// The child SA made in IKE_AUTH (§1.2), if one was asked for and
+    /// agreed.
+    pub child: Option<NewChild>,
+    /// Why the child asked for in IKE_AUTH was not made; the IKE SA
+    /// stands all the same (§1.2).
+    pub child_error: Option<ChildError>,
 }
 
 impl Established {
@@ -214,6 +234,18 @@ impl core::fmt::Debug for Established {
 impl InitDone {
     /// Sends IKE_AUTH: SK{IDi, \[IDr\], AUTH} (§1.2), IVs from `rng`.
     pub fn send_auth(self, auth: PskAuth, rng: &mut dyn Random) -> Result<InitiatorSentAuth, AuthError> {
+        self.send_auth_with_child(auth, None, rng)
+    }
+
+    /// Sends IKE_AUTH with the first child: SK{IDi, \[IDr\], AUTH, SAi2,
+    /// TSi, TSr} (§1.2). SAi2 has no D-H transform: this child's keys come
+    /// from the IKE SA's (§2.17).
+    pub fn send_auth_with_child(
+        self,
+        auth: PskAuth,
+        child: Option<(ChildRequest, ChildConfig)>,
+        rng: &mut dyn Random,
+    ) -> Result<InitiatorSentAuth, AuthError> {
         let x = self.0;
         let mut cipher = SkCipher::new(&x.keys, true)?;
         let mut chain = PayloadChain::new();
@@ -223,8 +255,14 @@ impl InitDone {
         }
         let mac = psk_auth(&x, &auth.psk, true, &auth.local);
         chain.push_payload(&Payload::Auth(AuthPayload { method: AuthMethod::SharedKey, data: &mac }));
+        if let Some((req, config)) = &child {
+            let proposals = esp_proposals(config, None, req.spi_in);
+            chain.push_with(PayloadType::Sa, false, |out| ProposalRepr::emit_sa(&proposals, out));
+            let (tsi, tsr) = request_selectors(req);
+            push_selectors(&mut chain, &tsi, &tsr);
+        }
         let request = cipher.seal(&auth_header(&x, false), &chain, rng)?;
-        Ok(InitiatorSentAuth { x, auth, cipher, request })
+        Ok(InitiatorSentAuth { x, auth, cipher, request, child })
     }
 }
 
@@ -234,6 +272,7 @@ pub struct InitiatorSentAuth {
     auth: PskAuth,
     cipher: SkCipher,
     request: Vec<u8>,
+    child: Option<(ChildRequest, ChildConfig)>,
 }
 
 impl core::fmt::Debug for InitiatorSentAuth {
@@ -276,13 +315,24 @@ impl InitiatorSentAuth {
             });
         }
         match verify(&self.x, &self.auth, false, p.id_r.as_ref(), p.auth.as_ref()) {
-            Ok(peer) => InitiatorAuthStep::Established(Box::new(Established {
-                exchange: self.x,
-                cipher: self.cipher,
-                peer,
-                last_request: self.request,
-                last_response: msg.to_vec(),
-            })),
+            Ok(peer) => {
+                let (child, child_error) = match &self.child {
+                    None => (None, None),
+                    Some((req, config)) => match initiator_child(&self.x, &p.child, req, config) {
+                        Ok(c) => (Some(c), None),
+                        Err(e) => (None, Some(e)),
+                    },
+                };
+                InitiatorAuthStep::Established(Box::new(Established {
+                    exchange: self.x,
+                    cipher: self.cipher,
+                    peer,
+                    last_request: self.request,
+                    last_response: msg.to_vec(),
+                    child,
+                    child_error,
+                }))
+            }
             Err(e) => InitiatorAuthStep::Failed(e),
         }
     }
@@ -306,9 +356,85 @@ pub enum ResponderAuthStep {
     },
 }
 
+/// The initiator's reading of the child in the IKE_AUTH response.
+fn initiator_child(
+    x: &InitExchange,
+    p: &ChildPayloads,
+    req: &ChildRequest,
+    config: &ChildConfig,
+) -> Result<NewChild, ChildError> {
+    if let Some(kind) = p.error {
+        return Err(ChildError::Refused(kind));
+    }
+    let chosen = check_answer(&p.sa()?, config, DhRule::Ignore)?;
+    let (tsi, tsr) = p.selectors()?;
+    check_answer_selectors(tsi, tsr, &req.proxy_id)?;
+    make_child(ChildParts {
+        x,
+        chosen,
+        proxy_id: req.proxy_id,
+        spi_in: req.spi_in,
+        initiator: true,
+        g_ir: None,
+        ni: &x.ni,
+        nr: &x.nr,
+        message_id: AUTH_MESSAGE_ID,
+        lifetime: config.lifetime,
+    })
+}
+
+/// The responder's child in IKE_AUTH: the answer's payloads go into
+/// `chain`; a refusal is one Notify (§1.2: the IKE SA is made anyway).
+fn responder_child(
+    x: &InitExchange,
+    p: &ChildPayloads,
+    child: Option<(&ChildConfig, u32)>,
+    chain: &mut PayloadChain,
+) -> Result<Option<NewChild>, ChildError> {
+    if !p.present() {
+        return Ok(None);
+    }
+    let Some((config, spi_in)) = child else {
+        let e = ChildError::NoProposalChosen("no child SA is configured for this peer".into());
+        push_error(chain, e.notify(), &[]);
+        return Err(e);
+    };
+    let made = p.choose(config, DhRule::Ignore).and_then(|(chosen, proxy_id)| {
+        let made = make_child(ChildParts {
+            x,
+            chosen,
+            proxy_id,
+            spi_in,
+            initiator: false,
+            g_ir: None,
+            ni: &x.ni,
+            nr: &x.nr,
+            message_id: AUTH_MESSAGE_ID,
+            lifetime: config.lifetime,
+        })?;
+        push_answer(chain, &chosen, spi_in, &proxy_id);
+        Ok(made)
+    });
+    made.map(Some).inspect_err(|e| push_error(chain, e.notify(), &[]))
+}
+
 impl ResponderInitDone {
-    /// Takes the initiator's IKE_AUTH request; IVs from `rng`.
+    /// Takes the initiator's IKE_AUTH request; IVs from `rng`. A child
+    /// asked for is refused (NO_PROPOSAL_CHOSEN).
     pub fn handle_auth(self, msg: &[u8], auth: &PskAuth, rng: &mut dyn Random) -> ResponderAuthStep {
+        self.handle_auth_with_child(msg, auth, None, rng)
+    }
+
+    /// Takes the initiator's IKE_AUTH request and the child in it (§1.2),
+    /// with our `child` configuration and the inbound SPI allocated for
+    /// it; IVs from `rng`.
+    pub fn handle_auth_with_child(
+        self,
+        msg: &[u8],
+        auth: &PskAuth,
+        child: Option<(&ChildConfig, u32)>,
+        rng: &mut dyn Random,
+    ) -> ResponderAuthStep {
         let header = match Header::parse(msg) {
             Ok(h) if expected(&self, &h, false) => h,
             _ => return ResponderAuthStep::Ignored(Box::new(self), AuthError::NotExpected),
@@ -324,12 +450,17 @@ impl ResponderInitDone {
         let x = self.into_exchange();
         let verified = verify(&x, auth, true, p.id_i.as_ref(), p.auth.as_ref());
         let mut chain = PayloadChain::new();
+        let mut made = (None, None);
         let outcome = match verified {
             Ok(peer) => {
                 chain
                     .push_payload(&Payload::IdR(IdPayload { kind: auth.local.kind, data: &auth.local.data }));
                 let mac = psk_auth(&x, &auth.psk, false, &auth.local);
                 chain.push_payload(&Payload::Auth(AuthPayload { method: AuthMethod::SharedKey, data: &mac }));
+                made = match responder_child(&x, &p.child, child, &mut chain) {
+                    Ok(c) => (c, None),
+                    Err(e) => (None, Some(e)),
+                };
                 Ok(peer)
             }
             Err(e) => {
@@ -353,6 +484,8 @@ impl ResponderInitDone {
                 peer,
                 last_request: msg.to_vec(),
                 last_response: response,
+                child: made.0,
+                child_error: made.1,
             })),
             Err(error) => ResponderAuthStep::Failed { response: Some(response), error },
         }

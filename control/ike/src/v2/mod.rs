@@ -1,18 +1,27 @@
-//! IKEv2 (RFC 7296): the wire, the keys, IKE_SA_INIT and IKE_AUTH with a
-//! pre-shared key, beside IKEv1 and sharing only its
-//! Diffie-Hellman groups and the [`crate::Random`] and [`crate::DirectionKeys`]
-//! types.
+//! IKEv2 (RFC 7296): the wire, the keys, IKE_SA_INIT, IKE_AUTH with a
+//! pre-shared key and its child SA, further children by CREATE_CHILD_SA,
+//! beside IKEv1 and sharing only its
+//! Diffie-Hellman groups and the [`crate::Random`], [`crate::DirectionKeys`]
+//! and [`crate::ChildSa`] types (controld installs the children of both
+//! versions alike).
 //!
 //! The layers stack from bytes up; each takes only what the one below gives
 //! and none does I/O or reads a clock:
 //!
 //! ```text
-//!  exchanges (next)   children in IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL
+//!  exchanges (next)   child rekey, IKE SA rekey, INFORMATIONAL
 //!          |
-//!  auth               IKE_AUTH with a pre-shared key (§2.15), no child
-//!                     yet: InitDone -> InitiatorSentAuth -> Established;
+//!  create_child       IkeSa: CREATE_CHILD_SA (§1.3.1) with or without
+//!                     PFS, message IDs and retransmissions (§2.1, §2.2);
+//!                     a refused child leaves the IKE SA standing
+//!  auth               IKE_AUTH with a pre-shared key (§2.15) and the
+//!                     first child: InitDone -> InitiatorSentAuth ->
+//!                     Established (with its child or why not);
 //!                     ResponderInitDone -> Established or
 //!                     AUTHENTICATION_FAILED
+//!  child              ESP proposals, traffic selectors from proxy-IDs,
+//!                     the responder's narrowing (§2.9), KEYMAT into a
+//!                     ChildSa (§2.17)
 //!  initiator          IKE_SA_INIT as states that consume themselves:
 //!                     InitiatorStart -> InitiatorSentInit (again after a
 //!                     COOKIE or INVALID_KE_PAYLOAD) -> InitDone
@@ -46,7 +55,9 @@
 
 pub mod alg;
 pub mod auth;
+pub mod child;
 pub mod config;
+pub mod create_child;
 #[doc(hidden)]
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
