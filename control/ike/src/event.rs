@@ -84,6 +84,13 @@ pub enum Event {
         /// Why.
         reason: Reason,
     },
+    /// A phase 1 started from the peer's address (its own rekey, or a
+    /// stranger using that address) ended without authenticating while
+    /// an ISAKMP SA exists; that SA carries on.
+    PeerPhase1Failed {
+        /// Why.
+        reason: Reason,
+    },
     /// The ISAKMP SA is gone (or never came up).
     IkeSaDown {
         /// Why.

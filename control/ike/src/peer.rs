@@ -814,7 +814,9 @@ impl<R: Random> Peer<R> {
     /// Quick Modes waiting for a phase 1 fail.
     pub(crate) fn fail_responder(&mut self, reason: Reason) {
         if self.ike.is_some() {
-            self.events.push_back(Event::Phase1RekeyFailed { reason });
+            // Not our rekey: anyone can start a phase 1 from the peer's
+            // address, and this one never proved it was the peer.
+            self.events.push_back(Event::PeerPhase1Failed { reason });
             return;
         }
         if self.phase1.is_some() {

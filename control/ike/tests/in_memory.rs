@@ -1894,3 +1894,23 @@ fn quick_mode_nonce_lengths_outside_8_to_256_are_refused() {
         assert!(!quick_mode_with_nonce(from_a, 0).0, "from A {from_a}, 0 bytes: the child came up");
     }
 }
+
+/// A phase 1 from the peer's address that fails to authenticate beside an
+/// established ISAKMP SA (here: someone there without the PSK) is reported
+/// as the peer's phase 1 failing, not as our rekey failing; the SA stays.
+#[test]
+fn a_failed_phase1_from_the_peers_address_is_not_our_rekey() {
+    let (ca, cb) = configs();
+    let (mut a, mut b) = peers(ca.clone(), cb);
+    up(&mut a, &mut b, &seed_proxy_ids()[..1]);
+    let mut wrong = ca;
+    wrong.psk = zeroize::Zeroizing::new(b"not-the-psk-0123456789".to_vec());
+    let (mut stranger, _) = peers(wrong, configs().1);
+    let now = Instant::now();
+    stranger.initiate_child(now, seed_proxy_ids()[1]).unwrap();
+    pump_errors(now, &mut stranger, &mut b);
+    let eb = events(&mut b);
+    assert!(eb.iter().any(|e| matches!(e, Event::PeerPhase1Failed { .. })), "{eb:?}");
+    assert!(!eb.iter().any(|e| matches!(e, Event::Phase1RekeyFailed { .. })), "{eb:?}");
+    assert!(b.is_established(), "the ISAKMP SA carries on");
+}

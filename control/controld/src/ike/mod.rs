@@ -963,6 +963,10 @@ impl IkeManager {
                 "gateway {name}: phase-1 rekey failed ({}): the current ISAKMP SA stays until its lifetime ends",
                 reason_words(&reason)
             )),
+            Event::PeerPhase1Failed { reason } => log(format!(
+                "gateway {name}: a phase 1 started from the peer's address failed ({}): the current ISAKMP SA stays",
+                reason_words(&reason)
+            )),
             Event::ChildSaInbound(c) => {
                 // Responder, QM2 sent: the inbound SA now, so that what
                 // the initiator sends before our QM3 arrives is not lost;
