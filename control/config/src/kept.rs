@@ -117,6 +117,17 @@ impl KeptLine {
     }
 }
 
+/// Where the printed configuration puts a kind's lines (see
+/// `Config::to_lines`): 0 at the top, 1 after the interfaces, 2 after the
+/// VPNs.
+fn print_group(kind: &str) -> u8 {
+    match kind {
+        "clock" | "hostname" | "zone" => 0,
+        "address" | "group" => 1,
+        _ => 2,
+    }
+}
+
 fn words(tokens: &[Token<'_>]) -> Vec<(String, bool)> {
     tokens.iter().map(|t| (t.text.to_owned(), t.quoted)).collect()
 }
@@ -204,7 +215,7 @@ impl Kept {
             Verb::Exit => {
                 // ScreenOS closes a context; only a policy's is kept.
                 if let Some(key) = self.context.take() {
-                    self.entries.push(KeptEntry { line: line.clone(), key });
+                    self.insert(KeptEntry { line: line.clone(), key });
                 }
             }
             Verb::Set => {
@@ -216,24 +227,35 @@ impl Kept {
                     self.context = Some(key.clone());
                 }
                 if !self.entries.iter().any(|e| e.line == *line && e.key == key) {
-                    self.entries.push(KeptEntry { line: line.clone(), key });
+                    self.insert(KeptEntry { line: line.clone(), key });
                 }
             }
             Verb::Unset => {
                 if let Some(policy) = &self.context {
                     let key = policy.clone();
-                    self.entries.push(KeptEntry { line: line.clone(), key });
+                    self.insert(KeptEntry { line: line.clone(), key });
                     return Ok(warnings);
                 }
                 let named = line.key();
                 let before = self.entries.len();
                 self.entries.retain(|e| !e.key.starts_with(&named));
                 if self.entries.len() == before {
-                    self.entries.push(KeptEntry { line: line.clone(), key: named });
+                    self.insert(KeptEntry { line: line.clone(), key: named });
                 }
             }
         }
         Ok(warnings)
+    }
+
+    /// Stores `entry` after every entry of its print group and before the
+    /// later groups, so that the entries are in the order `to_lines` prints
+    /// them (zones, then addresses, then policies): a saved configuration
+    /// loads back equal. Within a group, the order is the operator's.
+    fn insert(&mut self, entry: KeptEntry) {
+        let group = print_group(entry.line.kind);
+        let at =
+            self.entries.iter().position(|e| print_group(e.line.kind) > group).unwrap_or(self.entries.len());
+        self.entries.insert(at, entry);
     }
 
     /// The kept lines of these kinds, in their order.
