@@ -1442,6 +1442,21 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         }
     }
 
+    /// A (CONF_A, seeded `seed_a`) and B, with A's two proxy-IDs acquired
+    /// and negotiated for `settle`; returns the sides and the start.
+    fn both_up(seed_a: u64, seed_b: u64, settle: Duration) -> (Side, Side, Instant) {
+        let mut a = Side::new(manager(CONF_A, seed_a));
+        let mut b = Side::new(manager(&conf_b(), seed_b));
+        let t0 = Instant::now();
+        let mut now = t0;
+        for pid in a.m.gateways[0].vpns[0].proxy_ids.clone() {
+            a.m.acquire(now, 1, &pid.to_string());
+            pump(now, &mut a, &mut b);
+        }
+        run_until(&mut now, t0 + settle, &mut a, &mut b);
+        (a, b, t0)
+    }
+
     fn run_until(now: &mut Instant, until: Instant, a: &mut Side, b: &mut Side) {
         loop {
             let next = [a.m.poll_timeout(), b.m.poll_timeout()].into_iter().flatten().min();
@@ -1477,15 +1492,8 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
     /// Delete all work, with no renegotiation.
     #[test]
     fn a_restored_manager_carries_on_with_an_unchanged_peer() {
-        let mut a = Side::new(manager(CONF_A, 1));
-        let mut b = Side::new(manager(&conf_b(), 2));
-        let t0 = Instant::now();
-        let mut now = t0;
-        for pid in a.m.gateways[0].vpns[0].proxy_ids.clone() {
-            a.m.acquire(now, 1, &pid.to_string());
-            pump(now, &mut a, &mut b);
-        }
-        run_until(&mut now, t0 + Duration::from_secs(2), &mut a, &mut b);
+        let (mut a, mut b, t0) = both_up(1, 2, Duration::from_secs(2));
+        let mut now = t0 + Duration::from_secs(2);
         assert_eq!((a.sas.len(), b.sas.len()), (4, 4), "{:?} {:?}", a.fp, b.logs);
 
         // Snapshot, through the file.
@@ -2013,15 +2021,8 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
     /// one starts afresh); checked against a snapshot after every turn.
     #[test]
     fn the_journal_follows_reconfigurations_and_clears() {
-        let mut a = Side::new(manager(CONF_A, 31));
-        let mut b = Side::new(manager(&conf_b(), 32));
-        let t0 = Instant::now();
-        let mut now = t0;
-        for pid in a.m.gateways[0].vpns[0].proxy_ids.clone() {
-            a.m.acquire(now, 1, &pid.to_string());
-            pump(now, &mut a, &mut b);
-        }
-        run_until(&mut now, t0 + Duration::from_secs(1), &mut a, &mut b);
+        let (mut a, mut b, t0) = both_up(31, 32, Duration::from_secs(1));
+        let now = t0 + Duration::from_secs(1);
         assert_eq!(a.sas.len(), 4);
         let gateways = |psk: &str, keep: usize| {
             let (config, _) = Config::load(&CONF_A.replace("s3cret-psk", psk)).unwrap();
@@ -2073,15 +2074,8 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
     /// still sends on it is received until it retires as planned.
     #[test]
     fn a_superseded_pair_survives_a_restart_in_its_grace() {
-        let mut a = Side::new(manager(CONF_A, 1));
-        let mut b = Side::new(manager(&conf_b(), 2));
-        let t0 = Instant::now();
-        let mut now = t0;
-        for pid in a.m.gateways[0].vpns[0].proxy_ids.clone() {
-            a.m.acquire(now, 1, &pid.to_string());
-            pump(now, &mut a, &mut b);
-        }
-        run_until(&mut now, t0 + Duration::from_secs(2), &mut a, &mut b);
+        let (mut a, mut b, t0) = both_up(1, 2, Duration::from_secs(2));
+        let mut now = t0 + Duration::from_secs(2);
         // a initiated both pairs and rekeys them at 85-90 s.
         while a.logs.iter().filter(|l| l.contains("rekeyed: child SA")).count() < 2 {
             assert!(now < t0 + Duration::from_secs(95), "no rekeys: {:?}", a.logs);
