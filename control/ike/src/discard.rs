@@ -95,7 +95,7 @@ impl Discard {
                 "new exchange not opened: half-open exchanges at their limit in all"
             }
             Discard::HalfOpenLimitSource => {
-                "half-open exchange displaced or refused: its source's share is full"
+                "half-open exchange displaced: all were in use and its source held the most"
             }
             Discard::HalfOpenTimedOut => "half-open exchange forgotten: not authenticated in time",
             Discard::CookieMismatch => "Main Mode message with a responder cookie that is not ours",

@@ -4,24 +4,28 @@
 //! limiter and the message-ID set serve IKEv2 the same way.
 //!
 //! * **Half-open exchanges** (responder exchanges not yet authenticated)
-//!   are bounded in all and per source address, and time out. A first
-//!   message never displaces an exchange that has shown it receives at its
-//!   address, an exchange we initiated or an established SA: when a
-//!   source's share is full, it displaces that source's oldest first
-//!   message still waiting for its second (a spoofed flood from a peer's
-//!   own address then cycles through the share, while the real peer's
-//!   message 3 arrives within a round trip, long before its entry is the
-//!   oldest). The anchor is strongSwan 5.9's charon: `block_threshold`
-//!   (5 half-open IKE SAs per source address, then new ones are dropped),
+//!   are bounded in all (1,024) and time out (30 s). A first message never
+//!   displaces an exchange that has shown it receives at its address, an
+//!   exchange we initiated or an established SA. The room is shared
+//!   max-min fairly among sources: one source may fill all of it while no
+//!   other needs it, and when it is full the source holding the most
+//!   gives way with its oldest first message still waiting for its
+//!   second; a source holding at most its share (`per_source`, 32) is
+//!   never displaced by another. A spoofed flood from a peer's own
+//!   address then cycles through all the room there is: at 1,000 spoofs a
+//!   second the real peer's message 3 has a second to arrive, not the
+//!   32 ms a fixed share of 32 gave it (too little on a loaded machine).
+//!   The anchor is strongSwan 5.9's charon: `block_threshold` (5
+//!   half-open IKE SAs per source address, then new ones are dropped),
 //!   `cookie_threshold` (30 half-open in all, 10 before 5.9; with
 //!   `cookie_threshold_ip` 3 per source, then IKEv2 COOKIEs are demanded)
 //!   and `init_limit_half_open` (0: no limit in all), with
-//!   `half_open_timeout` 30 s. esprit keeps the 30 s; its share per source
-//!   (32) is larger because it displaces instead of dropping (dropping
-//!   would let a flood from the peer's own address lock the peer out, the
-//!   attack), and it bounds the whole (1,024) because IKEv1 has no
-//!   COOKIE exchange to fall back on: every entry holds an SA payload of
-//!   at most 4 KiB, so at most about 5 MiB are held for strangers.
+//!   `half_open_timeout` 30 s. esprit keeps the 30 s; it displaces
+//!   instead of dropping (dropping would let a flood from the peer's own
+//!   address lock the peer out, the attack), and it bounds the whole
+//!   because IKEv1 has no COOKIE exchange to fall back on: every entry
+//!   holds an SA payload of at most 4 KiB, so at most about 5 MiB are held
+//!   for strangers.
 //! * **Responder cookies** are derived from a secret, the initiator cookie
 //!   and both addresses (RFC 2408 §2.5.3, RFC 2522 §2.1.1): message 3 of a
 //!   Main Mode is checked before any table is searched or any
@@ -46,7 +50,8 @@ pub struct HalfOpenLimits {
     /// Half-open responder exchanges in all (per [`crate::Peer`]; the
     /// owner of several peers applies it across them too).
     pub global: usize,
-    /// Half-open responder exchanges per source address.
+    /// Half-open responder exchanges a source keeps when the table is full
+    /// and another source's newcomer needs room (its guaranteed share).
     pub per_source: usize,
     /// A half-open exchange is forgotten after this long.
     pub timeout: Duration,

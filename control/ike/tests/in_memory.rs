@@ -1249,6 +1249,7 @@ fn spoofed_mm1(mm1: &[u8], n: u32) -> Vec<u8> {
 #[test]
 fn spoofed_first_messages_never_displace_the_exchange_in_progress() {
     let (ca, mut cb) = configs();
+    cb.half_open.global = 8;
     cb.half_open.per_source = 8;
     let (mut a, mut b) = peers(ca, cb);
     let now = Instant::now();
@@ -1522,14 +1523,16 @@ fn longer_responder_lifetime_is_not_adopted() {
     assert!(next <= now + Duration::from_secs(3600), "{:?}", next - now);
 }
 
-/// The half-open bound in all: beyond it, a first message opens nothing
-/// (and is counted); below it, every source gets its share.
+/// The half-open bound in all: one source may fill it, then cycles
+/// through it (its oldest gives way, counted), every first message
+/// answered; Aggressive Modes (their DH done at once, never displaced)
+/// fill it for good, and then a first message opens nothing.
 #[test]
 fn half_open_exchanges_are_bounded_in_all() {
-    let (ca, mut cb) = configs();
+    let (mut ca, mut cb) = configs();
     cb.half_open.global = 8;
-    cb.half_open.per_source = 100;
-    let (mut a, mut b) = peers(ca, cb);
+    cb.half_open.per_source = 2;
+    let (mut a, mut b) = peers(ca.clone(), cb.clone());
     let now = Instant::now();
     a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
     let mm1 = a.poll_transmit().unwrap();
@@ -1537,6 +1540,22 @@ fn half_open_exchanges_are_bounded_in_all() {
         let _ = b.handle_datagram(now, mm1.remote, mm1.local, &spoofed_mm1(&mm1.bytes, n));
     }
     assert_eq!(b.half_open(), 8);
+    assert_eq!(b.discards().get(esprit_ike::Discard::HalfOpenLimitSource), 12);
+    assert_eq!(b.discards().get(esprit_ike::Discard::HalfOpenLimitGlobal), 0);
+    let answers = std::iter::from_fn(|| b.poll_transmit()).count();
+    assert_eq!(answers, 20, "each first message is answered while its entry lives");
+
+    ca.aggressive = true;
+    cb.aggressive = true;
+    cb.half_open.aggressive_burst = 100;
+    let (mut a, mut b) = peers(ca, cb);
+    a.initiate_child(now, seed_proxy_ids()[0]).unwrap();
+    let am1 = a.poll_transmit().unwrap();
+    for n in 0..20 {
+        let _ = b.handle_datagram(now, am1.remote, am1.local, &spoofed_mm1(&am1.bytes, n));
+    }
+    assert_eq!(b.half_open(), 8);
+    assert_eq!(b.discards().get(esprit_ike::Discard::HalfOpenLimitSource), 0);
     assert_eq!(b.discards().get(esprit_ike::Discard::HalfOpenLimitGlobal), 12);
     let answers = std::iter::from_fn(|| b.poll_transmit()).count();
     assert_eq!(answers, 8, "only the exchanges opened are answered");

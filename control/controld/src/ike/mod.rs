@@ -89,6 +89,10 @@ pub const REKEY_RETRY: Duration = Duration::from_secs(10);
 /// 1,024: at most about 5 MiB held for strangers).
 pub const HALF_OPEN_GLOBAL: usize = 1024;
 
+/// At [`HALF_OPEN_GLOBAL`], a peer holding at most this many half-open
+/// exchanges keeps them: another peer's newcomer does not displace them.
+pub const HALF_OPEN_SHARE: usize = 32;
+
 /// On a soft volume expiry, the child's responder waits this long for the
 /// initiator's rekey before starting one itself (both sides see the same
 /// volume at almost the same time).
@@ -653,6 +657,13 @@ impl IkeManager {
         self.gateways.is_empty()
     }
 
+    /// The addresses of the peers, where known (a dynamic peer's once it
+    /// has authenticated): their datagrams take the peers' lane of the
+    /// inbox, ahead of strangers'.
+    pub fn peer_addresses(&self) -> std::collections::HashSet<IpAddr> {
+        self.gateways.iter().map(|g| g.peer.config().remote.ip()).filter(|ip| !ip.is_unspecified()).collect()
+    }
+
     /// The local addresses to bind (ports 500 and 4500).
     pub fn local_addresses(&self) -> BTreeSet<IpAddr> {
         self.gateways.iter().map(|g| g.peer.config().local.ip()).collect()
@@ -720,10 +731,20 @@ impl IkeManager {
             return Ok(());
         };
         // Half-open exchanges are bounded across the peers too (each
-        // peer bounds its own, and per source address).
+        // peer bounds its own, shared fairly among its sources): at the
+        // bound, the peer holding the most gives way, this one's own
+        // always, another only beyond its share (HALF_OPEN_SHARE).
         if self.gateways[gi].peer.opens_exchange(bytes) && self.half_open() >= HALF_OPEN_GLOBAL {
-            self.discards.add(esprit_ike::Discard::HalfOpenLimitGlobal);
-            return Ok(());
+            let own = self.gateways[gi].peer.half_open();
+            let largest = (0..self.gateways.len())
+                .max_by_key(|&i| (self.gateways[i].peer.half_open(), i == gi))
+                .unwrap_or(gi);
+            let most = self.gateways[largest].peer.half_open();
+            let victim = if own >= most { gi } else { largest };
+            if (victim != gi && most <= HALF_OPEN_SHARE) || !self.gateways[victim].peer.displace_half_open() {
+                self.discards.add(esprit_ike::Discard::HalfOpenLimitGlobal);
+                return Ok(());
+            }
         }
         let g = &mut self.gateways[gi];
         let counted = g.peer.discards().iter().map(|(_, n)| n).sum::<u64>();

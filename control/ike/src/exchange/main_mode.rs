@@ -106,24 +106,64 @@ impl<R: Random> Peer<R> {
 
     /// Makes room for a new half-open responder exchange from `remote`
     /// (see [`crate::guard`]): false when there is none.
+    ///
+    /// Room is shared max-min fairly: a source may fill the whole table
+    /// while nobody else needs it, and when it is full the source holding
+    /// the most entries gives way, with its oldest that has not shown its
+    /// address. A flood from one address (a peer's own, spoofed) then
+    /// cycles through all the room there is, so the real peer's message 3
+    /// has `global` spoofs' time to arrive, not `per_source`'s; and it
+    /// never displaces another source holding at most `per_source`.
     pub(crate) fn admit_half_open(&mut self, remote: std::net::SocketAddr) -> bool {
-        let lim = self.cfg.half_open;
-        let from_source = self.responders.iter().filter(|p| p.remote.ip() == remote.ip()).count();
-        if from_source >= lim.per_source.max(1) {
-            self.discards.add(Discard::HalfOpenLimitSource);
-            // The source's oldest that has not shown its address.
-            match self.responders.iter().position(|p| p.remote.ip() == remote.ip() && !p.proven) {
-                Some(i) => {
-                    self.responders.remove(i);
-                }
-                None => return false,
+        if self.responders.len() < self.cfg.half_open.global.max(1) {
+            return true;
+        }
+        match self.half_open_victim(Some(remote.ip())) {
+            Some(i) => {
+                self.discards.add(Discard::HalfOpenLimitSource);
+                self.responders.remove(i);
+                true
+            }
+            None => {
+                self.discards.add(Discard::HalfOpenLimitGlobal);
+                false
             }
         }
-        if self.responders.len() >= lim.global.max(1) {
-            self.discards.add(Discard::HalfOpenLimitGlobal);
-            return false;
+    }
+
+    /// Displaces one half-open exchange, as [`Peer::admit_half_open`]
+    /// would for a newcomer from a source of its own: for the owner of
+    /// several peers, whose bound in all is reached while this peer holds
+    /// the most. False when nothing here may be displaced.
+    pub fn displace_half_open(&mut self) -> bool {
+        match self.half_open_victim(None) {
+            Some(i) => {
+                self.discards.add(Discard::HalfOpenLimitSource);
+                self.responders.remove(i);
+                true
+            }
+            None => false,
         }
-        true
+    }
+
+    /// Responder exchanges that have not shown their address, held by the
+    /// source with the most of them: the index of that source's oldest,
+    /// if it may give way to a newcomer from `newcomer` (its own source
+    /// always; another only beyond `per_source`). Ties go to the
+    /// newcomer's source, then to the source with the oldest entry.
+    fn half_open_victim(&self, newcomer: Option<std::net::IpAddr>) -> Option<usize> {
+        // Source -> (entries, index of its oldest); the table is at most
+        // `global` long, entries in the order they were opened.
+        let mut held: std::collections::HashMap<std::net::IpAddr, (usize, usize)> = Default::default();
+        for (i, p) in self.responders.iter().enumerate().filter(|(_, p)| !p.proven) {
+            held.entry(p.remote.ip()).or_insert((0, i)).0 += 1;
+        }
+        let largest = held.values().copied().max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))?;
+        match newcomer.and_then(|ip| held.get(&ip).copied()) {
+            Some(own) if own.0 >= largest.0 => Some(own.1),
+            _ if newcomer.is_none() || largest.0 > self.cfg.half_open.per_source => Some(largest.1),
+            _ => None,
+        }
     }
 
     /// Applies the outcome of a phase-1 handler.
