@@ -2,11 +2,16 @@
 //! queues, so that IKE traffic from the internet can never starve the
 //! operator or fastpathd, nor grow memory without bound.
 //!
-//! * **IKE datagrams** ([`IKE_QUEUE`] deep): the socket threads never wait;
-//!   a datagram that finds the queue full is dropped (the newest: what is
-//!   queued is older and already paid for) and counted. Datagrams too
-//!   large ([`MAX_IKE_DATAGRAM`]) or too short to be ISAKMP, or of another
-//!   IKE version, are counted and dropped before they are queued.
+//! * **IKE datagrams**, in two lanes: from the addresses of configured
+//!   peers ([`PEER_QUEUE`] deep) and from everyone else ([`IKE_QUEUE`]
+//!   deep). The socket threads never wait; a datagram that finds its lane
+//!   full is dropped (the newest: what is queued is older and already
+//!   paid for) and counted. Datagrams too large ([`MAX_IKE_DATAGRAM`]) or
+//!   too short to be ISAKMP, or of another IKE version, are counted and
+//!   dropped before they are queued. A flood from strangers fills only
+//!   their lane: a configured peer's messages neither wait behind it nor
+//!   are dropped for it (a spoofer may of course claim a peer's address;
+//!   the half-open bounds deal with that).
 //! * **Operator commands** ([`OPERATOR_QUEUE`] deep): a client's thread
 //!   waits for room (each client waits for its answer anyway).
 //! * **fastpathd events** ([`EVENT_QUEUE`] deep): the events thread waits
@@ -14,16 +19,19 @@
 //!
 //! The main loop takes, each turn ([`Inbox::next_batch`]), every waiting
 //! operator command and fastpathd event first, then at most [`IKE_BUDGET`]
-//! datagrams; the rest wait for the next turn, after the timers ran.
+//! datagrams, the peers' lane first; the rest wait for the next turn,
+//! after the timers ran.
 //!
 //! Drops are counted by reason ([`IkeDrop`]: `get counter`, its `--json`
 //! and Prometheus' `esprit_ike_ingest_dropped_total`) and logged at most
 //! once a second with the counts ([`IkeLogLimiter`]), never one line per
 //! datagram.
 
+use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::ike::io::Datagram;
@@ -32,6 +40,9 @@ use crate::ike::io::Datagram;
 /// messages and a Quick Mode three: 1,024 holds a burst of a hundred peers
 /// negotiating at once; past that, a flood is what fills it.
 pub const IKE_QUEUE: usize = 1024;
+/// IKE datagrams from configured peers' addresses waiting for the main
+/// loop: room for a burst of Quick Modes from every peer at once.
+pub const PEER_QUEUE: usize = 1024;
 /// Operator commands waiting (clients then wait for room).
 pub const OPERATOR_QUEUE: usize = 64;
 /// fastpathd events waiting (its events thread then waits for room).
@@ -145,23 +156,33 @@ pub fn classify(bytes: &[u8]) -> Result<(), IkeDrop> {
     Ok(())
 }
 
-/// The socket threads' end of the IKE queue.
+/// The addresses whose datagrams take the peers' lane: every configured
+/// peer's (a dynamic peer's once known), set by the main loop.
+pub type PeerAddresses = RwLock<HashSet<IpAddr>>;
+
+/// The socket threads' end of the IKE queues.
 #[derive(Debug, Clone)]
 pub struct IkeSender {
     tx: SyncSender<Datagram>,
+    peers_tx: SyncSender<Datagram>,
+    peers: Arc<PeerAddresses>,
     wake: SyncSender<()>,
     counters: Arc<SharedCounters>,
 }
 
 impl IkeSender {
-    /// Queues a datagram without waiting: dropped and counted if it cannot
-    /// be IKEv1 or the queue is full. False once the inbox is gone.
+    /// Queues a datagram without waiting, in its lane: dropped and counted
+    /// if it cannot be IKEv1 or the lane is full. False once the inbox is
+    /// gone.
     pub fn deliver(&self, d: Datagram) -> bool {
         if let Err(r) = classify(&d.bytes) {
             self.counters.count(r);
             return true;
         }
-        match self.tx.try_send(d) {
+        // A poisoned lock (a panicked writer) counts as "not a peer".
+        let from_peer = self.peers.read().map(|p| p.contains(&d.remote.ip())).unwrap_or(false);
+        let lane = if from_peer { &self.peers_tx } else { &self.tx };
+        match lane.try_send(d) {
             Ok(()) => {
                 let _ = self.wake.try_send(());
                 true
@@ -215,6 +236,8 @@ pub enum Work<C, E> {
 #[derive(Debug)]
 pub struct Inbox<C, E> {
     ike: Receiver<Datagram>,
+    from_peers: Receiver<Datagram>,
+    peers: Arc<PeerAddresses>,
     commands: Receiver<C>,
     events: Receiver<E>,
     wake: Receiver<()>,
@@ -240,19 +263,38 @@ impl<C, E> Inbox<C, E> {
         Inbox::with_bounds(IKE_QUEUE, OPERATOR_QUEUE, EVENT_QUEUE)
     }
 
+    /// The addresses whose datagrams take the peers' lane from now on
+    /// (written only when they changed).
+    pub fn set_peers(&self, addrs: HashSet<IpAddr>) {
+        let same = self.peers.read().map(|p| *p == addrs).unwrap_or(false);
+        if !same {
+            if let Ok(mut p) = self.peers.write() {
+                *p = addrs;
+            }
+        }
+    }
+
     /// An inbox with other bounds (tests).
     pub fn with_bounds(ike: usize, commands: usize, events: usize) -> (Inbox<C, E>, Senders<C, E>) {
         let (wake_tx, wake) = sync_channel(1);
+        let (peers_tx, from_peers) = sync_channel(PEER_QUEUE.min(ike.max(1)));
         let (ike_tx, ike) = sync_channel(ike);
+        let peers = Arc::new(PeerAddresses::default());
         let (cmd_tx, commands) = sync_channel(commands);
         let (ev_tx, events) = sync_channel(events);
         let counters = Arc::new(SharedCounters::default());
         let senders = Senders {
-            ike: IkeSender { tx: ike_tx, wake: wake_tx.clone(), counters: counters.clone() },
+            ike: IkeSender {
+                tx: ike_tx,
+                peers_tx,
+                peers: peers.clone(),
+                wake: wake_tx.clone(),
+                counters: counters.clone(),
+            },
             commands: WaitingSender { tx: cmd_tx, wake: wake_tx.clone() },
             events: WaitingSender { tx: ev_tx, wake: wake_tx },
         };
-        (Inbox { ike, commands, events, wake, counters, carry: None }, senders)
+        (Inbox { ike, from_peers, peers, commands, events, wake, counters, carry: None }, senders)
     }
 
     /// The drop counters.
@@ -278,7 +320,7 @@ impl<C, E> Inbox<C, E> {
 
     /// This turn's work: every operator command and fastpathd event
     /// waiting (bounded by their queues), then at most `ike_budget` IKE
-    /// datagrams, in that order.
+    /// datagrams, the peers' lane first, in that order.
     pub fn next_batch(&mut self, ike_budget: usize) -> Vec<Work<C, E>> {
         let mut out = Vec::new();
         while let Ok(c) = self.commands.try_recv() {
@@ -293,7 +335,7 @@ impl<C, E> Inbox<C, E> {
             taken += 1;
         }
         while taken < ike_budget {
-            match self.ike.try_recv() {
+            match self.from_peers.try_recv().or_else(|_| self.ike.try_recv()) {
                 Ok(d) => {
                     out.push(Work::Ike(d));
                     taken += 1;
@@ -301,7 +343,7 @@ impl<C, E> Inbox<C, E> {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return out,
             }
         }
-        self.carry = self.ike.try_recv().ok();
+        self.carry = self.from_peers.try_recv().or_else(|_| self.ike.try_recv()).ok();
         out
     }
 }
@@ -400,6 +442,7 @@ impl IkeLogLimiter {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use std::net::SocketAddr;
 
     fn mm1(len: usize) -> Vec<u8> {
         let mut b = vec![0u8; len.max(ISAKMP_HEADER)];
@@ -489,6 +532,46 @@ mod tests {
         // Once drained, the queue takes datagrams again.
         assert!(tx.ike.deliver(datagram(mm1(60))));
         assert_eq!(inbox.next_batch(IKE_BUDGET).len(), 1);
+    }
+
+    /// Strangers fill their lane; a configured peer's datagram, sent after
+    /// all of them, is neither dropped nor queued behind them: it is the
+    /// first IKE work of the next turn.
+    #[test]
+    fn a_peer_is_served_ahead_of_a_flood_from_strangers() {
+        let (mut inbox, tx) = Inbox::<&str, u32>::with_bounds(IKE_QUEUE, 4, 4);
+        let peer: SocketAddr = "203.0.113.2:500".parse().unwrap();
+        inbox.set_peers([peer.ip()].into_iter().collect());
+        for _ in 0..10 * IKE_QUEUE {
+            assert!(tx.ike.deliver(datagram(mm1(60))));
+        }
+        assert_eq!(inbox.counters().get(IkeDrop::QueueFull), 9 * IKE_QUEUE as u64);
+        let mut from_peer = datagram(mm1(61));
+        from_peer.remote = peer;
+        assert!(tx.ike.deliver(from_peer));
+        assert_eq!(inbox.counters().get(IkeDrop::QueueFull), 9 * IKE_QUEUE as u64, "not dropped");
+        let batch = inbox.next_batch(IKE_BUDGET);
+        assert_eq!(batch.len(), IKE_BUDGET);
+        match &batch[0] {
+            Work::Ike(d) => assert_eq!((d.remote, d.bytes.len()), (peer, 61)),
+            _ => panic!("an IKE datagram first"),
+        }
+        assert!(batch[1..].iter().all(|w| matches!(w, Work::Ike(d) if d.remote != peer)));
+        // Once the peer is no longer configured, its address is a stranger's.
+        inbox.set_peers(HashSet::new());
+        let mut again = datagram(mm1(61));
+        again.remote = peer;
+        assert!(tx.ike.deliver(again));
+        let mut rest = Vec::new();
+        loop {
+            let b = inbox.next_batch(IKE_BUDGET);
+            if b.is_empty() {
+                break;
+            }
+            rest.extend(b);
+        }
+        assert_eq!(rest.len(), IKE_QUEUE - (IKE_BUDGET - 1) + 1);
+        assert!(matches!(rest.last(), Some(Work::Ike(d)) if d.remote == peer), "behind the strangers");
     }
 
     /// 4,000 refused datagrams in a second and 4,000 log lines: one

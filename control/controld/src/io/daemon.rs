@@ -181,6 +181,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         opts.state_dir.display()
     ));
 
+    inbox.set_peers(core.ike().peer_addresses());
     let mut link =
         Link { client: None, backoff: BACKOFF_MIN, next_connect: Instant::now(), announced_down: false };
     while !term.load(Ordering::Relaxed) {
@@ -207,6 +208,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         core.set_ingest(inbox.counters());
         core.handle_timeout(Instant::now(), link.port());
         shell.carry_out(&mut core, Some(&mut link), &senders.ike);
+        inbox.set_peers(core.ike().peer_addresses());
         if let Some(m) = &metrics {
             m.publish_ike(core.ike().events());
             m.publish_ike_ingest(inbox.counters());
