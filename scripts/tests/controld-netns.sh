@@ -307,28 +307,37 @@ t_sock=$(date +%s.%N)
 # gw1's inbound windows resume above what they had accepted plus a margin
 # (nothing accepted before a restart is accepted again;
 # control/controld/README.md): gw2's packets stay below it, and are dropped
-# as replays, until gw2's sequence numbers pass it. advance pushes each
-# pair's gw2 -> gw1 direction forward (400 echo requests from gw2's side).
+# as replays, until gw2's sequence numbers pass it. advance pushes the
+# gw2 -> gw1 direction of the pairs named forward (400 echo requests from
+# gw2's side each); each round advances only the pairs that do not answer
+# yet, until every pair does (bounded: 60 rounds), so a starved machine
+# takes more rounds rather than failing.
 advance() {
     local p a=()
-    for p in $PAIRS; do
+    for p in "$@"; do
         nsx "h2${p:1:1}" ping -q -c 400 -i 0.002 -W 0.2 "10.1.${p:0:1}.10" >/dev/null 2>&1 &
         a+=($!)
     done
     wait "${a[@]}" 2>/dev/null || true
 }
-got=0
-for _ in $(seq 20); do
-    if nsx h11 ping -c 1 -W 0.2 10.2.1.10 >/dev/null 2>&1; then got=1; break; fi
-    advance
+pending=$PAIRS
+for _ in $(seq 60); do
+    left=()
+    for p in $pending; do
+        nsx "$(src "$p")" ping -c 1 -W 0.2 "$(dst "$p")" >/dev/null 2>&1 || left+=("$p")
+    done
+    pending=${left[*]:-}
+    [ -z "$pending" ] && break
+    advance $pending
 done
+got=0
+[ -z "$pending" ] && got=1
 check "gw1 dropped gw2's packets below its resumed windows as replays" \
     bash -c "'$BIN/esprit' --socket '$WORK/cd1.sock' get counter | grep -q replay-too-old"
-for _ in $(seq 10); do ping_ok h21 10.1.1.10 5 0.05 && ping_ok h12 10.2.2.10 5 0.05 && break; advance; done
 t1=$(date +%s.%N)
 gap=$(python3 -c "print(f'{$t1 - $t0:.2f} s (fastpathd socket up after {$t_sock - $t0:.2f} s)')")
-log "restart gap, fastpathd restart to first reply on pair 11 (gw2 pushed past gw1's resumed windows): $gap"
-check "traffic resumes after fastpathd's restart (gap $gap)" test "$got" = 1
+log "restart gap, fastpathd restart to a reply on every pair (gw2 pushed past gw1's resumed windows): $gap"
+check "traffic resumes on every pair after fastpathd's restart (gap $gap; not yet: ${pending:-none})" test "$got" = 1
 check "controld re-installed all 8 SAs" \
     grep -q "fastpathd synchronised: [0-9]* request(s), 0 SA(s) adopted, 8 installed" <(tail -n 20 "$WORK/cd1.log")
 for p in $PAIRS; do
