@@ -357,24 +357,63 @@ for g in 1 2; do
     kill -9 "${PID[cd$g]}"
     wait "${PID[cd$g]}" 2>/dev/null || true
 done
-move_p11() { # move_p11 STATEFILE: p11's sequence records to $ESN_MARK
+move_p11() { # move_p11 STATEDIR: p11's sequence records to $ESN_MARK
+    # controld.json is a snapshot and controld.journal what changed since
+    # (control/controld/src/core/state.rs): fold the journal's whole
+    # appends into the snapshot, move the marks, write the snapshot and an
+    # empty journal of its generation.
     python3 - "$1" "$ESN_MARK" <<'PY'
-import json, os, sys
-path, mark = sys.argv[1], int(sys.argv[2])
-st = json.load(open(path))
+import hashlib, json, os, struct, sys
+d, mark = sys.argv[1], int(sys.argv[2])
+st = json.load(open(os.path.join(d, "controld.json")))
+data = open(os.path.join(d, "controld.journal"), "rb").read()
+at, append, gen = 0, [], None
+while at + 21 <= len(data):
+    n, kind = struct.unpack(">IB", data[at:at + 5])
+    payload = data[at + 21:at + 21 + n]
+    if len(payload) < n or hashlib.sha256(data[at:at + 5] + payload).digest()[:16] != data[at + 5:at + 21]:
+        break
+    r = json.loads(payload)
+    if "begin" in r:
+        gen = r["begin"]["generation"]
+    else:
+        append.append(r)
+    at += 21 + n
+    if kind == 1:
+        if gen == st.get("generation", 0):
+            for r in append:
+                if "sa" in r:
+                    k = str(r["sa"]["id"])
+                    if r["sa"]["record"] is None:
+                        st["sas"].pop(k, None)
+                    else:
+                        st["sas"][k] = r["sa"]["record"]
+                elif "seq" in r:
+                    if r["seq"]["mark"] is None:
+                        st["seqs"].pop(r["seq"]["keys"], None)
+                    else:
+                        st["seqs"][r["seq"]["keys"]] = r["seq"]["mark"]
+                elif "ids" in r:
+                    st.update(r["ids"])
+        append = []
 moved = 0
 for sa_id, rec in st["sas"].items():
     if int(sa_id) >> 32 == 0x11 and rec.get("keys") in st["seqs"]:
         st["seqs"][rec["keys"]]["seq"] = mark
         moved += 1
-tmp = path + ".tmp"
-with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-    json.dump(st, f)
-os.rename(tmp, path)
+def write(name, data):
+    tmp = os.path.join(d, name + ".tmp")
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+        f.write(data)
+    os.rename(tmp, os.path.join(d, name))
+write("controld.json", json.dumps(st).encode())
+begin = json.dumps({"begin": {"version": 2, "generation": st.get("generation", 0)}}, separators=(",", ":")).encode()
+head = struct.pack(">IB", len(begin), 1)
+write("controld.journal", head + hashlib.sha256(head + begin).digest()[:16] + begin)
 sys.exit(0 if moved == 2 else 1)
 PY
 }
-for g in 1 2; do check "gw$g: p11's two sequence records moved below 2^32" move_p11 "$WORK/state$g/controld.json"; done
+for g in 1 2; do check "gw$g: p11's two sequence records moved below 2^32" move_p11 "$WORK/state$g"; done
 for g in 1 2; do
     kill -9 "${PID[fp$g]}"
     wait "${PID[fp$g]}" 2>/dev/null || true

@@ -10,6 +10,7 @@
 //! * [`status`]: the seed's UP/READY/DOWN rules and route withdrawal;
 //! * [`show`]: what `get` and `clear` print (renders only);
 //! * [`metrics`]: the optional Prometheus endpoint (`--metrics`);
+//! * [`journal`]: the framing of the state directory's journals;
 //! * [`io`]: the thin I/O shell (sockets, queues, files and the clock
 //!   around the core; operator socket);
 //! * [`shell`]: the interactive shell of `esprit` (completion, history).
@@ -28,6 +29,7 @@ pub mod ike;
 #[doc(hidden)]
 pub mod ike_fuzz;
 pub mod io;
+pub mod journal;
 pub mod metrics;
 pub mod shell;
 pub mod show;

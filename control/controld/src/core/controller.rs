@@ -164,6 +164,8 @@ pub struct Controller {
     /// The traffic of each IKE pair and since when it has not moved
     /// (`idletime`).
     pub(crate) idle: crate::core::idle::IdleTracker,
+    /// The generation of the state loaded (its files).
+    state_generation: u64,
 }
 
 impl Controller {
@@ -204,7 +206,9 @@ impl Controller {
             routes_pending: false,
             idled: Default::default(),
             idle: Default::default(),
+            state_generation: state.generation,
         };
+        c.log.extend(state.notes);
         c.reconfigure_monitor();
         c.reindex();
         c.log.extend(t.warnings.into_iter().map(|w| format!("warning: {w}")));
@@ -451,7 +455,8 @@ impl Controller {
     /// What to persist.
     pub fn state(&self) -> State {
         State {
-            version: 1,
+            version: crate::core::state::STATE_VERSION,
+            generation: self.state_generation,
             hex_ids: self.hex_ids.clone(),
             tunnel_ids: self.tunnel_ids.clone(),
             sas: self.sa.records().clone(),
@@ -460,12 +465,24 @@ impl Controller {
             digest_key: hex::encode(self.sa.secret()),
             unconfirmed: self.sa.unconfirmed().clone(),
             lost: false,
+            notes: Vec::new(),
         }
     }
 
-    /// True (once) when the persisted state changed.
-    pub fn take_dirty(&mut self) -> bool {
-        self.sa.take_dirty()
+    /// What of the persisted state changed since the last call.
+    pub fn take_state_changes(&mut self) -> crate::core::state::StateChanges {
+        self.sa.take_changes()
+    }
+
+    /// True when the persisted state changed since the last
+    /// [`Controller::take_state_changes`].
+    pub fn state_changed(&self) -> bool {
+        self.sa.changed()
+    }
+
+    /// The generation of the state files it was loaded from.
+    pub fn state_generation(&self) -> u64 {
+        self.state_generation
     }
 
     /// The connection to fastpathd dropped.
@@ -763,6 +780,32 @@ impl Controller {
     pub(crate) fn sa_dirty_for_ids(&mut self) {
         // HEX IDs may have been assigned: persist them with the next save.
         self.sa.note_ids_changed();
+    }
+}
+
+/// A write of the state reads only what changed (see
+/// [`crate::core::state::StateWriter::turn`]).
+impl crate::core::state::StateSource for Controller {
+    fn sa(&self, id: u64) -> Option<crate::core::state::SaRecord> {
+        self.sa.records().get(&id).cloned()
+    }
+
+    fn seq(&self, keys: &str) -> Option<crate::core::state::SeqMark> {
+        self.sa.seqs().get(keys).copied()
+    }
+
+    fn ids_record(&self) -> crate::core::state::StateRecord {
+        crate::core::state::StateRecord::Ids {
+            hex_ids: self.hex_ids.clone(),
+            tunnel_ids: self.tunnel_ids.clone(),
+            manual_serials: self.serials.clone(),
+            digest_key: hex::encode(self.sa.secret()),
+            unconfirmed: self.sa.unconfirmed().clone(),
+        }
+    }
+
+    fn whole(&self) -> State {
+        self.state()
     }
 }
 

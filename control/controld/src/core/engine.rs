@@ -43,7 +43,7 @@ use crate::core::events::{EventKind, Severity};
 use crate::core::ingest::{IkeLogLimiter, IngestCounters};
 use crate::core::sa::STATS_INTERVAL_SECS;
 use crate::core::spi::SpiAllocator;
-use crate::core::state::State;
+use crate::core::state::{State, StateWrite, StateWriter};
 use crate::ike::persist::{self as ike_state, IkeStore, IkeWriter, Loaded, SasAfter};
 use crate::ike::{ike_gateways, IkeAction, IkeManager, RandomFill};
 
@@ -64,8 +64,9 @@ pub enum Output {
     Transmit(Transmit),
     /// A line for controld's log.
     Log(String),
-    /// Write `controld.json` (sequence numbers, HEX IDs).
-    SaveState(State),
+    /// Write the state files (`controld.json` and its journal: sequence
+    /// numbers, HEX IDs); on failure, tell [`Core::state_write_failed`].
+    SaveState(StateWrite),
     /// fastpathd's connection is broken: drop it and reconnect (the core
     /// already forgot what fastpathd held).
     FastPathLost,
@@ -87,6 +88,8 @@ pub struct Core {
     limiter: IkeLogLimiter,
     /// Writes the IKE state (journal and snapshots).
     ike_writer: IkeWriter,
+    /// Decides what of `controld.json`'s state to write.
+    state_writer: StateWriter,
     last_ike_save: Instant,
     last_stats: Instant,
     last_sync: Instant,
@@ -153,6 +156,8 @@ impl Core {
                 ctl.resume_ike_sas(r.sas);
             }
         }
+        let mut state_writer = StateWriter::new(ctl.state_generation());
+        out.push_back(Output::SaveState(StateWrite::Snapshot(Box::new(state_writer.snapshot(ctl.state())))));
         let mut ike_writer = IkeWriter::new(store, generation);
         if let Some(l) = ike_writer.snapshot(&mut ike, &clock, now, &SasAfter::new(ctl.ike_sas(), &[])) {
             out.push_back(Output::Log(l));
@@ -163,6 +168,7 @@ impl Core {
             clock,
             limiter: IkeLogLimiter::new(now),
             ike_writer,
+            state_writer,
             last_ike_save: now,
             last_stats: now,
             last_sync: now,
@@ -432,9 +438,12 @@ impl Core {
         // After IKE installed SAs their sequence-number records are saved
         // at once (a restart of both daemons must not reuse them).
         if (sas_changed || now.saturating_duration_since(self.last_save) >= SAVE_INTERVAL)
-            && self.ctl.take_dirty()
+            && self.ctl.state_changed()
         {
-            self.out.push_back(Output::SaveState(self.ctl.state()));
+            let changes = self.ctl.take_state_changes();
+            if let Some(w) = self.state_writer.turn(&changes, &self.ctl) {
+                self.out.push_back(Output::SaveState(w));
+            }
             self.last_save = now;
         }
         self.drain_controller_log();
@@ -499,15 +508,26 @@ impl Core {
         &mut self.ike_writer
     }
 
+    /// A write of the state files failed: the next one is a snapshot.
+    pub fn state_write_failed(&mut self) {
+        self.state_writer.failed();
+    }
+
+    /// The state files' writer (its sizes; tests make it compact sooner).
+    pub fn state_writer(&mut self) -> &mut StateWriter {
+        &mut self.state_writer
+    }
+
     /// controld stops: the IKE state is written whole (a snapshot, so the
-    /// next start reads no journal); returns `controld.json`'s state.
+    /// next start reads no journal); returns `controld.json`'s state, a
+    /// snapshot of the next generation to write with [`State::save`].
     pub fn shutdown(&mut self, now: Instant) -> State {
         self.log("stopping: fastpathd keeps its SAs");
         let sas = SasAfter::new(self.ctl.ike_sas(), &self.pending_ike);
         if let Some(l) = self.ike_writer.snapshot(&mut self.ike, &self.clock, now, &sas) {
             self.log(l);
         }
-        self.ctl.state()
+        self.state_writer.snapshot(self.ctl.state())
     }
 }
 

@@ -57,7 +57,7 @@ use esprit_fastpath_api::{Direction, Dump, SaSpec, Stats};
 use ring::hmac;
 
 use crate::core::plan::{plan, Plan};
-use crate::core::state::{SaRecord, SeqMark};
+use crate::core::state::{SaRecord, SeqMark, StateChanges};
 use crate::core::translate::Desired;
 
 /// Packets added to the last sequence number seen when an outbound SA is
@@ -117,7 +117,8 @@ pub struct SaManager {
     last_reading: BTreeMap<u64, u64>,
     /// Key digests refused until confirmed (a lost state file).
     unconfirmed: BTreeSet<String>,
-    dirty: bool,
+    /// What changed since the state was last written.
+    changes: StateChanges,
 }
 
 impl SaManager {
@@ -144,6 +145,7 @@ impl SaManager {
     /// Holds back these key digests again (from the state directory).
     pub fn hold_back(&mut self, digests: BTreeSet<String>) {
         self.unconfirmed.extend(digests);
+        self.changes.ids = true;
     }
 
     /// The secret of the key digests (persisted with the state).
@@ -168,6 +170,7 @@ impl SaManager {
             let digest = self.digest(&d.spec);
             if !self.seqs.contains_key(&digest) {
                 self.unconfirmed.insert(digest);
+                self.changes.ids = true;
             }
         }
     }
@@ -181,7 +184,10 @@ impl SaManager {
     /// Returns how many SAs of `desired` were waiting.
     pub fn confirm(&mut self, desired: &Desired) -> usize {
         let n = desired.sas.values().filter(|d| self.is_unconfirmed(&d.spec)).count();
-        self.unconfirmed.clear();
+        if !self.unconfirmed.is_empty() {
+            self.unconfirmed.clear();
+            self.changes.ids = true;
+        }
         n
     }
 
@@ -190,14 +196,19 @@ impl SaManager {
         &self.records
     }
 
-    /// True (once) when the records changed since the last call.
-    pub fn take_dirty(&mut self) -> bool {
-        std::mem::take(&mut self.dirty)
+    /// What changed since the last call (see [`StateChanges`]).
+    pub fn take_changes(&mut self) -> StateChanges {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// True when something changed since [`SaManager::take_changes`].
+    pub fn changed(&self) -> bool {
+        !self.changes.is_empty()
     }
 
     /// Something outside the records (the HEX IDs) changed: save soon.
     pub fn note_ids_changed(&mut self) {
-        self.dirty = true;
+        self.changes.ids = true;
     }
 
     /// True when the connected fastpathd holds this SA.
@@ -254,9 +265,10 @@ impl SaManager {
         let digest = self.digest(spec);
         if let Some(r) = self.records.get_mut(&spec.id).filter(|r| r.keys.is_empty()) {
             r.keys = digest.clone();
-            let mark = self.seqs.entry(digest).or_default();
+            let mark = self.seqs.entry(digest.clone()).or_default();
             mark.seq = mark.seq.max(r.seq);
-            self.dirty = true;
+            self.changes.sas.insert(spec.id);
+            self.changes.seqs.insert(digest);
         }
     }
 
@@ -267,16 +279,18 @@ impl SaManager {
         let keys = self.digest(spec);
         let mark = self.seqs.entry(keys.clone()).or_default();
         mark.seq = mark.seq.max(spec.last_seq);
+        self.changes.seqs.insert(keys.clone());
         self.records
             .insert(spec.id, SaRecord { fingerprint: fingerprint.to_owned(), seq: spec.last_seq, keys });
-        self.dirty = true;
+        self.changes.sas.insert(spec.id);
     }
 
     /// Forgets the record of an SA whose keys can never come back (IKE).
     pub fn forget(&mut self, id: u64) {
         if let Some(r) = self.records.remove(&id) {
             self.seqs.remove(&r.keys);
-            self.dirty = true;
+            self.changes.sas.insert(id);
+            self.changes.seqs.insert(r.keys);
         }
     }
 
@@ -307,19 +321,23 @@ impl SaManager {
             let previous = self.last_reading.insert(s.id, s.seq);
             if s.seq > r.seq {
                 r.seq = s.seq;
-                self.dirty = true;
+                self.changes.sas.insert(s.id);
             }
             let mark = self.seqs.entry(r.keys.clone()).or_default();
+            let mut moved = false;
             if let Some(p) = previous {
                 let step = s.seq.saturating_sub(p);
                 if step > mark.peak {
                     mark.peak = step;
-                    self.dirty = true;
+                    moved = true;
                 }
             }
             if s.seq > mark.seq {
                 mark.seq = s.seq;
-                self.dirty = true;
+                moved = true;
+            }
+            if moved {
+                self.changes.seqs.insert(r.keys.clone());
             }
         }
     }

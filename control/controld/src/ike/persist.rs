@@ -25,19 +25,12 @@
 //! journal replayed over it, which gives the same [`IkeStateFile`] as a
 //! snapshot taken at the last append.
 //!
-//! **Framing.** Each record of the journal is a frame: its length (4 bytes,
-//! big-endian), a kind (1 byte: 0, or 1 for the last record of an append),
-//! the first 16 bytes of SHA-256 over those 5 bytes and the payload, then
-//! the payload (the record as JSON). The journal starts with a
-//! [`Record::Begin`] that names its generation. Only whole appends count:
-//! the records of an append whose last frame is missing are dropped. Only
-//! the last append can be torn (each one is on disk before the next
-//! starts), and nothing acted on it (see *When*): a damaged or incomplete
-//! frame with no valid frame after it is that torn append, dropped and
-//! truncated away on load with a log line. A damaged frame with valid
-//! frames after it is corruption of data that was on disk: both files
-//! are moved aside (`.bad`) and controld starts without IKE state, as
-//! below.
+//! **Framing.** As every journal of the state directory
+//! ([`crate::journal`]): length, kind and checksum per record, only whole
+//! appends count, a torn last append is dropped and cut off on load with
+//! a log line; damage with valid frames after it is corruption of data
+//! that was on disk: both files are moved aside (`.bad`) and controld
+//! starts without IKE state, as below.
 //!
 //! **Compaction.** When the journal is over [`COMPACT_OVER`] bytes and
 //! larger than the snapshot, the whole state is written as a new snapshot
@@ -86,7 +79,6 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -94,11 +86,11 @@ use esprit_fastpath_api::SaSpec;
 use esprit_ike::persist::MESSAGE_IDS_KEPT;
 use esprit_ike::{ChildState, PeerState, WallClock};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{ChildRecord, GatewayState, IkeAction, IkeManager};
 use crate::core::translate::DesiredSa;
+use crate::journal::{self, JournalRecord};
 
 /// Name of the IKE snapshot in the state directory.
 pub const IKE_STATE_FILE: &str = "ike.json";
@@ -109,14 +101,6 @@ pub const IKE_STATE_VERSION: u32 = 2;
 /// The journal is compacted once it is over this size and larger than the
 /// snapshot.
 pub const COMPACT_OVER: u64 = 4 << 20;
-/// The largest record read back (a peer's 8,192 message IDs take about
-/// 90 KB); a longer length field is damage.
-const MAX_RECORD: usize = 1 << 20;
-/// Length, kind and checksum before each record's payload.
-const FRAME_HEADER: usize = 4 + 1 + 16;
-/// Frame kinds: a record, or the last record of an append.
-const KIND_RECORD: u8 = 0;
-const KIND_LAST: u8 = 1;
 
 /// One SA of a child pair, as fastpathd gets it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,107 +251,23 @@ pub enum Loaded {
     Discarded(IkeStateError),
 }
 
-/// One frame of the journal, as found at an offset.
-enum Frame<'a> {
-    /// A whole frame whose checksum holds.
-    Whole { last: bool, payload: &'a [u8], end: usize },
-    /// The frame runs past the end of the bytes.
-    Incomplete,
-    /// The checksum or the kind is wrong, or the length is absurd.
-    Damaged,
-}
-
-fn checksum(head: &[u8], payload: &[u8]) -> [u8; 16] {
-    let mut h = Sha256::new();
-    h.update(head);
-    h.update(payload);
-    let d = h.finalize();
-    let mut out = [0; 16];
-    out.copy_from_slice(&d[..16]);
-    out
-}
-
-fn frame_at(bytes: &[u8], at: usize) -> Frame<'_> {
-    let Some(head) = bytes.get(at..at + 5) else { return Frame::Incomplete };
-    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    if len > MAX_RECORD || head[4] > KIND_LAST {
-        return Frame::Damaged;
+impl JournalRecord for Record {
+    fn begin(&self) -> Option<(u32, u64)> {
+        match self {
+            Record::Begin { version, generation } => Some((*version, *generation)),
+            _ => None,
+        }
     }
-    let start = at + FRAME_HEADER;
-    let Some(payload) = bytes.get(start..start + len) else { return Frame::Incomplete };
-    if checksum(head, payload)[..] != bytes[at + 5..start] {
-        return Frame::Damaged;
-    }
-    Frame::Whole { last: head[4] == KIND_LAST, payload, end: start + len }
 }
 
-/// True when a whole frame starts anywhere after `at`: the damage at `at`
-/// is then not a torn last append.
-fn whole_frame_after(bytes: &[u8], at: usize) -> bool {
-    (at + 1..bytes.len()).any(|p| matches!(frame_at(bytes, p), Frame::Whole { .. }))
-}
-
-/// The frames of one append: `records`, the last one marked.
+/// The framing of the state directory's journals (a peer's 8,192
+/// message IDs take about 90 KB of a record, under the bound).
 pub fn encode(records: &[Record]) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::new());
-    for (i, r) in records.iter().enumerate() {
-        // Records are plain data: serialising them cannot fail.
-        let payload = Zeroizing::new(serde_json::to_vec(r).unwrap_or_default());
-        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-        let kind = if i + 1 == records.len() { KIND_LAST } else { KIND_RECORD };
-        let mut head = [0u8; 5];
-        head[..4].copy_from_slice(&len.to_be_bytes());
-        head[4] = kind;
-        out.reserve(FRAME_HEADER + payload.len());
-        out.extend_from_slice(&head);
-        out.extend_from_slice(&checksum(&head, &payload));
-        out.extend_from_slice(&payload);
-    }
-    out
+    journal::encode(records)
 }
 
-/// A journal read back: its generation and the records of its whole
-/// appends (the Begin record left out).
-struct JournalRead {
-    generation: Option<u64>,
-    records: Vec<Record>,
-    /// Bytes of whole appends; what follows is a torn last append.
-    whole: usize,
-}
-
-fn read_journal(bytes: &[u8]) -> Result<JournalRead, String> {
-    let mut read = JournalRead { generation: None, records: Vec::new(), whole: 0 };
-    let mut append = Vec::new();
-    let mut at = 0;
-    while at < bytes.len() {
-        let (last, payload, end) = match frame_at(bytes, at) {
-            Frame::Whole { last, payload, end } => (last, payload, end),
-            Frame::Incomplete => break,
-            Frame::Damaged if !whole_frame_after(bytes, at) => break,
-            Frame::Damaged => {
-                return Err(format!("journal damaged at byte {at}, with whole records after it"))
-            }
-        };
-        let record: Record = serde_json::from_slice(payload)
-            .map_err(|e| format!("journal record at byte {at} does not parse: {e}"))?;
-        match (&record, read.generation) {
-            (Record::Begin { version, generation }, None) => {
-                if *version != IKE_STATE_VERSION {
-                    return Err(format!("journal of format version {version}"));
-                }
-                read.generation = Some(*generation);
-            }
-            (_, None) => return Err("journal does not start with its generation".into()),
-            (Record::Begin { .. }, Some(_)) => return Err(format!("second journal start at byte {at}")),
-            _ => append.push(record),
-        }
-        at = end;
-        if last {
-            read.records.append(&mut append);
-            read.whole = at;
-        }
-    }
-    Ok(read)
+fn read_journal(bytes: &[u8]) -> Result<journal::JournalRead<Record>, String> {
+    journal::read(bytes, IKE_STATE_VERSION)
 }
 
 /// The state as keyed maps: a snapshot is taken apart into it, journal
@@ -644,16 +544,7 @@ pub fn load(dir: &Path) -> (Loaded, Vec<String>) {
     match load_bytes(snapshot.as_deref().map(|b| &b[..]), journal.as_deref().map(|b| &b[..])) {
         Ok(mut r) => {
             if let Some(len) = r.truncate_journal {
-                let cut = fs::OpenOptions::new()
-                    .write(true)
-                    .open(&journal_path)
-                    .and_then(|f| f.set_len(len as u64).and_then(|()| f.sync_all()));
-                if let Err(e) = cut {
-                    r.notes.push(format!(
-                        "IKE state file {}: cutting the torn append: {e}",
-                        journal_path.display()
-                    ));
-                }
+                r.notes.extend(journal::cut(&journal_path, len));
             }
             let loaded = r.state.map_or(Loaded::Absent, |f| Loaded::State(Box::new(f)));
             (loaded, r.notes)
@@ -674,26 +565,9 @@ pub fn load(dir: &Path) -> (Loaded, Vec<String>) {
     }
 }
 
-/// Writes `bytes` to `dir`/`name` atomically (see the module doc), mode
-/// 0600; returns the new file, open, positioned at its end.
+/// Writes `bytes` to `dir`/`name` atomically (see [`journal::write_atomically`]).
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<fs::File, IkeStateError> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
-    let io = |p: &Path| {
-        let p = p.to_owned();
-        move |source| IkeStateError::Io { path: p, source }
-    };
-    // A leftover temporary file may have another mode: start from none.
-    let _ = fs::remove_file(&tmp);
-    let mut f =
-        fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
-    // The umask can only narrow the mode; make sure it is exactly 0600.
-    f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, &path).map_err(io(&path))?;
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
-    Ok(f)
+    journal::write_atomically(dir, name, bytes).map_err(|(path, source)| IkeStateError::Io { path, source })
 }
 
 /// The snapshot's bytes (compact JSON).
@@ -1311,6 +1185,8 @@ mod tests {
     use super::*;
     use crate::core::spi::SpiAllocator;
     use crate::core::translate::sa_id;
+    use crate::journal::{checksum, FRAME_HEADER, KIND_LAST};
+    use std::os::unix::fs::PermissionsExt;
 
     const CONF_A: &str = r#"set interface ethernet0/2 zone Untrust
 set interface ethernet0/2 ip 198.51.100.1/24

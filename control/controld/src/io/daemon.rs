@@ -35,7 +35,7 @@ use crate::core::controller::{Controller, FastPath, Response};
 use crate::core::engine::{Core, Output};
 use crate::core::events::{Syslog, SYSLOG_PATH};
 use crate::core::ingest::{IkeDrop, IkeSender, Inbox, WaitingSender, Work, IKE_BUDGET};
-use crate::core::state::State;
+use crate::core::state::{State, StateFiles};
 use crate::ike::io::{system_random, IkeSockets};
 use crate::ike::persist as ike_state;
 use crate::io::operator::write_response;
@@ -137,7 +137,6 @@ pub fn run(opts: Options) -> Result<(), String> {
     let state = State::load(&opts.state_dir).map_err(|e| e.to_string())?;
     let mut ctl = Controller::new(config, Some(opts.config.clone()), opts.port_map.clone(), state)
         .map_err(|e| format!("{}: {e}", opts.config.display()))?;
-    ctl.state().save(&opts.state_dir).map_err(|e| e.to_string())?;
     if opts.syslog {
         ctl.events_mut().set_syslog(Syslog::open(Path::new(SYSLOG_PATH)));
     }
@@ -163,7 +162,12 @@ pub fn run(opts: Options) -> Result<(), String> {
     let store = Box::new(ike_state::DirStore::new(&opts.state_dir));
     let mut core = Core::new(ctl, ike_file, system_random(), WallClock::read(), store);
     let (mut sockets, errors) = IkeSockets::bind(&core.local_addresses(), &senders.ike);
-    let mut shell = Shell { log: &log, opts: &opts, metrics: metrics.as_ref(), sockets: &mut sockets };
+    let mut shell = Shell {
+        log: &log,
+        metrics: metrics.as_ref(),
+        sockets: &mut sockets,
+        state_files: StateFiles::new(&opts.state_dir),
+    };
     shell.carry_out(&mut core, None, &senders.ike);
     for e in errors {
         log.line(&format!("error: {e}"));
@@ -224,9 +228,10 @@ pub fn run(opts: Options) -> Result<(), String> {
 /// Where the core's outputs go.
 struct Shell<'a> {
     log: &'a Log,
-    opts: &'a Options,
     metrics: Option<&'a Metrics>,
     sockets: &'a mut IkeSockets,
+    /// `controld.json` and its journal.
+    state_files: StateFiles,
 }
 
 impl Shell<'_> {
@@ -241,9 +246,10 @@ impl Shell<'_> {
                     }
                 }
                 Output::Log(l) => self.log.line(&l),
-                Output::SaveState(s) => {
-                    if let Err(e) = s.save(&self.opts.state_dir) {
-                        self.log.line(&format!("error: {e}"));
+                Output::SaveState(w) => {
+                    if let Err(e) = self.state_files.write(&w) {
+                        core.state_write_failed();
+                        self.log.line(&format!("error: {e} (the next write is a snapshot)"));
                     }
                 }
                 Output::FastPathLost => {

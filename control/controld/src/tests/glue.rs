@@ -25,7 +25,7 @@ use esprit_policy::{FlowKey, ProxyId};
 
 use crate::core::controller::{Controller, FastPath, FastPathError};
 use crate::core::engine::{Core, Output};
-use crate::core::state::State;
+use crate::core::state::{State, StateWrite};
 use crate::ike::persist::{Loaded, MemStore};
 use crate::ike::RandomFill;
 
@@ -300,7 +300,10 @@ struct Gateway {
     name: &'static str,
     core: Core,
     fp: ModelFastPath,
-    state: Option<State>,
+    /// Its `controld.json` and journal, as bytes.
+    state_files: (Option<Vec<u8>>, Vec<u8>),
+    /// Appends to that journal.
+    state_appends: usize,
     /// Its IKE snapshot and journal.
     ike_store: MemStore,
     log: Vec<String>,
@@ -337,11 +340,20 @@ impl Gateway {
             name,
             core,
             fp: ModelFastPath::default(),
-            state: None,
+            state_files: (None, Vec::new()),
+            state_appends: 0,
             ike_store,
             log: Vec::new(),
             connected: false,
         }
+    }
+
+    /// What a restart would load from its state files.
+    fn saved_state(&self) -> State {
+        let (snapshot, journal) = &self.state_files;
+        let (state, cut) = State::from_bytes(snapshot.as_deref(), Some(journal)).unwrap();
+        assert_eq!(cut, None, "no torn append");
+        state.expect("a snapshot")
     }
 
     fn command(&mut self, now: Instant, line: &str) -> Vec<String> {
@@ -390,7 +402,18 @@ impl Lab {
             match o {
                 Output::Transmit(t) => wire.push((to_b, t)),
                 Output::Log(l) => g.log.push(l),
-                Output::SaveState(s) => g.state = Some(s),
+                Output::SaveState(StateWrite::Snapshot(s)) => {
+                    g.state_files = (Some(serde_json::to_vec(&s).unwrap()), Vec::new());
+                    let begin = crate::core::state::StateRecord::Begin {
+                        version: crate::core::state::STATE_VERSION,
+                        generation: s.generation,
+                    };
+                    g.state_files.1 = crate::journal::encode(&[begin]).to_vec();
+                }
+                Output::SaveState(StateWrite::Append(frames)) => {
+                    g.state_files.1.extend_from_slice(&frames);
+                    g.state_appends += 1;
+                }
                 Output::FastPathLost => panic!("{}: the model never breaks the connection", g.name),
                 Output::Listen(_) | Output::Stats(_) => {}
             }
@@ -608,7 +631,8 @@ fn acquire_negotiate_install_monitor_withdraw_rekey_and_restart_in_memory() {
     }
     assert_eq!(lab.a.fp.sas.len(), 2, "one pair, nothing superseded");
     let held: Vec<u64> = lab.a.fp.sas.keys().copied().collect();
-    let state = lab.a.state.clone().expect("A saved controld.json");
+    let state = lab.a.saved_state();
+    assert!(lab.a.state_appends > 0, "A appended to controld.journal");
     let file = lab.a.ike_store.load();
     assert!(matches!(file, Loaded::State(_)), "A saved its IKE state: {file:?}");
     assert!(lab.a.ike_store.0.borrow().appends > 0, "A appended to its journal");

@@ -387,10 +387,14 @@ fn a_restarted_fastpathd_is_reprogrammed_with_sequence_numbers_ahead() {
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
     c.sync(&mut fp).unwrap();
+    assert_eq!(c.take_state_changes().sas.len(), 8, "the installs are persisted");
     fp.seqs.insert(sa_id(2, Direction::Outbound, 0), 5000);
     fp.seqs.insert(sa_id(2, Direction::Inbound, 0), 9000);
     c.poll_stats(&mut fp).unwrap();
-    assert!(c.take_dirty(), "new sequence numbers are persisted");
+    let changes = c.take_state_changes();
+    assert_eq!(changes.seqs.len(), 2, "new sequence numbers are persisted: {changes:?}");
+    assert_eq!(changes.sas.len(), 2, "and the records of their SAs: {changes:?}");
+    assert!(!changes.ids);
 
     // fastpathd restarts: the connection drops, the new one holds nothing.
     c.fastpath_lost();
