@@ -71,7 +71,9 @@ const REKEY_RESPONDER_PER_MILLE: u64 = 950;
 /// packets already on their way (its outbound is replaced at once), then
 /// the side that ran the rekey deletes it (Delete to the peer). The other
 /// side waits twice as long for that Delete before deleting it itself.
-/// Never beyond the old SA's own lifetime, less [`RETIRE_BEFORE_EXPIRY`].
+/// Never beyond the old SA's own lifetime, less [`RETIRE_BEFORE_EXPIRY`]
+/// (half of it for the side that did not run the rekey, so that late in
+/// the old pair's life the side that ran it still deletes it first).
 pub const REKEY_GRACE: Duration = Duration::from_secs(10);
 
 /// A superseded pair is retired this long before its hard lifetime ends:
@@ -1041,12 +1043,17 @@ impl IkeManager {
                         // are superseded; their outbound SAs are replaced
                         // by this one's, their inbound ones stay a while.
                         let grace = if c.initiator { REKEY_GRACE } else { REKEY_GRACE * 2 };
+                        // Late in the old pair's life both sides are capped
+                        // by its expiry: the side that ran the rekey still
+                        // goes first (its Delete reaches the other side a
+                        // second before that one would delete it).
+                        let retire = if c.initiator { RETIRE_BEFORE_EXPIRY } else { RETIRE_BEFORE_EXPIRY / 2 };
                         let mut replaced = Vec::new();
                         let mut rekeyed = Vec::new();
                         for (spi, old) in g.children.iter_mut() {
                             if *spi != c.spi_in && old.proxy_id == c.proxy_id && old.superseded.is_none() {
                                 let at = now + grace;
-                                let last = old.expires.map(|e| e.checked_sub(RETIRE_BEFORE_EXPIRY).unwrap_or(e).max(now));
+                                let last = old.expires.map(|e| e.checked_sub(retire).unwrap_or(e).max(now));
                                 old.superseded = Some(last.map_or(at, |l| l.min(at)));
                                 g.dirty.children.insert(*spi);
                                 old.rekey_at = None;
