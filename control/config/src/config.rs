@@ -139,6 +139,76 @@ impl Vpn {
     }
 }
 
+/// A dialup IKE user (`set user NAME ...`): an identity a client presents
+/// in phase 1, admitted through a dialup gateway that names the user or
+/// a group the user is in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct User {
+    /// Its name.
+    pub name: String,
+    /// `uid N` (ScreenOS numbers its users in saved configurations).
+    pub uid: Option<u32>,
+    /// `ike-id ...`: the identity, matched whole.
+    pub ike_id: Option<Identity>,
+    /// `share-limit N`: at most N clients with this identity at once.
+    pub share_limit: u32,
+    /// `type ike`.
+    pub ike: bool,
+    /// `enable` (the default) or `disable`: a disabled user is refused in
+    /// phase 1.
+    pub enabled: bool,
+}
+
+impl User {
+    fn new(name: &str) -> User {
+        User {
+            name: name.into(),
+            uid: None,
+            ike_id: None,
+            share_limit: DEFAULT_SHARE_LIMIT,
+            ike: false,
+            enabled: true,
+        }
+    }
+
+    /// True for a user a dialup gateway can admit: `type ike` with an
+    /// `ike-id`.
+    pub fn is_ike_user(&self) -> bool {
+        self.ike && self.ike_id.is_some()
+    }
+}
+
+/// A local user group (`set user-group NAME ...`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserGroup {
+    /// Its name.
+    pub name: String,
+    /// `id N`.
+    pub id: Option<u32>,
+    /// Its members (user names), in the order added.
+    pub members: Vec<String>,
+}
+
+/// One next-hop tunnel binding (`set interface tunnel.N nhtb A vpn NAME`):
+/// what routes through `interface` send to next hop `next_hop` goes into
+/// `vpn`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Nhtb {
+    /// The tunnel interface.
+    pub interface: InterfaceName,
+    /// The next hop (the peer's tunnel address, as routes name it).
+    pub next_hop: IpAddr,
+    /// The VPN that carries it.
+    pub vpn: String,
+}
+
+/// Most users a configuration holds.
+pub const MAX_USERS: usize = 100_000;
+/// Most user groups a configuration holds.
+pub const MAX_USER_GROUPS: usize = 10_000;
+/// Most next-hop tunnel bindings a configuration holds.
+pub const MAX_NHTB: usize = 100_000;
+
 /// A custom service: one or more members (protocol and ports).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CustomService {
@@ -163,6 +233,12 @@ enum Site {
     VpnId(String),
     VpnMonitor(String),
     VpnProxyId(String, ProxyIdSpec),
+    GatewayPeer(String),
+    UserIkeId(String),
+    UserUid(String),
+    GroupDefine(String),
+    GroupMember(String, String),
+    Nhtb(InterfaceName, IpAddr),
 }
 
 impl Site {
@@ -203,6 +279,24 @@ impl Site {
             (Site::VpnProxyId(n, spec), SetCommand::Vpn { name, setting }) => {
                 n == name && matches!(setting, VpnSetting::ProxyId(s) if s.same_as(spec))
             }
+            (Site::GatewayPeer(n), SetCommand::IkeGateway { name, settings }) => {
+                n == name && settings.iter().any(|s| matches!(s, GatewaySetting::Peer(_)))
+            }
+            (Site::UserIkeId(n), SetCommand::User { name, setting }) => {
+                n == name && matches!(setting, UserSetting::IkeId { .. })
+            }
+            (Site::UserUid(n), SetCommand::User { name, setting }) => {
+                n == name && matches!(setting, UserSetting::Uid(_))
+            }
+            (Site::GroupDefine(n), SetCommand::UserGroup { name, setting }) => {
+                n == name && matches!(setting, UserGroupSetting::Define { .. })
+            }
+            (Site::GroupMember(g, u), SetCommand::UserGroup { name, setting }) => {
+                g == name && matches!(setting, UserGroupSetting::Member(m) if m == u)
+            }
+            (Site::Nhtb(i, a), SetCommand::Interface { name, setting }) => {
+                i == name && matches!(setting, InterfaceSetting::Nhtb { next_hop, .. } if next_hop == a)
+            }
             _ => false,
         }
     }
@@ -229,6 +323,12 @@ pub struct Config {
     pub(crate) kept: crate::kept::Kept,
     /// `set flow tcp-mss N`.
     tcp_mss: Option<u16>,
+    /// `set user ...`.
+    users: BTreeMap<String, User>,
+    /// `set user-group ...`.
+    user_groups: BTreeMap<String, UserGroup>,
+    /// `set interface tunnel.N nhtb A vpn NAME`, by tunnel and next hop.
+    nhtb: BTreeMap<(InterfaceName, IpAddr), String>,
 }
 
 fn conflict(message: String) -> ErrorKind {
@@ -266,7 +366,7 @@ impl Config {
             return Ok(Vec::new());
         };
         let mut candidate = self.clone();
-        let messages = candidate.apply_command(&command).map_err(|e| ConfigError::new(None, line, e))?;
+        let mut messages = candidate.apply_command(&command).map_err(|e| ConfigError::new(None, line, e))?;
         candidate.validate().map_err(|(_, e)| {
             let e = match command {
                 Command::Unset(_) => ErrorKind::InUse(Box::new(e)),
@@ -274,6 +374,12 @@ impl Config {
             };
             ConfigError::new(None, line, e)
         })?;
+        // What the whole says (an empty group, an idle binding) is said
+        // once, by the line that makes it so.
+        let before: Vec<String> = self.standing_warnings().into_iter().map(|(_, m)| m).collect();
+        messages.extend(
+            candidate.standing_warnings().into_iter().map(|(_, m)| m).filter(|m| !before.contains(m)),
+        );
         *self = candidate;
         Ok(messages.into_iter().map(|message| Warning { line: None, message }).collect())
     }
@@ -302,6 +408,10 @@ impl Config {
                 Some((n, line, _)) => ConfigError::new(Some(*n), line, e),
                 None => ConfigError::new(None, "", e),
             });
+        }
+        for (site, message) in config.standing_warnings() {
+            let line = commands.iter().rev().find(|(_, _, c)| site.made_by(c)).map(|(n, _, _)| *n);
+            warnings.push(Warning { line, message });
         }
         Ok((config, warnings))
     }
@@ -348,6 +458,63 @@ impl Config {
     pub fn vpn_bound_to(&self, interface: &str) -> Option<&Vpn> {
         let name = InterfaceName::new(interface).ok()?;
         self.vpns.values().find(|v| v.bind.as_ref() == Some(&name))
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    /// One user.
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.get(name)
+    }
+
+    /// Every user group, by name.
+    pub fn user_groups(&self) -> impl Iterator<Item = &UserGroup> {
+        self.user_groups.values()
+    }
+
+    /// One user group.
+    pub fn user_group(&self, name: &str) -> Option<&UserGroup> {
+        self.user_groups.get(name)
+    }
+
+    /// The users a dialup gateway admits: the user it names, or the
+    /// members of the group it names, in order. Empty for a gateway that
+    /// is not a dialup gateway.
+    pub fn dialup_users(&self, gateway: &str) -> Vec<&User> {
+        let Some(Peer::Dialup(name)) = self.gateways.get(gateway).map(|g| &g.peer) else { return Vec::new() };
+        if let Some(u) = self.users.get(name) {
+            return vec![u];
+        }
+        self.user_groups
+            .get(name)
+            .map(|g| g.members.iter().filter_map(|m| self.users.get(m)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every next-hop tunnel binding, by tunnel interface and next hop.
+    pub fn nhtb(&self) -> impl Iterator<Item = Nhtb> + '_ {
+        self.nhtb.iter().map(|((interface, next_hop), vpn)| Nhtb {
+            interface: interface.clone(),
+            next_hop: *next_hop,
+            vpn: vpn.clone(),
+        })
+    }
+
+    /// The VPN a next hop of a tunnel interface is bound to.
+    pub fn nhtb_vpn(&self, interface: &str, next_hop: IpAddr) -> Option<&str> {
+        let name = InterfaceName::new(interface).ok()?;
+        self.nhtb.get(&(name, next_hop)).map(String::as_str)
+    }
+
+    /// The VPNs bound to a tunnel interface, by name: more than one only
+    /// for manual-key VPNs (esprit's extension) or AutoKey VPNs told apart
+    /// by next-hop tunnel binding.
+    pub fn vpns_bound_to(&self, interface: &str) -> Vec<&Vpn> {
+        let Ok(name) = InterfaceName::new(interface) else { return Vec::new() };
+        self.vpns.values().filter(|v| v.bind.as_ref() == Some(&name)).collect()
     }
 
     /// The MSS limit of TCP SYNs entering a tunnel (`set flow tcp-mss`),
@@ -467,6 +634,10 @@ impl Config {
                     ));
                     return Ok(warnings);
                 }
+                if let InterfaceSetting::Nhtb { next_hop, vpn } = setting {
+                    self.set_nhtb(name, *next_hop, vpn)?;
+                    return Ok(warnings);
+                }
                 match setting {
                     InterfaceSetting::Unnumbered(target) => {
                         if !name.is_tunnel() {
@@ -498,7 +669,7 @@ impl Config {
                     InterfaceSetting::Unnumbered(t) => i.ip = Some(InterfaceIp::Unnumbered(t.clone())),
                     InterfaceSetting::Mtu(m) => i.mtu = Some(*m),
                     InterfaceSetting::Port(p) => i.port = Some(p.clone()),
-                    InterfaceSetting::Manage(_) => {}
+                    InterfaceSetting::Manage(_) | InterfaceSetting::Nhtb { .. } => {}
                 }
             }
             SetCommand::Route(r) => {
@@ -514,6 +685,8 @@ impl Config {
             SetCommand::IkeGateway { name, settings } => {
                 warnings.extend(self.set_gateway(name, settings)?);
             }
+            SetCommand::User { name, setting } => warnings.extend(self.set_user(name, setting)?),
+            SetCommand::UserGroup { name, setting } => self.set_user_group(name, setting)?,
             SetCommand::P1Proposal(p) => {
                 self.p1_proposals.insert(p.name.clone(), p.clone());
             }
@@ -572,6 +745,100 @@ impl Config {
             }
         }
         Ok(warnings)
+    }
+
+    fn set_nhtb(&mut self, interface: &InterfaceName, next_hop: IpAddr, vpn: &str) -> Result<(), ErrorKind> {
+        if !interface.is_tunnel() {
+            return Err(conflict(format!(
+                "interface {} is not a tunnel interface: next-hop tunnel binding (nhtb) is for tunnel.N",
+                q(interface.as_str())
+            )));
+        }
+        let key = (interface.clone(), next_hop);
+        match self.nhtb.get(&key) {
+            Some(existing) if existing == vpn => {}
+            Some(existing) => {
+                return Err(conflict(format!(
+                    "next hop {next_hop} on interface {} is already bound to vpn {}: one next hop leads to one VPN \
+                     (unset interface {interface} nhtb {next_hop} first)",
+                    q(interface.as_str()),
+                    q(existing)
+                )))
+            }
+            None if self.nhtb.len() >= MAX_NHTB => {
+                return Err(conflict(format!("{MAX_NHTB} next-hop tunnel bindings are configured already: esprit holds no more")))
+            }
+            None => {
+                self.nhtb.insert(key, vpn.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    fn set_user(&mut self, name: &str, setting: &UserSetting) -> Result<Vec<String>, ErrorKind> {
+        let mut warnings = Vec::new();
+        if !self.users.contains_key(name) {
+            if self.users.len() >= MAX_USERS {
+                return Err(conflict(format!(
+                    "{MAX_USERS} users are configured already: esprit holds no more"
+                )));
+            }
+            self.users.insert(name.to_owned(), User::new(name));
+        }
+        let user = self.users.get_mut(name).ok_or_else(|| no_such("user", name, ""))?;
+        match setting {
+            UserSetting::Uid(n) => user.uid = Some(*n),
+            UserSetting::IkeId { id, share_limit } => {
+                user.ike_id = Some(id.clone());
+                user.share_limit = *share_limit;
+                if *share_limit > 1 {
+                    warnings.push(format!(
+                        "user {}: share-limit {share_limit}: up to {share_limit} clients may present this one identity and \
+                         key at once, and esprit tells them apart only by their addresses (ScreenOS pairs a shared IKE ID \
+                         with XAuth, which esprit does not have): give each client its own user where you can",
+                        q(name)
+                    ));
+                }
+            }
+            UserSetting::TypeIke => user.ike = true,
+            UserSetting::Enabled(e) => user.enabled = *e,
+        }
+        Ok(warnings)
+    }
+
+    fn set_user_group(&mut self, name: &str, setting: &UserGroupSetting) -> Result<(), ErrorKind> {
+        match setting {
+            UserGroupSetting::Define { id } => {
+                if !self.user_groups.contains_key(name) {
+                    if self.user_groups.len() >= MAX_USER_GROUPS {
+                        return Err(conflict(format!(
+                            "{MAX_USER_GROUPS} user groups are configured already: esprit holds no more"
+                        )));
+                    }
+                    self.user_groups.insert(
+                        name.to_owned(),
+                        UserGroup { name: name.to_owned(), id: None, members: Vec::new() },
+                    );
+                }
+                if let (Some(g), Some(id)) = (self.user_groups.get_mut(name), id) {
+                    g.id = Some(*id);
+                }
+            }
+            UserGroupSetting::Member(user) => {
+                let g = self.user_groups.get_mut(name).ok_or_else(|| {
+                    no_such("user-group", name, ": create it first with set user-group NAME location local")
+                })?;
+                if g.members.contains(user) {
+                    return Err(conflict(format!(
+                        "user {} is already a member of user-group {}",
+                        q(user),
+                        q(name)
+                    )));
+                }
+                g.members.push(user.clone());
+            }
+        }
+        Ok(())
     }
 
     fn set_gateway(&mut self, name: &str, settings: &[GatewaySetting]) -> Result<Vec<String>, ErrorKind> {
@@ -862,6 +1129,56 @@ impl Config {
                     }
                 }
             }
+            UnsetCommand::Nhtb { interface, next_hop, vpn } => {
+                let key = (interface.clone(), *next_hop);
+                match self.nhtb.get(&key) {
+                    Some(v) if vpn.as_ref().is_none_or(|want| want == v) => {
+                        self.nhtb.remove(&key);
+                    }
+                    _ => {
+                        let mut item = format!("nhtb {next_hop}");
+                        if let Some(v) = vpn {
+                            item.push_str(&format!(" vpn {}", q(v)));
+                        }
+                        return Err(ErrorKind::NoSuchItem {
+                            object: format!("interface {}", q(interface.as_str())),
+                            item,
+                        });
+                    }
+                }
+            }
+            UnsetCommand::User { name, item } => {
+                let u = self.users.get_mut(name).ok_or_else(|| no_such("user", name, ""))?;
+                match item {
+                    None => {
+                        self.users.remove(name);
+                    }
+                    Some(UserItem::IkeId) => {
+                        u.ike_id = None;
+                        u.share_limit = DEFAULT_SHARE_LIMIT;
+                    }
+                    Some(UserItem::Type) => u.ike = false,
+                    Some(UserItem::Uid) => u.uid = None,
+                }
+            }
+            UnsetCommand::UserGroup { name, member } => {
+                let g = self.user_groups.get_mut(name).ok_or_else(|| no_such("user-group", name, ""))?;
+                match member {
+                    None => {
+                        self.user_groups.remove(name);
+                    }
+                    Some(m) => {
+                        let before = g.members.len();
+                        g.members.retain(|x| x != m);
+                        if g.members.len() == before {
+                            return Err(ErrorKind::NoSuchItem {
+                                object: format!("user-group {}", q(name)),
+                                item: format!("user {}", q(m)),
+                            });
+                        }
+                    }
+                }
+            }
             UnsetCommand::FlowTcpMss => self.tcp_mss = None,
             UnsetCommand::VpnMonitor { interval, threshold } => {
                 let d = VpnMonitorTiming::default();
@@ -969,16 +1286,23 @@ impl Config {
                 }
             }
         }
+        self.validate_users()?;
         for r in &self.routes {
-            self.require_interface(format!("route {}", r.prefix), &r.interface)
-                .map_err(|e| (Site::Route(r.prefix, r.interface.clone(), r.gateway), e))?;
+            let site = || Site::Route(r.prefix, r.interface.clone(), r.gateway);
+            self.require_interface(format!("route {}", r.prefix), &r.interface).map_err(|e| (site(), e))?;
+            self.check_route_next_hop(r).map_err(|e| (site(), e))?;
         }
+        let mut dialup_reach: BTreeMap<&str, &str> = BTreeMap::new();
         for g in self.gateways.values() {
             self.require_port(
                 format!("ike gateway {} outgoing-interface", q(&g.name)),
                 &g.outgoing_interface,
             )
             .map_err(|e| (Site::GatewayInterface(g.name.clone()), e))?;
+            if let Peer::Dialup(d) = &g.peer {
+                self.check_dialup(g, d, &mut dialup_reach)
+                    .map_err(|e| (Site::GatewayPeer(g.name.clone()), e))?;
+            }
             let site = || Site::GatewayProposals(g.name.clone());
             let r = resolve_p1(&g.proposals, &self.p1_proposals).map_err(|e| (site(), e.into()))?;
             if let Some(unknown) = r.unknown.first() {
@@ -1035,22 +1359,17 @@ impl Config {
                 let site = || Site::VpnBind(v.name.clone());
                 self.require_interface(format!("vpn {vq} bind interface"), t).map_err(|e| (site(), e))?;
                 let others = bound.entry(t).or_default();
-                if let Some(other) = others.iter().find(|o| !(o.is_manual() && v.is_manual())) {
-                    return Err((
-                        site(),
-                        conflict(format!(
-                            "interface {} is already bound to vpn {}: esprit binds one VPN per tunnel interface (no NHTB); \
-                             add the proxy-ids to vpn {} or bind vpn {vq} to another tunnel interface",
-                            q(t.as_str()),
-                            q(&other.name),
-                            q(&other.name)
-                        )),
-                    ));
+                if let Some(e) = others
+                    .iter()
+                    .filter(|o| !(o.is_manual() && v.is_manual()))
+                    .find_map(|o| self.sharing_conflict(t, o, v))
+                {
+                    return Err((site(), e));
                 }
                 // esprit's extension: several manual-key VPNs may share a
                 // tunnel interface, whose proxy-ID table is then the union
                 // of theirs (one each); the union has no duplicate.
-                let mine = self.proxy_ids(&v.name);
+                let mine = if v.is_manual() { self.proxy_ids(&v.name) } else { Vec::new() };
                 if let Some(other) =
                     others.iter().find(|o| self.proxy_ids(&o.name).iter().any(|p| mine.contains(p)))
                 {
@@ -1130,6 +1449,306 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// True when `vpn` has a next-hop tunnel binding on `tunnel`.
+    fn has_nhtb(&self, tunnel: &InterfaceName, vpn: &str) -> bool {
+        self.nhtb.iter().any(|((i, _), v)| i == tunnel && v == vpn)
+    }
+
+    /// Why `v` may not share `tunnel` with `other` (one of them AutoKey),
+    /// or `None` when next-hop tunnel binding tells them apart.
+    fn sharing_conflict(&self, tunnel: &InterfaceName, other: &Vpn, v: &Vpn) -> Option<ErrorKind> {
+        let t = q(tunnel.as_str());
+        let (a, b) = (q(&other.name), q(&v.name));
+        if other.is_manual() != v.is_manual() {
+            let (auto, manual) = if other.is_manual() { (b, a) } else { (a, b) };
+            return Some(conflict(format!(
+                "interface {t} carries AutoKey IKE vpn {auto} and manual-key vpn {manual}: the two kinds never share a \
+                 tunnel interface; bind one of them to another tunnel interface"
+            )));
+        }
+        let missing = [other, v].into_iter().find(|x| !self.has_nhtb(tunnel, &x.name))?;
+        Some(conflict(format!(
+            "interface {t} carries vpn {a} and vpn {b}: several VPNs share a tunnel interface only by next-hop tunnel \
+             binding, and vpn {} has no nhtb entry on it: add set interface {tunnel} nhtb PEER-ADDRESS vpn {} first, \
+             put the proxy-ids on one VPN, or bind one of them to another tunnel interface",
+            q(&missing.name),
+            q(&missing.name)
+        )))
+    }
+
+    /// A route's `gateway` on a tunnel interface names a next-hop tunnel
+    /// binding; a route without one cannot choose among several VPNs.
+    fn check_route_next_hop(&self, r: &Route) -> Result<(), ErrorKind> {
+        if !r.interface.is_tunnel() {
+            return Ok(());
+        }
+        match r.gateway {
+            Some(g) if !self.nhtb.contains_key(&(r.interface.clone(), g)) => Err(ErrorKind::WrongReference {
+                referrer: format!("route {} interface {} gateway", r.prefix, r.interface),
+                name: g.to_string(),
+                reason: format!(
+                    "{} has no nhtb entry for it: on a tunnel interface the gateway selects the VPN by next-hop \
+                     tunnel binding (set interface {} nhtb {g} vpn NAME), or leave the gateway out",
+                    r.interface, r.interface
+                ),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                let bound: Vec<String> = self
+                    .vpns
+                    .values()
+                    .filter(|v| v.bind.as_ref() == Some(&r.interface) && !v.is_manual())
+                    .map(|v| q(&v.name).to_string())
+                    .collect();
+                if bound.len() > 1 {
+                    return Err(conflict(format!(
+                        "route {} interface {} names no gateway, and {} carries vpn {}: give the route the next hop \
+                         of its VPN's nhtb entry (gateway A)",
+                        r.prefix,
+                        r.interface,
+                        r.interface,
+                        bound.join(" and vpn ")
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Users, user groups and next-hop tunnel bindings on their own.
+    #[allow(clippy::result_large_err)] // private, and only on the error path
+    fn validate_users(&self) -> Result<(), (Site, ErrorKind)> {
+        let mut identities: BTreeMap<(u8, String), &User> = BTreeMap::new();
+        let mut uids: BTreeMap<u32, &str> = BTreeMap::new();
+        let shown = |u: &User| {
+            u.ike_id
+                .as_ref()
+                .map(|id| format!("{} {}", identity_kind(id), q(&id.to_string())))
+                .unwrap_or_default()
+        };
+        for u in self.users.values() {
+            if let Some(id) = &u.ike_id {
+                if let Some(other) = identities.insert(identity_key(id), u) {
+                    return Err((
+                        Site::UserIkeId(u.name.clone()),
+                        conflict(format!(
+                            "user {} (ike-id {}) and user {} (ike-id {}) have one identity: a client's identity \
+                             names one user (share-limit N lets N clients share one user)",
+                            q(&other.name),
+                            shown(other),
+                            q(&u.name),
+                            shown(u)
+                        )),
+                    ));
+                }
+            }
+            if let Some(uid) = u.uid {
+                if let Some(other) = uids.insert(uid, &u.name) {
+                    return Err((
+                        Site::UserUid(u.name.clone()),
+                        conflict(format!("user {} and user {} both have uid {uid}", q(other), q(&u.name))),
+                    ));
+                }
+            }
+        }
+        let mut group_of: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut group_ids: BTreeMap<u32, &str> = BTreeMap::new();
+        for g in self.user_groups.values() {
+            let gq = q(&g.name);
+            if self.users.contains_key(&g.name) {
+                return Err((
+                    Site::GroupDefine(g.name.clone()),
+                    conflict(format!(
+                        "user-group {gq} has the name of a user: a dialup gateway names one or the other, so their \
+                         names differ"
+                    )),
+                ));
+            }
+            if let Some(id) = g.id {
+                if let Some(other) = group_ids.insert(id, &g.name) {
+                    return Err((
+                        Site::GroupDefine(g.name.clone()),
+                        conflict(format!("user-group {} and user-group {gq} both have id {id}", q(other))),
+                    ));
+                }
+            }
+            for m in &g.members {
+                let site = || Site::GroupMember(g.name.clone(), m.clone());
+                let referrer = format!("user-group {gq} user");
+                match self.users.get(m) {
+                    None => {
+                        return Err((
+                            site(),
+                            ErrorKind::UnknownReference {
+                                referrer,
+                                kind: "user",
+                                name: m.clone(),
+                                hint: ": define it with set user NAME ike-id ... and set user NAME type ike"
+                                    .into(),
+                            },
+                        ))
+                    }
+                    Some(u) if !u.is_ike_user() => {
+                        return Err((
+                            site(),
+                            ErrorKind::WrongReference { referrer, name: m.clone(), reason: not_ike(u) },
+                        ))
+                    }
+                    Some(_) => {}
+                }
+                if let Some(other) = group_of.insert(m, &g.name) {
+                    return Err((
+                        site(),
+                        conflict(format!(
+                            "user {} is already a member of user-group {}: a user belongs to one group, so that its \
+                             identity leads to one dialup gateway",
+                            q(m),
+                            q(other)
+                        )),
+                    ));
+                }
+            }
+        }
+        for ((interface, next_hop), vpn) in &self.nhtb {
+            let site = || Site::Nhtb(interface.clone(), *next_hop);
+            let referrer = format!("interface {} nhtb {next_hop} vpn", q(interface.as_str()));
+            self.require_interface(format!("interface {} nhtb {next_hop}", q(interface.as_str())), interface)
+                .map_err(|e| (site(), e))?;
+            let wrong = |reason: String| {
+                (site(), ErrorKind::WrongReference { referrer: referrer.clone(), name: vpn.clone(), reason })
+            };
+            match self.vpns.get(vpn) {
+                None => {
+                    return Err((
+                        site(),
+                        ErrorKind::UnknownReference { referrer: referrer.clone(), kind: "vpn", name: vpn.clone(), hint: String::new() },
+                    ))
+                }
+                Some(v) if v.is_manual() => {
+                    return Err(wrong(
+                        "it is a manual-key VPN: manual-key VPNs sharing a tunnel interface are told apart by their \
+                         proxy-ids"
+                            .into(),
+                    ))
+                }
+                Some(v) => match &v.bind {
+                    Some(b) if b != interface => {
+                        return Err(wrong(format!("it is bound to interface {b}, not {interface}")))
+                    }
+                    _ => {}
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// A dialup gateway names an IKE user or a user group, and no user is
+    /// reached by two gateways.
+    fn check_dialup<'a>(
+        &'a self,
+        g: &'a IkeGateway,
+        name: &'a str,
+        reach: &mut BTreeMap<&'a str, &'a str>,
+    ) -> Result<(), ErrorKind> {
+        let referrer = format!("ike gateway {} dialup", q(&g.name));
+        let users: Vec<&str> = if let Some(u) = self.users.get(name) {
+            if !u.is_ike_user() {
+                return Err(ErrorKind::WrongReference { referrer, name: name.into(), reason: not_ike(u) });
+            }
+            vec![u.name.as_str()]
+        } else if let Some(group) = self.user_groups.get(name) {
+            group.members.iter().map(String::as_str).collect()
+        } else {
+            return Err(ErrorKind::UnknownReference {
+                referrer,
+                kind: "user or user-group",
+                name: name.into(),
+                hint: ": define a user (set user NAME ike-id ..., set user NAME type ike) or a group \
+                       (set user-group NAME location local)"
+                    .into(),
+            });
+        };
+        for u in users {
+            if let Some(other) = reach.insert(u, &g.name) {
+                return Err(conflict(format!(
+                    "user {} is already admitted by ike gateway {}: a client's identity leads to one dialup gateway",
+                    q(u),
+                    q(other)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// What the configuration as a whole is worth a warning for, with the
+    /// site that made it so: a dialup gateway whose group has no users, a
+    /// next-hop tunnel binding whose VPN is not bound to its tunnel
+    /// interface (yet: `to_lines` prints a VPN's bindings before its own
+    /// `bind`).
+    fn standing_warnings(&self) -> Vec<(Site, String)> {
+        let mut out = Vec::new();
+        for g in self.gateways.values() {
+            if let Peer::Dialup(d) = &g.peer {
+                if self.user_groups.get(d).is_some_and(|grp| grp.members.is_empty()) {
+                    out.push((
+                        Site::GatewayPeer(g.name.clone()),
+                        format!(
+                            "ike gateway {}: user-group {} has no users: no client can connect through it yet \
+                             (set user-group {} user NAME)",
+                            q(&g.name),
+                            q(d),
+                            q(d)
+                        ),
+                    ));
+                }
+            }
+        }
+        for ((interface, next_hop), vpn) in &self.nhtb {
+            if self.vpns.get(vpn).is_some_and(|v| v.bind.is_none()) {
+                out.push((
+                    Site::Nhtb(interface.clone(), *next_hop),
+                    format!(
+                        "interface {} nhtb {next_hop}: vpn {} is not bound to {interface}: the binding applies once it is \
+                         (set vpn {} bind interface {interface})",
+                        q(interface.as_str()),
+                        q(vpn),
+                        q(vpn)
+                    ),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Why a user cannot be admitted by a dialup gateway.
+fn not_ike(u: &User) -> String {
+    match (u.ike, u.ike_id.is_some()) {
+        (false, _) => format!("it is not an IKE user: set user {} type ike", q(&u.name)),
+        _ => format!("it has no IKE identity: set user {} ike-id u-fqdn|fqdn|ip VALUE", q(&u.name)),
+    }
+}
+
+/// The `ike-id` word of an identity.
+pub(crate) fn identity_kind(id: &Identity) -> &'static str {
+    match id {
+        Identity::Ip(_) => "ip",
+        Identity::UserFqdn(_) => "u-fqdn",
+        Identity::Fqdn(_) => "fqdn",
+    }
+}
+
+/// Two identities are the same when of one kind and equal, names compared
+/// without case (DNS names are case-insensitive, RFC 4343).
+fn identity_key(id: &Identity) -> (u8, String) {
+    match id {
+        Identity::Ip(a) => (0, a.to_string()),
+        Identity::UserFqdn(s) => (1, s.to_ascii_lowercase()),
+        Identity::Fqdn(s) => (2, s.to_ascii_lowercase()),
     }
 }
 
