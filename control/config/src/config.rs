@@ -1128,10 +1128,11 @@ impl Config {
             }
         }
         self.validate_users()?;
+        let shared = self.shared_tunnels();
         for r in &self.routes {
             let site = || Site::Route(r.prefix, r.interface.clone(), r.gateway);
             self.require_interface(format!("route {}", r.prefix), &r.interface).map_err(|e| (site(), e))?;
-            self.check_route_next_hop(r).map_err(|e| (site(), e))?;
+            self.check_route_next_hop(r, &shared).map_err(|e| (site(), e))?;
         }
         let mut dialup_reach: BTreeMap<&str, &str> = BTreeMap::new();
         for g in self.gateways.values() {

@@ -88,6 +88,9 @@ fn the_example_loads_prints_and_round_trips() {
     assert_eq!(c.nhtb().count(), 2);
     let bound: Vec<&str> = c.vpns_bound_to("tunnel.1").iter().map(|v| v.name.as_str()).collect();
     assert_eq!(bound, ["e", "w"]);
+    let shared: Vec<(String, Vec<String>)> =
+        c.shared_tunnels().into_iter().map(|(t, v)| (t.to_string(), v)).collect();
+    assert_eq!(shared, [("tunnel.1".to_owned(), vec!["e".to_owned(), "w".to_owned()])]);
 }
 
 /// A refused `unset` of something in use is typed as such.

@@ -215,9 +215,27 @@ impl Config {
         )))
     }
 
+    /// The tunnel interfaces that carry several AutoKey VPNs (told apart
+    /// by next-hop tunnel binding), with the names of those VPNs.
+    pub fn shared_tunnels(&self) -> BTreeMap<InterfaceName, Vec<String>> {
+        let mut on: BTreeMap<InterfaceName, Vec<String>> = BTreeMap::new();
+        for v in self.vpns.values().filter(|v| !v.is_manual()) {
+            if let Some(t) = &v.bind {
+                on.entry(t.clone()).or_default().push(v.name.clone());
+            }
+        }
+        on.retain(|_, vpns| vpns.len() > 1);
+        on
+    }
+
     /// A route's `gateway` on a tunnel interface names a next-hop tunnel
-    /// binding; a route without one cannot choose among several VPNs.
-    pub(super) fn check_route_next_hop(&self, r: &Route) -> Result<(), ErrorKind> {
+    /// binding; a route without one cannot choose among several VPNs
+    /// (`shared` is [`Config::shared_tunnels`]).
+    pub(super) fn check_route_next_hop(
+        &self,
+        r: &Route,
+        shared: &BTreeMap<InterfaceName, Vec<String>>,
+    ) -> Result<(), ErrorKind> {
         if !r.interface.is_tunnel() {
             return Ok(());
         }
@@ -233,13 +251,8 @@ impl Config {
             }),
             Some(_) => Ok(()),
             None => {
-                let bound: Vec<String> = self
-                    .vpns
-                    .values()
-                    .filter(|v| v.bind.as_ref() == Some(&r.interface) && !v.is_manual())
-                    .map(|v| q(&v.name).to_string())
-                    .collect();
-                if bound.len() > 1 {
+                if let Some(vpns) = shared.get(&r.interface) {
+                    let bound: Vec<String> = vpns.iter().map(|v| q(v).to_string()).collect();
                     return Err(conflict(format!(
                         "route {} interface {} names no gateway, and {} carries vpn {}: give the route the next hop \
                          of its VPN's nhtb entry (gateway A)",

@@ -307,6 +307,7 @@ pub fn translate_with_serials(
     // VPNs: one fastpathd VPN per tunnel interface.
     let mut spis = SpiAllocator::new();
     let mut spi_owner: BTreeMap<u32, String> = BTreeMap::new();
+    let shared = config.shared_tunnels();
     for v in config.vpns() {
         let hex_id = *hex_ids.get(&v.name).ok_or_else(|| TranslateError::NoHexId(v.name.clone()))?;
         let Some(tunnel) = v.bind.as_ref().and_then(|b| b.tunnel_number()) else {
@@ -321,7 +322,7 @@ pub fn translate_with_serials(
         // interface) does not do yet: configured, not programmed, so
         // what routes send there is dropped, never sent on another
         // VPN's SA.
-        if !v.is_manual() && v.bind.as_ref().is_some_and(|b| config.vpns_bound_to(b.as_str()).len() > 1) {
+        if !v.is_manual() && v.bind.as_ref().is_some_and(|b| shared.contains_key(b)) {
             let nhtb: Vec<String> =
                 config.nhtb().filter(|n| n.vpn == v.name).map(|n| format!("nhtb {}", n.next_hop)).collect();
             warnings.push(format!(

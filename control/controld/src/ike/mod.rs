@@ -144,6 +144,7 @@ fn identity(i: &CfgIdentity) -> Identity {
 pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<IkeGateway>, Vec<String>) {
     let mut warnings = Vec::new();
     let mut by_gateway: BTreeMap<String, Vec<IkeVpn>> = BTreeMap::new();
+    let shared = config.shared_tunnels();
     for v in config.vpns() {
         let VpnKind::AutoKey(a) = &v.kind else { continue };
         let Some(bind) = v.bind.as_ref() else { continue };
@@ -151,7 +152,7 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
         // Several VPNs told apart by next-hop tunnel binding are
         // configured, not yet negotiated (core::translate says so once
         // each): no SA of one can carry another's traffic.
-        if config.vpns_bound_to(bind.as_str()).len() > 1 {
+        if shared.contains_key(bind) {
             continue;
         }
         let Some(&hex_id) = hex_ids.get(&v.name) else { continue };
