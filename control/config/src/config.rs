@@ -9,9 +9,10 @@
 //! * A [`Config`] obtained from [`Config::default`], [`Config::apply`] or
 //!   [`Config::load`] is always valid as a whole: every name it refers to
 //!   exists and is of the right kind, no tunnel interface has two VPNs
-//!   (except manual-key VPNs with distinct proxy-IDs, esprit's extension), no
-//!   VPN has a duplicate proxy-ID, every proposal resolves to suites esprit
-//!   implements.
+//!   (except manual-key VPNs with distinct proxy-IDs, esprit's extension,
+//!   and AutoKey VPNs told apart by next-hop tunnel binding, [`Nhtb`]),
+//!   no VPN has a duplicate proxy-ID, every proposal resolves to suites
+//!   esprit implements.
 //! * [`Config::load`] accepts forward references (a file may bind a VPN to
 //!   `tunnel.1` before the line that creates `tunnel.1`, as the seed's
 //!   sample does): it applies every line, then validates once; a reference
@@ -33,6 +34,10 @@ use crate::proposal::{
     resolve_p1, resolve_p2, DhGroup, P1Proposal, P1Suite, P2Proposal, P2Suite, ProposalChoice,
 };
 use crate::secret::Secret;
+
+mod dialup;
+pub(crate) use dialup::identity_kind;
+pub use dialup::{Nhtb, User, UserGroup, MAX_NHTB, MAX_USERS, MAX_USER_GROUPS};
 
 /// The address of an interface.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -163,6 +168,12 @@ enum Site {
     VpnId(String),
     VpnMonitor(String),
     VpnProxyId(String, ProxyIdSpec),
+    GatewayPeer(String),
+    UserIkeId(String),
+    UserUid(String),
+    GroupDefine(String),
+    GroupMember(String, String),
+    Nhtb(InterfaceName, IpAddr),
 }
 
 impl Site {
@@ -203,6 +214,24 @@ impl Site {
             (Site::VpnProxyId(n, spec), SetCommand::Vpn { name, setting }) => {
                 n == name && matches!(setting, VpnSetting::ProxyId(s) if s.same_as(spec))
             }
+            (Site::GatewayPeer(n), SetCommand::IkeGateway { name, settings }) => {
+                n == name && settings.iter().any(|s| matches!(s, GatewaySetting::Peer(_)))
+            }
+            (Site::UserIkeId(n), SetCommand::User { name, setting }) => {
+                n == name && matches!(setting, UserSetting::IkeId { .. })
+            }
+            (Site::UserUid(n), SetCommand::User { name, setting }) => {
+                n == name && matches!(setting, UserSetting::Uid(_))
+            }
+            (Site::GroupDefine(n), SetCommand::UserGroup { name, setting }) => {
+                n == name && matches!(setting, UserGroupSetting::Define { .. })
+            }
+            (Site::GroupMember(g, u), SetCommand::UserGroup { name, setting }) => {
+                g == name && matches!(setting, UserGroupSetting::Member(m) if m == u)
+            }
+            (Site::Nhtb(i, a), SetCommand::Interface { name, setting }) => {
+                i == name && matches!(setting, InterfaceSetting::Nhtb { next_hop, .. } if next_hop == a)
+            }
             _ => false,
         }
     }
@@ -229,6 +258,12 @@ pub struct Config {
     pub(crate) kept: crate::kept::Kept,
     /// `set flow tcp-mss N`.
     tcp_mss: Option<u16>,
+    /// `set user ...`.
+    users: BTreeMap<String, User>,
+    /// `set user-group ...`.
+    user_groups: BTreeMap<String, UserGroup>,
+    /// `set interface tunnel.N nhtb A vpn NAME`, by tunnel and next hop.
+    nhtb: BTreeMap<(InterfaceName, IpAddr), String>,
 }
 
 fn conflict(message: String) -> ErrorKind {
@@ -266,7 +301,7 @@ impl Config {
             return Ok(Vec::new());
         };
         let mut candidate = self.clone();
-        let messages = candidate.apply_command(&command).map_err(|e| ConfigError::new(None, line, e))?;
+        let mut messages = candidate.apply_command(&command).map_err(|e| ConfigError::new(None, line, e))?;
         candidate.validate().map_err(|(_, e)| {
             let e = match command {
                 Command::Unset(_) => ErrorKind::InUse(Box::new(e)),
@@ -274,6 +309,12 @@ impl Config {
             };
             ConfigError::new(None, line, e)
         })?;
+        // What the whole says (an empty group, an idle binding) is said
+        // once, by the line that makes it so.
+        let before: Vec<String> = self.standing_warnings().into_iter().map(|(_, m)| m).collect();
+        messages.extend(
+            candidate.standing_warnings().into_iter().map(|(_, m)| m).filter(|m| !before.contains(m)),
+        );
         *self = candidate;
         Ok(messages.into_iter().map(|message| Warning { line: None, message }).collect())
     }
@@ -302,6 +343,10 @@ impl Config {
                 Some((n, line, _)) => ConfigError::new(Some(*n), line, e),
                 None => ConfigError::new(None, "", e),
             });
+        }
+        for (site, message) in config.standing_warnings() {
+            let line = commands.iter().rev().find(|(_, _, c)| site.made_by(c)).map(|(n, _, _)| *n);
+            warnings.push(Warning { line, message });
         }
         Ok((config, warnings))
     }
@@ -348,6 +393,63 @@ impl Config {
     pub fn vpn_bound_to(&self, interface: &str) -> Option<&Vpn> {
         let name = InterfaceName::new(interface).ok()?;
         self.vpns.values().find(|v| v.bind.as_ref() == Some(&name))
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    /// One user.
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.get(name)
+    }
+
+    /// Every user group, by name.
+    pub fn user_groups(&self) -> impl Iterator<Item = &UserGroup> {
+        self.user_groups.values()
+    }
+
+    /// One user group.
+    pub fn user_group(&self, name: &str) -> Option<&UserGroup> {
+        self.user_groups.get(name)
+    }
+
+    /// The users a dialup gateway admits: the user it names, or the
+    /// members of the group it names, in order. Empty for a gateway that
+    /// is not a dialup gateway.
+    pub fn dialup_users(&self, gateway: &str) -> Vec<&User> {
+        let Some(Peer::Dialup(name)) = self.gateways.get(gateway).map(|g| &g.peer) else { return Vec::new() };
+        if let Some(u) = self.users.get(name) {
+            return vec![u];
+        }
+        self.user_groups
+            .get(name)
+            .map(|g| g.members.iter().filter_map(|m| self.users.get(m)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every next-hop tunnel binding, by tunnel interface and next hop.
+    pub fn nhtb(&self) -> impl Iterator<Item = Nhtb> + '_ {
+        self.nhtb.iter().map(|((interface, next_hop), vpn)| Nhtb {
+            interface: interface.clone(),
+            next_hop: *next_hop,
+            vpn: vpn.clone(),
+        })
+    }
+
+    /// The VPN a next hop of a tunnel interface is bound to.
+    pub fn nhtb_vpn(&self, interface: &str, next_hop: IpAddr) -> Option<&str> {
+        let name = InterfaceName::new(interface).ok()?;
+        self.nhtb.get(&(name, next_hop)).map(String::as_str)
+    }
+
+    /// The VPNs bound to a tunnel interface, by name: more than one only
+    /// for manual-key VPNs (esprit's extension) or AutoKey VPNs told apart
+    /// by next-hop tunnel binding.
+    pub fn vpns_bound_to(&self, interface: &str) -> Vec<&Vpn> {
+        let Ok(name) = InterfaceName::new(interface) else { return Vec::new() };
+        self.vpns.values().filter(|v| v.bind.as_ref() == Some(&name)).collect()
     }
 
     /// The MSS limit of TCP SYNs entering a tunnel (`set flow tcp-mss`),
@@ -467,6 +569,10 @@ impl Config {
                     ));
                     return Ok(warnings);
                 }
+                if let InterfaceSetting::Nhtb { next_hop, vpn } = setting {
+                    self.set_nhtb(name, *next_hop, vpn)?;
+                    return Ok(warnings);
+                }
                 match setting {
                     InterfaceSetting::Unnumbered(target) => {
                         if !name.is_tunnel() {
@@ -498,7 +604,7 @@ impl Config {
                     InterfaceSetting::Unnumbered(t) => i.ip = Some(InterfaceIp::Unnumbered(t.clone())),
                     InterfaceSetting::Mtu(m) => i.mtu = Some(*m),
                     InterfaceSetting::Port(p) => i.port = Some(p.clone()),
-                    InterfaceSetting::Manage(_) => {}
+                    InterfaceSetting::Manage(_) | InterfaceSetting::Nhtb { .. } => {}
                 }
             }
             SetCommand::Route(r) => {
@@ -514,6 +620,8 @@ impl Config {
             SetCommand::IkeGateway { name, settings } => {
                 warnings.extend(self.set_gateway(name, settings)?);
             }
+            SetCommand::User { name, setting } => warnings.extend(self.set_user(name, setting)?),
+            SetCommand::UserGroup { name, setting } => self.set_user_group(name, setting)?,
             SetCommand::P1Proposal(p) => {
                 self.p1_proposals.insert(p.name.clone(), p.clone());
             }
@@ -862,6 +970,56 @@ impl Config {
                     }
                 }
             }
+            UnsetCommand::Nhtb { interface, next_hop, vpn } => {
+                let key = (interface.clone(), *next_hop);
+                match self.nhtb.get(&key) {
+                    Some(v) if vpn.as_ref().is_none_or(|want| want == v) => {
+                        self.nhtb.remove(&key);
+                    }
+                    _ => {
+                        let mut item = format!("nhtb {next_hop}");
+                        if let Some(v) = vpn {
+                            item.push_str(&format!(" vpn {}", q(v)));
+                        }
+                        return Err(ErrorKind::NoSuchItem {
+                            object: format!("interface {}", q(interface.as_str())),
+                            item,
+                        });
+                    }
+                }
+            }
+            UnsetCommand::User { name, item } => {
+                let u = self.users.get_mut(name).ok_or_else(|| no_such("user", name, ""))?;
+                match item {
+                    None => {
+                        self.users.remove(name);
+                    }
+                    Some(UserItem::IkeId) => {
+                        u.ike_id = None;
+                        u.share_limit = DEFAULT_SHARE_LIMIT;
+                    }
+                    Some(UserItem::Type) => u.ike = false,
+                    Some(UserItem::Uid) => u.uid = None,
+                }
+            }
+            UnsetCommand::UserGroup { name, member } => {
+                let g = self.user_groups.get_mut(name).ok_or_else(|| no_such("user-group", name, ""))?;
+                match member {
+                    None => {
+                        self.user_groups.remove(name);
+                    }
+                    Some(m) => {
+                        let before = g.members.len();
+                        g.members.retain(|x| x != m);
+                        if g.members.len() == before {
+                            return Err(ErrorKind::NoSuchItem {
+                                object: format!("user-group {}", q(name)),
+                                item: format!("user {}", q(m)),
+                            });
+                        }
+                    }
+                }
+            }
             UnsetCommand::FlowTcpMss => self.tcp_mss = None,
             UnsetCommand::VpnMonitor { interval, threshold } => {
                 let d = VpnMonitorTiming::default();
@@ -969,16 +1127,24 @@ impl Config {
                 }
             }
         }
+        self.validate_users()?;
+        let shared = self.shared_tunnels();
         for r in &self.routes {
-            self.require_interface(format!("route {}", r.prefix), &r.interface)
-                .map_err(|e| (Site::Route(r.prefix, r.interface.clone(), r.gateway), e))?;
+            let site = || Site::Route(r.prefix, r.interface.clone(), r.gateway);
+            self.require_interface(format!("route {}", r.prefix), &r.interface).map_err(|e| (site(), e))?;
+            self.check_route_next_hop(r, &shared).map_err(|e| (site(), e))?;
         }
+        let mut dialup_reach: BTreeMap<&str, &str> = BTreeMap::new();
         for g in self.gateways.values() {
             self.require_port(
                 format!("ike gateway {} outgoing-interface", q(&g.name)),
                 &g.outgoing_interface,
             )
             .map_err(|e| (Site::GatewayInterface(g.name.clone()), e))?;
+            if let Peer::Dialup(d) = &g.peer {
+                self.check_dialup(g, d, &mut dialup_reach)
+                    .map_err(|e| (Site::GatewayPeer(g.name.clone()), e))?;
+            }
             let site = || Site::GatewayProposals(g.name.clone());
             let r = resolve_p1(&g.proposals, &self.p1_proposals).map_err(|e| (site(), e.into()))?;
             if let Some(unknown) = r.unknown.first() {
@@ -1035,22 +1201,17 @@ impl Config {
                 let site = || Site::VpnBind(v.name.clone());
                 self.require_interface(format!("vpn {vq} bind interface"), t).map_err(|e| (site(), e))?;
                 let others = bound.entry(t).or_default();
-                if let Some(other) = others.iter().find(|o| !(o.is_manual() && v.is_manual())) {
-                    return Err((
-                        site(),
-                        conflict(format!(
-                            "interface {} is already bound to vpn {}: esprit binds one VPN per tunnel interface (no NHTB); \
-                             add the proxy-ids to vpn {} or bind vpn {vq} to another tunnel interface",
-                            q(t.as_str()),
-                            q(&other.name),
-                            q(&other.name)
-                        )),
-                    ));
+                if let Some(e) = others
+                    .iter()
+                    .filter(|o| !(o.is_manual() && v.is_manual()))
+                    .find_map(|o| self.sharing_conflict(t, o, v))
+                {
+                    return Err((site(), e));
                 }
                 // esprit's extension: several manual-key VPNs may share a
                 // tunnel interface, whose proxy-ID table is then the union
                 // of theirs (one each); the union has no duplicate.
-                let mine = self.proxy_ids(&v.name);
+                let mine = if v.is_manual() { self.proxy_ids(&v.name) } else { Vec::new() };
                 if let Some(other) =
                     others.iter().find(|o| self.proxy_ids(&o.name).iter().any(|p| mine.contains(p)))
                 {

@@ -112,17 +112,21 @@ fn lex_inner(line: &str, lenient: bool) -> Result<Vec<Token<'_>>, ParseError> {
     Ok(tokens)
 }
 
-/// Words after which the next word is a secret. In a `p1-proposal` line
+/// Words after which the next word is a secret (`seed-preshare` and
+/// `hash-password` are refused, but their words are still never shown). In a `p1-proposal` line
 /// `preshare` is the authentication method, not a key.
 fn introduces_secret(word: &str, p1_proposal: bool) -> bool {
-    let secret_words: &[&str] =
-        if p1_proposal { &["key", "password"] } else { &["preshare", "key", "password"] };
+    let secret_words: &[&str] = if p1_proposal {
+        &["key", "password"]
+    } else {
+        &["preshare", "seed-preshare", "key", "password", "hash-password"]
+    };
     secret_words.iter().any(|k| k.eq_ignore_ascii_case(word))
 }
 
-/// The line with every secret (the word after `preshare`, `key` or
-/// `password`) replaced by `<secret>`, trimmed; safe to print in errors
-/// and logs.
+/// The line with every secret (the word after `preshare`, `seed-preshare`,
+/// `key`, `password` or `hash-password`) replaced by `<secret>`, trimmed;
+/// safe to print in errors and logs.
 pub fn redact(line: &str) -> String {
     let line = line.trim();
     let tokens = lex_lenient(line);
@@ -190,6 +194,11 @@ mod tests {
             "esp aes128 key <secret> auth sha-1 KEY <secret>"
         );
         assert_eq!(redact("# preshare x"), "# preshare x");
+        assert_eq!(
+            redact(r#"set ike gateway g seed-preshare "s e" x"#),
+            "set ike gateway g seed-preshare <secret> x"
+        );
+        assert_eq!(redact("set user u hash-password 02ab"), "set user u hash-password <secret>");
         assert_eq!(
             redact("set ike p1-proposal p preshare group14 esp aes128 sha-1"),
             "set ike p1-proposal p preshare group14 esp aes128 sha-1"

@@ -16,8 +16,9 @@
 //!   [`parse_line`] and [`Config::apply`]);
 //! * a failing [`Config::apply`] leaves the configuration unchanged;
 //! * every [`Config`] value reachable through the API is valid as a whole
-//!   (references resolve, one AutoKey VPN per tunnel interface, no duplicate
-//!   proxy-ID, only algorithms esprit implements);
+//!   (references resolve, one AutoKey VPN per tunnel interface unless
+//!   next-hop tunnel binding tells them apart, no duplicate proxy-ID, no
+//!   two users with one IKE identity, only algorithms esprit implements);
 //! * errors name the line, the word and what was expected, and never contain
 //!   a secret; [`Secret`] never prints its value in `Debug` or `Display`;
 //! * `Config::load(&c.to_lines().join("\n"))` equals `c`.
@@ -37,7 +38,9 @@ mod print;
 pub mod proposal;
 pub mod secret;
 
-pub use config::{Config, CustomService, IkeGateway, Interface, InterfaceIp, Vpn, VpnKind};
+pub use config::{
+    Config, CustomService, IkeGateway, Interface, InterfaceIp, Nhtb, User, UserGroup, Vpn, VpnKind,
+};
 pub use error::{ConfigError, ErrorKind, ParseError, Warning};
 pub use model::{Command, SetCommand, UnsetCommand};
 pub use parse::parse_line;

@@ -156,8 +156,8 @@ impl fmt::Display for Identity {
 pub enum Peer {
     /// `address A`: a static peer.
     Address(IpAddr),
-    /// `dialup NAME`: a dialup user or user group (defined outside this
-    /// language for now).
+    /// `dialup NAME`: a dialup IKE user (`set user`) or user group
+    /// (`set user-group`).
     Dialup(String),
     /// `dynamic ID`: a peer with a dynamic address known by its IKE ID.
     Dynamic(Identity),
@@ -198,6 +198,14 @@ pub enum InterfaceSetting {
     Port(String),
     /// `manage ...`: accepted and ignored with a warning.
     Manage(Vec<String>),
+    /// `nhtb A vpn NAME` (tunnel interfaces only): next-hop tunnel binding,
+    /// the VPN that carries what routes send to next hop A.
+    Nhtb {
+        /// The next hop: the peer's tunnel address, as routes name it.
+        next_hop: IpAddr,
+        /// The VPN.
+        vpn: String,
+    },
 }
 
 /// A static route: `set route P interface IF [gateway A] [metric N]`.
@@ -428,6 +436,45 @@ pub enum VpnSetting {
     WithdrawRoutes,
 }
 
+/// Concurrent clients of one user identity without `share-limit`
+/// (ScreenOS's default).
+pub const DEFAULT_SHARE_LIMIT: u32 = 1;
+/// The largest `share-limit` accepted.
+pub const MAX_SHARE_LIMIT: u32 = 10_000;
+/// Longest IKE identity of a user (`ike-id`), in characters: an FQDN is at
+/// most 255 octets (RFC 1035 §2.3.4).
+pub const MAX_IKE_ID: usize = 255;
+
+/// One setting of a `set user NAME ...` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSetting {
+    /// `uid N`: the number ScreenOS gives the user in saved configurations.
+    Uid(u32),
+    /// `ike-id u-fqdn|fqdn|ip VALUE [share-limit N]`.
+    IkeId {
+        /// The identity the client must present in phase 1.
+        id: Identity,
+        /// At most this many clients with this identity at once.
+        share_limit: u32,
+    },
+    /// `type ike`: a dialup VPN user.
+    TypeIke,
+    /// `enable` (true) or `disable` (false).
+    Enabled(bool),
+}
+
+/// One setting of a `set user-group NAME ...` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserGroupSetting {
+    /// `[id N] [location local]`: creates the group (or sets its id).
+    Define {
+        /// `id N`, if given.
+        id: Option<u32>,
+    },
+    /// `user NAME`: adds a member.
+    Member(String),
+}
+
 /// A `set` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetCommand {
@@ -477,6 +524,31 @@ pub enum SetCommand {
         /// `+`: add a member to an existing service.
         add: bool,
     },
+    /// `set user NAME ...`.
+    User {
+        /// The user.
+        name: String,
+        /// What is set.
+        setting: UserSetting,
+    },
+    /// `set user-group NAME ...`.
+    UserGroup {
+        /// The group.
+        name: String,
+        /// What is set.
+        setting: UserGroupSetting,
+    },
+}
+
+/// What `unset user NAME ...` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserItem {
+    /// `ike-id` (with its share-limit).
+    IkeId,
+    /// `type`: no longer an IKE user.
+    Type,
+    /// `uid`.
+    Uid,
 }
 
 /// What `unset interface NAME ...` removes.
@@ -577,5 +649,28 @@ pub enum UnsetCommand {
         name: String,
         /// The member to remove; `None` for the service.
         member: Option<Service>,
+    },
+    /// `unset interface tunnel.N nhtb A [vpn NAME]`.
+    Nhtb {
+        /// The tunnel interface.
+        interface: InterfaceName,
+        /// The next hop whose binding goes.
+        next_hop: IpAddr,
+        /// `vpn NAME`: only if the entry names this VPN.
+        vpn: Option<String>,
+    },
+    /// `unset user NAME [ITEM]`.
+    User {
+        /// The user.
+        name: String,
+        /// What to remove; `None` for the user.
+        item: Option<UserItem>,
+    },
+    /// `unset user-group NAME [user MEMBER]`.
+    UserGroup {
+        /// The group.
+        name: String,
+        /// The member to remove; `None` for the group.
+        member: Option<String>,
     },
 }

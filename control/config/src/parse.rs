@@ -297,7 +297,14 @@ fn netdev(w: &str) -> Result<String, ParseError> {
 }
 
 /// The words after `set` and `unset`.
-const TOP_WORDS: [&str; 7] = ["interface", "route", "ike", "vpn", "vpnmonitor", "service", "flow"];
+const TOP_WORDS: [&str; 9] =
+    ["interface", "route", "ike", "vpn", "vpnmonitor", "service", "flow", "user", "user-group"];
+
+/// The words after `set interface NAME` (and `unset interface NAME`).
+const INTERFACE_WORDS: [&str; 6] = ["zone", "ip", "mtu", "port", "manage", "nhtb"];
+
+/// The words after `set user NAME`, in ScreenOS's saved order.
+const USER_WORDS: [&str; 5] = ["uid", "ike-id", "type", "enable", "disable"];
 
 fn parse_set(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
     match c.keyword(&TOP_WORDS)? {
@@ -311,8 +318,160 @@ fn parse_set(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
         "vpn" => set_vpn(c),
         "vpnmonitor" => set_vpnmonitor(c),
         "flow" => set_flow(c),
+        "user" => set_user(c),
+        "user-group" => set_user_group(c),
         _ => set_service(c),
     }
+}
+
+/// A user name (`set user NAME`, `user-group G user NAME`, `dialup NAME`).
+fn user_name(c: &mut Cursor<'_, '_>) -> Result<String, ParseError> {
+    c.name("user name")
+}
+
+/// `set user NAME uid N | ike-id ... | type ike | enable | disable`.
+fn set_user(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    let name = user_name(c)?;
+    // Authentication users (ScreenOS's `auth` type) have passwords; esprit
+    // has IKE users only. The word after is a secret, never echoed.
+    if let Some(t) = c.peek() {
+        if ["password", "hash-password"].iter().any(|w| w.eq_ignore_ascii_case(t.text)) {
+            let what = t.text.to_ascii_lowercase();
+            c.pos += 1;
+            let _ = c.secret("a password");
+            return Err(ParseError::Unsupported {
+                what: q(&what).to_string(),
+                reason: "esprit has IKE users only (set user NAME ike-id ... and set user NAME type ike), \
+                         authenticated by the pre-shared key of their dialup gateway"
+                    .into(),
+            });
+        }
+    }
+    let setting = match c.keyword(&USER_WORDS)? {
+        "uid" => UserSetting::Uid(c.number("uid", 1, 65535)?),
+        "ike-id" => {
+            let id = user_ike_id(c)?;
+            let share_limit = match c.option(&["share-limit"])? {
+                Some(_) => c.number("share-limit", 1, MAX_SHARE_LIMIT)?,
+                None => DEFAULT_SHARE_LIMIT,
+            };
+            UserSetting::IkeId { id, share_limit }
+        }
+        "type" => {
+            if let Some(t) = c.peek() {
+                let w = t.text.to_ascii_lowercase();
+                if matches!(w.as_str(), "auth" | "l2tp" | "xauth" | "wan") {
+                    return Err(ParseError::Unsupported {
+                        what: format!("user type {}", q(&w)),
+                        reason: "esprit has IKE users only: type ike".into(),
+                    });
+                }
+            }
+            c.keyword(&["ike"])?;
+            UserSetting::TypeIke
+        }
+        "enable" => UserSetting::Enabled(true),
+        _ => UserSetting::Enabled(false),
+    };
+    Ok(SetCommand::User { name, setting })
+}
+
+/// `u-fqdn|fqdn|ip VALUE` after `ike-id`.
+fn user_ike_id(c: &mut Cursor<'_, '_>) -> Result<Identity, ParseError> {
+    if c.peek().is_some_and(|t| t.text.eq_ignore_ascii_case("asn1-dn")) {
+        return Err(ParseError::Unsupported {
+            what: "ike-id asn1-dn".into(),
+            reason: "a distinguished name identifies a certificate holder, and esprit authenticates IKE \
+                     with pre-shared keys only: use u-fqdn, fqdn or ip"
+                .into(),
+        });
+    }
+    let kind = c.keyword(&["u-fqdn", "fqdn", "ip"])?;
+    let expected = match kind {
+        "u-fqdn" => "an identity user@domain",
+        "fqdn" => "a domain name",
+        _ => "an IPv4 or IPv6 address",
+    };
+    c.value(expected, |w| ike_id_value(kind, w))
+}
+
+fn ike_id_value(kind: &str, w: &str) -> Result<Identity, ParseError> {
+    let bad =
+        |reason: &str| ParseError::BadValue { what: "IKE identity", word: w.into(), reason: reason.into() };
+    if kind == "ip" {
+        return w.parse().map(Identity::Ip).map_err(|_| bad("expected an IPv4 or IPv6 address after ip"));
+    }
+    if w.is_empty() || w.chars().count() > MAX_IKE_ID {
+        return Err(bad("expected 1 to 255 characters"));
+    }
+    if w.chars().any(|ch| ch.is_control() || ch.is_whitespace()) {
+        return Err(bad("an identity has no spaces or control characters"));
+    }
+    if kind == "fqdn" {
+        if w.contains('@') {
+            return Err(bad("a domain name has no @: use u-fqdn for user@domain"));
+        }
+        return Ok(Identity::Fqdn(w.into()));
+    }
+    match w.split_once('@') {
+        Some((user, domain)) if !user.is_empty() && !domain.is_empty() && !domain.contains('@') => {
+            Ok(Identity::UserFqdn(w.into()))
+        }
+        _ => Err(bad(
+            "expected user@domain, whole (ScreenOS's partial Group IKE IDs are not supported: name each identity)",
+        )),
+    }
+}
+
+/// `set user-group NAME [id N] [location local]` (creates the group) or
+/// `set user-group NAME user USER` (adds a member).
+fn set_user_group(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    let name = c.name("user group name")?;
+    let words = ["location", "id", "user"];
+    let first = c.keyword(&words)?;
+    if first == "user" {
+        let member = user_name(c)?;
+        return Ok(SetCommand::UserGroup { name, setting: UserGroupSetting::Member(member) });
+    }
+    let mut id = None;
+    let mut seen = Vec::new();
+    let mut next = Some(first);
+    while let Some(k) = next {
+        c.once(&mut seen, k)?;
+        if k == "id" {
+            id = Some(c.number("user group id", 1, 65535)?);
+        } else {
+            if let Some(t) = c.peek() {
+                let w = t.text.to_ascii_lowercase();
+                if matches!(w.as_str(), "external" | "both") {
+                    return Err(ParseError::Unsupported {
+                        what: format!("user-group location {}", q(&w)),
+                        reason: "esprit has no authentication servers: its users are in its configuration \
+                                 (location local)"
+                            .into(),
+                    });
+                }
+            }
+            c.keyword(&["local"])?;
+        }
+        next = c.option(&["location", "id"])?;
+    }
+    Ok(SetCommand::UserGroup { name, setting: UserGroupSetting::Define { id } })
+}
+
+/// The next hop of an `nhtb` entry: an address a route's `gateway` can
+/// name (not unspecified, multicast or broadcast).
+fn next_hop(w: &str) -> Result<IpAddr, ParseError> {
+    let a = address("next hop", w)?;
+    let broadcast = matches!(a, IpAddr::V4(v4) if v4.is_broadcast());
+    if a.is_unspecified() || a.is_multicast() || broadcast {
+        return Err(ParseError::BadValue {
+            what: "next hop",
+            word: w.into(),
+            reason: "expected the peer's unicast tunnel address (the gateway its routes name)".into(),
+        });
+    }
+    Ok(a)
 }
 
 /// `set flow tcp-mss [N]`: N defaults to 1380, as in ScreenOS.
@@ -354,8 +513,13 @@ fn set_interface(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
                     .into(),
         });
     }
-    let setting = match c.keyword(&["zone", "ip", "mtu", "port", "manage"])? {
+    let setting = match c.keyword(&INTERFACE_WORDS)? {
         "zone" => InterfaceSetting::Zone(c.name("zone name")?),
+        "nhtb" => {
+            let next_hop = c.value("the peer's tunnel address A.B.C.D", next_hop)?;
+            c.keyword(&["vpn"])?;
+            InterfaceSetting::Nhtb { next_hop, vpn: c.name("vpn name")? }
+        }
         "ip" => {
             if c.try_keyword(&["unnumbered"]).is_some() {
                 c.keyword(&["interface"])?;
@@ -450,6 +614,17 @@ fn set_gateway(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
     let mut seen = Vec::new();
     let words = &GATEWAY_WORDS;
     loop {
+        if c.peek().is_some_and(|t| t.text.eq_ignore_ascii_case("seed-preshare")) {
+            c.pos += 1;
+            let _ = c.secret("a pre-shared key seed");
+            return Err(ParseError::Unsupported {
+                what: "seed-preshare".into(),
+                reason: "ScreenOS derives each user's key from the seed and the user's full IKE identity \
+                         (exec ike preshare-gen) by a function it does not publish, so esprit cannot compute \
+                         the keys its clients hold: give the gateway one preshare key for its users"
+                    .into(),
+            });
+        }
         let k = if settings.is_empty() {
             c.keyword(words)?
         } else {
@@ -1003,7 +1178,15 @@ fn parse_unset(c: &mut Cursor<'_, '_>) -> Result<UnsetCommand, ParseError> {
         },
         "interface" => {
             let name = c.interface()?;
-            let item = match c.option(&["zone", "ip", "mtu", "port", "manage"])? {
+            let item = match c.option(&INTERFACE_WORDS)? {
+                Some("nhtb") => {
+                    let next_hop = c.value("the peer's tunnel address A.B.C.D", next_hop)?;
+                    let vpn = match c.option(&["vpn"])? {
+                        Some(_) => Some(c.name("vpn name")?),
+                        None => None,
+                    };
+                    return Ok(UnsetCommand::Nhtb { interface: name, next_hop, vpn });
+                }
                 None => None,
                 Some("zone") => Some(InterfaceItem::Zone),
                 Some("ip") => Some(InterfaceItem::Ip),
@@ -1060,6 +1243,24 @@ fn parse_unset(c: &mut Cursor<'_, '_>) -> Result<UnsetCommand, ParseError> {
                 },
             };
             UnsetCommand::Vpn { name, item }
+        }
+        "user" => {
+            let name = user_name(c)?;
+            let item = match c.option(&["ike-id", "type", "uid"])? {
+                None => None,
+                Some("ike-id") => Some(UserItem::IkeId),
+                Some("type") => Some(UserItem::Type),
+                Some(_) => Some(UserItem::Uid),
+            };
+            UnsetCommand::User { name, item }
+        }
+        "user-group" => {
+            let name = c.name("user group name")?;
+            let member = match c.option(&["user"])? {
+                Some(_) => Some(user_name(c)?),
+                None => None,
+            };
+            UnsetCommand::UserGroup { name, member }
         }
         _ => {
             let name = c.name("service name")?;
@@ -1194,6 +1395,65 @@ mod tests {
         );
         assert_eq!(unset("unset ike p2-proposal x"), UnsetCommand::P2Proposal("x".into()));
         assert_eq!(unset("unset service web"), UnsetCommand::Service { name: "web".into(), member: None });
+    }
+
+    #[test]
+    fn typed_user_and_nhtb_commands() {
+        assert_eq!(
+            set(r#"set user "alice" ike-id u-fqdn "alice@example.net" share-limit 3"#),
+            SetCommand::User {
+                name: "alice".into(),
+                setting: UserSetting::IkeId {
+                    id: Identity::UserFqdn("alice@example.net".into()),
+                    share_limit: 3
+                },
+            }
+        );
+        assert_eq!(
+            set("set user bob ike-id ip 2001:db8::7"),
+            SetCommand::User {
+                name: "bob".into(),
+                setting: UserSetting::IkeId {
+                    id: Identity::Ip("2001:db8::7".parse().unwrap()),
+                    share_limit: DEFAULT_SHARE_LIMIT
+                },
+            }
+        );
+        assert_eq!(
+            set(r#"set user "bob" "enable""#),
+            SetCommand::User { name: "bob".into(), setting: UserSetting::Enabled(true) }
+        );
+        assert_eq!(
+            set(r#"set user-group "road" location Local id 7"#),
+            SetCommand::UserGroup { name: "road".into(), setting: UserGroupSetting::Define { id: Some(7) } }
+        );
+        assert_eq!(
+            set("set interface TUNNEL.1 nhtb 169.254.1.2 vpn e"),
+            SetCommand::Interface {
+                name: ifname("tunnel.1"),
+                setting: InterfaceSetting::Nhtb { next_hop: "169.254.1.2".parse().unwrap(), vpn: "e".into() },
+            }
+        );
+        assert_eq!(
+            unset("unset interface tunnel.1 nhtb 169.254.1.2"),
+            UnsetCommand::Nhtb {
+                interface: ifname("tunnel.1"),
+                next_hop: "169.254.1.2".parse().unwrap(),
+                vpn: None
+            }
+        );
+        assert_eq!(
+            unset("unset user alice ike-id"),
+            UnsetCommand::User { name: "alice".into(), item: Some(UserItem::IkeId) }
+        );
+        assert_eq!(
+            unset(r#"unset user-group road user "alice""#),
+            UnsetCommand::UserGroup { name: "road".into(), member: Some("alice".into()) }
+        );
+        assert_eq!(
+            parse_line("set user-group road location local location local").unwrap_err().to_string(),
+            r#""location" given twice in one line"#
+        );
     }
 
     #[test]

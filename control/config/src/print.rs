@@ -3,15 +3,18 @@
 //!
 //! Guarantee: the lines load back into an equal configuration, in the order
 //! printed even with [`Config::apply`] (objects are printed before what
-//! refers to them: ports, tunnel interfaces, services, proposals, gateways,
-//! VPNs, routes). Names are quoted as ScreenOS prints them; secrets are
-//! printed as given, since this is the configuration file — never log it.
+//! refers to them: ports, tunnel interfaces, services, users and user
+//! groups, proposals, gateways, VPNs (each with its next-hop tunnel
+//! bindings before its `bind`), routes). Names are quoted as ScreenOS
+//! prints them; secrets are printed as given, since this is the
+//! configuration file — never log it.
 
 use core::fmt::Write;
 
-use crate::config::{member_words, Config, InterfaceIp, VpnKind};
+use crate::config::{identity_kind, member_words, Config, InterfaceIp, VpnKind};
 use crate::model::{
-    Peer, VpnMonitorTiming, DEFAULT_AUTOKEY_REPLAY_WINDOW, DEFAULT_MANUAL_REPLAY_WINDOW, DEFAULT_METRIC,
+    Identity, Peer, VpnMonitorTiming, DEFAULT_AUTOKEY_REPLAY_WINDOW, DEFAULT_MANUAL_REPLAY_WINDOW,
+    DEFAULT_METRIC,
 };
 use crate::proposal::ProposalChoice;
 
@@ -69,6 +72,39 @@ impl Config {
             for (n, m) in s.members.iter().enumerate() {
                 let verb = if n == 0 { "protocol" } else { "+" };
                 out.push(format!("set service {} {verb} {}", quoted(&s.name), member_words(m)));
+            }
+        }
+        // Users and their groups, as ScreenOS saves them: before the
+        // gateways that name them.
+        for u in self.users() {
+            let head = format!("set user {}", quoted(&u.name));
+            if let Some(uid) = u.uid {
+                out.push(format!("{head} uid {uid}"));
+            }
+            if let Some(id) = &u.ike_id {
+                let value = match id {
+                    Identity::Ip(a) => a.to_string(),
+                    other => quoted(&other.to_string()),
+                };
+                out.push(format!(
+                    "{head} ike-id {} {value} share-limit {}",
+                    identity_kind(id),
+                    u.share_limit
+                ));
+            }
+            if u.ike {
+                out.push(format!("{head} type ike"));
+            }
+            out.push(format!("{head} {}", if u.enabled { "enable" } else { "disable" }));
+        }
+        for g in self.user_groups() {
+            let head = format!("set user-group {}", quoted(&g.name));
+            match g.id {
+                Some(id) => out.push(format!("{head} id {id} location local")),
+                None => out.push(format!("{head} location local")),
+            }
+            for m in &g.members {
+                out.push(format!("{head} user {}", quoted(m)));
             }
         }
         for p in self.p1_proposals() {
@@ -193,6 +229,11 @@ impl Config {
             // proxy-ID before it is bound (the union has no duplicate).
             if v.is_manual() {
                 out.append(&mut proxy_lines);
+            }
+            // Next-hop tunnel bindings before the binding they make legal:
+            // a second VPN binds to a tunnel interface only with one.
+            for n in self.nhtb().filter(|n| n.vpn == v.name) {
+                out.push(format!("set interface {} nhtb {} vpn {}", n.interface, n.next_hop, quoted(&n.vpn)));
             }
             match (v.id, &v.bind) {
                 (Some(id), Some(t)) => out.push(format!("{head} id {id:#x} bind interface {t}")),

@@ -158,6 +158,10 @@ fn null_routes_and_withdraw_routes() {
 #[test]
 fn ike_gateways() {
     let c = with(&[
+        r#"set user "alice" ike-id u-fqdn "alice@example.net""#,
+        r#"set user "alice" type ike"#,
+        r#"set user-group "road-warriors" location local"#,
+        r#"set user-group "road-warriors" user "alice""#,
         r#"set ike gateway "dial" dialup "road-warriors" Aggr outgoing-interface "ethernet0/2" preshare "k1" sec-level compatible"#,
         r#"set ike gateway "dyn" dynamic "branch.example.net" Main outgoing-interface "ethernet0/2" preshare "k2" proposal "pre-g19-aes256-sha256" "pre-g14-aes128-sha""#,
         "set ike gateway gw nat-traversal",

@@ -6,6 +6,7 @@
 use esprit_config::{Config, ErrorKind, ParseError};
 
 const GATEWAY1: &str = include_str!("data/seed-gateway1.conf");
+const DIALUP: &str = include_str!("data/dialup-nhtb.conf");
 
 fn seed() -> Config {
     Config::load(GATEWAY1).unwrap().0
@@ -23,7 +24,7 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     // --- unknown words ---
     ("frob vpn test", r#""frob vpn test": unknown word "frob": expected one of set, unset"#),
-    ("set vpm test", r#""set vpm test": unknown word "vpm" after "set": expected one of interface, route, ike, vpn, vpnmonitor, service, flow"#),
+    ("set vpm test", r#""set vpm test": unknown word "vpm" after "set": expected one of interface, route, ike, vpn, vpnmonitor, service, flow, user, user-group"#),
     (
         "set vpn test tunel",
         r#""set vpn test tunel": unknown word "tunel" after "set vpn test": expected one of gateway, proxy-id, monitor, id, bind, manual, withdraw-routes"#,
@@ -45,7 +46,7 @@ const CORPUS: &[(&str, &str)] = &[
         r#""set ike gateway test address 192.0.2.1 address 192.0.2.2": "address" given twice in one line"#,
     ),
     // --- missing arguments ---
-    ("set", r#""set": missing argument after "set": expected one of interface, route, ike, vpn, vpnmonitor, service, flow"#),
+    ("set", r#""set": missing argument after "set": expected one of interface, route, ike, vpn, vpnmonitor, service, flow, user, user-group"#),
     ("set vpn", r#""set vpn": missing argument after "set vpn": expected vpn name"#),
     (
         "set vpn test",
@@ -376,11 +377,211 @@ const CORPUS: &[(&str, &str)] = &[
     ),
 ];
 
-#[test]
-fn every_malformed_line_is_refused_with_its_exact_message() {
-    let base = seed();
+/// Dialup users and groups, and next-hop tunnel binding: each line is
+/// applied to `data/dialup-nhtb.conf`.
+const DIALUP_CORPUS: &[(&str, &str)] = &[
+    // --- users ---
+    (
+        r#"set user "dave" ike-id u-fqdn "ALICE@example.net""#,
+        r#""set user "dave" ike-id u-fqdn "ALICE@example.net"": user "alice" (ike-id u-fqdn "alice@example.net") and user "dave" (ike-id u-fqdn "ALICE@example.net") have one identity: a client's identity names one user (share-limit N lets N clients share one user)"#,
+    ),
+    (
+        r#"set user "dave" ike-id u-fqdn "dave@example.net" share-limit 0"#,
+        r#""set user "dave" ike-id u-fqdn "dave@example.net" share-limit 0": bad share-limit "0": expected a number from 1 to 10000"#,
+    ),
+    (
+        r#"set user "dave" ike-id u-fqdn "dave@example.net" share-limit 10001"#,
+        r#""set user "dave" ike-id u-fqdn "dave@example.net" share-limit 10001": bad share-limit "10001": expected a number from 1 to 10000"#,
+    ),
+    (
+        r#"set user "dave" ike-id u-fqdn "dave@example.net" share-limit 99999999999"#,
+        r#""set user "dave" ike-id u-fqdn "dave@example.net" share-limit 99999999999": bad share-limit "99999999999": not a decimal number"#,
+    ),
+    (
+        r#"set user "dave" ike-id u-fqdn "dave@example.net" share-limit"#,
+        r#""set user "dave" ike-id u-fqdn "dave@example.net" share-limit": missing argument after "set user dave ike-id u-fqdn dave@example.net share-limit": expected a share-limit from 1 to 10000"#,
+    ),
+    (
+        r#"set user "dave" ike-id u-fqdn "example.net""#,
+        r#""set user "dave" ike-id u-fqdn "example.net"": bad IKE identity "example.net": expected user@domain, whole (ScreenOS's partial Group IKE IDs are not supported: name each identity)"#,
+    ),
+    (
+        r#"set user "dave" ike-id fqdn "d@example.net""#,
+        r#""set user "dave" ike-id fqdn "d@example.net"": bad IKE identity "d@example.net": a domain name has no @: use u-fqdn for user@domain"#,
+    ),
+    (
+        r#"set user "dave" ike-id fqdn "a b""#,
+        r#""set user "dave" ike-id fqdn "a b"": bad IKE identity "a b": an identity has no spaces or control characters"#,
+    ),
+    (
+        "set user dave ike-id ip 300.1.1.1",
+        r#""set user dave ike-id ip 300.1.1.1": bad IKE identity "300.1.1.1": expected an IPv4 or IPv6 address after ip"#,
+    ),
+    (
+        r#"set user "dave" ike-id asn1-dn "CN=x""#,
+        r#""set user "dave" ike-id asn1-dn "CN=x"": ike-id asn1-dn is not supported by esprit: a distinguished name identifies a certificate holder, and esprit authenticates IKE with pre-shared keys only: use u-fqdn, fqdn or ip"#,
+    ),
+    (
+        "set user dave ike-id email dave@example.net",
+        r#""set user dave ike-id email dave@example.net": unknown word "email" after "set user dave ike-id": expected one of u-fqdn, fqdn, ip"#,
+    ),
+    (
+        "set user dave type auth",
+        r#""set user dave type auth": user type "auth" is not supported by esprit: esprit has IKE users only: type ike"#,
+    ),
+    (
+        r#"set user "dave" password "hunter2hunter2""#,
+        r#""set user "dave" password <secret>": "password" is not supported by esprit: esprit has IKE users only (set user NAME ike-id ... and set user NAME type ike), authenticated by the pre-shared key of their dialup gateway"#,
+    ),
+    (
+        r#"set user "dave" hash-password "02hunter2hash""#,
+        r#""set user "dave" hash-password <secret>": "hash-password" is not supported by esprit: esprit has IKE users only (set user NAME ike-id ... and set user NAME type ike), authenticated by the pre-shared key of their dialup gateway"#,
+    ),
+    (
+        "set user dave",
+        r#""set user dave": missing argument after "set user dave": expected one of uid, ike-id, type, enable, disable"#,
+    ),
+    ("set user dave uid 1", r#""set user dave uid 1": user "alice" and user "dave" both have uid 1"#),
+    (
+        r#"set user "road" type ike"#,
+        r#""set user "road" type ike": user-group "road" has the name of a user: a dialup gateway names one or the other, so their names differ"#,
+    ),
+    // --- user groups ---
+    (
+        r#"set user-group "ext" location external"#,
+        r#""set user-group "ext" location external": user-group location "external" is not supported by esprit: esprit has no authentication servers: its users are in its configuration (location local)"#,
+    ),
+    (
+        r#"set user-group "x" user "alice""#,
+        r#""set user-group "x" user "alice"": user-group "x" does not exist: create it first with set user-group NAME location local"#,
+    ),
+    (
+        r#"set user-group "road" user "dave""#,
+        r#""set user-group "road" user "dave"": user-group "road" user names unknown user "dave": define it with set user NAME ike-id ... and set user NAME type ike"#,
+    ),
+    (
+        r#"set user-group "road" user "alice""#,
+        r#""set user-group "road" user "alice"": user "alice" is already a member of user-group "road""#,
+    ),
+    (
+        r#"set user-group "road" user "carol""#,
+        r#""set user-group "road" user "carol"": user "carol" is already admitted by ike gateway "carol-gw": a client's identity leads to one dialup gateway"#,
+    ),
+    (
+        r#"set user-group "g2" id 1 location local"#,
+        r#""set user-group "g2" id 1 location local": user-group "g2" and user-group "road" both have id 1"#,
+    ),
+    (
+        r#"set user-group "alice" location local"#,
+        r#""set user-group "alice" location local": user-group "alice" has the name of a user: a dialup gateway names one or the other, so their names differ"#,
+    ),
+    // --- dialup gateways ---
+    (
+        r#"set ike gateway "g9" dialup "nobody" Aggr outgoing-interface "ethernet0/2" preshare "k" proposal "pre-g14-aes128-sha""#,
+        r#""set ike gateway "g9" dialup "nobody" Aggr outgoing-interface "ethernet0/2" preshare <secret> proposal "pre-g14-aes128-sha"": ike gateway "g9" dialup names unknown user or user-group "nobody": define a user (set user NAME ike-id ..., set user NAME type ike) or a group (set user-group NAME location local)"#,
+    ),
+    (
+        r#"set ike gateway "g9" dialup "road" Aggr outgoing-interface "ethernet0/2" preshare "k" proposal "pre-g14-aes128-sha""#,
+        r#""set ike gateway "g9" dialup "road" Aggr outgoing-interface "ethernet0/2" preshare <secret> proposal "pre-g14-aes128-sha"": user "alice" is already admitted by ike gateway "dial": a client's identity leads to one dialup gateway"#,
+    ),
+    (
+        r#"set ike gateway "dial" seed-preshare "seedsecret""#,
+        r#""set ike gateway "dial" seed-preshare <secret>": seed-preshare is not supported by esprit: ScreenOS derives each user's key from the seed and the user's full IKE identity (exec ike preshare-gen) by a function it does not publish, so esprit cannot compute the keys its clients hold: give the gateway one preshare key for its users"#,
+    ),
+    // --- next-hop tunnel binding ---
+    (
+        r#"set interface tunnel.1 nhtb 169.254.1.2 vpn "w""#,
+        r#""set interface tunnel.1 nhtb 169.254.1.2 vpn "w"": next hop 169.254.1.2 on interface "tunnel.1" is already bound to vpn "e": one next hop leads to one VPN (unset interface tunnel.1 nhtb 169.254.1.2 first)"#,
+    ),
+    (
+        r#"set interface tunnel.1 nhtb 169.254.1.9 vpn "dialvpn""#,
+        r#""set interface tunnel.1 nhtb 169.254.1.9 vpn "dialvpn"": interface "tunnel.1" nhtb 169.254.1.9 vpn names "dialvpn" but it is bound to interface tunnel.2, not tunnel.1"#,
+    ),
+    (
+        r#"set interface tunnel.1 nhtb 169.254.1.9 vpn "nosuch""#,
+        r#""set interface tunnel.1 nhtb 169.254.1.9 vpn "nosuch"": interface "tunnel.1" nhtb 169.254.1.9 vpn names unknown vpn "nosuch""#,
+    ),
+    (
+        r#"set interface tunnel.3 nhtb 169.254.1.9 vpn "e""#,
+        r#""set interface tunnel.3 nhtb 169.254.1.9 vpn "e"": interface "tunnel.3" nhtb 169.254.1.9 names unknown interface "tunnel.3""#,
+    ),
+    (
+        r#"set interface tunnel.1 nhtb 0.0.0.0 vpn "e""#,
+        r#""set interface tunnel.1 nhtb 0.0.0.0 vpn "e"": bad next hop "0.0.0.0": expected the peer's unicast tunnel address (the gateway its routes name)"#,
+    ),
+    (
+        r#"set interface tunnel.1 nhtb 224.0.0.1 vpn "e""#,
+        r#""set interface tunnel.1 nhtb 224.0.0.1 vpn "e"": bad next hop "224.0.0.1": expected the peer's unicast tunnel address (the gateway its routes name)"#,
+    ),
+    (
+        "set interface tunnel.1 nhtb 169.254.1.9",
+        r#""set interface tunnel.1 nhtb 169.254.1.9": missing argument after "set interface tunnel.1 nhtb 169.254.1.9": expected vpn"#,
+    ),
+    (
+        r#"set interface ethernet0/2 nhtb 169.254.1.9 vpn "e""#,
+        r#""set interface ethernet0/2 nhtb 169.254.1.9 vpn "e"": interface "ethernet0/2" is not a tunnel interface: next-hop tunnel binding (nhtb) is for tunnel.N"#,
+    ),
+    (
+        "set route 10.9.0.0/16 interface tunnel.1 gateway 169.254.1.9",
+        r#""set route 10.9.0.0/16 interface tunnel.1 gateway 169.254.1.9": route 10.9.0.0/16 interface tunnel.1 gateway names "169.254.1.9" but tunnel.1 has no nhtb entry for it: on a tunnel interface the gateway selects the VPN by next-hop tunnel binding (set interface tunnel.1 nhtb 169.254.1.9 vpn NAME), or leave the gateway out"#,
+    ),
+    (
+        "set route 10.9.0.0/16 interface tunnel.1",
+        r#""set route 10.9.0.0/16 interface tunnel.1": route 10.9.0.0/16 interface tunnel.1 names no gateway, and tunnel.1 carries vpn "e" and vpn "w": give the route the next hop of its VPN's nhtb entry (gateway A)"#,
+    ),
+    (
+        "set vpn dialvpn bind interface tunnel.1",
+        r#""set vpn dialvpn bind interface tunnel.1": interface "tunnel.1" carries vpn "dialvpn" and vpn "e": several VPNs share a tunnel interface only by next-hop tunnel binding, and vpn "dialvpn" has no nhtb entry on it: add set interface tunnel.1 nhtb PEER-ADDRESS vpn "dialvpn" first, put the proxy-ids on one VPN, or bind one of them to another tunnel interface"#,
+    ),
+    // --- unset of what is still used, or not there ---
+    (
+        r#"unset user "alice""#,
+        r#""unset user "alice"": still in use: user-group "road" user names unknown user "alice": define it with set user NAME ike-id ... and set user NAME type ike"#,
+    ),
+    (
+        r#"unset user "carol""#,
+        r#""unset user "carol"": still in use: ike gateway "carol-gw" dialup names unknown user or user-group "carol": define a user (set user NAME ike-id ..., set user NAME type ike) or a group (set user-group NAME location local)"#,
+    ),
+    (
+        r#"unset user "alice" type"#,
+        r#""unset user "alice" type": still in use: user-group "road" user names "alice" but it is not an IKE user: set user "alice" type ike"#,
+    ),
+    (
+        r#"unset user "carol" ike-id"#,
+        r#""unset user "carol" ike-id": still in use: ike gateway "carol-gw" dialup names "carol" but it has no IKE identity: set user "carol" ike-id u-fqdn|fqdn|ip VALUE"#,
+    ),
+    (
+        r#"unset user-group "road""#,
+        r#""unset user-group "road"": still in use: ike gateway "dial" dialup names unknown user or user-group "road": define a user (set user NAME ike-id ..., set user NAME type ike) or a group (set user-group NAME location local)"#,
+    ),
+    (
+        r#"unset user-group "road" user "zed""#,
+        r#""unset user-group "road" user "zed"": user-group "road" has no user "zed""#,
+    ),
+    (r#"unset user "zed""#, r#""unset user "zed"": user "zed" does not exist"#),
+    (
+        "unset interface tunnel.1 nhtb 169.254.1.2",
+        r#""unset interface tunnel.1 nhtb 169.254.1.2": still in use: route 10.2.0.0/16 interface tunnel.1 gateway names "169.254.1.2" but tunnel.1 has no nhtb entry for it: on a tunnel interface the gateway selects the VPN by next-hop tunnel binding (set interface tunnel.1 nhtb 169.254.1.2 vpn NAME), or leave the gateway out"#,
+    ),
+    (
+        r#"unset interface tunnel.1 nhtb 169.254.1.2 vpn "w""#,
+        r#""unset interface tunnel.1 nhtb 169.254.1.2 vpn "w"": interface "tunnel.1" has no nhtb 169.254.1.2 vpn "w""#,
+    ),
+    (
+        r#"unset vpn "e""#,
+        r#""unset vpn "e"": still in use: interface "tunnel.1" nhtb 169.254.1.2 vpn names unknown vpn "e""#,
+    ),
+    (
+        "unset interface tunnel.1",
+        r#""unset interface tunnel.1": still in use: interface "tunnel.1" nhtb 169.254.1.2 names unknown interface "tunnel.1""#,
+    ),
+];
+
+/// Applies each line of `corpus` to `base`: each is refused with exactly
+/// its message, and changes nothing.
+fn refused_exactly(base: &Config, corpus: &[(&str, &str)]) {
     let mut failures = Vec::new();
-    for (line, expected) in CORPUS {
+    for (line, expected) in corpus {
         let mut c = base.clone();
         match c.apply(line) {
             Ok(w) => failures.push(format!("accepted: {line} (warnings {w:?})")),
@@ -392,14 +593,25 @@ fn every_malformed_line_is_refused_with_its_exact_message() {
             }
         }
         // Atomicity: a refused line changes nothing.
-        assert_eq!(c, base, "{line} changed the configuration");
+        assert_eq!(&c, base, "{line} changed the configuration");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
+fn every_malformed_line_is_refused_with_its_exact_message() {
+    refused_exactly(&seed(), CORPUS);
+}
+
+#[test]
+fn every_refused_dialup_or_nhtb_line_says_what() {
+    let (base, _) = Config::load(DIALUP).unwrap();
+    refused_exactly(&base, DIALUP_CORPUS);
+}
+
+#[test]
 fn the_parse_errors_are_the_same_through_parse_line() {
-    for (line, expected) in CORPUS {
+    for (line, expected) in CORPUS.iter().chain(DIALUP_CORPUS) {
         if let Err(e) = esprit_config::parse_line(line) {
             // parse_line reports the error without the line; apply adds it.
             assert!(expected.ends_with(&e.to_string()), "{line}: {e}");
@@ -409,11 +621,15 @@ fn the_parse_errors_are_the_same_through_parse_line() {
 
 #[test]
 fn errors_never_show_secrets() {
-    for (line, _) in CORPUS {
-        let mut c = seed();
+    let (dialup, _) = Config::load(DIALUP).unwrap();
+    let lines =
+        CORPUS.iter().map(|(l, _)| (seed(), l)).chain(DIALUP_CORPUS.iter().map(|(l, _)| (dialup.clone(), l)));
+    for (mut c, line) in lines {
         if let Err(e) = c.apply(line) {
             let text = format!("{e} {e:?}");
-            for secret in ["#ABC", "secretkey", "000102030405"] {
+            for secret in
+                ["#ABC", "secretkey", "000102030405", "hunter2", "seedsecret", "one key for the road"]
+            {
                 assert!(!text.contains(secret), "{text}");
             }
         }
@@ -454,7 +670,7 @@ fn load_reports_the_line() {
              set vpn a bind interface tunnel.1\n\
              set vpn b bind interface tunnel.1\n\
              set interface tunnel.1 ip unnumbered interface ethernet0/2\n",
-            r#"line 6: "set vpn b bind interface tunnel.1": interface "tunnel.1" is already bound to vpn "a": esprit binds one VPN per tunnel interface (no NHTB); add the proxy-ids to vpn "a" or bind vpn "b" to another tunnel interface"#,
+            r#"line 6: "set vpn b bind interface tunnel.1": interface "tunnel.1" carries vpn "a" and vpn "b": several VPNs share a tunnel interface only by next-hop tunnel binding, and vpn "a" has no nhtb entry on it: add set interface tunnel.1 nhtb PEER-ADDRESS vpn "a" first, put the proxy-ids on one VPN, or bind one of them to another tunnel interface"#,
         ),
         (
             "set interface ethernet0/2 ip 198.51.100.1/24\n\
@@ -510,7 +726,7 @@ fn load_reports_the_line() {
              set vpn m manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213\n\
              set vpn m proxy-id local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 any\n\
              set vpn m bind interface tunnel.1\n",
-            r#"line 8: "set vpn m bind interface tunnel.1": interface "tunnel.1" is already bound to vpn "a": esprit binds one VPN per tunnel interface (no NHTB); add the proxy-ids to vpn "a" or bind vpn "m" to another tunnel interface"#,
+            r#"line 8: "set vpn m bind interface tunnel.1": interface "tunnel.1" carries AutoKey IKE vpn "a" and manual-key vpn "m": the two kinds never share a tunnel interface; bind one of them to another tunnel interface"#,
         ),
         (
             "set interface ethernet0/2 ip 198.51.100.1/24\n\

@@ -9,10 +9,12 @@
 //! Numbering (stable, so that a restarted controld finds its SAs again):
 //!
 //! * fastpathd's VPN number is the tunnel interface's number: fastpathd has
-//!   one VPN (one proxy-ID table) per tunnel interface. An AutoKey VPN is
-//!   the only VPN on its tunnel interface; several manual-key VPNs may share
-//!   one (esprit's extension, `control/config/REFERENCE.md` §6.3) and their
-//!   proxy-IDs make up the table.
+//!   one VPN (one proxy-ID table) per tunnel interface. Several manual-key
+//!   VPNs may share one (esprit's extension, `control/config/REFERENCE.md`
+//!   §6.3) and their proxy-IDs make up the table. Several AutoKey VPNs
+//!   share one only by next-hop tunnel binding (§6.5), which is configured
+//!   but not yet programmed: such a tunnel interface gets no table, so
+//!   its traffic is dropped (`tunnel-unbound`).
 //! * an SA's id is [`sa_id`]: the VPN's HEX ID (the `id` of `get sa`), the
 //!   direction and a serial number (IKE counts rekeys there; a manual-key
 //!   SA's serial moves on when its SPI changes, [`ManualSerials`]).
@@ -305,6 +307,7 @@ pub fn translate_with_serials(
     // VPNs: one fastpathd VPN per tunnel interface.
     let mut spis = SpiAllocator::new();
     let mut spi_owner: BTreeMap<u32, String> = BTreeMap::new();
+    let shared = config.shared_tunnels();
     for v in config.vpns() {
         let hex_id = *hex_ids.get(&v.name).ok_or_else(|| TranslateError::NoHexId(v.name.clone()))?;
         let Some(tunnel) = v.bind.as_ref().and_then(|b| b.tunnel_number()) else {
@@ -314,6 +317,21 @@ pub fn translate_with_serials(
             ));
             continue;
         };
+        // Several AutoKey VPNs on one tunnel interface are told apart by
+        // next-hop tunnel binding, which fastpathd (one VPN per tunnel
+        // interface) does not do yet: configured, not programmed, so
+        // what routes send there is dropped, never sent on another
+        // VPN's SA.
+        if !v.is_manual() && v.bind.as_ref().is_some_and(|b| shared.contains_key(b)) {
+            let nhtb: Vec<String> =
+                config.nhtb().filter(|n| n.vpn == v.name).map(|n| format!("nhtb {}", n.next_hop)).collect();
+            warnings.push(format!(
+                "vpn \"{}\": tunnel.{tunnel} carries several VPNs told apart by next-hop tunnel binding ({}): configured, not yet negotiated: what routes send to its next hop is dropped",
+                v.name,
+                nhtb.join(", ")
+            ));
+            continue;
+        }
         let proxy_ids: Vec<String> = config.proxy_ids(&v.name).iter().map(|p| p.to_string()).collect();
         if let Some(t) = desired.tunnels.get_mut(&tunnel) {
             t.1 = Some(tunnel);

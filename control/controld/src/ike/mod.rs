@@ -143,15 +143,24 @@ fn identity(i: &CfgIdentity) -> Identity {
 
 /// The IKE gateways of a configuration: every gateway with a static peer
 /// address that an AutoKey VPN bound to a tunnel interface uses. What
-/// cannot be expressed (dialup peers, IPv6) is left out with
-/// a warning. A DH group esprit-ike cannot compute is refused with the
-/// gateway or VPN named, never dropped silently.
+/// cannot be expressed (dialup peers, VPNs sharing a tunnel interface by
+/// next-hop tunnel binding, IPv6) is left out with a warning. A DH group
+/// esprit-ike cannot compute is refused with the gateway or VPN named,
+/// never dropped silently.
 pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<IkeGateway>, Vec<String>) {
     let mut warnings = Vec::new();
     let mut by_gateway: BTreeMap<String, Vec<IkeVpn>> = BTreeMap::new();
+    let shared = config.shared_tunnels();
     for v in config.vpns() {
         let VpnKind::AutoKey(a) = &v.kind else { continue };
-        let Some(tunnel) = v.bind.as_ref().and_then(|b| b.tunnel_number()) else { continue };
+        let Some(bind) = v.bind.as_ref() else { continue };
+        let Some(tunnel) = bind.tunnel_number() else { continue };
+        // Several VPNs told apart by next-hop tunnel binding are
+        // configured, not yet negotiated (core::translate says so once
+        // each): no SA of one can carry another's traffic.
+        if shared.contains_key(bind) {
+            continue;
+        }
         let Some(&hex_id) = hex_ids.get(&v.name) else { continue };
         by_gateway.entry(a.gateway.clone()).or_default().push(IkeVpn {
             name: v.name.clone(),
@@ -182,9 +191,11 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
                 ));
                 continue;
             }
-            CfgPeer::Dialup(_) => {
+            CfgPeer::Dialup(d) => {
+                let what = if config.user_group(d).is_some() { "user-group" } else { "user" };
                 warnings.push(format!(
-                    "ike gateway \"{name}\": dialup users and groups are not negotiated by controld yet (use a dynamic peer)"
+                    "ike gateway \"{name}\": dialup {what} \"{d}\" ({} users) is configured, not yet negotiated: controld answers none of its clients yet (a single client can use a dynamic peer)",
+                    config.dialup_users(&name).len()
                 ));
                 continue;
             }
@@ -1219,6 +1230,29 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         let (g, warnings) = ike_gateways(&config, &ids);
         assert!(warnings.is_empty(), "{warnings:?}");
         g
+    }
+
+    /// Dialup gateways and VPNs that share a tunnel interface by next-hop
+    /// tunnel binding load and get no IKE; a dialup gateway says so.
+    #[test]
+    fn dialup_and_nhtb_are_configured_not_negotiated() {
+        let (config, _) = Config::load(include_str!("../../../config/tests/data/dialup-nhtb.conf")).unwrap();
+        let ids =
+            BTreeMap::from([("dialvpn".to_string(), 1), ("e".to_string(), 0x10), ("w".to_string(), 0x11)]);
+        let (g, warnings) = ike_gateways(&config, &ids);
+        assert!(g.is_empty(), "{:?}", g.iter().map(|g| &g.config.name).collect::<Vec<_>>());
+        assert_eq!(
+            warnings,
+            [
+                r#"ike gateway "dial": dialup user-group "road" (2 users) is configured, not yet negotiated: controld answers none of its clients yet (a single client can use a dynamic peer)"#,
+            ]
+        );
+        // One VPN on a tunnel interface with a binding is negotiated as ever.
+        let mut config = config;
+        config.apply("unset route 10.3.0.0/16").unwrap();
+        config.apply("unset vpn w bind interface").unwrap();
+        let (g, _) = ike_gateways(&config, &ids);
+        assert_eq!(g.iter().map(|g| g.config.name.as_str()).collect::<Vec<_>>(), ["east"]);
     }
 
     /// DH group 15 (MODP 3072) is negotiated as configured, in phase 1

@@ -42,6 +42,12 @@ pub enum NameKind {
     P2Proposal,
     /// A custom service (`set service NAME`), and `ANY`.
     Service,
+    /// `set user NAME`.
+    User,
+    /// `set user-group NAME`.
+    UserGroup,
+    /// What `dialup` names: a user or a user group.
+    Dialup,
 }
 
 impl NameKind {
@@ -53,6 +59,9 @@ impl NameKind {
             NameKind::P1Proposal => "<p1-proposal>",
             NameKind::P2Proposal => "<p2-proposal>",
             NameKind::Service => "<service>",
+            NameKind::User => "<user>",
+            NameKind::UserGroup => "<user-group>",
+            NameKind::Dialup => "<user or user-group>",
         }
     }
 }
@@ -104,7 +113,7 @@ const SEC_LEVELS: &[Node] = &[opt("standard", &[]), opt("compatible", &[]), opt(
 /// After `set ike gateway NAME` (parse.rs `GATEWAY_WORDS`).
 const GATEWAY_SETTINGS: &[Node] = &[
     opt("address", &[val("<A.B.C.D>", true, &[])]),
-    opt("dialup", &[val("<user or group>", true, &[])]),
+    opt("dialup", &[name(NameKind::Dialup, true, &[])]),
     opt("dynamic", &[val("<peer identity>", true, &[])]),
     opt("Main", &[]),
     opt("Aggr", &[]),
@@ -171,12 +180,43 @@ const VPN_SETTINGS: &[Node] = &[
     end("withdraw-routes", &[]),
 ];
 
+/// `vpn NAME` after the next hop of an `nhtb` entry.
+const NHTB_VPN: &[Node] = &[kw("vpn", &[name(NameKind::Vpn, true, &[])])];
+
 const INTERFACE_SETTINGS: &[Node] = &[
     kw("zone", &[val("<zone>", true, &[])]),
     kw("ip", &[kw("unnumbered", &[kw("interface", INTERFACE_END)]), val("<A.B.C.D/L>", true, &[])]),
     kw("mtu", &[val("<576-9216>", true, &[])]),
     kw("port", &[val("<Linux device>", true, &[])]),
     kw("manage", &[val("<service>", true, &[])]),
+    kw("nhtb", &[val("<peer's tunnel A.B.C.D>", false, NHTB_VPN)]),
+];
+
+/// `[share-limit N]` after a user's identity.
+const SHARE_LIMIT: &[Node] = &[kw("share-limit", &[val("<1-10000>", true, &[])])];
+
+/// After `set user NAME` (parse.rs `USER_WORDS`).
+const USER_SETTINGS: &[Node] = &[
+    kw("uid", &[val("<1-65535>", true, &[])]),
+    kw(
+        "ike-id",
+        &[
+            kw("u-fqdn", &[val("<user@domain>", true, SHARE_LIMIT)]),
+            kw("fqdn", &[val("<domain>", true, SHARE_LIMIT)]),
+            kw("ip", &[val("<A.B.C.D>", true, SHARE_LIMIT)]),
+        ],
+    ),
+    kw("type", &[end("ike", &[])]),
+    end("enable", &[]),
+    end("disable", &[]),
+];
+
+/// After `set user-group NAME`.
+const USER_GROUP_SETTINGS: &[Node] = &[
+    // Each takes a word after it: the line is not whole without it.
+    Node { slot: Slot::Word("location"), complete: false, again: true, next: &[end("local", &[])] },
+    Node { slot: Slot::Word("id"), complete: false, again: true, next: &[val("<1-65535>", true, &[])] },
+    kw("user", &[name(NameKind::User, true, &[])]),
 ];
 
 const SET: &[Node] = &[
@@ -211,6 +251,8 @@ const SET: &[Node] = &[
         ],
     ),
     kw("flow", &[end("tcp-mss", &[val("<64-65535>", true, &[])])]),
+    kw("user", &[name(NameKind::User, false, USER_SETTINGS)]),
+    kw("user-group", &[name(NameKind::UserGroup, false, USER_GROUP_SETTINGS)]),
 ];
 
 const UNSET: &[Node] = &[
@@ -219,7 +261,14 @@ const UNSET: &[Node] = &[
         &[name(
             NameKind::Interface,
             true,
-            &[end("zone", &[]), end("ip", &[]), end("mtu", &[]), end("port", &[]), end("manage", &[])],
+            &[
+                end("zone", &[]),
+                end("ip", &[]),
+                end("mtu", &[]),
+                end("port", &[]),
+                end("manage", &[]),
+                kw("nhtb", &[val("<A.B.C.D>", true, NHTB_VPN)]),
+            ],
         )],
     ),
     kw(
@@ -269,6 +318,8 @@ const UNSET: &[Node] = &[
     kw("service", &[name(NameKind::Service, true, &[kw("+", ONE_VALUE_END)])]),
     end("vpnmonitor", &[end("interval", &[]), end("threshold", &[])]),
     kw("flow", &[end("tcp-mss", &[])]),
+    kw("user", &[name(NameKind::User, true, &[end("ike-id", &[]), end("type", &[]), end("uid", &[])])]),
+    kw("user-group", &[name(NameKind::UserGroup, true, &[kw("user", &[name(NameKind::User, true, &[])])])]),
 ];
 
 /// `--json` after a whole `get` command: one JSON document instead of the
@@ -324,6 +375,8 @@ impl Names {
         names.extend(config.p1_proposals().map(|p| (NameKind::P1Proposal, p.name.clone())));
         names.extend(config.p2_proposals().map(|p| (NameKind::P2Proposal, p.name.clone())));
         names.extend(config.services().map(|s| (NameKind::Service, s.name.clone())));
+        names.extend(config.users().map(|u| (NameKind::User, u.name.clone())));
+        names.extend(config.user_groups().map(|g| (NameKind::UserGroup, g.name.clone())));
         names.insert((NameKind::Service, "ANY".to_owned()));
         Names { names }
     }
@@ -343,6 +396,8 @@ impl Names {
                 ["set", "vpn", _, ..] => (NameKind::Vpn, 2),
                 ["set", "interface", _, ..] => (NameKind::Interface, 2),
                 ["set", "service", _, ..] => (NameKind::Service, 2),
+                ["set", "user", _, ..] => (NameKind::User, 2),
+                ["set", "user-group", _, ..] => (NameKind::UserGroup, 2),
                 ["set", "ike", "gateway", _, ..] => (NameKind::Gateway, 3),
                 ["set", "ike", "p1-proposal", _, ..] => (NameKind::P1Proposal, 3),
                 ["set", "ike", "p2-proposal", _, ..] => (NameKind::P2Proposal, 3),
@@ -356,7 +411,11 @@ impl Names {
     }
 
     fn of(&self, kind: NameKind) -> impl Iterator<Item = &str> {
-        self.names.iter().filter(move |(k, _)| *k == kind).map(|(_, n)| n.as_str())
+        let wanted = move |k: NameKind| match kind {
+            NameKind::Dialup => matches!(k, NameKind::User | NameKind::UserGroup),
+            _ => k == kind,
+        };
+        self.names.iter().filter(move |(k, _)| wanted(*k)).map(|(_, n)| n.as_str())
     }
 }
 
@@ -599,7 +658,11 @@ mod tests {
              set ike gateway \"to gw2\" address 203.0.113.2 Main outgoing-interface ethernet0/2 preshare \"k\" sec-level standard\n\
              set vpn p11 gateway \"to gw2\" sec-level standard\n\
              set vpn p12 gateway \"to gw2\" sec-level standard\n\
-             set vpn west gateway \"to gw2\" sec-level standard\n",
+             set vpn west gateway \"to gw2\" sec-level standard\n\
+             set user alice ike-id u-fqdn alice@example.net\n\
+             set user alice type ike\n\
+             set user \"al bundy\" ike-id fqdn bundy.example.net\n\
+             set user-group road location local\n",
         )
         .unwrap();
         Names::from_config(&config)
@@ -658,6 +721,36 @@ mod tests {
         assert_eq!(c("set vpn p11 gateway \"to gw2\" no-replay s"), ["sec-level "]);
         assert_eq!(c("set ike gateway g address 1.2.3.4 M"), ["Main "]);
         assert_eq!(c("set route 0.0.0.0/0 interface ethernet0/2 m"), ["metric "]);
+    }
+
+    #[test]
+    fn users_groups_and_nhtb_complete() {
+        assert_eq!(c("set u"), ["user", "user-group"]);
+        assert_eq!(c("set user a"), ["\"al bundy\"", "alice"]);
+        assert_eq!(c("set user alice "), ["uid", "ike-id", "type", "enable", "disable"]);
+        assert_eq!(c("set user alice ike-id "), ["u-fqdn", "fqdn", "ip"]);
+        assert_eq!(c("set user alice ike-id u-fqdn alice@example.net s"), ["share-limit "]);
+        assert_eq!(c("set user alice type "), ["ike "]);
+        assert_eq!(c("set user-group r"), ["road "]);
+        assert_eq!(c("set user-group road "), ["location", "id", "user"]);
+        assert_eq!(c("set user-group road location "), ["local "]);
+        assert_eq!(c("set user-group road user al"), ["\"al bundy\"", "alice"]);
+        // dialup names a user or a group.
+        assert_eq!(c("set ike gateway d dialup "), ["\"al bundy\"", "alice", "road"]);
+        assert_eq!(c("set ike gateway d dialup r"), ["road "]);
+        assert_eq!(c("set interface tunnel.1 n"), ["nhtb "]);
+        assert_eq!(c("set interface tunnel.1 nhtb 169.254.1.2 "), ["vpn "]);
+        assert_eq!(c("set interface tunnel.1 nhtb 169.254.1.2 vpn w"), ["west "]);
+        assert_eq!(c("unset interface tunnel.1 nhtb 169.254.1.2 "), ["vpn "]);
+        assert_eq!(c("unset user alice "), ["ike-id", "type", "uid"]);
+        assert_eq!(c("unset user-group road "), ["user "]);
+        assert_eq!(possible("set ike gateway d dialup ").unwrap(), ["<user or user-group>", "<cr>"]);
+        assert_eq!(possible("set user ").unwrap(), ["<user>"]);
+        assert_eq!(possible("unset user-group road ").unwrap(), ["user", "<cr>"]);
+        let lines =
+            ["set user \"al bundy\" enable".to_owned(), "set user-group \"road\" location local".to_owned()];
+        let names = Names::from_config_lines(&lines);
+        assert_eq!(names.of(NameKind::Dialup).collect::<Vec<_>>(), ["al bundy", "road"]);
     }
 
     #[test]
@@ -730,6 +823,15 @@ mod tests {
             "set ike gateway g address 192.0.2.1",
             "set flow",
             "unset flow",
+            "set user u",
+            "set user u ike-id",
+            "set user u type",
+            "set user-group g",
+            "set user-group g location",
+            "unset user u",
+            "unset user-group g",
+            "set interface tunnel.1",
+            "unset interface tunnel.1",
         ] {
             let words: Vec<&str> = prefix.split(' ').collect();
             let nodes = next_nodes(&words).unwrap();
