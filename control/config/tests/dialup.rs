@@ -203,8 +203,12 @@ fn load_reports_the_line() {
             r#"line 3: "set ike gateway g dialup nobody Aggr outgoing-interface ethernet0/2 preshare <secret> proposal pre-g14-aes128-sha": ike gateway "g" dialup names unknown user or user-group "nobody": define a user (set user NAME ike-id ..., set user NAME type ike) or a group (set user-group NAME location local)"#,
         ),
         (
-            "set route 10.2.0.0/16 interface tunnel.1 gateway 169.254.0.2\n",
-            r#"line 3: "set route 10.2.0.0/16 interface tunnel.1 gateway 169.254.0.2": route 10.2.0.0/16 interface tunnel.1 gateway names "169.254.0.2" but tunnel.1 has no nhtb entry for it: on a tunnel interface the gateway selects the VPN by next-hop tunnel binding (set interface tunnel.1 nhtb 169.254.0.2 vpn NAME), or leave the gateway out"#,
+            "set ike gateway g address 203.0.113.2 Main outgoing-interface ethernet0/2 preshare \"k\" proposal pre-g14-aes128-sha\n\
+             set vpn v gateway g sec-level standard\n\
+             set vpn v bind interface tunnel.1\n\
+             set interface tunnel.1 nhtb 169.254.0.3 vpn v\n\
+             set route 10.2.0.0/16 interface tunnel.1 gateway 169.254.0.2\n",
+            r#"line 7: "set route 10.2.0.0/16 interface tunnel.1 gateway 169.254.0.2": route 10.2.0.0/16 interface tunnel.1 gateway names "169.254.0.2" but tunnel.1 has no nhtb entry for it: on a tunnel interface the gateway selects the VPN by next-hop tunnel binding (set interface tunnel.1 nhtb 169.254.0.2 vpn NAME), or leave the gateway out"#,
         ),
         (
             "set interface tunnel.1 nhtb 169.254.0.2 vpn v\n\
@@ -219,6 +223,12 @@ fn load_reports_the_line() {
         let e = Config::load(&format!("{head}{body}")).unwrap_err();
         assert_eq!(e.to_string(), *expected);
     }
+    // Without any binding on the tunnel interface, a route's gateway is
+    // what it always was: the one VPN bound there carries the route.
+    let (c, _) =
+        Config::load(&format!("{head}set route 10.2.0.0/16 interface tunnel.1 gateway 169.254.0.2\n"))
+            .unwrap();
+    assert_eq!(c.routes().len(), 1);
 }
 
 /// The words that introduce secrets in these lines are redacted in every

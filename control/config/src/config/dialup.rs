@@ -228,9 +228,11 @@ impl Config {
         on
     }
 
-    /// A route's `gateway` on a tunnel interface names a next-hop tunnel
-    /// binding; a route without one cannot choose among several VPNs
-    /// (`shared` is [`Config::shared_tunnels`]).
+    /// A route's `gateway` on a tunnel interface with next-hop tunnel
+    /// bindings names one of them (on a tunnel interface without any, the
+    /// one VPN bound to it carries the route whatever its gateway, as
+    /// before bindings existed); a route without one cannot choose among
+    /// several VPNs (`shared` is [`Config::shared_tunnels`]).
     pub(super) fn check_route_next_hop(
         &self,
         r: &Route,
@@ -240,7 +242,11 @@ impl Config {
             return Ok(());
         }
         match r.gateway {
-            Some(g) if !self.nhtb.contains_key(&(r.interface.clone(), g)) => Err(ErrorKind::WrongReference {
+            Some(g)
+                if !self.nhtb.contains_key(&(r.interface.clone(), g))
+                    && self.nhtb.keys().any(|(i, _)| *i == r.interface) =>
+            {
+                Err(ErrorKind::WrongReference {
                 referrer: format!("route {} interface {} gateway", r.prefix, r.interface),
                 name: g.to_string(),
                 reason: format!(
@@ -248,7 +254,8 @@ impl Config {
                      tunnel binding (set interface {} nhtb {g} vpn NAME), or leave the gateway out",
                     r.interface, r.interface
                 ),
-            }),
+                })
+            }
             Some(_) => Ok(()),
             None => {
                 if let Some(vpns) = shared.get(&r.interface) {
