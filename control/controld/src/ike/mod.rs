@@ -322,6 +322,7 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
 fn start_rekey(g: &mut GatewayState, now: Instant, spi: u32) {
     let Some(c) = g.children.get_mut(&spi) else { return };
     g.dirty.children.insert(spi);
+    g.due.set(None);
     c.rekey_at = None;
     if c.rekeying || c.superseded.is_some() {
         return;
@@ -478,6 +479,26 @@ struct GatewayState {
     children: BTreeMap<u32, ChildRecord>,
     /// What changed since the IKE state was last written.
     dirty: persist::GatewayDirty,
+    /// The earliest deadline of `children` and their number when it was
+    /// found (`None`: a child changed since). Every change to a child's
+    /// timers marks it for the journal ([`GatewayState::touch`]), which
+    /// clears this: the timers and the next wake-up then cost a scan of
+    /// every child only after a change, not at every turn.
+    due: std::cell::Cell<Option<(Option<Instant>, usize)>>,
+}
+
+impl GatewayState {
+    /// The earliest time something is due for one of its children.
+    fn child_deadline(&self) -> Option<Instant> {
+        match self.due.get() {
+            Some((t, n)) if n == self.children.len() => t,
+            _ => {
+                let t = self.children.values().filter_map(|c| c.deadline()).min();
+                self.due.set(Some((t, self.children.len())));
+                t
+            }
+        }
+    }
 }
 
 /// Every IKE peer of controld.
@@ -563,6 +584,7 @@ impl IkeManager {
             negotiating: BTreeMap::new(),
             children: BTreeMap::new(),
             dirty: persist::GatewayDirty::default(),
+            due: Default::default(),
         }
     }
 
@@ -790,7 +812,7 @@ impl IkeManager {
     /// The earliest deadline of any peer or child SA lifetime.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let peers = self.gateways.iter().filter_map(|g| g.peer.poll_timeout());
-        let lives = self.gateways.iter().flat_map(|g| g.children.values().filter_map(|c| c.deadline()));
+        let lives = self.gateways.iter().filter_map(|g| g.child_deadline());
         let delayed = self.delayed.iter().map(|(t, _, _)| *t);
         peers.chain(lives).chain(delayed).min()
     }
@@ -804,6 +826,10 @@ impl IkeManager {
             if g.peer.poll_timeout().is_some_and(|t| t <= now) {
                 g.peer.handle_timeout(now);
             }
+            if g.child_deadline().is_none_or(|t| t > now) {
+                continue;
+            }
+            g.due.set(None);
             let rekey: Vec<u32> = g
                 .children
                 .iter()
@@ -857,6 +883,7 @@ impl IkeManager {
                 return Some(format!("gateway {name}: SA {sa:#x} soft limit: already rekeyed or rekeying"));
             }
             g.dirty.children.insert(spi);
+            g.due.set(None);
             if c.initiator {
                 c.rekey_at = Some(now);
                 start_rekey(g, now, spi);
@@ -987,6 +1014,7 @@ impl IkeManager {
                 for (spi, c) in g.children.iter_mut() {
                     if c.rekeying {
                         g.dirty.children.insert(*spi);
+                        g.due.set(None);
                         c.rekeying = false;
                         c.rekey_at = Some(now + REKEY_RETRY);
                     }
@@ -1067,6 +1095,7 @@ impl IkeManager {
                                 let last = old.expires.map(|e| e.checked_sub(retire).unwrap_or(e).max(now));
                                 old.superseded = Some(last.map_or(at, |l| l.min(at)));
                                 g.dirty.children.insert(*spi);
+                                g.due.set(None);
                                 old.rekey_at = None;
                                 old.rekeying = false;
                                 replaced.push(old.ids[1]);
@@ -1162,6 +1191,7 @@ impl IkeManager {
                 g.negotiating.remove(&proxy_id);
                 for (spi, c) in g.children.iter_mut().filter(|(_, c)| c.proxy_id == proxy_id && c.rekeying) {
                     g.dirty.children.insert(*spi);
+                    g.due.set(None);
                     c.rekeying = false;
                     c.rekey_at = Some(now + REKEY_RETRY);
                 }

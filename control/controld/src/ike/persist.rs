@@ -695,6 +695,7 @@ impl GatewayState {
     /// The child SA pair `spi` changed: written at the next turn.
     pub(super) fn touch(&mut self, spi: u32) {
         self.dirty.children.insert(spi);
+        self.due.set(None);
     }
 }
 
