@@ -1,0 +1,1187 @@
+//! [`Session`]: the sans-IO IKEv2 endpoint of one configured peer, as
+//! initiator and as responder, shaped like IKEv1's [`crate::Peer`] so that
+//! one owner drives both: datagrams and time in
+//! ([`Session::handle_datagram`], [`Session::handle_timeout`],
+//! [`Session::initiate_child`]), datagrams, [`crate::Event`]s and the next
+//! deadline out ([`Session::poll_transmit`], [`Session::poll_event`],
+//! [`Session::poll_timeout`]). No socket, no clock; randomness from the
+//! caller's [`Random`].
+//!
+//! ```text
+//! initiate_child(P1) --> IKE_SA_INIT --> IKE_AUTH{P1's child, INITIAL_CONTACT}
+//! initiate_child(P2..) -> CREATE_CHILD_SA, one request at a time (§2.3)
+//! rekey_child(c)  -----> CREATE_CHILD_SA{N(REKEY_SA)}, new child up,
+//!                        then INFORMATIONAL{D(old)}            (§2.8)
+//! delete_child(c) -----> INFORMATIONAL{D(ESP c)} <-- {D(ESP c')} (§1.4.1)
+//! idle for `dpd`  -----> INFORMATIONAL{} (liveness, §2.4)
+//! delete_ike()    -----> INFORMATIONAL{D(IKE)}                  (§1.4.1)
+//! ```
+//!
+//! Guarantees:
+//! * Only the initiator of an exchange retransmits, the same bytes, after
+//!   `retransmit.initial`, doubling, `retransmit.tries` times (§2.1);
+//!   then the IKE SA is dead and everything on it is reported down (§2.4).
+//!   A retransmitted request is answered with the stored response, never
+//!   processed twice; a request or response outside the window is dropped
+//!   and counted ([`Dropped`]), as is everything that does not open under
+//!   the IKE SA's keys. Nothing unauthenticated changes an established
+//!   IKE SA or its children, nor delays the liveness check.
+//! * Each proxy-ID is asked for once while it waits or runs; the first in
+//!   IKE_AUTH, the others by CREATE_CHILD_SA, each on its own SPI pair.
+//! * A rekey is make-before-break: [`crate::Event::ChildSaUp`] of the new
+//!   pair comes before [`crate::Event::ChildSaDown`] of the old one. When
+//!   both ends rekey one child at once, the exchange holding the lowest of
+//!   the four nonces made the redundant child, and its initiator deletes
+//!   it (§2.8.1); the other deletes the old child.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use esprit_policy::ProxyId;
+
+use crate::config::Retransmit;
+use crate::event::{Event, Exchange, Reason};
+use crate::peer::Transmit;
+use crate::{DhGroup, Error, ErrorKind, Random};
+
+use super::auth::{InitiatorAuthStep, InitiatorSentAuth, PskAuth, ResponderAuthStep};
+use super::child::{offered_groups, ChildConfig, ChildError, ChildRequest, NewChild};
+use super::config::IkeSaProposal;
+use super::create_child::{
+    read_child, ChildOptions, ChildResponse, ExchangeError, IkeSa, IncomingRequest, PendingChild,
+};
+use super::dropped::{Dropped, DroppedCounts};
+use super::initiator::{InitError, InitiatorConfig, InitiatorSentInit, InitiatorStart, InitiatorStep};
+use super::responder::{InitResponder, Reply, ResponderConfig};
+use super::sk::Opened;
+use super::wire::{
+    DeletePayload, ExchangeType, Header, NotifyPayload, NotifyType, Payload, PayloadChain, ProtocolId,
+};
+
+/// How this gateway speaks IKEv2 with one peer.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Gateway name (in errors).
+    pub name: String,
+    /// Our address.
+    pub local: SocketAddr,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// IKE SA proposals, offered and accepted.
+    pub proposals: Vec<IkeSaProposal>,
+    /// Identities and the pre-shared key.
+    pub auth: PskAuth,
+    /// Child SAs: suites, PFS, proxy-IDs, lifetime.
+    pub child: ChildConfig,
+    /// The schedule of our requests (§2.1); its end declares the IKE SA
+    /// dead (§2.4).
+    pub retransmit: Retransmit,
+    /// Liveness check after this long without an authenticated message
+    /// from the peer (§2.4); `None`: none.
+    pub dpd: Option<Duration>,
+}
+
+/// The addresses a datagram arrived at and came from.
+type Addrs = (SocketAddr, SocketAddr);
+
+/// A retransmission schedule.
+#[derive(Debug, Clone, Copy)]
+struct Retx {
+    next: Instant,
+    interval: Duration,
+    tries_left: u32,
+}
+
+impl Retx {
+    fn new(now: Instant, r: Retransmit) -> Retx {
+        Retx { next: now + r.initial, interval: r.initial, tries_left: r.tries }
+    }
+
+    /// Due now: `Some(true)` resend, `Some(false)` give up.
+    fn due(&mut self, now: Instant) -> Option<bool> {
+        if self.next > now {
+            return None;
+        }
+        if self.tries_left == 0 {
+            return Some(false);
+        }
+        self.tries_left -= 1;
+        self.interval *= 2;
+        self.next = now + self.interval;
+        Some(true)
+    }
+}
+
+/// Work waiting for its turn in the window (§2.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Work {
+    /// A child for this proxy-ID.
+    Child(ProxyId),
+    /// CREATE_CHILD_SA again with a KE of this group (§1.3).
+    ChildRetry { proxy_id: ProxyId, group: DhGroup, rekey_of: Option<u32> },
+    /// Rekey the child with this inbound SPI.
+    Rekey(u32),
+    /// Delete the child with this inbound SPI (or a child the peer made
+    /// that we refused, with no record here).
+    Delete(u32),
+    /// Delete the IKE SA.
+    DeleteIke,
+    /// Liveness check.
+    Dpd,
+}
+
+/// Our request in flight.
+#[derive(Debug)]
+enum OutKind {
+    Child { pending: Box<PendingChild>, rekey_of: Option<u32>, retried: bool },
+    Delete { spi_in: u32 },
+    DeleteIke,
+    Dpd,
+}
+
+#[derive(Debug)]
+struct Outstanding {
+    message_id: u32,
+    bytes: Vec<u8>,
+    retx: Retx,
+    kind: OutKind,
+}
+
+/// A child SA pair of the current IKE SA.
+#[derive(Debug, Clone)]
+struct Child {
+    proxy_id: ProxyId,
+    spi_in: u32,
+    spi_out: u32,
+    /// We sent a Delete for it.
+    deleting: bool,
+    /// Replaced by a rekey: goes down as [`Reason::Rekeyed`].
+    rekeyed: bool,
+    /// The peer rekeyed it while our own rekey of it ran (§2.8.1): the
+    /// lowest nonce of the peer's exchange.
+    collision: Option<Vec<u8>>,
+}
+
+/// The initiator's IKE SA in the making.
+#[derive(Debug)]
+enum Making {
+    Init(Box<InitiatorSentInit>, Retx),
+    Auth(Box<InitiatorSentAuth>, Option<ChildRequest>, Retx),
+}
+
+/// The IKEv2 endpoint of one configured peer; see the module doc.
+#[derive(Debug)]
+pub struct Session<R: Random> {
+    cfg: SessionConfig,
+    rng: R,
+    responder: InitResponder,
+    making: Option<Making>,
+    ike: Option<IkeSa>,
+    out: Option<Outstanding>,
+    work: VecDeque<Work>,
+    children: Vec<Child>,
+    last_heard: Option<Instant>,
+    dropped: DroppedCounts,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+/// The v1 name of a v2 Notify type, for [`Reason`]s (the owner's events
+/// are version-neutral; the numbers of the two registries differ).
+fn v1_notify(n: NotifyType) -> crate::wire::NotifyType {
+    use crate::wire::NotifyType as V1;
+    match n {
+        NotifyType::NoProposalChosen => V1::NoProposalChosen,
+        NotifyType::AuthenticationFailed => V1::AuthenticationFailed,
+        NotifyType::TsUnacceptable => V1::InvalidIdInformation,
+        NotifyType::InitialContact => V1::InitialContact,
+        other => V1::Other(other.value()),
+    }
+}
+
+fn proposal_name(sa: &IkeSa) -> String {
+    let c = &sa.established().exchange.chosen;
+    let integ = c.suite.integ().map(|i| format!("-{i:?}")).unwrap_or_default();
+    format!("{:?}{integ}-{:?}-{}", c.suite.encr(), c.prf, c.dh.name()).to_lowercase()
+}
+
+/// True if the responder made a child we then refused (its answer was
+/// not a Notify): it must be told with a Delete (§1.4.1).
+fn peer_made_it(e: &ChildError) -> bool {
+    !matches!(e, ChildError::Refused(_) | ChildError::InvalidKe { .. })
+}
+
+impl<R: Random> Session<R> {
+    /// An endpoint for `cfg`; nothing is sent until asked or spoken to.
+    pub fn new(cfg: SessionConfig, mut rng: R) -> Result<Session<R>, super::config::ProposalError> {
+        let responder = InitResponder::new(ResponderConfig::new(cfg.proposals.clone()), &mut rng)?;
+        Ok(Session {
+            cfg,
+            rng,
+            responder,
+            making: None,
+            ike: None,
+            out: None,
+            work: VecDeque::new(),
+            children: Vec::new(),
+            last_heard: None,
+            dropped: DroppedCounts::default(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.cfg
+    }
+
+    /// True when the IKE SA is established.
+    pub fn is_established(&self) -> bool {
+        self.ike.is_some()
+    }
+
+    /// The IKE SA's SPIs (SPIi, SPIr), when established.
+    pub fn ike_spis(&self) -> Option<(u64, u64)> {
+        self.ike.as_ref().map(|s| s.spis())
+    }
+
+    /// The child SA pairs up, as (proxy-ID, inbound SPI, outbound SPI).
+    pub fn children(&self) -> Vec<(ProxyId, u32, u32)> {
+        self.children.iter().map(|c| (c.proxy_id, c.spi_in, c.spi_out)).collect()
+    }
+
+    /// Datagrams dropped (or answered from memory), by reason.
+    pub fn dropped(&self) -> &DroppedCounts {
+        &self.dropped
+    }
+
+    /// The IKE_SA_INIT responder's counters.
+    pub fn init_responder(&self) -> &InitResponder {
+        &self.responder
+    }
+
+    /// Whether a child for `proxy_id` waits, runs or is up.
+    pub fn is_negotiating(&self, proxy_id: &ProxyId) -> bool {
+        let waiting = self.work.iter().any(|w| match w {
+            Work::Child(p) | Work::ChildRetry { proxy_id: p, .. } => p == proxy_id,
+            _ => false,
+        });
+        let running = match &self.out {
+            Some(Outstanding { kind: OutKind::Child { pending, rekey_of: None, .. }, .. }) => {
+                pending.child_request().proxy_id == *proxy_id
+            }
+            _ => false,
+        };
+        let first = matches!(&self.making, Some(Making::Auth(_, Some(r), _)) if r.proxy_id == *proxy_id);
+        waiting || running || first
+    }
+
+    /// Next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn err(&self, exchange: Exchange, kind: ErrorKind) -> Error {
+        Error { peer: self.cfg.name.clone(), exchange, kind }
+    }
+
+    fn send(&mut self, bytes: Vec<u8>) {
+        self.transmits.push_back(Transmit { local: self.cfg.local, remote: self.cfg.remote, bytes });
+    }
+
+    /// Asks for a child SA pair for `proxy_id`: in IKE_AUTH if no IKE SA
+    /// is up (IKE_SA_INIT starts now), else by CREATE_CHILD_SA when the
+    /// window is free. A proxy-ID that waits, runs or is up is not asked
+    /// for again.
+    pub fn initiate_child(&mut self, now: Instant, proxy_id: ProxyId) -> Result<(), Error> {
+        if self.is_negotiating(&proxy_id)
+            || self.children.iter().any(|c| c.proxy_id == proxy_id && !c.deleting)
+        {
+            return Ok(());
+        }
+        self.work.push_back(Work::Child(proxy_id));
+        if self.ike.is_none() && self.making.is_none() {
+            self.start_init(now);
+        }
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Rekeys the child whose inbound SPI is `spi_in` (§2.8):
+    /// make-before-break.
+    pub fn rekey_child(&mut self, now: Instant, spi_in: u32) -> Result<(), Error> {
+        self.queue_for_child(now, spi_in, Work::Rekey(spi_in))
+    }
+
+    /// Deletes the child whose inbound SPI is `spi_in` (§1.4.1); it is
+    /// reported down when the peer answers (or the IKE SA dies).
+    pub fn delete_child(&mut self, now: Instant, spi_in: u32) -> Result<(), Error> {
+        self.queue_for_child(now, spi_in, Work::Delete(spi_in))
+    }
+
+    /// Queues `w` about the child `spi_in` (once).
+    fn queue_for_child(&mut self, now: Instant, spi_in: u32, w: Work) -> Result<(), Error> {
+        self.known_child(spi_in)?;
+        if !self.work.contains(&w) {
+            self.work.push_back(w);
+        }
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Deletes the IKE SA and with it every child (§1.4.1).
+    pub fn delete_ike(&mut self, now: Instant) -> Result<(), Error> {
+        if self.ike.is_none() {
+            return Err(self.err(Exchange::Informational, ErrorKind::NoIkeSa));
+        }
+        // Nothing else is asked for on an IKE SA that is going.
+        self.work.retain(|w| !matches!(w, Work::Rekey(_) | Work::Dpd));
+        self.work.push_front(Work::DeleteIke);
+        self.pump(now);
+        Ok(())
+    }
+
+    fn known_child(&self, spi_in: u32) -> Result<(), Error> {
+        if self.ike.is_some() && self.children.iter().any(|c| c.spi_in == spi_in && !c.deleting) {
+            return Ok(());
+        }
+        Err(self.err(
+            Exchange::Informational,
+            ErrorKind::Refused(format!("no child SA with inbound SPI {spi_in:08x}")),
+        ))
+    }
+
+    /// The earliest time [`Session::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let making = self.making.as_ref().map(|m| match m {
+            Making::Init(_, r) | Making::Auth(_, _, r) => r.next,
+        });
+        let out = self.out.as_ref().map(|o| o.retx.next);
+        [making, out, self.dpd_due()].into_iter().flatten().min()
+    }
+
+    fn dpd_due(&self) -> Option<Instant> {
+        let every = self.cfg.dpd?;
+        if self.ike.is_none() || self.out.is_some() || self.work.contains(&Work::Dpd) {
+            return None;
+        }
+        Some(self.last_heard? + every)
+    }
+
+    /// Retransmits what is due, gives up what has run out of tries (the
+    /// IKE SA with it), and starts the liveness check when due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.responder.expire(now);
+        match self.making.as_mut() {
+            Some(Making::Init(s, r)) => match r.due(now) {
+                Some(true) => {
+                    let bytes = s.request().to_vec();
+                    self.send(bytes);
+                }
+                Some(false) => self.fail_making(Reason::Timeout),
+                None => {}
+            },
+            Some(Making::Auth(s, _, r)) => match r.due(now) {
+                Some(true) => {
+                    let bytes = s.request().to_vec();
+                    self.send(bytes);
+                }
+                Some(false) => self.fail_making(Reason::Timeout),
+                None => {}
+            },
+            None => {}
+        }
+        if let Some(o) = self.out.as_mut() {
+            match o.retx.due(now) {
+                Some(true) => {
+                    let bytes = o.bytes.clone();
+                    self.send(bytes);
+                }
+                Some(false) => {
+                    let dpd = matches!(o.kind, OutKind::Dpd);
+                    if dpd {
+                        self.events.push_back(Event::DpdTimeout);
+                    }
+                    self.ike_gone(if dpd { Reason::DpdTimeout } else { Reason::Timeout });
+                }
+                None => {}
+            }
+        }
+        if self.dpd_due().is_some_and(|t| t <= now) {
+            self.work.push_back(Work::Dpd);
+        }
+        self.pump(now);
+    }
+
+    fn start_init(&mut self, now: Instant) {
+        let start = InitiatorStart::new(
+            InitiatorConfig::new(self.cfg.proposals.clone()),
+            self.cfg.local,
+            self.cfg.remote,
+        )
+        .map_err(InitError::from)
+        .and_then(|s| s.start(&mut self.rng));
+        match start {
+            Ok(s) => {
+                self.send(s.request().to_vec());
+                self.making = Some(Making::Init(Box::new(s), Retx::new(now, self.cfg.retransmit)));
+            }
+            Err(_) => self.fail_making(Reason::Refused(v1_notify(NotifyType::NoProposalChosen))),
+        }
+    }
+
+    /// The IKE SA we were making failed: so does every child waiting for
+    /// it.
+    fn fail_making(&mut self, reason: Reason) {
+        if let Some(Making::Auth(_, Some(r), _)) = self.making.take() {
+            self.events.push_back(Event::ChildSaFailed { proxy_id: r.proxy_id, reason: reason.clone() });
+        }
+        if self.ike.is_some() {
+            return;
+        }
+        self.fail_waiting(&reason);
+        self.events.push_back(Event::IkeSaDown { reason });
+    }
+
+    /// Every child waiting in the queue fails; the rest of the queue goes.
+    fn fail_waiting(&mut self, reason: &Reason) {
+        for w in std::mem::take(&mut self.work) {
+            if let Work::Child(p) | Work::ChildRetry { proxy_id: p, .. } = w {
+                self.events.push_back(Event::ChildSaFailed { proxy_id: p, reason: reason.clone() });
+            }
+        }
+    }
+
+    /// The IKE SA is gone (deleted, dead, replaced after the peer
+    /// restarted): its children are down, our request on it failed, and
+    /// the children waiting for it fail.
+    fn ike_gone(&mut self, reason: Reason) {
+        if self.ike.take().is_none() {
+            return;
+        }
+        if let Some(Outstanding { kind: OutKind::Child { pending, rekey_of: None, .. }, .. }) =
+            self.out.take()
+        {
+            let p = pending.child_request().proxy_id;
+            self.events.push_back(Event::ChildSaFailed { proxy_id: p, reason: reason.clone() });
+        }
+        for c in std::mem::take(&mut self.children) {
+            self.events.push_back(Event::ChildSaDown {
+                proxy_id: c.proxy_id,
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+                reason: reason.clone(),
+            });
+        }
+        self.fail_waiting(&reason);
+        self.last_heard = None;
+        self.events.push_back(Event::IkeSaDown { reason });
+    }
+
+    /// A new IKE SA is up (either role): the one before it, if any, is
+    /// gone; queued work goes on over the new one.
+    fn ike_up(&mut self, now: Instant, sa: IkeSa, initial_contact: bool) {
+        if self.ike.is_some() {
+            // The peer authenticated a new IKE SA: with INITIAL_CONTACT it
+            // has forgotten the old one (§2.4); without, it replaces it
+            // all the same, and the old one's children with it.
+            let work = std::mem::take(&mut self.work);
+            self.ike_gone(if initial_contact { Reason::PeerRestarted } else { Reason::Rekeyed });
+            self.work = work;
+            if initial_contact {
+                self.events.push_back(Event::Notify {
+                    kind: crate::wire::NotifyType::InitialContact,
+                    exchange: Exchange::IkeAuth,
+                });
+            }
+        }
+        let (spi_i, spi_r) = sa.spis();
+        let x = &sa.established().exchange;
+        let nat = x.nat.local_behind_nat || x.nat.remote_behind_nat;
+        self.events.push_back(Event::IkeSaUp {
+            icookie: spi_i.to_be_bytes(),
+            rcookie: spi_r.to_be_bytes(),
+            initiator: sa.original_initiator(),
+            proposal: proposal_name(&sa),
+            nat,
+            behind_nat: x.nat.local_behind_nat,
+            local: self.cfg.local,
+            remote: self.cfg.remote,
+        });
+        self.ike = Some(sa);
+        self.last_heard = Some(now);
+    }
+
+    fn child_up(&mut self, c: &NewChild) {
+        self.children.push(Child {
+            proxy_id: c.sa.proxy_id,
+            spi_in: c.sa.spi_in,
+            spi_out: c.sa.spi_out,
+            deleting: false,
+            rekeyed: false,
+            collision: None,
+        });
+        self.events.push_back(Event::ChildSaUp(Box::new(c.sa.clone())));
+    }
+
+    fn child_down(&mut self, spi_in: u32, reason: Reason) {
+        let Some(pos) = self.children.iter().position(|c| c.spi_in == spi_in) else { return };
+        let c = self.children.remove(pos);
+        let reason = if c.rekeyed { Reason::Rekeyed } else { reason };
+        self.events.push_back(Event::ChildSaDown {
+            proxy_id: c.proxy_id,
+            spi_in: c.spi_in,
+            spi_out: c.spi_out,
+            reason,
+        });
+    }
+
+    /// A child we asked for was refused or could not be taken: reported,
+    /// and a child the peer made all the same is deleted with it (§1.4.1).
+    fn child_failed(&mut self, exchange: Exchange, req: &ChildRequest, e: &ChildError) {
+        let reason = match e {
+            ChildError::Refused(n) => Reason::PeerNotify(v1_notify(*n)),
+            other => Reason::Refused(v1_notify(other.notify())),
+        };
+        if let ChildError::NoProposalChosen(why) | ChildError::NotOffered(why) = e {
+            self.events.push_back(Event::ProposalMismatch {
+                exchange,
+                proposed: vec![why.clone()],
+                configured: self.cfg.child.suites.iter().map(|s| s.name().to_string()).collect(),
+                peer_refused: false,
+            });
+        }
+        self.events.push_back(Event::ChildSaFailed { proxy_id: req.proxy_id, reason });
+        if peer_made_it(e) {
+            self.work.push_front(Work::Delete(req.spi_in));
+        }
+    }
+
+    /// The peer's child request refused by us: said in words.
+    fn refused_peer_child(&mut self, message_id: u32, e: &ChildError) {
+        match e {
+            ChildError::TsUnacceptable(why) => self.events.push_back(Event::ProxyIdMismatch {
+                message_id,
+                proposed: why.clone(),
+                configured: self.cfg.child.proxy_ids.clone(),
+            }),
+            other => self.events.push_back(Event::ProposalMismatch {
+                exchange: Exchange::CreateChildSa(message_id),
+                proposed: vec![other.to_string()],
+                configured: self.cfg.child.suites.iter().map(|s| s.name().to_string()).collect(),
+                peer_refused: false,
+            }),
+        }
+    }
+
+    /// Starts queued work while the window is free (§2.3: one request
+    /// outstanding).
+    fn pump(&mut self, now: Instant) {
+        while self.ike.is_some() && self.out.is_none() {
+            let Some(w) = self.work.pop_front() else { return };
+            self.start(now, w);
+        }
+    }
+
+    fn start(&mut self, now: Instant, w: Work) {
+        let Some(ike) = self.ike.as_mut() else { return };
+        let (kind, sent) = match w {
+            Work::Child(proxy_id) => {
+                let req = ChildRequest { proxy_id, packet: None, spi_in: self.rng.spi() };
+                let sent =
+                    ike.create_child_with(req, &self.cfg.child, ChildOptions::default(), &mut self.rng);
+                match sent {
+                    Ok(p) => {
+                        let id = p.message_id();
+                        let bytes = p.request().to_vec();
+                        (
+                            OutKind::Child { pending: Box::new(p), rekey_of: None, retried: false },
+                            Ok((id, bytes)),
+                        )
+                    }
+                    Err(e) => (OutKind::Dpd, Err((Some(proxy_id), e))),
+                }
+            }
+            Work::ChildRetry { proxy_id, group, rekey_of } => {
+                let req = ChildRequest { proxy_id, packet: None, spi_in: self.rng.spi() };
+                let opts = ChildOptions { rekey: rekey_of, group: Some(group) };
+                match ike.create_child_with(req, &self.cfg.child, opts, &mut self.rng) {
+                    Ok(p) => {
+                        let id = p.message_id();
+                        let bytes = p.request().to_vec();
+                        (OutKind::Child { pending: Box::new(p), rekey_of, retried: true }, Ok((id, bytes)))
+                    }
+                    Err(e) => (OutKind::Dpd, Err((Some(proxy_id), e))),
+                }
+            }
+            Work::Rekey(old) => {
+                let Some(c) = self.children.iter().find(|c| c.spi_in == old && !c.deleting && !c.rekeyed)
+                else {
+                    return;
+                };
+                let req = ChildRequest { proxy_id: c.proxy_id, packet: None, spi_in: self.rng.spi() };
+                let opts = ChildOptions { rekey: Some(old), group: None };
+                match ike.create_child_with(req, &self.cfg.child, opts, &mut self.rng) {
+                    Ok(p) => {
+                        let id = p.message_id();
+                        let bytes = p.request().to_vec();
+                        (
+                            OutKind::Child { pending: Box::new(p), rekey_of: Some(old), retried: false },
+                            Ok((id, bytes)),
+                        )
+                    }
+                    Err(e) => (OutKind::Dpd, Err((None, e))),
+                }
+            }
+            Work::Delete(spi_in) => {
+                if let Some(c) = self.children.iter_mut().find(|c| c.spi_in == spi_in) {
+                    if c.deleting {
+                        return;
+                    }
+                    c.deleting = true;
+                }
+                let spi = spi_in.to_be_bytes();
+                let mut chain = PayloadChain::new();
+                chain.push_payload(&Payload::Delete(DeletePayload::new(ProtocolId::Esp, 4, &spi)));
+                let sent = ike.send_request(ExchangeType::Informational, &chain, &mut self.rng);
+                (OutKind::Delete { spi_in }, sent.map_err(|e| (None, e)))
+            }
+            Work::DeleteIke => {
+                let mut chain = PayloadChain::new();
+                chain.push_payload(&Payload::Delete(DeletePayload::new(ProtocolId::Ike, 0, &[])));
+                let sent = ike.send_request(ExchangeType::Informational, &chain, &mut self.rng);
+                (OutKind::DeleteIke, sent.map_err(|e| (None, e)))
+            }
+            Work::Dpd => {
+                let sent = ike.send_request(ExchangeType::Informational, &PayloadChain::new(), &mut self.rng);
+                (OutKind::Dpd, sent.map_err(|e| (None, e)))
+            }
+        };
+        match sent {
+            Ok((message_id, bytes)) => {
+                self.send(bytes.clone());
+                let retx = Retx::new(now, self.cfg.retransmit);
+                self.out = Some(Outstanding { message_id, bytes, retx, kind });
+            }
+            // Sealing failed: the GCM IVs of this IKE SA are spent. It can
+            // carry nothing more.
+            Err((proxy_id, _)) => {
+                if let Some(p) = proxy_id {
+                    self.work.push_front(Work::Child(p));
+                }
+                self.ike_gone(Reason::Expired);
+            }
+        }
+    }
+
+    /// Processes one received datagram (the non-ESP marker already
+    /// stripped). `local` is the address it arrived on, `remote` its
+    /// source. An error says why it was dropped (and it is counted in
+    /// [`Session::dropped`]); outcomes are events.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        let result = self.dispatch(now, local, remote, bytes);
+        self.pump(now);
+        match result {
+            Ok(()) => Ok(()),
+            Err((d, exchange)) => {
+                self.dropped.add(d);
+                if d == Dropped::RetransmitAnswered {
+                    return Ok(());
+                }
+                let kind = match d {
+                    Dropped::WrongPeer => ErrorKind::WrongPeer(remote),
+                    Dropped::UnknownSpi => ErrorKind::NoExchange,
+                    Dropped::Integrity => ErrorKind::Integrity(d.description()),
+                    _ => ErrorKind::Unexpected(d.description()),
+                };
+                Err(self.err(exchange, kind))
+            }
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), (Dropped, Exchange)> {
+        if remote.ip() != self.cfg.remote.ip() {
+            return Err((Dropped::WrongPeer, Exchange::Informational));
+        }
+        let Ok(h) = Header::parse(bytes) else {
+            // Another major version gets its answer from the responder
+            // (§1.5); anything else unreadable, silence.
+            if let Some(a) = self.responder.respond(bytes, local, remote, 0, now, &mut self.rng).answer() {
+                let a = a.to_vec();
+                self.send(a);
+            }
+            return Err((Dropped::Unreadable, Exchange::Informational));
+        };
+        match (h.exchange, h.is_response()) {
+            (ExchangeType::IkeSaInit, false) => self.init_request(now, (local, remote), bytes),
+            (ExchangeType::IkeSaInit, true) => self.init_response(now, bytes),
+            (ExchangeType::IkeAuth, true) => self.auth_response(now, bytes),
+            (ExchangeType::IkeAuth, false)
+                if self.ike.as_ref().is_none_or(|s| s.spis() != (h.spi_i, h.spi_r)) =>
+            {
+                self.auth_request(now, remote, &h, bytes)
+            }
+            (_, false) => self.request(now, &h, bytes),
+            (_, true) => self.response(now, &h, bytes),
+        }
+    }
+
+    /// An IKE_SA_INIT request, arrived at `to` from `from`.
+    fn init_request(
+        &mut self,
+        now: Instant,
+        (to, from): Addrs,
+        bytes: &[u8],
+    ) -> Result<(), (Dropped, Exchange)> {
+        let half_open = self.responder.half_open_len();
+        let reply = self.responder.respond(bytes, to, from, half_open, now, &mut self.rng);
+        if let Some(a) = reply.answer() {
+            let a = a.to_vec();
+            self.send(a);
+        }
+        match reply {
+            Reply::Opened(..) => Ok(()),
+            Reply::Retransmitted(_) => Err((Dropped::RetransmitAnswered, Exchange::IkeSaInit)),
+            Reply::Silent(_) | Reply::Refused(..) => Err((Dropped::InitIgnored, Exchange::IkeSaInit)),
+        }
+    }
+
+    fn init_response(&mut self, now: Instant, bytes: &[u8]) -> Result<(), (Dropped, Exchange)> {
+        if !matches!(self.making, Some(Making::Init(..))) {
+            return Err((Dropped::InitIgnored, Exchange::IkeSaInit));
+        }
+        let Some(Making::Init(s, retx)) = self.making.take() else {
+            return Err((Dropped::InitIgnored, Exchange::IkeSaInit));
+        };
+        match s.handle_response(bytes, &mut self.rng) {
+            InitiatorStep::Resend(s, _) => {
+                self.send(s.request().to_vec());
+                self.making = Some(Making::Init(Box::new(s), Retx::new(now, self.cfg.retransmit)));
+                Ok(())
+            }
+            InitiatorStep::Ignored(s, _) => {
+                self.making = Some(Making::Init(Box::new(s), retx));
+                Err((Dropped::InitIgnored, Exchange::IkeSaInit))
+            }
+            InitiatorStep::Failed(e) => {
+                let reason = match e {
+                    InitError::Refused(n) => Reason::PeerNotify(v1_notify(n)),
+                    InitError::TooManyRetries(_) => Reason::Timeout,
+                    _ => Reason::Refused(v1_notify(NotifyType::NoProposalChosen)),
+                };
+                if matches!(e, InitError::AnswerNotOffered | InitError::Refused(NotifyType::NoProposalChosen))
+                {
+                    self.events.push_back(Event::ProposalMismatch {
+                        exchange: Exchange::IkeSaInit,
+                        proposed: vec![e.to_string()],
+                        configured: Vec::new(),
+                        peer_refused: matches!(e, InitError::Refused(_)),
+                    });
+                }
+                self.fail_making(reason);
+                Ok(())
+            }
+            InitiatorStep::Done(done) => {
+                // The first proxy-ID waiting rides in IKE_AUTH (§1.2).
+                let first = self.work.iter().position(|w| matches!(w, Work::Child(_)));
+                let first = first.and_then(|i| self.work.remove(i)).and_then(|w| match w {
+                    Work::Child(p) => Some(p),
+                    _ => None,
+                });
+                let req =
+                    first.map(|proxy_id| ChildRequest { proxy_id, packet: None, spi_in: self.rng.spi() });
+                let child = req.map(|r| (r, self.cfg.child.clone()));
+                match done.send_auth_first(self.cfg.auth.clone(), child, true, &mut self.rng) {
+                    Ok(s) => {
+                        self.send(s.request().to_vec());
+                        let retx = Retx::new(now, self.cfg.retransmit);
+                        self.making = Some(Making::Auth(Box::new(s), req, retx));
+                    }
+                    Err(_) => {
+                        self.making = None;
+                        if let Some(p) = first {
+                            self.work.push_front(Work::Child(p));
+                        }
+                        self.fail_making(Reason::Refused(v1_notify(NotifyType::InvalidSyntax)));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn auth_response(&mut self, now: Instant, bytes: &[u8]) -> Result<(), (Dropped, Exchange)> {
+        if !matches!(self.making, Some(Making::Auth(..))) {
+            return Err((Dropped::AuthIgnored, Exchange::IkeAuth));
+        }
+        let Some(Making::Auth(s, first, retx)) = self.making.take() else {
+            return Err((Dropped::AuthIgnored, Exchange::IkeAuth));
+        };
+        match s.handle_response(bytes) {
+            InitiatorAuthStep::Ignored(s, _) => {
+                self.making = Some(Making::Auth(s, first, retx));
+                Err((Dropped::AuthIgnored, Exchange::IkeAuth))
+            }
+            InitiatorAuthStep::Failed(e) => {
+                self.events
+                    .push_back(Event::AuthFailed { exchange: Exchange::IkeAuth, detail: e.to_string() });
+                let reason = Reason::Refused(v1_notify(NotifyType::AuthenticationFailed));
+                if let Some(r) = first {
+                    self.events
+                        .push_back(Event::ChildSaFailed { proxy_id: r.proxy_id, reason: reason.clone() });
+                }
+                self.fail_making(reason);
+                Ok(())
+            }
+            InitiatorAuthStep::Established(est) => {
+                let (child, child_error) = (est.child.clone(), est.child_error.clone());
+                let ic = est.peer_initial_contact;
+                self.ike_up(now, IkeSa::new(*est, true), ic);
+                match (first, child, child_error) {
+                    (_, Some(c), _) => self.child_up(&c),
+                    (Some(r), None, Some(e)) => self.child_failed(Exchange::IkeAuth, &r, &e),
+                    _ => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn auth_request(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        h: &Header,
+        bytes: &[u8],
+    ) -> Result<(), (Dropped, Exchange)> {
+        let Some(done) = self.responder.take(remote, h.spi_i) else {
+            return Err((Dropped::UnknownSpi, Exchange::IkeAuth));
+        };
+        let spi_in = self.rng.spi();
+        let child = Some((&self.cfg.child, spi_in));
+        match done.handle_auth_with_child(bytes, &self.cfg.auth, child, &mut self.rng) {
+            ResponderAuthStep::Ignored(done, _) => {
+                self.responder.put_back(*done);
+                Err((Dropped::AuthIgnored, Exchange::IkeAuth))
+            }
+            ResponderAuthStep::Failed { response, error } => {
+                if let Some(r) = response {
+                    self.send(r);
+                }
+                self.events
+                    .push_back(Event::AuthFailed { exchange: Exchange::IkeAuth, detail: error.to_string() });
+                Ok(())
+            }
+            ResponderAuthStep::Established(est) => {
+                self.send(est.last_response.clone());
+                let (child, child_error) = (est.child.clone(), est.child_error.clone());
+                let ic = est.peer_initial_contact;
+                // Our own IKE SA in the making is not needed any more: the
+                // child it carried waits for its turn on this one.
+                if let Some(Making::Auth(_, Some(r), _)) = self.making.take() {
+                    self.work.push_front(Work::Child(r.proxy_id));
+                }
+                self.ike_up(now, IkeSa::new(*est, false), ic);
+                if let Some(c) = child {
+                    self.child_up(&c);
+                }
+                if let Some(e) = child_error {
+                    self.refused_peer_child(1, &e);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A request under the IKE SA: CREATE_CHILD_SA or INFORMATIONAL.
+    fn request(&mut self, now: Instant, h: &Header, bytes: &[u8]) -> Result<(), (Dropped, Exchange)> {
+        let exchange = match h.exchange {
+            ExchangeType::CreateChildSa => Exchange::CreateChildSa(h.message_id),
+            ExchangeType::IkeAuth => Exchange::IkeAuth,
+            _ => Exchange::Informational,
+        };
+        let Some(ike) = self.ike.as_mut() else { return Err((Dropped::UnknownSpi, exchange)) };
+        let (h, opened) = match ike.receive_request(bytes) {
+            IncomingRequest::Retransmit(r) => {
+                self.send(r);
+                return Err((Dropped::RetransmitAnswered, exchange));
+            }
+            IncomingRequest::Dropped(e) => return Err((exchange_dropped(&e), exchange)),
+            IncomingRequest::Fresh(h, o) => (h, o),
+        };
+        self.last_heard = Some(now);
+        if h.exchange == ExchangeType::CreateChildSa {
+            self.child_request(&h, bytes, &opened)
+        } else {
+            self.informational_request(&h, bytes, &opened)
+        }
+    }
+
+    /// The peer's CREATE_CHILD_SA: a new child, or a rekey of one
+    /// (§1.3.3, §2.8.1).
+    fn child_request(
+        &mut self,
+        h: &Header,
+        bytes: &[u8],
+        opened: &Opened,
+    ) -> Result<(), (Dropped, Exchange)> {
+        let exchange = Exchange::CreateChildSa(h.message_id);
+        let Some(ike) = self.ike.as_mut() else { return Err((Dropped::UnknownSpi, exchange)) };
+        let refuse = |ike: &mut IkeSa, rng: &mut R, kind: NotifyType| {
+            let mut chain = PayloadChain::new();
+            chain.push_payload(&Payload::Notify(NotifyPayload {
+                protocol: ProtocolId::None,
+                kind,
+                spi: &[],
+                data: &[],
+            }));
+            ike.respond(h, bytes, &chain, rng).map_err(|e| (exchange_dropped(&e), exchange))
+        };
+        let p = match read_child(opened) {
+            Ok(p) => p,
+            Err(_) => {
+                let r = refuse(ike, &mut self.rng, NotifyType::InvalidSyntax)?;
+                self.send(r);
+                return Err((Dropped::Malformed, exchange));
+            }
+        };
+        if p.sa.is_some() && p.tsi.is_none() && p.tsr.is_none() && p.rekey.is_none() {
+            // An IKE SA rekey (§1.3.2) is not taken here: the peer keeps
+            // this IKE SA, or makes a new one from scratch.
+            let r = refuse(ike, &mut self.rng, NotifyType::NoProposalChosen)?;
+            self.send(r);
+            return Err((Dropped::UnsupportedExchange, exchange));
+        }
+        // §2.25: a rekey of a child we do not have, or are deleting.
+        let rekeyed = match p.rekey {
+            None => None,
+            Some(spi) => match self.children.iter().find(|c| c.spi_out == spi) {
+                None => {
+                    let r = refuse(ike, &mut self.rng, NotifyType::ChildSaNotFound)?;
+                    self.send(r);
+                    return Ok(());
+                }
+                Some(c) if c.deleting => {
+                    let r = refuse(ike, &mut self.rng, NotifyType::TemporaryFailure)?;
+                    self.send(r);
+                    return Ok(());
+                }
+                Some(c) => Some(c.spi_in),
+            },
+        };
+        let spi_in = self.rng.spi();
+        let (response, child) = ike
+            .answer_child(h, bytes, &p, &self.cfg.child, spi_in, &mut self.rng)
+            .map_err(|e| (exchange_dropped(&e), exchange))?;
+        self.send(response);
+        match child {
+            Ok(c) => {
+                self.child_up(&c);
+                if let Some(old) = rekeyed {
+                    let ours = matches!(
+                        &self.out,
+                        Some(Outstanding { kind: OutKind::Child { rekey_of: Some(o), .. }, .. }) if *o == old
+                    );
+                    if let Some(oc) = self.children.iter_mut().find(|c| c.spi_in == old) {
+                        if ours {
+                            oc.collision = Some(c.lowest_nonce.clone());
+                        } else {
+                            // The peer deletes the old pair once it has the
+                            // new one (§2.8); it goes down as rekeyed.
+                            oc.rekeyed = true;
+                        }
+                    }
+                }
+            }
+            Err(e) => self.refused_peer_child(h.message_id, &e),
+        }
+        Ok(())
+    }
+
+    /// The peer's INFORMATIONAL: Deletes (§1.4.1) or a liveness check.
+    fn informational_request(
+        &mut self,
+        h: &Header,
+        bytes: &[u8],
+        opened: &Opened,
+    ) -> Result<(), (Dropped, Exchange)> {
+        let exchange = Exchange::Informational;
+        let mut esp = Vec::new();
+        let mut ike_deleted = false;
+        for raw in opened.payloads() {
+            let payload = raw.and_then(|r| Payload::parse(&r));
+            match payload {
+                Ok(Payload::Delete(d)) if d.protocol == ProtocolId::Ike => ike_deleted = true,
+                Ok(Payload::Delete(d)) if d.protocol == ProtocolId::Esp && d.spi_size == 4 => {
+                    esp.extend(d.spis().filter_map(|s| <[u8; 4]>::try_from(s).ok()).map(u32::from_be_bytes));
+                }
+                Ok(_) => {}
+                Err(_) => return Err((Dropped::Malformed, exchange)),
+            }
+        }
+        let Some(ike) = self.ike.as_mut() else { return Err((Dropped::UnknownSpi, exchange)) };
+        if ike_deleted {
+            // §1.4.1: answered empty; the IKE SA and its children are gone.
+            let r = ike.respond(h, bytes, &PayloadChain::new(), &mut self.rng);
+            if let Ok(r) = r {
+                self.send(r);
+            }
+            self.ike_gone(Reason::DeletedByPeer);
+            return Ok(());
+        }
+        // Each child of ours the peer deleted: its inbound SPI in our
+        // answer (§1.4.1), unless we are deleting it ourselves (then the
+        // two Deletes crossed and neither answers with it).
+        let mut gone = Vec::new();
+        for spi in esp {
+            if let Some(c) = self.children.iter().find(|c| c.spi_out == spi) {
+                gone.push((c.spi_in, c.deleting));
+            }
+        }
+        let ours: Vec<u8> = gone.iter().filter(|(_, d)| !d).flat_map(|(s, _)| s.to_be_bytes()).collect();
+        let mut chain = PayloadChain::new();
+        if !ours.is_empty() {
+            chain.push_payload(&Payload::Delete(DeletePayload::new(ProtocolId::Esp, 4, &ours)));
+        }
+        let r = ike.respond(h, bytes, &chain, &mut self.rng).map_err(|e| (exchange_dropped(&e), exchange))?;
+        self.send(r);
+        for (spi_in, _) in gone {
+            self.child_down(spi_in, Reason::DeletedByPeer);
+        }
+        Ok(())
+    }
+
+    /// A response under the IKE SA, to our outstanding request.
+    fn response(&mut self, now: Instant, h: &Header, bytes: &[u8]) -> Result<(), (Dropped, Exchange)> {
+        let exchange = match h.exchange {
+            ExchangeType::CreateChildSa => Exchange::CreateChildSa(h.message_id),
+            _ => Exchange::Informational,
+        };
+        let Some(ike) = self.ike.as_mut() else { return Err((Dropped::UnknownSpi, exchange)) };
+        if !ike.is_from_peer(h) {
+            return Err((Dropped::UnknownSpi, exchange));
+        }
+        let Some(out) = self.out.take() else { return Err((Dropped::UnexpectedResponse, exchange)) };
+        if out.message_id != h.message_id {
+            self.out = Some(out);
+            return Err((Dropped::UnexpectedResponse, exchange));
+        }
+        let Outstanding { message_id, bytes: sent, retx, kind } = out;
+        match kind {
+            OutKind::Child { pending, rekey_of, retried } => {
+                let req = *pending.child_request();
+                let group = pending.group();
+                match ike.handle_child_response(*pending, bytes) {
+                    ChildResponse::Ignored(pending, e) => {
+                        let kind = OutKind::Child { pending, rekey_of, retried };
+                        self.out = Some(Outstanding { message_id, bytes: sent, retx, kind });
+                        Err((exchange_dropped(&e), exchange))
+                    }
+                    ChildResponse::Created(c) => {
+                        self.last_heard = Some(now);
+                        self.child_up(&c);
+                        if let Some(old) = rekey_of {
+                            self.rekeyed(old, &c);
+                        }
+                        Ok(())
+                    }
+                    ChildResponse::Failed(e) => {
+                        self.last_heard = Some(now);
+                        // §1.3: once, with the group the responder asked
+                        // for, if we offered it.
+                        if let (ChildError::InvalidKe { want, .. }, false, Some(sent)) = (&e, retried, group)
+                        {
+                            let want = DhGroup::from_number((*want).into());
+                            if let Some(g) =
+                                want.filter(|g| offered_groups(&self.cfg.child, sent).contains(g))
+                            {
+                                if g != sent {
+                                    self.work.push_front(Work::ChildRetry {
+                                        proxy_id: req.proxy_id,
+                                        group: g,
+                                        rekey_of,
+                                    });
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        if rekey_of.is_none() {
+                            self.child_failed(exchange, &req, &e);
+                        } else if peer_made_it(&e) {
+                            self.work.push_front(Work::Delete(req.spi_in));
+                        }
+                        Ok(())
+                    }
+                }
+            }
+            kind => {
+                let opened = match ike.receive_response(bytes, message_id, ExchangeType::Informational) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        self.out = Some(Outstanding { message_id, bytes: sent, retx, kind });
+                        return Err((exchange_dropped(&e), exchange));
+                    }
+                };
+                drop(opened);
+                self.last_heard = Some(now);
+                match kind {
+                    OutKind::Delete { spi_in } => self.child_down(spi_in, Reason::DeletedLocally),
+                    OutKind::DeleteIke => self.ike_gone(Reason::DeletedLocally),
+                    OutKind::Dpd | OutKind::Child { .. } => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Our rekey of `old` made `new` (§2.8): the old pair is deleted now
+    /// that the new one is up; after a collision (§2.8.1) the exchange
+    /// with the lowest nonce made the redundant child, and its initiator
+    /// deletes that one instead.
+    fn rekeyed(&mut self, old: u32, new: &NewChild) {
+        let Some(oc) = self.children.iter_mut().find(|c| c.spi_in == old) else { return };
+        match oc.collision.take() {
+            Some(peer_lowest) if new.lowest_nonce < peer_lowest => {
+                // Ours is redundant: the peer deletes the old pair.
+                oc.rekeyed = true;
+                self.work.push_front(Work::Delete(new.sa.spi_in));
+            }
+            _ => {
+                oc.rekeyed = true;
+                self.work.push_front(Work::Delete(old));
+            }
+        }
+    }
+}
+
+/// The counter of an exchange error.
+fn exchange_dropped(e: &ExchangeError) -> Dropped {
+    match e {
+        ExchangeError::NotOurs => Dropped::UnknownSpi,
+        ExchangeError::OutOfWindow { got, expected } if got < expected => Dropped::ReplayedRequest,
+        ExchangeError::OutOfWindow { .. } => Dropped::RequestAhead,
+        ExchangeError::Busy => Dropped::UnexpectedResponse,
+        ExchangeError::OtherExchange(_) => Dropped::UnsupportedExchange,
+        ExchangeError::Sk(super::sk::SkError::BadIcv) => Dropped::Integrity,
+        ExchangeError::Sk(_) => Dropped::Malformed,
+    }
+}

@@ -1,0 +1,556 @@
+//! Two IKEv2 [`Session`]s in memory (RFC 7296): the seed's four proxy-IDs
+//! brought up on demand, each its own child (the first in IKE_AUTH, the
+//! others by CREATE_CHILD_SA); lost and duplicated datagrams; DELETE both
+//! ways; liveness checks with the peer gone; rekeys (§2.8, §2.8.1);
+//! INVALID_KE_PAYLOAD in CREATE_CHILD_SA (§1.3); strangers' datagrams.
+//!
+//! ```text
+//! A (198.51.100.1, 10.1.x)                       B (203.0.113.1, 10.2.x)
+//! HDR(0), SAi1, KEi, Ni, N(NAT_D*)  -->
+//!                        <--  HDR(0), SAr1, KEr, Nr, N(NAT_D*)
+//! HDR(1), SK{IDi, N(INITIAL_CONTACT), IDr, AUTH, SAi2, TSi, TSr}  -->
+//!                        <--  HDR(1), SK{IDr, AUTH, SAr2, TSi, TSr}
+//! HDR(2..4), SK{SA, Ni, TSi, TSr}  -->   (one at a time, §2.3)
+//!                        <--  HDR(2..4), SK{SA, Nr, TSi, TSr}
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use esprit_ike::v2::alg::{EncrAlg, IntegAlg, PrfAlg};
+use esprit_ike::v2::auth::{Identity, PskAuth};
+use esprit_ike::v2::child::ChildConfig;
+use esprit_ike::v2::config::IkeSaProposal;
+use esprit_ike::v2::dropped::Dropped;
+use esprit_ike::v2::session::{Session, SessionConfig};
+use esprit_ike::v2::wire::{Header, IdType};
+use esprit_ike::{ChildSa, DhGroup, Event, Lifetime, Reason, Retransmit, Suite, Transmit};
+use esprit_policy::ProxyId;
+use esprit_testrng::TestRng;
+use zeroize::Zeroizing;
+
+mod common;
+use common::FixedRng;
+
+const A: &str = "198.51.100.1:500";
+const B: &str = "203.0.113.1:500";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// The seed's four proxy-IDs from A's side.
+const SEED: [&str; 4] = [
+    "local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY",
+    "local-ip 10.1.1.0/24 remote-ip 10.2.2.0/24 ANY",
+    "local-ip 10.1.2.0/24 remote-ip 10.2.1.0/24 ANY",
+    "local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 ANY",
+];
+
+fn seed_proxy_ids() -> Vec<ProxyId> {
+    SEED.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+/// The same proxy-ID from the peer's side.
+fn mirror(p: &ProxyId) -> ProxyId {
+    ProxyId { local: p.remote, remote: p.local, service: p.service }
+}
+
+fn config(me: &str, peer: &str, proxy_ids: Vec<ProxyId>, pfs: Option<DhGroup>) -> SessionConfig {
+    let id = |s: &str| Identity { kind: IdType::Fqdn, data: s.as_bytes().to_vec() };
+    let (local, remote, lid, rid) =
+        if me == A { (A, B, "a.example", "b.example") } else { (B, A, "b.example", "a.example") };
+    let _ = peer;
+    SessionConfig {
+        name: lid.to_string(),
+        local: addr(local),
+        remote: addr(remote),
+        proposals: vec![IkeSaProposal {
+            encr: vec![EncrAlg::AesCbc256],
+            prf: vec![PrfAlg::HmacSha256],
+            integ: vec![IntegAlg::HmacSha256_128],
+            dh: vec![DhGroup::Ecp256],
+        }],
+        auth: PskAuth { psk: Zeroizing::new(b"s3cret".to_vec()), local: id(lid), remote: Some(id(rid)) },
+        child: ChildConfig {
+            proxy_ids,
+            pfs,
+            pfs_also: vec![],
+            lifetime: Lifetime { seconds: 1800, kilobytes: 0 },
+            suites: vec![Suite::Aes128Gcm16],
+            esn: false,
+        },
+        retransmit: Retransmit { initial: Duration::from_secs(1), tries: 3 },
+        dpd: None,
+    }
+}
+
+fn rng(seed: u64, spi_base: u32) -> FixedRng {
+    FixedRng { bytes: TestRng::new(seed), spi_base, spis: 0 }
+}
+
+fn session(cfg: SessionConfig, seed: u64, spi_base: u32) -> Session<FixedRng> {
+    Session::new(cfg, rng(seed, spi_base)).unwrap()
+}
+
+/// What became of the datagrams on the wire.
+#[derive(Clone, Copy, Default)]
+struct Wire {
+    /// Lost, per mille.
+    loss: u64,
+    /// Delivered twice, per mille.
+    dup: u64,
+    /// Every datagram to B lost (B is gone).
+    b_gone: bool,
+}
+
+/// Two sessions, a clock and a seeded wire.
+struct Pair {
+    a: Session<FixedRng>,
+    b: Session<FixedRng>,
+    now: Instant,
+    start: Instant,
+    wire: Wire,
+    dice: TestRng,
+    ea: Vec<Event>,
+    eb: Vec<Event>,
+    /// Every datagram sent, as (from A, bytes).
+    log: Vec<(bool, Vec<u8>)>,
+}
+
+impl Pair {
+    fn new(a: SessionConfig, b: SessionConfig, seed: u64) -> Pair {
+        let now = Instant::now();
+        Pair {
+            a: session(a, 31 + seed, 0xa000_0000),
+            b: session(b, 0x7777 + seed, 0xb000_0000),
+            now,
+            start: now,
+            wire: Wire::default(),
+            dice: TestRng::new(seed),
+            ea: Vec::new(),
+            eb: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+
+    fn seed() -> Pair {
+        let ids = seed_proxy_ids();
+        Pair::new(config(A, B, ids.clone(), None), config(B, A, ids.iter().map(mirror).collect(), None), 0)
+    }
+
+    /// Moves datagrams until none is in flight; returns how many moved.
+    fn deliver(&mut self) -> usize {
+        let mut moved = 0;
+        loop {
+            let mut batch: Vec<(bool, Transmit)> = Vec::new();
+            while let Some(t) = self.a.poll_transmit() {
+                batch.push((true, t));
+            }
+            while let Some(t) = self.b.poll_transmit() {
+                batch.push((false, t));
+            }
+            self.collect();
+            if batch.is_empty() {
+                return moved;
+            }
+            for (from_a, t) in batch {
+                self.log.push((from_a, t.bytes.clone()));
+                moved += 1;
+                if (from_a && self.wire.b_gone) || self.dice.below(1000) < self.wire.loss {
+                    continue;
+                }
+                let copies = if self.dice.below(1000) < self.wire.dup { 2 } else { 1 };
+                for _ in 0..copies {
+                    let to = if from_a { &mut self.b } else { &mut self.a };
+                    let _ = to.handle_datagram(self.now, t.remote, t.local, &t.bytes);
+                }
+            }
+        }
+    }
+
+    fn collect(&mut self) {
+        while let Some(e) = self.a.poll_event() {
+            self.ea.push(e);
+        }
+        while let Some(e) = self.b.poll_event() {
+            self.eb.push(e);
+        }
+    }
+
+    /// Delivers, then moves the clock to the next deadline and runs the
+    /// timers, until `horizon` from the start.
+    fn run_until(&mut self, horizon: Duration) {
+        loop {
+            self.deliver();
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()].into_iter().flatten().min();
+            match next {
+                Some(t) if t <= self.start + horizon => {
+                    self.now = self.now.max(t);
+                    self.a.handle_timeout(self.now);
+                    self.b.handle_timeout(self.now);
+                }
+                _ => {
+                    self.deliver();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        self.run_until(Duration::from_secs(120));
+    }
+}
+
+fn ups(events: &[Event]) -> Vec<&ChildSa> {
+    events.iter().filter_map(|e| if let Event::ChildSaUp(c) = e { Some(&**c) } else { None }).collect()
+}
+
+fn downs(events: &[Event]) -> Vec<(ProxyId, u32, u32, Reason)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaDown { proxy_id, spi_in, spi_out, reason } => {
+                Some((*proxy_id, *spi_in, *spi_out, reason.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn count(events: &[Event], f: impl Fn(&Event) -> bool) -> usize {
+    events.iter().filter(|e| f(e)).count()
+}
+
+/// The pairs agree: B's children are A's, SPIs crossed, proxy-IDs mirrored.
+fn assert_same_children(p: &Pair) {
+    let mut a: Vec<_> = p.a.children().into_iter().map(|(x, i, o)| (mirror(&x), o, i)).collect();
+    let mut b = p.b.children();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+}
+
+/// Brings the seed's four proxy-IDs up on demand, one after the other.
+fn bring_up(p: &mut Pair) {
+    for id in seed_proxy_ids() {
+        p.a.initiate_child(p.now, id).unwrap();
+        p.run_until(p.now - p.start + Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn seed_four_proxy_ids_each_on_its_own_child() {
+    let mut p = Pair::seed();
+    let ids = seed_proxy_ids();
+    // Asked for again and again while waiting: once on the wire.
+    p.a.initiate_child(p.now, ids[0]).unwrap();
+    p.a.initiate_child(p.now, ids[0]).unwrap();
+    assert!(p.a.is_negotiating(&ids[0]));
+    p.run();
+    for id in &ids[1..] {
+        p.a.initiate_child(p.now, *id).unwrap();
+        p.a.initiate_child(p.now, *id).unwrap();
+        p.run();
+    }
+    // Asked for once more when up: nothing.
+    p.a.initiate_child(p.now, ids[2]).unwrap();
+    assert_eq!(p.deliver(), 0);
+
+    assert!(p.a.is_established() && p.b.is_established());
+    assert_eq!(p.a.ike_spis(), p.b.ike_spis());
+    assert!(matches!(p.ea[0], Event::IkeSaUp { initiator: true, .. }), "{:?}", p.ea[0]);
+    assert!(matches!(p.eb[0], Event::IkeSaUp { initiator: false, .. }), "{:?}", p.eb[0]);
+    let (ua, ub) = (ups(&p.ea), ups(&p.eb));
+    assert_eq!(ua.len(), 4);
+    assert_eq!(ub.len(), 4);
+    // §2.2: IKE_AUTH is message 1, then 2, 3, 4.
+    for (n, (ca, cb)) in ua.iter().zip(&ub).enumerate() {
+        assert_eq!(ca.proxy_id, ids[n]);
+        assert_eq!(cb.proxy_id, mirror(&ids[n]));
+        assert_eq!((ca.spi_in, ca.spi_out), (cb.spi_out, cb.spi_in));
+        assert_eq!(*ca.keys_out.encryption, *cb.keys_in.encryption);
+        assert_eq!(*ca.keys_in.encryption, *cb.keys_out.encryption);
+        assert_eq!((ca.message_id, cb.message_id), (n as u32 + 1, n as u32 + 1));
+        assert!(ca.initiator && !cb.initiator);
+    }
+    // Every SPI is its own: four pairs, eight SPIs.
+    let mut spis: Vec<u32> = ua.iter().flat_map(|c| [c.spi_in, c.spi_out]).collect();
+    spis.sort_unstable();
+    spis.dedup();
+    assert_eq!(spis.len(), 8);
+    assert_same_children(&p);
+    // Six request/response pairs: IKE_SA_INIT, IKE_AUTH, three CREATE_CHILD_SA.
+    assert_eq!(p.log.len(), 10);
+    assert_eq!(p.a.dropped().total() + p.b.dropped().total(), 0);
+}
+
+/// Lost and duplicated datagrams, several seeds: every child comes up
+/// exactly once on each side, on the same SPI pair.
+#[test]
+fn lost_and_duplicated_datagrams_still_bring_every_child_up_once() {
+    let ids = seed_proxy_ids();
+    let (mut retransmitted, mut restarted) = (0, 0);
+    for seed in 1..=12 {
+        // Six retransmissions: an exchange fails only if seven tries in a
+        // row lose the request or the response.
+        let (mut a, mut b) =
+            (config(A, B, ids.clone(), None), config(B, A, ids.iter().map(mirror).collect(), None));
+        a.retransmit.tries = 6;
+        b.retransmit.tries = 6;
+        let mut p = Pair::new(a, b, seed);
+        p.wire = Wire { loss: 250, dup: 200, b_gone: false };
+        for id in &ids {
+            p.a.initiate_child(p.now, *id).unwrap();
+        }
+        p.run();
+        // A child whose exchange ran out of tries is asked for again, as
+        // the fast path's next packet would.
+        for _ in 0..5 {
+            for id in &ids {
+                if !p.a.children().iter().any(|c| c.0 == *id) {
+                    p.a.initiate_child(p.now, *id).unwrap();
+                }
+            }
+            let h = p.now - p.start + Duration::from_secs(120);
+            p.run_until(h);
+        }
+        assert!(p.a.is_established(), "seed {seed}: no IKE SA");
+        let (ua, ub) = (ups(&p.ea), ups(&p.eb));
+        let mut up: Vec<ProxyId> = ua.iter().map(|c| c.proxy_id).collect();
+        up.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(up, want, "seed {seed}: each proxy-ID up exactly once on A");
+        // B may have made an IKE SA whose IKE_AUTH response never reached
+        // A (A gave up and started over with INITIAL_CONTACT, §2.4): then,
+        // and only then, B saw a child come and go.
+        let a_failed = count(&p.ea, |e| matches!(e, Event::IkeSaDown { reason: Reason::Timeout }));
+        let b_replaced = count(&p.eb, |e| matches!(e, Event::IkeSaDown { reason: Reason::PeerRestarted }));
+        assert!(
+            b_replaced <= a_failed,
+            "seed {seed}: {:?}",
+            p.ea.iter().map(|e| format!("{e:?}").chars().take(60).collect::<String>()).collect::<Vec<_>>()
+        );
+        assert!(downs(&p.eb).iter().all(|d| d.3 == Reason::PeerRestarted), "seed {seed}");
+        assert_eq!(ub.len() - downs(&p.eb).len(), 4, "seed {seed}: B");
+        assert_eq!(downs(&p.ea).len(), 0, "seed {seed}");
+        let mut live: Vec<ProxyId> = p.a.children().iter().map(|c| c.0).collect();
+        live.sort();
+        assert_eq!(live, want, "seed {seed}");
+        restarted += b_replaced;
+        assert_same_children(&p);
+        retransmitted += p.a.dropped().get(Dropped::RetransmitAnswered)
+            + p.b.dropped().get(Dropped::RetransmitAnswered)
+            + p.a.dropped().get(Dropped::UnexpectedResponse)
+            + p.b.dropped().get(Dropped::UnexpectedResponse);
+    }
+    // The losses and copies did happen, and were answered from memory
+    // or dropped as duplicates.
+    assert!(retransmitted > 20, "{retransmitted}");
+    assert!(restarted <= 2, "{restarted}");
+}
+
+#[test]
+fn delete_child_both_ways_and_the_ike_sa() {
+    let mut p = Pair::seed();
+    bring_up(&mut p);
+    let a0 = p.a.children();
+    let (ea, eb) = (p.ea.len(), p.eb.len());
+    // A deletes its first child; B answers with its own Delete for the
+    // pair (§1.4.1); both report the same pair down.
+    let (pa, ina, outa) = a0[0];
+    p.a.delete_child(p.now, ina).unwrap();
+    p.run();
+    assert_eq!(downs(&p.ea[ea..]), [(pa, ina, outa, Reason::DeletedLocally)]);
+    assert_eq!(downs(&p.eb[eb..]), [(mirror(&pa), outa, ina, Reason::DeletedByPeer)]);
+    // B deletes one of its own.
+    let (pb, inb, outb) = p.b.children()[1];
+    let (ea, eb) = (p.ea.len(), p.eb.len());
+    p.b.delete_child(p.now, inb).unwrap();
+    p.run();
+    assert_eq!(downs(&p.eb[eb..]), [(pb, inb, outb, Reason::DeletedLocally)]);
+    assert_eq!(downs(&p.ea[ea..]), [(mirror(&pb), outb, inb, Reason::DeletedByPeer)]);
+    assert_eq!(p.a.children().len(), 2);
+    assert_same_children(&p);
+    // An unknown SPI is refused in words, nothing sent.
+    let e = p.a.delete_child(p.now, 0x1234).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "peer a.example: Informational: refused: no child SA with inbound SPI 00001234"
+    );
+    assert_eq!(p.deliver(), 0);
+    // A deletes the IKE SA: every child goes with it, on both sides.
+    let (ea, eb) = (p.ea.len(), p.eb.len());
+    p.a.delete_ike(p.now).unwrap();
+    p.run();
+    assert_eq!(downs(&p.ea[ea..]).len(), 2);
+    assert!(downs(&p.ea[ea..]).iter().all(|d| d.3 == Reason::DeletedLocally));
+    assert_eq!(downs(&p.eb[eb..]).len(), 2);
+    assert!(downs(&p.eb[eb..]).iter().all(|d| d.3 == Reason::DeletedByPeer));
+    assert!(matches!(p.ea.last(), Some(Event::IkeSaDown { reason: Reason::DeletedLocally })));
+    assert!(matches!(p.eb.last(), Some(Event::IkeSaDown { reason: Reason::DeletedByPeer })));
+    assert!(!p.a.is_established() && !p.b.is_established());
+    // On demand again: a new IKE SA, the first child in its IKE_AUTH.
+    p.a.initiate_child(p.now, seed_proxy_ids()[3]).unwrap();
+    p.run();
+    assert!(p.a.is_established());
+    assert_eq!(p.a.children().len(), 1);
+    assert_same_children(&p);
+}
+
+/// The liveness check (§2.4) with the peer gone: the request, its
+/// retransmissions on the configured schedule, then the IKE SA and every
+/// child down.
+#[test]
+fn liveness_check_with_the_peer_gone() {
+    let ids = seed_proxy_ids();
+    let mut a = config(A, B, ids.clone(), None);
+    a.dpd = Some(Duration::from_secs(10));
+    let mut p = Pair::new(a, config(B, A, ids.iter().map(mirror).collect(), None), 0);
+    bring_up(&mut p);
+    // With the peer there, an empty INFORMATIONAL every 10 s, answered.
+    let sent = p.log.len();
+    let t0 = p.now;
+    p.run_until(p.now - p.start + Duration::from_secs(35));
+    assert_eq!(p.log.len() - sent, 6, "three checks, three answers");
+    assert_eq!(p.a.children().len(), 4);
+    assert!(p.now - t0 >= Duration::from_secs(30));
+    // B gone: the check and its 3 retransmissions (1, 2, 4 s apart),
+    // 8 s after the last, the IKE SA is dead.
+    p.wire.b_gone = true;
+    let (sent, ea) = (p.log.len(), p.ea.len());
+    let t1 = p.now;
+    p.run_until(p.now - p.start + Duration::from_secs(60));
+    assert_eq!(p.log.len() - sent, 4);
+    assert!(p.log[sent..].iter().all(|(from_a, _)| *from_a));
+    // The same bytes each time (§2.1).
+    assert!(p.log[sent..].windows(2).all(|w| w[0].1 == w[1].1));
+    let ev = &p.ea[ea..];
+    assert!(matches!(ev[0], Event::DpdTimeout), "{ev:?}");
+    assert_eq!(downs(ev).len(), 4);
+    assert!(downs(ev).iter().all(|d| d.3 == Reason::DpdTimeout));
+    assert!(matches!(ev.last(), Some(Event::IkeSaDown { reason: Reason::DpdTimeout })));
+    assert!(!p.a.is_established());
+    // First check 10 s after the last answer; given up 1+2+4+8 s later.
+    let _ = t1;
+    assert_eq!(p.a.poll_timeout(), None);
+}
+
+/// A stranger's datagrams (garbage, wrong SPIs, forged or replayed
+/// messages, another address) change nothing and are counted.
+#[test]
+fn strangers_change_nothing_and_are_counted() {
+    let mut p = Pair::seed();
+    bring_up(&mut p);
+    let (ea, eb, ca, cb) = (p.ea.len(), p.eb.len(), p.a.children(), p.b.children());
+    let requests: Vec<Vec<u8>> = p
+        .log
+        .iter()
+        .filter(|(from_a, m)| *from_a && !Header::parse(m).unwrap().is_response())
+        .map(|(_, m)| m.clone())
+        .collect();
+    let responses: Vec<Vec<u8>> = p
+        .log
+        .iter()
+        .filter(|(from_a, m)| !*from_a && Header::parse(m).unwrap().is_response())
+        .map(|(_, m)| m.clone())
+        .collect();
+    let (a, b) = (addr(A), addr(B));
+    let now = p.now;
+    // Garbage.
+    assert!(p.b.handle_datagram(now, b, a, &[0x55; 40]).is_err());
+    assert!(p.b.handle_datagram(now, b, a, &[]).is_err());
+    // Another address.
+    let e = p.b.handle_datagram(now, b, addr("192.0.2.66:500"), &requests[3]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "peer b.example: Informational: datagram from 192.0.2.66:500, not from the configured peer"
+    );
+    // Wrong SPIs.
+    let mut wrong = requests[3].clone();
+    wrong[0] ^= 0xff;
+    assert!(p.b.handle_datagram(now, b, a, &wrong).is_err());
+    // The last request under the next message ID: the ICV, which
+    // covers the header, fails.
+    let mut forged = requests[4].clone();
+    let id = Header::parse(&forged).unwrap().message_id;
+    forged[20..24].copy_from_slice(&(id + 1).to_be_bytes());
+    assert!(p.b.handle_datagram(now, b, a, &forged).is_err());
+    // Replays of older requests (IKE_AUTH's is message 1, answered from
+    // memory only while it is the last one).
+    for r in &requests[1..4] {
+        assert!(p.b.handle_datagram(now, b, a, r).is_err());
+    }
+    // The last request again: answered from memory, not processed.
+    p.b.handle_datagram(now, b, a, &requests[4]).unwrap();
+    let again = p.b.poll_transmit().unwrap();
+    assert_eq!(again.bytes, *responses.last().unwrap());
+    // Replayed responses to A.
+    for r in &responses {
+        assert!(p.a.handle_datagram(now, a, b, r).is_err());
+    }
+    // A new IKE_SA_INIT from the peer's address: a half-open SA at most.
+    p.b.handle_datagram(now, b, a, &requests[0]).unwrap();
+    assert_eq!(p.b.init_responder().half_open_len(), 1);
+    while p.b.poll_transmit().is_some() {}
+
+    let db = p.b.dropped();
+    assert_eq!(
+        [
+            db.get(Dropped::Unreadable),
+            db.get(Dropped::WrongPeer),
+            db.get(Dropped::UnknownSpi),
+            db.get(Dropped::Integrity),
+            db.get(Dropped::ReplayedRequest),
+            db.get(Dropped::RetransmitAnswered),
+        ],
+        [2, 1, 1, 1, 3, 1]
+    );
+    assert_eq!(
+        p.a.dropped().get(Dropped::UnexpectedResponse)
+            + p.a.dropped().get(Dropped::InitIgnored)
+            + p.a.dropped().get(Dropped::AuthIgnored),
+        responses.len() as u64
+    );
+    p.collect();
+    assert_eq!((p.ea.len(), p.eb.len()), (ea, eb), "no event");
+    assert_eq!((p.a.children(), p.b.children()), (ca, cb));
+    assert_eq!(p.a.poll_transmit(), None);
+    // And the IKE SA still works: a child deleted and made again.
+    let spi = p.a.children()[0].1;
+    p.a.delete_child(p.now, spi).unwrap();
+    p.a.initiate_child(p.now, seed_proxy_ids()[0]).unwrap();
+    p.run();
+    assert_eq!(p.a.children().len(), 4);
+    assert_same_children(&p);
+}
+
+/// A peer that restarted (a new Session with the same configuration)
+/// says INITIAL_CONTACT in its first IKE_AUTH: B drops the old IKE SA and
+/// its children (§2.4) and brings up the new one.
+#[test]
+fn initial_contact_replaces_what_the_peer_forgot() {
+    let mut p = Pair::seed();
+    bring_up(&mut p);
+    let old = p.b.children();
+    let ids = seed_proxy_ids();
+    p.a = session(config(A, B, ids.clone(), None), 99, 0xa100_0000);
+    let eb = p.eb.len();
+    p.a.initiate_child(p.now, ids[1]).unwrap();
+    p.run();
+    let ev = &p.eb[eb..];
+    let d = downs(ev);
+    assert_eq!(d.len(), 4);
+    assert!(d.iter().all(|x| x.3 == Reason::PeerRestarted));
+    assert_eq!(d.iter().map(|x| (x.0, x.1, x.2)).collect::<Vec<_>>(), old);
+    assert!(matches!(
+        ev.iter().find(|e| matches!(e, Event::IkeSaDown { .. })),
+        Some(Event::IkeSaDown { reason: Reason::PeerRestarted })
+    ));
+    assert_eq!(count(ev, |e| matches!(e, Event::IkeSaUp { .. })), 1);
+    assert_eq!(p.b.children().len(), 1);
+    assert_same_children(&p);
+}
