@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use esprit_ike::v2::alg::{EncrAlg, IntegAlg, PrfAlg};
@@ -553,4 +554,270 @@ fn initial_contact_replaces_what_the_peer_forgot() {
     assert_eq!(count(ev, |e| matches!(e, Event::IkeSaUp { .. })), 1);
     assert_eq!(p.b.children().len(), 1);
     assert_same_children(&p);
+}
+
+/// Index of the first event matching `f`.
+fn position(events: &[Event], f: impl Fn(&Event) -> bool) -> usize {
+    events.iter().position(f).unwrap()
+}
+
+/// §2.8: A rekeys a child; on both sides the new pair is up before the
+/// old one goes, and the old goes as rekeyed.
+#[test]
+fn child_rekey_is_make_before_break() {
+    let mut p = Pair::seed();
+    bring_up(&mut p);
+    for rekeyer_is_a in [true, false] {
+        let (ea, eb) = (p.ea.len(), p.eb.len());
+        let before = p.a.children();
+        let (old_in, old_out) =
+            if rekeyer_is_a { (before[1].1, before[1].2) } else { (before[1].2, before[1].1) };
+        if rekeyer_is_a {
+            p.a.rekey_child(p.now, old_in).unwrap();
+        } else {
+            p.b.rekey_child(p.now, old_in).unwrap();
+        }
+        p.run();
+        let (mine, theirs) =
+            if rekeyer_is_a { (&p.ea[ea..], &p.eb[eb..]) } else { (&p.eb[eb..], &p.ea[ea..]) };
+        for (ev, (i, o)) in [(mine, (old_in, old_out)), (theirs, (old_out, old_in))] {
+            let up = position(
+                ev,
+                |e| matches!(e, Event::ChildSaUp(c) if c.proxy_id.local == before[1].0.local || c.proxy_id.local == before[1].0.remote),
+            );
+            let down = position(
+                ev,
+                |e| matches!(e, Event::ChildSaDown { spi_in, spi_out, reason: Reason::Rekeyed, .. } if (*spi_in, *spi_out) == (i, o)),
+            );
+            assert!(up < down, "{ev:?}");
+            assert_eq!(ups(ev).len(), 1);
+            assert_eq!(downs(ev).len(), 1);
+        }
+        let after = p.a.children();
+        assert_eq!(after.len(), 4);
+        assert!(!after.iter().any(|c| c.1 == before[1].1 || c.2 == before[1].2));
+        assert!(after.iter().any(|c| c.0 == before[1].0));
+        assert_same_children(&p);
+    }
+}
+
+/// §2.8.1: both ends rekey one child at once. Each answers the other's
+/// request; the exchange holding the lowest of the four nonces made the
+/// redundant child and its initiator deletes it; the other deletes the
+/// old one. One child is left for the proxy-ID, the same on both sides.
+#[test]
+fn simultaneous_rekey_keeps_one_child() {
+    let (mut a_redundant, mut b_redundant) = (0, 0);
+    for seed in 0..6 {
+        let ids = seed_proxy_ids();
+        let mut p = Pair::new(
+            config(A, B, ids.clone(), None),
+            config(B, A, ids.iter().map(mirror).collect(), None),
+            seed,
+        );
+        bring_up(&mut p);
+        let (ea, eb) = (p.ea.len(), p.eb.len());
+        let (id, a_in, a_out) = p.a.children()[2];
+        // Both requests go out before either side sees the other's.
+        p.a.rekey_child(p.now, a_in).unwrap();
+        p.b.rekey_child(p.now, a_out).unwrap();
+        p.run();
+        let live: Vec<_> = p.a.children().into_iter().filter(|c| c.0 == id).collect();
+        assert_eq!(live.len(), 1, "seed {seed}: {:?}", p.a.children());
+        assert!(live[0].1 != a_in);
+        assert_eq!(p.a.children().len(), 4);
+        assert_same_children(&p);
+        // Two children were made on each side, one of them and the old one
+        // went, each reported once.
+        for ev in [&p.ea[ea..], &p.eb[eb..]] {
+            assert_eq!(ups(ev).len(), 2, "seed {seed}");
+            assert_eq!(downs(ev).len(), 2, "seed {seed}");
+        }
+        assert!(downs(&p.ea[ea..]).iter().any(|d| (d.1, d.2) == (a_in, a_out)));
+        // Whose exchange made the redundant child: the new child A saw go.
+        let gone = downs(&p.ea[ea..]).into_iter().find(|d| d.1 != a_in).unwrap();
+        let made = ups(&p.ea[ea..]).into_iter().find(|c| c.spi_in == gone.1).unwrap();
+        if made.initiator {
+            a_redundant += 1;
+        } else {
+            b_redundant += 1;
+        }
+    }
+    // Both outcomes of the nonce comparison were seen.
+    assert!(a_redundant > 0 && b_redundant > 0, "{a_redundant} {b_redundant}");
+}
+
+/// A rekey naming a child the responder does not have is answered
+/// CHILD_SA_NOT_FOUND (§2.25) and changes nothing.
+#[test]
+fn rekey_of_an_unknown_child_changes_nothing() {
+    let mut p = Pair::seed();
+    bring_up(&mut p);
+    let (id, a_in, _) = p.a.children()[0];
+    // B deletes its side first; A's rekey crosses the Delete.
+    let b_in = p.b.children().into_iter().find(|c| c.2 == a_in).unwrap().1;
+    p.b.delete_child(p.now, b_in).unwrap();
+    p.a.rekey_child(p.now, a_in).unwrap();
+    p.run();
+    assert!(!p.a.children().iter().any(|c| c.0 == id));
+    assert_eq!(p.a.children().len(), 3);
+    assert_same_children(&p);
+}
+
+/// §1.3: B wants MODP-2048 for PFS, A sends its KE in P-256 but offers
+/// 2048 too: A tries once more with a KE of 2048 and the child comes up
+/// (the refused exchange used a message ID). Without 2048 offered, B
+/// finds no proposal with its group (NO_PROPOSAL_CHOSEN): the child fails
+/// with the peer's reason, nothing is retried, and the IKE SA stands.
+#[test]
+fn invalid_ke_payload_in_create_child_sa_is_retried_once() {
+    let ids = seed_proxy_ids();
+    for offer_2048 in [true, false] {
+        let mut a = config(A, B, ids.clone(), Some(DhGroup::Ecp256));
+        if offer_2048 {
+            a.child.pfs_also = vec![DhGroup::Modp2048];
+        }
+        let b = config(B, A, ids.iter().map(mirror).collect(), Some(DhGroup::Modp2048));
+        let mut p = Pair::new(a, b, 0);
+        p.a.initiate_child(p.now, ids[0]).unwrap();
+        p.run();
+        let sent = p.log.len();
+        p.a.initiate_child(p.now, ids[1]).unwrap();
+        p.run();
+        let up = ups(&p.ea);
+        if offer_2048 {
+            assert_eq!(p.log.len() - sent, 4, "refused, then made");
+            assert_eq!(up.len(), 2);
+            assert_eq!((up[1].proxy_id, up[1].pfs, up[1].message_id), (ids[1], true, 3));
+            assert_eq!(ups(&p.eb)[1].message_id, 3);
+            assert_eq!(count(&p.ea, |e| matches!(e, Event::ChildSaFailed { .. })), 0);
+        } else {
+            assert_eq!(p.log.len() - sent, 2, "refused, not retried");
+            assert_eq!(up.len(), 1);
+            let failed: Vec<_> =
+                p.ea.iter()
+                    .filter_map(|e| match e {
+                        Event::ChildSaFailed { proxy_id, reason } => Some((*proxy_id, reason.clone())),
+                        _ => None,
+                    })
+                    .collect();
+            assert_eq!(
+                failed,
+                [(ids[1], Reason::PeerNotify(esprit_ike::wire::NotifyType::NoProposalChosen))]
+            );
+            // The IKE SA carries on.
+            assert!(p.a.is_established());
+        }
+        assert_same_children(&p);
+    }
+}
+
+/// §2.9: A asks for supersets; B has one proxy-ID inside each and narrows
+/// to it; A takes the narrower child, in IKE_AUTH and in CREATE_CHILD_SA.
+#[test]
+fn narrowed_children_are_taken() {
+    let a_ids = [
+        ProxyId::from_str("local-ip 10.1.1.0/24 remote-ip 10.2.0.0/16 ANY").unwrap(),
+        ProxyId::from_str("local-ip 10.1.2.0/24 remote-ip 10.2.0.0/16 ANY").unwrap(),
+    ];
+    let b_ids = vec![
+        ProxyId::from_str("local-ip 10.2.1.0/24 remote-ip 10.1.1.0/24 ANY").unwrap(),
+        ProxyId::from_str("local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 ANY").unwrap(),
+    ];
+    let mut p = Pair::new(config(A, B, a_ids.to_vec(), None), config(B, A, b_ids.clone(), None), 0);
+    for id in a_ids {
+        p.a.initiate_child(p.now, id).unwrap();
+        p.run();
+    }
+    let got: Vec<ProxyId> = ups(&p.ea).iter().map(|c| c.proxy_id).collect();
+    assert_eq!(got, b_ids.iter().map(mirror).collect::<Vec<_>>());
+    assert_same_children(&p);
+}
+
+/// B played by hand from the exchange layers, answering A's
+/// CREATE_CHILD_SA with selectors wider than asked: A refuses the child
+/// and deletes the one B made, by the SPI B sends to (§1.4.1, §2.9). A
+/// forged response before it changes nothing.
+#[test]
+fn a_wider_answer_is_refused_and_the_peers_child_deleted() {
+    use esprit_ike::v2::auth::ResponderAuthStep;
+    use esprit_ike::v2::child::{proxy_selectors, ChosenEsp};
+    use esprit_ike::v2::create_child::{IkeSa, IncomingRequest};
+    use esprit_ike::v2::responder::{InitResponder, ResponderConfig};
+    use esprit_ike::v2::wire::{Payload, PayloadChain, PayloadType, TrafficSelector, TsAddresses};
+
+    let ids = seed_proxy_ids();
+    let acfg = config(A, B, ids.clone(), None);
+    let bcfg = config(B, A, ids.iter().map(mirror).collect(), None);
+    let mut a = session(acfg, 5, 0xa000_0000);
+    let mut brng = rng(6, 0xb000_0000);
+    let mut resp = InitResponder::new(ResponderConfig::new(bcfg.proposals.clone()), &mut brng).unwrap();
+    let now = Instant::now();
+    let (aa, ba) = (addr(A), addr(B));
+    a.initiate_child(now, ids[0]).unwrap();
+    let init = a.poll_transmit().unwrap().bytes;
+    let reply = resp.respond(&init, ba, aa, 0, now, &mut brng);
+    a.handle_datagram(now, aa, ba, reply.answer().unwrap()).unwrap();
+    let auth = a.poll_transmit().unwrap().bytes;
+    let h = Header::parse(&auth).unwrap();
+    let done = resp.take(aa, h.spi_i).unwrap();
+    let step = done.handle_auth_with_child(&auth, &bcfg.auth, Some((&bcfg.child, 0xb1)), &mut brng);
+    let ResponderAuthStep::Established(est) = step else { panic!("{step:?}") };
+    a.handle_datagram(now, aa, ba, &est.last_response).unwrap();
+    let mut b = IkeSa::new(*est, false);
+    assert_eq!(a.children().len(), 1);
+
+    a.initiate_child(now, ids[1]).unwrap();
+    let req = a.poll_transmit().unwrap().bytes;
+    let IncomingRequest::Fresh(h, opened) = b.receive_request(&req) else { panic!() };
+    let mut a_spi = 0;
+    for raw in opened.payloads() {
+        if let Payload::Sa(sa) = Payload::parse(&raw.unwrap()).unwrap() {
+            let p = sa.proposals().next().unwrap();
+            a_spi = u32::from_be_bytes(p.spi.try_into().unwrap());
+        }
+    }
+    // The answer: A's proposal, a nonce, and TSr 10.2.0.0/16 where A asked
+    // for 10.2.2.0/24.
+    let chosen = ChosenEsp { num: 1, suite: Suite::Aes128Gcm16, esn: false, spi_peer: a_spi, dh: None };
+    let (l, r) = proxy_selectors(&ids[1]);
+    let wide = TrafficSelector {
+        addresses: TsAddresses::V4 {
+            start: "10.2.0.0".parse().unwrap(),
+            end: "10.2.255.255".parse().unwrap(),
+        },
+        ..r
+    };
+    let mut chain = PayloadChain::new();
+    chain.push_with(PayloadType::Sa, false, |out| chosen.emit_answer(0xb2, out));
+    chain.push(PayloadType::Nonce, &[9; 32]);
+    chain.push_with(PayloadType::TsI, false, |out| TrafficSelector::emit_payload(&[l], out));
+    chain.push_with(PayloadType::TsR, false, |out| TrafficSelector::emit_payload(&[wide], out));
+    let answer = b.respond(&h, &req, &chain, &mut brng).unwrap();
+    // A forgery first: the answer with a bit of its ICV flipped.
+    let mut forged = answer.clone();
+    *forged.last_mut().unwrap() ^= 1;
+    assert!(a.handle_datagram(now, aa, ba, &forged).is_err());
+    assert_eq!(a.dropped().get(Dropped::Integrity), 1);
+    assert!(a.is_negotiating(&ids[1]));
+    assert_eq!(a.poll_transmit(), None);
+    // Then the real one: refused, and B's child deleted.
+    a.handle_datagram(now, aa, ba, &answer).unwrap();
+    let mut events = Vec::new();
+    while let Some(e) = a.poll_event() {
+        events.push(e);
+    }
+    assert!(events.iter().any(|e| matches!(e, Event::ChildSaFailed { proxy_id, .. } if *proxy_id == ids[1])));
+    assert_eq!(ups(&events).len(), 1, "only IKE_AUTH's child");
+    let delete = a.poll_transmit().unwrap().bytes;
+    let IncomingRequest::Fresh(h, opened) = b.receive_request(&delete) else { panic!() };
+    assert_eq!((h.exchange, h.message_id), (esprit_ike::v2::wire::ExchangeType::Informational, 3));
+    let mut deleted = Vec::new();
+    for raw in opened.payloads() {
+        if let Payload::Delete(d) = Payload::parse(&raw.unwrap()).unwrap() {
+            deleted.extend(d.spis().map(|s| u32::from_be_bytes(s.try_into().unwrap())));
+        }
+    }
+    assert_eq!(deleted, [a_spi]);
+    assert_eq!(a.children().len(), 1);
 }

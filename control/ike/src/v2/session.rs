@@ -548,6 +548,7 @@ impl<R: Random> Session<R> {
     fn child_failed(&mut self, exchange: Exchange, req: &ChildRequest, e: &ChildError) {
         let reason = match e {
             ChildError::Refused(n) => Reason::PeerNotify(v1_notify(*n)),
+            ChildError::InvalidKe { .. } => Reason::PeerNotify(v1_notify(NotifyType::InvalidKePayload)),
             other => Reason::Refused(v1_notify(other.notify())),
         };
         if let ChildError::NoProposalChosen(why) | ChildError::NotOffered(why) = e {
@@ -1160,7 +1161,7 @@ impl<R: Random> Session<R> {
     fn rekeyed(&mut self, old: u32, new: &NewChild) {
         let Some(oc) = self.children.iter_mut().find(|c| c.spi_in == old) else { return };
         match oc.collision.take() {
-            Some(peer_lowest) if new.lowest_nonce < peer_lowest => {
+            Some(peer_lowest) if made_the_redundant_child(&new.lowest_nonce, &peer_lowest) => {
                 // Ours is redundant: the peer deletes the old pair.
                 oc.rekeyed = true;
                 self.work.push_front(Work::Delete(new.sa.spi_in));
@@ -1173,6 +1174,14 @@ impl<R: Random> Session<R> {
     }
 }
 
+/// §2.8.1: of two exchanges that rekeyed one child at once, the one whose
+/// nonces hold the lowest of all four made the redundant child. `ours` and
+/// `peers` are the lower nonce of each exchange (compared as octet
+/// strings, the shorter first on a common prefix).
+fn made_the_redundant_child(ours: &[u8], peers: &[u8]) -> bool {
+    ours < peers
+}
+
 /// The counter of an exchange error.
 fn exchange_dropped(e: &ExchangeError) -> Dropped {
     match e {
@@ -1183,5 +1192,20 @@ fn exchange_dropped(e: &ExchangeError) -> Dropped {
         ExchangeError::OtherExchange(_) => Dropped::UnsupportedExchange,
         ExchangeError::Sk(super::sk::SkError::BadIcv) => Dropped::Integrity,
         ExchangeError::Sk(_) => Dropped::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lowest_nonce_made_the_redundant_child() {
+        assert!(made_the_redundant_child(&[0x10; 32], &[0x11; 32]));
+        assert!(!made_the_redundant_child(&[0x11; 32], &[0x10; 32]));
+        let mut a = [0xff; 32];
+        a[31] = 0;
+        assert!(made_the_redundant_child(&a, &[0xff; 32]));
+        assert!(!made_the_redundant_child(&[1, 0], &[0, 0xff]));
     }
 }
