@@ -67,6 +67,9 @@ pub mod dropped;
 #[doc(hidden)]
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
+#[doc(hidden)]
+#[cfg(feature = "fuzzing")]
+pub mod fuzz_session;
 pub mod init;
 pub mod initiator;
 pub mod keys;
