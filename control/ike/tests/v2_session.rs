@@ -343,6 +343,14 @@ fn lost_and_duplicated_datagrams_still_bring_every_child_up_once() {
         assert_eq!(live, want, "seed {seed}");
         restarted += b_replaced;
         assert_same_children(&p);
+        // An IKE SA rekey over the same wire: the children stay.
+        let before = p.a.children();
+        p.a.rekey_ike(p.now).unwrap();
+        let h = p.now - p.start + Duration::from_secs(120);
+        p.run_until(h);
+        assert_eq!(p.a.children(), before, "seed {seed}");
+        assert_eq!(p.a.ike_spis(), p.b.ike_spis(), "seed {seed}");
+        assert_same_children(&p);
         retransmitted += p.a.dropped().get(Dropped::RetransmitAnswered)
             + p.b.dropped().get(Dropped::RetransmitAnswered)
             + p.a.dropped().get(Dropped::UnexpectedResponse)
@@ -402,16 +410,22 @@ fn delete_child_both_ways_and_the_ike_sa() {
     assert_same_children(&p);
 }
 
-/// The liveness check (§2.4) with the peer gone: the request, its
-/// retransmissions on the configured schedule, then the IKE SA and every
-/// child down.
-#[test]
-fn liveness_check_with_the_peer_gone() {
+/// The seed's children up, A checking liveness after 10 s of silence.
+fn seed_up_with_liveness_checks() -> Pair {
     let ids = seed_proxy_ids();
     let mut a = config(A, B, ids.clone(), None);
     a.dpd = Some(Duration::from_secs(10));
     let mut p = Pair::new(a, config(B, A, ids.iter().map(mirror).collect(), None), 0);
     bring_up(&mut p);
+    p
+}
+
+/// The liveness check (§2.4) with the peer gone: the request, its
+/// retransmissions on the configured schedule, then the IKE SA and every
+/// child down.
+#[test]
+fn liveness_check_with_the_peer_gone() {
+    let mut p = seed_up_with_liveness_checks();
     // With the peer there, an empty INFORMATIONAL every 10 s, answered.
     let sent = p.log.len();
     let t0 = p.now;
@@ -820,4 +834,57 @@ fn a_wider_answer_is_refused_and_the_peers_child_deleted() {
     }
     assert_eq!(deleted, [a_spi]);
     assert_eq!(a.children().len(), 1);
+}
+
+/// §2.18: the IKE SA rekeyed by either side; the children move to the
+/// new one unchanged, the old one is deleted, and the new one carries
+/// every exchange after (children made, rekeyed, deleted; liveness).
+#[test]
+fn ike_sa_rekey_moves_the_children() {
+    let mut p = seed_up_with_liveness_checks();
+    let children = p.a.children();
+    let mut spis = vec![p.a.ike_spis().unwrap()];
+    for a_rekeys in [true, false, true] {
+        let (ea, eb) = (p.ea.len(), p.eb.len());
+        let old_log = p.log.len();
+        if a_rekeys {
+            p.a.rekey_ike(p.now).unwrap();
+        } else {
+            p.b.rekey_ike(p.now).unwrap();
+        }
+        p.run_until(p.now - p.start + Duration::from_secs(5));
+        // Rekey, its answer, the Delete of the old SA and its answer.
+        assert_eq!(p.log.len() - old_log, 4);
+        let now_spis = p.a.ike_spis().unwrap();
+        assert_eq!(p.b.ike_spis().unwrap(), now_spis);
+        assert!(!spis.contains(&now_spis));
+        spis.push(now_spis);
+        for (ev, initiator) in [(&p.ea[ea..], a_rekeys), (&p.eb[eb..], !a_rekeys)] {
+            assert_eq!(ev.len(), 2, "{ev:?}");
+            assert!(matches!(ev[0], Event::IkeSaDown { reason: Reason::Rekeyed }));
+            let Event::IkeSaUp { icookie, rcookie, initiator: i, .. } = &ev[1] else { panic!("{ev:?}") };
+            assert_eq!((u64::from_be_bytes(*icookie), u64::from_be_bytes(*rcookie)), now_spis);
+            assert_eq!(*i, initiator);
+        }
+        assert_eq!(p.a.children(), children);
+        assert_same_children(&p);
+    }
+    // A message on an old SA now is a stranger's.
+    let stale = p.log.iter().rev().find(|(from_a, m)| *from_a && !Header::parse(m).unwrap().is_response());
+    let stale = stale.unwrap().1.clone();
+    assert!(p.b.handle_datagram(p.now, addr(B), addr(A), &stale).is_err());
+    // The new SA works: a child rekeyed, one deleted and asked for again,
+    // and a liveness check answered.
+    let (_, spi, _) = p.a.children()[0];
+    p.a.rekey_child(p.now, spi).unwrap();
+    p.run_until(p.now - p.start + Duration::from_secs(5));
+    let (id, spi, _) = p.b.children()[3];
+    p.b.delete_child(p.now, spi).unwrap();
+    p.run_until(p.now - p.start + Duration::from_secs(5));
+    p.a.initiate_child(p.now, mirror(&id)).unwrap();
+    p.run_until(p.now - p.start + Duration::from_secs(40));
+    assert_eq!(p.a.children().len(), 4);
+    assert_same_children(&p);
+    assert!(p.a.is_established() && p.b.is_established());
+    assert_eq!(count(&p.ea, |e| matches!(e, Event::DpdTimeout)), 0);
 }

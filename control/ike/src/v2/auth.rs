@@ -270,13 +270,7 @@ impl InitDone {
         let mut chain = PayloadChain::new();
         chain.push_payload(&Payload::IdI(IdPayload { kind: auth.local.kind, data: &auth.local.data }));
         if initial_contact {
-            let n = NotifyPayload {
-                protocol: ProtocolId::None,
-                kind: NotifyType::InitialContact,
-                spi: &[],
-                data: &[],
-            };
-            chain.push_payload(&Payload::Notify(n));
+            push_error(&mut chain, NotifyType::InitialContact, &[]);
         }
         if let Some(r) = &auth.remote {
             chain.push_payload(&Payload::IdR(IdPayload { kind: r.kind, data: &r.data }));

@@ -222,6 +222,19 @@ impl IkeSa {
         }
     }
 
+    /// The IKE SA that replaces another (§2.18): `original_initiator` if
+    /// this side initiated the rekey; both sides' message IDs start at 0.
+    pub(crate) fn rekeyed(sa: Established, original_initiator: bool) -> IkeSa {
+        IkeSa {
+            original_initiator,
+            next_request: 0,
+            outstanding: None,
+            peer_next: 0,
+            last_answered: None,
+            sa,
+        }
+    }
+
     /// The IKE SA as IKE_AUTH left it.
     pub fn established(&self) -> &Established {
         &self.sa

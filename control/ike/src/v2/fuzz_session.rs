@@ -3,7 +3,8 @@
 //! the kept corpus. Not an API for anything else.
 //!
 //! [`ikev2_session`] brings two sessions up in memory (the seed's four
-//! proxy-IDs, each its own child), keeps every datagram they exchanged,
+//! proxy-IDs, each its own child; one deleted and made again; the IKE SA
+//! rekeyed once), keeps every datagram they exchanged,
 //! and then plays a stranger with the input: a list of operations, each
 //! an opcode byte and a length-prefixed chunk:
 //!
@@ -141,6 +142,9 @@ pub fn established() -> Established {
     e.a.delete_child(e.now, spi).unwrap();
     e.deliver();
     e.a.initiate_child(e.now, proxy_ids(true)[0]).unwrap();
+    e.deliver();
+    // And rekey the IKE SA: the log holds messages of an SA gone.
+    e.a.rekey_ike(e.now).unwrap();
     e.deliver();
     assert_eq!(e.a.children().len(), 4);
     e

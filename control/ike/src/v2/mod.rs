@@ -70,6 +70,7 @@ pub mod fuzz;
 #[doc(hidden)]
 #[cfg(feature = "fuzzing")]
 pub mod fuzz_session;
+pub mod ike_rekey;
 pub mod init;
 pub mod initiator;
 pub mod keys;

@@ -46,18 +46,17 @@ use crate::peer::Transmit;
 use crate::{DhGroup, Error, ErrorKind, Random};
 
 use super::auth::{InitiatorAuthStep, InitiatorSentAuth, PskAuth, ResponderAuthStep};
-use super::child::{offered_groups, ChildConfig, ChildError, ChildRequest, NewChild};
+use super::child::{offered_groups, push_error, ChildConfig, ChildError, ChildRequest, NewChild};
 use super::config::IkeSaProposal;
 use super::create_child::{
     read_child, ChildOptions, ChildResponse, ExchangeError, IkeSa, IncomingRequest, PendingChild,
 };
 use super::dropped::{Dropped, DroppedCounts};
+use super::ike_rekey::{is_ike_rekey, IkeRekeyResponse, PendingIkeRekey};
 use super::initiator::{InitError, InitiatorConfig, InitiatorSentInit, InitiatorStart, InitiatorStep};
 use super::responder::{InitResponder, Reply, ResponderConfig};
 use super::sk::Opened;
-use super::wire::{
-    DeletePayload, ExchangeType, Header, NotifyPayload, NotifyType, Payload, PayloadChain, ProtocolId,
-};
+use super::wire::{DeletePayload, ExchangeType, Header, NotifyType, Payload, PayloadChain, ProtocolId};
 
 /// How this gateway speaks IKEv2 with one peer.
 #[derive(Debug, Clone)]
@@ -127,6 +126,8 @@ enum Work {
     Delete(u32),
     /// Delete the IKE SA.
     DeleteIke,
+    /// Rekey the IKE SA (§2.18).
+    RekeyIke,
     /// Liveness check.
     Dpd,
 }
@@ -138,6 +139,7 @@ enum OutKind {
     Delete { spi_in: u32 },
     DeleteIke,
     Dpd,
+    IkeRekey(Box<PendingIkeRekey>),
 }
 
 #[derive(Debug)]
@@ -163,6 +165,15 @@ struct Child {
     collision: Option<Vec<u8>>,
 }
 
+/// An IKE SA replaced by a rekey (§2.18), kept until its Delete is
+/// answered (ours) or arrives (the peer's); its children have moved.
+#[derive(Debug)]
+struct OldIke {
+    sa: IkeSa,
+    /// Our Delete of it: message ID, bytes, schedule.
+    delete: Option<(u32, Vec<u8>, Retx)>,
+}
+
 /// The initiator's IKE SA in the making.
 #[derive(Debug)]
 enum Making {
@@ -178,6 +189,7 @@ pub struct Session<R: Random> {
     responder: InitResponder,
     making: Option<Making>,
     ike: Option<IkeSa>,
+    old_ike: Option<OldIke>,
     out: Option<Outstanding>,
     work: VecDeque<Work>,
     children: Vec<Child>,
@@ -222,6 +234,7 @@ impl<R: Random> Session<R> {
             responder,
             making: None,
             ike: None,
+            old_ike: None,
             out: None,
             work: VecDeque::new(),
             children: Vec::new(),
@@ -342,8 +355,21 @@ impl<R: Random> Session<R> {
             return Err(self.err(Exchange::Informational, ErrorKind::NoIkeSa));
         }
         // Nothing else is asked for on an IKE SA that is going.
-        self.work.retain(|w| !matches!(w, Work::Rekey(_) | Work::Dpd));
+        self.work.retain(|w| !matches!(w, Work::Rekey(_) | Work::RekeyIke | Work::Dpd));
         self.work.push_front(Work::DeleteIke);
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Rekeys the IKE SA (§2.18): the children move to the new one, the
+    /// old one is deleted.
+    pub fn rekey_ike(&mut self, now: Instant) -> Result<(), Error> {
+        if self.ike.is_none() {
+            return Err(self.err(Exchange::Informational, ErrorKind::NoIkeSa));
+        }
+        if !self.work.contains(&Work::RekeyIke) {
+            self.work.push_back(Work::RekeyIke);
+        }
         self.pump(now);
         Ok(())
     }
@@ -364,7 +390,8 @@ impl<R: Random> Session<R> {
             Making::Init(_, r) | Making::Auth(_, _, r) => r.next,
         });
         let out = self.out.as_ref().map(|o| o.retx.next);
-        [making, out, self.dpd_due()].into_iter().flatten().min()
+        let old = self.old_ike.as_ref().and_then(|o| o.delete.as_ref()).map(|d| d.2.next);
+        [making, out, old, self.dpd_due()].into_iter().flatten().min()
     }
 
     fn dpd_due(&self) -> Option<Instant> {
@@ -411,6 +438,17 @@ impl<R: Random> Session<R> {
                     }
                     self.ike_gone(if dpd { Reason::DpdTimeout } else { Reason::Timeout });
                 }
+                None => {}
+            }
+        }
+        if let Some((_, bytes, retx)) = self.old_ike.as_mut().and_then(|o| o.delete.as_mut()) {
+            match retx.due(now) {
+                Some(true) => {
+                    let bytes = bytes.clone();
+                    self.send(bytes);
+                }
+                // The old SA's children have moved: only it is forgotten.
+                Some(false) => self.old_ike = None,
                 None => {}
             }
         }
@@ -463,6 +501,7 @@ impl<R: Random> Session<R> {
     /// restarted): its children are down, our request on it failed, and
     /// the children waiting for it fail.
     fn ike_gone(&mut self, reason: Reason) {
+        self.old_ike = None;
         if self.ike.take().is_none() {
             return;
         }
@@ -502,6 +541,12 @@ impl<R: Random> Session<R> {
                 });
             }
         }
+        self.report_up(&sa);
+        self.ike = Some(sa);
+        self.last_heard = Some(now);
+    }
+
+    fn report_up(&mut self, sa: &IkeSa) {
         let (spi_i, spi_r) = sa.spis();
         let x = &sa.established().exchange;
         let nat = x.nat.local_behind_nat || x.nat.remote_behind_nat;
@@ -509,13 +554,35 @@ impl<R: Random> Session<R> {
             icookie: spi_i.to_be_bytes(),
             rcookie: spi_r.to_be_bytes(),
             initiator: sa.original_initiator(),
-            proposal: proposal_name(&sa),
+            proposal: proposal_name(sa),
             nat,
             behind_nat: x.nat.local_behind_nat,
             local: self.cfg.local,
             remote: self.cfg.remote,
         });
-        self.ike = Some(sa);
+    }
+
+    /// The IKE SA is rekeyed (§2.18): `new` carries on with every child;
+    /// the old one waits for its Delete, which we send if we rekeyed.
+    fn ike_rekeyed(&mut self, now: Instant, new: IkeSa, ours: bool) {
+        let Some(mut old) = self.ike.take() else { return };
+        let delete = if ours {
+            let mut chain = PayloadChain::new();
+            chain.push_payload(&Payload::Delete(DeletePayload::new(ProtocolId::Ike, 0, &[])));
+            match old.send_request(ExchangeType::Informational, &chain, &mut self.rng) {
+                Ok((id, bytes)) => {
+                    self.send(bytes.clone());
+                    Some((id, bytes, Retx::new(now, self.cfg.retransmit)))
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        self.old_ike = Some(OldIke { sa: old, delete });
+        self.events.push_back(Event::IkeSaDown { reason: Reason::Rekeyed });
+        self.report_up(&new);
+        self.ike = Some(new);
         self.last_heard = Some(now);
     }
 
@@ -664,6 +731,13 @@ impl<R: Random> Session<R> {
                 let sent = ike.send_request(ExchangeType::Informational, &PayloadChain::new(), &mut self.rng);
                 (OutKind::Dpd, sent.map_err(|e| (None, e)))
             }
+            Work::RekeyIke => match ike.rekey_ike(&self.cfg.proposals, &mut self.rng) {
+                Ok(p) => {
+                    let sent = (p.message_id, p.request.clone());
+                    (OutKind::IkeRekey(Box::new(p)), Ok(sent))
+                }
+                Err(e) => (OutKind::Dpd, Err((None, e))),
+            },
         };
         match sent {
             Ok((message_id, bytes)) => {
@@ -732,6 +806,9 @@ impl<R: Random> Session<R> {
             }
             return Err((Dropped::Unreadable, Exchange::Informational));
         };
+        if self.old_ike.as_ref().is_some_and(|o| o.sa.spis() == (h.spi_i, h.spi_r)) {
+            return self.old_ike_message(now, &h, bytes);
+        }
         match (h.exchange, h.is_response()) {
             (ExchangeType::IkeSaInit, false) => self.init_request(now, (local, remote), bytes),
             (ExchangeType::IkeSaInit, true) => self.init_response(now, bytes),
@@ -920,18 +997,9 @@ impl<R: Random> Session<R> {
             ExchangeType::IkeAuth => Exchange::IkeAuth,
             _ => Exchange::Informational,
         };
-        let Some(ike) = self.ike.as_mut() else { return Err((Dropped::UnknownSpi, exchange)) };
-        let (h, opened) = match ike.receive_request(bytes) {
-            IncomingRequest::Retransmit(r) => {
-                self.send(r);
-                return Err((Dropped::RetransmitAnswered, exchange));
-            }
-            IncomingRequest::Dropped(e) => return Err((exchange_dropped(&e), exchange)),
-            IncomingRequest::Fresh(h, o) => (h, o),
-        };
-        self.last_heard = Some(now);
+        let (h, opened) = self.take_request(false, now, bytes, exchange)?;
         if h.exchange == ExchangeType::CreateChildSa {
-            self.child_request(&h, bytes, &opened)
+            self.child_request(now, &h, bytes, &opened)
         } else {
             self.informational_request(&h, bytes, &opened)
         }
@@ -941,6 +1009,7 @@ impl<R: Random> Session<R> {
     /// (§1.3.3, §2.8.1).
     fn child_request(
         &mut self,
+        now: Instant,
         h: &Header,
         bytes: &[u8],
         opened: &Opened,
@@ -949,12 +1018,7 @@ impl<R: Random> Session<R> {
         let Some(ike) = self.ike.as_mut() else { return Err((Dropped::UnknownSpi, exchange)) };
         let refuse = |ike: &mut IkeSa, rng: &mut R, kind: NotifyType| {
             let mut chain = PayloadChain::new();
-            chain.push_payload(&Payload::Notify(NotifyPayload {
-                protocol: ProtocolId::None,
-                kind,
-                spi: &[],
-                data: &[],
-            }));
+            push_error(&mut chain, kind, &[]);
             ike.respond(h, bytes, &chain, rng).map_err(|e| (exchange_dropped(&e), exchange))
         };
         let p = match read_child(opened) {
@@ -965,12 +1029,24 @@ impl<R: Random> Session<R> {
                 return Err((Dropped::Malformed, exchange));
             }
         };
-        if p.sa.is_some() && p.tsi.is_none() && p.tsr.is_none() && p.rekey.is_none() {
-            // An IKE SA rekey (§1.3.2) is not taken here: the peer keeps
-            // this IKE SA, or makes a new one from scratch.
-            let r = refuse(ike, &mut self.rng, NotifyType::NoProposalChosen)?;
-            self.send(r);
-            return Err((Dropped::UnsupportedExchange, exchange));
+        if is_ike_rekey(&p) {
+            // §2.25: not while a request of ours is outstanding on this SA
+            // (it could not finish on the new one), nor while our Delete
+            // of the one before is; the peer tries again later. (A
+            // simultaneous rekey thus fails on both sides, and is retried.)
+            if self.out.is_some() || self.old_ike.as_ref().is_some_and(|o| o.delete.is_some()) {
+                let r = refuse(ike, &mut self.rng, NotifyType::TemporaryFailure)?;
+                self.send(r);
+                return Ok(());
+            }
+            let (response, made) = ike
+                .answer_ike_rekey(h, bytes, &p, &self.cfg.proposals, &mut self.rng)
+                .map_err(|e| (exchange_dropped(&e), exchange))?;
+            self.send(response);
+            if let Ok(new) = made {
+                self.ike_rekeyed(now, *new, false);
+            }
+            return Ok(());
         }
         // §2.25: a rekey of a child we do not have, or are deleting.
         let rekeyed = match p.rekey {
@@ -1134,6 +1210,23 @@ impl<R: Random> Session<R> {
                     }
                 }
             }
+            OutKind::IkeRekey(pending) => match ike.handle_ike_rekey_response(*pending, bytes) {
+                IkeRekeyResponse::Ignored(pending, e) => {
+                    let kind = OutKind::IkeRekey(pending);
+                    self.out = Some(Outstanding { message_id, bytes: sent, retx, kind });
+                    Err((exchange_dropped(&e), exchange))
+                }
+                IkeRekeyResponse::Rekeyed(new) => {
+                    self.ike_rekeyed(now, *new, true);
+                    Ok(())
+                }
+                IkeRekeyResponse::Failed(n) => {
+                    self.last_heard = Some(now);
+                    self.events
+                        .push_back(Event::Phase1RekeyFailed { reason: Reason::PeerNotify(v1_notify(n)) });
+                    Ok(())
+                }
+            },
             kind => {
                 let opened = match ike.receive_response(bytes, message_id, ExchangeType::Informational) {
                     Ok(o) => o,
@@ -1147,11 +1240,70 @@ impl<R: Random> Session<R> {
                 match kind {
                     OutKind::Delete { spi_in } => self.child_down(spi_in, Reason::DeletedLocally),
                     OutKind::DeleteIke => self.ike_gone(Reason::DeletedLocally),
-                    OutKind::Dpd | OutKind::Child { .. } => {}
+                    OutKind::Dpd | OutKind::Child { .. } | OutKind::IkeRekey(_) => {}
                 }
                 Ok(())
             }
         }
+    }
+
+    /// A request under the current IKE SA (or, with `old`, the one a
+    /// rekey replaced), through the window and the Encrypted payload: a
+    /// retransmission is answered from memory here.
+    fn take_request(
+        &mut self,
+        old: bool,
+        now: Instant,
+        bytes: &[u8],
+        exchange: Exchange,
+    ) -> Result<(Header, Opened), (Dropped, Exchange)> {
+        let sa = if old { self.old_ike.as_ref().map(|o| &o.sa) } else { self.ike.as_ref() };
+        let Some(sa) = sa else { return Err((Dropped::UnknownSpi, exchange)) };
+        match sa.receive_request(bytes) {
+            IncomingRequest::Retransmit(r) => {
+                self.send(r);
+                Err((Dropped::RetransmitAnswered, exchange))
+            }
+            IncomingRequest::Dropped(e) => Err((exchange_dropped(&e), exchange)),
+            IncomingRequest::Fresh(h, o) => {
+                self.last_heard = Some(now);
+                Ok((h, o))
+            }
+        }
+    }
+
+    /// A message on the IKE SA a rekey replaced: the answer to our Delete
+    /// of it, the peer's Delete of it, a retransmission. Its children have
+    /// moved; nothing else is taken on it.
+    fn old_ike_message(&mut self, now: Instant, h: &Header, bytes: &[u8]) -> Result<(), (Dropped, Exchange)> {
+        let exchange = Exchange::Informational;
+        let Some(old) = self.old_ike.as_mut() else { return Err((Dropped::UnknownSpi, exchange)) };
+        if h.is_response() {
+            let Some((id, _, _)) = old.delete else { return Err((Dropped::UnexpectedResponse, exchange)) };
+            old.sa
+                .receive_response(bytes, id, ExchangeType::Informational)
+                .map_err(|e| (exchange_dropped(&e), exchange))?;
+            self.old_ike = None;
+            self.last_heard = Some(now);
+            return Ok(());
+        }
+        let (h, opened) = self.take_request(true, now, bytes, exchange)?;
+        let Some(old) = self.old_ike.as_mut() else { return Err((Dropped::UnknownSpi, exchange)) };
+        let deleted = opened
+            .payloads()
+            .filter_map(|r| r.ok())
+            .any(|r| matches!(Payload::parse(&r), Ok(Payload::Delete(d)) if d.protocol == ProtocolId::Ike));
+        let mut chain = PayloadChain::new();
+        if h.exchange != ExchangeType::Informational {
+            push_error(&mut chain, NotifyType::TemporaryFailure, &[]);
+        }
+        let r =
+            old.sa.respond(&h, bytes, &chain, &mut self.rng).map_err(|e| (exchange_dropped(&e), exchange))?;
+        self.send(r);
+        if deleted {
+            self.old_ike = None;
+        }
+        Ok(())
     }
 
     /// Our rekey of `old` made `new` (§2.8): the old pair is deleted now
