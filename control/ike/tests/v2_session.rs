@@ -888,3 +888,33 @@ fn ike_sa_rekey_moves_the_children() {
     assert!(p.a.is_established() && p.b.is_established());
     assert_eq!(count(&p.ea, |e| matches!(e, Event::DpdTimeout)), 0);
 }
+
+/// A response replayed from an earlier exchange of the same type, while
+/// a request is outstanding, is not its answer (§2.2): it opens under the
+/// IKE SA's keys, but its message ID is not the outstanding one.
+#[test]
+fn an_old_response_does_not_answer_the_outstanding_request() {
+    let mut p = Pair::seed();
+    bring_up(&mut p);
+    let (_, first, _) = p.a.children()[0];
+    p.a.delete_child(p.now, first).unwrap();
+    p.run();
+    let old = p.log.last().unwrap().1.clone();
+    assert!(Header::parse(&old).unwrap().is_response());
+    // B goes quiet; A deletes another child: its request waits.
+    p.wire.b_gone = true;
+    let (_, second, _) = p.a.children()[0];
+    p.a.delete_child(p.now, second).unwrap();
+    p.deliver();
+    let ea = p.ea.len();
+    assert!(p.a.handle_datagram(p.now, addr(A), addr(B), &old).is_err());
+    assert_eq!(p.a.dropped().get(Dropped::UnexpectedResponse), 1);
+    p.collect();
+    assert_eq!(downs(&p.ea[ea..]), []);
+    assert!(p.a.children().iter().any(|c| c.1 == second));
+    // B back: the real answer takes it down.
+    p.wire.b_gone = false;
+    p.run();
+    assert!(!p.a.children().iter().any(|c| c.1 == second));
+    assert_same_children(&p);
+}
