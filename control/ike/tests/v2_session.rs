@@ -511,6 +511,12 @@ fn strangers_change_nothing_and_are_counted() {
     p.b.handle_datagram(now, b, a, &requests[0]).unwrap();
     assert_eq!(p.b.init_responder().half_open_len(), 1);
     while p.b.poll_transmit().is_some() {}
+    // It is forgotten when its time is up (30 s), by B's own deadline.
+    let due = p.b.poll_timeout().unwrap();
+    assert_eq!(due, now + Duration::from_secs(30));
+    p.b.handle_timeout(due);
+    assert_eq!(p.b.init_responder().half_open_len(), 0);
+    assert_eq!(p.b.poll_timeout(), None);
 
     let db = p.b.dropped();
     assert_eq!(

@@ -303,6 +303,12 @@ impl InitResponder {
         }
     }
 
+    /// When the oldest half-open exchange times out (for the owner's
+    /// next deadline).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.half_open.values().map(|d| d.created + self.config.half_open_timeout).min()
+    }
+
     /// Forgets half-open exchanges older than the timeout; returns how
     /// many.
     pub fn expire(&mut self, now: Instant) -> usize {

@@ -391,7 +391,8 @@ impl<R: Random> Session<R> {
         });
         let out = self.out.as_ref().map(|o| o.retx.next);
         let old = self.old_ike.as_ref().and_then(|o| o.delete.as_ref()).map(|d| d.2.next);
-        [making, out, old, self.dpd_due()].into_iter().flatten().min()
+        let half_open = self.responder.next_expiry();
+        [making, out, old, half_open, self.dpd_due()].into_iter().flatten().min()
     }
 
     fn dpd_due(&self) -> Option<Instant> {
