@@ -924,3 +924,38 @@ fn an_old_response_does_not_answer_the_outstanding_request() {
     assert!(!p.a.children().iter().any(|c| c.1 == second));
     assert_same_children(&p);
 }
+
+/// Both ends rekey the IKE SA at once: each refuses the other's with
+/// TEMPORARY_FAILURE (§2.25) while its own is outstanding, both report
+/// the rekey failed, and the IKE SA and its children carry on; a rekey
+/// after that goes through.
+#[test]
+fn simultaneous_ike_sa_rekeys_both_fail_and_nothing_breaks() {
+    let mut p = Pair::seed();
+    bring_up(&mut p);
+    let (spis, children) = (p.a.ike_spis(), p.a.children());
+    let (ea, eb) = (p.ea.len(), p.eb.len());
+    p.a.rekey_ike(p.now).unwrap();
+    p.b.rekey_ike(p.now).unwrap();
+    p.run();
+    let failed = |ev: &[Event]| {
+        ev.iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::Phase1RekeyFailed {
+                        reason: Reason::PeerNotify(esprit_ike::wire::NotifyType::Other(43))
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!((failed(&p.ea[ea..]), failed(&p.eb[eb..])), (1, 1), "{:?} {:?}", &p.ea[ea..], &p.eb[eb..]);
+    assert_eq!((p.ea.len() - ea, p.eb.len() - eb), (1, 1));
+    assert_eq!((p.a.ike_spis(), p.a.children()), (spis, children));
+    p.b.rekey_ike(p.now).unwrap();
+    p.run();
+    assert_ne!(p.a.ike_spis(), spis);
+    assert_eq!(p.a.ike_spis(), p.b.ike_spis());
+    assert_same_children(&p);
+}

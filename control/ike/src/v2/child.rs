@@ -538,8 +538,8 @@ pub(crate) struct ChildPayloads {
     pub(crate) rekey_malformed: bool,
 }
 
-/// Error Notifies that refuse a child and leave the IKE SA standing
-/// (§1.2, §1.3).
+/// Error Notifies that refuse a child (or a rekey) and leave the IKE SA
+/// standing (§1.2, §1.3, §2.25).
 pub(crate) fn is_child_error(n: NotifyType) -> bool {
     matches!(
         n,
@@ -551,6 +551,8 @@ pub(crate) fn is_child_error(n: NotifyType) -> bool {
             | NotifyType::InvalidKePayload
             | NotifyType::NoAdditionalSas
             | NotifyType::InvalidSelectors
+            | NotifyType::TemporaryFailure
+            | NotifyType::ChildSaNotFound
     )
 }
 
