@@ -754,18 +754,12 @@ fn narrowed_children_are_taken() {
     assert_same_children(&p);
 }
 
-/// B played by hand from the exchange layers, answering A's
-/// CREATE_CHILD_SA with selectors wider than asked: A refuses the child
-/// and deletes the one B made, by the SPI B sends to (§1.4.1, §2.9). A
-/// forged response before it changes nothing.
-#[test]
-fn a_wider_answer_is_refused_and_the_peers_child_deleted() {
+/// A as a Session, B played by hand from the exchange layers: the IKE SA
+/// up with the first proxy-ID's child.
+fn a_with_b_by_hand() -> (Session<FixedRng>, esprit_ike::v2::create_child::IkeSa, FixedRng, Instant) {
     use esprit_ike::v2::auth::ResponderAuthStep;
-    use esprit_ike::v2::child::{proxy_selectors, ChosenEsp};
-    use esprit_ike::v2::create_child::{IkeSa, IncomingRequest};
+    use esprit_ike::v2::create_child::IkeSa;
     use esprit_ike::v2::responder::{InitResponder, ResponderConfig};
-    use esprit_ike::v2::wire::{Payload, PayloadChain, PayloadType, TrafficSelector, TsAddresses};
-
     let ids = seed_proxy_ids();
     let acfg = config(A, B, ids.clone(), None);
     let bcfg = config(B, A, ids.iter().map(mirror).collect(), None);
@@ -784,9 +778,24 @@ fn a_wider_answer_is_refused_and_the_peers_child_deleted() {
     let step = done.handle_auth_with_child(&auth, &bcfg.auth, Some((&bcfg.child, 0xb1)), &mut brng);
     let ResponderAuthStep::Established(est) = step else { panic!("{step:?}") };
     a.handle_datagram(now, aa, ba, &est.last_response).unwrap();
-    let mut b = IkeSa::new(*est, false);
+    let b = IkeSa::new(*est, false);
     assert_eq!(a.children().len(), 1);
+    (a, b, brng, now)
+}
 
+/// B played by hand from the exchange layers, answering A's
+/// CREATE_CHILD_SA with selectors wider than asked: A refuses the child
+/// and deletes the one B made, by the SPI B sends to (§1.4.1, §2.9). A
+/// forged response before it changes nothing.
+#[test]
+fn a_wider_answer_is_refused_and_the_peers_child_deleted() {
+    use esprit_ike::v2::child::{proxy_selectors, ChosenEsp};
+    use esprit_ike::v2::create_child::IncomingRequest;
+    use esprit_ike::v2::wire::{Payload, PayloadChain, PayloadType, TrafficSelector, TsAddresses};
+
+    let ids = seed_proxy_ids();
+    let (mut a, mut b, mut brng, now) = a_with_b_by_hand();
+    let (aa, ba) = (addr(A), addr(B));
     a.initiate_child(now, ids[1]).unwrap();
     let req = a.poll_transmit().unwrap().bytes;
     let IncomingRequest::Fresh(h, opened) = b.receive_request(&req) else { panic!() };
@@ -958,4 +967,48 @@ fn simultaneous_ike_sa_rekeys_both_fail_and_nothing_breaks() {
     assert_ne!(p.a.ike_spis(), spis);
     assert_eq!(p.a.ike_spis(), p.b.ike_spis());
     assert_same_children(&p);
+}
+
+/// An authenticated INFORMATIONAL whose Delete payload is malformed is
+/// answered INVALID_SYNTAX and acted on in no part; the window moves on,
+/// and the next request is taken.
+#[test]
+fn a_malformed_authenticated_request_is_answered_and_changes_nothing() {
+    use esprit_ike::v2::wire::{ExchangeType, PayloadChain, PayloadType};
+    let (mut a, mut b, mut brng, now) = a_with_b_by_hand();
+    let (aa, ba) = (addr(A), addr(B));
+    // B sends on A's inbound SPI, and names its own inbound one, A's
+    // outbound, in a Delete (§3.11).
+    let (_, _, b_spi) = a.children()[0];
+    while a.poll_event().is_some() {}
+    // A Delete of A's child claiming two SPIs and carrying one.
+    let mut body = vec![3, 4, 0, 2];
+    body.extend_from_slice(&b_spi.to_be_bytes());
+    let mut chain = PayloadChain::new();
+    chain.push(PayloadType::Delete, &body);
+    let (id, req) = b.send_request(ExchangeType::Informational, &chain, &mut brng).unwrap();
+    assert!(a.handle_datagram(now, aa, ba, &req).is_err());
+    assert_eq!(a.dropped().get(Dropped::Malformed), 1);
+    assert_eq!(a.children().len(), 1);
+    assert!(a.poll_event().is_none());
+    let answer = a.poll_transmit().unwrap().bytes;
+    let opened = b.receive_response(&answer, id, ExchangeType::Informational).unwrap();
+    let inner: Vec<String> = opened
+        .payloads()
+        .map(|r| format!("{:?}", esprit_ike::v2::wire::Payload::parse(&r.unwrap()).unwrap()))
+        .collect();
+    assert_eq!(inner.len(), 1);
+    assert!(inner[0].contains("InvalidSyntax"), "{inner:?}");
+    // The next request, well formed, deletes the child.
+    let mut chain = PayloadChain::new();
+    let spi = b_spi.to_be_bytes();
+    chain.push_payload(&esprit_ike::v2::wire::Payload::Delete(esprit_ike::v2::wire::DeletePayload::new(
+        esprit_ike::v2::wire::ProtocolId::Esp,
+        4,
+        &spi,
+    )));
+    let (_, req) = b.send_request(ExchangeType::Informational, &chain, &mut brng).unwrap();
+    a.handle_datagram(now, aa, ba, &req).unwrap();
+    assert!(a.children().is_empty());
+    assert!(matches!(a.poll_event(), Some(Event::ChildSaDown { reason: Reason::DeletedByPeer, .. })));
 }

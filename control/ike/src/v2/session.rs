@@ -1105,6 +1105,7 @@ impl<R: Random> Session<R> {
         let exchange = Exchange::Informational;
         let mut esp = Vec::new();
         let mut ike_deleted = false;
+        let mut malformed = false;
         for raw in opened.payloads() {
             let payload = raw.and_then(|r| Payload::parse(&r));
             match payload {
@@ -1113,10 +1114,20 @@ impl<R: Random> Session<R> {
                     esp.extend(d.spis().filter_map(|s| <[u8; 4]>::try_from(s).ok()).map(u32::from_be_bytes));
                 }
                 Ok(_) => {}
-                Err(_) => return Err((Dropped::Malformed, exchange)),
+                Err(_) => malformed = true,
             }
         }
         let Some(ike) = self.ike.as_mut() else { return Err((Dropped::UnknownSpi, exchange)) };
+        if malformed {
+            // Authenticated but unreadable: answered INVALID_SYNTAX so the
+            // window moves on (§2.21.2), acted on in no part.
+            let mut chain = PayloadChain::new();
+            push_error(&mut chain, NotifyType::InvalidSyntax, &[]);
+            let r =
+                ike.respond(h, bytes, &chain, &mut self.rng).map_err(|e| (exchange_dropped(&e), exchange))?;
+            self.send(r);
+            return Err((Dropped::Malformed, exchange));
+        }
         if ike_deleted {
             // §1.4.1: answered empty; the IKE SA and its children are gone.
             let r = ike.respond(h, bytes, &PayloadChain::new(), &mut self.rng);
