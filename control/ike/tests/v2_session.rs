@@ -1007,8 +1007,22 @@ fn a_malformed_authenticated_request_is_answered_and_changes_nothing() {
         4,
         &spi,
     )));
-    let (_, req) = b.send_request(ExchangeType::Informational, &chain, &mut brng).unwrap();
+    let (id, req) = b.send_request(ExchangeType::Informational, &chain, &mut brng).unwrap();
+    let (_, a_spi, _) = a.children()[0];
     a.handle_datagram(now, aa, ba, &req).unwrap();
     assert!(a.children().is_empty());
     assert!(matches!(a.poll_event(), Some(Event::ChildSaDown { reason: Reason::DeletedByPeer, .. })));
+    // §1.4.1: A's answer deletes its own half of the pair.
+    let answer = a.poll_transmit().unwrap().bytes;
+    let opened = b.receive_response(&answer, id, ExchangeType::Informational).unwrap();
+    let deleted: Vec<(esprit_ike::v2::wire::ProtocolId, Vec<u8>)> = opened
+        .payloads()
+        .filter_map(|r| match esprit_ike::v2::wire::Payload::parse(&r.unwrap()).unwrap() {
+            esprit_ike::v2::wire::Payload::Delete(d) => {
+                Some((d.protocol, d.spis().flatten().copied().collect()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, [(esprit_ike::v2::wire::ProtocolId::Esp, a_spi.to_be_bytes().to_vec())]);
 }
