@@ -212,10 +212,31 @@ fn v1_notify(n: NotifyType) -> crate::wire::NotifyType {
     }
 }
 
+/// The IKE SA's algorithms in strongSwan's notation, as IKEv1's
+/// proposal names are: `aes256-sha256-prfsha256-ecp256`,
+/// `aes128gcm16-prfsha384-modp2048`.
 fn proposal_name(sa: &IkeSa) -> String {
+    use super::alg::{EncrAlg, IntegAlg, PrfAlg};
     let c = &sa.established().exchange.chosen;
-    let integ = c.suite.integ().map(|i| format!("-{i:?}")).unwrap_or_default();
-    format!("{:?}{integ}-{:?}-{}", c.suite.encr(), c.prf, c.dh.name()).to_lowercase()
+    let encr = match c.suite.encr() {
+        EncrAlg::AesCbc128 => "aes128",
+        EncrAlg::AesCbc256 => "aes256",
+        EncrAlg::AesGcm16_128 => "aes128gcm16",
+        EncrAlg::AesGcm16_256 => "aes256gcm16",
+    };
+    let integ = c.suite.integ().map(|i| match i {
+        IntegAlg::HmacSha1_96 => "-sha1",
+        IntegAlg::HmacSha256_128 => "-sha256",
+        IntegAlg::HmacSha384_192 => "-sha384",
+        IntegAlg::HmacSha512_256 => "-sha512",
+    });
+    let prf = match c.prf {
+        PrfAlg::HmacSha1 => "prfsha1",
+        PrfAlg::HmacSha256 => "prfsha256",
+        PrfAlg::HmacSha384 => "prfsha384",
+        PrfAlg::HmacSha512 => "prfsha512",
+    };
+    format!("{encr}{}-{prf}-{}", integ.unwrap_or_default(), c.dh.name())
 }
 
 /// True if the responder made a child we then refused (its answer was
