@@ -1030,3 +1030,31 @@ fn a_malformed_authenticated_request_is_answered_and_changes_nothing() {
         .collect();
     assert_eq!(deleted, [(esprit_ike::v2::wire::ProtocolId::Esp, a_spi.to_be_bytes().to_vec())]);
 }
+
+/// Either side asks: B, the responder of A's IKE SA, asks for children
+/// on it (its message IDs from 0, §2.2); with no IKE SA, B initiates one.
+#[test]
+fn the_responder_asks_for_children_too() {
+    let mut p = Pair::seed();
+    let ids = seed_proxy_ids();
+    p.a.initiate_child(p.now, ids[0]).unwrap();
+    p.run();
+    let eb = p.eb.len();
+    for id in &ids[1..3] {
+        p.b.initiate_child(p.now, mirror(id)).unwrap();
+        p.run();
+    }
+    let made = ups(&p.eb[eb..]);
+    assert_eq!(made.iter().map(|c| (c.message_id, c.initiator)).collect::<Vec<_>>(), [(0, true), (1, true)]);
+    assert_eq!(p.a.children().len(), 3);
+    assert_same_children(&p);
+    // The IKE SA deleted, B asks: B is the initiator of the new one.
+    p.a.delete_ike(p.now).unwrap();
+    p.run();
+    let eb = p.eb.len();
+    p.b.initiate_child(p.now, mirror(&ids[3])).unwrap();
+    p.run();
+    assert!(matches!(p.eb[eb], Event::IkeSaUp { initiator: true, .. }), "{:?}", p.eb[eb]);
+    assert_eq!(ups(&p.eb[eb..]).len(), 1);
+    assert_same_children(&p);
+}
