@@ -428,24 +428,17 @@ impl<R: Random> Session<R> {
     /// IKE SA with it), and starts the liveness check when due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.responder.expire(now);
-        match self.making.as_mut() {
-            Some(Making::Init(s, r)) => match r.due(now) {
-                Some(true) => {
-                    let bytes = s.request().to_vec();
-                    self.send(bytes);
-                }
-                Some(false) => self.fail_making(Reason::Timeout),
-                None => {}
-            },
-            Some(Making::Auth(s, _, r)) => match r.due(now) {
-                Some(true) => {
-                    let bytes = s.request().to_vec();
-                    self.send(bytes);
-                }
-                Some(false) => self.fail_making(Reason::Timeout),
-                None => {}
-            },
-            None => {}
+        let making = self.making.as_mut().map(|m| match m {
+            Making::Init(s, r) => (r.due(now), s.request()),
+            Making::Auth(s, _, r) => (r.due(now), s.request()),
+        });
+        match making {
+            Some((Some(true), request)) => {
+                let bytes = request.to_vec();
+                self.send(bytes);
+            }
+            Some((Some(false), _)) => self.fail_making(Reason::Timeout),
+            Some((None, _)) | None => {}
         }
         if let Some(o) = self.out.as_mut() {
             match o.retx.due(now) {
