@@ -671,20 +671,33 @@ fn simultaneous_rekey_keeps_one_child() {
     assert!(a_redundant > 0 && b_redundant > 0, "{a_redundant} {b_redundant}");
 }
 
-/// A rekey naming a child the responder does not have is answered
-/// CHILD_SA_NOT_FOUND (§2.25) and changes nothing.
+/// A rekey of a child the responder is deleting is answered
+/// TEMPORARY_FAILURE, of one it no longer has CHILD_SA_NOT_FOUND (§2.25);
+/// neither makes a child.
 #[test]
-fn rekey_of_an_unknown_child_changes_nothing() {
+fn rekey_of_a_child_going_or_gone_changes_nothing() {
     let mut p = Pair::seed();
     bring_up(&mut p);
+    // Crossing: B's Delete and A's rekey of the same child.
     let (id, a_in, _) = p.a.children()[0];
-    // B deletes its side first; A's rekey crosses the Delete.
     let b_in = p.b.children().into_iter().find(|c| c.2 == a_in).unwrap().1;
     p.b.delete_child(p.now, b_in).unwrap();
     p.a.rekey_child(p.now, a_in).unwrap();
     p.run();
     assert!(!p.a.children().iter().any(|c| c.0 == id));
     assert_eq!(p.a.children().len(), 3);
+    assert_same_children(&p);
+    // Gone: A's rekey is lost, B deletes the child meanwhile, and A's
+    // retransmission finds nothing to rekey.
+    let (id, a_in, _) = p.a.children()[0];
+    let b_in = p.b.children().into_iter().find(|c| c.2 == a_in).unwrap().1;
+    p.a.rekey_child(p.now, a_in).unwrap();
+    assert!(p.a.poll_transmit().is_some());
+    p.b.delete_child(p.now, b_in).unwrap();
+    p.run();
+    assert!(!p.a.children().iter().any(|c| c.0 == id));
+    assert_eq!(p.a.children().len(), 2);
+    assert_eq!(ups(&p.ea).len(), 4);
     assert_same_children(&p);
 }
 
