@@ -33,6 +33,19 @@
 //!   both ends rekey one child at once, the exchange holding the lowest of
 //!   the four nonces made the redundant child, and its initiator deletes
 //!   it (§2.8.1); the other deletes the old child.
+//! * An IKE SA rekey (§2.18) moves every child to the new SA; the old one
+//!   is deleted on itself. A rekey request that meets one of ours (or any
+//!   request of ours outstanding) is refused with TEMPORARY_FAILURE
+//!   (§2.25): a simultaneous IKE SA rekey fails on both sides, and the
+//!   owner asks again, rather than being decided by nonces.
+//!
+//! Not here: NAT-T (port 4500 floating, keepalives), IKE fragmentation,
+//! certificates; the ESN agreed for a child is not in its
+//! [`crate::Event::ChildSaUp`] (a [`crate::ChildSa`] has no field for it);
+//! children and the IKE SA are rekeyed when the owner asks
+//! ([`Session::rekey_child`], [`Session::rekey_ike`]), not by lifetime;
+//! when both ends ask for the same proxy-ID at once, two children are
+//! made.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
