@@ -18,6 +18,12 @@ pub enum Exchange {
     QuickMode(u32),
     /// Informational.
     Informational,
+    /// IKEv2 IKE_SA_INIT (RFC 7296 §1.2).
+    IkeSaInit,
+    /// IKEv2 IKE_AUTH (RFC 7296 §1.2).
+    IkeAuth,
+    /// IKEv2 CREATE_CHILD_SA (message ID, RFC 7296 §1.3).
+    CreateChildSa(u32),
 }
 
 impl core::fmt::Display for Exchange {
@@ -27,6 +33,9 @@ impl core::fmt::Display for Exchange {
             Exchange::AggressiveMode => write!(f, "Aggressive Mode"),
             Exchange::QuickMode(id) => write!(f, "Quick Mode {id:08x}"),
             Exchange::Informational => write!(f, "Informational"),
+            Exchange::IkeSaInit => write!(f, "IKE_SA_INIT"),
+            Exchange::IkeAuth => write!(f, "IKE_AUTH"),
+            Exchange::CreateChildSa(id) => write!(f, "CREATE_CHILD_SA {id}"),
         }
     }
 }

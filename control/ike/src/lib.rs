@@ -14,7 +14,9 @@
 //! Mode, Quick Mode, Informational), [`proxy`] (proxy-IDs as Quick Mode
 //! IDs and the responder's check).
 //! [`v2`]: IKEv2 (RFC 7296) wire format, key schedule, Encrypted payload,
-//! IKE_SA_INIT and IKE_AUTH with a pre-shared key.
+//! IKE_SA_INIT and IKE_AUTH with a pre-shared key, CREATE_CHILD_SA,
+//! INFORMATIONAL, and [`v2::session::Session`], the IKEv2 counterpart of
+//! [`Peer`] (same calls, same [`Event`]s).
 #![forbid(unsafe_code)]
 
 mod child;

@@ -66,3 +66,43 @@ fn write_ikev2_message_seeds() {
         std::fs::write(dir.join(name), msg).unwrap();
     }
 }
+
+fn session_corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/ikev2_session")
+}
+
+/// Replays the kept `ikev2_session` corpus: a stranger's datagrams, real
+/// ones replayed and near-misses, against two established sessions.
+#[test]
+fn replay_ikev2_session_corpus() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(session_corpus_dir()).expect("corpus directory") {
+        let data = std::fs::read(entry.expect("entry").path()).expect("corpus file");
+        esprit_ike::v2::fuzz_session::ikev2_session(&data);
+        n += 1;
+    }
+    assert!(n >= 8, "only {n} inputs");
+}
+
+/// The session seeds replay real datagrams: each one of them, resent,
+/// is dropped or answered from memory, and nothing changes.
+#[test]
+fn session_seeds_cover_every_datagram() {
+    let seeds = esprit_ike::v2::fuzz_session::seeds();
+    let e = esprit_ike::v2::fuzz_session::established();
+    assert_eq!(seeds.len(), 2 * e.log.len() + 1);
+    for (_, s) in &seeds {
+        esprit_ike::v2::fuzz_session::ikev2_session(s);
+    }
+}
+
+/// `cargo test -p esprit-ike --features fuzzing --test v2_fuzz_corpus -- --ignored`
+#[test]
+#[ignore = "writes fuzz/corpus/ikev2_session"]
+fn write_ikev2_session_seeds() {
+    let dir = session_corpus_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, data) in esprit_ike::v2::fuzz_session::seeds() {
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+}

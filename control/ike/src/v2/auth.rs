@@ -127,6 +127,7 @@ struct AuthPayloads {
     id_r: Option<Identity>,
     auth: Option<(AuthMethod, Vec<u8>)>,
     error: Option<NotifyType>,
+    initial_contact: bool,
     child: ChildPayloads,
 }
 
@@ -147,6 +148,7 @@ fn read_inner(cipher: &SkCipher, msg: &[u8], header: &Header) -> Result<AuthPayl
             Payload::IdR(id) => p.id_r = Some(Identity { kind: id.kind, data: id.data.to_vec() }),
             Payload::Auth(a) => p.auth = Some((a.method, a.data.to_vec())),
             Payload::Notify(n) if n.kind.is_error() && p.error.is_none() => p.error = Some(n.kind),
+            Payload::Notify(n) if n.kind == NotifyType::InitialContact => p.initial_contact = true,
             _ => {}
         }
     }
@@ -211,6 +213,9 @@ pub struct Established {
     /// Why the child asked for in IKE_AUTH was not made; the IKE SA
     /// stands all the same (§1.2).
     pub child_error: Option<ChildError>,
+    /// The peer's IKE_AUTH carried INITIAL_CONTACT (§2.4): it holds no
+    /// other IKE SA with us, so any older one of ours with it is stale.
+    pub peer_initial_contact: bool,
 }
 
 impl Established {
@@ -246,10 +251,27 @@ impl InitDone {
         child: Option<(ChildRequest, ChildConfig)>,
         rng: &mut dyn Random,
     ) -> Result<InitiatorSentAuth, AuthError> {
+        self.send_auth_first(auth, child, false, rng)
+    }
+
+    /// Sends IKE_AUTH as [`InitDone::send_auth_with_child`], with
+    /// N(INITIAL_CONTACT) after IDi when `initial_contact` (§2.4: this
+    /// side holds no other IKE SA with the peer, so the peer may drop any
+    /// it still has with us).
+    pub fn send_auth_first(
+        self,
+        auth: PskAuth,
+        child: Option<(ChildRequest, ChildConfig)>,
+        initial_contact: bool,
+        rng: &mut dyn Random,
+    ) -> Result<InitiatorSentAuth, AuthError> {
         let x = self.0;
         let mut cipher = SkCipher::new(&x.keys, true)?;
         let mut chain = PayloadChain::new();
         chain.push_payload(&Payload::IdI(IdPayload { kind: auth.local.kind, data: &auth.local.data }));
+        if initial_contact {
+            push_error(&mut chain, NotifyType::InitialContact, &[]);
+        }
         if let Some(r) = &auth.remote {
             chain.push_payload(&Payload::IdR(IdPayload { kind: r.kind, data: &r.data }));
         }
@@ -331,6 +353,7 @@ impl InitiatorSentAuth {
                     last_response: msg.to_vec(),
                     child,
                     child_error,
+                    peer_initial_contact: p.initial_contact,
                 }))
             }
             Err(e) => InitiatorAuthStep::Failed(e),
@@ -368,11 +391,11 @@ fn initiator_child(
     }
     let chosen = check_answer(&p.sa()?, config, DhRule::Ignore)?;
     let (tsi, tsr) = p.selectors()?;
-    check_answer_selectors(tsi, tsr, &req.proxy_id)?;
+    let proxy_id = check_answer_selectors(tsi, tsr, &req.proxy_id)?;
     make_child(ChildParts {
         x,
         chosen,
-        proxy_id: req.proxy_id,
+        proxy_id,
         spi_in: req.spi_in,
         initiator: true,
         g_ir: None,
@@ -486,6 +509,7 @@ impl ResponderInitDone {
                 last_response: response,
                 child: made.0,
                 child_error: made.1,
+                peer_initial_contact: p.initial_contact,
             })),
             Err(error) => ResponderAuthStep::Failed { response: Some(response), error },
         }

@@ -8,15 +8,17 @@
 //! that proxy-ID; a pair that covers none, or more than one, is refused
 //! with TS_UNACCEPTABLE and a reason in words that names what was asked
 //! and what is configured. A child is never wider than a configured
-//! proxy-ID. As initiator, the answer must be the proxy-ID proposed: a
-//! child narrower than it would carry only part of the traffic the fast
-//! path sends on it, which the peer would then drop (the failure the
-//! multiple-proxy-ID design exists to avoid).
+//! proxy-ID. As initiator, the answer may be the proxy-ID proposed or a
+//! narrowing of it (§2.9): one selector on each side, each within what
+//! was asked, and expressible as a proxy-ID (prefixes, one protocol, port
+//! ranges); the child then carries that narrower proxy-ID, so the fast
+//! path sends on it only what the peer agreed to take. An answer wider
+//! than asked, or of another shape, is refused.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use esprit_policy::{Prefix, ProxyId};
+use esprit_policy::{PortRange, Prefix, ProxyId, Service};
 
 use crate::config::Lifetime;
 use crate::{ChildSa, DhGroup, Suite, UdpEncap};
@@ -40,6 +42,9 @@ pub struct ChildConfig {
     /// PFS group for CREATE_CHILD_SA (§1.3.1); IKE_AUTH's child always
     /// takes its keys from the IKE SA (§1.2).
     pub pfs: Option<DhGroup>,
+    /// Further PFS groups an initiator offers after `pfs` and moves to
+    /// when the responder answers INVALID_KE_PAYLOAD naming one (§1.3).
+    pub pfs_also: Vec<DhGroup>,
     /// Configured proxy-IDs, from this gateway's side.
     pub proxy_ids: Vec<ProxyId>,
     /// Child lifetime.
@@ -66,6 +71,10 @@ pub struct NewChild {
     pub sa: ChildSa,
     /// ESN agreed (§3.3.2).
     pub esn: bool,
+    /// The lower of the two nonces of the exchange that made it: a
+    /// simultaneous rekey keeps the child whose exchange did not hold the
+    /// lowest nonce of all four (§2.8.1).
+    pub lowest_nonce: Vec<u8>,
 }
 
 /// Why a child was not made (the IKE SA is unaffected, §1.2).
@@ -141,12 +150,17 @@ fn esn_id(esn: bool) -> u16 {
 
 /// The transforms of one suite's proposal.
 fn transforms(suite: Suite, esn: bool, dh: Option<DhGroup>) -> Vec<TransformRepr> {
+    transforms_groups(suite, esn, dh.as_slice())
+}
+
+/// The transforms of one suite's proposal with these D-H groups, in order.
+fn transforms_groups(suite: Suite, esn: bool, groups: &[DhGroup]) -> Vec<TransformRepr> {
     let ((encr, bits), integ) = suite_transforms(suite);
     let mut t = vec![TransformRepr { kind: TransformType::Encr, id: encr, key_length: Some(bits) }];
     if let Some(i) = integ {
         t.push(TransformRepr { kind: TransformType::Integ, id: i, key_length: None });
     }
-    if let Some(g) = dh {
+    for g in groups {
         t.push(TransformRepr { kind: TransformType::Dh, id: g.number(), key_length: None });
     }
     t.push(TransformRepr { kind: TransformType::Esn, id: esn_id(esn), key_length: None });
@@ -157,13 +171,31 @@ fn transforms(suite: Suite, esn: bool, dh: Option<DhGroup>) -> Vec<TransformRepr
 /// suite (§3.3.1), each with our SPI, the ESN as configured, and the PFS
 /// group when `dh` is given.
 pub fn esp_proposals(config: &ChildConfig, dh: Option<DhGroup>, spi_in: u32) -> Vec<ProposalRepr> {
+    esp_proposals_groups(config, dh.as_slice(), spi_in)
+}
+
+/// The groups a CREATE_CHILD_SA request offers when its KE is of
+/// `first`: that one, then the configured ones (§1.3: the KE is of the
+/// first group; the others are what INVALID_KE_PAYLOAD may ask for).
+pub fn offered_groups(config: &ChildConfig, first: DhGroup) -> Vec<DhGroup> {
+    let mut groups = vec![first];
+    for g in config.pfs.iter().chain(&config.pfs_also) {
+        if !groups.contains(g) {
+            groups.push(*g);
+        }
+    }
+    groups
+}
+
+/// ESP proposals as [`esp_proposals`], offering every group in `groups`.
+pub fn esp_proposals_groups(config: &ChildConfig, groups: &[DhGroup], spi_in: u32) -> Vec<ProposalRepr> {
     (1u8..)
         .zip(&config.suites)
         .map(|(num, &suite)| ProposalRepr {
             num,
             protocol: ProtocolId::Esp,
             spi: spi_in.to_be_bytes().to_vec(),
-            transforms: transforms(suite, config.esn, dh),
+            transforms: transforms_groups(suite, config.esn, groups),
         })
         .collect()
 }
@@ -425,22 +457,65 @@ pub fn narrow(
     Err(ChildError::TsUnacceptable(why))
 }
 
-/// The initiator's check of the answer's TSi/TSr: exactly the proxy-ID
-/// proposed (see the module doc).
+/// The initiator's check of the answer's TSi/TSr (§2.9): the proxy-ID
+/// proposed, or one selector on each side within it that a proxy-ID can
+/// express; gives the proxy-ID the child carries (see the module doc).
 pub fn check_answer_selectors(
     tsi: &[TrafficSelector],
     tsr: &[TrafficSelector],
     proxy_id: &ProxyId,
-) -> Result<(), ChildError> {
+) -> Result<ProxyId, ChildError> {
     let (l, r) = proxy_selectors(proxy_id);
     if tsi == [l] && tsr == [r] {
-        return Ok(());
+        return Ok(*proxy_id);
     }
-    Err(ChildError::NotOffered(format!(
-        "answer TSi {} TSr {} is not the proxy-ID proposed ({proxy_id})",
-        describe(tsi),
-        describe(tsr)
-    )))
+    let refuse = |why: &str| {
+        ChildError::NotOffered(format!(
+            "answer TSi {} TSr {} {why} the proxy-ID proposed ({proxy_id})",
+            describe(tsi),
+            describe(tsr)
+        ))
+    };
+    let ([i], [o]) = (tsi, tsr) else { return Err(refuse("is more than one selector a side for")) };
+    if !covers(&l, i) || !covers(&r, o) {
+        return Err(refuse("is not within"));
+    }
+    selectors_proxy_id(i, o).ok_or_else(|| refuse("is within, but no proxy-ID can express it, for"))
+}
+
+/// The proxy-ID of a (local, remote) selector pair, if one can express
+/// it: each range a prefix, one protocol, ports a service allows.
+pub fn selectors_proxy_id(local: &TrafficSelector, remote: &TrafficSelector) -> Option<ProxyId> {
+    if local.protocol != remote.protocol {
+        return None;
+    }
+    let src = PortRange::new(local.start_port, local.end_port).ok()?;
+    let dst = PortRange::new(remote.start_port, remote.end_port).ok()?;
+    let service = if local.protocol == 0 && src.is_any() && dst.is_any() {
+        Service::ANY
+    } else {
+        Service::with_ports(local.protocol, src, dst).ok()?
+    };
+    ProxyId::new(range_prefix(&local.addresses)?, range_prefix(&remote.addresses)?, service).ok()
+}
+
+/// The prefix whose range is exactly `a`, if there is one.
+fn range_prefix(a: &TsAddresses) -> Option<Prefix> {
+    let (start, len) = match *a {
+        TsAddresses::V4 { start, end } => {
+            let host = start.to_bits() ^ end.to_bits();
+            let len = host.leading_zeros();
+            let ok = host == u32::MAX.checked_shr(len).unwrap_or(0) && start.to_bits() & host == 0;
+            (ok.then_some(IpAddr::V4(start))?, len)
+        }
+        TsAddresses::V6 { start, end } => {
+            let host = start.to_bits() ^ end.to_bits();
+            let len = host.leading_zeros();
+            let ok = host == u128::MAX.checked_shr(len).unwrap_or(0) && start.to_bits() & host == 0;
+            (ok.then_some(IpAddr::V6(start))?, len)
+        }
+    };
+    Prefix::new(start, u8::try_from(len).ok()?).ok()
 }
 
 /// The child SA payloads of an IKE_AUTH or CREATE_CHILD_SA message,
@@ -454,10 +529,17 @@ pub(crate) struct ChildPayloads {
     pub(crate) tsr: Option<Vec<TrafficSelector>>,
     /// The first error Notify about the child (§3.10.1).
     pub(crate) error: Option<NotifyType>,
+    /// That Notify's data (INVALID_KE_PAYLOAD: the group wanted, §1.3).
+    pub(crate) error_data: Vec<u8>,
+    /// N(REKEY_SA): the ESP SPI of the child being rekeyed (§1.3.3), as
+    /// its sender receives on it.
+    pub(crate) rekey: Option<u32>,
+    /// A REKEY_SA that does not name one ESP SPI.
+    pub(crate) rekey_malformed: bool,
 }
 
-/// Error Notifies that refuse a child and leave the IKE SA standing
-/// (§1.2, §1.3).
+/// Error Notifies that refuse a child (or a rekey) and leave the IKE SA
+/// standing (§1.2, §1.3, §2.25).
 pub(crate) fn is_child_error(n: NotifyType) -> bool {
     matches!(
         n,
@@ -469,6 +551,8 @@ pub(crate) fn is_child_error(n: NotifyType) -> bool {
             | NotifyType::InvalidKePayload
             | NotifyType::NoAdditionalSas
             | NotifyType::InvalidSelectors
+            | NotifyType::TemporaryFailure
+            | NotifyType::ChildSaNotFound
     )
 }
 
@@ -482,8 +566,17 @@ impl ChildPayloads {
             Payload::TsI(ts) => self.tsi = Some(ts.selectors().collect()),
             Payload::TsR(ts) => self.tsr = Some(ts.selectors().collect()),
             Payload::Notify(n) if is_child_error(n.kind) => {
-                self.error.get_or_insert(n.kind);
+                if self.error.is_none() {
+                    self.error = Some(n.kind);
+                    self.error_data = n.data.to_vec();
+                }
             }
+            Payload::Notify(n) if n.kind == NotifyType::RekeySa => match <[u8; 4]>::try_from(n.spi) {
+                Ok(spi) if n.protocol == ProtocolId::Esp && self.rekey.is_none() => {
+                    self.rekey = Some(u32::from_be_bytes(spi));
+                }
+                _ => self.rekey_malformed = true,
+            },
             _ => return false,
         }
         true
@@ -584,6 +677,7 @@ pub(crate) fn make_child(c: ChildParts<'_>) -> Result<NewChild, ChildError> {
             pfs: c.g_ir.is_some(),
         },
         esn: c.chosen.esn,
+        lowest_nonce: c.ni.min(c.nr).to_vec(),
     })
 }
 
@@ -639,6 +733,46 @@ mod tests {
         );
     }
 
+    /// §2.9 from the initiator's side: the answer may narrow what was
+    /// asked, never widen it, and must be a proxy-ID.
+    #[test]
+    fn initiator_takes_a_narrower_answer_only() {
+        let asked = pid("local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 ANY");
+        let (l, r) = proxy_selectors(&asked);
+        let v4 = |a: &str, b: &str| TsAddresses::V4 { start: a.parse().unwrap(), end: b.parse().unwrap() };
+        assert_eq!(check_answer_selectors(&[l], &[r], &asked).unwrap(), asked);
+        // Narrower on both sides, and to TCP port 80 (HTTP).
+        let nl = TrafficSelector { addresses: v4("10.1.1.0", "10.1.1.255"), protocol: 6, ..l };
+        let nr = TrafficSelector {
+            addresses: v4("10.2.3.4", "10.2.3.4"),
+            protocol: 6,
+            start_port: 80,
+            end_port: 80,
+        };
+        assert_eq!(
+            check_answer_selectors(&[nl], &[nr], &asked).unwrap(),
+            pid("local-ip 10.1.1.0/24 remote-ip 10.2.3.4/32 HTTP")
+        );
+        // Wider on one side.
+        let wide = TrafficSelector { addresses: v4("10.2.0.0", "10.3.255.255"), ..r };
+        let e = check_answer_selectors(&[l], &[wide], &asked).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "answer not offered: answer TSi [10.1.0.0-10.1.255.255 proto 0 ports 0-65535] TSr \
+             [10.2.0.0-10.3.255.255 proto 0 ports 0-65535] is not within the proxy-ID proposed \
+             (local-ip 10.1.0.0/16 remote-ip 10.2.0.0/16 ANY)"
+        );
+        // Within, but not a prefix; two selectors a side; protocols that
+        // differ between the sides.
+        let odd = TrafficSelector { addresses: v4("10.2.0.1", "10.2.0.6"), ..r };
+        assert!(check_answer_selectors(&[l], &[odd], &asked).is_err());
+        assert!(check_answer_selectors(&[l, nl], &[r], &asked).is_err());
+        assert!(check_answer_selectors(&[nl], &[TrafficSelector { protocol: 17, ..nr }], &asked).is_err());
+        // Ports on "any protocol" are no proxy-ID.
+        let ports = TrafficSelector { start_port: 80, end_port: 80, ..r };
+        assert!(check_answer_selectors(&[l], &[ports], &asked).is_err());
+    }
+
     /// §3.3.6: the answer is one of our proposals unchanged; a transform
     /// added (here a D-H group in IKE_AUTH's answer) is refused.
     #[test]
@@ -647,6 +781,7 @@ mod tests {
             suites: vec![Suite::Aes128CbcSha1, Suite::Aes256Gcm16],
             esn: false,
             pfs: None,
+            pfs_also: vec![],
             proxy_ids: vec![],
             lifetime: Lifetime { seconds: 0, kilobytes: 0 },
         };

@@ -24,18 +24,18 @@
 //! NO_PROPOSAL_CHOSEN. Refusing a child never touches the IKE SA.
 
 use crate::crypto::dh::DhSecret;
-use crate::Random;
+use crate::{DhGroup, Random};
 
 use super::auth::Established;
 use super::child::{
-    check_answer, check_answer_selectors, esp_proposals, make_child, proxy_selectors, push_error,
-    push_selectors, request_selectors, ChildConfig, ChildError, ChildParts, ChildPayloads, ChildRequest,
-    DhRule, NewChild,
+    check_answer, check_answer_selectors, esp_proposals_groups, make_child, offered_groups, proxy_selectors,
+    push_error, push_selectors, request_selectors, ChildConfig, ChildError, ChildParts, ChildPayloads,
+    ChildRequest, DhRule, NewChild,
 };
 use super::sk::SkError;
 use super::wire::{
-    ExchangeType, Header, KePayload, Payload, PayloadChain, PayloadType, ProposalRepr, FLAG_INITIATOR,
-    FLAG_RESPONSE, NONCE_MAX, NONCE_MIN,
+    ExchangeType, Header, KePayload, NotifyPayload, NotifyType, Payload, PayloadChain, PayloadType,
+    ProposalRepr, ProtocolId, FLAG_INITIATOR, FLAG_RESPONSE, NONCE_MAX, NONCE_MIN,
 };
 
 /// Length of the nonces this side sends: 256 bits, at least half the
@@ -95,6 +95,15 @@ impl core::fmt::Debug for IkeSa {
     }
 }
 
+/// How a CREATE_CHILD_SA request differs from a plain new child.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildOptions {
+    /// Rekeys the child whose inbound SPI (ours) this is (§1.3.3).
+    pub rekey: Option<u32>,
+    /// The KE's group, when not the configured PFS group (§1.3).
+    pub group: Option<DhGroup>,
+}
+
 /// A CREATE_CHILD_SA request sent, waiting for its response.
 pub struct PendingChild {
     message_id: u32,
@@ -115,6 +124,16 @@ impl core::fmt::Debug for PendingChild {
 }
 
 impl PendingChild {
+    /// The child asked for.
+    pub fn child_request(&self) -> &ChildRequest {
+        &self.req
+    }
+
+    /// The group of the KE sent, when PFS.
+    pub fn group(&self) -> Option<DhGroup> {
+        self.dh.as_ref().map(|d| d.group())
+    }
+
     /// The request to send and resend (§2.1).
     pub fn request(&self) -> &[u8] {
         &self.request
@@ -137,6 +156,9 @@ pub enum ChildResponse {
     Failed(ChildError),
 }
 
+/// The child a responder made, or the reason it sent instead.
+pub type ChildMade = Result<Box<NewChild>, ChildError>;
+
 /// What a request made of the peer's CREATE_CHILD_SA.
 #[derive(Debug)]
 pub enum RequestOutcome {
@@ -153,8 +175,21 @@ pub enum RequestOutcome {
     },
 }
 
+/// A request from the peer, after the message-ID window (§2.2) and the
+/// Encrypted payload: nothing of the IKE SA has changed yet.
+#[derive(Debug)]
+pub enum IncomingRequest {
+    /// A retransmission of the request answered last: send this again
+    /// (§2.1), do not process it again.
+    Retransmit(Vec<u8>),
+    /// Dropped without an answer.
+    Dropped(ExchangeError),
+    /// The next request, opened: answer it with [`IkeSa::respond`].
+    Fresh(Header, super::sk::Opened),
+}
+
 /// Reads the child payloads of an opened message.
-fn read_child(opened: &super::sk::Opened) -> Result<ChildPayloads, ExchangeError> {
+pub(crate) fn read_child(opened: &super::sk::Opened) -> Result<ChildPayloads, ExchangeError> {
     let mut p = ChildPayloads::default();
     for raw in opened.payloads() {
         let raw = raw.map_err(SkError::from)?;
@@ -183,6 +218,19 @@ impl IkeSa {
             outstanding: None,
             peer_next: if original_initiator { 0 } else { 2 },
             last_answered,
+            sa,
+        }
+    }
+
+    /// The IKE SA that replaces another (§2.18): `original_initiator` if
+    /// this side initiated the rekey; both sides' message IDs start at 0.
+    pub(crate) fn rekeyed(sa: Established, original_initiator: bool) -> IkeSa {
+        IkeSa {
+            original_initiator,
+            next_request: 0,
+            outstanding: None,
+            peer_next: 0,
+            last_answered: None,
             sa,
         }
     }
@@ -227,14 +275,35 @@ impl IkeSa {
         config: &ChildConfig,
         rng: &mut dyn Random,
     ) -> Result<PendingChild, ExchangeError> {
+        self.create_child_with(req, config, ChildOptions::default(), rng)
+    }
+
+    /// Sends CREATE_CHILD_SA as [`IkeSa::create_child`], rekeying a child
+    /// (N(REKEY_SA) first, §1.3.3) and with the KE of another group than
+    /// the configured one (after INVALID_KE_PAYLOAD, §1.3) as `opts` say.
+    pub fn create_child_with(
+        &mut self,
+        req: ChildRequest,
+        config: &ChildConfig,
+        opts: ChildOptions,
+        rng: &mut dyn Random,
+    ) -> Result<PendingChild, ExchangeError> {
         if self.outstanding.is_some() {
             return Err(ExchangeError::Busy);
         }
         let mut ni = vec![0u8; NONCE_LEN];
         rng.fill(&mut ni);
-        let dh = config.pfs.map(|g| DhSecret::generate(g, rng));
+        let group = opts.group.or(config.pfs);
+        let dh = group.map(|g| DhSecret::generate(g, rng));
         let mut chain = PayloadChain::new();
-        let proposals = esp_proposals(config, config.pfs, req.spi_in);
+        if let Some(spi) = opts.rekey {
+            let spi = spi.to_be_bytes();
+            let n =
+                NotifyPayload { protocol: ProtocolId::Esp, kind: NotifyType::RekeySa, spi: &spi, data: &[] };
+            chain.push_payload(&Payload::Notify(n));
+        }
+        let groups = group.map(|g| offered_groups(config, g)).unwrap_or_default();
+        let proposals = esp_proposals_groups(config, &groups, req.spi_in);
         chain.push_with(PayloadType::Sa, false, |out| ProposalRepr::emit_sa(&proposals, out));
         chain.push(PayloadType::Nonce, &ni);
         if let Some(d) = &dh {
@@ -276,13 +345,23 @@ impl IkeSa {
     }
 
     fn initiator_child(&self, pending: &PendingChild, p: &ChildPayloads) -> Result<NewChild, ChildError> {
-        if let Some(kind) = p.error {
-            return Err(ChildError::Refused(kind));
+        match (p.error, &pending.dh) {
+            // §1.3: the group the responder wants, to try again with.
+            (Some(NotifyType::InvalidKePayload), Some(d)) => {
+                let want = <[u8; 2]>::try_from(p.error_data.as_slice())
+                    .map_err(|_| ChildError::Refused(NotifyType::InvalidKePayload))?;
+                return Err(ChildError::InvalidKe {
+                    got: d.group().number(),
+                    want: u16::from_be_bytes(want),
+                });
+            }
+            (Some(kind), _) => return Err(ChildError::Refused(kind)),
+            (None, _) => {}
         }
-        let rule = pending.config.pfs.map_or(DhRule::NoPfs, DhRule::Group);
+        let rule = pending.dh.as_ref().map_or(DhRule::NoPfs, |d| DhRule::Group(d.group()));
         let chosen = check_answer(&p.sa()?, &pending.config, rule)?;
         let (tsi, tsr) = p.selectors()?;
-        check_answer_selectors(tsi, tsr, &pending.req.proxy_id)?;
+        let proxy_id = check_answer_selectors(tsi, tsr, &pending.req.proxy_id)?;
         let nr = p.nonce.as_deref().filter(|n| nonce_ok(n)).ok_or(ChildError::Missing("Nr"))?;
         let g_ir = match &pending.dh {
             None => None,
@@ -298,7 +377,7 @@ impl IkeSa {
         make_child(ChildParts {
             x,
             chosen,
-            proxy_id: pending.req.proxy_id,
+            proxy_id,
             spi_in: pending.req.spi_in,
             initiator: true,
             g_ir: g_ir.as_deref().map(|g| g.as_slice()),
@@ -320,16 +399,37 @@ impl IkeSa {
         spi_in: u32,
         rng: &mut dyn Random,
     ) -> RequestOutcome {
+        let (header, opened) = match self.receive_request(msg) {
+            IncomingRequest::Retransmit(r) => return RequestOutcome::Retransmit(r),
+            IncomingRequest::Dropped(e) => return RequestOutcome::Dropped(e),
+            IncomingRequest::Fresh(h, o) => (h, o),
+        };
+        if header.exchange != ExchangeType::CreateChildSa {
+            return RequestOutcome::Dropped(ExchangeError::OtherExchange(header.exchange));
+        }
+        let p = match read_child(&opened) {
+            Ok(p) => p,
+            Err(e) => return RequestOutcome::Dropped(e),
+        };
+        match self.answer_child(&header, msg, &p, config, spi_in, rng) {
+            Ok((response, child)) => RequestOutcome::Answered { response, child },
+            Err(e) => RequestOutcome::Dropped(e),
+        }
+    }
+
+    /// Checks a request from the peer against the window (§2.2) and opens
+    /// it; changes nothing. The exchange type is the caller's to check.
+    pub fn receive_request(&self, msg: &[u8]) -> IncomingRequest {
         let header = match Header::parse(msg) {
             Ok(h) if self.is_peers(&h, false) => h,
-            _ => return RequestOutcome::Dropped(ExchangeError::NotOurs),
+            _ => return IncomingRequest::Dropped(ExchangeError::NotOurs),
         };
         if let Some((id, request, response)) = &self.last_answered {
             if header.message_id == *id {
                 if msg == request.as_slice() {
-                    return RequestOutcome::Retransmit(response.clone());
+                    return IncomingRequest::Retransmit(response.clone());
                 }
-                return RequestOutcome::Dropped(ExchangeError::OutOfWindow {
+                return IncomingRequest::Dropped(ExchangeError::OutOfWindow {
                     got: header.message_id,
                     expected: self.peer_next,
                 });
@@ -337,22 +437,109 @@ impl IkeSa {
         }
         if header.message_id != self.peer_next {
             let e = ExchangeError::OutOfWindow { got: header.message_id, expected: self.peer_next };
-            return RequestOutcome::Dropped(e);
+            return IncomingRequest::Dropped(e);
         }
-        if header.exchange != ExchangeType::CreateChildSa {
-            return RequestOutcome::Dropped(ExchangeError::OtherExchange(header.exchange));
+        if !matches!(header.exchange, ExchangeType::CreateChildSa | ExchangeType::Informational) {
+            return IncomingRequest::Dropped(ExchangeError::OtherExchange(header.exchange));
         }
-        let p = match self.sa.cipher.open(msg) {
-            Ok(o) if o.header == header => read_child(&o),
-            Ok(_) => Err(ExchangeError::NotOurs),
-            Err(e) => Err(e.into()),
+        match self.sa.cipher.open(msg) {
+            Ok(o) if o.header == header => IncomingRequest::Fresh(header, o),
+            Ok(_) => IncomingRequest::Dropped(ExchangeError::NotOurs),
+            Err(e) => IncomingRequest::Dropped(e.into()),
+        }
+    }
+
+    /// Answers the request `msg` (opened by [`IkeSa::receive_request`])
+    /// with `chain`: the response is sealed, the window moves on, and the
+    /// pair is kept to answer a retransmission (§2.1).
+    pub fn respond(
+        &mut self,
+        header: &Header,
+        msg: &[u8],
+        chain: &PayloadChain,
+        rng: &mut dyn Random,
+    ) -> Result<Vec<u8>, ExchangeError> {
+        let mut h = self.header(header.message_id, true);
+        h.exchange = header.exchange;
+        let response = self.sa.cipher.seal(&h, chain, rng)?;
+        self.peer_next = self.peer_next.wrapping_add(1);
+        self.last_answered = Some((header.message_id, msg.to_vec(), response.clone()));
+        Ok(response)
+    }
+
+    /// Sends a request of `exchange` carrying `chain` under the next
+    /// message ID; one at a time (§2.3). Returns its ID and bytes.
+    pub fn send_request(
+        &mut self,
+        exchange: ExchangeType,
+        chain: &PayloadChain,
+        rng: &mut dyn Random,
+    ) -> Result<(u32, Vec<u8>), ExchangeError> {
+        if self.outstanding.is_some() {
+            return Err(ExchangeError::Busy);
+        }
+        let message_id = self.next_request;
+        let mut h = self.header(message_id, false);
+        h.exchange = exchange;
+        let request = self.sa.cipher.seal(&h, chain, rng)?;
+        self.next_request = self.next_request.wrapping_add(1);
+        self.outstanding = Some(message_id);
+        Ok((message_id, request))
+    }
+
+    /// Takes the response to our outstanding request `message_id`: the
+    /// peer's, under that ID, of that exchange, opening under our keys.
+    /// Anything else leaves the request outstanding.
+    pub fn receive_response(
+        &mut self,
+        msg: &[u8],
+        message_id: u32,
+        exchange: ExchangeType,
+    ) -> Result<super::sk::Opened, ExchangeError> {
+        let header = match Header::parse(msg) {
+            Ok(h) if self.is_peers(&h, true) && h.exchange == exchange => h,
+            _ => return Err(ExchangeError::NotOurs),
         };
-        let p = match p {
-            Ok(p) => p,
-            Err(e) => return RequestOutcome::Dropped(e),
-        };
+        if self.outstanding != Some(message_id) || header.message_id != message_id {
+            return Err(ExchangeError::OutOfWindow { got: header.message_id, expected: message_id });
+        }
+        let opened = self.sa.cipher.open(msg)?;
+        if opened.header != header {
+            return Err(ExchangeError::NotOurs);
+        }
+        self.outstanding = None;
+        Ok(opened)
+    }
+
+    /// True if `h` could be a message of this IKE SA from the peer (SPIs
+    /// and the I flag), request or response.
+    pub fn is_from_peer(&self, h: &Header) -> bool {
+        self.is_peers(h, h.is_response())
+    }
+
+    /// The IKE SA's SPIs (SPIi, SPIr).
+    pub fn spis(&self) -> (u64, u64) {
+        (self.sa.exchange.spi_i, self.sa.exchange.spi_r)
+    }
+
+    /// We are the IKE SA's original initiator.
+    pub fn original_initiator(&self) -> bool {
+        self.original_initiator
+    }
+
+    /// Answers an opened CREATE_CHILD_SA request for a child: the
+    /// response and the child made, or the refusal sent.
+    pub(crate) fn answer_child(
+        &mut self,
+        header: &Header,
+        msg: &[u8],
+        p: &ChildPayloads,
+        config: &ChildConfig,
+        spi_in: u32,
+        rng: &mut dyn Random,
+    ) -> Result<(Vec<u8>, ChildMade), ExchangeError> {
         let mut chain = PayloadChain::new();
-        let child = self.responder_child(&p, config, spi_in, header.message_id, &mut chain, rng);
+        let child = self.responder_child(p, config, spi_in, header.message_id, &mut chain, rng);
         if let Err(e) = &child {
             let data = match e {
                 ChildError::InvalidKe { want, .. } => want.to_be_bytes().to_vec(),
@@ -361,13 +548,8 @@ impl IkeSa {
             chain = PayloadChain::new();
             push_error(&mut chain, e.notify(), &data);
         }
-        let response = match self.sa.cipher.seal(&self.header(header.message_id, true), &chain, rng) {
-            Ok(r) => r,
-            Err(e) => return RequestOutcome::Dropped(e.into()),
-        };
-        self.peer_next = self.peer_next.wrapping_add(1);
-        self.last_answered = Some((header.message_id, msg.to_vec(), response.clone()));
-        RequestOutcome::Answered { response, child: child.map(Box::new) }
+        let response = self.respond(header, msg, &chain, rng)?;
+        Ok((response, child.map(Box::new)))
     }
 
     fn responder_child(

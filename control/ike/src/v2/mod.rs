@@ -1,6 +1,7 @@
 //! IKEv2 (RFC 7296): the wire, the keys, IKE_SA_INIT, IKE_AUTH with a
 //! pre-shared key and its child SA, further children by CREATE_CHILD_SA,
-//! beside IKEv1 and sharing only its
+//! INFORMATIONAL, and the session that drives them for one peer, beside
+//! IKEv1 and sharing only its
 //! Diffie-Hellman groups and the [`crate::Random`], [`crate::DirectionKeys`]
 //! and [`crate::ChildSa`] types (controld installs the children of both
 //! versions alike).
@@ -9,7 +10,11 @@
 //! and none does I/O or reads a clock:
 //!
 //! ```text
-//!  exchanges (next)   child rekey, IKE SA rekey, INFORMATIONAL
+//!  session            Session: one peer's IKEv2 endpoint, sans-IO like
+//!                     crate::Peer: on-demand children, retransmissions
+//!                     and the window (§2.1-§2.3), INFORMATIONAL DELETE
+//!                     and liveness (§1.4, §2.4), child rekeys (§2.8);
+//!                     dropped: what it drops, counted by reason
 //!          |
 //!  create_child       IkeSa: CREATE_CHILD_SA (§1.3.1) with or without
 //!                     PFS, message IDs and retransmissions (§2.1, §2.2);
@@ -58,12 +63,18 @@ pub mod auth;
 pub mod child;
 pub mod config;
 pub mod create_child;
+pub mod dropped;
 #[doc(hidden)]
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
+#[doc(hidden)]
+#[cfg(feature = "fuzzing")]
+pub mod fuzz_session;
+pub mod ike_rekey;
 pub mod init;
 pub mod initiator;
 pub mod keys;
 pub mod responder;
+pub mod session;
 pub mod sk;
 pub mod wire;

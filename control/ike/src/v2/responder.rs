@@ -284,6 +284,16 @@ impl InitResponder {
         Some(done)
     }
 
+    /// Puts back a half-open exchange taken with [`InitResponder::take`]
+    /// whose IKE_AUTH was ignored (not the peer's, or not opening): it
+    /// waits on for the genuine one, under its own timeout.
+    pub fn put_back(&mut self, done: ResponderInitDone) {
+        let key = (done.exchange.remote, done.exchange.spi_i);
+        if self.half_open.insert(key, done).is_none() {
+            *self.per_source.entry(key.0.ip()).or_insert(0) += 1;
+        }
+    }
+
     fn forget_source(&mut self, ip: IpAddr) {
         if let Some(n) = self.per_source.get_mut(&ip) {
             *n = n.saturating_sub(1);
@@ -291,6 +301,12 @@ impl InitResponder {
                 self.per_source.remove(&ip);
             }
         }
+    }
+
+    /// When the oldest half-open exchange times out (for the owner's
+    /// next deadline).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.half_open.values().map(|d| d.created + self.config.half_open_timeout).min()
     }
 
     /// Forgets half-open exchanges older than the timeout; returns how

@@ -1,0 +1,136 @@
+//! Why a [`super::session::Session`] dropped a datagram, or answered one
+//! from memory, as data (the pattern of `crate::Discard`): one line per
+//! reason with its description; the owner shows the counts.
+
+/// A reason an IKEv2 datagram changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Dropped {
+    /// Not an IKEv2 message: shorter than the header, its length field
+    /// not the datagram's, another version.
+    Unreadable,
+    /// From an address that is not the peer's.
+    WrongPeer,
+    /// SPIs of no IKE SA of this peer, or the I flag of the wrong side.
+    UnknownSpi,
+    /// A request under a message ID already answered, with other bytes
+    /// than the one answered, or older (a replay, §2.2).
+    ReplayedRequest,
+    /// A request under a message ID beyond the window (§2.3).
+    RequestAhead,
+    /// A response to no request outstanding, or under another ID (a
+    /// duplicate or a replay, §2.2).
+    UnexpectedResponse,
+    /// The Encrypted payload did not open under the IKE SA's keys
+    /// (§2.21.2: it may be forged; no answer).
+    Integrity,
+    /// Opened, but a payload inside is malformed.
+    Malformed,
+    /// An exchange type this IKE SA does not take here.
+    UnsupportedExchange,
+    /// An IKE_SA_INIT message the responder or initiator ignored (its own
+    /// counters, [`super::init::InitReason`], say why).
+    InitIgnored,
+    /// An IKE_AUTH message that is not the one expected or does not open.
+    AuthIgnored,
+    /// A retransmitted request answered again with the stored response
+    /// (§2.1): not processed a second time.
+    RetransmitAnswered,
+}
+
+impl Dropped {
+    /// Every reason, in counter order.
+    pub const ALL: [Dropped; 12] = [
+        Dropped::Unreadable,
+        Dropped::WrongPeer,
+        Dropped::UnknownSpi,
+        Dropped::ReplayedRequest,
+        Dropped::RequestAhead,
+        Dropped::UnexpectedResponse,
+        Dropped::Integrity,
+        Dropped::Malformed,
+        Dropped::UnsupportedExchange,
+        Dropped::InitIgnored,
+        Dropped::AuthIgnored,
+        Dropped::RetransmitAnswered,
+    ];
+
+    /// The counter's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dropped::Unreadable => "unreadable",
+            Dropped::WrongPeer => "wrong-peer",
+            Dropped::UnknownSpi => "unknown-spi",
+            Dropped::ReplayedRequest => "replayed-request",
+            Dropped::RequestAhead => "request-ahead",
+            Dropped::UnexpectedResponse => "unexpected-response",
+            Dropped::Integrity => "integrity",
+            Dropped::Malformed => "malformed",
+            Dropped::UnsupportedExchange => "unsupported-exchange",
+            Dropped::InitIgnored => "ike-sa-init-ignored",
+            Dropped::AuthIgnored => "ike-auth-ignored",
+            Dropped::RetransmitAnswered => "retransmit-answered",
+        }
+    }
+
+    /// One line for the operator.
+    pub fn description(self) -> &'static str {
+        match self {
+            Dropped::Unreadable => "not an IKEv2 message",
+            Dropped::WrongPeer => "from an address that is not the peer's",
+            Dropped::UnknownSpi => "IKE SPIs of no IKE SA with this peer",
+            Dropped::ReplayedRequest => "request under a message ID already used (replay)",
+            Dropped::RequestAhead => "request under a message ID beyond the window",
+            Dropped::UnexpectedResponse => "response to no outstanding request (duplicate or replay)",
+            Dropped::Integrity => "Encrypted payload failed its integrity check",
+            Dropped::Malformed => "malformed payload inside an authenticated message",
+            Dropped::UnsupportedExchange => "exchange type not taken on this IKE SA",
+            Dropped::InitIgnored => "IKE_SA_INIT message ignored",
+            Dropped::AuthIgnored => "IKE_AUTH message ignored",
+            Dropped::RetransmitAnswered => "retransmitted request answered from memory",
+        }
+    }
+}
+
+/// Counts per [`Dropped`] reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DroppedCounts([u64; Dropped::ALL.len()]);
+
+impl DroppedCounts {
+    /// Counts one.
+    pub fn add(&mut self, d: Dropped) {
+        self.0[d as usize] += 1;
+    }
+
+    /// The count of one reason.
+    pub fn get(&self, d: Dropped) -> u64 {
+        self.0[d as usize]
+    }
+
+    /// All of them together.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// (reason, count) for every reason, in [`Dropped::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Dropped, u64)> + '_ {
+        Dropped::ALL.iter().copied().zip(self.0.iter().copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_counted_in_order_with_distinct_names() {
+        for (i, r) in Dropped::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            assert!(!r.description().is_empty());
+        }
+        let mut names: Vec<_> = Dropped::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Dropped::ALL.len());
+    }
+}

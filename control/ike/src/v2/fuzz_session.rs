@@ -1,0 +1,215 @@
+//! Fuzz entry point of [`super::session::Session`]: what the
+//! `ikev2_session` target calls, and what this crate's tests replay from
+//! the kept corpus. Not an API for anything else.
+//!
+//! [`ikev2_session`] brings two sessions up in memory (the seed's four
+//! proxy-IDs, each its own child; one deleted and made again; the IKE SA
+//! rekeyed once), keeps every datagram they exchanged,
+//! and then plays a stranger with the input: a list of operations, each
+//! an opcode byte and a length-prefixed chunk:
+//!
+//! * `0`, `1`: the chunk as a datagram from the peer's address to B, A;
+//! * `2`, `3`: a datagram they exchanged, chosen by the chunk's first
+//!   byte, with the rest of the chunk XORed in from the offset its second
+//!   byte names, to B, A (replays and near-misses of real messages);
+//! * `4`: the datagrams the two sent meanwhile delivered to each other
+//!   (answers from memory meet their duplicates).
+//!
+//! Invariants: nothing panics; no child and no IKE SA goes down or comes
+//! up; both sides still hold the same four children. A failed invariant
+//! is a finding.
+
+// A fuzz body asserts its invariants: a failed one is a finding.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use esprit_policy::ProxyId;
+use zeroize::Zeroizing;
+
+use super::alg::{EncrAlg, IntegAlg, PrfAlg};
+use super::auth::{Identity, PskAuth};
+use super::child::ChildConfig;
+use super::config::IkeSaProposal;
+use super::fuzz::FixedRng;
+use super::session::{Session, SessionConfig};
+use super::wire::IdType;
+use crate::{DhGroup, Event, Lifetime, Retransmit, Suite};
+
+const A: &str = "198.51.100.1:500";
+const B: &str = "203.0.113.1:500";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// The seed's four proxy-IDs from A's side (`a`) or B's.
+fn proxy_ids(a: bool) -> Vec<ProxyId> {
+    let mut v = Vec::new();
+    for l in ["10.1.1.0/24", "10.1.2.0/24"] {
+        for r in ["10.2.1.0/24", "10.2.2.0/24"] {
+            let (ours, theirs) = if a { (l, r) } else { (r, l) };
+            v.push(format!("local-ip {ours} remote-ip {theirs} ANY").parse().unwrap());
+        }
+    }
+    v
+}
+
+fn config(a: bool) -> SessionConfig {
+    let id = |s: &str| Identity { kind: IdType::Fqdn, data: s.as_bytes().to_vec() };
+    let (me, peer) = if a { ("a.example", "b.example") } else { ("b.example", "a.example") };
+    let (encr, integ) = (vec![EncrAlg::AesCbc128], vec![IntegAlg::HmacSha256_128]);
+    let proposal = IkeSaProposal { encr, integ, prf: vec![PrfAlg::HmacSha256], dh: vec![DhGroup::Ecp256] };
+    SessionConfig {
+        name: me.to_string(),
+        local: addr(if a { A } else { B }),
+        remote: addr(if a { B } else { A }),
+        proposals: vec![proposal],
+        auth: PskAuth { psk: Zeroizing::new(b"fuzz".to_vec()), local: id(me), remote: Some(id(peer)) },
+        child: ChildConfig {
+            suites: vec![Suite::Aes128Gcm16],
+            esn: false,
+            pfs: None,
+            pfs_also: Vec::new(),
+            proxy_ids: proxy_ids(a),
+            lifetime: Lifetime { seconds: 3600, kilobytes: 0 },
+        },
+        retransmit: Retransmit { initial: Duration::from_secs(1), tries: 2 },
+        dpd: None,
+    }
+}
+
+/// Two established sessions and the datagrams they exchanged, as
+/// (from A, bytes).
+#[derive(Debug)]
+pub struct Established {
+    /// The initiator.
+    pub a: Session<FixedRng>,
+    /// The responder.
+    pub b: Session<FixedRng>,
+    /// Every datagram, in order.
+    pub log: Vec<(bool, Vec<u8>)>,
+    /// The clock.
+    pub now: Instant,
+}
+
+impl Established {
+    /// Moves datagrams between the two until none is left.
+    pub fn deliver(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.a.poll_transmit() {
+                let _ = self.b.handle_datagram(self.now, t.remote, t.local, &t.bytes);
+                self.log.push((true, t.bytes));
+                moved = true;
+            }
+            while let Some(t) = self.b.poll_transmit() {
+                let _ = self.a.handle_datagram(self.now, t.remote, t.local, &t.bytes);
+                self.log.push((false, t.bytes));
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Events since the last call, both sides.
+    pub fn events(&mut self) -> Vec<Event> {
+        let mut v = Vec::new();
+        while let Some(e) = self.a.poll_event() {
+            v.push(e);
+        }
+        while let Some(e) = self.b.poll_event() {
+            v.push(e);
+        }
+        v
+    }
+}
+
+/// A and B with the four children up (deterministic).
+pub fn established() -> Established {
+    let a = Session::new(config(true), FixedRng(1)).unwrap();
+    let b = Session::new(config(false), FixedRng(2)).unwrap();
+    let mut e = Established { a, b, log: Vec::new(), now: Instant::now() };
+    for p in proxy_ids(true) {
+        e.a.initiate_child(e.now, p).unwrap();
+        e.deliver();
+    }
+    // Delete one and ask again: the log holds INFORMATIONAL too.
+    let spi = e.a.children()[0].1;
+    e.a.delete_child(e.now, spi).unwrap();
+    e.deliver();
+    e.a.initiate_child(e.now, proxy_ids(true)[0]).unwrap();
+    e.deliver();
+    // And rekey the IKE SA: the log holds messages of an SA gone.
+    e.a.rekey_ike(e.now).unwrap();
+    e.deliver();
+    assert_eq!(e.a.children().len(), 4);
+    e
+}
+
+fn chunk(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&op, rest) = data.split_first()?;
+    let (len, rest) = match rest {
+        [hi, lo, rest @ ..] => (usize::from(u16::from_be_bytes([*hi, *lo])), rest),
+        _ => (rest.len(), &[][..]),
+    };
+    let len = len.min(rest.len());
+    Some((op, &rest[..len], &rest[len..]))
+}
+
+/// The fuzz body; see the module doc.
+pub fn ikev2_session(data: &[u8]) {
+    let mut e = established();
+    let _ = e.events();
+    let before = (e.a.children(), e.b.children(), e.a.ike_spis());
+    let (aa, ba) = (addr(A), addr(B));
+    let mut rest = data;
+    while let Some((op, body, next)) = chunk(rest) {
+        rest = next;
+        match op % 5 {
+            0 => {
+                let _ = e.b.handle_datagram(e.now, ba, aa, body);
+            }
+            1 => {
+                let _ = e.a.handle_datagram(e.now, aa, ba, body);
+            }
+            to_b @ (2 | 3) => {
+                let Some((&pick, xor)) = body.split_first() else { continue };
+                let mut msg = e.log[usize::from(pick) % e.log.len()].1.clone();
+                if let Some((&at, xor)) = xor.split_first() {
+                    for (b, x) in msg.iter_mut().skip(usize::from(at)).zip(xor) {
+                        *b ^= x;
+                    }
+                }
+                if to_b == 2 {
+                    let _ = e.b.handle_datagram(e.now, ba, aa, &msg);
+                } else {
+                    let _ = e.a.handle_datagram(e.now, aa, ba, &msg);
+                }
+            }
+            _ => e.deliver(),
+        }
+    }
+    e.deliver();
+    let events = e.events();
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!((e.a.children(), e.b.children(), e.a.ike_spis()), before);
+}
+
+/// Seeds: every datagram of the bring-up replayed to its receiver, and
+/// each once with a byte flipped, as one input apiece.
+pub fn seeds() -> Vec<(String, Vec<u8>)> {
+    let e = established();
+    let mut out = Vec::new();
+    for (i, (from_a, _)) in e.log.iter().enumerate() {
+        let op = if *from_a { 2 } else { 3 };
+        let i = u8::try_from(i).unwrap_or(u8::MAX);
+        out.push((format!("replay-{i:02}"), vec![op, 0, 1, i, 4]));
+        out.push((format!("flip-{i:02}"), vec![op, 0, 3, i, 40, 1, 4]));
+    }
+    out.push(("garbage".to_string(), vec![0, 0, 4, 0x12, 0x34, 0x56, 0x78, 1, 0, 2, 0, 0]));
+    out
+}

@@ -1,0 +1,147 @@
+//! The peer's responses to our requests: the child made or refused (and
+//! INVALID_KE_PAYLOAD tried again once, §1.3), the IKE SA rekeyed, a
+//! Delete or liveness check answered; and the end of a child rekey
+//! (§2.8, §2.8.1).
+
+use super::*;
+
+impl<R: Random> Session<R> {
+    /// A response under the IKE SA, to our outstanding request.
+    pub(super) fn response(&mut self, now: Instant, h: &Header, bytes: &[u8]) -> Handled {
+        let exchange = exchange_of(h);
+        let Some(ike) = self.ike.as_mut() else { return Err((Dropped::UnknownSpi, exchange)) };
+        if !ike.is_from_peer(h) {
+            return Err((Dropped::UnknownSpi, exchange));
+        }
+        let Some(out) = self.out.take() else { return Err((Dropped::UnexpectedResponse, exchange)) };
+        if out.message_id != h.message_id {
+            self.out = Some(out);
+            return Err((Dropped::UnexpectedResponse, exchange));
+        }
+        let Outstanding { message_id, bytes: sent, retx, kind } = out;
+        match kind {
+            OutKind::Child { pending, rekey_of, retried } => {
+                let req = *pending.child_request();
+                let group = pending.group();
+                match ike.handle_child_response(*pending, bytes) {
+                    ChildResponse::Ignored(pending, e) => {
+                        let kind = OutKind::Child { pending, rekey_of, retried };
+                        self.out = Some(Outstanding { message_id, bytes: sent, retx, kind });
+                        Err((exchange_dropped(&e), exchange))
+                    }
+                    ChildResponse::Created(c) => {
+                        self.last_heard = Some(now);
+                        self.child_up(&c);
+                        if let Some(old) = rekey_of {
+                            self.rekeyed(old, &c);
+                        }
+                        Ok(())
+                    }
+                    ChildResponse::Failed(e) => {
+                        self.last_heard = Some(now);
+                        // §1.3: once, with the group the responder asked
+                        // for, if we offered it.
+                        if let (ChildError::InvalidKe { want, .. }, false, Some(sent)) = (&e, retried, group)
+                        {
+                            let want = DhGroup::from_number((*want).into());
+                            if let Some(g) =
+                                want.filter(|g| offered_groups(&self.cfg.child, sent).contains(g))
+                            {
+                                if g != sent {
+                                    self.work.push_front(Work::ChildRetry {
+                                        proxy_id: req.proxy_id,
+                                        group: g,
+                                        rekey_of,
+                                    });
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        if rekey_of.is_none() {
+                            self.child_failed(exchange, &req, &e);
+                        } else if peer_made_it(&e) {
+                            self.work.push_front(Work::Delete(req.spi_in));
+                        }
+                        Ok(())
+                    }
+                }
+            }
+            OutKind::IkeRekey(pending) => match ike.handle_ike_rekey_response(*pending, bytes) {
+                IkeRekeyResponse::Ignored(pending, e) => {
+                    let kind = OutKind::IkeRekey(pending);
+                    self.out = Some(Outstanding { message_id, bytes: sent, retx, kind });
+                    Err((exchange_dropped(&e), exchange))
+                }
+                IkeRekeyResponse::Rekeyed(new) => {
+                    self.ike_rekeyed(now, *new, true);
+                    Ok(())
+                }
+                IkeRekeyResponse::Failed(n) => {
+                    self.last_heard = Some(now);
+                    self.events
+                        .push_back(Event::Phase1RekeyFailed { reason: Reason::PeerNotify(v1_notify(n)) });
+                    Ok(())
+                }
+            },
+            kind => {
+                let opened = match ike.receive_response(bytes, message_id, ExchangeType::Informational) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        self.out = Some(Outstanding { message_id, bytes: sent, retx, kind });
+                        return Err((exchange_dropped(&e), exchange));
+                    }
+                };
+                drop(opened);
+                self.last_heard = Some(now);
+                match kind {
+                    OutKind::Delete { spi_in } => self.child_down(spi_in, Reason::DeletedLocally),
+                    OutKind::DeleteIke => self.ike_gone(Reason::DeletedLocally),
+                    OutKind::Dpd | OutKind::Child { .. } | OutKind::IkeRekey(_) => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Our rekey of `old` made `new` (§2.8): the old pair is deleted now
+    /// that the new one is up; after a collision (§2.8.1) the exchange
+    /// with the lowest nonce made the redundant child, and its initiator
+    /// deletes that one instead.
+    pub(super) fn rekeyed(&mut self, old: u32, new: &NewChild) {
+        let Some(oc) = self.children.iter_mut().find(|c| c.spi_in == old) else { return };
+        match oc.collision.take() {
+            Some(peer_lowest) if made_the_redundant_child(&new.lowest_nonce, &peer_lowest) => {
+                // Ours is redundant: the peer deletes the old pair.
+                oc.rekeyed = true;
+                self.work.push_front(Work::Delete(new.sa.spi_in));
+            }
+            _ => {
+                oc.rekeyed = true;
+                self.work.push_front(Work::Delete(old));
+            }
+        }
+    }
+}
+
+/// §2.8.1: of two exchanges that rekeyed one child at once, the one whose
+/// nonces hold the lowest of all four made the redundant child. `ours` and
+/// `peers` are the lower nonce of each exchange (compared as octet
+/// strings, the shorter first on a common prefix).
+fn made_the_redundant_child(ours: &[u8], peers: &[u8]) -> bool {
+    ours < peers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    pub(super) fn the_lowest_nonce_made_the_redundant_child() {
+        assert!(made_the_redundant_child(&[0x10; 32], &[0x11; 32]));
+        assert!(!made_the_redundant_child(&[0x11; 32], &[0x10; 32]));
+        let mut a = [0xff; 32];
+        a[31] = 0;
+        assert!(made_the_redundant_child(&a, &[0xff; 32]));
+        assert!(!made_the_redundant_child(&[1, 0], &[0, 0xff]));
+    }
+}
