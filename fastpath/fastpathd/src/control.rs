@@ -45,6 +45,29 @@ pub(crate) trait Sink: Write + Send {}
 
 impl<T: Write + Send> Sink for T {}
 
+/// A connection's socket as its [`Writer`]: a write that fails (the peer
+/// gone, or not reading for the write timeout) shuts the connection down,
+/// so that its reader thread and the peer both see it end. A subscriber
+/// that stops reading for longer than the timeout is dropped from the
+/// events (`notify`); without the shutdown its connection stayed open and
+/// it waited for events that never came (controld re-subscribes when its
+/// connection ends).
+struct ClosingOnError(UnixStream);
+
+impl Write for ClosingOnError {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.write(b).inspect_err(|_| {
+            let _ = self.0.shutdown(std::net::Shutdown::Both);
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().inspect_err(|_| {
+            let _ = self.0.shutdown(std::net::Shutdown::Both);
+        })
+    }
+}
+
 /// A request on its way to the management thread.
 #[derive(Debug)]
 pub(crate) struct Incoming {
@@ -302,7 +325,7 @@ fn category(e: &serde_json::Error) -> &'static str {
 fn connection(conn: UnixStream, to_mgmt: Sender<Incoming>, counters: &ControlCounters) {
     let Ok(w) = conn.try_clone() else { return };
     let _ = w.set_write_timeout(Some(Duration::from_secs(5)));
-    let writer: Writer = Arc::new(Mutex::new(w));
+    let writer: Writer = Arc::new(Mutex::new(ClosingOnError(w)));
     let mut reader = BufReader::new(conn);
     let mut line = Vec::new();
     loop {
@@ -352,6 +375,40 @@ fn connection(conn: UnixStream, to_mgmt: Sender<Incoming>, counters: &ControlCou
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connection whose peer stops reading: the write that times out
+    /// shuts it down, and the peer, once it reads again, sees the end
+    /// rather than waiting for more (it then subscribes again).
+    #[test]
+    fn a_failed_write_closes_the_connection() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_write_timeout(Some(Duration::from_millis(20))).unwrap();
+        let mut w = ClosingOnError(a);
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0usize;
+        let failed = loop {
+            match w.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(e) => break e,
+            }
+            assert!(sent < 1 << 30, "the socket buffer never filled");
+        };
+        assert!(
+            matches!(failed.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            "{failed}"
+        );
+        b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match std::io::Read::read(&mut b, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => panic!("no end of the connection after {got} bytes: {e}"),
+            }
+        }
+        assert_eq!(got, sent);
+    }
     use std::io::Cursor;
     use std::os::unix::fs::MetadataExt;
 

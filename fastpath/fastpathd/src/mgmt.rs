@@ -397,7 +397,16 @@ impl State {
 
     fn notify(&mut self, event: Event) {
         let msg = ServerMessage::Event { event };
+        let before = self.subscribers.len();
         self.subscribers.retain(|w| control::send(w, &msg));
+        if self.subscribers.len() < before {
+            // Its connection is shut down with the failed write: the
+            // subscriber sees it end and subscribes again.
+            eprintln!(
+                "fastpathd: {} event subscriber(s) gone or not reading for 5 s: connection closed, events since are lost to it",
+                before - self.subscribers.len()
+            );
+        }
     }
 
     fn broadcast(&self, make: impl Fn() -> Update) {
