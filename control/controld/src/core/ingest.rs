@@ -15,7 +15,13 @@
 //! * **Operator commands** ([`OPERATOR_QUEUE`] deep): a client's thread
 //!   waits for room (each client waits for its answer anyway).
 //! * **fastpathd events** ([`EVENT_QUEUE`] deep): the events thread waits
-//!   for room, so fastpathd's events are never lost here.
+//!   for room, so fastpathd's events are never lost here, except an
+//!   acquire that finds the queue full: it is dropped
+//!   ([`WaitingSender::offer`]), since fastpathd repeats it every 500 ms
+//!   while its proxy-ID has no SA. Waiting for room there could deadlock:
+//!   the main loop waits for a fastpathd reply while fastpathd waits to
+//!   write the next event to a thread that waits for the main loop (seen
+//!   at 10,000 proxy-IDs, each time until fastpathd's 5 s write timeout).
 //!
 //! The main loop takes, each turn ([`Inbox::next_batch`]), every waiting
 //! operator command and fastpathd event first, then at most [`IKE_BUDGET`]
@@ -217,6 +223,19 @@ impl<T> WaitingSender<T> {
         }
         let _ = self.wake.try_send(());
         true
+    }
+
+    /// Queues `item` if there is room, else drops it (`Ok(false)`); never
+    /// waits. `Err` once the inbox is gone.
+    pub fn offer(&self, item: T) -> Result<bool, ()> {
+        match self.tx.try_send(item) {
+            Ok(()) => {
+                let _ = self.wake.try_send(());
+                Ok(true)
+            }
+            Err(TrySendError::Full(_)) => Ok(false),
+            Err(TrySendError::Disconnected(_)) => Err(()),
+        }
     }
 }
 
@@ -572,6 +591,20 @@ mod tests {
         }
         assert_eq!(rest.len(), IKE_QUEUE - (IKE_BUDGET - 1) + 1);
         assert!(matches!(rest.last(), Some(Work::Ike(d)) if d.remote == peer), "behind the strangers");
+    }
+
+    /// `offer` never waits: with the queue full it drops the item.
+    #[test]
+    fn an_offer_to_a_full_queue_is_dropped_without_waiting() {
+        let (mut inbox, tx) = Inbox::<&str, u32>::with_bounds(IKE_QUEUE, 4, 2);
+        assert_eq!(tx.events.offer(1), Ok(true));
+        assert_eq!(tx.events.offer(2), Ok(true));
+        assert_eq!(tx.events.offer(3), Ok(false), "full: dropped");
+        let batch = inbox.next_batch(IKE_BUDGET);
+        assert!(matches!(batch[..], [Work::Event(1), Work::Event(2)]));
+        assert_eq!(tx.events.offer(4), Ok(true), "room again");
+        drop(inbox);
+        assert_eq!(tx.events.offer(5), Err(()));
     }
 
     /// 4,000 refused datagrams in a second and 4,000 log lines: one

@@ -366,6 +366,13 @@ fn spawn_events(path: PathBuf, tx: WaitingSender<Event>, term: Arc<AtomicBool>) 
                 }
                 loop {
                     match c.next_event(Duration::from_millis(500)) {
+                        // A repeated acquire is dropped rather than waited
+                        // for (see `core::ingest`): fastpathd repeats it.
+                        Ok(Some(e @ Event::Acquire { .. })) => {
+                            if tx.offer(e).is_err() {
+                                return;
+                            }
+                        }
                         Ok(Some(e)) => {
                             if !tx.send(e) {
                                 return;
