@@ -225,18 +225,28 @@ impl<T> WaitingSender<T> {
         true
     }
 
-    /// Queues `item` if there is room, else drops it (`Ok(false)`); never
-    /// waits. `Err` once the inbox is gone.
-    pub fn offer(&self, item: T) -> Result<bool, ()> {
+    /// Queues `item` if there is room, else drops it; never waits.
+    pub fn offer(&self, item: T) -> Offered {
         match self.tx.try_send(item) {
             Ok(()) => {
                 let _ = self.wake.try_send(());
-                Ok(true)
+                Offered::Queued
             }
-            Err(TrySendError::Full(_)) => Ok(false),
-            Err(TrySendError::Disconnected(_)) => Err(()),
+            Err(TrySendError::Full(_)) => Offered::Dropped,
+            Err(TrySendError::Disconnected(_)) => Offered::Gone,
         }
     }
+}
+
+/// What became of an item offered to a queue ([`WaitingSender::offer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// It is queued.
+    Queued,
+    /// The queue was full: it was dropped.
+    Dropped,
+    /// The inbox is gone.
+    Gone,
 }
 
 /// One thing for the main loop to do.
@@ -597,14 +607,14 @@ mod tests {
     #[test]
     fn an_offer_to_a_full_queue_is_dropped_without_waiting() {
         let (mut inbox, tx) = Inbox::<&str, u32>::with_bounds(IKE_QUEUE, 4, 2);
-        assert_eq!(tx.events.offer(1), Ok(true));
-        assert_eq!(tx.events.offer(2), Ok(true));
-        assert_eq!(tx.events.offer(3), Ok(false), "full: dropped");
+        assert_eq!(tx.events.offer(1), Offered::Queued);
+        assert_eq!(tx.events.offer(2), Offered::Queued);
+        assert_eq!(tx.events.offer(3), Offered::Dropped, "full: dropped");
         let batch = inbox.next_batch(IKE_BUDGET);
         assert!(matches!(batch[..], [Work::Event(1), Work::Event(2)]));
-        assert_eq!(tx.events.offer(4), Ok(true), "room again");
+        assert_eq!(tx.events.offer(4), Offered::Queued, "room again");
         drop(inbox);
-        assert_eq!(tx.events.offer(5), Err(()));
+        assert_eq!(tx.events.offer(5), Offered::Gone);
     }
 
     /// 4,000 refused datagrams in a second and 4,000 log lines: one

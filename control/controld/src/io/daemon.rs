@@ -369,7 +369,7 @@ fn spawn_events(path: PathBuf, tx: WaitingSender<Event>, term: Arc<AtomicBool>) 
                         // A repeated acquire is dropped rather than waited
                         // for (see `core::ingest`): fastpathd repeats it.
                         Ok(Some(e @ Event::Acquire { .. })) => {
-                            if tx.offer(e).is_err() {
+                            if tx.offer(e) == crate::core::ingest::Offered::Gone {
                                 return;
                             }
                         }
