@@ -113,8 +113,9 @@ pub struct SaManager {
     secret: Vec<u8>,
     installed: BTreeSet<u64>,
     packets: BTreeMap<u64, (u64, u64)>,
-    /// The sequence number of each SA at the last reading (for the peak).
-    last_reading: BTreeMap<u64, u64>,
+    /// The sequence number and packets counted (delivered plus errors) of
+    /// each SA at the last reading (for the peak).
+    last_reading: BTreeMap<u64, (u64, u64)>,
     /// Key digests refused until confirmed (a lost state file).
     unconfirmed: BTreeSet<String>,
     /// What changed since the state was last written.
@@ -318,15 +319,24 @@ impl SaManager {
                 continue;
             }
             let Some(r) = self.records.get_mut(&s.id).filter(|r| !r.keys.is_empty()) else { continue };
-            let previous = self.last_reading.insert(s.id, s.seq);
+            // Packets that moved the window: delivered, or dropped after
+            // decryption (the inner-selector check counts an error).
+            let counted = s.packets.saturating_add(s.errors);
+            let previous = self.last_reading.insert(s.id, (s.seq, counted));
             if s.seq > r.seq {
                 r.seq = s.seq;
                 self.changes.sas.insert(s.id);
             }
             let mark = self.seqs.entry(r.keys.clone()).or_default();
             let mut moved = false;
-            if let Some(p) = previous {
-                let step = s.seq.saturating_sub(p);
+            if let Some((seq, packets)) = previous {
+                // What the SA accepted between the readings: the window's
+                // move, but never more than the packets counted. A peer's
+                // re-installed manual-key SA jumps its numbers by
+                // SEQ_MARGIN with one packet; that jump is not traffic,
+                // and taken as a peak it would resume this window 2^22
+                // above and black-hole the peer after our next restart.
+                let step = s.seq.saturating_sub(seq).min(counted.saturating_sub(packets));
                 if step > mark.peak {
                     mark.peak = step;
                     moved = true;

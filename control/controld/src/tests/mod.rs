@@ -26,8 +26,10 @@ struct FakeFastPath {
     dump: Dump,
     /// Every request but `Dump` and `Stats`, in order.
     log: Vec<Request>,
-    /// Outbound sequence numbers reported by `Stats`.
+    /// Sequence numbers reported by `Stats`.
     seqs: BTreeMap<u64, u64>,
+    /// Packet counts reported by `Stats` (by default, the sequence number).
+    packets: BTreeMap<u64, u64>,
 }
 
 impl FakeFastPath {
@@ -61,6 +63,7 @@ impl FastPath for FakeFastPath {
                         spi: *spi,
                         direction: Some(*dir),
                         seq: self.seqs.get(id).copied().unwrap_or(0),
+                        packets: self.packets.get(id).or(self.seqs.get(id)).copied().unwrap_or(0),
                         ..SaStatsView::default()
                     })
                     .collect();
@@ -481,6 +484,29 @@ fn a_restarted_fastpathd_resumes_inbound_windows_above_what_was_accepted() {
     let mut fifth = FakeFastPath::new();
     d.sync(&mut fifth).unwrap();
     assert_eq!(added_seqs(&fifth.take_log())[&sa_id(2, Direction::Outbound, 0)], u64::from(u32::MAX));
+}
+
+/// A peer's manual-key SA re-installed after an `unset`/`set` resumes
+/// SEQ_MARGIN above its last number: our inbound window jumps with one
+/// packet. The jump is not traffic; taken as the SA's busiest interval it
+/// would resume the window 2^22 above after our next restart and
+/// black-hole the peer for millions of packets.
+#[test]
+fn a_peers_sequence_jump_is_not_counted_as_traffic() {
+    let mut fp = FakeFastPath::new();
+    let mut c = controller(&gateway1(), State::default());
+    c.sync(&mut fp).unwrap();
+    let inbound = sa_id(4, Direction::Inbound, 0);
+    for (seq, packets) in [(1000, 1000), (1500, 1500), (1500 + SEQ_MARGIN + 10, 1510)] {
+        fp.seqs.insert(inbound, seq);
+        fp.packets.insert(inbound, packets);
+        c.poll_stats(&mut fp).unwrap();
+    }
+    c.fastpath_lost();
+    let mut fresh = FakeFastPath::new();
+    c.sync(&mut fresh).unwrap();
+    // The busiest interval is 500 packets, not the jump.
+    assert_eq!(added_seqs(&fresh.take_log())[&inbound], 1500 + SEQ_MARGIN + 10 + 4 * 500);
 }
 
 /// The sequence numbers of a set of keys are found by the keys, not
