@@ -297,14 +297,20 @@ impl Core {
 
     /// A fastpathd event.
     pub fn handle_event(&mut self, now: Instant, e: &Event) {
-        if !matches!(e, Event::ProbeReply { .. }) {
+        if !matches!(e, Event::ProbeReply { .. } | Event::Acquire { .. }) {
             self.log(describe_event(e));
         }
         match e {
             Event::Acquire { tunnel, proxy_id, .. } => {
-                let l = self.ike.acquire(now, *tunnel, proxy_id);
-                self.log(l.clone());
-                self.ctl.record_ike_log(&l);
+                let a = self.ike.acquire(now, *tunnel, proxy_id);
+                if a.repeat {
+                    // Summed up once a second (IkeLogLimiter::summary).
+                    self.limiter.repeated_acquire();
+                } else {
+                    self.log(describe_event(e));
+                    self.log(a.line.clone());
+                }
+                self.ctl.record_ike_log(&a.line);
             }
             Event::SoftExpire { sa, .. } => {
                 if let Some(l) = self.ike.sa_soft_expired(now, *sa) {
@@ -358,7 +364,7 @@ impl Core {
         // proxy-ID, so controld renegotiates it itself.
         // The event log has the first try; the log has every one.
         for (tunnel, proxy_id, first) in self.ctl.withdrawn_to_negotiate(now) {
-            let l = self.ike.acquire(now, tunnel, &proxy_id);
+            let l = self.ike.acquire(now, tunnel, &proxy_id).line;
             self.log(format!("withdrawn proxy-id: {l}"));
             if first {
                 self.ctl.record_ike_log(&l);

@@ -391,6 +391,7 @@ pub struct IkeLogLimiter {
     last_line: Option<Instant>,
     reported: IngestCounters,
     last_rejection: Option<String>,
+    repeated_acquires: u64,
 }
 
 impl IkeLogLimiter {
@@ -403,6 +404,7 @@ impl IkeLogLimiter {
             last_line: None,
             reported: IngestCounters::default(),
             last_rejection: None,
+            repeated_acquires: 0,
         }
     }
 
@@ -429,10 +431,16 @@ impl IkeLogLimiter {
         self.last_rejection = Some(why);
     }
 
-    /// The summary line, if something was dropped or held back and the
-    /// last one is at least [`LOG_INTERVAL`] old.
+    /// fastpathd repeated an acquire for a proxy-ID already negotiating:
+    /// counted for the next summary, not logged.
+    pub fn repeated_acquire(&mut self) {
+        self.repeated_acquires += 1;
+    }
+
+    /// The summary line, if something was dropped, held back or repeated
+    /// and the last one is at least [`LOG_INTERVAL`] old.
     pub fn summary(&mut self, now: Instant, counters: IngestCounters) -> Option<String> {
-        if counters == self.reported && self.suppressed == 0 {
+        if counters == self.reported && self.suppressed == 0 && self.repeated_acquires == 0 {
             return None;
         }
         if self.last_line.is_some_and(|t| now.saturating_duration_since(t) < LOG_INTERVAL) {
@@ -447,20 +455,33 @@ impl IkeLogLimiter {
                 total += n - before;
             }
         }
-        let mut line = match span {
-            Some(s) => format!("IKE: {total} datagram(s) dropped in the last {:.1} s", s.as_secs_f64()),
-            None => format!("IKE: {total} datagram(s) dropped"),
-        };
-        if !parts.is_empty() {
-            line.push_str(&format!(" ({})", parts.join(", ")));
+        let mut clauses = Vec::new();
+        let why = self.last_rejection.take();
+        if total > 0 || why.is_some() {
+            let mut c = match span {
+                Some(s) => format!("{total} datagram(s) dropped in the last {:.1} s", s.as_secs_f64()),
+                None => format!("{total} datagram(s) dropped"),
+            };
+            if !parts.is_empty() {
+                c.push_str(&format!(" ({})", parts.join(", ")));
+            }
+            clauses.push(c);
         }
-        if let Some(why) = self.last_rejection.take() {
-            line.push_str(&format!("; last refused: {why}"));
+        if let Some(why) = why {
+            clauses.push(format!("last refused: {why}"));
         }
         if self.suppressed > 0 {
-            line.push_str(&format!("; {} IKE log line(s) held back", self.suppressed));
+            clauses.push(format!("{} IKE log line(s) held back", self.suppressed));
         }
+        if self.repeated_acquires > 0 {
+            clauses.push(format!(
+                "{} repeated acquire(s) for proxy-IDs already negotiating",
+                self.repeated_acquires
+            ));
+        }
+        let line = format!("IKE: {}", clauses.join("; "));
         self.suppressed = 0;
+        self.repeated_acquires = 0;
         self.reported = counters;
         self.last_line = Some(now);
         Some(line)
@@ -646,6 +667,31 @@ mod tests {
         );
         assert_eq!(lim.summary(now + Duration::from_secs(5), shared.read()), None, "nothing new, no line");
         assert!(lim.allow(now + Duration::from_secs(5)), "the bucket refilled");
+    }
+
+    /// fastpathd repeats an acquire every 500 ms while its proxy-ID
+    /// waits: 10,000 waiting make 20,000 a second. They are summed up in
+    /// one line a second, alone when nothing was dropped.
+    #[test]
+    fn repeated_acquires_are_summed_up_not_logged() {
+        let t0 = Instant::now();
+        let mut lim = IkeLogLimiter::new(t0);
+        let counters = IngestCounters::default();
+        assert_eq!(lim.summary(t0, counters), None);
+        for _ in 0..20_000 {
+            lim.repeated_acquire();
+        }
+        assert_eq!(
+            lim.summary(t0, counters).as_deref(),
+            Some("IKE: 20000 repeated acquire(s) for proxy-IDs already negotiating")
+        );
+        lim.repeated_acquire();
+        assert_eq!(lim.summary(t0 + Duration::from_millis(500), counters), None, "at most one line a second");
+        assert_eq!(
+            lim.summary(t0 + Duration::from_secs(1), counters).as_deref(),
+            Some("IKE: 1 repeated acquire(s) for proxy-IDs already negotiating")
+        );
+        assert_eq!(lim.summary(t0 + Duration::from_secs(5), counters), None, "nothing new, no line");
     }
 
     /// A real UDP socket on loopback with its receiving thread

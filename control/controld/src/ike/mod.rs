@@ -427,6 +427,17 @@ impl Random for IkeRandom {
     }
 }
 
+/// What became of fastpathd's acquire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acquired {
+    /// The line for the log.
+    pub line: String,
+    /// It repeats an acquire already being negotiated: fastpathd repeats
+    /// one every 500 ms while its proxy-ID waits, so with thousands
+    /// waiting these are counted and summed up, not logged one by one.
+    pub repeat: bool,
+}
+
 /// What the daemon must do for IKE.
 #[derive(Debug)]
 pub enum IkeAction {
@@ -705,13 +716,15 @@ impl IkeManager {
     }
 
     /// fastpathd's acquire: traffic for `proxy_id` (ScreenOS words) in
-    /// tunnel.`tunnel` has no SA. Returns a line for the log.
-    pub fn acquire(&mut self, now: Instant, tunnel: u32, proxy_id: &str) -> String {
+    /// tunnel.`tunnel` has no SA. Returns a line for the log, and whether
+    /// it only repeats one already being answered.
+    pub fn acquire(&mut self, now: Instant, tunnel: u32, proxy_id: &str) -> Acquired {
+        let line = |line: String| Acquired { line, repeat: false };
         let Ok(pid) = proxy_id.parse::<ProxyId>() else {
-            return format!("acquire: tunnel.{tunnel}: unreadable proxy-id {proxy_id:?}");
+            return line(format!("acquire: tunnel.{tunnel}: unreadable proxy-id {proxy_id:?}"));
         };
         let Some(g) = self.gateways.iter_mut().find(|g| g.vpns.iter().any(|v| v.tunnel == tunnel)) else {
-            return format!("acquire: tunnel.{tunnel} proxy-id {pid}: no AutoKey VPN on this tunnel");
+            return line(format!("acquire: tunnel.{tunnel} proxy-id {pid}: no AutoKey VPN on this tunnel"));
         };
         let name = g.peer.config().name.clone();
         // The negotiating map first: fastpathd repeats an acquire every
@@ -722,20 +735,23 @@ impl IkeManager {
             // its Quick Mode still waits for its turn or runs (thousands of
             // proxy-IDs take their turns for longer than that).
             if now.saturating_duration_since(*t) < RENEGOTIATE_AFTER || g.peer.is_negotiating(&pid) {
-                return format!("acquire: gateway {name} proxy-id {pid}: already negotiating");
+                return Acquired {
+                    line: format!("acquire: gateway {name} proxy-id {pid}: already negotiating"),
+                    repeat: true,
+                };
             }
         }
         if g.children.values().any(|c| c.proxy_id == pid) {
-            return format!("acquire: gateway {name} proxy-id {pid}: SA already up (being installed)");
+            return line(format!("acquire: gateway {name} proxy-id {pid}: SA already up (being installed)"));
         }
-        match g.peer.initiate_child(now, pid) {
+        line(match g.peer.initiate_child(now, pid) {
             Ok(()) => {
                 g.negotiating.insert(pid, now);
                 let phase = if g.peer.is_established() { "Quick Mode" } else { "Main Mode, then Quick Mode" };
                 format!("acquire: gateway {name} proxy-id {pid}: negotiating ({phase})")
             }
             Err(e) => format!("acquire: gateway {name} proxy-id {pid}: {e}"),
-        }
+        })
     }
 
     /// A datagram for IKE (non-ESP marker stripped). Returns why it was
@@ -1460,15 +1476,15 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
     fn acquire_starts_main_mode_once() {
         let (mut m, pid) = fresh_manager();
         let now = Instant::now();
-        assert!(m.acquire(now, 1, &pid).contains("Main Mode"));
-        assert!(m.acquire(now, 1, &pid).contains("already negotiating"));
-        assert!(m.acquire(now, 2, &pid).contains("no AutoKey VPN"));
+        assert!(m.acquire(now, 1, &pid).line.contains("Main Mode"));
+        assert!(m.acquire(now, 1, &pid).line.contains("already negotiating"));
+        assert!(m.acquire(now, 2, &pid).line.contains("no AutoKey VPN"));
         let sends = m.poll(now).into_iter().filter(|a| matches!(a, IkeAction::Send(_))).count();
         assert_eq!(sends, 1, "MM1");
 
         // The same configuration again: nothing happens, Main Mode goes on.
         assert!(m.reconfigure(now, gateways()).is_empty());
-        assert!(m.acquire(now, 1, &pid).contains("already negotiating"));
+        assert!(m.acquire(now, 1, &pid).line.contains("already negotiating"));
         // One more proxy-ID: the gateway goes on (Main Mode included).
         let mut changed = gateways();
         let extra: ProxyId = "local-ip 10.1.3.0/24 remote-ip 10.2.3.0/24 ANY".parse().unwrap();
@@ -1479,12 +1495,12 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
             matches!(&actions[..], [IkeAction::Log(l)] if l.contains("proxy-IDs changed: 3 now, 0 child SA(s)")),
             "{actions:?}"
         );
-        assert!(m.acquire(now, 1, &pid).contains("already negotiating"));
+        assert!(m.acquire(now, 1, &pid).line.contains("already negotiating"));
         // Another pre-shared key: the gateway starts afresh.
         changed[0].config.psk = zeroize::Zeroizing::new(b"another-key".to_vec());
         let actions = m.reconfigure(now, changed);
         assert!(actions.iter().any(|a| matches!(a, IkeAction::Log(l) if l.contains("configured"))));
-        assert!(m.acquire(now, 1, &pid).contains("Main Mode"));
+        assert!(m.acquire(now, 1, &pid).line.contains("Main Mode"));
     }
 
     /// Main Mode never completes here: the proxy-ID stays queued behind
@@ -1495,12 +1511,12 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
     fn a_queued_proxy_id_is_not_negotiated_twice() {
         let (mut m, pid) = fresh_manager();
         let now = Instant::now();
-        assert!(m.acquire(now, 1, &pid).contains("Main Mode"));
+        assert!(m.acquire(now, 1, &pid).line.contains("Main Mode"));
         let p: ProxyId = pid.parse().unwrap();
         assert!(m.gateways[0].peer.is_negotiating(&p));
         let later = now + RENEGOTIATE_AFTER + Duration::from_secs(1);
-        assert!(m.acquire(later, 1, &pid).contains("already negotiating"));
-        assert!(m.acquire(later, 1, &pid).contains("already negotiating"));
+        assert!(m.acquire(later, 1, &pid).line.contains("already negotiating"));
+        assert!(m.acquire(later, 1, &pid).line.contains("already negotiating"));
     }
 
     const CONF_B: &str = r#"set interface ethernet0/2 zone Untrust
@@ -1624,7 +1640,7 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         let pid = a.gateways[0].vpns[0].proxy_ids[0].to_string();
         let t0 = Instant::now();
         let mut now = t0;
-        assert!(a.acquire(now, 1, &pid).contains("Main Mode"));
+        assert!(a.acquire(now, 1, &pid).line.contains("Main Mode"));
         let (fa, fb, _) = pump(now, &mut a, &mut b);
         let (in1, out1) = (sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1));
         assert_eq!(fa, vec![Fp::Install(vec![in1])], "initiator: inbound first");
@@ -1673,7 +1689,7 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         let mut b = manager(CONF_B, 3600, 2);
         let pid = a.gateways[0].vpns[0].proxy_ids[0].to_string();
         let now = Instant::now();
-        assert!(a.acquire(now, 1, &pid).contains("Main Mode"));
+        assert!(a.acquire(now, 1, &pid).line.contains("Main Mode"));
         // Each poll's actions as letters: S(end), I(nstall), R(emove), L(og).
         let word = |acts: &[IkeAction]| -> String {
             acts.iter()
@@ -1772,9 +1788,9 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert!(a.gateways[0].peer.config().dynamic);
         let now = Instant::now();
         let pid_a = a.gateways[0].vpns[0].proxy_ids[0].to_string();
-        assert!(a.acquire(now, 1, &pid_a).contains("not known yet"), "no address to send to");
+        assert!(a.acquire(now, 1, &pid_a).line.contains("not known yet"), "no address to send to");
         let pid_b = b.gateways[0].vpns[0].proxy_ids[0].to_string();
-        assert!(b.acquire(now, 1, &pid_b).contains("Main Mode, then Quick Mode"));
+        assert!(b.acquire(now, 1, &pid_b).line.contains("Main Mode, then Quick Mode"));
         let (fa, fb, logs) = pump(now, &mut a, &mut b);
         let (in1, out1) = (sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1));
         assert_eq!(fa, vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])], "{logs:?}");

@@ -1423,7 +1423,7 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         let after_children: Vec<_> =
             a.m.view(now).children.iter().map(|c| (c.proxy_id.clone(), c.ids)).collect();
         assert_eq!(after_children, before_children);
-        assert!(a.m.acquire(now, 1, &before_children[0].0).contains("already up"), "no renegotiation");
+        assert!(a.m.acquire(now, 1, &before_children[0].0).line.contains("already up"), "no renegotiation");
         pump(now, &mut a, &mut b);
         assert!(a.fp.is_empty() && b.fp.is_empty(), "nothing renegotiated: {:?} {:?}", a.fp, b.fp);
 

@@ -725,3 +725,35 @@ fn get_ike_cookies_shows_the_negotiated_isakmp_lifetime() {
         assert!(sa["remaining_secs"].as_u64().is_some_and(|r| (299..=300).contains(&r)), "side A {a}: {v}");
     }
 }
+
+/// fastpathd repeats an acquire every 500 ms while its proxy-ID waits.
+/// The first is logged (fastpathd's event and IKE's answer); the repeats
+/// are summed up in IKE's summary line, not logged one by one.
+#[test]
+fn repeated_acquires_are_summed_up_in_the_log() {
+    let mut lab = Lab::new();
+    lab.link_up = false;
+    assert!(!lab.ping(), "the first packet waits for IKE");
+    let acquire = lab.a.fp.acquired[0].clone();
+    for _ in 0..5 {
+        lab.a.fp.events.push(Event::Acquire {
+            vpn: acquire.0,
+            tunnel: 1,
+            proxy_id: acquire.1.clone(),
+            src: "10.1.1.10".into(),
+            dst: "10.2.1.10".into(),
+            protocol: ICMP,
+        });
+    }
+    lab.settle();
+    lab.run(Duration::from_secs(1));
+    let acquires: Vec<&String> = lab.a.log.iter().filter(|l| l.starts_with("acquire:")).collect();
+    assert_eq!(acquires.len(), 2, "{acquires:?}");
+    assert!(acquires[0].ends_with("(no SA yet)"), "fastpathd's event: {acquires:?}");
+    assert!(
+        acquires[1].ends_with(&format!("proxy-id {PID_A}: negotiating (Main Mode, then Quick Mode)")),
+        "{acquires:?}"
+    );
+    let summary: Vec<&String> = lab.a.log.iter().filter(|l| l.contains("repeated acquire")).collect();
+    assert_eq!(summary, ["IKE: 5 repeated acquire(s) for proxy-IDs already negotiating"], "{:?}", lab.a.log);
+}
