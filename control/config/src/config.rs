@@ -80,7 +80,7 @@ pub struct IkeGateway {
     /// Its name.
     pub name: String,
     /// The peer.
-    pub peer: Peer,
+    pub peer: GatewayPeer,
     /// Main or aggressive mode.
     pub mode: IkeMode,
     /// The interface whose address is our end.
@@ -419,7 +419,9 @@ impl Config {
     /// members of the group it names, in order. Empty for a gateway that
     /// is not a dialup gateway.
     pub fn dialup_users(&self, gateway: &str) -> Vec<&User> {
-        let Some(Peer::Dialup(name)) = self.gateways.get(gateway).map(|g| &g.peer) else { return Vec::new() };
+        let Some(GatewayPeer::Dialup(name)) = self.gateways.get(gateway).map(|g| &g.peer) else {
+            return Vec::new();
+        };
         if let Some(u) = self.users.get(name) {
             return vec![u];
         }
@@ -1141,7 +1143,7 @@ impl Config {
                 &g.outgoing_interface,
             )
             .map_err(|e| (Site::GatewayInterface(g.name.clone()), e))?;
-            if let Peer::Dialup(d) = &g.peer {
+            if let GatewayPeer::Dialup(d) = &g.peer {
                 self.check_dialup(g, d, &mut dialup_reach)
                     .map_err(|e| (Site::GatewayPeer(g.name.clone()), e))?;
             }

@@ -117,43 +117,13 @@ impl fmt::Display for InterfaceAddress {
     }
 }
 
-/// An IKE identity (`local-id`, `peer-id`, `dynamic`), typed from its text:
-/// an IP address, `user@fqdn`, or an FQDN.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Identity {
-    /// ID_IPV4_ADDR / ID_IPV6_ADDR.
-    Ip(IpAddr),
-    /// ID_USER_FQDN (contains `@`).
-    UserFqdn(String),
-    /// ID_FQDN.
-    Fqdn(String),
-}
-
-impl Identity {
-    /// Types an identity from its text.
-    pub fn from_text(text: &str) -> Identity {
-        if let Ok(a) = text.parse() {
-            Identity::Ip(a)
-        } else if text.contains('@') {
-            Identity::UserFqdn(text.into())
-        } else {
-            Identity::Fqdn(text.into())
-        }
-    }
-}
-
-impl fmt::Display for Identity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Identity::Ip(a) => write!(f, "{a}"),
-            Identity::UserFqdn(s) | Identity::Fqdn(s) => f.write_str(s),
-        }
-    }
-}
+/// An IKE identity (`local-id`, `peer-id`, `dynamic`, a user's `ike-id`):
+/// esprit-suite's, shared with IKE.
+pub use esprit_suite::Identity;
 
 /// How the peer of an IKE gateway is found.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Peer {
+pub enum GatewayPeer {
     /// `address A`: a static peer.
     Address(IpAddr),
     /// `dialup NAME`: a dialup IKE user (`set user`) or user group
@@ -252,7 +222,7 @@ pub const DEFAULT_DPD_RETRY: u16 = 5;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewaySetting {
     /// `address A`, `dialup NAME`, `dynamic ID`.
-    Peer(Peer),
+    Peer(GatewayPeer),
     /// `Main` / `Aggr`.
     Mode(IkeMode),
     /// `outgoing-interface IF`.

@@ -399,7 +399,10 @@ fn ike_id_value(kind: &str, w: &str) -> Result<Identity, ParseError> {
     let bad =
         |reason: &str| ParseError::BadValue { what: "IKE identity", word: w.into(), reason: reason.into() };
     if kind == "ip" {
-        return w.parse().map(Identity::Ip).map_err(|_| bad("expected an IPv4 or IPv6 address after ip"));
+        return w
+            .parse()
+            .map(Identity::Address)
+            .map_err(|_| bad("expected an IPv4 or IPv6 address after ip"));
     }
     if w.is_empty() || w.chars().count() > MAX_IKE_ID {
         return Err(bad("expected 1 to 255 characters"));
@@ -637,9 +640,9 @@ fn set_gateway(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
             "address" | "dialup" | "dynamic" => {
                 c.once(&mut seen, "peer")?;
                 GatewaySetting::Peer(match k {
-                    "address" => Peer::Address(c.address("peer address")?),
-                    "dialup" => Peer::Dialup(c.name("dialup user or group")?),
-                    _ => Peer::Dynamic(Identity::from_text(&c.name("peer identity")?)),
+                    "address" => GatewayPeer::Address(c.address("peer address")?),
+                    "dialup" => GatewayPeer::Dialup(c.name("dialup user or group")?),
+                    _ => GatewayPeer::Dynamic(Identity::from_text(&c.name("peer identity")?)),
                 })
             }
             "Main" | "Aggr" => {
@@ -1414,7 +1417,7 @@ mod tests {
             SetCommand::User {
                 name: "bob".into(),
                 setting: UserSetting::IkeId {
-                    id: Identity::Ip("2001:db8::7".parse().unwrap()),
+                    id: Identity::Address("2001:db8::7".parse().unwrap()),
                     share_limit: DEFAULT_SHARE_LIMIT
                 },
             }

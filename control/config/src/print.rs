@@ -13,7 +13,7 @@ use core::fmt::Write;
 
 use crate::config::{identity_kind, member_words, Config, InterfaceIp, VpnKind};
 use crate::model::{
-    Identity, Peer, VpnMonitorTiming, DEFAULT_AUTOKEY_REPLAY_WINDOW, DEFAULT_MANUAL_REPLAY_WINDOW,
+    GatewayPeer, Identity, VpnMonitorTiming, DEFAULT_AUTOKEY_REPLAY_WINDOW, DEFAULT_MANUAL_REPLAY_WINDOW,
     DEFAULT_METRIC,
 };
 use crate::proposal::ProposalChoice;
@@ -83,7 +83,7 @@ impl Config {
             }
             if let Some(id) = &u.ike_id {
                 let value = match id {
-                    Identity::Ip(a) => a.to_string(),
+                    Identity::Address(a) => a.to_string(),
                     other => quoted(&other.to_string()),
                 };
                 out.push(format!(
@@ -139,9 +139,9 @@ impl Config {
         for g in self.gateways() {
             let head = format!("set ike gateway {}", quoted(&g.name));
             let peer = match &g.peer {
-                Peer::Address(a) => format!("address {a}"),
-                Peer::Dialup(d) => format!("dialup {}", quoted(d)),
-                Peer::Dynamic(id) => format!("dynamic {}", quoted(&id.to_string())),
+                GatewayPeer::Address(a) => format!("address {a}"),
+                GatewayPeer::Dialup(d) => format!("dialup {}", quoted(d)),
+                GatewayPeer::Dynamic(id) => format!("dynamic {}", quoted(&id.to_string())),
             };
             out.push(format!(
                 "{head} {peer} {} outgoing-interface {} preshare {} {}",

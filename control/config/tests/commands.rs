@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use esprit_config::model::{Identity, IkeMode, Peer};
+use esprit_config::model::{GatewayPeer, Identity, IkeMode};
 use esprit_config::proposal::{Cipher, DhGroup, Hash};
 use esprit_config::{Config, InterfaceIp, VpnKind};
 use esprit_policy::{PortRange, Service};
@@ -180,10 +180,13 @@ fn ike_gateways() {
     assert_eq!(nat.keepalive_secs, 20);
     let dpd = g.dpd.unwrap();
     assert_eq!((dpd.interval_secs, dpd.retry), (10, 3));
-    assert_eq!(g.local_id, Some(Identity::Ip("198.51.100.1".parse().unwrap())));
+    assert_eq!(g.local_id, Some(Identity::Address("198.51.100.1".parse().unwrap())));
     assert_eq!(g.peer_id, Some(Identity::UserFqdn("peer@example.net".into())));
-    assert_eq!(c.gateway("dial").unwrap().peer, Peer::Dialup("road-warriors".into()));
-    assert_eq!(c.gateway("dyn").unwrap().peer, Peer::Dynamic(Identity::Fqdn("branch.example.net".into())));
+    assert_eq!(c.gateway("dial").unwrap().peer, GatewayPeer::Dialup("road-warriors".into()));
+    assert_eq!(
+        c.gateway("dyn").unwrap().peer,
+        GatewayPeer::Dynamic(Identity::Fqdn("branch.example.net".into()))
+    );
     let suites = c.p1_suites("dyn");
     assert_eq!(suites.len(), 2);
     assert_eq!(

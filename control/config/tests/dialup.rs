@@ -78,7 +78,7 @@ fn the_example_loads_prints_and_round_trips() {
     let alice = c.user("alice").unwrap();
     assert_eq!(alice.ike_id, Some(Identity::UserFqdn("alice@example.net".into())));
     assert_eq!((alice.uid, alice.share_limit, alice.ike, alice.enabled), (Some(1), 1, true, true));
-    assert_eq!(c.user("carol").unwrap().ike_id, Some(Identity::Ip("192.0.2.77".parse().unwrap())));
+    assert_eq!(c.user("carol").unwrap().ike_id, Some(Identity::Address("192.0.2.77".parse().unwrap())));
     let names = |g: &str| c.dialup_users(g).iter().map(|u| u.name.clone()).collect::<Vec<_>>();
     assert_eq!(names("dial"), ["alice", "bob"]);
     assert_eq!(names("carol-gw"), ["carol"]);

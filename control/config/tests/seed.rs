@@ -57,7 +57,7 @@ fn gateway1_loads_with_sec_level_group2_and_short_key_warnings() {
     );
 
     let g = c.gateway("test").unwrap();
-    assert_eq!(g.peer, esprit_config::model::Peer::Address("203.0.113.2".parse().unwrap()));
+    assert_eq!(g.peer, esprit_config::model::GatewayPeer::Address("203.0.113.2".parse().unwrap()));
     assert_eq!(g.outgoing_interface.as_str(), "ethernet0/2");
     assert_eq!(g.preshare.expose(), "#ABC123");
     assert_eq!(c.p1_suites("test").iter().map(|s| s.to_string()).collect::<Vec<_>>(), ["pre-g2-aes128-sha"]);

@@ -1,7 +1,7 @@
 //! What the operator configures for one IKE gateway (ScreenOS `set ike
 //! gateway` + `set vpn ... proxy-id`), in protocol terms.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use esprit_policy::ProxyId;
@@ -64,18 +64,9 @@ impl Lifetime {
     }
 }
 
-/// A phase-1 identity (RFC 2407 §4.6.2.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Identity {
-    /// ID_IPV4_ADDR / ID_IPV6_ADDR.
-    Address(IpAddr),
-    /// ID_FQDN.
-    Fqdn(String),
-    /// ID_USER_FQDN.
-    UserFqdn(String),
-    /// ID_KEY_ID.
-    KeyId(Vec<u8>),
-}
+/// A phase-1 identity (RFC 2407 §4.6.2.1): esprit-suite's, shared with
+/// the configuration and IKEv2.
+pub use esprit_suite::Identity;
 
 /// Retransmission policy (strongSwan's defaults are 4 s x 1.8^n, 5 tries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

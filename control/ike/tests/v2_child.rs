@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use esprit_ike::v2::alg::{EncrAlg, IntegAlg, PrfAlg};
-use esprit_ike::v2::auth::{Established, Identity, InitiatorAuthStep, PskAuth, ResponderAuthStep};
+use esprit_ike::v2::auth::{Established, InitiatorAuthStep, PskAuth, ResponderAuthStep, WireIdentity};
 use esprit_ike::v2::child::{
     describe, narrow, proxy_selectors, ChildConfig, ChildError, ChildRequest, NewChild,
 };
@@ -84,7 +84,7 @@ fn child_config(proxy_ids: Vec<ProxyId>, pfs: Option<DhGroup>) -> ChildConfig {
 }
 
 fn psk(local: &str, remote: &str) -> PskAuth {
-    let id = |s: &str| Identity { kind: IdType::Fqdn, data: s.as_bytes().to_vec() };
+    let id = |s: &str| WireIdentity { kind: IdType::Fqdn, data: s.as_bytes().to_vec() };
     PskAuth { psk: Zeroizing::new(b"s3cret".to_vec()), local: id(local), remote: Some(id(remote)) }
 }
 

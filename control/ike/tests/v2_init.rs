@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use esprit_ike::v2::alg::{EncrAlg, IntegAlg, PrfAlg};
-use esprit_ike::v2::auth::{AuthError, Identity, InitiatorAuthStep, PskAuth, ResponderAuthStep};
+use esprit_ike::v2::auth::{AuthError, InitiatorAuthStep, PskAuth, ResponderAuthStep, WireIdentity};
 use esprit_ike::v2::config::IkeSaProposal;
 use esprit_ike::v2::init::{nat_hash, InitExchange, InitReason};
 use esprit_ike::v2::initiator::{
@@ -790,8 +790,8 @@ fn mutated_messages_never_panic_and_get_one_well_formed_answer() {
 
 // IKE_AUTH with a pre-shared key (§1.2, §2.15), no child SA yet.
 
-fn id(fqdn: &str) -> Identity {
-    Identity { kind: IdType::Fqdn, data: fqdn.as_bytes().to_vec() }
+fn id(fqdn: &str) -> WireIdentity {
+    WireIdentity { kind: IdType::Fqdn, data: fqdn.as_bytes().to_vec() }
 }
 
 fn psk(key: &[u8], local: &str, remote: Option<&str>) -> PskAuth {

@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use esprit_ike::v2::alg::{EncrAlg, IntegAlg, PrfAlg};
-use esprit_ike::v2::auth::{Identity, PskAuth};
+use esprit_ike::v2::auth::{PskAuth, WireIdentity};
 use esprit_ike::v2::child::ChildConfig;
 use esprit_ike::v2::config::IkeSaProposal;
 use esprit_ike::v2::dropped::Dropped;
@@ -59,7 +59,7 @@ fn mirror(p: &ProxyId) -> ProxyId {
 }
 
 fn config(me: &str, peer: &str, proxy_ids: Vec<ProxyId>, pfs: Option<DhGroup>) -> SessionConfig {
-    let id = |s: &str| Identity { kind: IdType::Fqdn, data: s.as_bytes().to_vec() };
+    let id = |s: &str| WireIdentity { kind: IdType::Fqdn, data: s.as_bytes().to_vec() };
     let (local, remote, lid, rid) =
         if me == A { (A, B, "a.example", "b.example") } else { (B, A, "b.example", "a.example") };
     let _ = peer;

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{Envelope, Event, Reply, Request, ServerMessage, PROTOCOL_VERSION};
+use crate::{Envelope, FastPathEvent, Reply, Request, ServerMessage, PROTOCOL_VERSION};
 
 /// Longest wait for fastpathd to take a request or to answer it. fastpathd
 /// answers between bursts, in microseconds; a `Dump` of 100,000 SAs takes
@@ -46,7 +46,7 @@ pub struct Client {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     next_id: u64,
-    pending_events: std::collections::VecDeque<Event>,
+    pending_events: std::collections::VecDeque<FastPathEvent>,
     timeout: Duration,
     broken: bool,
 }
@@ -117,7 +117,7 @@ impl Client {
 
     /// The next event (after [`Request::Subscribe`]), waiting at most
     /// `timeout`; `Ok(None)` when none came in time.
-    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, ClientError> {
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<FastPathEvent>, ClientError> {
         if let Some(e) = self.pending_events.pop_front() {
             return Ok(Some(e));
         }

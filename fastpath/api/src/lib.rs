@@ -92,7 +92,7 @@ pub enum Request {
     /// from the LAN: routed into its tunnel, sealed on the SA of the
     /// proxy-ID it matches, or held with an acquire when that proxy-ID has
     /// no SA. Echo replies with `ident` that come back decrypted are
-    /// reported as [`Event::ProbeReply`].
+    /// reported as [`FastPathEvent::ProbeReply`].
     Probe {
         src: Ipv4Addr,
         dst: Ipv4Addr,
@@ -297,7 +297,7 @@ pub const MAX_REPLAY_WINDOW: u32 = 4096;
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ServerMessage {
     Reply { id: u64, result: Result<Reply, String> },
-    Event { event: Event },
+    Event { event: FastPathEvent },
 }
 
 /// A successful answer.
@@ -420,7 +420,7 @@ pub struct Dump {
 /// Something the control plane must hear about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Event {
+pub enum FastPathEvent {
     /// Traffic matched a proxy-ID that has no SA.
     Acquire { vpn: u32, tunnel: u32, proxy_id: String, src: String, dst: String, protocol: u8 },
     /// Rekey this SA (volume or sequence threshold passed).

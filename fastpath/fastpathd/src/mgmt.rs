@@ -25,9 +25,9 @@ use esprit_dataplane::{
 };
 use esprit_esp::{InboundConfig, InboundSa, OutboundConfig, OutboundSa, UdpEncap};
 use esprit_fastpath_api::{
-    Direction, Dump, Envelope, Event, NextHopSpec, PortStatsView, PortView, Reply, Request, RouteSpec,
-    SaSpec, SaStatsView, ServerMessage, SocketStatsView, Stats, WorkerStatsView, MAX_REPLAY_WINDOW,
-    MIN_REPLAY_WINDOW, PROTOCOL_VERSION,
+    Direction, Dump, Envelope, FastPathEvent, NextHopSpec, PortStatsView, PortView, Reply, Request,
+    RouteSpec, SaSpec, SaStatsView, ServerMessage, SocketStatsView, Stats, WorkerStatsView,
+    MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW, PROTOCOL_VERSION,
 };
 
 // The API's bound is the ESP core's.
@@ -380,7 +380,7 @@ impl State {
             if self.remove_sa(id).is_some() {
                 self.daemon.expired_seconds += 1;
                 eprintln!("fastpathd: SA {id:#x} reached its hard lifetime in seconds: removed");
-                self.notify(Event::HardExpire { sa: id, reason: "seconds".into() });
+                self.notify(FastPathEvent::HardExpire { sa: id, reason: "seconds".into() });
             }
         }
     }
@@ -395,7 +395,7 @@ impl State {
         Some(r)
     }
 
-    fn notify(&mut self, event: Event) {
+    fn notify(&mut self, event: FastPathEvent) {
         let msg = ServerMessage::Event { event };
         let before = self.subscribers.len();
         self.subscribers.retain(|w| control::send(w, &msg));
@@ -817,7 +817,7 @@ impl State {
                 host::resolve(addr);
                 return;
             }
-            WorkerEvent::Acquire { vpn, tunnel, proxy_id, flow, .. } => Event::Acquire {
+            WorkerEvent::Acquire { vpn, tunnel, proxy_id, flow, .. } => FastPathEvent::Acquire {
                 vpn: vpn.0,
                 tunnel: tunnel.0,
                 proxy_id: proxy_id.to_string(),
@@ -826,7 +826,7 @@ impl State {
                 protocol: flow.protocol(),
             },
             WorkerEvent::SoftExpire { sa, reason } => {
-                Event::SoftExpire { sa: sa.0, reason: reason_name(reason) }
+                FastPathEvent::SoftExpire { sa: sa.0, reason: reason_name(reason) }
             }
             WorkerEvent::HardExpire { sa, reason } => {
                 // The worker already drops the SA's traffic; removing it
@@ -842,11 +842,11 @@ impl State {
                         reason_name(reason)
                     );
                 }
-                Event::HardExpire { sa: sa.0, reason: reason_name(reason) }
+                FastPathEvent::HardExpire { sa: sa.0, reason: reason_name(reason) }
             }
-            WorkerEvent::Idle { sa } => Event::Idle { sa: sa.0 },
+            WorkerEvent::Idle { sa } => FastPathEvent::Idle { sa: sa.0 },
             WorkerEvent::ProbeReply { vpn, tunnel, sa, src, dst, ident, seq } => {
-                Event::ProbeReply { vpn: vpn.0, tunnel: tunnel.0, sa: sa.0, src, dst, ident, seq }
+                FastPathEvent::ProbeReply { vpn: vpn.0, tunnel: tunnel.0, sa: sa.0, src, dst, ident, seq }
             }
         };
         self.notify(api);

@@ -23,7 +23,8 @@
 //! the places that must learn it.
 //!
 //! [`DhGroup`] is, likewise, the one Diffie-Hellman group type of IKE and
-//! the configuration.
+//! the configuration, and [`Identity`] the one IKE identity type of the
+//! configuration and both IKE versions.
 //!
 //! This crate has no dependencies beyond `thiserror`, so the control
 //! crates share the type without the fast path's cryptography.
@@ -34,8 +35,10 @@ use core::str::FromStr;
 use thiserror::Error;
 
 mod dh;
+mod identity;
 
 pub use dh::DhGroup;
+pub use identity::Identity;
 
 /// Outer IPv4 header (RFC 791), no options.
 pub const IPV4_HEADER_LEN: usize = 20;

@@ -447,7 +447,7 @@ impl Config {
     pub(super) fn standing_warnings(&self) -> Vec<(Site, String)> {
         let mut out = Vec::new();
         for g in self.gateways.values() {
-            if let Peer::Dialup(d) = &g.peer {
+            if let GatewayPeer::Dialup(d) = &g.peer {
                 if self.user_groups.get(d).is_some_and(|grp| grp.members.is_empty()) {
                     out.push((
                         Site::GatewayPeer(g.name.clone()),
@@ -491,9 +491,11 @@ fn not_ike(u: &User) -> String {
 /// The `ike-id` word of an identity.
 pub(crate) fn identity_kind(id: &Identity) -> &'static str {
     match id {
-        Identity::Ip(_) => "ip",
+        Identity::Address(_) => "ip",
         Identity::UserFqdn(_) => "u-fqdn",
         Identity::Fqdn(_) => "fqdn",
+        // IKE's kind; no configuration line types one.
+        Identity::KeyId(_) => "key-id",
     }
 }
 
@@ -501,8 +503,9 @@ pub(crate) fn identity_kind(id: &Identity) -> &'static str {
 /// without case (DNS names are case-insensitive, RFC 4343).
 fn identity_key(id: &Identity) -> (u8, String) {
     match id {
-        Identity::Ip(a) => (0, a.to_string()),
+        Identity::Address(a) => (0, a.to_string()),
         Identity::UserFqdn(s) => (1, s.to_ascii_lowercase()),
         Identity::Fqdn(s) => (2, s.to_ascii_lowercase()),
+        Identity::KeyId(_) => (3, id.to_string()),
     }
 }

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use crate::core::monitor::Monitor;
 
 use esprit_config::Config;
-use esprit_fastpath_api::{Client, ClientError, Dump, Event, Reply, Request, Stats};
+use esprit_fastpath_api::{Client, ClientError, Dump, FastPathEvent, Reply, Request, Stats};
 
 use crate::core::events::{EventKind, EventLog, EventRecord, Severity};
 use crate::ike::IkeView;
@@ -405,7 +405,7 @@ impl Controller {
     pub fn record_ike_log(&mut self, line: &str) {
         let config = &self.config;
         let peer_of = |name: &str| match config.gateway(name).map(|g| &g.peer) {
-            Some(esprit_config::model::Peer::Address(a)) => Some(a.to_string()),
+            Some(esprit_config::model::GatewayPeer::Address(a)) => Some(a.to_string()),
             _ => None,
         };
         self.events.record_ike((self.clock)(), line, peer_of);
@@ -413,18 +413,25 @@ impl Controller {
 
     /// Records a fastpathd event (expiry, idle; acquires are recorded from
     /// IKE's answer to them) with the SA's VPN, proxy-ID and peer.
-    pub fn record_fastpath_event(&mut self, e: &Event) {
-        if matches!(e, Event::SoftExpire { .. } | Event::HardExpire { .. } | Event::Idle { .. }) {
+    pub fn record_fastpath_event(&mut self, e: &FastPathEvent) {
+        if matches!(
+            e,
+            FastPathEvent::SoftExpire { .. } | FastPathEvent::HardExpire { .. } | FastPathEvent::Idle { .. }
+        ) {
             // fastpathd may have dropped the SA itself: the next IKE
             // update compares everything with fastpathd's dump.
             self.in_sync = false;
         }
         let (sa, severity, what) = match e {
-            Event::SoftExpire { sa, reason } => (*sa, Severity::Info, format!("soft expire ({reason})")),
-            Event::HardExpire { sa, reason } => (*sa, Severity::Notice, format!("hard expire ({reason})")),
-            Event::Idle { sa } => (*sa, Severity::Info, "idle".to_owned()),
-            Event::Acquire { .. } => return,
-            Event::ProbeReply { sa, src, seq, .. } => {
+            FastPathEvent::SoftExpire { sa, reason } => {
+                (*sa, Severity::Info, format!("soft expire ({reason})"))
+            }
+            FastPathEvent::HardExpire { sa, reason } => {
+                (*sa, Severity::Notice, format!("hard expire ({reason})"))
+            }
+            FastPathEvent::Idle { sa } => (*sa, Severity::Info, "idle".to_owned()),
+            FastPathEvent::Acquire { .. } => return,
+            FastPathEvent::ProbeReply { sa, src, seq, .. } => {
                 self.monitor_reply(*sa, *src, *seq);
                 return;
             }

@@ -35,7 +35,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use esprit_fastpath_api::{Direction, Event, Reply, Request, Stats};
+use esprit_fastpath_api::{Direction, FastPathEvent, Reply, Request, Stats};
 use esprit_ike::{Transmit, WallClock};
 
 use crate::core::controller::{Controller, FastPath, FastPathError, Response};
@@ -296,12 +296,12 @@ impl Core {
     }
 
     /// A fastpathd event.
-    pub fn handle_event(&mut self, now: Instant, e: &Event) {
-        if !matches!(e, Event::ProbeReply { .. } | Event::Acquire { .. }) {
+    pub fn handle_event(&mut self, now: Instant, e: &FastPathEvent) {
+        if !matches!(e, FastPathEvent::ProbeReply { .. } | FastPathEvent::Acquire { .. }) {
             self.log(describe_event(e));
         }
         match e {
-            Event::Acquire { tunnel, proxy_id, .. } => {
+            FastPathEvent::Acquire { tunnel, proxy_id, .. } => {
                 let a = self.ike.acquire(now, *tunnel, proxy_id);
                 if a.repeat {
                     // Summed up once a second (IkeLogLimiter::summary).
@@ -312,12 +312,12 @@ impl Core {
                 }
                 self.ctl.record_ike_log(&a.line);
             }
-            Event::SoftExpire { sa, .. } => {
+            FastPathEvent::SoftExpire { sa, .. } => {
                 if let Some(l) = self.ike.sa_soft_expired(now, *sa) {
                     self.log(l);
                 }
             }
-            Event::HardExpire { sa, .. } => {
+            FastPathEvent::HardExpire { sa, .. } => {
                 if let Some(l) = self.ike.sa_expired(now, *sa) {
                     self.log(l);
                 }
@@ -554,15 +554,15 @@ impl FastPath for Recording<'_> {
 }
 
 /// A fastpathd event in a few words, for the log.
-pub fn describe_event(e: &Event) -> String {
+pub fn describe_event(e: &FastPathEvent) -> String {
     match e {
-        Event::Acquire { vpn, tunnel, proxy_id, src, dst, protocol } => format!(
+        FastPathEvent::Acquire { vpn, tunnel, proxy_id, src, dst, protocol } => format!(
             "acquire: tunnel.{tunnel} (fastpathd vpn {vpn}) proxy-id {proxy_id}: {src} -> {dst} protocol {protocol} \
              (no SA yet)"
         ),
-        Event::SoftExpire { sa, reason } => format!("soft expire of SA {sa:#x} ({reason})"),
-        Event::HardExpire { sa, reason } => format!("hard expire of SA {sa:#x} ({reason})"),
-        Event::Idle { sa } => format!("SA {sa:#x} idle"),
-        Event::ProbeReply { sa, src, seq, .. } => format!("vpn monitor reply {seq} from {src} (SA {sa:#x})"),
+        FastPathEvent::SoftExpire { sa, reason } => format!("soft expire of SA {sa:#x} ({reason})"),
+        FastPathEvent::HardExpire { sa, reason } => format!("hard expire of SA {sa:#x} ({reason})"),
+        FastPathEvent::Idle { sa } => format!("SA {sa:#x} idle"),
+        FastPathEvent::ProbeReply { sa, src, seq, .. } => format!("vpn monitor reply {seq} from {src} (SA {sa:#x})"),
     }
 }

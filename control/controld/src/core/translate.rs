@@ -349,7 +349,7 @@ pub fn translate_with_serials(
                     .map(|s| algorithm_words(s.esp))
                     .unwrap_or_else(|| "esp:-".into());
                 let peer = config.gateway(&a.gateway).and_then(|g| match &g.peer {
-                    esprit_config::model::Peer::Address(a) => Some(*a),
+                    esprit_config::model::GatewayPeer::Address(a) => Some(*a),
                     _ => None,
                 });
                 for p in proxy_ids {

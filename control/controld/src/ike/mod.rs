@@ -23,13 +23,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use esprit_config::model::{Identity as CfgIdentity, IkeMode, Peer as CfgPeer};
+use esprit_config::model::{GatewayPeer, IkeMode};
 use esprit_config::proposal::{Cipher, Hash as CfgHash};
 use esprit_config::{Config, InterfaceIp, VpnKind};
 use esprit_fastpath_api::{Direction, Key, SaSpec};
 use esprit_ike::{
-    ChildSa, DhGroup, EncryptionAlg, Event, HashAlg, Identity, IkeProposal, Lifetime, Peer, PeerConfig,
-    Random, Reason, Transmit, IKE_PORT,
+    ChildSa, DhGroup, EncryptionAlg, Event, HashAlg, IkeProposal, Lifetime, Peer, PeerConfig, Random, Reason,
+    Transmit, IKE_PORT,
 };
 use esprit_policy::ProxyId;
 
@@ -133,14 +133,6 @@ fn group(g: DhGroup) -> Option<DhGroup> {
     Some(g)
 }
 
-fn identity(i: &CfgIdentity) -> Identity {
-    match i {
-        CfgIdentity::Ip(a) => Identity::Address(*a),
-        CfgIdentity::Fqdn(s) => Identity::Fqdn(s.clone()),
-        CfgIdentity::UserFqdn(s) => Identity::UserFqdn(s.clone()),
-    }
-}
-
 /// The IKE gateways of a configuration: every gateway with a static peer
 /// address that an AutoKey VPN bound to a tunnel interface uses. What
 /// cannot be expressed (dialup peers, VPNs sharing a tunnel interface by
@@ -175,23 +167,23 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
     for (name, vpns) in by_gateway {
         let Some(g) = config.gateway(&name) else { continue };
         let (remote, dynamic) = match &g.peer {
-            CfgPeer::Address(a @ IpAddr::V4(_)) => (*a, None),
-            CfgPeer::Address(a) => {
+            GatewayPeer::Address(a @ IpAddr::V4(_)) => (*a, None),
+            GatewayPeer::Address(a) => {
                 warnings.push(format!("ike gateway \"{name}\": peer {a} is IPv6: IKE is not run for it"));
                 continue;
             }
             // The address is learnt when the peer opens an Aggressive Mode
             // with this identity (esprit_ike::PeerConfig::dynamic).
-            CfgPeer::Dynamic(id) if g.mode == IkeMode::Aggressive => {
-                (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), Some(identity(id)))
+            GatewayPeer::Dynamic(id) if g.mode == IkeMode::Aggressive => {
+                (IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), Some(id.clone()))
             }
-            CfgPeer::Dynamic(_) => {
+            GatewayPeer::Dynamic(_) => {
                 warnings.push(format!(
                     "ike gateway \"{name}\": a dynamic peer with a pre-shared key needs Aggressive Mode (Main Mode would have to choose the key before knowing who the peer is): IKE is not run for it"
                 ));
                 continue;
             }
-            CfgPeer::Dialup(d) => {
+            GatewayPeer::Dialup(d) => {
                 let what = if config.user_group(d).is_some() { "user-group" } else { "user" };
                 warnings.push(format!(
                     "ike gateway \"{name}\": dialup {what} \"{d}\" ({} users) is configured, not yet negotiated: controld answers none of its clients yet (a single client can use a dynamic peer)",
@@ -218,9 +210,9 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
         );
         cfg.aggressive = g.mode == IkeMode::Aggressive;
         if let Some(id) = &g.local_id {
-            cfg.local_id = identity(id);
+            cfg.local_id = id.clone();
         }
-        cfg.remote_id = g.peer_id.as_ref().map(identity);
+        cfg.remote_id = g.peer_id.clone();
         if let Some(id) = dynamic {
             cfg.dynamic = true;
             cfg.remote_id = cfg.remote_id.or(Some(id));

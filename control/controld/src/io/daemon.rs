@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use esprit_config::Config;
-use esprit_fastpath_api::{Client, Event, Request};
+use esprit_fastpath_api::{Client, FastPathEvent, Request};
 use esprit_ike::WallClock;
 
 use crate::core::controller::{Controller, FastPath, Response};
@@ -148,7 +148,7 @@ pub fn run(opts: Options) -> Result<(), String> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, term.clone()).map_err(|e| format!("signal handler: {e}"))?;
     }
-    let (mut inbox, senders) = Inbox::<Command, Event>::new();
+    let (mut inbox, senders) = Inbox::<Command, FastPathEvent>::new();
     serve_operator(&opts.socket, opts.socket_group, senders.commands.clone())?;
     let metrics = opts.metrics.map(crate::metrics::serve).transpose()?;
     if let Some(m) = &metrics {
@@ -352,7 +352,11 @@ fn client(conn: UnixStream, tx: WaitingSender<Command>) {
 }
 
 /// Keeps a subscribed connection to fastpathd and forwards its events.
-fn spawn_events(path: PathBuf, tx: WaitingSender<Event>, term: Arc<AtomicBool>) -> Result<(), String> {
+fn spawn_events(
+    path: PathBuf,
+    tx: WaitingSender<FastPathEvent>,
+    term: Arc<AtomicBool>,
+) -> Result<(), String> {
     std::thread::Builder::new()
         .name("fastpath-events".into())
         .spawn(move || {
@@ -368,7 +372,7 @@ fn spawn_events(path: PathBuf, tx: WaitingSender<Event>, term: Arc<AtomicBool>) 
                     match c.next_event(Duration::from_millis(500)) {
                         // A repeated acquire is dropped rather than waited
                         // for (see `core::ingest`): fastpathd repeats it.
-                        Ok(Some(e @ Event::Acquire { .. })) => {
+                        Ok(Some(e @ FastPathEvent::Acquire { .. })) => {
                             if tx.offer(e) == crate::core::ingest::Offered::Gone {
                                 return;
                             }

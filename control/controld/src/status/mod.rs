@@ -30,7 +30,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Instant, SystemTime};
 
-use esprit_config::model::Peer as CfgPeer;
+use esprit_config::model::GatewayPeer;
 use esprit_config::{InterfaceIp, VpnKind};
 use esprit_fastpath_api::{Direction, Request};
 use esprit_policy::FlowKey;
@@ -110,7 +110,7 @@ impl Controller {
                 VpnKind::AutoKey(a) => {
                     let g = self.config.gateway(&a.gateway);
                     let peer = match g.map(|g| &g.peer) {
-                        Some(CfgPeer::Address(x)) => Some(*x),
+                        Some(GatewayPeer::Address(x)) => Some(*x),
                         _ => None,
                     };
                     (peer, g.map(|g| g.outgoing_interface.to_string()))

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use esprit_config::model::Peer as CfgPeer;
+use esprit_config::model::GatewayPeer;
 use esprit_config::VpnKind;
 use esprit_fastpath_api::Direction;
 
@@ -155,9 +155,9 @@ impl Controller {
         match self.config.vpn(vpn).map(|v| &v.kind) {
             Some(VpnKind::AutoKey(a)) => {
                 let peer = match self.config.gateway(&a.gateway).map(|g| &g.peer) {
-                    Some(CfgPeer::Address(x)) => x.to_string(),
-                    Some(CfgPeer::Dialup(n)) => format!("dialup {n}"),
-                    Some(CfgPeer::Dynamic(id)) => format!("dynamic {id}"),
+                    Some(GatewayPeer::Address(x)) => x.to_string(),
+                    Some(GatewayPeer::Dialup(n)) => format!("dialup {n}"),
+                    Some(GatewayPeer::Dynamic(id)) => format!("dynamic {id}"),
                     None => "-".into(),
                 };
                 (a.gateway.clone(), peer, "AutoKey")

@@ -19,7 +19,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use esprit_config::Config;
-use esprit_fastpath_api::{Direction, Dump, Event, NextHopSpec, Reply, Request, SaSpec, SaStatsView, Stats};
+use esprit_fastpath_api::{
+    Direction, Dump, FastPathEvent, NextHopSpec, Reply, Request, SaSpec, SaStatsView, Stats,
+};
 use esprit_ike::{Transmit, WallClock};
 use esprit_policy::{FlowKey, ProxyId};
 
@@ -120,7 +122,7 @@ struct ModelFastPath {
     vpns: BTreeMap<u32, (bool, Vec<String>)>,
     sas: BTreeMap<u64, ModelSa>,
     /// Events for controld, in order.
-    events: Vec<Event>,
+    events: Vec<FastPathEvent>,
     /// Proxy-IDs ((VPN, proxy-ID)) that raised an acquire and have no
     /// SA yet: one acquire each (fastpathd's rate limit).
     acquired: Vec<(u32, String)>,
@@ -145,7 +147,7 @@ impl ModelFastPath {
             .collect();
         for id in due {
             self.sas.remove(&id);
-            self.events.push(Event::HardExpire { sa: id, reason: "lifetime".into() });
+            self.events.push(FastPathEvent::HardExpire { sa: id, reason: "lifetime".into() });
         }
     }
 
@@ -178,7 +180,7 @@ impl ModelFastPath {
         let Some(id) = self.sa_for(vpn, &pid, Direction::Outbound) else {
             if !self.acquired.contains(&(vpn, pid.clone())) {
                 self.acquired.push((vpn, pid.clone()));
-                self.events.push(Event::Acquire {
+                self.events.push(FastPathEvent::Acquire {
                     vpn,
                     tunnel,
                     proxy_id: pid,
@@ -466,7 +468,7 @@ impl Lab {
             }
             let Some(back) = self.b.fp.send(1, dst, src, 84) else { continue };
             let Some(sa) = self.a.fp.receive(back, 84) else { continue };
-            self.a.fp.events.push(Event::ProbeReply {
+            self.a.fp.events.push(FastPathEvent::ProbeReply {
                 vpn: 1,
                 tunnel: 1,
                 sa,
@@ -736,7 +738,7 @@ fn repeated_acquires_are_summed_up_in_the_log() {
     assert!(!lab.ping(), "the first packet waits for IKE");
     let acquire = lab.a.fp.acquired[0].clone();
     for _ in 0..5 {
-        lab.a.fp.events.push(Event::Acquire {
+        lab.a.fp.events.push(FastPathEvent::Acquire {
             vpn: acquire.0,
             tunnel: 1,
             proxy_id: acquire.1.clone(),

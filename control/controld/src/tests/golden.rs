@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use esprit_config::Config;
-use esprit_fastpath_api::{Direction, Event, SaStatsView, Stats, WorkerCounters, WorkerStatsView};
+use esprit_fastpath_api::{Direction, FastPathEvent, SaStatsView, Stats, WorkerCounters, WorkerStatsView};
 use esprit_ike::{ChildSa, DirectionKeys, Lifetime, Suite, UdpEncap};
 use esprit_policy::ProxyId;
 use zeroize::Zeroizing;
@@ -230,13 +230,13 @@ pub(super) fn golden_controller() -> Controller {
         pid(2, 1),
         pid(2, 2)
     ));
-    c.record_fastpath_event(&Event::SoftExpire {
+    c.record_fastpath_event(&FastPathEvent::SoftExpire {
         sa: id(1, Direction::Outbound, 2),
         reason: "volume".into(),
     });
     // The VPN monitor's first probe went out through pair 1-1 and came back.
     c.monitor_tick(std::time::Instant::now(), &mut fp).unwrap();
-    c.record_fastpath_event(&Event::ProbeReply {
+    c.record_fastpath_event(&FastPathEvent::ProbeReply {
         vpn: 1,
         tunnel: 1,
         sa: id(1, Direction::Inbound, 1),

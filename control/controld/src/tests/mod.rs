@@ -877,7 +877,7 @@ fn monitor_down_takes_the_tunnel_interface_down_and_back() {
     }
 
     // The answer to probe 5 (a late one for probe 4 does not count).
-    let reply = |seq| esprit_fastpath_api::Event::ProbeReply {
+    let reply = |seq| esprit_fastpath_api::FastPathEvent::ProbeReply {
         vpn: 1,
         tunnel: 1,
         sa: sa_id(1, Direction::Inbound, 1),

@@ -304,14 +304,7 @@ pub(crate) fn nat_d(hash: HashAlg, icookie: &[u8; 8], rcookie: &[u8; 8], addr: S
 
 /// Phase-1 ID payload body (protocol and port 0, RFC 2407 §4.6.2).
 pub(crate) fn identity_body(id: &Identity) -> Vec<u8> {
-    let (t, data) = match id {
-        Identity::Address(IpAddr::V4(a)) => (IdType::Ipv4Addr, a.octets().to_vec()),
-        Identity::Address(IpAddr::V6(a)) => (IdType::Ipv6Addr, a.octets().to_vec()),
-        Identity::Fqdn(s) => (IdType::Fqdn, s.as_bytes().to_vec()),
-        Identity::UserFqdn(s) => (IdType::UserFqdn, s.as_bytes().to_vec()),
-        Identity::KeyId(k) => (IdType::KeyId, k.clone()),
-    };
-    IdPayload { id_type: t, protocol: 0, port: 0, data: &data }.emit()
+    IdPayload { id_type: IdType::from_value(id.id_type()), protocol: 0, port: 0, data: &id.data() }.emit()
 }
 
 /// Whether the peer's ID payload body is the identity it must present.

@@ -48,16 +48,25 @@ const KEY_PAD: &[u8] = b"Key Pad for IKEv2";
 /// IKE_AUTH is the second exchange: message ID 1 (§2.2).
 const AUTH_MESSAGE_ID: u32 = 1;
 
-/// An identity as carried in IDi / IDr (§3.5).
+/// An identity as carried in IDi / IDr (§3.5): any ID type a peer may
+/// send, as it sent it. A configured [`esprit_suite::Identity`] converts
+/// into one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub struct WireIdentity {
     /// ID type.
     pub kind: IdType,
     /// Identification data.
     pub data: Vec<u8>,
 }
 
-impl Identity {
+impl From<&esprit_suite::Identity> for WireIdentity {
+    fn from(id: &esprit_suite::Identity) -> WireIdentity {
+        // The four kinds have the same numbers in IKEv1 and IKEv2.
+        WireIdentity { kind: IdType::from_value(id.id_type()), data: id.data() }
+    }
+}
+
+impl WireIdentity {
     /// The ID payload body, RestOfInitIDPayload / RestOfRespIDPayload of
     /// §2.15.
     fn body(&self) -> Vec<u8> {
@@ -73,9 +82,9 @@ pub struct PskAuth {
     /// The pre-shared key.
     pub psk: Zeroizing<Vec<u8>>,
     /// Our identity.
-    pub local: Identity,
+    pub local: WireIdentity,
     /// The identity the peer must show (`None`: any).
-    pub remote: Option<Identity>,
+    pub remote: Option<WireIdentity>,
 }
 
 impl core::fmt::Debug for PskAuth {
@@ -111,7 +120,7 @@ pub enum AuthError {
 
 /// AUTH for a shared key (§2.15): prf(prf(psk, "Key Pad for IKEv2"),
 /// message | nonce | prf(SK_p, ID body)).
-fn psk_auth(x: &InitExchange, psk: &[u8], of_initiator: bool, id: &Identity) -> Zeroizing<Vec<u8>> {
+fn psk_auth(x: &InitExchange, psk: &[u8], of_initiator: bool, id: &WireIdentity) -> Zeroizing<Vec<u8>> {
     let prf = x.chosen.prf;
     let (message, nonce, sk_p) =
         if of_initiator { (&x.request, &x.nr, &x.keys.sk_pi) } else { (&x.response, &x.ni, &x.keys.sk_pr) };
@@ -123,8 +132,8 @@ fn psk_auth(x: &InitExchange, psk: &[u8], of_initiator: bool, id: &Identity) -> 
 /// The inner payloads of an IKE_AUTH message.
 #[derive(Default)]
 struct AuthPayloads {
-    id_i: Option<Identity>,
-    id_r: Option<Identity>,
+    id_i: Option<WireIdentity>,
+    id_r: Option<WireIdentity>,
     auth: Option<(AuthMethod, Vec<u8>)>,
     error: Option<NotifyType>,
     initial_contact: bool,
@@ -144,8 +153,8 @@ fn read_inner(cipher: &SkCipher, msg: &[u8], header: &Header) -> Result<AuthPayl
             continue;
         }
         match payload {
-            Payload::IdI(id) => p.id_i = Some(Identity { kind: id.kind, data: id.data.to_vec() }),
-            Payload::IdR(id) => p.id_r = Some(Identity { kind: id.kind, data: id.data.to_vec() }),
+            Payload::IdI(id) => p.id_i = Some(WireIdentity { kind: id.kind, data: id.data.to_vec() }),
+            Payload::IdR(id) => p.id_r = Some(WireIdentity { kind: id.kind, data: id.data.to_vec() }),
             Payload::Auth(a) => p.auth = Some((a.method, a.data.to_vec())),
             Payload::Notify(n) if n.kind.is_error() && p.error.is_none() => p.error = Some(n.kind),
             Payload::Notify(n) if n.kind == NotifyType::InitialContact => p.initial_contact = true,
@@ -160,9 +169,9 @@ fn verify(
     x: &InitExchange,
     auth: &PskAuth,
     of_initiator: bool,
-    id: Option<&Identity>,
+    id: Option<&WireIdentity>,
     got: Option<&(AuthMethod, Vec<u8>)>,
-) -> Result<Identity, AuthError> {
+) -> Result<WireIdentity, AuthError> {
     let id = id.ok_or(AuthError::Missing(if of_initiator { "IDi" } else { "IDr" }))?;
     let (method, data) = got.ok_or(AuthError::Missing("AUTH"))?;
     if auth.remote.as_ref().is_some_and(|want| want != id) || *method != AuthMethod::SharedKey {
@@ -202,7 +211,7 @@ pub struct Established {
     /// Seals this side's messages and opens the peer's.
     pub cipher: SkCipher,
     /// The peer's authenticated identity.
-    pub peer: Identity,
+    pub peer: WireIdentity,
     /// The IKE_AUTH request.
     pub last_request: Vec<u8>,
     /// The IKE_AUTH response.
@@ -512,6 +521,31 @@ impl ResponderInitDone {
                 peer_initial_contact: p.initial_contact,
             })),
             Err(error) => ResponderAuthStep::Failed { response: Some(response), error },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use esprit_suite::Identity;
+
+    /// A configured identity goes on the wire with IKEv2's type numbers.
+    #[test]
+    fn a_configured_identity_is_carried_with_its_ikev2_type() {
+        let cases = [
+            (Identity::from_text("198.51.100.1"), IdType::Ipv4Addr, vec![198, 51, 100, 1]),
+            (
+                Identity::from_text("2001:db8::1"),
+                IdType::Ipv6Addr,
+                "2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets().to_vec(),
+            ),
+            (Identity::from_text("gw.example.net"), IdType::Fqdn, b"gw.example.net".to_vec()),
+            (Identity::from_text("alice@example.net"), IdType::Rfc822Addr, b"alice@example.net".to_vec()),
+            (Identity::KeyId(vec![1, 2]), IdType::KeyId, vec![1, 2]),
+        ];
+        for (id, kind, data) in cases {
+            assert_eq!(WireIdentity::from(&id), WireIdentity { kind, data }, "{id}");
         }
     }
 }

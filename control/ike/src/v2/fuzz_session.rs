@@ -29,7 +29,7 @@ use esprit_policy::ProxyId;
 use zeroize::Zeroizing;
 
 use super::alg::{EncrAlg, IntegAlg, PrfAlg};
-use super::auth::{Identity, PskAuth};
+use super::auth::{PskAuth, WireIdentity};
 use super::child::ChildConfig;
 use super::config::IkeSaProposal;
 use super::fuzz::FixedRng;
@@ -57,7 +57,7 @@ fn proxy_ids(a: bool) -> Vec<ProxyId> {
 }
 
 fn config(a: bool) -> SessionConfig {
-    let id = |s: &str| Identity { kind: IdType::Fqdn, data: s.as_bytes().to_vec() };
+    let id = |s: &str| WireIdentity { kind: IdType::Fqdn, data: s.as_bytes().to_vec() };
     let (me, peer) = if a { ("a.example", "b.example") } else { ("b.example", "a.example") };
     let (encr, integ) = (vec![EncrAlg::AesCbc128], vec![IntegAlg::HmacSha256_128]);
     let proposal = IkeSaProposal { encr, integ, prf: vec![PrfAlg::HmacSha256], dh: vec![DhGroup::Ecp256] };

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use esprit_fastpath_api::{Client, ClientError, Event, Request};
+use esprit_fastpath_api::{Client, ClientError, FastPathEvent, Request};
 
 #[derive(Debug, Parser)]
 #[command(name = "fpctl", version, about = "Talk to fastpathd's control socket")]
@@ -95,11 +95,11 @@ fn wait(c: &mut Client, kind: &str, timeout: Duration) -> Result<(), String> {
         match c.next_event(left) {
             Ok(Some(e)) => {
                 let k = match &e {
-                    Event::Acquire { .. } => "acquire",
-                    Event::SoftExpire { .. } => "soft-expire",
-                    Event::HardExpire { .. } => "hard-expire",
-                    Event::Idle { .. } => "idle",
-                    Event::ProbeReply { .. } => "probe-reply",
+                    FastPathEvent::Acquire { .. } => "acquire",
+                    FastPathEvent::SoftExpire { .. } => "soft-expire",
+                    FastPathEvent::HardExpire { .. } => "hard-expire",
+                    FastPathEvent::Idle { .. } => "idle",
+                    FastPathEvent::ProbeReply { .. } => "probe-reply",
                 };
                 if k == kind {
                     println!("{}", serde_json::to_string(&e).map_err(|e| e.to_string())?);
