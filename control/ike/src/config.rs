@@ -142,6 +142,11 @@ pub struct PeerConfig {
     /// runs one exchange at a time per IKE SA and tracks only a few IVs:
     /// four concurrent Quick Modes make it lose the IV of the first ones.
     pub max_quick_modes: usize,
+    /// Send esprit's vendor ID in phase 1 (the default): a peer that sends
+    /// it back runs many Quick Modes at once with us, and installs its
+    /// inbound SAs before its QM2 leaves. Off, we look like any other
+    /// implementation to the peer (strongSwan's `send_vendor_id = no`).
+    pub announce_esprit: bool,
     /// A peer with a dynamic address (ScreenOS `dynamic ID`): `remote` is
     /// unknown until the peer opens an Aggressive Mode whose identity is
     /// `remote_id` (which must be set); from then on it is the address
@@ -215,6 +220,7 @@ impl PeerConfig {
             initial_contact: true,
             retransmit: Retransmit::default(),
             max_quick_modes: 1,
+            announce_esprit: true,
             dynamic: false,
             half_open: crate::HalfOpenLimits::default(),
         }

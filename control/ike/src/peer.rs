@@ -263,6 +263,14 @@ impl<R: Random> Peer<R> {
         self.ike.is_some()
     }
 
+    /// True when the established ISAKMP SA's peer sent esprit's vendor ID
+    /// in phase 1: as a Quick Mode responder it installs its inbound SA
+    /// before it sends QM2 ([`crate::Event::ChildSaInbound`]), so our
+    /// outbound SA may carry traffic as soon as we have QM2.
+    pub fn peer_is_esprit(&self) -> bool {
+        self.ike.as_ref().is_some_and(|ike| ike.peer_esprit)
+    }
+
     /// Whether a Quick Mode of ours for `proxy_id` waits or runs (so a
     /// repeated acquire must not start another).
     pub fn is_negotiating(&self, proxy_id: &ProxyId) -> bool {

@@ -53,7 +53,11 @@ pub const RENEGOTIATE_AFTER: Duration = Duration::from_secs(30);
 /// processing. Measured against strongSwan 5.9.8 with libipsec here: the
 /// held packet arrived 2.3 ms after QM3 and was dropped about one time in
 /// eight. The commit bit (RFC 2408 §4.6.3) would say it exactly, but
-/// strongSwan does not implement it.
+/// strongSwan does not implement it. Not towards an esprit peer (its
+/// vendor ID in phase 1): its inbound SA is in its fast path before its
+/// QM2 leaves (`Event::ChildSaInbound`), so ours goes in at once and the
+/// held first packet leaves with QM3 (its round trip, Quick Mode
+/// included, is then a few milliseconds rather than 50 more).
 pub const INITIATOR_OUTBOUND_DELAY: Duration = Duration::from_millis(50);
 
 /// The soft volume lifetime, as a fraction of the hard one (per mille).
@@ -1165,10 +1169,17 @@ impl IkeManager {
                             c.lifetime.seconds,
                             waited.map_or(String::new(), |w| format!(", {:.1} ms after the acquire", w.as_secs_f64() * 1e3)),
                         )));
-                        if c.initiator {
+                        if c.initiator && !g.peer.peer_is_esprit() {
                             out.push(IkeAction::Install(inbound.into_iter().collect()));
                             self.dirty.delayed.insert(outbound.spec.id);
                             self.delayed.push((now + INITIATOR_OUTBOUND_DELAY, outbound, replaced));
+                        } else if c.initiator {
+                            // The same actions as when the delay ends.
+                            out.push(IkeAction::Install(inbound.into_iter().collect()));
+                            out.push(IkeAction::Install(vec![outbound]));
+                            if !replaced.is_empty() {
+                                out.push(IkeAction::Remove(replaced));
+                            }
                         } else {
                             out.push(IkeAction::Install(inbound.into_iter().chain([outbound]).collect()));
                             if !replaced.is_empty() {
@@ -1525,11 +1536,22 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
 
     /// The child lifetime of both sides set to `secs`.
     fn manager(conf: &str, secs: u32, seed: u8) -> IkeManager {
+        manager_with(conf, secs, seed, true)
+    }
+
+    /// A controld that does not send esprit's vendor ID: to its peer it
+    /// looks like any other implementation (strongSwan, say).
+    fn foreign(conf: &str, secs: u32, seed: u8) -> IkeManager {
+        manager_with(conf, secs, seed, false)
+    }
+
+    fn manager_with(conf: &str, secs: u32, seed: u8, announce_esprit: bool) -> IkeManager {
         let (config, _) = Config::load(conf).unwrap();
         let ids = BTreeMap::from([("v".to_string(), 5)]);
         let (mut g, warnings) = ike_gateways(&config, &ids);
         assert!(warnings.is_empty(), "{warnings:?}");
         g[0].config.child_lifetime = Lifetime { seconds: secs, kilobytes: 0 };
+        g[0].config.announce_esprit = announce_esprit;
         let state = Rc::new(RefCell::new(u64::from(seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1));
         let fill: RandomFill = Rc::new(move |b: &mut [u8]| {
             let mut x = state.borrow_mut();
@@ -1620,6 +1642,34 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         (fa, fb)
     }
 
+    /// Towards a peer that sent esprit's vendor ID the initiator's
+    /// outbound SA goes in with its inbound one (the responder's inbound SA
+    /// was installed before its QM2 left); towards any other peer it waits
+    /// INITIATOR_OUTBOUND_DELAY for the responder to take QM3.
+    #[test]
+    fn the_outbound_sa_waits_only_for_a_peer_that_is_not_esprit() {
+        let (in1, out1) = (sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1));
+        for esprit_peer in [true, false] {
+            let mut a = manager(CONF, 3600, 1);
+            let mut b = manager_with(CONF_B, 3600, 2, esprit_peer);
+            let pid = a.gateways[0].vpns[0].proxy_ids[0].to_string();
+            let t0 = Instant::now();
+            let mut now = t0;
+            a.acquire(now, 1, &pid);
+            let (fa, fb, _) = pump(now, &mut a, &mut b);
+            assert_eq!(a.gateways[0].peer.peer_is_esprit(), esprit_peer);
+            assert_eq!(fb, vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])], "responder: inbound at QM2");
+            if esprit_peer {
+                assert_eq!(fa, vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])], "at once");
+                assert!(a.delayed.is_empty());
+            } else {
+                assert_eq!(fa, vec![Fp::Install(vec![in1])], "the outbound SA waits");
+                let (fa, _) = run_until(&mut now, t0 + INITIATOR_OUTBOUND_DELAY, &mut a, &mut b);
+                assert_eq!(fa, vec![Fp::Install(vec![out1])]);
+            }
+        }
+    }
+
     /// Child rekey by time between two controlds, make-before-break:
     /// the initiator's new inbound, then its new outbound (which replaces
     /// the old one: the old outbound id is removed only after), the
@@ -1628,7 +1678,7 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
     #[test]
     fn child_rekey_by_time_is_make_before_break() {
         let mut a = manager(CONF, 100, 1);
-        let mut b = manager(CONF_B, 100, 2);
+        let mut b = foreign(CONF_B, 100, 2);
         let pid = a.gateways[0].vpns[0].proxy_ids[0].to_string();
         let t0 = Instant::now();
         let mut now = t0;
@@ -1708,7 +1758,7 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
     #[test]
     fn soft_volume_limit_rekeys() {
         let mut a = manager(CONF, 0, 3);
-        let mut b = manager(CONF_B, 0, 4);
+        let mut b = foreign(CONF_B, 0, 4);
         let pid = a.gateways[0].vpns[0].proxy_ids[1].to_string();
         let t0 = Instant::now();
         let mut now = t0;
@@ -1739,7 +1789,7 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
     #[test]
     fn a_reinstalled_pair_is_rekeyed_at_once_by_either_side() {
         let mut a = manager(CONF, 3600, 5);
-        let mut b = manager(CONF_B, 3600, 6);
+        let mut b = foreign(CONF_B, 3600, 6);
         let pid = a.gateways[0].vpns[0].proxy_ids[0].to_string();
         let t0 = Instant::now();
         let mut now = t0;
@@ -1753,7 +1803,8 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert!(b.rekey_now(now, out1).is_some(), "the pair's other SA: no second Quick Mode");
         let (fa, fb, _) = pump(now, &mut a, &mut b);
         let (in2, out2) = (sa_id(5, Direction::Inbound, 2), sa_id(5, Direction::Outbound, 2));
-        assert_eq!(fb, vec![Fp::Install(vec![in2])], "{fb:?}");
+        // b does not announce esprit, but a does: b's new outbound SA at once.
+        assert_eq!(fb, vec![Fp::Install(vec![in2]), Fp::Install(vec![out2]), Fp::Remove(vec![out1])], "{fb:?}");
         assert_eq!(
             fa,
             vec![Fp::Install(vec![in2]), Fp::Install(vec![out2]), Fp::Remove(vec![out1])],
@@ -1786,7 +1837,8 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         let (fa, fb, logs) = pump(now, &mut a, &mut b);
         let (in1, out1) = (sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1));
         assert_eq!(fa, vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])], "{logs:?}");
-        assert_eq!(fb, vec![Fp::Install(vec![in1])]);
+        // b initiated towards an esprit peer: its outbound SA at once.
+        assert_eq!(fb, vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])]);
         assert_eq!(a.gateways[0].peer.addresses().1, "203.0.113.2:500".parse().unwrap());
         // A datagram from a stranger that is no Aggressive Mode with that
         // identity finds no gateway: counted, not logged.

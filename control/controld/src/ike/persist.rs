@@ -1218,6 +1218,10 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
 
     /// Child SAs of 100 s, an ISAKMP SA of 300 s, DPD every 10 s.
     fn manager(conf: &str, seed: u64) -> IkeManager {
+        manager_with(conf, seed, true)
+    }
+
+    fn manager_with(conf: &str, seed: u64, announce_esprit: bool) -> IkeManager {
         let (config, _) = Config::load(conf).unwrap();
         let ids = BTreeMap::from([("v".to_string(), 5)]);
         let (mut g, warnings) = ike_gateways(&config, &ids);
@@ -1226,6 +1230,7 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
         g[0].config.ike_lifetime = 300;
         g[0].config.dpd_delay = Some(Duration::from_secs(10));
         g[0].config.dpd_retries = 3;
+        g[0].config.announce_esprit = announce_esprit;
         let state = Rc::new(RefCell::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1));
         let fill: RandomFill = Rc::new(move |b: &mut [u8]| {
             let mut x = state.borrow_mut();
@@ -1323,7 +1328,9 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
     /// and negotiated for `settle`; returns the sides and the start.
     fn both_up(seed_a: u64, seed_b: u64, settle: Duration) -> (Side, Side, Instant) {
         let mut a = Side::new(manager(CONF_A, seed_a));
-        let mut b = Side::new(manager(&conf_b(), seed_b));
+        // b does not announce esprit: a's outbound SAs wait for
+        // INITIATOR_OUTBOUND_DELAY, and the journal must carry them.
+        let mut b = Side::new(manager_with(&conf_b(), seed_b, false));
         let t0 = Instant::now();
         let mut now = t0;
         for pid in a.m.gateways[0].vpns[0].proxy_ids.clone() {

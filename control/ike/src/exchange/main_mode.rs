@@ -51,7 +51,10 @@ impl<R: Random> Peer<R> {
         if self.cfg.speaks_nat_traversal() {
             b.push(PayloadType::VendorId, &VID_NATT_RFC3947);
         }
-        b.push(PayloadType::VendorId, &VID_DPD).push(PayloadType::VendorId, &VID_ESPRIT);
+        b.push(PayloadType::VendorId, &VID_DPD);
+        if self.cfg.announce_esprit {
+            b.push(PayloadType::VendorId, &VID_ESPRIT);
+        }
         p1.step = 1;
         p1.pending = self.send(now, b.finish(), true);
         self.phase1 = Some(p1);
@@ -269,7 +272,10 @@ impl<R: Random> Peer<R> {
         if p1.peer_natt {
             b.push(PayloadType::VendorId, &VID_NATT_RFC3947);
         }
-        b.push(PayloadType::VendorId, &VID_DPD).push(PayloadType::VendorId, &VID_ESPRIT);
+        b.push(PayloadType::VendorId, &VID_DPD);
+        if self.cfg.announce_esprit {
+            b.push(PayloadType::VendorId, &VID_ESPRIT);
+        }
         let out = b.finish();
         self.answer_to(&p1, out.clone());
         p1.last_in = bytes.to_vec();
