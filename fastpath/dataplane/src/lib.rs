@@ -58,7 +58,10 @@ pub use update::{
     ExpireReason, FlowConf, InboundInstall, OutboundInstall, PortInfo, Probe, Retired, SaStats, TunnelConf,
     Update, VecOutput, VpnConf, WorkerEvent, WorkerOutput, WorkerStats,
 };
-pub use worker::{Action, Frame, VecFrame, Worker, WorkerConfig, MAX_PROBE_DATA, MAX_PROBE_IDENTS};
+pub use worker::{
+    Action, Frame, VecFrame, Worker, WorkerConfig, ACQUIRE_BACKOFF_MAX_SHIFT, MAX_PROBE_DATA,
+    MAX_PROBE_IDENTS,
+};
 
 /// Most frames in one burst (DESIGN.md §2).
 pub const MAX_BURST: usize = 64;

@@ -61,12 +61,19 @@ pub(crate) struct OuterHop {
 /// Where a proxy-ID's outbound traffic goes.
 #[derive(Debug)]
 pub(crate) enum OutSlot {
-    /// No SA yet: acquire sent at `last_acquire` (rate-limits the next).
-    Empty { last_acquire: Option<Instant> },
+    /// No SA yet: the last acquire was sent at `last_acquire`, and
+    /// `repeats` more after the first (each doubles the wait for the next,
+    /// see [`crate::WorkerConfig::acquire_interval`]).
+    Empty { last_acquire: Option<Instant>, repeats: u8 },
     /// This worker owns the SA.
     Local(Box<OutEntry>),
     /// Another worker owns it: hand the packet off.
     Remote { owner: WorkerId, id: SaId },
+}
+
+impl OutSlot {
+    /// No SA, no acquire sent yet.
+    pub(crate) const EMPTY: OutSlot = OutSlot::Empty { last_acquire: None, repeats: 0 };
 }
 
 /// An inbound SA installed on this worker.

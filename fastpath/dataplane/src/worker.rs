@@ -123,7 +123,12 @@ pub struct WorkerConfig {
     pub hold_per_proxy_id: usize,
     /// How long a held frame waits for its SA.
     pub hold_timeout: Duration,
-    /// Least time between two acquires for one proxy-ID.
+    /// Least time between the first two acquires for one proxy-ID; each
+    /// repeat doubles it, up to 2^[`ACQUIRE_BACKOFF_MAX_SHIFT`] times
+    /// (500 ms: then 1, 2, 4 and 8 s). A lost acquire is still answered
+    /// within seconds, while 10,000 proxy-IDs waiting for their turn in
+    /// IKE cost the control plane a few thousand events a second at
+    /// first, not 20,000 a second for as long as they wait.
     pub acquire_interval: Duration,
     /// Least time between two neighbour-miss events for one next hop.
     pub neighbor_miss_interval: Duration,
@@ -153,6 +158,10 @@ impl WorkerConfig {
         }
     }
 }
+
+/// Repeated acquires for one proxy-ID wait at most 2^this times
+/// [`WorkerConfig::acquire_interval`].
+pub const ACQUIRE_BACKOFF_MAX_SHIFT: u8 = 4;
 
 /// Probes waiting to be built (the control plane sends a few a second;
 /// more than this between two loops of the worker are dropped and counted).
@@ -471,7 +480,7 @@ impl Worker {
                 if let Some((vpn, index)) = self.outbound_ids.remove(&id.0) {
                     if let Some(v) = self.vpns.get_mut(&vpn.0) {
                         if let Some(slot) = v.slots.get_mut(index.get()) {
-                            let old = core::mem::replace(slot, OutSlot::Empty { last_acquire: None });
+                            let old = core::mem::replace(slot, OutSlot::EMPTY);
                             self.retire_slot(old, out);
                         }
                     }
@@ -601,9 +610,9 @@ impl Worker {
             // Keep the SA of a proxy-ID that stays (matched by value).
             let kept = old.as_mut().and_then(|o| {
                 let j = o.conf.table.proxy_ids().iter().position(|q| q == p)?;
-                Some(core::mem::replace(&mut o.slots[j], OutSlot::Empty { last_acquire: None }))
+                Some(core::mem::replace(&mut o.slots[j], OutSlot::EMPTY))
             });
-            let slot = kept.unwrap_or(OutSlot::Empty { last_acquire: None });
+            let slot = kept.unwrap_or(OutSlot::EMPTY);
             match &slot {
                 OutSlot::Local(e) => {
                     self.outbound_ids.insert(e.id.0, (conf.id, ProxyIdIndex::new(i as u32)));
@@ -1169,9 +1178,13 @@ impl Worker {
         let entry = match slot {
             OutSlot::Local(e) => e,
             OutSlot::Remote { owner, .. } => return Action::HandOff(*owner),
-            OutSlot::Empty { last_acquire } => {
+            OutSlot::Empty { last_acquire, repeats } => {
                 let proxy_id = vpn.conf.table.proxy_ids()[index.get()];
-                if last_acquire.is_none_or(|t| now.duration_since(t) >= self.cfg.acquire_interval) {
+                let wait = self.cfg.acquire_interval * (1u32 << (*repeats).min(ACQUIRE_BACKOFF_MAX_SHIFT));
+                if last_acquire.is_none_or(|t| now.duration_since(t) >= wait) {
+                    if last_acquire.is_some() {
+                        *repeats = repeats.saturating_add(1);
+                    }
                     *last_acquire = Some(now);
                     self.counters.acquires += 1;
                     let flow = self.keys.get(key_index).copied().unwrap_or(FlowKey::v4(

@@ -363,6 +363,33 @@ fn replayed_tampered_and_unknown_esp_are_dropped() {
     );
 }
 
+/// A proxy-ID still waiting for its SA is acquired again after 500 ms,
+/// then after waits that double up to 8 s: a lost acquire is answered
+/// within seconds, and thousands of proxy-IDs waiting their turn in IKE do
+/// not flood the control plane.
+#[test]
+fn repeated_acquires_back_off_to_eight_seconds() {
+    let opts = LabOptions { installed: vec![0, 1, 2], ..Default::default() };
+    let mut a = lab::gateway(Side::A, &opts);
+    let frame = lab::lan_frame(Side::A, Side::A.host(2), Side::B.host(2), 30);
+    let t0 = Instant::now();
+    let mut at = Vec::new();
+    // A packet every 100 ms for 40 s.
+    for tenth in 0..400u64 {
+        let now = t0 + Duration::from_millis(tenth * 100);
+        let mut fs = vec![VecFrame::new(2048, 256, &frame)];
+        let mut actions = vec![Action::Held];
+        let mut out = VecOutput::default();
+        a.process_burst(now, LAN, &mut fs, &mut actions, &mut out);
+        if out.events.iter().any(|e| matches!(e, WorkerEvent::Acquire { .. })) {
+            at.push(tenth * 100);
+        }
+    }
+    // 0, +0.5, +1, +2, +4, then every 8 s.
+    assert_eq!(at, vec![0, 500, 1500, 3500, 7500, 15500, 23500, 31500, 39500]);
+    assert_eq!(esprit_dataplane::ACQUIRE_BACKOFF_MAX_SHIFT, 4);
+}
+
 #[test]
 fn acquire_hold_and_release_when_the_sa_arrives() {
     let opts = LabOptions { installed: vec![0, 1, 2], ..Default::default() };

@@ -1658,7 +1658,11 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
             a.acquire(now, 1, &pid);
             let (fa, fb, _) = pump(now, &mut a, &mut b);
             assert_eq!(a.gateways[0].peer.peer_is_esprit(), esprit_peer);
-            assert_eq!(fb, vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])], "responder: inbound at QM2");
+            assert_eq!(
+                fb,
+                vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])],
+                "responder: inbound at QM2"
+            );
             if esprit_peer {
                 assert_eq!(fa, vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])], "at once");
                 assert!(a.delayed.is_empty());
@@ -1804,7 +1808,11 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         let (fa, fb, _) = pump(now, &mut a, &mut b);
         let (in2, out2) = (sa_id(5, Direction::Inbound, 2), sa_id(5, Direction::Outbound, 2));
         // b does not announce esprit, but a does: b's new outbound SA at once.
-        assert_eq!(fb, vec![Fp::Install(vec![in2]), Fp::Install(vec![out2]), Fp::Remove(vec![out1])], "{fb:?}");
+        assert_eq!(
+            fb,
+            vec![Fp::Install(vec![in2]), Fp::Install(vec![out2]), Fp::Remove(vec![out1])],
+            "{fb:?}"
+        );
         assert_eq!(
             fa,
             vec![Fp::Install(vec![in2]), Fp::Install(vec![out2]), Fp::Remove(vec![out1])],
