@@ -20,6 +20,11 @@ use crate::{Envelope, FastPathEvent, Reply, Request, ServerMessage, PROTOCOL_VER
 /// well under a second. Five seconds is "it is not answering".
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Most requests [`Client::requests`] has in flight at once: 64 `add-sa`
+/// lines are about 29 KB, well inside a Unix socket's buffer, so writing
+/// them never waits for fastpathd, which may itself wait to write replies.
+pub const PIPELINE_MAX: usize = 64;
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -115,6 +120,56 @@ impl Client {
         }
     }
 
+    /// Sends `requests` back to back and then reads their replies, in
+    /// order: one round trip for many requests (fastpathd takes a
+    /// connection's requests one after another and answers each in turn).
+    /// At most [`PIPELINE_MAX`] are in flight at once, so that what is
+    /// written never waits for replies nobody reads yet. The outer error
+    /// is the connection's (nothing more can be known); a refusal is that
+    /// request's own.
+    pub fn requests(&mut self, requests: Vec<Request>) -> Result<Vec<Result<Reply, String>>, ClientError> {
+        let mut replies = Vec::with_capacity(requests.len());
+        let mut requests = requests.into_iter().peekable();
+        while requests.peek().is_some() {
+            if self.broken {
+                return Err(ClientError::Broken);
+            }
+            let first = self.next_id;
+            let mut lines = String::new();
+            for request in requests.by_ref().take(PIPELINE_MAX) {
+                let id = self.next_id;
+                self.next_id += 1;
+                lines.push_str(
+                    &crate::to_line(&Envelope { id, request })
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?,
+                );
+            }
+            if let Err(e) = self.writer.write_all(lines.as_bytes()) {
+                return Err(self.timed_out(e, "the request"));
+            }
+            let mut id = first;
+            while id < self.next_id {
+                let message = match self.read_message() {
+                    Err(ClientError::Io(e)) => return Err(self.timed_out(e, "the request")),
+                    other => other?,
+                };
+                match message {
+                    ServerMessage::Reply { id: rid, result } if rid == id => {
+                        replies.push(result);
+                        id += 1;
+                    }
+                    ServerMessage::Reply { id: rid, .. } => {
+                        // Out of step: what follows cannot be trusted.
+                        self.broken = true;
+                        return Err(ClientError::Protocol(format!("reply to request {rid}, expected {id}")));
+                    }
+                    ServerMessage::Event { event } => self.pending_events.push_back(event),
+                }
+            }
+        }
+        Ok(replies)
+    }
+
     /// The next event (after [`Request::Subscribe`]), waiting at most
     /// `timeout`; `Ok(None)` when none came in time.
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<FastPathEvent>, ClientError> {
@@ -174,6 +229,22 @@ mod tests {
         p
     }
 
+    /// A test server's side of a connection: accepted, hello read and
+    /// answered.
+    fn accept_with_hello(listener: &UnixListener) -> (UnixStream, std::io::BufReader<UnixStream>) {
+        let (conn, _) = listener.accept().unwrap();
+        let mut w = conn.try_clone().unwrap();
+        let mut r = std::io::BufReader::new(conn);
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let hello = ServerMessage::Reply {
+            id: 1,
+            result: Ok(Reply::Hello { version: PROTOCOL_VERSION, server: "test".into() }),
+        };
+        w.write_all(crate::to_line(&hello).unwrap().as_bytes()).unwrap();
+        (w, r)
+    }
+
     /// A fastpathd that accepts and never says a word: `connect` gives up
     /// after its timeout with an error that says so, instead of hanging.
     #[test]
@@ -203,18 +274,9 @@ mod tests {
         let path = socket_path("stops");
         let listener = UnixListener::bind(&path).unwrap();
         let server = std::thread::spawn(move || {
-            let (conn, _) = listener.accept().unwrap();
-            let mut w = conn.try_clone().unwrap();
-            let mut r = std::io::BufReader::new(conn);
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            let hello = ServerMessage::Reply {
-                id: 1,
-                result: Ok(Reply::Hello { version: PROTOCOL_VERSION, server: "test".into() }),
-            };
-            w.write_all(crate::to_line(&hello).unwrap().as_bytes()).unwrap();
+            let (_w, mut r) = accept_with_hello(&listener);
             // Reads the next request and never answers it.
-            line.clear();
+            let mut line = String::new();
             r.read_line(&mut line).unwrap();
             std::thread::sleep(Duration::from_secs(1));
         });
@@ -226,6 +288,54 @@ mod tests {
         assert!(t0.elapsed() < Duration::from_millis(1000));
         assert!(matches!(c.request(Request::Dump).unwrap_err(), ClientError::Broken));
         server.join().unwrap();
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Pipelined requests: 70 requests go out before any reply is read
+    /// (two rounds: 64, then 6), the replies come back in order with an
+    /// event between them and one refusal; every reply lands with its
+    /// request, the event is kept for `next_event`.
+    #[test]
+    fn requests_are_pipelined_and_answered_in_order() {
+        let path = socket_path("pipeline");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut w, mut r) = accept_with_hello(&listener);
+            let mut line = String::new();
+            let answer = |w: &mut UnixStream, msg: &ServerMessage| {
+                w.write_all(crate::to_line(msg).unwrap().as_bytes()).unwrap();
+            };
+            let mut ids = Vec::new();
+            for round in [64, 6] {
+                // The whole round arrives before the first reply goes.
+                for _ in 0..round {
+                    line.clear();
+                    r.read_line(&mut line).unwrap();
+                    let e: Envelope = serde_json::from_str(&line).unwrap();
+                    ids.push(e.id);
+                }
+                for &id in &ids[ids.len() - round..] {
+                    if id == 3 {
+                        let event = FastPathEvent::Idle { sa: 7 };
+                        answer(&mut w, &ServerMessage::Event { event });
+                    }
+                    let result = if id == 5 { Err("no SA 0x5".to_string()) } else { Ok(Reply::Ok) };
+                    answer(&mut w, &ServerMessage::Reply { id, result });
+                }
+            }
+            ids
+        });
+        let mut c = Client::connect(&path, "test").unwrap();
+        let replies = c.requests((0..70).map(|i| Request::RemoveSa { id: i }).collect()).unwrap();
+        assert_eq!(replies.len(), 70);
+        assert_eq!(
+            replies[3].as_ref().err().map(String::as_str),
+            Some("no SA 0x5"),
+            "ids start at 2 after hello"
+        );
+        assert_eq!(replies.iter().filter(|r| r.is_ok()).count(), 69);
+        assert_eq!(c.next_event(Duration::from_millis(1)).unwrap(), Some(FastPathEvent::Idle { sa: 7 }));
+        assert_eq!(server.join().unwrap(), (2..72).collect::<Vec<u64>>());
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 mod client;
-pub use client::{Client, ClientError, REQUEST_TIMEOUT};
+pub use client::{Client, ClientError, PIPELINE_MAX, REQUEST_TIMEOUT};
 pub use esprit_dataplane::{CounterInfo, WorkerCounters};
 pub use esprit_suite::{Suite, SuiteError};
 

@@ -39,6 +39,25 @@ pub enum FastPathError {
 pub trait FastPath {
     /// Sends one request and waits for its reply.
     fn request(&mut self, request: Request) -> Result<Reply, FastPathError>;
+
+    /// Sends `requests` and returns their replies in order: the outer
+    /// error is the connection's (lost: nothing more is known), an inner
+    /// one that request's refusal. The socket client sends them back to
+    /// back and reads the replies after (one round trip, not one each);
+    /// this default sends them one at a time.
+    fn requests(
+        &mut self,
+        requests: Vec<Request>,
+    ) -> Result<Vec<Result<Reply, FastPathError>>, FastPathError> {
+        let mut out = Vec::with_capacity(requests.len());
+        for r in requests {
+            match self.request(r) {
+                Err(e @ FastPathError::Lost(_)) => return Err(e),
+                other => out.push(other),
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl FastPath for Client {
@@ -48,6 +67,19 @@ impl FastPath for Client {
             ClientError::Refused(reason) => FastPathError::Refused { what, reason },
             other => FastPathError::Lost(other.to_string()),
         })
+    }
+
+    fn requests(
+        &mut self,
+        requests: Vec<Request>,
+    ) -> Result<Vec<Result<Reply, FastPathError>>, FastPathError> {
+        let what: Vec<String> = requests.iter().map(describe).collect();
+        let replies = Client::requests(self, requests).map_err(|e| FastPathError::Lost(e.to_string()))?;
+        Ok(replies
+            .into_iter()
+            .zip(what)
+            .map(|(r, what)| r.map_err(|reason| FastPathError::Refused { what, reason }))
+            .collect())
     }
 }
 
@@ -564,20 +596,46 @@ impl Controller {
             }
         }
         let fingerprints: BTreeMap<u64, &String> = plan.added.iter().map(|(id, f)| (*id, f)).collect();
-        for r in plan.requests {
+        let mut requests = plan.requests.into_iter().peekable();
+        while let Some(r) = requests.next() {
             let what = describe(&r);
             match &r {
-                Request::AddSa(spec) => {
-                    let spec = spec.clone();
-                    fp.request(r)?;
-                    if spec.last_seq > 0 && self.ike_sas.contains_key(&spec.id) {
-                        report.resumed_ike.push(spec.id);
+                Request::AddSa(_) => {
+                    // A run of installs goes in one round trip (a Quick
+                    // Mode turn brings up to 64 pairs): every reply is
+                    // taken in, then the first refusal, if any, ends the
+                    // plan as a single request's would.
+                    let mut run = vec![r];
+                    while let Some(next) = requests.next_if(|n| matches!(n, Request::AddSa(_))) {
+                        run.push(next);
                     }
-                    if let Some(f) = fingerprints.get(&spec.id) {
-                        self.sa.note_added(&spec, f);
+                    let specs: Vec<(esprit_fastpath_api::SaSpec, String)> = run
+                        .iter()
+                        .filter_map(|r| match r {
+                            Request::AddSa(s) => Some(((**s).clone(), describe(r))),
+                            _ => None,
+                        })
+                        .collect();
+                    let mut refused = None;
+                    for ((spec, what), reply) in specs.iter().zip(fp.requests(run)?) {
+                        if let Err(e) = reply {
+                            refused.get_or_insert(e);
+                            continue;
+                        }
+                        if spec.last_seq > 0 && self.ike_sas.contains_key(&spec.id) {
+                            report.resumed_ike.push(spec.id);
+                        }
+                        if let Some(f) = fingerprints.get(&spec.id) {
+                            self.sa.note_added(spec, f);
+                        }
+                        self.touch_sa(spec.id);
+                        report.added += 1;
+                        self.log.push(format!("fastpathd: {what}"));
                     }
-                    self.touch_sa(spec.id);
-                    report.added += 1;
+                    if let Some(e) = refused {
+                        return Err(e);
+                    }
+                    continue;
                 }
                 Request::RemoveSa { id } => {
                     let id = *id;

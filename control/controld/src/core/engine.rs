@@ -389,7 +389,8 @@ impl Core {
             self.last_ike_save = now;
         }
         let mut sas_changed = false;
-        for action in std::mem::take(&mut self.pending_ike) {
+        let mut actions = std::mem::take(&mut self.pending_ike).into_iter().peekable();
+        while let Some(action) = actions.next() {
             let (add, remove) = match action {
                 IkeAction::Send(t) => {
                     self.out.push_back(Output::Transmit(t));
@@ -404,7 +405,19 @@ impl Core {
                     }
                     continue;
                 }
-                IkeAction::Install(sas) => (sas, Vec::new()),
+                IkeAction::Install(mut sas) => {
+                    // Installs that follow one another go to fastpathd
+                    // together, in their order (one round trip for a
+                    // turn's Quick Modes). A removal or a datagram ends
+                    // the run: make-before-break, and inbound SAs in
+                    // before the message that lets the peer use them.
+                    while let Some(IkeAction::Install(more)) =
+                        actions.next_if(|a| matches!(a, IkeAction::Install(_)))
+                    {
+                        sas.extend(more);
+                    }
+                    (sas, Vec::new())
+                }
                 IkeAction::Remove(ids) => (Vec::new(), ids),
             };
             sas_changed = true;

@@ -31,6 +31,9 @@ const TIMED: u32 = 100;
 struct IndexedFastPath {
     dump: Dump,
     sas: BTreeMap<u64, (Direction, u32, u32, String)>,
+    /// The size of every batch given to `requests` (one round trip each
+    /// on the socket).
+    batches: Vec<usize>,
 }
 
 impl FastPath for IndexedFastPath {
@@ -64,6 +67,14 @@ impl FastPath for IndexedFastPath {
             _ => {}
         }
         Ok(Reply::Ok)
+    }
+
+    fn requests(
+        &mut self,
+        requests: Vec<Request>,
+    ) -> Result<Vec<Result<Reply, FastPathError>>, FastPathError> {
+        self.batches.push(requests.len());
+        Ok(requests.into_iter().map(|r| self.request(r)).collect())
     }
 }
 
@@ -123,9 +134,9 @@ fn pair(vpn: &IkeVpn, i: u32) -> [DesiredSa; 2] {
     child_sa_pair(vpn, &child, i + 1).unwrap()
 }
 
-/// Microseconds per install with `n` proxy-IDs, the last [`TIMED`] of them
-/// installed one at a time.
-fn per_install_micros(n: u32) -> f64 {
+/// A controller of one VPN of `n` proxy-IDs, synchronised with an empty
+/// fast path, and the VPN as IKE sees it.
+fn synced(n: u32) -> (Controller, IndexedFastPath, IkeVpn) {
     let mut c = Controller::new(config(n), None, BTreeMap::new(), State::default()).unwrap();
     let mut fp = IndexedFastPath::default();
     c.sync(&mut fp).unwrap();
@@ -137,6 +148,13 @@ fn per_install_micros(n: u32) -> f64 {
         replay_window: 0,
         idle_secs: 0,
     };
+    (c, fp, vpn)
+}
+
+/// Microseconds per install with `n` proxy-IDs, the last [`TIMED`] of them
+/// installed one at a time.
+fn per_install_micros(n: u32) -> f64 {
+    let (mut c, mut fp, vpn) = synced(n);
     let first = n - TIMED;
     c.ike_update((0..first).flat_map(|i| pair(&vpn, i)).collect(), &[], Some(&mut fp)).unwrap();
     let pairs: Vec<_> = (first..n).map(|i| pair(&vpn, i)).collect();
@@ -159,6 +177,18 @@ fn per_install_cost() {
         let us = per_install_micros(n);
         println!("n = {n:>6}: {us:>10.1} us per SA pair install ({:.0} installs/s)", 1e6 / us);
     }
+}
+
+/// The SAs of one IKE update (a turn's Quick Modes: up to 64 pairs) go to
+/// fastpathd in one batch, one round trip on the socket, not one each.
+#[test]
+fn a_turns_installs_go_in_one_batch() {
+    let n = 64;
+    let (mut c, mut fp, vpn) = synced(n);
+    fp.batches.clear();
+    let r = c.ike_update((0..n).flat_map(|i| pair(&vpn, i)).collect(), &[], Some(&mut fp)).unwrap();
+    assert_eq!((r.added, fp.batches.clone()), (128, vec![128]));
+    assert_eq!(fp.sas.len(), 128);
 }
 
 /// An IKE update programmed from the SAs it touches sends exactly what a
