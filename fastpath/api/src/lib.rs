@@ -27,8 +27,8 @@ pub use esprit_suite::{Suite, SuiteError};
 
 /// Version of this protocol: 2 added [`Request::Probe`] and
 /// [`NextHopSpec::Null`] (a version-1 fastpathd would refuse both); 3
-/// added [`Request::SetFlow`].
-pub const PROTOCOL_VERSION: u32 = 3;
+/// added [`Request::SetFlow`]; 4 added [`Request::StatsSince`].
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// A request with its correlation number.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +81,16 @@ pub enum Request {
     },
     /// Counters of every worker and SA.
     Stats,
+    /// Counters of every worker, and of the SAs whose counters changed
+    /// after the reading of `epoch` (a [`Stats::epoch`] this fastpathd
+    /// gave): what a client that keeps the SAs' counters needs to stay
+    /// current, at a cost proportional to the traffic, not to the number
+    /// of SAs. An epoch fastpathd cannot answer from (another instance's,
+    /// or older than the removals it remembers) gets every SA, with
+    /// [`Stats::partial`] false.
+    StatsSince {
+        epoch: u64,
+    },
     /// Everything fastpathd holds (for resynchronisation after a restart).
     Dump,
     /// Removes every route, tunnel, VPN and SA.
@@ -335,6 +345,55 @@ pub struct Stats {
     /// expired by fastpathd, ...), non-zero only.
     #[serde(default)]
     pub daemon: Vec<(String, u64)>,
+    /// This reading's number, for the next [`Request::StatsSince`]:
+    /// increasing within one fastpathd instance, from a random start (so
+    /// that another instance's epochs are not taken for its own).
+    #[serde(default)]
+    pub epoch: u64,
+    /// `sas` holds only the SAs whose counters changed since the epoch
+    /// asked for, and `removed` the SAs removed since; false: `sas` holds
+    /// every SA.
+    #[serde(default)]
+    pub partial: bool,
+    /// With `partial`: the (SA, worker) pairs removed since the epoch
+    /// asked for.
+    #[serde(default)]
+    pub removed: Vec<(u64, u16)>,
+}
+
+impl Stats {
+    /// Takes in a reading: a whole one replaces `self`; a partial one
+    /// (see [`Request::StatsSince`]) updates the SAs it names, drops the
+    /// removed ones and replaces everything else. `sas` stays sorted by
+    /// (SA, worker), as fastpathd sends it. The result is the whole
+    /// reading, `partial` false.
+    pub fn merge(&mut self, reading: Stats) {
+        if !reading.partial {
+            *self = reading;
+            return;
+        }
+        let Stats { workers, sas, ports, daemon, epoch, partial: _, removed } = reading;
+        let mut old = std::mem::take(&mut self.sas);
+        if !removed.is_empty() {
+            let gone: std::collections::HashSet<(u64, u16)> = removed.into_iter().collect();
+            old.retain(|s| !gone.contains(&(s.id, s.worker)));
+        }
+        // Both sorted: one merge pass, the reading's entry winning.
+        let mut merged = Vec::with_capacity(old.len() + sas.len());
+        let mut new = sas.into_iter().peekable();
+        for s in old {
+            while let Some(n) = new.next_if(|n| (n.id, n.worker) < (s.id, s.worker)) {
+                merged.push(n);
+            }
+            if new.peek().is_some_and(|n| (n.id, n.worker) == (s.id, s.worker)) {
+                merged.extend(new.next());
+            } else {
+                merged.push(s);
+            }
+        }
+        merged.extend(new);
+        *self = Stats { workers, sas: merged, ports, daemon, epoch, partial: false, removed: Vec::new() };
+    }
 }
 
 /// The XDP program's counters on one port.
@@ -485,6 +544,44 @@ mod tests {
         let old = r#"{"id":7,"spi":8209,"direction":"inbound","worker":0,"packets":1,"bytes":2,"errors":0,"seq":1}"#;
         let o = serde_json::from_str::<SaStatsView>(old).unwrap();
         assert_eq!((o.replay_window, o.esn, o.admits_any), (0, false, false));
+    }
+
+    /// A partial reading updates the SAs it names, drops the removed
+    /// ones, adds new ones in order and replaces the rest.
+    #[test]
+    fn a_partial_reading_merges_into_the_whole() {
+        let sa = |id: u64, worker: u16, packets: u64| SaStatsView {
+            id,
+            worker,
+            packets,
+            ..SaStatsView::default()
+        };
+        let mut whole = Stats {
+            sas: vec![sa(1, 0, 1), sa(1, 1, 1), sa(3, 0, 3), sa(5, 0, 5)],
+            daemon: vec![("old".into(), 1)],
+            epoch: 7,
+            ..Stats::default()
+        };
+        whole.merge(Stats {
+            sas: vec![sa(0, 0, 9), sa(1, 1, 2), sa(4, 1, 4), sa(9, 0, 9)],
+            removed: vec![(1, 0), (5, 0)],
+            partial: true,
+            epoch: 8,
+            ..Stats::default()
+        });
+        let got: Vec<(u64, u16, u64)> = whole.sas.iter().map(|s| (s.id, s.worker, s.packets)).collect();
+        assert_eq!(got, vec![(0, 0, 9), (1, 1, 2), (3, 0, 3), (4, 1, 4), (9, 0, 9)]);
+        assert_eq!((whole.epoch, whole.partial, whole.daemon.len()), (8, false, 0));
+        assert!(whole.removed.is_empty());
+        // A whole reading replaces everything.
+        whole.merge(Stats { sas: vec![sa(2, 0, 2)], epoch: 100, ..Stats::default() });
+        assert_eq!((whole.sas.len(), whole.epoch), (1, 100));
+        // The request and the new fields on the wire; an older reply
+        // without them reads as a whole reading.
+        let line = serde_json::to_string(&Request::StatsSince { epoch: 8 }).unwrap();
+        assert_eq!(line, r#"{"type":"stats-since","epoch":8}"#);
+        let old: Stats = serde_json::from_str(r#"{"workers":[],"sas":[]}"#).unwrap();
+        assert_eq!((old.epoch, old.partial, old.removed.len()), (0, false, 0));
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod host;
 pub mod mgmt;
 mod neigh;
 mod queues;
+mod readings;
 mod watchdog;
 mod worker;
 

@@ -41,6 +41,7 @@ use crate::handoff::Handoffs;
 use crate::host;
 use crate::neigh;
 use crate::queues::{self, worker_queues, PortQueues};
+use crate::readings::Readings;
 use crate::watchdog::{self, Heartbeat, Watchdog};
 use crate::worker::{
     FromWorker, NeighborMissReport, ShellStats, SocketMap, WorkerThread, EVENT_CHANNEL, NEIGHBOR_MISS_CHANNEL,
@@ -93,6 +94,19 @@ pub(crate) struct State {
     daemon: DaemonCounters,
     /// How long a stats request waits for the workers' answers.
     stats_wait: Duration,
+    /// The SAs' counters as last read, for [`Request::StatsSince`].
+    readings: Readings,
+}
+
+/// A random first epoch for this instance's readings (a clock-derived
+/// one if the system's generator fails: still another instance's epochs
+/// are unlikely to fall in it).
+fn random_epoch() -> u64 {
+    let mut b = [0u8; 8];
+    if SystemRandom::new().fill(&mut b).is_ok() {
+        return u64::from_le_bytes(b);
+    }
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Bounds of `--ring-size`: below 64 a ring holds one burst; 16384 is
@@ -355,6 +369,7 @@ impl State {
             control: Arc::new(ControlCounters::default()),
             daemon: DaemonCounters::default(),
             stats_wait: Duration::from_secs(2),
+            readings: Readings::new(random_epoch()),
         }
     }
 
@@ -498,7 +513,10 @@ impl State {
                 Some(_) => Ok(Reply::Ok),
                 None => Err(format!("no SA {id}")),
             },
-            Request::Stats => Ok(Reply::Stats(Box::new(self.stats(from_workers)))),
+            Request::Stats => Ok(Reply::Stats(Box::new(self.stats(from_workers, None)))),
+            Request::StatsSince { epoch } => {
+                Ok(Reply::Stats(Box::new(self.stats(from_workers, Some(epoch)))))
+            }
             Request::Dump => Ok(Reply::Dump(Box::new(self.dump()))),
             Request::Reset => {
                 for id in self.sas.keys().copied().collect::<Vec<_>>() {
@@ -673,7 +691,9 @@ impl State {
         Ok(())
     }
 
-    fn stats(&mut self, from_workers: &Receiver<FromWorker>) -> Stats {
+    /// Counters of every worker; of every SA (`since` None) or of those
+    /// changed since that epoch (see [`Readings`]).
+    fn stats(&mut self, from_workers: &Receiver<FromWorker>, since: Option<u64>) -> Stats {
         static TAG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let tag = TAG.fetch_add(1, Ordering::Relaxed);
         self.broadcast(|| Update::Stats(tag));
@@ -691,6 +711,7 @@ impl State {
             }
         }
         got.sort_by_key(|w| w.worker);
+        let answered: Vec<u16> = got.iter().map(|w| w.worker.0).collect();
         let mut stats = Stats::default();
         // The XDP programs' counters; frames dropped on a queue without a
         // socket are shown under the worker that polls (or would poll) it.
@@ -754,7 +775,12 @@ impl State {
                 });
             }
         }
-        stats.sas.sort_by_key(|s| s.id);
+        stats.sas.sort_by_key(|s| (s.id, s.worker));
+        stats.epoch = self.readings.record(&stats.sas, &answered);
+        if since.is_some() {
+            let a = self.readings.since(since);
+            (stats.sas, stats.removed, stats.partial) = (a.sas, a.removed, a.partial);
+        }
         stats
     }
 

@@ -660,22 +660,35 @@ impl Controller {
         Ok(report)
     }
 
-    /// Reads fastpathd's counters into the SA manager.
+    /// Reads fastpathd's counters into the SA manager: after the first
+    /// reading on a connection, only the SAs whose counters changed since
+    /// the previous one travel ([`Request::StatsSince`]), so a second's
+    /// reading costs what moved, not the number of SAs.
     pub fn poll_stats(&mut self, fp: &mut dyn FastPath) -> Result<(), FastPathError> {
-        match fp.request(Request::Stats)? {
+        let request = match self.stats.epoch {
+            0 => Request::Stats,
+            epoch => Request::StatsSince { epoch },
+        };
+        match fp.request(request)? {
             Reply::Stats(s) => {
-                self.observe(&s);
+                self.observe(*s);
                 Ok(())
             }
             other => Err(FastPathError::Lost(format!("unexpected answer to stats: {other:?}"))),
         }
     }
 
-    /// Takes in counters (see [`SaManager::observe`]).
-    pub fn observe(&mut self, stats: &Stats) {
-        self.sa.observe(stats);
-        self.stats = stats.clone();
+    /// Takes in a reading, whole or partial (see [`SaManager::observe`]
+    /// and [`Stats::merge`]).
+    pub fn observe(&mut self, reading: Stats) {
+        self.sa.observe(&reading);
+        self.stats.merge(reading);
         self.refresh_status();
+    }
+
+    /// fastpathd's counters as last read, every SA.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Runs one operator command (one line). `fp` is `None` while fastpathd

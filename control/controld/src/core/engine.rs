@@ -35,7 +35,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use esprit_fastpath_api::{Direction, FastPathEvent, Reply, Request, Stats};
+use esprit_fastpath_api::{Direction, FastPathEvent};
 use esprit_ike::{Transmit, WallClock};
 
 use crate::core::controller::{Controller, FastPath, FastPathError, Response};
@@ -73,9 +73,10 @@ pub enum Output {
     /// IKE needs sockets on these local addresses (the configuration
     /// changed): bind those not bound yet.
     Listen(BTreeSet<IpAddr>),
-    /// fastpathd's counters were read (`None`: the reading failed), for
-    /// the metrics endpoint.
-    Stats(Option<Box<Stats>>),
+    /// fastpathd's counters were read (false: the reading failed), for
+    /// the metrics endpoint: they are in the controller
+    /// ([`Controller::stats`]), every SA, whatever part of them travelled.
+    Stats(bool),
 }
 
 /// controld's core. See the module documentation.
@@ -478,10 +479,8 @@ impl Core {
     fn fastpath_turn(&mut self, now: Instant, c: &mut dyn FastPath) -> Result<(), FastPathError> {
         if now.saturating_duration_since(self.last_stats) >= Duration::from_secs(STATS_INTERVAL_SECS) {
             self.last_stats = now;
-            let mut rec = Recording { inner: c, stats: None };
-            let r = self.ctl.poll_stats(&mut rec);
-            let stats = rec.stats.filter(|_| r.is_ok());
-            self.out.push_back(Output::Stats(stats));
+            let r = self.ctl.poll_stats(c);
+            self.out.push_back(Output::Stats(r.is_ok()));
             r?;
             // `idletime`: pairs that carried nothing are deleted with the
             // peer, like `clear sa` of their HEX ID.
@@ -547,22 +546,6 @@ impl Core {
             self.log(l);
         }
         self.state_writer.snapshot(self.ctl.state())
-    }
-}
-
-/// A [`FastPath`] that keeps a copy of the counters it passes on.
-struct Recording<'a> {
-    inner: &'a mut dyn FastPath,
-    stats: Option<Box<Stats>>,
-}
-
-impl FastPath for Recording<'_> {
-    fn request(&mut self, request: Request) -> Result<Reply, FastPathError> {
-        let reply = self.inner.request(request)?;
-        if let Reply::Stats(s) = &reply {
-            self.stats = Some(s.clone());
-        }
-        Ok(reply)
     }
 }
 

@@ -267,16 +267,9 @@ impl Shell<'_> {
                         self.log.line(&format!("error: {e}"));
                     }
                 }
-                Output::Stats(stats) => {
-                    let Some(m) = self.metrics else { continue };
-                    match stats {
-                        Some(s) => {
-                            let ctl = core.controller();
-                            let names = ctl.hex_ids().iter().map(|(name, id)| (*id, name.clone())).collect();
-                            m.publish(*s, names, Instant::now());
-                            m.publish_status(ctl.proxy_id_statuses());
-                        }
-                        None => m.publish_failure(),
+                Output::Stats(ok) => {
+                    if let Some(m) = self.metrics {
+                        m.publish_reading(core.controller(), ok);
                     }
                 }
             }

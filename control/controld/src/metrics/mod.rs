@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use esprit_fastpath_api::{Reply, Request, Stats};
+use esprit_fastpath_api::Stats;
 
 use crate::core::controller::{Controller, FastPath, FastPathError};
 pub use crate::ike::counters::{IkeCounters, IKE_EVENTS};
@@ -80,6 +80,18 @@ impl Metrics {
         s.vpn_names = vpn_names;
     }
 
+    /// Publishes the controller's counters after a reading (`ok`), or
+    /// that the reading failed.
+    pub fn publish_reading(&self, ctl: &Controller, ok: bool) {
+        if !ok {
+            self.publish_failure();
+            return;
+        }
+        let names = ctl.hex_ids().iter().map(|(name, id)| (*id, name.clone())).collect();
+        self.publish(ctl.stats().clone(), names, Instant::now());
+        self.publish_status(ctl.proxy_id_statuses());
+    }
+
     /// Publishes the proxy-IDs' status (built outside the lock).
     pub fn publish_status(&self, proxy_ids: Vec<ProxyIdStatus>) {
         let proxy_ids = Arc::new(proxy_ids);
@@ -106,22 +118,6 @@ impl Metrics {
     }
 }
 
-/// Passes requests through, and keeps a copy of a `Stats` reply.
-struct Recording<'a> {
-    inner: &'a mut dyn FastPath,
-    stats: Option<Stats>,
-}
-
-impl FastPath for Recording<'_> {
-    fn request(&mut self, request: Request) -> Result<Reply, FastPathError> {
-        let reply = self.inner.request(request)?;
-        if let Reply::Stats(s) = &reply {
-            self.stats = Some((**s).clone());
-        }
-        Ok(reply)
-    }
-}
-
 /// [`Controller::poll_stats`], and, when the endpoint is on, the same
 /// counters published to it (read through the controller's own polling,
 /// so both always see one reading).
@@ -130,16 +126,9 @@ pub fn poll_stats(
     fp: &mut dyn FastPath,
     metrics: Option<&Metrics>,
 ) -> Result<(), FastPathError> {
-    let Some(m) = metrics else { return ctl.poll_stats(fp) };
-    let mut rec = Recording { inner: fp, stats: None };
-    let result = ctl.poll_stats(&mut rec);
-    match (&result, rec.stats) {
-        (Ok(()), Some(stats)) => {
-            let names = ctl.hex_ids().iter().map(|(name, id)| (*id, name.clone())).collect();
-            m.publish(stats, names, Instant::now());
-            m.publish_status(ctl.proxy_id_statuses());
-        }
-        _ => m.publish_failure(),
+    let result = ctl.poll_stats(fp);
+    if let Some(m) = metrics {
+        m.publish_reading(ctl, result.is_ok());
     }
     result
 }
@@ -148,7 +137,7 @@ pub fn poll_stats(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use esprit_fastpath_api::{Direction, SaStatsView, WorkerCounters, WorkerStatsView};
+    use esprit_fastpath_api::{Direction, Reply, Request, SaStatsView, WorkerCounters, WorkerStatsView};
     use std::io::{self, Read, Write};
     use std::net::TcpStream;
 
@@ -400,7 +389,9 @@ esprit_operator_refused_total{reason="line-too-long"} 1
     impl FastPath for FakeFastPath {
         fn request(&mut self, request: Request) -> Result<Reply, FastPathError> {
             match (&request, &self.0) {
-                (Request::Stats, Some(s)) => Ok(Reply::Stats(Box::new(s.clone()))),
+                (Request::Stats | Request::StatsSince { .. }, Some(s)) => {
+                    Ok(Reply::Stats(Box::new(s.clone())))
+                }
                 _ => Err(FastPathError::Lost("gone".into())),
             }
         }

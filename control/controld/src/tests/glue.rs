@@ -233,7 +233,7 @@ impl FastPath for ModelFastPath {
         let refused = |reason: String| FastPathError::Refused { what: "model".into(), reason };
         match r {
             Request::Dump => return Ok(Reply::Dump(Box::new(self.dump()))),
-            Request::Stats => {
+            Request::Stats | Request::StatsSince { .. } => {
                 let sas = self
                     .sas
                     .iter()

@@ -126,7 +126,7 @@ pub(super) fn golden_controller() -> Controller {
         seq,
         ..SaStatsView::default()
     };
-    c.observe(&Stats {
+    c.observe(Stats {
         workers: vec![
             WorkerStatsView {
                 worker: 0,

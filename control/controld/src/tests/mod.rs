@@ -48,13 +48,13 @@ fn refused(reason: impl Into<String>) -> FastPathError {
 
 impl FastPath for FakeFastPath {
     fn request(&mut self, r: Request) -> Result<Reply, FastPathError> {
-        if !matches!(r, Request::Dump | Request::Stats) {
+        if !matches!(r, Request::Dump | Request::Stats | Request::StatsSince { .. }) {
             self.log.push(r.clone());
         }
         let d = &mut self.dump;
         match r {
             Request::Dump => return Ok(Reply::Dump(Box::new(d.clone()))),
-            Request::Stats => {
+            Request::Stats | Request::StatsSince { .. } => {
                 let sas = d
                     .sas
                     .iter()
@@ -1107,4 +1107,52 @@ fn resumed_ike_sas_are_adopted_even_without_their_records() {
         })
         .collect();
     assert_eq!(outbound, vec![SEQ_MARGIN, SEQ_MARGIN]);
+}
+
+/// After the first reading on a connection, controld asks fastpathd only
+/// for the SAs whose counters changed since it (`stats-since`), and keeps
+/// every SA's counters by merging; a lost connection starts over with a
+/// whole reading.
+#[test]
+fn counters_after_the_first_reading_travel_as_changes() {
+    struct Readings {
+        asked: Vec<Request>,
+        replies: std::collections::VecDeque<Stats>,
+    }
+    impl FastPath for Readings {
+        fn request(&mut self, r: Request) -> Result<Reply, FastPathError> {
+            self.asked.push(r);
+            let s = self.replies.pop_front().ok_or_else(|| refused("no reading left"))?;
+            Ok(Reply::Stats(Box::new(s)))
+        }
+    }
+    let sa = |id: u64, worker: u16, packets: u64| SaStatsView {
+        id,
+        worker,
+        packets,
+        seq: packets,
+        direction: Some(Direction::Inbound),
+        ..SaStatsView::default()
+    };
+    let whole = Stats { sas: vec![sa(1, 0, 5), sa(2, 0, 7), sa(2, 1, 1)], epoch: 41, ..Stats::default() };
+    let change = Stats {
+        sas: vec![sa(2, 0, 9), sa(3, 1, 1)],
+        removed: vec![(1, 0)],
+        partial: true,
+        epoch: 42,
+        ..Stats::default()
+    };
+    let mut fp = Readings { asked: Vec::new(), replies: [whole.clone(), change, whole].into() };
+    let mut c = controller(&gateway1(), State::default());
+    c.poll_stats(&mut fp).unwrap();
+    c.poll_stats(&mut fp).unwrap();
+    assert!(matches!(fp.asked[..], [Request::Stats, Request::StatsSince { epoch: 41 }]), "{:?}", fp.asked);
+    let got: Vec<(u64, u16, u64)> = c.stats().sas.iter().map(|s| (s.id, s.worker, s.packets)).collect();
+    assert_eq!(got, vec![(2, 0, 9), (2, 1, 1), (3, 1, 1)]);
+    assert_eq!((c.stats().epoch, c.stats().partial), (42, false));
+    // The connection drops: the next reading is a whole one.
+    c.fastpath_lost();
+    c.poll_stats(&mut fp).unwrap();
+    assert!(matches!(fp.asked[2], Request::Stats), "{:?}", fp.asked);
+    assert_eq!(c.stats().sas.len(), 3);
 }

@@ -48,7 +48,7 @@ impl FastPath for IndexedFastPath {
                     .collect();
                 return Ok(Reply::Dump(Box::new(d)));
             }
-            Request::Stats => return Ok(Reply::Stats(Box::default())),
+            Request::Stats | Request::StatsSince { .. } => return Ok(Reply::Stats(Box::default())),
             Request::SetRoutes { routes } => self.dump.routes = routes,
             Request::SetTunnel { tunnel, mtu, vpn } => {
                 self.dump.tunnels.retain(|t| t.0 != tunnel);
@@ -164,7 +164,7 @@ fn per_install_micros(n: u32) -> f64 {
     }
     let micros = start.elapsed().as_secs_f64() * 1e6 / f64::from(TIMED);
     assert_eq!(fp.sas.len(), 2 * n as usize, "every pair installed");
-    c.observe(&Stats::default());
+    c.observe(Stats::default());
     let up = c.command("get vpn many", None).output.iter().filter(|l| l.contains(" UP ")).count();
     assert_eq!(up, n as usize, "every proxy-ID UP");
     micros
