@@ -359,6 +359,14 @@ pub struct Stats {
     /// asked for.
     #[serde(default)]
     pub removed: Vec<(u64, u16)>,
+    /// Since this connection's previous stats request, something else
+    /// changed what fastpathd holds: another connection's request, or
+    /// fastpathd itself (an SA removed at its hard lifetime). Also true
+    /// on a connection's first stats request (nothing to vouch from).
+    /// A controller that is otherwise sure fastpathd holds what it
+    /// programmed compares everything again only then.
+    #[serde(default)]
+    pub changed_by_others: bool,
 }
 
 impl Stats {
@@ -372,7 +380,7 @@ impl Stats {
             *self = reading;
             return;
         }
-        let Stats { workers, sas, ports, daemon, epoch, partial: _, removed } = reading;
+        let Stats { workers, sas, ports, daemon, epoch, partial: _, removed, changed_by_others } = reading;
         let mut old = std::mem::take(&mut self.sas);
         if !removed.is_empty() {
             let gone: std::collections::HashSet<(u64, u16)> = removed.into_iter().collect();
@@ -392,7 +400,16 @@ impl Stats {
             }
         }
         merged.extend(new);
-        *self = Stats { workers, sas: merged, ports, daemon, epoch, partial: false, removed: Vec::new() };
+        *self = Stats {
+            workers,
+            sas: merged,
+            ports,
+            daemon,
+            epoch,
+            partial: false,
+            removed: Vec::new(),
+            changed_by_others,
+        };
     }
 }
 

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, select, Receiver, Sender};
@@ -36,7 +36,7 @@ use esprit_policy::{ProxyId, ProxyIdTable};
 use esprit_xdp::{AttachMode, BindMode, Port, RingConfig, UmemConfig, Verdict, XdpSockets, XdpSocketsConfig};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::control::{self, Access, ControlCounters, Incoming, Writer};
+use crate::control::{self, Access, ControlCounters, Incoming, Sink, Writer};
 use crate::handoff::Handoffs;
 use crate::host;
 use crate::neigh;
@@ -96,6 +96,11 @@ pub(crate) struct State {
     stats_wait: Duration,
     /// The SAs' counters as last read, for [`Request::StatsSince`].
     readings: Readings,
+    /// Connections that asked for counters, each with whether what
+    /// fastpathd holds changed since by anything but that connection
+    /// ([`Stats::changed_by_others`]). Weak: a closed connection's
+    /// entry is dropped, never kept open.
+    watchers: Vec<(Weak<Mutex<dyn Sink>>, bool)>,
 }
 
 /// A random first epoch for this instance's readings (a clock-derived
@@ -370,12 +375,13 @@ impl State {
             daemon: DaemonCounters::default(),
             stats_wait: Duration::from_secs(2),
             readings: Readings::new(random_epoch()),
+            watchers: Vec::new(),
         }
     }
 
     /// How long stats requests wait for the workers (the fuzz target does
     /// not wait).
-    #[cfg(feature = "fuzzing")]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn set_stats_wait(&mut self, d: Duration) {
         self.stats_wait = d;
     }
@@ -393,6 +399,7 @@ impl State {
             .collect();
         for id in due {
             if self.remove_sa(id).is_some() {
+                self.changed_by(None);
                 self.daemon.expired_seconds += 1;
                 eprintln!("fastpathd: SA {id:#x} reached its hard lifetime in seconds: removed");
                 self.notify(FastPathEvent::HardExpire { sa: id, reason: "seconds".into() });
@@ -408,6 +415,34 @@ impl State {
             Direction::Inbound => self.broadcast(|| Update::RemoveInbound { spi: r.spi }),
         }
         Some(r)
+    }
+
+    /// What fastpathd holds changed, by the connection of `writer` (None:
+    /// by fastpathd itself): every other watcher is told at its next
+    /// stats request. Closed connections are forgotten here.
+    fn changed_by(&mut self, writer: Option<&Writer>) {
+        self.watchers.retain(|(w, _)| w.strong_count() > 0);
+        let own = writer.map(|w| Arc::as_ptr(w) as *const ());
+        for (w, changed) in &mut self.watchers {
+            if Some(w.as_ptr() as *const ()) != own {
+                *changed = true;
+            }
+        }
+    }
+
+    /// A stats request from the connection of `writer`: whether anything
+    /// but it changed what fastpathd holds since its previous one (true
+    /// the first time: nothing to vouch from). It is watched from now on.
+    fn take_changed_by_others(&mut self, writer: &Writer) -> bool {
+        let own = Arc::as_ptr(writer) as *const ();
+        match self.watchers.iter_mut().find(|(w, _)| w.as_ptr() as *const () == own) {
+            Some((_, changed)) => std::mem::take(changed),
+            None => {
+                self.watchers.retain(|(w, _)| w.strong_count() > 0);
+                self.watchers.push((Arc::downgrade(writer), false));
+                true
+            }
+        }
     }
 
     fn notify(&mut self, event: FastPathEvent) {
@@ -472,6 +507,31 @@ impl State {
         writer: &Writer,
         from_workers: &Receiver<FromWorker>,
     ) -> Result<Reply, String> {
+        let changes = matches!(
+            request,
+            Request::SetRoutes { .. }
+                | Request::SetTunnel { .. }
+                | Request::SetFlow { .. }
+                | Request::RemoveTunnel { .. }
+                | Request::SetVpn { .. }
+                | Request::RemoveVpn { .. }
+                | Request::AddSa(_)
+                | Request::RemoveSa { .. }
+                | Request::Reset
+        );
+        let result = self.answer(request, writer, from_workers);
+        if changes && result.is_ok() {
+            self.changed_by(Some(writer));
+        }
+        result
+    }
+
+    fn answer(
+        &mut self,
+        request: Request,
+        writer: &Writer,
+        from_workers: &Receiver<FromWorker>,
+    ) -> Result<Reply, String> {
         match request {
             Request::Hello { version, .. } if version == PROTOCOL_VERSION => {
                 Ok(Reply::Hello { version, server: format!("fastpathd {}", env!("CARGO_PKG_VERSION")) })
@@ -513,9 +573,14 @@ impl State {
                 Some(_) => Ok(Reply::Ok),
                 None => Err(format!("no SA {id}")),
             },
-            Request::Stats => Ok(Reply::Stats(Box::new(self.stats(from_workers, None)))),
-            Request::StatsSince { epoch } => {
-                Ok(Reply::Stats(Box::new(self.stats(from_workers, Some(epoch)))))
+            Request::Stats | Request::StatsSince { .. } => {
+                let since = match request {
+                    Request::StatsSince { epoch } => Some(epoch),
+                    _ => None,
+                };
+                let mut stats = self.stats(from_workers, since);
+                stats.changed_by_others = self.take_changed_by_others(writer);
+                Ok(Reply::Stats(Box::new(stats)))
             }
             Request::Dump => Ok(Reply::Dump(Box::new(self.dump()))),
             Request::Reset => {
@@ -858,6 +923,7 @@ impl State {
                 // The worker already drops the SA's traffic; removing it
                 // frees the proxy-ID for an acquire, controld or not.
                 if self.remove_sa(sa.0).is_some() {
+                    self.changed_by(None);
                     match reason {
                         ExpireReason::Bytes => self.daemon.expired_bytes += 1,
                         ExpireReason::Sequence => self.daemon.expired_sequence += 1,
@@ -977,6 +1043,47 @@ mod tests {
         assert_eq!(st.daemon_counters(), vec![("sa-hard-expired-seconds".to_owned(), 2)]);
         // controld's own remove-sa afterwards is answered as before.
         assert_eq!(st.handle_request(Request::RemoveSa { id: 0x10 }, &w, &fw).unwrap_err(), "no SA 16");
+    }
+
+    /// A stats request says whether anything but its own connection
+    /// changed what fastpathd holds since that connection's previous one:
+    /// another connection's request, or fastpathd's own expiry; a
+    /// connection's first request cannot be vouched for; a closed
+    /// connection is forgotten.
+    #[test]
+    fn a_stats_reading_says_whether_others_changed_anything() {
+        let (mut st, _rx, _lines, a, fw) = state();
+        st.set_stats_wait(Duration::ZERO);
+        let b: Writer = Arc::new(std::sync::Mutex::new(Lines::default()));
+        let others = |st: &mut State, w: &Writer, since: bool| {
+            let r = if since { Request::StatsSince { epoch: 0 } } else { Request::Stats };
+            match st.handle_request(r, w, &fw).unwrap() {
+                Reply::Stats(s) => s.changed_by_others,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(others(&mut st, &a, false), "first reading");
+        assert!(!others(&mut st, &a, true));
+        // Its own changes, and refused requests, are not others'.
+        st.handle_request(sa(0x10, Direction::Outbound, 0x1001, 30, 0), &a, &fw).unwrap();
+        assert!(st.handle_request(Request::RemoveSa { id: 0x99 }, &b, &fw).is_err());
+        assert!(!others(&mut st, &a, true));
+        // Another connection's change; reading counters changes nothing.
+        assert!(others(&mut st, &b, false), "b's first reading");
+        st.handle_request(Request::RemoveSa { id: 0x10 }, &b, &fw).unwrap();
+        assert!(others(&mut st, &a, true));
+        assert!(!others(&mut st, &a, true));
+        assert!(!others(&mut st, &b, true), "b's own change");
+        // fastpathd's own expiry.
+        st.handle_request(sa(0x11, Direction::Inbound, 0x2001, 30, 0), &a, &fw).unwrap();
+        assert!(!others(&mut st, &a, true));
+        st.expire_sas(Instant::now() + Duration::from_secs(31));
+        assert!(others(&mut st, &a, true));
+        assert!(others(&mut st, &b, true));
+        // b's connection closes: its entry goes at the next change.
+        drop(b);
+        st.handle_request(Request::SetFlow { tcp_mss: Some(1300) }, &a, &fw).unwrap();
+        assert_eq!(st.watchers.len(), 1);
     }
 
     /// A worker's hard expiry (bytes) removes the SA too.

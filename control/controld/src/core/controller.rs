@@ -681,6 +681,10 @@ impl Controller {
     /// Takes in a reading, whole or partial (see [`SaManager::observe`]
     /// and [`Stats::merge`]).
     pub fn observe(&mut self, reading: Stats) {
+        if reading.changed_by_others {
+            // The next turn compares everything with fastpathd's dump.
+            self.in_sync = false;
+        }
         self.sa.observe(&reading);
         self.stats.merge(reading);
         self.refresh_status();

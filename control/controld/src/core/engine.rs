@@ -47,9 +47,18 @@ use crate::core::state::{State, StateWrite, StateWriter};
 use crate::ike::persist::{self as ike_state, IkeStore, IkeWriter, Loaded, SasAfter};
 use crate::ike::{ike_gateways, IkeAction, IkeManager, RandomFill};
 
-/// How often fastpathd is compared with the desired state even when
-/// nothing changed (it may have been reset behind controld's back).
+/// How often fastpathd is compared with the desired state while they may
+/// differ: after a failed request, or when fastpathd's counters say that
+/// something else changed what it holds ([`Stats::changed_by_others`]:
+/// another client, or an SA it removed itself).
+///
+/// [`Stats::changed_by_others`]: esprit_fastpath_api::Stats::changed_by_others
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(2);
+/// How often fastpathd is compared with the desired state when nothing
+/// says they differ: a safety net only. A comparison reads fastpathd's
+/// whole dump and plans every SA, O(SAs): at 20,000 SAs, every 2 s, it
+/// was a quarter of controld's main loop while pairs came up.
+pub const COMPARE_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest interval between two turns of [`Core::handle_timeout`]
 /// (fastpathd's counters, the VPN monitor and the resync are checked at
 /// each turn).
@@ -501,7 +510,8 @@ impl Core {
             let r = self.ctl.sync(c)?;
             self.log(format!("routes reprogrammed: {} request(s)", r.requests));
         }
-        if now.saturating_duration_since(self.last_sync) >= RESYNC_INTERVAL {
+        let since = now.saturating_duration_since(self.last_sync);
+        if since >= COMPARE_INTERVAL || (since >= RESYNC_INTERVAL && !self.ctl.in_sync) {
             self.last_sync = now;
             let r = self.ctl.sync(c)?;
             if r.requests > 0 {

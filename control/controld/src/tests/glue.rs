@@ -130,6 +130,11 @@ struct ModelFastPath {
     log: Vec<String>,
     /// Probes sent, to be answered (or not) by the lab.
     probes: Vec<(Ipv4Addr, Ipv4Addr, u16, u16)>,
+    /// Something other than controld changed what the model holds: the
+    /// next reading says so ([`Stats::changed_by_others`]).
+    changed_by_others: bool,
+    /// `Dump` requests answered: controld's whole comparisons.
+    dumps: usize,
 }
 
 impl ModelFastPath {
@@ -232,7 +237,10 @@ impl FastPath for ModelFastPath {
     fn request(&mut self, r: Request) -> Result<Reply, FastPathError> {
         let refused = |reason: String| FastPathError::Refused { what: "model".into(), reason };
         match r {
-            Request::Dump => return Ok(Reply::Dump(Box::new(self.dump()))),
+            Request::Dump => {
+                self.dumps += 1;
+                return Ok(Reply::Dump(Box::new(self.dump())));
+            }
             Request::Stats | Request::StatsSince { .. } => {
                 let sas = self
                     .sas
@@ -247,7 +255,8 @@ impl FastPath for ModelFastPath {
                         ..SaStatsView::default()
                     })
                     .collect();
-                return Ok(Reply::Stats(Box::new(Stats { sas, ..Stats::default() })));
+                let changed_by_others = std::mem::take(&mut self.changed_by_others);
+                return Ok(Reply::Stats(Box::new(Stats { sas, changed_by_others, ..Stats::default() })));
             }
             Request::Probe { src, dst, ident, seq, .. } => {
                 self.probes.push((src, dst, ident, seq));
@@ -708,6 +717,34 @@ fn idletime_deletes_a_quiet_pair_with_the_peer_and_traffic_negotiates_it_again()
     lab.run(Duration::from_millis(500));
     assert!(lab.ping());
     assert_eq!(tunnel_word(&lab.get(true, "get interface")), "UP");
+}
+
+/// controld compares everything with fastpathd (its whole dump) only
+/// when something says they may differ: a reading that says another
+/// client or fastpathd itself changed what it holds; otherwise once a
+/// minute, as a safety net, not every 2 s (O(SAs) each time).
+#[test]
+fn fastpathd_is_compared_whole_only_when_a_reading_says_it_changed() {
+    let mut lab = Lab::new();
+    assert!(!lab.ping(), "the first packet waits for IKE");
+    lab.run(Duration::from_millis(500));
+    assert!(lab.ping());
+    let dumps = lab.a.fp.dumps;
+    lab.run(Duration::from_secs(30));
+    assert_eq!(lab.a.fp.dumps, dumps, "no comparison while nothing says they differ");
+    // Another client removes A's outbound SA: the next reading says so,
+    // and the comparison that follows puts it back.
+    let out = lab.a.fp.sa_for(1, PID_A, Direction::Outbound).unwrap();
+    lab.a.fp.sas.remove(&out);
+    lab.a.fp.changed_by_others = true;
+    assert!(!lab.ping());
+    lab.run(Duration::from_millis(1500));
+    assert_eq!(lab.a.fp.dumps, dumps + 1);
+    assert!(lab.a.fp.sas.contains_key(&out), "re-installed");
+    assert!(lab.ping());
+    // Nothing says so, but a minute passed: the safety net.
+    lab.run(Duration::from_secs(61));
+    assert_eq!(lab.a.fp.dumps, dumps + 2);
 }
 
 #[test]
