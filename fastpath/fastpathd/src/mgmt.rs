@@ -573,15 +573,8 @@ impl State {
                 Some(_) => Ok(Reply::Ok),
                 None => Err(format!("no SA {id}")),
             },
-            Request::Stats | Request::StatsSince { .. } => {
-                let since = match request {
-                    Request::StatsSince { epoch } => Some(epoch),
-                    _ => None,
-                };
-                let mut stats = self.stats(from_workers, since);
-                stats.changed_by_others = self.take_changed_by_others(writer);
-                Ok(Reply::Stats(Box::new(stats)))
-            }
+            Request::Stats => Ok(self.stats_reply(from_workers, writer, None)),
+            Request::StatsSince { epoch } => Ok(self.stats_reply(from_workers, writer, Some(epoch))),
             Request::Dump => Ok(Reply::Dump(Box::new(self.dump()))),
             Request::Reset => {
                 for id in self.sas.keys().copied().collect::<Vec<_>>() {
@@ -754,6 +747,18 @@ impl State {
             },
         );
         Ok(())
+    }
+
+    /// A stats request's answer for the connection of `writer`.
+    fn stats_reply(
+        &mut self,
+        from_workers: &Receiver<FromWorker>,
+        writer: &Writer,
+        since: Option<u64>,
+    ) -> Reply {
+        let mut stats = self.stats(from_workers, since);
+        stats.changed_by_others = self.take_changed_by_others(writer);
+        Reply::Stats(Box::new(stats))
     }
 
     /// Counters of every worker; of every SA (`since` None) or of those

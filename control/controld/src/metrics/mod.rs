@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use esprit_fastpath_api::Stats;
 
-use crate::core::controller::{Controller, FastPath, FastPathError};
+use crate::core::controller::Controller;
 pub use crate::ike::counters::{IkeCounters, IKE_EVENTS};
 pub use crate::status::ProxyIdStatus;
 
@@ -118,25 +118,11 @@ impl Metrics {
     }
 }
 
-/// [`Controller::poll_stats`], and, when the endpoint is on, the same
-/// counters published to it (read through the controller's own polling,
-/// so both always see one reading).
-pub fn poll_stats(
-    ctl: &mut Controller,
-    fp: &mut dyn FastPath,
-    metrics: Option<&Metrics>,
-) -> Result<(), FastPathError> {
-    let result = ctl.poll_stats(fp);
-    if let Some(m) = metrics {
-        m.publish_reading(ctl, result.is_ok());
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::core::controller::{FastPath, FastPathError};
     use esprit_fastpath_api::{Direction, Reply, Request, SaStatsView, WorkerCounters, WorkerStatsView};
     use std::io::{self, Read, Write};
     use std::net::TcpStream;
@@ -395,6 +381,20 @@ esprit_operator_refused_total{reason="line-too-long"} 1
                 _ => Err(FastPathError::Lost("gone".into())),
             }
         }
+    }
+
+    /// The daemon's reading: [`Controller::poll_stats`], then the
+    /// controller's counters published to the endpoint, if on.
+    fn poll_stats(
+        ctl: &mut Controller,
+        fp: &mut dyn FastPath,
+        metrics: Option<&Metrics>,
+    ) -> Result<(), FastPathError> {
+        let result = ctl.poll_stats(fp);
+        if let Some(m) = metrics {
+            m.publish_reading(ctl, result.is_ok());
+        }
+        result
     }
 
     #[test]
