@@ -16,10 +16,18 @@ SEED_DATA="$ESPRIT_ROOT/control/config/tests/data"
 # second LAN, and a route into tunnel.1 that no proxy-ID covers (to show
 # the proxy-ID check at work). With lifetimes (P2_LIFE: "second 24",
 # "kbyte 300", ...), the sample's `sec-level standard` becomes custom
-# proposals with those lifetimes (AES-128-GCM, no PFS).
+# proposals with those lifetimes (AES-128-GCM, no PFS). With
+# ESPRIT_IKE_VERSION=2 the gateway is an IKEv2 one (`set ike gateway ikev2
+# "test" ...`, no phase-1 mode).
 gw_config() {
     local g=$1 other
     other=$((3 - g))
+    if [ "${ESPRIT_IKE_VERSION:-1}" = 2 ]; then
+        ESPRIT_IKE_VERSION=1 gw_config "$@" |
+            sed -e '/^set ike gateway/s/^set ike gateway /set ike gateway ikev2 /' \
+                -e '/^set ike gateway/s/ Main outgoing-interface/ outgoing-interface/'
+        return
+    fi
     if [ -n "${2:-}" ]; then
         echo "set ike p1-proposal \"p1-short\" preshare group14 esp aes128 sha-1 second $3"
         echo "set ike p2-proposal \"p2-short\" no-pfs esp aes128gcm $2"

@@ -81,7 +81,9 @@ pub struct IkeGateway {
     pub name: String,
     /// The peer.
     pub peer: GatewayPeer,
-    /// Main or aggressive mode.
+    /// IKEv1 or IKEv2 (`set ike gateway ikev2 NAME ...`).
+    pub version: IkeVersion,
+    /// Main or aggressive mode (IKEv1 only).
     pub mode: IkeMode,
     /// The interface whose address is our end.
     pub outgoing_interface: InterfaceName,
@@ -727,6 +729,11 @@ impl Config {
                             IkeGateway {
                                 name: name.to_string(),
                                 peer: peer.clone(),
+                                version: if settings.contains(&GatewaySetting::Version(IkeVersion::V2)) {
+                                    IkeVersion::V2
+                                } else {
+                                    IkeVersion::V1
+                                },
                                 mode: IkeMode::Main,
                                 outgoing_interface: out.clone(),
                                 preshare: key.clone(),
@@ -762,8 +769,32 @@ impl Config {
                 self.gateways.get_mut(name).ok_or_else(|| no_such("ike gateway", name, ""))?
             }
         };
+        // The version is fixed when the gateway is made: a line may name
+        // it again (`set ike gateway ikev2 NAME ...` for an IKEv2 one),
+        // never change it; IKEv1's phase-1 modes are not IKEv2 words.
         for s in settings {
             match s {
+                GatewaySetting::Version(v) if *v != gateway.version => {
+                    return Err(conflict(format!(
+                        "ike gateway {} is an {} gateway: unset it first to make it {}",
+                        q(name),
+                        gateway.version.name(),
+                        v.name()
+                    )))
+                }
+                GatewaySetting::Mode(m) if gateway.version == IkeVersion::V2 => {
+                    return Err(conflict(format!(
+                        "ike gateway {}: {} is an IKEv1 phase-1 mode; an ikev2 gateway has none",
+                        q(name),
+                        m.word()
+                    )))
+                }
+                _ => {}
+            }
+        }
+        for s in settings {
+            match s {
+                GatewaySetting::Version(_) => {}
                 GatewaySetting::Peer(p) => gateway.peer = p.clone(),
                 GatewaySetting::Mode(m) => gateway.mode = *m,
                 GatewaySetting::OutgoingInterface(i) => gateway.outgoing_interface = i.clone(),

@@ -153,6 +153,28 @@ impl IkeMode {
     }
 }
 
+/// The IKE version of a gateway: `set ike gateway NAME ...` is IKEv1,
+/// `set ike gateway ikev2 NAME ...` IKEv2 (RFC 7296), as in ScreenOS 6.1
+/// and later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IkeVersion {
+    /// IKEv1 (RFC 2409), the default.
+    #[default]
+    V1,
+    /// IKEv2 (RFC 7296).
+    V2,
+}
+
+impl IkeVersion {
+    /// How the operator reads it (`get ike gateway`, errors).
+    pub const fn name(self) -> &'static str {
+        match self {
+            IkeVersion::V1 => "IKEv1",
+            IkeVersion::V2 => "IKEv2",
+        }
+    }
+}
+
 /// `set interface NAME ...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InterfaceSetting {
@@ -221,6 +243,9 @@ pub const DEFAULT_DPD_RETRY: u16 = 5;
 /// One setting of a `set ike gateway NAME ...` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewaySetting {
+    /// `ikev2` before the name: the gateway speaks IKEv2 (first of the
+    /// line's settings when given).
+    Version(IkeVersion),
     /// `address A`, `dialup NAME`, `dynamic ID`.
     Peer(GatewayPeer),
     /// `Main` / `Aggr`.

@@ -611,9 +611,28 @@ fn proposal_list(c: &mut Cursor<'_, '_>, stop: &[&str]) -> Result<Vec<String>, P
     Ok(names)
 }
 
+/// `ikev2` before a gateway's name (`set ike gateway ikev2 NAME ...`,
+/// `unset ike gateway ikev2 NAME`), told from a gateway named `ikev2` by
+/// what follows: a name, not a setting's word nor the end of the line.
+fn ikev2_marker(c: &mut Cursor<'_, '_>) -> bool {
+    let is_marker = c.peek().is_some_and(|t| !t.quoted && t.text.eq_ignore_ascii_case("ikev2"))
+        && c.tokens
+            .get(c.pos + 1)
+            .is_some_and(|t| t.quoted || !GATEWAY_WORDS.iter().any(|w| w.eq_ignore_ascii_case(t.text)));
+    if is_marker {
+        c.pos += 1;
+    }
+    is_marker
+}
+
 fn set_gateway(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    let ikev2 = ikev2_marker(c);
     let name = c.name("gateway name")?;
     let mut settings = Vec::new();
+    if ikev2 {
+        settings.push(GatewaySetting::Version(IkeVersion::V2));
+    }
+    let first = settings.len();
     let mut seen = Vec::new();
     let words = &GATEWAY_WORDS;
     loop {
@@ -628,7 +647,7 @@ fn set_gateway(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
                     .into(),
             });
         }
-        let k = if settings.is_empty() {
+        let k = if settings.len() == first {
             c.keyword(words)?
         } else {
             match c.option(words)? {
@@ -1216,6 +1235,8 @@ fn parse_unset(c: &mut Cursor<'_, '_>) -> Result<UnsetCommand, ParseError> {
         }
         "ike" => match c.keyword(&["gateway", "p1-proposal", "p2-proposal"])? {
             "gateway" => {
+                // The marker is the gateway's own word; unset needs only the name.
+                let _ = ikev2_marker(c);
                 let name = c.name("gateway name")?;
                 let item = match c.option(&["nat-traversal", "dpd-liveness", "local-id", "peer-id"])? {
                     None => None,

@@ -13,8 +13,8 @@ use core::fmt::Write;
 
 use crate::config::{identity_kind, member_words, Config, InterfaceIp, VpnKind};
 use crate::model::{
-    GatewayPeer, Identity, VpnMonitorTiming, DEFAULT_AUTOKEY_REPLAY_WINDOW, DEFAULT_MANUAL_REPLAY_WINDOW,
-    DEFAULT_METRIC,
+    GatewayPeer, Identity, IkeVersion, VpnMonitorTiming, DEFAULT_AUTOKEY_REPLAY_WINDOW,
+    DEFAULT_MANUAL_REPLAY_WINDOW, DEFAULT_METRIC,
 };
 use crate::proposal::ProposalChoice;
 
@@ -137,15 +137,21 @@ impl Config {
             out.push(line);
         }
         for g in self.gateways() {
-            let head = format!("set ike gateway {}", quoted(&g.name));
+            let head = match g.version {
+                IkeVersion::V1 => format!("set ike gateway {}", quoted(&g.name)),
+                IkeVersion::V2 => format!("set ike gateway ikev2 {}", quoted(&g.name)),
+            };
+            let mode = match g.version {
+                IkeVersion::V1 => format!(" {}", g.mode.word()),
+                IkeVersion::V2 => String::new(),
+            };
             let peer = match &g.peer {
                 GatewayPeer::Address(a) => format!("address {a}"),
                 GatewayPeer::Dialup(d) => format!("dialup {}", quoted(d)),
                 GatewayPeer::Dynamic(id) => format!("dynamic {}", quoted(&id.to_string())),
             };
             out.push(format!(
-                "{head} {peer} {} outgoing-interface {} preshare {} {}",
-                g.mode.word(),
+                "{head} {peer}{mode} outgoing-interface {} preshare {} {}",
                 quoted(g.outgoing_interface.as_str()),
                 quoted(g.preshare.expose()),
                 choice(&g.proposals)

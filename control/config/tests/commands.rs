@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use esprit_config::model::{GatewayPeer, Identity, IkeMode};
+use esprit_config::model::{GatewayPeer, Identity, IkeMode, IkeVersion};
 use esprit_config::proposal::{Cipher, DhGroup, Hash};
 use esprit_config::{Config, InterfaceIp, VpnKind};
 use esprit_policy::{PortRange, Service};
@@ -217,6 +217,59 @@ fn ike_gateways() {
     }
     assert_eq!(printed(&c, "set ike gateway \"gw\"").len(), 1);
     assert!(c.gateway("dial").is_none());
+    round_trip(&c);
+}
+
+#[test]
+fn ikev2_gateways() {
+    let c = with(&[
+        r#"set ike gateway ikev2 "v2" address 203.0.113.3 outgoing-interface "ethernet0/2" preshare "another key of 20+ chars" proposal "pre-g19-aes256-sha256""#,
+        "set ike gateway ikev2 v2 dpd-liveness interval 10",
+        // A later line may leave the marker out: the name says which.
+        r#"set ike gateway v2 peer-id "peer@example.net""#,
+        // A gateway named ikev2 is still an IKEv1 one.
+        r#"set ike gateway ikev2 address 203.0.113.4 outgoing-interface "ethernet0/2" preshare "a third key of 20+ chars" proposal "pre-g14-aes128-sha""#,
+    ]);
+    let g = c.gateway("v2").unwrap();
+    assert_eq!(g.version, IkeVersion::V2);
+    assert_eq!(g.peer, GatewayPeer::Address("203.0.113.3".parse().unwrap()));
+    assert_eq!(c.gateway("gw").unwrap().version, IkeVersion::V1);
+    assert_eq!(c.gateway("ikev2").unwrap().version, IkeVersion::V1);
+    assert_eq!(
+        printed(&c, "set ike gateway ikev2 \"v2\""),
+        [
+            r#"set ike gateway ikev2 "v2" address 203.0.113.3 outgoing-interface "ethernet0/2" preshare "another key of 20+ chars" proposal "pre-g19-aes256-sha256""#,
+            r#"set ike gateway ikev2 "v2" dpd-liveness interval 10 retry 5"#,
+            r#"set ike gateway ikev2 "v2" peer-id "peer@example.net""#,
+        ]
+    );
+    assert_eq!(
+        printed(&c, "set ike gateway \"ikev2\""),
+        [
+            r#"set ike gateway "ikev2" address 203.0.113.4 Main outgoing-interface "ethernet0/2" preshare "a third key of 20+ chars" proposal "pre-g14-aes128-sha""#
+        ]
+    );
+
+    // The version is the gateway's for life, and Main/Aggr are IKEv1's.
+    let mut c = c;
+    for (line, says) in [
+        (
+            "set ike gateway ikev2 gw dpd-liveness interval 10",
+            "is an IKEv1 gateway: unset it first to make it IKEv2",
+        ),
+        ("set ike gateway v2 Aggr", "Aggr is an IKEv1 phase-1 mode; an ikev2 gateway has none"),
+        (
+            r#"set ike gateway ikev2 "new" address 203.0.113.5 Main outgoing-interface "ethernet0/2" preshare "k" sec-level standard"#,
+            "Main is an IKEv1 phase-1 mode",
+        ),
+    ] {
+        let before = c.clone();
+        let e = c.apply(line).unwrap_err().to_string();
+        assert!(e.contains(says), "{line}: {e}");
+        assert_eq!(c, before, "{line}: a refused line changes nothing");
+    }
+    c.apply("unset ike gateway ikev2 v2").unwrap();
+    assert!(c.gateway("v2").is_none());
     round_trip(&c);
 }
 

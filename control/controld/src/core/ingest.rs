@@ -94,7 +94,7 @@ ike_drops! {
     QueueFull = "queue-full": "the IKE queue was full (a flood): the newest datagram was dropped",
     TooLarge = "too-large": "larger than MAX_IKE_DATAGRAM bytes",
     TooShort = "too-short": "shorter than an ISAKMP header (28 bytes)",
-    NotIke = "not-ikev1": "not an IKEv1 message (ISAKMP version, or its length field disagrees with the datagram)",
+    NotIke = "not-ike": "not an IKE message (neither IKEv1's ISAKMP version nor IKEv2's, or its length field disagrees with the datagram)",
     Rejected = "rejected": "refused by IKE (no gateway for the source, malformed, unexpected, failed to decrypt or authenticate)",
 }
 
@@ -156,7 +156,9 @@ pub fn classify(bytes: &[u8]) -> Result<(), IkeDrop> {
     }
     let major = bytes[17] >> 4;
     let length = u32::from_be_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
-    if major != 1 || usize::try_from(length).ok() != Some(bytes.len()) {
+    // IKEv1 (RFC 2408 §3.1) and IKEv2 (RFC 7296 §3.1) share the header's
+    // layout: the major version in the high nibble of octet 17.
+    if !matches!(major, 1 | 2) || usize::try_from(length).ok() != Some(bytes.len()) {
         return Err(IkeDrop::NotIke);
     }
     Ok(())
@@ -520,7 +522,10 @@ mod tests {
         assert_eq!(classify(&[0; 27]), Err(IkeDrop::TooShort));
         let mut v2 = mm1(100);
         v2[17] = 0x20;
-        assert_eq!(classify(&v2), Err(IkeDrop::NotIke));
+        assert_eq!(classify(&v2), Ok(()), "IKEv2");
+        let mut v3 = mm1(100);
+        v3[17] = 0x30;
+        assert_eq!(classify(&v3), Err(IkeDrop::NotIke));
         let mut short = mm1(100);
         short.truncate(90);
         assert_eq!(classify(&short), Err(IkeDrop::NotIke), "length field says 100");

@@ -23,12 +23,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use esprit_config::model::{GatewayPeer, IkeMode};
+use esprit_config::model::{GatewayPeer, IkeMode, IkeVersion};
 use esprit_config::proposal::{Cipher, Hash as CfgHash};
 use esprit_config::{Config, InterfaceIp, VpnKind};
 use esprit_fastpath_api::{Direction, Key, SaSpec};
 use esprit_ike::{
-    ChildSa, DhGroup, EncryptionAlg, Event, HashAlg, IkeProposal, Lifetime, Peer, PeerConfig, Random, Reason,
+    ChildSa, DhGroup, EncryptionAlg, Event, HashAlg, IkeProposal, Lifetime, PeerConfig, Random, Reason,
     Transmit, IKE_PORT,
 };
 use esprit_policy::ProxyId;
@@ -36,7 +36,9 @@ use esprit_policy::ProxyId;
 use crate::core::spi::SpiAllocator;
 use crate::core::translate::{algorithm_words, sa_id, DesiredSa};
 
+mod endpoint;
 mod view;
+pub use endpoint::{session_config, Endpoint, IkeSaSummary, IKE_REKEY_RETRY};
 pub use view::{ChildSaView, IkeView, IsakmpSaView, IsakmpState};
 pub mod counters;
 pub mod io;
@@ -130,6 +132,8 @@ pub struct IkeGateway {
     /// The VPNs through this gateway (their proxy-IDs make up
     /// `config.proxy_ids`).
     pub vpns: Vec<IkeVpn>,
+    /// It speaks IKEv2 (`set ike gateway ikev2 NAME ...`).
+    pub ikev2: bool,
 }
 
 fn group(g: DhGroup) -> Option<DhGroup> {
@@ -170,6 +174,13 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
     let mut out = Vec::new();
     for (name, vpns) in by_gateway {
         let Some(g) = config.gateway(&name) else { continue };
+        let ikev2 = g.version == IkeVersion::V2;
+        if ikev2 && !matches!(g.peer, GatewayPeer::Address(_)) {
+            warnings.push(format!(
+                "ike gateway \"{name}\": an ikev2 gateway with a dialup or dynamic peer is configured, not yet negotiated: IKE is not run for it (give it the peer's address)"
+            ));
+            continue;
+        }
         let (remote, dynamic) = match &g.peer {
             GatewayPeer::Address(a @ IpAddr::V4(_)) => (*a, None),
             GatewayPeer::Address(a) => {
@@ -308,7 +319,18 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
                 "ike gateway \"{name}\": udp-checksum is not implemented: ESP in UDP is sent with a zero UDP checksum (RFC 3948 §2.1 allows it)"
             ));
         }
-        out.push(IkeGateway { config: cfg, vpns });
+        if ikev2 {
+            if g.nat_traversal.is_some() {
+                warnings.push(format!(
+                    "ike gateway \"{name}\": nat-traversal is not yet implemented for IKEv2: IKE stays on port 500 and ESP is not encapsulated in UDP"
+                ));
+            }
+            if let Err(e) = session_config(&cfg) {
+                warnings.push(format!("ike gateway \"{name}\": {e}: IKE is not run for it"));
+                continue;
+            }
+        }
+        out.push(IkeGateway { config: cfg, vpns, ikev2 });
     }
     (out, warnings)
 }
@@ -325,7 +347,7 @@ fn start_rekey(g: &mut GatewayState, now: Instant, spi: u32) {
     }
     c.rekeying = true;
     let pid = c.proxy_id;
-    if g.peer.rekey_child(now, pid).is_err() {
+    if g.peer.rekey_child(now, pid, spi).is_err() {
         c.rekeying = false;
         c.rekey_at = Some(now + REKEY_RETRY);
     }
@@ -479,7 +501,7 @@ impl ChildRecord {
 #[derive(Debug)]
 struct GatewayState {
     vpns: Vec<IkeVpn>,
-    peer: Peer<IkeRandom>,
+    peer: Endpoint,
     /// Proxy-IDs asked for, with when the acquire came.
     negotiating: BTreeMap<ProxyId, Instant>,
     /// Child SAs up, by inbound SPI.
@@ -529,6 +551,8 @@ pub struct IkeManager {
     /// Discards that are the manager's own (the half-open limit across
     /// peers); the peers count theirs.
     discards: esprit_ike::Discards,
+    /// Lines for the log at the next [`IkeManager::poll`].
+    notes: Vec<String>,
 }
 
 impl core::fmt::Debug for IkeManager {
@@ -579,20 +603,41 @@ impl IkeManager {
             changed: false,
             dirty: persist::Dirty::default(),
             discards: esprit_ike::Discards::default(),
+            notes: Vec::new(),
         };
-        m.gateways = gateways.into_iter().map(|g| m.gateway_state(g)).collect();
+        for g in gateways {
+            if let Some(st) = m.gateway_state(g) {
+                m.gateways.push(st);
+            }
+        }
         m
     }
 
-    fn gateway_state(&self, g: IkeGateway) -> GatewayState {
-        GatewayState {
-            peer: Peer::new(g.config, IkeRandom::new(self.fill.clone(), self.spis.clone())),
+    /// A gateway's state; `None` (said in the log at the next
+    /// [`IkeManager::poll`]) if its IKEv2 session cannot be made, which
+    /// [`ike_gateways`] has already ruled out.
+    fn gateway_state(&mut self, g: IkeGateway) -> Option<GatewayState> {
+        let rng = IkeRandom::new(self.fill.clone(), self.spis.clone());
+        let name = g.config.name.clone();
+        let peer = if g.ikev2 {
+            match Endpoint::v2(g.config, rng) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.notes.push(format!("gateway {name}: {e}: IKE is not run for it"));
+                    return None;
+                }
+            }
+        } else {
+            Endpoint::v1(g.config, rng)
+        };
+        Some(GatewayState {
+            peer,
             vpns: g.vpns,
             negotiating: BTreeMap::new(),
             children: BTreeMap::new(),
             dirty: persist::GatewayDirty::default(),
             due: Default::default(),
-        }
+        })
     }
 
     /// The configuration changed: gateways whose peer configuration or
@@ -605,7 +650,10 @@ impl IkeManager {
         let mut out = Vec::new();
         let mut old = std::mem::take(&mut self.gateways);
         for g in gateways {
-            let same = old.iter().position(|o| same_peer(o.peer.config(), &g.config) && o.vpns == g.vpns);
+            let version = |o: &GatewayState| o.peer.major() == if g.ikev2 { 2 } else { 1 };
+            let same = old
+                .iter()
+                .position(|o| version(o) && same_peer(o.peer.config(), &g.config) && o.vpns == g.vpns);
             // Only proxy-IDs added or removed, or the NAT-keepalive
             // frequency changed: the gateway keeps running; the SAs of the
             // proxy-IDs that stay keep flowing.
@@ -614,7 +662,8 @@ impl IkeManager {
                     let mut c = g.config.clone();
                     c.proxy_ids = o.peer.config().proxy_ids.clone();
                     c.nat_keepalive = o.peer.config().nat_keepalive;
-                    same_peer(o.peer.config(), &c)
+                    version(o)
+                        && same_peer(o.peer.config(), &c)
                         && o.vpns.len() == g.vpns.len()
                         && o.vpns.iter().zip(&g.vpns).all(|(a, b)| {
                             (&a.name, a.hex_id, a.tunnel, a.replay_window, a.idle_secs)
@@ -662,8 +711,9 @@ impl IkeManager {
                 }
                 None => {
                     out.push(IkeAction::Log(format!("gateway {}: configured", g.config.name)));
-                    let st = self.gateway_state(g);
-                    self.gateways.push(st);
+                    if let Some(st) = self.gateway_state(g) {
+                        self.gateways.push(st);
+                    }
                 }
             }
         }
@@ -743,7 +793,12 @@ impl IkeManager {
         line(match g.peer.initiate_child(now, pid) {
             Ok(()) => {
                 g.negotiating.insert(pid, now);
-                let phase = if g.peer.is_established() { "Quick Mode" } else { "Main Mode, then Quick Mode" };
+                let phase = match (g.peer.major(), g.peer.is_established()) {
+                    (1, true) => "Quick Mode",
+                    (1, false) => "Main Mode, then Quick Mode",
+                    (_, true) => "CREATE_CHILD_SA",
+                    (_, false) => "IKE_SA_INIT, then IKE_AUTH",
+                };
                 format!("acquire: gateway {name} proxy-id {pid}: negotiating ({phase})")
             }
             Err(e) => format!("acquire: gateway {name} proxy-id {pid}: {e}"),
@@ -762,10 +817,20 @@ impl IkeManager {
         remote: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), String> {
-        let known = self.gateways.iter().position(|g| {
+        // A peer's address names its gateway; should an IKEv1 and an
+        // IKEv2 gateway share one, the message's version picks.
+        let speaks = Endpoint::speaks(bytes);
+        let ours = |g: &GatewayState| {
             let c = g.peer.config();
             c.remote.ip() == remote.ip() && c.local.ip() == local.ip()
-        });
+        };
+        let known = self.gateways.iter().position(|g| ours(g) && speaks == Some(g.peer.major()));
+        if known.is_none() && self.gateways.iter().any(ours) {
+            // The peer's gateway speaks the other version: not for it
+            // (an IKEv1-only responder ignores IKEv2, RFC 7296 §1.5).
+            self.discards.add(esprit_ike::Discard::NoGateway);
+            return Ok(());
+        }
         // A dynamic peer from an address not (yet) its own: the gateway
         // whose identity its Aggressive Mode presents.
         let found = known.or_else(|| {
@@ -794,9 +859,9 @@ impl IkeManager {
             }
         }
         let g = &mut self.gateways[gi];
-        let counted = g.peer.discards().iter().map(|(_, n)| n).sum::<u64>();
+        let counted = g.peer.discard_total();
         let r = g.peer.handle_datagram(now, local, remote, bytes);
-        if g.peer.discards().iter().map(|(_, n)| n).sum::<u64>() > counted {
+        if g.peer.discard_total() > counted {
             return Ok(());
         }
         r.map_err(|e| e.to_string())
@@ -816,7 +881,7 @@ impl IkeManager {
     pub fn discards(&self) -> esprit_ike::Discards {
         let mut d = self.discards;
         for g in &self.gateways {
-            d.merge(g.peer.discards());
+            d.merge(&g.peer.discards());
         }
         d
     }
@@ -947,7 +1012,7 @@ impl IkeManager {
     /// Everything the peers produced: datagrams, SAs to install or remove,
     /// log lines.
     pub fn poll(&mut self, now: Instant) -> Vec<IkeAction> {
-        let mut out = Vec::new();
+        let mut out: Vec<IkeAction> = self.notes.drain(..).map(IkeAction::Log).collect();
         if !self.orphans.is_empty() {
             let ids = std::mem::take(&mut self.orphans);
             self.drop_delayed(&ids);
@@ -972,7 +1037,7 @@ impl IkeManager {
         // §5.5); sent first, the peer's first packets on the new SA could
         // beat the install and be dropped as esp-unknown-spi.
         for gi in 0..self.gateways.len() {
-            while let Some(e) = self.gateways[gi].peer.poll_event() {
+            while let Some(e) = self.gateways[gi].peer.poll_event(now) {
                 self.on_event(gi, now, e, &mut out);
             }
             while let Some(t) = self.gateways[gi].peer.poll_transmit() {
@@ -1003,10 +1068,14 @@ impl IkeManager {
         self.changed = true;
         let g = &mut self.gateways[gi];
         let name = g.peer.config().name.clone();
+        let v1 = g.peer.major() == 1;
+        // The words of each version's exchanges (RFC 2409, RFC 7296).
+        let (phase1, child_exchange) =
+            if v1 { ("phase 1", "Quick Mode") } else { ("IKE SA", "IKEv2 exchange") };
         let mut log = |s: String| out.push(IkeAction::Log(s));
         match e {
             Event::IkeSaUp { initiator, proposal, nat, behind_nat, local, remote, .. } => log(format!(
-                "gateway {name}: phase 1 up ({}, {proposal}, NAT-T {}, {local} <-> {remote})",
+                "gateway {name}: {phase1} up ({}, {proposal}, NAT-T {}, {local} <-> {remote})",
                 if initiator { "we initiated" } else { "the peer initiated" },
                 match (nat, behind_nat, g.peer.keepalive_every()) {
                     (false, _, _) => "off".to_owned(),
@@ -1019,7 +1088,7 @@ impl IkeManager {
                 }
             )),
             Event::IkeSaDown { reason: Reason::Rekeyed } => {
-                log(format!("gateway {name}: phase 1 rekeyed: the previous ISAKMP SA is deleted"))
+                log(format!("gateway {name}: {phase1} rekeyed: the previous one is deleted"))
             }
             Event::IkeSaDown { reason } => {
                 g.negotiating.clear();
@@ -1031,7 +1100,7 @@ impl IkeManager {
                         c.rekey_at = Some(now + REKEY_RETRY);
                     }
                 }
-                log(format!("gateway {name}: phase 1 down: {}", reason_words(&reason)));
+                log(format!("gateway {name}: {phase1} down: {}", reason_words(&reason)));
             }
             Event::Phase1RekeyFailed { reason } => log(format!(
                 "gateway {name}: phase-1 rekey failed ({}): the current ISAKMP SA stays until its lifetime ends",
@@ -1152,7 +1221,7 @@ impl IkeManager {
                             )));
                         }
                         out.push(IkeAction::Log(format!(
-                            "gateway {name} vpn {} proxy-id {}: child SA up ({}, Quick Mode {:08x}): SPI in {:08x} out {:08x}, {}{}, {}, lifetime {} s{}",
+                            "gateway {name} vpn {} proxy-id {}: child SA up ({}, {child_exchange} {:08x}): SPI in {:08x} out {:08x}, {}{}, {}, lifetime {} s{}",
                             vpn.name,
                             c.proxy_id,
                             if c.initiator { "we initiated" } else { "the peer initiated" },
@@ -1169,7 +1238,7 @@ impl IkeManager {
                             c.lifetime.seconds,
                             waited.map_or(String::new(), |w| format!(", {:.1} ms after the acquire", w.as_secs_f64() * 1e3)),
                         )));
-                        if c.initiator && !g.peer.peer_is_esprit() {
+                        if c.initiator && !g.peer.installs_before_answering() {
                             out.push(IkeAction::Install(inbound.into_iter().collect()));
                             self.dirty.delayed.insert(outbound.spec.id);
                             self.delayed.push((now + INITIATOR_OUTBOUND_DELAY, outbound, replaced));
@@ -1180,6 +1249,16 @@ impl IkeManager {
                             if !replaced.is_empty() {
                                 out.push(IkeAction::Remove(replaced));
                             }
+                        } else if !v1 && !replaced.is_empty() {
+                            // IKEv2 responder of a rekey (RFC 7296 §2.8):
+                            // the initiator installs its new inbound SA
+                            // only when our answer reaches it, so we keep
+                            // sending on the old pair until its Delete of
+                            // that pair comes (it has the new one by then),
+                            // or REKEY_GRACE passes.
+                            out.push(IkeAction::Install(inbound.into_iter().collect()));
+                            self.dirty.delayed.insert(outbound.spec.id);
+                            self.delayed.push((now + REKEY_GRACE, outbound, replaced));
                         } else {
                             out.push(IkeAction::Install(inbound.into_iter().chain([outbound]).collect()));
                             if !replaced.is_empty() {
@@ -1203,6 +1282,16 @@ impl IkeManager {
                 ));
                 if !ids.is_empty() {
                     self.drop_delayed(&ids);
+                    // An outbound SA waiting to replace this pair's goes
+                    // in first: its traffic never lacks an SA.
+                    let (now_due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
+                        .into_iter()
+                        .partition(|(_, _, replaces)| replaces.iter().any(|r| ids.contains(r)));
+                    self.delayed = wait;
+                    if !now_due.is_empty() {
+                        self.dirty.delayed.extend(now_due.iter().map(|(_, s, _)| s.spec.id));
+                        out.push(IkeAction::Install(now_due.into_iter().map(|(_, s, _)| s).collect()));
+                    }
                     out.push(IkeAction::Remove(ids));
                 }
             }
@@ -1214,7 +1303,7 @@ impl IkeManager {
                     c.rekeying = false;
                     c.rekey_at = Some(now + REKEY_RETRY);
                 }
-                log(format!("gateway {name} proxy-id {proxy_id}: Quick Mode failed: {}", reason_words(&reason)));
+                log(format!("gateway {name} proxy-id {proxy_id}: {child_exchange} failed: {}", reason_words(&reason)));
             }
             Event::ProposalMismatch { exchange, proposed, peer_refused: true, .. } => log(format!(
                 "gateway {name}: {exchange}: the peer accepted none of our proposals ({}): NO-PROPOSAL-CHOSEN",
@@ -1226,8 +1315,9 @@ impl IkeManager {
                 configured.join(", ")
             )),
             Event::ProxyIdMismatch { message_id, proposed, configured } => log(format!(
-                "gateway {name}: Quick Mode {message_id:08x}: the peer asked for proxy-id {proposed}, which is not configured (configured: {}): refused with INVALID-ID-INFORMATION",
-                configured.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ")
+                "gateway {name}: {child_exchange} {message_id:08x}: the peer asked for proxy-id {proposed}, which is not configured (configured: {}): refused with {}",
+                configured.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "),
+                if v1 { "INVALID-ID-INFORMATION" } else { "TS_UNACCEPTABLE" }
             )),
             Event::AuthFailed { exchange, detail } => {
                 log(format!("gateway {name}: {exchange}: authentication failed: {detail}"))
@@ -1657,7 +1747,7 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
             let mut now = t0;
             a.acquire(now, 1, &pid);
             let (fa, fb, _) = pump(now, &mut a, &mut b);
-            assert_eq!(a.gateways[0].peer.peer_is_esprit(), esprit_peer);
+            assert_eq!(a.gateways[0].peer.installs_before_answering(), esprit_peer);
             assert_eq!(
                 fb,
                 vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])],
@@ -1724,6 +1814,94 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert_eq!((fa, fb), (vec![], vec![]));
         let (fa, _) = run_until(&mut now, t_rekey2 + Duration::from_secs(95), &mut a, &mut b);
         assert!(fa.contains(&Fp::Install(vec![sa_id(5, Direction::Inbound, 3)])), "{fa:?}");
+    }
+
+    /// `conf` made an IKEv2 gateway (`set ike gateway ikev2 NAME`), with
+    /// these child and IKE SA lifetimes.
+    fn v2_manager(conf: &str, child_secs: u32, ike_secs: u32, seed: u8) -> IkeManager {
+        let conf =
+            conf.replace("set ike gateway ", "set ike gateway ikev2 ").replace(" Main outgoing", " outgoing");
+        let mut m = manager(&conf, child_secs, seed);
+        let mut gws: Vec<IkeGateway> = m
+            .gateways
+            .iter()
+            .map(|g| IkeGateway { config: g.peer.config().clone(), vpns: g.vpns.clone(), ikev2: true })
+            .collect();
+        gws[0].config.ike_lifetime = ike_secs;
+        let fill = m.fill.clone();
+        m = IkeManager::new(gws, SpiAllocator::new(), fill);
+        assert_eq!(m.gateways[0].peer.version(), "IKEv2");
+        m
+    }
+
+    /// IKEv2 between two controlds (RFC 7296): the first proxy-ID's child
+    /// comes up in IKE_AUTH, the second by CREATE_CHILD_SA, each on its
+    /// own SPI pair; both directions go in at once on both sides (the
+    /// responder's are in before its answer leaves); the child is rekeyed
+    /// by time make-before-break, and the IKE SA by time with the children
+    /// staying up.
+    #[test]
+    fn ikev2_negotiates_each_proxy_id_as_its_own_child_and_rekeys_by_time() {
+        let mut a = v2_manager(CONF, 100, 300, 1);
+        let mut b = v2_manager(CONF_B, 100, 300, 2);
+        let pids: Vec<String> = a.gateways[0].vpns[0].proxy_ids.iter().map(|p| p.to_string()).collect();
+        let t0 = Instant::now();
+        let mut now = t0;
+        assert!(a.acquire(now, 1, &pids[0]).line.contains("IKE_SA_INIT, then IKE_AUTH"));
+        let (fa, fb, logs) = pump(now, &mut a, &mut b);
+        let (in1, out1) = (sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1));
+        assert_eq!(fa, vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])], "initiator: no outbound delay");
+        assert_eq!(fb, vec![Fp::Install(vec![in1, out1])], "responder: both before IKE_AUTH's answer");
+        assert!(
+            logs.iter().any(|l| l.contains("gw2: IKE SA up (we initiated, aes128-sha1-prfsha1-modp2048")),
+            "{logs:?}"
+        );
+        assert!(a.acquire(now, 1, &pids[1]).line.contains("CREATE_CHILD_SA"));
+        let (fa, fb, _) = pump(now, &mut a, &mut b);
+        let (in2, out2) = (sa_id(5, Direction::Inbound, 2), sa_id(5, Direction::Outbound, 2));
+        assert_eq!(fa, vec![Fp::Install(vec![in2]), Fp::Install(vec![out2])]);
+        assert_eq!(fb, vec![Fp::Install(vec![in2, out2])]);
+        let spis = |m: &IkeManager| m.gateways[0].children.keys().copied().collect::<BTreeSet<u32>>();
+        assert_eq!(spis(&a).len(), 2);
+        assert!(spis(&a).is_disjoint(&spis(&b)), "each side's inbound SPIs are its own");
+        assert!(a.acquire(now, 1, &pids[1]).line.contains("SA already up"));
+
+        // Both children rekeyed by time (85-90 % of 100 s): new pairs
+        // first, then the old ones go, on both sides; two pairs after.
+        let (fa, fb) = run_until(&mut now, t0 + Duration::from_secs(84), &mut a, &mut b);
+        assert_eq!((fa, fb), (vec![], vec![]));
+        let (fa, fb) = run_until(&mut now, t0 + Duration::from_secs(91), &mut a, &mut b);
+        for (side, f) in [("initiator", &fa), ("responder", &fb)] {
+            let first_remove = f.iter().position(|x| matches!(x, Fp::Remove(_))).unwrap();
+            let installed: Vec<u64> = f[..first_remove]
+                .iter()
+                .flat_map(|x| match x {
+                    Fp::Install(ids) => ids.clone(),
+                    Fp::Remove(_) => vec![],
+                })
+                .collect();
+            assert!(installed.contains(&sa_id(5, Direction::Inbound, 3)), "{side}: {f:?}");
+            assert!(f.contains(&Fp::Remove(vec![in1, out1])), "{side}: the old pair goes: {f:?}");
+        }
+        // The responder's new outbound SA waits for the initiator's
+        // Delete of the old pair (the initiator has its new inbound SA by
+        // then), and goes in just before that pair comes out.
+        let out3 = sa_id(5, Direction::Outbound, 3);
+        let at = |x: &Fp| fb.iter().position(|y| y == x).unwrap();
+        assert!(!fb.contains(&Fp::Install(vec![sa_id(5, Direction::Inbound, 3), out3])), "{fb:?}");
+        assert_eq!(at(&Fp::Install(vec![out3])) + 1, at(&Fp::Remove(vec![in1, out1])), "{fb:?}");
+        assert_eq!((a.gateways[0].children.len(), b.gateways[0].children.len()), (2, 2));
+
+        // The IKE SA by time (85-90 % of 300 s): the children move to
+        // the new one and stay up (they are rekeyed on their own time).
+        let (ike_a, ike_b) = (a.gateways[0].peer.ike_cookies(), b.gateways[0].peer.ike_cookies());
+        let _ = run_until(&mut now, t0 + Duration::from_secs(271), &mut a, &mut b);
+        assert_ne!(a.gateways[0].peer.ike_cookies(), ike_a);
+        assert_eq!(a.gateways[0].peer.ike_cookies(), b.gateways[0].peer.ike_cookies());
+        assert_ne!(b.gateways[0].peer.ike_cookies(), ike_b);
+        assert_eq!((a.gateways[0].children.len(), b.gateways[0].children.len()), (2, 2));
+        assert!(a.gateways[0].peer.summary().is_some_and(|s| s.established > t0 + Duration::from_secs(250)));
+        assert!(b.gateways[0].peer.summary().is_some_and(|s| s.established > t0 + Duration::from_secs(250)));
     }
 
     /// Each side's new inbound SA is asked of fastpathd before the Quick

@@ -884,7 +884,10 @@ impl IkeManager {
     pub fn snapshot(&self, clock: &WallClock, sas: &SasAfter<'_>) -> IkeStateFile {
         let mut gateways = Vec::new();
         for g in &self.gateways {
-            let peer = g.peer.export_state(clock);
+            // IKEv2 state is not saved (yet): after a restart its gateway
+            // negotiates afresh, with INITIAL_CONTACT (RFC 7296 §2.4).
+            let Some(peer) = g.peer.as_v1() else { continue };
+            let peer = peer.export_state(clock);
             let children: Vec<SavedChild> = g
                 .children
                 .iter()
@@ -929,14 +932,19 @@ impl IkeManager {
             out.push(Record::GatewayGone { gateway });
         }
         for g in &mut self.gateways {
-            let header = g.peer.export_header(clock);
+            let Some(peer) = g.peer.as_v1() else {
+                // Not saved (see `snapshot`).
+                g.dirty = GatewayDirty::default();
+                continue;
+            };
+            let header = peer.export_header(clock);
             let name = header.name.clone();
             if d.written.get(&name) != Some(&header) {
                 d.written.insert(name.clone(), header.clone());
                 out.push(Record::Peer(header));
             }
             let after = d.message_ids.get(&name).copied();
-            if let Some((icookie, ids)) = g.peer.message_ids_after(after) {
+            if let Some((icookie, ids)) = peer.message_ids_after(after) {
                 if let Some(&last) = ids.last() {
                     d.message_ids.insert(name.clone(), (icookie, last));
                     let icookie = u64::from_be_bytes(icookie);
@@ -992,12 +1000,13 @@ impl IkeManager {
         d.message_ids.clear();
         for g in &mut self.gateways {
             g.dirty = GatewayDirty::default();
-            let header = g.peer.export_header(clock);
+            let Some(peer) = g.peer.as_v1() else { continue };
+            let header = peer.export_header(clock);
             if !kept.contains(header.name.as_str()) {
                 // Not in the snapshot: written whole at the next turn.
                 continue;
             }
-            if let Some((icookie, ids)) = g.peer.message_ids_after(None) {
+            if let Some((icookie, ids)) = peer.message_ids_after(None) {
                 if let Some(&last) = ids.last() {
                     d.message_ids.insert(header.name.clone(), (icookie, last));
                 }
@@ -1038,7 +1047,11 @@ impl IkeManager {
                 ));
                 continue;
             };
-            if let Err(e) = g.peer.import_state(&saved.peer, clock) {
+            let Some(peer) = g.peer.as_v1_mut() else {
+                out.log.push(format!("IKE state: gateway {name} speaks IKEv2 now: it starts afresh"));
+                continue;
+            };
+            if let Err(e) = peer.import_state(&saved.peer, clock) {
                 out.log.push(format!("IKE state: {e}: gateway {name} starts afresh"));
                 continue;
             }

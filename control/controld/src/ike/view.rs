@@ -45,6 +45,8 @@ pub struct IsakmpSaView {
     pub local: SocketAddr,
     /// The peer's address in use.
     pub remote: SocketAddr,
+    /// "IKEv1" or "IKEv2".
+    pub version: &'static str,
     /// Established, negotiating or down.
     pub state: IsakmpState,
     /// Initiator cookie, 16 hex digits (`None` without phase 1).
@@ -107,7 +109,7 @@ impl IkeManager {
             let cfg = g.peer.config();
             let (local, remote) = g.peer.addresses();
             let cookies = g.peer.ike_cookies();
-            let summary = g.peer.isakmp_sa_summary();
+            let summary = g.peer.summary();
             let state = match (&summary, &cookies) {
                 (Some(_), _) => IsakmpState::Established,
                 (None, Some(_)) => IsakmpState::Negotiating,
@@ -115,8 +117,8 @@ impl IkeManager {
             };
             // The negotiated lifetime (it may be shorter than ours), else
             // the configured one for an SA still to come.
-            let lifetime_secs = summary.map_or(cfg.ike_lifetime, |s| s.lifetime_secs);
-            let remaining = summary.and_then(|s| {
+            let lifetime_secs = summary.as_ref().map_or(cfg.ike_lifetime, |s| s.lifetime_secs);
+            let remaining = summary.as_ref().and_then(|s| {
                 let end = s.established + Duration::from_secs(u64::from(s.lifetime_secs));
                 (s.lifetime_secs > 0).then(|| end.saturating_duration_since(now).as_secs())
             });
@@ -127,9 +129,10 @@ impl IkeManager {
                 state,
                 initiator_cookie: cookies.map(|c| hex8(c.0)),
                 responder_cookie: cookies.map(|c| hex8(c.1)),
-                initiator: summary.map(|s| s.initiator),
-                proposal: summary.map(|s| s.proposal.name()),
-                nat_t: summary.map(|s| s.nat_t),
+                version: g.peer.version(),
+                initiator: summary.as_ref().map(|s| s.initiator),
+                nat_t: summary.as_ref().map(|s| s.nat_t),
+                proposal: summary.map(|s| s.proposal),
                 lifetime_secs,
                 remaining_secs: remaining,
                 children: g.children.len(),

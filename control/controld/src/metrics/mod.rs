@@ -230,7 +230,7 @@ esprit_ike_events_total{event="other"} 0
 esprit_ike_ingest_dropped_total{reason="queue-full"} 3
 esprit_ike_ingest_dropped_total{reason="too-large"} 0
 esprit_ike_ingest_dropped_total{reason="too-short"} 0
-esprit_ike_ingest_dropped_total{reason="not-ikev1"} 0
+esprit_ike_ingest_dropped_total{reason="not-ike"} 0
 esprit_ike_ingest_dropped_total{reason="rejected"} 1
 # HELP esprit_ike_discards IKE datagrams discarded unanswered and half-open exchanges forgotten, by reason.
 # TYPE esprit_ike_discards counter

@@ -86,7 +86,7 @@ mod net;
 use crate::core::events::{EventKind, Severity, EVENT_CAPACITY};
 use crate::core::sa::SaRow;
 use crate::core::translate::hex_id_of;
-use crate::ike::IsakmpState;
+use crate::ike::{IsakmpSaView, IsakmpState};
 use crate::status::withdraw::withdrawn_by;
 
 /// What `get` understands, for error messages.
@@ -450,8 +450,31 @@ impl Controller {
                 "negotiating_proxy_ids": v.negotiating.iter().map(|(g, p)| json!({ "gateway": g, "proxy_id": p })).collect::<Vec<_>>(),
             }));
         }
-        let mut out = vec![
-            format!("IKEv1 SA -- Active: {active}, Negotiating: {negotiating}, Total {}", v.gateways.len()),
+        // One section per version, as ScreenOS prints them (the IKEv2 one
+        // only when an ikev2 gateway is configured): an IKEv2 SA's
+        // "cookies" are its SPIs (RFC 7296 §3.1).
+        let mut out = Vec::new();
+        for version in ["IKEv1", "IKEv2"] {
+            let gateways: Vec<_> = v.gateways.iter().filter(|g| g.version == version).collect();
+            if version == "IKEv2" && gateways.is_empty() {
+                continue;
+            }
+            self.ike_cookies_section(version, &gateways, &mut out);
+        }
+        for (g, p) in &v.negotiating {
+            out.push(format!("  gateway {g}: negotiating proxy-id {p}"));
+        }
+        Response::ok(out)
+    }
+
+    fn ike_cookies_section(&self, version: &str, gateways: &[&IsakmpSaView], out: &mut Vec<String>) {
+        let active = gateways.iter().filter(|g| g.state == IsakmpState::Established).count();
+        let negotiating = gateways.iter().filter(|g| g.state == IsakmpState::Negotiating).count();
+        if !out.is_empty() {
+            out.push(String::new());
+        }
+        out.extend([
+            format!("{version} SA -- Active: {active}, Negotiating: {negotiating}, Total {}", gateways.len()),
             String::new(),
             format!(
                 "{:<33} {:<12} {:<21} {:<21} {:<11} {:<9} {:<21} {:<5} {:>8} {:>5}",
@@ -466,8 +489,8 @@ impl Controller {
                 "Life:sec",
                 "Child"
             ),
-        ];
-        for g in &v.gateways {
+        ]);
+        for g in gateways {
             let cookies = match (&g.initiator_cookie, &g.responder_cookie) {
                 (Some(i), Some(r)) => format!("{i}/{r}"),
                 _ => "-".into(),
@@ -493,10 +516,6 @@ impl Controller {
                 g.children
             ));
         }
-        for (g, p) in &v.negotiating {
-            out.push(format!("  gateway {g}: negotiating proxy-id {p}"));
-        }
-        Response::ok(out)
     }
 
     fn get_event(&self, json: bool) -> Response {

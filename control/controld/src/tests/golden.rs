@@ -177,6 +177,7 @@ pub(super) fn golden_controller() -> Controller {
     let addr = |s: &str| s.parse().unwrap();
     c.set_ike_view(IkeView {
         gateways: vec![IsakmpSaView {
+            version: "IKEv1",
             gateway: "test".into(),
             local: addr("198.51.100.1:4500"),
             remote: addr("203.0.113.2:4500"),

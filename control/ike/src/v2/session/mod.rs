@@ -313,6 +313,18 @@ impl<R: Random> Session<R> {
         &self.responder
     }
 
+    /// The configured proxy-IDs changed: the peer's requests are held to
+    /// the new ones, and ours still waiting for a removed one are dropped
+    /// (children up stay until the owner deletes them).
+    pub fn set_proxy_ids(&mut self, proxy_ids: Vec<ProxyId>) {
+        let keep: std::collections::HashSet<ProxyId> = proxy_ids.iter().copied().collect();
+        self.work.retain(|w| match w {
+            Work::Child(p) | Work::ChildRetry { proxy_id: p, .. } => keep.contains(p),
+            _ => true,
+        });
+        self.cfg.child.proxy_ids = proxy_ids;
+    }
+
     /// Whether a child for `proxy_id` waits, runs or is up.
     pub fn is_negotiating(&self, proxy_id: &ProxyId) -> bool {
         let waiting = self.work.iter().any(|w| match w {
