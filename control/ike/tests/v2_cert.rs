@@ -91,7 +91,7 @@ struct Ca {
     issuer: Issuer<'static, KeyPair>,
 }
 
-fn ca(name: &str, key: KeyPair) -> Ca {
+fn ca_params(name: &str) -> CertificateParams {
     let mut p = CertificateParams::default();
     p.distinguished_name.remove(DnType::CommonName);
     p.distinguished_name.push(DnType::CommonName, name);
@@ -99,6 +99,11 @@ fn ca(name: &str, key: KeyPair) -> Ca {
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     p.not_before = rcgen::date_time_ymd(2024, 1, 1);
     p.not_after = rcgen::date_time_ymd(2030, 1, 1);
+    p
+}
+
+fn ca(name: &str, key: KeyPair) -> Ca {
+    let p = ca_params(name);
     let der = p.self_signed(&key).unwrap().der().to_vec();
     Ca { der, issuer: Issuer::new(p, key) }
 }
@@ -121,6 +126,13 @@ fn leaf(cn: &'static str) -> Leaf {
 }
 
 impl Ca {
+    /// A CA below this one.
+    fn intermediate(&self, name: &str) -> Ca {
+        let (p, key) = (ca_params(name), ec_key(false));
+        let der = p.signed_by(&key, &self.issuer).unwrap().der().to_vec();
+        Ca { der, issuer: Issuer::new(p, key) }
+    }
+
     fn issue(&self, key: &KeyPair, l: Leaf) -> Vec<u8> {
         let mut p = CertificateParams::default();
         p.distinguished_name.remove(DnType::CommonName);
@@ -566,6 +578,22 @@ fn a_signature_over_the_wrong_octets_fails() {
     // Signed with Ni, the initiator's own nonce, instead of Nr.
     let r = verdict(bench(12), |b, c| c.nonce = Some(b.done.ni.clone()));
     assert_eq!(r, refused(CertAuthError::BadSignature));
+}
+
+/// A chain through an intermediate CA: taken when the intermediate is
+/// sent after the end entity (§3.6), not without it.
+#[test]
+fn an_intermediate_ca_sent_along_is_followed() {
+    let r = verdict(bench(33), |b, c| {
+        let sub = b.ca.intermediate("esprit sub-CA");
+        c.certs = vec![sub.issue(&b.west_key, leaf("west.example")), sub.der.clone()];
+    });
+    assert_eq!(r, Ok(fqdn("west.example")));
+    let r = verdict(bench(34), |b, c| {
+        let sub = b.ca.intermediate("esprit sub-CA");
+        c.certs = vec![sub.issue(&b.west_key, leaf("west.example"))];
+    });
+    assert_eq!(r, refused(CertAuthError::UntrustedIssuer));
 }
 
 #[test]

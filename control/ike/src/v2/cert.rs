@@ -68,7 +68,9 @@ mod alg_id {
 
 /// The signature algorithms a peer's AUTH may use (RFC 7427 §3), matched
 /// by AlgorithmIdentifier; those that share one (ECDSA on either curve)
-/// are told apart by the certificate's key.
+/// are told apart by the certificate's key. Their hashes are the ones
+/// announced ([`SIGNATURE_HASHES`]); Ed25519 (hash "Identity", RFC 8420)
+/// is not among them.
 static AUTH_ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
     webpki::ring::RSA_PKCS1_2048_8192_SHA256,
     webpki::ring::RSA_PKCS1_2048_8192_SHA384,
@@ -83,7 +85,6 @@ static AUTH_ALGS: &[&dyn SignatureVerificationAlgorithm] = &[
     webpki::ring::ECDSA_P256_SHA384,
     webpki::ring::ECDSA_P384_SHA256,
     webpki::ring::ECDSA_P384_SHA384,
-    webpki::ring::ED25519,
 ];
 
 /// RFC 7427 §4 hash algorithm numbers: SHA2-256, SHA2-384, SHA2-512,
@@ -286,15 +287,15 @@ impl CertAuth {
         local: WireIdentity,
         remote: Option<WireIdentity>,
     ) -> Result<CertAuth, CertConfigError> {
-        let first = chain.first().ok_or(CertConfigError::NoCertificate)?;
+        let mut ours = None;
         for (index, der) in chain.iter().enumerate() {
             let bad = |why: String| CertConfigError::BadCertificate { index, why };
             webpki::EndEntityCert::try_from(&CertificateDer::from(der.as_slice()))
                 .map_err(|e| bad(format!("{e:?}")))?;
-            CertFields::parse(der).map_err(|e| bad(e.to_string()))?;
+            let fields = CertFields::parse(der).map_err(|e| bad(e.to_string()))?;
+            ours.get_or_insert(fields);
         }
-        let ours = CertFields::parse(first)
-            .map_err(|e| CertConfigError::BadCertificate { index: 0, why: e.to_string() })?;
+        let ours = ours.ok_or(CertConfigError::NoCertificate)?;
         let (key, public) = SigningKey::parse(pkcs8)?;
         if ours.public_key().ok() != Some(public.as_slice()) {
             return Err(CertConfigError::KeyMismatch);
