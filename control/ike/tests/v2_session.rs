@@ -73,7 +73,8 @@ fn config(me: &str, peer: &str, proxy_ids: Vec<ProxyId>, pfs: Option<DhGroup>) -
             integ: vec![IntegAlg::HmacSha256_128],
             dh: vec![DhGroup::Ecp256],
         }],
-        auth: PskAuth { psk: Zeroizing::new(b"s3cret".to_vec()), local: id(lid), remote: Some(id(rid)) },
+        auth: PskAuth { psk: Zeroizing::new(b"s3cret".to_vec()), local: id(lid), remote: Some(id(rid)) }
+            .into(),
         child: ChildConfig {
             proxy_ids,
             pfs,
@@ -792,7 +793,7 @@ fn a_with_b_by_hand() -> (Session<FixedRng>, esprit_ike::v2::create_child::IkeSa
     let auth = a.poll_transmit().unwrap().bytes;
     let h = Header::parse(&auth).unwrap();
     let done = resp.take(aa, h.spi_i).unwrap();
-    let step = done.handle_auth_with_child(&auth, &bcfg.auth, Some((&bcfg.child, 0xb1)), &mut brng);
+    let step = done.handle_auth_at(&auth, &bcfg.auth, Some((&bcfg.child, 0xb1)), None, &mut brng);
     let ResponderAuthStep::Established(est) = step else { panic!("{step:?}") };
     a.handle_datagram(now, aa, ba, &est.last_response).unwrap();
     let b = IkeSa::new(*est, false);

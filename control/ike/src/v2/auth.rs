@@ -1,12 +1,13 @@
-//! IKE_AUTH with a pre-shared key (RFC 7296 §1.2, §2.15), the states
-//! after IKE_SA_INIT, with the first child SA when one is asked for:
+//! IKE_AUTH with a pre-shared key or certificates (RFC 7296 §1.2, §2.15,
+//! RFC 7427), the states after IKE_SA_INIT, with the first child SA when
+//! one is asked for:
 //!
 //! ```text
 //! Initiator                                Responder
 //! InitDone --send_auth[_with_child]-->
-//! HDR(A,B, IKE_AUTH, 1), SK{IDi, [IDr], AUTH, [SAi2, TSi, TSr]}  -->
-//!                                          ResponderInitDone --handle_auth[_with_child]-->
-//!                   <--  HDR(A,B), SK{IDr, AUTH, [SAr2, TSi, TSr]}
+//! HDR(A,B, IKE_AUTH, 1), SK{IDi, [CERT+, CERTREQ], [IDr], AUTH, [SAi2, TSi, TSr]}  -->
+//!                                          ResponderInitDone --handle_auth[_at]-->
+//!                   <--  HDR(A,B), SK{IDr, [CERT+], AUTH, [SAr2, TSi, TSr]}
 //!                   <--  HDR(A,B), SK{IDr, AUTH, N(TS_UNACCEPTABLE | NO_PROPOSAL_CHOSEN)}
 //!                   <--  HDR(A,B), SK{N(AUTHENTICATION_FAILED)}
 //! InitiatorSentAuth --handle_response--> Established
@@ -16,20 +17,31 @@
 //! then carries the reason instead of the child (see [`super::child`] for
 //! the narrowing rules).
 //!
-//! §2.15: AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"),
-//! `<SignedOctets>`), where the initiator signs RealMessage1 | Nr |
-//! prf(SK_pi, RestOfInitIDPayload) and the responder RealMessage2 | Ni |
-//! prf(SK_pr, RestOfRespIDPayload). A message whose Encrypted payload does
-//! not open under the IKE SA's keys is dropped without an answer (§2.21.2:
-//! it may be forged); a wrong AUTH, or an identity other than the one
-//! configured, is AUTHENTICATION_FAILED (§2.21.2), and the SA is not made.
-//! The AUTH values are compared in constant time and never shown.
+//! §2.15: the initiator's `<SignedOctets>` are RealMessage1 | Nr |
+//! prf(SK_pi, RestOfInitIDPayload), the responder's RealMessage2 | Ni |
+//! prf(SK_pr, RestOfRespIDPayload). With a shared key AUTH =
+//! prf(prf(Shared Secret, "Key Pad for IKEv2"), `<SignedOctets>`); with
+//! certificates (an [`Authenticator::Cert`]) AUTH is RFC 7427's Digital
+//! Signature over them, and the certificates ride in CERT payloads
+//! ([`super::cert`] has the checks). A message whose Encrypted payload
+//! does not open under the IKE SA's keys is dropped without an answer
+//! (§2.21.2: it may be forged); a wrong AUTH, a certificate that fails a
+//! check, or an identity other than the one configured, is
+//! AUTHENTICATION_FAILED (§2.21.2), and the SA is not made. The AUTH
+//! values are compared in constant time and never shown.
+//!
+//! Certificates are checked at the wall-clock time the caller passes in
+//! (`handle_response_at`, `handle_auth_at`); none passed, a certificate
+//! fails ([`CertAuthError::NoClock`]). A shared key needs no clock.
+
+use std::time::SystemTime;
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::Random;
 
+use super::cert::{CertAuth, CertAuthError, MAX_CERTS, SIGNATURE_HASHES};
 use super::child::{
     check_answer, check_answer_selectors, esp_proposals, make_child, push_answer, push_error, push_selectors,
     request_selectors, ChildConfig, ChildError, ChildParts, ChildPayloads, ChildRequest, DhRule, NewChild,
@@ -39,8 +51,9 @@ use super::initiator::InitDone;
 use super::responder::ResponderInitDone;
 use super::sk::{SkCipher, SkError};
 use super::wire::{
-    AuthMethod, AuthPayload, ExchangeType, Header, IdPayload, IdType, NotifyPayload, NotifyType, Payload,
-    PayloadChain, PayloadType, ProposalRepr, ProtocolId, FLAG_INITIATOR, FLAG_RESPONSE,
+    AuthMethod, AuthPayload, CertEncoding, CertPayload, ExchangeType, Header, IdPayload, IdType,
+    NotifyPayload, NotifyType, Payload, PayloadChain, PayloadType, ProposalRepr, ProtocolId, FLAG_INITIATOR,
+    FLAG_RESPONSE,
 };
 
 /// The pad of the shared-key AUTH (§2.15).
@@ -67,6 +80,12 @@ impl From<&esprit_suite::Identity> for WireIdentity {
 }
 
 impl WireIdentity {
+    /// An ID_DER_ASN1_DN (§3.5): `dn` is a DER Name, tag and length
+    /// included, as in a certificate's subject.
+    pub fn der_dn(dn: &[u8]) -> WireIdentity {
+        WireIdentity { kind: IdType::DerAsn1Dn, data: dn.to_vec() }
+    }
+
     /// The ID payload body, RestOfInitIDPayload / RestOfRespIDPayload of
     /// §2.15.
     fn body(&self) -> Vec<u8> {
@@ -96,6 +115,62 @@ impl core::fmt::Debug for PskAuth {
     }
 }
 
+/// How one side authenticates: a shared key or certificates.
+#[derive(Debug, Clone)]
+pub enum Authenticator {
+    /// Shared Key Message Integrity Code (method 2, §2.15).
+    Psk(PskAuth),
+    /// Certificates and Digital Signature (method 14, RFC 7427).
+    Cert(CertAuth),
+}
+
+impl From<PskAuth> for Authenticator {
+    fn from(a: PskAuth) -> Authenticator {
+        Authenticator::Psk(a)
+    }
+}
+
+impl From<CertAuth> for Authenticator {
+    fn from(a: CertAuth) -> Authenticator {
+        Authenticator::Cert(a)
+    }
+}
+
+impl Authenticator {
+    /// Our identity.
+    pub fn local(&self) -> &WireIdentity {
+        match self {
+            Authenticator::Psk(a) => &a.local,
+            Authenticator::Cert(a) => a.local(),
+        }
+    }
+
+    /// The identity the peer must show, if one is configured.
+    pub fn remote(&self) -> Option<&WireIdentity> {
+        match self {
+            Authenticator::Psk(a) => a.remote.as_ref(),
+            Authenticator::Cert(a) => a.remote(),
+        }
+    }
+
+    /// The hashes to announce in SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4):
+    /// none with a shared key.
+    pub fn signature_hashes(&self) -> &'static [u16] {
+        match self {
+            Authenticator::Psk(_) => &[],
+            Authenticator::Cert(_) => &SIGNATURE_HASHES,
+        }
+    }
+
+    /// The data of our X.509 CERTREQ (§3.7), with certificates.
+    pub fn cert_request(&self) -> Option<&[u8]> {
+        match self {
+            Authenticator::Psk(_) => None,
+            Authenticator::Cert(a) => Some(a.cert_request()),
+        }
+    }
+}
+
 /// Why IKE_AUTH failed or a message was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -104,6 +179,13 @@ pub enum AuthError {
     /// configured, or it refused ours (AUTHENTICATION_FAILED).
     #[error("authentication failed")]
     AuthenticationFailed,
+    /// The peer's certificates or signature failed a check
+    /// (AUTHENTICATION_FAILED): which one.
+    #[error("authentication failed: {0}")]
+    Certificate(#[from] CertAuthError),
+    /// Our AUTH could not be signed.
+    #[error("our AUTH could not be signed")]
+    Sign,
     /// The peer refused with another error Notify.
     #[error("peer refused IKE_AUTH: Notify {0:?}")]
     Refused(NotifyType),
@@ -118,15 +200,61 @@ pub enum AuthError {
     NotExpected,
 }
 
-/// AUTH for a shared key (§2.15): prf(prf(psk, "Key Pad for IKEv2"),
-/// message | nonce | prf(SK_p, ID body)).
-fn psk_auth(x: &InitExchange, psk: &[u8], of_initiator: bool, id: &WireIdentity) -> Zeroizing<Vec<u8>> {
-    let prf = x.chosen.prf;
+/// The octets AUTH covers (§2.15): the side's IKE_SA_INIT message | the
+/// other side's nonce | prf(SK_p, ID body).
+fn signed_octets(x: &InitExchange, of_initiator: bool, id: &WireIdentity) -> Vec<u8> {
     let (message, nonce, sk_p) =
         if of_initiator { (&x.request, &x.nr, &x.keys.sk_pi) } else { (&x.response, &x.ni, &x.keys.sk_pr) };
-    let maced_id = prf.prf(sk_p, &[&id.body()]);
+    let maced_id = x.chosen.prf.prf(sk_p, &[&id.body()]);
+    [message.as_slice(), nonce, &maced_id].concat()
+}
+
+/// AUTH for a shared key (§2.15): prf(prf(psk, "Key Pad for IKEv2"),
+/// `<SignedOctets>`).
+fn psk_auth(x: &InitExchange, psk: &[u8], of_initiator: bool, id: &WireIdentity) -> Zeroizing<Vec<u8>> {
+    let prf = x.chosen.prf;
     let key = prf.prf(psk, &[KEY_PAD]);
-    prf.prf(&key, &[message, nonce, &maced_id])
+    prf.prf(&key, &[&signed_octets(x, of_initiator, id)])
+}
+
+/// Our AUTH (§2.15, RFC 7427 §3): method and data.
+fn our_auth(
+    x: &InitExchange,
+    auth: &Authenticator,
+    of_initiator: bool,
+) -> Result<(AuthMethod, Zeroizing<Vec<u8>>), AuthError> {
+    match auth {
+        Authenticator::Psk(a) => Ok((AuthMethod::SharedKey, psk_auth(x, &a.psk, of_initiator, &a.local))),
+        Authenticator::Cert(a) => {
+            let signature = a.sign(&signed_octets(x, of_initiator, a.local())).ok_or(AuthError::Sign)?;
+            Ok((AuthMethod::DigitalSignature, Zeroizing::new(signature)))
+        }
+    }
+}
+
+/// Our CERT payloads, if any (§3.6: X.509 Certificate - Signature, the
+/// end entity first).
+fn push_certs(chain: &mut PayloadChain, auth: &Authenticator) {
+    if let Authenticator::Cert(a) = auth {
+        for der in a.chain() {
+            chain.push_payload(&Payload::Cert(CertPayload {
+                encoding: CertEncoding::X509Signature,
+                data: der,
+            }));
+        }
+    }
+}
+
+/// Our AUTH payload.
+fn push_auth(
+    chain: &mut PayloadChain,
+    x: &InitExchange,
+    auth: &Authenticator,
+    of_initiator: bool,
+) -> Result<(), AuthError> {
+    let (method, data) = our_auth(x, auth, of_initiator)?;
+    chain.push_payload(&Payload::Auth(AuthPayload { method, data: &data }));
+    Ok(())
 }
 
 /// The inner payloads of an IKE_AUTH message.
@@ -135,6 +263,9 @@ struct AuthPayloads {
     id_i: Option<WireIdentity>,
     id_r: Option<WireIdentity>,
     auth: Option<(AuthMethod, Vec<u8>)>,
+    /// The X.509 CERT payloads, in order; one beyond [`MAX_CERTS`] is
+    /// kept to say there were too many.
+    certs: Vec<Vec<u8>>,
     error: Option<NotifyType>,
     initial_contact: bool,
     child: ChildPayloads,
@@ -156,6 +287,9 @@ fn read_inner(cipher: &SkCipher, msg: &[u8], header: &Header) -> Result<AuthPayl
             Payload::IdI(id) => p.id_i = Some(WireIdentity { kind: id.kind, data: id.data.to_vec() }),
             Payload::IdR(id) => p.id_r = Some(WireIdentity { kind: id.kind, data: id.data.to_vec() }),
             Payload::Auth(a) => p.auth = Some((a.method, a.data.to_vec())),
+            Payload::Cert(c) if c.encoding == CertEncoding::X509Signature && p.certs.len() <= MAX_CERTS => {
+                p.certs.push(c.data.to_vec())
+            }
             Payload::Notify(n) if n.kind.is_error() && p.error.is_none() => p.error = Some(n.kind),
             Payload::Notify(n) if n.kind == NotifyType::InitialContact => p.initial_contact = true,
             _ => {}
@@ -164,22 +298,36 @@ fn read_inner(cipher: &SkCipher, msg: &[u8], header: &Header) -> Result<AuthPayl
     Ok(p)
 }
 
-/// Checks the peer's identity and AUTH (§2.15).
+/// Checks the peer's identity, certificates and AUTH (§2.15), the
+/// certificates at wall-clock time `now`.
 fn verify(
     x: &InitExchange,
-    auth: &PskAuth,
+    auth: &Authenticator,
     of_initiator: bool,
-    id: Option<&WireIdentity>,
-    got: Option<&(AuthMethod, Vec<u8>)>,
+    p: &AuthPayloads,
+    now: Option<SystemTime>,
 ) -> Result<WireIdentity, AuthError> {
-    let id = id.ok_or(AuthError::Missing(if of_initiator { "IDi" } else { "IDr" }))?;
-    let (method, data) = got.ok_or(AuthError::Missing("AUTH"))?;
-    if auth.remote.as_ref().is_some_and(|want| want != id) || *method != AuthMethod::SharedKey {
-        return Err(AuthError::AuthenticationFailed);
-    }
-    let want = psk_auth(x, &auth.psk, of_initiator, id);
-    if !bool::from(want.as_slice().ct_eq(data)) {
-        return Err(AuthError::AuthenticationFailed);
+    let id = if of_initiator { &p.id_i } else { &p.id_r };
+    let id = id.as_ref().ok_or(AuthError::Missing(if of_initiator { "IDi" } else { "IDr" }))?;
+    let (method, data) = p.auth.as_ref().ok_or(AuthError::Missing("AUTH"))?;
+    let configured = auth.remote().is_none_or(|want| want == id);
+    match auth {
+        Authenticator::Psk(a) => {
+            if !configured || *method != AuthMethod::SharedKey {
+                return Err(AuthError::AuthenticationFailed);
+            }
+            let want = psk_auth(x, &a.psk, of_initiator, id);
+            if !bool::from(want.as_slice().ct_eq(data)) {
+                return Err(AuthError::AuthenticationFailed);
+            }
+        }
+        Authenticator::Cert(a) => {
+            if !configured {
+                return Err(CertAuthError::UnexpectedIdentity.into());
+            }
+            let now = now.ok_or(CertAuthError::NoClock)?;
+            a.verify(&p.certs, id, (*method, data), &signed_octets(x, of_initiator, id), now)?;
+        }
     }
     Ok(id.clone())
 }
@@ -246,8 +394,14 @@ impl core::fmt::Debug for Established {
 }
 
 impl InitDone {
-    /// Sends IKE_AUTH: SK{IDi, \[IDr\], AUTH} (§1.2), IVs from `rng`.
-    pub fn send_auth(self, auth: PskAuth, rng: &mut dyn Random) -> Result<InitiatorSentAuth, AuthError> {
+    /// Sends IKE_AUTH: SK{IDi, \[CERT, CERTREQ\], \[IDr\], AUTH} (§1.2),
+    /// IVs from `rng`; `auth` is a [`PskAuth`], a [`CertAuth`] or an
+    /// [`Authenticator`].
+    pub fn send_auth(
+        self,
+        auth: impl Into<Authenticator>,
+        rng: &mut dyn Random,
+    ) -> Result<InitiatorSentAuth, AuthError> {
         self.send_auth_with_child(auth, None, rng)
     }
 
@@ -256,7 +410,7 @@ impl InitDone {
     /// from the IKE SA's (§2.17).
     pub fn send_auth_with_child(
         self,
-        auth: PskAuth,
+        auth: impl Into<Authenticator>,
         child: Option<(ChildRequest, ChildConfig)>,
         rng: &mut dyn Random,
     ) -> Result<InitiatorSentAuth, AuthError> {
@@ -269,23 +423,33 @@ impl InitDone {
     /// it still has with us).
     pub fn send_auth_first(
         self,
-        auth: PskAuth,
+        auth: impl Into<Authenticator>,
         child: Option<(ChildRequest, ChildConfig)>,
         initial_contact: bool,
         rng: &mut dyn Random,
     ) -> Result<InitiatorSentAuth, AuthError> {
         let x = self.0;
+        let auth = auth.into();
         let mut cipher = SkCipher::new(&x.keys, true)?;
         let mut chain = PayloadChain::new();
-        chain.push_payload(&Payload::IdI(IdPayload { kind: auth.local.kind, data: &auth.local.data }));
+        let local = auth.local();
+        chain.push_payload(&Payload::IdI(IdPayload { kind: local.kind, data: &local.data }));
         if initial_contact {
             push_error(&mut chain, NotifyType::InitialContact, &[]);
         }
-        if let Some(r) = &auth.remote {
+        // §1.2: SK{IDi, [CERT,] [CERTREQ,] [IDr,] AUTH, ...}; the CERTREQ
+        // names the CAs we trust, for the responder's choice of chain.
+        push_certs(&mut chain, &auth);
+        if let Some(cas) = auth.cert_request() {
+            chain.push_payload(&Payload::CertReq(CertPayload {
+                encoding: CertEncoding::X509Signature,
+                data: cas,
+            }));
+        }
+        if let Some(r) = auth.remote() {
             chain.push_payload(&Payload::IdR(IdPayload { kind: r.kind, data: &r.data }));
         }
-        let mac = psk_auth(&x, &auth.psk, true, &auth.local);
-        chain.push_payload(&Payload::Auth(AuthPayload { method: AuthMethod::SharedKey, data: &mac }));
+        push_auth(&mut chain, &x, &auth, true)?;
         if let Some((req, config)) = &child {
             let proposals = esp_proposals(config, None, req.spi_in);
             chain.push_with(PayloadType::Sa, false, |out| ProposalRepr::emit_sa(&proposals, out));
@@ -300,7 +464,7 @@ impl InitDone {
 /// IKE_AUTH sent; waiting for the response.
 pub struct InitiatorSentAuth {
     x: InitExchange,
-    auth: PskAuth,
+    auth: Authenticator,
     cipher: SkCipher,
     request: Vec<u8>,
     child: Option<(ChildRequest, ChildConfig)>,
@@ -329,8 +493,15 @@ impl InitiatorSentAuth {
         &self.request
     }
 
-    /// Takes the responder's answer.
+    /// Takes the responder's answer, without a clock: enough for a shared
+    /// key; a responder's certificate fails ([`CertAuthError::NoClock`]).
     pub fn handle_response(self, msg: &[u8]) -> InitiatorAuthStep {
+        self.handle_response_at(msg, None)
+    }
+
+    /// Takes the responder's answer; its certificates are checked at
+    /// wall-clock time `now`.
+    pub fn handle_response_at(self, msg: &[u8], now: Option<SystemTime>) -> InitiatorAuthStep {
         let header = match Header::parse(msg) {
             Ok(h) if expected(&self.x, &h, true) => h,
             _ => return InitiatorAuthStep::Ignored(Box::new(self), AuthError::NotExpected),
@@ -345,7 +516,7 @@ impl InitiatorSentAuth {
                 other => AuthError::Refused(other),
             });
         }
-        match verify(&self.x, &self.auth, false, p.id_r.as_ref(), p.auth.as_ref()) {
+        match verify(&self.x, &self.auth, false, &p, now) {
             Ok(peer) => {
                 let (child, child_error) = match &self.child {
                     None => (None, None),
@@ -467,6 +638,21 @@ impl ResponderInitDone {
         child: Option<(&ChildConfig, u32)>,
         rng: &mut dyn Random,
     ) -> ResponderAuthStep {
+        self.handle_auth_at(msg, &Authenticator::Psk(auth.clone()), child, None, rng)
+    }
+
+    /// Takes the initiator's IKE_AUTH request and the child in it, as
+    /// [`ResponderInitDone::handle_auth_with_child`], authenticating with
+    /// `auth`; the initiator's certificates are checked at wall-clock
+    /// time `now` (none: they fail, [`CertAuthError::NoClock`]).
+    pub fn handle_auth_at(
+        self,
+        msg: &[u8],
+        auth: &Authenticator,
+        child: Option<(&ChildConfig, u32)>,
+        now: Option<SystemTime>,
+        rng: &mut dyn Random,
+    ) -> ResponderAuthStep {
         let header = match Header::parse(msg) {
             Ok(h) if expected(&self, &h, false) => h,
             _ => return ResponderAuthStep::Ignored(Box::new(self), AuthError::NotExpected),
@@ -480,15 +666,18 @@ impl ResponderInitDone {
             Err(e) => return ResponderAuthStep::Ignored(Box::new(self), e),
         };
         let x = self.into_exchange();
-        let verified = verify(&x, auth, true, p.id_i.as_ref(), p.auth.as_ref());
+        let verified = verify(&x, auth, true, &p, now);
+        // Our AUTH, signed only for a peer that authenticated.
+        let ours = verified.and_then(|peer| our_auth(&x, auth, false).map(|a| (peer, a)));
         let mut chain = PayloadChain::new();
         let mut made = (None, None);
-        let outcome = match verified {
-            Ok(peer) => {
-                chain
-                    .push_payload(&Payload::IdR(IdPayload { kind: auth.local.kind, data: &auth.local.data }));
-                let mac = psk_auth(&x, &auth.psk, false, &auth.local);
-                chain.push_payload(&Payload::Auth(AuthPayload { method: AuthMethod::SharedKey, data: &mac }));
+        let outcome = match ours {
+            Ok((peer, (method, data))) => {
+                // §1.2: SK{IDr, [CERT,] AUTH, ...}.
+                let local = auth.local();
+                chain.push_payload(&Payload::IdR(IdPayload { kind: local.kind, data: &local.data }));
+                push_certs(&mut chain, auth);
+                chain.push_payload(&Payload::Auth(AuthPayload { method, data: &data }));
                 made = match responder_child(&x, &p.child, child, &mut chain) {
                     Ok(c) => (c, None),
                     Err(e) => (None, Some(e)),

@@ -66,7 +66,7 @@ fn config(a: bool) -> SessionConfig {
         local: addr(if a { A } else { B }),
         remote: addr(if a { B } else { A }),
         proposals: vec![proposal],
-        auth: PskAuth { psk: Zeroizing::new(b"fuzz".to_vec()), local: id(me), remote: Some(id(peer)) },
+        auth: PskAuth { psk: Zeroizing::new(b"fuzz".to_vec()), local: id(me), remote: Some(id(peer)) }.into(),
         child: ChildConfig {
             suites: vec![Suite::Aes128Gcm16],
             esn: false,

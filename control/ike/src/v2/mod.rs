@@ -1,7 +1,7 @@
 //! IKEv2 (RFC 7296): the wire, the keys, IKE_SA_INIT, IKE_AUTH with a
-//! pre-shared key and its child SA, further children by CREATE_CHILD_SA,
-//! INFORMATIONAL, and the session that drives them for one peer, beside
-//! IKEv1 and sharing only its
+//! pre-shared key or certificates (RFC 7427) and its child SA, further
+//! children by CREATE_CHILD_SA, INFORMATIONAL, and the session that
+//! drives them for one peer, beside IKEv1 and sharing only its
 //! Diffie-Hellman groups and the [`crate::Random`], [`crate::DirectionKeys`]
 //! and [`crate::ChildSa`] types (controld installs the children of both
 //! versions alike).
@@ -19,11 +19,14 @@
 //!  create_child       IkeSa: CREATE_CHILD_SA (§1.3.1) with or without
 //!                     PFS, message IDs and retransmissions (§2.1, §2.2);
 //!                     a refused child leaves the IKE SA standing
-//!  auth               IKE_AUTH with a pre-shared key (§2.15) and the
-//!                     first child: InitDone -> InitiatorSentAuth ->
-//!                     Established (with its child or why not);
-//!                     ResponderInitDone -> Established or
+//!  auth               IKE_AUTH with a pre-shared key or certificates
+//!                     (§2.15) and the first child: InitDone ->
+//!                     InitiatorSentAuth -> Established (with its child
+//!                     or why not); ResponderInitDone -> Established or
 //!                     AUTHENTICATION_FAILED
+//!  cert               CertAuth: our chain and key, the CAs we trust;
+//!                     RFC 7427 signatures, the peer's chain, key usage
+//!                     and identity checked (x509: the DER fields read)
 //!  child              ESP proposals, traffic selectors from proxy-IDs,
 //!                     the responder's narrowing (§2.9), KEYMAT into a
 //!                     ChildSa (§2.17)
@@ -60,6 +63,7 @@
 
 pub mod alg;
 pub mod auth;
+pub mod cert;
 pub mod child;
 pub mod config;
 pub mod create_child;
@@ -78,3 +82,4 @@ pub mod responder;
 pub mod session;
 pub mod sk;
 pub mod wire;
+mod x509;

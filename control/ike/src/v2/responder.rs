@@ -41,7 +41,9 @@ use super::init::{
     InitReason, NONCE_LEN,
 };
 use super::keys::IkeSaKeys;
-use super::wire::{self, ExchangeType, Header, MessageBuilder, NotifyType, HEADER_LEN};
+use super::wire::{
+    self, CertEncoding, CertPayload, ExchangeType, Header, MessageBuilder, NotifyType, Payload, HEADER_LEN,
+};
 
 /// What a responder accepts and how much it holds for strangers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +61,13 @@ pub struct ResponderConfig {
     pub max_half_open_per_source: usize,
     /// A half-open exchange is forgotten after this long.
     pub half_open_timeout: Duration,
+    /// The hash algorithms of RFC 7427 §4 to announce to an initiator that
+    /// announced its own (empty: none; they matter only with
+    /// certificates).
+    pub signature_hash_algorithms: Vec<u16>,
+    /// The data of an X.509 CERTREQ to send in the response (§1.2,
+    /// §3.7: the SHA-1 hashes of our CAs' public keys); `None`: none.
+    pub cert_request: Option<Vec<u8>>,
 }
 
 impl ResponderConfig {
@@ -72,6 +81,8 @@ impl ResponderConfig {
             max_half_open: 1024,
             max_half_open_per_source: 32,
             half_open_timeout: Duration::from_secs(30),
+            signature_hash_algorithms: Vec::new(),
+            cert_request: None,
         }
     }
 }
@@ -438,7 +449,20 @@ impl InitResponder {
         let mut sa_body = Vec::new();
         chosen.emit_sa(&mut sa_body);
         push_sa_ke_nonce(&mut m, &sa_body, chosen.dh.number(), dh.public(), &nr);
+        // §1.2: HDR, SAr1, KEr, Nr, [CERTREQ]; then the Notifies.
+        if let Some(cas) = &self.config.cert_request {
+            m.chain.push_payload(&Payload::CertReq(CertPayload {
+                encoding: CertEncoding::X509Signature,
+                data: cas,
+            }));
+        }
         push_nat_detection(&mut m, spi_i, spi_r, local, remote);
+        // RFC 7427 §4: our hashes, to an initiator that sent its own.
+        if p.signature_hash_algorithms.is_some() && !self.config.signature_hash_algorithms.is_empty() {
+            let data: Vec<u8> =
+                self.config.signature_hash_algorithms.iter().flat_map(|h| h.to_be_bytes()).collect();
+            push_notify(&mut m, NotifyType::SignatureHashAlgorithms, &data);
+        }
         let Ok(response) = m.finish() else {
             return Reply::Silent(InitReason::Malformed);
         };

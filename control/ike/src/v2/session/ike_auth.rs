@@ -91,7 +91,7 @@ impl<R: Random> Session<R> {
         let Some(Making::Auth(s, first, retx)) = self.making.take() else {
             return Err((Dropped::AuthIgnored, Exchange::IkeAuth));
         };
-        match s.handle_response(bytes) {
+        match s.handle_response_at(bytes, self.wall_at(now)) {
             InitiatorAuthStep::Ignored(s, _) => {
                 self.making = Some(Making::Auth(s, first, retx));
                 Err((Dropped::AuthIgnored, Exchange::IkeAuth))
@@ -133,7 +133,8 @@ impl<R: Random> Session<R> {
         };
         let spi_in = self.rng.spi();
         let child = Some((&self.cfg.child, spi_in));
-        match done.handle_auth_with_child(bytes, &self.cfg.auth, child, &mut self.rng) {
+        let wall = self.wall_at(now);
+        match done.handle_auth_at(bytes, &self.cfg.auth, child, wall, &mut self.rng) {
             ResponderAuthStep::Ignored(done, _) => {
                 self.responder.put_back(*done);
                 Err((Dropped::AuthIgnored, Exchange::IkeAuth))

@@ -39,8 +39,14 @@
 //!   (§2.25): a simultaneous IKE SA rekey fails on both sides, and the
 //!   owner asks again, rather than being decided by nonces.
 //!
-//! Not here: NAT-T (port 4500 floating, keepalives), IKE fragmentation,
-//! certificates; the ESN agreed for a child is not in its
+//! Certificates ([`super::auth::Authenticator::Cert`]) are checked at
+//! wall-clock time, which the owner gives with
+//! [`Session::set_wall_clock`]: the session counts it on from the
+//! `Instant`s it is handed, and reads no clock itself.
+//!
+//! Not here: NAT-T (port 4500 floating, keepalives), IKE fragmentation
+//! (a chain of large certificates may not fit a datagram), revocation
+//! checks; the ESN agreed for a child is not in its
 //! [`crate::Event::ChildSaUp`] (a [`crate::ChildSa`] has no field for it);
 //! children and the IKE SA are rekeyed when the owner asks
 //! ([`Session::rekey_child`], [`Session::rekey_ike`]), not by lifetime;
@@ -49,7 +55,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use esprit_policy::ProxyId;
 
@@ -58,7 +64,7 @@ use crate::event::{Event, Exchange, Reason};
 use crate::peer::Transmit;
 use crate::{DhGroup, Error, ErrorKind, Random};
 
-use super::auth::{InitiatorAuthStep, InitiatorSentAuth, PskAuth, ResponderAuthStep};
+use super::auth::{Authenticator, InitiatorAuthStep, InitiatorSentAuth, ResponderAuthStep};
 use super::child::{offered_groups, push_error, ChildConfig, ChildError, ChildRequest, NewChild};
 use super::config::IkeSaProposal;
 use super::create_child::{
@@ -86,8 +92,9 @@ pub struct SessionConfig {
     pub remote: SocketAddr,
     /// IKE SA proposals, offered and accepted.
     pub proposals: Vec<IkeSaProposal>,
-    /// Identities and the pre-shared key.
-    pub auth: PskAuth,
+    /// Identities and the pre-shared key or certificates (a
+    /// [`super::auth::PskAuth`] or [`super::cert::CertAuth`], `.into()`).
+    pub auth: Authenticator,
     /// Child SAs: suites, PFS, proxy-IDs, lifetime.
     pub child: ChildConfig,
     /// The schedule of our requests (§2.1); its end declares the IKE SA
@@ -211,6 +218,8 @@ pub struct Session<R: Random> {
     work: VecDeque<Work>,
     children: Vec<Child>,
     last_heard: Option<Instant>,
+    /// The wall-clock time at an instant, from the owner.
+    wall_clock: Option<(Instant, SystemTime)>,
     dropped: DroppedCounts,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -265,7 +274,12 @@ fn peer_made_it(e: &ChildError) -> bool {
 impl<R: Random> Session<R> {
     /// An endpoint for `cfg`; nothing is sent until asked or spoken to.
     pub fn new(cfg: SessionConfig, mut rng: R) -> Result<Session<R>, super::config::ProposalError> {
-        let responder = InitResponder::new(ResponderConfig::new(cfg.proposals.clone()), &mut rng)?;
+        let responder_config = ResponderConfig {
+            signature_hash_algorithms: cfg.auth.signature_hashes().to_vec(),
+            cert_request: cfg.auth.cert_request().map(<[u8]>::to_vec),
+            ..ResponderConfig::new(cfg.proposals.clone())
+        };
+        let responder = InitResponder::new(responder_config, &mut rng)?;
         Ok(Session {
             cfg,
             rng,
@@ -277,10 +291,28 @@ impl<R: Random> Session<R> {
             work: VecDeque::new(),
             children: Vec::new(),
             last_heard: None,
+            wall_clock: None,
             dropped: DroppedCounts::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         })
+    }
+
+    /// Tells the session that the wall clock reads `wall` at `now`; it
+    /// counts on from there with the `Instant`s it is given, to check
+    /// certificates' validity. Set it before the first exchange with
+    /// certificates, and again whenever the system clock is stepped.
+    pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
+        self.wall_clock = Some((now, wall));
+    }
+
+    /// The wall-clock time at `now`, if the owner gave one.
+    fn wall_at(&self, now: Instant) -> Option<SystemTime> {
+        let (at, wall) = self.wall_clock?;
+        match now.checked_duration_since(at) {
+            Some(ahead) => wall.checked_add(ahead),
+            None => wall.checked_sub(at.saturating_duration_since(now)),
+        }
     }
 
     /// The configuration.
@@ -503,13 +535,13 @@ impl<R: Random> Session<R> {
     }
 
     fn start_init(&mut self, now: Instant) {
-        let start = InitiatorStart::new(
-            InitiatorConfig::new(self.cfg.proposals.clone()),
-            self.cfg.local,
-            self.cfg.remote,
-        )
-        .map_err(InitError::from)
-        .and_then(|s| s.start(&mut self.rng));
+        let config = InitiatorConfig {
+            signature_hash_algorithms: self.cfg.auth.signature_hashes().to_vec(),
+            ..InitiatorConfig::new(self.cfg.proposals.clone())
+        };
+        let start = InitiatorStart::new(config, self.cfg.local, self.cfg.remote)
+            .map_err(InitError::from)
+            .and_then(|s| s.start(&mut self.rng));
         match start {
             Ok(s) => {
                 self.send(s.request().to_vec());
