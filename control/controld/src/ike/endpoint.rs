@@ -116,7 +116,8 @@ pub fn session_config(cfg: &PeerConfig) -> Result<SessionConfig, String> {
             psk: cfg.psk.clone(),
             local: WireIdentity::from(&cfg.local_id),
             remote: cfg.remote_id.as_ref().map(WireIdentity::from),
-        },
+        }
+        .into(),
         child: ChildConfig {
             suites: cfg.esp_suites.clone(),
             esn: false,
