@@ -36,6 +36,7 @@ use esprit_policy::ProxyId;
 use crate::core::spi::SpiAllocator;
 use crate::core::translate::{algorithm_words, sa_id, DesiredSa};
 
+mod children;
 mod endpoint;
 pub mod pki;
 mod view;
@@ -345,6 +346,17 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
     (out, warnings)
 }
 
+/// The VPN of each proxy-ID, by index (the first VPN that has it).
+fn vpn_index(vpns: &[IkeVpn]) -> std::collections::HashMap<ProxyId, usize> {
+    let mut m = std::collections::HashMap::new();
+    for (i, v) in vpns.iter().enumerate() {
+        for p in &v.proxy_ids {
+            m.entry(*p).or_insert(i);
+        }
+    }
+    m
+}
+
 /// Starts the rekey of the child SA `spi` of `g` (a Quick Mode for its
 /// proxy-ID), unless one runs or it was superseded.
 fn start_rekey(g: &mut GatewayState, now: Instant, spi: u32) {
@@ -514,8 +526,11 @@ struct GatewayState {
     peer: Endpoint,
     /// Proxy-IDs asked for, with when the acquire came.
     negotiating: BTreeMap<ProxyId, Instant>,
-    /// Child SAs up, by inbound SPI.
-    children: BTreeMap<u32, ChildRecord>,
+    /// Child SAs up, by inbound SPI (with their proxy-IDs' and SA ids'
+    /// indexes).
+    children: children::Children,
+    /// The VPN of each proxy-ID (an index into `vpns`).
+    vpn_of: std::collections::HashMap<ProxyId, usize>,
     /// What changed since the IKE state was last written.
     dirty: persist::GatewayDirty,
     /// The earliest deadline of `children` and their number when it was
@@ -646,9 +661,10 @@ impl IkeManager {
         };
         Some(GatewayState {
             peer,
+            vpn_of: vpn_index(&g.vpns),
             vpns: g.vpns,
             negotiating: BTreeMap::new(),
-            children: BTreeMap::new(),
+            children: children::Children::default(),
             dirty: persist::GatewayDirty::default(),
             due: Default::default(),
         })
@@ -722,6 +738,7 @@ impl IkeManager {
                             gone.len()
                         )));
                     }
+                    st.vpn_of = vpn_index(&g.vpns);
                     st.vpns = g.vpns;
                     self.gateways.push(st);
                 }
@@ -813,7 +830,7 @@ impl IkeManager {
                 };
             }
         }
-        if g.children.values().any(|c| c.proxy_id == pid) {
+        if g.children.has_proxy(&pid) {
             return line(format!("acquire: gateway {name} proxy-id {pid}: SA already up (being installed)"));
         }
         line(match g.peer.initiate_child(now, pid) {
@@ -980,7 +997,8 @@ impl IkeManager {
     /// one.
     pub fn sa_soft_expired(&mut self, now: Instant, sa: u64) -> Option<String> {
         for g in &mut self.gateways {
-            let Some((&spi, c)) = g.children.iter_mut().find(|(_, c)| c.ids.contains(&sa)) else { continue };
+            let Some(spi) = g.children.by_sa(sa) else { continue };
+            let Some(c) = g.children.get_mut(&spi) else { continue };
             let name = g.peer.config().name.clone();
             if c.rekeying || c.superseded.is_some() {
                 return Some(format!("gateway {name}: SA {sa:#x} soft limit: already rekeyed or rekeying"));
@@ -1007,9 +1025,7 @@ impl IkeManager {
     /// Returns a line for the log if the SA is an IKE one.
     pub fn rekey_now(&mut self, now: Instant, sa: u64) -> Option<String> {
         for g in &mut self.gateways {
-            let Some(spi) = g.children.iter().find(|(_, c)| c.ids.contains(&sa)).map(|(s, _)| *s) else {
-                continue;
-            };
+            let Some(spi) = g.children.by_sa(sa) else { continue };
             let name = g.peer.config().name.clone();
             start_rekey(g, now, spi);
             return Some(format!(
@@ -1023,8 +1039,7 @@ impl IkeManager {
     /// peer. Returns a line for the log if the SA is an IKE one.
     pub fn sa_expired(&mut self, now: Instant, sa: u64) -> Option<String> {
         for g in &mut self.gateways {
-            let spi = g.children.iter().find(|(_, c)| c.ids.contains(&sa)).map(|(s, _)| *s);
-            if let Some(spi) = spi {
+            if let Some(spi) = g.children.by_sa(sa) {
                 let name = g.peer.config().name.clone();
                 return Some(match g.peer.delete_child(now, spi) {
                     Ok(()) => format!("gateway {name}: SA {sa:#x} expired: child SA {spi:08x} deleted"),
@@ -1140,11 +1155,11 @@ impl IkeManager {
                 // Responder, QM2 sent: the inbound SA now, so that what
                 // the initiator sends before our QM3 arrives is not lost;
                 // the outbound SA waits for QM3.
-                let vi = g.vpns.iter().position(|v| v.proxy_ids.contains(&c.proxy_id)).unwrap_or(0);
-                let vpn = g.vpns[vi].clone();
-                let serial = self.next_serial(vpn.hex_id);
+                let vi = g.vpn_of.get(&c.proxy_id).copied().unwrap_or(0);
+                let Some(hex_id) = g.vpns.get(vi).map(|v| v.hex_id) else { return };
+                let serial = self.next_serial(hex_id);
                 let g = &mut self.gateways[gi];
-                match child_sa_pair(&vpn, &c, serial) {
+                match child_sa_pair(&g.vpns[vi], &c, serial) {
                     Ok([inbound, outbound]) => {
                         g.children.insert(
                             c.spi_in,
@@ -1168,9 +1183,9 @@ impl IkeManager {
             Event::ChildSaUp(c) => {
                 let known = esprit_ike::ChildState { proxy_id: c.proxy_id.to_string(), spi_in: c.spi_in, spi_out: c.spi_out };
                 g.dirty.peer_children.insert(c.spi_in, Some(known));
-                let vi = g.vpns.iter().position(|v| v.proxy_ids.contains(&c.proxy_id)).unwrap_or(0);
+                let vi = g.vpn_of.get(&c.proxy_id).copied().unwrap_or(0);
                 let waited = g.negotiating.remove(&c.proxy_id).map(|t| now.saturating_duration_since(t));
-                let vpn = g.vpns[vi].clone();
+                let Some(hex_id) = g.vpns.get(vi).map(|v| v.hex_id) else { return };
                 // As responder, the inbound SA is in since QM2: only the
                 // outbound one is left (its ids were chosen then).
                 let prepared = g
@@ -1179,10 +1194,13 @@ impl IkeManager {
                     .and_then(|r| r.pending_outbound.take().map(|o| (r.ids[0], *o)));
                 let pair = match prepared {
                     Some((inbound_id, outbound)) => Ok((inbound_id, None, outbound)),
-                    None => child_sa_pair(&vpn, &c, self.next_serial(vpn.hex_id))
-                        .map(|[i, o]| (i.spec.id, Some(i), o)),
+                    None => {
+                        let serial = self.next_serial(hex_id);
+                        child_sa_pair(&self.gateways[gi].vpns[vi], &c, serial).map(|[i, o]| (i.spec.id, Some(i), o))
+                    }
                 };
                 let g = &mut self.gateways[gi];
+                let vpn_name = g.vpns[vi].name.clone();
                 match pair {
                     Ok((inbound_id, inbound, outbound)) => {
                         // Make-before-break: older pairs of this proxy-ID
@@ -1196,12 +1214,13 @@ impl IkeManager {
                         let retire = if c.initiator { RETIRE_BEFORE_EXPIRY } else { RETIRE_BEFORE_EXPIRY / 2 };
                         let mut replaced = Vec::new();
                         let mut rekeyed = Vec::new();
-                        for (spi, old) in g.children.iter_mut() {
-                            if *spi != c.spi_in && old.proxy_id == c.proxy_id && old.superseded.is_none() {
+                        for spi in g.children.of_proxy(&c.proxy_id) {
+                            let Some(old) = g.children.get_mut(&spi) else { continue };
+                            if spi != c.spi_in && old.superseded.is_none() {
                                 let at = now + grace;
                                 let last = old.expires.map(|e| e.checked_sub(retire).unwrap_or(e).max(now));
                                 old.superseded = Some(last.map_or(at, |l| l.min(at)));
-                                g.dirty.children.insert(*spi);
+                                g.dirty.children.insert(spi);
                                 g.due.set(None);
                                 old.rekey_at = None;
                                 old.rekeying = false;
@@ -1239,7 +1258,7 @@ impl IkeManager {
                         if !rekeyed.is_empty() {
                             out.push(IkeAction::Log(format!(
                                 "gateway {name} vpn {} proxy-id {}: rekeyed: child SA {} superseded by {:08x} (its inbound SA stays {} s)",
-                                vpn.name,
+                                vpn_name,
                                 c.proxy_id,
                                 rekeyed.join(", "),
                                 c.spi_in,
@@ -1248,7 +1267,7 @@ impl IkeManager {
                         }
                         out.push(IkeAction::Log(format!(
                             "gateway {name} vpn {} proxy-id {}: child SA up ({}, {child_exchange} {:08x}): SPI in {:08x} out {:08x}, {}{}, {}, lifetime {} s{}",
-                            vpn.name,
+                            vpn_name,
                             c.proxy_id,
                             if c.initiator { "we initiated" } else { "the peer initiated" },
                             c.message_id,
@@ -1323,8 +1342,9 @@ impl IkeManager {
             }
             Event::ChildSaFailed { proxy_id, reason } => {
                 g.negotiating.remove(&proxy_id);
-                for (spi, c) in g.children.iter_mut().filter(|(_, c)| c.proxy_id == proxy_id && c.rekeying) {
-                    g.dirty.children.insert(*spi);
+                for spi in g.children.of_proxy(&proxy_id) {
+                    let Some(c) = g.children.get_mut(&spi).filter(|c| c.rekeying) else { continue };
+                    g.dirty.children.insert(spi);
                     g.due.set(None);
                     c.rekeying = false;
                     c.rekey_at = Some(now + REKEY_RETRY);
