@@ -238,7 +238,7 @@ impl Endpoint {
     pub fn keepalive_every(&self) -> Option<Duration> {
         match self {
             Endpoint::V1(p) => p.keepalive_every(),
-            Endpoint::V2(_) => None,
+            Endpoint::V2(s) => s.session.keepalive_every(),
         }
     }
 

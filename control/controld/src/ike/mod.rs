@@ -331,9 +331,11 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
             }
         };
         if ikev2 {
-            if g.nat_traversal.is_some() {
+            if g.nat_traversal
+                .is_some_and(|n| n.keepalive_secs != esprit_config::model::DEFAULT_NAT_KEEPALIVE_SECS)
+            {
                 warnings.push(format!(
-                    "ike gateway \"{name}\": nat-traversal is not yet implemented for IKEv2: IKE stays on port 500 and ESP is not encapsulated in UDP"
+                    "ike gateway \"{name}\": IKEv2 always detects NATs (RFC 7296 §2.23) and sends its NAT-keepalives every 20 s: keepalive-frequency is not used"
                 ));
             }
             if let Err(e) = session_config(&cfg, cert.as_ref()) {
