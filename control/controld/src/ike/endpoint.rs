@@ -128,6 +128,7 @@ pub fn session_config(cfg: &PeerConfig) -> Result<SessionConfig, String> {
         },
         retransmit: cfg.retransmit,
         dpd: cfg.dpd_delay,
+        dpd_retries: Some(cfg.dpd_retries),
     })
 }
 
