@@ -57,7 +57,7 @@ apt_install() {
 
 # The Debian packages every esprit build and test needs.
 ESPRIT_BUILD_PACKAGES=(clang llvm libbpf-dev libelf-dev pkg-config)
-ESPRIT_TEST_PACKAGES=(python3-scapy python3-cryptography iproute2 ethtool tcpdump iputils-ping procps)
+ESPRIT_TEST_PACKAGES=(python3-scapy python3-cryptography iproute2 ethtool tcpdump tshark iputils-ping procps)
 # strongSwan as the independent IKE/ESP peer (userspace ESP: kernel-libipsec).
 ESPRIT_STRONGSWAN_PACKAGES=(strongswan-charon strongswan-swanctl libcharon-extra-plugins
     libstrongswan-standard-plugins libstrongswan-extra-plugins)
