@@ -4,8 +4,8 @@
 //! manager installs, rekeys and deletes their child SAs alike; what only
 //! one version has is answered here for the other:
 //!
-//! * **IKEv1 only**: Aggressive Mode and dynamic peers, NAT keepalives
-//!   (IKEv2 moves to port 4500 by itself, without them), esprit's vendor ID, the saved state a restarted controld
+//! * **IKEv1 only**: Aggressive Mode and dynamic peers, NAT-T and its
+//!   keepalives, esprit's vendor ID, the saved state a restarted controld
 //!   resumes (`persist`), and phase-1 rekeys run by the peer itself.
 //! * **IKEv2**: the IKE SA is rekeyed here by time (RFC 7296 §2.18 leaves
 //!   it to the owner): its original initiator at 85-90 % of the lifetime,

@@ -322,7 +322,7 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
         if ikev2 {
             if g.nat_traversal.is_some() {
                 warnings.push(format!(
-                    "ike gateway \"{name}\": nat-traversal does not apply to IKEv2, which detects a NAT itself (RFC 7296 §2.23): IKE then moves to port 4500 and ESP goes in UDP, but no keepalive is sent"
+                    "ike gateway \"{name}\": nat-traversal is not yet implemented for IKEv2: IKE stays on port 500 and ESP is not encapsulated in UDP"
                 ));
             }
             if let Err(e) = session_config(&cfg) {

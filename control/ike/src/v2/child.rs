@@ -657,10 +657,8 @@ pub(crate) fn make_child(c: ChildParts<'_>) -> Result<NewChild, ChildError> {
     } else {
         (responder_to_initiator, initiator_to_responder)
     };
-    // ESP in UDP on the IKE SA's ports once it moved to 4500 for a NAT
-    // (RFC 3948), never on port 500.
-    let encap = super::session::floated(c.x)
-        .then(|| UdpEncap { local_port: c.x.local.port(), remote_port: c.x.remote.port() });
+    let nat = c.x.nat.local_behind_nat || c.x.nat.remote_behind_nat;
+    let encap = nat.then(|| UdpEncap { local_port: c.x.local.port(), remote_port: c.x.remote.port() });
     let (local, remote): (SocketAddr, SocketAddr) = (c.x.local, c.x.remote);
     Ok(NewChild {
         sa: ChildSa {

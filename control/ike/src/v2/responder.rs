@@ -172,13 +172,6 @@ pub struct ResponderInitDone {
 }
 
 impl ResponderInitDone {
-    /// The initiator moved to port 4500 (§2.23): the IKE SA runs between
-    /// these addresses from now on.
-    pub fn moved_to(&mut self, local: SocketAddr, remote: SocketAddr) {
-        self.exchange.local = local;
-        self.exchange.remote = remote;
-    }
-
     /// What the exchange left.
     pub fn into_exchange(self) -> InitExchange {
         self.exchange
@@ -300,14 +293,6 @@ impl InitResponder {
         let done = self.half_open.remove(&(remote, spi_i))?;
         self.forget_source(remote.ip());
         Some(done)
-    }
-
-    /// [`InitResponder::take`] for an IKE_AUTH that arrived on port 4500:
-    /// the half-open exchange of `spi_i` from `remote`'s address, whatever
-    /// the port its IKE_SA_INIT came from (§2.23).
-    pub fn take_moved(&mut self, remote: SocketAddr, spi_i: u64) -> Option<ResponderInitDone> {
-        let key = *self.half_open.keys().find(|(a, s)| a.ip() == remote.ip() && *s == spi_i)?;
-        self.take(key.0, spi_i)
     }
 
     /// Puts back a half-open exchange taken with [`InitResponder::take`]

@@ -55,14 +55,7 @@ impl<R: Random> Session<R> {
                 self.fail_making(reason);
                 Ok(())
             }
-            InitiatorStep::Done(mut done) => {
-                // §2.23: a NAT on the way, and IKE_AUTH and all after it
-                // go from our port 4500 to the peer's.
-                if done.nat.local_behind_nat || done.nat.remote_behind_nat {
-                    done.0.local = with_port(done.0.local, NATT_PORT);
-                    done.0.remote = with_port(done.0.remote, NATT_PORT);
-                    self.natt = true;
-                }
+            InitiatorStep::Done(done) => {
                 // The first proxy-ID waiting rides in IKE_AUTH (§1.2).
                 let first = self.work.iter().position(|w| matches!(w, Work::Child(_)));
                 let first = first.and_then(|i| self.work.remove(i)).and_then(|w| match w {
@@ -131,25 +124,13 @@ impl<R: Random> Session<R> {
     pub(super) fn auth_request(
         &mut self,
         now: Instant,
-        (local, remote): Addrs,
+        remote: SocketAddr,
         h: &Header,
         bytes: &[u8],
     ) -> Handled {
-        // §2.23: after IKE_SA_INIT found a NAT, the initiator moved to
-        // port 4500 (which a NAT maps to a port of its own); the IKE SA
-        // and its children follow it there.
-        let moved = local.port() == NATT_PORT;
-        let done = if moved {
-            self.responder.take_moved(remote, h.spi_i)
-        } else {
-            self.responder.take(remote, h.spi_i)
-        };
-        let Some(mut done) = done else {
+        let Some(done) = self.responder.take(remote, h.spi_i) else {
             return Err((Dropped::UnknownSpi, Exchange::IkeAuth));
         };
-        if moved {
-            done.moved_to(local, remote);
-        }
         let spi_in = self.rng.spi();
         let child = Some((&self.cfg.child, spi_in));
         let wall = self.wall_at(now);

@@ -44,12 +44,7 @@
 //! [`Session::set_wall_clock`]: the session counts it on from the
 //! `Instant`s it is handed, and reads no clock itself.
 //!
-//! NAT detection (§2.23): when it finds a NAT, the initiator moves to
-//! port 4500 for IKE_AUTH, the responder follows, and the children's ESP
-//! goes in UDP on those ports (their [`crate::ChildSa::encap`]).
-//!
-//! Not here: NAT keepalives and a NAT's mapping changing under an IKE SA
-//! (the peer's address is the configured one), IKE fragmentation
+//! Not here: NAT-T (port 4500 floating, keepalives), IKE fragmentation
 //! (a chain of large certificates may not fit a datagram), revocation
 //! checks; the ESN agreed for a child is not in its
 //! [`crate::Event::ChildSaUp`] (a [`crate::ChildSa`] has no field for it);
@@ -66,7 +61,7 @@ use esprit_policy::ProxyId;
 
 use crate::config::Retransmit;
 use crate::event::{Event, Exchange, Reason};
-use crate::peer::{Transmit, NATT_PORT};
+use crate::peer::Transmit;
 use crate::{DhGroup, Error, ErrorKind, Random};
 
 use super::auth::{Authenticator, InitiatorAuthStep, InitiatorSentAuth, ResponderAuthStep};
@@ -240,12 +235,6 @@ pub struct Session<R: Random> {
     /// The wall-clock time at an instant, from the owner.
     wall_clock: Option<(Instant, SystemTime)>,
     dropped: DroppedCounts,
-    /// NAT detection found a NAT and the IKE SA moved to port 4500
-    /// (§2.23): our requests leave from our 4500 to the peer's.
-    natt: bool,
-    /// Where the datagram being handled arrived and came from: a response
-    /// goes back there (§2.11).
-    replying: Option<Addrs>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -318,8 +307,6 @@ impl<R: Random> Session<R> {
             last_heard: None,
             wall_clock: None,
             dropped: DroppedCounts::default(),
-            natt: false,
-            replying: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         })
@@ -414,17 +401,8 @@ impl<R: Random> Session<R> {
         Error { peer: self.cfg.name.clone(), exchange, kind }
     }
 
-    /// A response goes back where its request came from (§2.11); our
-    /// requests go to the peer's port 500, or from 4500 to its 4500 once
-    /// the IKE SA moved there (§2.23).
     fn send(&mut self, bytes: Vec<u8>) {
-        let response = Header::parse(&bytes).map_or(true, |h| h.is_response());
-        let (local, remote) = match self.replying {
-            Some(addrs) if response => addrs,
-            _ if self.natt => (with_port(self.cfg.local, NATT_PORT), with_port(self.cfg.remote, NATT_PORT)),
-            _ => (self.cfg.local, self.cfg.remote),
-        };
-        self.transmits.push_back(Transmit { local, remote, bytes });
+        self.transmits.push_back(Transmit { local: self.cfg.local, remote: self.cfg.remote, bytes });
     }
 
     /// Asks for a child SA pair for `proxy_id`: in IKE_AUTH if no IKE SA
@@ -571,7 +549,6 @@ impl<R: Random> Session<R> {
     }
 
     fn start_init(&mut self, now: Instant) {
-        self.natt = false;
         let config = InitiatorConfig {
             signature_hash_algorithms: self.cfg.auth.signature_hashes().to_vec(),
             ..InitiatorConfig::new(self.cfg.proposals.clone())
@@ -655,7 +632,6 @@ impl<R: Random> Session<R> {
             }
         }
         self.report_up(&sa);
-        self.natt = floated(&sa.established().exchange);
         self.ike = Some(sa);
         self.last_heard = Some(now);
     }
@@ -663,16 +639,16 @@ impl<R: Random> Session<R> {
     fn report_up(&mut self, sa: &IkeSa) {
         let (spi_i, spi_r) = sa.spis();
         let x = &sa.established().exchange;
-        let nat = floated(x);
+        let nat = x.nat.local_behind_nat || x.nat.remote_behind_nat;
         self.events.push_back(Event::IkeSaUp {
             icookie: spi_i.to_be_bytes(),
             rcookie: spi_r.to_be_bytes(),
             initiator: sa.original_initiator(),
             proposal: proposal_name(sa),
             nat,
-            behind_nat: nat && x.nat.local_behind_nat,
-            local: x.local,
-            remote: x.remote,
+            behind_nat: x.nat.local_behind_nat,
+            local: self.cfg.local,
+            remote: self.cfg.remote,
         });
     }
 
@@ -884,9 +860,7 @@ impl<R: Random> Session<R> {
         remote: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), Error> {
-        self.replying = Some((local, remote));
         let result = self.dispatch(now, local, remote, bytes);
-        self.replying = None;
         self.pump(now);
         match result {
             Ok(()) => Ok(()),
@@ -929,24 +903,12 @@ impl<R: Random> Session<R> {
             (ExchangeType::IkeAuth, false)
                 if self.ike.as_ref().is_none_or(|s| s.spis() != (h.spi_i, h.spi_r)) =>
             {
-                self.auth_request(now, (local, remote), &h, bytes)
+                self.auth_request(now, remote, &h, bytes)
             }
             (_, false) => self.request(now, &h, bytes),
             (_, true) => self.response(now, &h, bytes),
         }
     }
-}
-
-/// `a` on port `port`.
-fn with_port(mut a: SocketAddr, port: u16) -> SocketAddr {
-    a.set_port(port);
-    a
-}
-
-/// The IKE SA runs on port 4500 because NAT detection found a NAT
-/// (§2.23): its children's ESP goes in UDP on the same ports (RFC 3948).
-pub(crate) fn floated(x: &super::init::InitExchange) -> bool {
-    (x.nat.local_behind_nat || x.nat.remote_behind_nat) && x.local.port() == NATT_PORT
 }
 
 /// What a datagram handler made of it: done, or dropped (counted) and why.
