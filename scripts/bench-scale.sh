@@ -29,7 +29,10 @@
 #   scripts/bench-scale.sh --short  (root) N = 200, for scripts/test.sh: checks the
 #                                   report holds every figure, not speed
 #
-# Environment: ESPRIT_SCALE_N (1000), ESPRIT_SCALE_RATE (pps offered while
+# Environment: ESPRIT_SCALE_IKE (1, or 2 for IKEv2: IKE_SA_INIT and
+# IKE_AUTH once, then one CREATE_CHILD_SA per proxy-ID), ESPRIT_SCALE_PFS
+# (none; or a group word of set ike p2-proposal: group14 = modp2048,
+# group19 = ecp256), ESPRIT_SCALE_N (1000), ESPRIT_SCALE_RATE (pps offered while
 # negotiating; default 4 per proxy-ID per second, at least 2000),
 # ESPRIT_SCALE_K (4), ESPRIT_SCALE_LIMIT (seconds for the bring-up; 300),
 # ESPRIT_SCALE_OUT (report folder; bench/results/scale), ESPRIT_BIN
@@ -58,6 +61,17 @@ case "${1:-}" in
 esac
 [[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -ge 1 ] && [ "$N" -le 16000 ] || die "ESPRIT_SCALE_N=$N: 1 ..= 16000 (10.2.64.0/18)"
 RATE=${ESPRIT_SCALE_RATE:-$((N * 4 > 2000 ? N * 4 : 2000))}
+IKE=${ESPRIT_SCALE_IKE:-1}
+PFS=${ESPRIT_SCALE_PFS:-no-pfs}
+case "$PFS" in
+no-pfs | group14 | group19 | group20 | group15 | group5) ;;
+*) die "ESPRIT_SCALE_PFS=$PFS: no-pfs or groupN" ;;
+esac
+case "$IKE" in
+1) GATEWAY_HEAD='set ike gateway "scale"' MODE=' Main' IKE_WORDS="IKEv1 Main Mode PSK group 14, one Quick Mode per proxy-ID" ;;
+2) GATEWAY_HEAD='set ike gateway ikev2 "scale"' MODE='' IKE_WORDS="IKEv2 PSK group 14, one CREATE_CHILD_SA per proxy-ID" ;;
+*) die "ESPRIT_SCALE_IKE=$IKE: 1 or 2" ;;
+esac
 K=${ESPRIT_SCALE_K:-4}
 LIMIT=${ESPRIT_SCALE_LIMIT:-300}
 
@@ -111,8 +125,8 @@ set interface ethernet0/2 ip $wan/24
 set interface ethernet0/2 port wan0
 set route 0.0.0.0/0 interface ethernet0/2 gateway ${wan%.*}.254
 set ike p1-proposal "p1" preshare group14 esp aes128 sha-1 second 28800
-set ike p2-proposal "p2" no-pfs esp aes128gcm second 3600
-set ike gateway "scale" address $peer Main outgoing-interface "ethernet0/2" preshare "scale-bench-$$-key" proposal "p1"
+set ike p2-proposal "p2" $PFS esp aes128gcm second 3600
+$GATEWAY_HEAD address $peer$MODE outgoing-interface "ethernet0/2" preshare "scale-bench-$$-key" proposal "p1"
 set vpn "scale" gateway "scale" no-replay tunnel idletime 0 proposal "p2"
 set vpn "scale" id 0x1 bind interface tunnel.1
 set vpn "scale" proxy-id check
@@ -285,7 +299,7 @@ flat=$(python3 -c "print(round(${tr[9]} / ${tr[0]}, 2))")
 {
     echo "# esprit scale: $N proxy-IDs negotiated end to end"
     echo
-    echo "\`scripts/bench-scale.sh${SHORT:+ --short}\` on $(date -u '+%Y-%m-%d %H:%M') UTC, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; binaries from $BIN; IKEv1 Main Mode PSK group 14, Quick Mode without PFS, ESP AES-128-GCM; $RATE pps offered round-robin to $N destinations while negotiating."
+    echo "\`scripts/bench-scale.sh${SHORT:+ --short}\` on $(date -u '+%Y-%m-%d %H:%M') UTC, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; binaries from $BIN; $IKE_WORDS (p2-proposal $PFS), ESP AES-128-GCM; $RATE pps offered round-robin to $N destinations while negotiating."
     echo
     echo "| proxy-IDs | all up after | pairs/s overall | pairs/s first tenth | pairs/s last tenth | last / first tenth | acquires answered | acquire log lines |"
     echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -308,7 +322,7 @@ flat=$(python3 -c "print(round(${tr[9]} / ${tr[0]}, 2))")
 } >"$OUT/report.md"
 python3 - "$OUT/result.json" <<EOF
 import json, sys
-json.dump({"proxy_ids": $N, "all_up_ms": $t_all, "pairs_per_s": $rate_all,
+json.dump({"ike": $IKE, "pfs": "$PFS", "proxy_ids": $N, "all_up_ms": $t_all, "pairs_per_s": $rate_all,
            "tenths_pairs_per_s": [float(x) for x in "$tenth_rates".split()],
            "acquires": $acquires, "acquire_log_lines": $acquire_lines, "sent": $sent, "received": $received,
            "outbound_sas": $out_sas, "outbound_exact": $out_exact,

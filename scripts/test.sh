@@ -98,6 +98,7 @@ stage "interop: esprit vs strongSwan, IKEv2, ESP through fastpathd" scripts/inte
 stage "NAT traversal: esprit behind an nftables NAT vs strongSwan" scripts/tests/nat.sh
 stage "attacks: IKE" scripts/tests/attacks-ike.sh
 stage "IKE rekeys esprit vs esprit under traffic" scripts/tests/ike-netns.sh
+stage "IKEv2 on demand and rekeys esprit vs esprit under traffic" scripts/tests/ike-netns.sh ikev2
 stage "restart: controld kill -9 loses nothing" scripts/tests/restart.sh
 stage "VPN monitor: tunnel.1 status esprit vs esprit" scripts/tests/monitor-netns.sh
 stage "demo (peer esprit)" scripts/demo.sh

@@ -99,6 +99,22 @@ pub struct IkeGateway {
     pub local_id: Option<Identity>,
     /// The identity expected of the peer, when not the default.
     pub peer_id: Option<Identity>,
+    /// `cert my-cert NAME`: our certificate (`set pki local-cert`).
+    pub my_cert: Option<String>,
+    /// `cert peer-ca NAME`: the CA of the peer's (`set pki ca-cert`).
+    pub peer_ca: Option<String>,
+}
+
+/// `set pki local-cert NAME certificate FILE key FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalCert {
+    /// Its name.
+    pub name: String,
+    /// PEM certificate file: the end-entity certificate, then any
+    /// intermediates to send.
+    pub certificate: String,
+    /// PEM private key file (PKCS#8).
+    pub key: String,
 }
 
 /// AutoKey IKE or manual key.
@@ -266,6 +282,10 @@ pub struct Config {
     user_groups: BTreeMap<String, UserGroup>,
     /// `set interface tunnel.N nhtb A vpn NAME`, by tunnel and next hop.
     nhtb: BTreeMap<(InterfaceName, IpAddr), String>,
+    /// `set pki local-cert ...`, by name.
+    local_certs: BTreeMap<String, LocalCert>,
+    /// `set pki ca-cert NAME file FILE`: the files, by name.
+    ca_certs: BTreeMap<String, String>,
 }
 
 fn conflict(message: String) -> ErrorKind {
@@ -379,6 +399,26 @@ impl Config {
     /// One IKE gateway.
     pub fn gateway(&self, name: &str) -> Option<&IkeGateway> {
         self.gateways.get(name)
+    }
+
+    /// `set pki local-cert NAME ...`.
+    pub fn local_cert(&self, name: &str) -> Option<&LocalCert> {
+        self.local_certs.get(name)
+    }
+
+    /// Every `set pki local-cert`.
+    pub fn local_certs(&self) -> impl Iterator<Item = &LocalCert> {
+        self.local_certs.values()
+    }
+
+    /// `set pki ca-cert NAME file FILE`: the file.
+    pub fn ca_cert(&self, name: &str) -> Option<&str> {
+        self.ca_certs.get(name).map(String::as_str)
+    }
+
+    /// Every `set pki ca-cert`, as (name, file).
+    pub fn ca_certs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.ca_certs.iter().map(|(n, f)| (n.as_str(), f.as_str()))
     }
 
     /// Every VPN, by name.
@@ -626,6 +666,13 @@ impl Config {
             }
             SetCommand::User { name, setting } => warnings.extend(self.set_user(name, setting)?),
             SetCommand::UserGroup { name, setting } => self.set_user_group(name, setting)?,
+            SetCommand::Pki(PkiSetting::LocalCert { name, certificate, key }) => {
+                let c = LocalCert { name: name.clone(), certificate: certificate.clone(), key: key.clone() };
+                self.local_certs.insert(name.clone(), c);
+            }
+            SetCommand::Pki(PkiSetting::CaCert { name, file }) => {
+                self.ca_certs.insert(name.clone(), file.clone());
+            }
             SetCommand::P1Proposal(p) => {
                 self.p1_proposals.insert(p.name.clone(), p.clone());
             }
@@ -717,11 +764,17 @@ impl Config {
                 let out = find(|s| matches!(s, GatewaySetting::OutgoingInterface(_)));
                 let key = find(|s| matches!(s, GatewaySetting::Preshare(_)));
                 let props = find(|s| matches!(s, GatewaySetting::Proposals(_)));
-                match (peer, out, key, props) {
+                // A gateway that authenticates by certificate has no key
+                // (validate() says which method needs what).
+                let no_key = key.is_none();
+                let key = match key {
+                    Some(GatewaySetting::Preshare(k)) => k.clone(),
+                    _ => Secret::new(String::new()),
+                };
+                match (peer, out, props) {
                     (
                         Some(GatewaySetting::Peer(peer)),
                         Some(GatewaySetting::OutgoingInterface(out)),
-                        Some(GatewaySetting::Preshare(key)),
                         Some(GatewaySetting::Proposals(props)),
                     ) => {
                         self.gateways.insert(
@@ -736,12 +789,14 @@ impl Config {
                                 },
                                 mode: IkeMode::Main,
                                 outgoing_interface: out.clone(),
-                                preshare: key.clone(),
+                                preshare: key,
                                 proposals: props.clone(),
                                 nat_traversal: None,
                                 dpd: None,
                                 local_id: None,
                                 peer_id: None,
+                                my_cert: None,
+                                peer_ca: None,
                             },
                         );
                     }
@@ -753,7 +808,8 @@ impl Config {
                         if out.is_none() {
                             missing.push("outgoing-interface");
                         }
-                        if key.is_none() {
+                        // Proposals say whether a key is needed.
+                        if no_key && props.is_none() {
                             missing.push("preshare");
                         }
                         if props.is_none() {
@@ -821,9 +877,57 @@ impl Config {
                 }
                 GatewaySetting::LocalId(id) => gateway.local_id = Some(id.clone()),
                 GatewaySetting::PeerId(id) => gateway.peer_id = Some(id.clone()),
+                GatewaySetting::MyCert(n) => gateway.my_cert = Some(n.clone()),
+                GatewaySetting::PeerCa(n) => gateway.peer_ca = Some(n.clone()),
             }
         }
         Ok(warnings)
+    }
+
+    /// One authentication method per gateway, and what it needs: a key
+    /// for `preshare` proposals; for `rsa-sig` / `ecdsa-sig` an ikev2
+    /// gateway, and the certificate and CA it names defined. A gateway
+    /// still without `cert my-cert` or `cert peer-ca` loads (ScreenOS
+    /// writes them on lines after the one that makes the gateway);
+    /// controld does not run IKE for it, and says so.
+    fn check_gateway_auth(&self, g: &IkeGateway, suites: &[P1Suite]) -> Result<(), ErrorKind> {
+        let Some(first) = suites.first().map(|s| s.auth) else { return Ok(()) };
+        let gq = q(&g.name);
+        if suites.iter().any(|s| s.auth != first) {
+            return Err(conflict(format!(
+                "ike gateway {gq}: its proposals mix authentication methods ({} and others): one method per gateway",
+                first.word()
+            )));
+        }
+        if !first.uses_certificates() {
+            if g.preshare.expose().is_empty() {
+                return Err(ErrorKind::Incomplete {
+                    kind: "ike gateway",
+                    name: g.name.clone(),
+                    missing: "preshare (its proposals authenticate with a pre-shared key)".into(),
+                });
+            }
+            return Ok(());
+        }
+        if g.version != IkeVersion::V2 {
+            return Err(conflict(format!(
+                "ike gateway {gq}: {} proposals need an ikev2 gateway (esprit's IKEv1 authenticates with pre-shared keys only)",
+                first.word()
+            )));
+        }
+        let refer = |what: &str, kind: &'static str, name: &Option<String>, known: bool| match name {
+            Some(n) if !known => Err(ErrorKind::UnknownReference {
+                referrer: format!("ike gateway {gq} cert {what}"),
+                kind,
+                name: n.clone(),
+                hint: format!(": define it with set pki {kind} ..."),
+            }),
+            _ => Ok(()),
+        };
+        let mine = g.my_cert.as_ref().is_some_and(|n| self.local_certs.contains_key(n));
+        refer("my-cert", "local-cert", &g.my_cert, mine)?;
+        let ca = g.peer_ca.as_ref().is_some_and(|n| self.ca_certs.contains_key(n));
+        refer("peer-ca", "ca-cert", &g.peer_ca, ca)
     }
 
     fn set_vpn(&mut self, name: &str, setting: &VpnSetting) -> Result<Vec<String>, ErrorKind> {
@@ -969,6 +1073,35 @@ impl Config {
                     Some(GatewayItem::Dpd) => g.dpd = None,
                     Some(GatewayItem::LocalId) => g.local_id = None,
                     Some(GatewayItem::PeerId) => g.peer_id = None,
+                    Some(GatewayItem::Cert) => {
+                        g.my_cert = None;
+                        g.peer_ca = None;
+                    }
+                }
+            }
+            UnsetCommand::Pki { ca, name } => {
+                let uses = |g: &&IkeGateway| {
+                    if *ca {
+                        g.peer_ca.as_deref() == Some(name.as_str())
+                    } else {
+                        g.my_cert.as_deref() == Some(name.as_str())
+                    }
+                };
+                let kind = if *ca { "ca-cert" } else { "local-cert" };
+                if let Some(g) = self.gateways.values().find(uses) {
+                    return Err(conflict(format!(
+                        "pki {kind} {} is used by ike gateway {}: unset it there first",
+                        q(name),
+                        q(&g.name)
+                    )));
+                }
+                let gone = if *ca {
+                    self.ca_certs.remove(name).is_some()
+                } else {
+                    self.local_certs.remove(name).is_some()
+                };
+                if !gone {
+                    return Err(no_such(if *ca { "pki ca-cert" } else { "pki local-cert" }, name, ""));
                 }
             }
             UnsetCommand::P1Proposal(name) => {
@@ -1192,6 +1325,7 @@ impl Config {
                     },
                 ));
             }
+            self.check_gateway_auth(g, &r.suites).map_err(|e| (site(), e))?;
         }
         let mut bound: BTreeMap<&InterfaceName, Vec<&Vpn>> = BTreeMap::new();
         let mut ids: BTreeMap<u32, &str> = BTreeMap::new();

@@ -274,6 +274,35 @@ pub enum GatewaySetting {
     LocalId(Identity),
     /// `peer-id ID`.
     PeerId(Identity),
+    /// `cert my-cert NAME`: our certificate and key (`set pki local-cert`).
+    MyCert(String),
+    /// `cert peer-ca NAME`: the CA the peer's certificate must chain to
+    /// (`set pki ca-cert`).
+    PeerCa(String),
+}
+
+/// `set pki ...`: esprit's words for what ScreenOS keeps in its PKI store
+/// (loaded there with `exec pki`), as files controld reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PkiSetting {
+    /// `local-cert NAME certificate FILE key FILE`: a PEM certificate
+    /// (the end-entity one first, then intermediates to send) and its
+    /// PKCS#8 PEM private key.
+    LocalCert {
+        /// Its name.
+        name: String,
+        /// The certificate file.
+        certificate: String,
+        /// The key file.
+        key: String,
+    },
+    /// `ca-cert NAME file FILE`: a trusted CA certificate (PEM).
+    CaCert {
+        /// Its name.
+        name: String,
+        /// The file.
+        file: String,
+    },
 }
 
 /// `set vpn NAME gateway GW ...`: an AutoKey IKE VPN.
@@ -489,6 +518,8 @@ pub enum SetCommand {
         /// The settings in line order.
         settings: Vec<GatewaySetting>,
     },
+    /// `set pki ...`.
+    Pki(PkiSetting),
     /// `set ike p1-proposal ...`.
     P1Proposal(P1Proposal),
     /// `set ike p2-proposal ...`.
@@ -572,6 +603,8 @@ pub enum GatewayItem {
     LocalId,
     /// `peer-id`.
     PeerId,
+    /// `cert` (both `my-cert` and `peer-ca`).
+    Cert,
 }
 
 /// What `unset vpn NAME ...` removes.
@@ -616,6 +649,13 @@ pub enum UnsetCommand {
         name: String,
         /// What to remove; `None` for the gateway.
         item: Option<GatewayItem>,
+    },
+    /// `unset pki local-cert NAME` (`ca` false) or `unset pki ca-cert NAME`.
+    Pki {
+        /// A CA certificate.
+        ca: bool,
+        /// Its name.
+        name: String,
     },
     /// `unset ike p1-proposal NAME`.
     P1Proposal(String),

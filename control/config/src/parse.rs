@@ -13,8 +13,8 @@ use crate::error::{q, ParseError};
 use crate::lexer::{lex, Token};
 use crate::model::*;
 use crate::proposal::{
-    is_p1_predefined_shape, is_p2_predefined_shape, Cipher, DhGroup, Hash, P1Proposal, P1Suite, P2Proposal,
-    P2Suite, ProposalChoice, SecLevel,
+    is_p1_predefined_shape, is_p2_predefined_shape, Cipher, DhGroup, Hash, P1Auth, P1Proposal, P1Suite,
+    P2Proposal, P2Suite, ProposalChoice, SecLevel,
 };
 use crate::secret::Secret;
 
@@ -297,8 +297,8 @@ fn netdev(w: &str) -> Result<String, ParseError> {
 }
 
 /// The words after `set` and `unset`.
-const TOP_WORDS: [&str; 9] =
-    ["interface", "route", "ike", "vpn", "vpnmonitor", "service", "flow", "user", "user-group"];
+const TOP_WORDS: [&str; 10] =
+    ["interface", "route", "ike", "vpn", "vpnmonitor", "service", "flow", "user", "user-group", "pki"];
 
 /// The words after `set interface NAME` (and `unset interface NAME`).
 const INTERFACE_WORDS: [&str; 6] = ["zone", "ip", "mtu", "port", "manage", "nhtb"];
@@ -320,8 +320,39 @@ fn parse_set(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
         "flow" => set_flow(c),
         "user" => set_user(c),
         "user-group" => set_user_group(c),
+        "pki" => set_pki(c),
         _ => set_service(c),
     }
+}
+
+/// A file name (`set pki ...`): any non-empty word.
+fn file_name(c: &mut Cursor<'_, '_>, what: &'static str) -> Result<String, ParseError> {
+    c.value(what, |w| {
+        if w.is_empty() {
+            return Err(ParseError::BadValue { what, word: String::new(), reason: "empty".into() });
+        }
+        Ok(w.to_string())
+    })
+}
+
+/// `set pki local-cert NAME certificate FILE key FILE`,
+/// `set pki ca-cert NAME file FILE`.
+fn set_pki(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
+    Ok(SetCommand::Pki(match c.keyword(&["local-cert", "ca-cert"])? {
+        "local-cert" => {
+            let name = c.name("certificate name")?;
+            c.keyword(&["certificate"])?;
+            let certificate = file_name(c, "certificate file")?;
+            c.keyword(&["key"])?;
+            let key = file_name(c, "key file")?;
+            PkiSetting::LocalCert { name, certificate, key }
+        }
+        _ => {
+            let name = c.name("CA certificate name")?;
+            c.keyword(&["file"])?;
+            PkiSetting::CaCert { name, file: file_name(c, "CA certificate file")? }
+        }
+    }))
 }
 
 /// A user name (`set user NAME`, `user-group G user NAME`, `dialup NAME`).
@@ -568,7 +599,7 @@ fn set_route(c: &mut Cursor<'_, '_>) -> Result<Route, ParseError> {
     Ok(Route { prefix, interface, gateway, metric: metric.unwrap_or(DEFAULT_METRIC) })
 }
 
-const GATEWAY_WORDS: [&str; 13] = [
+const GATEWAY_WORDS: [&str; 14] = [
     "address",
     "dialup",
     "dynamic",
@@ -582,6 +613,7 @@ const GATEWAY_WORDS: [&str; 13] = [
     "dpd-liveness",
     "local-id",
     "peer-id",
+    "cert",
 ];
 
 fn sec_level(c: &mut Cursor<'_, '_>) -> Result<SecLevel, ParseError> {
@@ -731,6 +763,16 @@ fn set_gateway(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
                 c.once(&mut seen, k)?;
                 GatewaySetting::LocalId(Identity::from_text(&c.name("local identity")?))
             }
+            "cert" => match c.keyword(&["my-cert", "peer-ca"])? {
+                "my-cert" => {
+                    c.once(&mut seen, "my-cert")?;
+                    GatewaySetting::MyCert(c.name("certificate name")?)
+                }
+                _ => {
+                    c.once(&mut seen, "peer-ca")?;
+                    GatewaySetting::PeerCa(c.name("CA certificate name")?)
+                }
+            },
             _ => {
                 c.once(&mut seen, k)?;
                 GatewaySetting::PeerId(Identity::from_text(&c.name("peer identity")?))
@@ -791,12 +833,17 @@ fn set_p1_proposal(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
         });
     }
     let subject = format!("p1-proposal {}", q(&name));
-    if c.keyword(&["preshare", "rsa-sig", "dsa-sig"])? != "preshare" {
-        return Err(ParseError::Unsupported {
-            what: "certificate authentication".into(),
-            reason: "esprit authenticates IKE with pre-shared keys only: use preshare".into(),
-        });
-    }
+    let auth = match c.keyword(&["preshare", "rsa-sig", "ecdsa-sig", "dsa-sig"])? {
+        "preshare" => P1Auth::Preshare,
+        "rsa-sig" => P1Auth::RsaSig,
+        "ecdsa-sig" => P1Auth::EcdsaSig,
+        _ => {
+            return Err(ParseError::Unsupported {
+                what: "dsa-sig".into(),
+                reason: "DSA signatures are not implemented (RFC 8247 §3.2: DSA is not to be used): use rsa-sig or ecdsa-sig".into(),
+            })
+        }
+    };
     let group = group_word(c, false).map_err(|e| retitle(e, &subject))?.unwrap_or(DhGroup::Modp2048);
     c.keyword(&["esp"])?;
     let cipher = c
@@ -809,7 +856,7 @@ fn set_p1_proposal(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
     }
     Ok(SetCommand::P1Proposal(P1Proposal {
         name,
-        suite: P1Suite { group, cipher, hash, lifetime_secs: lifetime },
+        suite: P1Suite { auth, group, cipher, hash, lifetime_secs: lifetime },
     }))
 }
 
@@ -1193,6 +1240,10 @@ fn parse_unset(c: &mut Cursor<'_, '_>) -> Result<UnsetCommand, ParseError> {
             c.keyword(&["tcp-mss"])?;
             UnsetCommand::FlowTcpMss
         }
+        "pki" => {
+            let ca = c.keyword(&["local-cert", "ca-cert"])? == "ca-cert";
+            UnsetCommand::Pki { ca, name: c.name("certificate name")? }
+        }
         "vpnmonitor" => match c.option(&["interval", "threshold"])? {
             None => UnsetCommand::VpnMonitor { interval: true, threshold: true },
             Some("interval") => UnsetCommand::VpnMonitor { interval: true, threshold: false },
@@ -1238,13 +1289,15 @@ fn parse_unset(c: &mut Cursor<'_, '_>) -> Result<UnsetCommand, ParseError> {
                 // The marker is the gateway's own word; unset needs only the name.
                 let _ = ikev2_marker(c);
                 let name = c.name("gateway name")?;
-                let item = match c.option(&["nat-traversal", "dpd-liveness", "local-id", "peer-id"])? {
-                    None => None,
-                    Some("nat-traversal") => Some(GatewayItem::NatTraversal),
-                    Some("dpd-liveness") => Some(GatewayItem::Dpd),
-                    Some("local-id") => Some(GatewayItem::LocalId),
-                    Some(_) => Some(GatewayItem::PeerId),
-                };
+                let item =
+                    match c.option(&["nat-traversal", "dpd-liveness", "local-id", "peer-id", "cert"])? {
+                        None => None,
+                        Some("cert") => Some(GatewayItem::Cert),
+                        Some("nat-traversal") => Some(GatewayItem::NatTraversal),
+                        Some("dpd-liveness") => Some(GatewayItem::Dpd),
+                        Some("local-id") => Some(GatewayItem::LocalId),
+                        Some(_) => Some(GatewayItem::PeerId),
+                    };
                 UnsetCommand::IkeGateway { name, item }
             }
             "p1-proposal" => UnsetCommand::P1Proposal(c.name("proposal name")?),
@@ -1491,7 +1544,7 @@ mod tests {
         let e = parse_line(r#"set ike gateway g preshare "hush" bogus"#).unwrap_err();
         assert_eq!(
             e.to_string(),
-            r#"unknown word "bogus" after "set ike gateway g preshare <secret>": expected one of address, dialup, dynamic, Main, Aggr, outgoing-interface, preshare, sec-level, proposal, nat-traversal, dpd-liveness, local-id, peer-id, or end of line"#
+            r#"unknown word "bogus" after "set ike gateway g preshare <secret>": expected one of address, dialup, dynamic, Main, Aggr, outgoing-interface, preshare, sec-level, proposal, nat-traversal, dpd-liveness, local-id, peer-id, cert, or end of line"#
         );
     }
 }

@@ -107,11 +107,23 @@ impl Config {
                 out.push(format!("{head} user {}", quoted(m)));
             }
         }
+        for c in self.local_certs() {
+            out.push(format!(
+                "set pki local-cert {} certificate {} key {}",
+                quoted(&c.name),
+                quoted(&c.certificate),
+                quoted(&c.key)
+            ));
+        }
+        for (name, file) in self.ca_certs() {
+            out.push(format!("set pki ca-cert {} file {}", quoted(name), quoted(file)));
+        }
         for p in self.p1_proposals() {
             let s = &p.suite;
             out.push(format!(
-                "set ike p1-proposal {} preshare {} esp {} {} second {}",
+                "set ike p1-proposal {} {} {} esp {} {} second {}",
                 quoted(&p.name),
+                s.auth.word(),
                 s.group,
                 s.cipher.word(),
                 s.hash.word(),
@@ -150,10 +162,13 @@ impl Config {
                 GatewayPeer::Dialup(d) => format!("dialup {}", quoted(d)),
                 GatewayPeer::Dynamic(id) => format!("dynamic {}", quoted(&id.to_string())),
             };
+            let key = match g.preshare.expose() {
+                "" => String::new(),
+                k => format!(" preshare {}", quoted(k)),
+            };
             out.push(format!(
-                "{head} {peer}{mode} outgoing-interface {} preshare {} {}",
+                "{head} {peer}{mode} outgoing-interface {}{key} {}",
                 quoted(g.outgoing_interface.as_str()),
-                quoted(g.preshare.expose()),
                 choice(&g.proposals)
             ));
             if let Some(n) = g.nat_traversal {
@@ -168,6 +183,12 @@ impl Config {
             }
             if let Some(id) = &g.peer_id {
                 out.push(format!("{head} peer-id {}", quoted(&id.to_string())));
+            }
+            if let Some(n) = &g.my_cert {
+                out.push(format!("{head} cert my-cert {}", quoted(n)));
+            }
+            if let Some(n) = &g.peer_ca {
+                out.push(format!("{head} cert peer-ca {}", quoted(n)));
             }
         }
         for v in self.vpns() {

@@ -221,6 +221,8 @@ pub const fn esp_words(suite: Suite) -> (Cipher, Option<Hash>) {
 /// One phase-1 (IKE SA) proposal, resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct P1Suite {
+    /// How the peers authenticate.
+    pub auth: P1Auth,
     /// Diffie-Hellman group.
     pub group: DhGroup,
     /// Cipher (CBC).
@@ -232,9 +234,48 @@ pub struct P1Suite {
 }
 
 impl fmt::Display for P1Suite {
-    /// Predefined-style name: `pre-g14-aes128-sha`.
+    /// Predefined-style name: `pre-g14-aes128-sha`, `rsa-g14-aes128-sha`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pre-g{}-{}-{}", self.group.number(), self.cipher.word(), self.hash.name_word())
+        let prefix = self.auth.prefix();
+        write!(f, "{prefix}-g{}-{}-{}", self.group.number(), self.cipher.word(), self.hash.name_word())
+    }
+}
+
+/// Phase-1 authentication: ScreenOS's `preshare` and `rsa-sig`, and
+/// esprit's `ecdsa-sig` (RFC 7427 digital signatures, IKEv2 only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum P1Auth {
+    /// Pre-shared key (`preshare`, names `pre-...`).
+    #[default]
+    Preshare,
+    /// RSA signatures with certificates (`rsa-sig`, names `rsa-...`).
+    RsaSig,
+    /// ECDSA signatures with certificates (`ecdsa-sig`, names `ecdsa-...`).
+    EcdsaSig,
+}
+
+impl P1Auth {
+    /// The word of `set ike p1-proposal`.
+    pub const fn word(self) -> &'static str {
+        match self {
+            P1Auth::Preshare => "preshare",
+            P1Auth::RsaSig => "rsa-sig",
+            P1Auth::EcdsaSig => "ecdsa-sig",
+        }
+    }
+
+    /// The prefix of predefined names.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            P1Auth::Preshare => "pre",
+            P1Auth::RsaSig => "rsa",
+            P1Auth::EcdsaSig => "ecdsa",
+        }
+    }
+
+    /// True for the certificate methods.
+    pub const fn uses_certificates(self) -> bool {
+        !matches!(self, P1Auth::Preshare)
     }
 }
 
@@ -329,7 +370,8 @@ fn group_part(part: &str) -> Option<u16> {
 /// structurally and cannot be custom names.
 pub(crate) fn is_p1_predefined_shape(name: &str) -> bool {
     let mut parts = name.split('-');
-    matches!(parts.next(), Some("pre" | "rsa" | "dsa")) && parts.next().and_then(group_part).is_some()
+    matches!(parts.next(), Some("pre" | "rsa" | "dsa" | "ecdsa"))
+        && parts.next().and_then(group_part).is_some()
 }
 
 /// True when `name` has the shape of a predefined phase-2 name
@@ -370,19 +412,24 @@ pub(crate) fn parse_p1_name(name: &str) -> Result<Option<P1Suite>, ParseError> {
     let [auth, group, cipher, hash] = parts.as_slice() else {
         return Err(bad_name(name, "expected AUTH-gGROUP-CIPHER-HASH, e.g. pre-g14-aes128-sha"));
     };
-    if *auth != "pre" {
-        return Err(ParseError::Unsupported {
-            what: format!("proposal {}", q(name)),
-            reason: "esprit authenticates IKE with pre-shared keys only: use a pre- proposal".into(),
-        });
-    }
+    let auth = match *auth {
+        "pre" => P1Auth::Preshare,
+        "rsa" => P1Auth::RsaSig,
+        "ecdsa" => P1Auth::EcdsaSig,
+        _ => {
+            return Err(ParseError::Unsupported {
+                what: format!("proposal {}", q(name)),
+                reason: "DSA signatures are not implemented (RFC 8247 §3.2: DSA is not to be used): use a pre-, rsa- or ecdsa- proposal".into(),
+            })
+        }
+    };
     let n = group_part(group).unwrap_or(0);
     // Order of the checks: cipher, hash, group, so that the most telling
     // reason is named first (pre-g1-des-md5 is refused for DES).
     let cipher = Cipher::parse(cipher, false).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
     let hash = Hash::parse(hash).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
     let group = dh_group(n, name).map_err(|e| proposal_insecure(name, e, P1_HINT))?;
-    Ok(Some(P1Suite { group, cipher, hash, lifetime_secs: DEFAULT_P1_LIFETIME_SECS }))
+    Ok(Some(P1Suite { auth, group, cipher, hash, lifetime_secs: DEFAULT_P1_LIFETIME_SECS }))
 }
 
 /// Reads a predefined-style phase-2 name. `Ok(None)` when `name` does not
@@ -435,6 +482,7 @@ pub(crate) struct Resolved<T> {
 
 fn sec_level_p1(level: SecLevel) -> Result<(P1Suite, String), ParseError> {
     let suite = P1Suite {
+        auth: P1Auth::Preshare,
         group: DhGroup::Modp1024,
         cipher: Cipher::Aes128,
         hash: Hash::Sha1,
@@ -620,8 +668,8 @@ mod tests {
                 "proposal \"pre-g1-aes128-sha\" uses DH group 1 (768-bit MODP), which esprit refuses (RFC 8247): use an AES proposal such as \"pre-g14-aes128-sha\"",
             ),
             (
-                "rsa-g2-aes128-sha",
-                "proposal \"rsa-g2-aes128-sha\" is not supported by esprit: esprit authenticates IKE with pre-shared keys only: use a pre- proposal",
+                "dsa-g2-aes128-sha",
+                "proposal \"dsa-g2-aes128-sha\" is not supported by esprit: DSA signatures are not implemented (RFC 8247 §3.2: DSA is not to be used): use a pre-, rsa- or ecdsa- proposal",
             ),
             ("pre-g2-aes192-sha", "bad proposal \"pre-g2-aes192-sha\": expected one of aes128, aes256"),
             ("pre-g24-aes128-sha", "bad proposal \"pre-g24-aes128-sha\": esprit implements groups 2, 5, 14, 15, 19 and 20"),

@@ -274,6 +274,65 @@ fn ikev2_gateways() {
 }
 
 #[test]
+fn ikev2_gateways_with_certificates() {
+    let c = with(&[
+        r#"set pki local-cert "west" certificate "/etc/esprit/west-cert.pem" key "/etc/esprit/west-key.pem""#,
+        r#"set pki ca-cert "lab-ca" file "/etc/esprit/ca.pem""#,
+        r#"set ike p1-proposal "p1-rsa" rsa-sig group14 esp aes128 sha-1 second 3600"#,
+        r#"set ike gateway ikev2 "v2" address 203.0.113.3 outgoing-interface "ethernet0/2" proposal "p1-rsa" "rsa-g19-aes256-sha256""#,
+        r#"set ike gateway ikev2 "v2" cert my-cert "west""#,
+        r#"set ike gateway ikev2 "v2" cert peer-ca "lab-ca""#,
+        r#"set ike gateway ikev2 "v2" local-id "west.example""#,
+    ]);
+    let g = c.gateway("v2").unwrap();
+    assert_eq!((g.my_cert.as_deref(), g.peer_ca.as_deref()), (Some("west"), Some("lab-ca")));
+    assert_eq!(c.p1_suites("v2")[1].to_string(), "rsa-g19-aes256-sha256");
+    assert_eq!(c.local_cert("west").unwrap().key, "/etc/esprit/west-key.pem");
+    assert_eq!(c.ca_cert("lab-ca"), Some("/etc/esprit/ca.pem"));
+    assert_eq!(
+        printed(&c, "set pki"),
+        [
+            r#"set pki local-cert "west" certificate "/etc/esprit/west-cert.pem" key "/etc/esprit/west-key.pem""#,
+            r#"set pki ca-cert "lab-ca" file "/etc/esprit/ca.pem""#,
+        ]
+    );
+    assert_eq!(
+        printed(&c, "set ike gateway ikev2 \"v2\"")[0],
+        r#"set ike gateway ikev2 "v2" address 203.0.113.3 outgoing-interface "ethernet0/2" proposal "p1-rsa" "rsa-g19-aes256-sha256""#
+    );
+    assert_eq!(
+        printed(&c, "set ike p1-proposal")[0],
+        r#"set ike p1-proposal "p1-rsa" rsa-sig group14 esp aes128 sha-1 second 3600"#
+    );
+
+    // What each method needs, refused in words; a refused line changes
+    // nothing.
+    let mut c = c;
+    for (line, says) in [
+        ("unset pki local-cert west", "is used by ike gateway \"v2\""),
+        (r#"set ike gateway v2 cert my-cert "nope""#, "local-cert"),
+        (
+            r#"set ike gateway v2 proposal "pre-g14-aes128-sha" "rsa-g14-aes128-sha""#,
+            "mix authentication methods",
+        ),
+        (r#"set ike gateway v2 proposal "pre-g14-aes128-sha""#, "preshare"),
+        (r#"set ike gateway gw proposal "rsa-g14-aes128-sha""#, "need an ikev2 gateway"),
+        (r#"set ike gateway v2 proposal "dsa-g14-aes128-sha""#, "DSA"),
+        (r#"set ike p1-proposal "p1-dsa" dsa-sig group14 esp aes128 sha-1"#, "DSA"),
+    ] {
+        let before = c.clone();
+        let e = c.apply(line).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains(says), "{line}: {e}");
+        assert_eq!(c, before, "{line}");
+    }
+    c.apply("unset ike gateway v2").unwrap();
+    c.apply("unset pki local-cert west").unwrap();
+    c.apply("unset pki ca-cert lab-ca").unwrap();
+    assert!(c.local_cert("west").is_none() && c.ca_cert("lab-ca").is_none());
+    round_trip(&c);
+}
+
+#[test]
 fn a_gateway_line_may_change_the_key_and_proposals() {
     let c = with(&[r#"set ike gateway gw preshare "new key" sec-level standard"#]);
     let g = c.gateway("gw").unwrap();

@@ -24,7 +24,7 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     // --- unknown words ---
     ("frob vpn test", r#""frob vpn test": unknown word "frob": expected one of set, unset"#),
-    ("set vpm test", r#""set vpm test": unknown word "vpm" after "set": expected one of interface, route, ike, vpn, vpnmonitor, service, flow, user, user-group"#),
+    ("set vpm test", r#""set vpm test": unknown word "vpm" after "set": expected one of interface, route, ike, vpn, vpnmonitor, service, flow, user, user-group, pki"#),
     (
         "set vpn test tunel",
         r#""set vpn test tunel": unknown word "tunel" after "set vpn test": expected one of gateway, proxy-id, monitor, id, bind, manual, withdraw-routes"#,
@@ -35,7 +35,7 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     (
         r#"set ike gateway "g2" address 192.0.2.9 outgoing-interface "ethernet0/2" preshare "secretkey" sec-levl standard"#,
-        r#""set ike gateway "g2" address 192.0.2.9 outgoing-interface "ethernet0/2" preshare <secret> sec-levl standard": unknown word "sec-levl" after "set ike gateway g2 address 192.0.2.9 outgoing-interface ethernet0/2 preshare <secret>": expected one of address, dialup, dynamic, Main, Aggr, outgoing-interface, preshare, sec-level, proposal, nat-traversal, dpd-liveness, local-id, peer-id, or end of line"#,
+        r#""set ike gateway "g2" address 192.0.2.9 outgoing-interface "ethernet0/2" preshare <secret> sec-levl standard": unknown word "sec-levl" after "set ike gateway g2 address 192.0.2.9 outgoing-interface ethernet0/2 preshare <secret>": expected one of address, dialup, dynamic, Main, Aggr, outgoing-interface, preshare, sec-level, proposal, nat-traversal, dpd-liveness, local-id, peer-id, cert, or end of line"#,
     ),
     (
         "set service web protocol 47 dst-port 80",
@@ -46,7 +46,7 @@ const CORPUS: &[(&str, &str)] = &[
         r#""set ike gateway test address 192.0.2.1 address 192.0.2.2": "address" given twice in one line"#,
     ),
     // --- missing arguments ---
-    ("set", r#""set": missing argument after "set": expected one of interface, route, ike, vpn, vpnmonitor, service, flow, user, user-group"#),
+    ("set", r#""set": missing argument after "set": expected one of interface, route, ike, vpn, vpnmonitor, service, flow, user, user-group, pki"#),
     ("set vpn", r#""set vpn": missing argument after "set vpn": expected vpn name"#),
     (
         "set vpn test",
@@ -210,8 +210,8 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     // --- unsupported ScreenOS features ---
     (
-        r#"set ike p1-proposal "p1" rsa-sig group14 esp aes128 sha-1 second 28800"#,
-        r#""set ike p1-proposal "p1" rsa-sig group14 esp aes128 sha-1 second 28800": certificate authentication is not supported by esprit: esprit authenticates IKE with pre-shared keys only: use preshare"#,
+        r#"set ike p1-proposal "p1" dsa-sig group14 esp aes128 sha-1 second 28800"#,
+        r#""set ike p1-proposal "p1" dsa-sig group14 esp aes128 sha-1 second 28800": dsa-sig is not supported by esprit: DSA signatures are not implemented (RFC 8247 §3.2: DSA is not to be used): use rsa-sig or ecdsa-sig"#,
     ),
     (
         r#"set vpn "m2" gateway test transport sec-level standard"#,

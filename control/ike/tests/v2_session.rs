@@ -106,6 +106,9 @@ struct Wire {
     dup: u64,
     /// Every datagram to B lost (B is gone).
     b_gone: bool,
+    /// B sits behind a NAT at this private address (A knows it by B's
+    /// public one; the NAT keeps ports).
+    b_private: Option<std::net::IpAddr>,
 }
 
 /// Two sessions, a clock and a seeded wire.
@@ -165,9 +168,18 @@ impl Pair {
                     continue;
                 }
                 let copies = if self.dice.below(1000) < self.wire.dup { 2 } else { 1 };
+                let (mut local, mut remote) = (t.local, t.remote);
+                if let Some(private) = self.wire.b_private {
+                    // The NAT in front of B: B's address in, B's out.
+                    if from_a {
+                        remote.set_ip(private);
+                    } else {
+                        local.set_ip(addr(B).ip());
+                    }
+                }
                 for _ in 0..copies {
                     let to = if from_a { &mut self.b } else { &mut self.a };
-                    let _ = to.handle_datagram(self.now, t.remote, t.local, &t.bytes);
+                    let _ = to.handle_datagram(self.now, remote, local, &t.bytes);
                 }
             }
         }
@@ -244,6 +256,62 @@ fn bring_up(p: &mut Pair) {
     }
 }
 
+/// B behind a NAT (RFC 7296 §2.23): both ends see it in IKE_SA_INIT's
+/// NAT detection, IKE_AUTH and every later message go between the ports
+/// 4500, and each child is ESP in UDP on them, on both sides; a rekey
+/// keeps it so.
+#[test]
+fn behind_a_nat_ike_floats_to_4500_and_esp_goes_in_udp() {
+    let ids = seed_proxy_ids();
+    let private: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+    let mut cb = config(B, A, ids.iter().map(mirror).collect(), None);
+    cb.local.set_ip(private);
+    let mut p = Pair::new(config(A, B, ids.clone(), None), cb, 0);
+    p.wire.b_private = Some(private);
+    bring_up(&mut p);
+    assert_eq!(p.a.children().len(), 4);
+    assert_same_children(&p);
+    for (side, events) in [("A", &p.ea), ("B", &p.eb)] {
+        assert!(
+            events.iter().any(|e| matches!(e, Event::IkeSaUp { nat: true, local, remote, .. } if local.port() == 4500 && remote.port() == 4500)),
+            "{side}: {events:?}"
+        );
+        for c in ups(events) {
+            let e = c.encap.unwrap_or_else(|| panic!("{side}: child without ESP in UDP"));
+            assert_eq!(
+                (e.local_port, e.remote_port, c.local.port(), c.remote.port()),
+                (4500, 4500, 4500, 4500),
+                "{side}"
+            );
+        }
+    }
+    let b_local = ups(&p.eb)[0].local;
+    assert_eq!((b_local.ip(), ups(&p.ea)[0].remote.ip()), (private, addr(B).ip()), "each side's own view");
+    // Only IKE_SA_INIT went between the ports 500.
+    let on_500 = p
+        .log
+        .iter()
+        .filter(|(_, b)| {
+            Header::parse(b).is_ok_and(|h| h.exchange == esprit_ike::v2::wire::ExchangeType::IkeSaInit)
+        })
+        .count();
+    assert_eq!(on_500, 2);
+    // B, behind the NAT, keeps its mapping open: a NAT-keepalive every
+    // 20 s to A's 4500; A, not behind one, sends none.
+    assert_eq!((p.a.keepalive_every(), p.b.keepalive_every()), (None, Some(Duration::from_secs(20))));
+    let before = p.log.len();
+    p.run_until(p.now - p.start + Duration::from_secs(45));
+    let keepalives: Vec<bool> =
+        p.log[before..].iter().filter(|(_, b)| b[..] == [0xff]).map(|(a, _)| *a).collect();
+    assert_eq!(keepalives, [false, false], "two from B in 45 s");
+    // A rekey stays in UDP.
+    let (pid, spi_in, _) = p.a.children()[0];
+    p.a.rekey_child(p.now, spi_in).unwrap();
+    p.run_until(p.now - p.start + Duration::from_secs(60));
+    let last = ups(&p.ea).into_iter().rev().find(|c| c.proxy_id == pid).unwrap();
+    assert!(last.spi_in != spi_in && last.encap.is_some(), "{last:?}");
+}
+
 #[test]
 fn seed_four_proxy_ids_each_on_its_own_child() {
     let mut p = Pair::seed();
@@ -308,7 +376,7 @@ fn lost_and_duplicated_datagrams_still_bring_every_child_up_once() {
         a.retransmit.tries = 6;
         b.retransmit.tries = 6;
         let mut p = Pair::new(a, b, seed);
-        p.wire = Wire { loss: 250, dup: 200, b_gone: false };
+        p.wire = Wire { loss: 250, dup: 200, ..Wire::default() };
         for id in &ids {
             p.a.initiate_child(p.now, *id).unwrap();
         }

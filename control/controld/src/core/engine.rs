@@ -144,6 +144,7 @@ impl Core {
             }
         }
         let mut ike = IkeManager::new(gateways, spis, fill);
+        ike.set_wall_clock(clock);
         // What IKE negotiated before a restart: resumed, and its SAs wanted
         // again, so the first synchronisation adopts fastpathd's copies.
         let generation = match &ike_file {

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use esprit_ike::v2::alg::{EncrAlg, IntegAlg, PrfAlg};
-use esprit_ike::v2::auth::{PskAuth, WireIdentity};
+use esprit_ike::v2::auth::{Authenticator, PskAuth, WireIdentity};
 use esprit_ike::v2::child::ChildConfig;
 use esprit_ike::v2::config::IkeSaProposal;
 use esprit_ike::v2::dropped::DroppedCounts;
@@ -28,6 +28,7 @@ use esprit_ike::v2::wire::{ExchangeType, Header};
 use esprit_ike::{Discards, EncryptionAlg, Error, Event, HashAlg, Peer, PeerConfig, Transmit};
 use esprit_policy::ProxyId;
 
+use super::pki::CertFiles;
 use super::IkeRandom;
 
 /// A failed IKE SA rekey is asked again after this long.
@@ -72,6 +73,8 @@ pub struct V2 {
     /// The gateway's configuration, as for IKEv1 (names, addresses,
     /// lifetimes, proxy-IDs, for the manager and the operator).
     config: PeerConfig,
+    /// Its certificates, when it authenticates by signature.
+    cert: Option<CertFiles>,
     /// The IKE SA up, once reported.
     up: Option<IkeSaSummary>,
     /// When to rekey the IKE SA.
@@ -103,21 +106,23 @@ fn proposals(cfg: &PeerConfig) -> Vec<IkeSaProposal> {
 
 /// The IKEv2 session configuration of a gateway: the same proposals,
 /// key, identities, suites, PFS group, lifetimes, proxy-IDs and DPD
-/// interval as its IKEv1 form. Errors say what cannot be offered.
-pub fn session_config(cfg: &PeerConfig) -> Result<SessionConfig, String> {
+/// interval as its IKEv1 form; certificates instead of the key when it
+/// has them. Errors say what cannot be offered.
+pub fn session_config(cfg: &PeerConfig, cert: Option<&CertFiles>) -> Result<SessionConfig, String> {
     let proposals = proposals(cfg);
     IkeSaProposal::check_all(&proposals).map_err(|e| e.to_string())?;
+    let local = WireIdentity::from(&cfg.local_id);
+    let remote = cfg.remote_id.as_ref().map(WireIdentity::from);
+    let auth: Authenticator = match cert {
+        Some(c) => Authenticator::Cert(c.auth(&local, remote)?),
+        None => PskAuth { psk: cfg.psk.clone(), local, remote }.into(),
+    };
     Ok(SessionConfig {
         name: cfg.name.clone(),
         local: cfg.local,
         remote: cfg.remote,
         proposals,
-        auth: PskAuth {
-            psk: cfg.psk.clone(),
-            local: WireIdentity::from(&cfg.local_id),
-            remote: cfg.remote_id.as_ref().map(WireIdentity::from),
-        }
-        .into(),
+        auth,
         child: ChildConfig {
             suites: cfg.esp_suites.clone(),
             esn: false,
@@ -138,18 +143,45 @@ impl Endpoint {
         Endpoint::V1(Box::new(Peer::new(cfg, rng)))
     }
 
-    /// An IKEv2 session for `cfg`.
-    pub fn v2(cfg: PeerConfig, mut rng: IkeRandom) -> Result<Endpoint, String> {
+    /// An IKEv2 session for `cfg`, with `cert` when it authenticates by
+    /// certificate, and the wall clock at one moment when known.
+    pub fn v2(
+        cfg: PeerConfig,
+        cert: Option<CertFiles>,
+        mut rng: IkeRandom,
+        wall: Option<esprit_ike::WallClock>,
+    ) -> Result<Endpoint, String> {
         let mut b = [0u8; 2];
         esprit_ike::Random::fill(&mut rng, &mut b);
-        let session = Session::new(session_config(&cfg)?, rng).map_err(|e| e.to_string())?;
+        let mut session =
+            Session::new(session_config(&cfg, cert.as_ref())?, rng).map_err(|e| e.to_string())?;
+        if let Some(w) = wall {
+            session.set_wall_clock(w.now, w.wall);
+        }
         Ok(Endpoint::V2(Box::new(V2 {
             session,
             config: cfg,
+            cert,
             up: None,
             rekey_at: None,
             spread: u16::from_be_bytes(b),
         })))
+    }
+
+    /// The certificates it authenticates with (IKEv2).
+    pub fn cert(&self) -> Option<&CertFiles> {
+        match self {
+            Endpoint::V1(_) => None,
+            Endpoint::V2(s) => s.cert.as_ref(),
+        }
+    }
+
+    /// The wall clock at one moment (IKEv2 checks certificates against
+    /// it).
+    pub fn set_wall_clock(&mut self, clock: esprit_ike::WallClock) {
+        if let Endpoint::V2(s) = self {
+            s.session.set_wall_clock(clock.now, clock.wall);
+        }
     }
 
     /// "IKEv1" or "IKEv2".
@@ -207,7 +239,7 @@ impl Endpoint {
     pub fn keepalive_every(&self) -> Option<Duration> {
         match self {
             Endpoint::V1(p) => p.keepalive_every(),
-            Endpoint::V2(_) => None,
+            Endpoint::V2(s) => s.session.keepalive_every(),
         }
     }
 

@@ -36,7 +36,9 @@ use esprit_policy::ProxyId;
 use crate::core::spi::SpiAllocator;
 use crate::core::translate::{algorithm_words, sa_id, DesiredSa};
 
+mod children;
 mod endpoint;
+pub mod pki;
 mod view;
 pub use endpoint::{session_config, Endpoint, IkeSaSummary, IKE_REKEY_RETRY};
 pub use view::{ChildSaView, IkeView, IsakmpSaView, IsakmpState};
@@ -134,6 +136,8 @@ pub struct IkeGateway {
     pub vpns: Vec<IkeVpn>,
     /// It speaks IKEv2 (`set ike gateway ikev2 NAME ...`).
     pub ikev2: bool,
+    /// Its certificates, when it authenticates by signature (IKEv2).
+    pub cert: Option<pki::CertFiles>,
 }
 
 fn group(g: DhGroup) -> Option<DhGroup> {
@@ -319,20 +323,40 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
                 "ike gateway \"{name}\": udp-checksum is not implemented: ESP in UDP is sent with a zero UDP checksum (RFC 3948 §2.1 allows it)"
             ));
         }
+        let cert = match pki::load(config, &name) {
+            Ok(c) => c,
+            Err(e) => {
+                warnings.push(format!("ike gateway \"{name}\": {e}: IKE is not run for it"));
+                continue;
+            }
+        };
         if ikev2 {
-            if g.nat_traversal.is_some() {
+            if g.nat_traversal
+                .is_some_and(|n| n.keepalive_secs != esprit_config::model::DEFAULT_NAT_KEEPALIVE_SECS)
+            {
                 warnings.push(format!(
-                    "ike gateway \"{name}\": nat-traversal is not yet implemented for IKEv2: IKE stays on port 500 and ESP is not encapsulated in UDP"
+                    "ike gateway \"{name}\": IKEv2 always detects NATs (RFC 7296 §2.23) and sends its NAT-keepalives every 20 s: keepalive-frequency is not used"
                 ));
             }
-            if let Err(e) = session_config(&cfg) {
+            if let Err(e) = session_config(&cfg, cert.as_ref()) {
                 warnings.push(format!("ike gateway \"{name}\": {e}: IKE is not run for it"));
                 continue;
             }
         }
-        out.push(IkeGateway { config: cfg, vpns, ikev2 });
+        out.push(IkeGateway { config: cfg, vpns, ikev2, cert });
     }
     (out, warnings)
+}
+
+/// The VPN of each proxy-ID, by index (the first VPN that has it).
+fn vpn_index(vpns: &[IkeVpn]) -> std::collections::HashMap<ProxyId, usize> {
+    let mut m = std::collections::HashMap::new();
+    for (i, v) in vpns.iter().enumerate() {
+        for p in &v.proxy_ids {
+            m.entry(*p).or_insert(i);
+        }
+    }
+    m
 }
 
 /// Starts the rekey of the child SA `spi` of `g` (a Quick Mode for its
@@ -504,8 +528,11 @@ struct GatewayState {
     peer: Endpoint,
     /// Proxy-IDs asked for, with when the acquire came.
     negotiating: BTreeMap<ProxyId, Instant>,
-    /// Child SAs up, by inbound SPI.
-    children: BTreeMap<u32, ChildRecord>,
+    /// Child SAs up, by inbound SPI (with their proxy-IDs' and SA ids'
+    /// indexes).
+    children: children::Children,
+    /// The VPN of each proxy-ID (an index into `vpns`).
+    vpn_of: std::collections::HashMap<ProxyId, usize>,
     /// What changed since the IKE state was last written.
     dirty: persist::GatewayDirty,
     /// The earliest deadline of `children` and their number when it was
@@ -553,6 +580,9 @@ pub struct IkeManager {
     discards: esprit_ike::Discards,
     /// Lines for the log at the next [`IkeManager::poll`].
     notes: Vec<String>,
+    /// Both clocks at one moment, given by the owner: IKEv2 sessions
+    /// check certificates' validity against the wall clock.
+    wall: Option<esprit_ike::WallClock>,
 }
 
 impl core::fmt::Debug for IkeManager {
@@ -604,6 +634,7 @@ impl IkeManager {
             dirty: persist::Dirty::default(),
             discards: esprit_ike::Discards::default(),
             notes: Vec::new(),
+            wall: None,
         };
         for g in gateways {
             if let Some(st) = m.gateway_state(g) {
@@ -620,7 +651,7 @@ impl IkeManager {
         let rng = IkeRandom::new(self.fill.clone(), self.spis.clone());
         let name = g.config.name.clone();
         let peer = if g.ikev2 {
-            match Endpoint::v2(g.config, rng) {
+            match Endpoint::v2(g.config, g.cert, rng, self.wall) {
                 Ok(e) => e,
                 Err(e) => {
                     self.notes.push(format!("gateway {name}: {e}: IKE is not run for it"));
@@ -632,9 +663,10 @@ impl IkeManager {
         };
         Some(GatewayState {
             peer,
+            vpn_of: vpn_index(&g.vpns),
             vpns: g.vpns,
             negotiating: BTreeMap::new(),
-            children: BTreeMap::new(),
+            children: children::Children::default(),
             dirty: persist::GatewayDirty::default(),
             due: Default::default(),
         })
@@ -650,7 +682,9 @@ impl IkeManager {
         let mut out = Vec::new();
         let mut old = std::mem::take(&mut self.gateways);
         for g in gateways {
-            let version = |o: &GatewayState| o.peer.major() == if g.ikev2 { 2 } else { 1 };
+            let version = |o: &GatewayState| {
+                o.peer.major() == if g.ikev2 { 2 } else { 1 } && o.peer.cert() == g.cert.as_ref()
+            };
             let same = old
                 .iter()
                 .position(|o| version(o) && same_peer(o.peer.config(), &g.config) && o.vpns == g.vpns);
@@ -706,6 +740,7 @@ impl IkeManager {
                             gone.len()
                         )));
                     }
+                    st.vpn_of = vpn_index(&g.vpns);
                     st.vpns = g.vpns;
                     self.gateways.push(st);
                 }
@@ -742,6 +777,16 @@ impl IkeManager {
             }
         }
         out
+    }
+
+    /// Both clocks at one moment (the shell reads them): IKEv2 sessions
+    /// made from now on, and those running, count the wall-clock time on
+    /// from it to check certificates.
+    pub fn set_wall_clock(&mut self, clock: esprit_ike::WallClock) {
+        self.wall = Some(clock);
+        for g in &mut self.gateways {
+            g.peer.set_wall_clock(clock);
+        }
     }
 
     /// True when there is no gateway to run.
@@ -787,7 +832,7 @@ impl IkeManager {
                 };
             }
         }
-        if g.children.values().any(|c| c.proxy_id == pid) {
+        if g.children.has_proxy(&pid) {
             return line(format!("acquire: gateway {name} proxy-id {pid}: SA already up (being installed)"));
         }
         line(match g.peer.initiate_child(now, pid) {
@@ -954,7 +999,8 @@ impl IkeManager {
     /// one.
     pub fn sa_soft_expired(&mut self, now: Instant, sa: u64) -> Option<String> {
         for g in &mut self.gateways {
-            let Some((&spi, c)) = g.children.iter_mut().find(|(_, c)| c.ids.contains(&sa)) else { continue };
+            let Some(spi) = g.children.by_sa(sa) else { continue };
+            let Some(c) = g.children.get_mut(&spi) else { continue };
             let name = g.peer.config().name.clone();
             if c.rekeying || c.superseded.is_some() {
                 return Some(format!("gateway {name}: SA {sa:#x} soft limit: already rekeyed or rekeying"));
@@ -981,9 +1027,7 @@ impl IkeManager {
     /// Returns a line for the log if the SA is an IKE one.
     pub fn rekey_now(&mut self, now: Instant, sa: u64) -> Option<String> {
         for g in &mut self.gateways {
-            let Some(spi) = g.children.iter().find(|(_, c)| c.ids.contains(&sa)).map(|(s, _)| *s) else {
-                continue;
-            };
+            let Some(spi) = g.children.by_sa(sa) else { continue };
             let name = g.peer.config().name.clone();
             start_rekey(g, now, spi);
             return Some(format!(
@@ -997,8 +1041,7 @@ impl IkeManager {
     /// peer. Returns a line for the log if the SA is an IKE one.
     pub fn sa_expired(&mut self, now: Instant, sa: u64) -> Option<String> {
         for g in &mut self.gateways {
-            let spi = g.children.iter().find(|(_, c)| c.ids.contains(&sa)).map(|(s, _)| *s);
-            if let Some(spi) = spi {
+            if let Some(spi) = g.children.by_sa(sa) {
                 let name = g.peer.config().name.clone();
                 return Some(match g.peer.delete_child(now, spi) {
                     Ok(()) => format!("gateway {name}: SA {sa:#x} expired: child SA {spi:08x} deleted"),
@@ -1114,11 +1157,11 @@ impl IkeManager {
                 // Responder, QM2 sent: the inbound SA now, so that what
                 // the initiator sends before our QM3 arrives is not lost;
                 // the outbound SA waits for QM3.
-                let vi = g.vpns.iter().position(|v| v.proxy_ids.contains(&c.proxy_id)).unwrap_or(0);
-                let vpn = g.vpns[vi].clone();
-                let serial = self.next_serial(vpn.hex_id);
+                let vi = g.vpn_of.get(&c.proxy_id).copied().unwrap_or(0);
+                let Some(hex_id) = g.vpns.get(vi).map(|v| v.hex_id) else { return };
+                let serial = self.next_serial(hex_id);
                 let g = &mut self.gateways[gi];
-                match child_sa_pair(&vpn, &c, serial) {
+                match child_sa_pair(&g.vpns[vi], &c, serial) {
                     Ok([inbound, outbound]) => {
                         g.children.insert(
                             c.spi_in,
@@ -1142,9 +1185,9 @@ impl IkeManager {
             Event::ChildSaUp(c) => {
                 let known = esprit_ike::ChildState { proxy_id: c.proxy_id.to_string(), spi_in: c.spi_in, spi_out: c.spi_out };
                 g.dirty.peer_children.insert(c.spi_in, Some(known));
-                let vi = g.vpns.iter().position(|v| v.proxy_ids.contains(&c.proxy_id)).unwrap_or(0);
+                let vi = g.vpn_of.get(&c.proxy_id).copied().unwrap_or(0);
                 let waited = g.negotiating.remove(&c.proxy_id).map(|t| now.saturating_duration_since(t));
-                let vpn = g.vpns[vi].clone();
+                let Some(hex_id) = g.vpns.get(vi).map(|v| v.hex_id) else { return };
                 // As responder, the inbound SA is in since QM2: only the
                 // outbound one is left (its ids were chosen then).
                 let prepared = g
@@ -1153,10 +1196,13 @@ impl IkeManager {
                     .and_then(|r| r.pending_outbound.take().map(|o| (r.ids[0], *o)));
                 let pair = match prepared {
                     Some((inbound_id, outbound)) => Ok((inbound_id, None, outbound)),
-                    None => child_sa_pair(&vpn, &c, self.next_serial(vpn.hex_id))
-                        .map(|[i, o]| (i.spec.id, Some(i), o)),
+                    None => {
+                        let serial = self.next_serial(hex_id);
+                        child_sa_pair(&self.gateways[gi].vpns[vi], &c, serial).map(|[i, o]| (i.spec.id, Some(i), o))
+                    }
                 };
                 let g = &mut self.gateways[gi];
+                let vpn_name = g.vpns[vi].name.clone();
                 match pair {
                     Ok((inbound_id, inbound, outbound)) => {
                         // Make-before-break: older pairs of this proxy-ID
@@ -1170,12 +1216,13 @@ impl IkeManager {
                         let retire = if c.initiator { RETIRE_BEFORE_EXPIRY } else { RETIRE_BEFORE_EXPIRY / 2 };
                         let mut replaced = Vec::new();
                         let mut rekeyed = Vec::new();
-                        for (spi, old) in g.children.iter_mut() {
-                            if *spi != c.spi_in && old.proxy_id == c.proxy_id && old.superseded.is_none() {
+                        for spi in g.children.of_proxy(&c.proxy_id) {
+                            let Some(old) = g.children.get_mut(&spi) else { continue };
+                            if spi != c.spi_in && old.superseded.is_none() {
                                 let at = now + grace;
                                 let last = old.expires.map(|e| e.checked_sub(retire).unwrap_or(e).max(now));
                                 old.superseded = Some(last.map_or(at, |l| l.min(at)));
-                                g.dirty.children.insert(*spi);
+                                g.dirty.children.insert(spi);
                                 g.due.set(None);
                                 old.rekey_at = None;
                                 old.rekeying = false;
@@ -1213,7 +1260,7 @@ impl IkeManager {
                         if !rekeyed.is_empty() {
                             out.push(IkeAction::Log(format!(
                                 "gateway {name} vpn {} proxy-id {}: rekeyed: child SA {} superseded by {:08x} (its inbound SA stays {} s)",
-                                vpn.name,
+                                vpn_name,
                                 c.proxy_id,
                                 rekeyed.join(", "),
                                 c.spi_in,
@@ -1222,7 +1269,7 @@ impl IkeManager {
                         }
                         out.push(IkeAction::Log(format!(
                             "gateway {name} vpn {} proxy-id {}: child SA up ({}, {child_exchange} {:08x}): SPI in {:08x} out {:08x}, {}{}, {}, lifetime {} s{}",
-                            vpn.name,
+                            vpn_name,
                             c.proxy_id,
                             if c.initiator { "we initiated" } else { "the peer initiated" },
                             c.message_id,
@@ -1297,8 +1344,9 @@ impl IkeManager {
             }
             Event::ChildSaFailed { proxy_id, reason } => {
                 g.negotiating.remove(&proxy_id);
-                for (spi, c) in g.children.iter_mut().filter(|(_, c)| c.proxy_id == proxy_id && c.rekeying) {
-                    g.dirty.children.insert(*spi);
+                for spi in g.children.of_proxy(&proxy_id) {
+                    let Some(c) = g.children.get_mut(&spi).filter(|c| c.rekeying) else { continue };
+                    g.dirty.children.insert(spi);
                     g.due.set(None);
                     c.rekeying = false;
                     c.rekey_at = Some(now + REKEY_RETRY);
@@ -1825,7 +1873,12 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         let mut gws: Vec<IkeGateway> = m
             .gateways
             .iter()
-            .map(|g| IkeGateway { config: g.peer.config().clone(), vpns: g.vpns.clone(), ikev2: true })
+            .map(|g| IkeGateway {
+                config: g.peer.config().clone(),
+                vpns: g.vpns.clone(),
+                ikev2: true,
+                cert: None,
+            })
             .collect();
         gws[0].config.ike_lifetime = ike_secs;
         let fill = m.fill.clone();
@@ -1902,6 +1955,108 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert_eq!((a.gateways[0].children.len(), b.gateways[0].children.len()), (2, 2));
         assert!(a.gateways[0].peer.summary().is_some_and(|s| s.established > t0 + Duration::from_secs(250)));
         assert!(b.gateways[0].peer.summary().is_some_and(|s| s.established > t0 + Duration::from_secs(250)));
+    }
+
+    /// A CA and two gateways' certificates (ECDSA P-256, SAN dNSName),
+    /// written as PEM files in a fresh directory; a second CA that
+    /// signed nothing of theirs.
+    fn lab_pki() -> std::path::PathBuf {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+        let dir = std::env::temp_dir().join(format!(
+            "esprit-pki-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = |name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::default();
+            p.distinguished_name.push(DnType::CommonName, name);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+            let pem = p.self_signed(&key).unwrap().pem();
+            (pem, Issuer::new(p, key))
+        };
+        let (ca_pem, issuer) = ca("esprit lab CA");
+        std::fs::write(dir.join("ca.pem"), ca_pem).unwrap();
+        std::fs::write(dir.join("other-ca.pem"), ca("another CA").0).unwrap();
+        for host in ["west", "east"] {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(vec![format!("{host}.example")]).unwrap();
+            p.distinguished_name.push(DnType::CommonName, format!("{host}.example"));
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            std::fs::write(dir.join(format!("{host}-cert.pem")), p.signed_by(&key, &issuer).unwrap().pem())
+                .unwrap();
+            std::fs::write(dir.join(format!("{host}-key.pem")), key.serialize_pem()).unwrap();
+        }
+        dir
+    }
+
+    /// `conf` as an IKEv2 gateway that authenticates with `me`'s
+    /// certificate and trusts `ca`.
+    fn cert_manager(
+        conf: &str,
+        dir: &std::path::Path,
+        me: &str,
+        peer: &str,
+        ca: &str,
+        seed: u8,
+    ) -> IkeManager {
+        let d = dir.display();
+        let conf = format!(
+            "set pki local-cert \"mine\" certificate \"{d}/{me}-cert.pem\" key \"{d}/{me}-key.pem\"\n\
+             set pki ca-cert \"ca\" file \"{d}/{ca}.pem\"\n{}\n\
+             set ike gateway ikev2 GW cert my-cert \"mine\"\n\
+             set ike gateway ikev2 GW cert peer-ca \"ca\"\n\
+             set ike gateway ikev2 GW local-id \"{me}.example\"\n\
+             set ike gateway ikev2 GW peer-id \"{peer}.example\"\n",
+            conf.replace("set ike gateway ", "set ike gateway ikev2 ")
+                .replace(" Main outgoing", " outgoing")
+                .replace(
+                    " preshare \"s3cret-psk\" proposal \"pre-g14-aes128-sha\"",
+                    " proposal \"ecdsa-g19-aes128-sha256\""
+                )
+        );
+        let gw = if conf.contains("\"gw2\"") { "gw2" } else { "gw1" };
+        let conf = conf.replace("GW", gw);
+        let (config, warnings) = Config::load(&conf).unwrap_or_else(|e| panic!("{e}\n{conf}"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (g, warnings) = ike_gateways(&config, &BTreeMap::from([("v".to_string(), 5)]));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(g[0].cert.is_some());
+        let fill = manager(CONF, 60, seed).fill.clone();
+        let mut m = IkeManager::new(g, SpiAllocator::new(), fill);
+        m.set_wall_clock(esprit_ike::WallClock::read());
+        m
+    }
+
+    /// IKEv2 with certificates between two controlds (RFC 7296 §2.15,
+    /// RFC 7427), from `set pki` files: both authenticate and the child
+    /// comes up; a gateway that trusts another CA refuses its peer
+    /// (AUTHENTICATION_FAILED), installs nothing and says why.
+    #[test]
+    fn ikev2_with_certificates_from_pki_files() {
+        let dir = lab_pki();
+        let mut a = cert_manager(CONF, &dir, "west", "east", "ca", 1);
+        let mut b = cert_manager(CONF_B, &dir, "east", "west", "ca", 2);
+        let pid = a.gateways[0].vpns[0].proxy_ids[0].to_string();
+        let now = Instant::now();
+        a.acquire(now, 1, &pid);
+        let (fa, fb, logs) = pump(now, &mut a, &mut b);
+        let (in1, out1) = (sa_id(5, Direction::Inbound, 1), sa_id(5, Direction::Outbound, 1));
+        assert_eq!(fa, vec![Fp::Install(vec![in1]), Fp::Install(vec![out1])], "{logs:?}");
+        assert_eq!(fb, vec![Fp::Install(vec![in1, out1])]);
+
+        let mut a = cert_manager(CONF, &dir, "west", "east", "ca", 3);
+        let mut b = cert_manager(CONF_B, &dir, "east", "west", "other-ca", 4);
+        a.acquire(now, 1, &pid);
+        let (fa, fb, logs) = pump(now, &mut a, &mut b);
+        assert_eq!((fa, fb), (vec![], vec![]));
+        assert!(
+            logs.iter().any(|l| l.contains("gw1: IKE_AUTH: authentication failed") && l.contains("CA")),
+            "{logs:?}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// Each side's new inbound SA is asked of fastpathd before the Quick

@@ -125,6 +125,26 @@ const GATEWAY_SETTINGS: &[Node] = &[
     opt("dpd-liveness", &[]),
     opt("local-id", &[val("<identity>", true, &[])]),
     opt("peer-id", &[val("<identity>", true, &[])]),
+    opt(
+        "cert",
+        &[kw("my-cert", &[val("<local-cert>", true, &[])]), kw("peer-ca", &[val("<ca-cert>", true, &[])])],
+    ),
+];
+
+/// `set pki ...`.
+const PKI: &[Node] = &[
+    kw(
+        "local-cert",
+        &[val(
+            "<name>",
+            false,
+            &[kw(
+                "certificate",
+                &[val("<PEM file>", false, &[kw("key", &[val("<PKCS#8 PEM file>", true, &[])])])],
+            )],
+        )],
+    ),
+    kw("ca-cert", &[val("<name>", false, &[kw("file", &[val("<PEM file>", true, &[])])])]),
 ];
 
 /// After `set vpn NAME gateway GATEWAY`.
@@ -236,8 +256,25 @@ const SET: &[Node] = &[
     kw(
         "ike",
         &[
-            kw("gateway", &[name(NameKind::Gateway, false, GATEWAY_SETTINGS)]),
-            kw("p1-proposal", &[val("<name>", false, &[kw("preshare", ONE_VALUE_END)])]),
+            kw(
+                "gateway",
+                &[
+                    kw("ikev2", &[name(NameKind::Gateway, false, GATEWAY_SETTINGS)]),
+                    name(NameKind::Gateway, false, GATEWAY_SETTINGS),
+                ],
+            ),
+            kw(
+                "p1-proposal",
+                &[val(
+                    "<name>",
+                    false,
+                    &[
+                        kw("preshare", ONE_VALUE_END),
+                        kw("rsa-sig", ONE_VALUE_END),
+                        kw("ecdsa-sig", ONE_VALUE_END),
+                    ],
+                )],
+            ),
             kw("p2-proposal", &[val("<name>", false, ONE_VALUE_END)]),
         ],
     ),
@@ -253,6 +290,7 @@ const SET: &[Node] = &[
     kw("flow", &[end("tcp-mss", &[val("<64-65535>", true, &[])])]),
     kw("user", &[name(NameKind::User, false, USER_SETTINGS)]),
     kw("user-group", &[name(NameKind::UserGroup, false, USER_GROUP_SETTINGS)]),
+    kw("pki", PKI),
 ];
 
 const UNSET: &[Node] = &[
@@ -295,6 +333,7 @@ const UNSET: &[Node] = &[
                         end("dpd-liveness", &[]),
                         end("local-id", &[]),
                         end("peer-id", &[]),
+                        end("cert", &[]),
                     ],
                 )],
             ),
@@ -320,6 +359,7 @@ const UNSET: &[Node] = &[
     kw("flow", &[end("tcp-mss", &[])]),
     kw("user", &[name(NameKind::User, true, &[end("ike-id", &[]), end("type", &[]), end("uid", &[])])]),
     kw("user-group", &[name(NameKind::UserGroup, true, &[kw("user", &[name(NameKind::User, true, &[])])])]),
+    kw("pki", &[kw("local-cert", &[val("<name>", true, &[])]), kw("ca-cert", &[val("<name>", true, &[])])]),
 ];
 
 /// `--json` after a whole `get` command: one JSON document instead of the

@@ -325,3 +325,28 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
     out.push(("ike-auth-fragment".to_string(), skf));
     out
 }
+
+/// One certificate as a stranger's CERT payload carries it (RFC 7296
+/// §3.6), through what IKE_AUTH reads of it before any signature is
+/// checked: the DER reader's fields, every view inside the input, and
+/// the identity taken from its subject. Never panics, whatever the bytes.
+pub fn x509_certificate(data: &[u8]) {
+    let inside = |v: &[u8]| {
+        let (start, end) = (data.as_ptr() as usize, data.as_ptr() as usize + data.len());
+        let p = v.as_ptr() as usize;
+        v.is_empty() || (p >= start && p + v.len() <= end)
+    };
+    if let Ok(c) = super::x509::CertFields::parse(data) {
+        assert!(inside(c.subject) && inside(c.spki));
+        if let Ok(k) = c.public_key() {
+            assert!(inside(k));
+        }
+        let _ = c.allows_digital_signature();
+        for (_, name) in c.alt_names().take(1024) {
+            assert!(inside(name));
+        }
+    }
+    if let Some(id) = super::cert::subject_identity(data) {
+        assert!(id.data.len() <= data.len());
+    }
+}

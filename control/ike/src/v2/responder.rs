@@ -290,7 +290,13 @@ impl InitResponder {
     /// Takes the half-open exchange of `remote` and `spi_i` (for
     /// IKE_AUTH).
     pub fn take(&mut self, remote: SocketAddr, spi_i: u64) -> Option<ResponderInitDone> {
-        let done = self.half_open.remove(&(remote, spi_i))?;
+        // IKE_AUTH may come from another port than IKE_SA_INIT did: 4500
+        // once the initiator floated, or a NAT's new mapping (§2.23).
+        let key = match self.half_open.contains_key(&(remote, spi_i)) {
+            true => (remote, spi_i),
+            false => *self.half_open.keys().find(|(a, s)| a.ip() == remote.ip() && *s == spi_i)?,
+        };
+        let done = self.half_open.remove(&key)?;
         self.forget_source(remote.ip());
         Some(done)
     }

@@ -11,7 +11,7 @@ impl<R: Random> Session<R> {
         let reply = self.responder.respond(bytes, to, from, half_open, now, &mut self.rng);
         if let Some(a) = reply.answer() {
             let a = a.to_vec();
-            self.send(a);
+            self.answer(a);
         }
         match reply {
             Reply::Opened(..) => Ok(()),
@@ -56,6 +56,12 @@ impl<R: Random> Session<R> {
                 Ok(())
             }
             InitiatorStep::Done(done) => {
+                // §2.23: a NAT on the way (or a peer that says so), and
+                // IKE_AUTH and everything after go from and to port 4500.
+                if done.nat.local_behind_nat || done.nat.remote_behind_nat {
+                    let float = |a: SocketAddr| SocketAddr::new(a.ip(), NATT_PORT);
+                    self.path = Some((float(self.cfg.local), float(self.cfg.remote)));
+                }
                 // The first proxy-ID waiting rides in IKE_AUTH (§1.2).
                 let first = self.work.iter().position(|w| matches!(w, Work::Child(_)));
                 let first = first.and_then(|i| self.work.remove(i)).and_then(|w| match w {
@@ -141,14 +147,17 @@ impl<R: Random> Session<R> {
             }
             ResponderAuthStep::Failed { response, error } => {
                 if let Some(r) = response {
-                    self.send(r);
+                    self.answer(r);
                 }
                 self.events
                     .push_back(Event::AuthFailed { exchange: Exchange::IkeAuth, detail: error.to_string() });
                 Ok(())
             }
             ResponderAuthStep::Established(est) => {
-                self.send(est.last_response.clone());
+                self.answer(est.last_response.clone());
+                // The IKE SA's path is where its IKE_AUTH came: port 4500
+                // when the initiator floated (§2.23).
+                self.path = (self.arrived != (self.cfg.local, self.cfg.remote)).then_some(self.arrived);
                 let (child, child_error) = (est.child.clone(), est.child_error.clone());
                 let ic = est.peer_initial_contact;
                 // Our own IKE SA in the making is not needed any more: the

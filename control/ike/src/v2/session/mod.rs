@@ -237,6 +237,19 @@ pub struct Session<R: Random> {
     dropped: DroppedCounts,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// The IKE SA's (local, remote) addresses once they are not the
+    /// configured port-500 ones: ports 4500 after NAT-T floated, the
+    /// peer's new mapping from its last authenticated request (§2.23).
+    path: Option<(SocketAddr, SocketAddr)>,
+    /// Where the datagram being handled arrived and came from.
+    arrived: (SocketAddr, SocketAddr),
+    /// NAT-T is in use: NAT detection in the IKE_SA_INIT that made the
+    /// first IKE SA saw a NAT; kept through IKE SA rekeys (which carry no
+    /// NAT detection).
+    nat_t: bool,
+    /// We are the one behind the NAT: we keep its mapping open with a
+    /// NAT-keepalive at this time (RFC 3948 §2.3), while an IKE SA lives.
+    keepalive_at: Option<Instant>,
 }
 
 /// The v1 name of a v2 Notify type, for [`Reason`]s (the owner's events
@@ -288,6 +301,7 @@ fn peer_made_it(e: &ChildError) -> bool {
 impl<R: Random> Session<R> {
     /// An endpoint for `cfg`; nothing is sent until asked or spoken to.
     pub fn new(cfg: SessionConfig, mut rng: R) -> Result<Session<R>, super::config::ProposalError> {
+        let (cfg_local, cfg_remote) = (cfg.local, cfg.remote);
         let responder_config = ResponderConfig {
             signature_hash_algorithms: cfg.auth.signature_hashes().to_vec(),
             cert_request: cfg.auth.cert_request().map(<[u8]>::to_vec),
@@ -309,6 +323,10 @@ impl<R: Random> Session<R> {
             dropped: DroppedCounts::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            path: None,
+            arrived: (cfg_local, cfg_remote),
+            nat_t: false,
+            keepalive_at: None,
         })
     }
 
@@ -401,8 +419,19 @@ impl<R: Random> Session<R> {
         Error { peer: self.cfg.name.clone(), exchange, kind }
     }
 
+    /// Sends on the IKE SA's path: port 500, or 4500 once NAT-T floated
+    /// (§2.23).
     fn send(&mut self, bytes: Vec<u8>) {
-        self.transmits.push_back(Transmit { local: self.cfg.local, remote: self.cfg.remote, bytes });
+        let (local, remote) = self.path.unwrap_or((self.cfg.local, self.cfg.remote));
+        self.transmits.push_back(Transmit { local, remote, bytes });
+    }
+
+    /// Answers the datagram being handled, to where it came from and from
+    /// where it arrived (§2.11: a response goes back to the request's
+    /// addresses and ports).
+    fn answer(&mut self, bytes: Vec<u8>) {
+        let (local, remote) = self.arrived;
+        self.transmits.push_back(Transmit { local, remote, bytes });
     }
 
     /// Asks for a child SA pair for `proxy_id`: in IKE_AUTH if no IKE SA
@@ -488,7 +517,7 @@ impl<R: Random> Session<R> {
         let out = self.out.as_ref().map(|o| o.retx.next);
         let old = self.old_ike.as_ref().and_then(|o| o.delete.as_ref()).map(|d| d.2.next);
         let half_open = self.responder.next_expiry();
-        [making, out, old, half_open, self.dpd_due()].into_iter().flatten().min()
+        [making, out, old, half_open, self.dpd_due(), self.keepalive_at].into_iter().flatten().min()
     }
 
     fn dpd_due(&self) -> Option<Instant> {
@@ -545,7 +574,17 @@ impl<R: Random> Session<R> {
         if self.dpd_due().is_some_and(|t| t <= now) {
             self.work.push_back(Work::Dpd);
         }
+        if self.keepalive_at.is_some_and(|t| t <= now) {
+            self.keepalive_at = Some(now + NAT_KEEPALIVE_EVERY);
+            self.send(crate::NAT_KEEPALIVE.to_vec());
+        }
         self.pump(now);
+    }
+
+    /// How often we send NAT-keepalives: while we are behind a NAT and an
+    /// IKE SA lives.
+    pub fn keepalive_every(&self) -> Option<Duration> {
+        self.keepalive_at.map(|_| NAT_KEEPALIVE_EVERY)
     }
 
     fn start_init(&mut self, now: Instant) {
@@ -553,6 +592,8 @@ impl<R: Random> Session<R> {
             signature_hash_algorithms: self.cfg.auth.signature_hashes().to_vec(),
             ..InitiatorConfig::new(self.cfg.proposals.clone())
         };
+        // A new IKE SA starts on port 500 (§2.23).
+        self.path = None;
         let start = InitiatorStart::new(config, self.cfg.local, self.cfg.remote)
             .map_err(InitError::from)
             .and_then(|s| s.start(&mut self.rng));
@@ -611,6 +652,8 @@ impl<R: Random> Session<R> {
         }
         self.fail_waiting(&reason);
         self.last_heard = None;
+        self.nat_t = false;
+        self.keepalive_at = None;
         self.events.push_back(Event::IkeSaDown { reason });
     }
 
@@ -631,24 +674,39 @@ impl<R: Random> Session<R> {
                 });
             }
         }
+        self.nat_t = ike_nat(&sa);
+        let behind = sa.established().exchange.nat.local_behind_nat;
+        self.keepalive_at = behind.then(|| now + NAT_KEEPALIVE_EVERY);
         self.report_up(&sa);
         self.ike = Some(sa);
         self.last_heard = Some(now);
     }
 
+    /// The IKE SA's child pairs, as the owner installs them: on the IKE
+    /// SA's path, with ESP in UDP on its ports when NAT-T is in use
+    /// (§2.23, RFC 3948).
+    fn on_path(&self, mut sa: crate::ChildSa) -> crate::ChildSa {
+        let (local, remote) = self.path.unwrap_or((self.cfg.local, self.cfg.remote));
+        sa.local = local;
+        sa.remote = remote;
+        if self.nat_t {
+            sa.encap = Some(crate::UdpEncap { local_port: local.port(), remote_port: remote.port() });
+        }
+        sa
+    }
+
     fn report_up(&mut self, sa: &IkeSa) {
         let (spi_i, spi_r) = sa.spis();
-        let x = &sa.established().exchange;
-        let nat = x.nat.local_behind_nat || x.nat.remote_behind_nat;
+        let nat = self.nat_t;
         self.events.push_back(Event::IkeSaUp {
             icookie: spi_i.to_be_bytes(),
             rcookie: spi_r.to_be_bytes(),
             initiator: sa.original_initiator(),
             proposal: proposal_name(sa),
             nat,
-            behind_nat: x.nat.local_behind_nat,
-            local: self.cfg.local,
-            remote: self.cfg.remote,
+            behind_nat: self.keepalive_at.is_some(),
+            local: self.path.map_or(self.cfg.local, |p| p.0),
+            remote: self.path.map_or(self.cfg.remote, |p| p.1),
         });
     }
 
@@ -685,7 +743,8 @@ impl<R: Random> Session<R> {
             rekeyed: false,
             collision: None,
         });
-        self.events.push_back(Event::ChildSaUp(Box::new(c.sa.clone())));
+        let sa = self.on_path(c.sa.clone());
+        self.events.push_back(Event::ChildSaUp(Box::new(sa)));
     }
 
     fn child_down(&mut self, spi_in: u32, reason: Reason) {
@@ -884,12 +943,13 @@ impl<R: Random> Session<R> {
         if remote.ip() != self.cfg.remote.ip() {
             return Err((Dropped::WrongPeer, Exchange::Informational));
         }
+        self.arrived = (local, remote);
         let Ok(h) = Header::parse(bytes) else {
             // Another major version gets its answer from the responder
             // (§1.5); anything else unreadable, silence.
             if let Some(a) = self.responder.respond(bytes, local, remote, 0, now, &mut self.rng).answer() {
                 let a = a.to_vec();
-                self.send(a);
+                self.answer(a);
             }
             return Err((Dropped::Unreadable, Exchange::Informational));
         };
@@ -910,6 +970,19 @@ impl<R: Random> Session<R> {
         }
     }
 }
+
+/// NAT-T is in use on this IKE SA: either end is behind a NAT (or says
+/// so, as strongSwan's kernel-libipsec does to get ESP in UDP).
+fn ike_nat(sa: &IkeSa) -> bool {
+    let n = &sa.established().exchange.nat;
+    n.local_behind_nat || n.remote_behind_nat
+}
+
+/// The port IKE floats to when a NAT is seen (RFC 7296 §2.23).
+const NATT_PORT: u16 = crate::NATT_PORT;
+
+/// NAT-keepalive interval (RFC 3948 §4: 20 seconds by default).
+const NAT_KEEPALIVE_EVERY: Duration = Duration::from_secs(20);
 
 /// What a datagram handler made of it: done, or dropped (counted) and why.
 type Handled = Result<(), (Dropped, Exchange)>;

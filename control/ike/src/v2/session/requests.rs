@@ -38,7 +38,7 @@ impl<R: Random> Session<R> {
             Ok(p) => p,
             Err(_) => {
                 let r = refuse(ike, &mut self.rng, NotifyType::InvalidSyntax)?;
-                self.send(r);
+                self.answer(r);
                 return Err((Dropped::Malformed, exchange));
             }
         };
@@ -49,13 +49,13 @@ impl<R: Random> Session<R> {
             // simultaneous rekey thus fails on both sides, and is retried.)
             if self.out.is_some() || self.old_ike.as_ref().is_some_and(|o| o.delete.is_some()) {
                 let r = refuse(ike, &mut self.rng, NotifyType::TemporaryFailure)?;
-                self.send(r);
+                self.answer(r);
                 return Ok(());
             }
             let (response, made) = ike
                 .answer_ike_rekey(h, bytes, &p, &self.cfg.proposals, &mut self.rng)
                 .map_err(|e| (exchange_dropped(&e), exchange))?;
-            self.send(response);
+            self.answer(response);
             if let Ok(new) = made {
                 self.ike_rekeyed(now, *new, false);
             }
@@ -67,12 +67,12 @@ impl<R: Random> Session<R> {
             Some(spi) => match self.children.iter().find(|c| c.spi_out == spi) {
                 None => {
                     let r = refuse(ike, &mut self.rng, NotifyType::ChildSaNotFound)?;
-                    self.send(r);
+                    self.answer(r);
                     return Ok(());
                 }
                 Some(c) if c.deleting => {
                     let r = refuse(ike, &mut self.rng, NotifyType::TemporaryFailure)?;
-                    self.send(r);
+                    self.answer(r);
                     return Ok(());
                 }
                 Some(c) => Some(c.spi_in),
@@ -82,7 +82,7 @@ impl<R: Random> Session<R> {
         let (response, child) = ike
             .answer_child(h, bytes, &p, &self.cfg.child, spi_in, &mut self.rng)
             .map_err(|e| (exchange_dropped(&e), exchange))?;
-        self.send(response);
+        self.answer(response);
         match child {
             Ok(c) => {
                 self.child_up(&c);
@@ -132,14 +132,14 @@ impl<R: Random> Session<R> {
             push_error(&mut chain, NotifyType::InvalidSyntax, &[]);
             let r =
                 ike.respond(h, bytes, &chain, &mut self.rng).map_err(|e| (exchange_dropped(&e), exchange))?;
-            self.send(r);
+            self.answer(r);
             return Err((Dropped::Malformed, exchange));
         }
         if ike_deleted {
             // §1.4.1: answered empty; the IKE SA and its children are gone.
             let r = ike.respond(h, bytes, &PayloadChain::new(), &mut self.rng);
             if let Ok(r) = r {
-                self.send(r);
+                self.answer(r);
             }
             self.ike_gone(Reason::DeletedByPeer);
             return Ok(());
@@ -159,7 +159,7 @@ impl<R: Random> Session<R> {
             chain.push_payload(&Payload::Delete(DeletePayload::new(ProtocolId::Esp, 4, &ours)));
         }
         let r = ike.respond(h, bytes, &chain, &mut self.rng).map_err(|e| (exchange_dropped(&e), exchange))?;
-        self.send(r);
+        self.answer(r);
         for (spi_in, _) in gone {
             self.child_down(spi_in, Reason::DeletedByPeer);
         }
@@ -180,12 +180,17 @@ impl<R: Random> Session<R> {
         let Some(sa) = sa else { return Err((Dropped::UnknownSpi, exchange)) };
         match sa.receive_request(bytes) {
             IncomingRequest::Retransmit(r) => {
-                self.send(r);
+                self.answer(r);
                 Err((Dropped::RetransmitAnswered, exchange))
             }
             IncomingRequest::Dropped(e) => Err((exchange_dropped(&e), exchange)),
             IncomingRequest::Fresh(h, o) => {
                 self.last_heard = Some(now);
+                // §2.23: behind a NAT, the peer's mapping may change; an
+                // authenticated request says where it is now.
+                if !old && self.nat_t {
+                    self.path = Some(self.arrived);
+                }
                 Ok((h, o))
             }
         }
@@ -218,7 +223,7 @@ impl<R: Random> Session<R> {
         }
         let r =
             old.sa.respond(&h, bytes, &chain, &mut self.rng).map_err(|e| (exchange_dropped(&e), exchange))?;
-        self.send(r);
+        self.answer(r);
         if deleted {
             self.old_ike = None;
         }
