@@ -30,14 +30,24 @@
 #     children (rekey_time 15 s); new SPIs on both sides, no
 #     esp-unknown-spi or replay drop in `esprit get counter`;
 #  4. DPD (`dpd-liveness interval 2 retry 3`): strongSwan killed, esprit
-#     declares the peer dead and removes the SAs; strongSwan back, the next
+#     declares the peer dead (3 unanswered checks 2 s apart) and removes
+#     the SAs; strongSwan back, the next
 #     packet negotiates again;
-#  5. every WAN capture dissected by `tshark -V`: IKEv2 (ISAKMP version
+#  5. certificates (RFC 7427 signatures), RSA then ECDSA P-256: a CA and
+#     both gateways' certificates made by strongSwan's pki (SAN dNSName
+#     west.example for esprit, east.example for strongSwan), esprit's
+#     key in PKCS#8; esprit initiates, then strongSwan, each checking the
+#     other's certificate chain and signature; traffic both times;
+#  6. every WAN capture dissected by `tshark -V`: IKEv2 (ISAKMP version
 #     2.0) and ESP present, nothing "Malformed".
 #
+# strongSwan's kernel-libipsec always wants ESP in UDP (it fakes NAT
+# detection): the IKE SA moves to port 4500 after IKE_SA_INIT and ESP
+# is in UDP 4500 on both sides (RFC 7296 §2.23, RFC 3948).
+#
 # Ends with "N passed, M failed". Needs root. Bounded by $ESPRIT_TIMEOUT
-# seconds (default 420). SCENARIOS="esprit strongswan rekey dpd" (the
-# default) selects the scenarios. Cleans up (processes by PID, namespaces)
+# seconds (default 420). SCENARIOS="esprit strongswan rekey dpd cert"
+# (the default) selects the scenarios. Cleans up (processes by PID, namespaces)
 # on any exit. Binaries from $ESPRIT_BIN (default $CARGO_TARGET_DIR or
 # target, /debug), built if missing. ESPRIT_KEEP=1 keeps the logs.
 set -uo pipefail
@@ -50,12 +60,12 @@ need_root
 
 [ $# -eq 0 ] || die "usage: scripts/tests/interop-strongswan-ikev2.sh (no arguments; see the header)"
 LIMIT=${ESPRIT_TIMEOUT:-420}
-SCENARIOS=${SCENARIOS:-"esprit strongswan rekey dpd"}
+SCENARIOS=${SCENARIOS:-"esprit strongswan rekey dpd cert"}
 PSK="esprit-interop-v2-psk-0123456789"
 START=$(date +%s)
 
 swan_packages
-apt_install "${ESPRIT_TEST_PACKAGES[@]}"
+apt_install "${ESPRIT_TEST_PACKAGES[@]}" openssl
 esprit_bin_dir
 
 WORK=$(mktemp -d /tmp/esprit-interop-v2.XXXXXX)
@@ -104,7 +114,19 @@ write_gw1_config() {
         echo "set interface tunnel.1 zone Untrust"
         echo "set interface tunnel.1 ip unnumbered interface ethernet0/2"
         echo "set route 0.0.0.0/0 interface ethernet0/2 gateway 198.51.100.254"
-        echo "set ike gateway ikev2 \"swan\" address 203.0.113.2 outgoing-interface \"ethernet0/2\" preshare \"$PSK\" proposal \"$p1\""
+        if [ -n "${CERT:-}" ]; then
+            # Signatures (RFC 7427) with certificates made by strongSwan's pki.
+            echo "set ike p1-proposal \"p1-$CERT\" $CERT-sig group14 esp aes128 sha-1 second 28800"
+            echo "set pki local-cert \"west\" certificate \"$PKI/west-cert.pem\" key \"$PKI/west-key8.pem\""
+            echo "set pki ca-cert \"lab-ca\" file \"$PKI/ca.pem\""
+            echo "set ike gateway ikev2 \"swan\" address 203.0.113.2 outgoing-interface \"ethernet0/2\" proposal \"p1-$CERT\""
+            echo "set ike gateway ikev2 \"swan\" cert my-cert \"west\""
+            echo "set ike gateway ikev2 \"swan\" cert peer-ca \"lab-ca\""
+            echo "set ike gateway ikev2 \"swan\" local-id \"west.example\""
+            echo "set ike gateway ikev2 \"swan\" peer-id \"east.example\""
+        else
+            echo "set ike gateway ikev2 \"swan\" address 203.0.113.2 outgoing-interface \"ethernet0/2\" preshare \"$PSK\" proposal \"$p1\""
+        fi
         echo "set vpn \"vpn1\" gateway \"swan\" replay tunnel idletime 0 proposal \"$p2\""
         echo "set vpn \"vpn1\" id 0x1 bind interface tunnel.1"
         echo "set vpn \"vpn1\" proxy-id check"
@@ -144,10 +166,25 @@ connections {
     proposals = aes128-sha1-modp2048
     keyingtries = 1
     ${SWAN_CONN_EXTRA:-}
+EOC
+        if [ -n "${CERT:-}" ]; then
+            cat <<EOC
+    local  { auth = pubkey
+             certs = $PKI/east-cert.pem
+             id = east.example }
+    remote { auth = pubkey
+             cacerts = $PKI/ca.pem
+             id = west.example }
+EOC
+        else
+            cat <<EOC
     local  { auth = psk
              id = 203.0.113.2 }
     remote { auth = psk
              id = 198.51.100.1 }
+EOC
+        fi
+        cat <<EOC
     children {
 EOC
         for p in $PAIRS; do child "p$p" "10.2.${p:1:1}.0/24" "10.1.${p:0:1}.0/24"; done
@@ -163,6 +200,11 @@ secrets { ike-esprit { id-a = 198.51.100.1
                        secret = "$PSK" } }
 EOC
     } >"$SWAN_DIR/swanctl.conf"
+    # swanctl loads private keys from private/ beside its configuration.
+    if [ -n "${CERT:-}" ]; then
+        mkdir -p "$SWAN_DIR/private"
+        cp "$PKI/east-key.pem" "$SWAN_DIR/private/"
+    fi
 }
 
 esprit() { "$BIN/esprit" --socket "$RUN/cd.sock" "$@"; }
@@ -303,6 +345,9 @@ socketserver.TCPServer((sys.argv[1], 80), Hello).serve_forever()
     PID[cd]=$!
     wait_socket "$RUN/cd.sock" "$RUN/cd.log" "controld"
     log "    controld started (its log's time 0)"
+    # The first packets must find fastpathd programmed (else: no-route).
+    for _ in $(seq 100); do grep -q "fastpathd: set-routes" "$RUN/cd.log" && break; sleep 0.1; done
+    grep -q "fastpathd: set-routes" "$RUN/cd.log" || { cat "$RUN/cd.log" >&2; die "controld did not program fastpathd"; }
     topo_arp_warm
     nsx gw2 ping -c 1 -W 2 198.51.100.1 >/dev/null 2>&1 || true
     nsx h21 ping -c 1 -W 2 10.2.1.1 -I "$WEB" >/dev/null 2>&1 || true
@@ -325,6 +370,9 @@ esprit_initiates() {
         first_ping h11 10.2.1.10
     check "ondemand: ... the IKE SA and the child are logged up" \
         bash -c "grep -q 'gateway swan: IKE SA up' '$RUN/cd.log' && grep -q 'child SA up (we initiated' '$RUN/cd.log'"
+    check "ondemand: ... strongSwan's faked NAT detection moved the IKE SA to 4500, ESP in UDP 4500" \
+        bash -c "grep -q 'IKE SA up (we initiated, .*198.51.100.1:4500 <-> 203.0.113.2:4500)' '$RUN/cd.log' &&
+                 grep -q 'child SA up (we initiated, .*ESP in UDP 4500/4500' '$RUN/cd.log'"
     for p in 12 21 22; do
         check "ondemand: pair $p: the first ping h1${p:0:1} -> 10.2.${p:1:1}.10 is answered (CREATE_CHILD_SA)" \
             first_ping "h1${p:0:1}" "10.2.${p:1:1}.10"
@@ -523,8 +571,10 @@ dpd_scenario() {
         grep -q "dead peer detection: no answer, peer declared dead" "$RUN/cd.log" && ok=0 && break
         sleep 0.1
     done
-    log "    peer declared dead $((SECONDS - t0)) s after strongSwan stopped"
-    check "dpd: strongSwan gone: esprit declares the peer dead" test "$ok" = 0
+    t0=$((SECONDS - t0))
+    log "    peer declared dead $t0 s after strongSwan stopped"
+    check "dpd: strongSwan gone: esprit declares the peer dead (3 checks 2 s apart: within 12 s)" \
+        test "$ok" = 0 -a "$t0" -le 12
     check "dpd: ... and removes the gateway's SAs" active 0
     swan_start "$TOPO-gw2" "$RUN/swan2" || die "charon did not start again"
     cp "$RUN/swan/swanctl.conf" "$SWAN_DIR/swanctl.conf"
@@ -533,6 +583,55 @@ dpd_scenario() {
     check "dpd: strongSwan back: the next packet negotiates again (first ping answered)" first_ping h11 10.2.1.10
     check "dpd: ... a second IKE SA up" test "$(count_lines 'gateway swan: IKE SA up')" = 2
     grep -E "IKE SA|child SA|dead peer|failed|error" "$RUN/cd.log" | cut -c1-220 | sed 's/^/    /' >&2 || true
+    stop_capture
+    tear_down
+}
+
+# make_pki rsa|ecdsa: with strongSwan's pki, a CA and two end-entity
+# certificates of that key type, SAN dNSName west.example (esprit) and
+# east.example (strongSwan), in $PKI; esprit's key as PKCS#8.
+make_pki() {
+    local t=$1 size=2048 n
+    [ "$t" = ecdsa ] && size=256
+    PKI=$WORK/pki-$t
+    mkdir -p "$PKI"
+    {
+        pki --gen --type "$t" --size "$size" --outform pem >"$PKI/ca-key.pem" &&
+            pki --self --ca --lifetime 30 --in "$PKI/ca-key.pem" --type "$t" \
+                --dn "C=XX, O=esprit interop, CN=lab CA $t" --outform pem >"$PKI/ca.pem" &&
+            for n in west east; do
+                pki --gen --type "$t" --size "$size" --outform pem >"$PKI/$n-key.pem" &&
+                    pki --pub --in "$PKI/$n-key.pem" --type "$t" |
+                    pki --issue --lifetime 30 --cacert "$PKI/ca.pem" --cakey "$PKI/ca-key.pem" \
+                        --dn "C=XX, O=esprit interop, CN=$n.example" --san "$n.example" --outform pem \
+                        >"$PKI/$n-cert.pem" || return 1
+            done &&
+            openssl pkcs8 -topk8 -nocrypt -in "$PKI/west-key.pem" -out "$PKI/west-key8.pem"
+    } 2>"$PKI/pki.log"
+}
+
+cert_scenario() { # cert_scenario rsa|ecdsa
+    local t=$1 alg
+    log "=== certificates: $t signatures (RFC 7427), pki-made CA and certificates"
+    check "cert/$t: pki makes the CA and both certificates" make_pki "$t"
+    CERT=$t bring_up "cert-$t"
+    check "cert/$t: esprit initiates: the first ping h11 -> 10.2.1.10 is answered (IKE_AUTH with certificates)" \
+        first_ping h11 10.2.1.10
+    case $t in rsa) alg="RSA_EMSA_PKCS1_SHA2_256" ;; ecdsa) alg="ECDSA_WITH_SHA256_DER" ;; esac
+    check "cert/$t: strongSwan verified esprit's signature as west.example ($alg) through the lab CA" \
+        bash -c "grep -q \"authentication of 'west.example' with $alg successful\" '$RUN/swan/charon.log' &&
+                 grep -q 'reached self-signed root ca with a path length of 0' '$RUN/swan/charon.log'"
+    check "cert/$t: esprit took east.example's certificate and signature (IKE SA up)" \
+        grep -q "gateway swan: IKE SA up (we initiated" "$RUN/cd.log"
+    check "cert/$t: pair 11: 10 pings" ping_ok h11 10.2.1.10 10
+    # Then strongSwan's turn: a new IKE SA of its own, by certificate too.
+    swan_ctl --terminate --ike esprit --timeout 10 >"$RUN/terminate.log" 2>&1
+    check "cert/$t: strongSwan closed the IKE SA: esprit has no SA left" active 0
+    swan_initiate p22
+    check "cert/$t: strongSwan initiates with its certificate: esprit takes it (IKE SA up, the peer initiated)" \
+        grep -q "gateway swan: IKE SA up (the peer initiated" "$RUN/cd.log"
+    check "cert/$t: pair 22: 10 pings" ping_ok h12 10.2.2.10 10
+    grep -E "IKE SA|child SA|certificate|AUTH|failed|error" "$RUN/cd.log" | cut -c1-220 | sed 's/^/    /' >&2 || true
     stop_capture
     tear_down
 }
@@ -556,6 +655,10 @@ for s in $SCENARIOS; do
         rekeys strongswan
         ;;
     dpd) dpd_scenario ;;
+    cert)
+        cert_scenario rsa
+        cert_scenario ecdsa
+        ;;
     *) die "unknown scenario $s" ;;
     esac
 done
