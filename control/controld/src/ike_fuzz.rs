@@ -1,6 +1,6 @@
 //! The `ike_dispatch` fuzz target's body: controld's whole IKE dispatch
-//! ([`IkeManager`]) with two gateways, a static peer in Main Mode and a
-//! dynamic one in Aggressive Mode, fed datagrams from arbitrary source
+//! ([`IkeManager`]) with three gateways, a static peer in Main Mode, a
+//! dynamic one in Aggressive Mode and an IKEv2 one, fed datagrams from arbitrary source
 //! addresses and ports on 500 and 4500, with time advancing and acquires.
 //! Never panics; the half-open bounds hold after every step; everything
 //! sent parses as ISAKMP. Not an API for anything else.
@@ -8,10 +8,12 @@
 //! Input: records, each `[op]` then its fields:
 //! * op % 4 in {0, 1}: a datagram: `[source][port hi][port lo][local]
 //!   [len hi][len lo][bytes...]`: source 0 is the static peer
-//!   (203.0.113.2), 1 the dynamic peer (192.0.2.77), n the stranger
-//!   192.0.2.n or, odd, 203.0.113.n; `local` even is port 500, odd 4500;
+//!   (203.0.113.2), 1 the dynamic peer (192.0.2.77), 3 the IKEv2 peer
+//!   (203.0.113.3), n the stranger 192.0.2.n or, odd, 203.0.113.n;
+//!   `local` even is port 500, odd 4500;
 //! * op % 4 == 2: `[t]`: time advances t x 250 ms, timers run;
-//! * op % 4 == 3: `[n]`: an acquire on tunnel.(1 + n % 2).
+//! * op % 4 == 3: `[n]`: an acquire on tunnel.3 (IKEv2) when n % 4 == 3,
+//!   else on tunnel.(1 + n % 2).
 
 // A fuzz body asserts its invariants: a failed one is a finding.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -47,6 +49,26 @@ set vpn "v1" proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any
 set vpn "v2" gateway "gw-dyn" no-replay tunnel idletime 0 proposal "nopfs-esp-aes128gcm"
 set vpn "v2" id 0x6 bind interface tunnel.2
 set vpn "v2" proxy-id local-ip 10.1.2.0/24 remote-ip 10.3.1.0/24 any
+set interface tunnel.3 zone Untrust
+set interface tunnel.3 ip unnumbered interface ethernet0/2
+set ike gateway ikev2 "gw-v2" address 203.0.113.3 outgoing-interface "ethernet0/2" preshare "fuzz-psk-0123456789-ikev2" proposal "pre-g19-aes128-sha"
+set ike gateway "gw-v2" dpd-liveness interval 10
+set vpn "v3" gateway "gw-v2" no-replay tunnel idletime 0 proposal "nopfs-esp-aes128gcm"
+set vpn "v3" id 0x7 bind interface tunnel.3
+set vpn "v3" proxy-id local-ip 10.1.3.0/24 remote-ip 10.4.1.0/24 any
+set vpn "v3" proxy-id local-ip 10.1.3.0/24 remote-ip 10.4.2.0/24 any
+"#;
+
+/// The IKEv2 peer (203.0.113.3), for recording seeds.
+pub const IKEV2_PEER: &str = r#"set interface ethernet0/2 zone Untrust
+set interface ethernet0/2 ip 203.0.113.3/24
+set interface tunnel.1 zone Untrust
+set interface tunnel.1 ip unnumbered interface ethernet0/2
+set ike gateway ikev2 "hq" address 198.51.100.1 outgoing-interface "ethernet0/2" preshare "fuzz-psk-0123456789-ikev2" proposal "pre-g19-aes128-sha"
+set vpn "v3" gateway "hq" no-replay tunnel idletime 0 proposal "nopfs-esp-aes128gcm"
+set vpn "v3" id 0x7 bind interface tunnel.1
+set vpn "v3" proxy-id local-ip 10.4.1.0/24 remote-ip 10.1.3.0/24 any
+set vpn "v3" proxy-id local-ip 10.4.2.0/24 remote-ip 10.1.3.0/24 any
 "#;
 
 /// The static peer (203.0.113.2), for recording seeds.
@@ -142,7 +164,9 @@ fn drain(m: &mut IkeManager, now: Instant) -> usize {
             IkeAction::Send(t) => {
                 // A NAT-keepalive (RFC 3948 §2.3) is one octet, not ISAKMP.
                 assert!(
-                    t.is_nat_keepalive() || Header::parse(&t.bytes).is_ok(),
+                    t.is_nat_keepalive()
+                        || Header::parse(&t.bytes).is_ok()
+                        || esprit_ike::v2::wire::Header::parse(&t.bytes).is_ok(),
                     "sent an unparsable message"
                 );
                 assert!(t.bytes.len() < 65_000);
@@ -197,7 +221,9 @@ pub fn run(data: &[u8]) -> usize {
             _ => {
                 let Some((&n, r)) = rest.split_first() else { return installed };
                 rest = r;
-                let (tunnel, pid) = if n % 2 == 0 {
+                let (tunnel, pid) = if n % 4 == 3 {
+                    (3, "local-ip 10.1.3.0/24 remote-ip 10.4.1.0/24 ANY")
+                } else if n % 2 == 0 {
                     (1, "local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY")
                 } else {
                     (2, "local-ip 10.1.2.0/24 remote-ip 10.3.1.0/24 ANY")

@@ -24,9 +24,11 @@ fn replay_ike_dispatch_corpus() {
         n += 1;
     }
     assert!(n >= 3, "corpus at {} has only {n} inputs", dir.display());
-    // The recorded exchange still brings up both gateways' SAs.
+    // The recorded exchanges still bring up the gateways' SAs.
     let all = std::fs::read(dir.join("both-peers")).unwrap();
     assert!(ike_fuzz::run(&all) >= 4, "the seed no longer reaches the end of the exchange");
+    let v2 = std::fs::read(dir.join("ikev2-peer")).unwrap();
+    assert!(ike_fuzz::run(&v2) >= 4, "the IKEv2 seed no longer reaches the end of its exchange");
 }
 
 /// Moves datagrams between the fuzzed manager and one peer (source
@@ -83,7 +85,11 @@ fn write_ike_dispatch_seeds() {
     let mut dpd = Vec::new();
     pump(later, &mut hq, &mut stat, 0, &mut dpd);
     all.extend_from_slice(&dpd);
-    assert!(hq.view(later).gateways.iter().all(|g| g.children == 1), "{:?}", hq.view(later).gateways);
+    assert!(
+        hq.view(later).gateways.iter().filter(|g| g.version == "IKEv1").all(|g| g.children == 1),
+        "{:?}",
+        hq.view(later).gateways
+    );
     std::fs::write(dir.join("main-mode"), &mm).unwrap();
     std::fs::write(dir.join("aggressive-mode"), &am).unwrap();
     std::fs::write(dir.join("both-peers"), &all).unwrap();
@@ -100,4 +106,22 @@ fn write_ike_dispatch_seeds() {
     std::fs::write(dir.join("flood-then-both-peers"), &flood).unwrap();
     assert!(ike_fuzz::run(&all) >= 4);
     assert!(ike_fuzz::run(&flood) >= 4);
+    // The IKEv2 peer: IKE_SA_INIT, IKE_AUTH with the first child, a
+    // CREATE_CHILD_SA for the second proxy-ID, then a liveness check.
+    let mut hq = ike_fuzz::hq();
+    let mut v2peer = ike_fuzz::manager(ike_fuzz::IKEV2_PEER, 4);
+    let mut v2 = Vec::new();
+    for pid in
+        ["local-ip 10.4.1.0/24 remote-ip 10.1.3.0/24 ANY", "local-ip 10.4.2.0/24 remote-ip 10.1.3.0/24 ANY"]
+    {
+        v2peer.acquire(now, 1, pid);
+        pump(now, &mut hq, &mut v2peer, 3, &mut v2);
+    }
+    v2.extend([2, 48]);
+    hq.handle_timeout(later);
+    v2peer.handle_timeout(later);
+    pump(later, &mut hq, &mut v2peer, 3, &mut v2);
+    assert_eq!(hq.view(later).children.len(), 2, "{:?}", hq.view(later));
+    std::fs::write(dir.join("ikev2-peer"), &v2).unwrap();
+    assert!(ike_fuzz::run(&v2) >= 4);
 }

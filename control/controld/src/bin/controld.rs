@@ -15,6 +15,7 @@ use esprit_config::model::InterfaceName;
 use esprit_config::Config;
 use esprit_controld::core::ids::assign_hex_ids;
 use esprit_controld::core::translate::translate;
+use esprit_controld::ike::ike_gateways;
 use esprit_controld::io::daemon::{run, Options};
 
 /// esprit's control plane daemon.
@@ -90,15 +91,22 @@ fn check(path: &PathBuf, port_map: &BTreeMap<String, String>) -> Result<(), Stri
     for w in &t.warnings {
         eprintln!("{}: warning: {w}", path.display());
     }
+    // What IKE makes of it: certificate files read and checked, versions.
+    let (gateways, ike_warnings) = ike_gateways(&config, &ids);
+    for w in &ike_warnings {
+        eprintln!("{}: warning: {w}", path.display());
+    }
+    let v2 = gateways.iter().filter(|g| g.ikev2).count();
     let d = &t.desired;
     println!(
-        "{}: configuration OK: {} VPN(s), {} tunnel interface(s), {} route(s), {} manual-key SA(s), {} AutoKey proxy-ID(s)",
+        "{}: configuration OK: {} VPN(s), {} tunnel interface(s), {} route(s), {} manual-key SA(s), {} AutoKey proxy-ID(s), {} IKE gateway(s) run ({v2} IKEv2)",
         path.display(),
         config.vpns().count(),
         d.tunnels.len(),
         d.routes.len(),
         d.sas.len(),
-        d.pending.len()
+        d.pending.len(),
+        gateways.len()
     );
     Ok(())
 }

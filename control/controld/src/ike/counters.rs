@@ -26,6 +26,8 @@ pub struct IkeCounters {
     /// IKE datagrams discarded unanswered (and half-open exchanges
     /// forgotten), by reason ([`esprit_ike::Discard`]).
     pub(crate) discards: esprit_ike::Discards,
+    /// IKEv2 datagrams dropped (or answered from memory), by reason.
+    pub(crate) v2_dropped: esprit_ike::v2::dropped::DroppedCounts,
 }
 
 impl IkeCounters {
@@ -55,13 +57,16 @@ impl IkeCounters {
         IKE_EVENTS.iter().copied().zip(self.counts.iter().copied())
     }
 
-    /// The discard counts (summed over the peers by the IKE manager).
-    pub fn set_discards(&mut self, d: esprit_ike::Discards) {
+    /// The discard counts (summed over the peers by the IKE manager):
+    /// IKEv1's and the manager's, and IKEv2's.
+    pub fn set_discards(&mut self, d: esprit_ike::Discards, v2: esprit_ike::v2::dropped::DroppedCounts) {
         self.discards = d;
+        self.v2_dropped = v2;
     }
 
-    /// (reason, count) for every discard reason.
+    /// (reason, count) for every discard reason, IKEv2's as `ikev2-...`.
     pub fn discards(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.discards.iter().map(|(d, n)| (d.name(), n))
+        let v2 = self.v2_dropped.iter().map(|(d, n)| (d.counter_name(), n));
+        self.discards.iter().map(|(d, n)| (d.name(), n)).chain(v2)
     }
 }

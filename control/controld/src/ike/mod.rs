@@ -931,6 +931,17 @@ impl IkeManager {
         d
     }
 
+    /// IKEv2's drops so far, over every IKEv2 gateway.
+    pub fn v2_dropped(&self) -> esprit_ike::v2::dropped::DroppedCounts {
+        let mut d = esprit_ike::v2::dropped::DroppedCounts::default();
+        for g in &self.gateways {
+            if let Some(x) = g.peer.v2_dropped() {
+                d.merge(x);
+            }
+        }
+        d
+    }
+
     /// The earliest deadline of any peer or child SA lifetime.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let peers = self.gateways.iter().filter_map(|g| g.peer.poll_timeout());
@@ -1088,7 +1099,7 @@ impl IkeManager {
             }
         }
         let d = self.discards();
-        self.events.set_discards(d);
+        self.events.set_discards(d, self.v2_dropped());
         out
     }
 

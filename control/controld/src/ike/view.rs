@@ -95,6 +95,9 @@ pub struct IkeView {
     /// IKE datagrams discarded unanswered, by reason (`get counter`).
     #[serde(skip)]
     pub discards: esprit_ike::Discards,
+    /// IKEv2 datagrams dropped, by reason (`get counter`).
+    #[serde(skip)]
+    pub v2_dropped: esprit_ike::v2::dropped::DroppedCounts,
 }
 
 fn hex8(b: [u8; 8]) -> String {
@@ -104,7 +107,8 @@ fn hex8(b: [u8; 8]) -> String {
 impl IkeManager {
     /// What the operator sees of IKE at `now`.
     pub fn view(&self, now: Instant) -> IkeView {
-        let mut v = IkeView { discards: self.discards(), ..IkeView::default() };
+        let mut v =
+            IkeView { discards: self.discards(), v2_dropped: self.v2_dropped(), ..IkeView::default() };
         for g in &self.gateways {
             let cfg = g.peer.config();
             let (local, remote) = g.peer.addresses();

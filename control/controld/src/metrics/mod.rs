@@ -185,7 +185,9 @@ mod tests {
             ike: {
                 let mut d = esprit_ike::Discards::default();
                 d.add(esprit_ike::Discard::ReplayedMessageId);
-                IkeCounters { counts: [1, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0], discards: d }
+                let mut v2 = esprit_ike::v2::dropped::DroppedCounts::default();
+                v2.add(esprit_ike::v2::dropped::Dropped::Integrity);
+                IkeCounters { counts: [1, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0], discards: d, v2_dropped: v2 }
             },
             ike_ingest: {
                 let c = crate::core::ingest::SharedCounters::default();
@@ -248,6 +250,18 @@ esprit_ike_discards_total{reason="oversized-sa"} 0
 esprit_ike_discards_total{reason="responder-lifetime-longer"} 0
 esprit_ike_discards_total{reason="responder-lifetime-malformed"} 0
 esprit_ike_discards_total{reason="no-gateway"} 0
+esprit_ike_discards_total{reason="ikev2-unreadable"} 0
+esprit_ike_discards_total{reason="ikev2-wrong-peer"} 0
+esprit_ike_discards_total{reason="ikev2-unknown-spi"} 0
+esprit_ike_discards_total{reason="ikev2-replayed-request"} 0
+esprit_ike_discards_total{reason="ikev2-request-ahead"} 0
+esprit_ike_discards_total{reason="ikev2-unexpected-response"} 0
+esprit_ike_discards_total{reason="ikev2-integrity"} 1
+esprit_ike_discards_total{reason="ikev2-malformed"} 0
+esprit_ike_discards_total{reason="ikev2-unsupported-exchange"} 0
+esprit_ike_discards_total{reason="ikev2-ike-sa-init-ignored"} 0
+esprit_ike_discards_total{reason="ikev2-ike-auth-ignored"} 0
+esprit_ike_discards_total{reason="ikev2-retransmit-answered"} 0
 # HELP esprit_proxy_id_status 1 for the proxy-ID's status: up (SA pair installed), ready (never negotiated), down (lost, or VPN monitor DOWN).
 # TYPE esprit_proxy_id_status gauge
 esprit_proxy_id_status{vpn="lab vpn",proxy_id="local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 ANY",status="up"} 0

@@ -494,8 +494,9 @@ impl Controller {
                 })
                 .collect();
             let ingest: BTreeMap<&str, u64> = self.ike_ingest.iter().collect();
+            let v2 = self.ike_view.v2_dropped.iter().map(|(d, n)| (d.counter_name(), n));
             let ike: BTreeMap<&str, u64> =
-                self.ike_view.discards.iter().map(|(d, n)| (d.name(), n)).collect();
+                self.ike_view.discards.iter().map(|(d, n)| (d.name(), n)).chain(v2).collect();
             return json_response(
                 &json!({ "workers": list, "drops": drops, "ike_ingest_dropped": ingest, "ike_discards": ike }),
             );
@@ -555,11 +556,14 @@ impl Controller {
         out.push(String::new());
         out.push(format!("{:<28} {:>10}", "IKE discards by reason", "Datagrams"));
         let ike: Vec<_> = self.ike_view.discards.iter().filter(|(_, n)| *n > 0).collect();
-        if ike.is_empty() {
+        if ike.is_empty() && self.ike_view.v2_dropped.total() == 0 {
             out.push("none".into());
         }
         for (d, n) in ike {
             out.push(format!("{:<28} {n:>10}  {}", d.name(), d.description()));
+        }
+        for (d, n) in self.ike_view.v2_dropped.iter().filter(|(_, n)| *n > 0) {
+            out.push(format!("{:<28} {n:>10}  IKEv2: {}", d.counter_name(), d.description()));
         }
         Response::ok(out)
     }

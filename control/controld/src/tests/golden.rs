@@ -216,6 +216,11 @@ pub(super) fn golden_controller() -> Controller {
             d.add(esprit_ike::Discard::ReplayedMessageId);
             d
         },
+        v2_dropped: {
+            let mut d = esprit_ike::v2::dropped::DroppedCounts::default();
+            d.add(esprit_ike::v2::dropped::Dropped::ReplayedRequest);
+            d
+        },
     });
 
     c.note_event(Severity::Info, EventKind::FastPath, "fastpathd connected");

@@ -73,6 +73,25 @@ impl Dropped {
         }
     }
 
+    /// The counter's name among IKEv1's discards (`get counter`, the
+    /// metrics): the name with `ikev2-` before it.
+    pub fn counter_name(self) -> &'static str {
+        match self {
+            Dropped::Unreadable => "ikev2-unreadable",
+            Dropped::WrongPeer => "ikev2-wrong-peer",
+            Dropped::UnknownSpi => "ikev2-unknown-spi",
+            Dropped::ReplayedRequest => "ikev2-replayed-request",
+            Dropped::RequestAhead => "ikev2-request-ahead",
+            Dropped::UnexpectedResponse => "ikev2-unexpected-response",
+            Dropped::Integrity => "ikev2-integrity",
+            Dropped::Malformed => "ikev2-malformed",
+            Dropped::UnsupportedExchange => "ikev2-unsupported-exchange",
+            Dropped::InitIgnored => "ikev2-ike-sa-init-ignored",
+            Dropped::AuthIgnored => "ikev2-ike-auth-ignored",
+            Dropped::RetransmitAnswered => "ikev2-retransmit-answered",
+        }
+    }
+
     /// One line for the operator.
     pub fn description(self) -> &'static str {
         match self {
@@ -112,6 +131,13 @@ impl DroppedCounts {
         self.0.iter().sum()
     }
 
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &DroppedCounts) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+
     /// (reason, count) for every reason, in [`Dropped::ALL`] order.
     pub fn iter(&self) -> impl Iterator<Item = (Dropped, u64)> + '_ {
         Dropped::ALL.iter().copied().zip(self.0.iter().copied())
@@ -127,6 +153,9 @@ mod tests {
         for (i, r) in Dropped::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
             assert!(!r.description().is_empty());
+        }
+        for r in Dropped::ALL {
+            assert_eq!(r.counter_name(), format!("ikev2-{}", r.name()));
         }
         let mut names: Vec<_> = Dropped::ALL.iter().map(|r| r.name()).collect();
         names.sort_unstable();
