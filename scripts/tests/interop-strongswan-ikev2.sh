@@ -631,6 +631,14 @@ cert_scenario() { # cert_scenario rsa|ecdsa
     check "cert/$t: strongSwan initiates with its certificate: esprit takes it (IKE SA up, the peer initiated)" \
         grep -q "gateway swan: IKE SA up (the peer initiated" "$RUN/cd.log"
     check "cert/$t: pair 22: 10 pings" ping_ok h12 10.2.2.10 10
+    # A peer-id its certificate does not hold: refused, and said why.
+    esprit set ike gateway ikev2 swan peer-id other.example >"$RUN/set-peer-id.log" 2>&1 ||
+        cat "$RUN/set-peer-id.log" >&2
+    swan_ctl --initiate --child p12 --timeout 10 >"$RUN/initiate-wrong-id.log" 2>&1
+    check "cert/$t: with peer-id other.example, strongSwan's east.example is refused (AUTHENTICATION_FAILED)" \
+        grep -q "received AUTHENTICATION_FAILED notify error" "$RUN/swan/charon.log"
+    check "cert/$t: ... and esprit's log says why" \
+        grep -q "gateway swan: IKE_AUTH: authentication failed: .*identity is not the one configured" "$RUN/cd.log"
     grep -E "IKE SA|child SA|certificate|AUTH|failed|error" "$RUN/cd.log" | cut -c1-220 | sed 's/^/    /' >&2 || true
     stop_capture
     tear_down
