@@ -79,6 +79,13 @@ stop_pids() {
 }
 cleanup() {
     local p
+    if [ -z "${DONE:-}" ]; then
+        # Cut short (the watchdog after $LIMIT s, or a signal): what ran
+        # is counted, the cut counts as a failure.
+        log "interrupted after $(($(date +%s) - START)) s"
+        fail=$((fail + 1))
+        summary || true
+    fi
     stop_pids
     swan_stop
     for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -464,13 +471,16 @@ steady_pings() {
     # -D -O: each reply, and each request unanswered 1 s on, with its
     # time, so that a loss can be set against the logs.
     nsx_bg h11 ping -D -O -i 0.02 -c "$n" -w $(($1 + 15)) 10.2.1.10 >"$RUN/steady-11.out" 2>&1
-    STEADY=($!)
+    PID[steady11]=$!
     nsx_bg h12 ping -D -O -i 0.02 -c "$n" -w $(($1 + 15)) 10.2.2.10 >"$RUN/steady-22.out" 2>&1
-    STEADY+=($!)
+    PID[steady22]=$!
 }
 steady_done() {
     local p ok=0
-    for p in "${STEADY[@]}"; do wait "$p" || true; done
+    for p in steady11 steady22; do
+        wait "${PID[$p]}" || true
+        unset "PID[$p]"
+    done
     for p in 11 22; do
         log "    pair $p: $(grep -o '[0-9]* packets transmitted.*loss' "$RUN/steady-$p.out")"
         grep -q " 0% packet loss" "$RUN/steady-$p.out" && continue
@@ -678,4 +688,5 @@ for f in "$WORK"/pcaps/*.pcap; do
 done
 
 log "runtime $(($(date +%s) - START)) s"
+DONE=1
 summary
