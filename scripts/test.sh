@@ -93,7 +93,8 @@ stage "install layout and systemd units" scripts/tests/install-layout.sh
 # then the whole gateway (controld + fastpathd, on demand, ESP traffic).
 stage "IKEv1 core vs strongSwan" env IKE_PEER="$(esprit_bin examples/ike_peer)" \
     scripts/tests/ike-core-strongswan.sh
-stage "interop: esprit vs strongSwan, IKEv1, ESP through fastpathd" scripts/tests/interop-strongswan-ikev1.sh
+stage "interop: esprit vs strongSwan, IKEv1, ESP through fastpathd" scripts/interop.sh strongswan ikev1
+stage "interop: esprit vs strongSwan, IKEv2, ESP through fastpathd" scripts/interop.sh strongswan ikev2
 stage "NAT traversal: esprit behind an nftables NAT vs strongSwan" scripts/tests/nat.sh
 stage "attacks: IKE" scripts/tests/attacks-ike.sh
 stage "IKE rekeys esprit vs esprit under traffic" scripts/tests/ike-netns.sh

@@ -85,6 +85,7 @@ fn config(me: &str, peer: &str, proxy_ids: Vec<ProxyId>, pfs: Option<DhGroup>) -
         },
         retransmit: Retransmit { initial: Duration::from_secs(1), tries: 3 },
         dpd: None,
+        dpd_retries: None,
     }
 }
 
@@ -525,6 +526,32 @@ fn liveness_check_with_the_peer_gone() {
     // First check 10 s after the last answer; given up 1+2+4+8 s later.
     let _ = t1;
     assert_eq!(p.a.poll_timeout(), None);
+}
+
+/// `dpd-liveness interval 2 retry 3`: with the peer gone, the liveness
+/// check is sent 3 times in all, 2 s apart, and 2 s after the last the
+/// IKE SA is dead (8 s after the last answer), not after the whole
+/// retransmission schedule.
+#[test]
+fn liveness_check_with_retries_declares_the_peer_dead_after_them() {
+    let ids = seed_proxy_ids();
+    let mut a = config(A, B, ids.clone(), None);
+    a.dpd = Some(Duration::from_secs(2));
+    a.dpd_retries = Some(3);
+    a.retransmit = Retransmit { initial: Duration::from_secs(2), tries: 5 };
+    let mut p = Pair::new(a, config(B, A, ids.iter().map(mirror).collect(), None), 0);
+    p.a.initiate_child(p.now, ids[0]).unwrap();
+    p.deliver();
+    let t0 = p.now;
+    p.wire.b_gone = true;
+    let (sent, ea) = (p.log.len(), p.ea.len());
+    p.run_until(p.now - p.start + Duration::from_secs(60));
+    assert_eq!(p.log.len() - sent, 3);
+    assert!(p.log[sent..].windows(2).all(|w| w[0].1 == w[1].1));
+    let ev = &p.ea[ea..];
+    assert!(matches!(ev[0], Event::DpdTimeout), "{ev:?}");
+    assert!(!p.a.is_established());
+    assert_eq!(p.now - t0, Duration::from_secs(8));
 }
 
 /// A stranger's datagrams (garbage, wrong SPIs, forged or replayed

@@ -133,6 +133,7 @@ pub fn session_config(cfg: &PeerConfig, cert: Option<&CertFiles>) -> Result<Sess
         },
         retransmit: cfg.retransmit,
         dpd: cfg.dpd_delay,
+        dpd_retries: Some(cfg.dpd_retries),
     })
 }
 

@@ -768,9 +768,16 @@ impl IkeManager {
         for mut o in old {
             let name = o.peer.config().name.clone();
             self.dirty.gone.push(name.clone());
+            // IKEv2 asks one thing at a time (RFC 7296 §2.3): a Delete per
+            // child would hold the IKE SA's behind the first, and this
+            // session goes now. Its IKE SA's Delete closes the children
+            // with it (§1.4.1).
+            let one_delete = o.peer.major() == 2 && o.peer.is_established();
             let spis: Vec<u32> = o.children.keys().copied().collect();
             for spi in spis {
-                let _ = o.peer.delete_child(now, spi);
+                if !one_delete {
+                    let _ = o.peer.delete_child(now, spi);
+                }
                 self.spis.borrow_mut().release(spi);
             }
             if o.peer.is_established() {
@@ -2256,6 +2263,32 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
 
     /// Removing one proxy-ID deletes only its pair (a Delete to the peer,
     /// which removes its copy); the other pair and the ISAKMP SA stay.
+    /// An IKEv2 gateway whose configuration goes: its IKE SA is deleted
+    /// with the peer (one Delete, closing the children with it), not left
+    /// behind a child's Delete that the session never gets to send.
+    #[test]
+    fn an_ikev2_gateway_removed_deletes_its_ike_sa_with_the_peer() {
+        let mut a = v2_manager(CONF, 3600, 28800, 3);
+        let mut b = v2_manager(CONF_B, 3600, 28800, 4);
+        let now = Instant::now();
+        for pid in a.gateways[0].vpns[0].proxy_ids.clone() {
+            a.acquire(now, 1, &pid.to_string());
+            pump(now, &mut a, &mut b);
+        }
+        assert_eq!((a.gateways[0].children.len(), b.gateways[0].children.len()), (2, 2));
+        let acts = a.reconfigure(now, Vec::new());
+        let sends: Vec<&Transmit> =
+            acts.iter().filter_map(|x| if let IkeAction::Send(t) = x { Some(t) } else { None }).collect();
+        assert_eq!(sends.len(), 1, "{acts:?}");
+        for t in sends {
+            let _ = b.handle_datagram(now, t.remote, t.local, &t.bytes);
+        }
+        let (_, fb, _) = pump(now, &mut a, &mut b);
+        assert!(!b.gateways[0].peer.is_established());
+        assert!(b.gateways[0].children.is_empty());
+        assert_eq!(fb.iter().filter(|x| matches!(x, Fp::Remove(_))).count(), 2, "{fb:?}");
+    }
+
     #[test]
     fn removing_a_proxy_id_deletes_only_its_sas() {
         let mut a = manager(CONF, 3600, 7);

@@ -77,6 +77,7 @@ fn config(a: bool) -> SessionConfig {
         },
         retransmit: Retransmit { initial: Duration::from_secs(1), tries: 2 },
         dpd: None,
+        dpd_retries: None,
     }
 }
 

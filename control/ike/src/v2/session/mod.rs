@@ -103,6 +103,11 @@ pub struct SessionConfig {
     /// Liveness check after this long without an authenticated message
     /// from the peer (§2.4); `None`: none.
     pub dpd: Option<Duration>,
+    /// A liveness check is sent this many times in all, `dpd` apart,
+    /// before the peer is declared dead (ScreenOS's `dpd-liveness ...
+    /// retry N`, as IKEv1's R-U-THERE); `None`: retransmitted on the
+    /// `retransmit` schedule like any request.
+    pub dpd_retries: Option<u32>,
 }
 
 /// The addresses a datagram arrived at and came from.
@@ -114,11 +119,18 @@ struct Retx {
     next: Instant,
     interval: Duration,
     tries_left: u32,
+    /// The interval doubles after each retransmission.
+    backoff: bool,
 }
 
 impl Retx {
     fn new(now: Instant, r: Retransmit) -> Retx {
-        Retx { next: now + r.initial, interval: r.initial, tries_left: r.tries }
+        Retx { next: now + r.initial, interval: r.initial, tries_left: r.tries, backoff: true }
+    }
+
+    /// `tries` retransmissions `every` apart.
+    fn every(now: Instant, every: Duration, tries: u32) -> Retx {
+        Retx { next: now + every, interval: every, tries_left: tries, backoff: false }
     }
 
     /// Due now: `Some(true)` resend, `Some(false)` give up.
@@ -130,7 +142,9 @@ impl Retx {
             return Some(false);
         }
         self.tries_left -= 1;
-        self.interval *= 2;
+        if self.backoff {
+            self.interval *= 2;
+        }
         self.next = now + self.interval;
         Some(true)
     }
@@ -876,7 +890,10 @@ impl<R: Random> Session<R> {
         match sent {
             Ok((message_id, bytes)) => {
                 self.send(bytes.clone());
-                let retx = Retx::new(now, self.cfg.retransmit);
+                let retx = match (&kind, self.cfg.dpd, self.cfg.dpd_retries) {
+                    (OutKind::Dpd, Some(every), Some(n)) => Retx::every(now, every, n.max(1) - 1),
+                    _ => Retx::new(now, self.cfg.retransmit),
+                };
                 self.out = Some(Outstanding { message_id, bytes, retx, kind });
             }
             // Sealing failed: the GCM IVs of this IKE SA are spent. It can
