@@ -2261,8 +2261,6 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert_eq!(a.discards().get(esprit_ike::Discard::NoGateway), 1);
     }
 
-    /// Removing one proxy-ID deletes only its pair (a Delete to the peer,
-    /// which removes its copy); the other pair and the ISAKMP SA stay.
     /// An IKEv2 gateway whose configuration goes: its IKE SA is deleted
     /// with the peer (one Delete, closing the children with it), not left
     /// behind a child's Delete that the session never gets to send.
@@ -2289,6 +2287,8 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert_eq!(fb.iter().filter(|x| matches!(x, Fp::Remove(_))).count(), 2, "{fb:?}");
     }
 
+    /// Removing one proxy-ID deletes only its pair (a Delete to the peer,
+    /// which removes its copy); the other pair and the ISAKMP SA stay.
     #[test]
     fn removing_a_proxy_id_deletes_only_its_sas() {
         let mut a = manager(CONF, 3600, 7);
