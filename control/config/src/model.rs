@@ -315,6 +315,9 @@ pub struct AutoKey {
     /// `replay window N`: the inbound window in packets while `replay` is
     /// on ([`DEFAULT_AUTOKEY_REPLAY_WINDOW`] when not given).
     pub replay_window: u32,
+    /// `esn` (esprit): 64-bit extended sequence numbers (RFC 4303
+    /// §2.2.1), offered and required by IKEv2 (RFC 7296 §3.3.2).
+    pub esn: bool,
     /// `idletime N`, minutes without traffic before the SAs are deleted; 0 = never.
     pub idletime_mins: u32,
     /// Phase-2 proposals.

@@ -1005,9 +1005,14 @@ fn vpn_autokey(c: &mut Cursor<'_, '_>) -> Result<AutoKey, ParseError> {
     let (mut replay, mut idletime, mut proposals) = (true, 0, None);
     let mut replay_window = DEFAULT_AUTOKEY_REPLAY_WINDOW;
     let mut seen = Vec::new();
-    let words = ["replay", "no-replay", "tunnel", "transport", "idletime", "sec-level", "proposal"];
+    let mut esn = false;
+    let words = ["replay", "no-replay", "tunnel", "transport", "esn", "idletime", "sec-level", "proposal"];
     while let Some(k) = c.option(&words)? {
         match k {
+            "esn" => {
+                c.once(&mut seen, k)?;
+                esn = true;
+            }
             "replay" | "no-replay" => {
                 c.once(&mut seen, "replay")?;
                 replay = k == "replay";
@@ -1037,7 +1042,7 @@ fn vpn_autokey(c: &mut Cursor<'_, '_>) -> Result<AutoKey, ParseError> {
         }
     }
     let proposals = proposals.ok_or_else(|| c.missing("sec-level or proposal"))?;
-    Ok(AutoKey { gateway, replay, replay_window, idletime_mins: idletime, proposals })
+    Ok(AutoKey { gateway, replay, replay_window, esn, idletime_mins: idletime, proposals })
 }
 
 /// `window N` after `replay`: the anti-replay window in packets (RFC 4303
@@ -1407,6 +1412,7 @@ mod tests {
                     gateway: "test".into(),
                     replay: false,
                     replay_window: DEFAULT_AUTOKEY_REPLAY_WINDOW,
+                    esn: false,
                     idletime_mins: 0,
                     proposals: ProposalChoice::SecLevel(SecLevel::Standard),
                 }),

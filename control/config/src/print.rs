@@ -195,9 +195,10 @@ impl Config {
             let head = format!("set vpn {}", quoted(&v.name));
             match &v.kind {
                 VpnKind::AutoKey(a) => out.push(format!(
-                    "{head} gateway {} {} tunnel idletime {} {}",
+                    "{head} gateway {} {} tunnel{} idletime {} {}",
                     quoted(&a.gateway),
                     replay_words(a.replay, a.replay_window, DEFAULT_AUTOKEY_REPLAY_WINDOW),
+                    if a.esn { " esn" } else { "" },
                     a.idletime_mins,
                     choice(&a.proposals)
                 )),

@@ -646,3 +646,17 @@ fn vpnmonitor_timing() {
     c.apply("unset vpnmonitor").unwrap();
     assert_eq!(c.vpnmonitor(), VpnMonitorTiming::default());
 }
+
+#[test]
+fn autokey_esn() {
+    let c = with(&[r#"set vpn "v" gateway "gw" replay tunnel esn idletime 0 proposal "g14-esp-aes128-sha""#]);
+    let VpnKind::AutoKey(a) = &c.vpn("v").unwrap().kind else { panic!() };
+    assert!(a.esn);
+    assert_eq!(
+        printed(&c, "set vpn \"v\" gateway"),
+        [r#"set vpn "v" gateway "gw" replay tunnel esn idletime 0 proposal "g14-esp-aes128-sha""#]
+    );
+    let c = base();
+    let VpnKind::AutoKey(a) = &c.vpn("v").unwrap().kind else { panic!() };
+    assert!(!a.esn, "off unless given");
+}

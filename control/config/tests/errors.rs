@@ -245,7 +245,7 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     (
         r#"set vpn "test" gateway "test" no-replay window 256 sec-level standard"#,
-        r#""set vpn "test" gateway "test" no-replay window 256 sec-level standard": unknown word "window" after "set vpn test gateway test no-replay": expected one of replay, no-replay, tunnel, transport, idletime, sec-level, proposal, or end of line"#,
+        r#""set vpn "test" gateway "test" no-replay window 256 sec-level standard": unknown word "window" after "set vpn test gateway test no-replay": expected one of replay, no-replay, tunnel, transport, esn, idletime, sec-level, proposal, or end of line"#,
     ),
     (
         r#"set vpn "m" manual 3000 4000 gateway 203.0.113.2 outgoing-interface ethernet0/2 esp aes128 key 000102030405060708090a0b0c0d0e0f auth sha-1 key 000102030405060708090a0b0c0d0e0f10111213 replay window 4097"#,

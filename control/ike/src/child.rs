@@ -67,4 +67,6 @@ pub struct ChildSa {
     pub message_id: u32,
     /// Whether PFS was used.
     pub pfs: bool,
+    /// Extended sequence numbers agreed (RFC 4303 §2.2.1; IKEv2 only).
+    pub esn: bool,
 }

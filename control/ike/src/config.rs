@@ -114,6 +114,10 @@ pub struct PeerConfig {
     pub pfs: Option<DhGroup>,
     /// Phase-2 lifetime we propose / the most we accept.
     pub child_lifetime: Lifetime,
+    /// Extended sequence numbers for the child SAs (RFC 4303 §2.2.1):
+    /// IKEv2 offers and requires them (transform type 5, RFC 7296
+    /// §3.3.2); IKEv1 here does not negotiate them (RFC 4304).
+    pub esn: bool,
     /// Configured proxy-IDs: a responder accepts these (or narrower).
     pub proxy_ids: Vec<ProxyId>,
     /// Speak NAT traversal (RFC 3947): send its vendor ID and NAT-D
@@ -211,6 +215,7 @@ impl PeerConfig {
             esp_suites: vec![Suite::Aes128Gcm16, Suite::Aes128CbcSha1],
             pfs: None,
             child_lifetime: Lifetime { seconds: 3600, kilobytes: 0 },
+            esn: false,
             proxy_ids: Vec::new(),
             nat_traversal: true,
             force_encap: false,

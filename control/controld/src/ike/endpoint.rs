@@ -125,7 +125,7 @@ pub fn session_config(cfg: &PeerConfig, cert: Option<&CertFiles>) -> Result<Sess
         auth,
         child: ChildConfig {
             suites: cfg.esp_suites.clone(),
-            esn: false,
+            esn: cfg.esn,
             pfs: cfg.pfs,
             pfs_also: Vec::new(),
             proxy_ids: cfg.proxy_ids.clone(),

@@ -304,6 +304,19 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
                 Lifetime { seconds: s.lifetime_secs, kilobytes: s.lifetime_kbytes.unwrap_or(0) };
         }
         cfg.proxy_ids = vpns.iter().flat_map(|v| v.proxy_ids.iter().copied()).collect();
+        // ESN, like the suites, from the first VPN; IKEv1 here does not
+        // negotiate it (RFC 4304), so an IKEv1 gateway's SAs go without.
+        cfg.esn = match config.vpn(&vpns[0].name).map(|v| &v.kind) {
+            Some(VpnKind::AutoKey(a)) => a.esn,
+            _ => false,
+        };
+        if cfg.esn && !ikev2 {
+            warnings.push(format!(
+                "vpn \"{}\": esn is negotiated by IKEv2 only: the SAs of IKEv1 gateway \"{name}\" use 32-bit sequence numbers",
+                vpns[0].name
+            ));
+            cfg.esn = false;
+        }
         cfg.dpd_delay =
             g.dpd.filter(|d| d.interval_secs > 0).map(|d| Duration::from_secs(u64::from(d.interval_secs)));
         if let Some(d) = g.dpd {
@@ -402,7 +415,7 @@ pub fn child_sa_pair(vpn: &IkeVpn, child: &ChildSa, serial: u32) -> Result<[Desi
             // IKEv1 as spoken here does not offer RFC 4304's ESN
             // attribute: 32-bit sequence numbers, rekeyed before they run
             // out. A child SA that negotiated ESN sets it here.
-            esn: false,
+            esn: child.esn,
             replay_window: vpn.replay_window,
             vpn: vpn.tunnel,
             tunnel: vpn.tunnel,
@@ -1577,6 +1590,7 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
             initiator: true,
             message_id: 7,
             pfs: false,
+            esn: false,
         }
     }
 
@@ -1973,6 +1987,42 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert_eq!((a.gateways[0].children.len(), b.gateways[0].children.len()), (2, 2));
         assert!(a.gateways[0].peer.summary().is_some_and(|s| s.established > t0 + Duration::from_secs(250)));
         assert!(b.gateways[0].peer.summary().is_some_and(|s| s.established > t0 + Duration::from_secs(250)));
+    }
+
+    /// `esn` on both VPNs: IKEv2 agrees on extended sequence numbers
+    /// (RFC 7296 §3.3.2) and every SA is installed with them; on one side
+    /// only, no proposal is in common and nothing is installed.
+    #[test]
+    fn ikev2_negotiates_esn_and_the_sas_use_it() {
+        let esn = |c: &str| c.replace(" no-replay tunnel idletime 0", " no-replay tunnel esn idletime 0");
+        for (a_esn, b_esn) in [(true, true), (true, false)] {
+            let mut a = v2_manager(&if a_esn { esn(CONF) } else { CONF.to_string() }, 100, 300, 1);
+            let mut b = v2_manager(&if b_esn { esn(CONF_B) } else { CONF_B.to_string() }, 100, 300, 2);
+            let pid = a.gateways[0].vpns[0].proxy_ids[0].to_string();
+            let now = Instant::now();
+            a.acquire(now, 1, &pid);
+            let mut installed = Vec::new();
+            let mut logs = Vec::new();
+            exchange(now, &mut a, &mut b, |_, acts| {
+                for act in acts {
+                    match act {
+                        IkeAction::Install(v) => installed.extend(v.iter().map(|d| d.spec.esn)),
+                        IkeAction::Log(l) => logs.push(l),
+                        _ => {}
+                    }
+                }
+            });
+            if b_esn {
+                assert_eq!(installed, [true; 4], "{logs:?}");
+            } else {
+                assert!(installed.is_empty(), "{installed:?}");
+                assert!(
+                    logs.iter()
+                        .any(|l| l.contains("no proposal in common") || l.contains("NO-PROPOSAL-CHOSEN")),
+                    "{logs:?}"
+                );
+            }
+        }
     }
 
     /// A CA and two gateways' certificates (ECDSA P-256, SAN dNSName),

@@ -152,6 +152,7 @@ const AUTOKEY_OPTIONS: &[Node] = &[
     opt("replay", &[]),
     opt("no-replay", &[]),
     opt("tunnel", &[]),
+    opt("esn", &[]),
     opt("idletime", &[val("<minutes>", true, &[])]),
     opt("sec-level", SEC_LEVELS),
     opt("proposal", &[name(NameKind::P2Proposal, true, &[])]),

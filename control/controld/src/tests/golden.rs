@@ -89,6 +89,7 @@ fn child(proxy_id: ProxyId, n: u32, encap: bool, kilobytes: u32) -> ChildSa {
         initiator: true,
         message_id: n,
         pfs: false,
+        esn: false,
     }
 }
 

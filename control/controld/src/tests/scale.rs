@@ -130,6 +130,7 @@ fn pair(vpn: &IkeVpn, i: u32) -> [DesiredSa; 2] {
         initiator: true,
         message_id: i,
         pfs: false,
+        esn: false,
     };
     child_sa_pair(vpn, &child, i + 1).unwrap()
 }

@@ -598,6 +598,7 @@ impl<R: Random> Peer<R> {
             initiator: false,
             message_id: msgid,
             pfs: gqm.is_some(),
+            esn: false,
         };
         let pending = self.send(now, out, true);
         self.events.push_back(Event::ChildSaInbound(Box::new(child.clone())));
@@ -744,6 +745,7 @@ impl<R: Random> Peer<R> {
             initiator: true,
             message_id: q.msgid,
             pfs: gqm.is_some(),
+            esn: false,
         })));
         Ok(())
     }

@@ -675,6 +675,7 @@ pub(crate) fn make_child(c: ChildParts<'_>) -> Result<NewChild, ChildError> {
             initiator: c.initiator,
             message_id: c.message_id,
             pfs: c.g_ir.is_some(),
+            esn: c.chosen.esn,
         },
         esn: c.chosen.esn,
         lowest_nonce: c.ni.min(c.nr).to_vec(),

@@ -689,9 +689,8 @@ impl<R: Random> Session<R> {
         let (local, remote) = self.path.unwrap_or((self.cfg.local, self.cfg.remote));
         sa.local = local;
         sa.remote = remote;
-        if self.nat_t {
-            sa.encap = Some(crate::UdpEncap { local_port: local.port(), remote_port: remote.port() });
-        }
+        sa.encap =
+            self.nat_t.then(|| crate::UdpEncap { local_port: local.port(), remote_port: remote.port() });
         sa
     }
 
