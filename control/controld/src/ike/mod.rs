@@ -788,8 +788,9 @@ impl IkeManager {
             }
             let ids: Vec<u64> = o.children.values().flat_map(|c| c.ids).collect();
             out.push(IkeAction::Log(format!(
-                "gateway {name}: its configuration changed or is gone: {} child SA(s) and the ISAKMP SA deleted",
-                ids.len() / 2
+                "gateway {name}: its configuration changed or is gone: {} child SA(s) and the {} deleted",
+                ids.len() / 2,
+                if o.peer.major() == 1 { "ISAKMP SA" } else { "IKE SA" }
             )));
             if !ids.is_empty() {
                 self.drop_delayed(&ids);
@@ -1393,12 +1394,17 @@ impl IkeManager {
                 proposed.join(", "),
                 configured.join(", ")
             )),
-            Event::ProxyIdMismatch { message_id, proposed, configured } => log(format!(
-                "gateway {name}: {child_exchange} {message_id:08x}: the peer asked for proxy-id {proposed}, which is not configured (configured: {}): refused with {}",
+            Event::ProxyIdMismatch { message_id, proposed, configured } if v1 => log(format!(
+                "gateway {name}: {child_exchange} {message_id:08x}: the peer asked for proxy-id {proposed}, which is not configured (configured: {}): refused with INVALID-ID-INFORMATION",
                 configured.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "),
-                if v1 { "INVALID-ID-INFORMATION" } else { "TS_UNACCEPTABLE" }
+            )),
+            // IKEv2's words already say what was asked and what is
+            // configured (RFC 7296 §2.9).
+            Event::ProxyIdMismatch { message_id, proposed, .. } => log(format!(
+                "gateway {name}: {child_exchange} {message_id:08x}: the peer asked for proxy-id {proposed}, which is not configured: refused with TS_UNACCEPTABLE"
             )),
             Event::AuthFailed { exchange, detail } => {
+                let detail = detail.strip_prefix("authentication failed: ").unwrap_or(&detail);
                 log(format!("gateway {name}: {exchange}: authentication failed: {detail}"))
             }
             Event::DpdTimeout => log(format!("gateway {name}: dead peer detection: no answer, peer declared dead")),
