@@ -22,10 +22,12 @@
 # Prints what an operator would look at, checks it (the last line is
 # "demo: N checks passed, M failed"; exit status 1 if any failed), and
 # tears everything down. Needs root. Binaries from $ESPRIT_BIN (default
-# $CARGO_TARGET_DIR or target, /debug), built if missing.
+# $CARGO_TARGET_DIR or target, /debug), built if missing. Bounded by
+# $ESPRIT_TIMEOUT seconds (default 600).
 set -uo pipefail
 ESPRIT_SCRIPT=demo
 source "$(dirname "$0")/lib/common.sh"
+source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 source "$ESPRIT_ROOT/scripts/lib/topo.sh"
 source "$ESPRIT_ROOT/scripts/lib/gateway.sh"
 source "$ESPRIT_ROOT/scripts/lib/strongswan.sh"
@@ -43,44 +45,10 @@ case $PEER in esprit | strongswan) ;; *) die "--peer: esprit or strongswan, not 
 
 apt_install "${ESPRIT_BUILD_PACKAGES[@]}" "${ESPRIT_TEST_PACKAGES[@]}"
 [ "$PEER" = strongswan ] && swan_packages
-BIN=${ESPRIT_BIN:-$(esprit_target_dir)/debug}
-for b in fastpathd fpctl controld esprit; do
-    [ -x "$BIN/$b" ] || {
-        need_cargo
-        log "building"
-        (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd) || die "build failed"
-        BIN=$(esprit_target_dir)/debug
-        break
-    }
-done
+esprit_bin_dir
+lab_begin demo "${ESPRIT_TIMEOUT:-600}"
 
-WORK=$(mktemp -d /tmp/esprit-demo.XXXXXX)
-EXTRA=()
-cleanup() {
-    local p
-    gw_stop
-    swan_stop
-    for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${EXTRA[@]}"; do wait "$p" 2>/dev/null || true; done
-    topo_down
-    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 124' TERM INT
-
-pass=0
-fail=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@" >/dev/null 2>&1; then
-        pass=$((pass + 1))
-        echo "  [ok]   $what"
-    else
-        fail=$((fail + 1))
-        echo "  [FAIL] $what"
-    fi
-}
+CHECK_STYLE=plain
 section() { printf '\n== %s\n' "$*"; }
 
 # strongSwan as gateway 2: the seed's GATEWAY-2 (a non-Juniper peer that

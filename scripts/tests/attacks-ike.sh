@@ -55,20 +55,7 @@ swan_packages
 apt_install "${ESPRIT_TEST_PACKAGES[@]}" nftables
 esprit_bin_dir
 
-WORK=$(mktemp -d /tmp/esprit-attacks.XXXXXX)
-declare -A PID=()
-EXTRA=()
-cleanup() {
-    local p
-    for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PID[@]}"; do wait "$p" 2>/dev/null || true; done
-    swan_stop
-    for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
-    topo_down
-    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-watchdog "$LIMIT"
+lab_begin attacks "$LIMIT"
 
 esprit() { "$BIN/esprit" --socket "$WORK/cd.sock" "$@"; }
 # discard REASON: esprit's count of IKE datagrams discarded for REASON.

@@ -23,36 +23,24 @@ source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 need_root
 
 LIMIT=${ESPRIT_TIMEOUT:-120}
-BIN=${ESPRIT_BIN:-$(esprit_target_dir)/debug}
-for b in fastpathd controld esprit; do
-    [ -x "$BIN/$b" ] || { (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd); break; }
-done
+esprit_bin_dir
 
-WORK=$(mktemp -d /tmp/esprit-shell.XXXXXX)
+lab_begin shell "$LIMIT"
 NS="esprit-sh$$"
-PIDS=()
-cleanup() {
-    local p
-    [ -s "$WORK/controld-2.pid" ] && PIDS+=("$(cat "$WORK/controld-2.pid")")
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    # The restarted controld is not this shell's child: wait for it by polling.
-    for p in "${PIDS[@]}"; do
+# On exit, after the processes this shell started: the controld restarted
+# by the shell (not a child of this script: polled until gone), then the
+# namespace.
+shell_exit() {
+    local p _
+    lab_stop_pids
+    if [ -s "$WORK/controld-2.pid" ]; then
+        p=$(cat "$WORK/controld-2.pid")
+        kill "$p" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    done
+    fi
     ip netns del "$NS" 2>/dev/null || true
-    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
-trap cleanup EXIT
-# Bounded: the watchdog ends the script (and so runs cleanup) after $LIMIT s.
-(
-    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-    sleep "$LIMIT" &
-    sp=$!
-    wait "$sp" && log "timeout after $LIMIT s" && kill -TERM $$
-) 2>/dev/null &
-PIDS+=($!)
-trap 'exit 124' TERM
+lab_on_exit shell_exit
 
 # One gateway port: wan0, its veth peer in the same namespace.
 ip netns add "$NS"
@@ -80,13 +68,13 @@ EOF
 chmod 600 "$WORK/gw.conf"
 
 ip netns exec "$NS" "$BIN/fastpathd" --port wan0 --xdp-mode skb --socket "$WORK/fp.sock" >"$WORK/fp.log" 2>&1 &
-PIDS+=($!)
+PID[fp]=$!
 wait_socket "$WORK/fp.sock" "$WORK/fp.log" fastpathd
 CONTROLD=(ip netns exec "$NS" "$BIN/controld" --config "$WORK/gw.conf" --fastpath "$WORK/fp.sock"
     --socket "$WORK/cd.sock" --state-dir "$WORK/state" --metrics 127.0.0.1:9425)
 "${CONTROLD[@]}" >"$WORK/cd.log" 2>&1 &
 cd_pid=$!
-PIDS+=("$cd_pid")
+PID[cd]=$cd_pid
 wait_socket "$WORK/cd.sock" "$WORK/cd.log" controld
 for _ in $(seq 50); do "$BIN/esprit" --socket "$WORK/cd.sock" get sa 2>/dev/null | grep -q ' A/- ' && break; sleep 0.1; done
 
@@ -142,7 +130,7 @@ chmod 600 "$WORK/paste.conf"
 ip netns exec "$NS" "$BIN/controld" --config "$WORK/paste.conf" --fastpath "$WORK/no-fastpathd.sock" \
     --socket "$WORK/paste.sock" --state-dir "$WORK/paste-state" --port-map ethernet0/2=wan0 --no-syslog \
     >"$WORK/paste-cd.log" 2>&1 &
-PIDS+=($!)
+PID[paste]=$!
 wait_socket "$WORK/paste.sock" "$WORK/paste-cd.log" controld
 paste_run() {
     timeout --kill-after=5 90 python3 "$ESPRIT_ROOT/scripts/lib/pty_paste.py" "$BIN/esprit" "$WORK/paste.sock" \

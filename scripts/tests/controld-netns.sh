@@ -43,26 +43,7 @@ for b in fastpathd fpctl controld esprit; do
     [ -x "$BIN/$b" ] || { (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-controld -p esprit-fastpathd); break; }
 done
 
-WORK=$(mktemp -d /tmp/esprit-ctl.XXXXXX)
-declare -A PID=()
-EXTRA=()
-cleanup() {
-    local p
-    for p in "${PID[@]}" "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PID[@]}" "${EXTRA[@]}"; do wait "$p" 2>/dev/null || true; done
-    topo_down
-    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-# Bounded: the watchdog ends the script (and so runs cleanup) after $LIMIT s.
-(
-    trap 'kill "$sp" 2>/dev/null; exit 0' TERM
-    sleep "$LIMIT" &
-    sp=$!
-    wait "$sp" && log "timeout after $LIMIT s" && kill -TERM $$
-) 2>/dev/null &
-EXTRA+=($!)
-trap 'exit 124' TERM
+lab_begin ctl "$LIMIT"
 
 
 topo_up "ectl$$"

@@ -24,7 +24,8 @@
 #
 #   scripts/tests/fastpath-netns.sh [WORKERS] [XDP_MODE] [SUITE] [encap]
 # Needs root. Builds the binaries (debug) if needed. ESPRIT_FP_RING sets
-# the gateways' --ring-size (default: fastpathd's).
+# the gateways' --ring-size (default: fastpathd's). Bounded by
+# $ESPRIT_TIMEOUT seconds (default 600).
 set -uo pipefail
 ESPRIT_SCRIPT=fastpath-netns
 source "$(dirname "$0")/../lib/common.sh"
@@ -42,16 +43,8 @@ BIN=${ESPRIT_BIN:-$(esprit_target_dir)/debug}
 CONF="python3 $ESPRIT_ROOT/scripts/lib/fpconf.py"
 [ -x "$BIN/fastpathd" ] && [ -x "$BIN/fpctl" ] || (cd "$ESPRIT_ROOT" && cargo build -q -p esprit-fastpathd)
 
-WORK=$(mktemp -d /tmp/esprit-fp.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    topo_down
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+LIMIT=${ESPRIT_TIMEOUT:-600}
+lab_begin fp "$LIMIT"
 
 
 topo_up "efp$$" "$WORKERS"
@@ -63,11 +56,10 @@ fpctl() { local g=$1; shift; "$BIN/fpctl" --socket "$WORK/gw$g.sock" "$@"; }
 for g in 1 2; do
     nsx_bg "gw$g" "$BIN/fastpathd" --port lan1 --port lan2 --port wan0 --workers "$WORKERS" \
         --xdp-mode "$MODE" ${RING:+--ring-size "$RING"} --socket "$WORK/gw$g.sock" >"$WORK/gw$g.log" 2>&1
-    PIDS+=($!)
+    PID[fp$g]=$!
 done
 for g in 1 2; do
-    for _ in $(seq 100); do [ -S "$WORK/gw$g.sock" ] && break; sleep 0.1; done
-    [ -S "$WORK/gw$g.sock" ] || { cat "$WORK/gw$g.log" >&2; die "fastpathd gw$g did not start"; }
+    wait_socket "$WORK/gw$g.sock" "$WORK/gw$g.log" "fastpathd gw$g"
     [ -z "$RING" ] || grep -q "rings of $RING," "$WORK/gw$g.log" || { cat "$WORK/gw$g.log" >&2; die "gw$g: not running rings of $RING"; }
     $CONF base "$g" | fpctl "$g" batch >/dev/null
 done
@@ -78,7 +70,7 @@ $CONF sas 2 11 12 21 --suite "$SUITE" $encap_flag | fpctl 2 batch >/dev/null
 
 nsx_bg inet tcpdump -n -i i1 -w "$WORK/wan.pcap" -U 'esp or udp port 4500' >/dev/null 2>&1
 TCPDUMP=$!
-PIDS+=("$TCPDUMP")
+EXTRA+=("$TCPDUMP")
 # tcpdump is ready once its capture file exists.
 for _ in $(seq 50); do [ -s "$WORK/wan.pcap" ] && break; sleep 0.1; done
 
@@ -104,13 +96,13 @@ check "h21 -> h11 (pair 11, from gw2's side)" ping_ok h21 10.1.1.10 10 0.05
 H21_MAC=$(nsx h21 cat /sys/class/net/eth0/address)
 nsx_bg h11 ping -q -i 0.01 -w 30 10.2.1.10 >/dev/null 2>&1
 NPING=$!
-PIDS+=("$NPING")
+EXTRA+=("$NPING")
 lat=()
 for i in 1 2 3 4 5 6 7; do
     mac=$(printf '02:00:00:00:99:%02x' "$i")
     nsx_bg h21 timeout 10 tcpdump -tt -n -l -c 1 -i eth0 "ether dst $mac and icmp" >"$WORK/neigh$i.txt" 2>"$WORK/neigh$i.err"
     TD=$!
-    PIDS+=("$TD")
+    EXTRA+=("$TD")
     for _ in $(seq 100); do grep -q "listening on" "$WORK/neigh$i.err" && break; sleep 0.05; done
     t0=$(date +%s.%N)
     nsx gw2 ip neigh replace 10.2.1.10 lladdr "$mac" dev lan1 nud permanent
@@ -317,8 +309,7 @@ for g in 1 2; do
 done
 
 # 7. Clean exit: SIGTERM, programs detached.
-for p in "${PIDS[@]:0:2}"; do kill -TERM "$p" 2>/dev/null || true; done
-for p in "${PIDS[@]:0:2}"; do wait "$p" 2>/dev/null || true; done
+lab_stop_pids
 check "XDP detached from gw1 ports after exit" bash -c "! ip netns exec $TOPO-gw1 ip link show | grep -q xdp"
 
 echo "fastpath-netns ($WORKERS worker(s), $MODE, $SUITE ${ENCAP:-esp}): $pass passed, $fail failed"

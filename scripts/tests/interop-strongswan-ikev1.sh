@@ -57,6 +57,7 @@ source "$(dirname "$0")/../lib/common.sh"
 source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 source "$ESPRIT_ROOT/scripts/lib/topo.sh"
 source "$ESPRIT_ROOT/scripts/lib/strongswan.sh"
+source "$ESPRIT_ROOT/scripts/lib/interop.sh"
 need_root
 
 [ $# -eq 0 ] || die "usage: scripts/tests/interop-strongswan-ikev1.sh (no arguments; see the header)"
@@ -69,25 +70,7 @@ swan_packages
 apt_install tcpdump iproute2 ethtool iputils-ping
 esprit_bin_dir
 
-WORK=$(mktemp -d /tmp/esprit-interop.XXXXXX)
-declare -A PID=()
-EXTRA=()
-stop_pids() {
-    local p
-    for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PID[@]}"; do wait "$p" 2>/dev/null || true; done
-    PID=()
-}
-cleanup() {
-    local p
-    stop_pids
-    swan_stop
-    for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
-    topo_down
-    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-watchdog "$LIMIT"
+lab_begin interop "$LIMIT"
 
 
 PAIRS="11 12 21 22"
@@ -178,57 +161,6 @@ EOC
     } >"$SWAN_DIR/swanctl.conf"
 }
 
-esprit() { "$BIN/esprit" --socket "$RUN/cd.sock" "$@"; }
-# active N: controld reports N negotiated SAs active (A/U) within 15 s.
-active() {
-    local _
-    for _ in $(seq 150); do
-        [ "$(esprit get sa 2>/dev/null | grep -c ' A/U ')" = "$1" ] && return 0
-        sleep 0.1
-    done
-    esprit get sa >&2 || true
-    return 1
-}
-# first_ping FROM DST: one echo request, answered (it was held while IKE ran).
-first_ping() {
-    nsx "$1" ping -c 1 -W 8 "$2" >"$RUN/first-$1-$2.out" 2>&1 || { cat "$RUN/first-$1-$2.out" >&2; return 1; }
-    log "    $(grep -o 'time=[0-9.]* ms' "$RUN/first-$1-$2.out") for the first packet $1 -> $2 (IKE included)"
-}
-swan_installed() { # swan_installed N: strongSwan lists N CHILD_SAs INSTALLED
-    local _
-    for _ in $(seq 50); do
-        [ "$(swan_ctl --list-sas 2>/dev/null | grep -c INSTALLED)" = "$1" ] && return 0
-        sleep 0.1
-    done
-    swan_ctl --list-sas >&2
-    return 1
-}
-# wait_capture N: waits up to 10 s until the WAN capture holds N ESP packets.
-wait_capture() {
-    local _
-    for _ in $(seq 100); do
-        [ "$(tcpdump -r "$RUN/wan.pcap" -n 'udp port 4500' 2>/dev/null | grep -c 'spi=0x')" -ge "$1" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# spis_each_pair: the capture shows 8 SPIs, each with at least 5 packets,
-# and they are exactly the 8 SPIs of `esprit get sa`.
-spis_each_pair() {
-    local got want
-    tcpdump -r "$RUN/wan.pcap" -n 'udp port 4500' 2>/dev/null | grep -o 'spi=0x[0-9a-f]*' |
-        sed 's/spi=0x//' | sort | uniq -c >"$RUN/spis.txt"
-    sed 's/^/    packets per SPI: /' "$RUN/spis.txt" >&2
-    got=$(awk '$1 >= 5 { print $2 }' "$RUN/spis.txt" | sort | tr '\n' ' ')
-    want=$(esprit get sa | awk '/ A\/U / { print $5 }' | sort | tr '\n' ' ')
-    [ "$(echo "$got" | wc -w)" = 8 ] && [ "$got" = "$want" ] || {
-        log "    capture SPIs: $got"
-        log "    get sa SPIs:  $want"
-        return 1
-    }
-}
-
 # bring_up ESP RUN_NAME [P2_LIFE P1_LIFE [SWAN_CHILD_TIMES]]: the topology,
 # strongSwan on gw2, fastpathd + controld on gw1, a capture on the WAN.
 bring_up() {
@@ -294,7 +226,7 @@ scenario() { # scenario ESP esprit|strongswan
     # guessed delay.
     wait_capture 80 || log "    the capture holds fewer than 80 ESP packets after 10 s"
     kill "${PID[tcpdump]}" 2>/dev/null; wait "${PID[tcpdump]}" 2>/dev/null; unset 'PID[tcpdump]'
-    check "$esp/$who: each pair on its own SPI pair on the WAN (8 SPIs, as get sa)" spis_each_pair
+    check "$esp/$who: each pair on its own SPI pair on the WAN (8 SPIs, as get sa)" spis_each_pair 8
     esprit get sa | sed 's/^/    /' >&2
 
     if [ "$who" = esprit ]; then
@@ -322,13 +254,12 @@ scenario() { # scenario ESP esprit|strongswan
     grep -E "after the acquire|phase 1 up|child SA up|mismatch|not configured|failed|error" "$RUN/cd.log" |
         sed 's/^/    /' >&2 || true
 
-    stop_pids
+    lab_stop_pids
     swan_stop
     topo_down
 }
 
 # The SPIs `esprit get sa` shows as active, sorted, on one line.
-active_spis() { esprit get sa | awk '/ A\/U / { print $5 }' | sort | tr '\n' ' '; }
 # steady_pings SECONDS: pings every 20 ms h11 -> 10.2.1.10 and
 # h12 -> 10.2.2.10 for SECONDS, in the background; steady_done checks
 # that every one was answered.
@@ -389,7 +320,7 @@ rekey_scenario() { # rekey_scenario esprit|strongswan
     check "rekey/$who: strongSwan still has the children (new ones INSTALLED)" \
         bash -c "[ \"\$(STRONGSWAN_CONF='$SWAN_DIR/strongswan.conf' swanctl --list-sas | grep -c INSTALLED)\" -ge 2 ]"
     grep -E "rekey|phase 1|child SA (up|down)|failed|error" "$RUN/cd.log" | sed 's/^/    /' >&2 || true
-    stop_pids
+    lab_stop_pids
     swan_stop
     topo_down
 }
@@ -449,7 +380,7 @@ aggr_scenario() {
         { cat "$RUN/swan-load2.log" >&2; die "swanctl --load-all failed"; }
     check "aggr: strongSwan back: the next packet negotiates again (first ping answered)" first_ping h11 10.2.1.10
     grep -E "phase 1|child SA|dead peer|failed|error" "$RUN/cd.log" | sed 's/^/    /' >&2 || true
-    stop_pids
+    lab_stop_pids
     swan_stop
     topo_down
 }
@@ -485,7 +416,7 @@ dynamic_scenario() {
     done
     check "dynamic: esprit answers strongSwan's DPD R-U-THERE" test "$ok" = 0
     grep -E "phase 1|child SA|not known|failed|error" "$RUN/cd.log" | sed 's/^/    /' >&2 || true
-    stop_pids
+    lab_stop_pids
     swan_stop
     topo_down
 }

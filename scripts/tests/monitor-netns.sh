@@ -44,17 +44,7 @@ apt_install "${ESPRIT_TEST_PACKAGES[@]}"
 LIMIT=${ESPRIT_TIMEOUT:-240}
 esprit_bin_dir
 
-WORK=$(mktemp -d /tmp/esprit-monitor-netns.XXXXXX)
-EXTRA=()
-cleanup() {
-    local p
-    gw_stop
-    for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
-    topo_down
-    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-watchdog "$LIMIT"
+lab_begin monitor-netns "$LIMIT"
 
 
 INTERVAL=2

@@ -43,18 +43,7 @@ XDP_MODE=${1:-driver}
 LIMIT=${ESPRIT_TIMEOUT:-300}
 esprit_bin_dir
 
-WORK=$(mktemp -d /tmp/esprit-mtu.XXXXXX)
-EXTRA=()
-cleanup() {
-    local p
-    gw_stop
-    for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${EXTRA[@]}"; do wait "$p" 2>/dev/null || true; done
-    topo_down
-    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-watchdog "$LIMIT"
+lab_begin mtu "$LIMIT"
 
 topo_up "emtu$$"
 log "topology $TOPO: xdp=$XDP_MODE, work directory $WORK"

@@ -62,20 +62,7 @@ swan_packages
 apt_install tcpdump iproute2 iputils-ping nftables conntrack
 esprit_bin_dir
 
-WORK=$(mktemp -d /tmp/esprit-nat.XXXXXX)
-declare -A PID=()
-EXTRA=()
-cleanup() {
-    local p
-    for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PID[@]}"; do wait "$p" 2>/dev/null || true; done
-    swan_stop
-    for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
-    topo_down
-    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-watchdog "$LIMIT"
+lab_begin nat "$LIMIT"
 
 esprit() { "$BIN/esprit" --socket "$WORK/cd.sock" "$@"; }
 now() { date +%s.%N; }

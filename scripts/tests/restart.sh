@@ -46,22 +46,17 @@ KILL_AT=3
 esprit_bin_dir
 case " $PEERS " in *" strongswan "*) swan_packages ;; esac
 
-WORK=$(mktemp -d /tmp/esprit-restart.XXXXXX)
+lab_begin restart "$LIMIT"
 TOP=$WORK
-EXTRA=()
 STEADY=()
 CAPTURE=""
-cleanup() {
-    local p
-    for p in "${STEADY[@]}" $CAPTURE; do kill "$p" 2>/dev/null || true; done
-    gw_stop
-    swan_stop
-    for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
-    topo_down
-    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $TOP"; else rm -rf "$TOP"; fi
+# On exit: the pingers and the capture, and WORK back to the top directory
+# (each peer's run works in a subdirectory of it).
+restart_exit() {
+    lab_end_pids "${STEADY[@]}" $CAPTURE
+    WORK=$TOP
 }
-trap cleanup EXIT
-watchdog "$LIMIT"
+lab_on_exit restart_exit
 
 # The controld of gw1 by itself (gw_start started it with fastpathd): its
 # PID is the last one gw_start recorded for gw1.
