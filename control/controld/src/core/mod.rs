@@ -31,6 +31,7 @@ pub mod ingest;
 pub mod monitor;
 pub mod negotiated;
 pub mod plan;
+pub mod port;
 pub mod sa;
 pub mod spi;
 pub mod state;

@@ -31,14 +31,15 @@ use esprit_config::Config;
 use esprit_fastpath_api::{Client, FastPathEvent, Request};
 use esprit_ike::WallClock;
 
-use crate::core::controller::{Controller, FastPath, Response};
+use crate::core::controller::{describe, Controller, FastPathError, Response};
 use crate::core::engine::{Core, Output};
 use crate::core::events::{Syslog, SYSLOG_PATH};
 use crate::core::ingest::{IkeDrop, IkeSender, Inbox, WaitingSender, Work, IKE_BUDGET};
+use crate::core::port::Answer;
 use crate::core::state::{State, StateFiles};
 use crate::ike::io::{system_random, IkeSockets};
 use crate::ike::persist as ike_state;
-use crate::io::operator::write_response;
+use crate::io::operator::{write_response, Waiting};
 use crate::metrics::Metrics;
 
 pub use crate::core::engine::{RESYNC_INTERVAL, SAVE_INTERVAL};
@@ -97,10 +98,6 @@ struct Link {
 }
 
 impl Link {
-    fn port(&mut self) -> Option<&mut dyn FastPath> {
-        self.client.as_mut().map(|c| c as &mut dyn FastPath)
-    }
-
     /// Connects if it is time; the core synchronises a new connection.
     fn connect(&mut self, path: &Path, core: &mut Core, log: &Log) {
         let now = Instant::now();
@@ -108,12 +105,11 @@ impl Link {
             return;
         }
         match Client::connect(path, "controld") {
-            Ok(mut c) => {
+            Ok(c) => {
                 self.backoff = BACKOFF_MIN;
                 self.announced_down = false;
-                if core.handle_connected(Instant::now(), &mut c) {
-                    self.client = Some(c);
-                }
+                self.client = Some(c);
+                core.handle_connected(Instant::now());
             }
             Err(e) => {
                 if !self.announced_down {
@@ -171,6 +167,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         metrics: metrics.as_ref(),
         sockets: &mut sockets,
         state_files: StateFiles::new(&opts.state_dir),
+        waiting: Waiting::default(),
     };
     shell.carry_out(&mut core, None, &senders.ike);
     for e in errors {
@@ -201,8 +198,12 @@ pub fn run(opts: Options) -> Result<(), String> {
             match work {
                 Work::Command((line, reply)) => {
                     core.set_ingest(inbox.counters());
-                    let resp = core.handle_command(Instant::now(), &line, link.port());
-                    let _ = reply.send(resp);
+                    match core.handle_command(Instant::now(), &line) {
+                        Answer::Now(resp) => {
+                            let _ = reply.send(resp);
+                        }
+                        Answer::Later(token) => shell.waiting.hold(token, reply),
+                    }
                 }
                 Work::Event(e) => core.handle_event(Instant::now(), &e),
                 Work::Ike(d) => {
@@ -214,7 +215,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             shell.carry_out(&mut core, Some(&mut link), &senders.ike);
         }
         core.set_ingest(inbox.counters());
-        core.handle_timeout(Instant::now(), link.port());
+        core.handle_timeout(Instant::now());
         shell.carry_out(&mut core, Some(&mut link), &senders.ike);
         inbox.set_peers(core.ike().peer_addresses());
         if let Some(m) = &metrics {
@@ -236,13 +237,34 @@ struct Shell<'a> {
     sockets: &'a mut IkeSockets,
     /// `controld.json` and its journal.
     state_files: StateFiles,
+    /// Operator clients waiting for a late answer.
+    waiting: Waiting,
 }
 
 impl Shell<'_> {
-    /// Carries out the core's outputs, in order.
+    /// Carries out the core's outputs, in order. fastpathd's requests go
+    /// out in one pipelined round trip per batch, and their replies go
+    /// back to the core at once (which may answer with more).
     fn carry_out(&mut self, core: &mut Core, mut link: Option<&mut Link>, ike_tx: &IkeSender) {
         while let Some(o) = core.poll_output() {
             match o {
+                Output::FastPath(requests) => {
+                    let what: Vec<String> = requests.iter().map(describe).collect();
+                    let replies = match link.as_deref_mut().and_then(|l| l.client.as_mut()) {
+                        Some(c) => c.requests(requests).map_err(|e| FastPathError::Lost(e.to_string())),
+                        None => Err(FastPathError::Lost("fastpathd is not connected".into())),
+                    };
+                    match replies {
+                        Ok(replies) => {
+                            for (r, what) in replies.into_iter().zip(what) {
+                                let r = r.map_err(|reason| FastPathError::Refused { what, reason });
+                                core.handle_fastpath_reply(Instant::now(), r);
+                            }
+                        }
+                        Err(e) => core.handle_fastpath_reply(Instant::now(), Err(e)),
+                    }
+                }
+                Output::Reply { token, response } => self.waiting.answer(token, response),
                 Output::Transmit(t) => {
                     // An answer to a stranger can fail per datagram too.
                     if let Err(e) = self.sockets.send(&t) {
