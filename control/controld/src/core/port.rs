@@ -6,11 +6,11 @@
 //! (or a test) carries the requests and the replies.
 //!
 //! fastpathd answers in order on its one connection, so each request sent
-//! has an entry in a FIFO saying what it was for ([`Pending`]): the dump of
+//! has an entry in a FIFO saying what it was for (`Pending`): the dump of
 //! a synchronisation, one step of a plan (an `AddSa` to note as installed
 //! when accepted, a `RemoveSa`, ...), a reading of the counters, a VPN
 //! monitor probe. The continuation of a synchronisation is data too
-//! ([`Then`]): report to the core, finish an IKE update, answer an operator
+//! (`Then`): report to the core, finish an IKE update, answer an operator
 //! command (or restore the previous configuration first).
 //!
 //! **One synchronisation at a time.** A plan is carried out as today's
@@ -26,7 +26,7 @@
 //! or IKE report rests on it (DESIGN §7). Anything that may change what is
 //! wanted or held while a synchronisation runs (an operator command, a
 //! fastpathd event, a reading that says others changed fastpathd) leaves
-//! the controller out of sync when it ends ([`Controller::desync`]), so the
+//! the controller out of sync when it ends (`Controller::desync`), so the
 //! next IKE update compares everything with a fresh dump.
 //!
 //! **A lost connection** ([`FastPathError::Lost`] as a reply, an answer of

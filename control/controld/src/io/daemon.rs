@@ -12,7 +12,14 @@
 //! fastpathd events are served first at every turn, then at most
 //! [`IKE_BUDGET`] IKE datagrams, so no IKE flood starves them.
 //!
-//! The core's outputs are carried out in the order it gives them. The IKE
+//! The core's outputs are carried out in the order it gives them. Its
+//! fastpathd requests go out in one pipelined round trip per batch
+//! ([`Client::requests`]) and each reply goes straight back to the core
+//! ([`Core::handle_fastpath_reply`]), which may answer with the next batch:
+//! the loop carries them out until the core asks for nothing more, so a
+//! turn's work is done within the turn. A command the core answers later
+//! (it programs fastpathd) keeps its client waiting under its token
+//! ([`Waiting`]) until the core's answer. The IKE
 //! state is written by the core itself, through the state directory's
 //! store ([`crate::ike::persist::DirStore`]), before the SAs and messages
 //! of the exchange that changed it (the core's module documentation says
@@ -257,6 +264,11 @@ impl Shell<'_> {
                     match replies {
                         Ok(replies) => {
                             for (r, what) in replies.into_iter().zip(what) {
+                                // A reply the core found broken dropped the
+                                // connection: the rest of the batch is moot.
+                                if !core.is_connected() {
+                                    break;
+                                }
                                 let r = r.map_err(|reason| FastPathError::Refused { what, reason });
                                 core.handle_fastpath_reply(Instant::now(), r);
                             }
