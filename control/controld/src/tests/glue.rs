@@ -352,6 +352,8 @@ struct Lab {
     wire: Vec<(bool, Transmit)>,
     /// Monitor probes A's outbound SAs carried (they count with the pings).
     probes_carried: u64,
+    /// IKE datagrams delivered to A.
+    to_a: usize,
 }
 
 fn controller(text: &str, state: State) -> Controller {
@@ -467,6 +469,7 @@ impl Lab {
             link_up: true,
             wire: Vec::new(),
             probes_carried: 0,
+            to_a: 0,
         };
         for g in [&mut lab.a, &mut lab.b] {
             g.fp.at(start);
@@ -529,6 +532,7 @@ impl Lab {
                     continue;
                 }
                 let g = if to_b { &mut self.b } else { &mut self.a };
+                self.to_a += usize::from(!to_b);
                 g.core.handle_datagram(now, t.remote, t.local, &t.bytes);
                 Self::outputs(g, !to_b, &mut self.wire, now);
             }
@@ -901,7 +905,9 @@ fn installs_answered_after_later_timers_and_datagrams() {
     assert_eq!(tunnel_word(&lab.get(true, "get interface")), "READY");
     // Time passes (B retransmits QM2: datagrams arrive at A), A's turns
     // run: nothing more is asked of fastpathd, nothing is sent twice.
+    let to_a = lab.to_a;
     lab.run(Duration::from_secs(12));
+    assert!(lab.to_a > to_a, "B's retransmissions reached A meanwhile");
     assert_eq!(held(&lab.a), held_adds, "the same two installs, once");
     assert!(b_inbound_only(&lab), "no QM3 before A's inbound SA is in");
     assert_eq!(tunnel_word(&lab.get(true, "get interface")), "READY");
