@@ -1,7 +1,7 @@
 //! controld's core: the running configuration, what fastpathd should hold,
-//! the SA manager, and the operator commands. No sockets, no clock: the
-//! fast path is a [`FastPath`] passed in (the real client in the daemon, a
-//! fake in tests), so every behaviour here is tested in memory.
+//! the SA manager, and the operator commands. No sockets, no clock:
+//! fastpathd is reached through requests it emits and replies it is given
+//! ([`crate::core::port`]), so every behaviour here is tested in memory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,13 +10,13 @@ use std::time::SystemTime;
 use crate::core::monitor::Monitor;
 
 use esprit_config::Config;
-use esprit_fastpath_api::{Client, ClientError, Dump, FastPathEvent, Reply, Request, Stats};
+use esprit_fastpath_api::{FastPathEvent, Request, Stats};
 
 use crate::core::events::{EventKind, EventLog, EventRecord, Severity};
+use crate::core::port::{Answer, Previous, Then, Token};
 use crate::ike::IkeView;
 
 use crate::core::ids::{assign_ids, TunnelIds};
-use crate::core::plan::Plan;
 use crate::core::sa::SaManager;
 use crate::core::state::State;
 use crate::core::translate::{translate_with_serials, Desired, DesiredSa, ManualSerials, TranslateError};
@@ -33,54 +33,6 @@ pub enum FastPathError {
     /// The connection is gone (fastpathd stopped or restarted).
     #[error("fastpathd connection lost: {0}")]
     Lost(String),
-}
-
-/// Something that answers control requests like fastpathd.
-pub trait FastPath {
-    /// Sends one request and waits for its reply.
-    fn request(&mut self, request: Request) -> Result<Reply, FastPathError>;
-
-    /// Sends `requests` and returns their replies in order: the outer
-    /// error is the connection's (lost: nothing more is known), an inner
-    /// one that request's refusal. The socket client sends them back to
-    /// back and reads the replies after (one round trip, not one each);
-    /// this default sends them one at a time.
-    fn requests(
-        &mut self,
-        requests: Vec<Request>,
-    ) -> Result<Vec<Result<Reply, FastPathError>>, FastPathError> {
-        let mut out = Vec::with_capacity(requests.len());
-        for r in requests {
-            match self.request(r) {
-                Err(e @ FastPathError::Lost(_)) => return Err(e),
-                other => out.push(other),
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl FastPath for Client {
-    fn request(&mut self, request: Request) -> Result<Reply, FastPathError> {
-        let what = describe(&request);
-        Client::request(self, request).map_err(|e| match e {
-            ClientError::Refused(reason) => FastPathError::Refused { what, reason },
-            other => FastPathError::Lost(other.to_string()),
-        })
-    }
-
-    fn requests(
-        &mut self,
-        requests: Vec<Request>,
-    ) -> Result<Vec<Result<Reply, FastPathError>>, FastPathError> {
-        let what: Vec<String> = requests.iter().map(describe).collect();
-        let replies = Client::requests(self, requests).map_err(|e| FastPathError::Lost(e.to_string()))?;
-        Ok(replies
-            .into_iter()
-            .zip(what)
-            .map(|(r, what)| r.map_err(|reason| FastPathError::Refused { what, reason }))
-            .collect())
-    }
 }
 
 /// A request in a few words, for logs and errors (never keys).
@@ -164,7 +116,8 @@ pub struct Controller {
     pub(crate) ike_life: BTreeMap<u64, u64>,
     pub(crate) sa: SaManager,
     pub(crate) log: Vec<String>,
-    pub(crate) lost: bool,
+    /// The fastpathd port: requests out, replies in.
+    pub(crate) port: crate::core::port::Port,
     /// IKE as last seen (`get ike cookies`, `get sa id`, `get vpn`).
     pub(crate) ike_view: IkeView,
     /// IKE datagrams dropped on the way in, as last read (`get counter`).
@@ -224,7 +177,7 @@ impl Controller {
             ike_life: BTreeMap::new(),
             sa: SaManager::with_seqs(state.sas, state.seqs, digest_secret(&state.digest_key)),
             log: Vec::new(),
-            lost: false,
+            port: Default::default(),
             ike_view: IkeView::default(),
             ike_ingest: Default::default(),
             stats: Stats::default(),
@@ -317,56 +270,6 @@ impl Controller {
             .collect()
     }
 
-    /// IKE negotiated or lost SAs: records the change and, when fastpathd
-    /// is connected, programs it (inbound SAs before outbound ones). Without
-    /// fastpathd the change is programmed at the next synchronisation.
-    pub fn ike_update(
-        &mut self,
-        add: Vec<DesiredSa>,
-        remove: &[u64],
-        fp: Option<&mut dyn FastPath>,
-    ) -> Result<SyncReport, FastPathError> {
-        // What fastpathd holds of the SAs this update touches, as last
-        // programmed (read before the update changes it).
-        let mut held = Dump::default();
-        if self.in_sync {
-            for id in remove.iter().chain(add.iter().map(|s| &s.spec.id)) {
-                let was = self.ike_sas.get(id).or_else(|| self.desired.sas.get(id));
-                if let Some(d) = was.filter(|_| self.sa.is_installed(*id)) {
-                    let s = &d.spec;
-                    held.sas.push((s.id, s.direction, s.spi, s.vpn, s.proxy_id.clone()));
-                }
-            }
-        }
-        let touched: Vec<u64> = add.iter().map(|s| s.spec.id).collect();
-        for id in remove {
-            if let Some(s) = self.ike_sas.remove(id) {
-                self.status.touch(crate::core::negotiated::key_of(&s));
-            }
-            self.ike_life.remove(id);
-        }
-        for s in add {
-            let key = crate::core::negotiated::key_of(&s);
-            // Negotiated again: a later loss is a loss (`idletime`).
-            self.idled.remove(&key);
-            self.status.touch(key);
-            self.ike_sas.insert(s);
-        }
-        let Some(fp) = fp else {
-            self.in_sync = false;
-            return Ok(SyncReport::default());
-        };
-        let r = if self.in_sync { self.sync_touched(held, &touched, fp) } else { self.sync(fp) };
-        for id in remove {
-            // Negotiated keys never come back: forget their records.
-            if !self.sa.is_installed(*id) {
-                self.sa.forget(*id);
-            }
-        }
-        self.refresh_status();
-        r
-    }
-
     /// The SAs IKE negotiated, as fastpathd should hold them.
     pub fn ike_sas(&self) -> &BTreeMap<u64, DesiredSa> {
         self.ike_sas.by_id()
@@ -380,7 +283,7 @@ impl Controller {
     /// fastpathd restarted too, it resumes [`crate::core::sa::SEQ_MARGIN`] past
     /// 0, never at 0 under keys that may have carried traffic.
     pub fn resume_ike_sas(&mut self, sas: Vec<DesiredSa>) {
-        self.in_sync = false;
+        self.desync();
         for s in sas {
             if !self.sa.records().contains_key(&s.spec.id) {
                 self.sa.note_added(&s.spec, &crate::core::plan::fingerprint(&s.spec));
@@ -452,7 +355,7 @@ impl Controller {
         ) {
             // fastpathd may have dropped the SA itself: the next IKE
             // update compares everything with fastpathd's dump.
-            self.in_sync = false;
+            self.desync();
         }
         let (sa, severity, what) = match e {
             FastPathEvent::SoftExpire { sa, reason } => {
@@ -526,156 +429,11 @@ impl Controller {
 
     /// The connection to fastpathd dropped.
     pub fn fastpath_lost(&mut self) {
-        self.in_sync = false;
+        self.desync();
         self.sa.fastpath_lost();
         self.status.touch_all();
         self.stats = Stats::default();
         self.note_event(Severity::Warning, EventKind::FastPath, "fastpathd connection lost: reconnecting");
-    }
-
-    /// True (once) when a command found the fastpathd connection gone: the
-    /// caller drops it and reconnects.
-    pub fn take_lost(&mut self) -> bool {
-        std::mem::take(&mut self.lost)
-    }
-
-    /// Brings fastpathd to the desired state: `Dump`, plan the difference,
-    /// send it. Adopts what fastpathd already holds (a restart of controld
-    /// re-installs nothing); re-installs everything into an empty fastpathd.
-    pub fn sync(&mut self, fp: &mut dyn FastPath) -> Result<SyncReport, FastPathError> {
-        let dump = match fp.request(Request::Dump)? {
-            Reply::Dump(d) => *d,
-            other => {
-                return Err(FastPathError::Lost(format!("unexpected answer to dump: {other:?}")));
-            }
-        };
-        let wanted = self.wanted();
-        let plan = self.sa.plan(&dump, &wanted);
-        let r = self.execute(plan, &wanted, fp);
-        self.in_sync = r.is_ok();
-        r
-    }
-
-    /// [`Controller::sync`] restricted to the SAs an IKE update touched,
-    /// while fastpathd holds everything else as last programmed
-    /// (`in_sync`): the same requests the whole plan would send, at a
-    /// cost that does not grow with the number of SAs. `held` is what
-    /// fastpathd holds of the touched SAs; `added` the ids IKE added.
-    fn sync_touched(
-        &mut self,
-        held: Dump,
-        added: &[u64],
-        fp: &mut dyn FastPath,
-    ) -> Result<SyncReport, FastPathError> {
-        let mut wanted = Desired::default();
-        for id in added {
-            if let Some(d) = self.ike_sas.get(id) {
-                wanted.sas.insert(*id, d.clone());
-            }
-        }
-        let plan = self.sa.plan(&held, &wanted);
-        let r = self.execute(plan, &wanted, fp);
-        self.in_sync = r.is_ok();
-        r
-    }
-
-    pub(crate) fn execute(
-        &mut self,
-        plan: Plan,
-        wanted: &Desired,
-        fp: &mut dyn FastPath,
-    ) -> Result<SyncReport, FastPathError> {
-        let mut report =
-            SyncReport { kept: plan.kept.len(), requests: plan.requests.len(), ..SyncReport::default() };
-        for id in &plan.kept {
-            if let Some(d) = wanted.sas.get(id) {
-                if !self.sa.is_installed(*id) {
-                    self.status.touch(crate::core::negotiated::key_of(d));
-                }
-                self.sa.note_kept(&d.spec);
-            }
-        }
-        let fingerprints: BTreeMap<u64, &String> = plan.added.iter().map(|(id, f)| (*id, f)).collect();
-        let mut requests = plan.requests.into_iter().peekable();
-        while let Some(r) = requests.next() {
-            let what = describe(&r);
-            match &r {
-                Request::AddSa(_) => {
-                    // A run of installs goes in one round trip (a Quick
-                    // Mode turn brings up to 64 pairs): every reply is
-                    // taken in, then the first refusal, if any, ends the
-                    // plan as a single request's would.
-                    let mut run = vec![r];
-                    while let Some(next) = requests.next_if(|n| matches!(n, Request::AddSa(_))) {
-                        run.push(next);
-                    }
-                    let specs: Vec<(esprit_fastpath_api::SaSpec, String)> = run
-                        .iter()
-                        .filter_map(|r| match r {
-                            Request::AddSa(s) => Some(((**s).clone(), describe(r))),
-                            _ => None,
-                        })
-                        .collect();
-                    let mut refused = None;
-                    for ((spec, what), reply) in specs.iter().zip(fp.requests(run)?) {
-                        if let Err(e) = reply {
-                            refused.get_or_insert(e);
-                            continue;
-                        }
-                        if spec.last_seq > 0 && self.ike_sas.contains_key(&spec.id) {
-                            report.resumed_ike.push(spec.id);
-                        }
-                        if let Some(f) = fingerprints.get(&spec.id) {
-                            self.sa.note_added(spec, f);
-                        }
-                        self.touch_sa(spec.id);
-                        report.added += 1;
-                        self.log.push(format!("fastpathd: {what}"));
-                    }
-                    if let Some(e) = refused {
-                        return Err(e);
-                    }
-                    continue;
-                }
-                Request::RemoveSa { id } => {
-                    let id = *id;
-                    match fp.request(r) {
-                        Ok(_) => {}
-                        // Gone already (removed with its VPN): what we wanted.
-                        Err(FastPathError::Refused { reason, .. }) if reason.starts_with("no SA") => {}
-                        Err(e) => return Err(e),
-                    }
-                    self.touch_sa(id);
-                    self.sa.note_removed(id);
-                    if !fingerprints.contains_key(&id) {
-                        report.removed += 1;
-                    }
-                }
-                _ => {
-                    fp.request(r)?;
-                }
-            }
-            self.log.push(format!("fastpathd: {what}"));
-        }
-        Ok(report)
-    }
-
-    /// Reads fastpathd's counters into the SA manager: after the first
-    /// reading on a connection, only the SAs whose counters changed since
-    /// the previous one travel ([`Request::StatsSince`]), so a second's
-    /// reading costs what moved, not the number of SAs.
-    pub fn poll_stats(&mut self, fp: &mut dyn FastPath) -> Result<(), FastPathError> {
-        let request = match self.stats.epoch {
-            0 => Request::Stats,
-            epoch => Request::StatsSince { epoch },
-        };
-        match fp.request(request)? {
-            Reply::Stats(s) => {
-                self.observe(*s);
-                Ok(())
-            }
-            other => Err(FastPathError::Lost(format!("unexpected answer to stats: {other:?}"))),
-        }
     }
 
     /// Takes in a reading, whole or partial (see [`SaManager::observe`]
@@ -683,7 +441,7 @@ impl Controller {
     pub fn observe(&mut self, reading: Stats) {
         if reading.changed_by_others {
             // The next turn compares everything with fastpathd's dump.
-            self.in_sync = false;
+            self.desync();
         }
         self.sa.observe(&reading);
         self.stats.merge(reading);
@@ -695,15 +453,21 @@ impl Controller {
         &self.stats
     }
 
-    /// Runs one operator command (one line). `fp` is `None` while fastpathd
-    /// is not connected: changes are kept and programmed on reconnection.
-    pub fn command(&mut self, line: &str, fp: Option<&mut dyn FastPath>) -> Response {
+    /// Runs one operator command (one line). `token` is `None` while
+    /// fastpathd is not connected: changes are kept and programmed on
+    /// reconnection, and the answer is given now. With a token, a command
+    /// that programs fastpathd answers later ([`Done::Command`] with that
+    /// token); any other answers now.
+    ///
+    /// [`Done::Command`]: crate::core::port::Done::Command
+    pub fn command(&mut self, line: &str, token: Option<Token>) -> Answer {
         let words: Vec<&str> = line.split_whitespace().collect();
         if words.first() != Some(&"get") {
             // It may change what is wanted or held: the next IKE update
             // synchronises everything.
-            self.in_sync = false;
+            self.desync();
         }
+        let now = |r: Response| Answer::Now(r);
         let resp = match words.as_slice() {
             [] => Response::ok(Vec::new()),
             ["get", rest @ ..] => self.get(rest),
@@ -714,23 +478,29 @@ impl Controller {
                 match candidate.apply(line) {
                     Ok(warnings) => {
                         let output = warnings.iter().map(|w| w.to_string()).collect();
-                        self.change(candidate, output, fp)
+                        match self.change(candidate, output, line, token) {
+                            Some(r) => r,
+                            None => return token.map_or_else(|| now(Response::ok(Vec::new())), Answer::Later),
+                        }
                     }
                     Err(e) => Response::err(e.to_string()),
                 }
             }
             ["exec", "reload"] => {
                 let Some(path) = self.config_path.clone() else {
-                    return Response::err("exec reload: controld has no configuration file");
+                    return now(Response::err("exec reload: controld has no configuration file"));
                 };
                 let text = match std::fs::read_to_string(&path) {
                     Ok(t) => t,
-                    Err(e) => return Response::err(format!("exec reload: {}: {e}", path.display())),
+                    Err(e) => return now(Response::err(format!("exec reload: {}: {e}", path.display()))),
                 };
                 match Config::load(&text) {
                     Ok((candidate, warnings)) => {
                         let output = warnings.iter().map(|w| format!("{}: {w}", path.display())).collect();
-                        self.change(candidate, output, fp)
+                        match self.change(candidate, output, line, token) {
+                            Some(r) => r,
+                            None => return token.map_or_else(|| now(Response::ok(Vec::new())), Answer::Later),
+                        }
                     }
                     Err(e) => Response::err(format!("exec reload: {}: {e}", path.display())),
                 }
@@ -738,20 +508,21 @@ impl Controller {
             ["exec", "confirm", "manual-keys"] => {
                 let n = self.sa.confirm(&self.desired);
                 if n == 0 {
-                    return Response::ok(vec!["no manual-key SA waits for confirmation".into()]);
+                    return now(Response::ok(vec!["no manual-key SA waits for confirmation".into()]));
                 }
                 self.note_event(
                     Severity::Warning,
                     EventKind::Config,
                     format!("operator confirmed {n} manual-key SA(s) without sequence-number records"),
                 );
-                let mut out = vec![format!("{n} manual-key SA(s) confirmed: installed from sequence number 0")];
-                if let Some(fp) = fp {
-                    if let Err(e) = self.sync(fp) {
-                        out.push(format!("{e}: programmed when fastpathd is back"));
+                let output = vec![format!("{n} manual-key SA(s) confirmed: installed from sequence number 0")];
+                return match token {
+                    Some(token) => {
+                        self.start_sync(Then::Confirm { token, line: line.to_owned(), output });
+                        Answer::Later(token)
                     }
-                }
-                return Response::ok(out);
+                    None => now(Response::ok(output)),
+                };
             }
             ["save"] => match &self.config_path {
                 None => Response::err("save: controld has no configuration file"),
@@ -764,37 +535,36 @@ impl Controller {
                 "unknown command {line:?}: expected get ..., clear sa, set ..., unset ..., exec reload, exec confirm manual-keys, save"
             )),
         };
-        if resp.result.is_ok() && matches!(words.first(), Some(&("set" | "unset" | "exec"))) {
-            // Redacted: keys and pre-shared keys never reach the log.
-            let what = esprit_config::lexer::redact(line);
-            self.note_event(Severity::Info, EventKind::Config, format!("configuration changed: {what}"));
-        }
-        resp
+        self.note_command(line, &resp);
+        now(resp)
     }
 
     /// Makes `candidate` the running configuration and programs only the
-    /// difference. If fastpathd refuses part of it, the previous
-    /// configuration is restored (and re-programmed).
+    /// difference: the response now (`None` with a `token`: it comes with
+    /// the synchronisation's end). If fastpathd refuses part of it, the
+    /// previous configuration is restored (and re-programmed) before the
+    /// answer.
     pub(crate) fn change(
         &mut self,
         candidate: Config,
         mut output: Vec<String>,
-        fp: Option<&mut dyn FastPath>,
-    ) -> Response {
-        self.in_sync = false;
+        line: &str,
+        token: Option<Token>,
+    ) -> Option<Response> {
+        self.desync();
         let (hex_ids, tunnel_ids) = assign_ids(&candidate, &self.hex_ids, &self.tunnel_ids);
         let t = match translate_with_serials(&candidate, &self.port_map, &hex_ids, &self.serials) {
             Ok(t) => t,
-            Err(e) => return Response::err(e.to_string()),
+            Err(e) => return Some(Response::err(e.to_string())),
         };
         output.extend(t.warnings.iter().map(|w| format!("warning: {w}")));
-        let old = (
-            std::mem::replace(&mut self.config, candidate),
-            std::mem::replace(&mut self.hex_ids, hex_ids),
-            std::mem::replace(&mut self.tunnel_ids, tunnel_ids),
-            std::mem::replace(&mut self.desired, t.desired),
-            std::mem::replace(&mut self.serials, t.serials),
-        );
+        let previous = Previous {
+            config: std::mem::replace(&mut self.config, candidate),
+            hex_ids: std::mem::replace(&mut self.hex_ids, hex_ids),
+            tunnel_ids: std::mem::replace(&mut self.tunnel_ids, tunnel_ids),
+            desired: std::mem::replace(&mut self.desired, t.desired),
+            serials: std::mem::replace(&mut self.serials, t.serials),
+        };
         self.sa_dirty_for_ids();
         self.reconfigure_monitor();
         self.reindex();
@@ -809,38 +579,13 @@ impl Controller {
         for key in gone {
             self.status.touch(key);
         }
-        let Some(fp) = fp else {
+        let Some(token) = token else {
             output.push("fastpathd is not connected: the change is programmed when it is".into());
-            return Response::ok(output);
+            return Some(Response::ok(output));
         };
-        match self.sync(fp) {
-            Ok(r) => {
-                if r.requests > 0 {
-                    output.push(format!(
-                        "fastpathd: {} request(s): {} SA(s) added, {} removed, {} unchanged",
-                        r.requests, r.added, r.removed, r.kept
-                    ));
-                }
-                Response::ok(output)
-            }
-            Err(e @ FastPathError::Refused { .. }) => {
-                (self.config, self.hex_ids, self.tunnel_ids, self.desired, self.serials) = old;
-                self.reconfigure_monitor();
-                self.reindex();
-                self.refresh_status();
-                let back = match self.sync(fp) {
-                    Ok(_) => "the previous configuration is restored".to_owned(),
-                    Err(e2) => format!("restoring the previous configuration failed too: {e2}"),
-                };
-                Response::err(format!("{e}; {back}"))
-            }
-            Err(e) => {
-                self.fastpath_lost();
-                self.lost = true;
-                output.push(format!("{e}: the change is programmed when fastpathd is back"));
-                Response::ok(output)
-            }
-        }
+        let line = line.to_owned();
+        self.start_sync(Then::Change { token, line, output, previous: Box::new(previous) });
+        None
     }
 
     /// The configuration's look-ups changed with it: every status is
@@ -852,7 +597,7 @@ impl Controller {
 
     /// The installed state of this SA changes: its proxy-ID's status is
     /// looked at again at the next refresh.
-    fn touch_sa(&mut self, id: u64) {
+    pub(crate) fn touch_sa(&mut self, id: u64) {
         if let Some(d) = self.ike_sas.get(&id).or_else(|| self.desired.sas.get(&id)) {
             let key = crate::core::negotiated::key_of(d);
             self.status.touch(key);

@@ -4,17 +4,32 @@
 //! status -> monitor -> withdrawal -> rekey.
 //!
 //! The [`Core`] owns no socket, thread or clock. The shell hands it
-//! operator commands, fastpathd events, IKE datagrams with their source
-//! address, and the time (an `Instant` passed in); it answers with
-//! [`Output`]s to carry out (datagrams to send, log lines, files to write,
-//! the fastpathd connection to drop) and [`Core::poll_timeout`], the next
-//! instant it wants [`Core::handle_timeout`] called. fastpathd is reached
-//! through a [`FastPath`] port the shell passes to each call that may
-//! program it (the real client, or an in-memory model in tests): its
-//! requests are answered in order, so the core sees each reply before it
-//! decides the next request. The IKE state goes to an [`IkeStore`] port
-//! the shell gives the core once (the state directory, or memory in
-//! tests), written synchronously like fastpathd's requests.
+//! operator commands, fastpathd events, fastpathd's replies, IKE datagrams
+//! with their source address, and the time (an `Instant` passed in); it
+//! answers with [`Output`]s to carry out (fastpathd requests, datagrams to
+//! send, operator answers, log lines, files to write, the fastpathd
+//! connection to drop) and [`Core::poll_timeout`], the next instant it
+//! wants [`Core::handle_timeout`] called.
+//!
+//! **fastpathd is requests out, replies in** ([`crate::core::port`]): an
+//! [`Output::FastPath`] carries requests to send in order; the shell hands
+//! each reply to [`Core::handle_fastpath_reply`] in the same order (a lost
+//! connection as [`FastPathError::Lost`]), whenever it has it. What the
+//! core was doing with each request is kept as data (a FIFO of what each
+//! was for, the continuation of each synchronisation), so nothing waits
+//! inside the core. While requests are outstanding, work that would start
+//! another fastpathd step waits in order: IKE's installs and removals (and
+//! the datagrams that follow them, so an inbound SA is in before the
+//! message that lets the peer use it), operator commands that program
+//! fastpathd, and the rest of the turn (counters, VPN monitor, route
+//! withdrawals, resync, the state files). Everything else (datagrams in,
+//! events, `get` commands, timers of IKE) is taken at once. An SA counts
+//! as installed from fastpathd's accepting reply only. An operator command
+//! that programs fastpathd is answered later: [`Core::handle_command`]
+//! gives a [`Token`], and its [`Output::Reply`] carries the answer. The
+//! IKE state goes to an [`IkeStore`] port the shell gives the core once
+//! (the state directory, or memory in tests), written synchronously
+//! (`fdatasync`) before the turn's actions are carried out.
 //!
 //! **The IKE state** (`ike.json` and `ike.journal`,
 //! [`crate::ike::persist`]) is written before the actions of an IKE change
@@ -35,12 +50,13 @@ use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use esprit_fastpath_api::{Direction, FastPathEvent};
+use esprit_fastpath_api::{Direction, FastPathEvent, Reply, Request};
 use esprit_ike::{Transmit, WallClock};
 
-use crate::core::controller::{Controller, FastPath, FastPathError, Response};
+use crate::core::controller::{Controller, FastPathError, Response};
 use crate::core::events::{EventKind, Severity};
 use crate::core::ingest::{IkeLogLimiter, IngestCounters};
+use crate::core::port::{Answer, Done, SyncWhy, Token};
 use crate::core::sa::STATS_INTERVAL_SECS;
 use crate::core::spi::SpiAllocator;
 use crate::core::state::{State, StateWrite, StateWriter};
@@ -76,6 +92,13 @@ pub enum Output {
     /// Write the state files (`controld.json` and its journal: sequence
     /// numbers, HEX IDs); on failure, tell [`Core::state_write_failed`].
     SaveState(StateWrite),
+    /// Send these requests to fastpathd, in order, and hand each reply to
+    /// [`Core::handle_fastpath_reply`], in the same order (or the loss of
+    /// the connection, once).
+    FastPath(Vec<Request>),
+    /// The late answer of the operator command given this token by
+    /// [`Core::handle_command`].
+    Reply { token: Token, response: Response },
     /// fastpathd's connection is broken: drop it and reconnect (the core
     /// already forgot what fastpathd held).
     FastPathLost,
@@ -86,6 +109,24 @@ pub enum Output {
     /// the metrics endpoint: they are in the controller
     /// ([`Controller::stats`]), every SA, whatever part of them travelled.
     Stats(bool),
+}
+
+/// A turn of [`Core::handle_timeout`] under way: its instant, the next
+/// step, and whether a fastpathd step of it failed.
+#[derive(Debug, Clone, Copy)]
+struct Turn {
+    now: Instant,
+    step: TurnStep,
+    failed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TurnStep {
+    Stats,
+    Monitor,
+    Routes,
+    Resync,
+    Save,
 }
 
 /// controld's core. See the module documentation.
@@ -108,6 +149,20 @@ pub struct Core {
     last_turn: Instant,
     /// IKE actions waiting for the state file to be handed out.
     pending_ike: Vec<IkeAction>,
+    /// IKE actions written to the state file and waiting for fastpathd's
+    /// answers to what went before them.
+    ike_waiting: VecDeque<IkeAction>,
+    /// Operator commands that program fastpathd, waiting for the work
+    /// outstanding.
+    commands: VecDeque<(Token, String)>,
+    /// The last token given to a command answered later.
+    tokens: u64,
+    /// fastpathd is connected.
+    connected: bool,
+    /// The rest of the current turn, while it waits for fastpathd.
+    turn: Option<Turn>,
+    /// IKE installed or removed SAs since the state was last saved.
+    sas_changed: bool,
     /// IKE's ingest counters as the shell last told them.
     ingest: IngestCounters,
     out: VecDeque<Output>,
@@ -186,6 +241,12 @@ impl Core {
             last_save: now,
             last_turn: now,
             pending_ike: Vec::new(),
+            ike_waiting: VecDeque::new(),
+            commands: VecDeque::new(),
+            tokens: 0,
+            connected: false,
+            turn: None,
+            sas_changed: false,
             ingest: IngestCounters::default(),
             out,
         }
@@ -239,49 +300,75 @@ impl Core {
     }
 
     /// fastpathd is connected (again): bring it to the desired state,
-    /// adopting what it holds. Returns false if the connection broke (the
-    /// shell drops it).
-    pub fn handle_connected(&mut self, now: Instant, fp: &mut dyn FastPath) -> bool {
+    /// adopting what it holds (a dump, then the plan, as requests out).
+    pub fn handle_connected(&mut self, now: Instant) {
         self.log("fastpathd connected: synchronising");
         self.ctl.note_event(Severity::Info, EventKind::FastPath, "fastpathd connected");
-        let kept = match self.ctl.sync(fp) {
-            Ok(r) => {
-                self.log(format!(
-                    "fastpathd synchronised: {} request(s), {} SA(s) adopted, {} installed, {} removed",
-                    r.requests, r.kept, r.added, r.removed
-                ));
-                for id in &r.resumed_ike {
-                    if let Some(l) = self.ike.rekey_now(now, *id) {
-                        self.log(l);
-                    }
-                }
-                true
-            }
-            Err(e @ FastPathError::Refused { .. }) => {
-                self.log(format!("error: {e} (retrying in {}s)", RESYNC_INTERVAL.as_secs()));
-                true
-            }
-            Err(e) => {
-                self.log(format!("{e}"));
-                self.ctl.fastpath_lost();
-                false
-            }
-        };
+        self.connected = true;
+        self.ctl.sync(SyncWhy::Connected);
         self.last_sync = now;
-        self.drain_controller_log();
-        kept
+        self.advance(now);
     }
 
-    /// One operator command line. `fp` is `None` while fastpathd is not
-    /// connected. An [`Output::FastPathLost`] follows if the command found
-    /// the connection broken.
-    pub fn handle_command(&mut self, now: Instant, line: &str, fp: Option<&mut dyn FastPath>) -> Response {
+    /// True while fastpathd is connected (from [`Core::handle_connected`]
+    /// to the loss of the connection).
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Requests sent to fastpathd and not answered yet.
+    pub fn fastpath_outstanding(&self) -> usize {
+        self.ctl.outstanding()
+    }
+
+    /// fastpathd's reply to the oldest request outstanding (in the order
+    /// of the [`Output::FastPath`] requests), or the loss of the
+    /// connection ([`FastPathError::Lost`]: every request outstanding
+    /// fails, and an [`Output::FastPathLost`] follows).
+    pub fn handle_fastpath_reply(&mut self, now: Instant, reply: Result<Reply, FastPathError>) {
+        self.ctl.handle_reply(reply);
+        self.advance(now);
+    }
+
+    fn next_token(&mut self) -> Token {
+        self.tokens += 1;
+        Token(self.tokens)
+    }
+
+    /// True while fastpathd work is outstanding or waiting.
+    fn port_busy(&self) -> bool {
+        self.ctl.busy() || !self.ike_waiting.is_empty() || !self.commands.is_empty()
+    }
+
+    /// One operator command line: answered now, or later (an
+    /// [`Output::Reply`] with the token) when it programs fastpathd. A
+    /// command that changes the configuration while fastpathd work is
+    /// outstanding waits its turn (and is answered later too).
+    pub fn handle_command(&mut self, now: Instant, line: &str) -> Answer {
         let first = line.split_whitespace().next().unwrap_or("");
         if matches!(first, "get" | "clear") {
             self.ctl.set_ike_view(self.ike.view(now));
             self.ctl.set_ike_ingest(self.ingest);
         }
-        let mut resp = self.ctl.command(line, fp);
+        let programs = matches!(first, "set" | "unset" | "exit" | "exec");
+        if programs && self.connected && self.port_busy() {
+            let token = self.next_token();
+            self.commands.push_back((token, line.to_owned()));
+            return Answer::Later(token);
+        }
+        let token = self.connected.then(|| self.next_token());
+        let answer = match self.ctl.command(line, token) {
+            Answer::Now(r) => Answer::Now(self.finish_command(now, line, r)),
+            later => later,
+        };
+        self.advance(now);
+        answer
+    }
+
+    /// What follows a command's answer: IKE's part of `clear sa`, IKE
+    /// following the configuration, the log line.
+    fn finish_command(&mut self, now: Instant, line: &str, mut resp: Response) -> Response {
+        let first = line.split_whitespace().next().unwrap_or("");
         for target in self.ctl.take_clears() {
             resp.output.extend(self.ike.clear(now, target.as_ref().map(|(h, p)| (*h, p.as_str()))));
         }
@@ -299,9 +386,6 @@ impl Core {
         match &resp.result {
             Ok(()) => self.log(format!("operator: {redacted}: ok")),
             Err(e) => self.log(format!("operator: {redacted}: {e}")),
-        }
-        if self.ctl.take_lost() {
-            self.out.push_back(Output::FastPathLost);
         }
         resp
     }
@@ -363,8 +447,9 @@ impl Core {
     /// The core's turn: IKE's timers and what the peers produced, the
     /// state files, fastpathd's counters, the VPN monitor, route
     /// withdrawals and the periodic resync. Call it after every batch of
-    /// inputs and at [`Core::poll_timeout`].
-    pub fn handle_timeout(&mut self, now: Instant, mut fp: Option<&mut dyn FastPath>) {
+    /// inputs and at [`Core::poll_timeout`]. The parts that need fastpathd
+    /// go out as requests; the turn goes on as their replies come in.
+    pub fn handle_timeout(&mut self, now: Instant) {
         self.last_turn = now;
         self.drain_controller_log();
         if let Some(l) = self.limiter.summary(now, self.ingest) {
@@ -390,139 +475,247 @@ impl Core {
         // completed is on disk before its SAs and messages go out.
         // After a failed write, the snapshot that repairs it is tried at
         // the same pace (never at every turn: it costs the whole state).
+        // Actions of earlier turns still waiting for fastpathd are not in
+        // the controller's SAs yet: they count as pending (written again).
         let urgent = self.ike.take_changed();
         let write = urgent || now.saturating_duration_since(self.last_ike_save) >= SAVE_INTERVAL;
+        let mut actions: Vec<IkeAction> = self.ike_waiting.drain(..).collect();
+        actions.append(&mut self.pending_ike);
         let (ike, clock, sas) = (&mut self.ike, &self.clock, self.ctl.ike_sas());
-        if let Some(l) = self.ike_writer.turn(ike, clock, now, sas, &self.pending_ike, write) {
+        if let Some(l) = self.ike_writer.turn(ike, clock, now, sas, &actions, write) {
             self.log(l);
         }
         if write {
             self.last_ike_save = now;
         }
-        let mut sas_changed = false;
-        let mut actions = std::mem::take(&mut self.pending_ike).into_iter().peekable();
-        while let Some(action) = actions.next() {
-            let (add, remove) = match action {
-                IkeAction::Send(t) => {
-                    self.out.push_back(Output::Transmit(t));
-                    continue;
+        self.ike_waiting = actions.into();
+        self.turn = Some(Turn { now, step: TurnStep::Stats, failed: false });
+        self.advance(now);
+    }
+
+    /// Carries out what waits, in order, until a fastpathd request is
+    /// outstanding or nothing is left; then hands out the requests.
+    fn advance(&mut self, now: Instant) {
+        loop {
+            while let Some(d) = self.ctl.take_done() {
+                self.on_done(now, d);
+            }
+            self.drain_controller_log();
+            if self.ctl.busy() {
+                break;
+            }
+            if let Some(a) = self.ike_waiting.pop_front() {
+                self.carry_out_ike(now, a);
+                continue;
+            }
+            if let Some((token, line)) = self.commands.pop_front() {
+                let first = line.split_whitespace().next().unwrap_or("");
+                if matches!(first, "get" | "clear") {
+                    self.ctl.set_ike_view(self.ike.view(now));
+                    self.ctl.set_ike_ingest(self.ingest);
                 }
-                IkeAction::Log(l) => {
-                    // The one rate limiter of IKE's lines (a stranger's
-                    // datagrams can make the peers log).
-                    if self.limiter.allow(now) {
-                        self.ctl.record_ike_log(&l);
-                        self.log(l);
-                    }
-                    continue;
+                let port = self.connected.then_some(token);
+                if let Answer::Now(r) = self.ctl.command(&line, port) {
+                    let response = self.finish_command(now, &line, r);
+                    self.out.push_back(Output::Reply { token, response });
                 }
-                IkeAction::Install(mut sas) => {
-                    // Installs that follow one another go to fastpathd
-                    // together, in their order (one round trip for a
-                    // turn's Quick Modes). A removal or a datagram ends
-                    // the run: make-before-break, and inbound SAs in
-                    // before the message that lets the peer use them.
-                    while let Some(IkeAction::Install(more)) =
-                        actions.next_if(|a| matches!(a, IkeAction::Install(_)))
-                    {
+                continue;
+            }
+            if self.turn.is_some() {
+                self.turn_step();
+                continue;
+            }
+            break;
+        }
+        let requests = self.ctl.take_requests();
+        if !requests.is_empty() {
+            self.out.push_back(Output::FastPath(requests));
+        }
+    }
+
+    /// One of IKE's actions, in order (its installs and removals wait for
+    /// fastpathd's answers to what went before).
+    fn carry_out_ike(&mut self, now: Instant, action: IkeAction) {
+        match action {
+            IkeAction::Send(t) => self.out.push_back(Output::Transmit(t)),
+            IkeAction::Log(l) => {
+                // The one rate limiter of IKE's lines (a stranger's
+                // datagrams can make the peers log).
+                if self.limiter.allow(now) {
+                    self.ctl.record_ike_log(&l);
+                    self.log(l);
+                }
+            }
+            IkeAction::Install(mut sas) => {
+                // Installs that follow one another go to fastpathd
+                // together, in their order (one round trip for a turn's
+                // Quick Modes). A removal or a datagram ends the run:
+                // make-before-break, and inbound SAs in before the
+                // message that lets the peer use them.
+                while matches!(self.ike_waiting.front(), Some(IkeAction::Install(_))) {
+                    if let Some(IkeAction::Install(more)) = self.ike_waiting.pop_front() {
                         sas.extend(more);
                     }
-                    (sas, Vec::new())
                 }
-                IkeAction::Remove(ids) => (Vec::new(), ids),
-            };
-            sas_changed = true;
-            let what = if add.is_empty() {
-                format!("remove SAs {remove:x?}")
-            } else {
-                let ids: Vec<String> = add.iter().map(|s| format!("{:#x}", s.spec.id)).collect();
-                format!("install SAs {}", ids.join(", "))
-            };
-            let port = fp.as_mut().map(|c| &mut **c as &mut dyn FastPath);
-            match self.ctl.ike_update(add, &remove, port) {
+                self.sas_changed = true;
+                self.ctl.ike_update(sas, &[], self.connected);
+            }
+            IkeAction::Remove(ids) => {
+                self.sas_changed = true;
+                self.ctl.ike_update(Vec::new(), &ids, self.connected);
+            }
+        }
+    }
+
+    /// A fastpathd step ended: what follows it.
+    fn on_done(&mut self, now: Instant, done: Done) {
+        match done {
+            Done::Synced { why: SyncWhy::Connected, result } => match result {
+                Ok(r) => {
+                    self.log(format!(
+                        "fastpathd synchronised: {} request(s), {} SA(s) adopted, {} installed, {} removed",
+                        r.requests, r.kept, r.added, r.removed
+                    ));
+                    for id in &r.resumed_ike {
+                        if let Some(l) = self.ike.rekey_now(now, *id) {
+                            self.log(l);
+                        }
+                    }
+                }
+                Err(e @ FastPathError::Refused { .. }) => {
+                    self.log(format!("error: {e} (retrying in {}s)", RESYNC_INTERVAL.as_secs()));
+                }
+                Err(e) => self.log(format!("{e}")),
+            },
+            Done::Synced { why: SyncWhy::Ike(what), result } => match result {
                 Ok(r) => self.log(format!(
                     "IKE: {what}: {} request(s), {} SA(s) installed, {} removed",
                     r.requests, r.added, r.removed
                 )),
                 Err(e @ FastPathError::Refused { .. }) => self.log(format!("IKE: {what}: error: {e}")),
-                Err(e) => {
-                    self.log(format!("IKE: {what}: {e}: reconnecting"));
-                    fp = None;
-                    self.lose_fastpath();
+                Err(e) => self.log(format!("IKE: {what}: {e}: reconnecting")),
+            },
+            Done::Synced { why: SyncWhy::Routes, result } => match result {
+                // A proxy-ID's routes were withdrawn or restored.
+                Ok(r) => self.log(format!("routes reprogrammed: {} request(s)", r.requests)),
+                Err(e) => self.turn_failed(e),
+            },
+            Done::Synced { why: SyncWhy::Resync, result } => match result {
+                Ok(r) if r.requests > 0 => self.log(format!(
+                    "fastpathd differed from the configuration: {} request(s), {} SA(s) installed, {} removed",
+                    r.requests, r.added, r.removed
+                )),
+                Ok(_) => {}
+                Err(e) => self.turn_failed(e),
+            },
+            Done::Stats(result) => {
+                self.out.push_back(Output::Stats(result.is_ok()));
+                match result {
+                    Ok(()) => {
+                        // `idletime`: pairs that carried nothing are deleted
+                        // with the peer, like `clear sa` of their HEX ID.
+                        for (hex_id, proxy_id) in self.ctl.take_idle_pairs(now) {
+                            for l in self.ike.clear(now, Some((hex_id, &proxy_id))) {
+                                self.log(format!("idletime: {l}"));
+                            }
+                        }
+                    }
+                    Err(e) => self.turn_failed(e),
                 }
             }
+            Done::Command { token, line, response } => {
+                let response = self.finish_command(now, &line, response);
+                self.out.push_back(Output::Reply { token, response });
+            }
+            Done::Lost { error, reported } => {
+                if !reported {
+                    self.log(format!("{error}: reconnecting"));
+                }
+                self.lose_fastpath();
+            }
         }
-        self.drain_controller_log();
+    }
 
-        if let Some(c) = fp {
-            let result = self.fastpath_turn(now, c);
-            match result {
-                Ok(()) => {}
-                Err(e @ FastPathError::Refused { .. }) => self.log(format!("error: {e}")),
-                Err(e) => {
-                    self.log(format!("{e}: reconnecting"));
-                    self.lose_fastpath();
-                }
-            }
+    /// A fastpathd step of the turn failed: the rest of the turn's
+    /// fastpathd steps wait for the next turn.
+    fn turn_failed(&mut self, e: FastPathError) {
+        match e {
+            FastPathError::Refused { .. } => self.log(format!("error: {e}")),
+            FastPathError::Lost(_) => self.log(format!("{e}: reconnecting")),
         }
-        // After IKE installed SAs their sequence-number records are saved
-        // at once (a restart of both daemons must not reuse them).
-        if (sas_changed || now.saturating_duration_since(self.last_save) >= SAVE_INTERVAL)
-            && self.ctl.state_changed()
-        {
-            let changes = self.ctl.take_state_changes();
-            if let Some(w) = self.state_writer.turn(&changes, &self.ctl) {
-                self.out.push_back(Output::SaveState(w));
-            }
-            self.last_save = now;
+        if let Some(t) = self.turn.as_mut() {
+            t.failed = true;
         }
-        self.drain_controller_log();
     }
 
     /// The connection to fastpathd broke.
     fn lose_fastpath(&mut self) {
+        if !self.connected {
+            return;
+        }
+        self.connected = false;
         self.ctl.fastpath_lost();
         self.out.push_back(Output::FastPathLost);
     }
 
-    /// Counters, VPN monitor, withdrawn routes, resync.
-    fn fastpath_turn(&mut self, now: Instant, c: &mut dyn FastPath) -> Result<(), FastPathError> {
-        if now.saturating_duration_since(self.last_stats) >= Duration::from_secs(STATS_INTERVAL_SECS) {
-            self.last_stats = now;
-            let r = self.ctl.poll_stats(c);
-            self.out.push_back(Output::Stats(r.is_ok()));
-            r?;
-            // `idletime`: pairs that carried nothing are deleted with the
-            // peer, like `clear sa` of their HEX ID.
-            for (hex_id, proxy_id) in self.ctl.take_idle_pairs(now) {
-                for l in self.ike.clear(now, Some((hex_id, &proxy_id))) {
-                    self.log(format!("idletime: {l}"));
+    /// The next step of the turn: counters, VPN monitor, withdrawn
+    /// routes, resync (each when due, while fastpathd is connected and no
+    /// step failed), then the state files.
+    fn turn_step(&mut self) {
+        let Some(turn) = self.turn.as_mut() else { return };
+        let (now, step) = (turn.now, turn.step);
+        let live = self.connected && !turn.failed;
+        match step {
+            TurnStep::Stats => {
+                turn.step = TurnStep::Monitor;
+                let due = Duration::from_secs(STATS_INTERVAL_SECS);
+                if live && now.saturating_duration_since(self.last_stats) >= due {
+                    self.last_stats = now;
+                    self.ctl.poll_stats();
+                }
+            }
+            TurnStep::Monitor => {
+                turn.step = TurnStep::Routes;
+                if live {
+                    // VPN monitor probes; `rekey` renegotiates a pair it found DOWN.
+                    for sa in self.ctl.monitor_tick(now) {
+                        if let Some(l) = self.ike.sa_expired(now, sa) {
+                            self.log(l);
+                        }
+                    }
+                }
+            }
+            TurnStep::Routes => {
+                turn.step = TurnStep::Resync;
+                if live && self.ctl.take_routes_pending() {
+                    self.ctl.sync(SyncWhy::Routes);
+                }
+            }
+            TurnStep::Resync => {
+                turn.step = TurnStep::Save;
+                let since = now.saturating_duration_since(self.last_sync);
+                if live && (since >= COMPARE_INTERVAL || (since >= RESYNC_INTERVAL && !self.ctl.in_sync)) {
+                    self.last_sync = now;
+                    self.ctl.sync(SyncWhy::Resync);
+                }
+            }
+            TurnStep::Save => {
+                self.turn = None;
+                // After IKE installed SAs their sequence-number records are
+                // saved at once (a restart of both daemons must not reuse
+                // them).
+                let sas_changed = std::mem::take(&mut self.sas_changed);
+                if (sas_changed || now.saturating_duration_since(self.last_save) >= SAVE_INTERVAL)
+                    && self.ctl.state_changed()
+                {
+                    let changes = self.ctl.take_state_changes();
+                    if let Some(w) = self.state_writer.turn(&changes, &self.ctl) {
+                        self.out.push_back(Output::SaveState(w));
+                    }
+                    self.last_save = now;
                 }
             }
         }
-        // VPN monitor probes; `rekey` renegotiates a pair it found DOWN.
-        for sa in self.ctl.monitor_tick(now, c)? {
-            if let Some(l) = self.ike.sa_expired(now, sa) {
-                self.log(l);
-            }
-        }
-        if self.ctl.take_routes_pending() {
-            // A proxy-ID's routes were withdrawn or restored.
-            let r = self.ctl.sync(c)?;
-            self.log(format!("routes reprogrammed: {} request(s)", r.requests));
-        }
-        let since = now.saturating_duration_since(self.last_sync);
-        if since >= COMPARE_INTERVAL || (since >= RESYNC_INTERVAL && !self.ctl.in_sync) {
-            self.last_sync = now;
-            let r = self.ctl.sync(c)?;
-            if r.requests > 0 {
-                self.log(format!(
-                    "fastpathd differed from the configuration: {} request(s), {} SA(s) installed, {} removed",
-                    r.requests, r.added, r.removed
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// A datagram could not be sent: logged within IKE's line budget.
@@ -552,8 +745,13 @@ impl Core {
     /// snapshot of the next generation to write with [`State::save`].
     pub fn shutdown(&mut self, now: Instant) -> State {
         self.log("stopping: fastpathd keeps its SAs");
-        let sas = SasAfter::new(self.ctl.ike_sas(), &self.pending_ike);
-        if let Some(l) = self.ike_writer.snapshot(&mut self.ike, &self.clock, now, &sas) {
+        // What still waits for fastpathd is IKE's as much as the rest.
+        let mut actions: Vec<IkeAction> = self.ike_waiting.drain(..).collect();
+        actions.append(&mut self.pending_ike);
+        let sas = SasAfter::new(self.ctl.ike_sas(), &actions);
+        let line = self.ike_writer.snapshot(&mut self.ike, &self.clock, now, &sas);
+        self.ike_waiting = actions.into();
+        if let Some(l) = line {
             self.log(l);
         }
         self.state_writer.snapshot(self.ctl.state())

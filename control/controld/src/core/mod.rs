@@ -16,11 +16,14 @@
 //! * [`events`]: the event log of `get event` and the system log;
 //! * [`monitor`]: the VPN monitor (probes through the tunnels);
 //! * [`negotiated`]: the SAs IKE negotiated, by id and by proxy-ID;
-//! * [`controller`]: what ties them together and runs operator commands,
-//!   against any [`controller::FastPath`];
+//! * [`controller`]: what ties them together and runs operator commands;
+//! * [`port`]: fastpathd as requests out and replies in, with what each
+//!   request was for kept as data (synchronisations, counters, probes,
+//!   commands answered late);
 //! * [`engine`]: the [`engine::Core`], the controller and IKE driven by
-//!   events, datagrams and the time, answering with outputs and a
-//!   deadline (what the daemon's loop carries out).
+//!   events, datagrams, fastpathd's replies and the time, answering with
+//!   outputs (fastpathd requests among them) and a deadline (what the
+//!   daemon's loop carries out).
 
 pub mod controller;
 pub mod engine;
@@ -31,6 +34,7 @@ pub mod ingest;
 pub mod monitor;
 pub mod negotiated;
 pub mod plan;
+pub mod port;
 pub mod sa;
 pub mod spi;
 pub mod state;

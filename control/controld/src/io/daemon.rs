@@ -12,7 +12,14 @@
 //! fastpathd events are served first at every turn, then at most
 //! [`IKE_BUDGET`] IKE datagrams, so no IKE flood starves them.
 //!
-//! The core's outputs are carried out in the order it gives them. The IKE
+//! The core's outputs are carried out in the order it gives them. Its
+//! fastpathd requests go out in one pipelined round trip per batch
+//! ([`Client::requests`]) and each reply goes straight back to the core
+//! ([`Core::handle_fastpath_reply`]), which may answer with the next batch:
+//! the loop carries them out until the core asks for nothing more, so a
+//! turn's work is done within the turn. A command the core answers later
+//! (it programs fastpathd) keeps its client waiting under its token
+//! ([`Waiting`]) until the core's answer. The IKE
 //! state is written by the core itself, through the state directory's
 //! store ([`crate::ike::persist::DirStore`]), before the SAs and messages
 //! of the exchange that changed it (the core's module documentation says
@@ -31,14 +38,15 @@ use esprit_config::Config;
 use esprit_fastpath_api::{Client, FastPathEvent, Request};
 use esprit_ike::WallClock;
 
-use crate::core::controller::{Controller, FastPath, Response};
+use crate::core::controller::{describe, Controller, FastPathError, Response};
 use crate::core::engine::{Core, Output};
 use crate::core::events::{Syslog, SYSLOG_PATH};
 use crate::core::ingest::{IkeDrop, IkeSender, Inbox, WaitingSender, Work, IKE_BUDGET};
+use crate::core::port::Answer;
 use crate::core::state::{State, StateFiles};
 use crate::ike::io::{system_random, IkeSockets};
 use crate::ike::persist as ike_state;
-use crate::io::operator::write_response;
+use crate::io::operator::{write_response, Waiting};
 use crate::metrics::Metrics;
 
 pub use crate::core::engine::{RESYNC_INTERVAL, SAVE_INTERVAL};
@@ -97,10 +105,6 @@ struct Link {
 }
 
 impl Link {
-    fn port(&mut self) -> Option<&mut dyn FastPath> {
-        self.client.as_mut().map(|c| c as &mut dyn FastPath)
-    }
-
     /// Connects if it is time; the core synchronises a new connection.
     fn connect(&mut self, path: &Path, core: &mut Core, log: &Log) {
         let now = Instant::now();
@@ -108,12 +112,11 @@ impl Link {
             return;
         }
         match Client::connect(path, "controld") {
-            Ok(mut c) => {
+            Ok(c) => {
                 self.backoff = BACKOFF_MIN;
                 self.announced_down = false;
-                if core.handle_connected(Instant::now(), &mut c) {
-                    self.client = Some(c);
-                }
+                self.client = Some(c);
+                core.handle_connected(Instant::now());
             }
             Err(e) => {
                 if !self.announced_down {
@@ -171,6 +174,7 @@ pub fn run(opts: Options) -> Result<(), String> {
         metrics: metrics.as_ref(),
         sockets: &mut sockets,
         state_files: StateFiles::new(&opts.state_dir),
+        waiting: Waiting::default(),
     };
     shell.carry_out(&mut core, None, &senders.ike);
     for e in errors {
@@ -201,8 +205,12 @@ pub fn run(opts: Options) -> Result<(), String> {
             match work {
                 Work::Command((line, reply)) => {
                     core.set_ingest(inbox.counters());
-                    let resp = core.handle_command(Instant::now(), &line, link.port());
-                    let _ = reply.send(resp);
+                    match core.handle_command(Instant::now(), &line) {
+                        Answer::Now(resp) => {
+                            let _ = reply.send(resp);
+                        }
+                        Answer::Later(token) => shell.waiting.hold(token, reply),
+                    }
                 }
                 Work::Event(e) => core.handle_event(Instant::now(), &e),
                 Work::Ike(d) => {
@@ -214,7 +222,7 @@ pub fn run(opts: Options) -> Result<(), String> {
             shell.carry_out(&mut core, Some(&mut link), &senders.ike);
         }
         core.set_ingest(inbox.counters());
-        core.handle_timeout(Instant::now(), link.port());
+        core.handle_timeout(Instant::now());
         shell.carry_out(&mut core, Some(&mut link), &senders.ike);
         inbox.set_peers(core.ike().peer_addresses());
         if let Some(m) = &metrics {
@@ -236,13 +244,39 @@ struct Shell<'a> {
     sockets: &'a mut IkeSockets,
     /// `controld.json` and its journal.
     state_files: StateFiles,
+    /// Operator clients waiting for a late answer.
+    waiting: Waiting,
 }
 
 impl Shell<'_> {
-    /// Carries out the core's outputs, in order.
+    /// Carries out the core's outputs, in order. fastpathd's requests go
+    /// out in one pipelined round trip per batch, and their replies go
+    /// back to the core at once (which may answer with more).
     fn carry_out(&mut self, core: &mut Core, mut link: Option<&mut Link>, ike_tx: &IkeSender) {
         while let Some(o) = core.poll_output() {
             match o {
+                Output::FastPath(requests) => {
+                    let what: Vec<String> = requests.iter().map(describe).collect();
+                    let replies = match link.as_deref_mut().and_then(|l| l.client.as_mut()) {
+                        Some(c) => c.requests(requests).map_err(|e| FastPathError::Lost(e.to_string())),
+                        None => Err(FastPathError::Lost("fastpathd is not connected".into())),
+                    };
+                    match replies {
+                        Ok(replies) => {
+                            for (r, what) in replies.into_iter().zip(what) {
+                                // A reply the core found broken dropped the
+                                // connection: the rest of the batch is moot.
+                                if !core.is_connected() {
+                                    break;
+                                }
+                                let r = r.map_err(|reason| FastPathError::Refused { what, reason });
+                                core.handle_fastpath_reply(Instant::now(), r);
+                            }
+                        }
+                        Err(e) => core.handle_fastpath_reply(Instant::now(), Err(e)),
+                    }
+                }
+                Output::Reply { token, response } => self.waiting.answer(token, response),
                 Output::Transmit(t) => {
                     // An answer to a stranger can fail per datagram too.
                     if let Err(e) = self.sockets.send(&t) {

@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::core::controller::Response;
+use crate::core::port::Token;
 
 /// The longest request line controld reads, in bytes (the newline
 /// included): the longest configuration line is far shorter.
@@ -196,6 +197,39 @@ pub fn bind_operator_socket(path: &Path, group: Option<u32>) -> Result<UnixListe
     })();
     let _ = std::fs::remove_dir_all(&private);
     result
+}
+
+/// Operator clients waiting for the late answer of a command (one that
+/// programs fastpathd: the core answers it with a token, then with the
+/// response under that token).
+#[derive(Debug, Default)]
+pub struct Waiting {
+    clients: std::collections::HashMap<Token, std::sync::mpsc::Sender<Response>>,
+}
+
+impl Waiting {
+    /// The client behind `tx` waits for the answer under `token`.
+    pub fn hold(&mut self, token: Token, tx: std::sync::mpsc::Sender<Response>) {
+        self.clients.insert(token, tx);
+    }
+
+    /// Hands the answer under `token` to its client (its thread writes
+    /// it). An unknown token, or a client gone meanwhile, is ignored.
+    pub fn answer(&mut self, token: Token, response: Response) {
+        if let Some(tx) = self.clients.remove(&token) {
+            let _ = tx.send(response);
+        }
+    }
+
+    /// Clients waiting.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// True when no client waits.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
 }
 
 /// Status line of a successful command.
@@ -362,6 +396,29 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, [std::ffi::OsString::from("controld.sock")]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A late answer reaches the client that waits under its token, and
+    /// no other; an unknown or repeated token reaches nobody.
+    #[test]
+    fn late_answers_go_to_their_client() {
+        let mut w = Waiting::default();
+        let (tx1, rx1) = std::sync::mpsc::channel();
+        let (tx2, rx2) = std::sync::mpsc::channel();
+        w.hold(Token(1), tx1);
+        w.hold(Token(2), tx2);
+        let two = Response { output: vec!["two".into()], result: Ok(()) };
+        w.answer(Token(2), two.clone());
+        w.answer(Token(9), Response { output: vec![], result: Err("nobody".into()) });
+        assert_eq!(rx2.try_recv().unwrap(), two);
+        assert!(rx1.try_recv().is_err());
+        assert_eq!(w.len(), 1);
+        w.answer(Token(2), two.clone());
+        assert!(rx2.try_recv().is_err());
+        let one = Response { output: vec![], result: Err("refused".into()) };
+        w.answer(Token(1), one.clone());
+        assert_eq!(rx1.try_recv().unwrap(), one);
+        assert!(w.is_empty());
     }
 
     #[test]

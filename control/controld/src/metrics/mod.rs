@@ -122,7 +122,8 @@ impl Metrics {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::core::controller::{FastPath, FastPathError};
+    use crate::core::controller::FastPathError;
+    use crate::tests::Model;
     use esprit_fastpath_api::{Direction, Reply, Request, SaStatsView, WorkerCounters, WorkerStatsView};
     use std::io::{self, Read, Write};
     use std::net::TcpStream;
@@ -386,8 +387,8 @@ esprit_operator_refused_total{reason="line-too-long"} 1
     /// Answers `Stats` with fixed counters, or fails as a lost connection.
     struct FakeFastPath(Option<Stats>);
 
-    impl FastPath for FakeFastPath {
-        fn request(&mut self, request: Request) -> Result<Reply, FastPathError> {
+    impl Model for FakeFastPath {
+        fn answer(&mut self, request: Request) -> Result<Reply, FastPathError> {
             match (&request, &self.0) {
                 (Request::Stats | Request::StatsSince { .. }, Some(s)) => {
                     Ok(Reply::Stats(Box::new(s.clone())))
@@ -401,10 +402,10 @@ esprit_operator_refused_total{reason="line-too-long"} 1
     /// controller's counters published to the endpoint, if on.
     fn poll_stats(
         ctl: &mut Controller,
-        fp: &mut dyn FastPath,
+        fp: &mut dyn Model,
         metrics: Option<&Metrics>,
     ) -> Result<(), FastPathError> {
-        let result = ctl.poll_stats(fp);
+        let result = crate::tests::poll_stats(ctl, fp);
         if let Some(m) = metrics {
             m.publish_reading(ctl, result.is_ok());
         }

@@ -42,7 +42,6 @@ pub(crate) mod withdraw;
 pub(crate) use pair::{Pair, Side};
 
 use crate::core::controller::Controller;
-use crate::core::controller::FastPathError;
 use crate::core::events::{EventKind, EventRecord, Severity};
 use crate::core::monitor::{Facts, MonitorAction, MonitorStatus, Target, MONITOR_IDENT, PROBE_SIZE};
 
@@ -210,14 +209,14 @@ impl Controller {
     }
 
     /// The VPN monitor's turn (the daemon calls it often; monitors act at
-    /// their interval): sends the probes that are due to fastpathd.
-    /// Returns the SA ids whose pairs IKE must renegotiate (`rekey`, the
-    /// monitor went DOWN).
-    pub fn monitor_tick(&mut self, now: Instant, fp: &mut dyn FastPath) -> Result<Vec<u64>, FastPathError> {
+    /// their interval): sends the probes that are due to fastpathd (a
+    /// refusal is logged when its reply comes). Returns the SA ids whose
+    /// pairs IKE must renegotiate (`rekey`, the monitor went DOWN).
+    pub fn monitor_tick(&mut self, now: Instant) -> Vec<u64> {
         // The daemon calls often; the pairs are gathered only when a
         // monitor is due (a tunnel may carry thousands of proxy-IDs).
         if !self.monitor.is_due(now) {
-            return Ok(Vec::new());
+            return Vec::new();
         }
         let pairs = self.pairs();
         let facts = |t: &Target| {
@@ -242,13 +241,7 @@ impl Controller {
             match a {
                 MonitorAction::Probe { vpn, src, dst, seq } => {
                     let r = Request::Probe { src, dst, ident: MONITOR_IDENT, seq, size: PROBE_SIZE };
-                    match fp.request(r) {
-                        Ok(_) => {}
-                        Err(FastPathError::Refused { reason, .. }) => {
-                            self.log.push(format!("vpn monitor {vpn}: probe {seq} not sent: {reason}"));
-                        }
-                        Err(e) => return Err(e),
-                    }
+                    self.send_probe(vpn, seq, r);
                 }
                 MonitorAction::Renegotiate { vpn, sa } => {
                     self.log.push(format!(
@@ -260,7 +253,7 @@ impl Controller {
             }
         }
         self.refresh_status();
-        Ok(renegotiate)
+        renegotiate
     }
 
     /// fastpathd reported an echo reply of ours.
@@ -550,8 +543,6 @@ impl Controller {
         self.status.get(&(vpn.to_owned(), what.to_owned())).and_then(|(_, t)| *t)
     }
 }
-
-use crate::core::controller::FastPath;
 
 /// A proxy-ID's status for the gauges (see `get vpn`).
 #[derive(Debug, Clone, PartialEq, Eq)]

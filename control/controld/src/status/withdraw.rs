@@ -111,7 +111,7 @@ impl Controller {
         }
         if changed {
             self.routes_pending = true;
-            self.in_sync = false;
+            self.desync();
         }
     }
 

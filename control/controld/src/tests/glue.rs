@@ -25,8 +25,10 @@ use esprit_fastpath_api::{
 use esprit_ike::{Transmit, WallClock};
 use esprit_policy::{FlowKey, ProxyId};
 
-use crate::core::controller::{Controller, FastPath, FastPathError};
+use super::Model;
+use crate::core::controller::{Controller, FastPathError, Response};
 use crate::core::engine::{Core, Output};
+use crate::core::port::{Answer, Token};
 use crate::core::state::{State, StateWrite};
 use crate::ike::persist::{Loaded, MemStore};
 use crate::ike::RandomFill;
@@ -233,8 +235,8 @@ impl ModelFastPath {
     }
 }
 
-impl FastPath for ModelFastPath {
-    fn request(&mut self, r: Request) -> Result<Reply, FastPathError> {
+impl Model for ModelFastPath {
+    fn answer(&mut self, r: Request) -> Result<Reply, FastPathError> {
         let refused = |reason: String| FastPathError::Refused { what: "model".into(), reason };
         match r {
             Request::Dump => {
@@ -320,6 +322,21 @@ struct Gateway {
     log: Vec<String>,
     /// fastpathd connected.
     connected: bool,
+    /// Requests the model has not answered yet (all of them while `hold`
+    /// is set), oldest first.
+    held: std::collections::VecDeque<Request>,
+    /// Leave fastpathd's requests unanswered (in `held`) until released.
+    hold: bool,
+    /// Start holding at the first batch that installs an SA.
+    hold_on_add: bool,
+    /// Late answers to operator commands, in order.
+    replies: Vec<(Token, Response)>,
+    /// Outputs the gateway's own pump left for the lab (datagrams, ...).
+    stash: Vec<Output>,
+    /// Connections the core dropped (a test that breaks one sets
+    /// `may_lose`; any other loss fails the test).
+    losses: usize,
+    may_lose: bool,
 }
 
 /// Two gateways, the wire between them, and the clock.
@@ -335,6 +352,8 @@ struct Lab {
     wire: Vec<(bool, Transmit)>,
     /// Monitor probes A's outbound SAs carried (they count with the pings).
     probes_carried: u64,
+    /// IKE datagrams delivered to A.
+    to_a: usize,
 }
 
 fn controller(text: &str, state: State) -> Controller {
@@ -356,7 +375,56 @@ impl Gateway {
             ike_store,
             log: Vec::new(),
             connected: false,
+            held: Default::default(),
+            hold: false,
+            hold_on_add: false,
+            replies: Vec::new(),
+            stash: Vec::new(),
+            losses: 0,
+            may_lose: false,
         }
+    }
+
+    /// The shell's fastpathd part, in memory: the core's requests go to
+    /// the model (or wait in `held`), the replies come back in order, late
+    /// answers are kept; other outputs wait in `stash` for the lab.
+    fn pump(&mut self, now: Instant) {
+        loop {
+            if !self.hold {
+                while let Some(r) = self.held.pop_front() {
+                    let reply = self.fp.answer(r);
+                    self.core.handle_fastpath_reply(now, reply);
+                }
+            }
+            let Some(o) = self.core.poll_output() else {
+                if self.hold || self.held.is_empty() {
+                    return;
+                }
+                continue;
+            };
+            match o {
+                Output::FastPath(requests) => {
+                    if self.hold_on_add && requests.iter().any(|r| matches!(r, Request::AddSa(_))) {
+                        self.hold = true;
+                    }
+                    self.held.extend(requests);
+                }
+                Output::Reply { token, response } => self.replies.push((token, response)),
+                Output::FastPathLost => {
+                    assert!(self.may_lose, "{}: the model never breaks the connection", self.name);
+                    self.losses += 1;
+                    self.connected = false;
+                    self.held.clear();
+                }
+                other => self.stash.push(other),
+            }
+        }
+    }
+
+    /// Lets the held requests go: the model answers them in order.
+    fn release(&mut self, now: Instant) {
+        self.hold = false;
+        self.pump(now);
     }
 
     /// What a restart would load from its state files.
@@ -368,7 +436,15 @@ impl Gateway {
     }
 
     fn command(&mut self, now: Instant, line: &str) -> Vec<String> {
-        let r = self.core.handle_command(now, line, Some(&mut self.fp));
+        let r = match self.core.handle_command(now, line) {
+            Answer::Now(r) => r,
+            Answer::Later(token) => {
+                self.pump(now);
+                let at = self.replies.iter().position(|(t, _)| *t == token);
+                let at = at.unwrap_or_else(|| panic!("{}: {line}: no answer", self.name));
+                self.replies.remove(at).1
+            }
+        };
         assert_eq!(r.result, Ok(()), "{}: {line}", self.name);
         r.output
     }
@@ -393,10 +469,11 @@ impl Lab {
             link_up: true,
             wire: Vec::new(),
             probes_carried: 0,
+            to_a: 0,
         };
         for g in [&mut lab.a, &mut lab.b] {
             g.fp.at(start);
-            assert!(g.core.handle_connected(start, &mut g.fp));
+            g.core.handle_connected(start);
             g.connected = true;
         }
         lab.settle();
@@ -408,8 +485,9 @@ impl Lab {
     }
 
     /// Carries out a gateway's outputs; datagrams go on the wire.
-    fn outputs(g: &mut Gateway, to_b: bool, wire: &mut Vec<(bool, Transmit)>) {
-        while let Some(o) = g.core.poll_output() {
+    fn outputs(g: &mut Gateway, to_b: bool, wire: &mut Vec<(bool, Transmit)>, now: Instant) {
+        g.pump(now);
+        for o in std::mem::take(&mut g.stash) {
             match o {
                 Output::Transmit(t) => wire.push((to_b, t)),
                 Output::Log(l) => g.log.push(l),
@@ -425,7 +503,9 @@ impl Lab {
                     g.state_files.1.extend_from_slice(&frames);
                     g.state_appends += 1;
                 }
-                Output::FastPathLost => panic!("{}: the model never breaks the connection", g.name),
+                Output::FastPath(_) | Output::Reply { .. } | Output::FastPathLost => {
+                    unreachable!("kept by the gateway's pump")
+                }
                 Output::Listen(_) | Output::Stats(_) => {}
             }
         }
@@ -443,9 +523,8 @@ impl Lab {
                     g.core.handle_event(now, &e);
                     moved = true;
                 }
-                let fp = if g.connected { Some(&mut g.fp as &mut dyn FastPath) } else { None };
-                g.core.handle_timeout(now, fp);
-                Self::outputs(g, to_b, &mut self.wire);
+                g.core.handle_timeout(now);
+                Self::outputs(g, to_b, &mut self.wire, now);
             }
             for (to_b, t) in std::mem::take(&mut self.wire) {
                 moved = true;
@@ -453,8 +532,9 @@ impl Lab {
                     continue;
                 }
                 let g = if to_b { &mut self.b } else { &mut self.a };
+                self.to_a += usize::from(!to_b);
                 g.core.handle_datagram(now, t.remote, t.local, &t.bytes);
-                Self::outputs(g, !to_b, &mut self.wire);
+                Self::outputs(g, !to_b, &mut self.wire, now);
             }
             self.answer_probes();
             if !moved {
@@ -651,8 +731,8 @@ fn acquire_negotiate_install_monitor_withdraw_rekey_and_restart_in_memory() {
     let ctl = controller(&config_a(), state);
     let store = Box::new(lab.a.ike_store.clone());
     lab.a.core = Core::new(ctl, file, random(3), lab.clock(), store);
-    assert!(lab.a.core.handle_connected(lab.now, &mut lab.a.fp));
-    Lab::outputs(&mut lab.a, true, &mut lab.wire);
+    lab.a.core.handle_connected(lab.now);
+    Lab::outputs(&mut lab.a, true, &mut lab.wire, lab.now);
     let sync = lab.a.log.iter().rev().find(|l| l.starts_with("fastpathd synchronised")).cloned();
     assert_eq!(
         sync.as_deref(),
@@ -795,4 +875,135 @@ fn repeated_acquires_are_summed_up_in_the_log() {
     );
     let summary: Vec<&String> = lab.a.log.iter().filter(|l| l.contains("repeated acquire")).collect();
     assert_eq!(summary, ["IKE: 5 repeated acquire(s) for proxy-IDs already negotiating"], "{:?}", lab.a.log);
+}
+
+/// The requests held, in words.
+fn held(g: &Gateway) -> Vec<String> {
+    g.held.iter().map(crate::core::controller::describe).collect()
+}
+
+/// A's installs wait for fastpathd's replies while time passes and IKE
+/// datagrams arrive: sent is not installed (the tunnel stays READY, the
+/// peer has not had QM3, nothing is sent twice); the replies, when they
+/// come, install the pair and let QM3 go, and the tunnel comes UP.
+#[test]
+fn installs_answered_after_later_timers_and_datagrams() {
+    let mut lab = Lab::new();
+    lab.a.hold_on_add = true;
+    assert!(!lab.ping(), "the first packet waits for IKE");
+    let held_adds = held(&lab.a);
+    assert_eq!(held_adds.len(), 2, "{held_adds:?}");
+    assert!(held_adds.iter().all(|r| r.starts_with("add-sa ")), "{held_adds:?}");
+    assert_eq!(lab.a.core.fastpath_outstanding(), 2);
+    // A's fastpathd holds nothing yet, QM3 waits for A's inbound SA, and
+    // the pair is not counted as installed.
+    assert!(lab.a.fp.sas.is_empty());
+    let b_inbound_only = |lab: &Lab| {
+        lab.b.fp.sas.values().map(|s| s.spec.direction).collect::<Vec<_>>() == [Direction::Inbound]
+    };
+    assert!(b_inbound_only(&lab), "B's inbound SA went in before QM2, its outbound waits for QM3");
+    assert_eq!(tunnel_word(&lab.get(true, "get interface")), "READY");
+    // Time passes (B retransmits QM2: datagrams arrive at A), A's turns
+    // run: nothing more is asked of fastpathd, nothing is sent twice.
+    let to_a = lab.to_a;
+    lab.run(Duration::from_secs(12));
+    assert!(lab.to_a > to_a, "B's retransmissions reached A meanwhile");
+    assert_eq!(held(&lab.a), held_adds, "the same two installs, once");
+    assert!(b_inbound_only(&lab), "no QM3 before A's inbound SA is in");
+    assert_eq!(tunnel_word(&lab.get(true, "get interface")), "READY");
+    // The replies arrive: installed, QM3 leaves, B installs, traffic flows.
+    let now = lab.now;
+    lab.a.release(now);
+    lab.settle();
+    assert_eq!((lab.a.fp.sas.len(), lab.b.fp.sas.len()), (2, 2));
+    assert!(lab.ping());
+    assert_eq!(tunnel_word(&lab.get(true, "get interface")), "UP");
+    let installs: Vec<&String> = lab.a.log.iter().filter(|l| l.starts_with("IKE: install SAs")).collect();
+    assert_eq!(installs.len(), 1, "{installs:?}");
+    assert!(installs[0].ends_with(": 2 request(s), 2 SA(s) installed, 0 removed"), "{installs:?}");
+}
+
+/// The connection drops with A's installs outstanding: they fail (never
+/// reported up), the core drops the connection once, and the next
+/// connection re-installs what IKE negotiated from a dump, as after any
+/// loss.
+#[test]
+fn a_connection_lost_with_installs_outstanding_resynchronises() {
+    let mut lab = Lab::new();
+    lab.a.hold_on_add = true;
+    assert!(!lab.ping());
+    assert_eq!(lab.a.core.fastpath_outstanding(), 2);
+    // The shell sees the connection end.
+    lab.a.may_lose = true;
+    lab.a.held.clear();
+    let now = lab.now;
+    lab.a.core.handle_fastpath_reply(now, Err(FastPathError::Lost("end of file".into())));
+    lab.a.hold = false;
+    lab.a.hold_on_add = false;
+    lab.settle();
+    assert_eq!(lab.a.losses, 1);
+    assert!(!lab.a.core.is_connected());
+    assert_eq!(lab.a.core.fastpath_outstanding(), 0);
+    let lost: Vec<&String> = lab.a.log.iter().filter(|l| l.contains("end of file")).collect();
+    assert_eq!(lost.len(), 1, "{:?}", lab.a.log);
+    assert!(lost[0].starts_with("IKE: install SAs ") && lost[0].ends_with(": reconnecting"), "{lost:?}");
+    assert!(lab.a.fp.sas.is_empty());
+    assert_eq!(tunnel_word(&lab.get(true, "get interface")), "READY", "never reported up");
+    // The turns go on without fastpathd (no request while disconnected).
+    lab.run(Duration::from_secs(2));
+    assert!(lab.a.held.is_empty() && lab.a.core.fastpath_outstanding() == 0);
+    // Reconnected: the dump shows nothing, the negotiated pair goes in.
+    let now = lab.now;
+    lab.a.core.handle_connected(now);
+    Lab::outputs(&mut lab.a, true, &mut lab.wire, now);
+    let sync = lab.a.log.iter().rev().find(|l| l.starts_with("fastpathd synchronised")).cloned();
+    assert!(
+        sync.as_deref().is_some_and(|l| l.ends_with("0 SA(s) adopted, 2 installed, 0 removed")),
+        "{sync:?}"
+    );
+    lab.settle();
+    assert!(lab.ping());
+    assert_eq!(tunnel_word(&lab.get(true, "get interface")), "UP");
+}
+
+/// A configuration change is answered when fastpathd has answered: by
+/// token, after a `get` that needed nothing from fastpathd was answered
+/// at once; a second change waits for the first, and both answers come
+/// in order.
+#[test]
+fn operator_changes_are_answered_late_by_token() {
+    let mut lab = Lab::new();
+    let now = lab.now;
+    lab.a.hold = true;
+    let set1 = "set vpn v proxy-id local-ip 10.1.9.0/24 remote-ip 10.2.9.0/24 any";
+    let set2 = "set vpn v proxy-id local-ip 10.1.8.0/24 remote-ip 10.2.8.0/24 any";
+    let Answer::Later(t1) = lab.a.core.handle_command(now, set1) else { panic!("{set1}: answered at once") };
+    lab.a.pump(now);
+    assert_eq!(held(&lab.a), ["Dump"], "the change starts with a dump");
+    let Answer::Now(get) = lab.a.core.handle_command(now, "get vpn v") else { panic!("get waits") };
+    assert_eq!(get.result, Ok(()));
+    let Answer::Later(t2) = lab.a.core.handle_command(now, set2) else { panic!("{set2}: answered at once") };
+    assert_ne!(t1, t2);
+    lab.a.pump(now);
+    assert_eq!(held(&lab.a), ["Dump"], "the second change waits for the first");
+    assert!(lab.a.replies.is_empty());
+    lab.a.release(now);
+    let answers: Vec<(Token, Result<(), String>, Vec<String>)> =
+        lab.a.replies.drain(..).map(|(t, r)| (t, r.result, r.output)).collect();
+    assert_eq!(
+        answers,
+        [
+            (t1, Ok(()), vec!["fastpathd: 1 request(s): 0 SA(s) added, 0 removed, 0 unchanged".to_owned()]),
+            (t2, Ok(()), vec!["fastpathd: 1 request(s): 0 SA(s) added, 0 removed, 0 unchanged".to_owned()]),
+        ]
+    );
+    let (_, ids) = lab.a.fp.vpns.values().next().unwrap();
+    assert!(
+        ids.iter().any(|p| p.contains("10.1.9.0/24")) && ids.iter().any(|p| p.contains("10.1.8.0/24")),
+        "{ids:?}"
+    );
+    Lab::outputs(&mut lab.a, true, &mut lab.wire, now);
+    let log: Vec<&String> =
+        lab.a.log.iter().filter(|l| l.starts_with("operator: set vpn v proxy-id")).collect();
+    assert_eq!(log.len(), 2, "{log:?}");
 }

@@ -24,7 +24,7 @@ use esprit_ike::{ChildSa, DirectionKeys, Lifetime, Suite, UdpEncap};
 use esprit_policy::ProxyId;
 use zeroize::Zeroizing;
 
-use super::FakeFastPath;
+use super::{ike_update, monitor_tick, offline, sync, FakeFastPath};
 use crate::core::controller::Controller;
 use crate::core::events::{EventKind, Severity};
 use crate::core::state::State;
@@ -99,7 +99,7 @@ pub(super) fn golden_controller() -> Controller {
     let mut c = Controller::new(config, None, BTreeMap::new(), State::default()).unwrap();
     c.set_clock(fixed_clock);
     let mut fp = FakeFastPath::new();
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
 
     // IKE negotiated proxy-IDs 1-1 (plain ESP) and 2-2 (NAT-T, 100 MB).
     let vpn = IkeVpn {
@@ -113,7 +113,7 @@ pub(super) fn golden_controller() -> Controller {
     let mut add = Vec::new();
     add.extend(child_sa_pair(&vpn, &child(pid(1, 1), 1, false, 0), 1).unwrap());
     add.extend(child_sa_pair(&vpn, &child(pid(2, 2), 2, true, 102_400), 2).unwrap());
-    c.ike_update(add, &[], Some(&mut fp)).unwrap();
+    ike_update(&mut c, add, &[], Some(&mut fp)).unwrap();
 
     let id = |hex, dir, serial| sa_id(hex, dir, serial);
     let sa = |id: u64, spi: u32, worker: u16, packets: u64, errors: u64, seq: u64| SaStatsView {
@@ -242,7 +242,7 @@ pub(super) fn golden_controller() -> Controller {
         reason: "volume".into(),
     });
     // The VPN monitor's first probe went out through pair 1-1 and came back.
-    c.monitor_tick(std::time::Instant::now(), &mut fp).unwrap();
+    monitor_tick(&mut c, std::time::Instant::now(), &mut fp).unwrap();
     c.record_fastpath_event(&FastPathEvent::ProbeReply {
         vpn: 1,
         tunnel: 1,
@@ -288,7 +288,7 @@ fn golden_outputs_of_every_get_in_text_and_json() {
     let mut failures = Vec::new();
     for (command, file) in COMMANDS {
         for (line, ext) in [(command.to_string(), "txt"), (format!("{command} --json"), "json")] {
-            let r = c.command(&line, None);
+            let r = offline(&mut c, &line);
             assert_eq!(r.result, Ok(()), "{line}");
             let mut got = r.output.join("\n");
             got.push('\n');
@@ -317,7 +317,7 @@ fn golden_outputs_of_every_get_in_text_and_json() {
 fn get_sa_keeps_the_format_scripts_parse() {
     // scripts/interop.sh counts ' A/U ' rows and reads the SPI as field 5.
     let mut c = golden_controller();
-    let out = c.command("get sa", None).output;
+    let out = offline(&mut c, "get sa").output;
     assert_eq!(out[0], "total configured sa: 5");
     let up: Vec<&String> = out.iter().filter(|l| l.contains(" A/U ")).collect();
     assert_eq!(up.len(), 4);
@@ -366,7 +366,7 @@ fn bad_get_and_clear_commands_answer_an_error_naming_the_word() {
             "clear sa -1: \"-1\" is not a HEX ID (hexadecimal, as the first column of get sa: 00000001 or 0x1)",
         ),
     ] {
-        let r = c.command(line, None);
+        let r = offline(&mut c, line);
         assert_eq!(r.result, Err(want.to_owned()), "{line}");
         assert!(r.output.is_empty(), "{line}");
     }
@@ -377,18 +377,18 @@ fn bad_get_and_clear_commands_answer_an_error_naming_the_word() {
 fn clear_sa_asks_ike_for_the_pair_of_its_hex_id_or_all() {
     let mut c = golden_controller();
     let words = |l: u8, r: u8| pid(l, r).to_string();
-    let r = c.command("clear sa 1", None);
+    let r = offline(&mut c, "clear sa 1");
     assert_eq!(
         r.output,
         [format!("HEX ID 00000001 (vpn \"test\" proxy-id {}): clearing its IKE SA pair", words(1, 1))]
     );
     // A full SA id (as in the log) names its proxy-ID's HEX ID: 2-2's is 4.
-    let r = c.command("clear sa 0x180000002", None);
+    let r = offline(&mut c, "clear sa 0x180000002");
     assert_eq!(
         r.output,
         [format!("HEX ID 00000004 (vpn \"test\" proxy-id {}): clearing its IKE SA pair", words(2, 2))]
     );
-    let r = c.command("clear sa 2", None);
+    let r = offline(&mut c, "clear sa 2");
     assert_eq!(
         r.output,
         [format!(
@@ -396,7 +396,7 @@ fn clear_sa_asks_ike_for_the_pair_of_its_hex_id_or_all() {
             words(1, 2)
         )]
     );
-    let r = c.command("clear sa", None);
+    let r = offline(&mut c, "clear sa");
     assert_eq!(
         r.output,
         [
@@ -419,7 +419,7 @@ fn clear_sa_asks_ike_for_the_pair_of_its_hex_id_or_all() {
 #[test]
 fn get_sa_gives_each_proxy_id_its_own_hex_id_in_aligned_columns() {
     let mut c = golden_controller();
-    let out = c.command("get sa", None).output;
+    let out = offline(&mut c, "get sa").output;
     assert_eq!(super::hex_id_column(&out), super::hex_id_rows(&[1, 2, 3, 4, 0x10]));
     // Each row of one proxy-ID: 2-2 (NAT-T) under 4, 1-1 under 1.
     assert!(out.iter().any(|l| l.starts_with("00000004< 203.0.113.2      4500 esp:aes128/sha1   c1000002")));
@@ -476,10 +476,10 @@ fn get_sa_gives_each_proxy_id_its_own_hex_id_in_aligned_columns() {
 fn hex_ids_of_proxy_ids_survive_reloads_and_restarts() {
     let mut c = golden_controller();
     let pid = |l: u8, r: u8| format!("local-ip 10.1.{l}.0/24 remote-ip 10.2.{r}.0/24 any");
-    assert_eq!(c.command(&format!("unset vpn test proxy-id {}", pid(1, 2)), None).result, Ok(()));
-    assert_eq!(c.command(&format!("set vpn test proxy-id {}", pid(2, 3)), None).result, Ok(()));
+    assert_eq!(offline(&mut c, &format!("unset vpn test proxy-id {}", pid(1, 2))).result, Ok(()));
+    assert_eq!(offline(&mut c, &format!("set vpn test proxy-id {}", pid(2, 3))).result, Ok(()));
     let stat = |c: &mut Controller| -> Vec<String> {
-        c.command("get sa stat", None).output[2..]
+        offline(c, "get sa stat").output[2..]
             .iter()
             .take_while(|l| !l.is_empty())
             .map(|l| l.split_whitespace().take(6).collect::<Vec<_>>().join(" "))
@@ -521,7 +521,7 @@ fn hex_ids_of_proxy_ids_survive_reloads_and_restarts() {
 #[test]
 fn get_sa_id_is_one_pair_and_its_word_is_get_vpns() {
     let mut c = golden_controller();
-    let out = c.command("get sa id 2", None).output;
+    let out = offline(&mut c, "get sa id 2").output;
     assert_eq!(
         out,
         [
@@ -531,7 +531,7 @@ fn get_sa_id_is_one_pair_and_its_word_is_get_vpns() {
             "    no SA: negotiated when traffic matches the proxy-id".to_owned(),
         ]
     );
-    let vpn = c.command("get vpn test", None).output.join("\n");
+    let vpn = offline(&mut c, "get vpn test").output.join("\n");
     assert!(vpn.contains(&format!("00000002  {} READY", pid(1, 2))), "{vpn}");
 }
 
@@ -543,7 +543,7 @@ fn a_fastpathd_restart_lists_the_ike_sas_to_rekey() {
     let mut c = golden_controller();
     c.fastpath_lost();
     let mut fresh = FakeFastPath::new();
-    let r = c.sync(&mut fresh).unwrap();
+    let r = sync(&mut c, &mut fresh).unwrap();
     let mut ike: Vec<u64> = r.resumed_ike.clone();
     ike.sort_unstable();
     let want: Vec<u64> = [(1, 1), (1, 2)]
@@ -564,7 +564,7 @@ fn secrets_show_only_in_get_config_secrets() {
     let mut c = golden_controller();
     let secrets = ["#ABC123", LAB_KEY, LAB_AUTH_KEY];
     for line in ["get config", "get config --json"] {
-        let text = c.command(line, None).output.join("\n");
+        let text = offline(&mut c, line).output.join("\n");
         for s in secrets {
             assert!(!text.contains(s), "{line} shows a secret: {text}");
         }
@@ -573,33 +573,33 @@ fn secrets_show_only_in_get_config_secrets() {
             "{text}"
         );
     }
-    let masked = c.command("get config", None).output;
+    let masked = offline(&mut c, "get config").output;
     assert!(
         masked.iter().any(|l| l.contains(r#"esp aes128 key "********" auth sha2-256 key "********" replay"#)),
         "{masked:?}"
     );
     for line in ["get config secrets", "get config secrets --json"] {
-        let text = c.command(line, None).output.join("\n");
+        let text = offline(&mut c, line).output.join("\n");
         for s in secrets {
             assert!(text.contains(s), "{line} lacks {s}");
         }
     }
     assert_eq!(
-        c.command("get config secret", None).result,
+        offline(&mut c, "get config secret").result,
         Err(r#"get config secret: unknown word "secret": expected secrets, or nothing"#.into())
     );
     // Every other get, in text and JSON, and the event log: no secret.
     for (command, _) in COMMANDS {
         for line in [command.to_string(), format!("{command} --json")] {
-            let text = c.command(&line, None).output.join("\n");
+            let text = offline(&mut c, &line).output.join("\n");
             for s in secrets {
                 assert!(!text.contains(s), "{line} shows a secret");
             }
         }
     }
     let line = "set ike gateway test address 203.0.113.2 Main outgoing-interface ethernet0/2 preshare \"s3cr3t-psk\" sec-level standard";
-    assert_eq!(c.command(line, None).result, Ok(()));
-    let events = c.command("get event --json", None).output.join("\n");
+    assert_eq!(offline(&mut c, line).result, Ok(()));
+    let events = offline(&mut c, "get event --json").output.join("\n");
     assert!(!events.contains("s3cr3t-psk"), "{events}");
 }
 
@@ -607,14 +607,14 @@ fn secrets_show_only_in_get_config_secrets() {
 fn configuration_changes_are_events_without_secrets() {
     let mut c = golden_controller();
     let line = format!("set vpn lab manual 3001 4001 gateway 203.0.113.3 outgoing-interface ethernet0/2 esp aes128 key {} auth sha2-256 key {}", "ff".repeat(16), "ee".repeat(32));
-    assert_eq!(c.command(&line, None).result, Ok(()));
+    assert_eq!(offline(&mut c, &line).result, Ok(()));
     let e = c.events().iter().last().unwrap();
     assert_eq!(e.kind, EventKind::Config);
     assert!(e.message.starts_with("configuration changed: set vpn lab manual"), "{}", e.message);
     assert!(!e.message.contains("ffff"), "{}", e.message);
     // A refused change is no event.
     let n = c.events().len();
-    assert!(c.command("unset vpn nothere", None).result.is_err());
+    assert!(offline(&mut c, "unset vpn nothere").result.is_err());
     assert_eq!(c.events().len(), n);
 }
 

@@ -10,14 +10,141 @@ use std::collections::BTreeMap;
 use esprit_config::Config;
 use esprit_fastpath_api::{Direction, Dump, NextHopSpec, Reply, Request, RouteSpec, SaStatsView, Stats};
 
-use crate::core::controller::{Controller, FastPath, FastPathError};
+use crate::core::controller::{Controller, FastPathError, Response, SyncReport};
+use crate::core::port::{Answer, Done, SyncWhy, Token};
 use crate::core::sa::{inbound_margin, INBOUND_MARGIN_MIN, SEQ_MARGIN};
 use crate::core::state::State;
 use crate::core::translate::{hex_id_of, sa_id, translate, TranslateError};
 
 mod glue;
 mod golden;
+mod pipelined;
 mod scale;
+
+/// Answers control requests like fastpathd: the in-memory models.
+pub(crate) trait Model {
+    /// One request's reply.
+    fn answer(&mut self, r: Request) -> Result<Reply, FastPathError>;
+
+    /// `n` requests are handed over at once (one round trip on the socket).
+    fn batch(&mut self, _n: usize) {}
+}
+
+/// The shell's part, in memory: hands the controller's requests to `fp`,
+/// feeds the replies back in order (nothing more after a lost
+/// connection), until nothing is outstanding; returns what ended.
+pub(crate) fn pump(c: &mut Controller, fp: &mut dyn Model) -> Vec<Done> {
+    let mut done = Vec::new();
+    loop {
+        done.extend(std::iter::from_fn(|| c.take_done()));
+        let requests = c.take_requests();
+        if requests.is_empty() {
+            return done;
+        }
+        fp.batch(requests.len());
+        for r in requests {
+            let reply = fp.answer(r);
+            let lost = matches!(reply, Err(FastPathError::Lost(_)));
+            c.handle_reply(reply);
+            if lost {
+                break;
+            }
+        }
+    }
+}
+
+/// The first synchronisation that ended among `done`.
+fn synced(done: Vec<Done>) -> Result<SyncReport, FastPathError> {
+    for d in done {
+        match d {
+            Done::Synced { result, .. } => return result,
+            Done::Lost { error, .. } => return Err(error),
+            _ => {}
+        }
+    }
+    panic!("no synchronisation ended")
+}
+
+/// A whole synchronisation with `fp`.
+pub(crate) fn sync(c: &mut Controller, fp: &mut dyn Model) -> Result<SyncReport, FastPathError> {
+    c.sync(SyncWhy::Resync);
+    synced(pump(c, fp))
+}
+
+/// An IKE update, programmed into `fp` when connected.
+pub(crate) fn ike_update(
+    c: &mut Controller,
+    add: Vec<crate::core::translate::DesiredSa>,
+    remove: &[u64],
+    fp: Option<&mut dyn Model>,
+) -> Result<SyncReport, FastPathError> {
+    c.ike_update(add, remove, fp.is_some());
+    match fp {
+        Some(fp) => synced(pump(c, fp)),
+        None => synced(std::iter::from_fn(|| c.take_done()).collect()),
+    }
+}
+
+/// An operator command with fastpathd connected, its late answer waited for.
+pub(crate) fn command(c: &mut Controller, line: &str, fp: &mut dyn Model) -> Response {
+    let token = Token(7);
+    match c.command(line, Some(token)) {
+        Answer::Now(r) => {
+            assert!(pump(c, fp).is_empty(), "{line}: answered now, yet fastpathd work ended");
+            r
+        }
+        Answer::Later(t) => {
+            assert_eq!(t, token);
+            let done = pump(c, fp);
+            let answers: Vec<Response> = done
+                .into_iter()
+                .filter_map(|d| match d {
+                    Done::Command { token: t, response, .. } if t == token => Some(response),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(answers.len(), 1, "{line}: one answer");
+            answers.into_iter().next().unwrap()
+        }
+    }
+}
+
+/// An operator command without fastpathd: answered at once.
+pub(crate) fn offline(c: &mut Controller, line: &str) -> Response {
+    match c.command(line, None) {
+        Answer::Now(r) => r,
+        Answer::Later(t) => panic!("{line}: answered later ({t:?}) without fastpathd"),
+    }
+}
+
+/// A reading of fastpathd's counters.
+pub(crate) fn poll_stats(c: &mut Controller, fp: &mut dyn Model) -> Result<(), FastPathError> {
+    c.poll_stats();
+    for d in pump(c, fp) {
+        match d {
+            Done::Stats(r) => return r,
+            Done::Lost { error, .. } => return Err(error),
+            _ => {}
+        }
+    }
+    panic!("no reading ended")
+}
+
+/// The VPN monitor's turn, its probes answered.
+pub(crate) fn monitor_tick(
+    c: &mut Controller,
+    now: std::time::Instant,
+    fp: &mut dyn Model,
+) -> Result<Vec<u64>, FastPathError> {
+    let renegotiate = c.monitor_tick(now);
+    match pump(c, fp).into_iter().find_map(|d| match d {
+        Done::Lost { error, .. } => Some(error),
+        _ => None,
+    }) {
+        Some(e) => Err(e),
+        None => Ok(renegotiate),
+    }
+}
 
 /// A fastpathd in memory.
 #[derive(Debug, Default)]
@@ -46,8 +173,8 @@ fn refused(reason: impl Into<String>) -> FastPathError {
     FastPathError::Refused { what: "test".into(), reason: reason.into() }
 }
 
-impl FastPath for FakeFastPath {
-    fn request(&mut self, r: Request) -> Result<Reply, FastPathError> {
+impl Model for FakeFastPath {
+    fn answer(&mut self, r: Request) -> Result<Reply, FastPathError> {
         if !matches!(r, Request::Dump | Request::Stats | Request::StatsSince { .. }) {
             self.log.push(r.clone());
         }
@@ -194,7 +321,7 @@ fn pid(l: u8, r: u8) -> String {
 fn manual_vpns_program_routes_tunnel_table_and_sas() {
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
-    let r = c.sync(&mut fp).unwrap();
+    let r = sync(&mut c, &mut fp).unwrap();
     assert_eq!((r.added, r.kept, r.removed), (8, 0, 0));
     let log = fp.take_log();
     assert_eq!(
@@ -244,7 +371,7 @@ fn manual_vpns_program_routes_tunnel_table_and_sas() {
     let Request::AddSa(s) = &log[2] else { panic!() };
     assert_eq!((s.suite.name(), s.encr_key.as_bytes().len(), s.replay_window), ("aes256-sha256", 32, 64));
     // Nothing changed: nothing sent.
-    assert_eq!(c.sync(&mut fp).unwrap().requests, 0);
+    assert_eq!(sync(&mut c, &mut fp).unwrap().requests, 0);
 }
 
 /// `replay window N`, `no-replay` and `esn` of a manual-key VPN reach
@@ -262,7 +389,7 @@ fn manual_replay_window_and_esn_reach_the_sa_specs() {
         .join("\n");
     let mut fp = FakeFastPath::new();
     let mut c = controller(&text, State::default());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     let mut got: Vec<(u32, Direction, u32, bool)> = fp
         .take_log()
         .iter()
@@ -276,7 +403,7 @@ fn manual_replay_window_and_esn_reach_the_sa_specs() {
     assert_eq!(inbound, [(1, 1024, true), (2, 0, false), (3, 64, false), (4, 64, false)]);
     let esn_out: Vec<_> = got.iter().filter(|g| g.1 == Direction::Outbound).map(|g| (g.0, g.3)).collect();
     assert_eq!(esn_out, [(1, true), (2, false), (3, false), (4, false)]);
-    let shown = c.command("get sa id 1", None).output;
+    let shown = offline(&mut c, "get sa id 1").output;
     assert!(shown.iter().any(|l| l.contains("anti-replay window 1024 packets, ESN,")), "{shown:?}");
 }
 
@@ -284,12 +411,12 @@ fn manual_replay_window_and_esn_reach_the_sa_specs() {
 fn a_restarted_controld_adopts_what_fastpathd_holds() {
     let mut fp = FakeFastPath::new();
     let mut first = controller(&gateway1(), State::default());
-    first.sync(&mut fp).unwrap();
+    sync(&mut first, &mut fp).unwrap();
     fp.take_log();
     let state = first.state();
     drop(first);
     let mut second = controller(&gateway1(), state.clone());
-    let r = second.sync(&mut fp).unwrap();
+    let r = sync(&mut second, &mut fp).unwrap();
     assert_eq!((r.kept, r.added, r.requests), (8, 0, 0), "{:?}", names(&fp.log));
     assert!(second.sas().is_installed(sa_id(1, Direction::Outbound, 0)));
 
@@ -297,15 +424,15 @@ fn a_restarted_controld_adopts_what_fastpathd_holds() {
     // SAs it finds: it replaces them (outbound SAs resume past the
     // sequence numbers fastpathd reports, see below).
     let mut blind = controller(&gateway1(), State::default());
-    let r = blind.sync(&mut fp).unwrap();
+    let r = sync(&mut blind, &mut fp).unwrap();
     assert_eq!((r.kept, r.added), (0, 8));
 
     // New keys for one VPN: only its two SAs are replaced.
     let mut c = controller(&gateway1(), state);
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     fp.take_log();
     let r =
-        c.command(&manual_line(1, 1).replace(AES256_KEY, &format!("ff{}", &AES256_KEY[2..])), Some(&mut fp));
+        command(&mut c, &manual_line(1, 1).replace(AES256_KEY, &format!("ff{}", &AES256_KEY[2..])), &mut fp);
     assert_eq!(r.result, Ok(()));
     assert_eq!(
         names(&fp.take_log()),
@@ -322,29 +449,29 @@ fn a_restarted_controld_adopts_what_fastpathd_holds() {
 fn unset_and_set_touch_only_their_vpn() {
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     fp.take_log();
     // Pair 22 has sent 1000 packets.
     fp.seqs.insert(sa_id(4, Direction::Outbound, 0), 1000);
-    c.poll_stats(&mut fp).unwrap();
+    poll_stats(&mut c, &mut fp).unwrap();
 
-    let r = c.command("unset vpn p22", Some(&mut fp));
+    let r = command(&mut c, "unset vpn p22", &mut fp);
     assert_eq!(r.result, Ok(()));
     let log = fp.take_log();
     assert_eq!(
         names(&log),
         ["remove-sa 0x400000000", "remove-sa 0x480000000", "set-vpn 1 (3 proxy-ids, check true)"]
     );
-    assert!(c.command("get sa", None).output[0].ends_with(": 3"));
+    assert!(offline(&mut c, "get sa").output[0].ends_with(": 3"));
 
     for line in
         [manual_line(2, 2), "set vpn p22 proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any".to_string()]
     {
-        assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));
+        assert_eq!(command(&mut c, &line, &mut fp).result, Ok(()));
     }
     // Not bound yet: nothing to program.
     assert!(fp.take_log().is_empty());
-    assert_eq!(c.command("set vpn p22 id 4 bind interface tunnel.1", Some(&mut fp)).result, Ok(()));
+    assert_eq!(command(&mut c, "set vpn p22 id 4 bind interface tunnel.1", &mut fp).result, Ok(()));
     let log = fp.take_log();
     assert_eq!(
         names(&log),
@@ -368,9 +495,9 @@ fn unset_of_one_proxy_id_keeps_the_others_sas() {
     // the new selectors), the other three stay untouched.
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     fp.take_log();
-    let r = c.command("unset vpn p11 proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any", Some(&mut fp));
+    let r = command(&mut c, "unset vpn p11 proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 any", &mut fp);
     assert_eq!(r.result, Ok(()));
     let log = names(&fp.take_log());
     assert_eq!(
@@ -389,11 +516,11 @@ fn unset_of_one_proxy_id_keeps_the_others_sas() {
 fn a_restarted_fastpathd_is_reprogrammed_with_sequence_numbers_ahead() {
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     assert_eq!(c.take_state_changes().sas.len(), 8, "the installs are persisted");
     fp.seqs.insert(sa_id(2, Direction::Outbound, 0), 5000);
     fp.seqs.insert(sa_id(2, Direction::Inbound, 0), 9000);
-    c.poll_stats(&mut fp).unwrap();
+    poll_stats(&mut c, &mut fp).unwrap();
     let changes = c.take_state_changes();
     assert_eq!(changes.seqs.len(), 2, "new sequence numbers are persisted: {changes:?}");
     assert_eq!(changes.sas.len(), 2, "and the records of their SAs: {changes:?}");
@@ -401,9 +528,9 @@ fn a_restarted_fastpathd_is_reprogrammed_with_sequence_numbers_ahead() {
 
     // fastpathd restarts: the connection drops, the new one holds nothing.
     c.fastpath_lost();
-    assert!(c.command("get sa", None).output.iter().skip(2).all(|l| l.contains(" I/- ")));
+    assert!(offline(&mut c, "get sa").output.iter().skip(2).all(|l| l.contains(" I/- ")));
     let mut fresh = FakeFastPath::new();
-    let r = c.sync(&mut fresh).unwrap();
+    let r = sync(&mut c, &mut fresh).unwrap();
     assert_eq!((r.added, r.kept), (8, 0));
     let seqs: BTreeMap<u64, u64> = fresh
         .take_log()
@@ -416,12 +543,12 @@ fn a_restarted_fastpathd_is_reprogrammed_with_sequence_numbers_ahead() {
     assert_eq!(seqs[&sa_id(2, Direction::Outbound, 0)], 5000 + SEQ_MARGIN);
     // Never sampled, but installed before: the margin alone.
     assert_eq!(seqs[&sa_id(1, Direction::Outbound, 0)], SEQ_MARGIN);
-    assert!(c.command("get sa", None).output.iter().skip(2).all(|l| l.contains(" A/- ")));
+    assert!(offline(&mut c, "get sa").output.iter().skip(2).all(|l| l.contains(" A/- ")));
 
     // The same after a restart of both daemons, from the state directory.
     let mut again = controller(&gateway1(), c.state());
     let mut third = FakeFastPath::new();
-    again.sync(&mut third).unwrap();
+    sync(&mut again, &mut third).unwrap();
     let resumed = third.take_log().iter().find_map(|r| match r {
         Request::AddSa(s) if s.id == sa_id(2, Direction::Outbound, 0) => Some(s.last_seq),
         _ => None,
@@ -446,17 +573,17 @@ fn added_seqs(log: &[Request]) -> BTreeMap<u64, u64> {
 fn a_restarted_fastpathd_resumes_inbound_windows_above_what_was_accepted() {
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     let busy = sa_id(2, Direction::Inbound, 0);
     let quiet = sa_id(3, Direction::Inbound, 0);
     for (b, q) in [(1000, 5), (1500, 6), (10_000, 7), (10_100, 7)] {
         fp.seqs.insert(busy, b);
         fp.seqs.insert(quiet, q);
-        c.poll_stats(&mut fp).unwrap();
+        poll_stats(&mut c, &mut fp).unwrap();
     }
     c.fastpath_lost();
     let mut fresh = FakeFastPath::new();
-    c.sync(&mut fresh).unwrap();
+    sync(&mut c, &mut fresh).unwrap();
     let seqs = added_seqs(&fresh.take_log());
     // Busiest interval 8,500 packets: the window starts 34,000 above.
     assert_eq!(seqs[&busy], 10_100 + 4 * 8_500);
@@ -469,7 +596,7 @@ fn a_restarted_fastpathd_resumes_inbound_windows_above_what_was_accepted() {
     // A second restart resumes above the first resume point.
     c.fastpath_lost();
     let mut third = FakeFastPath::new();
-    c.sync(&mut third).unwrap();
+    sync(&mut c, &mut third).unwrap();
     assert_eq!(added_seqs(&third.take_log())[&busy], 10_100 + 4 * 8_500 + 4 * 8_500);
 
     // Without ESN the resume point never passes 2^32 - 1 (the SA is then
@@ -477,12 +604,12 @@ fn a_restarted_fastpathd_resumes_inbound_windows_above_what_was_accepted() {
     fp.seqs.insert(sa_id(2, Direction::Outbound, 0), u64::from(u32::MAX) - 5);
     let mut d = controller(&gateway1(), State::default());
     let mut fourth = FakeFastPath::new();
-    d.sync(&mut fourth).unwrap();
+    sync(&mut d, &mut fourth).unwrap();
     fourth.seqs.insert(sa_id(2, Direction::Outbound, 0), u64::from(u32::MAX) - 5);
-    d.poll_stats(&mut fourth).unwrap();
+    poll_stats(&mut d, &mut fourth).unwrap();
     d.fastpath_lost();
     let mut fifth = FakeFastPath::new();
-    d.sync(&mut fifth).unwrap();
+    sync(&mut d, &mut fifth).unwrap();
     assert_eq!(added_seqs(&fifth.take_log())[&sa_id(2, Direction::Outbound, 0)], u64::from(u32::MAX));
 }
 
@@ -495,16 +622,16 @@ fn a_restarted_fastpathd_resumes_inbound_windows_above_what_was_accepted() {
 fn a_peers_sequence_jump_is_not_counted_as_traffic() {
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     let inbound = sa_id(4, Direction::Inbound, 0);
     for (seq, packets) in [(1000, 1000), (1500, 1500), (1500 + SEQ_MARGIN + 10, 1510)] {
         fp.seqs.insert(inbound, seq);
         fp.packets.insert(inbound, packets);
-        c.poll_stats(&mut fp).unwrap();
+        poll_stats(&mut c, &mut fp).unwrap();
     }
     c.fastpath_lost();
     let mut fresh = FakeFastPath::new();
-    c.sync(&mut fresh).unwrap();
+    sync(&mut c, &mut fresh).unwrap();
     // The busiest interval is 500 packets, not the jump.
     assert_eq!(added_seqs(&fresh.take_log())[&inbound], 1500 + SEQ_MARGIN + 10 + 4 * 500);
 }
@@ -516,22 +643,22 @@ fn a_peers_sequence_jump_is_not_counted_as_traffic() {
 fn the_same_keys_never_restart_their_sequence_numbers() {
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     fp.seqs.insert(sa_id(4, Direction::Outbound, 0), 7000);
     fp.seqs.insert(sa_id(4, Direction::Inbound, 0), 3000);
-    c.poll_stats(&mut fp).unwrap();
+    poll_stats(&mut c, &mut fp).unwrap();
     fp.take_log();
 
     // p22 is unset and comes back as "q22" (another HEX ID, so other SA
     // ids) with another proxy-ID, with the same SPIs and keys.
-    assert_eq!(c.command("unset vpn p22", Some(&mut fp)).result, Ok(()));
+    assert_eq!(command(&mut c, "unset vpn p22", &mut fp).result, Ok(()));
     let line = manual_line(2, 2).replace("vpn p22", "vpn q22");
     for l in [
         line.clone(),
         "set vpn q22 proxy-id local-ip 10.1.2.0/25 remote-ip 10.2.2.0/24 any".to_string(),
         "set vpn q22 id 9 bind interface tunnel.1".to_string(),
     ] {
-        assert_eq!(c.command(&l, Some(&mut fp)).result, Ok(()), "{l}");
+        assert_eq!(command(&mut c, &l, &mut fp).result, Ok(()), "{l}");
     }
     let seqs = added_seqs(&fp.take_log());
     assert_eq!(seqs[&sa_id(9, Direction::Outbound, 0)], 7000 + SEQ_MARGIN);
@@ -540,16 +667,16 @@ fn the_same_keys_never_restart_their_sequence_numbers() {
     // New keys (same SPIs), then back to the earlier keys: the earlier
     // keys' numbers are still known although the record of the id moved on.
     let other = line.replace(AES256_KEY, &"cd".repeat(32));
-    assert_eq!(c.command(&other, Some(&mut fp)).result, Ok(()));
+    assert_eq!(command(&mut c, &other, &mut fp).result, Ok(()));
     assert_eq!(added_seqs(&fp.take_log())[&sa_id(9, Direction::Outbound, 0)], 0, "new keys start afresh");
-    assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));
+    assert_eq!(command(&mut c, &line, &mut fp).result, Ok(()));
     let seqs = added_seqs(&fp.take_log());
     assert_eq!(seqs[&sa_id(9, Direction::Outbound, 0)], 7000 + 2 * SEQ_MARGIN);
     assert_eq!(seqs[&sa_id(9, Direction::Inbound, 0)], 3000 + 2 * INBOUND_MARGIN_MIN);
 
     // Another peer address (same SPIs and keys): still the same numbers.
     let moved = line.replace("203.0.113.2", "203.0.113.9");
-    assert_eq!(c.command(&moved, Some(&mut fp)).result, Ok(()));
+    assert_eq!(command(&mut c, &moved, &mut fp).result, Ok(()));
     let seqs = added_seqs(&fp.take_log());
     assert_eq!(seqs[&sa_id(9, Direction::Outbound, 0)], 7000 + 3 * SEQ_MARGIN);
 
@@ -565,7 +692,7 @@ fn the_same_keys_never_restart_their_sequence_numbers() {
 fn a_state_file_without_key_digests_still_resumes() {
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     let mut old = c.state();
     old.seqs.clear();
     for r in old.sas.values_mut() {
@@ -575,11 +702,11 @@ fn a_state_file_without_key_digests_still_resumes() {
     // fastpathd restarted too: nothing to adopt.
     let mut again = controller(&gateway1(), old.clone());
     let mut fresh = FakeFastPath::new();
-    again.sync(&mut fresh).unwrap();
+    sync(&mut again, &mut fresh).unwrap();
     assert_eq!(added_seqs(&fresh.take_log())[&sa_id(2, Direction::Outbound, 0)], 500 + SEQ_MARGIN);
     // controld alone restarted: the adopted SAs get digests and marks.
     let mut adopt = controller(&gateway1(), old);
-    assert_eq!(adopt.sync(&mut fp).unwrap().kept, 8);
+    assert_eq!(sync(&mut adopt, &mut fp).unwrap().kept, 8);
     let state = adopt.state();
     assert!(state.sas.values().all(|r| !r.keys.is_empty() && state.seqs[&r.keys].seq == 500));
 }
@@ -594,31 +721,31 @@ fn a_lost_state_file_holds_back_manual_keys_until_confirmed() {
     let log = c.take_log();
     assert_eq!(log.iter().filter(|l| l.contains("lost controld.json")).count(), 8, "{log:?}");
     assert!(log[0].contains("exec confirm manual-keys") && !log[0].contains(&AES256_KEY[..16]), "{log:?}");
-    let r = c.sync(&mut fp).unwrap();
+    let r = sync(&mut c, &mut fp).unwrap();
     assert_eq!(r.added, 0);
     fp.take_log();
-    assert!(c.command("get sa", None).output.iter().skip(2).all(|l| l.contains(" I/- ")));
+    assert!(offline(&mut c, "get sa").output.iter().skip(2).all(|l| l.contains(" I/- ")));
 
     // A restart of controld before the confirmation holds them back too
     // (the new state file has no record of them either).
     let mut again = controller(&gateway1(), c.state());
     assert_eq!(again.take_log().iter().filter(|l| l.contains("lost controld.json")).count(), 8);
-    assert_eq!(again.sync(&mut FakeFastPath::new()).unwrap().added, 0);
+    assert_eq!(sync(&mut again, &mut FakeFastPath::new()).unwrap().added, 0);
 
     // New SPIs and keys for p11: installed at once.
     let line = manual_line(1, 1).replace("2011 1011", "3011 4011").replace(AES256_KEY, &"ab".repeat(32));
-    assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));
+    assert_eq!(command(&mut c, &line, &mut fp).result, Ok(()));
     assert_eq!(
         names(&fp.take_log()),
         ["add-sa 0x100000001 spi 00003011 (Inbound)", "add-sa 0x180000001 spi 00004011 (Outbound)"]
     );
 
     // The operator confirms the others.
-    let r = c.command("exec confirm manual-keys", Some(&mut fp));
+    let r = command(&mut c, "exec confirm manual-keys", &mut fp);
     assert_eq!(r.output, ["6 manual-key SA(s) confirmed: installed from sequence number 0"]);
     assert_eq!(added_seqs(&fp.take_log()).len(), 6);
     assert_eq!(
-        c.command("exec confirm manual-keys", Some(&mut fp)).output,
+        command(&mut c, "exec confirm manual-keys", &mut fp).output,
         ["no manual-key SA waits for confirmation"]
     );
 }
@@ -627,8 +754,8 @@ fn a_lost_state_file_holds_back_manual_keys_until_confirmed() {
 fn get_sa_prints_the_seed_table() {
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
-    c.sync(&mut fp).unwrap();
-    let r = c.command("get sa", Some(&mut fp));
+    sync(&mut c, &mut fp).unwrap();
+    let r = command(&mut c, "get sa", &mut fp);
     assert_eq!(
         r.output.join("\n"),
         "\
@@ -655,14 +782,14 @@ fn the_seed_autokey_vpn_gets_its_table_and_no_sa() {
     .replace("port lan0", "port lan1");
     let mut fp = FakeFastPath::new();
     let mut c = controller(&text, State::default());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     let log = fp.take_log();
     assert_eq!(
         names(&log)[..2],
         ["set-vpn 1 (4 proxy-ids, check true)", "set-tunnel tunnel.1 mtu 1400 vpn Some(1)"]
     );
     assert!(!log.iter().any(|r| matches!(r, Request::AddSa(_))));
-    let out = c.command("get sa", None).output;
+    let out = offline(&mut c, "get sa").output;
     assert_eq!(out[0], "total configured sa: 4");
     assert_eq!(
         out[2],
@@ -676,21 +803,21 @@ fn the_seed_autokey_vpn_gets_its_table_and_no_sa() {
 fn errors_are_the_configuration_crates_and_change_nothing() {
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     fp.take_log();
     let before = c.config().clone();
-    let r = c.command("unset vpn nothere", Some(&mut fp));
+    let r = command(&mut c, "unset vpn nothere", &mut fp);
     assert_eq!(r.result, Err(r#""unset vpn nothere": vpn "nothere" does not exist"#.into()));
-    let r = c.command("set vpn p11 proxy-id local-ip 10.1.9.0/24 remote-ip 10.2.9.0/24 any", Some(&mut fp));
+    let r = command(&mut c, "set vpn p11 proxy-id local-ip 10.1.9.0/24 remote-ip 10.2.9.0/24 any", &mut fp);
     assert!(r.result.unwrap_err().contains("already has proxy-id"));
     // Valid for the language, refused by fastpathd (no such device): the
     // previous configuration is restored.
-    let r = c.command("set interface ethernet0/3 port lan9", Some(&mut fp));
+    let r = command(&mut c, "set interface ethernet0/3 port lan9", &mut fp);
     assert!(r.result.as_ref().unwrap_err().contains("no port \"lan9\""), "{r:?}");
     assert_eq!(c.config(), &before);
     assert_eq!(fp.dump.routes.iter().filter(|r| r.prefix == "10.1.2.0/24").count(), 1);
     assert_eq!(
-        c.command("frobnicate", None).result.unwrap_err().split(':').next(),
+        offline(&mut c, "frobnicate").result.unwrap_err().split(':').next(),
         Some("unknown command \"frobnicate\"")
     );
 }
@@ -741,17 +868,17 @@ fn one_manual_vpn_on_a_tunnel_keeps_its_check_setting() {
 fn a_new_spi_is_made_before_the_old_sa_is_broken() {
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     fp.take_log();
     fp.seqs.insert(sa_id(1, Direction::Outbound, 0), 1000);
-    c.poll_stats(&mut fp).unwrap();
+    poll_stats(&mut c, &mut fp).unwrap();
 
     // Pair 11 gets new SPIs (and keys): new ids, inbound first, the new
     // outbound replaces the old one in fastpathd, then the old SAs go. The
     // old outbound's remove-sa comes after the new outbound: fastpathd's
     // workers already dropped that id, it only clears the record.
     let line = manual_line(1, 1).replace("2011 1011", "3011 4011").replace(AES256_KEY, &"ab".repeat(32));
-    assert_eq!(c.command(&line, Some(&mut fp)).result, Ok(()));
+    assert_eq!(command(&mut c, &line, &mut fp).result, Ok(()));
     let log = fp.take_log();
     assert_eq!(
         names(&log),
@@ -765,23 +892,23 @@ fn a_new_spi_is_made_before_the_old_sa_is_broken() {
     // New keys under a new id: the new outbound starts afresh.
     let Request::AddSa(s) = &log[1] else { panic!() };
     assert_eq!(s.last_seq, 0);
-    let sa = c.command("get sa", None).output;
+    let sa = offline(&mut c, "get sa").output;
     assert!(
         sa.iter().any(|l| l.starts_with("00000001<") && l.contains("00003011") && l.contains("A/-")),
         "{sa:?}"
     );
-    assert_eq!(c.sync(&mut fp).unwrap().requests, 0);
+    assert_eq!(sync(&mut c, &mut fp).unwrap().requests, 0);
 
     // A restarted controld computes the same ids and adopts everything.
     let state = c.state();
     let mut second = controller(&gateway1().replace(&manual_line(1, 1), &line), state.clone());
-    let r = second.sync(&mut fp).unwrap();
+    let r = sync(&mut second, &mut fp).unwrap();
     assert_eq!((r.kept, r.added, r.requests), (8, 0, 0), "{:?}", names(&fp.log));
     assert!(second.sas().is_installed(sa_id(1, Direction::Inbound, 1)));
 
     // Only the remote SPI changes: only the outbound SA moves on.
     let line2 = line.replace("3011 4011", "3011 5011");
-    assert_eq!(second.command(&line2, Some(&mut fp)).result, Ok(()));
+    assert_eq!(command(&mut second, &line2, &mut fp).result, Ok(()));
     assert_eq!(
         names(&fp.take_log()),
         ["add-sa 0x180000002 spi 00005011 (Outbound)", "remove-sa 0x180000001"]
@@ -789,7 +916,7 @@ fn a_new_spi_is_made_before_the_old_sa_is_broken() {
 
     // Back to the first SPIs and keys: another new id pair (the SPIs of an
     // id never change), still make-before-break.
-    assert_eq!(second.command(&manual_line(1, 1), Some(&mut fp)).result, Ok(()));
+    assert_eq!(command(&mut second, &manual_line(1, 1), &mut fp).result, Ok(()));
     assert_eq!(
         names(&fp.take_log()),
         [
@@ -808,7 +935,7 @@ fn a_removed_inbound_sa_with_the_spi_of_a_new_one_goes_first() {
     // the new one comes, or its removal would take the new one.
     let mut fp = FakeFastPath::new();
     let mut c = controller(&gateway1(), State::default());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     fp.take_log();
     let mut state = c.state();
     for (_, serial) in state.manual_serials.values_mut() {
@@ -818,7 +945,7 @@ fn a_removed_inbound_sa_with_the_spi_of_a_new_one_goes_first() {
         *spi ^= 0x10_0000;
     }
     let mut c = controller(&gateway1(), state);
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     let log = names(&fp.take_log());
     let pos = |s: &str| log.iter().position(|l| l == s).unwrap_or_else(|| panic!("{s} not in {log:?}"));
     assert!(pos("remove-sa 0x100000000") < pos("add-sa 0x100000007 spi 00002011 (Inbound)"));
@@ -836,10 +963,10 @@ fn monitor_down_takes_the_tunnel_interface_down_and_back() {
 
     let mut c = golden::golden_controller();
     let mut fp = FakeFastPath::new();
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     fp.take_log();
     let line = |c: &mut Controller, cmd: &str, start: &str| {
-        let out = c.command(cmd, None).output;
+        let out = offline(c, cmd).output;
         out.iter().find(|l| l.trim_start().starts_with(start)).cloned().unwrap_or_else(|| panic!("{out:?}"))
     };
     assert!(line(&mut c, "get interface tunnel.1", "status")
@@ -849,7 +976,7 @@ fn monitor_down_takes_the_tunnel_interface_down_and_back() {
     let t0 = Instant::now();
     let mut renegotiate = Vec::new();
     for k in 1..=4 {
-        renegotiate.extend(c.monitor_tick(t0 + Duration::from_secs(2 * k), &mut fp).unwrap());
+        renegotiate.extend(monitor_tick(&mut c, t0 + Duration::from_secs(2 * k), &mut fp).unwrap());
     }
     let probes: Vec<u16> = fp
         .take_log()
@@ -867,7 +994,7 @@ fn monitor_down_takes_the_tunnel_interface_down_and_back() {
     assert!(line(&mut c, "get vpn test", "vpn monitor")
         .starts_with("  vpn monitor DOWN since 2026-11-27T15:43:38Z"));
     assert!(line(&mut c, "get vpn test", "probes").contains("probes sent 5, answered 1"));
-    let events = c.command("get event", None).output.join("\n");
+    let events = offline(&mut c, "get event").output.join("\n");
     for e in [
         "vpn test: vpn monitor DOWN (was UP): 3 probe(s) in a row unanswered",
         "vpn test proxy-id local-ip 10.1.1.0/24 remote-ip 10.2.1.0/24 ANY: DOWN (was UP)",
@@ -890,11 +1017,11 @@ fn monitor_down_takes_the_tunnel_interface_down_and_back() {
     assert!(line(&mut c, "get interface tunnel.1", "status").starts_with("  status DOWN"));
     c.record_fastpath_event(&reply(5));
     assert!(line(&mut c, "get interface tunnel.1", "status").starts_with("  status UP"));
-    assert!(c.command("get event", None).output.join("\n").contains("interface tunnel.1: UP (was DOWN)"));
+    assert!(offline(&mut c, "get event").output.join("\n").contains("interface tunnel.1: UP (was DOWN)"));
 
     // Without destination-ip the peer gateway is the destination: it is not
     // behind the tunnel, so esprit does not probe it, and says why.
-    assert!(c.command("set vpn test monitor rekey", None).result.is_ok());
+    assert!(offline(&mut c, "set vpn test monitor rekey").result.is_ok());
     assert_eq!(
         line(&mut c, "get vpn test", "no probes"),
         "    no probes: destination 203.0.113.2 is not routed into tunnel.1: give destination-ip, a host behind the peer"
@@ -910,12 +1037,12 @@ fn monitor_down_takes_the_tunnel_interface_down_and_back() {
 fn monitor_targets_from_the_configuration() {
     let mut c = golden::golden_controller();
     let line = |c: &mut Controller, start: &str| {
-        let out = c.command("get vpn test", None).output;
+        let out = offline(c, "get vpn test").output;
         out.iter().find(|l| l.trim_start().starts_with(start)).cloned().unwrap_or_else(|| panic!("{out:?}"))
     };
     // No source-interface: the outgoing interface's address, which no
     // proxy-ID covers.
-    assert!(c.command("set vpn test monitor destination-ip 10.2.2.10", None).result.is_ok());
+    assert!(offline(&mut c, "set vpn test monitor destination-ip 10.2.2.10").result.is_ok());
     assert_eq!(line(&mut c, "vpn monitor"), "  vpn monitor -: 198.51.100.1 (ethernet0/2) -> 10.2.2.10");
     assert_eq!(
         line(&mut c, "no probes"),
@@ -923,21 +1050,21 @@ fn monitor_targets_from_the_configuration() {
     );
     // From the second LAN to a host behind the peer's second LAN: pair 2-2.
     let set = "set vpn test monitor source-interface ethernet0/3 destination-ip 10.2.2.10 optimized";
-    assert!(c.command(set, None).result.is_ok());
+    assert!(offline(&mut c, set).result.is_ok());
     assert_eq!(line(&mut c, "vpn monitor"), "  vpn monitor -: 10.1.2.1 (ethernet0/3) -> 10.2.2.10");
     assert_eq!(line(&mut c, "proxy-id"), "    proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 ANY");
     assert_eq!(line(&mut c, "interval"), "    interval 2 s, threshold 3, rekey off, optimized on");
     assert!(line(&mut c, "00000004  local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24").ends_with("(monitored)"));
     // A destination routed out of a port, not into tunnel.1.
-    assert!(c.command("set vpn test monitor destination-ip 192.0.2.7", None).result.is_ok());
+    assert!(offline(&mut c, "set vpn test monitor destination-ip 192.0.2.7").result.is_ok());
     assert_eq!(
         line(&mut c, "no probes"),
         "    no probes: destination 192.0.2.7 is not routed into tunnel.1: give destination-ip, a host behind the peer"
     );
     // Gone with `unset`.
-    assert!(c.command("unset vpn test monitor", None).result.is_ok());
-    assert!(!c.command("get vpn test", None).output.iter().any(|l| l.contains("vpn monitor")));
-    let json = c.command("get vpn test --json", None).output.join("\n");
+    assert!(offline(&mut c, "unset vpn test monitor").result.is_ok());
+    assert!(!offline(&mut c, "get vpn test").output.iter().any(|l| l.contains("vpn monitor")));
+    let json = offline(&mut c, "get vpn test --json").output.join("\n");
     assert!(json.contains("\"monitor\": null"), "{json}");
 }
 
@@ -955,7 +1082,7 @@ fn withdraw_routes_follows_the_proxy_id_status() {
     const P22: &str = "local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 ANY";
     let mut c = golden::golden_controller();
     let mut fp = FakeFastPath::new();
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     fp.take_log();
     let routes_sent = |fp: &mut FakeFastPath| -> Option<Vec<String>> {
         fp.take_log().into_iter().rev().find_map(|r| match r {
@@ -968,12 +1095,12 @@ fn withdraw_routes_follows_the_proxy_id_status() {
     let tunnel1 = |p: &str| format!("{p} Tunnel {{ tunnel: 1 }}");
     let null = |p: &str| format!("{p} Null");
     let route_line = |c: &mut Controller, start: &str| {
-        let out = c.command("get route", None).output;
+        let out = offline(c, "get route").output;
         out.into_iter().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("no {start}"))
     };
 
-    assert_eq!(c.command("set route 10.2.2.0/24 interface null metric 250", Some(&mut fp)).result, Ok(()));
-    let r = c.command("set vpn test withdraw-routes", Some(&mut fp));
+    assert_eq!(command(&mut c, "set route 10.2.2.0/24 interface null metric 250", &mut fp).result, Ok(()));
+    let r = command(&mut c, "set vpn test withdraw-routes", &mut fp);
     assert_eq!(r.result, Ok(()));
     // 10.2.1.0/24 has nothing behind it: while withdrawn, the default
     // route would carry its traffic in clear. 10.2.2.0/24 has the null route.
@@ -989,16 +1116,16 @@ fn withdraw_routes_follows_the_proxy_id_status() {
     assert_eq!(routes_sent(&mut fp), None);
     assert!(route_line(&mut c, "  10.2.2.0/24").contains(" null "), "the null route is not installed");
     assert!(!c.take_routes_pending());
-    assert!(c.command("get vpn test", None).output[0].ends_with("proxy-id check on, withdraw-routes on"));
+    assert!(offline(&mut c, "get vpn test").output[0].ends_with("proxy-id check on, withdraw-routes on"));
 
     // Pair 2-2 loses its SAs (say the peer deleted them).
     let ids22: Vec<u64> =
         c.wanted().sas.iter().filter(|(_, s)| s.spec.proxy_id == P22).map(|(id, _)| *id).collect();
     let sas22: Vec<_> = ids22.iter().map(|id| c.wanted().sas[id].clone()).collect();
     assert_eq!(ids22.len(), 2);
-    c.ike_update(Vec::new(), &ids22, Some(&mut fp)).unwrap();
+    ike_update(&mut c, Vec::new(), &ids22, Some(&mut fp)).unwrap();
     assert!(c.take_routes_pending(), "the withdrawal asks for programming");
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     let sent = routes_sent(&mut fp).expect("routes reprogrammed");
     assert!(sent.contains(&null("10.2.2.0/24")) && !sent.contains(&tunnel1("10.2.2.0/24")), "{sent:?}");
     assert!(sent.contains(&tunnel1("10.2.1.0/24")), "pair 1-1's route stays: {sent:?}");
@@ -1009,16 +1136,16 @@ fn withdraw_routes_follows_the_proxy_id_status() {
         )
     );
     assert!(route_line(&mut c, "* 10.2.2.0/24").contains(" null "), "the null route is installed");
-    let vpn = c.command("get vpn test", None).output.join("\n");
+    let vpn = offline(&mut c, "get vpn test").output.join("\n");
     assert!(vpn.contains(&format!("{P22} DOWN ")) && vpn.contains("(routes withdrawn)"), "{vpn}");
-    let events = c.command("get event", None).output.join("\n");
+    let events = offline(&mut c, "get event").output.join("\n");
     assert!(
         events.contains(&format!(
             "vpn test proxy-id {P22} DOWN: route(s) withdrawn: 10.2.2.0/24 interface tunnel.1"
         )),
         "{events}"
     );
-    let json = c.command("get route --json", None).output.join("\n");
+    let json = offline(&mut c, "get route --json").output.join("\n");
     assert!(json.contains(&format!("\"proxy_id\": \"{P22}\"")), "{json}");
 
     // controld renegotiates it: at once, then every RETRY.
@@ -1031,13 +1158,13 @@ fn withdraw_routes_follows_the_proxy_id_status() {
     );
 
     // Back up: the route comes back.
-    c.ike_update(sas22, &[], Some(&mut fp)).unwrap();
+    ike_update(&mut c, sas22, &[], Some(&mut fp)).unwrap();
     assert!(c.take_routes_pending());
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     let sent = routes_sent(&mut fp).expect("routes reprogrammed");
     assert!(sent.contains(&tunnel1("10.2.2.0/24")), "{sent:?}");
     assert!(c.withdrawn_to_negotiate(t0 + Duration::from_secs(60)).is_empty());
-    let events = c.command("get event", None).output.join("\n");
+    let events = offline(&mut c, "get event").output.join("\n");
     assert!(
         events.contains(&format!("vpn test proxy-id {P22} no longer DOWN: route(s) restored")),
         "{events}"
@@ -1047,15 +1174,15 @@ fn withdraw_routes_follows_the_proxy_id_status() {
     // behind it, but the monitor's destination keeps a host route.
     let ids11: Vec<u64> =
         c.wanted().sas.iter().filter(|(_, s)| s.spec.proxy_id == P11).map(|(id, _)| *id).collect();
-    c.ike_update(Vec::new(), &ids11, Some(&mut fp)).unwrap();
-    c.sync(&mut fp).unwrap();
+    ike_update(&mut c, Vec::new(), &ids11, Some(&mut fp)).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     let sent = routes_sent(&mut fp).expect("routes reprogrammed");
     assert!(!sent.iter().any(|r| r.starts_with("10.2.1.0/24")), "{sent:?}");
     assert!(sent.contains(&tunnel1("10.2.1.10/32")), "{sent:?}");
     assert!(route_line(&mut c, "* 10.2.1.10/32").contains(" monitor "));
 
     // `unset vpn test withdraw-routes` puts every route back.
-    assert_eq!(c.command("unset vpn test withdraw-routes", Some(&mut fp)).result, Ok(()));
+    assert_eq!(command(&mut c, "unset vpn test withdraw-routes", &mut fp).result, Ok(()));
     let sent = routes_sent(&mut fp).expect("routes reprogrammed");
     assert!(sent.contains(&tunnel1("10.2.1.0/24")) && !sent.iter().any(|r| r.contains("/32")), "{sent:?}");
 }
@@ -1074,9 +1201,9 @@ fn resumed_ike_sas_are_adopted_even_without_their_records() {
     // fastpathd holds them as the first controld installed them.
     let config = first.config().clone();
     let mut c = Controller::new(config.clone(), None, BTreeMap::new(), State::default()).unwrap();
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     for s in &ike {
-        fp.request(Request::AddSa(Box::new(s.spec.clone()))).unwrap();
+        fp.answer(Request::AddSa(Box::new(s.spec.clone()))).unwrap();
     }
     fp.take_log();
     // The crash: controld.json without the IKE SAs' records.
@@ -1084,7 +1211,7 @@ fn resumed_ike_sas_are_adopted_even_without_their_records() {
     assert!(ike.iter().all(|s| !state.sas.contains_key(&s.spec.id)));
     let mut second = Controller::new(config.clone(), None, BTreeMap::new(), state.clone()).unwrap();
     second.resume_ike_sas(ike.clone());
-    let r = second.sync(&mut fp).unwrap();
+    let r = sync(&mut second, &mut fp).unwrap();
     assert_eq!((r.added, r.removed), (0, 0), "{:?}", names(&fp.log));
     assert!(names(&fp.take_log()).is_empty(), "nothing re-installed");
     assert!(ike.iter().all(|s| second.sas().is_installed(s.spec.id)));
@@ -1093,7 +1220,7 @@ fn resumed_ike_sas_are_adopted_even_without_their_records() {
     let mut third = Controller::new(config, None, BTreeMap::new(), state).unwrap();
     third.resume_ike_sas(ike.clone());
     let mut empty = FakeFastPath::new();
-    third.sync(&mut empty).unwrap();
+    sync(&mut third, &mut empty).unwrap();
     let outbound: Vec<u64> = empty
         .take_log()
         .iter()
@@ -1119,8 +1246,8 @@ fn counters_after_the_first_reading_travel_as_changes() {
         asked: Vec<Request>,
         replies: std::collections::VecDeque<Stats>,
     }
-    impl FastPath for Readings {
-        fn request(&mut self, r: Request) -> Result<Reply, FastPathError> {
+    impl Model for Readings {
+        fn answer(&mut self, r: Request) -> Result<Reply, FastPathError> {
             self.asked.push(r);
             let s = self.replies.pop_front().ok_or_else(|| refused("no reading left"))?;
             Ok(Reply::Stats(Box::new(s)))
@@ -1144,15 +1271,15 @@ fn counters_after_the_first_reading_travel_as_changes() {
     };
     let mut fp = Readings { asked: Vec::new(), replies: [whole.clone(), change, whole].into() };
     let mut c = controller(&gateway1(), State::default());
-    c.poll_stats(&mut fp).unwrap();
-    c.poll_stats(&mut fp).unwrap();
+    poll_stats(&mut c, &mut fp).unwrap();
+    poll_stats(&mut c, &mut fp).unwrap();
     assert!(matches!(fp.asked[..], [Request::Stats, Request::StatsSince { epoch: 41 }]), "{:?}", fp.asked);
     let got: Vec<(u64, u16, u64)> = c.stats().sas.iter().map(|s| (s.id, s.worker, s.packets)).collect();
     assert_eq!(got, vec![(2, 0, 9), (2, 1, 1), (3, 1, 1)]);
     assert_eq!((c.stats().epoch, c.stats().partial), (42, false));
     // The connection drops: the next reading is a whole one.
     c.fastpath_lost();
-    c.poll_stats(&mut fp).unwrap();
+    poll_stats(&mut c, &mut fp).unwrap();
     assert!(matches!(fp.asked[2], Request::Stats), "{:?}", fp.asked);
     assert_eq!(c.stats().sas.len(), 3);
 }

@@ -17,7 +17,8 @@ use esprit_ike::{ChildSa, DirectionKeys, Lifetime, Suite};
 use esprit_policy::ProxyId;
 use zeroize::Zeroizing;
 
-use crate::core::controller::{Controller, FastPath, FastPathError};
+use super::{ike_update, offline, sync, Model};
+use crate::core::controller::{Controller, FastPathError};
 use crate::core::state::State;
 use crate::core::translate::DesiredSa;
 use crate::ike::{child_sa_pair, IkeVpn};
@@ -34,10 +35,12 @@ struct IndexedFastPath {
     /// The size of every batch given to `requests` (one round trip each
     /// on the socket).
     batches: Vec<usize>,
+    /// An SA id whose `AddSa` is refused.
+    refuse: Option<u64>,
 }
 
-impl FastPath for IndexedFastPath {
-    fn request(&mut self, r: Request) -> Result<Reply, FastPathError> {
+impl Model for IndexedFastPath {
+    fn answer(&mut self, r: Request) -> Result<Reply, FastPathError> {
         match r {
             Request::Dump => {
                 let mut d = self.dump.clone();
@@ -58,6 +61,9 @@ impl FastPath for IndexedFastPath {
                 self.dump.vpns.retain(|v| v.0 != vpn);
                 self.dump.vpns.push((vpn, check, proxy_ids));
             }
+            Request::AddSa(s) if self.refuse == Some(s.id) => {
+                return Err(FastPathError::Refused { what: "add-sa".into(), reason: "no room".into() });
+            }
             Request::AddSa(s) => {
                 self.sas.insert(s.id, (s.direction, s.spi, s.vpn, s.proxy_id.clone()));
             }
@@ -69,12 +75,8 @@ impl FastPath for IndexedFastPath {
         Ok(Reply::Ok)
     }
 
-    fn requests(
-        &mut self,
-        requests: Vec<Request>,
-    ) -> Result<Vec<Result<Reply, FastPathError>>, FastPathError> {
-        self.batches.push(requests.len());
-        Ok(requests.into_iter().map(|r| self.request(r)).collect())
+    fn batch(&mut self, n: usize) {
+        self.batches.push(n);
     }
 }
 
@@ -140,7 +142,7 @@ fn pair(vpn: &IkeVpn, i: u32) -> [DesiredSa; 2] {
 fn synced(n: u32) -> (Controller, IndexedFastPath, IkeVpn) {
     let mut c = Controller::new(config(n), None, BTreeMap::new(), State::default()).unwrap();
     let mut fp = IndexedFastPath::default();
-    c.sync(&mut fp).unwrap();
+    sync(&mut c, &mut fp).unwrap();
     let vpn = IkeVpn {
         name: "many".into(),
         hex_id: 1,
@@ -157,16 +159,16 @@ fn synced(n: u32) -> (Controller, IndexedFastPath, IkeVpn) {
 fn per_install_micros(n: u32) -> f64 {
     let (mut c, mut fp, vpn) = synced(n);
     let first = n - TIMED;
-    c.ike_update((0..first).flat_map(|i| pair(&vpn, i)).collect(), &[], Some(&mut fp)).unwrap();
+    ike_update(&mut c, (0..first).flat_map(|i| pair(&vpn, i)).collect(), &[], Some(&mut fp)).unwrap();
     let pairs: Vec<_> = (first..n).map(|i| pair(&vpn, i)).collect();
     let start = Instant::now();
     for p in pairs {
-        c.ike_update(p.into(), &[], Some(&mut fp)).unwrap();
+        ike_update(&mut c, p.into(), &[], Some(&mut fp)).unwrap();
     }
     let micros = start.elapsed().as_secs_f64() * 1e6 / f64::from(TIMED);
     assert_eq!(fp.sas.len(), 2 * n as usize, "every pair installed");
     c.observe(Stats::default());
-    let up = c.command("get vpn many", None).output.iter().filter(|l| l.contains(" UP ")).count();
+    let up = offline(&mut c, "get vpn many").output.iter().filter(|l| l.contains(" UP ")).count();
     assert_eq!(up, n as usize, "every proxy-ID UP");
     micros
 }
@@ -187,9 +189,43 @@ fn a_turns_installs_go_in_one_batch() {
     let n = 64;
     let (mut c, mut fp, vpn) = synced(n);
     fp.batches.clear();
-    let r = c.ike_update((0..n).flat_map(|i| pair(&vpn, i)).collect(), &[], Some(&mut fp)).unwrap();
+    let r = ike_update(&mut c, (0..n).flat_map(|i| pair(&vpn, i)).collect(), &[], Some(&mut fp)).unwrap();
     assert_eq!((r.added, fp.batches.clone()), (128, vec![128]));
     assert_eq!(fp.sas.len(), 128);
+}
+
+/// fastpathd refuses one install of a pipelined batch: every reply of the
+/// batch is taken in, the accepted SAs are installed, the refused one is
+/// not (its proxy-ID is not UP, DESIGN §7), the update reports the
+/// refusal, and the next IKE update compares everything with a dump,
+/// which sends the refused SA alone.
+#[test]
+fn a_refused_install_in_a_pipelined_batch_is_never_reported_up() {
+    let n = 3;
+    let (mut c, mut fp, vpn) = synced(n);
+    let sas: Vec<DesiredSa> = (0..n).flat_map(|i| pair(&vpn, i)).collect();
+    let refused = sas[3].spec.id;
+    fp.refuse = Some(refused);
+    fp.batches.clear();
+    let r = ike_update(&mut c, sas.clone(), &[], Some(&mut fp));
+    assert!(matches!(&r, Err(FastPathError::Refused { reason, .. }) if reason == "no room"), "{r:?}");
+    assert_eq!(fp.batches, [6], "one batch, every reply taken in");
+    let installed: Vec<bool> = sas.iter().map(|s| c.sas().is_installed(s.spec.id)).collect();
+    assert_eq!(installed, [true, true, true, false, true, true]);
+    c.observe(Stats::default());
+    let vpn_lines = offline(&mut c, "get vpn many").output;
+    let up = vpn_lines.iter().filter(|l| l.contains(" UP ")).count();
+    assert_eq!(up, 2, "{vpn_lines:?}");
+    assert!(!c.in_sync);
+    // fastpathd takes it now: a whole comparison sends only that SA.
+    fp.refuse = None;
+    fp.batches.clear();
+    let r = sync(&mut c, &mut fp).unwrap();
+    assert_eq!((r.added, r.kept, fp.batches.clone()), (1, 5, vec![1, 1]));
+    assert!(c.sas().is_installed(refused));
+    c.observe(Stats::default());
+    let up = offline(&mut c, "get vpn many").output.iter().filter(|l| l.contains(" UP ")).count();
+    assert_eq!(up, 3);
 }
 
 /// An IKE update programmed from the SAs it touches sends exactly what a
@@ -231,21 +267,21 @@ fn touched_sync_sends_what_a_whole_sync_sends() {
     let run = |whole: bool| {
         let mut c = Controller::new(config(n), None, BTreeMap::new(), State::default()).unwrap();
         let mut fp = super::FakeFastPath::new();
-        c.sync(&mut fp).unwrap();
+        sync(&mut c, &mut fp).unwrap();
         fp.take_log();
         let mut logs = Vec::new();
         for (add, remove) in &steps {
             if whole {
                 c.in_sync = false;
             }
-            c.ike_update(add.clone(), remove, Some(&mut fp)).unwrap();
+            ike_update(&mut c, add.clone(), remove, Some(&mut fp)).unwrap();
             logs.push(fp.take_log().iter().map(crate::core::controller::describe).collect::<Vec<_>>());
         }
         // The key digests use each controller's own random secret: compare
         // the rest of the records.
         let records: Vec<(u64, String, u64)> =
             c.state().sas.into_iter().map(|(id, r)| (id, r.fingerprint, r.seq)).collect();
-        (logs, c.command("get vpn many", None).output, records)
+        (logs, offline(&mut c, "get vpn many").output, records)
     };
     let (touched, whole) = (run(false), run(true));
     assert_eq!(touched.0, whole.0, "requests per update");
