@@ -60,15 +60,14 @@
 //!   ("connected"|"static"|"monitor": a VPN monitor destination's host
 //!   route while its proxy-ID's routes are withdrawn), "metric", "device",
 //!   "installed", "withdrawn_by" (null, or {"vpn", "proxy_id"})}]}`;
-//! * `get counter`: `{"workers": [{"worker", "core", then each worker
-//!   counter its declaration lists for `--json`
-//!   (`esprit_dataplane::counters`: "rx_packets", "rx_bytes",
-//!   "tx_packets", "tx_bytes", "forwarded", "encrypted", "decrypted",
-//!   "held", "released", "acquires", "probes" (VPN monitor probes sent),
-//!   "probe_replies"), "drops": {REASON:
-//!   packets}}], "drops": {REASON: packets}, "ike_ingest_dropped":
-//!   {REASON: datagrams} (IKE datagrams dropped on the way in, see
-//!   `crate::core::ingest::IkeDrop`)}`;
+//! * `get counter`: `{"workers": [{"worker", "core", then every worker
+//!   counter of the one table (`esprit_dataplane::counters`, by its field
+//!   name: "rx_packets", "rx_bytes", "forwarded", "encrypted", ...),
+//!   "drops": {REASON: packets}}], "drops": {REASON: packets},
+//!   "ike_ingest_dropped": {REASON: datagrams} (IKE datagrams dropped on
+//!   the way in, see `crate::core::ingest::IkeDrop`), "ike_discards":
+//!   {REASON: datagrams} (IKE messages discarded by a gateway: IKEv1's
+//!   reasons, and IKEv2's as `ikev2-REASON`)}`;
 //! * `get event`: `{"total", "capacity", "events": [...]}`, newest first,
 //!   each as [`crate::core::events::EventRecord`];
 //! * `get config`: `{"lines": [...]}`, secrets masked; `get config secrets`
