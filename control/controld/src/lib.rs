@@ -26,7 +26,7 @@ pub mod core;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
 pub mod ike;
-#[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod ike_fuzz;
 pub mod io;
 pub mod journal;
