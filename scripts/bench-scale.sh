@@ -32,7 +32,7 @@
 # Environment: ESPRIT_SCALE_IKE (1, or 2 for IKEv2: IKE_SA_INIT and
 # IKE_AUTH once, then one CREATE_CHILD_SA per proxy-ID), ESPRIT_SCALE_PFS
 # (none; or a group word of set ike p2-proposal: group14 = modp2048,
-# group19 = ecp256), ESPRIT_SCALE_N (1000), ESPRIT_SCALE_RATE (pps offered while
+# group19 = ecp256, group31 = curve25519), ESPRIT_SCALE_N (1000), ESPRIT_SCALE_RATE (pps offered while
 # negotiating; default 4 per proxy-ID per second, at least 2000),
 # ESPRIT_SCALE_K (4), ESPRIT_SCALE_LIMIT (seconds for the bring-up; 300),
 # ESPRIT_SCALE_OUT (report folder; bench/results/scale), ESPRIT_BIN
@@ -64,7 +64,7 @@ RATE=${ESPRIT_SCALE_RATE:-$((N * 4 > 2000 ? N * 4 : 2000))}
 IKE=${ESPRIT_SCALE_IKE:-1}
 PFS=${ESPRIT_SCALE_PFS:-no-pfs}
 case "$PFS" in
-no-pfs | group14 | group19 | group20 | group15 | group5) ;;
+no-pfs | group14 | group19 | group20 | group15 | group5 | group31) ;;
 *) die "ESPRIT_SCALE_PFS=$PFS: no-pfs or groupN" ;;
 esac
 case "$IKE" in

@@ -13,8 +13,10 @@
 #   source address from local_ts: the namespace needs such an address.
 #
 #   swan_start NETNS DIR      writes DIR/strongswan.conf (plus the charon
-#                             settings in $SWAN_EXTRA), starts charon;
-#                             sets SWAN_DIR and SWAN_PID
+#                             settings in $SWAN_EXTRA; DIR/charon.log's
+#                             levels from $SWAN_LOG if set, its times with
+#                             milliseconds if $SWAN_LOG_MS is), starts
+#                             charon; sets SWAN_DIR and SWAN_PID
 #   swan_ctl ARGS...          swanctl against that charon (bounded)
 #   swan_stop                 stops charon by its PID (TERM, then KILL)
 
@@ -26,7 +28,7 @@ swan_packages() { apt_install "${ESPRIT_STRONGSWAN_PACKAGES[@]}"; }
 swan_ctl() { STRONGSWAN_CONF="$SWAN_DIR/strongswan.conf" timeout 30 swanctl "$@"; }
 
 swan_start() { # swan_start NETNS DIR
-    local ns=$1 _
+    local ns=$1 _ levels=${SWAN_LOG:-$'default = 1\n  ike = 2\n  cfg = 2\n  knl = 1'}
     SWAN_DIR=$2
     mkdir -p "$SWAN_DIR/run"
     cat >"$SWAN_DIR/strongswan.conf" <<EOC
@@ -38,11 +40,9 @@ charon {
   plugins { vici { socket = unix://$SWAN_DIR/charon.vici } }
   filelog { f { path = $SWAN_DIR/charon.log
                 time_format = %H:%M:%S
+                ${SWAN_LOG_MS:+time_add_ms = yes}
                 flush_line = yes
-                default = 1
-                ike = 2
-                cfg = 2
-                knl = 1 } }
+                $levels } }
   syslog { daemon { default = -1 } auth { default = -1 } }
 }
 swanctl { socket = unix://$SWAN_DIR/charon.vici }
