@@ -65,26 +65,8 @@ trap 'log "interrupted"; exit 130' INT TERM
 # swanctl_conf G START: gateway G's connection, N children; START is
 # gw1's start_action (start) or gw2's (none).
 swanctl_conf() {
-    local g=$1 start=$2 me peer
-    me=$(gw_wan "$g")
-    peer=$(gw_wan $((3 - g)))
-    cat <<EOF
-connections {
-  scale {
-    version = 2
-    local_addrs = $me
-    remote_addrs = $peer
-    proposals = aes128-sha1-modp2048
-    keyingtries = 1
-    unique = never
-    mobike = no
-    local  { auth = psk
-             id = $me }
-    remote { auth = psk
-             id = $peer }
-    children {
-EOF
-    python3 - "$N" "$g" "$ESP" "$start" <<'PY'
+    local g=$1 start=$2
+    python3 - "$N" "$g" "$ESP" "$start" <<'PY' | swan_psk_conn scale "$(gw_wan "$g")" "$(gw_wan $((3 - g)))" aes128-sha1-modp2048 "scale-bench-$$-key"
 import ipaddress, sys
 n, g, esp, start = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 base = int(ipaddress.IPv4Address("10.2.64.1"))
@@ -95,14 +77,6 @@ for k in range(n):
           f"            mode = tunnel\n            esp_proposals = {esp}\n"
           f"            start_action = {start} }}")
 PY
-    cat <<EOF
-    }
-  }
-}
-secrets { ike-scale { id-a = $(gw_wan 1)
-                      id-b = $(gw_wan 2)
-                      secret = "scale-bench-$$-key" } }
-EOF
 }
 
 # No routes into ipsec0 (N of them would cost charon and the kernel what
@@ -156,31 +130,23 @@ ike1=$(grep -c "IKE_SA scale\[[0-9]*\] established" "$WORK/gw1/charon.log" || tr
 ike2=$(grep -c "IKE_SA scale\[[0-9]*\] established" "$WORK/gw2/charon.log" || true)
 up2=$(established 2)
 
-read -r t_all tenth_rates < <(python3 - "$WORK/gw1/charon.log" "$N" <<'EOF'
+read -r t_all tenth_rates < <(python3 - "$WORK/gw1/charon.log" "$N" "$ESPRIT_ROOT/scripts/lib" <<'EOF'
 import re, sys
-def ms(line):
-    m = re.match(r"(\d\d):(\d\d):(\d\d)\.(\d\d\d) ", line)
-    return None if not m else ((int(m[1]) * 60 + int(m[2])) * 60 + int(m[3])) * 1000 + int(m[4])
-t0, outs, last = None, [], None
-for line in open(sys.argv[1]):
-    t = ms(line)
-    if t is None:
-        continue
-    if last is not None and t < last:  # midnight
-        t += 86_400_000
-    last = t
-    if t0 is None and "initiating IKE_SA scale" in line:
-        t0 = t
-    elif re.search(r"CHILD_SA c\d+\{\d+\} established", line):
-        outs.append(t)
-n = int(sys.argv[2])
-rates, prev_t, prev_k = [], t0, 0
-for i in range(1, 11):
-    k = (n * i + 9) // 10
-    t = outs[k - 1]
-    rates.append(str(round((k - prev_k) / max((t - prev_t) / 1000, 0.001), 1)))
-    prev_t, prev_k = t, k
-print(outs[n - 1] - t0, " ".join(rates))
+sys.path.insert(0, sys.argv[3])
+from tenths import print_bring_up
+def entries(path):
+    last = None
+    for line in open(path):
+        m = re.match(r"(\d\d):(\d\d):(\d\d)\.(\d\d\d) ", line)
+        if not m:
+            continue
+        t = (int(m[1]) * 60 + int(m[2])) * 60 + int(m[3]) + int(m[4]) / 1000
+        if last is not None and t < last:  # midnight
+            t += 86_400
+        last = t
+        yield t, line
+print_bring_up(entries(sys.argv[1]), lambda text: "initiating IKE_SA scale" in text,
+               lambda text: re.search(r"CHILD_SA c\d+\{\d+\} established", text), int(sys.argv[2]))
 EOF
 )
 log "all $N children up in $t_all ms"

@@ -215,26 +215,15 @@ if [ "$up" -lt "$N" ]; then
 fi
 # From controld's log: t0 is the first acquire (the first packet), then
 # the time the k-th outbound SA went to fastpathd, per tenth of N.
-read -r t_all tenth_rates < <(python3 - "$WORK/cd1.log" "$N" <<'EOF'
+read -r t_all tenth_rates < <(python3 - "$WORK/cd1.log" "$N" "$ESPRIT_ROOT/scripts/lib" <<'EOF'
 import re, sys
-t0, outs = None, []
-for line in open(sys.argv[1]):
-    m = re.match(r"controld \[\s*([0-9.]+)\] (.*)", line)
-    if not m:
-        continue
-    t, text = float(m.group(1)), m.group(2)
-    if t0 is None and text.startswith("acquire:"):
-        t0 = t
-    elif re.match(r"fastpathd: add-sa \S+ spi \S+ \(Outbound\)", text):
-        outs.append(t)
-n = int(sys.argv[2])
-rates, prev_t, prev_k = [], t0, 0
-for i in range(1, 11):
-    k = (n * i + 9) // 10
-    t = outs[k - 1]
-    rates.append(str(round((k - prev_k) / max(t - prev_t, 0.001), 1)))
-    prev_t, prev_k = t, k
-print(round((outs[n - 1] - t0) * 1000), " ".join(rates))
+sys.path.insert(0, sys.argv[3])
+from tenths import print_bring_up
+lines = (re.match(r"controld \[\s*([0-9.]+)\] (.*)", line) for line in open(sys.argv[1]))
+print_bring_up(((float(m.group(1)), m.group(2)) for m in lines if m),
+               lambda text: text.startswith("acquire:"),
+               lambda text: re.match(r"fastpathd: add-sa \S+ spi \S+ \(Outbound\)", text),
+               int(sys.argv[2]))
 EOF
 )
 [ "$(sas 1 outbound)" = "$N" ] || die "gw1's fastpathd does not hold $N outbound SAs"

@@ -75,6 +75,10 @@ swan_stop() {
 #                             addresses), IKE aes128-sha256-x25519, one
 #                             tunnel-mode child NAME, ESP proposal ESP,
 #                             started by hand (swanctl --initiate)
+#   swan_psk_conn NAME LOCAL REMOTE IKE_PROPOSALS PSK < CHILDREN
+#                             the same connection on stdout with IKE
+#                             proposals IKE_PROPOSALS and the children
+#                             (swanctl.conf text) read from stdin
 
 swan_stop_pid() {
     local pid=$1 _
@@ -86,13 +90,24 @@ swan_stop_pid() {
 
 swan_psk_tunnel() {
     local file=$1 name=$2 local_addr=$3 remote_addr=$4 local_ts=$5 remote_ts=$6 esp=$7 psk=$8
-    cat >"$file" <<EOC
+    swan_psk_conn "$name" "$local_addr" "$remote_addr" aes128-sha256-x25519 "$psk" >"$file" <<EOC
+      $name { local_ts = $local_ts
+              remote_ts = $remote_ts
+              mode = tunnel
+              esp_proposals = $esp
+              start_action = none }
+EOC
+}
+
+swan_psk_conn() {
+    local name=$1 local_addr=$2 remote_addr=$3 proposals=$4 psk=$5
+    cat <<EOC
 connections {
   $name {
     version = 2
     local_addrs = $local_addr
     remote_addrs = $remote_addr
-    proposals = aes128-sha256-x25519
+    proposals = $proposals
     keyingtries = 1
     unique = never
     local  { auth = psk
@@ -100,11 +115,9 @@ connections {
     remote { auth = psk
              id = $remote_addr }
     children {
-      $name { local_ts = $local_ts
-              remote_ts = $remote_ts
-              mode = tunnel
-              esp_proposals = $esp
-              start_action = none }
+EOC
+    cat
+    cat <<EOC
     }
   }
 }
