@@ -32,7 +32,7 @@
 # Environment: ESPRIT_SCALE_IKE (1, or 2 for IKEv2: IKE_SA_INIT and
 # IKE_AUTH once, then one CREATE_CHILD_SA per proxy-ID), ESPRIT_SCALE_PFS
 # (none; or a group word of set ike p2-proposal: group14 = modp2048,
-# group19 = ecp256), ESPRIT_SCALE_N (1000), ESPRIT_SCALE_RATE (pps offered while
+# group19 = ecp256, group31 = curve25519), ESPRIT_SCALE_N (1000), ESPRIT_SCALE_RATE (pps offered while
 # negotiating; default 4 per proxy-ID per second, at least 2000),
 # ESPRIT_SCALE_K (4), ESPRIT_SCALE_LIMIT (seconds for the bring-up; 300),
 # ESPRIT_SCALE_OUT (report folder; bench/results/scale), ESPRIT_BIN
@@ -64,7 +64,7 @@ RATE=${ESPRIT_SCALE_RATE:-$((N * 4 > 2000 ? N * 4 : 2000))}
 IKE=${ESPRIT_SCALE_IKE:-1}
 PFS=${ESPRIT_SCALE_PFS:-no-pfs}
 case "$PFS" in
-no-pfs | group14 | group19 | group20 | group15 | group5) ;;
+no-pfs | group14 | group19 | group20 | group15 | group5 | group31) ;;
 *) die "ESPRIT_SCALE_PFS=$PFS: no-pfs or groupN" ;;
 esac
 case "$IKE" in
@@ -215,26 +215,15 @@ if [ "$up" -lt "$N" ]; then
 fi
 # From controld's log: t0 is the first acquire (the first packet), then
 # the time the k-th outbound SA went to fastpathd, per tenth of N.
-read -r t_all tenth_rates < <(python3 - "$WORK/cd1.log" "$N" <<'EOF'
+read -r t_all tenth_rates < <(python3 - "$WORK/cd1.log" "$N" "$ESPRIT_ROOT/scripts/lib" <<'EOF'
 import re, sys
-t0, outs = None, []
-for line in open(sys.argv[1]):
-    m = re.match(r"controld \[\s*([0-9.]+)\] (.*)", line)
-    if not m:
-        continue
-    t, text = float(m.group(1)), m.group(2)
-    if t0 is None and text.startswith("acquire:"):
-        t0 = t
-    elif re.match(r"fastpathd: add-sa \S+ spi \S+ \(Outbound\)", text):
-        outs.append(t)
-n = int(sys.argv[2])
-rates, prev_t, prev_k = [], t0, 0
-for i in range(1, 11):
-    k = (n * i + 9) // 10
-    t = outs[k - 1]
-    rates.append(str(round((k - prev_k) / max(t - prev_t, 0.001), 1)))
-    prev_t, prev_k = t, k
-print(round((outs[n - 1] - t0) * 1000), " ".join(rates))
+sys.path.insert(0, sys.argv[3])
+from tenths import print_bring_up
+lines = (re.match(r"controld \[\s*([0-9.]+)\] (.*)", line) for line in open(sys.argv[1]))
+print_bring_up(((float(m.group(1)), m.group(2)) for m in lines if m),
+               lambda text: text.startswith("acquire:"),
+               lambda text: re.match(r"fastpathd: add-sa \S+ spi \S+ \(Outbound\)", text),
+               int(sys.argv[2]))
 EOF
 )
 [ "$(sas 1 outbound)" = "$N" ] || die "gw1's fastpathd does not hold $N outbound SAs"

@@ -13,8 +13,10 @@
 #   source address from local_ts: the namespace needs such an address.
 #
 #   swan_start NETNS DIR      writes DIR/strongswan.conf (plus the charon
-#                             settings in $SWAN_EXTRA), starts charon;
-#                             sets SWAN_DIR and SWAN_PID
+#                             settings in $SWAN_EXTRA; DIR/charon.log's
+#                             levels from $SWAN_LOG if set, its times with
+#                             milliseconds if $SWAN_LOG_MS is), starts
+#                             charon; sets SWAN_DIR and SWAN_PID
 #   swan_ctl ARGS...          swanctl against that charon (bounded)
 #   swan_stop                 stops charon by its PID (TERM, then KILL)
 
@@ -26,7 +28,7 @@ swan_packages() { apt_install "${ESPRIT_STRONGSWAN_PACKAGES[@]}"; }
 swan_ctl() { STRONGSWAN_CONF="$SWAN_DIR/strongswan.conf" timeout 30 swanctl "$@"; }
 
 swan_start() { # swan_start NETNS DIR
-    local ns=$1 _
+    local ns=$1 _ levels=${SWAN_LOG:-$'default = 1\n  ike = 2\n  cfg = 2\n  knl = 1'}
     SWAN_DIR=$2
     mkdir -p "$SWAN_DIR/run"
     cat >"$SWAN_DIR/strongswan.conf" <<EOC
@@ -38,11 +40,9 @@ charon {
   plugins { vici { socket = unix://$SWAN_DIR/charon.vici } }
   filelog { f { path = $SWAN_DIR/charon.log
                 time_format = %H:%M:%S
+                ${SWAN_LOG_MS:+time_add_ms = yes}
                 flush_line = yes
-                default = 1
-                ike = 2
-                cfg = 2
-                knl = 1 } }
+                $levels } }
   syslog { daemon { default = -1 } auth { default = -1 } }
 }
 swanctl { socket = unix://$SWAN_DIR/charon.vici }
@@ -75,6 +75,10 @@ swan_stop() {
 #                             addresses), IKE aes128-sha256-x25519, one
 #                             tunnel-mode child NAME, ESP proposal ESP,
 #                             started by hand (swanctl --initiate)
+#   swan_psk_conn NAME LOCAL REMOTE IKE_PROPOSALS PSK < CHILDREN
+#                             the same connection on stdout with IKE
+#                             proposals IKE_PROPOSALS and the children
+#                             (swanctl.conf text) read from stdin
 
 swan_stop_pid() {
     local pid=$1 _
@@ -86,13 +90,24 @@ swan_stop_pid() {
 
 swan_psk_tunnel() {
     local file=$1 name=$2 local_addr=$3 remote_addr=$4 local_ts=$5 remote_ts=$6 esp=$7 psk=$8
-    cat >"$file" <<EOC
+    swan_psk_conn "$name" "$local_addr" "$remote_addr" aes128-sha256-x25519 "$psk" >"$file" <<EOC
+      $name { local_ts = $local_ts
+              remote_ts = $remote_ts
+              mode = tunnel
+              esp_proposals = $esp
+              start_action = none }
+EOC
+}
+
+swan_psk_conn() {
+    local name=$1 local_addr=$2 remote_addr=$3 proposals=$4 psk=$5
+    cat <<EOC
 connections {
   $name {
     version = 2
     local_addrs = $local_addr
     remote_addrs = $remote_addr
-    proposals = aes128-sha256-x25519
+    proposals = $proposals
     keyingtries = 1
     unique = never
     local  { auth = psk
@@ -100,11 +115,9 @@ connections {
     remote { auth = psk
              id = $remote_addr }
     children {
-      $name { local_ts = $local_ts
-              remote_ts = $remote_ts
-              mode = tunnel
-              esp_proposals = $esp
-              start_action = none }
+EOC
+    cat
+    cat <<EOC
     }
   }
 }

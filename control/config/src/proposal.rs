@@ -3,7 +3,7 @@
 //!
 //! esprit proposes and accepts only AES (CBC with HMAC-SHA-1 or
 //! HMAC-SHA-256, or GCM for ESP) and the Diffie-Hellman groups 2, 5, 14, 15,
-//! 19 and 20. DES, 3DES and MD5 are refused (RFC 8221 §5, RFC 8247 §2.1),
+//! 19, 20 and 31 (Curve25519, RFC 8031). DES, 3DES and MD5 are refused (RFC 8221 §5, RFC 8247 §2.1),
 //! and so is DH group 1 (RFC 8247 §2.4).
 //!
 //! A proposal is named either by a custom `set ike p1-proposal` /
@@ -59,7 +59,7 @@ pub(crate) fn dh_group(n: u16, word: &str) -> Result<DhGroup, ParseError> {
         ParseError::BadValue {
             what: "DH group",
             word: word.into(),
-            reason: "esprit implements groups 2, 5, 14, 15, 19 and 20".into(),
+            reason: "esprit implements groups 2, 5, 14, 15, 19, 20 and 31".into(),
         }
     })
 }
@@ -644,6 +644,11 @@ mod tests {
         let p = parse_p2_name("g14-esp-aes128gcm").unwrap().unwrap();
         assert_eq!(p.esp.name(), "aes128gcm16");
         assert_eq!(p.to_string(), "g14-esp-aes128gcm");
+        // Curve25519 (RFC 8031) by its number, as the other groups.
+        let p = parse_p2_name("g31-esp-aes128gcm").unwrap().unwrap();
+        assert_eq!((p.pfs, p.to_string().as_str()), (Some(DhGroup::Curve25519), "g31-esp-aes128gcm"));
+        let p = parse_p1_name("pre-g31-aes128-sha256").unwrap().unwrap();
+        assert_eq!((p.group, p.to_string().as_str()), (DhGroup::Curve25519, "pre-g31-aes128-sha256"));
         assert_eq!(parse_p1_name("my-proposal").unwrap(), None);
         assert_eq!(parse_p2_name("g14-custom").unwrap(), None);
     }
@@ -672,7 +677,7 @@ mod tests {
                 "proposal \"dsa-g2-aes128-sha\" is not supported by esprit: DSA signatures are not implemented (RFC 8247 §3.2: DSA is not to be used): use a pre-, rsa- or ecdsa- proposal",
             ),
             ("pre-g2-aes192-sha", "bad proposal \"pre-g2-aes192-sha\": expected one of aes128, aes256"),
-            ("pre-g24-aes128-sha", "bad proposal \"pre-g24-aes128-sha\": esprit implements groups 2, 5, 14, 15, 19 and 20"),
+            ("pre-g24-aes128-sha", "bad proposal \"pre-g24-aes128-sha\": esprit implements groups 2, 5, 14, 15, 19, 20 and 31"),
         ] {
             assert_eq!(parse_p1_name(name).unwrap_err().to_string(), msg);
         }

@@ -347,14 +347,16 @@ fn custom_proposals() {
         "set ike p1-proposal short preshare group19 esp aes128 sha-1",
         "set ike p2-proposal my-p2 group14 esp aes128 sha-1 second 3600 kbyte 1000000",
         "set ike p2-proposal gcm no-pfs esp aes256gcm minute 30",
+        "set ike p2-proposal x25519 group31 esp aes128gcm",
         "set ike gateway gw proposal my-p1 pre-g14-aes128-sha",
-        "set vpn v gateway gw no-replay tunnel idletime 5 proposal my-p2 gcm g14-esp-aes128-sha",
+        "set vpn v gateway gw no-replay tunnel idletime 5 proposal my-p2 gcm g14-esp-aes128-sha x25519",
     ]);
     let p1 = c.p1_suites("gw");
     assert_eq!(p1[0].lifetime_secs, 8 * 3600);
     assert_eq!((p1[0].cipher, p1[0].hash), (Cipher::Aes256, Hash::Sha256));
     let p2 = c.p2_suites("v");
-    assert_eq!(p2.len(), 3);
+    assert_eq!(p2.len(), 4);
+    assert_eq!((p2[3].pfs, p2[3].esp.name()), (Some(DhGroup::Curve25519), "aes128gcm16"));
     assert_eq!(p2[0].lifetime_kbytes, Some(1_000_000));
     assert_eq!(p2[1].pfs, None);
     assert_eq!(p2[1].esp.name(), "aes256gcm16");
@@ -366,6 +368,7 @@ fn custom_proposals() {
             r#"set ike p1-proposal "short" preshare group19 esp aes128 sha-1 second 28800"#,
             r#"set ike p2-proposal "gcm" no-pfs esp aes256gcm second 1800"#,
             r#"set ike p2-proposal "my-p2" group14 esp aes128 sha-1 second 3600 kbyte 1000000"#,
+            r#"set ike p2-proposal "x25519" group31 esp aes128gcm second 3600"#,
         ]
     );
     // In use: cannot be removed; once unused, it can.

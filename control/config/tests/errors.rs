@@ -165,7 +165,7 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     (
         r#"set ike p2-proposal "p2" group7 esp aes128 sha-1 second 3600"#,
-        r#""set ike p2-proposal "p2" group7 esp aes128 sha-1 second 3600": bad DH group "group7": esprit implements groups 2, 5, 14, 15, 19 and 20"#,
+        r#""set ike p2-proposal "p2" group7 esp aes128 sha-1 second 3600": bad DH group "group7": esprit implements groups 2, 5, 14, 15, 19, 20 and 31"#,
     ),
     // --- algorithms esprit refuses (RFC 8221, RFC 8247) ---
     (

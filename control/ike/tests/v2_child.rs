@@ -246,7 +246,7 @@ fn seed_four_proxy_ids_each_on_its_own_child() {
 #[test]
 fn pfs_on_and_off() {
     let ids = seed_proxy_ids();
-    for pfs in [None, Some(DhGroup::Ecp256), Some(DhGroup::Modp2048)] {
+    for pfs in [None, Some(DhGroup::Ecp256), Some(DhGroup::Modp2048), Some(DhGroup::Curve25519)] {
         let iconf = child_config(ids.clone(), pfs);
         let rconf = child_config(ids.iter().map(mirror).collect(), pfs);
         let (ie, re, mut ir, mut rr) = establish(None, &iconf, &rconf);
@@ -398,6 +398,21 @@ fn refusals_leave_the_ike_sa_standing() {
 /// A CREATE_CHILD_SA request made by hand: ESP with D-H 14 and 19
 /// offered, KEi of 19.
 fn offer_two_groups_ke_of_19(x: &Established, message_id: u32, rng: &mut Rng) -> Vec<u8> {
+    let secret = esprit_ike::crypto::dh::DhSecret::generate(DhGroup::Ecp256, rng);
+    offer_ke(x, message_id, &[19, 14], 19, secret.public(), rng)
+}
+
+/// A CREATE_CHILD_SA request made by hand for the seed's first proxy-ID:
+/// ESP with the D-H groups `groups` offered, a KEi of `group` holding
+/// `value`.
+fn offer_ke(
+    x: &Established,
+    message_id: u32,
+    groups: &[u16],
+    group: u16,
+    value: &[u8],
+    rng: &mut Rng,
+) -> Vec<u8> {
     use esprit_ike::v2::wire::{
         transform_id, ExchangeType, KePayload, PayloadChain, PayloadType, ProposalRepr, ProtocolId,
         TransformRepr, TransformType, FLAG_INITIATOR,
@@ -407,18 +422,16 @@ fn offer_two_groups_ke_of_19(x: &Established, message_id: u32, rng: &mut Rng) ->
         num: 1,
         protocol: ProtocolId::Esp,
         spi: vec![0xa0, 0, 0, 9],
-        transforms: vec![
-            t(TransformType::Encr, transform_id::ENCR_AES_GCM_16, Some(256)),
-            t(TransformType::Dh, 19, None),
-            t(TransformType::Dh, 14, None),
-            t(TransformType::Esn, transform_id::ESN_ON, None),
-        ],
+        transforms: [t(TransformType::Encr, transform_id::ENCR_AES_GCM_16, Some(256))]
+            .into_iter()
+            .chain(groups.iter().map(|g| t(TransformType::Dh, *g, None)))
+            .chain([t(TransformType::Esn, transform_id::ESN_ON, None)])
+            .collect(),
     };
-    let secret = esprit_ike::crypto::dh::DhSecret::generate(DhGroup::Ecp256, rng);
     let mut chain = PayloadChain::new();
     chain.push_with(PayloadType::Sa, false, |out| ProposalRepr::emit_sa(&[proposal], out));
     chain.push(PayloadType::Nonce, &[7; 32]);
-    chain.push_payload(&Payload::Ke(KePayload { group: 19, data: secret.public() }));
+    chain.push_payload(&Payload::Ke(KePayload { group, data: value }));
     let (l, r) = proxy_selectors(&seed_proxy_ids()[0]);
     chain.push_with(PayloadType::TsI, false, |out| TrafficSelector::emit_payload(&[l], out));
     chain.push_with(PayloadType::TsR, false, |out| TrafficSelector::emit_payload(&[r], out));
@@ -435,13 +448,22 @@ fn offer_two_groups_ke_of_19(x: &Established, message_id: u32, rng: &mut Rng) ->
     cipher.seal(&header, &chain, rng).unwrap()
 }
 
+/// An IKE SA between A (PFS `a_pfs`) and B (PFS `b_pfs`), the seed's
+/// proxy-IDs on both: A's end, B's IKE SA and child configuration, and
+/// the two random sources.
+fn pfs_responder(a_pfs: DhGroup, b_pfs: DhGroup) -> (Box<Established>, IkeSa, ChildConfig, Rng, Rng) {
+    let ids = seed_proxy_ids();
+    let iconf = child_config(ids.clone(), Some(a_pfs));
+    let rconf = child_config(ids.iter().map(mirror).collect(), Some(b_pfs));
+    let (ie, re, ir, rr) = establish(None, &iconf, &rconf);
+    (ie, IkeSa::new(*re, false), rconf, ir, rr)
+}
+
 #[test]
 fn invalid_ke_payload_names_the_group_wanted() {
     let ids = seed_proxy_ids();
     let iconf = child_config(ids.clone(), Some(DhGroup::Ecp256));
-    let rconf = child_config(ids.iter().map(mirror).collect(), Some(DhGroup::Modp2048));
-    let (ie, re, mut ir, mut rr) = establish(None, &iconf, &rconf);
-    let mut b = IkeSa::new(*re, false);
+    let (ie, mut b, rconf, mut ir, mut rr) = pfs_responder(DhGroup::Ecp256, DhGroup::Modp2048);
     let request = offer_two_groups_ke_of_19(&ie, 2, &mut ir);
     let RequestOutcome::Answered { response, child } = b.handle_request(&request, &rconf, 0xb3, &mut rr)
     else {
@@ -459,6 +481,40 @@ fn invalid_ke_payload_names_the_group_wanted() {
         matches!(out, RequestOutcome::Dropped(ExchangeError::OutOfWindow { got: 2, expected: 3 })),
         "{out:?}"
     );
+}
+
+/// CREATE_CHILD_SA with Curve25519 PFS (RFC 8031): KEi values that are
+/// not 32 bytes, or of small order (an all-zero shared secret, §2), are
+/// refused with INVALID_SYNTAX and make no child; the IKE SA goes on and
+/// makes the child with a good value under the next message ID.
+#[test]
+fn curve25519_pfs_refuses_hostile_ke_values() {
+    let (ie, mut b, rconf, mut ir, mut rr) = pfs_responder(DhGroup::Curve25519, DhGroup::Curve25519);
+    let order8 = hex::decode("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800").unwrap();
+    let hostile: [(&[u8], &str); 4] = [
+        (&[9; 31], "DH group 31: public value of 31 bytes, expected 32"),
+        (&[9; 64], "DH group 31: public value of 64 bytes, expected 32"),
+        (&[0; 32], "DH group 31: public value of small order (all-zero shared secret)"),
+        (&order8, "DH group 31: public value of small order (all-zero shared secret)"),
+    ];
+    for (id, (value, why)) in (2..).zip(hostile) {
+        let request = offer_ke(&ie, id, &[31], 31, value, &mut ir);
+        let RequestOutcome::Answered { response, child } = b.handle_request(&request, &rconf, 0xb3, &mut rr)
+        else {
+            panic!()
+        };
+        assert_eq!(child.unwrap_err(), ChildError::Dh(why.to_string()));
+        assert_eq!(inner(&ie, true, &response), ["N(InvalidSyntax, )"]);
+    }
+    let secret = esprit_ike::crypto::dh::DhSecret::generate(DhGroup::Curve25519, &mut ir);
+    let request = offer_ke(&ie, 6, &[31], 31, secret.public(), &mut ir);
+    let RequestOutcome::Answered { response, child } = b.handle_request(&request, &rconf, 0xb7, &mut rr)
+    else {
+        panic!()
+    };
+    let c = child.unwrap();
+    assert_eq!((c.sa.spi_in, c.sa.message_id, c.sa.pfs), (0xb7, 6, true));
+    assert_eq!(inner(&ie, true, &response), ["Sa", "Nonce", "Ke", "TsI", "TsR"]);
 }
 
 fn ts(s: &str, protocol: u8, ports: (u16, u16)) -> TrafficSelector {

@@ -575,6 +575,64 @@ fn tampered_requests_get_the_notify_the_rfc_names() {
     assert_eq!(resp.half_open_len(), 1, "only the request with a skipped payload opened an SA");
 }
 
+/// Curve25519 (group 31, RFC 8031) for the IKE SA: 32-byte KE values
+/// both ways, the same g^ir; then KEi values that are not 32 bytes or are
+/// of small order (their shared secret all zero, RFC 8031 §2) are each
+/// refused with INVALID_SYNTAX, counted, and leave no half-open SA.
+#[test]
+fn curve25519_ike_sa_and_hostile_ke_values() {
+    let (ini, mut ir) = initiator(vec![gcm(&[DhGroup::Curve25519])], 31);
+    let good = ini.request().to_vec();
+    let spi_i = ini.spi_i();
+    let parts = payloads(&good);
+    let ke_at = parts.iter().position(|p| p.0 == PayloadType::Ke).unwrap();
+    // KE body: group (2), reserved (2), the value (§3.4).
+    assert_eq!(parts[ke_at].2.len(), 4 + 32);
+    assert_eq!(parts[ke_at].2[..4], [0, 31, 0, 0]);
+    let (mut resp, mut rr) = responder(vec![gcm(&[DhGroup::Curve25519])]);
+    let reply = resp.respond(&good, addr(R), addr(I), 0, now(), &mut rr);
+    let Reply::Opened(answer, _) = &reply else { panic!("{reply:?}") };
+    let ker = payloads(answer).into_iter().find(|p| p.0 == PayloadType::Ke).unwrap();
+    assert_eq!((ker.2.len(), &ker.2[..4]), (4 + 32, &[0u8, 31, 0, 0][..]));
+    let d = done(ini.handle_response(answer, &mut ir));
+    let r = resp.take(addr(I), d.spi_i).unwrap();
+    assert_eq!(d.chosen.dh, DhGroup::Curve25519);
+    assert_eq!(d.g_ir.len(), 32);
+    assert_agree(&d, &r);
+
+    let with_value = |value: &[u8]| {
+        let mut p = parts.clone();
+        p[ke_at].2.truncate(4);
+        p[ke_at].2.extend_from_slice(value);
+        rebuild(&good, &p)
+    };
+    let order8 = hex::decode("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800").unwrap();
+    let hostile: Vec<(&str, Vec<u8>)> = vec![
+        ("31 bytes", vec![9; 31]),
+        ("33 bytes", vec![9; 33]),
+        ("u = 0", vec![0; 32]),
+        ("a point of order 8", order8),
+    ];
+    let (mut resp, mut rr) = responder(vec![gcm(&[DhGroup::Curve25519])]);
+    for (what, value) in &hostile {
+        let reply = resp.respond(&with_value(value), addr(R), addr(I), 0, now(), &mut rr);
+        assert_eq!(
+            refused(&reply, InitReason::BadKePublic, spi_i),
+            (NotifyType::InvalidSyntax, vec![]),
+            "{what}"
+        );
+    }
+    // A KE with no value at all does not parse (§3.4).
+    let reply = resp.respond(&with_value(&[]), addr(R), addr(I), 0, now(), &mut rr);
+    assert_eq!(refused(&reply, InitReason::Malformed, spi_i), (NotifyType::InvalidSyntax, vec![]));
+    assert_eq!(resp.count(InitReason::BadKePublic), 4);
+    assert_eq!(resp.half_open_len(), 0);
+    // The same request with a good value still opens an SA.
+    let reply = resp.respond(&good, addr(R), addr(I), 0, now(), &mut rr);
+    assert!(matches!(reply, Reply::Opened(..)), "{reply:?}");
+    assert_eq!(resp.half_open_len(), 1);
+}
+
 /// §2.1: a retransmitted request gets the same bytes back and no second
 /// SA; another request under the same SPIi from the same address is
 /// dropped.

@@ -21,17 +21,20 @@ pub enum DhGroup {
     Ecp256,
     /// 384-bit random ECP, group 20 (RFC 5903).
     Ecp384,
+    /// Curve25519, group 31 (RFC 8031, X25519 of RFC 7748).
+    Curve25519,
 }
 
 impl DhGroup {
     /// Every group, by number.
-    pub const ALL: [DhGroup; 6] = [
+    pub const ALL: [DhGroup; 7] = [
         DhGroup::Modp1024,
         DhGroup::Modp1536,
         DhGroup::Modp2048,
         DhGroup::Modp3072,
         DhGroup::Ecp256,
         DhGroup::Ecp384,
+        DhGroup::Curve25519,
     ];
 
     /// The IANA / RFC 2409 group number.
@@ -43,6 +46,7 @@ impl DhGroup {
             DhGroup::Modp3072 => 15,
             DhGroup::Ecp256 => 19,
             DhGroup::Ecp384 => 20,
+            DhGroup::Curve25519 => 31,
         }
     }
 
@@ -62,11 +66,13 @@ impl DhGroup {
             DhGroup::Modp3072 => "modp3072",
             DhGroup::Ecp256 => "ecp256",
             DhGroup::Ecp384 => "ecp384",
+            DhGroup::Curve25519 => "curve25519",
         }
     }
 
     /// Length of a public value on the wire: MODP left-padded to the
-    /// prime's length, ECP x | y (RFC 5903 §7).
+    /// prime's length, ECP x | y (RFC 5903 §7), Curve25519 the 32-byte
+    /// u-coordinate (RFC 8031 §2).
     pub const fn public_len(self) -> usize {
         match self {
             DhGroup::Modp1024 => 128,
@@ -75,6 +81,7 @@ impl DhGroup {
             DhGroup::Modp3072 => 384,
             DhGroup::Ecp256 => 64,
             DhGroup::Ecp384 => 96,
+            DhGroup::Curve25519 => 32,
         }
     }
 }
@@ -95,10 +102,12 @@ mod tests {
         let table: Vec<_> = DhGroup::ALL.iter().map(|g| (g.number(), g.name(), g.to_string())).collect();
         assert_eq!(table[2], (14, "modp2048", "group14".to_string()));
         assert_eq!(table[4], (19, "ecp256", "group19".to_string()));
+        assert_eq!(table[6], (31, "curve25519", "group31".to_string()));
+        assert_eq!(DhGroup::Curve25519.public_len(), 32);
         for g in DhGroup::ALL {
             assert_eq!(DhGroup::from_number(g.number().into()), Some(g));
         }
-        for n in [0, 1, 3, 16, 21, 1 << 20] {
+        for n in [0, 1, 3, 16, 21, 30, 32, 1 << 20] {
             assert_eq!(DhGroup::from_number(n), None, "{n}");
         }
     }

@@ -101,6 +101,10 @@ const fn val(what: &'static str, complete: bool, next: &'static [Node]) -> Node 
 }
 
 const ONE_VALUE_END: &[Node] = &[val("<value>", true, &[])];
+/// The DH group of a proposal: the numbers of `esprit_suite::DhGroup`
+/// (a test checks they are all named here).
+const P1_GROUP: &[Node] = &[val("<group2|5|14|15|19|20|31> esp ...", true, &[])];
+const P2_GROUP: &[Node] = &[val("<no-pfs|group2|5|14|15|19|20|31> esp ...", true, &[])];
 const INTERFACE_END: &[Node] = &[name(NameKind::Interface, true, &[])];
 const PREFIX: &str = "<A.B.C.D/L>";
 
@@ -269,14 +273,10 @@ const SET: &[Node] = &[
                 &[val(
                     "<name>",
                     false,
-                    &[
-                        kw("preshare", ONE_VALUE_END),
-                        kw("rsa-sig", ONE_VALUE_END),
-                        kw("ecdsa-sig", ONE_VALUE_END),
-                    ],
+                    &[kw("preshare", P1_GROUP), kw("rsa-sig", P1_GROUP), kw("ecdsa-sig", P1_GROUP)],
                 )],
             ),
-            kw("p2-proposal", &[val("<name>", false, ONE_VALUE_END)]),
+            kw("p2-proposal", &[val("<name>", false, P2_GROUP)]),
         ],
     ),
     kw("vpn", &[name(NameKind::Vpn, false, VPN_SETTINGS)]),
@@ -811,6 +811,19 @@ mod tests {
         assert_eq!(possible("get i").unwrap(), ["ike", "interface"]);
         assert_eq!(possible("set vpn ").unwrap(), ["<vpn>"]);
         assert!(possible("frobnicate ").is_err());
+    }
+
+    /// `?` after a proposal's method names every DH group esprit
+    /// implements, and only those.
+    #[test]
+    fn proposal_groups_listed_are_the_implemented_ones() {
+        let p1 = possible("set ike p1-proposal p preshare ").unwrap();
+        let p2 = possible("set ike p2-proposal p ").unwrap();
+        assert_eq!(p1, ["<group2|5|14|15|19|20|31> esp ..."]);
+        assert_eq!(p2, ["<no-pfs|group2|5|14|15|19|20|31> esp ..."]);
+        let numbers: Vec<String> =
+            esprit_config::proposal::DhGroup::ALL.iter().map(|g| g.number().to_string()).collect();
+        assert_eq!(format!("<group{}> esp ...", numbers.join("|")), p1[0]);
     }
 
     #[test]

@@ -1,17 +1,21 @@
 //! Diffie-Hellman groups 2, 5, 14, 15 (MODP, RFC 2409 §6.2, RFC 3526 §2-4;
 //! generator 2) with `crypto-bigint`'s constant-time Montgomery
 //! exponentiation, and 19, 20 (ECP P-256/P-384, RFC 5903) with RustCrypto
-//! `p256`/`p384`, chosen over `ring` because they accept a given private
-//! scalar, so tests can fix the secret.
+//! `p256`/`p384`, and 31 (Curve25519, RFC 8031) with `x25519-dalek`, all
+//! chosen over `ring` because they accept a given private value, so tests
+//! can fix the secret (ring's agreement keys only draw their own).
 //!
 //! Public values on the wire: MODP as a big-endian integer left-padded to
-//! the prime's length; ECP as x | y (RFC 5903 §7, no 0x04 prefix). The
+//! the prime's length; ECP as x | y (RFC 5903 §7, no 0x04 prefix);
+//! Curve25519 as the 32-byte little-endian u-coordinate (RFC 8031 §2). The
 //! shared secret g^xy: MODP padded to the prime's length; ECP the
-//! x-coordinate only (RFC 5903 §9).
+//! x-coordinate only (RFC 5903 §9); Curve25519 the 32 bytes of X25519.
 //!
 //! MODP private exponents are 256 bits (twice the strength of the largest
 //! group here, NIST SP 800-56A), so a side costs ~1 ms, not ~8 ms (FACTS).
-//! Peer values are checked: 1 < y < p-1 for MODP, on-curve for ECP.
+//! Peer values are checked: 1 < y < p-1 for MODP, on-curve for ECP, 32
+//! bytes and a shared secret that is not all zero for Curve25519 (RFC 8031
+//! §2, RFC 7748 §6.1: a low-order point would force a known secret).
 
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
 use crypto_bigint::{Uint, U1024, U1536, U2048, U3072};
@@ -48,6 +52,13 @@ pub enum DhError {
         /// Group number.
         group: u16,
     },
+    /// Curve25519: the peer's value is a point of small order, so the
+    /// shared secret came out all zero (RFC 8031 §2, RFC 7748 §6.1).
+    #[error("DH group {group}: public value of small order (all-zero shared secret)")]
+    ZeroShared {
+        /// Group number.
+        group: u16,
+    },
 }
 
 const MODP1024: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF";
@@ -58,7 +69,8 @@ const MODP3072: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E08
 const MODP_EXPONENT_BITS: usize = 256;
 
 /// Length of a private value drawn from the random source: MODP
-/// exponents of [`MODP_EXPONENT_BITS`], ECP scalars of the curve's size.
+/// exponents of [`MODP_EXPONENT_BITS`], ECP scalars of the curve's size,
+/// Curve25519 32 random bytes (clamped by X25519 itself, RFC 7748 §5).
 fn secret_len(group: DhGroup) -> usize {
     match group {
         DhGroup::Modp1024 | DhGroup::Modp1536 | DhGroup::Modp2048 | DhGroup::Modp3072 => {
@@ -66,6 +78,7 @@ fn secret_len(group: DhGroup) -> usize {
         }
         DhGroup::Ecp256 => 32,
         DhGroup::Ecp384 => 48,
+        DhGroup::Curve25519 => 32,
     }
 }
 
@@ -151,7 +164,24 @@ macro_rules! ecp {
     }};
 }
 
-/// The public value g^x (MODP) or x*G (ECP, without the 0x04 prefix).
+/// Curve25519 (RFC 8031 §2): the peer's 32-byte u-coordinate, refused in
+/// any other length, and the X25519 result, refused when all zero.
+fn x25519_shared(secret: &[u8], peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, DhError> {
+    let g = DhGroup::Curve25519.number();
+    let peer: [u8; 32] =
+        peer.try_into().map_err(|_| DhError::BadLength { group: g, len: peer.len(), expected: 32 })?;
+    let secret: [u8; 32] = secret.try_into().map_err(|_| DhError::InvalidSecret { group: g })?;
+    let sk = x25519_dalek::StaticSecret::from(secret);
+    let shared = sk.diffie_hellman(&x25519_dalek::PublicKey::from(peer));
+    // RFC 7748 §6.1: checked in constant time by the library.
+    if !shared.was_contributory() {
+        return Err(DhError::ZeroShared { group: g });
+    }
+    Ok(Zeroizing::new(shared.as_bytes().to_vec()))
+}
+
+/// The public value g^x (MODP), x*G (ECP, without the 0x04 prefix) or
+/// X25519(x, 9) (Curve25519).
 fn public_value(group: DhGroup, secret: &[u8]) -> Option<Vec<u8>> {
     match group {
         DhGroup::Modp1024 => modp_public(&U1024::from_be_hex(MODP1024), secret),
@@ -160,6 +190,11 @@ fn public_value(group: DhGroup, secret: &[u8]) -> Option<Vec<u8>> {
         DhGroup::Modp3072 => modp_public(&U3072::from_be_hex(MODP3072), secret),
         DhGroup::Ecp256 => ecp_public!(p256, secret),
         DhGroup::Ecp384 => ecp_public!(p384, secret),
+        DhGroup::Curve25519 => {
+            let secret: [u8; 32] = secret.try_into().ok()?;
+            let sk = x25519_dalek::StaticSecret::from(secret);
+            Some(x25519_dalek::PublicKey::from(&sk).as_bytes().to_vec())
+        }
     }
 }
 
@@ -192,7 +227,7 @@ impl DhSecret {
             return Err(bad);
         }
         let public =
-            memo::get_or(group, secret, &[], || public_value(group, secret).map(Zeroizing::new).ok_or(bad))?
+            memo::get_or(group, secret, None, || public_value(group, secret).map(Zeroizing::new).ok_or(bad))?
                 .to_vec();
         Ok(DhSecret { group, secret: Zeroizing::new(secret.to_vec()), public })
     }
@@ -210,13 +245,14 @@ impl DhSecret {
     /// The shared secret g^xy with the peer's public value.
     pub fn agree(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, DhError> {
         let s: &[u8] = &self.secret;
-        memo::get_or(self.group, s, peer, || match self.group {
+        memo::get_or(self.group, s, Some(peer), || match self.group {
             DhGroup::Modp1024 => modp_shared(self.group, &U1024::from_be_hex(MODP1024), s, peer),
             DhGroup::Modp1536 => modp_shared(self.group, &U1536::from_be_hex(MODP1536), s, peer),
             DhGroup::Modp2048 => modp_shared(self.group, &U2048::from_be_hex(MODP2048), s, peer),
             DhGroup::Modp3072 => modp_shared(self.group, &U3072::from_be_hex(MODP3072), s, peer),
             DhGroup::Ecp256 => ecp!(p256, s, Some(peer), self.group),
             DhGroup::Ecp384 => ecp!(p384, s, Some(peer), self.group),
+            DhGroup::Curve25519 => x25519_shared(s, peer),
         })
     }
 }
@@ -235,7 +271,9 @@ mod memo {
 
     use super::{DhError, DhGroup};
 
-    type Key = (u16, Vec<u8>, Vec<u8>);
+    /// Group, private value, and the peer's public value (`None`: our
+    /// own public value, never confused with an empty peer value).
+    type Key = (u16, Vec<u8>, Option<Vec<u8>>);
     thread_local! {
         static MEMO: RefCell<HashMap<Key, Result<Vec<u8>, DhError>>> = RefCell::new(HashMap::new());
     }
@@ -243,10 +281,10 @@ mod memo {
     pub(super) fn get_or(
         group: DhGroup,
         secret: &[u8],
-        peer: &[u8],
+        peer: Option<&[u8]>,
         f: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, DhError>,
     ) -> Result<Zeroizing<Vec<u8>>, DhError> {
-        let key = (group.number(), secret.to_vec(), peer.to_vec());
+        let key = (group.number(), secret.to_vec(), peer.map(<[u8]>::to_vec));
         if let Some(r) = MEMO.with(|m| m.borrow().get(&key).cloned()) {
             return r.map(Zeroizing::new);
         }
@@ -272,7 +310,7 @@ mod memo {
     pub(super) fn get_or(
         _group: DhGroup,
         _secret: &[u8],
-        _peer: &[u8],
+        _peer: Option<&[u8]>,
         f: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, DhError>,
     ) -> Result<Zeroizing<Vec<u8>>, DhError> {
         f()
@@ -287,38 +325,106 @@ mod tests {
         hex::decode(s.replace(' ', "")).unwrap()
     }
 
+    /// Both ends of a known-answer vector: private values `i` and `r`,
+    /// `i`'s public value (its first `public_i.len()` bytes) and g^ir
+    /// computed both ways.
+    fn assert_vector(
+        group: DhGroup,
+        i: &[u8],
+        r: &[u8],
+        public_i: &[u8],
+        gir: &[u8],
+    ) -> (DhSecret, DhSecret) {
+        let a = DhSecret::from_secret(group, i).unwrap();
+        let b = DhSecret::from_secret(group, r).unwrap();
+        assert_eq!(&a.public()[..public_i.len()], public_i, "{group:?}");
+        assert_eq!(&*a.agree(b.public()).unwrap(), gir, "{group:?}");
+        assert_eq!(&*b.agree(a.public()).unwrap(), gir, "{group:?}");
+        (a, b)
+    }
+
     /// RFC 5903 §8.1 (P-256) and §8.2 (P-384) test vectors.
     #[test]
     fn ecp_rfc5903_vectors() {
-        let i = h("C88F01F5 10D9AC3F 70A292DA A2316DE5 44E9AAB8 AFE84049 C62A9C57 862D1433");
-        let r = h("C6EF9C5D 78AE012A 011164AC B397CE20 88685D8F 06BF9BE0 B283AB46 476BEE53");
-        let a = DhSecret::from_secret(DhGroup::Ecp256, &i).unwrap();
-        let b = DhSecret::from_secret(DhGroup::Ecp256, &r).unwrap();
-        assert_eq!(
-            a.public(),
+        assert_vector(
+            DhGroup::Ecp256,
+            &h("C88F01F5 10D9AC3F 70A292DA A2316DE5 44E9AAB8 AFE84049 C62A9C57 862D1433"),
+            &h("C6EF9C5D 78AE012A 011164AC B397CE20 88685D8F 06BF9BE0 B283AB46 476BEE53"),
             &h("DAD0B653 94221CF9 B051E1FE CA5787D0 98DFE637 FC90B9EF 945D0C37 72581180 \
-                5271A046 1CDB8252 D61F1C45 6FA3E59A B1F45B33 ACCF5F58 389E0577 B8990BB3")[..]
+                5271A046 1CDB8252 D61F1C45 6FA3E59A B1F45B33 ACCF5F58 389E0577 B8990BB3"),
+            &h("D6840F6B 42F6EDAF D13116E0 E1256520 2FEF8E9E CE7DCE03 812464D0 4B9442DE"),
         );
-        let gir = h("D6840F6B 42F6EDAF D13116E0 E1256520 2FEF8E9E CE7DCE03 812464D0 4B9442DE");
-        assert_eq!(&*a.agree(b.public()).unwrap(), &gir[..]);
-        assert_eq!(&*b.agree(a.public()).unwrap(), &gir[..]);
-
-        let i = h("099F3C70 34D4A2C6 99884D73 A375A67F 7624EF7C 6B3C0F16 0647B674 14DCE655 E35B5380 41E649EE 3FAEF896 783AB194");
-        let r = h("41CB0779 B4BDB85D 47846725 FBEC3C94 30FAB46C C8DC5060 855CC9BD A0AA2942 E0308312 916B8ED2 960E4BD5 5A7448FC");
-        let a = DhSecret::from_secret(DhGroup::Ecp384, &i).unwrap();
-        let b = DhSecret::from_secret(DhGroup::Ecp384, &r).unwrap();
-        assert_eq!(
-            &a.public()[..48],
-            &h("667842D7 D180AC2C DE6F74F3 7551F557 55C7645C 20EF73E3 1634FE72 B4C55EE6 DE3AC808 ACB4BDB4 C88732AE E95F41AA")[..]
+        let (a, b) = assert_vector(
+            DhGroup::Ecp384,
+            &h("099F3C70 34D4A2C6 99884D73 A375A67F 7624EF7C 6B3C0F16 0647B674 14DCE655 E35B5380 41E649EE 3FAEF896 783AB194"),
+            &h("41CB0779 B4BDB85D 47846725 FBEC3C94 30FAB46C C8DC5060 855CC9BD A0AA2942 E0308312 916B8ED2 960E4BD5 5A7448FC"),
+            &h("667842D7 D180AC2C DE6F74F3 7551F557 55C7645C 20EF73E3 1634FE72 B4C55EE6 DE3AC808 ACB4BDB4 C88732AE E95F41AA"),
+            &h("11187331 C279962D 93D60424 3FD592CB 9D0A926F 422E4718 7521287E 7156C5C4 D6031355 69B9E9D0 9CF5D4A2 70F59746"),
         );
-        let gir = h("11187331 C279962D 93D60424 3FD592CB 9D0A926F 422E4718 7521287E 7156C5C4 D6031355 69B9E9D0 9CF5D4A2 70F59746");
-        assert_eq!(&*a.agree(b.public()).unwrap(), &gir[..]);
-        assert_eq!(&*b.agree(a.public()).unwrap(), &gir[..]);
         // Not on the curve.
         let mut bad = b.public().to_vec();
         bad[95] ^= 1;
         assert!(a.agree(&bad).is_err());
         assert!(a.agree(&bad[..95]).is_err());
+    }
+
+    /// RFC 7748 §6.1: Alice's and Bob's private values, public values and
+    /// shared secret.
+    #[test]
+    fn curve25519_rfc7748_vectors() {
+        let (_, b) = assert_vector(
+            DhGroup::Curve25519,
+            &h("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"),
+            &h("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"),
+            &h("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"),
+            &h("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"),
+        );
+        assert_eq!(b.public(), &h("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")[..]);
+    }
+
+    /// RFC 7748 §5.2: X25519 of a given scalar and u-coordinate (the
+    /// first vector, whose u has its top bit set: it must be masked).
+    #[test]
+    fn curve25519_rfc7748_scalar_multiplication() {
+        let k = h("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4");
+        let u = h("e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c");
+        let d = DhSecret::from_secret(DhGroup::Curve25519, &k).unwrap();
+        assert_eq!(
+            hex::encode(&*d.agree(&u).unwrap()),
+            "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552"
+        );
+    }
+
+    /// RFC 8031 §2: a public value that is not 32 bytes, and one of small
+    /// order (whose shared secret is all zero), are refused, not used.
+    #[test]
+    fn curve25519_refuses_wrong_length_and_small_order() {
+        let d = DhSecret::from_secret(DhGroup::Curve25519, &[7u8; 32]).unwrap();
+        for len in [0, 1, 31, 33, 64] {
+            assert_eq!(
+                d.agree(&vec![9u8; len]),
+                Err(DhError::BadLength { group: 31, len, expected: 32 }),
+                "{len} bytes"
+            );
+        }
+        // u = 0, u = 1 and a point of order 8 (RFC 7748 §7's list of
+        // small-order points; u = p - 1 and p, p + 1 non-canonical forms).
+        let mut p_minus_1 = vec![0xffu8; 32];
+        p_minus_1[0] = 0xec;
+        p_minus_1[31] = 0x7f;
+        let mut p = p_minus_1.clone();
+        p[0] = 0xed;
+        let mut p_plus_1 = p_minus_1.clone();
+        p_plus_1[0] = 0xee;
+        let order8 = h("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800");
+        let mut one = vec![0u8; 32];
+        one[0] = 1;
+        for bad in [vec![0u8; 32], one, order8, p_minus_1, p, p_plus_1] {
+            assert_eq!(d.agree(&bad), Err(DhError::ZeroShared { group: 31 }), "{}", hex::encode(&bad));
+        }
+        // An all-zero private value is refused (any other is clamped).
+        assert!(DhSecret::from_secret(DhGroup::Curve25519, &[0u8; 32]).is_err());
+        assert!(DhSecret::from_secret(DhGroup::Curve25519, &[1u8; 31]).is_err());
     }
 
     /// MODP against Python integers (tests/kat_dh.py).
