@@ -134,6 +134,7 @@ pub fn session_config(cfg: &PeerConfig, cert: Option<&CertFiles>) -> Result<Sess
         retransmit: cfg.retransmit,
         dpd: cfg.dpd_delay,
         dpd_retries: Some(cfg.dpd_retries),
+        fragment_size: Some(esprit_ike::v2::frag::FRAGMENT_SIZE_DEFAULT),
     })
 }
 

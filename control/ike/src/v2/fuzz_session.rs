@@ -4,7 +4,8 @@
 //!
 //! [`ikev2_session`] brings two sessions up in memory (the seed's four
 //! proxy-IDs, each its own child; one deleted and made again; the IKE SA
-//! rekeyed once), keeps every datagram they exchanged,
+//! rekeyed once), with messages over [`FUZZ_FRAGMENT_SIZE`] bytes of IP
+//! in fragments (RFC 7383), keeps every datagram they exchanged,
 //! and then plays a stranger with the input: a list of operations, each
 //! an opcode byte and a length-prefixed chunk:
 //!
@@ -37,6 +38,11 @@ use super::session::{Session, SessionConfig};
 use super::wire::IdType;
 use crate::{DhGroup, Event, Lifetime, Retransmit, Suite};
 
+/// Datagrams of at most this many bytes: small enough that IKE_AUTH and
+/// CREATE_CHILD_SA go in fragments (RFC 7383), so that the log holds
+/// fragments to replay and alter.
+pub const FUZZ_FRAGMENT_SIZE: u16 = 300;
+
 const A: &str = "198.51.100.1:500";
 const B: &str = "203.0.113.1:500";
 
@@ -56,7 +62,14 @@ fn proxy_ids(a: bool) -> Vec<ProxyId> {
     v
 }
 
-fn config(a: bool) -> SessionConfig {
+/// The first of the seed's proxy-IDs, from A's side.
+pub fn proxy_id() -> ProxyId {
+    proxy_ids(true)[0]
+}
+
+/// A's configuration (`a`) or B's: a pre-shared key, the seed's
+/// proxy-IDs, and fragments of [`FUZZ_FRAGMENT_SIZE`].
+pub fn config(a: bool) -> SessionConfig {
     let id = |s: &str| WireIdentity { kind: IdType::Fqdn, data: s.as_bytes().to_vec() };
     let (me, peer) = if a { ("a.example", "b.example") } else { ("b.example", "a.example") };
     let (encr, integ) = (vec![EncrAlg::AesCbc128], vec![IntegAlg::HmacSha256_128]);
@@ -78,6 +91,7 @@ fn config(a: bool) -> SessionConfig {
         retransmit: Retransmit { initial: Duration::from_secs(1), tries: 2 },
         dpd: None,
         dpd_retries: None,
+        fragment_size: Some(FUZZ_FRAGMENT_SIZE),
     }
 }
 
