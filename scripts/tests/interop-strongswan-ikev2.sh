@@ -38,7 +38,14 @@
 #     west.example for esprit, east.example for strongSwan), esprit's
 #     key in PKCS#8; esprit initiates, then strongSwan, each checking the
 #     other's certificate chain and signature; traffic both times;
-#  6. every WAN capture dissected by `tshark -V`: IKEv2 (ISAKMP version
+#  6. IKE fragmentation (RFC 7383) over a path that drops every IPv4
+#     fragment (an nftables rule on inet, `ip frag-off & 0x3fff != 0
+#     drop`): a chain (RSA 4096 end entities under an intermediate, both
+#     sent) too big for one datagram; esprit initiates, then strongSwan;
+#     the capture shows Encrypted Fragments (SKF) from both, no IP
+#     fragment, strongSwan reassembled esprit's, and the children carry
+#     traffic;
+#  7. every WAN capture dissected by `tshark -V`: IKEv2 (ISAKMP version
 #     2.0) and ESP present, nothing "Malformed".
 #
 # strongSwan's kernel-libipsec always wants ESP in UDP (it fakes NAT
@@ -46,7 +53,7 @@
 # is in UDP 4500 on both sides (RFC 7296 §2.23, RFC 3948).
 #
 # Ends with "N passed, M failed". Needs root. Bounded by $ESPRIT_TIMEOUT
-# seconds (default 420). SCENARIOS="esprit strongswan rekey dpd cert"
+# seconds (default 480). SCENARIOS="esprit strongswan rekey dpd cert frag"
 # (the default) selects the scenarios. Cleans up (processes by PID, namespaces)
 # on any exit. Binaries from $ESPRIT_BIN (default $CARGO_TARGET_DIR or
 # target, /debug), built if missing. ESPRIT_KEEP=1 keeps the logs.
@@ -59,13 +66,13 @@ source "$ESPRIT_ROOT/scripts/lib/strongswan.sh"
 need_root
 
 [ $# -eq 0 ] || die "usage: scripts/tests/interop-strongswan-ikev2.sh (no arguments; see the header)"
-LIMIT=${ESPRIT_TIMEOUT:-420}
-SCENARIOS=${SCENARIOS:-"esprit strongswan rekey dpd cert"}
+LIMIT=${ESPRIT_TIMEOUT:-480}
+SCENARIOS=${SCENARIOS:-"esprit strongswan rekey dpd cert frag"}
 PSK="esprit-interop-v2-psk-0123456789"
 START=$(date +%s)
 
 swan_packages
-apt_install "${ESPRIT_TEST_PACKAGES[@]}" openssl
+apt_install "${ESPRIT_TEST_PACKAGES[@]}" openssl nftables
 esprit_bin_dir
 
 WORK=$(mktemp -d /tmp/esprit-interop-v2.XXXXXX)
@@ -211,6 +218,11 @@ EOC
     if [ -n "${CERT:-}" ]; then
         mkdir -p "$SWAN_DIR/private"
         cp "$PKI/east-key.pem" "$SWAN_DIR/private/"
+        # An intermediate CA: strongSwan sends it after its certificate.
+        if [ -e "$PKI/im.pem" ]; then
+            mkdir -p "$SWAN_DIR/x509ca"
+            cp "$PKI/im.pem" "$SWAN_DIR/x509ca/"
+        fi
     fi
 }
 
@@ -358,7 +370,7 @@ socketserver.TCPServer((sys.argv[1], 80), Hello).serve_forever()
     topo_arp_warm
     nsx gw2 ping -c 1 -W 2 198.51.100.1 >/dev/null 2>&1 || true
     nsx h21 ping -c 1 -W 2 10.2.1.1 -I "$WEB" >/dev/null 2>&1 || true
-    nsx_bg inet tcpdump -n -i i1 -w "$RUN/wan.pcap" -U 'udp port 500 or udp port 4500 or esp' >/dev/null 2>&1
+    nsx_bg inet tcpdump -n -i i1 -w "$RUN/wan.pcap" -U 'udp port 500 or udp port 4500 or esp or (ip[6:2] & 0x3fff != 0)' >/dev/null 2>&1
     PID[tcpdump]=$!
     for _ in $(seq 50); do [ -s "$RUN/wan.pcap" ] && break; sleep 0.1; done
 }
@@ -654,6 +666,96 @@ cert_scenario() { # cert_scenario rsa|ecdsa
     tear_down
 }
 
+# make_pki_chain: a CA (RSA 2048), an intermediate under it (RSA 2048),
+# and under that the two end entities with RSA 4096 keys, in $PKI;
+# esprit's certificate file holds its certificate then the intermediate
+# (sent in that order), esprit's key as PKCS#8.
+make_pki_chain() {
+    local n
+    PKI=$WORK/pki-chain
+    mkdir -p "$PKI"
+    {
+        pki --gen --type rsa --size 2048 --outform pem >"$PKI/ca-key.pem" &&
+            pki --self --ca --lifetime 30 --in "$PKI/ca-key.pem" --type rsa \
+                --dn "C=XX, O=esprit interop, CN=lab root CA" --outform pem >"$PKI/ca.pem" &&
+            pki --gen --type rsa --size 2048 --outform pem >"$PKI/im-key.pem" &&
+            pki --pub --in "$PKI/im-key.pem" --type rsa |
+            pki --issue --lifetime 30 --ca --cacert "$PKI/ca.pem" --cakey "$PKI/ca-key.pem" \
+                --dn "C=XX, O=esprit interop, CN=lab intermediate CA" --outform pem >"$PKI/im.pem" &&
+            for n in west east; do
+                pki --gen --type rsa --size 4096 --outform pem >"$PKI/$n-key.pem" &&
+                    pki --pub --in "$PKI/$n-key.pem" --type rsa |
+                    pki --issue --lifetime 30 --cacert "$PKI/im.pem" --cakey "$PKI/im-key.pem" \
+                        --dn "C=XX, O=esprit interop, CN=$n.example" --san "$n.example" --outform pem \
+                        >"$PKI/$n-leaf.pem" || return 1
+            done &&
+            cat "$PKI/west-leaf.pem" "$PKI/im.pem" >"$PKI/west-cert.pem" &&
+            cp "$PKI/east-leaf.pem" "$PKI/east-cert.pem" &&
+            openssl pkcs8 -topk8 -nocrypt -in "$PKI/west-key.pem" -out "$PKI/west-key8.pem"
+    } 2>"$PKI/pki.log"
+}
+
+# no_ip_fragments: inet's rule dropped no IPv4 fragment, and the capture
+# holds none.
+no_ip_fragments() {
+    local dropped frags
+    dropped=$(nsx inet nft list chain ip esprit_frag pre | awk '/drop/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }')
+    frags=$(tshark -r "$RUN/wan.pcap" -Y 'ip.flags.mf == 1 || ip.frag_offset > 0' 2>/dev/null | wc -l)
+    log "    IPv4 fragments: $dropped dropped by inet, $frags in the capture"
+    [ "$dropped" = 0 ] && [ "$frags" = 0 ]
+}
+
+# no_fragment_drops: `esprit get counter` shows no ikev2-fragment-*
+# discard (the text lists the reasons counted).
+no_fragment_drops() {
+    local out
+    out=$(esprit get counter) || return 1
+    grep -q "IKE discards by reason" <<<"$out" || return 1
+    ! grep -E "ikev2-fragment-[a-z-]+ +[1-9]" <<<"$out"
+}
+
+# skf_from SRC: the capture holds IKEv2 Encrypted Fragments (payload 53)
+# sent by SRC, every fragment datagram within 1280 bytes of IP.
+skf_from() {
+    local n big
+    n=$(tshark -r "$RUN/wan.pcap" -Y "ip.src == $1 && isakmp.nextpayload == 53" 2>/dev/null | wc -l)
+    big=$(tshark -r "$RUN/wan.pcap" -Y "ip.src == $1 && isakmp.nextpayload == 53 && ip.len > 1280" 2>/dev/null | wc -l)
+    log "    $1: $n datagrams with Encrypted Fragments, $big over 1280 bytes"
+    [ "$n" -ge 2 ] && [ "$big" = 0 ]
+}
+
+frag_scenario() {
+    log "=== IKE fragmentation (RFC 7383): a certificate chain over a path without IP fragments"
+    check "frag: pki makes a CA, an intermediate and two RSA 4096 end entities" make_pki_chain
+    CERT=rsa bring_up frag
+    # inet drops every IPv4 fragment, before any reassembly (defrag hooks
+    # at -400).
+    nsx inet nft add table ip esprit_frag
+    nsx inet nft add chain ip esprit_frag pre '{ type filter hook prerouting priority -450; }'
+    nsx inet nft add rule ip esprit_frag pre 'ip frag-off & 0x3fff != 0 counter drop'
+    check "frag: esprit initiates: the first ping h11 -> 10.2.1.10 is answered (IKE_AUTH in fragments)" \
+        first_ping h11 10.2.1.10
+    check "frag: strongSwan reassembled esprit's fragmented IKE_AUTH and verified west.example through the intermediate" \
+        bash -c "grep -q 'reassembled fragmented IKE message' '$RUN/swan/charon.log' &&
+                 grep -q \"authentication of 'west.example' with RSA_EMSA_PKCS1_SHA2_256 successful\" '$RUN/swan/charon.log'"
+    check "frag: esprit took east.example's chain (IKE SA up)" \
+        grep -q "gateway swan: IKE SA up (we initiated" "$RUN/cd.log"
+    check "frag: pair 11: 10 pings" ping_ok h11 10.2.1.10 10
+    swan_ctl --terminate --ike esprit --timeout 10 >"$RUN/terminate.log" 2>&1
+    check "frag: strongSwan closed the IKE SA: esprit has no SA left" active 0
+    swan_initiate p22
+    check "frag: strongSwan initiates with its chain in fragments: esprit takes it (IKE SA up, the peer initiated)" \
+        grep -q "gateway swan: IKE SA up (the peer initiated" "$RUN/cd.log"
+    check "frag: pair 22: 10 pings" ping_ok h12 10.2.2.10 10
+    check "frag: no IKEv2 fragment dropped by esprit (get counter)" no_fragment_drops
+    stop_capture
+    check "frag: Encrypted Fragments from esprit on the WAN, each within 1280 bytes" skf_from 198.51.100.1
+    check "frag: Encrypted Fragments from strongSwan on the WAN, each within 1280 bytes" skf_from 203.0.113.2
+    check "frag: no IPv4 fragment on the WAN, none dropped by inet" no_ip_fragments
+    grep -E "IKE SA|child SA|certificate|AUTH|failed|error" "$RUN/cd.log" | cut -c1-220 | sed 's/^/    /' >&2 || true
+    tear_down
+}
+
 # dissect PCAP: tshark reads the whole capture: IKEv2 (ISAKMP version 2.0)
 # and ESP (in UDP, RFC 3948) are there, nothing is "Malformed".
 dissect() {
@@ -677,6 +779,7 @@ for s in $SCENARIOS; do
         cert_scenario rsa
         cert_scenario ecdsa
         ;;
+    frag) frag_scenario ;;
     *) die "unknown scenario $s" ;;
     esac
 done

@@ -103,6 +103,9 @@ pub struct IkeGateway {
     pub my_cert: Option<String>,
     /// `cert peer-ca NAME`: the CA of the peer's (`set pki ca-cert`).
     pub peer_ca: Option<String>,
+    /// `fragmentation ...` when given (IKEv2); else fragments of
+    /// [`DEFAULT_FRAGMENT_SIZE`].
+    pub fragmentation: Option<Fragmentation>,
 }
 
 /// `set pki local-cert NAME certificate FILE key FILE`.
@@ -797,6 +800,7 @@ impl Config {
                                 peer_id: None,
                                 my_cert: None,
                                 peer_ca: None,
+                                fragmentation: None,
                             },
                         );
                     }
@@ -879,6 +883,7 @@ impl Config {
                 GatewaySetting::PeerId(id) => gateway.peer_id = Some(id.clone()),
                 GatewaySetting::MyCert(n) => gateway.my_cert = Some(n.clone()),
                 GatewaySetting::PeerCa(n) => gateway.peer_ca = Some(n.clone()),
+                GatewaySetting::Fragmentation(f) => gateway.fragmentation = Some(*f),
             }
         }
         Ok(warnings)
@@ -1077,6 +1082,7 @@ impl Config {
                         g.my_cert = None;
                         g.peer_ca = None;
                     }
+                    Some(GatewayItem::Fragmentation) => g.fragmentation = None,
                 }
             }
             UnsetCommand::Pki { ca, name } => {

@@ -42,7 +42,7 @@ pub use config::{
     Config, CustomService, IkeGateway, Interface, InterfaceIp, Nhtb, User, UserGroup, Vpn, VpnKind,
 };
 pub use error::{ConfigError, ErrorKind, ParseError, Warning};
-pub use model::{Command, SetCommand, UnsetCommand};
+pub use model::{Command, Fragmentation, SetCommand, UnsetCommand, DEFAULT_FRAGMENT_SIZE};
 pub use parse::parse_line;
 pub use proposal::{P1Suite, P2Suite, ProposalChoice, SecLevel};
 pub use secret::Secret;

@@ -279,7 +279,27 @@ pub enum GatewaySetting {
     /// `cert peer-ca NAME`: the CA the peer's certificate must chain to
     /// (`set pki ca-cert`).
     PeerCa(String),
+    /// `fragmentation size N` / `fragmentation disable` (IKEv2, RFC
+    /// 7383; Junos's words): the IP datagram size IKE messages are cut
+    /// to, or no fragmentation.
+    Fragmentation(Fragmentation),
 }
+
+/// IKEv2 fragmentation of a gateway (RFC 7383).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fragmentation {
+    /// Announced; messages cut to IP datagrams of this many bytes.
+    Size(u16),
+    /// Not announced; the peer's fragments are dropped.
+    Disabled,
+}
+
+/// The default IKEv2 fragment size: 1280 bytes of IP datagram, IPv6's
+/// minimum MTU, for IPv4 too (strongSwan's `fragment_size`).
+pub const DEFAULT_FRAGMENT_SIZE: u16 = 1280;
+/// The bounds of `fragmentation size N` (RFC 7383 §2.5.1's IPv4 floor
+/// of 576; at most a 16,000-byte datagram, as Junos).
+pub const FRAGMENT_SIZE_RANGE: (u32, u32) = (576, 16000);
 
 /// `set pki ...`: esprit's words for what ScreenOS keeps in its PKI store
 /// (loaded there with `exec pki`), as files controld reads.
@@ -608,6 +628,8 @@ pub enum GatewayItem {
     PeerId,
     /// `cert` (both `my-cert` and `peer-ca`).
     Cert,
+    /// `fragmentation`: back to the default size.
+    Fragmentation,
 }
 
 /// What `unset vpn NAME ...` removes.

@@ -599,7 +599,11 @@ fn set_route(c: &mut Cursor<'_, '_>) -> Result<Route, ParseError> {
     Ok(Route { prefix, interface, gateway, metric: metric.unwrap_or(DEFAULT_METRIC) })
 }
 
-const GATEWAY_WORDS: [&str; 14] = [
+/// Where the gateway's optional settings, the ones `unset ike gateway
+/// NAME ...` removes one by one, begin in [`GATEWAY_WORDS`].
+const GATEWAY_ITEMS_FROM: usize = 9;
+
+const GATEWAY_WORDS: [&str; 15] = [
     "address",
     "dialup",
     "dynamic",
@@ -614,6 +618,7 @@ const GATEWAY_WORDS: [&str; 14] = [
     "local-id",
     "peer-id",
     "cert",
+    "fragmentation",
 ];
 
 fn sec_level(c: &mut Cursor<'_, '_>) -> Result<SecLevel, ParseError> {
@@ -762,6 +767,16 @@ fn set_gateway(c: &mut Cursor<'_, '_>) -> Result<SetCommand, ParseError> {
             "local-id" => {
                 c.once(&mut seen, k)?;
                 GatewaySetting::LocalId(Identity::from_text(&c.name("local identity")?))
+            }
+            "fragmentation" => {
+                c.once(&mut seen, k)?;
+                GatewaySetting::Fragmentation(match c.keyword(&["size", "disable"])? {
+                    "size" => {
+                        let (lo, hi) = FRAGMENT_SIZE_RANGE;
+                        Fragmentation::Size(u16::try_from(c.number("fragment size", lo, hi)?).unwrap_or(0))
+                    }
+                    _ => Fragmentation::Disabled,
+                })
             }
             "cert" => match c.keyword(&["my-cert", "peer-ca"])? {
                 "my-cert" => {
@@ -1294,15 +1309,15 @@ fn parse_unset(c: &mut Cursor<'_, '_>) -> Result<UnsetCommand, ParseError> {
                 // The marker is the gateway's own word; unset needs only the name.
                 let _ = ikev2_marker(c);
                 let name = c.name("gateway name")?;
-                let item =
-                    match c.option(&["nat-traversal", "dpd-liveness", "local-id", "peer-id", "cert"])? {
-                        None => None,
-                        Some("cert") => Some(GatewayItem::Cert),
-                        Some("nat-traversal") => Some(GatewayItem::NatTraversal),
-                        Some("dpd-liveness") => Some(GatewayItem::Dpd),
-                        Some("local-id") => Some(GatewayItem::LocalId),
-                        Some(_) => Some(GatewayItem::PeerId),
-                    };
+                let item = match c.option(&GATEWAY_WORDS[GATEWAY_ITEMS_FROM..])? {
+                    None => None,
+                    Some("cert") => Some(GatewayItem::Cert),
+                    Some("fragmentation") => Some(GatewayItem::Fragmentation),
+                    Some("nat-traversal") => Some(GatewayItem::NatTraversal),
+                    Some("dpd-liveness") => Some(GatewayItem::Dpd),
+                    Some("local-id") => Some(GatewayItem::LocalId),
+                    Some(_) => Some(GatewayItem::PeerId),
+                };
                 UnsetCommand::IkeGateway { name, item }
             }
             "p1-proposal" => UnsetCommand::P1Proposal(c.name("proposal name")?),
@@ -1550,7 +1565,7 @@ mod tests {
         let e = parse_line(r#"set ike gateway g preshare "hush" bogus"#).unwrap_err();
         assert_eq!(
             e.to_string(),
-            r#"unknown word "bogus" after "set ike gateway g preshare <secret>": expected one of address, dialup, dynamic, Main, Aggr, outgoing-interface, preshare, sec-level, proposal, nat-traversal, dpd-liveness, local-id, peer-id, cert, or end of line"#
+            r#"unknown word "bogus" after "set ike gateway g preshare <secret>": expected one of address, dialup, dynamic, Main, Aggr, outgoing-interface, preshare, sec-level, proposal, nat-traversal, dpd-liveness, local-id, peer-id, cert, fragmentation, or end of line"#
         );
     }
 }

@@ -13,7 +13,7 @@ use core::fmt::Write;
 
 use crate::config::{identity_kind, member_words, Config, InterfaceIp, VpnKind};
 use crate::model::{
-    GatewayPeer, Identity, IkeVersion, VpnMonitorTiming, DEFAULT_AUTOKEY_REPLAY_WINDOW,
+    Fragmentation, GatewayPeer, Identity, IkeVersion, VpnMonitorTiming, DEFAULT_AUTOKEY_REPLAY_WINDOW,
     DEFAULT_MANUAL_REPLAY_WINDOW, DEFAULT_METRIC,
 };
 use crate::proposal::ProposalChoice;
@@ -189,6 +189,11 @@ impl Config {
             }
             if let Some(n) = &g.peer_ca {
                 out.push(format!("{head} cert peer-ca {}", quoted(n)));
+            }
+            match g.fragmentation {
+                Some(Fragmentation::Size(n)) => out.push(format!("{head} fragmentation size {n}")),
+                Some(Fragmentation::Disabled) => out.push(format!("{head} fragmentation disable")),
+                None => {}
             }
         }
         for v in self.vpns() {

@@ -663,3 +663,33 @@ fn autokey_esn() {
     let VpnKind::AutoKey(a) = &c.vpn("v").unwrap().kind else { panic!() };
     assert!(!a.esn, "off unless given");
 }
+
+#[test]
+fn ikev2_fragmentation_in_junos_words() {
+    let gw = r#"set ike gateway ikev2 "v2" address 203.0.113.3 outgoing-interface "ethernet0/2" preshare "another key of 20+ chars" proposal "pre-g19-aes256-sha256""#;
+    let mut c = with(&[gw, "set ike gateway ikev2 v2 fragmentation size 1400"]);
+    assert_eq!(c.gateway("v2").unwrap().fragmentation, Some(esprit_config::Fragmentation::Size(1400)));
+    assert_eq!(
+        printed(&c, "set ike gateway ikev2 \"v2\" frag"),
+        [r#"set ike gateway ikev2 "v2" fragmentation size 1400"#]
+    );
+    c.apply("set ike gateway v2 fragmentation disable").unwrap();
+    assert_eq!(c.gateway("v2").unwrap().fragmentation, Some(esprit_config::Fragmentation::Disabled));
+    assert_eq!(
+        printed(&c, "set ike gateway ikev2 \"v2\" frag"),
+        [r#"set ike gateway ikev2 "v2" fragmentation disable"#]
+    );
+    round_trip(&c);
+    c.apply("unset ike gateway v2 fragmentation").unwrap();
+    assert_eq!(c.gateway("v2").unwrap().fragmentation, None);
+    assert!(printed(&c, "set ike gateway ikev2 \"v2\" frag").is_empty());
+    for (line, why) in [
+        ("set ike gateway v2 fragmentation size 575", r#"bad fragment size "575": expected a number from 576 to 16000"#),
+        ("set ike gateway v2 fragmentation size 16001", r#"bad fragment size "16001": expected a number from 576 to 16000"#),
+        ("set ike gateway v2 fragmentation", "missing argument after \"set ike gateway v2 fragmentation\": expected one of size, disable"),
+        ("set ike gateway v2 fragmentation enable", "unknown word \"enable\" after \"set ike gateway v2 fragmentation\": expected one of size, disable"),
+    ] {
+        let e = c.clone().apply(line).unwrap_err().to_string();
+        assert!(e.contains(why), "{line}: {e}");
+    }
+}

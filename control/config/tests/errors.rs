@@ -35,7 +35,7 @@ const CORPUS: &[(&str, &str)] = &[
     ),
     (
         r#"set ike gateway "g2" address 192.0.2.9 outgoing-interface "ethernet0/2" preshare "secretkey" sec-levl standard"#,
-        r#""set ike gateway "g2" address 192.0.2.9 outgoing-interface "ethernet0/2" preshare <secret> sec-levl standard": unknown word "sec-levl" after "set ike gateway g2 address 192.0.2.9 outgoing-interface ethernet0/2 preshare <secret>": expected one of address, dialup, dynamic, Main, Aggr, outgoing-interface, preshare, sec-level, proposal, nat-traversal, dpd-liveness, local-id, peer-id, cert, or end of line"#,
+        r#""set ike gateway "g2" address 192.0.2.9 outgoing-interface "ethernet0/2" preshare <secret> sec-levl standard": unknown word "sec-levl" after "set ike gateway g2 address 192.0.2.9 outgoing-interface ethernet0/2 preshare <secret>": expected one of address, dialup, dynamic, Main, Aggr, outgoing-interface, preshare, sec-level, proposal, nat-traversal, dpd-liveness, local-id, peer-id, cert, fragmentation, or end of line"#,
     ),
     (
         "set service web protocol 47 dst-port 80",

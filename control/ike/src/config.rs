@@ -160,6 +160,10 @@ pub struct PeerConfig {
     pub dynamic: bool,
     /// What strangers can make the responder hold (the half-open bounds).
     pub half_open: crate::HalfOpenLimits,
+    /// IKEv2 only: fragmentation (RFC 7383) with IP datagrams of this
+    /// many bytes, or `None` for none (see
+    /// [`crate::v2::session::SessionConfig::fragment_size`]).
+    pub fragment_size: Option<u16>,
 }
 
 impl core::fmt::Debug for PeerConfig {
@@ -189,7 +193,8 @@ impl PeerConfig {
     /// aes128-sha1-modp2048 and aes256-sha256-modp2048, ESP aes128gcm16
     /// then aes128-sha1, no PFS, 28800 s / 3600 s lifetimes, the local
     /// address as identity, INITIAL-CONTACT sent, NAT traversal spoken
-    /// with a NAT-keepalive every 20 s (RFC 3948 §4's suggested default).
+    /// with a NAT-keepalive every 20 s (RFC 3948 §4's suggested default),
+    /// IKEv2 fragments of 1280-byte datagrams.
     pub fn new(name: &str, local: SocketAddr, remote: SocketAddr, psk: &[u8]) -> PeerConfig {
         PeerConfig {
             name: name.to_owned(),
@@ -228,6 +233,7 @@ impl PeerConfig {
             announce_esprit: true,
             dynamic: false,
             half_open: crate::HalfOpenLimits::default(),
+            fragment_size: Some(crate::v2::frag::FRAGMENT_SIZE_DEFAULT),
         }
     }
 }

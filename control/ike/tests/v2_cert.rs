@@ -190,6 +190,7 @@ fn session_config(west: bool, auth: CertAuth) -> SessionConfig {
         retransmit: Retransmit { initial: Duration::from_secs(1), tries: 3 },
         dpd: None,
         dpd_retries: None,
+        fragment_size: Some(esprit_ike::v2::frag::FRAGMENT_SIZE_DEFAULT),
     }
 }
 

@@ -86,6 +86,7 @@ fn config(me: &str, peer: &str, proxy_ids: Vec<ProxyId>, pfs: Option<DhGroup>) -
         retransmit: Retransmit { initial: Duration::from_secs(1), tries: 3 },
         dpd: None,
         dpd_retries: None,
+        fragment_size: Some(esprit_ike::v2::frag::FRAGMENT_SIZE_DEFAULT),
     }
 }
 

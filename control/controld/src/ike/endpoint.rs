@@ -106,8 +106,8 @@ fn proposals(cfg: &PeerConfig) -> Vec<IkeSaProposal> {
 
 /// The IKEv2 session configuration of a gateway: the same proposals,
 /// key, identities, suites, PFS group, lifetimes, proxy-IDs and DPD
-/// interval as its IKEv1 form; certificates instead of the key when it
-/// has them. Errors say what cannot be offered.
+/// interval as its IKEv1 form, its fragment size; certificates instead
+/// of the key when it has them. Errors say what cannot be offered.
 pub fn session_config(cfg: &PeerConfig, cert: Option<&CertFiles>) -> Result<SessionConfig, String> {
     let proposals = proposals(cfg);
     IkeSaProposal::check_all(&proposals).map_err(|e| e.to_string())?;
@@ -134,6 +134,7 @@ pub fn session_config(cfg: &PeerConfig, cert: Option<&CertFiles>) -> Result<Sess
         retransmit: cfg.retransmit,
         dpd: cfg.dpd_delay,
         dpd_retries: Some(cfg.dpd_retries),
+        fragment_size: cfg.fragment_size,
     })
 }
 

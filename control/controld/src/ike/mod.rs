@@ -336,6 +336,18 @@ pub fn ike_gateways(config: &Config, hex_ids: &BTreeMap<String, u32>) -> (Vec<Ik
                 "ike gateway \"{name}\": udp-checksum is not implemented: ESP in UDP is sent with a zero UDP checksum (RFC 3948 §2.1 allows it)"
             ));
         }
+        // IKEv2 fragmentation (RFC 7383), in Junos's words: `fragmentation
+        // size N` or `disable`; 1280-byte datagrams when not said.
+        cfg.fragment_size = match g.fragmentation {
+            Some(esprit_config::Fragmentation::Disabled) => None,
+            Some(esprit_config::Fragmentation::Size(n)) => Some(n),
+            None => Some(esprit_config::DEFAULT_FRAGMENT_SIZE),
+        };
+        if !ikev2 && g.fragmentation.is_some() {
+            warnings.push(format!(
+                "ike gateway \"{name}\": fragmentation is IKEv2's (RFC 7383): not used with IKEv1"
+            ));
+        }
         let cert = match pki::load(config, &name) {
             Ok(c) => c,
             Err(e) => {
@@ -629,6 +641,7 @@ fn same_peer(a: &PeerConfig, b: &PeerConfig) -> bool {
         && a.dynamic == b.dynamic
         && a.nat_traversal == b.nat_traversal
         && a.nat_keepalive == b.nat_keepalive
+        && a.fragment_size == b.fragment_size
 }
 
 impl IkeManager {
@@ -1525,6 +1538,30 @@ set vpn "v" proxy-id local-ip 10.1.2.0/24 remote-ip 10.2.2.0/24 any
     /// keepalives every 5 s by default, every N s with
     /// `keepalive-frequency N`, none with 0; `udp-checksum` is accepted
     /// with a warning (zero checksums are sent).
+    #[test]
+    fn fragmentation_follows_the_configuration() {
+        let with = |conf: String| {
+            let (config, _) = Config::load(&conf).unwrap();
+            let (g, warnings) = ike_gateways(&config, &BTreeMap::from([("v".to_string(), 5)]));
+            let size = session_config(&g[0].config, None).unwrap().fragment_size;
+            (g[0].config.fragment_size, size, warnings)
+        };
+        let v2 = |line: &str| {
+            let conf = CONF
+                .replace("set ike gateway \"gw2\" address", "set ike gateway ikev2 \"gw2\" address")
+                .replace(" Main outgoing", " outgoing");
+            with(format!("{conf}{line}\n"))
+        };
+        assert_eq!(v2(""), (Some(1280), Some(1280), vec![]), "not said: 1280-byte datagrams");
+        assert_eq!(v2(r#"set ike gateway "gw2" fragmentation size 1400"#), (Some(1400), Some(1400), vec![]));
+        assert_eq!(v2(r#"set ike gateway "gw2" fragmentation disable"#), (None, None, vec![]));
+        let (_, _, warnings) = with(format!("{CONF}set ike gateway \"gw2\" fragmentation size 1400\n"));
+        assert_eq!(
+            warnings,
+            vec!["ike gateway \"gw2\": fragmentation is IKEv2's (RFC 7383): not used with IKEv1".to_string()]
+        );
+    }
+
     #[test]
     fn nat_traversal_follows_the_configuration() {
         let with = |line: &str| {

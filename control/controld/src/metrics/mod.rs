@@ -263,6 +263,14 @@ esprit_ike_discards_total{reason="ikev2-unsupported-exchange"} 0
 esprit_ike_discards_total{reason="ikev2-ike-sa-init-ignored"} 0
 esprit_ike_discards_total{reason="ikev2-ike-auth-ignored"} 0
 esprit_ike_discards_total{reason="ikev2-retransmit-answered"} 0
+esprit_ike_discards_total{reason="ikev2-fragment-unwanted"} 0
+esprit_ike_discards_total{reason="ikev2-fragment-invalid"} 0
+esprit_ike_discards_total{reason="ikev2-fragment-integrity"} 0
+esprit_ike_discards_total{reason="ikev2-fragment-duplicate"} 0
+esprit_ike_discards_total{reason="ikev2-fragment-stale"} 0
+esprit_ike_discards_total{reason="ikev2-fragment-total-changed"} 0
+esprit_ike_discards_total{reason="ikev2-fragment-too-large"} 0
+esprit_ike_discards_total{reason="ikev2-fragment-expired"} 0
 # HELP esprit_proxy_id_status 1 for the proxy-ID's status: up (SA pair installed), ready (never negotiated), down (lost, or VPN monitor DOWN).
 # TYPE esprit_proxy_id_status gauge
 esprit_proxy_id_status{vpn="lab vpn",proxy_id="local-ip 10.1.3.0/24 remote-ip 10.3.0.0/16 ANY",status="up"} 0

@@ -133,6 +133,7 @@ const GATEWAY_SETTINGS: &[Node] = &[
         "cert",
         &[kw("my-cert", &[val("<local-cert>", true, &[])]), kw("peer-ca", &[val("<ca-cert>", true, &[])])],
     ),
+    opt("fragmentation", &[kw("size", &[val("<576-16000>", true, &[])]), kw("disable", &[])]),
 ];
 
 /// `set pki ...`.
@@ -335,6 +336,7 @@ const UNSET: &[Node] = &[
                         end("local-id", &[]),
                         end("peer-id", &[]),
                         end("cert", &[]),
+                        end("fragmentation", &[]),
                     ],
                 )],
             ),

@@ -493,6 +493,22 @@ impl InitiatorSentAuth {
         &self.request
     }
 
+    /// The IKE SA's SPIs (SPIi, SPIr).
+    pub(crate) fn spis(&self) -> (u64, u64) {
+        (self.x.spi_i, self.x.spi_r)
+    }
+
+    /// The SK cipher: the response's fragments open under it, and our
+    /// request's are sealed with it (RFC 7383).
+    pub(crate) fn cipher_mut(&mut self) -> &mut SkCipher {
+        &mut self.cipher
+    }
+
+    /// The SK cipher, to open the response's fragments.
+    pub(crate) fn cipher(&self) -> &SkCipher {
+        &self.cipher
+    }
+
     /// Takes the responder's answer, without a clock: enough for a shared
     /// key; a responder's certificate fails ([`CertAuthError::NoClock`]).
     pub fn handle_response(self, msg: &[u8]) -> InitiatorAuthStep {

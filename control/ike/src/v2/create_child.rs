@@ -240,6 +240,21 @@ impl IkeSa {
         &self.sa
     }
 
+    /// The SK cipher, to cut our messages into fragments (RFC 7383).
+    pub(crate) fn cipher_mut(&mut self) -> &mut super::sk::SkCipher {
+        &mut self.sa.cipher
+    }
+
+    /// The peer's last request answered: its ID and our response.
+    pub(crate) fn answered(&self) -> Option<(u32, &[u8])> {
+        self.last_answered.as_ref().map(|(id, _, r)| (*id, r.as_slice()))
+    }
+
+    /// The ID the peer's next request must carry (§2.2).
+    pub(crate) fn peer_next(&self) -> u32 {
+        self.peer_next
+    }
+
     fn header(&self, message_id: u32, response: bool) -> Header {
         let x = &self.sa.exchange;
         let mut flags = if self.original_initiator { FLAG_INITIATOR } else { 0 };

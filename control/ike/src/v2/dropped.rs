@@ -36,11 +36,34 @@ pub enum Dropped {
     /// A retransmitted request answered again with the stored response
     /// (§2.1): not processed a second time.
     RetransmitAnswered,
+    /// An Encrypted Fragment where fragmentation is off, in IKE_SA_INIT,
+    /// or of an IKE SA that did not announce it (RFC 7383 §2.3).
+    FragmentUnwanted,
+    /// An Encrypted Fragment whose numbers are wrong: Fragment Number 0
+    /// or past Total Fragments, Total Fragments 0 or over the bound, or a
+    /// Next Payload in a fragment other than the first (RFC 7383 §2.5).
+    FragmentInvalid,
+    /// An Encrypted Fragment that failed its integrity check (RFC 7383
+    /// §2.6: it may be forged; not kept).
+    FragmentIntegrity,
+    /// A fragment already held.
+    FragmentDuplicate,
+    /// A fragment of a message older than the one being reassembled, or
+    /// of one already answered other than its first (RFC 7383 §2.6.1).
+    FragmentStale,
+    /// A fragment whose Total Fragments is below that of the message
+    /// being reassembled (RFC 7383 §2.6.1).
+    FragmentTotalChanged,
+    /// The fragments held would exceed the reassembly bound: the message
+    /// is discarded.
+    FragmentTooLarge,
+    /// A message whose fragments did not all arrive in time, discarded.
+    FragmentExpired,
 }
 
 impl Dropped {
     /// Every reason, in counter order.
-    pub const ALL: [Dropped; 12] = [
+    pub const ALL: [Dropped; 20] = [
         Dropped::Unreadable,
         Dropped::WrongPeer,
         Dropped::UnknownSpi,
@@ -53,6 +76,14 @@ impl Dropped {
         Dropped::InitIgnored,
         Dropped::AuthIgnored,
         Dropped::RetransmitAnswered,
+        Dropped::FragmentUnwanted,
+        Dropped::FragmentInvalid,
+        Dropped::FragmentIntegrity,
+        Dropped::FragmentDuplicate,
+        Dropped::FragmentStale,
+        Dropped::FragmentTotalChanged,
+        Dropped::FragmentTooLarge,
+        Dropped::FragmentExpired,
     ];
 
     /// The counter's name.
@@ -70,6 +101,14 @@ impl Dropped {
             Dropped::InitIgnored => "ike-sa-init-ignored",
             Dropped::AuthIgnored => "ike-auth-ignored",
             Dropped::RetransmitAnswered => "retransmit-answered",
+            Dropped::FragmentUnwanted => "fragment-unwanted",
+            Dropped::FragmentInvalid => "fragment-invalid",
+            Dropped::FragmentIntegrity => "fragment-integrity",
+            Dropped::FragmentDuplicate => "fragment-duplicate",
+            Dropped::FragmentStale => "fragment-stale",
+            Dropped::FragmentTotalChanged => "fragment-total-changed",
+            Dropped::FragmentTooLarge => "fragment-too-large",
+            Dropped::FragmentExpired => "fragment-expired",
         }
     }
 
@@ -89,6 +128,14 @@ impl Dropped {
             Dropped::InitIgnored => "ikev2-ike-sa-init-ignored",
             Dropped::AuthIgnored => "ikev2-ike-auth-ignored",
             Dropped::RetransmitAnswered => "ikev2-retransmit-answered",
+            Dropped::FragmentUnwanted => "ikev2-fragment-unwanted",
+            Dropped::FragmentInvalid => "ikev2-fragment-invalid",
+            Dropped::FragmentIntegrity => "ikev2-fragment-integrity",
+            Dropped::FragmentDuplicate => "ikev2-fragment-duplicate",
+            Dropped::FragmentStale => "ikev2-fragment-stale",
+            Dropped::FragmentTotalChanged => "ikev2-fragment-total-changed",
+            Dropped::FragmentTooLarge => "ikev2-fragment-too-large",
+            Dropped::FragmentExpired => "ikev2-fragment-expired",
         }
     }
 
@@ -107,6 +154,14 @@ impl Dropped {
             Dropped::InitIgnored => "IKE_SA_INIT message ignored",
             Dropped::AuthIgnored => "IKE_AUTH message ignored",
             Dropped::RetransmitAnswered => "retransmitted request answered from memory",
+            Dropped::FragmentUnwanted => "IKE fragment not negotiated or not allowed here",
+            Dropped::FragmentInvalid => "IKE fragment with wrong numbers",
+            Dropped::FragmentIntegrity => "IKE fragment failed its integrity check",
+            Dropped::FragmentDuplicate => "IKE fragment already held",
+            Dropped::FragmentStale => "IKE fragment of an older or answered message",
+            Dropped::FragmentTotalChanged => "IKE fragment with fewer total fragments than held",
+            Dropped::FragmentTooLarge => "IKE fragments over the reassembly bound, message discarded",
+            Dropped::FragmentExpired => "IKE fragments not completed in time, message discarded",
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! [`ikev2_session`] brings two sessions up in memory (the seed's four
 //! proxy-IDs, each its own child; one deleted and made again; the IKE SA
-//! rekeyed once), keeps every datagram they exchanged,
+//! rekeyed once), with messages over [`FUZZ_FRAGMENT_SIZE`] bytes of IP
+//! in fragments (RFC 7383), keeps every datagram they exchanged,
 //! and then plays a stranger with the input: a list of operations, each
 //! an opcode byte and a length-prefixed chunk:
 //!
@@ -37,6 +38,11 @@ use super::session::{Session, SessionConfig};
 use super::wire::IdType;
 use crate::{DhGroup, Event, Lifetime, Retransmit, Suite};
 
+/// Datagrams of at most this many bytes: small enough that IKE_AUTH and
+/// CREATE_CHILD_SA go in fragments (RFC 7383), so that the log holds
+/// fragments to replay and alter.
+pub const FUZZ_FRAGMENT_SIZE: u16 = 200;
+
 const A: &str = "198.51.100.1:500";
 const B: &str = "203.0.113.1:500";
 
@@ -56,7 +62,14 @@ fn proxy_ids(a: bool) -> Vec<ProxyId> {
     v
 }
 
-fn config(a: bool) -> SessionConfig {
+/// The first of the seed's proxy-IDs, from A's side.
+pub fn proxy_id() -> ProxyId {
+    proxy_ids(true)[0]
+}
+
+/// A's configuration (`a`) or B's: a pre-shared key, the seed's
+/// proxy-IDs, and fragments of [`FUZZ_FRAGMENT_SIZE`].
+pub fn config(a: bool) -> SessionConfig {
     let id = |s: &str| WireIdentity { kind: IdType::Fqdn, data: s.as_bytes().to_vec() };
     let (me, peer) = if a { ("a.example", "b.example") } else { ("b.example", "a.example") };
     let (encr, integ) = (vec![EncrAlg::AesCbc128], vec![IntegAlg::HmacSha256_128]);
@@ -78,6 +91,7 @@ fn config(a: bool) -> SessionConfig {
         retransmit: Retransmit { initial: Duration::from_secs(1), tries: 2 },
         dpd: None,
         dpd_retries: None,
+        fragment_size: Some(FUZZ_FRAGMENT_SIZE),
     }
 }
 
@@ -200,16 +214,26 @@ pub fn ikev2_session(data: &[u8]) {
     assert_eq!((e.a.children(), e.b.children(), e.a.ike_spis()), before);
 }
 
+/// True if `msg` is an Encrypted Fragment message (RFC 7383).
+pub fn is_fragment(msg: &[u8]) -> bool {
+    msg.get(16) == Some(&super::wire::PayloadType::EncryptedFragment.value())
+}
+
 /// Seeds: every datagram of the bring-up replayed to its receiver, and
-/// each once with a byte flipped, as one input apiece.
+/// each once with a byte flipped, as one input apiece; each fragment
+/// also with its Fragment Number and its Total Fragments changed.
 pub fn seeds() -> Vec<(String, Vec<u8>)> {
     let e = established();
     let mut out = Vec::new();
-    for (i, (from_a, _)) in e.log.iter().enumerate() {
+    for (i, (from_a, msg)) in e.log.iter().enumerate() {
         let op = if *from_a { 2 } else { 3 };
         let i = u8::try_from(i).unwrap_or(u8::MAX);
         out.push((format!("replay-{i:02}"), vec![op, 0, 1, i, 4]));
         out.push((format!("flip-{i:02}"), vec![op, 0, 3, i, 40, 1, 4]));
+        if is_fragment(msg) {
+            out.push((format!("fragment-number-{i:02}"), vec![op, 0, 3, i, 33, 3, 4]));
+            out.push((format!("fragment-total-{i:02}"), vec![op, 0, 3, i, 35, 0x40, 4]));
+        }
     }
     out.push(("garbage".to_string(), vec![0, 0, 4, 0x12, 0x34, 0x56, 0x78, 1, 0, 2, 0, 0]));
     out

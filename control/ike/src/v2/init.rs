@@ -202,6 +202,8 @@ pub(crate) struct InitPayloads<'a> {
     /// The first error Notify.
     pub(crate) error: Option<NotifyPayload<'a>>,
     pub(crate) signature_hash_algorithms: Option<&'a [u8]>,
+    /// IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
+    pub(crate) fragmentation_supported: bool,
 }
 
 /// A second payload of a type that occurs once (§1.2): INVALID_SYNTAX.
@@ -231,6 +233,7 @@ impl<'a> InitPayloads<'a> {
                         once(&mut p.nat_destination, n.data, "NAT_DETECTION_DESTINATION_IP", at)?
                     }
                     NotifyType::SignatureHashAlgorithms => p.signature_hash_algorithms = Some(n.data),
+                    NotifyType::FragmentationSupported => p.fragmentation_supported = true,
                     k if k.is_error() && p.error.is_none() => p.error = Some(n),
                     _ => {}
                 },

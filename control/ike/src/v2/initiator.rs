@@ -45,13 +45,20 @@ pub struct InitiatorConfig {
     /// The hash algorithms of RFC 7427 §4 to announce (empty: the Notify
     /// is not sent; it matters only with certificates).
     pub signature_hash_algorithms: Vec<u16>,
+    /// Announce IKE fragmentation (RFC 7383 §2.3).
+    pub fragmentation: bool,
 }
 
 impl InitiatorConfig {
     /// Offers `proposals`, follows up to 4 COOKIE / INVALID_KE_PAYLOAD
-    /// answers, announces no signature hashes.
+    /// answers, announces no signature hashes and no fragmentation.
     pub fn new(proposals: Vec<IkeSaProposal>) -> InitiatorConfig {
-        InitiatorConfig { proposals, max_retries: 4, signature_hash_algorithms: Vec::new() }
+        InitiatorConfig {
+            proposals,
+            max_retries: 4,
+            signature_hash_algorithms: Vec::new(),
+            fragmentation: false,
+        }
     }
 }
 
@@ -184,7 +191,7 @@ impl InitiatorSentInit {
     }
 
     /// The request: [N(COOKIE),] SA, KE, Ni, N(NAT_DETECTION_*),
-    /// [N(SIGNATURE_HASH_ALGORITHMS)].
+    /// [N(SIGNATURE_HASH_ALGORITHMS)], [N(IKEV2_FRAGMENTATION_SUPPORTED)].
     fn emit_request(&self) -> Result<Vec<u8>, wire::Error> {
         let mut m = MessageBuilder::new(init_header(self.spi_i, 0, false));
         if let Some(c) = &self.cookie {
@@ -201,6 +208,9 @@ impl InitiatorSentInit {
             let data: Vec<u8> =
                 self.config.signature_hash_algorithms.iter().flat_map(|h| h.to_be_bytes()).collect();
             push_notify(&mut m, NotifyType::SignatureHashAlgorithms, &data);
+        }
+        if self.config.fragmentation {
+            push_notify(&mut m, NotifyType::FragmentationSupported, &[]);
         }
         m.finish()
     }

@@ -44,6 +44,8 @@
 //!  config             IkeSaProposal, the responder's choice (§2.7) and
 //!                     the initiator's check of it (§3.3.6)
 //!          |
+//!  frag               fragments (RFC 7383): our sealed messages cut to
+//!                     fit a datagram, the peer's put back together
 //!  sk                 SkCipher: seal an inner PayloadChain into a message,
 //!                     open a message into its inner chain (§3.14, RFC 5282)
 //!  keys               prf+, SKEYSEED, SK_* (IkeSaKeys), rekeyed SKEYSEED,
@@ -68,6 +70,7 @@ pub mod child;
 pub mod config;
 pub mod create_child;
 pub mod dropped;
+pub mod frag;
 #[doc(hidden)]
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;

@@ -68,6 +68,9 @@ pub struct ResponderConfig {
     /// The data of an X.509 CERTREQ to send in the response (§1.2,
     /// §3.7: the SHA-1 hashes of our CAs' public keys); `None`: none.
     pub cert_request: Option<Vec<u8>>,
+    /// Answer an initiator's IKEV2_FRAGMENTATION_SUPPORTED with ours
+    /// (RFC 7383 §2.3).
+    pub fragmentation: bool,
 }
 
 impl ResponderConfig {
@@ -83,6 +86,7 @@ impl ResponderConfig {
             half_open_timeout: Duration::from_secs(30),
             signature_hash_algorithms: Vec::new(),
             cert_request: None,
+            fragmentation: false,
         }
     }
 }
@@ -175,6 +179,11 @@ impl ResponderInitDone {
     /// What the exchange left.
     pub fn into_exchange(self) -> InitExchange {
         self.exchange
+    }
+
+    /// What the exchange left, to read.
+    pub fn exchange(&self) -> &InitExchange {
+        &self.exchange
     }
 
     /// When the request was answered.
@@ -299,6 +308,14 @@ impl InitResponder {
         let done = self.half_open.remove(&key)?;
         self.forget_source(remote.ip());
         Some(done)
+    }
+
+    /// The half-open exchange [`InitResponder::take`] would take, left
+    /// in place.
+    pub fn peek(&self, remote: SocketAddr, spi_i: u64) -> Option<&ResponderInitDone> {
+        self.half_open.get(&(remote, spi_i)).or_else(|| {
+            self.half_open.iter().find(|((a, s), _)| a.ip() == remote.ip() && *s == spi_i).map(|e| e.1)
+        })
     }
 
     /// Puts back a half-open exchange taken with [`InitResponder::take`]
@@ -468,6 +485,10 @@ impl InitResponder {
             let data: Vec<u8> =
                 self.config.signature_hash_algorithms.iter().flat_map(|h| h.to_be_bytes()).collect();
             push_notify(&mut m, NotifyType::SignatureHashAlgorithms, &data);
+        }
+        // RFC 7383 §2.3: only to an initiator that announced it.
+        if p.fragmentation_supported && self.config.fragmentation {
+            push_notify(&mut m, NotifyType::FragmentationSupported, &[]);
         }
         let Ok(response) = m.finish() else {
             return Reply::Silent(InitReason::Malformed);

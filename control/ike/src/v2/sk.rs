@@ -29,7 +29,10 @@ use zeroize::Zeroizing;
 
 use super::alg::{EncrAlg, SkSuite, GCM_SALT_LEN};
 use super::keys::IkeSaKeys;
-use super::wire::{self, Header, PayloadChain, PayloadIter, PayloadType, GENERIC_HEADER_LEN, HEADER_LEN};
+use super::wire::{
+    self, EncryptedFragment, Header, PayloadChain, PayloadIter, PayloadType, ENCRYPTED_FRAGMENT_FIXED,
+    GENERIC_HEADER_LEN, HEADER_LEN,
+};
 use crate::Random;
 
 /// Why an Encrypted payload could not be sealed or opened.
@@ -72,6 +75,10 @@ pub enum SkError {
     /// The GCM IV counter is spent: the IKE SA must be rekeyed.
     #[error("AES-GCM IVs of this IKE SA are spent")]
     IvExhausted,
+    /// A message reassembled from fragments whose fragments do not
+    /// belong together: headers, numbers or totals differ (RFC 7383 §2.6).
+    #[error("fragments that do not make one message")]
+    BadFragments,
     /// A key of the wrong length for the suite.
     #[error("key of {len} bytes for a cipher that takes {want}")]
     BadKey {
@@ -115,6 +122,42 @@ pub struct Opened {
     pub first: u8,
     /// The inner payloads, padding removed.
     pub plaintext: Zeroizing<Vec<u8>>,
+}
+
+/// One opened Encrypted Fragment (RFC 7383 §2.5): its header, numbers and
+/// slice of the inner payloads.
+#[derive(Debug)]
+pub struct OpenedFragment {
+    /// The fragment message's header.
+    pub header: Header,
+    /// Fragment Number, from 1.
+    pub number: u16,
+    /// Total Fragments.
+    pub total: u16,
+    /// The first inner payload's type (fragment 1), else zero.
+    pub first: u8,
+    /// This fragment's bytes of the inner payloads, padding removed.
+    pub plaintext: Zeroizing<Vec<u8>>,
+}
+
+/// A message put together from its fragments: a header like each
+/// fragment's (next payload SKF, length the whole), then the fragment
+/// messages (whole, in number order, 1 to Total Fragments). It is never
+/// trusted as it stands: [`SkCipher::open`] checks each fragment again,
+/// so the exchanges read it as they read any message.
+pub fn reassembled(first: &Header, fragments: &[&[u8]]) -> Vec<u8> {
+    let len = HEADER_LEN + fragments.iter().map(|f| f.len()).sum::<usize>();
+    let mut out = vec![0u8; HEADER_LEN];
+    let h = Header {
+        next_payload: PayloadType::EncryptedFragment.value(),
+        length: u32::try_from(len).unwrap_or(u32::MAX),
+        ..*first
+    };
+    h.emit(&mut out);
+    for f in fragments {
+        out.extend_from_slice(f);
+    }
+    out
 }
 
 impl Opened {
@@ -179,8 +222,52 @@ impl SkCipher {
         inner: &PayloadChain,
         rng: &mut dyn Random,
     ) -> Result<Vec<u8>, SkError> {
+        self.seal_raw(header, PayloadType::Encrypted, inner.first(), &[], inner.bytes()?, rng)
+    }
+
+    /// Builds one Encrypted Fragment message (RFC 7383 §2.5): `header`
+    /// with an SKF payload numbered `number` of `total` around `chunk`, a
+    /// slice of the inner payloads' bytes; `first` is the first inner
+    /// payload's type, carried by fragment 1 only. Each fragment is
+    /// padded, encrypted and integrity-protected on its own (§2.5.3).
+    pub fn seal_fragment(
+        &mut self,
+        header: &Header,
+        first: u8,
+        (number, total): (u16, u16),
+        chunk: &[u8],
+        rng: &mut dyn Random,
+    ) -> Result<Vec<u8>, SkError> {
+        let next = if number == 1 { first } else { 0 };
+        let (n, t) = (number.to_be_bytes(), total.to_be_bytes());
+        self.seal_raw(header, PayloadType::EncryptedFragment, next, &[n[0], n[1], t[0], t[1]], chunk, rng)
+    }
+
+    /// The most inner-payload bytes one fragment carries in a message of
+    /// at most `max` bytes (RFC 7383 §2.5.1): what is left after the IKE
+    /// header, SKF header and fields, IV and ICV, cut to whole blocks
+    /// less the pad length byte. Zero if nothing fits.
+    pub fn fragment_room(&self, max: usize) -> usize {
         let encr = self.suite.encr();
-        let plain = inner.bytes()?;
+        let fixed = HEADER_LEN + GENERIC_HEADER_LEN + ENCRYPTED_FRAGMENT_FIXED;
+        let room = max.saturating_sub(fixed + encr.iv_len() + self.suite.icv_len());
+        let block = encr.block_len();
+        (room / block * block).saturating_sub(1)
+    }
+
+    /// Seals `plain` as a payload of `kind` (SK or SKF) whose generic
+    /// header's next-payload is `next`, `fixed` (SKF's numbers) between
+    /// that header and the IV.
+    fn seal_raw(
+        &mut self,
+        header: &Header,
+        kind: PayloadType,
+        next: u8,
+        fixed: &[u8],
+        plain: &[u8],
+        rng: &mut dyn Random,
+    ) -> Result<Vec<u8>, SkError> {
+        let encr = self.suite.encr();
         let block = encr.block_len();
         // §3.14: the fewest pad bytes that align payloads | padding | pad
         // length; zeros, which the RFC allows.
@@ -191,7 +278,7 @@ impl SkCipher {
         buf.push(pad as u8);
 
         let (iv_len, icv_len) = (encr.iv_len(), self.suite.icv_len());
-        let sk_len = GENERIC_HEADER_LEN + iv_len + buf.len() + icv_len;
+        let sk_len = GENERIC_HEADER_LEN + fixed.len() + iv_len + buf.len() + icv_len;
         let total = HEADER_LEN + sk_len;
         let sk_len16 = u16::try_from(sk_len).map_err(|_| wire::Error::BadLength {
             what: "Encrypted payload to build",
@@ -200,10 +287,11 @@ impl SkCipher {
             room: usize::from(u16::MAX),
         })?;
         let mut msg = vec![0u8; HEADER_LEN];
-        let h = Header { next_payload: PayloadType::Encrypted.value(), length: total as u32, ..*header };
+        let h = Header { next_payload: kind.value(), length: total as u32, ..*header };
         h.emit(&mut msg);
-        msg.extend_from_slice(&[inner.first(), 0]);
+        msg.extend_from_slice(&[next, 0]);
         msg.extend_from_slice(&sk_len16.to_be_bytes());
+        msg.extend_from_slice(fixed);
         let aad_end = msg.len();
 
         if encr.is_aead() {
@@ -231,8 +319,13 @@ impl SkCipher {
 
     /// Opens a whole message from the peer: checks the header and the
     /// payloads before SK, the ICV, then decrypts and removes the padding.
+    /// A message reassembled from fragments ([`reassembled`]) is opened
+    /// fragment by fragment, each checked again, and read as one.
     pub fn open(&self, msg: &[u8]) -> Result<Opened, SkError> {
         let header = Header::parse(msg)?;
+        if header.next_payload == PayloadType::EncryptedFragment.value() {
+            return self.open_reassembled(msg, header);
+        }
         let mut sk = None;
         for raw in PayloadIter::of_message(msg, &header) {
             let raw = raw?;
@@ -241,29 +334,111 @@ impl SkCipher {
             }
         }
         let sk = sk.ok_or(SkError::Missing)?;
+        let plaintext = self.open_raw(&self.inb, msg, sk.body_at(), sk.body)?;
+        Ok(Opened { header, first: sk.next, plaintext })
+    }
+
+    /// Opens a message this side sealed (its first payload SK), to cut
+    /// it into fragments (RFC 7383 §2.5).
+    pub(crate) fn open_own(&self, msg: &[u8]) -> Result<Opened, SkError> {
+        let header = Header::parse(msg)?;
+        let sk = match PayloadIter::of_message(msg, &header).next() {
+            Some(raw) => raw?,
+            None => return Err(SkError::Missing),
+        };
+        if sk.kind != PayloadType::Encrypted {
+            return Err(SkError::Missing);
+        }
+        let plaintext = self.open_raw(&self.out, msg, sk.body_at(), sk.body)?;
+        Ok(Opened { header, first: sk.next, plaintext })
+    }
+
+    /// Opens one Encrypted Fragment message from the peer (RFC 7383
+    /// §2.6): its ICV checked, then its slice of the inner payloads
+    /// decrypted. The SKF must be the message's only payload.
+    pub fn open_fragment(&self, msg: &[u8]) -> Result<OpenedFragment, SkError> {
+        let header = Header::parse(msg)?;
+        let mut payloads = PayloadIter::of_message(msg, &header);
+        let raw = match payloads.next() {
+            Some(raw) => raw?,
+            None => return Err(SkError::Missing),
+        };
+        if raw.kind != PayloadType::EncryptedFragment {
+            return Err(SkError::Missing);
+        }
+        let f = EncryptedFragment::parse(raw.body, raw.body_at(), raw.next)?;
+        let plaintext = self.open_raw(&self.inb, msg, raw.body_at() + ENCRYPTED_FRAGMENT_FIXED, f.sealed)?;
+        Ok(OpenedFragment { header, number: f.number, total: f.total, first: f.next, plaintext })
+    }
+
+    /// A [`Reassembled`] message: every fragment in order, each opened.
+    fn open_reassembled(&self, msg: &[u8], header: Header) -> Result<Opened, SkError> {
+        let mut plaintext = Zeroizing::new(Vec::new());
+        let (mut at, mut number, mut first) = (HEADER_LEN, 0u16, 0u8);
+        let mut total = None;
+        while at < msg.len() {
+            let rest = &msg[at..];
+            let len = rest.get(24..28).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+            let frag = rest.get(..len).ok_or(wire::Error::BadLength {
+                what: "reassembled fragment",
+                at,
+                len,
+                room: rest.len(),
+            })?;
+            let f = self.open_fragment(frag)?;
+            number = number.wrapping_add(1);
+            let same = Header { length: header.length, next_payload: header.next_payload, ..f.header };
+            if same != header || f.number != number || *total.get_or_insert(f.total) != f.total {
+                return Err(SkError::BadFragments);
+            }
+            if number == 1 {
+                first = f.first;
+            }
+            plaintext.extend_from_slice(&f.plaintext);
+            at += len;
+        }
+        if number == 0 || total != Some(number) {
+            return Err(SkError::BadFragments);
+        }
+        Ok(Opened { header, first, plaintext })
+    }
+
+    /// Checks the ICV of the payload whose body (IV, ciphertext, ICV) is
+    /// `sealed`, starting at `iv_at` of `msg`, and decrypts it; the
+    /// padding removed.
+    fn open_raw(
+        &self,
+        dir: &Direction,
+        msg: &[u8],
+        iv_at: usize,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SkError> {
         let encr = self.suite.encr();
         let (iv_len, icv_len, block) = (encr.iv_len(), self.suite.icv_len(), encr.block_len());
         let need = iv_len + block + icv_len;
-        if sk.body.len() < need {
-            return Err(SkError::Truncated { len: sk.body.len(), need });
+        if sealed.len() < need {
+            return Err(SkError::Truncated { len: sealed.len(), need });
         }
-        let iv = &sk.body[..iv_len];
-        let ct = &sk.body[iv_len..sk.body.len() - icv_len];
-        let icv = &sk.body[sk.body.len() - icv_len..];
+        let iv = &sealed[..iv_len];
+        let ct = &sealed[iv_len..sealed.len() - icv_len];
+        let icv = &sealed[sealed.len() - icv_len..];
         let mut buf = Zeroizing::new(ct.to_vec());
         if encr.is_aead() {
-            let aad = &msg[..sk.body_at()];
-            gcm_open(encr, &self.inb.encr, iv, aad, &mut buf, icv)?;
+            let aad = &msg[..iv_at];
+            gcm_open(encr, &dir.encr, iv, aad, &mut buf, icv)?;
         } else {
             if !ct.len().is_multiple_of(block) {
                 return Err(SkError::Misaligned { len: ct.len(), block });
             }
             let integ = self.suite.integ().ok_or(SkError::BadIcv)?;
-            let want = integ.mac(&self.inb.integ, &[&msg[..msg.len() - icv_len]]);
+            // The ICV covers the message up to its own start: the payload
+            // is the last one (§3.14, RFC 7383 §2.5).
+            let end = iv_at + sealed.len() - icv_len;
+            let want = integ.mac(&dir.integ, &[&msg[..end]]);
             if !bool::from(want.as_slice().ct_eq(icv)) {
                 return Err(SkError::BadIcv);
             }
-            cbc_decrypt(encr, &self.inb.encr, iv, &mut buf)?;
+            cbc_decrypt(encr, &dir.encr, iv, &mut buf)?;
         }
         let pad = usize::from(buf.last().copied().unwrap_or(0));
         let len = buf.len().saturating_sub(1);
@@ -271,7 +446,7 @@ impl SkCipher {
             return Err(SkError::BadPadLength { pad, len });
         }
         buf.truncate(len - pad);
-        Ok(Opened { header, first: sk.next, plaintext: buf })
+        Ok(buf)
     }
 }
 
@@ -372,12 +547,13 @@ fn gcm_open(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::alg::IntegAlg;
     use super::super::wire::{ExchangeType, NoncePayload, Payload, FLAG_INITIATOR};
     use super::*;
 
-    struct Counting(u8);
+    /// Randomness that counts up.
+    pub(crate) struct Counting(pub(crate) u8);
 
     impl Random for Counting {
         fn fill(&mut self, dest: &mut [u8]) {
@@ -388,7 +564,8 @@ mod tests {
         }
     }
 
-    fn suites() -> Vec<SkSuite> {
+    /// Every suite.
+    pub(crate) fn suites() -> Vec<SkSuite> {
         let cbc = [EncrAlg::AesCbc128, EncrAlg::AesCbc256];
         let integ = [
             IntegAlg::HmacSha1_96,
@@ -405,7 +582,7 @@ mod tests {
     }
 
     /// The two ends of one IKE SA: (initiator, responder).
-    fn pair(suite: SkSuite) -> (SkCipher, SkCipher) {
+    pub(crate) fn pair(suite: SkSuite) -> (SkCipher, SkCipher) {
         let ke = |b: u8| vec![b; suite.encr().key_len()];
         let ka = |b: u8| vec![b; suite.integ_key_len()];
         let (ei, ai, er, ar) = (ke(1), ka(2), ke(3), ka(4));
@@ -414,7 +591,8 @@ mod tests {
         (i, r)
     }
 
-    fn header() -> Header {
+    /// An IKE_AUTH request's header.
+    pub(crate) fn header() -> Header {
         Header {
             spi_i: 0x1111,
             spi_r: 0x2222,

@@ -56,6 +56,7 @@ impl<R: Random> Session<R> {
                 Ok(())
             }
             InitiatorStep::Done(done) => {
+                self.peer_announced_fragments(&done.response);
                 // §2.23: a NAT on the way (or a peer that says so), and
                 // IKE_AUTH and everything after go from and to port 4500.
                 if done.nat.local_behind_nat || done.nat.remote_behind_nat {

@@ -44,9 +44,13 @@
 //! [`Session::set_wall_clock`]: the session counts it on from the
 //! `Instant`s it is handed, and reads no clock itself.
 //!
-//! Not here: NAT-T (port 4500 floating, keepalives), IKE fragmentation
-//! (a chain of large certificates may not fit a datagram), revocation
-//! checks; the ESN agreed for a child is not in its
+//! IKE fragmentation (RFC 7383, [`super::frag`]): announced when
+//! [`SessionConfig::fragment_size`] is set; with a peer that announced it
+//! too, every encrypted message longer than a datagram of that size goes
+//! as Encrypted Fragments, and the peer's are reassembled, each checked
+//! before it is kept.
+//!
+//! Not here: revocation checks; the ESN agreed for a child is not in its
 //! [`crate::Event::ChildSaUp`] (a [`crate::ChildSa`] has no field for it);
 //! children and the IKE SA are rekeyed when the owner asks
 //! ([`Session::rekey_child`], [`Session::rekey_ike`]), not by lifetime;
@@ -77,6 +81,7 @@ use super::responder::{InitResponder, Reply, ResponderConfig};
 use super::sk::Opened;
 use super::wire::{DeletePayload, ExchangeType, Header, NotifyType, Payload, PayloadChain, ProtocolId};
 
+mod fragments;
 mod ike_auth;
 mod requests;
 mod responses;
@@ -108,6 +113,12 @@ pub struct SessionConfig {
     /// retry N`, as IKEv1's R-U-THERE); `None`: retransmitted on the
     /// `retransmit` schedule like any request.
     pub dpd_retries: Option<u32>,
+    /// IKE fragmentation (RFC 7383): announced in IKE_SA_INIT, and when
+    /// the peer announces it too, an encrypted message whose datagram
+    /// would be longer than this many bytes of IP goes as fragments that
+    /// each fit (default [`super::frag::FRAGMENT_SIZE_DEFAULT`]); `None`:
+    /// not announced, and the peer's fragments are dropped.
+    pub fragment_size: Option<u16>,
 }
 
 /// The addresses a datagram arrived at and came from.
@@ -250,6 +261,13 @@ pub struct Session<R: Random> {
     /// We are the one behind the NAT: we keep its mapping open with a
     /// NAT-keepalive at this time (RFC 3948 §2.3), while an IKE SA lives.
     keepalive_at: Option<Instant>,
+    /// The peer announced IKE fragmentation in the IKE_SA_INIT of the
+    /// IKE SA (RFC 7383 §2.3); kept through IKE SA rekeys.
+    peer_fragments: bool,
+    /// The peer's fragmented messages being put together.
+    reassembly: super::frag::Reassembly,
+    /// Our messages sent as fragments, with their fragments.
+    sent_fragments: VecDeque<(Vec<u8>, Vec<Vec<u8>>)>,
 }
 
 /// The v1 name of a v2 Notify type, for [`Reason`]s (the owner's events
@@ -305,6 +323,7 @@ impl<R: Random> Session<R> {
         let responder_config = ResponderConfig {
             signature_hash_algorithms: cfg.auth.signature_hashes().to_vec(),
             cert_request: cfg.auth.cert_request().map(<[u8]>::to_vec),
+            fragmentation: cfg.fragment_size.is_some(),
             ..ResponderConfig::new(cfg.proposals.clone())
         };
         let responder = InitResponder::new(responder_config, &mut rng)?;
@@ -327,6 +346,9 @@ impl<R: Random> Session<R> {
             arrived: (cfg_local, cfg_remote),
             nat_t: false,
             keepalive_at: None,
+            peer_fragments: false,
+            reassembly: super::frag::Reassembly::default(),
+            sent_fragments: VecDeque::new(),
         })
     }
 
@@ -407,7 +429,7 @@ impl<R: Random> Session<R> {
 
     /// Next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.next_transmit()
     }
 
     /// Next event.
@@ -517,7 +539,11 @@ impl<R: Random> Session<R> {
         let out = self.out.as_ref().map(|o| o.retx.next);
         let old = self.old_ike.as_ref().and_then(|o| o.delete.as_ref()).map(|d| d.2.next);
         let half_open = self.responder.next_expiry();
-        [making, out, old, half_open, self.dpd_due(), self.keepalive_at].into_iter().flatten().min()
+        let fragments = self.reassembly.next_expiry();
+        [making, out, old, half_open, self.dpd_due(), self.keepalive_at, fragments]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn dpd_due(&self) -> Option<Instant> {
@@ -532,6 +558,7 @@ impl<R: Random> Session<R> {
     /// IKE SA with it), and starts the liveness check when due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.responder.expire(now);
+        self.expire_fragments(now);
         let making = self.making.as_mut().map(|m| match m {
             Making::Init(s, r) => (r.due(now), s.request()),
             Making::Auth(s, _, r) => (r.due(now), s.request()),
@@ -590,6 +617,7 @@ impl<R: Random> Session<R> {
     fn start_init(&mut self, now: Instant) {
         let config = InitiatorConfig {
             signature_hash_algorithms: self.cfg.auth.signature_hashes().to_vec(),
+            fragmentation: self.cfg.fragment_size.is_some(),
             ..InitiatorConfig::new(self.cfg.proposals.clone())
         };
         // A new IKE SA starts on port 500 (§2.23).
@@ -675,6 +703,11 @@ impl<R: Random> Session<R> {
             }
         }
         self.nat_t = ike_nat(&sa);
+        let x = &sa.established().exchange;
+        let peers_init = if sa.original_initiator() { &x.response } else { &x.request };
+        if !peers_init.is_empty() {
+            self.peer_fragments = super::frag::announced(peers_init);
+        }
         let behind = sa.established().exchange.nat.local_behind_nat;
         self.keepalive_at = behind.then(|| now + NAT_KEEPALIVE_EVERY);
         self.report_up(&sa);
@@ -952,6 +985,21 @@ impl<R: Random> Session<R> {
             }
             return Err((Dropped::Unreadable, Exchange::Informational));
         };
+        if h.next_payload == super::wire::PayloadType::EncryptedFragment.value() {
+            return self.fragment_in(now, (local, remote), &h, bytes);
+        }
+        let handled = self.route(now, (local, remote), &h, bytes);
+        if handled.is_ok() {
+            // RFC 7383 §2.6.1: the message came whole after all.
+            self.reassembly.taken_whole(&h);
+        }
+        handled
+    }
+
+    /// A whole message (or one reassembled from fragments) to the
+    /// exchange it belongs to.
+    fn route(&mut self, now: Instant, (local, remote): Addrs, h: &Header, bytes: &[u8]) -> Handled {
+        let h = *h;
         if self.old_ike.as_ref().is_some_and(|o| o.sa.spis() == (h.spi_i, h.spi_r)) {
             return self.old_ike_message(now, &h, bytes);
         }
