@@ -63,6 +63,7 @@ source "$(dirname "$0")/../lib/common.sh"
 source "$ESPRIT_ROOT/scripts/lib/testlib.sh"
 source "$ESPRIT_ROOT/scripts/lib/topo.sh"
 source "$ESPRIT_ROOT/scripts/lib/strongswan.sh"
+source "$ESPRIT_ROOT/scripts/lib/interop.sh"
 need_root
 
 [ $# -eq 0 ] || die "usage: scripts/tests/interop-strongswan-ikev2.sh (no arguments; see the header)"
@@ -75,32 +76,16 @@ swan_packages
 apt_install "${ESPRIT_TEST_PACKAGES[@]}" openssl nftables
 esprit_bin_dir
 
-WORK=$(mktemp -d /tmp/esprit-interop-v2.XXXXXX)
-declare -A PID=()
-EXTRA=()
-stop_pids() {
-    local p
-    for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PID[@]}"; do wait "$p" 2>/dev/null || true; done
-    PID=()
+lab_begin interop-v2 "$LIMIT"
+# Cut short (the watchdog after $LIMIT s, or a signal): what ran is
+# counted, the cut counts as a failure.
+interop_cut() {
+    [ -z "${DONE:-}" ] || return 0
+    log "interrupted after $(($(date +%s) - START)) s"
+    fail=$((fail + 1))
+    summary || true
 }
-cleanup() {
-    local p
-    if [ -z "${DONE:-}" ]; then
-        # Cut short (the watchdog after $LIMIT s, or a signal): what ran
-        # is counted, the cut counts as a failure.
-        log "interrupted after $(($(date +%s) - START)) s"
-        fail=$((fail + 1))
-        summary || true
-    fi
-    stop_pids
-    swan_stop
-    for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
-    topo_down
-    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-watchdog "$LIMIT"
+lab_on_exit interop_cut
 
 # The seed's four pairs "XY": 10.1.X.0/24 (behind esprit) <-> 10.2.Y.0/24.
 PAIRS="11 12 21 22"
@@ -226,28 +211,6 @@ EOC
     fi
 }
 
-esprit() { "$BIN/esprit" --socket "$RUN/cd.sock" "$@"; }
-# active N: controld reports N negotiated SAs active (A/U) within 15 s.
-active() {
-    local _
-    for _ in $(seq 150); do
-        [ "$(esprit get sa 2>/dev/null | grep -c ' A/U ')" = "$1" ] && return 0
-        sleep 0.1
-    done
-    esprit get sa >&2 || true
-    return 1
-}
-# The SPIs `esprit get sa` shows as active, sorted, on one line.
-active_spis() { esprit get sa | awk '/ A\/U / { print $5 }' | sort | tr '\n' ' '; }
-# first_ping FROM DST: one echo request, answered (it was held while IKE ran).
-first_ping() {
-    nsx "$1" ping -c 1 -W 8 "$2" >"$RUN/first-$1-$2.out" 2>&1 || {
-        cat "$RUN/first-$1-$2.out" >&2
-        esprit get counter 2>&1 | grep -v ' 0$' | sed 's/^/    /' >&2
-        return 1
-    }
-    log "    $(grep -o 'time=[0-9.]* ms' "$RUN/first-$1-$2.out") for the first packet $1 -> $2 (IKE included)"
-}
 # http_get FROM: a TCP connection from FROM to $WEB port 80 and an HTTP
 # GET over it, answered with 200 within 8 s (the SYN may be the packet
 # that was held while IKE ran).
@@ -271,51 +234,15 @@ EOP
     log "    $(cat "$RUN/http-$1.out" | tail -1)"
     return $rc
 }
-swan_installed() { # swan_installed N: strongSwan lists N CHILD_SAs INSTALLED
-    local _
-    for _ in $(seq 50); do
-        [ "$(swan_ctl --list-sas 2>/dev/null | grep -c INSTALLED)" = "$1" ] && return 0
-        sleep 0.1
-    done
-    swan_ctl --list-sas >&2
-    return 1
-}
 swan_initiate() { # swan_initiate CHILD
     swan_ctl --initiate --child "$1" --timeout 15 >"$RUN/initiate-$1.log" 2>&1 ||
         { log "    swanctl --initiate --child $1 failed"; tail -5 "$RUN/initiate-$1.log" >&2; return 1; }
-}
-# esp_count: ESP packets (in UDP 4500, or plain) in the WAN capture so far.
-esp_count() { tcpdump -r "$RUN/wan.pcap" -n 2>/dev/null | grep -c 'ESP(spi=0x'; }
-# wait_capture N: waits up to 10 s until the WAN capture holds N ESP packets.
-wait_capture() {
-    local _
-    for _ in $(seq 100); do
-        [ "$(esp_count)" -ge "$1" ] && return 0
-        sleep 0.1
-    done
-    return 1
 }
 stop_capture() {
     kill "${PID[tcpdump]}" 2>/dev/null
     wait "${PID[tcpdump]}" 2>/dev/null
     unset 'PID[tcpdump]'
     cp "$RUN/wan.pcap" "$WORK/pcaps/$(basename "$RUN").pcap"
-}
-
-# spis_each_pair N: the capture shows N SPIs, each with at least 5
-# packets, and they are exactly the N SPIs of `esprit get sa`.
-spis_each_pair() {
-    local got want
-    tcpdump -r "$RUN/wan.pcap" -n 2>/dev/null | grep -o 'ESP(spi=0x[0-9a-f]*' |
-        sed 's/ESP(spi=0x//' | sort | uniq -c >"$RUN/spis.txt"
-    sed 's/^/    packets per SPI: /' "$RUN/spis.txt" >&2
-    got=$(awk '$1 >= 5 { print $2 }' "$RUN/spis.txt" | sort | tr '\n' ' ')
-    want=$(active_spis)
-    [ "$(echo "$got" | wc -w)" = "$1" ] && [ "$got" = "$want" ] || {
-        log "    capture SPIs: $got"
-        log "    get sa SPIs:  $want"
-        return 1
-    }
 }
 
 # bring_up RUN_NAME [P2_LIFE P1_LIFE [SWAN_CHILD_TIMES]]: the topology,
@@ -376,7 +303,7 @@ socketserver.TCPServer((sys.argv[1], 80), Hello).serve_forever()
 }
 
 tear_down() {
-    stop_pids
+    lab_stop_pids
     swan_stop
     topo_down
 }
