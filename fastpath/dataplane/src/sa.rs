@@ -201,3 +201,48 @@ pub(crate) enum InSlot {
     Local(Box<InEntry>),
     Remote { owner: WorkerId },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hot(soft: u64, hard: u64) -> SaHot {
+        SaHot::new(&Lifetime { soft_bytes: soft, hard_bytes: hard, idle_secs: 0 })
+    }
+
+    #[test]
+    fn volume_limits_are_reported_once_each() {
+        let now = Instant::now();
+        let mut h = hot(1000, 2000);
+        h.count(now, 999);
+        assert!(!h.soft_bytes_crossed());
+        h.count(now, 1);
+        assert!(h.soft_bytes_crossed());
+        assert!(!h.soft_bytes_crossed(), "soft limit reported twice");
+        assert!(!h.hard_expired());
+        h.count(now, 1000);
+        assert!(h.hard_expired());
+        assert!(h.hard_bytes_crossed());
+        assert!(!h.hard_bytes_crossed(), "hard limit reported twice");
+        assert_eq!(h.counters(), SaCounters { packets: 3, bytes: 2000, errors: 0 });
+    }
+
+    #[test]
+    fn zero_limits_never_expire() {
+        let mut h = hot(0, 0);
+        h.count(Instant::now(), usize::MAX >> 1);
+        assert!(!h.soft_bytes_crossed());
+        assert!(!h.hard_expired());
+        assert!(!h.hard_bytes_crossed());
+    }
+
+    #[test]
+    fn a_packet_clears_the_idle_report() {
+        let now = Instant::now();
+        let mut h = hot(0, 0);
+        h.idle_reported = true;
+        h.count(now, 64);
+        assert!(!h.idle_reported);
+        assert_eq!(h.last_used, Some(now));
+    }
+}
