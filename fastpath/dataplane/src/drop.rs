@@ -67,7 +67,7 @@ drop_reasons! {
     /// Too big for the tunnel with DF set: an ICMP error went back.
     TooBigDf = "too-big-df", "exceeds the tunnel MTU with DF set (ICMP fragmentation-needed sent)";
     /// Too big for the tunnel, DF clear, and it cannot be fragmented: more
-    /// fragments than a datagram may make (`worker::MAX_FRAGMENTS`),
+    /// fragments than a datagram may make (`mtu::MAX_FRAGMENTS`),
     /// malformed options, or a tunnel MTU below 28 bytes.
     TooBig = "too-big", "exceeds the tunnel MTU and cannot be fragmented (too many fragments or malformed options)";
     /// ESP header unreadable.

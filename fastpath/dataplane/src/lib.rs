@@ -18,6 +18,11 @@
 //!    control plane (rate-limited per proxy-ID) and a bounded hold queue;
 //! 4. every drop is counted under its reason.
 //!
+//! Each stage has its own file under `worker/` (`ingress`, `classify`,
+//! `encrypt`, `decrypt`, `forward`, `icmp`, `local`; the table in that
+//! module's doc), over a per-packet context; an SA's per-packet counters
+//! and limits share one cache line (`sa.rs`, offsets asserted).
+//!
 //! A decrypted packet whose next SA belongs to another worker is handed
 //! off as the inner packet ([`Action::HandOffDecrypted`]) and taken
 //! through [`Worker::process_decrypted_burst`] there.

@@ -80,17 +80,21 @@ pub struct Decapsulated {
 /// An inbound SA: SPI, opening keys and the anti-replay window. Built once
 /// by the management thread, owned by one worker.
 ///
-/// Size (x86-64): 608 bytes = the per-packet state read before the key
-/// schedule (SPI, suite, ESN flag, window top/size/ring pointer: 48 bytes,
-/// asserted) + ring's AES-GCM context inline (560 bytes), or for CBC a
+/// Size (x86-64): 640 bytes = the per-packet state read before the key
+/// schedule (window top/size/ring pointer, SPI, ESN flag, suite: one
+/// 64-byte line, asserted) + ring's AES-GCM context inline (560 bytes), or for CBC a
 /// pointer to a boxed 1152-byte context. The replay ring is a separate
 /// allocation made once: 16 B for windows up to 64 packets, 1 KiB for 4096.
+#[repr(C)]
 pub struct InboundSa {
     hot: Hot,
     opener: Opener,
 }
 
+/// What every packet reads and writes, on one 64-byte cache line, the
+/// first of [`InboundSa`]; the window's highest number leads it.
 #[derive(Debug, Clone)]
+#[repr(C, align(64))]
 struct Hot {
     /// Highest number, size and ring pointer.
     window: ReplayWindow,
@@ -99,7 +103,15 @@ struct Hot {
     suite: Suite,
 }
 
-const _: () = assert!(core::mem::size_of::<Hot>() <= 48);
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<Hot>() == 64);
+    assert!(align_of::<Hot>() == 64);
+    assert!(offset_of!(Hot, window) == 0);
+    assert!(offset_of!(Hot, spi) == size_of::<ReplayWindow>());
+    assert!(offset_of!(Hot, suite) < 64);
+    assert!(offset_of!(InboundSa, hot) == 0);
+};
 
 impl core::fmt::Debug for InboundSa {
     /// Prints the SPI, suite and window, never key material.

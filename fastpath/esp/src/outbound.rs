@@ -134,10 +134,11 @@ pub struct Encapsulated {
     pub soft_limit_crossed: bool,
 }
 
-/// The fields read and written for every packet, kept together in one
-/// cache line (48 bytes, asserted <= 64 below). The key schedule follows
-/// in [`OutboundSa`].
+/// The fields read and written for every packet, kept together on one
+/// 64-byte cache line, the first of [`OutboundSa`] (offsets asserted
+/// below). The key schedule follows.
 #[derive(Debug, Clone)]
+#[repr(C, align(64))]
 struct Hot {
     /// Last sequence number sent.
     seq: u64,
@@ -156,17 +157,28 @@ struct Hot {
     suite: Suite,
 }
 
-const _: () = assert!(core::mem::size_of::<Hot>() <= 64);
+// The line, first in the context; the sequence number leads it, the
+// limits it is checked against and the SPI follow.
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<Hot>() == 64 && align_of::<Hot>() == 64 && offset_of!(OutboundSa, hot) == 0);
+    let (seq, seq_max, soft_limit) =
+        (offset_of!(Hot, seq), offset_of!(Hot, seq_max), offset_of!(Hot, soft_limit));
+    assert!(seq == 0 && seq_max == 8 && soft_limit == 16);
+    assert!(offset_of!(Hot, spi) == 24 && offset_of!(Hot, suite) < 64);
+};
 
 /// An outbound SA: its header fields, sequence counter and sealing keys.
 /// Built once by the management thread (key schedule), then owned by one
 /// worker, which calls [`OutboundSa::encapsulate`] per packet.
 ///
-/// Size (x86-64): 608 bytes = 48 bytes of per-packet fields (sequence
-/// number, limits, SPI, addresses, ports, ident, TTL, flags) + ring's
-/// AES-GCM key schedule inline (560 bytes). For CBC suites the 560 bytes
+/// Size (x86-64): 704 bytes = one 64-byte line of per-packet fields
+/// (sequence number, limits, SPI, addresses, ports, ident, flags), the
+/// outer header template, ring's AES-GCM key schedule inline (560 bytes),
+/// rounded up to whole lines. For CBC suites the 560 bytes
 /// hold a pointer to a boxed 1856-byte context (AES-NI and bitsliced
 /// fallback key schedules of `aes`, the IV key, the keyed HMAC state).
+#[repr(C)]
 pub struct OutboundSa {
     hot: Hot,
     /// The outer IPv4 header with its fixed fields and their partial sum.

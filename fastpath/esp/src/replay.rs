@@ -43,8 +43,10 @@ pub enum ReplayError {
 #[error("replay window {0} is larger than the maximum {MAX_REPLAY_WINDOW}")]
 pub struct WindowTooLarge(pub u32);
 
-/// An anti-replay window with its highest authenticated sequence number.
+/// An anti-replay window with its highest authenticated sequence number
+/// (first: the SA's hot line starts with it, see `inbound.rs`).
 #[derive(Clone, PartialEq, Eq)]
+#[repr(C)]
 pub struct ReplayWindow {
     /// Highest authenticated sequence number (full 64 bits); 0 before the
     /// first packet.
@@ -56,6 +58,8 @@ pub struct ReplayWindow {
     /// The ring; empty when disabled. Allocated once, at SA creation.
     words: Box<[u64]>,
 }
+
+const _: () = assert!(core::mem::offset_of!(ReplayWindow, top) == 0);
 
 impl core::fmt::Debug for ReplayWindow {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
