@@ -142,8 +142,13 @@ impl Pair {
     }
 
     fn seed() -> Pair {
+        Pair::seeded(0)
+    }
+
+    /// The seed's proxy-IDs on both sides, the randomness from `seed`.
+    fn seeded(seed: u64) -> Pair {
         let ids = seed_proxy_ids();
-        Pair::new(config(A, B, ids.clone(), None), config(B, A, ids.iter().map(mirror).collect(), None), 0)
+        Pair::new(config(A, B, ids.clone(), None), config(B, A, ids.iter().map(mirror).collect(), None), seed)
     }
 
     /// Moves datagrams until none is in flight; returns how many moved.
@@ -183,6 +188,27 @@ impl Pair {
                 }
             }
         }
+    }
+
+    /// Takes the datagrams both sides have sent, undelivered: (A's, B's).
+    fn hold(&mut self) -> (Vec<Transmit>, Vec<Transmit>) {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        while let Some(t) = self.a.poll_transmit() {
+            a.push(t);
+        }
+        while let Some(t) = self.b.poll_transmit() {
+            b.push(t);
+        }
+        self.collect();
+        (a, b)
+    }
+
+    /// Delivers one datagram held from A (`from_a`) or B.
+    fn give(&mut self, from_a: bool, t: &Transmit) {
+        self.log.push((from_a, t.bytes.clone()));
+        let to = if from_a { &mut self.b } else { &mut self.a };
+        let _ = to.handle_datagram(self.now, t.remote, t.local, &t.bytes);
+        self.collect();
     }
 
     fn collect(&mut self) {
@@ -729,12 +755,7 @@ fn child_rekey_is_make_before_break() {
 fn simultaneous_rekey_keeps_one_child() {
     let (mut a_redundant, mut b_redundant) = (0, 0);
     for seed in 0..6 {
-        let ids = seed_proxy_ids();
-        let mut p = Pair::new(
-            config(A, B, ids.clone(), None),
-            config(B, A, ids.iter().map(mirror).collect(), None),
-            seed,
-        );
+        let mut p = Pair::seeded(seed);
         bring_up(&mut p);
         let (ea, eb) = (p.ea.len(), p.eb.len());
         let (id, a_in, a_out) = p.a.children()[2];
@@ -742,21 +763,21 @@ fn simultaneous_rekey_keeps_one_child() {
         p.a.rekey_child(p.now, a_in).unwrap();
         p.b.rekey_child(p.now, a_out).unwrap();
         p.run();
-        let live: Vec<_> = p.a.children().into_iter().filter(|c| c.0 == id).collect();
-        assert_eq!(live.len(), 1, "seed {seed}: {:?}", p.a.children());
-        assert!(live[0].1 != a_in);
+        let (new_in, _) = assert_one_pair(&p, &id, &format!("seed {seed}"));
+        assert!(new_in != a_in);
         assert_eq!(p.a.children().len(), 4);
-        assert_same_children(&p);
-        // Two children were made on each side, one of them and the old one
-        // went, each reported once.
+        // Two children were made on each side (the redundant one reported
+        // by its inbound SA only when it came second), one of them and the
+        // old one went, each reported once.
         for ev in [&p.ea[ea..], &p.eb[eb..]] {
-            assert_eq!(ups(ev).len(), 2, "seed {seed}");
+            assert_eq!(ups(ev).len() + inbounds(ev).len(), 2, "seed {seed}");
             assert_eq!(downs(ev).len(), 2, "seed {seed}");
         }
         assert!(downs(&p.ea[ea..]).iter().any(|d| (d.1, d.2) == (a_in, a_out)));
         // Whose exchange made the redundant child: the new child A saw go.
         let gone = downs(&p.ea[ea..]).into_iter().find(|d| d.1 != a_in).unwrap();
-        let made = ups(&p.ea[ea..]).into_iter().find(|c| c.spi_in == gone.1).unwrap();
+        let made =
+            ups(&p.ea[ea..]).into_iter().chain(inbounds(&p.ea[ea..])).find(|c| c.spi_in == gone.1).unwrap();
         if made.initiator {
             a_redundant += 1;
         } else {
@@ -1166,4 +1187,186 @@ fn the_responder_asks_for_children_too() {
     assert!(matches!(p.eb[eb], Event::IkeSaUp { initiator: true, .. }), "{:?}", p.eb[eb]);
     assert_eq!(ups(&p.eb[eb..]).len(), 1);
     assert_same_children(&p);
+}
+
+fn inbounds(events: &[Event]) -> Vec<&ChildSa> {
+    events.iter().filter_map(|e| if let Event::ChildSaInbound(c) = e { Some(&**c) } else { None }).collect()
+}
+
+/// What an owner that installs on `ChildSaUp`/`ChildSaInbound` and
+/// removes on `ChildSaDown` holds for `id` after `events`, and which pair
+/// it sends on (the last one reported up, as controld's newest pair
+/// supersedes the older ones): (installed inbound SPIs, sending SPI out).
+fn owner_view(events: &[Event], id: &ProxyId) -> (Vec<u32>, Option<u32>) {
+    let mut installed = Vec::new();
+    let mut sending = None;
+    for e in events {
+        match e {
+            Event::ChildSaUp(c) if c.proxy_id == *id || mirror(&c.proxy_id) == *id => {
+                installed.push(c.spi_in);
+                sending = Some((c.spi_in, c.spi_out));
+            }
+            Event::ChildSaInbound(c) if c.proxy_id == *id || mirror(&c.proxy_id) == *id => {
+                installed.push(c.spi_in)
+            }
+            Event::ChildSaDown { spi_in, .. } => {
+                installed.retain(|s| s != spi_in);
+                if sending.is_some_and(|(i, _)| i == *spi_in) {
+                    sending = None;
+                }
+            }
+            _ => {}
+        }
+    }
+    installed.sort();
+    (installed, sending.map(|s| s.1))
+}
+
+/// After a collision on `id` (A's side): one pair on both sides, the
+/// same; what each owner installed is that pair alone, and it sends on
+/// it. Returns A's (inbound, outbound) SPIs of the survivor.
+fn assert_one_pair(p: &Pair, id: &ProxyId, ctx: &str) -> (u32, u32) {
+    let live: Vec<_> = p.a.children().into_iter().filter(|c| c.0 == *id).collect();
+    assert_eq!(live.len(), 1, "{ctx}: {:?}", p.a.children());
+    assert_same_children(p);
+    let (_, a_in, a_out) = live[0];
+    assert_eq!(owner_view(&p.ea, id), (vec![a_in], Some(a_out)), "{ctx}: A {:?}", p.ea);
+    assert_eq!(owner_view(&p.eb, id), (vec![a_out], Some(a_in)), "{ctx}: B {:?}", p.eb);
+    (a_in, a_out)
+}
+
+/// The IKE SA up with the first proxy-ID's child (its events taken), then
+/// both sides asking for the second at once: the two requests are sent,
+/// not delivered.
+fn crossing_acquires(seed: u64) -> (Pair, Vec<ProxyId>) {
+    let ids = seed_proxy_ids();
+    let mut p = Pair::seeded(seed);
+    p.a.initiate_child(p.now, ids[0]).unwrap();
+    p.run();
+    p.ea.clear();
+    p.eb.clear();
+    p.a.initiate_child(p.now, ids[1]).unwrap();
+    p.b.initiate_child(p.now, mirror(&ids[1])).unwrap();
+    (p, ids)
+}
+
+/// Both gateways get an acquire for one proxy-ID at once and each sends
+/// CREATE_CHILD_SA for it; both requests are delivered before either
+/// answer. Each answers the other's, then the child whose exchange holds
+/// the lowest of the four nonces is deleted by the side that asked for
+/// it: one pair is left, the same on both sides, and neither owner ever
+/// sent on the redundant one after the survivor was up.
+#[test]
+fn crossing_requests_for_one_proxy_id_keep_one_pair() {
+    // Seeds whose redundant child A made, and B made.
+    let mut redundant = [0, 0];
+    for seed in 0..8 {
+        let (mut p, ids) = crossing_acquires(seed);
+        let (ea, eb) = (0, 0);
+        p.run();
+        let ctx = format!("seed {seed}");
+        let (a_in, _) = assert_one_pair(&p, &ids[1], &ctx);
+        assert_eq!(p.a.children().len(), 2);
+        for ev in [&p.ea[ea..], &p.eb[eb..]] {
+            // Two children made on each side, one of them gone.
+            assert_eq!(ups(ev).len() + inbounds(ev).len(), 2, "{ctx}: {ev:?}");
+            assert_eq!(downs(ev).len(), 1, "{ctx}: {ev:?}");
+            assert_eq!(count(ev, |e| matches!(e, Event::ChildSaFailed { .. })), 0, "{ctx}");
+        }
+        let survivor = ups(&p.ea[ea..]).into_iter().find(|c| c.spi_in == a_in).unwrap();
+        redundant[usize::from(survivor.initiator)] += 1;
+        // The IKE SA carries on: the surviving child rekeys.
+        p.a.rekey_child(p.now, a_in).unwrap();
+        p.run();
+        assert_one_pair(&p, &ids[1], &ctx);
+    }
+    assert!(redundant[0] > 0 && redundant[1] > 0, "{redundant:?}");
+}
+
+/// The same crossing seen by one side only: A's request is answered by B
+/// (B's own request is outstanding) and A has its child before B's
+/// request reaches it. A settles the two children as B does: one pair.
+#[test]
+fn crossing_requests_seen_by_one_side_keep_one_pair() {
+    // Seeds whose redundant child A made, and B made.
+    let mut redundant = [0, 0];
+    for seed in 0..8 {
+        let (mut p, ids) = crossing_acquires(seed);
+        let (a_req, b_req) = p.hold();
+        assert_eq!((a_req.len(), b_req.len()), (1, 1));
+        p.give(true, &a_req[0]);
+        let (none, b_answer) = p.hold();
+        assert_eq!((none.len(), b_answer.len()), (0, 1));
+        p.give(false, &b_answer[0]);
+        assert_eq!(p.a.children().iter().filter(|c| c.0 == ids[1]).count(), 1);
+        // B's request, late.
+        p.give(false, &b_req[0]);
+        p.run();
+        let ctx = format!("seed {seed}");
+        let (a_in, _) = assert_one_pair(&p, &ids[1], &ctx);
+        let a_made_it =
+            p.ea.iter().any(|e| matches!(e, Event::ChildSaUp(c) if c.spi_in == a_in && c.initiator));
+        redundant[usize::from(a_made_it)] += 1;
+    }
+    assert!(redundant[0] > 0 && redundant[1] > 0, "{redundant:?}");
+}
+
+/// §2.8.1 seen by one side only: A's rekey is answered by B (B's rekey
+/// of the same child is outstanding) and A deletes the old child before
+/// B's rekey reaches it; A refuses that one with TEMPORARY_FAILURE
+/// (§2.25), and B keeps A's new child: one pair, no retry asked for.
+#[test]
+fn simultaneous_rekey_seen_by_one_side_keeps_one_pair() {
+    let mut p = Pair::seed();
+    bring_up(&mut p);
+    let (ea, eb) = (p.ea.len(), p.eb.len());
+    let (id, a_in, a_out) = p.a.children()[2];
+    p.a.rekey_child(p.now, a_in).unwrap();
+    p.b.rekey_child(p.now, a_out).unwrap();
+    let (a_req, b_req) = p.hold();
+    p.give(true, &a_req[0]);
+    let (_, b_answer) = p.hold();
+    p.give(false, &b_answer[0]);
+    p.give(false, &b_req[0]);
+    p.run();
+    let (new_in, _) = assert_one_pair(&p, &id, "one side");
+    assert_ne!(new_in, a_in);
+    assert!(ups(&p.ea[ea..]).iter().any(|c| c.spi_in == new_in && c.initiator));
+    for ev in [&p.ea[ea..], &p.eb[eb..]] {
+        assert_eq!(ups(ev).len(), 1, "{ev:?}");
+        assert_eq!(downs(ev).len(), 1, "{ev:?}");
+        assert!(matches!(downs(ev)[0].3, Reason::Rekeyed | Reason::DeletedLocally), "{ev:?}");
+        assert_eq!(count(ev, |e| matches!(e, Event::ChildSaFailed { .. })), 0);
+    }
+}
+
+/// A rekey the peer refuses for another reason than a crossing (here:
+/// the proxy-ID is no longer configured on B, TS_UNACCEPTABLE) is
+/// reported failed, so that the owner asks again; the child stays, and
+/// is rekeyed once B takes the proxy-ID again.
+#[test]
+fn a_refused_rekey_is_reported_for_the_owner_to_retry() {
+    let mut p = Pair::seed();
+    bring_up(&mut p);
+    let (id, a_in, _) = p.a.children()[0];
+    let ea = p.ea.len();
+    let b_ids: Vec<ProxyId> = p.b.config().child.proxy_ids.clone();
+    p.b.set_proxy_ids(b_ids.iter().copied().filter(|x| *x != mirror(&id)).collect());
+    p.a.rekey_child(p.now, a_in).unwrap();
+    p.run();
+    let failed: Vec<_> = p.ea[ea..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaFailed { proxy_id, reason } => Some((*proxy_id, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    let refused = Reason::PeerNotify(esprit_ike::wire::NotifyType::InvalidIdInformation);
+    assert_eq!(failed, [(id, refused)], "{:?}", &p.ea[ea..]);
+    assert!(p.a.children().iter().any(|c| c.1 == a_in));
+    p.b.set_proxy_ids(b_ids);
+    p.a.rekey_child(p.now, a_in).unwrap();
+    p.run();
+    assert!(!p.a.children().iter().any(|c| c.1 == a_in));
+    assert_one_pair(&p, &id, "retried");
 }

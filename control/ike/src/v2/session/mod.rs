@@ -29,10 +29,12 @@
 //! * Each proxy-ID is asked for once while it waits or runs; the first in
 //!   IKE_AUTH, the others by CREATE_CHILD_SA, each on its own SPI pair.
 //! * A rekey is make-before-break: [`crate::Event::ChildSaUp`] of the new
-//!   pair comes before [`crate::Event::ChildSaDown`] of the old one. When
-//!   both ends rekey one child at once, the exchange holding the lowest of
-//!   the four nonces made the redundant child, and its initiator deletes
-//!   it (§2.8.1); the other deletes the old child.
+//!   pair comes before [`crate::Event::ChildSaDown`] of the old one.
+//! * One pair per proxy-ID when both ends make one at once (a rekey of
+//!   the same child, §2.8.1, or crossing requests for a new one): the
+//!   exchange holding the lowest of the four nonces made the redundant
+//!   child, its initiator deletes it, and the owner never sees it up after
+//!   the survivor (see `collide`).
 //! * An IKE SA rekey (§2.18) moves every child to the new SA; the old one
 //!   is deleted on itself. A rekey request that meets one of ours (or any
 //!   request of ours outstanding) is refused with TEMPORARY_FAILURE
@@ -49,9 +51,7 @@
 //! checks; the ESN agreed for a child is not in its
 //! [`crate::Event::ChildSaUp`] (a [`crate::ChildSa`] has no field for it);
 //! children and the IKE SA are rekeyed when the owner asks
-//! ([`Session::rekey_child`], [`Session::rekey_ike`]), not by lifetime;
-//! when both ends ask for the same proxy-ID at once, two children are
-//! made.
+//! ([`Session::rekey_child`], [`Session::rekey_ike`]), not by lifetime.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -77,6 +77,7 @@ use super::responder::{InitResponder, Reply, ResponderConfig};
 use super::sk::Opened;
 use super::wire::{DeletePayload, ExchangeType, Header, NotifyType, Payload, PayloadChain, ProtocolId};
 
+mod collide;
 mod ike_auth;
 mod requests;
 mod responses;
@@ -198,9 +199,28 @@ struct Child {
     deleting: bool,
     /// Replaced by a rekey: goes down as [`Reason::Rekeyed`].
     rekeyed: bool,
-    /// The peer rekeyed it while our own rekey of it ran (§2.8.1): the
-    /// lowest nonce of the peer's exchange.
-    collision: Option<Vec<u8>>,
+    /// We made it (we sent the request).
+    ours: bool,
+    /// The inbound SPI of the child it rekeys (§1.3.3).
+    replaces: Option<u32>,
+    /// The lower nonce of the exchange that made it (§2.8.1).
+    lowest_nonce: Vec<u8>,
+    /// When it was made.
+    made: Instant,
+    /// It lost a tie-break to a child made at the same time (see
+    /// `collide`): reported by its inbound SA only, and deleted by
+    /// whoever made it.
+    redundant: bool,
+    /// The peer made it redundant and has not deleted it yet: we do at
+    /// this time.
+    delete_at: Option<Instant>,
+}
+
+impl Child {
+    /// Up and carrying traffic: not going, not replaced, not redundant.
+    fn live(&self) -> bool {
+        !self.deleting && !self.rekeyed && !self.redundant
+    }
 }
 
 /// An IKE SA replaced by a rekey (§2.18), kept until its Delete is
@@ -290,6 +310,15 @@ fn proposal_name(sa: &IkeSa) -> String {
         PrfAlg::HmacSha512 => "prfsha512",
     };
     format!("{encr}{}-{prf}-{}", integ.unwrap_or_default(), c.dh.name())
+}
+
+/// Why a child we asked for is not up, in the owner's words.
+fn failure_reason(e: &ChildError) -> Reason {
+    match e {
+        ChildError::Refused(n) => Reason::PeerNotify(v1_notify(*n)),
+        ChildError::InvalidKe { .. } => Reason::PeerNotify(v1_notify(NotifyType::InvalidKePayload)),
+        other => Reason::Refused(v1_notify(other.notify())),
+    }
 }
 
 /// True if the responder made a child we then refused (its answer was
@@ -500,7 +529,9 @@ impl<R: Random> Session<R> {
     }
 
     fn known_child(&self, spi_in: u32) -> Result<(), Error> {
-        if self.ike.is_some() && self.children.iter().any(|c| c.spi_in == spi_in && !c.deleting) {
+        if self.ike.is_some()
+            && self.children.iter().any(|c| c.spi_in == spi_in && !c.deleting && !c.redundant)
+        {
             return Ok(());
         }
         Err(self.err(
@@ -517,7 +548,11 @@ impl<R: Random> Session<R> {
         let out = self.out.as_ref().map(|o| o.retx.next);
         let old = self.old_ike.as_ref().and_then(|o| o.delete.as_ref()).map(|d| d.2.next);
         let half_open = self.responder.next_expiry();
-        [making, out, old, half_open, self.dpd_due(), self.keepalive_at].into_iter().flatten().min()
+        let redundant = self.children.iter().filter_map(|c| c.delete_at).min();
+        [making, out, old, half_open, self.dpd_due(), self.keepalive_at, redundant]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn dpd_due(&self) -> Option<Instant> {
@@ -571,6 +606,7 @@ impl<R: Random> Session<R> {
                 None => {}
             }
         }
+        self.delete_redundant(now);
         if self.dpd_due().is_some_and(|t| t <= now) {
             self.work.push_back(Work::Dpd);
         }
@@ -733,23 +769,38 @@ impl<R: Random> Session<R> {
         self.last_heard = Some(now);
     }
 
-    fn child_up(&mut self, c: &NewChild) {
+    /// A child made in IKE_AUTH: the first of its IKE SA, it meets no
+    /// other.
+    fn child_up(&mut self, now: Instant, c: &NewChild) {
+        self.record_child(now, c, None);
+        let sa = self.on_path(c.sa.clone());
+        self.events.push_back(Event::ChildSaUp(Box::new(sa)));
+    }
+
+    /// Keeps a child made (either role), not yet reported.
+    fn record_child(&mut self, now: Instant, c: &NewChild, replaces: Option<u32>) {
         self.children.push(Child {
             proxy_id: c.sa.proxy_id,
             spi_in: c.sa.spi_in,
             spi_out: c.sa.spi_out,
             deleting: false,
             rekeyed: false,
-            collision: None,
+            ours: c.sa.initiator,
+            replaces,
+            lowest_nonce: c.lowest_nonce.clone(),
+            made: now,
+            redundant: false,
+            delete_at: None,
         });
-        let sa = self.on_path(c.sa.clone());
-        self.events.push_back(Event::ChildSaUp(Box::new(sa)));
     }
 
     fn child_down(&mut self, spi_in: u32, reason: Reason) {
         let Some(pos) = self.children.iter().position(|c| c.spi_in == spi_in) else { return };
         let c = self.children.remove(pos);
-        let reason = if c.rekeyed { Reason::Rekeyed } else { reason };
+        // Replaced: marked so, or the peer's rekey of it is up while ours
+        // crossed it (§2.8.1).
+        let replaced = c.rekeyed || self.children.iter().any(|o| o.replaces == Some(spi_in) && o.live());
+        let reason = if replaced { Reason::Rekeyed } else { reason };
         self.events.push_back(Event::ChildSaDown {
             proxy_id: c.proxy_id,
             spi_in: c.spi_in,
@@ -761,11 +812,7 @@ impl<R: Random> Session<R> {
     /// A child we asked for was refused or could not be taken: reported,
     /// and a child the peer made all the same is deleted with it (§1.4.1).
     fn child_failed(&mut self, exchange: Exchange, req: &ChildRequest, e: &ChildError) {
-        let reason = match e {
-            ChildError::Refused(n) => Reason::PeerNotify(v1_notify(*n)),
-            ChildError::InvalidKe { .. } => Reason::PeerNotify(v1_notify(NotifyType::InvalidKePayload)),
-            other => Reason::Refused(v1_notify(other.notify())),
-        };
+        let reason = failure_reason(e);
         if let ChildError::NoProposalChosen(why) | ChildError::NotOffered(why) = e {
             self.events.push_back(Event::ProposalMismatch {
                 exchange,
@@ -838,8 +885,7 @@ impl<R: Random> Session<R> {
                 }
             }
             Work::Rekey(old) => {
-                let Some(c) = self.children.iter().find(|c| c.spi_in == old && !c.deleting && !c.rekeyed)
-                else {
+                let Some(c) = self.children.iter().find(|c| c.spi_in == old && c.live()) else {
                     return;
                 };
                 let req = ChildRequest { proxy_id: c.proxy_id, packet: None, spi_in: self.rng.spi() };

@@ -70,7 +70,7 @@ impl<R: Random> Session<R> {
                     self.answer(r);
                     return Ok(());
                 }
-                Some(c) if c.deleting => {
+                Some(c) if c.deleting || c.redundant => {
                     let r = refuse(ike, &mut self.rng, NotifyType::TemporaryFailure)?;
                     self.answer(r);
                     return Ok(());
@@ -84,24 +84,7 @@ impl<R: Random> Session<R> {
             .map_err(|e| (exchange_dropped(&e), exchange))?;
         self.answer(response);
         match child {
-            Ok(c) => {
-                self.child_up(&c);
-                if let Some(old) = rekeyed {
-                    let ours = matches!(
-                        &self.out,
-                        Some(Outstanding { kind: OutKind::Child { rekey_of: Some(o), .. }, .. }) if *o == old
-                    );
-                    if let Some(oc) = self.children.iter_mut().find(|c| c.spi_in == old) {
-                        if ours {
-                            oc.collision = Some(c.lowest_nonce.clone());
-                        } else {
-                            // The peer deletes the old pair once it has the
-                            // new one (§2.8); it goes down as rekeyed.
-                            oc.rekeyed = true;
-                        }
-                    }
-                }
-            }
+            Ok(c) => self.child_made(now, &c, rekeyed),
             Err(e) => self.refused_peer_child(h.message_id, &e),
         }
         Ok(())
