@@ -1,7 +1,8 @@
 //! Two IKEv2 [`Session`]s in memory (RFC 7296): the seed's four proxy-IDs
 //! brought up on demand, each its own child (the first in IKE_AUTH, the
 //! others by CREATE_CHILD_SA); lost and duplicated datagrams; DELETE both
-//! ways; liveness checks with the peer gone; rekeys (§2.8, §2.8.1);
+//! ways; liveness checks with the peer gone; rekeys (§2.8), simultaneous
+//! ones and crossing requests for one proxy-ID (§2.8.1, §2.8.2, §2.25);
 //! INVALID_KE_PAYLOAD in CREATE_CHILD_SA (§1.3); strangers' datagrams.
 //!
 //! ```text
@@ -1068,39 +1069,130 @@ fn an_old_response_does_not_answer_the_outstanding_request() {
     assert_same_children(&p);
 }
 
-/// Both ends rekey the IKE SA at once: each refuses the other's with
-/// TEMPORARY_FAILURE (§2.25) while its own is outstanding, both report
-/// the rekey failed, and the IKE SA and its children carry on; a rekey
-/// after that goes through.
+/// The events of an IKE SA rekey on one side: one `IkeSaDown{Rekeyed}`
+/// then one `IkeSaUp` for the SA `spis`, nothing else; returns whether
+/// this side initiated the surviving SA.
+fn one_ike_rekey(ev: &[Event], spis: (u64, u64)) -> bool {
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(matches!(ev[0], Event::IkeSaDown { reason: Reason::Rekeyed }), "{ev:?}");
+    let Event::IkeSaUp { icookie, rcookie, initiator, .. } = &ev[1] else { panic!("{ev:?}") };
+    assert_eq!((u64::from_be_bytes(*icookie), u64::from_be_bytes(*rcookie)), spis);
+    *initiator
+}
+
+/// After an IKE SA rekey however it went: both sides on one new SA, the
+/// children unchanged and moved once, nothing left to delete or resend,
+/// and the new SA carries a child rekey. Returns whether A initiated the
+/// surviving SA.
+fn assert_ike_rekeyed(
+    p: &mut Pair,
+    before: (u64, u64),
+    children: &[(ProxyId, u32, u32)],
+    ea: usize,
+    eb: usize,
+) -> bool {
+    let spis = p.a.ike_spis().unwrap();
+    assert_ne!(spis, before);
+    assert_eq!(p.b.ike_spis(), Some(spis));
+    let a_made = one_ike_rekey(&p.ea[ea..], spis);
+    assert_eq!(one_ike_rekey(&p.eb[eb..], spis), !a_made);
+    assert_eq!(p.a.children(), children);
+    assert_same_children(p);
+    // Every old and redundant SA deleted, every Delete answered.
+    assert_eq!((p.a.poll_timeout(), p.b.poll_timeout()), (None, None));
+    let (_, spi, _) = children[0];
+    p.a.rekey_child(p.now, spi).unwrap();
+    p.run();
+    assert!(!p.a.children().iter().any(|c| c.1 == spi));
+    assert_same_children(p);
+    a_made
+}
+
+/// Both ends rekey the IKE SA at once (§2.8.1, §2.8.2) and both requests
+/// cross: each answers the other's; the new SA whose exchange holds the
+/// lowest of the four nonces is deleted by its initiator, the other
+/// takes the children (once), and the old SA is deleted by the
+/// survivor's initiator.
 #[test]
-fn simultaneous_ike_sa_rekeys_both_fail_and_nothing_breaks() {
+fn simultaneous_ike_sa_rekeys_keep_one_new_sa() {
+    let mut made = [0, 0];
+    for seed in 0..8 {
+        let mut p = Pair::seeded(seed);
+        bring_up(&mut p);
+        let (spis, children) = (p.a.ike_spis().unwrap(), p.a.children());
+        let (ea, eb) = (p.ea.len(), p.eb.len());
+        let sent = p.log.len();
+        p.a.rekey_ike(p.now).unwrap();
+        p.b.rekey_ike(p.now).unwrap();
+        p.run();
+        // Two rekeys and their answers; the Deletes of the old SA and of
+        // the redundant one and their answers.
+        assert_eq!(p.log.len() - sent, 8, "seed {seed}");
+        made[usize::from(assert_ike_rekeyed(&mut p, spis, &children, ea, eb))] += 1;
+    }
+    assert!(made[0] > 0 && made[1] > 0, "{made:?}");
+}
+
+/// The same crossing seen by A only: B has A's answer to its rekey before
+/// A's rekey reaches it, deletes the old SA and refuses A's rekey with
+/// TEMPORARY_FAILURE (§2.25). A moves to B's new SA on the refusal or on
+/// the Delete, whichever comes first, and forgets its own (§2.8.2).
+#[test]
+fn simultaneous_ike_sa_rekeys_seen_by_one_side_keep_the_other() {
+    for refusal_first in [true, false] {
+        let mut p = Pair::seed();
+        bring_up(&mut p);
+        let (spis, children) = (p.a.ike_spis().unwrap(), p.a.children());
+        let (ea, eb) = (p.ea.len(), p.eb.len());
+        p.a.rekey_ike(p.now).unwrap();
+        p.b.rekey_ike(p.now).unwrap();
+        let (a_req, b_req) = p.hold();
+        p.give(false, &b_req[0]);
+        let (a_answer, _) = p.hold();
+        p.give(true, &a_answer[0]);
+        let (_, b_delete) = p.hold();
+        p.give(true, &a_req[0]);
+        let (_, b_refusal) = p.hold();
+        let order = if refusal_first { [&b_refusal[0], &b_delete[0]] } else { [&b_delete[0], &b_refusal[0]] };
+        for t in order {
+            p.give(false, t);
+        }
+        p.run();
+        assert!(!assert_ike_rekeyed(&mut p, spis, &children, ea, eb), "B's SA survives");
+        assert_eq!(count(&p.ea, |e| matches!(e, Event::Phase1RekeyFailed { .. })), 0);
+    }
+}
+
+/// A child rekey crossing an IKE SA rekey (§2.25): B's IKE SA rekey
+/// meets A's child rekey outstanding and is refused with
+/// TEMPORARY_FAILURE; A's child rekey is answered on the old SA. The
+/// child is rekeyed, B reports its IKE SA rekey failed for the owner to
+/// ask again, and the next one goes through with every child moving.
+#[test]
+fn a_child_rekey_crossing_an_ike_sa_rekey() {
     let mut p = Pair::seed();
     bring_up(&mut p);
-    let (spis, children) = (p.a.ike_spis(), p.a.children());
-    let (ea, eb) = (p.ea.len(), p.eb.len());
-    p.a.rekey_ike(p.now).unwrap();
+    let (spis, (_, a_in, _)) = (p.a.ike_spis().unwrap(), p.a.children()[1]);
+    let eb = p.eb.len();
+    p.a.rekey_child(p.now, a_in).unwrap();
     p.b.rekey_ike(p.now).unwrap();
     p.run();
-    let failed = |ev: &[Event]| {
-        ev.iter()
-            .filter(|e| {
-                matches!(
-                    e,
-                    Event::Phase1RekeyFailed {
-                        reason: Reason::PeerNotify(esprit_ike::wire::NotifyType::Other(43))
-                    }
-                )
-            })
-            .count()
-    };
-    assert_eq!((failed(&p.ea[ea..]), failed(&p.eb[eb..])), (1, 1), "{:?} {:?}", &p.ea[ea..], &p.eb[eb..]);
-    assert_eq!((p.ea.len() - ea, p.eb.len() - eb), (1, 1));
-    assert_eq!((p.a.ike_spis(), p.a.children()), (spis, children));
-    p.b.rekey_ike(p.now).unwrap();
-    p.run();
-    assert_ne!(p.a.ike_spis(), spis);
-    assert_eq!(p.a.ike_spis(), p.b.ike_spis());
+    let failed = count(&p.eb[eb..], |e| {
+        matches!(
+            e,
+            Event::Phase1RekeyFailed { reason: Reason::PeerNotify(esprit_ike::wire::NotifyType::Other(43)) }
+        )
+    });
+    assert_eq!(failed, 1, "{:?}", &p.eb[eb..]);
+    assert_eq!(p.a.ike_spis(), Some(spis));
+    assert!(!p.a.children().iter().any(|c| c.1 == a_in));
+    assert_eq!(p.a.children().len(), 4);
     assert_same_children(&p);
+    let children = p.a.children();
+    let (ea, eb) = (p.ea.len(), p.eb.len());
+    p.b.rekey_ike(p.now).unwrap();
+    p.run();
+    assert!(!assert_ike_rekeyed(&mut p, spis, &children, ea, eb));
 }
 
 /// An authenticated INFORMATIONAL whose Delete payload is malformed is

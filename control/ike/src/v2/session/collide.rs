@@ -155,7 +155,7 @@ impl<R: Random> Session<R> {
 /// `this` and `other` are the lower nonce of each exchange (compared as
 /// octet strings, the shorter first on a common prefix). Our nonces are
 /// 256 random bits: equal ones are not planned for.
-fn holds_the_lowest_nonce(this: &[u8], other: &[u8]) -> bool {
+pub(super) fn holds_the_lowest_nonce(this: &[u8], other: &[u8]) -> bool {
     this < other
 }
 

@@ -36,10 +36,11 @@
 //!   child, its initiator deletes it, and the owner never sees it up after
 //!   the survivor (see `collide`).
 //! * An IKE SA rekey (§2.18) moves every child to the new SA; the old one
-//!   is deleted on itself. A rekey request that meets one of ours (or any
-//!   request of ours outstanding) is refused with TEMPORARY_FAILURE
-//!   (§2.25): a simultaneous IKE SA rekey fails on both sides, and the
-//!   owner asks again, rather than being decided by nonces.
+//!   is deleted on itself. When both ends rekey it at once, the new SA
+//!   whose exchange holds the lowest nonce is deleted by its initiator and
+//!   the children move once, to the other (§2.8.1, see `ike_crossing`); a
+//!   rekey request that meets any other request of ours is refused with
+//!   TEMPORARY_FAILURE (§2.25), and the owner asks again.
 //!
 //! Certificates ([`super::auth::Authenticator::Cert`]) are checked at
 //! wall-clock time, which the owner gives with
@@ -79,6 +80,7 @@ use super::wire::{DeletePayload, ExchangeType, Header, NotifyType, Payload, Payl
 
 mod collide;
 mod ike_auth;
+mod ike_crossing;
 mod requests;
 mod responses;
 
@@ -247,7 +249,12 @@ pub struct Session<R: Random> {
     responder: InitResponder,
     making: Option<Making>,
     ike: Option<IkeSa>,
-    old_ike: Option<OldIke>,
+    /// IKE SAs a rekey replaced, or a simultaneous rekey made redundant
+    /// (§2.8.1), until deleted; at most [`OLD_IKE_KEPT`].
+    old_ike: Vec<OldIke>,
+    /// The IKE SA we made answering the peer's rekey while ours was in
+    /// flight (§2.8.1): settled when ours is answered.
+    crossed_ike: Option<Box<IkeSa>>,
     out: Option<Outstanding>,
     work: VecDeque<Work>,
     children: Vec<Child>,
@@ -343,7 +350,8 @@ impl<R: Random> Session<R> {
             responder,
             making: None,
             ike: None,
-            old_ike: None,
+            old_ike: Vec::new(),
+            crossed_ike: None,
             out: None,
             work: VecDeque::new(),
             children: Vec::new(),
@@ -546,7 +554,7 @@ impl<R: Random> Session<R> {
             Making::Init(_, r) | Making::Auth(_, _, r) => r.next,
         });
         let out = self.out.as_ref().map(|o| o.retx.next);
-        let old = self.old_ike.as_ref().and_then(|o| o.delete.as_ref()).map(|d| d.2.next);
+        let old = self.old_ike.iter().filter_map(|o| o.delete.as_ref()).map(|d| d.2.next).min();
         let half_open = self.responder.next_expiry();
         let redundant = self.children.iter().filter_map(|c| c.delete_at).min();
         [making, out, old, half_open, self.dpd_due(), self.keepalive_at, redundant]
@@ -595,16 +603,19 @@ impl<R: Random> Session<R> {
                 None => {}
             }
         }
-        if let Some((_, bytes, retx)) = self.old_ike.as_mut().and_then(|o| o.delete.as_mut()) {
-            match retx.due(now) {
-                Some(true) => {
-                    let bytes = bytes.clone();
-                    self.send(bytes);
-                }
-                // The old SA's children have moved: only it is forgotten.
-                Some(false) => self.old_ike = None,
-                None => {}
+        let mut resend = Vec::new();
+        // The old SAs' children have moved: one whose Delete goes
+        // unanswered is only forgotten.
+        self.old_ike.retain_mut(|o| match o.delete.as_mut().map(|d| (d.2.due(now), &d.1)) {
+            Some((Some(true), bytes)) => {
+                resend.push(bytes.clone());
+                true
             }
+            Some((Some(false), _)) => false,
+            _ => true,
+        });
+        for bytes in resend {
+            self.send(bytes);
         }
         self.delete_redundant(now);
         if self.dpd_due().is_some_and(|t| t <= now) {
@@ -668,7 +679,8 @@ impl<R: Random> Session<R> {
     /// restarted): its children are down, our request on it failed, and
     /// the children waiting for it fail.
     fn ike_gone(&mut self, reason: Reason) {
-        self.old_ike = None;
+        self.old_ike.clear();
+        self.crossed_ike = None;
         if self.ike.take().is_none() {
             return;
         }
@@ -746,23 +758,11 @@ impl<R: Random> Session<R> {
     }
 
     /// The IKE SA is rekeyed (§2.18): `new` carries on with every child;
-    /// the old one waits for its Delete, which we send if we rekeyed.
+    /// the old one waits for its Delete, which we send if we made `new`
+    /// (`ours`).
     fn ike_rekeyed(&mut self, now: Instant, new: IkeSa, ours: bool) {
-        let Some(mut old) = self.ike.take() else { return };
-        let delete = if ours {
-            let mut chain = PayloadChain::new();
-            chain.push_payload(&Payload::Delete(DeletePayload::new(ProtocolId::Ike, 0, &[])));
-            match old.send_request(ExchangeType::Informational, &chain, &mut self.rng) {
-                Ok((id, bytes)) => {
-                    self.send(bytes.clone());
-                    Some((id, bytes, Retx::new(now, self.cfg.retransmit)))
-                }
-                Err(_) => None,
-            }
-        } else {
-            None
-        };
-        self.old_ike = Some(OldIke { sa: old, delete });
+        let Some(old) = self.ike.take() else { return };
+        self.keep_old_ike(now, old, ours);
         self.events.push_back(Event::IkeSaDown { reason: Reason::Rekeyed });
         self.report_up(&new);
         self.ike = Some(new);
@@ -998,8 +998,8 @@ impl<R: Random> Session<R> {
             }
             return Err((Dropped::Unreadable, Exchange::Informational));
         };
-        if self.old_ike.as_ref().is_some_and(|o| o.sa.spis() == (h.spi_i, h.spi_r)) {
-            return self.old_ike_message(now, &h, bytes);
+        if let Some(i) = self.old_ike.iter().position(|o| o.sa.spis() == (h.spi_i, h.spi_r)) {
+            return self.old_ike_message(now, i, &h, bytes);
         }
         match (h.exchange, h.is_response()) {
             (ExchangeType::IkeSaInit, false) => self.init_request(now, (local, remote), bytes),
@@ -1022,6 +1022,11 @@ fn ike_nat(sa: &IkeSa) -> bool {
     let n = &sa.established().exchange.nat;
     n.local_behind_nat || n.remote_behind_nat
 }
+
+/// IKE SAs kept for their Delete at most: the one a rekey replaced and
+/// the one a simultaneous rekey made redundant; an older one is
+/// forgotten.
+const OLD_IKE_KEPT: usize = 2;
 
 /// The port IKE floats to when a NAT is seen (RFC 7296 §2.23).
 const NATT_PORT: u16 = crate::NATT_PORT;

@@ -74,13 +74,12 @@ impl<R: Random> Session<R> {
                     Err((exchange_dropped(&e), exchange))
                 }
                 IkeRekeyResponse::Rekeyed(new) => {
-                    self.ike_rekeyed(now, *new, true);
+                    self.our_ike_rekey_done(now, *new);
                     Ok(())
                 }
                 IkeRekeyResponse::Failed(n) => {
                     self.last_heard = Some(now);
-                    self.events
-                        .push_back(Event::Phase1RekeyFailed { reason: Reason::PeerNotify(v1_notify(n)) });
+                    self.our_ike_rekey_failed(now, n);
                     Ok(())
                 }
             },
