@@ -892,14 +892,21 @@ fn narrowed_children_are_taken() {
 /// A as a Session, B played by hand from the exchange layers: the IKE SA
 /// up with the first proxy-ID's child.
 fn a_with_b_by_hand() -> (Session<FixedRng>, esprit_ike::v2::create_child::IkeSa, FixedRng, Instant) {
+    a_with_b_by_hand_seeded(5)
+}
+
+/// [`a_with_b_by_hand`], A's randomness from `seed` and B's from the next.
+fn a_with_b_by_hand_seeded(
+    seed: u64,
+) -> (Session<FixedRng>, esprit_ike::v2::create_child::IkeSa, FixedRng, Instant) {
     use esprit_ike::v2::auth::ResponderAuthStep;
     use esprit_ike::v2::create_child::IkeSa;
     use esprit_ike::v2::responder::{InitResponder, ResponderConfig};
     let ids = seed_proxy_ids();
     let acfg = config(A, B, ids.clone(), None);
     let bcfg = config(B, A, ids.iter().map(mirror).collect(), None);
-    let mut a = session(acfg, 5, 0xa000_0000);
-    let mut brng = rng(6, 0xb000_0000);
+    let mut a = session(acfg, seed, 0xa000_0000);
+    let mut brng = rng(seed + 1, 0xb000_0000);
     let mut resp = InitResponder::new(ResponderConfig::new(bcfg.proposals.clone()), &mut brng).unwrap();
     let now = Instant::now();
     let (aa, ba) = (addr(A), addr(B));
@@ -1461,4 +1468,71 @@ fn a_refused_rekey_is_reported_for_the_owner_to_retry() {
     p.run();
     assert!(!p.a.children().iter().any(|c| c.1 == a_in));
     assert_one_pair(&p, &id, "retried");
+}
+
+/// Crossing requests for one proxy-ID with a peer that does not settle
+/// them (B played by hand): when B's child is the redundant one, A waits
+/// for B to delete it, for as long as its retransmission schedule lasts
+/// (1 + 2 + 4 + 8 s), then deletes it itself; never before. When A's is,
+/// A deletes its own at once.
+#[test]
+fn a_redundant_child_the_peer_keeps_is_deleted_after_the_crossing_window() {
+    use esprit_ike::v2::child::ChildRequest;
+    use esprit_ike::v2::create_child::{ChildResponse, IncomingRequest, RequestOutcome};
+    use esprit_ike::v2::wire::{Payload, ProtocolId};
+    let ids = seed_proxy_ids();
+    let bcfg = config(B, A, ids.iter().map(mirror).collect(), None);
+    let (aa, ba) = (addr(A), addr(B));
+    let mut waited = 0;
+    for seed in 5..15 {
+        let (mut a, mut b, mut brng, now) = a_with_b_by_hand_seeded(seed);
+        while a.poll_event().is_some() {}
+        a.initiate_child(now, ids[1]).unwrap();
+        let a_req = a.poll_transmit().unwrap().bytes;
+        let req = ChildRequest { proxy_id: mirror(&ids[1]), packet: None, spi_in: 0xb000_0b05 };
+        let pending = b.create_child(req, &bcfg.child, &mut brng).unwrap();
+        a.handle_datagram(now, aa, ba, pending.request()).unwrap();
+        let a_answer = a.poll_transmit().unwrap().bytes;
+        let RequestOutcome::Answered { response, child: Ok(_) } =
+            b.handle_request(&a_req, &bcfg.child, 0xb000_0b06, &mut brng)
+        else {
+            panic!("B refused A's child")
+        };
+        a.handle_datagram(now, aa, ba, &response).unwrap();
+        let ChildResponse::Created(b_child) = b.handle_child_response(pending, &a_answer) else { panic!() };
+        let mut events = Vec::new();
+        while let Some(e) = a.poll_event() {
+            events.push(e);
+        }
+        let b_made = ups(&events).into_iter().chain(inbounds(&events)).find(|c| !c.initiator).unwrap().spi_in;
+        assert_eq!(b_made, b_child.sa.spi_out);
+        let deleted = |a: &mut Session<FixedRng>, b: &mut esprit_ike::v2::create_child::IkeSa| {
+            let t = a.poll_transmit()?;
+            let IncomingRequest::Fresh(_, opened) = b.receive_request(&t.bytes) else { panic!() };
+            opened.payloads().find_map(|raw| match Payload::parse(&raw.unwrap()).unwrap() {
+                Payload::Delete(d) if d.protocol == ProtocolId::Esp => {
+                    d.spis().next().map(|s| u32::from_be_bytes(s.try_into().unwrap()))
+                }
+                _ => None,
+            })
+        };
+        // A's child, reported by its inbound SA only if redundant (B's
+        // came first, reported up, and is superseded otherwise).
+        let a_made = ups(&events).into_iter().chain(inbounds(&events)).find(|c| c.initiator).unwrap().spi_in;
+        if !inbounds(&events).iter().any(|c| c.spi_in == a_made) {
+            // B's is redundant: nothing until the window ends.
+            waited += 1;
+            assert_eq!(a.poll_transmit(), None);
+            let window = Duration::from_secs(15);
+            assert_eq!(a.poll_timeout(), Some(now + window));
+            a.handle_timeout(now + window - Duration::from_millis(1));
+            assert_eq!(a.poll_transmit(), None);
+            a.handle_timeout(now + window);
+            assert_eq!(deleted(&mut a, &mut b), Some(b_made));
+        } else {
+            // A's is: deleted at once, by A.
+            assert_eq!(deleted(&mut a, &mut b), Some(a_made));
+        }
+    }
+    assert!(waited > 0 && waited < 10, "{waited}");
 }
