@@ -487,6 +487,16 @@ impl Endpoint {
         }
     }
 
+    /// Rekeys the IKEv2 IKE SA now, as its time would (tests: both ends
+    /// at once).
+    #[cfg(test)]
+    pub fn rekey_ike_now(&mut self, now: Instant) {
+        if let Endpoint::V2(s) = self {
+            s.rekey_at = Some(now);
+            self.handle_timeout(now);
+        }
+    }
+
     /// The IKE SA's SPIs / ISAKMP cookies (initiator's, responder's).
     pub fn ike_cookies(&self) -> Option<([u8; 8], [u8; 8])> {
         match self {

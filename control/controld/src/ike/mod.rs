@@ -2120,9 +2120,10 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
 
     /// Both controlds get an acquire for the same proxy-ID at once and
     /// each sends CREATE_CHILD_SA for it; later both rekey its child at
-    /// once (their fastpathds restarted). Each time one pair is left on
-    /// both sides, installed alone, and at no step does either side hold
-    /// an outbound SA whose inbound one the other side lacks.
+    /// once (their fastpathds restarted), then the IKE SA. Each time one
+    /// pair is left on both sides, installed alone, and whenever the
+    /// datagrams have settled, each proxy-ID's outbound SA is in place and
+    /// has its inbound one on the other side.
     #[test]
     fn ikev2_crossing_acquires_and_simultaneous_rekeys_leave_one_pair() {
         for (seed, lose) in (1..9).flat_map(|s| [(s, false), (s, true)]) {
@@ -2155,6 +2156,16 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
             let after = fp.assert_coherent(&a, &b);
             assert_eq!(after.len(), 2, "seed {seed}: one pair per proxy-ID after the rekeys");
             assert_eq!(after.intersection(&spis).count(), 1, "seed {seed}: the rekeyed child has new SPIs");
+            // Both rekey the IKE SA at once: one new SA, the same on both
+            // sides; the children and their SAs stay as they are.
+            let cookies = a.gateways[0].peer.ike_cookies();
+            a.gateways[0].peer.rekey_ike_now(now);
+            b.gateways[0].peer.rekey_ike_now(now);
+            let until = now + Duration::from_secs(60);
+            fp.run(&mut now, until, &mut a, &mut b);
+            assert_ne!(a.gateways[0].peer.ike_cookies(), cookies, "seed {seed}");
+            assert_eq!(a.gateways[0].peer.ike_cookies(), b.gateways[0].peer.ike_cookies(), "seed {seed}");
+            assert_eq!(fp.assert_coherent(&a, &b), after, "seed {seed}");
         }
     }
 
