@@ -42,7 +42,6 @@ use super::alg::{EncrAlg, IntegAlg, PrfAlg};
 use super::auth::{PskAuth, WireIdentity};
 use super::child::ChildConfig;
 use super::config::IkeSaProposal;
-use super::fuzz::FixedRng;
 use super::session::{Session, SessionConfig};
 use super::wire::IdType;
 use crate::{DhGroup, Event, Lifetime, Retransmit, Suite};
@@ -91,14 +90,40 @@ fn config(a: bool) -> SessionConfig {
     }
 }
 
+/// The sessions' randomness: a seeded stream of bytes, and inbound SPIs
+/// handed out once each, as controld's allocator does (a stream that
+/// repeated SPIs or nonces would make two children one).
+#[derive(Debug)]
+pub struct SessionRng {
+    bytes: esprit_testrng::TestRng,
+    next_spi: u32,
+}
+
+impl SessionRng {
+    fn new(seed: u64, spi_base: u32) -> SessionRng {
+        SessionRng { bytes: esprit_testrng::TestRng::new(seed), next_spi: spi_base }
+    }
+}
+
+impl crate::Random for SessionRng {
+    fn fill(&mut self, dest: &mut [u8]) {
+        self.bytes.fill_bytes(dest);
+    }
+
+    fn spi(&mut self) -> u32 {
+        self.next_spi += 1;
+        self.next_spi
+    }
+}
+
 /// Two established sessions and the datagrams they exchanged, as
 /// (from A, bytes).
 #[derive(Debug)]
 pub struct Established {
     /// The initiator.
-    pub a: Session<FixedRng>,
+    pub a: Session<SessionRng>,
     /// The responder.
-    pub b: Session<FixedRng>,
+    pub b: Session<SessionRng>,
     /// Every datagram, in order.
     pub log: Vec<(bool, Vec<u8>)>,
     /// The clock.
@@ -218,8 +243,8 @@ impl Established {
 
 /// A and B with the four children up (deterministic).
 pub fn established() -> Established {
-    let a = Session::new(config(true), FixedRng(1)).unwrap();
-    let b = Session::new(config(false), FixedRng(2)).unwrap();
+    let a = Session::new(config(true), SessionRng::new(1, 0xa000_0000)).unwrap();
+    let b = Session::new(config(false), SessionRng::new(2, 0xb000_0000)).unwrap();
     let mut e = Established { a, b, log: Vec::new(), now: Instant::now(), held: Default::default() };
     for p in proxy_ids(true) {
         e.a.initiate_child(e.now, p).unwrap();
