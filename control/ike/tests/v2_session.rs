@@ -1,7 +1,8 @@
 //! Two IKEv2 [`Session`]s in memory (RFC 7296): the seed's four proxy-IDs
 //! brought up on demand, each its own child (the first in IKE_AUTH, the
 //! others by CREATE_CHILD_SA); lost and duplicated datagrams; DELETE both
-//! ways; liveness checks with the peer gone; rekeys (§2.8, §2.8.1);
+//! ways; liveness checks with the peer gone; rekeys (§2.8), simultaneous
+//! ones and crossing requests for one proxy-ID (§2.8.1, §2.8.2, §2.25);
 //! INVALID_KE_PAYLOAD in CREATE_CHILD_SA (§1.3); strangers' datagrams.
 //!
 //! ```text
@@ -143,8 +144,13 @@ impl Pair {
     }
 
     fn seed() -> Pair {
+        Pair::seeded(0)
+    }
+
+    /// The seed's proxy-IDs on both sides, the randomness from `seed`.
+    fn seeded(seed: u64) -> Pair {
         let ids = seed_proxy_ids();
-        Pair::new(config(A, B, ids.clone(), None), config(B, A, ids.iter().map(mirror).collect(), None), 0)
+        Pair::new(config(A, B, ids.clone(), None), config(B, A, ids.iter().map(mirror).collect(), None), seed)
     }
 
     /// Moves datagrams until none is in flight; returns how many moved.
@@ -184,6 +190,27 @@ impl Pair {
                 }
             }
         }
+    }
+
+    /// Takes the datagrams both sides have sent, undelivered: (A's, B's).
+    fn hold(&mut self) -> (Vec<Transmit>, Vec<Transmit>) {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        while let Some(t) = self.a.poll_transmit() {
+            a.push(t);
+        }
+        while let Some(t) = self.b.poll_transmit() {
+            b.push(t);
+        }
+        self.collect();
+        (a, b)
+    }
+
+    /// Delivers one datagram held from A (`from_a`) or B.
+    fn give(&mut self, from_a: bool, t: &Transmit) {
+        self.log.push((from_a, t.bytes.clone()));
+        let to = if from_a { &mut self.b } else { &mut self.a };
+        let _ = to.handle_datagram(self.now, t.remote, t.local, &t.bytes);
+        self.collect();
     }
 
     fn collect(&mut self) {
@@ -730,12 +757,7 @@ fn child_rekey_is_make_before_break() {
 fn simultaneous_rekey_keeps_one_child() {
     let (mut a_redundant, mut b_redundant) = (0, 0);
     for seed in 0..6 {
-        let ids = seed_proxy_ids();
-        let mut p = Pair::new(
-            config(A, B, ids.clone(), None),
-            config(B, A, ids.iter().map(mirror).collect(), None),
-            seed,
-        );
+        let mut p = Pair::seeded(seed);
         bring_up(&mut p);
         let (ea, eb) = (p.ea.len(), p.eb.len());
         let (id, a_in, a_out) = p.a.children()[2];
@@ -743,21 +765,21 @@ fn simultaneous_rekey_keeps_one_child() {
         p.a.rekey_child(p.now, a_in).unwrap();
         p.b.rekey_child(p.now, a_out).unwrap();
         p.run();
-        let live: Vec<_> = p.a.children().into_iter().filter(|c| c.0 == id).collect();
-        assert_eq!(live.len(), 1, "seed {seed}: {:?}", p.a.children());
-        assert!(live[0].1 != a_in);
+        let (new_in, _) = assert_one_pair(&p, &id, &format!("seed {seed}"));
+        assert!(new_in != a_in);
         assert_eq!(p.a.children().len(), 4);
-        assert_same_children(&p);
-        // Two children were made on each side, one of them and the old one
-        // went, each reported once.
+        // Two children were made on each side (the redundant one reported
+        // by its inbound SA only when it came second), one of them and the
+        // old one went, each reported once.
         for ev in [&p.ea[ea..], &p.eb[eb..]] {
-            assert_eq!(ups(ev).len(), 2, "seed {seed}");
+            assert_eq!(ups(ev).len() + inbounds(ev).len(), 2, "seed {seed}");
             assert_eq!(downs(ev).len(), 2, "seed {seed}");
         }
         assert!(downs(&p.ea[ea..]).iter().any(|d| (d.1, d.2) == (a_in, a_out)));
         // Whose exchange made the redundant child: the new child A saw go.
         let gone = downs(&p.ea[ea..]).into_iter().find(|d| d.1 != a_in).unwrap();
-        let made = ups(&p.ea[ea..]).into_iter().find(|c| c.spi_in == gone.1).unwrap();
+        let made =
+            ups(&p.ea[ea..]).into_iter().chain(inbounds(&p.ea[ea..])).find(|c| c.spi_in == gone.1).unwrap();
         if made.initiator {
             a_redundant += 1;
         } else {
@@ -871,14 +893,21 @@ fn narrowed_children_are_taken() {
 /// A as a Session, B played by hand from the exchange layers: the IKE SA
 /// up with the first proxy-ID's child.
 fn a_with_b_by_hand() -> (Session<FixedRng>, esprit_ike::v2::create_child::IkeSa, FixedRng, Instant) {
+    a_with_b_by_hand_seeded(5)
+}
+
+/// [`a_with_b_by_hand`], A's randomness from `seed` and B's from the next.
+fn a_with_b_by_hand_seeded(
+    seed: u64,
+) -> (Session<FixedRng>, esprit_ike::v2::create_child::IkeSa, FixedRng, Instant) {
     use esprit_ike::v2::auth::ResponderAuthStep;
     use esprit_ike::v2::create_child::IkeSa;
     use esprit_ike::v2::responder::{InitResponder, ResponderConfig};
     let ids = seed_proxy_ids();
     let acfg = config(A, B, ids.clone(), None);
     let bcfg = config(B, A, ids.iter().map(mirror).collect(), None);
-    let mut a = session(acfg, 5, 0xa000_0000);
-    let mut brng = rng(6, 0xb000_0000);
+    let mut a = session(acfg, seed, 0xa000_0000);
+    let mut brng = rng(seed + 1, 0xb000_0000);
     let mut resp = InitResponder::new(ResponderConfig::new(bcfg.proposals.clone()), &mut brng).unwrap();
     let now = Instant::now();
     let (aa, ba) = (addr(A), addr(B));
@@ -1048,39 +1077,130 @@ fn an_old_response_does_not_answer_the_outstanding_request() {
     assert_same_children(&p);
 }
 
-/// Both ends rekey the IKE SA at once: each refuses the other's with
-/// TEMPORARY_FAILURE (§2.25) while its own is outstanding, both report
-/// the rekey failed, and the IKE SA and its children carry on; a rekey
-/// after that goes through.
+/// The events of an IKE SA rekey on one side: one `IkeSaDown{Rekeyed}`
+/// then one `IkeSaUp` for the SA `spis`, nothing else; returns whether
+/// this side initiated the surviving SA.
+fn one_ike_rekey(ev: &[Event], spis: (u64, u64)) -> bool {
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(matches!(ev[0], Event::IkeSaDown { reason: Reason::Rekeyed }), "{ev:?}");
+    let Event::IkeSaUp { icookie, rcookie, initiator, .. } = &ev[1] else { panic!("{ev:?}") };
+    assert_eq!((u64::from_be_bytes(*icookie), u64::from_be_bytes(*rcookie)), spis);
+    *initiator
+}
+
+/// After an IKE SA rekey however it went: both sides on one new SA, the
+/// children unchanged and moved once, nothing left to delete or resend,
+/// and the new SA carries a child rekey. Returns whether A initiated the
+/// surviving SA.
+fn assert_ike_rekeyed(
+    p: &mut Pair,
+    before: (u64, u64),
+    children: &[(ProxyId, u32, u32)],
+    ea: usize,
+    eb: usize,
+) -> bool {
+    let spis = p.a.ike_spis().unwrap();
+    assert_ne!(spis, before);
+    assert_eq!(p.b.ike_spis(), Some(spis));
+    let a_made = one_ike_rekey(&p.ea[ea..], spis);
+    assert_eq!(one_ike_rekey(&p.eb[eb..], spis), !a_made);
+    assert_eq!(p.a.children(), children);
+    assert_same_children(p);
+    // Every old and redundant SA deleted, every Delete answered.
+    assert_eq!((p.a.poll_timeout(), p.b.poll_timeout()), (None, None));
+    let (_, spi, _) = children[0];
+    p.a.rekey_child(p.now, spi).unwrap();
+    p.run();
+    assert!(!p.a.children().iter().any(|c| c.1 == spi));
+    assert_same_children(p);
+    a_made
+}
+
+/// Both ends rekey the IKE SA at once (§2.8.1, §2.8.2) and both requests
+/// cross: each answers the other's; the new SA whose exchange holds the
+/// lowest of the four nonces is deleted by its initiator, the other
+/// takes the children (once), and the old SA is deleted by the
+/// survivor's initiator.
 #[test]
-fn simultaneous_ike_sa_rekeys_both_fail_and_nothing_breaks() {
+fn simultaneous_ike_sa_rekeys_keep_one_new_sa() {
+    let mut made = [0, 0];
+    for seed in 0..8 {
+        let mut p = Pair::seeded(seed);
+        bring_up(&mut p);
+        let (spis, children) = (p.a.ike_spis().unwrap(), p.a.children());
+        let (ea, eb) = (p.ea.len(), p.eb.len());
+        let sent = p.log.len();
+        p.a.rekey_ike(p.now).unwrap();
+        p.b.rekey_ike(p.now).unwrap();
+        p.run();
+        // Two rekeys and their answers; the Deletes of the old SA and of
+        // the redundant one and their answers.
+        assert_eq!(p.log.len() - sent, 8, "seed {seed}");
+        made[usize::from(assert_ike_rekeyed(&mut p, spis, &children, ea, eb))] += 1;
+    }
+    assert!(made[0] > 0 && made[1] > 0, "{made:?}");
+}
+
+/// The same crossing seen by A only: B has A's answer to its rekey before
+/// A's rekey reaches it, deletes the old SA and refuses A's rekey with
+/// TEMPORARY_FAILURE (§2.25). A moves to B's new SA on the refusal or on
+/// the Delete, whichever comes first, and forgets its own (§2.8.2).
+#[test]
+fn simultaneous_ike_sa_rekeys_seen_by_one_side_keep_the_other() {
+    for refusal_first in [true, false] {
+        let mut p = Pair::seed();
+        bring_up(&mut p);
+        let (spis, children) = (p.a.ike_spis().unwrap(), p.a.children());
+        let (ea, eb) = (p.ea.len(), p.eb.len());
+        p.a.rekey_ike(p.now).unwrap();
+        p.b.rekey_ike(p.now).unwrap();
+        let (a_req, b_req) = p.hold();
+        p.give(false, &b_req[0]);
+        let (a_answer, _) = p.hold();
+        p.give(true, &a_answer[0]);
+        let (_, b_delete) = p.hold();
+        p.give(true, &a_req[0]);
+        let (_, b_refusal) = p.hold();
+        let order = if refusal_first { [&b_refusal[0], &b_delete[0]] } else { [&b_delete[0], &b_refusal[0]] };
+        for t in order {
+            p.give(false, t);
+        }
+        p.run();
+        assert!(!assert_ike_rekeyed(&mut p, spis, &children, ea, eb), "B's SA survives");
+        assert_eq!(count(&p.ea, |e| matches!(e, Event::Phase1RekeyFailed { .. })), 0);
+    }
+}
+
+/// A child rekey crossing an IKE SA rekey (§2.25): B's IKE SA rekey
+/// meets A's child rekey outstanding and is refused with
+/// TEMPORARY_FAILURE; A's child rekey is answered on the old SA. The
+/// child is rekeyed, B reports its IKE SA rekey failed for the owner to
+/// ask again, and the next one goes through with every child moving.
+#[test]
+fn a_child_rekey_crossing_an_ike_sa_rekey() {
     let mut p = Pair::seed();
     bring_up(&mut p);
-    let (spis, children) = (p.a.ike_spis(), p.a.children());
-    let (ea, eb) = (p.ea.len(), p.eb.len());
-    p.a.rekey_ike(p.now).unwrap();
+    let (spis, (_, a_in, _)) = (p.a.ike_spis().unwrap(), p.a.children()[1]);
+    let eb = p.eb.len();
+    p.a.rekey_child(p.now, a_in).unwrap();
     p.b.rekey_ike(p.now).unwrap();
     p.run();
-    let failed = |ev: &[Event]| {
-        ev.iter()
-            .filter(|e| {
-                matches!(
-                    e,
-                    Event::Phase1RekeyFailed {
-                        reason: Reason::PeerNotify(esprit_ike::wire::NotifyType::Other(43))
-                    }
-                )
-            })
-            .count()
-    };
-    assert_eq!((failed(&p.ea[ea..]), failed(&p.eb[eb..])), (1, 1), "{:?} {:?}", &p.ea[ea..], &p.eb[eb..]);
-    assert_eq!((p.ea.len() - ea, p.eb.len() - eb), (1, 1));
-    assert_eq!((p.a.ike_spis(), p.a.children()), (spis, children));
-    p.b.rekey_ike(p.now).unwrap();
-    p.run();
-    assert_ne!(p.a.ike_spis(), spis);
-    assert_eq!(p.a.ike_spis(), p.b.ike_spis());
+    let failed = count(&p.eb[eb..], |e| {
+        matches!(
+            e,
+            Event::Phase1RekeyFailed { reason: Reason::PeerNotify(esprit_ike::wire::NotifyType::Other(43)) }
+        )
+    });
+    assert_eq!(failed, 1, "{:?}", &p.eb[eb..]);
+    assert_eq!(p.a.ike_spis(), Some(spis));
+    assert!(!p.a.children().iter().any(|c| c.1 == a_in));
+    assert_eq!(p.a.children().len(), 4);
     assert_same_children(&p);
+    let children = p.a.children();
+    let (ea, eb) = (p.ea.len(), p.eb.len());
+    p.b.rekey_ike(p.now).unwrap();
+    p.run();
+    assert!(!assert_ike_rekeyed(&mut p, spis, &children, ea, eb));
 }
 
 /// An authenticated INFORMATIONAL whose Delete payload is malformed is
@@ -1167,4 +1287,253 @@ fn the_responder_asks_for_children_too() {
     assert!(matches!(p.eb[eb], Event::IkeSaUp { initiator: true, .. }), "{:?}", p.eb[eb]);
     assert_eq!(ups(&p.eb[eb..]).len(), 1);
     assert_same_children(&p);
+}
+
+fn inbounds(events: &[Event]) -> Vec<&ChildSa> {
+    events.iter().filter_map(|e| if let Event::ChildSaInbound(c) = e { Some(&**c) } else { None }).collect()
+}
+
+/// What an owner that installs on `ChildSaUp`/`ChildSaInbound` and
+/// removes on `ChildSaDown` holds for `id` after `events`, and which pair
+/// it sends on (the last one reported up, as controld's newest pair
+/// supersedes the older ones): (installed inbound SPIs, sending SPI out).
+fn owner_view(events: &[Event], id: &ProxyId) -> (Vec<u32>, Option<u32>) {
+    let mut installed = Vec::new();
+    let mut sending = None;
+    for e in events {
+        match e {
+            Event::ChildSaUp(c) if c.proxy_id == *id || mirror(&c.proxy_id) == *id => {
+                installed.push(c.spi_in);
+                sending = Some((c.spi_in, c.spi_out));
+            }
+            Event::ChildSaInbound(c) if c.proxy_id == *id || mirror(&c.proxy_id) == *id => {
+                installed.push(c.spi_in)
+            }
+            Event::ChildSaDown { spi_in, .. } => {
+                installed.retain(|s| s != spi_in);
+                if sending.is_some_and(|(i, _)| i == *spi_in) {
+                    sending = None;
+                }
+            }
+            _ => {}
+        }
+    }
+    installed.sort();
+    (installed, sending.map(|s| s.1))
+}
+
+/// After a collision on `id` (A's side): one pair on both sides, the
+/// same; what each owner installed is that pair alone, and it sends on
+/// it. Returns A's (inbound, outbound) SPIs of the survivor.
+fn assert_one_pair(p: &Pair, id: &ProxyId, ctx: &str) -> (u32, u32) {
+    let live: Vec<_> = p.a.children().into_iter().filter(|c| c.0 == *id).collect();
+    assert_eq!(live.len(), 1, "{ctx}: {:?}", p.a.children());
+    assert_same_children(p);
+    let (_, a_in, a_out) = live[0];
+    assert_eq!(owner_view(&p.ea, id), (vec![a_in], Some(a_out)), "{ctx}: A {:?}", p.ea);
+    assert_eq!(owner_view(&p.eb, id), (vec![a_out], Some(a_in)), "{ctx}: B {:?}", p.eb);
+    (a_in, a_out)
+}
+
+/// The IKE SA up with the first proxy-ID's child (its events taken), then
+/// both sides asking for the second at once: the two requests are sent,
+/// not delivered.
+fn crossing_acquires(seed: u64) -> (Pair, Vec<ProxyId>) {
+    let ids = seed_proxy_ids();
+    let mut p = Pair::seeded(seed);
+    p.a.initiate_child(p.now, ids[0]).unwrap();
+    p.run();
+    p.ea.clear();
+    p.eb.clear();
+    p.a.initiate_child(p.now, ids[1]).unwrap();
+    p.b.initiate_child(p.now, mirror(&ids[1])).unwrap();
+    (p, ids)
+}
+
+/// Both gateways get an acquire for one proxy-ID at once and each sends
+/// CREATE_CHILD_SA for it; both requests are delivered before either
+/// answer. Each answers the other's, then the child whose exchange holds
+/// the lowest of the four nonces is deleted by the side that asked for
+/// it: one pair is left, the same on both sides, and neither owner ever
+/// sent on the redundant one after the survivor was up.
+#[test]
+fn crossing_requests_for_one_proxy_id_keep_one_pair() {
+    // Seeds whose redundant child A made, and B made.
+    let mut redundant = [0, 0];
+    for seed in 0..8 {
+        let (mut p, ids) = crossing_acquires(seed);
+        let (ea, eb) = (0, 0);
+        p.run();
+        let ctx = format!("seed {seed}");
+        let (a_in, _) = assert_one_pair(&p, &ids[1], &ctx);
+        assert_eq!(p.a.children().len(), 2);
+        for ev in [&p.ea[ea..], &p.eb[eb..]] {
+            // Two children made on each side, one of them gone.
+            assert_eq!(ups(ev).len() + inbounds(ev).len(), 2, "{ctx}: {ev:?}");
+            assert_eq!(downs(ev).len(), 1, "{ctx}: {ev:?}");
+            assert_eq!(count(ev, |e| matches!(e, Event::ChildSaFailed { .. })), 0, "{ctx}");
+        }
+        let survivor = ups(&p.ea[ea..]).into_iter().find(|c| c.spi_in == a_in).unwrap();
+        redundant[usize::from(survivor.initiator)] += 1;
+        // The IKE SA carries on: the surviving child rekeys.
+        p.a.rekey_child(p.now, a_in).unwrap();
+        p.run();
+        assert_one_pair(&p, &ids[1], &ctx);
+    }
+    assert!(redundant[0] > 0 && redundant[1] > 0, "{redundant:?}");
+}
+
+/// The same crossing seen by one side only: A's request is answered by B
+/// (B's own request is outstanding) and A has its child before B's
+/// request reaches it. A settles the two children as B does: one pair.
+#[test]
+fn crossing_requests_seen_by_one_side_keep_one_pair() {
+    // Seeds whose redundant child A made, and B made.
+    let mut redundant = [0, 0];
+    for seed in 0..8 {
+        let (mut p, ids) = crossing_acquires(seed);
+        let (a_req, b_req) = p.hold();
+        assert_eq!((a_req.len(), b_req.len()), (1, 1));
+        p.give(true, &a_req[0]);
+        let (none, b_answer) = p.hold();
+        assert_eq!((none.len(), b_answer.len()), (0, 1));
+        p.give(false, &b_answer[0]);
+        assert_eq!(p.a.children().iter().filter(|c| c.0 == ids[1]).count(), 1);
+        // B's request, late.
+        p.give(false, &b_req[0]);
+        p.run();
+        let ctx = format!("seed {seed}");
+        let (a_in, _) = assert_one_pair(&p, &ids[1], &ctx);
+        let a_made_it =
+            p.ea.iter().any(|e| matches!(e, Event::ChildSaUp(c) if c.spi_in == a_in && c.initiator));
+        redundant[usize::from(a_made_it)] += 1;
+    }
+    assert!(redundant[0] > 0 && redundant[1] > 0, "{redundant:?}");
+}
+
+/// §2.8.1 seen by one side only: A's rekey is answered by B (B's rekey
+/// of the same child is outstanding) and A deletes the old child before
+/// B's rekey reaches it; A refuses that one with TEMPORARY_FAILURE
+/// (§2.25), and B keeps A's new child: one pair, no retry asked for.
+#[test]
+fn simultaneous_rekey_seen_by_one_side_keeps_one_pair() {
+    let mut p = Pair::seed();
+    bring_up(&mut p);
+    let (ea, eb) = (p.ea.len(), p.eb.len());
+    let (id, a_in, a_out) = p.a.children()[2];
+    p.a.rekey_child(p.now, a_in).unwrap();
+    p.b.rekey_child(p.now, a_out).unwrap();
+    let (a_req, b_req) = p.hold();
+    p.give(true, &a_req[0]);
+    let (_, b_answer) = p.hold();
+    p.give(false, &b_answer[0]);
+    p.give(false, &b_req[0]);
+    p.run();
+    let (new_in, _) = assert_one_pair(&p, &id, "one side");
+    assert_ne!(new_in, a_in);
+    assert!(ups(&p.ea[ea..]).iter().any(|c| c.spi_in == new_in && c.initiator));
+    for ev in [&p.ea[ea..], &p.eb[eb..]] {
+        assert_eq!(ups(ev).len(), 1, "{ev:?}");
+        assert_eq!(downs(ev).len(), 1, "{ev:?}");
+        assert!(matches!(downs(ev)[0].3, Reason::Rekeyed | Reason::DeletedLocally), "{ev:?}");
+        assert_eq!(count(ev, |e| matches!(e, Event::ChildSaFailed { .. })), 0);
+    }
+}
+
+/// A rekey the peer refuses for another reason than a crossing (here:
+/// the proxy-ID is no longer configured on B, TS_UNACCEPTABLE) is
+/// reported failed, so that the owner asks again; the child stays, and
+/// is rekeyed once B takes the proxy-ID again.
+#[test]
+fn a_refused_rekey_is_reported_for_the_owner_to_retry() {
+    let mut p = Pair::seed();
+    bring_up(&mut p);
+    let (id, a_in, _) = p.a.children()[0];
+    let ea = p.ea.len();
+    let b_ids: Vec<ProxyId> = p.b.config().child.proxy_ids.clone();
+    p.b.set_proxy_ids(b_ids.iter().copied().filter(|x| *x != mirror(&id)).collect());
+    p.a.rekey_child(p.now, a_in).unwrap();
+    p.run();
+    let failed: Vec<_> = p.ea[ea..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::ChildSaFailed { proxy_id, reason } => Some((*proxy_id, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    let refused = Reason::PeerNotify(esprit_ike::wire::NotifyType::InvalidIdInformation);
+    assert_eq!(failed, [(id, refused)], "{:?}", &p.ea[ea..]);
+    assert!(p.a.children().iter().any(|c| c.1 == a_in));
+    p.b.set_proxy_ids(b_ids);
+    p.a.rekey_child(p.now, a_in).unwrap();
+    p.run();
+    assert!(!p.a.children().iter().any(|c| c.1 == a_in));
+    assert_one_pair(&p, &id, "retried");
+}
+
+/// Crossing requests for one proxy-ID with a peer that does not settle
+/// them (B played by hand): when B's child is the redundant one, A waits
+/// for B to delete it, for as long as its retransmission schedule lasts
+/// (1 + 2 + 4 + 8 s), then deletes it itself; never before. When A's is,
+/// A deletes its own at once.
+#[test]
+fn a_redundant_child_the_peer_keeps_is_deleted_after_the_crossing_window() {
+    use esprit_ike::v2::child::ChildRequest;
+    use esprit_ike::v2::create_child::{ChildResponse, IncomingRequest, RequestOutcome};
+    use esprit_ike::v2::wire::{Payload, ProtocolId};
+    let ids = seed_proxy_ids();
+    let bcfg = config(B, A, ids.iter().map(mirror).collect(), None);
+    let (aa, ba) = (addr(A), addr(B));
+    let mut waited = 0;
+    for seed in 5..15 {
+        let (mut a, mut b, mut brng, now) = a_with_b_by_hand_seeded(seed);
+        while a.poll_event().is_some() {}
+        a.initiate_child(now, ids[1]).unwrap();
+        let a_req = a.poll_transmit().unwrap().bytes;
+        let req = ChildRequest { proxy_id: mirror(&ids[1]), packet: None, spi_in: 0xb000_0b05 };
+        let pending = b.create_child(req, &bcfg.child, &mut brng).unwrap();
+        a.handle_datagram(now, aa, ba, pending.request()).unwrap();
+        let a_answer = a.poll_transmit().unwrap().bytes;
+        let RequestOutcome::Answered { response, child: Ok(_) } =
+            b.handle_request(&a_req, &bcfg.child, 0xb000_0b06, &mut brng)
+        else {
+            panic!("B refused A's child")
+        };
+        a.handle_datagram(now, aa, ba, &response).unwrap();
+        let ChildResponse::Created(b_child) = b.handle_child_response(pending, &a_answer) else { panic!() };
+        let mut events = Vec::new();
+        while let Some(e) = a.poll_event() {
+            events.push(e);
+        }
+        let b_made = ups(&events).into_iter().chain(inbounds(&events)).find(|c| !c.initiator).unwrap().spi_in;
+        assert_eq!(b_made, b_child.sa.spi_out);
+        let deleted = |a: &mut Session<FixedRng>, b: &mut esprit_ike::v2::create_child::IkeSa| {
+            let t = a.poll_transmit()?;
+            let IncomingRequest::Fresh(_, opened) = b.receive_request(&t.bytes) else { panic!() };
+            opened.payloads().find_map(|raw| match Payload::parse(&raw.unwrap()).unwrap() {
+                Payload::Delete(d) if d.protocol == ProtocolId::Esp => {
+                    d.spis().next().map(|s| u32::from_be_bytes(s.try_into().unwrap()))
+                }
+                _ => None,
+            })
+        };
+        // A's child, reported by its inbound SA only if redundant (B's
+        // came first, reported up, and is superseded otherwise).
+        let a_made = ups(&events).into_iter().chain(inbounds(&events)).find(|c| c.initiator).unwrap().spi_in;
+        if !inbounds(&events).iter().any(|c| c.spi_in == a_made) {
+            // B's is redundant: nothing until the window ends.
+            waited += 1;
+            assert_eq!(a.poll_transmit(), None);
+            let window = Duration::from_secs(15);
+            assert_eq!(a.poll_timeout(), Some(now + window));
+            a.handle_timeout(now + window - Duration::from_millis(1));
+            assert_eq!(a.poll_transmit(), None);
+            a.handle_timeout(now + window);
+            assert_eq!(deleted(&mut a, &mut b), Some(b_made));
+        } else {
+            // A's is: deleted at once, by A.
+            assert_eq!(deleted(&mut a, &mut b), Some(a_made));
+        }
+    }
+    assert!(waited > 0 && waited < 10, "{waited}");
 }

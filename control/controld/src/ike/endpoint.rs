@@ -9,8 +9,9 @@
 //!   resumes (`persist`), and phase-1 rekeys run by the peer itself.
 //! * **IKEv2**: the IKE SA is rekeyed here by time (RFC 7296 §2.18 leaves
 //!   it to the owner): its original initiator at 85-90 % of the lifetime,
-//!   the responder at 95 % unless the initiator came first; a rekey that
-//!   fails (both ends at once are refused with TEMPORARY_FAILURE, §2.25)
+//!   the responder at 95 % unless the initiator came first (both ends at
+//!   once are settled by the session, RFC 7296 §2.8.1); a rekey that fails
+//!   (refused with TEMPORARY_FAILURE while a child exchange runs, §2.25)
 //!   is asked again [`IKE_REKEY_RETRY`] later. Its datagram drops are
 //!   counted by reason ([`DroppedCounts`]), its half-open exchanges bounded
 //!   by its own responder (COOKIEs, §2.6).
@@ -484,6 +485,16 @@ impl Endpoint {
                     let _ = s.session.rekey_ike(now);
                 }
             }
+        }
+    }
+
+    /// Rekeys the IKEv2 IKE SA now, as its time would (tests: both ends
+    /// at once).
+    #[cfg(test)]
+    pub fn rekey_ike_now(&mut self, now: Instant) {
+        if let Endpoint::V2(s) = self {
+            s.rekey_at = Some(now);
+            self.handle_timeout(now);
         }
     }
 

@@ -1248,6 +1248,11 @@ impl IkeManager {
                 };
                 let g = &mut self.gateways[gi];
                 let vpn_name = g.vpns[vi].name.clone();
+                // Outbound SAs of the pairs this one supersedes: one still
+                // waiting to go in never does (it would take this newer
+                // pair's place in fastpathd's slot for the proxy-ID, and
+                // leave the slot empty when its own pair is deleted).
+                let mut superseded_out = Vec::new();
                 match pair {
                     Ok((inbound_id, inbound, outbound)) => {
                         // Make-before-break: older pairs of this proxy-ID
@@ -1272,6 +1277,7 @@ impl IkeManager {
                                 old.rekey_at = None;
                                 old.rekeying = false;
                                 replaced.push(old.ids[1]);
+                                superseded_out.push(old.ids[1]);
                                 rekeyed.push(format!("{spi:08x}"));
                             }
                         }
@@ -1360,6 +1366,7 @@ impl IkeManager {
                     }
                     Err(e) => out.push(IkeAction::Log(format!("gateway {name}: child SA not installed: {e}"))),
                 }
+                self.drop_delayed(&superseded_out);
             }
             Event::ChildSaDown { proxy_id, spi_in, spi_out, reason } => {
                 self.spis.borrow_mut().release(spi_in);
@@ -1792,6 +1799,18 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         now: Instant,
         a: &mut IkeManager,
         b: &mut IkeManager,
+        seen: impl FnMut(bool, Vec<IkeAction>),
+    ) {
+        exchange_losing(now, a, b, |_, _| false, seen);
+    }
+
+    /// [`exchange`], losing the datagrams `lose` picks (by side and
+    /// bytes) on the way.
+    fn exchange_losing(
+        now: Instant,
+        a: &mut IkeManager,
+        b: &mut IkeManager,
+        mut lose: impl FnMut(bool, &[u8]) -> bool,
         mut seen: impl FnMut(bool, Vec<IkeAction>),
     ) {
         let mut step = |side: bool, from: &mut IkeManager, to: &mut IkeManager| -> bool {
@@ -1800,7 +1819,9 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
             for act in &acts {
                 if let IkeAction::Send(t) = act {
                     moved = true;
-                    let _ = to.handle_datagram(now, t.remote, t.local, &t.bytes);
+                    if !lose(side, &t.bytes) {
+                        let _ = to.handle_datagram(now, t.remote, t.local, &t.bytes);
+                    }
                 }
             }
             seen(side, acts);
@@ -2030,6 +2051,159 @@ set vpn "v" proxy-id local-ip 10.2.2.0/24 remote-ip 10.1.2.0/24 any
         assert_eq!((a.gateways[0].children.len(), b.gateways[0].children.len()), (2, 2));
         assert!(a.gateways[0].peer.summary().is_some_and(|s| s.established > t0 + Duration::from_secs(250)));
         assert!(b.gateways[0].peer.summary().is_some_and(|s| s.established > t0 + Duration::from_secs(250)));
+    }
+
+    /// A model of the two fastpathds for [`exchange`], as their workers
+    /// keep SAs: inbound ones by id, one outbound slot per proxy-ID (an
+    /// install replaces the slot's SA; removing the SA in the slot empties
+    /// it, removing one already replaced does nothing). Checked whenever
+    /// the datagrams have settled: a proxy-ID that had an outbound SA
+    /// still has one (no packet finds the slot empty), and its inbound SA
+    /// is on the other side (nothing sent on it is lost).
+    #[derive(Default)]
+    struct TwoFastPaths {
+        inbound: [BTreeMap<u64, u32>; 2],
+        slots: [BTreeMap<String, Option<(u64, u32)>>; 2],
+        /// The next INFORMATIONAL request B sends is lost (once).
+        lose_bs_informational: bool,
+    }
+
+    impl TwoFastPaths {
+        fn apply(&mut self, side: bool, acts: &[IkeAction]) {
+            let (inbound, slots) = (&mut self.inbound[usize::from(side)], &mut self.slots[usize::from(side)]);
+            for act in acts {
+                match act {
+                    IkeAction::Install(v) => {
+                        for d in v {
+                            let s = &d.spec;
+                            match s.direction {
+                                Direction::Inbound => inbound.insert(s.id, s.spi),
+                                Direction::Outbound => slots
+                                    .insert(s.proxy_id.clone(), Some((s.id, s.spi)))
+                                    .flatten()
+                                    .map(|o| o.1),
+                            };
+                        }
+                    }
+                    IkeAction::Remove(ids) => {
+                        for id in ids {
+                            inbound.remove(id);
+                            for slot in slots.values_mut() {
+                                if slot.is_some_and(|(i, _)| i == *id) {
+                                    *slot = None;
+                                }
+                            }
+                        }
+                    }
+                    IkeAction::Send(_) | IkeAction::Log(_) => {}
+                }
+            }
+        }
+
+        /// Once the datagrams have settled: see the type.
+        fn check(&self) {
+            for (from, to) in [(0, 1), (1, 0)] {
+                let inbound: BTreeSet<u32> = self.inbound[to].values().copied().collect();
+                for (pid, slot) in &self.slots[from] {
+                    let Some((_, spi)) = slot else { panic!("side {from}: no outbound SA for {pid}") };
+                    assert!(inbound.contains(spi), "side {from}: outbound {spi:08x} has no inbound SA");
+                }
+            }
+        }
+
+        /// Delivers, then runs every timer of both up to `until`.
+        fn run(&mut self, now: &mut Instant, until: Instant, a: &mut IkeManager, b: &mut IkeManager) {
+            let mut lose = std::mem::take(&mut self.lose_bs_informational);
+            let mut lost = |from_b: bool, bytes: &[u8]| {
+                use esprit_ike::v2::wire::{ExchangeType, Header};
+                let informational = Header::parse(bytes)
+                    .is_ok_and(|h| h.exchange == ExchangeType::Informational && !h.is_response());
+                let hit = lose && from_b && informational;
+                lose &= !hit;
+                hit
+            };
+            loop {
+                exchange_losing(*now, a, b, &mut lost, |side, acts| self.apply(side, &acts));
+                self.check();
+                let next = [a.poll_timeout(), b.poll_timeout()].into_iter().flatten().min();
+                let Some(t) = next.filter(|t| *t <= until) else { break };
+                *now = t.max(*now);
+                a.handle_timeout(*now);
+                b.handle_timeout(*now);
+            }
+        }
+
+        /// What each side holds is exactly its children's SAs (the
+        /// inbound ones, and the outbound one of each proxy-ID), and the
+        /// two sides' mirror each other. Returns A's inbound SPIs.
+        fn assert_coherent(&self, a: &IkeManager, b: &IkeManager) -> BTreeSet<u32> {
+            for (side, m) in [(0, a), (1, b)] {
+                let ids: BTreeSet<u64> = m.gateways[0].children.values().flat_map(|c| c.ids).collect();
+                let held: BTreeSet<u64> = self.inbound[side]
+                    .keys()
+                    .copied()
+                    .chain(self.slots[side].values().flatten().map(|(id, _)| *id))
+                    .collect();
+                assert_eq!(held, ids, "side {side}");
+            }
+            let spis = |side: usize| -> BTreeSet<u32> { self.inbound[side].values().copied().collect() };
+            let out =
+                |side: usize| -> BTreeSet<u32> { self.slots[side].values().flatten().map(|o| o.1).collect() };
+            assert_eq!(spis(0), out(1));
+            assert_eq!(out(0), spis(1));
+            spis(0)
+        }
+    }
+
+    /// Both controlds get an acquire for the same proxy-ID at once and
+    /// each sends CREATE_CHILD_SA for it; later both rekey its child at
+    /// once (their fastpathds restarted), then the IKE SA. Each time one
+    /// pair is left on both sides, installed alone, and whenever the
+    /// datagrams have settled, each proxy-ID's outbound SA is in place and
+    /// has its inbound one on the other side.
+    #[test]
+    fn ikev2_crossing_acquires_and_simultaneous_rekeys_leave_one_pair() {
+        for (seed, lose) in (1..9).flat_map(|s| [(s, false), (s, true)]) {
+            let mut a = v2_manager(CONF, 1000, 3000, seed);
+            let mut b = v2_manager(CONF_B, 1000, 3000, seed + 10);
+            let pid = |m: &IkeManager, i: usize| m.gateways[0].vpns[0].proxy_ids[i].to_string();
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut fp = TwoFastPaths::default();
+            a.acquire(now, 1, &pid(&a, 0));
+            fp.run(&mut now, t0, &mut a, &mut b);
+            a.acquire(now, 1, &pid(&a, 1));
+            b.acquire(now, 1, &pid(&b, 1));
+            // Every timer for a minute: redundant pairs deleted, superseded
+            // ones retired.
+            fp.run(&mut now, t0 + Duration::from_secs(60), &mut a, &mut b);
+            let spis = fp.assert_coherent(&a, &b);
+            assert_eq!(spis.len(), 2, "seed {seed}: one pair per proxy-ID");
+            // Both rekey the second proxy-ID's child at once.
+            let sa_of = |m: &IkeManager| {
+                let p: ProxyId = pid(m, 1).parse().unwrap();
+                m.gateways[0].children.values().find(|c| c.proxy_id == p).unwrap().ids[1]
+            };
+            let (a_sa, b_sa) = (sa_of(&a), sa_of(&b));
+            assert!(a.rekey_now(now, a_sa).is_some() && b.rekey_now(now, b_sa).is_some());
+            // B's first Delete after them is lost (and sent again).
+            fp.lose_bs_informational = lose;
+            let until = now + Duration::from_secs(60);
+            fp.run(&mut now, until, &mut a, &mut b);
+            let after = fp.assert_coherent(&a, &b);
+            assert_eq!(after.len(), 2, "seed {seed}: one pair per proxy-ID after the rekeys");
+            assert_eq!(after.intersection(&spis).count(), 1, "seed {seed}: the rekeyed child has new SPIs");
+            // Both rekey the IKE SA at once: one new SA, the same on both
+            // sides; the children and their SAs stay as they are.
+            let cookies = a.gateways[0].peer.ike_cookies();
+            a.gateways[0].peer.rekey_ike_now(now);
+            b.gateways[0].peer.rekey_ike_now(now);
+            let until = now + Duration::from_secs(60);
+            fp.run(&mut now, until, &mut a, &mut b);
+            assert_ne!(a.gateways[0].peer.ike_cookies(), cookies, "seed {seed}");
+            assert_eq!(a.gateways[0].peer.ike_cookies(), b.gateways[0].peer.ike_cookies(), "seed {seed}");
+            assert_eq!(fp.assert_coherent(&a, &b), after, "seed {seed}");
+        }
     }
 
     /// `esn` on both VPNs: IKEv2 agrees on extended sequence numbers

@@ -23,8 +23,8 @@ const SENT_FRAGMENTS_KEPT: usize = 4;
 
 /// Where a fragment belongs.
 enum FragSa {
-    /// The IKE SA, or the one it replaced.
-    Ike { old: bool },
+    /// The IKE SA, or one it replaced (by its place among them).
+    Ike { old: Option<usize> },
     /// Our IKE_AUTH request's response.
     MakingAuth,
     /// An IKE_AUTH request for a half-open IKE SA of the responder.
@@ -59,9 +59,10 @@ impl<R: Random> Session<R> {
             None => {
                 let Ok(h) = Header::parse(&t.bytes) else { return Some(t) };
                 let spis = (h.spi_i, h.spi_r);
-                let cipher = match (&mut self.ike, &mut self.old_ike, &mut self.making) {
+                let old = self.old_ike.iter_mut().find(|o| o.sa.spis() == spis);
+                let cipher = match (&mut self.ike, old, &mut self.making) {
                     (Some(ike), _, _) if ike.spis() == spis => ike.cipher_mut(),
-                    (_, Some(old), _) if old.sa.spis() == spis => old.sa.cipher_mut(),
+                    (_, Some(old), _) => old.sa.cipher_mut(),
                     (_, _, Some(Making::Auth(s, _, _))) if s.spis() == spis => s.cipher_mut(),
                     // An SA gone since: the message goes whole.
                     _ => return Some(t),
@@ -97,8 +98,8 @@ impl<R: Random> Session<R> {
         // The window first (§2.2), then the ICV (§2.6): nothing is kept
         // that is not the peer's and not due.
         let cipher = match &sa {
-            FragSa::Ike { old: false } => self.ike.as_ref().map(|s| &s.established().cipher),
-            FragSa::Ike { old: true } => self.old_ike.as_ref().map(|o| &o.sa.established().cipher),
+            FragSa::Ike { old: None } => self.ike.as_ref().map(|s| &s.established().cipher),
+            FragSa::Ike { old: Some(i) } => self.old_ike.get(*i).map(|o| &o.sa.established().cipher),
             FragSa::MakingAuth => match &self.making {
                 Some(Making::Auth(s, _, _)) => Some(s.cipher()),
                 _ => None,
@@ -112,7 +113,10 @@ impl<R: Random> Session<R> {
         })?;
         if let FragSa::Ike { old } = sa {
             if !h.is_response() {
-                let ike = if old { self.old_ike.as_ref().map(|o| &o.sa) } else { self.ike.as_ref() };
+                let ike = match old {
+                    Some(i) => self.old_ike.get(i).map(|o| &o.sa),
+                    None => self.ike.as_ref(),
+                };
                 let Some(ike) = ike else { return Err((Dropped::UnknownSpi, exchange)) };
                 // RFC 7383 §2.6.1: a fragment of the request answered last
                 // is a retransmission; fragment 1 alone sends the
@@ -153,11 +157,13 @@ impl<R: Random> Session<R> {
         let spis = (h.spi_i, h.spi_r);
         if self.ike.as_ref().is_some_and(|s| s.spis() == spis && s.is_from_peer(h)) {
             let due = !h.is_response() || self.out.as_ref().is_some_and(|o| o.message_id == h.message_id);
-            return due.then_some(FragSa::Ike { old: false }).ok_or(Dropped::UnexpectedResponse);
+            return due.then_some(FragSa::Ike { old: None }).ok_or(Dropped::UnexpectedResponse);
         }
-        if let Some(old) = self.old_ike.as_ref().filter(|o| o.sa.spis() == spis && o.sa.is_from_peer(h)) {
+        if let Some((i, old)) =
+            self.old_ike.iter().enumerate().find(|(_, o)| o.sa.spis() == spis && o.sa.is_from_peer(h))
+        {
             let due = !h.is_response() || old.delete.as_ref().is_some_and(|d| d.0 == h.message_id);
-            return due.then_some(FragSa::Ike { old: true }).ok_or(Dropped::UnexpectedResponse);
+            return due.then_some(FragSa::Ike { old: Some(i) }).ok_or(Dropped::UnexpectedResponse);
         }
         if h.exchange != ExchangeType::IkeAuth || h.message_id != 1 {
             return Err(Dropped::UnknownSpi);

@@ -119,7 +119,7 @@ impl<R: Random> Session<R> {
                 let ic = est.peer_initial_contact;
                 self.ike_up(now, IkeSa::new(*est, true), ic);
                 match (first, child, child_error) {
-                    (_, Some(c), _) => self.child_up(&c),
+                    (_, Some(c), _) => self.child_up(now, &c),
                     (Some(r), None, Some(e)) => self.child_failed(Exchange::IkeAuth, &r, &e),
                     _ => {}
                 }
@@ -168,7 +168,7 @@ impl<R: Random> Session<R> {
                 }
                 self.ike_up(now, IkeSa::new(*est, false), ic);
                 if let Some(c) = child {
-                    self.child_up(&c);
+                    self.child_up(now, &c);
                 }
                 if let Some(e) = child_error {
                     self.refused_peer_child(1, &e);

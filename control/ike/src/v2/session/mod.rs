@@ -29,15 +29,18 @@
 //! * Each proxy-ID is asked for once while it waits or runs; the first in
 //!   IKE_AUTH, the others by CREATE_CHILD_SA, each on its own SPI pair.
 //! * A rekey is make-before-break: [`crate::Event::ChildSaUp`] of the new
-//!   pair comes before [`crate::Event::ChildSaDown`] of the old one. When
-//!   both ends rekey one child at once, the exchange holding the lowest of
-//!   the four nonces made the redundant child, and its initiator deletes
-//!   it (§2.8.1); the other deletes the old child.
+//!   pair comes before [`crate::Event::ChildSaDown`] of the old one.
+//! * One pair per proxy-ID when both ends make one at once (a rekey of
+//!   the same child, §2.8.1, or crossing requests for a new one): the
+//!   exchange holding the lowest of the four nonces made the redundant
+//!   child, its initiator deletes it, and the owner never sees it up after
+//!   the survivor (see `collide`).
 //! * An IKE SA rekey (§2.18) moves every child to the new SA; the old one
-//!   is deleted on itself. A rekey request that meets one of ours (or any
-//!   request of ours outstanding) is refused with TEMPORARY_FAILURE
-//!   (§2.25): a simultaneous IKE SA rekey fails on both sides, and the
-//!   owner asks again, rather than being decided by nonces.
+//!   is deleted on itself. When both ends rekey it at once, the new SA
+//!   whose exchange holds the lowest nonce is deleted by its initiator and
+//!   the children move once, to the other (§2.8.1, see `ike_crossing`); a
+//!   rekey request that meets any other request of ours is refused with
+//!   TEMPORARY_FAILURE (§2.25), and the owner asks again.
 //!
 //! Certificates ([`super::auth::Authenticator::Cert`]) are checked at
 //! wall-clock time, which the owner gives with
@@ -53,9 +56,7 @@
 //! Not here: revocation checks; the ESN agreed for a child is not in its
 //! [`crate::Event::ChildSaUp`] (a [`crate::ChildSa`] has no field for it);
 //! children and the IKE SA are rekeyed when the owner asks
-//! ([`Session::rekey_child`], [`Session::rekey_ike`]), not by lifetime;
-//! when both ends ask for the same proxy-ID at once, two children are
-//! made.
+//! ([`Session::rekey_child`], [`Session::rekey_ike`]), not by lifetime.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -81,8 +82,10 @@ use super::responder::{InitResponder, Reply, ResponderConfig};
 use super::sk::Opened;
 use super::wire::{DeletePayload, ExchangeType, Header, NotifyType, Payload, PayloadChain, ProtocolId};
 
+mod collide;
 mod fragments;
 mod ike_auth;
+mod ike_crossing;
 mod requests;
 mod responses;
 
@@ -209,9 +212,28 @@ struct Child {
     deleting: bool,
     /// Replaced by a rekey: goes down as [`Reason::Rekeyed`].
     rekeyed: bool,
-    /// The peer rekeyed it while our own rekey of it ran (§2.8.1): the
-    /// lowest nonce of the peer's exchange.
-    collision: Option<Vec<u8>>,
+    /// We made it (we sent the request).
+    ours: bool,
+    /// The inbound SPI of the child it rekeys (§1.3.3).
+    replaces: Option<u32>,
+    /// The lower nonce of the exchange that made it (§2.8.1).
+    lowest_nonce: Vec<u8>,
+    /// When it was made.
+    made: Instant,
+    /// It lost a tie-break to a child made at the same time (see
+    /// `collide`): reported by its inbound SA only, and deleted by
+    /// whoever made it.
+    redundant: bool,
+    /// The peer made it redundant and has not deleted it yet: we do at
+    /// this time.
+    delete_at: Option<Instant>,
+}
+
+impl Child {
+    /// Up and carrying traffic: not going, not replaced, not redundant.
+    fn live(&self) -> bool {
+        !self.deleting && !self.rekeyed && !self.redundant
+    }
 }
 
 /// An IKE SA replaced by a rekey (§2.18), kept until its Delete is
@@ -238,7 +260,12 @@ pub struct Session<R: Random> {
     responder: InitResponder,
     making: Option<Making>,
     ike: Option<IkeSa>,
-    old_ike: Option<OldIke>,
+    /// IKE SAs a rekey replaced, or a simultaneous rekey made redundant
+    /// (§2.8.1), until deleted; at most [`OLD_IKE_KEPT`].
+    old_ike: Vec<OldIke>,
+    /// The IKE SA we made answering the peer's rekey while ours was in
+    /// flight (§2.8.1): settled when ours is answered.
+    crossed_ike: Option<Box<IkeSa>>,
     out: Option<Outstanding>,
     work: VecDeque<Work>,
     children: Vec<Child>,
@@ -310,6 +337,15 @@ fn proposal_name(sa: &IkeSa) -> String {
     format!("{encr}{}-{prf}-{}", integ.unwrap_or_default(), c.dh.name())
 }
 
+/// Why a child we asked for is not up, in the owner's words.
+fn failure_reason(e: &ChildError) -> Reason {
+    match e {
+        ChildError::Refused(n) => Reason::PeerNotify(v1_notify(*n)),
+        ChildError::InvalidKe { .. } => Reason::PeerNotify(v1_notify(NotifyType::InvalidKePayload)),
+        other => Reason::Refused(v1_notify(other.notify())),
+    }
+}
+
 /// True if the responder made a child we then refused (its answer was
 /// not a Notify): it must be told with a Delete (§1.4.1).
 fn peer_made_it(e: &ChildError) -> bool {
@@ -333,7 +369,8 @@ impl<R: Random> Session<R> {
             responder,
             making: None,
             ike: None,
-            old_ike: None,
+            old_ike: Vec::new(),
+            crossed_ike: None,
             out: None,
             work: VecDeque::new(),
             children: Vec::new(),
@@ -522,7 +559,9 @@ impl<R: Random> Session<R> {
     }
 
     fn known_child(&self, spi_in: u32) -> Result<(), Error> {
-        if self.ike.is_some() && self.children.iter().any(|c| c.spi_in == spi_in && !c.deleting) {
+        if self.ike.is_some()
+            && self.children.iter().any(|c| c.spi_in == spi_in && !c.deleting && !c.redundant)
+        {
             return Ok(());
         }
         Err(self.err(
@@ -537,10 +576,11 @@ impl<R: Random> Session<R> {
             Making::Init(_, r) | Making::Auth(_, _, r) => r.next,
         });
         let out = self.out.as_ref().map(|o| o.retx.next);
-        let old = self.old_ike.as_ref().and_then(|o| o.delete.as_ref()).map(|d| d.2.next);
+        let old = self.old_ike.iter().filter_map(|o| o.delete.as_ref()).map(|d| d.2.next).min();
         let half_open = self.responder.next_expiry();
         let fragments = self.reassembly.next_expiry();
-        [making, out, old, half_open, self.dpd_due(), self.keepalive_at, fragments]
+        let redundant = self.children.iter().filter_map(|c| c.delete_at).min();
+        [making, out, old, half_open, self.dpd_due(), self.keepalive_at, fragments, redundant]
             .into_iter()
             .flatten()
             .min()
@@ -587,17 +627,21 @@ impl<R: Random> Session<R> {
                 None => {}
             }
         }
-        if let Some((_, bytes, retx)) = self.old_ike.as_mut().and_then(|o| o.delete.as_mut()) {
-            match retx.due(now) {
-                Some(true) => {
-                    let bytes = bytes.clone();
-                    self.send(bytes);
-                }
-                // The old SA's children have moved: only it is forgotten.
-                Some(false) => self.old_ike = None,
-                None => {}
+        let mut resend = Vec::new();
+        // The old SAs' children have moved: one whose Delete goes
+        // unanswered is only forgotten.
+        self.old_ike.retain_mut(|o| match o.delete.as_mut().map(|d| (d.2.due(now), &d.1)) {
+            Some((Some(true), bytes)) => {
+                resend.push(bytes.clone());
+                true
             }
+            Some((Some(false), _)) => false,
+            _ => true,
+        });
+        for bytes in resend {
+            self.send(bytes);
         }
+        self.delete_redundant(now);
         if self.dpd_due().is_some_and(|t| t <= now) {
             self.work.push_back(Work::Dpd);
         }
@@ -660,7 +704,8 @@ impl<R: Random> Session<R> {
     /// restarted): its children are down, our request on it failed, and
     /// the children waiting for it fail.
     fn ike_gone(&mut self, reason: Reason) {
-        self.old_ike = None;
+        self.old_ike.clear();
+        self.crossed_ike = None;
         if self.ike.take().is_none() {
             return;
         }
@@ -743,46 +788,49 @@ impl<R: Random> Session<R> {
     }
 
     /// The IKE SA is rekeyed (§2.18): `new` carries on with every child;
-    /// the old one waits for its Delete, which we send if we rekeyed.
+    /// the old one waits for its Delete, which we send if we made `new`
+    /// (`ours`).
     fn ike_rekeyed(&mut self, now: Instant, new: IkeSa, ours: bool) {
-        let Some(mut old) = self.ike.take() else { return };
-        let delete = if ours {
-            let mut chain = PayloadChain::new();
-            chain.push_payload(&Payload::Delete(DeletePayload::new(ProtocolId::Ike, 0, &[])));
-            match old.send_request(ExchangeType::Informational, &chain, &mut self.rng) {
-                Ok((id, bytes)) => {
-                    self.send(bytes.clone());
-                    Some((id, bytes, Retx::new(now, self.cfg.retransmit)))
-                }
-                Err(_) => None,
-            }
-        } else {
-            None
-        };
-        self.old_ike = Some(OldIke { sa: old, delete });
+        let Some(old) = self.ike.take() else { return };
+        self.keep_old_ike(now, old, ours);
         self.events.push_back(Event::IkeSaDown { reason: Reason::Rekeyed });
         self.report_up(&new);
         self.ike = Some(new);
         self.last_heard = Some(now);
     }
 
-    fn child_up(&mut self, c: &NewChild) {
+    /// A child made in IKE_AUTH: the first of its IKE SA, it meets no
+    /// other.
+    fn child_up(&mut self, now: Instant, c: &NewChild) {
+        self.record_child(now, c, None);
+        let sa = self.on_path(c.sa.clone());
+        self.events.push_back(Event::ChildSaUp(Box::new(sa)));
+    }
+
+    /// Keeps a child made (either role), not yet reported.
+    fn record_child(&mut self, now: Instant, c: &NewChild, replaces: Option<u32>) {
         self.children.push(Child {
             proxy_id: c.sa.proxy_id,
             spi_in: c.sa.spi_in,
             spi_out: c.sa.spi_out,
             deleting: false,
             rekeyed: false,
-            collision: None,
+            ours: c.sa.initiator,
+            replaces,
+            lowest_nonce: c.lowest_nonce.clone(),
+            made: now,
+            redundant: false,
+            delete_at: None,
         });
-        let sa = self.on_path(c.sa.clone());
-        self.events.push_back(Event::ChildSaUp(Box::new(sa)));
     }
 
     fn child_down(&mut self, spi_in: u32, reason: Reason) {
         let Some(pos) = self.children.iter().position(|c| c.spi_in == spi_in) else { return };
         let c = self.children.remove(pos);
-        let reason = if c.rekeyed { Reason::Rekeyed } else { reason };
+        // Replaced: marked so, or the peer's rekey of it is up while ours
+        // crossed it (§2.8.1).
+        let replaced = c.rekeyed || self.children.iter().any(|o| o.replaces == Some(spi_in) && o.live());
+        let reason = if replaced { Reason::Rekeyed } else { reason };
         self.events.push_back(Event::ChildSaDown {
             proxy_id: c.proxy_id,
             spi_in: c.spi_in,
@@ -794,11 +842,7 @@ impl<R: Random> Session<R> {
     /// A child we asked for was refused or could not be taken: reported,
     /// and a child the peer made all the same is deleted with it (§1.4.1).
     fn child_failed(&mut self, exchange: Exchange, req: &ChildRequest, e: &ChildError) {
-        let reason = match e {
-            ChildError::Refused(n) => Reason::PeerNotify(v1_notify(*n)),
-            ChildError::InvalidKe { .. } => Reason::PeerNotify(v1_notify(NotifyType::InvalidKePayload)),
-            other => Reason::Refused(v1_notify(other.notify())),
-        };
+        let reason = failure_reason(e);
         if let ChildError::NoProposalChosen(why) | ChildError::NotOffered(why) = e {
             self.events.push_back(Event::ProposalMismatch {
                 exchange,
@@ -871,8 +915,7 @@ impl<R: Random> Session<R> {
                 }
             }
             Work::Rekey(old) => {
-                let Some(c) = self.children.iter().find(|c| c.spi_in == old && !c.deleting && !c.rekeyed)
-                else {
+                let Some(c) = self.children.iter().find(|c| c.spi_in == old && c.live()) else {
                     return;
                 };
                 let req = ChildRequest { proxy_id: c.proxy_id, packet: None, spi_in: self.rng.spi() };
@@ -1000,8 +1043,8 @@ impl<R: Random> Session<R> {
     /// exchange it belongs to.
     fn route(&mut self, now: Instant, (local, remote): Addrs, h: &Header, bytes: &[u8]) -> Handled {
         let h = *h;
-        if self.old_ike.as_ref().is_some_and(|o| o.sa.spis() == (h.spi_i, h.spi_r)) {
-            return self.old_ike_message(now, &h, bytes);
+        if let Some(i) = self.old_ike.iter().position(|o| o.sa.spis() == (h.spi_i, h.spi_r)) {
+            return self.old_ike_message(now, i, &h, bytes);
         }
         match (h.exchange, h.is_response()) {
             (ExchangeType::IkeSaInit, false) => self.init_request(now, (local, remote), bytes),
@@ -1024,6 +1067,11 @@ fn ike_nat(sa: &IkeSa) -> bool {
     let n = &sa.established().exchange.nat;
     n.local_behind_nat || n.remote_behind_nat
 }
+
+/// IKE SAs kept for their Delete at most: the one a rekey replaced and
+/// the one a simultaneous rekey made redundant; an older one is
+/// forgotten.
+const OLD_IKE_KEPT: usize = 2;
 
 /// The port IKE floats to when a NAT is seen (RFC 7296 §2.23).
 const NATT_PORT: u16 = crate::NATT_PORT;

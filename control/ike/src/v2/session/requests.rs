@@ -10,7 +10,7 @@ impl<R: Random> Session<R> {
     /// A request under the IKE SA: CREATE_CHILD_SA or INFORMATIONAL.
     pub(super) fn request(&mut self, now: Instant, h: &Header, bytes: &[u8]) -> Handled {
         let exchange = exchange_of(h);
-        let (h, opened) = self.take_request(false, now, bytes, exchange)?;
+        let (h, opened) = self.take_request(None, now, bytes, exchange)?;
         if h.exchange == ExchangeType::CreateChildSa {
             self.child_request(now, &h, bytes, &opened)
         } else {
@@ -43,11 +43,14 @@ impl<R: Random> Session<R> {
             }
         };
         if is_ike_rekey(&p) {
-            // §2.25: not while a request of ours is outstanding on this SA
-            // (it could not finish on the new one), nor while our Delete
-            // of the one before is; the peer tries again later. (A
-            // simultaneous rekey thus fails on both sides, and is retried.)
-            if self.out.is_some() || self.old_ike.as_ref().is_some_and(|o| o.delete.is_some()) {
+            // §2.25: not while another request of ours is outstanding on
+            // this SA (it could not finish on the new one), nor while our
+            // Delete of the one before is; the peer tries again later.
+            // Our own rekey of it is no obstacle: the two are settled by
+            // their nonces (§2.8.1, `ike_crossing`).
+            let ours_runs = matches!(&self.out, Some(Outstanding { kind: OutKind::IkeRekey(_), .. }));
+            let crossing = ours_runs && self.crossed_ike.is_none();
+            if (self.out.is_some() && !crossing) || self.old_ike.iter().any(|o| o.delete.is_some()) {
                 let r = refuse(ike, &mut self.rng, NotifyType::TemporaryFailure)?;
                 self.answer(r);
                 return Ok(());
@@ -56,8 +59,10 @@ impl<R: Random> Session<R> {
                 .answer_ike_rekey(h, bytes, &p, &self.cfg.proposals, &mut self.rng)
                 .map_err(|e| (exchange_dropped(&e), exchange))?;
             self.answer(response);
-            if let Ok(new) = made {
-                self.ike_rekeyed(now, *new, false);
+            match made {
+                Ok(new) if crossing => self.crossed_ike = Some(new),
+                Ok(new) => self.ike_rekeyed(now, *new, false),
+                Err(_) => {}
             }
             return Ok(());
         }
@@ -70,7 +75,7 @@ impl<R: Random> Session<R> {
                     self.answer(r);
                     return Ok(());
                 }
-                Some(c) if c.deleting => {
+                Some(c) if c.deleting || c.redundant => {
                     let r = refuse(ike, &mut self.rng, NotifyType::TemporaryFailure)?;
                     self.answer(r);
                     return Ok(());
@@ -84,24 +89,7 @@ impl<R: Random> Session<R> {
             .map_err(|e| (exchange_dropped(&e), exchange))?;
         self.answer(response);
         match child {
-            Ok(c) => {
-                self.child_up(&c);
-                if let Some(old) = rekeyed {
-                    let ours = matches!(
-                        &self.out,
-                        Some(Outstanding { kind: OutKind::Child { rekey_of: Some(o), .. }, .. }) if *o == old
-                    );
-                    if let Some(oc) = self.children.iter_mut().find(|c| c.spi_in == old) {
-                        if ours {
-                            oc.collision = Some(c.lowest_nonce.clone());
-                        } else {
-                            // The peer deletes the old pair once it has the
-                            // new one (§2.8); it goes down as rekeyed.
-                            oc.rekeyed = true;
-                        }
-                    }
-                }
-            }
+            Ok(c) => self.child_made(now, &c, rekeyed),
             Err(e) => self.refused_peer_child(h.message_id, &e),
         }
         Ok(())
@@ -136,12 +124,15 @@ impl<R: Random> Session<R> {
             return Err((Dropped::Malformed, exchange));
         }
         if ike_deleted {
-            // §1.4.1: answered empty; the IKE SA and its children are gone.
+            // §1.4.1: answered empty; the IKE SA and its children are gone
+            // (to the one we made answering the peer's rekey, if any).
             let r = ike.respond(h, bytes, &PayloadChain::new(), &mut self.rng);
             if let Ok(r) = r {
                 self.answer(r);
             }
-            self.ike_gone(Reason::DeletedByPeer);
+            if !self.peer_finished_its_rekey() {
+                self.ike_gone(Reason::DeletedByPeer);
+            }
             return Ok(());
         }
         // Each child of ours the peer deleted: its inbound SPI in our
@@ -171,12 +162,15 @@ impl<R: Random> Session<R> {
     /// retransmission is answered from memory here.
     pub(super) fn take_request(
         &mut self,
-        old: bool,
+        old: Option<usize>,
         now: Instant,
         bytes: &[u8],
         exchange: Exchange,
     ) -> Result<(Header, Opened), (Dropped, Exchange)> {
-        let sa = if old { self.old_ike.as_ref().map(|o| &o.sa) } else { self.ike.as_ref() };
+        let sa = match old {
+            Some(i) => self.old_ike.get(i).map(|o| &o.sa),
+            None => self.ike.as_ref(),
+        };
         let Some(sa) = sa else { return Err((Dropped::UnknownSpi, exchange)) };
         match sa.receive_request(bytes) {
             IncomingRequest::Retransmit(r) => {
@@ -188,7 +182,7 @@ impl<R: Random> Session<R> {
                 self.last_heard = Some(now);
                 // §2.23: behind a NAT, the peer's mapping may change; an
                 // authenticated request says where it is now.
-                if !old && self.nat_t {
+                if old.is_none() && self.nat_t {
                     self.path = Some(self.arrived);
                 }
                 Ok((h, o))
@@ -199,20 +193,20 @@ impl<R: Random> Session<R> {
     /// A message on the IKE SA a rekey replaced: the answer to our Delete
     /// of it, the peer's Delete of it, a retransmission. Its children have
     /// moved; nothing else is taken on it.
-    pub(super) fn old_ike_message(&mut self, now: Instant, h: &Header, bytes: &[u8]) -> Handled {
+    pub(super) fn old_ike_message(&mut self, now: Instant, i: usize, h: &Header, bytes: &[u8]) -> Handled {
         let exchange = Exchange::Informational;
-        let Some(old) = self.old_ike.as_mut() else { return Err((Dropped::UnknownSpi, exchange)) };
+        let Some(old) = self.old_ike.get_mut(i) else { return Err((Dropped::UnknownSpi, exchange)) };
         if h.is_response() {
             let Some((id, _, _)) = old.delete else { return Err((Dropped::UnexpectedResponse, exchange)) };
             old.sa
                 .receive_response(bytes, id, ExchangeType::Informational)
                 .map_err(|e| (exchange_dropped(&e), exchange))?;
-            self.old_ike = None;
+            self.old_ike.remove(i);
             self.last_heard = Some(now);
             return Ok(());
         }
-        let (h, opened) = self.take_request(true, now, bytes, exchange)?;
-        let Some(old) = self.old_ike.as_mut() else { return Err((Dropped::UnknownSpi, exchange)) };
+        let (h, opened) = self.take_request(Some(i), now, bytes, exchange)?;
+        let Some(old) = self.old_ike.get_mut(i) else { return Err((Dropped::UnknownSpi, exchange)) };
         let deleted = opened
             .payloads()
             .filter_map(|r| r.ok())
@@ -225,7 +219,7 @@ impl<R: Random> Session<R> {
             old.sa.respond(&h, bytes, &chain, &mut self.rng).map_err(|e| (exchange_dropped(&e), exchange))?;
         self.answer(r);
         if deleted {
-            self.old_ike = None;
+            self.old_ike.remove(i);
         }
         Ok(())
     }

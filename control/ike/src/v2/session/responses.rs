@@ -31,10 +31,7 @@ impl<R: Random> Session<R> {
                     }
                     ChildResponse::Created(c) => {
                         self.last_heard = Some(now);
-                        self.child_up(&c);
-                        if let Some(old) = rekey_of {
-                            self.rekeyed(old, &c);
-                        }
+                        self.child_made(now, &c, rekey_of);
                         Ok(())
                     }
                     ChildResponse::Failed(e) => {
@@ -57,10 +54,14 @@ impl<R: Random> Session<R> {
                                 }
                             }
                         }
-                        if rekey_of.is_none() {
-                            self.child_failed(exchange, &req, &e);
-                        } else if peer_made_it(&e) {
-                            self.work.push_front(Work::Delete(req.spi_in));
+                        match rekey_of {
+                            None => self.child_failed(exchange, &req, &e),
+                            Some(old) => {
+                                if peer_made_it(&e) {
+                                    self.work.push_front(Work::Delete(req.spi_in));
+                                }
+                                self.rekey_failed(old, req.proxy_id, failure_reason(&e));
+                            }
                         }
                         Ok(())
                     }
@@ -73,13 +74,12 @@ impl<R: Random> Session<R> {
                     Err((exchange_dropped(&e), exchange))
                 }
                 IkeRekeyResponse::Rekeyed(new) => {
-                    self.ike_rekeyed(now, *new, true);
+                    self.our_ike_rekey_done(now, *new);
                     Ok(())
                 }
                 IkeRekeyResponse::Failed(n) => {
                     self.last_heard = Some(now);
-                    self.events
-                        .push_back(Event::Phase1RekeyFailed { reason: Reason::PeerNotify(v1_notify(n)) });
+                    self.our_ike_rekey_failed(now, n);
                     Ok(())
                 }
             },
@@ -101,47 +101,5 @@ impl<R: Random> Session<R> {
                 Ok(())
             }
         }
-    }
-
-    /// Our rekey of `old` made `new` (§2.8): the old pair is deleted now
-    /// that the new one is up; after a collision (§2.8.1) the exchange
-    /// with the lowest nonce made the redundant child, and its initiator
-    /// deletes that one instead.
-    pub(super) fn rekeyed(&mut self, old: u32, new: &NewChild) {
-        let Some(oc) = self.children.iter_mut().find(|c| c.spi_in == old) else { return };
-        match oc.collision.take() {
-            Some(peer_lowest) if made_the_redundant_child(&new.lowest_nonce, &peer_lowest) => {
-                // Ours is redundant: the peer deletes the old pair.
-                oc.rekeyed = true;
-                self.work.push_front(Work::Delete(new.sa.spi_in));
-            }
-            _ => {
-                oc.rekeyed = true;
-                self.work.push_front(Work::Delete(old));
-            }
-        }
-    }
-}
-
-/// §2.8.1: of two exchanges that rekeyed one child at once, the one whose
-/// nonces hold the lowest of all four made the redundant child. `ours` and
-/// `peers` are the lower nonce of each exchange (compared as octet
-/// strings, the shorter first on a common prefix).
-fn made_the_redundant_child(ours: &[u8], peers: &[u8]) -> bool {
-    ours < peers
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    pub(super) fn the_lowest_nonce_made_the_redundant_child() {
-        assert!(made_the_redundant_child(&[0x10; 32], &[0x11; 32]));
-        assert!(!made_the_redundant_child(&[0x11; 32], &[0x10; 32]));
-        let mut a = [0xff; 32];
-        a[31] = 0;
-        assert!(made_the_redundant_child(&a, &[0xff; 32]));
-        assert!(!made_the_redundant_child(&[1, 0], &[0, 0xff]));
     }
 }
