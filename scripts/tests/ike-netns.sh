@@ -36,17 +36,7 @@ esac
 LIMIT=${ESPRIT_TIMEOUT:-300}
 esprit_bin_dir
 
-WORK=$(mktemp -d /tmp/esprit-ike-netns.XXXXXX)
-EXTRA=()
-cleanup() {
-    local p
-    gw_stop
-    for p in "${EXTRA[@]}"; do kill "$p" 2>/dev/null || true; done
-    topo_down
-    if [ -n "${ESPRIT_KEEP:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-watchdog "$LIMIT"
+lab_begin ike-netns "$LIMIT"
 
 
 # first_ping FROM DST: the pair comes up on demand and its first packet
