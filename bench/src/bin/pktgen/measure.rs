@@ -1,10 +1,5 @@
-//! pktgen's rooms: the frame and its check ([`template`], sans-IO), the
-//! generator ([`tx`]) and the sink ([`rx`]), both thin loops over
-//! `esprit-xdp`; and the few helpers both use (clock, interface counters).
-
-pub(crate) mod rx;
-pub(crate) mod template;
-pub(crate) mod tx;
+//! What the generator ([`crate::tx`]) and the sink ([`crate::rx`]) both
+//! measure with: one clock, the interfaces' own counters, rates.
 
 use std::time::Duration;
 

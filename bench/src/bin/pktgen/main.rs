@@ -21,11 +21,13 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use esprit_xdp::AttachMode;
 
-#[path = "../pktgen/mod.rs"]
-mod pktgen;
+mod measure;
+mod rx;
+mod template;
+mod tx;
 
-use pktgen::template::{parse_mac, parse_sizes, Spec};
-use pktgen::{rx, tx};
+use measure::{gbps, if_counter, mono_ns, mpps, r3};
+use template::{parse_mac, parse_sizes, Spec};
 
 /// AF_XDP traffic generator and sink (IPv4/UDP, prebuilt frames).
 #[derive(Debug, Parser)]
