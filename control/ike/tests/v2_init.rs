@@ -744,6 +744,17 @@ fn forged_or_broken_responses_are_ignored() {
             },
             InitReason::ResponseIgnored,
         ),
+        (
+            "a KE value that is no point of the curve",
+            {
+                let mut parts = payloads(&good);
+                let k = parts.iter().position(|p| p.0 == PayloadType::Ke).unwrap();
+                parts[k].2.truncate(4);
+                parts[k].2.extend_from_slice(&[0xff; 64]);
+                rebuild(&good, &parts)
+            },
+            InitReason::ResponseIgnored,
+        ),
         ("INVALID_KE for the group sent", forged_ke(19), InitReason::InvalidKeIgnored),
         ("INVALID_KE for a group not offered", forged_ke(15), InitReason::InvalidKeIgnored),
     ];

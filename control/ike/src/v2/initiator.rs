@@ -307,9 +307,11 @@ impl InitiatorSentInit {
         if nr.len() < chosen.prf.output_len() / 2 {
             return InitiatorStep::Ignored(self, InitReason::ResponseIgnored);
         }
-        let g_ir = match self.dh.agree(ke.data) {
-            Ok(g) => g,
-            Err(e) => return InitiatorStep::Failed(e.into()),
+        // An unusable public value in an answer nobody has authenticated
+        // yet is a stranger's as likely as the responder's: it ends
+        // nothing, and the real answer may still come (§2.21.1).
+        let Ok(g_ir) = self.dh.agree(ke.data) else {
+            return InitiatorStep::Ignored(self, InitReason::ResponseIgnored);
         };
         let keys = match IkeSaKeys::derive(
             chosen.prf,
